@@ -1,0 +1,370 @@
+/**
+ * The one narrow interface between the tensor core and its compute kernels.
+ *
+ * Two implementations exist: the native C++ addon (`native/`, AVX2/FMA with a generic fallback)
+ * and the pure-TypeScript twin (`js.ts`), which is also the reference every native kernel is
+ * tested against. All arrays are row-major f32 unless stated; integer arguments are element
+ * counts/offsets (never bytes). Kernels write every element of their outputs (callers may pass
+ * poisoned buffers) unless the doc says "accumulates" (`+=`).
+ *
+ * Arguments are positional on purpose: N-API calls with plain numbers and typed arrays cost
+ * well under a microsecond; option objects would cost more than small kernels themselves.
+ */
+
+/** Elementwise unary ops. Numeric codes are shared with the native addon. */
+export enum UnaryOp {
+  Neg = 0,
+  Exp = 1,
+  Log = 2,
+  Sqrt = 3,
+  Rsqrt = 4,
+  Silu = 5,
+  /** exact GELU, 0.5 x (1 + erf(x / sqrt 2)) */
+  Gelu = 6,
+  /** tanh approximation of GELU, as in GPT-2 */
+  GeluTanh = 7,
+  Tanh = 8,
+  /** elu with alpha = 1 */
+  Elu = 9,
+  Relu = 10,
+  Sigmoid = 11,
+  Abs = 12,
+  Square = 13,
+  Recip = 14,
+}
+
+/** Elementwise binary ops with broadcasting (via strides). */
+export enum BinaryOp {
+  Add = 0,
+  Sub = 1,
+  Mul = 2,
+  Div = 3,
+  Max = 4,
+  Min = 5,
+  /** 1 where a > b else 0 */
+  Gt = 6,
+  /** 1 where a == b else 0 */
+  Eq = 7,
+}
+
+export enum ReduceOp {
+  Sum = 0,
+  Max = 1,
+}
+
+export interface Kernels {
+  readonly name: 'js' | 'native';
+
+  /**
+   * Batched GEMM: for b in [0, batch):
+   *   C_b = alpha * op(A_b) @ op(B_b) + beta * C_b
+   * where A_b = A[aOff + b*strideA ...], op(A_b) is M x K (stored K x M with leading dim lda
+   * when transA), op(B_b) is K x N (stored N x K when transB), C_b is M x N with leading dim ldc.
+   * strideA/strideB may be 0 (broadcast one matrix over the batch). When beta == 0, C is not
+   * read (NaN poison in C must not propagate). M == 1 should take a GEMV path.
+   */
+  gemm(
+    batch: number,
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    A: Float32Array,
+    aOff: number,
+    lda: number,
+    strideA: number,
+    B: Float32Array,
+    bOff: number,
+    ldb: number,
+    strideB: number,
+    beta: number,
+    C: Float32Array,
+    cOff: number,
+    ldc: number,
+    strideC: number,
+  ): void;
+
+  /** out[i] = f(x[i]) for i < n. out may alias x. */
+  unary(op: UnaryOp, x: Float32Array, out: Float32Array, n: number): void;
+
+  /**
+   * gx[i] = gy[i] * f'(x[i]) (accumulate=false) or gx[i] += gy[i] * f'(x[i]) (accumulate=true).
+   * y = f(x) is passed too (ops like exp, tanh, sigmoid use it).
+   */
+  unaryBackward(
+    op: UnaryOp,
+    x: Float32Array,
+    y: Float32Array,
+    gy: Float32Array,
+    gx: Float32Array,
+    n: number,
+    accumulate: boolean,
+  ): void;
+
+  /**
+   * Strided broadcasting binary op with contiguous output:
+   *   out[idx] = a[aOff + sum(idx_d * aStrides[d])] OP b[bOff + sum(idx_d * bStrides[d])]
+   * over the full index space of `shape` (rank = shape.length, 0..8). A stride of 0 broadcasts.
+   * out may alias a when a is contiguous with the output's shape (in-place accumulate).
+   */
+  binary(
+    op: BinaryOp,
+    shape: Int32Array,
+    a: Float32Array,
+    aOff: number,
+    aStrides: Int32Array,
+    b: Float32Array,
+    bOff: number,
+    bStrides: Int32Array,
+    out: Float32Array,
+  ): void;
+
+  /** Strided copy into a contiguous output (materialises views). */
+  copyStrided(shape: Int32Array, x: Float32Array, xOff: number, xStrides: Int32Array, out: Float32Array): void;
+
+  /** out[i] = a[i] * alpha + beta (also used for fill when alpha == 0: a is not read then). */
+  affine(a: Float32Array, out: Float32Array, n: number, alpha: number, beta: number): void;
+
+  /** y[i] += alpha * x[i] */
+  axpy(n: number, alpha: number, x: Float32Array, y: Float32Array): void;
+
+  /**
+   * Reduce a contiguous [outer, len, inner] array over its middle axis into out [outer, inner].
+   * Sum or max. For max, argmax (if non-null) receives the index along the axis (first max).
+   */
+  reduce(op: ReduceOp, x: Float32Array, out: Float32Array, outer: number, len: number, inner: number, argmax: Int32Array | null): void;
+
+  /** Sum of squares of x[0..n) in float64 accumulation (for gradient norms). */
+  sumSquares(x: Float32Array, n: number): number;
+
+  /** Row softmax (or log-softmax when log) over the last axis of a [rows, cols] array. */
+  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number, log: boolean): void;
+
+  /**
+   * Backward of row softmax / log-softmax given y (its output) and gy:
+   *   softmax:     gx = y * (gy - sum(gy * y))
+   *   log-softmax: gx = gy - exp(y) * sum(gy)
+   * accumulate: gx += instead of =.
+   */
+  softmaxBackward(y: Float32Array, gy: Float32Array, gx: Float32Array, rows: number, cols: number, log: boolean, accumulate: boolean): void;
+
+  /**
+   * RMSNorm over the last axis: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps).
+   * rstd [rows] is written for the backward pass.
+   */
+  rmsnorm(x: Float32Array, w: Float32Array, out: Float32Array, rstd: Float32Array, rows: number, cols: number, eps: number): void;
+
+  /** RMSNorm backward: gx written (or accumulated), gw accumulated (gw may be null when frozen). */
+  rmsnormBackward(
+    x: Float32Array,
+    w: Float32Array,
+    rstd: Float32Array,
+    gy: Float32Array,
+    gx: Float32Array,
+    gw: Float32Array | null,
+    rows: number,
+    cols: number,
+    accumulate: boolean,
+  ): void;
+
+  /**
+   * LayerNorm over the last axis: out = (x - mean) * rstd * w + b. w/b may be null (identity).
+   * mean/rstd [rows] written for the backward pass.
+   */
+  layernorm(
+    x: Float32Array,
+    w: Float32Array | null,
+    b: Float32Array | null,
+    out: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    rows: number,
+    cols: number,
+    eps: number,
+  ): void;
+
+  /** LayerNorm backward: gx written (or accumulated); gw, gb accumulated when non-null. */
+  layernormBackward(
+    x: Float32Array,
+    w: Float32Array | null,
+    mean: Float32Array,
+    rstd: Float32Array,
+    gy: Float32Array,
+    gx: Float32Array,
+    gw: Float32Array | null,
+    gb: Float32Array | null,
+    rows: number,
+    cols: number,
+    accumulate: boolean,
+  ): void;
+
+  /**
+   * Row gather: out[i, :] = table[ids[i], :] for i < n, rows of width dim.
+   * ids are validated by the caller (0 <= id < table rows).
+   */
+  gather(table: Float32Array, ids: Int32Array, out: Float32Array, n: number, dim: number): void;
+
+  /** Scatter-add (gather backward): gtable[ids[i], :] += gy[i, :]. */
+  scatterAdd(gy: Float32Array, ids: Int32Array, gtable: Float32Array, n: number, dim: number): void;
+
+  /**
+   * Rotary embedding, neox "rotate-half" layout, on x [rows, heads, headDim] where row r has
+   * position pos[r]. cos/sin are tables [maxPos, headDim/2] (cos(p * inv_freq_i)).
+   * Only the first rotDim (even, <= headDim) features rotate; the rest are copied.
+   *   out[i]        = x[i] * c - x[i + h] * s
+   *   out[i + h]    = x[i + h] * c + x[i] * s          (h = rotDim / 2, i < h)
+   * inverse=true rotates by -angle (the backward pass). out may alias x.
+   */
+  rope(
+    x: Float32Array,
+    out: Float32Array,
+    pos: Int32Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    rows: number,
+    heads: number,
+    headDim: number,
+    rotDim: number,
+    inverse: boolean,
+  ): void;
+
+  /**
+   * Scaled-dot-product attention forward.
+   *   q [B, Hq, Tq, D], k/v [B, Hkv, Tk, D], out [B, Hq, Tq, D], lse [B, Hq, Tq] (log-sum-exp of
+   *   the scaled, masked scores; -Infinity for a fully masked row, whose output is 0).
+   * Grouped-query: Hq % Hkv == 0, query head h uses kv head floor(h / (Hq / Hkv)).
+   * Position of query row i is qPos ? qPos[b*Tq + i] : i + (Tk - Tq); of key j: kPos ? kPos[b*Tk + j] : j.
+   * Key j is visible to query i when all hold:
+   *   causal:      kp <= qp
+   *   window > 0:  qp - kp < window          (sliding window; combined with causal)
+   *   segments:    qSeg[b*Tq + i] == kSeg[b*Tk + j]   (when both non-null; document reset)
+   *   mask:        mask[(b*Tq + i)*Tk + j] != 0      (when non-null; arbitrary extra mask)
+   */
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    lse: Float32Array,
+    B: number,
+    Hq: number,
+    Hkv: number,
+    Tq: number,
+    Tk: number,
+    D: number,
+    scale: number,
+    causal: boolean,
+    window: number,
+    qPos: Int32Array | null,
+    kPos: Int32Array | null,
+    qSeg: Int32Array | null,
+    kSeg: Int32Array | null,
+    mask: Uint8Array | null,
+  ): void;
+
+  /**
+   * Attention backward (same masking arguments as forward). Given out, lse and gOut, accumulates
+   * (+=) into gq, gk, gv (callers zero them first when they want plain gradients).
+   */
+  attentionBackward(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    lse: Float32Array,
+    gOut: Float32Array,
+    gq: Float32Array,
+    gk: Float32Array,
+    gv: Float32Array,
+    B: number,
+    Hq: number,
+    Hkv: number,
+    Tq: number,
+    Tk: number,
+    D: number,
+    scale: number,
+    causal: boolean,
+    window: number,
+    qPos: Int32Array | null,
+    kPos: Int32Array | null,
+    qSeg: Int32Array | null,
+    kSeg: Int32Array | null,
+    mask: Uint8Array | null,
+  ): void;
+
+  /**
+   * Fused cross-entropy over rows of logits [rows, cols] with integer targets.
+   * losses[r] = lse(logits[r]) - logits[r, t] (0 when t == ignoreIndex); lse[r] saved.
+   * Returns the number of rows that were not ignored. Targets are validated by the caller.
+   */
+  crossEntropy(
+    logits: Float32Array,
+    targets: Int32Array,
+    losses: Float32Array,
+    lse: Float32Array,
+    rows: number,
+    cols: number,
+    ignoreIndex: number,
+  ): number;
+
+  /**
+   * Cross-entropy backward: glogits[r, :] (+)= gLoss[r] * (softmax(logits[r]) - onehot(t)),
+   * zero rows for ignored targets (when not accumulating).
+   */
+  crossEntropyBackward(
+    logits: Float32Array,
+    targets: Int32Array,
+    lse: Float32Array,
+    gLoss: Float32Array,
+    glogits: Float32Array,
+    rows: number,
+    cols: number,
+    ignoreIndex: number,
+    accumulate: boolean,
+  ): void;
+
+  /**
+   * One fused AdamW step on n parameters (decoupled weight decay, bias-corrected):
+   *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+   *   p -= lr * (m / bc1) / (sqrt(v / bc2) + eps) + lr * wd * p
+   * bc1 = 1 - b1^step, bc2 = 1 - b2^step are passed in.
+   */
+  adamw(
+    p: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    n: number,
+    lr: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    wd: number,
+    bc1: number,
+    bc2: number,
+  ): void;
+}
+
+/** Extra entry points of the native addon used by benchmarks and diagnostics only. */
+export interface NativeExtras {
+  /** Threads the pool uses (from TFREE_THREADS, default: hardware concurrency). */
+  getThreads(): number;
+  /** Change the pool size at run time (1 disables threading). */
+  setThreads(n: number): void;
+  /** Which code path the CPU check chose: "avx2" or "generic". */
+  simd(): string;
+  /** Runs `iters` rounds of 12 independent FMA chains on `threads` threads; returns GFLOP/s. */
+  fmaPeak(iters: number, threads: number): number;
+  /** Streams through x summing it (read bandwidth probe) with `threads` threads; returns the sum. */
+  readSum(x: Float32Array, threads: number): number;
+  /** Tries to dlopen OpenBLAS; returns its name/version string or null when unavailable. */
+  openblasLoad(): string | null;
+  /** cblas_sgemm row-major, no transposes, through the dlopen'd OpenBLAS (threads via openblas_set_num_threads). */
+  openblasSgemm(M: number, N: number, K: number, A: Float32Array, B: Float32Array, C: Float32Array, threads: number): void;
+  /** cblas_sgemv row-major y = A x (A is M x N). */
+  openblasSgemv(M: number, N: number, A: Float32Array, x: Float32Array, y: Float32Array, threads: number): void;
+  /** A no-op N-API call taking one typed array (call-overhead probe). */
+  noop(x: Float32Array): void;
+}
