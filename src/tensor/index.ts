@@ -1,0 +1,22 @@
+export * from './tensor.js';
+export * from './ops/shape.js';
+export * from './ops/elementwise.js';
+export * from './ops/reduce.js';
+export * from './ops/matmul.js';
+export * from './ops/fused.js';
+export * from './ops/attention.js';
+export {
+  kernels,
+  setBackend,
+  withBackend,
+  backendName,
+  availableBackends,
+  nativeBackend,
+  jsKernels,
+  UnaryOp,
+  BinaryOp,
+  ReduceOp,
+  type Kernels,
+  type NativeExtras,
+  type BackendName,
+} from './kernels/index.js';

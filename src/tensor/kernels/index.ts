@@ -1,0 +1,84 @@
+/**
+ * Backend selection. `TFREE_BACKEND=native|js` picks the kernels; without it the native addon is
+ * used when it loaded, else the pure-TS kernels (with one stderr note saying why).
+ */
+import { jsKernels } from './js.js';
+import { loadNative } from './native.js';
+import type { Kernels, NativeExtras } from './types.js';
+
+export * from './types.js';
+export { jsKernels } from './js.js';
+
+export type BackendName = 'native' | 'js';
+
+let nativeCache: { kernels: Kernels; extras: NativeExtras } | { error: string } | undefined;
+
+/** Loads the addon once; returns it or the reason it is unavailable. */
+export function nativeBackend(): { kernels: Kernels; extras: NativeExtras } | { error: string } {
+  if (nativeCache === undefined) nativeCache = loadNative();
+  return nativeCache;
+}
+
+/** The native kernels when available, else undefined. */
+export function nativeKernels(): Kernels | undefined {
+  const n = nativeBackend();
+  return 'kernels' in n ? n.kernels : undefined;
+}
+
+/** Names of the backends usable in this process (js always). */
+export function availableBackends(): BackendName[] {
+  return nativeKernels() ? ['native', 'js'] : ['js'];
+}
+
+let current: Kernels | undefined;
+let warned = false;
+
+function pickDefault(): Kernels {
+  const want = process.env.TFREE_BACKEND;
+  if (want === 'js') return jsKernels;
+  const n = nativeBackend();
+  if ('kernels' in n) return n.kernels;
+  if (want === 'native') {
+    throw new Error(`TFREE_BACKEND=native, but the native kernels are unavailable: ${n.error}`);
+  }
+  if (want !== undefined && want !== '' && want !== 'auto') {
+    throw new Error(`TFREE_BACKEND must be "native", "js" or "auto", got "${want}"`);
+  }
+  if (!warned) {
+    warned = true;
+    process.stderr.write(`tfree: native kernels unavailable (${n.error}); using the pure-TypeScript kernels\n`);
+  }
+  return jsKernels;
+}
+
+/** The kernels every tensor op uses. */
+export function kernels(): Kernels {
+  if (current === undefined) current = pickDefault();
+  return current;
+}
+
+/** Switches the backend for this process. Throws when native is asked for but unavailable. */
+export function setBackend(name: BackendName): void {
+  if (name === 'js') {
+    current = jsKernels;
+    return;
+  }
+  const n = nativeBackend();
+  if (!('kernels' in n)) throw new Error(`native kernels unavailable: ${n.error}`);
+  current = n.kernels;
+}
+
+export function backendName(): BackendName {
+  return kernels().name;
+}
+
+/** Runs fn with the given backend, restoring the previous one afterwards. */
+export function withBackend<T>(name: BackendName, fn: () => T): T {
+  const prev = kernels();
+  setBackend(name);
+  try {
+    return fn();
+  } finally {
+    current = prev;
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Scaled-dot-product attention with causal, sliding-window, segment (document reset) and
+ * explicit masks and grouped-query heads, as one fused kernel call forward and backward.
+ */
+import { kernels } from '../kernels/index.js';
+import { Tensor, record, shapeStr } from '../tensor.js';
+import { contiguousData } from './shape.js';
+
+export interface AttentionOptions {
+  /** key j visible to query i only when pos(j) <= pos(i) */
+  causal?: boolean;
+  /** sliding window: only keys with pos(i) - pos(j) < window (0 = unlimited) */
+  window?: number;
+  /** softmax scale (default 1/sqrt(D)) */
+  scale?: number;
+  /** query positions [B*Tq] (default i + Tk - Tq: queries are the last Tq positions) */
+  qPos?: Int32Array;
+  /** key positions [B*Tk] (default j) */
+  kPos?: Int32Array;
+  /** segment ids [B*Tq] / [B*Tk]: attention only within equal ids (packed documents) */
+  qSeg?: Int32Array;
+  kSeg?: Int32Array;
+  /** extra mask [B, Tq, Tk], nonzero = visible */
+  mask?: Uint8Array;
+}
+
+/**
+ * q [B, Hq, Tq, D], k and v [B, Hkv, Tk, D] (Hq a multiple of Hkv) -> [B, Hq, Tq, D].
+ * A query that sees no key gets output 0 (and no gradient).
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) {
+    throw new Error(`attention: expected 4-D q, k, v [B, H, T, D], got ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`);
+  }
+  const [B, Hq, Tq, D] = q.shape;
+  const [Bk, Hkv, Tk, Dk] = k.shape;
+  if (Bk !== B || Dk !== D || v.shape.some((d, i) => d !== k.shape[i])) {
+    throw new Error(`attention: shapes do not match: q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)}`);
+  }
+  if (Hkv === 0 || Hq % Hkv !== 0) throw new Error(`attention: ${Hq} query heads are not a multiple of ${Hkv} key/value heads`);
+  const check = (a: ArrayLike<number> | undefined, n: number, what: string): void => {
+    if (a !== undefined && a.length !== n) throw new Error(`attention: ${what} has ${a.length} entries, expected ${n}`);
+  };
+  check(opts.qPos, B * Tq, 'qPos');
+  check(opts.kPos, B * Tk, 'kPos');
+  check(opts.qSeg, B * Tq, 'qSeg');
+  check(opts.kSeg, B * Tk, 'kSeg');
+  check(opts.mask, B * Tq * Tk, 'mask');
+  if ((opts.qSeg === undefined) !== (opts.kSeg === undefined)) throw new Error('attention: give both qSeg and kSeg, or neither');
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const causal = opts.causal ?? false;
+  const window = opts.window ?? 0;
+  const qPos = opts.qPos ?? null;
+  const kPos = opts.kPos ?? null;
+  const qSeg = opts.qSeg ?? null;
+  const kSeg = opts.kSeg ?? null;
+  const mask = opts.mask ?? null;
+  const qd = contiguousData(q);
+  const kd = contiguousData(k);
+  const vd = contiguousData(v);
+  const out = new Float32Array(B * Hq * Tq * D);
+  const lse = new Float32Array(B * Hq * Tq);
+  kernels().attention(qd, kd, vd, out, lse, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask);
+  return record(new Tensor(out, [B, Hq, Tq, D]), 'attention', [q, k, v], (g) => {
+    const gq = new Float32Array(qd.length);
+    const gk = new Float32Array(kd.length);
+    const gv = new Float32Array(vd.length);
+    kernels().attentionBackward(qd, kd, vd, out, lse, g, gq, gk, gv, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask);
+    return [gq, gk, gv];
+  });
+}
