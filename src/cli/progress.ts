@@ -1,0 +1,72 @@
+/**
+ * A terminal progress bar: `label [#####.....] 42% 420/1000 ETA 12s | extra`. Redraws at most
+ * 10 times a second on a TTY; on a non-TTY stream it prints a plain line at most every 5 s, so
+ * logs stay readable. Silent when disabled (e.g. --json mode).
+ */
+export interface ProgressOptions {
+  total: number;
+  label?: string;
+  stream?: NodeJS.WriteStream;
+  enabled?: boolean;
+  /** minimum ms between plain-text lines on a non-TTY */
+  plainIntervalMs?: number;
+}
+
+export function formatDuration(sec: number): string {
+  if (!Number.isFinite(sec) || sec < 0) return '?';
+  if (sec < 60) return `${sec.toFixed(sec < 10 ? 1 : 0)}s`;
+  const m = Math.floor(sec / 60);
+  if (m < 60) return `${m}m${String(Math.round(sec % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+export class Progress {
+  private readonly total: number;
+  private readonly label: string;
+  private readonly stream: NodeJS.WriteStream;
+  private readonly enabled: boolean;
+  private readonly tty: boolean;
+  private readonly plainInterval: number;
+  private readonly start = Date.now();
+  private lastDraw = 0;
+  private done = 0;
+
+  constructor(opts: ProgressOptions) {
+    this.total = Math.max(opts.total, 1);
+    this.label = opts.label ?? '';
+    this.stream = opts.stream ?? process.stderr;
+    this.enabled = opts.enabled ?? true;
+    this.tty = Boolean(this.stream.isTTY);
+    this.plainInterval = opts.plainIntervalMs ?? 5000;
+  }
+
+  /** Sets the completed count and redraws when due. */
+  update(done: number, extra = ''): void {
+    this.done = done;
+    if (!this.enabled) return;
+    const now = Date.now();
+    const final = done >= this.total;
+    if (!final && now - this.lastDraw < (this.tty ? 100 : this.plainInterval)) return;
+    this.lastDraw = now;
+    const line = this.render(extra);
+    if (this.tty) this.stream.write(`\r\x1b[K${line}${final ? '\n' : ''}`);
+    else this.stream.write(`${line}\n`);
+  }
+
+  render(extra = ''): string {
+    const frac = Math.min(this.done / this.total, 1);
+    const width = 24;
+    const fill = Math.round(frac * width);
+    const elapsed = (Date.now() - this.start) / 1000;
+    const eta = this.done > 0 ? (elapsed / this.done) * (this.total - this.done) : NaN;
+    const bar = `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}]`;
+    const pct = `${(frac * 100).toFixed(0).padStart(3)}%`;
+    return `${this.label ? `${this.label} ` : ''}${bar} ${pct} ${this.done}/${this.total} ${formatDuration(elapsed)} ETA ${formatDuration(eta)}${extra ? ` | ${extra}` : ''}`;
+  }
+
+  finish(extra = ''): void {
+    if (this.done < this.total) this.done = this.total;
+    this.lastDraw = 0;
+    this.update(this.total, extra);
+  }
+}
