@@ -1,0 +1,338 @@
+/**
+ * tfree benchmarks. `npm run bench [-- --json] [-- --only GROUP] [-- --quick]`
+ *
+ * Groups: peak (FMA peak, read bandwidth), sgemm, gemv, overhead, ops (fused kernels).
+ * Every figure is measured in this run; peers (Debian OpenBLAS through the addon's dlopen) run
+ * interleaved with ours so that the machine's drift hits both alike. Times are the best of the
+ * repetitions (the run least disturbed by other load), with the median kept in the JSON too.
+ * Results: a table on stdout (or JSON lines with --json) and bench/results/<group>.json.
+ */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { jsKernels, nativeBackend, type Kernels, type NativeExtras, UnaryOp } from '../src/tensor/kernels/index.js';
+import { Tensor, add, attention, rmsNorm, softmax, withBackend } from '../src/tensor/index.js';
+
+export interface BenchRecord {
+  bench: string;
+  case: string;
+  value: number;
+  unit: string;
+  peer: string | null;
+  ratio_vs_peer: number | null;
+  /** extra facts (median, peak %, threads...) */
+  [k: string]: string | number | null | undefined;
+}
+
+const argv = process.argv.slice(2);
+const json = argv.includes('--json');
+const quick = argv.includes('--quick') || process.env.TFREE_BENCH_QUICK === '1';
+const onlyIdx = argv.indexOf('--only');
+const only = onlyIdx >= 0 ? argv[onlyIdx + 1] : undefined;
+const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
+
+const records: BenchRecord[] = [];
+
+function emit(r: BenchRecord): void {
+  records.push(r);
+  if (json) process.stdout.write(`${JSON.stringify(r)}\n`);
+}
+
+function note(s: string): void {
+  if (!json) process.stdout.write(`${s}\n`);
+  else process.stderr.write(`${s}\n`);
+}
+
+function table(title: string, head: string[], rows: (string | number)[][]): void {
+  if (json) return;
+  const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : c)));
+  const w = head.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
+  const line = (r: string[]): string => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ')} |`;
+  process.stdout.write(`\n${title}\n${line(head)}\n|${w.map((x, i) => (i === 0 ? '-'.repeat(x + 2) : `${'-'.repeat(x + 1)}:`)).join('|')}|\n${cells.map(line).join('\n')}\n`);
+}
+
+function fmt(x: number): string {
+  if (!Number.isFinite(x)) return '-';
+  if (Math.abs(x) >= 100) return x.toFixed(0);
+  if (Math.abs(x) >= 10) return x.toFixed(1);
+  return x.toFixed(2);
+}
+
+const now = (): number => Number(process.hrtime.bigint()) / 1e9;
+
+/** Times fns interleaved: each rep runs every fn once; returns best and median seconds per fn. */
+function timeInterleaved(fns: (() => void)[], opts: { minReps?: number; maxReps?: number; budgetSec?: number } = {}): { best: number; median: number }[] {
+  const minReps = opts.minReps ?? 3;
+  const maxReps = opts.maxReps ?? 50;
+  const budget = (opts.budgetSec ?? 1.5) * (quick ? 0.3 : 1);
+  for (const f of fns) f(); // warm-up
+  const times: number[][] = fns.map(() => []);
+  const t0 = now();
+  for (let rep = 0; rep < maxReps; rep++) {
+    fns.forEach((f, i) => {
+      const s = now();
+      f();
+      times[i].push(now() - s);
+    });
+    if (rep + 1 >= minReps && now() - t0 > budget) break;
+  }
+  return times.map((ts) => {
+    const sorted = ts.slice().sort((a, b) => a - b);
+    return { best: sorted[0], median: sorted[Math.floor(sorted.length / 2)] };
+  });
+}
+
+function randArray(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    a[i] = ((s >>> 0) / 4294967296) * 2 - 1;
+  }
+  return a;
+}
+
+function native(): { kernels: Kernels; extras: NativeExtras } | undefined {
+  const n = nativeBackend();
+  if ('kernels' in n) return n;
+  note(`native kernels unavailable (${n.error}): native figures are skipped`);
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Peak {
+  fma1: number;
+  fma2: number;
+  readGBs1: number;
+  readGBs2: number;
+}
+
+let peakCache: Peak | undefined;
+
+function measurePeak(n: { kernels: Kernels; extras: NativeExtras }): Peak {
+  if (peakCache) return peakCache;
+  const iters = quick ? 2e7 : 1e8;
+  let fma1 = 0;
+  let fma2 = 0;
+  for (let r = 0; r < 3; r++) {
+    fma1 = Math.max(fma1, n.extras.fmaPeak(iters, 1));
+    fma2 = Math.max(fma2, n.extras.fmaPeak(iters, 2));
+  }
+  const big = randArray(64 * 2 ** 20, 7); // 256 MiB: far beyond L3
+  const bytes = big.length * 4;
+  const [r1, r2] = timeInterleaved([() => void n.extras.readSum(big, 1), () => void n.extras.readSum(big, 2)], { minReps: 3, maxReps: 8, budgetSec: 2 });
+  peakCache = { fma1, fma2, readGBs1: bytes / r1.best / 1e9, readGBs2: bytes / r2.best / 1e9 };
+  return peakCache;
+}
+
+function benchPeak(): void {
+  const n = native();
+  if (!n) return;
+  const p = measurePeak(n);
+  emit({ bench: 'peak', case: 'fma 1 thread', value: p.fma1, unit: 'GFLOP/s', peer: null, ratio_vs_peer: null });
+  emit({ bench: 'peak', case: 'fma 2 threads', value: p.fma2, unit: 'GFLOP/s', peer: null, ratio_vs_peer: null });
+  emit({ bench: 'peak', case: 'read bandwidth 1 thread', value: p.readGBs1, unit: 'GB/s', peer: null, ratio_vs_peer: null });
+  emit({ bench: 'peak', case: 'read bandwidth 2 threads', value: p.readGBs2, unit: 'GB/s', peer: null, ratio_vs_peer: null });
+  table('Machine ceiling (measured now)', ['measure', '1 thread', '2 threads'], [
+    ['FMA peak GFLOP/s', p.fma1, p.fma2],
+    ['read bandwidth GB/s', p.readGBs1, p.readGBs2],
+  ]);
+}
+
+function benchSgemm(): void {
+  const n = native();
+  const sizes = quick ? [256, 512, 1024] : [256, 512, 1024, 2048];
+  const blas = n ? n.extras.openblasLoad() : null;
+  if (n && !blas) note('OpenBLAS not found: install the peer with `apt-get install -y --no-install-recommends libopenblas-dev` (the bench installs nothing)');
+  const peak = n ? measurePeak(n) : undefined;
+  const rows: (string | number)[][] = [];
+  for (const N of sizes) {
+    const A = randArray(N * N, 1);
+    const B = randArray(N * N, 2);
+    const C = new Float32Array(N * N);
+    const flop = 2 * N * N * N;
+    for (const threads of [1, 2]) {
+      if (!n) break;
+      n.extras.setThreads(threads);
+      const ours = (): void => n.kernels.gemm(1, false, false, N, N, N, 1, A, 0, N, 0, B, 0, N, 0, 0, C, 0, N, 0);
+      const fns = [ours];
+      if (blas) fns.push(() => n.extras.openblasSgemm(N, N, N, A, B, C, threads));
+      const t = timeInterleaved(fns, { maxReps: N >= 2048 ? 8 : 30 });
+      const g = flop / t[0].best / 1e9;
+      const gb = blas ? flop / t[1].best / 1e9 : NaN;
+      const pk = threads === 1 ? peak!.fma1 : peak!.fma2;
+      emit({
+        bench: 'sgemm',
+        case: `${N}x${N}x${N} f32, ${threads} thread${threads > 1 ? 's' : ''}`,
+        value: g,
+        unit: 'GFLOP/s',
+        peer: blas ? 'openblas' : null,
+        ratio_vs_peer: blas ? g / gb : null,
+        peer_value: blas ? gb : null,
+        pct_of_peak: (100 * g) / pk,
+        median: flop / t[0].median / 1e9,
+        threads,
+        backend: 'native',
+      });
+      rows.push([`${N}`, threads, g, `${fmt((100 * g) / pk)}%`, blas ? gb : NaN, blas ? `${(g / gb).toFixed(2)}x` : '-']);
+    }
+    n?.extras.setThreads(2);
+    if (N <= (quick ? 256 : 512)) {
+      const tj = timeInterleaved([() => jsKernels.gemm(1, false, false, N, N, N, 1, A, 0, N, 0, B, 0, N, 0, 0, C, 0, N, 0)], { minReps: 2, maxReps: 5, budgetSec: 2 });
+      const gj = flop / tj[0].best / 1e9;
+      emit({ bench: 'sgemm', case: `${N}x${N}x${N} f32, pure TS`, value: gj, unit: 'GFLOP/s', peer: null, ratio_vs_peer: null, backend: 'js' });
+      rows.push([`${N} (pure TS)`, 1, gj, peak ? `${fmt((100 * gj) / peak.fma1)}%` : '-', NaN, '-']);
+    }
+  }
+  table('SGEMM C = A B (square, f32)', ['size', 'threads', 'tfree GFLOP/s', '% of FMA peak', 'OpenBLAS GFLOP/s', 'tfree/OpenBLAS'], rows);
+}
+
+function benchGemv(): void {
+  const n = native();
+  const K = 4096;
+  const N = 4096;
+  const W = randArray(N * K, 3); // [out, in]: y = x W^T (the Linear layout)
+  const x = randArray(K, 4);
+  const y = new Float32Array(N);
+  const bytes = N * K * 4;
+  const rows: (string | number)[][] = [];
+  if (n) {
+    const blas = n.extras.openblasLoad();
+    const peak = measurePeak(n);
+    for (const threads of [1, 2]) {
+      n.extras.setThreads(threads);
+      const fns = [() => n.kernels.gemm(1, false, true, 1, N, K, 1, x, 0, K, 0, W, 0, K, 0, 0, y, 0, N, 0)];
+      if (blas) fns.push(() => n.extras.openblasSgemv(N, K, W, x, y, threads));
+      const t = timeInterleaved(fns, { maxReps: 100 });
+      const gbs = bytes / t[0].best / 1e9;
+      const bw = threads === 1 ? peak.readGBs1 : peak.readGBs2;
+      const peerGbs = blas ? bytes / t[1].best / 1e9 : NaN;
+      emit({
+        bench: 'gemv',
+        case: `1x${K} . ${K}x${N} f32, ${threads} thread${threads > 1 ? 's' : ''}`,
+        value: gbs,
+        unit: 'GB/s',
+        peer: blas ? 'openblas' : null,
+        ratio_vs_peer: blas ? gbs / peerGbs : null,
+        peer_value: blas ? peerGbs : null,
+        pct_of_read_bandwidth: (100 * gbs) / bw,
+        ms: t[0].best * 1e3,
+        gflops: (2 * N * K) / t[0].best / 1e9,
+        threads,
+      });
+      rows.push([threads, t[0].best * 1e3, gbs, `${fmt((100 * gbs) / bw)}%`, peerGbs, blas ? `${(gbs / peerGbs).toFixed(2)}x` : '-']);
+    }
+    n.extras.setThreads(2);
+  }
+  const tj = timeInterleaved([() => jsKernels.gemm(1, false, true, 1, N, K, 1, x, 0, K, 0, W, 0, K, 0, 0, y, 0, N, 0)], { minReps: 2, maxReps: 5 });
+  const gj = bytes / tj[0].best / 1e9;
+  emit({ bench: 'gemv', case: `1x${K} . ${K}x${N} f32, pure TS`, value: gj, unit: 'GB/s', peer: null, ratio_vs_peer: null, ms: tj[0].best * 1e3 });
+  rows.push(['pure TS', tj[0].best * 1e3, gj, '-', NaN, '-']);
+  table('GEMV y = x W^T, W 4096x4096 f32 (64 MiB, memory-bound)', ['threads', 'ms', 'GB/s', '% of read bandwidth', 'OpenBLAS GB/s', 'tfree/OpenBLAS'], rows);
+}
+
+function benchOverhead(): void {
+  const n = native();
+  const reps = quick ? 20000 : 200000;
+  const x = randArray(16, 5);
+  const out = new Float32Array(16);
+  const perCall = (f: () => void): number => {
+    for (let i = 0; i < 1000; i++) f();
+    let best = Infinity;
+    for (let r = 0; r < 5; r++) {
+      const s = now();
+      for (let i = 0; i < reps; i++) f();
+      best = Math.min(best, ((now() - s) / reps) * 1e6);
+    }
+    return best;
+  };
+  const rows: (string | number)[][] = [];
+  const add1 = (name: string, us: number, backend: string): void => {
+    emit({ bench: 'overhead', case: name, value: us, unit: 'us/call', peer: null, ratio_vs_peer: null, backend });
+    rows.push([name, backend, us]);
+  };
+  if (n) {
+    add1('N-API no-op call (1 typed array)', perCall(() => n.extras.noop(x)), 'native');
+    add1('kernel: unary exp on 16 floats', perCall(() => n.kernels.unary(UnaryOp.Exp, x, out, 16)), 'native');
+    add1('kernel: 1x64 . 64x64 gemm', (() => {
+      const W = randArray(64 * 64, 9);
+      const v = randArray(64, 10);
+      const y = new Float32Array(64);
+      return perCall(() => n.kernels.gemm(1, false, true, 1, 64, 64, 1, v, 0, 64, 0, W, 0, 64, 0, 0, y, 0, 64, 0));
+    })(), 'native');
+  }
+  add1('kernel: unary exp on 16 floats', perCall(() => jsKernels.unary(UnaryOp.Exp, x, out, 16)), 'js');
+  const ta = Tensor.from(randArray(16, 11), [4, 4]);
+  const tb = Tensor.from(randArray(16, 12), [4, 4]);
+  for (const backend of n ? (['native', 'js'] as const) : (['js'] as const)) {
+    withBackend(backend, () => add1('tensor op: add [4,4] + [4,4] (alloc + kernel)', perCall(() => void add(ta, tb)), backend));
+  }
+  table('Per-call overhead (best of 5 loops)', ['call', 'backend', 'us/call'], rows);
+}
+
+function benchOps(): void {
+  const n = native();
+  const rows: (string | number)[][] = [];
+  const cases: { name: string; run: () => void }[] = [
+    {
+      name: 'softmax [512, 4096]',
+      run: (() => {
+        const t = Tensor.from(randArray(512 * 4096, 13), [512, 4096]);
+        return () => void softmax(t);
+      })(),
+    },
+    {
+      name: 'rmsNorm [2048, 1024]',
+      run: (() => {
+        const t = Tensor.from(randArray(2048 * 1024, 14), [2048, 1024]);
+        const w = Tensor.from(randArray(1024, 15), [1024]);
+        return () => void rmsNorm(t, w);
+      })(),
+    },
+    {
+      name: 'causal attention fwd B1 H8 T512 D64',
+      run: (() => {
+        const q = Tensor.from(randArray(8 * 512 * 64, 16), [1, 8, 512, 64]);
+        return () => void attention(q, q, q, { causal: true });
+      })(),
+    },
+  ];
+  for (const c of cases) {
+    const backends = n ? (['native', 'js'] as const) : (['js'] as const);
+    const t: Record<string, number> = {};
+    for (const b of backends) t[b] = withBackend(b, () => timeInterleaved([c.run], { minReps: 2, maxReps: 10, budgetSec: 1 })[0].best) * 1e3;
+    if (n) {
+      emit({ bench: 'ops', case: c.name, value: t.native, unit: 'ms', peer: 'tfree pure TS', ratio_vs_peer: t.js / t.native, backend: 'native' });
+    }
+    emit({ bench: 'ops', case: c.name, value: t.js, unit: 'ms', peer: null, ratio_vs_peer: null, backend: 'js' });
+    rows.push([c.name, n ? t.native : NaN, t.js, n ? `${(t.js / t.native).toFixed(1)}x` : '-']);
+  }
+  table('Fused ops (forward, ms)', ['op', 'native ms', 'pure TS ms', 'speed-up'], rows);
+}
+
+const groups: Record<string, () => void> = { peak: benchPeak, sgemm: benchSgemm, gemv: benchGemv, overhead: benchOverhead, ops: benchOps };
+
+function main(): void {
+  if (only !== undefined && !(only in groups)) {
+    process.stderr.write(`bench: unknown group "${only}"; groups: ${Object.keys(groups).join(', ')}\n`);
+    process.exit(2);
+  }
+  const n = nativeBackend();
+  note(`tfree bench: node ${process.version}, native ${'kernels' in n ? `${n.extras.simd()}, ${n.extras.getThreads()} threads` : 'unavailable'}${quick ? ', quick mode' : ''}`);
+  for (const [name, fn] of Object.entries(groups)) {
+    if (only !== undefined && name !== only) continue;
+    const start = records.length;
+    fn();
+    mkdirSync(resultsDir, { recursive: true });
+    const file = join(resultsDir, `${name}.json`);
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, records: records.slice(start) }, null, 1)}\n`);
+    renameSync(tmp, file);
+  }
+  note(`\nresults written to ${resultsDir}`);
+}
+
+main();
