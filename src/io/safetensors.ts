@@ -1171,7 +1171,8 @@ function shardedCheckpoint(path: string, indexPath: string): Checkpoint {
           throw new SafetensorsError('INVALID_INDEX', indexPath, tensor, `is stored in shard ${quote(file)} but missing from the weight_map`);
         }
         if (target !== file) {
-          throw new SafetensorsError('DUPLICATE', indexPath, tensor, `is stored in shard ${quote(file)} but the weight_map maps it to ${quote(target)}${byFile.get(target)?.has(tensor) ? ', which holds it too (appears twice)' : ''}`);
+          const twice = byFile.get(target)?.has(tensor) === true;
+          throw new SafetensorsError(twice ? 'DUPLICATE' : 'INVALID_INDEX', indexPath, tensor, `is stored in shard ${quote(file)} but the weight_map maps it to ${quote(target)}${twice ? ', which holds it too (appears twice)' : ''}`);
         }
         where.set(tensor, f);
       }
