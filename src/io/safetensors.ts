@@ -37,8 +37,14 @@ export type LazyTensorData<D extends DType = DType> = D extends DType
 /** Anything the writers accept as a tensor. */
 export type WritableTensor = TensorData | LazyTensorData;
 
-/** Tensors to write, in order: an array of pairs, or an object (JS property order: integer-like keys first). */
-export type TensorEntries = Record<string, WritableTensor> | ReadonlyArray<readonly [string, WritableTensor]>;
+/**
+ * Tensors to write, in order: an array of [name, tensor] pairs, a Map (insertion order), or an
+ * object (JS property order, in which integer-like keys such as "0" come first).
+ */
+export type TensorEntries =
+  | Record<string, WritableTensor>
+  | ReadonlyArray<readonly [string, WritableTensor]>
+  | ReadonlyMap<string, WritableTensor>;
 
 /** What the header says about one tensor. */
 export interface TensorInfo {
@@ -704,6 +710,7 @@ function checkData(file: string, name: string, dtype: DType, numel: number, shap
 function planTensors(tensors: TensorEntries, file: string): PlannedTensor[] {
   let list: ReadonlyArray<readonly [string, WritableTensor]>;
   if (Array.isArray(tensors)) list = tensors;
+  else if (tensors instanceof Map) list = [...(tensors as ReadonlyMap<string, WritableTensor>)];
   else if (isPlainObject(tensors)) list = Object.entries(tensors as Record<string, WritableTensor>);
   else throw new SafetensorsError('INVALID_ARGUMENT', file, undefined, `tensors must be an object or an array of [name, tensor] pairs, got ${describe(tensors)}`);
   const seen = new Set<string>();
@@ -1005,6 +1012,16 @@ export function writeShardedSafetensors(dir: string, tensors: TensorEntries, opt
   atomicWrite(indexPath, (fd) => writeAll(fd, Buffer.from(index, 'utf8')));
   removeIfExists(singlePath);
   return { files, indexFile: indexPath, totalSize };
+}
+
+/**
+ * A lazy tensor that reads `name` from `reader` only when a writer needs its data, e.g. to
+ * re-shard or convert a checkpoint while holding one tensor in memory at a time:
+ * `writeShardedSafetensors(dir, ck.names().map((n) => [n, lazyTensorFrom(ck, n)]), opts)`.
+ */
+export function lazyTensorFrom(reader: TensorReader, name: string): LazyTensorData {
+  const info = reader.info(name);
+  return { dtype: info.dtype, shape: info.shape, load: () => reader.read(name).data } as LazyTensorData;
 }
 
 /** Where one tensor of a checkpoint lives. */

@@ -17,6 +17,7 @@ import {
   f32ToF16,
   fromFloat32,
   int64ToNumbers,
+  lazyTensorFrom,
   numberToBf16Bits,
   numberToF16Bits,
   numbersToInt64,
@@ -702,6 +703,29 @@ test('sharded writer: one shard -> model.safetensors, stale layouts replaced, ba
   });
 });
 
+test('re-sharding a checkpoint through lazy tensors reads each tensor only when written', () => {
+  withTmp((dir) => {
+    const tensors = shardTensors();
+    writeShardedSafetensors(path.join(dir, 'a'), new Map(tensors), { maxShardBytes: 150, metadata: { v: '1' } });
+    const src = openCheckpoint(path.join(dir, 'a'));
+    try {
+      const { result: lazy, calls } = spyReads(() => src.names().map((n): [string, WritableTensor] => [n, lazyTensorFrom(src, n)]));
+      assert.equal(calls.length, 0, 'making lazy tensors reads nothing');
+      writeShardedSafetensors(path.join(dir, 'b'), lazy, { maxShardBytes: 400, metadata: src.metadata });
+    } finally {
+      src.close();
+    }
+    const out = openCheckpoint(path.join(dir, 'b'));
+    try {
+      assert.deepEqual(out.names(), tensors.map(([n]) => n));
+      assert.deepEqual(out.metadata, { v: '1' });
+      for (const [n, t] of tensors) sameBits(out.read(n).data, t.data);
+    } finally {
+      out.close();
+    }
+  });
+});
+
 test('checkpoint validation: missing shard, misplaced and duplicated tensors, bad index', () => {
   withTmp((dir) => {
     const tensors = shardTensors();
@@ -898,6 +922,32 @@ test('fuzz: truncations, byte flips, random bytes and random headers only ever r
     }
     cases.push(['flip', img]);
   }
+  // (b2) structured mutations of header numbers and strings (keeps the JSON valid more often,
+  // so offsets, shapes and dtypes get through to the semantic checks); the header length is fixed up
+  for (let k = 0; k < 4000; k++) {
+    const img = pick(rng, bases);
+    const n = new DataView(img.buffer, img.byteOffset).getUint32(0, true);
+    let text = Buffer.from(img.subarray(8, 8 + n)).toString('utf8');
+    const edits = 1 + Math.floor(rng() * 2);
+    for (let j = 0; j < edits; j++) {
+      const digits = [...text.matchAll(/\d+/g)];
+      const mode = rng();
+      if (digits.length > 0 && mode < 0.7) {
+        const m = pick(rng, digits);
+        const at = m.index ?? 0;
+        const repl = pick(rng, ['0', '1', '2', '3', '4', '7', '8', '16', '-1', '1.5', '1e3', '9007199254740993', String(Number(m[0]) + 1), String(Math.max(0, Number(m[0]) - 1))]);
+        text = text.slice(0, at) + repl + text.slice(at + m[0].length);
+      } else if (mode < 0.85) {
+        text = text.replace(pick(rng, ['"F32"', '"BF16"', '"U8"', '"I64"', '"F16"', '"BOOL"']), `"${pick(rng, [...DTYPES, 'X'])}"`);
+      } else {
+        text = text.replace(pick(rng, ['"shape"', '"dtype"', '"data_offsets"', '[', ']']), pick(rng, ['"shape"', '"dtype"', '"data_offsets"', '[[', '', '"x"']));
+      }
+    }
+    const keepLength = rng() < 0.2;
+    const header = Buffer.from(text, 'utf8');
+    const out = rawFile(header.toString('utf8'), img.subarray(8 + n), keepLength ? n : undefined);
+    cases.push(['mutate', out]);
+  }
   // (c) random bytes with a plausible header length
   for (let k = 0; k < 1500; k++) {
     const len = 8 + Math.floor(rng() * 300);
@@ -932,6 +982,7 @@ test('fuzz: truncations, byte flips, random bytes and random headers only ever r
   const json = outcomes.get('json') as Map<string, number>;
   assert.ok((json.get('ok') ?? 0) > 500, `json ok count ${json.get('ok')}`);
   assert.ok((outcomes.get('flip')?.get('ok') ?? 0) > 100);
+  assert.ok((outcomes.get('mutate')?.get('ok') ?? 0) > 100);
   const codes = new Set([...outcomes.values()].flatMap((m) => [...m.keys()]));
   for (const c of ['ok', 'TRUNCATED', 'HEADER_TOO_LARGE', 'INVALID_HEADER', 'UNKNOWN_DTYPE', 'INVALID_SHAPE', 'INVALID_OFFSETS', 'SIZE_MISMATCH', 'OUT_OF_BOUNDS', 'OVERLAP', 'GAP', 'INVALID_METADATA', 'INVALID_ENTRY', 'DUPLICATE', 'CONVERSION']) {
     assert.ok(codes.has(c), `fuzzing never produced ${c}`);
