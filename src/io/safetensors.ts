@@ -595,7 +595,12 @@ export class SafetensorsFile implements TensorReader {
     const bytes = new Uint8Array(buffer, byteOffset, info.byteLength);
     readFully(src, bytes, this.header.dataStart + info.dataOffsets[0], this.path, name, 'tensor data');
     if (!HOST_IS_LITTLE_ENDIAN) swapBytesInPlace(bytes, size);
-    const data = dtypeArrayView(info.dtype, buffer, byteOffset, numel);
+    let data: DTypeArray;
+    try {
+      data = dtypeArrayView(info.dtype, buffer, byteOffset, numel);
+    } catch (e) {
+      throw new SafetensorsError('ALLOCATION', this.path, name, `cannot make a ${numel}-element ${info.dtype} array: ${errorText(e)}`, { cause: e });
+    }
     return { dtype: info.dtype, shape: info.shape.slice(), data } as TensorData;
   }
 
@@ -1154,15 +1159,20 @@ function shardedCheckpoint(path: string, indexPath: string): Checkpoint {
   }
   const dir = nodePath.dirname(indexPath);
   const shardNames: string[] = [];
+  const seenShards = new Set<string>();
   const mapped = new Map<string, string>();
   for (const tensor of Object.keys(weightMap)) {
     const file = weightMap[tensor];
     if (typeof file !== 'string') throw new SafetensorsError('INVALID_INDEX', indexPath, tensor, `weight_map value must be a file name, got ${describe(file)}`);
-    if (file === '' || nodePath.isAbsolute(file) || file.split(/[/\\]/).some((seg) => seg === '..' || seg === '')) {
+    const norm = nodePath.normalize(file);
+    if (file === '' || nodePath.isAbsolute(file) || norm === '.' || norm.split(/[/\\]/).includes('..')) {
       throw new SafetensorsError('INVALID_INDEX', indexPath, tensor, `weight_map file ${quote(file)} must be a relative path inside the checkpoint folder`);
     }
-    if (!mapped.has(file) && !shardNames.includes(file)) shardNames.push(file);
-    mapped.set(tensor, file);
+    if (!seenShards.has(norm)) {
+      seenShards.add(norm);
+      shardNames.push(norm);
+    }
+    mapped.set(tensor, norm);
   }
   // Shards in name order (the -0000i-of- numbering), so names() follows the checkpoint order.
   shardNames.sort();

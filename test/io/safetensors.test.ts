@@ -748,6 +748,10 @@ test('checkpoint validation: missing shard, misplaced and duplicated tensors, ba
     expectError(() => openCheckpoint(dir), 'INVALID_INDEX', 'ghost', new RegExp(`is mapped to shard "${shard1}", which does not contain it`));
     withMap({ ...good.weight_map, [first]: '../evil.safetensors' });
     expectError(() => openCheckpoint(dir), 'INVALID_INDEX', first, /must be a relative path inside the checkpoint folder/);
+    withMap({ ...good.weight_map, [first]: `./${shard1}` }); // same shard, spelled differently
+    openCheckpoint(dir).close();
+    withMap({ ...good.weight_map, [first]: `sub/../../${shard1}` });
+    expectError(() => openCheckpoint(dir), 'INVALID_INDEX', first, /must be a relative path inside/);
     withMap({ ...good.weight_map, [first]: 5 });
     expectError(() => openCheckpoint(dir), 'INVALID_INDEX', first, /weight_map value must be a file name, got number 5/);
     fs.writeFileSync(indexPath, JSON.stringify({ metadata: {} }));
