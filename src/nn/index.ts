@@ -1,0 +1,13 @@
+export * from './rng.js';
+export * as init from './init.js';
+export type { Init } from './init.js';
+export * from './params.js';
+export * from './linear.js';
+export * from './embedding.js';
+export * from './norm.js';
+export * from './mlp.js';
+export * from './rotary.js';
+export * from './attention.js';
+export * from './decoder_layer.js';
+export * from './optim.js';
+export * from './schedule.js';
