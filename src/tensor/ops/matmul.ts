@@ -68,6 +68,7 @@ function matArg(t: Tensor, batchShape: Shape): MatArg {
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new Error(`matmul: expected f32 tensors, got ${a.toString()} and ${b.toString()}`);
   if (a.rank === 0 || b.rank === 0) throw new Error('matmul: scalar operands are not allowed');
+  if (a.rank === 1 && b.rank === 1) return reshape(matmul(reshape(a, [1, a.shape[0]]), reshape(b, [b.shape[0], 1])), []);
   if (a.rank === 1) return squeeze(matmul(reshape(a, [1, a.shape[0]]), b), -2);
   if (b.rank === 1) return squeeze(matmul(a, reshape(b, [b.shape[0], 1])), -1);
   const M = a.shape[a.rank - 2];
