@@ -44,7 +44,7 @@ export class DecoderLayer {
 
   constructor(vb: VarBuilder, cfg: DecoderLayerConfig) {
     const eps = cfg.rmsNormEps ?? 1e-6;
-    this.inputLayernorm = new RMSNorm(vb.pp('input_layernorm'), cfg.hiddenSize, { eps });
+    // built in HF LlamaDecoderLayer's order, so the store's order equals the HF state_dict order
     this.selfAttn = new Attention(vb.pp('self_attn'), {
       hiddenSize: cfg.hiddenSize,
       numHeads: cfg.numHeads,
@@ -57,8 +57,9 @@ export class DecoderLayer {
       init: cfg.init,
       outInit: cfg.outInit,
     });
-    this.postAttentionLayernorm = new RMSNorm(vb.pp('post_attention_layernorm'), cfg.hiddenSize, { eps });
     this.mlp = new SwiGLU(vb.pp('mlp'), cfg.hiddenSize, cfg.intermediateSize, { bias: cfg.mlpBias ?? false, init: cfg.init, outInit: cfg.outInit });
+    this.inputLayernorm = new RMSNorm(vb.pp('input_layernorm'), cfg.hiddenSize, { eps });
+    this.postAttentionLayernorm = new RMSNorm(vb.pp('post_attention_layernorm'), cfg.hiddenSize, { eps });
   }
 
   /** x [B, T, hidden] -> [B, T, hidden] */
