@@ -1,0 +1,7 @@
+// Non-x86 builds: no AVX2 path; addon.cc falls back to the generic kernels.
+#include "kernels.h"
+
+namespace tfree {
+const OpsTable* ops_avx2() { return nullptr; }
+void gemm_avx2(const GemmArgs&) {}
+}  // namespace tfree

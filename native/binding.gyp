@@ -1,0 +1,47 @@
+{
+  "variables": {
+    "tfree_x86%": "<!(node -p \"['x64','ia32'].includes(process.arch) ? 1 : 0\")"
+  },
+  "target_defaults": {
+    "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions", "-fPIC", "-pthread"],
+    "cflags_cc!": ["-std=gnu++17", "-O2", "-Os", "-O0"],
+    "cflags!": ["-O2", "-Os", "-O0"],
+    "ldflags": ["-pthread"],
+    "xcode_settings": {
+      "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17", "-fno-exceptions"],
+      "GCC_ENABLE_CPP_EXCEPTIONS": "NO"
+    }
+  },
+  "targets": [
+    {
+      "target_name": "tfree_native",
+      "sources": ["addon.cc", "threadpool.cc", "gemm_generic.cc", "ops_generic.cc"],
+      "libraries": [],
+      "conditions": [
+        ["tfree_x86==1", {
+          "dependencies": ["tfree_avx2"]
+        }, {
+          "sources": ["avx2_stub.cc"]
+        }],
+        ["OS=='linux'", {
+          "libraries": ["-ldl"]
+        }]
+      ]
+    }
+  ],
+  "conditions": [
+    ["tfree_x86==1", {
+      "targets": [
+        {
+          "target_name": "tfree_avx2",
+          "type": "static_library",
+          "sources": ["gemm_avx2.cc", "ops_avx2.cc"],
+          "cflags_cc": ["-mavx2", "-mfma"],
+          "xcode_settings": {
+            "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma"]
+          }
+        }
+      ]
+    }]
+  ]
+}

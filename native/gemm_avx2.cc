@@ -1,0 +1,548 @@
+// AVX2/FMA SGEMM (BLIS-style: packed A/B panels, 6x16 register-blocked microkernel) and SGEMV.
+// Compiled with -mavx2 -mfma; only reached after the runtime CPU check in addon.cc.
+// Everything here is static / in an anonymous namespace except the two entry points, so no
+// AVX2-compiled inline function can leak into the generic path through the linker.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels.h"
+#include "threadpool.h"
+
+#define TF_AI __attribute__((always_inline)) inline
+
+namespace tfree {
+namespace {
+
+constexpr long MR = 6;
+constexpr long NR = 16;
+constexpr long KC = 256;
+constexpr long MC = 144;   // 144 x 256 x 4 B = 144 KiB of packed A, stays in the 512 KiB L2
+constexpr long NC = 3072;  // 256 x 3072 x 4 B = 3 MiB of packed B, in L3
+
+TF_AI long lmin(long a, long b) { return a < b ? a : b; }
+TF_AI long lmax(long a, long b) { return a > b ? a : b; }
+
+// Per-thread scratch (packing buffers), grown on demand and never freed.
+struct Scratch {
+  float* p;
+  size_t cap;
+};
+thread_local Scratch tl_pack = {nullptr, 0};
+
+float* scratch(Scratch& s, size_t nfloats) {
+  if (s.cap < nfloats) {
+    if (s.p) std::free(s.p);
+    size_t bytes = ((nfloats * sizeof(float) + 63) / 64) * 64;
+    s.p = static_cast<float*>(std::aligned_alloc(64, bytes));
+    s.cap = s.p ? nfloats : 0;
+  }
+  return s.p;
+}
+
+TF_AI void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5, __m256& r6,
+                      __m256& r7) {
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// Pack op(A)[i0:i0+mc, p0:p0+kc] into MR-row panels: panel q holds, for each p, MR values.
+void pack_a(const float* A, long lda, bool transA, long i0, long mc, long p0, long kc, float* Ap) {
+  for (long ir = 0; ir < mc; ir += MR) {
+    const long mr = lmin(MR, mc - ir);
+    float* dst = Ap + ir * kc;
+    if (!transA) {
+      const float* rows[MR];
+      for (long r = 0; r < MR; ++r) rows[r] = A + (i0 + ir + (r < mr ? r : 0)) * lda + p0;
+      if (mr == MR) {
+        long p = 0;
+        for (; p + 8 <= kc; p += 8) {
+          __m256 r0 = _mm256_loadu_ps(rows[0] + p), r1 = _mm256_loadu_ps(rows[1] + p);
+          __m256 r2 = _mm256_loadu_ps(rows[2] + p), r3 = _mm256_loadu_ps(rows[3] + p);
+          __m256 r4 = _mm256_loadu_ps(rows[4] + p), r5 = _mm256_loadu_ps(rows[5] + p);
+          __m256 r6 = _mm256_setzero_ps(), r7 = _mm256_setzero_ps();
+          transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+          // row j of the transpose holds the 6 values for k = p + j (+2 junk lanes). Stores go in
+          // increasing order and overlap by 2 floats, so each junk pair is overwritten by the next
+          // store; the last row is stored as 4 + 2 floats to stay inside this 48-float group.
+          float* d = dst + p * MR;
+          _mm256_storeu_ps(d + 0, r0);
+          _mm256_storeu_ps(d + 6, r1);
+          _mm256_storeu_ps(d + 12, r2);
+          _mm256_storeu_ps(d + 18, r3);
+          _mm256_storeu_ps(d + 24, r4);
+          _mm256_storeu_ps(d + 30, r5);
+          _mm256_storeu_ps(d + 36, r6);
+          // last one: only 6 values may be written (the next 2 belong to k = p + 8 or beyond)
+          __m128 lo = _mm256_castps256_ps128(r7);
+          __m128 hi = _mm256_extractf128_ps(r7, 1);
+          _mm_storeu_ps(d + 42, lo);
+          _mm_storel_pi(reinterpret_cast<__m64*>(d + 46), hi);
+        }
+        for (; p < kc; ++p)
+          for (long r = 0; r < MR; ++r) dst[p * MR + r] = rows[r][p];
+      } else {
+        for (long p = 0; p < kc; ++p)
+          for (long r = 0; r < MR; ++r) dst[p * MR + r] = r < mr ? rows[r][p] : 0.0f;
+      }
+    } else {
+      const float* src = A + p0 * lda + i0 + ir;
+      if (mr == MR) {
+        for (long p = 0; p < kc; ++p) std::memcpy(dst + p * MR, src + p * lda, MR * sizeof(float));
+      } else {
+        for (long p = 0; p < kc; ++p)
+          for (long r = 0; r < MR; ++r) dst[p * MR + r] = r < mr ? src[p * lda + r] : 0.0f;
+      }
+    }
+  }
+}
+
+// Pack op(B)[p0:p0+kc, j0:j0+nc] into NR-column panels: panel q holds, for each p, NR values.
+void pack_b(const float* B, long ldb, bool transB, long p0, long kc, long j0, long nc, float* Bp) {
+  for (long jr = 0; jr < nc; jr += NR) {
+    const long nr = lmin(NR, nc - jr);
+    float* dst = Bp + jr * kc;
+    if (!transB) {
+      const float* src = B + p0 * ldb + j0 + jr;
+      if (nr == NR) {
+        for (long p = 0; p < kc; ++p) {
+          _mm256_store_ps(dst + p * NR, _mm256_loadu_ps(src + p * ldb));
+          _mm256_store_ps(dst + p * NR + 8, _mm256_loadu_ps(src + p * ldb + 8));
+        }
+      } else {
+        for (long p = 0; p < kc; ++p)
+          for (long c = 0; c < NR; ++c) dst[p * NR + c] = c < nr ? src[p * ldb + c] : 0.0f;
+      }
+    } else {
+      const float* src = B + (j0 + jr) * ldb + p0;  // row c of the panel: src + c * ldb, contiguous in p
+      if (nr == NR) {
+        long p = 0;
+        for (; p + 8 <= kc; p += 8) {
+          for (int h = 0; h < 2; ++h) {
+            const float* s = src + (h * 8) * ldb + p;
+            __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ldb);
+            __m256 r2 = _mm256_loadu_ps(s + 2 * ldb), r3 = _mm256_loadu_ps(s + 3 * ldb);
+            __m256 r4 = _mm256_loadu_ps(s + 4 * ldb), r5 = _mm256_loadu_ps(s + 5 * ldb);
+            __m256 r6 = _mm256_loadu_ps(s + 6 * ldb), r7 = _mm256_loadu_ps(s + 7 * ldb);
+            transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+            float* d = dst + p * NR + h * 8;
+            _mm256_store_ps(d + 0 * NR, r0);
+            _mm256_store_ps(d + 1 * NR, r1);
+            _mm256_store_ps(d + 2 * NR, r2);
+            _mm256_store_ps(d + 3 * NR, r3);
+            _mm256_store_ps(d + 4 * NR, r4);
+            _mm256_store_ps(d + 5 * NR, r5);
+            _mm256_store_ps(d + 6 * NR, r6);
+            _mm256_store_ps(d + 7 * NR, r7);
+          }
+        }
+        for (; p < kc; ++p)
+          for (long c = 0; c < NR; ++c) dst[p * NR + c] = src[c * ldb + p];
+      } else {
+        for (long p = 0; p < kc; ++p)
+          for (long c = 0; c < NR; ++c) dst[p * NR + c] = c < nr ? src[c * ldb + p] : 0.0f;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tfree
+
+// The microkernel: C[6x16] = alpha * Ap(6 x kc) . Bp(kc x 16) + beta * C (C not read when beta == 0).
+// Accumulators are named variables (an array gets spilled by GCC; scripts/check-spills.sh checks).
+extern "C" __attribute__((noinline)) void tfree_sgemm_ukernel_avx2_6x16(long kc, const float* __restrict a,
+                                                                        const float* __restrict b,
+                                                                        float* __restrict c, long ldc, float alpha,
+                                                                        float beta) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (long r = 0; r < 6; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+  for (long r = 0; r < 6; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 15), _MM_HINT_T0);
+  // The k-loop is written in inline asm: GCC's register allocator, given the same loop in
+  // intrinsics, picked FMA forms that needed a 17th register and spilled one accumulator to the
+  // stack on every iteration. Here the 12 accumulators are asm operands ("+x"), ymm12/13 hold the
+  // B row and ymm14 the broadcast A value; unrolled by 4, with a software prefetch of packed B.
+#define TF_K1(OFFA, OFFB)                                       \
+  "vmovaps " #OFFB "(%[b]), %%ymm12\n\t"                        \
+  "vmovaps " #OFFB "+32(%[b]), %%ymm13\n\t"                     \
+  "vbroadcastss " #OFFA "(%[a]), %%ymm14\n\t"                   \
+  "vfmadd231ps %%ymm12, %%ymm14, %[c00]\n\t"                    \
+  "vfmadd231ps %%ymm13, %%ymm14, %[c01]\n\t"                    \
+  "vbroadcastss " #OFFA "+4(%[a]), %%ymm14\n\t"                 \
+  "vfmadd231ps %%ymm12, %%ymm14, %[c10]\n\t"                    \
+  "vfmadd231ps %%ymm13, %%ymm14, %[c11]\n\t"                    \
+  "vbroadcastss " #OFFA "+8(%[a]), %%ymm14\n\t"                 \
+  "vfmadd231ps %%ymm12, %%ymm14, %[c20]\n\t"                    \
+  "vfmadd231ps %%ymm13, %%ymm14, %[c21]\n\t"                    \
+  "vbroadcastss " #OFFA "+12(%[a]), %%ymm14\n\t"                \
+  "vfmadd231ps %%ymm12, %%ymm14, %[c30]\n\t"                    \
+  "vfmadd231ps %%ymm13, %%ymm14, %[c31]\n\t"                    \
+  "vbroadcastss " #OFFA "+16(%[a]), %%ymm14\n\t"                \
+  "vfmadd231ps %%ymm12, %%ymm14, %[c40]\n\t"                    \
+  "vfmadd231ps %%ymm13, %%ymm14, %[c41]\n\t"                    \
+  "vbroadcastss " #OFFA "+20(%[a]), %%ymm14\n\t"                \
+  "vfmadd231ps %%ymm12, %%ymm14, %[c50]\n\t"                    \
+  "vfmadd231ps %%ymm13, %%ymm14, %[c51]\n\t"
+  long k4 = kc >> 2;
+  long k1 = kc & 3;
+#define TF_ACC_OPERANDS                                                                                          \
+  [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11), [c20] "+x"(c20), [c21] "+x"(c21),          \
+      [c30] "+x"(c30), [c31] "+x"(c31), [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51),      \
+      [a] "+r"(a), [b] "+r"(b)
+  if (k4 > 0) {
+    __asm__ __volatile__(
+        ".p2align 5\n\t"
+        "1:\n\t"
+        "prefetcht0 512(%[b])\n\t"
+        "prefetcht0 576(%[b])\n\t"
+        TF_K1(0, 0)
+        "prefetcht0 640(%[b])\n\t"
+        "prefetcht0 704(%[b])\n\t"
+        TF_K1(24, 64)
+        TF_K1(48, 128)
+        TF_K1(72, 192)
+        "add $96, %[a]\n\t"
+        "add $256, %[b]\n\t"
+        "dec %[k]\n\t"
+        "jnz 1b\n\t"
+        : TF_ACC_OPERANDS, [k] "+r"(k4)
+        :
+        : "xmm12", "xmm13", "xmm14", "cc", "memory");
+  }
+  if (k1 > 0) {
+    __asm__ __volatile__(
+        "1:\n\t"
+        TF_K1(0, 0)
+        "add $24, %[a]\n\t"
+        "add $64, %[b]\n\t"
+        "dec %[k]\n\t"
+        "jnz 1b\n\t"
+        : TF_ACC_OPERANDS, [k] "+r"(k1)
+        :
+        : "xmm12", "xmm13", "xmm14", "cc", "memory");
+  }
+#undef TF_ACC_OPERANDS
+#undef TF_K1
+  const __m256 va = _mm256_set1_ps(alpha);
+#define TF_ROW(R, X0, X1)                                                              \
+  {                                                                                    \
+    float* cr = c + (R) * ldc;                                                         \
+    __m256 y0 = _mm256_mul_ps(X0, va), y1 = _mm256_mul_ps(X1, va);                     \
+    if (beta != 0.0f) {                                                                \
+      const __m256 vb = _mm256_set1_ps(beta);                                          \
+      y0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), y0);                               \
+      y1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), y1);                           \
+    }                                                                                  \
+    _mm256_storeu_ps(cr, y0);                                                          \
+    _mm256_storeu_ps(cr + 8, y1);                                                      \
+  }
+  TF_ROW(0, c00, c01)
+  TF_ROW(1, c10, c11)
+  TF_ROW(2, c20, c21)
+  TF_ROW(3, c30, c31)
+  TF_ROW(4, c40, c41)
+  TF_ROW(5, c50, c51)
+#undef TF_ROW
+}
+
+namespace tfree {
+namespace {
+
+// One single-threaded blocked GEMM on the sub-block rows [m0, m1) x cols [n0, n1) of one batch item.
+void gemm_block(const GemmArgs& g, const float* A, const float* B, float* C, long m0, long m1, long n0, long n1) {
+  const long K = g.K;
+  float* buf = scratch(tl_pack, MC * KC + KC * (NC + NR) + 64);
+  if (!buf) return;
+  float* Ap = buf;
+  float* Bp = buf + MC * KC + 16;
+  alignas(32) float tmp[MR * NR];
+  for (long jc = n0; jc < n1; jc += NC) {
+    const long nc = lmin(NC, n1 - jc);
+    for (long pc = 0; pc < K; pc += KC) {
+      const long kc = lmin(KC, K - pc);
+      const float beta = pc == 0 ? g.beta : 1.0f;
+      pack_b(B, g.ldb, g.transB, pc, kc, jc, nc, Bp);
+      for (long ic = m0; ic < m1; ic += MC) {
+        const long mc = lmin(MC, m1 - ic);
+        pack_a(A, g.lda, g.transA, ic, mc, pc, kc, Ap);
+        for (long jr = 0; jr < nc; jr += NR) {
+          const long nr = lmin(NR, nc - jr);
+          for (long ir = 0; ir < mc; ir += MR) {
+            const long mr = lmin(MR, mc - ir);
+            float* cp = C + (ic + ir) * g.ldc + jc + jr;
+            if (mr == MR && nr == NR) {
+              tfree_sgemm_ukernel_avx2_6x16(kc, Ap + ir * kc, Bp + jr * kc, cp, g.ldc, g.alpha, beta);
+            } else {
+              tfree_sgemm_ukernel_avx2_6x16(kc, Ap + ir * kc, Bp + jr * kc, tmp, NR, g.alpha, 0.0f);
+              for (long i = 0; i < mr; ++i) {
+                float* cr = cp + i * g.ldc;
+                const float* tr = tmp + i * NR;
+                if (beta == 0.0f) {
+                  for (long j = 0; j < nr; ++j) cr[j] = tr[j];
+                } else {
+                  for (long j = 0; j < nr; ++j) cr[j] = tr[j] + beta * cr[j];
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TF_AI float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+TF_AI __m256i tail_mask(long n) {  // first n (0..8) lanes set
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), idx);
+}
+
+// y[i*incy] = alpha * dot(W[i*ldw : i*ldw+K], x) + beta * y[i*incy], for i in [r0, r1).
+void gemv_dot_range(long r0, long r1, long K, const float* W, long ldw, const float* x, float* y, long incy,
+                    float alpha, float beta) {
+  const long K16 = K & ~15L;
+  const long K8 = K & ~7L;
+  const __m256i tm = tail_mask(K - K8);
+  auto finish = [&](long i, float s) {
+    float v = alpha * s;
+    if (beta != 0.0f) v += beta * y[i * incy];
+    y[i * incy] = v;
+  };
+  long i = r0;
+  for (; i + 4 <= r1; i += 4) {
+    const float* w0 = W + i * ldw;
+    const float* w1 = w0 + ldw;
+    const float* w2 = w1 + ldw;
+    const float* w3 = w2 + ldw;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    __m256 e0 = _mm256_setzero_ps(), e1 = _mm256_setzero_ps(), e2 = _mm256_setzero_ps(), e3 = _mm256_setzero_ps();
+    long k = 0;
+    for (; k < K16; k += 16) {
+      const __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), x0, a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), x0, a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), x0, a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), x0, a3);
+      e0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k + 8), x1, e0);
+      e1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k + 8), x1, e1);
+      e2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k + 8), x1, e2);
+      e3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k + 8), x1, e3);
+    }
+    for (; k < K8; k += 8) {
+      const __m256 x0 = _mm256_loadu_ps(x + k);
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), x0, a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), x0, a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), x0, a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), x0, a3);
+    }
+    if (k < K) {
+      const __m256 x0 = _mm256_maskload_ps(x + k, tm);
+      a0 = _mm256_fmadd_ps(_mm256_maskload_ps(w0 + k, tm), x0, a0);
+      a1 = _mm256_fmadd_ps(_mm256_maskload_ps(w1 + k, tm), x0, a1);
+      a2 = _mm256_fmadd_ps(_mm256_maskload_ps(w2 + k, tm), x0, a2);
+      a3 = _mm256_fmadd_ps(_mm256_maskload_ps(w3 + k, tm), x0, a3);
+    }
+    finish(i, hsum(_mm256_add_ps(a0, e0)));
+    finish(i + 1, hsum(_mm256_add_ps(a1, e1)));
+    finish(i + 2, hsum(_mm256_add_ps(a2, e2)));
+    finish(i + 3, hsum(_mm256_add_ps(a3, e3)));
+  }
+  for (; i < r1; ++i) {
+    const float* w0 = W + i * ldw;
+    __m256 a0 = _mm256_setzero_ps(), e0 = _mm256_setzero_ps();
+    long k = 0;
+    for (; k < K16; k += 16) {
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), _mm256_loadu_ps(x + k), a0);
+      e0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k + 8), _mm256_loadu_ps(x + k + 8), e0);
+    }
+    for (; k < K8; k += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), _mm256_loadu_ps(x + k), a0);
+    if (k < K) a0 = _mm256_fmadd_ps(_mm256_maskload_ps(w0 + k, tm), _mm256_maskload_ps(x + k, tm), a0);
+    finish(i, hsum(_mm256_add_ps(a0, e0)));
+  }
+}
+
+// acc[0:N] (+)= sum_{k in [k0,k1)} x[k] * W[k*ldw : k*ldw+N]; acc is overwritten when !accumulate.
+void gemv_axpy_rows(long k0, long k1, long N, const float* W, long ldw, const float* x, float* acc) {
+  const long N8 = N & ~7L;
+  const __m256i tm = tail_mask(N - N8);
+  bool first = true;
+  long k = k0;
+  for (; k < k1; k += 4) {
+    const long nk = lmin(4, k1 - k);
+    const float* w0 = W + k * ldw;
+    const float* w1 = nk > 1 ? w0 + ldw : w0;
+    const float* w2 = nk > 2 ? w0 + 2 * ldw : w0;
+    const float* w3 = nk > 3 ? w0 + 3 * ldw : w0;
+    const __m256 x0 = _mm256_set1_ps(x[k]);
+    const __m256 x1 = _mm256_set1_ps(nk > 1 ? x[k + 1] : 0.0f);
+    const __m256 x2 = _mm256_set1_ps(nk > 2 ? x[k + 2] : 0.0f);
+    const __m256 x3 = _mm256_set1_ps(nk > 3 ? x[k + 3] : 0.0f);
+    long j = 0;
+    for (; j < N8; j += 8) {
+      __m256 s = first ? _mm256_setzero_ps() : _mm256_load_ps(acc + j);
+      s = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + j), x0, s);
+      s = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + j), x1, s);
+      s = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + j), x2, s);
+      s = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + j), x3, s);
+      _mm256_store_ps(acc + j, s);
+    }
+    if (j < N) {
+      __m256 s = first ? _mm256_setzero_ps() : _mm256_load_ps(acc + j);
+      s = _mm256_fmadd_ps(_mm256_maskload_ps(w0 + j, tm), x0, s);
+      s = _mm256_fmadd_ps(_mm256_maskload_ps(w1 + j, tm), x1, s);
+      s = _mm256_fmadd_ps(_mm256_maskload_ps(w2 + j, tm), x2, s);
+      s = _mm256_fmadd_ps(_mm256_maskload_ps(w3 + j, tm), x3, s);
+      _mm256_store_ps(acc + j, s);
+    }
+    first = false;
+  }
+  if (first) std::memset(acc, 0, sizeof(float) * ((N + 7) & ~7L));
+}
+
+constexpr long kGemvParallelMin = 1L << 16;  // multiply-adds below which one thread is used
+
+// y = alpha * W(rows x K, row-major) . x + beta * y   (y strided by incy)
+void gemv_dot(long rows, long K, const float* W, long ldw, const float* x, float* y, long incy, float alpha,
+              float beta) {
+  const int T = pool_threads();
+  if (T <= 1 || rows * K < kGemvParallelMin || rows < 8) {
+    gemv_dot_range(0, rows, K, W, ldw, x, y, incy, alpha, beta);
+    return;
+  }
+  const long ntasks = T;
+  long chunk = (rows + ntasks - 1) / ntasks;
+  chunk = (chunk + 3) & ~3L;
+  auto body = [&](long t, int) {
+    const long r0 = t * chunk, r1 = lmin(rows, r0 + chunk);
+    if (r0 < r1) gemv_dot_range(r0, r1, K, W, ldw, x, y, incy, alpha, beta);
+  };
+  parallel_tasks(ntasks, T, body);
+}
+
+// y[n*incy] = alpha * sum_k x[k] W[k*ldw + n] + beta * y[n*incy]
+void gemv_axpy(long K, long N, const float* W, long ldw, const float* x, float* y, long incy, float alpha,
+               float beta) {
+  const int T = pool_threads();
+  const long Np = (N + 7) & ~7L;
+  const long ntasks = (T <= 1 || K * N < kGemvParallelMin || K < 8) ? 1 : T;
+  float* part = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * Np * ntasks + 64));
+  if (!part) return;
+  const long chunk = (K + ntasks - 1) / ntasks;
+  auto body = [&](long t, int) {
+    const long k0 = t * chunk, k1 = lmin(K, k0 + chunk);
+    gemv_axpy_rows(k0, lmax(k0, k1), N, W, ldw, x, part + t * Np);
+  };
+  parallel_tasks(ntasks, T, body);
+  for (long n = 0; n < N; ++n) {
+    float s = part[n];
+    for (long t = 1; t < ntasks; ++t) s += part[t * Np + n];
+    float v = alpha * s;
+    if (beta != 0.0f) v += beta * y[n * incy];
+    y[n * incy] = v;
+  }
+  std::free(part);
+}
+
+constexpr long kGemmParallelMin = 1L << 17;  // multiply-adds below which one thread is used
+
+}  // namespace
+
+void gemm_avx2(const GemmArgs& g) {
+  const long M = g.M, N = g.N, K = g.K;
+  if (M <= 0 || N <= 0 || g.batch <= 0) return;
+  if (K == 0 || g.alpha == 0.0f) {  // C = beta * C (C not read when beta == 0)
+    for (long bi = 0; bi < g.batch; ++bi) {
+      float* C = g.C + bi * g.strideC;
+      for (long i = 0; i < M; ++i)
+        for (long j = 0; j < N; ++j) C[i * g.ldc + j] = g.beta == 0.0f ? 0.0f : g.beta * C[i * g.ldc + j];
+    }
+    return;
+  }
+  if (M == 1 || N == 1) {
+    float* xbuf = nullptr;
+    for (long bi = 0; bi < g.batch; ++bi) {
+      const float* A = g.A + bi * g.strideA;
+      const float* B = g.B + bi * g.strideB;
+      float* C = g.C + bi * g.strideC;
+      if (M == 1) {
+        const float* x = A;
+        if (g.transA && g.lda != 1 && K > 1) {
+          if (!xbuf) xbuf = static_cast<float*>(std::malloc(sizeof(float) * K));
+          if (!xbuf) return;
+          for (long k = 0; k < K; ++k) xbuf[k] = A[k * g.lda];
+          x = xbuf;
+        }
+        if (g.transB) gemv_dot(N, K, B, g.ldb, x, C, 1, g.alpha, g.beta);
+        else gemv_axpy(K, N, B, g.ldb, x, C, 1, g.alpha, g.beta);
+      } else {
+        const float* x = B;
+        if (!g.transB && g.ldb != 1 && K > 1) {
+          if (!xbuf) xbuf = static_cast<float*>(std::malloc(sizeof(float) * K));
+          if (!xbuf) return;
+          for (long k = 0; k < K; ++k) xbuf[k] = B[k * g.ldb];
+          x = xbuf;
+        }
+        if (!g.transA) gemv_dot(M, K, A, g.lda, x, C, g.ldc, g.alpha, g.beta);
+        else gemv_axpy(K, M, A, g.lda, x, C, g.ldc, g.alpha, g.beta);
+      }
+    }
+    std::free(xbuf);
+    return;
+  }
+  const int T = pool_threads();
+  const double work = static_cast<double>(M) * N * K * g.batch;
+  if (T <= 1 || work < kGemmParallelMin) {
+    for (long bi = 0; bi < g.batch; ++bi)
+      gemm_block(g, g.A + bi * g.strideA, g.B + bi * g.strideB, g.C + bi * g.strideC, 0, M, 0, N);
+    return;
+  }
+  // Split each batch item into `parts` pieces along the larger of M and N (in micro-tile units).
+  long parts = g.batch >= T ? 1 : (T + g.batch - 1) / g.batch;
+  const bool splitN = (N + NR - 1) / NR >= (M + MR - 1) / MR;
+  const long unit = splitN ? NR : MR;
+  const long dim = splitN ? N : M;
+  const long units = (dim + unit - 1) / unit;
+  if (parts > units) parts = units;
+  const long per = ((units + parts - 1) / parts) * unit;
+  const long ntasks = g.batch * parts;
+  auto body = [&](long t, int) {
+    const long bi = t / parts, pi = t % parts;
+    const long s0 = pi * per, s1 = lmin(dim, s0 + per);
+    if (s0 >= s1) return;
+    const float* A = g.A + bi * g.strideA;
+    const float* B = g.B + bi * g.strideB;
+    float* C = g.C + bi * g.strideC;
+    if (splitN) gemm_block(g, A, B, C, 0, M, s0, s1);
+    else gemm_block(g, A, B, C, s0, s1, 0, N);
+  };
+  parallel_tasks(ntasks, T, body);
+}
+
+}  // namespace tfree

@@ -1,0 +1,84 @@
+// Internal kernel table. Two instances exist: the AVX2/FMA one (ops_avx2.cc + gemm_avx2.cc, compiled
+// with -mavx2 -mfma) and the portable one (ops_generic.cc + gemm_generic.cc). addon.cc picks one at
+// load time from the CPU check (and TFREE_SIMD). Offsets are already applied to all pointers and every
+// size was bounds-checked by addon.cc.
+#pragma once
+#include <cstdint>
+
+namespace tfree {
+
+struct GemmArgs {
+  long batch;
+  bool transA, transB;
+  long M, N, K;
+  float alpha, beta;
+  const float* A;
+  long lda, strideA;
+  const float* B;
+  long ldb, strideB;
+  float* C;
+  long ldc, strideC;
+};
+
+struct AttnArgs {
+  const float *q, *k, *v;
+  const float* out;  // backward only
+  float* outW;       // forward only
+  float* lseW;       // forward only
+  const float* lse;  // backward only
+  const float* gOut;
+  float *gq, *gk, *gv;
+  long B, Hq, Hkv, Tq, Tk, D;
+  float scale;
+  bool causal;
+  long window;
+  const int32_t *qPos, *kPos, *qSeg, *kSeg;
+  const uint8_t* mask;
+};
+
+struct OpsTable {
+  const char* name;
+  void (*gemm)(const GemmArgs& g);
+  void (*unary)(int op, const float* x, float* out, long n);
+  void (*unaryBackward)(int op, const float* x, const float* y, const float* gy, float* gx, long n, bool acc);
+  // shape/strides already simplified (rank <= 8); pointers already offset.
+  void (*binary)(int op, int rank, const long* shape, const float* a, const long* as, const float* b, const long* bs, float* out);
+  void (*copyStrided)(int rank, const long* shape, const float* x, const long* xs, float* out);
+  void (*affine)(const float* a, float* out, long n, float alpha, float beta);
+  void (*axpy)(long n, float alpha, const float* x, float* y);
+  void (*reduce)(int op, const float* x, float* out, long outer, long len, long inner, int32_t* argmax);
+  double (*sumSquares)(const float* x, long n);
+  void (*softmax)(const float* x, float* out, long rows, long cols, bool log);
+  void (*softmaxBackward)(const float* y, const float* gy, float* gx, long rows, long cols, bool log, bool acc);
+  void (*rmsnorm)(const float* x, const float* w, float* out, float* rstd, long rows, long cols, float eps);
+  void (*rmsnormBackward)(const float* x, const float* w, const float* rstd, const float* gy, float* gx, float* gw,
+                          long rows, long cols, bool acc);
+  void (*layernorm)(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd, long rows,
+                    long cols, float eps);
+  void (*layernormBackward)(const float* x, const float* w, const float* mean, const float* rstd, const float* gy,
+                            float* gx, float* gw, float* gb, long rows, long cols, bool acc);
+  void (*gather)(const float* table, const int32_t* ids, float* out, long n, long dim);
+  void (*scatterAdd)(const float* gy, const int32_t* ids, float* gtable, long n, long dim);
+  void (*rope)(const float* x, float* out, const int32_t* pos, const float* cos, const float* sin, long rows,
+               long heads, long headDim, long rotDim, bool inverse);
+  void (*attention)(const AttnArgs& a);
+  void (*attentionBackward)(const AttnArgs& a);
+  long (*crossEntropy)(const float* logits, const int32_t* targets, float* losses, float* lse, long rows, long cols,
+                       long ignoreIndex);
+  void (*crossEntropyBackward)(const float* logits, const int32_t* targets, const float* lse, const float* gLoss,
+                               float* glogits, long rows, long cols, long ignoreIndex, bool acc);
+  void (*adamw)(float* p, const float* g, float* m, float* v, long n, float lr, float b1, float b2, float eps, float wd,
+                float bc1, float bc2);
+  // diagnostics
+  double (*readSum)(const float* x, long n, int threads);
+  double (*fmaRun)(long iters, int threads);  // runs 12 FMA chains x iters per thread; returns the flops done (caller times it)
+};
+
+const OpsTable* ops_avx2();     // nullptr when not compiled in (non-x86 build)
+const OpsTable* ops_generic();
+
+// gemm entry points of the two gemm TUs
+void gemm_avx2(const GemmArgs& g);
+void gemm_generic(const GemmArgs& g);
+
+}  // namespace tfree

@@ -1,0 +1,1070 @@
+// Kernel bodies written once against a small vector "backend" B (B::V is __m256 in ops_avx2.cc and
+// float in ops_generic.cc). This file is #included INSIDE a per-backend namespace by both TUs, so the
+// AVX2 and generic instantiations never share a symbol. It must not be included anywhere else.
+//
+// Backend requirements (all static):
+//   V, M (mask), W (lanes); load, loadn(p, n<W: zero fill), store, storen(p, v, n<W), set1, zero;
+//   add sub mul div fma(a,b,c)=a*b+c neg abs sqrt maxp/minp (NaN-propagating) maxf (plain);
+//   gt eq (-> M), sel(M, a, b) = M ? a : b, hsum hmax; exp log tanh sigmoid expm1 phi (normal CDF).
+//   sumsq_d(const float*, long) -> double
+
+static inline long lmin_(long a, long b) { return a < b ? a : b; }
+static inline long lmax_(long a, long b) { return a > b ? a : b; }
+
+// ---------------------------------------------------------------------------------------------
+// threading helpers
+template <class F>
+static void par_range(long n, long minPerTask, long align, F& body) {
+  const int T = pool_threads();
+  long tasks = minPerTask > 0 ? n / minPerTask : 1;
+  if (tasks > T) tasks = T;
+  if (tasks <= 1 || T <= 1) {
+    if (n > 0) body(0L, n);
+    return;
+  }
+  long chunk = (n + tasks - 1) / tasks;
+  if (align > 1) chunk = (chunk + align - 1) / align * align;
+  auto f = [&](long t, int) {
+    const long a = t * chunk, b = lmin_(n, a + chunk);
+    if (a < b) body(a, b);
+  };
+  parallel_tasks(tasks, T, f);
+}
+
+constexpr long kElemPar = 1L << 15;      // cheap elementwise: elements per task before threading
+constexpr long kElemParHeavy = 1L << 12; // transcendental elementwise
+constexpr long kRowWorkPar = 1L << 14;   // row kernels: elements per task
+
+template <class F>
+static void map1(const float* x, float* out, long n, long grain, F f) {
+  auto body = [&](long i0, long i1) {
+    long i = i0;
+    for (; i + B::W <= i1; i += B::W) B::store(out + i, f(B::load(x + i)));
+    if (i < i1) B::storen(out + i, f(B::loadn(x + i, i1 - i)), i1 - i);
+  };
+  par_range(n, grain, 16, body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// activation math shared by forward and backward
+static inline typename B::V gelu_tanh_s(typename B::V x) {  // sigmoid(2u), u = sqrt(2/pi)(x + 0.044715 x^3)
+  const typename B::V x2 = B::mul(x, x);
+  const typename B::V u = B::mul(B::mul(B::set1(0.7978845608028654f), x), B::fma(B::set1(0.044715f), x2, B::set1(1.0f)));
+  return B::sigmoid(B::add(u, u));
+}
+
+static inline typename B::V gelu_pdf(typename B::V x) {  // exp(-x^2/2) / sqrt(2 pi)
+  return B::mul(B::set1(0.3989422804014327f), B::exp(B::mul(B::set1(-0.5f), B::mul(x, x))));
+}
+
+static void unary_impl(int op, const float* x, float* out, long n) {
+  typedef typename B::V V;
+  switch (op) {
+    case 0: map1(x, out, n, kElemPar, [](V v) { return B::neg(v); }); break;
+    case 1: map1(x, out, n, kElemParHeavy, [](V v) { return B::exp(v); }); break;
+    case 2: map1(x, out, n, kElemParHeavy, [](V v) { return B::log(v); }); break;
+    case 3: map1(x, out, n, kElemPar, [](V v) { return B::sqrt(v); }); break;
+    case 4: map1(x, out, n, kElemPar, [](V v) { return B::div(B::set1(1.0f), B::sqrt(v)); }); break;
+    case 5: map1(x, out, n, kElemParHeavy, [](V v) { return B::mul(v, B::sigmoid(v)); }); break;
+    case 6: map1(x, out, n, kElemParHeavy, [](V v) { return B::mul(v, B::phi(v)); }); break;
+    case 7: map1(x, out, n, kElemParHeavy, [](V v) { return B::mul(v, gelu_tanh_s(v)); }); break;
+    case 8: map1(x, out, n, kElemParHeavy, [](V v) { return B::tanh(v); }); break;
+    case 9:
+      map1(x, out, n, kElemParHeavy, [](V v) { return B::sel(B::gt(v, B::zero()), v, B::expm1(v)); });
+      break;
+    case 10: map1(x, out, n, kElemPar, [](V v) { return B::sel(B::gt(v, B::zero()), v, B::zero()); }); break;
+    case 11: map1(x, out, n, kElemParHeavy, [](V v) { return B::sigmoid(v); }); break;
+    case 12: map1(x, out, n, kElemPar, [](V v) { return B::abs(v); }); break;
+    case 13: map1(x, out, n, kElemPar, [](V v) { return B::mul(v, v); }); break;
+    case 14: map1(x, out, n, kElemPar, [](V v) { return B::div(B::set1(1.0f), v); }); break;
+    default: break;
+  }
+}
+
+template <class F>
+static void map_bwd(const float* x, const float* y, const float* gy, float* gx, long n, bool acc, long grain, F f) {
+  auto body = [&](long i0, long i1) {
+    long i = i0;
+    for (; i + B::W <= i1; i += B::W) {
+      typename B::V r = f(B::load(x + i), B::load(y + i), B::load(gy + i));
+      if (acc) r = B::add(B::load(gx + i), r);
+      B::store(gx + i, r);
+    }
+    if (i < i1) {
+      const long m = i1 - i;
+      typename B::V r = f(B::loadn(x + i, m), B::loadn(y + i, m), B::loadn(gy + i, m));
+      if (acc) r = B::add(B::loadn(gx + i, m), r);
+      B::storen(gx + i, r, m);
+    }
+  };
+  par_range(n, grain, 16, body);
+}
+
+static void unary_backward_impl(int op, const float* x, const float* y, const float* gy, float* gx, long n, bool acc) {
+  typedef typename B::V V;
+  const long G = kElemPar, H = kElemParHeavy;
+  switch (op) {
+    case 0: map_bwd(x, y, gy, gx, n, acc, G, [](V, V, V g) { return B::neg(g); }); break;
+    case 1: map_bwd(x, y, gy, gx, n, acc, G, [](V, V yv, V g) { return B::mul(g, yv); }); break;
+    case 2: map_bwd(x, y, gy, gx, n, acc, G, [](V xv, V, V g) { return B::div(g, xv); }); break;
+    case 3:
+      map_bwd(x, y, gy, gx, n, acc, G, [](V, V yv, V g) { return B::div(B::mul(B::set1(0.5f), g), yv); });
+      break;
+    case 4:
+      map_bwd(x, y, gy, gx, n, acc, G,
+              [](V, V yv, V g) { return B::mul(B::mul(B::set1(-0.5f), g), B::mul(yv, B::mul(yv, yv))); });
+      break;
+    case 5:
+      map_bwd(x, y, gy, gx, n, acc, H, [](V xv, V, V g) {
+        const V s = B::sigmoid(xv);
+        return B::mul(g, B::mul(s, B::fma(xv, B::sub(B::set1(1.0f), s), B::set1(1.0f))));
+      });
+      break;
+    case 6:
+      map_bwd(x, y, gy, gx, n, acc, H, [](V xv, V, V g) { return B::mul(g, B::fma(xv, gelu_pdf(xv), B::phi(xv))); });
+      break;
+    case 7:
+      map_bwd(x, y, gy, gx, n, acc, H, [](V xv, V, V g) {
+        const V s = gelu_tanh_s(xv);
+        // d/dx [x s(2u)] = s + x * 2 s (1 - s) * u',  u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+        const V du = B::mul(B::set1(2.0f * 0.7978845608028654f),
+                            B::fma(B::set1(3.0f * 0.044715f), B::mul(xv, xv), B::set1(1.0f)));
+        const V ds = B::mul(B::mul(s, B::sub(B::set1(1.0f), s)), du);
+        return B::mul(g, B::fma(xv, ds, s));
+      });
+      break;
+    case 8:
+      map_bwd(x, y, gy, gx, n, acc, G, [](V, V yv, V g) { return B::mul(g, B::sub(B::set1(1.0f), B::mul(yv, yv))); });
+      break;
+    case 9:
+      map_bwd(x, y, gy, gx, n, acc, G,
+              [](V xv, V yv, V g) { return B::sel(B::gt(xv, B::zero()), g, B::mul(g, B::add(yv, B::set1(1.0f)))); });
+      break;
+    case 10:
+      map_bwd(x, y, gy, gx, n, acc, G, [](V xv, V, V g) { return B::sel(B::gt(xv, B::zero()), g, B::zero()); });
+      break;
+    case 11:
+      map_bwd(x, y, gy, gx, n, acc, G,
+              [](V, V yv, V g) { return B::mul(g, B::mul(yv, B::sub(B::set1(1.0f), yv))); });
+      break;
+    case 12:
+      map_bwd(x, y, gy, gx, n, acc, G, [](V xv, V, V g) {
+        const V pos = B::sel(B::gt(xv, B::zero()), g, B::zero());
+        return B::sel(B::gt(B::zero(), xv), B::neg(g), pos);
+      });
+      break;
+    case 13:
+      map_bwd(x, y, gy, gx, n, acc, G, [](V xv, V, V g) { return B::mul(B::mul(B::set1(2.0f), xv), g); });
+      break;
+    case 14:
+      map_bwd(x, y, gy, gx, n, acc, G, [](V, V yv, V g) { return B::neg(B::mul(g, B::mul(yv, yv))); });
+      break;
+    default: break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// strided walkers (binary / copyStrided). shape/strides are already simplified: rank >= 1, no
+// size-1 dims except possibly a single one, innermost dim last.
+template <class Inner>
+static void walk_strided(int rank, const long* shape, const long* sa, const long* sb, Inner& inner, long total) {
+  const long innerN = shape[rank - 1];
+  auto body = [&](long s, long e) {
+    long idx[8];
+    long oa = 0, ob = 0;
+    long rem = s;
+    for (int d = rank - 1; d >= 0; --d) {
+      idx[d] = rem % shape[d];
+      rem /= shape[d];
+      oa += idx[d] * sa[d];
+      ob += sb ? idx[d] * sb[d] : 0;
+    }
+    long pos = s;
+    while (pos < e) {
+      const long j0 = idx[rank - 1];
+      const long len = lmin_(innerN - j0, e - pos);
+      inner(pos, oa, ob, len);
+      pos += len;
+      // advance the multi-index by len along the innermost dim (carry when it wraps)
+      idx[rank - 1] += len;
+      oa += len * sa[rank - 1];
+      if (sb) ob += len * sb[rank - 1];
+      for (int d = rank - 1; d > 0 && idx[d] == shape[d]; --d) {
+        idx[d] = 0;
+        oa -= shape[d] * sa[d];
+        if (sb) ob -= shape[d] * sb[d];
+        ++idx[d - 1];
+        oa += sa[d - 1];
+        if (sb) ob += sb[d - 1];
+      }
+    }
+  };
+  par_range(total, kElemPar, 16, body);
+}
+
+template <class F>
+static void binary_run(int rank, const long* shape, const float* a, const long* as, const float* b, const long* bs,
+                       float* out, long total, F f) {
+  const long sa = as[rank - 1], sb = bs[rank - 1];
+  auto inner = [&](long o, long oa, long ob, long len) {
+    const float* pa = a + oa;
+    const float* pb = b + ob;
+    float* po = out + o;
+    long i = 0;
+    if (sa == 1 && sb == 1) {
+      for (; i + B::W <= len; i += B::W) B::store(po + i, f(B::load(pa + i), B::load(pb + i)));
+      if (i < len) B::storen(po + i, f(B::loadn(pa + i, len - i), B::loadn(pb + i, len - i)), len - i);
+    } else if (sa == 1 && sb == 0) {
+      const typename B::V vb = B::set1(*pb);
+      for (; i + B::W <= len; i += B::W) B::store(po + i, f(B::load(pa + i), vb));
+      if (i < len) B::storen(po + i, f(B::loadn(pa + i, len - i), vb), len - i);
+    } else if (sa == 0 && sb == 1) {
+      const typename B::V va = B::set1(*pa);
+      for (; i + B::W <= len; i += B::W) B::store(po + i, f(va, B::load(pb + i)));
+      if (i < len) B::storen(po + i, f(va, B::loadn(pb + i, len - i)), len - i);
+    } else {
+      for (; i < len; ++i) {
+        const typename B::V r = f(B::set1(pa[i * sa]), B::set1(pb[i * sb]));
+        B::storen(po + i, r, 1);
+      }
+    }
+  };
+  walk_strided(rank, shape, as, bs, inner, total);
+}
+
+static void binary_impl(int op, int rank, const long* shape, const float* a, const long* as, const float* b,
+                        const long* bs, float* out) {
+  typedef typename B::V V;
+  long total = 1;
+  for (int d = 0; d < rank; ++d) total *= shape[d];
+  if (total <= 0) return;
+  switch (op) {
+    case 0: binary_run(rank, shape, a, as, b, bs, out, total, [](V x, V y) { return B::add(x, y); }); break;
+    case 1: binary_run(rank, shape, a, as, b, bs, out, total, [](V x, V y) { return B::sub(x, y); }); break;
+    case 2: binary_run(rank, shape, a, as, b, bs, out, total, [](V x, V y) { return B::mul(x, y); }); break;
+    case 3: binary_run(rank, shape, a, as, b, bs, out, total, [](V x, V y) { return B::div(x, y); }); break;
+    case 4: binary_run(rank, shape, a, as, b, bs, out, total, [](V x, V y) { return B::maxp(x, y); }); break;
+    case 5: binary_run(rank, shape, a, as, b, bs, out, total, [](V x, V y) { return B::minp(x, y); }); break;
+    case 6:
+      binary_run(rank, shape, a, as, b, bs, out, total,
+                 [](V x, V y) { return B::sel(B::gt(x, y), B::set1(1.0f), B::zero()); });
+      break;
+    case 7:
+      binary_run(rank, shape, a, as, b, bs, out, total,
+                 [](V x, V y) { return B::sel(B::eq(x, y), B::set1(1.0f), B::zero()); });
+      break;
+    default: break;
+  }
+}
+
+static void copy_strided_impl(int rank, const long* shape, const float* x, const long* xs, float* out) {
+  long total = 1;
+  for (int d = 0; d < rank; ++d) total *= shape[d];
+  if (total <= 0) return;
+  const long s = xs[rank - 1];
+  auto inner = [&](long o, long ox, long, long len) {
+    const float* px = x + ox;
+    float* po = out + o;
+    if (s == 1) {
+      std::memcpy(po, px, sizeof(float) * len);
+    } else if (s == 0) {
+      const float v = *px;
+      for (long i = 0; i < len; ++i) po[i] = v;
+    } else {
+      for (long i = 0; i < len; ++i) po[i] = px[i * s];
+    }
+  };
+  walk_strided(rank, shape, xs, static_cast<const long*>(nullptr), inner, total);
+}
+
+static void affine_impl(const float* a, float* out, long n, float alpha, float beta) {
+  typedef typename B::V V;
+  const V va = B::set1(alpha), vb = B::set1(beta);
+  if (alpha == 0.0f) {
+    auto body = [&](long i0, long i1) {
+      for (long i = i0; i < i1; ++i) out[i] = beta;
+    };
+    par_range(n, kElemPar * 2, 16, body);
+    return;
+  }
+  map1(a, out, n, kElemPar, [va, vb](V v) { return B::fma(v, va, vb); });
+}
+
+static void axpy_impl(long n, float alpha, const float* x, float* y) {
+  const typename B::V va = B::set1(alpha);
+  auto body = [&](long i0, long i1) {
+    long i = i0;
+    for (; i + B::W <= i1; i += B::W) B::store(y + i, B::fma(va, B::load(x + i), B::load(y + i)));
+    if (i < i1) B::storen(y + i, B::fma(va, B::loadn(x + i, i1 - i), B::loadn(y + i, i1 - i)), i1 - i);
+  };
+  par_range(n, kElemPar, 16, body);
+}
+
+// sum / max of a contiguous row (vectorised)
+static inline float row_sum(const float* x, long n) {
+  typename B::V s0 = B::zero(), s1 = B::zero();
+  long i = 0;
+  for (; i + 2 * B::W <= n; i += 2 * B::W) {
+    s0 = B::add(s0, B::load(x + i));
+    s1 = B::add(s1, B::load(x + i + B::W));
+  }
+  for (; i + B::W <= n; i += B::W) s0 = B::add(s0, B::load(x + i));
+  if (i < n) s1 = B::add(s1, B::loadn(x + i, n - i));
+  return B::hsum(B::add(s0, s1));
+}
+
+static inline float row_max(const float* x, long n) {
+  if (n < B::W) {
+    float m = x[0];
+    for (long i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
+    return m;
+  }
+  typename B::V m = B::load(x);
+  long i = B::W;
+  for (; i + B::W <= n; i += B::W) m = B::maxf(m, B::load(x + i));
+  if (i < n) m = B::maxf(m, B::load(x + n - B::W));  // overlapping tail load, max is idempotent
+  return B::hmax(m);
+}
+
+static void reduce_impl(int op, const float* x, float* out, long outer, long len, long inner, int32_t* argmax) {
+  if (outer <= 0 || inner <= 0) return;
+  if (len <= 0) {
+    for (long i = 0; i < outer * inner; ++i) {
+      out[i] = op == 0 ? 0.0f : -__builtin_inff();
+      if (argmax) argmax[i] = 0;
+    }
+    return;
+  }
+  if (inner == 1) {
+    auto body = [&](long o0, long o1) {
+      for (long o = o0; o < o1; ++o) {
+        const float* r = x + o * len;
+        if (op == 0) {
+          out[o] = row_sum(r, len);
+        } else {
+          const float m = row_max(r, len);
+          out[o] = m;
+          if (argmax) {
+            long k = 0;
+            while (k < len && !(r[k] == m)) ++k;
+            argmax[o] = static_cast<int32_t>(k < len ? k : 0);
+          }
+        }
+      }
+    };
+    par_range(outer, lmax_(1, kRowWorkPar / len), 1, body);
+    return;
+  }
+  // inner > 1: reduce rows of length `inner` elementwise; split over (outer, inner-chunk)
+  const long chunk = 256;
+  const long nChunks = (inner + chunk - 1) / chunk;
+  auto body = [&](long t0, long t1) {
+    for (long t = t0; t < t1; ++t) {
+      const long o = t / nChunks, c0 = (t % nChunks) * chunk, c1 = lmin_(inner, c0 + chunk);
+      const float* base = x + o * len * inner;
+      float* po = out + o * inner;
+      if (op == 0) {
+        for (long j = c0; j < c1; j += B::W) {
+          const long m = lmin_(B::W, c1 - j);
+          typename B::V s = B::zero();
+          if (m == B::W) {
+            for (long l = 0; l < len; ++l) s = B::add(s, B::load(base + l * inner + j));
+            B::store(po + j, s);
+          } else {
+            for (long l = 0; l < len; ++l) s = B::add(s, B::loadn(base + l * inner + j, m));
+            B::storen(po + j, s, m);
+          }
+        }
+      } else {
+        for (long j = c0; j < c1; ++j) {
+          float best = base[j];
+          int32_t bi = 0;
+          for (long l = 1; l < len; ++l) {
+            const float v = base[l * inner + j];
+            if (v > best) {
+              best = v;
+              bi = static_cast<int32_t>(l);
+            }
+          }
+          po[j] = best;
+          if (argmax) argmax[o * inner + j] = bi;
+        }
+      }
+    }
+  };
+  par_range(outer * nChunks, lmax_(1, kRowWorkPar / (len * lmin_(chunk, inner))), 1, body);
+}
+
+static double sum_squares_impl(const float* x, long n) { return B::sumsq_d(x, n); }
+
+// ---------------------------------------------------------------------------------------------
+// softmax family
+static void softmax_row(const float* x, float* out, long n, bool log) {
+  typedef typename B::V V;
+  const float m = row_max(x, n);
+  const V vm = B::set1(m);
+  V s = B::zero();
+  long i = 0;
+  if (!log) {
+    for (; i + B::W <= n; i += B::W) {
+      const V e = B::exp(B::sub(B::load(x + i), vm));
+      B::store(out + i, e);
+      s = B::add(s, e);
+    }
+    if (i < n) {
+      const V e = B::exp(B::sub(B::loadn(x + i, n - i), vm));
+      B::storen(out + i, e, n - i);
+      s = B::add(s, B::sel(B::gt(B::set1(static_cast<float>(n - i)), B::lane_index()), e, B::zero()));
+    }
+    const V inv = B::set1(1.0f / B::hsum(s));
+    for (i = 0; i + B::W <= n; i += B::W) B::store(out + i, B::mul(B::load(out + i), inv));
+    if (i < n) B::storen(out + i, B::mul(B::loadn(out + i, n - i), inv), n - i);
+  } else {
+    for (; i + B::W <= n; i += B::W) s = B::add(s, B::exp(B::sub(B::load(x + i), vm)));
+    if (i < n) {
+      const V e = B::exp(B::sub(B::loadn(x + i, n - i), vm));
+      s = B::add(s, B::sel(B::gt(B::set1(static_cast<float>(n - i)), B::lane_index()), e, B::zero()));
+    }
+    const float lse = m + B::log1(B::hsum(s));
+    const V vl = B::set1(lse);
+    for (i = 0; i + B::W <= n; i += B::W) B::store(out + i, B::sub(B::load(x + i), vl));
+    if (i < n) B::storen(out + i, B::sub(B::loadn(x + i, n - i), vl), n - i);
+  }
+}
+
+static void softmax_impl(const float* x, float* out, long rows, long cols, bool log) {
+  if (cols <= 0) return;
+  auto body = [&](long r0, long r1) {
+    for (long r = r0; r < r1; ++r) softmax_row(x + r * cols, out + r * cols, cols, log);
+  };
+  par_range(rows, lmax_(1, kRowWorkPar / 4 / cols), 1, body);
+}
+
+static inline float row_dot(const float* a, const float* b, long n) {
+  typename B::V s0 = B::zero(), s1 = B::zero();
+  long i = 0;
+  for (; i + 2 * B::W <= n; i += 2 * B::W) {
+    s0 = B::fma(B::load(a + i), B::load(b + i), s0);
+    s1 = B::fma(B::load(a + i + B::W), B::load(b + i + B::W), s1);
+  }
+  for (; i + B::W <= n; i += B::W) s0 = B::fma(B::load(a + i), B::load(b + i), s0);
+  if (i < n) s1 = B::fma(B::loadn(a + i, n - i), B::loadn(b + i, n - i), s1);
+  return B::hsum(B::add(s0, s1));
+}
+
+// y[i] = y[i] + alpha * x[i]
+static inline void row_axpy(float alpha, const float* x, float* y, long n) {
+  const typename B::V va = B::set1(alpha);
+  long i = 0;
+  for (; i + B::W <= n; i += B::W) B::store(y + i, B::fma(va, B::load(x + i), B::load(y + i)));
+  if (i < n) B::storen(y + i, B::fma(va, B::loadn(x + i, n - i), B::loadn(y + i, n - i)), n - i);
+}
+
+static void softmax_backward_impl(const float* y, const float* gy, float* gx, long rows, long cols, bool log, bool acc) {
+  typedef typename B::V V;
+  if (cols <= 0) return;
+  auto body = [&](long r0, long r1) {
+    for (long r = r0; r < r1; ++r) {
+      const float* yr = y + r * cols;
+      const float* gr = gy + r * cols;
+      float* xr = gx + r * cols;
+      long i = 0;
+      const long n = cols;
+      if (!log) {
+        const V d = B::set1(row_dot(gr, yr, n));
+        auto f = [&](V yv, V gv) { return B::mul(yv, B::sub(gv, d)); };
+        for (; i + B::W <= n; i += B::W) {
+          V v = f(B::load(yr + i), B::load(gr + i));
+          if (acc) v = B::add(B::load(xr + i), v);
+          B::store(xr + i, v);
+        }
+        if (i < n) {
+          V v = f(B::loadn(yr + i, n - i), B::loadn(gr + i, n - i));
+          if (acc) v = B::add(B::loadn(xr + i, n - i), v);
+          B::storen(xr + i, v, n - i);
+        }
+      } else {
+        const V s = B::set1(row_sum(gr, n));
+        auto f = [&](V yv, V gv) { return B::sub(gv, B::mul(B::exp(yv), s)); };
+        for (; i + B::W <= n; i += B::W) {
+          V v = f(B::load(yr + i), B::load(gr + i));
+          if (acc) v = B::add(B::load(xr + i), v);
+          B::store(xr + i, v);
+        }
+        if (i < n) {
+          V v = f(B::loadn(yr + i, n - i), B::loadn(gr + i, n - i));
+          if (acc) v = B::add(B::loadn(xr + i, n - i), v);
+          B::storen(xr + i, v, n - i);
+        }
+      }
+    }
+  };
+  par_range(rows, lmax_(1, kRowWorkPar / 2 / cols), 1, body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// normalisation
+static inline float row_sumsq(const float* x, long n) {
+  typename B::V s0 = B::zero(), s1 = B::zero();
+  long i = 0;
+  for (; i + 2 * B::W <= n; i += 2 * B::W) {
+    const typename B::V a = B::load(x + i), b = B::load(x + i + B::W);
+    s0 = B::fma(a, a, s0);
+    s1 = B::fma(b, b, s1);
+  }
+  for (; i + B::W <= n; i += B::W) {
+    const typename B::V a = B::load(x + i);
+    s0 = B::fma(a, a, s0);
+  }
+  if (i < n) {
+    const typename B::V a = B::loadn(x + i, n - i);
+    s1 = B::fma(a, a, s1);
+  }
+  return B::hsum(B::add(s0, s1));
+}
+
+static void rmsnorm_impl(const float* x, const float* w, float* out, float* rstd, long rows, long cols, float eps) {
+  typedef typename B::V V;
+  if (cols <= 0) return;
+  auto body = [&](long r0, long r1) {
+    for (long r = r0; r < r1; ++r) {
+      const float* xr = x + r * cols;
+      float* o = out + r * cols;
+      const float rs = 1.0f / std::sqrt(row_sumsq(xr, cols) / static_cast<float>(cols) + eps);
+      rstd[r] = rs;
+      const V vr = B::set1(rs);
+      long i = 0;
+      for (; i + B::W <= cols; i += B::W) B::store(o + i, B::mul(B::mul(B::load(xr + i), vr), B::load(w + i)));
+      if (i < cols)
+        B::storen(o + i, B::mul(B::mul(B::loadn(xr + i, cols - i), vr), B::loadn(w + i, cols - i)), cols - i);
+    }
+  };
+  par_range(rows, lmax_(1, kRowWorkPar / cols), 1, body);
+}
+
+// Per-task partial sums for gw/gb, reduced at the end (gw/gb accumulate across rows).
+struct Partials {
+  float* p = nullptr;
+  long ntasks = 0;
+  ~Partials() { std::free(p); }
+};
+
+static void rmsnorm_backward_impl(const float* x, const float* w, const float* rstd, const float* gy, float* gx,
+                                  float* gw, long rows, long cols, bool acc) {
+  typedef typename B::V V;
+  if (cols <= 0 || rows <= 0) return;
+  const int T = pool_threads();
+  long ntasks = rows * cols >= 2 * kRowWorkPar ? T : 1;
+  if (ntasks > rows) ntasks = rows;
+  Partials part;
+  if (gw && ntasks > 1) {
+    part.p = static_cast<float*>(std::calloc(static_cast<size_t>(ntasks * cols), sizeof(float)));
+    if (!part.p) ntasks = 1;
+  }
+  const long chunk = (rows + ntasks - 1) / ntasks;
+  auto task = [&](long t, int) {
+    float* gwp = gw ? (ntasks > 1 ? part.p + t * cols : gw) : nullptr;
+    for (long r = t * chunk; r < lmin_(rows, (t + 1) * chunk); ++r) {
+      const float* xr = x + r * cols;
+      const float* gr = gy + r * cols;
+      float* o = gx + r * cols;
+      const float rs = rstd[r];
+      // c = mean(gy * w * xhat) where xhat = x * rs
+      V s = B::zero();
+      long i = 0;
+      for (; i + B::W <= cols; i += B::W) s = B::fma(B::mul(B::load(gr + i), B::load(w + i)), B::load(xr + i), s);
+      if (i < cols)
+        s = B::fma(B::mul(B::loadn(gr + i, cols - i), B::loadn(w + i, cols - i)), B::loadn(xr + i, cols - i), s);
+      const float c = B::hsum(s) * rs * rs / static_cast<float>(cols);
+      const V vr = B::set1(rs), vc = B::set1(c);
+      auto f = [&](V xv, V gv, V wv) { return B::mul(vr, B::sub(B::mul(gv, wv), B::mul(xv, vc))); };
+      for (i = 0; i + B::W <= cols; i += B::W) {
+        const V xv = B::load(xr + i), gv = B::load(gr + i);
+        V v = f(xv, gv, B::load(w + i));
+        if (acc) v = B::add(B::load(o + i), v);
+        B::store(o + i, v);
+        if (gwp) B::store(gwp + i, B::fma(gv, B::mul(xv, vr), B::load(gwp + i)));
+      }
+      if (i < cols) {
+        const long m = cols - i;
+        const V xv = B::loadn(xr + i, m), gv = B::loadn(gr + i, m);
+        V v = f(xv, gv, B::loadn(w + i, m));
+        if (acc) v = B::add(B::loadn(o + i, m), v);
+        B::storen(o + i, v, m);
+        if (gwp) B::storen(gwp + i, B::fma(gv, B::mul(xv, vr), B::loadn(gwp + i, m)), m);
+      }
+    }
+  };
+  parallel_tasks(ntasks, T, task);
+  if (gw && ntasks > 1)
+    for (long t = 0; t < ntasks; ++t) row_axpy(1.0f, part.p + t * cols, gw, cols);
+}
+
+static void layernorm_impl(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,
+                           long rows, long cols, float eps) {
+  typedef typename B::V V;
+  if (cols <= 0) return;
+  auto body = [&](long r0, long r1) {
+    for (long r = r0; r < r1; ++r) {
+      const float* xr = x + r * cols;
+      float* o = out + r * cols;
+      const float mu = row_sum(xr, cols) / static_cast<float>(cols);
+      const V vm = B::set1(mu);
+      V s = B::zero();
+      long i = 0;
+      for (; i + B::W <= cols; i += B::W) {
+        const V d = B::sub(B::load(xr + i), vm);
+        s = B::fma(d, d, s);
+      }
+      if (i < cols) {
+        const V d = B::sel(B::gt(B::set1(static_cast<float>(cols - i)), B::lane_index()),
+                           B::sub(B::loadn(xr + i, cols - i), vm), B::zero());
+        s = B::fma(d, d, s);
+      }
+      const float rs = 1.0f / std::sqrt(B::hsum(s) / static_cast<float>(cols) + eps);
+      mean[r] = mu;
+      rstd[r] = rs;
+      const V vr = B::set1(rs);
+      for (i = 0; i < cols; i += B::W) {
+        const long m = lmin_(B::W, cols - i);
+        const bool full = m == B::W;
+        V v = B::mul(B::sub(full ? B::load(xr + i) : B::loadn(xr + i, m), vm), vr);
+        if (w) v = B::mul(v, full ? B::load(w + i) : B::loadn(w + i, m));
+        if (b) v = B::add(v, full ? B::load(b + i) : B::loadn(b + i, m));
+        if (full) B::store(o + i, v);
+        else B::storen(o + i, v, m);
+      }
+    }
+  };
+  par_range(rows, lmax_(1, kRowWorkPar / cols), 1, body);
+}
+
+static void layernorm_backward_impl(const float* x, const float* w, const float* mean, const float* rstd,
+                                    const float* gy, float* gx, float* gw, float* gb, long rows, long cols, bool acc) {
+  typedef typename B::V V;
+  if (cols <= 0 || rows <= 0) return;
+  const int T = pool_threads();
+  long ntasks = rows * cols >= 2 * kRowWorkPar ? T : 1;
+  if (ntasks > rows) ntasks = rows;
+  Partials part;
+  const bool needPart = (gw || gb) && ntasks > 1;
+  if (needPart) {
+    part.p = static_cast<float*>(std::calloc(static_cast<size_t>(ntasks * cols * 2), sizeof(float)));
+    if (!part.p) ntasks = 1;
+  }
+  const long chunk = (rows + ntasks - 1) / ntasks;
+  auto task = [&](long t, int) {
+    float* gwp = gw ? (ntasks > 1 ? part.p + t * cols * 2 : gw) : nullptr;
+    float* gbp = gb ? (ntasks > 1 ? part.p + t * cols * 2 + cols : gb) : nullptr;
+    for (long r = t * chunk; r < lmin_(rows, (t + 1) * chunk); ++r) {
+      const float* xr = x + r * cols;
+      const float* gr = gy + r * cols;
+      float* o = gx + r * cols;
+      const V vm = B::set1(mean[r]), vr = B::set1(rstd[r]);
+      // g = gy * w; a = mean(g); c = mean(g * xhat)
+      V sa = B::zero(), sc = B::zero();
+      for (long i = 0; i < cols; i += B::W) {
+        const long m = lmin_(B::W, cols - i);
+        const bool full = m == B::W;
+        V g = full ? B::load(gr + i) : B::loadn(gr + i, m);
+        if (w) g = B::mul(g, full ? B::load(w + i) : B::loadn(w + i, m));
+        V xh = B::mul(B::sub(full ? B::load(xr + i) : B::loadn(xr + i, m), vm), vr);
+        if (!full) xh = B::sel(B::gt(B::set1(static_cast<float>(m)), B::lane_index()), xh, B::zero());
+        sa = B::add(sa, g);
+        sc = B::fma(g, xh, sc);
+      }
+      const V va = B::set1(B::hsum(sa) / static_cast<float>(cols));
+      const V vc = B::set1(B::hsum(sc) / static_cast<float>(cols));
+      for (long i = 0; i < cols; i += B::W) {
+        const long m = lmin_(B::W, cols - i);
+        const bool full = m == B::W;
+        const V gyv = full ? B::load(gr + i) : B::loadn(gr + i, m);
+        const V g = w ? B::mul(gyv, full ? B::load(w + i) : B::loadn(w + i, m)) : gyv;
+        const V xh = B::mul(B::sub(full ? B::load(xr + i) : B::loadn(xr + i, m), vm), vr);
+        V v = B::mul(vr, B::sub(B::sub(g, va), B::mul(xh, vc)));
+        if (acc) v = B::add(full ? B::load(o + i) : B::loadn(o + i, m), v);
+        if (full) B::store(o + i, v);
+        else B::storen(o + i, v, m);
+        if (gwp) {
+          const V nv = B::fma(gyv, xh, full ? B::load(gwp + i) : B::loadn(gwp + i, m));
+          if (full) B::store(gwp + i, nv);
+          else B::storen(gwp + i, nv, m);
+        }
+        if (gbp) {
+          const V nv = B::add(gyv, full ? B::load(gbp + i) : B::loadn(gbp + i, m));
+          if (full) B::store(gbp + i, nv);
+          else B::storen(gbp + i, nv, m);
+        }
+      }
+    }
+  };
+  parallel_tasks(ntasks, T, task);
+  if (needPart && part.p) {
+    for (long t = 0; t < ntasks; ++t) {
+      if (gw) row_axpy(1.0f, part.p + t * cols * 2, gw, cols);
+      if (gb) row_axpy(1.0f, part.p + t * cols * 2 + cols, gb, cols);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// embedding
+static void gather_impl(const float* table, const int32_t* ids, float* out, long n, long dim) {
+  if (dim <= 0) return;
+  auto body = [&](long i0, long i1) {
+    for (long i = i0; i < i1; ++i) std::memcpy(out + i * dim, table + static_cast<long>(ids[i]) * dim, sizeof(float) * dim);
+  };
+  par_range(n, lmax_(1, kElemPar / dim), 1, body);
+}
+
+static void scatter_add_impl(const float* gy, const int32_t* ids, float* gtable, long n, long dim) {
+  if (dim <= 0 || n <= 0) return;
+  // split over columns so duplicate ids never race
+  auto body = [&](long c0, long c1) {
+    for (long i = 0; i < n; ++i)
+      row_axpy(1.0f, gy + i * dim + c0, gtable + static_cast<long>(ids[i]) * dim + c0, c1 - c0);
+  };
+  const long perCol = n;
+  par_range(dim, lmax_(64, kElemPar / perCol), 16, body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// rotary embedding (neox rotate-half)
+static void rope_impl(const float* x, float* out, const int32_t* pos, const float* cosT, const float* sinT, long rows,
+                      long heads, long headDim, long rotDim, bool inverse) {
+  typedef typename B::V V;
+  const long h = rotDim / 2;
+  const long tw = h;  // table row width: rotDim / 2 (as built by ropeTables and read by the JS twin)
+  auto body = [&](long r0, long r1) {
+    for (long r = r0; r < r1; ++r) {
+      const float* c = cosT + static_cast<long>(pos[r]) * tw;
+      const float* s = sinT + static_cast<long>(pos[r]) * tw;
+      for (long hd = 0; hd < heads; ++hd) {
+        const float* xr = x + (r * heads + hd) * headDim;
+        float* o = out + (r * heads + hd) * headDim;
+        for (long i = 0; i < h; i += B::W) {
+          const long m = lmin_(B::W, h - i);
+          const bool full = m == B::W;
+          const V x0 = full ? B::load(xr + i) : B::loadn(xr + i, m);
+          const V x1 = full ? B::load(xr + h + i) : B::loadn(xr + h + i, m);
+          const V cv = full ? B::load(c + i) : B::loadn(c + i, m);
+          V sv = full ? B::load(s + i) : B::loadn(s + i, m);
+          if (inverse) sv = B::neg(sv);
+          const V y0 = B::sub(B::mul(x0, cv), B::mul(x1, sv));
+          const V y1 = B::fma(x0, sv, B::mul(x1, cv));
+          if (full) {
+            B::store(o + i, y0);
+            B::store(o + h + i, y1);
+          } else {
+            B::storen(o + i, y0, m);
+            B::storen(o + h + i, y1, m);
+          }
+        }
+        if (o != xr && rotDim < headDim) std::memcpy(o + rotDim, xr + rotDim, sizeof(float) * (headDim - rotDim));
+      }
+    }
+  };
+  par_range(rows, lmax_(1, kElemPar / lmax_(1, heads * headDim)), 1, body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// attention
+struct AttnVis {
+  const AttnArgs* a;
+  long b;
+  inline long qpos(long i) const { return a->qPos ? a->qPos[b * a->Tq + i] : i + (a->Tk - a->Tq); }
+  inline long kpos(long j) const { return a->kPos ? a->kPos[b * a->Tk + j] : j; }
+  // key range that can possibly be visible to a query at position qp (exact when kPos is null)
+  inline void range(long qp, long& j0, long& j1) const {
+    j0 = 0;
+    j1 = a->Tk;
+    if (a->kPos) return;
+    if (a->causal) j1 = lmax_(0, lmin_(a->Tk, qp + 1));
+    if (a->window > 0) j0 = lmin_(a->Tk, lmax_(0, qp - a->window + 1));
+  }
+  inline bool visible(long i, long qp, long j) const {
+    const long kp = kpos(j);
+    if (a->causal && kp > qp) return false;
+    if (a->window > 0 && qp - kp >= a->window) return false;
+    if (a->qSeg && a->kSeg && a->qSeg[b * a->Tq + i] != a->kSeg[b * a->Tk + j]) return false;
+    if (a->mask && a->mask[(b * a->Tq + i) * a->Tk + j] == 0) return false;
+    return true;
+  }
+};
+
+static void attention_impl(const AttnArgs& a) {
+  const long B_ = a.B, Hq = a.Hq, Hkv = a.Hkv, Tq = a.Tq, Tk = a.Tk, D = a.D;
+  if (B_ <= 0 || Hq <= 0 || Tq <= 0 || D <= 0) return;
+  const long G = Hq / Hkv;
+  const long QB = 8;   // query rows per task
+  const long KB = 64;  // keys per online-softmax block
+  const long nqb = (Tq + QB - 1) / QB;
+  const long ntasks = B_ * Hq * nqb;
+  auto task = [&](long t, int) {
+    const long qb = t % nqb, bh = t / nqb;
+    const long b = bh / Hq, hq = bh % Hq, hk = hq / G;
+    const AttnVis vis{&a, b};
+    const float* kb = a.k + (b * Hkv + hk) * Tk * D;
+    const float* vb = a.v + (b * Hkv + hk) * Tk * D;
+    float sc[KB];
+    float accBuf[512];
+    float* accp = D <= 512 ? accBuf : static_cast<float*>(std::malloc(sizeof(float) * D));
+    for (long i = qb * QB; i < lmin_(Tq, (qb + 1) * QB); ++i) {
+      const long row = (b * Hq + hq) * Tq + i;
+      const float* qr = a.q + row * D;
+      float* o = a.outW + row * D;
+      const long qp = vis.qpos(i);
+      long j0, j1;
+      vis.range(qp, j0, j1);
+      float m = -__builtin_inff(), l = 0.0f;
+      for (long d = 0; d < D; ++d) accp[d] = 0.0f;
+      for (long jb = j0; jb < j1; jb += KB) {
+        const long je = lmin_(j1, jb + KB);
+        float bm = -__builtin_inff();
+        for (long j = jb; j < je; ++j) {
+          float s = -__builtin_inff();
+          if (vis.visible(i, qp, j)) {
+            s = a.scale * row_dot(qr, kb + j * D, D);
+            bm = s > bm ? s : bm;
+          }
+          sc[j - jb] = s;
+        }
+        if (bm == -__builtin_inff()) continue;
+        const float mn = bm > m ? bm : m;
+        if (mn != m && l > 0.0f) {
+          const float f = std::exp(m - mn);
+          l *= f;
+          for (long d = 0; d < D; ++d) accp[d] *= f;
+        }
+        m = mn;
+        for (long j = jb; j < je; ++j) {
+          if (sc[j - jb] == -__builtin_inff()) continue;
+          const float p = B::exp1(sc[j - jb] - m);
+          l += p;
+          row_axpy(p, vb + j * D, accp, D);
+        }
+      }
+      if (l > 0.0f) {
+        const float inv = 1.0f / l;
+        for (long d = 0; d < D; ++d) o[d] = accp[d] * inv;
+        a.lseW[row] = m + std::log(l);
+      } else {
+        for (long d = 0; d < D; ++d) o[d] = 0.0f;
+        a.lseW[row] = -__builtin_inff();
+      }
+    }
+    if (accp != accBuf) std::free(accp);
+  };
+  const int T = pool_threads();
+  const double work = static_cast<double>(B_) * Hq * Tq * Tk * D;
+  parallel_tasks(ntasks, work < 32768 ? 1 : T, task);
+}
+
+static void attention_backward_impl(const AttnArgs& a) {
+  const long B_ = a.B, Hq = a.Hq, Hkv = a.Hkv, Tq = a.Tq, Tk = a.Tk, D = a.D;
+  if (B_ <= 0 || Hq <= 0 || Tq <= 0 || Tk <= 0 || D <= 0) return;
+  const long G = Hq / Hkv;
+  const int T = pool_threads();
+  const double work = static_cast<double>(B_) * Hq * Tq * Tk * D;
+  const int useT = work < 32768 ? 1 : T;
+  long nchunks = 1;
+  if (useT > 1 && B_ * Hkv < useT) nchunks = lmin_(Tk, (useT + B_ * Hkv - 1) / (B_ * Hkv));
+  const long kchunk = (Tk + nchunks - 1) / nchunks;
+  const long groupQ = G * Tq * D;  // gq floats of one (b, kv head) group
+  float* gqPart = nullptr;
+  if (nchunks > 1) {
+    gqPart = static_cast<float*>(std::calloc(static_cast<size_t>(B_ * Hkv * nchunks * groupQ), sizeof(float)));
+    if (!gqPart) nchunks = 1;
+  }
+  const long ntasks = B_ * Hkv * nchunks;
+  auto task = [&](long t, int) {
+    const long ch = t % nchunks, bk = t / nchunks;
+    const long b = bk / Hkv, hk = bk % Hkv;
+    const long c0 = ch * kchunk, c1 = lmin_(Tk, c0 + kchunk);
+    const AttnVis vis{&a, b};
+    const float* kb = a.k + (b * Hkv + hk) * Tk * D;
+    const float* vb = a.v + (b * Hkv + hk) * Tk * D;
+    float* gkb = a.gk + (b * Hkv + hk) * Tk * D;
+    float* gvb = a.gv + (b * Hkv + hk) * Tk * D;
+    float gqBuf[512];
+    float* gql = D <= 512 ? gqBuf : static_cast<float*>(std::malloc(sizeof(float) * D));
+    for (long g = 0; g < G; ++g) {
+      const long hq = hk * G + g;
+      for (long i = 0; i < Tq; ++i) {
+        const long row = (b * Hq + hq) * Tq + i;
+        const float lse = a.lse[row];
+        if (!(lse > -__builtin_inff())) continue;  // fully masked row: zero gradients
+        const float* qr = a.q + row * D;
+        const float* gor = a.gOut + row * D;
+        const float Di = row_dot(gor, a.out + row * D, D);
+        const long qp = vis.qpos(i);
+        long j0, j1;
+        vis.range(qp, j0, j1);
+        j0 = lmax_(j0, c0);
+        j1 = lmin_(j1, c1);
+        bool any = false;
+        for (long d = 0; d < D; ++d) gql[d] = 0.0f;
+        for (long j = j0; j < j1; ++j) {
+          if (!vis.visible(i, qp, j)) continue;
+          const float s = a.scale * row_dot(qr, kb + j * D, D);
+          const float p = B::exp1(s - lse);
+          const float dp = row_dot(gor, vb + j * D, D);
+          const float ds = p * (dp - Di) * a.scale;
+          row_axpy(p, gor, gvb + j * D, D);
+          row_axpy(ds, kb + j * D, gql, D);
+          row_axpy(ds, qr, gkb + j * D, D);
+          any = true;
+        }
+        if (!any) continue;
+        float* dst = nchunks > 1 ? gqPart + (bk * nchunks + ch) * groupQ + (g * Tq + i) * D : a.gq + row * D;
+        row_axpy(1.0f, gql, dst, D);
+      }
+    }
+    if (gql != gqBuf) std::free(gql);
+  };
+  parallel_tasks(ntasks, useT, task);
+  if (nchunks > 1) {
+    for (long bk = 0; bk < B_ * Hkv; ++bk) {
+      const long b = bk / Hkv, hk = bk % Hkv;
+      float* dst = a.gq + (b * Hq + hk * G) * Tq * D;  // the G query heads of this group are contiguous
+      for (long ch = 0; ch < nchunks; ++ch) row_axpy(1.0f, gqPart + (bk * nchunks + ch) * groupQ, dst, groupQ);
+    }
+    std::free(gqPart);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// cross-entropy
+static inline float row_lse(const float* x, long n) {
+  typedef typename B::V V;
+  const float m = row_max(x, n);
+  if (m == -__builtin_inff()) return m;
+  const V vm = B::set1(m);
+  V s = B::zero();
+  long i = 0;
+  for (; i + B::W <= n; i += B::W) s = B::add(s, B::exp(B::sub(B::load(x + i), vm)));
+  if (i < n) {
+    const V e = B::exp(B::sub(B::loadn(x + i, n - i), vm));
+    s = B::add(s, B::sel(B::gt(B::set1(static_cast<float>(n - i)), B::lane_index()), e, B::zero()));
+  }
+  return m + B::log1(B::hsum(s));
+}
+
+static long cross_entropy_impl(const float* logits, const int32_t* targets, float* losses, float* lse, long rows,
+                               long cols, long ignoreIndex) {
+  if (cols <= 0) return 0;
+  auto body = [&](long r0, long r1) {
+    for (long r = r0; r < r1; ++r) {
+      const float* x = logits + r * cols;
+      const float l = row_lse(x, cols);
+      lse[r] = l;
+      const long t = targets[r];
+      losses[r] = t == ignoreIndex ? 0.0f : l - x[t];
+    }
+  };
+  par_range(rows, lmax_(1, kRowWorkPar / 4 / cols), 1, body);
+  long count = 0;
+  for (long r = 0; r < rows; ++r) count += targets[r] != ignoreIndex;
+  return count;
+}
+
+static void cross_entropy_backward_impl(const float* logits, const int32_t* targets, const float* lse,
+                                        const float* gLoss, float* glogits, long rows, long cols, long ignoreIndex,
+                                        bool acc) {
+  typedef typename B::V V;
+  if (cols <= 0) return;
+  auto body = [&](long r0, long r1) {
+    for (long r = r0; r < r1; ++r) {
+      const float* x = logits + r * cols;
+      float* g = glogits + r * cols;
+      const long t = targets[r];
+      if (t == ignoreIndex) {
+        if (!acc) std::memset(g, 0, sizeof(float) * cols);
+        continue;
+      }
+      const float gl = gLoss[r];
+      const V vl = B::set1(lse[r]), vg = B::set1(gl);
+      long i = 0;
+      for (; i + B::W <= cols; i += B::W) {
+        V v = B::mul(vg, B::exp(B::sub(B::load(x + i), vl)));
+        if (acc) v = B::add(B::load(g + i), v);
+        B::store(g + i, v);
+      }
+      if (i < cols) {
+        const long m = cols - i;
+        V v = B::mul(vg, B::exp(B::sub(B::loadn(x + i, m), vl)));
+        if (acc) v = B::add(B::loadn(g + i, m), v);
+        B::storen(g + i, v, m);
+      }
+      g[t] -= gl;
+    }
+  };
+  par_range(rows, lmax_(1, kRowWorkPar / 4 / cols), 1, body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// optimiser
+static void adamw_impl(float* p, const float* g, float* m, float* v, long n, float lr, float b1, float b2, float eps,
+                       float wd, float bc1, float bc2) {
+  typedef typename B::V V;
+  const V vb1 = B::set1(b1), vb1c = B::set1(1.0f - b1), vb2 = B::set1(b2), vb2c = B::set1(1.0f - b2);
+  const V ibc1 = B::set1(1.0f / bc1), ibc2 = B::set1(1.0f / bc2), veps = B::set1(eps), vlr = B::set1(lr);
+  const V vdec = B::set1(lr * wd);
+  auto step = [&](V pv, V gv, V mv, V vv, V& po, V& mo, V& vo) {
+    mo = B::fma(vb1, mv, B::mul(vb1c, gv));
+    vo = B::fma(vb2, vv, B::mul(vb2c, B::mul(gv, gv)));
+    const V upd = B::div(B::mul(mo, ibc1), B::add(B::sqrt(B::mul(vo, ibc2)), veps));
+    po = B::sub(B::sub(pv, B::mul(vlr, upd)), B::mul(vdec, pv));
+  };
+  auto body = [&](long i0, long i1) {
+    long i = i0;
+    for (; i + B::W <= i1; i += B::W) {
+      V po, mo, vo;
+      step(B::load(p + i), B::load(g + i), B::load(m + i), B::load(v + i), po, mo, vo);
+      B::store(p + i, po);
+      B::store(m + i, mo);
+      B::store(v + i, vo);
+    }
+    if (i < i1) {
+      const long k = i1 - i;
+      V po, mo, vo;
+      step(B::loadn(p + i, k), B::loadn(g + i, k), B::loadn(m + i, k), B::loadn(v + i, k), po, mo, vo);
+      B::storen(p + i, po, k);
+      B::storen(m + i, mo, k);
+      B::storen(v + i, vo, k);
+    }
+  };
+  par_range(n, kElemPar, 16, body);
+}
+
+// ---------------------------------------------------------------------------------------------
+static const OpsTable* make_table(const char* name, void (*gemm)(const GemmArgs&)) {
+  static OpsTable t;
+  t.name = name;
+  t.gemm = gemm;
+  t.unary = unary_impl;
+  t.unaryBackward = unary_backward_impl;
+  t.binary = binary_impl;
+  t.copyStrided = copy_strided_impl;
+  t.affine = affine_impl;
+  t.axpy = axpy_impl;
+  t.reduce = reduce_impl;
+  t.sumSquares = sum_squares_impl;
+  t.softmax = softmax_impl;
+  t.softmaxBackward = softmax_backward_impl;
+  t.rmsnorm = rmsnorm_impl;
+  t.rmsnormBackward = rmsnorm_backward_impl;
+  t.layernorm = layernorm_impl;
+  t.layernormBackward = layernorm_backward_impl;
+  t.gather = gather_impl;
+  t.scatterAdd = scatter_add_impl;
+  t.rope = rope_impl;
+  t.attention = attention_impl;
+  t.attentionBackward = attention_backward_impl;
+  t.crossEntropy = cross_entropy_impl;
+  t.crossEntropyBackward = cross_entropy_backward_impl;
+  t.adamw = adamw_impl;
+  t.readSum = B::read_sum;
+  t.fmaRun = B::fma_peak;
+  return &t;
+}

@@ -1,0 +1,37 @@
+// Persistent worker pool shared by all kernels.
+//
+// The calling (JS) thread is thread 0 and always participates. Workers 1..n-1 spin for a short
+// while after each job and then sleep on a futex (Linux) or condition variable, so back-to-back
+// kernel calls do not pay a wake-up. Tasks are handed out dynamically through an atomic counter,
+// so a worker that is late to wake up simply finds no work left: the caller never waits for a
+// sleeping worker to arrive (only for workers already running a task).
+//
+// Keep this header free of non-template inline functions: it is included by translation units
+// compiled with -mavx2, and an inline function emitted there could be picked by the linker for
+// the generic path as well.
+#pragma once
+#include <cstdint>
+
+namespace tfree {
+
+typedef void (*TaskFn)(void* ctx, long task, int tid);
+
+// Runs fn(ctx, t, tid) for t in [0, ntasks) on up to maxThreads threads (0: pool size).
+// tid is in [0, pool_threads()). Runs inline when the pool is busy (e.g. a call from a second
+// JS thread) or when ntasks == 1.
+void pool_run(long ntasks, TaskFn fn, void* ctx, int maxThreads);
+// Like pool_run but task t is executed by thread t (t < nthreads <= pool_threads()); waits for
+// every worker. For the bandwidth / FMA probes only.
+void pool_run_static(int nthreads, TaskFn fn, void* ctx);
+int pool_threads();
+void pool_set_threads(int n);
+
+template <class F>
+inline void parallel_tasks(long ntasks, int maxThreads, F& f) {
+  struct T {
+    static void call(void* c, long t, int tid) { (*static_cast<F*>(c))(t, tid); }
+  };
+  pool_run(ntasks, &T::call, &f, maxThreads);
+}
+
+}  // namespace tfree

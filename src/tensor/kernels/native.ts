@@ -1,0 +1,163 @@
+/**
+ * Loader of the native C++ kernel addon (`native/`, built by `scripts/build-native.mjs` on install).
+ *
+ * `loadNative()` never throws: it returns `{ error }` with the reason (including the content of
+ * `native/build/BUILD_FAILED.txt` when the install-time build failed) so the caller can fall back
+ * to the pure-TypeScript kernels and say why, once.
+ *
+ * The addon's functions already have the exact positional signatures of the `Kernels` interface
+ * (nullable arguments accept `null`), so they are assigned directly: no wrapper closure per call.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import type { Kernels, NativeExtras } from './types.js';
+
+/** Diagnostics beyond `NativeExtras` (kept out of the `Kernels` interface). */
+export interface NativeExtrasInternal extends NativeExtras {
+  /** Switches the kernel table ('avx2' throws on CPUs without AVX2+FMA); returns the active name. */
+  setSimd(mode: 'avx2' | 'generic'): string;
+  /** Whether the CPU check found AVX2 and FMA. */
+  readonly cpuAvx2: boolean;
+}
+
+export type NativeLoadResult = { kernels: Kernels; extras: NativeExtrasInternal; path: string } | { error: string };
+
+/** The functions the addon exports (checked at load time). */
+const KERNEL_NAMES = [
+  'gemm',
+  'unary',
+  'unaryBackward',
+  'binary',
+  'copyStrided',
+  'affine',
+  'axpy',
+  'reduce',
+  'sumSquares',
+  'softmax',
+  'softmaxBackward',
+  'rmsnorm',
+  'rmsnormBackward',
+  'layernorm',
+  'layernormBackward',
+  'gather',
+  'scatterAdd',
+  'rope',
+  'attention',
+  'attentionBackward',
+  'crossEntropy',
+  'crossEntropyBackward',
+  'adamw',
+] as const satisfies readonly (keyof Kernels)[];
+
+const EXTRA_NAMES = [
+  'getThreads',
+  'setThreads',
+  'simd',
+  'setSimd',
+  'fmaPeak',
+  'readSum',
+  'openblasLoad',
+  'openblasSgemm',
+  'openblasSgemv',
+  'noop',
+] as const satisfies readonly (keyof NativeExtrasInternal)[];
+
+type Addon = Omit<Kernels, 'name'> & NativeExtrasInternal;
+
+/** Package root: this file is dist/src/tensor/kernels/native.js, four levels below it. */
+export function packageRoot(): string {
+  return fileURLToPath(new URL('../../../../', import.meta.url));
+}
+
+/** Path of the built addon (`TFREE_NATIVE_PATH` overrides it). */
+export function nativeAddonPath(): string {
+  return process.env.TFREE_NATIVE_PATH ?? join(packageRoot(), 'native', 'build', 'Release', 'tfree_native.node');
+}
+
+function buildFailure(root: string): string | null {
+  try {
+    const p = join(root, 'native', 'build', 'BUILD_FAILED.txt');
+    return existsSync(p) ? readFileSync(p, 'utf8').trim() : null;
+  } catch {
+    return null;
+  }
+}
+
+let cached: NativeLoadResult | undefined;
+
+/** Loads (once) and returns the native kernels, or `{ error }` saying why they are unavailable. */
+export function loadNative(): { kernels: Kernels; extras: NativeExtrasInternal } | { error: string } {
+  if (cached === undefined) cached = loadUncached();
+  return cached;
+}
+
+function loadUncached(): NativeLoadResult {
+  let root: string;
+  let path: string;
+  try {
+    root = packageRoot();
+    path = nativeAddonPath();
+  } catch (e) {
+    return { error: `cannot locate the package root: ${String(e)}` };
+  }
+  if (!existsSync(path)) {
+    const failed = buildFailure(root);
+    return {
+      error: failed
+        ? `native addon build failed at install time: ${failed}`
+        : `native addon not built (${path} missing; run \`npm run build\` or \`node scripts/build-native.mjs\`)`,
+    };
+  }
+  let addon: Addon;
+  try {
+    const require = createRequire(import.meta.url);
+    addon = require(path) as Addon;
+  } catch (e) {
+    return { error: `cannot load ${path}: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  for (const name of [...KERNEL_NAMES, ...EXTRA_NAMES]) {
+    if (typeof addon[name] !== 'function') return { error: `${path} lacks function '${name}' (stale build?)` };
+  }
+  const kernels: Kernels = {
+    name: 'native',
+    gemm: addon.gemm,
+    unary: addon.unary,
+    unaryBackward: addon.unaryBackward,
+    binary: addon.binary,
+    copyStrided: addon.copyStrided,
+    affine: addon.affine,
+    axpy: addon.axpy,
+    reduce: addon.reduce,
+    sumSquares: addon.sumSquares,
+    softmax: addon.softmax,
+    softmaxBackward: addon.softmaxBackward,
+    rmsnorm: addon.rmsnorm,
+    rmsnormBackward: addon.rmsnormBackward,
+    layernorm: addon.layernorm,
+    layernormBackward: addon.layernormBackward,
+    gather: addon.gather,
+    scatterAdd: addon.scatterAdd,
+    rope: addon.rope,
+    attention: addon.attention,
+    attentionBackward: addon.attentionBackward,
+    crossEntropy: addon.crossEntropy,
+    crossEntropyBackward: addon.crossEntropyBackward,
+    adamw: addon.adamw,
+  };
+  const extras: NativeExtrasInternal = {
+    getThreads: addon.getThreads,
+    setThreads: addon.setThreads,
+    simd: addon.simd,
+    setSimd: addon.setSimd,
+    fmaPeak: addon.fmaPeak,
+    readSum: addon.readSum,
+    openblasLoad: addon.openblasLoad,
+    openblasSgemm: addon.openblasSgemm,
+    openblasSgemv: addon.openblasSgemv,
+    noop: addon.noop,
+    cpuAvx2: addon.cpuAvx2 === true,
+  };
+  return { kernels, extras, path };
+}
