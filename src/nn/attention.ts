@@ -14,10 +14,13 @@
 import {
   Tensor,
   attention,
+  concat,
   contiguousData,
+  isGradEnabled,
   permute,
   reshape,
   shapeStr,
+  slice,
   type AttentionOptions,
 } from '../tensor/index.js';
 import type { Init } from './init.js';
@@ -111,7 +114,8 @@ export class LayerKVCache {
   }
 
   /**
-   * Appends new steps k/v [B, Hkv, T, D] (stored detached: the cache is for inference) with
+   * Appends new steps k/v [B, Hkv, T, D] (stored as constants: no gradient reaches earlier steps
+   * through the cache; `Attention` keeps the current step differentiable) with
    * positions [B*T] and optional segments [B*T]; returns all cached keys/values and their
    * positions/segments, including the new steps.
    */
@@ -319,9 +323,16 @@ export class Attention {
     let kPos = pos;
     let kSeg = opts.segments ?? null;
     if (cache !== undefined) {
+      const prev = cache.length;
       const all = cache.append(kh, vh, pos, kSeg);
-      kh = all.k;
-      vh = all.v;
+      if (isGradEnabled() && (kh.requiresGrad || vh.requiresGrad)) {
+        // cached steps are constants; gradients still flow to this step's keys and values
+        kh = prev === 0 ? kh : concat([slice(all.k, 2, 0, prev), kh], 2);
+        vh = prev === 0 ? vh : concat([slice(all.v, 2, 0, prev), vh], 2);
+      } else {
+        kh = all.k;
+        vh = all.v;
+      }
       kPos = all.pos;
       kSeg = all.seg;
     }

@@ -7,6 +7,7 @@ import {
   DecoderLayer,
   Embedding,
   KVCache,
+  LayerKVCache,
   LayerNorm,
   Linear,
   ParamStore,
@@ -327,6 +328,18 @@ forEachBackend('attention: KV cache with explicit positions and segment ids matc
     out.push(...noGrad(() => a.forward(xt, { positions: pos.subarray(t, t + 1), segments: seg.subarray(t, t + 1), cache: cache.layer(0) })).toArray());
   }
   assertClose(out, full, { rtol: 0, atol: 1e-5, what: 'cached packed decode' });
+  // with gradients on, the current step stays differentiable through a non-empty cache
+  const prefix = new Tensor(x.f32().slice(0, 3 * 16), [1, 3, 16]);
+  const last = new Tensor(x.f32().slice(3 * 16, 5 * 16), [1, 2, 16]);
+  gradCheck(
+    (xx) => {
+      const c = new LayerKVCache();
+      noGrad(() => a.forward(prefix, { cache: c }));
+      return a.forward(xx, { cache: c });
+    },
+    [last],
+    { what: 'attention dx through a KV cache' },
+  );
   assert.throws(() => a.forward(new Tensor(new Float32Array(16), [1, 1, 16]), { cache: cache.layer(0) }), /segment ids must be given on every step/);
 });
 
