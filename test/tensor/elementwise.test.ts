@@ -359,3 +359,43 @@ describe('affine / scale / where / pow / castF32', () => {
     assert.throws(() => T.pow(i, 2), /pow: expected f32/);
   });
 });
+
+describe('random broadcast shapes', () => {
+  /** Two random broadcast-compatible shapes (ranks 0..4, dims 1..7, 1s on either side). */
+  function randomPair(rng: Rng): [number[], number[]] {
+    const r = rng.int(0, 4);
+    const full = Array.from({ length: r }, () => rng.int(1, 7));
+    const a = full.map((d) => (rng.next() < 0.3 ? 1 : d));
+    const b = full.map((d) => (rng.next() < 0.3 ? 1 : d));
+    return [a.slice(rng.int(0, a.length)), b.slice(rng.int(0, b.length))];
+  }
+
+  forEachBackend('40 random shape pairs, random views: forward of every binary op', () => {
+    const rng = new Rng(909);
+    for (let it = 0; it < 40; it++) {
+      const [sa, sb] = randomPair(rng);
+      const va: View = sa.length >= 2 ? rng.pick(['plain', 'transposed', 'sliced', 'expanded'] as View[]) : 'plain';
+      const vb: View = sb.length >= 1 ? rng.pick(['plain', 'sliced'] as View[]) : 'plain';
+      const c: BinCase = { a: sa, b: sb, va, vb };
+      for (const op of ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'gt', 'eq'] as const) {
+        const [la, lb] = makeLeaves(c, rng, op);
+        const a = applyView(la, sa, va);
+        const b = applyView(lb, sb, vb);
+        const f = op === 'gt' ? T.gt : op === 'eq' ? T.eq : binOps[op];
+        assertClose(f(a, b), refBinary(fromTensor(a), fromTensor(b), binRef[op]), { rtol: 1e-6, atol: 1e-7, what: `${op} ${caseName(c)}` });
+      }
+    }
+  });
+
+  forEachBackend('12 random shape pairs: gradients of add / mul / div', () => {
+    const rng = new Rng(910);
+    for (let it = 0; it < 12; it++) {
+      const [sa, sb] = randomPair(rng);
+      const c: BinCase = { a: sa, b: sb };
+      for (const op of ['add', 'mul', 'div'] as const) {
+        const [la, lb] = makeLeaves(c, rng, op);
+        gradCheck((x, y) => binOps[op](x, y), [la, lb], { what: `${op} grad ${caseName(c)}` });
+      }
+    }
+  });
+});

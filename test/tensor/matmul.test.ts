@@ -268,3 +268,34 @@ describe('linear', () => {
     assert.throws(() => T.linear(Tensor.zeros([2, 3]), w, Tensor.zeros([5])), (e: Error) => e.message.includes('[5]'));
   });
 });
+
+describe('matmul random shapes', () => {
+  forEachBackend('30 random batched shapes and layouts vs float64', () => {
+    const rng = new Rng(77);
+    for (let it = 0; it < 30; it++) {
+      const M = rng.int(1, 9);
+      const K = rng.int(1, 9);
+      const N = rng.int(1, 9);
+      const rb = rng.int(0, 2);
+      const full = Array.from({ length: rb }, () => rng.int(1, 3));
+      const ba = full.map((d) => (rng.next() < 0.3 ? 1 : d)).slice(rng.int(0, rb));
+      const bb = full.map((d) => (rng.next() < 0.3 ? 1 : d)).slice(rng.int(0, rb));
+      const ta = rng.next() < 0.5;
+      const tb = rng.next() < 0.5;
+      const a = ta ? T.transpose(randTensor([...ba, K, M], rng), -2, -1) : randTensor([...ba, M, K], rng);
+      const b = tb ? T.transpose(randTensor([...bb, N, K], rng), -2, -1) : randTensor([...bb, K, N], rng);
+      assertClose(T.matmul(a, b), refMatmul(fromTensor(a), fromTensor(b)), { ...tol, what: `matmul [${a.shape.join(',')}]${ta ? 'T' : ''} @ [${b.shape.join(',')}]${tb ? 'T' : ''}` });
+    }
+  });
+
+  forEachBackend('contiguous batch slices with an offset (fold path) and mixed views', () => {
+    const rng = new Rng(78);
+    const a = randTensor([4, 3, 5], rng);
+    const b = randTensor([5, 2], rng);
+    const as = T.slice(a, 0, 1, 3); // contiguous, offset 15
+    assertClose(T.matmul(as, b), refMatmul(fromTensor(as), fromTensor(b)), { ...tol, what: 'offset batch slice @ matrix' });
+    gradCheck((x, y) => T.matmul(T.slice(x, 0, 1, 3), y), [a, b], { what: 'grad offset batch slice @ matrix' });
+    const bs = T.slice(randTensor([3, 5, 2], rng), 0, 1, 3);
+    assertClose(T.matmul(as, bs), refMatmul(fromTensor(as), fromTensor(bs)), { ...tol, what: 'offset slices batched' });
+  });
+});
