@@ -154,7 +154,6 @@ function gemmOne(
       // acc[j] += a_ik * B[k, j] : contiguous sweep over rows of B
       for (let k = 0; k < K; k++) {
         const a = transA ? A[aOff + k * lda + i] : A[aOff + i * lda + k];
-        if (a === 0) continue;
         const row = bOff + k * ldb;
         for (let j = 0; j < N; j++) acc[j] += a * B[row + j];
       }
