@@ -116,25 +116,34 @@ export function refMap(a: Arr, f: (x: number) => number): Arr {
  */
 export function erf64(x: number): number {
   const z = Math.abs(x);
-  let r: number;
-  if (z < 3) {
-    let term = z;
-    let s = z;
-    for (let n = 1; n < 200; n++) {
-      term *= (-z * z) / n;
-      const c = term / (2 * n + 1);
-      s += c;
-      if (Math.abs(c) < 1e-17 * Math.abs(s)) break;
-    }
-    r = (2 / Math.sqrt(Math.PI)) * s;
-  } else {
-    // erfc(z) = exp(-z^2)/sqrt(pi) * 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + 2/(z + ...)))))
-    let f = z;
-    for (let k = 80; k >= 1; k--) f = z + k / 2 / f;
-    const erfc = Math.exp(-z * z) / Math.sqrt(Math.PI) / f;
-    r = 1 - erfc;
+  if (z >= 3) {
+    const r = 1 - erfcTail(z);
+    return x < 0 ? -r : r;
   }
+  let term = z;
+  let s = z;
+  for (let n = 1; n < 200; n++) {
+    term *= (-z * z) / n;
+    const c = term / (2 * n + 1);
+    s += c;
+    if (Math.abs(c) < 1e-17 * Math.abs(s)) break;
+  }
+  const r = (2 / Math.sqrt(Math.PI)) * s;
   return x < 0 ? -r : r;
+}
+
+/** erfc(z) for z >= 3: exp(-z^2)/sqrt(pi) / (z + (1/2)/(z + 1/(z + (3/2)/(z + ...)))), bottom-up. */
+function erfcTail(z: number): number {
+  let f = z;
+  for (let k = 80; k >= 1; k--) f = z + k / 2 / f;
+  return Math.exp(-z * z) / Math.sqrt(Math.PI) / f;
+}
+
+/** erfc without cancellation for large positive arguments (1 - erf for small ones). */
+export function erfc64(x: number): number {
+  if (x >= 3) return erfcTail(x);
+  if (x <= -3) return 2 - erfcTail(-x);
+  return 1 - erf64(x);
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);
@@ -147,10 +156,11 @@ export const unaryRef: Readonly<Record<string, (x: number) => number>> = {
   sqrt: (x) => Math.sqrt(x),
   rsqrt: (x) => 1 / Math.sqrt(x),
   silu: (x) => x / (1 + Math.exp(-x)),
-  gelu: (x) => 0.5 * x * (1 + erf64(x / Math.SQRT2)),
+  // 1 + erf(x/sqrt2) = erfc(-x/sqrt2): no cancellation deep in the negative tail
+  gelu: (x) => 0.5 * x * erfc64(-x / Math.SQRT2),
   geluTanh: (x) => 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x))),
   tanh: (x) => Math.tanh(x),
-  elu: (x) => (x > 0 ? x : Math.exp(x) - 1),
+  elu: (x) => (x > 0 ? x : Math.expm1(x)),
   relu: (x) => (x > 0 ? x : 0),
   sigmoid: (x) => 1 / (1 + Math.exp(-x)),
   abs: (x) => Math.abs(x),
@@ -169,7 +179,7 @@ export const unaryDerivRef: Readonly<Record<string, (x: number) => number>> = {
     const s = 1 / (1 + Math.exp(-x));
     return s + x * s * (1 - s);
   },
-  gelu: (x) => 0.5 * (1 + erf64(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI),
+  gelu: (x) => 0.5 * erfc64(-x / Math.SQRT2) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI),
   geluTanh: (x) => {
     const t = Math.tanh(GELU_C * (x + 0.044715 * x * x * x));
     return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_C * (1 + 3 * 0.044715 * x * x);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.js';
 import { Tensor, record } from '../../src/tensor/index.js';
 import { Rng, assertClose, gradCheck, randTensor, stridedValues } from '../helpers/numeric.js';
-import { erf64, fromTensor, refAttention, refMatmul, refSoftmax, arr } from '../helpers/reference.js';
+import { erf64, erfc64, fromTensor, refAttention, refMatmul, refSoftmax, arr } from '../helpers/reference.js';
 
 describe('numeric helpers', () => {
   test('Rng is deterministic per seed and spans its range', () => {
@@ -91,6 +91,10 @@ describe('numeric helpers', () => {
       assert.ok(Math.abs(erf64(x) - y) < 1e-14, `erf(${x})`);
       assert.ok(Math.abs(erf64(-x) + y) < 1e-14, `erf(${-x})`);
     }
+    // erfc deep in the tail without cancellation: erfc(5) = 1.5374597944280349e-12, erfc(10) = 2.088487583762545e-45
+    assert.ok(Math.abs(erfc64(5) / 1.5374597944280349e-12 - 1) < 1e-12);
+    assert.ok(Math.abs(erfc64(10) / 2.088487583762545e-45 - 1) < 1e-12);
+    assert.ok(Math.abs(erfc64(-1) - 1.8427007929497148) < 1e-15);
     assertClose(refSoftmax(arr([1, 2], [0, Math.log(3)])), [0.25, 0.75], { rtol: 1e-15, atol: 0 });
     assertClose(refMatmul(arr([2, 2], [1, 2, 3, 4]), arr([2, 1], [5, 6])), arr([2, 1], [17, 39]), { rtol: 0, atol: 0 });
     // one query, two equal-score keys -> mean of the values; causal hides the second

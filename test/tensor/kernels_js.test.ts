@@ -133,6 +133,46 @@ describe('gemm', () => {
     }
   });
 
+  forEachKernels('a larger GEMM (blocking / threading paths) with every transpose pair and padded ldc', (k) => {
+    const rng = new Rng(14);
+    const [M, N, K] = [130, 150, 140];
+    for (const tA of [false, true]) {
+      for (const tB of [false, true]) {
+        const lda = (tA ? M : K) + 1;
+        const ldb = (tB ? K : N) + 3;
+        const ldc = N + 2;
+        const A = rand((tA ? K : M) * lda, rng);
+        const B = rand((tB ? N : K) * ldb, rng);
+        const C = nanArray(M * ldc);
+        k.gemm(1, tA, tB, M, N, K, 1, A, 0, lda, 0, B, 0, ldb, 0, 0, C, 0, ldc, 0);
+        const got = new Float64Array(M * N);
+        const ref = new Float64Array(M * N);
+        for (let i = 0; i < M; i++) {
+          for (let j = 0; j < N; j++) {
+            let s = 0;
+            for (let kk = 0; kk < K; kk++) s += (tA ? A[kk * lda + i] : A[i * lda + kk]) * (tB ? B[j * ldb + kk] : B[kk * ldb + j]);
+            ref[i * N + j] = s;
+            got[i * N + j] = C[i * ldc + j];
+          }
+          for (let j = N; j < ldc; j++) assert.ok(Number.isNaN(C[i * ldc + j]), 'ldc padding untouched');
+        }
+        assertWritten(got, `large gemm tA ${tA} tB ${tB}`);
+        assertClose(got, ref, { rtol: 1e-4, atol: 1e-4, what: `large gemm tA ${tA} tB ${tB}` });
+      }
+    }
+  });
+
+  forEachKernels('IEEE propagation: 0 * Inf and 0 * NaN give NaN (no zero-skipping)', (k) => {
+    for (const tB of [false, true]) {
+      const C = nanArray(1);
+      k.gemm(1, false, tB, 1, 1, 2, 1, Float32Array.of(0, 1), 0, 2, 0, Float32Array.of(Infinity, 1), 0, tB ? 2 : 1, 0, 0, C, 0, 1, 0);
+      assert.ok(Number.isNaN(C[0]), `0 * Inf must be NaN (transB ${tB}), got ${C[0]}`);
+      const D = nanArray(1);
+      k.gemm(1, true, tB, 1, 1, 2, 1, Float32Array.of(0, 1), 0, 1, 0, Float32Array.of(NaN, 1), 0, tB ? 2 : 1, 0, 0, D, 0, 1, 0);
+      assert.ok(Number.isNaN(D[0]), `0 * NaN must be NaN (transA, transB ${tB}), got ${D[0]}`);
+    }
+  });
+
   forEachKernels('K = 0 gives alpha*0 + beta*C; batch 0 writes nothing', (k) => {
     const C = Float32Array.from([NaN, NaN]);
     k.gemm(1, false, false, 1, 2, 0, 1, new Float32Array(0), 0, 1, 0, new Float32Array(0), 0, 2, 0, 0, C, 0, 2, 0);
@@ -205,7 +245,7 @@ describe('elementwise kernels', () => {
     }
   });
 
-  forEachKernels('binary: every op over strided / broadcast layouts, ranks 0..4, aliasing out = a', (k) => {
+  forEachKernels('binary: every op over strided / broadcast layouts, ranks 0..8, aliasing out = a', (k) => {
     const rng = new Rng(4);
     const f: Record<number, (a: number, b: number) => number> = {
       [BinaryOp.Add]: (a, b) => a + b,
@@ -226,6 +266,8 @@ describe('elementwise kernels', () => {
       { shape: [2, 3, 4], as: [12, 4, 1], bs: [0, 4, 1] },
       { shape: [2, 1, 3, 17], as: [51, 51, 17, 1], bs: [0, 0, 0, 1] },
       { shape: [2, 2, 2, 3], as: [1, 2, 4, 8], bs: [12, 6, 3, 1] },
+      { shape: [2, 1, 2, 3, 1, 2], as: [24, 24, 12, 4, 4, 1], bs: [0, 0, 6, 2, 0, 1] },
+      { shape: [2, 2, 1, 2, 2, 1, 2, 3], as: [48, 24, 24, 12, 6, 6, 3, 1], bs: [1, 0, 0, 2, 0, 0, 4, 8] },
     ];
     for (const op of Object.keys(f).map(Number) as BinaryOp[]) {
       for (const { shape, as, bs } of layouts) {
