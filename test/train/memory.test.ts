@@ -1,0 +1,47 @@
+/**
+ * Training must not grow memory step over step: a tiny Llama-style LM trains for 1,000 steps in a
+ * child process per backend; after a forced GC, RSS, JS heap and array-buffer memory at the end
+ * must be within a small margin of their values after the first 200 steps, and the loss must fall.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { availableBackends } from '../../src/tensor/index.js';
+
+interface Sample {
+  step: number;
+  rss: number;
+  heap: number;
+  external: number;
+  loss: number;
+  first: number;
+}
+
+const worker = fileURLToPath(new URL('./memory_worker.js', import.meta.url));
+const MiB = 2 ** 20;
+
+for (const backend of ['native', 'js'] as const) {
+  const skip = availableBackends().includes(backend) ? false : `${backend} kernels unavailable`;
+  test(`memory stays flat over 1,000 training steps [${backend}]`, { skip, timeout: 300_000 }, () => {
+    const res = spawnSync(process.execPath, ['--expose-gc', worker, backend, '1000', '100'], { encoding: 'utf8', env: { ...process.env, TFREE_BACKEND: backend } });
+    assert.equal(res.status, 0, `worker failed: ${res.stderr}`);
+    const samples: Sample[] = res.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Sample);
+    assert.equal(samples.length, 10);
+    const base = samples[1]; // after 200 steps: caches, pools and JIT have settled
+    const end = samples[samples.length - 1];
+    const growth = {
+      rss: (end.rss - base.rss) / MiB,
+      heap: (end.heap - base.heap) / MiB,
+      external: (end.external - base.external) / MiB,
+    };
+    const table = samples.map((s) => `${s.step}: rss ${(s.rss / MiB).toFixed(1)} heap ${(s.heap / MiB).toFixed(1)} ext ${(s.external / MiB).toFixed(1)} MiB`).join('\n');
+    assert.ok(growth.heap < 2, `JS heap grew ${growth.heap.toFixed(2)} MiB over 800 steps\n${table}`);
+    assert.ok(growth.external < 1, `array-buffer memory grew ${growth.external.toFixed(2)} MiB over 800 steps\n${table}`);
+    assert.ok(growth.rss < 16, `RSS grew ${growth.rss.toFixed(2)} MiB over 800 steps\n${table}`);
+    assert.ok(end.loss < 0.7 * end.first, `loss should fall: ${end.first} -> ${end.loss}`);
+  });
+}
