@@ -235,7 +235,7 @@ export function pow(x: Tensor, p: number): Tensor {
   for (let i = 0; i < out.length; i++) out[i] = Math.pow(xd[i], p);
   return record(new Tensor(out, x.shape), 'pow', [x], (g) => {
     const gx = new Float32Array(g.length);
-    for (let i = 0; i < g.length; i++) gx[i] = g[i] * p * Math.pow(xd[i], p - 1);
+    if (p !== 0) for (let i = 0; i < g.length; i++) gx[i] = g[i] * p * Math.pow(xd[i], p - 1);
     return [gx];
   });
 }
