@@ -364,6 +364,10 @@ describe('affine / scale / where / pow / castF32', () => {
       assertClose(T.pow(x, p), refMap(fromTensor(x), (v) => Math.pow(v, p)), { rtol: 1e-6, atol: 1e-7, what: `pow ${p}` });
       gradCheck((t) => T.pow(T.transpose(t), p), [x], { eps: 1e-3, what: `pow grad ${p}` });
     }
+    // x ** 0 is constant: zero gradient, also at x = 0 (0 * 0^-1 must not give NaN)
+    const z = Tensor.from([0, 1, -2]).requireGrad();
+    T.pow(z, 0).backward(Tensor.ones([3]));
+    assert.deepEqual(z.grad?.toArray().map((v) => Math.abs(v)), [0, 0, 0]);
     const neg = randTensor([5], rng, -2, 2);
     assertClose(T.pow(neg, 3), refMap(fromTensor(neg), (v) => v ** 3), { rtol: 1e-6, atol: 1e-7, what: 'pow of negatives' });
   });
