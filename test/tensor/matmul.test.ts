@@ -259,6 +259,20 @@ describe('linear', () => {
     gradCheck((xx, ww, bb) => T.linear(xx, ww, bb), [x, w, b], { wrt: [false, true, true], what: 'linear grad frozen x' });
     gradCheck((xx, ww, bb) => T.linear(xx, ww, bb), [x, w, b], { wrt: [true, false, false], what: 'linear grad frozen W, b' });
     gradCheck((xx, ww, bb) => T.linear(xx, ww, bb), [randTensor([I], rng), w, b], { what: 'linear grad 1-D x' });
+    // weight views with an offset / padded leading dim (row slice, column slice of a bigger matrix)
+    const big = randTensor([O + 3, I + 2], rng);
+    for (const [name, wv] of [
+      ['row slice', (t: Tensor) => T.slice(T.slice(t, 1, 0, I), 0, 2, 2 + O)],
+      ['column slice', (t: Tensor) => T.slice(T.slice(t, 1, 1, 1 + I), 0, 0, O)],
+      // column-major storage (trans flag) with an offset and ld = O + 3
+      ['transposed slice', (t: Tensor) => T.slice(T.slice(T.transpose(t), 0, 1, 1 + O), 1, 2, 2 + I)],
+    ] as [string, (t: Tensor) => Tensor][]) {
+      const wt = name === 'transposed slice' ? randTensor([I + 2, O + 3], rng) : big;
+      const ww = wv(T.transpose(T.transpose(wt)));
+      assert.deepEqual(ww.shape, [O, I]);
+      assertClose(T.linear(x, ww, b), refLinear(fromTensor(x), fromTensor(ww), fromTensor(b)), { ...tol, what: `linear weight ${name}` });
+      gradCheck((xx, w2, bb) => T.linear(xx, wv(w2), bb), [x, wt, b], { what: `linear grad weight ${name}` });
+    }
   });
 
   forEachBackend('shape errors mention the shapes', () => {
