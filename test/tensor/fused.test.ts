@@ -257,6 +257,27 @@ describe('rope', () => {
     assert.ok(Math.abs(nx - ny) < 1e-4 * nx, 'rope preserves norm');
   });
 
+  forEachBackend('ropeTables: cos/sin of p * theta^(-2i/d) in float64, grown on demand, invFreq respected', () => {
+    const t1 = T.ropeTables(6, 1234, 10);
+    const h = 3;
+    const n = t1.cos.length / h;
+    assert.ok(n >= 10);
+    for (let p = 0; p < n; p++) {
+      for (let i = 0; i < h; i++) {
+        const a = p * Math.pow(1234, (-2 * i) / 6);
+        assert.equal(t1.cos[p * h + i], Math.fround(Math.cos(a)));
+        assert.equal(t1.sin[p * h + i], Math.fround(Math.sin(a)));
+      }
+    }
+    const t2 = T.ropeTables(6, 1234, n + 100);
+    assert.ok(t2.cos.length / h >= n + 100, 'table grows');
+    assert.equal(t2.cos[(n + 50) * h + 1], Math.fround(Math.cos((n + 50) * Math.pow(1234, -2 / 6))));
+    assert.equal(T.ropeTables(6, 1234, 5), t2, 'a large enough cached table is reused');
+    const inv = Float32Array.from([0.5, 0.25]);
+    const t3 = T.ropeTables(4, 1234, 8, inv);
+    assert.equal(t3.sin[3 * 2 + 1], Math.fround(Math.sin(3 * 0.25)));
+  });
+
   forEachBackend('gradient (inverse rotation) and errors', () => {
     const rng = new Rng(112);
     const x = randTensor([3, 2, 4], rng);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { Rng, assertClose, forEachBackend, gradCheck, randTensor } from '../helpers/numeric.js';
-import { fromTensor, refConcat, refExpand, refPermute, refReshape, refSlice, refTranspose, type Arr } from '../helpers/reference.js';
+import { fromTensor, refConcat, refExpand, refPermute, refReshape, refSlice, refSum, refTranspose, type Arr } from '../helpers/reference.js';
 
 const exact = { rtol: 0, atol: 0 };
 
@@ -130,6 +130,30 @@ describe('views: forward', () => {
     assert.throws(() => T.expand(x, [2, 4]), (e: Error) => e.message.includes('[2, 3]') && e.message.includes('[2, 4]'));
     assert.throws(() => T.split(x, [1, 1], 1), (e: Error) => e.message.includes('[2, 3]'));
     assert.throws(() => T.transpose(x, 0, 2), /out of range/);
+  });
+});
+
+describe('shape utilities', () => {
+  forEachBackend('broadcastShapes, broadcastStrides, sumToShape, contiguousData, i32', () => {
+    assert.deepEqual(T.broadcastShapes([2, 1, 3], [4, 1]), [2, 4, 3]);
+    assert.deepEqual(T.broadcastShapes([], [3]), [3]);
+    assert.deepEqual(T.broadcastShapes([1], []), [1]);
+    assert.throws(() => T.broadcastShapes([2, 3], [3, 3], 'demo'), /demo: shapes \[2, 3\] and \[3, 3\] do not broadcast/);
+    const x = Tensor.zeros([3, 1]);
+    assert.deepEqual(T.broadcastStrides(x, [2, 3, 4]), [0, 1, 0]);
+    const rng = new Rng(6);
+    const g = randTensor([2, 3, 4], rng);
+    for (const to of [[3, 4], [1, 4], [3, 1], [2, 1, 4], [1, 1, 1], [4], [], [2, 3, 4]] as number[][]) {
+      const got = T.sumToShape(g.f32(), g.shape, to);
+      // reference: sum over the leading dims and over dims where `to` has 1
+      const lead = 3 - to.length;
+      const axes = [...Array.from({ length: lead }, (_, i) => i), ...to.map((d, i) => (d === 1 && g.shape[i + lead] !== 1 ? i + lead : -1)).filter((a) => a >= 0)];
+      const ref = refSum(fromTensor(g), axes);
+      assertClose(got, ref.data, { rtol: 1e-6, atol: 1e-6, what: `sumToShape to [${to.join(',')}]` });
+    }
+    const v = T.transpose(randTensor([3, 5], rng));
+    assertClose(T.contiguousData(v), fromTensor(v).data, { rtol: 0, atol: 0, what: 'contiguousData' });
+    assert.deepEqual(Array.from(T.i32([3, -1, 7])), [3, -1, 7]);
   });
 });
 
