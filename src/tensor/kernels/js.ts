@@ -3,6 +3,7 @@
  * fallback when the addon cannot be built. Written for clarity first, with the obvious cache
  * optimisations (i-k-j loops, hoisted row offsets) that keep it usable for small models.
  */
+import { gemmJs } from './js_gemm.js';
 import { BinaryOp, ReduceOp, UnaryOp, type Kernels } from './types.js';
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -127,57 +128,6 @@ export function binaryScalar(op: BinaryOp, a: number, b: number): number {
 }
 
 // ---------------------------------------------------------------------------------------------
-// GEMM
-
-function gemmOne(
-  transA: boolean,
-  transB: boolean,
-  M: number,
-  N: number,
-  K: number,
-  alpha: number,
-  A: Float32Array,
-  aOff: number,
-  lda: number,
-  B: Float32Array,
-  bOff: number,
-  ldb: number,
-  beta: number,
-  C: Float32Array,
-  cOff: number,
-  ldc: number,
-  acc: Float64Array,
-): void {
-  for (let i = 0; i < M; i++) {
-    acc.fill(0, 0, N);
-    if (!transB) {
-      // acc[j] += a_ik * B[k, j] : contiguous sweep over rows of B
-      for (let k = 0; k < K; k++) {
-        const a = transA ? A[aOff + k * lda + i] : A[aOff + i * lda + k];
-        const row = bOff + k * ldb;
-        for (let j = 0; j < N; j++) acc[j] += a * B[row + j];
-      }
-    } else {
-      // acc[j] = dot(A row i, B row j): B stored N x K
-      for (let j = 0; j < N; j++) {
-        const row = bOff + j * ldb;
-        let s = 0;
-        if (transA) {
-          for (let k = 0; k < K; k++) s += A[aOff + k * lda + i] * B[row + k];
-        } else {
-          const ar = aOff + i * lda;
-          for (let k = 0; k < K; k++) s += A[ar + k] * B[row + k];
-        }
-        acc[j] = s;
-      }
-    }
-    const cr = cOff + i * ldc;
-    if (beta === 0) for (let j = 0; j < N; j++) C[cr + j] = alpha * acc[j];
-    else for (let j = 0; j < N; j++) C[cr + j] = alpha * acc[j] + beta * C[cr + j];
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // attention helpers
 
 function visible(
@@ -228,9 +178,8 @@ export const jsKernels: Kernels = {
   name: 'js',
 
   gemm(batch, transA, transB, M, N, K, alpha, A, aOff, lda, strideA, B, bOff, ldb, strideB, beta, C, cOff, ldc, strideC) {
-    const acc = new Float64Array(N);
     for (let b = 0; b < batch; b++) {
-      gemmOne(transA, transB, M, N, K, alpha, A, aOff + b * strideA, lda, B, bOff + b * strideB, ldb, beta, C, cOff + b * strideC, ldc, acc);
+      gemmJs(transA, transB, M, N, K, alpha, A, aOff + b * strideA, lda, B, bOff + b * strideB, ldb, beta, C, cOff + b * strideC, ldc);
     }
   },
 
