@@ -25,8 +25,12 @@ export function nativeKernels(): Kernels | undefined {
   return 'kernels' in n ? n.kernels : undefined;
 }
 
-/** Names of the backends usable in this process (js always). */
+/**
+ * Names of the backends usable in this process (js always). `TFREE_BACKEND=js` hides the native
+ * one, so a whole run (tests included) exercises the pure-TS fallback alone.
+ */
 export function availableBackends(): BackendName[] {
+  if (process.env.TFREE_BACKEND === 'js') return ['js'];
   return nativeKernels() ? ['native', 'js'] : ['js'];
 }
 
