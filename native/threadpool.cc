@@ -29,6 +29,7 @@ namespace {
 constexpr int kClosed = 1 << 30;
 
 struct Job {
+  unsigned id = 0;  // generation number of this job
   TaskFn fn = nullptr;
   void* ctx = nullptr;
   long ntasks = 0;
@@ -74,8 +75,11 @@ void wake_all() {
 #endif
 }
 
-void worker_main(int tid) {
-  unsigned seen = g_gen.load(std::memory_order_acquire);
+// `seen` is the generation current when the worker was created (read before any job of the new
+// pool could be opened): reading it inside the thread instead would race with a job opened before
+// the thread got to run, and the worker would then wait for the next job instead of joining.
+void worker_main(int tid, unsigned seen) {
+  unsigned lastDone = seen;
   for (;;) {
     // Wait for a new generation: spin first, then sleep.
     if (g_gen.load(std::memory_order_acquire) == seen) {
@@ -97,17 +101,22 @@ void worker_main(int tid) {
       }
     }
     if (g_stop.load(std::memory_order_acquire)) return;
+    // Read the generation BEFORE trying to enter: main opens a job (state = 0) before publishing
+    // its generation, so a closed state here means the job of generation `seen` is already over
+    // (a later job will bump the generation again and wake us).
     seen = g_gen.load(std::memory_order_acquire);
-    // Try to enter the current job unless it is already closed.
     int s = g_state.load(std::memory_order_acquire);
     bool entered = false;
     while (!(s & kClosed)) {
       if (g_state.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) { entered = true; break; }
     }
     if (!entered) continue;
-    // Inside: the job cannot change until we leave. Record its generation so we never enter it twice.
-    seen = g_gen.load(std::memory_order_acquire);
+    // Inside: the job cannot change until we leave. We may have entered a job opened but not yet
+    // published (id == seen + 1) or re-entered one we already served: job ids prevent running a
+    // job twice (which matters for static jobs).
     if (g_stop.load(std::memory_order_acquire)) { g_state.fetch_sub(1, std::memory_order_release); return; }
+    if (g_job.id == lastDone) { g_state.fetch_sub(1, std::memory_order_release); continue; }
+    lastDone = g_job.id;
     const Job job = g_job;
     if (job.isStatic) {
       if (tid < job.ntasks) {
@@ -126,8 +135,10 @@ void worker_main(int tid) {
 }
 
 void open_job() {
-  g_gen.fetch_add(1);
-  g_state.store(0, std::memory_order_release);
+  const unsigned id = g_gen.load() + 1;
+  g_job.id = id;
+  g_state.store(0, std::memory_order_release);  // open first, then publish the generation
+  g_gen.store(id);
   if (g_sleepers.load() > 0) wake_all();
 }
 
@@ -139,7 +150,8 @@ void close_job() {
 void start_workers(int n) {
   if (!g_workers) g_workers = new std::vector<std::thread>();
   g_stop.store(false);
-  for (int t = 1; t < n; ++t) g_workers->emplace_back(worker_main, t);
+  const unsigned gen = g_gen.load();
+  for (int t = 1; t < n; ++t) g_workers->emplace_back(worker_main, t, gen);
   g_nthreads.store(n);
 }
 
