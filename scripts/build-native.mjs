@@ -50,11 +50,20 @@ const [cmd, pre] = findNodeGyp();
 const args = [...pre, 'rebuild', '--jobs=max', verbose ? '--loglevel=info' : '--loglevel=error'];
 // Headers of the running Node: <prefix>/include/node (Debian /usr, nvm, official tarballs alike).
 const prefix = resolve(process.execPath, '..', '..');
-if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+// node-gyp gives npm_config_nodedir from the environment precedence over --nodedir (an empty
+// value makes it download headers), so set both.
+const env = { ...process.env };
+if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) {
+  args.push(`--nodedir=${prefix}`);
+  env.npm_config_nodedir = prefix;
+} else if (env.npm_config_nodedir === '') {
+  delete env.npm_config_nodedir;
+}
 
 const started = Date.now();
 const res = spawnSync(cmd, args, {
   cwd: nativeDir,
+  env,
   encoding: 'utf8',
   stdio: verbose ? 'inherit' : 'pipe',
   timeout: 15 * 60 * 1000,
