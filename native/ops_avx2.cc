@@ -160,7 +160,8 @@ struct Avx2 {
   // t exp(-z^2 + P(t)), t = 1 / (1 + z/2) (fractional error < 1.2e-7), so both tails keep their
   // relative accuracy: Phi = 0.5 E for x < 0 and 1 - 0.5 E for x >= 0.
   static TF_AI V phi(V x) {
-    const V z = _mm256_mul_ps(abs(x), _mm256_set1_ps(0.70710678118654752f));
+    // |x| / sqrt 2, clamped at 11 (erfc(11) ~ 1e-54 is 0 in f32) so +-Infinity gives 0 / 1, not NaN
+    const V z = _mm256_min_ps(_mm256_mul_ps(abs(x), _mm256_set1_ps(0.70710678118654752f)), _mm256_set1_ps(11.0f));
     const V t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(_mm256_set1_ps(0.5f), z, _mm256_set1_ps(1.0f)));
     V p = _mm256_set1_ps(0.17087277f);
     p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
