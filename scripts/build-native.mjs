@@ -18,6 +18,9 @@ const failFile = join(buildDir, 'BUILD_FAILED.txt');
 const verbose = process.env.TFREE_BUILD_VERBOSE === '1';
 
 function fail(reason, log) {
+  // one-line detail for BUILD_FAILED.txt (and the runtime's message): node-gyp's first error line
+  const detail = log ? /(?:gyp ERR! stack )?Error: (.+)/.exec(log)?.[1]?.trim() : undefined;
+  if (detail && !reason.includes(detail)) reason = `${reason}: ${detail.slice(0, 200)}`;
   if (log) {
     const tail = log.trim().split('\n').slice(-15).join('\n');
     if (tail) process.stderr.write(`${tail}\n`);
@@ -75,7 +78,9 @@ if (res.error) {
   fail(e.code === 'ENOENT' ? `node-gyp not found (${cmd})` : `cannot run node-gyp: ${e.message}`, log);
 }
 if (res.status !== 0) {
-  const hint = /not found: (make|g\+\+|c\+\+|cc)|No such file or directory.*(g\+\+|c\+\+)|gyp ERR! stack Error: not found/i.test(log)
+  const hint = /Could not find any Python/i.test(log)
+    ? 'no Python for node-gyp'
+    : /not found: (make|g\+\+|c\+\+|cc)|No such file or directory.*(g\+\+|c\+\+)|gyp ERR! stack Error: not found/i.test(log)
     ? 'no C++ compiler or make'
     : /node_api\.h|common\.gypi|download|ENOTFOUND|EAI_AGAIN/i.test(log)
       ? 'Node headers not found'

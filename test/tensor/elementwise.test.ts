@@ -289,14 +289,13 @@ describe('unary ops', () => {
     }
   });
 
-  // gelu(+Infinity) = +Infinity; the native kernel currently returns NaN there (a todo, not a
-  // failure, until the native owner decides: only infinite inputs are affected)
+  // gelu(+Infinity) = +Infinity on both backends (the native kernel once returned NaN there)
   for (const b of ['js', 'native'] as const) {
     const run = (): void => {
       assert.equal(T.withBackend(b, () => T.gelu(Tensor.from([Infinity])).toArray()[0]), Infinity);
     };
     if (b === 'js') test('gelu(+Infinity) is +Infinity [js]', run);
-    else if (hasNative()) test('gelu(+Infinity) is +Infinity [native]', { todo: 'native gelu(+Infinity) returns NaN' }, run);
+    else if (hasNative()) test('gelu(+Infinity) is +Infinity [native]', run);
     else test('gelu(+Infinity) is +Infinity [native]', { skip: 'native backend unavailable' }, () => {});
   }
 
