@@ -871,6 +871,17 @@ function atomicWrite(path: string, body: (fd: number) => void): void {
   }
 }
 
+/** Writes a small file (text or bytes) atomically, as the safetensors writers do (temp file, fsync, rename). */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  atomicWrite(path, (fd) => writeAll(fd, bytes));
+}
+
+/** fsyncs a folder (after renames inside it); a no-op where folders cannot be opened. */
+export function syncFolder(dir: string): void {
+  fsyncDir(dir);
+}
+
 function writePlanned(path: string, planned: readonly PlannedTensor[], metadata: ReadonlyArray<[string, string]>): number {
   const head = buildHeader(planned, metadata, path);
   atomicWrite(path, (fd) => {
