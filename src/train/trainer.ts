@@ -321,12 +321,16 @@ export class Trainer {
     if (this.model.config !== undefined) writeFileAtomic(nodePath.join(this.outDir, 'config.json'), `${JSON.stringify(this.model.config, null, 2)}\n`);
   }
 
-  /** Runs from the current step to settings.steps, then exports the model. */
-  runAll(): LogEntry[] {
+  /**
+   * Runs from the current step to settings.steps, then exports the model. `stopAt` ends the
+   * session early after that step (as a kill would, but cleanly; for tests and time limits).
+   */
+  runAll(stopAt = Infinity): LogEntry[] {
     fs.mkdirSync(this.outDir, { recursive: true });
     const s = this.settings;
     const t0 = performance.now();
     while (this.step < s.steps) {
+      if (this.step >= stopAt) return this.log;
       const e = this.trainStep(t0);
       const last = this.step === s.steps;
       if ((s.evalEvery > 0 && this.step % s.evalEvery === 0) || last) {
