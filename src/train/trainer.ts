@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { noGrad, scale, type Tensor } from '../tensor/index.js';
 import { AdamW, ParamStore, Rng, clipGradNorm, cosineLr, gradNorm as globalGradNorm, isNoDecayParam, type AdamWStateMeta, type RngState } from '../nn/index.js';
-import { BytePacker, f32ToBf16, writeFileAtomic, writeSafetensors, type DataPosition, type PackedBatch, type TensorEntries } from '../io/index.js';
+import { BytePacker, writeFileAtomic, writeSafetensors, type DataPosition, type PackedBatch } from '../io/index.js';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.js';
 
 /** What the trainer needs from a model. */
@@ -29,8 +29,13 @@ export interface TrainableModel {
   readonly store: ParamStore;
   /** mean next-byte cross-entropy (nats) over the `bytes` predicted bytes of the batch */
   loss(batch: PackedBatch, ctx: LossContext): { loss: Tensor; bytes: number };
-  /** JSON written as config.json beside the weights (the released config schema for HAT) */
+  /** JSON written as config.json beside the checkpoint weights (the released config schema for HAT) */
   readonly config?: unknown;
+  /**
+   * Writes the final model (config + weights, the model's released layout) into a folder; when
+   * absent the trainer writes `model.safetensors` (f32, parameter names) and `config.json`.
+   */
+  save?(dir: string): void;
 }
 
 /** Per-call context of a training loss (a hook for stochastic models; HAT uses none). */
@@ -104,6 +109,8 @@ export interface TrainerEvents {
   onCheckpoint?(dir: string, step: number): void;
   /** called after every optimizer update (e.g. to re-project weights) */
   afterUpdate?(step: number): void;
+  /** polled after every step: true ends the session with a checkpoint (e.g. on SIGINT) */
+  shouldStop?(): boolean;
 }
 
 export interface TrainerInit {
@@ -116,8 +123,6 @@ export interface TrainerInit {
   outDir: string;
   run?: Record<string, unknown>;
   events?: TrainerEvents;
-  /** write the final weights as bf16 instead of f32 (checkpoints always hold f32) */
-  exportBf16?: boolean;
 }
 
 /** Thrown when a resumed run's settings or data differ from the checkpoint's. */
@@ -174,7 +179,6 @@ export class Trainer {
   private readonly makeVal: (() => BytePacker) | null;
   private readonly run: Record<string, unknown>;
   private readonly events: TrainerEvents;
-  private readonly exportBf16: boolean;
   private rng: Rng;
   private elapsedBefore = 0;
 
@@ -187,7 +191,6 @@ export class Trainer {
     this.outDir = init.outDir;
     this.run = init.run ?? {};
     this.events = init.events ?? {};
-    this.exportBf16 = init.exportBf16 ?? false;
     this.rng = new Rng(`train:${init.settings.seed}`);
     const s = init.settings;
     this.opt = new AdamW(this.model.store, { lr: s.lr, betas: s.betas, eps: s.eps, weightDecay: s.weightDecay, noDecay: isNoDecayParam });
@@ -315,9 +318,11 @@ export class Trainer {
 
   /** Writes the final model (config.json + model.safetensors) into outDir. */
   exportModel(): void {
-    const rec = this.model.store.toRecord();
-    const tensors: TensorEntries = this.exportBf16 ? Object.fromEntries(Object.entries(rec).map(([n, r]) => [n, { dtype: 'BF16', shape: r.shape, data: f32ToBf16(r.data) }])) : rec;
-    writeSafetensors(nodePath.join(this.outDir, 'model.safetensors'), tensors, { format: 'pt' });
+    if (this.model.save !== undefined) {
+      this.model.save(this.outDir);
+      return;
+    }
+    writeSafetensors(nodePath.join(this.outDir, 'model.safetensors'), this.model.store.toRecord(), { format: 'pt' });
     if (this.model.config !== undefined) writeFileAtomic(nodePath.join(this.outDir, 'config.json'), `${JSON.stringify(this.model.config, null, 2)}\n`);
   }
 
@@ -342,7 +347,9 @@ export class Trainer {
       }
       this.log.push(e);
       this.events.onStep?.(e);
-      if ((s.saveEvery > 0 && this.step % s.saveEvery === 0) || last) this.checkpoint(t0);
+      const stop = !last && (this.events.shouldStop?.() ?? false);
+      if ((s.saveEvery > 0 && this.step % s.saveEvery === 0) || last || stop) this.checkpoint(t0);
+      if (stop) return this.log;
     }
     this.exportModel();
     this.writeLog();
