@@ -5,8 +5,9 @@ Same modules, shapes and masks as tfree's HATModel: byte encoder (Llama layers, 
 window, RoPE over byte positions, document resets), latent-query connector (one query per word
 attending to that word's bytes; q rotated by word position, k by byte position), backbone (Llama
 layers over words), decoder (guide vector o_proj(v_proj(kv_norm(pred))) added to every byte of
-the word, then Llama layers), RMSNorm + lm_head. Masks are boolean tensors given to
-scaled_dot_product_attention, as a straightforward CPU port would do.
+the word, then Llama layers), RMSNorm + lm_head. Masks are boolean tensors applied to the
+scores (Debian's torch 1.13 has no fused scaled_dot_product_attention), as a straightforward
+CPU port would do.
 
 Reads one JSON job on stdin, prints one JSON result on stdout:
   {"mode": "train", "config": <HAT config.json>, "threads": N, "B": B, "T": T, "bytes": [...],
@@ -47,6 +48,14 @@ def apply_rope(x, pos, tables):
     h = x.shape[-1] // 2
     x1, x2 = x[..., :h], x[..., h:]
     return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1)
+
+
+def sdpa(q, k, v, mask):
+    """softmax(q k^T / sqrt(d) masked) v (torch 1.13, Debian's, has no fused SDPA)."""
+    s = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf"))
+    return torch.matmul(torch.softmax(s, dim=-1), v)
 
 
 class Linear(torch.nn.Module):
@@ -92,7 +101,7 @@ class Attn(torch.nn.Module):
         if rep > 1:
             k = k.repeat_interleave(rep, dim=1)
             v = v.repeat_interleave(rep, dim=1)
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        o = sdpa(q, k, v, mask)
         B, _, T, _ = o.shape
         return self.o_proj(o.transpose(1, 2).reshape(B, T, self.h * self.d))
 
@@ -178,7 +187,7 @@ class HAT(torch.nn.Module):
         rep = self.ch // self.ckv
         if rep > 1:
             k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        o = sdpa(q, k, v, mask)
         return self.c_o(o.transpose(1, 2).reshape(B, W, self.ch * self.cd))
 
     def guide(self, i, pred):
