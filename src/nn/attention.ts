@@ -25,6 +25,7 @@ import {
 } from '../tensor/index.js';
 import type { Init } from './init.js';
 import { Linear } from './linear.js';
+import { RMSNorm } from './norm.js';
 import type { VarBuilder } from './params.js';
 import type { RotaryEmbedding } from './rotary.js';
 
@@ -365,6 +366,12 @@ export interface CrossAttentionConfig {
   scale?: number;
   init?: Init;
   outInit?: Init;
+  /**
+   * RMSNorm of the projected queries and keys before RoPE (HAT's `key_query_norm`): parameters
+   * `norm_query.weight` and `norm_key.weight`, over each head's features (perHead) or over the
+   * full projected width (q: numHeads*headDim, k: numKvHeads*headDim). Absent: no norm.
+   */
+  qkNorm?: { perHead: boolean; eps?: number };
 }
 
 export interface CrossAttentionForwardOptions {
@@ -396,6 +403,9 @@ export class CrossAttention {
   readonly kvDim: number;
   readonly rope: RotaryEmbedding | null;
   readonly scale: number;
+  readonly normQuery: RMSNorm | null = null;
+  readonly normKey: RMSNorm | null = null;
+  readonly qkNormPerHead: boolean = false;
 
   constructor(vb: VarBuilder, cfg: CrossAttentionConfig) {
     const { Hq, Hkv, D } = headsOf({ ...cfg, hiddenSize: cfg.queryDim }, 'CrossAttention');
@@ -412,7 +422,22 @@ export class CrossAttention {
     this.qProj = new Linear(vb.pp('q_proj'), this.queryDim, Hq * D, { bias, init: cfg.init });
     this.kProj = new Linear(vb.pp('k_proj'), this.kvDim, Hkv * D, { bias, init: cfg.init });
     this.vProj = new Linear(vb.pp('v_proj'), this.kvDim, Hkv * D, { bias, init: cfg.init });
+    if (cfg.qkNorm !== undefined) {
+      const eps = cfg.qkNorm.eps ?? 1e-6;
+      this.qkNormPerHead = cfg.qkNorm.perHead;
+      this.normQuery = new RMSNorm(vb.pp('norm_query'), cfg.qkNorm.perHead ? D : Hq * D, { eps });
+      this.normKey = new RMSNorm(vb.pp('norm_key'), cfg.qkNorm.perHead ? D : Hkv * D, { eps });
+    }
     this.oProj = new Linear(vb.pp('o_proj'), Hq * D, cfg.outDim ?? this.queryDim, { bias: oBias, init: cfg.outInit ?? cfg.init });
+  }
+
+  /** Projected q [B, T, Hq*D] or k [B, T, Hkv*D] as heads [B, T, H, D], RMS-normed when configured. */
+  private heads(proj: Linear, x: Tensor, H: number, norm: RMSNorm | null): Tensor {
+    const [B, T] = x.shape;
+    const y = proj.forward(x);
+    if (norm === null) return reshape(y, [B, T, H, this.headDim]);
+    if (this.qkNormPerHead) return norm.forward(reshape(y, [B, T, H, this.headDim]));
+    return reshape(norm.forward(y), [B, T, H, this.headDim]);
   }
 
   /** xq [B, Tq, queryDim], xkv [B, Tk, kvDim] -> [B, Tq, outDim] */
@@ -426,8 +451,8 @@ export class CrossAttention {
     const kPos = opts.kPos ?? defaultPositions(B, Tk);
     checkLen(qPos, B * Tq, 'CrossAttention: qPos');
     checkLen(kPos, B * Tk, 'CrossAttention: kPos');
-    let q = toHeads(this.qProj, xq, this.numHeads, this.headDim);
-    let k = toHeads(this.kProj, xkv, this.numKvHeads, this.headDim);
+    let q = this.heads(this.qProj, xq, this.numHeads, this.normQuery);
+    let k = this.heads(this.kProj, xkv, this.numKvHeads, this.normKey);
     const v = toHeads(this.vProj, xkv, this.numKvHeads, this.headDim);
     if (this.rope !== null) {
       q = this.rope.apply(q, qPos);
