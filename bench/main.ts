@@ -1,7 +1,8 @@
 /**
  * tfree benchmarks. `npm run bench [-- --json] [-- --only GROUP] [-- --quick]`
  *
- * Groups: peak (FMA peak, read bandwidth), sgemm, gemv, overhead, ops (fused kernels).
+ * Groups: peak (FMA peak, read bandwidth), sgemm, gemv, overhead, ops (fused kernels), hat
+ * (HAT training and cached generation vs PyTorch; bench/hat.ts).
  * Every figure is measured in this run; peers (Debian OpenBLAS through the addon's dlopen) run
  * interleaved with ours so that the machine's drift hits both alike. Times are the best of the
  * repetitions (the run least disturbed by other load), with the median kept in the JSON too.
@@ -12,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jsKernels, nativeBackend, type Kernels, type NativeExtras, UnaryOp } from '../src/tensor/kernels/index.js';
 import { Tensor, add, attention, rmsNorm, softmax, withBackend } from '../src/tensor/index.js';
+import { benchHat } from './hat.js';
 
 export interface BenchRecord {
   bench: string;
@@ -326,7 +328,7 @@ function benchOps(): void {
   table('Fused ops (forward, ms)', ['op', 'native ms', 'pure TS ms', 'speed-up'], rows);
 }
 
-const groups: Record<string, () => void> = { peak: benchPeak, sgemm: benchSgemm, gemv: benchGemv, overhead: benchOverhead, ops: benchOps };
+const groups: Record<string, () => void> = { peak: benchPeak, sgemm: benchSgemm, gemv: benchGemv, overhead: benchOverhead, ops: benchOps, hat: () => benchHat({ quick, emit, note, table }) };
 
 function main(): void {
   if (only !== undefined && !(only in groups)) {
