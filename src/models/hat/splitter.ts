@@ -30,9 +30,13 @@
  *
  * Causality (spec §1.1.8): splitting a prefix of a text, cut at a character boundary, gives words
  * that are byte-prefixes of the full text's words (all equal but the last, which is a prefix of
- * its counterpart). The one exception inherited from UAX #29 is U+2044 FRACTION SLASH, the only
- * look-ahead "Mid" character that is not `\p{P}`: "1⁄" splits as ["1", "⁄"] but "1⁄2" is one
- * word. The reference crate behaves the same.
+ * its counterpart). The rules themselves (so the reference crate too) have two exceptions:
+ *  - U+2044 FRACTION SLASH, the only UAX #29 look-ahead "Mid" character that is not `\p{P}`:
+ *    "1⁄" splits as ["1", "⁄"] but "1⁄2" is one word;
+ *  - a single space followed by a white-space character that UAX #29 lets join what follows
+ *    (TAB, U+00A0, U+2007 before a combining mark; U+202F also before a letter or digit): " \t" is
+ *    [" ", "\t"] (Space, Whitespace) but " \t\u0301" is one word (Space + Word).
+ * WordStream (incremental splitting for generation) matches the whole-text split except there.
  */
 import {
   EXTENDED_PICTOGRAPHIC_RANGES,
@@ -460,6 +464,131 @@ export function splitBytes(bytes: Uint8Array, opts: SplitOptions = {}): Uint8Arr
   return out;
 }
 
+/** Byte offsets where the words of `bytes` end, before the maxWordSize chunking (steps 1-6). */
+function groupByteEnds(bytes: Uint8Array): number[] {
+  const { n, props, byteOff } = unitsOfBytes(bytes);
+  return Array.from(wordEnds(props, n), (u) => byteOff[u]);
+}
+
+/**
+ * Chunks bytes[start, end) (one word, or its part after a previous cut) like splitBytes, pushing
+ * the chunks to `out`. With keepLast, bytes from `end` on are not known yet (or not final):
+ * it only cuts while more than maxWordSize known bytes remain and returns where the remainder
+ * starts; otherwise it cuts all of [start, end) and returns `end`.
+ */
+function chunkWord(bytes: Uint8Array, start: number, end: number, max: number, out: Uint8Array[], keepLast: boolean): number {
+  while (end - start > max) {
+    // the last character boundary in (start, start + max]
+    const { byteOff, n } = unitsOfBytes(bytes.subarray(start, Math.min(end, start + max + 4)));
+    let cut = 0;
+    for (let u = 1; u <= n && byteOff[u] <= max; u++) cut = byteOff[u];
+    if (cut === 0) cut = max;
+    out.push(bytes.subarray(start, start + cut));
+    start += cut;
+  }
+  if (!keepLast && end > start) {
+    out.push(bytes.subarray(start, end));
+    start = end;
+  }
+  return start;
+}
+
+/**
+ * Incremental splitting for cached generation: feed the bytes of a text one at a time and get
+ * each word as soon as it is final. The words are exactly those of HatSplitter.encodeBytes on
+ * the whole byte stream (special-token bytes are one-byte words and reset the context, like a
+ * special string in encode), except across the UAX #29 causality exception (U+2044, see the top
+ * of this file), where the stream cannot take back a word it already gave out.
+ *
+ * It re-splits a small context (the current word plus the two words before it, before chunking)
+ * after each byte, so that rules that look back past the current word (a combining mark after
+ * punctuation, words cut by maxWordSize) give the same result as splitting the whole text.
+ */
+export class WordStream {
+  readonly maxWordSize: number;
+  private readonly special: ReadonlySet<number>;
+  private buf = new Uint8Array(256);
+  private len = 0;
+  /** starts of the (up to two) finished words kept as context, then of the current word */
+  private ctxStarts: number[] = [];
+  private curStart = 0;
+  /** bytes of the current word before this offset have been given out (maxWordSize cuts) */
+  private emitted = 0;
+
+  constructor(opts: AppendByteOptions = {}) {
+    this.maxWordSize = checkMax(opts.maxWordSize);
+    this.special = opts.specialIds === undefined ? DEFAULT_SPECIAL_IDS : new Set(opts.specialIds);
+  }
+
+  /** The bytes of the unfinished current word (a copy). */
+  get current(): Uint8Array {
+    return this.buf.slice(this.emitted, this.len);
+  }
+
+  /** Feeds one byte; returns the words it finished (often none; a copy of each). */
+  push(byte: number): Uint8Array[] {
+    if (!Number.isInteger(byte) || byte < 0 || byte > 255) throw new RangeError(`byte must be an integer in 0..255, got ${byte}`);
+    if (this.special.has(byte)) {
+      const out = this.finish();
+      out.push(Uint8Array.of(byte));
+      return out;
+    }
+    if (this.len === this.buf.length) {
+      const ctx = this.ctxStarts.length > 0 ? this.ctxStarts[0] : this.curStart;
+      const grown = new Uint8Array(Math.max(256, 2 * (this.len - ctx) + 1));
+      grown.set(this.buf.subarray(ctx, this.len));
+      this.buf = grown;
+      this.len -= ctx;
+      this.curStart -= ctx;
+      this.emitted -= ctx;
+      this.ctxStarts = this.ctxStarts.map((x) => x - ctx);
+    }
+    this.buf[this.len++] = byte;
+    const out: Uint8Array[] = [];
+    const max = this.maxWordSize;
+    // A character still open at the end can belong to the current word or start the next, so
+    // only the words ending before it are final.
+    const tail = incompleteUtf8Tail(this.buf.subarray(this.curStart, this.len));
+    const splitEnd = tail >= 0 ? this.curStart + tail : this.len;
+    if (splitEnd > this.curStart) {
+      const ctx = this.ctxStarts.length > 0 ? this.ctxStarts[0] : this.curStart;
+      for (const e0 of groupByteEnds(this.buf.subarray(ctx, splitEnd))) {
+        const e = e0 + ctx;
+        if (e <= this.curStart || e >= splitEnd) continue;
+        // the current word ended at e: give out the rest of it, start the next
+        chunkWord(this.buf, this.emitted, e, max, out, false);
+        this.ctxStarts.push(this.curStart);
+        if (this.ctxStarts.length > 2) this.ctxStarts.shift();
+        this.curStart = e;
+        this.emitted = Math.max(this.emitted, e);
+      }
+    }
+    // (While a character is open, the current word may hold up to 3 bytes more than
+    // maxWordSize: where it is cut depends on whether that character completes.)
+    this.emitted = Math.max(this.emitted, chunkWord(this.buf, this.emitted, splitEnd, max, out, true));
+    return out.map((w) => w.slice());
+  }
+
+  /** Ends the text: returns the remaining word(s) and resets the stream. */
+  finish(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    if (this.len > this.emitted) {
+      const ctx = this.ctxStarts.length > 0 ? this.ctxStarts[0] : this.curStart;
+      let start = this.emitted;
+      for (const e of groupByteEnds(this.buf.subarray(ctx, this.len))) {
+        if (e + ctx <= start) continue;
+        start = chunkWord(this.buf, start, e + ctx, this.maxWordSize, out, false);
+      }
+    }
+    const copies = out.map((w) => w.slice());
+    this.len = 0;
+    this.ctxStarts = [];
+    this.curStart = 0;
+    this.emitted = 0;
+    return copies;
+  }
+}
+
 /**
  * Splits a string into words (substrings that concatenate to `text`). Words are cut at
  * maxWordSize UTF-8 bytes like splitBytes, except that a string cannot hold half a character:
@@ -533,10 +662,13 @@ function appendByteImpl(word: Uint8Array | readonly number[], byte: number, max:
 }
 
 /**
- * The word-end test of cached generation (spec §5.2): the current word's bytes plus one newly
- * sampled byte. An incomplete UTF-8 character stays in the current word (until maxWordSize is
- * exceeded); a special-token byte is always a word of its own; otherwise the bytes are re-split
- * and the word is complete iff the splitter now yields more than one word.
+ * The word-end test of cached generation as the reference does it (spec §5.2, HF
+ * `_append_byte`): the current word's bytes plus one newly sampled byte. An incomplete UTF-8
+ * character stays in the current word (until maxWordSize is exceeded); a special-token byte is
+ * always a word of its own; otherwise the bytes are re-split and the word is complete iff the
+ * splitter now yields more than one word. Seeing only the current word, it can differ from the
+ * split of the whole text in rare cases (a word continuing after a maxWordSize cut, a combining
+ * mark after punctuation): use WordStream to get exactly the training-time split.
  */
 export function appendByte(word: Uint8Array | readonly number[], byte: number, opts: AppendByteOptions = {}): AppendByteResult {
   const special = opts.specialIds === undefined ? DEFAULT_SPECIAL_IDS : new Set(opts.specialIds);
@@ -599,11 +731,14 @@ export class HatSplitter {
     return this.encodeBytes(utf8Encoder.encode(text));
   }
 
-  /** encode() for raw bytes (invalid UTF-8 allowed; see splitBytes). Words are views into `bytes`. */
+  /**
+   * encode() for raw bytes (invalid UTF-8 allowed; see splitBytes). Special-token strings and
+   * also raw bytes equal to a special id (e.g. an invalid 0xC0 in the input) become one-byte
+   * words, and the text on either side is split independently. Words are views into `bytes`,
+   * except the special words.
+   */
   encodeBytes(bytes: Uint8Array): Uint8Array[] {
     const out: Uint8Array[] = [];
-    const opts = { maxWordSize: this.maxWordSize };
-    if (this.patterns.length === 0) return splitBytes(bytes, opts);
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const next = this.patterns.map((p) => buf.indexOf(p.bytes, 0));
     let pos = 0;
@@ -614,13 +749,28 @@ export class HatSplitter {
       }
       if (best < 0) break;
       const at = next[best];
-      if (at > pos) out.push(...splitBytes(bytes.subarray(pos, at), opts));
+      this.splitPlain(bytes, pos, at, out);
       out.push(Uint8Array.of(this.patterns[best].id));
       pos = at + this.patterns[best].bytes.length;
       for (let k = 0; k < next.length; k++) if (next[k] >= 0 && next[k] < pos) next[k] = buf.indexOf(this.patterns[k].bytes, pos);
     }
-    if (pos < bytes.length) out.push(...splitBytes(bytes.subarray(pos), opts));
+    this.splitPlain(bytes, pos, bytes.length, out);
     return out;
+  }
+
+  /** splitBytes on bytes[start, end), with bytes equal to a special id as one-byte words. */
+  private splitPlain(bytes: Uint8Array, start: number, end: number, out: Uint8Array[]): void {
+    const opts = { maxWordSize: this.maxWordSize };
+    let from = start;
+    if (this.specialIds.size > 0) {
+      for (let i = start; i < end; i++) {
+        if (!this.specialIds.has(bytes[i])) continue;
+        if (i > from) for (const w of splitBytes(bytes.subarray(from, i), opts)) out.push(w);
+        out.push(Uint8Array.of(bytes[i]));
+        from = i + 1;
+      }
+    }
+    if (end > from) for (const w of splitBytes(bytes.subarray(from, end), opts)) out.push(w);
   }
 
   /**
