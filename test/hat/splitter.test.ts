@@ -13,6 +13,7 @@ import {
   incompleteUtf8Tail,
   isWordComplete,
   splitBytes,
+  splitBytesOffsets,
   splitText,
   wordBoundarySegments,
 } from '../../src/models/hat/splitter.js';
@@ -482,6 +483,24 @@ test('HatSplitter.encode maps special strings to one-byte words; decode expands 
   assert.throws(() => new HatSplitter({ specialTokens: { a: 3, b: 3 } }), RangeError);
   assert.throws(() => new HatSplitter({ specialTokens: { '': 3 } }), RangeError);
   assert.throws(() => new HatSplitter({ maxWordSize: 0 }), RangeError);
+});
+
+test('splitBytesOffsets and encodeToOffsets give the same words as splitBytes and encode', () => {
+  const rng = new Rng('splitter-offsets');
+  const s = new HatSplitter({ maxWordSize: 6 });
+  for (let it = 0; it < 100; it++) {
+    const text = randomText(rng, 20) + (rng.float() < 0.4 ? `<|eot_id|>${randomText(rng, 5)}` : '');
+    const bytes = utf8(text);
+    const off = splitBytesOffsets(bytes, { maxWordSize: 6 });
+    const words = splitBytes(bytes, { maxWordSize: 6 });
+    assert.deepEqual(Array.from(off), [0, ...words.map((w) => w.byteOffset - bytes.byteOffset + w.length)]);
+    const enc = s.encode(text);
+    const r = s.encodeToOffsets(text);
+    assert.deepEqual(r.bytes, concat(enc));
+    assert.equal(r.offsets.length, enc.length + 1);
+    enc.forEach((w, k) => assert.deepEqual(r.bytes.subarray(r.offsets[k], r.offsets[k + 1]), w));
+  }
+  assert.deepEqual(Array.from(splitBytesOffsets(new Uint8Array(0))), [0]);
 });
 
 test('property: decode(encode(text)) == text with specials mixed in', () => {

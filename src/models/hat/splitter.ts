@@ -351,70 +351,80 @@ const TOK_WHITESPACE = 1;
 const TOK_PUNCT = 2;
 const TOK_WORD = 3;
 
+function tokenType(len: number, allSpace: boolean, allWs: boolean, first: number): number {
+  if (len === 1 && allSpace) return TOK_SPACE;
+  if (allWs) return TOK_WHITESPACE;
+  if (len === 1 && (first & F_P) !== 0) return TOK_PUNCT;
+  return TOK_WORD;
+}
+
+/** Does a token of this type join the group whose last token is lastTok (-1: no group yet)? */
+function joinsGroup(lastTok: number, type: number): boolean {
+  return (lastTok === TOK_SPACE && type === TOK_WORD) || (type === TOK_PUNCT && lastTok >= 0 && lastTok !== TOK_WHITESPACE);
+}
+
 function wordEnds(props: Uint16Array, n: number): Int32Array {
   const bound = new Uint8Array(n + 1);
   markWordBoundaries(props, n, bound);
   const ends = new Int32Array(n + 1);
   let nEnds = 0;
-  let lastTok = -1; // token type ending the current group, -1 before the first
-  const emit = (type: number, start: number): void => {
-    if (lastTok >= 0 && ((lastTok === TOK_SPACE && type === TOK_WORD) || (type === TOK_PUNCT && lastTok !== TOK_WHITESPACE))) {
-      lastTok = type;
-      return;
-    }
-    if (lastTok >= 0) ends[nEnds++] = start;
-    lastTok = type;
-  };
-  // The pending piece (held back one step for combine_spaces).
+  let lastTok = -1; // type of the last token of the current group, -1 before the first
+  // The pending piece, held back one step for combine_spaces.
   let pend = false;
   let pStart = 0;
   let pLen = 0;
   let pAllSpace = true;
   let pAllWs = true;
-  let pFirst = 0;
-  const flush = (): void => {
-    let type: number;
-    if (pLen === 1 && pAllSpace) type = TOK_SPACE;
-    else if (pAllWs) type = TOK_WHITESPACE;
-    else if (pLen === 1 && (pFirst & F_P) !== 0) type = TOK_PUNCT;
-    else type = TOK_WORD;
-    emit(type, pStart);
-  };
   // The piece being scanned.
   let start = 0;
   let allSpace = true;
   let allWs = true;
-  for (let i = 0; i <= n; i++) {
-    if (i > 0) {
-      const prev = props[i - 1];
-      const cut =
-        i === n || bound[i] === 1 || (prev & F_P) !== 0 || ((prev & F_LL) !== 0 && (props[i] & F_LU) !== 0);
-      if (cut) {
-        const len = i - start;
-        if (pend && len === 1 && allSpace && pAllSpace) {
-          pLen += 1; // combine_spaces: " " joins a previous all-' ' piece
-        } else {
-          if (pend) flush();
-          pend = true;
-          pStart = start;
-          pLen = len;
-          pAllSpace = allSpace;
-          pAllWs = allWs;
-          pFirst = props[start];
+  let prev = 0;
+  for (let i = 0; i < n; i++) {
+    const q = props[i];
+    if (i > 0 && (bound[i] === 1 || (prev & F_P) !== 0 || ((prev & F_LL) !== 0 && (q & F_LU) !== 0))) {
+      const len = i - start;
+      if (pend && len === 1 && allSpace && pAllSpace) {
+        pLen += 1; // combine_spaces: " " joins a previous all-' ' piece
+      } else {
+        if (pend) {
+          const type = tokenType(pLen, pAllSpace, pAllWs, props[pStart]);
+          if (!joinsGroup(lastTok, type) && lastTok >= 0) ends[nEnds++] = pStart;
+          lastTok = type;
         }
-        start = i;
-        allSpace = true;
-        allWs = true;
+        pend = true;
+        pStart = start;
+        pLen = len;
+        pAllSpace = allSpace;
+        pAllWs = allWs;
       }
+      start = i;
+      allSpace = true;
+      allWs = true;
     }
-    if (i < n) {
-      const q = props[i];
-      allSpace = allSpace && (q & F_SPACE) !== 0;
-      allWs = allWs && (q & F_WS) !== 0;
-    }
+    allSpace = allSpace && (q & F_SPACE) !== 0;
+    allWs = allWs && (q & F_WS) !== 0;
+    prev = q;
   }
-  if (pend) flush();
-  if (lastTok >= 0) ends[nEnds++] = n;
+  if (n > 0) {
+    // the last piece [start, n)
+    const len = n - start;
+    if (pend && len === 1 && allSpace && pAllSpace) pLen += 1;
+    else {
+      if (pend) {
+        const type = tokenType(pLen, pAllSpace, pAllWs, props[pStart]);
+        if (!joinsGroup(lastTok, type) && lastTok >= 0) ends[nEnds++] = pStart;
+        lastTok = type;
+      }
+      pStart = start;
+      pLen = len;
+      pAllSpace = allSpace;
+      pAllWs = allWs;
+    }
+    const type = tokenType(pLen, pAllSpace, pAllWs, props[pStart]);
+    if (!joinsGroup(lastTok, type) && lastTok >= 0) ends[nEnds++] = pStart;
+    ends[nEnds++] = n;
+  }
   return ends.subarray(0, nEnds);
 }
 
@@ -433,34 +443,55 @@ function checkMax(maxWordSize: number | undefined): number {
 }
 
 /**
- * Splits UTF-8 bytes (valid or not) into words of at most maxWordSize bytes. The words are
- * views into `bytes` (no copies) and concatenate to exactly `bytes`. A word is cut mid-character
- * only when a chunk of maxWordSize bytes holds no character boundary (maxWordSize < 4).
+ * The split of splitBytes as word boundaries: offsets [0, end of word 0, end of word 1, ...,
+ * bytes.length] (HAT's cumulative_seq_lengths_per_word). No per-word objects are made, so this
+ * is the fast path for training data.
  */
-export function splitBytes(bytes: Uint8Array, opts: SplitOptions = {}): Uint8Array[] {
+export function splitBytesOffsets(bytes: Uint8Array, opts: SplitOptions = {}): Int32Array {
   const max = checkMax(opts.maxWordSize);
   const { n, props, byteOff } = unitsOfBytes(bytes);
   const ends = wordEnds(props, n);
-  const out: Uint8Array[] = [];
+  let out: Int32Array = new Int32Array(ends.length + 1 + (bytes.length > 0 ? 8 : 0));
+  let k = 1;
   let a = 0;
   for (let w = 0; w < ends.length; w++) {
     const b = ends[w];
     let start = byteOff[a];
     const end = byteOff[b];
     if (end - start <= max) {
-      out.push(bytes.subarray(start, end));
+      if (k >= out.length) out = grow(out);
+      out[k++] = end;
     } else {
       let u = a; // byteOff[u] = the last unit boundary <= the current limit
       while (start < end) {
         const lim = Math.min(start + max, end);
         while (u < b && byteOff[u + 1] <= lim) u++;
         const cut = byteOff[u] > start ? byteOff[u] : lim;
-        out.push(bytes.subarray(start, cut));
+        if (k >= out.length) out = grow(out);
+        out[k++] = cut;
         start = cut;
       }
     }
     a = b;
   }
+  return out.subarray(0, k);
+}
+
+function grow(a: Int32Array): Int32Array {
+  const g = new Int32Array(a.length * 2);
+  g.set(a);
+  return g;
+}
+
+/**
+ * Splits UTF-8 bytes (valid or not) into words of at most maxWordSize bytes. The words are
+ * views into `bytes` (no copies) and concatenate to exactly `bytes`. A word is cut mid-character
+ * only when a chunk of maxWordSize bytes holds no character boundary (maxWordSize < 4).
+ */
+export function splitBytes(bytes: Uint8Array, opts: SplitOptions = {}): Uint8Array[] {
+  const off = splitBytesOffsets(bytes, opts);
+  const out: Uint8Array[] = new Array<Uint8Array>(off.length - 1);
+  for (let w = 0; w + 1 < off.length; w++) out[w] = bytes.subarray(off[w], off[w + 1]);
   return out;
 }
 
@@ -756,6 +787,26 @@ export class HatSplitter {
     }
     this.splitPlain(bytes, pos, bytes.length, out);
     return out;
+  }
+
+  /**
+   * encode() as one byte array plus word boundaries (offsets[0] = 0, ..., offsets[nWords] =
+   * bytes.length: cumulative_seq_lengths_per_word), without an object per word: the fast path
+   * for training data.
+   */
+  encodeToOffsets(text: string): { bytes: Uint8Array; offsets: Int32Array } {
+    const raw = utf8Encoder.encode(text);
+    let plain = true;
+    const buf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    for (const p of this.patterns) if (buf.indexOf(p.bytes) >= 0) plain = false;
+    if (plain && this.specialIds.size > 0) for (let i = 0; i < raw.length && plain; i++) plain = !this.specialIds.has(raw[i]);
+    if (plain) return { bytes: raw, offsets: splitBytesOffsets(raw, { maxWordSize: this.maxWordSize }) };
+    const words = this.encodeBytes(raw);
+    const offsets = new Int32Array(words.length + 1);
+    for (let w = 0; w < words.length; w++) offsets[w + 1] = offsets[w] + words[w].length;
+    const bytes = new Uint8Array(offsets[words.length]);
+    words.forEach((w, k) => bytes.set(w, offsets[k]));
+    return { bytes, offsets };
   }
 
   /** splitBytes on bytes[start, end), with bytes equal to a special id as one-byte words. */
