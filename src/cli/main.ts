@@ -10,9 +10,10 @@ import { UserError } from './errors.js';
 import { demoCommand } from './commands/demo.js';
 import { infoCommand } from './commands/info.js';
 import { inspectCommand } from './commands/inspect.js';
+import { splitCommand } from './commands/split.js';
 import { trainCommand } from './commands/train.js';
 
-export const commands: CommandSpec[] = [demoCommand, infoCommand, inspectCommand, trainCommand];
+export const commands: CommandSpec[] = [demoCommand, infoCommand, inspectCommand, splitCommand, trainCommand];
 
 function topHelp(): string {
   const w = Math.max(...commands.map((c) => c.name.length)) + 2;

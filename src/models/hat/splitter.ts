@@ -30,9 +30,13 @@
  *
  * Causality (spec §1.1.8): splitting a prefix of a text, cut at a character boundary, gives words
  * that are byte-prefixes of the full text's words (all equal but the last, which is a prefix of
- * its counterpart). The one exception inherited from UAX #29 is U+2044 FRACTION SLASH, the only
- * look-ahead "Mid" character that is not `\p{P}`: "1⁄" splits as ["1", "⁄"] but "1⁄2" is one
- * word. The reference crate behaves the same.
+ * its counterpart). The rules themselves (so the reference crate too) have two exceptions:
+ *  - U+2044 FRACTION SLASH, the only UAX #29 look-ahead "Mid" character that is not `\p{P}`:
+ *    "1⁄" splits as ["1", "⁄"] but "1⁄2" is one word;
+ *  - a single space followed by a white-space character that UAX #29 lets join what follows
+ *    (TAB, U+00A0, U+2007 before a combining mark; U+202F also before a letter or digit): " \t" is
+ *    [" ", "\t"] (Space, Whitespace) but " \t\u0301" is one word (Space + Word).
+ * WordStream (incremental splitting for generation) matches the whole-text split except there.
  */
 import {
   EXTENDED_PICTOGRAPHIC_RANGES,
@@ -347,70 +351,80 @@ const TOK_WHITESPACE = 1;
 const TOK_PUNCT = 2;
 const TOK_WORD = 3;
 
+function tokenType(len: number, allSpace: boolean, allWs: boolean, first: number): number {
+  if (len === 1 && allSpace) return TOK_SPACE;
+  if (allWs) return TOK_WHITESPACE;
+  if (len === 1 && (first & F_P) !== 0) return TOK_PUNCT;
+  return TOK_WORD;
+}
+
+/** Does a token of this type join the group whose last token is lastTok (-1: no group yet)? */
+function joinsGroup(lastTok: number, type: number): boolean {
+  return (lastTok === TOK_SPACE && type === TOK_WORD) || (type === TOK_PUNCT && lastTok >= 0 && lastTok !== TOK_WHITESPACE);
+}
+
 function wordEnds(props: Uint16Array, n: number): Int32Array {
   const bound = new Uint8Array(n + 1);
   markWordBoundaries(props, n, bound);
   const ends = new Int32Array(n + 1);
   let nEnds = 0;
-  let lastTok = -1; // token type ending the current group, -1 before the first
-  const emit = (type: number, start: number): void => {
-    if (lastTok >= 0 && ((lastTok === TOK_SPACE && type === TOK_WORD) || (type === TOK_PUNCT && lastTok !== TOK_WHITESPACE))) {
-      lastTok = type;
-      return;
-    }
-    if (lastTok >= 0) ends[nEnds++] = start;
-    lastTok = type;
-  };
-  // The pending piece (held back one step for combine_spaces).
+  let lastTok = -1; // type of the last token of the current group, -1 before the first
+  // The pending piece, held back one step for combine_spaces.
   let pend = false;
   let pStart = 0;
   let pLen = 0;
   let pAllSpace = true;
   let pAllWs = true;
-  let pFirst = 0;
-  const flush = (): void => {
-    let type: number;
-    if (pLen === 1 && pAllSpace) type = TOK_SPACE;
-    else if (pAllWs) type = TOK_WHITESPACE;
-    else if (pLen === 1 && (pFirst & F_P) !== 0) type = TOK_PUNCT;
-    else type = TOK_WORD;
-    emit(type, pStart);
-  };
   // The piece being scanned.
   let start = 0;
   let allSpace = true;
   let allWs = true;
-  for (let i = 0; i <= n; i++) {
-    if (i > 0) {
-      const prev = props[i - 1];
-      const cut =
-        i === n || bound[i] === 1 || (prev & F_P) !== 0 || ((prev & F_LL) !== 0 && (props[i] & F_LU) !== 0);
-      if (cut) {
-        const len = i - start;
-        if (pend && len === 1 && allSpace && pAllSpace) {
-          pLen += 1; // combine_spaces: " " joins a previous all-' ' piece
-        } else {
-          if (pend) flush();
-          pend = true;
-          pStart = start;
-          pLen = len;
-          pAllSpace = allSpace;
-          pAllWs = allWs;
-          pFirst = props[start];
+  let prev = 0;
+  for (let i = 0; i < n; i++) {
+    const q = props[i];
+    if (i > 0 && (bound[i] === 1 || (prev & F_P) !== 0 || ((prev & F_LL) !== 0 && (q & F_LU) !== 0))) {
+      const len = i - start;
+      if (pend && len === 1 && allSpace && pAllSpace) {
+        pLen += 1; // combine_spaces: " " joins a previous all-' ' piece
+      } else {
+        if (pend) {
+          const type = tokenType(pLen, pAllSpace, pAllWs, props[pStart]);
+          if (!joinsGroup(lastTok, type) && lastTok >= 0) ends[nEnds++] = pStart;
+          lastTok = type;
         }
-        start = i;
-        allSpace = true;
-        allWs = true;
+        pend = true;
+        pStart = start;
+        pLen = len;
+        pAllSpace = allSpace;
+        pAllWs = allWs;
       }
+      start = i;
+      allSpace = true;
+      allWs = true;
     }
-    if (i < n) {
-      const q = props[i];
-      allSpace = allSpace && (q & F_SPACE) !== 0;
-      allWs = allWs && (q & F_WS) !== 0;
-    }
+    allSpace = allSpace && (q & F_SPACE) !== 0;
+    allWs = allWs && (q & F_WS) !== 0;
+    prev = q;
   }
-  if (pend) flush();
-  if (lastTok >= 0) ends[nEnds++] = n;
+  if (n > 0) {
+    // the last piece [start, n)
+    const len = n - start;
+    if (pend && len === 1 && allSpace && pAllSpace) pLen += 1;
+    else {
+      if (pend) {
+        const type = tokenType(pLen, pAllSpace, pAllWs, props[pStart]);
+        if (!joinsGroup(lastTok, type) && lastTok >= 0) ends[nEnds++] = pStart;
+        lastTok = type;
+      }
+      pStart = start;
+      pLen = len;
+      pAllSpace = allSpace;
+      pAllWs = allWs;
+    }
+    const type = tokenType(pLen, pAllSpace, pAllWs, props[pStart]);
+    if (!joinsGroup(lastTok, type) && lastTok >= 0) ends[nEnds++] = pStart;
+    ends[nEnds++] = n;
+  }
   return ends.subarray(0, nEnds);
 }
 
@@ -429,35 +443,181 @@ function checkMax(maxWordSize: number | undefined): number {
 }
 
 /**
- * Splits UTF-8 bytes (valid or not) into words of at most maxWordSize bytes. The words are
- * views into `bytes` (no copies) and concatenate to exactly `bytes`. A word is cut mid-character
- * only when a chunk of maxWordSize bytes holds no character boundary (maxWordSize < 4).
+ * The split of splitBytes as word boundaries: offsets [0, end of word 0, end of word 1, ...,
+ * bytes.length] (HAT's cumulative_seq_lengths_per_word). No per-word objects are made, so this
+ * is the fast path for training data.
  */
-export function splitBytes(bytes: Uint8Array, opts: SplitOptions = {}): Uint8Array[] {
+export function splitBytesOffsets(bytes: Uint8Array, opts: SplitOptions = {}): Int32Array {
   const max = checkMax(opts.maxWordSize);
   const { n, props, byteOff } = unitsOfBytes(bytes);
   const ends = wordEnds(props, n);
-  const out: Uint8Array[] = [];
+  let out: Int32Array = new Int32Array(ends.length + 1 + (bytes.length > 0 ? 8 : 0));
+  let k = 1;
   let a = 0;
   for (let w = 0; w < ends.length; w++) {
     const b = ends[w];
     let start = byteOff[a];
     const end = byteOff[b];
     if (end - start <= max) {
-      out.push(bytes.subarray(start, end));
+      if (k >= out.length) out = grow(out);
+      out[k++] = end;
     } else {
       let u = a; // byteOff[u] = the last unit boundary <= the current limit
       while (start < end) {
         const lim = Math.min(start + max, end);
         while (u < b && byteOff[u + 1] <= lim) u++;
         const cut = byteOff[u] > start ? byteOff[u] : lim;
-        out.push(bytes.subarray(start, cut));
+        if (k >= out.length) out = grow(out);
+        out[k++] = cut;
         start = cut;
       }
     }
     a = b;
   }
+  return out.subarray(0, k);
+}
+
+function grow(a: Int32Array): Int32Array {
+  const g = new Int32Array(a.length * 2);
+  g.set(a);
+  return g;
+}
+
+/**
+ * Splits UTF-8 bytes (valid or not) into words of at most maxWordSize bytes. The words are
+ * views into `bytes` (no copies) and concatenate to exactly `bytes`. A word is cut mid-character
+ * only when a chunk of maxWordSize bytes holds no character boundary (maxWordSize < 4).
+ */
+export function splitBytes(bytes: Uint8Array, opts: SplitOptions = {}): Uint8Array[] {
+  const off = splitBytesOffsets(bytes, opts);
+  const out: Uint8Array[] = new Array<Uint8Array>(off.length - 1);
+  for (let w = 0; w + 1 < off.length; w++) out[w] = bytes.subarray(off[w], off[w + 1]);
   return out;
+}
+
+/** Byte offsets where the words of `bytes` end, before the maxWordSize chunking (steps 1-6). */
+function groupByteEnds(bytes: Uint8Array): number[] {
+  const { n, props, byteOff } = unitsOfBytes(bytes);
+  return Array.from(wordEnds(props, n), (u) => byteOff[u]);
+}
+
+/**
+ * Chunks bytes[start, end) (one word, or its part after a previous cut) like splitBytes, pushing
+ * the chunks to `out`. With keepLast, bytes from `end` on are not known yet (or not final):
+ * it only cuts while more than maxWordSize known bytes remain and returns where the remainder
+ * starts; otherwise it cuts all of [start, end) and returns `end`.
+ */
+function chunkWord(bytes: Uint8Array, start: number, end: number, max: number, out: Uint8Array[], keepLast: boolean): number {
+  while (end - start > max) {
+    // the last character boundary in (start, start + max]
+    const { byteOff, n } = unitsOfBytes(bytes.subarray(start, Math.min(end, start + max + 4)));
+    let cut = 0;
+    for (let u = 1; u <= n && byteOff[u] <= max; u++) cut = byteOff[u];
+    if (cut === 0) cut = max;
+    out.push(bytes.subarray(start, start + cut));
+    start += cut;
+  }
+  if (!keepLast && end > start) {
+    out.push(bytes.subarray(start, end));
+    start = end;
+  }
+  return start;
+}
+
+/**
+ * Incremental splitting for cached generation: feed the bytes of a text one at a time and get
+ * each word as soon as it is final. The words are exactly those of HatSplitter.encodeBytes on
+ * the whole byte stream (special-token bytes are one-byte words and reset the context, like a
+ * special string in encode), except across the UAX #29 causality exception (U+2044, see the top
+ * of this file), where the stream cannot take back a word it already gave out.
+ *
+ * It re-splits a small context (the current word plus the two words before it, before chunking)
+ * after each byte, so that rules that look back past the current word (a combining mark after
+ * punctuation, words cut by maxWordSize) give the same result as splitting the whole text.
+ */
+export class WordStream {
+  readonly maxWordSize: number;
+  private readonly special: ReadonlySet<number>;
+  private buf = new Uint8Array(256);
+  private len = 0;
+  /** starts of the (up to two) finished words kept as context, then of the current word */
+  private ctxStarts: number[] = [];
+  private curStart = 0;
+  /** bytes of the current word before this offset have been given out (maxWordSize cuts) */
+  private emitted = 0;
+
+  constructor(opts: AppendByteOptions = {}) {
+    this.maxWordSize = checkMax(opts.maxWordSize);
+    this.special = opts.specialIds === undefined ? DEFAULT_SPECIAL_IDS : new Set(opts.specialIds);
+  }
+
+  /** The bytes of the unfinished current word (a copy). */
+  get current(): Uint8Array {
+    return this.buf.slice(this.emitted, this.len);
+  }
+
+  /** Feeds one byte; returns the words it finished (often none; a copy of each). */
+  push(byte: number): Uint8Array[] {
+    if (!Number.isInteger(byte) || byte < 0 || byte > 255) throw new RangeError(`byte must be an integer in 0..255, got ${byte}`);
+    if (this.special.has(byte)) {
+      const out = this.finish();
+      out.push(Uint8Array.of(byte));
+      return out;
+    }
+    if (this.len === this.buf.length) {
+      const ctx = this.ctxStarts.length > 0 ? this.ctxStarts[0] : this.curStart;
+      const grown = new Uint8Array(Math.max(256, 2 * (this.len - ctx) + 1));
+      grown.set(this.buf.subarray(ctx, this.len));
+      this.buf = grown;
+      this.len -= ctx;
+      this.curStart -= ctx;
+      this.emitted -= ctx;
+      this.ctxStarts = this.ctxStarts.map((x) => x - ctx);
+    }
+    this.buf[this.len++] = byte;
+    const out: Uint8Array[] = [];
+    const max = this.maxWordSize;
+    // A character still open at the end can belong to the current word or start the next, so
+    // only the words ending before it are final.
+    const tail = incompleteUtf8Tail(this.buf.subarray(this.curStart, this.len));
+    const splitEnd = tail >= 0 ? this.curStart + tail : this.len;
+    if (splitEnd > this.curStart) {
+      const ctx = this.ctxStarts.length > 0 ? this.ctxStarts[0] : this.curStart;
+      for (const e0 of groupByteEnds(this.buf.subarray(ctx, splitEnd))) {
+        const e = e0 + ctx;
+        if (e <= this.curStart || e >= splitEnd) continue;
+        // the current word ended at e: give out the rest of it, start the next
+        chunkWord(this.buf, this.emitted, e, max, out, false);
+        this.ctxStarts.push(this.curStart);
+        if (this.ctxStarts.length > 2) this.ctxStarts.shift();
+        this.curStart = e;
+        this.emitted = Math.max(this.emitted, e);
+      }
+    }
+    // (While a character is open, the current word may hold up to 3 bytes more than
+    // maxWordSize: where it is cut depends on whether that character completes.)
+    this.emitted = Math.max(this.emitted, chunkWord(this.buf, this.emitted, splitEnd, max, out, true));
+    return out.map((w) => w.slice());
+  }
+
+  /** Ends the text: returns the remaining word(s) and resets the stream. */
+  finish(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    if (this.len > this.emitted) {
+      const ctx = this.ctxStarts.length > 0 ? this.ctxStarts[0] : this.curStart;
+      let start = this.emitted;
+      for (const e of groupByteEnds(this.buf.subarray(ctx, this.len))) {
+        if (e + ctx <= start) continue;
+        start = chunkWord(this.buf, start, e + ctx, this.maxWordSize, out, false);
+      }
+    }
+    const copies = out.map((w) => w.slice());
+    this.len = 0;
+    this.ctxStarts = [];
+    this.curStart = 0;
+    this.emitted = 0;
+    return copies;
+  }
 }
 
 /**
@@ -533,10 +693,13 @@ function appendByteImpl(word: Uint8Array | readonly number[], byte: number, max:
 }
 
 /**
- * The word-end test of cached generation (spec §5.2): the current word's bytes plus one newly
- * sampled byte. An incomplete UTF-8 character stays in the current word (until maxWordSize is
- * exceeded); a special-token byte is always a word of its own; otherwise the bytes are re-split
- * and the word is complete iff the splitter now yields more than one word.
+ * The word-end test of cached generation as the reference does it (spec §5.2, HF
+ * `_append_byte`): the current word's bytes plus one newly sampled byte. An incomplete UTF-8
+ * character stays in the current word (until maxWordSize is exceeded); a special-token byte is
+ * always a word of its own; otherwise the bytes are re-split and the word is complete iff the
+ * splitter now yields more than one word. Seeing only the current word, it can differ from the
+ * split of the whole text in rare cases (a word continuing after a maxWordSize cut, a combining
+ * mark after punctuation): use WordStream to get exactly the training-time split.
  */
 export function appendByte(word: Uint8Array | readonly number[], byte: number, opts: AppendByteOptions = {}): AppendByteResult {
   const special = opts.specialIds === undefined ? DEFAULT_SPECIAL_IDS : new Set(opts.specialIds);
@@ -599,11 +762,14 @@ export class HatSplitter {
     return this.encodeBytes(utf8Encoder.encode(text));
   }
 
-  /** encode() for raw bytes (invalid UTF-8 allowed; see splitBytes). Words are views into `bytes`. */
+  /**
+   * encode() for raw bytes (invalid UTF-8 allowed; see splitBytes). Special-token strings and
+   * also raw bytes equal to a special id (e.g. an invalid 0xC0 in the input) become one-byte
+   * words, and the text on either side is split independently. Words are views into `bytes`,
+   * except the special words.
+   */
   encodeBytes(bytes: Uint8Array): Uint8Array[] {
     const out: Uint8Array[] = [];
-    const opts = { maxWordSize: this.maxWordSize };
-    if (this.patterns.length === 0) return splitBytes(bytes, opts);
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const next = this.patterns.map((p) => buf.indexOf(p.bytes, 0));
     let pos = 0;
@@ -614,13 +780,48 @@ export class HatSplitter {
       }
       if (best < 0) break;
       const at = next[best];
-      if (at > pos) out.push(...splitBytes(bytes.subarray(pos, at), opts));
+      this.splitPlain(bytes, pos, at, out);
       out.push(Uint8Array.of(this.patterns[best].id));
       pos = at + this.patterns[best].bytes.length;
       for (let k = 0; k < next.length; k++) if (next[k] >= 0 && next[k] < pos) next[k] = buf.indexOf(this.patterns[k].bytes, pos);
     }
-    if (pos < bytes.length) out.push(...splitBytes(bytes.subarray(pos), opts));
+    this.splitPlain(bytes, pos, bytes.length, out);
     return out;
+  }
+
+  /**
+   * encode() as one byte array plus word boundaries (offsets[0] = 0, ..., offsets[nWords] =
+   * bytes.length: cumulative_seq_lengths_per_word), without an object per word: the fast path
+   * for training data.
+   */
+  encodeToOffsets(text: string): { bytes: Uint8Array; offsets: Int32Array } {
+    const raw = utf8Encoder.encode(text);
+    let plain = true;
+    const buf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    for (const p of this.patterns) if (buf.indexOf(p.bytes) >= 0) plain = false;
+    if (plain && this.specialIds.size > 0) for (let i = 0; i < raw.length && plain; i++) plain = !this.specialIds.has(raw[i]);
+    if (plain) return { bytes: raw, offsets: splitBytesOffsets(raw, { maxWordSize: this.maxWordSize }) };
+    const words = this.encodeBytes(raw);
+    const offsets = new Int32Array(words.length + 1);
+    for (let w = 0; w < words.length; w++) offsets[w + 1] = offsets[w] + words[w].length;
+    const bytes = new Uint8Array(offsets[words.length]);
+    words.forEach((w, k) => bytes.set(w, offsets[k]));
+    return { bytes, offsets };
+  }
+
+  /** splitBytes on bytes[start, end), with bytes equal to a special id as one-byte words. */
+  private splitPlain(bytes: Uint8Array, start: number, end: number, out: Uint8Array[]): void {
+    const opts = { maxWordSize: this.maxWordSize };
+    let from = start;
+    if (this.specialIds.size > 0) {
+      for (let i = start; i < end; i++) {
+        if (!this.specialIds.has(bytes[i])) continue;
+        if (i > from) for (const w of splitBytes(bytes.subarray(from, i), opts)) out.push(w);
+        out.push(Uint8Array.of(bytes[i]));
+        from = i + 1;
+      }
+    }
+    if (end > from) for (const w of splitBytes(bytes.subarray(from, end), opts)) out.push(w);
   }
 
   /**
