@@ -241,10 +241,31 @@ export class HATDecodingState implements LogitSource {
   private wordPos = 0;
   private readonly zero = Int32Array.of(0);
 
+  /** cached bytes the encoder / decoder must keep (0: unlimited window, keep all) */
+  private readonly keepEnc: number;
+  private readonly keepDec: number;
+
   constructor(private readonly model: HATModel) {
     this.enc = new KVCache(model.encoderLayers.length);
     this.dec = new KVCache(model.decoderBlocks.length);
     this.bb = new KVCache(model.backboneLayers.length);
+    // a query at position p sees keys p - window + 1 .. p; the decoder may re-decode the bytes of
+    // the current word (at most max_word_size + 3 with an unfinished character), which needs the
+    // window before them
+    const we = model.config.encoder_config.sliding_window ?? 0;
+    const wd = model.config.decoder_config.sliding_window ?? 0;
+    this.keepEnc = we > 0 ? we - 1 : 0;
+    this.keepDec = wd > 0 ? wd - 1 + model.config.max_word_size + 4 : 0;
+  }
+
+  /** Drops cached bytes that no later query can see (amortised: when twice the needed length). */
+  private trim(): void {
+    for (const [cache, keep] of [
+      [this.enc, this.keepEnc],
+      [this.dec, this.keepDec],
+    ] as const) {
+      if (keep > 0 && cache.length > 2 * keep) cache.dropOldest(cache.length - keep);
+    }
   }
 
   /** Feeds the prompt words (the last one unfinished) in one batched pass per module. */
@@ -305,6 +326,7 @@ export class HATDecodingState implements LogitSource {
     const logits = m.decode(h, this.guides, this.zero, { positions: p, cache: this.dec });
     this.last = logits.f32().slice();
     this.pos++;
+    this.trim();
   }
 
   /**
