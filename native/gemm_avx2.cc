@@ -447,23 +447,23 @@ void gemv_dot(long rows, long K, const float* W, long ldw, const float* x, float
 }
 
 // y[n*incy] = alpha * sum_k x[k] W[k*ldw + n] + beta * y[n*incy]
+// Threads split the columns (each sums all of K for its columns), so the summation order, and
+// so the result, does not depend on the thread count.
 void gemv_axpy(long K, long N, const float* W, long ldw, const float* x, float* y, long incy, float alpha,
                float beta) {
   const int T = pool_threads();
   const long Np = (N + 7) & ~7L;
-  const long ntasks = (T <= 1 || K * N < kGemvParallelMin || K < 8) ? 1 : T;
-  float* part = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * Np * ntasks + 64));
+  const long ntasks = (T <= 1 || K * N < kGemvParallelMin || N < 64) ? 1 : T;
+  float* part = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * Np + 64));
   if (!part) return;
-  const long chunk = (K + ntasks - 1) / ntasks;
+  const long chunk = (((N + ntasks - 1) / ntasks) + 7) & ~7L;
   auto body = [&](long t, int) {
-    const long k0 = t * chunk, k1 = lmin(K, k0 + chunk);
-    gemv_axpy_rows(k0, lmax(k0, k1), N, W, ldw, x, part + t * Np);
+    const long c0 = t * chunk, c1 = lmin(N, c0 + chunk);
+    if (c0 < c1) gemv_axpy_rows(0, K, c1 - c0, W + c0, ldw, x, part + c0);
   };
   parallel_tasks(ntasks, T, body);
   for (long n = 0; n < N; ++n) {
-    float s = part[n];
-    for (long t = 1; t < ntasks; ++t) s += part[t * Np + n];
-    float v = alpha * s;
+    float v = alpha * part[n];
     if (beta != 0.0f) v += beta * y[n * incy];
     y[n * incy] = v;
   }

@@ -129,26 +129,25 @@ void gemv_dot(long rows, long K, const float* W, long ldw, const float* x, float
   parallel_tasks(T, T, task);
 }
 
+// Threads split the columns, so the result does not depend on the thread count.
 void gemv_axpy(long K, long N, const float* W, long ldw, const float* x, float* y, long incy, float alpha,
                float beta) {
   const int T = pool_threads();
-  const long ntasks = (T <= 1 || K * N < (1L << 16) || K < 8) ? 1 : T;
-  float* part = static_cast<float*>(std::calloc(static_cast<size_t>(N * ntasks), sizeof(float)));
+  const long ntasks = (T <= 1 || K * N < (1L << 16) || N < 64) ? 1 : T;
+  float* part = static_cast<float*>(std::calloc(static_cast<size_t>(N), sizeof(float)));
   if (!part) return;
-  const long chunk = (K + ntasks - 1) / ntasks;
+  const long chunk = (N + ntasks - 1) / ntasks;
   auto task = [&](long t, int) {
-    float* acc = part + t * N;
-    for (long k = t * chunk; k < lmin(K, (t + 1) * chunk); ++k) {
+    const long c0 = t * chunk, c1 = lmin(N, (t + 1) * chunk);
+    for (long k = 0; k < K; ++k) {
       const float xv = x[k];
       const float* w = W + k * ldw;
-      for (long n = 0; n < N; ++n) acc[n] += xv * w[n];
+      for (long n = c0; n < c1; ++n) part[n] += xv * w[n];
     }
   };
   parallel_tasks(ntasks, T, task);
   for (long n = 0; n < N; ++n) {
-    float s = part[n];
-    for (long t = 1; t < ntasks; ++t) s += part[t * N + n];
-    float v = alpha * s;
+    float v = alpha * part[n];
     if (beta != 0.0f) v += beta * y[n * incy];
     y[n * incy] = v;
   }

@@ -543,6 +543,7 @@ static void rmsnorm_impl(const float* x, const float* w, float* out, float* rstd
 }
 
 // Per-task partial sums for gw/gb, reduced at the end (gw/gb accumulate across rows).
+constexpr long kNormParts = 16;
 struct Partials {
   float* p = nullptr;
   long ntasks = 0;
@@ -554,7 +555,9 @@ static void rmsnorm_backward_impl(const float* x, const float* w, const float* r
   typedef typename B::V V;
   if (cols <= 0 || rows <= 0) return;
   const int T = pool_threads();
-  long ntasks = rows * cols >= 2 * kRowWorkPar ? T : 1;
+  // The number of partial sums depends on the shape only (never on T), so gw/gb come out the
+  // same whatever the thread count.
+  long ntasks = rows * cols >= 2 * kRowWorkPar ? kNormParts : 1;
   if (ntasks > rows) ntasks = rows;
   Partials part;
   if (gw && ntasks > 1) {
@@ -644,7 +647,9 @@ static void layernorm_backward_impl(const float* x, const float* w, const float*
   typedef typename B::V V;
   if (cols <= 0 || rows <= 0) return;
   const int T = pool_threads();
-  long ntasks = rows * cols >= 2 * kRowWorkPar ? T : 1;
+  // The number of partial sums depends on the shape only (never on T), so gw/gb come out the
+  // same whatever the thread count.
+  long ntasks = rows * cols >= 2 * kRowWorkPar ? kNormParts : 1;
   if (ntasks > rows) ntasks = rows;
   Partials part;
   const bool needPart = (gw || gb) && ntasks > 1;
@@ -867,8 +872,11 @@ static void attention_backward_impl(const AttnArgs& a) {
   const int T = pool_threads();
   const double work = static_cast<double>(B_) * Hq * Tq * Tk * D;
   const int useT = work < 32768 ? 1 : T;
+  // Split the keys into chunks (partial gq sums) when there are few (batch, kv head) groups; the
+  // split depends on the shape only, never on the thread count, so gq is the same for any T.
+  constexpr long kAttnUnits = 8;
   long nchunks = 1;
-  if (useT > 1 && B_ * Hkv < useT) nchunks = lmin_(Tk, (useT + B_ * Hkv - 1) / (B_ * Hkv));
+  if (work >= 32768 && B_ * Hkv < kAttnUnits) nchunks = lmin_(Tk, (kAttnUnits + B_ * Hkv - 1) / (B_ * Hkv));
   const long kchunk = (Tk + nchunks - 1) / nchunks;
   const long groupQ = G * Tq * D;  // gq floats of one (b, kv head) group
   float* gqPart = nullptr;

@@ -45,6 +45,6 @@ for (let s = 1; s <= steps; s++) {
     gc();
     await settle();
     const m = process.memoryUsage();
-    process.stdout.write(`${JSON.stringify({ step: s, rss: m.rss, heap: m.heapUsed, external: m.external + m.arrayBuffers, loss, first })}\n`);
+    process.stdout.write(`${JSON.stringify({ step: s, rss: m.rss, heap: m.heapUsed, heapTotal: m.heapTotal, external: m.external + m.arrayBuffers, loss, first })}\n`);
   }
 }

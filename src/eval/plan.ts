@@ -1,0 +1,175 @@
+/**
+ * FDT-guided compression plans: Algorithm 1 of the divergent-token-metrics paper (water-filling on
+ * a shared score threshold) for sparsity, and the same idea over discrete formats for mixed
+ * precision. Model-agnostic: the caller measures each component's score (FDT_p, or -bpb for a
+ * perplexity-guided baseline: any "higher is better" number) at a few compression levels.
+ *
+ * Sparsity (../shared/specs/compression.md §1.3): each component c has measured points
+ * (added sparsity x, score) — the paper uses x = 0, t/2, 3t/2, 1 with scores max, FDT_a, FDT_b, 0.
+ * Scores are made non-increasing in x (running minimum) and linearly interpolated. For a threshold
+ * f, c gets the largest x whose interpolated score is >= f; the plan is the largest f whose
+ * parameter-weighted mean x reaches the target. The paper lowers f in steps of 1 from the maximum
+ * and stops at the first f that reaches the target; `step` reproduces that grid, the default
+ * (step 0) finds the largest such f exactly by bisection.
+ */
+
+export interface SparsityPoint {
+  /** added sparsity in [0, 1] */
+  x: number;
+  /** score at that sparsity (higher is better) */
+  score: number;
+}
+
+export interface SparsityComponent {
+  name: string;
+  /** parameter count (the weight of the component in the mean) */
+  params: number;
+  points: SparsityPoint[];
+}
+
+export interface SparsityPlan {
+  /** added sparsity per component */
+  sparsity: Record<string, number>;
+  /** the shared score threshold */
+  threshold: number;
+  /** parameter-weighted mean added sparsity achieved */
+  achieved: number;
+  target: number;
+}
+
+/** Largest x with interpolated (monotone) score >= f. */
+export function maxLevelAtScore(points: readonly SparsityPoint[], f: number): number {
+  const pts = normalizePoints(points);
+  if (pts[0].score < f) return 0;
+  for (let i = 1; i < pts.length; i++) {
+    const a = pts[i - 1];
+    const b = pts[i];
+    if (b.score >= f) continue;
+    // a.score >= f > b.score: the crossing lies in [a.x, b.x)
+    if (a.score === b.score) return a.x;
+    return a.x + ((a.score - f) / (a.score - b.score)) * (b.x - a.x);
+  }
+  return pts[pts.length - 1].x;
+}
+
+function normalizePoints(points: readonly SparsityPoint[]): SparsityPoint[] {
+  if (points.length === 0) throw new Error('plan: a component needs at least one measured point');
+  const pts = [...points].sort((p, q) => p.x - q.x);
+  for (const p of pts) {
+    if (!(p.x >= 0 && p.x <= 1) || !Number.isFinite(p.score)) throw new Error(`plan: bad point (x=${p.x}, score=${p.score})`);
+  }
+  let run = Infinity;
+  return pts.map((p) => {
+    run = Math.min(run, p.score);
+    return { x: p.x, score: run };
+  });
+}
+
+function weightedLevel(components: readonly SparsityComponent[], f: number): { levels: Record<string, number>; mean: number } {
+  const levels: Record<string, number> = {};
+  let num = 0;
+  let den = 0;
+  for (const c of components) {
+    const x = maxLevelAtScore(c.points, f);
+    levels[c.name] = x;
+    num += x * c.params;
+    den += c.params;
+  }
+  return { levels, mean: den > 0 ? num / den : 0 };
+}
+
+export function fdtSparsityPlan(components: readonly SparsityComponent[], target: number, opts: { step?: number } = {}): SparsityPlan {
+  if (components.length === 0) throw new Error('plan: no components');
+  if (!(target >= 0 && target <= 1)) throw new Error(`plan: target sparsity must be in [0, 1], got ${target}`);
+  const names = new Set<string>();
+  for (const c of components) {
+    if (names.has(c.name)) throw new Error(`plan: component "${c.name}" appears twice`);
+    names.add(c.name);
+    if (!(c.params > 0)) throw new Error(`plan: component "${c.name}" has ${c.params} parameters`);
+  }
+  const scores = components.flatMap((c) => c.points.map((p) => p.score));
+  const hi = Math.max(...scores);
+  const lo = Math.min(...scores);
+  const step = opts.step ?? 0;
+  let f: number;
+  if (step > 0) {
+    f = hi;
+    while (f >= lo && weightedLevel(components, f).mean < target) f -= step;
+  } else if (weightedLevel(components, hi).mean >= target) {
+    f = hi;
+  } else {
+    // s(f) is non-increasing in f: bisect for the largest f with s(f) >= target
+    let a = lo; // s(lo) = max level
+    let b = hi;
+    for (let i = 0; i < 64; i++) {
+      const m = (a + b) / 2;
+      if (weightedLevel(components, m).mean >= target) a = m;
+      else b = m;
+    }
+    f = a;
+  }
+  const { levels, mean } = weightedLevel(components, f);
+  return { sparsity: levels, threshold: f, achieved: mean, target };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mixed precision: each component has candidate formats with bits per weight and a measured score;
+// for a threshold f every component takes the format with the fewest bits whose score >= f (its
+// most precise format if none is); f is the largest value whose parameter-weighted mean bits is
+// <= the budget. Thresholds are tried at every measured score (exact water-filling).
+
+export interface FormatOption {
+  format: string;
+  bits: number;
+  score: number;
+}
+
+export interface PrecisionComponent {
+  name: string;
+  params: number;
+  options: FormatOption[];
+}
+
+export interface PrecisionPlan {
+  format: Record<string, string>;
+  threshold: number;
+  /** parameter-weighted mean bits per weight */
+  bits: number;
+  budget: number;
+}
+
+function pickFormats(components: readonly PrecisionComponent[], f: number): { format: Record<string, string>; bits: number } {
+  const format: Record<string, string> = {};
+  let num = 0;
+  let den = 0;
+  for (const c of components) {
+    const sorted = [...c.options].sort((p, q) => p.bits - q.bits);
+    const ok = sorted.find((o) => o.score >= f) ?? sorted[sorted.length - 1];
+    format[c.name] = ok.format;
+    num += ok.bits * c.params;
+    den += c.params;
+  }
+  return { format, bits: den > 0 ? num / den : 0 };
+}
+
+export function fdtPrecisionPlan(components: readonly PrecisionComponent[], budgetBits: number): PrecisionPlan {
+  if (components.length === 0) throw new Error('plan: no components');
+  for (const c of components) {
+    if (c.options.length === 0) throw new Error(`plan: component "${c.name}" has no format options`);
+    if (!(c.params > 0)) throw new Error(`plan: component "${c.name}" has ${c.params} parameters`);
+  }
+  const thresholds = [...new Set(components.flatMap((c) => c.options.map((o) => o.score)))].sort((a, b) => b - a);
+  for (const f of thresholds) {
+    const p = pickFormats(components, f);
+    if (p.bits <= budgetBits) return { format: p.format, threshold: f, bits: p.bits, budget: budgetBits };
+  }
+  const lowest = pickFormats(components, -Infinity);
+  throw new Error(`plan: even the fewest-bit formats average ${lowest.bits.toFixed(3)} bits/weight, above the budget ${budgetBits}`);
+}
+
+/** Uniform baseline: every component at the same added sparsity. */
+export function uniformSparsityPlan(components: readonly SparsityComponent[], target: number): SparsityPlan {
+  const sparsity: Record<string, number> = {};
+  for (const c of components) sparsity[c.name] = target;
+  return { sparsity, threshold: Number.NaN, achieved: target, target };
+}
