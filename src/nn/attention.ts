@@ -72,6 +72,27 @@ export class LayerKVCache {
     this.len = n;
   }
 
+  /**
+   * Forgets the n oldest steps (e.g. keys that left a sliding window for good), keeping the
+   * newer ones in order. Costs one move of the kept data.
+   */
+  dropOldest(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > this.len) throw new Error(`KVCache.dropOldest: ${n} is not in [0, ${this.len}]`);
+    if (n === 0) return;
+    const { B, H, D, cap } = this;
+    const keep = this.len - n;
+    for (let bh = 0; bh < B * H; bh++) {
+      const at = bh * cap * D;
+      this.kBuf?.copyWithin(at, at + n * D, at + this.len * D);
+      this.vBuf?.copyWithin(at, at + n * D, at + this.len * D);
+    }
+    for (let b = 0; b < B; b++) {
+      this.posBuf.copyWithin(b * cap, b * cap + n, b * cap + this.len);
+      this.segBuf?.copyWithin(b * cap, b * cap + n, b * cap + this.len);
+    }
+    this.len = keep;
+  }
+
   /** Positions of the cached steps [B * length] (row b at b * length + j). */
   positions(): Int32Array {
     return this.gather(this.posBuf);
@@ -194,6 +215,11 @@ export class KVCache {
 
   truncate(n: number): void {
     for (const l of this.layers) l.truncate(n);
+  }
+
+  /** Forgets the n oldest steps of every layer. */
+  dropOldest(n: number): void {
+    for (const l of this.layers) l.dropOldest(n);
   }
 }
 

@@ -311,6 +311,18 @@ forEachBackend('attention: KV-cache decoding token by token equals the full forw
     cache.truncate(6);
     const again = noGrad(() => model.forward(slice(6, 1), B, 1, { cache })).toArray();
     for (let b = 0; b < B; b++) for (let v = 0; v < V; v++) assert.ok(Math.abs(again[b * V + v] - full[(b * T + 6) * V + v]) < 1e-5);
+    if (window > 0) {
+      // keys that left the window can be dropped: decoding continues with the same result
+      cache.truncate(6);
+      cache.dropOldest(6 - (window - 1));
+      assert.equal(cache.length, window - 1);
+      assert.deepEqual(Array.from(cache.layer(0).positions()), [4, 5, 4, 5]);
+      for (let t = 6; t < T; t++) {
+        const y = noGrad(() => model.forward(slice(t, 1), B, 1, { cache, positions: Int32Array.from([t, t]) })).toArray();
+        for (let b = 0; b < B; b++) for (let v = 0; v < V; v++) assert.ok(Math.abs(y[b * V + v] - full[(b * T + t) * V + v]) < 1e-5, `after dropOldest, t = ${t}`);
+      }
+      assert.throws(() => cache.dropOldest(99), /dropOldest: 99 is not in \[0, 5\]/);
+    }
   }
 });
 
