@@ -69,7 +69,9 @@ const best = (xs: number[]): number => Math.min(...xs);
 
 export function benchHat(ctx: BenchContext): void {
   const nb = nativeBackend();
-  const threads = 'kernels' in nb ? nb.extras.getThreads() : 1;
+  const maxThreads = 'kernels' in nb ? nb.extras.getThreads() : 1;
+  // one thread, and all threads (quick mode: all threads only)
+  const threadCounts = ctx.quick || maxThreads === 1 ? [maxThreads] : [1, maxThreads];
   const peerMissing = torchAvailable();
   if (peerMissing !== null) ctx.note(`hat: PyTorch peer skipped: ${peerMissing}`);
   const rowsTrain: (string | number)[][] = [];
@@ -78,105 +80,109 @@ export function benchHat(ctx: BenchContext): void {
     tiny: { B: 8, T: 512, steps: ctx.quick ? 2 : 4, genBytes: ctx.quick ? 96 : 256 },
     small: { B: 4, T: 512, steps: ctx.quick ? 1 : 3, genBytes: ctx.quick ? 48 : 128 },
   };
-  for (const preset of ['tiny', 'small'] as const) {
-    const sh = shapes[preset];
-    const cfg = presetConfig(preset);
-    const model = new HATModel(cfg, { seed: 1 });
-    // ---- training step
-    const text = syntheticText(sh.B * sh.T * 2, 3);
-    const packer = new BytePacker([{ source: 'synthetic', bytes: text }], { seqBytes: sh.T, split: (b) => splitBytes(b, { maxWordSize: cfg.max_word_size }).map((w) => w.length), eos: null, shuffle: false });
-    const packed = packer.next(sh.B);
-    const batch = hatBatch(packed);
-    const opt = new AdamW(model.store, { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0.1, noDecay: isNoDecayParam });
-    const times: number[] = [];
-    for (let s = 0; s <= sh.steps; s++) {
-      const t = performance.now();
-      model.store.zeroGrad();
-      const { loss } = model.loss(batch);
-      loss.backward();
-      clipGradNorm(model.store, 1);
-      opt.step();
-      if (s > 0) times.push((performance.now() - t) / 1e3); // step 0 warms up
-    }
-    const ours = (sh.B * sh.T) / best(times);
-    let peer: number | null = null;
-    if (peerMissing === null) {
-      const cu = batch.cuSeqlens.map((c) => Array.from(c));
-      const r = runPeer({ mode: 'train', config: hatConfigToJSON(cfg), threads, B: sh.B, T: sh.T, bytes: Array.from(batch.bytes), cu, steps: sh.steps + 1 });
-      peer = (sh.B * sh.T) / best((r.step_s as number[]).slice(1));
-    }
-    const words = batch.cuSeqlens.reduce((a, c) => a + c.length - 1, 0);
-    ctx.emit({
-      bench: 'hat',
-      case: `train ${preset} B${sh.B} T${sh.T}, ${threads} thread${threads > 1 ? 's' : ''}`,
-      value: ours,
-      unit: 'bytes/s',
-      peer: peer !== null ? 'pytorch' : null,
-      ratio_vs_peer: peer !== null ? ours / peer : null,
-      peer_value: peer,
-      step_ms: best(times) * 1e3,
-      params: model.numParams(),
-      words,
-      threads,
-    });
-    rowsTrain.push([preset, `${sh.B}x${sh.T}`, model.numParams(), best(times) * 1e3, ours, peer ?? NaN, peer !== null ? `${(ours / peer).toFixed(2)}x` : '-']);
-
-    // ---- cached generation, forced along a natural text (the word schedule of real text)
-    const splitter = new HatSplitter({ maxWordSize: cfg.max_word_size, specialTokens: cfg.special_token_dict });
-    const pw = splitter.encode('The jury said');
-    const cont = syntheticText(sh.genBytes, 7).subarray(0, sh.genBytes);
-    const run = (): { sec: number; words: number } => {
-      const t = performance.now();
-      const state = new HATDecodingState(model);
-      state.prefill(pw);
-      let cur = pw[pw.length - 1];
-      let words = 0;
-      for (const b of cont) {
-        argmax(state.logits()); // the sampling work of greedy decoding (the text decides the byte)
-        const split = splitter.appendByte(cur, b);
-        if (split.complete) {
-          words += split.words.length - 1;
-          cur = split.words[split.words.length - 1];
-        } else cur = split.words[0];
-        state.push(b, split);
+  for (const threads of threadCounts) {
+    if ('kernels' in nb) nb.extras.setThreads(threads);
+    for (const preset of ['tiny', 'small'] as const) {
+      const sh = shapes[preset];
+      const cfg = presetConfig(preset);
+      const model = new HATModel(cfg, { seed: 1 });
+      // ---- training step
+      const text = syntheticText(sh.B * sh.T * 2, 3);
+      const packer = new BytePacker([{ source: 'synthetic', bytes: text }], { seqBytes: sh.T, split: (b) => splitBytes(b, { maxWordSize: cfg.max_word_size }).map((w) => w.length), eos: null, shuffle: false });
+      const packed = packer.next(sh.B);
+      const batch = hatBatch(packed);
+      const opt = new AdamW(model.store, { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0.1, noDecay: isNoDecayParam });
+      const times: number[] = [];
+      for (let s = 0; s <= sh.steps; s++) {
+        const t = performance.now();
+        model.store.zeroGrad();
+        const { loss } = model.loss(batch);
+        loss.backward();
+        clipGradNorm(model.store, 1);
+        opt.step();
+        if (s > 0) times.push((performance.now() - t) / 1e3); // step 0 warms up
       }
-      return { sec: (performance.now() - t) / 1e3, words };
-    };
-    run(); // warm-up
-    const gt: number[] = [];
-    let nWords = 0;
-    for (let r = 0; r < (ctx.quick ? 1 : 2); r++) {
-      const g = run();
-      gt.push(g.sec);
-      nWords = g.words;
+      const ours = (sh.B * sh.T) / best(times);
+      let peer: number | null = null;
+      if (peerMissing === null) {
+        const cu = batch.cuSeqlens.map((c) => Array.from(c));
+        const r = runPeer({ mode: 'train', config: hatConfigToJSON(cfg), threads, B: sh.B, T: sh.T, bytes: Array.from(batch.bytes), cu, steps: sh.steps + 1 });
+        peer = (sh.B * sh.T) / best((r.step_s as number[]).slice(1));
+      }
+      const words = batch.cuSeqlens.reduce((a, c) => a + c.length - 1, 0);
+      ctx.emit({
+        bench: 'hat',
+        case: `train ${preset} B${sh.B} T${sh.T}, ${threads} thread${threads > 1 ? 's' : ''}`,
+        value: ours,
+        unit: 'bytes/s',
+        peer: peer !== null ? 'pytorch' : null,
+        ratio_vs_peer: peer !== null ? ours / peer : null,
+        peer_value: peer,
+        step_ms: best(times) * 1e3,
+        params: model.numParams(),
+        words,
+        threads,
+      });
+      rowsTrain.push([preset, threads, `${sh.B}x${sh.T}`, model.numParams(), best(times) * 1e3, ours, peer ?? NaN, peer !== null ? `${(ours / peer).toFixed(2)}x` : '-']);
+
+      // ---- cached generation, forced along a natural text (the word schedule of real text)
+      const splitter = new HatSplitter({ maxWordSize: cfg.max_word_size, specialTokens: cfg.special_token_dict });
+      const pw = splitter.encode('The jury said');
+      const cont = syntheticText(sh.genBytes, 7).subarray(0, sh.genBytes);
+      const run = (): { sec: number; words: number } => {
+        const t = performance.now();
+        const state = new HATDecodingState(model);
+        state.prefill(pw);
+        let cur = pw[pw.length - 1];
+        let words = 0;
+        for (const b of cont) {
+          argmax(state.logits()); // the sampling work of greedy decoding (the text decides the byte)
+          const split = splitter.appendByte(cur, b);
+          if (split.complete) {
+            words += split.words.length - 1;
+            cur = split.words[split.words.length - 1];
+          } else cur = split.words[0];
+          state.push(b, split);
+        }
+        return { sec: (performance.now() - t) / 1e3, words };
+      };
+      run(); // warm-up
+      const gt: number[] = [];
+      let nWords = 0;
+      for (let r = 0; r < (ctx.quick ? 1 : 2); r++) {
+        const g = run();
+        gt.push(g.sec);
+        nWords = g.words;
+      }
+      const nBytes = cont.length;
+      const gOurs = nBytes / best(gt);
+      let gPeer: number | null = null;
+      if (peerMissing === null) {
+        const last = pw[pw.length - 1];
+        const full = new Uint8Array(last.length + cont.length);
+        full.set(last);
+        full.set(cont, last.length);
+        const words = splitBytes(full, { maxWordSize: cfg.max_word_size }).map((w) => Array.from(w));
+        const r = runPeer({ mode: 'generate', config: hatConfigToJSON(cfg), threads, prompt_words: pw.slice(0, -1).map((w) => Array.from(w)), words, reps: ctx.quick ? 1 : 2 });
+        gPeer = (r.bytes as number) / best(r.gen_s as number[]);
+      }
+      ctx.emit({
+        bench: 'hat',
+        case: `generate ${preset} cached greedy, ${threads} thread${threads > 1 ? 's' : ''}`,
+        value: gOurs,
+        unit: 'bytes/s',
+        peer: gPeer !== null ? 'pytorch' : null,
+        ratio_vs_peer: gPeer !== null ? gOurs / gPeer : null,
+        peer_value: gPeer,
+        words_per_s: nWords / best(gt),
+        bytes: nBytes,
+        words: nWords,
+        threads,
+      });
+      rowsGen.push([preset, threads, nBytes, nWords, gOurs, nWords / best(gt), gPeer ?? NaN, gPeer !== null ? `${(gOurs / gPeer).toFixed(2)}x` : '-']);
     }
-    const nBytes = cont.length;
-    const gOurs = nBytes / best(gt);
-    let gPeer: number | null = null;
-    if (peerMissing === null) {
-      const last = pw[pw.length - 1];
-      const full = new Uint8Array(last.length + cont.length);
-      full.set(last);
-      full.set(cont, last.length);
-      const words = splitBytes(full, { maxWordSize: cfg.max_word_size }).map((w) => Array.from(w));
-      const r = runPeer({ mode: 'generate', config: hatConfigToJSON(cfg), threads, prompt_words: pw.slice(0, -1).map((w) => Array.from(w)), words, reps: ctx.quick ? 1 : 2 });
-      gPeer = (r.bytes as number) / best(r.gen_s as number[]);
-    }
-    ctx.emit({
-      bench: 'hat',
-      case: `generate ${preset} cached greedy, ${threads} thread${threads > 1 ? 's' : ''}`,
-      value: gOurs,
-      unit: 'bytes/s',
-      peer: gPeer !== null ? 'pytorch' : null,
-      ratio_vs_peer: gPeer !== null ? gOurs / gPeer : null,
-      peer_value: gPeer,
-      words_per_s: nWords / best(gt),
-      bytes: nBytes,
-      words: nWords,
-      threads,
-    });
-    rowsGen.push([preset, nBytes, nWords, gOurs, nWords / best(gt), gPeer ?? NaN, gPeer !== null ? `${(gOurs / gPeer).toFixed(2)}x` : '-']);
   }
-  ctx.table(`HAT training step (AdamW, full forward/backward), ${threads} thread(s)`, ['preset', 'batch', 'params', 'step ms', 'tfree bytes/s', 'PyTorch bytes/s', 'tfree/PyTorch'], rowsTrain);
-  ctx.table(`HAT cached generation (greedy), ${threads} thread(s)`, ['preset', 'bytes', 'words', 'tfree bytes/s', 'tfree words/s', 'PyTorch bytes/s', 'tfree/PyTorch'], rowsGen);
+  if ('kernels' in nb) nb.extras.setThreads(maxThreads);
+  ctx.table('HAT training step (AdamW, full forward/backward); PyTorch with the same threads', ['preset', 'threads', 'batch', 'params', 'step ms', 'tfree bytes/s', 'PyTorch bytes/s', 'tfree/PyTorch'], rowsTrain);
+  ctx.table('HAT cached generation (greedy decoding work along a fixed text)', ['preset', 'threads', 'bytes', 'words', 'tfree bytes/s', 'tfree words/s', 'PyTorch bytes/s', 'tfree/PyTorch'], rowsGen);
 }
