@@ -231,11 +231,13 @@ export class Trainer {
     return true;
   }
 
-  /** Validation bits per byte over (at most evalBytes of) the held-out text; NaN without validation data. */
-  evaluate(): number {
+  /**
+   * Validation bits per byte over (at most `cap`, default settings.evalBytes, 0 = all bytes of)
+   * the held-out text; NaN without validation data.
+   */
+  evaluate(cap = this.settings.evalBytes): number {
     if (this.makeVal === null) return NaN;
     const val = this.makeVal();
-    const cap = this.settings.evalBytes;
     let nats = 0;
     let count = 0;
     let text = 0;

@@ -110,7 +110,8 @@ export const trainCommand: CommandSpec = {
     'does not fit continues in the next row as a new segment. Each document ends with byte 192.',
     'Checkpoints are atomic; a run killed at any point continues with --resume and gives the same',
     'loss curve as an uninterrupted run (same backend and TFREE_THREADS). SIGINT stops after the',
-    'current step with a checkpoint.',
+    'current step with a checkpoint. At the end the model is evaluated on all of the held-out text;',
+    '--resume of a finished run only re-exports and re-evaluates it.',
   ].join('\n'),
   run(args) {
     const dataPaths = [opt<string | undefined>(args, 'data'), ...args.positionals].filter((p): p is string => p !== undefined && p !== '');
@@ -231,12 +232,17 @@ export const trainCommand: CommandSpec = {
     }
     const last = trainer.log[trainer.log.length - 1];
     const finished = trainer.step >= steps;
+    // the finished model on all of the held-out text (the periodic evaluations read --eval-bytes of it)
+    const valBpbAll = finished && settings.evalBytes > 0 ? trainer.evaluate(0) : undefined;
     const summary = {
       event: finished ? 'done' : 'stopped',
       step: trainer.step,
       bpb: last?.bpb,
       valBpb: [...trainer.log].reverse().find((e) => e.valBpb !== undefined)?.valBpb,
+      valBpbAll,
+      valBytes: split.val.reduce((a, d) => a + d.bytes.length, 0),
       seconds: (performance.now() - t0) / 1e3,
+      trainSeconds: last?.time,
       out,
     };
     if (json) emit(summary);
@@ -244,7 +250,7 @@ export const trainCommand: CommandSpec = {
       bar?.finish(`loss ${fmt(last?.loss)} bpb ${fmt(last?.bpb)} val ${fmt(summary.valBpb)}`);
       process.stderr.write(
         finished
-          ? `done in ${formatDuration(summary.seconds)}: train bpb ${fmt(summary.bpb)}, validation bpb ${fmt(summary.valBpb)}; model in ${out}\n`
+          ? `done in ${formatDuration(summary.seconds)}: train bpb ${fmt(summary.bpb)}, validation bpb ${fmt(summary.valBpb)}${valBpbAll !== undefined ? ` (all ${summary.valBytes} held-out bytes: ${fmt(valBpbAll)})` : ''}; model in ${out}\n`
           : `stopped at step ${trainer.step}; continue with --resume\n`,
       );
     }
