@@ -275,7 +275,7 @@ function scanKeys(text: string): KeyScan {
 }
 
 /** Index of the first byte that does not belong to a valid UTF-8 sequence, or -1. */
-function firstInvalidUtf8(b: Uint8Array): number {
+export function firstInvalidUtf8(b: Uint8Array): number {
   const n = b.length;
   let i = 0;
   while (i < n) {

@@ -38,6 +38,7 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { Rng, type RngState } from '../nn/rng.js';
+import { firstInvalidUtf8 } from './safetensors.js';
 
 /** A bad input file (the message names the file and where). */
 export class DataError extends Error {
@@ -98,40 +99,6 @@ function listFiles(p: string, out: string[]): void {
   }
 }
 
-/**
- * Offset of the first byte that is not part of valid UTF-8 (overlong forms, surrogates and
- * values above U+10FFFF are invalid, as in the WHATWG decoder), or -1 when all is valid.
- */
-export function invalidUtf8Offset(b: Uint8Array, start = 0, end = b.length): number {
-  let i = start;
-  while (i < end) {
-    const c = b[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    let n: number;
-    let lo = 0x80;
-    let hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) n = 1;
-    else if (c >= 0xe0 && c <= 0xef) {
-      n = 2;
-      if (c === 0xe0) lo = 0xa0;
-      if (c === 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3;
-      if (c === 0xf0) lo = 0x90;
-      if (c === 0xf4) hi = 0x8f;
-    } else return i;
-    if (i + n >= end) return i; // truncated sequence
-    const b1 = b[i + 1];
-    if (b1 < lo || b1 > hi) return i;
-    for (let k = 2; k <= n; k++) if ((b[i + k] & 0xc0) !== 0x80) return i;
-    i += n + 1;
-  }
-  return -1;
-}
-
 /** 1-based line and column (in bytes) of a byte offset. */
 function lineOf(b: Uint8Array, off: number): { line: number; col: number } {
   let line = 1;
@@ -154,7 +121,7 @@ function readFileBytes(p: string): Uint8Array {
 }
 
 function checkUtf8(p: string, b: Uint8Array): void {
-  const bad = invalidUtf8Offset(b);
+  const bad = firstInvalidUtf8(b);
   if (bad >= 0) {
     const { line, col } = lineOf(b, bad);
     throw new DataError(`${p}: invalid UTF-8 at byte offset ${bad} (line ${line}, byte ${col} of the line): byte 0x${b[bad].toString(16).padStart(2, '0')}`);

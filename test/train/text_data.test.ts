@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Rng } from '../../src/nn/index.js';
-import { BytePacker, DataError, fingerprintDocuments, invalidUtf8Offset, readDocuments, splitTrainVal, wordLayout, type PackedBatch, type TextDocument } from '../../src/io/index.js';
+import { BytePacker, DataError, fingerprintDocuments, firstInvalidUtf8, readDocuments, splitTrainVal, wordLayout, type PackedBatch, type TextDocument } from '../../src/io/index.js';
 import { spaceSplit } from './standin.js';
 
 const enc = new TextEncoder();
@@ -77,7 +77,7 @@ test('readDocuments: bad inputs name the file and the line or byte offset', () =
   }
 });
 
-test('invalidUtf8Offset agrees with the WHATWG fatal decoder on random bytes', () => {
+test('firstInvalidUtf8 agrees with the WHATWG fatal decoder on random bytes', () => {
   const rng = new Rng(7);
   const fatal = new TextDecoder('utf-8', { fatal: true });
   const pool = [0x00, 0x41, 0x7f, 0x80, 0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xa0, 0xed, 0x9f, 0xa0, 0xef, 0xf0, 0x90, 0xf4, 0x8f, 0xf5, 0xff];
@@ -90,7 +90,7 @@ test('invalidUtf8Offset agrees with the WHATWG fatal decoder on random bytes', (
     } catch {
       ok = false;
     }
-    const off = invalidUtf8Offset(b);
+    const off = firstInvalidUtf8(b);
     assert.equal(off < 0, ok, `bytes ${Array.from(b, (x) => x.toString(16)).join(' ')}`);
     if (ok) valid++;
     else assert.doesNotThrow(() => fatal.decode(b.subarray(0, off)), 'everything before the offset is valid');
