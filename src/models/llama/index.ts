@@ -1,0 +1,4 @@
+export * from './model.js';
+export * from './config.js';
+export * from './checkpoint.js';
+export * from './generate.js';
