@@ -18,6 +18,7 @@ import { ParamStore, VarBuilder, init } from '../../nn/index.js';
 import { fromFloat32, openCheckpoint, writeShardedSafetensors, type Checkpoint, type LazyTensorData } from '../../io/index.js';
 import { LlamaConfigError, hfConfigFromLM, lmConfigFromHF, llamaConfigToJson, parseLlamaConfig, type LlamaConfig } from './config.js';
 import { LlamaLM } from './model.js';
+import { writeTextAtomic } from './files.js';
 
 /** A checkpoint that does not fit the model its config describes. */
 export class LlamaCheckpointError extends Error {
@@ -118,18 +119,6 @@ export interface SaveLlamaOptions {
   dtype?: 'F32' | 'BF16' | 'F16';
   /** shard above this many data bytes (default 2 GiB); smaller gives several shards + index.json */
   maxShardBytes?: number;
-}
-
-/** Writes text to a temp file beside `path`, then renames it over `path`. */
-function writeTextAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-  try {
-    fs.writeFileSync(tmp, text, { flag: 'wx' });
-    fs.renameSync(tmp, path);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
 }
 
 /**
