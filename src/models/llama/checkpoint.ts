@@ -27,7 +27,7 @@ export class LlamaCheckpointError extends Error {
 
 /** Reads and validates `<dir>/config.json` (or a config.json path). */
 export function readLlamaConfig(path: string): LlamaConfig {
-  const file = fs.existsSync(path) && fs.statSync(path).isDirectory() ? nodePath.join(path, 'config.json') : path;
+  const file = path.endsWith('.json') && !(fs.existsSync(path) && fs.statSync(path).isDirectory()) ? path : nodePath.join(path, 'config.json');
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
