@@ -1,7 +1,7 @@
 /**
  * tfree benchmarks. `npm run bench [-- --json] [-- --only GROUP] [-- --quick]`
  *
- * Groups: peak (FMA peak, read bandwidth), sgemm, gemv, overhead, ops (fused kernels).
+ * Groups: peak (FMA peak, read bandwidth), sgemm, gemv, overhead, ops (fused kernels), splitter (HAT words).
  * Every figure is measured in this run; peers (Debian OpenBLAS through the addon's dlopen) run
  * interleaved with ours so that the machine's drift hits both alike. Times are the best of the
  * repetitions (the run least disturbed by other load), with the median kept in the JSON too.
@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jsKernels, nativeBackend, type Kernels, type NativeExtras, UnaryOp } from '../src/tensor/kernels/index.js';
 import { Tensor, add, attention, rmsNorm, softmax, withBackend } from '../src/tensor/index.js';
+import { HatSplitter, WordStream, splitBytes, splitBytesOffsets, splitText } from '../src/models/hat/splitter.js';
 
 export interface BenchRecord {
   bench: string;
@@ -326,7 +327,58 @@ function benchOps(): void {
   table('Fused ops (forward, ms)', ['op', 'native ms', 'pure TS ms', 'speed-up'], rows);
 }
 
-const groups: Record<string, () => void> = { peak: benchPeak, sgemm: benchSgemm, gemv: benchGemv, overhead: benchOverhead, ops: benchOps };
+/** Mixed-script text (English, German, Russian, Chinese, code, emoji), deterministic. */
+function mixedText(bytes: number): string {
+  const pieces = [
+    'The quick brown fox jumps over the lazy dog, and then it runs away. ',
+    'Fügen Sie 225 g dünn geschnittenen Schweinebauch hinzu und braten Sie ihn an. ',
+    'Съешь же ещё этих мягких французских булок, да выпей чаю. ',
+    '我们是朋友，他们也是。今天天气很好！',
+    'function parseHTML(doc: string): Node[] { return doc.split("\\n").map((l) => l.trim()); }\n',
+    'Hi 👋🏽 see you at 10:30 — 3.14 ≈ π, $100 (approx.) 🇩🇪\n\n',
+  ];
+  let s = '';
+  let x = 12345;
+  while (s.length < bytes) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    s += pieces[x % pieces.length];
+  }
+  return s;
+}
+
+function benchSplitter(): void {
+  const text = mixedText(quick ? 1 << 20 : 4 << 20);
+  const bytes = new TextEncoder().encode(text);
+  const small = bytes.subarray(0, quick ? 1 << 16 : 1 << 18);
+  const splitter = new HatSplitter();
+  const mb = bytes.length / 1e6;
+  const cases: { name: string; mb: number; run: () => void }[] = [
+    { name: 'splitBytesOffsets', mb, run: () => void splitBytesOffsets(bytes) },
+    { name: 'HatSplitter.encodeToOffsets (string)', mb, run: () => void splitter.encodeToOffsets(text) },
+    { name: 'splitBytes (a view per word)', mb, run: () => void splitBytes(bytes) },
+    { name: 'HatSplitter.encode (string)', mb, run: () => void splitter.encode(text) },
+    { name: 'splitText', mb, run: () => void splitText(text) },
+    {
+      name: 'WordStream.push per byte',
+      mb: small.length / 1e6,
+      run: () => {
+        const w = new WordStream();
+        for (const b of small) w.push(b);
+        w.finish();
+      },
+    },
+  ];
+  const rows: (string | number)[][] = [];
+  for (const c of cases) {
+    const t = timeInterleaved([c.run], { minReps: 2, maxReps: 10, budgetSec: 2 })[0];
+    const words = c.name === 'splitBytesOffsets' ? splitBytesOffsets(bytes).length - 1 : NaN;
+    emit({ bench: 'splitter', case: c.name, value: c.mb / t.best, unit: 'MB/s', peer: null, ratio_vs_peer: null, median_MBps: c.mb / t.median, mb: c.mb });
+    rows.push([c.name, c.mb, c.mb / t.best, Number.isNaN(words) ? '-' : (bytes.length / words).toFixed(2)]);
+  }
+  table('HAT word splitter (mixed-script text, one thread)', ['case', 'MB', 'MB/s', 'bytes/word'], rows);
+}
+
+const groups: Record<string, () => void> = { peak: benchPeak, sgemm: benchSgemm, gemv: benchGemv, overhead: benchOverhead, ops: benchOps, splitter: benchSplitter };
 
 function main(): void {
   if (only !== undefined && !(only in groups)) {

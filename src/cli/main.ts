@@ -11,8 +11,9 @@ import { demoCommand } from './commands/demo.js';
 import { infoCommand } from './commands/info.js';
 import { inspectCommand } from './commands/inspect.js';
 import { llamaCommand } from './commands/llama.js';
+import { splitCommand } from './commands/split.js';
 
-export const commands: CommandSpec[] = [demoCommand, infoCommand, inspectCommand, llamaCommand];
+export const commands: CommandSpec[] = [demoCommand, infoCommand, inspectCommand, llamaCommand, splitCommand];
 
 function topHelp(): string {
   const w = Math.max(...commands.map((c) => c.name.length)) + 2;
