@@ -8,12 +8,22 @@ import { fileURLToPath } from 'node:url';
 import { formatHelp, parseArgs, type CommandSpec } from './args.js';
 import { UserError } from './errors.js';
 import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
+import { generateCommand } from './commands/generate.js';
 import { infoCommand } from './commands/info.js';
 import { inspectCommand } from './commands/inspect.js';
 import { llamaCommand } from './commands/llama.js';
 import { splitCommand } from './commands/split.js';
 
-export const commands: CommandSpec[] = [demoCommand, infoCommand, inspectCommand, llamaCommand, splitCommand];
+export const commands: CommandSpec[] = [
+  demoCommand,
+  infoCommand,
+  inspectCommand,
+  splitCommand,
+  generateCommand,
+  evalCommand,
+  llamaCommand,
+];
 
 function topHelp(): string {
   const w = Math.max(...commands.map((c) => c.name.length)) + 2;

@@ -25,6 +25,7 @@ import {
 } from '../tensor/index.js';
 import type { Init } from './init.js';
 import { Linear } from './linear.js';
+import { RMSNorm } from './norm.js';
 import type { VarBuilder } from './params.js';
 import type { RotaryEmbedding } from './rotary.js';
 
@@ -33,6 +34,12 @@ export function defaultPositions(B: number, T: number, offset = 0): Int32Array {
   const p = new Int32Array(B * T);
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) p[b * T + t] = offset + t;
   return p;
+}
+
+/** Whether pos [B*T] is 0..T-1 in every row. */
+function isIndexPositions(pos: Int32Array, B: number, T: number): boolean {
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) if (pos[b * T + t] !== t) return false;
+  return true;
 }
 
 function checkLen(a: ArrayLike<number> | undefined, n: number, what: string): void {
@@ -69,6 +76,27 @@ export class LayerKVCache {
   truncate(n: number): void {
     if (!Number.isInteger(n) || n < 0 || n > this.len) throw new Error(`KVCache.truncate: ${n} is not in [0, ${this.len}]`);
     this.len = n;
+  }
+
+  /**
+   * Forgets the n oldest steps (e.g. keys that left a sliding window for good), keeping the
+   * newer ones in order. Costs one move of the kept data.
+   */
+  dropOldest(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > this.len) throw new Error(`KVCache.dropOldest: ${n} is not in [0, ${this.len}]`);
+    if (n === 0) return;
+    const { B, H, D, cap } = this;
+    const keep = this.len - n;
+    for (let bh = 0; bh < B * H; bh++) {
+      const at = bh * cap * D;
+      this.kBuf?.copyWithin(at, at + n * D, at + this.len * D);
+      this.vBuf?.copyWithin(at, at + n * D, at + this.len * D);
+    }
+    for (let b = 0; b < B; b++) {
+      this.posBuf.copyWithin(b * cap, b * cap + n, b * cap + this.len);
+      this.segBuf?.copyWithin(b * cap, b * cap + n, b * cap + this.len);
+    }
+    this.len = keep;
   }
 
   /** Positions of the cached steps [B * length] (row b at b * length + j). */
@@ -193,6 +221,11 @@ export class KVCache {
 
   truncate(n: number): void {
     for (const l of this.layers) l.truncate(n);
+  }
+
+  /** Forgets the n oldest steps of every layer. */
+  dropOldest(n: number): void {
+    for (const l of this.layers) l.dropOldest(n);
   }
 }
 
@@ -336,7 +369,13 @@ export class Attention {
       kPos = all.pos;
       kSeg = all.seg;
     }
-    const aopts: AttentionOptions = { causal: this.causal, window: this.window, scale: this.scale, qPos: pos, kPos };
+    const aopts: AttentionOptions = { causal: this.causal, window: this.window, scale: this.scale };
+    // positions 0..T-1 in every row (no cache) are the kernel's implicit positions; leaving them
+    // out lets causal/window bound the scanned key range (O(T * window) instead of O(T^2))
+    if (cache !== undefined || !isIndexPositions(pos, B, T)) {
+      aopts.qPos = pos;
+      aopts.kPos = kPos;
+    }
     if (opts.segments !== undefined && kSeg !== null) {
       aopts.qSeg = opts.segments;
       aopts.kSeg = kSeg;
@@ -365,6 +404,12 @@ export interface CrossAttentionConfig {
   scale?: number;
   init?: Init;
   outInit?: Init;
+  /**
+   * RMSNorm of the projected queries and keys before RoPE (HAT's `key_query_norm`): parameters
+   * `norm_query.weight` and `norm_key.weight`, over each head's features (perHead) or over the
+   * full projected width (q: numHeads*headDim, k: numKvHeads*headDim). Absent: no norm.
+   */
+  qkNorm?: { perHead: boolean; eps?: number };
 }
 
 export interface CrossAttentionForwardOptions {
@@ -396,6 +441,9 @@ export class CrossAttention {
   readonly kvDim: number;
   readonly rope: RotaryEmbedding | null;
   readonly scale: number;
+  readonly normQuery: RMSNorm | null = null;
+  readonly normKey: RMSNorm | null = null;
+  readonly qkNormPerHead: boolean = false;
 
   constructor(vb: VarBuilder, cfg: CrossAttentionConfig) {
     const { Hq, Hkv, D } = headsOf({ ...cfg, hiddenSize: cfg.queryDim }, 'CrossAttention');
@@ -412,7 +460,22 @@ export class CrossAttention {
     this.qProj = new Linear(vb.pp('q_proj'), this.queryDim, Hq * D, { bias, init: cfg.init });
     this.kProj = new Linear(vb.pp('k_proj'), this.kvDim, Hkv * D, { bias, init: cfg.init });
     this.vProj = new Linear(vb.pp('v_proj'), this.kvDim, Hkv * D, { bias, init: cfg.init });
+    if (cfg.qkNorm !== undefined) {
+      const eps = cfg.qkNorm.eps ?? 1e-6;
+      this.qkNormPerHead = cfg.qkNorm.perHead;
+      this.normQuery = new RMSNorm(vb.pp('norm_query'), cfg.qkNorm.perHead ? D : Hq * D, { eps });
+      this.normKey = new RMSNorm(vb.pp('norm_key'), cfg.qkNorm.perHead ? D : Hkv * D, { eps });
+    }
     this.oProj = new Linear(vb.pp('o_proj'), Hq * D, cfg.outDim ?? this.queryDim, { bias: oBias, init: cfg.outInit ?? cfg.init });
+  }
+
+  /** Projected q [B, T, Hq*D] or k [B, T, Hkv*D] as heads [B, T, H, D], RMS-normed when configured. */
+  private heads(proj: Linear, x: Tensor, H: number, norm: RMSNorm | null): Tensor {
+    const [B, T] = x.shape;
+    const y = proj.forward(x);
+    if (norm === null) return reshape(y, [B, T, H, this.headDim]);
+    if (this.qkNormPerHead) return norm.forward(reshape(y, [B, T, H, this.headDim]));
+    return reshape(norm.forward(y), [B, T, H, this.headDim]);
   }
 
   /** xq [B, Tq, queryDim], xkv [B, Tk, kvDim] -> [B, Tq, outDim] */
@@ -426,8 +489,8 @@ export class CrossAttention {
     const kPos = opts.kPos ?? defaultPositions(B, Tk);
     checkLen(qPos, B * Tq, 'CrossAttention: qPos');
     checkLen(kPos, B * Tk, 'CrossAttention: kPos');
-    let q = toHeads(this.qProj, xq, this.numHeads, this.headDim);
-    let k = toHeads(this.kProj, xkv, this.numKvHeads, this.headDim);
+    let q = this.heads(this.qProj, xq, this.numHeads, this.normQuery);
+    let k = this.heads(this.kProj, xkv, this.numKvHeads, this.normKey);
     const v = toHeads(this.vProj, xkv, this.numKvHeads, this.headDim);
     if (this.rope !== null) {
       q = this.rope.apply(q, qPos);

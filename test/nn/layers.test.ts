@@ -311,6 +311,18 @@ forEachBackend('attention: KV-cache decoding token by token equals the full forw
     cache.truncate(6);
     const again = noGrad(() => model.forward(slice(6, 1), B, 1, { cache })).toArray();
     for (let b = 0; b < B; b++) for (let v = 0; v < V; v++) assert.ok(Math.abs(again[b * V + v] - full[(b * T + 6) * V + v]) < 1e-5);
+    if (window > 0) {
+      // keys that left the window can be dropped: decoding continues with the same result
+      cache.truncate(6);
+      cache.dropOldest(6 - (window - 1));
+      assert.equal(cache.length, window - 1);
+      assert.deepEqual(Array.from(cache.layer(0).positions()), [4, 5, 4, 5]);
+      for (let t = 6; t < T; t++) {
+        const y = noGrad(() => model.forward(slice(t, 1), B, 1, { cache, positions: Int32Array.from([t, t]) })).toArray();
+        for (let b = 0; b < B; b++) for (let v = 0; v < V; v++) assert.ok(Math.abs(y[b * V + v] - full[(b * T + t) * V + v]) < 1e-5, `after dropOldest, t = ${t}`);
+      }
+      assert.throws(() => cache.dropOldest(99), /dropOldest: 99 is not in \[0, 5\]/);
+    }
   }
 });
 
@@ -397,6 +409,50 @@ forEachBackend('cross-attention: separate query/key positions, RoPE, GQA, kvDim 
   assertClose(ca.forward(xq, xkv, { qPos, kPos, mask }), ref(false, true), { ...TOL, what: 'cross masked' });
   gradCheck((a, b) => ca.forward(a, b, { qPos, kPos }), [xq, xkv], { what: 'cross dx' });
   assert.throws(() => ca.forward(xq, randTensor([B, Tk, 8], new TRng(1))), /expected input \[B, T, 12\]/);
+});
+
+forEachBackend('cross-attention: q/k RMSNorm (per head and over the full width) matches float64 and backpropagates', () => {
+  for (const perHead of [false, true]) {
+    const store = new ParamStore();
+    const rope = new RotaryEmbedding({ headDim: 4, theta: 30 });
+    const ca = new CrossAttention(new VarBuilder(store, { rng: 44 }).pp('x'), {
+      queryDim: 6,
+      kvDim: 10,
+      numHeads: 2,
+      numKvHeads: 1,
+      headDim: 4,
+      rope,
+      qkNorm: { perHead, eps: 1e-5 },
+    });
+    randomise(store, 45, 0.6);
+    const nq = perHead ? 4 : 8;
+    const nk = 4;
+    assert.deepEqual(
+      store.entries().filter(([n]) => n.includes('norm')).map(([n, t]) => [n, t.shape]),
+      [
+        ['x.norm_query.weight', [nq]],
+        ['x.norm_key.weight', [nk]],
+      ],
+    );
+    const B = 2;
+    const Tq = 3;
+    const Tk = 4;
+    const xq = randTensor([B, Tq, 6], new TRng(46));
+    const xkv = randTensor([B, Tk, 10], new TRng(47));
+    const qPos = Int32Array.from([0, 3, 5, 1, 2, 7]);
+    const kPos = Int32Array.from([0, 1, 2, 3, 2, 4, 6, 8]);
+    const normed = (x: Arr, w: Tensor, T: number, H: number): Arr => {
+      if (perHead) return refRmsNorm(refReshape(x, [B, T, H, 4]), W(w), 1e-5);
+      return refReshape(refRmsNorm(x, W(w), 1e-5), [B, T, H, 4]);
+    };
+    const q = refRope(normed(refLinear(fromTensor(xq), W(ca.qProj.weight), null), (ca.normQuery as RMSNorm).weight, Tq, 2), qPos, 30, 4, rope.invFreq);
+    const k = refRope(normed(refLinear(fromTensor(xkv), W(ca.kProj.weight), null), (ca.normKey as RMSNorm).weight, Tk, 1), kPos, 30, 4, rope.invFreq);
+    const v = refReshape(refLinear(fromTensor(xkv), W(ca.vProj.weight), null), [B, Tk, 1, 4]);
+    const att = refAttention(refPermute(q, [0, 2, 1, 3]), refPermute(k, [0, 2, 1, 3]), refPermute(v, [0, 2, 1, 3]), { qPos, kPos });
+    const ref = refLinear(refReshape(refPermute(att, [0, 2, 1, 3]), [B, Tq, 8]), W(ca.oProj.weight), null);
+    assertClose(ca.forward(xq, xkv, { qPos, kPos }), ref, { ...TOL, what: `qk-norm cross (perHead ${perHead})` });
+    gradCheck((a, b) => ca.forward(a, b, { qPos, kPos }), [xq, xkv], { what: `qk-norm cross dx (perHead ${perHead})` });
+  }
 });
 
 forEachBackend('decoder layer: forward matches float64 reference; stack of 2 layers backpropagates to every parameter', () => {
