@@ -10,8 +10,10 @@ import { UserError } from './errors.js';
 import { demoCommand } from './commands/demo.js';
 import { infoCommand } from './commands/info.js';
 import { inspectCommand } from './commands/inspect.js';
+import { pruneCommand } from './commands/prune.js';
+import { quantizeCommand } from './commands/quantize.js';
 
-export const commands: CommandSpec[] = [demoCommand, infoCommand, inspectCommand];
+export const commands: CommandSpec[] = [demoCommand, infoCommand, inspectCommand, quantizeCommand, pruneCommand];
 
 function topHelp(): string {
   const w = Math.max(...commands.map((c) => c.name.length)) + 2;

@@ -6,3 +6,5 @@ export * from './packed_linear.js';
 export * from './checkpoint.js';
 export * from './prune.js';
 export * from './qat.js';
+export * from './convert.js';
+export * from './calibrate.js';
