@@ -97,23 +97,44 @@ const shapes: [number, number, number, number][] = [
   [2, 300, 512, 64], // large enough for the thread pool
 ];
 
+interface Case {
+  label: string;
+  p: PackedMatrix;
+  x: Float32Array;
+  M: number;
+  xOff: number;
+  ref: Float64Array;
+  bound: Float64Array;
+}
+
+let casesMemo: Case[] | undefined;
+
+/** Every format x shape once (quantized and referenced once, shared by all backends). */
+function cases(): Case[] {
+  if (casesMemo) return casesMemo;
+  const r = new Rng(11);
+  casesMemo = [];
+  for (const name of FORMAT_NAMES) {
+    for (const [M, N, K, B] of shapes) {
+      const f = parseFormat(name, { blockSize: B, scaleDtype: r.float() < 0.5 ? 'BF16' : 'F16' });
+      const w = r.fillNormal(new Float32Array(N * K), 0, 0.1);
+      const p = quantizeMatrix(w, N, K, f, { name: 'w', maxSamples: 4096 });
+      const xOff = 3;
+      const x = r.fillNormal(new Float32Array(xOff + M * K), 0, 1);
+      casesMemo.push({ label: `${name} M${M} N${N} K${K} B${B}`, p, x, M, xOff, ...reference(p, x, M, xOff) });
+    }
+  }
+  return casesMemo;
+}
+
 for (const be of backends) {
   test(`packedMatmul matches the float64 dequantize-then-GEMV reference [${be.name}]`, () => {
     be.setup();
     try {
-      const r = new Rng(11);
-      for (const name of FORMAT_NAMES) {
-        for (const [M, N, K, B] of shapes) {
-          const f = parseFormat(name, { blockSize: B, scaleDtype: r.float() < 0.5 ? 'BF16' : 'F16' });
-          const w = r.fillNormal(new Float32Array(N * K), 0, 0.1);
-          const p = quantizeMatrix(w, N, K, f, { name: 'w' });
-          const xOff = 3;
-          const x = r.fillNormal(new Float32Array(xOff + M * K), 0, 1);
-          const out = run(be.k, p, x, M, xOff, 2);
-          const { ref, bound } = reference(p, x, M, xOff);
-          for (let i = 0; i < ref.length; i++) {
-            assert.ok(Math.abs(out[i] - ref[i]) <= bound[i], `${name} M${M} N${N} K${K} B${B} [${i}]: ${out[i]} vs ${ref[i]} (bound ${bound[i]})`);
-          }
+      for (const c of cases()) {
+        const out = run(be.k, c.p, c.x, c.M, c.xOff, 2);
+        for (let i = 0; i < c.ref.length; i++) {
+          assert.ok(Math.abs(out[i] - c.ref[i]) <= c.bound[i], `${c.label} [${i}]: ${out[i]} vs ${c.ref[i]} (bound ${c.bound[i]})`);
         }
       }
     } finally {
@@ -130,7 +151,7 @@ test('packedMatmul: the TS twin equals the portable native kernel bit for bit, a
     for (const name of FORMAT_NAMES) {
       const f = parseFormat(name);
       const [M, N, K] = [3, 21, 320];
-      const p = quantizeMatrix(r.fillNormal(new Float32Array(N * K), 0, 0.05), N, K, f, { name: 'w' });
+      const p = quantizeMatrix(r.fillNormal(new Float32Array(N * K), 0, 0.05), N, K, f, { name: 'w', maxSamples: 4096 });
       const x = r.fillNormal(new Float32Array(M * K), 0, 2);
       const js = run(jsKernels, p, x, M);
       ex.setSimd('generic');
