@@ -2,7 +2,8 @@
  * Bench group `packed`: batch-1 GEMV y = x W^T straight from packed weights (src/compress,
  * kernels().packedMatmul) for f32, int8, int4, kmeans4, kmeans2 and bin1 at 4096x4096 and
  * 4096x11008, with time, GB/s on the packed bytes, that as a % of the measured read bandwidth
- * (64 MiB buffer, 512 MiB buffer = DRAM, and a buffer of the packed matrix's own size), and the
+ * (64 MiB buffer and a buffer of the packed matrix's own size, timed in the same interleaved
+ * loop as the kernels; 512 MiB buffer = DRAM, from the peak group), and the
  * speed-up over f32. Peer: ONNX Runtime's MatMulNBits (4-bit, block 64, accuracy levels 0 = f32
  * compute and 4 = int8 compute) when `onnxruntime-node` is installed, timed interleaved with ours
  * in the same loop (its calls are async: the per-call overhead, measured on a 64x64 model, is
@@ -71,11 +72,11 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
   if (!n) return;
   const threads = n.extras.getThreads();
   const peak = env.measurePeak(n);
-  const bw = threads === 1 ? peak.readGBs1 : peak.readGBs2;
   const dram = threads === 1 ? peak.dramGBs1 : peak.dramGBs2;
   const ort = await loadOrt(env.note);
   const shapes: [number, number][] = env.quick ? [[4096, 4096]] : [[4096, 4096], [4096, 11008]];
   const rows: (string | number)[][] = [];
+  const readNotes: string[] = [];
   let ortOverheadMs = NaN;
   if (ort) {
     // per-call overhead of an async ORT run: a 64x64 MatMulNBits
@@ -100,8 +101,17 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
     const packed = new Map<string, PackedMatrix>();
     for (const f of FORMATS) packed.set(f, quantizeMatrix(W, N, K, parseFormat(f), { name: `bench.${f}`, maxSamples: 65536 }));
     const call = (p: PackedMatrix) => (): void => n.kernels.packedMatmul(1, N, K, x, 0, p.codes, p.format.bits, p.levels, p.scales, true, p.format.blockSize, y, 0);
-    const fns = [(): void => n.kernels.gemm(1, false, true, 1, N, K, 1, x, 0, K, 0, W, 0, K, 0, 0, y, 0, N, 0), ...FORMATS.map((f) => call(packed.get(f)!))];
-    const t = env.timeInterleaved(fns, { maxReps: 60, budgetSec: 4 });
+    // streaming reads timed in the same loop: a 64 MiB buffer and one of each packed matrix's size
+    const big = env.randArray(16 * 2 ** 20, 7);
+    const own = FORMATS.map((f) => new Float32Array(Math.ceil(formatSize(packed.get(f)!.format, N, K).totalBytes / 4)).fill(1));
+    const fns = [
+      (): void => n.kernels.gemm(1, false, true, 1, N, K, 1, x, 0, K, 0, W, 0, K, 0, 0, y, 0, N, 0),
+      ...FORMATS.map((f) => call(packed.get(f)!)),
+      (): void => void n.extras.readSum(big, threads),
+      ...own.map((b) => (): void => void n.extras.readSum(b, threads)),
+    ];
+    const t = env.timeInterleaved(fns, { maxReps: 60, budgetSec: 6 });
+    const bw = (big.length * 4) / t[FORMATS.length + 1].best / 1e9;
     const f32Bytes = N * K * 4;
     const tF32 = t[0].best;
     env.emit({ bench: 'packed', case: `1x${K} . ${K}x${N} f32`, value: f32Bytes / tF32 / 1e9, unit: 'GB/s', peer: null, ratio_vs_peer: null, ms: tF32 * 1e3, median_ms: t[0].median * 1e3, bytes: f32Bytes, pct_of_read_64MiB: (100 * f32Bytes) / tF32 / 1e9 / bw, threads });
@@ -151,10 +161,7 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
       const bytes = sz.totalBytes;
       const sec = t[i + 1].best;
       const gbs = bytes / sec / 1e9;
-      // read bandwidth at this matrix's own footprint
-      const buf = new Float32Array(Math.ceil(bytes / 4)).fill(1);
-      const [rb] = env.timeInterleaved([() => void n.extras.readSum(buf, threads)], { minReps: 10, maxReps: 200, budgetSec: 0.5 });
-      const footGbs = (buf.length * 4) / rb.best / 1e9;
+      const footGbs = (own[i].length * 4) / t[FORMATS.length + 2 + i].best / 1e9;
       const isInt4 = f === 'int4' && ort !== null;
       const ortBest = isInt4 ? Math.min(ortMs[0], ortMs[4]) : NaN;
       const ratio = isInt4 ? ortBest / oursInt4InOrtLoop : null;
@@ -191,10 +198,11 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
         isInt4 ? `ORT ${env.fmt(ortMs[0])} / ${env.fmt(ortMs[4])} ms (acc 0 / 4) vs ours ${env.fmt(oursInt4InOrtLoop)} ms: ${ratio!.toFixed(2)}x` : '-',
       ]);
     });
+    readNotes.push(`${K}x${N}: read ${env.fmt(bw)} GB/s at 64 MiB (same loop)`);
   }
   env.table(
-    `Packed GEMV y = x W^T, batch 1, ${threads} threads (read bandwidth: ${env.fmt(bw)} GB/s at 64 MiB, ${env.fmt(dram)} GB/s at 512 MiB)`,
-    ['matrix / format', 'bits/w', 'ms', 'GB/s packed', '% of 64 MiB read', '% of DRAM read', '% of read at own size (GB/s)', 'vs f32', 'ONNX Runtime MatMulNBits'],
+    `Packed GEMV y = x W^T, batch 1, ${threads} threads (${readNotes.join('; ')}; ${env.fmt(dram)} GB/s at 512 MiB, measured before)`,
+    ['matrix / format', 'bits/w', 'ms', 'GB/s packed', '% of 64 MiB read', '% of DRAM read (512 MiB)', '% of read at own size (GB/s)', 'vs f32', 'ONNX Runtime MatMulNBits'],
     rows,
   );
   if (ort) env.note(`ONNX Runtime ${ort.env.versions?.node ?? ''}: async call overhead ${env.fmt(ortOverheadMs * 1e3)} us (64x64 model); ratio = ORT best ms / ours ms, > 1 means ours is faster`);

@@ -7,6 +7,8 @@
  * and 8 bits one table lookup yields the 8/bits int16 levels of a byte; 3-bit codes are read bit
  * by bit.
  */
+import type { Kernels } from './types.js';
+
 const fr = Math.fround;
 
 /** Round half to even (C's nearbyint in the default rounding mode). */
@@ -77,21 +79,7 @@ function scaleValue(h: number, bf16: boolean): number {
   return bf16Scratch[0];
 }
 
-export function packedMatmulJs(
-  M: number,
-  N: number,
-  K: number,
-  x: Float32Array,
-  xOff: number,
-  codes: Uint8Array,
-  bits: number,
-  levels: Float32Array,
-  scales: Uint16Array,
-  scaleBf16: boolean,
-  blockSize: number,
-  out: Float32Array,
-  outOff: number,
-): void {
+export const packedMatmulJs: Kernels['packedMatmul'] = (M, N, K, x, xOff, codes, bits, levels, scales, scaleBf16, blockSize, out, outOff) => {
   if (![1, 2, 3, 4, 8].includes(bits)) throw new RangeError(`packedMatmul: bits must be 1, 2, 3, 4 or 8, got ${bits}`);
   if (!(blockSize >= 8) || blockSize % 8 !== 0 || K % blockSize !== 0) throw new RangeError(`packedMatmul: blockSize (${blockSize}) must be a multiple of 8 that divides K (${K})`);
   const rb = (K * bits) / 8;
@@ -145,4 +133,4 @@ export function packedMatmulJs(
       out[outOff + m * N + n] = acc;
     }
   }
-}
+};
