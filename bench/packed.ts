@@ -67,6 +67,15 @@ function toMatMulNBits(p: PackedMatrix): { B: Uint8Array; scales: Float32Array }
 
 const FORMATS = ['int8', 'int4', 'kmeans4', 'kmeans2', 'bin1'];
 
+/** ORT session options: our thread count, and no spin-waiting of its pool after a run (it would steal our cores in the interleaved loop). */
+const ORT_OPTS = (threads: number): Record<string, unknown> => ({
+  executionProviders: ['cpu'],
+  intraOpNumThreads: threads,
+  interOpNumThreads: 1,
+  graphOptimizationLevel: 'all',
+  extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+});
+
 export async function benchPacked(env: PackedBenchEnv): Promise<void> {
   const n = env.native();
   if (!n) return;
@@ -82,7 +91,7 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
     // per-call overhead of an async ORT run: a 64x64 MatMulNBits
     const tiny = quantizeMatrix(env.randArray(64 * 64, 5), 64, 64, parseFormat('int4'), { name: 'tiny' });
     const tm = toMatMulNBits(tiny);
-    const s = await ort.InferenceSession.create(matMulNBitsModel(1, 64, 64, 64, tm.B, tm.scales, 0), { executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1 });
+    const s = await ort.InferenceSession.create(matMulNBitsModel(1, 64, 64, 64, tm.B, tm.scales, 0), ORT_OPTS(threads));
     const feed = { A: new ort.Tensor('float32', env.randArray(64, 6), [1, 64]) };
     let best = Infinity;
     for (let i = 0; i < 2000; i++) {
@@ -125,7 +134,7 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
       const m = toMatMulNBits(p4);
       const sessions: [number, OrtSession][] = [];
       for (const acc of [0, 4]) {
-        sessions.push([acc, await ort.InferenceSession.create(matMulNBitsModel(1, N, K, 64, m.B, m.scales, acc), { executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' })]);
+        sessions.push([acc, await ort.InferenceSession.create(matMulNBitsModel(1, N, K, 64, m.B, m.scales, acc), ORT_OPTS(threads))]);
       }
       const feed = { A: new ort.Tensor('float32', x, [1, K]) };
       const ours = call(p4);
