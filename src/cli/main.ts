@@ -13,6 +13,8 @@ import { generateCommand } from './commands/generate.js';
 import { infoCommand } from './commands/info.js';
 import { inspectCommand } from './commands/inspect.js';
 import { llamaCommand } from './commands/llama.js';
+import { pruneCommand } from './commands/prune.js';
+import { quantizeCommand } from './commands/quantize.js';
 import { splitCommand } from './commands/split.js';
 
 export const commands: CommandSpec[] = [
@@ -22,6 +24,8 @@ export const commands: CommandSpec[] = [
   splitCommand,
   generateCommand,
   evalCommand,
+  quantizeCommand,
+  pruneCommand,
   llamaCommand,
 ];
 
