@@ -1,8 +1,9 @@
 /**
  * tfree benchmarks. `npm run bench [-- --json] [-- --only GROUP] [-- --quick]`
  *
- * Groups: peak (FMA peak, read bandwidth), sgemm, gemv, overhead, ops (fused kernels), splitter (HAT words),
- * hat (HAT training and cached generation vs PyTorch; bench/hat.ts).
+ * Groups: peak (FMA peak, read bandwidth), sgemm, gemv, overhead, ops (fused kernels), packed
+ * (GEMV from packed weights, bench/packed.ts), splitter (HAT words), hat (HAT training and cached
+ * generation vs PyTorch; bench/hat.ts).
  * Every figure is measured in this run; peers (Debian OpenBLAS through the addon's dlopen) run
  * interleaved with ours so that the machine's drift hits both alike. Times are the best of the
  * repetitions (the run least disturbed by other load), with the median kept in the JSON too.
@@ -15,6 +16,7 @@ import { jsKernels, nativeBackend, type Kernels, type NativeExtras, UnaryOp } fr
 import { Tensor, add, attention, rmsNorm, softmax, withBackend } from '../src/tensor/index.js';
 import { HatSplitter, WordStream, splitBytes, splitBytesOffsets, splitText } from '../src/models/hat/splitter.js';
 import { benchHat } from './hat.js';
+import { benchPacked, type PackedBenchEnv } from './packed.js';
 
 export interface BenchRecord {
   bench: string;
@@ -106,7 +108,7 @@ function native(): { kernels: Kernels; extras: NativeExtras } | undefined {
 
 // ---------------------------------------------------------------------------------------------
 
-interface Peak {
+export interface Peak {
   fma1: number;
   fma2: number;
   /** streaming read of a 64 MiB buffer (the GEMV's footprint, read repeatedly as the GEMV is) */
@@ -380,17 +382,22 @@ function benchSplitter(): void {
   table('HAT word splitter (mixed-script text, one thread)', ['case', 'MB', 'MB/s', 'bytes/word'], rows);
 }
 
-const groups: Record<string, () => void> = {
+const groups: Record<string, () => void | Promise<void>> = {
   peak: benchPeak,
   sgemm: benchSgemm,
   gemv: benchGemv,
   overhead: benchOverhead,
   ops: benchOps,
+  packed: () => benchPacked(benchEnv()),
   splitter: benchSplitter,
   hat: () => benchHat({ quick, emit, note, table }),
 };
 
-function main(): void {
+function benchEnv(): PackedBenchEnv {
+  return { native, measurePeak, timeInterleaved, randArray, emit, note, table, fmt, now, quick };
+}
+
+async function main(): Promise<void> {
   if (only !== undefined && !(only in groups)) {
     process.stderr.write(`bench: unknown group "${only}"; groups: ${Object.keys(groups).join(', ')}\n`);
     process.exit(2);
@@ -400,7 +407,7 @@ function main(): void {
   for (const [name, fn] of Object.entries(groups)) {
     if (only !== undefined && name !== only) continue;
     const start = records.length;
-    fn();
+    await fn();
     mkdirSync(resultsDir, { recursive: true });
     const file = join(resultsDir, `${name}.json`);
     const tmp = `${file}.tmp-${process.pid}`;
@@ -410,4 +417,4 @@ function main(): void {
   note(`\nresults written to ${resultsDir}`);
 }
 
-main();
+void main();

@@ -138,6 +138,12 @@ bool i32n(Call& c, size_t i, const char* name, Arr<int32_t>& a) {
 bool u8n(Call& c, size_t i, const char* name, Arr<uint8_t>& a) {
   return get_array(c, i, name, napi_uint8_array, "Uint8Array", a, true);
 }
+bool u8(Call& c, size_t i, const char* name, Arr<uint8_t>& a) {
+  return get_array(c, i, name, napi_uint8_array, "Uint8Array", a, false);
+}
+bool u16(Call& c, size_t i, const char* name, Arr<uint16_t>& a) {
+  return get_array(c, i, name, napi_uint16_array, "Uint16Array", a, false);
+}
 
 bool num(Call& c, size_t i, const char* name, double& out) {
   if (napi_get_value_double(c.env, c.argv[i], &out) != napi_ok) return throw_type(c, name, "a number");
@@ -1044,6 +1050,58 @@ napi_value OpenblasSgemv(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+// packedMatmul(M, N, K, x, xOff, codes, bits, levels, scales, scaleBf16, blockSize, out, outOff)
+napi_value PackedMatmul(napi_env env, napi_callback_info info) {
+  Call c;
+  TRY(begin(c, env, info, "packedMatmul", 13));
+  PackedArgs a;
+  long xOff, outOff, bits;
+  Arr<float> x, levels, out;
+  Arr<uint8_t> codes;
+  Arr<uint16_t> scales;
+  TRY(integer(c, 0, "M", a.M));
+  TRY(integer(c, 1, "N", a.N));
+  TRY(integer(c, 2, "K", a.K));
+  TRY(f32(c, 3, "x", x));
+  TRY(integer(c, 4, "xOff", xOff));
+  TRY(u8(c, 5, "codes", codes));
+  TRY(integer(c, 6, "bits", bits, 1));
+  TRY(f32(c, 7, "levels", levels));
+  TRY(u16(c, 8, "scales", scales));
+  TRY(boolean(c, 9, "scaleBf16", a.scaleBf16));
+  TRY(integer(c, 10, "blockSize", a.B, 8));
+  TRY(f32(c, 11, "out", out));
+  TRY(integer(c, 12, "outOff", outOff));
+  char msg[200];
+  if (bits != 1 && bits != 2 && bits != 3 && bits != 4 && bits != 8) {
+    std::snprintf(msg, sizeof msg, "bits must be 1, 2, 3, 4 or 8, got %ld", bits);
+    return throw_range(c, msg), nullptr;
+  }
+  if (a.B % 8 != 0 || a.K % a.B != 0) {
+    std::snprintf(msg, sizeof msg, "blockSize (%ld) must be a multiple of 8 that divides K (%ld)", a.B, a.K);
+    return throw_range(c, msg), nullptr;
+  }
+  a.bits = static_cast<int>(bits);
+  TRY(need(c, "levels", levels.n, double(1L << bits)));
+  TRY(need(c, "x", x.n, xOff + double(a.M) * a.K));
+  TRY(need(c, "codes", codes.n, double(a.N) * (a.K * bits / 8)));
+  TRY(need(c, "scales", scales.n, double(a.N) * (a.K / a.B)));
+  TRY(need(c, "out", out.n, outOff + double(a.M) * a.N));
+  if (a.M == 0 || a.N == 0) return undef(env);
+  a.x = x.p + xOff;
+  a.codes = codes.p;
+  a.levels = levels.p;
+  a.scales = scales.p;
+  a.out = out.p + outOff;
+  if (a.K == 0) {
+    for (long i = 0; i < a.M * a.N; ++i) a.out[i] = 0.0f;
+    return undef(env);
+  }
+  if (g_ops == ops_avx2()) packed_matmul_avx2(a);
+  else packed_matmul_generic(a);
+  return undef(env);
+}
+
 }  // namespace
 
 NAPI_MODULE_INIT() {
@@ -1076,6 +1134,7 @@ NAPI_MODULE_INIT() {
       {"crossEntropy", CrossEntropy},
       {"crossEntropyBackward", CrossEntropyBackward},
       {"adamw", Adamw},
+      {"packedMatmul", PackedMatmul},
       {"getThreads", GetThreads},
       {"setThreads", SetThreads},
       {"simd", Simd},

@@ -81,4 +81,35 @@ const OpsTable* ops_generic();
 void gemm_avx2(const GemmArgs& g);
 void gemm_generic(const GemmArgs& g);
 
+// ---- packed-weight matmul (packed_generic.cc, packed_avx2.cc) ----------------------------------
+// out[m*N + n] = sum_k x[m*K + k] * scale[n, k/B] * levels[code[n, k]] for m < M, n < N, with codes
+// packed per row as an MSB-first bit stream of `bits`-bit codes (rows of K*bits/8 bytes) and block
+// scales stored as bf16 or f16 bit patterns [N, K/B]. Both implementations compute the same
+// function: x is rounded to int16 per group of U = (B % 64 == 0 ? 64 : B) values (scale
+// absmax/32767), levels to int16 fixed point (exact when they are integers), exact integer sums
+// per group, float32 accumulation across groups.
+struct PackedArgs {
+  long M, N, K;
+  const float* x;
+  const uint8_t* codes;
+  int bits;
+  const float* levels;  // 2^bits entries
+  const uint16_t* scales;
+  bool scaleBf16;
+  long B;
+  float* out;
+};
+
+void packed_matmul_generic(const PackedArgs& a);
+void packed_matmul_avx2(const PackedArgs& a);  // falls back to the generic one for unsupported layouts
+
+// shared helpers (defined in packed_generic.cc; not inline, see threadpool.h)
+// int16 levels and their scale: levels ~= L16 * ls (exact, ls = 1, when all are integers with |L| <= 8191)
+void packed_levels_i16(const float* levels, int n, int16_t* L16, float* ls);
+// x [K] -> int16 per group of U (order: x16[g*U + p] = q(x[g*U + perm[p]]) when perm, else natural),
+// xs[g] = group absmax / 32767 (NaN when the group holds a non-finite value)
+void packed_quantize_x(const float* x, long K, long U, const uint8_t* perm, int16_t* x16, float* xs);
+// block scales of one row -> float32
+void packed_scales_f32(const uint16_t* s, long n, bool bf16, float* out);
+
 }  // namespace tfree

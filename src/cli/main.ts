@@ -8,12 +8,28 @@ import { fileURLToPath } from 'node:url';
 import { formatHelp, parseArgs, type CommandSpec } from './args.js';
 import { UserError } from './errors.js';
 import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
+import { generateCommand } from './commands/generate.js';
 import { infoCommand } from './commands/info.js';
 import { inspectCommand } from './commands/inspect.js';
+import { llamaCommand } from './commands/llama.js';
+import { pruneCommand } from './commands/prune.js';
+import { quantizeCommand } from './commands/quantize.js';
 import { splitCommand } from './commands/split.js';
 import { trainCommand } from './commands/train.js';
 
-export const commands: CommandSpec[] = [demoCommand, infoCommand, inspectCommand, splitCommand, trainCommand];
+export const commands: CommandSpec[] = [
+  demoCommand,
+  infoCommand,
+  inspectCommand,
+  splitCommand,
+  trainCommand,
+  generateCommand,
+  evalCommand,
+  quantizeCommand,
+  pruneCommand,
+  llamaCommand,
+];
 
 function topHelp(): string {
   const w = Math.max(...commands.map((c) => c.name.length)) + 2;

@@ -36,6 +36,12 @@ export function defaultPositions(B: number, T: number, offset = 0): Int32Array {
   return p;
 }
 
+/** Whether pos [B*T] is 0..T-1 in every row. */
+function isIndexPositions(pos: Int32Array, B: number, T: number): boolean {
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) if (pos[b * T + t] !== t) return false;
+  return true;
+}
+
 function checkLen(a: ArrayLike<number> | undefined, n: number, what: string): void {
   if (a !== undefined && a.length !== n) throw new Error(`${what} has ${a.length} entries, expected ${n}`);
 }
@@ -363,7 +369,13 @@ export class Attention {
       kPos = all.pos;
       kSeg = all.seg;
     }
-    const aopts: AttentionOptions = { causal: this.causal, window: this.window, scale: this.scale, qPos: pos, kPos };
+    const aopts: AttentionOptions = { causal: this.causal, window: this.window, scale: this.scale };
+    // positions 0..T-1 in every row (no cache) are the kernel's implicit positions; leaving them
+    // out lets causal/window bound the scanned key range (O(T * window) instead of O(T^2))
+    if (cache !== undefined || !isIndexPositions(pos, B, T)) {
+      aopts.qPos = pos;
+      aopts.kPos = kPos;
+    }
     if (opts.segments !== undefined && kSeg !== null) {
       aopts.qSeg = opts.segments;
       aopts.kSeg = kSeg;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { generate, generateStream, generateUncached, type GenerateOptions } from '../../src/models/hat/generate.js';
 import { Sampler, argmax } from '../../src/models/hat/sampling.js';
+import { HatSplitter } from '../../src/models/hat/splitter.js';
 import { Rng, forEachBackend } from '../helpers/numeric.js';
 import { TestSplitter, randomModel, testConfig } from './util.js';
 
@@ -144,4 +145,20 @@ test('hat sampling: greedy is argmax; temperature/top-k/top-p follow their distr
   }
   assert.throws(() => new Sampler({ topP: 0 }), /top-p must be in \(0, 1\]/);
   assert.throws(() => new Sampler({ temperature: -1 }), /temperature/);
+});
+
+forEachBackend('hat generate: cached == uncached with the HAT splitter (German, CJK, emoji, special token)', () => {
+  const m = randomModel(testConfig({ window: 12 }), 33, 0.5);
+  const splitter = new HatSplitter({ maxWordSize: 16 });
+  let words = 0;
+  for (const [i, prompt] of ['Grüße aus Köln, ', '東京は', 'Emoji 🙂👍🏽 and', 'snake_case andCamelCase', 'end<|eot_id|>next'].entries()) {
+    for (const opts of [{ greedy: true, maxBytes: 36, eos: -1 }, { temperature: 1, seed: i, maxBytes: 36 }] as GenerateOptions[]) {
+      const a = generate(m, splitter, prompt, opts);
+      const b = generateUncached(m, splitter, prompt, opts);
+      assert.equal(hex(a.bytes), hex(b.bytes), `${prompt} ${JSON.stringify(opts)}`);
+      assert.deepEqual(a.wordStarts, b.wordStarts);
+      words += a.wordStarts.length;
+    }
+  }
+  assert.ok(words > 20, `only ${words} word ends`);
 });

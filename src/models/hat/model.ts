@@ -73,16 +73,24 @@ export interface HATLayout {
   /** word slots per row (max words of a row, at least 1) */
   W: number;
   bytes: Int32Array;
-  /** [B*T] byte position inside its document */
+  /** [B*T] byte position inside its document (the connector's key rotation) */
   bytePos: Int32Array;
+  /**
+   * [B*T] byte index in its row: the self-attention positions of encoder and decoder. RoPE is
+   * relative and attention never crosses documents, so this equals per-document positions,
+   * and it lets the attention kernel bound its key range by causality and the window.
+   */
+  byteIndex: Int32Array;
   /** [B*T] document index inside the row (0, 1, ... in order), -1 for padding */
   byteSeg: Int32Array;
   /** [B*T] word slot w of the byte inside its row, -1 for padding */
   byteWord: Int32Array;
   /** [B*T] row of the byte's word in a flat [B*W] word array (padding: the row's slot 0) */
   byteWordFlat: Int32Array;
-  /** [B*W] word position inside its document */
+  /** [B*W] word position inside its document (the connector's query rotation) */
   wordPos: Int32Array;
+  /** [B*W] word slot index in its row: the backbone's self-attention positions (see byteIndex) */
+  wordIndex: Int32Array;
   /** [B*W] document index of the word inside the row, -1 for padding slots */
   wordSeg: Int32Array;
   /** [B*W] w for used slots, -2 for padding slots (the connector's query segments) */
@@ -123,6 +131,10 @@ export function prepareLayout(batch: HATBatch): HATLayout {
   const byteWord = new Int32Array(B * T).fill(-1);
   const byteWordFlat = new Int32Array(B * T);
   const wordPos = new Int32Array(B * W);
+  const byteIndex = new Int32Array(B * T);
+  const wordIndex = new Int32Array(B * W);
+  for (let i = 0; i < B * T; i++) byteIndex[i] = i % T;
+  for (let i = 0; i < B * W; i++) wordIndex[i] = i % W;
   const wordSeg = new Int32Array(B * W).fill(-1);
   const wordSlot = new Int32Array(B * W).fill(-2);
   const predIndex = new Int32Array(B * W);
@@ -172,7 +184,7 @@ export function prepareLayout(batch: HATBatch): HATLayout {
       if (byteSeg[i + 1] === byteSeg[i]) targets[i] = bytes[i + 1];
     }
   }
-  return { B, T, W, bytes, bytePos, byteSeg, byteWord, byteWordFlat, wordPos, wordSeg, wordSlot, predIndex, targets, nWords, nBytes };
+  return { B, T, W, bytes, bytePos, byteIndex, byteSeg, byteWord, byteWordFlat, wordPos, wordIndex, wordSeg, wordSlot, predIndex, targets, nWords, nBytes };
 }
 
 /** One row of words (byte arrays), with an optional document id per word (default 0). */
@@ -420,7 +432,7 @@ export class HATModel {
         });
         y = add(y, a);
       }
-      y = blk.llamaLayer.forward(y, { positions: L.bytePos, segments: L.byteSeg });
+      y = blk.llamaLayer.forward(y, { positions: L.byteIndex, segments: L.byteSeg });
     });
     return this.lmHead.forward(this.layerNorm.forward(y));
   }
@@ -431,12 +443,12 @@ export class HATModel {
   forward(batch: HATBatch | HATLayout, opts: ForwardOptions = {}): Tensor {
     const L = 'byteWordFlat' in batch ? batch : prepareLayout(batch);
     const { B, T, W } = L;
-    const h = this.encode(L.bytes, B, T, { positions: L.bytePos, segments: L.byteSeg });
+    const h = this.encode(L.bytes, B, T, { positions: L.byteIndex, segments: L.byteSeg });
     const words = this.connect(h, W, L);
-    const out = this.backbone(words, { positions: L.wordPos, segments: L.wordSeg });
+    const out = this.backbone(words, { positions: L.wordIndex, segments: L.wordSeg });
     const pred = this.predictions(out, L.predIndex);
     if (opts.fullCrossAttention) return this.decodeFullCrossAttention(h, pred, L);
-    return this.decode(h, this.guides(pred), L.byteWordFlat, { positions: L.bytePos, segments: L.byteSeg });
+    return this.decode(h, this.guides(pred), L.byteWordFlat, { positions: L.byteIndex, segments: L.byteSeg });
   }
 
   /**

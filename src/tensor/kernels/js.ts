@@ -4,6 +4,7 @@
  * optimisations (i-k-j loops, hoisted row offsets) that keep it usable for small models.
  */
 import { gemmJs } from './js_gemm.js';
+import { packedMatmulJs } from './js_packed.js';
 import { BinaryOp, ReduceOp, UnaryOp, type Kernels } from './types.js';
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -176,6 +177,8 @@ function visibility(a: AttnArgs, b: number, i: number, vis: Uint8Array): void {
 
 export const jsKernels: Kernels = {
   name: 'js',
+
+  packedMatmul: packedMatmulJs,
 
   gemm(batch, transA, transB, M, N, K, alpha, A, aOff, lda, strideA, B, bOff, ldb, strideB, beta, C, cOff, ldc, strideC) {
     for (let b = 0; b < batch; b++) {

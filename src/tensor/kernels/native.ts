@@ -49,6 +49,7 @@ const KERNEL_NAMES = [
   'crossEntropy',
   'crossEntropyBackward',
   'adamw',
+  'packedMatmul',
 ] as const satisfies readonly (keyof Kernels)[];
 
 const EXTRA_NAMES = [
@@ -145,6 +146,7 @@ function loadUncached(): NativeLoadResult {
     crossEntropy: addon.crossEntropy,
     crossEntropyBackward: addon.crossEntropyBackward,
     adamw: addon.adamw,
+    packedMatmul: addon.packedMatmul,
   };
   const extras: NativeExtrasInternal = {
     getThreads: addon.getThreads,

@@ -345,6 +345,32 @@ export interface Kernels {
     bc1: number,
     bc2: number,
   ): void;
+
+  /**
+   * Matmul straight from packed weights (src/compress): for m < M, n < N
+   *   out[outOff + m*N + n] = sum_k x[xOff + m*K + k] * W[n, k],
+   *   W[n, k] = scale[n, floor(k / blockSize)] * levels[code(n, k)]
+   * codes: N rows of K*bits/8 bytes, each an MSB-first stream of `bits`-bit codes (bits 1, 2, 3,
+   * 4 or 8); levels: 2^bits floats; scales: [N, K/blockSize] bf16 (scaleBf16) or f16 bit patterns;
+   * blockSize: a multiple of 8 dividing K. Computed as in native/kernels.h (PackedArgs): x rounded
+   * to int16 per group of 64 (or blockSize when 64 does not divide it), levels to 13-bit fixed
+   * point unless they are integers, exact integer group sums, float32 across groups.
+   */
+  packedMatmul(
+    M: number,
+    N: number,
+    K: number,
+    x: Float32Array,
+    xOff: number,
+    codes: Uint8Array,
+    bits: number,
+    levels: Float32Array,
+    scales: Uint16Array,
+    scaleBf16: boolean,
+    blockSize: number,
+    out: Float32Array,
+    outOff: number,
+  ): void;
 }
 
 /** Extra entry points of the native addon used by benchmarks and diagnostics only. */

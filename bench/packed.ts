@@ -1,0 +1,218 @@
+/**
+ * Bench group `packed`: batch-1 GEMV y = x W^T straight from packed weights (src/compress,
+ * kernels().packedMatmul) for f32, int8, int4, kmeans4, kmeans2 and bin1 at 4096x4096 and
+ * 4096x11008, with time, GB/s on the packed bytes, that as a % of the measured read bandwidth
+ * (64 MiB buffer and a buffer of the packed matrix's own size, timed in the same interleaved
+ * loop as the kernels; 512 MiB buffer = DRAM, from the peak group), and the
+ * speed-up over f32. Peer: ONNX Runtime's MatMulNBits (4-bit, block 64, accuracy levels 0 = f32
+ * compute and 4 = int8 compute) when `onnxruntime-node` is installed, timed interleaved with ours
+ * in the same loop (its calls are async: the per-call overhead, measured on a 64x64 model, is
+ * reported beside it).
+ */
+import type { Kernels, NativeExtras } from '../src/tensor/kernels/index.js';
+import { formatSize, parseFormat, quantizeMatrix, type PackedMatrix } from '../src/compress/index.js';
+import { matMulNBitsModel } from './onnx_model.js';
+import type { BenchRecord, Peak } from './main.js';
+
+export interface PackedBenchEnv {
+  native: () => { kernels: Kernels; extras: NativeExtras } | undefined;
+  measurePeak: (n: { kernels: Kernels; extras: NativeExtras }) => Peak;
+  timeInterleaved: (fns: (() => void)[], opts?: { minReps?: number; maxReps?: number; budgetSec?: number }) => { best: number; median: number }[];
+  randArray: (n: number, seed: number) => Float32Array;
+  emit: (r: BenchRecord) => void;
+  note: (s: string) => void;
+  table: (title: string, head: string[], rows: (string | number)[][]) => void;
+  fmt: (x: number) => string;
+  now: () => number;
+  quick: boolean;
+}
+
+interface OrtTensor {
+  data: unknown;
+}
+interface OrtSession {
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  release?(): Promise<void>;
+}
+interface OrtModule {
+  InferenceSession: { create(bytes: Uint8Array, opts: Record<string, unknown>): Promise<OrtSession> };
+  Tensor: new (type: string, data: Float32Array, dims: number[]) => OrtTensor;
+  env: { versions?: Record<string, string> };
+}
+
+async function loadOrt(note: (s: string) => void): Promise<OrtModule | null> {
+  try {
+    const name = 'onnxruntime-node';
+    return (await import(name)) as OrtModule;
+  } catch (e) {
+    note(`onnxruntime-node not installed or not loadable (${(e as Error).message.split('\n')[0]}): the MatMulNBits peer is skipped`);
+    return null;
+  }
+}
+
+/** Our int4 packed matrix in MatMulNBits layout: q = level + 8, element 2j in the low nibble; f32 scales. */
+function toMatMulNBits(p: PackedMatrix): { B: Uint8Array; scales: Float32Array } {
+  const B = new Uint8Array(p.codes.length);
+  for (let i = 0; i < B.length; i++) {
+    const c = p.codes[i];
+    const hi = ((c >> 4) ^ 8) & 15; // first element (our high nibble) -> ORT low nibble
+    const lo = (c & 15) ^ 8;
+    B[i] = (lo << 4) | hi;
+  }
+  const scales = new Float32Array(p.scales.length);
+  const u = new Uint32Array(scales.buffer);
+  for (let i = 0; i < scales.length; i++) u[i] = p.scales[i] << 16;
+  return { B, scales };
+}
+
+const FORMATS = ['int8', 'int4', 'kmeans4', 'kmeans2', 'bin1'];
+
+/** ORT session options: our thread count, and no spin-waiting of its pool after a run (it would steal our cores in the interleaved loop). */
+const ORT_OPTS = (threads: number): Record<string, unknown> => ({
+  executionProviders: ['cpu'],
+  intraOpNumThreads: threads,
+  interOpNumThreads: 1,
+  graphOptimizationLevel: 'all',
+  extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+});
+
+export async function benchPacked(env: PackedBenchEnv): Promise<void> {
+  const n = env.native();
+  if (!n) return;
+  const threads = n.extras.getThreads();
+  const peak = env.measurePeak(n);
+  const dram = threads === 1 ? peak.dramGBs1 : peak.dramGBs2;
+  const ort = await loadOrt(env.note);
+  const shapes: [number, number][] = env.quick ? [[4096, 4096]] : [[4096, 4096], [4096, 11008]];
+  const rows: (string | number)[][] = [];
+  const readNotes: string[] = [];
+  let ortOverheadMs = NaN;
+  if (ort) {
+    // per-call overhead of an async ORT run: a 64x64 MatMulNBits
+    const tiny = quantizeMatrix(env.randArray(64 * 64, 5), 64, 64, parseFormat('int4'), { name: 'tiny' });
+    const tm = toMatMulNBits(tiny);
+    const s = await ort.InferenceSession.create(matMulNBitsModel(1, 64, 64, 64, tm.B, tm.scales, 0), ORT_OPTS(threads));
+    const feed = { A: new ort.Tensor('float32', env.randArray(64, 6), [1, 64]) };
+    let best = Infinity;
+    for (let i = 0; i < 2000; i++) {
+      const t0 = env.now();
+      await s.run(feed);
+      best = Math.min(best, env.now() - t0);
+    }
+    ortOverheadMs = best * 1e3;
+    await s.release?.();
+  }
+  for (const [K, N] of shapes) {
+    const W = env.randArray(N * K, 21 + N);
+    for (let i = 0; i < W.length; i++) W[i] *= 0.05;
+    const x = env.randArray(K, 22);
+    const y = new Float32Array(N);
+    const packed = new Map<string, PackedMatrix>();
+    for (const f of FORMATS) packed.set(f, quantizeMatrix(W, N, K, parseFormat(f), { name: `bench.${f}`, maxSamples: 65536 }));
+    const call = (p: PackedMatrix) => (): void => n.kernels.packedMatmul(1, N, K, x, 0, p.codes, p.format.bits, p.levels, p.scales, true, p.format.blockSize, y, 0);
+    // streaming reads timed in the same loop: a 64 MiB buffer and one of each packed matrix's size
+    const big = env.randArray(16 * 2 ** 20, 7);
+    const own = FORMATS.map((f) => new Float32Array(Math.ceil(formatSize(packed.get(f)!.format, N, K).totalBytes / 4)).fill(1));
+    const fns = [
+      (): void => n.kernels.gemm(1, false, true, 1, N, K, 1, x, 0, K, 0, W, 0, K, 0, 0, y, 0, N, 0),
+      ...FORMATS.map((f) => call(packed.get(f)!)),
+      (): void => void n.extras.readSum(big, threads),
+      ...own.map((b) => (): void => void n.extras.readSum(b, threads)),
+    ];
+    const t = env.timeInterleaved(fns, { maxReps: 60, budgetSec: 6 });
+    const bw = (big.length * 4) / t[FORMATS.length + 1].best / 1e9;
+    const f32Bytes = N * K * 4;
+    const tF32 = t[0].best;
+    env.emit({ bench: 'packed', case: `1x${K} . ${K}x${N} f32`, value: f32Bytes / tF32 / 1e9, unit: 'GB/s', peer: null, ratio_vs_peer: null, ms: tF32 * 1e3, median_ms: t[0].median * 1e3, bytes: f32Bytes, pct_of_read_64MiB: (100 * f32Bytes) / tF32 / 1e9 / bw, threads });
+    rows.push([`${K}x${N} f32`, 32, tF32 * 1e3, f32Bytes / tF32 / 1e9, `${env.fmt((100 * f32Bytes) / tF32 / 1e9 / bw)}%`, `${env.fmt((100 * f32Bytes) / tF32 / 1e9 / dram)}%`, '-', '1.00x', '-']);
+    // ORT peer, interleaved with our int4 in one async loop
+    const ortMs: Record<number, number> = {};
+    let oursInt4InOrtLoop = NaN;
+    let ortMaxRelDiff = NaN;
+    if (ort) {
+      const p4 = packed.get('int4')!;
+      const m = toMatMulNBits(p4);
+      const sessions: [number, OrtSession][] = [];
+      for (const acc of [0, 4]) {
+        sessions.push([acc, await ort.InferenceSession.create(matMulNBitsModel(1, N, K, 64, m.B, m.scales, acc), ORT_OPTS(threads))]);
+      }
+      const feed = { A: new ort.Tensor('float32', x, [1, K]) };
+      const ours = call(p4);
+      ours();
+      const ref = Float32Array.from(y);
+      const out0 = (await sessions[0][1].run(feed)).Y.data as Float32Array;
+      ortMaxRelDiff = 0;
+      let scale = 0;
+      for (let i = 0; i < N; i++) scale = Math.max(scale, Math.abs(ref[i]));
+      for (let i = 0; i < N; i++) ortMaxRelDiff = Math.max(ortMaxRelDiff, Math.abs(out0[i] - ref[i]) / scale);
+      const best: Record<string, number> = { ours: Infinity };
+      for (const [acc] of sessions) best[acc] = Infinity;
+      const t0 = env.now();
+      for (let rep = 0; rep < 200 && (rep < 10 || env.now() - t0 < (env.quick ? 1.5 : 4)); rep++) {
+        let s = env.now();
+        ours();
+        best.ours = Math.min(best.ours, env.now() - s);
+        for (const [acc, sess] of sessions) {
+          s = env.now();
+          await sess.run(feed);
+          best[acc] = Math.min(best[acc], env.now() - s);
+        }
+      }
+      for (const [acc, sess] of sessions) {
+        ortMs[acc] = best[acc] * 1e3;
+        await sess.release?.();
+      }
+      oursInt4InOrtLoop = best.ours * 1e3;
+    }
+    FORMATS.forEach((f, i) => {
+      const p = packed.get(f)!;
+      const sz = formatSize(p.format, N, K);
+      const bytes = sz.totalBytes;
+      const sec = t[i + 1].best;
+      const gbs = bytes / sec / 1e9;
+      const footGbs = (own[i].length * 4) / t[FORMATS.length + 2 + i].best / 1e9;
+      const isInt4 = f === 'int4' && ort !== null;
+      const ortBest = isInt4 ? Math.min(ortMs[0], ortMs[4]) : NaN;
+      const ratio = isInt4 ? ortBest / oursInt4InOrtLoop : null;
+      env.emit({
+        bench: 'packed',
+        case: `1x${K} . ${K}x${N} ${f}`,
+        value: gbs,
+        unit: 'GB/s',
+        peer: isInt4 ? 'onnxruntime MatMulNBits 4-bit (best of accuracy_level 0 and 4)' : null,
+        ratio_vs_peer: ratio,
+        ms: sec * 1e3,
+        median_ms: t[i + 1].median * 1e3,
+        bytes,
+        bits_per_weight: sz.bitsPerWeight,
+        speedup_vs_f32: tF32 / sec,
+        pct_of_read_64MiB: (100 * gbs) / bw,
+        pct_of_read_dram: (100 * gbs) / dram,
+        footprint_read_GBs: footGbs,
+        pct_of_read_footprint: (100 * gbs) / footGbs,
+        threads,
+        ...(isInt4
+          ? { ort_acc0_ms: ortMs[0], ort_acc4_ms: ortMs[4], ours_ms_in_ort_loop: oursInt4InOrtLoop, ort_call_overhead_ms: ortOverheadMs, ort_max_rel_diff: ortMaxRelDiff }
+          : {}),
+      });
+      rows.push([
+        `${K}x${N} ${f}`,
+        sz.bitsPerWeight,
+        sec * 1e3,
+        gbs,
+        `${env.fmt((100 * gbs) / bw)}%`,
+        `${env.fmt((100 * gbs) / dram)}%`,
+        `${env.fmt((100 * gbs) / footGbs)}% of ${env.fmt(footGbs)}`,
+        `${(tF32 / sec).toFixed(2)}x`,
+        isInt4 ? `ORT ${env.fmt(ortMs[0])} / ${env.fmt(ortMs[4])} ms (acc 0 / 4) vs ours ${env.fmt(oursInt4InOrtLoop)} ms: ${ratio!.toFixed(2)}x` : '-',
+      ]);
+    });
+    readNotes.push(`${K}x${N}: read ${env.fmt(bw)} GB/s at 64 MiB (same loop)`);
+  }
+  env.table(
+    `Packed GEMV y = x W^T, batch 1, ${threads} threads (${readNotes.join('; ')}; ${env.fmt(dram)} GB/s at 512 MiB, measured before)`,
+    ['matrix / format', 'bits/w', 'ms', 'GB/s packed', '% of 64 MiB read', '% of DRAM read (512 MiB)', '% of read at own size (GB/s)', 'vs f32', 'ONNX Runtime MatMulNBits'],
+    rows,
+  );
+  if (ort) env.note(`ONNX Runtime ${ort.env.versions?.node ?? ''}: async call overhead ${env.fmt(ortOverheadMs * 1e3)} us (64x64 model); ratio = ORT best ms / ours ms, > 1 means ours is faster`);
+}

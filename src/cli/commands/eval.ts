@@ -1,0 +1,175 @@
+/**
+ * `tfree eval <subcommand>`: evaluations of a HAT model. Each subcommand is an entry of
+ * `evalSubcommands` (name, summary, the options it uses, run); the command's option list is
+ * the union, so adding one (e.g. `dtm`) is one entry plus its options.
+ */
+import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
+import type { CommandSpec, OptionSpec, ParsedArgs } from '../args.js';
+import { UserError } from '../errors.js';
+import { loadHATForCli } from '../hat_model.js';
+import { Progress } from '../progress.js';
+import { evaluateText } from '../../models/hat/score.js';
+
+export interface EvalSubcommand {
+  summary: string;
+  usage: string;
+  /** options of this subcommand (merged into the command's option list) */
+  options: Record<string, OptionSpec>;
+  run(args: ParsedArgs): Promise<number | void> | number | void;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes UTF-8 strictly; the error names the file and the byte offset of the first bad byte. */
+function decodeStrict(bytes: Uint8Array, file: string, base = 0): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    // find the first offset that does not decode
+    let lo = 0;
+    let hi = bytes.length;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      try {
+        utf8.decode(bytes.subarray(0, mid), { stream: true });
+        utf8.decode();
+        lo = mid;
+      } catch {
+        hi = mid;
+      }
+    }
+    throw new UserError(`${file}: invalid UTF-8 at byte offset ${base + lo}`);
+  }
+}
+
+/**
+ * Documents of a data file: a .jsonl file gives one document per line (its "text" field);
+ * any other file is one document. A folder gives the documents of its .txt and .jsonl files
+ * (sorted, recursively).
+ */
+export function readDocuments(path: string): string[] {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(path);
+  } catch {
+    throw new UserError(`${path}: no such file or folder`);
+  }
+  if (st.isDirectory()) {
+    const out: string[] = [];
+    for (const name of fs.readdirSync(path).sort()) {
+      const p = nodePath.join(path, name);
+      if (fs.statSync(p).isDirectory() || /\.(txt|jsonl)$/.test(name)) out.push(...readDocuments(p));
+    }
+    return out;
+  }
+  const bytes = fs.readFileSync(path);
+  if (!path.endsWith('.jsonl')) return [decodeStrict(bytes, path)];
+  const docs: string[] = [];
+  let start = 0;
+  let line = 1;
+  while (start < bytes.length) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0) end = bytes.length;
+    const text = decodeStrict(bytes.subarray(start, end), path, start).trim();
+    if (text !== '') {
+      let obj: unknown;
+      try {
+        obj = JSON.parse(text);
+      } catch (e) {
+        throw new UserError(`${path}:${line}: not valid JSON (${(e as Error).message})`);
+      }
+      const t = typeof obj === 'object' && obj !== null ? (obj as Record<string, unknown>).text : undefined;
+      if (typeof t !== 'string') throw new UserError(`${path}:${line}: expected an object with a string "text" field`);
+      docs.push(t);
+    }
+    start = end + 1;
+    line++;
+  }
+  return docs;
+}
+
+const bpb: EvalSubcommand = {
+  summary: 'bits per byte, byte accuracy and word accuracy of a model on text',
+  usage: 'tfree eval bpb [--model DIR] --data FILE|DIR [--context N] [--batch N] [--json]',
+  options: {
+    data: { type: 'string', help: 'text file, .jsonl file ("text" field per line) or folder of them', meta: 'FILE' },
+    context: { type: 'int', help: 'bytes per chunk (documents are cut into chunks of whole words)', default: 1024 },
+    batch: { type: 'int', help: 'chunks per forward pass', default: 8 },
+  },
+  run(args) {
+    const o = args.options;
+    if (typeof o.data !== 'string' || o.data === '') throw new UserError('missing required option --data FILE');
+    const { model, splitter } = loadHATForCli(o.model);
+    const ctx = Number(o.context);
+    if (ctx < model.config.max_word_size) throw new UserError(`--context must be at least max_word_size = ${model.config.max_word_size} bytes, got ${ctx}`);
+    const batch = Number(o.batch);
+    if (batch < 1) throw new UserError(`--batch must be >= 1, got ${batch}`);
+    const docs = readDocuments(o.data);
+    const totalBytes = docs.reduce((s, d) => s + Buffer.byteLength(d), 0);
+    if (totalBytes < 2) throw new UserError(`${o.data}: no text to evaluate (need at least 2 bytes)`);
+    const json = o.json === true;
+    const bar = new Progress({ total: totalBytes, label: 'eval bpb', enabled: !json });
+    const t0 = Date.now();
+    const r = evaluateText(model, splitter, docs, { contextBytes: ctx, batchSize: batch, onProgress: (done) => done < totalBytes && bar.update(done) });
+    bar.finish();
+    const secs = (Date.now() - t0) / 1000;
+    if (json) {
+      process.stdout.write(
+        `${JSON.stringify({
+          bits_per_byte: r.bitsPerByte,
+          byte_accuracy: r.byteAccuracy,
+          word_accuracy: r.wordAccuracy,
+          words: r.words,
+          correct_words: r.correctWords,
+          predicted_bytes: r.predictedBytes,
+          total_bytes: r.totalBytes,
+          chunks: r.chunks,
+          documents: docs.length,
+          seconds: secs,
+        })}\n`,
+      );
+      return;
+    }
+    process.stdout.write(
+      [
+        `bits per byte: ${r.bitsPerByte.toFixed(4)} (${r.predictedBytes} bytes predicted in ${r.chunks} chunks of <= ${ctx} bytes, ${docs.length} documents)`,
+        `word accuracy: ${(100 * r.wordAccuracy).toFixed(2)}% (${r.correctWords} of ${r.words} words whole)`,
+        `byte accuracy: ${(100 * r.byteAccuracy).toFixed(2)}%`,
+      ].join('\n') + '\n',
+    );
+  },
+};
+
+/** The subcommands of `tfree eval`. */
+export const evalSubcommands: Record<string, EvalSubcommand> = { bpb };
+
+const common: Record<string, OptionSpec> = {
+  model: { type: 'string', help: 'checkpoint folder (config.json + model.safetensors); default: the bundled model', meta: 'DIR' },
+  json: { type: 'boolean', help: 'print one JSON object' },
+};
+
+export const evalCommand: CommandSpec = {
+  name: 'eval',
+  summary: 'evaluate a HAT model (bpb: bits per byte and word accuracy on text)',
+  usage: `tfree eval <${Object.keys(evalSubcommands).join('|')}> [options]`,
+  get details(): string {
+    return ['subcommands:', ...Object.entries(evalSubcommands).map(([n, s]) => `  ${n.padEnd(6)}${s.summary}\n        ${s.usage}`)].join('\n');
+  },
+  get options(): Record<string, OptionSpec> {
+    return Object.assign({}, common, ...Object.values(evalSubcommands).map((s) => s.options)) as Record<string, OptionSpec>;
+  },
+  run(args) {
+    const [sub, ...rest] = args.positionals;
+    const s = sub !== undefined && Object.prototype.hasOwnProperty.call(evalSubcommands, sub) ? evalSubcommands[sub] : undefined;
+    if (s === undefined) {
+      throw new UserError(`${sub === undefined ? 'give a subcommand' : `unknown subcommand "${sub}"`}: ${Object.keys(evalSubcommands).join(', ')} (see tfree eval --help)`);
+    }
+    const own = new Set([...Object.keys(common), ...Object.keys(s.options)]);
+    for (const [k, v] of Object.entries(args.options)) {
+      const spec = this.options[k];
+      if (!own.has(k) && v !== undefined && v !== spec?.default) throw new UserError(`--${k} does not apply to "tfree eval ${sub}"`);
+    }
+    return s.run({ options: args.options, positionals: rest });
+  },
+};

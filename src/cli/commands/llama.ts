@@ -1,0 +1,132 @@
+import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
+import type { CommandSpec, ParsedArgs } from '../args.js';
+import { UserError } from '../errors.js';
+import { Progress } from '../progress.js';
+import { SafetensorsError } from '../../io/index.js';
+import {
+  LlamaCheckpointError,
+  LlamaConfigError,
+  TokenizerError,
+  generate,
+  loadLlama,
+  loadTokenizer,
+  saveBpeTokenizer,
+  trainBpe,
+} from '../../models/llama/index.js';
+
+/** Runs fn, turning the model/tokenizer/file errors into one-line user errors. */
+function userErrors<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof LlamaConfigError || e instanceof LlamaCheckpointError || e instanceof TokenizerError || e instanceof SafetensorsError) throw new UserError(e.message);
+    throw e;
+  }
+}
+
+function opt<T extends string | number | boolean>(a: ParsedArgs, name: string, def: T): T {
+  const v = a.options[name];
+  return (v === undefined ? def : v) as T;
+}
+
+function runGenerate(a: ParsedArgs): void {
+  const dir = a.options.model;
+  if (typeof dir !== 'string') throw new UserError('give the checkpoint folder with --model DIR');
+  const prompt = a.options.prompt;
+  if (typeof prompt !== 'string') throw new UserError('give the prompt with --prompt TEXT');
+  const tokPath = opt(a, 'tokenizer', nodePath.join(dir, 'tokenizer.json'));
+  const { model } = userErrors(() => loadLlama(dir));
+  const tok = userErrors(() => loadTokenizer(tokPath));
+  if (tok.vocabSize > model.cfg.vocabSize) throw new UserError(`${tokPath}: the tokenizer has ${tok.vocabSize} ids but the model only ${model.cfg.vocabSize}`);
+  let ids = Array.from(tok.encode(prompt, { addSpecialTokens: true }));
+  if (ids.length === 0 && tok.bosId !== null) ids = [tok.bosId];
+  if (ids.length === 0) throw new UserError('the prompt is empty and the tokenizer has no BOS token to start from');
+  const maxNew = opt(a, 'max-new-tokens', 64);
+  const json = opt(a, 'json', false);
+  const progress = new Progress({ total: maxNew, label: 'generate', enabled: !json });
+  let n = 0;
+  const stops = tok.eosId !== null ? [tok.eosId, ...[model.cfg.eosTokenId ?? []].flat()] : undefined;
+  let res;
+  try {
+    res = generate(model, ids, {
+      maxNewTokens: maxNew,
+      temperature: opt(a, 'temperature', 0),
+      topK: opt(a, 'top-k', 0),
+      topP: opt(a, 'top-p', 1),
+      seed: opt(a, 'seed', 0),
+      useCache: opt(a, 'cache', true),
+      stopTokens: stops,
+      onToken: () => progress.update(++n),
+    });
+  } catch (e) {
+    if (e instanceof Error && e.message.startsWith('generate:')) throw new UserError(e.message);
+    throw e;
+  }
+  progress.finish();
+  const text = tok.decode(res.tokens, { skipSpecialTokens: true });
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ prompt_tokens: ids.length, tokens: [...res.tokens], text, stop: res.stop })}\n`);
+  } else process.stdout.write(`${prompt}${text}\n`);
+}
+
+function runTrainTokenizer(a: ParsedArgs, files: string[]): void {
+  if (files.length === 0) throw new UserError('give one or more text files: tfree llama train-tokenizer FILE... --out tokenizer.json');
+  const out = a.options.out;
+  if (typeof out !== 'string') throw new UserError('give the output file with --out tokenizer.json');
+  const texts = files.map((f) => {
+    try {
+      return fs.readFileSync(f, 'utf8');
+    } catch (e) {
+      throw new UserError(`${f}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  });
+  const vocabSize = opt(a, 'vocab-size', 4096);
+  const specials = String(opt(a, 'special', '<|endoftext|>')).split(',').filter((s) => s !== '');
+  const json = opt(a, 'json', false);
+  const progress = new Progress({ total: Math.max(vocabSize - 256 - specials.length, 1), label: 'merges', enabled: !json });
+  let r;
+  try {
+    r = trainBpe(texts, { vocabSize, minFrequency: opt(a, 'min-frequency', 2), specialTokens: specials, onProgress: (m) => progress.update(m) });
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  progress.finish();
+  saveBpeTokenizer(out, r);
+  const summary = { out, vocab: r.vocab.size + r.specialTokens.length, merges: r.merges.length, last_merge_count: r.lastMergeCount, pieces: r.pieces.size };
+  if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else process.stdout.write(`wrote ${out}: ${summary.vocab} ids (${summary.merges} merges, the last seen ${summary.last_merge_count} times; ${summary.pieces} distinct pieces)\n`);
+}
+
+export const llamaCommand: CommandSpec = {
+  name: 'llama',
+  summary: 'token-level Llama: generate from a HF checkpoint folder, train a byte-level BPE tokenizer',
+  usage: 'tfree llama generate --model DIR --prompt TEXT [options] | tfree llama train-tokenizer FILE... --out tokenizer.json [options]',
+  details: [
+    'generate: DIR holds config.json and model.safetensors (or shards + model.safetensors.index.json);',
+    '  the tokenizer is DIR/tokenizer.json unless --tokenizer is given. Temperature 0 is greedy.',
+    'train-tokenizer: GPT-2-style byte-level BPE over the files (UTF-8 text), written as a HF tokenizer.json.',
+  ].join('\n'),
+  options: {
+    model: { type: 'string', help: 'checkpoint folder (generate)', meta: 'DIR' },
+    tokenizer: { type: 'string', help: 'tokenizer.json or its folder (default DIR/tokenizer.json)', meta: 'PATH' },
+    prompt: { type: 'string', help: 'text to continue (generate)', meta: 'TEXT' },
+    'max-new-tokens': { type: 'int', help: 'tokens to generate', default: 64 },
+    temperature: { type: 'number', help: 'sampling temperature (0: greedy)', default: 0 },
+    'top-k': { type: 'int', help: 'keep the k most likely tokens (0: all)', default: 0 },
+    'top-p': { type: 'number', help: 'nucleus probability (1: all)', default: 1 },
+    seed: { type: 'int', help: 'sampling seed', default: 0 },
+    cache: { type: 'boolean', help: 'use the KV cache', default: true },
+    out: { type: 'string', help: 'tokenizer.json to write (train-tokenizer)', meta: 'FILE' },
+    'vocab-size': { type: 'int', help: 'ids in all: 256 bytes + merges + special tokens', default: 4096 },
+    'min-frequency': { type: 'int', help: 'stop when the best pair occurs fewer times', default: 2 },
+    special: { type: 'string', help: 'comma-separated special tokens', default: '<|endoftext|>' },
+    json: { type: 'boolean', help: 'print one JSON object, no progress bar' },
+  },
+  run(args) {
+    const [sub, ...rest] = args.positionals;
+    if (sub === 'generate') return runGenerate(args);
+    if (sub === 'train-tokenizer') return runTrainTokenizer(args, rest);
+    throw new UserError(`unknown subcommand ${sub === undefined ? '(none)' : `"${sub}"`}; use generate or train-tokenizer (see tfree llama --help)`);
+  },
+};

@@ -1,0 +1,66 @@
+import { readFileSync } from 'node:fs';
+import type { CommandSpec } from '../args.js';
+import { num, str } from '../args.js';
+import { UserError } from '../errors.js';
+import { Progress } from '../progress.js';
+import { calibrateCheckpoint, pruneCheckpoint } from '../../compress/index.js';
+import { asUserErrors, patternList } from './quantize.js';
+
+export const pruneCommand: CommandSpec = {
+  name: 'prune',
+  summary: 'prune the weight matrices of a checkpoint to a sparsity (magnitude per matrix, or Wanda)',
+  usage: 'tfree prune --sparsity S --method magnitude|wanda --in DIR --out DIR [--calib FILE] [--include P,..] [--exclude P,..] [--json]',
+  options: {
+    sparsity: { type: 'number', help: 'fraction of each selected matrix to zero, in [0, 1]', meta: 'S' },
+    method: { type: 'string', help: 'magnitude (|w| per matrix) or wanda (|w| x input norm, per output row)', default: 'magnitude', meta: 'M' },
+    in: { type: 'string', help: 'input checkpoint folder (config.json + safetensors)', meta: 'DIR' },
+    out: { type: 'string', help: 'output folder', meta: 'DIR' },
+    calib: { type: 'string', help: 'wanda: calibration text file (bytes become token ids)', meta: 'FILE' },
+    'calib-tokens': { type: 'int', help: 'wanda: calibration tokens to run', default: 2048, meta: 'N' },
+    include: { type: 'string', help: 'only 2-D weights matching these comma-separated globs or /regex/', meta: 'P,..' },
+    exclude: { type: 'string', help: 'skip weights matching these (default: embeddings and output head)', meta: 'P,..' },
+    json: { type: 'boolean', help: 'one JSON object per pruned tensor and a summary object' },
+  },
+  details: 'Wanda needs a model forward: it builds the model from config.json (model_type "llama") and runs --calib text through it.',
+  run(args) {
+    const sparsity = num(args, 'sparsity');
+    if (!(sparsity >= 0 && sparsity <= 1)) throw new UserError(`--sparsity must be in [0, 1], got ${sparsity}`);
+    const method = String(args.options.method);
+    if (method !== 'magnitude' && method !== 'wanda') throw new UserError(`--method must be magnitude or wanda, got "${method}"`);
+    const inPath = str(args, 'in');
+    const filter = { include: patternList(args, 'include'), exclude: patternList(args, 'exclude') };
+    let inputNorms: Map<string, Float32Array> | undefined;
+    if (method === 'wanda') {
+      const calib = args.options.calib;
+      if (typeof calib !== 'string') throw new UserError('--method wanda needs --calib FILE (calibration text)');
+      let text: Uint8Array;
+      try {
+        text = readFileSync(calib);
+      } catch (e) {
+        throw new UserError(`cannot read --calib ${calib}: ${(e as Error).message}`);
+      }
+      inputNorms = asUserErrors(() => calibrateCheckpoint(inPath, text, { ...filter, tokens: Number(args.options['calib-tokens']) }));
+    }
+    const json = args.options.json === true;
+    let bar: Progress | undefined;
+    const rep = asUserErrors(() =>
+      pruneCheckpoint(inPath, str(args, 'out'), {
+        sparsity,
+        method,
+        inputNorms,
+        ...filter,
+        onTensor: (i, n, name) => {
+          bar ??= new Progress({ total: n, label: 'prune', enabled: !json });
+          bar.update(i, name);
+        },
+      }),
+    );
+    bar?.finish();
+    if (json) {
+      for (const t of rep.changed) process.stdout.write(`${JSON.stringify({ tensor: t.name, shape: t.shape, method, sparsity, mse: t.mse })}\n`);
+      process.stdout.write(`${JSON.stringify({ out: rep.outFile, method, sparsity, pruned: rep.changed.length, tensors: rep.tensors, copied: rep.copied })}\n`);
+      return;
+    }
+    process.stdout.write(`${method}: pruned ${rep.changed.length} of ${rep.tensors} tensors to sparsity ${sparsity}\nwrote ${rep.outFile}${rep.copied.length > 0 ? ` (+ ${rep.copied.join(', ')})` : ''}\n`);
+  },
+};

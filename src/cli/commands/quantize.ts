@@ -1,0 +1,75 @@
+import type { CommandSpec, ParsedArgs } from '../args.js';
+import { str } from '../args.js';
+import { UserError } from '../errors.js';
+import { Progress } from '../progress.js';
+import { SafetensorsError } from '../../io/index.js';
+import { FORMAT_NAMES, FormatError, parseFormat, quantizeCheckpoint, reportBitsPerWeight, type ScaleDtype } from '../../compress/index.js';
+
+/** Comma-separated pattern list option (undefined when not given). */
+export function patternList(a: ParsedArgs, name: string): string[] | undefined {
+  const v = a.options[name];
+  if (v === undefined) return undefined;
+  return String(v)
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+/** Runs a checkpoint conversion, turning library errors about the user's input into UserErrors. */
+export function asUserErrors<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof SafetensorsError || e instanceof FormatError) throw new UserError(e.message);
+    if (e instanceof Error && (e.name === 'PackedCheckpointError' || e.name === 'CalibrationError' || /^(the output folder|sparsity must|wanda:)/.test(e.message))) throw new UserError(e.message);
+    if (e instanceof Error && 'code' in e && typeof e.code === 'string' && /^E(NOENT|ACCES|ISDIR|NOTDIR|EXIST)$/.test(e.code)) throw new UserError(e.message);
+    throw e;
+  }
+}
+
+export const quantizeCommand: CommandSpec = {
+  name: 'quantize',
+  summary: 'quantize a checkpoint folder to a packed format (int8/4/3/2, kmeans1-4/8, bin1, ternary)',
+  usage: 'tfree quantize --format FORMAT --in DIR --out DIR [--block 64] [--scale bf16|f16] [--include P,..] [--exclude P,..] [--json]',
+  options: {
+    format: { type: 'string', help: `weight format: ${FORMAT_NAMES.join(', ')} (optionally :absmax or :absmean)`, meta: 'FORMAT' },
+    in: { type: 'string', help: 'input checkpoint (folder with config.json + safetensors, or a .safetensors file)', meta: 'DIR' },
+    out: { type: 'string', help: 'output folder (model.safetensors + copied config/tokenizer files)', meta: 'DIR' },
+    block: { type: 'int', help: 'weights per scale block along the input dimension', default: 64, meta: 'N' },
+    scale: { type: 'string', help: 'scale storage: bf16 or f16', default: 'bf16', meta: 'DTYPE' },
+    include: { type: 'string', help: 'only 2-D weights matching these comma-separated globs (* = any run) or /regex/', meta: 'P,..' },
+    exclude: { type: 'string', help: 'skip weights matching these (default: *embed*,*lm_head*,output.weight,*.output.weight,*wte*,*wpe*)', meta: 'P,..' },
+    seed: { type: 'string', help: 'k-means seed prefix (default: the weight name)', meta: 'S' },
+    json: { type: 'boolean', help: 'print one JSON object per quantized tensor and a summary object' },
+  },
+  details: 'Every 2-D float tensor named *.weight that matches the patterns is quantized; other tensors are copied unchanged.\nThe block size must divide every selected row length.',
+  run(args) {
+    const format = asUserErrors(() => {
+      const sc = String(args.options.scale).toUpperCase();
+      if (sc !== 'BF16' && sc !== 'F16') throw new UserError(`--scale must be bf16 or f16, got "${String(args.options.scale)}"`);
+      return parseFormat(str(args, 'format'), { blockSize: Number(args.options.block), scaleDtype: sc as ScaleDtype });
+    });
+    const json = args.options.json === true;
+    let bar: Progress | undefined;
+    const rep = asUserErrors(() =>
+      quantizeCheckpoint(str(args, 'in'), str(args, 'out'), format, {
+        include: patternList(args, 'include'),
+        exclude: patternList(args, 'exclude'),
+        seed: typeof args.options.seed === 'string' ? args.options.seed : undefined,
+        onTensor: (i, n, name) => {
+          bar ??= new Progress({ total: n, label: 'quantize', enabled: !json });
+          bar.update(i, name);
+        },
+      }),
+    );
+    bar?.finish();
+    const bpw = reportBitsPerWeight(rep, format);
+    if (json) {
+      for (const t of rep.changed) process.stdout.write(`${JSON.stringify({ tensor: t.name, shape: t.shape, format: format.name, mse: t.mse, bytes: t.bytesOut })}\n`);
+      process.stdout.write(`${JSON.stringify({ out: rep.outFile, format: format.name, quantized: rep.changed.length, tensors: rep.tensors, bits_per_weight: bpw, bytes_in: rep.bytesIn, bytes_out: rep.bytesOut, copied: rep.copied })}\n`);
+      return;
+    }
+    const meanMse = rep.changed.reduce((s, t) => s + t.mse, 0) / Math.max(rep.changed.length, 1);
+    process.stdout.write(`${format.name}: quantized ${rep.changed.length} of ${rep.tensors} tensors at ${bpw.toFixed(3)} bits/weight (mean MSE ${meanMse.toExponential(3)}); ${(rep.bytesIn / 2 ** 20).toFixed(2)} MiB -> ${(rep.bytesOut / 2 ** 20).toFixed(2)} MiB\nwrote ${rep.outFile}${rep.copied.length > 0 ? ` (+ ${rep.copied.join(', ')})` : ''}\n`);
+  },
+};

@@ -1,0 +1,170 @@
+/**
+ * Checkpoint-to-checkpoint conversions behind `tfree quantize` and `tfree prune`: read any
+ * safetensors checkpoint folder (config.json + model.safetensors, or sharded), transform the
+ * selected 2-D weights, write `<out>/model.safetensors` atomically and copy the other files
+ * (config.json, tokenizer files...) atomically beside it.
+ */
+import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fromFloat32, lazyTensorFrom, openCheckpoint, writeSafetensors, type Checkpoint, type FloatDType, type LazyTensorData, type TensorData } from '../io/index.js';
+import { checkShape, formatSize, type QuantFormat } from './format.js';
+import { writePackedCheckpoint } from './checkpoint.js';
+import { nameFilter, type NameFilter } from './modules.js';
+import { pruneMask, type PruneOptions } from './prune.js';
+import { dequantize, packedBytes, quantizeMatrix, type PackedMatrix } from './quantize.js';
+
+const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16']);
+
+/** The folder a checkpoint path lives in (the path itself for folders). */
+export function checkpointDir(path: string): string {
+  return statSync(path).isDirectory() ? path : dirname(path);
+}
+
+/** Copies every regular file of inDir that is not a safetensors file or index into outDir (temp + rename each). */
+export function copySideFiles(inDir: string, outDir: string): string[] {
+  const copied: string[] = [];
+  for (const name of readdirSync(inDir)) {
+    if (name.endsWith('.safetensors') || name.endsWith('.safetensors.index.json') || name.startsWith('.')) continue;
+    const src = join(inDir, name);
+    if (!statSync(src).isFile()) continue;
+    const dst = join(outDir, name);
+    const tmp = `${dst}.tmp-${process.pid}`;
+    try {
+      copyFileSync(src, tmp);
+      renameSync(tmp, dst);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    copied.push(name);
+  }
+  return copied;
+}
+
+export interface TensorReport {
+  name: string;
+  shape: number[];
+  /** mean squared error of the transformed weight vs the original */
+  mse: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface ConvertReport {
+  outFile: string;
+  tensors: number;
+  changed: TensorReport[];
+  bytesIn: number;
+  bytesOut: number;
+  copied: string[];
+}
+
+export interface ConvertOptions extends NameFilter {
+  /** called before each tensor (progress) */
+  onTensor?: (index: number, total: number, name: string) => void;
+}
+
+function isCandidate(ckpt: Checkpoint, name: string, keep: (n: string) => boolean): boolean {
+  const info = ckpt.info(name);
+  return info.shape.length === 2 && FLOAT_DTYPES.has(info.dtype) && name.endsWith('.weight') && keep(name);
+}
+
+function prepareOut(inPath: string, outDir: string): { ckpt: Checkpoint; inDir: string; outFile: string } {
+  const inDir = resolve(checkpointDir(inPath));
+  if (resolve(outDir) === inDir) throw new Error(`the output folder must differ from the input folder (${outDir})`);
+  const ckpt = openCheckpoint(inPath);
+  mkdirSync(outDir, { recursive: true });
+  return { ckpt, inDir, outFile: join(outDir, 'model.safetensors') };
+}
+
+function mse(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2;
+  return a.length === 0 ? 0 : s / a.length;
+}
+
+export interface QuantizeCheckpointOptions extends ConvertOptions {
+  seed?: number | string;
+  maxSamples?: number;
+}
+
+/** Quantizes every selected 2-D `*.weight` of a checkpoint into a packed checkpoint folder. */
+export function quantizeCheckpoint(inPath: string, outDir: string, f: QuantFormat, opts: QuantizeCheckpointOptions = {}): ConvertReport {
+  const { ckpt, inDir, outFile } = prepareOut(inPath, outDir);
+  try {
+    const keep = nameFilter(opts);
+    const names = ckpt.names();
+    const selected = names.filter((n) => isCandidate(ckpt, n, keep));
+    for (const n of selected) checkShape(f, ckpt.info(n).shape, n); // fail before any work
+    const packed = new Map<string, PackedMatrix>();
+    const changed: TensorReport[] = [];
+    selected.forEach((n, i) => {
+      opts.onTensor?.(i, selected.length, n);
+      const t = ckpt.readAs(n, 'f32');
+      const [rows, cols] = t.shape;
+      const p = quantizeMatrix(t.data, rows, cols, f, { name: n, seed: opts.seed === undefined ? n : `${opts.seed}:${n}`, maxSamples: opts.maxSamples });
+      packed.set(n, p);
+      changed.push({ name: n, shape: [rows, cols], mse: mse(t.data, dequantize(p)), bytesIn: ckpt.info(n).byteLength, bytesOut: packedBytes(p) });
+    });
+    const plain: [string, LazyTensorData][] = names.filter((n) => !packed.has(n)).map((n) => [n, lazyTensorFrom(ckpt, n)]);
+    const bytesPlain = names.filter((n) => !packed.has(n)).reduce((s, n) => s + ckpt.info(n).byteLength, 0);
+    writePackedCheckpoint(outFile, packed, plain, { 'tfree.source': basename(inDir) });
+    const copied = copySideFiles(inDir, outDir);
+    const bytesIn = names.reduce((s, n) => s + ckpt.info(n).byteLength, 0);
+    const bytesOut = bytesPlain + changed.reduce((s, r) => s + r.bytesOut, 0);
+    return { outFile, tensors: names.length, changed, bytesIn, bytesOut, copied };
+  } finally {
+    ckpt.close();
+  }
+}
+
+/** Prunes every selected 2-D `*.weight` of a checkpoint (dtype kept) into a new checkpoint folder. */
+export function pruneCheckpoint(inPath: string, outDir: string, opts: PruneOptions & ConvertOptions): ConvertReport {
+  const { ckpt, inDir, outFile } = prepareOut(inPath, outDir);
+  try {
+    const keep = nameFilter(opts);
+    const names = ckpt.names();
+    const selected = new Set(names.filter((n) => isCandidate(ckpt, n, keep)));
+    const changed: TensorReport[] = [];
+    const entries: [string, TensorData | LazyTensorData][] = [];
+    let i = 0;
+    for (const n of names) {
+      if (!selected.has(n)) {
+        entries.push([n, lazyTensorFrom(ckpt, n)]);
+        continue;
+      }
+      opts.onTensor?.(i++, selected.size, n);
+      const info = ckpt.info(n);
+      const t = ckpt.readAs(n, 'f32');
+      const [rows, cols] = t.shape;
+      const mask = pruneMask(n, t.data, rows, cols, opts);
+      const pruned = Float32Array.from(t.data);
+      for (let j = 0; j < mask.length; j++) if (mask[j] === 0) pruned[j] = 0;
+      changed.push({ name: n, shape: [rows, cols], mse: mse(t.data, pruned), bytesIn: info.byteLength, bytesOut: info.byteLength });
+      const dtype = info.dtype as FloatDType;
+      entries.push([n, { dtype, shape: info.shape, data: fromFloat32(dtype, pruned) } as TensorData]);
+    }
+    writeCheckpointFile(outFile, entries, { 'tfree.pruned': JSON.stringify({ method: opts.method, sparsity: opts.sparsity }) });
+    const copied = copySideFiles(inDir, outDir);
+    const bytes = names.reduce((s, n) => s + ckpt.info(n).byteLength, 0);
+    return { outFile, tensors: names.length, changed, bytesIn: bytes, bytesOut: bytes, copied };
+  } finally {
+    ckpt.close();
+  }
+}
+
+function writeCheckpointFile(path: string, entries: [string, TensorData | LazyTensorData][], meta: Record<string, string>): void {
+  writeSafetensors(path, entries, meta);
+}
+
+/** Effective bits per weight of the quantized tensors in a report. */
+export function reportBitsPerWeight(r: ConvertReport, f: QuantFormat): number {
+  let bits = 0;
+  let n = 0;
+  for (const t of r.changed) {
+    const s = formatSize(f, t.shape[0], t.shape[1]);
+    bits += 8 * s.totalBytes;
+    n += s.numel;
+  }
+  return n === 0 ? 0 : bits / n;
+}

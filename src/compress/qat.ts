@@ -1,0 +1,121 @@
+/**
+ * Quantization-aware training: each selected Linear's forward uses the fake-quantized weight
+ * qdq(W) with a straight-through estimator (forward value qdq(W), gradient passed to W unchanged:
+ * the study's `w + (qdq(w) - w).detach()`). Block scales are recomputed on every forward pass.
+ *
+ * The study's recipe: train normally, then `enableQat` fits the k-means centroids once on the
+ * current weights and keeps them fixed (`refitEvery: 0`, the default); `refitEvery: n` refits them
+ * every n calls of `step()` (the study's optional `buffer_update_interval`). `pack()` turns the
+ * QAT model into PackedLinear layers with the same centroids, so the packed model computes what
+ * QAT trained.
+ *
+ * `tfree train --qat kmeans4` plugs in as: `const q = enableQat(model, 'kmeans4')` after the
+ * warm-up steps, `q.step()` after each optimizer step, `q.pack()` (or save with quantizeModel's
+ * codebooks) at the end.
+ */
+import { Tensor, linear, record } from '../tensor/index.js';
+import { checkShape, parseFormat, type FormatOptions, type QuantFormat } from './format.js';
+import { findLinears, nameFilter, overrideForward, type LinearSite, type NameFilter } from './modules.js';
+import { quantizeModel } from './checkpoint.js';
+import { fakeQuantize, quantizeCodes, type PackedMatrix } from './quantize.js';
+
+/** Fake quantization with a straight-through estimator: value qdq(w), d/dw = identity. */
+export function fakeQuantSTE(w: Tensor, f: QuantFormat, codebook: Float32Array | null, name = '<weight>'): Tensor {
+  if (w.rank !== 2) throw new Error(`fake quantization of "${name}": expected a 2-D weight, got [${w.shape.join(', ')}]`);
+  const q = fakeQuantize(w.f32(), w.shape[0], w.shape[1], f, { name, codebook });
+  return record(new Tensor(q, w.shape), 'fake_quant', [w], (g) => [g]);
+}
+
+export interface QatOptions extends NameFilter, FormatOptions {
+  /** refit k-means centroids every n `step()` calls (0: fitted once, then fixed; default 0) */
+  refitEvery?: number;
+  /** k-means seed prefix */
+  seed?: number | string;
+  /** fit k-means on at most this many values per tensor (default 2^20) */
+  maxSamples?: number;
+}
+
+interface QatLayer {
+  site: LinearSite;
+  codebook: Float32Array | null;
+  restore: () => void;
+}
+
+export class QatHandle {
+  readonly format: QuantFormat;
+  private readonly layers: QatLayer[];
+  private readonly opts: QatOptions;
+  private steps = 0;
+  private active = true;
+
+  constructor(format: QuantFormat, layers: QatLayer[], opts: QatOptions) {
+    this.format = format;
+    this.layers = layers;
+    this.opts = opts;
+  }
+
+  /** Names of the fake-quantized weights. */
+  names(): string[] {
+    return this.layers.map((l) => l.site.weightName);
+  }
+
+  /** The fixed k-means codebooks by weight name (empty for other formats). */
+  codebooks(): Map<string, Float32Array> {
+    const m = new Map<string, Float32Array>();
+    for (const l of this.layers) if (l.codebook !== null) m.set(l.site.weightName, l.codebook);
+    return m;
+  }
+
+  /** Refits the k-means centroids on the current weights. */
+  refit(): void {
+    if (this.format.kind !== 'kmeans') return;
+    for (const l of this.layers) l.codebook = fitCodebook(l.site, this.format, this.opts);
+  }
+
+  /** Call after each optimizer step (refits when `refitEvery` is due). */
+  step(): void {
+    this.steps++;
+    const every = this.opts.refitEvery ?? 0;
+    if (every > 0 && this.steps % every === 0) this.refit();
+  }
+
+  /** Restores the plain forward passes. */
+  remove(): void {
+    if (!this.active) return;
+    for (const l of this.layers) l.restore();
+    this.active = false;
+  }
+
+  /** Removes fake quantization and swaps the layers for PackedLinear with QAT's codebooks. */
+  pack(model: object): Map<string, PackedMatrix> {
+    const codebooks = this.codebooks();
+    this.remove();
+    const names = new Set(this.names());
+    return quantizeModel(model, this.format, { include: [...names].map((n) => `/^${n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$/`), exclude: [], codebooks, seed: this.opts.seed, maxSamples: this.opts.maxSamples });
+  }
+}
+
+function fitCodebook(site: LinearSite, f: QuantFormat, opts: QatOptions): Float32Array {
+  const w = site.linear.weight;
+  const seed = opts.seed === undefined ? site.weightName : `${opts.seed}:${site.weightName}`;
+  return quantizeCodes(w.f32(), w.shape[0], w.shape[1], f, { name: site.weightName, seed, maxSamples: opts.maxSamples }).levels;
+}
+
+/**
+ * Wraps the selected Linear layers of a model for QAT in the given format (`kmeans4`, `int2`,
+ * `bin1`, `ternary`, ...). k-means centroids are fitted now, on the current weights.
+ */
+export function enableQat(model: object, spec: string | QuantFormat, opts: QatOptions = {}): QatHandle {
+  const f = typeof spec === 'string' ? parseFormat(spec, opts) : spec;
+  const keep = nameFilter(opts);
+  const layers: QatLayer[] = [];
+  for (const site of findLinears(model)) {
+    if (!keep(site.weightName)) continue;
+    checkShape(f, site.linear.weight.shape, site.weightName);
+    const layer: QatLayer = { site, codebook: f.kind === 'kmeans' ? fitCodebook(site, f, opts) : null, restore: () => undefined };
+    const lin = site.linear;
+    layer.restore = overrideForward(lin, () => (x: Tensor): Tensor => linear(x, fakeQuantSTE(lin.weight, f, layer.codebook, site.weightName), lin.bias));
+    layers.push(layer);
+  }
+  return new QatHandle(f, layers, opts);
+}

@@ -1,0 +1,217 @@
+/**
+ * Quantizers of the formats in format.ts (the study's `quantizer.py` rules) and the packed
+ * matrix they produce.
+ *
+ * Per block of B weights along a row: a scale s (rounded to the stored bf16/f16 first, so codes are
+ * chosen for the scale that is stored), then codes:
+ *   int<n>    s = absmax/qmax (absmean mode: s = mean|w|); q = clamp(round(w/s), -qmax, qmax)
+ *   kmeans<n> s = absmax (n > 2) or mean|w| (n <= 2); code = nearest centroid of w/s; the 2^n
+ *             centroids are fitted once per tensor on all w/s (k-means, kmeans.ts)
+ *   bin1      s = mean|w|; code = w - mean(W) >= 0 (BitNet: sign of the centred weight)
+ *   ternary   s = mean|w|; q = round(clamp(w/s, -1, 1))
+ * Reconstruction: w^ = s * levels[code].
+ *
+ * Codes are packed per row as an MSB-first bit stream: element i of a row occupies bits
+ * [i*bits, (i+1)*bits) counted from the most significant bit of the row's first byte. For 1, 2, 4
+ * and 8 bits this is the study's layout (E = 8/bits codes per byte, first element in the high
+ * bits); 3-bit codes run across byte boundaries.
+ */
+import { bf16BitsToNumber, f16BitsToNumber, numberToBf16Bits, numberToF16Bits } from '../io/index.js';
+import { checkShape, fixedLevels, intCode, intQmax, type QuantFormat } from './format.js';
+import { bucketize, kmeans1d, midpoints } from './kmeans.js';
+
+/** A weight matrix [rows, cols] in a packed format. */
+export interface PackedMatrix {
+  readonly format: QuantFormat;
+  readonly rows: number;
+  readonly cols: number;
+  /** rows x rowBytes(cols) bytes, MSB-first bit stream per row */
+  readonly codes: Uint8Array;
+  /** rows x cols/blockSize scale bit patterns (bf16 or f16 as format.scaleDtype) */
+  readonly scales: Uint16Array;
+  /** 2^bits reconstruction levels in scale units (k-means centroids, or the fixed table) */
+  readonly levels: Float32Array;
+}
+
+export interface QuantizeOptions {
+  /** tensor name for error messages and the k-means seed */
+  name?: string;
+  /** k-means seed (default: the tensor name) */
+  seed?: number | string;
+  /** k-means: use these centroids instead of fitting (QAT with fixed centroids) */
+  codebook?: Float32Array | null;
+  /** k-means: per-weight importance weights for the fit (same length as w) */
+  importance?: Float32Array | null;
+  /** k-means: fit on at most this many values (default 2^20) */
+  maxSamples?: number;
+}
+
+/** Bytes per packed row. */
+export function rowBytes(cols: number, bits: number): number {
+  return (cols * bits) / 8;
+}
+
+export function scaleToBits(f: QuantFormat, s: number): number {
+  return f.scaleDtype === 'BF16' ? numberToBf16Bits(s) : numberToF16Bits(s);
+}
+
+export function scaleFromBits(f: QuantFormat, b: number): number {
+  return f.scaleDtype === 'BF16' ? bf16BitsToNumber(b) : f16BitsToNumber(b);
+}
+
+/** Unpacked result: one code per weight. */
+export interface Codes {
+  codes: Uint8Array;
+  scales: Uint16Array;
+  levels: Float32Array;
+}
+
+function blockScale(f: QuantFormat, w: Float32Array, off: number, B: number): number {
+  let s = 0;
+  if (f.scaleMode === 'absmax') {
+    for (let i = 0; i < B; i++) s = Math.max(s, Math.abs(w[off + i]));
+    if (f.kind === 'int') s /= intQmax(f.bits);
+  } else {
+    for (let i = 0; i < B; i++) s += Math.abs(w[off + i]);
+    s /= B;
+  }
+  return s;
+}
+
+/** Computes scales and one code per weight (no packing). */
+export function quantizeCodes(w: Float32Array, rows: number, cols: number, f: QuantFormat, opts: QuantizeOptions = {}): Codes {
+  const name = opts.name ?? '<weight>';
+  checkShape(f, [rows, cols], name);
+  if (w.length !== rows * cols) throw new Error(`tensor "${name}": ${w.length} values for shape [${rows}, ${cols}]`);
+  for (let i = 0; i < w.length; i++) {
+    if (!Number.isFinite(w[i])) throw new Error(`tensor "${name}": value ${i} is ${w[i]}; cannot quantize non-finite weights`);
+  }
+  const B = f.blockSize;
+  const nb = cols / B;
+  const scales = new Uint16Array(rows * nb);
+  const sv = new Float64Array(rows * nb);
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < nb; b++) {
+      const bits = scaleToBits(f, blockScale(f, w, r * cols + b * B, B));
+      scales[r * nb + b] = bits;
+      sv[r * nb + b] = scaleFromBits(f, bits);
+    }
+  }
+  const codes = new Uint8Array(rows * cols);
+  let levels: Float32Array;
+  if (f.kind === 'kmeans') {
+    const k = 2 ** f.bits;
+    if (opts.codebook) {
+      if (opts.codebook.length !== k) throw new Error(`tensor "${name}": codebook has ${opts.codebook.length} entries, ${f.name} needs ${k}`);
+      levels = Float32Array.from(opts.codebook).sort();
+    } else {
+      const norm = new Float32Array(rows * cols);
+      for (let i = 0; i < norm.length; i++) {
+        const s = sv[Math.floor(i / B)];
+        norm[i] = s > 0 ? w[i] / s : 0;
+      }
+      levels = kmeans1d(norm, k, { seed: opts.seed ?? name, weights: opts.importance ?? null, maxSamples: opts.maxSamples }).centroids;
+    }
+    const mid = midpoints(levels);
+    for (let i = 0; i < codes.length; i++) {
+      const s = sv[Math.floor(i / B)];
+      codes[i] = bucketize(mid, s > 0 ? w[i] / s : 0);
+    }
+    return { codes, scales, levels };
+  }
+  levels = fixedLevels(f);
+  if (f.kind === 'int') {
+    const qmax = intQmax(f.bits);
+    for (let i = 0; i < codes.length; i++) {
+      const s = sv[Math.floor(i / B)];
+      const q = s > 0 ? Math.max(-qmax, Math.min(qmax, Math.round(w[i] / s))) : 0;
+      codes[i] = intCode(q, f.bits);
+    }
+  } else if (f.kind === 'ternary') {
+    for (let i = 0; i < codes.length; i++) {
+      const s = sv[Math.floor(i / B)];
+      const q = s > 0 ? Math.round(Math.max(-1, Math.min(1, w[i] / s))) : 0;
+      codes[i] = q + 1;
+    }
+  } else {
+    let mu = 0;
+    for (let i = 0; i < w.length; i++) mu += w[i];
+    mu /= w.length;
+    for (let i = 0; i < codes.length; i++) codes[i] = w[i] - mu >= 0 ? 1 : 0;
+  }
+  return { codes, scales, levels };
+}
+
+/** Packs one code per weight into the MSB-first row bit stream. */
+export function packCodes(codes: Uint8Array, rows: number, cols: number, bits: number): Uint8Array {
+  const rb = rowBytes(cols, bits);
+  const out = new Uint8Array(rows * rb);
+  for (let r = 0; r < rows; r++) {
+    let bit = r * rb * 8;
+    for (let i = 0; i < cols; i++, bit += bits) {
+      const c = codes[r * cols + i];
+      for (let t = bits - 1; t >= 0; t--) {
+        const pos = bit + (bits - 1 - t);
+        if ((c >> t) & 1) out[pos >> 3] |= 0x80 >> (pos & 7);
+      }
+    }
+  }
+  return out;
+}
+
+/** Unpacks the row bit streams to one code per weight. */
+export function unpackCodes(packed: Uint8Array, rows: number, cols: number, bits: number): Uint8Array {
+  const out = new Uint8Array(rows * cols);
+  if (bits === 8) {
+    out.set(packed.subarray(0, rows * cols));
+    return out;
+  }
+  const rb = rowBytes(cols, bits);
+  for (let r = 0; r < rows; r++) {
+    let bit = r * rb * 8;
+    for (let i = 0; i < cols; i++) {
+      let c = 0;
+      for (let t = 0; t < bits; t++, bit++) c = (c << 1) | ((packed[bit >> 3] >> (7 - (bit & 7))) & 1);
+      out[r * cols + i] = c;
+    }
+  }
+  return out;
+}
+
+/** Quantizes a row-major [rows, cols] matrix into a packed matrix. */
+export function quantizeMatrix(w: Float32Array, rows: number, cols: number, f: QuantFormat, opts: QuantizeOptions = {}): PackedMatrix {
+  const c = quantizeCodes(w, rows, cols, f, opts);
+  return { format: f, rows, cols, codes: packCodes(c.codes, rows, cols, f.bits), scales: c.scales, levels: c.levels };
+}
+
+/** Reconstructs w^ = s * levels[code] from unpacked codes (float32). */
+export function dequantizeCodes(c: Codes, rows: number, cols: number, f: QuantFormat): Float32Array {
+  const B = f.blockSize;
+  const out = new Float32Array(rows * cols);
+  let blk = -1;
+  let s = 0;
+  for (let i = 0; i < out.length; i++) {
+    const b = Math.floor(i / B);
+    if (b !== blk) {
+      blk = b;
+      s = scaleFromBits(f, c.scales[b]);
+    }
+    out[i] = s * c.levels[c.codes[i]];
+  }
+  return out;
+}
+
+/** Reconstructs the float32 matrix of a packed matrix. */
+export function dequantize(p: PackedMatrix): Float32Array {
+  return dequantizeCodes({ codes: unpackCodes(p.codes, p.rows, p.cols, p.format.bits), scales: p.scales, levels: p.levels }, p.rows, p.cols, p.format);
+}
+
+/** Quantize-dequantize (the fake quantization of QAT). */
+export function fakeQuantize(w: Float32Array, rows: number, cols: number, f: QuantFormat, opts: QuantizeOptions = {}): Float32Array {
+  return dequantizeCodes(quantizeCodes(w, rows, cols, f, opts), rows, cols, f);
+}
+
+/** Bytes held by a packed matrix. */
+export function packedBytes(p: PackedMatrix): number {
+  return p.codes.byteLength + p.scales.byteLength + (p.format.kind === 'kmeans' ? p.levels.byteLength : 0);
+}

@@ -1,0 +1,5 @@
+export * from './model.js';
+export * from './config.js';
+export * from './checkpoint.js';
+export * from './generate.js';
+export * from './tokenizer/index.js';

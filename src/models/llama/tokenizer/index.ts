@@ -1,0 +1,3 @@
+export * from './bytes.js';
+export * from './hf.js';
+export * from './train.js';

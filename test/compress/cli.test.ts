@@ -1,0 +1,106 @@
+/**
+ * `tfree quantize` and `tfree prune` on a small Llama-style checkpoint folder: outputs load and
+ * run; bad input gives one-line errors and exit code 2.
+ */
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { noGrad } from '../../src/tensor/index.js';
+import { ParamStore, Rng, VarBuilder, init } from '../../src/nn/index.js';
+import { openCheckpoint, writeSafetensors } from '../../src/io/index.js';
+import { LlamaLM, type LlamaLMConfig } from '../../src/models/llama/model.js';
+import { loadPackedModel } from '../../src/compress/index.js';
+import { main } from '../../src/cli/main.js';
+
+const cfg: LlamaLMConfig = { vocabSize: 64, hiddenSize: 64, intermediateSize: 128, numLayers: 1, numHeads: 4, numKvHeads: 2 };
+const hfConfig = { model_type: 'llama', vocab_size: 64, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2 };
+
+function build(seed: number): { model: LlamaLM; store: ParamStore } {
+  const store = new ParamStore();
+  return { model: new LlamaLM(new VarBuilder(store, { rng: seed, defaultInit: init.normal(0.05) }), cfg), store };
+}
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = process.stdout.write.bind(process.stdout);
+  const e = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
+  try {
+    return { code: await main(args), out, err };
+  } finally {
+    process.stdout.write = o;
+    process.stderr.write = e;
+  }
+}
+
+test('tfree quantize / prune: packed folder loads and runs; pruned folder has the sparsity; clear errors', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'tfree-cli-'));
+  try {
+    const src = join(root, 'model');
+    mkdirSync(src);
+    const { model, store } = build(1);
+    writeSafetensors(join(src, 'model.safetensors'), store.toRecord());
+    writeFileSync(join(src, 'config.json'), JSON.stringify(hfConfig));
+    const ids = Int32Array.from({ length: 8 }, (_, i) => (i * 7) % 64);
+    const ref = noGrad(() => model.forward(ids, 1, 8)).f32();
+
+    const q = await cli(['quantize', '--format', 'int8', '--in', src, '--out', join(root, 'q8'), '--json']);
+    assert.equal(q.code, 0, q.err);
+    const summary = JSON.parse(q.out.trim().split('\n').pop()!) as { quantized: number; bits_per_weight: number; copied: string[] };
+    assert.equal(summary.quantized, 7);
+    assert.equal(summary.bits_per_weight, 8.25);
+    assert.deepEqual(summary.copied, ['config.json']);
+    assert.equal(readFileSync(join(root, 'q8', 'config.json'), 'utf8'), JSON.stringify(hfConfig));
+    const fresh = build(2);
+    loadPackedModel(fresh.model, fresh.store, join(root, 'q8'));
+    const got = noGrad(() => fresh.model.forward(ids, 1, 8)).f32();
+    let d = 0;
+    for (let i = 0; i < got.length; i++) d = Math.max(d, Math.abs(got[i] - ref[i]));
+    const scale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    assert.ok(d < 0.03 * scale, `int8 packed logits differ by ${d} (max logit ${scale})`);
+
+    const p = await cli(['prune', '--sparsity', '0.5', '--method', 'magnitude', '--in', src, '--out', join(root, 'p50')]);
+    assert.equal(p.code, 0, p.err);
+    const ck = openCheckpoint(join(root, 'p50'));
+    const w = ck.readAs('model.layers.0.mlp.up_proj.weight', 'f32').data;
+    assert.equal(w.reduce((z, v) => z + (v === 0 ? 1 : 0), 0), w.length / 2);
+    assert.equal(ck.readAs('model.embed_tokens.weight', 'f32').data.reduce((z, v) => z + (v === 0 ? 1 : 0), 0), 0, 'embeddings untouched');
+    ck.close();
+
+    const calib = join(root, 'calib.txt');
+    writeFileSync(calib, Array.from({ length: 300 }, () => String.fromCharCode(97 + new Rng(3).int(26))).join(''));
+    const wd = await cli(['prune', '--sparsity', '0.25', '--method', 'wanda', '--calib', calib, '--in', src, '--out', join(root, 'wanda')]);
+    assert.equal(wd.code, 0, wd.err);
+    const ckw = openCheckpoint(join(root, 'wanda'));
+    const ww = ckw.readAs('model.layers.0.self_attn.q_proj.weight', 'f32').data;
+    for (let r = 0; r < 64; r++) assert.equal(ww.subarray(r * 64, (r + 1) * 64).reduce((z, v) => z + (v === 0 ? 1 : 0), 0), 16);
+    ckw.close();
+
+    // bad input: one-line errors, exit code 2, no output folder content
+    const bad = async (args: string[], re: RegExp): Promise<void> => {
+      const r = await cli(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+      assert.match(r.err, re);
+      assert.equal(r.err.trim().split('\n').length, 1, r.err);
+    };
+    await bad(['quantize', '--format', 'kmeans5', '--in', src, '--out', join(root, 'x1')], /unknown format "kmeans5"|kmeans supports/);
+    await bad(['quantize', '--format', 'int4', '--block', '128', '--in', src, '--out', join(root, 'x2')], /tensor "model\.layers\.0\..*": block size 128 does not divide the row length 64/);
+    assert.ok(!existsSync(join(root, 'x2', 'model.safetensors')));
+    await bad(['quantize', '--format', 'int4', '--in', join(root, 'nope'), '--out', join(root, 'x3')], /nope/);
+    await bad(['quantize', '--format', 'int4', '--in', src, '--out', src], /must differ/);
+    await bad(['prune', '--sparsity', '1.5', '--in', src, '--out', join(root, 'x4')], /--sparsity must be in \[0, 1\]/);
+    await bad(['prune', '--sparsity', '0.5', '--method', 'wanda', '--in', src, '--out', join(root, 'x5')], /needs --calib/);
+    writeFileSync(join(src, 'config.json'), JSON.stringify({ ...hfConfig, model_type: 'gpt2' }));
+    await bad(['prune', '--sparsity', '0.5', '--method', 'wanda', '--calib', calib, '--in', src, '--out', join(root, 'x6')], /model_type "llama" only.*"gpt2".*--method magnitude/);
+    // corrupt packed checkpoint: a file with codes but no metadata
+    writeSafetensors(join(root, 'corrupt.safetensors'), { 'a.weight.codes': { dtype: 'U8', shape: [2, 8], data: new Uint8Array(16) } });
+    const b = build(4);
+    assert.throws(() => loadPackedModel(b.model, b.store, join(root, 'corrupt.safetensors')), /tensor "a\.weight\.codes": looks like packed codes/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

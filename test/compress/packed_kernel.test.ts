@@ -1,0 +1,187 @@
+/**
+ * The packed-matmul kernel on every backend (pure TS; native AVX2 and portable at 1 and 2
+ * threads) against a float64 dequantize-then-GEMV reference, odd sizes, poisoned outputs, and the
+ * TS twin against the portable native path (same float32 operations: bit-identical).
+ */
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { jsKernels, nativeBackend, type Kernels } from '../../src/tensor/kernels/index.js';
+import type { NativeExtrasInternal } from '../../src/tensor/kernels/native.js';
+import { Rng } from '../../src/nn/index.js';
+import { FORMAT_NAMES, dequantize, parseFormat, quantizeMatrix, type PackedMatrix } from '../../src/compress/index.js';
+import { hasNative } from '../helpers/numeric.js';
+
+interface Backend {
+  name: string;
+  k: Kernels;
+  setup: () => void;
+}
+
+const backends: Backend[] = [{ name: 'js', k: jsKernels, setup: () => undefined }];
+const nb = nativeBackend();
+if (hasNative() && 'kernels' in nb) {
+  const ex = nb.extras as NativeExtrasInternal;
+  const simds: ('avx2' | 'generic')[] = ex.cpuAvx2 ? ['avx2', 'generic'] : ['generic'];
+  for (const simd of simds) {
+    for (const threads of [1, 2]) {
+      backends.push({
+        name: `native ${simd} ${threads}T`,
+        k: nb.kernels,
+        setup: () => {
+          ex.setSimd(simd);
+          ex.setThreads(threads);
+        },
+      });
+    }
+  }
+}
+
+function restoreNative(): void {
+  if ('kernels' in nb) {
+    const ex = nb.extras as NativeExtrasInternal;
+    if (ex.cpuAvx2) ex.setSimd('avx2');
+    ex.setThreads(2);
+  }
+}
+
+function run(k: Kernels, p: PackedMatrix, x: Float32Array, M: number, xOff = 0, outOff = 0): Float32Array {
+  const out = new Float32Array(outOff + M * p.rows).fill(NaN);
+  k.packedMatmul(M, p.rows, p.cols, x, xOff, p.codes, p.format.bits, p.levels, p.scales, p.format.scaleDtype === 'BF16', p.format.blockSize, out, outOff);
+  return out.subarray(outOff);
+}
+
+/**
+ * float64 reference and the error bound of the kernel's int16 rounding: x to 2^-16 of each
+ * group's absmax, levels (unless integers) to 2^-14 of the largest, plus float32 accumulation.
+ */
+function reference(p: PackedMatrix, x: Float32Array, M: number, xOff: number): { ref: Float64Array; bound: Float64Array } {
+  const W = dequantize(p);
+  const S = dequantize({ ...p, levels: Float32Array.from(p.levels, () => 1) }); // block scale of each weight
+  const K = p.cols;
+  const U = p.format.blockSize % 64 === 0 ? 64 : p.format.blockSize;
+  let lmax = 0;
+  for (const l of p.levels) lmax = Math.max(lmax, Math.abs(l));
+  const lerr = p.levels.every((l) => Number.isInteger(l)) ? 0 : lmax / 16382;
+  const ref = new Float64Array(M * p.rows);
+  const bound = new Float64Array(M * p.rows);
+  for (let m = 0; m < M; m++) {
+    const xm = x.subarray(xOff + m * K, xOff + (m + 1) * K);
+    for (let n = 0; n < p.rows; n++) {
+      let s = 0;
+      let b = 0;
+      let abs = 0;
+      for (let g = 0; g < K / U; g++) {
+        let amax = 0;
+        for (let i = g * U; i < (g + 1) * U; i++) amax = Math.max(amax, Math.abs(xm[i]));
+        for (let i = g * U; i < (g + 1) * U; i++) {
+          const w = W[n * K + i];
+          s += w * xm[i];
+          abs += Math.abs(w * xm[i]);
+          b += Math.abs(w) * (amax / 65534) + Math.abs(xm[i]) * Math.abs(S[n * K + i]) * lerr;
+        }
+      }
+      ref[m * p.rows + n] = s;
+      bound[m * p.rows + n] = 1.01 * b + 6e-7 * abs * (K / U + 2) + 1e-30;
+    }
+  }
+  return { ref, bound };
+}
+
+const shapes: [number, number, number, number][] = [
+  // M, N, K, block
+  [1, 37, 128, 64],
+  [3, 19, 192, 64],
+  [5, 7, 96, 32],
+  [2, 9, 128, 128],
+  [1, 1, 8, 8],
+  [2, 300, 512, 64], // large enough for the thread pool
+];
+
+interface Case {
+  label: string;
+  p: PackedMatrix;
+  x: Float32Array;
+  M: number;
+  xOff: number;
+  ref: Float64Array;
+  bound: Float64Array;
+}
+
+let casesMemo: Case[] | undefined;
+
+/** Every format x shape once (quantized and referenced once, shared by all backends). */
+function cases(): Case[] {
+  if (casesMemo) return casesMemo;
+  const r = new Rng(11);
+  casesMemo = [];
+  for (const name of FORMAT_NAMES) {
+    for (const [M, N, K, B] of shapes) {
+      const f = parseFormat(name, { blockSize: B, scaleDtype: r.float() < 0.5 ? 'BF16' : 'F16' });
+      const w = r.fillNormal(new Float32Array(N * K), 0, 0.1);
+      const p = quantizeMatrix(w, N, K, f, { name: 'w', maxSamples: 4096 });
+      const xOff = 3;
+      const x = r.fillNormal(new Float32Array(xOff + M * K), 0, 1);
+      casesMemo.push({ label: `${name} M${M} N${N} K${K} B${B}`, p, x, M, xOff, ...reference(p, x, M, xOff) });
+    }
+  }
+  return casesMemo;
+}
+
+for (const be of backends) {
+  test(`packedMatmul matches the float64 dequantize-then-GEMV reference [${be.name}]`, () => {
+    be.setup();
+    try {
+      for (const c of cases()) {
+        const out = run(be.k, c.p, c.x, c.M, c.xOff, 2);
+        for (let i = 0; i < c.ref.length; i++) {
+          assert.ok(Math.abs(out[i] - c.ref[i]) <= c.bound[i], `${c.label} [${i}]: ${out[i]} vs ${c.ref[i]} (bound ${c.bound[i]})`);
+        }
+      }
+    } finally {
+      restoreNative();
+    }
+  });
+}
+
+test('packedMatmul: the TS twin equals the portable native kernel bit for bit, and AVX2 to float32 rounding', { skip: hasNative() ? false : 'native backend unavailable' }, () => {
+  assert.ok('kernels' in nb);
+  const ex = nb.extras as NativeExtrasInternal;
+  const r = new Rng(12);
+  try {
+    for (const name of FORMAT_NAMES) {
+      const f = parseFormat(name);
+      const [M, N, K] = [3, 21, 320];
+      const p = quantizeMatrix(r.fillNormal(new Float32Array(N * K), 0, 0.05), N, K, f, { name: 'w', maxSamples: 4096 });
+      const x = r.fillNormal(new Float32Array(M * K), 0, 2);
+      const js = run(jsKernels, p, x, M);
+      ex.setSimd('generic');
+      assert.deepEqual(run(nb.kernels, p, x, M), js, `${name}: generic != js`);
+      if (ex.cpuAvx2) {
+        ex.setSimd('avx2');
+        const av = run(nb.kernels, p, x, M);
+        for (let i = 0; i < js.length; i++) assert.ok(Math.abs(av[i] - js[i]) <= 1e-5 * (1 + Math.abs(js[i])), `${name} [${i}]: avx2 ${av[i]} vs js ${js[i]}`);
+      }
+    }
+  } finally {
+    restoreNative();
+  }
+});
+
+test('packedMatmul: NaN in x propagates to its row only; bad sizes throw', () => {
+  const f = parseFormat('int4');
+  const p = quantizeMatrix(new Rng(13).fillNormal(new Float32Array(8 * 64), 0, 1), 8, 64, f, { name: 'w' });
+  const x = new Rng(14).fillNormal(new Float32Array(2 * 64), 0, 1);
+  x[70] = NaN;
+  for (const be of backends) {
+    be.setup();
+    try {
+      const out = run(be.k, p, x, 2);
+      assert.ok(out.subarray(0, 8).every(Number.isFinite), be.name);
+      assert.ok(out.subarray(8).every(Number.isNaN), be.name);
+      assert.throws(() => be.k.packedMatmul(1, 8, 64, x, 0, p.codes, 4, p.levels, p.scales, true, 48, new Float32Array(8), 0), /blockSize/);
+      assert.throws(() => be.k.packedMatmul(1, 9, 64, x, 0, p.codes, 4, p.levels, p.scales, true, 64, new Float32Array(9), 0), /too short|codes/);
+    } finally {
+      restoreNative();
+    }
+  }
+});

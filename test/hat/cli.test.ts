@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, test } from 'node:test';
+import { saveHATModel } from '../../src/models/hat/checkpoint.js';
+import { generate } from '../../src/models/hat/generate.js';
+import { evaluateText } from '../../src/models/hat/score.js';
+import { HatSplitter } from '../../src/models/hat/splitter.js';
+import { randomModel, testConfig } from './util.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tfree-hat-cli-'));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const model = randomModel(testConfig({ window: 16 }), 50, 0.4);
+const dir = path.join(root, 'model');
+saveHATModel(dir, model);
+
+function tfree(...args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+test('tfree generate: streams the same continuation as the library; seeds repeat; --json', () => {
+  const splitter = new HatSplitter({ maxWordSize: model.config.max_word_size });
+  const want = generate(model, splitter, 'Hello there', { temperature: 0.8, topP: 0.95, seed: 4, maxBytes: 30 });
+  const a = tfree('generate', '--model', dir, '--prompt', 'Hello there', '--max-bytes', '30', '--seed', '4');
+  assert.equal(a.code, 0, a.err);
+  assert.equal(a.out, `${want.text}\n`);
+  const j = tfree('generate', '--model', dir, '--prompt', 'Hello there', '--max-bytes', '30', '--seed', '4', '--json');
+  const obj = JSON.parse(j.out) as { text: string; bytes: number; stop_reason: string };
+  assert.equal(obj.text, want.text);
+  assert.equal(obj.bytes, want.bytes.length);
+  assert.equal(obj.stop_reason, want.stopReason);
+  const g = tfree('generate', '--model', dir, '--prompt', 'Hello, world', '--max-bytes', '12', '--greedy', '--show-words');
+  assert.equal(g.code, 0, g.err);
+  assert.ok(g.out.startsWith('Hello,| world ||| '), g.out);
+});
+
+test('tfree generate / eval: user errors are one line with exit code 2', () => {
+  const cases: [string[], RegExp][] = [
+    [['generate', '--model', dir], /give a prompt/],
+    [['generate', '--model', path.join(root, 'none'), '--prompt', 'x'], /--model .*none: no such folder/],
+    [['generate', '--model', dir, '--prompt', 'x', '--top-p', '0'], /--top-p must be in \(0, 1\]/],
+    [['generate', '--model', root, '--prompt', 'x'], /config\.json: no such file or folder/],
+    [['eval', 'bpb', '--model', dir], /missing required option --data/],
+    [['eval', 'nope'], /unknown subcommand "nope"/],
+    [['eval', 'bpb', '--model', dir, '--data', path.join(root, 'missing.txt')], /missing\.txt: no such file or folder/],
+  ];
+  for (const [args, re] of cases) {
+    const r = tfree(...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, re);
+    assert.equal(r.err.trim().split('\n').length, 1, r.err);
+  }
+});
+
+test('tfree eval bpb: the library numbers, from text and .jsonl files', () => {
+  const text = 'The first line of the file.\nAnd a second one, ünïcödé.\n';
+  const txt = path.join(root, 'd.txt');
+  fs.writeFileSync(txt, text);
+  const jsonl = path.join(root, 'd.jsonl');
+  fs.writeFileSync(jsonl, `${JSON.stringify({ text: 'first doc' })}\n\n${JSON.stringify({ text: 'second doc here' })}\n`);
+  const splitter = new HatSplitter({ maxWordSize: model.config.max_word_size });
+  const want = evaluateText(model, splitter, [text], { contextBytes: 100 });
+  const r = tfree('eval', 'bpb', '--model', dir, '--data', txt, '--context', '100', '--json');
+  assert.equal(r.code, 0, r.err);
+  const o = JSON.parse(r.out) as { bits_per_byte: number; word_accuracy: number; words: number };
+  assert.ok(Math.abs(o.bits_per_byte - want.bitsPerByte) < 1e-9);
+  assert.equal(o.words, want.words);
+  const w2 = evaluateText(model, splitter, ['first doc', 'second doc here'], { contextBytes: 100 });
+  const r2 = tfree('eval', 'bpb', '--model', dir, '--data', jsonl, '--context', '100');
+  assert.equal(r2.code, 0, r2.err);
+  assert.match(r2.out, new RegExp(`^bits per byte: ${w2.bitsPerByte.toFixed(4)} \\(${w2.predictedBytes} bytes predicted in 2 chunks`));
+  fs.writeFileSync(jsonl, '{"text": "ok"}\n{"text": 5}\n');
+  const bad = tfree('eval', 'bpb', '--model', dir, '--data', jsonl);
+  assert.match(bad.err, /d\.jsonl:2: expected an object with a string "text" field/);
+  fs.writeFileSync(txt, Buffer.from([0x61, 0x62, 0xc3, 0x28]));
+  assert.match(tfree('eval', 'bpb', '--model', dir, '--data', txt).err, /d\.txt: invalid UTF-8 at byte offset 2/);
+});

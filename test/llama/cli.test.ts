@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ParamStore, VarBuilder, init } from '../../src/nn/index.js';
+import { LlamaLM, generate, loadTokenizer, saveLlama } from '../../src/models/llama/index.js';
+import { tmpDir } from './fixture.js';
+
+const MAIN = nodePath.join(nodePath.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+
+function tfree(...args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+test('tfree llama train-tokenizer and generate', () => {
+  const dir = tmpDir('cli');
+  const corpus = nodePath.join(dir, 'corpus.txt');
+  fs.writeFileSync(corpus, 'the cat sat on the mat. the dog sat on the log. '.repeat(20));
+  const train = tfree('llama', 'train-tokenizer', corpus, '--out', nodePath.join(dir, 'tokenizer.json'), '--vocab-size', '300', '--json');
+  assert.equal(train.code, 0, train.err);
+  const summary = JSON.parse(train.out) as { vocab: number; merges: number };
+  assert.ok(summary.merges > 10 && summary.vocab <= 300, train.out);
+  const tok = loadTokenizer(dir);
+  const store = new ParamStore();
+  const model = new LlamaLM(new VarBuilder(store, { rng: 1, defaultInit: init.normal(0.3) }), {
+    vocabSize: 300, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 1, tieWordEmbeddings: true,
+  });
+  saveLlama(model, dir);
+  const gen = tfree('llama', 'generate', '--model', dir, '--prompt', 'the cat', '--max-new-tokens', '6', '--json');
+  assert.equal(gen.code, 0, gen.err);
+  const res = JSON.parse(gen.out) as { tokens: number[]; text: string; prompt_tokens: number };
+  const expected = generate(model, tok.encode('the cat'), { maxNewTokens: 6, stopTokens: [tok.tokenToId('<|endoftext|>') as number] });
+  assert.deepEqual(res.tokens, [...expected.tokens]);
+  assert.equal(res.text, tok.decode(expected.tokens, { skipSpecialTokens: true }));
+
+  const missing = tfree('llama', 'generate', '--model', nodePath.join(dir, 'nope'), '--prompt', 'x');
+  assert.equal(missing.code, 2);
+  assert.match(missing.err, /^tfree llama: .*nope.*config\.json: cannot read: ENOENT\n$/);
+  const badP = tfree('llama', 'generate', '--model', dir, '--prompt', 'x', '--top-p', '0', '--temperature', '1');
+  assert.equal(badP.code, 2);
+  assert.match(badP.err, /topP must be in \(0, 1\]/);
+  assert.equal(tfree('llama', 'frobnicate').code, 2);
+});
