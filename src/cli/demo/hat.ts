@@ -3,14 +3,9 @@
  * Corpus) and continues a prompt, showing how the splitter cuts the prompt and the output into
  * words: the unit the backbone works on.
  */
-import * as fs from 'node:fs';
-import * as nodePath from 'node:path';
 import { backendName } from '../../tensor/index.js';
-import { loadHATModel } from '../../models/hat/checkpoint.js';
 import { generateStream } from '../../models/hat/generate.js';
-import { HatSplitter } from '../../models/hat/splitter.js';
-import { defaultModelDir } from '../default_model.js';
-import { UserError } from '../errors.js';
+import { loadHATForCli } from '../hat_model.js';
 
 const out = (s: string): void => void process.stdout.write(`${s}\n`);
 
@@ -29,12 +24,9 @@ export interface HatDemoOptions {
 }
 
 export async function runHatDemo(o: HatDemoOptions): Promise<void> {
-  const dir = o.model ?? defaultModelDir();
-  if (!fs.existsSync(nodePath.join(dir, 'config.json'))) throw new UserError(`no model in ${dir} (config.json missing)`);
   const t0 = performance.now();
-  const model = loadHATModel(dir);
+  const { dir, model, splitter } = loadHATForCli(o.model);
   const cfg = model.config;
-  const splitter = new HatSplitter({ maxWordSize: cfg.max_word_size, specialTokens: cfg.special_token_dict });
   const e = cfg.encoder_config;
   const b = cfg.backbone_config;
   const d = cfg.decoder_config;
