@@ -8,6 +8,7 @@
 // paragraph becomes one line.
 //
 // usage: node scripts/prepare-brown.mjs OUT.jsonl [CORPUS_DIR]
+import { Buffer } from 'node:buffer';
 import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
