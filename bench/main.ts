@@ -1,7 +1,8 @@
 /**
  * tfree benchmarks. `npm run bench [-- --json] [-- --only GROUP] [-- --quick]`
  *
- * Groups: peak (FMA peak, read bandwidth), sgemm, gemv, overhead, ops (fused kernels), splitter (HAT words).
+ * Groups: peak (FMA peak, read bandwidth), sgemm, gemv, overhead, ops (fused kernels), splitter (HAT words),
+ * hat (HAT training and cached generation vs PyTorch; bench/hat.ts).
  * Every figure is measured in this run; peers (Debian OpenBLAS through the addon's dlopen) run
  * interleaved with ours so that the machine's drift hits both alike. Times are the best of the
  * repetitions (the run least disturbed by other load), with the median kept in the JSON too.
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { jsKernels, nativeBackend, type Kernels, type NativeExtras, UnaryOp } from '../src/tensor/kernels/index.js';
 import { Tensor, add, attention, rmsNorm, softmax, withBackend } from '../src/tensor/index.js';
 import { HatSplitter, WordStream, splitBytes, splitBytesOffsets, splitText } from '../src/models/hat/splitter.js';
+import { benchHat } from './hat.js';
 
 export interface BenchRecord {
   bench: string;
@@ -378,7 +380,15 @@ function benchSplitter(): void {
   table('HAT word splitter (mixed-script text, one thread)', ['case', 'MB', 'MB/s', 'bytes/word'], rows);
 }
 
-const groups: Record<string, () => void> = { peak: benchPeak, sgemm: benchSgemm, gemv: benchGemv, overhead: benchOverhead, ops: benchOps, splitter: benchSplitter };
+const groups: Record<string, () => void> = {
+  peak: benchPeak,
+  sgemm: benchSgemm,
+  gemv: benchGemv,
+  overhead: benchOverhead,
+  ops: benchOps,
+  splitter: benchSplitter,
+  hat: () => benchHat({ quick, emit, note, table }),
+};
 
 function main(): void {
   if (only !== undefined && !(only in groups)) {

@@ -14,6 +14,7 @@ import { infoCommand } from './commands/info.js';
 import { inspectCommand } from './commands/inspect.js';
 import { llamaCommand } from './commands/llama.js';
 import { splitCommand } from './commands/split.js';
+import { trainCommand } from './commands/train.js';
 
 export const commands: CommandSpec[] = [
   demoCommand,
@@ -23,6 +24,7 @@ export const commands: CommandSpec[] = [
   generateCommand,
   evalCommand,
   llamaCommand,
+  trainCommand,
 ];
 
 function topHelp(): string {
