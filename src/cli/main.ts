@@ -7,6 +7,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatHelp, parseArgs, type CommandSpec } from './args.js';
 import { UserError } from './errors.js';
+import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { generateCommand } from './commands/generate.js';
@@ -29,6 +30,8 @@ export const commands: CommandSpec[] = [
   quantizeCommand,
   pruneCommand,
   llamaCommand,
+  trainCommand,
+  convertCommand,
 ];
 
 function topHelp(): string {
