@@ -10,8 +10,9 @@ import { UserError } from './errors.js';
 import { demoCommand } from './commands/demo.js';
 import { infoCommand } from './commands/info.js';
 import { inspectCommand } from './commands/inspect.js';
+import { kgCommand } from './commands/kg.js';
 
-export const commands: CommandSpec[] = [demoCommand, infoCommand, inspectCommand];
+export const commands: CommandSpec[] = [demoCommand, infoCommand, inspectCommand, kgCommand];
 
 function topHelp(): string {
   const w = Math.max(...commands.map((c) => c.name.length)) + 2;

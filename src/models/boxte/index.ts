@@ -3,3 +3,4 @@ export * from './kernel.js';
 export * from './ops.js';
 export * from './eval.js';
 export * from './train.js';
+export * from './kernel_native.js';
