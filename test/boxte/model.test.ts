@@ -17,18 +17,7 @@ import {
 } from '../../src/models/boxte/index.js';
 import { assertClose, forEachBackend } from '../helpers/numeric.js';
 import { paramsOf, refDist, refLoss, refScore, refTimeReg, type RefParams } from './reference.js';
-
-/** A tiny model with parameters spread over [-spread, spread] (so points fall inside and outside boxes). */
-export function tinyModel(over: Partial<BoxTEConfig> = {}, seed = 1, spread = 1): BoxTE {
-  const cfg = defaultConfig({ numEntities: 5, numRelations: 2, numTimes: 3, dim: 3, k: 2, ...over });
-  const m = new BoxTE(cfg, new VarBuilder(new ParamStore(), { rng: seed }));
-  const rng = new Rng(seed + 100);
-  for (const [name, p] of m.store.entries()) {
-    const d = p.f32();
-    for (let i = 0; i < d.length; i++) d[i] = name === 'relation.alpha' ? rng.uniform(0.5, 1.5) : rng.uniform(-spread, spread);
-  }
-  return m;
-}
+import { tinyModel } from './tiny.js';
 
 function allFacts(cfg: BoxTEConfig): { h: Int32Array; r: Int32Array; t: Int32Array; tau: Int32Array } {
   const h: number[] = [];
