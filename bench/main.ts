@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jsKernels, nativeBackend, type Kernels, type NativeExtras, UnaryOp } from '../src/tensor/kernels/index.js';
 import { Tensor, add, attention, rmsNorm, softmax, withBackend } from '../src/tensor/index.js';
+import { benchKg } from './kg.js';
 
 export interface BenchRecord {
   bench: string;
@@ -326,7 +327,7 @@ function benchOps(): void {
   table('Fused ops (forward, ms)', ['op', 'native ms', 'pure TS ms', 'speed-up'], rows);
 }
 
-const groups: Record<string, () => void> = { peak: benchPeak, sgemm: benchSgemm, gemv: benchGemv, overhead: benchOverhead, ops: benchOps };
+const groups: Record<string, () => void> = { peak: benchPeak, sgemm: benchSgemm, gemv: benchGemv, overhead: benchOverhead, ops: benchOps, kg: () => benchKg({ emit, note, table, quick }) };
 
 function main(): void {
   if (only !== undefined && !(only in groups)) {

@@ -241,33 +241,43 @@ export function kgStats(kg: TemporalKG): Record<string, number | string | null> 
 
 // ---- the set of known facts (filtering) ---------------------------------------------------------
 
-/** Integer key of a quadruple (exact for |E|, |R|, |T| up to ~2^13 each... checked). */
+/**
+ * A set of quadruples. Facts are grouped by (relation, time) and keyed by h * |E| + t inside a
+ * group, so every key is a small integer (V8 keeps those unboxed: fast lookups).
+ */
 export class QuadSet {
-  private readonly set = new Set<number>();
+  private readonly groups = new Map<number, Set<number>>();
   private readonly nE: number;
-  private readonly nR: number;
   private readonly nT: number;
+  private count = 0;
   constructor(nE: number, nR: number, nT: number) {
-    if (nE * nE * nR * nT > Number.MAX_SAFE_INTEGER) throw new Error(`QuadSet: ${nE} entities x ${nR} relations x ${nT} times do not fit a safe integer key`);
+    if (nE * nE > 2 ** 31 - 1 || nR * nT > 2 ** 31 - 1) throw new Error(`QuadSet: ${nE} entities / ${nR} relations x ${nT} times are too many`);
     this.nE = nE;
-    this.nR = nR;
     this.nT = nT;
   }
-  key(h: number, r: number, t: number, tau: number): number {
-    return ((h * this.nR + r) * this.nE + t) * this.nT + tau;
-  }
   add(h: number, r: number, t: number, tau: number): void {
-    this.set.add(this.key(h, r, t, tau));
+    const g = r * this.nT + tau;
+    let s = this.groups.get(g);
+    if (s === undefined) {
+      s = new Set<number>();
+      this.groups.set(g, s);
+    }
+    const k = h * this.nE + t;
+    if (!s.has(k)) {
+      s.add(k);
+      this.count++;
+    }
   }
   has(h: number, r: number, t: number, tau: number): boolean {
-    return this.set.has(this.key(h, r, t, tau));
+    const s = this.groups.get(r * this.nT + tau);
+    return s !== undefined && s.has(h * this.nE + t);
   }
   addAll(q: Quads): this {
     for (let i = 0; i < q.h.length; i++) this.add(q.h[i], q.r[i], q.t[i], q.tau[i]);
     return this;
   }
   get size(): number {
-    return this.set.size;
+    return this.count;
   }
 }
 
