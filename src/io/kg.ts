@@ -63,8 +63,19 @@ interface RawSplit {
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const INT_RE = /^\d+$/;
 
-/** Days since 1970-01-01 of a valid calendar date, or null. */
+const dayCache = new Map<string, number | null>();
+
+/** Days since 1970-01-01 of a valid calendar date, or null (memoised: datasets repeat dates). */
 function dayNumber(s: string): number | null {
+  let v = dayCache.get(s);
+  if (v === undefined) {
+    v = parseDay(s);
+    if (dayCache.size < 1_000_000) dayCache.set(s, v);
+  }
+  return v;
+}
+
+function parseDay(s: string): number | null {
   const m = DATE_RE.exec(s);
   if (m === null) return null;
   const y = Number(m[1]);
