@@ -360,3 +360,46 @@ export function syntheticKG(opts: SyntheticOptions = {}): TemporalKG {
   });
   return buildKG(raw);
 }
+
+// ---- id-mapped copies -> canonical text ------------------------------------------------------------
+
+/** Parses an `entity2id.txt` / `relation2id.txt` style map: `name<TAB>id` per line -> names by id. */
+export function parseIdMap(text: string, file: string): string[] {
+  const names: string[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const s = lines[i].endsWith('\r') ? lines[i].slice(0, -1) : lines[i];
+    if (s === '') continue;
+    const tab = s.lastIndexOf('\t');
+    const id = Number(s.slice(tab + 1));
+    if (tab <= 0 || !Number.isInteger(id) || id < 0) throw new KgFormatError(`${file}:${i + 1}: expected name<TAB>id`);
+    if (names[id] !== undefined) throw new KgFormatError(`${file}:${i + 1}: id ${id} appears twice`);
+    names[id] = s.slice(0, tab);
+  }
+  for (let i = 0; i < names.length; i++) if (names[i] === undefined) throw new KgFormatError(`${file}: no name for id ${i}`);
+  return names;
+}
+
+/**
+ * Rebuilds the canonical text of a split from an id-mapped copy (`h r t day` per line, whitespace
+ * separated; further columns ignored): names from the maps, dates as origin + day. For ICEWS14
+ * (origin 2014-01-01) and ICEWS05-15 (2005-01-01) this reproduces the mmkb files byte for byte
+ * (spec §3.3).
+ */
+export function convertIdMapped(idText: string, entities: readonly string[], relations: readonly string[], origin: string, file: string): string {
+  const o = dayNumber(origin);
+  if (o === null) throw new KgFormatError(`origin "${origin}" is not a date YYYY-MM-DD`);
+  const out: string[] = [];
+  const lines = idText.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const s = lines[i].trim();
+    if (s === '') continue;
+    const f = s.split(/\s+/).map(Number);
+    if (f.length < 4 || f.slice(0, 4).some((x) => !Number.isInteger(x) || x < 0)) throw new KgFormatError(`${file}:${i + 1}: expected four non-negative integers h r t day`);
+    const [h, r, t, day] = f;
+    if (h >= entities.length || t >= entities.length) throw new KgFormatError(`${file}:${i + 1}: entity id ${Math.max(h, t)} is not in the entity map (${entities.length} entities)`);
+    if (r >= relations.length) throw new KgFormatError(`${file}:${i + 1}: relation id ${r} is not in the relation map (${relations.length} relations)`);
+    out.push(`${entities[h]}\t${relations[r]}\t${entities[t]}\t${dateString(o + day)}\n`);
+  }
+  return out.join('');
+}

@@ -126,7 +126,8 @@ function runTrain(a: ParsedArgs): number {
     tr = new Trainer(kg, cfg, opts);
     log(
       `kg train: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length} training facts; ` +
-        `${cfg.model} d=${cfg.dim} k=${cfg.k}, ${paramCount(cfg).toLocaleString('en-US')} parameters; kernels: ${boxKernels().name}`,
+        `${cfg.model} d=${cfg.dim} k=${cfg.k}, ${paramCount(cfg).toLocaleString('en-US')} parameters; kernels: ${boxKernels().name}` +
+        (kg.unseenEntities.valid + kg.unseenEntities.test > 0 ? `; entities never in train: ${kg.unseenEntities.valid} in valid, ${kg.unseenEntities.test} in test (kept, not dropped)` : ''),
     );
   }
   const maxMinutes = opt<number>(a, 'max-minutes');
@@ -192,7 +193,8 @@ function runEval(a: ParsedArgs): number {
     process.stdout.write(`${JSON.stringify({ mr: m.mr, mrr: m.mrr, hits1: m.hits1, hits3: m.hits3, hits10: m.hits10 })}\n`);
   } else {
     process.stdout.write(
-      `${opt<string>(a, 'split')}: ${q.h.length} facts, ${m.queries} ranks (head + tail, time-aware filtered)\n` +
+      `${opt<string>(a, 'split')}: ${q.h.length} facts, ${m.queries} ranks (head + tail, time-aware filtered); ` +
+        `${kg.unseenFacts.test} test / ${kg.unseenFacts.valid} valid facts involve entities never seen in training (ranked like all others)\n` +
         `MR ${m.mr.toFixed(1)}  MRR ${m.mrr.toFixed(4)}  H@1 ${m.hits1.toFixed(4)}  H@3 ${m.hits3.toFixed(4)}  H@10 ${m.hits10.toFixed(4)}\n` +
         `${sec.toFixed(1)} s, ${Math.round(m.queries / sec)} queries/s (kernels: ${boxKernels().name})\n`,
     );
