@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -419,6 +420,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     std::vector<float> P(G * 2 * d);
     std::vector<double> nh(G), nt(G), score(G);
     std::vector<int32_t> cand(2 * G);
+    std::vector<float> acc(4 * d);
     const long i0 = chunk * B / nth, i1 = (chunk + 1) * B / nth;
     double loss = 0;
     for (long i = i0; i < i1; ++i) {
@@ -448,6 +450,14 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       for (long j = 0; j < G; ++j) se += std::exp(-score[j] - mx);
       const double lse = mx + std::log(se);
       loss += lse + score[0];
+      // the rows of the true head and tail get most updates (every candidate shares one of them):
+      // accumulate those in local buffers, scatter once per group
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      float* aBaseH = acc.data();
+      float* aBumpH = aBaseH + d;
+      float* aBaseT = aBumpH + d;
+      float* aBumpT = aBaseT + d;
+      const int32_t h0 = h[i], t0 = t[i];
       for (long j = 0; j < G; ++j) {
         const double sm = std::exp(-score[j] - lse);
         const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
@@ -456,9 +466,18 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         const float* pj = P.data() + j * 2 * d;
         const float fh = static_cast<float>(l2 ? (nh[j] > 0 ? g / nh[j] : 0.0) : g);
         const float ft = static_cast<float>(l2 ? (nt[j] > 0 ? g / nt[j] : 0.0) : g);
-        if (fh != 0) bwd(pj, bh, fh, d, useTanh, l2, gC + bo, gW + bo, gB + hh * d, gU + tt * d, gTb + i * d);
-        if (ft != 0)
-          bwd(pj + d, bt, ft, d, useTanh, l2, gC + R * d + bo, gW + R * d + bo, gB + tt * d, gU + hh * d, gTb + i * d);
+        float* baseH = hh == h0 ? aBaseH : gB + hh * d;
+        float* bumpH = hh == h0 ? aBumpH : gU + hh * d;
+        float* baseT = tt == t0 ? aBaseT : gB + tt * d;
+        float* bumpT = tt == t0 ? aBumpT : gU + tt * d;
+        if (fh != 0) bwd(pj, bh, fh, d, useTanh, l2, gC + bo, gW + bo, baseH, bumpT, gTb + i * d);
+        if (ft != 0) bwd(pj + d, bt, ft, d, useTanh, l2, gC + R * d + bo, gW + R * d + bo, baseT, bumpH, gTb + i * d);
+      }
+      for (long k = 0; k < d; ++k) {
+        gB[h0 * d + k] += aBaseH[k];
+        gU[h0 * d + k] += aBumpH[k];
+        gB[t0 * d + k] += aBaseT[k];
+        gU[t0 * d + k] += aBumpT[k];
       }
     }
     chunkLoss[chunk] = loss;

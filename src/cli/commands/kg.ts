@@ -92,6 +92,7 @@ function runTrain(a: ParsedArgs): number {
     tr = userErrors(() => Trainer.resume(lastPath, kg, over));
     log(`resumed ${lastPath} at epoch ${tr.epoch} (best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch})`);
   } else {
+    if (existsSync(lastPath)) throw new UserError(`${lastPath} exists (an earlier run): continue it with --resume, or remove it to start over`);
     const model = opt<string>(a, 'model');
     if (model !== 'boxte' && model !== 'boxe') throw new UserError(`--model must be boxte or boxe, got "${model}"`);
     const order = opt<number>(a, 'order');
