@@ -258,6 +258,9 @@ struct Args {
   napi_value v[32];
   size_t n = 32;
   bool ok = true;
+  Args(napi_env e, napi_callback_info info, const char* name) : env(e), fn(name) {
+    napi_get_cb_info(e, info, &n, v, nullptr, nullptr);
+  }
 };
 
 void fail(Args& a, const char* what, const char* name) {
@@ -321,10 +324,7 @@ bool ids_ok(Args& a, const int32_t* ids, long n, long rows, const char* name) {
 
 // boxteScoreBatch(d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel, out)
 napi_value ScoreBatch(napi_env env, napi_callback_info info) {
-  Args a;
-  a.env = env;
-  a.fn = "boxteScoreBatch";
-  napi_get_cb_info(env, info, &a.n, a.v, nullptr, nullptr);
+  Args a(env, info, "boxteScoreBatch");
   const long d = integer(a, 0, "d", 1), E = integer(a, 1, "E", 0), Q = integer(a, 2, "Q", 0);
   const bool useTanh = flag(a, 3, "tanh");
   const bool l2 = integer(a, 4, "order", 1) == 2;
@@ -368,10 +368,7 @@ napi_value ScoreBatch(napi_env env, napi_callback_info info) {
 // boxteTrainGroups(B, n, d, tanh, order, base, bump, E, l, u, c, w, R, tb, h, r, t, negEnt, negTail, gradScale,
 //                  gBase, gBump, gc, gw, gTb) -> loss summed over groups
 napi_value TrainGroups(napi_env env, napi_callback_info info) {
-  Args a;
-  a.env = env;
-  a.fn = "boxteTrainGroups";
-  napi_get_cb_info(env, info, &a.n, a.v, nullptr, nullptr);
+  Args a(env, info, "boxteTrainGroups");
   const long B = integer(a, 0, "B", 0), n = integer(a, 1, "n", 0), d = integer(a, 2, "d", 1);
   const bool useTanh = flag(a, 3, "tanh");
   const bool l2 = integer(a, 4, "order", 1) == 2;

@@ -55,6 +55,13 @@ export function cornerGrad(gc: Float32Array, gw: Float32Array, R: number, d: num
   return g;
 }
 
+/** The BoxE distance of point p to the box at index i of the table arrays (see model.ts). */
+function dist(p: number, i: number, l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array): number {
+  const a = Math.abs(p - c[i]);
+  const wi = w[i];
+  return p >= l[i] && p <= u[i] ? a / wi : a * wi - 0.5 * (wi - 1) * (wi - 1 / wi);
+}
+
 export interface TrainGroupsArgs {
   /** positives in the batch */
   B: number;
@@ -130,14 +137,8 @@ export function trainGroupsJs(a: TrainGroupsArgs): number {
         }
         P[po + k] = x;
         P[po + d + k] = y;
-        const bh = bo + k;
-        const bt = tailOff + bo + k;
-        const ah = Math.abs(x - c[bh]);
-        const wh = w[bh];
-        const dh = x >= l[bh] && x <= u[bh] ? ah / wh : ah * wh - 0.5 * (wh - 1) * (wh - 1 / wh);
-        const at = Math.abs(y - c[bt]);
-        const wt = w[bt];
-        const dt = y >= l[bt] && y <= u[bt] ? at / wt : at * wt - 0.5 * (wt - 1) * (wt - 1 / wt);
+        const dh = dist(x, bo + k, l, u, c, w);
+        const dt = dist(y, tailOff + bo + k, l, u, c, w);
         if (l2) {
           sh += dh * dh;
           st += dt * dt;
@@ -264,14 +265,8 @@ export function scoreBatchJs(a: ScoreBatchArgs): void {
           p = Math.tanh(p);
           q = Math.tanh(q);
         }
-        const bh = bo + k;
-        const ah = Math.abs(p - c[bh]);
-        const wh = w[bh];
-        const dh = p >= l[bh] && p <= u[bh] ? ah / wh : ah * wh - 0.5 * (wh - 1) * (wh - 1 / wh);
-        const bt = to + k;
-        const at = Math.abs(q - c[bt]);
-        const wt = w[bt];
-        const dt = q >= l[bt] && q <= u[bt] ? at / wt : at * wt - 0.5 * (wt - 1) * (wt - 1 / wt);
+        const dh = dist(p, bo + k, l, u, c, w);
+        const dt = dist(q, to + k, l, u, c, w);
         if (l2) {
           sh += dh * dh;
           st += dt * dt;
