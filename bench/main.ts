@@ -17,6 +17,7 @@ import { Tensor, add, attention, rmsNorm, softmax, withBackend } from '../src/te
 import { HatSplitter, WordStream, splitBytes, splitBytesOffsets, splitText } from '../src/models/hat/splitter.js';
 import { benchHat } from './hat.js';
 import { benchPacked, type PackedBenchEnv } from './packed.js';
+import { benchKg } from './kg.js';
 
 export interface BenchRecord {
   bench: string;
@@ -390,6 +391,7 @@ const groups: Record<string, () => void | Promise<void>> = {
   ops: benchOps,
   packed: () => benchPacked(benchEnv()),
   splitter: benchSplitter,
+  kg: () => benchKg({ emit, note, table, quick }),
   hat: () => benchHat({ quick, emit, note, table }),
 };
 

@@ -1104,6 +1104,8 @@ napi_value PackedMatmul(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
+void tfree_boxte_register(napi_env env, napi_value exports);  // boxte.cc
+
 NAPI_MODULE_INIT() {
   if (!g_ops) select_ops();
   struct Fn {
@@ -1151,6 +1153,7 @@ NAPI_MODULE_INIT() {
     if (napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fv) != napi_ok) return nullptr;
     if (napi_set_named_property(env, exports, f.name, fv) != napi_ok) return nullptr;
   }
+  tfree_boxte_register(env, exports);
   napi_value cpu;
   napi_get_boolean(env, g_cpuAvx2, &cpu);
   napi_set_named_property(env, exports, "cpuAvx2", cpu);

@@ -15,7 +15,7 @@
   "targets": [
     {
       "target_name": "tfree_native",
-      "sources": ["addon.cc", "threadpool.cc", "gemm_generic.cc", "ops_generic.cc", "packed_generic.cc"],
+      "sources": ["addon.cc", "threadpool.cc", "gemm_generic.cc", "ops_generic.cc", "packed_generic.cc", "boxte.cc"],
       "libraries": [],
       "conditions": [
         ["tfree_x86==1", {

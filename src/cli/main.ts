@@ -13,6 +13,7 @@ import { evalCommand } from './commands/eval.js';
 import { generateCommand } from './commands/generate.js';
 import { infoCommand } from './commands/info.js';
 import { inspectCommand } from './commands/inspect.js';
+import { kgCommand } from './commands/kg.js';
 import { llamaCommand } from './commands/llama.js';
 import { pruneCommand } from './commands/prune.js';
 import { quantizeCommand } from './commands/quantize.js';
@@ -30,8 +31,8 @@ export const commands: CommandSpec[] = [
   quantizeCommand,
   pruneCommand,
   llamaCommand,
-  trainCommand,
   convertCommand,
+  kgCommand,
 ];
 
 function topHelp(): string {

@@ -1,0 +1,139 @@
+/**
+ * `npm run bench -- --only kg`: BoxTE throughput on ICEWS14 (../shared; a synthetic KG of the same
+ * size when it is missing) at the paper's bounded configuration (d=154, k=2, 75 negatives,
+ * batch 256): one training epoch (facts/s) and one full time-aware filtered evaluation of the test
+ * split (queries/s, each query scoring all entities), with the native kernels, the pure-TS
+ * kernels (a few steps / facts only) and the PyTorch peer `bench/boxte_torch.py` (Debian
+ * python3-torch, CPU, same threads; a fixed number of steps / facts, rates compared).
+ * --quick measures a part of the epoch and of the evaluation and extrapolates.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readTemporalKG, syntheticKG, type TemporalKG } from '../src/io/kg.js';
+import { withBackend, nativeBackend } from '../src/tensor/index.js';
+import { Trainer, defaultConfig, defaultTrainOptions, evaluateSplit, subsample } from '../src/models/boxte/index.js';
+import type { BenchRecord } from './main.js';
+
+export interface KgBenchContext {
+  emit(r: BenchRecord): void;
+  note(s: string): void;
+  table(title: string, head: string[], rows: (string | number)[][]): void;
+  quick: boolean;
+}
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+interface PeerResult {
+  torch: string;
+  threads: number;
+  train_facts_per_s: number;
+  epoch_s: number;
+  eval_queries_per_s: number;
+  full_test_eval_s: number;
+}
+
+function runPeer(data: string, threads: number, quick: boolean, note: (s: string) => void): PeerResult | null {
+  const py = '/usr/bin/python3';
+  if (!existsSync(py)) {
+    note('kg: no /usr/bin/python3; PyTorch peer skipped');
+    return null;
+  }
+  const script = join(repo, 'bench', 'boxte_torch.py');
+  const r = spawnSync(py, [script, '--data', data, '--threads', String(threads), '--steps', quick ? '8' : '30', '--eval-facts', quick ? '16' : '48'], { encoding: 'utf8', timeout: 1_200_000 });
+  if (r.status !== 0) {
+    note(`kg: PyTorch peer failed or unavailable (${(r.stderr || r.error?.message || '').trim().split('\n').pop() ?? ''}); skipped`);
+    return null;
+  }
+  try {
+    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as PeerResult;
+  } catch {
+    note('kg: could not parse the PyTorch peer output; skipped');
+    return null;
+  }
+}
+
+export function benchKg(ctx: KgBenchContext): void {
+  const { emit, note, table, quick } = ctx;
+  const icews = join(repo, '..', 'shared', 'data', 'icews14');
+  let kg: TemporalKG;
+  let dataName: string;
+  let dataDir: string | null = null;
+  if (existsSync(join(icews, 'train.txt'))) {
+    kg = readTemporalKG(icews);
+    dataName = 'ICEWS14';
+    dataDir = icews;
+  } else {
+    kg = syntheticKG({ entities: 7128, relations: 230, times: 365, groups: 12, facts: 90_000, seed: 1 });
+    dataName = 'synthetic (ICEWS14-sized)';
+    note('kg: ../shared/data/icews14 missing; using a synthetic KG of the same size (no PyTorch peer)');
+  }
+  const n = nativeBackend();
+  const threads = 'kernels' in n ? n.extras.getThreads() : 1;
+  const cfg = defaultConfig({ numEntities: kg.entities.length, numRelations: kg.relations.length, numTimes: kg.numTimes, dim: 154, k: 2 });
+  const setting = `${dataName} d=154 k=2 n=75 b=256`;
+  const N = kg.train.h.length;
+  const rows: (string | number)[][] = [];
+
+  const trainRate = (backend: 'native' | 'js', steps: number): { factsPerS: number; epochS: number } => {
+    return withBackend(backend, () => {
+      const tr = new Trainer(kg, cfg, { ...defaultTrainOptions, seed: 1 });
+      const perm = tr.rng.permutation(N);
+      tr.step(perm.subarray(0, 256)); // warm-up
+      const t0 = performance.now();
+      let facts = 0;
+      for (let s = 1; s <= steps; s++) {
+        const idx = perm.subarray((s * 256) % N, Math.min(N, ((s * 256) % N) + 256));
+        tr.step(idx);
+        facts += idx.length;
+      }
+      const sec = (performance.now() - t0) / 1000;
+      return { factsPerS: facts / sec, epochS: N / (facts / sec) };
+    });
+  };
+  const evalRate = (backend: 'native' | 'js', facts: number): { qps: number; fullS: number } => {
+    return withBackend(backend, () => {
+      const tr = new Trainer(kg, cfg, { ...defaultTrainOptions, seed: 1 });
+      const known = tr.knownFacts();
+      const q = subsample(kg.test, facts);
+      const t0 = performance.now();
+      const m = evaluateSplit(tr.model, q, known);
+      const sec = (performance.now() - t0) / 1000;
+      return { qps: m.queries / sec, fullS: (2 * kg.test.h.length) / (m.queries / sec) };
+    });
+  };
+
+  const native = 'kernels' in n;
+  const stepsPerEpoch = Math.ceil(N / 256);
+  const ours = native ? trainRate('native', quick ? 40 : stepsPerEpoch) : null;
+  const oursJs = trainRate('js', quick ? 3 : 8);
+  const ev = native ? evalRate('native', quick ? 500 : 0) : null;
+  const evJs = evalRate('js', quick ? 16 : 48);
+  const peer = dataDir !== null ? runPeer(dataDir, threads, quick, note) : null;
+
+  const trainCase = `train epoch ${setting}`;
+  const evalCase = `filtered eval test (all entities) ${setting}`;
+  const peerName = peer ? `PyTorch ${peer.torch} CPU (${peer.threads} threads)` : null;
+  if (ours) {
+    emit({ bench: 'kg', case: trainCase, value: ours.factsPerS, unit: 'facts/s', peer: peerName, ratio_vs_peer: peer ? ours.factsPerS / peer.train_facts_per_s : null, backend: 'native', threads, epoch_s: ours.epochS, measured_steps: quick ? 40 : stepsPerEpoch });
+    rows.push(['train (native)', ours.factsPerS, ours.epochS, peer ? `${(ours.factsPerS / peer.train_facts_per_s).toFixed(1)}x` : '-']);
+  }
+  emit({ bench: 'kg', case: trainCase, value: oursJs.factsPerS, unit: 'facts/s', peer: peerName, ratio_vs_peer: peer ? oursJs.factsPerS / peer.train_facts_per_s : null, backend: 'js', epoch_s: oursJs.epochS });
+  rows.push(['train (pure TS)', oursJs.factsPerS, oursJs.epochS, peer ? `${(oursJs.factsPerS / peer.train_facts_per_s).toFixed(1)}x` : '-']);
+  if (peer) {
+    emit({ bench: 'kg', case: trainCase, value: peer.train_facts_per_s, unit: 'facts/s', peer: null, ratio_vs_peer: null, backend: 'pytorch', threads: peer.threads, epoch_s: peer.epoch_s });
+    rows.push([`train (${peerName})`, peer.train_facts_per_s, peer.epoch_s, '1.0x']);
+  }
+  if (ev) {
+    emit({ bench: 'kg', case: evalCase, value: ev.qps, unit: 'queries/s', peer: peerName, ratio_vs_peer: peer ? ev.qps / peer.eval_queries_per_s : null, backend: 'native', threads, full_eval_s: ev.fullS });
+    rows.push(['eval (native)', ev.qps, ev.fullS, peer ? `${(ev.qps / peer.eval_queries_per_s).toFixed(1)}x` : '-']);
+  }
+  emit({ bench: 'kg', case: evalCase, value: evJs.qps, unit: 'queries/s', peer: peerName, ratio_vs_peer: peer ? evJs.qps / peer.eval_queries_per_s : null, backend: 'js', full_eval_s: evJs.fullS });
+  rows.push(['eval (pure TS)', evJs.qps, evJs.fullS, peer ? `${(evJs.qps / peer.eval_queries_per_s).toFixed(1)}x` : '-']);
+  if (peer) {
+    emit({ bench: 'kg', case: evalCase, value: peer.eval_queries_per_s, unit: 'queries/s', peer: null, ratio_vs_peer: null, backend: 'pytorch', threads: peer.threads, full_eval_s: peer.full_test_eval_s });
+    rows.push([`eval (${peerName})`, peer.eval_queries_per_s, peer.full_test_eval_s, '1.0x']);
+  }
+  table(`BoxTE on ${setting}, ${threads} thread(s) (train: facts/s and s/epoch; eval: queries/s and s per full test evaluation)`, ['case', 'rate', 'seconds', 'vs PyTorch'], rows);
+}

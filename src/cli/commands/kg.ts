@@ -1,0 +1,351 @@
+/**
+ * `tfree kg`: temporal knowledge-graph completion with BoxTE / BoxE.
+ *   tfree kg train  --data DIR --out CKPT [options]      train (resumable), keep the best-validation model
+ *   tfree kg eval   --model CKPT --data DIR [--split test] [--json]
+ *   tfree kg export --model CKPT --out DIR              parameters as safetensors + TSV
+ *   tfree kg stats  --data DIR [--json]                 counts of a dataset folder
+ *   tfree kg synth  --out DIR [--seed N]                write a small synthetic dataset (demo)
+ */
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CommandSpec, ParsedArgs } from '../args.js';
+import { UserError } from '../errors.js';
+import { Progress, formatDuration } from '../progress.js';
+import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type Quads, type TemporalKG } from '../../io/kg.js';
+import { writeSafetensors } from '../../io/safetensors.js';
+import { noGrad } from '../../tensor/index.js';
+import {
+  KnownFacts,
+  Trainer,
+  boxKernels,
+  checkVocab,
+  defaultConfig,
+  evaluateSplit,
+  loadModel,
+  paramCount,
+  subsample,
+  type BoxTEConfig,
+  type TrainOptions,
+} from '../../models/boxte/index.js';
+
+const SUBS = ['train', 'eval', 'export', 'stats', 'synth'] as const;
+
+function opt<T extends string | number | boolean>(a: ParsedArgs, name: string): T {
+  return a.options[name] as T;
+}
+
+function need(a: ParsedArgs, name: string, sub: string): string {
+  const v = a.options[name];
+  if (typeof v !== 'string' || v === '') throw new UserError(`kg ${sub}: missing required option --${name}`);
+  return v;
+}
+
+function posInt(a: ParsedArgs, name: string, min = 1): number {
+  const v = a.options[name];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new UserError(`--${name} must be an integer >= ${min}, got ${String(v)}`);
+  return v;
+}
+
+function readData(dir: string): TemporalKG {
+  try {
+    return readTemporalKG(dir);
+  } catch (e) {
+    if (e instanceof KgFormatError) throw new UserError(e.message);
+    throw e;
+  }
+}
+
+function userErrors<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    if (e instanceof Error && /^(cannot open|.*: not a tfree BoxTE|.*: the data's|.*: no training state|.*: malformed|.*safetensors)/i.test(e.message)) throw new UserError(e.message);
+    if (e instanceof Error && e.name === 'SafetensorsError') throw new UserError(e.message);
+    throw e;
+  }
+}
+
+function splitOf(kg: TemporalKG, name: string): Quads {
+  if (name !== 'train' && name !== 'valid' && name !== 'test') throw new UserError(`--split must be train, valid or test, got "${name}"`);
+  return kg[name];
+}
+
+// ---- train ---------------------------------------------------------------------------------------
+
+function runTrain(a: ParsedArgs): number {
+  const data = need(a, 'data', 'train');
+  const out = need(a, 'out', 'train');
+  const json = opt<boolean>(a, 'json') === true;
+  const kg = readData(data);
+  const lastPath = `${out}.last`;
+  const log = (s: string): void => {
+    if (!json) process.stderr.write(`${s}\n`);
+  };
+  let tr: Trainer;
+  if (opt<boolean>(a, 'resume') === true) {
+    if (!existsSync(lastPath)) throw new UserError(`--resume: no training state at ${lastPath}`);
+    const over: Partial<TrainOptions> = {};
+    for (const [flag, key] of [['epochs', 'epochs'], ['valid-every', 'validEvery'], ['valid-limit', 'validLimit'], ['patience', 'patience']] as const) {
+      if (a.options[flag] !== undefined) over[key] = posInt(a, flag, flag === 'epochs' ? 1 : 0);
+    }
+    tr = userErrors(() => Trainer.resume(lastPath, kg, over));
+    log(`resumed ${lastPath} at epoch ${tr.epoch} (best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch})`);
+  } else {
+    if (existsSync(lastPath)) throw new UserError(`${lastPath} exists (an earlier run): continue it with --resume, or remove it to start over`);
+    const model = opt<string>(a, 'model');
+    if (model !== 'boxte' && model !== 'boxe') throw new UserError(`--model must be boxte or boxe, got "${model}"`);
+    const order = opt<number>(a, 'order');
+    if (order !== 1 && order !== 2) throw new UserError(`--order must be 1 or 2, got ${order}`);
+    const cfg: BoxTEConfig = defaultConfig({
+      model,
+      numEntities: kg.entities.length,
+      numRelations: kg.relations.length,
+      numTimes: kg.numTimes,
+      dim: posInt(a, 'dim'),
+      k: model === 'boxe' ? 0 : posInt(a, 'k'),
+      tanh: opt<boolean>(a, 'tanh') !== false,
+      order,
+      noBumpDay0: opt<boolean>(a, 'bump-day0') !== true,
+      useAlpha: opt<boolean>(a, 'alpha') !== false,
+    });
+    const lr = opt<number>(a, 'lr');
+    const timeReg = opt<number>(a, 'time-reg');
+    if (!(lr > 0)) throw new UserError(`--lr must be > 0, got ${lr}`);
+    if (!(timeReg >= 0)) throw new UserError(`--time-reg must be >= 0, got ${timeReg}`);
+    const opts: TrainOptions = {
+      epochs: a.options.epochs === undefined ? 1200 : posInt(a, 'epochs'),
+      batchSize: posInt(a, 'batch'),
+      negatives: posInt(a, 'negatives'),
+      lr,
+      timeReg,
+      seed: posInt(a, 'seed', 0),
+      validEvery: a.options['valid-every'] === undefined ? 100 : posInt(a, 'valid-every', 0),
+      validLimit: a.options['valid-limit'] === undefined ? 0 : posInt(a, 'valid-limit', 0),
+      patience: a.options.patience === undefined ? 0 : posInt(a, 'patience', 0),
+    };
+    tr = new Trainer(kg, cfg, opts);
+    log(
+      `kg train: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length} training facts; ` +
+        `${cfg.model} d=${cfg.dim} k=${cfg.k}, ${paramCount(cfg).toLocaleString('en-US')} parameters; kernels: ${boxKernels().name}` +
+        (kg.unseenEntities.valid + kg.unseenEntities.test > 0 ? `; entities never in train: ${kg.unseenEntities.valid} in valid, ${kg.unseenEntities.test} in test (kept, not dropped)` : ''),
+    );
+  }
+  const maxMinutes = opt<number>(a, 'max-minutes');
+  const t0 = Date.now();
+  const o = tr.opts;
+  const validateNow = (): void => {
+    const bar = new Progress({ total: o.validLimit > 0 ? Math.min(o.validLimit, kg.valid.h.length) : kg.valid.h.length, label: `valid @${tr.epoch}`, enabled: !json });
+    const m = tr.validate((done) => bar.update(done));
+    const best = tr.noteValidation(m.mrr);
+    if (best) tr.saveModel(out, { best_epoch: String(tr.epoch), valid_mrr: String(m.mrr) });
+    log(`epoch ${tr.epoch}: valid MRR ${m.mrr.toFixed(4)} H@1 ${m.hits1.toFixed(4)} H@10 ${m.hits10.toFixed(4)}${best ? ` (best, saved ${out})` : ` (best ${tr.bestMrr.toFixed(4)} at ${tr.bestEpoch})`}`);
+    if (json) process.stdout.write(`${JSON.stringify({ event: 'valid', epoch: tr.epoch, ...m, best })}\n`);
+  };
+  while (!tr.done()) {
+    const bar = new Progress({ total: tr.stepsPerEpoch, label: `epoch ${tr.epoch + 1}/${o.epochs}`, enabled: !json });
+    const e0 = Date.now();
+    let lossAcc = 0;
+    const r = tr.trainEpoch((s, steps, loss) => {
+      lossAcc += loss;
+      const sec = (Date.now() - e0) / 1000;
+      const facts = Math.min(s * o.batchSize, kg.train.h.length);
+      const left = (o.epochs - tr.epoch - s / steps) * (sec / (s / steps));
+      if (s < steps) bar.update(s, `loss ${(lossAcc / s).toFixed(4)} | ${Math.round(facts / Math.max(sec, 1e-9))} facts/s | run ETA ${formatDuration(left)}`);
+    });
+    bar.finish(`loss ${r.loss.toFixed(4)} | ${Math.round(r.facts / r.seconds)} facts/s`);
+    if (json) process.stdout.write(`${JSON.stringify({ event: 'epoch', epoch: tr.epoch, loss: r.loss, seconds: r.seconds, facts_per_s: r.facts / r.seconds })}\n`);
+    else log(`epoch ${tr.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s, ${Math.round(r.facts / r.seconds)} facts/s`);
+    const outOfTime = maxMinutes > 0 && (Date.now() - t0) / 60000 >= maxMinutes;
+    if (tr.validationDue() || (outOfTime && o.validEvery > 0 && tr.bestEpoch !== tr.epoch)) validateNow();
+    else if (o.validEvery === 0 && (tr.epoch >= o.epochs || outOfTime)) tr.saveModel(out, { best_epoch: String(tr.epoch) });
+    tr.saveState(lastPath);
+    if (outOfTime && !tr.done()) {
+      log(`stopping after ${formatDuration((Date.now() - t0) / 1000)} (--max-minutes ${maxMinutes}); resume with --resume`);
+      break;
+    }
+  }
+  if (tr.stopped) log(`early stop: no improvement in ${o.patience} validations`);
+  const summary = { event: 'done', epochs: tr.epoch, best_epoch: tr.bestEpoch, best_valid_mrr: tr.bestMrr, seconds: (Date.now() - t0) / 1000, model: out, state: lastPath };
+  if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else log(`done: ${tr.epoch} epochs in ${formatDuration(summary.seconds)}; best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}; model ${out}`);
+  return 0;
+}
+
+// ---- eval ----------------------------------------------------------------------------------------
+
+function runEval(a: ParsedArgs): number {
+  const path = need(a, 'model', 'eval');
+  const data = need(a, 'data', 'eval');
+  const json = opt<boolean>(a, 'json') === true;
+  const { model, vocab } = userErrors(() => loadModel(path));
+  const kg = readData(data);
+  userErrors(() => checkVocab(vocab, kg, path));
+  const split = splitOf(kg, opt<string>(a, 'split'));
+  const limit = posInt(a, 'limit', 0);
+  const q = subsample(split, limit);
+  const c = model.cfg;
+  const known = new KnownFacts(c.numEntities, c.numRelations, Math.max(c.numTimes, 1), [kg.train, kg.valid, kg.test]);
+  const bar = new Progress({ total: q.h.length, label: `eval ${opt<string>(a, 'split')}`, enabled: !json });
+  const t0 = performance.now();
+  const m = evaluateSplit(model, q, known, { onProgress: (d) => bar.update(d) });
+  const sec = (performance.now() - t0) / 1000;
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ mr: m.mr, mrr: m.mrr, hits1: m.hits1, hits3: m.hits3, hits10: m.hits10 })}\n`);
+  } else {
+    process.stdout.write(
+      `${opt<string>(a, 'split')}: ${q.h.length} facts, ${m.queries} ranks (head + tail, time-aware filtered); ` +
+        `${kg.unseenFacts.test} test / ${kg.unseenFacts.valid} valid facts involve entities never seen in training (ranked like all others)\n` +
+        `MR ${m.mr.toFixed(1)}  MRR ${m.mrr.toFixed(4)}  H@1 ${m.hits1.toFixed(4)}  H@3 ${m.hits3.toFixed(4)}  H@10 ${m.hits10.toFixed(4)}\n` +
+        `${sec.toFixed(1)} s, ${Math.round(m.queries / sec)} queries/s (kernels: ${boxKernels().name})\n`,
+    );
+  }
+  return 0;
+}
+
+// ---- export --------------------------------------------------------------------------------------
+
+function atomicWrite(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
+function row(values: Float32Array, start: number, n: number): string {
+  const parts: string[] = [];
+  for (let i = 0; i < n; i++) parts.push(String(values[start + i]));
+  return parts.join('\t');
+}
+
+function runExport(a: ParsedArgs): number {
+  const path = need(a, 'model', 'export');
+  const dir = need(a, 'out', 'export');
+  const { model, vocab } = userErrors(() => loadModel(path));
+  mkdirSync(dir, { recursive: true });
+  const c = model.cfg;
+  const d = c.dim;
+  const R = c.numRelations;
+  const boxes = noGrad(() => model.boxes());
+  const tensors: [string, { dtype: 'F32'; shape: number[]; data: Float32Array }][] = model.store
+    .entries()
+    .map(([n, p]) => [n, { dtype: 'F32', shape: p.shape.slice(), data: p.f32() }]);
+  for (const [n, t] of [['relation.head.lower', boxes.lh], ['relation.head.upper', boxes.uh], ['relation.tail.lower', boxes.lt], ['relation.tail.upper', boxes.ut]] as const) {
+    tensors.push([n, { dtype: 'F32', shape: t.shape.slice(), data: t.f32() }]);
+  }
+  writeSafetensors(join(dir, 'embeddings.safetensors'), tensors, { config: JSON.stringify(c), entities: JSON.stringify(vocab.entities), relations: JSON.stringify(vocab.relations) });
+  const base = model.entityBase.f32();
+  const bump = model.entityBump.f32();
+  const hdr = (p: string): string => Array.from({ length: d }, (_, i) => `${p}${i}`).join('\t');
+  const ent = [`entity\t${hdr('base_')}\t${hdr('bump_')}`];
+  vocab.entities.forEach((name, i) => ent.push(`${name}\t${row(base, i * d, d)}\t${row(bump, i * d, d)}`));
+  atomicWrite(join(dir, 'entities.tsv'), `${ent.join('\n')}\n`);
+  const lh = boxes.lh.f32();
+  const uh = boxes.uh.f32();
+  const lt = boxes.lt.f32();
+  const ut = boxes.ut.f32();
+  const alpha = model.alpha?.f32() ?? null;
+  const rel = [`relation\tside\t${hdr('lower_')}\t${hdr('upper_')}${alpha ? `\t${Array.from({ length: c.k }, (_, j) => `alpha_${j}`).join('\t')}` : ''}`];
+  vocab.relations.forEach((name, r) => {
+    const al = alpha ? `\t${row(alpha, r * c.k, c.k)}` : '';
+    rel.push(`${name}\thead\t${row(lh, r * d, d)}\t${row(uh, r * d, d)}${al}`);
+    rel.push(`${name}\ttail\t${row(lt, r * d, d)}\t${row(ut, r * d, d)}${al}`);
+  });
+  atomicWrite(join(dir, 'relations.tsv'), `${rel.join('\n')}\n`);
+  const files = ['embeddings.safetensors', 'entities.tsv', 'relations.tsv'];
+  if (model.timeBumpTable !== null) {
+    const K = model.timeBumpTable.f32();
+    const origin = vocab.origin === null ? null : Date.parse(`${vocab.origin}T00:00:00Z`);
+    const lines = [`time\tbump\t${hdr('v_')}`];
+    for (let tau = 0; tau < c.numTimes; tau++) {
+      const label = origin === null ? String(tau) : new Date(origin + tau * 86_400_000).toISOString().slice(0, 10);
+      for (let j = 0; j < c.k; j++) lines.push(`${label}\t${j}\t${row(K, (tau * c.k + j) * d, d)}`);
+    }
+    atomicWrite(join(dir, 'times.tsv'), `${lines.join('\n')}\n`);
+    files.push('times.tsv');
+  }
+  process.stdout.write(`wrote ${files.map((f) => join(dir, f)).join(', ')} (${vocab.entities.length} entities, ${R} relations, d=${d})\n`);
+  return 0;
+}
+
+// ---- stats / synth -------------------------------------------------------------------------------
+
+function runStats(a: ParsedArgs): number {
+  const kg = readData(need(a, 'data', 'stats'));
+  const s = kgStats(kg);
+  if (opt<boolean>(a, 'json') === true) process.stdout.write(`${JSON.stringify(s)}\n`);
+  else for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(22)}${String(v)}\n`);
+  return 0;
+}
+
+function runSynth(a: ParsedArgs): number {
+  const dir = need(a, 'out', 'synth');
+  const kg = syntheticKG({ seed: posInt(a, 'seed', 0) || 1 });
+  mkdirSync(dir, { recursive: true });
+  for (const sp of ['train', 'valid', 'test'] as const) atomicWrite(join(dir, `${sp}.txt`), formatQuads(kg, kg[sp]));
+  process.stdout.write(`wrote a synthetic temporal KG to ${dir}: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length}/${kg.valid.h.length}/${kg.test.h.length} facts\n`);
+  return 0;
+}
+
+export const kgCommand: CommandSpec = {
+  name: 'kg',
+  summary: 'temporal knowledge-graph completion with BoxTE / BoxE (train, eval, export, stats, synth)',
+  usage: 'tfree kg train|eval|export|stats|synth [options]',
+  details: [
+    'subcommands:',
+    '  train  --data DIR --out CKPT [model and training options]   (writes CKPT = best model, CKPT.last = resumable state)',
+    '  eval   --model CKPT --data DIR [--split test] [--limit N] [--json]',
+    '  export --model CKPT --out DIR   (embeddings.safetensors, entities.tsv, relations.tsv, times.tsv)',
+    '  stats  --data DIR [--json]',
+    '  synth  --out DIR [--seed N]     (a small synthetic dataset with known structure)',
+    'DIR holds train.txt, valid.txt, test.txt: head<TAB>relation<TAB>tail<TAB>YYYY-MM-DD (or integer time ids).',
+    'Paper configurations (ICEWS14): bounded --dim 154 --k 2; full --dim 1000 --k 2; both --epochs 1200 --valid-every 100.',
+  ].join('\n'),
+  options: {
+    data: { type: 'string', help: 'dataset folder (train.txt, valid.txt, test.txt)', meta: 'DIR' },
+    out: { type: 'string', help: 'train: model checkpoint to write; export/synth: output folder', meta: 'PATH' },
+    model: { type: 'string', help: 'train: boxte or boxe; eval/export: checkpoint to read', default: 'boxte', meta: 'NAME|CKPT' },
+    dim: { type: 'int', help: 'embedding dimension d', default: 154 },
+    k: { type: 'int', help: 'time bumps per timestamp', default: 2 },
+    epochs: { type: 'int', help: 'training epochs (default: 1200)' },
+    batch: { type: 'int', help: 'positive facts per batch', default: 256 },
+    negatives: { type: 'int', help: 'negatives per positive', default: 75 },
+    lr: { type: 'number', help: 'Adam learning rate', default: 0.001 },
+    'time-reg': { type: 'number', help: 'weight of the temporal smoothness regulariser', default: 0.1 },
+    seed: { type: 'int', help: 'random seed (init, shuffling, negatives; synth: dataset seed)', default: 0 },
+    'valid-every': { type: 'int', help: 'validate every N epochs, 0: never (default: 100)' },
+    'valid-limit': { type: 'int', help: 'validate on N valid facts spread evenly, 0: all (default: 0)' },
+    patience: { type: 'int', help: 'early stop after N validations without improvement, 0: off (default: 0)' },
+    'max-minutes': { type: 'number', help: 'stop (resumably) after the epoch that exceeds this wall time (0: off)', default: 0 },
+    resume: { type: 'boolean', help: 'continue from CKPT.last (--epochs/--valid-every/--valid-limit/--patience may change)' },
+    tanh: { type: 'boolean', help: 'tanh on points and box corners (--no-tanh to disable)', default: true },
+    order: { type: 'int', help: 'norm of the distance vector (1 or 2)', default: 2 },
+    alpha: { type: 'boolean', help: 'relation factors alpha on the time bumps (--no-alpha: plain sum)', default: true },
+    'bump-day0': { type: 'boolean', help: 'give day 0 a time bump too (the reference code gives it none)' },
+    split: { type: 'string', help: 'eval: train, valid or test', default: 'test' },
+    limit: { type: 'int', help: 'eval: only N facts spread evenly over the split (0: all)', default: 0 },
+    json: { type: 'boolean', help: 'machine-readable output (eval: one JSON object)' },
+  },
+  run(args) {
+    const sub = args.positionals[0];
+    if (sub === undefined || !(SUBS as readonly string[]).includes(sub)) {
+      throw new UserError(`kg: give a subcommand: ${SUBS.join(', ')} (see tfree kg --help)`);
+    }
+    if (args.positionals.length > 1) throw new UserError(`kg ${sub}: unexpected argument "${args.positionals[1]}"`);
+    if (sub === 'eval' || sub === 'export') {
+      // --model names the checkpoint here
+      if (args.options.model === 'boxte' || args.options.model === 'boxe') throw new UserError(`kg ${sub}: --model must name a checkpoint file`);
+    }
+    switch (sub) {
+      case 'train':
+        return runTrain(args);
+      case 'eval':
+        return runEval(args);
+      case 'export':
+        return runExport(args);
+      case 'stats':
+        return runStats(args);
+      default:
+        return runSynth(args);
+    }
+  },
+};

@@ -1,0 +1,405 @@
+/**
+ * Temporal knowledge graphs: the quadruple text format, id maps, timestamps, and a seeded
+ * synthetic generator with known structure.
+ *
+ * Format (ICEWS14, ICEWS05-15, GDELT as distributed by mmkb / de-simple): UTF-8 text, one fact per
+ * line, `head<TAB>relation<TAB>tail<TAB>time`, where time is a date `YYYY-MM-DD` (converted to
+ * days since the earliest date of all splits: one global origin) or a non-negative integer time
+ * id (used as is). A dataset folder holds `train.txt`, `valid.txt` and `test.txt`.
+ *
+ * Entity and relation vocabularies are built from all three splits, in order of first appearance
+ * (train, then valid, then test), like the reference code. Entities that occur in valid/test but
+ * never in train are counted and reported (`unseenEntities`), never dropped.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** A malformed input file; the message names the file and line. */
+export class KgFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KgFormatError';
+  }
+}
+
+/** Facts as parallel id arrays (column-major, so a split is 4 typed arrays). */
+export interface Quads {
+  h: Int32Array;
+  r: Int32Array;
+  t: Int32Array;
+  tau: Int32Array;
+}
+
+export interface TemporalKG {
+  entities: string[];
+  relations: string[];
+  /** number of timestamps: max time index + 1 */
+  numTimes: number;
+  /** 'date': time index = days since `origin` (YYYY-MM-DD); 'index': integer ids as given */
+  timeKind: 'date' | 'index';
+  /** the day of time index 0 (YYYY-MM-DD) when timeKind is 'date' */
+  origin: string | null;
+  train: Quads;
+  valid: Quads;
+  test: Quads;
+  /** entities of valid/test that never occur in train (by split) */
+  unseenEntities: { valid: number; test: number };
+  /** facts of valid/test with an entity unseen in train */
+  unseenFacts: { valid: number; test: number };
+}
+
+export type SplitName = 'train' | 'valid' | 'test';
+export const SPLITS: readonly SplitName[] = ['train', 'valid', 'test'];
+
+interface RawSplit {
+  file: string;
+  h: string[];
+  r: string[];
+  t: string[];
+  time: string[];
+  line: number[];
+}
+
+const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
+const INT_RE = /^\d+$/;
+
+const dayCache = new Map<string, number | null>();
+
+/** Days since 1970-01-01 of a valid calendar date, or null (memoised: datasets repeat dates). */
+function dayNumber(s: string): number | null {
+  let v = dayCache.get(s);
+  if (v === undefined) {
+    v = parseDay(s);
+    if (dayCache.size < 1_000_000) dayCache.set(s, v);
+  }
+  return v;
+}
+
+function parseDay(s: string): number | null {
+  const m = DATE_RE.exec(s);
+  if (m === null) return null;
+  const y = Number(m[1]);
+  const mo = Number(m[2]);
+  const d = Number(m[3]);
+  const ms = Date.UTC(y, mo - 1, d);
+  const back = new Date(ms);
+  if (back.getUTCFullYear() !== y || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d) return null;
+  return Math.round(ms / 86_400_000);
+}
+
+function dateString(day: number): string {
+  return new Date(day * 86_400_000).toISOString().slice(0, 10);
+}
+
+/** Parses the text of one split (no id mapping yet). `file` names it in errors. */
+export function parseQuadText(text: string, file: string): RawSplit {
+  const out: RawSplit = { file, h: [], r: [], t: [], time: [], line: [] };
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    let s = lines[i];
+    if (s.endsWith('\r')) s = s.slice(0, -1);
+    if (s === '') {
+      if (i === lines.length - 1) break; // the final newline
+      throw new KgFormatError(`${file}:${i + 1}: empty line (expected head<TAB>relation<TAB>tail<TAB>time)`);
+    }
+    const f = s.split('\t');
+    if (f.length !== 4) {
+      throw new KgFormatError(`${file}:${i + 1}: expected 4 tab-separated fields (head, relation, tail, time), got ${f.length}`);
+    }
+    for (let j = 0; j < 3; j++) {
+      if (f[j] === '') throw new KgFormatError(`${file}:${i + 1}: empty ${['head', 'relation', 'tail'][j]} field`);
+    }
+    const time = f[3].trim();
+    if (dayNumber(time) === null && !INT_RE.test(time)) {
+      throw new KgFormatError(`${file}:${i + 1}: time "${f[3]}" is neither a date YYYY-MM-DD nor a non-negative integer`);
+    }
+    out.h.push(f[0]);
+    out.r.push(f[1]);
+    out.t.push(f[2]);
+    out.time.push(time);
+    out.line.push(i + 1);
+  }
+  return out;
+}
+
+/** Builds the id maps and time indices of three parsed splits. */
+export function buildKG(raw: Record<SplitName, RawSplit>): TemporalKG {
+  const ents = new Map<string, number>();
+  const rels = new Map<string, number>();
+  const id = (m: Map<string, number>, s: string): number => {
+    let v = m.get(s);
+    if (v === undefined) {
+      v = m.size;
+      m.set(s, v);
+    }
+    return v;
+  };
+  // time kind: all dates or all integers (mixing is an error naming the first offender)
+  let kind: 'date' | 'index' | null = null;
+  let minDay = Infinity;
+  for (const sp of SPLITS) {
+    const r = raw[sp];
+    for (let i = 0; i < r.time.length; i++) {
+      const dn = dayNumber(r.time[i]);
+      const k = dn !== null ? 'date' : 'index';
+      if (kind === null) kind = k;
+      else if (k !== kind) {
+        throw new KgFormatError(`${r.file}:${r.line[i]}: time "${r.time[i]}" is ${k === 'date' ? 'a date' : 'an integer id'}, but earlier lines use ${kind === 'date' ? 'dates' : 'integer ids'}`);
+      }
+      if (dn !== null && dn < minDay) minDay = dn;
+    }
+  }
+  const splits = {} as Record<SplitName, Quads>;
+  let numTimes = 0;
+  const trainEnts = new Set<number>();
+  const unseenEntities = { valid: 0, test: 0 };
+  const unseenFacts = { valid: 0, test: 0 };
+  for (const sp of SPLITS) {
+    const r = raw[sp];
+    const n = r.h.length;
+    const q: Quads = { h: new Int32Array(n), r: new Int32Array(n), t: new Int32Array(n), tau: new Int32Array(n) };
+    const unseen = new Set<number>();
+    for (let i = 0; i < n; i++) {
+      q.h[i] = id(ents, r.h[i]);
+      q.r[i] = id(rels, r.r[i]);
+      q.t[i] = id(ents, r.t[i]);
+      const tau = kind === 'date' ? (dayNumber(r.time[i]) as number) - minDay : Number(r.time[i]);
+      if (!Number.isSafeInteger(tau) || tau > 10_000_000) throw new KgFormatError(`${r.file}:${r.line[i]}: time id ${r.time[i]} is too large`);
+      q.tau[i] = tau;
+      if (tau + 1 > numTimes) numTimes = tau + 1;
+      if (sp === 'train') {
+        trainEnts.add(q.h[i]);
+        trainEnts.add(q.t[i]);
+      } else {
+        let miss = false;
+        for (const e of [q.h[i], q.t[i]]) {
+          if (!trainEnts.has(e)) {
+            unseen.add(e);
+            miss = true;
+          }
+        }
+        if (miss) unseenFacts[sp]++;
+      }
+    }
+    if (sp !== 'train') unseenEntities[sp] = unseen.size;
+    splits[sp] = q;
+  }
+  return {
+    entities: [...ents.keys()],
+    relations: [...rels.keys()],
+    numTimes,
+    timeKind: kind ?? 'index',
+    origin: kind === 'date' ? dateString(minDay) : null,
+    train: splits.train,
+    valid: splits.valid,
+    test: splits.test,
+    unseenEntities,
+    unseenFacts,
+  };
+}
+
+/** Reads `train.txt`, `valid.txt`, `test.txt` of a dataset folder. */
+export function readTemporalKG(dir: string): TemporalKG {
+  const raw = {} as Record<SplitName, RawSplit>;
+  for (const sp of SPLITS) {
+    const file = join(dir, `${sp}.txt`);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      const code = e instanceof Error && 'code' in e ? String(e.code) : '';
+      throw new KgFormatError(`cannot read ${file}${code ? ` (${code})` : ''}: a dataset folder needs train.txt, valid.txt and test.txt`);
+    }
+    raw[sp] = parseQuadText(text, file);
+    if (raw[sp].h.length === 0) throw new KgFormatError(`${file}: no facts`);
+  }
+  return buildKG(raw);
+}
+
+export function numFacts(q: Quads): number {
+  return q.h.length;
+}
+
+/** Writes a split in the canonical text format (time as integer ids unless an origin is given). */
+export function formatQuads(kg: Pick<TemporalKG, 'entities' | 'relations' | 'origin'>, q: Quads): string {
+  const origin = kg.origin === null ? null : (dayNumber(kg.origin) as number);
+  const lines: string[] = [];
+  for (let i = 0; i < q.h.length; i++) {
+    const time = origin === null ? String(q.tau[i]) : dateString(origin + q.tau[i]);
+    lines.push(`${kg.entities[q.h[i]]}\t${kg.relations[q.r[i]]}\t${kg.entities[q.t[i]]}\t${time}\n`);
+  }
+  return lines.join('');
+}
+
+/** Counts for `tfree kg stats`. */
+export function kgStats(kg: TemporalKG): Record<string, number | string | null> {
+  return {
+    entities: kg.entities.length,
+    relations: kg.relations.length,
+    timestamps: kg.numTimes,
+    time_kind: kg.timeKind,
+    origin: kg.origin,
+    train: kg.train.h.length,
+    valid: kg.valid.h.length,
+    test: kg.test.h.length,
+    unseen_entities_valid: kg.unseenEntities.valid,
+    unseen_entities_test: kg.unseenEntities.test,
+    unseen_facts_valid: kg.unseenFacts.valid,
+    unseen_facts_test: kg.unseenFacts.test,
+  };
+}
+
+// ---- the set of known facts (filtering) ---------------------------------------------------------
+
+/**
+ * A set of quadruples. Facts are grouped by (relation, time) and keyed by h * |E| + t inside a
+ * group, so every key is a small integer (V8 keeps those unboxed: fast lookups).
+ */
+export class QuadSet {
+  private readonly groups = new Map<number, Set<number>>();
+  private readonly nE: number;
+  private readonly nT: number;
+  private count = 0;
+  constructor(nE: number, nR: number, nT: number) {
+    if (nE * nE > 2 ** 31 - 1 || nR * nT > 2 ** 31 - 1) throw new Error(`QuadSet: ${nE} entities / ${nR} relations x ${nT} times are too many`);
+    this.nE = nE;
+    this.nT = nT;
+  }
+  add(h: number, r: number, t: number, tau: number): void {
+    const g = r * this.nT + tau;
+    let s = this.groups.get(g);
+    if (s === undefined) {
+      s = new Set<number>();
+      this.groups.set(g, s);
+    }
+    const k = h * this.nE + t;
+    if (!s.has(k)) {
+      s.add(k);
+      this.count++;
+    }
+  }
+  has(h: number, r: number, t: number, tau: number): boolean {
+    const s = this.groups.get(r * this.nT + tau);
+    return s !== undefined && s.has(h * this.nE + t);
+  }
+  addAll(q: Quads): this {
+    for (let i = 0; i < q.h.length; i++) this.add(q.h[i], q.r[i], q.t[i], q.tau[i]);
+    return this;
+  }
+  get size(): number {
+    return this.count;
+  }
+}
+
+// ---- synthetic temporal KG ------------------------------------------------------------------------
+
+export interface SyntheticOptions {
+  entities?: number;
+  relations?: number;
+  times?: number;
+  /** number of entity groups (each relation links one head group to one tail group) */
+  groups?: number;
+  /** facts in all splits together (before deduplication) */
+  facts?: number;
+  seed?: number;
+}
+
+/**
+ * A temporal KG with learnable structure: entities fall into groups; relation r links heads of
+ * group gh(r) to tails of group gt(r), and the tail is a fixed function of the head that shifts
+ * with time: t = group gt(r) member number (index(h) + r + floor(tau / period)) mod groupSize, with
+ * period 4. Every fact is therefore predictable from the head, relation and time; splits are a
+ * seeded random 80/10/10 partition. Ids are names like `e17`, `r3`, times integer ids.
+ */
+export function syntheticKG(opts: SyntheticOptions = {}): TemporalKG {
+  const nE = opts.entities ?? 60;
+  const nR = opts.relations ?? 4;
+  const nT = opts.times ?? 12;
+  const nG = opts.groups ?? 3;
+  const nF = opts.facts ?? 1500;
+  let s = (opts.seed ?? 1) >>> 0 || 1;
+  const rand = (): number => {
+    // xorshift32: self-contained so the generator does not depend on nn
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 4294967296;
+  };
+  const gsize = Math.floor(nE / nG);
+  if (gsize < 2) throw new Error('syntheticKG: need at least 2 entities per group');
+  const member = (g: number, i: number): number => g * gsize + (i % gsize);
+  const rel = Array.from({ length: nR }, (_, r) => ({ gh: r % nG, gt: (r + 1 + Math.floor(r / nG)) % nG }));
+  const seen = new Set<string>();
+  const facts: [number, number, number, number][] = [];
+  for (let k = 0; k < nF * 4 && facts.length < nF; k++) {
+    const r = Math.floor(rand() * nR);
+    const i = Math.floor(rand() * gsize);
+    const tau = Math.floor(rand() * nT);
+    const h = member(rel[r].gh, i);
+    const t = member(rel[r].gt, i + r + Math.floor(tau / 4));
+    const key = `${h},${r},${t},${tau}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    facts.push([h, r, t, tau]);
+  }
+  const raw = {} as Record<SplitName, RawSplit>;
+  for (const sp of SPLITS) raw[sp] = { file: `<synthetic ${sp}>`, h: [], r: [], t: [], time: [], line: [] };
+  // make sure train sees every entity and every timestamp first (so the id maps are in order)
+  facts.forEach((f, i) => {
+    const u = rand();
+    const sp: SplitName = i < nF * 0.2 || u < 0.8 ? 'train' : u < 0.9 ? 'valid' : 'test';
+    const rs = raw[sp];
+    rs.h.push(`e${f[0]}`);
+    rs.r.push(`r${f[1]}`);
+    rs.t.push(`e${f[2]}`);
+    rs.time.push(String(f[3]));
+    rs.line.push(rs.h.length);
+  });
+  return buildKG(raw);
+}
+
+// ---- id-mapped copies -> canonical text ------------------------------------------------------------
+
+/** Parses an `entity2id.txt` / `relation2id.txt` style map: `name<TAB>id` per line -> names by id. */
+export function parseIdMap(text: string, file: string): string[] {
+  const names: string[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const s = lines[i].endsWith('\r') ? lines[i].slice(0, -1) : lines[i];
+    if (s === '') continue;
+    const tab = s.lastIndexOf('\t');
+    const id = Number(s.slice(tab + 1));
+    if (tab <= 0 || !Number.isInteger(id) || id < 0) throw new KgFormatError(`${file}:${i + 1}: expected name<TAB>id`);
+    if (names[id] !== undefined) throw new KgFormatError(`${file}:${i + 1}: id ${id} appears twice`);
+    names[id] = s.slice(0, tab);
+  }
+  for (let i = 0; i < names.length; i++) if (names[i] === undefined) throw new KgFormatError(`${file}: no name for id ${i}`);
+  return names;
+}
+
+/**
+ * Rebuilds the canonical text of a split from an id-mapped copy (`h r t day` per line, whitespace
+ * separated; further columns ignored): names from the maps, dates as origin + day. For ICEWS14
+ * (origin 2014-01-01) and ICEWS05-15 (2005-01-01) this reproduces the mmkb files byte for byte
+ * (spec §3.3).
+ */
+export function convertIdMapped(idText: string, entities: readonly string[], relations: readonly string[], origin: string, file: string): string {
+  const o = dayNumber(origin);
+  if (o === null) throw new KgFormatError(`origin "${origin}" is not a date YYYY-MM-DD`);
+  const out: string[] = [];
+  const lines = idText.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const s = lines[i].trim();
+    if (s === '') continue;
+    const f = s.split(/\s+/).map(Number);
+    if (f.length < 4 || f.slice(0, 4).some((x) => !Number.isInteger(x) || x < 0)) throw new KgFormatError(`${file}:${i + 1}: expected four non-negative integers h r t day`);
+    const [h, r, t, day] = f;
+    if (h >= entities.length || t >= entities.length) throw new KgFormatError(`${file}:${i + 1}: entity id ${Math.max(h, t)} is not in the entity map (${entities.length} entities)`);
+    if (r >= relations.length) throw new KgFormatError(`${file}:${i + 1}: relation id ${r} is not in the relation map (${relations.length} relations)`);
+    out.push(`${entities[h]}\t${relations[r]}\t${entities[t]}\t${dateString(o + day)}\n`);
+  }
+  return out.join('');
+}

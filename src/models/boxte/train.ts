@@ -1,0 +1,379 @@
+/**
+ * BoxTE training (spec §1.3): cross-entropy over each fact and n corruptions of its head or tail
+ * (uniform entity, coin-flip side, resampled while the corrupted quadruple is a training fact),
+ * plus lambda times the temporal smoothness regulariser, optimised with dense Adam (every row
+ * of every table is updated at every step, as PyTorch's Adam on nn.Embedding). Filtered MRR on
+ * the validation split every `validEvery` epochs keeps the best parameters; `patience`
+ * validations without improvement stop early.
+ *
+ * Checkpoints: `<out>` holds the best model (parameters + config + vocabulary, safetensors);
+ * `<out>.last` holds the complete training state at the end of the last finished epoch
+ * (parameters, Adam moments, RNG state, counters) and resuming from it continues bit-exactly.
+ * Both are written atomically (temp file + rename).
+ */
+import { existsSync } from 'node:fs';
+import { Tensor, affine, noGrad } from '../../tensor/index.js';
+import { AdamW, ParamStore, Rng, VarBuilder, type AdamWStateMeta, type RngState } from '../../nn/index.js';
+import { openSafetensors, writeSafetensors, type TensorEntries } from '../../io/safetensors.js';
+import { QuadSet, type Quads, type TemporalKG } from '../../io/kg.js';
+import { BoxTE, type BoxTEConfig } from './model.js';
+import { boxTable, cornerGrad } from './kernel.js';
+import { boxKernels } from './ops.js';
+import { KnownFacts, evaluateSplit, subsample, type RankMetrics } from './eval.js';
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  negatives: number;
+  lr: number;
+  /** weight of the temporal smoothness regulariser */
+  timeReg: number;
+  seed: number;
+  /** validate every this many epochs (and after the last); 0 = never */
+  validEvery: number;
+  /** validate on this many facts of the valid split, spread evenly (0 = all) */
+  validLimit: number;
+  /** stop after this many validations without improvement (0 = never) */
+  patience: number;
+}
+
+export const defaultTrainOptions: TrainOptions = {
+  epochs: 1200,
+  batchSize: 256,
+  negatives: 75,
+  lr: 1e-3,
+  timeReg: 0.1,
+  seed: 0,
+  validEvery: 100,
+  validLimit: 0,
+  patience: 0,
+};
+
+/** Vocabulary and time axis stored with a model, so evaluation maps names to the same ids. */
+export interface KgVocab {
+  entities: string[];
+  relations: string[];
+  numTimes: number;
+  timeKind: 'date' | 'index';
+  origin: string | null;
+}
+
+export function vocabOf(kg: TemporalKG): KgVocab {
+  return { entities: kg.entities, relations: kg.relations, numTimes: kg.numTimes, timeKind: kg.timeKind, origin: kg.origin };
+}
+
+export interface TrainState {
+  epoch: number;
+  rng: RngState;
+  bestMrr: number;
+  bestEpoch: number;
+  /** validations since the best one */
+  sinceBest: number;
+  history: { epoch: number; loss: number; seconds: number; validMrr?: number }[];
+  options: TrainOptions;
+  adam: AdamWStateMeta;
+  stopped: boolean;
+}
+
+export const FORMAT = 'tfree-boxte-1';
+
+/** Draws the negatives of a batch: entity ids [B*n] and sides [B*n] (1 = tail replaced). */
+export function sampleNegatives(
+  rng: Rng,
+  E: number,
+  h: Int32Array,
+  r: Int32Array,
+  t: Int32Array,
+  tau: Int32Array,
+  n: number,
+  train: QuadSet,
+): { ent: Int32Array; tail: Uint8Array } {
+  const B = h.length;
+  const ent = new Int32Array(B * n);
+  const tail = new Uint8Array(B * n);
+  for (let i = 0; i < B; i++) {
+    for (let j = 0; j < n; j++) {
+      const side = rng.float() < 0.5 ? 1 : 0;
+      let e = rng.int(E);
+      // resample while the corrupted quadruple is a training fact (bounded, for degenerate graphs)
+      for (let tries = 0; tries < 1000; tries++) {
+        const known = side === 1 ? train.has(h[i], r[i], e, tau[i]) : train.has(e, r[i], t[i], tau[i]);
+        if (!known) break;
+        e = rng.int(E);
+      }
+      ent[i * n + j] = e;
+      tail[i * n + j] = side;
+    }
+  }
+  return { ent, tail };
+}
+
+export interface EpochResult {
+  loss: number;
+  seconds: number;
+  facts: number;
+}
+
+export class Trainer {
+  readonly model: BoxTE;
+  readonly kg: TemporalKG;
+  readonly opts: TrainOptions;
+  readonly opt: AdamW;
+  rng: Rng;
+  epoch = 0;
+  bestMrr = -1;
+  bestEpoch = 0;
+  sinceBest = 0;
+  stopped = false;
+  history: TrainState['history'] = [];
+  private readonly trainSet: QuadSet;
+  private known: KnownFacts | null = null;
+  private readonly gBase: Float32Array;
+  private readonly gBump: Float32Array;
+
+  constructor(kg: TemporalKG, cfg: BoxTEConfig, opts: TrainOptions, source?: (name: string) => Float32Array | undefined) {
+    this.kg = kg;
+    this.opts = opts;
+    if (cfg.numEntities !== kg.entities.length || cfg.numRelations !== kg.relations.length) {
+      throw new Error(`model has ${cfg.numEntities} entities / ${cfg.numRelations} relations, data has ${kg.entities.length} / ${kg.relations.length}`);
+    }
+    const vb = new VarBuilder(new ParamStore(), { rng: opts.seed, source });
+    this.model = new BoxTE(cfg, vb);
+    this.opt = new AdamW(this.model.store, { lr: opts.lr, weightDecay: 0 });
+    this.rng = new Rng(`boxte-train-${opts.seed}`);
+    this.trainSet = new QuadSet(cfg.numEntities, cfg.numRelations, Math.max(cfg.numTimes, 1)).addAll(kg.train);
+    this.gBase = new Float32Array(cfg.numEntities * cfg.dim);
+    this.gBump = new Float32Array(cfg.numEntities * cfg.dim);
+  }
+
+  get stepsPerEpoch(): number {
+    return Math.ceil(this.kg.train.h.length / this.opts.batchSize);
+  }
+
+  /** One optimisation step on the training facts at `idx`; returns the loss (CE + lambda reg). */
+  step(idx: Int32Array): number {
+    const m = this.model;
+    const { dim: d, numRelations: R, numEntities: E } = m.cfg;
+    const tr = this.kg.train;
+    const B = idx.length;
+    const pick = (a: Int32Array): Int32Array => idx.map((i) => a[i]);
+    const h = pick(tr.h);
+    const r = pick(tr.r);
+    const t = pick(tr.t);
+    const tau = pick(tr.tau);
+    const n = this.opts.negatives;
+    const neg = sampleNegatives(this.rng, E, h, r, t, tau, n, this.trainSet);
+
+    this.opt.zeroGrad();
+    const boxesT = m.stackedBoxes();
+    const tbT = m.timeBumps(r, tau);
+    const gc = new Float32Array(2 * R * d);
+    const gw = new Float32Array(2 * R * d);
+    const gTb = new Float32Array(B * d);
+    this.gBase.fill(0);
+    this.gBump.fill(0);
+    const lossSum = boxKernels().trainGroups({
+      B,
+      n,
+      d,
+      tanh: m.cfg.tanh,
+      order: m.cfg.order,
+      base: m.entityBase.f32(),
+      bump: m.entityBump.f32(),
+      boxes: boxTable(boxesT.f32(), R, d),
+      tb: tbT.f32(),
+      h,
+      r,
+      t,
+      negEnt: neg.ent,
+      negTail: neg.tail,
+      gradScale: 1 / B,
+      gBase: this.gBase,
+      gBump: this.gBump,
+      gc,
+      gw,
+      gTb,
+    });
+    m.entityBase.grad = new Tensor(this.gBase, m.entityBase.shape);
+    m.entityBump.grad = new Tensor(this.gBump, m.entityBump.shape);
+    boxesT.backward(cornerGrad(gc, gw, R, d));
+    if (tbT.requiresGrad) tbT.backward(gTb);
+    let loss = lossSum / B;
+    if (this.opts.timeReg > 0 && m.timeBumpTable !== null) {
+      const reg = affine(m.timeRegulariser(), this.opts.timeReg, 0);
+      loss += reg.item();
+      reg.backward();
+    }
+    this.opt.step();
+    return loss;
+  }
+
+  /** One pass over the shuffled training facts. */
+  trainEpoch(onStep?: (step: number, steps: number, loss: number) => void): EpochResult {
+    const t0 = performance.now();
+    const N = this.kg.train.h.length;
+    const perm = this.rng.permutation(N);
+    const bs = this.opts.batchSize;
+    let lossSum = 0;
+    const steps = this.stepsPerEpoch;
+    for (let s = 0; s < steps; s++) {
+      const idx = perm.subarray(s * bs, Math.min(N, (s + 1) * bs));
+      const l = this.step(idx);
+      lossSum += l * idx.length;
+      onStep?.(s + 1, steps, l);
+    }
+    this.epoch++;
+    const seconds = (performance.now() - t0) / 1000;
+    const res = { loss: lossSum / N, seconds, facts: N };
+    this.history.push({ epoch: this.epoch, loss: res.loss, seconds });
+    return res;
+  }
+
+  knownFacts(): KnownFacts {
+    if (this.known === null) {
+      const c = this.model.cfg;
+      this.known = new KnownFacts(c.numEntities, c.numRelations, Math.max(c.numTimes, 1), [this.kg.train, this.kg.valid, this.kg.test]);
+    }
+    return this.known;
+  }
+
+  /** Filtered metrics on the valid split (or its subsample). */
+  validate(onProgress?: (done: number, total: number) => void): RankMetrics {
+    const q: Quads = subsample(this.kg.valid, this.opts.validLimit);
+    return evaluateSplit(this.model, q, this.knownFacts(), { onProgress });
+  }
+
+  /** Records a validation result; returns true when it is a new best. */
+  noteValidation(mrr: number): boolean {
+    const last = this.history[this.history.length - 1];
+    if (last !== undefined && last.epoch === this.epoch) last.validMrr = mrr;
+    if (mrr > this.bestMrr) {
+      this.bestMrr = mrr;
+      this.bestEpoch = this.epoch;
+      this.sinceBest = 0;
+      return true;
+    }
+    this.sinceBest++;
+    if (this.opts.patience > 0 && this.sinceBest >= this.opts.patience) this.stopped = true;
+    return false;
+  }
+
+  /** Whether validation is due after the current epoch. */
+  validationDue(): boolean {
+    const v = this.opts.validEvery;
+    return v > 0 && (this.epoch % v === 0 || this.epoch >= this.opts.epochs);
+  }
+
+  done(): boolean {
+    return this.stopped || this.epoch >= this.opts.epochs;
+  }
+
+  // ---- checkpoints ------------------------------------------------------------------------------
+
+  private paramEntries(): [string, { dtype: 'F32'; shape: number[]; data: Float32Array }][] {
+    return this.model.store.entries().map(([name, p]) => [name, { dtype: 'F32', shape: p.shape.slice(), data: p.f32() }]);
+  }
+
+  /** The model file: parameters, config and vocabulary (atomic write). */
+  saveModel(path: string, extra: Record<string, string> = {}): void {
+    writeSafetensors(path, this.paramEntries(), modelMetadata(this.model.cfg, vocabOf(this.kg), extra));
+  }
+
+  state(): TrainState {
+    return {
+      epoch: this.epoch,
+      rng: this.rng.state(),
+      bestMrr: this.bestMrr,
+      bestEpoch: this.bestEpoch,
+      sinceBest: this.sinceBest,
+      history: this.history,
+      options: this.opts,
+      adam: this.opt.state(),
+      stopped: this.stopped,
+    };
+  }
+
+  /** The complete training state (parameters, Adam moments, RNG, counters; atomic write). */
+  saveState(path: string): void {
+    const entries: TensorEntries = [...this.paramEntries(), ...Object.entries(this.opt.stateTensors()).map(([n, t]) => [`adam.${n}`, t] as const)];
+    writeSafetensors(path, entries, modelMetadata(this.model.cfg, vocabOf(this.kg), { train_state: JSON.stringify(this.state()) }));
+  }
+
+  /**
+   * Resumes from a state file written by saveState. `overrides` may change the number of
+   * epochs, validation cadence and patience (everything else must match the saved run).
+   */
+  static resume(path: string, kg: TemporalKG, overrides: Partial<Pick<TrainOptions, 'epochs' | 'validEvery' | 'validLimit' | 'patience'>> = {}): Trainer {
+    const f = openSafetensors(path);
+    try {
+      const meta = f.metadata;
+      const { cfg, vocab } = parseModelMetadata(meta, path);
+      checkVocab(vocab, kg, path);
+      if (meta.train_state === undefined) throw new Error(`${path}: no training state (is it a model file rather than a <out>.last state?)`);
+      const st = JSON.parse(meta.train_state) as TrainState;
+      const opts: TrainOptions = { ...st.options, ...overrides };
+      const tr = new Trainer(kg, cfg, opts, (name) => (f.has(name) ? f.readAs(name, 'f32').data : undefined));
+      tr.opt.loadState(st.adam, (name) => (f.has(`adam.${name}`) ? f.readAs(`adam.${name}`, 'f32').data : undefined));
+      tr.rng = Rng.fromState(st.rng);
+      tr.epoch = st.epoch;
+      tr.bestMrr = st.bestMrr;
+      tr.bestEpoch = st.bestEpoch;
+      tr.sinceBest = st.sinceBest;
+      tr.history = st.history;
+      tr.stopped = st.stopped && overrides.patience === undefined;
+      return tr;
+    } finally {
+      f.close();
+    }
+  }
+}
+
+export function modelMetadata(cfg: BoxTEConfig, vocab: KgVocab, extra: Record<string, string> = {}): Record<string, string> {
+  return { format: FORMAT, config: JSON.stringify(cfg), vocab: JSON.stringify(vocab), ...extra };
+}
+
+export function parseModelMetadata(meta: Record<string, string>, path: string): { cfg: BoxTEConfig; vocab: KgVocab } {
+  if (meta.format !== FORMAT) throw new Error(`${path}: not a tfree BoxTE checkpoint (metadata format is ${JSON.stringify(meta.format ?? null)}, expected "${FORMAT}")`);
+  try {
+    return { cfg: JSON.parse(meta.config) as BoxTEConfig, vocab: JSON.parse(meta.vocab) as KgVocab };
+  } catch (e) {
+    throw new Error(`${path}: malformed config/vocab metadata: ${(e as Error).message}`);
+  }
+}
+
+/** Checks that a dataset uses the vocabulary a model was trained with (same names, same ids). */
+export function checkVocab(vocab: KgVocab, kg: TemporalKG, path: string): void {
+  const diff = (a: string[], b: string[], what: string): void => {
+    if (a.length !== b.length || a.some((x, i) => x !== b[i])) {
+      const known = new Set(a);
+      const unknown = b.filter((x) => !known.has(x));
+      throw new Error(
+        `${path}: the data's ${what} differ from the model's (${b.length} vs ${a.length}${unknown.length > 0 ? `; ${unknown.length} unknown to the model, e.g. "${unknown[0]}"` : '; same names, different order'})`,
+      );
+    }
+  };
+  diff(vocab.entities, kg.entities, 'entities');
+  diff(vocab.relations, kg.relations, 'relations');
+  if (vocab.timeKind !== kg.timeKind || vocab.origin !== kg.origin || kg.numTimes > vocab.numTimes) {
+    throw new Error(`${path}: the data's time axis (${kg.timeKind}, origin ${kg.origin}, ${kg.numTimes} steps) differs from the model's (${vocab.timeKind}, origin ${vocab.origin}, ${vocab.numTimes} steps)`);
+  }
+}
+
+/** Loads a model file (or a state file) for evaluation / export. */
+export function loadModel(path: string): { model: BoxTE; vocab: KgVocab; meta: Record<string, string> } {
+  if (!existsSync(path)) throw new Error(`cannot open ${path}: no such file`);
+  const f = openSafetensors(path);
+  try {
+    const { cfg, vocab } = parseModelMetadata(f.metadata, path);
+    const vb = new VarBuilder(new ParamStore(), {
+      source: (name) => {
+        if (!f.has(name)) throw new Error(`${path}: missing tensor "${name}"`);
+        return f.readAs(name, 'f32');
+      },
+    });
+    const model = noGrad(() => new BoxTE(cfg, vb));
+    return { model, vocab, meta: f.metadata };
+  } finally {
+    f.close();
+  }
+}

@@ -1,0 +1,289 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Tensor, noGrad, sum, mul } from '../../src/tensor/index.js';
+import { ParamStore, Rng, VarBuilder } from '../../src/nn/index.js';
+import {
+  BoxTE,
+  boxDistance,
+  boxTable,
+  cornerGrad,
+  defaultConfig,
+  jsBoxKernels,
+  nativeBoxKernels,
+  paramCount,
+  scoreBatchJs,
+  type BoxKernels,
+  type BoxTEConfig,
+} from '../../src/models/boxte/index.js';
+import { assertClose, forEachBackend } from '../helpers/numeric.js';
+import { paramsOf, refDist, refLoss, refScore, refTimeReg, type RefParams } from './reference.js';
+import { tinyModel } from './tiny.js';
+
+function allFacts(cfg: BoxTEConfig): { h: Int32Array; r: Int32Array; t: Int32Array; tau: Int32Array } {
+  const h: number[] = [];
+  const r: number[] = [];
+  const t: number[] = [];
+  const tau: number[] = [];
+  for (let a = 0; a < cfg.numEntities; a++)
+    for (let b = 0; b < cfg.numRelations; b++)
+      for (let c = 0; c < cfg.numEntities; c++)
+        for (let s = 0; s < cfg.numTimes; s++) {
+          h.push(a);
+          r.push(b);
+          t.push(c);
+          tau.push(s);
+        }
+  return { h: Int32Array.from(h), r: Int32Array.from(r), t: Int32Array.from(t), tau: Int32Array.from(tau) };
+}
+
+test('distance: formulas inside/outside and continuity at both box borders', () => {
+  const l = 0.2;
+  const u = 1.4;
+  // continuity at the border: the outside branch evaluated at p = l and p = u equals the inside one
+  for (const p of [l, u]) {
+    const w = u - l + 1;
+    const c = (l + u) / 2;
+    const outside = Math.abs(p - c) * w - 0.5 * (w - 1) * (w - 1 / w);
+    assert.ok(Math.abs(outside - Math.abs(p - c) / w) < 1e-12, `continuity at ${p}`);
+    for (const eps of [1e-4, -1e-4]) assert.ok(Math.abs(refDist(p + eps, l, u) - refDist(p, l, u)) < 1e-3);
+  }
+  const ps = [-1, 0.1, 0.2, 0.5, 0.8, 1.4, 1.5, 3];
+  const P = Tensor.from(ps, [ps.length]);
+  const got = boxDistance(P, Tensor.full([ps.length], l), Tensor.full([ps.length], u));
+  assertClose(got, ps.map((p) => refDist(p, l, u)), { atol: 1e-6 });
+  // inside is at most the half-width / w, outside grows with the distance
+  assert.ok(refDist(0.8, l, u) < refDist(1.5, l, u) && refDist(1.5, l, u) < refDist(3, l, u));
+});
+
+test('hand-computed scores of a 2-d toy (no tanh), with and without a time bump', () => {
+  const cfg = defaultConfig({ numEntities: 2, numRelations: 1, numTimes: 2, dim: 2, k: 2, tanh: false });
+  const values: Record<string, number[]> = {
+    'entity.base': [2.0, -0.5, 3, 2],
+    'entity.bump': [0.25, 0.5, -0.5, 0],
+    'relation.head.base': [0, 0],
+    'relation.head.shape': [1, 1],
+    'relation.head.size': [0],
+    'relation.tail.base': [2, 0],
+    'relation.tail.shape': [2, 0.5],
+    'relation.tail.size': [0],
+    'time.bumps': [5, 5, 5, 5, 0.1, 0.2, 0.3, -0.1],
+    'relation.alpha': [1, 2],
+  };
+  const m = new BoxTE(cfg, new VarBuilder(new ParamStore(), { source: (name) => Float32Array.from(values[name]) }));
+  // head box [-1, 1]^2 (w = 3, c = 0); tail box [0, 4] x [-0.5, 0.5] (w = (5, 2), c = (2, 0))
+  // day 0 (no bump): p_h = e0 + b1 = (1.5, -0.5), p_t = e1 + b0 = (3.25, 2.5)
+  const head0 = Math.hypot(1.5 * 3 - 0.5 * 2 * (3 - 1 / 3), 0.5 / 3);
+  const tail0 = Math.hypot(1.25 / 5, 2.5 * 2 - 0.5 * 1 * (2 - 1 / 2));
+  // day 1: tb = 1 * (0.1, 0.2) + 2 * (0.3, -0.1) = (0.7, 0): p_h = (2.2, -0.5), p_t = (3.95, 2.5)
+  const head1 = Math.hypot(2.2 * 3 - 0.5 * 2 * (3 - 1 / 3), 0.5 / 3);
+  const tail1 = Math.hypot(1.95 / 5, 2.5 * 2 - 0.5 * 1 * (2 - 1 / 2));
+  assert.ok(Math.abs(head0 - Math.sqrt(122) / 6) < 1e-12 && Math.abs(tail0 - Math.sqrt(18.125)) < 1e-12);
+  const s = noGrad(() => m.score(Int32Array.of(0, 0), Int32Array.of(0, 0), Int32Array.of(1, 1), Int32Array.of(0, 1))).toArray();
+  assertClose(s, [head0 + tail0, head1 + tail1], { atol: 1e-5 });
+});
+
+forEachBackend('score matches the float64 reference (BoxTE, BoxE, L1, no tanh, no alpha, bump on day 0)', () => {
+  const variants: Partial<BoxTEConfig>[] = [{}, { model: 'boxe', k: 0 }, { order: 1 }, { tanh: false }, { useAlpha: false }, { noBumpDay0: false }];
+  variants.forEach((v, vi) => {
+    const m = tinyModel(v, 10 + vi);
+    const P = paramsOf(m);
+    const f = allFacts(m.cfg);
+    const got = noGrad(() => m.score(f.h, f.r, f.t, f.tau)).toArray();
+    const want = got.map((_, i) => refScore(P, m.cfg, f.h[i], f.r[i], f.t[i], f.tau[i]));
+    assertClose(got, want, { atol: 2e-5, rtol: 1e-5 });
+  });
+});
+
+/** Central differences of a float64 function of the parameters. */
+function numericGrad(P: RefParams, f: () => number, name: string, eps = 1e-6): Float64Array {
+  const a = P[name];
+  const g = new Float64Array(a.length);
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    a[i] = x + eps;
+    const up = f();
+    a[i] = x - eps;
+    const down = f();
+    a[i] = x;
+    g[i] = (up - down) / (2 * eps);
+  }
+  return g;
+}
+
+forEachBackend('gradient of the score (autograd) matches finite differences of the float64 reference', () => {
+  for (const v of [{}, { model: 'boxe', k: 0 } as const, { order: 1 } as const]) {
+    const m = tinyModel(v, 3);
+    const P = paramsOf(m);
+    const f = allFacts(m.cfg);
+    const rng = new Rng(7);
+    const wts = Float64Array.from({ length: f.h.length }, () => rng.uniform(-1, 1));
+    const s = m.score(f.h, f.r, f.t, f.tau);
+    sum(mul(s, new Tensor(Float32Array.from(wts), [wts.length]))).backward();
+    const fn = (): number => {
+      let acc = 0;
+      for (let i = 0; i < wts.length; i++) acc += wts[i] * refScore(P, m.cfg, f.h[i], f.r[i], f.t[i], f.tau[i]);
+      return acc;
+    };
+    for (const [name, p] of m.store.entries()) {
+      if (!p.requiresGrad) continue;
+      const num = numericGrad(P, fn, name);
+      assert.ok(p.grad !== null, `${name} has a gradient`);
+      assertClose(p.grad, num, { atol: 2e-3, rtol: 2e-3 });
+    }
+  }
+});
+
+test('time regulariser matches the float64 reference (the paper form divided by k) and its gradient', () => {
+  const m = tinyModel({ numTimes: 4, k: 3 }, 5);
+  const P = paramsOf(m);
+  const reg = m.timeRegulariser();
+  assertClose([reg.item()], [refTimeReg(P, m.cfg)], { rtol: 1e-5 });
+  reg.backward();
+  assertClose(m.timeBumpTable!.grad!, numericGrad(P, () => refTimeReg(P, m.cfg), 'time.bumps'), { atol: 1e-4, rtol: 1e-3 });
+});
+
+function kernelsUnderTest(): [string, BoxKernels][] {
+  const out: [string, BoxKernels][] = [['js', jsBoxKernels]];
+  const n = nativeBoxKernels();
+  if (n !== null && process.env.TFREE_BACKEND !== 'js') out.push(['native', n]);
+  return out;
+}
+
+test('fused training kernels: loss and every gradient equal autograd of the op-based loss', () => {
+  for (const v of [{}, { model: 'boxe', k: 0 } as const, { order: 1 } as const]) {
+    const m = tinyModel({ numEntities: 7, dim: 11, ...v }, 21, 0.8);
+    const { dim: d, numRelations: R, numEntities: E } = m.cfg;
+    const rng = new Rng(3);
+    const B = 4;
+    const n = 5;
+    const G = n + 1;
+    const h = Int32Array.from({ length: B }, () => rng.int(E));
+    const r = Int32Array.from({ length: B }, () => rng.int(R));
+    const t = Int32Array.from({ length: B }, () => rng.int(E));
+    const tau = Int32Array.from({ length: B }, (_, i) => i % 3);
+    const negEnt = Int32Array.from({ length: B * n }, () => rng.int(E));
+    const negTail = Uint8Array.from({ length: B * n }, () => (rng.float() < 0.5 ? 1 : 0));
+    // expanded candidate lists for the op-based loss
+    const H = new Int32Array(B * G);
+    const Rr = new Int32Array(B * G);
+    const T = new Int32Array(B * G);
+    const Tau = new Int32Array(B * G);
+    for (let i = 0; i < B; i++)
+      for (let j = 0; j < G; j++) {
+        const q = i * G + j;
+        H[q] = h[i];
+        T[q] = t[i];
+        Rr[q] = r[i];
+        Tau[q] = tau[i];
+        if (j > 0) {
+          if (negTail[i * n + j - 1] === 1) T[q] = negEnt[i * n + j - 1];
+          else H[q] = negEnt[i * n + j - 1];
+        }
+      }
+    const ref = m.loss(H, Rr, T, Tau, G);
+    assertClose([ref.item()], [refLoss(paramsOf(m), m.cfg, H, Rr, T, Tau, G)], { rtol: 1e-5 });
+    ref.backward();
+    const want = new Map(m.store.entries().map(([nme, p]) => [nme, p.grad === null ? null : Float32Array.from(p.grad.f32())]));
+    for (const [kname, k] of kernelsUnderTest()) {
+      m.store.zeroGrad();
+      const boxesT = m.stackedBoxes();
+      const tbT = m.timeBumps(r, tau);
+      const gc = new Float32Array(2 * R * d);
+      const gw = new Float32Array(2 * R * d);
+      const gTb = new Float32Array(B * d).fill(Number.NaN); // must be overwritten
+      const gBase = new Float32Array(E * d);
+      const gBump = new Float32Array(E * d);
+      const loss = k.trainGroups({
+        B, n, d, tanh: m.cfg.tanh, order: m.cfg.order, base: m.entityBase.f32(), bump: m.entityBump.f32(),
+        boxes: boxTable(boxesT.f32(), R, d), tb: tbT.f32(), h, r, t, negEnt, negTail, gradScale: 1 / B,
+        gBase, gBump, gc, gw, gTb,
+      });
+      assertClose([loss / B], [ref.item()], { rtol: 1e-5, what: `${kname} loss` });
+      m.entityBase.grad = new Tensor(gBase, m.entityBase.shape);
+      m.entityBump.grad = new Tensor(gBump, m.entityBump.shape);
+      boxesT.backward(cornerGrad(gc, gw, R, d));
+      if (tbT.requiresGrad) tbT.backward(gTb);
+      for (const [nme, p] of m.store.entries()) {
+        const w = want.get(nme) ?? null;
+        if (w === null) {
+          assert.equal(p.grad, null, `${kname}: ${nme} should have no gradient`);
+          continue;
+        }
+        assert.ok(p.grad !== null, `${kname}: ${nme} has a gradient`);
+        assertClose(p.grad, w, { atol: 2e-6, rtol: 1e-4, what: `${kname} grad ${nme}` });
+      }
+    }
+  }
+});
+
+test('fused scoring of all entities equals the op-based score, both directions, both kernels', () => {
+  const m = tinyModel({ numEntities: 9, dim: 13 }, 8, 0.8);
+  const { dim: d, numRelations: R, numEntities: E } = m.cfg;
+  const boxes = boxTable(noGrad(() => m.stackedBoxes()).f32(), R, d);
+  const base = m.entityBase.f32();
+  const bump = m.entityBump.f32();
+  const queries = [
+    [2, 1, 4, 2],
+    [0, 0, 8, 0],
+    [5, 1, 5, 1],
+  ];
+  for (const [kname, k] of kernelsUnderTest()) {
+    for (const dir of [0, 1]) {
+      const Q = queries.length;
+      const headAdd = new Float32Array(Q * d);
+      const tailAdd = new Float32Array(Q * d);
+      const rel = new Int32Array(Q);
+      queries.forEach(([hq, rq, tq, tauq], qi) => {
+        const tb = noGrad(() => m.timeBumps(Int32Array.of(rq), Int32Array.of(tauq))).f32();
+        const fixed = dir === 0 ? tq : hq;
+        rel[qi] = rq;
+        for (let c = 0; c < d; c++) {
+          headAdd[qi * d + c] = (dir === 0 ? bump : base)[fixed * d + c] + tb[c];
+          tailAdd[qi * d + c] = (dir === 0 ? base : bump)[fixed * d + c] + tb[c];
+        }
+      });
+      const out = new Float32Array(Q * E).fill(Number.NaN);
+      const args = { d, tanh: true, order: 2 as const, E, Q, headTable: dir === 0 ? base : bump, headAdd, tailTable: dir === 0 ? bump : base, tailAdd, boxes, rel, out };
+      k.scoreBatch(args);
+      queries.forEach(([hq, rq, tq, tauq], qi) => {
+        const xs = Int32Array.from({ length: E }, (_, x) => x);
+        const H = dir === 0 ? xs : new Int32Array(E).fill(hq);
+        const T = dir === 0 ? new Int32Array(E).fill(tq) : xs;
+        const want = noGrad(() => m.score(H, new Int32Array(E).fill(rq), T, new Int32Array(E).fill(tauq)));
+        assertClose(out.subarray(qi * E, (qi + 1) * E), want, { atol: 1e-5, rtol: 1e-5, what: `${kname} dir ${dir} query ${qi}` });
+      });
+    }
+  }
+  assert.equal(typeof scoreBatchJs, 'function');
+});
+
+test('parameter count: formula equals the store, and ICEWS14 at d=1000, k=2 has 15,906,920 (spec §1.2)', () => {
+  for (const v of [{}, { model: 'boxe', k: 0 } as const]) {
+    const m = tinyModel(v);
+    assert.equal(m.store.numParams(), paramCount(m.cfg));
+  }
+  const icews = defaultConfig({ numEntities: 7128, numRelations: 230, numTimes: 365, dim: 1000, k: 2 });
+  assert.equal(paramCount(icews), 14_256_000 + 920_460 + 730_000 + 460);
+  // the paper's Table 6 formula d(2|E| + k|T| + 2|R|) + k|R| undercounts the code's relations by 2|R|d + 2|R|
+  assert.equal(paramCount(icews) - (1000 * (2 * 7128 + 2 * 365 + 2 * 230) + 2 * 230), 2 * 230 * 1000 + 2 * 230);
+});
+
+test('initialisation follows the reference ranges (seeded, reproducible)', () => {
+  const d = 16;
+  const make = (seed: number): BoxTE => new BoxTE(defaultConfig({ numEntities: 50, numRelations: 20, numTimes: 10, dim: d, k: 2 }), new VarBuilder(new ParamStore(), { rng: seed }));
+  const a = make(4);
+  const b = make(4);
+  const c = make(5);
+  assert.deepEqual(a.entityBase.toArray(), b.entityBase.toArray());
+  assert.notDeepEqual(a.entityBase.toArray(), c.entityBase.toArray());
+  const lim = 0.5 / Math.sqrt(d);
+  for (const p of [a.entityBase, a.entityBump, a.headBase, a.tailShape, a.timeBumpTable!]) {
+    const v = p.toArray();
+    assert.ok(v.every((x) => Math.abs(x) <= lim) && Math.max(...v.map(Math.abs)) > lim * 0.8, `${p.name} in U(-${lim}, ${lim})`);
+  }
+  const sizes = a.headSize.toArray();
+  assert.ok(sizes.every((x) => Math.abs(x) <= 1) && Math.max(...sizes.map(Math.abs)) > 0.5);
+  const al = a.alpha!.toArray();
+  const mean = al.reduce((s, x) => s + x, 0) / al.length;
+  assert.ok(Math.abs(mean - 1) < 0.06 && al.some((x) => x !== 1), `alpha ~ N(1, 0.1), mean ${mean}`);
+});
