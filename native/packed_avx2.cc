@@ -19,14 +19,30 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
-#include <vector>
 
 #include "kernels.h"
 #include "threadpool.h"
 
 namespace tfree {
 namespace {
+
+// A heap buffer with internal linkage. No standard containers in this file: their out-of-line
+// members are weak symbols compiled with -mavx2 that the linker could pick for the generic path.
+template <class T>
+struct Buf {
+  T* p;
+  explicit Buf(long n) : p(static_cast<T*>(std::calloc(static_cast<size_t>(n > 0 ? n : 1), sizeof(T)))) {}
+  ~Buf() { std::free(p); }
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+  T* data() const { return p; }
+};
+
+struct Perm {
+  uint8_t v[64];
+};
 
 struct Tables {
   __m256i lo, hi;  // int16 level bytes per code, both lanes
@@ -95,8 +111,8 @@ inline void decode<Dec8>(const uint8_t* p, const Tables&, __m256i w[4]) {
 // Position p of the decoded int16 stream holds element perm[p] of the group: found by decoding
 // one-hot code groups (code 1 at element e, 0 elsewhere) with the levels [0, 1, 0, ...].
 template <class D>
-std::vector<uint8_t> measure_perm(int bits) {
-  std::vector<uint8_t> perm(64, 0);
+Perm measure_perm(int bits) {
+  Perm perm = {};
   Tables t;
   alignas(32) int8_t lo[32] = {0};
   lo[1] = 1;
@@ -112,16 +128,16 @@ std::vector<uint8_t> measure_perm(int bits) {
     alignas(32) int16_t out[64];
     for (int i = 0; i < 4; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(out + 16 * i), w[i]);
     for (int p = 0; p < 64; ++p)
-      if (out[p] == 1) perm[p] = static_cast<uint8_t>(e);
+      if (out[p] == 1) perm.v[p] = static_cast<uint8_t>(e);
   }
   return perm;
 }
 
 const uint8_t* perm_for(int bits) {
-  static const std::vector<uint8_t> p1 = measure_perm<Dec1>(1);
-  static const std::vector<uint8_t> p2 = measure_perm<Dec2>(2);
-  static const std::vector<uint8_t> p4 = measure_perm<Dec4>(4);
-  return bits == 1 ? p1.data() : bits == 2 ? p2.data() : bits == 4 ? p4.data() : nullptr;
+  static const Perm p1 = measure_perm<Dec1>(1);
+  static const Perm p2 = measure_perm<Dec2>(2);
+  static const Perm p4 = measure_perm<Dec4>(4);
+  return bits == 1 ? p1.v : bits == 2 ? p2.v : bits == 4 ? p4.v : nullptr;
 }
 
 inline float hsum(__m256 v) {
@@ -180,7 +196,8 @@ void run(const PackedArgs& a, const Ctx& c) {
   auto body = [&](long t, int) {
     const long n0 = t * chunk, n1 = (n0 + chunk < N) ? n0 + chunk : N;
     if (n0 >= n1) return;
-    std::vector<float> sc(static_cast<size_t>(c.nB));
+    Buf<float> sc(c.nB);
+    if (!sc.data()) return;
     for (long m0 = 0; m0 < M; m0 += 4) {
       switch (M - m0 >= 4 ? 4 : M - m0) {
         case 1: rows_kernel<D, 1>(c, n0, n1, m0, sc.data()); break;
@@ -228,8 +245,12 @@ void packed_matmul_avx2(const PackedArgs& a) {
     c.t.hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi));
   }
   const uint8_t* perm = perm_for(a.bits);
-  std::vector<int16_t> x16(static_cast<size_t>(a.M * a.K));
-  std::vector<float> xs(static_cast<size_t>(a.M * c.nU));
+  Buf<int16_t> x16(a.M * a.K);
+  Buf<float> xs(a.M * c.nU);
+  if (!x16.data() || !xs.data()) {
+    packed_matmul_generic(a);
+    return;
+  }
   for (long m = 0; m < a.M; ++m) packed_quantize_x(a.x + m * a.K, a.K, 64, perm, x16.data() + m * a.K, xs.data() + m * c.nU);
   c.x16 = x16.data();
   c.xs = xs.data();
