@@ -17,6 +17,8 @@ import { HATModel, HatSplitter, readHATConfig } from '../../models/hat/index.js'
 import { loadPackedModel } from '../../compress/index.js';
 import { DtmEvaluator, parsePrompts, type DtmReport } from '../../eval/hat_dtm.js';
 import { listComponents } from '../../eval/components.js';
+import { DEMO_PROMPTS, DEMO_TEXT, compareQuantized, compareTable } from '../../eval/compare.js';
+import { loadHATModel } from '../../models/hat/index.js';
 import { GUIDES, levelsForTargets, precisionPlan, runSweep, scoreCompressed, scoreOf, sparsityPlan, type Guide, type PlanFile, type SweepResult } from '../../eval/sweep.js';
 import { planTable, sweepMarkdown, writeAtomic, writeDtmReport, writePlanReport, writeSweepReport, type PlanOutcome } from '../../eval/report.js';
 
@@ -291,12 +293,40 @@ const plan: EvalSubcommand = {
     }
     const reportFile = typeof o.report === 'string' ? writePlanReport(o.report, outcomes, baseScore, s) : undefined;
     const seconds = (Date.now() - t0) / 1000;
+    const summary = { base: baseScore, plans: outcomes.map((oc) => ({ kind: oc.plan.kind, method: oc.plan.method, target: oc.plan.target, achieved: oc.plan.achieved, threshold: oc.plan.threshold, ...oc.score })), sweep_seconds: s.seconds, seconds };
+    if (typeof o.out === 'string') writeAtomic(nodePath.join(o.out, 'plans.json'), `${JSON.stringify(summary, null, 1)}\n`);
     if (json) {
-      process.stdout.write(`${JSON.stringify({ base: baseScore, plans: outcomes.map((oc) => ({ kind: oc.plan.kind, method: oc.plan.method, target: oc.plan.target, achieved: oc.plan.achieved, threshold: oc.plan.threshold, ...oc.score })), sweep_seconds: s.seconds, seconds })}\n`);
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
       return;
     }
     process.stdout.write(`${planTable(outcomes, baseScore)}\n\n${seconds.toFixed(1)} s${typeof o.out === 'string' ? `; plans written to ${o.out}` : ''}${reportFile ? `\nreport: ${reportFile}` : ''}\n`);
   },
 };
 
-export const evalDtmSubcommands: Record<string, EvalSubcommand> = { dtm, sweep, plan };
+const compare: EvalSubcommand = {
+  summary: 'a model beside in-memory quantized copies: bits/weight, bpb, FDT/SDT, generation speed',
+  usage: 'tfree eval compare [--model DIR] [--formats kmeans4,bin1] [--prompts FILE] [--data FILE] [--length N] [--json]',
+  options: {
+    ...evalOpts,
+    formats: { type: 'string', help: 'compare: weight formats of the quantized copies (default kmeans4,bin1)', meta: 'F,..' },
+    block: sweepOpts.block,
+  },
+  run(a) {
+    const o = a.options;
+    const json = o.json === true;
+    const { dir, splitter } = loadHATForCli(o.model);
+    const prompts = o.prompts === undefined ? [...DEMO_PROMPTS] : readPrompts(o.prompts);
+    const held = heldOut(o.data, positiveInt(a, 'data-bytes')) ?? [DEMO_TEXT];
+    const formats = patternList(a, 'formats') ?? ['kmeans4', 'bin1'];
+    const rows = asUserErrors(() =>
+      compareQuantized(() => loadHATModel(dir), splitter, { prompts, formats, heldOut: held, length: positiveInt(a, 'length'), block: positiveInt(a, 'block'), onStep: (w) => !json && process.stderr.write(`compare: ${w}...\n`) }),
+    );
+    if (json) {
+      process.stdout.write(`${JSON.stringify({ model: dir, prompts: prompts.length, rows })}\n`);
+      return;
+    }
+    process.stdout.write(`${compareTable(rows)}\n(${prompts.length} prompts x ${positiveInt(a, 'length')} bytes; bpb on ${o.data === undefined ? 'a built-in paragraph' : String(o.data)}; FDT/SDT in bytes vs the f32 model's greedy text; speed: greedy generation of 200 bytes)\n`);
+  },
+};
+
+export const evalDtmSubcommands: Record<string, EvalSubcommand> = { dtm, sweep, plan, compare };
