@@ -2,7 +2,8 @@
  * tfree benchmarks. `npm run bench [-- --json] [-- --only GROUP] [-- --quick]`
  *
  * Groups: peak (FMA peak, read bandwidth), sgemm, gemv, overhead, ops (fused kernels), packed
- * (GEMV from packed weights, bench/packed.ts), splitter (HAT words).
+ * (GEMV from packed weights, bench/packed.ts), splitter (HAT words), hat (HAT training and cached
+ * generation vs PyTorch; bench/hat.ts).
  * Every figure is measured in this run; peers (Debian OpenBLAS through the addon's dlopen) run
  * interleaved with ours so that the machine's drift hits both alike. Times are the best of the
  * repetitions (the run least disturbed by other load), with the median kept in the JSON too.
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { jsKernels, nativeBackend, type Kernels, type NativeExtras, UnaryOp } from '../src/tensor/kernels/index.js';
 import { Tensor, add, attention, rmsNorm, softmax, withBackend } from '../src/tensor/index.js';
 import { HatSplitter, WordStream, splitBytes, splitBytesOffsets, splitText } from '../src/models/hat/splitter.js';
+import { benchHat } from './hat.js';
 import { benchPacked, type PackedBenchEnv } from './packed.js';
 
 export interface BenchRecord {
@@ -388,6 +390,7 @@ const groups: Record<string, () => void | Promise<void>> = {
   ops: benchOps,
   packed: () => benchPacked(benchEnv()),
   splitter: benchSplitter,
+  hat: () => benchHat({ quick, emit, note, table }),
 };
 
 function benchEnv(): PackedBenchEnv {

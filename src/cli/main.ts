@@ -7,6 +7,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatHelp, parseArgs, type CommandSpec } from './args.js';
 import { UserError } from './errors.js';
+import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { generateCommand } from './commands/generate.js';
@@ -16,17 +17,21 @@ import { llamaCommand } from './commands/llama.js';
 import { pruneCommand } from './commands/prune.js';
 import { quantizeCommand } from './commands/quantize.js';
 import { splitCommand } from './commands/split.js';
+import { trainCommand } from './commands/train.js';
 
 export const commands: CommandSpec[] = [
   demoCommand,
   infoCommand,
   inspectCommand,
   splitCommand,
+  trainCommand,
   generateCommand,
   evalCommand,
   quantizeCommand,
   pruneCommand,
   llamaCommand,
+  trainCommand,
+  convertCommand,
 ];
 
 function topHelp(): string {

@@ -10,6 +10,8 @@ export interface ProgressOptions {
   enabled?: boolean;
   /** minimum ms between plain-text lines on a non-TTY */
   plainIntervalMs?: number;
+  /** count already done when this bar starts (a resumed job): the ETA uses only the rate since then */
+  initial?: number;
 }
 
 export function formatDuration(sec: number): string {
@@ -30,8 +32,11 @@ export class Progress {
   private readonly start = Date.now();
   private lastDraw = 0;
   private done = 0;
+  private readonly initial: number;
 
   constructor(opts: ProgressOptions) {
+    this.initial = opts.initial ?? 0;
+    this.done = this.initial;
     this.total = Math.max(opts.total, 1);
     this.label = opts.label ?? '';
     this.stream = opts.stream ?? process.stderr;
@@ -58,7 +63,8 @@ export class Progress {
     const width = 24;
     const fill = Math.round(frac * width);
     const elapsed = (Date.now() - this.start) / 1000;
-    const eta = this.done > 0 ? (elapsed / this.done) * (this.total - this.done) : NaN;
+    const ran = this.done - this.initial;
+    const eta = ran > 0 ? (elapsed / ran) * (this.total - this.done) : NaN;
     const bar = `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}]`;
     const pct = `${(frac * 100).toFixed(0).padStart(3)}%`;
     return `${this.label ? `${this.label} ` : ''}${bar} ${pct} ${this.done}/${this.total} ${formatDuration(elapsed)} ETA ${formatDuration(eta)}${extra ? ` | ${extra}` : ''}`;

@@ -1,2 +1,3 @@
 export * from './dtype.js';
 export * from './safetensors.js';
+export * from './text_data.js';

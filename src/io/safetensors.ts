@@ -275,7 +275,7 @@ function scanKeys(text: string): KeyScan {
 }
 
 /** Index of the first byte that does not belong to a valid UTF-8 sequence, or -1. */
-function firstInvalidUtf8(b: Uint8Array): number {
+export function firstInvalidUtf8(b: Uint8Array): number {
   const n = b.length;
   let i = 0;
   while (i < n) {
@@ -869,6 +869,17 @@ function atomicWrite(path: string, body: (fd: number) => void): void {
     if (e instanceof SafetensorsError) throw e;
     throw new SafetensorsError('IO', path, undefined, `write failed: ${errorText(e)}`, { cause: e });
   }
+}
+
+/** Writes a small file (text or bytes) atomically, as the safetensors writers do (temp file, fsync, rename). */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  atomicWrite(path, (fd) => writeAll(fd, bytes));
+}
+
+/** fsyncs a folder (after renames inside it); a no-op where folders cannot be opened. */
+export function syncFolder(dir: string): void {
+  fsyncDir(dir);
 }
 
 function writePlanned(path: string, planned: readonly PlannedTensor[], metadata: ReadonlyArray<[string, string]>): number {

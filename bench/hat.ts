@@ -1,0 +1,188 @@
+/**
+ * The `hat` bench group: HAT training throughput (bytes/s of full AdamW steps) and cached
+ * generation speed (bytes/s and words/s) for the `tiny` and `small` presets, beside the same
+ * model in PyTorch (bench/peers/hat_torch.py, Debian's python3-torch, CPU) run in the same call
+ * with the same shapes, batch, word boundaries and thread count. The peer is skipped with a note
+ * when /usr/bin/python3 cannot import torch (the bench installs nothing).
+ *
+ * Training: one packed batch of B rows x T bytes from a seeded synthetic English-like text (one
+ * document, so every row is one segment), split by the HAT splitter; a step is zero-grad,
+ * forward, loss, backward, global-norm clip, AdamW. Generation: the KV-cached decoding path
+ * (HATDecodingState, as `generate` uses it) after a short prompt, forced along N bytes of the
+ * synthetic text so that the word schedule is that of real text whatever the (random) weights:
+ * every byte is one encoder + one decoder step, an argmax over the logits and the splitter's
+ * word-end test; every finished word is the connector and one backbone step. The peer replays
+ * exactly this byte and word schedule, so both do the same work.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { nativeBackend } from '../src/tensor/kernels/index.js';
+import { AdamW, Rng, clipGradNorm, isNoDecayParam } from '../src/nn/index.js';
+import { BytePacker } from '../src/io/index.js';
+import { hatConfigToJSON, presetConfig } from '../src/models/hat/config.js';
+import { HATModel } from '../src/models/hat/model.js';
+import { HATDecodingState } from '../src/models/hat/generate.js';
+import { argmax } from '../src/models/hat/sampling.js';
+import { HatSplitter, splitBytes } from '../src/models/hat/splitter.js';
+import { hatBatch } from '../src/cli/commands/train.js';
+
+export interface BenchContext {
+  quick: boolean;
+  emit(r: { bench: string; case: string; value: number; unit: string; peer: string | null; ratio_vs_peer: number | null; [k: string]: string | number | null | undefined }): void;
+  note(s: string): void;
+  table(title: string, head: string[], rows: (string | number)[][]): void;
+}
+
+const peerScript = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'peers', 'hat_torch.py');
+const PYTHON = '/usr/bin/python3';
+
+function torchAvailable(): string | null {
+  if (!existsSync(PYTHON)) return `${PYTHON} not found`;
+  const r = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  return r.status === 0 ? null : 'python3 cannot import torch (install the peer with `apt-get install -y python3-torch`)';
+}
+
+function runPeer(job: Record<string, unknown>): Record<string, unknown> {
+  const r = spawnSync(PYTHON, [peerScript], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`PyTorch peer failed: ${r.stderr.slice(-2000)}`);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+function syntheticText(bytes: number, seed: number): Uint8Array {
+  const rng = new Rng(seed);
+  const vocab = 'the of and to a in that is was he for it with as his on be at by had are but from or have an they which one you were all we her she there would their will when who him been has more if no out do so can what up said about other into than its time only could new them man some these then two first may any like now my such make over our even most me state after also made many before must through back years much where your way well down should because each just those people how too little good very long being under never day same another know while last might us great old year off come since against go came right used take three'.split(' ');
+  const parts: string[] = [];
+  let n = 0;
+  while (n < bytes) {
+    let w = vocab[rng.int(vocab.length)];
+    if (rng.int(12) === 0) w += rng.int(3) === 0 ? '.' : ',';
+    if (parts.length === 0 || parts[parts.length - 1].endsWith('.')) w = w[0].toUpperCase() + w.slice(1);
+    parts.push(w);
+    n += w.length + 1;
+  }
+  return new TextEncoder().encode(parts.join(' '));
+}
+
+const best = (xs: number[]): number => Math.min(...xs);
+
+export function benchHat(ctx: BenchContext): void {
+  const nb = nativeBackend();
+  const maxThreads = 'kernels' in nb ? nb.extras.getThreads() : 1;
+  // one thread, and all threads (quick mode: all threads only)
+  const threadCounts = ctx.quick || maxThreads === 1 ? [maxThreads] : [1, maxThreads];
+  const peerMissing = torchAvailable();
+  if (peerMissing !== null) ctx.note(`hat: PyTorch peer skipped: ${peerMissing}`);
+  const rowsTrain: (string | number)[][] = [];
+  const rowsGen: (string | number)[][] = [];
+  const shapes: Record<string, { B: number; T: number; steps: number; genBytes: number }> = {
+    tiny: { B: 8, T: 512, steps: ctx.quick ? 2 : 4, genBytes: ctx.quick ? 96 : 256 },
+    small: { B: 4, T: 512, steps: ctx.quick ? 1 : 3, genBytes: ctx.quick ? 48 : 128 },
+  };
+  for (const threads of threadCounts) {
+    if ('kernels' in nb) nb.extras.setThreads(threads);
+    for (const preset of ['tiny', 'small'] as const) {
+      const sh = shapes[preset];
+      const cfg = presetConfig(preset);
+      const model = new HATModel(cfg, { seed: 1 });
+      // ---- training step
+      const text = syntheticText(sh.B * sh.T * 2, 3);
+      const packer = new BytePacker([{ source: 'synthetic', bytes: text }], { seqBytes: sh.T, split: (b) => splitBytes(b, { maxWordSize: cfg.max_word_size }).map((w) => w.length), eos: null, shuffle: false });
+      const packed = packer.next(sh.B);
+      const batch = hatBatch(packed);
+      const opt = new AdamW(model.store, { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0.1, noDecay: isNoDecayParam });
+      const times: number[] = [];
+      for (let s = 0; s <= sh.steps; s++) {
+        const t = performance.now();
+        model.store.zeroGrad();
+        const { loss } = model.loss(batch);
+        loss.backward();
+        clipGradNorm(model.store, 1);
+        opt.step();
+        if (s > 0) times.push((performance.now() - t) / 1e3); // step 0 warms up
+      }
+      const ours = (sh.B * sh.T) / best(times);
+      let peer: number | null = null;
+      if (peerMissing === null) {
+        const cu = batch.cuSeqlens.map((c) => Array.from(c));
+        const r = runPeer({ mode: 'train', config: hatConfigToJSON(cfg), threads, B: sh.B, T: sh.T, bytes: Array.from(batch.bytes), cu, steps: sh.steps + 1 });
+        peer = (sh.B * sh.T) / best((r.step_s as number[]).slice(1));
+      }
+      const words = batch.cuSeqlens.reduce((a, c) => a + c.length - 1, 0);
+      ctx.emit({
+        bench: 'hat',
+        case: `train ${preset} B${sh.B} T${sh.T}, ${threads} thread${threads > 1 ? 's' : ''}`,
+        value: ours,
+        unit: 'bytes/s',
+        peer: peer !== null ? 'pytorch' : null,
+        ratio_vs_peer: peer !== null ? ours / peer : null,
+        peer_value: peer,
+        step_ms: best(times) * 1e3,
+        params: model.numParams(),
+        words,
+        threads,
+      });
+      rowsTrain.push([preset, threads, `${sh.B}x${sh.T}`, model.numParams(), best(times) * 1e3, ours, peer ?? NaN, peer !== null ? `${(ours / peer).toFixed(2)}x` : '-']);
+
+      // ---- cached generation, forced along a natural text (the word schedule of real text)
+      const splitter = new HatSplitter({ maxWordSize: cfg.max_word_size, specialTokens: cfg.special_token_dict });
+      const pw = splitter.encode('The jury said');
+      const cont = syntheticText(sh.genBytes, 7).subarray(0, sh.genBytes);
+      const run = (): { sec: number; words: number } => {
+        const t = performance.now();
+        const state = new HATDecodingState(model);
+        state.prefill(pw);
+        let cur = pw[pw.length - 1];
+        let words = 0;
+        for (const b of cont) {
+          argmax(state.logits()); // the sampling work of greedy decoding (the text decides the byte)
+          const split = splitter.appendByte(cur, b);
+          if (split.complete) {
+            words += split.words.length - 1;
+            cur = split.words[split.words.length - 1];
+          } else cur = split.words[0];
+          state.push(b, split);
+        }
+        return { sec: (performance.now() - t) / 1e3, words };
+      };
+      run(); // warm-up
+      const gt: number[] = [];
+      let nWords = 0;
+      for (let r = 0; r < (ctx.quick ? 1 : 2); r++) {
+        const g = run();
+        gt.push(g.sec);
+        nWords = g.words;
+      }
+      const nBytes = cont.length;
+      const gOurs = nBytes / best(gt);
+      let gPeer: number | null = null;
+      if (peerMissing === null) {
+        const last = pw[pw.length - 1];
+        const full = new Uint8Array(last.length + cont.length);
+        full.set(last);
+        full.set(cont, last.length);
+        const words = splitBytes(full, { maxWordSize: cfg.max_word_size }).map((w) => Array.from(w));
+        const r = runPeer({ mode: 'generate', config: hatConfigToJSON(cfg), threads, prompt_words: pw.slice(0, -1).map((w) => Array.from(w)), words, reps: ctx.quick ? 1 : 2 });
+        gPeer = (r.bytes as number) / best(r.gen_s as number[]);
+      }
+      ctx.emit({
+        bench: 'hat',
+        case: `generate ${preset} cached greedy, ${threads} thread${threads > 1 ? 's' : ''}`,
+        value: gOurs,
+        unit: 'bytes/s',
+        peer: gPeer !== null ? 'pytorch' : null,
+        ratio_vs_peer: gPeer !== null ? gOurs / gPeer : null,
+        peer_value: gPeer,
+        words_per_s: nWords / best(gt),
+        bytes: nBytes,
+        words: nWords,
+        threads,
+      });
+      rowsGen.push([preset, threads, nBytes, nWords, gOurs, nWords / best(gt), gPeer ?? NaN, gPeer !== null ? `${(gOurs / gPeer).toFixed(2)}x` : '-']);
+    }
+  }
+  if ('kernels' in nb) nb.extras.setThreads(maxThreads);
+  ctx.table('HAT training step (AdamW, full forward/backward); PyTorch with the same threads', ['preset', 'threads', 'batch', 'params', 'step ms', 'tfree bytes/s', 'PyTorch bytes/s', 'tfree/PyTorch'], rowsTrain);
+  ctx.table('HAT cached generation (greedy decoding work along a fixed text)', ['preset', 'threads', 'bytes', 'words', 'tfree bytes/s', 'tfree words/s', 'PyTorch bytes/s', 'tfree/PyTorch'], rowsGen);
+}

@@ -1,0 +1,259 @@
+/**
+ * `tfree train`: trains a HAT model from scratch on text files, folders or JSONL.
+ *
+ * The data goes through src/io/text_data (reading, seeded train/validation split, packing into
+ * rows of --seq-bytes with the HAT splitter's word boundaries and document segments); the loop
+ * is src/train/trainer (AdamW, warmup + cosine, clipping, accumulation, validation bpb, atomic
+ * checkpoints, exact resume). The final model is written to --out in the released layout
+ * (config.json + model.safetensors), loadable by `tfree generate --model DIR`.
+ */
+import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
+import type { CommandSpec, ParsedArgs } from '../args.js';
+import { UserError } from '../errors.js';
+import { Progress, formatDuration } from '../progress.js';
+import { BytePacker, DataError, fingerprintDocuments, readDocuments, splitTrainVal, type InputFormat, type PackedBatch } from '../../io/index.js';
+import { ResumeMismatchError, Trainer, type LogEntry, type TrainSettings, type TrainableModel } from '../../train/index.js';
+import { HATConfigError, hatConfigToJSON, presetConfig, readHATConfig, type HATConfig } from '../../models/hat/config.js';
+import { HATModel, type HATBatch } from '../../models/hat/model.js';
+import { saveHATModel } from '../../models/hat/checkpoint.js';
+import { splitBytes } from '../../models/hat/splitter.js';
+
+/** A packed batch in the HAT model's batch format (padding is not a word there). */
+export function hatBatch(b: PackedBatch): HATBatch {
+  const cuSeqlens: Int32Array[] = [];
+  for (let r = 0; r < b.rows; r++) {
+    const w0 = b.rowWords[r];
+    let w1 = b.rowWords[r + 1];
+    // the trailing padding pseudo-word is not a word for the model
+    let end = b.seqBytes;
+    if (w1 > w0 && b.segments[(r + 1) * b.seqBytes - 1] < 0) {
+      w1--;
+      end -= b.wordLens[w1];
+    }
+    const cu = new Int32Array(w1 - w0 + 1);
+    for (let w = w0; w < w1; w++) cu[w - w0 + 1] = cu[w - w0] + b.wordLens[w];
+    if (cu[cu.length - 1] !== end) throw new Error('hatBatch: word lengths do not cover the row');
+    cuSeqlens.push(cu);
+  }
+  const documents = b.segments.map((s) => (s < 0 ? 0 : s));
+  return { B: b.rows, T: b.seqBytes, bytes: b.bytes, cuSeqlens, documents };
+}
+
+/** The HAT model as the trainer sees it. */
+export function hatTrainable(model: HATModel, exportDtype: 'F32' | 'BF16'): TrainableModel {
+  return {
+    store: model.store,
+    config: hatConfigToJSON(model.config),
+    loss(b) {
+      const r = model.loss(hatBatch(b));
+      return { loss: r.loss, bytes: r.count };
+    },
+    save(dir) {
+      saveHATModel(dir, model, { dtype: exportDtype });
+    },
+  };
+}
+
+function opt<T extends string | number | boolean | undefined>(a: ParsedArgs, k: string): T {
+  return a.options[k] as T;
+}
+
+function modelConfig(a: ParsedArgs): HATConfig {
+  const file = opt<string | undefined>(a, 'config');
+  try {
+    return file !== undefined ? readHATConfig(file) : presetConfig(opt<string>(a, 'preset'));
+  } catch (e) {
+    if (e instanceof HATConfigError) throw new UserError(e.message);
+    if (e instanceof Error && 'code' in e) throw new UserError(`${file}: ${e.message}`);
+    throw e;
+  }
+}
+
+const fmt = (x: number | undefined, d = 3): string => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
+
+function kb(x: number): string {
+  return x >= 1e6 ? `${(x / 1e6).toFixed(2)} MB` : `${(x / 1e3).toFixed(1)} kB`;
+}
+
+export const trainCommand: CommandSpec = {
+  name: 'train',
+  summary: 'train a HAT model on text files, folders or JSONL (resumable checkpoints)',
+  usage: 'tfree train --data PATH [PATH...] --out DIR [--preset tiny|small | --config FILE] [--steps N] [--batch B] [--seq-bytes N] [--resume] [--json]',
+  options: {
+    data: { type: 'string', help: 'text file, folder (recursive) or .jsonl file with a "text" field; more paths may follow as positionals', meta: 'PATH' },
+    out: { type: 'string', help: 'run folder: checkpoints/, log.jsonl and the final config.json + model.safetensors', meta: 'DIR' },
+    preset: { type: 'string', help: 'model size: tiny (~2.5M parameters) or small (~31M)', default: 'tiny', meta: 'NAME' },
+    config: { type: 'string', help: 'a HAT config.json instead of a preset', meta: 'FILE' },
+    steps: { type: 'int', help: 'optimizer steps', default: 1000 },
+    batch: { type: 'int', help: 'rows per micro-batch', default: 8 },
+    'seq-bytes': { type: 'int', help: 'bytes per row (documents are packed into rows at word boundaries)', default: 1024 },
+    accum: { type: 'int', help: 'micro-batches per optimizer step (gradient accumulation)', default: 1 },
+    lr: { type: 'number', help: 'peak learning rate', default: 2e-3 },
+    'min-lr-ratio': { type: 'number', help: 'cosine floor as a fraction of --lr', default: 0.1 },
+    warmup: { type: 'int', help: 'warmup steps (default: min(100, steps/10))' },
+    'weight-decay': { type: 'number', help: 'AdamW decoupled weight decay (not on norms)', default: 0.1 },
+    clip: { type: 'number', help: 'global gradient-norm clip (0: off)', default: 1 },
+    'eval-every': { type: 'int', help: 'validation bits-per-byte every N steps (0: only at the end)', default: 100 },
+    'eval-bytes': { type: 'int', help: 'validation text per evaluation, bytes (0: all)', default: 262144 },
+    'save-every': { type: 'int', help: 'checkpoint every N steps (0: only at the end)', default: 100 },
+    'val-fraction': { type: 'number', help: 'share of documents held out for validation', default: 0.05 },
+    format: { type: 'string', help: 'input format: auto (by extension), text or jsonl', default: 'auto', meta: 'FMT' },
+    seed: { type: 'int', help: 'seed of the initialisation, data order and split', default: 0 },
+    bf16: { type: 'boolean', help: 'write the final weights as bf16 (checkpoints stay f32)' },
+    resume: { type: 'boolean', help: 'continue the run in --out from its latest checkpoint' },
+    json: { type: 'boolean', help: 'one JSON object per step / evaluation / checkpoint on stdout, no progress bar' },
+  },
+  details: [
+    'Documents are split into words by the HAT splitter and packed into rows of --seq-bytes; a row',
+    'holds several documents as separate segments (attention resets between them); a document that',
+    'does not fit continues in the next row as a new segment. Each document ends with byte 192.',
+    'Checkpoints are atomic; a run killed at any point continues with --resume and gives the same',
+    'loss curve as an uninterrupted run (same backend and TFREE_THREADS). SIGINT stops after the',
+    'current step with a checkpoint. At the end the model is evaluated on all of the held-out text;',
+    '--resume of a finished run only re-exports and re-evaluates it.',
+  ].join('\n'),
+  run(args) {
+    const dataPaths = [opt<string | undefined>(args, 'data'), ...args.positionals].filter((p): p is string => p !== undefined && p !== '');
+    if (dataPaths.length === 0) throw new UserError('missing --data PATH (see tfree train --help)');
+    const out = opt<string | undefined>(args, 'out');
+    if (out === undefined || out === '') throw new UserError('missing --out DIR (see tfree train --help)');
+    const format = opt<string>(args, 'format');
+    if (!['auto', 'text', 'jsonl'].includes(format)) throw new UserError(`--format must be auto, text or jsonl, got "${format}"`);
+    const json = opt<boolean | undefined>(args, 'json') === true;
+    const resume = opt<boolean | undefined>(args, 'resume') === true;
+    const steps = opt<number>(args, 'steps');
+    const seed = opt<number>(args, 'seed');
+    const seqBytes = opt<number>(args, 'seq-bytes');
+    const settings: TrainSettings = {
+      steps,
+      batchRows: opt<number>(args, 'batch'),
+      accum: opt<number>(args, 'accum'),
+      lr: opt<number>(args, 'lr'),
+      warmup: opt<number | undefined>(args, 'warmup') ?? Math.min(100, Math.floor(steps / 10)),
+      minLrRatio: opt<number>(args, 'min-lr-ratio'),
+      weightDecay: opt<number>(args, 'weight-decay'),
+      betas: [0.9, 0.95],
+      eps: 1e-8,
+      clip: opt<number>(args, 'clip'),
+      evalEvery: opt<number>(args, 'eval-every'),
+      evalBytes: opt<number>(args, 'eval-bytes'),
+      saveEvery: opt<number>(args, 'save-every'),
+      seed,
+    };
+    const ckDir = nodePath.join(out, 'checkpoints');
+    const hasRun = fs.existsSync(nodePath.join(ckDir, 'latest.json'));
+    if (resume && !hasRun) throw new UserError(`--resume: no checkpoint in ${ckDir}`);
+    if (!resume && hasRun) throw new UserError(`${out} already holds a training run; pass --resume to continue it, or choose another --out`);
+
+    const cfg = modelConfig(args);
+    if (!Number.isInteger(seqBytes) || seqBytes < 2) throw new UserError(`--seq-bytes must be an integer >= 2, got ${seqBytes}`);
+    let split;
+    try {
+      const docs = readDocuments(dataPaths, { format: format as InputFormat });
+      split = splitTrainVal(docs, { valFraction: opt<number>(args, 'val-fraction'), seed });
+    } catch (e) {
+      if (e instanceof DataError) throw new UserError(e.message);
+      throw e;
+    }
+    const maxWordSize = cfg.max_word_size;
+    const splitter = (bytes: Uint8Array): number[] => splitBytes(bytes, { maxWordSize }).map((w) => w.length);
+    const eos = cfg.eos_token_id;
+    const train = new BytePacker(split.train, { seqBytes, split: splitter, seed, eos });
+    const makeVal = split.val.length > 0 ? () => new BytePacker(split.val, { seqBytes, split: splitter, shuffle: false, eos }) : null;
+    const model = new HATModel(cfg, { seed });
+    const trainable = hatTrainable(model, opt<boolean | undefined>(args, 'bf16') === true ? 'BF16' : 'F32');
+    // (--qat FORMAT would wrap `trainable` here once the compression module provides QAT layers)
+
+    const run = {
+      model: trainable.config,
+      train: fingerprintDocuments(split.train),
+      val: fingerprintDocuments(split.val),
+      splitRule: split.rule,
+      seqBytes,
+      eos,
+    };
+    let stopRequested = false;
+    const onSigint = (): void => {
+      if (stopRequested) process.exit(130);
+      stopRequested = true;
+      process.stderr.write('\ntfree train: stopping after this step (checkpoint follows); Ctrl-C again to abort\n');
+    };
+    let bar: Progress | null = null;
+    let lastVal: number | undefined;
+    let bytesSeen = 0;
+    let timeSeen = 0;
+    const emit = (o: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
+    const trainer = new Trainer({
+      model: trainable,
+      settings,
+      train,
+      makeVal,
+      outDir: out,
+      run,
+      events: {
+        onStep(e: LogEntry) {
+          if (json) emit({ event: 'step', ...e });
+          if (e.valBpb !== undefined) lastVal = e.valBpb;
+          bytesSeen += e.bytesPerSec > 0 ? e.bytes : 0;
+          timeSeen += e.bytesPerSec > 0 ? e.bytes / e.bytesPerSec : 0;
+          bar?.update(e.step, `loss ${fmt(e.loss)} bpb ${fmt(e.bpb)} val ${fmt(lastVal)} | ${kb(bytesSeen / Math.max(timeSeen, 1e-9))}/s`);
+        },
+        onEval(step, v) {
+          if (json) emit({ event: 'eval', step, valBpb: v });
+        },
+        onCheckpoint(dir, step) {
+          if (json) emit({ event: 'checkpoint', step, dir });
+        },
+        shouldStop: () => stopRequested,
+      },
+    });
+    try {
+      if (resume) trainer.resume();
+    } catch (e) {
+      if (e instanceof ResumeMismatchError) throw new UserError(`--resume: ${e.message}`);
+      throw e;
+    }
+    if (!json) {
+      const p = model.numParams();
+      process.stderr.write(
+        `HAT ${opt<string | undefined>(args, 'config') ?? opt<string>(args, 'preset')}: ${p.toLocaleString('en-US')} parameters; ` +
+          `${split.train.length} training / ${split.val.length} validation documents (${split.rule}); ` +
+          `${settings.batchRows * settings.accum} x ${seqBytes} bytes per step${resume ? `; resuming at step ${trainer.step}` : ''}\n`,
+      );
+      bar = new Progress({ total: steps, label: 'train', initial: trainer.step });
+    }
+    process.on('SIGINT', onSigint);
+    const t0 = performance.now();
+    try {
+      trainer.runAll();
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+    const last = trainer.log[trainer.log.length - 1];
+    const finished = trainer.step >= steps;
+    // the finished model on all of the held-out text (the periodic evaluations read --eval-bytes of it)
+    const valBpbAll = finished && settings.evalBytes > 0 ? trainer.evaluate(0) : undefined;
+    const summary = {
+      event: finished ? 'done' : 'stopped',
+      step: trainer.step,
+      bpb: last?.bpb,
+      valBpb: [...trainer.log].reverse().find((e) => e.valBpb !== undefined)?.valBpb,
+      valBpbAll,
+      valBytes: split.val.reduce((a, d) => a + d.bytes.length, 0),
+      seconds: (performance.now() - t0) / 1e3,
+      trainSeconds: last?.time,
+      out,
+    };
+    if (json) emit(summary);
+    else {
+      bar?.finish(`loss ${fmt(last?.loss)} bpb ${fmt(last?.bpb)} val ${fmt(summary.valBpb)}`);
+      process.stderr.write(
+        finished
+          ? `done in ${formatDuration(summary.seconds)}: train bpb ${fmt(summary.bpb)}, validation bpb ${fmt(summary.valBpb)}${valBpbAll !== undefined ? ` (all ${summary.valBytes} held-out bytes: ${fmt(valBpbAll)})` : ''}; model in ${out}\n`
+          : `stopped at step ${trainer.step}; continue with --resume\n`,
+      );
+    }
+    return finished ? 0 : 130;
+  },
+};

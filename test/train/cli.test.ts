@@ -1,0 +1,38 @@
+/** `tfree train` input errors: one line naming the file and where, exit code 2, nothing written. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+test('tfree train: bad inputs give a one-line error naming the file and offset, exit 2, no output folder', () => {
+  const d = fs.mkdtempSync(join(tmpdir(), 'tfree-traincli-'));
+  try {
+    fs.writeFileSync(join(d, 'bad.jsonl'), '{"text": "fine"}\n{"text": "fine"}\n{"text" "oops"}\n');
+    fs.writeFileSync(join(d, 'notext.jsonl'), '{"body": "x"}\n');
+    fs.writeFileSync(join(d, 'latin1.txt'), Buffer.from([0x48, 0x69, 0x20, 0xe9, 0x74, 0xe9]));
+    const cases: [string[], RegExp][] = [
+      [['--data', join(d, 'bad.jsonl')], /bad\.jsonl:3: invalid JSON/],
+      [['--data', join(d, 'notext.jsonl')], /notext\.jsonl:1: missing "text" field/],
+      [['--data', join(d, 'latin1.txt')], /latin1\.txt: invalid UTF-8 at byte offset 3/],
+      [['--data', join(d, 'missing.txt')], /missing\.txt: cannot read \(ENOENT/],
+      [['--data', join(d, 'latin1.txt'), '--preset', 'huge'], /unknown preset "huge"/],
+      [['--data', join(d, 'bad.jsonl'), '--resume'], /--resume: no checkpoint in/],
+    ];
+    for (const [extra, re] of cases) {
+      const out = join(d, 'out');
+      const r = spawnSync(process.execPath, [cli, 'train', '--out', out, '--steps', '2', ...extra], { encoding: 'utf8' });
+      assert.equal(r.status, 2, `${extra.join(' ')}: ${r.stderr}`);
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, `one line, no stack trace: ${r.stderr}`);
+      assert.match(lines[0], re);
+      assert.equal(fs.existsSync(join(out, 'checkpoints')), false);
+    }
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
