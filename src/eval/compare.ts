@@ -10,7 +10,7 @@ import { blockFor, listComponents } from './components.js';
 import { DtmEvaluator, type DtmReport } from './hat_dtm.js';
 
 /** Quantizes every component (all Linear weights but the output head) of `model` in place to `format`, block reduced per row length as needed. */
-export function quantizeAllInMemory(model: HATModel, format: string, block = 64): { packed: Map<string, PackedMatrix>; bitsPerWeight: number } {
+export function quantizeAllInMemory(model: HATModel, format: string, block = 64, maxSamples?: number): { packed: Map<string, PackedMatrix>; bitsPerWeight: number } {
   const comps = listComponents(model);
   const byBlock = new Map<number, string[]>();
   for (const c of comps) {
@@ -20,7 +20,7 @@ export function quantizeAllInMemory(model: HATModel, format: string, block = 64)
   const packed = new Map<string, PackedMatrix>();
   for (const [b, names] of byBlock) {
     const f = parseFormat(format, { blockSize: b });
-    for (const [n, p] of quantizeModel(model, f, { include: names })) packed.set(n, p);
+    for (const [n, p] of quantizeModel(model, f, { include: names, maxSamples })) packed.set(n, p);
   }
   let bits = 0;
   let n = 0;
@@ -45,6 +45,8 @@ export interface CompareRow {
   kl_bits: number;
   /** greedy generation speed, bytes per second */
   bytes_per_second: number;
+  /** seconds spent quantizing */
+  quantize_seconds: number;
 }
 
 function speed(model: HATModel, splitter: WordSplitter, prompt: string, bytes: number): number {
@@ -54,7 +56,7 @@ function speed(model: HATModel, splitter: WordSplitter, prompt: string, bytes: n
   return r.bytes.length / s;
 }
 
-function row(name: string, bits: number, r: DtmReport, bps: number): CompareRow {
+function row(name: string, bits: number, r: DtmReport, bps: number, qs: number): CompareRow {
   return {
     name,
     bits_per_weight: bits,
@@ -66,6 +68,7 @@ function row(name: string, bits: number, r: DtmReport, bps: number): CompareRow 
     word_fdt_mean: r.words.fdt_mean,
     kl_bits: r.kl_bits,
     bytes_per_second: bps,
+    quantize_seconds: qs,
   };
 }
 
@@ -78,6 +81,8 @@ export interface CompareOptions {
   block?: number;
   /** bytes generated for the speed measurement (default 200) */
   speedBytes?: number;
+  /** k-means: fit the centroids on at most this many values per tensor */
+  maxSamples?: number;
   onStep?: (what: string) => void;
 }
 
@@ -91,12 +96,14 @@ export function compareQuantized(load: () => HATModel, splitter: WordSplitter, o
   const ev = new DtmEvaluator(base, splitter, opts.prompts, { length: opts.length ?? 100 });
   const ev0 = ev.evaluate(base, { heldOut: opts.heldOut });
   const sb = opts.speedBytes ?? 200;
-  const rows = [row('f32', 32, ev0, speed(base, splitter, opts.prompts[0], sb))];
+  const rows = [row('f32', 32, ev0, speed(base, splitter, opts.prompts[0], sb), 0)];
   for (const f of opts.formats) {
     opts.onStep?.(f);
     const m = load();
-    const { bitsPerWeight } = quantizeAllInMemory(m, f, opts.block ?? 64);
-    rows.push(row(f, bitsPerWeight, ev.evaluate(m, { heldOut: opts.heldOut }), speed(m, splitter, opts.prompts[0], sb)));
+    const t0 = process.hrtime.bigint();
+    const { bitsPerWeight } = quantizeAllInMemory(m, f, opts.block ?? 64, opts.maxSamples);
+    const qs = Number(process.hrtime.bigint() - t0) / 1e9;
+    rows.push(row(f, bitsPerWeight, ev.evaluate(m, { heldOut: opts.heldOut }), speed(m, splitter, opts.prompts[0], sb), qs));
   }
   return rows;
 }
