@@ -261,8 +261,11 @@ export class DtmEvaluator {
     if (opts.freeRunning) report.free = this.freeRunning(model, opts.onProgress);
     if (opts.heldOut !== undefined && opts.heldOut.length > 0) {
       const ctx = opts.contextBytes ?? 1024;
-      this.baseHeldOut ??= heldOutScore(this.base, this.splitter, opts.heldOut, ctx);
-      report.held_out = { base: this.baseHeldOut, model: model === this.base ? this.baseHeldOut : heldOutScore(model, this.splitter, opts.heldOut, ctx) };
+      // the base score is computed at first use (the base must be unmodified then); the model's
+      // every time (in-memory compression modifies the base model object itself)
+      const own = heldOutScore(model, this.splitter, opts.heldOut, ctx);
+      this.baseHeldOut ??= model === this.base ? own : heldOutScore(this.base, this.splitter, opts.heldOut, ctx);
+      report.held_out = { base: this.baseHeldOut, model: own };
     }
     return report;
   }

@@ -159,12 +159,39 @@ export function fdtPrecisionPlan(components: readonly PrecisionComponent[], budg
     if (!(c.params > 0)) throw new Error(`plan: component "${c.name}" has ${c.params} parameters`);
   }
   const thresholds = [...new Set(components.flatMap((c) => c.options.map((o) => o.score)))].sort((a, b) => b - a);
-  for (const f of thresholds) {
+  for (const [i, f] of thresholds.entries()) {
     const p = pickFormats(components, f);
-    if (p.bits <= budgetBits) return { format: p.format, threshold: f, bits: p.bits, budget: budgetBits };
+    if (p.bits <= budgetBits) return fillBudget(components, p.format, i > 0 ? pickFormats(components, thresholds[i - 1]).format : null, f, budgetBits);
   }
   const lowest = pickFormats(components, -Infinity);
   throw new Error(`plan: even the fewest-bit formats average ${lowest.bits.toFixed(3)} bits/weight, above the budget ${budgetBits}`);
+}
+
+/**
+ * Scores are coarse (many components share a score), so one threshold step can move many
+ * components at once and leave much of the budget unused. The components whose choice differs
+ * at the previous (higher, over-budget) threshold are upgraded to that choice, lowest current
+ * score first (ties: fewest extra bits first), while the budget allows.
+ */
+function fillBudget(components: readonly PrecisionComponent[], format: Record<string, string>, prev: Record<string, string> | null, f: number, budgetBits: number): PrecisionPlan {
+  const out = { ...format };
+  const total = components.reduce((s, c) => s + c.params, 0);
+  const opt = (c: PrecisionComponent, name: string): FormatOption => c.options.find((o) => o.format === name) as FormatOption;
+  let bits = components.reduce((s, c) => s + opt(c, out[c.name]).bits * c.params, 0) / total;
+  if (prev !== null) {
+    const cands = components
+      .filter((c) => prev[c.name] !== out[c.name])
+      .map((c) => ({ c, cur: opt(c, out[c.name]), up: opt(c, prev[c.name]) }))
+      .sort((a, b) => a.cur.score - b.cur.score || (a.up.bits - a.cur.bits) * a.c.params - (b.up.bits - b.cur.bits) * b.c.params);
+    for (const { c, cur, up } of cands) {
+      const nb = bits + ((up.bits - cur.bits) * c.params) / total;
+      if (nb <= budgetBits) {
+        out[c.name] = up.format;
+        bits = nb;
+      }
+    }
+  }
+  return { format: out, threshold: f, bits, budget: budgetBits };
 }
 
 /** Uniform baseline: every component at the same added sparsity. */
