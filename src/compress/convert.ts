@@ -86,6 +86,8 @@ function mse(a: Float32Array, b: Float32Array): number {
 export interface QuantizeCheckpointOptions extends ConvertOptions {
   seed?: number | string;
   maxSamples?: number;
+  /** per-tensor format (a plan): overrides `f` for the selected tensors; null leaves a tensor unchanged */
+  formatFor?: (name: string) => QuantFormat | null;
 }
 
 /** Quantizes every selected 2-D `*.weight` of a checkpoint into a packed checkpoint folder. */
@@ -94,15 +96,16 @@ export function quantizeCheckpoint(inPath: string, outDir: string, f: QuantForma
   try {
     const keep = nameFilter(opts);
     const names = ckpt.names();
-    const selected = names.filter((n) => isCandidate(ckpt, n, keep));
-    for (const n of selected) checkShape(f, ckpt.info(n).shape, n); // fail before any work
+    const fmt = (n: string): QuantFormat | null => (opts.formatFor ? opts.formatFor(n) : f);
+    const selected = names.filter((n) => isCandidate(ckpt, n, keep) && fmt(n) !== null);
+    for (const n of selected) checkShape(fmt(n) as QuantFormat, ckpt.info(n).shape, n); // fail before any work
     const packed = new Map<string, PackedMatrix>();
     const changed: TensorReport[] = [];
     selected.forEach((n, i) => {
       opts.onTensor?.(i, selected.length, n);
       const t = ckpt.readAs(n, 'f32');
       const [rows, cols] = t.shape;
-      const p = quantizeMatrix(t.data, rows, cols, f, { name: n, seed: opts.seed === undefined ? n : `${opts.seed}:${n}`, maxSamples: opts.maxSamples });
+      const p = quantizeMatrix(t.data, rows, cols, fmt(n) as QuantFormat, { name: n, seed: opts.seed === undefined ? n : `${opts.seed}:${n}`, maxSamples: opts.maxSamples });
       packed.set(n, p);
       changed.push({ name: n, shape: [rows, cols], mse: mse(t.data, dequantize(p)), bytesIn: ckpt.info(n).byteLength, bytesOut: packedBytes(p) });
     });
@@ -119,12 +122,13 @@ export function quantizeCheckpoint(inPath: string, outDir: string, f: QuantForma
 }
 
 /** Prunes every selected 2-D `*.weight` of a checkpoint (dtype kept) into a new checkpoint folder. */
-export function pruneCheckpoint(inPath: string, outDir: string, opts: PruneOptions & ConvertOptions): ConvertReport {
+export function pruneCheckpoint(inPath: string, outDir: string, opts: PruneOptions & ConvertOptions & { sparsityFor?: (name: string) => number | undefined }): ConvertReport {
   const { ckpt, inDir, outFile } = prepareOut(inPath, outDir);
   try {
     const keep = nameFilter(opts);
     const names = ckpt.names();
-    const selected = new Set(names.filter((n) => isCandidate(ckpt, n, keep)));
+    const sparsityOf = (n: string): number | undefined => (opts.sparsityFor ? opts.sparsityFor(n) : opts.sparsity);
+    const selected = new Set(names.filter((n) => isCandidate(ckpt, n, keep) && sparsityOf(n) !== undefined));
     const changed: TensorReport[] = [];
     const entries: [string, TensorData | LazyTensorData][] = [];
     let i = 0;
@@ -137,14 +141,14 @@ export function pruneCheckpoint(inPath: string, outDir: string, opts: PruneOptio
       const info = ckpt.info(n);
       const t = ckpt.readAs(n, 'f32');
       const [rows, cols] = t.shape;
-      const mask = pruneMask(n, t.data, rows, cols, opts);
+      const mask = pruneMask(n, t.data, rows, cols, { ...opts, sparsity: sparsityOf(n) as number });
       const pruned = Float32Array.from(t.data);
       for (let j = 0; j < mask.length; j++) if (mask[j] === 0) pruned[j] = 0;
       changed.push({ name: n, shape: [rows, cols], mse: mse(t.data, pruned), bytesIn: info.byteLength, bytesOut: info.byteLength });
       const dtype = info.dtype as FloatDType;
       entries.push([n, { dtype, shape: info.shape, data: fromFloat32(dtype, pruned) } as TensorData]);
     }
-    writeCheckpointFile(outFile, entries, { 'tfree.pruned': JSON.stringify({ method: opts.method, sparsity: opts.sparsity }) });
+    writeCheckpointFile(outFile, entries, { 'tfree.pruned': JSON.stringify({ method: opts.method, sparsity: opts.sparsityFor ? 'plan' : opts.sparsity }) });
     const copied = copySideFiles(inDir, outDir);
     const bytes = names.reduce((s, n) => s + ckpt.info(n).byteLength, 0);
     return { outFile, tensors: names.length, changed, bytesIn: bytes, bytesOut: bytes, copied };

@@ -116,7 +116,8 @@ export function fdtSparsityPlan(components: readonly SparsityComponent[], target
 // Mixed precision: each component has candidate formats with bits per weight and a measured score;
 // for a threshold f every component takes the format with the fewest bits whose score >= f (its
 // most precise format if none is); f is the largest value whose parameter-weighted mean bits is
-// <= the budget. Thresholds are tried at every measured score (exact water-filling).
+// <= the budget. Thresholds are tried at every measured score (exact water-filling); the budget
+// left by the last threshold step is then spent greedily (fillBudget).
 
 export interface FormatOption {
   format: string;
@@ -161,10 +162,40 @@ export function fdtPrecisionPlan(components: readonly PrecisionComponent[], budg
   const thresholds = [...new Set(components.flatMap((c) => c.options.map((o) => o.score)))].sort((a, b) => b - a);
   for (const f of thresholds) {
     const p = pickFormats(components, f);
-    if (p.bits <= budgetBits) return { format: p.format, threshold: f, bits: p.bits, budget: budgetBits };
+    if (p.bits <= budgetBits) return fillBudget(components, p.format, f, budgetBits);
   }
   const lowest = pickFormats(components, -Infinity);
   throw new Error(`plan: even the fewest-bit formats average ${lowest.bits.toFixed(3)} bits/weight, above the budget ${budgetBits}`);
+}
+
+/**
+ * Scores are coarse (many components share a score), so one threshold step can move many
+ * components at once and leave much of the budget unused. The leftover is spent greedily: the
+ * component with the lowest current score moves to its best-scoring option with more bits that
+ * still fits the budget (ties: fewer parameters first), until no move fits.
+ */
+function fillBudget(components: readonly PrecisionComponent[], format: Record<string, string>, f: number, budgetBits: number): PrecisionPlan {
+  const out = { ...format };
+  const total = components.reduce((s, c) => s + c.params, 0);
+  const opt = (c: PrecisionComponent, name: string): FormatOption => c.options.find((o) => o.format === name) as FormatOption;
+  let bits = components.reduce((s, c) => s + opt(c, out[c.name]).bits * c.params, 0) / total;
+  const done = new Set<string>();
+  for (;;) {
+    const order = components.filter((c) => !done.has(c.name)).sort((a, b) => opt(a, out[a.name]).score - opt(b, out[b.name]).score || a.params - b.params);
+    const c = order[0];
+    if (c === undefined) break;
+    const cur = opt(c, out[c.name]);
+    const up = c.options
+      .filter((o) => o.bits > cur.bits && o.score > cur.score && bits + ((o.bits - cur.bits) * c.params) / total <= budgetBits)
+      .sort((a, b) => b.score - a.score || a.bits - b.bits)[0];
+    if (up === undefined) {
+      done.add(c.name);
+      continue;
+    }
+    bits += ((up.bits - cur.bits) * c.params) / total;
+    out[c.name] = up.format;
+  }
+  return { format: out, threshold: f, bits, budget: budgetBits };
 }
 
 /** Uniform baseline: every component at the same added sparsity. */

@@ -169,3 +169,20 @@ test('svg plots are well-formed standalone documents', () => {
   }
   assert.match(docs[0], /FDT &lt;dist&gt;/);
 });
+
+test('fdtPrecisionPlan: with coarse (shared) scores the leftover budget is spent on the most damaged components', () => {
+  // four equal components; every 2-bit option scores 10, every 8-bit option 100: at threshold 100
+  // all take 8 bits (over a 5-bit budget), at threshold 10 all take 2 bits (2 bits: budget unused)
+  const comps = ['a', 'b', 'c', 'd'].map((name) => ({
+    name,
+    params: 100,
+    options: [
+      { format: 'q2', bits: 2, score: 10 },
+      { format: 'q8', bits: 8, score: 100 },
+    ],
+  }));
+  const p = fdtPrecisionPlan(comps, 5);
+  // two components at 8 bits: (8 + 8 + 2 + 2) / 4 = 5, exactly the budget
+  assert.equal(p.bits, 5);
+  assert.equal(Object.values(p.format).filter((f) => f === 'q8').length, 2);
+});

@@ -10,6 +10,7 @@ import { UserError } from '../errors.js';
 import { loadHATForCli } from '../hat_model.js';
 import { Progress } from '../progress.js';
 import { evaluateText } from '../../models/hat/score.js';
+import { evalDtmSubcommands } from './eval_dtm.js';
 
 export interface EvalSubcommand {
   summary: string;
@@ -142,7 +143,7 @@ const bpb: EvalSubcommand = {
 };
 
 /** The subcommands of `tfree eval`. */
-export const evalSubcommands: Record<string, EvalSubcommand> = { bpb };
+export const evalSubcommands: Record<string, EvalSubcommand> = { bpb, ...evalDtmSubcommands };
 
 const common: Record<string, OptionSpec> = {
   model: { type: 'string', help: 'checkpoint folder (config.json + model.safetensors); default: the bundled model', meta: 'DIR' },
@@ -151,7 +152,7 @@ const common: Record<string, OptionSpec> = {
 
 export const evalCommand: CommandSpec = {
   name: 'eval',
-  summary: 'evaluate a HAT model (bpb: bits per byte and word accuracy on text)',
+  summary: 'evaluate a HAT model (bpb; divergent token metrics dtm, component sweep, compression plans)',
   usage: `tfree eval <${Object.keys(evalSubcommands).join('|')}> [options]`,
   get details(): string {
     return ['subcommands:', ...Object.entries(evalSubcommands).map(([n, s]) => `  ${n.padEnd(6)}${s.summary}\n        ${s.usage}`)].join('\n');

@@ -5,11 +5,12 @@ import { UserError } from '../errors.js';
 import { Progress } from '../progress.js';
 import { calibrateCheckpoint, pruneCheckpoint } from '../../compress/index.js';
 import { asUserErrors, patternList } from './quantize.js';
+import { checkPlanNames, readPlanFile } from './plan_file.js';
 
 export const pruneCommand: CommandSpec = {
   name: 'prune',
   summary: 'prune the weight matrices of a checkpoint to a sparsity (magnitude per matrix, or Wanda)',
-  usage: 'tfree prune --sparsity S --method magnitude|wanda --in DIR --out DIR [--calib FILE] [--include P,..] [--exclude P,..] [--json]',
+  usage: 'tfree prune --sparsity S | --plan FILE --method magnitude|wanda --in DIR --out DIR [--calib FILE] [--include P,..] [--exclude P,..] [--json]',
   options: {
     sparsity: { type: 'number', help: 'fraction of each selected matrix to zero, in [0, 1]', meta: 'S' },
     method: { type: 'string', help: 'magnitude (|w| per matrix) or wanda (|w| x input norm, per output row)', default: 'magnitude', meta: 'M' },
@@ -19,11 +20,17 @@ export const pruneCommand: CommandSpec = {
     'calib-tokens': { type: 'int', help: 'wanda: calibration tokens to run', default: 2048, meta: 'N' },
     include: { type: 'string', help: 'only 2-D weights matching these comma-separated globs or /regex/', meta: 'P,..' },
     exclude: { type: 'string', help: 'skip weights matching these (default: embeddings and output head)', meta: 'P,..' },
+    plan: { type: 'string', help: 'per-weight sparsity from a sparsity plan (tfree eval plan): {"tfree_plan":1,"kind":"sparsity","components":{NAME:{"sparsity"}}}', meta: 'FILE' },
     json: { type: 'boolean', help: 'one JSON object per pruned tensor and a summary object' },
   },
   details: 'Wanda needs a model forward: it builds the model from config.json (model_type "llama") and runs --calib text through it.',
   run(args) {
-    const sparsity = num(args, 'sparsity');
+    const planPath = typeof args.options.plan === 'string' ? args.options.plan : undefined;
+    if (planPath !== undefined && args.options.sparsity !== undefined) throw new UserError('give --sparsity or --plan, not both');
+    const plan = planPath !== undefined ? readPlanFile(planPath, 'sparsity') : undefined;
+    if (plan !== undefined && planPath !== undefined) checkPlanNames(plan, str(args, 'in'), planPath);
+    const sparsityFor = plan ? (n: string): number | undefined => plan.components.get(n)?.sparsity : undefined;
+    const sparsity = plan ? 0 : num(args, 'sparsity');
     if (!(sparsity >= 0 && sparsity <= 1)) throw new UserError(`--sparsity must be in [0, 1], got ${sparsity}`);
     const method = String(args.options.method);
     if (method !== 'magnitude' && method !== 'wanda') throw new UserError(`--method must be magnitude or wanda, got "${method}"`);
@@ -46,9 +53,11 @@ export const pruneCommand: CommandSpec = {
     const rep = asUserErrors(() =>
       pruneCheckpoint(inPath, str(args, 'out'), {
         sparsity,
+        sparsityFor,
         method,
         inputNorms,
         ...filter,
+        ...(plan ? { exclude: filter.exclude ?? [] } : {}),
         onTensor: (i, n, name) => {
           bar ??= new Progress({ total: n, label: 'prune', enabled: !json });
           bar.update(i, name);
@@ -57,10 +66,10 @@ export const pruneCommand: CommandSpec = {
     );
     bar?.finish();
     if (json) {
-      for (const t of rep.changed) process.stdout.write(`${JSON.stringify({ tensor: t.name, shape: t.shape, method, sparsity, mse: t.mse })}\n`);
+      for (const t of rep.changed) process.stdout.write(`${JSON.stringify({ tensor: t.name, shape: t.shape, method, sparsity: sparsityFor ? sparsityFor(t.name) : sparsity, mse: t.mse })}\n`);
       process.stdout.write(`${JSON.stringify({ out: rep.outFile, method, sparsity, pruned: rep.changed.length, tensors: rep.tensors, copied: rep.copied })}\n`);
       return;
     }
-    process.stdout.write(`${method}: pruned ${rep.changed.length} of ${rep.tensors} tensors to sparsity ${sparsity}\nwrote ${rep.outFile}${rep.copied.length > 0 ? ` (+ ${rep.copied.join(', ')})` : ''}\n`);
+    process.stdout.write(`${method}: pruned ${rep.changed.length} of ${rep.tensors} tensors to ${plan ? `the sparsities of ${planPath}` : `sparsity ${sparsity}`}\nwrote ${rep.outFile}${rep.copied.length > 0 ? ` (+ ${rep.copied.join(', ')})` : ''}\n`);
   },
 };

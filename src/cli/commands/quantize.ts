@@ -4,6 +4,7 @@ import { UserError } from '../errors.js';
 import { Progress } from '../progress.js';
 import { SafetensorsError } from '../../io/index.js';
 import { FORMAT_NAMES, FormatError, parseFormat, quantizeCheckpoint, reportBitsPerWeight, type ScaleDtype } from '../../compress/index.js';
+import { checkPlanNames, planFormats, readPlanFile } from './plan_file.js';
 
 /** Comma-separated pattern list option (undefined when not given). */
 export function patternList(a: ParsedArgs, name: string): string[] | undefined {
@@ -30,7 +31,7 @@ export function asUserErrors<T>(fn: () => T): T {
 export const quantizeCommand: CommandSpec = {
   name: 'quantize',
   summary: 'quantize a checkpoint folder to a packed format (int8/4/3/2, kmeans1-4/8, bin1, ternary)',
-  usage: 'tfree quantize --format FORMAT --in DIR --out DIR [--block 64] [--scale bf16|f16] [--include P,..] [--exclude P,..] [--json]',
+  usage: 'tfree quantize --format FORMAT | --plan FILE --in DIR --out DIR [--block 64] [--scale bf16|f16] [--include P,..] [--exclude P,..] [--json]',
   options: {
     format: { type: 'string', help: `weight format: ${FORMAT_NAMES.join(', ')} (optionally :absmax or :absmean)`, meta: 'FORMAT' },
     in: { type: 'string', help: 'input checkpoint (folder with config.json + safetensors, or a .safetensors file)', meta: 'DIR' },
@@ -40,15 +41,45 @@ export const quantizeCommand: CommandSpec = {
     include: { type: 'string', help: 'only 2-D weights matching these comma-separated globs (* = any run) or /regex/', meta: 'P,..' },
     exclude: { type: 'string', help: 'skip weights matching these (default: *embed*,*lm_head*,output.weight,*.output.weight,*wte*,*wpe*)', meta: 'P,..' },
     seed: { type: 'string', help: 'k-means seed prefix (default: the weight name)', meta: 'S' },
+    plan: { type: 'string', help: 'per-weight formats from a precision plan (tfree eval plan): {"tfree_plan":1,"kind":"precision","components":{NAME:{"format","block"?}}}', meta: 'FILE' },
     json: { type: 'boolean', help: 'print one JSON object per quantized tensor and a summary object' },
   },
   details: 'Every 2-D float tensor named *.weight that matches the patterns is quantized; other tensors are copied unchanged.\nThe block size must divide every selected row length.',
   run(args) {
-    const format = asUserErrors(() => {
-      const sc = String(args.options.scale).toUpperCase();
-      if (sc !== 'BF16' && sc !== 'F16') throw new UserError(`--scale must be bf16 or f16, got "${String(args.options.scale)}"`);
-      return parseFormat(str(args, 'format'), { blockSize: Number(args.options.block), scaleDtype: sc as ScaleDtype });
-    });
+    const sc = String(args.options.scale).toUpperCase();
+    if (sc !== 'BF16' && sc !== 'F16') throw new UserError(`--scale must be bf16 or f16, got "${String(args.options.scale)}"`);
+    const planPath = args.options.plan;
+    if (typeof planPath === 'string') {
+      if (args.options.format !== undefined) throw new UserError('give --format or --plan, not both');
+      const plan = readPlanFile(planPath, 'precision');
+      checkPlanNames(plan, str(args, 'in'), planPath);
+      const formatFor = planFormats(plan, planPath, { blockSize: Number(args.options.block), scaleDtype: sc as ScaleDtype });
+      const json = args.options.json === true;
+      let bar: Progress | undefined;
+      const rep = asUserErrors(() =>
+        quantizeCheckpoint(str(args, 'in'), str(args, 'out'), parseFormat('int8'), {
+          include: patternList(args, 'include'),
+          exclude: patternList(args, 'exclude') ?? [],
+          seed: typeof args.options.seed === 'string' ? args.options.seed : undefined,
+          formatFor,
+          onTensor: (i, n, name) => {
+            bar ??= new Progress({ total: n, label: 'quantize', enabled: !json });
+            bar.update(i, name);
+          },
+        }),
+      );
+      bar?.finish();
+      const numel = rep.changed.reduce((s, t) => s + t.shape[0] * t.shape[1], 0);
+      const bpw = numel === 0 ? 0 : (8 * rep.changed.reduce((s, t) => s + t.bytesOut, 0)) / numel;
+      if (json) {
+        for (const t of rep.changed) process.stdout.write(`${JSON.stringify({ tensor: t.name, shape: t.shape, format: formatFor(t.name)?.name, mse: t.mse, bytes: t.bytesOut })}\n`);
+        process.stdout.write(`${JSON.stringify({ out: rep.outFile, plan: planPath, quantized: rep.changed.length, tensors: rep.tensors, bits_per_weight: bpw, bytes_in: rep.bytesIn, bytes_out: rep.bytesOut, copied: rep.copied })}\n`);
+        return;
+      }
+      process.stdout.write(`plan ${planPath}: quantized ${rep.changed.length} of ${rep.tensors} tensors at ${bpw.toFixed(3)} bits/weight; ${(rep.bytesIn / 2 ** 20).toFixed(2)} MiB -> ${(rep.bytesOut / 2 ** 20).toFixed(2)} MiB\nwrote ${rep.outFile}\n`);
+      return;
+    }
+    const format = asUserErrors(() => parseFormat(str(args, 'format'), { blockSize: Number(args.options.block), scaleDtype: sc as ScaleDtype }));
     const json = args.options.json === true;
     let bar: Progress | undefined;
     const rep = asUserErrors(() =>
