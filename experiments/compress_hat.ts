@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BytePacker, readDocuments, splitTrainVal } from '../src/io/index.js';
+import { BytePacker, type TextDocument } from '../src/io/index.js';
 import { Trainer, type TrainSettings } from '../src/train/index.js';
 import { loadHATModel } from '../src/models/hat/checkpoint.js';
 import type { HATModel } from '../src/models/hat/model.js';
@@ -52,7 +52,18 @@ const TMP = fs.mkdtempSync(nodePath.join(os.tmpdir(), 'compress-hat-'));
 
 const brown = nodePath.join(TMP, 'brown.jsonl');
 execFileSync('node', [nodePath.join(ROOT, 'scripts', 'prepare-brown.mjs'), brown], { stdio: 'inherit' });
-const split = splitTrainVal(readDocuments([brown], { format: 'jsonl' }), { valFraction: 0.05, seed: 0 });
+// The bundled model's split (models/README.md): the hash rule depends on the data path it was run
+// with, so the held-out documents are taken by their Brown ids as listed there.
+const VAL_IDS = new Set('ca38 cb11 cc04 cc08 cg19 cg20 cg31 cg50 cg57 ch27 cj47 cj61 cj67 cj76 ck05 ck06 cl01 cl03 cl04 cl12 cm06 cp29'.split(' '));
+const enc = new TextEncoder();
+const docs: TextDocument[] = fs
+  .readFileSync(brown, 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l) as { id: string; text: string })
+  .map((d) => ({ source: d.id, bytes: enc.encode(d.text) }));
+const split = { train: docs.filter((d) => !VAL_IDS.has(d.source)), val: docs.filter((d) => VAL_IDS.has(d.source)) };
+if (split.val.length !== VAL_IDS.size) throw new Error(`brown.jsonl: found ${split.val.length} of the ${VAL_IDS.size} held-out documents`);
 const valBytesAll = split.val.reduce((a, d) => a + d.bytes.length, 0);
 
 function settings(steps: number): TrainSettings {
@@ -144,7 +155,7 @@ const md = [
   '',
   `Model: \`models/default\` (tiny HAT, 2.57 M parameters, Brown corpus). All ${rows.length > 0 ? 47 : 0} Linear weights of the encoder, connectors, backbone and decoder are quantized; the byte embedding and the LM head stay f32. Block size ${BLOCK} (the tiny preset's MLP rows are 352 long; 64 does not divide them); scales bf16.`,
   '',
-  `Held-out text: the validation documents of the split rule the bundled model was trained with (\`--val-fraction 0.05 --seed 0\` on brown.jsonl from \`scripts/prepare-brown.mjs\`; ${split.val.length} documents, ${valBytesAll.toLocaleString('en-US')} bytes with today's splitTrainVal), first ${EVAL_BYTES.toLocaleString('en-US')} bytes of it, packed in rows of ${SEQ} bytes (so f32 differs from models/README.md's 2.765 on all held-out bytes).`,
+  `Held-out text: the validation documents of the split rule the bundled model was trained with (the ${split.val.length} Brown documents listed in models/README.md, ${valBytesAll.toLocaleString('en-US')} bytes; training on the other ${split.train.length}), first ${EVAL_BYTES.toLocaleString('en-US')} bytes of it, packed in rows of ${SEQ} bytes (so f32 differs from models/README.md's 2.765 on all held-out bytes).`,
   '',
   `QAT: ${QAT_STEPS} AdamW steps of ${BATCH} x ${SEQ} bytes on the training documents, from the bundled weights, lr ${LR} cosine to ${LR / 10}, no warmup, weight decay 0.1, clip 1; k-means centroids fitted once at the start and fixed (the study's recipe); the model is then packed with the trained centroids, written as a packed checkpoint and reloaded from it (PackedLinear layers, no f32 copy of the packed weights) for evaluation and generation. ${QAT_STEPS} steps is a short run chosen to keep the whole experiment within minutes on a shared 2-core VM; it is far from converged.`,
   '',

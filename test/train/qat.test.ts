@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../../src/nn/index.js';
-import { openCheckpoint } from '../../src/io/index.js';
+import { openCheckpoint, writeSafetensors, type TensorData } from '../../src/io/index.js';
 import { hatConfigToJSON, makeHATConfig } from '../../src/models/hat/config.js';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -83,6 +83,19 @@ test('train --qat kmeans2: SIGKILL + --resume reproduces the run exactly; the pa
     const gen = spawnSync(process.execPath, [cli, 'generate', '--model', join(full, 'packed'), '--prompt', 'the quick', '--max-bytes', '20', '--seed', '1', '--json'], { encoding: 'utf8' });
     assert.equal(gen.status, 0, gen.stderr);
     assert.ok((JSON.parse(gen.stdout) as { bytes: number }).bytes > 0);
+
+    // a corrupt packed checkpoint (one scales tensor missing) is a one-line error naming the tensor
+    const bad = join(root, 'bad');
+    fs.mkdirSync(bad);
+    fs.copyFileSync(join(full, 'packed', 'config.json'), join(bad, 'config.json'));
+    const src = openCheckpoint(join(full, 'packed', 'model.safetensors'));
+    const drop = src.names().find((n) => n.endsWith('.scales')) ?? '';
+    writeSafetensors(join(bad, 'model.safetensors'), src.names().filter((n) => n !== drop).map((n) => [n, src.read(n)] as [string, TensorData]), src.metadata);
+    src.close();
+    const broken = spawnSync(process.execPath, [cli, 'generate', '--model', bad, '--prompt', 'the', '--max-bytes', '5'], { encoding: 'utf8' });
+    assert.equal(broken.status, 2);
+    assert.ok(broken.stderr.includes(drop) && /missing/.test(broken.stderr), broken.stderr);
+    assert.doesNotMatch(broken.stderr, /\n\s+at /);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
