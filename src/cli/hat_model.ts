@@ -8,8 +8,47 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from './errors.js';
 import { HATConfigError } from '../models/hat/config.js';
 import { HATCheckpointError, loadHATModel } from '../models/hat/checkpoint.js';
-import type { HATModel } from '../models/hat/model.js';
+import { HATModel } from '../models/hat/model.js';
+import { readHATConfig } from '../models/hat/config.js';
 import { HatSplitter } from '../models/hat/splitter.js';
+import { openCheckpoint, SafetensorsError } from '../io/index.js';
+import { PackedCheckpointError, loadPackedModel, readPackedCheckpoint } from '../compress/index.js';
+
+/** True when `<dir>/model.safetensors` is a packed checkpoint (`tfree quantize` / `tfree train --qat`). */
+export function isPackedModelDir(dir: string): boolean {
+  const file = `${dir}/model.safetensors`;
+  if (!fs.existsSync(file)) return false;
+  const ck = openCheckpoint(file);
+  try {
+    return ck.metadata['tfree.packed'] === '1';
+  } finally {
+    ck.close();
+  }
+}
+
+/**
+ * Loads a packed HAT checkpoint: the packed Linear weights become PackedLinear layers that run
+ * from codes + scales (never dequantized to f32); the other tensors load as f32. The
+ * placeholders the model is built with for the packed weights are dropped with its old store.
+ */
+export function loadPackedHATModel(dir: string): HATModel {
+  const cfg = readHATConfig(`${dir}/config.json`);
+  const file = `${dir}/model.safetensors`;
+  const ck = openCheckpoint(file);
+  let packedNames: Set<string>;
+  try {
+    packedNames = new Set(readPackedCheckpoint(ck, file).packed.keys());
+  } finally {
+    ck.close();
+  }
+  // placeholders (zeros) for every parameter; loadPackedModel fills the plain ones from the file
+  const model = new HATModel(cfg, { source: (_name, shape) => ({ data: new Float32Array(shape.reduce((a, b) => a * b, 1)), shape }) });
+  const { store } = loadPackedModel(model, model.store, file);
+  const missing = [...packedNames].filter((n) => store.has(n));
+  if (missing.length > 0) throw new PackedCheckpointError(`${file}: packed tensor "${missing[0]}" was not placed`);
+  Reflect.set(model, 'store', store);
+  return model;
+}
 
 /** `models/default/` of the package (this file is dist/src/cli/hat_model.js). */
 export function defaultModelDir(): string {
@@ -34,9 +73,9 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined): Lo
   if (!fs.existsSync(dir)) throw new UserError(`--model ${dir}: no such folder`);
   let model: HATModel;
   try {
-    model = loadHATModel(dir);
+    model = isPackedModelDir(dir) ? loadPackedHATModel(dir) : loadHATModel(dir);
   } catch (e) {
-    if (e instanceof HATConfigError || e instanceof HATCheckpointError) throw new UserError(e.message);
+    if (e instanceof HATConfigError || e instanceof HATCheckpointError || e instanceof PackedCheckpointError || e instanceof SafetensorsError) throw new UserError(e.message);
     throw e;
   }
   const splitter = new HatSplitter({ maxWordSize: model.config.max_word_size, specialTokens: model.config.special_token_dict });

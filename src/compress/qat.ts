@@ -35,6 +35,13 @@ export interface QatOptions extends NameFilter, FormatOptions {
   maxSamples?: number;
 }
 
+/** Serializable QAT state (see QatHandle.state). */
+export interface QatState {
+  format: string;
+  steps: number;
+  codebooks: Record<string, number[]>;
+}
+
 interface QatLayer {
   site: LinearSite;
   codebook: Float32Array | null;
@@ -77,6 +84,26 @@ export class QatHandle {
     this.steps++;
     const every = this.opts.refitEvery ?? 0;
     if (every > 0 && this.steps % every === 0) this.refit();
+  }
+
+  /** The state `step()` and the forward passes depend on (JSON; float32 centroids round-trip exactly). */
+  state(): QatState {
+    const codebooks: Record<string, number[]> = {};
+    for (const l of this.layers) if (l.codebook !== null) codebooks[l.site.weightName] = Array.from(l.codebook);
+    return { format: this.format.name, steps: this.steps, codebooks };
+  }
+
+  /** Restores `state()` (e.g. when a training run resumes); throws naming a weight that does not fit. */
+  loadState(s: QatState): void {
+    if (s.format !== this.format.name) throw new Error(`QAT state is for format ${s.format}, this run uses ${this.format.name}`);
+    if (!Number.isSafeInteger(s.steps) || s.steps < 0) throw new Error(`QAT state: bad step count ${String(s.steps)}`);
+    for (const l of this.layers) {
+      if (l.codebook === null) continue;
+      const c = s.codebooks[l.site.weightName];
+      if (!Array.isArray(c) || c.length !== l.codebook.length) throw new Error(`QAT state: no ${l.codebook.length}-entry codebook for "${l.site.weightName}"`);
+      l.codebook = Float32Array.from(c);
+    }
+    this.steps = s.steps;
   }
 
   /** Restores the plain forward passes. */

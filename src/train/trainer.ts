@@ -36,6 +36,10 @@ export interface TrainableModel {
    * absent the trainer writes `model.safetensors` (f32, parameter names) and `config.json`.
    */
   save?(dir: string): void;
+  /** extra JSON state the loop's future depends on (e.g. QAT codebooks), saved in every checkpoint */
+  saveState?(): unknown;
+  /** restores what saveState returned (called on resume, after the weights are loaded) */
+  loadState?(state: unknown): void;
 }
 
 /** Per-call context of a training loss (a hook for stochastic models; HAT uses none). */
@@ -101,6 +105,8 @@ export interface TrainState {
   rng: RngState;
   elapsed: number;
   log: LogEntry[];
+  /** the model's saveState() (absent when it has none) */
+  extra?: unknown;
 }
 
 export interface TrainerEvents {
@@ -219,6 +225,7 @@ export class Trainer {
       if (dr.length > 0) throw new ResumeMismatchError(`the run differs from the checkpoint in ${ck.dir} in: ${dr.join(', ')}`);
       this.model.store.loadFrom((name) => (ck.model.has(name) ? ck.model.readAs(name, 'f32').data : undefined), { sourceNames: ck.model.names() });
       this.opt.loadState(st.optimizer, (name) => (ck.optimizer.has(name) ? ck.optimizer.readAs(name, 'f32').data : undefined));
+      this.model.loadState?.(st.extra);
       this.train.setPosition(st.data);
       this.rng = Rng.fromState(st.rng);
       this.step = st.step;
@@ -298,6 +305,7 @@ export class Trainer {
       rng: this.rng.state(),
       elapsed: this.elapsed(t0),
       log: this.log,
+      extra: this.model.saveState?.(),
     };
   }
 

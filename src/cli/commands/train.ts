@@ -16,7 +16,8 @@ import { BytePacker, DataError, fingerprintDocuments, readDocuments, splitTrainV
 import { ResumeMismatchError, Trainer, type LogEntry, type TrainSettings, type TrainableModel } from '../../train/index.js';
 import { HATConfigError, hatConfigToJSON, presetConfig, readHATConfig, type HATConfig } from '../../models/hat/config.js';
 import { HATModel, type HATBatch } from '../../models/hat/model.js';
-import { saveHATModel } from '../../models/hat/checkpoint.js';
+import { HATCheckpointError, loadHATModel, saveHATModel } from '../../models/hat/checkpoint.js';
+import { setupQat, writeQatPacked, type QatSetup } from './train_qat.js';
 import { splitBytes } from '../../models/hat/splitter.js';
 
 /** A packed batch in the HAT model's batch format (padding is not a word there). */
@@ -60,7 +61,8 @@ function opt<T extends string | number | boolean | undefined>(a: ParsedArgs, k: 
 }
 
 function modelConfig(a: ParsedArgs): HATConfig {
-  const file = opt<string | undefined>(a, 'config');
+  const init = opt<string | undefined>(a, 'init');
+  const file = init !== undefined ? nodePath.join(init, 'config.json') : opt<string | undefined>(a, 'config');
   try {
     return file !== undefined ? readHATConfig(file) : presetConfig(opt<string>(a, 'preset'));
   } catch (e) {
@@ -101,6 +103,11 @@ export const trainCommand: CommandSpec = {
     format: { type: 'string', help: 'input format: auto (by extension), text or jsonl', default: 'auto', meta: 'FMT' },
     seed: { type: 'int', help: 'seed of the initialisation, data order and split', default: 0 },
     bf16: { type: 'boolean', help: 'write the final weights as bf16 (checkpoints stay f32)' },
+    init: { type: 'string', help: 'start from the weights (and config) of this model folder instead of a fresh initialisation', meta: 'DIR' },
+    qat: { type: 'string', help: 'quantization-aware training in this weight format (kmeans4, int4, int2, bin1, ternary, ...); also writes a packed model', meta: 'FORMAT' },
+    'qat-refit-every': { type: 'int', help: 'refit the k-means centroids every N steps (0: fitted once at the start, then fixed)', default: 0 },
+    'qat-block': { type: 'int', help: 'QAT weights per scale block (must divide every row length; the tiny preset needs 32)', default: 64 },
+    'qat-out': { type: 'string', help: 'folder of the packed model written after QAT (default: <out>/packed)', meta: 'DIR' },
     resume: { type: 'boolean', help: 'continue the run in --out from its latest checkpoint' },
     json: { type: 'boolean', help: 'one JSON object per step / evaluation / checkpoint on stdout, no progress bar' },
   },
@@ -161,9 +168,22 @@ export const trainCommand: CommandSpec = {
     const eos = cfg.eos_token_id;
     const train = new BytePacker(split.train, { seqBytes, split: splitter, seed, eos });
     const makeVal = split.val.length > 0 ? () => new BytePacker(split.val, { seqBytes, split: splitter, shuffle: false, eos }) : null;
-    const model = new HATModel(cfg, { seed });
-    const trainable = hatTrainable(model, opt<boolean | undefined>(args, 'bf16') === true ? 'BF16' : 'F32');
-    // (--qat FORMAT would wrap `trainable` here once the compression module provides QAT layers)
+    const init = opt<string | undefined>(args, 'init');
+    let model: HATModel;
+    try {
+      model = init !== undefined ? loadHATModel(init) : new HATModel(cfg, { seed });
+    } catch (e) {
+      if (e instanceof HATConfigError || e instanceof HATCheckpointError) throw new UserError(`--init: ${e.message}`);
+      throw e;
+    }
+    const exportDtype = opt<boolean | undefined>(args, 'bf16') === true ? 'BF16' : 'F32';
+    let trainable = hatTrainable(model, exportDtype);
+    const qatFormat = opt<string | undefined>(args, 'qat');
+    let qat: QatSetup | null = null;
+    if (qatFormat !== undefined) {
+      qat = setupQat(model, trainable, qatFormat, { refitEvery: opt<number>(args, 'qat-refit-every'), block: opt<number>(args, 'qat-block'), seed });
+      trainable = qat.trainable;
+    }
 
     const run = {
       model: trainable.config,
@@ -172,6 +192,8 @@ export const trainCommand: CommandSpec = {
       splitRule: split.rule,
       seqBytes,
       eos,
+      ...(init !== undefined ? { init: nodePath.resolve(init) } : {}),
+      ...(qat?.run ?? {}),
     };
     let stopRequested = false;
     const onSigint = (): void => {
@@ -205,6 +227,7 @@ export const trainCommand: CommandSpec = {
         onCheckpoint(dir, step) {
           if (json) emit({ event: 'checkpoint', step, dir });
         },
+        afterUpdate: () => qat?.handle.step(),
         shouldStop: () => stopRequested,
       },
     });
@@ -234,6 +257,8 @@ export const trainCommand: CommandSpec = {
     const finished = trainer.step >= steps;
     // the finished model on all of the held-out text (the periodic evaluations read --eval-bytes of it)
     const valBpbAll = finished && settings.evalBytes > 0 ? trainer.evaluate(0) : undefined;
+    const qatOut = opt<string | undefined>(args, 'qat-out') ?? nodePath.join(out, 'packed');
+    const packedWeights = finished && qat !== null ? writeQatPacked(model, qat.handle, qatOut, exportDtype) : undefined;
     const summary = {
       event: finished ? 'done' : 'stopped',
       step: trainer.step,
@@ -244,13 +269,14 @@ export const trainCommand: CommandSpec = {
       seconds: (performance.now() - t0) / 1e3,
       trainSeconds: last?.time,
       out,
+      ...(packedWeights !== undefined ? { qat: qat?.handle.format.name, packedWeights, packedOut: qatOut } : {}),
     };
     if (json) emit(summary);
     else {
       bar?.finish(`loss ${fmt(last?.loss)} bpb ${fmt(last?.bpb)} val ${fmt(summary.valBpb)}`);
       process.stderr.write(
         finished
-          ? `done in ${formatDuration(summary.seconds)}: train bpb ${fmt(summary.bpb)}, validation bpb ${fmt(summary.valBpb)}${valBpbAll !== undefined ? ` (all ${summary.valBytes} held-out bytes: ${fmt(valBpbAll)})` : ''}; model in ${out}\n`
+          ? `done in ${formatDuration(summary.seconds)}: train bpb ${fmt(summary.bpb)}, validation bpb ${fmt(summary.valBpb)}${valBpbAll !== undefined ? ` (all ${summary.valBytes} held-out bytes: ${fmt(valBpbAll)})` : ''}; model in ${out}${packedWeights !== undefined ? `; packed ${qat?.handle.format.name} model (${packedWeights} weights) in ${qatOut}` : ''}\n`
           : `stopped at step ${trainer.step}; continue with --resume\n`,
       );
     }

@@ -1,0 +1,61 @@
+/**
+ * `tfree train --qat FORMAT`: quantization-aware training of a HAT model (src/compress/qat.ts).
+ *
+ * Every quantizable Linear of the model (embeddings and the head stay f32, as `tfree quantize`)
+ * runs its forward pass on the fake-quantized weight with a straight-through estimator; k-means
+ * centroids are fitted on the weights the run starts from (`--init DIR`: a trained model, the
+ * study's recipe) and stay fixed, or are refitted every `--qat-refit-every N` steps. The QAT state
+ * (centroids and the refit counter) goes into every checkpoint, so `--resume` stays exact. At the
+ * end the model is packed with the trained centroids into a packed checkpoint folder
+ * (`--qat-out DIR`, default `<out>/packed`), loadable by `tfree generate/eval --model DIR`.
+ */
+import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
+import { UserError } from '../errors.js';
+import type { TrainableModel } from '../../train/index.js';
+import { FormatError, enableQat, parseFormat, writePackedCheckpoint, type QatHandle, type QatState } from '../../compress/index.js';
+import { fromFloat32, type TensorData } from '../../io/index.js';
+import { writeHATConfig } from '../../models/hat/config.js';
+import type { HATModel } from '../../models/hat/model.js';
+
+export interface QatSetup {
+  handle: QatHandle;
+  /** `trainable` with the QAT state in its checkpoints */
+  trainable: TrainableModel;
+  /** description for the run record (a resume with other QAT settings is refused) */
+  run: Record<string, unknown>;
+}
+
+/** Wraps the model for QAT in `format` (an unknown format or a bad block size is a UserError). */
+export function setupQat(model: HATModel, trainable: TrainableModel, format: string, opts: { refitEvery: number; block: number; seed: number }): QatSetup {
+  if (!Number.isInteger(opts.refitEvery) || opts.refitEvery < 0) throw new UserError(`--qat-refit-every must be an integer >= 0, got ${opts.refitEvery}`);
+  let handle: QatHandle;
+  try {
+    handle = enableQat(model, parseFormat(format, { blockSize: opts.block }), { refitEvery: opts.refitEvery, seed: opts.seed });
+  } catch (e) {
+    if (e instanceof FormatError) throw new UserError(`--qat ${format}: ${e.message}${/block size/.test(e.message) ? ' (--qat-block N)' : ''}`);
+    throw e;
+  }
+  return {
+    handle,
+    trainable: { ...trainable, saveState: () => handle.state(), loadState: (s) => handle.loadState(s as QatState) },
+    run: { qat: handle.format.name, qatBlock: opts.block, qatRefitEvery: opts.refitEvery },
+  };
+}
+
+/**
+ * Packs the QAT model (PackedLinear layers with the trained centroids; the f32 forward is gone
+ * afterwards) and writes config.json + packed model.safetensors into `dir`. Returns the number
+ * of packed weights.
+ */
+export function writeQatPacked(model: HATModel, handle: QatHandle, dir: string, dtype: 'F32' | 'BF16'): number {
+  const packed = handle.pack(model);
+  fs.mkdirSync(dir, { recursive: true });
+  const plain: [string, TensorData][] = model.store
+    .entries()
+    .filter(([n]) => !packed.has(n))
+    .map(([n, t]) => [n, { dtype, shape: t.shape.slice(), data: fromFloat32(dtype, t.f32()) } as TensorData]);
+  writePackedCheckpoint(nodePath.join(dir, 'model.safetensors'), packed, plain, { format: 'pt', 'tfree.qat': handle.format.name });
+  writeHATConfig(dir, { ...model.config, torch_dtype: dtype === 'F32' ? 'float32' : 'bfloat16' });
+  return packed.size;
+}
