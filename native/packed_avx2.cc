@@ -154,6 +154,10 @@ struct Ctx {
   Tables t;
   float ls;
   long rb, nU, nB;
+  // Block size 32: each 64-weight group has two scales. hiMask[i] marks the int32 lanes of the
+  // i-th vpmaddwd product whose weight pair lies in the group's second half (elements 32..63).
+  bool half = false;
+  __m256i hiMask[4];
 };
 
 // rows [n0, n1) of W against activation rows [m0, m0 + MG)
@@ -161,7 +165,7 @@ template <class D, int MG>
 void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
   const PackedArgs& a = *c.a;
   const long K = a.K, N = a.N, nU = c.nU, nB = c.nB;
-  const long bpu = a.B / 64;  // groups per scale block
+  const long bpu = a.B >= 64 ? a.B / 64 : 1;  // groups per scale block
   for (long n = n0; n < n1; ++n) {
     const uint8_t* row = a.codes + n * c.rb;
     packed_scales_f32(a.scales + n * nB, nB, a.scaleBf16, sc);
@@ -170,6 +174,22 @@ void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
     for (long u = 0; u < nU; ++u) {
       __m256i w[4];
       decode<D>(row + u * D::kBytes, c.t, w);
+      if (c.half) {
+        const float wlo = sc[2 * u] * c.ls, whi = sc[2 * u + 1] * c.ls;
+        for (int j = 0; j < MG; ++j) {
+          const int16_t* xq = c.x16 + (m0 + j) * K + u * 64;
+          __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+          for (int i = 0; i < 4; ++i) {
+            const __m256i p = _mm256_madd_epi16(w[i], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 16 * i)));
+            hi = _mm256_add_epi32(hi, _mm256_and_si256(c.hiMask[i], p));
+            lo = _mm256_add_epi32(lo, _mm256_andnot_si256(c.hiMask[i], p));
+          }
+          const float xsc = c.xs[(m0 + j) * nU + u];
+          acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_set1_ps(wlo * xsc), acc[j]);
+          acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_set1_ps(whi * xsc), acc[j]);
+        }
+        continue;
+      }
       const float ws = sc[u / bpu] * c.ls;
       for (int j = 0; j < MG; ++j) {
         const int16_t* xq = c.x16 + (m0 + j) * K + u * 64;
@@ -219,7 +239,7 @@ bool int8_identity(const float* levels) {
 }  // namespace
 
 void packed_matmul_avx2(const PackedArgs& a) {
-  const bool fast = a.B % 64 == 0 && (a.bits == 1 || a.bits == 2 || a.bits == 4 || (a.bits == 8 && int8_identity(a.levels)));
+  const bool fast = (a.B % 64 == 0 || (a.B == 32 && a.K % 64 == 0)) && (a.bits == 1 || a.bits == 2 || a.bits == 4 || (a.bits == 8 && int8_identity(a.levels)));
   if (!fast) {
     packed_matmul_generic(a);
     return;
@@ -245,6 +265,23 @@ void packed_matmul_avx2(const PackedArgs& a) {
     c.t.hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi));
   }
   const uint8_t* perm = perm_for(a.bits);
+  if (a.B == 32) {
+    // which half of the group each madd lane's weight pair belongs to (from the decode order)
+    c.half = true;
+    for (int i = 0; i < 4; ++i) {
+      alignas(32) int32_t m[8];
+      for (int l = 0; l < 8; ++l) {
+        const int p = 16 * i + 2 * l;
+        const int e0 = perm ? perm[p] : p, e1 = perm ? perm[p + 1] : p + 1;
+        if ((e0 >= 32) != (e1 >= 32)) {  // a pair straddles the halves: no fast path
+          packed_matmul_generic(a);
+          return;
+        }
+        m[l] = e0 >= 32 ? -1 : 0;
+      }
+      c.hiMask[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+    }
+  }
   Buf<int16_t> x16(a.M * a.K);
   Buf<float> xs(a.M * c.nU);
   if (!x16.data() || !xs.data()) {

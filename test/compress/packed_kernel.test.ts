@@ -58,7 +58,9 @@ function reference(p: PackedMatrix, x: Float32Array, M: number, xOff: number): {
   const W = dequantize(p);
   const S = dequantize({ ...p, levels: Float32Array.from(p.levels, () => 1) }); // block scale of each weight
   const K = p.cols;
-  const U = p.format.blockSize % 64 === 0 ? 64 : p.format.blockSize;
+  // activation groups: 64 (the AVX2 path also uses 64 for block 32 when K is a multiple of 64; the
+  // bound of the larger group covers the portable paths' per-32 groups too)
+  const U = p.format.blockSize % 64 === 0 || (p.format.blockSize === 32 && K % 64 === 0) ? 64 : p.format.blockSize;
   let lmax = 0;
   for (const l of p.levels) lmax = Math.max(lmax, Math.abs(l));
   const lerr = p.levels.every((l) => Number.isInteger(l)) ? 0 : lmax / 16382;
@@ -95,6 +97,8 @@ const shapes: [number, number, number, number][] = [
   [2, 9, 128, 128],
   [1, 1, 8, 8],
   [2, 300, 512, 64], // large enough for the thread pool
+  [2, 37, 128, 32], // block 32, K a multiple of 64: the AVX2 two-scales-per-group path
+  [1, 300, 512, 32],
 ];
 
 interface Case {
