@@ -2,17 +2,12 @@
  * Markdown reports with SVG plots (./svg.ts) for `tfree eval ... --report DIR`: `report.md`
  * beside the `.svg` files it links (each written to a temp file, then renamed).
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../io/safetensors.js';
 import type { DtmReport } from './hat_dtm.js';
 import type { PlanFile, Score, SweepResult } from './sweep.js';
 import { heatmapSvg, histogramSvg, lineSvg, type Series } from './svg.js';
-
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
 
 const f2 = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '–' : Math.abs(x) >= 100 || Number.isInteger(x) ? String(Math.round(x * 100) / 100) : x.toFixed(x !== 0 && Math.abs(x) < 0.01 ? 4 : 3));
 
@@ -24,9 +19,9 @@ export function table(head: readonly string[], rows: readonly (readonly (string 
 /** Report of one base-vs-compressed comparison. */
 export function writeDtmReport(dir: string, r: DtmReport, info: { base: string; compressed: string; length: number }): string {
   mkdirSync(dir, { recursive: true });
-  writeAtomic(join(dir, 'fdt_bytes.svg'), histogramSvg(r.fdt_bytes, { title: 'first divergent byte per prompt', xLabel: 'FDT (bytes)', lo: 0, hi: info.length, bins: 20 }));
+  writeFileAtomic(join(dir, 'fdt_bytes.svg'), histogramSvg(r.fdt_bytes, { title: 'first divergent byte per prompt', xLabel: 'FDT (bytes)', lo: 0, hi: info.length, bins: 20 }));
   const maxW = Math.max(1, ...r.fdt_words);
-  writeAtomic(join(dir, 'fdt_words.svg'), histogramSvg(r.fdt_words, { title: 'first divergent word per prompt', xLabel: 'FDT (words)', lo: 0, hi: maxW, bins: Math.min(20, maxW + 1) }));
+  writeFileAtomic(join(dir, 'fdt_words.svg'), histogramSvg(r.fdt_words, { title: 'first divergent word per prompt', xLabel: 'FDT (words)', lo: 0, hi: maxW, bins: Math.min(20, maxW + 1) }));
   const rows: (string | number | undefined)[][] = [
     ['bytes (teacher-forced)', r.bytes.fdt_mean, r.bytes.fdt_median, r.bytes.fdt_p25, r.bytes.fdt_p75, r.bytes.sdt_mean, r.bytes.sdt_share],
     ['words (teacher-forced)', r.words.fdt_mean, r.words.fdt_median, r.words.fdt_p25, r.words.fdt_p75, r.words.sdt_mean, r.words.sdt_share],
@@ -63,7 +58,7 @@ export function writeDtmReport(dir: string, r: DtmReport, info: { base: string; 
     '![FDT histogram, bytes](fdt_bytes.svg) ![FDT histogram, words](fdt_words.svg)',
     '',
   ].join('\n');
-  writeAtomic(join(dir, 'report.md'), md);
+  writeFileAtomic(join(dir, 'report.md'), md);
   return join(dir, 'report.md');
 }
 
@@ -85,7 +80,7 @@ export function writeSweepReport(dir: string, s: SweepResult): string {
   for (const l of s.levels) {
     const vals = groups.map((g) => kinds.map((k) => s.rows.find((r) => r.level === l && s.components.find((c) => c.name === r.component && c.group === g && c.kind === k))?.fdt_p25 ?? Number.NaN));
     const file = `heatmap_${l.replace(/[^\w.]/g, '_')}.svg`;
-    writeAtomic(join(dir, file), heatmapSvg(groups, kinds, vals, { title: `FDT p25 (bytes), component alone at ${l}`, lo: 0, hi: s.length }));
+    writeFileAtomic(join(dir, file), heatmapSvg(groups, kinds, vals, { title: `FDT p25 (bytes), component alone at ${l}`, lo: 0, hi: s.length }));
     maps.push(`![${l}](${file})`);
   }
   // mean over components per level: FDT and bpb vs level
@@ -98,13 +93,13 @@ export function writeSweepReport(dir: string, s: SweepResult): string {
   if (sparsity.length > 0) {
     const x = (l: string): number => Number(l.slice(1));
     const pts = (k: keyof Score): Series['points'] => [{ x: 0, y: s.base[k] as number }, ...sparsity.map((l) => ({ x: x(l), y: meanAt(l, k) }))];
-    writeAtomic(join(dir, 'fdt_vs_sparsity.svg'), lineSvg([{ name: 'FDT mean', points: pts('fdt_mean') }, { name: 'FDT p25', points: pts('fdt_p25') }, { name: 'FDT p75', points: pts('fdt_p75') }], { title: 'one component pruned (mean over components)', xLabel: 'sparsity of the component', yLabel: 'FDT (bytes)', yFrom0: true }));
-    writeAtomic(join(dir, 'bpb_vs_sparsity.svg'), lineSvg([{ name: 'bpb (continuation)', points: pts('bpb') }, ...(s.base.heldout_bpb !== undefined ? [{ name: 'bpb (held-out)', points: pts('heldout_bpb') }] : [])], { title: 'one component pruned (mean over components)', xLabel: 'sparsity of the component', yLabel: 'bits per byte' }));
+    writeFileAtomic(join(dir, 'fdt_vs_sparsity.svg'), lineSvg([{ name: 'FDT mean', points: pts('fdt_mean') }, { name: 'FDT p25', points: pts('fdt_p25') }, { name: 'FDT p75', points: pts('fdt_p75') }], { title: 'one component pruned (mean over components)', xLabel: 'sparsity of the component', yLabel: 'FDT (bytes)', yFrom0: true }));
+    writeFileAtomic(join(dir, 'bpb_vs_sparsity.svg'), lineSvg([{ name: 'bpb (continuation)', points: pts('bpb') }, ...(s.base.heldout_bpb !== undefined ? [{ name: 'bpb (held-out)', points: pts('heldout_bpb') }] : [])], { title: 'one component pruned (mean over components)', xLabel: 'sparsity of the component', yLabel: 'bits per byte' }));
   }
   if (formats.length > 0) {
     const bitsAt = (l: string): number => meanAt(l, 'bits' as keyof Score);
     const pts = (k: keyof Score): Series['points'] => formats.map((l) => ({ x: bitsAt(l), y: meanAt(l, k) })).sort((a, b) => a.x - b.x);
-    writeAtomic(join(dir, 'fdt_vs_bits.svg'), lineSvg([{ name: 'FDT mean', points: pts('fdt_mean') }, { name: 'FDT p25', points: pts('fdt_p25') }], { title: 'one component quantized (mean over components)', xLabel: 'bits per weight', yLabel: 'FDT (bytes)', yFrom0: true }));
+    writeFileAtomic(join(dir, 'fdt_vs_bits.svg'), lineSvg([{ name: 'FDT mean', points: pts('fdt_mean') }, { name: 'FDT p25', points: pts('fdt_p25') }], { title: 'one component quantized (mean over components)', xLabel: 'bits per weight', yLabel: 'FDT (bytes)', yFrom0: true }));
   }
   const md = [
     '# Component sensitivity sweep',
@@ -132,7 +127,7 @@ export function writeSweepReport(dir: string, s: SweepResult): string {
     ...(sparsity.length > 0 ? ['![FDT vs sparsity](fdt_vs_sparsity.svg) ![bpb vs sparsity](bpb_vs_sparsity.svg)', ''] : []),
     ...(formats.length > 0 ? ['![FDT vs bits](fdt_vs_bits.svg)', ''] : []),
   ].join('\n');
-  writeAtomic(join(dir, 'report.md'), md);
+  writeFileAtomic(join(dir, 'report.md'), md);
   return join(dir, 'report.md');
 }
 
@@ -162,13 +157,12 @@ export function writePlanReport(dir: string, outcomes: readonly PlanOutcome[], b
   for (const kind of ['sparsity', 'precision'] as const) {
     if (!outcomes.some((o) => o.plan.kind === kind)) continue;
     const xl = kind === 'sparsity' ? 'target sparsity' : 'bits-per-weight budget';
-    writeAtomic(join(dir, `${kind}_fdt.svg`), lineSvg(series(kind, 'fdt_mean'), { title: `FDT mean by plan (${kind})`, xLabel: xl, yLabel: 'FDT mean (bytes)', yFrom0: true }));
-    writeAtomic(join(dir, `${kind}_bpb.svg`), lineSvg(series(kind, base.heldout_bpb !== undefined ? 'heldout_bpb' : 'bpb'), { title: `bits per byte by plan (${kind})`, xLabel: xl, yLabel: 'bits per byte' }));
+    writeFileAtomic(join(dir, `${kind}_fdt.svg`), lineSvg(series(kind, 'fdt_mean'), { title: `FDT mean by plan (${kind})`, xLabel: xl, yLabel: 'FDT mean (bytes)', yFrom0: true }));
+    writeFileAtomic(join(dir, `${kind}_bpb.svg`), lineSvg(series(kind, base.heldout_bpb !== undefined ? 'heldout_bpb' : 'bpb'), { title: `bits per byte by plan (${kind})`, xLabel: xl, yLabel: 'bits per byte' }));
     figs.push(`![${kind} FDT](${kind}_fdt.svg) ![${kind} bpb](${kind}_bpb.svg)`);
   }
   const md = ['# Compression plans', '', `model \`${sweep.model}\`; ${sweep.prompts} prompts x ${sweep.length} bytes.`, '', planTable(outcomes, base), '', ...figs, '', '## Sensitivity (FDT p25, bytes)', '', sweepMarkdown(sweep), ''].join('\n');
-  writeAtomic(join(dir, 'report.md'), md);
+  writeFileAtomic(join(dir, 'report.md'), md);
   return join(dir, 'report.md');
 }
 
-export { writeAtomic };

@@ -12,7 +12,7 @@ import { Progress } from '../progress.js';
 import type { EvalSubcommand } from './eval.js';
 import { readDocuments } from './eval.js';
 import { asUserErrors, patternList } from './quantize.js';
-import { openCheckpoint } from '../../io/index.js';
+import { openCheckpoint, writeFileAtomic } from '../../io/index.js';
 import { HATModel, HatSplitter, readHATConfig } from '../../models/hat/index.js';
 import { loadPackedModel } from '../../compress/index.js';
 import { DtmEvaluator, parsePrompts, type DtmReport } from '../../eval/hat_dtm.js';
@@ -20,7 +20,7 @@ import { listComponents } from '../../eval/components.js';
 import { DEMO_PROMPTS, DEMO_TEXT, compareQuantized, compareTable } from '../../eval/compare.js';
 import { loadHATModel } from '../../models/hat/index.js';
 import { GUIDES, levelsForTargets, precisionPlan, runSweep, scoreCompressed, scoreOf, sparsityPlan, type Guide, type PlanFile, type SweepResult } from '../../eval/sweep.js';
-import { planTable, sweepMarkdown, writeAtomic, writeDtmReport, writePlanReport, writeSweepReport, type PlanOutcome } from '../../eval/report.js';
+import { planTable, sweepMarkdown, writeDtmReport, writePlanReport, writeSweepReport, type PlanOutcome } from '../../eval/report.js';
 
 /**
  * A HAT checkpoint folder of any kind `tfree` writes: plain (trained, or pruned by `tfree prune`)
@@ -223,7 +223,7 @@ const sweep: EvalSubcommand = {
     const json = o.json === true;
     const levels = [...new Set([...(patternList(a, 'levels') ?? DEFAULT_LEVELS.split(',')), ...levelsForTargets(numberList(a, 'targets', 0, 1))])];
     const { sweep: s } = doSweep(a, levels);
-    if (typeof o.out === 'string') writeAtomic(o.out, `${JSON.stringify(s, null, 1)}\n`);
+    if (typeof o.out === 'string') writeFileAtomic(o.out, `${JSON.stringify(s, null, 1)}\n`);
     const reportFile = typeof o.report === 'string' ? writeSweepReport(o.report, s) : undefined;
     if (json) {
       process.stdout.write(`${JSON.stringify(s)}\n`);
@@ -270,7 +270,7 @@ const plan: EvalSubcommand = {
       ({ sweep: s, ev, base, held } = doSweep(a, levels));
       if (typeof o.out === 'string') {
         fs.mkdirSync(o.out, { recursive: true });
-        writeAtomic(nodePath.join(o.out, 'sweep.json'), `${JSON.stringify(s, null, 1)}\n`);
+        writeFileAtomic(nodePath.join(o.out, 'sweep.json'), `${JSON.stringify(s, null, 1)}\n`);
       }
     }
     const comps = listComponents(base.model, { include: patternList(a, 'include'), exclude: patternList(a, 'exclude') });
@@ -289,12 +289,12 @@ const plan: EvalSubcommand = {
     bar.finish();
     if (typeof o.out === 'string') {
       fs.mkdirSync(o.out, { recursive: true });
-      for (const oc of outcomes) writeAtomic(nodePath.join(o.out, `${oc.plan.kind}-${oc.plan.method}-${oc.plan.target}.json`), `${JSON.stringify(oc.plan, null, 1)}\n`);
+      for (const oc of outcomes) writeFileAtomic(nodePath.join(o.out, `${oc.plan.kind}-${oc.plan.method}-${oc.plan.target}.json`), `${JSON.stringify(oc.plan, null, 1)}\n`);
     }
     const reportFile = typeof o.report === 'string' ? writePlanReport(o.report, outcomes, baseScore, s) : undefined;
     const seconds = (Date.now() - t0) / 1000;
     const summary = { base: baseScore, plans: outcomes.map((oc) => ({ kind: oc.plan.kind, method: oc.plan.method, target: oc.plan.target, achieved: oc.plan.achieved, threshold: oc.plan.threshold, ...oc.score })), sweep_seconds: s.seconds, seconds };
-    if (typeof o.out === 'string') writeAtomic(nodePath.join(o.out, 'plans.json'), `${JSON.stringify(summary, null, 1)}\n`);
+    if (typeof o.out === 'string') writeFileAtomic(nodePath.join(o.out, 'plans.json'), `${JSON.stringify(summary, null, 1)}\n`);
     if (json) {
       process.stdout.write(`${JSON.stringify(summary)}\n`);
       return;

@@ -6,13 +6,13 @@
  *   tfree kg stats  --data DIR [--json]                 counts of a dataset folder
  *   tfree kg synth  --out DIR [--seed N]                write a small synthetic dataset (demo)
  */
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress, formatDuration } from '../progress.js';
 import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type Quads, type TemporalKG } from '../../io/kg.js';
-import { writeSafetensors } from '../../io/safetensors.js';
+import { writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
 import { noGrad } from '../../tensor/index.js';
 import {
   KnownFacts,
@@ -205,12 +205,6 @@ function runEval(a: ParsedArgs): number {
 
 // ---- export --------------------------------------------------------------------------------------
 
-function atomicWrite(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
-
 function row(values: Float32Array, start: number, n: number): string {
   const parts: string[] = [];
   for (let i = 0; i < n; i++) parts.push(String(values[start + i]));
@@ -238,7 +232,7 @@ function runExport(a: ParsedArgs): number {
   const hdr = (p: string): string => Array.from({ length: d }, (_, i) => `${p}${i}`).join('\t');
   const ent = [`entity\t${hdr('base_')}\t${hdr('bump_')}`];
   vocab.entities.forEach((name, i) => ent.push(`${name}\t${row(base, i * d, d)}\t${row(bump, i * d, d)}`));
-  atomicWrite(join(dir, 'entities.tsv'), `${ent.join('\n')}\n`);
+  writeFileAtomic(join(dir, 'entities.tsv'), `${ent.join('\n')}\n`);
   const lh = boxes.lh.f32();
   const uh = boxes.uh.f32();
   const lt = boxes.lt.f32();
@@ -250,7 +244,7 @@ function runExport(a: ParsedArgs): number {
     rel.push(`${name}\thead\t${row(lh, r * d, d)}\t${row(uh, r * d, d)}${al}`);
     rel.push(`${name}\ttail\t${row(lt, r * d, d)}\t${row(ut, r * d, d)}${al}`);
   });
-  atomicWrite(join(dir, 'relations.tsv'), `${rel.join('\n')}\n`);
+  writeFileAtomic(join(dir, 'relations.tsv'), `${rel.join('\n')}\n`);
   const files = ['embeddings.safetensors', 'entities.tsv', 'relations.tsv'];
   if (model.timeBumpTable !== null) {
     const K = model.timeBumpTable.f32();
@@ -260,7 +254,7 @@ function runExport(a: ParsedArgs): number {
       const label = origin === null ? String(tau) : new Date(origin + tau * 86_400_000).toISOString().slice(0, 10);
       for (let j = 0; j < c.k; j++) lines.push(`${label}\t${j}\t${row(K, (tau * c.k + j) * d, d)}`);
     }
-    atomicWrite(join(dir, 'times.tsv'), `${lines.join('\n')}\n`);
+    writeFileAtomic(join(dir, 'times.tsv'), `${lines.join('\n')}\n`);
     files.push('times.tsv');
   }
   process.stdout.write(`wrote ${files.map((f) => join(dir, f)).join(', ')} (${vocab.entities.length} entities, ${R} relations, d=${d})\n`);
@@ -281,7 +275,7 @@ function runSynth(a: ParsedArgs): number {
   const dir = need(a, 'out', 'synth');
   const kg = syntheticKG({ seed: posInt(a, 'seed', 0) || 1 });
   mkdirSync(dir, { recursive: true });
-  for (const sp of ['train', 'valid', 'test'] as const) atomicWrite(join(dir, `${sp}.txt`), formatQuads(kg, kg[sp]));
+  for (const sp of ['train', 'valid', 'test'] as const) writeFileAtomic(join(dir, `${sp}.txt`), formatQuads(kg, kg[sp]));
   process.stdout.write(`wrote a synthetic temporal KG to ${dir}: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length}/${kg.valid.h.length}/${kg.test.h.length} facts\n`);
   return 0;
 }

@@ -15,6 +15,7 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { ropeScalingFromHF, type RopeScaling } from '../../nn/index.js';
+import { writeFileAtomic } from '../../io/safetensors.js';
 
 /** A config error: `path` is the dotted field path (e.g. `encoder_config.hidden_size`). */
 export class HATConfigError extends Error {
@@ -504,9 +505,7 @@ export function hatConfigToJSON(cfg: HATConfig): Obj {
 export function writeHATConfig(dir: string, cfg: HATConfig): string {
   fs.mkdirSync(dir, { recursive: true });
   const path = nodePath.join(dir, 'config.json');
-  const tmp = `${path}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(hatConfigToJSON(cfg), null, 2)}\n`);
-  fs.renameSync(tmp, path);
+  writeFileAtomic(path, `${JSON.stringify(hatConfigToJSON(cfg), null, 2)}\n`);
   return path;
 }
 

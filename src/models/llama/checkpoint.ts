@@ -15,10 +15,9 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { ParamStore, VarBuilder, init } from '../../nn/index.js';
-import { fromFloat32, openCheckpoint, writeShardedSafetensors, type Checkpoint, type LazyTensorData } from '../../io/index.js';
+import { fromFloat32, openCheckpoint, writeFileAtomic, writeShardedSafetensors, type Checkpoint, type LazyTensorData } from '../../io/index.js';
 import { LlamaConfigError, hfConfigFromLM, lmConfigFromHF, llamaConfigToJson, parseLlamaConfig, type LlamaConfig } from './config.js';
 import { LlamaLM } from './model.js';
-import { writeTextAtomic } from './files.js';
 
 /** A checkpoint that does not fit the model its config describes. */
 export class LlamaCheckpointError extends Error {
@@ -137,6 +136,6 @@ export function saveLlama(model: LlamaLM, dir: string, opts: SaveLlamaOptions = 
   const res = writeShardedSafetensors(dir, entries, { maxShardBytes: opts.maxShardBytes ?? 2 ** 31, metadata: { format: 'pt' } });
   const torchDtype = dtype === 'F32' ? 'float32' : dtype === 'BF16' ? 'bfloat16' : 'float16';
   const cfgPath = nodePath.join(dir, 'config.json');
-  writeTextAtomic(cfgPath, llamaConfigToJson(config, torchDtype));
+  writeFileAtomic(cfgPath, llamaConfigToJson(config, torchDtype));
   return { files: [...res.files, ...(res.indexFile !== undefined ? [res.indexFile] : []), cfgPath] };
 }

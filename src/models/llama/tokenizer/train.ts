@@ -18,7 +18,7 @@
  * touched) and the best pair comes from a max-heap with lazy deletion.
  */
 import { BYTE_TO_CHAR } from './bytes.js';
-import { writeTextAtomic } from '../files.js';
+import { writeFileAtomic } from '../../../io/safetensors.js';
 
 /** GPT-2's pre-tokenization pattern (the one the ByteLevel pre-tokenizer applies with use_regex). */
 export const GPT2_PATTERN = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
@@ -244,5 +244,5 @@ export function bpeTokenizerJson(r: Pick<BpeTrainResult, 'vocab' | 'merges' | 's
 
 /** Writes tokenizer.json atomically (temp file + rename). */
 export function saveBpeTokenizer(path: string, r: Pick<BpeTrainResult, 'vocab' | 'merges' | 'specialTokens'>): void {
-  writeTextAtomic(path, JSON.stringify(bpeTokenizerJson(r)) + '\n');
+  writeFileAtomic(path, JSON.stringify(bpeTokenizerJson(r)) + '\n');
 }
