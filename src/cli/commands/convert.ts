@@ -15,7 +15,7 @@ import { saveHATModel } from '../../models/hat/checkpoint.js';
 import { splitBytes } from '../../models/hat/splitter.js';
 import { ConversionError, convertLlamaToHAT, type ByteModuleSizes, type Conversion } from '../../convert/llama_to_hat.js';
 import { runStages, stageDir, type Stage } from '../../convert/staged.js';
-import { hatTrainable } from './train.js';
+import { hatTrainable, loopSettings } from './train.js';
 
 function opt<T extends string | number | boolean | undefined>(a: ParsedArgs, k: string): T {
   return a.options[k] as T;
@@ -157,19 +157,7 @@ function runLlamaToHat(args: ParsedArgs): number {
     results = runStages({
       model: hatTrainable(model, dtype === 'F16' ? 'F32' : dtype),
       stages: active.map(({ s }) => s),
-      settings: {
-        batchRows: opt<number>(args, 'batch'),
-        accum: opt<number>(args, 'accum'),
-        minLrRatio: opt<number>(args, 'min-lr-ratio'),
-        weightDecay: opt<number>(args, 'weight-decay'),
-        betas: [0.9, 0.95],
-        eps: 1e-8,
-        clip: opt<number>(args, 'clip'),
-        evalEvery: opt<number>(args, 'eval-every'),
-        evalBytes: opt<number>(args, 'eval-bytes'),
-        saveEvery: opt<number>(args, 'save-every'),
-        seed,
-      },
+      settings: loopSettings(args, seed),
       makeTrain: (k) => new BytePacker(split.train, { seqBytes, split: splitter, seed: seed + active[k].k, eos }),
       makeVal,
       outDir: out,

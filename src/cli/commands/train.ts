@@ -60,6 +60,23 @@ function opt<T extends string | number | boolean | undefined>(a: ParsedArgs, k: 
   return a.options[k] as T;
 }
 
+/** The trainer settings shared by `tfree train` and `tfree convert` (all but steps, lr, warmup). */
+export function loopSettings(args: ParsedArgs, seed: number): Omit<TrainSettings, 'steps' | 'lr' | 'warmup'> {
+  return {
+    batchRows: opt<number>(args, 'batch'),
+    accum: opt<number>(args, 'accum'),
+    minLrRatio: opt<number>(args, 'min-lr-ratio'),
+    weightDecay: opt<number>(args, 'weight-decay'),
+    betas: [0.9, 0.95],
+    eps: 1e-8,
+    clip: opt<number>(args, 'clip'),
+    evalEvery: opt<number>(args, 'eval-every'),
+    evalBytes: opt<number>(args, 'eval-bytes'),
+    saveEvery: opt<number>(args, 'save-every'),
+    seed,
+  };
+}
+
 function modelConfig(a: ParsedArgs): HATConfig {
   const init = opt<string | undefined>(a, 'init');
   const file = init !== undefined ? nodePath.join(init, 'config.json') : opt<string | undefined>(a, 'config');
@@ -133,20 +150,10 @@ export const trainCommand: CommandSpec = {
     const seed = opt<number>(args, 'seed');
     const seqBytes = opt<number>(args, 'seq-bytes');
     const settings: TrainSettings = {
+      ...loopSettings(args, seed),
       steps,
-      batchRows: opt<number>(args, 'batch'),
-      accum: opt<number>(args, 'accum'),
       lr: opt<number>(args, 'lr'),
       warmup: opt<number | undefined>(args, 'warmup') ?? Math.min(100, Math.floor(steps / 10)),
-      minLrRatio: opt<number>(args, 'min-lr-ratio'),
-      weightDecay: opt<number>(args, 'weight-decay'),
-      betas: [0.9, 0.95],
-      eps: 1e-8,
-      clip: opt<number>(args, 'clip'),
-      evalEvery: opt<number>(args, 'eval-every'),
-      evalBytes: opt<number>(args, 'eval-bytes'),
-      saveEvery: opt<number>(args, 'save-every'),
-      seed,
     };
     const ckDir = nodePath.join(out, 'checkpoints');
     const hasRun = fs.existsSync(nodePath.join(ckDir, 'latest.json'));
