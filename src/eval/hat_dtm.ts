@@ -93,14 +93,19 @@ export function buildReferences(base: HATModel, splitter: WordSplitter, prompts:
   const length = opts.length ?? 100;
   if (!Number.isInteger(length) || length < 1) throw new RangeError(`length must be a positive integer, got ${length}`);
   return prompts.map((prompt, i) => {
-    const pw = splitter.encode(prompt);
-    if (pw.length === 0) throw new RangeError(`prompt ${i + 1} is empty`);
-    const continuation = greedyContinuation(base, splitter, prompt, length);
-    const words = appendWords(splitter, pw, continuation);
-    const promptBytes = pw.reduce((s, w) => s + w.length, 0);
+    if (splitter.encode(prompt).length === 0) throw new RangeError(`prompt ${i + 1} is empty`);
+    const ref = makeReference(splitter, prompt, greedyContinuation(base, splitter, prompt, length));
     opts.onProgress?.(i + 1, prompts.length);
-    return { prompt, words, promptBytes, continuation, wordLengths: wordLengthsIn(words, promptBytes, promptBytes + continuation.length) };
+    return ref;
   });
+}
+
+/** The reference of a prompt and a continuation of it (the words as generation cut them). */
+export function makeReference(splitter: WordSplitter, prompt: string, continuation: Uint8Array): Reference {
+  const pw = splitter.encode(prompt);
+  const words = appendWords(splitter, pw, continuation);
+  const promptBytes = pw.reduce((s, w) => s + w.length, 0);
+  return { prompt, words, promptBytes, continuation, wordLengths: wordLengthsIn(words, promptBytes, promptBytes + continuation.length) };
 }
 
 /** Teacher-forced outputs of one model on one reference, at the continuation positions. */

@@ -375,12 +375,21 @@ function concatRows(ts: Tensor[]): Tensor {
   return new Tensor(out, [1, ts.length, H]);
 }
 
-/** Generation with KV caches (the fast path); the same bytes as generateUncached. */
-export function generate(model: HATModel, splitter: WordSplitter, prompt: string | readonly Uint8Array[], opts: GenerateOptions = {}): GenerateResult {
+/**
+ * The cached generation as a synchronous iterator, one byte per step (the prompt is fed when it
+ * is created): text arrives through `opts.onText`, the return value is the result. Lets a caller
+ * interleave several generations or run other work between bytes.
+ */
+export function generateSteps(model: HATModel, splitter: WordSplitter, prompt: string | readonly Uint8Array[], opts: GenerateOptions = {}): Generator<void, GenerateResult> {
   const words = promptWords(splitter, prompt);
   const state = new HATDecodingState(model);
   state.prefill(words);
-  return runToEnd(steps(model, splitter, words, state, opts));
+  return steps(model, splitter, words, state, opts);
+}
+
+/** Generation with KV caches (the fast path); the same bytes as generateUncached. */
+export function generate(model: HATModel, splitter: WordSplitter, prompt: string | readonly Uint8Array[], opts: GenerateOptions = {}): GenerateResult {
+  return runToEnd(generateSteps(model, splitter, prompt, opts));
 }
 
 /**
@@ -395,10 +404,7 @@ export async function* generateStream(
   opts: Omit<GenerateOptions, 'onText'> = {},
 ): AsyncGenerator<string, GenerateResult> {
   const pieces: string[] = [];
-  const words = promptWords(splitter, prompt);
-  const state = new HATDecodingState(model);
-  state.prefill(words);
-  const it = steps(model, splitter, words, state, { ...opts, onText: (t) => pieces.push(t) });
+  const it = generateSteps(model, splitter, prompt, { ...opts, onText: (t) => pieces.push(t) });
   for (;;) {
     const r = it.next();
     while (pieces.length > 0) yield pieces.shift() as string;
