@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'native/build/**', 'node_modules/**', 'bench/results/**'] },
+  { ignores: ['dist/**', 'web/dist/**', 'web/dist-static/**', 'test-artifacts/**', 'native/build/**', 'node_modules/**', 'bench/results/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -163,7 +163,6 @@ async function loadReport(): Promise<void> {
       const img = document.createElement('img');
       img.src = f.url;
       img.alt = `DTM report plot ${f.name}`;
-      img.loading = 'lazy';
       const cap = document.createElement('figcaption');
       cap.textContent = f.name;
       fig.append(img, cap);

@@ -7,20 +7,8 @@
 const g = globalThis as Record<string, unknown>;
 const utf8 = new TextEncoder();
 
-class MiniBuffer extends Uint8Array {
-  static override from(x: ArrayLike<number> | ArrayBufferLike | string, a?: unknown, b?: unknown): MiniBuffer {
-    if (typeof x === 'string') return new MiniBuffer(utf8.encode(x));
-    if (x instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && x instanceof SharedArrayBuffer)) {
-      return new MiniBuffer(x, typeof a === 'number' ? a : 0, typeof b === 'number' ? b : undefined);
-    }
-    return new MiniBuffer(x as ArrayLike<number>);
-  }
-
-  static byteLength(s: string): number {
-    return utf8.encode(s).length;
-  }
-
-  /** indexOf for a byte or a byte sequence, as Node's Buffer#indexOf. */
+/** A byte array whose indexOf also finds byte sequences, as Node's Buffer#indexOf. */
+class Bytes extends Uint8Array {
   override indexOf(needle: number | Uint8Array, from = 0): number {
     if (typeof needle === 'number') return super.indexOf(needle, from);
     if (needle.length === 0) return Math.min(from, this.length);
@@ -32,6 +20,18 @@ class MiniBuffer extends Uint8Array {
     return -1;
   }
 }
+
+const MiniBuffer = {
+  /** Buffer.from(string) | Buffer.from(bytes) (a copy) | Buffer.from(arrayBuffer, offset, length) (a view) */
+  from(x: string | ArrayLike<number> | ArrayBuffer, offset?: number, length?: number): Bytes {
+    if (typeof x === 'string') return new Bytes(utf8.encode(x));
+    if (x instanceof ArrayBuffer) return new Bytes(x, offset ?? 0, length);
+    return new Bytes(x);
+  },
+  byteLength(s: string): number {
+    return utf8.encode(s).length;
+  },
+};
 
 if (g.Buffer === undefined) g.Buffer = MiniBuffer;
 if (g.setImmediate === undefined) {

@@ -1,0 +1,278 @@
+/**
+ * The web playground in a real browser (Debian's chromium driven by playwright-core; no browser
+ * download): the served build against `tfree serve` (bundled model, a kmeans4 copy made here, a
+ * DTM report folder) and the static build (model in a Web Worker) from a tiny static server.
+ * Checks that text streams in and equals the library's greedy generation, that the word chips and
+ * the heat strip match the splitter and the text, and that the divergence marks match the metrics
+ * the page shows. Screenshots go to test-artifacts/web/.
+ *
+ * Skips when /usr/bin/chromium (or TFREE_CHROMIUM), playwright-core or the web build
+ * (`npm run build:web`) is missing. The static build runs the same pure-TS code in the browser
+ * whatever TFREE_BACKEND says, so its part runs only in the default-backend pass.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { withBackend, type BackendName } from '../../src/tensor/index.js';
+import { HatSplitter, generate, loadHATModel, type HATModel } from '../../src/models/hat/index.js';
+import { parseFormat, quantizeCheckpoint } from '../../src/compress/index.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const chromiumPath = process.env.TFREE_CHROMIUM ?? '/usr/bin/chromium';
+const servedDir = join(root, 'web', 'dist');
+const staticDir = join(root, 'web', 'dist-static');
+const modelDir = join(root, 'models', 'default');
+const reportDir = join(root, 'docs', 'results', 'dtm', 'sweep');
+const serveJs = join(root, 'dist', 'src', 'cli', 'commands', 'serve.js');
+const artifacts = join(root, 'test-artifacts', 'web');
+const PROMPT = 'The old house on the hill';
+const GEN_BYTES = 60;
+const COMPARE_BYTES = 80;
+
+function missing(): string | null {
+  if (!existsSync(chromiumPath)) return `${chromiumPath} missing (apt-get install chromium)`;
+  if (!existsSync(join(servedDir, 'index.html')) || !existsSync(join(staticDir, 'index.html'))) return 'web build missing (npm run build:web)';
+  return null;
+}
+
+let browser: Browser | undefined;
+let skip = missing();
+
+async function launch(): Promise<Browser | undefined> {
+  if (skip !== null) return undefined;
+  let pw: typeof import('playwright-core');
+  try {
+    pw = await import('playwright-core');
+  } catch {
+    skip = 'playwright-core not installed';
+    return undefined;
+  }
+  return pw.chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-default-apps', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+  });
+}
+
+before(async () => {
+  browser = await launch();
+  if (browser !== undefined) mkdirSync(artifacts, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** A page that records uncaught errors and console errors (a failed request logs one too). */
+async function openPage(url: string): Promise<{ page: Page; errors: string[] }> {
+  const page = await (browser as Browser).newPage({ viewport: { width: 1280, height: 900 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  await page.goto(url);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 45_000 });
+  return { page, errors };
+}
+
+async function setInput(page: Page, id: string, value: string): Promise<void> {
+  await page.fill(`#${id}`, value);
+}
+
+/** Generates greedily; returns the streamed continuation. */
+async function generateOnPage(page: Page, bytes: number): Promise<string> {
+  await setInput(page, 'max-bytes', String(bytes));
+  await setInput(page, 'temperature', '0');
+  await page.click('#generate');
+  await page.waitForFunction("document.querySelector('#gen-info').textContent.includes('bytes in')", null, { timeout: 30_000 });
+  await page.waitForSelector('#heat .heat-byte', { timeout: 30_000 });
+  return (await page.textContent('#gen-output .continuation')) ?? '';
+}
+
+/** The chips and the heat strip after generation cover prompt + continuation. */
+async function checkAnalysis(page: Page, text: string): Promise<void> {
+  const splitter = new HatSplitter();
+  const chips = await page.locator('#chips .chip').count();
+  assert.equal(chips, splitter.encode(text).length, 'one chip per word of prompt + continuation');
+  const generated = await page.locator('#chips .chip.generated').count();
+  assert.ok(generated > 0 && generated < chips, `generated chips styled apart (${generated} of ${chips})`);
+  const cells = await page.locator('#heat .heat-byte').count();
+  assert.equal(cells, Array.from(text).length, 'one heat cell per character');
+  assert.equal(await page.locator('#heat .heat-byte.no-context').count(), 1, 'only the first byte has no context');
+  const ps = await page.locator('#heat .heat-byte:not(.no-context)').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-p'))));
+  assert.ok(ps.every((p) => p > 0 && p <= 1), 'probabilities in (0, 1]');
+  assert.ok(new Set(ps.map((p) => p.toFixed(3))).size > 3, 'probabilities vary along the text');
+  assert.match((await page.textContent('#heat-info')) ?? '', /bits per byte/);
+}
+
+/** Runs compare; checks the marks against the metrics table; returns SDT in bytes. */
+async function compareOnPage(page: Page, bytes: number): Promise<number> {
+  await setInput(page, 'compare-bytes', String(bytes));
+  await page.click('#compare');
+  await page.waitForSelector('#compare-result:not([hidden])', { timeout: 30_000 });
+  const cell = async (id: string): Promise<string> => ((await page.textContent(`#${id}`)) ?? '').trim();
+  const sdtBytes = Number(await cell('sdt-bytes'));
+  const sdtWords = Number(await cell('sdt-words'));
+  const fdtBytes = await cell('fdt-bytes');
+  assert.equal(Number(await cell('n-bytes')), bytes, 'the base continuation has the requested length');
+  const base = (await page.locator('#compare-base .byte').allTextContents()).join('');
+  const ascii = [...base].every((c) => c.charCodeAt(0) < 128);
+  assert.equal(await page.locator('#compare-base .fdt-marker').count(), fdtBytes === 'none' ? 0 : 1, 'one FDT marker when there is a divergence');
+  assert.equal(await page.locator('#compare-base .byte.fdt').count(), fdtBytes === 'none' ? 0 : 1);
+  if (ascii) assert.equal(await page.locator('#compare-base .byte.divergent').count(), sdtBytes, 'one highlight per divergent byte (SDT)');
+  assert.equal(await page.locator('#compare-base .word.divergent').count(), sdtWords, 'divergent words underlined');
+  if (fdtBytes !== 'none') {
+    // the marked byte is the FDT-th byte of the continuation
+    const before = await page.locator('#compare-base .byte').evaluateAll((els) => {
+      const fdt = els.findIndex((e) => e.classList.contains('fdt'));
+      return els.slice(0, fdt).reduce((s, e) => s + new TextEncoder().encode(e.textContent ?? '').length, 0);
+    });
+    assert.equal(before, Number(fdtBytes), 'the FDT marker sits on the first divergent byte');
+  }
+  return sdtBytes;
+}
+
+function greedy(model: HATModel, bytes: number, backend?: BackendName): string {
+  const run = (): string => generate(model, new HatSplitter(), PROMPT, { greedy: true, maxBytes: bytes }).text;
+  return backend === undefined ? run() : withBackend(backend, run);
+}
+
+// ---- served ---------------------------------------------------------------------------------
+
+async function freePort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function waitHealthy(url: string, child: ChildProcess, log: () => string): Promise<void> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < 30_000) {
+    if (child.exitCode !== null) throw new Error(`tfree serve exited with ${child.exitCode}: ${log()}`);
+    try {
+      if ((await fetch(`${url}health`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`tfree serve did not answer /health in 30 s: ${log()}`);
+}
+
+describe('served playground (tfree serve --web)', () => {
+  let tmp = '';
+  let child: ChildProcess | undefined;
+  let url = '';
+  const skipServed = (): string | null => skip ?? (existsSync(serveJs) ? null : 'tfree serve not built');
+
+  before(async () => {
+    if (skipServed() !== null) return;
+    tmp = mkdtempSync(join(tmpdir(), 'tfree-web-'));
+    quantizeCheckpoint(modelDir, join(tmp, 'q'), parseFormat('kmeans4', { blockSize: 32 }), { maxSamples: 4096 });
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}/`;
+    const args = [join(root, 'dist', 'src', 'cli', 'main.js'), 'serve', '--model', modelDir, '--quantized', join(tmp, 'q'), '--report', reportDir, '--web', servedDir, '--host', '127.0.0.1', '--port', String(port)];
+    let out = '';
+    child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    await waitHealthy(url, child, () => out);
+  });
+
+  after(() => {
+    child?.kill();
+    if (tmp !== '') rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('generate, chips, heat strip, compare marks, report plots', async (t) => {
+    const why = skipServed();
+    if (why !== null) return t.skip(why);
+    const { page, errors } = await openPage(url);
+    assert.match((await page.textContent('#status')) ?? '', /served by tfree serve/);
+    assert.equal(await page.locator('#chips .chip').count(), new HatSplitter().encode(PROMPT).length, 'prompt chips');
+    const text = await generateOnPage(page, GEN_BYTES);
+    assert.ok(text.length > 0, 'text appears');
+    assert.equal(text, greedy(loadHATModel(modelDir), GEN_BYTES), 'the streamed text is the greedy continuation');
+    await checkAnalysis(page, PROMPT + text);
+    await page.screenshot({ path: join(artifacts, 'served-generate.png'), fullPage: true });
+    const sdt = await compareOnPage(page, COMPARE_BYTES);
+    assert.ok(sdt > 0, 'kmeans4 diverges from the base model somewhere in 80 bytes');
+    // report plots from --report, loaded as images
+    assert.equal(await page.locator('#report-panel').isVisible(), true);
+    const widths: number[] = [];
+    for (const img of await page.locator('#report-figures img').all()) {
+      widths.push((await img.evaluate('async (i) => { await i.decode().catch(() => undefined); return i.naturalWidth; }')) as number);
+    }
+    assert.ok(widths.length > 0 && widths.every((w) => w > 0), `report plots render (${widths.join(', ')})`);
+    assert.equal(await page.locator('#kg-panel').isVisible(), false, 'no KG panel without --kg');
+    await page.locator('#compare-panel').screenshot({ path: join(artifacts, 'served-compare.png') });
+    await page.screenshot({ path: join(artifacts, 'served.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
+
+// ---- static ---------------------------------------------------------------------------------
+
+const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.svg': 'image/svg+xml', '.md': 'text/markdown' };
+
+/** Serves a folder read-only on loopback (workers need http, not file://). */
+async function staticServer(dir: string): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    let file = normalize(join(dir, path));
+    if (file !== resolve(dir) && !file.startsWith(resolve(dir) + sep)) {
+      res.writeHead(403).end();
+      return;
+    }
+    if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
+    if (!existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/` };
+}
+
+describe('static playground (model in a Web Worker)', () => {
+  let server: Server | undefined;
+  let url = '';
+  const skipStatic = (): string | null => skip ?? (process.env.TFREE_BACKEND === 'js' ? 'the browser runs the same code in both passes: default pass only' : null);
+
+  before(async () => {
+    if (skipStatic() !== null) return;
+    ({ server, url } = await staticServer(staticDir));
+  });
+
+  after(() => {
+    server?.close();
+  });
+
+  test('loads the bundled model in the worker, generates, scores and compares', async (t) => {
+    const why = skipStatic();
+    if (why !== null) return t.skip(why);
+    const { page, errors } = await openPage(url);
+    assert.match((await page.textContent('#status')) ?? '', /Web Worker.*js kernels.*kmeans4/);
+    const text = await generateOnPage(page, GEN_BYTES);
+    assert.equal(text, greedy(loadHATModel(modelDir), GEN_BYTES, 'js'), 'the worker streams the greedy continuation');
+    await checkAnalysis(page, PROMPT + text);
+    const sdt = await compareOnPage(page, COMPARE_BYTES);
+    assert.ok(sdt > 0, 'the kmeans4 copy made in the worker diverges somewhere in 80 bytes');
+    assert.ok((await page.locator('#report-figures img').count()) > 0, 'report plots copied into the build');
+    await page.screenshot({ path: join(artifacts, 'static.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
