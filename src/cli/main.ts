@@ -17,6 +17,7 @@ import { kgCommand } from './commands/kg.js';
 import { llamaCommand } from './commands/llama.js';
 import { pruneCommand } from './commands/prune.js';
 import { quantizeCommand } from './commands/quantize.js';
+import { serveCommand } from './commands/serve.js';
 import { splitCommand } from './commands/split.js';
 import { trainCommand } from './commands/train.js';
 
@@ -33,6 +34,7 @@ export const commands: CommandSpec[] = [
   llamaCommand,
   convertCommand,
   kgCommand,
+  serveCommand,
 ];
 
 function topHelp(): string {

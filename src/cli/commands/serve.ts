@@ -1,0 +1,119 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CommandSpec, ParsedArgs } from '../args.js';
+import { UserError } from '../errors.js';
+import { loadHATForCli } from '../hat_model.js';
+import { loadModel } from '../../models/boxte/train.js';
+import { DEFAULT_LIMITS, type Limits } from '../../serve/openai.js';
+import { TfreeServer } from '../../serve/server.js';
+import type { KgModel } from '../../serve/ops.js';
+
+/** `web/dist/` of the package (this file is dist/src/cli/commands/serve.js). */
+function defaultWebDir(): string {
+  return fileURLToPath(new URL('../../../../web/dist/', import.meta.url));
+}
+
+function folder(a: ParsedArgs, name: string): string | undefined {
+  const v = a.options[name];
+  if (v === undefined || v === '') return undefined;
+  const dir = String(v);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`--${name} ${dir}: no such folder`);
+  return dir;
+}
+
+function positive(a: ParsedArgs, name: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  const v = a.options[name];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new UserError(`--${name} must be an integer in [${min}, ${max}], got ${String(v)}`);
+  return v;
+}
+
+/** A BoxTE checkpoint: the file itself, or the one checkpoint (*.safetensors) in a folder. */
+function loadKg(path: string): KgModel {
+  if (!existsSync(path)) throw new UserError(`--kg ${path}: no such file or folder`);
+  let file = path;
+  if (statSync(path).isDirectory()) {
+    const found = readdirSync(path).filter((f) => f.endsWith('.safetensors')).sort();
+    if (found.length !== 1) throw new UserError(`--kg ${path}: expected one BoxTE checkpoint (*.safetensors) in the folder, found ${found.length}; give the file`);
+    file = join(path, found[0]);
+  }
+  try {
+    const { model, vocab } = loadModel(file);
+    return { model, vocab };
+  } catch (e) {
+    throw new UserError(`--kg ${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+export const serveCommand: CommandSpec = {
+  name: 'serve',
+  summary: 'serve models over HTTP: OpenAI-compatible completions (max_tokens in bytes) and the web playground',
+  usage:
+    'tfree serve [--model DIR] [--quantized DIR] [--kg PATH] [--report DIR] [--web DIR] [--host 127.0.0.1] [--port 8080] [--max-prompt-bytes N] [--max-tokens-limit N] [--max-queue N] [--max-body-bytes N]',
+  details: [
+    'Endpoints: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions (stream: true for',
+    'server-sent events), POST /tfree/split|score|compare|kg/query, GET /tfree/kg/meta, GET /tfree/report[/FILE],',
+    'and static files of the web folder at /. max_tokens and usage count BYTES of UTF-8 (a HAT model',
+    'generates bytes). Requests take turns generating --chunk-bytes bytes each (fair queueing); more',
+    'than --max-queue admitted requests get 429. Ctrl-C (SIGINT) or SIGTERM shuts down gracefully.',
+    'API reference: docs/serve.md.',
+  ].join('\n'),
+  options: {
+    model: { type: 'string', help: 'the base model (model id "base"); default: the bundled model', meta: 'DIR' },
+    quantized: { type: 'string', help: 'a compressed copy (model id "quantized"; enables /tfree/compare)', meta: 'DIR' },
+    kg: { type: 'string', help: 'a BoxTE checkpoint (tfree kg train --out), or a folder holding one', meta: 'PATH' },
+    report: { type: 'string', help: 'a report folder served under /tfree/report (tfree eval ... --report)', meta: 'DIR' },
+    web: { type: 'string', help: 'the web playground folder served at / (default: web/dist of the package when built)', meta: 'DIR' },
+    host: { type: 'string', help: 'address to listen on', default: '127.0.0.1' },
+    port: { type: 'int', help: 'port (0: any free port)', default: 8080 },
+    'max-prompt-bytes': { type: 'int', help: 'largest prompt / text in bytes', default: DEFAULT_LIMITS.maxPromptBytes },
+    'max-tokens-limit': { type: 'int', help: 'largest max_tokens (bytes) a request may ask for', default: DEFAULT_LIMITS.maxTokensLimit },
+    'max-queue': { type: 'int', help: 'most requests admitted at once (more get 429)', default: DEFAULT_LIMITS.maxQueue },
+    'max-body-bytes': { type: 'int', help: 'largest request body (more get 413)', default: DEFAULT_LIMITS.maxBodyBytes },
+    'chunk-bytes': { type: 'int', help: 'bytes a request generates per turn of the fair queue', default: 8 },
+  },
+  async run(args) {
+    if (args.positionals.length > 0) throw new UserError(`unexpected argument "${args.positionals[0]}"`);
+    const limits: Limits = {
+      maxPromptBytes: positive(args, 'max-prompt-bytes'),
+      maxTokensLimit: positive(args, 'max-tokens-limit'),
+      maxQueue: positive(args, 'max-queue'),
+      maxBodyBytes: positive(args, 'max-body-bytes'),
+    };
+    const port = positive(args, 'port', 0, 65535);
+    const chunkBytes = positive(args, 'chunk-bytes');
+    const reportDir = folder(args, 'report');
+    let webDir = folder(args, 'web');
+    if (webDir === undefined && existsSync(join(defaultWebDir(), 'index.html'))) webDir = defaultWebDir();
+    const base = loadHATForCli(args.options.model);
+    const qDir = args.options.quantized;
+    const quantized = typeof qDir === 'string' && qDir !== '' ? loadHATForCli(qDir) : undefined;
+    if (quantized && quantized.model.config.max_word_size !== base.model.config.max_word_size) {
+      throw new UserError(`--quantized ${qDir}: its max_word_size (${quantized.model.config.max_word_size}) differs from the base model's (${base.model.config.max_word_size})`);
+    }
+    const kgPath = args.options.kg;
+    const kg = typeof kgPath === 'string' && kgPath !== '' ? loadKg(kgPath) : undefined;
+    const server = new TfreeServer({ models: { splitter: base.splitter, base: base.model, quantized: quantized?.model, kg }, limits, reportDir, webDir, chunkBytes });
+    let url: string;
+    try {
+      url = await server.listen(port, String(args.options.host));
+    } catch (e) {
+      throw new UserError(`cannot listen on ${String(args.options.host)}:${port}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const extras = [quantized ? 'quantized' : '', kg ? 'kg' : '', webDir ? 'web' : '', reportDir ? 'report' : ''].filter((s) => s !== '');
+    process.stdout.write(`tfree serve: listening on ${url} (models: ${server.modelIds().join(', ')}${extras.length > 0 ? `; ${extras.join(', ')}` : ''}; Ctrl-C to stop)\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string): void => {
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
+        process.stderr.write(`tfree serve: ${sig}, shutting down (${server.scheduler.size} requests in progress)\n`);
+        server.close().then(resolve, resolve);
+      };
+      const onInt = (): void => stop('SIGINT');
+      const onTerm = (): void => stop('SIGTERM');
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+    });
+    return 0;
+  },
+};

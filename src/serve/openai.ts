@@ -1,0 +1,149 @@
+/**
+ * The OpenAI-compatible request and response shapes of `/v1/completions` and
+ * `/v1/chat/completions`.
+ *
+ * Units: a HAT model generates bytes, so `max_tokens` counts BYTES of generated UTF-8 and the
+ * `usage` numbers are bytes (`prompt_tokens` = prompt bytes, `completion_tokens` = generated
+ * bytes). Sampling: `temperature` (0 = greedy, default 1), `top_p` (default 1), `seed` (default
+ * 0: the same request gives the same text), `stop` (a string or up to 4), and the extension
+ * `top_k`. `n` must be 1. `finish_reason` is "length" when `max_tokens` bytes were generated,
+ * else "stop" (a stop string or the end-of-text byte).
+ *
+ * Chat template: each message becomes `<Role>: <content>\n` (Role = System, User or
+ * Assistant), then `Assistant:` starts the reply; the reply also stops at `\nUser:`.
+ */
+import { Fields, HttpError } from './http.js';
+import type { GenerationParams } from './ops.js';
+
+export interface Limits {
+  /** most bytes of a prompt (completions: the prompt; chat: the templated conversation) */
+  maxPromptBytes: number;
+  /** largest max_tokens (bytes) a request may ask for */
+  maxTokensLimit: number;
+  /** most admitted requests (running and waiting) */
+  maxQueue: number;
+  /** largest request body */
+  maxBodyBytes: number;
+}
+
+export const DEFAULT_LIMITS: Limits = { maxPromptBytes: 8192, maxTokensLimit: 2048, maxQueue: 64, maxBodyBytes: 65536 };
+
+/** max_tokens when a request gives none. */
+export const DEFAULT_MAX_TOKENS = 256;
+
+export interface GenRequest {
+  model: string;
+  prompt: string;
+  params: GenerationParams;
+  stream: boolean;
+  includeUsage: boolean;
+}
+
+const ROLES: Record<string, string> = { system: 'System', user: 'User', assistant: 'Assistant', developer: 'System' };
+
+/** The chat template (see the file comment). */
+export function chatPrompt(messages: readonly { role: string; content: string }[]): string {
+  return `${messages.map((m) => `${ROLES[m.role]}: ${m.content}\n`).join('')}Assistant:`;
+}
+
+/** Stop string every chat reply gets. */
+export const CHAT_STOP = '\nUser:';
+
+function messageContent(v: unknown, i: number): string {
+  if (typeof v === 'string') return v;
+  // content parts: [{type: "text", text}]
+  if (Array.isArray(v) && v.every((p) => typeof p === 'object' && p !== null && (p as Record<string, unknown>).type === 'text' && typeof (p as Record<string, unknown>).text === 'string')) {
+    return v.map((p) => (p as { text: string }).text).join('');
+  }
+  throw new HttpError(400, `messages[${i}].content must be a string (or text parts)`, `messages[${i}].content`, 'invalid_type');
+}
+
+function parseMessages(v: unknown): { role: string; content: string }[] {
+  if (!Array.isArray(v) || v.length === 0) throw new HttpError(400, '"messages" must be a non-empty array of {role, content}', 'messages', 'invalid_type');
+  return v.map((m, i) => {
+    if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new HttpError(400, `messages[${i}] must be an object {role, content}`, `messages[${i}]`, 'invalid_type');
+    const o = m as Record<string, unknown>;
+    if (typeof o.role !== 'string' || !(o.role in ROLES)) throw new HttpError(400, `messages[${i}].role must be one of ${Object.keys(ROLES).join(', ')}`, `messages[${i}].role`, 'invalid_value');
+    return { role: o.role, content: messageContent(o.content, i) };
+  });
+}
+
+/** Parses and checks a completion (`chat` false) or chat completion request body. */
+export function parseGenRequest(body: Record<string, unknown>, chat: boolean, limits: Limits): GenRequest {
+  const f = new Fields(body);
+  const model = f.string('model') ?? 'base';
+  let prompt: string;
+  if (chat) prompt = chatPrompt(parseMessages(body.messages));
+  else {
+    const p = body.prompt;
+    if (typeof p === 'string') prompt = p;
+    else if (Array.isArray(p) && p.length === 1 && typeof p[0] === 'string') prompt = p[0];
+    else if (p === undefined || p === null) throw new HttpError(400, 'missing required field "prompt"', 'prompt', 'missing_field');
+    else throw new HttpError(400, '"prompt" must be a string (or an array of one string)', 'prompt', 'invalid_type');
+  }
+  const promptBytes = Buffer.byteLength(prompt);
+  if (promptBytes === 0) throw new HttpError(400, 'the prompt is empty; a HAT model predicts each byte from the bytes before it, so give at least one byte', chat ? 'messages' : 'prompt', 'invalid_value');
+  if (promptBytes > limits.maxPromptBytes) {
+    throw new HttpError(400, `the prompt is ${promptBytes} bytes, over the limit of ${limits.maxPromptBytes} (--max-prompt-bytes)`, chat ? 'messages' : 'prompt', 'context_length_exceeded');
+  }
+  const maxName = chat && f.has('max_completion_tokens') ? 'max_completion_tokens' : 'max_tokens';
+  const maxTokens = f.int(maxName, 0, Number.MAX_SAFE_INTEGER) ?? Math.min(DEFAULT_MAX_TOKENS, limits.maxTokensLimit);
+  if (maxTokens > limits.maxTokensLimit) {
+    throw new HttpError(400, `"${maxName}" is ${maxTokens} bytes, over the limit of ${limits.maxTokensLimit} (--max-tokens-limit; tokens are bytes here)`, maxName, 'out_of_range');
+  }
+  const n = f.int('n', 1, 1_000_000);
+  if (n !== undefined && n !== 1) throw new HttpError(400, '"n" must be 1 (one choice per request)', 'n', 'out_of_range');
+  const stop = f.strings('stop', 4)?.filter((s) => s !== '') ?? [];
+  if (chat) stop.push(CHAT_STOP);
+  const opts = body.stream_options;
+  if (opts !== undefined && opts !== null && (typeof opts !== 'object' || Array.isArray(opts))) throw new HttpError(400, '"stream_options" must be an object', 'stream_options', 'invalid_type');
+  const includeUsage = opts !== undefined && opts !== null && (opts as Record<string, unknown>).include_usage === true;
+  return {
+    model,
+    prompt,
+    stream: f.boolean('stream') ?? false,
+    includeUsage,
+    params: {
+      maxBytes: maxTokens,
+      temperature: f.number('temperature', 0, 2) ?? 1,
+      topP: f.number('top_p', Number.MIN_VALUE, 1) ?? 1,
+      topK: f.int('top_k', 0, 256) ?? 0,
+      seed: f.int('seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER) ?? 0,
+      stop,
+    },
+  };
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export function usage(promptBytes: number, completionBytes: number): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+  return { prompt_tokens: promptBytes, completion_tokens: completionBytes, total_tokens: promptBytes + completionBytes };
+}
+
+let counter = 0;
+
+/** An id for a response (`cmpl-...` / `chatcmpl-...`). */
+export function responseId(chat: boolean): string {
+  counter++;
+  return `${chat ? 'chatcmpl' : 'cmpl'}-${Date.now().toString(36)}${counter.toString(36)}`;
+}
+
+/** The streaming chunk of a piece of text (or the last chunk, with the finish reason). */
+export function streamChunk(chat: boolean, id: string, created: number, model: string, text: string | null, finish: FinishReason | null, first: boolean): unknown {
+  if (chat) {
+    const delta: Record<string, string> = {};
+    if (first) delta.role = 'assistant';
+    if (text !== null) delta.content = text;
+    return { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] };
+  }
+  return { id, object: 'text_completion', created, model, choices: [{ text: text ?? '', index: 0, logprobs: null, finish_reason: finish }] };
+}
+
+/** The whole (non-streaming) response. */
+export function fullResponse(chat: boolean, id: string, created: number, model: string, text: string, finish: FinishReason, promptBytes: number, completionBytes: number): unknown {
+  const u = usage(promptBytes, completionBytes);
+  if (chat) {
+    return { id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: finish }], usage: u };
+  }
+  return { id, object: 'text_completion', created, model, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }], usage: u };
+}
