@@ -70,13 +70,17 @@ after(async () => {
   await browser?.close();
 });
 
-/** A page that records uncaught errors and console errors (a failed request logs one too). */
+/** A page that records uncaught errors, console errors and failed requests. */
 async function openPage(url: string): Promise<{ page: Page; errors: string[] }> {
   const page = await (browser as Browser).newPage({ viewport: { width: 1280, height: 900 } });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(`console: ${m.text()}`);
+  });
+  // every failed request but the KG probe, whose 404 says "no KG model" and hides the panel
+  page.on('response', (r) => {
+    if (r.status() >= 400 && !(r.status() === 404 && r.url().endsWith('/tfree/kg/meta'))) errors.push(`${r.status()} ${r.url()}`);
   });
   await page.goto(url);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 45_000 });
@@ -91,9 +95,15 @@ async function setInput(page: Page, id: string, value: string): Promise<void> {
 async function generateOnPage(page: Page, bytes: number): Promise<string> {
   await setInput(page, 'max-bytes', String(bytes));
   await setInput(page, 'temperature', '0');
+  // count the updates of the output while it streams
+  await page.evaluate(
+    "window.__pieces = 0; new MutationObserver(() => window.__pieces++).observe(document.querySelector('#gen-output .continuation'), { childList: true, characterData: true, subtree: true })",
+  );
   await page.click('#generate');
   await page.waitForFunction("document.querySelector('#gen-info').textContent.includes('bytes in')", null, { timeout: 30_000 });
   await page.waitForSelector('#heat .heat-byte', { timeout: 30_000 });
+  const pieces = (await page.evaluate('window.__pieces')) as number;
+  assert.ok(pieces > 1, `the text arrives in pieces while it is generated (${pieces} updates)`);
   return (await page.textContent('#gen-output .continuation')) ?? '';
 }
 
@@ -211,7 +221,12 @@ describe('served playground (tfree serve --web)', () => {
     assert.equal(await page.locator('#report-panel').isVisible(), true);
     const widths: number[] = [];
     for (const img of await page.locator('#report-figures img').all()) {
-      widths.push((await img.evaluate('async (i) => { await i.decode().catch(() => undefined); return i.naturalWidth; }')) as number);
+      widths.push(
+        await img.evaluate(async (i) => {
+          await i.decode().catch(() => undefined);
+          return i.naturalWidth as number;
+        }),
+      );
     }
     assert.ok(widths.length > 0 && widths.every((w) => w > 0), `report plots render (${widths.join(', ')})`);
     assert.equal(await page.locator('#kg-panel').isVisible(), false, 'no KG panel without --kg');

@@ -121,7 +121,7 @@ async function generate(): Promise<void> {
 
 // ---- compare ----
 
-function showCompare(r: CompareResult): void {
+function showCompare(r: CompareResult, prompt: string): void {
   const show = (id: string, v: number | null): void => {
     $(id).textContent = v === null ? 'none' : String(v);
   };
@@ -131,8 +131,8 @@ function showCompare(r: CompareResult): void {
   show('fdt-words', r.fdt_words);
   show('sdt-words', r.sdt_words);
   show('n-words', r.base_words.length);
-  drawDivergence($('compare-base'), r);
-  drawOwnText($('compare-quant'), r.quantized_text, r.base_text);
+  drawDivergence($('compare-base'), r, prompt);
+  drawOwnText($('compare-quant'), r.quantized_text, r.base_text, prompt);
   $('compare-result').hidden = false;
 }
 
@@ -141,7 +141,8 @@ async function compare(): Promise<void> {
   setBusy(true);
   say('comparing…');
   try {
-    showCompare(await backend.compare(prompt.value, Math.max(1, Math.round(num('compare-bytes', 80)))));
+    const p = prompt.value;
+    showCompare(await backend.compare(p, Math.max(1, Math.round(num('compare-bytes', 80)))), p);
     say(statusLine());
   } catch (e) {
     say(`compare: ${message(e)}`, true);

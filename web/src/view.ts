@@ -71,9 +71,9 @@ export function drawHeat(strip: HTMLElement, r: ScoreResult): void {
 /**
  * The base continuation with its divergent bytes highlighted (class `byte divergent`), the words
  * holding them underlined (`word divergent`) and the first divergent byte marked (`byte fdt`,
- * preceded by an `fdt-marker` element).
+ * preceded by an `fdt-marker` element), after the prompt (muted).
  */
-export function drawDivergence(box: HTMLElement, r: CompareResult): void {
+export function drawDivergence(box: HTMLElement, r: CompareResult, prompt: string): void {
   const divergent = new Set(r.divergent_bytes);
   const divWords = new Set(r.divergent_words);
   const parts = r.base_words.map((w, j) => {
@@ -98,11 +98,11 @@ export function drawDivergence(box: HTMLElement, r: CompareResult): void {
     }
     return ws;
   });
-  box.replaceChildren(...parts);
+  box.replaceChildren(el('span', 'prompt-echo', prompt), ...parts);
 }
 
-/** The quantized model's own text: the prefix it shares with the base text plain, the rest marked. */
-export function drawOwnText(box: HTMLElement, own: string, base: string): void {
+/** The quantized model's own text after the prompt (muted): the prefix it shares with the base text plain, the rest marked. */
+export function drawOwnText(box: HTMLElement, own: string, base: string, prompt: string): void {
   const a = Array.from(own);
   const b = Array.from(base);
   let k = 0;
@@ -110,5 +110,5 @@ export function drawOwnText(box: HTMLElement, own: string, base: string): void {
   const same = el('span', 'same', a.slice(0, k).join(''));
   const rest = el('span', 'differs', a.slice(k).join(''));
   if (k < a.length) rest.title = `differs from the base text from character ${k} on`;
-  box.replaceChildren(same, rest);
+  box.replaceChildren(el('span', 'prompt-echo', prompt), same, rest);
 }
