@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
@@ -23,6 +23,8 @@ import type { Browser, Page } from 'playwright-core';
 import { withBackend, type BackendName } from '../../src/tensor/index.js';
 import { HatSplitter, generate, loadHATModel, type HATModel } from '../../src/models/hat/index.js';
 import { parseFormat, quantizeCheckpoint } from '../../src/compress/index.js';
+import { loadModel as loadKgModel } from '../../src/models/boxte/train.js';
+import { kgQuery } from '../../src/serve/ops.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const chromiumPath = process.env.TFREE_CHROMIUM ?? '/usr/bin/chromium';
@@ -30,6 +32,7 @@ const servedDir = join(root, 'web', 'dist');
 const staticDir = join(root, 'web', 'dist-static');
 const modelDir = join(root, 'models', 'default');
 const reportDir = join(root, 'docs', 'results', 'dtm', 'sweep');
+const cli = join(root, 'dist', 'src', 'cli', 'main.js');
 const serveJs = join(root, 'dist', 'src', 'cli', 'commands', 'serve.js');
 const artifacts = join(root, 'test-artifacts', 'web');
 const PROMPT = 'The old house on the hill';
@@ -184,14 +187,23 @@ describe('served playground (tfree serve --web)', () => {
   let child: ChildProcess | undefined;
   let url = '';
   const skipServed = (): string | null => skip ?? (existsSync(serveJs) ? null : 'tfree serve not built');
+  const kgFile = (): string => join(tmp, 'kg.safetensors');
 
   before(async () => {
     if (skipServed() !== null) return;
     tmp = mkdtempSync(join(tmpdir(), 'tfree-web-'));
     quantizeCheckpoint(modelDir, join(tmp, 'q'), parseFormat('kmeans4', { blockSize: 32 }), { maxSamples: 4096 });
+    // a tiny BoxTE model on a synthetic temporal KG, for the query form
+    for (const a of [
+      ['kg', 'synth', '--out', join(tmp, 'kg'), '--seed', '1'],
+      ['kg', 'train', '--data', join(tmp, 'kg'), '--out', kgFile(), '--dim', '16', '--epochs', '20', '--negatives', '10', '--valid-every', '0'],
+    ]) {
+      const r = spawnSync(process.execPath, [cli, ...a], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `tfree ${a.join(' ')}: ${r.stderr}`);
+    }
     const port = await freePort();
     url = `http://127.0.0.1:${port}/`;
-    const args = [join(root, 'dist', 'src', 'cli', 'main.js'), 'serve', '--model', modelDir, '--quantized', join(tmp, 'q'), '--report', reportDir, '--web', servedDir, '--host', '127.0.0.1', '--port', String(port)];
+    const args = [cli, 'serve', '--model', modelDir, '--quantized', join(tmp, 'q'), '--kg', kgFile(), '--report', reportDir, '--web', servedDir, '--host', '127.0.0.1', '--port', String(port)];
     let out = '';
     child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -229,10 +241,38 @@ describe('served playground (tfree serve --web)', () => {
       );
     }
     assert.ok(widths.length > 0 && widths.every((w) => w > 0), `report plots render (${widths.join(', ')})`);
-    assert.equal(await page.locator('#kg-panel').isVisible(), false, 'no KG panel without --kg');
     await page.locator('#compare-panel').screenshot({ path: join(artifacts, 'served-compare.png') });
     await page.screenshot({ path: join(artifacts, 'served.png'), fullPage: true });
     assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('BoxTE query form: ranked answers of (head, relation, ?, date)', async (t) => {
+    const why = skipServed();
+    if (why !== null) return t.skip(why);
+    const { page, errors } = await openPage(url);
+    assert.equal(await page.locator('#kg-panel').isVisible(), true, 'KG panel shown with --kg');
+    const kg = loadKgModel(kgFile());
+    const q = { head: kg.vocab.entities[3], relation: kg.vocab.relations[1], date: '5', k: 5 };
+    await setInput(page, 'kg-head', q.head);
+    await setInput(page, 'kg-relation', q.relation);
+    await setInput(page, 'kg-date', q.date);
+    await setInput(page, 'kg-k', String(q.k));
+    await page.click('#kg-query');
+    await page.waitForSelector('#kg-answers li', { timeout: 10_000 });
+    const shown = (await page.locator('#kg-answers li').allTextContents()).map((s) => s.split(' ')[0]);
+    assert.deepEqual(shown, kgQuery({ model: kg.model, vocab: kg.vocab }, q).answers.map((a) => a.entity), 'the ranking of the library');
+    await page.locator('#kg-panel').screenshot({ path: join(artifacts, 'served-kg.png') });
+    // a bad entity gives the server's message, not a crash, and no stale answers
+    await setInput(page, 'kg-head', 'no-such-entity');
+    await page.click('#kg-query');
+    await page.waitForSelector('#kg-error:not([hidden])', { timeout: 10_000 });
+    assert.match((await page.textContent('#kg-error')) ?? '', /unknown entity/);
+    assert.equal(await page.locator('#kg-answers li').count(), 0);
+    assert.deepEqual(
+      errors.filter((e) => !e.startsWith('400 ')),
+      [],
+    );
     await page.close();
   });
 });

@@ -225,6 +225,7 @@ async function kgQuery(): Promise<void> {
       }),
     );
   } catch (e) {
+    $('kg-answers').replaceChildren();
     err.textContent = message(e);
     err.hidden = false;
   }
