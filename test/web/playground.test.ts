@@ -37,7 +37,7 @@ const serveJs = join(root, 'dist', 'src', 'cli', 'commands', 'serve.js');
 const artifacts = join(root, 'test-artifacts', 'web');
 const PROMPT = 'The old house on the hill';
 const GEN_BYTES = 60;
-const COMPARE_BYTES = 80;
+const COMPARE_BYTES = 160;
 
 function missing(): string | null {
   if (!existsSync(chromiumPath)) return `${chromiumPath} missing (apt-get install chromium)`;
@@ -228,7 +228,7 @@ describe('served playground (tfree serve --web)', () => {
     await checkAnalysis(page, PROMPT + text);
     await page.screenshot({ path: join(artifacts, 'served-generate.png'), fullPage: true });
     const sdt = await compareOnPage(page, COMPARE_BYTES);
-    assert.ok(sdt > 0, 'kmeans4 diverges from the base model somewhere in 80 bytes');
+    assert.ok(sdt > 0, 'kmeans4 diverges from the base model somewhere in 160 bytes');
     // report plots from --report, loaded as images
     assert.equal(await page.locator('#report-panel').isVisible(), true);
     const widths: number[] = [];
@@ -242,6 +242,7 @@ describe('served playground (tfree serve --web)', () => {
     }
     assert.ok(widths.length > 0 && widths.every((w) => w > 0), `report plots render (${widths.join(', ')})`);
     await page.locator('#compare-panel').screenshot({ path: join(artifacts, 'served-compare.png') });
+    await page.screenshot({ path: join(artifacts, 'served-top.png'), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1000 } });
     await page.screenshot({ path: join(artifacts, 'served.png'), fullPage: true });
     assert.deepEqual(errors, []);
     await page.close();
@@ -324,9 +325,10 @@ describe('static playground (model in a Web Worker)', () => {
     assert.equal(text, greedy(loadHATModel(modelDir), GEN_BYTES, 'js'), 'the worker streams the greedy continuation');
     await checkAnalysis(page, PROMPT + text);
     const sdt = await compareOnPage(page, COMPARE_BYTES);
-    assert.ok(sdt > 0, 'the kmeans4 copy made in the worker diverges somewhere in 80 bytes');
+    assert.ok(sdt > 0, 'the kmeans4 copy made in the worker diverges somewhere in 160 bytes');
     assert.ok((await page.locator('#report-figures img').count()) > 0, 'report plots copied into the build');
     await page.screenshot({ path: join(artifacts, 'static.png'), fullPage: true });
+    await page.screenshot({ path: join(artifacts, 'static-top.png'), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1000 } });
     assert.deepEqual(errors, []);
     await page.close();
   });
