@@ -3,7 +3,7 @@
  *
  * Groups: peak (FMA peak, read bandwidth), sgemm, gemv, overhead, ops (fused kernels), packed
  * (GEMV from packed weights, bench/packed.ts), splitter (HAT words), hat (HAT training and cached
- * generation vs PyTorch; bench/hat.ts).
+ * generation vs PyTorch; bench/hat.ts), serve (a load test of `tfree serve`; bench/serve.ts).
  * Every figure is measured in this run; peers (Debian OpenBLAS through the addon's dlopen) run
  * interleaved with ours so that the machine's drift hits both alike. Times are the best of the
  * repetitions (the run least disturbed by other load), with the median kept in the JSON too.
@@ -18,6 +18,7 @@ import { HatSplitter, WordStream, splitBytes, splitBytesOffsets, splitText } fro
 import { benchHat } from './hat.js';
 import { benchPacked, type PackedBenchEnv } from './packed.js';
 import { benchKg } from './kg.js';
+import { benchServe } from './serve.js';
 
 export interface BenchRecord {
   bench: string;
@@ -393,6 +394,7 @@ const groups: Record<string, () => void | Promise<void>> = {
   splitter: benchSplitter,
   kg: () => benchKg({ emit, note, table, quick }),
   hat: () => benchHat({ quick, emit, note, table }),
+  serve: () => benchServe({ emit, note, table, quick }),
 };
 
 function benchEnv(): PackedBenchEnv {

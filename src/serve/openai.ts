@@ -68,6 +68,13 @@ function parseMessages(v: unknown): { role: string; content: string }[] {
   });
 }
 
+/** top_p in (0, 1] (default 1). */
+function topP(f: Fields): number {
+  const p = f.number('top_p', 0, 1) ?? 1;
+  if (p === 0) throw new HttpError(400, '"top_p" must be in (0, 1], got 0', 'top_p', 'out_of_range');
+  return p;
+}
+
 /** Parses and checks a completion (`chat` false) or chat completion request body. */
 export function parseGenRequest(body: Record<string, unknown>, chat: boolean, limits: Limits): GenRequest {
   const f = new Fields(body);
@@ -106,7 +113,7 @@ export function parseGenRequest(body: Record<string, unknown>, chat: boolean, li
     params: {
       maxBytes: maxTokens,
       temperature: f.number('temperature', 0, 2) ?? 1,
-      topP: f.number('top_p', Number.MIN_VALUE, 1) ?? 1,
+      topP: topP(f),
       topK: f.int('top_k', 0, 256) ?? 0,
       seed: f.int('seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER) ?? 0,
       stop,

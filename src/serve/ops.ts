@@ -19,7 +19,7 @@
  * special-token string (e.g. `<|eot_id|>`) is one byte (its id), as the model sees it.
  */
 import { noGrad } from '../tensor/index.js';
-import { batchFromWords, type HATModel } from '../models/hat/model.js';
+import type { HATModel } from '../models/hat/model.js';
 import { generateSteps, type GenerateResult, type StopReason, type WordSplitter } from '../models/hat/generate.js';
 import { makeReference, teacherForced } from '../eval/hat_dtm.js';
 import { divergence, wordDivergence } from '../eval/dtm.js';
@@ -74,31 +74,27 @@ export interface ScoreResult {
   bpb: number | null;
 }
 
-/** softmax(row)[k] in float64. */
-function softmaxAt(row: Float32Array, k: number): number {
-  let mx = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i] > mx) mx = row[i];
-  let z = 0;
-  for (let i = 0; i < row.length; i++) z += Math.exp(row[i] - mx);
-  return Math.exp(row[k] - mx) / z;
-}
-
 /** Per-byte probabilities of `text` under `model` (one teacher-forced forward pass). */
 export function score(model: HATModel, splitter: WordSplitter, text: string): ScoreResult {
   const words = splitter.encode(text);
-  const bytes: number[] = [];
-  for (const w of words) for (const b of w) bytes.push(b);
+  const all = new Uint8Array(words.reduce((n, w) => n + w.length, 0));
+  let at = 0;
+  for (const w of words) {
+    all.set(w, at);
+    at += w.length;
+  }
+  const bytes = Array.from(all);
   const probs: (number | null)[] = bytes.length > 0 ? [null] : [];
-  let bits = 0;
+  let nats = 0;
   if (bytes.length > 1) {
-    const lg = noGrad(() => model.forward(batchFromWords([{ words }]))).f32();
-    for (let t = 1; t < bytes.length; t++) {
-      const p = softmaxAt(lg.subarray((t - 1) * 256, t * 256), bytes[t]);
-      probs.push(p);
-      bits -= Math.log2(p);
+    // bytes 1..n-1 as the "continuation" of byte 0 (the words are the text's own split)
+    const [tf] = teacherForced(model, [{ prompt: text, words, promptBytes: 1, continuation: all.subarray(1), wordLengths: [] }]);
+    for (const lp of tf.logprobs) {
+      probs.push(Math.exp(lp));
+      nats -= lp;
     }
   }
-  return { words: spans(splitter, words), byte_probs: probs, bytes, bpb: bytes.length > 1 ? bits / (bytes.length - 1) : null };
+  return { words: spans(splitter, words), byte_probs: probs, bytes, bpb: bytes.length > 1 ? nats / (bytes.length - 1) / Math.LN2 : null };
 }
 
 // ---- generation -----------------------------------------------------------------------------

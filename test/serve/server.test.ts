@@ -18,6 +18,8 @@ import { defaultModelDir, loadHATForCli, type LoadedHAT } from '../../src/cli/ha
 import { main } from '../../src/cli/main.js';
 import { parseFormat, quantizeCheckpoint } from '../../src/compress/index.js';
 import { BoxTE, defaultConfig } from '../../src/models/boxte/model.js';
+import { modelMetadata } from '../../src/models/boxte/train.js';
+import { writeSafetensors } from '../../src/io/safetensors.js';
 import { compare, kgQuery, score } from '../../src/serve/ops.js';
 import { TfreeServer, type ServerOptions } from '../../src/serve/server.js';
 
@@ -376,6 +378,33 @@ test('serve CLI: one URL line, requests answered, graceful exit on SIGTERM; bad 
       process.stderr.write = e;
     }
   };
+  // in process: --kg with a checkpoint file, the URL line, a SIGINT ends it with 0
+  const kg = kgModel();
+  const kgFile = join(tmp, 'kg.safetensors');
+  writeSafetensors(kgFile, kg.model.store.entries().map(([n, p]) => [n, { dtype: 'F32', shape: p.shape.slice(), data: p.f32() }] as const), modelMetadata(kg.model.cfg, kg.vocab));
+  let printed = '';
+  const o = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((t: string) => ((printed += t), true)) as typeof process.stdout.write;
+  let running: Promise<number>;
+  try {
+    running = main(['serve', '--port', '0', '--kg', kgFile, '--report', join(tmp, 'report')]);
+    for (let i = 0; i < 200 && !printed.includes('\n'); i++) await new Promise((r) => setTimeout(r, 10));
+  } finally {
+    process.stdout.write = o;
+  }
+  const u = /listening on (\S+)/.exec(printed)?.[1];
+  assert.ok(u, printed);
+  const meta = (await (await fetch(`${u}/tfree/kg/meta`)).json()) as Record<string, unknown>;
+  assert.deepEqual(meta.entities, kg.vocab.entities);
+  assert.equal((await fetch(`${u}/tfree/report/report.md`)).status, 200);
+  const e = process.stderr.write.bind(process.stderr);
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try {
+    process.emit('SIGINT');
+    assert.equal(await running, 0);
+  } finally {
+    process.stderr.write = e;
+  }
   for (const args of [['--max-queue', '0'], ['--quantized', join(tmp, 'nope')], ['--web', join(tmp, 'nope')], ['--port', '70000'], ['--kg', join(tmp, 'web')]]) {
     const res = await run(['serve', ...args]);
     assert.equal(res.code, 2, args.join(' '));

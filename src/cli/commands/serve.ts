@@ -49,7 +49,7 @@ export const serveCommand: CommandSpec = {
   name: 'serve',
   summary: 'serve models over HTTP: OpenAI-compatible completions (max_tokens in bytes) and the web playground',
   usage:
-    'tfree serve [--model DIR] [--quantized DIR] [--kg PATH] [--report DIR] [--web DIR] [--host 127.0.0.1] [--port 8080] [--max-prompt-bytes N] [--max-tokens-limit N] [--max-queue N] [--max-body-bytes N]',
+    'tfree serve [--model DIR] [--quantized DIR] [--kg PATH] [--report DIR] [--web DIR] [--host 127.0.0.1] [--port 8080] [--max-prompt-bytes N] [--max-tokens-limit N] [--max-queue N] [--max-body-bytes N] [--chunk-bytes 8]',
   details: [
     'Endpoints: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions (stream: true for',
     'server-sent events), POST /tfree/split|score|compare|kg/query, GET /tfree/kg/meta, GET /tfree/report[/FILE],',
