@@ -110,6 +110,20 @@ async function generateOnPage(page: Page, bytes: number): Promise<string> {
   return (await page.textContent('#gen-output .continuation')) ?? '';
 }
 
+/** Starts a long sampled generation and stops it once text has appeared. */
+async function stopOnPage(page: Page): Promise<void> {
+  await setInput(page, 'max-bytes', '2000');
+  await setInput(page, 'temperature', '0.8');
+  await page.click('#generate');
+  await page.waitForFunction("document.querySelector('#gen-output .continuation').textContent.length > 0", null, { timeout: 30_000 });
+  await page.click('#stop');
+  await page.waitForFunction("document.querySelector('#gen-info').textContent.includes('bytes in')", null, { timeout: 30_000 });
+  const info = (await page.textContent('#gen-info')) ?? '';
+  assert.match(info, /finish: aborted/, 'Stop ends the generation');
+  assert.ok(Number(/^(\d+) bytes/.exec(info)?.[1]) < 2000, info);
+  await page.waitForSelector('#generate:not([disabled])', { timeout: 30_000 }); // usable again once the text is scored
+}
+
 /** The chips and the heat strip after generation cover prompt + continuation. */
 async function checkAnalysis(page: Page, text: string): Promise<void> {
   const splitter = new HatSplitter();
@@ -241,6 +255,7 @@ describe('served playground (tfree serve --web)', () => {
       );
     }
     assert.ok(widths.length > 0 && widths.every((w) => w > 0), `report plots render (${widths.join(', ')})`);
+    await stopOnPage(page);
     await page.locator('#compare-panel').screenshot({ path: join(artifacts, 'served-compare.png') });
     await page.screenshot({ path: join(artifacts, 'served-top.png'), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1000 } });
     await page.screenshot({ path: join(artifacts, 'served.png'), fullPage: true });
@@ -327,6 +342,7 @@ describe('static playground (model in a Web Worker)', () => {
     const sdt = await compareOnPage(page, COMPARE_BYTES);
     assert.ok(sdt > 0, 'the kmeans4 copy made in the worker diverges somewhere in 160 bytes');
     assert.ok((await page.locator('#report-figures img').count()) > 0, 'report plots copied into the build');
+    await stopOnPage(page);
     await page.screenshot({ path: join(artifacts, 'static.png'), fullPage: true });
     await page.screenshot({ path: join(artifacts, 'static-top.png'), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1000 } });
     assert.deepEqual(errors, []);
