@@ -37,11 +37,12 @@ export const log = (s: string): void => void process.stderr.write(`[${new Date()
 // ---- settings shared by all runs (change them and the cache keys change) ----------------------
 
 export const SEED = 0;
-export const STEPS = 300;
+/** TFREE_EXP_STEPS only for smoke tests (the cache keys include the steps) */
+export const STEPS = Number(process.env.TFREE_EXP_STEPS ?? 300);
 export const BATCH = 8;
 export const SEQ_BYTES = 512;
 export const LR = 2e-3;
-export const WARMUP = 30;
+export const WARMUP = Math.min(30, Math.floor(STEPS / 10));
 export const EVAL_EVERY = 50;
 export const EVAL_BYTES = 32768;
 export const VOCAB = 4096;
@@ -93,7 +94,10 @@ export function brown(): Data {
   const docs = rows.map((d) => ({ source: d.id, bytes: enc.encode(d.text) }));
   const val = docs.filter((d) => VAL_IDS.has(d.source));
   if (val.length !== VAL_IDS.size) throw new Error(`${file}: found ${val.length} of the ${VAL_IDS.size} held-out documents`);
-  dataMemo = { train: docs.filter((d) => !VAL_IDS.has(d.source)), val, valTexts: rows.filter((d) => VAL_IDS.has(d.id)).map((d) => d.text) };
+  // --val-chars N (smoke tests): score only the first N characters of each held-out document
+  const vc = Number(arg('val-chars', '0'));
+  const valTexts = rows.filter((d) => VAL_IDS.has(d.id)).map((d) => (vc > 0 ? d.text.slice(0, vc) : d.text));
+  dataMemo = { train: docs.filter((d) => !VAL_IDS.has(d.source)), val, valTexts };
   return dataMemo;
 }
 
@@ -255,7 +259,7 @@ export function hatLlamaShapeRun(): Run {
 }
 
 /** Stage-1 steps of the conversion (backbone frozen); stage 2 gets the rest of STEPS. */
-export const STAGE1_STEPS = 100;
+export const STAGE1_STEPS = Math.round(STEPS / 3);
 export const STAGE2_LR = 1e-3;
 
 /** The baseline Llama converted to HAT and trained in two stages for STEPS steps in all. */
@@ -330,4 +334,23 @@ if (process.argv[1] !== undefined && nodePath.resolve(process.argv[1]) === fileU
     process.stderr.write('usage: node dist/experiments/common.js hat|llama|hat-llama-shape|converted|flops\n');
     process.exit(2);
   }
+}
+
+/** Writes docs/results/<name>, keeping a hand-written analysis after `<!-- analysis -->` across reruns. */
+export function writeResultKeepingAnalysis(name: string, md: string): string {
+  const p = nodePath.join(RESULTS, name);
+  let analysis = '';
+  if (fs.existsSync(p)) {
+    const old = fs.readFileSync(p, 'utf8');
+    const k = old.indexOf('<!-- analysis -->');
+    if (k >= 0) analysis = old.slice(k + '<!-- analysis -->'.length).trim();
+  }
+  const body = md.includes('<!-- analysis -->') ? md : `${md}\n## What the numbers say\n\n<!-- analysis -->\n`;
+  return writeResult(name, `${body}${analysis !== '' ? `\n${analysis}\n` : ''}`);
+}
+
+export const fmt = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
+export const pct = (x: number, d = 1): string => (Number.isFinite(x) ? `${(100 * x).toFixed(d)}%` : '-');
+export function mdTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
