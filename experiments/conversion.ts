@@ -70,7 +70,7 @@ md.push(mdTable(
   ],
 ));
 md.push('');
-md.push(`Validation bpb during training (first ${(EVAL_BYTES / 1024).toFixed(0)} KiB of held-out text; the converted run\'s stage 1 ends at step ${STAGE1_STEPS}):`);
+md.push(`Validation bpb during training (first ${(EVAL_BYTES / 1024).toFixed(0)} KiB of held-out text; the converted run's stage 1 ends at step ${STAGE1_STEPS}):`);
 md.push('');
 md.push(mdTable(['step', ...steps.map(String)], [['converted', ...steps.map((s) => at(cc, s))], ['scratch', ...steps.map((s) => at(sc, s))]]));
 md.push('');

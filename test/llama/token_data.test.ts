@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { ParamStore, Rng, VarBuilder, init } from '../../src/nn/index.js';
+import { ParamStore, VarBuilder, init } from '../../src/nn/index.js';
 import { noGrad } from '../../src/tensor/index.js';
 import { BytePacker, type TextDocument } from '../../src/io/index.js';
 import { Trainer } from '../../src/train/index.js';
@@ -180,5 +180,4 @@ test('evaluateTokenText: bits per byte and word accuracy equal a direct computat
   }
   assert.ok(Math.abs(sc.logprob - lp) < 1e-6);
   assert.equal(sc.bytes, ' that the city'.length);
-  void Rng;
 });
