@@ -82,12 +82,21 @@ md.push('');
 md.push(mdTable(
   ['format', `${name} bits/weight`, `token FDT mean (of ${N_TOK})`, 'token FDT p25', 'token SDT share', 'word FDT mean (token model)', 'KL bits/token', `${name} held-out bpb`, 'HAT bits/weight', `HAT byte FDT mean (of ${N_BYTES})`, 'HAT byte FDT p25', 'HAT byte SDT share', 'HAT word FDT mean', 'HAT held-out bpb'],
   rows.map((r) => [
-    r.format, fmt(r.lBits, 2), fmt(r.t.tokens.fdt_mean, 1), fmt(r.t.tokens.fdt_p25, 1), pct(r.t.tokens.sdt_share), fmt(r.t.words.fdt_mean, 1), fmt(r.t.kl_bits, 3), fmt(r.lBpb),
+    r.format, fmt(r.lBits, 2), fmt(r.t.tokens.fdt_mean, 1), fmt(r.t.tokens.fdt_p25, 1), pct(r.t.tokens.sdt_share), fmt(r.t.words.fdt_mean, 1), r.t.kl_bits.toPrecision(2), fmt(r.lBpb),
     fmt(r.hBits, 2), fmt(r.h.bytes.fdt_mean, 1), fmt(r.h.bytes.fdt_p25, 1), pct(r.h.bytes.sdt_share), fmt(r.h.words.fdt_mean, 1), fmt(r.hBpb),
   ]),
 ));
 md.push('');
 md.push(`Base consistency (the f32 model's teacher-forced argmax equals its own greedy output): token model ${pct(rows[0].t.base_consistency)}, HAT ${pct(rows[0].h.base_consistency)}.`);
+md.push('');
+md.push('Base continuations of the first two prompts (greedy, f32; both tiny models fall into loops, which is what FDT is measured on):');
+md.push('');
+const dec = new TextDecoder();
+for (let i = 0; i < 2; i++) {
+  md.push(`- prompt \`${prompts[i]}\``);
+  md.push(`  - token model (${N_TOK} tokens): \`${JSON.stringify(tok.decode(tev.refs[i].continuation)).slice(1, -1)}\``);
+  md.push(`  - HAT (${N_BYTES} bytes): \`${JSON.stringify(dec.decode(hev.refs[i].continuation)).slice(1, -1)}\``);
+}
 md.push('');
 md.push('To put the units side by side, FDT as a share of the continuation (FDT mean / N) and word FDT as a share of the continuation\'s words:');
 md.push('');
