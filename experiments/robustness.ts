@@ -36,12 +36,13 @@ function cut(text: string, n: number): string {
 }
 const evalDocs = data.valTexts.map((t) => cut(t, DOC_CHARS));
 
-// ---- the multiple-choice set ------------------------------------------------------------------
+// ---- the multiple-choice sets -----------------------------------------------------------------
 // Item: a held-out document, a position p (a space, seeded); context = the CTX_CHARS characters
 // before p cut back to a space; true option = the text from p up to the first space at or after
-// p + CONT_CHARS (starts with its space); 3 distractors = spans of the same rule at random positions
-// of other held-out documents. Score: log-likelihood per byte of the option given the context;
-// the highest wins. Chance is 25%.
+// p + CONT_CHARS (starts with its space). Distractors:
+//  - set "span": 3 spans of the same rule at random positions of other held-out documents;
+//  - set "order": 3 distinct random orders of the true option's words (same bytes, other order).
+// Score: log-likelihood per byte of the option given the context; the highest wins. Chance 25%.
 interface Item { context: string; options: string[]; answer: number }
 function spanAt(text: string, p: number): string {
   const e = text.indexOf(' ', p + CONT_CHARS);
@@ -55,8 +56,8 @@ function randomSpace(rng: Rng, text: string, lo: number): number {
   }
   throw new Error('no position found');
 }
-function buildItems(n: number, seed: number): Item[] {
-  const rng = new Rng(`mc:${seed}`);
+function buildItems(n: number, seed: number, kind: 'span' | 'order'): Item[] {
+  const rng = new Rng(`mc:${kind}:${seed}`);
   const texts = data.valTexts;
   const items: Item[] = [];
   while (items.length < n) {
@@ -65,41 +66,54 @@ function buildItems(n: number, seed: number): Item[] {
     const ctxStart = texts[d].indexOf(' ', p - CTX_CHARS);
     const context = texts[d].slice(ctxStart + 1, p);
     const options = [spanAt(texts[d], p)];
-    while (options.length < 4) {
-      let e = rng.int(texts.length);
-      if (e === d) e = (e + 1) % texts.length;
-      const s = spanAt(texts[e], randomSpace(rng, texts[e], 0));
+    const words = options[0].slice(1).split(' ');
+    if (kind === 'order' && words.length < 4) continue;
+    let tries = 0;
+    while (options.length < 4 && tries++ < 1000) {
+      let s: string;
+      if (kind === 'span') {
+        let e = rng.int(texts.length);
+        if (e === d) e = (e + 1) % texts.length;
+        s = spanAt(texts[e], randomSpace(rng, texts[e], 0));
+      } else s = ` ${rng.shuffle(words.slice()).join(' ')}`;
       if (!options.includes(s)) options.push(s);
     }
+    if (options.length < 4) continue;
     const answer = rng.int(4);
     [options[0], options[answer]] = [options[answer], options[0]];
     items.push({ context, options, answer });
   }
   return items;
 }
-const items = buildItems(ITEMS, SEED);
+const spanItems = buildItems(ITEMS, SEED, 'span');
+const orderItems = buildItems(ITEMS, SEED, 'order');
 
-interface Cell { bpb: number; wordAcc: number; mc: number }
+interface Cell { bpb: number; wordAcc: number; mcSpan: number; mcOrder: number }
 const enc = new TextEncoder();
-function run(kind: Perturbation): { hat: Cell; lm: Cell; sample: string } {
-  const ed = new TextEditor(kind, SEED);
-  const docs = evalDocs.map((t) => ed.apply(t));
-  const h = evaluateText(hat.model, sp, docs, { contextBytes: 1024 });
-  const l = evaluateTokenText(lm.model, tok, sp, docs, { contextBytes: 1024 });
-  const edMc = new TextEditor(kind, `mc:${SEED}`);
+/** correct answers of HAT and the baseline on a set, contexts perturbed by `ed` */
+function mc(items: readonly Item[], ed: TextEditor): { hat: number; lm: number } {
   let hr = 0;
   let lr = 0;
   for (const it of items) {
-    const ctx = edMc.apply(it.context);
+    const ctx = ed.apply(it.context);
     const hs = scoreContinuations(hat.model, sp, ctx, it.options).map((s, k) => s.logprob / enc.encode(it.options[k]).length);
     const ls = scoreTokenContinuations(lm.model, tok, ctx, it.options).map((s) => s.logprob / s.bytes);
     if (hs.indexOf(Math.max(...hs)) === it.answer) hr++;
     if (ls.indexOf(Math.max(...ls)) === it.answer) lr++;
   }
-  log(`${kind}: HAT bpb ${h.bitsPerByte.toFixed(3)} wacc ${h.wordAccuracy.toFixed(3)} mc ${hr}; BPE bpb ${l.bitsPerByte.toFixed(3)} wacc ${l.wordAccuracy.toFixed(3)} mc ${lr}`);
+  return { hat: hr / items.length, lm: lr / items.length };
+}
+function run(kind: Perturbation): { hat: Cell; lm: Cell; sample: string } {
+  const ed = new TextEditor(kind, SEED);
+  const docs = evalDocs.map((t) => ed.apply(t));
+  const h = evaluateText(hat.model, sp, docs, { contextBytes: 1024 });
+  const l = evaluateTokenText(lm.model, tok, sp, docs, { contextBytes: 1024 });
+  const a = mc(spanItems, new TextEditor(kind, `mc:span:${SEED}`));
+  const b = mc(orderItems, new TextEditor(kind, `mc:order:${SEED}`));
+  log(`${kind}: HAT bpb ${h.bitsPerByte.toFixed(3)} wacc ${h.wordAccuracy.toFixed(3)} mc ${a.hat}/${b.hat}; BPE bpb ${l.bitsPerByte.toFixed(3)} wacc ${l.wordAccuracy.toFixed(3)} mc ${a.lm}/${b.lm}`);
   return {
-    hat: { bpb: h.bitsPerByte, wordAcc: h.wordAccuracy, mc: hr / items.length },
-    lm: { bpb: l.bitsPerByte, wordAcc: l.wordAccuracy, mc: lr / items.length },
+    hat: { bpb: h.bitsPerByte, wordAcc: h.wordAccuracy, mcSpan: a.hat, mcOrder: b.hat },
+    lm: { bpb: l.bitsPerByte, wordAcc: l.wordAccuracy, mcSpan: a.lm, mcOrder: b.lm },
     sample: cut(docs[0], 160),
   };
 }
@@ -146,36 +160,37 @@ md.push(`- **bpb / word accuracy**: the first ${DOC_CHARS.toLocaleString('en-US'
 md.push(`  documents (${evalDocs.reduce((a, t) => a + enc.encode(t).length, 0).toLocaleString('en-US')} bytes), perturbed, then scored exactly as in quality.md (chunks of`);
 md.push('  whole words <= 1,024 bytes; word accuracy = share of the perturbed text\'s words predicted whole by');
 md.push('  greedy teacher forcing). The models are asked to predict the perturbed text itself.');
-md.push(`- **multiple choice** (${ITEMS} items, built from held-out text, seed ${SEED}): a held-out document and a`);
-md.push(`  random space position p; context = the ~${CTX_CHARS} characters before p (cut at a space); correct option =`);
-md.push(`  the text from p to the first space at least ${CONT_CHARS} characters later; 3 distractors = spans of the`);
-md.push('  same rule at random positions of other held-out documents; options shuffled. Each option is scored');
-md.push('  by its log-likelihood per byte given the context (HAT: `scoreContinuations`; baseline:');
-md.push('  `scoreTokenContinuations`; context and option split / tokenized separately); the best wins; chance');
-md.push('  25%. The perturbation is applied to the **context only** (options stay clean), as a perturbed');
-md.push('  question with clean answers.');
+md.push(`- **multiple choice**, two sets of ${ITEMS} items built from held-out text (seed ${SEED}): a held-out document`);
+md.push(`  and a random space position p; context = the ~${CTX_CHARS} characters before p (cut at a space); correct option =`);
+md.push(`  the text from p to the first space at least ${CONT_CHARS} characters later. Distractors: set **span** = 3 spans`);
+md.push('  of the same rule at random positions of other held-out documents; set **order** = 3 distinct random orders');
+md.push('  of the correct option\'s words (the same bytes in another order, so only word order and its fit to the');
+md.push('  context tell them apart). Options shuffled. Each option is scored by its log-likelihood per byte given the');
+md.push('  context (HAT: `scoreContinuations`; baseline: `scoreTokenContinuations`; context and option split /');
+md.push('  tokenized separately); the best wins; chance 25%. The perturbation is applied to the **context only**');
+md.push('  (options stay clean), as a perturbed question with clean answers.');
 md.push('');
 md.push('## Results');
 md.push('');
 md.push(mdTable(
-  ['perturbation', 'HAT bpb', `${name} bpb`, 'HAT word acc', `${name} word acc`, 'HAT MC acc', `${name} MC acc`, 'bytes/word', 'bytes/token'],
+  ['perturbation', 'HAT bpb', `${name} bpb`, 'HAT word acc', `${name} word acc`, 'HAT MC span', `${name} MC span`, 'HAT MC order', `${name} MC order`, 'bytes/word', 'bytes/token'],
   PERTURBATIONS.map((k, i) => {
     const r = res.get(k) as ReturnType<typeof run>;
-    return [k, fmt(r.hat.bpb), fmt(r.lm.bpb), pct(r.hat.wordAcc), pct(r.lm.wordAcc), pct(r.hat.mc), pct(r.lm.mc), fmt(seqStats[i].bpw, 2), fmt(seqStats[i].bpt, 2)];
+    return [k, fmt(r.hat.bpb), fmt(r.lm.bpb), pct(r.hat.wordAcc), pct(r.lm.wordAcc), pct(r.hat.mcSpan), pct(r.lm.mcSpan), pct(r.hat.mcOrder), pct(r.lm.mcOrder), fmt(seqStats[i].bpw, 2), fmt(seqStats[i].bpt, 2)];
   }),
 ));
 md.push('');
 md.push('Change against the clean text (same model):');
 md.push('');
 md.push(mdTable(
-  ['perturbation', 'HAT Δbpb', `${name} Δbpb`, 'HAT Δword acc', `${name} Δword acc`, 'HAT ΔMC', `${name} ΔMC`],
+  ['perturbation', 'HAT Δbpb', `${name} Δbpb`, 'HAT Δword acc', `${name} Δword acc`, 'HAT ΔMC span', `${name} ΔMC span`, 'HAT ΔMC order', `${name} ΔMC order`],
   PERTURBATIONS.filter((k) => k !== 'none').map((k) => {
     const r = res.get(k) as ReturnType<typeof run>;
-    return [k, d(r.hat.bpb, base.hat.bpb), d(r.lm.bpb, base.lm.bpb), dp(r.hat.wordAcc, base.hat.wordAcc), dp(r.lm.wordAcc, base.lm.wordAcc), dp(r.hat.mc, base.hat.mc), dp(r.lm.mc, base.lm.mc)];
+    return [k, d(r.hat.bpb, base.hat.bpb), d(r.lm.bpb, base.lm.bpb), dp(r.hat.wordAcc, base.hat.wordAcc), dp(r.lm.wordAcc, base.lm.wordAcc), dp(r.hat.mcSpan, base.hat.mcSpan), dp(r.lm.mcSpan, base.lm.mcSpan), dp(r.hat.mcOrder, base.hat.mcOrder), dp(r.lm.mcOrder, base.lm.mcOrder)];
   }),
 ));
 md.push('');
-md.push(`With ${ITEMS} items, one MC accuracy has a binomial standard error of about ${(100 * Math.sqrt(0.25 / ITEMS)).toFixed(1)} points; differences of a few points are noise.`);
+md.push(`With ${ITEMS} items per set, one MC accuracy has a binomial standard error of about ${(100 * Math.sqrt(0.25 / ITEMS)).toFixed(1)} points; differences of a few points are noise.`);
 md.push('');
 md.push('![bpb and MC accuracy per perturbation](robustness.svg)');
 md.push('');
@@ -185,8 +200,8 @@ const xs = PERTURBATIONS.map((_, i) => i);
 writeResult('robustness.svg', lineSvg([
   { name: 'HAT bpb', points: xs.map((i) => ({ x: i, y: (res.get(PERTURBATIONS[i]) as ReturnType<typeof run>).hat.bpb })) },
   { name: `${name} bpb`, points: xs.map((i) => ({ x: i, y: (res.get(PERTURBATIONS[i]) as ReturnType<typeof run>).lm.bpb })) },
-  { name: 'HAT MC acc x10', points: xs.map((i) => ({ x: i, y: 10 * (res.get(PERTURBATIONS[i]) as ReturnType<typeof run>).hat.mc })) },
-  { name: `${name} MC acc x10`, points: xs.map((i) => ({ x: i, y: 10 * (res.get(PERTURBATIONS[i]) as ReturnType<typeof run>).lm.mc })) },
-], { title: `x: ${PERTURBATIONS.map((k, i) => `${i} ${k}`).join(', ')}`, xLabel: 'perturbation', yLabel: 'bpb / MC accuracy x10', yFrom0: true, width: 680 }));
+  { name: 'HAT MC order x10', points: xs.map((i) => ({ x: i, y: 10 * (res.get(PERTURBATIONS[i]) as ReturnType<typeof run>).hat.mcOrder })) },
+  { name: `${name} MC order x10`, points: xs.map((i) => ({ x: i, y: 10 * (res.get(PERTURBATIONS[i]) as ReturnType<typeof run>).lm.mcOrder })) },
+], { title: `x: ${PERTURBATIONS.map((k, i) => `${i} ${k}`).join(', ')}`, xLabel: 'perturbation', yLabel: 'bpb / MC (order) accuracy x10', yFrom0: true, width: 680 }));
 writeResultKeepingAnalysis('robustness.md', `${md.join('\n')}\n`);
 process.stdout.write(`${JSON.stringify(Object.fromEntries(res))}\n`);
