@@ -9,8 +9,8 @@ import { generate, type HATModel, type WordSplitter } from '../models/hat/index.
 import { blockFor, listComponents } from './components.js';
 import { DtmEvaluator, type DtmReport } from './hat_dtm.js';
 
-/** Quantizes every component (all Linear weights but the output head) of `model` in place to `format`, block reduced per row length as needed. */
-export function quantizeAllInMemory(model: HATModel, format: string, block = 64, maxSamples?: number): { packed: Map<string, PackedMatrix>; bitsPerWeight: number } {
+/** Quantizes every component (all Linear weights but embeddings and the output head) of any model (HAT, Llama) in place to `format`, block reduced per row length as needed. */
+export function quantizeAllInMemory(model: object, format: string, block = 64, maxSamples?: number): { packed: Map<string, PackedMatrix>; bitsPerWeight: number } {
   const comps = listComponents(model);
   const byBlock = new Map<number, string[]>();
   for (const c of comps) {
