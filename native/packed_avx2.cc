@@ -201,7 +201,7 @@ struct Ctx {
   __m256i tab;              // int8 mode
   const int16_t* x16;       // M x Kp, permuted per chunk
   const int8_t* x8;         // M x Kp, permuted per chunk
-  const int32_t* corr;      // M x nC x 2: -min(L) x sum of the chunk's (first, second) group (offset form)
+  const int32_t* corr;      // M x nC x 2 x 8: lane 0 = min(L) x sum of the chunk's (first, second) group (offset form)
   const float* xs;          // M x nU
   // hiMask[i] marks the int32 lanes of the i-th product vector whose weights lie in the chunk's
   // second half (elements 32..63); int16 mode: 4 vectors, int8 mode: 2
@@ -217,7 +217,7 @@ __attribute__((always_inline)) inline void chunk(const Ctx& c, const uint8_t* p,
     decode16<D>(p, c.t, w);
     if (c.half) {
       const bool hasHi = 2 * u + 1 < nB;
-      const float wlo = sc[2 * u] * c.ls, whi = hasHi ? sc[2 * u + 1] * c.ls : 0.0f;
+      const float wlo = sc[2 * u], whi = hasHi ? sc[2 * u + 1] : 0.0f;
       for (int j = 0; j < MG; ++j) {
         const int16_t* xq = c.x16 + (m0 + j) * Kp + u * 64;
         __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
@@ -232,7 +232,7 @@ __attribute__((always_inline)) inline void chunk(const Ctx& c, const uint8_t* p,
       }
       return;
     }
-    const float ws = sc[u] * c.ls;
+    const float ws = sc[u];
     for (int j = 0; j < MG; ++j) {
       const int16_t* xq = c.x16 + (m0 + j) * Kp + u * 64;
       const __m256i s0 = _mm256_madd_epi16(w[0], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)));
@@ -260,11 +260,11 @@ __attribute__((always_inline)) inline void chunk(const Ctx& c, const uint8_t* p,
       x0 = _mm256_sign_epi8(x0, v0);
       x1 = _mm256_sign_epi8(x1, v1);
     }
-    const int32_t* cr = c.corr + ((m0 + j) * c.nC + u) * 2;
+    const __m256i* cr = reinterpret_cast<const __m256i*>(c.corr) + ((m0 + j) * c.nC + u) * 2;
     if (F == kOff16) {  // never in half mode
       const __m256i pr = _mm256_add_epi16(_mm256_maddubs_epi16(a0, x0), _mm256_maddubs_epi16(a1, x1));
-      const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(pr, ones), _mm256_zextsi128_si256(_mm_cvtsi32_si128(cr[0])));
-      const float ws = sc[u] * c.ls;
+      const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(pr, ones), _mm256_load_si256(cr));
+      const float ws = sc[u];
       acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(ws * c.xs[(m0 + j) * nU + u]), acc[j]);
       continue;
     }
@@ -272,18 +272,18 @@ __attribute__((always_inline)) inline void chunk(const Ctx& c, const uint8_t* p,
     const __m256i s1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, x1), ones);
     if (!c.half) {
       __m256i s = _mm256_add_epi32(s0, s1);
-      if (F == kOff) s = _mm256_add_epi32(s, _mm256_zextsi128_si256(_mm_cvtsi32_si128(cr[0])));
-      const float ws = sc[u] * c.ls;
+      if (F == kOff) s = _mm256_add_epi32(s, _mm256_load_si256(cr));
+      const float ws = sc[u];
       acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(ws * c.xs[(m0 + j) * nU + u]), acc[j]);
       continue;
     }
     const bool hasHi = 2 * u + 1 < nB;
-    const float wlo = sc[2 * u] * c.ls, whi = hasHi ? sc[2 * u + 1] * c.ls : 0.0f;
+    const float wlo = sc[2 * u], whi = hasHi ? sc[2 * u + 1] : 0.0f;
     __m256i lo = _mm256_add_epi32(_mm256_andnot_si256(c.hiMask[0], s0), _mm256_andnot_si256(c.hiMask[1], s1));
     __m256i hi = _mm256_add_epi32(_mm256_and_si256(c.hiMask[0], s0), _mm256_and_si256(c.hiMask[1], s1));
     if (F == kOff) {
-      lo = _mm256_add_epi32(lo, _mm256_zextsi128_si256(_mm_cvtsi32_si128(cr[0])));
-      hi = _mm256_add_epi32(hi, _mm256_zextsi128_si256(_mm_cvtsi32_si128(cr[1])));
+      lo = _mm256_add_epi32(lo, _mm256_load_si256(cr));
+      hi = _mm256_add_epi32(hi, _mm256_load_si256(cr + 1));
     }
     const float* xs = c.xs + (m0 + j) * nU + 2 * u;
     acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_set1_ps(wlo * xs[0]), acc[j]);
@@ -301,6 +301,7 @@ void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
   for (long n = n0; n < n1; ++n) {
     const uint8_t* row = a.codes + n * c.rb;
     packed_scales_f32(a.scales + n * nB, nB, a.scaleBf16, sc);
+    for (long b = 0; b < nB; ++b) sc[b] *= c.ls;  // block scale x level scale, as the portable path's first product
     if (bpu > 1)  // one scale per chunk (in place, from the end)
       for (long u = c.nC - 1; u >= 0; --u) sc[u] = sc[u / bpu];
     __m256 acc[MG];
@@ -434,12 +435,13 @@ void packed_matmul_avx2(const PackedArgs& a) {
   Buf<int16_t> nat(K);
   Buf<int16_t> x16(a.act8 ? 1 : M * Kp);
   Buf<int8_t> x8(a.act8 ? M * Kp : 1);
-  Buf<int32_t> corr(a.act8 ? M * c.nC * 2 : 1);
+  Buf<int32_t> corr(a.act8 ? M * c.nC * 16 + 8 : 1);  // + 8: room to align to 32 bytes
   Buf<float> xs(M * c.nU);
   if (!nat.data() || !x16.data() || !x8.data() || !corr.data() || !xs.data()) {
     packed_matmul_generic(a);
     return;
   }
+  int32_t* corr32 = corr.data() + ((8 - (reinterpret_cast<uintptr_t>(corr.data()) / 4) % 8) % 8);
   for (long m = 0; m < M; ++m) {
     packed_quantize_x(a.x + m * K, K, U, a.act8 ? 127.0f : 32767.0f, nat.data(), xs.data() + m * c.nU);
     for (long ch = 0; ch < c.nC; ++ch) {
@@ -455,20 +457,19 @@ void packed_matmul_avx2(const PackedArgs& a) {
         }
       }
       if (a.act8) {
-        int32_t* cr = corr.data() + (m * c.nC + ch) * 2;
+        int32_t* cr = corr32 + (m * c.nC + ch) * 16;  // zeroed by calloc but lane 0 of each vector
         if (c.half) {
           cr[0] = lmin * sum[0];
-          cr[1] = lmin * sum[1];
+          cr[8] = lmin * sum[1];
         } else {
           cr[0] = lmin * (sum[0] + sum[1]);
-          cr[1] = 0;
         }
       }
     }
   }
   c.x16 = x16.data();
   c.x8 = x8.data();
-  c.corr = corr.data();
+  c.corr = corr32;
   c.xs = xs.data();
   switch (a.bits) {
     case 1: run_form<Dec1>(a, c, form); break;
