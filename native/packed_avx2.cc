@@ -208,6 +208,37 @@ struct Ctx {
   __m256i hiMask[4];
 };
 
+// int8 modes, no block 32: the integer sums (8 int32 lanes, offset correction included) of one
+// chunk against activation rows m0..m0+MG-1
+template <class D, int MG, int F>
+__attribute__((always_inline)) inline void chunk_sum8(const Ctx& c, const uint8_t* p, long u, long m0, __m256i s[MG]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i v0, v1;
+  decode8<D>(p, c.tab, v0, v1);
+  __m256i a0 = v0, a1 = v1;
+  if (F == kSign) {
+    a0 = _mm256_abs_epi8(v0);
+    a1 = _mm256_abs_epi8(v1);
+  }
+  for (int j = 0; j < MG; ++j) {
+    const int8_t* xq = c.x8 + (m0 + j) * c.Kp + u * 64;
+    __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+    __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
+    if (F == kSign) {
+      x0 = _mm256_sign_epi8(x0, v0);
+      x1 = _mm256_sign_epi8(x1, v1);
+    }
+    const __m256i* cr = reinterpret_cast<const __m256i*>(c.corr) + ((m0 + j) * c.nC + u) * 2;
+    if (F == kOff16) {
+      const __m256i pr = _mm256_add_epi16(_mm256_maddubs_epi16(a0, x0), _mm256_maddubs_epi16(a1, x1));
+      s[j] = _mm256_add_epi32(_mm256_madd_epi16(pr, ones), _mm256_load_si256(cr));
+    } else {
+      s[j] = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(a0, x0), ones), _mm256_madd_epi16(_mm256_maddubs_epi16(a1, x1), ones));
+      if (F == kOff) s[j] = _mm256_add_epi32(s[j], _mm256_load_si256(cr));
+    }
+  }
+}
+
 // one chunk of 64 weights (codes at p) against activation rows m0..m0+MG-1
 template <class D, int MG, int F>
 __attribute__((always_inline)) inline void chunk(const Ctx& c, const uint8_t* p, long u, long m0, const float* sc, __m256 acc[MG]) {
@@ -244,6 +275,13 @@ __attribute__((always_inline)) inline void chunk(const Ctx& c, const uint8_t* p,
     }
     return;
   }
+  if (!c.half) {
+    __m256i s[MG];
+    chunk_sum8<D, MG, F>(c, p, u, m0, s);
+    for (int j = 0; j < MG; ++j) acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[j]), _mm256_set1_ps(sc[u] * c.xs[(m0 + j) * nU + u]), acc[j]);
+    return;
+  }
+  // block 32: the products of each half (by the lane masks), each with its own scales
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i v0, v1;
   decode8<D>(p, c.tab, v0, v1);
@@ -252,6 +290,8 @@ __attribute__((always_inline)) inline void chunk(const Ctx& c, const uint8_t* p,
     a0 = _mm256_abs_epi8(v0);
     a1 = _mm256_abs_epi8(v1);
   }
+  const bool hasHi = 2 * u + 1 < nB;
+  const float wlo = sc[2 * u], whi = hasHi ? sc[2 * u + 1] : 0.0f;
   for (int j = 0; j < MG; ++j) {
     const int8_t* xq = c.x8 + (m0 + j) * Kp + u * 64;
     __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
@@ -261,24 +301,8 @@ __attribute__((always_inline)) inline void chunk(const Ctx& c, const uint8_t* p,
       x1 = _mm256_sign_epi8(x1, v1);
     }
     const __m256i* cr = reinterpret_cast<const __m256i*>(c.corr) + ((m0 + j) * c.nC + u) * 2;
-    if (F == kOff16) {  // never in half mode
-      const __m256i pr = _mm256_add_epi16(_mm256_maddubs_epi16(a0, x0), _mm256_maddubs_epi16(a1, x1));
-      const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(pr, ones), _mm256_load_si256(cr));
-      const float ws = sc[u];
-      acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(ws * c.xs[(m0 + j) * nU + u]), acc[j]);
-      continue;
-    }
     const __m256i s0 = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, x0), ones);
     const __m256i s1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, x1), ones);
-    if (!c.half) {
-      __m256i s = _mm256_add_epi32(s0, s1);
-      if (F == kOff) s = _mm256_add_epi32(s, _mm256_load_si256(cr));
-      const float ws = sc[u];
-      acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(ws * c.xs[(m0 + j) * nU + u]), acc[j]);
-      continue;
-    }
-    const bool hasHi = 2 * u + 1 < nB;
-    const float wlo = sc[2 * u], whi = hasHi ? sc[2 * u + 1] : 0.0f;
     __m256i lo = _mm256_add_epi32(_mm256_andnot_si256(c.hiMask[0], s0), _mm256_andnot_si256(c.hiMask[1], s1));
     __m256i hi = _mm256_add_epi32(_mm256_and_si256(c.hiMask[0], s0), _mm256_and_si256(c.hiMask[1], s1));
     if (F == kOff) {
@@ -306,7 +330,24 @@ void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
       for (long u = c.nC - 1; u >= 0; --u) sc[u] = sc[u / bpu];
     __m256 acc[MG];
     for (int j = 0; j < MG; ++j) acc[j] = _mm256_setzero_ps();
-    for (long u = 0; u < full; ++u) chunk<D, MG, F>(c, row + u * D::kBytes, u, m0, sc, acc);
+    long u = 0;
+    if (F != kI16 && MG <= 2 && !c.half) {
+      // int8 modes: four chunks' sums reduced to one vector (lane q: chunk q's sum over one 128-bit
+      // half), so one conversion and one FMA serve 256 weights. Exact: |lane| < 2^24.
+      for (; u + 4 <= full; u += 4) {
+        __m256i sq[4][MG];
+        for (int q = 0; q < 4; ++q) chunk_sum8<D, MG, F>(c, row + (u + q) * D::kBytes, u + q, m0, sq[q]);
+        const __m128 w4 = _mm_loadu_ps(sc + u);
+        for (int j = 0; j < MG; ++j) {
+          const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[0][j], sq[1][j]), _mm256_unpackhi_epi32(sq[0][j], sq[1][j]));
+          const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[2][j], sq[3][j]), _mm256_unpackhi_epi32(sq[2][j], sq[3][j]));
+          const __m256i r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+          const __m128 f4 = _mm_mul_ps(w4, _mm_loadu_ps(c.xs + (m0 + j) * c.nU + u));
+          acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r), _mm256_set_m128(f4, f4), acc[j]);
+        }
+      }
+    }
+    for (; u < full; ++u) chunk<D, MG, F>(c, row + u * D::kBytes, u, m0, sc, acc);
     if (c.tail) {  // the codes of the last 32 weights, zero-padded (their activations are 0)
       alignas(32) uint8_t buf[64] = {0};
       std::memcpy(buf, row + full * D::kBytes, D::kBytes / 2);
