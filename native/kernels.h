@@ -92,7 +92,8 @@ void gemm_generic(const GemmArgs& g);
 // act8 selects the activation precision (both modes are one exact function each, shared by all
 // implementations): false = int16 activations (above); true = int8 activations, x rounded per
 // group to q = nearbyint(x * 127/absmax) (scale absmax/127) and levels to int8 (exact when they
-// are integers with |L| <= 128, else L8 = nearbyint(L * 127/max|L|), scale max|L|/127).
+// are integers with |L| <= 128, else L8 = nearbyint(L * 64/max|L|), scale max|L|/64: 7 bits with
+// the sign, so that the AVX2 kernel's offset form applies, see packed_avx2.cc).
 struct PackedArgs {
   long M, N, K;
   const float* x;
@@ -112,7 +113,7 @@ void packed_matmul_avx2(const PackedArgs& a);  // falls back to the generic one 
 // shared helpers (defined in packed_generic.cc; not inline, see threadpool.h)
 // int16 levels and their scale: levels ~= L16 * ls (exact, ls = 1, when all are integers with |L| <= 8191)
 void packed_levels_i16(const float* levels, int n, int16_t* L16, float* ls);
-// int8 levels (act8 mode): exact when all are integers with |L| <= 128, else nearbyint(L * 127/max|L|)
+// int8 levels (act8 mode): exact when all are integers with |L| <= 128, else nearbyint(L * 64/max|L|)
 void packed_levels_i8(const float* levels, int n, int16_t* L8, float* ls);
 // x [K] -> integers per group of U in natural order, q = nearbyint(x * (qmax / absmax)) with qmax
 // 32767 (int16 mode) or 127 (int8 mode); xs[g] = group absmax / qmax (NaN when the group holds a

@@ -52,9 +52,9 @@ void packed_levels_i8(const float* levels, int n, int16_t* L8, float* ls) {
     *ls = std::isfinite(mx) ? 0.0f : NAN;
     return;
   }
-  const float inv = 127.0f / mx;
+  const float inv = 64.0f / mx;
   for (int i = 0; i < n; ++i) L8[i] = static_cast<int16_t>(std::nearbyint(levels[i] * inv));
-  *ls = mx / 127.0f;
+  *ls = mx / 64.0f;
 }
 
 void packed_quantize_x(const float* x, long K, long U, float qmax, int16_t* xq, float* xs) {

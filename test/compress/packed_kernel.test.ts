@@ -54,7 +54,7 @@ function run(k: Kernels, p: PackedMatrix, x: Float32Array, M: number, xOff = 0, 
 /**
  * float64 reference and the error bound of the kernel's rounding: int16 mode: x to 2^-16 of each
  * group's absmax, levels (unless integers) to 2^-14 of the largest; int8 mode: x to 1/254 of the
- * group's absmax, levels (unless integers) to 1/254 of the largest; plus float32 accumulation.
+ * group's absmax, levels (unless integers) to 1/128 of the largest; plus float32 accumulation.
  */
 function reference(p: PackedMatrix, x: Float32Array, M: number, xOff: number, act8: boolean): { ref: Float64Array; bound: Float64Array } {
   const W = dequantize(p);
@@ -64,7 +64,7 @@ function reference(p: PackedMatrix, x: Float32Array, M: number, xOff: number, ac
   let lmax = 0;
   for (const l of p.levels) lmax = Math.max(lmax, Math.abs(l));
   const integral = p.levels.every((l) => Number.isInteger(l) && Math.abs(l) <= (act8 ? 128 : 8191));
-  const lerr = integral ? 0 : lmax / (act8 ? 254 : 16382);
+  const lerr = integral ? 0 : lmax / (act8 ? 128 : 16382);
   const xq = act8 ? 254 : 65534;
   const ref = new Float64Array(M * p.rows);
   const bound = new Float64Array(M * p.rows);
@@ -81,7 +81,7 @@ function reference(p: PackedMatrix, x: Float32Array, M: number, xOff: number, ac
           const w = W[n * K + i];
           s += w * xm[i];
           abs += Math.abs(w * xm[i]);
-          b += Math.abs(w) * (amax / xq) + Math.abs(xm[i]) * Math.abs(S[n * K + i]) * lerr * (1 + (act8 ? 1 / 127 : 0));
+          b += Math.abs(w) * (amax / xq) + Math.abs(xm[i]) * Math.abs(S[n * K + i]) * lerr * (1 + (act8 ? 1 / 64 : 0));
         }
       }
       ref[m * p.rows + n] = s;

@@ -37,7 +37,7 @@ export function levelsI16(levels: Float32Array, n: number): { L16: Int16Array; l
   return { L16, ls: fr(mx / 8191) };
 }
 
-/** int8 levels (act8 mode): exact when they are integers of magnitude <= 128, else 127/max fixed point. */
+/** int8 levels (act8 mode): exact when they are integers of magnitude <= 128, else 64/max fixed point (7 bits with the sign). */
 export function levelsI8(levels: Float32Array, n: number): { L16: Int16Array; ls: number } {
   const L16 = new Int16Array(n);
   let integral = true;
@@ -52,9 +52,9 @@ export function levelsI8(levels: Float32Array, n: number): { L16: Int16Array; ls
     return { L16, ls: 1 };
   }
   if (!(mx > 0) || !Number.isFinite(mx)) return { L16, ls: Number.isFinite(mx) ? 0 : NaN };
-  const inv = fr(127 / mx);
+  const inv = fr(64 / mx);
   for (let i = 0; i < n; i++) L16[i] = rne(fr(levels[i] * inv));
-  return { L16, ls: fr(mx / 127) };
+  return { L16, ls: fr(mx / 64) };
 }
 
 /** x [K] -> integers per group of U (natural order), q = rne(x * qmax/absmax), and the group scales absmax/qmax. */

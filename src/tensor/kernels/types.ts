@@ -357,7 +357,7 @@ export interface Kernels {
    * point unless they are integers, exact integer group sums, float32 across groups.
    * act8 (default false) selects int8 activations instead: x rounded per group to
    * nearbyint(x * 127/absmax), levels to int8 (exact when integers with |L| <= 128, else
-   * nearbyint(L * 127/max|L|)); same exact integer group sums and float32 combination.
+   * nearbyint(L * 64/max|L|)); same exact integer group sums and float32 combination.
    */
   packedMatmul(
     M: number,
