@@ -77,7 +77,8 @@ struct Dec2 {
 
 struct Dec1 {
   static constexpr int kBytes = 8;
-  static inline void codes(const uint8_t* p, __m256i& c0, __m256i& c1) {
+  // 0xFF where the code bit is 1, else 0 (element order: bytes 0..31 of m0 = elements 0..31)
+  static inline void masks(const uint8_t* p, __m256i& m0, __m256i& m1) {
     int64_t u;
     std::memcpy(&u, p, 8);
     const __m256i v = _mm256_set1_epi64x(u);
@@ -85,11 +86,14 @@ struct Dec1 {
                                           3, 3, 3, 3, 3, 3);
     const __m256i sel1 = _mm256_add_epi8(sel0, _mm256_set1_epi8(4));
     const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x0102040810204080ULL));
+    m0 = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, sel0), bit), bit);
+    m1 = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, sel1), bit), bit);
+  }
+  static inline void codes(const uint8_t* p, __m256i& c0, __m256i& c1) {
+    masks(p, c0, c1);
     const __m256i one = _mm256_set1_epi8(1);
-    const __m256i b0 = _mm256_and_si256(_mm256_shuffle_epi8(v, sel0), bit);
-    const __m256i b1 = _mm256_and_si256(_mm256_shuffle_epi8(v, sel1), bit);
-    c0 = _mm256_and_si256(_mm256_cmpeq_epi8(b0, bit), one);
-    c1 = _mm256_and_si256(_mm256_cmpeq_epi8(b1, bit), one);
+    c0 = _mm256_and_si256(c0, one);
+    c1 = _mm256_and_si256(c1, one);
   }
 };
 
@@ -122,6 +126,17 @@ inline void decode8(const uint8_t* p, __m256i tab, __m256i& v0, __m256i& v1) {
   D::codes(p, c0, c1);
   v0 = _mm256_shuffle_epi8(tab, c0);
   v1 = _mm256_shuffle_epi8(tab, c1);
+}
+
+// 1-bit: the bit masks select between the table's two entries (vpblendvb) instead of a lookup
+template <>
+inline void decode8<Dec1>(const uint8_t* p, __m256i tab, __m256i& v0, __m256i& v1) {
+  __m256i m0, m1;
+  Dec1::masks(p, m0, m1);
+  const __m256i t0 = _mm256_shuffle_epi8(tab, _mm256_setzero_si256());
+  const __m256i t1 = _mm256_shuffle_epi8(tab, _mm256_set1_epi8(1));
+  v0 = _mm256_blendv_epi8(t0, t1, m0);
+  v1 = _mm256_blendv_epi8(t0, t1, m1);
 }
 
 template <>
