@@ -10,7 +10,8 @@
  *     variants interleaved within each repetition; median bytes/s.
  *
  * Run: npx tsc -p tsconfig.json && node dist/experiments/packed_speed.js [--reps 5] [--gen-bytes 300]
- *      [--formats int8,int4,kmeans4,kmeans2,bin1] [--eval-bytes 16384] [--json FILE]
+ *      [--formats int8,int4,kmeans4,kmeans2,bin1] [--eval-bytes 16384] [--models tiny,small] [--no-bpb]
+ *      [--json FILE]
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -35,6 +36,8 @@ const GEN_BYTES = Number(arg('gen-bytes', '300'));
 const FORMATS = arg('formats', 'int8,int4,kmeans4,kmeans2,bin1').split(',');
 const EVAL_BYTES = Number(arg('eval-bytes', '16384'));
 const JSON_OUT = arg('json', '');
+const MODELS = arg('models', 'tiny,small').split(',');
+const BPB = !process.argv.includes('--no-bpb');
 const ACTS: PackedAct[] = ['int16', 'int8'];
 const PROMPT = 'The jury said that the city';
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
@@ -64,8 +67,8 @@ const t0 = performance.now();
 
 // ---- 1. bpb per format x activation precision (tiny model, PTQ) ----
 const bpb = (m: HATModel): number => evaluateText(m, splitterOf(m), [held], { contextBytes: 512 }).bitsPerByte;
-const bpbRows: { variant: string; bpb: number }[] = [{ variant: 'f32', bpb: bpb(loadHATModel(TINY)) }];
-for (const f of FORMATS) {
+const bpbRows: { variant: string; bpb: number }[] = BPB ? [{ variant: 'f32', bpb: bpb(loadHATModel(TINY)) }] : [];
+for (const f of BPB ? FORMATS : []) {
   const m = loadHATModel(TINY);
   quantizeModel(m, parseFormat(f, { blockSize: 32 }), { seed: 0 });
   for (const act of ACTS) {
@@ -98,10 +101,9 @@ interface SpeedRow {
   vsF32: number;
 }
 const speedRows: SpeedRow[] = [];
-const models: [string, () => HATModel, number][] = [
-  ['tiny (bundled, 2.6 M params)', () => loadHATModel(TINY), 32],
-  ['small preset (31 M params, random weights)', () => new HATModel(presetConfig('small'), { seed: 1 }), 64],
-];
+const models: [string, () => HATModel, number][] = [];
+if (MODELS.includes('tiny')) models.push(['tiny (bundled, 2.6 M params)', () => loadHATModel(TINY), 32]);
+if (MODELS.includes('small')) models.push(['small preset (31 M params, random weights)', () => new HATModel(presetConfig('small'), { seed: 1 }), 64]);
 for (const [label, base, block] of models) {
   const vs = variants(base, block);
   log(`${label}: ${vs.length} variants built (${((performance.now() - t0) / 1e3).toFixed(0)} s)`);
@@ -130,8 +132,8 @@ for (const [label, base, block] of models) {
 
 // ---- report ----
 const lines: string[] = [];
-lines.push(`Held-out bpb (tiny bundled model, ${held.length} bytes of Brown documents ca38 + cg19, 512-byte contexts; PTQ, block 32):`, '');
-lines.push('| weights | bpb | vs f32 |', '|---|--:|--:|');
+if (BPB) lines.push(`Held-out bpb (tiny bundled model, ${held.length} bytes of Brown documents ca38 + cg19, 512-byte contexts; PTQ, block 32):`, '');
+if (BPB) lines.push('| weights | bpb | vs f32 |', '|---|--:|--:|');
 for (const r of bpbRows) lines.push(`| ${r.variant} | ${r.bpb.toFixed(4)} | ${r.variant === 'f32' ? '-' : `${r.bpb - bpbRows[0].bpb >= 0 ? '+' : ''}${(r.bpb - bpbRows[0].bpb).toFixed(4)}`} |`);
 lines.push('', `Cached generation (\`generate\`, prompt "${PROMPT}", ${GEN_BYTES} bytes, temperature 0.7), ${REPS} repetitions, variants interleaved (order rotated each repetition); median bytes/s. TFREE_THREADS=${process.env.TFREE_THREADS ?? 'default'}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load average at the end ${os.loadavg()[0].toFixed(1)}.`, '');
 lines.push('| model | weights | bytes/s (median) | all runs | vs f32 |', '|---|---|--:|---|--:|');

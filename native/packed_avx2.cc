@@ -223,26 +223,37 @@ struct Ctx {
   __m256i hiMask[4];
 };
 
+// int8 modes: the chunk's levels (v: offset form u = L - min, sign form L) and the unsigned
+// vpmaddubsw operands (a: u, or |L|)
+template <class D, int F>
+__attribute__((always_inline)) inline void levels8(const Ctx& c, const uint8_t* p, __m256i& v0, __m256i& v1, __m256i& a0, __m256i& a1) {
+  decode8<D>(p, c.tab, v0, v1);
+  a0 = F == kSign ? _mm256_abs_epi8(v0) : v0;
+  a1 = F == kSign ? _mm256_abs_epi8(v1) : v1;
+}
+
+// int8 modes: the chunk's 64 activations of one row, sign-adjusted in the sign form
+template <int F>
+__attribute__((always_inline)) inline void acts8(const int8_t* xq, __m256i v0, __m256i v1, __m256i& x0, __m256i& x1) {
+  x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+  x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
+  if (F == kSign) {
+    x0 = _mm256_sign_epi8(x0, v0);
+    x1 = _mm256_sign_epi8(x1, v1);
+  }
+}
+
 // int8 modes, no block 32: the integer sums (8 int32 lanes, offset correction included) of one
 // chunk against activation rows m0..m0+MG-1
 template <class D, int MG, int F>
 __attribute__((always_inline)) inline void chunk_sum8(const Ctx& c, const uint8_t* p, long u, long m0, __m256i s[MG]) {
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256i v0, v1;
-  decode8<D>(p, c.tab, v0, v1);
-  __m256i a0 = v0, a1 = v1;
-  if (F == kSign) {
-    a0 = _mm256_abs_epi8(v0);
-    a1 = _mm256_abs_epi8(v1);
-  }
+  __m256i v0, v1, a0, a1;
+  levels8<D, F>(c, p, v0, v1, a0, a1);
   for (int j = 0; j < MG; ++j) {
     const int8_t* xq = c.x8 + (m0 + j) * c.Kp + u * 64;
-    __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
-    __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
-    if (F == kSign) {
-      x0 = _mm256_sign_epi8(x0, v0);
-      x1 = _mm256_sign_epi8(x1, v1);
-    }
+    __m256i x0, x1;
+    acts8<F>(xq, v0, v1, x0, x1);
     const __m256i* cr = reinterpret_cast<const __m256i*>(c.corr) + ((m0 + j) * c.nC + u) * 2;
     if (F == kOff16) {
       const __m256i pr = _mm256_add_epi16(_mm256_maddubs_epi16(a0, x0), _mm256_maddubs_epi16(a1, x1));
@@ -298,23 +309,14 @@ __attribute__((always_inline)) inline void chunk(const Ctx& c, const uint8_t* p,
   }
   // block 32: the products of each half (by the lane masks), each with its own scales
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256i v0, v1;
-  decode8<D>(p, c.tab, v0, v1);
-  __m256i a0 = v0, a1 = v1;
-  if (F == kSign) {
-    a0 = _mm256_abs_epi8(v0);
-    a1 = _mm256_abs_epi8(v1);
-  }
+  __m256i v0, v1, a0, a1;
+  levels8<D, F>(c, p, v0, v1, a0, a1);
   const bool hasHi = 2 * u + 1 < nB;
   const float wlo = sc[2 * u], whi = hasHi ? sc[2 * u + 1] : 0.0f;
   for (int j = 0; j < MG; ++j) {
     const int8_t* xq = c.x8 + (m0 + j) * Kp + u * 64;
-    __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
-    __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
-    if (F == kSign) {
-      x0 = _mm256_sign_epi8(x0, v0);
-      x1 = _mm256_sign_epi8(x1, v1);
-    }
+    __m256i x0, x1;
+    acts8<F>(xq, v0, v1, x0, x1);
     const __m256i* cr = reinterpret_cast<const __m256i*>(c.corr) + ((m0 + j) * c.nC + u) * 2;
     const __m256i s0 = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, x0), ones);
     const __m256i s1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, x1), ones);

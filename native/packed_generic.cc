@@ -11,51 +11,38 @@
 
 namespace tfree {
 
-void packed_levels_i16(const float* levels, int n, int16_t* L16, float* ls) {
+namespace {
+
+// levels as integers: exact when all are integers with |L| <= intMax, else nearbyint(L * q / max|L|)
+// with scale max|L| / q
+void levels_fixed(const float* levels, int n, float intMax, float q, int16_t* out, float* ls) {
   bool integral = true;
   float mx = 0.0f;
   for (int i = 0; i < n; ++i) {
     const float a = std::fabs(levels[i]);
-    if (!(a <= 8191.0f) || levels[i] != std::nearbyint(levels[i])) integral = false;
+    if (!(a <= intMax) || levels[i] != std::nearbyint(levels[i])) integral = false;
     if (a > mx) mx = a;
   }
   if (integral) {
-    for (int i = 0; i < n; ++i) L16[i] = static_cast<int16_t>(levels[i]);
+    for (int i = 0; i < n; ++i) out[i] = static_cast<int16_t>(levels[i]);
     *ls = 1.0f;
     return;
   }
   if (!(mx > 0.0f) || !std::isfinite(mx)) {  // all zero, or non-finite levels: NaN propagates through ls
-    for (int i = 0; i < n; ++i) L16[i] = 0;
+    for (int i = 0; i < n; ++i) out[i] = 0;
     *ls = std::isfinite(mx) ? 0.0f : NAN;
     return;
   }
-  const float inv = 8191.0f / mx;
-  for (int i = 0; i < n; ++i) L16[i] = static_cast<int16_t>(std::nearbyint(levels[i] * inv));
-  *ls = mx / 8191.0f;
+  const float inv = q / mx;
+  for (int i = 0; i < n; ++i) out[i] = static_cast<int16_t>(std::nearbyint(levels[i] * inv));
+  *ls = mx / q;
 }
 
-void packed_levels_i8(const float* levels, int n, int16_t* L8, float* ls) {
-  bool integral = true;
-  float mx = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float a = std::fabs(levels[i]);
-    if (!(a <= 128.0f) || levels[i] != std::nearbyint(levels[i])) integral = false;
-    if (a > mx) mx = a;
-  }
-  if (integral) {
-    for (int i = 0; i < n; ++i) L8[i] = static_cast<int16_t>(levels[i]);
-    *ls = 1.0f;
-    return;
-  }
-  if (!(mx > 0.0f) || !std::isfinite(mx)) {
-    for (int i = 0; i < n; ++i) L8[i] = 0;
-    *ls = std::isfinite(mx) ? 0.0f : NAN;
-    return;
-  }
-  const float inv = 64.0f / mx;
-  for (int i = 0; i < n; ++i) L8[i] = static_cast<int16_t>(std::nearbyint(levels[i] * inv));
-  *ls = mx / 64.0f;
-}
+}  // namespace
+
+void packed_levels_i16(const float* levels, int n, int16_t* L16, float* ls) { levels_fixed(levels, n, 8191.0f, 8191.0f, L16, ls); }
+
+void packed_levels_i8(const float* levels, int n, int16_t* L8, float* ls) { levels_fixed(levels, n, 128.0f, 64.0f, L8, ls); }
 
 void packed_quantize_x(const float* x, long K, long U, float qmax, int16_t* xq, float* xs) {
   for (long g = 0; g * U < K; ++g) {

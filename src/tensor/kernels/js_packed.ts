@@ -17,14 +17,14 @@ function rne(v: number): number {
   return r - v === 0.5 && (r & 1) !== 0 ? r - 1 : r;
 }
 
-/** Levels as int16 with their scale (exact when they are integers of magnitude <= 8191). */
-export function levelsI16(levels: Float32Array, n: number): { L16: Int16Array; ls: number } {
+/** Levels as integers: exact when all are integers with |L| <= intMax, else rne(L * q / max|L|) with scale max|L| / q. */
+function levelsFixed(levels: Float32Array, n: number, intMax: number, q: number): { L16: Int16Array; ls: number } {
   const L16 = new Int16Array(n);
   let integral = true;
   let mx = 0;
   for (let i = 0; i < n; i++) {
     const a = Math.abs(levels[i]);
-    if (!(a <= 8191) || !Number.isInteger(levels[i])) integral = false;
+    if (!(a <= intMax) || !Number.isInteger(levels[i])) integral = false;
     if (a > mx) mx = a;
   }
   if (integral) {
@@ -32,30 +32,16 @@ export function levelsI16(levels: Float32Array, n: number): { L16: Int16Array; l
     return { L16, ls: 1 };
   }
   if (!(mx > 0) || !Number.isFinite(mx)) return { L16, ls: Number.isFinite(mx) ? 0 : NaN };
-  const inv = fr(8191 / mx);
+  const inv = fr(q / mx);
   for (let i = 0; i < n; i++) L16[i] = rne(fr(levels[i] * inv));
-  return { L16, ls: fr(mx / 8191) };
+  return { L16, ls: fr(mx / q) };
 }
 
+/** Levels as int16 with their scale (exact when they are integers of magnitude <= 8191, else 13-bit fixed point). */
+export const levelsI16 = (levels: Float32Array, n: number): { L16: Int16Array; ls: number } => levelsFixed(levels, n, 8191, 8191);
+
 /** int8 levels (act8 mode): exact when they are integers of magnitude <= 128, else 64/max fixed point (7 bits with the sign). */
-export function levelsI8(levels: Float32Array, n: number): { L16: Int16Array; ls: number } {
-  const L16 = new Int16Array(n);
-  let integral = true;
-  let mx = 0;
-  for (let i = 0; i < n; i++) {
-    const a = Math.abs(levels[i]);
-    if (!(a <= 128) || !Number.isInteger(levels[i])) integral = false;
-    if (a > mx) mx = a;
-  }
-  if (integral) {
-    for (let i = 0; i < n; i++) L16[i] = levels[i];
-    return { L16, ls: 1 };
-  }
-  if (!(mx > 0) || !Number.isFinite(mx)) return { L16, ls: Number.isFinite(mx) ? 0 : NaN };
-  const inv = fr(64 / mx);
-  for (let i = 0; i < n; i++) L16[i] = rne(fr(levels[i] * inv));
-  return { L16, ls: fr(mx / 64) };
-}
+export const levelsI8 = (levels: Float32Array, n: number): { L16: Int16Array; ls: number } => levelsFixed(levels, n, 128, 64);
 
 /** x [K] -> integers per group of U (natural order), q = rne(x * qmax/absmax), and the group scales absmax/qmax. */
 function quantizeX(x: Float32Array, off: number, K: number, U: number, qmax: number, x16: Int16Array, qOff: number, xs: Float32Array, sOff: number): void {
