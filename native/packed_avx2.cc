@@ -11,18 +11,21 @@
 // level (the 16-entry codebook lives in two registers; for k-means it is the codebook in 13-bit
 // fixed point), vpunpck{l,h}bw interleaves them, and vpmaddwd multiplies with the int16 activations:
 // 16 products per instruction. int8 activations (act8 true): one vpshufb maps each code to its int8
-// level, and vpmaddubsw (u8 x s8 -> pairs summed in int16) multiplies 32 weights per instruction:
-//   - "offset" form when the int8 levels span at most 129 values (int4, int2, bin1, ternary): the
-//     table holds u = L - min(L) >= 0, and the exact correction -min(L) * sum(x) of each group is
-//     added to its integer sum; when the span is <= 64 two products are summed in int16 first;
-//   - "sign" form otherwise (int8, k-means): vpmaddubsw(|L|, sign(x, L)).
+// level (1-bit: vpblendvb of the two levels by the bit masks), and vpmaddubsw (u8 x s8 -> pairs
+// summed in int16) multiplies 32 weights per instruction:
+//   - "offset" form when the int8 levels span at most 129 values (every <= 4-bit format; k-means
+//     centroids are 7-bit in this mode): the table holds u = L - min(L) >= 0, and the exact
+//     correction min(L) * sum(x) of each group is added to its integer sum; when the span is <= 64
+//     (int4, int2, ternary, bin1) two products are summed in int16 first;
+//   - "sign" form otherwise (int8 weights): vpmaddubsw(|L|, sign(x, L)).
 // vpmaddwd by ones widens to int32. Activations are rounded per group (64, or 32 for block 32) and
 // stored in the order the decode produces (a fixed permutation per bit width and mode, measured once
 // at start-up by decoding one-hot codes), zero-padded to whole chunks (K a multiple of 32 with block
-// 32: the last chunk is half empty). Per chunk the group sum is converted once and scaled (block scale
-// x level scale x activation scale) into float32 accumulators. No saturation: |pair| <= 2 x 129 x 127
-// resp. 2 x 128 x 127 < 32768. Up to 4 activation rows share each decoded chunk (small-batch GEMM);
-// rows of W are split over the thread pool.
+// 32: the last chunk is half empty). The int32 sums are converted and scaled (block scale x level
+// scale x activation scale) into float32 accumulators: per chunk in int16 mode; in int8 mode (GEMV
+// and 2 rows, blocks of 64k) four chunks' sums are first reduced to one vector (lanes < 2^24: exact).
+// No saturation: |pair| <= 2 x 129 x 127 resp. 2 x 128 x 127 < 32768. Up to 4 activation rows
+// share each decoded chunk (small-batch GEMM); rows of W are split over the thread pool.
 #include <immintrin.h>
 
 #include <cstdint>
