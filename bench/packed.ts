@@ -1,7 +1,7 @@
 /**
  * Bench group `packed`: batch-1 GEMV y = x W^T straight from packed weights (src/compress,
  * kernels().packedMatmul) for f32, int8, int4, kmeans4, kmeans2 and bin1 at 4096x4096 and
- * 4096x11008, with time, GB/s on the packed bytes, that as a % of the measured read bandwidth
+ * 4096x11008, each packed format with int16 and with int8 activations (the kernel's two modes), with time, GB/s on the packed bytes, that as a % of the measured read bandwidth
  * (64 MiB buffer and a buffer of the packed matrix's own size, timed in the same interleaved
  * loop as the kernels; 512 MiB buffer = DRAM, from the peak group), and the
  * speed-up over f32. Peer: ONNX Runtime's MatMulNBits (4-bit, block 64, accuracy levels 0 = f32
@@ -10,7 +10,7 @@
  * reported beside it).
  */
 import type { Kernels, NativeExtras } from '../src/tensor/kernels/index.js';
-import { formatSize, parseFormat, quantizeMatrix, type PackedMatrix } from '../src/compress/index.js';
+import { dequantize, formatSize, parseFormat, quantizeMatrix, type PackedMatrix } from '../src/compress/index.js';
 import { matMulNBitsModel } from './onnx_model.js';
 import type { BenchRecord, Peak } from './main.js';
 
@@ -66,6 +66,25 @@ function toMatMulNBits(p: PackedMatrix): { B: Uint8Array; scales: Float32Array }
 }
 
 const FORMATS = ['int8', 'int4', 'kmeans4', 'kmeans2', 'bin1'];
+const ACTS = [false, true]; // act8: int16 / int8 activations
+const actName = (act8: boolean): string => (act8 ? 'int8 act' : 'int16 act');
+
+/** max |kernel - float64 dequantize-then-GEMV| over max |reference| */
+function relErr(p: PackedMatrix, x: Float32Array, y: Float32Array): number {
+  const W = dequantize(p);
+  const K = p.cols;
+  let scale = 0;
+  let err = 0;
+  const ref = new Float64Array(p.rows);
+  for (let n = 0; n < p.rows; n++) {
+    let s = 0;
+    for (let k = 0; k < K; k++) s += W[n * K + k] * x[k];
+    ref[n] = s;
+    scale = Math.max(scale, Math.abs(s));
+  }
+  for (let n = 0; n < p.rows; n++) err = Math.max(err, Math.abs(y[n] - ref[n]));
+  return err / scale;
+}
 
 /** ORT session options: our thread count, and no spin-waiting of its pool after a run (it would steal our cores in the interleaved loop). */
 const ORT_OPTS = (threads: number): Record<string, unknown> => ({
@@ -109,25 +128,38 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
     const y = new Float32Array(N);
     const packed = new Map<string, PackedMatrix>();
     for (const f of FORMATS) packed.set(f, quantizeMatrix(W, N, K, parseFormat(f), { name: `bench.${f}`, maxSamples: 65536 }));
-    const call = (p: PackedMatrix) => (): void => n.kernels.packedMatmul(1, N, K, x, 0, p.codes, p.format.bits, p.levels, p.scales, true, p.format.blockSize, y, 0);
+    const call =
+      (p: PackedMatrix, act8: boolean) =>
+      (): void =>
+        n.kernels.packedMatmul(1, N, K, x, 0, p.codes, p.format.bits, p.levels, p.scales, true, p.format.blockSize, y, 0, act8);
+    const errs = new Map<string, number>();
+    if (K === 4096 && N === 4096) {
+      for (const f of ['int4', 'kmeans4']) {
+        for (const a of ACTS) {
+          call(packed.get(f)!, a)();
+          errs.set(`${f} ${actName(a)}`, relErr(packed.get(f)!, x, y));
+        }
+      }
+    }
+    const variants = FORMATS.flatMap((f) => ACTS.map((a) => [f, a] as const));
     // streaming reads timed in the same loop: a 64 MiB buffer and one of each packed matrix's size
     const big = env.randArray(16 * 2 ** 20, 7);
     const own = FORMATS.map((f) => new Float32Array(Math.ceil(formatSize(packed.get(f)!.format, N, K).totalBytes / 4)).fill(1));
     const fns = [
       (): void => n.kernels.gemm(1, false, true, 1, N, K, 1, x, 0, K, 0, W, 0, K, 0, 0, y, 0, N, 0),
-      ...FORMATS.map((f) => call(packed.get(f)!)),
+      ...variants.map(([f, a]) => call(packed.get(f)!, a)),
       (): void => void n.extras.readSum(big, threads),
       ...own.map((b) => (): void => void n.extras.readSum(b, threads)),
     ];
     const t = env.timeInterleaved(fns, { maxReps: 60, budgetSec: 6 });
-    const bw = (big.length * 4) / t[FORMATS.length + 1].best / 1e9;
+    const bw = (big.length * 4) / t[variants.length + 1].best / 1e9;
     const f32Bytes = N * K * 4;
     const tF32 = t[0].best;
     env.emit({ bench: 'packed', case: `1x${K} . ${K}x${N} f32`, value: f32Bytes / tF32 / 1e9, unit: 'GB/s', peer: null, ratio_vs_peer: null, ms: tF32 * 1e3, median_ms: t[0].median * 1e3, bytes: f32Bytes, pct_of_read_64MiB: (100 * f32Bytes) / tF32 / 1e9 / bw, threads });
     rows.push([`${K}x${N} f32`, 32, tF32 * 1e3, f32Bytes / tF32 / 1e9, `${env.fmt((100 * f32Bytes) / tF32 / 1e9 / bw)}%`, `${env.fmt((100 * f32Bytes) / tF32 / 1e9 / dram)}%`, '-', '1.00x', '-']);
     // ORT peer, interleaved with our int4 in one async loop
     const ortMs: Record<number, number> = {};
-    let oursInt4InOrtLoop = NaN;
+    const oursInOrtLoop: Record<string, number> = {}; // by activation mode
     let ortMaxRelDiff = NaN;
     if (ort) {
       const p4 = packed.get('int4')!;
@@ -137,7 +169,8 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
         sessions.push([acc, await ort.InferenceSession.create(matMulNBitsModel(1, N, K, 64, m.B, m.scales, acc), ORT_OPTS(threads))]);
       }
       const feed = { A: new ort.Tensor('float32', x, [1, K]) };
-      const ours = call(p4);
+      const ours = call(p4, false);
+      const ours8 = call(p4, true);
       ours();
       const ref = Float32Array.from(y);
       const out0 = (await sessions[0][1].run(feed)).Y.data as Float32Array;
@@ -145,13 +178,16 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
       let scale = 0;
       for (let i = 0; i < N; i++) scale = Math.max(scale, Math.abs(ref[i]));
       for (let i = 0; i < N; i++) ortMaxRelDiff = Math.max(ortMaxRelDiff, Math.abs(out0[i] - ref[i]) / scale);
-      const best: Record<string, number> = { ours: Infinity };
+      const best: Record<string, number> = { ours: Infinity, ours8: Infinity };
       for (const [acc] of sessions) best[acc] = Infinity;
       const t0 = env.now();
       for (let rep = 0; rep < 200 && (rep < 10 || env.now() - t0 < (env.quick ? 1.5 : 4)); rep++) {
         let s = env.now();
         ours();
         best.ours = Math.min(best.ours, env.now() - s);
+        s = env.now();
+        ours8();
+        best.ours8 = Math.min(best.ours8, env.now() - s);
         for (const [acc, sess] of sessions) {
           s = env.now();
           await sess.run(feed);
@@ -162,21 +198,24 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
         ortMs[acc] = best[acc] * 1e3;
         await sess.release?.();
       }
-      oursInt4InOrtLoop = best.ours * 1e3;
+      oursInOrtLoop[actName(false)] = best.ours * 1e3;
+      oursInOrtLoop[actName(true)] = best.ours8 * 1e3;
     }
-    FORMATS.forEach((f, i) => {
+    variants.forEach(([f, act8], i) => {
       const p = packed.get(f)!;
+      const an = actName(act8);
       const sz = formatSize(p.format, N, K);
       const bytes = sz.totalBytes;
       const sec = t[i + 1].best;
       const gbs = bytes / sec / 1e9;
-      const footGbs = (own[i].length * 4) / t[FORMATS.length + 2 + i].best / 1e9;
+      const footGbs = (own[FORMATS.indexOf(f)].length * 4) / t[variants.length + 2 + FORMATS.indexOf(f)].best / 1e9;
       const isInt4 = f === 'int4' && ort !== null;
       const ortBest = isInt4 ? Math.min(ortMs[0], ortMs[4]) : NaN;
-      const ratio = isInt4 ? ortBest / oursInt4InOrtLoop : null;
+      const ours4 = oursInOrtLoop[an];
+      const ratio = isInt4 ? ortBest / ours4 : null;
       env.emit({
         bench: 'packed',
-        case: `1x${K} . ${K}x${N} ${f}`,
+        case: `1x${K} . ${K}x${N} ${f} ${an}`,
         value: gbs,
         unit: 'GB/s',
         peer: isInt4 ? 'onnxruntime MatMulNBits 4-bit (best of accuracy_level 0 and 4)' : null,
@@ -192,11 +231,12 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
         pct_of_read_footprint: (100 * gbs) / footGbs,
         threads,
         ...(isInt4
-          ? { ort_acc0_ms: ortMs[0], ort_acc4_ms: ortMs[4], ours_ms_in_ort_loop: oursInt4InOrtLoop, ort_call_overhead_ms: ortOverheadMs, ort_max_rel_diff: ortMaxRelDiff }
+          ? { ort_acc0_ms: ortMs[0], ort_acc4_ms: ortMs[4], ours_ms_in_ort_loop: ours4, ort_call_overhead_ms: ortOverheadMs, ort_max_rel_diff: ortMaxRelDiff }
           : {}),
+        ...(errs.has(`${f} ${an}`) ? { max_rel_err_vs_f64: errs.get(`${f} ${an}`) } : {}),
       });
       rows.push([
-        `${K}x${N} ${f}`,
+        `${K}x${N} ${f} ${an}`,
         sz.bitsPerWeight,
         sec * 1e3,
         gbs,
@@ -204,10 +244,11 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
         `${env.fmt((100 * gbs) / dram)}%`,
         `${env.fmt((100 * gbs) / footGbs)}% of ${env.fmt(footGbs)}`,
         `${(tF32 / sec).toFixed(2)}x`,
-        isInt4 ? `ORT ${env.fmt(ortMs[0])} / ${env.fmt(ortMs[4])} ms (acc 0 / 4) vs ours ${env.fmt(oursInt4InOrtLoop)} ms: ${ratio!.toFixed(2)}x` : '-',
+        isInt4 ? `ORT ${env.fmt(ortMs[0])} / ${env.fmt(ortMs[4])} ms (acc 0 / 4) vs ours ${env.fmt(ours4)} ms: ${ratio!.toFixed(2)}x` : '-',
       ]);
     });
     readNotes.push(`${K}x${N}: read ${env.fmt(bw)} GB/s at 64 MiB (same loop)`);
+    if (errs.size > 0) env.note(`${K}x${N}: max |kernel - float64 reference| / max |reference|: ${[...errs].map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', ')}`);
   }
   env.table(
     `Packed GEMV y = x W^T, batch 1, ${threads} threads (${readNotes.join('; ')}; ${env.fmt(dram)} GB/s at 512 MiB, measured before)`,

@@ -1050,7 +1050,7 @@ napi_value OpenblasSgemv(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
-// packedMatmul(M, N, K, x, xOff, codes, bits, levels, scales, scaleBf16, blockSize, out, outOff)
+// packedMatmul(M, N, K, x, xOff, codes, bits, levels, scales, scaleBf16, blockSize, out, outOff[, act8])
 napi_value PackedMatmul(napi_env env, napi_callback_info info) {
   Call c;
   TRY(begin(c, env, info, "packedMatmul", 13));
@@ -1072,6 +1072,12 @@ napi_value PackedMatmul(napi_env env, napi_callback_info info) {
   TRY(integer(c, 10, "blockSize", a.B, 8));
   TRY(f32(c, 11, "out", out));
   TRY(integer(c, 12, "outOff", outOff));
+  a.act8 = false;
+  if (c.argc > 13) {
+    napi_valuetype t;
+    if (napi_typeof(env, c.argv[13], &t) != napi_ok) return nullptr;
+    if (t != napi_undefined) TRY(boolean(c, 13, "act8", a.act8));
+  }
   char msg[200];
   if (bits != 1 && bits != 2 && bits != 3 && bits != 4 && bits != 8) {
     std::snprintf(msg, sizeof msg, "bits must be 1, 2, 3, 4 or 8, got %ld", bits);

@@ -88,6 +88,12 @@ void gemm_generic(const GemmArgs& g);
 // function: x is rounded to int16 per group of U = (B % 64 == 0 ? 64 : B) values (scale
 // absmax/32767), levels to int16 fixed point (exact when they are integers), exact integer sums
 // per group, float32 accumulation across groups.
+//
+// act8 selects the activation precision (both modes are one exact function each, shared by all
+// implementations): false = int16 activations (above); true = int8 activations, x rounded per
+// group to q = nearbyint(x * 127/absmax) (scale absmax/127) and levels to int8 (exact when they
+// are integers with |L| <= 128, else L8 = nearbyint(L * 64/max|L|), scale max|L|/64: 7 bits with
+// the sign, so that the AVX2 kernel's offset form applies, see packed_avx2.cc).
 struct PackedArgs {
   long M, N, K;
   const float* x;
@@ -98,6 +104,7 @@ struct PackedArgs {
   bool scaleBf16;
   long B;
   float* out;
+  bool act8 = false;
 };
 
 void packed_matmul_generic(const PackedArgs& a);
@@ -106,9 +113,12 @@ void packed_matmul_avx2(const PackedArgs& a);  // falls back to the generic one 
 // shared helpers (defined in packed_generic.cc; not inline, see threadpool.h)
 // int16 levels and their scale: levels ~= L16 * ls (exact, ls = 1, when all are integers with |L| <= 8191)
 void packed_levels_i16(const float* levels, int n, int16_t* L16, float* ls);
-// x [K] -> int16 per group of U (order: x16[g*U + p] = q(x[g*U + perm[p]]) when perm, else natural),
-// xs[g] = group absmax / 32767 (NaN when the group holds a non-finite value)
-void packed_quantize_x(const float* x, long K, long U, const uint8_t* perm, int16_t* x16, float* xs);
+// int8 levels (act8 mode): exact when all are integers with |L| <= 128, else nearbyint(L * 64/max|L|)
+void packed_levels_i8(const float* levels, int n, int16_t* L8, float* ls);
+// x [K] -> integers per group of U in natural order, q = nearbyint(x * (qmax / absmax)) with qmax
+// 32767 (int16 mode) or 127 (int8 mode); xs[g] = group absmax / qmax (NaN when the group holds a
+// non-finite value, its q all 0)
+void packed_quantize_x(const float* x, long K, long U, float qmax, int16_t* xq, float* xs);
 // block scales of one row -> float32
 void packed_scales_f32(const uint16_t* s, long n, bool bf16, float* out);
 

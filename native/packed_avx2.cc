@@ -1,21 +1,31 @@
 // Packed-weight matmul with AVX2 (compiled with -mavx2 -mfma; called only when the CPU check found
-// both). Same function as packed_matmul_generic (see PackedArgs in kernels.h).
+// both). Same function as packed_matmul_generic (see PackedArgs in kernels.h), both activation modes.
 //
-// Design (docs/compression.md, "Kernels"): weights are never widened to float. For each group of
-// 64 weights the packed codes are decoded in registers to four vectors of 16 int16 levels:
+// Design (docs/compression.md, "Kernels"): weights are never widened to float. Weights are taken in
+// chunks of 64; the packed codes of a chunk are decoded in registers to two vectors of 32 code bytes:
 //   - 4-bit: one 32-byte load, nibbles split with a shift and a mask;
 //   - 2-bit: one 16-byte load broadcast to both lanes, crumbs split with vpsrlvd and a mask;
 //   - 1-bit: one 8-byte load broadcast, bits expanded with vpshufb / vpand / vpcmpeqb;
-//   then a vpshufb pair maps each code to the low and high byte of its int16 level (the 16-entry
-//   codebook lives in two registers; for k-means this is the codebook in 13-bit fixed point) and
-//   vpunpck{l,h}bw interleaves them;
-//   - 8-bit integer codes: vpmovsxbw (the codes are the levels).
-// Activations are rounded to int16 per group of 64 (absmax / 32767) in the order the decode
-// produces (a fixed permutation per bit width, measured once at start-up), so vpmaddwd pairs each
-// level with its activation. Each int32 lane sums 8 products (|level| <= 8191, |x| <= 32767: no
-// overflow); the group sum is converted once and scaled (block scale x level scale x activation
-// scale) into float32 accumulators. Up to 4 activation rows share each decoded group (small-batch
-// GEMM); rows of W are split over the thread pool.
+//   - 8-bit integer codes are the levels themselves.
+// int16 activations (act8 false): a vpshufb pair maps each code to the low and high byte of its int16
+// level (the 16-entry codebook lives in two registers; for k-means it is the codebook in 13-bit
+// fixed point), vpunpck{l,h}bw interleaves them, and vpmaddwd multiplies with the int16 activations:
+// 16 products per instruction. int8 activations (act8 true): one vpshufb maps each code to its int8
+// level (1-bit: vpblendvb of the two levels by the bit masks), and vpmaddubsw (u8 x s8 -> pairs
+// summed in int16) multiplies 32 weights per instruction:
+//   - "offset" form when the int8 levels span at most 129 values (every <= 4-bit format; k-means
+//     centroids are 7-bit in this mode): the table holds u = L - min(L) >= 0, and the exact
+//     correction min(L) * sum(x) of each group is added to its integer sum; when the span is <= 64
+//     (int4, int2, ternary, bin1) two products are summed in int16 first;
+//   - "sign" form otherwise (int8 weights): vpmaddubsw(|L|, sign(x, L)).
+// vpmaddwd by ones widens to int32. Activations are rounded per group (64, or 32 for block 32) and
+// stored in the order the decode produces (a fixed permutation per bit width and mode, measured once
+// at start-up by decoding one-hot codes), zero-padded to whole chunks (K a multiple of 32 with block
+// 32: the last chunk is half empty). The int32 sums are converted and scaled (block scale x level
+// scale x activation scale) into float32 accumulators: per chunk in int16 mode; in int8 mode (GEMV
+// and 2 rows, blocks of 64k) four chunks' sums are first reduced to one vector (lanes < 2^24: exact).
+// No saturation: |pair| <= 2 x 129 x 127 resp. 2 x 128 x 127 < 32768. Up to 4 activation rows
+// share each decoded chunk (small-batch GEMM); rows of W are split over the thread pool.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -70,7 +80,8 @@ struct Dec2 {
 
 struct Dec1 {
   static constexpr int kBytes = 8;
-  static inline void codes(const uint8_t* p, __m256i& c0, __m256i& c1) {
+  // 0xFF where the code bit is 1, else 0 (element order: bytes 0..31 of m0 = elements 0..31)
+  static inline void masks(const uint8_t* p, __m256i& m0, __m256i& m1) {
     int64_t u;
     std::memcpy(&u, p, 8);
     const __m256i v = _mm256_set1_epi64x(u);
@@ -78,16 +89,19 @@ struct Dec1 {
                                           3, 3, 3, 3, 3, 3);
     const __m256i sel1 = _mm256_add_epi8(sel0, _mm256_set1_epi8(4));
     const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x0102040810204080ULL));
+    m0 = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, sel0), bit), bit);
+    m1 = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(v, sel1), bit), bit);
+  }
+  static inline void codes(const uint8_t* p, __m256i& c0, __m256i& c1) {
+    masks(p, c0, c1);
     const __m256i one = _mm256_set1_epi8(1);
-    const __m256i b0 = _mm256_and_si256(_mm256_shuffle_epi8(v, sel0), bit);
-    const __m256i b1 = _mm256_and_si256(_mm256_shuffle_epi8(v, sel1), bit);
-    c0 = _mm256_and_si256(_mm256_cmpeq_epi8(b0, bit), one);
-    c1 = _mm256_and_si256(_mm256_cmpeq_epi8(b1, bit), one);
+    c0 = _mm256_and_si256(c0, one);
+    c1 = _mm256_and_si256(c1, one);
   }
 };
 
 template <class D>
-inline void decode(const uint8_t* p, const Tables& t, __m256i w[4]) {
+inline void decode16(const uint8_t* p, const Tables& t, __m256i w[4]) {
   __m256i c0, c1;
   D::codes(p, c0, c1);
   __m256i a = _mm256_shuffle_epi8(t.lo, c0), b = _mm256_shuffle_epi8(t.hi, c0);
@@ -104,14 +118,41 @@ struct Dec8 {
 };
 
 template <>
-inline void decode<Dec8>(const uint8_t* p, const Tables&, __m256i w[4]) {
+inline void decode16<Dec8>(const uint8_t* p, const Tables&, __m256i w[4]) {
   for (int i = 0; i < 4; ++i) w[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i)));
 }
 
-// Position p of the decoded int16 stream holds element perm[p] of the group: found by decoding
-// one-hot code groups (code 1 at element e, 0 elsewhere) with the levels [0, 1, 0, ...].
+// int8 mode: the two vectors of 32 levels (offset form: u = L - min; sign form: L)
 template <class D>
-Perm measure_perm(int bits) {
+inline void decode8(const uint8_t* p, __m256i tab, __m256i& v0, __m256i& v1) {
+  __m256i c0, c1;
+  D::codes(p, c0, c1);
+  v0 = _mm256_shuffle_epi8(tab, c0);
+  v1 = _mm256_shuffle_epi8(tab, c1);
+}
+
+// 1-bit: the bit masks select between the table's two entries (vpblendvb) instead of a lookup
+template <>
+inline void decode8<Dec1>(const uint8_t* p, __m256i tab, __m256i& v0, __m256i& v1) {
+  __m256i m0, m1;
+  Dec1::masks(p, m0, m1);
+  const __m256i t0 = _mm256_shuffle_epi8(tab, _mm256_setzero_si256());
+  const __m256i t1 = _mm256_shuffle_epi8(tab, _mm256_set1_epi8(1));
+  v0 = _mm256_blendv_epi8(t0, t1, m0);
+  v1 = _mm256_blendv_epi8(t0, t1, m1);
+}
+
+template <>
+inline void decode8<Dec8>(const uint8_t* p, __m256i, __m256i& v0, __m256i& v1) {
+  v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
+}
+
+// Position p of the decoded stream holds element perm[p] of the chunk: found by decoding one-hot
+// code chunks (code 1 at element e, 0 elsewhere). int16 mode: the int16 stream with levels
+// [0, 1, 0, ...]; int8 mode: the 64 code bytes.
+template <class D>
+Perm measure_perm(int bits, bool act8) {
   Perm perm = {};
   Tables t;
   alignas(32) int8_t lo[32] = {0};
@@ -123,21 +164,39 @@ Perm measure_perm(int bits) {
     uint8_t buf[64] = {0};
     const long bit = static_cast<long>(e) * bits + (bits - 1);  // the code's lowest bit
     buf[bit >> 3] = static_cast<uint8_t>(0x80 >> (bit & 7));
-    __m256i w[4];
-    decode<D>(buf, t, w);
     alignas(32) int16_t out[64];
-    for (int i = 0; i < 4; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(out + 16 * i), w[i]);
+    if (act8) {
+      __m256i v0, v1;
+      decode8<D>(buf, t.lo, v0, v1);
+      alignas(32) int8_t b8[64];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(b8), v0);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(b8 + 32), v1);
+      for (int p = 0; p < 64; ++p) out[p] = b8[p];
+    } else {
+      __m256i w[4];
+      decode16<D>(buf, t, w);
+      for (int i = 0; i < 4; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(out + 16 * i), w[i]);
+    }
     for (int p = 0; p < 64; ++p)
       if (out[p] == 1) perm.v[p] = static_cast<uint8_t>(e);
   }
   return perm;
 }
 
-const uint8_t* perm_for(int bits) {
-  static const Perm p1 = measure_perm<Dec1>(1);
-  static const Perm p2 = measure_perm<Dec2>(2);
-  static const Perm p4 = measure_perm<Dec4>(4);
-  return bits == 1 ? p1.v : bits == 2 ? p2.v : bits == 4 ? p4.v : nullptr;
+struct Dec8Perm {
+  Perm p;
+  Dec8Perm() {
+    for (int i = 0; i < 64; ++i) p.v[i] = static_cast<uint8_t>(i);
+  }
+};
+
+const uint8_t* perm_for(int bits, bool act8) {
+  static const Perm p1 = measure_perm<Dec1>(1, false), p2 = measure_perm<Dec2>(2, false), p4 = measure_perm<Dec4>(4, false);
+  static const Perm q1 = measure_perm<Dec1>(1, true), q2 = measure_perm<Dec2>(2, true), q4 = measure_perm<Dec4>(4, true);
+  static const Dec8Perm id;
+  if (bits == 8) return id.p.v;
+  if (act8) return bits == 1 ? q1.v : bits == 2 ? q2.v : q4.v;
+  return bits == 1 ? p1.v : bits == 2 ? p2.v : p4.v;
 }
 
 inline float hsum(__m256 v) {
@@ -147,87 +206,224 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// kernel forms: int16 activations; int8 offset form with int16 pre-sum; int8 offset; int8 sign
+enum Form { kI16 = 0, kOff16 = 1, kOff = 2, kSign = 3 };
+
 struct Ctx {
   const PackedArgs* a;
-  const int16_t* x16;  // M x K, permuted per group
-  const float* xs;     // M x nU
-  Tables t;
+  long rb, nC, nU, nB, Kp;  // Kp = 64 nC: row length of the activation buffers
+  bool half = false;        // block 32: each chunk has two scales and two activation groups
+  bool tail = false;        // K % 64 == 32: the last chunk holds 32 weights
   float ls;
-  long rb, nU, nB;
-  // Block size 32: each 64-weight group has two scales. hiMask[i] marks the int32 lanes of the
-  // i-th vpmaddwd product whose weight pair lies in the group's second half (elements 32..63).
-  bool half = false;
+  Tables t;                 // int16 mode
+  __m256i tab;              // int8 mode
+  const int16_t* x16;       // M x Kp, permuted per chunk
+  const int8_t* x8;         // M x Kp, permuted per chunk
+  const int32_t* corr;      // M x nC x 2 x 8: lane 0 = min(L) x sum of the chunk's (first, second) group (offset form)
+  const float* xs;          // M x nU
+  // hiMask[i] marks the int32 lanes of the i-th product vector whose weights lie in the chunk's
+  // second half (elements 32..63); int16 mode: 4 vectors, int8 mode: 2
   __m256i hiMask[4];
 };
 
+// int8 modes: the chunk's levels (v: offset form u = L - min, sign form L) and the unsigned
+// vpmaddubsw operands (a: u, or |L|)
+template <class D, int F>
+__attribute__((always_inline)) inline void levels8(const Ctx& c, const uint8_t* p, __m256i& v0, __m256i& v1, __m256i& a0, __m256i& a1) {
+  decode8<D>(p, c.tab, v0, v1);
+  a0 = F == kSign ? _mm256_abs_epi8(v0) : v0;
+  a1 = F == kSign ? _mm256_abs_epi8(v1) : v1;
+}
+
+// int8 modes: the chunk's 64 activations of one row, sign-adjusted in the sign form
+template <int F>
+__attribute__((always_inline)) inline void acts8(const int8_t* xq, __m256i v0, __m256i v1, __m256i& x0, __m256i& x1) {
+  x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+  x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
+  if (F == kSign) {
+    x0 = _mm256_sign_epi8(x0, v0);
+    x1 = _mm256_sign_epi8(x1, v1);
+  }
+}
+
+// int8 modes, no block 32: the integer sums (8 int32 lanes, offset correction included) of one
+// chunk against activation rows m0..m0+MG-1
+template <class D, int MG, int F>
+__attribute__((always_inline)) inline void chunk_sum8(const Ctx& c, const uint8_t* p, long u, long m0, __m256i s[MG]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i v0, v1, a0, a1;
+  levels8<D, F>(c, p, v0, v1, a0, a1);
+  for (int j = 0; j < MG; ++j) {
+    const int8_t* xq = c.x8 + (m0 + j) * c.Kp + u * 64;
+    __m256i x0, x1;
+    acts8<F>(xq, v0, v1, x0, x1);
+    const __m256i* cr = reinterpret_cast<const __m256i*>(c.corr) + ((m0 + j) * c.nC + u) * 2;
+    if (F == kOff16) {
+      const __m256i pr = _mm256_add_epi16(_mm256_maddubs_epi16(a0, x0), _mm256_maddubs_epi16(a1, x1));
+      s[j] = _mm256_add_epi32(_mm256_madd_epi16(pr, ones), _mm256_load_si256(cr));
+    } else {
+      s[j] = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(a0, x0), ones), _mm256_madd_epi16(_mm256_maddubs_epi16(a1, x1), ones));
+      if (F == kOff) s[j] = _mm256_add_epi32(s[j], _mm256_load_si256(cr));
+    }
+  }
+}
+
+// one chunk of 64 weights (codes at p) against activation rows m0..m0+MG-1
+template <class D, int MG, int F>
+__attribute__((always_inline)) inline void chunk(const Ctx& c, const uint8_t* p, long u, long m0, const float* sc, __m256 acc[MG]) {
+  const long nU = c.nU, nB = c.nB, Kp = c.Kp;
+  if (F == kI16) {
+    __m256i w[4];
+    decode16<D>(p, c.t, w);
+    if (c.half) {
+      const bool hasHi = 2 * u + 1 < nB;
+      const float wlo = sc[2 * u], whi = hasHi ? sc[2 * u + 1] : 0.0f;
+      for (int j = 0; j < MG; ++j) {
+        const int16_t* xq = c.x16 + (m0 + j) * Kp + u * 64;
+        __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+        for (int i = 0; i < 4; ++i) {
+          const __m256i pr = _mm256_madd_epi16(w[i], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 16 * i)));
+          hi = _mm256_add_epi32(hi, _mm256_and_si256(c.hiMask[i], pr));
+          lo = _mm256_add_epi32(lo, _mm256_andnot_si256(c.hiMask[i], pr));
+        }
+        const float* xs = c.xs + (m0 + j) * nU + 2 * u;
+        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_set1_ps(wlo * xs[0]), acc[j]);
+        if (hasHi) acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_set1_ps(whi * xs[1]), acc[j]);
+      }
+      return;
+    }
+    const float ws = sc[u];
+    for (int j = 0; j < MG; ++j) {
+      const int16_t* xq = c.x16 + (m0 + j) * Kp + u * 64;
+      const __m256i s0 = _mm256_madd_epi16(w[0], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)));
+      const __m256i s1 = _mm256_madd_epi16(w[1], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 16)));
+      const __m256i s2 = _mm256_madd_epi16(w[2], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32)));
+      const __m256i s3 = _mm256_madd_epi16(w[3], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 48)));
+      const __m256i s = _mm256_add_epi32(_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3));
+      acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(ws * c.xs[(m0 + j) * nU + u]), acc[j]);
+    }
+    return;
+  }
+  if (!c.half) {
+    __m256i s[MG];
+    chunk_sum8<D, MG, F>(c, p, u, m0, s);
+    for (int j = 0; j < MG; ++j) acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[j]), _mm256_set1_ps(sc[u] * c.xs[(m0 + j) * nU + u]), acc[j]);
+    return;
+  }
+  // block 32: the products of each half (by the lane masks), each with its own scales
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i v0, v1, a0, a1;
+  levels8<D, F>(c, p, v0, v1, a0, a1);
+  const bool hasHi = 2 * u + 1 < nB;
+  const float wlo = sc[2 * u], whi = hasHi ? sc[2 * u + 1] : 0.0f;
+  for (int j = 0; j < MG; ++j) {
+    const int8_t* xq = c.x8 + (m0 + j) * Kp + u * 64;
+    __m256i x0, x1;
+    acts8<F>(xq, v0, v1, x0, x1);
+    const __m256i* cr = reinterpret_cast<const __m256i*>(c.corr) + ((m0 + j) * c.nC + u) * 2;
+    const __m256i s0 = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, x0), ones);
+    const __m256i s1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, x1), ones);
+    __m256i lo = _mm256_add_epi32(_mm256_andnot_si256(c.hiMask[0], s0), _mm256_andnot_si256(c.hiMask[1], s1));
+    __m256i hi = _mm256_add_epi32(_mm256_and_si256(c.hiMask[0], s0), _mm256_and_si256(c.hiMask[1], s1));
+    if (F == kOff) {
+      lo = _mm256_add_epi32(lo, _mm256_load_si256(cr));
+      hi = _mm256_add_epi32(hi, _mm256_load_si256(cr + 1));
+    }
+    const float* xs = c.xs + (m0 + j) * nU + 2 * u;
+    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_set1_ps(wlo * xs[0]), acc[j]);
+    if (hasHi) acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_set1_ps(whi * xs[1]), acc[j]);
+  }
+}
+
+// block scales of one row as float32, times the level scale (the portable path's first product);
+// bf16 (the default) widened 8 at a time
+inline void row_scales(const uint16_t* s, long nB, bool bf16, float ls, float* sc) {
+  long b = 0;
+  if (bf16) {
+    const __m256 vls = _mm256_set1_ps(ls);
+    for (; b + 8 <= nB; b += 8) {
+      const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + b)));
+      _mm256_storeu_ps(sc + b, _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(h, 16)), vls));
+    }
+  }
+  packed_scales_f32(s + b, nB - b, bf16, sc + b);
+  for (; b < nB; ++b) sc[b] *= ls;
+}
+
 // rows [n0, n1) of W against activation rows [m0, m0 + MG)
-template <class D, int MG>
+template <class D, int MG, int F>
 void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
   const PackedArgs& a = *c.a;
-  const long K = a.K, N = a.N, nU = c.nU, nB = c.nB;
-  const long bpu = a.B >= 64 ? a.B / 64 : 1;  // groups per scale block
+  const long N = a.N, nB = c.nB;
+  const long full = c.tail ? c.nC - 1 : c.nC;
+  const long bpu = c.half ? 1 : a.B / 64;  // chunks per scale block
   for (long n = n0; n < n1; ++n) {
     const uint8_t* row = a.codes + n * c.rb;
-    packed_scales_f32(a.scales + n * nB, nB, a.scaleBf16, sc);
+    row_scales(a.scales + n * nB, nB, a.scaleBf16, c.ls, sc);
+    if (bpu > 1)  // one scale per chunk (in place, from the end)
+      for (long u = c.nC - 1; u >= 0; --u) sc[u] = sc[u / bpu];
     __m256 acc[MG];
     for (int j = 0; j < MG; ++j) acc[j] = _mm256_setzero_ps();
-    for (long u = 0; u < nU; ++u) {
-      __m256i w[4];
-      decode<D>(row + u * D::kBytes, c.t, w);
-      if (c.half) {
-        const float wlo = sc[2 * u] * c.ls, whi = sc[2 * u + 1] * c.ls;
+    long u = 0;
+    if (F != kI16 && MG <= 2 && !c.half) {
+      // int8 modes: four chunks' sums reduced to one vector (lane q: chunk q's sum over one 128-bit
+      // half), so one conversion and one FMA serve 256 weights. Exact: |lane| < 2^24.
+      for (; u + 4 <= full; u += 4) {
+        __m256i sq[4][MG];
+        for (int q = 0; q < 4; ++q) chunk_sum8<D, MG, F>(c, row + (u + q) * D::kBytes, u + q, m0, sq[q]);
+        const __m128 w4 = _mm_loadu_ps(sc + u);
         for (int j = 0; j < MG; ++j) {
-          const int16_t* xq = c.x16 + (m0 + j) * K + u * 64;
-          __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
-          for (int i = 0; i < 4; ++i) {
-            const __m256i p = _mm256_madd_epi16(w[i], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 16 * i)));
-            hi = _mm256_add_epi32(hi, _mm256_and_si256(c.hiMask[i], p));
-            lo = _mm256_add_epi32(lo, _mm256_andnot_si256(c.hiMask[i], p));
-          }
-          const float xsc = c.xs[(m0 + j) * nU + u];
-          acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_set1_ps(wlo * xsc), acc[j]);
-          acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_set1_ps(whi * xsc), acc[j]);
+          const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[0][j], sq[1][j]), _mm256_unpackhi_epi32(sq[0][j], sq[1][j]));
+          const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[2][j], sq[3][j]), _mm256_unpackhi_epi32(sq[2][j], sq[3][j]));
+          const __m256i r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+          const __m128 f4 = _mm_mul_ps(w4, _mm_loadu_ps(c.xs + (m0 + j) * c.nU + u));
+          acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r), _mm256_set_m128(f4, f4), acc[j]);
         }
-        continue;
       }
-      const float ws = sc[u / bpu] * c.ls;
-      for (int j = 0; j < MG; ++j) {
-        const int16_t* xq = c.x16 + (m0 + j) * K + u * 64;
-        const __m256i s0 = _mm256_madd_epi16(w[0], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)));
-        const __m256i s1 = _mm256_madd_epi16(w[1], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 16)));
-        const __m256i s2 = _mm256_madd_epi16(w[2], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32)));
-        const __m256i s3 = _mm256_madd_epi16(w[3], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 48)));
-        const __m256i s = _mm256_add_epi32(_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3));
-        acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(ws * c.xs[(m0 + j) * nU + u]), acc[j]);
-      }
+    }
+    for (; u < full; ++u) chunk<D, MG, F>(c, row + u * D::kBytes, u, m0, sc, acc);
+    if (c.tail) {  // the codes of the last 32 weights, zero-padded (their activations are 0)
+      alignas(32) uint8_t buf[64] = {0};
+      std::memcpy(buf, row + full * D::kBytes, D::kBytes / 2);
+      chunk<D, MG, F>(c, buf, full, m0, sc, acc);
     }
     for (int j = 0; j < MG; ++j) a.out[(m0 + j) * N + n] = hsum(acc[j]);
   }
 }
 
-template <class D>
+template <class D, int F>
 void run(const PackedArgs& a, const Ctx& c) {
   const long N = a.N, M = a.M;
   const int T = pool_threads();
   const long work = N * a.K * (M < 4 ? M : 4);
   long ntasks = (T <= 1 || work < 262144) ? 1 : 8L * T;
   if (ntasks > N) ntasks = N;
-  const long chunk = (N + ntasks - 1) / ntasks;
+  const long chunkN = (N + ntasks - 1) / ntasks;
   auto body = [&](long t, int) {
-    const long n0 = t * chunk, n1 = (n0 + chunk < N) ? n0 + chunk : N;
+    const long n0 = t * chunkN, n1 = (n0 + chunkN < N) ? n0 + chunkN : N;
     if (n0 >= n1) return;
-    Buf<float> sc(c.nB);
+    Buf<float> sc(c.nB > c.nC ? c.nB : c.nC);
     if (!sc.data()) return;
     for (long m0 = 0; m0 < M; m0 += 4) {
       switch (M - m0 >= 4 ? 4 : M - m0) {
-        case 1: rows_kernel<D, 1>(c, n0, n1, m0, sc.data()); break;
-        case 2: rows_kernel<D, 2>(c, n0, n1, m0, sc.data()); break;
-        case 3: rows_kernel<D, 3>(c, n0, n1, m0, sc.data()); break;
-        default: rows_kernel<D, 4>(c, n0, n1, m0, sc.data()); break;
+        case 1: rows_kernel<D, 1, F>(c, n0, n1, m0, sc.data()); break;
+        case 2: rows_kernel<D, 2, F>(c, n0, n1, m0, sc.data()); break;
+        case 3: rows_kernel<D, 3, F>(c, n0, n1, m0, sc.data()); break;
+        default: rows_kernel<D, 4, F>(c, n0, n1, m0, sc.data()); break;
       }
     }
   };
   parallel_tasks(ntasks, 0, body);
+}
+
+template <class D>
+void run_form(const PackedArgs& a, const Ctx& c, int form) {
+  switch (form) {
+    case kI16: run<D, kI16>(a, c); break;
+    case kOff16: run<D, kOff16>(a, c); break;
+    case kOff: run<D, kOff>(a, c); break;
+    default: run<D, kSign>(a, c); break;
+  }
 }
 
 bool int8_identity(const float* levels) {
@@ -239,7 +435,7 @@ bool int8_identity(const float* levels) {
 }  // namespace
 
 void packed_matmul_avx2(const PackedArgs& a) {
-  const bool fast = (a.B % 64 == 0 || (a.B == 32 && a.K % 64 == 0)) && (a.bits == 1 || a.bits == 2 || a.bits == 4 || (a.bits == 8 && int8_identity(a.levels)));
+  const bool fast = (a.B % 64 == 0 || a.B == 32) && (a.bits == 1 || a.bits == 2 || a.bits == 4 || (a.bits == 8 && int8_identity(a.levels)));
   if (!fast) {
     packed_matmul_generic(a);
     return;
@@ -247,55 +443,114 @@ void packed_matmul_avx2(const PackedArgs& a) {
   Ctx c;
   c.a = &a;
   c.rb = a.K * a.bits / 8;
-  c.nU = a.K / 64;
+  c.nC = (a.K + 63) / 64;
+  c.Kp = c.nC * 64;
   c.nB = a.K / a.B;
+  c.half = a.B == 32;
+  c.tail = a.K % 64 != 0;
+  const long U = c.half ? 32 : 64;
+  c.nU = a.K / U;
   const int nl = 1 << a.bits;
-  int16_t L16[256];
-  if (a.bits == 8) {
-    c.ls = 1.0f;
-  } else {
-    packed_levels_i16(a.levels, nl, L16, &c.ls);
-    alignas(32) uint8_t lo[32] = {0}, hi[32] = {0};
-    for (int i = 0; i < nl; ++i) {
-      const uint16_t v = static_cast<uint16_t>(L16[i]);
-      lo[i] = lo[16 + i] = static_cast<uint8_t>(v & 0xFF);
-      hi[i] = hi[16 + i] = static_cast<uint8_t>(v >> 8);
+  int16_t L[256];
+  int form = kI16;
+  int lmin = 0;
+  if (!a.act8) {
+    if (a.bits == 8) {
+      c.ls = 1.0f;
+    } else {
+      packed_levels_i16(a.levels, nl, L, &c.ls);
+      alignas(32) uint8_t lo[32] = {0}, hi[32] = {0};
+      for (int i = 0; i < nl; ++i) {
+        const uint16_t v = static_cast<uint16_t>(L[i]);
+        lo[i] = lo[16 + i] = static_cast<uint8_t>(v & 0xFF);
+        hi[i] = hi[16 + i] = static_cast<uint8_t>(v >> 8);
+      }
+      c.t.lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo));
+      c.t.hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi));
     }
-    c.t.lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo));
-    c.t.hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi));
+  } else {
+    form = kSign;
+    if (a.bits == 8) {
+      c.ls = 1.0f;
+    } else {
+      packed_levels_i8(a.levels, nl, L, &c.ls);
+      int lmax = L[0];
+      lmin = L[0];
+      for (int i = 1; i < nl; ++i) {
+        lmin = L[i] < lmin ? L[i] : lmin;
+        lmax = L[i] > lmax ? L[i] : lmax;
+      }
+      if (lmax - lmin <= 129) form = (lmax - lmin <= 64 && !c.half) ? kOff16 : kOff;
+      alignas(32) uint8_t tb[32] = {0};
+      for (int i = 0; i < nl; ++i) tb[i] = tb[16 + i] = static_cast<uint8_t>(form == kSign ? L[i] : L[i] - lmin);
+      c.tab = _mm256_load_si256(reinterpret_cast<const __m256i*>(tb));
+    }
   }
-  const uint8_t* perm = perm_for(a.bits);
-  if (a.B == 32) {
-    // which half of the group each madd lane's weight pair belongs to (from the decode order)
-    c.half = true;
-    for (int i = 0; i < 4; ++i) {
+  const uint8_t* perm = perm_for(a.bits, a.act8);
+  if (c.half) {
+    // which half of the chunk each product lane's weights belong to (from the decode order)
+    const int nv = a.act8 ? 2 : 4, per = a.act8 ? 4 : 2;  // vectors; stream positions per int32 lane
+    for (int i = 0; i < nv; ++i) {
       alignas(32) int32_t m[8];
       for (int l = 0; l < 8; ++l) {
-        const int p = 16 * i + 2 * l;
-        const int e0 = perm ? perm[p] : p, e1 = perm ? perm[p + 1] : p + 1;
-        if ((e0 >= 32) != (e1 >= 32)) {  // a pair straddles the halves: no fast path
-          packed_matmul_generic(a);
-          return;
-        }
-        m[l] = e0 >= 32 ? -1 : 0;
+        const int p = (a.act8 ? 32 : 16) * i + per * l;
+        const bool h = perm[p] >= 32;
+        for (int q = 1; q < per; ++q)
+          if ((perm[p + q] >= 32) != h) {  // a lane straddles the halves: no fast path
+            packed_matmul_generic(a);
+            return;
+          }
+        m[l] = h ? -1 : 0;
       }
       c.hiMask[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
     }
   }
-  Buf<int16_t> x16(a.M * a.K);
-  Buf<float> xs(a.M * c.nU);
-  if (!x16.data() || !xs.data()) {
+  // activations: rounded per group in natural order, then laid out per chunk in decode order
+  const long M = a.M, K = a.K, Kp = c.Kp;
+  Buf<int16_t> nat(K);
+  Buf<int16_t> x16(a.act8 ? 1 : M * Kp);
+  Buf<int8_t> x8(a.act8 ? M * Kp : 1);
+  Buf<int32_t> corr(a.act8 ? M * c.nC * 16 + 8 : 1);  // + 8: room to align to 32 bytes
+  Buf<float> xs(M * c.nU);
+  if (!nat.data() || !x16.data() || !x8.data() || !corr.data() || !xs.data()) {
     packed_matmul_generic(a);
     return;
   }
-  for (long m = 0; m < a.M; ++m) packed_quantize_x(a.x + m * a.K, a.K, 64, perm, x16.data() + m * a.K, xs.data() + m * c.nU);
+  int32_t* corr32 = corr.data() + ((8 - (reinterpret_cast<uintptr_t>(corr.data()) / 4) % 8) % 8);
+  for (long m = 0; m < M; ++m) {
+    packed_quantize_x(a.x + m * K, K, U, a.act8 ? 127.0f : 32767.0f, nat.data(), xs.data() + m * c.nU);
+    for (long ch = 0; ch < c.nC; ++ch) {
+      int32_t sum[2] = {0, 0};
+      for (int p = 0; p < 64; ++p) {
+        const long e = ch * 64 + perm[p];
+        const int16_t v = e < K ? nat.data()[e] : 0;
+        if (a.act8) {
+          x8.data()[m * Kp + ch * 64 + p] = static_cast<int8_t>(v);
+          sum[perm[p] >= 32 ? 1 : 0] += v;
+        } else {
+          x16.data()[m * Kp + ch * 64 + p] = v;
+        }
+      }
+      if (a.act8) {
+        int32_t* cr = corr32 + (m * c.nC + ch) * 16;  // zeroed by calloc but lane 0 of each vector
+        if (c.half) {
+          cr[0] = lmin * sum[0];
+          cr[8] = lmin * sum[1];
+        } else {
+          cr[0] = lmin * (sum[0] + sum[1]);
+        }
+      }
+    }
+  }
   c.x16 = x16.data();
+  c.x8 = x8.data();
+  c.corr = corr32;
   c.xs = xs.data();
   switch (a.bits) {
-    case 1: run<Dec1>(a, c); break;
-    case 2: run<Dec2>(a, c); break;
-    case 4: run<Dec4>(a, c); break;
-    default: run<Dec8>(a, c); break;
+    case 1: run_form<Dec1>(a, c, form); break;
+    case 2: run_form<Dec2>(a, c, form); break;
+    case 4: run_form<Dec4>(a, c, form); break;
+    default: run_form<Dec8>(a, c, form); break;
   }
 }
 

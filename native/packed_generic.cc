@@ -1,4 +1,4 @@
-// Packed-weight matmul, portable version (see PackedArgs in kernels.h), and the helpers the AVX2
+// Packed-weight matmul, portable version (see PackedArgs in kernels.h; both activation modes), and the helpers the AVX2
 // version shares. The pure-TypeScript twin (src/tensor/kernels/js_packed.ts) computes the same
 // function with the same float32 operations, so the two agree bit for bit.
 #include <cmath>
@@ -11,30 +11,40 @@
 
 namespace tfree {
 
-void packed_levels_i16(const float* levels, int n, int16_t* L16, float* ls) {
+namespace {
+
+// levels as integers: exact when all are integers with |L| <= intMax, else nearbyint(L * q / max|L|)
+// with scale max|L| / q
+void levels_fixed(const float* levels, int n, float intMax, float q, int16_t* out, float* ls) {
   bool integral = true;
   float mx = 0.0f;
   for (int i = 0; i < n; ++i) {
     const float a = std::fabs(levels[i]);
-    if (!(a <= 8191.0f) || levels[i] != std::nearbyint(levels[i])) integral = false;
+    if (!(a <= intMax) || levels[i] != std::nearbyint(levels[i])) integral = false;
     if (a > mx) mx = a;
   }
   if (integral) {
-    for (int i = 0; i < n; ++i) L16[i] = static_cast<int16_t>(levels[i]);
+    for (int i = 0; i < n; ++i) out[i] = static_cast<int16_t>(levels[i]);
     *ls = 1.0f;
     return;
   }
   if (!(mx > 0.0f) || !std::isfinite(mx)) {  // all zero, or non-finite levels: NaN propagates through ls
-    for (int i = 0; i < n; ++i) L16[i] = 0;
+    for (int i = 0; i < n; ++i) out[i] = 0;
     *ls = std::isfinite(mx) ? 0.0f : NAN;
     return;
   }
-  const float inv = 8191.0f / mx;
-  for (int i = 0; i < n; ++i) L16[i] = static_cast<int16_t>(std::nearbyint(levels[i] * inv));
-  *ls = mx / 8191.0f;
+  const float inv = q / mx;
+  for (int i = 0; i < n; ++i) out[i] = static_cast<int16_t>(std::nearbyint(levels[i] * inv));
+  *ls = mx / q;
 }
 
-void packed_quantize_x(const float* x, long K, long U, const uint8_t* perm, int16_t* x16, float* xs) {
+}  // namespace
+
+void packed_levels_i16(const float* levels, int n, int16_t* L16, float* ls) { levels_fixed(levels, n, 8191.0f, 8191.0f, L16, ls); }
+
+void packed_levels_i8(const float* levels, int n, int16_t* L8, float* ls) { levels_fixed(levels, n, 128.0f, 64.0f, L8, ls); }
+
+void packed_quantize_x(const float* x, long K, long U, float qmax, int16_t* xq, float* xs) {
   for (long g = 0; g * U < K; ++g) {
     const float* xg = x + g * U;
     float amax = 0.0f;
@@ -44,18 +54,15 @@ void packed_quantize_x(const float* x, long K, long U, const uint8_t* perm, int1
       if (!(a <= 3.4e38f)) finite = false;
       else if (a > amax) amax = a;
     }
-    int16_t* q = x16 + g * U;
+    int16_t* q = xq + g * U;
     if (!finite || amax == 0.0f) {
       for (long i = 0; i < U; ++i) q[i] = 0;
       xs[g] = finite ? 0.0f : NAN;
       continue;
     }
-    const float inv = 32767.0f / amax;
-    for (long p = 0; p < U; ++p) {
-      const long e = perm ? perm[p] : p;
-      q[p] = static_cast<int16_t>(std::nearbyint(xg[e] * inv));
-    }
-    xs[g] = amax / 32767.0f;
+    const float inv = qmax / amax;
+    for (long i = 0; i < U; ++i) q[i] = static_cast<int16_t>(std::nearbyint(xg[i] * inv));
+    xs[g] = amax / qmax;
   }
 }
 
@@ -102,10 +109,12 @@ void packed_matmul_generic(const PackedArgs& a) {
   const int nl = 1 << a.bits;
   int16_t L16[256];
   float ls;
-  packed_levels_i16(a.levels, nl, L16, &ls);
+  if (a.act8) packed_levels_i8(a.levels, nl, L16, &ls);
+  else packed_levels_i16(a.levels, nl, L16, &ls);
   std::vector<int16_t> x16(static_cast<size_t>(M * K));
   std::vector<float> xs(static_cast<size_t>(M * nU));
-  for (long m = 0; m < M; ++m) packed_quantize_x(a.x + m * K, K, U, nullptr, x16.data() + m * K, xs.data() + m * nU);
+  const float qmax = a.act8 ? 127.0f : 32767.0f;
+  for (long m = 0; m < M; ++m) packed_quantize_x(a.x + m * K, K, U, qmax, x16.data() + m * K, xs.data() + m * nU);
   const long rb = K * a.bits / 8;
   const int T = pool_threads();
   const long ntasks = (T <= 1 || N * K * M < 65536) ? 1 : (N < 4 * T ? N : 4 * T);

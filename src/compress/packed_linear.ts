@@ -4,9 +4,26 @@
  *
  * Gradients flow to the input (so a frozen packed model can sit under trainable layers): the
  * backward pass dequantizes the weight transiently; the packed weight itself is not trainable.
+ *
+ * Activation precision (`act`, docs/compression.md "Kernels"): 'int8' (default) rounds the input
+ * per group of 64 to int8 (as ONNX Runtime's MatMulNBits at accuracy level 4 and llama.cpp do)
+ * and runs the kernel's vpmaddubsw path, 32 products per instruction; 'int16' rounds to int16
+ * (relative error 2^-16 of the group's absmax instead of 2^-8) at half the multiply rate. The
+ * default can be changed with the environment variable TFREE_PACKED_ACT=int8|int16.
  */
 import { Tensor, add, kernels, record, shapeSize } from '../tensor/index.js';
 import { dequantize, packedBytes, type PackedMatrix } from './quantize.js';
+
+/** Activation precision of the packed kernel. */
+export type PackedAct = 'int8' | 'int16';
+
+/** The default activation precision: TFREE_PACKED_ACT when set (int8 | int16), else int8. */
+export function defaultPackedAct(): PackedAct {
+  const v = process.env.TFREE_PACKED_ACT;
+  if (v === undefined || v === '') return 'int8';
+  if (v !== 'int8' && v !== 'int16') throw new Error(`TFREE_PACKED_ACT must be int8 or int16, got "${v}"`);
+  return v;
+}
 
 export class PackedLinear {
   readonly packed: PackedMatrix;
@@ -15,9 +32,12 @@ export class PackedLinear {
   readonly outFeatures: number;
   /** name of the layer (for error messages) */
   readonly name: string;
+  /** activation precision of the kernel (see the class comment); may be changed at any time */
+  act: PackedAct;
 
-  constructor(packed: PackedMatrix, bias: Tensor | null = null, name = '<packed linear>') {
+  constructor(packed: PackedMatrix, bias: Tensor | null = null, name = '<packed linear>', act: PackedAct = defaultPackedAct()) {
     this.packed = packed;
+    this.act = act;
     this.bias = bias;
     this.inFeatures = packed.cols;
     this.outFeatures = packed.rows;
@@ -44,7 +64,7 @@ export class PackedLinear {
     const M = shapeSize(x.shape) / K;
     const out = new Float32Array(M * N);
     const p = this.packed;
-    kernels().packedMatmul(M, N, K, xd, 0, p.codes, p.format.bits, p.levels, p.scales, p.format.scaleDtype === 'BF16', p.format.blockSize, out, 0);
+    kernels().packedMatmul(M, N, K, xd, 0, p.codes, p.format.bits, p.levels, p.scales, p.format.scaleDtype === 'BF16', p.format.blockSize, out, 0, this.act === 'int8');
     let y = new Tensor(out, [...x.shape.slice(0, -1), N]);
     y = record(y, 'packed_linear', [x], (g) => {
       const W = dequantize(p);
@@ -55,4 +75,25 @@ export class PackedLinear {
     if (this.bias !== null) y = add(y, this.bias);
     return y;
   }
+}
+
+/** Sets the activation precision of every PackedLinear reachable from `model`; returns how many. */
+export function setPackedAct(model: object, act: PackedAct): number {
+  let n = 0;
+  const seen = new Set<object>();
+  const walk = (obj: object): void => {
+    if (seen.has(obj)) return;
+    seen.add(obj);
+    if (obj instanceof PackedLinear) {
+      obj.act = act;
+      n++;
+      return;
+    }
+    for (const v of Object.values(obj)) {
+      if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v) || v instanceof Tensor) continue;
+      walk(v as object);
+    }
+  };
+  walk(model);
+  return n;
 }

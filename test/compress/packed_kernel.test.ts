@@ -1,7 +1,8 @@
 /**
  * The packed-matmul kernel on every backend (pure TS; native AVX2 and portable at 1 and 2
- * threads) against a float64 dequantize-then-GEMV reference, odd sizes, poisoned outputs, and the
- * TS twin against the portable native path (same float32 operations: bit-identical).
+ * threads), in both activation modes (int16, int8), against a float64 dequantize-then-GEMV
+ * reference with the mode's error bound, odd sizes, poisoned outputs, and the TS twin against the
+ * portable native path (same float32 operations: bit-identical).
  */
 import assert from 'node:assert/strict';
 import test from 'node:test';
@@ -44,26 +45,27 @@ function restoreNative(): void {
   }
 }
 
-function run(k: Kernels, p: PackedMatrix, x: Float32Array, M: number, xOff = 0, outOff = 0): Float32Array {
+function run(k: Kernels, p: PackedMatrix, x: Float32Array, M: number, xOff = 0, outOff = 0, act8 = false): Float32Array {
   const out = new Float32Array(outOff + M * p.rows).fill(NaN);
-  k.packedMatmul(M, p.rows, p.cols, x, xOff, p.codes, p.format.bits, p.levels, p.scales, p.format.scaleDtype === 'BF16', p.format.blockSize, out, outOff);
+  k.packedMatmul(M, p.rows, p.cols, x, xOff, p.codes, p.format.bits, p.levels, p.scales, p.format.scaleDtype === 'BF16', p.format.blockSize, out, outOff, act8);
   return out.subarray(outOff);
 }
 
 /**
- * float64 reference and the error bound of the kernel's int16 rounding: x to 2^-16 of each
- * group's absmax, levels (unless integers) to 2^-14 of the largest, plus float32 accumulation.
+ * float64 reference and the error bound of the kernel's rounding: int16 mode: x to 2^-16 of each
+ * group's absmax, levels (unless integers) to 2^-14 of the largest; int8 mode: x to 1/254 of the
+ * group's absmax, levels (unless integers) to 1/128 of the largest; plus float32 accumulation.
  */
-function reference(p: PackedMatrix, x: Float32Array, M: number, xOff: number): { ref: Float64Array; bound: Float64Array } {
+function reference(p: PackedMatrix, x: Float32Array, M: number, xOff: number, act8: boolean): { ref: Float64Array; bound: Float64Array } {
   const W = dequantize(p);
   const S = dequantize({ ...p, levels: Float32Array.from(p.levels, () => 1) }); // block scale of each weight
   const K = p.cols;
-  // activation groups: 64 (the AVX2 path also uses 64 for block 32 when K is a multiple of 64; the
-  // bound of the larger group covers the portable paths' per-32 groups too)
-  const U = p.format.blockSize % 64 === 0 || (p.format.blockSize === 32 && K % 64 === 0) ? 64 : p.format.blockSize;
+  const U = p.format.blockSize % 64 === 0 ? 64 : p.format.blockSize; // activation groups
   let lmax = 0;
   for (const l of p.levels) lmax = Math.max(lmax, Math.abs(l));
-  const lerr = p.levels.every((l) => Number.isInteger(l)) ? 0 : lmax / 16382;
+  const integral = p.levels.every((l) => Number.isInteger(l) && Math.abs(l) <= (act8 ? 128 : 8191));
+  const lerr = integral ? 0 : lmax / (act8 ? 128 : 16382);
+  const xq = act8 ? 254 : 65534;
   const ref = new Float64Array(M * p.rows);
   const bound = new Float64Array(M * p.rows);
   for (let m = 0; m < M; m++) {
@@ -79,7 +81,7 @@ function reference(p: PackedMatrix, x: Float32Array, M: number, xOff: number): {
           const w = W[n * K + i];
           s += w * xm[i];
           abs += Math.abs(w * xm[i]);
-          b += Math.abs(w) * (amax / 65534) + Math.abs(xm[i]) * Math.abs(S[n * K + i]) * lerr;
+          b += Math.abs(w) * (amax / xq) + Math.abs(xm[i]) * Math.abs(S[n * K + i]) * lerr * (1 + (act8 ? 1 / 64 : 0));
         }
       }
       ref[m * p.rows + n] = s;
@@ -97,12 +99,15 @@ const shapes: [number, number, number, number][] = [
   [2, 9, 128, 128],
   [1, 1, 8, 8],
   [2, 300, 512, 64], // large enough for the thread pool
-  [2, 37, 128, 32], // block 32, K a multiple of 64: the AVX2 two-scales-per-group path
+  [2, 37, 128, 32], // block 32, K a multiple of 64: the AVX2 two-scales-per-chunk path
   [1, 300, 512, 32],
+  [3, 41, 352, 32], // K = 5.5 chunks of 64: the AVX2 half-empty last chunk (the tiny HAT's MLP rows)
+  [4, 260, 96, 32],
 ];
 
 interface Case {
   label: string;
+  act8: boolean;
   p: PackedMatrix;
   x: Float32Array;
   M: number;
@@ -125,7 +130,9 @@ function cases(): Case[] {
       const p = quantizeMatrix(w, N, K, f, { name: 'w', maxSamples: 4096 });
       const xOff = 3;
       const x = r.fillNormal(new Float32Array(xOff + M * K), 0, 1);
-      casesMemo.push({ label: `${name} M${M} N${N} K${K} B${B}`, p, x, M, xOff, ...reference(p, x, M, xOff) });
+      for (const act8 of [false, true]) {
+        casesMemo.push({ label: `${name} M${M} N${N} K${K} B${B} ${act8 ? 'int8' : 'int16'} activations`, act8, p, x, M, xOff, ...reference(p, x, M, xOff, act8) });
+      }
     }
   }
   return casesMemo;
@@ -136,7 +143,8 @@ for (const be of backends) {
     be.setup();
     try {
       for (const c of cases()) {
-        const out = run(be.k, c.p, c.x, c.M, c.xOff, 2);
+        const out = run(be.k, c.p, c.x, c.M, c.xOff, 2, c.act8);
+        assert.ok(out.some((v) => v !== 0), `${c.label}: all zeros`);
         for (let i = 0; i < c.ref.length; i++) {
           assert.ok(Math.abs(out[i] - c.ref[i]) <= c.bound[i], `${c.label} [${i}]: ${out[i]} vs ${c.ref[i]} (bound ${c.bound[i]})`);
         }
@@ -147,27 +155,57 @@ for (const be of backends) {
   });
 }
 
-test('packedMatmul: the TS twin equals the portable native kernel bit for bit, and AVX2 to float32 rounding', { skip: hasNative() ? false : 'native backend unavailable' }, () => {
+test('packedMatmul: the TS twin equals the portable native kernel bit for bit, and AVX2 to float32 rounding, in both modes', { skip: hasNative() ? false : 'native backend unavailable' }, () => {
   assert.ok('kernels' in nb);
   const ex = nb.extras as NativeExtrasInternal;
   const r = new Rng(12);
   try {
     for (const name of FORMAT_NAMES) {
-      const f = parseFormat(name);
-      const [M, N, K] = [3, 21, 320];
-      const p = quantizeMatrix(r.fillNormal(new Float32Array(N * K), 0, 0.05), N, K, f, { name: 'w', maxSamples: 4096 });
-      const x = r.fillNormal(new Float32Array(M * K), 0, 2);
-      const js = run(jsKernels, p, x, M);
-      ex.setSimd('generic');
-      assert.deepEqual(run(nb.kernels, p, x, M), js, `${name}: generic != js`);
-      if (ex.cpuAvx2) {
-        ex.setSimd('avx2');
-        const av = run(nb.kernels, p, x, M);
-        for (let i = 0; i < js.length; i++) assert.ok(Math.abs(av[i] - js[i]) <= 1e-5 * (1 + Math.abs(js[i])), `${name} [${i}]: avx2 ${av[i]} vs js ${js[i]}`);
+      for (const [M, N, K, B] of [
+        [3, 21, 320, 64],
+        [5, 13, 352, 32],
+      ]) {
+        const f = parseFormat(name, { blockSize: B });
+        const p = quantizeMatrix(r.fillNormal(new Float32Array(N * K), 0, 0.05), N, K, f, { name: 'w', maxSamples: 4096 });
+        const x = r.fillNormal(new Float32Array(M * K), 0, 2);
+        for (const act8 of [false, true]) {
+          const label = `${name} K${K} B${B} ${act8 ? 'int8' : 'int16'}`;
+          const js = run(jsKernels, p, x, M, 0, 0, act8);
+          assert.ok(js.some((v) => v !== 0), `${label}: all zeros`);
+          ex.setSimd('generic');
+          assert.deepEqual(run(nb.kernels, p, x, M, 0, 0, act8), js, `${label}: generic != js`);
+          if (ex.cpuAvx2) {
+            ex.setSimd('avx2');
+            const av = run(nb.kernels, p, x, M, 0, 0, act8);
+            for (let i = 0; i < js.length; i++) assert.ok(Math.abs(av[i] - js[i]) <= 1e-5 * (1 + Math.abs(js[i])), `${label} [${i}]: avx2 ${av[i]} vs js ${js[i]}`);
+          }
+        }
       }
     }
   } finally {
     restoreNative();
+  }
+});
+
+test('packedMatmul: int8 activations differ from the int16 mode by their rounding only', () => {
+  // the two modes are different functions: check that act8 is honoured (differs) but stays close
+  const p = quantizeMatrix(new Rng(15).fillNormal(new Float32Array(16 * 128), 0, 1), 16, 128, parseFormat('int4'), { name: 'w' });
+  const x = new Rng(16).fillNormal(new Float32Array(128), 0, 1);
+  for (const be of backends) {
+    be.setup();
+    try {
+      const a = run(be.k, p, x, 1);
+      const b = run(be.k, p, x, 1, 0, 0, true);
+      let scale = 0;
+      let maxd = 0;
+      for (let i = 0; i < a.length; i++) {
+        scale = Math.max(scale, Math.abs(a[i]));
+        maxd = Math.max(maxd, Math.abs(a[i] - b[i]));
+      }
+      assert.ok(maxd > 0 && maxd < 0.05 * scale, `${be.name}: int8 vs int16 max diff ${maxd} (scale ${scale})`);
+    } finally {
+      restoreNative();
+    }
   }
 });
 
@@ -179,9 +217,11 @@ test('packedMatmul: NaN in x propagates to its row only; bad sizes throw', () =>
   for (const be of backends) {
     be.setup();
     try {
-      const out = run(be.k, p, x, 2);
-      assert.ok(out.subarray(0, 8).every(Number.isFinite), be.name);
-      assert.ok(out.subarray(8).every(Number.isNaN), be.name);
+      for (const act8 of [false, true]) {
+        const out = run(be.k, p, x, 2, 0, 0, act8);
+        assert.ok(out.subarray(0, 8).every(Number.isFinite), be.name);
+        assert.ok(out.subarray(8).every(Number.isNaN), be.name);
+      }
       assert.throws(() => be.k.packedMatmul(1, 8, 64, x, 0, p.codes, 4, p.levels, p.scales, true, 48, new Float32Array(8), 0), /blockSize/);
       assert.throws(() => be.k.packedMatmul(1, 9, 64, x, 0, p.codes, 4, p.levels, p.scales, true, 64, new Float32Array(9), 0), /too short|codes/);
     } finally {

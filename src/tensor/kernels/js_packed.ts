@@ -1,6 +1,6 @@
 /**
- * Pure-TypeScript twin of the packed-weight matmul (native/packed_generic.cc): the same
- * function with the same float32 operations (Math.fround after each one), so both agree bit for
+ * Pure-TypeScript twin of the packed-weight matmul (native/packed_generic.cc), both activation
+ * modes (int16, and int8 with `act8`): the same function with the same float32 operations (Math.fround after each one), so both agree bit for
  * bit with the portable native version and to float32 rounding with the AVX2 one.
  *
  * Rows are decoded with a 256-entry table per packed byte (the study's "LUT8" idea): for 1, 2, 4
@@ -17,14 +17,14 @@ function rne(v: number): number {
   return r - v === 0.5 && (r & 1) !== 0 ? r - 1 : r;
 }
 
-/** Levels as int16 with their scale (exact when they are integers of magnitude <= 8191). */
-export function levelsI16(levels: Float32Array, n: number): { L16: Int16Array; ls: number } {
+/** Levels as integers: exact when all are integers with |L| <= intMax, else rne(L * q / max|L|) with scale max|L| / q. */
+function levelsFixed(levels: Float32Array, n: number, intMax: number, q: number): { L16: Int16Array; ls: number } {
   const L16 = new Int16Array(n);
   let integral = true;
   let mx = 0;
   for (let i = 0; i < n; i++) {
     const a = Math.abs(levels[i]);
-    if (!(a <= 8191) || !Number.isInteger(levels[i])) integral = false;
+    if (!(a <= intMax) || !Number.isInteger(levels[i])) integral = false;
     if (a > mx) mx = a;
   }
   if (integral) {
@@ -32,13 +32,19 @@ export function levelsI16(levels: Float32Array, n: number): { L16: Int16Array; l
     return { L16, ls: 1 };
   }
   if (!(mx > 0) || !Number.isFinite(mx)) return { L16, ls: Number.isFinite(mx) ? 0 : NaN };
-  const inv = fr(8191 / mx);
+  const inv = fr(q / mx);
   for (let i = 0; i < n; i++) L16[i] = rne(fr(levels[i] * inv));
-  return { L16, ls: fr(mx / 8191) };
+  return { L16, ls: fr(mx / q) };
 }
 
-/** x [K] -> int16 per group of U (natural order) and the group scales absmax/32767. */
-function quantizeX(x: Float32Array, off: number, K: number, U: number, x16: Int16Array, qOff: number, xs: Float32Array, sOff: number): void {
+/** Levels as int16 with their scale (exact when they are integers of magnitude <= 8191, else 13-bit fixed point). */
+export const levelsI16 = (levels: Float32Array, n: number): { L16: Int16Array; ls: number } => levelsFixed(levels, n, 8191, 8191);
+
+/** int8 levels (act8 mode): exact when they are integers of magnitude <= 128, else 64/max fixed point (7 bits with the sign). */
+export const levelsI8 = (levels: Float32Array, n: number): { L16: Int16Array; ls: number } => levelsFixed(levels, n, 128, 64);
+
+/** x [K] -> integers per group of U (natural order), q = rne(x * qmax/absmax), and the group scales absmax/qmax. */
+function quantizeX(x: Float32Array, off: number, K: number, U: number, qmax: number, x16: Int16Array, qOff: number, xs: Float32Array, sOff: number): void {
   for (let g = 0; g * U < K; g++) {
     const b = off + g * U;
     let amax = 0;
@@ -54,9 +60,9 @@ function quantizeX(x: Float32Array, off: number, K: number, U: number, x16: Int1
       xs[sOff + g] = finite ? 0 : NaN;
       continue;
     }
-    const inv = fr(32767 / amax);
+    const inv = fr(qmax / amax);
     for (let i = 0; i < U; i++) x16[q + i] = rne(fr(x[b + i] * inv));
-    xs[sOff + g] = fr(amax / 32767);
+    xs[sOff + g] = fr(amax / qmax);
   }
 }
 
@@ -79,7 +85,7 @@ function scaleValue(h: number, bf16: boolean): number {
   return bf16Scratch[0];
 }
 
-export const packedMatmulJs: Kernels['packedMatmul'] = (M, N, K, x, xOff, codes, bits, levels, scales, scaleBf16, blockSize, out, outOff) => {
+export const packedMatmulJs: Kernels['packedMatmul'] = (M, N, K, x, xOff, codes, bits, levels, scales, scaleBf16, blockSize, out, outOff, act8 = false) => {
   if (![1, 2, 3, 4, 8].includes(bits)) throw new RangeError(`packedMatmul: bits must be 1, 2, 3, 4 or 8, got ${bits}`);
   if (!(blockSize >= 8) || blockSize % 8 !== 0 || K % blockSize !== 0) throw new RangeError(`packedMatmul: blockSize (${blockSize}) must be a multiple of 8 that divides K (${K})`);
   const rb = (K * bits) / 8;
@@ -94,10 +100,11 @@ export const packedMatmulJs: Kernels['packedMatmul'] = (M, N, K, x, xOff, codes,
   }
   const U = blockSize % 64 === 0 ? 64 : blockSize;
   const nU = K / U;
-  const { L16, ls } = levelsI16(levels, 2 ** bits);
+  const { L16, ls } = act8 ? levelsI8(levels, 2 ** bits) : levelsI16(levels, 2 ** bits);
   const x16 = new Int16Array(M * K);
   const xs = new Float32Array(M * nU);
-  for (let m = 0; m < M; m++) quantizeX(x, xOff + m * K, K, U, x16, m * K, xs, m * nU);
+  const qmax = act8 ? 127 : 32767;
+  for (let m = 0; m < M; m++) quantizeX(x, xOff + m * K, K, U, qmax, x16, m * K, xs, m * nU);
   // one table lookup per byte: E = 8/bits levels
   const E = bits === 3 ? 0 : 8 / bits;
   const lut = new Int16Array(E > 0 ? 256 * E : 0);

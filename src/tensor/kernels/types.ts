@@ -355,6 +355,9 @@ export interface Kernels {
    * blockSize: a multiple of 8 dividing K. Computed as in native/kernels.h (PackedArgs): x rounded
    * to int16 per group of 64 (or blockSize when 64 does not divide it), levels to 13-bit fixed
    * point unless they are integers, exact integer group sums, float32 across groups.
+   * act8 (default false) selects int8 activations instead: x rounded per group to
+   * nearbyint(x * 127/absmax), levels to int8 (exact when integers with |L| <= 128, else
+   * nearbyint(L * 64/max|L|)); same exact integer group sums and float32 combination.
    */
   packedMatmul(
     M: number,
@@ -370,6 +373,7 @@ export interface Kernels {
     blockSize: number,
     out: Float32Array,
     outOff: number,
+    act8?: boolean,
   ): void;
 }
 
