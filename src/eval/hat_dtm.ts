@@ -26,7 +26,7 @@
  */
 import { noGrad } from '../tensor/index.js';
 import { batchFromWords, generate, evaluateText, type HATModel, type WordSplitter } from '../models/hat/index.js';
-import { argmaxRows, divergence, meanKl, summarize, textLevelDivergence, wordDivergence, type Divergence, type DtmSummary } from './dtm.js';
+import { argmaxRows, divergence, logSoftmaxAt, meanKl, summarize, textLevelDivergence, wordDivergence, type Divergence, type DtmSummary } from './dtm.js';
 
 /**
  * Prompts of a text file: when the text contains a blank line (only white space), prompts are
@@ -116,14 +116,6 @@ export interface TeacherForced {
   logits: Float32Array;
   /** natural-log probability of each continuation byte */
   logprobs: Float64Array;
-}
-
-function logSoftmaxAt(row: Float32Array, k: number): number {
-  let mx = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i] > mx) mx = row[i];
-  let z = 0;
-  for (let i = 0; i < row.length; i++) z += Math.exp(row[i] - mx);
-  return row[k] - mx - Math.log(z);
 }
 
 /** One forward per batch of `batchSize` references; returns each reference's continuation outputs. */

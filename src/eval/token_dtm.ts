@@ -14,7 +14,8 @@
  */
 import { noGrad } from '../tensor/index.js';
 import { generate, type LlamaLM, type TextTokenizer } from '../models/llama/index.js';
-import { argmaxRows, divergence, meanKl, summarize, wordDivergence, type Divergence, type DtmSummary } from './dtm.js';
+import { argmaxRows, divergence, logSoftmaxAt, meanKl, summarize, wordDivergence, type Divergence, type DtmSummary } from './dtm.js';
+import type { TeacherForced } from './hat_dtm.js';
 
 export interface TokenReference {
   prompt: Int32Array;
@@ -55,23 +56,9 @@ export function buildTokenReferences(
   });
 }
 
-interface TF {
-  argmax: Int32Array;
-  logits: Float32Array;
-  logprobs: Float64Array;
-}
-
-function logSoftmaxAt(row: Float32Array, k: number): number {
-  let mx = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i] > mx) mx = row[i];
-  let z = 0;
-  for (let i = 0; i < row.length; i++) z += Math.exp(row[i] - mx);
-  return row[k] - mx - Math.log(z);
-}
-
-export function tokenTeacherForced(model: LlamaLM, refs: readonly TokenReference[], batchSize = 8): TF[] {
+export function tokenTeacherForced(model: LlamaLM, refs: readonly TokenReference[], batchSize = 8): TeacherForced[] {
   const V = model.cfg.vocabSize;
-  const out: TF[] = [];
+  const out: TeacherForced[] = [];
   for (let i = 0; i < refs.length; i += batchSize) {
     const group = refs.slice(i, i + batchSize);
     const rows = group.map((r) => Int32Array.from([...r.prompt, ...r.continuation]));
@@ -105,7 +92,7 @@ export interface TokenDtmReport {
 /** Token-level DTM of models against a base token model (base continuations computed once). */
 export class TokenDtmEvaluator {
   readonly refs: TokenReference[];
-  private readonly baseTF: TF[];
+  private readonly baseTF: TeacherForced[];
   constructor(
     readonly base: LlamaLM,
     tok: TextTokenizer,

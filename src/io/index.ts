@@ -1,3 +1,4 @@
 export * from './dtype.js';
 export * from './safetensors.js';
 export * from './text_data.js';
+export * from './words.js';

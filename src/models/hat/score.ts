@@ -22,9 +22,12 @@
  *   each chunk is not scored (its first byte has no context).
  */
 import { crossEntropy, noGrad } from '../../tensor/index.js';
+import { chunkWords } from '../../io/words.js';
 import { IGNORE_INDEX, batchFromWords, type HATModel } from './model.js';
 import { argmax } from './sampling.js';
 import type { WordSplitter } from './generate.js';
+
+export { chunkWords };
 
 export interface ContinuationScore {
   /** sum of natural-log probabilities of the scored continuation bytes */
@@ -98,25 +101,6 @@ export interface TextEvalResult {
   words: number;
   correctWords: number;
   wordAccuracy: number;
-}
-
-/** Cuts a document's words into chunks of whole words of at most `max` bytes each. */
-export function chunkWords(words: readonly Uint8Array[], max: number): Uint8Array[][] {
-  const out: Uint8Array[][] = [];
-  let cur: Uint8Array[] = [];
-  let size = 0;
-  for (const w of words) {
-    if (w.length > max) throw new Error(`chunkWords: a word of ${w.length} bytes does not fit a chunk of ${max} bytes`);
-    if (size + w.length > max && cur.length > 0) {
-      out.push(cur);
-      cur = [];
-      size = 0;
-    }
-    cur.push(w);
-    size += w.length;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
 }
 
 /** Bits per byte, byte accuracy and word accuracy of documents (see the file comment for definitions). */

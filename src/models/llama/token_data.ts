@@ -24,7 +24,7 @@
  * continuation tokens' log-probabilities.
  */
 import { crossEntropy, noGrad, scale, type Tensor } from '../../tensor/index.js';
-import type { PackedBatch } from '../../io/index.js';
+import { chunkWords, type PackedBatch } from '../../io/index.js';
 import type { LlamaLM, TokenBatch } from './model.js';
 import { hfConfigFromLM } from './config.js';
 import { saveLlama } from './checkpoint.js';
@@ -204,24 +204,6 @@ export interface TokenTextEvalResult {
   words: number;
   correctWords: number;
   wordAccuracy: number;
-}
-
-/** Cuts words into chunks of whole words of at most `max` bytes (HAT's chunkWords rule). */
-function chunkWords(words: readonly Uint8Array[], max: number): Uint8Array[][] {
-  const out: Uint8Array[][] = [];
-  let cur: Uint8Array[] = [];
-  let size = 0;
-  for (const w of words) {
-    if (size + w.length > max && cur.length > 0) {
-      out.push(cur);
-      cur = [];
-      size = 0;
-    }
-    cur.push(w);
-    size += w.length;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
 }
 
 function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
