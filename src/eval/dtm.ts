@@ -210,11 +210,4 @@ export function textLevelDivergence(ref: ArrayLike<number>, pred: ArrayLike<numb
   return { fdt: first ? first.size : 0, sdt: pred.length - matched, length: pred.length };
 }
 
-/** Natural-log probability of entry k of a logits row (stable log-softmax in float64). */
-export function logSoftmaxAt(row: ArrayLike<number>, k: number): number {
-  let mx = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i] > mx) mx = row[i];
-  let z = 0;
-  for (let i = 0; i < row.length; i++) z += Math.exp(row[i] - mx);
-  return row[k] - mx - Math.log(z);
-}
+export { logSoftmaxAt } from '../nn/logprob.js';

@@ -11,3 +11,4 @@ export * from './attention.js';
 export * from './decoder_layer.js';
 export * from './optim.js';
 export * from './schedule.js';
+export * from './logprob.js';

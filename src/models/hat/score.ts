@@ -23,6 +23,7 @@
  */
 import { crossEntropy, noGrad } from '../../tensor/index.js';
 import { chunkWords } from '../../io/words.js';
+import { logSoftmaxAt as logProb } from '../../nn/logprob.js';
 import { IGNORE_INDEX, batchFromWords, type HATModel } from './model.js';
 import { argmax } from './sampling.js';
 import type { WordSplitter } from './generate.js';
@@ -38,15 +39,6 @@ export interface ContinuationScore {
   bytes: number;
   /** every scored byte is the argmax of its logits */
   greedy: boolean;
-}
-
-/** log-softmax(x)[k] in float64. */
-function logProb(x: ArrayLike<number>, k: number): number {
-  let mx = -Infinity;
-  for (let i = 0; i < x.length; i++) if (x[i] > mx) mx = x[i];
-  let z = 0;
-  for (let i = 0; i < x.length; i++) z += Math.exp(x[i] - mx);
-  return x[k] - mx - Math.log(z);
 }
 
 /** Scores several continuations of one prompt (one batch row each). */

@@ -25,6 +25,7 @@
  */
 import { crossEntropy, noGrad, scale, type Tensor } from '../../tensor/index.js';
 import { chunkWords, type PackedBatch } from '../../io/index.js';
+import { logSoftmaxAt as logProb } from '../../nn/logprob.js';
 import type { LlamaLM, TokenBatch } from './model.js';
 import { hfConfigFromLM } from './config.js';
 import { saveLlama } from './checkpoint.js';
@@ -176,15 +177,6 @@ export function llamaTrainable(model: LlamaLM, pieces: TokenPieces): {
 }
 
 // ---- scoring ---------------------------------------------------------------------------------
-
-/** log-softmax(x)[k] in float64. */
-function logProb(x: ArrayLike<number>, k: number): number {
-  let mx = -Infinity;
-  for (let i = 0; i < x.length; i++) if (x[i] > mx) mx = x[i];
-  let z = 0;
-  for (let i = 0; i < x.length; i++) z += Math.exp(x[i] - mx);
-  return x[k] - mx - Math.log(z);
-}
 
 /** What the scorers need from a word splitter (HAT's `HatSplitter`). */
 export interface WordEncoder {
