@@ -262,10 +262,13 @@ export function hatLlamaShapeRun(): Run {
 export const STAGE1_STEPS = Math.round(STEPS / 3);
 export const STAGE2_LR = 1e-3;
 
-/** The baseline Llama converted to HAT and trained in two stages for STEPS steps in all. */
-export function convertedRun(): Run {
+/**
+ * The baseline Llama converted to HAT and trained in two stages for STEPS steps in all; stage 2 at
+ * `stage2Lr` (default STAGE2_LR; the conversion experiment also runs it at LR, the scratch run's).
+ */
+export function convertedRun(stage2Lr = STAGE2_LR): Run {
   const { run: lrun } = llamaRun();
-  const name = `converted-L${LLAMA_LAYERS}-I${LLAMA_INTERMEDIATE}-s${STAGE1_STEPS}+${STEPS - STAGE1_STEPS}`;
+  const name = `converted-L${LLAMA_LAYERS}-I${LLAMA_INTERMEDIATE}-s${STAGE1_STEPS}+${STEPS - STAGE1_STEPS}${stage2Lr === STAGE2_LR ? '' : `-lr2-${stage2Lr}`}`;
   const dir = nodePath.join(CACHE, name);
   const done = readRun(dir);
   if (done !== null) return done;
@@ -281,7 +284,7 @@ export function convertedRun(): Run {
     model: hatTrainable(conv.model, 'F32'),
     stages: [
       { steps: STAGE1_STEPS, lr: LR, warmup: WARMUP, freeze: ['backbone'] },
-      { steps: STEPS - STAGE1_STEPS, lr: STAGE2_LR, warmup: WARMUP },
+      { steps: STEPS - STAGE1_STEPS, lr: stage2Lr, warmup: WARMUP },
     ],
     settings: shared,
     makeTrain: (k) => countingPacker(new BytePacker(data.train, { seqBytes: SEQ_BYTES, split: hatSplit, seed: SEED + k }), counter),
@@ -327,6 +330,7 @@ if (process.argv[1] !== undefined && nodePath.resolve(process.argv[1]) === fileU
   else if (what === 'llama') llamaRun();
   else if (what === 'hat-llama-shape') hatLlamaShapeRun();
   else if (what === 'converted') convertedRun();
+  else if (what === 'converted-lr') convertedRun(LR);
   else if (what === 'flops') {
     const tok = tokenizer();
     process.stdout.write(`${JSON.stringify({ ratios: compressionRatios(tok), ...flopsPerByte(tok), hatParams: newHAT().numParams(), llamaParams: newLlama(tok.vocabSize).store.numParams() })}\n`);
