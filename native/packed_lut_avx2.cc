@@ -199,7 +199,17 @@ void packed_lut_matmul_avx2(const PackedLutArgs& a) {
     packed_lut_matmul_generic(a);
     return;
   }
-  for (long m = 0; m < a.M; ++m) tables_avx2(a.x + m * a.K, a.K, a.bits, L8, tab.data() + m * c.nU * Q * 16, ts.data() + m * c.nU);
+  // tables: one task per activation row and chunk of 16 groups (each group's tables are independent)
+  const long gpt = 16, tpr = (c.nU + gpt - 1) / gpt;
+  auto build = [&](long t, int) {
+    const long m = t / tpr, g0 = (t % tpr) * gpt, g1 = (g0 + gpt < c.nU) ? g0 + gpt : c.nU;
+    tables_avx2(a.x + m * a.K + g0 * 64, (g1 - g0) * 64, a.bits, L8, tab.data() + (m * c.nU + g0) * Q * 16, ts.data() + m * c.nU + g0);
+  };
+  if (pool_threads() > 1 && a.M * tpr > 1) {
+    parallel_tasks(a.M * tpr, 0, build);
+  } else {
+    for (long t = 0; t < a.M * tpr; ++t) build(t, 0);
+  }
   c.tab = tab.data();
   c.ts = ts.data();
   if (a.bits == 1) run<1>(c);
