@@ -13,38 +13,10 @@ import { Rng } from '../../src/nn/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { FORMAT_NAMES, PackedLinear, dequantize, parseFormat, quantizeMatrix, type PackedMatrix } from '../../src/compress/index.js';
 import { hasNative } from '../helpers/numeric.js';
+import { kernelVariants, restoreNative } from '../helpers/kernel_variants.js';
 
-interface Backend {
-  name: string;
-  k: Kernels;
-  setup: () => void;
-}
-
-const backends: Backend[] = [{ name: 'js', k: jsKernels, setup: () => undefined }];
+const backends = kernelVariants();
 const nb = nativeBackend();
-if (hasNative() && 'kernels' in nb) {
-  const ex = nb.extras as NativeExtrasInternal;
-  for (const simd of ex.cpuAvx2 ? (['avx2', 'generic'] as const) : (['generic'] as const)) {
-    for (const threads of [1, 2]) {
-      backends.push({
-        name: `native ${simd} ${threads}T`,
-        k: nb.kernels,
-        setup: () => {
-          ex.setSimd(simd);
-          ex.setThreads(threads);
-        },
-      });
-    }
-  }
-}
-
-function restoreNative(): void {
-  if ('kernels' in nb) {
-    const ex = nb.extras as NativeExtrasInternal;
-    if (ex.cpuAvx2) ex.setSimd('avx2');
-    ex.setThreads(2);
-  }
-}
 
 const LUT_FORMATS = FORMAT_NAMES.filter((f) => parseFormat(f).bits <= 2);
 
