@@ -106,15 +106,15 @@ export class PackedLinear {
   }
 }
 
-/** Sets the activation precision of every PackedLinear reachable from `model`; returns how many. */
-export function setPackedAct(model: object, act: PackedAct): number {
+/** Calls fn on every PackedLinear reachable from `model` (each once); returns how many. */
+export function forEachPackedLinear(model: object, fn: (layer: PackedLinear) => void): number {
   let n = 0;
   const seen = new Set<object>();
   const walk = (obj: object): void => {
     if (seen.has(obj)) return;
     seen.add(obj);
     if (obj instanceof PackedLinear) {
-      obj.act = act;
+      fn(obj);
       n++;
       return;
     }
@@ -125,4 +125,14 @@ export function setPackedAct(model: object, act: PackedAct): number {
   };
   walk(model);
   return n;
+}
+
+/** Sets the activation precision of every PackedLinear reachable from `model`; returns how many. */
+export function setPackedAct(model: object, act: PackedAct): number {
+  return forEachPackedLinear(model, (l) => (l.act = act));
+}
+
+/** Turns the lookup-table path on or off for every PackedLinear reachable from `model`; returns how many. */
+export function setPackedLut(model: object, lut: boolean): number {
+  return forEachPackedLinear(model, (l) => (l.lut = lut));
 }
