@@ -189,4 +189,15 @@ test('PackedLinear: the lookup-table path serves 1- and 2-bit formats in int8 mo
     dec.lut = true;
     assert.ok(!dec.usesLut(), `${name}: int16 mode never takes the LUT path`);
   }
+  // layouts the kernel does not compute keep the decode kernel: f16 scales, block 32, 4 bits
+  for (const [name, opts] of [
+    ['bin1', { scaleDtype: 'F16' as const }],
+    ['kmeans2', { blockSize: 32 }],
+    ['int4', {}],
+  ] as const) {
+    const p = quantizeMatrix(r.fillNormal(new Float32Array(8 * 128), 0, 0.1), 8, 128, parseFormat(name, opts), { name: 'w' });
+    const l = new PackedLinear(p, null, 'x', 'int8');
+    l.lut = true;
+    assert.ok(!l.usesLut(), `${name} ${JSON.stringify(opts)}`);
+  }
 });
