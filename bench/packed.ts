@@ -7,9 +7,12 @@
  * speed-up over f32. Peer: ONNX Runtime's MatMulNBits (4-bit, block 64, accuracy levels 0 = f32
  * compute and 4 = int8 compute) when `onnxruntime-node` is installed, timed interleaved with ours
  * in the same loop (its calls are async: the per-call overhead, measured on a 64x64 model, is
- * reported beside it).
+ * reported beside it). The activation-side lookup-table kernel (packedLutMatmul, 1- and 2-bit formats,
+ * int8 tables) runs in the same loop for kmeans2 and bin1, with its speed-up over the decode
+ * kernel in int8 mode.
  */
 import type { Kernels, NativeExtras } from '../src/tensor/kernels/index.js';
+import { packedLutLayout } from '../src/tensor/kernels/js_packed_lut.js';
 import { dequantize, formatSize, parseFormat, quantizeMatrix, type PackedMatrix } from '../src/compress/index.js';
 import { matMulNBitsModel } from './onnx_model.js';
 import type { BenchRecord, Peak } from './main.js';
@@ -67,6 +70,7 @@ function toMatMulNBits(p: PackedMatrix): { B: Uint8Array; scales: Float32Array }
 
 const FORMATS = ['int8', 'int4', 'kmeans4', 'kmeans2', 'bin1'];
 const ACTS = [false, true]; // act8: int16 / int8 activations
+const LUT_FORMATS = ['kmeans2', 'bin1']; // also run through the lookup-table kernel
 const actName = (act8: boolean): string => (act8 ? 'int8 act' : 'int16 act');
 
 /** max |kernel - float64 dequantize-then-GEMV| over max |reference| */
@@ -132,14 +136,27 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
       (p: PackedMatrix, act8: boolean) =>
       (): void =>
         n.kernels.packedMatmul(1, N, K, x, 0, p.codes, p.format.bits, p.levels, p.scales, true, p.format.blockSize, y, 0, act8);
+    const lutLayouts = LUT_FORMATS.map((f) => {
+      const p = packed.get(f)!;
+      return packedLutLayout(N, K, p.format.bits, p.format.blockSize, p.codes, p.scales);
+    });
+    const callLut = (i: number) => {
+      const p = packed.get(LUT_FORMATS[i])!;
+      const L = lutLayouts[i];
+      return (): void => n.kernels.packedLutMatmul(1, N, K, x, 0, L.codes, p.format.bits, p.levels, L.scales, p.format.blockSize, y, 0);
+    };
     const errs = new Map<string, number>();
     if (K === 4096 && N === 4096) {
-      for (const f of ['int4', 'kmeans4']) {
+      for (const f of ['int4', 'kmeans4', ...LUT_FORMATS]) {
         for (const a of ACTS) {
           call(packed.get(f)!, a)();
           errs.set(`${f} ${actName(a)}`, relErr(packed.get(f)!, x, y));
         }
       }
+      LUT_FORMATS.forEach((f, i) => {
+        callLut(i)();
+        errs.set(`${f} LUT`, relErr(packed.get(f)!, x, y));
+      });
     }
     const variants = FORMATS.flatMap((f) => ACTS.map((a) => [f, a] as const));
     // streaming reads timed in the same loop: a 64 MiB buffer and one of each packed matrix's size
@@ -148,15 +165,18 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
     const fns = [
       (): void => n.kernels.gemm(1, false, true, 1, N, K, 1, x, 0, K, 0, W, 0, K, 0, 0, y, 0, N, 0),
       ...variants.map(([f, a]) => call(packed.get(f)!, a)),
+      ...LUT_FORMATS.map((_, i) => callLut(i)),
       (): void => void n.extras.readSum(big, threads),
       ...own.map((b) => (): void => void n.extras.readSum(b, threads)),
     ];
     const t = env.timeInterleaved(fns, { maxReps: 60, budgetSec: 6 });
-    const bw = (big.length * 4) / t[variants.length + 1].best / 1e9;
+    const iLut = variants.length + 1; // first LUT timing
+    const iBig = iLut + LUT_FORMATS.length; // the 64 MiB read, then the own-size reads
+    const bw = (big.length * 4) / t[iBig].best / 1e9;
     const f32Bytes = N * K * 4;
     const tF32 = t[0].best;
     env.emit({ bench: 'packed', case: `1x${K} . ${K}x${N} f32`, value: f32Bytes / tF32 / 1e9, unit: 'GB/s', peer: null, ratio_vs_peer: null, ms: tF32 * 1e3, median_ms: t[0].median * 1e3, bytes: f32Bytes, pct_of_read_64MiB: (100 * f32Bytes) / tF32 / 1e9 / bw, threads });
-    rows.push([`${K}x${N} f32`, 32, tF32 * 1e3, f32Bytes / tF32 / 1e9, `${env.fmt((100 * f32Bytes) / tF32 / 1e9 / bw)}%`, `${env.fmt((100 * f32Bytes) / tF32 / 1e9 / dram)}%`, '-', '1.00x', '-']);
+    rows.push([`${K}x${N} f32`, 32, tF32 * 1e3, f32Bytes / tF32 / 1e9, `${env.fmt((100 * f32Bytes) / tF32 / 1e9 / bw)}%`, `${env.fmt((100 * f32Bytes) / tF32 / 1e9 / dram)}%`, '-', '1.00x', '-', '-']);
     // ORT peer, interleaved with our int4 in one async loop
     const ortMs: Record<number, number> = {};
     const oursInOrtLoop: Record<string, number> = {}; // by activation mode
@@ -208,7 +228,7 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
       const bytes = sz.totalBytes;
       const sec = t[i + 1].best;
       const gbs = bytes / sec / 1e9;
-      const footGbs = (own[FORMATS.indexOf(f)].length * 4) / t[variants.length + 2 + FORMATS.indexOf(f)].best / 1e9;
+      const footGbs = (own[FORMATS.indexOf(f)].length * 4) / t[iBig + 1 + FORMATS.indexOf(f)].best / 1e9;
       const isInt4 = f === 'int4' && ort !== null;
       const ortBest = isInt4 ? Math.min(ortMs[0], ortMs[4]) : NaN;
       const ours4 = oursInOrtLoop[an];
@@ -244,7 +264,45 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
         `${env.fmt((100 * gbs) / dram)}%`,
         `${env.fmt((100 * gbs) / footGbs)}% of ${env.fmt(footGbs)}`,
         `${(tF32 / sec).toFixed(2)}x`,
+        '-',
         isInt4 ? `ORT ${env.fmt(ortMs[0])} / ${env.fmt(ortMs[4])} ms (acc 0 / 4) vs ours ${env.fmt(ours4)} ms: ${ratio!.toFixed(2)}x` : '-',
+      ]);
+      const li = LUT_FORMATS.indexOf(f);
+      if (!act8 || li < 0) return;
+      // the lookup-table kernel on the same weights (int8 tables), beside the decode kernel's int8 row
+      const lsec = t[iLut + li].best;
+      const lgbs = bytes / lsec / 1e9;
+      env.emit({
+        bench: 'packed',
+        case: `1x${K} . ${K}x${N} ${f} LUT`,
+        value: lgbs,
+        unit: 'GB/s',
+        peer: null,
+        ratio_vs_peer: null,
+        ms: lsec * 1e3,
+        median_ms: t[iLut + li].median * 1e3,
+        bytes,
+        bits_per_weight: sz.bitsPerWeight,
+        speedup_vs_f32: tF32 / lsec,
+        speedup_vs_decode_int8: sec / lsec,
+        pct_of_read_64MiB: (100 * lgbs) / bw,
+        pct_of_read_dram: (100 * lgbs) / dram,
+        footprint_read_GBs: footGbs,
+        pct_of_read_footprint: (100 * lgbs) / footGbs,
+        threads,
+        ...(errs.has(`${f} LUT`) ? { max_rel_err_vs_f64: errs.get(`${f} LUT`) } : {}),
+      });
+      rows.push([
+        `${K}x${N} ${f} LUT`,
+        sz.bitsPerWeight,
+        lsec * 1e3,
+        lgbs,
+        `${env.fmt((100 * lgbs) / bw)}%`,
+        `${env.fmt((100 * lgbs) / dram)}%`,
+        `${env.fmt((100 * lgbs) / footGbs)}% of ${env.fmt(footGbs)}`,
+        `${(tF32 / lsec).toFixed(2)}x`,
+        `${(sec / lsec).toFixed(2)}x`,
+        '-',
       ]);
     });
     readNotes.push(`${K}x${N}: read ${env.fmt(bw)} GB/s at 64 MiB (same loop)`);
@@ -252,7 +310,7 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
   }
   env.table(
     `Packed GEMV y = x W^T, batch 1, ${threads} threads (${readNotes.join('; ')}; ${env.fmt(dram)} GB/s at 512 MiB, measured before)`,
-    ['matrix / format', 'bits/w', 'ms', 'GB/s packed', '% of 64 MiB read', '% of DRAM read (512 MiB)', '% of read at own size (GB/s)', 'vs f32', 'ONNX Runtime MatMulNBits'],
+    ['matrix / format', 'bits/w', 'ms', 'GB/s packed', '% of 64 MiB read', '% of DRAM read (512 MiB)', '% of read at own size (GB/s)', 'vs f32', 'LUT vs decode (int8 act)', 'ONNX Runtime MatMulNBits'],
     rows,
   );
   if (ort) env.note(`ONNX Runtime ${ort.env.versions?.node ?? ''}: async call overhead ${env.fmt(ortOverheadMs * 1e3)} us (64x64 model); ratio = ORT best ms / ours ms, > 1 means ours is faster`);

@@ -24,7 +24,8 @@ import { presetConfig } from '../src/models/hat/config.js';
 import { HatSplitter } from '../src/models/hat/splitter.js';
 import { generate } from '../src/models/hat/generate.js';
 import { evaluateText } from '../src/models/hat/score.js';
-import { parseFormat, quantizeModel, setPackedAct, type PackedAct } from '../src/compress/index.js';
+import { parseFormat, quantizeModel, setPackedAct, setPackedLut, type PackedAct } from '../src/compress/index.js';
+import { packedLutFits } from '../src/tensor/kernels/js_packed_lut.js';
 
 const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '..', '..');
 function arg(name: string, def: string): string {
@@ -83,13 +84,19 @@ interface Variant {
   name: string;
   model: HATModel;
   act?: PackedAct;
+  /** lookup-table path on (default) or off (1- and 2-bit formats, int8 activations, block 64k) */
+  lut?: boolean;
 }
 function variants(base: () => HATModel, block: number): Variant[] {
   const out: Variant[] = [{ name: 'f32', model: base() }];
   for (const f of FORMATS) {
     const m = base();
     quantizeModel(m, parseFormat(f, { blockSize: block }), { seed: 0 });
-    for (const act of ACTS) out.push({ name: `${f} ${act} act`, model: m, act });
+    for (const act of ACTS) out.push({ name: `${f} ${act} act`, model: m, act, lut: true });
+    const fmt = parseFormat(f, { blockSize: block });
+    if (ACTS.includes('int8') && packedLutFits(fmt.bits, block, block, fmt.scaleDtype === 'BF16')) {
+      out.push({ name: `${f} int8 act, decode kernel (LUT off)`, model: m, act: 'int8', lut: false });
+    }
   }
   return out;
 }
@@ -110,6 +117,7 @@ for (const [label, base, block] of models) {
   const runs = new Map<string, number[]>(vs.map((v) => [v.name, []]));
   const gen = (v: Variant, bytes: number, seed: number): number => {
     if (v.act) setPackedAct(v.model, v.act);
+    if (v.lut !== undefined) setPackedLut(v.model, v.lut);
     const ts = performance.now();
     const r = generate(v.model, splitterOf(v.model), PROMPT, { maxBytes: bytes, temperature: 0.7, seed, stop: [] });
     return r.bytes.length / ((performance.now() - ts) / 1e3);

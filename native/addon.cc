@@ -1108,6 +1108,60 @@ napi_value PackedMatmul(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+
+// packedLutMatmul(M, N, K, x, xOff, codes, bits, levels, scales, blockSize, out, outOff): codes and
+// bf16 scales in the row-interleaved layout of PackedLutArgs (kernels.h)
+napi_value PackedLutMatmul(napi_env env, napi_callback_info info) {
+  Call c;
+  TRY(begin(c, env, info, "packedLutMatmul", 12));
+  PackedLutArgs a;
+  long xOff, outOff, bits;
+  Arr<float> x, levels, out;
+  Arr<uint8_t> codes;
+  Arr<uint16_t> scales;
+  TRY(integer(c, 0, "M", a.M));
+  TRY(integer(c, 1, "N", a.N));
+  TRY(integer(c, 2, "K", a.K));
+  TRY(f32(c, 3, "x", x));
+  TRY(integer(c, 4, "xOff", xOff));
+  TRY(u8(c, 5, "codes", codes));
+  TRY(integer(c, 6, "bits", bits, 1));
+  TRY(f32(c, 7, "levels", levels));
+  TRY(u16(c, 8, "scales", scales));
+  TRY(integer(c, 9, "blockSize", a.B, 64));
+  TRY(f32(c, 10, "out", out));
+  TRY(integer(c, 11, "outOff", outOff));
+  char msg[200];
+  if (bits != 1 && bits != 2) {
+    std::snprintf(msg, sizeof msg, "bits must be 1 or 2, got %ld", bits);
+    return throw_range(c, msg), nullptr;
+  }
+  if (a.B % 64 != 0 || a.K % a.B != 0) {
+    std::snprintf(msg, sizeof msg, "blockSize (%ld) must be a multiple of 64 that divides K (%ld)", a.B, a.K);
+    return throw_range(c, msg), nullptr;
+  }
+  a.bits = static_cast<int>(bits);
+  const double tiles = double((a.N + 31) / 32);
+  TRY(need(c, "levels", levels.n, double(1L << bits)));
+  TRY(need(c, "x", x.n, xOff + double(a.M) * a.K));
+  TRY(need(c, "codes", codes.n, tiles * 32 * (a.K * bits / 8)));
+  TRY(need(c, "scales", scales.n, tiles * 32 * (a.K / a.B)));
+  TRY(need(c, "out", out.n, outOff + double(a.M) * a.N));
+  if (a.M == 0 || a.N == 0) return undef(env);
+  a.x = x.p + xOff;
+  a.codes = codes.p;
+  a.levels = levels.p;
+  a.scales = scales.p;
+  a.out = out.p + outOff;
+  if (a.K == 0) {
+    for (long i = 0; i < a.M * a.N; ++i) a.out[i] = 0.0f;
+    return undef(env);
+  }
+  if (g_ops == ops_avx2()) packed_lut_matmul_avx2(a);
+  else packed_lut_matmul_generic(a);
+  return undef(env);
+}
+
 }  // namespace
 
 void tfree_boxte_register(napi_env env, napi_value exports);  // boxte.cc
@@ -1143,6 +1197,7 @@ NAPI_MODULE_INIT() {
       {"crossEntropyBackward", CrossEntropyBackward},
       {"adamw", Adamw},
       {"packedMatmul", PackedMatmul},
+      {"packedLutMatmul", PackedLutMatmul},
       {"getThreads", GetThreads},
       {"setThreads", SetThreads},
       {"simd", Simd},

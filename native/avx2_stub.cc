@@ -5,4 +5,5 @@ namespace tfree {
 const OpsTable* ops_avx2() { return nullptr; }
 void gemm_avx2(const GemmArgs&) {}
 void packed_matmul_avx2(const PackedArgs& a) { packed_matmul_generic(a); }
+void packed_lut_matmul_avx2(const PackedLutArgs& a) { packed_lut_matmul_generic(a); }
 }  // namespace tfree

@@ -15,7 +15,7 @@
   "targets": [
     {
       "target_name": "tfree_native",
-      "sources": ["addon.cc", "threadpool.cc", "gemm_generic.cc", "ops_generic.cc", "packed_generic.cc", "boxte.cc"],
+      "sources": ["addon.cc", "threadpool.cc", "gemm_generic.cc", "ops_generic.cc", "packed_generic.cc", "packed_lut_generic.cc", "boxte.cc"],
       "libraries": [],
       "conditions": [
         ["tfree_x86==1", {
@@ -35,7 +35,7 @@
         {
           "target_name": "tfree_avx2",
           "type": "static_library",
-          "sources": ["gemm_avx2.cc", "ops_avx2.cc", "packed_avx2.cc"],
+          "sources": ["gemm_avx2.cc", "ops_avx2.cc", "packed_avx2.cc", "packed_lut_avx2.cc"],
           "cflags_cc": ["-mavx2", "-mfma"],
           "xcode_settings": {
             "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma"]

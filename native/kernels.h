@@ -122,4 +122,34 @@ void packed_quantize_x(const float* x, long K, long U, float qmax, int16_t* xq, 
 // block scales of one row -> float32
 void packed_scales_f32(const uint16_t* s, long n, bool bf16, float* out);
 
+
+// ---- activation-side lookup-table matmul (packed_lut_generic.cc, packed_lut_avx2.cc) -----------
+// For 1- and 2-bit codes, blocks B % 64 == 0, bf16 scales, int8-activation precision. Each 4-bit
+// nibble of a packed row holds E = 4/bits consecutive codes (MSB first); per activation row and
+// per nibble position q (E activations x[qE .. qE+E-1]) a table of 16 sums
+//   T[q][j] = sum_{i<E} L8[code_i(j)] * x[qE + i]   (float32, i ascending, code_i(j) = bits i of j
+//   from the MSB side; L8 = the int8-mode levels of packed_levels_i8)
+// is built; per group u of 64 activations (Q = 64/E tables) the tables are rounded to int8:
+// t = nearbyint(T * (127/amax)), ts[u] = amax/127, amax = max |T| over the group (non-finite -> NaN
+// scale, zero tables). out[m, n] = float32 sum over u (ascending) of
+//   float(S[n, u]) * ((sc[n, u*64/B] * ls) * ts[u]),  S[n, u] = sum_q t[q][nibble(n, q)] (exact).
+// Weights in the row-interleaved layout (packedLutLayout in src/tensor/kernels/js_packed_lut.ts):
+// tiles of 32 rows (the last zero-padded), codes[(tile * rb + j) * 32 + r] = byte j of row
+// 32 tile + r (rb = K bits / 8), scales[(tile * nB + b) * 32 + r] = bf16 scale of block b of that row.
+struct PackedLutArgs {
+  long M, N, K;
+  const float* x;
+  const uint8_t* codes;  // interleaved
+  int bits;              // 1 or 2
+  const float* levels;
+  const uint16_t* scales;  // interleaved bf16
+  long B;
+  float* out;
+};
+
+void packed_lut_matmul_generic(const PackedLutArgs& a);
+void packed_lut_matmul_avx2(const PackedLutArgs& a);
+// tables of one activation row: tab [K/64][Q][16] int8, ts [K/64] (shared by both implementations)
+void packed_lut_tables(const float* x, long K, int bits, const int16_t* L8, int8_t* tab, float* ts);
+
 }  // namespace tfree

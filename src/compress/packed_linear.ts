@@ -10,8 +10,15 @@
  * and runs the kernel's vpmaddubsw path, 32 products per instruction; 'int16' rounds to int16
  * (relative error 2^-16 of the group's absmax instead of 2^-8) at half the multiply rate. The
  * default can be changed with the environment variable TFREE_PACKED_ACT=int8|int16.
+ *
+ * Lookup-table path (`lut`, docs/compression.md "Lookup-table kernel"): 1- and 2-bit formats with
+ * bf16 scales and blocks a multiple of 64 run in int8 mode through `packedLutMatmul` (tables of
+ * activation partial sums, weights row-interleaved once on first use). On by default; the
+ * environment variable TFREE_PACKED_LUT=0|1 changes the default, `lut = false` forces the decode
+ * kernel for one layer.
  */
 import { Tensor, add, kernels, record, shapeSize } from '../tensor/index.js';
+import { packedLutFits, packedLutLayout } from '../tensor/kernels/js_packed_lut.js';
 import { dequantize, packedBytes, type PackedMatrix } from './quantize.js';
 
 /** Activation precision of the packed kernel. */
@@ -25,6 +32,14 @@ export function defaultPackedAct(): PackedAct {
   return v;
 }
 
+/** Whether the lookup-table path is on by default: TFREE_PACKED_LUT (0 | 1) when set, else on. */
+export function defaultPackedLut(): boolean {
+  const v = process.env.TFREE_PACKED_LUT;
+  if (v === undefined || v === '') return true;
+  if (v !== '0' && v !== '1') throw new Error(`TFREE_PACKED_LUT must be 0 or 1, got "${v}"`);
+  return v === '1';
+}
+
 export class PackedLinear {
   readonly packed: PackedMatrix;
   readonly bias: Tensor | null;
@@ -34,6 +49,9 @@ export class PackedLinear {
   readonly name: string;
   /** activation precision of the kernel (see the class comment); may be changed at any time */
   act: PackedAct;
+  /** use the lookup-table kernel where it fits (see the class comment); may be changed at any time */
+  lut: boolean = defaultPackedLut();
+  private lutLayout: { codes: Uint8Array; scales: Uint16Array } | null = null;
 
   constructor(packed: PackedMatrix, bias: Tensor | null = null, name = '<packed linear>', act: PackedAct = defaultPackedAct()) {
     this.packed = packed;
@@ -45,6 +63,12 @@ export class PackedLinear {
     if (bias !== null && (bias.rank !== 1 || bias.shape[0] !== packed.rows)) {
       throw new Error(`PackedLinear ${name}: bias shape [${bias.shape.join(', ')}] does not match ${packed.rows} outputs`);
     }
+  }
+
+  /** Whether forward runs the lookup-table kernel (int8 mode, a format and layout it computes, `lut` on). */
+  usesLut(): boolean {
+    const f = this.packed.format;
+    return this.lut && this.act === 'int8' && packedLutFits(f.bits, this.inFeatures, f.blockSize, f.scaleDtype === 'BF16');
   }
 
   /** Bytes of the packed weight (codes, scales, codebook). */
@@ -64,7 +88,12 @@ export class PackedLinear {
     const M = shapeSize(x.shape) / K;
     const out = new Float32Array(M * N);
     const p = this.packed;
-    kernels().packedMatmul(M, N, K, xd, 0, p.codes, p.format.bits, p.levels, p.scales, p.format.scaleDtype === 'BF16', p.format.blockSize, out, 0, this.act === 'int8');
+    if (this.usesLut()) {
+      this.lutLayout ??= packedLutLayout(N, K, p.format.bits, p.format.blockSize, p.codes, p.scales);
+      kernels().packedLutMatmul(M, N, K, xd, 0, this.lutLayout.codes, p.format.bits, p.levels, this.lutLayout.scales, p.format.blockSize, out, 0);
+    } else {
+      kernels().packedMatmul(M, N, K, xd, 0, p.codes, p.format.bits, p.levels, p.scales, p.format.scaleDtype === 'BF16', p.format.blockSize, out, 0, this.act === 'int8');
+    }
     let y = new Tensor(out, [...x.shape.slice(0, -1), N]);
     y = record(y, 'packed_linear', [x], (g) => {
       const W = dequantize(p);
@@ -77,15 +106,15 @@ export class PackedLinear {
   }
 }
 
-/** Sets the activation precision of every PackedLinear reachable from `model`; returns how many. */
-export function setPackedAct(model: object, act: PackedAct): number {
+/** Calls fn on every PackedLinear reachable from `model` (each once); returns how many. */
+export function forEachPackedLinear(model: object, fn: (layer: PackedLinear) => void): number {
   let n = 0;
   const seen = new Set<object>();
   const walk = (obj: object): void => {
     if (seen.has(obj)) return;
     seen.add(obj);
     if (obj instanceof PackedLinear) {
-      obj.act = act;
+      fn(obj);
       n++;
       return;
     }
@@ -96,4 +125,14 @@ export function setPackedAct(model: object, act: PackedAct): number {
   };
   walk(model);
   return n;
+}
+
+/** Sets the activation precision of every PackedLinear reachable from `model`; returns how many. */
+export function setPackedAct(model: object, act: PackedAct): number {
+  return forEachPackedLinear(model, (l) => (l.act = act));
+}
+
+/** Turns the lookup-table path on or off for every PackedLinear reachable from `model`; returns how many. */
+export function setPackedLut(model: object, lut: boolean): number {
+  return forEachPackedLinear(model, (l) => (l.lut = lut));
 }

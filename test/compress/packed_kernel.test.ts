@@ -11,39 +11,10 @@ import type { NativeExtrasInternal } from '../../src/tensor/kernels/native.js';
 import { Rng } from '../../src/nn/index.js';
 import { FORMAT_NAMES, dequantize, parseFormat, quantizeMatrix, type PackedMatrix } from '../../src/compress/index.js';
 import { hasNative } from '../helpers/numeric.js';
+import { kernelVariants, restoreNative } from '../helpers/kernel_variants.js';
 
-interface Backend {
-  name: string;
-  k: Kernels;
-  setup: () => void;
-}
-
-const backends: Backend[] = [{ name: 'js', k: jsKernels, setup: () => undefined }];
+const backends = kernelVariants();
 const nb = nativeBackend();
-if (hasNative() && 'kernels' in nb) {
-  const ex = nb.extras as NativeExtrasInternal;
-  const simds: ('avx2' | 'generic')[] = ex.cpuAvx2 ? ['avx2', 'generic'] : ['generic'];
-  for (const simd of simds) {
-    for (const threads of [1, 2]) {
-      backends.push({
-        name: `native ${simd} ${threads}T`,
-        k: nb.kernels,
-        setup: () => {
-          ex.setSimd(simd);
-          ex.setThreads(threads);
-        },
-      });
-    }
-  }
-}
-
-function restoreNative(): void {
-  if ('kernels' in nb) {
-    const ex = nb.extras as NativeExtrasInternal;
-    if (ex.cpuAvx2) ex.setSimd('avx2');
-    ex.setThreads(2);
-  }
-}
 
 function run(k: Kernels, p: PackedMatrix, x: Float32Array, M: number, xOff = 0, outOff = 0, act8 = false): Float32Array {
   const out = new Float32Array(outOff + M * p.rows).fill(NaN);

@@ -5,6 +5,7 @@
  */
 import { gemmJs } from './js_gemm.js';
 import { packedMatmulJs } from './js_packed.js';
+import { packedLutMatmulJs } from './js_packed_lut.js';
 import { BinaryOp, ReduceOp, UnaryOp, type Kernels } from './types.js';
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -179,6 +180,7 @@ export const jsKernels: Kernels = {
   name: 'js',
 
   packedMatmul: packedMatmulJs,
+  packedLutMatmul: packedLutMatmulJs,
 
   gemm(batch, transA, transB, M, N, K, alpha, A, aOff, lda, strideA, B, bOff, ldb, strideB, beta, C, cOff, ldc, strideC) {
     for (let b = 0; b < batch; b++) {

@@ -12,7 +12,7 @@ import type { Kernels } from './types.js';
 const fr = Math.fround;
 
 /** Round half to even (C's nearbyint in the default rounding mode). */
-function rne(v: number): number {
+export function rne(v: number): number {
   const r = Math.round(v);
   return r - v === 0.5 && (r & 1) !== 0 ? r - 1 : r;
 }
@@ -79,7 +79,7 @@ const f16Table = ((): Float32Array => {
 const bf16Scratch = new Float32Array(1);
 const bf16Bits = new Uint32Array(bf16Scratch.buffer);
 
-function scaleValue(h: number, bf16: boolean): number {
+export function scaleValue(h: number, bf16: boolean): number {
   if (!bf16) return f16Table[h];
   bf16Bits[0] = h << 16;
   return bf16Scratch[0];

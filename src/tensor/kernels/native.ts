@@ -50,6 +50,7 @@ const KERNEL_NAMES = [
   'crossEntropyBackward',
   'adamw',
   'packedMatmul',
+  'packedLutMatmul',
 ] as const satisfies readonly (keyof Kernels)[];
 
 const EXTRA_NAMES = [
@@ -147,6 +148,7 @@ function loadUncached(): NativeLoadResult {
     crossEntropyBackward: addon.crossEntropyBackward,
     adamw: addon.adamw,
     packedMatmul: addon.packedMatmul,
+    packedLutMatmul: addon.packedLutMatmul,
   };
   const extras: NativeExtrasInternal = {
     getThreads: addon.getThreads,

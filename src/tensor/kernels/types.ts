@@ -375,6 +375,29 @@ export interface Kernels {
     outOff: number,
     act8?: boolean,
   ): void;
+
+  /**
+   * Activation-side lookup-table matmul for 1- and 2-bit codes, int8-level precision (native/kernels.h,
+   * PackedLutArgs; docs/compression.md "Lookup-table kernel"): per 4/bits activations the 16 partial
+   * sums over the int8 levels, rounded to int8 per group of 64 activations (scale max|T|/127),
+   * looked up by the weights' nibbles; exact integer sums per group, float32 across groups.
+   * codes / scales: the row-interleaved layout of `packedLutLayout` (js_packed_lut.ts), bf16 scales;
+   * blockSize: a multiple of 64 dividing K.
+   */
+  packedLutMatmul(
+    M: number,
+    N: number,
+    K: number,
+    x: Float32Array,
+    xOff: number,
+    codes: Uint8Array,
+    bits: number,
+    levels: Float32Array,
+    scales: Uint16Array,
+    blockSize: number,
+    out: Float32Array,
+    outOff: number,
+  ): void;
 }
 
 /** Extra entry points of the native addon used by benchmarks and diagnostics only. */
