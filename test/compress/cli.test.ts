@@ -12,7 +12,7 @@ import { ParamStore, Rng, VarBuilder, init } from '../../src/nn/index.js';
 import { openCheckpoint, writeSafetensors } from '../../src/io/index.js';
 import { LlamaLM, type LlamaLMConfig } from '../../src/models/llama/model.js';
 import { loadPackedModel } from '../../src/compress/index.js';
-import { main } from '../../src/cli/main.js';
+import { cli } from '../helpers/cli.js';
 
 const cfg: LlamaLMConfig = { vocabSize: 64, hiddenSize: 64, intermediateSize: 128, numLayers: 1, numHeads: 4, numKvHeads: 2 };
 const hfConfig = { model_type: 'llama', vocab_size: 64, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2 };
@@ -20,21 +20,6 @@ const hfConfig = { model_type: 'llama', vocab_size: 64, hidden_size: 64, interme
 function build(seed: number): { model: LlamaLM; store: ParamStore } {
   const store = new ParamStore();
   return { model: new LlamaLM(new VarBuilder(store, { rng: seed, defaultInit: init.normal(0.05) }), cfg), store };
-}
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(args), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
 }
 
 test('tfree quantize / prune: packed folder loads and runs; pruned folder has the sparsity; clear errors', async () => {

@@ -11,7 +11,7 @@ import { HatSplitter, saveHATModel, loadHATModel, type HATModel } from '../../sr
 import { DtmEvaluator, appendWords, greedyContinuation, parsePrompts, wordLengthsIn } from '../../src/eval/hat_dtm.js';
 import { applyCompression, blockFor, componentLabel, listComponents } from '../../src/eval/components.js';
 import { levelsForTargets, precisionPlan, runSweep, sparsityPlan } from '../../src/eval/sweep.js';
-import { main } from '../../src/cli/main.js';
+import { cli } from '../helpers/cli.js';
 import { randomModel, testConfig } from '../hat/util.js';
 
 const splitter = new HatSplitter();
@@ -29,21 +29,6 @@ function model(seed: number): HATModel {
   const d = w.data as Float32Array;
   d.fill(0, w.offset + 128 * w.shape[1], w.offset + 256 * w.shape[1]);
   return m;
-}
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(args), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
 }
 
 test('parsePrompts: one per line, or blocks separated by blank lines', () => {
