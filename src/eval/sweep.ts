@@ -82,14 +82,8 @@ export interface SweepRow extends Score {
   sparsity?: number;
 }
 
-export interface SweepComponent {
-  name: string;
-  group: string;
-  kind: string;
-  rows: number;
-  cols: number;
-  params: number;
-}
+/** A component as stored in a sweep JSON (no live layer). */
+export type SweepComponent = Omit<Component, 'linear'>;
 
 export interface SweepResult {
   tfree_sweep: 1;
