@@ -7,6 +7,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatHelp, parseArgs, type CommandSpec } from './args.js';
 import { UserError } from './errors.js';
+import { defaultPackedAct, defaultPackedLut } from '../compress/packed_linear.js';
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
@@ -73,6 +74,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   try {
+    checkEnvironment();
     const code = await cmd.run(parseArgs(rest, cmd));
     return typeof code === 'number' ? code : 0;
   } catch (e) {
@@ -81,6 +83,16 @@ export async function main(argv: readonly string[]): Promise<number> {
       return e.exitCode;
     }
     throw e;
+  }
+}
+
+/** A bad value in a tfree environment variable is the user's mistake: one line, before any work. */
+function checkEnvironment(): void {
+  try {
+    defaultPackedAct();
+    defaultPackedLut();
+  } catch (e) {
+    throw new UserError(e instanceof Error ? e.message : String(e));
   }
 }
 

@@ -89,3 +89,21 @@ test('tfree quantize / prune: packed folder loads and runs; pruned folder has th
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('a bad TFREE_PACKED_ACT / TFREE_PACKED_LUT is a one-line user error, exit 2', async () => {
+  for (const [name, value, msg] of [
+    ['TFREE_PACKED_ACT', 'bogus', /^tfree info: TFREE_PACKED_ACT must be int8 or int16, got "bogus"\n$/],
+    ['TFREE_PACKED_LUT', 'yes', /^tfree info: TFREE_PACKED_LUT must be 0 or 1, got "yes"\n$/],
+  ] as const) {
+    const old = process.env[name];
+    process.env[name] = value;
+    try {
+      const r = await cli(['info']);
+      assert.equal(r.code, 2);
+      assert.match(r.err, msg);
+    } finally {
+      if (old === undefined) delete process.env[name];
+      else process.env[name] = old;
+    }
+  }
+});
