@@ -1,6 +1,7 @@
-// Internal kernel table. Two instances exist: the AVX2/FMA one (ops_avx2.cc + gemm_avx2.cc, compiled
-// with -mavx2 -mfma) and the portable one (ops_generic.cc + gemm_generic.cc). addon.cc picks one at
-// load time from the CPU check (and TFREE_SIMD). Offsets are already applied to all pointers and every
+// Internal kernel table. Three instances exist: the AVX2/FMA one (ops_avx2.cc + gemm_avx2.cc, compiled
+// with -mavx2 -mfma; x86 builds), the ARM64 NEON one (ops_neon.cc + gemm_neon.cc; arm64 builds) and
+// the portable one (ops_generic.cc + gemm_generic.cc). addon.cc picks one at load time from the CPU
+// check (and TFREE_SIMD). Offsets are already applied to all pointers and every
 // size was bounds-checked by addon.cc.
 #pragma once
 #include <cstdint>
@@ -75,10 +76,12 @@ struct OpsTable {
 };
 
 const OpsTable* ops_avx2();     // nullptr when not compiled in (non-x86 build)
+const OpsTable* ops_neon();     // nullptr when not compiled in (non-arm64 build)
 const OpsTable* ops_generic();
 
 // gemm entry points of the two gemm TUs
 void gemm_avx2(const GemmArgs& g);
+void gemm_neon(const GemmArgs& g);
 void gemm_generic(const GemmArgs& g);
 
 // ---- packed-weight matmul (packed_generic.cc, packed_avx2.cc) ----------------------------------
@@ -109,6 +112,13 @@ struct PackedArgs {
 
 void packed_matmul_generic(const PackedArgs& a);
 void packed_matmul_avx2(const PackedArgs& a);  // falls back to the generic one for unsupported layouts
+// ARM64 NEON (packed_neon.cc): bit-identical to the generic one, every layout; int8 activations use
+// sdot (packed_neon_dot.cc) when the CPU has asimddp, else plain ARMv8.0 NEON. On other
+// architectures these are the generic kernels / false / no-ops (neon_stub.cc).
+void packed_matmul_neon(const PackedArgs& a);
+bool neon_cpu_dotprod();          // getauxval(AT_HWCAP) & HWCAP_ASIMDDP
+void neon_set_dotprod(bool on);   // use sdot when on and the CPU has it (default: whenever it has it)
+bool neon_dotprod_active();       // the path packed_matmul_neon takes for int8 activations
 
 // shared helpers (defined in packed_generic.cc; not inline, see threadpool.h)
 // int16 levels and their scale: levels ~= L16 * ls (exact, ls = 1, when all are integers with |L| <= 8191)
@@ -149,6 +159,7 @@ struct PackedLutArgs {
 
 void packed_lut_matmul_generic(const PackedLutArgs& a);
 void packed_lut_matmul_avx2(const PackedLutArgs& a);
+void packed_lut_matmul_neon(const PackedLutArgs& a);  // bit-identical to the generic one (tbl)
 // tables of one activation row: tab [K/64][Q][16] int8, ts [K/64] (shared by both implementations)
 void packed_lut_tables(const float* x, long K, int bits, const int16_t* L8, int8_t* tab, float* ts);
 

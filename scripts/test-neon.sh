@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# ARM64 NEON kernels on an x86 machine: cross-compiles them with Debian's aarch64-linux-gnu-g++
+# (the flags binding.gyp uses for arm64; +dotprod on packed_neon_dot.cc only) together with the
+# portable kernels and the test driver native/test/neon_test.cc, and runs the driver under
+# qemu-user twice:
+#   -cpu max         asimddp present: GEMM/GEMV, every fused op, packed (sdot and plain paths), LUT;
+#   -cpu cortex-a53  ARMv8.0, no asimddp: the runtime check must say so; packed and LUT again.
+# Then compiles every addon source for aarch64 (object files; the Node headers of the running node)
+# so an arm64 build break shows here. Prints "neon: ..." lines and a summary; exit 1 on a failure.
+# Skips (one line, exit 0) when the cross compiler or qemu-aarch64 is missing
+# (Debian: apt-get install g++-aarch64-linux-gnu qemu-user). Runs on an arm64 host too (no qemu).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+CXX=${TFREE_AARCH64_CXX:-aarch64-linux-gnu-g++}
+QEMU=${TFREE_QEMU_AARCH64:-qemu-aarch64}
+native=0
+if [ "$(uname -m)" = aarch64 ] && ! command -v "$CXX" >/dev/null 2>&1; then
+  CXX=${CXX_NATIVE:-g++}
+  native=1
+fi
+if ! command -v "$CXX" >/dev/null 2>&1; then
+  echo "neon: skipped ($CXX not found; Debian: apt-get install g++-aarch64-linux-gnu qemu-user)"
+  exit 0
+fi
+if [ "$native" = 0 ] && ! command -v "$QEMU" >/dev/null 2>&1; then
+  echo "neon: skipped ($QEMU not found; Debian: apt-get install qemu-user)"
+  exit 0
+fi
+out=native/build/neon
+mkdir -p "$out"
+# as binding.gyp's arm64 build: -ffp-contract=off keeps the portable kernels' float32 operations
+# unfused (GCC contracts a*b+c into fmadd on aarch64 even with -std=c++17)
+FLAGS=(-O3 -std=c++17 -fno-exceptions -fPIC -pthread -ffp-contract=off -Wall -Wextra)
+headers=(native/kernels.h native/threadpool.h native/ops_impl.h)
+objs=()
+pids=()
+ok=1
+compile() {  # src obj extra-flags...: skipped when the object is newer than the source and headers
+  local src=$1 obj=$2
+  shift 2
+  objs+=("$obj")
+  local stale=0
+  [ -f "$obj" ] || stale=1
+  for f in "$src" "${headers[@]}" scripts/test-neon.sh; do [ "$f" -nt "$obj" ] && stale=1; done
+  [ "$stale" = 0 ] && return 0
+  if [ "${#pids[@]}" -ge 3 ]; then  # at most 3 compilers at a time
+    wait "${pids[0]}" || ok=0
+    pids=("${pids[@]:1}")
+  fi
+  "$CXX" "${FLAGS[@]}" "$@" -c "$src" -o "$obj" &
+  pids+=($!)
+}
+for s in threadpool gemm_generic ops_generic packed_generic packed_lut_generic gemm_neon ops_neon packed_neon packed_lut_neon; do
+  compile "native/$s.cc" "$out/$s.o"
+done
+compile native/packed_neon_dot.cc "$out/packed_neon_dot.o" -march=armv8.2-a+dotprod
+compile native/test/neon_test.cc "$out/neon_test.o" -O2
+for p in "${pids[@]}"; do wait "$p" || ok=0; done
+if [ "$ok" = 0 ]; then
+  echo "neon: FAIL (cross-compiling the NEON kernels or the test driver failed)"
+  exit 1
+fi
+if ! "$CXX" -static -pthread -o "$out/neon_test" "${objs[@]}" 2>/dev/null; then
+  "$CXX" -pthread -o "$out/neon_test" "${objs[@]}"  # no static libc: qemu needs -L (below)
+fi
+build_s=$(( $(date +%s) - start ))
+run() {  # cpu args...
+  local cpu=$1
+  shift
+  if [ "$native" = 1 ]; then
+    "$out/neon_test" "$@"
+  else
+    "$QEMU" -cpu "$cpu" -L /usr/aarch64-linux-gnu "$out/neon_test" "$@"
+  fi
+}
+fail=0
+echo "neon: qemu -cpu max (ARMv8.x with asimddp)"
+run max --expect-dotprod yes || fail=1
+if [ "$native" = 0 ]; then
+  echo "neon: qemu -cpu cortex-a53 (ARMv8.0, no asimddp)"
+  run cortex-a53 --groups packed,lut --expect-dotprod no || fail=1
+fi
+# every addon source compiles for aarch64 (the Node headers of the running node)
+inc=""
+if command -v node >/dev/null 2>&1; then inc=$(node -p "require('path').resolve(process.execPath, '../../include/node')"); fi
+if [ -n "$inc" ] && [ -f "$inc/node_api.h" ]; then
+  pids=()
+  objs=()
+  FLAGS=(-O3 -std=c++17 -fno-exceptions -fPIC -pthread -ffp-contract=off -w)
+  for s in addon boxte avx2_stub; do compile "native/$s.cc" "$out/addon_$s.o" -I "$inc"; done
+  ok=1
+  for p in "${pids[@]}"; do wait "$p" || ok=0; done
+  if [ "$ok" = 1 ]; then
+    echo "neon: addon sources compile for aarch64 (addon.cc, boxte.cc, avx2_stub.cc and the kernels above)"
+  else
+    echo "neon: FAIL addon sources do not compile for aarch64"
+    fail=1
+  fi
+else
+  echo "neon: addon compile check skipped (no Node headers found)"
+fi
+total_s=$(( $(date +%s) - start ))
+if [ "$fail" = 0 ]; then
+  echo "neon: PASS in ${total_s} s (build ${build_s} s)"
+else
+  echo "neon: FAILED in ${total_s} s"
+  exit 1
+fi
