@@ -3,8 +3,8 @@
 // Every entry point unpacks its positional arguments, checks types (TypeError naming the argument)
 // and checks that every typed array is long enough for the sizes/offsets/strides it is given
 // (RangeError), so a bad call throws instead of corrupting memory. Then it calls the kernel table
-// chosen at load time (AVX2+FMA when the CPU has it, the portable one otherwise or when
-// TFREE_SIMD=generic).
+// chosen at load time (AVX2+FMA when the CPU has it, NEON on arm64, the portable one otherwise or
+// when TFREE_SIMD=generic).
 #include <node_api.h>
 
 #include <chrono>
@@ -43,7 +43,8 @@ void select_ops() {
   const char* e = std::getenv("TFREE_SIMD");
   const bool wantGeneric = e && (std::strcmp(e, "generic") == 0 || std::strcmp(e, "none") == 0);
   const OpsTable* avx = ops_avx2();
-  g_ops = (!wantGeneric && g_cpuAvx2 && avx) ? avx : ops_generic();
+  const OpsTable* neon = ops_neon();  // non-null only in arm64 builds (NEON is part of ARMv8-A)
+  g_ops = (!wantGeneric && g_cpuAvx2 && avx) ? avx : (!wantGeneric && neon) ? neon : ops_generic();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -901,7 +902,7 @@ napi_value Simd(napi_env env, napi_callback_info) {
   return s;
 }
 
-// setSimd("avx2" | "generic"): switch the kernel table (tests / diagnostics); returns the active name.
+// setSimd("avx2" | "neon" | "generic"): switch the kernel table (tests / diagnostics); returns the active name.
 napi_value SetSimd(napi_env env, napi_callback_info info) {
   Call c;
   TRY(begin(c, env, info, "setSimd", 1));
@@ -914,8 +915,11 @@ napi_value SetSimd(napi_env env, napi_callback_info info) {
   } else if (std::strcmp(buf, "avx2") == 0) {
     if (!g_cpuAvx2 || !ops_avx2()) return throw_range(c, "this CPU lacks AVX2+FMA"), nullptr;
     g_ops = ops_avx2();
+  } else if (std::strcmp(buf, "neon") == 0) {
+    if (!ops_neon()) return throw_range(c, "this build has no NEON kernels (not arm64)"), nullptr;
+    g_ops = ops_neon();
   } else {
-    return throw_range(c, "argument 'mode' must be \"avx2\" or \"generic\""), nullptr;
+    return throw_range(c, "argument 'mode' must be \"avx2\", \"neon\" or \"generic\""), nullptr;
   }
   return Simd(env, info);
 }
@@ -1104,6 +1108,7 @@ napi_value PackedMatmul(napi_env env, napi_callback_info info) {
     return undef(env);
   }
   if (g_ops == ops_avx2()) packed_matmul_avx2(a);
+  else if (g_ops == ops_neon()) packed_matmul_neon(a);
   else packed_matmul_generic(a);
   return undef(env);
 }
@@ -1158,6 +1163,7 @@ napi_value PackedLutMatmul(napi_env env, napi_callback_info info) {
     return undef(env);
   }
   if (g_ops == ops_avx2()) packed_lut_matmul_avx2(a);
+  else if (g_ops == ops_neon()) packed_lut_matmul_neon(a);
   else packed_lut_matmul_generic(a);
   return undef(env);
 }
@@ -1218,5 +1224,8 @@ NAPI_MODULE_INIT() {
   napi_value cpu;
   napi_get_boolean(env, g_cpuAvx2, &cpu);
   napi_set_named_property(env, exports, "cpuAvx2", cpu);
+  napi_value neon;
+  napi_get_boolean(env, ops_neon() != nullptr, &neon);
+  napi_set_named_property(env, exports, "cpuNeon", neon);
   return exports;
 }

@@ -3,16 +3,17 @@
 // float32 epilogue performs the portable path's operations in its order.
 //
 // Per weight row, the packed codes are decoded with NEON (4-bit: ushr/and + st2; 2-bit: four
-// shifts + st4; 1-bit: tbl byte broadcast + cmtst; 3-bit: scalar) and mapped to their integer levels with tbl
-// (int8 levels, or the two bytes of int16 levels interleaved by st2); 8-bit integer codes are the
-// levels themselves. The row is then dotted with up to every activation row (rounded once per call
-// with the shared packed_quantize_x), one exact integer sum per group of U activations:
+// shifts + st4; 1-bit: tbl byte broadcast + cmtst; 3-bit: scalar) and mapped to their integer
+// levels with tbl (int8 levels, or the two bytes of int16 levels interleaved by st2); 8-bit
+// integer codes are the levels themselves. The row is then dotted with every activation row
+// (rounded once per call with the shared packed_quantize_x), one exact integer sum per group of U:
 //   - int16 activations: smull/smlal into int32 lanes (8 products per lane at most:
 //     8 x 8191 x 32767 < 2^31), widened into int64 with sadalp;
 //   - int8 activations: sdot (4 products per int32 lane) when the CPU has asimddp
-//     (packed_neon_dot.cc, the only file built with +dotprod, called only after the getauxval
-//     check), else smull/smull2 (int8 x int8 -> int16) and sadalp into int32 (plain ARMv8.0);
-//     int8 levels equal to +128 (integer codebooks) do not fit int8 and take the int16 route.
+//     (packed_neon_dot.cc, the only file built with +dotprod, called only after the
+//     getauxval(AT_HWCAP) & HWCAP_ASIMDDP check; sysctl on macOS), else smull/smull2
+//     (int8 x int8 -> int16) and sadalp into int32 (plain ARMv8.0); int8 levels equal to +128
+//     (integer codebooks) do not fit int8 and take the int16 route.
 // Compiled to nothing on other architectures.
 #if defined(__aarch64__)
 #if defined(__clang__)
@@ -21,7 +22,11 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 #include <arm_neon.h>
+#if defined(__linux__)
 #include <sys/auxv.h>
+#elif defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
 
 #include <atomic>
 #include <cstdint>
@@ -31,7 +36,7 @@
 #include "kernels.h"
 #include "threadpool.h"
 
-#ifndef HWCAP_ASIMDDP
+#if defined(__linux__) && !defined(HWCAP_ASIMDDP)
 #define HWCAP_ASIMDDP (1UL << 20)
 #endif
 
@@ -186,7 +191,17 @@ bool int8_identity(const float* levels) {
 
 }  // namespace
 
-bool neon_cpu_dotprod() { return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0; }
+bool neon_cpu_dotprod() {
+#if defined(__linux__)
+  return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif defined(__APPLE__)
+  int v = 0;
+  size_t len = sizeof v;
+  return sysctlbyname("hw.optional.arm.FEAT_DotProd", &v, &len, nullptr, 0) == 0 && v != 0;
+#else
+  return false;  // unknown OS: the plain ARMv8.0 path
+#endif
+}
 
 void neon_set_dotprod(bool on) { g_useDot.store(on && neon_cpu_dotprod() ? 1 : 0); }
 

@@ -5,8 +5,8 @@
 # qemu-user twice:
 #   -cpu max         asimddp present: GEMM/GEMV, every fused op, packed (sdot and plain paths), LUT;
 #   -cpu cortex-a53  ARMv8.0, no asimddp: the runtime check must say so; packed and LUT again.
-# Then compiles every addon source for aarch64 (object files; the Node headers of the running node)
-# so an arm64 build break shows here. Prints "neon: ..." lines and a summary; exit 1 on a failure.
+# Then cross-builds the whole addon for arm64 with node-gyp (binding.gyp's arm64 conditions), so an
+# arm64 build break shows here. Prints "neon: ..." lines and a summary; exit 1 on a failure.
 # Skips (one line, exit 0) when the cross compiler or qemu-aarch64 is missing
 # (Debian: apt-get install g++-aarch64-linux-gnu qemu-user). Runs on an arm64 host too (no qemu).
 set -euo pipefail
@@ -81,24 +81,44 @@ if [ "$native" = 0 ]; then
   echo "neon: qemu -cpu cortex-a53 (ARMv8.0, no asimddp)"
   run cortex-a53 --groups packed,lut --expect-dotprod no || fail=1
 fi
-# every addon source compiles for aarch64 (the Node headers of the running node)
-inc=""
-if command -v node >/dev/null 2>&1; then inc=$(node -p "require('path').resolve(process.execPath, '../../include/node')"); fi
-if [ -n "$inc" ] && [ -f "$inc/node_api.h" ]; then
-  pids=()
-  objs=()
-  FLAGS=(-O3 -std=c++17 -fno-exceptions -fPIC -pthread -ffp-contract=off -w)
-  for s in addon boxte avx2_stub; do compile "native/$s.cc" "$out/addon_$s.o" -I "$inc"; done
-  ok=1
-  for p in "${pids[@]}"; do wait "$p" || ok=0; done
-  if [ "$ok" = 1 ]; then
-    echo "neon: addon sources compile for aarch64 (addon.cc, boxte.cc, avx2_stub.cc and the kernels above)"
+# the whole addon cross-builds for arm64 with node-gyp (binding.gyp's arm64 conditions: NEON
+# libraries, +dotprod on one file, -ffp-contract=off) in a copy of native/ (incremental: make
+# rebuilds what changed); without node-gyp or Node headers, object files of the addon sources only
+if [ "$native" = 0 ]; then
+  prefix=""
+  if command -v node >/dev/null 2>&1; then prefix=$(node -p "require('path').resolve(process.execPath, '../..')"); fi
+  gyp="$prefix/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"
+  if [ -n "${npm_config_node_gyp:-}" ] && [ -f "$npm_config_node_gyp" ]; then gyp=$npm_config_node_gyp; fi
+  if [ -n "$prefix" ] && [ -f "$prefix/include/node/node_api.h" ] && [ -f "$gyp" ]; then
+    src="$out/gyp"
+    mkdir -p "$src"
+    cp -pu native/*.cc native/*.h native/binding.gyp "$src/"
+    log="$out/gyp.log"
+    if ( cd "$src" && export CC="${CXX%++}cc" CXX="$CXX" LINK="$CXX" AR="${CXX%g++}ar" npm_config_nodedir="$prefix" &&
+         { [ -f build/Makefile ] && [ build/Makefile -nt binding.gyp ] || node "$gyp" configure --arch=arm64 --nodedir="$prefix" --loglevel=error; } &&
+         node "$gyp" build --jobs=2 --loglevel=error ) >"$log" 2>&1 &&
+       file "$src/build/Release/tfree_native.node" | grep -q aarch64; then
+      echo "neon: addon cross-builds for arm64 with node-gyp ($src/build/Release/tfree_native.node, $(file -b "$src/build/Release/tfree_native.node" | cut -d, -f1-2))"
+    else
+      tail -20 "$log"
+      echo "neon: FAIL the addon does not cross-build for arm64 (log: $log)"
+      fail=1
+    fi
+  elif [ -n "$prefix" ] && [ -f "$prefix/include/node/node_api.h" ]; then
+    pids=()
+    objs=()
+    FLAGS=(-O3 -std=c++17 -fno-exceptions -fPIC -pthread -ffp-contract=off -w)
+    for s in addon boxte avx2_stub; do compile "native/$s.cc" "$out/addon_$s.o" -I "$prefix/include/node"; done
+    for p in "${pids[@]}"; do wait "$p" || ok=0; done
+    if [ "$ok" = 1 ]; then
+      echo "neon: addon sources compile for aarch64 (object files; node-gyp not found)"
+    else
+      echo "neon: FAIL addon sources do not compile for aarch64"
+      fail=1
+    fi
   else
-    echo "neon: FAIL addon sources do not compile for aarch64"
-    fail=1
+    echo "neon: addon cross-build skipped (no Node headers found)"
   fi
-else
-  echo "neon: addon compile check skipped (no Node headers found)"
 fi
 total_s=$(( $(date +%s) - start ))
 if [ "$fail" = 0 ]; then

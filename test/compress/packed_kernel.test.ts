@@ -1,8 +1,8 @@
 /**
- * The packed-matmul kernel on every backend (pure TS; native AVX2 and portable at 1 and 2
+ * The packed-matmul kernel on every backend (pure TS; native AVX2, NEON and portable at 1 and 2
  * threads), in both activation modes (int16, int8), against a float64 dequantize-then-GEMV
  * reference with the mode's error bound, odd sizes, poisoned outputs, and the TS twin against the
- * portable native path (same float32 operations: bit-identical).
+ * portable native path and the NEON one (same float32 operations: bit-identical).
  */
 import assert from 'node:assert/strict';
 import test from 'node:test';
@@ -126,7 +126,7 @@ for (const be of backends) {
   });
 }
 
-test('packedMatmul: the TS twin equals the portable native kernel bit for bit, and AVX2 to float32 rounding, in both modes', { skip: hasNative() ? false : 'native backend unavailable' }, () => {
+test('packedMatmul: the TS twin equals the portable and NEON native kernels bit for bit, and AVX2 to float32 rounding, in both modes', { skip: hasNative() ? false : 'native backend unavailable' }, () => {
   assert.ok('kernels' in nb);
   const ex = nb.extras as NativeExtrasInternal;
   const r = new Rng(12);
@@ -149,6 +149,10 @@ test('packedMatmul: the TS twin equals the portable native kernel bit for bit, a
             ex.setSimd('avx2');
             const av = run(nb.kernels, p, x, M, 0, 0, act8);
             for (let i = 0; i < js.length; i++) assert.ok(Math.abs(av[i] - js[i]) <= 1e-5 * (1 + Math.abs(js[i])), `${label} [${i}]: avx2 ${av[i]} vs js ${js[i]}`);
+          }
+          if (ex.cpuNeon) {
+            ex.setSimd('neon');
+            assert.deepEqual(run(nb.kernels, p, x, M, 0, 0, act8), js, `${label}: neon != js`);
           }
         }
       }

@@ -13,7 +13,7 @@ import { Rng } from '../../src/nn/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { FORMAT_NAMES, PackedLinear, dequantize, parseFormat, quantizeMatrix, type PackedMatrix } from '../../src/compress/index.js';
 import { hasNative } from '../helpers/numeric.js';
-import { kernelVariants, restoreNative } from '../helpers/kernel_variants.js';
+import { kernelVariants, restoreNative, simdPaths } from '../helpers/kernel_variants.js';
 
 const backends = kernelVariants();
 const nb = nativeBackend();
@@ -130,13 +130,13 @@ for (const be of backends) {
   });
 }
 
-test('packedLutMatmul: TS twin, portable and AVX2 agree bit for bit', { skip: hasNative() ? false : 'native backend unavailable' }, () => {
+test('packedLutMatmul: TS twin, portable, AVX2 and NEON agree bit for bit', { skip: hasNative() ? false : 'native backend unavailable' }, () => {
   assert.ok('kernels' in nb);
   const ex = nb.extras as NativeExtrasInternal;
   try {
     for (const c of cases()) {
       const js = run(jsKernels, c.p, c.x, c.M, c.xOff);
-      for (const simd of ex.cpuAvx2 ? (['generic', 'avx2'] as const) : (['generic'] as const)) {
+      for (const simd of simdPaths(ex)) {
         ex.setSimd(simd);
         assert.deepEqual(run(nb.kernels, c.p, c.x, c.M, c.xOff), js, `${c.label}: ${simd} != js`);
       }

@@ -1,7 +1,8 @@
 /**
  * The kernel variants a kernel test runs on: the pure-TS kernels, and the native ones with the AVX2
- * path (when the CPU has it) and the portable path, each at 1 and 2 threads. `setup` switches the
- * addon to the variant; `restoreNative` puts back the default (AVX2 when available, 2 threads).
+ * path (when the CPU has it), the NEON path (arm64 builds) and the portable path, each at 1 and 2
+ * threads. `setup` switches the addon to the variant; `restoreNative` puts back the default (the
+ * first of `simdPaths`, 2 threads).
  */
 import { jsKernels, nativeBackend, type Kernels } from '../../src/tensor/kernels/index.js';
 import type { NativeExtrasInternal } from '../../src/tensor/kernels/native.js';
@@ -13,12 +14,23 @@ export interface KernelVariant {
   setup: () => void;
 }
 
+export type SimdPath = 'avx2' | 'neon' | 'generic';
+
+/** The native code paths this machine can run, the default (load-time choice) first. */
+export function simdPaths(ex: NativeExtrasInternal): SimdPath[] {
+  const out: SimdPath[] = [];
+  if (ex.cpuAvx2) out.push('avx2');
+  if (ex.cpuNeon) out.push('neon');
+  out.push('generic');
+  return out;
+}
+
 export function kernelVariants(): KernelVariant[] {
   const out: KernelVariant[] = [{ name: 'js', k: jsKernels, setup: () => undefined }];
   const nb = nativeBackend();
   if (!hasNative() || !('kernels' in nb)) return out;
   const ex = nb.extras as NativeExtrasInternal;
-  for (const simd of ex.cpuAvx2 ? (['avx2', 'generic'] as const) : (['generic'] as const)) {
+  for (const simd of simdPaths(ex)) {
     for (const threads of [1, 2]) {
       out.push({
         name: `native ${simd} ${threads}T`,
@@ -37,7 +49,7 @@ export function restoreNative(): void {
   const nb = nativeBackend();
   if ('kernels' in nb) {
     const ex = nb.extras as NativeExtrasInternal;
-    if (ex.cpuAvx2) ex.setSimd('avx2');
+    ex.setSimd(simdPaths(ex)[0]);
     ex.setThreads(2);
   }
 }

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { loadNative, type NativeExtrasInternal } from '../../src/tensor/kernels/native.js';
 import { jsKernels } from '../../src/tensor/kernels/js.js';
 import { BinaryOp, ReduceOp, UnaryOp, type Kernels } from '../../src/tensor/kernels/types.js';
+import { simdPaths, type SimdPath } from '../helpers/kernel_variants.js';
 
 const loaded = loadNative();
 const skipReason: string | false = 'error' in loaded ? `native addon unavailable: ${loaded.error}` : false;
@@ -108,12 +109,11 @@ function scaled(tol: Tol, expected: ArrayLike<number>): Tol {
 }
 
 interface Config {
-  simd: 'avx2' | 'generic';
+  simd: SimdPath;
   threads: number;
 }
 const configs: Config[] = [];
-if (extras?.cpuAvx2) configs.push({ simd: 'avx2', threads: 1 }, { simd: 'avx2', threads: 2 });
-configs.push({ simd: 'generic', threads: 1 }, { simd: 'generic', threads: 2 });
+for (const simd of extras ? simdPaths(extras) : (['generic'] as const)) configs.push({ simd, threads: 1 }, { simd, threads: 2 });
 
 /** Registers one test per configuration; the body gets the native kernels with simd/threads set. */
 function ktest(name: string, body: (k: Kernels, cfg: Config) => void): void {
@@ -954,8 +954,9 @@ test('extras: threads, simd, fmaPeak, readSum, noop, OpenBLAS (when installed)',
   assert.equal(extras.getThreads(), 2);
   extras.setThreads(1);
   assert.equal(extras.getThreads(), 1);
-  assert.ok(['avx2', 'generic'].includes(extras.simd()));
+  assert.ok(['avx2', 'neon', 'generic'].includes(extras.simd()));
   if (!extras.cpuAvx2) assert.throws(() => extras.setSimd('avx2'), RangeError);
+  if (!extras.cpuNeon) assert.throws(() => extras.setSimd('neon'), RangeError);
   assert.ok(extras.fmaPeak(10000, 1) > 0);
   const x = new Float32Array(100003).fill(0.5);
   for (const t of [1, 2]) {

@@ -16,10 +16,12 @@ import type { Kernels, NativeExtras } from './types.js';
 
 /** Diagnostics beyond `NativeExtras` (kept out of the `Kernels` interface). */
 export interface NativeExtrasInternal extends NativeExtras {
-  /** Switches the kernel table ('avx2' throws on CPUs without AVX2+FMA); returns the active name. */
-  setSimd(mode: 'avx2' | 'generic'): string;
+  /** Switches the kernel table ('avx2' throws on CPUs without AVX2+FMA, 'neon' in non-arm64 builds); returns the active name. */
+  setSimd(mode: 'avx2' | 'neon' | 'generic'): string;
   /** Whether the CPU check found AVX2 and FMA. */
   readonly cpuAvx2: boolean;
+  /** Whether the addon has the ARM64 NEON kernels (arm64 builds: NEON is part of ARMv8-A). */
+  readonly cpuNeon: boolean;
 }
 
 export type NativeLoadResult = { kernels: Kernels; extras: NativeExtrasInternal; path: string } | { error: string };
@@ -162,6 +164,7 @@ function loadUncached(): NativeLoadResult {
     openblasSgemv: addon.openblasSgemv,
     noop: addon.noop,
     cpuAvx2: addon.cpuAvx2 === true,
+    cpuNeon: addon.cpuNeon === true,
   };
   return { kernels, extras, path };
 }

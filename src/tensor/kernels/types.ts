@@ -406,7 +406,7 @@ export interface NativeExtras {
   getThreads(): number;
   /** Change the pool size at run time (1 disables threading). */
   setThreads(n: number): void;
-  /** Which code path the CPU check chose: "avx2" or "generic". */
+  /** Which code path the CPU check chose: "avx2", "neon" or "generic". */
   simd(): string;
   /** Runs `iters` rounds of 12 independent FMA chains on `threads` threads; returns GFLOP/s. */
   fmaPeak(iters: number, threads: number): number;
