@@ -65,6 +65,41 @@ if ! "$CXX" -static -pthread -o "$out/neon_test" "${objs[@]}" 2>/dev/null; then
   "$CXX" -pthread -o "$out/neon_test" "${objs[@]}"  # no static libc: qemu needs -L (below)
 fi
 build_s=$(( $(date +%s) - start ))
+fail=0
+# the 8x12 micro-kernel's k-loop (the backward branch with the by-lane fmla's) must not touch the
+# stack: GCC spilling an accumulator cost the AVX2 kernel 3x (docs/design.md)
+OBJDUMP=${CXX%g++}objdump
+[ "$native" = 1 ] && OBJDUMP=objdump
+loop_awk='
+# prints the backward-branch loop with the most by-lane fmla'\''s of one disassembled function
+{ line[NR] = $0; a = $1; sub(/:$/, "", a); idx[a] = NR }
+END {
+  bf = -1
+  for (i = 1; i <= NR; i++) {
+    if (line[i] ~ /\tb\.[a-z]+\t[0-9a-f]+ </) {
+      split(line[i], p, "\t"); split(p[length(p) > 3 ? 4 : 3], q, " ")
+      t = q[1]
+      if ((t in idx) && idx[t] < i) {
+        n = 0
+        for (j = idx[t]; j <= i; j++) if (line[j] ~ /fmla.*\.s\[/) n++
+        if (n > bf) { bf = n; s0 = idx[t]; s1 = i }
+      }
+    }
+  }
+  if (bf >= 0) for (j = s0; j <= s1; j++) print line[j]
+}
+'
+if command -v "$OBJDUMP" >/dev/null 2>&1; then
+  loop=$("$OBJDUMP" -d --no-show-raw-insn -C "$out/gemm_neon.o" | awk '/ukernel_8x12.*>:$/{f=1;next} f&&/^$/{f=0} f' | awk "$loop_awk")
+  nf=$(printf '%s\n' "$loop" | grep -c 'fmla' || true)
+  ns=$(printf '%s\n' "$loop" | grep -c '\bsp\b' || true)
+  if [ "$nf" -ge 24 ] && [ "$ns" = 0 ]; then
+    echo "neon: gemm 8x12 micro-kernel k-loop: $nf fmla, no stack access"
+  else
+    echo "neon: FAIL gemm 8x12 micro-kernel k-loop: $nf fmla, $ns stack accesses (accumulator spills?)"
+    fail=1
+  fi
+fi
 run() {  # cpu args...
   local cpu=$1
   shift
@@ -74,7 +109,6 @@ run() {  # cpu args...
     "$QEMU" -cpu "$cpu" -L /usr/aarch64-linux-gnu "$out/neon_test" "$@"
   fi
 }
-fail=0
 echo "neon: qemu -cpu max (ARMv8.x with asimddp)"
 run max --expect-dotprod yes || fail=1
 if [ "$native" = 0 ]; then
