@@ -245,41 +245,49 @@ void packed_matmul_neon(const PackedArgs& a) {
   const int T = pool_threads();
   const long ntasks = (T <= 1 || N * K * M < 65536) ? 1 : (N < 4 * T ? N : 4 * T);
   const long chunk = (N + ntasks - 1) / ntasks;
+  // per-task scratch, allocated before any work (an allocation failure falls back to the portable kernel)
+  const long wK = fitsI8 ? K : 2 * K;  // decoded row bytes
+  Buf<uint8_t> cbAll(ntasks * K), wAll(ntasks * wK);
+  Buf<float> scAll(ntasks * nB);
+  Buf<int64_t> sAll(ntasks * nU);
+  if (!cbAll.p || !wAll.p || !scAll.p || !sAll.p) {
+    packed_matmul_generic(a);
+    return;
+  }
   auto body = [&](long t, int) {
     const long n0 = t * chunk, n1 = (n0 + chunk < N) ? n0 + chunk : N;
     if (n0 >= n1) return;
-    Buf<uint8_t> cb(K);
-    Buf<int16_t> w16(fitsI8 ? 1 : K);
-    Buf<int8_t> w8(fitsI8 ? K : 1);
-    Buf<float> sc(nB);
-    Buf<int64_t> s64(fitsI8 ? 1 : nU);
-    Buf<int32_t> s32(fitsI8 ? nU : 1);
-    if (!cb.p || !w16.p || !w8.p || !sc.p || !s64.p || !s32.p) return;  // (the caller poisons outputs in tests)
+    uint8_t* cb = cbAll.p + t * K;
+    int8_t* w8 = reinterpret_cast<int8_t*>(wAll.p + t * wK);
+    int16_t* w16 = reinterpret_cast<int16_t*>(wAll.p + t * wK);  // malloc'd blocks of even size: aligned
+    float* sc = scAll.p + t * nB;
+    int64_t* s64 = sAll.p + t * nU;
+    int32_t* s32 = reinterpret_cast<int32_t*>(s64);
     for (long n = n0; n < n1; ++n) {
       const uint8_t* row = a.codes + n * rb;
-      const int8_t* wrow8 = w8.p;
+      const int8_t* wrow8 = w8;
       if (ident8) {
         wrow8 = reinterpret_cast<const int8_t*>(row);
       } else {
-        decode_codes(row, K, a.bits, cb.p);
-        if (fitsI8) map_i8(cb.p, K, nl, L, w8.p);
-        else map_i16(cb.p, K, nl, L, w16.p);
+        decode_codes(row, K, a.bits, cb);
+        if (fitsI8) map_i8(cb, K, nl, L, w8);
+        else map_i16(cb, K, nl, L, w16);
       }
-      packed_scales_f32(a.scales + n * nB, nB, a.scaleBf16, sc.p);
+      packed_scales_f32(a.scales + n * nB, nB, a.scaleBf16, sc);
       for (long m = 0; m < M; ++m) {
         float acc = 0.0f;
         if (fitsI8) {
-          if (useDot) packed_neon_dot_groups_sdot(wrow8, x8.p + m * K, U, nU, s32.p);
-          else dot_groups_i8_plain(wrow8, x8.p + m * K, U, nU, s32.p);
+          if (useDot) packed_neon_dot_groups_sdot(wrow8, x8.p + m * K, U, nU, s32);
+          else dot_groups_i8_plain(wrow8, x8.p + m * K, U, nU, s32);
           for (long u = 0; u < nU; ++u) {
-            const float comb = sc.p[(u * U) / B] * ls * xs.p[m * nU + u];
-            acc += static_cast<float>(s32.p[u]) * comb;
+            const float comb = sc[(u * U) / B] * ls * xs.p[m * nU + u];
+            acc += static_cast<float>(s32[u]) * comb;
           }
         } else {
-          dot_groups_i16(w16.p, x16.p + m * K, U, nU, s64.p);
+          dot_groups_i16(w16, x16.p + m * K, U, nU, s64);
           for (long u = 0; u < nU; ++u) {
-            const float comb = sc.p[(u * U) / B] * ls * xs.p[m * nU + u];
-            acc += static_cast<float>(s64.p[u]) * comb;
+            const float comb = sc[(u * U) / B] * ls * xs.p[m * nU + u];
+            acc += static_cast<float>(s64[u]) * comb;
           }
         }
         a.out[m * N + n] = acc;
