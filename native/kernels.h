@@ -1,8 +1,9 @@
-// Internal kernel table. Three instances exist: the AVX2/FMA one (ops_avx2.cc + gemm_avx2.cc, compiled
-// with -mavx2 -mfma; x86 builds), the ARM64 NEON one (ops_neon.cc + gemm_neon.cc; arm64 builds) and
-// the portable one (ops_generic.cc + gemm_generic.cc). addon.cc picks one at load time from the CPU
-// check (and TFREE_SIMD). Offsets are already applied to all pointers and every
-// size was bounds-checked by addon.cc.
+// Internal kernel tables, one file family per ISA: ops_<isa>.cc + gemm_<isa>.cc (+ packed_<isa>.cc,
+// packed_lut_<isa>.cc), each compiled with its own flags (binding.gyp; never -march=native):
+// generic (portable C++), avx2 (-mavx2 -mfma), avx512 (-mavx512f/bw/vl/dq), neon (arm64 builds;
+// ARMv8-A base, +dotprod on packed_neon_dot.cc only). dispatch.cc picks one implementation per
+// kernel family at load time from the CPU features (cpu.cc) and TFREE_ISA.
+// Offsets are already applied to all pointers and every size was bounds-checked by addon.cc.
 #pragma once
 #include <cstdint>
 
@@ -75,11 +76,13 @@ struct OpsTable {
   double (*fmaRun)(long iters, int threads);  // runs 12 FMA chains x iters per thread; returns the flops done (caller times it)
 };
 
+const OpsTable* ops_avx512();   // nullptr when not compiled in (non-x86 build)
 const OpsTable* ops_avx2();     // nullptr when not compiled in (non-x86 build)
 const OpsTable* ops_neon();     // nullptr when not compiled in (non-arm64 build)
 const OpsTable* ops_generic();
 
-// gemm entry points of the two gemm TUs
+// gemm entry points of the gemm TUs
+void gemm_avx512(const GemmArgs& g);
 void gemm_avx2(const GemmArgs& g);
 void gemm_neon(const GemmArgs& g);
 void gemm_generic(const GemmArgs& g);
@@ -112,13 +115,11 @@ struct PackedArgs {
 
 void packed_matmul_generic(const PackedArgs& a);
 void packed_matmul_avx2(const PackedArgs& a);  // falls back to the generic one for unsupported layouts
-// ARM64 NEON (packed_neon.cc): bit-identical to the generic one, every layout; int8 activations use
-// sdot (packed_neon_dot.cc) when the CPU has asimddp, else plain ARMv8.0 NEON. On other
-// architectures these are the generic kernels / false / no-ops (neon_stub.cc).
+// ARM64 NEON (packed_neon.cc): bit-identical to the generic one, every layout. The _sdot variant
+// computes int8-activation sums with sdot (packed_neon_dot.cc; call it only when the CPU has
+// asimddp), the plain one with ARMv8.0 NEON. On other architectures: the generic kernel (neon_stub.cc).
 void packed_matmul_neon(const PackedArgs& a);
-bool neon_cpu_dotprod();          // getauxval(AT_HWCAP) & HWCAP_ASIMDDP
-void neon_set_dotprod(bool on);   // use sdot when on and the CPU has it (default: whenever it has it)
-bool neon_dotprod_active();       // the path packed_matmul_neon takes for int8 activations
+void packed_matmul_neon_sdot(const PackedArgs& a);
 
 // shared helpers (defined in packed_generic.cc; not inline, see threadpool.h)
 // int16 levels and their scale: levels ~= L16 * ls (exact, ls = 1, when all are integers with |L| <= 8191)

@@ -1,4 +1,4 @@
-// Non-arm64 builds: no NEON path; addon.cc never selects it (ops_neon() is null).
+// Non-arm64 builds: no NEON path; dispatch.cc never selects it (ops_neon() is null).
 #if !defined(__aarch64__)
 #include "kernels.h"
 
@@ -6,9 +6,7 @@ namespace tfree {
 const OpsTable* ops_neon() { return nullptr; }
 void gemm_neon(const GemmArgs& g) { gemm_generic(g); }
 void packed_matmul_neon(const PackedArgs& a) { packed_matmul_generic(a); }
+void packed_matmul_neon_sdot(const PackedArgs& a) { packed_matmul_generic(a); }
 void packed_lut_matmul_neon(const PackedLutArgs& a) { packed_lut_matmul_generic(a); }
-bool neon_cpu_dotprod() { return false; }
-void neon_set_dotprod(bool) {}
-bool neon_dotprod_active() { return false; }
 }  // namespace tfree
 #endif  // !__aarch64__

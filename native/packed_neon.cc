@@ -10,10 +10,10 @@
 //   - int16 activations: smull/smlal into int32 lanes (8 products per lane at most:
 //     8 x 8191 x 32767 < 2^31), widened into int64 with sadalp;
 //   - int8 activations: sdot (4 products per int32 lane) when the CPU has asimddp
-//     (packed_neon_dot.cc, the only file built with +dotprod, called only after the
-//     getauxval(AT_HWCAP) & HWCAP_ASIMDDP check; sysctl on macOS), else smull/smull2
-//     (int8 x int8 -> int16) and sadalp into int32 (plain ARMv8.0); int8 levels equal to +128
-//     (integer codebooks) do not fit int8 and take the int16 route.
+//     (packed_matmul_neon_sdot: packed_neon_dot.cc, the only file built with +dotprod; dispatch.cc
+//     chooses it only when cpu.cc found asimddp), else smull/smull2 (int8 x int8 -> int16) and
+//     sadalp into int32 (packed_matmul_neon, plain ARMv8.0); int8 levels equal to +128 (integer
+//     codebooks) do not fit int8 and take the int16 route.
 // Compiled to nothing on other architectures.
 #if defined(__aarch64__)
 #if defined(__clang__)
@@ -22,13 +22,7 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 #include <arm_neon.h>
-#if defined(__linux__)
-#include <sys/auxv.h>
-#elif defined(__APPLE__)
-#include <sys/sysctl.h>
-#endif
 
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -36,18 +30,12 @@
 #include "kernels.h"
 #include "threadpool.h"
 
-#if defined(__linux__) && !defined(HWCAP_ASIMDDP)
-#define HWCAP_ASIMDDP (1UL << 20)
-#endif
-
 namespace tfree {
 
 // packed_neon_dot.cc (built with -march=armv8.2-a+dotprod): s[u] = sum over group u of w * x
 void packed_neon_dot_groups_sdot(const int8_t* w, const int8_t* x, long U, long nU, int32_t* s);
 
 namespace {
-
-std::atomic<int> g_useDot{-1};  // -1: not decided yet (CPU check on first use)
 
 template <class T>
 struct Buf {
@@ -189,32 +177,8 @@ bool int8_identity(const float* levels) {
   return true;
 }
 
-}  // namespace
-
-bool neon_cpu_dotprod() {
-#if defined(__linux__)
-  return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
-#elif defined(__APPLE__)
-  int v = 0;
-  size_t len = sizeof v;
-  return sysctlbyname("hw.optional.arm.FEAT_DotProd", &v, &len, nullptr, 0) == 0 && v != 0;
-#else
-  return false;  // unknown OS: the plain ARMv8.0 path
-#endif
-}
-
-void neon_set_dotprod(bool on) { g_useDot.store(on && neon_cpu_dotprod() ? 1 : 0); }
-
-bool neon_dotprod_active() {
-  int d = g_useDot.load();
-  if (d < 0) {
-    d = neon_cpu_dotprod() ? 1 : 0;
-    g_useDot.store(d);
-  }
-  return d == 1;
-}
-
-void packed_matmul_neon(const PackedArgs& a) {
+// both entry points; sdot: int8-activation sums with sdot
+void packed_neon(const PackedArgs& a, bool sdot) {
   const long M = a.M, N = a.N, K = a.K, B = a.B;
   const long U = (B % 64 == 0) ? 64 : B;
   const long nU = K / U, nB = K / B;
@@ -226,7 +190,7 @@ void packed_matmul_neon(const PackedArgs& a) {
   bool fitsI8 = a.act8;
   for (int c = 0; c < nl && fitsI8; ++c) fitsI8 = L[c] >= -128 && L[c] <= 127;
   const bool ident8 = fitsI8 && a.bits == 8 && int8_identity(a.levels);
-  const bool useDot = fitsI8 && neon_dotprod_active();
+  const bool useDot = fitsI8 && sdot;
   // activations: rounded per group in natural order (int16; int8 copy in the int8 route)
   Buf<int16_t> x16(M * K);
   Buf<int8_t> x8(fitsI8 ? M * K : 1);
@@ -296,6 +260,11 @@ void packed_matmul_neon(const PackedArgs& a) {
   };
   parallel_tasks(ntasks, 0, body);
 }
+
+}  // namespace
+
+void packed_matmul_neon(const PackedArgs& a) { packed_neon(a, false); }
+void packed_matmul_neon_sdot(const PackedArgs& a) { packed_neon(a, true); }
 
 }  // namespace tfree
 #endif  // __aarch64__

@@ -1,6 +1,7 @@
 // The only ARM64 file built with -march=armv8.2-a+dotprod: the int8 group dot products of
-// packed_neon.cc with sdot (16 int8 products into 4 int32 lanes per instruction). Called only
-// after packed_neon.cc's getauxval(AT_HWCAP) & HWCAP_ASIMDDP check. No inline functions or
+// packed_neon.cc with sdot (16 int8 products into 4 int32 lanes per instruction). Reached only
+// through packed_matmul_neon_sdot, which dispatch.cc chooses only when cpu.cc found asimddp
+// (getauxval(AT_HWCAP) & HWCAP_ASIMDDP; sysctl on macOS). No inline functions or
 // standard containers here (a weak symbol compiled with +dotprod could be picked by the linker for
 // code that runs on CPUs without it). Compiled to nothing on other architectures.
 #if defined(__aarch64__)

@@ -32,7 +32,7 @@ mkdir -p "$out"
 # as binding.gyp's arm64 build: -ffp-contract=off keeps the portable kernels' float32 operations
 # unfused (GCC contracts a*b+c into fmadd on aarch64 even with -std=c++17)
 FLAGS=(-O3 -std=c++17 -fno-exceptions -fPIC -pthread -ffp-contract=off -Wall -Wextra)
-headers=(native/kernels.h native/threadpool.h native/ops_impl.h)
+headers=(native/kernels.h native/threadpool.h native/ops_impl.h native/cpu.h native/dispatch.h)
 objs=()
 pids=()
 ok=1
@@ -51,7 +51,7 @@ compile() {  # src obj extra-flags...: skipped when the object is newer than the
   "$CXX" "${FLAGS[@]}" "$@" -c "$src" -o "$obj" &
   pids+=($!)
 }
-for s in threadpool gemm_generic ops_generic packed_generic packed_lut_generic gemm_neon ops_neon packed_neon packed_lut_neon; do
+for s in cpu dispatch avx2_stub threadpool gemm_generic ops_generic packed_generic packed_lut_generic gemm_neon ops_neon packed_neon packed_lut_neon; do
   compile "native/$s.cc" "$out/$s.o"
 done
 compile native/packed_neon_dot.cc "$out/packed_neon_dot.o" -march=armv8.2-a+dotprod
@@ -113,7 +113,7 @@ echo "neon: qemu -cpu max (ARMv8.x with asimddp)"
 run max --expect-dotprod yes || fail=1
 if [ "$native" = 0 ]; then
   echo "neon: qemu -cpu cortex-a53 (ARMv8.0, no asimddp)"
-  run cortex-a53 --groups packed,lut --expect-dotprod no || fail=1
+  run cortex-a53 --groups dispatch,packed,lut --expect-dotprod no || fail=1
 fi
 # the whole addon cross-builds for arm64 with node-gyp (binding.gyp's arm64 conditions: NEON
 # libraries, +dotprod on one file, -ffp-contract=off) in a copy of native/ (incremental: make
@@ -142,7 +142,7 @@ if [ "$native" = 0 ]; then
     pids=()
     objs=()
     FLAGS=(-O3 -std=c++17 -fno-exceptions -fPIC -pthread -ffp-contract=off -w)
-    for s in addon boxte avx2_stub; do compile "native/$s.cc" "$out/addon_$s.o" -I "$prefix/include/node"; done
+    for s in addon boxte; do compile "native/$s.cc" "$out/addon_$s.o" -I "$prefix/include/node"; done
     for p in "${pids[@]}"; do wait "$p" || ok=0; done
     if [ "$ok" = 1 ]; then
       echo "neon: addon sources compile for aarch64 (object files; node-gyp not found)"

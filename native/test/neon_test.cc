@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "../cpu.h"
+#include "../dispatch.h"
 #include "../kernels.h"
 #include "../threadpool.h"
 
@@ -525,7 +527,7 @@ void test_packed(Rng& rng) {
                                            {1, 1, 8, 8},     {2, 300, 512, 64}, {3, 41, 352, 32}, {4, 260, 96, 32},
                                            {1, 33, 240, 16}, {2, 70, 384, 192}};
   const std::vector<LevelKind> kinds = level_kinds(rng);
-  const bool cpuDot = neon_cpu_dotprod();
+  const bool cpuDot = cpu_features().asimddp;
   long cases = 0, outs = 0;
   for (size_t si = 0; si < shapes.size(); ++si) {
     const PackedShape& s = shapes[si];
@@ -573,9 +575,8 @@ void test_packed(Rng& rng) {
         const std::vector<float> ref = run(packed_matmul_generic, 1);
         char name[160];
         for (int dot = 0; dot < (cpuDot ? 2 : 1); ++dot) {
-          neon_set_dotprod(dot == 1);
           for (int threads = 1; threads <= 2; ++threads) {
-            const std::vector<float> got = run(packed_matmul_neon, threads);
+            const std::vector<float> got = run(dot ? packed_matmul_neon_sdot : packed_matmul_neon, threads);
             std::snprintf(name, sizeof name, "packed %s M%ld N%ld K%ld B%ld %s %s %s %dT", lk.name, s.M, s.N, s.K, s.B,
                           bf16 ? "bf16" : "f16", act8 ? "act8" : "act16", dot ? "sdot" : "plain", threads);
             cmp_exact(name, got.data(), ref.data(), s.M * s.N);
@@ -586,7 +587,6 @@ void test_packed(Rng& rng) {
       }
     }
   }
-  neon_set_dotprod(true);
   std::printf("neon: packed %s (%ld cases: int8/4/3/2, bin1, ternary, kmeans1-8, int level +128, 8-bit codebook; "
               "blocks 8-192, bf16 and f16 scales, act16 and act8, %s, 1 and 2 threads; %ld outputs bit-identical to generic)\n",
               status(f0), cases, cpuDot ? "sdot and plain-NEON paths" : "plain-NEON path only (CPU has no asimddp)", outs);
@@ -652,17 +652,37 @@ void test_lut(Rng& rng) {
               status(f0), cases, outs);
 }
 
+// ---------------------------------------------------------------------------------------------
+// dispatch: what the addon would choose on this CPU (dispatch.cc, linked as in the addon)
+void test_dispatch() {
+  const int f0 = g_failures;
+  const bool dot = cpu_features().asimddp;
+  const KernelTable& k = kernels();
+  ++g_checks;
+  if (!cpu_features().neon || !isa_supported(Isa::neon) || isa_best() != Isa::neon) fail("dispatch: neon not the best path");
+  if (k.ops != ops_neon() || std::strcmp(k.path[kOps], "neon") != 0) fail("dispatch: ops family is not neon");
+  if (k.packed != (dot ? packed_matmul_neon_sdot : packed_matmul_neon) || std::strcmp(k.path[kPacked], dot ? "neon-sdot" : "neon") != 0)
+    fail("dispatch: packed family is not " + std::string(dot ? "neon-sdot" : "neon"));
+  if (k.packedLut != packed_lut_matmul_neon || std::strcmp(k.path[kPackedLut], "neon") != 0) fail("dispatch: packedLut family is not neon");
+  if (isa_supported(Isa::avx2) || isa_supported(Isa::avx512)) fail("dispatch: an x86 path claims support");
+  const std::string chosen = std::string(k.path[kOps]) + "/" + k.path[kPacked] + "/" + k.path[kPackedLut];
+  if (!select_isa(Isa::generic) || kernels().ops != ops_generic() || kernels().packed != packed_matmul_generic)
+    fail("dispatch: TFREE_ISA=generic does not give the generic kernels");
+  select_isa(isa_best());
+  std::printf("neon: dispatch %s (ops/packed/packedLut = %s; cap generic gives the portable kernels)\n", status(f0), chosen.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   uint64_t seed = 1;
-  std::string groups = "gemm,ops,packed,lut", expectDot;
+  std::string groups = "dispatch,gemm,ops,packed,lut", expectDot;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--seed") == 0) seed = std::strtoull(argv[i + 1], nullptr, 10);
     else if (std::strcmp(argv[i], "--groups") == 0) groups = argv[i + 1];
     else if (std::strcmp(argv[i], "--expect-dotprod") == 0) expectDot = argv[i + 1];
     else {
-      std::printf("usage: neon_test [--seed N] [--groups gemm,ops,packed,lut] [--expect-dotprod yes|no]\n");
+      std::printf("usage: neon_test [--seed N] [--groups dispatch,gemm,ops,packed,lut] [--expect-dotprod yes|no]\n");
       return 2;
     }
   }
@@ -670,12 +690,13 @@ int main(int argc, char** argv) {
     std::printf("neon: not an arm64 build\n");
     return 1;
   }
-  const bool dot = neon_cpu_dotprod();
+  const bool dot = cpu_features().asimddp;  // cpu.cc's detection (getauxval), as dispatch.cc uses it
   std::printf("neon: cpu asimddp (sdot) %s; seed %llu; groups %s\n", dot ? "yes" : "no",
               static_cast<unsigned long long>(seed), groups.c_str());
   if (!expectDot.empty() && expectDot != (dot ? "yes" : "no")) fail("dotprod detection: expected " + expectDot);
   auto want = [&](const char* g) { return ("," + groups + ",").find(std::string(",") + g + ",") != std::string::npos; };
   Rng rng(seed);
+  if (want("dispatch")) test_dispatch();
   if (want("gemm")) test_gemm(rng);
   if (want("ops")) test_ops(rng);
   if (want("packed")) test_packed(rng);

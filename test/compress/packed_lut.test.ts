@@ -13,7 +13,7 @@ import { Rng } from '../../src/nn/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { FORMAT_NAMES, PackedLinear, dequantize, parseFormat, quantizeMatrix, type PackedMatrix } from '../../src/compress/index.js';
 import { hasNative } from '../helpers/numeric.js';
-import { kernelVariants, restoreNative, simdPaths } from '../helpers/kernel_variants.js';
+import { kernelVariants, restoreNative } from '../helpers/kernel_variants.js';
 
 const backends = kernelVariants();
 const nb = nativeBackend();
@@ -136,7 +136,7 @@ test('packedLutMatmul: TS twin, portable, AVX2 and NEON agree bit for bit', { sk
   try {
     for (const c of cases()) {
       const js = run(jsKernels, c.p, c.x, c.M, c.xOff);
-      for (const simd of simdPaths(ex)) {
+      for (const simd of ex.cpuInfo().isas) {
         ex.setSimd(simd);
         assert.deepEqual(run(nb.kernels, c.p, c.x, c.M, c.xOff), js, `${c.label}: ${simd} != js`);
       }

@@ -1,8 +1,8 @@
 /**
- * The kernel variants a kernel test runs on: the pure-TS kernels, and the native ones with the AVX2
- * path (when the CPU has it), the NEON path (arm64 builds) and the portable path, each at 1 and 2
- * threads. `setup` switches the addon to the variant; `restoreNative` puts back the default (the
- * first of `simdPaths`, 2 threads).
+ * The kernel variants a kernel test runs on: the pure-TS kernels, and the native ones on every
+ * kernel path the CPU has (cpuInfo().isas: avx512, avx2, neon, generic), each at 1 and 2 threads.
+ * `setup` switches the addon to the variant; `restoreNative` puts back the default (the best path,
+ * 2 threads).
  */
 import { jsKernels, nativeBackend, type Kernels } from '../../src/tensor/kernels/index.js';
 import type { NativeExtrasInternal } from '../../src/tensor/kernels/native.js';
@@ -14,23 +14,12 @@ export interface KernelVariant {
   setup: () => void;
 }
 
-export type SimdPath = 'avx2' | 'neon' | 'generic';
-
-/** The native code paths this machine can run, the default (load-time choice) first. */
-export function simdPaths(ex: NativeExtrasInternal): SimdPath[] {
-  const out: SimdPath[] = [];
-  if (ex.cpuAvx2) out.push('avx2');
-  if (ex.cpuNeon) out.push('neon');
-  out.push('generic');
-  return out;
-}
-
 export function kernelVariants(): KernelVariant[] {
   const out: KernelVariant[] = [{ name: 'js', k: jsKernels, setup: () => undefined }];
   const nb = nativeBackend();
   if (!hasNative() || !('kernels' in nb)) return out;
   const ex = nb.extras as NativeExtrasInternal;
-  for (const simd of simdPaths(ex)) {
+  for (const simd of [...ex.cpuInfo().isas].reverse()) {
     for (const threads of [1, 2]) {
       out.push({
         name: `native ${simd} ${threads}T`,
@@ -49,7 +38,7 @@ export function restoreNative(): void {
   const nb = nativeBackend();
   if ('kernels' in nb) {
     const ex = nb.extras as NativeExtrasInternal;
-    ex.setSimd(simdPaths(ex)[0]);
+    ex.setIsa(ex.cpuInfo().best);
     ex.setThreads(2);
   }
 }

@@ -16,12 +16,15 @@ import type { Kernels, NativeExtras } from './types.js';
 
 /** Diagnostics beyond `NativeExtras` (kept out of the `Kernels` interface). */
 export interface NativeExtrasInternal extends NativeExtras {
-  /** Switches the kernel table ('avx2' throws on CPUs without AVX2+FMA, 'neon' in non-arm64 builds); returns the active name. */
-  setSimd(mode: 'avx2' | 'neon' | 'generic'): string;
+  /**
+   * Caps the kernel paths at `isa` ("generic", "avx2", "avx512", "neon"; one of cpuInfo().isas, else
+   * a RangeError); every family then uses its best implementation at or below it. Returns simd().
+   */
+  setIsa(isa: string): string;
+  /** Older name of setIsa. */
+  setSimd(isa: string): string;
   /** Whether the CPU check found AVX2 and FMA. */
   readonly cpuAvx2: boolean;
-  /** Whether the addon has the ARM64 NEON kernels (arm64 builds: NEON is part of ARMv8-A). */
-  readonly cpuNeon: boolean;
 }
 
 export type NativeLoadResult = { kernels: Kernels; extras: NativeExtrasInternal; path: string } | { error: string };
@@ -60,6 +63,8 @@ const EXTRA_NAMES = [
   'setThreads',
   'simd',
   'setSimd',
+  'setIsa',
+  'cpuInfo',
   'fmaPeak',
   'readSum',
   'openblasLoad',
@@ -157,6 +162,8 @@ function loadUncached(): NativeLoadResult {
     setThreads: addon.setThreads,
     simd: addon.simd,
     setSimd: addon.setSimd,
+    setIsa: addon.setIsa,
+    cpuInfo: addon.cpuInfo,
     fmaPeak: addon.fmaPeak,
     readSum: addon.readSum,
     openblasLoad: addon.openblasLoad,
@@ -164,7 +171,6 @@ function loadUncached(): NativeLoadResult {
     openblasSgemv: addon.openblasSgemv,
     noop: addon.noop,
     cpuAvx2: addon.cpuAvx2 === true,
-    cpuNeon: addon.cpuNeon === true,
   };
   return { kernels, extras, path };
 }
