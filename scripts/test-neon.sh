@@ -109,6 +109,19 @@ run() {  # cpu args...
     "$QEMU" -cpu "$cpu" -L /usr/aarch64-linux-gnu "$out/neon_test" "$@"
   fi
 }
+# the +dotprod object exports no weak (COMDAT) symbols: the linker could pick such a copy of an
+# inline function for code that runs on CPUs without dotprod (as check-spills.sh checks for AVX2)
+NM=${CXX%g++}nm
+[ "$native" = 1 ] && NM=nm
+if command -v "$NM" >/dev/null 2>&1; then
+  weak=$("$NM" -C "$out/packed_neon_dot.o" | grep -E ' [WVu] ' || true)
+  if [ -z "$weak" ]; then
+    echo "neon: packed_neon_dot.o (+dotprod) exports no weak symbols"
+  else
+    echo "neon: FAIL packed_neon_dot.o (+dotprod) exports weak symbols: $weak"
+    fail=1
+  fi
+fi
 echo "neon: qemu -cpu max (ARMv8.x with asimddp)"
 run max --expect-dotprod yes || fail=1
 if [ "$native" = 0 ]; then
