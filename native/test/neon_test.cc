@@ -471,7 +471,11 @@ void test_ops(Rng& rng) {
              },
              1e-5, 1e-7);
   }
-  std::printf("neon: ops %s (%d kernel/shape checks over all %s table entries incl. NaN/inf/denormal/0 inputs; "
+  // the FMA peak probe: 12 chains of 4 lanes, 2 flops each, per iteration and thread
+  pool_set_threads(2);
+  ++g_checks;
+  if (ops_neon()->fmaRun(1000, 2) != 1000.0 * 2 * 12 * 8) fail("op fmaRun: wrong flop count");
+  std::printf("neon: ops %s (%d kernel/shape checks over every %s table entry incl. NaN/inf/denormal/0 inputs; "
               "max |neon-generic| = %.2f of rtol|ref|+atol; 1 vs 2 threads bit-identical)\n",
               status(f0), g_opsChecked, ops_neon()->name, g_opsWorst);
 }
