@@ -1042,6 +1042,10 @@ test('extras: threads, simd, fmaPeak, readSum, noop, OpenBLAS (when installed)',
   assert.equal(extras.cpuAvx2, info.isas.includes('avx2'));
   for (const isa of info.isas) assert.ok(extras.fmaPeak(10000, 1, isa) > 0, isa);
   assert.ok(extras.fmaPeak(10000, 1) > 0);
+  const i8 = extras.int8Peak(10000, 1);
+  const hasVnni = info.features.includes('avx512vnni') || info.features.includes('avxvnni');
+  if (hasVnni) assert.ok(i8 !== null && i8.gops > 0 && info.features.includes(i8.isa), JSON.stringify(i8));
+  else assert.equal(i8, null);
   const x = new Float32Array(100003).fill(0.5);
   for (const t of [1, 2]) {
     extras.setThreads(t);
