@@ -643,10 +643,7 @@ napi_value FmaPeak(napi_env env, napi_callback_info info) {
     if (napi_typeof(env, c.argv[2], &vt) == napi_ok && vt != napi_undefined) {
       Isa isa;
       TRY(isa_arg(c, 2, isa));
-      const Isa saved = kernels().cap;
-      select_isa(isa);
-      t = kernels().ops;
-      select_isa(saved);
+      t = table_for(isa).ops;
     }
   }
   const auto t0 = std::chrono::steady_clock::now();
