@@ -1,8 +1,8 @@
 // ARM64 NEON SGEMM (BLIS-style: packed A/B panels, 8x12 register-blocked fmla micro-kernel) and
-// SGEMV. NEON is part of ARMv8-A: no extra -march flag, no runtime check. Same blocking and
-// threading structure as gemm_generic.cc / gemm_avx2.cc: threads split M or N in whole micro-tiles
-// and every output element is summed in the same k order, so results do not depend on the thread
-// count. Compiled to nothing on other architectures.
+// SGEMV loops; the driver around them (C = beta C, GEMV routes, thread split) is gemm_driver.h,
+// shared with the x86 files: threads split M or N in whole micro-tiles and every output element is
+// summed in the same k order, so results do not depend on the thread count. NEON is part of
+// ARMv8-A: no extra -march flag, no runtime check. Compiled to nothing on other architectures.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -264,13 +264,13 @@ void gemv_dot_range(long r0, long r1, long K, const float* W, long ldw, const fl
   }
 }
 
-// acc[0:N] = sum_{k < K} x[k] * W[k*ldw : k*ldw+N] (four rows of W per pass, then one at a time:
+// acc[0:N] = sum_{k0 <= k < k1} x[k] * W[k*ldw : k*ldw+N] (four rows of W per pass, then one at a time:
 // a row is never multiplied by a zero x, so non-finite weights behave as in the portable path)
-void gemv_axpy_rows(long K, long N, const float* W, long ldw, const float* x, float* acc) {
+void gemv_axpy_rows(long k0, long k1, long N, const float* W, long ldw, const float* x, float* acc) {
   const long N4 = N & ~3L;
   std::memset(acc, 0, sizeof(float) * N);
-  long k = 0;
-  for (; k + 4 <= K; k += 4) {
+  long k = k0;
+  for (; k + 4 <= k1; k += 4) {
     const float* w0 = W + k * ldw;
     const float* w1 = w0 + ldw;
     const float* w2 = w1 + ldw;
@@ -293,7 +293,7 @@ void gemv_axpy_rows(long K, long N, const float* W, long ldw, const float* x, fl
       acc[j] = __builtin_fmaf(w3[j], x3, s);
     }
   }
-  for (; k < K; ++k) {
+  for (; k < k1; ++k) {
     const float* w0 = W + k * ldw;
     const float x0 = x[k];
     long j = 0;
@@ -302,117 +302,12 @@ void gemv_axpy_rows(long K, long N, const float* W, long ldw, const float* x, fl
   }
 }
 
-constexpr long kGemvParallelMin = 1L << 16;
-
-void gemv_dot(long rows, long K, const float* W, long ldw, const float* x, float* y, long incy, float alpha,
-              float beta) {
-  const int T = pool_threads();
-  if (T <= 1 || rows * K < kGemvParallelMin || rows < 8) {
-    gemv_dot_range(0, rows, K, W, ldw, x, y, incy, alpha, beta);
-    return;
-  }
-  const long ntasks = T;
-  const long chunk = (((rows + ntasks - 1) / ntasks) + 3) & ~3L;
-  auto body = [&](long t, int) {
-    const long r0 = t * chunk, r1 = lmin(rows, r0 + chunk);
-    if (r0 < r1) gemv_dot_range(r0, r1, K, W, ldw, x, y, incy, alpha, beta);
-  };
-  parallel_tasks(ntasks, T, body);
-}
-
-// Threads split the columns (each sums all of K), so the result does not depend on the thread count.
-void gemv_axpy(long K, long N, const float* W, long ldw, const float* x, float* y, long incy, float alpha,
-               float beta) {
-  const int T = pool_threads();
-  const long ntasks = (T <= 1 || K * N < kGemvParallelMin || N < 64) ? 1 : T;
-  float* part = static_cast<float*>(std::malloc(sizeof(float) * N + 64));
-  if (!part) return;
-  const long chunk = (((N + ntasks - 1) / ntasks) + 3) & ~3L;
-  auto body = [&](long t, int) {
-    const long c0 = t * chunk, c1 = lmin(N, c0 + chunk);
-    if (c0 < c1) gemv_axpy_rows(K, c1 - c0, W + c0, ldw, x, part + c0);
-  };
-  parallel_tasks(ntasks, T, body);
-  for (long n = 0; n < N; ++n) {
-    float v = alpha * part[n];
-    if (beta != 0.0f) v += beta * y[n * incy];
-    y[n * incy] = v;
-  }
-  std::free(part);
-}
-
-constexpr long kGemmParallelMin = 1L << 17;
+constexpr long kLanes = 4;
+#include "gemm_driver.h"
 
 }  // namespace
 
-void gemm_neon(const GemmArgs& g) {
-  const long M = g.M, N = g.N, K = g.K;
-  if (M <= 0 || N <= 0 || g.batch <= 0) return;
-  if (K == 0 || g.alpha == 0.0f) {  // C = beta * C (C not read when beta == 0)
-    for (long bi = 0; bi < g.batch; ++bi) {
-      float* C = g.C + bi * g.strideC;
-      for (long i = 0; i < M; ++i)
-        for (long j = 0; j < N; ++j) C[i * g.ldc + j] = g.beta == 0.0f ? 0.0f : g.beta * C[i * g.ldc + j];
-    }
-    return;
-  }
-  if (M == 1 || N == 1) {
-    float* xbuf = nullptr;
-    for (long bi = 0; bi < g.batch; ++bi) {
-      const float* A = g.A + bi * g.strideA;
-      const float* B = g.B + bi * g.strideB;
-      float* C = g.C + bi * g.strideC;
-      if (M == 1) {
-        const float* x = A;
-        if (g.transA && g.lda != 1 && K > 1) {
-          if (!xbuf) xbuf = static_cast<float*>(std::malloc(sizeof(float) * K));
-          if (!xbuf) return;
-          for (long k = 0; k < K; ++k) xbuf[k] = A[k * g.lda];
-          x = xbuf;
-        }
-        if (g.transB) gemv_dot(N, K, B, g.ldb, x, C, 1, g.alpha, g.beta);
-        else gemv_axpy(K, N, B, g.ldb, x, C, 1, g.alpha, g.beta);
-      } else {
-        const float* x = B;
-        if (!g.transB && g.ldb != 1 && K > 1) {
-          if (!xbuf) xbuf = static_cast<float*>(std::malloc(sizeof(float) * K));
-          if (!xbuf) return;
-          for (long k = 0; k < K; ++k) xbuf[k] = B[k * g.ldb];
-          x = xbuf;
-        }
-        if (!g.transA) gemv_dot(M, K, A, g.lda, x, C, g.ldc, g.alpha, g.beta);
-        else gemv_axpy(K, M, A, g.lda, x, C, g.ldc, g.alpha, g.beta);
-      }
-    }
-    std::free(xbuf);
-    return;
-  }
-  const int T = pool_threads();
-  const double work = static_cast<double>(M) * N * K * g.batch;
-  if (T <= 1 || work < kGemmParallelMin) {
-    for (long bi = 0; bi < g.batch; ++bi)
-      gemm_block(g, g.A + bi * g.strideA, g.B + bi * g.strideB, g.C + bi * g.strideC, 0, M, 0, N);
-    return;
-  }
-  long parts = g.batch >= T ? 1 : (T + g.batch - 1) / g.batch;
-  const bool splitN = (N + NR - 1) / NR >= (M + MR - 1) / MR;
-  const long unit = splitN ? NR : MR;
-  const long dim = splitN ? N : M;
-  const long units = (dim + unit - 1) / unit;
-  if (parts > units) parts = units;
-  const long per = ((units + parts - 1) / parts) * unit;
-  auto body = [&](long t, int) {
-    const long bi = t / parts, pi = t % parts;
-    const long s0 = pi * per, s1 = lmin(dim, s0 + per);
-    if (s0 >= s1) return;
-    const float* A = g.A + bi * g.strideA;
-    const float* B = g.B + bi * g.strideB;
-    float* C = g.C + bi * g.strideC;
-    if (splitN) gemm_block(g, A, B, C, 0, M, s0, s1);
-    else gemm_block(g, A, B, C, s0, s1, 0, N);
-  };
-  parallel_tasks(g.batch * parts, T, body);
-}
+void gemm_neon(const GemmArgs& g) { gemm_drive(g); }
 
 }  // namespace tfree
 #endif  // __aarch64__

@@ -32,7 +32,7 @@ mkdir -p "$out"
 # as binding.gyp's arm64 build: -ffp-contract=off keeps the portable kernels' float32 operations
 # unfused (GCC contracts a*b+c into fmadd on aarch64 even with -std=c++17)
 FLAGS=(-O3 -std=c++17 -fno-exceptions -fPIC -pthread -ffp-contract=off -Wall -Wextra)
-headers=(native/kernels.h native/threadpool.h native/ops_impl.h native/cpu.h native/dispatch.h)
+headers=(native/kernels.h native/threadpool.h native/ops_impl.h native/gemm_driver.h native/cpu.h native/dispatch.h)
 objs=()
 pids=()
 ok=1
