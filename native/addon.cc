@@ -28,6 +28,7 @@ namespace {
 
 const OpsTable* g_ops = nullptr;
 bool g_cpuAvx2 = false;
+int g_packedIsa = kIsaGeneric;
 
 bool cpu_has_avx2_fma() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -44,7 +45,11 @@ void select_ops() {
   const bool wantGeneric = e && (std::strcmp(e, "generic") == 0 || std::strcmp(e, "none") == 0);
   const OpsTable* avx = ops_avx2();
   g_ops = (!wantGeneric && g_cpuAvx2 && avx) ? avx : ops_generic();
+  g_packedIsa = g_ops == ops_generic() ? kIsaGeneric : packed_isa_best();
 }
+
+// path of the packed / bf16 kernel families (packed_isa.cc): generic whenever the generic table is active
+int packed_path() { return g_ops == ops_generic() ? kIsaGeneric : g_packedIsa; }
 
 // ---------------------------------------------------------------------------------------------
 // argument helpers
@@ -1103,8 +1108,7 @@ napi_value PackedMatmul(napi_env env, napi_callback_info info) {
     for (long i = 0; i < a.M * a.N; ++i) a.out[i] = 0.0f;
     return undef(env);
   }
-  if (g_ops == ops_avx2()) packed_matmul_avx2(a);
-  else packed_matmul_generic(a);
+  packed_matmul_isa(packed_path(), a);
   return undef(env);
 }
 
@@ -1157,9 +1161,81 @@ napi_value PackedLutMatmul(napi_env env, napi_callback_info info) {
     for (long i = 0; i < a.M * a.N; ++i) a.out[i] = 0.0f;
     return undef(env);
   }
-  if (g_ops == ops_avx2()) packed_lut_matmul_avx2(a);
-  else packed_lut_matmul_generic(a);
+  packed_lut_matmul_isa(packed_path(), a);
   return undef(env);
+}
+
+// bf16Matmul(M, N, K, x, xOff, w, out, outOff, xBf16): out = x W^T, W [N, K] bf16 bit patterns
+// (Bf16Args in kernels.h)
+napi_value Bf16Matmul(napi_env env, napi_callback_info info) {
+  Call c;
+  TRY(begin(c, env, info, "bf16Matmul", 9));
+  Bf16Args a;
+  long xOff, outOff;
+  Arr<float> x, out;
+  Arr<uint16_t> w;
+  TRY(integer(c, 0, "M", a.M));
+  TRY(integer(c, 1, "N", a.N));
+  TRY(integer(c, 2, "K", a.K));
+  TRY(f32(c, 3, "x", x));
+  TRY(integer(c, 4, "xOff", xOff));
+  TRY(u16(c, 5, "w", w));
+  TRY(f32(c, 6, "out", out));
+  TRY(integer(c, 7, "outOff", outOff));
+  TRY(boolean(c, 8, "xBf16", a.xBf16));
+  TRY(need(c, "x", x.n, xOff + double(a.M) * a.K));
+  TRY(need(c, "w", w.n, double(a.N) * a.K));
+  TRY(need(c, "out", out.n, outOff + double(a.M) * a.N));
+  if (a.M == 0 || a.N == 0) return undef(env);
+  a.x = x.p + xOff;
+  a.w = w.p;
+  a.out = out.p + outOff;
+  if (a.K == 0) {
+    for (long i = 0; i < a.M * a.N; ++i) a.out[i] = 0.0f;
+    return undef(env);
+  }
+  bf16_matmul_isa(packed_path(), a);
+  return undef(env);
+}
+
+napi_value GetPackedIsa(napi_env env, napi_callback_info) {
+  napi_value s;
+  napi_create_string_utf8(env, packed_isa_name(packed_path()), NAPI_AUTO_LENGTH, &s);
+  return s;
+}
+
+// setPackedIsa("auto" | "generic" | "avx2" | "avxvnni" | "avx512-ymm" | "avx512"): the path of the
+// packed / bf16 kernel families while the AVX2 table is active (tests, bench); returns the active one.
+napi_value SetPackedIsa(napi_env env, napi_callback_info info) {
+  Call c;
+  TRY(begin(c, env, info, "setPackedIsa", 1));
+  char buf[32];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, c.argv[0], buf, sizeof buf, &len) != napi_ok)
+    return throw_type(c, "path", "a string"), nullptr;
+  const int isa = std::strcmp(buf, "auto") == 0 ? packed_isa_best() : packed_isa_parse(buf);
+  if (isa < 0) return throw_range(c, "argument 'path' must be auto, generic, avx2, avxvnni, avx512-ymm or avx512"), nullptr;
+  if (!packed_isa_supported(isa)) {
+    char msg[120];
+    std::snprintf(msg, sizeof msg, "this CPU lacks the %s path", buf);
+    return throw_range(c, msg), nullptr;
+  }
+  g_packedIsa = isa;
+  return GetPackedIsa(env, info);
+}
+
+// packedIsaSupported(name): whether this CPU and build run that path
+napi_value PackedIsaSupported(napi_env env, napi_callback_info info) {
+  Call c;
+  TRY(begin(c, env, info, "packedIsaSupported", 1));
+  char buf[32];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, c.argv[0], buf, sizeof buf, &len) != napi_ok)
+    return throw_type(c, "path", "a string"), nullptr;
+  const int isa = packed_isa_parse(buf);
+  napi_value r;
+  napi_get_boolean(env, isa >= 0 && packed_isa_supported(isa), &r);
+  return r;
 }
 
 }  // namespace
@@ -1198,6 +1274,10 @@ NAPI_MODULE_INIT() {
       {"adamw", Adamw},
       {"packedMatmul", PackedMatmul},
       {"packedLutMatmul", PackedLutMatmul},
+      {"bf16Matmul", Bf16Matmul},
+      {"packedIsa", GetPackedIsa},
+      {"setPackedIsa", SetPackedIsa},
+      {"packedIsaSupported", PackedIsaSupported},
       {"getThreads", GetThreads},
       {"setThreads", SetThreads},
       {"simd", Simd},

@@ -1,4 +1,5 @@
-// Non-x86 builds: no AVX2 path; addon.cc falls back to the generic kernels.
+// Non-x86 builds: no AVX2 / AVX-512 paths (packed_isa_supported says so); addon.cc falls back to
+// the generic kernels.
 #include "kernels.h"
 
 namespace tfree {
@@ -6,4 +7,11 @@ const OpsTable* ops_avx2() { return nullptr; }
 void gemm_avx2(const GemmArgs&) {}
 void packed_matmul_avx2(const PackedArgs& a) { packed_matmul_generic(a); }
 void packed_lut_matmul_avx2(const PackedLutArgs& a) { packed_lut_matmul_generic(a); }
+void packed_matmul_avx512(const PackedArgs& a) { packed_matmul_generic(a); }
+void packed_matmul_avx512_ymm(const PackedArgs& a) { packed_matmul_generic(a); }
+void packed_matmul_avxvnni(const PackedArgs& a) { packed_matmul_generic(a); }
+void packed_lut_matmul_avx512(const PackedLutArgs& a) { packed_lut_matmul_generic(a); }
+void bf16_matmul_avx2(const Bf16Args& a) { bf16_matmul_generic(a); }
+void bf16_matmul_avx512(const Bf16Args& a) { bf16_matmul_generic(a); }
+void bf16_matmul_avx512bf16(const Bf16Args& a) { bf16_matmul_generic(a); }
 }  // namespace tfree

@@ -20,7 +20,22 @@ export interface NativeExtrasInternal extends NativeExtras {
   setSimd(mode: 'avx2' | 'generic'): string;
   /** Whether the CPU check found AVX2 and FMA. */
   readonly cpuAvx2: boolean;
+  /** Path of the packed / bf16 kernel families ('generic' whenever the generic table is active). */
+  packedIsa(): string;
+  /** Sets that path ('auto' = the best this CPU has; throws for a path it lacks); returns the active one. */
+  setPackedIsa(path: PackedIsaName | 'auto'): string;
+  /** Whether this CPU and build run a path of the packed / bf16 families. */
+  packedIsaSupported(path: PackedIsaName): boolean;
 }
+
+/**
+ * Paths of the packed / bf16 kernel families: 'avx512' (AVX-512 VNNI decode kernel, 512-bit LUT
+ * kernel, vdpbf16ps when the CPU has AVX512_BF16), 'avxvnni' (256-bit VEX vpdpbusd, for CPUs with
+ * AVX-VNNI but no AVX-512), 'avx512-ymm' (the avxvnni kernel's code with EVEX encoding: a test path
+ * on AVX-512 CPUs), 'avx2', 'generic'.
+ */
+export const PACKED_ISA_NAMES = ['generic', 'avx2', 'avxvnni', 'avx512-ymm', 'avx512'] as const;
+export type PackedIsaName = (typeof PACKED_ISA_NAMES)[number];
 
 export type NativeLoadResult = { kernels: Kernels; extras: NativeExtrasInternal; path: string } | { error: string };
 
@@ -51,6 +66,7 @@ const KERNEL_NAMES = [
   'adamw',
   'packedMatmul',
   'packedLutMatmul',
+  'bf16Matmul',
 ] as const satisfies readonly (keyof Kernels)[];
 
 const EXTRA_NAMES = [
@@ -64,6 +80,9 @@ const EXTRA_NAMES = [
   'openblasSgemm',
   'openblasSgemv',
   'noop',
+  'packedIsa',
+  'setPackedIsa',
+  'packedIsaSupported',
 ] as const satisfies readonly (keyof NativeExtrasInternal)[];
 
 type Addon = Omit<Kernels, 'name'> & NativeExtrasInternal;
@@ -149,6 +168,7 @@ function loadUncached(): NativeLoadResult {
     adamw: addon.adamw,
     packedMatmul: addon.packedMatmul,
     packedLutMatmul: addon.packedLutMatmul,
+    bf16Matmul: addon.bf16Matmul,
   };
   const extras: NativeExtrasInternal = {
     getThreads: addon.getThreads,
@@ -161,6 +181,9 @@ function loadUncached(): NativeLoadResult {
     openblasSgemm: addon.openblasSgemm,
     openblasSgemv: addon.openblasSgemv,
     noop: addon.noop,
+    packedIsa: addon.packedIsa,
+    setPackedIsa: addon.setPackedIsa,
+    packedIsaSupported: addon.packedIsaSupported,
     cpuAvx2: addon.cpuAvx2 === true,
   };
   return { kernels, extras, path };
