@@ -1298,5 +1298,7 @@ NAPI_MODULE_INIT() {
   napi_value cpu;
   napi_get_boolean(env, g_cpuAvx2, &cpu);
   napi_set_named_property(env, exports, "cpuAvx2", cpu);
+  napi_get_boolean(env, cpu_has_avx512_bf16(), &cpu);
+  napi_set_named_property(env, exports, "cpuAvx512Bf16", cpu);
   return exports;
 }

@@ -20,6 +20,8 @@ export interface NativeExtrasInternal extends NativeExtras {
   setSimd(mode: 'avx2' | 'generic'): string;
   /** Whether the CPU check found AVX2 and FMA. */
   readonly cpuAvx2: boolean;
+  /** Whether the CPU has AVX512_BF16 (vdpbf16ps, used by the avx512 path's bf16-activation mode). */
+  readonly cpuAvx512Bf16: boolean;
   /** Path of the packed / bf16 kernel families ('generic' whenever the generic table is active). */
   packedIsa(): string;
   /** Sets that path ('auto' = the best this CPU has; throws for a path it lacks); returns the active one. */
@@ -185,6 +187,7 @@ function loadUncached(): NativeLoadResult {
     setPackedIsa: addon.setPackedIsa,
     packedIsaSupported: addon.packedIsaSupported,
     cpuAvx2: addon.cpuAvx2 === true,
+    cpuAvx512Bf16: addon.cpuAvx512Bf16 === true,
   };
   return { kernels, extras, path };
 }
