@@ -26,10 +26,20 @@ struct Z512 {
     t.t1 = _mm512_set1_epi8(static_cast<char>(u[1]));
     return t;
   }
-  template <int BITS>
+  template <int BITS, bool X>
   static inline void decode(const uint8_t* p, const Tabs& t, vi* lv) {
     if (BITS == 8) {
       lv[0] = _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_set1_epi8(static_cast<char>(0x80)));
+    } else if (BITS == 4 && X) {  // u = code ^ 8: (v ^ 0x08) & 0x0F in one vpternlogd (imm 0x28)
+      const __m512i v = _mm512_loadu_si512(p), k = _mm512_set1_epi8(0x08), m = _mm512_set1_epi8(0x0F);
+      lv[0] = _mm512_ternarylogic_epi32(v, k, m, 0x28);
+      lv[1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), k, m, 0x28);
+    } else if (BITS == 2 && X) {  // u = code ^ 2
+      const __m512i v = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 0, 1, 1, 2, 2, 3, 3),
+                                                 _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+      const __m512i k = _mm512_set1_epi8(0x02), m = _mm512_set1_epi8(0x03);
+      lv[0] = _mm512_ternarylogic_epi32(_mm512_srlv_epi64(v, _mm512_setr_epi64(6, 4, 6, 4, 6, 4, 6, 4)), k, m, 0x28);
+      lv[1] = _mm512_ternarylogic_epi32(_mm512_srlv_epi64(v, _mm512_setr_epi64(2, 0, 2, 0, 2, 0, 2, 0)), k, m, 0x28);
     } else if (BITS == 4) {  // 64 code bytes = 128 weights; lane L: bytes 16L.. = elements 32L..
       const __m512i v = _mm512_loadu_si512(p), m = _mm512_set1_epi8(0x0F);
       lv[0] = _mm512_shuffle_epi8(t.tab, _mm512_and_si512(v, m));

@@ -32,6 +32,9 @@
 
 namespace {
 
+// software prefetch distance of the codes (bytes ahead)
+constexpr int kPrefetch = 4096;
+
 // A heap buffer (no standard containers in ISA-specific objects: weak symbols, see threadpool.h)
 template <class E>
 struct VBuf {
@@ -57,6 +60,40 @@ struct VnniCtx {
   alignas(64) int32_t idxX[16];  // lane -> activation group index within the quad
 };
 
+// packed_quantize_x (packed_generic.cc) with AVX2, bit for bit: per group of U (a multiple of 8)
+// amax = max |x| (a non-finite value zeroes the group, scale NaN), q = nearbyint(x * (127 / amax))
+// (vcvtps2dq rounds to nearest even, as nearbyint in the default mode), scale amax / 127
+inline void vnni_quantize_x(const float* x, long K, long U, int16_t* xq, float* xs) {
+  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), big = _mm256_set1_ps(3.4e38f);
+  for (long g = 0; g * U < K; ++g) {
+    const float* xg = x + g * U;
+    __m256 mx = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+    for (long i = 0; i < U; i += 8) {
+      const __m256 a = _mm256_and_ps(_mm256_loadu_ps(xg + i), absMask);
+      bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ));
+      mx = _mm256_max_ps(mx, a);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const bool finite = _mm256_movemask_ps(bad) == 0;
+    int16_t* q = xq + g * U;
+    if (!finite || amax == 0.0f) {
+      std::memset(q, 0, static_cast<size_t>(U) * 2);
+      xs[g] = finite ? 0.0f : __builtin_nanf("");
+      continue;
+    }
+    const __m256 inv = _mm256_set1_ps(127.0f / amax);
+    for (long i = 0; i < U; i += 16) {
+      const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + i), inv));
+      const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + i + 8), inv));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8));
+    }
+    xs[g] = amax / 127.0f;
+  }
+}
+
 template <class T>
 inline typename T::vi reduce4(const typename T::vi s[4]) {
   const typename T::vi t0 = T::add(T::unpacklo32(s[0], s[1]), T::unpackhi32(s[0], s[1]));
@@ -65,7 +102,7 @@ inline typename T::vi reduce4(const typename T::vi s[4]) {
 }
 
 // rows [n0, n1) of W against activation rows [m0, m0 + MG)
-template <class T, int BITS, int MG>
+template <class T, int BITS, bool X, int MG>
 void vnni_rows(const VnniCtx<T>& c, long n0, long n1, long m0, uint16_t* sbuf) {
   using vi = typename T::vi;
   using vf = typename T::vf;
@@ -81,6 +118,7 @@ void vnni_rows(const VnniCtx<T>& c, long n0, long n1, long m0, uint16_t* sbuf) {
     for (int j = 0; j < MG; ++j) acc[j] = T::zerof();
     for (long qd = 0; qd < nQ; ++qd) {
       const uint8_t* p = row + qd * 4 * CB;
+      for (int l = 0; l < 4 * CB; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch + l), _MM_HINT_T0);
       alignas(64) uint8_t tail[4 * CB];
       if ((qd + 1) * 4 * CB > rb) {  // the last, partial quad: codes zero-padded (activations are 0 there)
         std::memset(tail, 0, sizeof tail);
@@ -90,7 +128,7 @@ void vnni_rows(const VnniCtx<T>& c, long n0, long n1, long m0, uint16_t* sbuf) {
       vi s[MG][4];
       for (int q = 0; q < 4; ++q) {
         vi lv[NV];
-        T::template decode<BITS>(p + q * CB, c.tabs, lv);
+        T::template decode<BITS, X>(p + q * CB, c.tabs, lv);
         for (int j = 0; j < MG; ++j) {
           const int8_t* xq = c.x8 + (m0 + j) * c.Kp + (qd * 4 + q) * SCW;
           vi t = T::dp(T::zero(), lv[0], T::load(xq));
@@ -109,7 +147,7 @@ void vnni_rows(const VnniCtx<T>& c, long n0, long n1, long m0, uint16_t* sbuf) {
   }
 }
 
-template <class T, int BITS>
+template <class T, int BITS, bool X>
 void vnni_run(const VnniCtx<T>& c) {
   const tfree::PackedArgs& a = *c.a;
   const long N = a.N, M = a.M;
@@ -126,10 +164,10 @@ void vnni_run(const VnniCtx<T>& c) {
     if (!sbuf.p) return;
     for (long m0 = 0; m0 < M; m0 += T::kRows) {
       switch (M - m0 >= T::kRows ? T::kRows : M - m0) {
-        case 1: vnni_rows<T, BITS, 1>(c, n0, n1, m0, sbuf.p); break;
-        case 2: vnni_rows<T, BITS, (T::kRows >= 2 ? 2 : 1)>(c, n0, n1, m0, sbuf.p); break;
-        case 3: vnni_rows<T, BITS, (T::kRows >= 3 ? 3 : 1)>(c, n0, n1, m0, sbuf.p); break;
-        default: vnni_rows<T, BITS, T::kRows>(c, n0, n1, m0, sbuf.p); break;
+        case 1: vnni_rows<T, BITS, X, 1>(c, n0, n1, m0, sbuf.p); break;
+        case 2: vnni_rows<T, BITS, X, (T::kRows >= 2 ? 2 : 1)>(c, n0, n1, m0, sbuf.p); break;
+        case 3: vnni_rows<T, BITS, X, (T::kRows >= 3 ? 3 : 1)>(c, n0, n1, m0, sbuf.p); break;
+        default: vnni_rows<T, BITS, X, T::kRows>(c, n0, n1, m0, sbuf.p); break;
       }
     }
   };
@@ -155,7 +193,7 @@ void vnni_perm(uint8_t* perm) {
       buf[bit >> 3] = static_cast<uint8_t>(0x80 >> (bit & 7));
     }
     typename T::vi lv[NV];
-    T::template decode<BITS>(buf, tabs, lv);
+    T::template decode<BITS, false>(buf, tabs, lv);
     alignas(64) uint8_t out[SCW];
     for (int v = 0; v < NV; ++v) T::store(out + v * T::VB, lv[v]);
     for (int p = 0; p < SCW; ++p)
@@ -231,28 +269,40 @@ bool vnni_matmul_bits(const tfree::PackedArgs& a) {
   VBuf<float> xs(M * c.nXs);
   if (!nat.p || !x8.p || !corr.p || !xs.p) return false;
   for (long m = 0; m < M; ++m) {
-    tfree::packed_quantize_x(a.x + m * K, K, c.U, 127.0f, nat.p, xs.p + m * c.nXs);
-    for (long sc = 0; sc < c.Kp / SCW; ++sc)
+    vnni_quantize_x(a.x + m * K, K, c.U, nat.p, xs.p + m * c.nXs);
+    int8_t* xm = x8.p + m * c.Kp;
+    const long full = K / SCW;  // super-chunks inside the row (the rest is zero-padded)
+    for (long sc = 0; sc < full; ++sc) {
+      const int16_t* ns = nat.p + sc * SCW;
+      int8_t* xo = xm + sc * SCW;
+      for (int p = 0; p < SCW; ++p) xo[p] = static_cast<int8_t>(ns[perm.v[p]]);
+    }
+    for (long sc = full; sc < c.Kp / SCW; ++sc)
       for (int p = 0; p < SCW; ++p) {
         const long e = sc * SCW + perm.v[p];
-        x8.p[m * c.Kp + sc * SCW + p] = static_cast<int8_t>(e < K ? nat.p[e] : 0);
+        xm[sc * SCW + p] = static_cast<int8_t>(e < K ? nat.p[e] : 0);
       }
+    // correction of each reduced lane (L, q): min(L8) x the sum of the activations it covers
     for (long qd = 0; qd < c.nQ; ++qd)
-      for (int L = 0; L < NL; ++L)
-        for (int q = 0; q < 4; ++q) {
+      for (int q = 0; q < 4; ++q) {
+        const int8_t* xs8 = xm + (qd * 4 + q) * SCW;
+        for (int L = 0; L < NL; ++L) {
           int32_t sum = 0;
           for (int v = 0; v < NV; ++v)
-            for (int i = 0; i < 16; ++i) {
-              const long e = (qd * 4 + q) * SCW + perm.v[v * T::VB + 16 * L + i];
-              if (e < K) sum += nat.p[e];
-            }
+            for (int i = 0; i < 16; ++i) sum += xs8[v * T::VB + 16 * L + i];
           corr.p[(m * c.nQ + qd) * T::VL + 4 * L + q] = lmin * sum;
         }
+      }
   }
   c.x8 = x8.p;
   c.corr = corr.p;
   c.xs = xs.p;
-  vnni_run<T, BITS>(c);
+  // "xor" form: u = code ^ 2^(bits-1) (int4, int2: two's complement integer levels), decoded
+  // without the table lookup
+  bool xorForm = BITS == 4 || BITS == 2;
+  for (int i = 0; i < (1 << BITS) && BITS < 8; ++i) xorForm = xorForm && u[i] == (i ^ (1 << (BITS - 1)));
+  if (xorForm) vnni_run<T, BITS, true>(c);
+  else vnni_run<T, BITS, false>(c);
   return true;
 }
 
@@ -285,10 +335,15 @@ struct Y256 {
     t.t1 = _mm256_set1_epi8(static_cast<char>(u[1]));
     return t;
   }
-  template <int BITS>
+  template <int BITS, bool X>
   static inline void decode(const uint8_t* p, const Tabs& t, vi* lv) {
     if (BITS == 8) {
       lv[0] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_set1_epi8(static_cast<char>(0x80)));
+    } else if (BITS == 4 && X) {  // u = code ^ 8
+      const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_set1_epi8(static_cast<char>(0x88)));
+      const __m256i m = _mm256_set1_epi8(0x0F);
+      lv[0] = _mm256_and_si256(v, m);
+      lv[1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
     } else if (BITS == 4) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), m = _mm256_set1_epi8(0x0F);
       lv[0] = _mm256_shuffle_epi8(t.tab, _mm256_and_si256(v, m));
