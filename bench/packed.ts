@@ -16,7 +16,7 @@
  * vdpbf16ps for bf16 activations when the CPU has AVX512_BF16, widening otherwise).
  */
 import type { Kernels, NativeExtras } from '../src/tensor/kernels/index.js';
-import type { NativeExtrasInternal } from '../src/tensor/kernels/native.js';
+import type { KernelFamily, NativeExtrasInternal } from '../src/tensor/kernels/native.js';
 import { toBf16 } from '../src/tensor/kernels/js_bf16.js';
 import { packedLutLayout } from '../src/tensor/kernels/js_packed_lut.js';
 import { dequantize, formatSize, parseFormat, quantizeMatrix, type PackedMatrix } from '../src/compress/index.js';
@@ -117,16 +117,20 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
   if (!n) return;
   const threads = n.extras.getThreads();
   const ex = n.extras as NativeExtrasInternal;
-  // SIMD paths of the packed / bf16 families this CPU has (avx512-ymm is a test path: not timed)
-  const isas = ['avx2', 'avxvnni', 'avx512'].filter((p) => ex.cpuAvx2 && ex.packedIsaSupported(p as 'avx2'));
+  // implementations of the packed / LUT / bf16 families this CPU runs (avx512-ymm is a test path: not timed)
+  const simd = (fam: KernelFamily): string[] => ex.familyPaths(fam).filter((p) => p !== 'generic' && p !== 'avx512-ymm');
+  const isas = simd('packed').reverse(); // avx2 first
+  const lutIsas = simd('packedLut').reverse();
+  const bf16Isas = simd('bf16').reverse();
   const bestIsa = isas[isas.length - 1] ?? 'generic';
   const onPath =
-    (isa: string, fn: () => void) =>
+    (fam: KernelFamily, isa: string, fn: () => void) =>
     (): void => {
-      if (isa !== 'generic') ex.setPackedIsa(isa as 'avx2');
+      ex.setKernelPath(fam, isa);
       fn();
     };
-  env.note(`packed bench paths: ${isas.join(', ') || 'none (generic only)'}; AVX512_BF16 (vdpbf16ps): ${ex.cpuAvx512Bf16 ? 'yes' : 'no'}`);
+  const restore = (): void => void ex.setIsa(ex.cpuInfo().best);
+  env.note(`packed bench paths: packed ${isas.join(', ')}; packedLut ${lutIsas.join(', ')}; bf16 ${bf16Isas.join(', ')} (avx512-bf16 = vdpbf16ps)`);
   const peak = env.measurePeak(n);
   const dram = threads === 1 ? peak.dramGBs1 : peak.dramGBs2;
   const ort = await loadOrt(env.note);
@@ -174,34 +178,34 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
       for (const f of ['int4', 'kmeans4', ...LUT_FORMATS]) {
         for (const a of ACTS) {
           for (const isa of a ? isas : ['avx2']) {
-            onPath(isa, call(packed.get(f)!, a))();
+            onPath('packed', isa, call(packed.get(f)!, a))();
             errs.set(`${f} ${actName(a)}${a ? ` ${isa}` : ''}`, relErr(packed.get(f)!, x, y));
           }
         }
       }
       LUT_FORMATS.forEach((f, i) => {
-        onPath(bestIsa, callLut(i))();
+        callLut(i)();
         errs.set(`${f} LUT`, relErr(packed.get(f)!, x, y));
       });
     }
     const variants: Variant[] = FORMATS.flatMap((f) => ACTS.flatMap((act8) => (act8 ? isas : ['avx2']).map((isa) => ({ f, act8, isa }))));
-    const lutVariants = LUT_FORMATS.flatMap((f, li) => isas.filter((i) => i !== 'avxvnni').map((isa) => ({ f, li, isa })));
+    const lutVariants = LUT_FORMATS.flatMap((f, li) => lutIsas.map((isa) => ({ f, li, isa })));
     // bf16-weight GEMV, f32 and bf16 activations, per path
     const w16 = toBf16(W);
-    const bf16Variants = [false, true].flatMap((xBf16) => isas.filter((i) => i !== 'avxvnni').map((isa) => ({ xBf16, isa })));
+    const bf16Variants = [false, true].flatMap((xBf16) => bf16Isas.filter((i) => xBf16 || i !== 'avx512-bf16').map((isa) => ({ xBf16, isa })));
     // streaming reads timed in the same loop: a 64 MiB buffer and one of each packed matrix's size
     const big = env.randArray(16 * 2 ** 20, 7);
     const own = FORMATS.map((f) => new Float32Array(Math.ceil(formatSize(packed.get(f)!.format, N, K).totalBytes / 4)).fill(1));
     const fns = [
       (): void => n.kernels.gemm(1, false, true, 1, N, K, 1, x, 0, K, 0, W, 0, K, 0, 0, y, 0, N, 0),
-      ...variants.map((v) => onPath(v.isa, call(packed.get(v.f)!, v.act8))),
-      ...lutVariants.map((v) => onPath(v.isa, callLut(v.li))),
+      ...variants.map((v) => onPath('packed', v.isa, call(packed.get(v.f)!, v.act8))),
+      ...lutVariants.map((v) => onPath('packedLut', v.isa, callLut(v.li))),
       (): void => void n.extras.readSum(big, threads),
       ...own.map((b) => (): void => void n.extras.readSum(b, threads)),
-      ...bf16Variants.map((v) => onPath(v.isa, () => n.kernels.bf16Matmul(1, N, K, x, 0, w16, y, 0, v.xBf16))),
+      ...bf16Variants.map((v) => onPath('bf16', v.isa, () => n.kernels.bf16Matmul(1, N, K, x, 0, w16, y, 0, v.xBf16))),
     ];
     const t = env.timeInterleaved(fns, { maxReps: 60, budgetSec: env.quick ? 6 : 12 });
-    ex.setPackedIsa('auto');
+    restore();
     const iLut = variants.length + 1; // first LUT timing
     const iBig = iLut + lutVariants.length; // the 64 MiB read, then the own-size reads
     const iBf16 = iBig + 1 + own.length;
@@ -216,7 +220,7 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
       const gbs = bytes / sec / 1e9;
       const an = v.xBf16 ? 'bf16 act' : 'f32 act';
       env.emit({ bench: 'packed', case: `1x${K} . ${K}x${N} bf16 ${an} ${v.isa}`, isa: v.isa, value: gbs, unit: 'GB/s', peer: null, ratio_vs_peer: null, ms: sec * 1e3, median_ms: t[iBf16 + i].median * 1e3, bytes, speedup_vs_f32: tF32 / sec, pct_of_read_64MiB: (100 * gbs) / bw, pct_of_read_dram: (100 * gbs) / dram, threads });
-      const isaLabel = v.isa === 'avx512' && v.xBf16 && ex.cpuAvx512Bf16 ? 'avx512 (vdpbf16ps)' : v.isa;
+      const isaLabel = v.isa === 'avx512-bf16' ? 'avx512-bf16 (vdpbf16ps)' : v.isa;
       rows.push([`${K}x${N} bf16 ${an}`, isaLabel, 16, sec * 1e3, gbs, `${env.fmt((100 * gbs) / bw)}%`, `${env.fmt((100 * gbs) / dram)}%`, '-', `${(tF32 / sec).toFixed(2)}x`, '-', '-']);
     });
     // ORT peer, interleaved with our int4 in one async loop
@@ -231,9 +235,9 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
         sessions.push([acc, await ort.InferenceSession.create(matMulNBitsModel(1, N, K, 64, m.B, m.scales, acc), ORT_OPTS(threads))]);
       }
       const feed = { A: new ort.Tensor('float32', x, [1, K]) };
-      const ours = onPath('avx2', call(p4, false));
-      const ours8 = onPath(bestIsa, call(p4, true));
-      const ours8avx2 = onPath('avx2', call(p4, true));
+      const ours = onPath('packed', 'avx2', call(p4, false));
+      const ours8 = onPath('packed', bestIsa, call(p4, true));
+      const ours8avx2 = onPath('packed', 'avx2', call(p4, true));
       ours();
       const ref = Float32Array.from(y);
       const out0 = (await sessions[0][1].run(feed)).Y.data as Float32Array;
@@ -267,7 +271,7 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
       oursInOrtLoop[`${actName(false)} avx2`] = best.ours * 1e3;
       oursInOrtLoop[`${actName(true)} ${bestIsa}`] = best.ours8 * 1e3;
       oursInOrtLoop[`${actName(true)} avx2`] = best.ours8avx2 * 1e3;
-      ex.setPackedIsa('auto');
+      restore();
     }
     variants.forEach(({ f, act8, isa }, i) => {
       const p = packed.get(f)!;

@@ -1,7 +1,8 @@
-// Internal kernel table. Two instances exist: the AVX2/FMA one (ops_avx2.cc + gemm_avx2.cc, compiled
-// with -mavx2 -mfma) and the portable one (ops_generic.cc + gemm_generic.cc). addon.cc picks one at
-// load time from the CPU check (and TFREE_SIMD). Offsets are already applied to all pointers and every
-// size was bounds-checked by addon.cc.
+// Internal kernel tables, one file family per ISA: ops_<isa>.cc + gemm_<isa>.cc (+ packed_<isa>.cc,
+// packed_lut_<isa>.cc), each compiled with its own flags (binding.gyp; never -march=native):
+// generic (portable C++), avx2 (-mavx2 -mfma), avx512 (-mavx512f/bw/vl/dq). dispatch.cc picks one
+// implementation per kernel family at load time from the CPU features (cpu.cc) and TFREE_ISA.
+// Offsets are already applied to all pointers and every size was bounds-checked by addon.cc.
 #pragma once
 #include <cstdint>
 
@@ -74,10 +75,12 @@ struct OpsTable {
   double (*fmaRun)(long iters, int threads);  // runs 12 FMA chains x iters per thread; returns the flops done (caller times it)
 };
 
+const OpsTable* ops_avx512();   // nullptr when not compiled in (non-x86 build)
 const OpsTable* ops_avx2();     // nullptr when not compiled in (non-x86 build)
 const OpsTable* ops_generic();
 
-// gemm entry points of the two gemm TUs
+// gemm entry points of the gemm TUs
+void gemm_avx512(const GemmArgs& g);
 void gemm_avx2(const GemmArgs& g);
 void gemm_generic(const GemmArgs& g);
 
@@ -153,25 +156,8 @@ void packed_lut_matmul_avx2(const PackedLutArgs& a);
 void packed_lut_tables(const float* x, long K, int bits, const int16_t* L8, int8_t* tab, float* ts);
 
 
-// ---- x86 paths beyond AVX2 for the packed and bf16 kernel families (packed_isa.cc) -------------
-// One small CPU check (__builtin_cpu_supports, which also checks the OS-enabled register state)
-// and the chosen path, until the addon's common CPU-features table replaces it.
-enum PackedIsa { kIsaGeneric = 0, kIsaAvx2 = 1, kIsaAvxVnni = 2, kIsaAvx512Ymm = 3, kIsaAvx512 = 4 };
-// whether this CPU (and build) can run a path
-bool packed_isa_supported(int isa);
-// the best path this CPU supports (never kIsaAvx512Ymm, a test path)
-int packed_isa_best();
-const char* packed_isa_name(int isa);
-int packed_isa_parse(const char* name);  // -1: unknown name
-bool cpu_has_avx512_bf16();
-// the kernels of a path (a path the CPU lacks must not be passed); avx512 runs vdpbf16ps for the
-// bf16 family's xBf16 mode when the CPU has AVX512_BF16
-void packed_matmul_isa(int isa, const PackedArgs& a);
-void packed_lut_matmul_isa(int isa, const PackedLutArgs& a);
-struct Bf16Args;
-void bf16_matmul_isa(int isa, const Bf16Args& a);
-
-// packed_avx512.cc (-mavx512f/bw/vl/vnni): int8-activation (act8) decode kernel with vpdpbusd,
+// ---- packed / LUT kernels beyond AVX2 (chosen in dispatch.cc) ----------------------------------
+// packed_avx512.cc (-mavx512f/bw/vl/dq/vnni): int8-activation (act8) decode kernel with vpdpbusd,
 // 512-bit, and the same kernel on 256-bit vectors with EVEX encoding (a test path for the code of
 // the AVX-VNNI kernel on AVX-512 CPUs). packed_avxvnni.cc (-mavx2 -mfma -mavxvnni): the 256-bit
 // kernel with VEX vpdpbusd. Same function as packed_matmul_generic (act8 mode only; int16 mode and

@@ -9,13 +9,13 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { jsKernels, nativeBackend, type Kernels } from '../../src/tensor/kernels/index.js';
-import type { NativeExtrasInternal } from '../../src/tensor/kernels/native.js';
 import { Rng } from '../../src/nn/index.js';
 import { FORMAT_NAMES, dequantize, parseFormat, quantizeMatrix, type PackedMatrix } from '../../src/compress/index.js';
 import { hasNative } from '../helpers/numeric.js';
-import { kernelVariants, nativePaths, restoreNative, skippedPaths } from '../helpers/kernel_variants.js';
+import { familyPaths, kernelVariants, restoreNative, skippedPaths, usePath } from '../helpers/kernel_variants.js';
 
-const backends = kernelVariants();
+const backends = kernelVariants('packed');
+const simdPaths = familyPaths('packed').filter((p) => p !== 'generic');
 const nb = nativeBackend();
 
 function run(k: Kernels, p: PackedMatrix, x: Float32Array, M: number, xOff = 0, outOff = 0, act8 = false): Float32Array {
@@ -128,9 +128,8 @@ for (const be of backends) {
   });
 }
 
-test(`packedMatmul: the TS twin equals the portable native kernel bit for bit, and every SIMD path (${nativePaths().join(', ') || 'none'}) to float32 rounding, in both modes`, { skip: hasNative() ? false : 'native backend unavailable' }, () => {
+test(`packedMatmul: the TS twin equals the portable native kernel bit for bit, and every SIMD path (${simdPaths.join(', ') || 'none'}) to float32 rounding, in both modes`, { skip: hasNative() ? false : 'native backend unavailable' }, () => {
   assert.ok('kernels' in nb);
-  const ex = nb.extras as NativeExtrasInternal;
   const r = new Rng(12);
   try {
     for (const name of FORMAT_NAMES) {
@@ -145,11 +144,10 @@ test(`packedMatmul: the TS twin equals the portable native kernel bit for bit, a
           const label = `${name} K${K} B${B} ${act8 ? 'int8' : 'int16'}`;
           const js = run(jsKernels, p, x, M, 0, 0, act8);
           assert.ok(js.some((v) => v !== 0), `${label}: all zeros`);
-          ex.setSimd('generic');
+          usePath('packed', 'generic');
           assert.deepEqual(run(nb.kernels, p, x, M, 0, 0, act8), js, `${label}: generic != js`);
-          for (const path of nativePaths()) {
-            ex.setSimd('avx2');
-            ex.setPackedIsa(path);
+          for (const path of simdPaths) {
+            usePath('packed', path);
             const av = run(nb.kernels, p, x, M, 0, 0, act8);
             for (let i = 0; i < js.length; i++) assert.ok(Math.abs(av[i] - js[i]) <= 1e-5 * (1 + Math.abs(js[i])), `${label} [${i}]: ${path} ${av[i]} vs js ${js[i]}`);
           }
@@ -205,9 +203,9 @@ test('packedMatmul: NaN in x propagates to its row only; bad sizes throw', () =>
 });
 
 test('packedMatmul: each native path gives the same bits at 1 and 2 threads and on repeated calls', { skip: hasNative() ? false : 'native backend unavailable' }, (t) => {
-  for (const m of skippedPaths()) t.diagnostic(`path skipped: ${m}`);
+  for (const m of skippedPaths('packed')) t.diagnostic(`path skipped: ${m}`);
   const r = new Rng(17);
-  const variants = kernelVariants().filter((v) => v.path !== undefined);
+  const variants = backends.filter((v) => v.path !== undefined);
   try {
     for (const name of ['int4', 'kmeans4', 'int8', 'kmeans2', 'bin1', 'ternary']) {
       for (const [M, N, K, B] of [

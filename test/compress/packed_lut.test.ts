@@ -13,9 +13,9 @@ import { Rng } from '../../src/nn/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { FORMAT_NAMES, PackedLinear, dequantize, parseFormat, quantizeMatrix, type PackedMatrix } from '../../src/compress/index.js';
 import { hasNative } from '../helpers/numeric.js';
-import { kernelVariants, nativePaths, restoreNative, skippedPaths } from '../helpers/kernel_variants.js';
+import { familyPaths, kernelVariants, restoreNative, skippedPaths, usePath } from '../helpers/kernel_variants.js';
 
-const backends = kernelVariants();
+const backends = kernelVariants('packedLut');
 const nb = nativeBackend();
 
 const LUT_FORMATS = FORMAT_NAMES.filter((f) => parseFormat(f).bits <= 2);
@@ -130,16 +130,15 @@ for (const be of backends) {
   });
 }
 
-test(`packedLutMatmul: TS twin, portable and every SIMD path (${nativePaths().join(', ') || 'none'}) agree bit for bit`, { skip: hasNative() ? false : 'native backend unavailable' }, (t) => {
+test(`packedLutMatmul: TS twin, portable and every native path (${familyPaths('packedLut').join(', ') || 'none'}) agree bit for bit`, { skip: hasNative() ? false : 'native backend unavailable' }, (t) => {
   assert.ok('kernels' in nb);
   const ex = nb.extras as NativeExtrasInternal;
-  for (const m of skippedPaths()) t.diagnostic(`path skipped: ${m}`);
+  for (const m of skippedPaths('packedLut')) t.diagnostic(`path skipped: ${m}`);
   try {
     for (const c of cases()) {
       const js = run(jsKernels, c.p, c.x, c.M, c.xOff);
-      for (const path of ['generic' as const, ...nativePaths()]) {
-        ex.setSimd(path === 'generic' ? 'generic' : 'avx2');
-        if (path !== 'generic') ex.setPackedIsa(path);
+      for (const path of familyPaths('packedLut')) {
+        usePath('packedLut', path);
         for (const threads of [1, 2]) {
           ex.setThreads(threads);
           assert.deepEqual(run(nb.kernels, c.p, c.x, c.M, c.xOff), js, `${c.label}: ${path} ${threads}T != js`);

@@ -11,14 +11,13 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { jsKernels, nativeBackend, type Kernels } from '../../src/tensor/kernels/index.js';
-import type { NativeExtrasInternal } from '../../src/tensor/kernels/native.js';
 import { bf16Bits, bf16ToF32, toBf16 } from '../../src/tensor/kernels/js_bf16.js';
 import { Bf16Linear, Rng } from '../../src/nn/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { hasNative } from '../helpers/numeric.js';
-import { kernelVariants, restoreNative, skippedPaths } from '../helpers/kernel_variants.js';
+import { familyPaths, kernelVariants, restoreNative, skippedPaths, usePath } from '../helpers/kernel_variants.js';
 
-const backends = kernelVariants();
+const backends = kernelVariants('bf16');
 const nb = nativeBackend();
 
 function run(k: Kernels, M: number, N: number, K: number, x: Float32Array, xOff: number, w: Uint16Array, xBf16: boolean, outOff = 0): Float32Array {
@@ -123,13 +122,12 @@ for (const be of backends) {
 
 test('bf16Matmul: the TS twin equals the portable native kernel bit for bit; each path gives the same bits at 1 and 2 threads and on repeated calls', { skip: hasNative() ? false : 'native backend unavailable' }, (t) => {
   assert.ok('kernels' in nb);
-  const ex = nb.extras as NativeExtrasInternal;
-  for (const m of skippedPaths()) t.diagnostic(`path skipped: ${m}`);
-  t.diagnostic(`vdpbf16ps: ${ex.packedIsaSupported('avx512') && ex.cpuAvx512Bf16 ? 'run by the avx512 path (bf16 activations)' : 'not run: this CPU lacks AVX512_BF16 (the avx512 path widens)'}`);
+  for (const m of skippedPaths('bf16')) t.diagnostic(`path skipped: ${m}`);
+  t.diagnostic(`paths run: ${familyPaths('bf16').join(', ')} (avx512-bf16 = vdpbf16ps for bf16 activations)`);
   try {
     for (const c of cases()) {
       const js = run(jsKernels, c.M, c.N, c.K, c.x, c.xOff, c.w, c.xBf16);
-      ex.setSimd('generic');
+      usePath('bf16', 'generic');
       assert.deepEqual(run(nb.kernels, c.M, c.N, c.K, c.x, c.xOff, c.w, c.xBf16), js, `${c.label}: generic != js`);
       const byPath = new Map<string, Float32Array>();
       for (const v of backends.filter((b) => b.path !== undefined)) {

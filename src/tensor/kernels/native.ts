@@ -16,28 +16,28 @@ import type { Kernels, NativeExtras } from './types.js';
 
 /** Diagnostics beyond `NativeExtras` (kept out of the `Kernels` interface). */
 export interface NativeExtrasInternal extends NativeExtras {
-  /** Switches the kernel table ('avx2' throws on CPUs without AVX2+FMA); returns the active name. */
-  setSimd(mode: 'avx2' | 'generic'): string;
+  /**
+   * Caps the kernel paths at `isa` ("generic", "avx2", "avx512", "neon"; one of cpuInfo().isas, else
+   * a RangeError); every family then uses its best implementation at or below it. Returns simd().
+   */
+  setIsa(isa: string): string;
+  /** Older name of setIsa. */
+  setSimd(isa: string): string;
   /** Whether the CPU check found AVX2 and FMA. */
   readonly cpuAvx2: boolean;
-  /** Whether the CPU has AVX512_BF16 (vdpbf16ps, used by the avx512 path's bf16-activation mode). */
-  readonly cpuAvx512Bf16: boolean;
-  /** Path of the packed / bf16 kernel families ('generic' whenever the generic table is active). */
-  packedIsa(): string;
-  /** Sets that path ('auto' = the best this CPU has; throws for a path it lacks); returns the active one. */
-  setPackedIsa(path: PackedIsaName | 'auto'): string;
-  /** Whether this CPU and build run a path of the packed / bf16 families. */
-  packedIsaSupported(path: PackedIsaName): boolean;
+  /**
+   * Implementations of a kernel family this CPU and build run, best first: packed ('avx512-vnni',
+   * 'avx512-ymm' = the AVX-VNNI kernel's code with EVEX encoding, a test path; 'avxvnni', 'avx2',
+   * 'generic'), packedLut ('avx512', 'avx2', 'generic'), bf16 ('avx512-bf16' = vdpbf16ps,
+   * 'avx512', 'avx2', 'generic').
+   */
+  familyPaths(family: KernelFamily): string[];
+  /** Forces one implementation of a family (tests, bench; the next setIsa undoes it); returns it. */
+  setKernelPath(family: KernelFamily, path: string): string;
 }
 
-/**
- * Paths of the packed / bf16 kernel families: 'avx512' (AVX-512 VNNI decode kernel, 512-bit LUT
- * kernel, vdpbf16ps when the CPU has AVX512_BF16), 'avxvnni' (256-bit VEX vpdpbusd, for CPUs with
- * AVX-VNNI but no AVX-512), 'avx512-ymm' (the avxvnni kernel's code with EVEX encoding: a test path
- * on AVX-512 CPUs), 'avx2', 'generic'.
- */
-export const PACKED_ISA_NAMES = ['generic', 'avx2', 'avxvnni', 'avx512-ymm', 'avx512'] as const;
-export type PackedIsaName = (typeof PACKED_ISA_NAMES)[number];
+/** Kernel families whose implementation tests and benches can force one by one. */
+export type KernelFamily = 'packed' | 'packedLut' | 'bf16';
 
 export type NativeLoadResult = { kernels: Kernels; extras: NativeExtrasInternal; path: string } | { error: string };
 
@@ -76,15 +76,16 @@ const EXTRA_NAMES = [
   'setThreads',
   'simd',
   'setSimd',
+  'setIsa',
+  'cpuInfo',
   'fmaPeak',
   'readSum',
   'openblasLoad',
   'openblasSgemm',
   'openblasSgemv',
   'noop',
-  'packedIsa',
-  'setPackedIsa',
-  'packedIsaSupported',
+  'familyPaths',
+  'setKernelPath',
 ] as const satisfies readonly (keyof NativeExtrasInternal)[];
 
 type Addon = Omit<Kernels, 'name'> & NativeExtrasInternal;
@@ -177,17 +178,17 @@ function loadUncached(): NativeLoadResult {
     setThreads: addon.setThreads,
     simd: addon.simd,
     setSimd: addon.setSimd,
+    setIsa: addon.setIsa,
+    cpuInfo: addon.cpuInfo,
     fmaPeak: addon.fmaPeak,
     readSum: addon.readSum,
     openblasLoad: addon.openblasLoad,
     openblasSgemm: addon.openblasSgemm,
     openblasSgemv: addon.openblasSgemv,
     noop: addon.noop,
-    packedIsa: addon.packedIsa,
-    setPackedIsa: addon.setPackedIsa,
-    packedIsaSupported: addon.packedIsaSupported,
+    familyPaths: addon.familyPaths,
+    setKernelPath: addon.setKernelPath,
     cpuAvx2: addon.cpuAvx2 === true,
-    cpuAvx512Bf16: addon.cpuAvx512Bf16 === true,
   };
   return { kernels, extras, path };
 }
