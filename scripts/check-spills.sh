@@ -35,7 +35,7 @@ if [ "$nfma" -lt 12 ]; then
 fi
 echo "check-spills: ok: $sym has $nfma ymm FMAs and no ymm stack traffic"
 
-objs="$(find "$root/native/build/Release" \( -path '*tfree_avx2*' -o -path '*tfree_avx512*' \) -name '*.o' 2>/dev/null || true)"
+objs="$(find "$root/native/build/Release" \( -path '*tfree_avx2*' -o -path '*tfree_avx512*' -o -path '*tfree_avxvnni*' \) -name '*.o' 2>/dev/null || true)"
 if [ -n "$objs" ] && command -v nm >/dev/null; then
   # shellcheck disable=SC2086
   weak="$(nm -C --defined-only $objs | grep -E ' [WVuv] ' || true)"
