@@ -213,7 +213,7 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
     const f32Bytes = N * K * 4;
     const tF32 = t[0].best;
     env.emit({ bench: 'packed', case: `1x${K} . ${K}x${N} f32`, value: f32Bytes / tF32 / 1e9, unit: 'GB/s', peer: null, ratio_vs_peer: null, ms: tF32 * 1e3, median_ms: t[0].median * 1e3, bytes: f32Bytes, pct_of_read_64MiB: (100 * f32Bytes) / tF32 / 1e9 / bw, threads });
-    rows.push([`${K}x${N} f32`, 'avx2', 32, tF32 * 1e3, f32Bytes / tF32 / 1e9, `${env.fmt((100 * f32Bytes) / tF32 / 1e9 / bw)}%`, `${env.fmt((100 * f32Bytes) / tF32 / 1e9 / dram)}%`, '-', '1.00x', '-', '-']);
+    rows.push([`${K}x${N} f32`, ex.cpuInfo().paths.ops, 32, tF32 * 1e3, f32Bytes / tF32 / 1e9, `${env.fmt((100 * f32Bytes) / tF32 / 1e9 / bw)}%`, `${env.fmt((100 * f32Bytes) / tF32 / 1e9 / dram)}%`, '-', '1.00x', '-', '-']);
     bf16Variants.forEach((v, i) => {
       const bytes = N * K * 2;
       const sec = t[iBf16 + i].best;
@@ -322,52 +322,54 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
         '-',
         isInt4 ? `ORT ${env.fmt(ortMs[0])} / ${env.fmt(ortMs[4])} ms (acc 0 / 4) vs ours ${env.fmt(ours4)} ms: ${ratio!.toFixed(2)}x` : '-',
       ]);
-      const li = lutVariants.findIndex((v) => v.f === f && v.isa === isa);
-      if (!act8 || li < 0) return;
-      // the lookup-table kernel on the same weights (int8 tables), beside the decode kernel's int8 row of the same path
-      const lsec = t[iLut + li].best;
-      const lgbs = bytes / lsec / 1e9;
-      env.emit({
-        bench: 'packed',
-        case: `1x${K} . ${K}x${N} ${f} LUT ${isa}`,
-        isa,
-        value: lgbs,
-        unit: 'GB/s',
-        peer: null,
-        ratio_vs_peer: null,
-        ms: lsec * 1e3,
-        median_ms: t[iLut + li].median * 1e3,
-        bytes,
-        bits_per_weight: sz.bitsPerWeight,
-        speedup_vs_f32: tF32 / lsec,
-        speedup_vs_decode_int8: sec / lsec,
-        pct_of_read_64MiB: (100 * lgbs) / bw,
-        pct_of_read_dram: (100 * lgbs) / dram,
-        footprint_read_GBs: footGbs,
-        pct_of_read_footprint: (100 * lgbs) / footGbs,
-        threads,
-        ...(errs.has(`${f} LUT`) ? { max_rel_err_vs_f64: errs.get(`${f} LUT`) } : {}),
+      if (!act8 || isa !== bestIsa) return;
+      // the lookup-table kernel on the same weights (int8 tables), per path, beside the decode kernel's int8 row of the best path
+      lutVariants.forEach((lv, li) => {
+        if (lv.f !== f) return;
+        const lsec = t[iLut + li].best;
+        const lgbs = bytes / lsec / 1e9;
+        env.emit({
+          bench: 'packed',
+          case: `1x${K} . ${K}x${N} ${f} LUT ${lv.isa}`,
+          isa: lv.isa,
+          value: lgbs,
+          unit: 'GB/s',
+          peer: null,
+          ratio_vs_peer: null,
+          ms: lsec * 1e3,
+          median_ms: t[iLut + li].median * 1e3,
+          bytes,
+          bits_per_weight: sz.bitsPerWeight,
+          speedup_vs_f32: tF32 / lsec,
+          speedup_vs_decode_int8: sec / lsec,
+          pct_of_read_64MiB: (100 * lgbs) / bw,
+          pct_of_read_dram: (100 * lgbs) / dram,
+          footprint_read_GBs: footGbs,
+          pct_of_read_footprint: (100 * lgbs) / footGbs,
+          threads,
+          ...(errs.has(`${f} LUT`) ? { max_rel_err_vs_f64: errs.get(`${f} LUT`) } : {}),
+        });
+        rows.push([
+          `${K}x${N} ${f} LUT`,
+          lv.isa,
+          sz.bitsPerWeight,
+          lsec * 1e3,
+          lgbs,
+          `${env.fmt((100 * lgbs) / bw)}%`,
+          `${env.fmt((100 * lgbs) / dram)}%`,
+          `${env.fmt((100 * lgbs) / footGbs)}% of ${env.fmt(footGbs)}`,
+          `${(tF32 / lsec).toFixed(2)}x`,
+          `${(sec / lsec).toFixed(2)}x`,
+          '-',
+        ]);
       });
-      rows.push([
-        `${K}x${N} ${f} LUT`,
-        isa,
-        sz.bitsPerWeight,
-        lsec * 1e3,
-        lgbs,
-        `${env.fmt((100 * lgbs) / bw)}%`,
-        `${env.fmt((100 * lgbs) / dram)}%`,
-        `${env.fmt((100 * lgbs) / footGbs)}% of ${env.fmt(footGbs)}`,
-        `${(tF32 / lsec).toFixed(2)}x`,
-        `${(sec / lsec).toFixed(2)}x`,
-        '-',
-      ]);
     });
     readNotes.push(`${K}x${N}: read ${env.fmt(bw)} GB/s at 64 MiB (same loop)`);
     if (errs.size > 0) env.note(`${K}x${N}: max |kernel - float64 reference| / max |reference|: ${[...errs].map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', ')}`);
   }
   env.table(
     `Packed GEMV y = x W^T, batch 1, ${threads} threads (${readNotes.join('; ')}; ${env.fmt(dram)} GB/s at 512 MiB, measured before)`,
-    ['matrix / format', 'ISA', 'bits/w', 'ms', 'GB/s packed', '% of 64 MiB read', '% of DRAM read (512 MiB)', '% of read at own size (GB/s)', 'vs f32', 'LUT vs decode (int8 act)', 'ONNX Runtime MatMulNBits'],
+    ['matrix / format', 'ISA', 'bits/w', 'ms', 'GB/s packed', '% of 64 MiB read', '% of DRAM read (512 MiB)', '% of read at own size (GB/s)', 'vs f32', 'LUT vs decode (int8 act, best path)', 'ONNX Runtime MatMulNBits'],
     rows,
   );
   if (ort) env.note(`ONNX Runtime ${ort.env.versions?.node ?? ''}: async call overhead ${env.fmt(ortOverheadMs * 1e3)} us (64x64 model); ratio = ORT best ms / ours ms, > 1 means ours is faster`);
