@@ -1,7 +1,7 @@
 // Packed-weight matmul, int8 activations (act8), with AVX-512 VNNI vpdpbusd (compiled with
 // -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512dq -mfma -mf16c; called only when the CPU
 // check found them). Driver and design: packed_vnni_impl.h. Two kernels here:
-//   packed_matmul_avx512:     512-bit vectors, super-chunks of 128 weights (64 for int8);
+//   packed_matmul_avx512:     512-bit vectors, super-chunks of 128 weights;
 //   packed_matmul_avx512_ymm: the 256-bit kernel of AVX-VNNI CPUs (packed_avxvnni.cc) with the
 //                              EVEX encoding of vpdpbusd, so that its code runs in the tests here.
 // int16 mode and layouts without a fast path take the AVX2 kernel.
@@ -28,8 +28,11 @@ struct Z512 {
   }
   template <int BITS, bool X>
   static inline void decode(const uint8_t* p, const Tabs& t, vi* lv) {
-    if (BITS == 8) {
-      lv[0] = _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_set1_epi8(static_cast<char>(0x80)));
+    if (BITS == 8) {  // 128 codes; lane L of both vectors: elements 32L..32L+31 (vshufi64x2 of the two loads)
+      const __m512i k = _mm512_set1_epi8(static_cast<char>(0x80));
+      const __m512i a = _mm512_xor_si512(_mm512_loadu_si512(p), k), b = _mm512_xor_si512(_mm512_loadu_si512(p + 64), k);
+      lv[0] = _mm512_shuffle_i64x2(a, b, 0x88);
+      lv[1] = _mm512_shuffle_i64x2(a, b, 0xDD);
     } else if (BITS == 4 && X) {  // u = code ^ 8: (v ^ 0x08) & 0x0F in one vpternlogd (imm 0x28)
       const __m512i v = _mm512_loadu_si512(p), k = _mm512_set1_epi8(0x08), m = _mm512_set1_epi8(0x0F);
       lv[0] = _mm512_ternarylogic_epi32(v, k, m, 0x28);

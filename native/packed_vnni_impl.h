@@ -9,9 +9,9 @@
 //     products summed into an int32 lane, no int16 intermediate and so no saturation) holds
 //     u = L8 - min(L8) in [0, 255], and the exact integer correction min(L8) * sum(x) of each group
 //     is added to the group's sum. int8 weights: u = code ^ 0x80 (min = -128).
-//   - weights are decoded in registers, per "super-chunk" of NV level vectors (NV = 2 for 1, 2, 4
-//     bits, 1 for 8 bits) by T::decode; each 128-bit lane of the decoded vectors covers weights of
-//     one group of 32 (the decoders are written so; checked at start-up from the decode order);
+//   - weights are decoded in registers, per "super-chunk" of two level vectors (128 weights in
+//     zmm, 64 in ymm) by T::decode; each 128-bit lane of the decoded vectors covers weights of one
+//     group of 32 (the decoders are written so; checked at start-up from the decode order);
 //   - activations are rounded per group (packed_quantize_x), stored per super-chunk in the decode
 //     order (measured once by decoding one-hot codes), zero-padded to whole quads;
 //   - four super-chunks ("a quad") give four int32 vectors, reduced by vpunpck/vpaddd to one in
@@ -106,7 +106,7 @@ template <class T, int BITS, bool X, int MG>
 void vnni_rows(const VnniCtx<T>& c, long n0, long n1, long m0, uint16_t* sbuf) {
   using vi = typename T::vi;
   using vf = typename T::vf;
-  constexpr int NV = BITS == 8 ? 1 : 2, SCW = NV * T::VB, CB = SCW * BITS / 8;
+  constexpr int NV = 2, SCW = NV * T::VB, CB = SCW * BITS / 8;
   const tfree::PackedArgs& a = *c.a;
   const long K = a.K, N = a.N, B = a.B, nB = K / B, rb = K * BITS / 8, nQ = c.nQ, QW = c.QW;
   const vi idxS = T::load(c.idxS), idxX = T::load(c.idxX);
@@ -178,7 +178,7 @@ void vnni_run(const VnniCtx<T>& c) {
 // from one-hot code chunks, as the AVX2 kernel measures its own.
 template <class T, int BITS>
 void vnni_perm(uint8_t* perm) {
-  constexpr int NV = BITS == 8 ? 1 : 2, SCW = NV * T::VB, CB = SCW * BITS / 8;
+  constexpr int NV = 2, SCW = NV * T::VB, CB = SCW * BITS / 8;
   uint8_t u[16] = {0};
   u[1] = 1;
   const typename T::Tabs tabs = T::tabs(u, BITS);
@@ -210,7 +210,7 @@ inline bool vnni_int8_identity(const float* levels) {
 // Runs the kernel; false when this layout has no fast path here (the caller falls back).
 template <class T, int BITS>
 bool vnni_matmul_bits(const tfree::PackedArgs& a) {
-  constexpr int NV = BITS == 8 ? 1 : 2, SCW = NV * T::VB;
+  constexpr int NV = 2, SCW = NV * T::VB;
   constexpr int NL = T::VB / 16;  // 128-bit lanes per vector
   const long K = a.K, M = a.M, B = a.B;
   const long QW = 4 * SCW;
@@ -337,8 +337,12 @@ struct Y256 {
   }
   template <int BITS, bool X>
   static inline void decode(const uint8_t* p, const Tabs& t, vi* lv) {
-    if (BITS == 8) {
-      lv[0] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_set1_epi8(static_cast<char>(0x80)));
+    if (BITS == 8) {  // 64 codes; lane L of both vectors: elements 32L..32L+31
+      const __m256i k = _mm256_set1_epi8(static_cast<char>(0x80));
+      const __m256i a = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), k);
+      const __m256i b = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)), k);
+      lv[0] = _mm256_permute2x128_si256(a, b, 0x20);
+      lv[1] = _mm256_permute2x128_si256(a, b, 0x31);
     } else if (BITS == 4 && X) {  // u = code ^ 8
       const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_set1_epi8(static_cast<char>(0x88)));
       const __m256i m = _mm256_set1_epi8(0x0F);

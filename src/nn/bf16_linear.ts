@@ -11,10 +11,9 @@
  *   layer.forward(x)                       x [..., in] f32 -> [..., out]
  *   layer.act = 'f32' | 'bf16'             activation precision, see `Bf16Act`
  *   layer.weightBytes                      bytes of the bf16 weight
- * `toBf16` / `bf16ToF32` (src/tensor/kernels/js_bf16.ts) convert arrays.
+ * `toBf16` / `bf16ToF32` (src/tensor/kernels/js_bf16.ts, exported by src/tensor) convert arrays.
  */
-import { Tensor, add, kernels, record, shapeSize } from '../tensor/index.js';
-import { toBf16 } from '../tensor/kernels/js_bf16.js';
+import { Tensor, add, kernels, record, shapeSize, toBf16 } from '../tensor/index.js';
 import type { Linear } from './linear.js';
 
 /**
