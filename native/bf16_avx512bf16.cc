@@ -11,6 +11,7 @@
 namespace {
 struct VBf {
   static constexpr int kW = 32, kRows = 6;
+  static constexpr bool kPermute = false;
   typedef uint16_t xelem;
   typedef __m512 acc;
   typedef __m512i vec;
