@@ -19,7 +19,7 @@
       "libraries": [],
       "conditions": [
         ["tfree_x86==1", {
-          "dependencies": ["tfree_avx2", "tfree_avx512", "tfree_avx512vnni", "tfree_avx512bf16", "tfree_avxvnni"]
+          "dependencies": ["tfree_avx2", "tfree_avx512", "tfree_avx512vnni", "tfree_avx512bf16", "tfree_avxvnni", "tfree_probe_vnni"]
         }, {
           "sources": ["avx2_stub.cc"]
         }],
@@ -75,6 +75,15 @@
           "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavxvnni"],
           "xcode_settings": {
             "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma", "-mf16c", "-mavxvnni"]
+          }
+        },
+        {
+          "target_name": "tfree_probe_vnni",
+          "type": "static_library",
+          "sources": ["probe_vnni.cc"],
+          "cflags_cc": ["-mavx2", "-mavx512f", "-mavx512vnni", "-mavxvnni"],
+          "xcode_settings": {
+            "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mavx512f", "-mavx512vnni", "-mavxvnni"]
           }
         }
       ]
