@@ -51,7 +51,7 @@ compile() {  # src obj extra-flags...: skipped when the object is newer than the
   "$CXX" "${FLAGS[@]}" "$@" -c "$src" -o "$obj" &
   pids+=($!)
 }
-for s in cpu dispatch avx2_stub threadpool gemm_generic ops_generic packed_generic packed_lut_generic gemm_neon ops_neon packed_neon packed_lut_neon; do
+for s in cpu dispatch avx2_stub threadpool gemm_generic ops_generic packed_generic packed_lut_generic bf16_generic gemm_neon ops_neon packed_neon packed_lut_neon; do
   compile "native/$s.cc" "$out/$s.o"
 done
 compile native/packed_neon_dot.cc "$out/packed_neon_dot.o" -march=armv8.2-a+dotprod
