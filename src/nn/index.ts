@@ -12,3 +12,4 @@ export * from './decoder_layer.js';
 export * from './optim.js';
 export * from './schedule.js';
 export * from './logprob.js';
+export * from './bf16_linear.js';
