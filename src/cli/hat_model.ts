@@ -11,7 +11,7 @@ import { HATConfigError } from '../models/hat/config.js';
 import { HATCheckpointError } from '../models/hat/checkpoint.js';
 import { HATModel } from '../models/hat/model.js';
 import { readHATConfig } from '../models/hat/config.js';
-import { HatSplitter } from '../models/hat/splitter.js';
+import { HatSplitter, INVALID_UTF8_RULES, type InvalidUtf8Rule } from '../models/hat/splitter.js';
 import { openCheckpoint, SafetensorsError } from '../io/index.js';
 import { FormatError, PackedCheckpointError, loadHATLazy, loadPackedModel, parseFormat, readPackedCheckpoint, type QuantFormat } from '../compress/index.js';
 
@@ -80,7 +80,24 @@ export function quantizeOption(v: string | number | boolean | undefined): QuantF
   }
 }
 
+/** The `--invalid-utf8` option of the generating commands (generate, chat). */
+export const INVALID_UTF8_OPTION = {
+  type: 'string',
+  help: 'word-end rule when the model emits invalid UTF-8: reference (the byte stays in the word, up to max_word_size) or resplit',
+  default: 'reference',
+  meta: 'RULE',
+} as const;
+
+/** The rule of an `--invalid-utf8` value. */
+export function invalidUtf8Option(v: string | number | boolean | undefined): InvalidUtf8Rule {
+  const s = v === undefined ? 'reference' : String(v);
+  if (!(INVALID_UTF8_RULES as readonly string[]).includes(s)) throw new UserError(`--invalid-utf8 must be ${INVALID_UTF8_RULES.join(' or ')}, got "${s}"`);
+  return s as InvalidUtf8Rule;
+}
+
 export interface LoadHATCliOptions {
+  /** the splitter's word-end rule for invalid UTF-8 (default 'reference') */
+  invalidUtf8?: InvalidUtf8Rule;
   /** quantize on load (`--quantize`) */
   quantize?: QuantFormat;
   /** progress of the tensor reads */
@@ -121,6 +138,6 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined, opt
     if (e instanceof HATConfigError || e instanceof HATCheckpointError || e instanceof PackedCheckpointError || e instanceof SafetensorsError) throw new UserError(e.message);
     throw e;
   }
-  const splitter = new HatSplitter({ maxWordSize: model.config.max_word_size, specialTokens: model.config.special_token_dict });
+  const splitter = new HatSplitter({ maxWordSize: model.config.max_word_size, specialTokens: model.config.special_token_dict, invalidUtf8: opts.invalidUtf8 });
   return { dir, model, splitter };
 }
