@@ -33,6 +33,8 @@ export interface LazyLoadOptions extends NameFilter {
   keepBf16?: boolean;
   /** k-means seed prefix (default: the weight name) */
   seed?: number | string;
+  /** k-means formats: fit the codebook on at most this many weights per tensor (seeded sample; default 65536) */
+  maxSamples?: number;
   /** called after each tensor: (bytes read so far, total bytes on disk, tensor name) */
   onProgress?: (done: number, total: number, name: string) => void;
   /** memory the process may use (default: os.totalmem()); larger estimates are an error */
@@ -69,6 +71,9 @@ function firstNonFinite(dtype: string, data: ArrayLike<number>): number {
 }
 
 type Plan = 'f32' | 'bf16' | 'quant';
+
+/** Default k-means sample per tensor when quantizing on load (the fit dominates the load time otherwise). */
+export const LOAD_KMEANS_SAMPLES = 65536;
 
 /**
  * Checks a checkpoint against a config from the headers alone; returns the tensors' plans
@@ -187,7 +192,7 @@ function build(ck: Checkpoint, cfg: HATConfig, opts: LazyLoadOptions): { model: 
       const w = read(site.weightName).data as Float32Array;
       let p;
       try {
-        p = quantizeMatrix(w, out, inp, opts.quantize, { name: site.weightName, seed: opts.seed === undefined ? site.weightName : `${opts.seed}:${site.weightName}` });
+        p = quantizeMatrix(w, out, inp, opts.quantize, { name: site.weightName, seed: opts.seed === undefined ? site.weightName : `${opts.seed}:${site.weightName}`, maxSamples: opts.maxSamples ?? LOAD_KMEANS_SAMPLES });
       } catch (e) {
         throw new HATCheckpointError(`${ck.info(site.weightName).file}: tensor "${site.weightName}": ${(e as Error).message.replace(/^tensor "[^"]*": /, '')}`, site.weightName);
       }
