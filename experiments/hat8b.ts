@@ -15,7 +15,7 @@
  *
  * Run: npx tsc -p tsconfig.json && node dist/experiments/hat8b.js --model DIR --mode read|load
  *      [--weights int8] [--threads 1,2] [--prompt-bytes 200] [--gen-bytes 64] [--cold]
- * Prints one JSON line.
+ * Prints one JSON line (wall seconds, and CPU seconds of the process: the machine is shared).
  */
 import { execSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -71,17 +71,22 @@ function main(): void {
     for (const n of ck.names()) bytes += ck.read(n).data.byteLength;
     ck.close();
     const s = (performance.now() - t0) / 1000;
-    Object.assign(out, { read_s: s, read_gib_s: gib(bytes) / s, bytes, peak_rss_gib: gib(process.resourceUsage().maxRSS * 1024) });
+    const cpu = process.cpuUsage();
+    Object.assign(out, { read_cpu_s: (cpu.user + cpu.system) / 1e6, read_s: s, read_gib_s: gib(bytes) / s, bytes, peak_rss_gib: gib(process.resourceUsage().maxRSS * 1024) });
     process.stdout.write(`${JSON.stringify(out)}\n`);
     return;
   }
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const { model, stats } = loadHATLazy(MODEL, WEIGHTS === 'bf16' ? {} : { quantize: parseFormat(WEIGHTS) });
   const loadS = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(c0);
+  const loadCpuS = (cpu.user + cpu.system) / 1e6;
   const peakLoad = process.resourceUsage().maxRSS * 1024;
   Object.assign(out, {
     weights: WEIGHTS,
     load_s: loadS,
+    load_cpu_s: loadCpuS,
     model_gib: gib(stats.modelBytes),
     layers: stats.layers,
     rss_before_gib: gib(rss0),
@@ -111,6 +116,7 @@ function main(): void {
     let cur = words[words.length - 1];
     let finished = 0;
     const g0 = performance.now();
+    const gc0 = process.cpuUsage();
     for (const b of rest) {
       st.logits();
       const split = splitter.appendByte(cur, b);
@@ -119,6 +125,7 @@ function main(): void {
       st.push(b, split);
     }
     const genS = (performance.now() - g0) / 1000;
+    const gc = process.cpuUsage(gc0);
     const lg = st.logits();
     if (!lg.every(Number.isFinite)) throw new Error('non-finite logits');
     runs.push({
@@ -130,6 +137,7 @@ function main(): void {
       gen_bytes: rest.length,
       gen_words: finished,
       gen_s: genS,
+      gen_cpu_s: (gc.user + gc.system) / 1e6,
       gen_bytes_s: rest.length / genS,
       gen_words_s: finished / genS,
     });
