@@ -69,11 +69,14 @@ export const QUANTIZE_OPTION = {
   meta: 'FORMAT',
 } as const;
 
-/** The quantization format of a `--quantize` value (undefined when not given). */
-export function quantizeOption(v: string | number | boolean | undefined): QuantFormat | undefined {
+/** The `--quantize-block` option (weights per scale block of `--quantize`). */
+export const QUANTIZE_BLOCK_OPTION = { type: 'int', help: 'weights per scale block of --quantize (must divide every quantized row length)', default: 64, meta: 'N' } as const;
+
+/** The quantization format of a `--quantize` value (undefined when not given) with its `--quantize-block`. */
+export function quantizeOption(v: string | number | boolean | undefined, block: string | number | boolean | undefined = 64): QuantFormat | undefined {
   if (v === undefined || v === '' || v === false) return undefined;
   try {
-    return parseFormat(String(v));
+    return parseFormat(String(v), { blockSize: Number(block) });
   } catch (e) {
     if (e instanceof FormatError) throw new UserError(`--quantize: ${e.message}`);
     throw e;

@@ -1,7 +1,7 @@
 import * as readline from 'node:readline';
 import type { CommandSpec } from '../args.js';
 import { UserError } from '../errors.js';
-import { INVALID_UTF8_OPTION, QUANTIZE_OPTION, invalidUtf8Option, loadHATForCli, quantizeOption } from '../hat_model.js';
+import { INVALID_UTF8_OPTION, QUANTIZE_BLOCK_OPTION, QUANTIZE_OPTION, invalidUtf8Option, loadHATForCli, quantizeOption } from '../hat_model.js';
 import { generateStream } from '../../models/hat/generate.js';
 import { CHAT_STOP_STRINGS, DEFAULT_SYSTEM, endOfTurnByte, llama3ChatPrompt, type ChatMessage } from '../../models/hat/chat.js';
 
@@ -20,6 +20,7 @@ export const chatCommand: CommandSpec = {
   options: {
     model: { type: 'string', help: 'checkpoint folder; default: the bundled model', meta: 'DIR' },
     quantize: QUANTIZE_OPTION,
+    'quantize-block': QUANTIZE_BLOCK_OPTION,
     'invalid-utf8': INVALID_UTF8_OPTION,
     system: { type: 'string', help: `system message ('' for none)`, default: DEFAULT_SYSTEM, meta: 'TEXT' },
     'max-bytes': { type: 'int', help: 'most bytes per reply', default: 400 },
@@ -42,7 +43,7 @@ export const chatCommand: CommandSpec = {
     const topP = Number(o['top-p']);
     if (!(topP > 0 && topP <= 1)) throw new UserError(`--top-p must be in (0, 1], got ${topP}`);
     const system = typeof o.system === 'string' ? o.system : DEFAULT_SYSTEM;
-    const { model, splitter } = loadHATForCli(o.model, { quantize: quantizeOption(o.quantize), invalidUtf8: invalidUtf8Option(o['invalid-utf8']) });
+    const { model, splitter } = loadHATForCli(o.model, { quantize: quantizeOption(o.quantize, o['quantize-block']), invalidUtf8: invalidUtf8Option(o['invalid-utf8']) });
     const eot = endOfTurnByte(model.config);
     const tty = process.stdin.isTTY === true && process.stdout.isTTY === true;
     const rl = readline.createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty });
