@@ -359,4 +359,3 @@ test('tfree synth-model and --quantize: one-line user errors; writes a loadable 
   assert.match(g.err, /^tfree generate: .*neither model\.safetensors nor model\.safetensors\.index\.json/);
 });
 
-void utf8;
