@@ -15,7 +15,7 @@ import { Bf16Linear, bf16Matmul } from '../../src/nn/index.js';
 import { bf16ToF32, f32ToBf16, openCheckpoint, writeSafetensors } from '../../src/io/index.js';
 import { parseFormat, quantizeModel, PackedLinear, loadHATLazy, findLinears } from '../../src/compress/index.js';
 import { parseHATConfig, hatConfigToJSON } from '../../src/models/hat/config.js';
-import { HATCheckpointError, loadHATModel } from '../../src/models/hat/checkpoint.js';
+import { HATCheckpointError, loadHATModel, saveHATModel } from '../../src/models/hat/checkpoint.js';
 import { HATModel, batchFromWords } from '../../src/models/hat/model.js';
 import { hatParamCount, hatParamShapes, likeConfig, synthValues, writeSynthCheckpoint, HAT_8B_ASSUMED } from '../../src/models/hat/synth.js';
 import { appendByte, HatSplitter } from '../../src/models/hat/splitter.js';
@@ -322,6 +322,26 @@ test('tfree chat: multi-turn over a pipe with the bundled model; replies end at 
   assert.equal(prompts.length, 2);
   assert.ok(prompts[1].startsWith(prompts[0]), 'the conversation grows');
   assert.ok(prompts[1].includes(`Hello there<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n${replies[0]}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nAnd then?<|eot_id|>`));
+});
+
+test('tfree chat: a reply ends at the end-of-turn byte (<|eot_id|> of special_token_dict, not only eos)', () => {
+  // lm_head = 0: every logit is 0 and greedy decoding picks byte 0, made the end-of-turn byte here
+  const cfg = { ...testConfig(), special_token_dict: { '<|eot_id|>': 0 } };
+  const m = randomModel(cfg, 8);
+  (m.lmHead.weight.data as Float32Array).fill(0);
+  const dir = tmp();
+  saveHATModel(dir, m);
+  const r = spawnSync(process.execPath, [mainJs, 'chat', '--model', dir, '--greedy', '--max-bytes', '30'], { input: 'Hi\nAgain\n', encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, '\n\n', 'two empty replies: each stopped at once at byte 0');
+  // with the default dict (eot = 192) the same model writes 30 zero bytes per reply
+  const m2 = randomModel(testConfig(), 8);
+  (m2.lmHead.weight.data as Float32Array).fill(0);
+  const dir2 = tmp();
+  saveHATModel(dir2, m2);
+  const r2 = spawnSync(process.execPath, [mainJs, 'chat', '--model', dir2, '--greedy', '--max-bytes', '30'], { input: 'Hi\n', encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r2.status, 0, r2.stderr);
+  assert.equal(r2.stdout, `${'\0'.repeat(30)}\n`);
 });
 
 test('tfree synth-model and --quantize: one-line user errors; writes a loadable checkpoint', async () => {
