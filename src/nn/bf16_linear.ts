@@ -1,76 +1,59 @@
 /**
- * A Linear layer whose weight stays in bfloat16 ([out, in] bit patterns, as stored in a
- * safetensors BF16 tensor): half the memory of f32, no f32 copy of the whole weight is ever
- * made. Drop-in for `Linear.forward` at inference (gradients flow to the input only).
+ * A Linear layer `y = x W^T + b` whose weight stays in bf16 ([out, in] bit patterns, 2 bytes per
+ * weight): bf16 checkpoints run without an f32 copy of their weights. Forward runs the bf16-weight
+ * kernel `kernels().bf16Matmul` (native/kernels.h, Bf16Args: AVX-512 vdpbf16ps or widening
+ * AVX-512F / AVX2 kernels, pure TS twin); gradients flow to the input (the weight is frozen; the
+ * backward pass widens it transiently, 256 rows at a time).
  *
- * The product runs through `bf16Matmul` (one small interface): a tile of weight rows is widened
- * to f32 (exact: a bf16 value is the high half of its f32) into a scratch buffer and multiplied
- * by the kernel table's GEMM, so memory stays at the bf16 weight plus one tile. A native bf16
- * GEMV/GEMM kernel, when the kernel table has one, replaces the tile loop behind the same call.
+ * API (small on purpose):
+ *   new Bf16Linear(weight, outFeatures, inFeatures, bias?, name?, act?)  weight: Uint16Array bf16
+ *   Bf16Linear.fromLinear(linear, name?)   rounds an f32 Linear's weight to bf16 (nearest even)
+ *   layer.forward(x)                       x [..., in] f32 -> [..., out]
+ *   layer.act = 'f32' | 'bf16'             activation precision, see `Bf16Act`
+ *   layer.weightBytes                      bytes of the bf16 weight
+ * `toBf16` / `bf16ToF32` (src/tensor/kernels/js_bf16.ts, exported by src/tensor) convert arrays.
  */
-import { Tensor, add, kernels, record, shapeSize } from '../tensor/index.js';
-
-/** Weight rows widened per tile (tile = rows x K floats). */
-const TILE_FLOATS = 1 << 20;
-
-let scratch = new Float32Array(0);
-let scratchU32 = new Uint32Array(0);
-
-function tile(n: number): { f: Float32Array; u: Uint32Array } {
-  if (scratch.length < n) {
-    scratch = new Float32Array(n);
-    scratchU32 = new Uint32Array(scratch.buffer);
-  }
-  return { f: scratch, u: scratchU32 };
-}
-
-/** bf16 bit pattern -> number (exact). */
-export function bf16ToNumber(h: number): number {
-  const { f, u } = tile(1);
-  u[0] = h << 16;
-  return f[0];
-}
+import { Tensor, add, kernels, record, shapeSize, toBf16 } from '../tensor/index.js';
+import type { Linear } from './linear.js';
 
 /**
- * out[M, N] = x[M, K] @ W^T with W [N, K] given as bf16 bit patterns (row-major). Every output
- * element is written. Products and sums are f32 (the kernel table's GEMM).
+ * Activation precision of a Bf16Linear: 'f32' (default) multiplies the f32 activations by the
+ * exactly widened weights; 'bf16' first rounds the activations to bf16 (relative error <= 2^-9 per
+ * activation), the function AVX512_BF16's vdpbf16ps computes: on CPUs with it, the faster choice
+ * for batched (compute-bound) calls; batch-1 GEMV is bound by reading the weights either way.
  */
-export function bf16Matmul(M: number, N: number, K: number, x: Float32Array, w: Uint16Array, out: Float32Array): void {
-  if (w.length < N * K) throw new Error(`bf16Matmul: weight has ${w.length} values, [${N}, ${K}] needs ${N * K}`);
-  if (x.length < M * K || out.length < M * N) throw new Error(`bf16Matmul: x or out too small for M=${M}, N=${N}, K=${K}`);
-  const k = kernels();
-  const rowsPerTile = Math.max(1, Math.min(N, Math.floor(TILE_FLOATS / K)));
-  const { f, u } = tile(rowsPerTile * K);
-  for (let n0 = 0; n0 < N; n0 += rowsPerTile) {
-    const nr = Math.min(rowsPerTile, N - n0);
-    const base = n0 * K;
-    const len = nr * K;
-    for (let i = 0; i < len; i++) u[i] = w[base + i] << 16;
-    // C[M, nr] (columns n0.. of out, ldc N) = x[M, K] @ tile[nr, K]^T (M = 1: the GEMV path)
-    k.gemm(1, false, true, M, nr, K, 1, x, 0, K, 0, f, 0, K, 0, 0, out, n0, N, 0);
-  }
-}
+export type Bf16Act = 'f32' | 'bf16';
 
 export class Bf16Linear {
-  /** [out, in] bf16 bit patterns */
   readonly weight: Uint16Array;
   readonly bias: Tensor | null;
   readonly inFeatures: number;
   readonly outFeatures: number;
-  /** the layer's name (its weight's parameter name without `.weight`) */
   readonly name: string;
+  act: Bf16Act;
 
-  constructor(weight: Uint16Array, outFeatures: number, inFeatures: number, bias: Tensor | null = null, name = '<bf16 linear>') {
-    if (weight.length !== outFeatures * inFeatures) throw new Error(`Bf16Linear ${name}: weight has ${weight.length} values, [${outFeatures}, ${inFeatures}] needs ${outFeatures * inFeatures}`);
-    if (bias !== null && (bias.rank !== 1 || bias.shape[0] !== outFeatures)) throw new Error(`Bf16Linear ${name}: bias shape [${bias.shape.join(', ')}] does not match ${outFeatures} outputs`);
+  constructor(weight: Uint16Array, outFeatures: number, inFeatures: number, bias: Tensor | null = null, name = '<bf16 linear>', act: Bf16Act = 'f32') {
+    if (!Number.isInteger(outFeatures) || !Number.isInteger(inFeatures) || outFeatures < 0 || inFeatures < 0 || weight.length !== outFeatures * inFeatures) {
+      throw new Error(`Bf16Linear ${name}: weight has ${weight.length} values, expected ${outFeatures} x ${inFeatures}`);
+    }
+    if (bias !== null && (bias.rank !== 1 || bias.shape[0] !== outFeatures)) {
+      throw new Error(`Bf16Linear ${name}: bias shape [${bias.shape.join(', ')}] does not match ${outFeatures} outputs`);
+    }
     this.weight = weight;
-    this.bias = bias;
-    this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
+    this.inFeatures = inFeatures;
+    this.bias = bias;
     this.name = name;
+    this.act = act;
   }
 
-  /** Bytes of the weight. */
+  /** A Bf16Linear with the weight of `linear` rounded to bf16 (nearest even); the bias is shared. */
+  static fromLinear(linear: Linear, name?: string): Bf16Linear {
+    const w = linear.weight.f32();
+    return new Bf16Linear(toBf16(w), linear.outFeatures, linear.inFeatures, linear.bias, name);
+  }
+
+  /** Bytes of the bf16 weight. */
   get weightBytes(): number {
     return this.weight.byteLength;
   }
@@ -80,21 +63,22 @@ export class Bf16Linear {
     const K = this.inFeatures;
     const N = this.outFeatures;
     if (x.rank < 1 || x.shape[x.rank - 1] !== K) throw new Error(`Bf16Linear ${this.name}: input shape [${x.shape.join(', ')}] does not end in ${K}`);
-    const xd = x.f32();
+    if (x.dtype !== 'f32') throw new Error(`Bf16Linear ${this.name}: input must be f32, got ${x.dtype}`);
     const M = shapeSize(x.shape) / K;
     const out = new Float32Array(M * N);
-    bf16Matmul(M, N, K, xd, this.weight, out);
+    kernels().bf16Matmul(M, N, K, x.f32(), 0, this.weight, out, 0, this.act === 'bf16');
     let y = new Tensor(out, [...x.shape.slice(0, -1), N]);
     const w = this.weight;
     y = record(y, 'bf16_linear', [x], (g) => {
-      // gx[M, K] = g[M, N] @ W[N, K], one widened row of W at a time
+      // gx = g W, W widened 256 rows at a time (gx += g[:, n0:n1] W[n0:n1, :])
       const gx = new Float32Array(M * K);
-      for (let n = 0; n < N; n++) {
-        for (let m = 0; m < M; m++) {
-          const gv = g[m * N + n];
-          if (gv === 0) continue;
-          for (let i = 0; i < K; i++) gx[m * K + i] += gv * bf16ToNumber(w[n * K + i]);
-        }
+      const rows = 256;
+      const wf = new Float32Array(Math.min(rows, N) * K);
+      const wu = new Uint32Array(wf.buffer);
+      for (let n0 = 0; n0 < N; n0 += rows) {
+        const nb = Math.min(rows, N - n0);
+        for (let i = 0; i < nb * K; i++) wu[i] = w[n0 * K + i] << 16;
+        kernels().gemm(1, false, false, M, K, nb, 1, g, n0, N, 0, wf, 0, K, 0, n0 === 0 ? 0 : 1, gx, 0, K, 0);
       }
       return [gx];
     });
