@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const dir = mkdtempSync(join(tmpdir(), 'tfree-kgcli-'));
@@ -59,4 +60,35 @@ test('kg: bad input gives a one-line error with file:line and exit code 2, no st
   assert.match(missing.err, /cannot open/);
   assert.equal(tfree('kg', 'frobnicate').code, 2);
   assert.match(tfree('kg', 'train', '--data', bad).err, /missing required option --out/);
+});
+
+test('kg train: divergence (--lr 1e30) stops with one line, exit 2, and saves no NaN model; eval refuses a NaN model', () => {
+  const data = join(dir, 'div');
+  assert.equal(tfree('kg', 'synth', '--out', data, '--seed', '2').code, 0);
+  const ckpt = join(dir, 'div.safetensors');
+  const r = tfree('kg', 'train', '--data', data, '--out', ckpt, '--dim', '16', '--epochs', '3', '--batch', '64', '--negatives', '20', '--lr', '1e30', '--valid-every', '1', '--json');
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /^tfree kg: training diverged at epoch 1, step \d+: the loss is (NaN|Infinity|-Infinity) \(lower --lr\)/);
+  assert.equal(r.err.trim().split('\n').length, 1);
+  assert.equal(r.out.trim(), '', 'no epoch or validation event (no validation MRR of a NaN model)');
+  assert.ok(!existsSync(ckpt) && !existsSync(`${ckpt}.last`), 'nothing saved');
+  // a model file whose parameters hold NaN (written by hand) is refused by eval
+  const good = join(dir, 'good.safetensors');
+  assert.equal(tfree('kg', 'train', '--data', data, '--out', good, '--dim', '8', '--epochs', '1', '--batch', '64', '--negatives', '5', '--valid-every', '0').code, 0);
+  const f = openSafetensors(good);
+  const entries = f.names().map((n) => [n, f.readAs(n, 'f32')] as const);
+  const meta = f.metadata;
+  f.close();
+  const nan = join(dir, 'nan.safetensors');
+  const poisoned = entries.map(([n, t]) => {
+    const data2 = Float32Array.from(t.data);
+    if (n === 'entity.base') data2[3] = NaN;
+    return [n, { dtype: 'F32' as const, shape: t.shape, data: data2 }] as [string, { dtype: 'F32'; shape: number[]; data: Float32Array }];
+  });
+  writeSafetensors(nan, poisoned, meta);
+  const ev = tfree('kg', 'eval', '--model', nan, '--data', data, '--json');
+  assert.equal(ev.code, 2);
+  assert.match(ev.err, /^tfree kg: .*nan\.safetensors: refusing a model with non-finite parameters: parameter entity\.base has 1 non-finite value, e\.g\. NaN/);
+  assert.equal(ev.err.trim().split('\n').length, 1);
+  assert.equal(ev.out, '');
 });

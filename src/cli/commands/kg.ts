@@ -16,6 +16,8 @@ import { writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
 import { noGrad } from '../../tensor/index.js';
 import {
   KnownFacts,
+  DivergenceError,
+  NonFiniteModelError,
   Trainer,
   boxKernels,
   checkVocab,
@@ -60,6 +62,7 @@ function userErrors<T>(fn: () => T): T {
     return fn();
   } catch (e) {
     if (e instanceof UserError) throw e;
+    if (e instanceof DivergenceError || e instanceof NonFiniteModelError) throw new UserError(e.message);
     if (e instanceof Error && /^(cannot open|.*: not a tfree BoxTE|.*: the data's|.*: no training state|.*: malformed|.*safetensors)/i.test(e.message)) throw new UserError(e.message);
     if (e instanceof Error && e.name === 'SafetensorsError') throw new UserError(e.message);
     throw e;
@@ -146,13 +149,20 @@ function runTrain(a: ParsedArgs): number {
     const bar = new Progress({ total: tr.stepsPerEpoch, label: `epoch ${tr.epoch + 1}/${o.epochs}`, enabled: !json });
     const e0 = Date.now();
     let lossAcc = 0;
-    const r = tr.trainEpoch((s, steps, loss) => {
-      lossAcc += loss;
-      const sec = (Date.now() - e0) / 1000;
-      const facts = Math.min(s * o.batchSize, kg.train.h.length);
-      const left = (o.epochs - tr.epoch - s / steps) * (sec / (s / steps));
-      if (s < steps) bar.update(s, `loss ${(lossAcc / s).toFixed(4)} | ${Math.round(facts / Math.max(sec, 1e-9))} facts/s | run ETA ${formatDuration(left)}`);
-    });
+    let r: ReturnType<Trainer['trainEpoch']>;
+    try {
+      r = tr.trainEpoch((s, steps, loss) => {
+        lossAcc += loss;
+        const sec = (Date.now() - e0) / 1000;
+        const facts = Math.min(s * o.batchSize, kg.train.h.length);
+        const left = (o.epochs - tr.epoch - s / steps) * (sec / (s / steps));
+        if (s < steps) bar.update(s, `loss ${(lossAcc / s).toFixed(4)} | ${Math.round(facts / Math.max(sec, 1e-9))} facts/s | run ETA ${formatDuration(left)}`);
+      });
+    } catch (e) {
+      if (!json && process.stderr.isTTY) process.stderr.write('\r\x1b[K'); // drop the partial progress bar
+      if (e instanceof DivergenceError) throw new UserError(`${e.message}; nothing of this epoch was saved${existsSync(lastPath) ? ` (${lastPath} holds the state after epoch ${tr.epoch})` : ''}`);
+      throw e;
+    }
     bar.finish(`loss ${r.loss.toFixed(4)} | ${Math.round(r.facts / r.seconds)} facts/s`);
     if (json) process.stdout.write(`${JSON.stringify({ event: 'epoch', epoch: tr.epoch, loss: r.loss, seconds: r.seconds, facts_per_s: r.facts / r.seconds })}\n`);
     else log(`epoch ${tr.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s, ${Math.round(r.facts / r.seconds)} facts/s`);
@@ -188,7 +198,7 @@ function runEval(a: ParsedArgs): number {
   const known = new KnownFacts(c.numEntities, c.numRelations, Math.max(c.numTimes, 1), [kg.train, kg.valid, kg.test]);
   const bar = new Progress({ total: q.h.length, label: `eval ${opt<string>(a, 'split')}`, enabled: !json });
   const t0 = performance.now();
-  const m = evaluateSplit(model, q, known, { onProgress: (d) => bar.update(d) });
+  const m = userErrors(() => evaluateSplit(model, q, known, { onProgress: (d) => bar.update(d) }));
   const sec = (performance.now() - t0) / 1000;
   if (json) {
     process.stdout.write(`${JSON.stringify({ mr: m.mr, mrr: m.mrr, hits1: m.hits1, hits3: m.hits3, hits10: m.hits10 })}\n`);

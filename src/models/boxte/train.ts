@@ -16,10 +16,10 @@ import { Tensor, affine, noGrad } from '../../tensor/index.js';
 import { AdamW, ParamStore, Rng, VarBuilder, type AdamWStateMeta, type RngState } from '../../nn/index.js';
 import { openSafetensors, writeSafetensors, type TensorEntries } from '../../io/safetensors.js';
 import { QuadSet, type Quads, type TemporalKG } from '../../io/kg.js';
-import { BoxTE, type BoxTEConfig } from './model.js';
+import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
 import { boxTable, cornerGrad } from './kernel.js';
 import { boxKernels } from './ops.js';
-import { KnownFacts, evaluateSplit, subsample, type RankMetrics } from './eval.js';
+import { KnownFacts, NonFiniteModelError, evaluateSplit, subsample, type RankMetrics } from './eval.js';
 
 export interface TrainOptions {
   epochs: number;
@@ -77,6 +77,14 @@ export interface TrainState {
 
 export const FORMAT = 'tfree-boxte-1';
 
+/** Training produced a non-finite loss or parameter (the CLI turns this into a one-line error, exit 2). */
+export class DivergenceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DivergenceError';
+  }
+}
+
 /** Draws the negatives of a batch: entity ids [B*n] and sides [B*n] (1 = tail replaced). */
 export function sampleNegatives(
   rng: Rng,
@@ -130,6 +138,14 @@ export class Trainer {
   private known: KnownFacts | null = null;
   private readonly gBase: Float32Array;
   private readonly gBump: Float32Array;
+  /** wall seconds spent per phase of `step` since construction (profiling; see docs/boxte.md) */
+  readonly phaseSeconds: Record<string, number> = {};
+  private lap = 0;
+  private mark(phase: string): void {
+    const now = performance.now();
+    this.phaseSeconds[phase] = (this.phaseSeconds[phase] ?? 0) + (now - this.lap) / 1000;
+    this.lap = now;
+  }
 
   constructor(kg: TemporalKG, cfg: BoxTEConfig, opts: TrainOptions, source?: (name: string) => Float32Array | undefined) {
     this.kg = kg;
@@ -152,6 +168,7 @@ export class Trainer {
 
   /** One optimisation step on the training facts at `idx`; returns the loss (CE + lambda reg). */
   step(idx: Int32Array): number {
+    this.lap = performance.now();
     const m = this.model;
     const { dim: d, numRelations: R, numEntities: E } = m.cfg;
     const tr = this.kg.train;
@@ -163,6 +180,7 @@ export class Trainer {
     const tau = pick(tr.tau);
     const n = this.opts.negatives;
     const neg = sampleNegatives(this.rng, E, h, r, t, tau, n, this.trainSet);
+    this.mark('negatives');
 
     this.opt.zeroGrad();
     const boxesT = m.stackedBoxes();
@@ -172,6 +190,7 @@ export class Trainer {
     const gTb = new Float32Array(B * d);
     this.gBase.fill(0);
     this.gBump.fill(0);
+    this.mark('boxes+timebumps fwd');
     const lossSum = boxKernels().trainGroups({
       B,
       n,
@@ -194,17 +213,21 @@ export class Trainer {
       gw,
       gTb,
     });
+    this.mark('kernel');
     m.entityBase.grad = new Tensor(this.gBase, m.entityBase.shape);
     m.entityBump.grad = new Tensor(this.gBump, m.entityBump.shape);
     boxesT.backward(cornerGrad(gc, gw, R, d));
     if (tbT.requiresGrad) tbT.backward(gTb);
+    this.mark('boxes+timebumps bwd');
     let loss = lossSum / B;
     if (this.opts.timeReg > 0 && m.timeBumpTable !== null) {
       const reg = affine(m.timeRegulariser(), this.opts.timeReg, 0);
       loss += reg.item();
       reg.backward();
     }
+    this.mark('regulariser');
     this.opt.step();
+    this.mark('adam');
     return loss;
   }
 
@@ -219,9 +242,14 @@ export class Trainer {
     for (let s = 0; s < steps; s++) {
       const idx = perm.subarray(s * bs, Math.min(N, (s + 1) * bs));
       const l = this.step(idx);
+      if (!Number.isFinite(l)) {
+        throw new DivergenceError(`training diverged at epoch ${this.epoch + 1}, step ${s + 1}: the loss is ${l} (lower --lr)`);
+      }
       lossSum += l * idx.length;
       onStep?.(s + 1, steps, l);
     }
+    const bad = nonFiniteParam(this.model);
+    if (bad !== null) throw new DivergenceError(`training diverged in epoch ${this.epoch + 1}: ${bad} (lower --lr)`);
     this.epoch++;
     const seconds = (performance.now() - t0) / 1000;
     const res = { loss: lossSum / N, seconds, facts: N };
@@ -372,6 +400,8 @@ export function loadModel(path: string): { model: BoxTE; vocab: KgVocab; meta: R
       },
     });
     const model = noGrad(() => new BoxTE(cfg, vb));
+    const bad = nonFiniteParam(model);
+    if (bad !== null) throw new NonFiniteModelError(`${path}: refusing a model with non-finite parameters: ${bad} (a diverged training run)`);
     return { model, vocab, meta: f.metadata };
   } finally {
     f.close();
