@@ -201,35 +201,147 @@ AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool u
   if (k < d) side_bwd_scalar(P + k, Box{b.l + k, b.u + k, b.c + k, b.w + k, b.invw + k, b.kappa + k, b.dkappa + k}, f,
                              d - k, useTanh, l2, gc + k, gw + k, gSelf + k, gOther + k, gTb + k);
 }
+
+// ---- AVX-512 inner loops (16 lanes; the tail of d is a masked vector, no scalar remainder) --------
+#define AVX512_FN __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+
+// exp(x) for x in [-88, 0] (same polynomial as exp_neg8)
+AVX512_FN inline __m512 exp_neg16(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+// tanh as tanh8: sign(x) (1 - t) / (1 + t), t = exp(-2|x|); Taylor series for |x| < 0.0625
+AVX512_FN inline __m512 tanh16(__m512 x) {
+  const __m512 ax = _mm512_abs_ps(x);
+  const __m512 t = exp_neg16(_mm512_mul_ps(ax, _mm512_set1_ps(-2.0f)));
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 big = _mm512_div_ps(_mm512_sub_ps(one, t), _mm512_add_ps(one, t));
+  const __m512 x2 = _mm512_mul_ps(ax, ax);
+  __m512 s = _mm512_set1_ps(-17.0f / 315.0f);
+  s = _mm512_fmadd_ps(s, x2, _mm512_set1_ps(2.0f / 15.0f));
+  s = _mm512_fmadd_ps(s, x2, _mm512_set1_ps(-1.0f / 3.0f));
+  s = _mm512_fmadd_ps(_mm512_mul_ps(s, x2), ax, ax);
+  const __m512 res = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.0625f), _CMP_LT_OQ), big, s);
+  // copy the sign of x (NaN stays NaN)
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(res), _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))));
+}
+
+AVX512_FN float side_fwd_avx512(const float* x1, const float* x2, const float* x3, const Box& b, float* P, long d,
+                                bool useTanh, bool l2) {
+  __m512 acc = _mm512_setzero_ps();
+  for (long k = 0; k < d; k += 16) {
+    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1 + k), _mm512_maskz_loadu_ps(m, x2 + k));
+    if (x3) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, x3 + k));
+    if (useTanh) x = tanh16(x);
+    if (P) _mm512_mask_storeu_ps(P + k, m, x);
+    const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
+    const __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
+                         _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
+    const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
+    const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
+    const __m512 di = _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
+    acc = l2 ? _mm512_fmadd_ps(di, di, acc) : _mm512_add_ps(acc, di);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
+                               float* gSelf, float* gOther, float* gTb) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 fv = _mm512_set1_ps(f);
+  for (long k = 0; k < d; k += 16) {
+    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    const __m512 p = _mm512_maskz_loadu_ps(m, P + k);
+    const __m512 diff = _mm512_sub_ps(p, _mm512_maskz_loadu_ps(m, b.c + k));
+    const __m512 a = _mm512_abs_ps(diff);
+    // sign(diff) with sign(0) = 0
+    const __m512 sg = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(diff, zero, _CMP_GT_OQ),
+                                           _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(diff, zero, _CMP_LT_OQ), _mm512_set1_ps(-1.0f)), one);
+    const __mmask16 in = _mm512_cmp_ps_mask(p, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
+                         _mm512_cmp_ps_mask(p, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
+    const __m512 iw = _mm512_maskz_loadu_ps(m, b.invw + k);
+    const __m512 w = _mm512_maskz_loadu_ps(m, b.w + k);
+    const __m512 dist = _mm512_mask_blend_ps(in, _mm512_fmsub_ps(a, w, _mm512_maskz_loadu_ps(m, b.kappa + k)), _mm512_mul_ps(a, iw));
+    const __m512 dp = _mm512_mul_ps(sg, _mm512_mask_blend_ps(in, w, iw));
+    const __m512 dw = _mm512_mask_blend_ps(in, _mm512_sub_ps(a, _mm512_maskz_loadu_ps(m, b.dkappa + k)),
+                                           _mm512_sub_ps(zero, _mm512_mul_ps(_mm512_mul_ps(a, iw), iw)));
+    const __m512 gd = l2 ? _mm512_mul_ps(fv, dist) : fv;
+    const __m512 gp = _mm512_mul_ps(gd, dp);
+    _mm512_mask_storeu_ps(gc + k, m, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, gc + k), gp));
+    _mm512_mask_storeu_ps(gw + k, m, _mm512_fmadd_ps(gd, dw, _mm512_maskz_loadu_ps(m, gw + k)));
+    const __m512 gx = useTanh ? _mm512_mul_ps(gp, _mm512_fnmadd_ps(p, p, one)) : gp;
+    _mm512_mask_storeu_ps(gSelf + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gSelf + k), gx));
+    _mm512_mask_storeu_ps(gOther + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gOther + k), gx));
+    _mm512_mask_storeu_ps(gTb + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gTb + k), gx));
+  }
+}
 #endif
 
 typedef float (*FwdFn)(const float*, const float*, const float*, const Box&, float*, long, bool, bool);
 typedef void (*BwdFn)(const float*, const Box&, float, long, bool, bool, float*, float*, float*, float*, float*);
 
-bool use_avx2() {
+// The BoxTE kernels' instruction set: 2 = AVX-512 (F, DQ, BW, VL), 1 = AVX2+FMA, 0 = portable scalar.
+// Chosen once from the CPU; TFREE_SIMD=generic|none forces 0, TFREE_SIMD=avx2 caps at 1.
+// (Local check until the project-wide ISA chooser lands; the only place that decides.)
+int boxte_cpu_isa() {
 #ifdef BOXTE_X86
   static int cached = -1;
   if (cached < 0) {
     __builtin_cpu_init();
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    cached = avx512 ? 2 : avx2 ? 1 : 0;
+  }
+  return cached;
+#else
+  return 0;
+#endif
+}
+
+int g_isa = -1;  // the active choice (boxteSetIsa changes it, for tests and benches)
+
+int boxte_isa() {
+  if (g_isa < 0) {
     const char* e = std::getenv("TFREE_SIMD");
     const bool wantGeneric = e && (std::strcmp(e, "generic") == 0 || std::strcmp(e, "none") == 0);
-    cached = (!wantGeneric && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
+    const bool capAvx2 = e && std::strcmp(e, "avx2") == 0;
+    const int cpu = boxte_cpu_isa();
+    g_isa = wantGeneric ? 0 : (capAvx2 && cpu > 1) ? 1 : cpu;
   }
-  return cached == 1;
-#else
-  return false;
-#endif
+  return g_isa;
+}
+
+const char* boxte_isa_name() {
+  const int i = boxte_isa();
+  return i == 2 ? "avx512" : i == 1 ? "avx2" : "generic";
 }
 
 FwdFn fwd_fn() {
 #ifdef BOXTE_X86
-  if (use_avx2()) return side_fwd_avx2;
+  if (boxte_isa() == 2) return side_fwd_avx512;
+  if (boxte_isa() == 1) return side_fwd_avx2;
 #endif
   return side_fwd_scalar;
 }
 BwdFn bwd_fn() {
 #ifdef BOXTE_X86
-  if (use_avx2()) return side_bwd_avx2;
+  if (boxte_isa() == 2) return side_bwd_avx512;
+  if (boxte_isa() == 1) return side_bwd_avx2;
 #endif
   return side_bwd_scalar;
 }
@@ -398,20 +510,42 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   const BwdFn bwd = bwd_fn();
   std::memset(gTb, 0, sizeof(float) * B * d);
   const long G = n + 1;
+  // optional: slots [nslots, 2, E, d] (zeroed by the caller): chunk c > 0 accumulates its entity
+  // gradients into slot c - 1 and the caller adds them (boxteAdamRows); without, into scratch
+  // buffers added here. The number of chunks is min(threads, B, nslots + 1).
+  float* slots = nullptr;
+  long nslots = 0;
+  if (a.n > 25) {
+    napi_valuetype vt;
+    napi_typeof(env, a.v[25], &vt);
+    if (vt != napi_undefined && vt != napi_null) {
+      nslots = integer(a, 26, "nslots", 0);
+      slots = arr<float>(a, 25, "slots", napi_float32_array, nslots * 2 * E * d);
+      if (!a.ok) return nullptr;
+    }
+  }
   int nth = pool_threads();
   if (nth > B) nth = B > 0 ? static_cast<int>(B) : 1;
+  if (slots && nth > nslots + 1) nth = static_cast<int>(nslots + 1);
   const long RD = 2 * R * d;
-  // scratch gradients of chunks 1..nth-1: [base E*d | bump E*d | gc RD | gw RD]
+  // scratch gradients of chunks 1..nth-1: [base E*d | bump E*d] (unless slots) then [gc RD | gw RD]
   std::vector<std::vector<float>> scratch(nth > 1 ? nth - 1 : 0);
   std::vector<double> chunkLoss(nth, 0.0);
   auto task = [&](long chunk, int) {
     float *gB = gBase, *gU = gBump, *gC = gc, *gW = gw;
     if (chunk > 0) {
       std::vector<float>& s = scratch[chunk - 1];
-      s.assign(2 * E * d + 2 * RD, 0.0f);
-      gB = s.data();
-      gU = gB + E * d;
-      gC = gU + E * d;
+      if (slots) {
+        s.assign(2 * RD, 0.0f);
+        gB = slots + (chunk - 1) * 2 * E * d;
+        gU = gB + E * d;
+        gC = s.data();
+      } else {
+        s.assign(2 * E * d + 2 * RD, 0.0f);
+        gB = s.data();
+        gU = gB + E * d;
+        gC = gU + E * d;
+      }
       gW = gC + RD;
     }
     std::vector<float> P(G * 2 * d);
@@ -485,13 +619,201 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   for (int ch = 1; ch < nth; ++ch) {
     loss += chunkLoss[ch];
     const float* s = scratch[ch - 1].data();
-    for (long i = 0; i < E * d; ++i) gBase[i] += s[i];
-    for (long i = 0; i < E * d; ++i) gBump[i] += s[E * d + i];
-    for (long i = 0; i < RD; ++i) gc[i] += s[2 * E * d + i];
-    for (long i = 0; i < RD; ++i) gw[i] += s[2 * E * d + RD + i];
+    if (!slots) {
+      for (long i = 0; i < E * d; ++i) gBase[i] += s[i];
+      for (long i = 0; i < E * d; ++i) gBump[i] += s[E * d + i];
+      s += 2 * E * d;
+    }
+    for (long i = 0; i < RD; ++i) gc[i] += s[i];
+    for (long i = 0; i < RD; ++i) gw[i] += s[RD + i];
   }
   napi_value res;
   napi_create_double(env, loss, &res);
+  return res;
+}
+
+
+// ---- negative sampling ----------------------------------------------------------------------------
+// Twin of negativesJs (src/models/boxte/kernel.ts): row i draws from its own splitmix32 stream
+// seeded by (seed, i), so rows are independent tasks and the result does not depend on the
+// thread count. Per negative: side = top bit of one draw (1 = tail replaced), entity = uniform
+// in [0, E) by rejection (as Rng.int), redrawn (at most 1000 times) while the corrupted quadruple
+// is in the open-addressing key table (Float64Array, -1 = empty, linear probing, mask = size-1).
+inline uint32_t sm32_next(uint32_t& x) {
+  x += 0x9e3779b9u;
+  uint32_t z = x;
+  z = (z ^ (z >> 16)) * 0x21f0aaadu;
+  z = (z ^ (z >> 15)) * 0x735a2d97u;
+  return z ^ (z >> 15);
+}
+inline uint32_t sm32_int(uint32_t& x, uint32_t n) {
+  const uint64_t limit = 4294967296ull - (4294967296ull % n);
+  for (;;) {
+    const uint32_t v = sm32_next(x);
+    if (v < limit) return v % n;
+  }
+}
+inline uint32_t key_hash(double key) {
+  // the key is an integer < 2^53: mix its two 32-bit halves (same as keyHash in kernel.ts)
+  const uint64_t k = static_cast<uint64_t>(key);
+  uint32_t h = static_cast<uint32_t>(k) ^ (static_cast<uint32_t>(k >> 32) * 0x85ebca6bu);
+  h = (h ^ (h >> 16)) * 0x7feb352du;
+  h = (h ^ (h >> 15)) * 0x846ca68bu;
+  return h ^ (h >> 16);
+}
+inline bool key_has(const double* table, uint32_t mask, double key) {
+  for (uint32_t i = key_hash(key) & mask;; i = (i + 1) & mask) {
+    const double v = table[i];
+    if (v == key) return true;
+    if (v < 0) return false;
+  }
+}
+
+// boxteNegatives(seed, E, nT, h, r, t, tau, n, table, mask, outEnt, outTail)
+napi_value Negatives(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteNegatives");
+  const long seed = integer(a, 0, "seed", 0), E = integer(a, 1, "E", 1), nT = integer(a, 2, "nT", 1);
+  const long B = a.ok ? [&]() -> long {
+    napi_typedarray_type tp;
+    size_t len = 0;
+    if (napi_get_typedarray_info(env, a.v[3], &tp, &len, nullptr, nullptr, nullptr) != napi_ok) return 0;
+    return static_cast<long>(len);
+  }() : 0;
+  const int32_t* h = arr<int32_t>(a, 3, "h", napi_int32_array, B);
+  const int32_t* r = arr<int32_t>(a, 4, "r", napi_int32_array, B);
+  const int32_t* t = arr<int32_t>(a, 5, "t", napi_int32_array, B);
+  const int32_t* tau = arr<int32_t>(a, 6, "tau", napi_int32_array, B);
+  const long n = integer(a, 7, "n", 0);
+  const long mask = integer(a, 9, "mask", 0);
+  const double* table = arr<double>(a, 8, "table", napi_float64_array, mask + 1);
+  int32_t* outEnt = arr<int32_t>(a, 10, "outEnt", napi_int32_array, B * n);
+  uint8_t* outTail = arr<uint8_t>(a, 11, "outTail", napi_uint8_array, B * n);
+  if (!a.ok || seed > 0xffffffffL || ((mask + 1) & mask) != 0) {
+    if (a.ok) fail(a, "is out of range", "seed/mask");
+    return nullptr;
+  }
+  const double dE = static_cast<double>(E), dT = static_cast<double>(nT);
+  const long CH = 16;
+  auto task = [&](long c, int) {
+    for (long i = c * CH; i < (c + 1) * CH && i < B; ++i) {
+      uint32_t x = static_cast<uint32_t>(seed) ^ (static_cast<uint32_t>(i + 1) * 0x9e3779b9u);
+      const double g = (static_cast<double>(r[i]) * dT + tau[i]) * dE;
+      for (long j = 0; j < n; ++j) {
+        const uint32_t side = sm32_next(x) >> 31;
+        uint32_t e = sm32_int(x, static_cast<uint32_t>(E));
+        for (int tries = 0; tries < 1000; ++tries) {
+          const double key = side ? (g + h[i]) * dE + e : (g + e) * dE + t[i];
+          if (!key_has(table, static_cast<uint32_t>(mask), key)) break;
+          e = sm32_int(x, static_cast<uint32_t>(E));
+        }
+        outEnt[i * n + j] = static_cast<int32_t>(e);
+        outTail[i * n + j] = static_cast<uint8_t>(side);
+      }
+    }
+  };
+  parallel_tasks((B + CH - 1) / CH, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// ---- dense Adam of the entity tables with the gradient spread over slots ---------------------------
+// g = g0 + slot[0] + slot[1] + ... (in that order), then the update of adamw_impl with weight decay 0
+// (m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2, p -= lr (m / bc1) / (sqrt(v / bc2) + eps)); every
+// gradient buffer is zeroed for the next step. Threads take contiguous ranges (elementwise, so
+// the result does not depend on the thread count).
+template <bool FMA>
+inline void adam_rows_range(float* p, float* g0, float* slots, long nslots, long stride, float* m, float* v, long i0,
+                            long i1, float lr, float b1, float b2, float eps, float ibc1, float ibc2) {
+  const float b1c = 1.0f - b1, b2c = 1.0f - b2;
+  for (long i = i0; i < i1; ++i) {
+    float g = g0[i];
+    g0[i] = 0.0f;
+    for (long s2 = 0; s2 < nslots; ++s2) {
+      g += slots[s2 * stride + i];
+      slots[s2 * stride + i] = 0.0f;
+    }
+    const float mo = FMA ? __builtin_fmaf(b1, m[i], b1c * g) : b1 * m[i] + b1c * g;
+    const float vo = FMA ? __builtin_fmaf(b2, v[i], b2c * (g * g)) : b2 * v[i] + b2c * (g * g);
+    m[i] = mo;
+    v[i] = vo;
+    p[i] = p[i] - lr * ((mo * ibc1) / (std::sqrt(vo * ibc2) + eps));
+  }
+}
+#ifdef BOXTE_X86
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void adam_rows_avx512(
+    float* p, float* g0, float* slots, long nslots, long stride, float* m, float* v, long i0, long i1, float lr, float b1,
+    float b2, float eps, float ibc1, float ibc2) {
+  adam_rows_range<true>(p, g0, slots, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+}
+__attribute__((target("avx2,fma"))) void adam_rows_avx2(float* p, float* g0, float* slots, long nslots, long stride,
+                                                         float* m, float* v, long i0, long i1, float lr, float b1,
+                                                         float b2, float eps, float ibc1, float ibc2) {
+  adam_rows_range<true>(p, g0, slots, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+}
+#endif
+
+// boxteAdamRows(p, g0, slots|null, nslots, slotOffset, m, v, lr, b1, b2, eps, bc1, bc2): slot s of
+// this parameter starts at slots[s * 2 * n + slotOffset] (the [2, E, d] slot layout: base then bump)
+napi_value AdamRows(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteAdamRows");
+  napi_typedarray_type tp;
+  size_t len = 0;
+  if (napi_get_typedarray_info(env, a.v[0], &tp, &len, nullptr, nullptr, nullptr) != napi_ok) len = 0;
+  const long n = static_cast<long>(len);
+  float* p = arr<float>(a, 0, "p", napi_float32_array, n);
+  float* g0 = arr<float>(a, 1, "g0", napi_float32_array, n);
+  const long nslots = integer(a, 3, "nslots", 0);
+  const long off = integer(a, 4, "slotOffset", 0);
+  float* slots = nslots > 0 ? arr<float>(a, 2, "slots", napi_float32_array, nslots * 2 * n) : nullptr;
+  float* m = arr<float>(a, 5, "m", napi_float32_array, n);
+  float* v = arr<float>(a, 6, "v", napi_float32_array, n);
+  const float lr = static_cast<float>(number(a, 7, "lr")), b1 = static_cast<float>(number(a, 8, "b1"));
+  const float b2 = static_cast<float>(number(a, 9, "b2")), eps = static_cast<float>(number(a, 10, "eps"));
+  const float bc1 = static_cast<float>(number(a, 11, "bc1")), bc2 = static_cast<float>(number(a, 12, "bc2"));
+  if (!a.ok) return nullptr;
+  if (off + n > 2 * n) {
+    fail(a, "is out of range", "slotOffset");
+    return nullptr;
+  }
+  float* sl = slots ? slots + off : nullptr;
+  const long stride = 2 * n;
+  const float ibc1 = 1.0f / bc1, ibc2 = 1.0f / bc2;
+  const long CH = 16384;
+  const int isa = boxte_isa();
+  auto task = [&](long c, int) {
+    const long i0 = c * CH, i1 = i0 + CH < n ? i0 + CH : n;
+#ifdef BOXTE_X86
+    if (isa == 2) return adam_rows_avx512(p, g0, sl, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+    if (isa == 1) return adam_rows_avx2(p, g0, sl, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+#endif
+    adam_rows_range<false>(p, g0, sl, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+  };
+  parallel_tasks((n + CH - 1) / CH, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// boxteSetIsa(name): 'avx512' | 'avx2' | 'generic' (capped at what the CPU has); returns the active name
+napi_value SetIsa(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteSetIsa");
+  char buf[16] = {0};
+  size_t len = 0;
+  if (a.n < 1 || napi_get_value_string_utf8(env, a.v[0], buf, sizeof buf, &len) != napi_ok) {
+    fail(a, "must be a string", "name");
+    return nullptr;
+  }
+  const int want = std::strcmp(buf, "avx512") == 0 ? 2 : std::strcmp(buf, "avx2") == 0 ? 1 : 0;
+  g_isa = want < boxte_cpu_isa() ? want : boxte_cpu_isa();
+  napi_value res;
+  napi_create_string_utf8(env, boxte_isa_name(), NAPI_AUTO_LENGTH, &res);
+  return res;
+}
+
+napi_value Isa(napi_env env, napi_callback_info) {
+  napi_value res;
+  napi_create_string_utf8(env, boxte_isa_name(), NAPI_AUTO_LENGTH, &res);
   return res;
 }
 
@@ -504,4 +826,12 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteScoreBatch", fv);
   if (napi_create_function(env, "boxteTrainGroups", NAPI_AUTO_LENGTH, TrainGroups, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteTrainGroups", fv);
+  if (napi_create_function(env, "boxteNegatives", NAPI_AUTO_LENGTH, Negatives, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteNegatives", fv);
+  if (napi_create_function(env, "boxteAdamRows", NAPI_AUTO_LENGTH, AdamRows, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteAdamRows", fv);
+  if (napi_create_function(env, "boxteSetIsa", NAPI_AUTO_LENGTH, SetIsa, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteSetIsa", fv);
+  if (napi_create_function(env, "boxteIsa", NAPI_AUTO_LENGTH, Isa, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteIsa", fv);
 }

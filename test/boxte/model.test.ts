@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Tensor, noGrad, sum, mul } from '../../src/tensor/index.js';
+import { Tensor, nativeBackend, noGrad, sum, mul } from '../../src/tensor/index.js';
 import { ParamStore, Rng, VarBuilder } from '../../src/nn/index.js';
 import {
   BoxTE,
@@ -142,15 +142,33 @@ test('time regulariser matches the float64 reference (the paper form divided by 
   assertClose(m.timeBumpTable!.grad!, numericGrad(P, () => refTimeReg(P, m.cfg), 'time.bumps'), { atol: 1e-4, rtol: 1e-3 });
 });
 
-function kernelsUnderTest(): [string, BoxKernels][] {
-  const out: [string, BoxKernels][] = [['js', jsBoxKernels]];
+/** The TypeScript kernels, and the native ones at every ISA the CPU has, 1 and 2 threads. */
+function kernelsUnderTest(): [string, BoxKernels, () => void][] {
+  const out: [string, BoxKernels, () => void][] = [['js', jsBoxKernels, () => undefined]];
   const n = nativeBoxKernels();
-  if (n !== null && process.env.TFREE_BACKEND !== 'js') out.push(['native', n]);
+  const nb = nativeBackend();
+  if (n === null || process.env.TFREE_BACKEND === 'js' || !('kernels' in nb)) return out;
+  const isas = (['avx512', 'avx2', 'generic'] as const).filter((i) => i === 'generic' || (i === 'avx2' ? n.cpuIsa !== 'generic' : n.cpuIsa === 'avx512'));
+  for (const isa of isas) {
+    for (const th of [1, 2]) {
+      out.push([`native ${isa} ${th}T`, n, () => {
+        n.setIsa(isa);
+        nb.extras.setThreads(th);
+      }]);
+    }
+  }
   return out;
 }
 
+function restoreBoxKernels(): void {
+  const n = nativeBoxKernels();
+  const nb = nativeBackend();
+  if (n !== null) n.setIsa('avx512');
+  if ('kernels' in nb) nb.extras.setThreads(2);
+}
+
 test('fused training kernels: loss and every gradient equal autograd of the op-based loss', () => {
-  for (const v of [{}, { model: 'boxe', k: 0 } as const, { order: 1 } as const]) {
+  for (const v of [{}, { model: 'boxe', k: 0 } as const, { order: 1 } as const, { dim: 37 }]) {
     const m = tinyModel({ numEntities: 7, dim: 11, ...v }, 21, 0.8);
     const { dim: d, numRelations: R, numEntities: E } = m.cfg;
     const rng = new Rng(3);
@@ -184,7 +202,8 @@ test('fused training kernels: loss and every gradient equal autograd of the op-b
     assertClose([ref.item()], [refLoss(paramsOf(m), m.cfg, H, Rr, T, Tau, G)], { rtol: 1e-5 });
     ref.backward();
     const want = new Map(m.store.entries().map(([nme, p]) => [nme, p.grad === null ? null : Float32Array.from(p.grad.f32())]));
-    for (const [kname, k] of kernelsUnderTest()) {
+    for (const [kname, k, setup] of kernelsUnderTest()) {
+      setup();
       m.store.zeroGrad();
       const boxesT = m.stackedBoxes();
       const tbT = m.timeBumps(r, tau);
@@ -199,6 +218,20 @@ test('fused training kernels: loss and every gradient equal autograd of the op-b
         gBase, gBump, gc, gw, gTb,
       });
       assertClose([loss / B], [ref.item()], { rtol: 1e-5, what: `${kname} loss` });
+      if (k.name === 'native') {
+        // with one extra slot, chunk 1's entity gradients stay in the slot: g0 + slot is the same sum
+        const slot = new Float32Array(2 * E * d);
+        const g0 = new Float32Array(E * d);
+        const g1 = new Float32Array(E * d);
+        const loss2 = k.trainGroups({
+          B, n, d, tanh: m.cfg.tanh, order: m.cfg.order, base: m.entityBase.f32(), bump: m.entityBump.f32(),
+          boxes: boxTable(boxesT.f32(), R, d), tb: tbT.f32(), h, r, t, negEnt, negTail, gradScale: 1 / B,
+          gBase: g0, gBump: g1, gc: new Float32Array(2 * R * d), gw: new Float32Array(2 * R * d), gTb: new Float32Array(B * d), slots: { data: slot, count: 1 },
+        });
+        assert.equal(loss2, loss, `${kname}: same loss with slots`);
+        assert.deepEqual(g0.map((x, i) => x + slot[i]), gBase, `${kname}: base gradient = g0 + slot`);
+        assert.deepEqual(g1.map((x, i) => x + slot[E * d + i]), gBump, `${kname}: bump gradient = g0 + slot`);
+      }
       m.entityBase.grad = new Tensor(gBase, m.entityBase.shape);
       m.entityBump.grad = new Tensor(gBump, m.entityBump.shape);
       boxesT.backward(cornerGrad(gc, gw, R, d));
@@ -214,10 +247,12 @@ test('fused training kernels: loss and every gradient equal autograd of the op-b
       }
     }
   }
+  restoreBoxKernels();
 });
 
-test('fused scoring of all entities equals the op-based score, both directions, both kernels', () => {
-  const m = tinyModel({ numEntities: 9, dim: 13 }, 8, 0.8);
+test('fused scoring of all entities equals the op-based score, both directions, every kernel variant', () => {
+  for (const dim of [13, 37]) {
+  const m = tinyModel({ numEntities: 9, dim }, 8, 0.8);
   const { dim: d, numRelations: R, numEntities: E } = m.cfg;
   const boxes = boxTable(noGrad(() => m.stackedBoxes()).f32(), R, d);
   const base = m.entityBase.f32();
@@ -227,7 +262,8 @@ test('fused scoring of all entities equals the op-based score, both directions, 
     [0, 0, 8, 0],
     [5, 1, 5, 1],
   ];
-  for (const [kname, k] of kernelsUnderTest()) {
+  for (const [kname, k, setup] of kernelsUnderTest()) {
+      setup();
     for (const dir of [0, 1]) {
       const Q = queries.length;
       const headAdd = new Float32Array(Q * d);
@@ -250,10 +286,12 @@ test('fused scoring of all entities equals the op-based score, both directions, 
         const H = dir === 0 ? xs : new Int32Array(E).fill(hq);
         const T = dir === 0 ? new Int32Array(E).fill(tq) : xs;
         const want = noGrad(() => m.score(H, new Int32Array(E).fill(rq), T, new Int32Array(E).fill(tauq)));
-        assertClose(out.subarray(qi * E, (qi + 1) * E), want, { atol: 1e-5, rtol: 1e-5, what: `${kname} dir ${dir} query ${qi}` });
+        assertClose(out.subarray(qi * E, (qi + 1) * E), want, { atol: 1e-5, rtol: 1e-5, what: `${kname} d=${dim} dir ${dir} query ${qi}` });
       });
     }
   }
+  }
+  restoreBoxKernels();
   assert.equal(typeof scoreBatchJs, 'function');
 });
 

@@ -15,9 +15,9 @@ import { existsSync } from 'node:fs';
 import { Tensor, affine, noGrad } from '../../tensor/index.js';
 import { AdamW, ParamStore, Rng, VarBuilder, type AdamWStateMeta, type RngState } from '../../nn/index.js';
 import { openSafetensors, writeSafetensors, type TensorEntries } from '../../io/safetensors.js';
-import { QuadSet, type Quads, type TemporalKG } from '../../io/kg.js';
+import type { Quads, TemporalKG } from '../../io/kg.js';
 import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
-import { boxTable, cornerGrad } from './kernel.js';
+import { boxTable, buildKeyTable, cornerGrad, type KeyTable } from './kernel.js';
 import { boxKernels } from './ops.js';
 import { KnownFacts, NonFiniteModelError, evaluateSplit, subsample, type RankMetrics } from './eval.js';
 
@@ -85,34 +85,14 @@ export class DivergenceError extends Error {
   }
 }
 
-/** Draws the negatives of a batch: entity ids [B*n] and sides [B*n] (1 = tail replaced). */
-export function sampleNegatives(
-  rng: Rng,
-  E: number,
-  h: Int32Array,
-  r: Int32Array,
-  t: Int32Array,
-  tau: Int32Array,
-  n: number,
-  train: QuadSet,
-): { ent: Int32Array; tail: Uint8Array } {
-  const B = h.length;
-  const ent = new Int32Array(B * n);
-  const tail = new Uint8Array(B * n);
-  for (let i = 0; i < B; i++) {
-    for (let j = 0; j < n; j++) {
-      const side = rng.float() < 0.5 ? 1 : 0;
-      let e = rng.int(E);
-      // resample while the corrupted quadruple is a training fact (bounded, for degenerate graphs)
-      for (let tries = 0; tries < 1000; tries++) {
-        const known = side === 1 ? train.has(h[i], r[i], e, tau[i]) : train.has(e, r[i], t[i], tau[i]);
-        if (!known) break;
-        e = rng.int(E);
-      }
-      ent[i * n + j] = e;
-      tail[i * n + j] = side;
-    }
-  }
+/**
+ * Draws the negatives of a batch: entity ids [B*n] and sides [B*n] (1 = tail replaced), with the
+ * active kernels (native and TypeScript give identical results for the same seed).
+ */
+export function sampleNegatives(seed: number, h: Int32Array, r: Int32Array, t: Int32Array, tau: Int32Array, n: number, known: KeyTable): { ent: Int32Array; tail: Uint8Array } {
+  const ent = new Int32Array(h.length * n);
+  const tail = new Uint8Array(h.length * n);
+  boxKernels().negatives({ seed, h, r, t, tau, n, known, ent, tail });
   return { ent, tail };
 }
 
@@ -134,7 +114,9 @@ export class Trainer {
   sinceBest = 0;
   stopped = false;
   history: TrainState['history'] = [];
-  private readonly trainSet: QuadSet;
+  private readonly trainSet: KeyTable;
+  /** entity-gradient accumulators of the other training-kernel chunks (native), [count, 2, E, d] */
+  private slots: { data: Float32Array; count: number } | null = null;
   private known: KnownFacts | null = null;
   private readonly gBase: Float32Array;
   private readonly gBump: Float32Array;
@@ -157,7 +139,7 @@ export class Trainer {
     this.model = new BoxTE(cfg, vb);
     this.opt = new AdamW(this.model.store, { lr: opts.lr, weightDecay: 0 });
     this.rng = new Rng(`boxte-train-${opts.seed}`);
-    this.trainSet = new QuadSet(cfg.numEntities, cfg.numRelations, Math.max(cfg.numTimes, 1)).addAll(kg.train);
+    this.trainSet = buildKeyTable(cfg.numEntities, cfg.numRelations, Math.max(cfg.numTimes, 1), [kg.train]);
     this.gBase = new Float32Array(cfg.numEntities * cfg.dim);
     this.gBump = new Float32Array(cfg.numEntities * cfg.dim);
   }
@@ -179,19 +161,27 @@ export class Trainer {
     const t = pick(tr.t);
     const tau = pick(tr.tau);
     const n = this.opts.negatives;
-    const neg = sampleNegatives(this.rng, E, h, r, t, tau, n, this.trainSet);
+    const neg = sampleNegatives(this.rng.nextU32(), h, r, t, tau, n, this.trainSet);
     this.mark('negatives');
 
+    const k = boxKernels();
+    const fused = k.adamRows !== null;
     this.opt.zeroGrad();
     const boxesT = m.stackedBoxes();
     const tbT = m.timeBumps(r, tau);
     const gc = new Float32Array(2 * R * d);
     const gw = new Float32Array(2 * R * d);
     const gTb = new Float32Array(B * d);
-    this.gBase.fill(0);
-    this.gBump.fill(0);
+    if (fused) {
+      // gBase/gBump and the slots are zeroed by the fused Adam of the previous step
+      const want = Math.max(0, k.threads() - 1);
+      if (this.slots === null || this.slots.count !== want) this.slots = { data: new Float32Array(want * 2 * E * d), count: want };
+    } else {
+      this.gBase.fill(0);
+      this.gBump.fill(0);
+    }
     this.mark('boxes+timebumps fwd');
-    const lossSum = boxKernels().trainGroups({
+    const lossSum = k.trainGroups({
       B,
       n,
       d,
@@ -212,10 +202,13 @@ export class Trainer {
       gc,
       gw,
       gTb,
+      slots: fused && this.slots !== null ? this.slots : undefined,
     });
     this.mark('kernel');
-    m.entityBase.grad = new Tensor(this.gBase, m.entityBase.shape);
-    m.entityBump.grad = new Tensor(this.gBump, m.entityBump.shape);
+    if (!fused) {
+      m.entityBase.grad = new Tensor(this.gBase, m.entityBase.shape);
+      m.entityBump.grad = new Tensor(this.gBump, m.entityBump.shape);
+    }
     boxesT.backward(cornerGrad(gc, gw, R, d));
     if (tbT.requiresGrad) tbT.backward(gTb);
     this.mark('boxes+timebumps bwd');
@@ -227,6 +220,28 @@ export class Trainer {
     }
     this.mark('regulariser');
     this.opt.step();
+    if (fused && k.adamRows !== null) {
+      // the entity tables (no .grad): gradient sum over the kernel's chunks + dense Adam + zeroing in one pass
+      const [b1, b2] = this.opt.betas;
+      const sl = this.slots;
+      for (const [p, g0, offset] of [[m.entityBase, this.gBase, 0], [m.entityBump, this.gBump, E * d]] as const) {
+        const st = this.opt.momentsOf(p === m.entityBase ? 'entity.base' : 'entity.bump');
+        st.step++;
+        k.adamRows({
+          p: p.f32(),
+          g0,
+          slots: sl === null || sl.count === 0 ? null : { data: sl.data, count: sl.count, offset },
+          m: st.m,
+          v: st.v,
+          lr: this.opt.lr,
+          b1,
+          b2,
+          eps: this.opt.eps,
+          bc1: 1 - Math.pow(b1, st.step),
+          bc2: 1 - Math.pow(b2, st.step),
+        });
+      }
+    }
     this.mark('adam');
     return loss;
   }
