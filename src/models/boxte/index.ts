@@ -4,3 +4,4 @@ export * from './ops.js';
 export * from './eval.js';
 export * from './train.js';
 export * from './kernel_native.js';
+export * from './small.js';

@@ -12,13 +12,14 @@
  * Both are written atomically (temp file + rename).
  */
 import { existsSync } from 'node:fs';
-import { Tensor, affine, noGrad } from '../../tensor/index.js';
+import { Tensor, noGrad } from '../../tensor/index.js';
 import { AdamW, ParamStore, Rng, VarBuilder, type AdamWStateMeta, type RngState } from '../../nn/index.js';
 import { openSafetensors, writeSafetensors, type TensorEntries } from '../../io/safetensors.js';
 import type { Quads, TemporalKG } from '../../io/kg.js';
 import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
 import { boxTable, buildKeyTable, cornerGrad, type KeyTable } from './kernel.js';
 import { boxKernels } from './ops.js';
+import { cornersBackward, cornersForward, timeBumpsBackward, timeBumpsForward, timeRegulariserStep } from './small.js';
 import { KnownFacts, NonFiniteModelError, evaluateSplit, subsample, type RankMetrics } from './eval.js';
 
 export interface TrainOptions {
@@ -167,8 +168,8 @@ export class Trainer {
     const k = boxKernels();
     const fused = k.adamRows !== null;
     this.opt.zeroGrad();
-    const boxesT = m.stackedBoxes();
-    const tbT = m.timeBumps(r, tau);
+    const corners = cornersForward(m);
+    const tb = timeBumpsForward(m, r, tau);
     const gc = new Float32Array(2 * R * d);
     const gw = new Float32Array(2 * R * d);
     const gTb = new Float32Array(B * d);
@@ -189,8 +190,8 @@ export class Trainer {
       order: m.cfg.order,
       base: m.entityBase.f32(),
       bump: m.entityBump.f32(),
-      boxes: boxTable(boxesT.f32(), R, d),
-      tb: tbT.f32(),
+      boxes: boxTable(corners.stacked, R, d),
+      tb,
       h,
       r,
       t,
@@ -209,15 +210,11 @@ export class Trainer {
       m.entityBase.grad = new Tensor(this.gBase, m.entityBase.shape);
       m.entityBump.grad = new Tensor(this.gBump, m.entityBump.shape);
     }
-    boxesT.backward(cornerGrad(gc, gw, R, d));
-    if (tbT.requiresGrad) tbT.backward(gTb);
+    cornersBackward(m, corners, cornerGrad(gc, gw, R, d));
+    timeBumpsBackward(m, r, tau, gTb);
     this.mark('boxes+timebumps bwd');
     let loss = lossSum / B;
-    if (this.opts.timeReg > 0 && m.timeBumpTable !== null) {
-      const reg = affine(m.timeRegulariser(), this.opts.timeReg, 0);
-      loss += reg.item();
-      reg.backward();
-    }
+    if (this.opts.timeReg > 0) loss += timeRegulariserStep(m, this.opts.timeReg);
     this.mark('regulariser');
     this.opt.step();
     if (fused && k.adamRows !== null) {
