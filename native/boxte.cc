@@ -363,6 +363,15 @@ Box box_at(const float* l, const float* u, const float* c, const float* w, const
   return Box{l + off, u + off, c + off, w + off, dv.invw.data() + off, dv.kappa.data() + off, dv.dkappa.data() + off};
 }
 
+inline void prefetch_row(const float* p, long d, bool write) {
+  const char* c = reinterpret_cast<const char*>(p);
+  const long bytes = d * static_cast<long>(sizeof(float));
+  for (long o = 0; o < bytes; o += 64) {
+    if (write) __builtin_prefetch(c + o, 1, 3);
+    else __builtin_prefetch(c + o, 0, 3);
+  }
+}
+
 // ---- N-API helpers --------------------------------------------------------------------------------
 struct Args {
   napi_env env;
@@ -560,6 +569,12 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       const Box bt = box_at(l, u, c, w, dv, R * d + bo);
       const float* tbi = tb + i * d;
       for (long j = 0; j < G; ++j) {
+        // the rows of the entity two candidates ahead (random rows of large tables: hide the latency)
+        if (j + 2 < G) {
+          const int32_t e = negEnt[i * n + j + 1];
+          prefetch_row(base + e * d, d, false);
+          prefetch_row(bump + e * d, d, false);
+        }
         int32_t hh = h[i], tt = t[i];
         if (j > 0) {
           const long q = i * n + j - 1;
@@ -592,6 +607,11 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       for (long j = 0; j < G; ++j) {
         const double sm = std::exp(-score[j] - lse);
         const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
+        if (j + 2 < G) {
+          const int32_t e = negEnt[i * n + j + 1];
+          prefetch_row(gB + e * d, d, true);
+          prefetch_row(gU + e * d, d, true);
+        }
         if (g == 0) continue;
         const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
         const float* pj = P.data() + j * 2 * d;
@@ -795,6 +815,162 @@ napi_value AdamRows(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+
+// ---- the small parts of a training step (twins of src/models/boxte/small.ts) -----------------------
+
+// tanh of an array in place with the active ISA's vector tanh (as the kernels' points)
+#ifdef BOXTE_X86
+AVX512_FN void tanh_inplace_avx512(float* x, long n) {
+  for (long k = 0; k < n; k += 16) {
+    const __mmask16 m = n - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - k)) - 1);
+    _mm512_mask_storeu_ps(x + k, m, tanh16(_mm512_maskz_loadu_ps(m, x + k)));
+  }
+}
+AVX2_FN void tanh_inplace_avx2(float* x, long n) {
+  long k = 0;
+  for (; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, tanh8(_mm256_loadu_ps(x + k)));
+  for (; k < n; ++k) x[k] = std::tanh(x[k]);
+}
+#endif
+void tanh_inplace(float* x, long n) {
+#ifdef BOXTE_X86
+  if (boxte_isa() == 2) return tanh_inplace_avx512(x, n);
+  if (boxte_isa() == 1) return tanh_inplace_avx2(x, n);
+#endif
+  for (long k = 0; k < n; ++k) x[k] = std::tanh(x[k]);
+}
+
+// boxteCorners(R, d, half, tanh, hBase, hShape, hSize, tBase, tShape, tSize, stacked[4Rd], invGeo[2R], sigma[2R])
+napi_value Corners(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteCorners");
+  const long R = integer(a, 0, "R", 1), d = integer(a, 1, "d", 1);
+  const double half = number(a, 2, "half");
+  const bool useTanh = flag(a, 3, "tanh");
+  const float* P[6];
+  const char* names[6] = {"hBase", "hShape", "hSize", "tBase", "tShape", "tSize"};
+  for (int i = 0; i < 6; ++i) P[i] = arr<float>(a, 4 + i, names[i], napi_float32_array, i % 3 == 2 ? R : R * d);
+  float* stacked = arr<float>(a, 10, "stacked", napi_float32_array, 4 * R * d);
+  double* invGeo = arr<double>(a, 11, "invGeo", napi_float64_array, 2 * R);
+  double* sigma = arr<double>(a, 12, "sigma", napi_float64_array, 2 * R);
+  if (!a.ok) return nullptr;
+  auto task = [&](long sr, int) {
+    const long s = sr / R, r = sr % R, o = r * d;
+    const float* base = P[3 * s];
+    const float* shape = P[3 * s + 1];
+    double lg = 0;
+    for (long i = 0; i < d; ++i) lg += std::log(std::fabs(static_cast<double>(shape[o + i])) + 1e-8);
+    const double ig = 1.0 / std::exp(lg / static_cast<double>(d));
+    const double z = P[3 * s + 2][r];
+    const double sg = z > 0 ? z + 1 : std::exp(z);
+    invGeo[s * R + r] = ig;
+    sigma[s * R + r] = sg;
+    float* lo = stacked + 2 * s * R * d + o;
+    float* hi = stacked + (2 * s + 1) * R * d + o;
+    for (long i = 0; i < d; ++i) {
+      const double delta = shape[o + i] * ig * sg * half;
+      const double b = base[o + i];
+      lo[i] = static_cast<float>(std::min(b - delta, b + delta));
+      hi[i] = static_cast<float>(std::max(b - delta, b + delta));
+    }
+    if (useTanh) {
+      tanh_inplace(lo, d);
+      tanh_inplace(hi, d);
+    }
+  };
+  parallel_tasks(2 * R, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// boxteCornersBwd(R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g[4Rd],
+//                 gHBase, gHShape, gHSize, gTBase, gTShape, gTSize)   (gradients written, not added)
+napi_value CornersBwd(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteCornersBwd");
+  const long R = integer(a, 0, "R", 1), d = integer(a, 1, "d", 1);
+  const double half = number(a, 2, "half");
+  const bool useTanh = flag(a, 3, "tanh");
+  const float* shapes[2] = {arr<float>(a, 4, "hShape", napi_float32_array, R * d), arr<float>(a, 6, "tShape", napi_float32_array, R * d)};
+  const float* sizes[2] = {arr<float>(a, 5, "hSize", napi_float32_array, R), arr<float>(a, 7, "tSize", napi_float32_array, R)};
+  const float* stacked = arr<float>(a, 8, "stacked", napi_float32_array, 4 * R * d);
+  const double* invGeo = arr<double>(a, 9, "invGeo", napi_float64_array, 2 * R);
+  const double* sigma = arr<double>(a, 10, "sigma", napi_float64_array, 2 * R);
+  const float* g = arr<float>(a, 11, "g", napi_float32_array, 4 * R * d);
+  float* gBase[2] = {arr<float>(a, 12, "gHBase", napi_float32_array, R * d), arr<float>(a, 15, "gTBase", napi_float32_array, R * d)};
+  float* gShape[2] = {arr<float>(a, 13, "gHShape", napi_float32_array, R * d), arr<float>(a, 16, "gTShape", napi_float32_array, R * d)};
+  float* gSize[2] = {arr<float>(a, 14, "gHSize", napi_float32_array, R), arr<float>(a, 17, "gTSize", napi_float32_array, R)};
+  if (!a.ok) return nullptr;
+  auto task = [&](long sr, int) {
+    const long s = sr / R, r = sr % R, o = r * d;
+    const float* shape = shapes[s];
+    const double ig = invGeo[s * R + r], sg = sigma[s * R + r];
+    const long lo = 2 * s * R * d + o, hi = (2 * s + 1) * R * d + o;
+    std::vector<double> gShat(d);
+    double gSigma = 0, S = 0;
+    for (long i = 0; i < d; ++i) {
+      double gl = g[lo + i], gu = g[hi + i];
+      if (useTanh) {
+        const double l = stacked[lo + i], u = stacked[hi + i];
+        gl *= 1 - l * l;
+        gu *= 1 - u * u;
+      }
+      const double shat = shape[o + i] * ig;
+      const bool neg = shat * sg * half < 0;
+      const double g1 = neg ? gu : gl, g2 = neg ? gl : gu;
+      gBase[s][o + i] = static_cast<float>(g1 + g2);
+      const double gDelta = (g2 - g1) * half;
+      gShat[i] = gDelta * sg;
+      gSigma += gDelta * shat;
+      S += gShat[i] * shat;
+    }
+    for (long i = 0; i < d; ++i) {
+      const double x = shape[o + i];
+      const double sgn = x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0;
+      gShape[s][o + i] = static_cast<float>(gShat[i] * ig - ((S / d) * sgn) / (std::fabs(x) + 1e-8));
+    }
+    const double z = sizes[s][r];
+    gSize[s][r] = static_cast<float>(gSigma * (z > 0 ? 1.0 : std::exp(z)));
+  };
+  parallel_tasks(2 * R, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// boxteTimeReg(T, row, K, lambdaScale, gK) -> sum of diff^4 times lambdaScale; gK[i] = 4 scale
+// (diff_{i-1}^3 - diff_i^3) written (not added); rows are the parallel tasks, the value is summed
+// per chunk of rows in chunk order (deterministic).
+napi_value TimeReg(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteTimeReg");
+  const long T = integer(a, 0, "T", 2), row = integer(a, 1, "row", 1);
+  const float* K = arr<float>(a, 2, "K", napi_float32_array, T * row);
+  const double scale = number(a, 3, "scale");
+  float* gK = arr<float>(a, 4, "gK", napi_float32_array, T * row);
+  if (!a.ok) return nullptr;
+  const long CH = 16;
+  const long nch = (T + CH - 1) / CH;
+  std::vector<double> part(nch, 0.0);
+  auto task = [&](long c, int) {
+    double sum = 0;
+    for (long i = c * CH; i < (c + 1) * CH && i < T; ++i) {
+      for (long k = 0; k < row; ++k) {
+        const double next = i + 1 < T ? static_cast<double>(static_cast<float>(K[(i + 1) * row + k] - K[i * row + k])) : 0.0;
+        const double prev = i > 0 ? static_cast<double>(static_cast<float>(K[i * row + k] - K[(i - 1) * row + k])) : 0.0;
+        const double n2 = next * next;
+        sum += n2 * n2;
+        gK[i * row + k] = static_cast<float>(4 * scale * (prev * prev * prev - n2 * next));
+      }
+    }
+    part[c] = sum;
+  };
+  parallel_tasks(nch, 0, task);
+  double sum = 0;
+  for (long c = 0; c < nch; ++c) sum += part[c];
+  napi_value res;
+  napi_create_double(env, sum * scale, &res);
+  return res;
+}
+
 // boxteSetIsa(name): 'avx512' | 'avx2' | 'generic' (capped at what the CPU has); returns the active name
 napi_value SetIsa(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteSetIsa");
@@ -830,6 +1006,12 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteNegatives", fv);
   if (napi_create_function(env, "boxteAdamRows", NAPI_AUTO_LENGTH, AdamRows, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteAdamRows", fv);
+  if (napi_create_function(env, "boxteCorners", NAPI_AUTO_LENGTH, Corners, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteCorners", fv);
+  if (napi_create_function(env, "boxteCornersBwd", NAPI_AUTO_LENGTH, CornersBwd, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteCornersBwd", fv);
+  if (napi_create_function(env, "boxteTimeReg", NAPI_AUTO_LENGTH, TimeReg, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteTimeReg", fv);
   if (napi_create_function(env, "boxteSetIsa", NAPI_AUTO_LENGTH, SetIsa, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteSetIsa", fv);
   if (napi_create_function(env, "boxteIsa", NAPI_AUTO_LENGTH, Isa, nullptr, &fv) == napi_ok)

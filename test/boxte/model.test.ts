@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Tensor, nativeBackend, noGrad, sum, mul } from '../../src/tensor/index.js';
+import { Tensor, nativeBackend, noGrad, sum, mul, withBackend } from '../../src/tensor/index.js';
 import { ParamStore, Rng, VarBuilder } from '../../src/nn/index.js';
 import {
   cornersBackward,
@@ -20,7 +20,7 @@ import {
   type BoxKernels,
   type BoxTEConfig,
 } from '../../src/models/boxte/index.js';
-import { assertClose, forEachBackend } from '../helpers/numeric.js';
+import { assertClose, forEachBackend, hasNative } from '../helpers/numeric.js';
 import { paramsOf, refDist, refLoss, refScore, refTimeReg, type RefParams } from './reference.js';
 import { tinyModel } from './tiny.js';
 
@@ -351,7 +351,9 @@ test('plain-loop small parts (corners, time bumps, regulariser) equal the op-bas
     const regT = m.timeRegulariser();
     if (regT.requiresGrad) mul(regT, Tensor.scalar(lambda)).backward();
     const want = new Map(m.store.entries().map(([n, p]) => [n, p.grad === null ? null : Float32Array.from(p.grad.f32())]));
-    // plain loops
+    for (const be of hasNative() ? (['js', 'native'] as const) : (['js'] as const)) {
+    withBackend(be, () => {
+    // plain loops (TypeScript) or their native twins
     m.store.zeroGrad();
     const c = cornersForward(m);
     assertClose(c.stacked, boxesT.f32(), { atol: 1e-6, rtol: 1e-5, what: `corners ${JSON.stringify(v)}` });
@@ -367,7 +369,9 @@ test('plain-loop small parts (corners, time bumps, regulariser) equal the op-bas
         continue;
       }
       assert.ok(p.grad !== null, `${n} has a gradient`);
-      assertClose(p.grad, w, { atol: 1e-6, rtol: 1e-4, what: `${JSON.stringify(v)} grad ${n}` });
+      assertClose(p.grad, w, { atol: 1e-6, rtol: 1e-4, what: `${be} ${JSON.stringify(v)} grad ${n}` });
+    }
+    });
     }
   }
 });

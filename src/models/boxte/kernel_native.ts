@@ -31,6 +31,9 @@ interface BoxteAddon {
   ): void;
   boxteIsa(): string;
   boxteSetIsa(name: string): string;
+  boxteCorners(...args: unknown[]): void;
+  boxteCornersBwd(...args: unknown[]): void;
+  boxteTimeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array): number;
 }
 
 /** The native BoxTE kernels plus switches for tests and benches. */
@@ -59,6 +62,10 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
   const adam = addon.boxteAdamRows;
   const isa = addon.boxteIsa;
   const setIsa = addon.boxteSetIsa;
+  const corners = addon.boxteCorners;
+  const cornersBwd = addon.boxteCornersBwd;
+  const timeReg = addon.boxteTimeReg;
+  if (typeof corners !== 'function' || typeof cornersBwd !== 'function' || typeof timeReg !== 'function') return null;
   if (typeof score !== 'function' || typeof train !== 'function' || typeof negatives !== 'function' || typeof adam !== 'function' || typeof isa !== 'function' || typeof setIsa !== 'function') return null;
   const n = nativeBackend();
   const active = isa();
@@ -71,6 +78,12 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
     },
     cpuIsa,
     setIsa: (name) => setIsa(name),
+    small: {
+      corners: (R, d, half, tanh, hd, tl, stacked, invGeo, sigma) => corners(R, d, half, tanh, ...hd, ...tl, stacked, invGeo, sigma),
+      cornersBwd: (R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g, gh, gt) =>
+        cornersBwd(R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g, ...gh, ...gt),
+      timeReg: (T, row, K, scale, gK) => timeReg(T, row, K, scale, gK),
+    },
     threads: () => ('kernels' in n ? n.extras.getThreads() : 1),
     negatives(a: NegativesArgs): void {
       negatives(a.seed >>> 0, a.known.E, a.known.nT, a.h, a.r, a.t, a.tau, a.n, a.known.table, a.known.mask, a.ent, a.tail);

@@ -34,6 +34,19 @@ export interface BoxKernels {
   negatives(a: NegativesArgs): void;
   /** fused gradient sum + dense Adam + zeroing of an entity table (native only) */
   adamRows: ((a: AdamRowsArgs) => void) | null;
+  /** native twins of small.ts (corners forward/backward, regulariser); null: the TypeScript loops */
+  small: SmallKernels | null;
+}
+
+/** See small.ts (same arguments as the TypeScript loops, arrays preallocated). */
+export interface SmallKernels {
+  corners(R: number, d: number, half: number, tanh: boolean, head: readonly [Float32Array, Float32Array, Float32Array], tail: readonly [Float32Array, Float32Array, Float32Array], stacked: Float32Array, invGeo: Float64Array, sigma: Float64Array): void;
+  cornersBwd(
+    R: number, d: number, half: number, tanh: boolean, hShape: Float32Array, hSize: Float32Array, tShape: Float32Array, tSize: Float32Array,
+    stacked: Float32Array, invGeo: Float64Array, sigma: Float64Array, g: Float32Array, gHead: readonly [Float32Array, Float32Array, Float32Array], gTail: readonly [Float32Array, Float32Array, Float32Array],
+  ): void;
+  /** lambda-scaled regulariser value; writes its gradient into gK */
+  timeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array): number;
 }
 
 const jsBoxKernels: BoxKernels = {
@@ -44,6 +57,7 @@ const jsBoxKernels: BoxKernels = {
   scoreBatch: scoreBatchJs,
   negatives: negativesJs,
   adamRows: null,
+  small: null,
 };
 
 export function boxKernels(): BoxKernels {

@@ -8,6 +8,7 @@
  */
 import { Tensor } from '../../tensor/index.js';
 import type { BoxTE } from './model.js';
+import { boxKernels } from './ops.js';
 
 /** What the backward of the box corners needs from the forward. */
 export interface CornerCache {
@@ -25,6 +26,11 @@ export function cornersForward(m: BoxTE): CornerCache {
   const stacked = new Float32Array(4 * R * d);
   const invGeo = new Float64Array(2 * R);
   const sigma = new Float64Array(2 * R);
+  const nat = boxKernels().small;
+  if (nat !== null) {
+    nat.corners(R, d, half, tanh, [m.headBase.f32(), m.headShape.f32(), m.headSize.f32()], [m.tailBase.f32(), m.tailShape.f32(), m.tailSize.f32()], stacked, invGeo, sigma);
+    return { stacked, invGeo, sigma };
+  }
   const sides = [
     [m.headBase.f32(), m.headShape.f32(), m.headSize.f32()],
     [m.tailBase.f32(), m.tailShape.f32(), m.tailSize.f32()],
@@ -64,6 +70,15 @@ export function cornersBackward(m: BoxTE, cache: CornerCache, g: Float32Array): 
   const { numRelations: R, dim: d, tanh, model } = m.cfg;
   const half = model === 'boxe' ? 0.5 : 1;
   const { stacked, invGeo, sigma } = cache;
+  const nat = boxKernels().small;
+  if (nat !== null) {
+    const gh = [new Float32Array(R * d), new Float32Array(R * d), new Float32Array(R)] as const;
+    const gt = [new Float32Array(R * d), new Float32Array(R * d), new Float32Array(R)] as const;
+    nat.cornersBwd(R, d, half, tanh, m.headShape.f32(), m.headSize.f32(), m.tailShape.f32(), m.tailSize.f32(), stacked, invGeo, sigma, g, gh, gt);
+    [m.headBase, m.headShape, m.headSize].forEach((p, i) => addGrad(p, gh[i]));
+    [m.tailBase, m.tailShape, m.tailSize].forEach((p, i) => addGrad(p, gt[i]));
+    return;
+  }
   const sides = [
     [m.headBase, m.headShape, m.headSize],
     [m.tailBase, m.tailShape, m.tailSize],
@@ -179,6 +194,12 @@ export function timeRegulariserStep(m: BoxTE, lambda: number): number {
   const g = new Float32Array(x.length);
   const scale = lambda / (k * (T - 1));
   const row = k * d;
+  const nat = boxKernels().small;
+  if (nat !== null) {
+    const v = nat.timeReg(T, row, x, scale, g);
+    addGrad(K, g);
+    return v;
+  }
   let sum = 0;
   for (let i = 0; i + 1 < T; i++) {
     const a = i * row;
