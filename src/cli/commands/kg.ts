@@ -131,7 +131,8 @@ function runTrain(a: ParsedArgs): number {
     log(
       `kg train: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length} training facts; ` +
         `${cfg.model} d=${cfg.dim} k=${cfg.k}, ${paramCount(cfg).toLocaleString('en-US')} parameters; kernels: ${boxKernels().name}` +
-        (kg.unseenEntities.valid + kg.unseenEntities.test > 0 ? `; entities never in train: ${kg.unseenEntities.valid} in valid, ${kg.unseenEntities.test} in test (kept, not dropped)` : ''),
+        (kg.unseenEntities.valid + kg.unseenEntities.test > 0 ? `; entities never in train: ${kg.unseenEntities.valid} in valid, ${kg.unseenEntities.test} in test (kept, not dropped)` : '') +
+        (kg.unseenRelations.valid + kg.unseenRelations.test > 0 ? `; relations never in train: ${kg.unseenRelations.valid} in valid, ${kg.unseenRelations.test} in test (their boxes stay untrained)` : ''),
     );
   }
   const maxMinutes = opt<number>(a, 'max-minutes');
@@ -277,7 +278,7 @@ function runStats(a: ParsedArgs): number {
   const kg = readData(need(a, 'data', 'stats'));
   const s = kgStats(kg);
   if (opt<boolean>(a, 'json') === true) process.stdout.write(`${JSON.stringify(s)}\n`);
-  else for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(22)}${String(v)}\n`);
+  else for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(30)}${String(v)}\n`);
   return 0;
 }
 
