@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { loadModel } from '../../src/models/boxte/index.js';
+import { noGrad } from '../../src/tensor/index.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const dir = mkdtempSync(join(tmpdir(), 'tfree-kgcli-'));
@@ -91,4 +93,41 @@ test('kg train: divergence (--lr 1e30) stops with one line, exit 2, and saves no
   assert.match(ev.err, /^tfree kg: .*nan\.safetensors: refusing a model with non-finite parameters: parameter entity\.base has 1 non-finite value, e\.g\. NaN/);
   assert.equal(ev.err.trim().split('\n').length, 1);
   assert.equal(ev.out, '');
+});
+
+test('kg query: top-k tails / heads of one question equal the ranking of the evaluation kernels; one-line errors', () => {
+  const data = join(dir, 'q');
+  assert.equal(tfree('kg', 'synth', '--out', data, '--seed', '2').code, 0);
+  const ckpt = join(dir, 'q.safetensors');
+  assert.equal(tfree('kg', 'train', '--data', data, '--out', ckpt, '--dim', '16', '--epochs', '6', '--batch', '64', '--negatives', '20', '--lr', '0.01', '--valid-every', '6').code, 0);
+  const r = tfree('kg', 'query', '--model', ckpt, '--head', 'e3', '--relation', 'r1', '--date', '4', '--top', '60', '--json');
+  assert.equal(r.code, 0, r.err);
+  const res = JSON.parse(r.out) as { missing: string; answers: { entity: string; score: number; rank: number }[] };
+  assert.equal(res.missing, 'tail');
+  assert.equal(res.answers.length, 60);
+  assert.deepEqual(res.answers.map((a) => a.rank), Array.from({ length: 60 }, (_, i) => i + 1));
+  for (let i = 1; i < 60; i++) assert.ok(res.answers[i].score >= res.answers[i - 1].score, 'sorted by distance');
+  assert.equal(new Set(res.answers.map((a) => a.entity)).size, 60, 'every entity once');
+  // the same scores as the op-based model (BoxTE.score) for (e3, r1, x, 4)
+  const { model, vocab } = loadModel(ckpt);
+  const E = vocab.entities.length;
+  const xs = Int32Array.from({ length: E }, (_, i) => i);
+  const want = noGrad(() => model.score(new Int32Array(E).fill(vocab.entities.indexOf('e3')), new Int32Array(E).fill(vocab.relations.indexOf('r1')), xs, new Int32Array(E).fill(4))).f32();
+  for (const a of res.answers) assert.ok(Math.abs(a.score - want[vocab.entities.indexOf(a.entity)]) < 1e-4, `${a.entity}: ${a.score} vs ${want[vocab.entities.indexOf(a.entity)]}`);
+  const heads = tfree('kg', 'query', '--model', ckpt, '--tail', 'e3', '--relation', 'r1', '--date', '4', '--top', '3');
+  assert.equal(heads.code, 0, heads.err);
+  assert.match(heads.out, /^\(\?, r1, e3, 4\): top 3 heads/);
+  assert.equal(heads.out.trim().split('\n').length, 4);
+  for (const [args, re] of [
+    [['--head', 'nobody', '--relation', 'r1', '--date', '4'], /--head: unknown entity "nobody"/],
+    [['--head', 'e3', '--relation', 'r9', '--date', '4'], /--relation: unknown relation "r9"/],
+    [['--head', 'e3', '--relation', 'r1', '--date', '12'], /--date: unknown date "12": the model's timestamps are 0 \.\. 11/],
+    [['--head', 'e3', '--tail', 'e4', '--relation', 'r1', '--date', '1'], /exactly one of --head NAME .* and --tail NAME/],
+    [['--head', 'e3', '--relation', 'r1'], /missing required option --date/],
+  ] as const) {
+    const e = tfree('kg', 'query', '--model', ckpt, ...args);
+    assert.equal(e.code, 2, `${args.join(' ')}: ${e.err}`);
+    assert.match(e.err, re);
+    assert.equal(e.err.trim().split('\n').length, 1);
+  }
 });

@@ -5,9 +5,12 @@
  *   tfree kg export --model CKPT --out DIR              parameters as safetensors + TSV
  *   tfree kg stats  --data DIR [--json]                 counts of a dataset folder
  *   tfree kg synth  --out DIR [--seed N]                write a small synthetic dataset (demo)
+ *   tfree kg query  [--model CKPT] --head NAME|--tail NAME --relation NAME --date D [--top 10] [--json]
+ *                                                       top-k tails (or heads) of one temporal question
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress, formatDuration } from '../progress.js';
@@ -15,8 +18,11 @@ import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type 
 import { writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
 import { noGrad } from '../../tensor/index.js';
 import {
-  KnownFacts,
   DivergenceError,
+  KgQueryError,
+  KnownFacts,
+  answerQuestion,
+  dateLabel,
   NonFiniteModelError,
   Trainer,
   boxKernels,
@@ -30,7 +36,12 @@ import {
   type TrainOptions,
 } from '../../models/boxte/index.js';
 
-const SUBS = ['train', 'eval', 'export', 'stats', 'synth'] as const;
+const SUBS = ['train', 'eval', 'export', 'stats', 'synth', 'query'] as const;
+
+/** The bundled trained model (models/boxte-icews14/; this file is dist/src/cli/commands/kg.js). */
+export function defaultKgModel(): string {
+  return fileURLToPath(new URL('../../../../models/boxte-icews14/boxte-icews14-d154.safetensors', import.meta.url));
+}
 
 function opt<T extends string | number | boolean>(a: ParsedArgs, name: string): T {
   return a.options[name] as T;
@@ -214,6 +225,37 @@ function runEval(a: ParsedArgs): number {
   return 0;
 }
 
+// ---- query ---------------------------------------------------------------------------------------
+
+function runQuery(a: ParsedArgs): number {
+  const given = a.options.model;
+  const path = typeof given === 'string' && given !== '' && given !== 'boxte' ? given : defaultKgModel();
+  if (!existsSync(path)) throw new UserError(given === undefined || given === 'boxte' ? `kg query: no --model given and the bundled BoxTE model is missing (${path})` : `cannot open ${path}: no such file`);
+  const head = a.options.head;
+  const tail = a.options.tail;
+  const relation = need(a, 'relation', 'query');
+  const date = need(a, 'date', 'query');
+  if ((typeof head === 'string') === (typeof tail === 'string')) throw new UserError('kg query: give exactly one of --head NAME (ranks tails) and --tail NAME (ranks heads)');
+  const k = posInt(a, 'top');
+  const { model, vocab } = userErrors(() => loadModel(path));
+  let res: ReturnType<typeof answerQuestion>;
+  try {
+    res = answerQuestion(model, vocab, { head: typeof head === 'string' ? head : undefined, tail: typeof tail === 'string' ? tail : undefined, relation, date, k });
+  } catch (e) {
+    if (e instanceof KgQueryError) throw new UserError(`kg query: --${e.field === 'k' ? 'top' : e.field}: ${e.message}`);
+    throw e;
+  }
+  if (opt<boolean>(a, 'json') === true) {
+    process.stdout.write(`${JSON.stringify({ question: { head: head ?? null, relation, tail: tail ?? null, date: dateLabel(vocab, res.tau) }, missing: res.missing, answers: res.answers })}\n`);
+    return 0;
+  }
+  const q = res.missing === 'tail' ? `(${String(head)}, ${relation}, ?, ${dateLabel(vocab, res.tau)})` : `(?, ${relation}, ${String(tail)}, ${dateLabel(vocab, res.tau)})`;
+  const lines = [`${q}: top ${res.answers.length} ${res.missing}s by BoxTE distance (lower = more plausible)`];
+  for (const x of res.answers) lines.push(`${String(x.rank).padStart(4)}  ${x.score.toFixed(4)}  ${x.entity}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
 // ---- export --------------------------------------------------------------------------------------
 
 function row(values: Float32Array, start: number, n: number): string {
@@ -293,8 +335,8 @@ function runSynth(a: ParsedArgs): number {
 
 export const kgCommand: CommandSpec = {
   name: 'kg',
-  summary: 'temporal knowledge-graph completion with BoxTE / BoxE (train, eval, export, stats, synth)',
-  usage: 'tfree kg train|eval|export|stats|synth [options]',
+  summary: 'temporal knowledge-graph completion with BoxTE / BoxE (train, eval, export, stats, synth, query)',
+  usage: 'tfree kg train|eval|export|stats|synth|query [options]',
   details: [
     'subcommands:',
     '  train  --data DIR --out CKPT [model and training options]   (writes CKPT = best model, CKPT.last = resumable state)',
@@ -302,13 +344,15 @@ export const kgCommand: CommandSpec = {
     '  export --model CKPT --out DIR   (embeddings.safetensors, entities.tsv, relations.tsv, times.tsv)',
     '  stats  --data DIR [--json]',
     '  synth  --out DIR [--seed N]     (a small synthetic dataset with known structure)',
+    '  query  [--model CKPT] --head NAME --relation NAME --date YYYY-MM-DD [--top 10] [--json]   (top tails; --tail NAME instead ranks heads;',
+    '         default model: the bundled ICEWS14 BoxTE model, models/boxte-icews14/)',
     'DIR holds train.txt, valid.txt, test.txt: head<TAB>relation<TAB>tail<TAB>YYYY-MM-DD (or integer time ids).',
     'Paper configurations (ICEWS14): bounded --dim 154 --k 2; full --dim 1000 --k 2; both --epochs 1200 --valid-every 100.',
   ].join('\n'),
   options: {
     data: { type: 'string', help: 'dataset folder (train.txt, valid.txt, test.txt)', meta: 'DIR' },
     out: { type: 'string', help: 'train: model checkpoint to write; export/synth: output folder', meta: 'PATH' },
-    model: { type: 'string', help: 'train: boxte or boxe; eval/export: checkpoint to read', default: 'boxte', meta: 'NAME|CKPT' },
+    model: { type: 'string', help: 'train: boxte or boxe; eval/export/query: checkpoint to read (query: default the bundled model)', default: 'boxte', meta: 'NAME|CKPT' },
     dim: { type: 'int', help: 'embedding dimension d', default: 154 },
     k: { type: 'int', help: 'time bumps per timestamp', default: 2 },
     epochs: { type: 'int', help: 'training epochs (default: 1200)' },
@@ -329,6 +373,11 @@ export const kgCommand: CommandSpec = {
     split: { type: 'string', help: 'eval: train, valid or test', default: 'test' },
     limit: { type: 'int', help: 'eval: only N facts spread evenly over the split (0: all)', default: 0 },
     json: { type: 'boolean', help: 'machine-readable output (eval: one JSON object)' },
+    head: { type: 'string', help: 'query: the known head entity (ranks tails)', meta: 'NAME' },
+    tail: { type: 'string', help: 'query: the known tail entity (ranks heads)', meta: 'NAME' },
+    relation: { type: 'string', help: 'query: the relation', meta: 'NAME' },
+    date: { type: 'string', help: 'query: YYYY-MM-DD (dated models) or the time id', meta: 'D' },
+    top: { type: 'int', help: 'query: answers to show', default: 10 },
   },
   run(args) {
     const sub = args.positionals[0];
@@ -349,6 +398,8 @@ export const kgCommand: CommandSpec = {
         return runExport(args);
       case 'stats':
         return runStats(args);
+      case 'query':
+        return runQuery(args);
       default:
         return runSynth(args);
     }

@@ -5,3 +5,4 @@ export * from './eval.js';
 export * from './train.js';
 export * from './kernel_native.js';
 export * from './small.js';
+export * from './query.js';
