@@ -7,6 +7,7 @@ import { after, test } from 'node:test';
 import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { loadModel } from '../../src/models/boxte/index.js';
 import { noGrad } from '../../src/tensor/index.js';
+import { bf16ToF32, f32ToBf16 } from '../../src/io/dtype.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const dir = mkdtempSync(join(tmpdir(), 'tfree-kgcli-'));
@@ -130,4 +131,27 @@ test('kg query: top-k tails / heads of one question equal the ranking of the eva
     assert.match(e.err, re);
     assert.equal(e.err.trim().split('\n').length, 1);
   }
+});
+
+test('kg pack: a bf16 model file from a training state (parameters rounded to bf16, nothing else), never overwriting', () => {
+  const data = join(dir, 'p');
+  assert.equal(tfree('kg', 'synth', '--out', data, '--seed', '3').code, 0);
+  const ckpt = join(dir, 'p.safetensors');
+  assert.equal(tfree('kg', 'train', '--data', data, '--out', ckpt, '--dim', '8', '--epochs', '2', '--batch', '64', '--negatives', '5', '--valid-every', '0').code, 0);
+  const out = join(dir, 'p16.safetensors');
+  const r = tfree('kg', 'pack', '--model', `${ckpt}.last`, '--out', out, '--bf16', '--note', 'two epochs');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /bf16, .* parameters, epoch 2/);
+  const a = loadModel(`${ckpt}.last`);
+  const b = loadModel(out);
+  assert.equal(b.meta.epoch, '2');
+  assert.equal(b.meta.note, 'two epochs');
+  assert.equal(b.meta.train_state, undefined);
+  for (const [name, p] of a.model.store.entries()) {
+    const want = bf16ToF32(f32ToBf16(p.f32()));
+    assert.deepEqual(b.model.store.get(name).f32(), want, name);
+  }
+  const again = tfree('kg', 'pack', '--model', `${ckpt}.last`, '--out', out);
+  assert.equal(again.code, 2);
+  assert.match(again.err, /exists; remove it first/);
 });

@@ -31,12 +31,13 @@ import {
   evaluateSplit,
   loadModel,
   paramCount,
+  saveModelFile,
   subsample,
   type BoxTEConfig,
   type TrainOptions,
 } from '../../models/boxte/index.js';
 
-const SUBS = ['train', 'eval', 'export', 'stats', 'synth', 'query'] as const;
+const SUBS = ['train', 'eval', 'export', 'stats', 'synth', 'query', 'pack'] as const;
 
 /** The bundled trained model (models/boxte-icews14/; this file is dist/src/cli/commands/kg.js). */
 export function defaultKgModel(): string {
@@ -256,6 +257,25 @@ function runQuery(a: ParsedArgs): number {
   return 0;
 }
 
+// ---- pack ----------------------------------------------------------------------------------------
+
+/** A model file (optionally bf16) from a model or a training-state file (CKPT.last). */
+function runPack(a: ParsedArgs): number {
+  const path = need(a, 'model', 'pack');
+  const out = need(a, 'out', 'pack');
+  if (existsSync(out)) throw new UserError(`kg pack: ${out} exists; remove it first (a model is never overwritten unasked)`);
+  const { model, vocab, meta } = userErrors(() => loadModel(path));
+  const extra: Record<string, string> = {};
+  for (const key of ['best_epoch', 'valid_mrr', 'note']) if (meta[key] !== undefined) extra[key] = meta[key];
+  if (meta.train_state !== undefined) extra.epoch = String((JSON.parse(meta.train_state) as { epoch: number }).epoch);
+  const note = a.options.note;
+  if (typeof note === 'string' && note !== '') extra.note = note;
+  const bf16 = opt<boolean>(a, 'bf16') === true;
+  saveModelFile(model, vocab, out, { bf16, extra });
+  process.stdout.write(`wrote ${out} (${bf16 ? 'bf16' : 'f32'}, ${paramCount(model.cfg).toLocaleString('en-US')} parameters${extra.epoch ? `, epoch ${extra.epoch}` : ''})\n`);
+  return 0;
+}
+
 // ---- export --------------------------------------------------------------------------------------
 
 function row(values: Float32Array, start: number, n: number): string {
@@ -335,8 +355,8 @@ function runSynth(a: ParsedArgs): number {
 
 export const kgCommand: CommandSpec = {
   name: 'kg',
-  summary: 'temporal knowledge-graph completion with BoxTE / BoxE (train, eval, export, stats, synth, query)',
-  usage: 'tfree kg train|eval|export|stats|synth|query [options]',
+  summary: 'temporal knowledge-graph completion with BoxTE / BoxE (train, eval, export, stats, synth, query, pack)',
+  usage: 'tfree kg train|eval|export|stats|synth|query|pack [options]',
   details: [
     'subcommands:',
     '  train  --data DIR --out CKPT [model and training options]   (writes CKPT = best model, CKPT.last = resumable state)',
@@ -344,6 +364,7 @@ export const kgCommand: CommandSpec = {
     '  export --model CKPT --out DIR   (embeddings.safetensors, entities.tsv, relations.tsv, times.tsv)',
     '  stats  --data DIR [--json]',
     '  synth  --out DIR [--seed N]     (a small synthetic dataset with known structure)',
+    '  pack   --model CKPT|CKPT.last --out FILE [--bf16] [--note TEXT]   (a model file without optimiser state)',
     '  query  [--model CKPT] --head NAME --relation NAME --date YYYY-MM-DD [--top 10] [--json]   (top tails; --tail NAME instead ranks heads;',
     '         default model: the bundled ICEWS14 BoxTE model, models/boxte-icews14/)',
     'DIR holds train.txt, valid.txt, test.txt: head<TAB>relation<TAB>tail<TAB>YYYY-MM-DD (or integer time ids).',
@@ -378,6 +399,8 @@ export const kgCommand: CommandSpec = {
     relation: { type: 'string', help: 'query: the relation', meta: 'NAME' },
     date: { type: 'string', help: 'query: YYYY-MM-DD (dated models) or the time id', meta: 'D' },
     top: { type: 'int', help: 'query: answers to show', default: 10 },
+    bf16: { type: 'boolean', help: 'pack: store the parameters as bfloat16 (half the size)' },
+    note: { type: 'string', help: 'pack: a note stored in the model metadata (e.g. how it was trained)', meta: 'TEXT' },
   },
   run(args) {
     const sub = args.positionals[0];
@@ -385,7 +408,7 @@ export const kgCommand: CommandSpec = {
       throw new UserError(`kg: give a subcommand: ${SUBS.join(', ')} (see tfree kg --help)`);
     }
     if (args.positionals.length > 1) throw new UserError(`kg ${sub}: unexpected argument "${args.positionals[1]}"`);
-    if (sub === 'eval' || sub === 'export') {
+    if (sub === 'eval' || sub === 'export' || sub === 'pack') {
       // --model names the checkpoint here
       if (args.options.model === 'boxte' || args.options.model === 'boxe') throw new UserError(`kg ${sub}: --model must name a checkpoint file`);
     }
@@ -400,6 +423,8 @@ export const kgCommand: CommandSpec = {
         return runStats(args);
       case 'query':
         return runQuery(args);
+      case 'pack':
+        return runPack(args);
       default:
         return runSynth(args);
     }

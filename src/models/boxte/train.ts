@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { Tensor, noGrad } from '../../tensor/index.js';
 import { AdamW, ParamStore, Rng, VarBuilder, type AdamWStateMeta, type RngState } from '../../nn/index.js';
 import { openSafetensors, writeSafetensors, type TensorEntries } from '../../io/safetensors.js';
+import { f32ToBf16 } from '../../io/dtype.js';
 import type { Quads, TemporalKG } from '../../io/kg.js';
 import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
 import { boxTable, buildKeyTable, cornerGrad, type KeyTable } from './kernel.js';
@@ -366,6 +367,17 @@ export class Trainer {
       f.close();
     }
   }
+}
+
+/**
+ * Writes a model file (parameters + config + vocabulary, no optimiser state) atomically; `bf16`
+ * stores the parameters as bfloat16 (half the size; loading converts back to f32 exactly).
+ */
+export function saveModelFile(model: BoxTE, vocab: KgVocab, path: string, opts: { bf16?: boolean; extra?: Record<string, string> } = {}): void {
+  const entries: TensorEntries = model.store.entries().map(([name, p]) =>
+    opts.bf16 === true ? ([name, { dtype: 'BF16', shape: p.shape.slice(), data: f32ToBf16(p.f32()) }] as const) : ([name, { dtype: 'F32', shape: p.shape.slice(), data: p.f32() }] as const),
+  );
+  writeSafetensors(path, entries, modelMetadata(model.cfg, vocab, opts.extra ?? {}));
 }
 
 export function modelMetadata(cfg: BoxTEConfig, vocab: KgVocab, extra: Record<string, string> = {}): Record<string, string> {
