@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --only kg`: BoxTE throughput on ICEWS14 (../shared; a synthetic KG of the same
+ * `npm run bench -- --only kg`: BoxTE throughput on ICEWS14 (../shared or $TFREE_ICEWS14; a synthetic KG of the same
  * size when it is missing) at the paper's bounded configuration (d=154, k=2, 75 negatives,
  * batch 256): one training epoch (facts/s) and one full time-aware filtered evaluation of the test
  * split (queries/s, each query scoring all entities), with the native kernels, the pure-TS
@@ -56,7 +56,8 @@ function runPeer(data: string, threads: number, quick: boolean, note: (s: string
 
 export function benchKg(ctx: KgBenchContext): void {
   const { emit, note, table, quick } = ctx;
-  const icews = join(repo, '..', 'shared', 'data', 'icews14');
+  // TFREE_ICEWS14=DIR points at the dataset when ../shared is not beside the repository (a worktree)
+  const icews = process.env.TFREE_ICEWS14 ?? join(repo, '..', 'shared', 'data', 'icews14');
   let kg: TemporalKG;
   let dataName: string;
   let dataDir: string | null = null;

@@ -8,9 +8,9 @@
 //                     the output gradients, the others into scratch buffers added afterwards in chunk
 //                     order, so results are deterministic for a given thread count.
 //
-// The inner loops over the d dimensions have an AVX2+FMA version (vector tanh through a polynomial
-// exp, |error| < 2e-7) chosen at run time, and a portable scalar version (TFREE_SIMD=generic or no
-// AVX2). Registered into the addon's exports by tfree_boxte_register (called from addon.cc).
+// The inner loops over the d dimensions have an AVX-512 version (16 lanes, masked tails), an AVX2+FMA
+// version (vector tanh through a polynomial exp, |error| < 2e-7) and a portable scalar version, chosen
+// by dispatch.cc (family "boxte"; TFREE_ISA=generic|avx2|avx512 caps it). Registered into the addon's exports by tfree_boxte_register (called from addon.cc).
 #include <node_api.h>
 
 #include <cmath>
@@ -26,6 +26,7 @@
 #define BOXTE_X86 1
 #endif
 
+#include "dispatch.h"
 #include "threadpool.h"
 
 using namespace tfree;
@@ -294,42 +295,33 @@ AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bo
 typedef float (*FwdFn)(const float*, const float*, const float*, const Box&, float*, long, bool, bool);
 typedef void (*BwdFn)(const float*, const Box&, float, long, bool, bool, float*, float*, float*, float*, float*);
 
-// The BoxTE kernels' instruction set: 2 = AVX-512 (F, DQ, BW, VL), 1 = AVX2+FMA, 0 = portable scalar.
-// Chosen once from the CPU; TFREE_SIMD=generic|none forces 0, TFREE_SIMD=avx2 caps at 1.
-// (Local check until the project-wide ISA chooser lands; the only place that decides.)
-int boxte_cpu_isa() {
-#ifdef BOXTE_X86
-  static int cached = -1;
-  if (cached < 0) {
-    __builtin_cpu_init();
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-    cached = avx512 ? 2 : avx2 ? 1 : 0;
-  }
-  return cached;
-#else
-  return 0;
-#endif
-}
-
-int g_isa = -1;  // the active choice (boxteSetIsa changes it, for tests and benches)
-
+// The path of this family comes from dispatch.cc (TFREE_ISA / setIsa from JS, CPU features):
+// 2 = AVX-512 (F, DQ, BW, VL), 1 = AVX2+FMA, 0 = portable scalar.
 int boxte_isa() {
-  if (g_isa < 0) {
-    const char* e = std::getenv("TFREE_SIMD");
-    const bool wantGeneric = e && (std::strcmp(e, "generic") == 0 || std::strcmp(e, "none") == 0);
-    const bool capAvx2 = e && std::strcmp(e, "avx2") == 0;
-    const int cpu = boxte_cpu_isa();
-    g_isa = wantGeneric ? 0 : (capAvx2 && cpu > 1) ? 1 : cpu;
-  }
-  return g_isa;
+  const Isa i = kernels().boxte;
+  return i == Isa::avx512 ? 2 : i == Isa::avx2 ? 1 : 0;
 }
 
 const char* boxte_isa_name() {
   const int i = boxte_isa();
   return i == 2 ? "avx512" : i == 1 ? "avx2" : "generic";
 }
+
+FwdFn fwd_fn() {
+#ifdef BOXTE_X86
+  if (boxte_isa() == 2) return side_fwd_avx512;
+  if (boxte_isa() == 1) return side_fwd_avx2;
+#endif
+  return side_fwd_scalar;
+}
+BwdFn bwd_fn() {
+#ifdef BOXTE_X86
+  if (boxte_isa() == 2) return side_bwd_avx512;
+  if (boxte_isa() == 1) return side_bwd_avx2;
+#endif
+  return side_bwd_scalar;
+}
+
 
 FwdFn fwd_fn() {
 #ifdef BOXTE_X86
@@ -971,22 +963,6 @@ napi_value TimeReg(napi_env env, napi_callback_info info) {
   return res;
 }
 
-// boxteSetIsa(name): 'avx512' | 'avx2' | 'generic' (capped at what the CPU has); returns the active name
-napi_value SetIsa(napi_env env, napi_callback_info info) {
-  Args a(env, info, "boxteSetIsa");
-  char buf[16] = {0};
-  size_t len = 0;
-  if (a.n < 1 || napi_get_value_string_utf8(env, a.v[0], buf, sizeof buf, &len) != napi_ok) {
-    fail(a, "must be a string", "name");
-    return nullptr;
-  }
-  const int want = std::strcmp(buf, "avx512") == 0 ? 2 : std::strcmp(buf, "avx2") == 0 ? 1 : 0;
-  g_isa = want < boxte_cpu_isa() ? want : boxte_cpu_isa();
-  napi_value res;
-  napi_create_string_utf8(env, boxte_isa_name(), NAPI_AUTO_LENGTH, &res);
-  return res;
-}
-
 napi_value Isa(napi_env env, napi_callback_info) {
   napi_value res;
   napi_create_string_utf8(env, boxte_isa_name(), NAPI_AUTO_LENGTH, &res);
@@ -1012,8 +988,6 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteCornersBwd", fv);
   if (napi_create_function(env, "boxteTimeReg", NAPI_AUTO_LENGTH, TimeReg, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteTimeReg", fv);
-  if (napi_create_function(env, "boxteSetIsa", NAPI_AUTO_LENGTH, SetIsa, nullptr, &fv) == napi_ok)
-    napi_set_named_property(env, exports, "boxteSetIsa", fv);
   if (napi_create_function(env, "boxteIsa", NAPI_AUTO_LENGTH, Isa, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteIsa", fv);
 }

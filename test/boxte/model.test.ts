@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Tensor, nativeBackend, noGrad, sum, mul, withBackend } from '../../src/tensor/index.js';
+import { Tensor, noGrad, sum, mul, withBackend } from '../../src/tensor/index.js';
+import { kernelVariants, restoreNative } from '../helpers/kernel_variants.js';
 import { ParamStore, Rng, VarBuilder } from '../../src/nn/index.js';
 import {
   cornersBackward,
@@ -147,29 +148,20 @@ test('time regulariser matches the float64 reference (the paper form divided by 
   assertClose(m.timeBumpTable!.grad!, numericGrad(P, () => refTimeReg(P, m.cfg), 'time.bumps'), { atol: 1e-4, rtol: 1e-3 });
 });
 
-/** The TypeScript kernels, and the native ones at every ISA the CPU has, 1 and 2 threads. */
+/** The TypeScript kernels, and the native ones at every path the CPU has, 1 and 2 threads. */
 function kernelsUnderTest(): [string, BoxKernels, () => void][] {
   const out: [string, BoxKernels, () => void][] = [['js', jsBoxKernels, () => undefined]];
   const n = nativeBoxKernels();
-  const nb = nativeBackend();
-  if (n === null || process.env.TFREE_BACKEND === 'js' || !('kernels' in nb)) return out;
-  const isas = (['avx512', 'avx2', 'generic'] as const).filter((i) => i === 'generic' || (i === 'avx2' ? n.cpuIsa !== 'generic' : n.cpuIsa === 'avx512'));
-  for (const isa of isas) {
-    for (const th of [1, 2]) {
-      out.push([`native ${isa} ${th}T`, n, () => {
-        n.setIsa(isa);
-        nb.extras.setThreads(th);
-      }]);
-    }
+  if (n === null || process.env.TFREE_BACKEND === 'js') return out;
+  for (const v of kernelVariants()) {
+    if (v.name === 'js') continue;
+    out.push([v.name, n, v.setup]);
   }
   return out;
 }
 
 function restoreBoxKernels(): void {
-  const n = nativeBoxKernels();
-  const nb = nativeBackend();
-  if (n !== null) n.setIsa('avx512');
-  if ('kernels' in nb) nb.extras.setThreads(2);
+  restoreNative();
 }
 
 test('fused training kernels: loss and every gradient equal autograd of the op-based loss', () => {

@@ -30,19 +30,13 @@ interface BoxteAddon {
     lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number,
   ): void;
   boxteIsa(): string;
-  boxteSetIsa(name: string): string;
   boxteCorners(...args: unknown[]): void;
   boxteCornersBwd(...args: unknown[]): void;
   boxteTimeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array): number;
 }
 
-/** The native BoxTE kernels plus switches for tests and benches. */
-export interface NativeBoxKernels extends BoxKernels {
-  /** selects 'avx512', 'avx2' or 'generic' (capped at what the CPU has); returns the active one */
-  setIsa(name: 'avx512' | 'avx2' | 'generic'): string;
-  /** the CPU's best: what setIsa('avx512') gives */
-  readonly cpuIsa: string;
-}
+/** The native BoxTE kernels (their path follows the addon's dispatch: TFREE_ISA / extras.setIsa). */
+export type NativeBoxKernels = BoxKernels;
 
 let cached: NativeBoxKernels | null | undefined;
 
@@ -61,23 +55,17 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
   const negatives = addon.boxteNegatives;
   const adam = addon.boxteAdamRows;
   const isa = addon.boxteIsa;
-  const setIsa = addon.boxteSetIsa;
   const corners = addon.boxteCorners;
   const cornersBwd = addon.boxteCornersBwd;
   const timeReg = addon.boxteTimeReg;
   if (typeof corners !== 'function' || typeof cornersBwd !== 'function' || typeof timeReg !== 'function') return null;
-  if (typeof score !== 'function' || typeof train !== 'function' || typeof negatives !== 'function' || typeof adam !== 'function' || typeof isa !== 'function' || typeof setIsa !== 'function') return null;
+  if (typeof score !== 'function' || typeof train !== 'function' || typeof negatives !== 'function' || typeof adam !== 'function' || typeof isa !== 'function') return null;
   const n = nativeBackend();
-  const active = isa();
-  const cpuIsa = setIsa('avx512');
-  setIsa(active);
   cached = {
     name: 'native',
     get isa(): string {
       return isa();
     },
-    cpuIsa,
-    setIsa: (name) => setIsa(name),
     small: {
       corners: (R, d, half, tanh, hd, tl, stacked, invGeo, sigma) => corners(R, d, half, tanh, ...hd, ...tl, stacked, invGeo, sigma),
       cornersBwd: (R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g, gh, gt) =>
