@@ -323,20 +323,6 @@ BwdFn bwd_fn() {
 }
 
 
-FwdFn fwd_fn() {
-#ifdef BOXTE_X86
-  if (boxte_isa() == 2) return side_fwd_avx512;
-  if (boxte_isa() == 1) return side_fwd_avx2;
-#endif
-  return side_fwd_scalar;
-}
-BwdFn bwd_fn() {
-#ifdef BOXTE_X86
-  if (boxte_isa() == 2) return side_bwd_avx512;
-  if (boxte_isa() == 1) return side_bwd_avx2;
-#endif
-  return side_bwd_scalar;
-}
 
 // derived box arrays (invw, kappa, dkappa) for all 2*R*d entries
 struct Derived {
@@ -963,7 +949,7 @@ napi_value TimeReg(napi_env env, napi_callback_info info) {
   return res;
 }
 
-napi_value Isa(napi_env env, napi_callback_info) {
+napi_value IsaName(napi_env env, napi_callback_info) {
   napi_value res;
   napi_create_string_utf8(env, boxte_isa_name(), NAPI_AUTO_LENGTH, &res);
   return res;
@@ -988,6 +974,6 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteCornersBwd", fv);
   if (napi_create_function(env, "boxteTimeReg", NAPI_AUTO_LENGTH, TimeReg, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteTimeReg", fv);
-  if (napi_create_function(env, "boxteIsa", NAPI_AUTO_LENGTH, Isa, nullptr, &fv) == napi_ok)
+  if (napi_create_function(env, "boxteIsa", NAPI_AUTO_LENGTH, IsaName, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteIsa", fv);
 }
