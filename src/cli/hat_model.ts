@@ -7,9 +7,10 @@ import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UserError } from './errors.js';
 import { HATConfigError } from '../models/hat/config.js';
-import { HATCheckpointError, loadHATModel } from '../models/hat/checkpoint.js';
+import { HATCheckpointError, checkLayerCounts, loadHATModel } from '../models/hat/checkpoint.js';
 import { HATModel } from '../models/hat/model.js';
-import { readHATConfig } from '../models/hat/config.js';
+import type { ParamStore } from '../nn/index.js';
+import { readHATConfig, type HATConfig } from '../models/hat/config.js';
 import { HatSplitter } from '../models/hat/splitter.js';
 import { openCheckpoint, SafetensorsError } from '../io/index.js';
 import { PackedCheckpointError, loadPackedModel, readPackedCheckpoint } from '../compress/index.js';
@@ -38,6 +39,7 @@ export function loadPackedHATModel(dir: string): HATModel {
   let packedNames: Set<string>;
   try {
     packedNames = new Set(readPackedCheckpoint(ck, file).packed.keys());
+    checkLayerCounts(cfg, [...ck.names()], file);
   } finally {
     ck.close();
   }
@@ -78,6 +80,37 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined): Lo
     if (e instanceof HATConfigError || e instanceof HATCheckpointError || e instanceof PackedCheckpointError || e instanceof SafetensorsError) throw new UserError(e.message);
     throw e;
   }
+  checkFinite(model.store, dir);
   const splitter = new HatSplitter({ maxWordSize: model.config.max_word_size, specialTokens: model.config.special_token_dict });
   return { dir, model, splitter };
+}
+
+/** Refuses a model with a NaN or infinite weight (one line naming the tensor): its results would be NaN. */
+export function checkFinite(store: ParamStore, dir: string): void {
+  const bad = store.firstNonFinite();
+  if (bad !== undefined) throw new UserError(`${dir}: tensor "${bad.name}" holds ${bad.count} non-finite value${bad.count > 1 ? 's' : ''} (NaN or infinity) of ${bad.size}; the model is damaged`);
+}
+
+/**
+ * How two HAT configs differ: `splitter` lists the fields that change how text becomes words
+ * (a compressed model must split text exactly as its base), `other` the remaining fields except
+ * the storage dtype (a compressed copy keeps the architecture; a difference means another model).
+ */
+export function configDifferences(a: HATConfig, b: HATConfig): { splitter: string[]; other: string[] } {
+  const same = (x: unknown, y: unknown): boolean => JSON.stringify(x) === JSON.stringify(y);
+  const splitterKeys = ['max_word_size', 'special_token_dict', 'eos_token_id'] as const;
+  const splitter = splitterKeys.filter((k) => !same(a[k], b[k]));
+  const other: string[] = [];
+  for (const k of Object.keys(a) as (keyof HATConfig)[]) {
+    if (k === 'torch_dtype' || (splitterKeys as readonly string[]).includes(k)) continue;
+    const av = a[k];
+    const bv = b[k];
+    if (typeof av === 'object' && av !== null && typeof bv === 'object' && bv !== null && !Array.isArray(av)) {
+      for (const f of new Set([...Object.keys(av), ...Object.keys(bv)])) {
+        if (f === 'transformers_version') continue;
+        if (!same((av as Record<string, unknown>)[f], (bv as Record<string, unknown>)[f])) other.push(`${k}.${f}`);
+      }
+    } else if (!same(av, bv)) other.push(k);
+  }
+  return { splitter, other };
 }

@@ -6,10 +6,13 @@
  *   tfree kg stats  --data DIR [--json]                 counts of a dataset folder
  *   tfree kg synth  --out DIR [--seed N]                write a small synthetic dataset (demo)
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
+import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
+import { checkMemory, checkOutputPath } from '../resources.js';
+import { runYielding } from '../../io/interrupt.js';
 import { Progress, formatDuration } from '../progress.js';
 import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type Quads, type TemporalKG } from '../../io/kg.js';
 import { writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
@@ -28,15 +31,13 @@ import {
   type TrainOptions,
 } from '../../models/boxte/index.js';
 
-const SUBS = ['train', 'eval', 'export', 'stats', 'synth'] as const;
-
 function opt<T extends string | number | boolean>(a: ParsedArgs, name: string): T {
   return a.options[name] as T;
 }
 
-function need(a: ParsedArgs, name: string, sub: string): string {
+function need(a: ParsedArgs, name: string): string {
   const v = a.options[name];
-  if (typeof v !== 'string' || v === '') throw new UserError(`kg ${sub}: missing required option --${name}`);
+  if (typeof v !== 'string' || v === '') throw new UserError(`missing required option --${name}`);
   return v;
 }
 
@@ -73,9 +74,10 @@ function splitOf(kg: TemporalKG, name: string): Quads {
 
 // ---- train ---------------------------------------------------------------------------------------
 
-function runTrain(a: ParsedArgs): number {
-  const data = need(a, 'data', 'train');
-  const out = need(a, 'out', 'train');
+async function runTrain(a: ParsedArgs): Promise<number> {
+  const data = need(a, 'data');
+  const out = need(a, 'out');
+  checkOutputPath(out, '--out', 'file');
   const json = opt<boolean>(a, 'json') === true;
   const kg = readData(data);
   const lastPath = `${out}.last`;
@@ -84,6 +86,7 @@ function runTrain(a: ParsedArgs): number {
   };
   let tr: Trainer;
   if (opt<boolean>(a, 'resume') === true) {
+    if (opt<boolean>(a, 'overwrite') === true) throw new UserError('give --resume or --overwrite, not both');
     if (!existsSync(lastPath)) throw new UserError(`--resume: no training state at ${lastPath}`);
     const over: Partial<TrainOptions> = {};
     for (const [flag, key] of [['epochs', 'epochs'], ['valid-every', 'validEvery'], ['valid-limit', 'validLimit'], ['patience', 'patience']] as const) {
@@ -92,9 +95,12 @@ function runTrain(a: ParsedArgs): number {
     tr = userErrors(() => Trainer.resume(lastPath, kg, over));
     log(`resumed ${lastPath} at epoch ${tr.epoch} (best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch})`);
   } else {
-    if (existsSync(lastPath)) throw new UserError(`${lastPath} exists (an earlier run): continue it with --resume, or remove it to start over`);
-    const model = opt<string>(a, 'model');
-    if (model !== 'boxte' && model !== 'boxe') throw new UserError(`--model must be boxte or boxe, got "${model}"`);
+    if (opt<boolean>(a, 'overwrite') !== true) {
+      if (existsSync(lastPath)) throw new UserError(`${lastPath} exists (an earlier run): continue it with --resume, or pass --overwrite to start over`);
+      if (existsSync(out)) throw new UserError(`${out} exists: pass --overwrite to replace it, or choose another --out`);
+    }
+    const model = opt<string>(a, 'arch');
+    if (model !== 'boxte' && model !== 'boxe') throw new UserError(`--arch must be boxte or boxe, got "${model}"`);
     const order = opt<number>(a, 'order');
     if (order !== 1 && order !== 2) throw new UserError(`--order must be 1 or 2, got ${order}`);
     const cfg: BoxTEConfig = defaultConfig({
@@ -124,6 +130,8 @@ function runTrain(a: ParsedArgs): number {
       validLimit: a.options['valid-limit'] === undefined ? 0 : posInt(a, 'valid-limit', 0),
       patience: a.options.patience === undefined ? 0 : posInt(a, 'patience', 0),
     };
+    const perStep = opts.batchSize * (1 + opts.negatives) * cfg.dim;
+    checkMemory(16 * paramCount(cfg) + 4 * 8 * perStep, `kg train with d=${cfg.dim}, --batch ${opts.batchSize}, --negatives ${opts.negatives} and ${kg.entities.length} entities would`, Math.max(perStep, paramCount(cfg)));
     tr = new Trainer(kg, cfg, opts);
     log(
       `kg train: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length} training facts; ` +
@@ -142,17 +150,19 @@ function runTrain(a: ParsedArgs): number {
     log(`epoch ${tr.epoch}: valid MRR ${m.mrr.toFixed(4)} H@1 ${m.hits1.toFixed(4)} H@10 ${m.hits10.toFixed(4)}${best ? ` (best, saved ${out})` : ` (best ${tr.bestMrr.toFixed(4)} at ${tr.bestEpoch})`}`);
     if (json) process.stdout.write(`${JSON.stringify({ event: 'valid', epoch: tr.epoch, ...m, best })}\n`);
   };
+  if (opt<boolean>(a, 'overwrite') === true && opt<boolean>(a, 'resume') !== true) for (const f of [out, lastPath]) rmSync(f, { force: true });
+  const stopped = await withInterrupt('kg train', 'after this epoch (its state is saved)', async (stop) => {
   while (!tr.done()) {
     const bar = new Progress({ total: tr.stepsPerEpoch, label: `epoch ${tr.epoch + 1}/${o.epochs}`, enabled: !json });
     const e0 = Date.now();
     let lossAcc = 0;
-    const r = tr.trainEpoch((s, steps, loss) => {
+    const r = await runYielding(tr.epochJob((s, steps, loss) => {
       lossAcc += loss;
       const sec = (Date.now() - e0) / 1000;
       const facts = Math.min(s * o.batchSize, kg.train.h.length);
       const left = (o.epochs - tr.epoch - s / steps) * (sec / (s / steps));
       if (s < steps) bar.update(s, `loss ${(lossAcc / s).toFixed(4)} | ${Math.round(facts / Math.max(sec, 1e-9))} facts/s | run ETA ${formatDuration(left)}`);
-    });
+    }));
     bar.finish(`loss ${r.loss.toFixed(4)} | ${Math.round(r.facts / r.seconds)} facts/s`);
     if (json) process.stdout.write(`${JSON.stringify({ event: 'epoch', epoch: tr.epoch, loss: r.loss, seconds: r.seconds, facts_per_s: r.facts / r.seconds })}\n`);
     else log(`epoch ${tr.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s, ${Math.round(r.facts / r.seconds)} facts/s`);
@@ -164,19 +174,29 @@ function runTrain(a: ParsedArgs): number {
       log(`stopping after ${formatDuration((Date.now() - t0) / 1000)} (--max-minutes ${maxMinutes}); resume with --resume`);
       break;
     }
+    if (stop.requested && !tr.done()) {
+      log(`stopped after epoch ${tr.epoch} (state in ${lastPath}); continue with --resume`);
+      return true;
+    }
+  }
+  return false;
+  });
+  if (stopped) {
+    if (json) process.stdout.write(`${JSON.stringify({ event: 'stopped', epochs: tr.epoch, state: lastPath })}\n`);
+    return EXIT_INTERRUPTED;
   }
   if (tr.stopped) log(`early stop: no improvement in ${o.patience} validations`);
-  const summary = { event: 'done', epochs: tr.epoch, best_epoch: tr.bestEpoch, best_valid_mrr: tr.bestMrr, seconds: (Date.now() - t0) / 1000, model: out, state: lastPath };
+  const summary = { event: 'done', epochs: tr.epoch, best_epoch: tr.bestEpoch, best_valid_mrr: tr.bestEpoch > 0 ? tr.bestMrr : null, seconds: (Date.now() - t0) / 1000, model: out, state: lastPath };
   if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  else log(`done: ${tr.epoch} epochs in ${formatDuration(summary.seconds)}; best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}; model ${out}`);
+  else log(`done: ${tr.epoch} epochs in ${formatDuration(summary.seconds)}; ${tr.bestEpoch > 0 ? `best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}` : 'no validation'}; model ${out}`);
   return 0;
 }
 
 // ---- eval ----------------------------------------------------------------------------------------
 
 function runEval(a: ParsedArgs): number {
-  const path = need(a, 'model', 'eval');
-  const data = need(a, 'data', 'eval');
+  const path = need(a, 'model');
+  const data = need(a, 'data');
   const json = opt<boolean>(a, 'json') === true;
   const { model, vocab } = userErrors(() => loadModel(path));
   const kg = readData(data);
@@ -212,8 +232,9 @@ function row(values: Float32Array, start: number, n: number): string {
 }
 
 function runExport(a: ParsedArgs): number {
-  const path = need(a, 'model', 'export');
-  const dir = need(a, 'out', 'export');
+  const path = need(a, 'model');
+  const dir = need(a, 'out');
+  checkOutputPath(dir, '--out', 'dir');
   const { model, vocab } = userErrors(() => loadModel(path));
   mkdirSync(dir, { recursive: true });
   const c = model.cfg;
@@ -264,7 +285,7 @@ function runExport(a: ParsedArgs): number {
 // ---- stats / synth -------------------------------------------------------------------------------
 
 function runStats(a: ParsedArgs): number {
-  const kg = readData(need(a, 'data', 'stats'));
+  const kg = readData(need(a, 'data'));
   const s = kgStats(kg);
   if (opt<boolean>(a, 'json') === true) process.stdout.write(`${JSON.stringify(s)}\n`);
   else for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(22)}${String(v)}\n`);
@@ -272,7 +293,8 @@ function runStats(a: ParsedArgs): number {
 }
 
 function runSynth(a: ParsedArgs): number {
-  const dir = need(a, 'out', 'synth');
+  const dir = need(a, 'out');
+  checkOutputPath(dir, '--out', 'dir');
   const kg = syntheticKG({ seed: posInt(a, 'seed', 0) || 1 });
   mkdirSync(dir, { recursive: true });
   for (const sp of ['train', 'valid', 'test'] as const) writeFileAtomic(join(dir, `${sp}.txt`), formatQuads(kg, kg[sp]));
@@ -280,66 +302,53 @@ function runSynth(a: ParsedArgs): number {
   return 0;
 }
 
+const TRAIN = ['train'] as const;
+
 export const kgCommand: CommandSpec = {
   name: 'kg',
   summary: 'temporal knowledge-graph completion with BoxTE / BoxE (train, eval, export, stats, synth)',
   usage: 'tfree kg train|eval|export|stats|synth [options]',
   details: [
-    'subcommands:',
-    '  train  --data DIR --out CKPT [model and training options]   (writes CKPT = best model, CKPT.last = resumable state)',
-    '  eval   --model CKPT --data DIR [--split test] [--limit N] [--json]',
-    '  export --model CKPT --out DIR   (embeddings.safetensors, entities.tsv, relations.tsv, times.tsv)',
-    '  stats  --data DIR [--json]',
-    '  synth  --out DIR [--seed N]     (a small synthetic dataset with known structure)',
     'DIR holds train.txt, valid.txt, test.txt: head<TAB>relation<TAB>tail<TAB>YYYY-MM-DD (or integer time ids).',
     'Paper configurations (ICEWS14): bounded --dim 154 --k 2; full --dim 1000 --k 2; both --epochs 1200 --valid-every 100.',
   ].join('\n'),
-  options: {
-    data: { type: 'string', help: 'dataset folder (train.txt, valid.txt, test.txt)', meta: 'DIR' },
-    out: { type: 'string', help: 'train: model checkpoint to write; export/synth: output folder', meta: 'PATH' },
-    model: { type: 'string', help: 'train: boxte or boxe; eval/export: checkpoint to read', default: 'boxte', meta: 'NAME|CKPT' },
-    dim: { type: 'int', help: 'embedding dimension d', default: 154 },
-    k: { type: 'int', help: 'time bumps per timestamp', default: 2 },
-    epochs: { type: 'int', help: 'training epochs (default: 1200)' },
-    batch: { type: 'int', help: 'positive facts per batch', default: 256 },
-    negatives: { type: 'int', help: 'negatives per positive', default: 75 },
-    lr: { type: 'number', help: 'Adam learning rate', default: 0.001 },
-    'time-reg': { type: 'number', help: 'weight of the temporal smoothness regulariser', default: 0.1 },
-    seed: { type: 'int', help: 'random seed (init, shuffling, negatives; synth: dataset seed)', default: 0 },
-    'valid-every': { type: 'int', help: 'validate every N epochs, 0: never (default: 100)' },
-    'valid-limit': { type: 'int', help: 'validate on N valid facts spread evenly, 0: all (default: 0)' },
-    patience: { type: 'int', help: 'early stop after N validations without improvement, 0: off (default: 0)' },
-    'max-minutes': { type: 'number', help: 'stop (resumably) after the epoch that exceeds this wall time (0: off)', default: 0 },
-    resume: { type: 'boolean', help: 'continue from CKPT.last (--epochs/--valid-every/--valid-limit/--patience may change)' },
-    tanh: { type: 'boolean', help: 'tanh on points and box corners (--no-tanh to disable)', default: true },
-    order: { type: 'int', help: 'norm of the distance vector (1 or 2)', default: 2 },
-    alpha: { type: 'boolean', help: 'relation factors alpha on the time bumps (--no-alpha: plain sum)', default: true },
-    'bump-day0': { type: 'boolean', help: 'give day 0 a time bump too (the reference code gives it none)' },
-    split: { type: 'string', help: 'eval: train, valid or test', default: 'test' },
-    limit: { type: 'int', help: 'eval: only N facts spread evenly over the split (0: all)', default: 0 },
-    json: { type: 'boolean', help: 'machine-readable output (eval: one JSON object)' },
+  subcommands: {
+    train: {
+      summary: 'train BoxTE / BoxE (resumable); keeps the best-validation model',
+      usage: 'tfree kg train --data DIR --out CKPT [--arch boxte|boxe] [model and training options] [--resume] [--json]',
+      details: 'Writes CKPT (the best model) and CKPT.last (the resumable state, after every epoch). Ctrl-C stops after the current epoch\nwith its state saved (exit 130; continue with --resume); a second Ctrl-C stops at once (CKPT.last keeps the previous epoch).',
+      run: (a) => runTrain(a),
+    },
+    eval: { summary: 'time-aware filtered MR, MRR, Hits@1/3/10 of a checkpoint', usage: 'tfree kg eval --model CKPT --data DIR [--split test] [--limit N] [--json]', run: (a) => runEval(a) },
+    export: { summary: 'parameters as safetensors + TSV', usage: 'tfree kg export --model CKPT --out DIR   (embeddings.safetensors, entities.tsv, relations.tsv, times.tsv)', run: (a) => runExport(a) },
+    stats: { summary: 'counts of a dataset folder', usage: 'tfree kg stats --data DIR [--json]', run: (a) => runStats(a) },
+    synth: { summary: 'write a small synthetic dataset with known structure (demo)', usage: 'tfree kg synth --out DIR [--seed N]', run: (a) => runSynth(a) },
   },
-  run(args) {
-    const sub = args.positionals[0];
-    if (sub === undefined || !(SUBS as readonly string[]).includes(sub)) {
-      throw new UserError(`kg: give a subcommand: ${SUBS.join(', ')} (see tfree kg --help)`);
-    }
-    if (args.positionals.length > 1) throw new UserError(`kg ${sub}: unexpected argument "${args.positionals[1]}"`);
-    if (sub === 'eval' || sub === 'export') {
-      // --model names the checkpoint here
-      if (args.options.model === 'boxte' || args.options.model === 'boxe') throw new UserError(`kg ${sub}: --model must name a checkpoint file`);
-    }
-    switch (sub) {
-      case 'train':
-        return runTrain(args);
-      case 'eval':
-        return runEval(args);
-      case 'export':
-        return runExport(args);
-      case 'stats':
-        return runStats(args);
-      default:
-        return runSynth(args);
-    }
+  options: {
+    data: { type: 'string', help: 'dataset folder (train.txt, valid.txt, test.txt)', meta: 'DIR', subs: ['train', 'eval', 'stats'] },
+    out: { type: 'string', help: 'train: the model checkpoint file to write; export/synth: output folder', meta: 'PATH', subs: ['train', 'export', 'synth'] },
+    arch: { type: 'string', help: 'boxte or boxe', default: 'boxte', meta: 'NAME', subs: TRAIN, aliases: ['model'] },
+    model: { type: 'string', help: 'the checkpoint to read (written by kg train)', meta: 'CKPT', subs: ['eval', 'export'] },
+    dim: { type: 'int', help: 'embedding dimension d', default: 154, min: 1, max: 1 << 16, subs: TRAIN },
+    k: { type: 'int', help: 'time bumps per timestamp', default: 2, min: 1, max: 1024, subs: TRAIN },
+    epochs: { type: 'int', help: 'training epochs (default: 1200)', min: 1, subs: TRAIN },
+    batch: { type: 'int', help: 'positive facts per batch', default: 256, min: 1, max: 1 << 20, subs: TRAIN },
+    negatives: { type: 'int', help: 'negatives per positive', default: 75, min: 1, max: 1 << 16, subs: TRAIN },
+    lr: { type: 'number', help: 'Adam learning rate', default: 0.001, above: 0, max: 10, subs: TRAIN },
+    'time-reg': { type: 'number', help: 'weight of the temporal smoothness regulariser', default: 0.1, min: 0, subs: TRAIN },
+    seed: { type: 'int', help: 'random seed (train: init, shuffling, negatives; synth: dataset seed)', default: 0, min: 0, max: 2 ** 31 - 1, subs: ['train', 'synth'] },
+    'valid-every': { type: 'int', help: 'validate every N epochs, 0: never (default: 100)', min: 0, subs: TRAIN },
+    'valid-limit': { type: 'int', help: 'validate on N valid facts spread evenly, 0: all (default: 0)', min: 0, subs: TRAIN },
+    patience: { type: 'int', help: 'early stop after N validations without improvement, 0: off (default: 0)', min: 0, subs: TRAIN },
+    'max-minutes': { type: 'number', help: 'stop (resumably) after the epoch that exceeds this wall time (0: off)', default: 0, min: 0, subs: TRAIN },
+    resume: { type: 'boolean', help: 'continue from CKPT.last (--epochs/--valid-every/--valid-limit/--patience may change)', subs: TRAIN },
+    overwrite: { type: 'boolean', help: 'replace an existing CKPT / CKPT.last instead of refusing', subs: TRAIN },
+    tanh: { type: 'boolean', help: 'tanh on points and box corners (--no-tanh to disable)', default: true, subs: TRAIN },
+    order: { type: 'int', help: 'norm of the distance vector (1 or 2)', default: 2, min: 1, max: 2, subs: TRAIN },
+    alpha: { type: 'boolean', help: 'relation factors alpha on the time bumps (--no-alpha: plain sum)', default: true, subs: TRAIN },
+    'bump-day0': { type: 'boolean', help: 'give day 0 a time bump too (the reference code gives it none)', subs: TRAIN },
+    split: { type: 'string', help: 'train, valid or test', default: 'test', subs: ['eval'] },
+    limit: { type: 'int', help: 'only N facts spread evenly over the split (0: all)', default: 0, min: 0, subs: ['eval'] },
+    json: { type: 'boolean', help: 'machine-readable output', subs: ['train', 'eval', 'stats'] },
   },
 };

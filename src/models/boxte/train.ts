@@ -16,6 +16,7 @@ import { Tensor, affine, noGrad } from '../../tensor/index.js';
 import { AdamW, ParamStore, Rng, VarBuilder, type AdamWStateMeta, type RngState } from '../../nn/index.js';
 import { openSafetensors, writeSafetensors, type TensorEntries } from '../../io/safetensors.js';
 import { QuadSet, type Quads, type TemporalKG } from '../../io/kg.js';
+import { runToEnd } from '../../io/interrupt.js';
 import { BoxTE, type BoxTEConfig } from './model.js';
 import { boxTable, cornerGrad } from './kernel.js';
 import { boxKernels } from './ops.js';
@@ -210,6 +211,11 @@ export class Trainer {
 
   /** One pass over the shuffled training facts. */
   trainEpoch(onStep?: (step: number, steps: number, loss: number) => void): EpochResult {
+    return runToEnd(this.epochJob(onStep));
+  }
+
+  /** `trainEpoch` as a job that yields after every step (run it with runYielding so Ctrl-C handlers run). */
+  *epochJob(onStep?: (step: number, steps: number, loss: number) => void): Generator<number, EpochResult, void> {
     const t0 = performance.now();
     const N = this.kg.train.h.length;
     const perm = this.rng.permutation(N);
@@ -221,6 +227,7 @@ export class Trainer {
       const l = this.step(idx);
       lossSum += l * idx.length;
       onStep?.(s + 1, steps, l);
+      yield s + 1;
     }
     this.epoch++;
     const seconds = (performance.now() - t0) / 1000;
