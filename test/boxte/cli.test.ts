@@ -52,7 +52,7 @@ test('kg: bad input gives a one-line error with file:line and exit code 2, no st
   writeFileSync(join(bad, 'valid.txt'), 'e1\tr1\te2\t3\ne1\tr1\n');
   const r = tfree('kg', 'stats', '--data', bad);
   assert.equal(r.code, 2);
-  assert.match(r.err, /^tfree kg: .*valid\.txt:2: expected 4 tab-separated fields/);
+  assert.match(r.err, /^tfree kg stats: .*valid\.txt:2: expected 4 tab-separated fields/);
   assert.equal(r.err.trim().split('\n').length, 1);
   const missing = tfree('kg', 'eval', '--model', join(dir, 'nope.safetensors'), '--data', bad);
   assert.equal(missing.code, 2);

@@ -12,12 +12,14 @@ import { Progress } from '../progress.js';
 import type { EvalSubcommand } from './eval.js';
 import { readDocuments } from './eval.js';
 import { asUserErrors, patternList } from './quantize.js';
-import { writeFileAtomic } from '../../io/index.js';
+import { runYielding, writeFileAtomic } from '../../io/index.js';
+import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
+import { checkOutputPath } from '../resources.js';
 import { DtmEvaluator, parsePrompts, type DtmReport } from '../../eval/hat_dtm.js';
 import { listComponents } from '../../eval/components.js';
 import { DEMO_PROMPTS, DEMO_TEXT, compareQuantized, compareTable } from '../../eval/compare.js';
 import { loadHATModel } from '../../models/hat/index.js';
-import { GUIDES, levelsForTargets, precisionPlan, runSweep, scoreCompressed, scoreOf, sparsityPlan, type Guide, type PlanFile, type SweepResult } from '../../eval/sweep.js';
+import { GUIDES, levelsForTargets, precisionPlan, sweepJob, scoreCompressed, scoreOf, sparsityPlan, type Guide, type PlanFile, type SweepResult } from '../../eval/sweep.js';
 import { planTable, sweepMarkdown, writeDtmReport, writePlanReport, writeSweepReport, type PlanOutcome } from '../../eval/report.js';
 
 /**
@@ -130,6 +132,7 @@ const dtm: EvalSubcommand = {
   },
   run(a) {
     const o = a.options;
+    checkOutputs(a, null);
     const units = String(o.units);
     if (units !== 'bytes' && units !== 'words') throw new UserError(`--units must be bytes or words, got "${units}"`);
     if (typeof o.compressed !== 'string' || o.compressed === '') throw new UserError('missing required option --compressed DIR');
@@ -177,7 +180,14 @@ const sweepOpts: Record<string, OptionSpec> = {
   out: { type: 'string', help: 'sweep: write the sweep JSON here; plan: write plan JSON files into this folder', meta: 'PATH' },
 };
 
-function doSweep(a: ParsedArgs, levels: string[]): { sweep: SweepResult; ev: DtmEvaluator; base: LoadedHAT; held: string[] | undefined } {
+/** Checks --out (a file for sweep, a folder for plan) and --report (a folder) before any work. */
+function checkOutputs(a: ParsedArgs, outKind: 'file' | 'dir' | null): void {
+  const o = a.options;
+  if (outKind !== null && typeof o.out === 'string') checkOutputPath(o.out, '--out', outKind);
+  if (typeof o.report === 'string') checkOutputPath(o.report, '--report', 'dir');
+}
+
+async function doSweep(a: ParsedArgs, levels: string[]): Promise<{ sweep: SweepResult; ev: DtmEvaluator; base: LoadedHAT; held: string[] | undefined }> {
   const o = a.options;
   const json = o.json === true;
   const base = loadHATForCli(o.model);
@@ -186,17 +196,27 @@ function doSweep(a: ParsedArgs, levels: string[]): { sweep: SweepResult; ev: Dtm
   const comps = listComponents(base.model, { include: patternList(a, 'include'), exclude: patternList(a, 'exclude') });
   if (comps.length === 0) throw new UserError('no components match --include/--exclude');
   let bar: Progress | undefined;
-  const sweep = asUserErrors(() =>
-    runSweep(ev, comps, levels, base.dir, {
-      block: positiveInt(a, 'block'),
-      eval: { heldOut: held },
-      onProgress: (d, n, what) => {
-        bar ??= new Progress({ total: n, label: 'sweep', enabled: !json });
-        bar.update(d, what);
-      },
-    }),
-  );
-  bar?.finish();
+  let sweep: SweepResult;
+  try {
+    sweep = await withInterrupt('eval sweep', 'after this cell (the rows so far are kept)', (stop) =>
+      runYielding(
+        sweepJob(ev, comps, levels, base.dir, {
+          block: positiveInt(a, 'block'),
+          eval: { heldOut: held },
+          onProgress: (d, n, what) => {
+            bar ??= new Progress({ total: n, label: 'sweep', enabled: !json });
+            bar.update(d, what);
+          },
+          shouldStop: () => stop.requested,
+        }),
+      ),
+    );
+  } catch (e) {
+    return asUserErrors(() => {
+      throw e;
+    });
+  }
+  if (sweep.interrupted !== true) bar?.finish();
   return { sweep, ev, base, held };
 }
 
@@ -204,12 +224,17 @@ const sweep: EvalSubcommand = {
   summary: 'compress each component alone at several levels: FDT/SDT/bpb sensitivity table and heatmap',
   usage: 'tfree eval sweep [--model DIR] --prompts FILE [--levels s0.5,int8,..] [--targets 0.5,..] [--data FILE] [--out FILE] [--report DIR] [--json]',
   options: { ...evalOpts, ...sweepOpts },
-  run(a) {
+  async run(a) {
     const o = a.options;
     const json = o.json === true;
+    checkOutputs(a, 'file');
     const levels = [...new Set([...(patternList(a, 'levels') ?? DEFAULT_LEVELS.split(',')), ...levelsForTargets(numberList(a, 'targets', 0, 1))])];
-    const { sweep: s } = doSweep(a, levels);
+    const { sweep: s } = await doSweep(a, levels);
     if (typeof o.out === 'string') writeFileAtomic(o.out, `${JSON.stringify(s, null, 1)}\n`);
+    if (s.interrupted === true) {
+      process.stderr.write(`tfree eval sweep: stopped after ${s.rows.length} of ${s.components.length * s.levels.length} cells${typeof o.out === 'string' ? `; the rows so far are in ${o.out} ("interrupted": true)` : ''}\n`);
+      return EXIT_INTERRUPTED;
+    }
     const reportFile = typeof o.report === 'string' ? writeSweepReport(o.report, s) : undefined;
     if (json) {
       process.stdout.write(`${JSON.stringify(s)}\n`);
@@ -229,9 +254,10 @@ const plan: EvalSubcommand = {
     budgets: { type: 'string', help: 'plan: bits-per-weight budgets for mixed precision (default 4.25,2.25)', meta: 'B,..' },
     guide: { type: 'string', help: `plan: score of the water-filling: ${GUIDES.join(', ')}`, default: 'fdt_p25', meta: 'G' },
   },
-  run(a) {
+  async run(a) {
     const o = a.options;
     const json = o.json === true;
+    checkOutputs(a, 'dir');
     const guide = String(o.guide) as Guide;
     if (!GUIDES.includes(guide)) throw new UserError(`--guide must be one of ${GUIDES.join(', ')}, got "${String(o.guide)}"`);
     const targets = o.targets === undefined ? [0.5, 0.7] : numberList(a, 'targets', 0, 1);
@@ -253,10 +279,14 @@ const plan: EvalSubcommand = {
       ev = evaluator(base, a, json);
     } else {
       const levels = [...new Set([...(patternList(a, 'levels') ?? ['int8', 'kmeans4', 'kmeans2', 'bin1']), ...levelsForTargets(targets)])];
-      ({ sweep: s, ev, base, held } = doSweep(a, levels));
+      ({ sweep: s, ev, base, held } = await doSweep(a, levels));
       if (typeof o.out === 'string') {
         fs.mkdirSync(o.out, { recursive: true });
         writeFileAtomic(nodePath.join(o.out, 'sweep.json'), `${JSON.stringify(s, null, 1)}\n`);
+      }
+      if (s.interrupted === true) {
+        process.stderr.write(`tfree eval plan: stopped during the sweep (${s.rows.length} cells done)${typeof o.out === 'string' ? `; the rows so far are in ${nodePath.join(o.out, 'sweep.json')}` : ''}; no plans made\n`);
+        return EXIT_INTERRUPTED;
       }
     }
     const comps = listComponents(base.model, { include: patternList(a, 'include'), exclude: patternList(a, 'exclude') });

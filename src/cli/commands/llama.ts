@@ -66,7 +66,7 @@ function runGenerate(a: ParsedArgs): void {
     throw e;
   }
   progress.finish();
-  const text = tok.decode(res.tokens, { skipSpecialTokens: true });
+  const text = userErrors(() => tok.decode(res.tokens, { skipSpecialTokens: true }));
   if (json) {
     process.stdout.write(`${JSON.stringify({ prompt_tokens: ids.length, tokens: [...res.tokens], text, stop: res.stop })}\n`);
   } else process.stdout.write(`${prompt}${text}\n`);
