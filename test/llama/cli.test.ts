@@ -41,6 +41,6 @@ test('tfree llama train-tokenizer and generate', () => {
   assert.match(missing.err, /^tfree llama generate: .*nope.*config\.json: cannot read: ENOENT\n$/);
   const badP = tfree('llama', 'generate', '--model', dir, '--prompt', 'x', '--top-p', '0', '--temperature', '1');
   assert.equal(badP.code, 2);
-  assert.match(badP.err, /topP must be in \(0, 1\]/);
+  assert.match(badP.err, /--top-p must be a number in \(0, 1\], got 0/);
   assert.equal(tfree('llama', 'frobnicate').code, 2);
 });
