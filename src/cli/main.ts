@@ -57,8 +57,13 @@ function topHelp(): string {
 /** Error codes of the file system that are not a bug: one line, exit 2 (the message names the path or the call). */
 const FS_CODES = /^E(NOSPC|DQUOT|ROFS|ACCES|PERM|NOTDIR|ISDIR|NOENT|EXIST|MFILE|NFILE|IO|FBIG)$/;
 
+/** The system error code of an error (also one wrapped by a library error as its cause or named in its message). */
 function errCode(e: unknown): string | undefined {
-  return e instanceof Error && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
+  if (!(e instanceof Error)) return undefined;
+  if ('code' in e && typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) return e.code;
+  const inner = e.cause !== undefined ? errCode(e.cause) : undefined;
+  if (inner !== undefined) return inner;
+  return /\b(ENOSPC|EDQUOT|EROFS|EPIPE)\b/.exec(e.message)?.[1];
 }
 
 export async function main(argv: readonly string[]): Promise<number> {

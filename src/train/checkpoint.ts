@@ -89,6 +89,7 @@ function readJson(file: string, what: string): unknown {
 }
 
 function openPart(file: string): Checkpoint {
+  if (!fs.existsSync(file)) throw new CheckpointError(`${file}: missing`);
   try {
     return openCheckpoint(file);
   } catch (e) {

@@ -79,14 +79,19 @@ async function runTrain(a: ParsedArgs): Promise<number> {
   const out = need(a, 'out');
   checkOutputPath(out, '--out', 'file');
   const json = opt<boolean>(a, 'json') === true;
-  const kg = readData(data);
   const lastPath = `${out}.last`;
+  const resume = opt<boolean>(a, 'resume') === true;
+  if (resume && opt<boolean>(a, 'overwrite') === true) throw new UserError('give --resume or --overwrite, not both');
+  if (!resume && opt<boolean>(a, 'overwrite') !== true) {
+    if (existsSync(lastPath)) throw new UserError(`${lastPath} exists (an earlier run): continue it with --resume, or pass --overwrite to start over`);
+    if (existsSync(out)) throw new UserError(`${out} exists: pass --overwrite to replace it, or choose another --out`);
+  }
+  const kg = readData(data);
   const log = (s: string): void => {
     if (!json) process.stderr.write(`${s}\n`);
   };
   let tr: Trainer;
-  if (opt<boolean>(a, 'resume') === true) {
-    if (opt<boolean>(a, 'overwrite') === true) throw new UserError('give --resume or --overwrite, not both');
+  if (resume) {
     if (!existsSync(lastPath)) throw new UserError(`--resume: no training state at ${lastPath}`);
     const over: Partial<TrainOptions> = {};
     for (const [flag, key] of [['epochs', 'epochs'], ['valid-every', 'validEvery'], ['valid-limit', 'validLimit'], ['patience', 'patience']] as const) {
@@ -95,10 +100,6 @@ async function runTrain(a: ParsedArgs): Promise<number> {
     tr = userErrors(() => Trainer.resume(lastPath, kg, over));
     log(`resumed ${lastPath} at epoch ${tr.epoch} (best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch})`);
   } else {
-    if (opt<boolean>(a, 'overwrite') !== true) {
-      if (existsSync(lastPath)) throw new UserError(`${lastPath} exists (an earlier run): continue it with --resume, or pass --overwrite to start over`);
-      if (existsSync(out)) throw new UserError(`${out} exists: pass --overwrite to replace it, or choose another --out`);
-    }
     const model = opt<string>(a, 'arch');
     if (model !== 'boxte' && model !== 'boxe') throw new UserError(`--arch must be boxte or boxe, got "${model}"`);
     const order = opt<number>(a, 'order');
