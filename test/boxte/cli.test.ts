@@ -60,3 +60,20 @@ test('kg: bad input gives a one-line error with file:line and exit code 2, no st
   assert.equal(tfree('kg', 'frobnicate').code, 2);
   assert.match(tfree('kg', 'train', '--data', bad).err, /missing required option --out/);
 });
+
+test('kg synth prints a train command that reaches the documented test MRR (docs/boxte.md: 0.80); best_valid_mrr is null without validation', () => {
+  const data = join(dir, 'syn-doc');
+  const s = tfree('kg', 'synth', '--out', data);
+  assert.equal(s.code, 0, s.err);
+  const cmd = /tfree (kg train .*)$/m.exec(s.out);
+  assert.ok(cmd !== null, s.out);
+  const tr = tfree(...cmd[1].split(' '), '--json');
+  assert.equal(tr.code, 0, tr.err);
+  const ev = JSON.parse(tfree('kg', 'eval', '--model', join(data, 'model.safetensors'), '--data', data, '--json').out) as { mrr: number };
+  assert.ok(ev.mrr > 0.75, `test MRR ${ev.mrr}`);
+  const nv = tfree('kg', 'train', '--data', data, '--out', join(dir, 'nv.safetensors'), '--dim', '8', '--epochs', '1', '--valid-every', '0', '--json');
+  assert.equal(nv.code, 0, nv.err);
+  const done = JSON.parse(nv.out.trim().split('\n').pop() as string) as Record<string, unknown>;
+  assert.equal(done.event, 'done');
+  assert.equal(done.best_valid_mrr, null);
+});

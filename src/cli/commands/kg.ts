@@ -299,7 +299,10 @@ function runSynth(a: ParsedArgs): number {
   const kg = syntheticKG({ seed: posInt(a, 'seed', 0) || 1 });
   mkdirSync(dir, { recursive: true });
   for (const sp of ['train', 'valid', 'test'] as const) writeFileAtomic(join(dir, `${sp}.txt`), formatQuads(kg, kg[sp]));
-  process.stdout.write(`wrote a synthetic temporal KG to ${dir}: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length}/${kg.valid.h.length}/${kg.test.h.length} facts\n`);
+  process.stdout.write(
+    `wrote a synthetic temporal KG to ${dir}: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length}/${kg.valid.h.length}/${kg.test.h.length} facts\n` +
+      `train on it (test MRR about 0.8; docs/boxte.md): tfree kg train --data ${dir} --out ${join(dir, 'model.safetensors')} --dim 16 --epochs 20 --batch 64 --negatives 20 --lr 0.02 --valid-every 10\n`,
+  );
   return 0;
 }
 
