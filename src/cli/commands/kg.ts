@@ -98,7 +98,7 @@ async function runTrain(a: ParsedArgs): Promise<number> {
       if (a.options[flag] !== undefined) over[key] = posInt(a, flag, flag === 'epochs' ? 1 : 0);
     }
     tr = userErrors(() => Trainer.resume(lastPath, kg, over));
-    log(`resumed ${lastPath} at epoch ${tr.epoch} (best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch})`);
+    log(`resumed ${lastPath} at epoch ${tr.epoch} (${tr.bestEpoch > 0 ? `best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}` : 'no validation yet'})`);
   } else {
     const model = opt<string>(a, 'arch');
     if (model !== 'boxte' && model !== 'boxe') throw new UserError(`--arch must be boxte or boxe, got "${model}"`);
@@ -153,34 +153,34 @@ async function runTrain(a: ParsedArgs): Promise<number> {
   };
   if (opt<boolean>(a, 'overwrite') === true && opt<boolean>(a, 'resume') !== true) for (const f of [out, lastPath]) rmSync(f, { force: true });
   const stopped = await withInterrupt('kg train', 'after this epoch (its state is saved)', async (stop) => {
-  while (!tr.done()) {
-    const bar = new Progress({ total: tr.stepsPerEpoch, label: `epoch ${tr.epoch + 1}/${o.epochs}`, enabled: !json });
-    const e0 = Date.now();
-    let lossAcc = 0;
-    const r = await runYielding(tr.epochJob((s, steps, loss) => {
-      lossAcc += loss;
-      const sec = (Date.now() - e0) / 1000;
-      const facts = Math.min(s * o.batchSize, kg.train.h.length);
-      const left = (o.epochs - tr.epoch - s / steps) * (sec / (s / steps));
-      if (s < steps) bar.update(s, `loss ${(lossAcc / s).toFixed(4)} | ${Math.round(facts / Math.max(sec, 1e-9))} facts/s | run ETA ${formatDuration(left)}`);
-    }));
-    bar.finish(`loss ${r.loss.toFixed(4)} | ${Math.round(r.facts / r.seconds)} facts/s`);
-    if (json) process.stdout.write(`${JSON.stringify({ event: 'epoch', epoch: tr.epoch, loss: r.loss, seconds: r.seconds, facts_per_s: r.facts / r.seconds })}\n`);
-    else log(`epoch ${tr.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s, ${Math.round(r.facts / r.seconds)} facts/s`);
-    const outOfTime = maxMinutes > 0 && (Date.now() - t0) / 60000 >= maxMinutes;
-    if (tr.validationDue() || (outOfTime && o.validEvery > 0 && tr.bestEpoch !== tr.epoch)) validateNow();
-    else if (o.validEvery === 0 && (tr.epoch >= o.epochs || outOfTime)) tr.saveModel(out, { best_epoch: String(tr.epoch) });
-    tr.saveState(lastPath);
-    if (outOfTime && !tr.done()) {
-      log(`stopping after ${formatDuration((Date.now() - t0) / 1000)} (--max-minutes ${maxMinutes}); resume with --resume`);
-      break;
+    while (!tr.done()) {
+      const bar = new Progress({ total: tr.stepsPerEpoch, label: `epoch ${tr.epoch + 1}/${o.epochs}`, enabled: !json });
+      const e0 = Date.now();
+      let lossAcc = 0;
+      const r = await runYielding(tr.epochJob((s, steps, loss) => {
+        lossAcc += loss;
+        const sec = (Date.now() - e0) / 1000;
+        const facts = Math.min(s * o.batchSize, kg.train.h.length);
+        const left = (o.epochs - tr.epoch - s / steps) * (sec / (s / steps));
+        if (s < steps) bar.update(s, `loss ${(lossAcc / s).toFixed(4)} | ${Math.round(facts / Math.max(sec, 1e-9))} facts/s | run ETA ${formatDuration(left)}`);
+      }));
+      bar.finish(`loss ${r.loss.toFixed(4)} | ${Math.round(r.facts / r.seconds)} facts/s`);
+      if (json) process.stdout.write(`${JSON.stringify({ event: 'epoch', epoch: tr.epoch, loss: r.loss, seconds: r.seconds, facts_per_s: r.facts / r.seconds })}\n`);
+      else log(`epoch ${tr.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s, ${Math.round(r.facts / r.seconds)} facts/s`);
+      const outOfTime = maxMinutes > 0 && (Date.now() - t0) / 60000 >= maxMinutes;
+      if (tr.validationDue() || (outOfTime && o.validEvery > 0 && tr.bestEpoch !== tr.epoch)) validateNow();
+      else if (o.validEvery === 0 && (tr.epoch >= o.epochs || outOfTime)) tr.saveModel(out, { best_epoch: String(tr.epoch) });
+      tr.saveState(lastPath);
+      if (outOfTime && !tr.done()) {
+        log(`stopping after ${formatDuration((Date.now() - t0) / 1000)} (--max-minutes ${maxMinutes}); resume with --resume`);
+        break;
+      }
+      if (stop.requested && !tr.done()) {
+        log(`stopped after epoch ${tr.epoch} (state in ${lastPath}); continue with --resume`);
+        return true;
+      }
     }
-    if (stop.requested && !tr.done()) {
-      log(`stopped after epoch ${tr.epoch} (state in ${lastPath}); continue with --resume`);
-      return true;
-    }
-  }
-  return false;
+    return false;
   });
   if (stopped) {
     if (json) process.stdout.write(`${JSON.stringify({ event: 'stopped', epochs: tr.epoch, state: lastPath })}\n`);
