@@ -11,6 +11,7 @@ import { writeHATConfig } from '../../src/models/hat/config.js';
 import { saveHATModel } from '../../src/models/hat/checkpoint.js';
 import { testConfig, randomModel } from '../hat/util.js';
 import { Running, tfree } from './run.js';
+import { writeFixture } from '../llama/fixture.js';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'tfree-sigint-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -91,4 +92,24 @@ test('tfree eval sweep: SIGINT stops after the current cell, writes the rows so 
   const s = JSON.parse(fs.readFileSync(sweepOut, 'utf8')) as { interrupted?: boolean; rows: unknown[]; components: unknown[]; levels: unknown[] };
   assert.equal(s.interrupted, true);
   assert.ok(s.rows.length >= 1 && s.rows.length < s.components.length * s.levels.length, `${s.rows.length} rows`);
+});
+
+test('tfree convert llama-to-hat: SIGINT during stage 1 saves a stage checkpoint, exit 130; --resume continues', async () => {
+  const src = writeFixture(join(root, 'llama'), { tied: true, seed: 5 });
+  const out = join(root, 'conv');
+  const args = ['convert', 'llama-to-hat', '--model', src.dir, '--out', out, '--data', text, '--byte-hidden', '16', '--byte-heads', '2', '--byte-kv-heads', '1', '--byte-intermediate', '24', '--encoder-layers', '1', '--decoder-layers', '1'];
+  const run = [...args, '--stage1-steps', '100000', '--stage2-steps', '2', '--batch', '1', '--seq-bytes', '64', '--eval-every', '0', '--save-every', '0', '--json'];
+  const p = new Running(run);
+  await p.until((o) => events(o).some((e) => e.event === 'step'));
+  p.child.kill('SIGINT');
+  const r = await p.done;
+  assert.equal(r.code, 130, r.err);
+  const latest = JSON.parse(fs.readFileSync(join(out, 'stage1', 'checkpoints', 'latest.json'), 'utf8')) as { step: number };
+  assert.ok(latest.step >= 1);
+  const q = new Running([...run, '--resume']);
+  await q.until((o) => events(o).some((e) => e.event === 'step'));
+  q.child.kill('SIGINT');
+  const r2 = await q.done;
+  assert.equal(r2.code, 130, r2.err);
+  assert.equal(events(r2.out).find((e) => e.event === 'step')?.step, latest.step + 1);
 });
