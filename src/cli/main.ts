@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { formatHelp, parseArgs, type CommandSpec } from './args.js';
 import { UserError } from './errors.js';
 import { defaultPackedAct, defaultPackedLut } from '../compress/packed_linear.js';
-import { nativeBackend } from '../tensor/index.js';
+import { isaEnvError, nativeBackend } from '../tensor/index.js';
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
@@ -50,7 +50,7 @@ function topHelp(): string {
     ...commands.map((c) => `  ${c.name.padEnd(w)}${c.summary}`),
     '',
     'environment:',
-    ...ENVIRONMENT.map((e) => `  ${e.name}=${e.values.padEnd(24 - e.name.length)}${e.help}`),
+    ...ENVIRONMENT.map((e) => `  ${e.name}=${e.values.padEnd(Math.max(24 - e.name.length, 1))}${e.help}`),
   ].join('\n');
 }
 
@@ -133,46 +133,52 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 /**
- * The environment variables tfree reads, each with its check (a message when the value is bad).
- * A bad value is the user's mistake: one line, exit 2, before any work.
+ * The environment variables tfree reads, each with its check: the one-line message when the value
+ * is bad (`check` gets the variable's value, undefined when unset). A bad value is the user's
+ * mistake: one line, exit 2, before any work.
  */
-export const ENVIRONMENT: { name: string; values: string; help: string; check(v: string): string | undefined }[] = [
+export const ENVIRONMENT: { name: string; values: string; help: string; check(v: string | undefined): string | undefined }[] = [
   {
     name: 'TFREE_BACKEND',
     values: 'native|js|auto',
     help: 'kernels to use (default auto: native when the addon is built)',
     check(v) {
-      if (v !== 'native' && v !== 'js' && v !== 'auto') return 'must be native, js or auto';
+      if (v === undefined || v === '') return undefined;
+      if (v !== 'native' && v !== 'js' && v !== 'auto') return `TFREE_BACKEND must be native, js or auto, got "${v}"`;
       const n = v === 'native' ? nativeBackend() : undefined;
-      return n !== undefined && 'error' in n ? `is native, but the native kernels are unavailable (${n.error})` : undefined;
+      return n !== undefined && 'error' in n ? `TFREE_BACKEND is native, but the native kernels are unavailable (${n.error})` : undefined;
     },
   },
   {
     name: 'TFREE_THREADS',
     values: 'N',
     help: 'threads of the native kernels, 1..256 (default: all cores)',
-    check: (v) => (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 256 ? undefined : 'must be an integer in [1, 256]'),
+    check: (v) => (v === undefined || v === '' || (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 256) ? undefined : `TFREE_THREADS must be an integer in [1, 256], got "${v}"`),
+  },
+  {
+    name: 'TFREE_ISA',
+    values: 'generic|avx2|avx512|neon',
+    help: 'cap the native kernel path (default: the best this CPU has; see tfree info; old name TFREE_SIMD)',
+    check: () => isaEnvError(),
   },
   { name: 'TFREE_PACKED_ACT', values: 'int8|int16', help: 'activation precision of packed layers (default int8)', check: () => libraryCheck(defaultPackedAct) },
   { name: 'TFREE_PACKED_LUT', values: '0|1', help: 'lookup-table path of packed layers (default 1)', check: () => libraryCheck(defaultPackedLut) },
 ];
 
-/** Runs a library reader of an environment variable; its error message (minus the variable's name) or undefined. */
+/** Runs a library reader of an environment variable; its error message or undefined. */
 function libraryCheck(read: () => unknown): string | undefined {
   try {
     read();
     return undefined;
   } catch (e) {
-    return (e instanceof Error ? e.message : String(e)).replace(/^TFREE_\w+ /, '').replace(/, got .*$/, '');
+    return e instanceof Error ? e.message : String(e);
   }
 }
 
 function checkEnvironment(): void {
   for (const e of ENVIRONMENT) {
-    const v = process.env[e.name];
-    if (v === undefined || v === '') continue;
-    const bad = e.check(v);
-    if (bad !== undefined) throw new UserError(`${e.name} ${bad}, got "${v}"`);
+    const bad = e.check(process.env[e.name]);
+    if (bad !== undefined) throw new UserError(bad);
   }
 }
 
