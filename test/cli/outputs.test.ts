@@ -101,6 +101,22 @@ test('a full disk (ENOSPC) is one line; the last checkpoint stays intact and no 
   }
 });
 
+test('a read-only folder as --out is one line before the work (train, kg synth, quantize)', (t) => {
+  const ro = join(root, 'ro');
+  fs.mkdirSync(ro);
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', ro]).status !== 0) {
+    t.skip('cannot mount a read-only tmpfs here (needs root)');
+    return;
+  }
+  try {
+    oneLine(['train', ...trainArgs, '--out', join(ro, 'run')], /--out .*ro\/run: cannot write in .*ro \(read-only file system\)/);
+    oneLine(['kg', 'synth', '--out', join(ro, 'kg')], /cannot write in .*\(read-only file system\)/);
+    oneLine(['quantize', '--format', 'int8', '--block', '16', '--model', model, '--out', join(ro, 'q')], /cannot write in .*\(read-only file system\)/);
+  } finally {
+    spawnSync('umount', [ro]);
+  }
+});
+
 test('a failed checkpoint write leaves no temp folder and the previous checkpoint current', () => {
   const ck = join(root, 'ck');
   const files = { model: { w: { dtype: 'F32' as const, shape: [2], data: new Float32Array([1, 2]) } }, optimizer: {}, state: { a: 1 } };
