@@ -4,6 +4,7 @@ import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress } from '../progress.js';
 import { checkOutputPath } from '../resources.js';
+import { checkFinite } from '../hat_model.js';
 import { SAMPLING_DEFAULTS } from '../../nn/index.js';
 import { SafetensorsError } from '../../io/index.js';
 import {
@@ -38,7 +39,8 @@ function runGenerate(a: ParsedArgs): void {
   const prompt = a.options.prompt;
   if (typeof prompt !== 'string') throw new UserError('give the prompt with --prompt TEXT');
   const tokPath = opt(a, 'tokenizer', nodePath.join(dir, 'tokenizer.json'));
-  const { model } = userErrors(() => loadLlama(dir));
+  const { model, store } = userErrors(() => loadLlama(dir));
+  checkFinite(store, dir);
   const tok = userErrors(() => loadTokenizer(tokPath));
   if (tok.vocabSize > model.cfg.vocabSize) throw new UserError(`${tokPath}: the tokenizer has ${tok.vocabSize} ids but the model only ${model.cfg.vocabSize}`);
   let ids = Array.from(tok.encode(prompt, { addSpecialTokens: true }));
