@@ -50,7 +50,7 @@ function topHelp(): string {
     ...commands.map((c) => `  ${c.name.padEnd(w)}${c.summary}`),
     '',
     'environment:',
-    ...ENVIRONMENT.map((e) => `  ${e.name}=${e.values.padEnd(Math.max(24 - e.name.length, 1))}${e.help}`),
+    ...ENVIRONMENT.map((e) => `  ${`${e.name}=${e.values}`.padEnd(Math.max(...ENVIRONMENT.map((x) => x.name.length + x.values.length)) + 3)}${e.help}`),
   ].join('\n');
 }
 
