@@ -12,6 +12,7 @@ import { readHATConfig, writeHATConfig } from '../../src/models/hat/config.js';
 import { saveHATModel } from '../../src/models/hat/checkpoint.js';
 import { randomModel, testConfig } from '../hat/util.js';
 import { MAIN, errLines, tfree } from './run.js';
+import { writeFixture } from '../llama/fixture.js';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'tfree-models-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -72,6 +73,11 @@ test('a config claiming 10^8 layers fails at once with one line, before allocati
   const t0 = Date.now();
   oneLine(['generate', '--model', big, '--prompt', 'The cat'], /backbone_config\.num_hidden_layers is 100000000, the checkpoint holds 2 such layers/);
   assert.ok(Date.now() - t0 < 20_000);
+  // the same for a Llama checkpoint (llama generate)
+  const llama = writeFixture(join(root, 'llama'), { tied: true, seed: 3 }).dir;
+  const lc = JSON.parse(fs.readFileSync(join(llama, 'config.json'), 'utf8')) as Record<string, unknown>;
+  fs.writeFileSync(join(llama, 'config.json'), JSON.stringify({ ...lc, num_hidden_layers: 100_000_000 }));
+  oneLine(['llama', 'generate', '--model', llama, '--prompt', 'x'], /config\.json num_hidden_layers is 100000000, the checkpoint holds 2 layers/);
 });
 
 /** Runs tfree with its stdout closed after `keep` bytes (as `| head -c keep`); resolves with its exit code and stderr. */
