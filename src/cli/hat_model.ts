@@ -38,7 +38,8 @@ export function loadPackedHATModel(dir: string): HATModel {
   const ck = openCheckpoint(file);
   let packedNames: Set<string>;
   try {
-    packedNames = new Set(readPackedCheckpoint(ck, file).packed.keys());
+    const { packed } = readPackedCheckpoint(ck, file);
+    packedNames = new Set(packed.keys());
     checkLayerCounts(cfg, [...ck.names()], file);
   } finally {
     ck.close();
