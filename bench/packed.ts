@@ -54,7 +54,7 @@ async function loadOrt(note: (s: string) => void): Promise<OrtModule | null> {
     const name = 'onnxruntime-node';
     return (await import(name)) as OrtModule;
   } catch (e) {
-    note(`onnxruntime-node not installed or not loadable (${(e as Error).message.split('\n')[0]}): the MatMulNBits peer is skipped`);
+    note(`onnxruntime-node not installed or not loadable (${(e as Error).message.split('\n')[0]}): the MatMulNBits peer is skipped (install it: ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node@1.30.0)`);
     return null;
   }
 }

@@ -8,9 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from './errors.js';
 import { Progress } from './progress.js';
 import { HATConfigError } from '../models/hat/config.js';
-import { HATCheckpointError } from '../models/hat/checkpoint.js';
+import { HATCheckpointError, checkLayerCounts } from '../models/hat/checkpoint.js';
 import { HATModel } from '../models/hat/model.js';
-import { readHATConfig } from '../models/hat/config.js';
+import type { ParamStore } from '../nn/index.js';
+import { readHATConfig, type HATConfig } from '../models/hat/config.js';
 import { HatSplitter, INVALID_UTF8_RULES, type InvalidUtf8Rule } from '../models/hat/splitter.js';
 import { openCheckpoint, SafetensorsError } from '../io/index.js';
 import { FormatError, PackedCheckpointError, loadHATLazy, loadPackedModel, parseFormat, readPackedCheckpoint, type QuantFormat } from '../compress/index.js';
@@ -38,7 +39,9 @@ export function loadPackedHATModel(dir: string): HATModel {
   const ck = openCheckpoint(file);
   let packedNames: Set<string>;
   try {
-    packedNames = new Set(readPackedCheckpoint(ck, file).packed.keys());
+    const { packed } = readPackedCheckpoint(ck, file);
+    packedNames = new Set(packed.keys());
+    checkLayerCounts(cfg, [...ck.names()], file);
   } finally {
     ck.close();
   }
@@ -70,7 +73,7 @@ export const QUANTIZE_OPTION = {
 } as const;
 
 /** The `--quantize-block` option (weights per scale block of `--quantize`). */
-export const QUANTIZE_BLOCK_OPTION = { type: 'int', help: 'weights per scale block of --quantize (must divide every quantized row length)', default: 64, meta: 'N' } as const;
+export const QUANTIZE_BLOCK_OPTION = { type: 'int', help: 'weights per scale block of --quantize (must divide every quantized row length)', default: 64, meta: 'N', min: 1, max: 1 << 16 } as const;
 
 /** The quantization format of a `--quantize` value (undefined when not given) with its `--quantize-block`. */
 export function quantizeOption(v: string | number | boolean | undefined, block: string | number | boolean | undefined = 64): QuantFormat | undefined {
@@ -126,6 +129,7 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined, opt
     if (isPackedModelDir(dir)) {
       if (opts.quantize !== undefined) throw new UserError(`--quantize: ${dir} is already a packed (quantized) checkpoint`);
       model = loadPackedHATModel(dir);
+      checkFinite(model.store, dir); // the plain tensors of a packed checkpoint (the lazy loader checks the others as it reads)
     } else {
       // a progress bar on stderr for checkpoints above 1 GB
       let bar: Progress | undefined;
@@ -143,4 +147,34 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined, opt
   }
   const splitter = new HatSplitter({ maxWordSize: model.config.max_word_size, specialTokens: model.config.special_token_dict, invalidUtf8: opts.invalidUtf8 });
   return { dir, model, splitter };
+}
+
+/** Refuses a model with a NaN or infinite weight (one line naming the tensor): its results would be NaN. */
+export function checkFinite(store: ParamStore, dir: string): void {
+  const bad = store.firstNonFinite();
+  if (bad !== undefined) throw new UserError(`${dir}: tensor "${bad.name}" holds ${bad.count} non-finite value${bad.count > 1 ? 's' : ''} (NaN or infinity) of ${bad.size}; the model is damaged`);
+}
+
+/**
+ * How two HAT configs differ: `splitter` lists the fields that change how text becomes words
+ * (a compressed model must split text exactly as its base), `other` the remaining fields except
+ * the storage dtype (a compressed copy keeps the architecture; a difference means another model).
+ */
+export function configDifferences(a: HATConfig, b: HATConfig): { splitter: string[]; other: string[] } {
+  const same = (x: unknown, y: unknown): boolean => JSON.stringify(x) === JSON.stringify(y);
+  const splitterKeys = ['max_word_size', 'special_token_dict', 'eos_token_id'] as const;
+  const splitter = splitterKeys.filter((k) => !same(a[k], b[k]));
+  const other: string[] = [];
+  for (const k of Object.keys(a) as (keyof HATConfig)[]) {
+    if (k === 'torch_dtype' || (splitterKeys as readonly string[]).includes(k)) continue;
+    const av = a[k];
+    const bv = b[k];
+    if (typeof av === 'object' && av !== null && typeof bv === 'object' && bv !== null && !Array.isArray(av)) {
+      for (const f of new Set([...Object.keys(av), ...Object.keys(bv)])) {
+        if (f === 'transformers_version') continue;
+        if (!same((av as Record<string, unknown>)[f], (bv as Record<string, unknown>)[f])) other.push(`${k}.${f}`);
+      }
+    } else if (!same(av, bv)) other.push(k);
+  }
+  return { splitter, other };
 }

@@ -19,7 +19,7 @@ import * as nodePath from 'node:path';
 import { Tensor } from '../tensor/index.js';
 import { Bf16Linear, ParamStore } from '../nn/index.js';
 import { openCheckpoint, SafetensorsError, type Checkpoint } from '../io/index.js';
-import { HATCheckpointError, HATModel, readHATConfig, type HATConfig } from '../models/hat/index.js';
+import { HATCheckpointError, HATModel, checkLayerCounts, readHATConfig, type HATConfig } from '../models/hat/index.js';
 import { placeholderModel } from '../models/hat/synth.js';
 import { findLinears, nameFilter, replaceAt, type NameFilter } from './modules.js';
 import { PackedLinear } from './packed_linear.js';
@@ -81,6 +81,7 @@ export const LOAD_KMEANS_SAMPLES = 65536;
  */
 export function checkHATCheckpoint(ck: Checkpoint, cfg: HATConfig, opts: LazyLoadOptions = {}): { plans: Map<string, Plan>; modelBytes: number; diskBytes: number } {
   const where = ck.indexFile ?? ck.path;
+  checkLayerCounts(cfg, ck.names(), where); // before a config's 10^8 claimed layers are built
   const ph = placeholderModel(cfg);
   const expected = ph.store.entries();
   const missing = expected.filter(([n]) => !ck.has(n)).map(([n]) => n);

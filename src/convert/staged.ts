@@ -12,7 +12,7 @@
  * and later stages start from there.
  */
 import * as nodePath from 'node:path';
-import type { BytePacker } from '../io/index.js';
+import { runToEnd, type BytePacker } from '../io/index.js';
 import { Trainer, type LogEntry, type TrainSettings, type TrainableModel, type TrainerEvents } from '../train/index.js';
 
 export interface Stage {
@@ -62,6 +62,11 @@ export function stageDir(outDir: string, k: number): string {
  * when a stage's `shouldStop` event ends it.
  */
 export function runStages(init: StagedInit): StageResult[] {
+  return runToEnd(stagesJob(init));
+}
+
+/** `runStages` as a job that yields after every training step (run it with runYielding for Ctrl-C). */
+export function* stagesJob(init: StagedInit): Generator<number, StageResult[], void> {
   const store = init.model.store;
   const results: StageResult[] = [];
   for (let k = 0; k < init.stages.length; k++) {
@@ -92,7 +97,7 @@ export function runStages(init: StagedInit): StageResult[] {
     });
     if (init.resume === true) trainer.resume();
     init.onStageStart?.(k, trainer, frozen);
-    trainer.runAll();
+    yield* trainer.session();
     const finished = trainer.step >= st.steps;
     results.push({ dir, log: trainer.log, frozen, finished });
     if (!finished) break;

@@ -17,6 +17,7 @@
 import { applyCompression, blockFor, componentBits, type Component, type ComponentCompression } from './components.js';
 import type { DtmEvaluator, DtmOptions, DtmReport } from './hat_dtm.js';
 import { fdtPrecisionPlan, fdtSparsityPlan, uniformSparsityPlan, type PrecisionComponent, type SparsityComponent } from './plan.js';
+import { runToEnd } from '../io/interrupt.js';
 
 /** A level label: `s<fraction>` (magnitude sparsity) or a format name. */
 export type LevelSpec = { label: string; sparsity: number; format?: undefined } | { label: string; format: string; sparsity?: undefined };
@@ -96,12 +97,16 @@ export interface SweepResult {
   components: SweepComponent[];
   rows: SweepRow[];
   seconds: number;
+  /** set when the sweep was stopped early: `rows` holds only the cells done */
+  interrupted?: boolean;
 }
 
 export interface SweepOptions {
   block?: number;
   eval?: DtmOptions;
   onProgress?: (done: number, total: number, what: string) => void;
+  /** polled after every cell: true ends the sweep early with the rows so far (`interrupted: true`) */
+  shouldStop?: () => boolean;
 }
 
 /** Scores the model with the given compression applied (restored afterwards). */
@@ -116,6 +121,11 @@ export function scoreCompressed(ev: DtmEvaluator, components: readonly Component
 }
 
 export function runSweep(ev: DtmEvaluator, components: readonly Component[], levels: readonly string[], modelName: string, opts: SweepOptions = {}): SweepResult {
+  return runToEnd(sweepJob(ev, components, levels, modelName, opts));
+}
+
+/** `runSweep` as a job that yields after every cell (run it with runYielding so Ctrl-C can stop it). */
+export function* sweepJob(ev: DtmEvaluator, components: readonly Component[], levels: readonly string[], modelName: string, opts: SweepOptions = {}): Generator<number, SweepResult, void> {
   const t0 = Date.now();
   const block = opts.block ?? 64;
   const specs = levels.map(parseLevel);
@@ -123,7 +133,8 @@ export function runSweep(ev: DtmEvaluator, components: readonly Component[], lev
   const rows: SweepRow[] = [];
   const total = components.length * specs.length;
   let done = 0;
-  for (const c of components) {
+  let interrupted = false;
+  cells: for (const c of components) {
     for (const l of specs) {
       opts.onProgress?.(done, total, `${c.group} ${c.kind} ${l.label}`);
       const cc: ComponentCompression = l.format !== undefined ? { format: l.format } : { sparsity: l.sparsity };
@@ -133,9 +144,14 @@ export function runSweep(ev: DtmEvaluator, components: readonly Component[], lev
       else row.sparsity = l.sparsity;
       rows.push(row);
       done++;
+      yield done;
+      if (done < total && opts.shouldStop?.() === true) {
+        interrupted = true;
+        break cells;
+      }
     }
   }
-  opts.onProgress?.(total, total, 'done');
+  if (!interrupted) opts.onProgress?.(total, total, 'done');
   return {
     tfree_sweep: 1,
     model: modelName,
@@ -147,6 +163,7 @@ export function runSweep(ev: DtmEvaluator, components: readonly Component[], lev
     components: components.map((c) => ({ name: c.name, group: c.group, kind: c.kind, rows: c.rows, cols: c.cols, params: c.params })),
     rows,
     seconds: (Date.now() - t0) / 1000,
+    ...(interrupted ? { interrupted: true } : {}),
   };
 }
 

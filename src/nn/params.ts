@@ -179,6 +179,20 @@ export class ParamStore {
   }
 
   /** Drops every accumulated gradient (set to null, as PyTorch's set_to_none). */
+  /**
+   * The first parameter holding a NaN or an infinity (name, count of such values, size), or
+   * undefined when all are finite. A model loaded with one would give NaN results.
+   */
+  firstNonFinite(): { name: string; count: number; size: number } | undefined {
+    for (const [name, t] of this.params) {
+      const d = t.f32();
+      let count = 0;
+      for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) count++;
+      if (count > 0) return { name, count, size: d.length };
+    }
+    return undefined;
+  }
+
   zeroGrad(): void {
     for (const t of this.params.values()) t.grad = null;
   }

@@ -237,3 +237,9 @@ export class Rng {
     this.spare = state.spare;
   }
 }
+
+/**
+ * The sampling defaults of every text generator tfree offers (tfree generate, tfree llama
+ * generate, tfree demo, the server's completions): temperature, nucleus top-p, top-k (0: all).
+ */
+export const SAMPLING_DEFAULTS = { temperature: 0.8, topP: 0.95, topK: 0 } as const;

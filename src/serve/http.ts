@@ -44,14 +44,20 @@ export async function readJsonObject(req: IncomingMessage, limit: number): Promi
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    const b = chunk as Buffer;
-    size += b.length;
-    if (size > limit) {
-      req.resume();
-      throw new HttpError(413, `the request body is over the limit of ${limit} bytes (--max-body-bytes)`, null, 'body_too_large');
+  try {
+    for await (const chunk of req) {
+      const b = chunk as Buffer;
+      size += b.length;
+      if (size > limit) {
+        req.resume();
+        throw new HttpError(413, `the request body is over the limit of ${limit} bytes (--max-body-bytes)`, null, 'body_too_large');
+      }
+      chunks.push(b);
     }
-    chunks.push(b);
+  } catch (e) {
+    if (e instanceof HttpError) throw e;
+    // the client closed the connection before its body ended: not a server error (nothing to log)
+    throw new HttpError(400, `the request body ended early (${(e as Error).message})`, null, 'incomplete_body');
   }
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') throw new HttpError(400, 'the request body is empty; send a JSON object', null, 'invalid_json');

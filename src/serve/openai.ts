@@ -4,7 +4,8 @@
  *
  * Units: a HAT model generates bytes, so `max_tokens` counts BYTES of generated UTF-8 and the
  * `usage` numbers are bytes (`prompt_tokens` = prompt bytes, `completion_tokens` = generated
- * bytes). Sampling: `temperature` (0 = greedy, default 1), `top_p` (default 1), `seed` (default
+ * bytes). Sampling: `temperature` (0 = greedy, default 0.8), `top_p` (default 0.95; both the defaults of
+ * every tfree generator, SAMPLING_DEFAULTS), `seed` (default
  * 0: the same request gives the same text), `stop` (a string or up to 4), and the extension
  * `top_k`. `n` must be 1. `finish_reason` is "length" when `max_tokens` bytes were generated,
  * else "stop" (a stop string or the end-of-text byte).
@@ -16,6 +17,7 @@
  */
 import { Fields, HttpError } from './http.js';
 import type { GenerationParams } from './ops.js';
+import { SAMPLING_DEFAULTS } from '../nn/index.js';
 import { CHAT_STOP_STRINGS, llama3ChatPrompt, type ChatRole } from '../models/hat/chat.js';
 
 export interface Limits {
@@ -68,9 +70,9 @@ function parseMessages(v: unknown): { role: string; content: string }[] {
   });
 }
 
-/** top_p in (0, 1] (default 1). */
+/** top_p in (0, 1] (default SAMPLING_DEFAULTS.topP). */
 function topP(f: Fields): number {
-  const p = f.number('top_p', 0, 1) ?? 1;
+  const p = f.number('top_p', 0, 1) ?? SAMPLING_DEFAULTS.topP;
   if (p === 0) throw new HttpError(400, '"top_p" must be in (0, 1], got 0', 'top_p', 'out_of_range');
   return p;
 }
@@ -112,7 +114,7 @@ export function parseGenRequest(body: Record<string, unknown>, chat: boolean, li
     includeUsage,
     params: {
       maxBytes: maxTokens,
-      temperature: f.number('temperature', 0, 2) ?? 1,
+      temperature: f.number('temperature', 0, 2) ?? SAMPLING_DEFAULTS.temperature,
       topP: topP(f),
       topK: f.int('top_k', 0, 256) ?? 0,
       seed: f.int('seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER) ?? 0,

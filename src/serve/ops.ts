@@ -18,6 +18,7 @@
  * Byte offsets are into the model's byte sequence: the UTF-8 of the text, except that a
  * special-token string (e.g. `<|eot_id|>`) is one byte (its id), as the model sees it.
  */
+import { SAMPLING_DEFAULTS } from '../nn/index.js';
 import type { HATModel } from '../models/hat/model.js';
 import { generateSteps, type GenerateResult, type StopReason, type WordSplitter } from '../models/hat/generate.js';
 import { makeReference, teacherForced } from '../eval/hat_dtm.js';
@@ -104,9 +105,9 @@ export function score(model: HATModel, splitter: WordSplitter, text: string): Sc
 export interface GenerationParams {
   /** most bytes to generate */
   maxBytes: number;
-  /** softmax temperature (0: greedy; default 1) */
+  /** softmax temperature (0: greedy; default SAMPLING_DEFAULTS.temperature) */
   temperature?: number;
-  /** nucleus filter: keep the most likely bytes holding this probability (default 1: all) */
+  /** nucleus filter: keep the most likely bytes holding this probability (default SAMPLING_DEFAULTS.topP) */
   topP?: number;
   /** keep only the k most likely bytes (default 0: all) */
   topK?: number;
@@ -123,9 +124,9 @@ export interface GenerationParams {
 /** Checks generation parameters; throws OpsError naming the field. */
 export function checkGenerationParams(p: GenerationParams): void {
   if (!Number.isInteger(p.maxBytes) || p.maxBytes < 0) throw new OpsError(`max bytes must be an integer >= 0, got ${p.maxBytes}`, 'max_tokens');
-  const t = p.temperature ?? 1;
+  const t = p.temperature ?? SAMPLING_DEFAULTS.temperature;
   if (!(Number.isFinite(t) && t >= 0)) throw new OpsError(`temperature must be a finite number >= 0, got ${t}`, 'temperature');
-  const tp = p.topP ?? 1;
+  const tp = p.topP ?? SAMPLING_DEFAULTS.topP;
   if (!(tp > 0 && tp <= 1)) throw new OpsError(`top_p must be in (0, 1], got ${tp}`, 'top_p');
   const tk = p.topK ?? 0;
   if (!Number.isInteger(tk) || tk < 0) throw new OpsError(`top_k must be an integer >= 0, got ${tk}`, 'top_k');
@@ -148,8 +149,8 @@ export class Generation {
     if (splitter.encode(prompt).length === 0) throw new OpsError('the prompt is empty (HAT predicts each byte from the bytes before it; give at least one byte)', 'prompt');
     this.it = generateSteps(model, splitter, prompt, {
       maxBytes: params.maxBytes,
-      temperature: params.temperature ?? 1,
-      topP: params.topP ?? 1,
+      temperature: params.temperature ?? SAMPLING_DEFAULTS.temperature,
+      topP: params.topP ?? SAMPLING_DEFAULTS.topP,
       topK: params.topK ?? 0,
       seed: params.seed ?? 0,
       greedy: params.greedy === true,

@@ -48,11 +48,17 @@ export function saveCheckpoint(root: string, step: number, files: CheckpointFile
   const tmp = nodePath.join(root, `${name}.tmp-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp);
-  writeSafetensors(nodePath.join(tmp, 'model.safetensors'), files.model, { format: 'pt' });
-  writeSafetensors(nodePath.join(tmp, 'optimizer.safetensors'), files.optimizer);
-  if (files.config !== undefined) writeFileAtomic(nodePath.join(tmp, 'config.json'), `${JSON.stringify(files.config, null, 2)}\n`);
-  writeFileAtomic(nodePath.join(tmp, 'state.json'), JSON.stringify(files.state));
-  syncFolder(tmp);
+  try {
+    writeSafetensors(nodePath.join(tmp, 'model.safetensors'), files.model, { format: 'pt' });
+    writeSafetensors(nodePath.join(tmp, 'optimizer.safetensors'), files.optimizer);
+    if (files.config !== undefined) writeFileAtomic(nodePath.join(tmp, 'config.json'), `${JSON.stringify(files.config, null, 2)}\n`);
+    writeFileAtomic(nodePath.join(tmp, 'state.json'), JSON.stringify(files.state));
+    syncFolder(tmp);
+  } catch (e) {
+    // e.g. ENOSPC: no half-written folder stays behind; latest.json still points at the previous checkpoint
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
   fs.rmSync(final, { recursive: true, force: true }); // a stale folder of the same step from a killed run
   fs.renameSync(tmp, final);
   syncFolder(root);
@@ -63,18 +69,54 @@ export function saveCheckpoint(root: string, step: number, files: CheckpointFile
   return final;
 }
 
-/** The checkpoint `latest.json` points at, or null when there is none. */
+/** A checkpoint that cannot be read (truncated, damaged or missing file); the message names the file. */
+export class CheckpointError extends Error {
+  override readonly name = 'CheckpointError';
+}
+
+function readJson(file: string, what: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CheckpointError(`${file}: cannot read the ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CheckpointError(`${file}: damaged ${what} (${(e as Error).message})`);
+  }
+}
+
+function openPart(file: string): Checkpoint {
+  if (!fs.existsSync(file)) throw new CheckpointError(`${file}: missing`);
+  try {
+    return openCheckpoint(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CheckpointError(code === 'ENOENT' ? `${file}: missing` : `${file}: damaged (${(e as Error).message.replace(`${file}: `, '')})`);
+  }
+}
+
+/** The checkpoint `latest.json` points at, or null when there is none. Errors are CheckpointErrors naming the file. */
 export function loadLatestCheckpoint<S>(root: string): LoadedCheckpoint<S> | null {
   const p = nodePath.join(root, LATEST);
   if (!fs.existsSync(p)) return null;
-  let ptr: { step: number; dir: string };
-  try {
-    ptr = JSON.parse(fs.readFileSync(p, 'utf8')) as { step: number; dir: string };
-  } catch (e) {
-    throw new Error(`${p}: unreadable checkpoint pointer (${(e as Error).message})`);
+  const ptr = readJson(p, 'checkpoint pointer') as { step?: unknown; dir?: unknown } | null;
+  if (ptr === null || typeof ptr !== 'object' || typeof ptr.dir !== 'string' || !/^step-\d+$/.test(ptr.dir) || typeof ptr.step !== 'number') {
+    throw new CheckpointError(`${p}: bad checkpoint pointer ${JSON.stringify(ptr)}`);
   }
-  if (typeof ptr.dir !== 'string' || !/^step-\d+$/.test(ptr.dir)) throw new Error(`${p}: bad checkpoint pointer ${JSON.stringify(ptr)}`);
   const dir = nodePath.join(root, ptr.dir);
-  const state = JSON.parse(fs.readFileSync(nodePath.join(dir, 'state.json'), 'utf8')) as S;
-  return { dir, step: ptr.step, state, model: openCheckpoint(nodePath.join(dir, 'model.safetensors')), optimizer: openCheckpoint(nodePath.join(dir, 'optimizer.safetensors')) };
+  if (!fs.existsSync(dir)) throw new CheckpointError(`${p}: points at ${dir}, which is missing`);
+  const state = readJson(nodePath.join(dir, 'state.json'), 'training state');
+  if (state === null || typeof state !== 'object') throw new CheckpointError(`${nodePath.join(dir, 'state.json')}: damaged training state (not an object)`);
+  const model = openPart(nodePath.join(dir, 'model.safetensors'));
+  let optimizer: Checkpoint;
+  try {
+    optimizer = openPart(nodePath.join(dir, 'optimizer.safetensors'));
+  } catch (e) {
+    model.close();
+    throw e;
+  }
+  return { dir, step: ptr.step, state: state as S, model, optimizer };
 }

@@ -21,8 +21,8 @@ import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { noGrad, scale, type Tensor } from '../tensor/index.js';
 import { AdamW, ParamStore, Rng, clipGradNorm, cosineLr, gradNorm as globalGradNorm, isNoDecayParam, type AdamWStateMeta, type RngState } from '../nn/index.js';
-import { BytePacker, writeFileAtomic, writeSafetensors, type DataPosition, type PackedBatch } from '../io/index.js';
-import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { BytePacker, runToEnd, runYielding, writeFileAtomic, writeSafetensors, type DataPosition, type PackedBatch } from '../io/index.js';
+import { CheckpointError, loadLatestCheckpoint, saveCheckpoint } from './checkpoint.js';
 
 /** What the trainer needs from a model. */
 export interface TrainableModel {
@@ -231,6 +231,10 @@ export class Trainer {
       this.step = st.step;
       this.log = st.log.slice();
       this.elapsedBefore = st.elapsed;
+    } catch (e) {
+      if (e instanceof ResumeMismatchError || e instanceof CheckpointError) throw e;
+      // a state.json with missing or malformed fields, a tensor that does not fit, ...
+      throw new CheckpointError(`${ck.dir}: damaged checkpoint (${e instanceof Error ? e.message : String(e)})`);
     } finally {
       ck.model.close();
       ck.optimizer.close();
@@ -341,6 +345,19 @@ export class Trainer {
    * session early after that step (as a kill would, but cleanly; for tests and time limits).
    */
   runAll(stopAt = Infinity): LogEntry[] {
+    return runToEnd(this.session(stopAt));
+  }
+
+  /**
+   * `runAll`, letting the event loop turn between steps, so a SIGINT handler can ask
+   * `shouldStop` to end the session (with a checkpoint) while it runs.
+   */
+  runAllYielding(stopAt = Infinity): Promise<LogEntry[]> {
+    return runYielding(this.session(stopAt));
+  }
+
+  /** The training session as a job: yields after every step (src/io/interrupt.ts). */
+  *session(stopAt = Infinity): Generator<number, LogEntry[], void> {
     fs.mkdirSync(this.outDir, { recursive: true });
     const s = this.settings;
     const t0 = performance.now();
@@ -357,9 +374,13 @@ export class Trainer {
       }
       this.log.push(e);
       this.events.onStep?.(e);
-      const stop = !last && (this.events.shouldStop?.() ?? false);
-      if ((s.saveEvery > 0 && this.step % s.saveEvery === 0) || last || stop) this.checkpoint(t0);
-      if (stop) return this.log;
+      const saved = (s.saveEvery > 0 && this.step % s.saveEvery === 0) || last;
+      if (saved) this.checkpoint(t0);
+      yield this.step; // a safe point: a SIGINT handler may run here
+      if (!last && (this.events.shouldStop?.() ?? false)) {
+        if (!saved) this.checkpoint(t0);
+        return this.log;
+      }
     }
     this.exportModel();
     this.writeLog();

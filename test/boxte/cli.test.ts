@@ -56,7 +56,7 @@ test('kg: bad input gives a one-line error with file:line and exit code 2, no st
   writeFileSync(join(bad, 'valid.txt'), 'e1\tr1\te2\t3\ne1\tr1\n');
   const r = tfree('kg', 'stats', '--data', bad);
   assert.equal(r.code, 2);
-  assert.match(r.err, /^tfree kg: .*valid\.txt:2: expected 4 tab-separated fields/);
+  assert.match(r.err, /^tfree kg stats: .*valid\.txt:2: expected 4 tab-separated fields/);
   assert.equal(r.err.trim().split('\n').length, 1);
   const missing = tfree('kg', 'eval', '--model', join(dir, 'nope.safetensors'), '--data', bad);
   assert.equal(missing.code, 2);
@@ -71,7 +71,7 @@ test('kg train: divergence (--lr 1e30) stops with one line, exit 2, and saves no
   const ckpt = join(dir, 'div.safetensors');
   const r = tfree('kg', 'train', '--data', data, '--out', ckpt, '--dim', '16', '--epochs', '3', '--batch', '64', '--negatives', '20', '--lr', '1e30', '--valid-every', '1', '--json');
   assert.equal(r.code, 2, r.err);
-  assert.match(r.err, /^tfree kg: training diverged at epoch 1, step \d+: the loss is (NaN|Infinity|-Infinity) \(lower --lr\)/);
+  assert.match(r.err, /^tfree kg train: training diverged at epoch 1, step \d+: the loss is (NaN|Infinity|-Infinity) \(lower --lr\)/);
   assert.equal(r.err.trim().split('\n').length, 1);
   assert.equal(r.out.trim(), '', 'no epoch or validation event (no validation MRR of a NaN model)');
   assert.ok(!existsSync(ckpt) && !existsSync(`${ckpt}.last`), 'nothing saved');
@@ -91,7 +91,7 @@ test('kg train: divergence (--lr 1e30) stops with one line, exit 2, and saves no
   writeSafetensors(nan, poisoned, meta);
   const ev = tfree('kg', 'eval', '--model', nan, '--data', data, '--json');
   assert.equal(ev.code, 2);
-  assert.match(ev.err, /^tfree kg: .*nan\.safetensors: refusing a model with non-finite parameters: parameter entity\.base has 1 non-finite value, e\.g\. NaN/);
+  assert.match(ev.err, /^tfree kg eval: .*nan\.safetensors: refusing a model with non-finite parameters: parameter entity\.base has 1 non-finite value, e\.g\. NaN/);
   assert.equal(ev.err.trim().split('\n').length, 1);
   assert.equal(ev.out, '');
 });
@@ -154,4 +154,21 @@ test('kg pack: a bf16 model file from a training state (parameters rounded to bf
   const again = tfree('kg', 'pack', '--model', `${ckpt}.last`, '--out', out);
   assert.equal(again.code, 2);
   assert.match(again.err, /exists; remove it first/);
+});
+
+test('kg synth prints a train command that reaches the documented test MRR (docs/boxte.md: 0.80); best_valid_mrr is null without validation', () => {
+  const data = join(dir, 'syn-doc');
+  const s = tfree('kg', 'synth', '--out', data);
+  assert.equal(s.code, 0, s.err);
+  const cmd = /tfree (kg train .*)$/m.exec(s.out);
+  assert.ok(cmd !== null, s.out);
+  const tr = tfree(...cmd[1].split(' '), '--json');
+  assert.equal(tr.code, 0, tr.err);
+  const ev = JSON.parse(tfree('kg', 'eval', '--model', join(data, 'model.safetensors'), '--data', data, '--json').out) as { mrr: number };
+  assert.ok(ev.mrr > 0.75, `test MRR ${ev.mrr}`);
+  const nv = tfree('kg', 'train', '--data', data, '--out', join(dir, 'nv.safetensors'), '--dim', '8', '--epochs', '1', '--valid-every', '0', '--json');
+  assert.equal(nv.code, 0, nv.err);
+  const done = JSON.parse(nv.out.trim().split('\n').pop() as string) as Record<string, unknown>;
+  assert.equal(done.event, 'done');
+  assert.equal(done.best_valid_mrr, null);
 });

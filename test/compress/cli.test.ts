@@ -33,7 +33,7 @@ test('tfree quantize / prune: packed folder loads and runs; pruned folder has th
     const ids = Int32Array.from({ length: 8 }, (_, i) => (i * 7) % 64);
     const ref = noGrad(() => model.forward(ids, 1, 8)).f32();
 
-    const q = await cli(['quantize', '--format', 'int8', '--in', src, '--out', join(root, 'q8'), '--json']);
+    const q = await cli(['quantize', '--format', 'int8', '--model', src, '--out', join(root, 'q8'), '--json']);
     assert.equal(q.code, 0, q.err);
     const summary = JSON.parse(q.out.trim().split('\n').pop()!) as { quantized: number; bits_per_weight: number; copied: string[] };
     assert.equal(summary.quantized, 7);
@@ -48,7 +48,7 @@ test('tfree quantize / prune: packed folder loads and runs; pruned folder has th
     const scale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     assert.ok(d < 0.03 * scale, `int8 packed logits differ by ${d} (max logit ${scale})`);
 
-    const p = await cli(['prune', '--sparsity', '0.5', '--method', 'magnitude', '--in', src, '--out', join(root, 'p50')]);
+    const p = await cli(['prune', '--sparsity', '0.5', '--method', 'magnitude', '--model', src, '--out', join(root, 'p50')]);
     assert.equal(p.code, 0, p.err);
     const ck = openCheckpoint(join(root, 'p50'));
     const w = ck.readAs('model.layers.0.mlp.up_proj.weight', 'f32').data;
@@ -58,7 +58,7 @@ test('tfree quantize / prune: packed folder loads and runs; pruned folder has th
 
     const calib = join(root, 'calib.txt');
     writeFileSync(calib, Array.from({ length: 300 }, () => String.fromCharCode(97 + new Rng(3).int(26))).join(''));
-    const wd = await cli(['prune', '--sparsity', '0.25', '--method', 'wanda', '--calib', calib, '--in', src, '--out', join(root, 'wanda')]);
+    const wd = await cli(['prune', '--sparsity', '0.25', '--method', 'wanda', '--calib', calib, '--model', src, '--out', join(root, 'wanda')]);
     assert.equal(wd.code, 0, wd.err);
     const ckw = openCheckpoint(join(root, 'wanda'));
     const ww = ckw.readAs('model.layers.0.self_attn.q_proj.weight', 'f32').data;
@@ -72,15 +72,15 @@ test('tfree quantize / prune: packed folder loads and runs; pruned folder has th
       assert.match(r.err, re);
       assert.equal(r.err.trim().split('\n').length, 1, r.err);
     };
-    await bad(['quantize', '--format', 'kmeans5', '--in', src, '--out', join(root, 'x1')], /unknown format "kmeans5"|kmeans supports/);
-    await bad(['quantize', '--format', 'int4', '--block', '128', '--in', src, '--out', join(root, 'x2')], /tensor "model\.layers\.0\..*": block size 128 does not divide the row length 64/);
+    await bad(['quantize', '--format', 'kmeans5', '--model', src, '--out', join(root, 'x1')], /unknown format "kmeans5"|kmeans supports/);
+    await bad(['quantize', '--format', 'int4', '--block', '128', '--model', src, '--out', join(root, 'x2')], /tensor "model\.layers\.0\..*": block size 128 does not divide the row length 64/);
     assert.ok(!existsSync(join(root, 'x2', 'model.safetensors')));
-    await bad(['quantize', '--format', 'int4', '--in', join(root, 'nope'), '--out', join(root, 'x3')], /nope/);
-    await bad(['quantize', '--format', 'int4', '--in', src, '--out', src], /must differ/);
-    await bad(['prune', '--sparsity', '1.5', '--in', src, '--out', join(root, 'x4')], /--sparsity must be in \[0, 1\]/);
-    await bad(['prune', '--sparsity', '0.5', '--method', 'wanda', '--in', src, '--out', join(root, 'x5')], /needs --calib/);
+    await bad(['quantize', '--format', 'int4', '--model', join(root, 'nope'), '--out', join(root, 'x3')], /nope/);
+    await bad(['quantize', '--format', 'int4', '--model', src, '--out', src], /must differ/);
+    await bad(['prune', '--sparsity', '1.5', '--model', src, '--out', join(root, 'x4')], /--sparsity must be a number in \[0, 1\], got 1.5/);
+    await bad(['prune', '--sparsity', '0.5', '--method', 'wanda', '--model', src, '--out', join(root, 'x5')], /needs --calib/);
     writeFileSync(join(src, 'config.json'), JSON.stringify({ ...hfConfig, model_type: 'gpt2' }));
-    await bad(['prune', '--sparsity', '0.5', '--method', 'wanda', '--calib', calib, '--in', src, '--out', join(root, 'x6')], /model_type "llama" only.*"gpt2".*--method magnitude/);
+    await bad(['prune', '--sparsity', '0.5', '--method', 'wanda', '--calib', calib, '--model', src, '--out', join(root, 'x6')], /model_type "llama" only.*"gpt2".*--method magnitude/);
     // corrupt packed checkpoint: a file with codes but no metadata
     writeSafetensors(join(root, 'corrupt.safetensors'), { 'a.weight.codes': { dtype: 'U8', shape: [2, 8], data: new Uint8Array(16) } });
     const b = build(4);

@@ -134,7 +134,7 @@ test('tfree convert llama-to-hat: converts, trains two stages on a text file, th
   fs.writeFileSync(text, Array.from({ length: 40 }, (_, i) => TEXT[i % TEXT.length]).join('\n'));
   // conversion only
   const only = nodePath.join(root, 'cli-only');
-  const c0 = tfree('convert', 'llama-to-hat', '--in', src.dir, '--out', only, '--json');
+  const c0 = tfree('convert', 'llama-to-hat', '--model', src.dir, '--out', only, '--json');
   assert.equal(c0.code, 0, c0.err);
   const ev0 = c0.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(ev0[0].event, 'converted');
@@ -145,7 +145,7 @@ test('tfree convert llama-to-hat: converts, trains two stages on a text file, th
   }
   // with two short stages on the preset tiny byte modules
   const out = nodePath.join(root, 'cli');
-  const r = tfree('convert', 'llama-to-hat', '--in', src.dir, '--out', out, '--preset', 'tiny', '--data', text, '--stage1-steps', '2', '--stage1-lr', '3e-3', '--stage2-steps', '2', '--stage2-lr', '1e-3', '--batch', '2', '--seq-bytes', '64', '--json');
+  const r = tfree('convert', 'llama-to-hat', '--model', src.dir, '--out', out, '--preset', 'tiny', '--data', text, '--stage1-steps', '2', '--stage1-lr', '3e-3', '--stage2-steps', '2', '--stage2-lr', '1e-3', '--batch', '2', '--seq-bytes', '64', '--json');
   assert.equal(r.code, 0, r.err);
   const ev = r.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(ev.filter((e) => e.event === 'stage').map((e) => [e.stage, e.frozen]), [[1, 18], [2, 0]]);
@@ -160,17 +160,17 @@ test('tfree convert llama-to-hat: converts, trains two stages on a text file, th
   const gen = JSON.parse(g.out.trim().split('\n').pop() as string) as { bytes: number; stop_reason: string };
   assert.ok(gen.bytes > 0 && gen.bytes <= 10, JSON.stringify(gen));
   // errors: one line, no stack, non-zero exit
-  const again = tfree('convert', 'llama-to-hat', '--in', src.dir, '--out', out, '--data', text);
+  const again = tfree('convert', 'llama-to-hat', '--model', src.dir, '--out', out, '--data', text);
   assert.notEqual(again.code, 0);
   assert.match(again.err, /already holds a conversion run; pass --resume/);
-  const notLlama = tfree('convert', 'llama-to-hat', '--in', out, '--out', nodePath.join(root, 'x'));
+  const notLlama = tfree('convert', 'llama-to-hat', '--model', out, '--out', nodePath.join(root, 'x'));
   assert.notEqual(notLlama.code, 0);
   assert.match(notLlama.err, /not a Llama checkpoint: .*model_type/);
   assert.equal(notLlama.err.trim().split('\n').length, 1);
-  const noData = tfree('convert', 'llama-to-hat', '--in', src.dir, '--out', nodePath.join(root, 'y'), '--stage1-steps', '3');
+  const noData = tfree('convert', 'llama-to-hat', '--model', src.dir, '--out', nodePath.join(root, 'y'), '--stage1-steps', '3');
   assert.notEqual(noData.code, 0);
   assert.match(noData.err, /need text: give --data/);
-  const noSub = tfree('convert', '--in', src.dir);
-  assert.match(noSub.err, /missing subcommand/);
+  const noSub = tfree('convert', '--model', src.dir);
+  assert.match(noSub.err, /give a subcommand: llama-to-hat/);
   assert.ok(!notLlama.err.includes('    at '), 'no stack trace');
 });

@@ -159,7 +159,7 @@ test('tfree eval dtm on plain, pruned and packed folders; prune/quantize --plan'
     saveHATModel(src, model(5));
     const prompts = join(root, 'prompts.txt');
     writeFileSync(prompts, PROMPTS.slice(0, 3).join('\n'));
-    const same = await cli(['eval', 'dtm', '--base', src, '--compressed', src, '--prompts', prompts, '--length', '10', '--json']);
+    const same = await cli(['eval', 'dtm', '--model', src, '--compressed', src, '--prompts', prompts, '--max-bytes', '10', '--json']);
     assert.equal(same.code, 0, same.err);
     const js = JSON.parse(same.out) as Record<string, number>;
     for (const k of ['fdt_mean', 'fdt_median', 'fdt_p25', 'fdt_p75', 'sdt_mean', 'sdt_share']) assert.equal(typeof js[k], 'number', k);
@@ -171,7 +171,7 @@ test('tfree eval dtm on plain, pruned and packed folders; prune/quantize --plan'
     const comps = listComponents(base);
     const sp = { tfree_plan: 1, kind: 'sparsity', components: { [comps[0].name]: { sparsity: 0.5 }, [comps[5].name]: { sparsity: 0.25 } } };
     writeFileSync(join(root, 'sp.json'), JSON.stringify(sp));
-    const pr = await cli(['prune', '--plan', join(root, 'sp.json'), '--in', src, '--out', join(root, 'pruned'), '--json']);
+    const pr = await cli(['prune', '--plan', join(root, 'sp.json'), '--model', src, '--out', join(root, 'pruned'), '--json']);
     assert.equal(pr.code, 0, pr.err);
     const pm = loadHATModel(join(root, 'pruned'));
     const pc = listComponents(pm);
@@ -181,13 +181,13 @@ test('tfree eval dtm on plain, pruned and packed folders; prune/quantize --plan'
 
     const qp = { tfree_plan: 1, kind: 'precision', components: Object.fromEntries(comps.map((c, i) => [c.name, i % 3 === 0 ? { format: 'f32' } : { format: i % 3 === 1 ? 'int8' : 'kmeans2', block: blockFor(c.cols, 64) }])) };
     writeFileSync(join(root, 'qp.json'), JSON.stringify(qp));
-    const q = await cli(['quantize', '--plan', join(root, 'qp.json'), '--in', src, '--out', join(root, 'packed'), '--json']);
+    const q = await cli(['quantize', '--plan', join(root, 'qp.json'), '--model', src, '--out', join(root, 'packed'), '--json']);
     assert.equal(q.code, 0, q.err);
     const summary = JSON.parse(q.out.trim().split('\n').pop() as string) as { quantized: number };
     assert.equal(summary.quantized, comps.filter((_, i) => i % 3 !== 0).length);
 
     for (const dir of ['pruned', 'packed']) {
-      const r = await cli(['eval', 'dtm', '--base', src, '--compressed', join(root, dir), '--prompts', prompts, '--length', '10', '--units', 'words', '--json', '--report', join(root, `rep-${dir}`)]);
+      const r = await cli(['eval', 'dtm', '--model', src, '--compressed', join(root, dir), '--prompts', prompts, '--max-bytes', '10', '--units', 'words', '--json', '--report', join(root, `rep-${dir}`)]);
       assert.equal(r.code, 0, r.err);
       const o = JSON.parse(r.out) as { units: string; fdt_mean: number; words: { fdt_mean: number } };
       assert.equal(o.units, 'words');
@@ -202,14 +202,14 @@ test('tfree eval dtm on plain, pruned and packed folders; prune/quantize --plan'
     restore();
     assert.deepEqual(ev.evaluate(pm).fdt_bytes, mem.fdt_bytes);
 
-    const bad = await cli(['prune', '--plan', join(root, 'qp.json'), '--in', src, '--out', join(root, 'x')]);
+    const bad = await cli(['prune', '--plan', join(root, 'qp.json'), '--model', src, '--out', join(root, 'x')]);
     assert.equal(bad.code, 2);
     assert.match(bad.err, /a "precision" plan; this command needs a "sparsity" plan/);
     writeFileSync(join(root, 'typo.json'), JSON.stringify({ tfree_plan: 1, kind: 'sparsity', components: { 'no.such.weight': { sparsity: 0.5 } } }));
-    const typo = await cli(['prune', '--plan', join(root, 'typo.json'), '--in', src, '--out', join(root, 'x')]);
+    const typo = await cli(['prune', '--plan', join(root, 'typo.json'), '--model', src, '--out', join(root, 'x')]);
     assert.equal(typo.code, 2);
     assert.match(typo.err, /component "no\.such\.weight" is not a tensor/);
-    const noPrompts = await cli(['eval', 'dtm', '--base', src, '--compressed', src]);
+    const noPrompts = await cli(['eval', 'dtm', '--model', src, '--compressed', src]);
     assert.equal(noPrompts.code, 2);
     assert.match(noPrompts.err, /--prompts/);
   } finally {

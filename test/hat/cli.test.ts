@@ -44,7 +44,7 @@ test('tfree generate / eval: user errors are one line with exit code 2', () => {
   const cases: [string[], RegExp][] = [
     [['generate', '--model', dir], /give a prompt/],
     [['generate', '--model', path.join(root, 'none'), '--prompt', 'x'], /--model .*none: no such folder/],
-    [['generate', '--model', dir, '--prompt', 'x', '--top-p', '0'], /--top-p must be in \(0, 1\]/],
+    [['generate', '--model', dir, '--prompt', 'x', '--top-p', '0'], /--top-p must be a number in \(0, 1\], got 0/],
     [['generate', '--model', root, '--prompt', 'x'], /config\.json: no such file or folder/],
     [['eval', 'bpb', '--model', dir], /missing required option --data/],
     [['eval', 'nope'], /unknown subcommand "nope"/],

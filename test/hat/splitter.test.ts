@@ -543,6 +543,6 @@ test('tfree split prints one JSON array of words', () => {
   assert.deepEqual(JSON.parse(cli([], '').out), []);
   const e = cli(['--max-word-size', '0'], 'x');
   assert.equal(e.code, 2);
-  assert.match(e.err, /^tfree split: --max-word-size must be a positive integer/);
+  assert.match(e.err, /^tfree split: --max-word-size must be an integer in \[1, 65536\], got 0/);
   assert.equal(e.err.trim().split('\n').length, 1);
 });

@@ -29,7 +29,7 @@ test('tfree llama train-tokenizer and generate', () => {
     vocabSize: 300, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 1, tieWordEmbeddings: true,
   });
   saveLlama(model, dir);
-  const gen = tfree('llama', 'generate', '--model', dir, '--prompt', 'the cat', '--max-new-tokens', '6', '--json');
+  const gen = tfree('llama', 'generate', '--model', dir, '--prompt', 'the cat', '--max-new-tokens', '6', '--greedy', '--json');
   assert.equal(gen.code, 0, gen.err);
   const res = JSON.parse(gen.out) as { tokens: number[]; text: string; prompt_tokens: number };
   const expected = generate(model, tok.encode('the cat'), { maxNewTokens: 6, stopTokens: [tok.tokenToId('<|endoftext|>') as number] });
@@ -38,9 +38,9 @@ test('tfree llama train-tokenizer and generate', () => {
 
   const missing = tfree('llama', 'generate', '--model', nodePath.join(dir, 'nope'), '--prompt', 'x');
   assert.equal(missing.code, 2);
-  assert.match(missing.err, /^tfree llama: .*nope.*config\.json: cannot read: ENOENT\n$/);
+  assert.match(missing.err, /^tfree llama generate: .*nope.*config\.json: cannot read: ENOENT\n$/);
   const badP = tfree('llama', 'generate', '--model', dir, '--prompt', 'x', '--top-p', '0', '--temperature', '1');
   assert.equal(badP.code, 2);
-  assert.match(badP.err, /topP must be in \(0, 1\]/);
+  assert.match(badP.err, /--top-p must be a number in \(0, 1\], got 0/);
   assert.equal(tfree('llama', 'frobnicate').code, 2);
 });

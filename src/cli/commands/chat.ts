@@ -3,6 +3,7 @@ import type { CommandSpec } from '../args.js';
 import { UserError } from '../errors.js';
 import { INVALID_UTF8_OPTION, QUANTIZE_BLOCK_OPTION, QUANTIZE_OPTION, invalidUtf8Option, loadHATForCli, quantizeOption } from '../hat_model.js';
 import { generateStream } from '../../models/hat/generate.js';
+import { SAMPLING_DEFAULTS } from '../../nn/index.js';
 import { CHAT_STOP_STRINGS, DEFAULT_SYSTEM, endOfTurnByte, llama3ChatPrompt, type ChatMessage } from '../../models/hat/chat.js';
 
 export const chatCommand: CommandSpec = {
@@ -23,12 +24,12 @@ export const chatCommand: CommandSpec = {
     'quantize-block': QUANTIZE_BLOCK_OPTION,
     'invalid-utf8': INVALID_UTF8_OPTION,
     system: { type: 'string', help: `system message ('' for none)`, default: DEFAULT_SYSTEM, meta: 'TEXT' },
-    'max-bytes': { type: 'int', help: 'most bytes per reply', default: 400 },
-    seed: { type: 'int', help: 'seed of the sampler (turn t uses seed + t)', default: 0 },
+    'max-bytes': { type: 'int', help: 'most bytes per reply', default: 400, min: 0, max: 1 << 24 },
+    seed: { type: 'int', help: 'seed of the sampler (turn t uses seed + t)', default: 0, min: 0, max: 2 ** 31 - 1 },
     greedy: { type: 'boolean', help: 'always take the most likely byte' },
-    temperature: { type: 'number', help: 'sampling temperature', default: 0.7 },
-    'top-k': { type: 'int', help: 'sample among the K most likely bytes (0: all)', default: 0 },
-    'top-p': { type: 'number', help: 'sample among the most likely bytes holding probability P', default: 0.95 },
+    temperature: { type: 'number', help: 'sampling temperature', default: SAMPLING_DEFAULTS.temperature, min: 0, max: 100 },
+    'top-k': { type: 'int', help: 'sample among the K most likely bytes (0: all)', default: 0, min: 0, max: 256 },
+    'top-p': { type: 'number', help: 'sample among the most likely bytes holding probability P', default: SAMPLING_DEFAULTS.topP, above: 0, max: 1 },
     'show-prompt': { type: 'boolean', help: 'print the templated prompt of each turn to stderr' },
   },
   async run(args) {

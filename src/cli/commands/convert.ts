@@ -9,12 +9,14 @@ import * as nodePath from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress, formatDuration } from '../progress.js';
-import { BytePacker, DataError, fingerprintDocuments, readDocuments, splitTrainVal, writeFileAtomic, type InputFormat } from '../../io/index.js';
-import { ResumeMismatchError, type LogEntry } from '../../train/index.js';
+import { BytePacker, DataError, fingerprintDocuments, readDocuments, splitTrainVal, runYielding, writeFileAtomic, type InputFormat, type StopFlag } from '../../io/index.js';
+import { CheckpointError, ResumeMismatchError, type LogEntry } from '../../train/index.js';
+import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
+import { OVERWRITE_OPTION, checkOutputPath, refuseModelOverwrite } from '../resources.js';
 import { saveHATModel } from '../../models/hat/checkpoint.js';
 import { splitBytes } from '../../models/hat/splitter.js';
 import { ConversionError, convertLlamaToHAT, type ByteModuleSizes, type Conversion } from '../../convert/llama_to_hat.js';
-import { runStages, stageDir, type Stage } from '../../convert/staged.js';
+import { stagesJob, stageDir, type Stage } from '../../convert/staged.js';
 import { hatTrainable, loopSettings } from './train.js';
 
 function opt<T extends string | number | boolean | undefined>(a: ParsedArgs, k: string): T {
@@ -51,12 +53,13 @@ const BYTE_OPTIONS: [string, keyof ByteModuleSizes][] = [
   ['window', 'slidingWindow'],
 ];
 
-function runLlamaToHat(args: ParsedArgs): number {
-  const input = opt<string | undefined>(args, 'in');
-  if (input === undefined || input === '') throw new UserError('missing --in DIR (a Hugging Face Llama checkpoint folder; see tfree convert --help)');
+async function runLlamaToHat(args: ParsedArgs): Promise<number> {
+  const input = opt<string | undefined>(args, 'model');
+  if (input === undefined || input === '') throw new UserError('missing --model DIR (a Hugging Face Llama checkpoint folder; see tfree convert llama-to-hat --help)');
   const out = opt<string | undefined>(args, 'out');
-  if (out === undefined || out === '') throw new UserError('missing --out DIR (see tfree convert --help)');
-  const dataPaths = [opt<string | undefined>(args, 'data'), ...args.positionals.slice(1)].filter((p): p is string => p !== undefined && p !== '');
+  if (out === undefined || out === '') throw new UserError('missing --out DIR (see tfree convert llama-to-hat --help)');
+  checkOutputPath(out, '--out', 'dir');
+  const dataPaths = [opt<string | undefined>(args, 'data'), ...args.positionals].filter((p): p is string => p !== undefined && p !== '');
   const json = opt<boolean | undefined>(args, 'json') === true;
   const resume = opt<boolean | undefined>(args, 'resume') === true;
   const seed = opt<number>(args, 'seed');
@@ -79,6 +82,7 @@ function runLlamaToHat(args: ParsedArgs): number {
   const hasRun = [0, 1].some((k) => fs.existsSync(nodePath.join(stageDir(out, k), 'checkpoints', 'latest.json')));
   if (resume && !hasRun) throw new UserError(`--resume: no stage checkpoint in ${out}`);
   if (!resume && hasRun) throw new UserError(`${out} already holds a conversion run; pass --resume to continue it, or choose another --out`);
+  if (!resume) refuseModelOverwrite(out, opt<boolean | undefined>(args, 'overwrite') === true);
 
   const bytes: Partial<ByteModuleSizes> = {};
   for (const [flag, key] of BYTE_OPTIONS) {
@@ -143,18 +147,14 @@ function runLlamaToHat(args: ParsedArgs): number {
   const makeVal = val.length > 0 ? () => new BytePacker(val, { seqBytes, split: splitter, shuffle: false, eos }) : null;
   const run = { model: cfg, source: input, train: fingerprintDocuments(split.train), val: fingerprintDocuments(split.val), splitRule: split.rule, seqBytes, eos };
 
-  let stopRequested = false;
-  const onSigint = (): void => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
-    process.stderr.write('\ntfree convert: stopping after this step (checkpoint follows); Ctrl-C again to abort\n');
-  };
+  let stop: StopFlag | undefined;
   let bar: Progress | null = null;
   let lastVal: number | undefined;
   let results;
-  process.on('SIGINT', onSigint);
   try {
-    results = runStages({
+    results = await withInterrupt('convert llama-to-hat', 'after this step (a checkpoint follows)', (flag) => {
+      stop = flag;
+      return runYielding(stagesJob({
       model: hatTrainable(model, dtype === 'F16' ? 'F32' : dtype),
       stages: active.map(({ s }) => s),
       settings: loopSettings(args, seed),
@@ -183,14 +183,13 @@ function runLlamaToHat(args: ParsedArgs): number {
         onEval(step, v) {
           if (json) emit({ event: 'eval', stage: active[k].k + 1, step, valBpb: v });
         },
-        shouldStop: () => stopRequested,
+        shouldStop: () => stop?.requested === true,
       }),
+    }));
     });
   } catch (e) {
-    if (e instanceof ResumeMismatchError) throw new UserError(`--resume: ${e.message}`);
+    if (e instanceof ResumeMismatchError || e instanceof CheckpointError) throw new UserError(`--resume: ${e.message}`);
     throw e;
-  } finally {
-    process.off('SIGINT', onSigint);
   }
   const finished = results.length === active.length && results.every((r) => r.finished);
   const summary = {
@@ -210,47 +209,48 @@ function runLlamaToHat(args: ParsedArgs): number {
         : `stopped; continue with --resume\n`,
     );
   }
-  return finished ? 0 : 130;
+  return finished ? 0 : EXIT_INTERRUPTED;
 }
 
 export const convertCommand: CommandSpec = {
   name: 'convert',
   summary: 'convert a Hugging Face Llama checkpoint into a HAT (llama-to-hat), with staged training',
   usage:
-    'tfree convert llama-to-hat --in LLAMA_DIR --out HAT_DIR [--preset tiny|small] [--data PATH ...] [--stage1-steps N --stage1-lr X --stage2-steps N --stage2-lr Y] [--resume] [--json]',
+    'tfree convert llama-to-hat --model LLAMA_DIR --out HAT_DIR [--preset tiny|small] [--data PATH ...] [--stage1-steps N --stage1-lr X --stage2-steps N --stage2-lr Y] [--resume] [--json]',
   options: {
-    in: { type: 'string', help: 'Hugging Face Llama checkpoint folder (config.json + model.safetensors or shards with index)', meta: 'DIR' },
+    model: { type: 'string', help: 'Hugging Face Llama checkpoint folder (config.json + model.safetensors or shards with index)', meta: 'DIR', aliases: ['in'] },
     out: { type: 'string', help: 'output folder: the HAT model (config.json + safetensors), conversion.json, stage1/ and stage2/ runs', meta: 'DIR' },
     preset: { type: 'string', help: 'byte encoder/decoder sizes of this HAT preset: tiny or small', default: 'tiny', meta: 'NAME' },
-    'byte-hidden': { type: 'int', help: 'override: encoder/decoder width (H_enc = H_dec)' },
-    'byte-heads': { type: 'int', help: 'override: encoder/decoder (and cross-attention) heads' },
-    'byte-kv-heads': { type: 'int', help: 'override: their key/value heads' },
-    'byte-intermediate': { type: 'int', help: 'override: encoder/decoder FFN size' },
-    'encoder-layers': { type: 'int', help: 'override: encoder layers' },
-    'decoder-layers': { type: 'int', help: 'override: decoder layers' },
-    window: { type: 'int', help: 'override: encoder/decoder sliding window (bytes)' },
-    seed: { type: 'int', help: 'seed of the byte modules\' initialisation, the data order and split', default: 0 },
+    'byte-hidden': { type: 'int', help: 'override: encoder/decoder width (H_enc = H_dec)', min: 1, max: 65536 },
+    'byte-heads': { type: 'int', help: 'override: encoder/decoder (and cross-attention) heads', min: 1, max: 1024 },
+    'byte-kv-heads': { type: 'int', help: 'override: their key/value heads', min: 1, max: 1024 },
+    'byte-intermediate': { type: 'int', help: 'override: encoder/decoder FFN size', min: 1, max: 1 << 20 },
+    'encoder-layers': { type: 'int', help: 'override: encoder layers', min: 0, max: 1024 },
+    'decoder-layers': { type: 'int', help: 'override: decoder layers', min: 1, max: 1024 },
+    window: { type: 'int', help: 'override: encoder/decoder sliding window (bytes)', min: 1 },
+    seed: { type: 'int', help: 'seed of the byte modules\' initialisation, the data order and split', default: 0, min: 0, max: 2 ** 31 - 1 },
     dtype: { type: 'string', help: 'dtype of the written model: auto (the source dtype), f32, bf16 or f16 (f16 only without training)', default: 'auto', meta: 'D' },
     data: { type: 'string', help: 'training text: file, folder or .jsonl (more paths may follow as positionals)', meta: 'PATH' },
     format: { type: 'string', help: 'input format: auto (by extension), text or jsonl', default: 'auto', meta: 'FMT' },
-    'val-fraction': { type: 'number', help: 'share of documents held out for validation', default: 0.05 },
-    'stage1-steps': { type: 'int', help: 'stage 1 (backbone frozen) steps (default 200 with --data, else 0)' },
-    'stage1-lr': { type: 'number', help: 'stage 1 peak learning rate', default: 2e-3 },
-    'stage1-warmup': { type: 'int', help: 'stage 1 warmup steps (default min(100, steps/10))' },
-    'stage2-steps': { type: 'int', help: 'stage 2 (all parameters) steps (default 200 with --data, else 0)' },
-    'stage2-lr': { type: 'number', help: 'stage 2 peak learning rate', default: 3e-4 },
-    'stage2-warmup': { type: 'int', help: 'stage 2 warmup steps (default min(100, steps/10))' },
+    'val-fraction': { type: 'number', help: 'share of documents held out for validation', default: 0.05, min: 0, max: 0.5 },
+    'stage1-steps': { type: 'int', help: 'stage 1 (backbone frozen) steps (default 200 with --data, else 0)', min: 0 },
+    'stage1-lr': { type: 'number', help: 'stage 1 peak learning rate', default: 2e-3, above: 0, max: 10 },
+    'stage1-warmup': { type: 'int', help: 'stage 1 warmup steps (default min(100, steps/10))', min: 0 },
+    'stage2-steps': { type: 'int', help: 'stage 2 (all parameters) steps (default 200 with --data, else 0)', min: 0 },
+    'stage2-lr': { type: 'number', help: 'stage 2 peak learning rate', default: 3e-4, above: 0, max: 10 },
+    'stage2-warmup': { type: 'int', help: 'stage 2 warmup steps (default min(100, steps/10))', min: 0 },
     freeze: { type: 'string', help: 'parameter prefix frozen in stage 1', default: 'backbone', meta: 'PREFIX' },
-    batch: { type: 'int', help: 'rows per micro-batch', default: 8 },
-    'seq-bytes': { type: 'int', help: 'bytes per row', default: 1024 },
-    accum: { type: 'int', help: 'micro-batches per optimizer step', default: 1 },
-    'min-lr-ratio': { type: 'number', help: 'cosine floor as a fraction of each stage\'s lr', default: 0.1 },
-    'weight-decay': { type: 'number', help: 'AdamW decoupled weight decay (not on norms)', default: 0.1 },
-    clip: { type: 'number', help: 'global gradient-norm clip (0: off)', default: 1 },
-    'eval-every': { type: 'int', help: 'validation bits-per-byte every N steps (0: only at each stage\'s end)', default: 100 },
-    'eval-bytes': { type: 'int', help: 'validation text per evaluation, bytes (0: all)', default: 262144 },
-    'save-every': { type: 'int', help: 'checkpoint every N steps (0: only at each stage\'s end)', default: 100 },
+    batch: { type: 'int', help: 'rows per micro-batch', default: 8, min: 1, max: 1 << 16 },
+    'seq-bytes': { type: 'int', help: 'bytes per row', default: 1024, min: 2, max: 1 << 24 },
+    accum: { type: 'int', help: 'micro-batches per optimizer step', default: 1, min: 1, max: 1 << 16 },
+    'min-lr-ratio': { type: 'number', help: 'cosine floor as a fraction of each stage\'s lr', default: 0.1, min: 0, max: 1 },
+    'weight-decay': { type: 'number', help: 'AdamW decoupled weight decay (not on norms)', default: 0.1, min: 0, max: 10 },
+    clip: { type: 'number', help: 'global gradient-norm clip (0: off)', default: 1, min: 0 },
+    'eval-every': { type: 'int', help: 'validation bits-per-byte every N steps (0: only at each stage\'s end)', default: 100, min: 0 },
+    'eval-bytes': { type: 'int', help: 'validation text per evaluation, bytes (0: all)', default: 262144, min: 0 },
+    'save-every': { type: 'int', help: 'checkpoint every N steps (0: only at each stage\'s end)', default: 100, min: 0 },
     resume: { type: 'boolean', help: 'continue the run in --out from its stage checkpoints' },
+    overwrite: OVERWRITE_OPTION,
     json: { type: 'boolean', help: 'one JSON object per event on stdout, no progress bar' },
   },
   details: [
@@ -262,9 +262,11 @@ export const convertCommand: CommandSpec = {
     'has its own warmup + cosine schedule and fresh AdamW moments (same loop as tfree train). Stage runs',
     'live in HAT_DIR/stage1, HAT_DIR/stage2; the final model in HAT_DIR is loadable by tfree generate --model.',
   ].join('\n'),
-  run(args) {
-    const sub = args.positionals[0];
-    if (sub !== 'llama-to-hat') throw new UserError(sub === undefined ? 'missing subcommand: tfree convert llama-to-hat ... (see tfree convert --help)' : `unknown subcommand "${sub}" (known: llama-to-hat)`);
-    return runLlamaToHat(args);
+  subcommands: {
+    'llama-to-hat': {
+      summary: 'a Hugging Face Llama becomes the backbone of a new HAT; optional staged training',
+      usage: 'tfree convert llama-to-hat --model LLAMA_DIR --out HAT_DIR [--preset tiny|small] [--data PATH ...] [--stage1-steps N ...] [--resume] [--json]',
+      run: (a) => runLlamaToHat(a),
+    },
   },
 };

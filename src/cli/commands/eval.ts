@@ -5,19 +5,16 @@
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import type { CommandSpec, OptionSpec, ParsedArgs } from '../args.js';
+import type { CommandSpec, OptionSpec, SubcommandSpec } from '../args.js';
 import { UserError } from '../errors.js';
 import { QUANTIZE_BLOCK_OPTION, QUANTIZE_OPTION, loadHATForCli, quantizeOption } from '../hat_model.js';
 import { Progress } from '../progress.js';
 import { evaluateText } from '../../models/hat/score.js';
 import { evalDtmSubcommands } from './eval_dtm.js';
 
-export interface EvalSubcommand {
-  summary: string;
-  usage: string;
-  /** options of this subcommand (merged into the command's option list) */
+export interface EvalSubcommand extends SubcommandSpec {
+  /** options of this subcommand (merged into the command's option list, with `subs`) */
   options: Record<string, OptionSpec>;
-  run(args: ParsedArgs): Promise<number | void> | number | void;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -95,8 +92,8 @@ const bpb: EvalSubcommand = {
   usage: 'tfree eval bpb [--model DIR] [--quantize FORMAT] --data FILE|DIR [--context N] [--batch N] [--json]',
   options: {
     data: { type: 'string', help: 'text file, .jsonl file ("text" field per line) or folder of them', meta: 'FILE' },
-    context: { type: 'int', help: 'bytes per chunk (documents are cut into chunks of whole words)', default: 1024 },
-    batch: { type: 'int', help: 'chunks per forward pass', default: 8 },
+    context: { type: 'int', help: 'bytes per chunk (documents are cut into chunks of whole words)', default: 1024, min: 2, max: 1 << 20 },
+    batch: { type: 'int', help: 'chunks (bpb) or prompts (dtm/sweep/plan) per forward pass', default: 8, min: 1, max: 4096 },
     quantize: QUANTIZE_OPTION,
     'quantize-block': QUANTIZE_BLOCK_OPTION,
   },
@@ -148,31 +145,33 @@ const bpb: EvalSubcommand = {
 export const evalSubcommands: Record<string, EvalSubcommand> = { bpb, ...evalDtmSubcommands };
 
 const common: Record<string, OptionSpec> = {
-  model: { type: 'string', help: 'checkpoint folder (config.json + model.safetensors); default: the bundled model', meta: 'DIR' },
+  model: { type: 'string', help: 'the model folder (config.json + model.safetensors; dtm: the base model); default: the bundled model', meta: 'DIR', aliases: ['base'] },
   json: { type: 'boolean', help: 'print one JSON object' },
 };
+
+/**
+ * One option table for a command with subcommands: each option with the names of the
+ * subcommands that declare it (`subs`), so a subcommand's parser knows only its own options.
+ * The same name in two subcommands must mean the same (same spec).
+ */
+export function subcommandOptions(common: Record<string, OptionSpec>, subs: Record<string, { options: Record<string, OptionSpec> }>): Record<string, OptionSpec> {
+  const out: Record<string, OptionSpec> = { ...common };
+  const users = new Map<string, string[]>();
+  for (const [sub, s] of Object.entries(subs)) {
+    for (const [k, o] of Object.entries(s.options)) {
+      if (k in common) continue;
+      out[k] ??= o;
+      users.set(k, [...(users.get(k) ?? []), sub]);
+    }
+  }
+  for (const [k, list] of users) out[k] = { ...out[k], subs: list };
+  return out;
+}
 
 export const evalCommand: CommandSpec = {
   name: 'eval',
   summary: 'evaluate a HAT model (bpb; divergent token metrics dtm, component sweep, compression plans)',
   usage: `tfree eval <${Object.keys(evalSubcommands).join('|')}> [options]`,
-  get details(): string {
-    return ['subcommands:', ...Object.entries(evalSubcommands).map(([n, s]) => `  ${n.padEnd(6)}${s.summary}\n        ${s.usage}`)].join('\n');
-  },
-  get options(): Record<string, OptionSpec> {
-    return Object.assign({}, common, ...Object.values(evalSubcommands).map((s) => s.options)) as Record<string, OptionSpec>;
-  },
-  run(args) {
-    const [sub, ...rest] = args.positionals;
-    const s = sub !== undefined && Object.prototype.hasOwnProperty.call(evalSubcommands, sub) ? evalSubcommands[sub] : undefined;
-    if (s === undefined) {
-      throw new UserError(`${sub === undefined ? 'give a subcommand' : `unknown subcommand "${sub}"`}: ${Object.keys(evalSubcommands).join(', ')} (see tfree eval --help)`);
-    }
-    const own = new Set([...Object.keys(common), ...Object.keys(s.options)]);
-    for (const [k, v] of Object.entries(args.options)) {
-      const spec = this.options[k];
-      if (!own.has(k) && v !== undefined && v !== spec?.default) throw new UserError(`--${k} does not apply to "tfree eval ${sub}"`);
-    }
-    return s.run({ options: args.options, positionals: rest });
-  },
+  options: subcommandOptions(common, evalSubcommands),
+  subcommands: evalSubcommands,
 };

@@ -7,19 +7,19 @@ import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import type { OptionSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
-import { loadHATForCli, type LoadedHAT } from '../hat_model.js';
+import { configDifferences, loadHATForCli, type LoadedHAT } from '../hat_model.js';
 import { Progress } from '../progress.js';
 import type { EvalSubcommand } from './eval.js';
 import { readDocuments } from './eval.js';
 import { asUserErrors, patternList } from './quantize.js';
-import { openCheckpoint, writeFileAtomic } from '../../io/index.js';
-import { HATModel, HatSplitter, readHATConfig } from '../../models/hat/index.js';
-import { loadPackedModel } from '../../compress/index.js';
+import { runYielding, writeFileAtomic } from '../../io/index.js';
+import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
+import { checkOutputPath } from '../resources.js';
 import { DtmEvaluator, parsePrompts, type DtmReport } from '../../eval/hat_dtm.js';
 import { listComponents } from '../../eval/components.js';
 import { DEMO_PROMPTS, DEMO_TEXT, compareQuantized, compareTable } from '../../eval/compare.js';
 import { loadHATModel } from '../../models/hat/index.js';
-import { GUIDES, levelsForTargets, precisionPlan, runSweep, scoreCompressed, scoreOf, sparsityPlan, type Guide, type PlanFile, type SweepResult } from '../../eval/sweep.js';
+import { GUIDES, levelsForTargets, precisionPlan, sweepJob, scoreCompressed, scoreOf, sparsityPlan, type Guide, type PlanFile, type SweepResult } from '../../eval/sweep.js';
 import { planTable, sweepMarkdown, writeDtmReport, writePlanReport, writeSweepReport, type PlanOutcome } from '../../eval/report.js';
 
 /**
@@ -28,21 +28,7 @@ import { planTable, sweepMarkdown, writeDtmReport, writePlanReport, writeSweepRe
  */
 export function loadAnyHAT(dir: string): LoadedHAT {
   if (!fs.existsSync(dir)) throw new UserError(`${dir}: no such folder`);
-  let packed = false;
-  try {
-    const ck = openCheckpoint(dir);
-    packed = ck.metadata['tfree.packed'] === '1';
-    ck.close();
-  } catch {
-    // loadHATForCli reports the problem
-  }
-  if (!packed) return loadHATForCli(dir);
-  return asUserErrors(() => {
-    const model = new HATModel(readHATConfig(nodePath.join(dir, 'config.json')));
-    loadPackedModel(model, model.store, dir);
-    const splitter = new HatSplitter({ maxWordSize: model.config.max_word_size, specialTokens: model.config.special_token_dict });
-    return { dir, model, splitter };
-  });
+  return loadHATForCli(dir);
 }
 
 function readPrompts(path: unknown): string[] {
@@ -91,7 +77,7 @@ function numberList(a: ParsedArgs, name: string, lo: number, hi: number): number
 
 function evaluator(base: LoadedHAT, a: ParsedArgs, json: boolean): DtmEvaluator {
   const prompts = readPrompts(a.options.prompts);
-  const length = positiveInt(a, 'length');
+  const length = positiveInt(a, 'max-bytes');
   const batch = positiveInt(a, 'batch');
   const bar = new Progress({ total: prompts.length, label: 'base continuations', enabled: !json });
   const ev = new DtmEvaluator(base.model, base.splitter, prompts, { length, batchSize: batch, onProgress: (d) => bar.update(d) });
@@ -101,11 +87,11 @@ function evaluator(base: LoadedHAT, a: ParsedArgs, json: boolean): DtmEvaluator 
 
 const evalOpts: Record<string, OptionSpec> = {
   prompts: { type: 'string', help: 'prompts file: one prompt per line, or blocks separated by blank lines', meta: 'FILE' },
-  length: { type: 'int', help: 'bytes the base model continues each prompt (greedy)', default: 100, meta: 'N' },
+  'max-bytes': { type: 'int', help: 'bytes the base model continues each prompt (greedy)', default: 100, meta: 'N', min: 1, max: 1 << 20, aliases: ['length'] },
   report: { type: 'string', help: 'write a Markdown report with SVG plots into this folder', meta: 'DIR' },
   data: { type: 'string', help: 'text file, .jsonl file ("text" field per line) or folder of them (dtm/sweep/plan: held-out text for bpb)', meta: 'FILE' },
-  batch: { type: 'int', help: 'chunks (bpb) or prompts (dtm/sweep/plan) per forward pass', default: 8 },
-  'data-bytes': { type: 'int', help: 'most bytes of --data (held-out text) to score', default: 1 << 20, meta: 'N' },
+  batch: { type: 'int', help: 'chunks (bpb) or prompts (dtm/sweep/plan) per forward pass', default: 8, min: 1, max: 4096 },
+  'data-bytes': { type: 'int', help: 'most bytes of --data (held-out text) to score', default: 1 << 20, meta: 'N', min: 1 },
 };
 
 function dtmJson(r: DtmReport, units: string, extra: Record<string, unknown>): Record<string, unknown> {
@@ -137,9 +123,8 @@ function dtmJson(r: DtmReport, units: string, extra: Record<string, unknown>): R
 
 const dtm: EvalSubcommand = {
   summary: 'divergent token metrics (FDT/SDT, bytes and words) of a compressed model vs its base',
-  usage: 'tfree eval dtm --base DIR --compressed DIR --prompts FILE [--units bytes|words] [--length N] [--data FILE] [--free-running] [--report DIR] [--json]',
+  usage: 'tfree eval dtm [--model BASE_DIR] --compressed DIR --prompts FILE [--units bytes|words] [--max-bytes N] [--data FILE] [--free-running] [--report DIR] [--json]',
   options: {
-    base: { type: 'string', help: 'dtm: the base model folder (default: the bundled model)', meta: 'DIR' },
     compressed: { type: 'string', help: 'dtm: the compressed model folder (plain, pruned or packed checkpoint)', meta: 'DIR' },
     units: { type: 'string', help: 'dtm: units of the top-level FDT/SDT keys: bytes or words', default: 'bytes', meta: 'U' },
     'free-running': { type: 'boolean', help: 'dtm: also generate with the compressed model (free-running and text-level FDT/SDT)' },
@@ -147,12 +132,16 @@ const dtm: EvalSubcommand = {
   },
   run(a) {
     const o = a.options;
+    checkOutputs(a, null);
     const units = String(o.units);
     if (units !== 'bytes' && units !== 'words') throw new UserError(`--units must be bytes or words, got "${units}"`);
     if (typeof o.compressed !== 'string' || o.compressed === '') throw new UserError('missing required option --compressed DIR');
     const json = o.json === true;
-    const base = loadHATForCli(o.base);
+    const base = loadHATForCli(o.model);
     const comp = loadAnyHAT(o.compressed);
+    const diff = configDifferences(base.model.config, comp.model.config);
+    if (diff.splitter.length > 0) throw new UserError(`--compressed ${comp.dir}: its ${diff.splitter.join(', ')} differ${diff.splitter.length === 1 ? 's' : ''} from the base model's (${base.dir}); a compressed model must split text as its base`);
+    if (diff.other.length > 0) process.stderr.write(`tfree eval dtm: warning: --compressed ${comp.dir} does not look like a compressed copy of the base model ${base.dir} (config differs in ${diff.other.slice(0, 4).join(', ')}${diff.other.length > 4 ? ', ...' : ''})\n`);
     const held = heldOut(o.data, positiveInt(a, 'data-bytes'));
     const t0 = Date.now();
     const ev = evaluator(base, a, json);
@@ -161,14 +150,14 @@ const dtm: EvalSubcommand = {
     if (o['free-running'] === true) bar.finish();
     const seconds = (Date.now() - t0) / 1000;
     let reportFile: string | undefined;
-    if (typeof o.report === 'string') reportFile = writeDtmReport(o.report, r, { base: base.dir, compressed: comp.dir, length: positiveInt(a, 'length') });
+    if (typeof o.report === 'string') reportFile = writeDtmReport(o.report, r, { base: base.dir, compressed: comp.dir, length: positiveInt(a, 'max-bytes') });
     if (json) {
       process.stdout.write(`${JSON.stringify(dtmJson(r, units, { seconds, ...(reportFile ? { report: reportFile } : {}) }))}\n`);
       return;
     }
     const s = units === 'words' ? r.words : r.bytes;
     const lines = [
-      `${r.bytes.samples} prompts, ${positiveInt(a, 'length')} bytes each (${seconds.toFixed(1)} s)`,
+      `${r.bytes.samples} prompts, ${positiveInt(a, 'max-bytes')} bytes each (${seconds.toFixed(1)} s)`,
       `FDT (${units}): mean ${s.fdt_mean.toFixed(2)}, median ${s.fdt_median}, p25 ${s.fdt_p25}, p75 ${s.fdt_p75}; SDT mean ${s.sdt_mean.toFixed(2)} (share ${(100 * s.sdt_share).toFixed(2)}%)`,
       `FDT (${units === 'words' ? 'bytes' : 'words'}): mean ${(units === 'words' ? r.bytes : r.words).fdt_mean.toFixed(2)}; SDT share ${(100 * (units === 'words' ? r.bytes : r.words).sdt_share).toFixed(2)}%`,
       `bits/byte on the base continuations: base ${r.bpb_base.toFixed(4)}, compressed ${r.bpb.toFixed(4)}; KL(base||compressed) ${r.kl_bits.toFixed(5)} bits/byte; word accuracy ${(100 * r.word_accuracy).toFixed(2)}%`,
@@ -185,13 +174,20 @@ const DEFAULT_LEVELS = 's0.25,s0.5,s0.75,s1,int8,int4,kmeans4,kmeans2,bin1';
 const sweepOpts: Record<string, OptionSpec> = {
   levels: { type: 'string', help: `sweep: levels per component: sN (magnitude sparsity N) or a format (default ${DEFAULT_LEVELS})`, meta: 'L,..' },
   targets: { type: 'string', help: 'sparsity targets of Algorithm 1 (adds levels t/2, 3t/2, 1; plan default 0.5,0.7)', meta: 'T,..' },
-  block: { type: 'int', help: 'quantization block (reduced to a power of two dividing the row when needed)', default: 64, meta: 'N' },
+  block: { type: 'int', help: 'quantization block (reduced to a power of two dividing the row when needed)', default: 64, meta: 'N', min: 1, max: 1 << 16 },
   include: { type: 'string', help: 'components: weights matching these globs (default all Linear weights)', meta: 'P,..' },
   exclude: { type: 'string', help: 'components: skip these (default embeddings and lm_head)', meta: 'P,..' },
   out: { type: 'string', help: 'sweep: write the sweep JSON here; plan: write plan JSON files into this folder', meta: 'PATH' },
 };
 
-function doSweep(a: ParsedArgs, levels: string[]): { sweep: SweepResult; ev: DtmEvaluator; base: LoadedHAT; held: string[] | undefined } {
+/** Checks --out (a file for sweep, a folder for plan) and --report (a folder) before any work. */
+function checkOutputs(a: ParsedArgs, outKind: 'file' | 'dir' | null): void {
+  const o = a.options;
+  if (outKind !== null && typeof o.out === 'string') checkOutputPath(o.out, '--out', outKind);
+  if (typeof o.report === 'string') checkOutputPath(o.report, '--report', 'dir');
+}
+
+async function doSweep(a: ParsedArgs, levels: string[]): Promise<{ sweep: SweepResult; ev: DtmEvaluator; base: LoadedHAT; held: string[] | undefined }> {
   const o = a.options;
   const json = o.json === true;
   const base = loadHATForCli(o.model);
@@ -200,17 +196,27 @@ function doSweep(a: ParsedArgs, levels: string[]): { sweep: SweepResult; ev: Dtm
   const comps = listComponents(base.model, { include: patternList(a, 'include'), exclude: patternList(a, 'exclude') });
   if (comps.length === 0) throw new UserError('no components match --include/--exclude');
   let bar: Progress | undefined;
-  const sweep = asUserErrors(() =>
-    runSweep(ev, comps, levels, base.dir, {
-      block: positiveInt(a, 'block'),
-      eval: { heldOut: held },
-      onProgress: (d, n, what) => {
-        bar ??= new Progress({ total: n, label: 'sweep', enabled: !json });
-        bar.update(d, what);
-      },
-    }),
-  );
-  bar?.finish();
+  let sweep: SweepResult;
+  try {
+    sweep = await withInterrupt('eval sweep', 'after this cell (the rows so far are kept)', (stop) =>
+      runYielding(
+        sweepJob(ev, comps, levels, base.dir, {
+          block: positiveInt(a, 'block'),
+          eval: { heldOut: held },
+          onProgress: (d, n, what) => {
+            bar ??= new Progress({ total: n, label: 'sweep', enabled: !json });
+            bar.update(d, what);
+          },
+          shouldStop: () => stop.requested,
+        }),
+      ),
+    );
+  } catch (e) {
+    return asUserErrors(() => {
+      throw e;
+    });
+  }
+  if (sweep.interrupted !== true) bar?.finish();
   return { sweep, ev, base, held };
 }
 
@@ -218,12 +224,17 @@ const sweep: EvalSubcommand = {
   summary: 'compress each component alone at several levels: FDT/SDT/bpb sensitivity table and heatmap',
   usage: 'tfree eval sweep [--model DIR] --prompts FILE [--levels s0.5,int8,..] [--targets 0.5,..] [--data FILE] [--out FILE] [--report DIR] [--json]',
   options: { ...evalOpts, ...sweepOpts },
-  run(a) {
+  async run(a) {
     const o = a.options;
     const json = o.json === true;
+    checkOutputs(a, 'file');
     const levels = [...new Set([...(patternList(a, 'levels') ?? DEFAULT_LEVELS.split(',')), ...levelsForTargets(numberList(a, 'targets', 0, 1))])];
-    const { sweep: s } = doSweep(a, levels);
+    const { sweep: s } = await doSweep(a, levels);
     if (typeof o.out === 'string') writeFileAtomic(o.out, `${JSON.stringify(s, null, 1)}\n`);
+    if (s.interrupted === true) {
+      process.stderr.write(`tfree eval sweep: stopped after ${s.rows.length} of ${s.components.length * s.levels.length} cells${typeof o.out === 'string' ? `; the rows so far are in ${o.out} ("interrupted": true)` : ''}\n`);
+      return EXIT_INTERRUPTED;
+    }
     const reportFile = typeof o.report === 'string' ? writeSweepReport(o.report, s) : undefined;
     if (json) {
       process.stdout.write(`${JSON.stringify(s)}\n`);
@@ -243,9 +254,10 @@ const plan: EvalSubcommand = {
     budgets: { type: 'string', help: 'plan: bits-per-weight budgets for mixed precision (default 4.25,2.25)', meta: 'B,..' },
     guide: { type: 'string', help: `plan: score of the water-filling: ${GUIDES.join(', ')}`, default: 'fdt_p25', meta: 'G' },
   },
-  run(a) {
+  async run(a) {
     const o = a.options;
     const json = o.json === true;
+    checkOutputs(a, 'dir');
     const guide = String(o.guide) as Guide;
     if (!GUIDES.includes(guide)) throw new UserError(`--guide must be one of ${GUIDES.join(', ')}, got "${String(o.guide)}"`);
     const targets = o.targets === undefined ? [0.5, 0.7] : numberList(a, 'targets', 0, 1);
@@ -267,10 +279,14 @@ const plan: EvalSubcommand = {
       ev = evaluator(base, a, json);
     } else {
       const levels = [...new Set([...(patternList(a, 'levels') ?? ['int8', 'kmeans4', 'kmeans2', 'bin1']), ...levelsForTargets(targets)])];
-      ({ sweep: s, ev, base, held } = doSweep(a, levels));
+      ({ sweep: s, ev, base, held } = await doSweep(a, levels));
       if (typeof o.out === 'string') {
         fs.mkdirSync(o.out, { recursive: true });
         writeFileAtomic(nodePath.join(o.out, 'sweep.json'), `${JSON.stringify(s, null, 1)}\n`);
+      }
+      if (s.interrupted === true) {
+        process.stderr.write(`tfree eval plan: stopped during the sweep (${s.rows.length} cells done)${typeof o.out === 'string' ? `; the rows so far are in ${nodePath.join(o.out, 'sweep.json')}` : ''}; no plans made\n`);
+        return EXIT_INTERRUPTED;
       }
     }
     const comps = listComponents(base.model, { include: patternList(a, 'include'), exclude: patternList(a, 'exclude') });
@@ -305,7 +321,7 @@ const plan: EvalSubcommand = {
 
 const compare: EvalSubcommand = {
   summary: 'a model beside in-memory quantized copies: bits/weight, bpb, FDT/SDT, generation speed',
-  usage: 'tfree eval compare [--model DIR] [--formats kmeans4,bin1] [--prompts FILE] [--data FILE] [--length N] [--json]',
+  usage: 'tfree eval compare [--model DIR] [--formats kmeans4,bin1] [--prompts FILE] [--data FILE] [--max-bytes N] [--json]',
   options: {
     ...evalOpts,
     formats: { type: 'string', help: 'compare: weight formats of the quantized copies (default kmeans4,bin1)', meta: 'F,..' },
@@ -319,13 +335,13 @@ const compare: EvalSubcommand = {
     const held = heldOut(o.data, positiveInt(a, 'data-bytes')) ?? [DEMO_TEXT];
     const formats = patternList(a, 'formats') ?? ['kmeans4', 'bin1'];
     const rows = asUserErrors(() =>
-      compareQuantized(() => loadHATModel(dir), splitter, { prompts, formats, heldOut: held, length: positiveInt(a, 'length'), block: positiveInt(a, 'block'), onStep: (w) => !json && process.stderr.write(`compare: ${w}...\n`) }),
+      compareQuantized(() => loadHATModel(dir), splitter, { prompts, formats, heldOut: held, length: positiveInt(a, 'max-bytes'), block: positiveInt(a, 'block'), onStep: (w) => !json && process.stderr.write(`compare: ${w}...\n`) }),
     );
     if (json) {
       process.stdout.write(`${JSON.stringify({ model: dir, prompts: prompts.length, rows })}\n`);
       return;
     }
-    process.stdout.write(`${compareTable(rows)}\n(${prompts.length} prompts x ${positiveInt(a, 'length')} bytes; bpb on ${o.data === undefined ? 'a built-in paragraph' : String(o.data)}; FDT/SDT in bytes vs the f32 model's greedy text; speed: greedy generation of 200 bytes)\n`);
+    process.stdout.write(`${compareTable(rows)}\n(${prompts.length} prompts x ${positiveInt(a, 'max-bytes')} bytes; bpb on ${o.data === undefined ? 'a built-in paragraph' : String(o.data)}; FDT/SDT in bytes vs the f32 model's greedy text; speed: greedy generation of 200 bytes)\n`);
   },
 };
 

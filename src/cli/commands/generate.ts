@@ -2,6 +2,7 @@ import type { CommandSpec } from '../args.js';
 import { UserError } from '../errors.js';
 import { INVALID_UTF8_OPTION, QUANTIZE_BLOCK_OPTION, QUANTIZE_OPTION, invalidUtf8Option, loadHATForCli, quantizeOption } from '../hat_model.js';
 import { generateStream, type GenerateOptions } from '../../models/hat/generate.js';
+import { SAMPLING_DEFAULTS } from '../../nn/index.js';
 
 /** A word made visible: newlines and tabs escaped. */
 function showWord(text: string): string {
@@ -25,12 +26,12 @@ export const generateCommand: CommandSpec = {
     'quantize-block': QUANTIZE_BLOCK_OPTION,
     'invalid-utf8': INVALID_UTF8_OPTION,
     prompt: { type: 'string', help: 'the text to continue (or give it as the argument)', meta: 'TEXT' },
-    'max-bytes': { type: 'int', help: 'most bytes to generate', default: 200 },
-    seed: { type: 'int', help: 'seed of the sampler', default: 0 },
+    'max-bytes': { type: 'int', help: 'most bytes to generate', default: 200, min: 0, max: 1 << 24 },
+    seed: { type: 'int', help: 'seed of the sampler', default: 0, min: 0, max: 2 ** 31 - 1 },
     greedy: { type: 'boolean', help: 'always take the most likely byte' },
-    temperature: { type: 'number', help: 'sampling temperature', default: 0.8 },
-    'top-k': { type: 'int', help: 'sample among the K most likely bytes (0: all)', default: 0 },
-    'top-p': { type: 'number', help: 'sample among the most likely bytes holding probability P', default: 0.95 },
+    temperature: { type: 'number', help: 'sampling temperature', default: SAMPLING_DEFAULTS.temperature, min: 0, max: 100 },
+    'top-k': { type: 'int', help: 'sample among the K most likely bytes (0: all)', default: SAMPLING_DEFAULTS.topK, min: 0, max: 256 },
+    'top-p': { type: 'number', help: 'sample among the most likely bytes holding probability P', default: SAMPLING_DEFAULTS.topP, above: 0, max: 1 },
     stop: { type: 'string', help: 'stop when the output ends with TEXT (not printed)', meta: 'TEXT' },
     'show-words': { type: 'boolean', help: 'print words separated by "|"' },
     json: { type: 'boolean', help: 'print one JSON object at the end instead of streaming' },

@@ -8,11 +8,14 @@
  *   tfree kg query  [--model CKPT] --head NAME|--tail NAME --relation NAME --date D [--top 10] [--json]
  *                                                       top-k tails (or heads) of one temporal question
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
+import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
+import { checkMemory, checkOutputPath } from '../resources.js';
+import { runYielding } from '../../io/interrupt.js';
 import { Progress, formatDuration } from '../progress.js';
 import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type Quads, type TemporalKG } from '../../io/kg.js';
 import { writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
@@ -34,10 +37,9 @@ import {
   saveModelFile,
   subsample,
   type BoxTEConfig,
+  type EpochResult,
   type TrainOptions,
 } from '../../models/boxte/index.js';
-
-const SUBS = ['train', 'eval', 'export', 'stats', 'synth', 'query', 'pack'] as const;
 
 /** The bundled trained model (models/boxte-icews14/; this file is dist/src/cli/commands/kg.js). */
 export function defaultKgModel(): string {
@@ -48,9 +50,9 @@ function opt<T extends string | number | boolean>(a: ParsedArgs, name: string): 
   return a.options[name] as T;
 }
 
-function need(a: ParsedArgs, name: string, sub: string): string {
+function need(a: ParsedArgs, name: string): string {
   const v = a.options[name];
-  if (typeof v !== 'string' || v === '') throw new UserError(`kg ${sub}: missing required option --${name}`);
+  if (typeof v !== 'string' || v === '') throw new UserError(`missing required option --${name}`);
   return v;
 }
 
@@ -88,28 +90,34 @@ function splitOf(kg: TemporalKG, name: string): Quads {
 
 // ---- train ---------------------------------------------------------------------------------------
 
-function runTrain(a: ParsedArgs): number {
-  const data = need(a, 'data', 'train');
-  const out = need(a, 'out', 'train');
+async function runTrain(a: ParsedArgs): Promise<number> {
+  const data = need(a, 'data');
+  const out = need(a, 'out');
+  checkOutputPath(out, '--out', 'file');
   const json = opt<boolean>(a, 'json') === true;
-  const kg = readData(data);
   const lastPath = `${out}.last`;
+  const resume = opt<boolean>(a, 'resume') === true;
+  if (resume && opt<boolean>(a, 'overwrite') === true) throw new UserError('give --resume or --overwrite, not both');
+  if (!resume && opt<boolean>(a, 'overwrite') !== true) {
+    if (existsSync(lastPath)) throw new UserError(`${lastPath} exists (an earlier run): continue it with --resume, or pass --overwrite to start over`);
+    if (existsSync(out)) throw new UserError(`${out} exists: pass --overwrite to replace it, or choose another --out`);
+  }
+  const kg = readData(data);
   const log = (s: string): void => {
     if (!json) process.stderr.write(`${s}\n`);
   };
   let tr: Trainer;
-  if (opt<boolean>(a, 'resume') === true) {
+  if (resume) {
     if (!existsSync(lastPath)) throw new UserError(`--resume: no training state at ${lastPath}`);
     const over: Partial<TrainOptions> = {};
     for (const [flag, key] of [['epochs', 'epochs'], ['valid-every', 'validEvery'], ['valid-limit', 'validLimit'], ['patience', 'patience']] as const) {
       if (a.options[flag] !== undefined) over[key] = posInt(a, flag, flag === 'epochs' ? 1 : 0);
     }
     tr = userErrors(() => Trainer.resume(lastPath, kg, over));
-    log(`resumed ${lastPath} at epoch ${tr.epoch} (best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch})`);
+    log(`resumed ${lastPath} at epoch ${tr.epoch} (${tr.bestEpoch > 0 ? `best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}` : 'no validation yet'})`);
   } else {
-    if (existsSync(lastPath)) throw new UserError(`${lastPath} exists (an earlier run): continue it with --resume, or remove it to start over`);
-    const model = opt<string>(a, 'model');
-    if (model !== 'boxte' && model !== 'boxe') throw new UserError(`--model must be boxte or boxe, got "${model}"`);
+    const model = opt<string>(a, 'arch');
+    if (model !== 'boxte' && model !== 'boxe') throw new UserError(`--arch must be boxte or boxe, got "${model}"`);
     const order = opt<number>(a, 'order');
     if (order !== 1 && order !== 2) throw new UserError(`--order must be 1 or 2, got ${order}`);
     const cfg: BoxTEConfig = defaultConfig({
@@ -139,6 +147,8 @@ function runTrain(a: ParsedArgs): number {
       validLimit: a.options['valid-limit'] === undefined ? 0 : posInt(a, 'valid-limit', 0),
       patience: a.options.patience === undefined ? 0 : posInt(a, 'patience', 0),
     };
+    const perStep = opts.batchSize * (1 + opts.negatives) * cfg.dim;
+    checkMemory(16 * paramCount(cfg) + 4 * 8 * perStep, `kg train with d=${cfg.dim}, --batch ${opts.batchSize}, --negatives ${opts.negatives} and ${kg.entities.length} entities would`, Math.max(perStep, paramCount(cfg)));
     tr = new Trainer(kg, cfg, opts);
     log(
       `kg train: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length} training facts; ` +
@@ -158,48 +168,60 @@ function runTrain(a: ParsedArgs): number {
     log(`epoch ${tr.epoch}: valid MRR ${m.mrr.toFixed(4)} H@1 ${m.hits1.toFixed(4)} H@10 ${m.hits10.toFixed(4)}${best ? ` (best, saved ${out})` : ` (best ${tr.bestMrr.toFixed(4)} at ${tr.bestEpoch})`}`);
     if (json) process.stdout.write(`${JSON.stringify({ event: 'valid', epoch: tr.epoch, ...m, best })}\n`);
   };
-  while (!tr.done()) {
-    const bar = new Progress({ total: tr.stepsPerEpoch, label: `epoch ${tr.epoch + 1}/${o.epochs}`, enabled: !json });
-    const e0 = Date.now();
-    let lossAcc = 0;
-    let r: ReturnType<Trainer['trainEpoch']>;
-    try {
-      r = tr.trainEpoch((s, steps, loss) => {
+  if (opt<boolean>(a, 'overwrite') === true && opt<boolean>(a, 'resume') !== true) for (const f of [out, lastPath]) rmSync(f, { force: true });
+  const stopped = await withInterrupt('kg train', 'after this epoch (its state is saved)', async (stop) => {
+    while (!tr.done()) {
+      const bar = new Progress({ total: tr.stepsPerEpoch, label: `epoch ${tr.epoch + 1}/${o.epochs}`, enabled: !json });
+      const e0 = Date.now();
+      let lossAcc = 0;
+      let r: EpochResult;
+      try {
+        r = await runYielding(tr.epochJob((s, steps, loss) => {
         lossAcc += loss;
         const sec = (Date.now() - e0) / 1000;
         const facts = Math.min(s * o.batchSize, kg.train.h.length);
         const left = (o.epochs - tr.epoch - s / steps) * (sec / (s / steps));
         if (s < steps) bar.update(s, `loss ${(lossAcc / s).toFixed(4)} | ${Math.round(facts / Math.max(sec, 1e-9))} facts/s | run ETA ${formatDuration(left)}`);
-      });
-    } catch (e) {
-      if (!json && process.stderr.isTTY) process.stderr.write('\r\x1b[K'); // drop the partial progress bar
-      if (e instanceof DivergenceError) throw new UserError(`${e.message}; nothing of this epoch was saved${existsSync(lastPath) ? ` (${lastPath} holds the state after epoch ${tr.epoch})` : ''}`);
-      throw e;
+      }));
+      } catch (e) {
+        if (!json && process.stderr.isTTY) process.stderr.write('\r\x1b[K'); // drop the partial progress bar
+        if (e instanceof DivergenceError) throw new UserError(`${e.message}; nothing of this epoch was saved${existsSync(lastPath) ? ` (${lastPath} holds the state after epoch ${tr.epoch})` : ''}`);
+        throw e;
+      }
+      bar.finish(`loss ${r.loss.toFixed(4)} | ${Math.round(r.facts / r.seconds)} facts/s`);
+      if (json) process.stdout.write(`${JSON.stringify({ event: 'epoch', epoch: tr.epoch, loss: r.loss, seconds: r.seconds, facts_per_s: r.facts / r.seconds })}\n`);
+      else log(`epoch ${tr.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s, ${Math.round(r.facts / r.seconds)} facts/s`);
+      const outOfTime = maxMinutes > 0 && (Date.now() - t0) / 60000 >= maxMinutes;
+      if (tr.validationDue() || (outOfTime && o.validEvery > 0 && tr.bestEpoch !== tr.epoch)) validateNow();
+      else if (o.validEvery === 0 && (tr.epoch >= o.epochs || outOfTime)) tr.saveModel(out, { best_epoch: String(tr.epoch) });
+      tr.saveState(lastPath);
+      if (outOfTime && !tr.done()) {
+        log(`stopping after ${formatDuration((Date.now() - t0) / 1000)} (--max-minutes ${maxMinutes}); resume with --resume`);
+        break;
+      }
+      if (stop.requested && !tr.done()) {
+        log(`stopped after epoch ${tr.epoch} (state in ${lastPath}); continue with --resume`);
+        return true;
+      }
     }
-    bar.finish(`loss ${r.loss.toFixed(4)} | ${Math.round(r.facts / r.seconds)} facts/s`);
-    if (json) process.stdout.write(`${JSON.stringify({ event: 'epoch', epoch: tr.epoch, loss: r.loss, seconds: r.seconds, facts_per_s: r.facts / r.seconds })}\n`);
-    else log(`epoch ${tr.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s, ${Math.round(r.facts / r.seconds)} facts/s`);
-    const outOfTime = maxMinutes > 0 && (Date.now() - t0) / 60000 >= maxMinutes;
-    if (tr.validationDue() || (outOfTime && o.validEvery > 0 && tr.bestEpoch !== tr.epoch)) validateNow();
-    else if (o.validEvery === 0 && (tr.epoch >= o.epochs || outOfTime)) tr.saveModel(out, { best_epoch: String(tr.epoch) });
-    tr.saveState(lastPath);
-    if (outOfTime && !tr.done()) {
-      log(`stopping after ${formatDuration((Date.now() - t0) / 1000)} (--max-minutes ${maxMinutes}); resume with --resume`);
-      break;
-    }
+    return false;
+  });
+  if (stopped) {
+    if (json) process.stdout.write(`${JSON.stringify({ event: 'stopped', epochs: tr.epoch, state: lastPath })}\n`);
+    return EXIT_INTERRUPTED;
   }
   if (tr.stopped) log(`early stop: no improvement in ${o.patience} validations`);
-  const summary = { event: 'done', epochs: tr.epoch, best_epoch: tr.bestEpoch, best_valid_mrr: tr.bestMrr, seconds: (Date.now() - t0) / 1000, model: out, state: lastPath };
+  const summary = { event: 'done', epochs: tr.epoch, best_epoch: tr.bestEpoch, best_valid_mrr: tr.bestEpoch > 0 ? tr.bestMrr : null, seconds: (Date.now() - t0) / 1000, model: out, state: lastPath };
   if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  else log(`done: ${tr.epoch} epochs in ${formatDuration(summary.seconds)}; best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}; model ${out}`);
+  else log(`done: ${tr.epoch} epochs in ${formatDuration(summary.seconds)}; ${tr.bestEpoch > 0 ? `best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}` : 'no validation'}; model ${out}`);
   return 0;
 }
 
 // ---- eval ----------------------------------------------------------------------------------------
 
 function runEval(a: ParsedArgs): number {
-  const path = need(a, 'model', 'eval');
-  const data = need(a, 'data', 'eval');
+  const path = need(a, 'model');
+  const data = need(a, 'data');
   const json = opt<boolean>(a, 'json') === true;
   const { model, vocab } = userErrors(() => loadModel(path));
   const kg = readData(data);
@@ -230,12 +252,12 @@ function runEval(a: ParsedArgs): number {
 
 function runQuery(a: ParsedArgs): number {
   const given = a.options.model;
-  const path = typeof given === 'string' && given !== '' && given !== 'boxte' ? given : defaultKgModel();
-  if (!existsSync(path)) throw new UserError(given === undefined || given === 'boxte' ? `kg query: no --model given and the bundled BoxTE model is missing (${path})` : `cannot open ${path}: no such file`);
+  const path = typeof given === 'string' && given !== '' ? given : defaultKgModel();
+  if (!existsSync(path)) throw new UserError(given === undefined ? `kg query: no --model given and the bundled BoxTE model is missing (${path})` : `cannot open ${path}: no such file`);
   const head = a.options.head;
   const tail = a.options.tail;
-  const relation = need(a, 'relation', 'query');
-  const date = need(a, 'date', 'query');
+  const relation = need(a, 'relation');
+  const date = need(a, 'date');
   if ((typeof head === 'string') === (typeof tail === 'string')) throw new UserError('kg query: give exactly one of --head NAME (ranks tails) and --tail NAME (ranks heads)');
   const k = posInt(a, 'top');
   const { model, vocab } = userErrors(() => loadModel(path));
@@ -261,8 +283,8 @@ function runQuery(a: ParsedArgs): number {
 
 /** A model file (optionally bf16) from a model or a training-state file (CKPT.last). */
 function runPack(a: ParsedArgs): number {
-  const path = need(a, 'model', 'pack');
-  const out = need(a, 'out', 'pack');
+  const path = need(a, 'model');
+  const out = need(a, 'out');
   if (existsSync(out)) throw new UserError(`kg pack: ${out} exists; remove it first (a model is never overwritten unasked)`);
   const { model, vocab, meta } = userErrors(() => loadModel(path));
   const extra: Record<string, string> = {};
@@ -285,8 +307,9 @@ function row(values: Float32Array, start: number, n: number): string {
 }
 
 function runExport(a: ParsedArgs): number {
-  const path = need(a, 'model', 'export');
-  const dir = need(a, 'out', 'export');
+  const path = need(a, 'model');
+  const dir = need(a, 'out');
+  checkOutputPath(dir, '--out', 'dir');
   const { model, vocab } = userErrors(() => loadModel(path));
   mkdirSync(dir, { recursive: true });
   const c = model.cfg;
@@ -337,7 +360,7 @@ function runExport(a: ParsedArgs): number {
 // ---- stats / synth -------------------------------------------------------------------------------
 
 function runStats(a: ParsedArgs): number {
-  const kg = readData(need(a, 'data', 'stats'));
+  const kg = readData(need(a, 'data'));
   const s = kgStats(kg);
   if (opt<boolean>(a, 'json') === true) process.stdout.write(`${JSON.stringify(s)}\n`);
   else for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(30)}${String(v)}\n`);
@@ -345,88 +368,79 @@ function runStats(a: ParsedArgs): number {
 }
 
 function runSynth(a: ParsedArgs): number {
-  const dir = need(a, 'out', 'synth');
+  const dir = need(a, 'out');
+  checkOutputPath(dir, '--out', 'dir');
   const kg = syntheticKG({ seed: posInt(a, 'seed', 0) || 1 });
   mkdirSync(dir, { recursive: true });
   for (const sp of ['train', 'valid', 'test'] as const) writeFileAtomic(join(dir, `${sp}.txt`), formatQuads(kg, kg[sp]));
-  process.stdout.write(`wrote a synthetic temporal KG to ${dir}: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length}/${kg.valid.h.length}/${kg.test.h.length} facts\n`);
+  process.stdout.write(
+    `wrote a synthetic temporal KG to ${dir}: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length}/${kg.valid.h.length}/${kg.test.h.length} facts\n` +
+      `train on it (test MRR about 0.8; docs/boxte.md): tfree kg train --data ${dir} --out ${join(dir, 'model.safetensors')} --dim 16 --epochs 20 --batch 64 --negatives 20 --lr 0.02 --valid-every 10\n`,
+  );
   return 0;
 }
+
+const TRAIN = ['train'] as const;
 
 export const kgCommand: CommandSpec = {
   name: 'kg',
   summary: 'temporal knowledge-graph completion with BoxTE / BoxE (train, eval, export, stats, synth, query, pack)',
   usage: 'tfree kg train|eval|export|stats|synth|query|pack [options]',
   details: [
-    'subcommands:',
-    '  train  --data DIR --out CKPT [model and training options]   (writes CKPT = best model, CKPT.last = resumable state)',
-    '  eval   --model CKPT --data DIR [--split test] [--limit N] [--json]',
-    '  export --model CKPT --out DIR   (embeddings.safetensors, entities.tsv, relations.tsv, times.tsv)',
-    '  stats  --data DIR [--json]',
-    '  synth  --out DIR [--seed N]     (a small synthetic dataset with known structure)',
-    '  pack   --model CKPT|CKPT.last --out FILE [--bf16] [--note TEXT]   (a model file without optimiser state)',
-    '  query  [--model CKPT] --head NAME --relation NAME --date YYYY-MM-DD [--top 10] [--json]   (top tails; --tail NAME instead ranks heads;',
-    '         default model: the bundled ICEWS14 BoxTE model, models/boxte-icews14/)',
     'DIR holds train.txt, valid.txt, test.txt: head<TAB>relation<TAB>tail<TAB>YYYY-MM-DD (or integer time ids).',
     'Paper configurations (ICEWS14): bounded --dim 154 --k 2; full --dim 1000 --k 2; both --epochs 1200 --valid-every 100.',
   ].join('\n'),
-  options: {
-    data: { type: 'string', help: 'dataset folder (train.txt, valid.txt, test.txt)', meta: 'DIR' },
-    out: { type: 'string', help: 'train: model checkpoint to write; export/synth: output folder', meta: 'PATH' },
-    model: { type: 'string', help: 'train: boxte or boxe; eval/export/query: checkpoint to read (query: default the bundled model)', default: 'boxte', meta: 'NAME|CKPT' },
-    dim: { type: 'int', help: 'embedding dimension d', default: 154 },
-    k: { type: 'int', help: 'time bumps per timestamp', default: 2 },
-    epochs: { type: 'int', help: 'training epochs (default: 1200)' },
-    batch: { type: 'int', help: 'positive facts per batch', default: 256 },
-    negatives: { type: 'int', help: 'negatives per positive', default: 75 },
-    lr: { type: 'number', help: 'Adam learning rate', default: 0.001 },
-    'time-reg': { type: 'number', help: 'weight of the temporal smoothness regulariser', default: 0.1 },
-    seed: { type: 'int', help: 'random seed (init, shuffling, negatives; synth: dataset seed)', default: 0 },
-    'valid-every': { type: 'int', help: 'validate every N epochs, 0: never (default: 100)' },
-    'valid-limit': { type: 'int', help: 'validate on N valid facts spread evenly, 0: all (default: 0)' },
-    patience: { type: 'int', help: 'early stop after N validations without improvement, 0: off (default: 0)' },
-    'max-minutes': { type: 'number', help: 'stop (resumably) after the epoch that exceeds this wall time (0: off)', default: 0 },
-    resume: { type: 'boolean', help: 'continue from CKPT.last (--epochs/--valid-every/--valid-limit/--patience may change)' },
-    tanh: { type: 'boolean', help: 'tanh on points and box corners (--no-tanh to disable)', default: true },
-    order: { type: 'int', help: 'norm of the distance vector (1 or 2)', default: 2 },
-    alpha: { type: 'boolean', help: 'relation factors alpha on the time bumps (--no-alpha: plain sum)', default: true },
-    'bump-day0': { type: 'boolean', help: 'give day 0 a time bump too (the reference code gives it none)' },
-    split: { type: 'string', help: 'eval: train, valid or test', default: 'test' },
-    limit: { type: 'int', help: 'eval: only N facts spread evenly over the split (0: all)', default: 0 },
-    json: { type: 'boolean', help: 'machine-readable output (eval: one JSON object)' },
-    head: { type: 'string', help: 'query: the known head entity (ranks tails)', meta: 'NAME' },
-    tail: { type: 'string', help: 'query: the known tail entity (ranks heads)', meta: 'NAME' },
-    relation: { type: 'string', help: 'query: the relation', meta: 'NAME' },
-    date: { type: 'string', help: 'query: YYYY-MM-DD (dated models) or the time id', meta: 'D' },
-    top: { type: 'int', help: 'query: answers to show', default: 10 },
-    bf16: { type: 'boolean', help: 'pack: store the parameters as bfloat16 (half the size)' },
-    note: { type: 'string', help: 'pack: a note stored in the model metadata (e.g. how it was trained)', meta: 'TEXT' },
+  subcommands: {
+    train: {
+      summary: 'train BoxTE / BoxE (resumable); keeps the best-validation model',
+      usage: 'tfree kg train --data DIR --out CKPT [--arch boxte|boxe] [model and training options] [--resume] [--json]',
+      details: 'Writes CKPT (the best model) and CKPT.last (the resumable state, after every epoch). Ctrl-C stops after the current epoch\nwith its state saved (exit 130; continue with --resume); a second Ctrl-C stops at once (CKPT.last keeps the previous epoch).',
+      run: (a) => runTrain(a),
+    },
+    eval: { summary: 'time-aware filtered MR, MRR, Hits@1/3/10 of a checkpoint', usage: 'tfree kg eval --model CKPT --data DIR [--split test] [--limit N] [--json]', run: (a) => runEval(a) },
+    export: { summary: 'parameters as safetensors + TSV', usage: 'tfree kg export --model CKPT --out DIR   (embeddings.safetensors, entities.tsv, relations.tsv, times.tsv)', run: (a) => runExport(a) },
+    stats: { summary: 'counts of a dataset folder', usage: 'tfree kg stats --data DIR [--json]', run: (a) => runStats(a) },
+    synth: { summary: 'write a small synthetic dataset with known structure (demo)', usage: 'tfree kg synth --out DIR [--seed N]', run: (a) => runSynth(a) },
+    query: {
+      summary: 'top-k tails (or heads) of one temporal question',
+      usage: 'tfree kg query [--model CKPT] --head NAME|--tail NAME --relation NAME --date YYYY-MM-DD [--top 10] [--json]',
+      details: 'Without --model: the bundled ICEWS14 BoxTE model (models/boxte-icews14/). --head ranks tails, --tail ranks heads.',
+      run: (a) => runQuery(a),
+    },
+    pack: { summary: 'a model file without optimiser state (optionally bf16)', usage: 'tfree kg pack --model CKPT|CKPT.last --out FILE [--bf16] [--note TEXT]', run: (a) => runPack(a) },
   },
-  run(args) {
-    const sub = args.positionals[0];
-    if (sub === undefined || !(SUBS as readonly string[]).includes(sub)) {
-      throw new UserError(`kg: give a subcommand: ${SUBS.join(', ')} (see tfree kg --help)`);
-    }
-    if (args.positionals.length > 1) throw new UserError(`kg ${sub}: unexpected argument "${args.positionals[1]}"`);
-    if (sub === 'eval' || sub === 'export' || sub === 'pack') {
-      // --model names the checkpoint here
-      if (args.options.model === 'boxte' || args.options.model === 'boxe') throw new UserError(`kg ${sub}: --model must name a checkpoint file`);
-    }
-    switch (sub) {
-      case 'train':
-        return runTrain(args);
-      case 'eval':
-        return runEval(args);
-      case 'export':
-        return runExport(args);
-      case 'stats':
-        return runStats(args);
-      case 'query':
-        return runQuery(args);
-      case 'pack':
-        return runPack(args);
-      default:
-        return runSynth(args);
-    }
+  options: {
+    data: { type: 'string', help: 'dataset folder (train.txt, valid.txt, test.txt)', meta: 'DIR', subs: ['train', 'eval', 'stats'] },
+    out: { type: 'string', help: 'train: the model checkpoint file to write; export/synth: output folder', meta: 'PATH', subs: ['train', 'export', 'synth', 'pack'] },
+    arch: { type: 'string', help: 'boxte or boxe', default: 'boxte', meta: 'NAME', subs: TRAIN, aliases: ['model'] },
+    model: { type: 'string', help: 'the checkpoint to read (written by kg train)', meta: 'CKPT', subs: ['eval', 'export', 'query', 'pack'] },
+    dim: { type: 'int', help: 'embedding dimension d', default: 154, min: 1, max: 1 << 16, subs: TRAIN },
+    k: { type: 'int', help: 'time bumps per timestamp', default: 2, min: 1, max: 1024, subs: TRAIN },
+    epochs: { type: 'int', help: 'training epochs (default: 1200)', min: 1, subs: TRAIN },
+    batch: { type: 'int', help: 'positive facts per batch', default: 256, min: 1, max: 1 << 20, subs: TRAIN },
+    negatives: { type: 'int', help: 'negatives per positive', default: 75, min: 1, max: 1 << 16, subs: TRAIN },
+    lr: { type: 'number', help: 'Adam learning rate (a diverging run stops with an error)', default: 0.001, above: 0, subs: TRAIN },
+    'time-reg': { type: 'number', help: 'weight of the temporal smoothness regulariser', default: 0.1, min: 0, subs: TRAIN },
+    seed: { type: 'int', help: 'random seed (train: init, shuffling, negatives; synth: dataset seed)', default: 0, min: 0, max: 2 ** 31 - 1, subs: ['train', 'synth'] },
+    'valid-every': { type: 'int', help: 'validate every N epochs, 0: never (default: 100)', min: 0, subs: TRAIN },
+    'valid-limit': { type: 'int', help: 'validate on N valid facts spread evenly, 0: all (default: 0)', min: 0, subs: TRAIN },
+    patience: { type: 'int', help: 'early stop after N validations without improvement, 0: off (default: 0)', min: 0, subs: TRAIN },
+    'max-minutes': { type: 'number', help: 'stop (resumably) after the epoch that exceeds this wall time (0: off)', default: 0, min: 0, subs: TRAIN },
+    resume: { type: 'boolean', help: 'continue from CKPT.last (--epochs/--valid-every/--valid-limit/--patience may change)', subs: TRAIN },
+    overwrite: { type: 'boolean', help: 'replace an existing CKPT / CKPT.last instead of refusing', subs: TRAIN },
+    tanh: { type: 'boolean', help: 'tanh on points and box corners (--no-tanh to disable)', default: true, subs: TRAIN },
+    order: { type: 'int', help: 'norm of the distance vector (1 or 2)', default: 2, min: 1, max: 2, subs: TRAIN },
+    alpha: { type: 'boolean', help: 'relation factors alpha on the time bumps (--no-alpha: plain sum)', default: true, subs: TRAIN },
+    'bump-day0': { type: 'boolean', help: 'give day 0 a time bump too (the reference code gives it none)', subs: TRAIN },
+    split: { type: 'string', help: 'train, valid or test', default: 'test', subs: ['eval'] },
+    limit: { type: 'int', help: 'only N facts spread evenly over the split (0: all)', default: 0, min: 0, subs: ['eval'] },
+    json: { type: 'boolean', help: 'machine-readable output', subs: ['train', 'eval', 'stats', 'query'] },
+    head: { type: 'string', help: 'the known head entity (ranks tails)', meta: 'NAME', subs: ['query'] },
+    tail: { type: 'string', help: 'the known tail entity (ranks heads)', meta: 'NAME', subs: ['query'] },
+    relation: { type: 'string', help: 'the relation', meta: 'NAME', subs: ['query'] },
+    date: { type: 'string', help: 'YYYY-MM-DD (dated models) or the time id', meta: 'D', subs: ['query'] },
+    top: { type: 'int', help: 'answers to show', default: 10, min: 1, max: 1 << 20, subs: ['query'] },
+    bf16: { type: 'boolean', help: 'store the parameters as bfloat16 (half the size)', subs: ['pack'] },
+    note: { type: 'string', help: 'a note stored in the model metadata (e.g. how it was trained)', meta: 'TEXT', subs: ['pack'] },
   },
 };

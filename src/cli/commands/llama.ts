@@ -3,6 +3,9 @@ import * as nodePath from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress } from '../progress.js';
+import { checkOutputPath } from '../resources.js';
+import { checkFinite } from '../hat_model.js';
+import { SAMPLING_DEFAULTS } from '../../nn/index.js';
 import { SafetensorsError } from '../../io/index.js';
 import {
   LlamaCheckpointError,
@@ -36,7 +39,8 @@ function runGenerate(a: ParsedArgs): void {
   const prompt = a.options.prompt;
   if (typeof prompt !== 'string') throw new UserError('give the prompt with --prompt TEXT');
   const tokPath = opt(a, 'tokenizer', nodePath.join(dir, 'tokenizer.json'));
-  const { model } = userErrors(() => loadLlama(dir));
+  const { model, store } = userErrors(() => loadLlama(dir));
+  checkFinite(store, dir);
   const tok = userErrors(() => loadTokenizer(tokPath));
   if (tok.vocabSize > model.cfg.vocabSize) throw new UserError(`${tokPath}: the tokenizer has ${tok.vocabSize} ids but the model only ${model.cfg.vocabSize}`);
   let ids = Array.from(tok.encode(prompt, { addSpecialTokens: true }));
@@ -51,9 +55,9 @@ function runGenerate(a: ParsedArgs): void {
   try {
     res = generate(model, ids, {
       maxNewTokens: maxNew,
-      temperature: opt(a, 'temperature', 0),
-      topK: opt(a, 'top-k', 0),
-      topP: opt(a, 'top-p', 1),
+      temperature: opt(a, 'greedy', false) ? 0 : opt(a, 'temperature', SAMPLING_DEFAULTS.temperature),
+      topK: opt(a, 'top-k', SAMPLING_DEFAULTS.topK),
+      topP: opt(a, 'top-p', SAMPLING_DEFAULTS.topP),
       seed: opt(a, 'seed', 0),
       useCache: opt(a, 'cache', true),
       stopTokens: stops,
@@ -64,7 +68,7 @@ function runGenerate(a: ParsedArgs): void {
     throw e;
   }
   progress.finish();
-  const text = tok.decode(res.tokens, { skipSpecialTokens: true });
+  const text = userErrors(() => tok.decode(res.tokens, { skipSpecialTokens: true }));
   if (json) {
     process.stdout.write(`${JSON.stringify({ prompt_tokens: ids.length, tokens: [...res.tokens], text, stop: res.stop })}\n`);
   } else process.stdout.write(`${prompt}${text}\n`);
@@ -74,6 +78,7 @@ function runTrainTokenizer(a: ParsedArgs, files: string[]): void {
   if (files.length === 0) throw new UserError('give one or more text files: tfree llama train-tokenizer FILE... --out tokenizer.json');
   const out = a.options.out;
   if (typeof out !== 'string') throw new UserError('give the output file with --out tokenizer.json');
+  checkOutputPath(out, '--out', 'file');
   const texts = files.map((f) => {
     try {
       return fs.readFileSync(f, 'utf8');
@@ -98,35 +103,41 @@ function runTrainTokenizer(a: ParsedArgs, files: string[]): void {
   else process.stdout.write(`wrote ${out}: ${summary.vocab} ids (${summary.merges} merges, the last seen ${summary.last_merge_count} times; ${summary.pieces} distinct pieces)\n`);
 }
 
+const GEN = ['generate'] as const;
+const TOK = ['train-tokenizer'] as const;
+
 export const llamaCommand: CommandSpec = {
   name: 'llama',
   summary: 'token-level Llama: generate from a HF checkpoint folder, train a byte-level BPE tokenizer',
   usage: 'tfree llama generate --model DIR --prompt TEXT [options] | tfree llama train-tokenizer FILE... --out tokenizer.json [options]',
-  details: [
-    'generate: DIR holds config.json and model.safetensors (or shards + model.safetensors.index.json);',
-    '  the tokenizer is DIR/tokenizer.json unless --tokenizer is given. Temperature 0 is greedy.',
-    'train-tokenizer: GPT-2-style byte-level BPE over the files (UTF-8 text), written as a HF tokenizer.json.',
-  ].join('\n'),
-  options: {
-    model: { type: 'string', help: 'checkpoint folder (generate)', meta: 'DIR' },
-    tokenizer: { type: 'string', help: 'tokenizer.json or its folder (default DIR/tokenizer.json)', meta: 'PATH' },
-    prompt: { type: 'string', help: 'text to continue (generate)', meta: 'TEXT' },
-    'max-new-tokens': { type: 'int', help: 'tokens to generate', default: 64 },
-    temperature: { type: 'number', help: 'sampling temperature (0: greedy)', default: 0 },
-    'top-k': { type: 'int', help: 'keep the k most likely tokens (0: all)', default: 0 },
-    'top-p': { type: 'number', help: 'nucleus probability (1: all)', default: 1 },
-    seed: { type: 'int', help: 'sampling seed', default: 0 },
-    cache: { type: 'boolean', help: 'use the KV cache', default: true },
-    out: { type: 'string', help: 'tokenizer.json to write (train-tokenizer)', meta: 'FILE' },
-    'vocab-size': { type: 'int', help: 'ids in all: 256 bytes + merges + special tokens', default: 4096 },
-    'min-frequency': { type: 'int', help: 'stop when the best pair occurs fewer times', default: 2 },
-    special: { type: 'string', help: 'comma-separated special tokens', default: '<|endoftext|>' },
-    json: { type: 'boolean', help: 'print one JSON object, no progress bar' },
+  subcommands: {
+    generate: {
+      summary: 'continue a prompt with a Llama checkpoint (token-level)',
+      usage: 'tfree llama generate --model DIR --prompt TEXT [--max-new-tokens N] [--greedy | --temperature T --top-k K --top-p P] [--seed S] [--json]',
+      details: 'DIR holds config.json and model.safetensors (or shards + model.safetensors.index.json); the tokenizer is\nDIR/tokenizer.json unless --tokenizer is given. Sampling defaults are those of tfree generate; --greedy or --temperature 0 is greedy.',
+      run: (a) => runGenerate(a),
+    },
+    'train-tokenizer': {
+      summary: 'GPT-2-style byte-level BPE over text files (UTF-8), written as a HF tokenizer.json',
+      usage: 'tfree llama train-tokenizer FILE... --out tokenizer.json [--vocab-size N] [--min-frequency N] [--special A,B] [--json]',
+      run: (a) => runTrainTokenizer(a, a.positionals),
+    },
   },
-  run(args) {
-    const [sub, ...rest] = args.positionals;
-    if (sub === 'generate') return runGenerate(args);
-    if (sub === 'train-tokenizer') return runTrainTokenizer(args, rest);
-    throw new UserError(`unknown subcommand ${sub === undefined ? '(none)' : `"${sub}"`}; use generate or train-tokenizer (see tfree llama --help)`);
+  options: {
+    model: { type: 'string', help: 'checkpoint folder', meta: 'DIR', subs: GEN },
+    tokenizer: { type: 'string', help: 'tokenizer.json or its folder (default DIR/tokenizer.json)', meta: 'PATH', subs: GEN },
+    prompt: { type: 'string', help: 'text to continue', meta: 'TEXT', subs: GEN },
+    'max-new-tokens': { type: 'int', help: 'tokens to generate (a Llama counts tokens, not bytes)', default: 64, min: 0, max: 1 << 20, subs: GEN },
+    greedy: { type: 'boolean', help: 'always take the most likely token (same as --temperature 0)', subs: GEN },
+    temperature: { type: 'number', help: 'sampling temperature (0: greedy)', default: SAMPLING_DEFAULTS.temperature, min: 0, max: 100, subs: GEN },
+    'top-k': { type: 'int', help: 'keep the k most likely tokens (0: all)', default: SAMPLING_DEFAULTS.topK, min: 0, subs: GEN },
+    'top-p': { type: 'number', help: 'nucleus probability (1: all)', default: SAMPLING_DEFAULTS.topP, above: 0, max: 1, subs: GEN },
+    seed: { type: 'int', help: 'sampling seed', default: 0, min: 0, max: 2 ** 31 - 1, subs: GEN },
+    cache: { type: 'boolean', help: 'use the KV cache', default: true, subs: GEN },
+    out: { type: 'string', help: 'tokenizer.json to write', meta: 'FILE', subs: TOK },
+    'vocab-size': { type: 'int', help: 'ids in all: 256 bytes + merges + special tokens', default: 4096, min: 257, max: 1 << 20, subs: TOK },
+    'min-frequency': { type: 'int', help: 'stop when the best pair occurs fewer times', default: 2, min: 1, subs: TOK },
+    special: { type: 'string', help: 'comma-separated special tokens', default: '<|endoftext|>', subs: TOK },
+    json: { type: 'boolean', help: 'print one JSON object, no progress bar' },
   },
 };

@@ -1,7 +1,9 @@
+import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { CommandSpec } from '../args.js';
 import { num, str } from '../args.js';
 import { UserError } from '../errors.js';
+import { OVERWRITE_OPTION, checkOutputPath, refuseModelOverwrite } from '../resources.js';
 import { Progress } from '../progress.js';
 import { calibrateCheckpoint, pruneCheckpoint } from '../../compress/index.js';
 import { asUserErrors, patternList } from './quantize.js';
@@ -10,31 +12,35 @@ import { checkPlanNames, readPlanFile } from './plan_file.js';
 export const pruneCommand: CommandSpec = {
   name: 'prune',
   summary: 'prune the weight matrices of a checkpoint to a sparsity (magnitude per matrix, or Wanda)',
-  usage: 'tfree prune --sparsity S | --plan FILE --method magnitude|wanda --in DIR --out DIR [--calib FILE] [--include P,..] [--exclude P,..] [--json]',
+  usage: 'tfree prune --sparsity S | --plan FILE --method magnitude|wanda --model DIR --out DIR [--calib FILE] [--include P,..] [--exclude P,..] [--json]',
   options: {
-    sparsity: { type: 'number', help: 'fraction of each selected matrix to zero, in [0, 1]', meta: 'S' },
+    sparsity: { type: 'number', help: 'fraction of each selected matrix to zero, in [0, 1]', meta: 'S', min: 0, max: 1 },
     method: { type: 'string', help: 'magnitude (|w| per matrix) or wanda (|w| x input norm, per output row)', default: 'magnitude', meta: 'M' },
-    in: { type: 'string', help: 'input checkpoint folder (config.json + safetensors)', meta: 'DIR' },
+    model: { aliases: ['in'], type: 'string', help: 'input checkpoint folder (config.json + safetensors)', meta: 'DIR' },
     out: { type: 'string', help: 'output folder', meta: 'DIR' },
     calib: { type: 'string', help: 'wanda: calibration text file (bytes become token ids)', meta: 'FILE' },
-    'calib-tokens': { type: 'int', help: 'wanda: calibration tokens to run', default: 2048, meta: 'N' },
+    'calib-tokens': { type: 'int', help: 'wanda: calibration tokens to run', default: 2048, meta: 'N', min: 1, max: 1 << 24 },
     include: { type: 'string', help: 'only 2-D weights matching these comma-separated globs or /regex/', meta: 'P,..' },
     exclude: { type: 'string', help: 'skip weights matching these (default: embeddings and output head)', meta: 'P,..' },
     plan: { type: 'string', help: 'per-weight sparsity from a sparsity plan (tfree eval plan): {"tfree_plan":1,"kind":"sparsity","components":{NAME:{"sparsity"}}}', meta: 'FILE' },
     json: { type: 'boolean', help: 'one JSON object per pruned tensor and a summary object' },
+    overwrite: OVERWRITE_OPTION,
   },
   details: 'Wanda needs a model forward: it builds the model from config.json (model_type "llama") and runs --calib text through it.',
   run(args) {
+    checkOutputPath(str(args, 'out'), '--out', 'dir');
+    // (the same folder as --model is refused by the conversion itself)
+    if (resolve(str(args, 'out')) !== resolve(str(args, 'model'))) refuseModelOverwrite(str(args, 'out'), args.options.overwrite === true);
     const planPath = typeof args.options.plan === 'string' ? args.options.plan : undefined;
     if (planPath !== undefined && args.options.sparsity !== undefined) throw new UserError('give --sparsity or --plan, not both');
     const plan = planPath !== undefined ? readPlanFile(planPath, 'sparsity') : undefined;
-    if (plan !== undefined && planPath !== undefined) checkPlanNames(plan, str(args, 'in'), planPath);
+    if (plan !== undefined && planPath !== undefined) checkPlanNames(plan, str(args, 'model'), planPath);
     const sparsityFor = plan ? (n: string): number | undefined => plan.components.get(n)?.sparsity : undefined;
     const sparsity = plan ? 0 : num(args, 'sparsity');
     if (!(sparsity >= 0 && sparsity <= 1)) throw new UserError(`--sparsity must be in [0, 1], got ${sparsity}`);
     const method = String(args.options.method);
     if (method !== 'magnitude' && method !== 'wanda') throw new UserError(`--method must be magnitude or wanda, got "${method}"`);
-    const inPath = str(args, 'in');
+    const inPath = str(args, 'model');
     const filter = { include: patternList(args, 'include'), exclude: patternList(args, 'exclude') };
     let inputNorms: Map<string, Float32Array> | undefined;
     if (method === 'wanda') {

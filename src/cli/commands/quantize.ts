@@ -1,6 +1,8 @@
+import { resolve } from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { str } from '../args.js';
 import { UserError } from '../errors.js';
+import { OVERWRITE_OPTION, checkOutputPath, refuseModelOverwrite } from '../resources.js';
 import { Progress } from '../progress.js';
 import { SafetensorsError } from '../../io/index.js';
 import { FORMAT_NAMES, FormatError, parseFormat, quantizeCheckpoint, reportBitsPerWeight, type ScaleDtype } from '../../compress/index.js';
@@ -31,33 +33,37 @@ export function asUserErrors<T>(fn: () => T): T {
 export const quantizeCommand: CommandSpec = {
   name: 'quantize',
   summary: 'quantize a checkpoint folder to a packed format (int8/4/3/2, kmeans1-4/8, bin1, ternary)',
-  usage: 'tfree quantize --format FORMAT | --plan FILE --in DIR --out DIR [--block 64] [--scale bf16|f16] [--include P,..] [--exclude P,..] [--json]',
+  usage: 'tfree quantize --format FORMAT | --plan FILE --model DIR --out DIR [--block 64] [--scale bf16|f16] [--include P,..] [--exclude P,..] [--json]',
   options: {
     format: { type: 'string', help: `weight format: ${FORMAT_NAMES.join(', ')} (optionally :absmax or :absmean)`, meta: 'FORMAT' },
-    in: { type: 'string', help: 'input checkpoint (folder with config.json + safetensors, or a .safetensors file)', meta: 'DIR' },
+    model: { aliases: ['in'], type: 'string', help: 'input checkpoint (folder with config.json + safetensors, or a .safetensors file)', meta: 'DIR' },
     out: { type: 'string', help: 'output folder (model.safetensors + copied config/tokenizer files)', meta: 'DIR' },
-    block: { type: 'int', help: 'weights per scale block along the input dimension', default: 64, meta: 'N' },
+    block: { type: 'int', help: 'weights per scale block along the input dimension', default: 64, meta: 'N', min: 1, max: 1 << 16 },
     scale: { type: 'string', help: 'scale storage: bf16 or f16', default: 'bf16', meta: 'DTYPE' },
     include: { type: 'string', help: 'only 2-D weights matching these comma-separated globs (* = any run) or /regex/', meta: 'P,..' },
     exclude: { type: 'string', help: 'skip weights matching these (default: *embed*,*lm_head*,output.weight,*.output.weight,*wte*,*wpe*)', meta: 'P,..' },
     seed: { type: 'string', help: 'k-means seed prefix (default: the weight name)', meta: 'S' },
     plan: { type: 'string', help: 'per-weight formats from a precision plan (tfree eval plan): {"tfree_plan":1,"kind":"precision","components":{NAME:{"format","block"?}}}', meta: 'FILE' },
     json: { type: 'boolean', help: 'print one JSON object per quantized tensor and a summary object' },
+    overwrite: OVERWRITE_OPTION,
   },
   details: 'Every 2-D float tensor named *.weight that matches the patterns is quantized; other tensors are copied unchanged.\nThe block size must divide every selected row length.',
   run(args) {
     const sc = String(args.options.scale).toUpperCase();
     if (sc !== 'BF16' && sc !== 'F16') throw new UserError(`--scale must be bf16 or f16, got "${String(args.options.scale)}"`);
+    checkOutputPath(str(args, 'out'), '--out', 'dir');
+    // (the same folder as --model is refused by the conversion itself)
+    if (resolve(str(args, 'out')) !== resolve(str(args, 'model'))) refuseModelOverwrite(str(args, 'out'), args.options.overwrite === true);
     const planPath = args.options.plan;
     if (typeof planPath === 'string') {
       if (args.options.format !== undefined) throw new UserError('give --format or --plan, not both');
       const plan = readPlanFile(planPath, 'precision');
-      checkPlanNames(plan, str(args, 'in'), planPath);
+      checkPlanNames(plan, str(args, 'model'), planPath);
       const formatFor = planFormats(plan, planPath, { blockSize: Number(args.options.block), scaleDtype: sc as ScaleDtype });
       const json = args.options.json === true;
       let bar: Progress | undefined;
       const rep = asUserErrors(() =>
-        quantizeCheckpoint(str(args, 'in'), str(args, 'out'), parseFormat('int8'), {
+        quantizeCheckpoint(str(args, 'model'), str(args, 'out'), parseFormat('int8'), {
           include: patternList(args, 'include'),
           exclude: patternList(args, 'exclude') ?? [],
           seed: typeof args.options.seed === 'string' ? args.options.seed : undefined,
@@ -83,7 +89,7 @@ export const quantizeCommand: CommandSpec = {
     const json = args.options.json === true;
     let bar: Progress | undefined;
     const rep = asUserErrors(() =>
-      quantizeCheckpoint(str(args, 'in'), str(args, 'out'), format, {
+      quantizeCheckpoint(str(args, 'model'), str(args, 'out'), format, {
         include: patternList(args, 'include'),
         exclude: patternList(args, 'exclude'),
         seed: typeof args.options.seed === 'string' ? args.options.seed : undefined,

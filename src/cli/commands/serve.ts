@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
-import { QUANTIZE_BLOCK_OPTION, QUANTIZE_OPTION, loadHATForCli, quantizeOption } from '../hat_model.js';
+import { QUANTIZE_BLOCK_OPTION, QUANTIZE_OPTION, configDifferences, loadHATForCli, quantizeOption } from '../hat_model.js';
 import { loadModel } from '../../models/boxte/train.js';
 import { DEFAULT_LIMITS, type Limits } from '../../serve/openai.js';
 import { TfreeServer } from '../../serve/server.js';
@@ -68,12 +68,12 @@ export const serveCommand: CommandSpec = {
     report: { type: 'string', help: 'a report folder served under /tfree/report (tfree eval ... --report)', meta: 'DIR' },
     web: { type: 'string', help: 'the web playground folder served at / (default: web/dist of the package when built)', meta: 'DIR' },
     host: { type: 'string', help: 'address to listen on', default: '127.0.0.1' },
-    port: { type: 'int', help: 'port (0: any free port)', default: 8080 },
-    'max-prompt-bytes': { type: 'int', help: 'largest prompt / text in bytes', default: DEFAULT_LIMITS.maxPromptBytes },
-    'max-tokens-limit': { type: 'int', help: 'largest max_tokens (bytes) a request may ask for', default: DEFAULT_LIMITS.maxTokensLimit },
-    'max-queue': { type: 'int', help: 'most requests admitted at once (more get 429)', default: DEFAULT_LIMITS.maxQueue },
-    'max-body-bytes': { type: 'int', help: 'largest request body (more get 413)', default: DEFAULT_LIMITS.maxBodyBytes },
-    'chunk-bytes': { type: 'int', help: 'bytes a request generates per turn of the fair queue', default: 8 },
+    port: { type: 'int', help: 'port (0: any free port)', default: 8080, min: 0, max: 65535 },
+    'max-prompt-bytes': { type: 'int', help: 'largest prompt / text in bytes', default: DEFAULT_LIMITS.maxPromptBytes, min: 1 },
+    'max-tokens-limit': { type: 'int', help: 'largest max_tokens (bytes) a request may ask for', default: DEFAULT_LIMITS.maxTokensLimit, min: 1 },
+    'max-queue': { type: 'int', help: 'most requests admitted at once (more get 429)', default: DEFAULT_LIMITS.maxQueue, min: 1 },
+    'max-body-bytes': { type: 'int', help: 'largest request body (more get 413)', default: DEFAULT_LIMITS.maxBodyBytes, min: 1 },
+    'chunk-bytes': { type: 'int', help: 'bytes a request generates per turn of the fair queue', default: 8, min: 1 },
   },
   async run(args) {
     if (args.positionals.length > 0) throw new UserError(`unexpected argument "${args.positionals[0]}"`);
@@ -91,8 +91,10 @@ export const serveCommand: CommandSpec = {
     const base = loadHATForCli(args.options.model, { quantize: quantizeOption(args.options.quantize, args.options['quantize-block']) });
     const qDir = args.options.quantized;
     const quantized = typeof qDir === 'string' && qDir !== '' ? loadHATForCli(qDir) : undefined;
-    if (quantized && quantized.model.config.max_word_size !== base.model.config.max_word_size) {
-      throw new UserError(`--quantized ${qDir}: its max_word_size (${quantized.model.config.max_word_size}) differs from the base model's (${base.model.config.max_word_size})`);
+    if (quantized) {
+      const diff = configDifferences(base.model.config, quantized.model.config);
+      if (diff.splitter.length > 0) throw new UserError(`--quantized ${String(qDir)}: its ${diff.splitter.join(', ')} differ${diff.splitter.length === 1 ? 's' : ''} from the base model's; the server splits text once for both`);
+      if (diff.other.length > 0) process.stderr.write(`tfree serve: warning: --quantized ${String(qDir)} does not look like a quantized copy of the base model (config differs in ${diff.other.slice(0, 4).join(', ')}${diff.other.length > 4 ? ', ...' : ''})\n`);
     }
     const kgPath = args.options.kg;
     // without --kg, the bundled ICEWS14 BoxTE model (when present) answers the playground's KG form

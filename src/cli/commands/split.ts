@@ -21,7 +21,7 @@ export const splitCommand: CommandSpec = {
     '--bytes for the exact bytes. Special-token strings such as <|eot_id|> are not mapped here.',
   ].join('\n'),
   options: {
-    'max-word-size': { type: 'int', help: 'maximum bytes per word', default: DEFAULT_MAX_WORD_SIZE, meta: 'N' },
+    'max-word-size': { type: 'int', help: 'maximum bytes per word', default: DEFAULT_MAX_WORD_SIZE, meta: 'N', min: 1, max: 1 << 16 },
     bytes: { type: 'boolean', help: 'print each word as an array of byte values' },
   },
   async run(args) {

@@ -12,9 +12,12 @@ import * as nodePath from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress, formatDuration } from '../progress.js';
-import { BytePacker, DataError, fingerprintDocuments, readDocuments, splitTrainVal, type InputFormat, type PackedBatch } from '../../io/index.js';
-import { ResumeMismatchError, Trainer, type LogEntry, type TrainSettings, type TrainableModel } from '../../train/index.js';
-import { HATConfigError, hatConfigToJSON, presetConfig, readHATConfig, type HATConfig } from '../../models/hat/config.js';
+import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
+import { OVERWRITE_OPTION, checkMemory, checkOutputPath, refuseModelOverwrite } from '../resources.js';
+import { checkFinite } from '../hat_model.js';
+import { BytePacker, DataError, type StopFlag, fingerprintDocuments, readDocuments, splitTrainVal, type InputFormat, type PackedBatch } from '../../io/index.js';
+import { CheckpointError, ResumeMismatchError, Trainer, type LogEntry, type TrainSettings, type TrainableModel } from '../../train/index.js';
+import { HATConfigError, hatConfigToJSON, presetConfig, readHATConfig, type HATConfig, type TransformerHATModelConfig } from '../../models/hat/config.js';
 import { HATModel, type HATBatch } from '../../models/hat/model.js';
 import { HATCheckpointError, loadHATModel, saveHATModel } from '../../models/hat/checkpoint.js';
 import { setupQat, writeQatPacked, type QatSetup } from './train_qat.js';
@@ -78,7 +81,7 @@ export function loopSettings(args: ParsedArgs, seed: number): Omit<TrainSettings
 }
 
 function modelConfig(a: ParsedArgs): HATConfig {
-  const init = opt<string | undefined>(a, 'init');
+  const init = opt<string | undefined>(a, 'model');
   const file = init !== undefined ? nodePath.join(init, 'config.json') : opt<string | undefined>(a, 'config');
   try {
     return file !== undefined ? readHATConfig(file) : presetConfig(opt<string>(a, 'preset'));
@@ -87,6 +90,18 @@ function modelConfig(a: ParsedArgs): HATConfig {
     if (e instanceof Error && 'code' in e) throw new UserError(`${file}: ${e.message}`);
     throw e;
   }
+}
+
+/**
+ * A lower bound of the memory a training step needs: parameters with their gradients and two
+ * AdamW moments (16 bytes each), and per byte of the micro-batch the encoder/decoder activations
+ * kept for the backward pass (hidden size x layers, f32, a few tensors per layer).
+ */
+export function trainMemory(cfg: HATConfig, batch: number, seqBytes: number): number {
+  const m = (c: TransformerHATModelConfig): number => c.num_hidden_layers * (4 * c.hidden_size * c.hidden_size + 3 * c.hidden_size * c.intermediate_size);
+  const params = m(cfg.encoder_config) + m(cfg.backbone_config) + m(cfg.decoder_config);
+  const perByte = 4 * 4 * (cfg.encoder_config.hidden_size * cfg.encoder_config.num_hidden_layers + cfg.decoder_config.hidden_size * cfg.decoder_config.num_hidden_layers);
+  return 16 * params + batch * seqBytes * perByte;
 }
 
 const fmt = (x: number | undefined, d = 3): string => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
@@ -104,28 +119,29 @@ export const trainCommand: CommandSpec = {
     out: { type: 'string', help: 'run folder: checkpoints/, log.jsonl and the final config.json + model.safetensors', meta: 'DIR' },
     preset: { type: 'string', help: 'model size: tiny (~2.5M parameters) or small (~31M)', default: 'tiny', meta: 'NAME' },
     config: { type: 'string', help: 'a HAT config.json instead of a preset', meta: 'FILE' },
-    steps: { type: 'int', help: 'optimizer steps', default: 1000 },
-    batch: { type: 'int', help: 'rows per micro-batch', default: 8 },
-    'seq-bytes': { type: 'int', help: 'bytes per row (documents are packed into rows at word boundaries)', default: 1024 },
-    accum: { type: 'int', help: 'micro-batches per optimizer step (gradient accumulation)', default: 1 },
-    lr: { type: 'number', help: 'peak learning rate', default: 2e-3 },
-    'min-lr-ratio': { type: 'number', help: 'cosine floor as a fraction of --lr', default: 0.1 },
-    warmup: { type: 'int', help: 'warmup steps (default: min(100, steps/10))' },
-    'weight-decay': { type: 'number', help: 'AdamW decoupled weight decay (not on norms)', default: 0.1 },
-    clip: { type: 'number', help: 'global gradient-norm clip (0: off)', default: 1 },
-    'eval-every': { type: 'int', help: 'validation bits-per-byte every N steps (0: only at the end)', default: 100 },
-    'eval-bytes': { type: 'int', help: 'validation text per evaluation, bytes (0: all)', default: 262144 },
-    'save-every': { type: 'int', help: 'checkpoint every N steps (0: only at the end)', default: 100 },
-    'val-fraction': { type: 'number', help: 'share of documents held out for validation', default: 0.05 },
+    steps: { type: 'int', help: 'optimizer steps', default: 1000, min: 1 },
+    batch: { type: 'int', help: 'rows per micro-batch', default: 8, min: 1, max: 1 << 16 },
+    'seq-bytes': { type: 'int', help: 'bytes per row (documents are packed into rows at word boundaries)', default: 1024, min: 2, max: 1 << 24 },
+    accum: { type: 'int', help: 'micro-batches per optimizer step (gradient accumulation)', default: 1, min: 1, max: 1 << 16 },
+    lr: { type: 'number', help: 'peak learning rate', default: 2e-3, above: 0, max: 10 },
+    'min-lr-ratio': { type: 'number', help: 'cosine floor as a fraction of --lr', default: 0.1, min: 0, max: 1 },
+    warmup: { type: 'int', help: 'warmup steps (default: min(100, steps/10))', min: 0 },
+    'weight-decay': { type: 'number', help: 'AdamW decoupled weight decay (not on norms)', default: 0.1, min: 0, max: 10 },
+    clip: { type: 'number', help: 'global gradient-norm clip (0: off)', default: 1, min: 0 },
+    'eval-every': { type: 'int', help: 'validation bits-per-byte every N steps (0: only at the end)', default: 100, min: 0 },
+    'eval-bytes': { type: 'int', help: 'validation text per evaluation, bytes (0: all)', default: 262144, min: 0 },
+    'save-every': { type: 'int', help: 'checkpoint every N steps (0: only at the end)', default: 100, min: 0 },
+    'val-fraction': { type: 'number', help: 'share of documents held out for validation', default: 0.05, min: 0, max: 0.5 },
     format: { type: 'string', help: 'input format: auto (by extension), text or jsonl', default: 'auto', meta: 'FMT' },
-    seed: { type: 'int', help: 'seed of the initialisation, data order and split', default: 0 },
+    seed: { type: 'int', help: 'seed of the initialisation, data order and split', default: 0, min: 0, max: 2 ** 31 - 1 },
     bf16: { type: 'boolean', help: 'write the final weights as bf16 (checkpoints stay f32)' },
-    init: { type: 'string', help: 'start from the weights (and config) of this model folder instead of a fresh initialisation', meta: 'DIR' },
+    model: { type: 'string', help: 'start from the weights (and config) of this model folder instead of a fresh initialisation', meta: 'DIR', aliases: ['init'] },
     qat: { type: 'string', help: 'quantization-aware training in this weight format (kmeans4, int4, int2, bin1, ternary, ...); also writes a packed model', meta: 'FORMAT' },
-    'qat-refit-every': { type: 'int', help: 'refit the k-means centroids every N steps (0: fitted once at the start, then fixed)', default: 0 },
-    'qat-block': { type: 'int', help: 'QAT weights per scale block (must divide every row length; the tiny preset needs 32)', default: 64 },
+    'qat-refit-every': { type: 'int', help: 'refit the k-means centroids every N steps (0: fitted once at the start, then fixed)', default: 0, min: 0 },
+    'qat-block': { type: 'int', help: 'QAT weights per scale block (must divide every row length; the tiny preset needs 32)', default: 64, min: 1, max: 1 << 16 },
     'qat-out': { type: 'string', help: 'folder of the packed model written after QAT (default: <out>/packed)', meta: 'DIR' },
     resume: { type: 'boolean', help: 'continue the run in --out from its latest checkpoint' },
+    overwrite: OVERWRITE_OPTION,
     json: { type: 'boolean', help: 'one JSON object per step / evaluation / checkpoint on stdout, no progress bar' },
   },
   details: [
@@ -137,7 +153,7 @@ export const trainCommand: CommandSpec = {
     'current step with a checkpoint. At the end the model is evaluated on all of the held-out text;',
     '--resume of a finished run only re-exports and re-evaluates it.',
   ].join('\n'),
-  run(args) {
+  async run(args) {
     const dataPaths = [opt<string | undefined>(args, 'data'), ...args.positionals].filter((p): p is string => p !== undefined && p !== '');
     if (dataPaths.length === 0) throw new UserError('missing --data PATH (see tfree train --help)');
     const out = opt<string | undefined>(args, 'out');
@@ -155,13 +171,22 @@ export const trainCommand: CommandSpec = {
       lr: opt<number>(args, 'lr'),
       warmup: opt<number | undefined>(args, 'warmup') ?? Math.min(100, Math.floor(steps / 10)),
     };
+    checkOutputPath(out, '--out', 'dir');
+    const init = opt<string | undefined>(args, 'model');
+    const overwrite = opt<boolean | undefined>(args, 'overwrite') === true;
+    if (resume && overwrite) throw new UserError('give --resume or --overwrite, not both');
     const ckDir = nodePath.join(out, 'checkpoints');
     const hasRun = fs.existsSync(nodePath.join(ckDir, 'latest.json'));
     if (resume && !hasRun) throw new UserError(`--resume: no checkpoint in ${ckDir}`);
-    if (!resume && hasRun) throw new UserError(`${out} already holds a training run; pass --resume to continue it, or choose another --out`);
+    if (!resume && hasRun && !overwrite) throw new UserError(`${out} already holds a training run; pass --resume to continue it, --overwrite to start over, or choose another --out`);
+    if (!resume && !overwrite) {
+      if (init !== undefined && nodePath.resolve(init) === nodePath.resolve(out)) throw new UserError(`--model and --out are the same folder (${out}); the trained model would replace the one it starts from: choose another --out, or pass --overwrite`);
+      refuseModelOverwrite(out, false);
+    }
+    if (settings.warmup > steps) throw new UserError(`--warmup must be at most --steps (${steps}), got ${settings.warmup}`);
 
     const cfg = modelConfig(args);
-    if (!Number.isInteger(seqBytes) || seqBytes < 2) throw new UserError(`--seq-bytes must be an integer >= 2, got ${seqBytes}`);
+    checkMemory(trainMemory(cfg, settings.batchRows, seqBytes), `training with --batch ${settings.batchRows} x --seq-bytes ${seqBytes} would`, settings.batchRows * seqBytes * cfg.encoder_config.hidden_size);
     let split;
     try {
       const docs = readDocuments(dataPaths, { format: format as InputFormat });
@@ -175,14 +200,14 @@ export const trainCommand: CommandSpec = {
     const eos = cfg.eos_token_id;
     const train = new BytePacker(split.train, { seqBytes, split: splitter, seed, eos });
     const makeVal = split.val.length > 0 ? () => new BytePacker(split.val, { seqBytes, split: splitter, shuffle: false, eos }) : null;
-    const init = opt<string | undefined>(args, 'init');
     let model: HATModel;
     try {
       model = init !== undefined ? loadHATModel(init) : new HATModel(cfg, { seed });
     } catch (e) {
-      if (e instanceof HATConfigError || e instanceof HATCheckpointError) throw new UserError(`--init: ${e.message}`);
+      if (e instanceof HATConfigError || e instanceof HATCheckpointError) throw new UserError(`--model: ${e.message}`);
       throw e;
     }
+    if (init !== undefined) checkFinite(model.store, init);
     const exportDtype = opt<boolean | undefined>(args, 'bf16') === true ? 'BF16' : 'F32';
     let trainable = hatTrainable(model, exportDtype);
     const qatFormat = opt<string | undefined>(args, 'qat');
@@ -202,12 +227,7 @@ export const trainCommand: CommandSpec = {
       ...(init !== undefined ? { init: nodePath.resolve(init) } : {}),
       ...(qat?.run ?? {}),
     };
-    let stopRequested = false;
-    const onSigint = (): void => {
-      if (stopRequested) process.exit(130);
-      stopRequested = true;
-      process.stderr.write('\ntfree train: stopping after this step (checkpoint follows); Ctrl-C again to abort\n');
-    };
+    let stop: StopFlag | undefined;
     let bar: Progress | null = null;
     let lastVal: number | undefined;
     let bytesSeen = 0;
@@ -235,13 +255,13 @@ export const trainCommand: CommandSpec = {
           if (json) emit({ event: 'checkpoint', step, dir });
         },
         afterUpdate: () => qat?.handle.step(),
-        shouldStop: () => stopRequested,
+        shouldStop: () => stop?.requested === true,
       },
     });
     try {
       if (resume) trainer.resume();
     } catch (e) {
-      if (e instanceof ResumeMismatchError) throw new UserError(`--resume: ${e.message}`);
+      if (e instanceof ResumeMismatchError || e instanceof CheckpointError) throw new UserError(`--resume: ${e.message}`);
       throw e;
     }
     if (!json) {
@@ -253,13 +273,12 @@ export const trainCommand: CommandSpec = {
       );
       bar = new Progress({ total: steps, label: 'train', initial: trainer.step });
     }
-    process.on('SIGINT', onSigint);
     const t0 = performance.now();
-    try {
-      trainer.runAll();
-    } finally {
-      process.off('SIGINT', onSigint);
-    }
+    if (overwrite && !resume) fs.rmSync(ckDir, { recursive: true, force: true });
+    await withInterrupt('train', 'after this step (a checkpoint follows)', (flag) => {
+      stop = flag;
+      return trainer.runAllYielding();
+    });
     const last = trainer.log[trainer.log.length - 1];
     const finished = trainer.step >= steps;
     // the finished model on all of the held-out text (the periodic evaluations read --eval-bytes of it)
@@ -287,6 +306,6 @@ export const trainCommand: CommandSpec = {
           : `stopped at step ${trainer.step}; continue with --resume\n`,
       );
     }
-    return finished ? 0 : 130;
+    return finished ? 0 : EXIT_INTERRUPTED;
   },
 };

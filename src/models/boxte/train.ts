@@ -17,6 +17,7 @@ import { AdamW, ParamStore, Rng, VarBuilder, type AdamWStateMeta, type RngState 
 import { openSafetensors, writeSafetensors, type TensorEntries } from '../../io/safetensors.js';
 import { f32ToBf16 } from '../../io/dtype.js';
 import type { Quads, TemporalKG } from '../../io/kg.js';
+import { runToEnd } from '../../io/interrupt.js';
 import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
 import { boxTable, buildKeyTable, cornerGrad, type KeyTable } from './kernel.js';
 import { boxKernels } from './ops.js';
@@ -246,6 +247,11 @@ export class Trainer {
 
   /** One pass over the shuffled training facts. */
   trainEpoch(onStep?: (step: number, steps: number, loss: number) => void): EpochResult {
+    return runToEnd(this.epochJob(onStep));
+  }
+
+  /** `trainEpoch` as a job that yields after every step (run it with runYielding so Ctrl-C handlers run). */
+  *epochJob(onStep?: (step: number, steps: number, loss: number) => void): Generator<number, EpochResult, void> {
     const t0 = performance.now();
     const N = this.kg.train.h.length;
     const perm = this.rng.permutation(N);
@@ -260,6 +266,7 @@ export class Trainer {
       }
       lossSum += l * idx.length;
       onStep?.(s + 1, steps, l);
+      yield s + 1;
     }
     const bad = nonFiniteParam(this.model);
     if (bad !== null) throw new DivergenceError(`training diverged in epoch ${this.epoch + 1}: ${bad} (lower --lr)`);

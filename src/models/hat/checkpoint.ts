@@ -31,9 +31,32 @@ function list(xs: string[]): string {
   return xs.slice(0, 8).join(', ') + (xs.length > 8 ? `, ... (${xs.length} in all)` : '');
 }
 
+/**
+ * Compares the layer counts of the config with the layers the checkpoint holds, before a model
+ * is built (a config claiming 10^8 layers must fail at once, not allocate them).
+ */
+export function checkLayerCounts(cfg: HATConfig, names: readonly string[], where: string): void {
+  const modules: [string, number, string][] = [
+    ['encoder_config', cfg.encoder_config.num_hidden_layers, 'encoder.layers.'],
+    ['backbone_config', cfg.backbone_config.num_hidden_layers, 'backbone.layers.'],
+    ['decoder_config', cfg.decoder_config.num_hidden_layers, 'decoder.decoder_layers.'],
+  ];
+  for (const [field, want, prefix] of modules) {
+    let have = 0;
+    for (const n of names) {
+      if (!n.startsWith(prefix)) continue;
+      const i = Number.parseInt(n.slice(prefix.length), 10);
+      if (Number.isInteger(i) && i + 1 > have) have = i + 1;
+    }
+    // (fewer layers in the config than in the checkpoint is reported as unexpected tensors by the strict load)
+    if (have < want) throw new HATCheckpointError(`${where}: config.json ${field}.num_hidden_layers is ${want}, the checkpoint holds ${have} such layers (${prefix}*)`);
+  }
+}
+
 /** Builds a model from an open checkpoint, strictly. */
 export function modelFromCheckpoint(ck: Checkpoint, cfg: HATConfig): HATModel {
   const where = ck.indexFile ?? ck.path;
+  checkLayerCounts(cfg, ck.names(), where);
   const requested = new Set<string>();
   const model = new HATModel(cfg, {
     source: (name, shape) => {

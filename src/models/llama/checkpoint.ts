@@ -97,10 +97,22 @@ export interface LoadedLlama {
 export function loadLlama(dir: string): LoadedLlama {
   const config = readLlamaConfig(dir);
   const cfg = lmConfigFromHF(config);
-  const store = new ParamStore();
-  const model = new LlamaLM(new VarBuilder(store, { defaultInit: init.zeros() }), cfg);
   const ck = openCheckpoint(dir);
   const dtypes = new Set<string>();
+  const store = new ParamStore();
+  try {
+    // the layer count of the config against the checkpoint, before 10^8 claimed layers are allocated
+    let have = 0;
+    for (const n of ck.names()) {
+      const m = /^model\.layers\.(\d+)\./.exec(n);
+      if (m !== null) have = Math.max(have, Number(m[1]) + 1);
+    }
+    if (have !== cfg.numLayers) throw new LlamaCheckpointError(`${dir}: config.json num_hidden_layers is ${cfg.numLayers}, the checkpoint holds ${have} layers (model.layers.*)`);
+  } catch (e) {
+    ck.close();
+    throw e;
+  }
+  const model = new LlamaLM(new VarBuilder(store, { defaultInit: init.zeros() }), cfg);
   try {
     checkAgainst(store, ck, cfg.tieWordEmbeddings ?? false, dir);
     for (const [name, t] of store.entries()) {

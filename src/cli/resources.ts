@@ -1,0 +1,83 @@
+/**
+ * Checks made before a command starts its work: memory needs against the machine, and output
+ * paths (writable, not under a file, not in /proc or /sys). Each failure is one UserError line.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as nodePath from 'node:path';
+import { UserError } from './errors.js';
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 3 : 1)} GiB`;
+}
+
+/**
+ * Refuses a job whose estimated memory (`bytes`, a lower bound of what it allocates) exceeds
+ * the machine's memory (os.totalmem()), or one typed array longer than the engine allows.
+ */
+export function checkMemory(bytes: number, what: string, largestArray = 0): void {
+  const total = os.totalmem();
+  if (!Number.isFinite(bytes) || bytes > total) {
+    throw new UserError(`${what} need at least ${Number.isFinite(bytes) ? gib(bytes) : 'unbounded'} of memory; this machine has ${gib(total)}`);
+  }
+  // V8's limit on the length of one typed array (64-bit builds)
+  if (largestArray > 2 ** 32 - 1) throw new UserError(`${what} need one array of ${largestArray.toExponential(2)} elements, more than one array may hold (2^32)`);
+}
+
+/** The nearest existing ancestor of `p` (p itself when it exists). */
+function existingAncestor(p: string): string {
+  let cur = nodePath.resolve(p);
+  while (!fs.existsSync(cur)) {
+    const up = nodePath.dirname(cur);
+    if (up === cur) break;
+    cur = up;
+  }
+  return cur;
+}
+
+/**
+ * Checks an output path before the work: `kind` 'dir' (a folder that will hold the output) or
+ * 'file'. Refuses paths in /proc or /sys, under a file, of the wrong kind, or in a folder this
+ * process cannot write (checked by creating and removing a probe). Creates nothing.
+ */
+export function checkOutputPath(path: string, flag: string, kind: 'dir' | 'file'): void {
+  const abs = nodePath.resolve(path);
+  const anc = existingAncestor(abs);
+  let real = anc;
+  try {
+    real = fs.realpathSync(anc);
+  } catch {
+    // keep anc
+  }
+  if (/^\/(proc|sys)(\/|$)/.test(real) || /^\/(proc|sys)(\/|$)/.test(abs)) throw new UserError(`${flag} ${path}: cannot write under ${real.split('/').slice(0, 2).join('/')}`);
+  const st = fs.statSync(anc);
+  if (anc === abs) {
+    if (kind === 'dir' && !st.isDirectory()) throw new UserError(`${flag} ${path}: exists and is not a folder`);
+    if (kind === 'file' && st.isDirectory()) throw new UserError(`${flag} ${path}: is a folder; give a file name`);
+  } else if (!st.isDirectory()) {
+    throw new UserError(`${flag} ${path}: ${anc} is a file, not a folder`);
+  }
+  const probeIn = st.isDirectory() ? anc : nodePath.dirname(anc);
+  let probe: string | undefined;
+  try {
+    probe = fs.mkdtempSync(nodePath.join(probeIn, '.tfree-probe-'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    throw new UserError(`${flag} ${path}: cannot write in ${probeIn} (${code === 'EROFS' ? 'read-only file system' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOSPC' ? 'no space left on device' : code || (e as Error).message})`);
+  } finally {
+    if (probe !== undefined) fs.rmSync(probe, { recursive: true, force: true });
+  }
+}
+
+/** Files that make a folder a model folder. */
+const MODEL_FILES = ['config.json', 'model.safetensors', 'model.safetensors.index.json'];
+
+/** Refuses to write a model into a folder that already holds one, unless `overwrite` (never replace a model unasked). */
+export function refuseModelOverwrite(out: string, overwrite: boolean): void {
+  if (overwrite) return;
+  const held = MODEL_FILES.find((f) => fs.existsSync(nodePath.join(out, f)));
+  if (held !== undefined) throw new UserError(`${out} already holds a model (${held}); choose another --out, or pass --overwrite to replace it`);
+}
+
+/** The `--overwrite` option of commands that write a model folder. */
+export const OVERWRITE_OPTION = { type: 'boolean', help: 'replace the model already in --out (a model is never replaced unasked)' } as const;

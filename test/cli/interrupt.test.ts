@@ -1,0 +1,115 @@
+/**
+ * Ctrl-C (SIGINT) during the long jobs of the real binary: the job stops at its next safe point,
+ * saves, exits 130, and `--resume` continues from what it saved (issue 16 item 1).
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { writeHATConfig } from '../../src/models/hat/config.js';
+import { saveHATModel } from '../../src/models/hat/checkpoint.js';
+import { testConfig, randomModel } from '../hat/util.js';
+import { Running, tfree } from './run.js';
+import { writeFixture } from '../llama/fixture.js';
+
+const root = fs.mkdtempSync(join(tmpdir(), 'tfree-sigint-'));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const text = join(root, 'text.txt');
+fs.writeFileSync(text, Array.from({ length: 200 }, (_, i) => `Line ${i} of a small text: the cat sat on the mat, ${i % 7} times.`).join('\n'));
+const cfgDir = join(root, 'cfg');
+writeHATConfig(cfgDir, testConfig({ window: 16 }));
+
+interface Ev {
+  event: string;
+  step?: number;
+  epoch?: number;
+  epochs?: number;
+}
+const events = (out: string): Ev[] =>
+  out
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Ev);
+
+test('tfree train: SIGINT after it started stepping saves a checkpoint and exits 130; --resume continues from it', async () => {
+  const out = join(root, 'run');
+  const args = ['train', '--data', text, '--out', out, '--config', join(cfgDir, 'config.json'), '--steps', '100000', '--batch', '1', '--seq-bytes', '64', '--eval-every', '0', '--save-every', '0', '--json'];
+  const p = new Running(args);
+  await p.until((o) => events(o).some((e) => e.event === 'step'));
+  p.child.kill('SIGINT');
+  const r = await p.done;
+  assert.equal(r.code, 130, r.err);
+  const stopped = events(r.out).find((e) => e.event === 'stopped');
+  assert.ok(stopped !== undefined && stopped.step !== undefined && stopped.step >= 1, r.out);
+  const latest = JSON.parse(fs.readFileSync(join(out, 'checkpoints', 'latest.json'), 'utf8')) as { step: number };
+  assert.equal(latest.step, stopped.step);
+  assert.ok(!fs.readdirSync(join(out, 'checkpoints')).some((n) => n.includes('.tmp-')));
+  // --resume continues at the next step (then a second SIGINT stops it again)
+  const q = new Running([...args, '--resume']);
+  await q.until((o) => events(o).some((e) => e.event === 'step'));
+  q.child.kill('SIGINT');
+  const r2 = await q.done;
+  assert.equal(r2.code, 130, r2.err);
+  assert.equal(events(r2.out).find((e) => e.event === 'step')?.step, latest.step + 1);
+});
+
+test('tfree kg train: SIGINT stops after the epoch with its state saved, exit 130; --resume continues', async () => {
+  const data = join(root, 'kg');
+  assert.equal(tfree(['kg', 'synth', '--out', data]).code, 0);
+  const ckpt = join(root, 'kg.safetensors');
+  const p = new Running(['kg', 'train', '--data', data, '--out', ckpt, '--dim', '8', '--epochs', '100000', '--batch', '16', '--negatives', '4', '--valid-every', '0', '--json']);
+  await p.until((o) => events(o).some((e) => e.event === 'epoch'));
+  p.child.kill('SIGINT');
+  const r = await p.done;
+  assert.equal(r.code, 130, r.err);
+  const done = events(r.out).find((e) => e.event === 'stopped')?.epochs;
+  assert.ok(done !== undefined && done >= 1, r.out);
+  assert.ok(fs.existsSync(`${ckpt}.last`));
+  const re = tfree(['kg', 'train', '--data', data, '--out', ckpt, '--resume', '--epochs', String(done + 1), '--json']);
+  assert.equal(re.code, 0, re.err);
+  assert.deepEqual(
+    events(re.out)
+      .filter((e) => e.event === 'epoch')
+      .map((e) => e.epoch),
+    [done + 1],
+  );
+});
+
+test('tfree eval sweep: SIGINT stops after the current cell, writes the rows so far ("interrupted": true), exit 130', async () => {
+  const model = join(root, 'model');
+  saveHATModel(model, randomModel(testConfig({ window: 16 }), 3, 0.3));
+  const prompts = join(root, 'prompts.txt');
+  fs.writeFileSync(prompts, 'The cat sat\nA dog ran\nOnce upon a time\n');
+  const sweepOut = join(root, 'sweep.json');
+  const p = new Running(['eval', 'sweep', '--model', model, '--prompts', prompts, '--max-bytes', '24', '--levels', 's0.1,s0.2,s0.3,s0.4,s0.5,s0.6,s0.7,s0.8,s0.9,s1,int8,int4', '--out', sweepOut]);
+  await p.until((_o, e) => /sweep \[/.test(e));
+  p.child.kill('SIGINT');
+  const r = await p.done;
+  assert.equal(r.code, 130, r.err);
+  const s = JSON.parse(fs.readFileSync(sweepOut, 'utf8')) as { interrupted?: boolean; rows: unknown[]; components: unknown[]; levels: unknown[] };
+  assert.equal(s.interrupted, true);
+  assert.ok(s.rows.length >= 1 && s.rows.length < s.components.length * s.levels.length, `${s.rows.length} rows`);
+});
+
+test('tfree convert llama-to-hat: SIGINT during stage 1 saves a stage checkpoint, exit 130; --resume continues', async () => {
+  const src = writeFixture(join(root, 'llama'), { tied: true, seed: 5 });
+  const out = join(root, 'conv');
+  const args = ['convert', 'llama-to-hat', '--model', src.dir, '--out', out, '--data', text, '--byte-hidden', '16', '--byte-heads', '2', '--byte-kv-heads', '1', '--byte-intermediate', '24', '--encoder-layers', '1', '--decoder-layers', '1'];
+  const run = [...args, '--stage1-steps', '100000', '--stage2-steps', '2', '--batch', '1', '--seq-bytes', '64', '--eval-every', '0', '--save-every', '0', '--json'];
+  const p = new Running(run);
+  await p.until((o) => events(o).some((e) => e.event === 'step'));
+  p.child.kill('SIGINT');
+  const r = await p.done;
+  assert.equal(r.code, 130, r.err);
+  const latest = JSON.parse(fs.readFileSync(join(out, 'stage1', 'checkpoints', 'latest.json'), 'utf8')) as { step: number };
+  assert.ok(latest.step >= 1);
+  const q = new Running([...run, '--resume']);
+  await q.until((o) => events(o).some((e) => e.event === 'step'));
+  q.child.kill('SIGINT');
+  const r2 = await q.done;
+  assert.equal(r2.code, 130, r2.err);
+  assert.equal(events(r2.out).find((e) => e.event === 'step')?.step, latest.step + 1);
+});

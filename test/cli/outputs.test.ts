@@ -1,0 +1,169 @@
+/**
+ * Output paths, models never replaced unasked, and damaged checkpoints, through the real binary
+ * (issue 16 items 2, 7, 8).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { writeHATConfig } from '../../src/models/hat/config.js';
+import { saveHATModel } from '../../src/models/hat/checkpoint.js';
+import { saveCheckpoint } from '../../src/train/index.js';
+import { randomModel, testConfig } from '../hat/util.js';
+import { errLines, tfree } from './run.js';
+
+const root = fs.mkdtempSync(join(tmpdir(), 'tfree-outputs-'));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+const text = join(root, 'text.txt');
+fs.writeFileSync(text, Array.from({ length: 60 }, (_, i) => `Line ${i}: the cat sat on the mat.`).join('\n'));
+const cfg = join(root, 'cfg');
+writeHATConfig(cfg, testConfig({ window: 16 }));
+const model = join(root, 'model');
+saveHATModel(model, randomModel(testConfig({ window: 16 }), 5, 0.3));
+const aFile = join(root, 'a-file');
+fs.writeFileSync(aFile, 'x');
+const trainArgs = ['--data', text, '--config', join(cfg, 'config.json'), '--steps', '2', '--batch', '1', '--seq-bytes', '64', '--eval-every', '0', '--json'];
+
+function oneLine(args: string[], re: RegExp): void {
+  const t0 = Date.now();
+  const r = tfree(args);
+  assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}: ${r.err}`);
+  const lines = errLines(r.err);
+  assert.equal(lines.length, 1, `${args.join(' ')}: ${r.err}`);
+  assert.match(lines[0], re, args.join(' '));
+  assert.ok(Date.now() - t0 < 20_000, `${args.join(' ')}: checked before the work`);
+}
+
+test('train --out over a model folder (also --model X --out X) is refused unless --resume or --overwrite', () => {
+  const before = fs.readFileSync(join(model, 'model.safetensors'));
+  oneLine(['train', ...trainArgs, '--out', model], /already holds a model \(config\.json\); choose another --out, or pass --overwrite/);
+  oneLine(['train', '--data', text, '--model', model, '--out', model, '--steps', '2'], /--model and --out are the same folder/);
+  assert.deepEqual(fs.readFileSync(join(model, 'model.safetensors')), before, 'the model is untouched');
+  const copy = join(root, 'copy');
+  fs.cpSync(model, copy, { recursive: true });
+  const r = tfree(['train', ...trainArgs, '--out', copy, '--overwrite']);
+  assert.equal(r.code, 0, r.err);
+  assert.notDeepEqual(fs.readFileSync(join(copy, 'model.safetensors')), before, '--overwrite replaced it');
+  oneLine(['quantize', '--format', 'int8', '--block', '16', '--model', model, '--out', copy], /already holds a model/);
+  oneLine(['kg', 'train', '--data', root, '--out', aFile], /a-file exists: pass --overwrite to replace it/);
+});
+
+test('output paths under a file, in /proc or /sys are one line before the work, for every command that writes', () => {
+  const under = join(aFile, 'x');
+  const prompts = join(root, 'prompts.txt');
+  fs.writeFileSync(prompts, 'The cat\n');
+  const kg = join(root, 'kg');
+  assert.equal(tfree(['kg', 'synth', '--out', kg]).code, 0);
+  const cases: [string[], RegExp][] = [
+    [['train', ...trainArgs, '--out', under], /--out .*a-file\/x: .*a-file is a file, not a folder/],
+    [['train', ...trainArgs, '--out', '/proc/tfree-run'], /--out \/proc\/tfree-run: cannot write under \/proc/],
+    [['kg', 'synth', '--out', '/sys/tfree'], /cannot write under \/sys/],
+    [['kg', 'synth', '--out', under], /is a file, not a folder/],
+    [['kg', 'export', '--model', 'none.safetensors', '--out', under], /is a file, not a folder/],
+    [['kg', 'train', '--data', kg, '--out', join(under, 'm.safetensors')], /is a file, not a folder/],
+    [['quantize', '--format', 'int8', '--model', model, '--out', under], /is a file, not a folder/],
+    [['prune', '--sparsity', '0.5', '--model', model, '--out', '/proc/x'], /cannot write under \/proc/],
+    [['eval', 'sweep', '--model', model, '--prompts', prompts, '--out', join(under, 's.json')], /is a file, not a folder/],
+    [['eval', 'sweep', '--model', model, '--prompts', prompts, '--out', root], /is a folder; give a file name/],
+    [['eval', 'dtm', '--model', model, '--compressed', model, '--prompts', prompts, '--report', under], /--report .*is a file, not a folder/],
+    [['eval', 'plan', '--model', model, '--prompts', prompts, '--out', '/proc/plans'], /cannot write under \/proc/],
+    [['llama', 'train-tokenizer', text, '--out', '/sys/tokenizer.json'], /cannot write under \/sys/],
+    [['convert', 'llama-to-hat', '--model', model, '--out', under], /is a file, not a folder/],
+  ];
+  for (const [args, re] of cases) oneLine(args, re);
+});
+
+test('a full disk (ENOSPC) is one line; the last checkpoint stays intact and no *.tmp-PID folder is left', (t) => {
+  const mnt = join(root, 'small');
+  fs.mkdirSync(mnt);
+  // a 500 kB file system: the first checkpoint of this tiny model fits, the second does not
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=500k', 'tmpfs', mnt]);
+  if (m.status !== 0) {
+    t.skip('cannot mount a small tmpfs here (needs root)');
+    return;
+  }
+  try {
+    const out = join(mnt, 'run');
+    const r = tfree(['train', ...trainArgs.filter((a) => a !== '--json'), '--steps', '40', '--save-every', '1', '--out', out]);
+    assert.equal(r.code, 2, r.err);
+    const lines = errLines(r.err).filter((l) => !/^train |HAT |^\s*$/.test(l) && !l.includes('['));
+    assert.equal(lines.length, 1, r.err);
+    assert.match(lines[0], /^tfree train: .*ENOSPC: no space left on device/);
+    const ck = join(out, 'checkpoints');
+    assert.deepEqual(fs.readdirSync(ck).filter((n) => n.includes('.tmp-')), []);
+    const latest = JSON.parse(fs.readFileSync(join(ck, 'latest.json'), 'utf8')) as { step: number; dir: string };
+    assert.ok(latest.step >= 1);
+    assert.ok(fs.existsSync(join(ck, latest.dir, 'state.json')) && fs.existsSync(join(ck, latest.dir, 'optimizer.safetensors')));
+  } finally {
+    spawnSync('umount', [mnt]);
+  }
+});
+
+test('a read-only folder as --out is one line before the work (train, kg synth, quantize)', (t) => {
+  const ro = join(root, 'ro');
+  fs.mkdirSync(ro);
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', ro]).status !== 0) {
+    t.skip('cannot mount a read-only tmpfs here (needs root)');
+    return;
+  }
+  try {
+    oneLine(['train', ...trainArgs, '--out', join(ro, 'run')], /--out .*ro\/run: cannot write in .*ro \(read-only file system\)/);
+    oneLine(['kg', 'synth', '--out', join(ro, 'kg')], /cannot write in .*\(read-only file system\)/);
+    oneLine(['quantize', '--format', 'int8', '--block', '16', '--model', model, '--out', join(ro, 'q')], /cannot write in .*\(read-only file system\)/);
+  } finally {
+    spawnSync('umount', [ro]);
+  }
+});
+
+test('a failed checkpoint write leaves no temp folder and the previous checkpoint current', () => {
+  const ck = join(root, 'ck');
+  const files = { model: { w: { dtype: 'F32' as const, shape: [2], data: new Float32Array([1, 2]) } }, optimizer: {}, state: { a: 1 } };
+  saveCheckpoint(ck, 1, files);
+  const bad = { ...files, model: { w: { dtype: 'F32' as const, shape: [2], load: (): Float32Array => { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }); } } } };
+  assert.throws(() => saveCheckpoint(ck, 2, bad as unknown as typeof files), /ENOSPC/);
+  assert.deepEqual(fs.readdirSync(ck).sort(), ['latest.json', 'step-00000001']);
+});
+
+test('train --resume on a damaged checkpoint: one line naming the file', () => {
+  const out = join(root, 'run-damage');
+  const r = tfree(['train', ...trainArgs, '--out', out, '--save-every', '1']);
+  assert.equal(r.code, 0, r.err);
+  const ck = join(out, 'checkpoints');
+  const latest = JSON.parse(fs.readFileSync(join(ck, 'latest.json'), 'utf8')) as { dir: string };
+  const dir = join(ck, latest.dir);
+  const snapshot = fs.mkdtempSync(join(root, 'snap-'));
+  fs.cpSync(ck, snapshot, { recursive: true });
+  const restore = (): void => {
+    fs.rmSync(ck, { recursive: true, force: true });
+    fs.cpSync(snapshot, ck, { recursive: true });
+  };
+  const truncate = (f: string): void => fs.writeFileSync(f, fs.readFileSync(f).subarray(0, Math.floor(fs.statSync(f).size / 2)));
+  const damages: [string, () => void, RegExp][] = [
+    ['truncated latest.json', () => truncate(join(ck, 'latest.json')), /latest\.json: damaged checkpoint pointer/],
+    ['truncated state.json', () => truncate(join(dir, 'state.json')), /state\.json: damaged training state/],
+    ['truncated optimizer', () => truncate(join(dir, 'optimizer.safetensors')), /optimizer\.safetensors: damaged/],
+    ['missing model', () => fs.rmSync(join(dir, 'model.safetensors')), /model\.safetensors: missing/],
+    [
+      'flipped header byte',
+      () => {
+        const f = join(dir, 'model.safetensors');
+        const b = fs.readFileSync(f);
+        b[9] ^= 0x55;
+        fs.writeFileSync(f, b);
+      },
+      /model\.safetensors: damaged/,
+    ],
+    ['state without fields', () => fs.writeFileSync(join(dir, 'state.json'), '{"format":"tfree-train-state","version":1}'), /damaged checkpoint|settings differ/],
+  ];
+  for (const [what, damage, re] of damages) {
+    restore();
+    damage();
+    const res = tfree(['train', ...trainArgs, '--out', out, '--resume']);
+    assert.equal(res.code, 2, `${what}: ${res.err}`);
+    const lines = errLines(res.err);
+    assert.equal(lines.length, 1, `${what}: ${res.err}`);
+    assert.match(lines[0], re, what);
+  }
+});
