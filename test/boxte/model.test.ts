@@ -2,19 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Tensor, noGrad, sum, mul } from '../../src/tensor/index.js';
 import { ParamStore, Rng, VarBuilder } from '../../src/nn/index.js';
-import {
-  BoxTE,
-  boxDistance,
-  boxTable,
-  cornerGrad,
-  defaultConfig,
-  jsBoxKernels,
-  nativeBoxKernels,
-  paramCount,
-  scoreBatchJs,
-  type BoxKernels,
-  type BoxTEConfig,
-} from '../../src/models/boxte/index.js';
+import { BoxTE, boxDistance, defaultConfig, paramCount, type BoxKernels, type BoxTEConfig } from '../../src/models/boxte/index.js';
+import { boxTable, cornerGrad, scoreBatchJs } from '../../src/models/boxte/kernel.js';
+import { jsBoxKernels } from '../../src/models/boxte/ops.js';
+import { nativeBoxKernels } from '../../src/models/boxte/kernel_native.js';
 import { assertClose, forEachBackend } from '../helpers/numeric.js';
 import { paramsOf, refDist, refLoss, refScore, refTimeReg, type RefParams } from './reference.js';
 import { tinyModel } from './tiny.js';
