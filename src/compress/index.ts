@@ -37,7 +37,7 @@ export {
   type Codes,
 } from './quantize.js';
 export { findLinears, DEFAULT_EXCLUDE, type LinearSite, type NameFilter } from './modules.js';
-export { PackedLinear, setPackedAct, setPackedLut, defaultPackedAct, defaultPackedLut, forEachPackedLinear, type PackedAct } from './packed_linear.js';
+export { PackedLinear, activationPrecision, setPackedAct, setPackedLut, defaultPackedAct, defaultPackedLut, forEachPackedLinear, type PackedAct } from './packed_linear.js';
 export {
   QUANT_META_PREFIX,
   PackedCheckpointError,
