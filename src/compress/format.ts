@@ -27,7 +27,7 @@ export const SCALE_EPS = 1e-5;
 /**
  * Version of the quantization rules behind the format names, recorded in packed checkpoints.
  *   1 (files without the field): `int<n>:absmean` (n > 2) meant s = mean|w| (now `int<n>:meanstep`),
- *     `bin1` centred by the tensor mean, ties rounded half up, no scale floor;
+ *     `bin1` centred by the tensor mean (now `bin1:tensormean`), ties rounded half up, no scale floor;
  *   2: the reference's rules (absmean / qmax, bin1 centred per block, ties to even, scale floor).
  * Reconstruction (s * levels[code]) does not depend on the rules, so files of either version load
  * and give exactly the weights they were written with.
@@ -37,7 +37,9 @@ export const FORMAT_RULES = 2;
 /** The name under today's rules of a format name written under `rules` (1 or 2). */
 export function formatNameForRules(name: string, rules: number): string {
   if (rules >= 2) return name;
-  const m = /^int(\d+):absmean$/.exec(name.trim().toLowerCase());
+  const n = name.trim().toLowerCase();
+  if (n === 'bin1' || n === 'binary') return 'bin1:tensormean';
+  const m = /^int(\d+):absmean$/.exec(n);
   return m !== null && Number(m[1]) > 2 ? `int${m[1]}:meanstep` : name;
 }
 export type ScaleDtype = 'BF16' | 'F16';
@@ -51,6 +53,11 @@ export interface QuantFormat {
   readonly blockSize: number;
   readonly scaleMode: ScaleMode;
   readonly scaleDtype: ScaleDtype;
+  /**
+   * bin1 only: what the sign is taken against: each block's mean ('block', the reference) or the
+   * whole tensor's mean ('tensor': `bin1:tensormean`, tfree's rule before quantization rules 2)
+   */
+  readonly centre?: 'block' | 'tensor';
 }
 
 export interface FormatOptions {
@@ -81,12 +88,14 @@ export class FormatError extends Error {
 }
 
 /**
- * Parses `NAME[:absmax|absmean|meanstep]`. Defaults as the study: absmax scales above 2 bits,
+ * Parses `NAME[:absmax|absmean|meanstep]` (and `bin1:tensormean`). Defaults as the study: absmax scales above 2 bits,
  * absmean at <= 2 bits (int2, kmeans1/2), absmean for bin1 and ternary (BitNet). `meanstep` is
  * for int formats only.
  */
 export function parseFormat(spec: string, opts: FormatOptions = {}): QuantFormat {
-  const [base, mode, extra] = spec.trim().toLowerCase().split(':');
+  const [base, rawMode, extra] = spec.trim().toLowerCase().split(':');
+  const tensorMean = rawMode === 'tensormean';
+  const mode = tensorMean ? undefined : rawMode;
   if (extra !== undefined) throw new FormatError(`format "${spec}": expected NAME or NAME:absmax|absmean|meanstep`);
   const m = /^(int|kmeans)(\d+)$/.exec(base);
   let kind: FormatKind;
@@ -108,12 +117,17 @@ export function parseFormat(spec: string, opts: FormatOptions = {}): QuantFormat
   const defMode: ScaleMode = kind === 'bin' || kind === 'ternary' || bits <= 2 ? 'absmean' : 'absmax';
   if (mode !== undefined && mode !== 'absmax' && mode !== 'absmean' && mode !== 'meanstep') throw new FormatError(`format "${spec}": scale mode must be absmax, absmean or meanstep, got "${mode}"`);
   if (mode === 'meanstep' && kind !== 'int') throw new FormatError(`format "${spec}": meanstep is a scale mode of the int formats only`);
+  if (tensorMean && kind !== 'bin') throw new FormatError(`format "${spec}": tensormean is a variant of bin1 only`);
   const scaleMode = (mode as ScaleMode | undefined) ?? defMode;
   const blockSize = opts.blockSize ?? 64;
   if (!Number.isInteger(blockSize) || blockSize < 8 || blockSize % 8 !== 0) throw new FormatError(`block size must be a positive multiple of 8, got ${blockSize}`);
   const scaleDtype = opts.scaleDtype ?? 'BF16';
   if (scaleDtype !== 'BF16' && scaleDtype !== 'F16') throw new FormatError(`scale dtype must be BF16 or F16, got ${String(scaleDtype)}`);
   const baseName = kind === 'bin' ? 'bin1' : kind === 'ternary' ? 'ternary' : `${kind}${bits}`;
+  if (kind === 'bin') {
+    if (tensorMean) return { name: 'bin1:tensormean', kind, bits, blockSize, scaleMode, scaleDtype, centre: 'tensor' };
+    return { name: scaleMode === defMode ? baseName : `${baseName}:${scaleMode}`, kind, bits, blockSize, scaleMode, scaleDtype, centre: 'block' };
+  }
   return { name: scaleMode === defMode ? baseName : `${baseName}:${scaleMode}`, kind, bits, blockSize, scaleMode, scaleDtype };
 }
 

@@ -11,7 +11,8 @@
  *             midpoint takes the lower centroid, as torch.bucketize); the 2^n centroids are
  *             fitted once per tensor on all w/s (k-means, kmeans.ts)
  *   bin1      s = mean|w| of the block; code = sign(w - mean of the block) (BitNet), where the
- *             reference's sign(0) = 0 cannot be stored in one bit and becomes +1
+ *             reference's sign(0) = 0 cannot be stored in one bit and becomes +1;
+ *             `bin1:tensormean` (tfree's own): sign(w - mean of the whole tensor)
  *   ternary   s = mean|w|; q = round_half_even(clamp(w/s, -1, 1))
  * Reconstruction: w^ = s * levels[code].
  *
@@ -145,10 +146,18 @@ export function quantizeCodes(w: Float32Array, rows: number, cols: number, f: Qu
       codes[i] = q + 1;
     }
   } else {
+    let tensorMu = 0;
+    if (f.centre === 'tensor') {
+      for (let i = 0; i < w.length; i++) tensorMu += w[i];
+      tensorMu /= w.length;
+    }
     for (let off = 0; off < w.length; off += B) {
-      let mu = 0;
-      for (let i = 0; i < B; i++) mu += w[off + i];
-      mu /= B;
+      let mu = tensorMu;
+      if (f.centre !== 'tensor') {
+        mu = 0;
+        for (let i = 0; i < B; i++) mu += w[off + i];
+        mu /= B;
+      }
       for (let i = 0; i < B; i++) codes[off + i] = w[off + i] - mu >= 0 ? 1 : 0;
     }
   }

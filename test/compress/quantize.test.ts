@@ -10,6 +10,7 @@ import {
   FORMAT_NAMES,
   FormatError,
   dequantize,
+  formatNameForRules,
   formatSize,
   kmeans1d,
   packCodes,
@@ -70,7 +71,7 @@ function referenceCodes(w: Float32Array, rows: number, cols: number, f: QuantFor
     let s = Math.max(f.scaleMode === 'absmax' ? absmax : absmean, EPS);
     if (f.kind === 'int' && f.scaleMode !== 'meanstep') s /= qmax;
     s = roundScale(f, s);
-    const gamma = x.reduce((a, v) => a + v, 0) / B;
+    const gamma = f.centre === 'tensor' ? Array.from(w).reduce((a, v) => a + v, 0) / w.length : x.reduce((a, v) => a + v, 0) / B;
     x.forEach((v, i) => {
       let c: number;
       let r: number;
@@ -142,7 +143,7 @@ test('format names compute the reference rules: codes equal a float64 re-impleme
   ];
   // a block with |w| < eps everywhere: the reference floors the statistic at 1e-5
   sets[0][1].fill(3e-7, 0, 64).fill(-2e-7, 0, 17);
-  const names = [...FORMAT_NAMES, 'int3:absmean', 'int4:absmean', 'int8:absmean', 'int4:meanstep', 'int8:meanstep', 'int2:absmax', 'kmeans2:absmax', 'kmeans4:absmean'];
+  const names = [...FORMAT_NAMES, 'int3:absmean', 'int4:absmean', 'int8:absmean', 'int4:meanstep', 'int8:meanstep', 'bin1:tensormean', 'int2:absmax', 'kmeans2:absmax', 'kmeans4:absmean'];
   let ties = 0;
   for (const [label, w] of sets) {
     for (const name of names) {
@@ -191,6 +192,13 @@ test('reference details: absmean int clips at mean|w|, ties go to even, bin1 cen
   for (let i = 64; i < 128; i++) b[i] = -1 + (i % 2 === 0 ? 0.1 : -0.1);
   const cb = quantizeCodes(b, 1, 128, parseFormat('bin1'), {});
   for (let i = 0; i < 128; i++) assert.equal(cb.levels[cb.codes[i]], i % 2 === 0 ? 1 : -1, `weight ${i}`);
+  // bin1:tensormean (rules 1): one mean (0) for the tensor, so the first block is all +1, the second all -1
+  const ct2 = quantizeCodes(b, 1, 128, parseFormat('bin1:tensormean'), {});
+  for (let i = 0; i < 128; i++) assert.equal(ct2.levels[ct2.codes[i]], i < 64 ? 1 : -1, `tensormean weight ${i}`);
+  assert.throws(() => parseFormat('int4:tensormean'), /tensormean is a variant of bin1 only/);
+  // names written under quantization rules 1 map to the variant that computed them
+  assert.deepEqual(['int4:absmean', 'int8:absmean', 'int2', 'bin1', 'kmeans4', 'int4'].map((n) => formatNameForRules(n, 1)), ['int4:meanstep', 'int8:meanstep', 'int2', 'bin1:tensormean', 'kmeans4', 'int4']);
+  assert.equal(formatNameForRules('int4:absmean', 2), 'int4:absmean');
 });
 
 test('round-trip error falls with the bits for int and k-means', () => {
