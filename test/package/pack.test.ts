@@ -131,11 +131,15 @@ test('npm pack -> offline install in a scratch package -> every subpath imports 
     assert.match(ok(run(process.execPath, ['check.mjs'], scratch), 'ESM imports'), /imports ok/);
 
     writeFileSync(join(scratch, 'check.ts'), CHECK_TS);
+    // every ts example of docs/api.md compiles against the installed package (each as its own module)
+    const examples = [...readFileSync(join(root, 'docs', 'api.md'), 'utf8').matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
+    assert.ok(examples.length >= 8, `docs/api.md has ${examples.length} ts examples`);
+    examples.forEach((code, i) => writeFileSync(join(scratch, `api_example_${i}.ts`), `${code}\nexport {};\n`));
     writeFileSync(
       join(scratch, 'tsconfig.json'),
       JSON.stringify({
         compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true, types: ['node'], typeRoots: [join(root, 'node_modules', '@types')] },
-        files: ['check.ts'],
+        files: ['check.ts', ...examples.map((_, i) => `api_example_${i}.ts`)],
       }),
     );
     ok(run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], scratch), 'tsc on check.ts against the installed types');
