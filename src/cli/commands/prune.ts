@@ -16,14 +16,14 @@ export const pruneCommand: CommandSpec = {
     method: { type: 'string', help: 'magnitude (|w| per matrix) or wanda (|w| x input norm, per output row)', default: 'magnitude', meta: 'M' },
     in: { type: 'string', help: 'input checkpoint folder (config.json + safetensors)', meta: 'DIR' },
     out: { type: 'string', help: 'output folder', meta: 'DIR' },
-    calib: { type: 'string', help: 'wanda: calibration text file (bytes become token ids)', meta: 'FILE' },
+    calib: { type: 'string', help: 'wanda: calibration text file (a HAT splits it into words; a Llama takes bytes as token ids)', meta: 'FILE' },
     'calib-tokens': { type: 'int', help: 'wanda: calibration tokens to run', default: 2048, meta: 'N' },
     include: { type: 'string', help: 'only 2-D weights matching these comma-separated globs or /regex/', meta: 'P,..' },
     exclude: { type: 'string', help: 'skip weights matching these (default: embeddings and output head)', meta: 'P,..' },
     plan: { type: 'string', help: 'per-weight sparsity from a sparsity plan (tfree eval plan): {"tfree_plan":1,"kind":"sparsity","components":{NAME:{"sparsity"}}}', meta: 'FILE' },
     json: { type: 'boolean', help: 'one JSON object per pruned tensor and a summary object' },
   },
-  details: 'Wanda needs a model forward: it builds the model from config.json (model_type "llama") and runs --calib text through it.',
+  details: 'Wanda needs a model forward: it builds the model from config.json (a HAT, or model_type "llama") and runs --calib text through it.',
   run(args) {
     const planPath = typeof args.options.plan === 'string' ? args.options.plan : undefined;
     if (planPath !== undefined && args.options.sparsity !== undefined) throw new UserError('give --sparsity or --plan, not both');
