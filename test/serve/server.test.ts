@@ -478,3 +478,28 @@ test('serve CLI: one URL line, requests answered, graceful exit on SIGTERM; bad 
     assert.match(res.err, /^tfree serve: /);
   }
 });
+
+test('serve CLI: --allow-host reaches the server (a named Host is served, another gets 403)', async () => {
+  const cliPath = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  const child = spawn(process.execPath, [cliPath, 'serve', '--port', '0', '--allow-host', 'box.lan, other.lan'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let out = '';
+    const line = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(out.split('\n')[0]);
+      });
+      child.on('exit', (code) => reject(new Error(`exited ${code}`)));
+    });
+    const u = /listening on (http:\/\/\S+)/.exec(line)?.[1];
+    assert.ok(u, line);
+    const port = new URL(u).port;
+    assert.equal((await rawRequest(u, 'GET', '/health', { host: `box.lan:${port}` })).status, 200);
+    assert.equal((await rawRequest(u, 'GET', '/health', { host: `other.lan:${port}` })).status, 200);
+    assert.equal((await rawRequest(u, 'GET', '/health', { host: `evil.example:${port}` })).status, 403);
+  } finally {
+    const exited = new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.on('exit', resolve)));
+    child.kill('SIGTERM');
+    await exited;
+  }
+});
