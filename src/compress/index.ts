@@ -61,3 +61,4 @@ export {
   type QuantizeCheckpointOptions,
 } from './convert.js';
 export { calibrateCheckpoint, CalibrationError, type CalibrationOptions } from './calibrate.js';
+export { loadHATLazy, checkHATCheckpoint, LOAD_KMEANS_SAMPLES, type LazyLoadOptions, type LazyLoadStats } from './hat_load.js';

@@ -42,3 +42,5 @@ export {
   type AppendByteOptions,
   type AppendByteResult,
 } from './splitter.js';
+export * from './synth.js';
+export * from './chat.js';
