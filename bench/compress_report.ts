@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { argmax, crossEntropy, noGrad } from '../src/tensor/index.js';
 import { AdamW, ParamStore, Rng, VarBuilder, clipGradNorm, cosineLr, init } from '../src/nn/index.js';
 import { LlamaLM, type LlamaLMConfig } from '../src/models/llama/model.js';
-import { FORMAT_NAMES, dequantize, enableQat, findLinears, formatSize, nameFilter, parseFormat, quantizeMatrix, quantizeModel } from '../src/compress/index.js';
+import { FORMAT_NAMES, dequantize, enableQat, findLinears, formatSize, parseFormat, quantizeMatrix, quantizeModel } from '../src/compress/index.js';
+import { nameFilter } from '../src/compress/modules.js';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, def: number): number => {

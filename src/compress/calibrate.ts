@@ -1,16 +1,24 @@
 /**
  * Calibration for Wanda on a checkpoint folder: builds the model its config.json describes (the
- * model types this layer can construct: `llama`, the Llama-style LM of src/models/llama), feeds
- * calibration text through it and returns every Linear's input-feature L2 norms.
+ * model types this layer can construct: `llama`, the Llama-style LM of src/models/llama, and
+ * `hierarchical_autoregressive_transformer`, HAT), feeds calibration text through it and returns
+ * every Linear's input-feature L2 norms.
  *
- * Text becomes token ids byte by byte (id = byte mod vocab size): exact for byte-level models
- * (HAT's vocabulary), a stand-in for token-level ones (documented; a tokenizer is another issue).
+ * Llama: text becomes token ids byte by byte (id = byte mod vocab size), a stand-in for token-level
+ * models (documented; a tokenizer is another issue). HAT: the text is split into words by the
+ * model's own splitter and run in chunks of `seqLen` bytes (default 512), as `tfree eval text`
+ * does; every Linear (byte encoder, word backbone, decoder) sees its own inputs.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpoint } from '../io/index.js';
 import { ParamStore, VarBuilder, init } from '../nn/index.js';
 import { LlamaLM, type LlamaLMConfig } from '../models/llama/model.js';
+import { HAT_MODEL_TYPE, HATConfigError } from '../models/hat/config.js';
+import { HATCheckpointError, loadHATModel } from '../models/hat/checkpoint.js';
+import { evaluateText } from '../models/hat/score.js';
+import type { HATModel } from '../models/hat/model.js';
+import { HatSplitter } from '../models/hat/splitter.js';
 import { checkpointDir } from './convert.js';
 import { collectInputNorms } from './prune.js';
 import type { NameFilter } from './modules.js';
@@ -44,7 +52,7 @@ export function llamaConfigFromJson(cfg: Record<string, unknown>, file = 'config
 export interface CalibrationOptions extends NameFilter {
   /** tokens of calibration text to run (default 2048) */
   tokens?: number;
-  /** sequence length per forward pass (default 128) */
+  /** sequence length per forward pass (default 128 tokens for llama, 512 bytes for HAT) */
   seqLen?: number;
 }
 
@@ -59,10 +67,11 @@ export function calibrateCheckpoint(inPath: string, text: Uint8Array, opts: Cali
     throw new CalibrationError(`Wanda needs the model's config: cannot read ${cfgFile}: ${(e as Error).message}`);
   }
   const type = cfg.model_type;
-  if (type !== 'llama') {
-    throw new CalibrationError(`${cfgFile}: Wanda calibration can build model_type "llama" only, this checkpoint has ${JSON.stringify(type)} (use --method magnitude)`);
-  }
   if (text.length < 2) throw new CalibrationError('calibration text is empty');
+  if (type === HAT_MODEL_TYPE) return calibrateHAT(dir, text, opts);
+  if (type !== 'llama') {
+    throw new CalibrationError(`${cfgFile}: Wanda calibration can build model_type "llama" or "${HAT_MODEL_TYPE}", this checkpoint has ${JSON.stringify(type)} (use --method magnitude)`);
+  }
   const mc = llamaConfigFromJson(cfg, cfgFile);
   const ckpt = openCheckpoint(inPath);
   try {
@@ -85,4 +94,18 @@ export function calibrateCheckpoint(inPath: string, text: Uint8Array, opts: Cali
   } finally {
     ckpt.close();
   }
+}
+
+function calibrateHAT(dir: string, text: Uint8Array, opts: CalibrationOptions): Map<string, Float32Array> {
+  let model: HATModel;
+  try {
+    model = loadHATModel(dir);
+  } catch (e) {
+    if (e instanceof HATConfigError || e instanceof HATCheckpointError) throw new CalibrationError(`Wanda needs the model: ${e.message}`);
+    throw e;
+  }
+  const splitter = new HatSplitter({ maxWordSize: model.config.max_word_size, specialTokens: model.config.special_token_dict });
+  const bytes = text.subarray(0, Math.min(opts.tokens ?? 2048, text.length));
+  const doc = new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
+  return collectInputNorms(model, () => void evaluateText(model, splitter, [doc], { contextBytes: opts.seqLen ?? 512, batchSize: 1 }), opts);
 }

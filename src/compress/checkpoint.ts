@@ -4,12 +4,16 @@
  *   `W.scales`   BF16 or F16 [out, in/blockSize]
  *   `W.codebook` F32  [2^bits]           (k-means formats only: the fitted centroids)
  * plus one `__metadata__` entry per quantized weight, `tfree.quant.W` =
- * `{"format":"kmeans4","shape":[out,in],"block":64,"scale":"BF16"}`. Every other tensor is stored as
- * it was (dtype kept). Loading validates everything and names the tensor on any mismatch.
+ * `{"format":"kmeans4","shape":[out,in],"block":64,"scale":"BF16","rules":2}`. `rules` is the version
+ * of the quantization rules the codes were computed with (FORMAT_RULES in format.ts; absent = 1):
+ * a file written under rules 1 loads unchanged (reconstruction does not depend on the rules) and
+ * its formats are reported under today's name of the rule that wrote them (`int4:absmean` of
+ * rules 1 is `int4:meanstep`). Every other tensor is stored as it was (dtype kept). Loading
+ * validates everything and names the tensor on any mismatch.
  */
 import { openCheckpoint, writeSafetensors, type LazyTensorData, type TensorData, type TensorReader } from '../io/index.js';
 import { ParamStore } from '../nn/index.js';
-import { FormatError, checkShape, fixedLevels, parseFormat, type QuantFormat } from './format.js';
+import { FORMAT_RULES, FormatError, checkShape, fitBlock, fixedLevels, formatNameForRules, parseFormat, type QuantFormat } from './format.js';
 import { findLinears, nameFilter, replaceAt, type NameFilter } from './modules.js';
 import { PackedLinear } from './packed_linear.js';
 import { dequantize, quantizeMatrix, rowBytes, type PackedMatrix, type QuantizeOptions } from './quantize.js';
@@ -26,6 +30,8 @@ interface QuantMeta {
   shape: [number, number];
   block: number;
   scale: 'BF16' | 'F16';
+  /** quantization rules version (FORMAT_RULES; absent in files written before it existed = 1) */
+  rules?: number;
 }
 
 /** The safetensors entries of one packed weight. */
@@ -40,7 +46,7 @@ export function packedEntries(name: string, p: PackedMatrix): [string, TensorDat
 }
 
 export function packedMetaValue(p: PackedMatrix): string {
-  const m: QuantMeta = { format: p.format.name, shape: [p.rows, p.cols], block: p.format.blockSize, scale: p.format.scaleDtype };
+  const m: QuantMeta = { format: p.format.name, shape: [p.rows, p.cols], block: p.format.blockSize, scale: p.format.scaleDtype, rules: FORMAT_RULES };
   return JSON.stringify(m);
 }
 
@@ -79,6 +85,9 @@ function parseMeta(file: string, name: string, raw: string): QuantMeta {
   if (o === null || typeof o !== 'object' || typeof o.format !== 'string' || !Array.isArray(o.shape) || o.shape.length !== 2 || !o.shape.every((d) => Number.isSafeInteger(d) && d > 0) || !Number.isSafeInteger(o.block) || (o.scale !== 'BF16' && o.scale !== 'F16')) {
     fail(file, name, `metadata ${QUANT_META_PREFIX}${name} must be {"format","shape":[out,in],"block","scale":"BF16"|"F16"}, got ${raw.slice(0, 120)}`);
   }
+  if (o.rules !== undefined && (!Number.isSafeInteger(o.rules) || o.rules < 1 || o.rules > FORMAT_RULES)) {
+    fail(file, name, `metadata ${QUANT_META_PREFIX}${name}: quantization rules ${JSON.stringify(o.rules)} are not known to this version (1..${FORMAT_RULES})`);
+  }
   return o as QuantMeta;
 }
 
@@ -92,7 +101,7 @@ export function readPackedCheckpoint(reader: TensorReader, file = 'checkpoint'):
     const m = parseMeta(file, name, raw);
     let f: QuantFormat;
     try {
-      f = parseFormat(m.format, { blockSize: m.block, scaleDtype: m.scale });
+      f = parseFormat(formatNameForRules(m.format, m.rules ?? 1), { blockSize: m.block, scaleDtype: m.scale });
       checkShape(f, m.shape, name);
     } catch (e) {
       if (e instanceof FormatError) fail(file, name, e.message);
@@ -145,7 +154,8 @@ export interface QuantizeModelOptions extends NameFilter {
 
 /**
  * Quantizes the selected Linear layers of a built model in memory and swaps them for
- * PackedLinear layers. Returns the packed weights by weight name.
+ * PackedLinear layers (each weight's block reduced by fitBlock where it does not divide the row
+ * length). Returns the packed weights by weight name.
  */
 export function quantizeModel(model: object, format: QuantFormat, opts: QuantizeModelOptions = {}): Map<string, PackedMatrix> {
   const keep = nameFilter(opts);
@@ -154,11 +164,21 @@ export function quantizeModel(model: object, format: QuantFormat, opts: Quantize
     if (!keep(site.weightName)) continue;
     const w = site.linear.weight;
     const q: QuantizeOptions = { name: site.weightName, seed: opts.seed === undefined ? site.weightName : `${opts.seed}:${site.weightName}`, maxSamples: opts.maxSamples, codebook: opts.codebooks?.get(site.weightName) ?? null };
-    const p = quantizeMatrix(w.f32(), w.shape[0], w.shape[1], format, q);
+    const p = quantizeMatrix(w.f32(), w.shape[0], w.shape[1], fitBlockFor(format, w.shape[1], site.weightName), q);
     out.set(site.weightName, p);
     replaceAt(site, new PackedLinear(p, site.linear.bias, site.name));
   }
   return out;
+}
+
+/** fitBlock with the tensor named in the error. */
+export function fitBlockFor(f: QuantFormat, cols: number, tensor: string): QuantFormat {
+  try {
+    return fitBlock(f, cols);
+  } catch (e) {
+    if (e instanceof FormatError) throw new FormatError(`tensor "${tensor}": ${e.message}`);
+    throw e;
+  }
 }
 
 /**

@@ -7,8 +7,8 @@
 import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fromFloat32, lazyTensorFrom, openCheckpoint, writeSafetensors, type Checkpoint, type FloatDType, type LazyTensorData, type TensorData } from '../io/index.js';
-import { checkShape, formatSize, type QuantFormat } from './format.js';
-import { writePackedCheckpoint } from './checkpoint.js';
+import { formatSize, type QuantFormat } from './format.js';
+import { fitBlockFor, writePackedCheckpoint } from './checkpoint.js';
 import { nameFilter, type NameFilter } from './modules.js';
 import { pruneMask, type PruneOptions } from './prune.js';
 import { dequantize, packedBytes, quantizeMatrix, type PackedMatrix } from './quantize.js';
@@ -48,6 +48,8 @@ export interface TensorReport {
   mse: number;
   bytesIn: number;
   bytesOut: number;
+  /** quantize: the format the tensor was stored in (its block reduced to divide the row length when needed) */
+  format?: QuantFormat;
 }
 
 export interface ConvertReport {
@@ -96,18 +98,21 @@ export function quantizeCheckpoint(inPath: string, outDir: string, f: QuantForma
   try {
     const keep = nameFilter(opts);
     const names = ckpt.names();
-    const fmt = (n: string): QuantFormat | null => (opts.formatFor ? opts.formatFor(n) : f);
-    const selected = names.filter((n) => isCandidate(ckpt, n, keep) && fmt(n) !== null);
-    for (const n of selected) checkShape(fmt(n) as QuantFormat, ckpt.info(n).shape, n); // fail before any work
+    const want = (n: string): QuantFormat | null => (opts.formatFor ? opts.formatFor(n) : f);
+    const selected = names.filter((n) => isCandidate(ckpt, n, keep) && want(n) !== null);
+    // the block is reduced per tensor where it does not divide the row length (fails before any work when nothing fits)
+    const formats = new Map<string, QuantFormat>();
+    for (const n of selected) formats.set(n, fitBlockFor(want(n) as QuantFormat, ckpt.info(n).shape[1], n));
+    const fmt = (n: string): QuantFormat => formats.get(n) as QuantFormat;
     const packed = new Map<string, PackedMatrix>();
     const changed: TensorReport[] = [];
     selected.forEach((n, i) => {
       opts.onTensor?.(i, selected.length, n);
       const t = ckpt.readAs(n, 'f32');
       const [rows, cols] = t.shape;
-      const p = quantizeMatrix(t.data, rows, cols, fmt(n) as QuantFormat, { name: n, seed: opts.seed === undefined ? n : `${opts.seed}:${n}`, maxSamples: opts.maxSamples });
+      const p = quantizeMatrix(t.data, rows, cols, fmt(n), { name: n, seed: opts.seed === undefined ? n : `${opts.seed}:${n}`, maxSamples: opts.maxSamples });
       packed.set(n, p);
-      changed.push({ name: n, shape: [rows, cols], mse: mse(t.data, dequantize(p)), bytesIn: ckpt.info(n).byteLength, bytesOut: packedBytes(p) });
+      changed.push({ name: n, shape: [rows, cols], mse: mse(t.data, dequantize(p)), bytesIn: ckpt.info(n).byteLength, bytesOut: packedBytes(p), format: p.format });
     });
     const plain: [string, LazyTensorData][] = names.filter((n) => !packed.has(n)).map((n) => [n, lazyTensorFrom(ckpt, n)]);
     const bytesPlain = names.filter((n) => !packed.has(n)).reduce((s, n) => s + ckpt.info(n).byteLength, 0);
@@ -119,6 +124,22 @@ export function quantizeCheckpoint(inPath: string, outDir: string, f: QuantForma
   } finally {
     ckpt.close();
   }
+}
+
+/**
+ * One line describing the tensors of a quantize report whose block was reduced to fit their row
+ * length (`block 64 does not divide ...`), or null when every tensor got the block asked for.
+ */
+export function blockNote(r: ConvertReport, f: QuantFormat | ((name: string) => QuantFormat | null)): string | null {
+  const moved = new Map<string, string[]>();
+  for (const t of r.changed) {
+    const asked = typeof f === 'function' ? f(t.name) : f;
+    if (t.format === undefined || asked === null || t.format.blockSize === asked.blockSize) continue;
+    const key = `block ${asked.blockSize} does not divide the row length ${t.shape[1]}: used block ${t.format.blockSize}`;
+    moved.set(key, [...(moved.get(key) ?? []), t.name]);
+  }
+  if (moved.size === 0) return null;
+  return `note: ${[...moved].map(([k, names]) => `${k} for ${names.length} tensor${names.length === 1 ? '' : 's'}`).join('; ')}`;
 }
 
 /** Prunes every selected 2-D `*.weight` of a checkpoint (dtype kept) into a new checkpoint folder. */
@@ -161,12 +182,12 @@ function writeCheckpointFile(path: string, entries: [string, TensorData | LazyTe
   writeSafetensors(path, entries, meta);
 }
 
-/** Effective bits per weight of the quantized tensors in a report. */
+/** Effective bits per weight of the quantized tensors in a report (each in the format it was stored in, else `f`). */
 export function reportBitsPerWeight(r: ConvertReport, f: QuantFormat): number {
   let bits = 0;
   let n = 0;
   for (const t of r.changed) {
-    const s = formatSize(f, t.shape[0], t.shape[1]);
+    const s = formatSize(t.format ?? f, t.shape[0], t.shape[1]);
     bits += 8 * s.totalBytes;
     n += s.numel;
   }

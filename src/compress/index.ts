@@ -1,11 +1,64 @@
-export * from './format.js';
-export * from './kmeans.js';
-export * from './quantize.js';
-export * from './modules.js';
-export * from './packed_linear.js';
-export * from './checkpoint.js';
-export * from './prune.js';
-export * from './qat.js';
-export * from './convert.js';
-export * from './calibrate.js';
-export * from './hat_load.js';
+/**
+ * `tfree/compress`: weight formats and quantizers (int / k-means / 1-bit / ternary, the
+ * 1-Bit-Wonder rules), packed checkpoints, packed Linear layers, QAT, pruning (magnitude, Wanda)
+ * and checkpoint-to-checkpoint conversions (`tfree quantize` / `tfree prune`). See docs/api.md.
+ */
+export {
+  FORMAT_NAMES,
+  FORMAT_RULES,
+  SCALE_EPS,
+  FormatError,
+  parseFormat,
+  formatSize,
+  formatNameForRules,
+  blockFor,
+  fitBlock,
+  intQmax,
+  fixedLevels,
+  type FormatKind,
+  type ScaleMode,
+  type ScaleDtype,
+  type QuantFormat,
+  type FormatOptions,
+  type SizeReport,
+} from './format.js';
+export { kmeans1d, type KMeansOptions, type KMeansResult } from './kmeans.js';
+export {
+  quantizeMatrix,
+  quantizeCodes,
+  dequantize,
+  dequantizeCodes,
+  fakeQuantize,
+  packCodes,
+  unpackCodes,
+  packedBytes,
+  type PackedMatrix,
+  type QuantizeOptions,
+  type Codes,
+} from './quantize.js';
+export { findLinears, DEFAULT_EXCLUDE, type LinearSite, type NameFilter } from './modules.js';
+export { PackedLinear, activationPrecision, setPackedAct, setPackedLut, defaultPackedAct, defaultPackedLut, forEachPackedLinear, type PackedAct } from './packed_linear.js';
+export {
+  QUANT_META_PREFIX,
+  PackedCheckpointError,
+  writePackedCheckpoint,
+  readPackedCheckpoint,
+  loadPackedModel,
+  quantizeModel,
+  dequantizeAll,
+  type QuantizeModelOptions,
+} from './checkpoint.js';
+export { magnitudeMask, wandaMask, collectInputNorms, pruneModel, PruneMasks, type PruneOptions } from './prune.js';
+export { enableQat, fakeQuantSTE, QatHandle, type QatOptions, type QatState } from './qat.js';
+export {
+  quantizeCheckpoint,
+  pruneCheckpoint,
+  reportBitsPerWeight,
+  blockNote,
+  type ConvertReport,
+  type TensorReport,
+  type ConvertOptions,
+  type QuantizeCheckpointOptions,
+} from './convert.js';
+export { calibrateCheckpoint, CalibrationError, type CalibrationOptions } from './calibrate.js';
+export { loadHATLazy, checkHATCheckpoint, LOAD_KMEANS_SAMPLES, type LazyLoadOptions, type LazyLoadStats } from './hat_load.js';

@@ -127,6 +127,18 @@ export function forEachPackedLinear(model: object, fn: (layer: PackedLinear) => 
   return n;
 }
 
+/**
+ * The activation precision a model computes its Linear layers with, for result records: the
+ * `act` of its PackedLinear layers ('int8' or 'int16'; 'mixed' when they differ), or 'f32' when it
+ * has none (plain or fake-quantized f32 weights multiply f32 activations).
+ */
+export function activationPrecision(model: object): PackedAct | 'mixed' | 'f32' {
+  const acts = new Set<PackedAct>();
+  forEachPackedLinear(model, (l) => acts.add(l.act));
+  if (acts.size === 0) return 'f32';
+  return acts.size === 1 ? [...acts][0] : 'mixed';
+}
+
 /** Sets the activation precision of every PackedLinear reachable from `model`; returns how many. */
 export function setPackedAct(model: object, act: PackedAct): number {
   return forEachPackedLinear(model, (l) => (l.act = act));

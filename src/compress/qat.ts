@@ -14,9 +14,9 @@
  * codebooks) at the end.
  */
 import { Tensor, linear, record } from '../tensor/index.js';
-import { checkShape, parseFormat, type FormatOptions, type QuantFormat } from './format.js';
+import { FORMAT_RULES, formatNameForRules, parseFormat, type FormatOptions, type QuantFormat } from './format.js';
 import { findLinears, nameFilter, overrideForward, type LinearSite, type NameFilter } from './modules.js';
-import { quantizeModel } from './checkpoint.js';
+import { fitBlockFor, quantizeModel } from './checkpoint.js';
 import { fakeQuantize, quantizeCodes, type PackedMatrix } from './quantize.js';
 
 /** Fake quantization with a straight-through estimator: value qdq(w), d/dw = identity. */
@@ -38,12 +38,16 @@ export interface QatOptions extends NameFilter, FormatOptions {
 /** Serializable QAT state (see QatHandle.state). */
 export interface QatState {
   format: string;
+  /** quantization rules version (FORMAT_RULES; absent in states written before it = 1) */
+  rules?: number;
   steps: number;
   codebooks: Record<string, number[]>;
 }
 
 interface QatLayer {
   site: LinearSite;
+  /** the handle's format with the block reduced to divide this weight's row length */
+  format: QuantFormat;
   codebook: Float32Array | null;
   restore: () => void;
 }
@@ -66,6 +70,11 @@ export class QatHandle {
     return this.layers.map((l) => l.site.weightName);
   }
 
+  /** The block size each weight is fake-quantized with, by weight name. */
+  blockSizes(): Map<string, number> {
+    return new Map(this.layers.map((l) => [l.site.weightName, l.format.blockSize]));
+  }
+
   /** The fixed k-means codebooks by weight name (empty for other formats). */
   codebooks(): Map<string, Float32Array> {
     const m = new Map<string, Float32Array>();
@@ -76,7 +85,7 @@ export class QatHandle {
   /** Refits the k-means centroids on the current weights. */
   refit(): void {
     if (this.format.kind !== 'kmeans') return;
-    for (const l of this.layers) l.codebook = fitCodebook(l.site, this.format, this.opts);
+    for (const l of this.layers) l.codebook = fitCodebook(l.site, l.format, this.opts);
   }
 
   /** Call after each optimizer step (refits when `refitEvery` is due). */
@@ -90,12 +99,13 @@ export class QatHandle {
   state(): QatState {
     const codebooks: Record<string, number[]> = {};
     for (const l of this.layers) if (l.codebook !== null) codebooks[l.site.weightName] = Array.from(l.codebook);
-    return { format: this.format.name, steps: this.steps, codebooks };
+    return { format: this.format.name, rules: FORMAT_RULES, steps: this.steps, codebooks };
   }
 
   /** Restores `state()` (e.g. when a training run resumes); throws naming a weight that does not fit. */
   loadState(s: QatState): void {
-    if (s.format !== this.format.name) throw new Error(`QAT state is for format ${s.format}, this run uses ${this.format.name}`);
+    const was = formatNameForRules(s.format, s.rules ?? 1);
+    if (was !== this.format.name) throw new Error(`QAT state is for format ${was}${was !== s.format ? ` (written as ${s.format} under quantization rules 1)` : ''}, this run uses ${this.format.name}`);
     if (!Number.isSafeInteger(s.steps) || s.steps < 0) throw new Error(`QAT state: bad step count ${String(s.steps)}`);
     for (const l of this.layers) {
       if (l.codebook === null) continue;
@@ -130,7 +140,9 @@ function fitCodebook(site: LinearSite, f: QuantFormat, opts: QatOptions): Float3
 
 /**
  * Wraps the selected Linear layers of a model for QAT in the given format (`kmeans4`, `int2`,
- * `bin1`, `ternary`, ...). k-means centroids are fitted now, on the current weights.
+ * `bin1`, `ternary`, ...). k-means centroids are fitted now, on the current weights. A weight
+ * whose row length the block does not divide gets the largest power-of-two block below it that
+ * does (fitBlock; `blockSizes()` lists them), as `tfree quantize` does.
  */
 export function enableQat(model: object, spec: string | QuantFormat, opts: QatOptions = {}): QatHandle {
   const f = typeof spec === 'string' ? parseFormat(spec, opts) : spec;
@@ -138,10 +150,12 @@ export function enableQat(model: object, spec: string | QuantFormat, opts: QatOp
   const layers: QatLayer[] = [];
   for (const site of findLinears(model)) {
     if (!keep(site.weightName)) continue;
-    checkShape(f, site.linear.weight.shape, site.weightName);
-    const layer: QatLayer = { site, codebook: f.kind === 'kmeans' ? fitCodebook(site, f, opts) : null, restore: () => undefined };
+    const shape = site.linear.weight.shape;
+    if (shape.length !== 2) throw new Error(`QAT of "${site.weightName}": expected a 2-D weight, got [${shape.join(', ')}]`);
+    const lf = fitBlockFor(f, shape[1], site.weightName);
+    const layer: QatLayer = { site, format: lf, codebook: f.kind === 'kmeans' ? fitCodebook(site, lf, opts) : null, restore: () => undefined };
     const lin = site.linear;
-    layer.restore = overrideForward(lin, () => (x: Tensor): Tensor => linear(x, fakeQuantSTE(lin.weight, f, layer.codebook, site.weightName), lin.bias));
+    layer.restore = overrideForward(lin, () => (x: Tensor): Tensor => linear(x, fakeQuantSTE(lin.weight, lf, layer.codebook, site.weightName), lin.bias));
     layers.push(layer);
   }
   return new QatHandle(f, layers, opts);

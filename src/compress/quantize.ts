@@ -3,12 +3,17 @@
  * matrix they produce.
  *
  * Per block of B weights along a row: a scale s (rounded to the stored bf16/f16 first, so codes are
- * chosen for the scale that is stored), then codes:
- *   int<n>    s = absmax/qmax (absmean mode: s = mean|w|); q = clamp(round(w/s), -qmax, qmax)
- *   kmeans<n> s = absmax (n > 2) or mean|w| (n <= 2); code = nearest centroid of w/s; the 2^n
- *             centroids are fitted once per tensor on all w/s (k-means, kmeans.ts)
- *   bin1      s = mean|w|; code = w - mean(W) >= 0 (BitNet: sign of the centred weight)
- *   ternary   s = mean|w|; q = round(clamp(w/s, -1, 1))
+ * chosen for the scale that is stored), then codes. The rules are the reference's (1-Bit-Wonder
+ * `quantizer.py`, format rules 2 in format.ts), with the block statistic floored at SCALE_EPS:
+ *   int<n>    s = absmax/qmax (absmean mode: mean|w|/qmax, clipping beyond mean|w|; tfree's own
+ *             meanstep mode: s = mean|w|); q = round_half_even(clamp(w/s, -qmax, qmax))
+ *   kmeans<n> s = absmax (n > 2) or mean|w| (n <= 2); code = nearest centroid of w/s (a value on a
+ *             midpoint takes the lower centroid, as torch.bucketize); the 2^n centroids are
+ *             fitted once per tensor on all w/s (k-means, kmeans.ts)
+ *   bin1      s = mean|w| of the block; code = sign(w - mean of the block) (BitNet), where the
+ *             reference's sign(0) = 0 cannot be stored in one bit and becomes +1;
+ *             `bin1:tensormean` (tfree's own): sign(w - mean of the whole tensor)
+ *   ternary   s = mean|w|; q = round_half_even(clamp(w/s, -1, 1))
  * Reconstruction: w^ = s * levels[code].
  *
  * Codes are packed per row as an MSB-first bit stream: element i of a row occupies bits
@@ -17,7 +22,7 @@
  * bits); 3-bit codes run across byte boundaries.
  */
 import { bf16BitsToNumber, f16BitsToNumber, numberToBf16Bits, numberToF16Bits } from '../io/index.js';
-import { checkShape, fixedLevels, intCode, intQmax, type QuantFormat } from './format.js';
+import { SCALE_EPS, checkShape, fixedLevels, intCode, intQmax, type QuantFormat } from './format.js';
 import { bucketize, kmeans1d, midpoints } from './kmeans.js';
 
 /** A weight matrix [rows, cols] in a packed format. */
@@ -66,16 +71,23 @@ export interface Codes {
   levels: Float32Array;
 }
 
-function blockScale(f: QuantFormat, w: Float32Array, off: number, B: number): number {
+/** Rounds to the nearest integer, ties to even (torch.round, numpy.round). */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** The unrounded scale of one block (before storage rounding). */
+export function blockScale(f: QuantFormat, w: ArrayLike<number>, off: number, B: number): number {
   let s = 0;
   if (f.scaleMode === 'absmax') {
     for (let i = 0; i < B; i++) s = Math.max(s, Math.abs(w[off + i]));
-    if (f.kind === 'int') s /= intQmax(f.bits);
   } else {
     for (let i = 0; i < B; i++) s += Math.abs(w[off + i]);
     s /= B;
   }
-  return s;
+  s = Math.max(s, SCALE_EPS);
+  return f.kind === 'int' && f.scaleMode !== 'meanstep' ? s / intQmax(f.bits) : s;
 }
 
 /** Computes scales and one code per weight (no packing). */
@@ -126,21 +138,31 @@ export function quantizeCodes(w: Float32Array, rows: number, cols: number, f: Qu
     for (let blk = 0, i = 0; blk < sv.length; blk++) {
       const s = sv[blk];
       for (const end = i + B; i < end; i++) {
-        const q = s > 0 ? Math.max(-qmax, Math.min(qmax, Math.round(w[i] / s))) : 0;
+        const q = s > 0 ? roundHalfEven(Math.max(-qmax, Math.min(qmax, w[i] / s))) : 0;
         codes[i] = intCode(q, f.bits);
       }
     }
   } else if (f.kind === 'ternary') {
     for (let i = 0; i < codes.length; i++) {
       const s = sv[Math.floor(i / B)];
-      const q = s > 0 ? Math.round(Math.max(-1, Math.min(1, w[i] / s))) : 0;
+      const q = s > 0 ? roundHalfEven(Math.max(-1, Math.min(1, w[i] / s))) : 0;
       codes[i] = q + 1;
     }
   } else {
-    let mu = 0;
-    for (let i = 0; i < w.length; i++) mu += w[i];
-    mu /= w.length;
-    for (let i = 0; i < codes.length; i++) codes[i] = w[i] - mu >= 0 ? 1 : 0;
+    let tensorMu = 0;
+    if (f.centre === 'tensor') {
+      for (let i = 0; i < w.length; i++) tensorMu += w[i];
+      tensorMu /= w.length;
+    }
+    for (let off = 0; off < w.length; off += B) {
+      let mu = tensorMu;
+      if (f.centre !== 'tensor') {
+        mu = 0;
+        for (let i = 0; i < B; i++) mu += w[off + i];
+        mu /= B;
+      }
+      for (let i = 0; i < B; i++) codes[off + i] = w[off + i] - mu >= 0 ? 1 : 0;
+    }
   }
   return { codes, scales, levels };
 }

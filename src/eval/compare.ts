@@ -34,6 +34,8 @@ export function quantizeAllInMemory(model: object, format: string, block = 64, m
 
 export interface CompareRow {
   name: string;
+  /** activation precision the row's model ran with (int8 / int16 for packed copies, f32 for the base) */
+  activations: string;
   bits_per_weight: number;
   /** held-out bits per byte (or on the base continuations when no text was given) */
   bpb: number;
@@ -59,6 +61,7 @@ function speed(model: HATModel, splitter: WordSplitter, prompt: string, bytes: n
 function row(name: string, bits: number, r: DtmReport, bps: number, qs: number): CompareRow {
   return {
     name,
+    activations: r.activations,
     bits_per_weight: bits,
     bpb: r.held_out?.model.bits_per_byte ?? r.bpb,
     fdt_mean: r.bytes.fdt_mean,
@@ -109,8 +112,8 @@ export function compareQuantized(load: () => HATModel, splitter: WordSplitter, o
 }
 
 export function compareTable(rows: readonly CompareRow[]): string {
-  const head = ['weights', 'bits/w', 'bpb', 'FDT mean', 'FDT p25', 'FDT p75', 'SDT share', 'word FDT', 'KL bits', 'bytes/s'];
-  const lines = rows.map((r) => [r.name, r.bits_per_weight.toFixed(2), r.bpb.toFixed(3), r.fdt_mean.toFixed(1), r.fdt_p25.toFixed(1), r.fdt_p75.toFixed(1), `${(100 * r.sdt_share).toFixed(1)}%`, r.word_fdt_mean.toFixed(1), r.kl_bits.toFixed(4), r.bytes_per_second.toFixed(0)]);
+  const head = ['weights', 'act', 'bits/w', 'bpb', 'FDT mean', 'FDT p25', 'FDT p75', 'SDT share', 'word FDT', 'KL bits', 'bytes/s'];
+  const lines = rows.map((r) => [r.name, r.activations, r.bits_per_weight.toFixed(2), r.bpb.toFixed(3), r.fdt_mean.toFixed(1), r.fdt_p25.toFixed(1), r.fdt_p75.toFixed(1), `${(100 * r.sdt_share).toFixed(1)}%`, r.word_fdt_mean.toFixed(1), r.kl_bits.toFixed(4), r.bytes_per_second.toFixed(0)]);
   const w = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const fmt = (l: string[]): string => l.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
   return [fmt(head), ...lines.map(fmt)].join('\n');

@@ -11,10 +11,12 @@
  * else the largest power of two below it that does (e.g. 32 for rows of 352).
  */
 import { findLinears, nameFilter, type NameFilter } from '../compress/modules.js';
-import { formatSize, parseFormat, type QuantFormat } from '../compress/format.js';
+import { blockFor, formatSize, parseFormat, type QuantFormat } from '../compress/format.js';
 import { fakeQuantize } from '../compress/quantize.js';
 import { magnitudeMask } from '../compress/prune.js';
 import type { Linear } from '../nn/index.js';
+
+export { blockFor };
 
 export interface Component {
   /** full weight name (checkpoint tensor name) */
@@ -52,13 +54,6 @@ export function listComponents(model: object, filter: NameFilter = {}): Componen
       const [rows, cols] = s.linear.weight.shape;
       return { name: s.weightName, ...componentLabel(s.weightName), rows, cols, params: rows * cols, linear: s.linear };
     });
-}
-
-/** The block size used for a row length: `want` if it divides `cols`, else the largest power of two below it that does. */
-export function blockFor(cols: number, want: number): number {
-  if (cols % want === 0) return want;
-  for (let b = 2 ** Math.floor(Math.log2(want)); b >= 8; b /= 2) if (cols % b === 0 && b <= want) return b;
-  throw new Error(`no block size <= ${want} (a power of two >= 8) divides the row length ${cols}`);
 }
 
 /** How one component is compressed. */

@@ -25,6 +25,7 @@
  * variant (both continuations compared with difflib's matching blocks, ./dtm.ts) is offered too.
  */
 import { noGrad } from '../tensor/index.js';
+import { activationPrecision } from '../compress/packed_linear.js';
 import { batchFromWords, generate, evaluateText, type HATModel, type WordSplitter } from '../models/hat/index.js';
 import { argmaxRows, divergence, logSoftmaxAt, meanKl, summarize, textLevelDivergence, wordDivergence, type Divergence, type DtmSummary } from './dtm.js';
 
@@ -159,6 +160,8 @@ export interface HeldOutScore {
 }
 
 export interface DtmReport {
+  /** activation precision the evaluated model ran with: int8 / int16 (packed layers, TFREE_PACKED_ACT), or f32 (activationPrecision) */
+  activations: string;
   /** byte-level FDT/SDT */
   bytes: DtmSummary;
   /** word-level FDT/SDT */
@@ -244,6 +247,7 @@ export class DtmEvaluator {
     const bytes = summarize(d.bytes);
     const words = summarize(d.words);
     const report: DtmReport = {
+      activations: activationPrecision(model),
       bytes,
       words,
       fdt_bytes: d.bytes.map((x) => x.fdt),

@@ -34,7 +34,7 @@ export function writeDtmReport(dir: string, r: DtmReport, info: { base: string; 
   const md = [
     `# Divergent token metrics`,
     '',
-    `base \`${info.base}\`, compressed \`${info.compressed}\`; ${r.bytes.samples} prompts, ${info.length} bytes continued greedily by the base model.`,
+    `base \`${info.base}\`, compressed \`${info.compressed}\` (activations: ${r.activations}); ${r.bytes.samples} prompts, ${info.length} bytes continued greedily by the base model.`,
     '',
     table(['units', 'FDT mean', 'FDT median', 'FDT p25', 'FDT p75', 'SDT mean', 'SDT share'], rows),
     '',
@@ -138,10 +138,10 @@ export interface PlanOutcome {
 
 export function planTable(outcomes: readonly PlanOutcome[], base: Score): string {
   return table(
-    ['plan', 'method', 'target', 'achieved', 'FDT mean', 'FDT p25', 'FDT p75', 'SDT share', 'word FDT mean', 'bpb (cont.)', 'held-out bpb', 'KL bits'],
+    ['plan', 'method', 'target', 'achieved', 'act', 'FDT mean', 'FDT p25', 'FDT p75', 'SDT share', 'word FDT mean', 'bpb (cont.)', 'held-out bpb', 'KL bits'],
     [
-      ['base', '–', undefined, undefined, base.fdt_mean, base.fdt_p25, base.fdt_p75, base.sdt_share, base.word_fdt_mean, base.bpb, base.heldout_bpb, base.kl_bits],
-      ...outcomes.map((o) => [o.plan.kind, o.plan.method, o.plan.target, o.plan.achieved, o.score.fdt_mean, o.score.fdt_p25, o.score.fdt_p75, o.score.sdt_share, o.score.word_fdt_mean, o.score.bpb, o.score.heldout_bpb, o.score.kl_bits]),
+      ['base', '–', undefined, undefined, base.activations, base.fdt_mean, base.fdt_p25, base.fdt_p75, base.sdt_share, base.word_fdt_mean, base.bpb, base.heldout_bpb, base.kl_bits],
+      ...outcomes.map((o) => [o.plan.kind, o.plan.method, o.plan.target, o.plan.achieved, o.score.activations, o.score.fdt_mean, o.score.fdt_p25, o.score.fdt_p75, o.score.sdt_share, o.score.word_fdt_mean, o.score.bpb, o.score.heldout_bpb, o.score.kl_bits]),
     ],
   );
 }

@@ -35,6 +35,8 @@ export function parseLevel(label: string): LevelSpec {
 
 /** The measured numbers of one model (one component at one level, a plan, or the base). */
 export interface Score {
+  /** activation precision of the evaluated model (DtmReport.activations) */
+  activations?: string;
   fdt_mean: number;
   fdt_median: number;
   fdt_p25: number;
@@ -55,6 +57,7 @@ export interface Score {
 
 export function scoreOf(r: DtmReport): Score {
   const s: Score = {
+    activations: r.activations,
     fdt_mean: r.bytes.fdt_mean,
     fdt_median: r.bytes.fdt_median,
     fdt_p25: r.bytes.fdt_p25,

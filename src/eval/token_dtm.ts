@@ -12,6 +12,7 @@
  * first byte (a word in which no token starts is merged into the previous one); a word diverges
  * when any of its tokens does.
  */
+import { activationPrecision } from '../compress/packed_linear.js';
 import { noGrad } from '../tensor/index.js';
 import { generate, type LlamaLM, type TextTokenizer } from '../models/llama/index.js';
 import { argmaxRows, divergence, logSoftmaxAt, meanKl, summarize, wordDivergence, type Divergence, type DtmSummary } from './dtm.js';
@@ -79,6 +80,8 @@ export function tokenTeacherForced(model: LlamaLM, refs: readonly TokenReference
 }
 
 export interface TokenDtmReport {
+  /** activation precision the evaluated model ran with (activationPrecision: int8 / int16 packed, or f32) */
+  activations: string;
   tokens: DtmSummary;
   words: DtmSummary;
   fdt_tokens: number[];
@@ -125,6 +128,7 @@ export class TokenDtmEvaluator {
       kl += meanKl(this.baseTF[i].logits, tf[i].logits, N, V) * N;
     });
     return {
+      activations: activationPrecision(model),
       tokens: summarize(dt),
       words: summarize(dw),
       fdt_tokens: dt.map((d) => d.fdt),

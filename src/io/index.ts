@@ -3,3 +3,4 @@ export * from './safetensors.js';
 export * from './text_data.js';
 export * from './words.js';
 export * from './interrupt.js';
+export * from './kg.js';

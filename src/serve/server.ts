@@ -7,9 +7,17 @@
  * otherwise) and never an uncaught exception; a client that goes away cancels its job (no more
  * turns) and later writes to its response are skipped; `close()` stops accepting, lets admitted
  * jobs finish within a grace period, then cancels the rest and closes every connection.
+ *
+ * Browser safety: a web page the user visits can send requests to a server on their machine.
+ * Every request's `Host` header must name this server (localhost, 127.0.0.1, ::1, the bound
+ * address, or a name given in `allowHosts`), with the bound port when it has one, so a DNS
+ * rebinding page (Host: evil.example) is refused with 403; and a POST must be
+ * `Content-Type: application/json` (415 otherwise), so a cross-site form or a no-preflight
+ * `text/plain` fetch cannot drive the model.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { backendName } from '../tensor/index.js';
 import type { HATModel } from '../models/hat/model.js';
 import type { WordSplitter } from '../models/hat/generate.js';
@@ -40,6 +48,32 @@ export interface ServerOptions {
   chunkBytes?: number;
   /** where server errors (5xx) are reported (default: stderr) */
   log?: (line: string) => void;
+  /**
+   * Host names (or addresses) accepted in the Host header besides the loopback names and the
+   * bound address, e.g. a LAN name or a reverse proxy's name; `*` accepts any Host.
+   */
+  allowHosts?: readonly string[];
+}
+
+/** The host name (lower case, IPv6 without brackets) and port of a Host header; null when malformed. */
+export function parseHostHeader(h: string): { name: string; port: number | null } | null {
+  const v = h.trim().toLowerCase();
+  let name: string;
+  let rest: string;
+  if (v.startsWith('[')) {
+    const end = v.indexOf(']');
+    if (end < 0) return null;
+    name = v.slice(1, end);
+    rest = v.slice(end + 1);
+  } else {
+    const i = v.lastIndexOf(':');
+    name = i < 0 ? v : v.slice(0, i);
+    rest = i < 0 ? '' : v.slice(i);
+  }
+  if (name === '' || /[\s/@]/.test(name)) return null;
+  if (rest === '') return { name, port: null };
+  if (!/^:\d{1,5}$/.test(rest)) return null;
+  return { name, port: Number(rest.slice(1)) };
 }
 
 /** max_tokens of /tfree/compare when the request gives none. */
@@ -51,6 +85,9 @@ export class TfreeServer {
   readonly limits: Limits;
   private readonly chunk: number;
   private readonly log: (line: string) => void;
+  /** names accepted in the Host header (filled when listening); null: any */
+  private hosts: Set<string> | null = new Set();
+  private boundPort = 0;
 
   constructor(readonly opts: ServerOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
@@ -84,9 +121,34 @@ export class TfreeServer {
       this.http.listen(port, host, () => {
         this.http.off('error', onError);
         const a = this.http.address() as AddressInfo;
+        this.allowHostsFor(a);
         resolve(`http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`);
       });
     });
+  }
+
+  private allowHostsFor(a: AddressInfo): void {
+    this.boundPort = a.port;
+    const extra = (this.opts.allowHosts ?? []).map((h) => h.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1'));
+    if (extra.includes('*')) {
+      this.hosts = null;
+      return;
+    }
+    const names = new Set(['localhost', '127.0.0.1', '::1', ...extra]);
+    const wildcard = a.address === '0.0.0.0' || a.address === '::';
+    if (!wildcard) names.add(a.address.toLowerCase());
+    else for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) names.add(i.address.toLowerCase());
+    this.hosts = names;
+  }
+
+  /** Throws 403 unless the request's Host header names this server (see the file comment). */
+  private checkHost(req: IncomingMessage): void {
+    if (this.hosts === null) return;
+    const h = req.headers.host;
+    if (h === undefined) return; // HTTP/1.0 without Host (node answers 400 to HTTP/1.1 without one): no browser sends this
+    const p = parseHostHeader(h);
+    if (p !== null && this.hosts.has(p.name) && (p.port === null || p.port === this.boundPort)) return;
+    throw new HttpError(403, `the Host header "${h.slice(0, 100)}" does not name this server (${[...this.hosts].slice(0, 3).join(', ')}... port ${this.boundPort}); start with --allow-host NAME to accept another name`, null, 'host_not_allowed');
   }
 
   /**
@@ -117,6 +179,11 @@ export class TfreeServer {
       throw new HttpError(405, `${method} is not allowed on ${path}; use ${m}`, null, 'method_not_allowed');
     };
     const body = async (): Promise<Fields> => new Fields(await readJsonObject(req, this.limits.maxBodyBytes));
+    this.checkHost(req);
+    if (method === 'POST') {
+      const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+      if (type !== 'application/json') throw new HttpError(415, `POST bodies must be sent as Content-Type: application/json, got ${type === '' ? 'none' : `"${type.slice(0, 80)}"`}`, null, 'unsupported_media_type');
+    }
     switch (path) {
       case '/health':
         route('GET');

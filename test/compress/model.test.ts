@@ -31,6 +31,8 @@ import {
   writePackedCheckpoint,
 } from '../../src/compress/index.js';
 import { forEachBackend } from '../helpers/numeric.js';
+import { HATModel } from '../../src/models/hat/model.js';
+import { presetConfig } from '../../src/models/hat/config.js';
 
 const cfg: LlamaLMConfig = { vocabSize: 32, hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2 };
 
@@ -104,12 +106,67 @@ forEachBackend('packed checkpoint: save -> load into a fresh model -> identical 
     assert.deepEqual(after, before);
     const f = openSafetensors(file);
     const meta = JSON.parse(f.metadata['tfree.quant.model.layers.0.mlp.up_proj.weight']) as { format: string; shape: number[] };
-    assert.deepEqual(meta, { format: 'kmeans2', shape: [128, 64], block: 64, scale: 'BF16' });
+    assert.deepEqual(meta, { format: 'kmeans2', shape: [128, 64], block: 64, scale: 'BF16', rules: 2 });
     assert.equal(f.info('model.layers.0.mlp.up_proj.weight.codes').dtype, 'U8');
     f.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('packed checkpoints written under quantization rules 1 (no "rules" field) load unchanged; int4:absmean of rules 1 reads as int4:meanstep', () => {
+  const dir = tmp();
+  try {
+    const { model, store } = build(5);
+    // what rules 1 wrote for "int4:absmean": s = mean|w| -- today's int4:meanstep
+    const packed = quantizeModel(model, parseFormat('int4:meanstep'), {});
+    const x = ids(8, 6);
+    const before = noGrad(() => model.forward(x, 1, 8)).f32();
+    const plain: [string, TensorData][] = store.entries().filter(([n]) => !packed.has(n)).map(([n, t]) => [n, { dtype: 'F32', shape: t.shape.slice(), data: t.f32() }]);
+    const file = join(dir, 'model.safetensors');
+    writePackedCheckpoint(file, packed, plain);
+    // rewrite the metadata as a rules-1 file would have it
+    const f = openSafetensors(file);
+    const meta: Record<string, string> = {};
+    for (const [k, v] of Object.entries(f.metadata)) {
+      if (!k.startsWith('tfree.quant.')) meta[k] = v;
+      else {
+        const m = JSON.parse(v) as Record<string, unknown>;
+        delete m.rules;
+        meta[k] = JSON.stringify({ ...m, format: 'int4:absmean' });
+      }
+    }
+    const entries = f.names().map((n): [string, TensorData] => [n, f.read(n)]);
+    f.close();
+    const old = join(dir, 'old.safetensors');
+    writeSafetensors(old, entries, meta);
+    const fresh = build(77);
+    const { packed: loaded } = loadPackedModel(fresh.model, fresh.store, old);
+    for (const p of loaded.values()) assert.equal(p.format.name, 'int4:meanstep');
+    assert.deepEqual(noGrad(() => fresh.model.forward(x, 1, 8)).f32(), before, 'an old file gives exactly the weights it was written with');
+    // a rules version from the future is refused, naming the tensor
+    const future = join(dir, 'future.safetensors');
+    const fm = Object.fromEntries(Object.entries(meta).map(([k, v]) => [k, k.startsWith('tfree.quant.') ? JSON.stringify({ ...(JSON.parse(v) as object), rules: 3 }) : v]));
+    writeSafetensors(future, entries, fm);
+    const b = build(78);
+    assert.throws(() => loadPackedModel(b.model, b.store, future), (e: Error) => e instanceof PackedCheckpointError && /tensor ".*": .*quantization rules 3 are not known/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('QAT and quantizeModel on row lengths the block does not divide: block reduced per weight (tiny HAT preset, rows of 352)', () => {
+  const model = new HATModel(presetConfig('tiny'), { seed: 3 });
+  const q = enableQat(model, 'int4');
+  const blocks = q.blockSizes();
+  const cols = new Map(findLinears(model).map((s) => [s.weightName, s.linear.inFeatures]));
+  assert.ok([...cols.values()].some((c) => c % 64 !== 0), 'the preset must have a row length that 64 does not divide');
+  for (const [n, b] of blocks) assert.equal(b, (cols.get(n) as number) % 64 === 0 ? 64 : 32, n);
+  const packed = q.pack(model);
+  for (const [n, p] of packed) assert.equal(p.format.blockSize, blocks.get(n), n);
+  // no block divides a row length of 12: a clear error naming the weight
+  const lin = new Linear(new VarBuilder(new ParamStore(), { rng: 1 }).pp('odd'), 12, 4);
+  assert.throws(() => quantizeModel({ lin }, parseFormat('int4'), {}), /tensor "odd\.weight": no block size <= 64 .* divides the row length 12/);
 });
 
 test('corrupt packed checkpoints: clear errors naming the tensor', () => {

@@ -10,6 +10,7 @@ import {
   FORMAT_NAMES,
   FormatError,
   dequantize,
+  formatNameForRules,
   formatSize,
   kmeans1d,
   packCodes,
@@ -40,38 +41,64 @@ function roundScale(f: QuantFormat, s: number): number {
   return f.scaleDtype === 'BF16' ? bf16BitsToNumber(numberToBf16Bits(s)) : f16BitsToNumber(numberToF16Bits(s));
 }
 
-/** float64 reference of a format's reconstruction (k-means: given centroids). */
-function reference(w: Float32Array, rows: number, cols: number, f: QuantFormat, centroids: Float32Array | null): Float64Array {
+/** Rounding of torch.round / numpy.round: to the nearest integer, ties to even (written here independently of the library). */
+function torchRound(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d < 0.5) return f;
+  if (d > 0.5) return f + 1;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+const EPS = 1e-5; // QuantizerArgs.eps of the reference
+
+/**
+ * float64 re-implementation of the reference's rules (1-Bit-Wonder `quantizer.py`: SymmetricInt,
+ * Nonlinear, Ternary, Binary quantizers, per 1 x B block, `relative_scale` clamped at eps), with
+ * the scale rounded to its stored dtype before the codes are chosen. Returns each weight's level
+ * index in the format's level table (int: the integer q; ternary: q; bin: -1/0/+1 as sign();
+ * k-means: the centroid index) and the reconstruction.
+ */
+function referenceCodes(w: Float32Array, rows: number, cols: number, f: QuantFormat, centroids: Float32Array | null): { q: Int32Array; rec: Float64Array } {
   const B = f.blockSize;
-  const out = new Float64Array(w.length);
-  let mu = 0;
-  for (const v of w) mu += v;
-  mu /= w.length;
+  const q = new Int32Array(w.length);
+  const rec = new Float64Array(w.length);
+  const qmax = 2 ** (f.bits - 1) - 1;
   for (let blk = 0; blk < (rows * cols) / B; blk++) {
     const x = Array.from(w.subarray(blk * B, (blk + 1) * B));
     const absmax = Math.max(...x.map(Math.abs));
     const absmean = x.reduce((s, v) => s + Math.abs(v), 0) / B;
-    const qmax = 2 ** (f.bits - 1) - 1;
-    let s = f.scaleMode === 'absmax' ? absmax : absmean;
-    if (f.kind === 'int' && f.scaleMode === 'absmax') s /= qmax;
+    let s = Math.max(f.scaleMode === 'absmax' ? absmax : absmean, EPS);
+    if (f.kind === 'int' && f.scaleMode !== 'meanstep') s /= qmax;
     s = roundScale(f, s);
+    const gamma = f.centre === 'tensor' ? Array.from(w).reduce((a, v) => a + v, 0) / w.length : x.reduce((a, v) => a + v, 0) / B;
     x.forEach((v, i) => {
+      let c: number;
       let r: number;
-      if (s === 0) r = f.kind === 'kmeans' ? s * nearest(centroids!, 0) : 0;
-      else if (f.kind === 'int') r = s * Math.max(-qmax, Math.min(qmax, Math.round(v / s)));
-      else if (f.kind === 'ternary') r = s * Math.round(Math.max(-1, Math.min(1, v / s)));
-      else if (f.kind === 'bin') r = v - mu >= 0 ? s : -s;
-      else r = s * nearest(centroids!, v / s);
-      out[blk * B + i] = r;
+      if (f.kind === 'int') r = s * (c = torchRound(Math.max(-qmax, Math.min(qmax, v / s))));
+      else if (f.kind === 'ternary') r = s * (c = torchRound(Math.max(-1, Math.min(1, v / s))));
+      else if (f.kind === 'bin') r = s * (c = Math.sign(v - gamma));
+      else {
+        c = nearestIndex(centroids!, v / s);
+        r = s * centroids![c];
+      }
+      q[blk * B + i] = c;
+      rec[blk * B + i] = r;
     });
   }
-  return out;
+  return { q, rec };
 }
 
-function nearest(c: Float32Array, v: number): number {
-  let best = c[0];
-  for (const x of c) if (Math.abs(x - v) < Math.abs(best - v) - 1e-12) best = x;
-  return best;
+/** float64 reference of a format's reconstruction (k-means: given centroids). */
+function reference(w: Float32Array, rows: number, cols: number, f: QuantFormat, centroids: Float32Array | null): Float64Array {
+  return referenceCodes(w, rows, cols, f, centroids).rec;
+}
+
+/** Index of the nearest centroid; a value exactly between two takes the lower (torch.bucketize, right=False). */
+function nearestIndex(c: Float32Array, v: number): number {
+  let k = 0;
+  while (k + 1 < c.length && v > (c[k] + c[k + 1]) / 2) k++;
+  return k;
 }
 
 function mse(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -97,6 +124,81 @@ test('every format: dequantize(quantize(W)) equals the float64 reference of its 
       assert.ok(err > 0 && err < 0.05 ** 2 * 1.2, `${name}: round-trip MSE ${err}`);
     }
   }
+});
+
+/** Weights rounded to bf16 (as the reference trains them): exact ties w/s = m + 1/2 occur. */
+function bf16Weights(n: number, seed: number, std: number): Float32Array {
+  const w = gaussian(n, seed, std);
+  for (let i = 0; i < n; i++) w[i] = bf16BitsToNumber(numberToBf16Bits(w[i]));
+  return w;
+}
+
+test('format names compute the reference rules: codes equal a float64 re-implementation of 1-Bit-Wonder exactly', () => {
+  const rows = 64;
+  const cols = 256;
+  const sets: [string, Float32Array][] = [
+    ['gaussian', gaussian(rows * cols, 11, 0.02)],
+    ['heavy-tailed', heavyTailed(rows * cols, 12)],
+    ['bf16', bf16Weights(rows * cols, 13, 0.03)],
+  ];
+  // a block with |w| < eps everywhere: the reference floors the statistic at 1e-5
+  sets[0][1].fill(3e-7, 0, 64).fill(-2e-7, 0, 17);
+  const names = [...FORMAT_NAMES, 'int3:absmean', 'int4:absmean', 'int8:absmean', 'int4:meanstep', 'int8:meanstep', 'bin1:tensormean', 'int2:absmax', 'kmeans2:absmax', 'kmeans4:absmean'];
+  let ties = 0;
+  for (const [label, w] of sets) {
+    for (const name of names) {
+      const f = parseFormat(name);
+      const c = quantizeCodes(w, rows, cols, f, { name: 'w' });
+      const ref = referenceCodes(w, rows, cols, f, f.kind === 'kmeans' ? c.levels : null);
+      let bad = 0;
+      for (let i = 0; i < w.length; i++) {
+        const got = f.kind === 'kmeans' ? c.codes[i] : c.levels[c.codes[i]];
+        if (got !== ref.q[i]) bad++;
+      }
+      assert.equal(bad, 0, `${label} ${name}: ${bad} of ${w.length} codes differ from the reference rule`);
+      if (f.kind === 'int' && f.scaleMode === 'absmax') {
+        const sv = Array.from(c.scales, (b) => bf16BitsToNumber(b));
+        for (let i = 0; i < w.length; i++) if (Math.abs(w[i] / sv[Math.floor(i / 64)]) % 1 === 0.5) ties++;
+      }
+    }
+  }
+  assert.ok(ties > 0, 'the data must hold exact ties (w/s = m + 1/2) for the rounding rule to be tested');
+});
+
+test('reference details: absmean int clips at mean|w|, ties go to even, bin1 centres each block, meanstep keeps the old rule', () => {
+  // int4:absmean: s = mean|w| / 7, so the grid spans +-mean|w| and larger weights clip to +-7
+  const w = Float32Array.from({ length: 64 }, (_, i) => ((i % 2 === 0 ? 1 : -1) * (1 + (i % 8))) / 8);
+  const mean = w.reduce((a, v) => a + Math.abs(v), 0) / 64;
+  const c = quantizeCodes(w, 1, 64, parseFormat('int4:absmean'), {});
+  assert.equal(bf16BitsToNumber(c.scales[0]), bf16BitsToNumber(numberToBf16Bits(mean / 7)));
+  assert.equal(c.levels[c.codes[63]], -7, 'a weight beyond mean|w| clips to -qmax');
+  const old = quantizeCodes(w, 1, 64, parseFormat('int4:meanstep'), {});
+  assert.equal(bf16BitsToNumber(old.scales[0]), bf16BitsToNumber(numberToBf16Bits(mean)), 'meanstep: the step is mean|w|');
+  // ternary: w/s = +-0.5 exactly (mean|w| = 1) rounds to 0 (ties to even), +-1.5 clips to +-1
+  const t = Float32Array.from({ length: 64 }, (_, i) => [0.5, -0.5, 1.5, -1.5][i % 4]);
+  const ct = quantizeCodes(t, 1, 64, parseFormat('ternary'), {});
+  assert.deepEqual(Array.from(ct.codes.subarray(0, 4), (k) => ct.levels[k]), [0, 0, 1, -1]);
+  // int8 absmax with s = 2^-8: 2.5 s -> 2, 3.5 s -> 4, -2.5 s -> -2
+  const x = new Float32Array(64);
+  x[0] = 127 / 256;
+  x[1] = 2.5 / 256;
+  x[2] = 3.5 / 256;
+  x[3] = -2.5 / 256;
+  const ci = quantizeCodes(x, 1, 64, parseFormat('int8'), {});
+  assert.deepEqual(Array.from(ci.codes.subarray(0, 4), (k) => ci.levels[k]), [127, 2, 4, -2]);
+  // bin1: two blocks with different means; each is centred by its own mean
+  const b = new Float32Array(128);
+  for (let i = 0; i < 64; i++) b[i] = 1 + (i % 2 === 0 ? 0.1 : -0.1);
+  for (let i = 64; i < 128; i++) b[i] = -1 + (i % 2 === 0 ? 0.1 : -0.1);
+  const cb = quantizeCodes(b, 1, 128, parseFormat('bin1'), {});
+  for (let i = 0; i < 128; i++) assert.equal(cb.levels[cb.codes[i]], i % 2 === 0 ? 1 : -1, `weight ${i}`);
+  // bin1:tensormean (rules 1): one mean (0) for the tensor, so the first block is all +1, the second all -1
+  const ct2 = quantizeCodes(b, 1, 128, parseFormat('bin1:tensormean'), {});
+  for (let i = 0; i < 128; i++) assert.equal(ct2.levels[ct2.codes[i]], i < 64 ? 1 : -1, `tensormean weight ${i}`);
+  assert.throws(() => parseFormat('int4:tensormean'), /tensormean is a variant of bin1 only/);
+  // names written under quantization rules 1 map to the variant that computed them
+  assert.deepEqual(['int4:absmean', 'int8:absmean', 'int2', 'bin1', 'kmeans4', 'int4'].map((n) => formatNameForRules(n, 1)), ['int4:meanstep', 'int8:meanstep', 'int2', 'bin1:tensormean', 'kmeans4', 'int4']);
+  assert.equal(formatNameForRules('int4:absmean', 2), 'int4:absmean');
 });
 
 test('round-trip error falls with the bits for int and k-means', () => {
@@ -166,7 +268,8 @@ test('k-means: seeded, ascending, and weighted fits follow the weights', () => {
 test('bad inputs: unknown format, bad mode, block size that does not divide the row, non-finite weights', () => {
   assert.throws(() => parseFormat('kmeans5'), (e: Error) => e instanceof FormatError && /kmeans supports 1, 2, 3, 4, 8 bits/.test(e.message));
   assert.throws(() => parseFormat('fp4'), (e: Error) => e instanceof FormatError && /unknown format "fp4"/.test(e.message));
-  assert.throws(() => parseFormat('int4:rms'), /scale mode must be absmax or absmean/);
+  assert.throws(() => parseFormat('int4:rms'), /scale mode must be absmax, absmean or meanstep/);
+  assert.throws(() => parseFormat('kmeans4:meanstep'), /meanstep is a scale mode of the int formats only/);
   assert.throws(() => parseFormat('int4', { blockSize: 12 }), /multiple of 8/);
   assert.throws(() => quantizeMatrix(new Float32Array(2 * 96), 2, 96, parseFormat('int4'), { name: 'layers.0.w' }), (e: Error) => e instanceof FormatError && /tensor "layers.0.w": block size 64 does not divide the row length 96/.test(e.message));
   const w = gaussian(64, 7);

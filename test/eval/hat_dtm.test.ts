@@ -12,6 +12,8 @@ import { DtmEvaluator, appendWords, greedyContinuation, parsePrompts, wordLength
 import { applyCompression, blockFor, componentLabel, listComponents } from '../../src/eval/components.js';
 import { levelsForTargets, precisionPlan, runSweep, sparsityPlan } from '../../src/eval/sweep.js';
 import { cli } from '../helpers/cli.js';
+import { loadPackedHATModel } from '../../src/cli/hat_model.js';
+import { forEachPackedLinear, setPackedAct } from '../../src/compress/index.js';
 import { randomModel, testConfig } from '../hat/util.js';
 
 const splitter = new HatSplitter();
@@ -213,6 +215,58 @@ test('tfree eval dtm on plain, pruned and packed folders; prune/quantize --plan'
     assert.equal(noPrompts.code, 2);
     assert.match(noPrompts.err, /--prompts/);
   } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('every DTM / bpb result records the activation precision it ran with (int8 / int16 packed, f32)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'tfree-act-'));
+  const saved = process.env.TFREE_PACKED_ACT;
+  try {
+    const src = join(root, 'base');
+    saveHATModel(src, model(6));
+    const prompts = join(root, 'prompts.txt');
+    writeFileSync(prompts, PROMPTS.slice(0, 2).join('\n'));
+    const data = join(root, 'data.txt');
+    writeFileSync(data, 'Some text to score, with a few words in it. '.repeat(8));
+    const q = await cli(['quantize', '--format', 'int4', '--block', '32', '--in', src, '--out', join(root, 'q')]);
+    assert.equal(q.code, 0, q.err);
+    const runs: [string | undefined, string, string][] = [
+      [undefined, join(root, 'q'), 'int8'],
+      ['int16', join(root, 'q'), 'int16'],
+      ['int8', join(root, 'q'), 'int8'],
+      [undefined, src, 'f32'],
+    ];
+    for (const [env, dir, want] of runs) {
+      if (env === undefined) delete process.env.TFREE_PACKED_ACT;
+      else process.env.TFREE_PACKED_ACT = env;
+      const d = await cli(['eval', 'dtm', '--base', src, '--compressed', dir, '--prompts', prompts, '--length', '8', '--json', '--report', join(root, 'rep')]);
+      assert.equal(d.code, 0, d.err);
+      assert.equal((JSON.parse(d.out) as { activations: string }).activations, want, `eval dtm ${String(env)} ${dir}`);
+      assert.match(readFileSync(join(root, 'rep', 'report.md'), 'utf8'), new RegExp(`\\(activations: ${want}\\)`));
+      const t = await cli(['eval', 'dtm', '--base', src, '--compressed', dir, '--prompts', prompts, '--length', '8']);
+      assert.match(t.out, new RegExp(`activations of the compressed model: ${want}\\n`));
+      const b = await cli(['eval', 'bpb', '--model', dir, '--data', data, '--json']);
+      assert.equal(b.code, 0, b.err);
+      assert.equal((JSON.parse(b.out) as { activations: string }).activations, want, `eval bpb ${String(env)} ${dir}`);
+    }
+    // library: the report follows the layers' act; in-memory sweeps (f32 fake quantization) say f32
+    delete process.env.TFREE_PACKED_ACT;
+    const base = loadHATModel(src);
+    const ev = new DtmEvaluator(base, new HatSplitter(), PROMPTS.slice(0, 2), { length: 8 });
+    const packed = loadPackedHATModel(join(root, 'q'));
+    assert.equal(ev.evaluate(packed).activations, 'int8');
+    setPackedAct(packed, 'int16');
+    assert.equal(ev.evaluate(packed).activations, 'int16');
+    let n = 0;
+    forEachPackedLinear(packed, (l) => (l.act = n++ % 2 === 0 ? 'int8' : 'int16'));
+    assert.equal(ev.evaluate(packed).activations, 'mixed');
+    const sweep = runSweep(ev, listComponents(base).slice(0, 2), ['int4'], src);
+    assert.equal(sweep.base.activations, 'f32');
+    for (const r of sweep.rows) assert.equal(r.activations, 'f32');
+  } finally {
+    if (saved === undefined) delete process.env.TFREE_PACKED_ACT;
+    else process.env.TFREE_PACKED_ACT = saved;
     rmSync(root, { recursive: true, force: true });
   }
 });

@@ -327,6 +327,72 @@ test('serve: /tfree/split, /tfree/score, /tfree/kg/*, /health', async () => {
   assert.ok(h.backend === 'native' || h.backend === 'js');
 });
 
+/** A raw request with any Host and Content-Type (fetch cannot set Host). */
+function rawRequest(u: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; json: Record<string, unknown> | null }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${u}${path}`, { method, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        let json: Record<string, unknown> | null = null;
+        try {
+          json = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          json = null;
+        }
+        resolve({ status: res.statusCode ?? 0, json });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('serve: the Host header must name this server (DNS rebinding), POST bodies must be application/json; --allow-host adds names', async () => {
+  const port = new URL(url).port;
+  const body = JSON.stringify({ text: 'Hello there' });
+  const json = { 'content-type': 'application/json' };
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'localhost', `LOCALHOST:${port}`]) {
+    const r = await rawRequest(url, 'POST', '/tfree/split', { ...json, host }, body);
+    assert.equal(r.status, 200, host);
+  }
+  assert.equal((await rawRequest(url, 'GET', '/health', { host: `[::1]:${port}` })).status, 200);
+  for (const host of [`evil.example:${port}`, 'evil.example', `127.0.0.1:${Number(port) + 1}`, `localhost.evil.example:${port}`, `127.0.0.1:${port}@evil`, 'a b']) {
+    for (const [method, path] of [['GET', '/health'], ['GET', '/'], ['POST', '/tfree/split'], ['POST', '/v1/completions']] as const) {
+      const r = await rawRequest(url, method, path, { ...json, host }, method === 'POST' ? body : undefined);
+      assert.equal(r.status, 403, `${host} ${method} ${path}`);
+      assert.equal((r.json?.error as Record<string, unknown>).code, 'host_not_allowed');
+    }
+  }
+  // POST without application/json: text/plain (no CORS preflight), a form, none
+  for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', undefined]) {
+    const headers: Record<string, string> = { host: `127.0.0.1:${port}` };
+    if (type !== undefined) headers['content-type'] = type;
+    for (const path of ['/tfree/split', '/v1/completions', '/v1/chat/completions', '/tfree/score']) {
+      const r = await rawRequest(url, 'POST', path, headers, path === '/v1/completions' ? JSON.stringify({ model: 'base', prompt: 'Hi', max_tokens: 4 }) : body);
+      assert.equal(r.status, 415, `${String(type)} ${path}`);
+      assert.equal((r.json?.error as Record<string, unknown>).code, 'unsupported_media_type');
+    }
+  }
+  assert.equal((await rawRequest(url, 'POST', '/tfree/split', { host: `127.0.0.1:${port}`, 'content-type': 'Application/JSON; charset=utf-8' }, body)).status, 200);
+  // --allow-host: a named host (any port given must be the bound one); * accepts any
+  const named = await start({ allowHosts: ['box.lan'] });
+  try {
+    const p2 = new URL(named.url).port;
+    assert.equal((await rawRequest(named.url, 'GET', '/health', { host: `box.lan:${p2}` })).status, 200);
+    assert.equal((await rawRequest(named.url, 'GET', '/health', { host: `other.lan:${p2}` })).status, 403);
+  } finally {
+    await named.server.close(100);
+  }
+  const any = await start({ allowHosts: ['*'] });
+  try {
+    assert.equal((await rawRequest(any.url, 'GET', '/health', { host: 'whatever.example' })).status, 200);
+  } finally {
+    await any.server.close(100);
+  }
+});
+
 test('serve: static files and report files with content types; no path leaves the folder', async () => {
   const index = await rawGet('/');
   assert.equal(index.status, 200);
@@ -413,5 +479,30 @@ test('serve CLI: one URL line, requests answered, graceful exit on SIGTERM; bad 
     assert.equal(res.code, 2, args.join(' '));
     assert.equal(res.err.trim().split('\n').length, 1, res.err);
     assert.match(res.err, /^tfree serve: /);
+  }
+});
+
+test('serve CLI: --allow-host reaches the server (a named Host is served, another gets 403)', async () => {
+  const cliPath = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  const child = spawn(process.execPath, [cliPath, 'serve', '--port', '0', '--allow-host', 'box.lan, other.lan'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let out = '';
+    const line = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(out.split('\n')[0]);
+      });
+      child.on('exit', (code) => reject(new Error(`exited ${code}`)));
+    });
+    const u = /listening on (http:\/\/\S+)/.exec(line)?.[1];
+    assert.ok(u, line);
+    const port = new URL(u).port;
+    assert.equal((await rawRequest(u, 'GET', '/health', { host: `box.lan:${port}` })).status, 200);
+    assert.equal((await rawRequest(u, 'GET', '/health', { host: `other.lan:${port}` })).status, 200);
+    assert.equal((await rawRequest(u, 'GET', '/health', { host: `evil.example:${port}` })).status, 403);
+  } finally {
+    const exited = new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.on('exit', resolve)));
+    child.kill('SIGTERM');
+    await exited;
   }
 });

@@ -3,6 +3,7 @@
  * `evalSubcommands` (name, summary, the options it uses, run); the command's option list is
  * the union, so adding one (e.g. `dtm`) is one entry plus its options.
  */
+import { activationPrecision } from '../../compress/index.js';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import type { CommandSpec, OptionSpec, SubcommandSpec } from '../args.js';
@@ -117,6 +118,7 @@ const bpb: EvalSubcommand = {
     if (json) {
       process.stdout.write(
         `${JSON.stringify({
+          activations: activationPrecision(model),
           bits_per_byte: r.bitsPerByte,
           byte_accuracy: r.byteAccuracy,
           word_accuracy: r.wordAccuracy,
@@ -133,7 +135,7 @@ const bpb: EvalSubcommand = {
     }
     process.stdout.write(
       [
-        `bits per byte: ${r.bitsPerByte.toFixed(4)} (${r.predictedBytes} bytes predicted in ${r.chunks} chunks of <= ${ctx} bytes, ${docs.length} documents)`,
+        `bits per byte: ${r.bitsPerByte.toFixed(4)} (${r.predictedBytes} bytes predicted in ${r.chunks} chunks of <= ${ctx} bytes, ${docs.length} documents; activations ${activationPrecision(model)})`,
         `word accuracy: ${(100 * r.wordAccuracy).toFixed(2)}% (${r.correctWords} of ${r.words} words whole)`,
         `byte accuracy: ${(100 * r.byteAccuracy).toFixed(2)}%`,
       ].join('\n') + '\n',

@@ -98,6 +98,7 @@ function dtmJson(r: DtmReport, units: string, extra: Record<string, unknown>): R
   const s = units === 'words' ? r.words : r.bytes;
   return {
     units,
+    activations: r.activations,
     fdt_mean: s.fdt_mean,
     fdt_median: s.fdt_median,
     fdt_p25: s.fdt_p25,
@@ -157,7 +158,7 @@ const dtm: EvalSubcommand = {
     }
     const s = units === 'words' ? r.words : r.bytes;
     const lines = [
-      `${r.bytes.samples} prompts, ${positiveInt(a, 'max-bytes')} bytes each (${seconds.toFixed(1)} s)`,
+      `${r.bytes.samples} prompts, ${positiveInt(a, 'max-bytes')} bytes each (${seconds.toFixed(1)} s); activations of the compressed model: ${r.activations}`,
       `FDT (${units}): mean ${s.fdt_mean.toFixed(2)}, median ${s.fdt_median}, p25 ${s.fdt_p25}, p75 ${s.fdt_p75}; SDT mean ${s.sdt_mean.toFixed(2)} (share ${(100 * s.sdt_share).toFixed(2)}%)`,
       `FDT (${units === 'words' ? 'bytes' : 'words'}): mean ${(units === 'words' ? r.bytes : r.words).fdt_mean.toFixed(2)}; SDT share ${(100 * (units === 'words' ? r.bytes : r.words).sdt_share).toFixed(2)}%`,
       `bits/byte on the base continuations: base ${r.bpb_base.toFixed(4)}, compressed ${r.bpb.toFixed(4)}; KL(base||compressed) ${r.kl_bits.toFixed(5)} bits/byte; word accuracy ${(100 * r.word_accuracy).toFixed(2)}%`,

@@ -18,7 +18,7 @@ export const pruneCommand: CommandSpec = {
     method: { type: 'string', help: 'magnitude (|w| per matrix) or wanda (|w| x input norm, per output row)', default: 'magnitude', meta: 'M' },
     model: { aliases: ['in'], type: 'string', help: 'input checkpoint folder (config.json + safetensors)', meta: 'DIR' },
     out: { type: 'string', help: 'output folder', meta: 'DIR' },
-    calib: { type: 'string', help: 'wanda: calibration text file (bytes become token ids)', meta: 'FILE' },
+    calib: { type: 'string', help: 'wanda: calibration text file (a HAT splits it into words; a Llama takes bytes as token ids)', meta: 'FILE' },
     'calib-tokens': { type: 'int', help: 'wanda: calibration tokens to run', default: 2048, meta: 'N', min: 1, max: 1 << 24 },
     include: { type: 'string', help: 'only 2-D weights matching these comma-separated globs or /regex/', meta: 'P,..' },
     exclude: { type: 'string', help: 'skip weights matching these (default: embeddings and output head)', meta: 'P,..' },
@@ -26,7 +26,7 @@ export const pruneCommand: CommandSpec = {
     json: { type: 'boolean', help: 'one JSON object per pruned tensor and a summary object' },
     overwrite: OVERWRITE_OPTION,
   },
-  details: 'Wanda needs a model forward: it builds the model from config.json (model_type "llama") and runs --calib text through it.',
+  details: 'Wanda needs a model forward: it builds the model from config.json (a HAT, or model_type "llama") and runs --calib text through it.',
   run(args) {
     checkOutputPath(str(args, 'out'), '--out', 'dir');
     // (the same folder as --model is refused by the conversion itself)

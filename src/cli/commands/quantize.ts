@@ -5,7 +5,7 @@ import { UserError } from '../errors.js';
 import { OVERWRITE_OPTION, checkOutputPath, refuseModelOverwrite } from '../resources.js';
 import { Progress } from '../progress.js';
 import { SafetensorsError } from '../../io/index.js';
-import { FORMAT_NAMES, FormatError, parseFormat, quantizeCheckpoint, reportBitsPerWeight, type ScaleDtype } from '../../compress/index.js';
+import { FORMAT_NAMES, FormatError, blockNote, parseFormat, quantizeCheckpoint, reportBitsPerWeight, type ScaleDtype } from '../../compress/index.js';
 import { checkPlanNames, planFormats, readPlanFile } from './plan_file.js';
 
 /** Comma-separated pattern list option (undefined when not given). */
@@ -35,7 +35,7 @@ export const quantizeCommand: CommandSpec = {
   summary: 'quantize a checkpoint folder to a packed format (int8/4/3/2, kmeans1-4/8, bin1, ternary)',
   usage: 'tfree quantize --format FORMAT | --plan FILE --model DIR --out DIR [--block 64] [--scale bf16|f16] [--include P,..] [--exclude P,..] [--json]',
   options: {
-    format: { type: 'string', help: `weight format: ${FORMAT_NAMES.join(', ')} (optionally :absmax or :absmean)`, meta: 'FORMAT' },
+    format: { type: 'string', help: `weight format: ${FORMAT_NAMES.join(', ')} (optionally :absmax or :absmean; int also :meanstep)`, meta: 'FORMAT' },
     model: { aliases: ['in'], type: 'string', help: 'input checkpoint (folder with config.json + safetensors, or a .safetensors file)', meta: 'DIR' },
     out: { type: 'string', help: 'output folder (model.safetensors + copied config/tokenizer files)', meta: 'DIR' },
     block: { type: 'int', help: 'weights per scale block along the input dimension', default: 64, meta: 'N', min: 1, max: 1 << 16 },
@@ -47,7 +47,7 @@ export const quantizeCommand: CommandSpec = {
     json: { type: 'boolean', help: 'print one JSON object per quantized tensor and a summary object' },
     overwrite: OVERWRITE_OPTION,
   },
-  details: 'Every 2-D float tensor named *.weight that matches the patterns is quantized; other tensors are copied unchanged.\nThe block size must divide every selected row length.',
+  details: 'Every 2-D float tensor named *.weight that matches the patterns is quantized; other tensors are copied unchanged.\nWhere the block size does not divide a row length, that tensor gets the largest power-of-two block below it that does (a note says so).',
   run(args) {
     const sc = String(args.options.scale).toUpperCase();
     if (sc !== 'BF16' && sc !== 'F16') throw new UserError(`--scale must be bf16 or f16, got "${String(args.options.scale)}"`);
@@ -75,6 +75,8 @@ export const quantizeCommand: CommandSpec = {
         }),
       );
       bar?.finish();
+      const planNote = blockNote(rep, formatFor);
+      if (planNote !== null) process.stderr.write(`${planNote}\n`);
       const numel = rep.changed.reduce((s, t) => s + t.shape[0] * t.shape[1], 0);
       const bpw = numel === 0 ? 0 : (8 * rep.changed.reduce((s, t) => s + t.bytesOut, 0)) / numel;
       if (json) {
@@ -100,9 +102,11 @@ export const quantizeCommand: CommandSpec = {
       }),
     );
     bar?.finish();
+    const note = blockNote(rep, format);
+    if (note !== null) process.stderr.write(`${note}\n`);
     const bpw = reportBitsPerWeight(rep, format);
     if (json) {
-      for (const t of rep.changed) process.stdout.write(`${JSON.stringify({ tensor: t.name, shape: t.shape, format: format.name, mse: t.mse, bytes: t.bytesOut })}\n`);
+      for (const t of rep.changed) process.stdout.write(`${JSON.stringify({ tensor: t.name, shape: t.shape, format: format.name, block: t.format?.blockSize, mse: t.mse, bytes: t.bytesOut })}\n`);
       process.stdout.write(`${JSON.stringify({ out: rep.outFile, format: format.name, quantized: rep.changed.length, tensors: rep.tensors, bits_per_weight: bpw, bytes_in: rep.bytesIn, bytes_out: rep.bytesOut, copied: rep.copied })}\n`);
       return;
     }

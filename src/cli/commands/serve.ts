@@ -50,13 +50,15 @@ export const serveCommand: CommandSpec = {
   name: 'serve',
   summary: 'serve models over HTTP: OpenAI-compatible completions (max_tokens in bytes) and the web playground',
   usage:
-    'tfree serve [--model DIR] [--quantized DIR] [--kg PATH] [--report DIR] [--web DIR] [--host 127.0.0.1] [--port 8080] [--max-prompt-bytes N] [--max-tokens-limit N] [--max-queue N] [--max-body-bytes N] [--chunk-bytes 8]',
+    'tfree serve [--model DIR] [--quantized DIR] [--kg PATH] [--report DIR] [--web DIR] [--host 127.0.0.1] [--port 8080] [--allow-host H,..] [--max-prompt-bytes N] [--max-tokens-limit N] [--max-queue N] [--max-body-bytes N] [--chunk-bytes 8]',
   details: [
     'Endpoints: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions (stream: true for',
     'server-sent events), POST /tfree/split|score|compare|kg/query, GET /tfree/kg/meta, GET /tfree/report[/FILE],',
     'and static files of the web folder at /. max_tokens and usage count BYTES of UTF-8 (a HAT model',
     'generates bytes). Requests take turns generating --chunk-bytes bytes each (fair queueing); more',
     'than --max-queue admitted requests get 429. Ctrl-C (SIGINT) or SIGTERM shuts down gracefully.',
+    'A request whose Host header names another server gets 403 (DNS rebinding; --allow-host adds names);',
+    'POST bodies must be Content-Type: application/json (415 otherwise).',
     'API reference: docs/serve.md.',
   ].join('\n'),
   options: {
@@ -68,6 +70,7 @@ export const serveCommand: CommandSpec = {
     report: { type: 'string', help: 'a report folder served under /tfree/report (tfree eval ... --report)', meta: 'DIR' },
     web: { type: 'string', help: 'the web playground folder served at / (default: web/dist of the package when built)', meta: 'DIR' },
     host: { type: 'string', help: 'address to listen on', default: '127.0.0.1' },
+    'allow-host': { type: 'string', help: 'also accept these names in the Host header (comma-separated; * = any); by default only localhost, 127.0.0.1, ::1 and the bound address', meta: 'H,..' },
     port: { type: 'int', help: 'port (0: any free port)', default: 8080, min: 0, max: 65535 },
     'max-prompt-bytes': { type: 'int', help: 'largest prompt / text in bytes', default: DEFAULT_LIMITS.maxPromptBytes, min: 1 },
     'max-tokens-limit': { type: 'int', help: 'largest max_tokens (bytes) a request may ask for', default: DEFAULT_LIMITS.maxTokensLimit, min: 1 },
@@ -99,7 +102,8 @@ export const serveCommand: CommandSpec = {
     const kgPath = args.options.kg;
     // without --kg, the bundled ICEWS14 BoxTE model (when present) answers the playground's KG form
     const kg = typeof kgPath === 'string' && kgPath !== '' ? loadKg(kgPath) : existsSync(defaultKgModel()) ? loadKg(defaultKgModel()) : undefined;
-    const server = new TfreeServer({ models: { splitter: base.splitter, base: base.model, quantized: quantized?.model, kg }, limits, reportDir, webDir, chunkBytes });
+    const allowHosts = typeof args.options['allow-host'] === 'string' ? args.options['allow-host'].split(',').map((h) => h.trim()).filter((h) => h !== '') : [];
+    const server = new TfreeServer({ models: { splitter: base.splitter, base: base.model, quantized: quantized?.model, kg }, limits, reportDir, webDir, chunkBytes, allowHosts });
     let url: string;
     try {
       url = await server.listen(port, String(args.options.host));

@@ -138,7 +138,7 @@ export const trainCommand: CommandSpec = {
     model: { type: 'string', help: 'start from the weights (and config) of this model folder instead of a fresh initialisation', meta: 'DIR', aliases: ['init'] },
     qat: { type: 'string', help: 'quantization-aware training in this weight format (kmeans4, int4, int2, bin1, ternary, ...); also writes a packed model', meta: 'FORMAT' },
     'qat-refit-every': { type: 'int', help: 'refit the k-means centroids every N steps (0: fitted once at the start, then fixed)', default: 0, min: 0 },
-    'qat-block': { type: 'int', help: 'QAT weights per scale block (must divide every row length; the tiny preset needs 32)', default: 64, min: 1, max: 1 << 16 },
+    'qat-block': { type: 'int', help: 'QAT weights per scale block (reduced per weight to the largest power-of-two block that divides its row length)', default: 64, min: 1, max: 1 << 16 },
     'qat-out': { type: 'string', help: 'folder of the packed model written after QAT (default: <out>/packed)', meta: 'DIR' },
     resume: { type: 'boolean', help: 'continue the run in --out from its latest checkpoint' },
     overwrite: OVERWRITE_OPTION,

@@ -36,6 +36,8 @@ export function setupQat(model: HATModel, trainable: TrainableModel, format: str
     if (e instanceof FormatError) throw new UserError(`--qat ${format}: ${e.message}${/block size/.test(e.message) ? ' (--qat-block N)' : ''}`);
     throw e;
   }
+  const reduced = [...handle.blockSizes().values()].filter((b) => b !== handle.format.blockSize);
+  if (reduced.length > 0) process.stderr.write(`note: --qat-block ${handle.format.blockSize} does not divide every row length: used block ${Math.min(...reduced)} for ${reduced.length} weight${reduced.length === 1 ? '' : 's'}\n`);
   return {
     handle,
     trainable: { ...trainable, saveState: () => handle.state(), loadState: (s) => handle.loadState(s as QatState) },
