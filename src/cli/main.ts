@@ -11,6 +11,7 @@ import { defaultPackedAct, defaultPackedLut } from '../compress/packed_linear.js
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
+import { exportCommand } from './commands/export.js';
 import { generateCommand } from './commands/generate.js';
 import { infoCommand } from './commands/info.js';
 import { inspectCommand } from './commands/inspect.js';
@@ -34,6 +35,7 @@ export const commands: CommandSpec[] = [
   pruneCommand,
   llamaCommand,
   convertCommand,
+  exportCommand,
   kgCommand,
   serveCommand,
 ];

@@ -2,3 +2,4 @@ export * from './dtype.js';
 export * from './safetensors.js';
 export * from './text_data.js';
 export * from './words.js';
+export * from './gguf.js';

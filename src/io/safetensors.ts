@@ -804,7 +804,8 @@ function tensorBytes(t: PlannedTensor, file: string): Uint8Array {
   return littleEndianBytes(checkData(file, t.name, t.dtype, t.numel, t.shape, data));
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
+/** Writes all bytes to an open file (in chunks of at most 1 GiB). */
+export function writeAll(fd: number, bytes: Uint8Array): void {
   let done = 0;
   while (done < bytes.length) {
     done += fs.writeSync(fd, bytes, done, Math.min(bytes.length - done, 0x40000000));
@@ -828,7 +829,7 @@ function fsyncDir(dir: string): void {
  * which is fsynced and renamed over `path`. On any error the temp file is removed and
  * `path` is left as it was.
  */
-function atomicWrite(path: string, body: (fd: number) => void): void {
+export function atomicWrite(path: string, body: (fd: number) => void): void {
   const dir = nodePath.dirname(path);
   let tmp = '';
   let fd: number | undefined;
