@@ -8,3 +8,4 @@ export * from './prune.js';
 export * from './qat.js';
 export * from './convert.js';
 export * from './calibrate.js';
+export * from './onebitwonder.js';

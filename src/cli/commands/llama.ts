@@ -4,6 +4,7 @@ import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress } from '../progress.js';
 import { SafetensorsError } from '../../io/index.js';
+import { OneBitWonderError, isOneBitWonderDir, loadOneBitWonder } from '../../compress/onebitwonder.js';
 import {
   LlamaCheckpointError,
   LlamaConfigError,
@@ -20,7 +21,7 @@ function userErrors<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof LlamaConfigError || e instanceof LlamaCheckpointError || e instanceof TokenizerError || e instanceof SafetensorsError) throw new UserError(e.message);
+    if (e instanceof LlamaConfigError || e instanceof LlamaCheckpointError || e instanceof OneBitWonderError || e instanceof TokenizerError || e instanceof SafetensorsError) throw new UserError(e.message);
     throw e;
   }
 }
@@ -36,7 +37,8 @@ function runGenerate(a: ParsedArgs): void {
   const prompt = a.options.prompt;
   if (typeof prompt !== 'string') throw new UserError('give the prompt with --prompt TEXT');
   const tokPath = opt(a, 'tokenizer', nodePath.join(dir, 'tokenizer.json'));
-  const { model } = userErrors(() => loadLlama(dir));
+  // a 1-Bit-Wonder export (quantization_config.json beside config.json) runs from its packed weights
+  const { model } = userErrors(() => (isOneBitWonderDir(dir) ? loadOneBitWonder(dir) : loadLlama(dir)));
   const tok = userErrors(() => loadTokenizer(tokPath));
   if (tok.vocabSize > model.cfg.vocabSize) throw new UserError(`${tokPath}: the tokenizer has ${tok.vocabSize} ids but the model only ${model.cfg.vocabSize}`);
   let ids = Array.from(tok.encode(prompt, { addSpecialTokens: true }));
@@ -104,6 +106,7 @@ export const llamaCommand: CommandSpec = {
   usage: 'tfree llama generate --model DIR --prompt TEXT [options] | tfree llama train-tokenizer FILE... --out tokenizer.json [options]',
   details: [
     'generate: DIR holds config.json and model.safetensors (or shards + model.safetensors.index.json);',
+    '  a 1-Bit-Wonder export (quantization_config.json, *.weight_packed tensors) runs packed.',
     '  the tokenizer is DIR/tokenizer.json unless --tokenizer is given. Temperature 0 is greedy.',
     'train-tokenizer: GPT-2-style byte-level BPE over the files (UTF-8 text), written as a HF tokenizer.json.',
   ].join('\n'),
