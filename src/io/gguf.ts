@@ -330,26 +330,31 @@ export function quantizeQ4_0(x: Float32Array, what = 'tensor'): Uint8Array {
   checkFinite(x, what);
   const nb = x.length / 32;
   const out = new Uint8Array(nb * 18);
-  const dv = new DataView(out.buffer);
   for (let b = 0; b < nb; b++) {
+    const o = b * 32;
     let amax = 0;
     let max = 0;
     for (let j = 0; j < 32; j++) {
-      const v = x[b * 32 + j];
-      if (amax < Math.abs(v)) {
-        amax = Math.abs(v);
+      const v = x[o + j];
+      const a = v < 0 ? -v : v;
+      if (amax < a) {
+        amax = a;
         max = v;
       }
     }
     const d = fr(max / -8);
     const id = d !== 0 ? fr(1 / d) : 0;
-    dv.setUint16(b * 18, numberToF16Bits(d), true);
+    const h = numberToF16Bits(d);
+    const ob = b * 18;
+    out[ob] = h & 0xff;
+    out[ob + 1] = h >> 8;
     for (let j = 0; j < 16; j++) {
-      const x0 = fr(x[b * 32 + j] * id);
-      const x1 = fr(x[b * 32 + 16 + j] * id);
-      const q0 = Math.min(15, Math.trunc(fr(x0 + 8.5)));
-      const q1 = Math.min(15, Math.trunc(fr(x1 + 8.5)));
-      out[b * 18 + 2 + j] = q0 | (q1 << 4);
+      // x*id + 8.5 lies in [0, 17): trunc is floor (| 0)
+      let q0 = fr(fr(x[o + j] * id) + 8.5) | 0;
+      let q1 = fr(fr(x[o + 16 + j] * id) + 8.5) | 0;
+      if (q0 > 15) q0 = 15;
+      if (q1 > 15) q1 = 15;
+      out[ob + 2 + j] = q0 | (q1 << 4);
     }
   }
   return out;

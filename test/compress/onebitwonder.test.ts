@@ -192,13 +192,14 @@ for (const c of CASES) {
     const exact = noGrad(() => model.forward(ids, 1, T)).f32();
     const e16 = relErr(exact, ref);
     assert.ok(e16 < 2e-3, `int16 activations: max error ${e16} of the largest logit`);
-    // the default path (int8 activations; the lookup-table kernel at 1 and 2 bits)
+    // the default path (int8 activations; the lookup-table kernel at 1 and 2 bits): measured 4.3e-2
+    // (4-bit), 3.4e-3 (1-bit), 2.4e-2 (2-bit) with the JS kernels
     setPackedAct(model, 'int8');
     setPackedLut(model, true);
     const fast = noGrad(() => model.forward(ids, 1, T)).f32();
     const e8 = relErr(fast, ref);
     console.log(`${c.name}: int16 ${e16.toExponential(2)}, int8 ${e8.toExponential(2)}`);
-    assert.ok(e8 < 5e-2, `int8 activations: max error ${e8} of the largest logit`);
+    assert.ok(e8 < 8e-2, `int8 activations: max error ${e8} of the largest logit`);
   });
 }
 
