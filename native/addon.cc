@@ -1,10 +1,10 @@
 // N-API glue of the tfree native kernels (plain C node_api.h, no node-addon-api).
 //
-// Every entry point unpacks its positional arguments, checks types (TypeError naming the argument)
-// and checks that every typed array is long enough for the sizes/offsets/strides it is given
-// (RangeError), so a bad call throws instead of corrupting memory. Then it calls the kernel table
-// chosen at load time (AVX2+FMA when the CPU has it, the portable one otherwise or when
-// TFREE_SIMD=generic).
+// Every entry point lists its positional arguments once with the typed helper of napi_args.h
+// (TypeError naming the argument for a wrong type), checks that every typed array is long enough
+// for the sizes/offsets/strides it is given (RangeError), so a bad call throws instead of
+// corrupting memory, and then calls the implementation that dispatch.cc chose for its kernel
+// family at load time (TFREE_ISA, CPU features).
 #include <node_api.h>
 
 #include <chrono>
@@ -13,343 +13,56 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 
 #if defined(__linux__) || defined(__APPLE__)
 #include <dlfcn.h>
 #define TFREE_HAVE_DLOPEN 1
 #endif
 
+#include "cpu.h"
+#include "dispatch.h"
 #include "kernels.h"
+#include "napi_args.h"
 #include "threadpool.h"
 
 using namespace tfree;
+using namespace tfree::napi;
 
 namespace {
 
-const OpsTable* g_ops = nullptr;
-bool g_cpuAvx2 = false;
-
-bool cpu_has_avx2_fma() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
-}
-
-void select_ops() {
-  g_cpuAvx2 = cpu_has_avx2_fma();
-  const char* e = std::getenv("TFREE_SIMD");
-  const bool wantGeneric = e && (std::strcmp(e, "generic") == 0 || std::strcmp(e, "none") == 0);
-  const OpsTable* avx = ops_avx2();
-  g_ops = (!wantGeneric && g_cpuAvx2 && avx) ? avx : ops_generic();
-}
+const OpsTable& ops() { return *kernels().ops; }
 
 // ---------------------------------------------------------------------------------------------
-// argument helpers
+// shape helpers
 
-struct Call {
-  napi_env env;
-  const char* fn;
-  napi_value argv[24];
-  size_t argc;
-};
-
-bool throw_type(Call& c, const char* name, const char* what) {
-  char msg[256];
-  std::snprintf(msg, sizeof msg, "tfree native %s: argument '%s' must be %s", c.fn, name, what);
-  napi_throw_type_error(c.env, "ERR_INVALID_ARG_TYPE", msg);
-  return false;
-}
-
-bool throw_range(Call& c, const char* msg) {
-  char full[320];
-  std::snprintf(full, sizeof full, "tfree native %s: %s", c.fn, msg);
-  napi_throw_range_error(c.env, "ERR_OUT_OF_RANGE", full);
-  return false;
-}
-
-bool begin(Call& c, napi_env env, napi_callback_info info, const char* fn, size_t want) {
-  c.env = env;
-  c.fn = fn;
-  c.argc = 24;
-  if (napi_get_cb_info(env, info, &c.argc, c.argv, nullptr, nullptr) != napi_ok) return false;
-  if (c.argc < want) {
-    char msg[160];
-    std::snprintf(msg, sizeof msg, "tfree native %s: expected %zu arguments, got %zu", fn, want, c.argc);
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", msg);
-    return false;
-  }
-  return true;
-}
-
-template <class T>
-struct Arr {
-  T* p = nullptr;
-  long n = 0;  // elements
-};
-
-template <class T>
-bool get_array(Call& c, size_t i, const char* name, napi_typedarray_type type, const char* tname, Arr<T>& out,
-               bool nullable) {
-  napi_value v = c.argv[i];
-  if (nullable) {
-    napi_valuetype vt;
-    if (napi_typeof(c.env, v, &vt) != napi_ok) return false;
-    if (vt == napi_null || vt == napi_undefined) {
-      out.p = nullptr;
-      out.n = 0;
-      return true;
-    }
-  }
-  napi_typedarray_type t;
-  size_t len = 0;
-  void* data = nullptr;
-  if (napi_get_typedarray_info(c.env, v, &t, &len, &data, nullptr, nullptr) != napi_ok || t != type) {
-    // napi_get_typedarray_info leaves a pending exception only in rare cases; clear it for our message
-    bool pending = false;
-    napi_is_exception_pending(c.env, &pending);
-    if (pending) {
-      napi_value ex;
-      napi_get_and_clear_last_exception(c.env, &ex);
-    }
-    char what[64];
-    std::snprintf(what, sizeof what, nullable ? "a %s or null" : "a %s", tname);
-    return throw_type(c, name, what);
-  }
-  out.p = static_cast<T*>(data);
-  out.n = static_cast<long>(len);
-  return true;
-}
-
-bool f32(Call& c, size_t i, const char* name, Arr<float>& a) {
-  return get_array(c, i, name, napi_float32_array, "Float32Array", a, false);
-}
-bool f32n(Call& c, size_t i, const char* name, Arr<float>& a) {
-  return get_array(c, i, name, napi_float32_array, "Float32Array", a, true);
-}
-bool i32(Call& c, size_t i, const char* name, Arr<int32_t>& a) {
-  return get_array(c, i, name, napi_int32_array, "Int32Array", a, false);
-}
-bool i32n(Call& c, size_t i, const char* name, Arr<int32_t>& a) {
-  return get_array(c, i, name, napi_int32_array, "Int32Array", a, true);
-}
-bool u8n(Call& c, size_t i, const char* name, Arr<uint8_t>& a) {
-  return get_array(c, i, name, napi_uint8_array, "Uint8Array", a, true);
-}
-bool u8(Call& c, size_t i, const char* name, Arr<uint8_t>& a) {
-  return get_array(c, i, name, napi_uint8_array, "Uint8Array", a, false);
-}
-bool u16(Call& c, size_t i, const char* name, Arr<uint16_t>& a) {
-  return get_array(c, i, name, napi_uint16_array, "Uint16Array", a, false);
-}
-
-bool num(Call& c, size_t i, const char* name, double& out) {
-  if (napi_get_value_double(c.env, c.argv[i], &out) != napi_ok) return throw_type(c, name, "a number");
-  return true;
-}
-bool f32v(Call& c, size_t i, const char* name, float& out) {
-  double d;
-  if (!num(c, i, name, d)) return false;
-  out = static_cast<float>(d);
-  return true;
-}
-// integer in [lo, 2^40]
-bool integer(Call& c, size_t i, const char* name, long& out, long lo = 0) {
-  double d;
-  if (!num(c, i, name, d)) return false;
-  if (!(d == std::floor(d)) || d < static_cast<double>(lo) || d > 1099511627776.0) {
-    char msg[200];
-    std::snprintf(msg, sizeof msg, "argument '%s' must be an integer >= %ld (got %g)", name, lo, d);
-    return throw_range(c, msg);
-  }
-  out = static_cast<long>(d);
-  return true;
-}
-bool boolean(Call& c, size_t i, const char* name, bool& out) {
-  if (napi_get_value_bool(c.env, c.argv[i], &out) != napi_ok) return throw_type(c, name, "a boolean");
-  return true;
-}
-bool opcode(Call& c, size_t i, const char* name, int maxOp, int& out) {
-  long v;
-  if (!integer(c, i, name, v)) return false;
-  if (v > maxOp) {
-    char msg[160];
-    std::snprintf(msg, sizeof msg, "argument '%s' is not a valid op code (0..%d): %ld", name, maxOp, v);
-    return throw_range(c, msg);
-  }
-  out = static_cast<int>(v);
-  return true;
-}
-
-// `need` elements must be available in array `name`
-bool need(Call& c, const char* name, long have, double needed) {
-  if (needed <= static_cast<double>(have)) return true;
-  char msg[240];
-  std::snprintf(msg, sizeof msg, "argument '%s' is too short: needs %.0f elements, has %ld", name, needed, have);
-  return throw_range(c, msg);
-}
-
-// all ids in [0, rows)
-bool check_ids(Call& c, const char* name, const int32_t* ids, long n, long rows) {
-  for (long i = 0; i < n; ++i)
-    if (ids[i] < 0 || ids[i] >= rows) {
-      char msg[200];
-      std::snprintf(msg, sizeof msg, "argument '%s'[%ld] = %d is out of range [0, %ld)", name, i, ids[i], rows);
-      return throw_range(c, msg);
-    }
-  return true;
-}
-
-napi_value undef(napi_env env) {
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
-}
-napi_value number(napi_env env, double d) {
-  napi_value v;
-  napi_create_double(env, d, &v);
-  return v;
-}
-
-#define TRY(x) \
-  if (!(x)) return nullptr
-#define TRYB(x) \
-  if (!(x)) return false
-
-// ---------------------------------------------------------------------------------------------
-// kernels
-
-napi_value Gemm(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "gemm", 20));
-  GemmArgs g;
-  long aOff, bOff, cOff;
-  Arr<float> A, Bm, C;
-  TRY(integer(c, 0, "batch", g.batch));
-  TRY(boolean(c, 1, "transA", g.transA));
-  TRY(boolean(c, 2, "transB", g.transB));
-  TRY(integer(c, 3, "M", g.M));
-  TRY(integer(c, 4, "N", g.N));
-  TRY(integer(c, 5, "K", g.K));
-  TRY(f32v(c, 6, "alpha", g.alpha));
-  TRY(f32(c, 7, "A", A));
-  TRY(integer(c, 8, "aOff", aOff));
-  TRY(integer(c, 9, "lda", g.lda));
-  TRY(integer(c, 10, "strideA", g.strideA));
-  TRY(f32(c, 11, "B", Bm));
-  TRY(integer(c, 12, "bOff", bOff));
-  TRY(integer(c, 13, "ldb", g.ldb));
-  TRY(integer(c, 14, "strideB", g.strideB));
-  TRY(f32v(c, 15, "beta", g.beta));
-  TRY(f32(c, 16, "C", C));
-  TRY(integer(c, 17, "cOff", cOff));
-  TRY(integer(c, 18, "ldc", g.ldc));
-  TRY(integer(c, 19, "strideC", g.strideC));
-  if (g.batch == 0 || g.M == 0 || g.N == 0) return undef(env);
-  // stored shapes: A is M x K (K x M when transA), B is K x N (N x K when transB)
-  const long aRows = g.transA ? g.K : g.M, aCols = g.transA ? g.M : g.K;
-  const long bRows = g.transB ? g.N : g.K, bCols = g.transB ? g.K : g.N;
-  char msg[200];
-  if (g.K > 0) {
-    if (aRows > 1 && g.lda < aCols) {
-      std::snprintf(msg, sizeof msg, "lda (%ld) must be >= %ld (the stored row length of A)", g.lda, aCols);
-      return throw_range(c, msg), nullptr;
-    }
-    if (bRows > 1 && g.ldb < bCols) {
-      std::snprintf(msg, sizeof msg, "ldb (%ld) must be >= %ld (the stored row length of B)", g.ldb, bCols);
-      return throw_range(c, msg), nullptr;
-    }
-    TRY(need(c, "A", A.n, aOff + double(g.batch - 1) * g.strideA + double(aRows - 1) * g.lda + aCols));
-    TRY(need(c, "B", Bm.n, bOff + double(g.batch - 1) * g.strideB + double(bRows - 1) * g.ldb + bCols));
-  }
-  if (g.M > 1 && g.ldc < g.N) {
-    std::snprintf(msg, sizeof msg, "ldc (%ld) must be >= N (%ld)", g.ldc, g.N);
-    return throw_range(c, msg), nullptr;
-  }
-  TRY(need(c, "C", C.n, cOff + double(g.batch - 1) * g.strideC + double(g.M - 1) * g.ldc + g.N));
-  g.A = A.p + (g.K > 0 ? aOff : 0);
-  g.B = Bm.p + (g.K > 0 ? bOff : 0);
-  g.C = C.p + cOff;
-  g_ops->gemm(g);
-  return undef(env);
-}
-
-napi_value Unary(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "unary", 4));
-  int op;
-  Arr<float> x, out;
-  long n;
-  TRY(opcode(c, 0, "op", 14, op));
-  TRY(f32(c, 1, "x", x));
-  TRY(f32(c, 2, "out", out));
-  TRY(integer(c, 3, "n", n));
-  TRY(need(c, "x", x.n, n));
-  TRY(need(c, "out", out.n, n));
-  g_ops->unary(op, x.p, out.p, n);
-  return undef(env);
-}
-
-napi_value UnaryBackward(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "unaryBackward", 7));
-  int op;
-  Arr<float> x, y, gy, gx;
-  long n;
-  bool acc;
-  TRY(opcode(c, 0, "op", 14, op));
-  TRY(f32(c, 1, "x", x));
-  TRY(f32(c, 2, "y", y));
-  TRY(f32(c, 3, "gy", gy));
-  TRY(f32(c, 4, "gx", gx));
-  TRY(integer(c, 5, "n", n));
-  TRY(boolean(c, 6, "accumulate", acc));
-  TRY(need(c, "x", x.n, n));
-  TRY(need(c, "y", y.n, n));
-  TRY(need(c, "gy", gy.n, n));
-  TRY(need(c, "gx", gx.n, n));
-  g_ops->unaryBackward(op, x.p, y.p, gy.p, gx.p, n, acc);
-  return undef(env);
-}
-
-// Checks a strided view against its array and returns its element range. Sets *empty when the
-// index space has no elements.
-bool check_view(Call& c, const char* name, const Arr<float>& arr, long off, const Arr<int32_t>& shape,
-                const Arr<int32_t>& strides, const char* sname) {
-  if (strides.n != shape.n) {
-    char msg[200];
-    std::snprintf(msg, sizeof msg, "argument '%s' must have one entry per dim of shape (%ld), has %ld", sname, shape.n,
-                  strides.n);
-    return throw_range(c, msg);
-  }
+// Checks that a strided view (offset, shape, strides) stays inside its array.
+bool check_view(Call& c, const char* name, const F32& arr, long off, const I32& shape, const I32& strides,
+                const char* sname) {
+  if (strides.n != shape.n)
+    return c.range_error("argument '%s' must have one entry per dim of shape (%ld), has %ld", sname, shape.n, strides.n);
   double lo = off, hi = off;
   for (long d = 0; d < shape.n; ++d) {
     const double ext = double(shape.p[d] - 1) * strides.p[d];
     if (ext < 0) lo += ext;
     else hi += ext;
   }
-  if (lo < 0) {
-    char msg[200];
-    std::snprintf(msg, sizeof msg, "argument '%s': offset/strides reach index %.0f < 0", name, lo);
-    return throw_range(c, msg);
-  }
-  return need(c, name, arr.n, hi + 1);
+  if (lo < 0) return c.range_error("argument '%s': offset/strides reach index %.0f < 0", name, lo);
+  return c.need(name, arr, hi + 1);
 }
 
-bool check_shape(Call& c, const Arr<int32_t>& shape, double& total) {
-  if (shape.n > 8) return throw_range(c, "argument 'shape' has rank > 8");
+bool check_shape(Call& c, const I32& shape, double& total) {
+  if (shape.n > 8) return c.range_error("argument 'shape' has rank > 8");
   total = 1;
   for (long d = 0; d < shape.n; ++d) {
-    if (shape.p[d] < 0) return throw_range(c, "argument 'shape' has a negative size");
+    if (shape.p[d] < 0) return c.range_error("argument 'shape' has a negative size");
     total *= shape.p[d];
   }
   return true;
 }
 
 // Drops size-1 dims and merges dims that are contiguous for every operand. Returns the rank (>= 1).
-int simplify(const Arr<int32_t>& shape, const int32_t* s0, const int32_t* s1, long* oshape, long* o0, long* o1) {
+int simplify(const I32& shape, const int32_t* s0, const int32_t* s1, long* oshape, long* o0, long* o1) {
   int r = 0;
   for (long d = 0; d < shape.n; ++d) {
     if (shape.p[d] == 1) continue;
@@ -374,366 +87,304 @@ int simplify(const Arr<int32_t>& shape, const int32_t* s0, const int32_t* s1, lo
   return r;
 }
 
-napi_value Binary(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "binary", 9));
+// ---------------------------------------------------------------------------------------------
+// kernels
+
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  Call c(env, info, "gemm");
+  GemmArgs g;
+  long aOff, bOff, cOff;
+  F32 A, Bm, C;
+  TRY(c.args(arg("batch", g.batch), arg("transA", g.transA), arg("transB", g.transB), arg("M", g.M), arg("N", g.N),
+             arg("K", g.K), arg("alpha", g.alpha), arg("A", A), arg("aOff", aOff), arg("lda", g.lda),
+             arg("strideA", g.strideA), arg("B", Bm), arg("bOff", bOff), arg("ldb", g.ldb), arg("strideB", g.strideB),
+             arg("beta", g.beta), arg("C", C), arg("cOff", cOff), arg("ldc", g.ldc), arg("strideC", g.strideC)));
+  if (g.batch == 0 || g.M == 0 || g.N == 0) return undef(env);
+  // stored shapes: A is M x K (K x M when transA), B is K x N (N x K when transB)
+  const long aRows = g.transA ? g.K : g.M, aCols = g.transA ? g.M : g.K;
+  const long bRows = g.transB ? g.N : g.K, bCols = g.transB ? g.K : g.N;
+  if (g.K > 0) {
+    if (aRows > 1 && g.lda < aCols)
+      return c.range_error("lda (%ld) must be >= %ld (the stored row length of A)", g.lda, aCols), nullptr;
+    if (bRows > 1 && g.ldb < bCols)
+      return c.range_error("ldb (%ld) must be >= %ld (the stored row length of B)", g.ldb, bCols), nullptr;
+    TRY(c.need("A", A, aOff + double(g.batch - 1) * g.strideA + double(aRows - 1) * g.lda + aCols));
+    TRY(c.need("B", Bm, bOff + double(g.batch - 1) * g.strideB + double(bRows - 1) * g.ldb + bCols));
+  }
+  if (g.M > 1 && g.ldc < g.N) return c.range_error("ldc (%ld) must be >= N (%ld)", g.ldc, g.N), nullptr;
+  TRY(c.need("C", C, cOff + double(g.batch - 1) * g.strideC + double(g.M - 1) * g.ldc + g.N));
+  g.A = A.p + (g.K > 0 ? aOff : 0);
+  g.B = Bm.p + (g.K > 0 ? bOff : 0);
+  g.C = C.p + cOff;
+  ops().gemm(g);
+  return undef(env);
+}
+
+napi_value Unary(napi_env env, napi_callback_info info) {
+  Call c(env, info, "unary");
   int op;
-  Arr<int32_t> shape, as, bs;
-  Arr<float> a, b, out;
+  F32 x, out;
+  long n;
+  TRY(c.args(arg("op", op, 14), arg("x", x), arg("out", out), arg("n", n)));
+  TRY(c.need("x", x, n) && c.need("out", out, n));
+  ops().unary(op, x.p, out.p, n);
+  return undef(env);
+}
+
+napi_value UnaryBackward(napi_env env, napi_callback_info info) {
+  Call c(env, info, "unaryBackward");
+  int op;
+  F32 x, y, gy, gx;
+  long n;
+  bool acc;
+  TRY(c.args(arg("op", op, 14), arg("x", x), arg("y", y), arg("gy", gy), arg("gx", gx), arg("n", n),
+             arg("accumulate", acc)));
+  TRY(c.need("x", x, n) && c.need("y", y, n) && c.need("gy", gy, n) && c.need("gx", gx, n));
+  ops().unaryBackward(op, x.p, y.p, gy.p, gx.p, n, acc);
+  return undef(env);
+}
+
+napi_value Binary(napi_env env, napi_callback_info info) {
+  Call c(env, info, "binary");
+  int op;
+  I32 shape, as, bs;
+  F32 a, b, out;
   long aOff, bOff;
-  TRY(opcode(c, 0, "op", 7, op));
-  TRY(i32(c, 1, "shape", shape));
-  TRY(f32(c, 2, "a", a));
-  TRY(integer(c, 3, "aOff", aOff));
-  TRY(i32(c, 4, "aStrides", as));
-  TRY(f32(c, 5, "b", b));
-  TRY(integer(c, 6, "bOff", bOff));
-  TRY(i32(c, 7, "bStrides", bs));
-  TRY(f32(c, 8, "out", out));
+  TRY(c.args(arg("op", op, 7), arg("shape", shape), arg("a", a), arg("aOff", aOff), arg("aStrides", as), arg("b", b),
+             arg("bOff", bOff), arg("bStrides", bs), arg("out", out)));
   double total;
   TRY(check_shape(c, shape, total));
   if (total == 0) return undef(env);
-  TRY(need(c, "out", out.n, total));
+  TRY(c.need("out", out, total));
   TRY(check_view(c, "a", a, aOff, shape, as, "aStrides"));
   TRY(check_view(c, "b", b, bOff, shape, bs, "bStrides"));
   long sh[8], sa[8], sb[8];
   const int rank = simplify(shape, as.p, bs.p, sh, sa, sb);
-  g_ops->binary(op, rank, sh, a.p + aOff, sa, b.p + bOff, sb, out.p);
+  ops().binary(op, rank, sh, a.p + aOff, sa, b.p + bOff, sb, out.p);
   return undef(env);
 }
 
 napi_value CopyStrided(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "copyStrided", 5));
-  Arr<int32_t> shape, xs;
-  Arr<float> x, out;
+  Call c(env, info, "copyStrided");
+  I32 shape, xs;
+  F32 x, out;
   long xOff;
-  TRY(i32(c, 0, "shape", shape));
-  TRY(f32(c, 1, "x", x));
-  TRY(integer(c, 2, "xOff", xOff));
-  TRY(i32(c, 3, "xStrides", xs));
-  TRY(f32(c, 4, "out", out));
+  TRY(c.args(arg("shape", shape), arg("x", x), arg("xOff", xOff), arg("xStrides", xs), arg("out", out)));
   double total;
   TRY(check_shape(c, shape, total));
   if (total == 0) return undef(env);
-  TRY(need(c, "out", out.n, total));
+  TRY(c.need("out", out, total));
   TRY(check_view(c, "x", x, xOff, shape, xs, "xStrides"));
   long sh[8], sx[8], dummy[8];
   const int rank = simplify(shape, xs.p, nullptr, sh, sx, dummy);
-  g_ops->copyStrided(rank, sh, x.p + xOff, sx, out.p);
+  ops().copyStrided(rank, sh, x.p + xOff, sx, out.p);
   return undef(env);
 }
 
 napi_value Affine(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "affine", 5));
-  Arr<float> a, out;
+  Call c(env, info, "affine");
+  F32 a, out;
   long n;
   float alpha, beta;
-  TRY(f32(c, 0, "a", a));
-  TRY(f32(c, 1, "out", out));
-  TRY(integer(c, 2, "n", n));
-  TRY(f32v(c, 3, "alpha", alpha));
-  TRY(f32v(c, 4, "beta", beta));
-  if (alpha != 0.0f) TRY(need(c, "a", a.n, n));
-  TRY(need(c, "out", out.n, n));
-  g_ops->affine(a.p, out.p, n, alpha, beta);
+  TRY(c.args(arg("a", a), arg("out", out), arg("n", n), arg("alpha", alpha), arg("beta", beta)));
+  if (alpha != 0.0f) TRY(c.need("a", a, n));
+  TRY(c.need("out", out, n));
+  ops().affine(a.p, out.p, n, alpha, beta);
   return undef(env);
 }
 
 napi_value Axpy(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "axpy", 4));
+  Call c(env, info, "axpy");
   long n;
   float alpha;
-  Arr<float> x, y;
-  TRY(integer(c, 0, "n", n));
-  TRY(f32v(c, 1, "alpha", alpha));
-  TRY(f32(c, 2, "x", x));
-  TRY(f32(c, 3, "y", y));
-  TRY(need(c, "x", x.n, n));
-  TRY(need(c, "y", y.n, n));
-  g_ops->axpy(n, alpha, x.p, y.p);
+  F32 x, y;
+  TRY(c.args(arg("n", n), arg("alpha", alpha), arg("x", x), arg("y", y)));
+  TRY(c.need("x", x, n) && c.need("y", y, n));
+  ops().axpy(n, alpha, x.p, y.p);
   return undef(env);
 }
 
 napi_value Reduce(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "reduce", 7));
+  Call c(env, info, "reduce");
   int op;
-  Arr<float> x, out;
-  Arr<int32_t> am;
+  F32 x, out;
+  I32n am;
   long outer, len, inner;
-  TRY(opcode(c, 0, "op", 1, op));
-  TRY(f32(c, 1, "x", x));
-  TRY(f32(c, 2, "out", out));
-  TRY(integer(c, 3, "outer", outer));
-  TRY(integer(c, 4, "len", len));
-  TRY(integer(c, 5, "inner", inner));
-  TRY(i32n(c, 6, "argmax", am));
-  TRY(need(c, "x", x.n, double(outer) * len * inner));
-  TRY(need(c, "out", out.n, double(outer) * inner));
-  if (am.p) TRY(need(c, "argmax", am.n, double(outer) * inner));
-  g_ops->reduce(op, x.p, out.p, outer, len, inner, op == 1 ? am.p : nullptr);
+  TRY(c.args(arg("op", op, 1), arg("x", x), arg("out", out), arg("outer", outer), arg("len", len), arg("inner", inner),
+             arg("argmax", am)));
+  TRY(c.need("x", x, double(outer) * len * inner) && c.need("out", out, double(outer) * inner));
+  if (am.p) TRY(c.need("argmax", am, double(outer) * inner));
+  ops().reduce(op, x.p, out.p, outer, len, inner, op == 1 ? am.p : nullptr);
   return undef(env);
 }
 
 napi_value SumSquares(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "sumSquares", 2));
-  Arr<float> x;
+  Call c(env, info, "sumSquares");
+  F32 x;
   long n;
-  TRY(f32(c, 0, "x", x));
-  TRY(integer(c, 1, "n", n));
-  TRY(need(c, "x", x.n, n));
-  return number(env, g_ops->sumSquares(x.p, n));
+  TRY(c.args(arg("x", x), arg("n", n)));
+  TRY(c.need("x", x, n));
+  return number(env, ops().sumSquares(x.p, n));
 }
 
 napi_value Softmax(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "softmax", 5));
-  Arr<float> x, out;
+  Call c(env, info, "softmax");
+  F32 x, out;
   long rows, cols;
   bool lg;
-  TRY(f32(c, 0, "x", x));
-  TRY(f32(c, 1, "out", out));
-  TRY(integer(c, 2, "rows", rows));
-  TRY(integer(c, 3, "cols", cols));
-  TRY(boolean(c, 4, "log", lg));
-  TRY(need(c, "x", x.n, double(rows) * cols));
-  TRY(need(c, "out", out.n, double(rows) * cols));
-  g_ops->softmax(x.p, out.p, rows, cols, lg);
+  TRY(c.args(arg("x", x), arg("out", out), arg("rows", rows), arg("cols", cols), arg("log", lg)));
+  TRY(c.need("x", x, double(rows) * cols) && c.need("out", out, double(rows) * cols));
+  ops().softmax(x.p, out.p, rows, cols, lg);
   return undef(env);
 }
 
 napi_value SoftmaxBackward(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "softmaxBackward", 7));
-  Arr<float> y, gy, gx;
+  Call c(env, info, "softmaxBackward");
+  F32 y, gy, gx;
   long rows, cols;
   bool lg, acc;
-  TRY(f32(c, 0, "y", y));
-  TRY(f32(c, 1, "gy", gy));
-  TRY(f32(c, 2, "gx", gx));
-  TRY(integer(c, 3, "rows", rows));
-  TRY(integer(c, 4, "cols", cols));
-  TRY(boolean(c, 5, "log", lg));
-  TRY(boolean(c, 6, "accumulate", acc));
+  TRY(c.args(arg("y", y), arg("gy", gy), arg("gx", gx), arg("rows", rows), arg("cols", cols), arg("log", lg),
+             arg("accumulate", acc)));
   const double n = double(rows) * cols;
-  TRY(need(c, "y", y.n, n));
-  TRY(need(c, "gy", gy.n, n));
-  TRY(need(c, "gx", gx.n, n));
-  g_ops->softmaxBackward(y.p, gy.p, gx.p, rows, cols, lg, acc);
+  TRY(c.need("y", y, n) && c.need("gy", gy, n) && c.need("gx", gx, n));
+  ops().softmaxBackward(y.p, gy.p, gx.p, rows, cols, lg, acc);
   return undef(env);
 }
 
 napi_value Rmsnorm(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "rmsnorm", 7));
-  Arr<float> x, w, out, rstd;
+  Call c(env, info, "rmsnorm");
+  F32 x, w, out, rstd;
   long rows, cols;
   float eps;
-  TRY(f32(c, 0, "x", x));
-  TRY(f32(c, 1, "w", w));
-  TRY(f32(c, 2, "out", out));
-  TRY(f32(c, 3, "rstd", rstd));
-  TRY(integer(c, 4, "rows", rows));
-  TRY(integer(c, 5, "cols", cols));
-  TRY(f32v(c, 6, "eps", eps));
+  TRY(c.args(arg("x", x), arg("w", w), arg("out", out), arg("rstd", rstd), arg("rows", rows), arg("cols", cols),
+             arg("eps", eps)));
   const double n = double(rows) * cols;
-  TRY(need(c, "x", x.n, n));
-  TRY(need(c, "w", w.n, cols));
-  TRY(need(c, "out", out.n, n));
-  TRY(need(c, "rstd", rstd.n, rows));
-  g_ops->rmsnorm(x.p, w.p, out.p, rstd.p, rows, cols, eps);
+  TRY(c.need("x", x, n) && c.need("w", w, cols) && c.need("out", out, n) && c.need("rstd", rstd, rows));
+  ops().rmsnorm(x.p, w.p, out.p, rstd.p, rows, cols, eps);
   return undef(env);
 }
 
 napi_value RmsnormBackward(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "rmsnormBackward", 9));
-  Arr<float> x, w, rstd, gy, gx, gw;
+  Call c(env, info, "rmsnormBackward");
+  F32 x, w, rstd, gy, gx;
+  F32n gw;
   long rows, cols;
   bool acc;
-  TRY(f32(c, 0, "x", x));
-  TRY(f32(c, 1, "w", w));
-  TRY(f32(c, 2, "rstd", rstd));
-  TRY(f32(c, 3, "gy", gy));
-  TRY(f32(c, 4, "gx", gx));
-  TRY(f32n(c, 5, "gw", gw));
-  TRY(integer(c, 6, "rows", rows));
-  TRY(integer(c, 7, "cols", cols));
-  TRY(boolean(c, 8, "accumulate", acc));
+  TRY(c.args(arg("x", x), arg("w", w), arg("rstd", rstd), arg("gy", gy), arg("gx", gx), arg("gw", gw),
+             arg("rows", rows), arg("cols", cols), arg("accumulate", acc)));
   const double n = double(rows) * cols;
-  TRY(need(c, "x", x.n, n));
-  TRY(need(c, "w", w.n, cols));
-  TRY(need(c, "rstd", rstd.n, rows));
-  TRY(need(c, "gy", gy.n, n));
-  TRY(need(c, "gx", gx.n, n));
-  if (gw.p) TRY(need(c, "gw", gw.n, cols));
-  g_ops->rmsnormBackward(x.p, w.p, rstd.p, gy.p, gx.p, gw.p, rows, cols, acc);
+  TRY(c.need("x", x, n) && c.need("w", w, cols) && c.need("rstd", rstd, rows) && c.need("gy", gy, n) &&
+      c.need("gx", gx, n));
+  if (gw.p) TRY(c.need("gw", gw, cols));
+  ops().rmsnormBackward(x.p, w.p, rstd.p, gy.p, gx.p, gw.p, rows, cols, acc);
   return undef(env);
 }
 
 napi_value Layernorm(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "layernorm", 9));
-  Arr<float> x, w, b, out, mean, rstd;
+  Call c(env, info, "layernorm");
+  F32 x, out, mean, rstd;
+  F32n w, b;
   long rows, cols;
   float eps;
-  TRY(f32(c, 0, "x", x));
-  TRY(f32n(c, 1, "w", w));
-  TRY(f32n(c, 2, "b", b));
-  TRY(f32(c, 3, "out", out));
-  TRY(f32(c, 4, "mean", mean));
-  TRY(f32(c, 5, "rstd", rstd));
-  TRY(integer(c, 6, "rows", rows));
-  TRY(integer(c, 7, "cols", cols));
-  TRY(f32v(c, 8, "eps", eps));
+  TRY(c.args(arg("x", x), arg("w", w), arg("b", b), arg("out", out), arg("mean", mean), arg("rstd", rstd),
+             arg("rows", rows), arg("cols", cols), arg("eps", eps)));
   const double n = double(rows) * cols;
-  TRY(need(c, "x", x.n, n));
-  if (w.p) TRY(need(c, "w", w.n, cols));
-  if (b.p) TRY(need(c, "b", b.n, cols));
-  TRY(need(c, "out", out.n, n));
-  TRY(need(c, "mean", mean.n, rows));
-  TRY(need(c, "rstd", rstd.n, rows));
-  g_ops->layernorm(x.p, w.p, b.p, out.p, mean.p, rstd.p, rows, cols, eps);
+  TRY(c.need("x", x, n));
+  if (w.p) TRY(c.need("w", w, cols));
+  if (b.p) TRY(c.need("b", b, cols));
+  TRY(c.need("out", out, n) && c.need("mean", mean, rows) && c.need("rstd", rstd, rows));
+  ops().layernorm(x.p, w.p, b.p, out.p, mean.p, rstd.p, rows, cols, eps);
   return undef(env);
 }
 
 napi_value LayernormBackward(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "layernormBackward", 11));
-  Arr<float> x, w, mean, rstd, gy, gx, gw, gb;
+  Call c(env, info, "layernormBackward");
+  F32 x, mean, rstd, gy, gx;
+  F32n w, gw, gb;
   long rows, cols;
   bool acc;
-  TRY(f32(c, 0, "x", x));
-  TRY(f32n(c, 1, "w", w));
-  TRY(f32(c, 2, "mean", mean));
-  TRY(f32(c, 3, "rstd", rstd));
-  TRY(f32(c, 4, "gy", gy));
-  TRY(f32(c, 5, "gx", gx));
-  TRY(f32n(c, 6, "gw", gw));
-  TRY(f32n(c, 7, "gb", gb));
-  TRY(integer(c, 8, "rows", rows));
-  TRY(integer(c, 9, "cols", cols));
-  TRY(boolean(c, 10, "accumulate", acc));
+  TRY(c.args(arg("x", x), arg("w", w), arg("mean", mean), arg("rstd", rstd), arg("gy", gy), arg("gx", gx),
+             arg("gw", gw), arg("gb", gb), arg("rows", rows), arg("cols", cols), arg("accumulate", acc)));
   const double n = double(rows) * cols;
-  TRY(need(c, "x", x.n, n));
-  if (w.p) TRY(need(c, "w", w.n, cols));
-  TRY(need(c, "mean", mean.n, rows));
-  TRY(need(c, "rstd", rstd.n, rows));
-  TRY(need(c, "gy", gy.n, n));
-  TRY(need(c, "gx", gx.n, n));
-  if (gw.p) TRY(need(c, "gw", gw.n, cols));
-  if (gb.p) TRY(need(c, "gb", gb.n, cols));
-  g_ops->layernormBackward(x.p, w.p, mean.p, rstd.p, gy.p, gx.p, gw.p, gb.p, rows, cols, acc);
+  TRY(c.need("x", x, n));
+  if (w.p) TRY(c.need("w", w, cols));
+  TRY(c.need("mean", mean, rows) && c.need("rstd", rstd, rows) && c.need("gy", gy, n) && c.need("gx", gx, n));
+  if (gw.p) TRY(c.need("gw", gw, cols));
+  if (gb.p) TRY(c.need("gb", gb, cols));
+  ops().layernormBackward(x.p, w.p, mean.p, rstd.p, gy.p, gx.p, gw.p, gb.p, rows, cols, acc);
   return undef(env);
 }
 
 napi_value Gather(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "gather", 5));
-  Arr<float> table, out;
-  Arr<int32_t> ids;
+  Call c(env, info, "gather");
+  F32 table, out;
+  I32 ids;
   long n, dim;
-  TRY(f32(c, 0, "table", table));
-  TRY(i32(c, 1, "ids", ids));
-  TRY(f32(c, 2, "out", out));
-  TRY(integer(c, 3, "n", n));
-  TRY(integer(c, 4, "dim", dim));
+  TRY(c.args(arg("table", table), arg("ids", ids), arg("out", out), arg("n", n), arg("dim", dim)));
   if (n == 0 || dim == 0) return undef(env);
-  TRY(need(c, "ids", ids.n, n));
-  TRY(need(c, "out", out.n, double(n) * dim));
-  TRY(check_ids(c, "ids", ids.p, n, table.n / dim));
-  g_ops->gather(table.p, ids.p, out.p, n, dim);
+  TRY(c.need("ids", ids, n) && c.need("out", out, double(n) * dim));
+  TRY(c.ids_in_range("ids", ids.p, n, table.n / dim));
+  ops().gather(table.p, ids.p, out.p, n, dim);
   return undef(env);
 }
 
 napi_value ScatterAdd(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "scatterAdd", 5));
-  Arr<float> gy, gt;
-  Arr<int32_t> ids;
+  Call c(env, info, "scatterAdd");
+  F32 gy, gt;
+  I32 ids;
   long n, dim;
-  TRY(f32(c, 0, "gy", gy));
-  TRY(i32(c, 1, "ids", ids));
-  TRY(f32(c, 2, "gtable", gt));
-  TRY(integer(c, 3, "n", n));
-  TRY(integer(c, 4, "dim", dim));
+  TRY(c.args(arg("gy", gy), arg("ids", ids), arg("gtable", gt), arg("n", n), arg("dim", dim)));
   if (n == 0 || dim == 0) return undef(env);
-  TRY(need(c, "ids", ids.n, n));
-  TRY(need(c, "gy", gy.n, double(n) * dim));
-  TRY(check_ids(c, "ids", ids.p, n, gt.n / dim));
-  g_ops->scatterAdd(gy.p, ids.p, gt.p, n, dim);
+  TRY(c.need("ids", ids, n) && c.need("gy", gy, double(n) * dim));
+  TRY(c.ids_in_range("ids", ids.p, n, gt.n / dim));
+  ops().scatterAdd(gy.p, ids.p, gt.p, n, dim);
   return undef(env);
 }
 
 napi_value Rope(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "rope", 10));
-  Arr<float> x, out, cs, sn;
-  Arr<int32_t> pos;
+  Call c(env, info, "rope");
+  F32 x, out, cs, sn;
+  I32 pos;
   long rows, heads, headDim, rotDim;
   bool inv;
-  TRY(f32(c, 0, "x", x));
-  TRY(f32(c, 1, "out", out));
-  TRY(i32(c, 2, "pos", pos));
-  TRY(f32(c, 3, "cos", cs));
-  TRY(f32(c, 4, "sin", sn));
-  TRY(integer(c, 5, "rows", rows));
-  TRY(integer(c, 6, "heads", heads));
-  TRY(integer(c, 7, "headDim", headDim));
-  TRY(integer(c, 8, "rotDim", rotDim));
-  TRY(boolean(c, 9, "inverse", inv));
-  if (rotDim % 2 != 0 || rotDim > headDim) return throw_range(c, "argument 'rotDim' must be even and <= headDim"), nullptr;
+  TRY(c.args(arg("x", x), arg("out", out), arg("pos", pos), arg("cos", cs), arg("sin", sn), arg("rows", rows),
+             arg("heads", heads), arg("headDim", headDim), arg("rotDim", rotDim), arg("inverse", inv)));
+  if (rotDim % 2 != 0 || rotDim > headDim) return c.range_error("argument 'rotDim' must be even and <= headDim"), nullptr;
   const double n = double(rows) * heads * headDim;
   if (n == 0) return undef(env);
-  TRY(need(c, "x", x.n, n));
-  TRY(need(c, "out", out.n, n));
-  TRY(need(c, "pos", pos.n, rows));
+  TRY(c.need("x", x, n) && c.need("out", out, n) && c.need("pos", pos, rows));
   // cos/sin tables are [maxPos, rotDim / 2] (see ropeTables in src/tensor/ops/fused.ts)
   const long tw = rotDim / 2;
   if (tw > 0) {
-    TRY(check_ids(c, "pos", pos.p, rows, cs.n / tw));
-    TRY(need(c, "sin", sn.n, double(cs.n / tw) * tw));
+    TRY(c.ids_in_range("pos", pos.p, rows, cs.n / tw));
+    TRY(c.need("sin", sn, double(cs.n / tw) * tw));
   }
-  g_ops->rope(x.p, out.p, pos.p, cs.p, sn.p, rows, heads, headDim, rotDim, inv);
+  ops().rope(x.p, out.p, pos.p, cs.p, sn.p, rows, heads, headDim, rotDim, inv);
   return undef(env);
 }
 
-bool attn_common(Call& c, size_t i0, AttnArgs& a, long lens[5]) {
-  // i0: index of B; the five arrays q,k,v,out,lse length already in lens (q,k,v,out,lse)
-  TRYB(integer(c, i0 + 0, "B", a.B));
-  TRYB(integer(c, i0 + 1, "Hq", a.Hq));
-  TRYB(integer(c, i0 + 2, "Hkv", a.Hkv, 1));
-  TRYB(integer(c, i0 + 3, "Tq", a.Tq));
-  TRYB(integer(c, i0 + 4, "Tk", a.Tk));
-  TRYB(integer(c, i0 + 5, "D", a.D));
-  TRYB(f32v(c, i0 + 6, "scale", a.scale));
-  TRYB(boolean(c, i0 + 7, "causal", a.causal));
+// The 14 arguments shared by attention and attentionBackward, from position `first`; q,k,v,out,lse
+// are checked against the sizes they give.
+bool attn_common(Call& c, size_t first, AttnArgs& a, const F32& q, const F32& k, const F32& v, const F32& out,
+                 const F32& lse) {
   double w;
-  TRYB(num(c, i0 + 8, "window", w));
+  I32n qPos, kPos, qSeg, kSeg;
+  U8n mask;
+  if (!c.args_from(first, arg("B", a.B), arg("Hq", a.Hq), arg("Hkv", a.Hkv, 1), arg("Tq", a.Tq), arg("Tk", a.Tk),
+                   arg("D", a.D), arg("scale", a.scale), arg("causal", a.causal), arg("window", w), arg("qPos", qPos),
+                   arg("kPos", kPos), arg("qSeg", qSeg), arg("kSeg", kSeg), arg("mask", mask)))
+    return false;
   a.window = w > 0 ? (w > 1e15 ? static_cast<long>(1e15) : static_cast<long>(std::ceil(w))) : 0;
-  Arr<int32_t> qPos, kPos, qSeg, kSeg;
-  Arr<uint8_t> mask;
-  TRYB(i32n(c, i0 + 9, "qPos", qPos));
-  TRYB(i32n(c, i0 + 10, "kPos", kPos));
-  TRYB(i32n(c, i0 + 11, "qSeg", qSeg));
-  TRYB(i32n(c, i0 + 12, "kSeg", kSeg));
-  TRYB(u8n(c, i0 + 13, "mask", mask));
-  if (a.Hq % a.Hkv != 0) return throw_range(c, "Hq must be a multiple of Hkv");
+  if (a.Hq % a.Hkv != 0) return c.range_error("Hq must be a multiple of Hkv");
   const double nq = double(a.B) * a.Hq * a.Tq * a.D, nk = double(a.B) * a.Hkv * a.Tk * a.D;
-  TRYB(need(c, "q", lens[0], nq));
-  TRYB(need(c, "k", lens[1], nk));
-  TRYB(need(c, "v", lens[2], nk));
-  TRYB(need(c, "out", lens[3], nq));
-  TRYB(need(c, "lse", lens[4], double(a.B) * a.Hq * a.Tq));
-  if (qPos.p) TRYB(need(c, "qPos", qPos.n, double(a.B) * a.Tq));
-  if (kPos.p) TRYB(need(c, "kPos", kPos.n, double(a.B) * a.Tk));
-  if (qSeg.p) TRYB(need(c, "qSeg", qSeg.n, double(a.B) * a.Tq));
-  if (kSeg.p) TRYB(need(c, "kSeg", kSeg.n, double(a.B) * a.Tk));
-  if (mask.p) TRYB(need(c, "mask", mask.n, double(a.B) * a.Tq * a.Tk));
+  if (!(c.need("q", q, nq) && c.need("k", k, nk) && c.need("v", v, nk) && c.need("out", out, nq) &&
+        c.need("lse", lse, double(a.B) * a.Hq * a.Tq)))
+    return false;
+  if (qPos.p && !c.need("qPos", qPos, double(a.B) * a.Tq)) return false;
+  if (kPos.p && !c.need("kPos", kPos, double(a.B) * a.Tk)) return false;
+  if (qSeg.p && !c.need("qSeg", qSeg, double(a.B) * a.Tq)) return false;
+  if (kSeg.p && !c.need("kSeg", kSeg, double(a.B) * a.Tk)) return false;
+  if (mask.p && !c.need("mask", mask, double(a.B) * a.Tq * a.Tk)) return false;
   a.qPos = qPos.p;
   a.kPos = kPos.p;
   a.qSeg = qSeg.p;
@@ -743,47 +394,31 @@ bool attn_common(Call& c, size_t i0, AttnArgs& a, long lens[5]) {
 }
 
 napi_value Attention(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "attention", 19));
-  Arr<float> q, k, v, out, lse;
-  TRY(f32(c, 0, "q", q));
-  TRY(f32(c, 1, "k", k));
-  TRY(f32(c, 2, "v", v));
-  TRY(f32(c, 3, "out", out));
-  TRY(f32(c, 4, "lse", lse));
+  Call c(env, info, "attention");
+  F32 q, k, v, out, lse;
   AttnArgs a = {};
-  long lens[5] = {q.n, k.n, v.n, out.n, lse.n};
-  TRY(attn_common(c, 5, a, lens));
+  TRY(c.arity(19));
+  TRY(c.args_from(0, arg("q", q), arg("k", k), arg("v", v), arg("out", out), arg("lse", lse)));
+  TRY(attn_common(c, 5, a, q, k, v, out, lse));
   a.q = q.p;
   a.k = k.p;
   a.v = v.p;
   a.outW = out.p;
   a.lseW = lse.p;
-  g_ops->attention(a);
+  ops().attention(a);
   return undef(env);
 }
 
 napi_value AttentionBackward(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "attentionBackward", 23));
-  Arr<float> q, k, v, out, lse, go, gq, gk, gv;
-  TRY(f32(c, 0, "q", q));
-  TRY(f32(c, 1, "k", k));
-  TRY(f32(c, 2, "v", v));
-  TRY(f32(c, 3, "out", out));
-  TRY(f32(c, 4, "lse", lse));
-  TRY(f32(c, 5, "gOut", go));
-  TRY(f32(c, 6, "gq", gq));
-  TRY(f32(c, 7, "gk", gk));
-  TRY(f32(c, 8, "gv", gv));
+  Call c(env, info, "attentionBackward");
+  F32 q, k, v, out, lse, go, gq, gk, gv;
   AttnArgs a = {};
-  long lens[5] = {q.n, k.n, v.n, out.n, lse.n};
-  TRY(attn_common(c, 9, a, lens));
+  TRY(c.arity(23));
+  TRY(c.args_from(0, arg("q", q), arg("k", k), arg("v", v), arg("out", out), arg("lse", lse), arg("gOut", go),
+                  arg("gq", gq), arg("gk", gk), arg("gv", gv)));
+  TRY(attn_common(c, 9, a, q, k, v, out, lse));
   const double nq = double(a.B) * a.Hq * a.Tq * a.D, nk = double(a.B) * a.Hkv * a.Tk * a.D;
-  TRY(need(c, "gOut", go.n, nq));
-  TRY(need(c, "gq", gq.n, nq));
-  TRY(need(c, "gk", gk.n, nk));
-  TRY(need(c, "gv", gv.n, nk));
+  TRY(c.need("gOut", go, nq) && c.need("gq", gq, nq) && c.need("gk", gk, nk) && c.need("gv", gv, nk));
   a.q = q.p;
   a.k = k.p;
   a.v = v.p;
@@ -793,169 +428,257 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   a.gq = gq.p;
   a.gk = gk.p;
   a.gv = gv.p;
-  g_ops->attentionBackward(a);
+  ops().attentionBackward(a);
   return undef(env);
 }
 
 bool check_targets(Call& c, const int32_t* t, long rows, long cols, long ignoreIndex) {
   for (long r = 0; r < rows; ++r)
-    if (t[r] != ignoreIndex && (t[r] < 0 || t[r] >= cols)) {
-      char msg[200];
-      std::snprintf(msg, sizeof msg, "argument 'targets'[%ld] = %d is out of range [0, %ld) and not ignoreIndex", r,
-                    t[r], cols);
-      return throw_range(c, msg);
-    }
+    if (t[r] != ignoreIndex && (t[r] < 0 || t[r] >= cols))
+      return c.range_error("argument 'targets'[%ld] = %d is out of range [0, %ld) and not ignoreIndex", r, t[r], cols);
   return true;
 }
 
 napi_value CrossEntropy(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "crossEntropy", 7));
-  Arr<float> logits, losses, lse;
-  Arr<int32_t> targets;
+  Call c(env, info, "crossEntropy");
+  F32 logits, losses, lse;
+  I32 targets;
   long rows, cols, ign;
-  TRY(f32(c, 0, "logits", logits));
-  TRY(i32(c, 1, "targets", targets));
-  TRY(f32(c, 2, "losses", losses));
-  TRY(f32(c, 3, "lse", lse));
-  TRY(integer(c, 4, "rows", rows));
-  TRY(integer(c, 5, "cols", cols));
-  TRY(integer(c, 6, "ignoreIndex", ign, -2147483648L));
-  TRY(need(c, "logits", logits.n, double(rows) * cols));
-  TRY(need(c, "targets", targets.n, rows));
-  TRY(need(c, "losses", losses.n, rows));
-  TRY(need(c, "lse", lse.n, rows));
+  TRY(c.args(arg("logits", logits), arg("targets", targets), arg("losses", losses), arg("lse", lse), arg("rows", rows),
+             arg("cols", cols), arg("ignoreIndex", ign, -2147483648L)));
+  TRY(c.need("logits", logits, double(rows) * cols) && c.need("targets", targets, rows) &&
+      c.need("losses", losses, rows) && c.need("lse", lse, rows));
   TRY(check_targets(c, targets.p, rows, cols, ign));
-  return number(env, static_cast<double>(g_ops->crossEntropy(logits.p, targets.p, losses.p, lse.p, rows, cols, ign)));
+  return number(env, static_cast<double>(ops().crossEntropy(logits.p, targets.p, losses.p, lse.p, rows, cols, ign)));
 }
 
 napi_value CrossEntropyBackward(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "crossEntropyBackward", 9));
-  Arr<float> logits, lse, gl, glogits;
-  Arr<int32_t> targets;
+  Call c(env, info, "crossEntropyBackward");
+  F32 logits, lse, gl, glogits;
+  I32 targets;
   long rows, cols, ign;
   bool acc;
-  TRY(f32(c, 0, "logits", logits));
-  TRY(i32(c, 1, "targets", targets));
-  TRY(f32(c, 2, "lse", lse));
-  TRY(f32(c, 3, "gLoss", gl));
-  TRY(f32(c, 4, "glogits", glogits));
-  TRY(integer(c, 5, "rows", rows));
-  TRY(integer(c, 6, "cols", cols));
-  TRY(integer(c, 7, "ignoreIndex", ign, -2147483648L));
-  TRY(boolean(c, 8, "accumulate", acc));
-  TRY(need(c, "logits", logits.n, double(rows) * cols));
-  TRY(need(c, "targets", targets.n, rows));
-  TRY(need(c, "lse", lse.n, rows));
-  TRY(need(c, "gLoss", gl.n, rows));
-  TRY(need(c, "glogits", glogits.n, double(rows) * cols));
+  TRY(c.args(arg("logits", logits), arg("targets", targets), arg("lse", lse), arg("gLoss", gl),
+             arg("glogits", glogits), arg("rows", rows), arg("cols", cols), arg("ignoreIndex", ign, -2147483648L),
+             arg("accumulate", acc)));
+  TRY(c.need("logits", logits, double(rows) * cols) && c.need("targets", targets, rows) && c.need("lse", lse, rows) &&
+      c.need("gLoss", gl, rows) && c.need("glogits", glogits, double(rows) * cols));
   TRY(check_targets(c, targets.p, rows, cols, ign));
-  g_ops->crossEntropyBackward(logits.p, targets.p, lse.p, gl.p, glogits.p, rows, cols, ign, acc);
+  ops().crossEntropyBackward(logits.p, targets.p, lse.p, gl.p, glogits.p, rows, cols, ign, acc);
   return undef(env);
 }
 
 napi_value Adamw(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "adamw", 12));
-  Arr<float> p, g, m, v;
+  Call c(env, info, "adamw");
+  F32 p, g, m, v;
   long n;
   float lr, b1, b2, eps, wd, bc1, bc2;
-  TRY(f32(c, 0, "p", p));
-  TRY(f32(c, 1, "g", g));
-  TRY(f32(c, 2, "m", m));
-  TRY(f32(c, 3, "v", v));
-  TRY(integer(c, 4, "n", n));
-  TRY(f32v(c, 5, "lr", lr));
-  TRY(f32v(c, 6, "b1", b1));
-  TRY(f32v(c, 7, "b2", b2));
-  TRY(f32v(c, 8, "eps", eps));
-  TRY(f32v(c, 9, "wd", wd));
-  TRY(f32v(c, 10, "bc1", bc1));
-  TRY(f32v(c, 11, "bc2", bc2));
-  TRY(need(c, "p", p.n, n));
-  TRY(need(c, "g", g.n, n));
-  TRY(need(c, "m", m.n, n));
-  TRY(need(c, "v", v.n, n));
-  g_ops->adamw(p.p, g.p, m.p, v.p, n, lr, b1, b2, eps, wd, bc1, bc2);
+  TRY(c.args(arg("p", p), arg("g", g), arg("m", m), arg("v", v), arg("n", n), arg("lr", lr), arg("b1", b1),
+             arg("b2", b2), arg("eps", eps), arg("wd", wd), arg("bc1", bc1), arg("bc2", bc2)));
+  TRY(c.need("p", p, n) && c.need("g", g, n) && c.need("m", m, n) && c.need("v", v, n));
+  ops().adamw(p.p, g.p, m.p, v.p, n, lr, b1, b2, eps, wd, bc1, bc2);
+  return undef(env);
+}
+
+// packedMatmul(M, N, K, x, xOff, codes, bits, levels, scales, scaleBf16, blockSize, out, outOff[, act8])
+napi_value PackedMatmul(napi_env env, napi_callback_info info) {
+  Call c(env, info, "packedMatmul");
+  PackedArgs a;
+  long xOff, outOff, bits;
+  F32 x, levels, out;
+  U8 codes;
+  U16 scales;
+  a.act8 = false;
+  TRY(c.args(arg("M", a.M), arg("N", a.N), arg("K", a.K), arg("x", x), arg("xOff", xOff), arg("codes", codes),
+             arg("bits", bits, 1), arg("levels", levels), arg("scales", scales), arg("scaleBf16", a.scaleBf16),
+             arg("blockSize", a.B, 8), arg("out", out), arg("outOff", outOff), opt("act8", a.act8)));
+  if (bits != 1 && bits != 2 && bits != 3 && bits != 4 && bits != 8)
+    return c.range_error("bits must be 1, 2, 3, 4 or 8, got %ld", bits), nullptr;
+  if (a.B % 8 != 0 || a.K % a.B != 0)
+    return c.range_error("blockSize (%ld) must be a multiple of 8 that divides K (%ld)", a.B, a.K), nullptr;
+  a.bits = static_cast<int>(bits);
+  TRY(c.need("levels", levels, double(1L << bits)) && c.need("x", x, xOff + double(a.M) * a.K) &&
+      c.need("codes", codes, double(a.N) * (a.K * bits / 8)) && c.need("scales", scales, double(a.N) * (a.K / a.B)) &&
+      c.need("out", out, outOff + double(a.M) * a.N));
+  if (a.M == 0 || a.N == 0) return undef(env);
+  a.x = x.p + xOff;
+  a.codes = codes.p;
+  a.levels = levels.p;
+  a.scales = scales.p;
+  a.out = out.p + outOff;
+  if (a.K == 0) {
+    for (long i = 0; i < a.M * a.N; ++i) a.out[i] = 0.0f;
+    return undef(env);
+  }
+  kernels().packed(a);
+  return undef(env);
+}
+
+// packedLutMatmul(M, N, K, x, xOff, codes, bits, levels, scales, blockSize, out, outOff): codes and
+// bf16 scales in the row-interleaved layout of PackedLutArgs (kernels.h)
+napi_value PackedLutMatmul(napi_env env, napi_callback_info info) {
+  Call c(env, info, "packedLutMatmul");
+  PackedLutArgs a;
+  long xOff, outOff, bits;
+  F32 x, levels, out;
+  U8 codes;
+  U16 scales;
+  TRY(c.args(arg("M", a.M), arg("N", a.N), arg("K", a.K), arg("x", x), arg("xOff", xOff), arg("codes", codes),
+             arg("bits", bits, 1), arg("levels", levels), arg("scales", scales), arg("blockSize", a.B, 64),
+             arg("out", out), arg("outOff", outOff)));
+  if (bits != 1 && bits != 2) return c.range_error("bits must be 1 or 2, got %ld", bits), nullptr;
+  if (a.B % 64 != 0 || a.K % a.B != 0)
+    return c.range_error("blockSize (%ld) must be a multiple of 64 that divides K (%ld)", a.B, a.K), nullptr;
+  a.bits = static_cast<int>(bits);
+  const double tiles = double((a.N + 31) / 32);
+  TRY(c.need("levels", levels, double(1L << bits)) && c.need("x", x, xOff + double(a.M) * a.K) &&
+      c.need("codes", codes, tiles * 32 * (a.K * bits / 8)) && c.need("scales", scales, tiles * 32 * (a.K / a.B)) &&
+      c.need("out", out, outOff + double(a.M) * a.N));
+  if (a.M == 0 || a.N == 0) return undef(env);
+  a.x = x.p + xOff;
+  a.codes = codes.p;
+  a.levels = levels.p;
+  a.scales = scales.p;
+  a.out = out.p + outOff;
+  if (a.K == 0) {
+    for (long i = 0; i < a.M * a.N; ++i) a.out[i] = 0.0f;
+    return undef(env);
+  }
+  kernels().packedLut(a);
   return undef(env);
 }
 
 // ---------------------------------------------------------------------------------------------
-// extras
+// threads, paths, CPU features, probes
 
 napi_value GetThreads(napi_env env, napi_callback_info) { return number(env, pool_threads()); }
 
 napi_value SetThreads(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "setThreads", 1));
+  Call c(env, info, "setThreads");
   long n;
-  TRY(integer(c, 0, "n", n, 1));
+  TRY(c.args(arg("n", n, 1)));
   pool_set_threads(static_cast<int>(n > 256 ? 256 : n));
   return undef(env);
 }
 
-napi_value Simd(napi_env env, napi_callback_info) {
-  napi_value s;
-  napi_create_string_utf8(env, g_ops->name, NAPI_AUTO_LENGTH, &s);
-  return s;
-}
+// simd(): the path of the gemm/ops family ("avx512", "avx2", "generic", ...)
+napi_value Simd(napi_env env, napi_callback_info) { return string(env, kernels().path[kOps]); }
 
-// setSimd("avx2" | "generic"): switch the kernel table (tests / diagnostics); returns the active name.
-napi_value SetSimd(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "setSimd", 1));
+// Reads an ISA name argument; throws for an unknown name or one this CPU / build lacks.
+bool isa_arg(Call& c, size_t i, Isa& out) {
   char buf[32];
   size_t len = 0;
-  if (napi_get_value_string_utf8(env, c.argv[0], buf, sizeof buf, &len) != napi_ok)
-    return throw_type(c, "mode", "a string"), nullptr;
-  if (std::strcmp(buf, "generic") == 0) {
-    g_ops = ops_generic();
-  } else if (std::strcmp(buf, "avx2") == 0) {
-    if (!g_cpuAvx2 || !ops_avx2()) return throw_range(c, "this CPU lacks AVX2+FMA"), nullptr;
-    g_ops = ops_avx2();
-  } else {
-    return throw_range(c, "argument 'mode' must be \"avx2\" or \"generic\""), nullptr;
-  }
+  if (napi_get_value_string_utf8(c.env, c.argv[i], buf, sizeof buf, &len) != napi_ok)
+    return c.type_error("isa", "a string");
+  if (!isa_parse(buf, &out))
+    return c.range_error("argument 'isa' must be generic, avx2, avx512 or neon, got \"%s\"", buf);
+  if (!isa_supported(out))
+    return c.range_error("this CPU or build lacks the %s path (best here: %s)", isa_name(out), isa_name(isa_best()));
+  return true;
+}
+
+// setIsa(name) / setSimd(name): caps the kernel paths at `name` (tests, bench); returns simd().
+napi_value SetIsa(napi_env env, napi_callback_info info) {
+  Call c(env, info, "setIsa");
+  Isa want;
+  TRY(c.arity(1) && isa_arg(c, 0, want));
+  select_isa(want);
   return Simd(env, info);
 }
 
+void set_prop(napi_env env, napi_value obj, const char* key, napi_value v) { napi_set_named_property(env, obj, key, v); }
+napi_value boolean(napi_env env, bool b) {
+  napi_value v;
+  napi_get_boolean(env, b, &v);
+  return v;
+}
+
+// cpuInfo(): { arch, vendor, brand, features: string[], isas: string[] (the paths this CPU and
+// build can run, lowest first), best, isa (the cap in force), paths: { family: path }, envError }
+napi_value CpuInfo(napi_env env, napi_callback_info) {
+  const CpuFeatures& f = cpu_features();
+  const KernelTable& t = kernels();
+  napi_value o, feats, isas, paths;
+  napi_create_object(env, &o);
+  set_prop(env, o, "arch", string(env, f.arch));
+  set_prop(env, o, "vendor", string(env, f.vendor));
+  set_prop(env, o, "brand", string(env, f.brand));
+  char list[512];
+  cpu_feature_list(f, list, sizeof list);
+  napi_create_array(env, &feats);
+  uint32_t k = 0;
+  for (char* s = list; *s;) {
+    char* e = std::strchr(s, ' ');
+    const size_t n = e ? static_cast<size_t>(e - s) : std::strlen(s);
+    napi_value v;
+    napi_create_string_utf8(env, s, n, &v);
+    napi_set_element(env, feats, k++, v);
+    s += n + (e ? 1 : 0);
+  }
+  set_prop(env, o, "features", feats);
+  napi_create_array(env, &isas);
+  k = 0;
+  for (Isa i : {Isa::generic, Isa::avx2, Isa::neon, Isa::avx512})
+    if (isa_supported(i)) napi_set_element(env, isas, k++, string(env, isa_name(i)));
+  set_prop(env, o, "isas", isas);
+  set_prop(env, o, "best", string(env, isa_name(isa_best())));
+  set_prop(env, o, "isa", string(env, isa_name(t.cap)));
+  napi_create_object(env, &paths);
+  for (int fam = 0; fam < kFamilies; ++fam) set_prop(env, paths, kFamilyNames[fam], string(env, t.path[fam]));
+  set_prop(env, o, "paths", paths);
+  set_prop(env, o, "envError", string(env, isa_env_error()));
+  set_prop(env, o, "amxPermitted", boolean(env, f.amxPermitted));
+  return o;
+}
+
+// fmaPeak(iters, threads[, isa]): GFLOP/s of 12 independent FMA chains per thread on the ops table
+// of `isa` (default: the one in force).
 napi_value FmaPeak(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "fmaPeak", 2));
+  Call c(env, info, "fmaPeak");
   long iters, threads;
-  TRY(integer(c, 0, "iters", iters, 1));
-  TRY(integer(c, 1, "threads", threads, 1));
+  TRY(c.args(arg("iters", iters, 1), arg("threads", threads, 1)));
+  const OpsTable* t = &ops();
+  if (c.argc > 2) {
+    napi_valuetype vt;
+    if (napi_typeof(env, c.argv[2], &vt) == napi_ok && vt != napi_undefined) {
+      Isa isa;
+      TRY(isa_arg(c, 2, isa));
+      const Isa saved = kernels().cap;
+      select_isa(isa);
+      t = kernels().ops;
+      select_isa(saved);
+    }
+  }
   const auto t0 = std::chrono::steady_clock::now();
-  const double flops = g_ops->fmaRun(iters, static_cast<int>(threads > 256 ? 256 : threads));
+  const double flops = t->fmaRun(iters, static_cast<int>(threads > 256 ? 256 : threads));
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return number(env, flops / sec / 1e9);
 }
 
 napi_value ReadSum(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "readSum", 2));
-  Arr<float> x;
+  Call c(env, info, "readSum");
+  F32 x;
   long threads;
-  TRY(f32(c, 0, "x", x));
-  TRY(integer(c, 1, "threads", threads, 1));
-  return number(env, g_ops->readSum(x.p, x.n, static_cast<int>(threads > 256 ? 256 : threads)));
+  TRY(c.args(arg("x", x), arg("threads", threads, 1)));
+  return number(env, ops().readSum(x.p, x.n, static_cast<int>(threads > 256 ? 256 : threads)));
 }
 
 napi_value Noop(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "noop", 1));
-  Arr<float> x;
-  TRY(f32(c, 0, "x", x));
+  Call c(env, info, "noop");
+  F32 x;
+  TRY(c.args(arg("x", x)));
   return undef(env);
 }
 
+// ---------------------------------------------------------------------------------------------
 // OpenBLAS through dlopen (never linked): for benchmarks only.
+
 typedef void (*cblas_sgemm_t)(int, int, int, int, int, int, float, const float*, int, const float*, int, float,
                               float*, int);
 typedef void (*cblas_sgemv_t)(int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
 typedef void (*set_threads_t)(int);
 typedef char* (*get_config_t)(void);
+typedef char* (*get_corename_t)(void);
 struct Blas {
   bool tried = false;
   void* h = nullptr;
@@ -963,6 +686,7 @@ struct Blas {
   cblas_sgemv_t sgemv = nullptr;
   set_threads_t setThreads = nullptr;
   get_config_t getConfig = nullptr;
+  get_corename_t getCorename = nullptr;
 };
 Blas g_blas;
 
@@ -980,6 +704,7 @@ bool blas_load() {
       g_blas.sgemv = reinterpret_cast<cblas_sgemv_t>(dlsym(g_blas.h, "cblas_sgemv"));
       g_blas.setThreads = reinterpret_cast<set_threads_t>(dlsym(g_blas.h, "openblas_set_num_threads"));
       g_blas.getConfig = reinterpret_cast<get_config_t>(dlsym(g_blas.h, "openblas_get_config"));
+      g_blas.getCorename = reinterpret_cast<get_corename_t>(dlsym(g_blas.h, "openblas_get_corename"));
     }
   }
   return g_blas.sgemm && g_blas.sgemv;
@@ -988,16 +713,18 @@ bool blas_load() {
 #endif
 }
 
+// openblasLoad(): "OpenBLAS <config> (core <name>)" or null
 napi_value OpenblasLoad(napi_env env, napi_callback_info) {
-  napi_value r;
   if (!blas_load()) {
+    napi_value r;
     napi_get_null(env, &r);
     return r;
   }
-  char buf[300];
-  std::snprintf(buf, sizeof buf, "OpenBLAS %s", g_blas.getConfig ? g_blas.getConfig() : "(unknown config)");
-  napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &r);
-  return r;
+  char buf[400];
+  std::snprintf(buf, sizeof buf, "OpenBLAS %s%s%s%s", g_blas.getConfig ? g_blas.getConfig() : "(unknown config)",
+                g_blas.getCorename ? " (core " : "", g_blas.getCorename ? g_blas.getCorename() : "",
+                g_blas.getCorename ? ")" : "");
+  return string(env, buf);
 }
 
 bool blas_need(Call& c) {
@@ -1007,21 +734,12 @@ bool blas_need(Call& c) {
 }
 
 napi_value OpenblasSgemm(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "openblasSgemm", 7));
+  Call c(env, info, "openblasSgemm");
   long M, N, K, threads;
-  Arr<float> A, Bm, C;
-  TRY(integer(c, 0, "M", M));
-  TRY(integer(c, 1, "N", N));
-  TRY(integer(c, 2, "K", K));
-  TRY(f32(c, 3, "A", A));
-  TRY(f32(c, 4, "B", Bm));
-  TRY(f32(c, 5, "C", C));
-  TRY(integer(c, 6, "threads", threads, 1));
-  if (M > 2147483647L || N > 2147483647L || K > 2147483647L) return throw_range(c, "sizes exceed int range"), nullptr;
-  TRY(need(c, "A", A.n, double(M) * K));
-  TRY(need(c, "B", Bm.n, double(K) * N));
-  TRY(need(c, "C", C.n, double(M) * N));
+  F32 A, Bm, C;
+  TRY(c.args(arg("M", M), arg("N", N), arg("K", K), arg("A", A), arg("B", Bm), arg("C", C), arg("threads", threads, 1)));
+  if (M > 2147483647L || N > 2147483647L || K > 2147483647L) return c.range_error("sizes exceed int range"), nullptr;
+  TRY(c.need("A", A, double(M) * K) && c.need("B", Bm, double(K) * N) && c.need("C", C, double(M) * N));
   TRY(blas_need(c));
   if (g_blas.setThreads) g_blas.setThreads(static_cast<int>(threads));
   g_blas.sgemm(101, 111, 111, int(M), int(N), int(K), 1.0f, A.p, int(K > 0 ? K : 1), Bm.p, int(N > 0 ? N : 1), 0.0f,
@@ -1030,135 +748,15 @@ napi_value OpenblasSgemm(napi_env env, napi_callback_info info) {
 }
 
 napi_value OpenblasSgemv(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "openblasSgemv", 6));
+  Call c(env, info, "openblasSgemv");
   long M, N, threads;
-  Arr<float> A, x, y;
-  TRY(integer(c, 0, "M", M));
-  TRY(integer(c, 1, "N", N));
-  TRY(f32(c, 2, "A", A));
-  TRY(f32(c, 3, "x", x));
-  TRY(f32(c, 4, "y", y));
-  TRY(integer(c, 5, "threads", threads, 1));
-  if (M > 2147483647L || N > 2147483647L) return throw_range(c, "sizes exceed int range"), nullptr;
-  TRY(need(c, "A", A.n, double(M) * N));
-  TRY(need(c, "x", x.n, N));
-  TRY(need(c, "y", y.n, M));
+  F32 A, x, y;
+  TRY(c.args(arg("M", M), arg("N", N), arg("A", A), arg("x", x), arg("y", y), arg("threads", threads, 1)));
+  if (M > 2147483647L || N > 2147483647L) return c.range_error("sizes exceed int range"), nullptr;
+  TRY(c.need("A", A, double(M) * N) && c.need("x", x, N) && c.need("y", y, M));
   TRY(blas_need(c));
   if (g_blas.setThreads) g_blas.setThreads(static_cast<int>(threads));
   g_blas.sgemv(101, 111, int(M), int(N), 1.0f, A.p, int(N > 0 ? N : 1), x.p, 1, 0.0f, y.p, 1);
-  return undef(env);
-}
-
-// packedMatmul(M, N, K, x, xOff, codes, bits, levels, scales, scaleBf16, blockSize, out, outOff[, act8])
-napi_value PackedMatmul(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "packedMatmul", 13));
-  PackedArgs a;
-  long xOff, outOff, bits;
-  Arr<float> x, levels, out;
-  Arr<uint8_t> codes;
-  Arr<uint16_t> scales;
-  TRY(integer(c, 0, "M", a.M));
-  TRY(integer(c, 1, "N", a.N));
-  TRY(integer(c, 2, "K", a.K));
-  TRY(f32(c, 3, "x", x));
-  TRY(integer(c, 4, "xOff", xOff));
-  TRY(u8(c, 5, "codes", codes));
-  TRY(integer(c, 6, "bits", bits, 1));
-  TRY(f32(c, 7, "levels", levels));
-  TRY(u16(c, 8, "scales", scales));
-  TRY(boolean(c, 9, "scaleBf16", a.scaleBf16));
-  TRY(integer(c, 10, "blockSize", a.B, 8));
-  TRY(f32(c, 11, "out", out));
-  TRY(integer(c, 12, "outOff", outOff));
-  a.act8 = false;
-  if (c.argc > 13) {
-    napi_valuetype t;
-    if (napi_typeof(env, c.argv[13], &t) != napi_ok) return nullptr;
-    if (t != napi_undefined) TRY(boolean(c, 13, "act8", a.act8));
-  }
-  char msg[200];
-  if (bits != 1 && bits != 2 && bits != 3 && bits != 4 && bits != 8) {
-    std::snprintf(msg, sizeof msg, "bits must be 1, 2, 3, 4 or 8, got %ld", bits);
-    return throw_range(c, msg), nullptr;
-  }
-  if (a.B % 8 != 0 || a.K % a.B != 0) {
-    std::snprintf(msg, sizeof msg, "blockSize (%ld) must be a multiple of 8 that divides K (%ld)", a.B, a.K);
-    return throw_range(c, msg), nullptr;
-  }
-  a.bits = static_cast<int>(bits);
-  TRY(need(c, "levels", levels.n, double(1L << bits)));
-  TRY(need(c, "x", x.n, xOff + double(a.M) * a.K));
-  TRY(need(c, "codes", codes.n, double(a.N) * (a.K * bits / 8)));
-  TRY(need(c, "scales", scales.n, double(a.N) * (a.K / a.B)));
-  TRY(need(c, "out", out.n, outOff + double(a.M) * a.N));
-  if (a.M == 0 || a.N == 0) return undef(env);
-  a.x = x.p + xOff;
-  a.codes = codes.p;
-  a.levels = levels.p;
-  a.scales = scales.p;
-  a.out = out.p + outOff;
-  if (a.K == 0) {
-    for (long i = 0; i < a.M * a.N; ++i) a.out[i] = 0.0f;
-    return undef(env);
-  }
-  if (g_ops == ops_avx2()) packed_matmul_avx2(a);
-  else packed_matmul_generic(a);
-  return undef(env);
-}
-
-
-// packedLutMatmul(M, N, K, x, xOff, codes, bits, levels, scales, blockSize, out, outOff): codes and
-// bf16 scales in the row-interleaved layout of PackedLutArgs (kernels.h)
-napi_value PackedLutMatmul(napi_env env, napi_callback_info info) {
-  Call c;
-  TRY(begin(c, env, info, "packedLutMatmul", 12));
-  PackedLutArgs a;
-  long xOff, outOff, bits;
-  Arr<float> x, levels, out;
-  Arr<uint8_t> codes;
-  Arr<uint16_t> scales;
-  TRY(integer(c, 0, "M", a.M));
-  TRY(integer(c, 1, "N", a.N));
-  TRY(integer(c, 2, "K", a.K));
-  TRY(f32(c, 3, "x", x));
-  TRY(integer(c, 4, "xOff", xOff));
-  TRY(u8(c, 5, "codes", codes));
-  TRY(integer(c, 6, "bits", bits, 1));
-  TRY(f32(c, 7, "levels", levels));
-  TRY(u16(c, 8, "scales", scales));
-  TRY(integer(c, 9, "blockSize", a.B, 64));
-  TRY(f32(c, 10, "out", out));
-  TRY(integer(c, 11, "outOff", outOff));
-  char msg[200];
-  if (bits != 1 && bits != 2) {
-    std::snprintf(msg, sizeof msg, "bits must be 1 or 2, got %ld", bits);
-    return throw_range(c, msg), nullptr;
-  }
-  if (a.B % 64 != 0 || a.K % a.B != 0) {
-    std::snprintf(msg, sizeof msg, "blockSize (%ld) must be a multiple of 64 that divides K (%ld)", a.B, a.K);
-    return throw_range(c, msg), nullptr;
-  }
-  a.bits = static_cast<int>(bits);
-  const double tiles = double((a.N + 31) / 32);
-  TRY(need(c, "levels", levels.n, double(1L << bits)));
-  TRY(need(c, "x", x.n, xOff + double(a.M) * a.K));
-  TRY(need(c, "codes", codes.n, tiles * 32 * (a.K * bits / 8)));
-  TRY(need(c, "scales", scales.n, tiles * 32 * (a.K / a.B)));
-  TRY(need(c, "out", out.n, outOff + double(a.M) * a.N));
-  if (a.M == 0 || a.N == 0) return undef(env);
-  a.x = x.p + xOff;
-  a.codes = codes.p;
-  a.levels = levels.p;
-  a.scales = scales.p;
-  a.out = out.p + outOff;
-  if (a.K == 0) {
-    for (long i = 0; i < a.M * a.N; ++i) a.out[i] = 0.0f;
-    return undef(env);
-  }
-  if (g_ops == ops_avx2()) packed_lut_matmul_avx2(a);
-  else packed_lut_matmul_generic(a);
   return undef(env);
 }
 
@@ -1167,7 +765,7 @@ napi_value PackedLutMatmul(napi_env env, napi_callback_info info) {
 void tfree_boxte_register(napi_env env, napi_value exports);  // boxte.cc
 
 NAPI_MODULE_INIT() {
-  if (!g_ops) select_ops();
+  kernels();  // detect the CPU and choose the paths once, at load
   struct Fn {
     const char* name;
     napi_callback cb;
@@ -1201,7 +799,9 @@ NAPI_MODULE_INIT() {
       {"getThreads", GetThreads},
       {"setThreads", SetThreads},
       {"simd", Simd},
-      {"setSimd", SetSimd},
+      {"setSimd", SetIsa},  // older name of setIsa
+      {"setIsa", SetIsa},
+      {"cpuInfo", CpuInfo},
       {"fmaPeak", FmaPeak},
       {"readSum", ReadSum},
       {"openblasLoad", OpenblasLoad},
@@ -1215,8 +815,6 @@ NAPI_MODULE_INIT() {
     if (napi_set_named_property(env, exports, f.name, fv) != napi_ok) return nullptr;
   }
   tfree_boxte_register(env, exports);
-  napi_value cpu;
-  napi_get_boolean(env, g_cpuAvx2, &cpu);
-  napi_set_named_property(env, exports, "cpuAvx2", cpu);
+  set_prop(env, exports, "cpuAvx2", boolean(env, isa_supported(Isa::avx2)));
   return exports;
 }

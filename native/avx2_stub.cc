@@ -1,8 +1,10 @@
-// Non-x86 builds: no AVX2 path; addon.cc falls back to the generic kernels.
+// Non-x86 builds: no AVX2/AVX-512 paths; dispatch.cc falls back to the generic kernels.
 #include "kernels.h"
 
 namespace tfree {
+const OpsTable* ops_avx512() { return nullptr; }
 const OpsTable* ops_avx2() { return nullptr; }
+void gemm_avx512(const GemmArgs&) {}
 void gemm_avx2(const GemmArgs&) {}
 void packed_matmul_avx2(const PackedArgs& a) { packed_matmul_generic(a); }
 void packed_lut_matmul_avx2(const PackedLutArgs& a) { packed_lut_matmul_generic(a); }

@@ -15,11 +15,11 @@
   "targets": [
     {
       "target_name": "tfree_native",
-      "sources": ["addon.cc", "threadpool.cc", "gemm_generic.cc", "ops_generic.cc", "packed_generic.cc", "packed_lut_generic.cc", "boxte.cc"],
+      "sources": ["addon.cc", "cpu.cc", "dispatch.cc", "threadpool.cc", "gemm_generic.cc", "ops_generic.cc", "packed_generic.cc", "packed_lut_generic.cc", "boxte.cc"],
       "libraries": [],
       "conditions": [
         ["tfree_x86==1", {
-          "dependencies": ["tfree_avx2"]
+          "dependencies": ["tfree_avx2", "tfree_avx512"]
         }, {
           "sources": ["avx2_stub.cc"]
         }],
@@ -39,6 +39,15 @@
           "cflags_cc": ["-mavx2", "-mfma"],
           "xcode_settings": {
             "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma"]
+          }
+        },
+        {
+          "target_name": "tfree_avx512",
+          "type": "static_library",
+          "sources": ["gemm_avx512.cc", "ops_avx512.cc"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"],
+          "xcode_settings": {
+            "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"]
           }
         }
       ]

@@ -9,8 +9,8 @@
 //                     order, so results are deterministic for a given thread count.
 //
 // The inner loops over the d dimensions have an AVX2+FMA version (vector tanh through a polynomial
-// exp, |error| < 2e-7) chosen at run time, and a portable scalar version (TFREE_SIMD=generic or no
-// AVX2). Registered into the addon's exports by tfree_boxte_register (called from addon.cc).
+// exp, |error| < 2e-7) chosen at run time by dispatch.cc (family "boxte"), and a portable scalar version (TFREE_ISA=generic
+// or no AVX2). Registered into the addon's exports by tfree_boxte_register (called from addon.cc).
 #include <node_api.h>
 
 #include <cmath>
@@ -26,6 +26,7 @@
 #define BOXTE_X86 1
 #endif
 
+#include "dispatch.h"
 #include "threadpool.h"
 
 using namespace tfree;
@@ -206,20 +207,8 @@ AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool u
 typedef float (*FwdFn)(const float*, const float*, const float*, const Box&, float*, long, bool, bool);
 typedef void (*BwdFn)(const float*, const Box&, float, long, bool, bool, float*, float*, float*, float*, float*);
 
-bool use_avx2() {
-#ifdef BOXTE_X86
-  static int cached = -1;
-  if (cached < 0) {
-    __builtin_cpu_init();
-    const char* e = std::getenv("TFREE_SIMD");
-    const bool wantGeneric = e && (std::strcmp(e, "generic") == 0 || std::strcmp(e, "none") == 0);
-    cached = (!wantGeneric && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
-  }
-  return cached == 1;
-#else
-  return false;
-#endif
-}
+// dispatch.cc chooses the path of this family (TFREE_ISA / setIsa, CPU features)
+bool use_avx2() { return kernels().boxte == Isa::avx2; }
 
 FwdFn fwd_fn() {
 #ifdef BOXTE_X86

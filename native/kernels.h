@@ -1,7 +1,8 @@
-// Internal kernel table. Two instances exist: the AVX2/FMA one (ops_avx2.cc + gemm_avx2.cc, compiled
-// with -mavx2 -mfma) and the portable one (ops_generic.cc + gemm_generic.cc). addon.cc picks one at
-// load time from the CPU check (and TFREE_SIMD). Offsets are already applied to all pointers and every
-// size was bounds-checked by addon.cc.
+// Internal kernel tables, one file family per ISA: ops_<isa>.cc + gemm_<isa>.cc (+ packed_<isa>.cc,
+// packed_lut_<isa>.cc), each compiled with its own flags (binding.gyp; never -march=native):
+// generic (portable C++), avx2 (-mavx2 -mfma), avx512 (-mavx512f/bw/vl/dq). dispatch.cc picks one
+// implementation per kernel family at load time from the CPU features (cpu.cc) and TFREE_ISA.
+// Offsets are already applied to all pointers and every size was bounds-checked by addon.cc.
 #pragma once
 #include <cstdint>
 
@@ -74,10 +75,12 @@ struct OpsTable {
   double (*fmaRun)(long iters, int threads);  // runs 12 FMA chains x iters per thread; returns the flops done (caller times it)
 };
 
+const OpsTable* ops_avx512();   // nullptr when not compiled in (non-x86 build)
 const OpsTable* ops_avx2();     // nullptr when not compiled in (non-x86 build)
 const OpsTable* ops_generic();
 
-// gemm entry points of the two gemm TUs
+// gemm entry points of the gemm TUs
+void gemm_avx512(const GemmArgs& g);
 void gemm_avx2(const GemmArgs& g);
 void gemm_generic(const GemmArgs& g);
 

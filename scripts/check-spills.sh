@@ -3,7 +3,7 @@
 #  1. the AVX2 SGEMM microkernel (symbol tfree_sgemm_ukernel_avx2_6x16) keeps its accumulators in
 #     registers: no ymm register is stored to / loaded from / used as an operand on the stack
 #     (%rsp or %rbp based addresses). Spilling the 12 accumulators costs ~3x (see the engine spec).
-#  2. the objects compiled with -mavx2 export no weak (COMDAT) symbols: the linker could otherwise
+#  2. the objects compiled with -mavx2 / -mavx512* export no weak (COMDAT) symbols: the linker could otherwise
 #     pick an AVX2-compiled copy of an inline function for the generic path and crash old CPUs.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -35,14 +35,14 @@ if [ "$nfma" -lt 12 ]; then
 fi
 echo "check-spills: ok: $sym has $nfma ymm FMAs and no ymm stack traffic"
 
-objs="$(find "$root/native/build/Release" -path '*tfree_avx2*' -name '*.o' 2>/dev/null || true)"
+objs="$(find "$root/native/build/Release" \( -path '*tfree_avx2*' -o -path '*tfree_avx512*' \) -name '*.o' 2>/dev/null || true)"
 if [ -n "$objs" ] && command -v nm >/dev/null; then
   # shellcheck disable=SC2086
   weak="$(nm -C --defined-only $objs | grep -E ' [WVuv] ' || true)"
   if [ -n "$weak" ]; then
-    echo "check-spills: FAIL: AVX2 objects define weak symbols that could leak into the generic path:" >&2
+    echo "check-spills: FAIL: AVX2/AVX-512 objects define weak symbols that could leak into the generic path:" >&2
     echo "$weak" | head -20 >&2
     exit 1
   fi
-  echo "check-spills: ok: AVX2 objects define no weak symbols"
+  echo "check-spills: ok: AVX2/AVX-512 objects define no weak symbols"
 fi

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { formatHelp, parseArgs, type CommandSpec } from './args.js';
 import { UserError } from './errors.js';
 import { defaultPackedAct, defaultPackedLut } from '../compress/packed_linear.js';
+import { isaEnvError } from '../tensor/index.js';
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
@@ -53,6 +54,7 @@ function topHelp(): string {
     'environment:',
     '  TFREE_BACKEND=native|js   kernels to use (default: native when the addon is built)',
     '  TFREE_THREADS=N           threads of the native kernels (default: all cores)',
+    '  TFREE_ISA=generic|avx2|avx512|neon  cap the native kernel path (default: the best this CPU has; see tfree info)',
   ].join('\n');
 }
 
@@ -96,6 +98,8 @@ function checkEnvironment(): void {
   } catch (e) {
     throw new UserError(e instanceof Error ? e.message : String(e));
   }
+  const isa = isaEnvError();
+  if (isa !== undefined) throw new UserError(isa);
 }
 
 function isEntry(): boolean {

@@ -1,7 +1,8 @@
 /**
- * The kernel variants a kernel test runs on: the pure-TS kernels, and the native ones with the AVX2
- * path (when the CPU has it) and the portable path, each at 1 and 2 threads. `setup` switches the
- * addon to the variant; `restoreNative` puts back the default (AVX2 when available, 2 threads).
+ * The kernel variants a kernel test runs on: the pure-TS kernels, and the native ones on every
+ * kernel path the CPU has (cpuInfo().isas: avx512, avx2, neon, generic), each at 1 and 2 threads.
+ * `setup` switches the addon to the variant; `restoreNative` puts back the default (the best path,
+ * 2 threads).
  */
 import { jsKernels, nativeBackend, type Kernels } from '../../src/tensor/kernels/index.js';
 import type { NativeExtrasInternal } from '../../src/tensor/kernels/native.js';
@@ -18,7 +19,7 @@ export function kernelVariants(): KernelVariant[] {
   const nb = nativeBackend();
   if (!hasNative() || !('kernels' in nb)) return out;
   const ex = nb.extras as NativeExtrasInternal;
-  for (const simd of ex.cpuAvx2 ? (['avx2', 'generic'] as const) : (['generic'] as const)) {
+  for (const simd of [...ex.cpuInfo().isas].reverse()) {
     for (const threads of [1, 2]) {
       out.push({
         name: `native ${simd} ${threads}T`,
@@ -37,7 +38,7 @@ export function restoreNative(): void {
   const nb = nativeBackend();
   if ('kernels' in nb) {
     const ex = nb.extras as NativeExtrasInternal;
-    if (ex.cpuAvx2) ex.setSimd('avx2');
+    ex.setIsa(ex.cpuInfo().best);
     ex.setThreads(2);
   }
 }

@@ -1,9 +1,11 @@
 /**
  * Native addon kernels vs their pure-TypeScript twin (`jsKernels`, the reference) and, for GEMM,
  * also vs a float64 reference loop written here. Every kernel runs on random shapes including odd
- * and tail sizes (so the AVX2 main loops, masked tails and the thread pool are all exercised) under
- * four configurations: {avx2, generic} x {1, 2 threads} (avx2 only when the CPU has it). Outputs
- * are poisoned with NaN before each call: kernels must overwrite every element they own.
+ * and tail sizes (so the SIMD main loops, masked tails and the thread pool are all exercised) under
+ * every kernel path this CPU has (avx512, avx2, neon, generic: cpuInfo().isas) x {1, 2 threads};
+ * a path the CPU lacks is registered as a skipped test that names it, and the paths that ran are
+ * printed. Outputs are poisoned with NaN before each call: kernels must overwrite every element
+ * they own.
  *
  * Tolerances, |native - ref| <= atol + rtol * |ref|:
  *   elementwise / data movement (unary, binary, copy, affine, axpy, gather, rope, adamw): rtol 1e-5, atol 1e-6
@@ -19,6 +21,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadNative, type NativeExtrasInternal } from '../../src/tensor/kernels/native.js';
+import { NATIVE_ISAS } from '../../src/tensor/kernels/index.js';
 import { jsKernels } from '../../src/tensor/kernels/js.js';
 import { BinaryOp, ReduceOp, UnaryOp, type Kernels } from '../../src/tensor/kernels/types.js';
 
@@ -108,12 +111,18 @@ function scaled(tol: Tol, expected: ArrayLike<number>): Tol {
 }
 
 interface Config {
-  simd: 'avx2' | 'generic';
+  simd: string;
   threads: number;
 }
-const configs: Config[] = [];
-if (extras?.cpuAvx2) configs.push({ simd: 'avx2', threads: 1 }, { simd: 'avx2', threads: 2 });
-configs.push({ simd: 'generic', threads: 1 }, { simd: 'generic', threads: 2 });
+/** The kernel paths this CPU and build run, best first (cpuInfo().isas is lowest first). */
+const paths: string[] = extras ? [...extras.cpuInfo().isas].reverse() : [];
+const configs: Config[] = paths.flatMap((simd) => [1, 2].map((threads) => ({ simd, threads })));
+if (extras) {
+  console.log(`# native kernel paths tested: ${paths.join(', ')} (CPU features: ${extras.cpuInfo().features.join(' ')})`);
+  for (const isa of NATIVE_ISAS.filter((i) => !paths.includes(i))) {
+    test(`native kernels on the ${isa} path`, { skip: `this CPU or build lacks the ${isa} path` }, () => undefined);
+  }
+}
 
 /** Registers one test per configuration; the body gets the native kernels with simd/threads set. */
 function ktest(name: string, body: (k: Kernels, cfg: Config) => void): void {
@@ -954,8 +963,13 @@ test('extras: threads, simd, fmaPeak, readSum, noop, OpenBLAS (when installed)',
   assert.equal(extras.getThreads(), 2);
   extras.setThreads(1);
   assert.equal(extras.getThreads(), 1);
-  assert.ok(['avx2', 'generic'].includes(extras.simd()));
-  if (!extras.cpuAvx2) assert.throws(() => extras.setSimd('avx2'), RangeError);
+  const info = extras.cpuInfo();
+  assert.ok(info.isas.includes(extras.simd()));
+  assert.ok(info.isas.includes('generic'));
+  for (const isa of NATIVE_ISAS) if (!info.isas.includes(isa)) assert.throws(() => extras.setIsa(isa), RangeError);
+  assert.throws(() => extras.setIsa('avx9000'), RangeError);
+  assert.equal(extras.cpuAvx2, info.isas.includes('avx2'));
+  for (const isa of info.isas) assert.ok(extras.fmaPeak(10000, 1, isa) > 0, isa);
   assert.ok(extras.fmaPeak(10000, 1) > 0);
   const x = new Float32Array(100003).fill(0.5);
   for (const t of [1, 2]) {

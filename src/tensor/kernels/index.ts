@@ -25,6 +25,28 @@ export function nativeKernels(): Kernels | undefined {
   return 'kernels' in n ? n.kernels : undefined;
 }
 
+/** The native kernel path names (ISA levels); which of them a CPU can run is cpuInfo().isas. */
+export const NATIVE_ISAS = ['generic', 'avx2', 'avx512', 'neon'] as const;
+
+/**
+ * Checks TFREE_ISA (else its older name TFREE_SIMD, which also takes "none"): undefined when unset
+ * or usable, else a one-line reason (an unknown name, or a path this CPU or build lacks).
+ */
+export function isaEnvError(): string | undefined {
+  const isaVar = process.env.TFREE_ISA;
+  const name = isaVar !== undefined && isaVar !== '' ? 'TFREE_ISA' : 'TFREE_SIMD';
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const v = name === 'TFREE_SIMD' && raw === 'none' ? 'generic' : raw;
+  if (!(NATIVE_ISAS as readonly string[]).includes(v)) return `${name} must be one of ${NATIVE_ISAS.join(', ')}, got "${raw}"`;
+  if (process.env.TFREE_BACKEND === 'js') return undefined;
+  const n = nativeBackend();
+  if (!('kernels' in n)) return undefined;
+  const info = n.extras.cpuInfo();
+  if (!info.isas.includes(v)) return `${name}=${raw}: this CPU or build lacks that path (paths here: ${info.isas.join(', ')})`;
+  return undefined;
+}
+
 /**
  * Names of the backends usable in this process (js always). `TFREE_BACKEND=js` hides the native
  * one, so a whole run (tests included) exercises the pure-TS fallback alone.

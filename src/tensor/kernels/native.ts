@@ -16,8 +16,13 @@ import type { Kernels, NativeExtras } from './types.js';
 
 /** Diagnostics beyond `NativeExtras` (kept out of the `Kernels` interface). */
 export interface NativeExtrasInternal extends NativeExtras {
-  /** Switches the kernel table ('avx2' throws on CPUs without AVX2+FMA); returns the active name. */
-  setSimd(mode: 'avx2' | 'generic'): string;
+  /**
+   * Caps the kernel paths at `isa` ("generic", "avx2", "avx512", "neon"; one of cpuInfo().isas, else
+   * a RangeError); every family then uses its best implementation at or below it. Returns simd().
+   */
+  setIsa(isa: string): string;
+  /** Older name of setIsa. */
+  setSimd(isa: string): string;
   /** Whether the CPU check found AVX2 and FMA. */
   readonly cpuAvx2: boolean;
 }
@@ -58,6 +63,8 @@ const EXTRA_NAMES = [
   'setThreads',
   'simd',
   'setSimd',
+  'setIsa',
+  'cpuInfo',
   'fmaPeak',
   'readSum',
   'openblasLoad',
@@ -155,6 +162,8 @@ function loadUncached(): NativeLoadResult {
     setThreads: addon.setThreads,
     simd: addon.simd,
     setSimd: addon.setSimd,
+    setIsa: addon.setIsa,
+    cpuInfo: addon.cpuInfo,
     fmaPeak: addon.fmaPeak,
     readSum: addon.readSum,
     openblasLoad: addon.openblasLoad,

@@ -400,16 +400,45 @@ export interface Kernels {
   ): void;
 }
 
+/** What the native addon found out about the CPU and which kernel path each family uses. */
+export interface NativeCpuInfo {
+  /** "x86_64", "aarch64", ... */
+  arch: string;
+  /** cpuid vendor ("GenuineIntel", "AuthenticAMD"); "" off x86. */
+  vendor: string;
+  /** cpuid brand string; "" off x86. */
+  brand: string;
+  /** Features present and enabled by the OS (e.g. "avx2", "avx512f", "avx512vnni", "amx-tile", "asimddp"). */
+  features: string[];
+  /** Kernel paths (ISA levels) this CPU and build can run, lowest first: "generic", "avx2", "avx512", "neon". */
+  isas: string[];
+  /** The highest of `isas` (the default). */
+  best: string;
+  /** The level in force (TFREE_ISA or setIsa cap it). */
+  isa: string;
+  /** Implementation chosen per kernel family, e.g. { ops: "avx512", packed: "avx2", packedLut: "avx2", boxte: "avx2" }. */
+  paths: Record<string, string>;
+  /** Why TFREE_ISA (or TFREE_SIMD) could not be honoured at load, else "". */
+  envError: string;
+  /** Linux granted this process the AMX tile state. */
+  amxPermitted: boolean;
+}
+
 /** Extra entry points of the native addon used by benchmarks and diagnostics only. */
 export interface NativeExtras {
   /** Threads the pool uses (from TFREE_THREADS, default: hardware concurrency). */
   getThreads(): number;
   /** Change the pool size at run time (1 disables threading). */
   setThreads(n: number): void;
-  /** Which code path the CPU check chose: "avx2" or "generic". */
+  /** The path of the gemm/ops family: "avx512", "avx2", "generic", ... */
   simd(): string;
-  /** Runs `iters` rounds of 12 independent FMA chains on `threads` threads; returns GFLOP/s. */
-  fmaPeak(iters: number, threads: number): number;
+  /** CPU features and the path chosen per kernel family. */
+  cpuInfo(): NativeCpuInfo;
+  /**
+   * Runs `iters` rounds of 12 independent FMA chains on `threads` threads with the ops table of
+   * `isa` (default: the one in force); returns GFLOP/s.
+   */
+  fmaPeak(iters: number, threads: number, isa?: string): number;
   /** Streams through x summing it (read bandwidth probe) with `threads` threads; returns the sum. */
   readSum(x: Float32Array, threads: number): number;
   /** Tries to dlopen OpenBLAS; returns its name/version string or null when unavailable. */

@@ -1,0 +1,168 @@
+// Kernel selection per family (see dispatch.h). Compiled without ISA flags.
+#include "dispatch.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+
+namespace tfree {
+
+const char* const kFamilyNames[kFamilies] = {"ops", "packed", "packedLut", "boxte"};
+
+namespace {
+
+KernelTable g_table = {};
+char g_envError[160] = "";
+
+#if defined(__x86_64__) || defined(__i386__)
+constexpr bool kX86 = true;
+#else
+constexpr bool kX86 = false;
+#endif
+#if defined(__aarch64__)
+constexpr bool kArm = true;
+#else
+constexpr bool kArm = false;
+#endif
+
+int rank(Isa i) {
+  switch (i) {
+    case Isa::generic: return 0;
+    case Isa::avx2: return 1;
+    case Isa::avx512: return 2;
+    case Isa::neon: return 1;
+  }
+  return 0;
+}
+
+template <class Fn>
+struct Impl {
+  Isa isa;
+  const char* name;
+  bool (*extra)(const CpuFeatures&);  // more than the level's base features; nullptr = none
+  Fn fn;                              // nullptr = not compiled in
+};
+
+template <class Fn, unsigned long N>
+const Impl<Fn>& choose(const Impl<Fn> (&c)[N], Isa cap) {
+  const CpuFeatures& f = cpu_features();
+  for (const Impl<Fn>& i : c)
+    if (i.fn && rank(i.isa) <= rank(cap) && isa_supported(i.isa) && (!i.extra || i.extra(f))) return i;
+  return c[N - 1];  // the generic one, last in every list
+}
+
+}  // namespace
+
+const char* isa_name(Isa i) {
+  switch (i) {
+    case Isa::generic: return "generic";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+    case Isa::neon: return "neon";
+  }
+  return "generic";
+}
+
+bool isa_parse(const char* s, Isa* out) {
+  for (Isa i : {Isa::generic, Isa::avx2, Isa::avx512, Isa::neon})
+    if (std::strcmp(s, isa_name(i)) == 0) return *out = i, true;
+  if (std::strcmp(s, "none") == 0) return *out = Isa::generic, true;  // old TFREE_SIMD=none
+  return false;
+}
+
+bool isa_supported(Isa i) {
+  const CpuFeatures& f = cpu_features();
+  switch (i) {
+    case Isa::generic: return true;
+    case Isa::avx2: return kX86 && f.avx2 && f.fma;
+    case Isa::avx512: return kX86 && f.avx2 && f.fma && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
+    case Isa::neon: return kArm && f.neon;
+  }
+  return false;
+}
+
+Isa isa_best() {
+  for (Isa i : {Isa::avx512, Isa::avx2, Isa::neon})
+    if (isa_supported(i)) return i;
+  return Isa::generic;
+}
+
+bool select_isa(Isa cap) {
+  if (!isa_supported(cap)) return false;
+  KernelTable t = {};
+  t.cap = cap;
+  {
+    const Impl<const OpsTable*> c[] = {
+        {Isa::avx512, "avx512", nullptr, ops_avx512()},
+        {Isa::avx2, "avx2", nullptr, ops_avx2()},
+        {Isa::generic, "generic", nullptr, ops_generic()},
+    };
+    const auto& i = choose(c, cap);
+    t.ops = i.fn;
+    t.path[kOps] = i.name;
+  }
+  {
+    const Impl<void (*)(const PackedArgs&)> c[] = {
+        {Isa::avx2, "avx2", nullptr, kX86 ? packed_matmul_avx2 : nullptr},
+        {Isa::generic, "generic", nullptr, packed_matmul_generic},
+    };
+    const auto& i = choose(c, cap);
+    t.packed = i.fn;
+    t.path[kPacked] = i.name;
+  }
+  {
+    const Impl<void (*)(const PackedLutArgs&)> c[] = {
+        {Isa::avx2, "avx2", nullptr, kX86 ? packed_lut_matmul_avx2 : nullptr},
+        {Isa::generic, "generic", nullptr, packed_lut_matmul_generic},
+    };
+    const auto& i = choose(c, cap);
+    t.packedLut = i.fn;
+    t.path[kPackedLut] = i.name;
+  }
+  {
+    // boxte.cc keeps its loops to itself; the table only says which of them to run
+    const Impl<bool> c[] = {
+        {Isa::avx2, "avx2", nullptr, kX86},
+        {Isa::generic, "generic", nullptr, true},
+    };
+    const auto& i = choose(c, cap);
+    t.boxte = i.isa;
+    t.path[kBoxte] = i.name;
+  }
+  g_table = t;
+  return true;
+}
+
+const KernelTable& kernels() {
+  static const bool once = [] {
+    Isa want = isa_best();
+    const char* var = "TFREE_ISA";
+    const char* e = std::getenv(var);
+    if (!e || !*e) {
+      var = "TFREE_SIMD";  // older name, same values
+      e = std::getenv(var);
+    }
+    if (e && *e) {
+      Isa asked;
+      if (!isa_parse(e, &asked))
+        std::snprintf(g_envError, sizeof g_envError, "%s=%s is not a known path (generic, avx2, avx512, neon)", var, e);
+      else if (!isa_supported(asked))
+        std::snprintf(g_envError, sizeof g_envError, "%s=%s: this CPU or build lacks that path (best here: %s)", var, e,
+                      isa_name(isa_best()));
+      else
+        want = asked;
+    }
+    select_isa(want);
+    return true;
+  }();
+  (void)once;
+  return g_table;
+}
+
+const char* isa_env_error() {
+  kernels();
+  return g_envError;
+}
+
+}  // namespace tfree

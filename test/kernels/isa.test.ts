@@ -1,0 +1,121 @@
+/**
+ * Kernel path selection: TFREE_ISA (and its older name TFREE_SIMD) at load time, setIsa, the CLI's
+ * one-line error for an unknown path or one this CPU lacks, and `tfree info`'s report of the CPU
+ * features and the path per kernel family.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { loadNative, type NativeExtrasInternal } from '../../src/tensor/kernels/native.js';
+import { NATIVE_ISAS } from '../../src/tensor/kernels/index.js';
+import { cli } from '../helpers/cli.js';
+
+const loaded = loadNative();
+const skip: string | false = 'error' in loaded ? `native addon unavailable: ${loaded.error}` : false;
+const extras: NativeExtrasInternal | null = 'extras' in loaded ? (loaded.extras as NativeExtrasInternal) : null;
+
+async function withEnv<T>(vars: Record<string, string | undefined>, body: () => Promise<T>): Promise<T> {
+  const old: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(vars)) {
+    old[k] = process.env[k];
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  try {
+    return await body();
+  } finally {
+    for (const [k, v] of Object.entries(old)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+test('an unknown TFREE_ISA / TFREE_SIMD is a one-line user error, exit 2, before any command', async () => {
+  for (const [name, value] of [
+    ['TFREE_ISA', 'avx9000'],
+    ['TFREE_SIMD', 'sse'],
+  ] as const) {
+    const r = await withEnv({ TFREE_ISA: undefined, TFREE_SIMD: undefined, [name]: value }, () => cli(['info']));
+    assert.equal(r.code, 2);
+    assert.equal(r.out, '');
+    assert.match(r.err, new RegExp(`^tfree info: ${name} must be one of generic, avx2, avx512, neon, got "${value}"\\n$`));
+  }
+});
+
+test('TFREE_ISA naming a path this CPU lacks is a one-line user error, exit 2', { skip }, async () => {
+  assert.ok(extras);
+  const lacking = NATIVE_ISAS.find((i) => !extras.cpuInfo().isas.includes(i));
+  assert.ok(lacking !== undefined, 'no CPU has both x86 and ARM paths');
+  const r = await withEnv({ TFREE_ISA: lacking }, () => cli(['info']));
+  assert.equal(r.code, 2);
+  assert.match(r.err, new RegExp(`^tfree info: TFREE_ISA=${lacking}: this CPU or build lacks that path \\(paths here: [a-z0-9, ]+\\)\\n$`));
+});
+
+test('tfree info reports the CPU features and the path per kernel family', { skip }, async () => {
+  assert.ok(extras);
+  const info = extras.cpuInfo();
+  const r = await withEnv({ TFREE_ISA: undefined, TFREE_SIMD: undefined }, () => cli(['info', '--json']));
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as { native: { isas: string[]; paths: Record<string, string>; cpu: { features: string[] } } };
+  assert.deepEqual(j.native.isas, info.isas);
+  assert.deepEqual(j.native.cpu.features, info.features);
+  assert.deepEqual(Object.keys(j.native.paths).sort(), ['boxte', 'ops', 'packed', 'packedLut']);
+  for (const p of Object.values(j.native.paths)) assert.ok(info.isas.includes(p), p);
+  const t = await cli(['info']);
+  assert.match(t.out, /^cpu features: .*$/m);
+  assert.match(t.out, /^kernel path per family: ops=[a-z0-9]+, packed=[a-z0-9]+, packedLut=[a-z0-9]+, boxte=[a-z0-9]+$/m);
+  if (info.arch === 'x86_64') {
+    // a feature the x86 paths need is listed exactly when its path is offered
+    assert.equal(info.isas.includes('avx2'), info.features.includes('avx2') && info.features.includes('fma'));
+    assert.equal(info.isas.includes('avx512'), ['avx512f', 'avx512bw', 'avx512vl', 'avx512dq'].every((f) => info.features.includes(f)));
+  }
+});
+
+test('setIsa caps every family at the path asked for; the best path is the default', { skip }, () => {
+  assert.ok(extras);
+  const info = extras.cpuInfo();
+  assert.equal(info.isa, info.best);
+  try {
+    for (const isa of info.isas) {
+      extras.setIsa(isa);
+      const now = extras.cpuInfo();
+      assert.equal(now.isa, isa);
+      const rank = (p: string): number => ['generic', 'avx2', 'avx512'].indexOf(p) + (p === 'neon' ? 2 : 0);
+      for (const [fam, p] of Object.entries(now.paths)) assert.ok(rank(p) <= rank(isa), `${fam}: ${p} above the cap ${isa}`);
+      assert.equal(now.paths.ops, isa, 'the ops family has every path');
+    }
+  } finally {
+    extras.setIsa(info.best);
+  }
+});
+
+test('TFREE_ISA at load time (child process) caps the paths; TFREE_SIMD=none still means generic', { skip }, () => {
+  assert.ok(extras);
+  const loader = fileURLToPath(new URL('../../src/tensor/kernels/native.js', import.meta.url));
+  const script = `
+    const m = await import(${JSON.stringify(loader)});
+    const r = m.loadNative();
+    if ('error' in r) { console.log('ERR ' + r.error); process.exit(1); }
+    console.log(JSON.stringify(r.extras.cpuInfo()));`;
+  const isas = extras.cpuInfo().isas;
+  for (const [vars, want] of [
+    [{ TFREE_ISA: isas[isas.length - 1] }, isas[isas.length - 1]],
+    [{ TFREE_ISA: 'generic' }, 'generic'],
+    [{ TFREE_SIMD: 'none' }, 'generic'],
+    [{ TFREE_ISA: 'bogus' }, extras.cpuInfo().best],
+  ] as const) {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.TFREE_ISA;
+    delete env.TFREE_SIMD;
+    Object.assign(env, vars);
+    const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
+    assert.equal(res.status, 0, res.stderr + res.stdout);
+    const info = JSON.parse(res.stdout.trim().split('\n').pop() ?? '{}') as { isa: string; paths: Record<string, string>; envError: string };
+    assert.equal(info.isa, want, JSON.stringify(vars));
+    assert.equal(info.paths.ops, want);
+    if ('TFREE_ISA' in vars && vars.TFREE_ISA === 'bogus') assert.match(info.envError, /TFREE_ISA=bogus is not a known path/);
+    else assert.equal(info.envError, '');
+  }
+});
