@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/nn/index.js';
-import { writeGguf } from '../src/io/index.js';
+import { writeGgufAsync } from '../src/io/index.js';
 import { parseLlamaConfig } from '../src/models/llama/index.js';
 import { BYTE_TO_CHAR } from '../src/models/llama/tokenizer/bytes.js';
 import { checkGgufOutput, planLlamaGguf, type GgufExportType, type GgufTokenizer, type LlamaTensorSource } from '../src/convert/llama_gguf.js';
@@ -91,7 +91,7 @@ function fillFast(v: Float32Array, seed: number, a: number): void {
   }
 }
 
-function synth(): void {
+async function synth(): Promise<void> {
   const out = flag('out', '');
   if (out === '') throw new Error('give --out FILE.gguf');
   const type = flag('type', 'q4_0') as GgufExportType;
@@ -133,7 +133,7 @@ function synth(): void {
     },
   };
   const plan = planLlamaGguf(config, src, syntheticLlama3Tokenizer(), { type, name: 'random-llama-3.1-8b-shape' }, 'synthetic');
-  const { fileSize } = writeGguf(out, plan.metadata, plan.tensors);
+  const { fileSize } = await writeGgufAsync(out, plan.metadata, plan.tensors);
   process.stdout.write(`wrote ${out}: ${plan.tensors.length} tensors, ${(fileSize / 2 ** 30).toFixed(2)} GiB, ${type}, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
 }
 
@@ -192,7 +192,7 @@ function run(): void {
 }
 
 const mode = argv[0];
-if (mode === 'synth') synth();
+if (mode === 'synth') await synth();
 else if (mode === 'child') await child();
 else if (mode === 'run') run();
 else {

@@ -29,7 +29,7 @@
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { GgufError, encodeGgml, gv, openCheckpoint, writeGguf, type GgmlType, type GgufTensorSpec, type GgufValue } from '../io/index.js';
+import { GgufError, encodeGgml, gv, openCheckpoint, writeGgufAsync, type GgmlType, type GgufTensorSpec, type GgufValue } from '../io/index.js';
 import { defaultInvFreq, llama3InvFreq, ropeScalingFromHF } from '../nn/index.js';
 import { readLlamaConfig, type LlamaConfig } from '../models/llama/index.js';
 
@@ -285,6 +285,8 @@ export interface ExportGgufOptions extends LlamaGgufOptions {
   overwrite?: boolean;
   /** called after each tensor is written (done, total) */
   onTensor?: (done: number, total: number) => void;
+  /** polled after each tensor: true stops (temp file removed, GgufInterrupted thrown) */
+  shouldStop?: () => boolean;
 }
 
 export interface ExportGgufResult {
@@ -325,8 +327,11 @@ export function checkGgufOutput(out: string, overwrite: boolean): void {
   }
 }
 
-/** Exports a HF Llama checkpoint folder (config.json, safetensors, tokenizer.json) to one GGUF file. */
-export function exportLlamaGguf(dir: string, out: string, opts: ExportGgufOptions): ExportGgufResult {
+/**
+ * Exports a HF Llama checkpoint folder (config.json, safetensors, tokenizer.json) to one GGUF file,
+ * atomically; yields after every tensor so `shouldStop` (e.g. set by SIGINT) can end it cleanly.
+ */
+export async function exportLlamaGguf(dir: string, out: string, opts: ExportGgufOptions): Promise<ExportGgufResult> {
   if (!GGUF_EXPORT_TYPES.includes(opts.type)) throw new GgufExportError(`unknown GGUF type "${String(opts.type)}" (types: ${GGUF_EXPORT_TYPES.join(', ')})`);
   checkGgufOutput(out, opts.overwrite ?? false);
   const config = readLlamaConfig(dir);
@@ -348,7 +353,7 @@ export function exportLlamaGguf(dir: string, out: string, opts: ExportGgufOption
         return b;
       } }));
     }
-    const { fileSize } = writeGguf(out, plan.metadata, plan.tensors);
+    const { fileSize } = await writeGgufAsync(out, plan.metadata, plan.tensors, { shouldStop: opts.shouldStop });
     return { out, fileSize, tensors: plan.tensors.length, type: opts.type, fallback: plan.fallback, pre: tok.pre };
   } finally {
     ck.close();

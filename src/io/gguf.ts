@@ -15,11 +15,13 @@
  * Dequantization: Q8_0 x = d*q; Q4_0 x = d*(nibble - 8), low nibbles are elements 0..15.
  *
  * The writer streams: tensor data is produced one tensor at a time and written to a temp file
- * that is renamed over the target at the end (src/io/safetensors.ts `atomicWrite`).
+ * that is fsynced and renamed over the target at the end, yielding to the event loop between
+ * tensors so that an interrupt can stop it cleanly (temp file removed, target untouched).
  */
 import * as fs from 'node:fs';
 import { f16ToF32, f32ToF16, numberToF16Bits, f16BitsToNumber } from './dtype.js';
-import { atomicWrite, writeAll } from './safetensors.js';
+import { syncFolder, writeAll } from './safetensors.js';
+import * as nodePath from 'node:path';
 
 /** A malformed GGUF file or an invalid value to write; the message names the file (and key or tensor). */
 export class GgufError extends Error {
@@ -270,27 +272,52 @@ function planGguf(metadata: ReadonlyArray<[string, GgufValue]>, tensors: readonl
   return { head: w.result(), offsets, sizes, total: headLen + off };
 }
 
+/** Thrown by `writeGgufAsync` when `shouldStop` asked to stop; the temp file is gone, `path` untouched. */
+export class GgufInterrupted extends Error {
+  override readonly name = 'GgufInterrupted';
+}
+
 /**
  * Writes a GGUF v3 file atomically. Everything (keys, types, shapes, sizes) is checked before the
- * first byte is written; tensor data is produced and written one tensor at a time.
- * Returns the file size.
+ * first byte is written; tensor data is produced and written one tensor at a time, yielding to the
+ * event loop after each (so a SIGINT handler can run). When `shouldStop()` returns true the temp
+ * file is removed, `path` is left untouched and `GgufInterrupted` is thrown. Returns the file size.
  */
-export function writeGguf(path: string, metadata: ReadonlyArray<[string, GgufValue]>, tensors: readonly GgufTensorSpec[], opts: GgufWriteOptions = {}): { fileSize: number } {
+export async function writeGgufAsync(path: string, metadata: ReadonlyArray<[string, GgufValue]>, tensors: readonly GgufTensorSpec[], opts: GgufWriteOptions & { shouldStop?: () => boolean } = {}): Promise<{ fileSize: number }> {
   const alignment = opts.alignment ?? 32;
   const plan = planGguf(metadata, tensors, alignment);
   const pad = new Uint8Array(alignment);
-  atomicWrite(path, (fd) => {
+  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  const fd = fs.openSync(tmp, 'wx');
+  let open = true;
+  try {
     writeAll(fd, plan.head);
     let pos = 0;
-    tensors.forEach((t, i) => {
+    for (let i = 0; i < tensors.length; i++) {
+      const t = tensors[i];
       if (plan.offsets[i] > pos) writeAll(fd, pad.subarray(0, plan.offsets[i] - pos));
       const bytes = t.data();
       if (bytes.length !== plan.sizes[i]) throw new GgufError(`tensor "${t.name}": ${bytes.length} bytes produced, ${t.type} [${t.dims.join(', ')}] needs ${plan.sizes[i]}`);
       writeAll(fd, bytes);
       pos = plan.offsets[i] + bytes.length;
-    });
-  });
-  return { fileSize: plan.total };
+      await new Promise((r) => setImmediate(r));
+      if (opts.shouldStop?.() === true) throw new GgufInterrupted(`${path}: stopped after ${i + 1} of ${tensors.length} tensors; nothing written`);
+    }
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    open = false;
+    fs.renameSync(tmp, path);
+    syncFolder(nodePath.dirname(path));
+    return { fileSize: plan.total };
+  } catch (e) {
+    if (open) fs.closeSync(fd);
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      // keep the original error
+    }
+    throw e;
+  }
 }
 
 // ---- block quantization (ggml reference rules) -------------------------------------------------

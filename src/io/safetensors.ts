@@ -829,7 +829,7 @@ function fsyncDir(dir: string): void {
  * which is fsynced and renamed over `path`. On any error the temp file is removed and
  * `path` is left as it was.
  */
-export function atomicWrite(path: string, body: (fd: number) => void): void {
+function atomicWrite(path: string, body: (fd: number) => void): void {
   const dir = nodePath.dirname(path);
   let tmp = '';
   let fd: number | undefined;

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { Rng } from '../../src/nn/index.js';
-import { f16BitsToNumber, numberToF16Bits, readGgufHeader, readGgufTensor, readGgufTensorBytes, quantizeQ4_0, quantizeQ8_0, type GgufFile, type GgufValue } from '../../src/io/index.js';
-import { exportLlamaGguf, unpermuteQkFromGguf, permuteQkForGguf, GgufExportError } from '../../src/convert/llama_gguf.js';
+import { GgufInterrupted, f16BitsToNumber, numberToF16Bits, readGgufHeader, readGgufTensor, readGgufTensorBytes, quantizeQ4_0, quantizeQ8_0, type GgufFile, type GgufValue } from '../../src/io/index.js';
+import { exportLlamaGguf, unpermuteQkFromGguf, permuteQkForGguf } from '../../src/convert/llama_gguf.js';
 import { refInvFreq } from '../llama/fixture.js';
 import { cli } from '../helpers/cli.js';
 import { ggufTmpDir, writeGgufFixture } from './gguf_fixture.js';
@@ -129,11 +129,11 @@ test('q/k permutation: interleaved-pair RoPE of the permuted rows equals rotate-
 });
 
 for (const type of ['f32', 'f16', 'q8_0', 'q4_0'] as const) {
-  test(`export gguf ${type}: header, metadata, names, alignment; every tensor reads back to the f32 weights by the ${type} rule`, () => {
+  test(`export gguf ${type}: header, metadata, names, alignment; every tensor reads back to the f32 weights by the ${type} rule`, async () => {
     const tied = type === 'f16';
     const fx = writeGgufFixture(ggufTmpDir(`rt-${type}`), { seed: 21, tied, oddFfn: type === 'q4_0' });
     const out = nodePath.join(fx.dir, `m-${type}.gguf`);
-    const res = exportLlamaGguf(fx.dir, out, { type });
+    const res = await exportLlamaGguf(fx.dir, out, { type });
     const bytes = new Uint8Array(fs.readFileSync(out));
     assert.equal(bytes.length, res.fileSize);
     const head = parseHeaderByHand(bytes);
@@ -257,8 +257,13 @@ test('export gguf: output checks and errors before any work (CLI: one line, exit
   assert.match(r.err, /no tokenizer\.json .*--tokenizer PATH/);
   r = await cli(['export', 'gguf', '--model', fx.dir, '--out', nodePath.join(fx.dir, 'y.gguf'), '--tokenizer', nodePath.join(fx.dir, 't.json')]);
   assert.equal(r.code, 0, r.err);
+  // an interrupt (shouldStop, as SIGINT sets it) after the first tensor: nothing written, no temp file
+  let polls = 0;
+  await assert.rejects(exportLlamaGguf(fx.dir, nodePath.join(fx.dir, 'w.gguf'), { type: 'q8_0', tokenizer: nodePath.join(fx.dir, 't.json'), shouldStop: () => ++polls >= 1 }), GgufInterrupted);
+  assert.equal(polls, 1);
+  assert.ok(!fs.existsSync(nodePath.join(fx.dir, 'w.gguf')));
   fs.rmSync(nodePath.join(fx.dir, 'model.safetensors'));
-  assert.throws(() => exportLlamaGguf(fx.dir, nodePath.join(fx.dir, 'z.gguf'), { type: 'f32', tokenizer: nodePath.join(fx.dir, 't.json') }), (e: Error) => !(e instanceof GgufExportError) || /safetensors/.test(e.message));
+  await assert.rejects(exportLlamaGguf(fx.dir, nodePath.join(fx.dir, 'z.gguf'), { type: 'f32', tokenizer: nodePath.join(fx.dir, 't.json') }), /model\.safetensors/);
   assert.ok(!fs.existsSync(nodePath.join(fx.dir, 'z.gguf')));
   assert.deepEqual(fs.readdirSync(fx.dir).filter((n) => n.includes('.tmp-')), [], 'no temp files left');
 });

@@ -36,7 +36,7 @@ for (const tied of [false, true]) {
   test(`llama.cpp loads tfree's f32 GGUF (${tied ? 'tied' : 'untied'}, GQA, llama3 rope): logits equal tfree's to 1e-4`, { skip: missing ?? false }, async () => {
     const fx = writeGgufFixture(ggufTmpDir('lcpp'), { seed: tied ? 31 : 32, tied });
     const out = nodePath.join(fx.dir, 'm.gguf');
-    exportLlamaGguf(fx.dir, out, { type: 'f32' });
+    await exportLlamaGguf(fx.dir, out, { type: 'f32' });
     const rng = new Rng(4);
     const ids = Array.from({ length: T }, () => rng.int(fx.cfg.vocabSize));
     const ours = noGrad(() => fx.model.forward(Int32Array.from(ids), 1, T)).f32();
@@ -61,7 +61,7 @@ for (const type of ['q8_0', 'q4_0'] as const) {
   test(`llama.cpp on tfree's ${type} GGUF agrees with tfree on the dequantized weights (llama.cpp rounds activations to Q8_0)`, { skip: missing ?? false }, async () => {
     const fx = writeGgufFixture(ggufTmpDir(`lcpp-${type}`), { seed: 33, tied: false });
     const out = nodePath.join(fx.dir, `m-${type}.gguf`);
-    const res = exportLlamaGguf(fx.dir, out, { type });
+    const res = await exportLlamaGguf(fx.dir, out, { type });
     assert.deepEqual(res.fallback, [], 'every weight quantized');
     const rng = new Rng(6);
     const ids = Array.from({ length: T }, () => rng.int(fx.cfg.vocabSize));

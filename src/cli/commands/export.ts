@@ -1,11 +1,11 @@
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress } from '../progress.js';
-import { GgufError, SafetensorsError } from '../../io/index.js';
+import { GgufError, GgufInterrupted, SafetensorsError } from '../../io/index.js';
 import { LlamaConfigError } from '../../models/llama/index.js';
 import { GGUF_EXPORT_TYPES, GgufExportError, exportLlamaGguf, type GgufExportType } from '../../convert/llama_gguf.js';
 
-function runGguf(a: ParsedArgs): void {
+async function runGguf(a: ParsedArgs): Promise<number> {
   const dir = a.options.model;
   if (typeof dir !== 'string') throw new UserError('give the Llama checkpoint folder with --model DIR');
   const out = a.options.out;
@@ -16,8 +16,15 @@ function runGguf(a: ParsedArgs): void {
   const tokenizer = typeof a.options.tokenizer === 'string' ? a.options.tokenizer : undefined;
   let bar: Progress | undefined;
   let res;
+  let stop = false;
+  const onSigint = (): void => {
+    if (stop) process.exit(130);
+    stop = true;
+  };
+  process.on('SIGINT', onSigint);
   try {
-    res = exportLlamaGguf(dir, out, {
+    res = await exportLlamaGguf(dir, out, {
+      shouldStop: () => stop,
       type,
       tokenizer,
       overwrite: a.options.overwrite === true,
@@ -27,8 +34,15 @@ function runGguf(a: ParsedArgs): void {
       },
     });
   } catch (e) {
+    if (e instanceof GgufInterrupted) {
+      bar?.finish();
+      process.stderr.write(`tfree export: interrupted; ${out} was not written\n`);
+      return 130;
+    }
     if (e instanceof GgufExportError || e instanceof GgufError || e instanceof LlamaConfigError || e instanceof SafetensorsError) throw new UserError(e.message);
     throw e;
+  } finally {
+    process.off('SIGINT', onSigint);
   }
   bar?.finish();
   if (json) process.stdout.write(`${JSON.stringify({ out: res.out, bytes: res.fileSize, tensors: res.tensors, type: res.type, f16_fallback: res.fallback, pre_tokenizer: res.pre })}\n`);
@@ -36,6 +50,7 @@ function runGguf(a: ParsedArgs): void {
     process.stdout.write(`wrote ${res.out}: ${res.tensors} tensors, ${(res.fileSize / 2 ** 20).toFixed(1)} MiB, ${res.type} (pre-tokenizer ${res.pre})\n`);
     if (res.fallback.length > 0) process.stdout.write(`F16 instead of ${res.type} (rows not a multiple of 32): ${res.fallback.join(', ')}\n`);
   }
+  return 0;
 }
 
 export const exportCommand: CommandSpec = {
@@ -46,7 +61,8 @@ export const exportCommand: CommandSpec = {
     'gguf: DIR is a HF Llama folder (config.json, model.safetensors or shards, tokenizer.json); the file',
     '  follows ggml\'s GGUF v3 spec with llama.cpp\'s "llama" tensor names (docs/gguf.md). Norms stay F32;',
     '  with q8_0/q4_0 a weight whose rows are not a multiple of 32 is written as F16. An existing',
-    '  output file is replaced only with --overwrite.',
+    '  output file is replaced only with --overwrite. Ctrl-C stops after the current tensor, removes the',
+    '  partial file and exits 130.',
   ].join('\n'),
   options: {
     model: { type: 'string', help: 'Llama checkpoint folder', meta: 'DIR' },
