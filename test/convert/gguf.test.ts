@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { Rng } from '../../src/nn/index.js';
 import { GgufInterrupted, f16BitsToNumber, numberToF16Bits, readGgufHeader, readGgufTensor, readGgufTensorBytes, quantizeQ4_0, quantizeQ8_0, type GgufFile, type GgufValue } from '../../src/io/index.js';
-import { exportLlamaGguf, unpermuteQkFromGguf, permuteQkForGguf } from '../../src/convert/llama_gguf.js';
+import { exportLlamaGguf, ggufTokenizerFromHF, unpermuteQkFromGguf, permuteQkForGguf } from '../../src/convert/llama_gguf.js';
 import { refInvFreq } from '../llama/fixture.js';
 import { cli } from '../helpers/cli.js';
 import { ggufTmpDir, writeGgufFixture } from './gguf_fixture.js';
@@ -266,4 +266,27 @@ test('export gguf: output checks and errors before any work (CLI: one line, exit
   await assert.rejects(exportLlamaGguf(fx.dir, nodePath.join(fx.dir, 'z.gguf'), { type: 'f32', tokenizer: nodePath.join(fx.dir, 't.json') }), /model\.safetensors/);
   assert.ok(!fs.existsSync(nodePath.join(fx.dir, 'z.gguf')));
   assert.deepEqual(fs.readdirSync(fx.dir).filter((n) => n.includes('.tmp-')), [], 'no temp files left');
+});
+
+test('GGUF tokenizer keys from a Llama-3-style tokenizer.json: llama-bpe pre-tokenizer, control tokens, BOS, chat template, padding', () => {
+  const llama3Regex = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+  const tj = {
+    model: { type: 'BPE', vocab: { a: 0, b: 1, ab: 2 }, merges: [['a', 'b']] },
+    added_tokens: [
+      { id: 4, content: '<|begin_of_text|>', special: true },
+      { id: 5, content: 'hello', special: false },
+    ],
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: llama3Regex }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
+    post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }] },
+  };
+  const t = ggufTokenizerFromHF(tj, 'tokenizer.json', 7, { chat_template: '{{ bos_token }}' });
+  assert.equal(t.pre, 'llama-bpe');
+  assert.deepEqual(t.tokens, ['a', 'b', 'ab', '[PAD3]', '<|begin_of_text|>', 'hello', '[PAD6]']);
+  assert.deepEqual(Array.from(t.tokenTypes), [1, 1, 1, 5, 3, 4, 5]);
+  assert.deepEqual(t.merges, ['a b']);
+  assert.equal(t.addBos, true);
+  assert.equal(t.chatTemplate, '{{ bos_token }}');
+  assert.equal(ggufTokenizerFromHF({ ...tj, pre_tokenizer: { type: 'Whitespace' } }, 'x', 7).pre, 'default');
+  assert.throws(() => ggufTokenizerFromHF(tj, 'tok.json', 5), /tok\.json: token "<\|begin_of_text\|>" has id 5|tok\.json: token .* has id 5, but the model's vocab_size is 5/);
+  assert.throws(() => ggufTokenizerFromHF({ model: { type: 'Unigram', vocab: [] } }, 'u.json', 5), /u\.json: only BPE tokenizers/);
 });
