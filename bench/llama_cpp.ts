@@ -5,7 +5,11 @@
  * tokens/s, generated tokens/s (greedy, no stop), peak RSS of the process, at 1 and 2 threads.
  *
  *   node dist/bench/llama_cpp.js synth --out FILE.gguf [--type q4_0] [--seed 1] [--layers 32]
- *   node dist/bench/llama_cpp.js run --gguf FILE.gguf [--threads 1,2] [--prompt 64] [--gen 64] [--reps 1] [--json]
+ *   node dist/bench/llama_cpp.js run --gguf FILE.gguf [--threads 1,2] [--prompt 64] [--gen 64] [--reps 1] [--no-mmap] [--json]
+ *
+ * With mmap (llama.cpp's default) the CPU backend keeps the mapped file and a repacked copy of the
+ * Q4_0 weights (its CPU_REPACK buffer), so the peak RSS is about twice the file; --no-mmap reads
+ * the file into memory and keeps only the repacked weights.
  *
  * `synth` never holds more than one tensor in f32 (the 2.1 GB embedding is the largest), `run`
  * measures each (threads, repetition) in a fresh child process so every peak RSS is its own, and
@@ -151,9 +155,10 @@ async function child(): Promise<void> {
   const rng = new Rng(Number(flag('seed', '7')));
   const prompt = Array.from({ length: promptN }, () => 1000 + rng.int(100000));
   const llama = await openLlamaCpp(threads);
-  const r = await llamaCppGenerate(llama, gguf, prompt, gen + 1, { threads, contextSize: promptN + gen + 8, batchSize: Math.max(promptN, 1) });
+  const mmap = !argv.includes('--no-mmap');
+  const r = await llamaCppGenerate(llama, gguf, prompt, gen + 1, { threads, contextSize: promptN + gen + 8, batchSize: Math.max(promptN, 1), mmap });
   await llama.dispose();
-  process.stdout.write(`${JSON.stringify({ threads, load_s: r.load_s, prompt_tokens: r.prompt_tokens, prompt_s: r.prompt_s, prompt_tok_s: r.prompt_tokens / r.prompt_s, generated_tokens: r.generated_tokens, gen_s: r.gen_s, gen_tok_s: r.generated_tokens / r.gen_s, peak_rss_bytes: peakRssBytes() })}\n`);
+  process.stdout.write(`${JSON.stringify({ threads, mmap, load_s: r.load_s, prompt_tokens: r.prompt_tokens, prompt_s: r.prompt_s, prompt_tok_s: r.prompt_tokens / r.prompt_s, generated_tokens: r.generated_tokens, gen_s: r.gen_s, gen_tok_s: r.generated_tokens / r.gen_s, peak_rss_bytes: peakRssBytes() })}\n`);
 }
 
 function run(): void {
@@ -167,13 +172,13 @@ function run(): void {
   const threads = flag('threads', '1,2').split(',').map(Number);
   const reps = Number(flag('reps', '1'));
   const self = fileURLToPath(import.meta.url);
-  const rows: Record<string, number>[] = [];
+  const rows: (Record<string, number> & { mmap?: boolean })[] = [];
   for (let rep = 0; rep < reps; rep++) {
     for (const t of threads) {
-      const res = spawnSync(process.execPath, [self, 'child', '--gguf', gguf, '--threads', String(t), '--prompt', flag('prompt', '64'), '--gen', flag('gen', '64')], { encoding: 'utf8', maxBuffer: 1 << 24 });
+      const res = spawnSync(process.execPath, [self, 'child', '--gguf', gguf, '--threads', String(t), '--prompt', flag('prompt', '64'), '--gen', flag('gen', '64'), ...(argv.includes('--no-mmap') ? ['--no-mmap'] : [])], { encoding: 'utf8', maxBuffer: 1 << 24 });
       if (res.status !== 0) throw new Error(`child failed (${res.status}): ${res.stderr.slice(-2000)}`);
       const line = res.stdout.trim().split('\n').pop() ?? '';
-      const r = JSON.parse(line) as Record<string, number>;
+      const r = JSON.parse(line) as Record<string, number> & { mmap?: boolean };
       rows.push(r);
       process.stderr.write(`threads ${t} rep ${rep}: ${line}\n`);
     }
@@ -187,8 +192,8 @@ function run(): void {
     return;
   }
   process.stdout.write(`llama.cpp (node-llama-cpp ${info.node_llama_cpp}, CPU prebuilt) on ${gguf} (${(info.gguf_bytes / 2 ** 30).toFixed(2)} GiB)\n`);
-  process.stdout.write('| threads | load s | prompt tok/s | generated tok/s | peak RSS GiB |\n|---:|---:|---:|---:|---:|\n');
-  for (const r of rows) process.stdout.write(`| ${r.threads} | ${r.load_s.toFixed(2)} | ${r.prompt_tok_s.toFixed(2)} | ${r.gen_tok_s.toFixed(2)} | ${(r.peak_rss_bytes / 2 ** 30).toFixed(2)} |\n`);
+  process.stdout.write('| threads | mmap | load s | prompt tok/s | generated tok/s | peak RSS GiB |\n|---:|---|---:|---:|---:|---:|\n');
+  for (const r of rows) process.stdout.write(`| ${r.threads} | ${String(r.mmap)} | ${r.load_s.toFixed(2)} | ${r.prompt_tok_s.toFixed(2)} | ${r.gen_tok_s.toFixed(2)} | ${(r.peak_rss_bytes / 2 ** 30).toFixed(2)} |\n`);
 }
 
 const mode = argv[0];

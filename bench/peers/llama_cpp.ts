@@ -69,6 +69,8 @@ export interface ContextOptions {
   batchSize?: number;
   /** keep the KV cache in F32 (default F16 in llama.cpp) */
   f32Kv?: boolean;
+  /** memory-map the file (llama.cpp's default, true); false reads it into memory */
+  mmap?: boolean;
 }
 
 function contextOpts(o: ContextOptions): Record<string, unknown> {
@@ -114,7 +116,7 @@ export interface GenerationTiming {
  */
 export async function llamaCppGenerate(llama: NlcLlama, gguf: string, prompt: readonly number[], maxNew: number, o: ContextOptions): Promise<GenerationTiming> {
   const t0 = performance.now();
-  const model = await llama.loadModel({ modelPath: gguf, gpuLayers: 0 });
+  const model = await llama.loadModel({ modelPath: gguf, gpuLayers: 0, useMmap: o.mmap ?? true });
   try {
     const ctx = await model.createContext(contextOpts(o));
     const load_s = (performance.now() - t0) / 1000;
