@@ -228,6 +228,7 @@ export function planLlamaGguf(c: LlamaConfig, src: LlamaTensorSource, tok: GgufT
       type,
       data: () => {
         let w = src.read(t.hf);
+        for (let i = 0; i < w.length; i++) if (!Number.isFinite(w[i])) throw new GgufExportError(`${where}: tensor "${t.hf}": value ${i} is ${w[i]}; a GGUF export needs finite weights`);
         if (heads > 0) w = permuteQkForGguf(w, t.shape[0], t.shape[1], heads);
         try {
           return encodeGgml(type, w, `${where}: tensor "${t.hf}"`);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { Rng } from '../../src/nn/index.js';
-import { GgufInterrupted, f16BitsToNumber, numberToF16Bits, readGgufHeader, readGgufTensor, readGgufTensorBytes, quantizeQ4_0, quantizeQ8_0, type GgufFile, type GgufValue } from '../../src/io/index.js';
+import { GgufInterrupted, openSafetensors, writeSafetensors, type TensorData, f16BitsToNumber, numberToF16Bits, readGgufHeader, readGgufTensor, readGgufTensorBytes, quantizeQ4_0, quantizeQ8_0, type GgufFile, type GgufValue } from '../../src/io/index.js';
 import { exportLlamaGguf, ggufTokenizerFromHF, unpermuteQkFromGguf, permuteQkForGguf } from '../../src/convert/llama_gguf.js';
 import { refInvFreq } from '../llama/fixture.js';
 import { cli } from '../helpers/cli.js';
@@ -262,6 +262,17 @@ test('export gguf: output checks and errors before any work (CLI: one line, exit
   await assert.rejects(exportLlamaGguf(fx.dir, nodePath.join(fx.dir, 'w.gguf'), { type: 'q8_0', tokenizer: nodePath.join(fx.dir, 't.json'), shouldStop: () => ++polls >= 1 }), GgufInterrupted);
   assert.equal(polls, 1);
   assert.ok(!fs.existsSync(nodePath.join(fx.dir, 'w.gguf')));
+  // a non-finite weight: named, nothing written (any type, f32 included)
+  const bad = writeGgufFixture(ggufTmpDir('nan'), { seed: 3, tied: false });
+  const st = openSafetensors(nodePath.join(bad.dir, 'model.safetensors'));
+  const entries: [string, TensorData][] = st.names().map((n) => [n, st.read(n)]);
+  st.close();
+  const target = entries.find(([n]) => n === 'model.layers.1.mlp.up_proj.weight');
+  assert.ok(target !== undefined);
+  (target[1].data as Float32Array)[5] = Infinity;
+  writeSafetensors(nodePath.join(bad.dir, 'model.safetensors'), entries);
+  await assert.rejects(exportLlamaGguf(bad.dir, nodePath.join(bad.dir, 'n.gguf'), { type: 'f32' }), /tensor "model\.layers\.1\.mlp\.up_proj\.weight": value 5 is Infinity/);
+  assert.deepEqual(fs.readdirSync(bad.dir).filter((n) => n.endsWith('.gguf') || n.includes('.tmp-')), []);
   fs.rmSync(nodePath.join(fx.dir, 'model.safetensors'));
   await assert.rejects(exportLlamaGguf(fx.dir, nodePath.join(fx.dir, 'z.gguf'), { type: 'f32', tokenizer: nodePath.join(fx.dir, 't.json') }), /model\.safetensors/);
   assert.ok(!fs.existsSync(nodePath.join(fx.dir, 'z.gguf')));
