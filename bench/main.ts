@@ -5,7 +5,9 @@
  * (GEMV from packed weights, bench/packed.ts), splitter (HAT words), hat (HAT training and cached
  * generation vs PyTorch; bench/hat.ts), serve (a load test of `tfree serve`; bench/serve.ts).
  * Every figure is measured in this run; peers (Debian OpenBLAS through the addon's dlopen) run
- * interleaved with ours so that the machine's drift hits both alike. Times are the best of the
+ * interleaved with ours so that the machine's drift hits both alike. Every row names the native
+ * kernel path (ISA) it ran on: the SGEMM rows run every path the CPU has (avx512, avx2, ...) and
+ * give % of that path's own FMA peak; other groups use the path in force (TFREE_ISA caps it). Times are the best of the
  * repetitions (the run least disturbed by other load), with the median kept in the JSON too.
  * Results: a table on stdout (or JSON lines with --json) and bench/results/<group>.json.
  */
@@ -40,7 +42,11 @@ const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'be
 
 const records: BenchRecord[] = [];
 
+/** The kernel path(s) the current group runs on (set per group in main; "-" without the addon). */
+let groupIsa = '-';
+
 function emit(r: BenchRecord): void {
+  if (r.isa === undefined) r.isa = r.backend === 'js' ? 'js' : groupIsa;
   records.push(r);
   if (json) process.stdout.write(`${JSON.stringify(r)}\n`);
 }
@@ -50,8 +56,13 @@ function note(s: string): void {
   else process.stderr.write(`${s}\n`);
 }
 
+/** Prints a table; a table without its own ISA column gets one (the group's kernel path). */
 function table(title: string, head: string[], rows: (string | number)[][]): void {
   if (json) return;
+  if (!head.includes('ISA')) {
+    head = [...head, 'ISA'];
+    rows = rows.map((r) => [...r, groupIsa]);
+  }
   const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : c)));
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
   const line = (r: string[]): string => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(' | ')} |`;
@@ -67,25 +78,33 @@ function fmt(x: number): string {
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e9;
 
-/** Times fns interleaved: each rep runs every fn once; returns best and median seconds per fn. */
-function timeInterleaved(fns: (() => void)[], opts: { minReps?: number; maxReps?: number; budgetSec?: number } = {}): { best: number; median: number }[] {
+/**
+ * Times fns interleaved: each rep runs every fn once; returns best and median wall seconds per fn,
+ * and the best process CPU seconds (user + system, all threads) per fn: on a loaded machine the
+ * CPU time leaves out the time other processes had the cores.
+ */
+function timeInterleaved(fns: (() => void)[], opts: { minReps?: number; maxReps?: number; budgetSec?: number } = {}): { best: number; median: number; cpu: number }[] {
   const minReps = opts.minReps ?? 3;
   const maxReps = opts.maxReps ?? 50;
   const budget = (opts.budgetSec ?? 1.5) * (quick ? 0.3 : 1);
   for (const f of fns) f(); // warm-up
   const times: number[][] = fns.map(() => []);
+  const cpu: number[] = fns.map(() => Infinity);
   const t0 = now();
   for (let rep = 0; rep < maxReps; rep++) {
     fns.forEach((f, i) => {
+      const c = process.cpuUsage();
       const s = now();
       f();
       times[i].push(now() - s);
+      const u = process.cpuUsage(c);
+      cpu[i] = Math.min(cpu[i], (u.user + u.system) / 1e6);
     });
     if (rep + 1 >= minReps && now() - t0 > budget) break;
   }
-  return times.map((ts) => {
+  return times.map((ts, i) => {
     const sorted = ts.slice().sort((a, b) => a - b);
-    return { best: sorted[0], median: sorted[Math.floor(sorted.length / 2)] };
+    return { best: sorted[0], median: sorted[Math.floor(sorted.length / 2)], cpu: cpu[i] };
   });
 }
 
@@ -111,8 +130,13 @@ function native(): { kernels: Kernels; extras: NativeExtras } | undefined {
 // ---------------------------------------------------------------------------------------------
 
 export interface Peak {
+  /** FMA peak of the path in force (the one every group but sgemm uses), 1 and 2 threads */
   fma1: number;
   fma2: number;
+  /** FMA peak per kernel path the CPU has (GFLOP/s at 1 and 2 threads) */
+  fmaByIsa: Record<string, { t1: number; t2: number; cpu1: number }>;
+  /** int8 dot-product peak (vpdpbusd; GOP/s) and its instruction set, when the CPU has one */
+  int8: { isa: string; t1: number; t2: number } | null;
   /** streaming read of a 64 MiB buffer (the GEMV's footprint, read repeatedly as the GEMV is) */
   readGBs1: number;
   readGBs2: number;
@@ -126,12 +150,38 @@ let peakCache: Peak | undefined;
 function measurePeak(n: { kernels: Kernels; extras: NativeExtras }): Peak {
   if (peakCache) return peakCache;
   const iters = quick ? 2e7 : 1e8;
-  let fma1 = 0;
-  let fma2 = 0;
+  const info = n.extras.cpuInfo();
+  const fmaByIsa: Record<string, { t1: number; t2: number; cpu1: number }> = {};
+  const simdIsas = info.isas.filter((i) => i !== 'generic');
+  for (const isa of simdIsas) fmaByIsa[isa] = { t1: 0, t2: 0, cpu1: 0 };
+  let i8isa = '';
+  let i8t1 = 0;
+  let i8t2 = 0;
+  // interleaved, best of 3: the probes see the same load
   for (let r = 0; r < 3; r++) {
-    fma1 = Math.max(fma1, n.extras.fmaPeak(iters, 1));
-    fma2 = Math.max(fma2, n.extras.fmaPeak(iters, 2));
+    for (const isa of simdIsas) {
+      // 1 thread: also per CPU second (the flops done / the CPU time the call got)
+      const c = process.cpuUsage();
+      const s = now();
+      const g1 = n.extras.fmaPeak(iters, 1, isa);
+      const wall = now() - s;
+      const u = process.cpuUsage(c);
+      fmaByIsa[isa].t1 = Math.max(fmaByIsa[isa].t1, g1);
+      fmaByIsa[isa].cpu1 = Math.max(fmaByIsa[isa].cpu1, (g1 * wall) / ((u.user + u.system) / 1e6));
+      fmaByIsa[isa].t2 = Math.max(fmaByIsa[isa].t2, n.extras.fmaPeak(iters, 2, isa));
+    }
+    const a = n.extras.int8Peak(iters / 2, 1);
+    const b = n.extras.int8Peak(iters / 2, 2);
+    if (a && b) {
+      i8isa = a.isa;
+      i8t1 = Math.max(i8t1, a.gops);
+      i8t2 = Math.max(i8t2, b.gops);
+    }
   }
+  const int8: Peak['int8'] = i8isa ? { isa: i8isa, t1: i8t1, t2: i8t2 } : null;
+  const inForce = fmaByIsa[info.paths.ops] ?? { t1: n.extras.fmaPeak(iters, 1), t2: n.extras.fmaPeak(iters, 2), cpu1: NaN };
+  const fma1 = inForce.t1;
+  const fma2 = inForce.t2;
   // The VM reports a 32 MiB L3 but the host's may be larger (a 64 MiB GEMV ran faster than a
   // 256 MiB streaming read): the GEMV is compared with a read of the same footprint, and the
   // DRAM figure is shown beside it.
@@ -141,7 +191,7 @@ function measurePeak(n: { kernels: Kernels; extras: NativeExtras }): Peak {
   const [d1, d2] = timeInterleaved([() => void n.extras.readSum(huge, 1), () => void n.extras.readSum(huge, 2)], { minReps: 3, maxReps: 6, budgetSec: 3 });
   const gb = gemvSized.length * 4;
   const hb = huge.length * 4;
-  peakCache = { fma1, fma2, readGBs1: gb / r1.best / 1e9, readGBs2: gb / r2.best / 1e9, dramGBs1: hb / d1.best / 1e9, dramGBs2: hb / d2.best / 1e9 };
+  peakCache = { fma1, fma2, fmaByIsa, int8, readGBs1: gb / r1.best / 1e9, readGBs2: gb / r2.best / 1e9, dramGBs1: hb / d1.best / 1e9, dramGBs2: hb / d2.best / 1e9 };
   return peakCache;
 }
 
@@ -149,17 +199,26 @@ function benchPeak(): void {
   const n = native();
   if (!n) return;
   const p = measurePeak(n);
-  emit({ bench: 'peak', case: 'fma 1 thread', value: p.fma1, unit: 'GFLOP/s', peer: null, ratio_vs_peer: null });
-  emit({ bench: 'peak', case: 'fma 2 threads', value: p.fma2, unit: 'GFLOP/s', peer: null, ratio_vs_peer: null });
+  const rows: (string | number)[][] = [];
+  for (const [isa, v] of Object.entries(p.fmaByIsa)) {
+    emit({ bench: 'peak', case: `fma ${isa} 1 thread`, value: v.t1, unit: 'GFLOP/s', peer: null, ratio_vs_peer: null, isa });
+    emit({ bench: 'peak', case: `fma ${isa} 2 threads`, value: v.t2, unit: 'GFLOP/s', peer: null, ratio_vs_peer: null, isa });
+    emit({ bench: 'peak', case: `fma ${isa} 1 thread per CPU second`, value: v.cpu1, unit: 'GFLOP/s', peer: null, ratio_vs_peer: null, isa });
+    rows.push([`FMA peak GFLOP/s (f32)`, v.t1, v.t2, isa], [`FMA peak GFLOP/s (f32) per CPU second`, v.cpu1, NaN, isa]);
+  }
+  if (p.int8) {
+    emit({ bench: 'peak', case: `int8 dot ${p.int8.isa} 1 thread`, value: p.int8.t1, unit: 'GOP/s', peer: null, ratio_vs_peer: null, isa: p.int8.isa });
+    emit({ bench: 'peak', case: `int8 dot ${p.int8.isa} 2 threads`, value: p.int8.t2, unit: 'GOP/s', peer: null, ratio_vs_peer: null, isa: p.int8.isa });
+    rows.push(['int8 dot-product peak GOP/s (vpdpbusd)', p.int8.t1, p.int8.t2, p.int8.isa]);
+  } else {
+    note('no VNNI (vpdpbusd) on this CPU: int8 peak not measured');
+  }
   emit({ bench: 'peak', case: 'read bandwidth 64 MiB 1 thread', value: p.readGBs1, unit: 'GB/s', peer: null, ratio_vs_peer: null });
   emit({ bench: 'peak', case: 'read bandwidth 64 MiB 2 threads', value: p.readGBs2, unit: 'GB/s', peer: null, ratio_vs_peer: null });
   emit({ bench: 'peak', case: 'read bandwidth 512 MiB 1 thread', value: p.dramGBs1, unit: 'GB/s', peer: null, ratio_vs_peer: null });
   emit({ bench: 'peak', case: 'read bandwidth 512 MiB 2 threads', value: p.dramGBs2, unit: 'GB/s', peer: null, ratio_vs_peer: null });
-  table('Machine ceiling (measured now)', ['measure', '1 thread', '2 threads'], [
-    ['FMA peak GFLOP/s', p.fma1, p.fma2],
-    ['read GB/s, 64 MiB (GEMV footprint)', p.readGBs1, p.readGBs2],
-    ['read GB/s, 512 MiB (DRAM)', p.dramGBs1, p.dramGBs2],
-  ]);
+  rows.push(['read GB/s, 64 MiB (GEMV footprint)', p.readGBs1, p.readGBs2, groupIsa], ['read GB/s, 512 MiB (DRAM)', p.dramGBs1, p.dramGBs2, groupIsa]);
+  table('Machine ceiling (measured now)', ['measure', '1 thread', '2 threads', 'ISA'], rows);
 }
 
 function benchSgemm(): void {
@@ -167,7 +226,11 @@ function benchSgemm(): void {
   const sizes = quick ? [256, 512, 1024] : [256, 512, 1024, 2048];
   const blas = n ? n.extras.openblasLoad() : null;
   if (n && !blas) note('OpenBLAS not found: install the peer with `apt-get install -y --no-install-recommends libopenblas-dev` (the bench installs nothing)');
+  if (blas) note(`SGEMM peer: ${blas}`);
   const peak = n ? measurePeak(n) : undefined;
+  const info = n?.extras.cpuInfo();
+  // every SIMD path the CPU has, best first; each run interleaved with OpenBLAS in one loop
+  const isas = info ? info.isas.filter((i) => i !== 'generic').reverse() : [];
   const rows: (string | number)[][] = [];
   for (const N of sizes) {
     const A = randArray(N * N, 1);
@@ -175,39 +238,61 @@ function benchSgemm(): void {
     const C = new Float32Array(N * N);
     const flop = 2 * N * N * N;
     for (const threads of [1, 2]) {
-      if (!n) break;
+      if (!n || !info || !peak) break;
       n.extras.setThreads(threads);
-      const ours = (): void => n.kernels.gemm(1, false, false, N, N, N, 1, A, 0, N, 0, B, 0, N, 0, 0, C, 0, N, 0);
-      const fns = [ours];
-      if (blas) fns.push(() => n.extras.openblasSgemm(N, N, N, A, B, C, threads));
-      const t = timeInterleaved(fns, { maxReps: N >= 2048 ? 8 : 30 });
-      const g = flop / t[0].best / 1e9;
-      const gb = blas ? flop / t[1].best / 1e9 : NaN;
-      const pk = threads === 1 ? peak!.fma1 : peak!.fma2;
-      emit({
-        bench: 'sgemm',
-        case: `${N}x${N}x${N} f32, ${threads} thread${threads > 1 ? 's' : ''}`,
-        value: g,
-        unit: 'GFLOP/s',
-        peer: blas ? 'openblas' : null,
-        ratio_vs_peer: blas ? g / gb : null,
-        peer_value: blas ? gb : null,
-        pct_of_peak: (100 * g) / pk,
-        median: flop / t[0].median / 1e9,
-        threads,
-        backend: 'native',
+      const fns = isas.map((isa) => (): void => {
+        n.extras.setIsa(isa);
+        n.kernels.gemm(1, false, false, N, N, N, 1, A, 0, N, 0, B, 0, N, 0, 0, C, 0, N, 0);
       });
-      rows.push([`${N}`, threads, g, `${fmt((100 * g) / pk)}%`, blas ? gb : NaN, blas ? `${(g / gb).toFixed(2)}x` : '-']);
+      if (blas) fns.push(() => n.extras.openblasSgemm(N, N, N, A, B, C, threads));
+      const t = timeInterleaved(fns, { maxReps: N >= 2048 ? 8 : 30, budgetSec: N >= 2048 ? 4 : 1.5 });
+      n.extras.setIsa(info.isa);
+      const gb = blas ? flop / t[isas.length].best / 1e9 : NaN;
+      isas.forEach((isa, i) => {
+        const g = flop / t[i].best / 1e9;
+        const pk = peak.fmaByIsa[isa][threads === 1 ? 't1' : 't2'];
+        // 1 thread: the same per CPU second (OpenBLAS's idle threads may spin, so not at 2)
+        const gc = threads === 1 ? flop / t[i].cpu / 1e9 : NaN;
+        const gbc = threads === 1 && blas ? flop / t[isas.length].cpu / 1e9 : NaN;
+        emit({
+          bench: 'sgemm',
+          case: `${N}x${N}x${N} f32, ${threads} thread${threads > 1 ? 's' : ''}, ${isa}`,
+          value: g,
+          unit: 'GFLOP/s',
+          peer: blas ? 'openblas' : null,
+          ratio_vs_peer: blas ? g / gb : null,
+          peer_value: blas ? gb : null,
+          pct_of_peak: (100 * g) / pk,
+          median: flop / t[i].median / 1e9,
+          cpu_gflops: gc,
+          cpu_pct_of_peak: (100 * gc) / peak.fmaByIsa[isa].cpu1,
+          cpu_ratio_vs_peer: gc / gbc,
+          threads,
+          backend: 'native',
+          isa,
+        });
+        rows.push([
+          `${N}`,
+          `${threads}`,
+          isa,
+          g,
+          `${fmt((100 * g) / pk)}%`,
+          blas ? gb : NaN,
+          blas ? `${(g / gb).toFixed(2)}x` : '-',
+          threads === 1 ? `${fmt((100 * gc) / peak.fmaByIsa[isa].cpu1)}%` : '-',
+          threads === 1 && blas ? `${(gc / gbc).toFixed(2)}x` : '-',
+        ]);
+      });
     }
     n?.extras.setThreads(2);
     if (N <= (quick ? 256 : 512)) {
       const tj = timeInterleaved([() => jsKernels.gemm(1, false, false, N, N, N, 1, A, 0, N, 0, B, 0, N, 0, 0, C, 0, N, 0)], { minReps: 2, maxReps: 5, budgetSec: 2 });
       const gj = flop / tj[0].best / 1e9;
       emit({ bench: 'sgemm', case: `${N}x${N}x${N} f32, pure TS`, value: gj, unit: 'GFLOP/s', peer: null, ratio_vs_peer: null, backend: 'js' });
-      rows.push([`${N} (pure TS)`, 1, gj, peak ? `${fmt((100 * gj) / peak.fma1)}%` : '-', NaN, '-']);
+      rows.push([`${N} (pure TS)`, '1', 'js', gj, peak ? `${fmt((100 * gj) / peak.fma1)}%` : '-', NaN, '-', '-', '-']);
     }
   }
-  table('SGEMM C = A B (square, f32)', ['size', 'threads', 'tfree GFLOP/s', '% of FMA peak', 'OpenBLAS GFLOP/s', 'tfree/OpenBLAS'], rows);
+  table('SGEMM C = A B (square, f32); % of the FMA peak of the path used; OpenBLAS in the same loop', ['size', 'threads', 'ISA', 'tfree GFLOP/s', '% of its FMA peak', 'OpenBLAS GFLOP/s', 'tfree/OpenBLAS', '% of peak, CPU time', 'tfree/OpenBLAS, CPU time'], rows);
 }
 
 function benchGemv(): void {
@@ -407,9 +492,17 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const n = nativeBackend();
+  const info = 'kernels' in n ? n.extras.cpuInfo() : undefined;
   note(`tfree bench: node ${process.version}, native ${'kernels' in n ? `${n.extras.simd()}, ${n.extras.getThreads()} threads` : 'unavailable'}${quick ? ', quick mode' : ''}`);
+  if (info) {
+    note(`cpu: ${info.brand || info.arch} (${info.vendor || info.arch}); features: ${info.features.join(' ')}`);
+    note(`kernel paths: ${Object.entries(info.paths).map(([f, p]) => `${f}=${p}`).join(', ')} (paths on this CPU: ${info.isas.join(', ')})`);
+  }
+  // which kernel family's path labels each group's rows
+  const familyOf: Record<string, string[]> = { packed: ['packed', 'packedLut'], kg: ['boxte'] };
   for (const [name, fn] of Object.entries(groups)) {
     if (only !== undefined && name !== only) continue;
+    groupIsa = info ? (familyOf[name] ?? ['ops']).map((f) => info.paths[f] ?? '?').join('/') : '-';
     const start = records.length;
     await fn();
     mkdirSync(resultsDir, { recursive: true });

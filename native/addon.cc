@@ -643,16 +643,43 @@ napi_value FmaPeak(napi_env env, napi_callback_info info) {
     if (napi_typeof(env, c.argv[2], &vt) == napi_ok && vt != napi_undefined) {
       Isa isa;
       TRY(isa_arg(c, 2, isa));
-      const Isa saved = kernels().cap;
-      select_isa(isa);
-      t = kernels().ops;
-      select_isa(saved);
+      t = table_for(isa).ops;
     }
   }
   const auto t0 = std::chrono::steady_clock::now();
   const double flops = t->fmaRun(iters, static_cast<int>(threads > 256 ? 256 : threads));
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return number(env, flops / sec / 1e9);
+}
+
+// int8Peak(iters, threads): { isa, gops } of 16 vpdpbusd chains per thread with the widest int8
+// dot-product instruction this CPU has (AVX-512 VNNI, else AVX-VNNI), or null when it has none.
+napi_value Int8Peak(napi_env env, napi_callback_info info) {
+  Call c(env, info, "int8Peak");
+  long iters, threads;
+  TRY(c.args(arg("iters", iters, 1), arg("threads", threads, 1)));
+  const CpuFeatures& f = cpu_features();
+  double (*probe)(long, int) = nullptr;
+  const char* isa = "";
+  if (f.avx512vnni && f.avx512f) {
+    probe = int8_peak_avx512vnni;
+    isa = "avx512vnni";
+  } else if (f.avxvnni) {
+    probe = int8_peak_avxvnni;
+    isa = "avxvnni";
+  }
+  napi_value r;
+  if (!probe) {
+    napi_get_null(env, &r);
+    return r;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const double ops = probe(iters, static_cast<int>(threads > 256 ? 256 : threads));
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  napi_create_object(env, &r);
+  set_prop(env, r, "isa", string(env, isa));
+  set_prop(env, r, "gops", number(env, ops / sec / 1e9));
+  return r;
 }
 
 napi_value ReadSum(napi_env env, napi_callback_info info) {
@@ -803,6 +830,7 @@ NAPI_MODULE_INIT() {
       {"setIsa", SetIsa},
       {"cpuInfo", CpuInfo},
       {"fmaPeak", FmaPeak},
+      {"int8Peak", Int8Peak},
       {"readSum", ReadSum},
       {"openblasLoad", OpenblasLoad},
       {"openblasSgemm", OpenblasSgemm},

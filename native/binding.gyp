@@ -19,7 +19,7 @@
       "libraries": [],
       "conditions": [
         ["tfree_x86==1", {
-          "dependencies": ["tfree_avx2", "tfree_avx512"]
+          "dependencies": ["tfree_avx2", "tfree_avx512", "tfree_probe_vnni"]
         }, {
           "sources": ["avx2_stub.cc"]
         }],
@@ -48,6 +48,15 @@
           "cflags_cc": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"],
           "xcode_settings": {
             "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"]
+          }
+        },
+        {
+          "target_name": "tfree_probe_vnni",
+          "type": "static_library",
+          "sources": ["probe_vnni.cc"],
+          "cflags_cc": ["-mavx2", "-mavx512f", "-mavx512vnni", "-mavxvnni"],
+          "xcode_settings": {
+            "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mavx512f", "-mavx512vnni", "-mavxvnni"]
           }
         }
       ]

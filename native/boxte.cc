@@ -207,8 +207,10 @@ AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool u
 typedef float (*FwdFn)(const float*, const float*, const float*, const Box&, float*, long, bool, bool);
 typedef void (*BwdFn)(const float*, const Box&, float, long, bool, bool, float*, float*, float*, float*, float*);
 
+#ifdef BOXTE_X86
 // dispatch.cc chooses the path of this family (TFREE_ISA / setIsa, CPU features)
 bool use_avx2() { return kernels().boxte == Isa::avx2; }
+#endif
 
 FwdFn fwd_fn() {
 #ifdef BOXTE_X86

@@ -88,8 +88,10 @@ Isa isa_best() {
   return Isa::generic;
 }
 
-bool select_isa(Isa cap) {
-  if (!isa_supported(cap)) return false;
+namespace {
+
+// The implementation per family for level `cap` (supported).
+KernelTable build_table(Isa cap) {
   KernelTable t = {};
   t.cap = cap;
   {
@@ -130,9 +132,18 @@ bool select_isa(Isa cap) {
     t.boxte = i.isa;
     t.path[kBoxte] = i.name;
   }
-  g_table = t;
+  return t;
+}
+
+}  // namespace
+
+bool select_isa(Isa cap) {
+  if (!isa_supported(cap)) return false;
+  g_table = build_table(cap);
   return true;
 }
+
+KernelTable table_for(Isa cap) { return build_table(isa_supported(cap) ? cap : Isa::generic); }
 
 const KernelTable& kernels() {
   static const bool once = [] {

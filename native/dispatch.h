@@ -36,6 +36,8 @@ bool isa_supported(Isa i);                       // compiled in and the CPU (and
 Isa isa_best();                                  // highest supported level
 // Selects the kernels for level `cap`; false (nothing changed) when unsupported.
 bool select_isa(Isa cap);
+// The table level `cap` would select (generic when unsupported), without selecting it.
+KernelTable table_for(Isa cap);
 // What TFREE_ISA (else TFREE_SIMD) asked for at load when it could not be honoured, else "".
 const char* isa_env_error();
 

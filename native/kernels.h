@@ -79,6 +79,11 @@ const OpsTable* ops_avx512();   // nullptr when not compiled in (non-x86 build)
 const OpsTable* ops_avx2();     // nullptr when not compiled in (non-x86 build)
 const OpsTable* ops_generic();
 
+// int8 dot-product probes (probe_vnni.cc, bench only): run 16 vpdpbusd chains x iters per thread;
+// return the integer ops done (caller times it). Call only when the CPU has the feature.
+double int8_peak_avx512vnni(long iters, int threads);
+double int8_peak_avxvnni(long iters, int threads);
+
 // gemm entry points of the gemm TUs
 void gemm_avx512(const GemmArgs& g);
 void gemm_avx2(const GemmArgs& g);

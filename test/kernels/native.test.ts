@@ -953,6 +953,77 @@ test('bad arguments throw TypeError / RangeError naming the argument', { skip: s
 });
 
 // ---------------------------------------------------------------------------------------------
+// bit-identical results per path and seed, whatever the thread count
+
+/** Runs large-enough (threaded) GEMMs, a GEMV, softmax, rmsnorm, attention fwd/bwd, cross-entropy and AdamW. */
+function threadedOutputs(kern: Kernels, seed: number): Float32Array[] {
+  const rng = new Rand(seed);
+  const outs: Float32Array[] = [];
+  for (const [M, N, K, tA, tB] of [
+    [300, 257, 333, false, false],
+    [129, 700, 515, true, true],
+    [1, 1500, 700, false, true],
+    [1, 900, 300, false, false],
+  ] as const) {
+    const A = rng.f32(M * K);
+    const B = rng.f32(K * N);
+    const C = poison(M * N);
+    kern.gemm(1, tA, tB, M, N, K, 1, A, 0, tA ? M : K, 0, B, 0, tB ? K : N, 0, 0, C, 0, N, 0);
+    outs.push(C);
+  }
+  const [rows, cols] = [64, 1030];
+  const x = rng.f32(rows * cols, -4, 4);
+  const sm = poison(rows * cols);
+  kern.softmax(x, sm, rows, cols, false);
+  const rn = poison(rows * cols);
+  const rstd = poison(rows);
+  kern.rmsnorm(x, rng.f32(cols), rn, rstd, rows, cols, 1e-5);
+  const targets = Int32Array.from({ length: rows }, () => rng.int(0, cols - 1));
+  const losses = poison(rows);
+  const lse = poison(rows);
+  kern.crossEntropy(x, targets, losses, lse, rows, cols, -100);
+  outs.push(sm, rn, rstd, losses, lse);
+  const [Bt, H, T, D] = [2, 4, 70, 32];
+  const n = Bt * H * T * D;
+  const [q, k, v, gOut] = [rng.f32(n), rng.f32(n), rng.f32(n), rng.f32(n)];
+  const o = poison(n);
+  const l = poison(Bt * H * T);
+  kern.attention(q, k, v, o, l, Bt, H, H, T, T, D, 1 / Math.sqrt(D), true, 0, null, null, null, null, null);
+  const [gq, gk, gv] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+  kern.attentionBackward(q, k, v, o, l, gOut, gq, gk, gv, Bt, H, H, T, T, D, 1 / Math.sqrt(D), true, 0, null, null, null, null, null);
+  outs.push(o, l, gq, gk, gv);
+  const np = 100003;
+  const [pp, g, m, vv] = [rng.f32(np), rng.f32(np), rng.f32(np, 0, 0.1), rng.f32(np, 0, 0.1)];
+  kern.adamw(pp, g, m, vv, np, 1e-3, 0.9, 0.999, 1e-8, 0.01, 0.1, 0.001);
+  outs.push(pp, m, vv);
+  return outs;
+}
+
+for (const isa of paths) {
+  test(`bit-identical results at 1 and 2 threads and on a repeated run, same seed [${isa}]`, { skip: skipReason }, () => {
+    assert.ok(native && extras);
+    try {
+      extras.setIsa(isa);
+      extras.setThreads(1);
+      const one = threadedOutputs(native, 4242);
+      extras.setThreads(2);
+      const two = threadedOutputs(native, 4242);
+      const again = threadedOutputs(native, 4242);
+      assert.equal(one.length, two.length);
+      for (let i = 0; i < one.length; i++) {
+        assert.ok(one[i].every((x) => Number.isFinite(x)), `output ${i}: non-finite value`);
+        assert.ok(one[i].some((x) => x !== 0), `output ${i}: all zeros`);
+        assert.deepEqual(two[i], one[i], `output ${i}: 2 threads differ from 1 thread on ${isa}`);
+        assert.deepEqual(again[i], two[i], `output ${i}: a repeated run differs on ${isa}`);
+      }
+    } finally {
+      extras.setIsa(extras.cpuInfo().best);
+      extras.setThreads(2);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // extras, dispatch
 
 test('extras: threads, simd, fmaPeak, readSum, noop, OpenBLAS (when installed)', { skip: skipReason }, () => {
@@ -971,6 +1042,10 @@ test('extras: threads, simd, fmaPeak, readSum, noop, OpenBLAS (when installed)',
   assert.equal(extras.cpuAvx2, info.isas.includes('avx2'));
   for (const isa of info.isas) assert.ok(extras.fmaPeak(10000, 1, isa) > 0, isa);
   assert.ok(extras.fmaPeak(10000, 1) > 0);
+  const i8 = extras.int8Peak(10000, 1);
+  const hasVnni = info.features.includes('avx512vnni') || info.features.includes('avxvnni');
+  if (hasVnni) assert.ok(i8 !== null && i8.gops > 0 && info.features.includes(i8.isa), JSON.stringify(i8));
+  else assert.equal(i8, null);
   const x = new Float32Array(100003).fill(0.5);
   for (const t of [1, 2]) {
     extras.setThreads(t);

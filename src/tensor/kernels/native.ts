@@ -16,11 +16,6 @@ import type { Kernels, NativeExtras } from './types.js';
 
 /** Diagnostics beyond `NativeExtras` (kept out of the `Kernels` interface). */
 export interface NativeExtrasInternal extends NativeExtras {
-  /**
-   * Caps the kernel paths at `isa` ("generic", "avx2", "avx512", "neon"; one of cpuInfo().isas, else
-   * a RangeError); every family then uses its best implementation at or below it. Returns simd().
-   */
-  setIsa(isa: string): string;
   /** Older name of setIsa. */
   setSimd(isa: string): string;
   /** Whether the CPU check found AVX2 and FMA. */
@@ -66,6 +61,7 @@ const EXTRA_NAMES = [
   'setIsa',
   'cpuInfo',
   'fmaPeak',
+  'int8Peak',
   'readSum',
   'openblasLoad',
   'openblasSgemm',
@@ -165,6 +161,7 @@ function loadUncached(): NativeLoadResult {
     setIsa: addon.setIsa,
     cpuInfo: addon.cpuInfo,
     fmaPeak: addon.fmaPeak,
+    int8Peak: addon.int8Peak,
     readSum: addon.readSum,
     openblasLoad: addon.openblasLoad,
     openblasSgemm: addon.openblasSgemm,

@@ -435,10 +435,21 @@ export interface NativeExtras {
   /** CPU features and the path chosen per kernel family. */
   cpuInfo(): NativeCpuInfo;
   /**
+   * Caps the kernel paths at `isa` ("generic", "avx2", "avx512", "neon"; one of cpuInfo().isas, else
+   * a RangeError); every family then uses its best implementation at or below it. Returns simd().
+   */
+  setIsa(isa: string): string;
+  /**
    * Runs `iters` rounds of 12 independent FMA chains on `threads` threads with the ops table of
    * `isa` (default: the one in force); returns GFLOP/s.
    */
   fmaPeak(iters: number, threads: number, isa?: string): number;
+  /**
+   * Runs `iters` rounds of 16 independent int8 dot-product chains (vpdpbusd) per thread with the
+   * widest such instruction the CPU has; returns its name ("avx512vnni" or "avxvnni") and GOP/s
+   * (a multiply and an add count as 2 ops), or null when the CPU has none.
+   */
+  int8Peak(iters: number, threads: number): { isa: string; gops: number } | null;
   /** Streams through x summing it (read bandwidth probe) with `threads` threads; returns the sum. */
   readSum(x: Float32Array, threads: number): number;
   /** Tries to dlopen OpenBLAS; returns its name/version string or null when unavailable. */
