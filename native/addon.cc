@@ -562,6 +562,66 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
 }
 
 // simd(): the path of the gemm/ops family ("avx512", "avx2", "generic", ...)
+// bf16Matmul(M, N, K, x, xOff, w, out, outOff, xBf16): out = x W^T, W [N, K] bf16 bit patterns
+// (Bf16Args in kernels.h)
+napi_value Bf16Matmul(napi_env env, napi_callback_info info) {
+  Call c(env, info, "bf16Matmul");
+  Bf16Args a;
+  long xOff, outOff;
+  F32 x, out;
+  U16 w;
+  TRY(c.args(arg("M", a.M), arg("N", a.N), arg("K", a.K), arg("x", x), arg("xOff", xOff), arg("w", w), arg("out", out),
+             arg("outOff", outOff), arg("xBf16", a.xBf16)));
+  TRY(c.need("x", x, xOff + double(a.M) * a.K) && c.need("w", w, double(a.N) * a.K) &&
+      c.need("out", out, outOff + double(a.M) * a.N));
+  if (a.M == 0 || a.N == 0) return undef(env);
+  a.x = x.p + xOff;
+  a.w = w.p;
+  a.out = out.p + outOff;
+  if (a.K == 0) {
+    for (long i = 0; i < a.M * a.N; ++i) a.out[i] = 0.0f;
+    return undef(env);
+  }
+  kernels().bf16(a);
+  return undef(env);
+}
+
+// a family name argument of setKernelPath / familyPaths (packed, packedLut or bf16)
+bool family_arg(Call& c, size_t i, Family& out) {
+  char buf[32];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(c.env, c.argv[i], buf, sizeof buf, &len) != napi_ok) return c.type_error("family", "a string");
+  for (Family f : {kPacked, kPackedLut, kBf16})
+    if (std::strcmp(buf, kFamilyNames[f]) == 0) return out = f, true;
+  return c.range_error("argument 'family' must be packed, packedLut or bf16, got \"%s\"", buf);
+}
+
+// familyPaths(family): the implementations of that family this CPU and build run, best first
+napi_value FamilyPaths(napi_env env, napi_callback_info info) {
+  Call c(env, info, "familyPaths");
+  Family fam;
+  TRY(c.arity(1) && family_arg(c, 0, fam));
+  const char* names[16];
+  const int n = family_paths(fam, names, 16);
+  napi_value arr;
+  napi_create_array(env, &arr);
+  for (int i = 0; i < n; ++i) napi_set_element(env, arr, static_cast<uint32_t>(i), string(env, names[i]));
+  return arr;
+}
+
+// setKernelPath(family, name): forces one implementation of the packed, packedLut or bf16 family
+// (tests, bench; the next setIsa undoes it); returns the name
+napi_value SetKernelPath(napi_env env, napi_callback_info info) {
+  Call c(env, info, "setKernelPath");
+  Family fam;
+  TRY(c.arity(2) && family_arg(c, 0, fam));
+  char buf[32];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, c.argv[1], buf, sizeof buf, &len) != napi_ok) return c.type_error("path", "a string"), nullptr;
+  if (!select_path(fam, buf)) return c.range_error("the %s family has no path \"%s\" that this CPU and build run", kFamilyNames[fam], buf), nullptr;
+  return string(env, kernels().path[fam]);
+}
+
 napi_value Simd(napi_env env, napi_callback_info) { return string(env, kernels().path[kOps]); }
 
 // Reads an ISA name argument; throws for an unknown name or one this CPU / build lacks.
@@ -823,6 +883,9 @@ NAPI_MODULE_INIT() {
       {"adamw", Adamw},
       {"packedMatmul", PackedMatmul},
       {"packedLutMatmul", PackedLutMatmul},
+      {"bf16Matmul", Bf16Matmul},
+      {"familyPaths", FamilyPaths},
+      {"setKernelPath", SetKernelPath},
       {"getThreads", GetThreads},
       {"setThreads", SetThreads},
       {"simd", Simd},

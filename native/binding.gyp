@@ -15,11 +15,11 @@
   "targets": [
     {
       "target_name": "tfree_native",
-      "sources": ["addon.cc", "cpu.cc", "dispatch.cc", "threadpool.cc", "gemm_generic.cc", "ops_generic.cc", "packed_generic.cc", "packed_lut_generic.cc", "boxte.cc"],
+      "sources": ["addon.cc", "cpu.cc", "dispatch.cc", "threadpool.cc", "gemm_generic.cc", "ops_generic.cc", "packed_generic.cc", "packed_lut_generic.cc", "boxte.cc", "bf16_generic.cc"],
       "libraries": [],
       "conditions": [
         ["tfree_x86==1", {
-          "dependencies": ["tfree_avx2", "tfree_avx512", "tfree_probe_vnni"]
+          "dependencies": ["tfree_avx2", "tfree_avx512", "tfree_avx512vnni", "tfree_avx512bf16", "tfree_avxvnni", "tfree_probe_vnni"]
         }, {
           "sources": ["avx2_stub.cc"]
         }],
@@ -35,7 +35,7 @@
         {
           "target_name": "tfree_avx2",
           "type": "static_library",
-          "sources": ["gemm_avx2.cc", "ops_avx2.cc", "packed_avx2.cc", "packed_lut_avx2.cc"],
+          "sources": ["gemm_avx2.cc", "ops_avx2.cc", "packed_avx2.cc", "packed_lut_avx2.cc", "bf16_avx2.cc"],
           "cflags_cc": ["-mavx2", "-mfma"],
           "xcode_settings": {
             "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma"]
@@ -44,10 +44,37 @@
         {
           "target_name": "tfree_avx512",
           "type": "static_library",
-          "sources": ["gemm_avx512.cc", "ops_avx512.cc"],
+          "sources": ["gemm_avx512.cc", "ops_avx512.cc", "packed_lut_avx512.cc", "bf16_avx512.cc"],
           "cflags_cc": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"],
           "xcode_settings": {
             "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"]
+          }
+        },
+        {
+          "target_name": "tfree_avx512vnni",
+          "type": "static_library",
+          "sources": ["packed_avx512.cc"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni"],
+          "xcode_settings": {
+            "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni"]
+          }
+        },
+        {
+          "target_name": "tfree_avx512bf16",
+          "type": "static_library",
+          "sources": ["bf16_avx512bf16.cc"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16"],
+          "xcode_settings": {
+            "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16"]
+          }
+        },
+        {
+          "target_name": "tfree_avxvnni",
+          "type": "static_library",
+          "sources": ["packed_avxvnni.cc"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavxvnni"],
+          "xcode_settings": {
+            "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma", "-mf16c", "-mavxvnni"]
           }
         },
         {

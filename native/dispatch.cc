@@ -8,7 +8,7 @@
 
 namespace tfree {
 
-const char* const kFamilyNames[kFamilies] = {"ops", "packed", "packedLut", "boxte"};
+const char* const kFamilyNames[kFamilies] = {"ops", "packed", "packedLut", "boxte", "bf16"};
 
 namespace {
 
@@ -52,7 +52,74 @@ const Impl<Fn>& choose(const Impl<Fn> (&c)[N], Isa cap) {
   return c[N - 1];  // the generic one, last in every list
 }
 
+// Implementations that select_isa never picks by itself (extra returns false): test paths that
+// select_path can force (runnable when their level is supported).
+bool test_only(const CpuFeatures&) { return false; }
+
+template <class Fn>
+bool runnable(const Impl<Fn>& i) {
+  return i.fn && isa_supported(i.isa) && (!i.extra || i.extra == test_only || i.extra(cpu_features()));
+}
+
+// Candidate lists of the packed / bf16 families (best first, generic last), shared by select_isa
+// and select_path.
+const Impl<void (*)(const PackedArgs&)> kPackedImpls[] = {
+    // int8-activation (act8) kernels with vpdpbusd; int16 mode and other layouts: the AVX2 kernel
+    {Isa::avx512, "avx512-vnni", [](const CpuFeatures& f) { return f.avx512vnni && f.f16c; }, kX86 ? packed_matmul_avx512 : nullptr},
+    // the AVX-VNNI kernel's 256-bit code with EVEX vpdpbusd: tests it on AVX-512 VNNI CPUs
+    {Isa::avx512, "avx512-ymm", test_only, kX86 ? packed_matmul_avx512_ymm : nullptr},
+    {Isa::avx2, "avxvnni", [](const CpuFeatures& f) { return f.avxvnni && f.f16c; }, kX86 ? packed_matmul_avxvnni : nullptr},
+    {Isa::avx2, "avx2", nullptr, kX86 ? packed_matmul_avx2 : nullptr},
+    {Isa::generic, "generic", nullptr, packed_matmul_generic},
+};
+const Impl<void (*)(const PackedLutArgs&)> kPackedLutImpls[] = {
+    {Isa::avx512, "avx512", nullptr, kX86 ? packed_lut_matmul_avx512 : nullptr},
+    {Isa::avx2, "avx2", nullptr, kX86 ? packed_lut_matmul_avx2 : nullptr},
+    {Isa::generic, "generic", nullptr, packed_lut_matmul_generic},
+};
+const Impl<void (*)(const Bf16Args&)> kBf16Impls[] = {
+    // vdpbf16ps for bf16 activations (f32 activations: the AVX-512F widening kernel)
+    {Isa::avx512, "avx512-bf16", [](const CpuFeatures& f) { return f.avx512bf16; }, kX86 ? bf16_matmul_avx512bf16 : nullptr},
+    {Isa::avx512, "avx512", nullptr, kX86 ? bf16_matmul_avx512 : nullptr},
+    {Isa::avx2, "avx2", nullptr, kX86 ? bf16_matmul_avx2 : nullptr},
+    {Isa::generic, "generic", nullptr, bf16_matmul_generic},
+};
+
+template <class Fn, unsigned long N>
+int list_paths(const Impl<Fn> (&c)[N], const char** out, int n) {
+  int k = 0;
+  for (const Impl<Fn>& i : c)
+    if (runnable(i) && k < n) out[k++] = i.name;
+  return k;
+}
+
+template <class Fn, unsigned long N>
+bool force(const Impl<Fn> (&c)[N], const char* name, Fn& slot, const char*& path) {
+  for (const Impl<Fn>& i : c)
+    if (std::strcmp(i.name, name) == 0 && runnable(i)) return slot = i.fn, path = i.name, true;
+  return false;
+}
+
 }  // namespace
+
+int family_paths(Family fam, const char** out, int n) {
+  switch (fam) {
+    case kPacked: return list_paths(kPackedImpls, out, n);
+    case kPackedLut: return list_paths(kPackedLutImpls, out, n);
+    case kBf16: return list_paths(kBf16Impls, out, n);
+    default: return 0;
+  }
+}
+
+bool select_path(Family fam, const char* name) {
+  kernels();
+  switch (fam) {
+    case kPacked: return force(kPackedImpls, name, g_table.packed, g_table.path[kPacked]);
+    case kPackedLut: return force(kPackedLutImpls, name, g_table.packedLut, g_table.path[kPackedLut]);
+    case kBf16: return force(kBf16Impls, name, g_table.bf16, g_table.path[kBf16]);
+    default: return false;
+  }
+}
 
 const char* isa_name(Isa i) {
   switch (i) {
@@ -105,22 +172,19 @@ KernelTable build_table(Isa cap) {
     t.path[kOps] = i.name;
   }
   {
-    const Impl<void (*)(const PackedArgs&)> c[] = {
-        {Isa::avx2, "avx2", nullptr, kX86 ? packed_matmul_avx2 : nullptr},
-        {Isa::generic, "generic", nullptr, packed_matmul_generic},
-    };
-    const auto& i = choose(c, cap);
+    const auto& i = choose(kPackedImpls, cap);
     t.packed = i.fn;
     t.path[kPacked] = i.name;
   }
   {
-    const Impl<void (*)(const PackedLutArgs&)> c[] = {
-        {Isa::avx2, "avx2", nullptr, kX86 ? packed_lut_matmul_avx2 : nullptr},
-        {Isa::generic, "generic", nullptr, packed_lut_matmul_generic},
-    };
-    const auto& i = choose(c, cap);
+    const auto& i = choose(kPackedLutImpls, cap);
     t.packedLut = i.fn;
     t.path[kPackedLut] = i.name;
+  }
+  {
+    const auto& i = choose(kBf16Impls, cap);
+    t.bf16 = i.fn;
+    t.path[kBf16] = i.name;
   }
   {
     // boxte.cc keeps its loops to itself; the table only says which of them to run

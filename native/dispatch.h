@@ -16,8 +16,8 @@ namespace tfree {
 
 enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2, neon = 3 };
 
-enum Family : int { kOps = 0, kPacked, kPackedLut, kBoxte, kFamilies };
-extern const char* const kFamilyNames[kFamilies];  // "ops", "packed", "packedLut", "boxte"
+enum Family : int { kOps = 0, kPacked, kPackedLut, kBoxte, kBf16, kFamilies };
+extern const char* const kFamilyNames[kFamilies];  // "ops", "packed", "packedLut", "boxte", "bf16"
 
 struct KernelTable {
   Isa cap;                                       // the level in force
@@ -25,6 +25,7 @@ struct KernelTable {
   void (*packed)(const PackedArgs&);             // packed-weight matmul
   void (*packedLut)(const PackedLutArgs&);       // activation lookup-table matmul
   Isa boxte;                                     // boxte.cc's inner loops (avx2 or generic)
+  void (*bf16)(const Bf16Args&);                 // bf16-weight matmul
   const char* path[kFamilies];                   // display name of the implementation chosen per family
 };
 
@@ -40,5 +41,11 @@ bool select_isa(Isa cap);
 KernelTable table_for(Isa cap);
 // What TFREE_ISA (else TFREE_SIMD) asked for at load when it could not be honoured, else "".
 const char* isa_env_error();
+// Implementations of the packed, packedLut and bf16 families this CPU and build run, best first
+// (display names, e.g. "avx512-vnni", "avx512-ymm", "avxvnni", "avx2", "generic"); at most n.
+int family_paths(Family fam, const char** out, int n);
+// Forces one implementation of such a family by display name, whatever the cap (tests, bench);
+// false (nothing changed) when unknown or unsupported. The next select_isa undoes it.
+bool select_path(Family fam, const char* name);
 
 }  // namespace tfree

@@ -160,4 +160,41 @@ void packed_lut_matmul_avx2(const PackedLutArgs& a);
 // tables of one activation row: tab [K/64][Q][16] int8, ts [K/64] (shared by both implementations)
 void packed_lut_tables(const float* x, long K, int bits, const int16_t* L8, int8_t* tab, float* ts);
 
+
+// ---- packed / LUT kernels beyond AVX2 (chosen in dispatch.cc) ----------------------------------
+// packed_avx512.cc (-mavx512f/bw/vl/dq/vnni): int8-activation (act8) decode kernel with vpdpbusd,
+// 512-bit, and the same kernel on 256-bit vectors with EVEX encoding (a test path for the code of
+// the AVX-VNNI kernel on AVX-512 CPUs). packed_avxvnni.cc (-mavx2 -mfma -mavxvnni): the 256-bit
+// kernel with VEX vpdpbusd. Same function as packed_matmul_generic (act8 mode only; int16 mode and
+// layouts without a fast path fall back to the AVX2 kernel).
+void packed_matmul_avx512(const PackedArgs& a);
+void packed_matmul_avx512_ymm(const PackedArgs& a);
+void packed_matmul_avxvnni(const PackedArgs& a);
+// packed_lut_avx512.cc (-mavx512f/bw/vl): 512-bit lookup-table kernel, bit-identical to the others
+void packed_lut_matmul_avx512(const PackedLutArgs& a);
+
+// ---- bf16-weight matmul (bf16_generic.cc, bf16_avx2.cc, bf16_avx512.cc, bf16_avx512bf16.cc) ----
+// out[m*N + n] = sum_k xr[m*K + k] * f32(W[n*K + k]) for m < M, n < N, W [N, K] bf16 bit patterns
+// (widened exactly: bits << 16), float32 accumulation. Two modes:
+//   xBf16 false: xr = x (f32 activations, the widening kernels: W widened to f32 in registers)
+//   xBf16 true:  xr = bf16(x), x rounded to bf16 (nearest, ties to even; NaN stays NaN) first, so
+//                every product is exact in float32 (8 x 8 significant bits): the function that
+//                vdpbf16ps computes, up to its flushing of denormal inputs and outputs to zero.
+// Summation order: the portable kernel and the TS twin add the products in ascending k, one
+// rounding per product and per addition, and agree bit for bit; the SIMD kernels sum in lanes
+// (fused multiply-add; vdpbf16ps two products per lane step) and differ from them only by float32
+// rounding (every order is within (K + 1) * 2^-24 * sum |xr * w| of the exact sum).
+struct Bf16Args {
+  long M, N, K;
+  const float* x;
+  const uint16_t* w;
+  float* out;
+  bool xBf16;
+};
+void bf16_matmul_generic(const Bf16Args& a);
+void bf16_matmul_avx2(const Bf16Args& a);
+void bf16_matmul_avx512(const Bf16Args& a);      // AVX-512F widening
+void bf16_matmul_avx512bf16(const Bf16Args& a);  // vdpbf16ps (xBf16 mode only; else the widening one)
+// x -> bf16 bit patterns (nearest even; NaN -> quiet NaN with its sign) (bf16_generic.cc)
+void bf16_round(const float* x, long n, uint16_t* out);
 }  // namespace tfree

@@ -47,7 +47,7 @@ else
   echo "check-spills: no x86 microkernels in this build (non-x86): nothing to check"
 fi
 
-objs="$(find "$root/native/build/Release" \( -path '*tfree_avx2*' -o -path '*tfree_avx512*' \) -name '*.o' 2>/dev/null || true)"
+objs="$(find "$root/native/build/Release" \( -path '*tfree_avx2*' -o -path '*tfree_avx512*' -o -path '*tfree_avxvnni*' \) -name '*.o' 2>/dev/null || true)"
 if [ -n "$objs" ] && command -v nm >/dev/null; then
   # shellcheck disable=SC2086
   weak="$(nm -C --defined-only $objs | grep -E ' [WVuv] ' || true)"

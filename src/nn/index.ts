@@ -3,6 +3,7 @@ export * as init from './init.js';
 export type { Init } from './init.js';
 export * from './params.js';
 export * from './linear.js';
+export * from './bf16_linear.js';
 export * from './embedding.js';
 export * from './norm.js';
 export * from './mlp.js';

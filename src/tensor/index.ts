@@ -23,3 +23,4 @@ export {
   type NativeCpuInfo,
   type BackendName,
 } from './kernels/index.js';
+export { toBf16, bf16ToF32, bf16Bits } from './kernels/js_bf16.js';

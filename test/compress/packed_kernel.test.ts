@@ -1,19 +1,21 @@
 /**
- * The packed-matmul kernel on every backend (pure TS; native AVX2 and portable at 1 and 2
- * threads), in both activation modes (int16, int8), against a float64 dequantize-then-GEMV
- * reference with the mode's error bound, odd sizes, poisoned outputs, and the TS twin against the
- * portable native path (same float32 operations: bit-identical).
+ * The packed-matmul kernel on every backend (pure TS; native AVX-512 VNNI, its 256-bit AVX-VNNI
+ * code, AVX2 and portable at 1 and 2 threads, the paths this CPU has), in both activation modes
+ * (int16, int8), against a float64 dequantize-then-GEMV reference with the mode's error bound, odd
+ * sizes, poisoned outputs, the TS twin against the portable native path (same float32 operations:
+ * bit-identical), every SIMD path against the twin to float32 rounding, and each path bit-identical
+ * at 1 and 2 threads and across repeated calls.
  */
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { jsKernels, nativeBackend, type Kernels } from '../../src/tensor/kernels/index.js';
-import type { NativeExtrasInternal } from '../../src/tensor/kernels/native.js';
 import { Rng } from '../../src/nn/index.js';
 import { FORMAT_NAMES, dequantize, parseFormat, quantizeMatrix, type PackedMatrix } from '../../src/compress/index.js';
 import { hasNative } from '../helpers/numeric.js';
-import { kernelVariants, restoreNative } from '../helpers/kernel_variants.js';
+import { familyPaths, kernelVariants, restoreNative, skippedPaths, usePath } from '../helpers/kernel_variants.js';
 
-const backends = kernelVariants();
+const backends = kernelVariants('packed');
+const simdPaths = familyPaths('packed').filter((p) => p !== 'generic');
 const nb = nativeBackend();
 
 function run(k: Kernels, p: PackedMatrix, x: Float32Array, M: number, xOff = 0, outOff = 0, act8 = false): Float32Array {
@@ -126,9 +128,8 @@ for (const be of backends) {
   });
 }
 
-test('packedMatmul: the TS twin equals the portable native kernel bit for bit, and AVX2 to float32 rounding, in both modes', { skip: hasNative() ? false : 'native backend unavailable' }, () => {
+test(`packedMatmul: the TS twin equals the portable native kernel bit for bit, and every SIMD path (${simdPaths.join(', ') || 'none'}) to float32 rounding, in both modes`, { skip: hasNative() ? false : 'native backend unavailable' }, () => {
   assert.ok('kernels' in nb);
-  const ex = nb.extras as NativeExtrasInternal;
   const r = new Rng(12);
   try {
     for (const name of FORMAT_NAMES) {
@@ -143,12 +144,12 @@ test('packedMatmul: the TS twin equals the portable native kernel bit for bit, a
           const label = `${name} K${K} B${B} ${act8 ? 'int8' : 'int16'}`;
           const js = run(jsKernels, p, x, M, 0, 0, act8);
           assert.ok(js.some((v) => v !== 0), `${label}: all zeros`);
-          ex.setSimd('generic');
+          usePath('packed', 'generic');
           assert.deepEqual(run(nb.kernels, p, x, M, 0, 0, act8), js, `${label}: generic != js`);
-          if (ex.cpuAvx2) {
-            ex.setSimd('avx2');
+          for (const path of simdPaths) {
+            usePath('packed', path);
             const av = run(nb.kernels, p, x, M, 0, 0, act8);
-            for (let i = 0; i < js.length; i++) assert.ok(Math.abs(av[i] - js[i]) <= 1e-5 * (1 + Math.abs(js[i])), `${label} [${i}]: avx2 ${av[i]} vs js ${js[i]}`);
+            for (let i = 0; i < js.length; i++) assert.ok(Math.abs(av[i] - js[i]) <= 1e-5 * (1 + Math.abs(js[i])), `${label} [${i}]: ${path} ${av[i]} vs js ${js[i]}`);
           }
         }
       }
@@ -198,5 +199,39 @@ test('packedMatmul: NaN in x propagates to its row only; bad sizes throw', () =>
     } finally {
       restoreNative();
     }
+  }
+});
+
+test('packedMatmul: each native path gives the same bits at 1 and 2 threads and on repeated calls', { skip: hasNative() ? false : 'native backend unavailable' }, (t) => {
+  for (const m of skippedPaths('packed')) t.diagnostic(`path skipped: ${m}`);
+  const r = new Rng(17);
+  const variants = backends.filter((v) => v.path !== undefined);
+  try {
+    for (const name of ['int4', 'kmeans4', 'int8', 'kmeans2', 'bin1', 'ternary']) {
+      for (const [M, N, K, B] of [
+        [1, 300, 1024, 64],
+        [3, 257, 704, 32],
+        [5, 131, 1280, 128],
+      ]) {
+        const p = quantizeMatrix(r.fillNormal(new Float32Array(N * K), 0, 0.05), N, K, parseFormat(name, { blockSize: B }), { name: 'w', maxSamples: 4096 });
+        const x = r.fillNormal(new Float32Array(M * K), 0, 1);
+        for (const act8 of [false, true]) {
+          const byPath = new Map<string, Float32Array>();
+          for (const v of variants) {
+            v.setup();
+            const a = run(v.k, p, x, M, 0, 0, act8).slice();
+            const b = run(v.k, p, x, M, 0, 0, act8);
+            const label = `${name} M${M} N${N} K${K} B${B} act8=${act8} [${v.name}]`;
+            assert.ok(a.some((y) => y !== 0) && a.every(Number.isFinite), `${label}: zero or non-finite output`);
+            assert.deepEqual(b, a, `${label}: repeated call differs`);
+            const prev = byPath.get(v.path ?? '');
+            if (prev) assert.deepEqual(a, prev, `${label}: differs from the other thread count`);
+            else byPath.set(v.path ?? '', a);
+          }
+        }
+      }
+    }
+  } finally {
+    restoreNative();
   }
 });

@@ -13,9 +13,9 @@ import { Rng } from '../../src/nn/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { FORMAT_NAMES, PackedLinear, dequantize, parseFormat, quantizeMatrix, type PackedMatrix } from '../../src/compress/index.js';
 import { hasNative } from '../helpers/numeric.js';
-import { kernelVariants, restoreNative } from '../helpers/kernel_variants.js';
+import { familyPaths, kernelVariants, restoreNative, skippedPaths, usePath } from '../helpers/kernel_variants.js';
 
-const backends = kernelVariants();
+const backends = kernelVariants('packedLut');
 const nb = nativeBackend();
 
 const LUT_FORMATS = FORMAT_NAMES.filter((f) => parseFormat(f).bits <= 2);
@@ -130,15 +130,19 @@ for (const be of backends) {
   });
 }
 
-test('packedLutMatmul: TS twin, portable and AVX2 agree bit for bit', { skip: hasNative() ? false : 'native backend unavailable' }, () => {
+test(`packedLutMatmul: TS twin, portable and every native path (${familyPaths('packedLut').join(', ') || 'none'}) agree bit for bit`, { skip: hasNative() ? false : 'native backend unavailable' }, (t) => {
   assert.ok('kernels' in nb);
   const ex = nb.extras as NativeExtrasInternal;
+  for (const m of skippedPaths('packedLut')) t.diagnostic(`path skipped: ${m}`);
   try {
     for (const c of cases()) {
       const js = run(jsKernels, c.p, c.x, c.M, c.xOff);
-      for (const simd of ex.cpuAvx2 ? (['generic', 'avx2'] as const) : (['generic'] as const)) {
-        ex.setSimd(simd);
-        assert.deepEqual(run(nb.kernels, c.p, c.x, c.M, c.xOff), js, `${c.label}: ${simd} != js`);
+      for (const path of familyPaths('packedLut')) {
+        usePath('packedLut', path);
+        for (const threads of [1, 2]) {
+          ex.setThreads(threads);
+          assert.deepEqual(run(nb.kernels, c.p, c.x, c.M, c.xOff), js, `${c.label}: ${path} ${threads}T != js`);
+        }
       }
     }
   } finally {

@@ -61,11 +61,13 @@ test('tfree info reports the CPU features and the path per kernel family', { ski
   const j = JSON.parse(r.out) as { native: { isas: string[]; paths: Record<string, string>; cpu: { features: string[] } } };
   assert.deepEqual(j.native.isas, info.isas);
   assert.deepEqual(j.native.cpu.features, info.features);
-  assert.deepEqual(Object.keys(j.native.paths).sort(), ['boxte', 'ops', 'packed', 'packedLut']);
-  for (const p of Object.values(j.native.paths)) assert.ok(info.isas.includes(p), p);
+  assert.deepEqual(Object.keys(j.native.paths).sort(), ['bf16', 'boxte', 'ops', 'packed', 'packedLut']);
+  // ops and boxte name an ISA level; packed, packedLut and bf16 an implementation (e.g. avx512-vnni)
+  for (const f of ['ops', 'boxte']) assert.ok(info.isas.includes(j.native.paths[f]), `${f}=${j.native.paths[f]}`);
+  for (const f of ['packed', 'packedLut', 'bf16'] as const) assert.ok(extras.familyPaths(f).includes(j.native.paths[f]), `${f}=${j.native.paths[f]}`);
   const t = await cli(['info']);
   assert.match(t.out, /^cpu features: .*$/m);
-  assert.match(t.out, /^kernel path per family: ops=[a-z0-9]+, packed=[a-z0-9]+, packedLut=[a-z0-9]+, boxte=[a-z0-9]+$/m);
+  assert.match(t.out, /^kernel path per family: ops=[a-z0-9]+, packed=[a-z0-9-]+, packedLut=[a-z0-9-]+, boxte=[a-z0-9]+, bf16=[a-z0-9-]+$/m);
   if (info.arch === 'x86_64') {
     // a feature the x86 paths need is listed exactly when its path is offered
     assert.equal(info.isas.includes('avx2'), info.features.includes('avx2') && info.features.includes('fma'));
@@ -82,7 +84,9 @@ test('setIsa caps every family at the path asked for; the best path is the defau
       extras.setIsa(isa);
       const now = extras.cpuInfo();
       assert.equal(now.isa, isa);
-      const rank = (p: string): number => ['generic', 'avx2', 'avx512'].indexOf(p) + (p === 'neon' ? 2 : 0);
+      // an implementation's level: avx512-vnni, avx512-bf16 -> avx512; avxvnni -> avx2
+      const level = (p: string): string => (p.startsWith('avx512') ? 'avx512' : p === 'avxvnni' ? 'avx2' : p);
+      const rank = (p: string): number => ['generic', 'avx2', 'avx512'].indexOf(level(p)) + (p === 'neon' ? 2 : 0);
       for (const [fam, p] of Object.entries(now.paths)) assert.ok(rank(p) <= rank(isa), `${fam}: ${p} above the cap ${isa}`);
       if (isa !== 'neon') assert.equal(now.paths.ops, isa, 'the ops family has every x86 path');
     }
@@ -117,5 +121,28 @@ test('TFREE_ISA at load time (child process) caps the paths; TFREE_SIMD=none sti
     if (want !== 'neon') assert.equal(info.paths.ops, want);
     if ('TFREE_ISA' in vars && vars.TFREE_ISA === 'bogus') assert.match(info.envError, /TFREE_ISA=bogus is not a known path/);
     else assert.equal(info.envError, '');
+  }
+});
+
+test('setKernelPath forces one implementation of the packed / packedLut / bf16 family; setIsa undoes it; bad names throw', { skip }, () => {
+  assert.ok(extras);
+  const info = extras.cpuInfo();
+  try {
+    for (const fam of ['packed', 'packedLut', 'bf16'] as const) {
+      const paths = extras.familyPaths(fam);
+      assert.equal(paths[paths.length - 1], 'generic', fam);
+      assert.ok(paths.includes(info.paths[fam]), `${fam}: ${info.paths[fam]} not in ${paths.join(', ')}`);
+      for (const p of paths) {
+        assert.equal(extras.setKernelPath(fam, p), p);
+        assert.equal(extras.cpuInfo().paths[fam], p);
+      }
+      extras.setIsa(info.best);
+      assert.equal(extras.cpuInfo().paths[fam], info.paths[fam], `${fam}: setIsa restores the default`);
+      assert.throws(() => extras.setKernelPath(fam, 'bogus'), RangeError);
+    }
+    assert.throws(() => extras.setKernelPath('ops' as 'packed', 'avx2'), RangeError);
+    if (!info.features.includes('avxvnni')) assert.throws(() => extras.setKernelPath('packed', 'avxvnni'), /no path "avxvnni"/);
+  } finally {
+    extras.setIsa(info.best);
   }
 });

@@ -39,7 +39,6 @@ export function isaEnvError(): string | undefined {
   if (raw === undefined || raw === '') return undefined;
   const v = name === 'TFREE_SIMD' && raw === 'none' ? 'generic' : raw;
   if (!(NATIVE_ISAS as readonly string[]).includes(v)) return `${name} must be one of ${NATIVE_ISAS.join(', ')}, got "${raw}"`;
-  if (process.env.TFREE_BACKEND === 'js') return undefined;
   const n = nativeBackend();
   if (!('kernels' in n)) return undefined;
   const info = n.extras.cpuInfo();

@@ -6,6 +6,7 @@
 import { gemmJs } from './js_gemm.js';
 import { packedMatmulJs } from './js_packed.js';
 import { packedLutMatmulJs } from './js_packed_lut.js';
+import { bf16MatmulJs } from './js_bf16.js';
 import { BinaryOp, ReduceOp, UnaryOp, type Kernels } from './types.js';
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -181,6 +182,7 @@ export const jsKernels: Kernels = {
 
   packedMatmul: packedMatmulJs,
   packedLutMatmul: packedLutMatmulJs,
+  bf16Matmul: bf16MatmulJs,
 
   gemm(batch, transA, transB, M, N, K, alpha, A, aOff, lda, strideA, B, bOff, ldb, strideB, beta, C, cOff, ldc, strideC) {
     for (let b = 0; b < batch; b++) {

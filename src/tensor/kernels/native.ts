@@ -20,7 +20,19 @@ export interface NativeExtrasInternal extends NativeExtras {
   setSimd(isa: string): string;
   /** Whether the CPU check found AVX2 and FMA. */
   readonly cpuAvx2: boolean;
+  /**
+   * Implementations of a kernel family this CPU and build run, best first: packed ('avx512-vnni',
+   * 'avx512-ymm' = the AVX-VNNI kernel's code with EVEX encoding, a test path; 'avxvnni', 'avx2',
+   * 'generic'), packedLut ('avx512', 'avx2', 'generic'), bf16 ('avx512-bf16' = vdpbf16ps,
+   * 'avx512', 'avx2', 'generic').
+   */
+  familyPaths(family: KernelFamily): string[];
+  /** Forces one implementation of a family (tests, bench; the next setIsa undoes it); returns it. */
+  setKernelPath(family: KernelFamily, path: string): string;
 }
+
+/** Kernel families whose implementation tests and benches can force one by one. */
+export type KernelFamily = 'packed' | 'packedLut' | 'bf16';
 
 export type NativeLoadResult = { kernels: Kernels; extras: NativeExtrasInternal; path: string } | { error: string };
 
@@ -51,6 +63,7 @@ const KERNEL_NAMES = [
   'adamw',
   'packedMatmul',
   'packedLutMatmul',
+  'bf16Matmul',
 ] as const satisfies readonly (keyof Kernels)[];
 
 const EXTRA_NAMES = [
@@ -67,6 +80,8 @@ const EXTRA_NAMES = [
   'openblasSgemm',
   'openblasSgemv',
   'noop',
+  'familyPaths',
+  'setKernelPath',
 ] as const satisfies readonly (keyof NativeExtrasInternal)[];
 
 type Addon = Omit<Kernels, 'name'> & NativeExtrasInternal;
@@ -152,6 +167,7 @@ function loadUncached(): NativeLoadResult {
     adamw: addon.adamw,
     packedMatmul: addon.packedMatmul,
     packedLutMatmul: addon.packedLutMatmul,
+    bf16Matmul: addon.bf16Matmul,
   };
   const extras: NativeExtrasInternal = {
     getThreads: addon.getThreads,
@@ -167,6 +183,8 @@ function loadUncached(): NativeLoadResult {
     openblasSgemm: addon.openblasSgemm,
     openblasSgemv: addon.openblasSgemv,
     noop: addon.noop,
+    familyPaths: addon.familyPaths,
+    setKernelPath: addon.setKernelPath,
     cpuAvx2: addon.cpuAvx2 === true,
   };
   return { kernels, extras, path };

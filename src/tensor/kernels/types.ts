@@ -398,6 +398,17 @@ export interface Kernels {
     out: Float32Array,
     outOff: number,
   ): void;
+
+  /**
+   * bf16-weight matmul (native/kernels.h, Bf16Args): for m < M, n < N
+   *   out[outOff + m*N + n] = sum_k xr[m*K + k] * f32(w[n*K + k])
+   * w: [N, K] bf16 bit patterns (widened exactly). xBf16 false: xr = x[xOff ..] (float32
+   * activations); true: xr = x rounded to bf16 (nearest even), every product exact, the function
+   * of vdpbf16ps (which the native AVX-512 path runs when the CPU has AVX512_BF16). float32
+   * accumulation; the TS twin and the portable kernel sum in ascending k (bit-identical), SIMD paths
+   * in lanes (within (K + 1) 2^-24 sum |xr w| of the exact sum, as every order).
+   */
+  bf16Matmul(M: number, N: number, K: number, x: Float32Array, xOff: number, w: Uint16Array, out: Float32Array, outOff: number, xBf16: boolean): void;
 }
 
 /** What the native addon found out about the CPU and which kernel path each family uses. */
