@@ -1,7 +1,4 @@
 {
-  "variables": {
-    "tfree_x86%": "<!(node -p \"['x64','ia32'].includes(process.arch) ? 1 : 0\")"
-  },
   "target_defaults": {
     "cflags_cc": ["-O3", "-std=c++17", "-fno-exceptions", "-fPIC", "-pthread"],
     "cflags_cc!": ["-std=gnu++17", "-O2", "-Os", "-O0"],
@@ -18,10 +15,17 @@
       "sources": ["addon.cc", "cpu.cc", "dispatch.cc", "threadpool.cc", "gemm_generic.cc", "ops_generic.cc", "packed_generic.cc", "packed_lut_generic.cc", "boxte.cc", "bf16_generic.cc"],
       "libraries": [],
       "conditions": [
-        ["tfree_x86==1", {
+        ["target_arch=='x64' or target_arch=='ia32'", {
           "dependencies": ["tfree_avx2", "tfree_avx512", "tfree_avx512vnni", "tfree_avx512bf16", "tfree_avxvnni", "tfree_probe_vnni"]
         }, {
           "sources": ["avx2_stub.cc"]
+        }],
+        ["target_arch=='arm64'", {
+          "dependencies": ["tfree_neon", "tfree_neon_dot"],
+          "cflags_cc": ["-ffp-contract=off"],
+          "xcode_settings": {"OTHER_CPLUSPLUSFLAGS": ["-ffp-contract=off"]}
+        }, {
+          "sources": ["neon_stub.cc"]
         }],
         ["OS=='linux'", {
           "libraries": ["-ldl"]
@@ -30,7 +34,25 @@
     }
   ],
   "conditions": [
-    ["tfree_x86==1", {
+    ["target_arch=='arm64'", {
+      "targets": [
+        {
+          "target_name": "tfree_neon",
+          "type": "static_library",
+          "sources": ["gemm_neon.cc", "ops_neon.cc", "packed_neon.cc", "packed_lut_neon.cc"],
+          "cflags_cc": ["-ffp-contract=off"],
+          "xcode_settings": {"OTHER_CPLUSPLUSFLAGS": ["-ffp-contract=off"]}
+        },
+        {
+          "target_name": "tfree_neon_dot",
+          "type": "static_library",
+          "sources": ["packed_neon_dot.cc"],
+          "cflags_cc": ["-march=armv8.2-a+dotprod"],
+          "xcode_settings": {"OTHER_CPLUSPLUSFLAGS": ["-march=armv8.2-a+dotprod"]}
+        }
+      ]
+    }],
+    ["target_arch=='x64' or target_arch=='ia32'", {
       "targets": [
         {
           "target_name": "tfree_avx2",

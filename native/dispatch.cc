@@ -70,11 +70,15 @@ const Impl<void (*)(const PackedArgs&)> kPackedImpls[] = {
     {Isa::avx512, "avx512-ymm", test_only, kX86 ? packed_matmul_avx512_ymm : nullptr},
     {Isa::avx2, "avxvnni", [](const CpuFeatures& f) { return f.avxvnni && f.f16c; }, kX86 ? packed_matmul_avxvnni : nullptr},
     {Isa::avx2, "avx2", nullptr, kX86 ? packed_matmul_avx2 : nullptr},
+    // arm64: int8-activation sums with sdot when the CPU has asimddp, else plain ARMv8.0 NEON
+    {Isa::neon, "neon-sdot", [](const CpuFeatures& f) { return f.asimddp; }, kArm ? packed_matmul_neon_sdot : nullptr},
+    {Isa::neon, "neon", nullptr, kArm ? packed_matmul_neon : nullptr},
     {Isa::generic, "generic", nullptr, packed_matmul_generic},
 };
 const Impl<void (*)(const PackedLutArgs&)> kPackedLutImpls[] = {
     {Isa::avx512, "avx512", nullptr, kX86 ? packed_lut_matmul_avx512 : nullptr},
     {Isa::avx2, "avx2", nullptr, kX86 ? packed_lut_matmul_avx2 : nullptr},
+    {Isa::neon, "neon", nullptr, kArm ? packed_lut_matmul_neon : nullptr},
     {Isa::generic, "generic", nullptr, packed_lut_matmul_generic},
 };
 const Impl<void (*)(const Bf16Args&)> kBf16Impls[] = {
@@ -165,6 +169,7 @@ KernelTable build_table(Isa cap) {
     const Impl<const OpsTable*> c[] = {
         {Isa::avx512, "avx512", nullptr, ops_avx512()},
         {Isa::avx2, "avx2", nullptr, ops_avx2()},
+        {Isa::neon, "neon", nullptr, ops_neon()},
         {Isa::generic, "generic", nullptr, ops_generic()},
     };
     const auto& i = choose(c, cap);

@@ -1,4 +1,4 @@
-// The shared SGEMM driver of the SIMD gemm files (gemm_avx2.cc, gemm_avx512.cc): the C = beta C
+// The shared SGEMM driver of the SIMD gemm files (gemm_avx2.cc, gemm_avx512.cc, gemm_neon.cc): the C = beta C
 // case, the GEMV routes (M == 1 or N == 1) with their threading, and the split of a GEMM across
 // threads. #included INSIDE each file's anonymous namespace (like ops_impl.h), after it defined:
 //   constexpr long MR, NR;      microkernel tile
@@ -38,7 +38,8 @@ void gemv_axpy(long K, long N, const float* W, long ldw, const float* x, float* 
   const int T = pool_threads();
   const long Np = (N + kLanes - 1) / kLanes * kLanes;
   const long ntasks = (T <= 1 || K * N < kGemvParallelMin || N < 8 * kLanes) ? 1 : T;
-  float* part = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * Np + 64));
+  // C11 aligned_alloc wants a size that is a multiple of the alignment (macOS returns null otherwise)
+  float* part = static_cast<float*>(std::aligned_alloc(64, (sizeof(float) * Np + 64 + 63) / 64 * 64));
   if (!part) return;
   const long chunk = ((N + ntasks - 1) / ntasks + kLanes - 1) / kLanes * kLanes;
   auto body = [&](long t, int) {

@@ -1,7 +1,8 @@
 // Internal kernel tables, one file family per ISA: ops_<isa>.cc + gemm_<isa>.cc (+ packed_<isa>.cc,
 // packed_lut_<isa>.cc), each compiled with its own flags (binding.gyp; never -march=native):
-// generic (portable C++), avx2 (-mavx2 -mfma), avx512 (-mavx512f/bw/vl/dq). dispatch.cc picks one
-// implementation per kernel family at load time from the CPU features (cpu.cc) and TFREE_ISA.
+// generic (portable C++), avx2 (-mavx2 -mfma), avx512 (-mavx512f/bw/vl/dq), neon (arm64 builds;
+// ARMv8-A base, +dotprod on packed_neon_dot.cc only). dispatch.cc picks one implementation per
+// kernel family at load time from the CPU features (cpu.cc) and TFREE_ISA.
 // Offsets are already applied to all pointers and every size was bounds-checked by addon.cc.
 #pragma once
 #include <cstdint>
@@ -77,6 +78,7 @@ struct OpsTable {
 
 const OpsTable* ops_avx512();   // nullptr when not compiled in (non-x86 build)
 const OpsTable* ops_avx2();     // nullptr when not compiled in (non-x86 build)
+const OpsTable* ops_neon();     // nullptr when not compiled in (non-arm64 build)
 const OpsTable* ops_generic();
 
 // int8 dot-product probes (probe_vnni.cc, bench only): run 16 vpdpbusd chains x iters per thread;
@@ -87,6 +89,7 @@ double int8_peak_avxvnni(long iters, int threads);
 // gemm entry points of the gemm TUs
 void gemm_avx512(const GemmArgs& g);
 void gemm_avx2(const GemmArgs& g);
+void gemm_neon(const GemmArgs& g);
 void gemm_generic(const GemmArgs& g);
 
 // ---- packed-weight matmul (packed_generic.cc, packed_avx2.cc) ----------------------------------
@@ -117,6 +120,11 @@ struct PackedArgs {
 
 void packed_matmul_generic(const PackedArgs& a);
 void packed_matmul_avx2(const PackedArgs& a);  // falls back to the generic one for unsupported layouts
+// ARM64 NEON (packed_neon.cc): bit-identical to the generic one, every layout. The _sdot variant
+// computes int8-activation sums with sdot (packed_neon_dot.cc; call it only when the CPU has
+// asimddp), the plain one with ARMv8.0 NEON. On other architectures: the generic kernel (neon_stub.cc).
+void packed_matmul_neon(const PackedArgs& a);
+void packed_matmul_neon_sdot(const PackedArgs& a);
 
 // shared helpers (defined in packed_generic.cc; not inline, see threadpool.h)
 // int16 levels and their scale: levels ~= L16 * ls (exact, ls = 1, when all are integers with |L| <= 8191)
@@ -157,6 +165,7 @@ struct PackedLutArgs {
 
 void packed_lut_matmul_generic(const PackedLutArgs& a);
 void packed_lut_matmul_avx2(const PackedLutArgs& a);
+void packed_lut_matmul_neon(const PackedLutArgs& a);  // bit-identical to the generic one (tbl)
 // tables of one activation row: tab [K/64][Q][16] int8, ts [K/64] (shared by both implementations)
 void packed_lut_tables(const float* x, long K, int bits, const int16_t* L8, int8_t* tab, float* ts);
 

@@ -6,13 +6,14 @@
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UserError } from './errors.js';
+import { Progress } from './progress.js';
 import { HATConfigError } from '../models/hat/config.js';
-import { HATCheckpointError, loadHATModel } from '../models/hat/checkpoint.js';
+import { HATCheckpointError } from '../models/hat/checkpoint.js';
 import { HATModel } from '../models/hat/model.js';
 import { readHATConfig } from '../models/hat/config.js';
-import { HatSplitter } from '../models/hat/splitter.js';
+import { HatSplitter, INVALID_UTF8_RULES, type InvalidUtf8Rule } from '../models/hat/splitter.js';
 import { openCheckpoint, SafetensorsError } from '../io/index.js';
-import { PackedCheckpointError, loadPackedModel, readPackedCheckpoint } from '../compress/index.js';
+import { FormatError, PackedCheckpointError, loadHATLazy, loadPackedModel, parseFormat, readPackedCheckpoint, type QuantFormat } from '../compress/index.js';
 
 /** True when `<dir>/model.safetensors` is a packed checkpoint (`tfree quantize` / `tfree train --qat`). */
 export function isPackedModelDir(dir: string): boolean {
@@ -61,8 +62,57 @@ export interface LoadedHAT {
   splitter: HatSplitter;
 }
 
-/** The model of `--model DIR` (or the bundled default) with the splitter its config describes. */
-export function loadHATForCli(dirOpt: string | number | boolean | undefined): LoadedHAT {
+/** The `--quantize` option of the commands that load a HAT model (generate, chat, serve, eval). */
+export const QUANTIZE_OPTION = {
+  type: 'string',
+  help: 'quantize the Linear weights tensor by tensor while loading: int8, int4, kmeans4, bin1, ... (lm_head stays f32); BF16 weights otherwise stay bf16',
+  meta: 'FORMAT',
+} as const;
+
+/** The `--quantize-block` option (weights per scale block of `--quantize`). */
+export const QUANTIZE_BLOCK_OPTION = { type: 'int', help: 'weights per scale block of --quantize (must divide every quantized row length)', default: 64, meta: 'N' } as const;
+
+/** The quantization format of a `--quantize` value (undefined when not given) with its `--quantize-block`. */
+export function quantizeOption(v: string | number | boolean | undefined, block: string | number | boolean | undefined = 64): QuantFormat | undefined {
+  if (v === undefined || v === '' || v === false) return undefined;
+  try {
+    return parseFormat(String(v), { blockSize: Number(block) });
+  } catch (e) {
+    if (e instanceof FormatError) throw new UserError(`--quantize: ${e.message}`);
+    throw e;
+  }
+}
+
+/** The `--invalid-utf8` option of the generating commands (generate, chat). */
+export const INVALID_UTF8_OPTION = {
+  type: 'string',
+  help: 'word-end rule when the model emits invalid UTF-8: reference (the byte stays in the word, up to max_word_size) or resplit',
+  default: 'reference',
+  meta: 'RULE',
+} as const;
+
+/** The rule of an `--invalid-utf8` value. */
+export function invalidUtf8Option(v: string | number | boolean | undefined): InvalidUtf8Rule {
+  const s = v === undefined ? 'reference' : String(v);
+  if (!(INVALID_UTF8_RULES as readonly string[]).includes(s)) throw new UserError(`--invalid-utf8 must be ${INVALID_UTF8_RULES.join(' or ')}, got "${s}"`);
+  return s as InvalidUtf8Rule;
+}
+
+export interface LoadHATCliOptions {
+  /** the splitter's word-end rule for invalid UTF-8 (default 'reference') */
+  invalidUtf8?: InvalidUtf8Rule;
+  /** quantize on load (`--quantize`) */
+  quantize?: QuantFormat;
+  /** progress of the tensor reads */
+  onProgress?: (done: number, total: number, name: string) => void;
+}
+
+/**
+ * The model of `--model DIR` (or the bundled default) with the splitter its config describes.
+ * Plain checkpoints load tensor by tensor (bf16 Linear weights stay bf16; `quantize` packs them
+ * on load); packed checkpoints load their packed layers.
+ */
+export function loadHATForCli(dirOpt: string | number | boolean | undefined, opts: LoadHATCliOptions = {}): LoadedHAT {
   let dir: string;
   if (dirOpt === undefined || dirOpt === '' || typeof dirOpt !== 'string') {
     dir = defaultModelDir();
@@ -73,11 +123,24 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined): Lo
   if (!fs.existsSync(dir)) throw new UserError(`--model ${dir}: no such folder`);
   let model: HATModel;
   try {
-    model = isPackedModelDir(dir) ? loadPackedHATModel(dir) : loadHATModel(dir);
+    if (isPackedModelDir(dir)) {
+      if (opts.quantize !== undefined) throw new UserError(`--quantize: ${dir} is already a packed (quantized) checkpoint`);
+      model = loadPackedHATModel(dir);
+    } else {
+      // a progress bar on stderr for checkpoints above 1 GB
+      let bar: Progress | undefined;
+      const onProgress = opts.onProgress ?? ((done: number, total: number): void => {
+        if (total < 1e9) return;
+        bar ??= new Progress({ total: Math.ceil(total / 1e6), label: `loading ${dir}${opts.quantize !== undefined ? ` as ${opts.quantize.name}` : ''} (MB)` });
+        bar.update(Math.floor(done / 1e6));
+      });
+      model = loadHATLazy(dir, { quantize: opts.quantize, onProgress }).model;
+      bar?.finish();
+    }
   } catch (e) {
     if (e instanceof HATConfigError || e instanceof HATCheckpointError || e instanceof PackedCheckpointError || e instanceof SafetensorsError) throw new UserError(e.message);
     throw e;
   }
-  const splitter = new HatSplitter({ maxWordSize: model.config.max_word_size, specialTokens: model.config.special_token_dict });
+  const splitter = new HatSplitter({ maxWordSize: model.config.max_word_size, specialTokens: model.config.special_token_dict, invalidUtf8: opts.invalidUtf8 });
   return { dir, model, splitter };
 }

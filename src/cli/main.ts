@@ -9,6 +9,7 @@ import { formatHelp, parseArgs, type CommandSpec } from './args.js';
 import { UserError } from './errors.js';
 import { defaultPackedAct, defaultPackedLut } from '../compress/packed_linear.js';
 import { isaEnvError } from '../tensor/index.js';
+import { chatCommand } from './commands/chat.js';
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
@@ -22,6 +23,7 @@ import { pruneCommand } from './commands/prune.js';
 import { quantizeCommand } from './commands/quantize.js';
 import { serveCommand } from './commands/serve.js';
 import { splitCommand } from './commands/split.js';
+import { synthModelCommand } from './commands/synth_model.js';
 import { trainCommand } from './commands/train.js';
 
 export const commands: CommandSpec[] = [
@@ -31,6 +33,7 @@ export const commands: CommandSpec[] = [
   splitCommand,
   trainCommand,
   generateCommand,
+  chatCommand,
   evalCommand,
   quantizeCommand,
   pruneCommand,
@@ -39,6 +42,7 @@ export const commands: CommandSpec[] = [
   exportCommand,
   kgCommand,
   serveCommand,
+  synthModelCommand,
 ];
 
 function topHelp(): string {

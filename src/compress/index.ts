@@ -9,3 +9,4 @@ export * from './qat.js';
 export * from './convert.js';
 export * from './calibrate.js';
 export * from './onebitwonder.js';
+export * from './hat_load.js';

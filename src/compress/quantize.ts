@@ -113,19 +113,22 @@ export function quantizeCodes(w: Float32Array, rows: number, cols: number, f: Qu
       levels = kmeans1d(norm, k, { seed: opts.seed ?? name, weights: opts.importance ?? null, maxSamples: opts.maxSamples }).centroids;
     }
     const mid = midpoints(levels);
-    for (let i = 0; i < codes.length; i++) {
-      const s = sv[Math.floor(i / B)];
-      codes[i] = bucketize(mid, s > 0 ? w[i] / s : 0);
+    // one block at a time (no division per weight); the same arithmetic as per weight
+    for (let blk = 0, i = 0; blk < sv.length; blk++) {
+      const s = sv[blk];
+      for (const end = i + B; i < end; i++) codes[i] = bucketize(mid, s > 0 ? w[i] / s : 0);
     }
     return { codes, scales, levels };
   }
   levels = fixedLevels(f);
   if (f.kind === 'int') {
     const qmax = intQmax(f.bits);
-    for (let i = 0; i < codes.length; i++) {
-      const s = sv[Math.floor(i / B)];
-      const q = s > 0 ? Math.max(-qmax, Math.min(qmax, Math.round(w[i] / s))) : 0;
-      codes[i] = intCode(q, f.bits);
+    for (let blk = 0, i = 0; blk < sv.length; blk++) {
+      const s = sv[blk];
+      for (const end = i + B; i < end; i++) {
+        const q = s > 0 ? Math.max(-qmax, Math.min(qmax, Math.round(w[i] / s))) : 0;
+        codes[i] = intCode(q, f.bits);
+      }
     }
   } else if (f.kind === 'ternary') {
     for (let i = 0; i < codes.length; i++) {
@@ -145,6 +148,19 @@ export function quantizeCodes(w: Float32Array, rows: number, cols: number, f: Qu
 /** Packs one code per weight into the MSB-first row bit stream. */
 export function packCodes(codes: Uint8Array, rows: number, cols: number, bits: number): Uint8Array {
   const rb = rowBytes(cols, bits);
+  if ((bits === 1 || bits === 2 || bits === 4 || bits === 8) && (cols * bits) % 8 === 0) {
+    // whole codes per byte and rows end on byte boundaries: the row streams are one stream
+    if (bits === 8) return codes.slice(0, rows * cols);
+    const out = new Uint8Array(rows * rb);
+    const per = 8 / bits;
+    const mask = (1 << bits) - 1;
+    for (let o = 0, i = 0; o < out.length; o++) {
+      let b = 0;
+      for (let k = 0; k < per; k++) b = (b << bits) | (codes[i++] & mask);
+      out[o] = b;
+    }
+    return out;
+  }
   const out = new Uint8Array(rows * rb);
   for (let r = 0; r < rows; r++) {
     let bit = r * rb * 8;

@@ -258,7 +258,9 @@ export interface VarBuilderOptions {
   defaultInit?: Init;
   /**
    * Values to take instead of initialising (candle's "VarBuilder from safetensors"): when it
-   * has a tensor of that name, the parameter is created from it (shape-checked).
+   * has a tensor of that name, the parameter is created from it (shape-checked). A fresh
+   * (unnamed, leaf, contiguous f32) Tensor of exactly the requested shape becomes the parameter
+   * itself (no copy); any other value is copied.
    */
   source?: (name: string, expectedShape: readonly number[]) => LoadValue | undefined;
 }
@@ -313,8 +315,13 @@ export class VarBuilder {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new Error(`VarBuilder: invalid shape ${shapeStr(shape)} for "${full}"`);
     }
-    const data = new Float32Array(shapeSize(shape));
     const v = this.source?.(full, shape);
+    if (v instanceof Tensor && v.name === undefined && v.node === null && v.dtype === 'f32' && v.isContiguous() && v.offset === 0 && v.data.length === shapeSize(shape) && sameShape(v.shape, shape)) {
+      // a fresh, unnamed tensor of exactly this shape is adopted without a copy (lazy loaders
+      // read each checkpoint tensor straight into its final buffer)
+      return this.store.add(full, v);
+    }
+    const data = new Float32Array(shapeSize(shape));
     if (v !== undefined) {
       const u = unpack(v);
       if (u.shape !== null && !sameShape(u.shape, shape)) {

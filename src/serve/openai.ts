@@ -9,11 +9,14 @@
  * `top_k`. `n` must be 1. `finish_reason` is "length" when `max_tokens` bytes were generated,
  * else "stop" (a stop string or the end-of-text byte).
  *
- * Chat template: each message becomes `<Role>: <content>\n` (Role = System, User or
- * Assistant), then `Assistant:` starts the reply; the reply also stops at `\nUser:`.
+ * Chat template: the released models' Llama 3 template (src/models/hat/chat.ts; `developer`
+ * counts as `system`; without a system message the reference's default one is put first); the
+ * reply stops at the end-of-turn byte (<|eot_id|> = 192, the eos) or at `<|eot_id|>` /
+ * `<|start_header_id|>` written as text.
  */
 import { Fields, HttpError } from './http.js';
 import type { GenerationParams } from './ops.js';
+import { CHAT_STOP_STRINGS, llama3ChatPrompt, type ChatRole } from '../models/hat/chat.js';
 
 export interface Limits {
   /** most bytes of a prompt (completions: the prompt; chat: the templated conversation) */
@@ -39,15 +42,12 @@ export interface GenRequest {
   includeUsage: boolean;
 }
 
-const ROLES: Record<string, string> = { system: 'System', user: 'User', assistant: 'Assistant', developer: 'System' };
+const ROLES: Record<string, ChatRole> = { system: 'system', user: 'user', assistant: 'assistant', developer: 'system' };
 
 /** The chat template (see the file comment). */
 export function chatPrompt(messages: readonly { role: string; content: string }[]): string {
-  return `${messages.map((m) => `${ROLES[m.role]}: ${m.content}\n`).join('')}Assistant:`;
+  return llama3ChatPrompt(messages.map((m) => ({ role: ROLES[m.role], content: m.content })));
 }
-
-/** Stop string every chat reply gets. */
-export const CHAT_STOP = '\nUser:';
 
 function messageContent(v: unknown, i: number): string {
   if (typeof v === 'string') return v;
@@ -101,7 +101,7 @@ export function parseGenRequest(body: Record<string, unknown>, chat: boolean, li
   const n = f.int('n', 1, 1_000_000);
   if (n !== undefined && n !== 1) throw new HttpError(400, '"n" must be 1 (one choice per request)', 'n', 'out_of_range');
   const stop = f.strings('stop', 4)?.filter((s) => s !== '') ?? [];
-  if (chat) stop.push(CHAT_STOP);
+  if (chat) stop.push(...CHAT_STOP_STRINGS);
   const opts = body.stream_options;
   if (opts !== undefined && opts !== null && (typeof opts !== 'object' || Array.isArray(opts))) throw new HttpError(400, '"stream_options" must be an object', 'stream_options', 'invalid_type');
   const includeUsage = opts !== undefined && opts !== null && (opts as Record<string, unknown>).include_usage === true;

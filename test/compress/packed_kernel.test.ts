@@ -150,6 +150,8 @@ test(`packedMatmul: the TS twin equals the portable native kernel bit for bit, a
             usePath('packed', path);
             const av = run(nb.kernels, p, x, M, 0, 0, act8);
             for (let i = 0; i < js.length; i++) assert.ok(Math.abs(av[i] - js[i]) <= 1e-5 * (1 + Math.abs(js[i])), `${label} [${i}]: ${path} ${av[i]} vs js ${js[i]}`);
+            // the NEON kernels compute the portable function exactly (exact sums, same float32 operations)
+            if (path.startsWith('neon')) assert.deepEqual(av, js, `${label}: ${path} != js`);
           }
         }
       }

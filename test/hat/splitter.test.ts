@@ -442,7 +442,8 @@ test('appendByte: incomplete UTF-8 stays, specials force a new word, max size fo
   assert.deepEqual(bytesOf(r.words), [[0x61], [0xe2, 0x82, 0xac]], 'the next word starts with a multi-byte char');
   assert.equal(isWordComplete(utf8('hello'), 192), true, 'eot is its own word');
   assert.equal(isWordComplete([192], 0x61), true);
-  assert.equal(isWordComplete(utf8('hello'), 192, { specialIds: [] }), true, 'an invalid byte after a word is a new word anyway');
+  assert.equal(isWordComplete(utf8('hello'), 192, { specialIds: [], invalidUtf8: 'resplit' }), true, 'resplit: an invalid byte after a word is a new word');
+  assert.equal(isWordComplete(utf8('hello'), 192, { specialIds: [] }), false, 'reference: an invalid byte stays in the word (strict decoding fails)');
   assert.equal(isWordComplete(utf8('ab'), 0x63, { maxWordSize: 2 }), true);
   assert.equal(isWordComplete(utf8('ab'), 0x63, { maxWordSize: 3 }), false);
   // a character still open past the limit: cut before it, as the chunker will
@@ -450,7 +451,8 @@ test('appendByte: incomplete UTF-8 stays, specials force a new word, max size fo
   const s = new HatSplitter({ specialTokens: { '<|eot_id|>': 192, '<|x|>': 7 } });
   assert.equal(s.isWordComplete(utf8('hi'), 7), true);
   assert.equal(s.isWordComplete(utf8('hi'), 192), true);
-  assert.equal(new HatSplitter({ specialTokens: {} }).isWordComplete([192], 0x80), true);
+  assert.equal(new HatSplitter({ specialTokens: {}, invalidUtf8: 'resplit' }).isWordComplete([192], 0x80), true);
+  assert.equal(new HatSplitter({ specialTokens: {} }).isWordComplete([192], 0x80), false);
   assert.throws(() => appendByte([], 256), RangeError);
 });
 

@@ -127,8 +127,11 @@ test('serve: chat completions (template over messages), streaming and not; model
   assert.equal(full.object, 'chat.completion');
   assert.equal(full.choices[0].message.role, 'assistant');
   const text = full.choices[0].message.content ?? '';
-  assert.ok(!text.includes('\nUser:'));
-  assert.equal(full.usage?.prompt_tokens, Buffer.byteLength('System: You are terse.\nUser: Tell me a story.\nAssistant:'));
+  assert.ok(!text.includes('<|eot_id|>') && !text.includes('<|start_header_id|>'));
+  assert.equal(
+    full.usage?.prompt_tokens,
+    Buffer.byteLength('<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nTell me a story.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n'),
+  );
   const stream = await client.chat.completions.create({ model: 'base', messages, max_tokens: 40, temperature: 0, stream: true, stream_options: { include_usage: true } });
   let streamed = '';
   let role = '';

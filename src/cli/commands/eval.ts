@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import type { CommandSpec, OptionSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
-import { loadHATForCli } from '../hat_model.js';
+import { QUANTIZE_BLOCK_OPTION, QUANTIZE_OPTION, loadHATForCli, quantizeOption } from '../hat_model.js';
 import { Progress } from '../progress.js';
 import { evaluateText } from '../../models/hat/score.js';
 import { evalDtmSubcommands } from './eval_dtm.js';
@@ -92,16 +92,18 @@ export function readDocuments(path: string): string[] {
 
 const bpb: EvalSubcommand = {
   summary: 'bits per byte, byte accuracy and word accuracy of a model on text',
-  usage: 'tfree eval bpb [--model DIR] --data FILE|DIR [--context N] [--batch N] [--json]',
+  usage: 'tfree eval bpb [--model DIR] [--quantize FORMAT] --data FILE|DIR [--context N] [--batch N] [--json]',
   options: {
     data: { type: 'string', help: 'text file, .jsonl file ("text" field per line) or folder of them', meta: 'FILE' },
     context: { type: 'int', help: 'bytes per chunk (documents are cut into chunks of whole words)', default: 1024 },
     batch: { type: 'int', help: 'chunks per forward pass', default: 8 },
+    quantize: QUANTIZE_OPTION,
+    'quantize-block': QUANTIZE_BLOCK_OPTION,
   },
   run(args) {
     const o = args.options;
     if (typeof o.data !== 'string' || o.data === '') throw new UserError('missing required option --data FILE');
-    const { model, splitter } = loadHATForCli(o.model);
+    const { model, splitter } = loadHATForCli(o.model, { quantize: quantizeOption(o.quantize, o['quantize-block']) });
     const ctx = Number(o.context);
     if (ctx < model.config.max_word_size) throw new UserError(`--context must be at least max_word_size = ${model.config.max_word_size} bytes, got ${ctx}`);
     const batch = Number(o.batch);

@@ -1,6 +1,6 @@
 import type { CommandSpec } from '../args.js';
 import { UserError } from '../errors.js';
-import { loadHATForCli } from '../hat_model.js';
+import { INVALID_UTF8_OPTION, QUANTIZE_BLOCK_OPTION, QUANTIZE_OPTION, invalidUtf8Option, loadHATForCli, quantizeOption } from '../hat_model.js';
 import { generateStream, type GenerateOptions } from '../../models/hat/generate.js';
 
 /** A word made visible: newlines and tabs escaped. */
@@ -11,7 +11,7 @@ function showWord(text: string): string {
 export const generateCommand: CommandSpec = {
   name: 'generate',
   summary: 'continue a prompt with a HAT model, streaming the text',
-  usage: 'tfree generate [--model DIR] --prompt TEXT [--max-bytes N] [--seed S] [--greedy] [--temperature T] [--top-k K] [--top-p P] [--stop TEXT] [--show-words] [--json]',
+  usage: 'tfree generate [--model DIR] [--quantize FORMAT] [--invalid-utf8 reference|resplit] --prompt TEXT [--max-bytes N] [--seed S] [--greedy] [--temperature T] [--top-k K] [--top-p P] [--stop TEXT] [--show-words] [--json]',
   details: [
     'Prints the continuation (not the prompt) as it is generated. Generation stops at the',
     'end-of-text byte, at the stop string, or after --max-bytes bytes. Without --greedy the',
@@ -21,6 +21,9 @@ export const generateCommand: CommandSpec = {
   ].join('\n'),
   options: {
     model: { type: 'string', help: 'checkpoint folder (config.json + model.safetensors); default: the bundled model', meta: 'DIR' },
+    quantize: QUANTIZE_OPTION,
+    'quantize-block': QUANTIZE_BLOCK_OPTION,
+    'invalid-utf8': INVALID_UTF8_OPTION,
     prompt: { type: 'string', help: 'the text to continue (or give it as the argument)', meta: 'TEXT' },
     'max-bytes': { type: 'int', help: 'most bytes to generate', default: 200 },
     seed: { type: 'int', help: 'seed of the sampler', default: 0 },
@@ -44,7 +47,7 @@ export const generateCommand: CommandSpec = {
     if (topK < 0) throw new UserError(`--top-k must be >= 0, got ${topK}`);
     const topP = Number(o['top-p']);
     if (!(topP > 0 && topP <= 1)) throw new UserError(`--top-p must be in (0, 1], got ${topP}`);
-    const { model, splitter } = loadHATForCli(o.model);
+    const { model, splitter } = loadHATForCli(o.model, { quantize: quantizeOption(o.quantize, o['quantize-block']), invalidUtf8: invalidUtf8Option(o['invalid-utf8']) });
     const showWords = o['show-words'] === true;
     const json = o.json === true;
     const words: string[] = [];

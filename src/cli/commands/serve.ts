@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
-import { loadHATForCli } from '../hat_model.js';
+import { QUANTIZE_BLOCK_OPTION, QUANTIZE_OPTION, loadHATForCli, quantizeOption } from '../hat_model.js';
 import { loadModel } from '../../models/boxte/train.js';
 import { DEFAULT_LIMITS, type Limits } from '../../serve/openai.js';
 import { TfreeServer } from '../../serve/server.js';
@@ -60,6 +60,8 @@ export const serveCommand: CommandSpec = {
   ].join('\n'),
   options: {
     model: { type: 'string', help: 'the base model (model id "base"); default: the bundled model', meta: 'DIR' },
+    quantize: QUANTIZE_OPTION,
+    'quantize-block': QUANTIZE_BLOCK_OPTION,
     quantized: { type: 'string', help: 'a compressed copy (model id "quantized"; enables /tfree/compare)', meta: 'DIR' },
     kg: { type: 'string', help: 'a BoxTE checkpoint (tfree kg train --out), or a folder holding one', meta: 'PATH' },
     report: { type: 'string', help: 'a report folder served under /tfree/report (tfree eval ... --report)', meta: 'DIR' },
@@ -85,7 +87,7 @@ export const serveCommand: CommandSpec = {
     const reportDir = folder(args, 'report');
     let webDir = folder(args, 'web');
     if (webDir === undefined && existsSync(join(defaultWebDir(), 'index.html'))) webDir = defaultWebDir();
-    const base = loadHATForCli(args.options.model);
+    const base = loadHATForCli(args.options.model, { quantize: quantizeOption(args.options.quantize, args.options['quantize-block']) });
     const qDir = args.options.quantized;
     const quantized = typeof qDir === 'string' && qDir !== '' ? loadHATForCli(qDir) : undefined;
     if (quantized && quantized.model.config.max_word_size !== base.model.config.max_word_size) {

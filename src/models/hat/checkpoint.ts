@@ -9,6 +9,7 @@ import * as nodePath from 'node:path';
 import { fromFloat32, openCheckpoint, writeShardedSafetensors, SafetensorsError, type Checkpoint, type TensorEntries } from '../../io/index.js';
 import { readHATConfig, writeHATConfig, type HATConfig } from './config.js';
 import { HATModel } from './model.js';
+import { Tensor } from '../../tensor/index.js';
 
 /** A checkpoint that does not match the model (or cannot be read). */
 export class HATCheckpointError extends Error {
@@ -45,7 +46,8 @@ export function modelFromCheckpoint(ck: Checkpoint, cfg: HATConfig): HATModel {
       if (info.dtype !== 'F32' && info.dtype !== 'BF16' && info.dtype !== 'F16') {
         throw new HATCheckpointError(`${info.file}: tensor "${name}" is ${info.dtype}; expected F32, BF16 or F16`, name);
       }
-      return { data: ck.readAs(name, 'f32').data, shape: info.shape };
+      // a fresh tensor is adopted by the model without a copy (one buffer per tensor)
+      return new Tensor(ck.readAs(name, 'f32').data, info.shape);
     },
   });
   const missing = model.store.names().filter((n) => !ck.has(n));

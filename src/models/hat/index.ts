@@ -5,3 +5,5 @@ export * from './sampling.js';
 export * from './generate.js';
 export * from './score.js';
 export * from './splitter.js';
+export * from './synth.js';
+export * from './chat.js';

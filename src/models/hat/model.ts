@@ -238,7 +238,12 @@ function rotary(c: TransformerHATModelConfig): RotaryEmbedding {
   return new RotaryEmbedding({ headDim: c.hidden_size / c.num_attention_heads, theta: c.rope_theta, scaling: ropeScalingOf(c) });
 }
 
-function llamaLayer(vb: VarBuilder, c: TransformerHATModelConfig, rope: RotaryEmbedding): DecoderLayer {
+/**
+ * A Llama layer of a module. `windowed`: apply the module's `sliding_window` (encoder and decoder
+ * only: the reference sets `self_attn.sliding_window` on encoder and decoder layers and never on
+ * the backbone, so a `backbone_config.sliding_window` is stored but not applied).
+ */
+function llamaLayer(vb: VarBuilder, c: TransformerHATModelConfig, rope: RotaryEmbedding, windowed = true): DecoderLayer {
   return new DecoderLayer(vb, {
     hiddenSize: c.hidden_size,
     intermediateSize: c.intermediate_size,
@@ -246,7 +251,7 @@ function llamaLayer(vb: VarBuilder, c: TransformerHATModelConfig, rope: RotaryEm
     numKvHeads: c.num_key_value_heads,
     rmsNormEps: c.rms_norm_eps,
     mlpBias: c.mlp_bias,
-    window: c.sliding_window ?? 0,
+    window: windowed ? (c.sliding_window ?? 0) : 0,
     rope,
   });
 }
@@ -343,7 +348,7 @@ export class HATModel {
     });
 
     this.backboneLayers = [];
-    for (let i = 0; i < bb.num_hidden_layers; i++) this.backboneLayers.push(llamaLayer(vb.pp('backbone').pp('layers').pp(i), bb, bbRope));
+    for (let i = 0; i < bb.num_hidden_layers; i++) this.backboneLayers.push(llamaLayer(vb.pp('backbone').pp('layers').pp(i), bb, bbRope, false));
 
     this.firstWordEmbedding = vb.pp('decoder_connector').get('first_word_embedding', [1, 1, bb.hidden_size]);
     this.decoderBlocks = [];

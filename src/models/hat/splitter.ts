@@ -658,9 +658,37 @@ export interface AppendByteResult {
   words: Uint8Array[];
 }
 
+/**
+ * What the word-end test does when the current word plus the new byte is not valid UTF-8
+ * beyond an unfinished last character (a model emitting invalid bytes):
+ * - 'reference' (default): as the reference `_append_byte` - strict decoding fails, so the byte
+ *   stays in the current word; the word ends only when it would exceed maxWordSize (then the new
+ *   byte starts the next word, as vLLM's `check_byte_for_new_word` cap), which bounds the
+ *   reference's otherwise never-ending word.
+ * - 'resplit': re-split the bytes with splitBytes (each invalid byte is a unit of its own), which
+ *   may end one or several words at once (tfree's earlier rule).
+ */
+export type InvalidUtf8Rule = 'reference' | 'resplit';
+
+export const INVALID_UTF8_RULES: readonly InvalidUtf8Rule[] = Object.freeze(['reference', 'resplit']);
+
 export interface AppendByteOptions extends SplitOptions {
   /** byte values of special tokens (default: the ids of DEFAULT_SPECIAL_TOKENS) */
   specialIds?: Iterable<number>;
+  /** the rule for invalid UTF-8 (default 'reference') */
+  invalidUtf8?: InvalidUtf8Rule;
+}
+
+/** True when bytes hold an invalid UTF-8 sequence other than an unfinished last character. */
+function hasInvalidUtf8(b: Uint8Array): boolean {
+  const n = b.length;
+  for (let i = 0; i < n; ) {
+    const l = utf8SeqLen(b, i, n);
+    if (l === 0) return true;
+    if (l < 0) return false; // an unfinished character runs to the end
+    i += l;
+  }
+  return false;
 }
 
 const DEFAULT_SPECIAL_IDS: ReadonlySet<number> = new Set(Object.values(DEFAULT_SPECIAL_TOKENS));
@@ -672,12 +700,17 @@ function concatByte(word: Uint8Array | readonly number[], byte: number): Uint8Ar
   return out;
 }
 
-function appendByteImpl(word: Uint8Array | readonly number[], byte: number, max: number, special: ReadonlySet<number>): AppendByteResult {
+function appendByteImpl(word: Uint8Array | readonly number[], byte: number, max: number, special: ReadonlySet<number>, rule: InvalidUtf8Rule = 'reference'): AppendByteResult {
   if (!Number.isInteger(byte) || byte < 0 || byte > 255) throw new RangeError(`byte must be an integer in 0..255, got ${byte}`);
   const joined = concatByte(word, byte);
   const n = word.length;
   if (n === 0) return { complete: false, words: [joined] };
   if (special.has(byte) || (n === 1 && special.has(joined[0]))) {
+    return { complete: true, words: [joined.subarray(0, n), joined.subarray(n)] };
+  }
+  if (rule === 'reference' && hasInvalidUtf8(joined)) {
+    // strict decoding fails: the byte stays in the word, up to the word-size cap
+    if (joined.length <= max) return { complete: false, words: [joined] };
     return { complete: true, words: [joined.subarray(0, n), joined.subarray(n)] };
   }
   const tail = incompleteUtf8Tail(joined);
@@ -695,7 +728,8 @@ function appendByteImpl(word: Uint8Array | readonly number[], byte: number, max:
 /**
  * The word-end test of cached generation as the reference does it (spec §5.2, HF
  * `_append_byte`): the current word's bytes plus one newly sampled byte. An incomplete UTF-8
- * character stays in the current word (until maxWordSize is exceeded); a special-token byte is
+ * character stays in the current word (until maxWordSize is exceeded); invalid UTF-8 follows
+ * `opts.invalidUtf8` (InvalidUtf8Rule: by default the byte stays, up to the cap); a special-token byte is
  * always a word of its own; otherwise the bytes are re-split and the word is complete iff the
  * splitter now yields more than one word. Seeing only the current word, it can differ from the
  * split of the whole text in rare cases (a word continuing after a maxWordSize cut, a combining
@@ -703,7 +737,13 @@ function appendByteImpl(word: Uint8Array | readonly number[], byte: number, max:
  */
 export function appendByte(word: Uint8Array | readonly number[], byte: number, opts: AppendByteOptions = {}): AppendByteResult {
   const special = opts.specialIds === undefined ? DEFAULT_SPECIAL_IDS : new Set(opts.specialIds);
-  return appendByteImpl(word, byte, checkMax(opts.maxWordSize), special);
+  return appendByteImpl(word, byte, checkMax(opts.maxWordSize), special, checkRule(opts.invalidUtf8));
+}
+
+function checkRule(r: InvalidUtf8Rule | undefined): InvalidUtf8Rule {
+  if (r === undefined) return 'reference';
+  if (!INVALID_UTF8_RULES.includes(r)) throw new RangeError(`invalidUtf8 must be one of ${INVALID_UTF8_RULES.join(', ')}, got ${String(r)}`);
+  return r;
 }
 
 /** appendByte(...).complete: does word + byte split into more than one word? */
@@ -716,6 +756,8 @@ export interface HatSplitterOptions {
   maxWordSize?: number;
   /** special token string -> byte id (default {"<|eot_id|>": 192}); replaces the default */
   specialTokens?: Record<string, number>;
+  /** the word-end rule for invalid UTF-8 in generation (default 'reference'; see InvalidUtf8Rule) */
+  invalidUtf8?: InvalidUtf8Rule;
 }
 
 export interface DecodeOptions {
@@ -734,12 +776,15 @@ const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 export class HatSplitter {
   readonly maxWordSize: number;
   readonly specialTokens: Readonly<Record<string, number>>;
+  /** the word-end rule for invalid UTF-8 (appendByte) */
+  readonly invalidUtf8: InvalidUtf8Rule;
   private readonly specialIds: ReadonlySet<number>;
   private readonly byId: Map<number, Uint8Array>;
   private readonly patterns: { id: number; bytes: Buffer }[];
 
   constructor(opts: HatSplitterOptions = {}) {
     this.maxWordSize = checkMax(opts.maxWordSize);
+    this.invalidUtf8 = checkRule(opts.invalidUtf8);
     const specials = opts.specialTokens ?? DEFAULT_SPECIAL_TOKENS;
     this.byId = new Map();
     for (const [s, id] of Object.entries(specials)) {
@@ -862,7 +907,7 @@ export class HatSplitter {
 
   /** appendByte with this splitter's maxWordSize and special ids. */
   appendByte(word: Uint8Array | readonly number[], byte: number): AppendByteResult {
-    return appendByteImpl(word, byte, this.maxWordSize, this.specialIds);
+    return appendByteImpl(word, byte, this.maxWordSize, this.specialIds, this.invalidUtf8);
   }
 
   /** Does word + byte split into more than one word (the current word is finished)? */

@@ -1,0 +1,165 @@
+// Activation-side lookup-table matmul for 1- and 2-bit codes with ARM64 NEON: the same function as
+// packed_lut_matmul_generic (see PackedLutArgs in kernels.h), the same float32 operations in the
+// same order: bit-identical.
+//
+// The int8 tables come from the shared packed_lut_tables (built in parallel tasks, one per
+// activation row and chunk of 16 groups). Per group of 64 activations and tile of 32 weight rows,
+// each code byte j of the 32 rows (two 16-byte vectors in the interleaved layout) is split into
+// its nibbles (ushr, and); tbl looks up 16 rows at once in table 2j (high nibbles) and 2j + 1 (low
+// nibbles), saddl/saddl2 add the two lookups of a row into int16, and the int16 row sums (exact:
+// |sum| <= 32 x 127) are widened, converted and scaled per (row, block) in float32 in the portable
+// path's order: (scale x level scale) x table scale, then product, then sum (no fused multiply-add).
+// Up to two activation rows share each load of codes. Compiled to nothing on other architectures.
+#if defined(__aarch64__)
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+#include <arm_neon.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels.h"
+#include "threadpool.h"
+
+namespace tfree {
+namespace {
+
+template <class T>
+struct LBuf {
+  T* p;
+  explicit LBuf(long n) : p(static_cast<T*>(std::malloc(static_cast<size_t>(n > 0 ? n : 1) * sizeof(T)))) {}
+  ~LBuf() { std::free(p); }
+  LBuf(const LBuf&) = delete;
+  LBuf& operator=(const LBuf&) = delete;
+};
+
+struct LutCtx {
+  const PackedLutArgs* a;
+  long nU, nB, rb, nT;
+  float ls;
+  const int8_t* tab;  // M x nU x Q x 16
+  const float* ts;    // M x nU
+};
+
+// one tile of 32 rows against activation rows m0 .. m0 + MG - 1
+template <int BITS, int MG>
+void tile_kernel(const LutCtx& c, long tile, long m0) {
+  constexpr int Q = 16 * BITS, JB = Q / 2;  // tables and code bytes per row per group of 64
+  const PackedLutArgs& a = *c.a;
+  const long nU = c.nU;
+  const uint8_t* tc = a.codes + tile * c.rb * 32;
+  const uint16_t* tsc = a.scales + tile * c.nB * 32;
+  const uint8x16_t m0f = vdupq_n_u8(0x0F);
+  const float32x4_t vls = vdupq_n_f32(c.ls);
+  float32x4_t acc[MG][8];
+  for (int mm = 0; mm < MG; ++mm)
+    for (int k = 0; k < 8; ++k) acc[mm][k] = vdupq_n_f32(0.0f);
+  for (long u = 0; u < nU; ++u) {
+    int16x8_t s16[MG][4];  // rows 0-7, 8-15, 16-23, 24-31
+    for (int mm = 0; mm < MG; ++mm)
+      for (int k = 0; k < 4; ++k) s16[mm][k] = vdupq_n_s16(0);
+    const uint8_t* p = tc + u * JB * 32;
+    __builtin_prefetch(p + 2048);
+    const int8_t* tg[MG];
+    for (int mm = 0; mm < MG; ++mm) tg[mm] = c.tab + ((m0 + mm) * nU + u) * Q * 16;
+    for (int j = 0; j < JB; ++j) {
+      const uint8x16_t i0 = vld1q_u8(p + j * 32), i1 = vld1q_u8(p + j * 32 + 16);
+      const uint8x16_t h0 = vshrq_n_u8(i0, 4), l0 = vandq_u8(i0, m0f);
+      const uint8x16_t h1 = vshrq_n_u8(i1, 4), l1 = vandq_u8(i1, m0f);
+      for (int mm = 0; mm < MG; ++mm) {
+        const int8x16_t th = vld1q_s8(tg[mm] + 32 * j), tl = vld1q_s8(tg[mm] + 32 * j + 16);
+        const int8x16_t rh0 = vqtbl1q_s8(th, h0), rl0 = vqtbl1q_s8(tl, l0);
+        const int8x16_t rh1 = vqtbl1q_s8(th, h1), rl1 = vqtbl1q_s8(tl, l1);
+        s16[mm][0] = vaddq_s16(s16[mm][0], vaddl_s8(vget_low_s8(rh0), vget_low_s8(rl0)));
+        s16[mm][1] = vaddq_s16(s16[mm][1], vaddl_high_s8(rh0, rl0));
+        s16[mm][2] = vaddq_s16(s16[mm][2], vaddl_s8(vget_low_s8(rh1), vget_low_s8(rl1)));
+        s16[mm][3] = vaddq_s16(s16[mm][3], vaddl_high_s8(rh1, rl1));
+      }
+    }
+    // block scales of the 32 rows (bf16 -> f32) times the level scale
+    const uint16_t* sp = tsc + (u * 64 / a.B) * 32;
+    float32x4_t sc[8];
+    for (int k = 0; k < 4; ++k) {
+      const uint16x8_t h = vld1q_u16(sp + 8 * k);
+      sc[2 * k] = vmulq_f32(vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h), 16)), vls);
+      sc[2 * k + 1] = vmulq_f32(vreinterpretq_f32_u32(vshll_high_n_u16(h, 16)), vls);
+    }
+    for (int mm = 0; mm < MG; ++mm) {
+      const float32x4_t vts = vdupq_n_f32(c.ts[(m0 + mm) * nU + u]);
+      for (int k = 0; k < 4; ++k) {
+        const float32x4_t f0 = vcvtq_f32_s32(vmovl_s16(vget_low_s16(s16[mm][k])));
+        const float32x4_t f1 = vcvtq_f32_s32(vmovl_high_s16(s16[mm][k]));
+        acc[mm][2 * k] = vaddq_f32(acc[mm][2 * k], vmulq_f32(f0, vmulq_f32(sc[2 * k], vts)));
+        acc[mm][2 * k + 1] = vaddq_f32(acc[mm][2 * k + 1], vmulq_f32(f1, vmulq_f32(sc[2 * k + 1], vts)));
+      }
+    }
+  }
+  const long N = a.N, n0 = tile * 32;
+  for (int mm = 0; mm < MG; ++mm) {
+    float* o = a.out + (m0 + mm) * N + n0;
+    if (n0 + 32 <= N) {
+      for (int k = 0; k < 8; ++k) vst1q_f32(o + 4 * k, acc[mm][k]);
+    } else {
+      float buf[32];
+      for (int k = 0; k < 8; ++k) vst1q_f32(buf + 4 * k, acc[mm][k]);
+      for (long r = 0; r < N - n0; ++r) o[r] = buf[r];
+    }
+  }
+}
+
+template <int BITS>
+void run(const LutCtx& c) {
+  const PackedLutArgs& a = *c.a;
+  const long M = a.M, nT = c.nT;
+  const int T = pool_threads();
+  long ntasks = (T <= 1 || a.N * a.K * (M < 2 ? M : 2) < 262144) ? 1 : 8L * T;
+  if (ntasks > nT) ntasks = nT;
+  const long chunk = (nT + ntasks - 1) / ntasks;
+  auto body = [&](long t, int) {
+    const long t0 = t * chunk, t1 = (t0 + chunk < nT) ? t0 + chunk : nT;
+    for (long tile = t0; tile < t1; ++tile) {
+      long m0 = 0;
+      for (; m0 + 2 <= M; m0 += 2) tile_kernel<BITS, 2>(c, tile, m0);
+      if (m0 < M) tile_kernel<BITS, 1>(c, tile, m0);
+    }
+  };
+  parallel_tasks(ntasks, 0, body);
+}
+
+}  // namespace
+
+void packed_lut_matmul_neon(const PackedLutArgs& a) {
+  LutCtx c;
+  c.a = &a;
+  c.nU = a.K / 64;
+  c.nB = a.K / a.B;
+  c.rb = a.K * a.bits / 8;
+  c.nT = (a.N + 31) / 32;
+  const int Q = 16 * a.bits;
+  int16_t L8[4];
+  packed_levels_i8(a.levels, 1 << a.bits, L8, &c.ls);
+  LBuf<int8_t> tab(a.M * c.nU * Q * 16);
+  LBuf<float> ts(a.M * c.nU);
+  if (!tab.p || !ts.p) {
+    packed_lut_matmul_generic(a);
+    return;
+  }
+  // tables: one task per activation row and chunk of 16 groups (groups are independent)
+  const long gpt = 16, tpr = (c.nU + gpt - 1) / gpt;
+  auto build = [&](long t, int) {
+    const long m = t / tpr, g0 = (t % tpr) * gpt, g1 = (g0 + gpt < c.nU) ? g0 + gpt : c.nU;
+    packed_lut_tables(a.x + m * a.K + g0 * 64, (g1 - g0) * 64, a.bits, L8, tab.p + (m * c.nU + g0) * Q * 16, ts.p + m * c.nU + g0);
+  };
+  parallel_tasks(a.M * tpr, 0, build);
+  c.tab = tab.p;
+  c.ts = ts.p;
+  if (a.bits == 1) run<1>(c);
+  else run<2>(c);
+}
+
+}  // namespace tfree
+#endif  // __aarch64__
