@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --only kg`: BoxTE throughput on ICEWS14 (../shared; a synthetic KG of the same
+ * `npm run bench -- --only kg`: BoxTE throughput on ICEWS14 (../shared or $TFREE_ICEWS14; a synthetic KG of the same
  * size when it is missing) at the paper's bounded configuration (d=154, k=2, 75 negatives,
  * batch 256): one training epoch (facts/s) and one full time-aware filtered evaluation of the test
  * split (queries/s, each query scoring all entities), with the native kernels, the pure-TS
@@ -8,12 +8,12 @@
  * --quick measures a part of the epoch and of the evaluation and extrapolates.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readTemporalKG, syntheticKG, type TemporalKG } from '../src/io/kg.js';
 import { withBackend, nativeBackend } from '../src/tensor/index.js';
-import { Trainer, defaultConfig, defaultTrainOptions, evaluateSplit, subsample } from '../src/models/boxte/index.js';
+import { Trainer, boxKernels, defaultConfig, defaultTrainOptions, evaluateSplit, subsample, type BoxTEConfig } from '../src/models/boxte/index.js';
 import type { BenchRecord } from './main.js';
 
 export interface KgBenchContext {
@@ -56,7 +56,8 @@ function runPeer(data: string, threads: number, quick: boolean, note: (s: string
 
 export function benchKg(ctx: KgBenchContext): void {
   const { emit, note, table, quick } = ctx;
-  const icews = join(repo, '..', 'shared', 'data', 'icews14');
+  // TFREE_ICEWS14=DIR points at the dataset when ../shared is not beside the repository (a worktree)
+  const icews = process.env.TFREE_ICEWS14 ?? join(repo, '..', 'shared', 'data', 'icews14');
   let kg: TemporalKG;
   let dataName: string;
   let dataDir: string | null = null;
@@ -76,11 +77,12 @@ export function benchKg(ctx: KgBenchContext): void {
   const N = kg.train.h.length;
   const rows: (string | number)[][] = [];
 
-  const trainRate = (backend: 'native' | 'js', steps: number): { factsPerS: number; epochS: number } => {
+  const trainRate = (backend: 'native' | 'js', steps: number, c: BoxTEConfig = cfg): { factsPerS: number; epochS: number; phases: Record<string, number> } => {
     return withBackend(backend, () => {
-      const tr = new Trainer(kg, cfg, { ...defaultTrainOptions, seed: 1 });
+      const tr = new Trainer(kg, c, { ...defaultTrainOptions, seed: 1 });
       const perm = tr.rng.permutation(N);
       tr.step(perm.subarray(0, 256)); // warm-up
+      for (const key of Object.keys(tr.phaseSeconds)) tr.phaseSeconds[key] = 0;
       const t0 = performance.now();
       let facts = 0;
       for (let s = 1; s <= steps; s++) {
@@ -89,7 +91,9 @@ export function benchKg(ctx: KgBenchContext): void {
         facts += idx.length;
       }
       const sec = (performance.now() - t0) / 1000;
-      return { factsPerS: facts / sec, epochS: N / (facts / sec) };
+      const phases: Record<string, number> = {};
+      for (const [key, v] of Object.entries(tr.phaseSeconds)) phases[key] = (v / sec) * (N / (facts / sec));
+      return { factsPerS: facts / sec, epochS: N / (facts / sec), phases };
     });
   };
   const evalRate = (backend: 'native' | 'js', facts: number): { qps: number; fullS: number } => {
@@ -107,6 +111,8 @@ export function benchKg(ctx: KgBenchContext): void {
   const native = 'kernels' in n;
   const stepsPerEpoch = Math.ceil(N / 256);
   const ours = native ? trainRate('native', quick ? 40 : stepsPerEpoch) : null;
+  const cfg1000 = { ...cfg, dim: 1000 };
+  const ours1000 = native ? trainRate('native', quick ? 5 : 30, cfg1000) : null;
   const oursJs = trainRate('js', quick ? 3 : 8);
   const ev = native ? evalRate('native', quick ? 500 : 0) : null;
   const evJs = evalRate('js', quick ? 16 : 48);
@@ -115,9 +121,24 @@ export function benchKg(ctx: KgBenchContext): void {
   const trainCase = `train epoch ${setting}`;
   const evalCase = `filtered eval test (all entities) ${setting}`;
   const peerName = peer ? `PyTorch ${peer.torch} CPU (${peer.threads} threads)` : null;
+  const isa = native ? withBackend('native', () => boxKernels().isa) : 'js';
+  const load = (): string => {
+    try {
+      return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    } catch {
+      return 'n/a';
+    }
+  };
+  note(`kg: native kernels ${isa}, ${threads} thread(s); load average at the end: ${load()}`);
+  if (ours) note(`kg: where a native d=154 epoch goes (s): ${Object.entries(ours.phases).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+  if (ours1000) {
+    emit({ bench: 'kg', case: `train epoch ${dataName} d=1000 k=2 n=75 b=256`, value: ours1000.factsPerS, unit: 'facts/s', peer: null, ratio_vs_peer: null, backend: 'native', threads, isa, epoch_s: ours1000.epochS, measured_steps: quick ? 5 : 30 });
+    note(`kg: d=1000 epoch ${ours1000.epochS.toFixed(1)} s (extrapolated from ${quick ? 5 : 30} steps); phases (s): ${Object.entries(ours1000.phases).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+  }
+  if (ours1000) rows.push([`train d=1000 (native ${isa})`, ours1000.factsPerS, ours1000.epochS, '-']);
   if (ours) {
-    emit({ bench: 'kg', case: trainCase, value: ours.factsPerS, unit: 'facts/s', peer: peerName, ratio_vs_peer: peer ? ours.factsPerS / peer.train_facts_per_s : null, backend: 'native', threads, epoch_s: ours.epochS, measured_steps: quick ? 40 : stepsPerEpoch });
-    rows.push(['train (native)', ours.factsPerS, ours.epochS, peer ? `${(ours.factsPerS / peer.train_facts_per_s).toFixed(1)}x` : '-']);
+    emit({ bench: 'kg', case: trainCase, value: ours.factsPerS, unit: 'facts/s', peer: peerName, ratio_vs_peer: peer ? ours.factsPerS / peer.train_facts_per_s : null, backend: 'native', threads, isa, epoch_s: ours.epochS, measured_steps: quick ? 40 : stepsPerEpoch });
+    rows.push([`train (native ${isa})`, ours.factsPerS, ours.epochS, peer ? `${(ours.factsPerS / peer.train_facts_per_s).toFixed(1)}x` : '-']);
   }
   emit({ bench: 'kg', case: trainCase, value: oursJs.factsPerS, unit: 'facts/s', peer: peerName, ratio_vs_peer: peer ? oursJs.factsPerS / peer.train_facts_per_s : null, backend: 'js', epoch_s: oursJs.epochS });
   rows.push(['train (pure TS)', oursJs.factsPerS, oursJs.epochS, peer ? `${(oursJs.factsPerS / peer.train_facts_per_s).toFixed(1)}x` : '-']);
@@ -126,8 +147,8 @@ export function benchKg(ctx: KgBenchContext): void {
     rows.push([`train (${peerName})`, peer.train_facts_per_s, peer.epoch_s, '1.0x']);
   }
   if (ev) {
-    emit({ bench: 'kg', case: evalCase, value: ev.qps, unit: 'queries/s', peer: peerName, ratio_vs_peer: peer ? ev.qps / peer.eval_queries_per_s : null, backend: 'native', threads, full_eval_s: ev.fullS });
-    rows.push(['eval (native)', ev.qps, ev.fullS, peer ? `${(ev.qps / peer.eval_queries_per_s).toFixed(1)}x` : '-']);
+    emit({ bench: 'kg', case: evalCase, value: ev.qps, unit: 'queries/s', peer: peerName, ratio_vs_peer: peer ? ev.qps / peer.eval_queries_per_s : null, backend: 'native', threads, isa, full_eval_s: ev.fullS });
+    rows.push([`eval (native ${isa})`, ev.qps, ev.fullS, peer ? `${(ev.qps / peer.eval_queries_per_s).toFixed(1)}x` : '-']);
   }
   emit({ bench: 'kg', case: evalCase, value: evJs.qps, unit: 'queries/s', peer: peerName, ratio_vs_peer: peer ? evJs.qps / peer.eval_queries_per_s : null, backend: 'js', full_eval_s: evJs.fullS });
   rows.push(['eval (pure TS)', evJs.qps, evJs.fullS, peer ? `${(evJs.qps / peer.eval_queries_per_s).toFixed(1)}x` : '-']);

@@ -8,9 +8,9 @@
 //                     the output gradients, the others into scratch buffers added afterwards in chunk
 //                     order, so results are deterministic for a given thread count.
 //
-// The inner loops over the d dimensions have an AVX2+FMA version (vector tanh through a polynomial
-// exp, |error| < 2e-7) chosen at run time by dispatch.cc (family "boxte"), and a portable scalar version (TFREE_ISA=generic
-// or no AVX2). Registered into the addon's exports by tfree_boxte_register (called from addon.cc).
+// The inner loops over the d dimensions have an AVX-512 version (16 lanes, masked tails), an AVX2+FMA
+// version (vector tanh through a polynomial exp, |error| < 2e-7) and a portable scalar version, chosen
+// by dispatch.cc (family "boxte"; TFREE_ISA=generic|avx2|avx512 caps it). Registered into the addon's exports by tfree_boxte_register (called from addon.cc).
 #include <node_api.h>
 
 #include <cmath>
@@ -202,28 +202,127 @@ AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool u
   if (k < d) side_bwd_scalar(P + k, Box{b.l + k, b.u + k, b.c + k, b.w + k, b.invw + k, b.kappa + k, b.dkappa + k}, f,
                              d - k, useTanh, l2, gc + k, gw + k, gSelf + k, gOther + k, gTb + k);
 }
+
+// ---- AVX-512 inner loops (16 lanes; the tail of d is a masked vector, no scalar remainder) --------
+#define AVX512_FN __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+
+// exp(x) for x in [-88, 0] (same polynomial as exp_neg8)
+AVX512_FN inline __m512 exp_neg16(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+// tanh as tanh8: sign(x) (1 - t) / (1 + t), t = exp(-2|x|); Taylor series for |x| < 0.0625
+AVX512_FN inline __m512 tanh16(__m512 x) {
+  const __m512 ax = _mm512_abs_ps(x);
+  const __m512 t = exp_neg16(_mm512_mul_ps(ax, _mm512_set1_ps(-2.0f)));
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 big = _mm512_div_ps(_mm512_sub_ps(one, t), _mm512_add_ps(one, t));
+  const __m512 x2 = _mm512_mul_ps(ax, ax);
+  __m512 s = _mm512_set1_ps(-17.0f / 315.0f);
+  s = _mm512_fmadd_ps(s, x2, _mm512_set1_ps(2.0f / 15.0f));
+  s = _mm512_fmadd_ps(s, x2, _mm512_set1_ps(-1.0f / 3.0f));
+  s = _mm512_fmadd_ps(_mm512_mul_ps(s, x2), ax, ax);
+  const __m512 res = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.0625f), _CMP_LT_OQ), big, s);
+  // copy the sign of x (NaN stays NaN)
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(res), _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))));
+}
+
+AVX512_FN float side_fwd_avx512(const float* x1, const float* x2, const float* x3, const Box& b, float* P, long d,
+                                bool useTanh, bool l2) {
+  __m512 acc = _mm512_setzero_ps();
+  for (long k = 0; k < d; k += 16) {
+    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1 + k), _mm512_maskz_loadu_ps(m, x2 + k));
+    if (x3) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, x3 + k));
+    if (useTanh) x = tanh16(x);
+    if (P) _mm512_mask_storeu_ps(P + k, m, x);
+    const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
+    const __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
+                         _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
+    const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
+    const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
+    const __m512 di = _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
+    acc = l2 ? _mm512_fmadd_ps(di, di, acc) : _mm512_add_ps(acc, di);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
+                               float* gSelf, float* gOther, float* gTb) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 fv = _mm512_set1_ps(f);
+  for (long k = 0; k < d; k += 16) {
+    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    const __m512 p = _mm512_maskz_loadu_ps(m, P + k);
+    const __m512 diff = _mm512_sub_ps(p, _mm512_maskz_loadu_ps(m, b.c + k));
+    const __m512 a = _mm512_abs_ps(diff);
+    // sign(diff) with sign(0) = 0
+    const __m512 sg = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(diff, zero, _CMP_GT_OQ),
+                                           _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(diff, zero, _CMP_LT_OQ), _mm512_set1_ps(-1.0f)), one);
+    const __mmask16 in = _mm512_cmp_ps_mask(p, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
+                         _mm512_cmp_ps_mask(p, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
+    const __m512 iw = _mm512_maskz_loadu_ps(m, b.invw + k);
+    const __m512 w = _mm512_maskz_loadu_ps(m, b.w + k);
+    const __m512 dist = _mm512_mask_blend_ps(in, _mm512_fmsub_ps(a, w, _mm512_maskz_loadu_ps(m, b.kappa + k)), _mm512_mul_ps(a, iw));
+    const __m512 dp = _mm512_mul_ps(sg, _mm512_mask_blend_ps(in, w, iw));
+    const __m512 dw = _mm512_mask_blend_ps(in, _mm512_sub_ps(a, _mm512_maskz_loadu_ps(m, b.dkappa + k)),
+                                           _mm512_sub_ps(zero, _mm512_mul_ps(_mm512_mul_ps(a, iw), iw)));
+    const __m512 gd = l2 ? _mm512_mul_ps(fv, dist) : fv;
+    const __m512 gp = _mm512_mul_ps(gd, dp);
+    _mm512_mask_storeu_ps(gc + k, m, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, gc + k), gp));
+    _mm512_mask_storeu_ps(gw + k, m, _mm512_fmadd_ps(gd, dw, _mm512_maskz_loadu_ps(m, gw + k)));
+    const __m512 gx = useTanh ? _mm512_mul_ps(gp, _mm512_fnmadd_ps(p, p, one)) : gp;
+    _mm512_mask_storeu_ps(gSelf + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gSelf + k), gx));
+    _mm512_mask_storeu_ps(gOther + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gOther + k), gx));
+    _mm512_mask_storeu_ps(gTb + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gTb + k), gx));
+  }
+}
 #endif
 
 typedef float (*FwdFn)(const float*, const float*, const float*, const Box&, float*, long, bool, bool);
 typedef void (*BwdFn)(const float*, const Box&, float, long, bool, bool, float*, float*, float*, float*, float*);
 
-#ifdef BOXTE_X86
-// dispatch.cc chooses the path of this family (TFREE_ISA / setIsa, CPU features)
-bool use_avx2() { return kernels().boxte == Isa::avx2; }
-#endif
+// The path of this family comes from dispatch.cc (TFREE_ISA / setIsa from JS, CPU features):
+// 2 = AVX-512 (F, DQ, BW, VL), 1 = AVX2+FMA, 0 = portable scalar.
+int boxte_isa() {
+  const Isa i = kernels().boxte;
+  return i == Isa::avx512 ? 2 : i == Isa::avx2 ? 1 : 0;
+}
+
+const char* boxte_isa_name() {
+  const int i = boxte_isa();
+  return i == 2 ? "avx512" : i == 1 ? "avx2" : "generic";
+}
 
 FwdFn fwd_fn() {
 #ifdef BOXTE_X86
-  if (use_avx2()) return side_fwd_avx2;
+  if (boxte_isa() == 2) return side_fwd_avx512;
+  if (boxte_isa() == 1) return side_fwd_avx2;
 #endif
   return side_fwd_scalar;
 }
 BwdFn bwd_fn() {
 #ifdef BOXTE_X86
-  if (use_avx2()) return side_bwd_avx2;
+  if (boxte_isa() == 2) return side_bwd_avx512;
+  if (boxte_isa() == 1) return side_bwd_avx2;
 #endif
   return side_bwd_scalar;
 }
+
+
 
 // derived box arrays (invw, kappa, dkappa) for all 2*R*d entries
 struct Derived {
@@ -240,6 +339,15 @@ struct Derived {
 
 Box box_at(const float* l, const float* u, const float* c, const float* w, const Derived& dv, long off) {
   return Box{l + off, u + off, c + off, w + off, dv.invw.data() + off, dv.kappa.data() + off, dv.dkappa.data() + off};
+}
+
+inline void prefetch_row(const float* p, long d, bool write) {
+  const char* c = reinterpret_cast<const char*>(p);
+  const long bytes = d * static_cast<long>(sizeof(float));
+  for (long o = 0; o < bytes; o += 64) {
+    if (write) __builtin_prefetch(c + o, 1, 3);
+    else __builtin_prefetch(c + o, 0, 3);
+  }
 }
 
 // ---- N-API helpers --------------------------------------------------------------------------------
@@ -389,20 +497,42 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   const BwdFn bwd = bwd_fn();
   std::memset(gTb, 0, sizeof(float) * B * d);
   const long G = n + 1;
+  // optional: slots [nslots, 2, E, d] (zeroed by the caller): chunk c > 0 accumulates its entity
+  // gradients into slot c - 1 and the caller adds them (boxteAdamRows); without, into scratch
+  // buffers added here. The number of chunks is min(threads, B, nslots + 1).
+  float* slots = nullptr;
+  long nslots = 0;
+  if (a.n > 25) {
+    napi_valuetype vt;
+    napi_typeof(env, a.v[25], &vt);
+    if (vt != napi_undefined && vt != napi_null) {
+      nslots = integer(a, 26, "nslots", 0);
+      slots = arr<float>(a, 25, "slots", napi_float32_array, nslots * 2 * E * d);
+      if (!a.ok) return nullptr;
+    }
+  }
   int nth = pool_threads();
   if (nth > B) nth = B > 0 ? static_cast<int>(B) : 1;
+  if (slots && nth > nslots + 1) nth = static_cast<int>(nslots + 1);
   const long RD = 2 * R * d;
-  // scratch gradients of chunks 1..nth-1: [base E*d | bump E*d | gc RD | gw RD]
+  // scratch gradients of chunks 1..nth-1: [base E*d | bump E*d] (unless slots) then [gc RD | gw RD]
   std::vector<std::vector<float>> scratch(nth > 1 ? nth - 1 : 0);
   std::vector<double> chunkLoss(nth, 0.0);
   auto task = [&](long chunk, int) {
     float *gB = gBase, *gU = gBump, *gC = gc, *gW = gw;
     if (chunk > 0) {
       std::vector<float>& s = scratch[chunk - 1];
-      s.assign(2 * E * d + 2 * RD, 0.0f);
-      gB = s.data();
-      gU = gB + E * d;
-      gC = gU + E * d;
+      if (slots) {
+        s.assign(2 * RD, 0.0f);
+        gB = slots + (chunk - 1) * 2 * E * d;
+        gU = gB + E * d;
+        gC = s.data();
+      } else {
+        s.assign(2 * E * d + 2 * RD, 0.0f);
+        gB = s.data();
+        gU = gB + E * d;
+        gC = gU + E * d;
+      }
       gW = gC + RD;
     }
     std::vector<float> P(G * 2 * d);
@@ -417,6 +547,12 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       const Box bt = box_at(l, u, c, w, dv, R * d + bo);
       const float* tbi = tb + i * d;
       for (long j = 0; j < G; ++j) {
+        // the rows of the entity two candidates ahead (random rows of large tables: hide the latency)
+        if (j + 2 < G) {
+          const int32_t e = negEnt[i * n + j + 1];
+          prefetch_row(base + e * d, d, false);
+          prefetch_row(bump + e * d, d, false);
+        }
         int32_t hh = h[i], tt = t[i];
         if (j > 0) {
           const long q = i * n + j - 1;
@@ -449,6 +585,11 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       for (long j = 0; j < G; ++j) {
         const double sm = std::exp(-score[j] - lse);
         const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
+        if (j + 2 < G) {
+          const int32_t e = negEnt[i * n + j + 1];
+          prefetch_row(gB + e * d, d, true);
+          prefetch_row(gU + e * d, d, true);
+        }
         if (g == 0) continue;
         const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
         const float* pj = P.data() + j * 2 * d;
@@ -476,13 +617,341 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   for (int ch = 1; ch < nth; ++ch) {
     loss += chunkLoss[ch];
     const float* s = scratch[ch - 1].data();
-    for (long i = 0; i < E * d; ++i) gBase[i] += s[i];
-    for (long i = 0; i < E * d; ++i) gBump[i] += s[E * d + i];
-    for (long i = 0; i < RD; ++i) gc[i] += s[2 * E * d + i];
-    for (long i = 0; i < RD; ++i) gw[i] += s[2 * E * d + RD + i];
+    if (!slots) {
+      for (long i = 0; i < E * d; ++i) gBase[i] += s[i];
+      for (long i = 0; i < E * d; ++i) gBump[i] += s[E * d + i];
+      s += 2 * E * d;
+    }
+    for (long i = 0; i < RD; ++i) gc[i] += s[i];
+    for (long i = 0; i < RD; ++i) gw[i] += s[RD + i];
   }
   napi_value res;
   napi_create_double(env, loss, &res);
+  return res;
+}
+
+
+// ---- negative sampling ----------------------------------------------------------------------------
+// Twin of negativesJs (src/models/boxte/kernel.ts): row i draws from its own splitmix32 stream
+// seeded by (seed, i), so rows are independent tasks and the result does not depend on the
+// thread count. Per negative: side = top bit of one draw (1 = tail replaced), entity = uniform
+// in [0, E) by rejection (as Rng.int), redrawn (at most 1000 times) while the corrupted quadruple
+// is in the open-addressing key table (Float64Array, -1 = empty, linear probing, mask = size-1).
+inline uint32_t sm32_next(uint32_t& x) {
+  x += 0x9e3779b9u;
+  uint32_t z = x;
+  z = (z ^ (z >> 16)) * 0x21f0aaadu;
+  z = (z ^ (z >> 15)) * 0x735a2d97u;
+  return z ^ (z >> 15);
+}
+inline uint32_t sm32_int(uint32_t& x, uint32_t n) {
+  const uint64_t limit = 4294967296ull - (4294967296ull % n);
+  for (;;) {
+    const uint32_t v = sm32_next(x);
+    if (v < limit) return v % n;
+  }
+}
+inline uint32_t key_hash(double key) {
+  // the key is an integer < 2^53: mix its two 32-bit halves (same as keyHash in kernel.ts)
+  const uint64_t k = static_cast<uint64_t>(key);
+  uint32_t h = static_cast<uint32_t>(k) ^ (static_cast<uint32_t>(k >> 32) * 0x85ebca6bu);
+  h = (h ^ (h >> 16)) * 0x7feb352du;
+  h = (h ^ (h >> 15)) * 0x846ca68bu;
+  return h ^ (h >> 16);
+}
+inline bool key_has(const double* table, uint32_t mask, double key) {
+  for (uint32_t i = key_hash(key) & mask;; i = (i + 1) & mask) {
+    const double v = table[i];
+    if (v == key) return true;
+    if (v < 0) return false;
+  }
+}
+
+// boxteNegatives(seed, E, nT, h, r, t, tau, n, table, mask, outEnt, outTail)
+napi_value Negatives(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteNegatives");
+  const long seed = integer(a, 0, "seed", 0), E = integer(a, 1, "E", 1), nT = integer(a, 2, "nT", 1);
+  const long B = a.ok ? [&]() -> long {
+    napi_typedarray_type tp;
+    size_t len = 0;
+    if (napi_get_typedarray_info(env, a.v[3], &tp, &len, nullptr, nullptr, nullptr) != napi_ok) return 0;
+    return static_cast<long>(len);
+  }() : 0;
+  const int32_t* h = arr<int32_t>(a, 3, "h", napi_int32_array, B);
+  const int32_t* r = arr<int32_t>(a, 4, "r", napi_int32_array, B);
+  const int32_t* t = arr<int32_t>(a, 5, "t", napi_int32_array, B);
+  const int32_t* tau = arr<int32_t>(a, 6, "tau", napi_int32_array, B);
+  const long n = integer(a, 7, "n", 0);
+  const long mask = integer(a, 9, "mask", 0);
+  const double* table = arr<double>(a, 8, "table", napi_float64_array, mask + 1);
+  int32_t* outEnt = arr<int32_t>(a, 10, "outEnt", napi_int32_array, B * n);
+  uint8_t* outTail = arr<uint8_t>(a, 11, "outTail", napi_uint8_array, B * n);
+  if (!a.ok || seed > 0xffffffffL || ((mask + 1) & mask) != 0) {
+    if (a.ok) fail(a, "is out of range", "seed/mask");
+    return nullptr;
+  }
+  const double dE = static_cast<double>(E), dT = static_cast<double>(nT);
+  const long CH = 16;
+  auto task = [&](long c, int) {
+    for (long i = c * CH; i < (c + 1) * CH && i < B; ++i) {
+      uint32_t x = static_cast<uint32_t>(seed) ^ (static_cast<uint32_t>(i + 1) * 0x9e3779b9u);
+      const double g = (static_cast<double>(r[i]) * dT + tau[i]) * dE;
+      for (long j = 0; j < n; ++j) {
+        const uint32_t side = sm32_next(x) >> 31;
+        uint32_t e = sm32_int(x, static_cast<uint32_t>(E));
+        for (int tries = 0; tries < 1000; ++tries) {
+          const double key = side ? (g + h[i]) * dE + e : (g + e) * dE + t[i];
+          if (!key_has(table, static_cast<uint32_t>(mask), key)) break;
+          e = sm32_int(x, static_cast<uint32_t>(E));
+        }
+        outEnt[i * n + j] = static_cast<int32_t>(e);
+        outTail[i * n + j] = static_cast<uint8_t>(side);
+      }
+    }
+  };
+  parallel_tasks((B + CH - 1) / CH, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// ---- dense Adam of the entity tables with the gradient spread over slots ---------------------------
+// g = g0 + slot[0] + slot[1] + ... (in that order), then the update of adamw_impl with weight decay 0
+// (m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2, p -= lr (m / bc1) / (sqrt(v / bc2) + eps)); every
+// gradient buffer is zeroed for the next step. Threads take contiguous ranges (elementwise, so
+// the result does not depend on the thread count).
+template <bool FMA>
+inline void adam_rows_range(float* p, float* g0, float* slots, long nslots, long stride, float* m, float* v, long i0,
+                            long i1, float lr, float b1, float b2, float eps, float ibc1, float ibc2) {
+  const float b1c = 1.0f - b1, b2c = 1.0f - b2;
+  for (long i = i0; i < i1; ++i) {
+    float g = g0[i];
+    g0[i] = 0.0f;
+    for (long s2 = 0; s2 < nslots; ++s2) {
+      g += slots[s2 * stride + i];
+      slots[s2 * stride + i] = 0.0f;
+    }
+    const float mo = FMA ? __builtin_fmaf(b1, m[i], b1c * g) : b1 * m[i] + b1c * g;
+    const float vo = FMA ? __builtin_fmaf(b2, v[i], b2c * (g * g)) : b2 * v[i] + b2c * (g * g);
+    m[i] = mo;
+    v[i] = vo;
+    p[i] = p[i] - lr * ((mo * ibc1) / (std::sqrt(vo * ibc2) + eps));
+  }
+}
+#ifdef BOXTE_X86
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void adam_rows_avx512(
+    float* p, float* g0, float* slots, long nslots, long stride, float* m, float* v, long i0, long i1, float lr, float b1,
+    float b2, float eps, float ibc1, float ibc2) {
+  adam_rows_range<true>(p, g0, slots, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+}
+__attribute__((target("avx2,fma"))) void adam_rows_avx2(float* p, float* g0, float* slots, long nslots, long stride,
+                                                         float* m, float* v, long i0, long i1, float lr, float b1,
+                                                         float b2, float eps, float ibc1, float ibc2) {
+  adam_rows_range<true>(p, g0, slots, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+}
+#endif
+
+// boxteAdamRows(p, g0, slots|null, nslots, slotOffset, m, v, lr, b1, b2, eps, bc1, bc2): slot s of
+// this parameter starts at slots[s * 2 * n + slotOffset] (the [2, E, d] slot layout: base then bump)
+napi_value AdamRows(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteAdamRows");
+  napi_typedarray_type tp;
+  size_t len = 0;
+  if (napi_get_typedarray_info(env, a.v[0], &tp, &len, nullptr, nullptr, nullptr) != napi_ok) len = 0;
+  const long n = static_cast<long>(len);
+  float* p = arr<float>(a, 0, "p", napi_float32_array, n);
+  float* g0 = arr<float>(a, 1, "g0", napi_float32_array, n);
+  const long nslots = integer(a, 3, "nslots", 0);
+  const long off = integer(a, 4, "slotOffset", 0);
+  float* slots = nslots > 0 ? arr<float>(a, 2, "slots", napi_float32_array, nslots * 2 * n) : nullptr;
+  float* m = arr<float>(a, 5, "m", napi_float32_array, n);
+  float* v = arr<float>(a, 6, "v", napi_float32_array, n);
+  const float lr = static_cast<float>(number(a, 7, "lr")), b1 = static_cast<float>(number(a, 8, "b1"));
+  const float b2 = static_cast<float>(number(a, 9, "b2")), eps = static_cast<float>(number(a, 10, "eps"));
+  const float bc1 = static_cast<float>(number(a, 11, "bc1")), bc2 = static_cast<float>(number(a, 12, "bc2"));
+  if (!a.ok) return nullptr;
+  if (off + n > 2 * n) {
+    fail(a, "is out of range", "slotOffset");
+    return nullptr;
+  }
+  float* sl = slots ? slots + off : nullptr;
+  const long stride = 2 * n;
+  const float ibc1 = 1.0f / bc1, ibc2 = 1.0f / bc2;
+  const long CH = 16384;
+  const int isa = boxte_isa();
+  auto task = [&](long c, int) {
+    const long i0 = c * CH, i1 = i0 + CH < n ? i0 + CH : n;
+#ifdef BOXTE_X86
+    if (isa == 2) return adam_rows_avx512(p, g0, sl, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+    if (isa == 1) return adam_rows_avx2(p, g0, sl, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+#endif
+    adam_rows_range<false>(p, g0, sl, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+  };
+  parallel_tasks((n + CH - 1) / CH, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+
+// ---- the small parts of a training step (twins of src/models/boxte/small.ts) -----------------------
+
+// tanh of an array in place with the active ISA's vector tanh (as the kernels' points)
+#ifdef BOXTE_X86
+AVX512_FN void tanh_inplace_avx512(float* x, long n) {
+  for (long k = 0; k < n; k += 16) {
+    const __mmask16 m = n - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - k)) - 1);
+    _mm512_mask_storeu_ps(x + k, m, tanh16(_mm512_maskz_loadu_ps(m, x + k)));
+  }
+}
+AVX2_FN void tanh_inplace_avx2(float* x, long n) {
+  long k = 0;
+  for (; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, tanh8(_mm256_loadu_ps(x + k)));
+  for (; k < n; ++k) x[k] = std::tanh(x[k]);
+}
+#endif
+void tanh_inplace(float* x, long n) {
+#ifdef BOXTE_X86
+  if (boxte_isa() == 2) return tanh_inplace_avx512(x, n);
+  if (boxte_isa() == 1) return tanh_inplace_avx2(x, n);
+#endif
+  for (long k = 0; k < n; ++k) x[k] = std::tanh(x[k]);
+}
+
+// boxteCorners(R, d, half, tanh, hBase, hShape, hSize, tBase, tShape, tSize, stacked[4Rd], invGeo[2R], sigma[2R])
+napi_value Corners(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteCorners");
+  const long R = integer(a, 0, "R", 1), d = integer(a, 1, "d", 1);
+  const double half = number(a, 2, "half");
+  const bool useTanh = flag(a, 3, "tanh");
+  const float* P[6];
+  const char* names[6] = {"hBase", "hShape", "hSize", "tBase", "tShape", "tSize"};
+  for (int i = 0; i < 6; ++i) P[i] = arr<float>(a, 4 + i, names[i], napi_float32_array, i % 3 == 2 ? R : R * d);
+  float* stacked = arr<float>(a, 10, "stacked", napi_float32_array, 4 * R * d);
+  double* invGeo = arr<double>(a, 11, "invGeo", napi_float64_array, 2 * R);
+  double* sigma = arr<double>(a, 12, "sigma", napi_float64_array, 2 * R);
+  if (!a.ok) return nullptr;
+  auto task = [&](long sr, int) {
+    const long s = sr / R, r = sr % R, o = r * d;
+    const float* base = P[3 * s];
+    const float* shape = P[3 * s + 1];
+    double lg = 0;
+    for (long i = 0; i < d; ++i) lg += std::log(std::fabs(static_cast<double>(shape[o + i])) + 1e-8);
+    const double ig = 1.0 / std::exp(lg / static_cast<double>(d));
+    const double z = P[3 * s + 2][r];
+    const double sg = z > 0 ? z + 1 : std::exp(z);
+    invGeo[s * R + r] = ig;
+    sigma[s * R + r] = sg;
+    float* lo = stacked + 2 * s * R * d + o;
+    float* hi = stacked + (2 * s + 1) * R * d + o;
+    for (long i = 0; i < d; ++i) {
+      const double delta = shape[o + i] * ig * sg * half;
+      const double b = base[o + i];
+      lo[i] = static_cast<float>(std::min(b - delta, b + delta));
+      hi[i] = static_cast<float>(std::max(b - delta, b + delta));
+    }
+    if (useTanh) {
+      tanh_inplace(lo, d);
+      tanh_inplace(hi, d);
+    }
+  };
+  parallel_tasks(2 * R, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// boxteCornersBwd(R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g[4Rd],
+//                 gHBase, gHShape, gHSize, gTBase, gTShape, gTSize)   (gradients written, not added)
+napi_value CornersBwd(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteCornersBwd");
+  const long R = integer(a, 0, "R", 1), d = integer(a, 1, "d", 1);
+  const double half = number(a, 2, "half");
+  const bool useTanh = flag(a, 3, "tanh");
+  const float* shapes[2] = {arr<float>(a, 4, "hShape", napi_float32_array, R * d), arr<float>(a, 6, "tShape", napi_float32_array, R * d)};
+  const float* sizes[2] = {arr<float>(a, 5, "hSize", napi_float32_array, R), arr<float>(a, 7, "tSize", napi_float32_array, R)};
+  const float* stacked = arr<float>(a, 8, "stacked", napi_float32_array, 4 * R * d);
+  const double* invGeo = arr<double>(a, 9, "invGeo", napi_float64_array, 2 * R);
+  const double* sigma = arr<double>(a, 10, "sigma", napi_float64_array, 2 * R);
+  const float* g = arr<float>(a, 11, "g", napi_float32_array, 4 * R * d);
+  float* gBase[2] = {arr<float>(a, 12, "gHBase", napi_float32_array, R * d), arr<float>(a, 15, "gTBase", napi_float32_array, R * d)};
+  float* gShape[2] = {arr<float>(a, 13, "gHShape", napi_float32_array, R * d), arr<float>(a, 16, "gTShape", napi_float32_array, R * d)};
+  float* gSize[2] = {arr<float>(a, 14, "gHSize", napi_float32_array, R), arr<float>(a, 17, "gTSize", napi_float32_array, R)};
+  if (!a.ok) return nullptr;
+  auto task = [&](long sr, int) {
+    const long s = sr / R, r = sr % R, o = r * d;
+    const float* shape = shapes[s];
+    const double ig = invGeo[s * R + r], sg = sigma[s * R + r];
+    const long lo = 2 * s * R * d + o, hi = (2 * s + 1) * R * d + o;
+    std::vector<double> gShat(d);
+    double gSigma = 0, S = 0;
+    for (long i = 0; i < d; ++i) {
+      double gl = g[lo + i], gu = g[hi + i];
+      if (useTanh) {
+        const double l = stacked[lo + i], u = stacked[hi + i];
+        gl *= 1 - l * l;
+        gu *= 1 - u * u;
+      }
+      const double shat = shape[o + i] * ig;
+      const bool neg = shat * sg * half < 0;
+      const double g1 = neg ? gu : gl, g2 = neg ? gl : gu;
+      gBase[s][o + i] = static_cast<float>(g1 + g2);
+      const double gDelta = (g2 - g1) * half;
+      gShat[i] = gDelta * sg;
+      gSigma += gDelta * shat;
+      S += gShat[i] * shat;
+    }
+    for (long i = 0; i < d; ++i) {
+      const double x = shape[o + i];
+      const double sgn = x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0;
+      gShape[s][o + i] = static_cast<float>(gShat[i] * ig - ((S / d) * sgn) / (std::fabs(x) + 1e-8));
+    }
+    const double z = sizes[s][r];
+    gSize[s][r] = static_cast<float>(gSigma * (z > 0 ? 1.0 : std::exp(z)));
+  };
+  parallel_tasks(2 * R, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// boxteTimeReg(T, row, K, lambdaScale, gK) -> sum of diff^4 times lambdaScale; gK[i] = 4 scale
+// (diff_{i-1}^3 - diff_i^3) written (not added); rows are the parallel tasks, the value is summed
+// per chunk of rows in chunk order (deterministic).
+napi_value TimeReg(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteTimeReg");
+  const long T = integer(a, 0, "T", 2), row = integer(a, 1, "row", 1);
+  const float* K = arr<float>(a, 2, "K", napi_float32_array, T * row);
+  const double scale = number(a, 3, "scale");
+  float* gK = arr<float>(a, 4, "gK", napi_float32_array, T * row);
+  if (!a.ok) return nullptr;
+  const long CH = 16;
+  const long nch = (T + CH - 1) / CH;
+  std::vector<double> part(nch, 0.0);
+  auto task = [&](long c, int) {
+    double sum = 0;
+    for (long i = c * CH; i < (c + 1) * CH && i < T; ++i) {
+      for (long k = 0; k < row; ++k) {
+        const double next = i + 1 < T ? static_cast<double>(static_cast<float>(K[(i + 1) * row + k] - K[i * row + k])) : 0.0;
+        const double prev = i > 0 ? static_cast<double>(static_cast<float>(K[i * row + k] - K[(i - 1) * row + k])) : 0.0;
+        const double n2 = next * next;
+        sum += n2 * n2;
+        gK[i * row + k] = static_cast<float>(4 * scale * (prev * prev * prev - n2 * next));
+      }
+    }
+    part[c] = sum;
+  };
+  parallel_tasks(nch, 0, task);
+  double sum = 0;
+  for (long c = 0; c < nch; ++c) sum += part[c];
+  napi_value res;
+  napi_create_double(env, sum * scale, &res);
+  return res;
+}
+
+napi_value IsaName(napi_env env, napi_callback_info) {
+  napi_value res;
+  napi_create_string_utf8(env, boxte_isa_name(), NAPI_AUTO_LENGTH, &res);
   return res;
 }
 
@@ -495,4 +964,16 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteScoreBatch", fv);
   if (napi_create_function(env, "boxteTrainGroups", NAPI_AUTO_LENGTH, TrainGroups, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteTrainGroups", fv);
+  if (napi_create_function(env, "boxteNegatives", NAPI_AUTO_LENGTH, Negatives, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteNegatives", fv);
+  if (napi_create_function(env, "boxteAdamRows", NAPI_AUTO_LENGTH, AdamRows, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteAdamRows", fv);
+  if (napi_create_function(env, "boxteCorners", NAPI_AUTO_LENGTH, Corners, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteCorners", fv);
+  if (napi_create_function(env, "boxteCornersBwd", NAPI_AUTO_LENGTH, CornersBwd, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteCornersBwd", fv);
+  if (napi_create_function(env, "boxteTimeReg", NAPI_AUTO_LENGTH, TimeReg, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteTimeReg", fv);
+  if (napi_create_function(env, "boxteIsa", NAPI_AUTO_LENGTH, IsaName, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteIsa", fv);
 }

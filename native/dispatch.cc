@@ -194,6 +194,7 @@ KernelTable build_table(Isa cap) {
   {
     // boxte.cc keeps its loops to itself; the table only says which of them to run
     const Impl<bool> c[] = {
+        {Isa::avx512, "avx512", nullptr, kX86},
         {Isa::avx2, "avx2", nullptr, kX86},
         {Isa::generic, "generic", nullptr, true},
     };

@@ -24,7 +24,7 @@ struct KernelTable {
   const OpsTable* ops;                           // gemm, elementwise, norms, attention, adamw, ...
   void (*packed)(const PackedArgs&);             // packed-weight matmul
   void (*packedLut)(const PackedLutArgs&);       // activation lookup-table matmul
-  Isa boxte;                                     // boxte.cc's inner loops (avx2 or generic)
+  Isa boxte;                                     // boxte.cc's inner loops (avx512, avx2 or generic)
   void (*bf16)(const Bf16Args&);                 // bf16-weight matmul
   const char* path[kFamilies];                   // display name of the implementation chosen per family
 };

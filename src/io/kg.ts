@@ -46,6 +46,10 @@ export interface TemporalKG {
   unseenEntities: { valid: number; test: number };
   /** facts of valid/test with an entity unseen in train */
   unseenFacts: { valid: number; test: number };
+  /** relations of valid/test that never occur in train (by split; the model cannot learn their boxes) */
+  unseenRelations: { valid: number; test: number };
+  /** facts of valid/test whose relation never occurs in train */
+  unseenRelationFacts: { valid: number; test: number };
 }
 
 export type SplitName = 'train' | 'valid' | 'test';
@@ -155,11 +159,15 @@ export function buildKG(raw: Record<SplitName, RawSplit>): TemporalKG {
   const trainEnts = new Set<number>();
   const unseenEntities = { valid: 0, test: 0 };
   const unseenFacts = { valid: 0, test: 0 };
+  const trainRels = new Set<number>();
+  const unseenRelations = { valid: 0, test: 0 };
+  const unseenRelationFacts = { valid: 0, test: 0 };
   for (const sp of SPLITS) {
     const r = raw[sp];
     const n = r.h.length;
     const q: Quads = { h: new Int32Array(n), r: new Int32Array(n), t: new Int32Array(n), tau: new Int32Array(n) };
     const unseen = new Set<number>();
+    const unseenRel = new Set<number>();
     for (let i = 0; i < n; i++) {
       q.h[i] = id(ents, r.h[i]);
       q.r[i] = id(rels, r.r[i]);
@@ -171,7 +179,12 @@ export function buildKG(raw: Record<SplitName, RawSplit>): TemporalKG {
       if (sp === 'train') {
         trainEnts.add(q.h[i]);
         trainEnts.add(q.t[i]);
+        trainRels.add(q.r[i]);
       } else {
+        if (!trainRels.has(q.r[i])) {
+          unseenRel.add(q.r[i]);
+          unseenRelationFacts[sp]++;
+        }
         let miss = false;
         for (const e of [q.h[i], q.t[i]]) {
           if (!trainEnts.has(e)) {
@@ -182,7 +195,10 @@ export function buildKG(raw: Record<SplitName, RawSplit>): TemporalKG {
         if (miss) unseenFacts[sp]++;
       }
     }
-    if (sp !== 'train') unseenEntities[sp] = unseen.size;
+    if (sp !== 'train') {
+      unseenEntities[sp] = unseen.size;
+      unseenRelations[sp] = unseenRel.size;
+    }
     splits[sp] = q;
   }
   return {
@@ -196,6 +212,8 @@ export function buildKG(raw: Record<SplitName, RawSplit>): TemporalKG {
     test: splits.test,
     unseenEntities,
     unseenFacts,
+    unseenRelations,
+    unseenRelationFacts,
   };
 }
 
@@ -247,6 +265,10 @@ export function kgStats(kg: TemporalKG): Record<string, number | string | null> 
     unseen_entities_test: kg.unseenEntities.test,
     unseen_facts_valid: kg.unseenFacts.valid,
     unseen_facts_test: kg.unseenFacts.test,
+    unseen_relations_valid: kg.unseenRelations.valid,
+    unseen_relations_test: kg.unseenRelations.test,
+    unseen_relation_facts_valid: kg.unseenRelationFacts.valid,
+    unseen_relation_facts_test: kg.unseenRelationFacts.test,
   };
 }
 

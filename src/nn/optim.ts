@@ -241,6 +241,22 @@ export class AdamW {
     }
   }
 
+  /**
+   * The live moments of one parameter (created zeroed on first use) for an external fused update
+   * kernel that applies exactly this optimiser's rule: the caller updates m, v and the parameter
+   * and advances `step` itself. Saved and restored with the others by state()/loadState().
+   */
+  momentsOf(name: string): { m: Float32Array; v: Float32Array; step: number } {
+    let st = this.moments.get(name);
+    if (st === undefined) {
+      const p = namedParams(this.params).find(([n]) => n === name)?.[1];
+      if (p === undefined) throw new Error(`AdamW.momentsOf: "${name}" is not a parameter of this optimizer`);
+      st = { m: new Float32Array(p.size), v: new Float32Array(p.size), step: 0, shape: p.shape.slice() };
+      this.moments.set(name, st);
+    }
+    return st;
+  }
+
   /** Drops the gradients of the optimised parameters. */
   zeroGrad(): void {
     zeroGrad(this.params);

@@ -18,13 +18,15 @@
  * Byte offsets are into the model's byte sequence: the UTF-8 of the text, except that a
  * special-token string (e.g. `<|eot_id|>`) is one byte (its id), as the model sees it.
  */
-import { noGrad } from '../tensor/index.js';
 import type { HATModel } from '../models/hat/model.js';
 import { generateSteps, type GenerateResult, type StopReason, type WordSplitter } from '../models/hat/generate.js';
 import { makeReference, teacherForced } from '../eval/hat_dtm.js';
 import { divergence, wordDivergence } from '../eval/dtm.js';
 import type { BoxTE } from '../models/boxte/model.js';
 import type { KgVocab } from '../models/boxte/train.js';
+import { KgQueryError, answerQuestion, dateLabel, type KgAnswer } from '../models/boxte/query.js';
+
+export type { KgAnswer };
 
 /** Bad input to an operation (the server answers 400 with this message; `param` names the field). */
 export class OpsError extends Error {
@@ -303,14 +305,6 @@ export interface KgMeta {
   dates: string[];
 }
 
-const DAY_MS = 86_400_000;
-
-/** The label of timestamp tau: YYYY-MM-DD for dated data, else the index. */
-function dateLabel(vocab: KgVocab, tau: number): string {
-  if (vocab.timeKind !== 'date' || vocab.origin === null) return String(tau);
-  return new Date(Date.parse(`${vocab.origin}T00:00:00Z`) + tau * DAY_MS).toISOString().slice(0, 10);
-}
-
 export function kgMeta(vocab: KgVocab): KgMeta {
   const dates: string[] = [];
   for (let tau = 0; tau < vocab.numTimes; tau++) dates.push(dateLabel(vocab, tau));
@@ -326,38 +320,12 @@ export interface KgQuery {
   k?: number;
 }
 
-export interface KgAnswer {
-  entity: string;
-  /** the BoxTE distance (lower = more plausible) */
-  score: number;
-  rank: number;
-}
-
-function timeIndex(vocab: KgVocab, date: string | number): number {
-  let tau: number;
-  if (vocab.timeKind === 'date' && vocab.origin !== null && typeof date === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(date)) {
-    tau = (Date.parse(`${date}T00:00:00Z`) - Date.parse(`${vocab.origin}T00:00:00Z`)) / DAY_MS;
-  } else tau = typeof date === 'number' ? date : /^\d+$/.test(date) ? Number(date) : Number.NaN;
-  if (!Number.isInteger(tau) || tau < 0 || tau >= vocab.numTimes) {
-    throw new OpsError(`unknown date ${JSON.stringify(date)}: the model's timestamps are ${dateLabel(vocab, 0)} .. ${dateLabel(vocab, vocab.numTimes - 1)}`, 'date');
-  }
-  return tau;
-}
-
 /** The k most plausible tails of (head, relation, ?, date), best first (ties: lower entity id first). */
 export function kgQuery(kg: KgModel, q: KgQuery): { answers: KgAnswer[] } {
-  const { model, vocab } = kg;
-  const h = vocab.entities.indexOf(q.head);
-  if (h < 0) throw new OpsError(`unknown entity ${JSON.stringify(q.head)}`, 'head');
-  const r = vocab.relations.indexOf(q.relation);
-  if (r < 0) throw new OpsError(`unknown relation ${JSON.stringify(q.relation)}`, 'relation');
-  const tau = timeIndex(vocab, q.date);
-  const k = q.k ?? 10;
-  if (!Number.isInteger(k) || k < 1) throw new OpsError(`k must be an integer >= 1, got ${k}`, 'k');
-  const E = model.cfg.numEntities;
-  const tails = new Int32Array(E);
-  for (let i = 0; i < E; i++) tails[i] = i;
-  const scores = noGrad(() => model.score(new Int32Array(E).fill(h), new Int32Array(E).fill(r), tails, new Int32Array(E).fill(tau))).f32();
-  const order = Array.from(tails).sort((a, b) => scores[a] - scores[b] || a - b);
-  return { answers: order.slice(0, Math.min(k, E)).map((e, i) => ({ entity: vocab.entities[e], score: scores[e], rank: i + 1 })) };
+  try {
+    return { answers: answerQuestion(kg.model, kg.vocab, { head: q.head, relation: q.relation, date: q.date, k: q.k }).answers };
+  } catch (e) {
+    if (e instanceof KgQueryError) throw new OpsError(e.message, e.field);
+    throw e;
+  }
 }

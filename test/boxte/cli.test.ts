@@ -4,6 +4,10 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { loadModel } from '../../src/models/boxte/index.js';
+import { noGrad } from '../../src/tensor/index.js';
+import { bf16ToF32, f32ToBf16 } from '../../src/io/dtype.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const dir = mkdtempSync(join(tmpdir(), 'tfree-kgcli-'));
@@ -59,4 +63,95 @@ test('kg: bad input gives a one-line error with file:line and exit code 2, no st
   assert.match(missing.err, /cannot open/);
   assert.equal(tfree('kg', 'frobnicate').code, 2);
   assert.match(tfree('kg', 'train', '--data', bad).err, /missing required option --out/);
+});
+
+test('kg train: divergence (--lr 1e30) stops with one line, exit 2, and saves no NaN model; eval refuses a NaN model', () => {
+  const data = join(dir, 'div');
+  assert.equal(tfree('kg', 'synth', '--out', data, '--seed', '2').code, 0);
+  const ckpt = join(dir, 'div.safetensors');
+  const r = tfree('kg', 'train', '--data', data, '--out', ckpt, '--dim', '16', '--epochs', '3', '--batch', '64', '--negatives', '20', '--lr', '1e30', '--valid-every', '1', '--json');
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /^tfree kg: training diverged at epoch 1, step \d+: the loss is (NaN|Infinity|-Infinity) \(lower --lr\)/);
+  assert.equal(r.err.trim().split('\n').length, 1);
+  assert.equal(r.out.trim(), '', 'no epoch or validation event (no validation MRR of a NaN model)');
+  assert.ok(!existsSync(ckpt) && !existsSync(`${ckpt}.last`), 'nothing saved');
+  // a model file whose parameters hold NaN (written by hand) is refused by eval
+  const good = join(dir, 'good.safetensors');
+  assert.equal(tfree('kg', 'train', '--data', data, '--out', good, '--dim', '8', '--epochs', '1', '--batch', '64', '--negatives', '5', '--valid-every', '0').code, 0);
+  const f = openSafetensors(good);
+  const entries = f.names().map((n) => [n, f.readAs(n, 'f32')] as const);
+  const meta = f.metadata;
+  f.close();
+  const nan = join(dir, 'nan.safetensors');
+  const poisoned = entries.map(([n, t]) => {
+    const data2 = Float32Array.from(t.data);
+    if (n === 'entity.base') data2[3] = NaN;
+    return [n, { dtype: 'F32' as const, shape: t.shape, data: data2 }] as [string, { dtype: 'F32'; shape: number[]; data: Float32Array }];
+  });
+  writeSafetensors(nan, poisoned, meta);
+  const ev = tfree('kg', 'eval', '--model', nan, '--data', data, '--json');
+  assert.equal(ev.code, 2);
+  assert.match(ev.err, /^tfree kg: .*nan\.safetensors: refusing a model with non-finite parameters: parameter entity\.base has 1 non-finite value, e\.g\. NaN/);
+  assert.equal(ev.err.trim().split('\n').length, 1);
+  assert.equal(ev.out, '');
+});
+
+test('kg query: top-k tails / heads of one question equal the ranking of the evaluation kernels; one-line errors', () => {
+  const data = join(dir, 'q');
+  assert.equal(tfree('kg', 'synth', '--out', data, '--seed', '2').code, 0);
+  const ckpt = join(dir, 'q.safetensors');
+  assert.equal(tfree('kg', 'train', '--data', data, '--out', ckpt, '--dim', '16', '--epochs', '6', '--batch', '64', '--negatives', '20', '--lr', '0.01', '--valid-every', '6').code, 0);
+  const r = tfree('kg', 'query', '--model', ckpt, '--head', 'e3', '--relation', 'r1', '--date', '4', '--top', '60', '--json');
+  assert.equal(r.code, 0, r.err);
+  const res = JSON.parse(r.out) as { missing: string; answers: { entity: string; score: number; rank: number }[] };
+  assert.equal(res.missing, 'tail');
+  assert.equal(res.answers.length, 60);
+  assert.deepEqual(res.answers.map((a) => a.rank), Array.from({ length: 60 }, (_, i) => i + 1));
+  for (let i = 1; i < 60; i++) assert.ok(res.answers[i].score >= res.answers[i - 1].score, 'sorted by distance');
+  assert.equal(new Set(res.answers.map((a) => a.entity)).size, 60, 'every entity once');
+  // the same scores as the op-based model (BoxTE.score) for (e3, r1, x, 4)
+  const { model, vocab } = loadModel(ckpt);
+  const E = vocab.entities.length;
+  const xs = Int32Array.from({ length: E }, (_, i) => i);
+  const want = noGrad(() => model.score(new Int32Array(E).fill(vocab.entities.indexOf('e3')), new Int32Array(E).fill(vocab.relations.indexOf('r1')), xs, new Int32Array(E).fill(4))).f32();
+  for (const a of res.answers) assert.ok(Math.abs(a.score - want[vocab.entities.indexOf(a.entity)]) < 1e-4, `${a.entity}: ${a.score} vs ${want[vocab.entities.indexOf(a.entity)]}`);
+  const heads = tfree('kg', 'query', '--model', ckpt, '--tail', 'e3', '--relation', 'r1', '--date', '4', '--top', '3');
+  assert.equal(heads.code, 0, heads.err);
+  assert.match(heads.out, /^\(\?, r1, e3, 4\): top 3 heads/);
+  assert.equal(heads.out.trim().split('\n').length, 4);
+  for (const [args, re] of [
+    [['--head', 'nobody', '--relation', 'r1', '--date', '4'], /--head: unknown entity "nobody"/],
+    [['--head', 'e3', '--relation', 'r9', '--date', '4'], /--relation: unknown relation "r9"/],
+    [['--head', 'e3', '--relation', 'r1', '--date', '12'], /--date: unknown date "12": the model's timestamps are 0 \.\. 11/],
+    [['--head', 'e3', '--tail', 'e4', '--relation', 'r1', '--date', '1'], /exactly one of --head NAME .* and --tail NAME/],
+    [['--head', 'e3', '--relation', 'r1'], /missing required option --date/],
+  ] as const) {
+    const e = tfree('kg', 'query', '--model', ckpt, ...args);
+    assert.equal(e.code, 2, `${args.join(' ')}: ${e.err}`);
+    assert.match(e.err, re);
+    assert.equal(e.err.trim().split('\n').length, 1);
+  }
+});
+
+test('kg pack: a bf16 model file from a training state (parameters rounded to bf16, nothing else), never overwriting', () => {
+  const data = join(dir, 'p');
+  assert.equal(tfree('kg', 'synth', '--out', data, '--seed', '3').code, 0);
+  const ckpt = join(dir, 'p.safetensors');
+  assert.equal(tfree('kg', 'train', '--data', data, '--out', ckpt, '--dim', '8', '--epochs', '2', '--batch', '64', '--negatives', '5', '--valid-every', '0').code, 0);
+  const out = join(dir, 'p16.safetensors');
+  const r = tfree('kg', 'pack', '--model', `${ckpt}.last`, '--out', out, '--bf16', '--note', 'two epochs');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /bf16, .* parameters, epoch 2/);
+  const a = loadModel(`${ckpt}.last`);
+  const b = loadModel(out);
+  assert.equal(b.meta.epoch, '2');
+  assert.equal(b.meta.note, 'two epochs');
+  assert.equal(b.meta.train_state, undefined);
+  for (const [name, p] of a.model.store.entries()) {
+    const want = bf16ToF32(f32ToBf16(p.f32()));
+    assert.deepEqual(b.model.store.get(name).f32(), want, name);
+  }
+  const again = tfree('kg', 'pack', '--model', `${ckpt}.last`, '--out', out);
+  assert.equal(again.code, 2);
+  assert.match(again.err, /exists; remove it first/);
 });

@@ -18,6 +18,30 @@ test('filteredRank: known candidates are skipped, ties count in the model\'s fav
   assert.equal(filteredRank(s, 1, []), 1);
 });
 
+test('filteredRank: a non-finite score ranks as the worst (NaN never ties in the model\'s favour)', () => {
+  // gold NaN: worst rank among the unfiltered candidates (6 candidates, 1 other filtered -> 5)
+  const s = Float32Array.of(0.5, 0.1, NaN, 0.3, 0.9, 0.2);
+  assert.equal(filteredRank(s, 2, []), 6);
+  assert.equal(filteredRank(s, 2, [2, 4]), 5);
+  assert.equal(filteredRank(Float32Array.of(Infinity, 1, 2), 0, []), 3);
+  assert.equal(filteredRank(Float32Array.of(NaN, NaN, NaN), 1, []), 3);
+  // non-finite candidates rank after a finite gold score
+  assert.equal(filteredRank(Float32Array.of(0.4, NaN, -Infinity, Infinity, 0.1), 0, []), 2);
+  assert.equal(filteredRank(Float32Array.of(0.4, NaN, -Infinity, Infinity, 0.1), 0, [4]), 1);
+});
+
+test('a model with a non-finite parameter is refused by evaluation', () => {
+  const m = tinyModel();
+  const q = quads([[0, 1, 2, 1]]);
+  const known = new KnownFacts(5, 2, 3, [q]);
+  assert.ok(filteredRanks(m, q, known)[0] >= 1);
+  m.entityBump.f32()[4] = NaN;
+  assert.throws(() => filteredRanks(m, q, known), /non-finite parameters|entity\.bump has 1 non-finite value, e\.g\. NaN/);
+  m.entityBump.f32()[4] = 0.1;
+  m.timeBumpTable!.f32()[2] = -Infinity;
+  assert.throws(() => filteredRanks(m, q, known), /time\.bumps has 1 non-finite value, e\.g\. -Infinity/);
+});
+
 test('metrics from known ranks', () => {
   const m = metricsFromRanks([1, 2, 4, 20]);
   assert.equal(m.mr, 6.75);

@@ -39,6 +39,7 @@ test('reader: id maps in order of first appearance, one global day origin, count
     assert.deepEqual(Array.from(kg.test.h), [3]);
     assert.deepEqual(kg.unseenEntities, { valid: 0, test: 1 });
     assert.deepEqual(kg.unseenFacts, { valid: 0, test: 1 });
+    assert.deepEqual(kg.unseenRelations, { valid: 0, test: 0 });
     const s = kgStats(kg);
     assert.equal(s.train, 3);
     assert.equal(s.unseen_entities_test, 1);
@@ -47,6 +48,54 @@ test('reader: id maps in order of first appearance, one global day origin, count
     assert.deepEqual(again.time, ['2014-01-03', '2014-01-01', '2014-02-01']);
     assert.deepEqual(again.h, ['A', 'B', 'C']);
   });
+});
+
+test('reader: relations that occur only in valid/test are counted (kg stats), by split, with their facts', () => {
+  const files = {
+    'train.txt': 'A\tlikes\tB\t3\nB\thates\tC\t1\n',
+    'valid.txt': 'A\tfears\tC\t2\nA\tfears\tB\t2\nA\tlikes\tC\t0\n',
+    'test.txt': 'C\tfears\tA\t5\nC\tadmires\tA\t4\nC\thates\tA\t4\n',
+  };
+  withDir(files, (dir) => {
+    const kg = readTemporalKG(dir);
+    assert.deepEqual(kg.relations, ['likes', 'hates', 'fears', 'admires']);
+    // valid: fears (2 facts); test: fears and admires (1 fact each)
+    assert.deepEqual(kg.unseenRelations, { valid: 1, test: 2 });
+    assert.deepEqual(kg.unseenRelationFacts, { valid: 2, test: 2 });
+    const s = kgStats(kg);
+    assert.equal(s.unseen_relations_valid, 1);
+    assert.equal(s.unseen_relations_test, 2);
+    assert.equal(s.unseen_relation_facts_test, 2);
+  });
+});
+
+test('dates map to true calendar days (no shared ids), unlike the reference code\'s conversion (7 shared ids on ICEWS14)', () => {
+  // every day of 2014 once: tfree gives ids 0..364 in calendar order
+  const days: string[] = [];
+  for (let i = 0; i < 365; i++) days.push(new Date(Date.UTC(2014, 0, 1 + i)).toISOString().slice(0, 10));
+  withDir({ 'train.txt': days.map((d) => `A\tr\tB\t${d}\n`).join(''), 'valid.txt': 'A\tr\tB\t2014-06-01\n', 'test.txt': 'A\tr\tB\t2014-06-02\n' }, (dir) => {
+    const kg = readTemporalKG(dir);
+    assert.deepEqual(Array.from(kg.train.tau), Array.from({ length: 365 }, (_, i) => i));
+    assert.equal(kg.numTimes, 365);
+  });
+  // the reference code (data_utils.py dates_to_days) adds the days of months 1..m INCLUSIVE of the
+  // date's own month, so a month longer than the next one overlaps it: written out here only to
+  // count its collisions (spec §1.6)
+  const leap = (y: number): boolean => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+  const dpm = (y: number, m: number): number => (m === 2 && leap(y) ? 29 : [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m]);
+  const refDay = (s: string): number => {
+    const [y, m, d] = s.split('-').map(Number);
+    let n = 0;
+    for (let k = 1; k < y; k++) n += leap(k) ? 366 : 365;
+    for (let k = 1; k <= m; k++) n += dpm(y, k);
+    return n + d;
+  };
+  const byId = new Map<number, string[]>();
+  for (const d of days) byId.set(refDay(d), [...(byId.get(refDay(d)) ?? []), d]);
+  const shared = [...byId.values()].filter((v) => v.length > 1).map((v) => v.join('='));
+  assert.equal(shared.length, 7);
+  assert.ok(shared.includes('2014-01-29=2014-02-01') && shared.includes('2014-10-31=2014-11-01'), shared.join(', '));
+  assert.equal(byId.size, 358);
 });
 
 test('reader: integer time ids are used as given; CRLF and a missing final newline are accepted', () => {

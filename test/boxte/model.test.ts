@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Tensor, noGrad, sum, mul } from '../../src/tensor/index.js';
+import { Tensor, noGrad, sum, mul, withBackend } from '../../src/tensor/index.js';
+import { kernelVariants, restoreNative } from '../helpers/kernel_variants.js';
 import { ParamStore, Rng, VarBuilder } from '../../src/nn/index.js';
 import {
+  cornersBackward,
+  cornersForward,
+  timeBumpsBackward,
+  timeBumpsForward,
+  timeRegulariserStep,
   BoxTE,
   boxDistance,
   boxTable,
@@ -15,7 +21,7 @@ import {
   type BoxKernels,
   type BoxTEConfig,
 } from '../../src/models/boxte/index.js';
-import { assertClose, forEachBackend } from '../helpers/numeric.js';
+import { assertClose, forEachBackend, hasNative } from '../helpers/numeric.js';
 import { paramsOf, refDist, refLoss, refScore, refTimeReg, type RefParams } from './reference.js';
 import { tinyModel } from './tiny.js';
 
@@ -142,15 +148,24 @@ test('time regulariser matches the float64 reference (the paper form divided by 
   assertClose(m.timeBumpTable!.grad!, numericGrad(P, () => refTimeReg(P, m.cfg), 'time.bumps'), { atol: 1e-4, rtol: 1e-3 });
 });
 
-function kernelsUnderTest(): [string, BoxKernels][] {
-  const out: [string, BoxKernels][] = [['js', jsBoxKernels]];
+/** The TypeScript kernels, and the native ones at every path the CPU has, 1 and 2 threads. */
+function kernelsUnderTest(): [string, BoxKernels, () => void][] {
+  const out: [string, BoxKernels, () => void][] = [['js', jsBoxKernels, () => undefined]];
   const n = nativeBoxKernels();
-  if (n !== null && process.env.TFREE_BACKEND !== 'js') out.push(['native', n]);
+  if (n === null || process.env.TFREE_BACKEND === 'js') return out;
+  for (const v of kernelVariants()) {
+    if (v.name === 'js') continue;
+    out.push([v.name, n, v.setup]);
+  }
   return out;
 }
 
+function restoreBoxKernels(): void {
+  restoreNative();
+}
+
 test('fused training kernels: loss and every gradient equal autograd of the op-based loss', () => {
-  for (const v of [{}, { model: 'boxe', k: 0 } as const, { order: 1 } as const]) {
+  for (const v of [{}, { model: 'boxe', k: 0 } as const, { order: 1 } as const, { dim: 37 }]) {
     const m = tinyModel({ numEntities: 7, dim: 11, ...v }, 21, 0.8);
     const { dim: d, numRelations: R, numEntities: E } = m.cfg;
     const rng = new Rng(3);
@@ -184,7 +199,8 @@ test('fused training kernels: loss and every gradient equal autograd of the op-b
     assertClose([ref.item()], [refLoss(paramsOf(m), m.cfg, H, Rr, T, Tau, G)], { rtol: 1e-5 });
     ref.backward();
     const want = new Map(m.store.entries().map(([nme, p]) => [nme, p.grad === null ? null : Float32Array.from(p.grad.f32())]));
-    for (const [kname, k] of kernelsUnderTest()) {
+    for (const [kname, k, setup] of kernelsUnderTest()) {
+      setup();
       m.store.zeroGrad();
       const boxesT = m.stackedBoxes();
       const tbT = m.timeBumps(r, tau);
@@ -199,6 +215,20 @@ test('fused training kernels: loss and every gradient equal autograd of the op-b
         gBase, gBump, gc, gw, gTb,
       });
       assertClose([loss / B], [ref.item()], { rtol: 1e-5, what: `${kname} loss` });
+      if (k.name === 'native') {
+        // with one extra slot, chunk 1's entity gradients stay in the slot: g0 + slot is the same sum
+        const slot = new Float32Array(2 * E * d);
+        const g0 = new Float32Array(E * d);
+        const g1 = new Float32Array(E * d);
+        const loss2 = k.trainGroups({
+          B, n, d, tanh: m.cfg.tanh, order: m.cfg.order, base: m.entityBase.f32(), bump: m.entityBump.f32(),
+          boxes: boxTable(boxesT.f32(), R, d), tb: tbT.f32(), h, r, t, negEnt, negTail, gradScale: 1 / B,
+          gBase: g0, gBump: g1, gc: new Float32Array(2 * R * d), gw: new Float32Array(2 * R * d), gTb: new Float32Array(B * d), slots: { data: slot, count: 1 },
+        });
+        assert.equal(loss2, loss, `${kname}: same loss with slots`);
+        assert.deepEqual(g0.map((x, i) => x + slot[i]), gBase, `${kname}: base gradient = g0 + slot`);
+        assert.deepEqual(g1.map((x, i) => x + slot[E * d + i]), gBump, `${kname}: bump gradient = g0 + slot`);
+      }
       m.entityBase.grad = new Tensor(gBase, m.entityBase.shape);
       m.entityBump.grad = new Tensor(gBump, m.entityBump.shape);
       boxesT.backward(cornerGrad(gc, gw, R, d));
@@ -214,10 +244,12 @@ test('fused training kernels: loss and every gradient equal autograd of the op-b
       }
     }
   }
+  restoreBoxKernels();
 });
 
-test('fused scoring of all entities equals the op-based score, both directions, both kernels', () => {
-  const m = tinyModel({ numEntities: 9, dim: 13 }, 8, 0.8);
+test('fused scoring of all entities equals the op-based score, both directions, every kernel variant', () => {
+  for (const dim of [13, 37]) {
+  const m = tinyModel({ numEntities: 9, dim }, 8, 0.8);
   const { dim: d, numRelations: R, numEntities: E } = m.cfg;
   const boxes = boxTable(noGrad(() => m.stackedBoxes()).f32(), R, d);
   const base = m.entityBase.f32();
@@ -227,7 +259,8 @@ test('fused scoring of all entities equals the op-based score, both directions, 
     [0, 0, 8, 0],
     [5, 1, 5, 1],
   ];
-  for (const [kname, k] of kernelsUnderTest()) {
+  for (const [kname, k, setup] of kernelsUnderTest()) {
+      setup();
     for (const dir of [0, 1]) {
       const Q = queries.length;
       const headAdd = new Float32Array(Q * d);
@@ -250,10 +283,12 @@ test('fused scoring of all entities equals the op-based score, both directions, 
         const H = dir === 0 ? xs : new Int32Array(E).fill(hq);
         const T = dir === 0 ? new Int32Array(E).fill(tq) : xs;
         const want = noGrad(() => m.score(H, new Int32Array(E).fill(rq), T, new Int32Array(E).fill(tauq)));
-        assertClose(out.subarray(qi * E, (qi + 1) * E), want, { atol: 1e-5, rtol: 1e-5, what: `${kname} dir ${dir} query ${qi}` });
+        assertClose(out.subarray(qi * E, (qi + 1) * E), want, { atol: 1e-5, rtol: 1e-5, what: `${kname} d=${dim} dir ${dir} query ${qi}` });
       });
     }
   }
+  }
+  restoreBoxKernels();
   assert.equal(typeof scoreBatchJs, 'function');
 });
 
@@ -286,4 +321,49 @@ test('initialisation follows the reference ranges (seeded, reproducible)', () =>
   const al = a.alpha!.toArray();
   const mean = al.reduce((s, x) => s + x, 0) / al.length;
   assert.ok(Math.abs(mean - 1) < 0.06 && al.some((x) => x !== 1), `alpha ~ N(1, 0.1), mean ${mean}`);
+});
+
+test('plain-loop small parts (corners, time bumps, regulariser) equal the op-based ones, forward and backward', () => {
+  const variants: Partial<BoxTEConfig>[] = [{}, { model: 'boxe', k: 0 }, { tanh: false }, { useAlpha: false }, { noBumpDay0: false }, { dim: 37, k: 3 }];
+  for (const v of variants) {
+    const m = tinyModel({ numEntities: 6, numRelations: 3, numTimes: 4, dim: 9, ...v }, 5, 0.9);
+    const { dim: d, numRelations: R } = m.cfg;
+    const rng = new Rng(11);
+    const r = Int32Array.from({ length: 7 }, () => rng.int(R));
+    const tau = Int32Array.from({ length: 7 }, (_, i) => i % 4);
+    const gCorners = Float32Array.from({ length: 4 * R * d }, () => rng.uniform(-1, 1));
+    const gTb = Float32Array.from({ length: 7 * d }, () => rng.uniform(-1, 1));
+    const lambda = 0.7;
+    // op-based reference
+    m.store.zeroGrad();
+    const boxesT = m.stackedBoxes();
+    const tbT = m.timeBumps(r, tau);
+    boxesT.backward(gCorners);
+    if (tbT.requiresGrad) tbT.backward(gTb);
+    const regT = m.timeRegulariser();
+    if (regT.requiresGrad) mul(regT, Tensor.scalar(lambda)).backward();
+    const want = new Map(m.store.entries().map(([n, p]) => [n, p.grad === null ? null : Float32Array.from(p.grad.f32())]));
+    for (const be of hasNative() ? (['js', 'native'] as const) : (['js'] as const)) {
+    withBackend(be, () => {
+    // plain loops (TypeScript) or their native twins
+    m.store.zeroGrad();
+    const c = cornersForward(m);
+    assertClose(c.stacked, boxesT.f32(), { atol: 1e-6, rtol: 1e-5, what: `corners ${JSON.stringify(v)}` });
+    assertClose(timeBumpsForward(m, r, tau), tbT.f32(), { atol: 1e-6, rtol: 1e-5, what: 'time bumps' });
+    cornersBackward(m, c, gCorners);
+    timeBumpsBackward(m, r, tau, gTb);
+    const reg = timeRegulariserStep(m, lambda);
+    assertClose([reg], [lambda * regT.item()], { rtol: 1e-5, what: 'regulariser' });
+    for (const [n, p] of m.store.entries()) {
+      const w = want.get(n) ?? null;
+      if (w === null || !p.requiresGrad) {
+        assert.ok(p.grad === null || !p.requiresGrad, `${n}: no gradient expected`);
+        continue;
+      }
+      assert.ok(p.grad !== null, `${n} has a gradient`);
+      assertClose(p.grad, w, { atol: 1e-6, rtol: 1e-4, what: `${be} ${JSON.stringify(v)} grad ${n}` });
+    }
+    });
+    }
+  }
 });

@@ -4,8 +4,33 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { QuadSet, syntheticKG } from '../../src/io/kg.js';
-import { Rng } from '../../src/nn/index.js';
-import { KnownFacts, Trainer, defaultConfig, defaultTrainOptions, evaluateSplit, loadModel, sampleNegatives, type TrainOptions } from '../../src/models/boxte/index.js';
+import {
+  KnownFacts,
+  Trainer,
+  buildKeyTable,
+  defaultConfig,
+  defaultTrainOptions,
+  evaluateSplit,
+  keyTableHas,
+  loadModel,
+  quadKey,
+  sampleNegatives,
+  type TrainOptions,
+} from '../../src/models/boxte/index.js';
+import { hasNative } from '../helpers/numeric.js';
+import { nativeBackend, withBackend } from '../../src/tensor/index.js';
+
+function withThreads<T>(n: number, fn: () => T): T {
+  const nb = nativeBackend();
+  if (!('kernels' in nb)) return fn();
+  const before = nb.extras.getThreads();
+  nb.extras.setThreads(n);
+  try {
+    return fn();
+  } finally {
+    nb.extras.setThreads(before);
+  }
+}
 
 const kg = syntheticKG({ seed: 2 });
 const cfg = (d: number) => defaultConfig({ numEntities: kg.entities.length, numRelations: kg.relations.length, numTimes: kg.numTimes, dim: d, k: 2 });
@@ -15,29 +40,48 @@ function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'tfree-boxte-'));
 }
 
-test('negatives: never a training fact, seeded, both sides corrupted', () => {
-  const train = new QuadSet(kg.entities.length, kg.relations.length, kg.numTimes).addAll(kg.train);
+test('negatives: never a training fact, seeded, both sides corrupted; native equals TypeScript for any thread count', () => {
+  const E = kg.entities.length;
+  const train = new QuadSet(E, kg.relations.length, kg.numTimes).addAll(kg.train);
+  const keys = buildKeyTable(E, kg.relations.length, kg.numTimes, [kg.train]);
   const q = kg.train;
   const n = 30;
-  const a = sampleNegatives(new Rng(1), kg.entities.length, q.h, q.r, q.t, q.tau, n, train);
-  const b = sampleNegatives(new Rng(1), kg.entities.length, q.h, q.r, q.t, q.tau, n, train);
+  const a = withBackend('js', () => sampleNegatives(7, q.h, q.r, q.t, q.tau, n, keys));
+  const b = withBackend('js', () => sampleNegatives(7, q.h, q.r, q.t, q.tau, n, keys));
   assert.deepEqual(a.ent, b.ent);
+  assert.notDeepEqual(withBackend('js', () => sampleNegatives(8, q.h, q.r, q.t, q.tau, n, keys)).ent, a.ent);
+  if (hasNative()) {
+    for (const th of [1, 2]) {
+      const nb = withThreads(th, () => withBackend('native', () => sampleNegatives(7, q.h, q.r, q.t, q.tau, n, keys)));
+      assert.deepEqual(nb.ent, a.ent, `native (${th} threads) = TypeScript`);
+      assert.deepEqual(nb.tail, a.tail);
+    }
+  }
   let tails = 0;
+  const seen = new Set<number>();
   for (let i = 0; i < q.h.length; i++) {
     for (let j = 0; j < n; j++) {
       const e = a.ent[i * n + j];
       const side = a.tail[i * n + j];
       tails += side;
+      seen.add(e);
       assert.ok(!(side === 1 ? train.has(q.h[i], q.r[i], e, q.tau[i]) : train.has(e, q.r[i], q.t[i], q.tau[i])), 'corrupted fact is not in train');
     }
   }
   const frac = tails / (q.h.length * n);
   assert.ok(frac > 0.45 && frac < 0.55, `tail fraction ${frac}`);
-  // a graph where one head has every tail: the resampling must avoid all of them but one
-  const dense = new QuadSet(4, 1, 1);
-  for (let t = 0; t < 3; t++) dense.add(0, 0, t, 0);
-  const one = sampleNegatives(new Rng(5), 4, Int32Array.of(0), Int32Array.of(0), Int32Array.of(0), Int32Array.of(0), 200, dense);
-  for (let j = 0; j < 200; j++) if (one.tail[j] === 1) assert.equal(one.ent[j], 3);
+  assert.equal(seen.size, E, 'every entity is drawn');
+  // the key table holds exactly the training facts
+  for (let i = 0; i < q.h.length; i++) assert.ok(keyTableHas(keys, quadKey(E, kg.numTimes, q.h[i], q.r[i], q.t[i], q.tau[i])));
+  // a graph where one head has every tail but one: the resampling must avoid all of them
+  const dense = { h: Int32Array.of(0, 0, 0), r: Int32Array.of(0, 0, 0), t: Int32Array.of(0, 1, 2), tau: Int32Array.of(0, 0, 0) };
+  const dk = buildKeyTable(4, 1, 1, [dense]);
+  for (const be of hasNative() ? (['js', 'native'] as const) : (['js'] as const)) {
+    const one = withBackend(be, () => sampleNegatives(5, Int32Array.of(0), Int32Array.of(0), Int32Array.of(0), Int32Array.of(0), 200, dk));
+    let t3 = 0;
+    for (let j = 0; j < 200; j++) if (one.tail[j] === 1) t3 += one.ent[j] === 3 ? 1 : 100;
+    assert.ok(t3 > 50 && t3 < 150, `${be}: tail negatives are entity 3 only (${t3})`);
+  }
 });
 
 test('training on the synthetic KG recovers held-out facts (test MRR far above random)', () => {

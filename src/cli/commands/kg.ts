@@ -5,9 +5,12 @@
  *   tfree kg export --model CKPT --out DIR              parameters as safetensors + TSV
  *   tfree kg stats  --data DIR [--json]                 counts of a dataset folder
  *   tfree kg synth  --out DIR [--seed N]                write a small synthetic dataset (demo)
+ *   tfree kg query  [--model CKPT] --head NAME|--tail NAME --relation NAME --date D [--top 10] [--json]
+ *                                                       top-k tails (or heads) of one temporal question
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress, formatDuration } from '../progress.js';
@@ -15,7 +18,12 @@ import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type 
 import { writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
 import { noGrad } from '../../tensor/index.js';
 import {
+  DivergenceError,
+  KgQueryError,
   KnownFacts,
+  answerQuestion,
+  dateLabel,
+  NonFiniteModelError,
   Trainer,
   boxKernels,
   checkVocab,
@@ -23,12 +31,18 @@ import {
   evaluateSplit,
   loadModel,
   paramCount,
+  saveModelFile,
   subsample,
   type BoxTEConfig,
   type TrainOptions,
 } from '../../models/boxte/index.js';
 
-const SUBS = ['train', 'eval', 'export', 'stats', 'synth'] as const;
+const SUBS = ['train', 'eval', 'export', 'stats', 'synth', 'query', 'pack'] as const;
+
+/** The bundled trained model (models/boxte-icews14/; this file is dist/src/cli/commands/kg.js). */
+export function defaultKgModel(): string {
+  return fileURLToPath(new URL('../../../../models/boxte-icews14/boxte-icews14-d154.safetensors', import.meta.url));
+}
 
 function opt<T extends string | number | boolean>(a: ParsedArgs, name: string): T {
   return a.options[name] as T;
@@ -60,6 +74,7 @@ function userErrors<T>(fn: () => T): T {
     return fn();
   } catch (e) {
     if (e instanceof UserError) throw e;
+    if (e instanceof DivergenceError || e instanceof NonFiniteModelError) throw new UserError(e.message);
     if (e instanceof Error && /^(cannot open|.*: not a tfree BoxTE|.*: the data's|.*: no training state|.*: malformed|.*safetensors)/i.test(e.message)) throw new UserError(e.message);
     if (e instanceof Error && e.name === 'SafetensorsError') throw new UserError(e.message);
     throw e;
@@ -128,7 +143,8 @@ function runTrain(a: ParsedArgs): number {
     log(
       `kg train: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length} training facts; ` +
         `${cfg.model} d=${cfg.dim} k=${cfg.k}, ${paramCount(cfg).toLocaleString('en-US')} parameters; kernels: ${boxKernels().name}` +
-        (kg.unseenEntities.valid + kg.unseenEntities.test > 0 ? `; entities never in train: ${kg.unseenEntities.valid} in valid, ${kg.unseenEntities.test} in test (kept, not dropped)` : ''),
+        (kg.unseenEntities.valid + kg.unseenEntities.test > 0 ? `; entities never in train: ${kg.unseenEntities.valid} in valid, ${kg.unseenEntities.test} in test (kept, not dropped)` : '') +
+        (kg.unseenRelations.valid + kg.unseenRelations.test > 0 ? `; relations never in train: ${kg.unseenRelations.valid} in valid, ${kg.unseenRelations.test} in test (their boxes stay untrained)` : ''),
     );
   }
   const maxMinutes = opt<number>(a, 'max-minutes');
@@ -146,13 +162,20 @@ function runTrain(a: ParsedArgs): number {
     const bar = new Progress({ total: tr.stepsPerEpoch, label: `epoch ${tr.epoch + 1}/${o.epochs}`, enabled: !json });
     const e0 = Date.now();
     let lossAcc = 0;
-    const r = tr.trainEpoch((s, steps, loss) => {
-      lossAcc += loss;
-      const sec = (Date.now() - e0) / 1000;
-      const facts = Math.min(s * o.batchSize, kg.train.h.length);
-      const left = (o.epochs - tr.epoch - s / steps) * (sec / (s / steps));
-      if (s < steps) bar.update(s, `loss ${(lossAcc / s).toFixed(4)} | ${Math.round(facts / Math.max(sec, 1e-9))} facts/s | run ETA ${formatDuration(left)}`);
-    });
+    let r: ReturnType<Trainer['trainEpoch']>;
+    try {
+      r = tr.trainEpoch((s, steps, loss) => {
+        lossAcc += loss;
+        const sec = (Date.now() - e0) / 1000;
+        const facts = Math.min(s * o.batchSize, kg.train.h.length);
+        const left = (o.epochs - tr.epoch - s / steps) * (sec / (s / steps));
+        if (s < steps) bar.update(s, `loss ${(lossAcc / s).toFixed(4)} | ${Math.round(facts / Math.max(sec, 1e-9))} facts/s | run ETA ${formatDuration(left)}`);
+      });
+    } catch (e) {
+      if (!json && process.stderr.isTTY) process.stderr.write('\r\x1b[K'); // drop the partial progress bar
+      if (e instanceof DivergenceError) throw new UserError(`${e.message}; nothing of this epoch was saved${existsSync(lastPath) ? ` (${lastPath} holds the state after epoch ${tr.epoch})` : ''}`);
+      throw e;
+    }
     bar.finish(`loss ${r.loss.toFixed(4)} | ${Math.round(r.facts / r.seconds)} facts/s`);
     if (json) process.stdout.write(`${JSON.stringify({ event: 'epoch', epoch: tr.epoch, loss: r.loss, seconds: r.seconds, facts_per_s: r.facts / r.seconds })}\n`);
     else log(`epoch ${tr.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s, ${Math.round(r.facts / r.seconds)} facts/s`);
@@ -188,7 +211,7 @@ function runEval(a: ParsedArgs): number {
   const known = new KnownFacts(c.numEntities, c.numRelations, Math.max(c.numTimes, 1), [kg.train, kg.valid, kg.test]);
   const bar = new Progress({ total: q.h.length, label: `eval ${opt<string>(a, 'split')}`, enabled: !json });
   const t0 = performance.now();
-  const m = evaluateSplit(model, q, known, { onProgress: (d) => bar.update(d) });
+  const m = userErrors(() => evaluateSplit(model, q, known, { onProgress: (d) => bar.update(d) }));
   const sec = (performance.now() - t0) / 1000;
   if (json) {
     process.stdout.write(`${JSON.stringify({ mr: m.mr, mrr: m.mrr, hits1: m.hits1, hits3: m.hits3, hits10: m.hits10 })}\n`);
@@ -200,6 +223,56 @@ function runEval(a: ParsedArgs): number {
         `${sec.toFixed(1)} s, ${Math.round(m.queries / sec)} queries/s (kernels: ${boxKernels().name})\n`,
     );
   }
+  return 0;
+}
+
+// ---- query ---------------------------------------------------------------------------------------
+
+function runQuery(a: ParsedArgs): number {
+  const given = a.options.model;
+  const path = typeof given === 'string' && given !== '' && given !== 'boxte' ? given : defaultKgModel();
+  if (!existsSync(path)) throw new UserError(given === undefined || given === 'boxte' ? `kg query: no --model given and the bundled BoxTE model is missing (${path})` : `cannot open ${path}: no such file`);
+  const head = a.options.head;
+  const tail = a.options.tail;
+  const relation = need(a, 'relation', 'query');
+  const date = need(a, 'date', 'query');
+  if ((typeof head === 'string') === (typeof tail === 'string')) throw new UserError('kg query: give exactly one of --head NAME (ranks tails) and --tail NAME (ranks heads)');
+  const k = posInt(a, 'top');
+  const { model, vocab } = userErrors(() => loadModel(path));
+  let res: ReturnType<typeof answerQuestion>;
+  try {
+    res = answerQuestion(model, vocab, { head: typeof head === 'string' ? head : undefined, tail: typeof tail === 'string' ? tail : undefined, relation, date, k });
+  } catch (e) {
+    if (e instanceof KgQueryError) throw new UserError(`kg query: --${e.field === 'k' ? 'top' : e.field}: ${e.message}`);
+    throw e;
+  }
+  if (opt<boolean>(a, 'json') === true) {
+    process.stdout.write(`${JSON.stringify({ question: { head: head ?? null, relation, tail: tail ?? null, date: dateLabel(vocab, res.tau) }, missing: res.missing, answers: res.answers })}\n`);
+    return 0;
+  }
+  const q = res.missing === 'tail' ? `(${String(head)}, ${relation}, ?, ${dateLabel(vocab, res.tau)})` : `(?, ${relation}, ${String(tail)}, ${dateLabel(vocab, res.tau)})`;
+  const lines = [`${q}: top ${res.answers.length} ${res.missing}s by BoxTE distance (lower = more plausible)`];
+  for (const x of res.answers) lines.push(`${String(x.rank).padStart(4)}  ${x.score.toFixed(4)}  ${x.entity}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+// ---- pack ----------------------------------------------------------------------------------------
+
+/** A model file (optionally bf16) from a model or a training-state file (CKPT.last). */
+function runPack(a: ParsedArgs): number {
+  const path = need(a, 'model', 'pack');
+  const out = need(a, 'out', 'pack');
+  if (existsSync(out)) throw new UserError(`kg pack: ${out} exists; remove it first (a model is never overwritten unasked)`);
+  const { model, vocab, meta } = userErrors(() => loadModel(path));
+  const extra: Record<string, string> = {};
+  for (const key of ['best_epoch', 'valid_mrr', 'note']) if (meta[key] !== undefined) extra[key] = meta[key];
+  if (meta.train_state !== undefined) extra.epoch = String((JSON.parse(meta.train_state) as { epoch: number }).epoch);
+  const note = a.options.note;
+  if (typeof note === 'string' && note !== '') extra.note = note;
+  const bf16 = opt<boolean>(a, 'bf16') === true;
+  saveModelFile(model, vocab, out, { bf16, extra });
+  process.stdout.write(`wrote ${out} (${bf16 ? 'bf16' : 'f32'}, ${paramCount(model.cfg).toLocaleString('en-US')} parameters${extra.epoch ? `, epoch ${extra.epoch}` : ''})\n`);
   return 0;
 }
 
@@ -267,7 +340,7 @@ function runStats(a: ParsedArgs): number {
   const kg = readData(need(a, 'data', 'stats'));
   const s = kgStats(kg);
   if (opt<boolean>(a, 'json') === true) process.stdout.write(`${JSON.stringify(s)}\n`);
-  else for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(22)}${String(v)}\n`);
+  else for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(30)}${String(v)}\n`);
   return 0;
 }
 
@@ -282,8 +355,8 @@ function runSynth(a: ParsedArgs): number {
 
 export const kgCommand: CommandSpec = {
   name: 'kg',
-  summary: 'temporal knowledge-graph completion with BoxTE / BoxE (train, eval, export, stats, synth)',
-  usage: 'tfree kg train|eval|export|stats|synth [options]',
+  summary: 'temporal knowledge-graph completion with BoxTE / BoxE (train, eval, export, stats, synth, query, pack)',
+  usage: 'tfree kg train|eval|export|stats|synth|query|pack [options]',
   details: [
     'subcommands:',
     '  train  --data DIR --out CKPT [model and training options]   (writes CKPT = best model, CKPT.last = resumable state)',
@@ -291,13 +364,16 @@ export const kgCommand: CommandSpec = {
     '  export --model CKPT --out DIR   (embeddings.safetensors, entities.tsv, relations.tsv, times.tsv)',
     '  stats  --data DIR [--json]',
     '  synth  --out DIR [--seed N]     (a small synthetic dataset with known structure)',
+    '  pack   --model CKPT|CKPT.last --out FILE [--bf16] [--note TEXT]   (a model file without optimiser state)',
+    '  query  [--model CKPT] --head NAME --relation NAME --date YYYY-MM-DD [--top 10] [--json]   (top tails; --tail NAME instead ranks heads;',
+    '         default model: the bundled ICEWS14 BoxTE model, models/boxte-icews14/)',
     'DIR holds train.txt, valid.txt, test.txt: head<TAB>relation<TAB>tail<TAB>YYYY-MM-DD (or integer time ids).',
     'Paper configurations (ICEWS14): bounded --dim 154 --k 2; full --dim 1000 --k 2; both --epochs 1200 --valid-every 100.',
   ].join('\n'),
   options: {
     data: { type: 'string', help: 'dataset folder (train.txt, valid.txt, test.txt)', meta: 'DIR' },
     out: { type: 'string', help: 'train: model checkpoint to write; export/synth: output folder', meta: 'PATH' },
-    model: { type: 'string', help: 'train: boxte or boxe; eval/export: checkpoint to read', default: 'boxte', meta: 'NAME|CKPT' },
+    model: { type: 'string', help: 'train: boxte or boxe; eval/export/query: checkpoint to read (query: default the bundled model)', default: 'boxte', meta: 'NAME|CKPT' },
     dim: { type: 'int', help: 'embedding dimension d', default: 154 },
     k: { type: 'int', help: 'time bumps per timestamp', default: 2 },
     epochs: { type: 'int', help: 'training epochs (default: 1200)' },
@@ -318,6 +394,13 @@ export const kgCommand: CommandSpec = {
     split: { type: 'string', help: 'eval: train, valid or test', default: 'test' },
     limit: { type: 'int', help: 'eval: only N facts spread evenly over the split (0: all)', default: 0 },
     json: { type: 'boolean', help: 'machine-readable output (eval: one JSON object)' },
+    head: { type: 'string', help: 'query: the known head entity (ranks tails)', meta: 'NAME' },
+    tail: { type: 'string', help: 'query: the known tail entity (ranks heads)', meta: 'NAME' },
+    relation: { type: 'string', help: 'query: the relation', meta: 'NAME' },
+    date: { type: 'string', help: 'query: YYYY-MM-DD (dated models) or the time id', meta: 'D' },
+    top: { type: 'int', help: 'query: answers to show', default: 10 },
+    bf16: { type: 'boolean', help: 'pack: store the parameters as bfloat16 (half the size)' },
+    note: { type: 'string', help: 'pack: a note stored in the model metadata (e.g. how it was trained)', meta: 'TEXT' },
   },
   run(args) {
     const sub = args.positionals[0];
@@ -325,7 +408,7 @@ export const kgCommand: CommandSpec = {
       throw new UserError(`kg: give a subcommand: ${SUBS.join(', ')} (see tfree kg --help)`);
     }
     if (args.positionals.length > 1) throw new UserError(`kg ${sub}: unexpected argument "${args.positionals[1]}"`);
-    if (sub === 'eval' || sub === 'export') {
+    if (sub === 'eval' || sub === 'export' || sub === 'pack') {
       // --model names the checkpoint here
       if (args.options.model === 'boxte' || args.options.model === 'boxe') throw new UserError(`kg ${sub}: --model must name a checkpoint file`);
     }
@@ -338,6 +421,10 @@ export const kgCommand: CommandSpec = {
         return runExport(args);
       case 'stats':
         return runStats(args);
+      case 'query':
+        return runQuery(args);
+      case 'pack':
+        return runPack(args);
       default:
         return runSynth(args);
     }

@@ -1,3 +1,4 @@
+import { defaultKgModel } from './kg.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,7 +64,7 @@ export const serveCommand: CommandSpec = {
     quantize: QUANTIZE_OPTION,
     'quantize-block': QUANTIZE_BLOCK_OPTION,
     quantized: { type: 'string', help: 'a compressed copy (model id "quantized"; enables /tfree/compare)', meta: 'DIR' },
-    kg: { type: 'string', help: 'a BoxTE checkpoint (tfree kg train --out), or a folder holding one', meta: 'PATH' },
+    kg: { type: 'string', help: 'a BoxTE checkpoint (tfree kg train --out), or a folder holding one (default: the bundled ICEWS14 model)', meta: 'PATH' },
     report: { type: 'string', help: 'a report folder served under /tfree/report (tfree eval ... --report)', meta: 'DIR' },
     web: { type: 'string', help: 'the web playground folder served at / (default: web/dist of the package when built)', meta: 'DIR' },
     host: { type: 'string', help: 'address to listen on', default: '127.0.0.1' },
@@ -94,7 +95,8 @@ export const serveCommand: CommandSpec = {
       throw new UserError(`--quantized ${qDir}: its max_word_size (${quantized.model.config.max_word_size}) differs from the base model's (${base.model.config.max_word_size})`);
     }
     const kgPath = args.options.kg;
-    const kg = typeof kgPath === 'string' && kgPath !== '' ? loadKg(kgPath) : undefined;
+    // without --kg, the bundled ICEWS14 BoxTE model (when present) answers the playground's KG form
+    const kg = typeof kgPath === 'string' && kgPath !== '' ? loadKg(kgPath) : existsSync(defaultKgModel()) ? loadKg(defaultKgModel()) : undefined;
     const server = new TfreeServer({ models: { splitter: base.splitter, base: base.model, quantized: quantized?.model, kg }, limits, reportDir, webDir, chunkBytes });
     let url: string;
     try {

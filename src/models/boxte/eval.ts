@@ -7,9 +7,17 @@
  */
 import { noGrad } from '../../tensor/index.js';
 import type { Quads } from '../../io/kg.js';
-import type { BoxTE } from './model.js';
+import { nonFiniteParam, type BoxTE } from './model.js';
 import { boxTable, type BoxTable } from './kernel.js';
 import { boxKernels } from './ops.js';
+
+/** A model with a non-finite parameter: never evaluated (its scores would be meaningless). */
+export class NonFiniteModelError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NonFiniteModelError';
+  }
+}
 
 export interface RankMetrics {
   mr: number;
@@ -66,12 +74,25 @@ function push(m: Map<number, number[]>, k: number, v: number): void {
   else if (!a.includes(v)) a.push(v);
 }
 
-/** The filtered rank of `gold` among `scores` (see the file comment). */
+/**
+ * The filtered rank of `gold` among `scores` (see the file comment). A non-finite score never
+ * helps the model, it ranks as the worst: a non-finite gold score gets the worst rank (after
+ * every unfiltered candidate), and a non-finite candidate (NaN, +/-Infinity) ranks after a
+ * finite gold score.
+ */
 export function filteredRank(scores: Float32Array, gold: number, known: readonly number[]): number {
   const s = scores[gold];
+  if (!Number.isFinite(s)) {
+    let filtered = 0;
+    for (const x of known) if (x !== gold) filtered++;
+    return scores.length - filtered;
+  }
   let better = 0;
-  for (let x = 0; x < scores.length; x++) if (scores[x] < s) better++;
-  for (const x of known) if (x !== gold && scores[x] < s) better--;
+  for (let x = 0; x < scores.length; x++) {
+    const v = scores[x];
+    if (v < s && v !== -Infinity) better++;
+  }
+  for (const x of known) if (x !== gold && scores[x] < s && scores[x] !== -Infinity) better--;
   return 1 + better;
 }
 
@@ -107,6 +128,8 @@ export interface RankOptions {
 export function filteredRanks(model: BoxTE, q: Quads, known: KnownFacts, opts: RankOptions = {}): Float64Array {
   const { dim: d, numEntities: E, numRelations: R } = model.cfg;
   const N = q.h.length;
+  const bad = nonFiniteParam(model);
+  if (bad !== null) throw new NonFiniteModelError(`the model cannot be evaluated: ${bad} (a diverged training run)`);
   const Q = Math.max(1, Math.min(opts.batch ?? 64, N));
   const k = boxKernels();
   const boxes: BoxTable = boxTable(noGrad(() => model.stackedBoxes()).f32(), R, d);

@@ -4,3 +4,5 @@ export * from './ops.js';
 export * from './eval.js';
 export * from './train.js';
 export * from './kernel_native.js';
+export * from './small.js';
+export * from './query.js';

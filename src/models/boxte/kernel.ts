@@ -91,6 +91,13 @@ export interface TrainGroupsArgs {
   gc: Float32Array;
   gw: Float32Array;
   gTb: Float32Array;
+  /**
+   * Optional extra accumulators for the entity gradients, [nslots, 2, E, d] (base then bump),
+   * zeroed by the caller: a multi-threaded kernel lets chunk c > 0 accumulate into slot c - 1
+   * instead of adding it into gBase/gBump itself (the caller sums them, see `adamRows`). The
+   * single-threaded TypeScript kernel ignores them.
+   */
+  slots?: { data: Float32Array; count: number };
 }
 
 /** Loss summed over the B groups (divide by B for the mean); gradients as documented above. */
@@ -276,6 +283,123 @@ export function scoreBatchJs(a: ScoreBatchArgs): void {
         }
       }
       out[oo + x] = l2 ? Math.sqrt(sh) + Math.sqrt(st) : sh + st;
+    }
+  }
+}
+
+// ---- negative sampling ------------------------------------------------------------------------------
+
+/**
+ * The quadruples of a split as an open-addressing hash set of integer keys
+ * ((r * nT + tau) * E + h) * E + t (exact in a double below 2^53), -1 = empty, linear probing.
+ * The native and the TypeScript sampler probe the same table the same way.
+ */
+export interface KeyTable {
+  E: number;
+  nT: number;
+  table: Float64Array;
+  /** table.length - 1 (a power of two minus one) */
+  mask: number;
+}
+
+function mix32(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** Hash of an integer key < 2^53: its two 32-bit halves mixed (twin of key_hash in boxte.cc). */
+function keyHash(key: number): number {
+  const lo = key % 4294967296 >>> 0;
+  const hi = Math.floor(key / 4294967296) >>> 0;
+  return mix32((lo ^ Math.imul(hi, 0x85ebca6b)) >>> 0);
+}
+
+export function quadKey(E: number, nT: number, h: number, r: number, t: number, tau: number): number {
+  return ((r * nT + tau) * E + h) * E + t;
+}
+
+export function keyTableHas(kt: KeyTable, key: number): boolean {
+  const { table, mask } = kt;
+  for (let i = keyHash(key) & mask; ; i = (i + 1) & mask) {
+    const v = table[i];
+    if (v === key) return true;
+    if (v < 0) return false;
+  }
+}
+
+/** Builds the key table of the facts (load factor <= 1/2). */
+export function buildKeyTable(E: number, R: number, nT: number, facts: readonly { h: Int32Array; r: Int32Array; t: Int32Array; tau: Int32Array }[]): KeyTable {
+  if (R * nT * E * E >= 2 ** 53) throw new Error(`key table: ${E} entities, ${R} relations and ${nT} timestamps exceed 2^53 keys`);
+  let n = 0;
+  for (const q of facts) n += q.h.length;
+  let size = 16;
+  while (size < 2 * n) size *= 2;
+  const table = new Float64Array(size).fill(-1);
+  const kt: KeyTable = { E, nT, table, mask: size - 1 };
+  for (const q of facts) {
+    for (let i = 0; i < q.h.length; i++) {
+      const key = quadKey(E, nT, q.h[i], q.r[i], q.t[i], q.tau[i]);
+      let j = keyHash(key) & kt.mask;
+      while (table[j] >= 0 && table[j] !== key) j = (j + 1) & kt.mask;
+      table[j] = key;
+    }
+  }
+  return kt;
+}
+
+export interface NegativesArgs {
+  /** 32-bit seed of this batch (row i draws from the stream seeded by (seed, i)) */
+  seed: number;
+  h: Int32Array;
+  r: Int32Array;
+  t: Int32Array;
+  tau: Int32Array;
+  /** negatives per positive */
+  n: number;
+  /** the training facts (a corrupted quadruple found here is redrawn) */
+  known: KeyTable;
+  /** replacement entities [B * n] and sides [B * n] (1 = tail replaced), written */
+  ent: Int32Array;
+  tail: Uint8Array;
+}
+
+/**
+ * Negatives of a batch (spec §1.3: coin-flip side, uniform entity, redrawn while the corrupted
+ * quadruple is a training fact; at most 1000 redraws, for degenerate graphs). Row i uses its own
+ * splitmix32 stream seeded by (seed, i): rows are independent, so the native twin splits them over
+ * threads and both give identical results for any thread count.
+ */
+export function negativesJs(a: NegativesArgs): void {
+  const { h, r, t, tau, n, known, ent, tail } = a;
+  const { E, nT } = known;
+  const limit = 4294967296 - (4294967296 % E);
+  for (let i = 0; i < h.length; i++) {
+    let x = (a.seed ^ Math.imul(i + 1, 0x9e3779b9)) | 0;
+    const next = (): number => {
+      x = (x + 0x9e3779b9) | 0;
+      let z = x;
+      z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
+      z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
+      return (z ^ (z >>> 15)) >>> 0;
+    };
+    const int = (): number => {
+      for (;;) {
+        const v = next();
+        if (v < limit) return v % E;
+      }
+    };
+    const g = (r[i] * nT + tau[i]) * E;
+    for (let j = 0; j < n; j++) {
+      const side = next() >>> 31;
+      let e = int();
+      for (let tries = 0; tries < 1000; tries++) {
+        const key = side === 1 ? (g + h[i]) * E + e : (g + e) * E + t[i];
+        if (!keyTableHas(known, key)) break;
+        e = int();
+      }
+      ent[i * n + j] = e;
+      tail[i * n + j] = side;
     }
   }
 }

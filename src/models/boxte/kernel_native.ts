@@ -5,8 +5,8 @@
 import { createRequire } from 'node:module';
 import { nativeBackend } from '../../tensor/index.js';
 import { nativeAddonPath } from '../../tensor/kernels/native.js';
-import type { ScoreBatchArgs, TrainGroupsArgs } from './kernel.js';
-import type { BoxKernels } from './ops.js';
+import type { NegativesArgs, ScoreBatchArgs, TrainGroupsArgs } from './kernel.js';
+import type { AdamRowsArgs, BoxKernels } from './ops.js';
 
 interface BoxteAddon {
   boxteScoreBatch(
@@ -19,12 +19,28 @@ interface BoxteAddon {
     l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array, R: number, tb: Float32Array,
     h: Int32Array, r: Int32Array, t: Int32Array, negEnt: Int32Array, negTail: Uint8Array, gradScale: number,
     gBase: Float32Array, gBump: Float32Array, gc: Float32Array, gw: Float32Array, gTb: Float32Array,
+    slots?: Float32Array | null, nslots?: number,
   ): number;
+  boxteNegatives(
+    seed: number, E: number, nT: number, h: Int32Array, r: Int32Array, t: Int32Array, tau: Int32Array, n: number,
+    table: Float64Array, mask: number, outEnt: Int32Array, outTail: Uint8Array,
+  ): void;
+  boxteAdamRows(
+    p: Float32Array, g0: Float32Array, slots: Float32Array | null, nslots: number, slotOffset: number, m: Float32Array, v: Float32Array,
+    lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number,
+  ): void;
+  boxteIsa(): string;
+  boxteCorners(...args: unknown[]): void;
+  boxteCornersBwd(...args: unknown[]): void;
+  boxteTimeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array): number;
 }
 
-let cached: BoxKernels | null | undefined;
+/** The native BoxTE kernels (their path follows the addon's dispatch: TFREE_ISA / extras.setIsa). */
+export type NativeBoxKernels = BoxKernels;
 
-export function nativeBoxKernels(): BoxKernels | null {
+let cached: NativeBoxKernels | null | undefined;
+
+export function nativeBoxKernels(): NativeBoxKernels | null {
   if (cached !== undefined) return cached;
   cached = null;
   if (!('kernels' in nativeBackend())) return null;
@@ -36,9 +52,34 @@ export function nativeBoxKernels(): BoxKernels | null {
   }
   const score = addon.boxteScoreBatch;
   const train = addon.boxteTrainGroups;
-  if (typeof score !== 'function' || typeof train !== 'function') return null;
+  const negatives = addon.boxteNegatives;
+  const adam = addon.boxteAdamRows;
+  const isa = addon.boxteIsa;
+  const corners = addon.boxteCorners;
+  const cornersBwd = addon.boxteCornersBwd;
+  const timeReg = addon.boxteTimeReg;
+  if (typeof corners !== 'function' || typeof cornersBwd !== 'function' || typeof timeReg !== 'function') return null;
+  if (typeof score !== 'function' || typeof train !== 'function' || typeof negatives !== 'function' || typeof adam !== 'function' || typeof isa !== 'function') return null;
+  const n = nativeBackend();
   cached = {
     name: 'native',
+    get isa(): string {
+      return isa();
+    },
+    small: {
+      corners: (R, d, half, tanh, hd, tl, stacked, invGeo, sigma) => corners(R, d, half, tanh, ...hd, ...tl, stacked, invGeo, sigma),
+      cornersBwd: (R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g, gh, gt) =>
+        cornersBwd(R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g, ...gh, ...gt),
+      timeReg: (T, row, K, scale, gK) => timeReg(T, row, K, scale, gK),
+    },
+    threads: () => ('kernels' in n ? n.extras.getThreads() : 1),
+    negatives(a: NegativesArgs): void {
+      negatives(a.seed >>> 0, a.known.E, a.known.nT, a.h, a.r, a.t, a.tau, a.n, a.known.table, a.known.mask, a.ent, a.tail);
+    },
+    adamRows(a: AdamRowsArgs): void {
+      const s = a.slots;
+      adam(a.p, a.g0, s === null ? null : s.data, s === null ? 0 : s.count, s === null ? 0 : s.offset, a.m, a.v, a.lr, a.b1, a.b2, a.eps, a.bc1, a.bc2);
+    },
     scoreBatch(a: ScoreBatchArgs): void {
       const b = a.boxes;
       score(a.d, a.E, a.Q, a.tanh, a.order, a.headTable, a.headAdd, a.tailTable, a.tailAdd, b.l, b.u, b.c, b.w, b.R, a.rel, a.out);
@@ -49,6 +90,7 @@ export function nativeBoxKernels(): BoxKernels | null {
       return train(
         a.B, a.n, a.d, a.tanh, a.order, a.base, a.bump, E, b.l, b.u, b.c, b.w, b.R, a.tb,
         a.h, a.r, a.t, a.negEnt, a.negTail, a.gradScale, a.gBase, a.gBump, a.gc, a.gw, a.gTb,
+        a.slots === undefined ? null : a.slots.data, a.slots === undefined ? 0 : a.slots.count,
       );
     },
   };

@@ -84,6 +84,27 @@ export function validateConfig(c: BoxTEConfig): void {
   if (c.order !== 1 && c.order !== 2) throw new Error(`BoxTE config: order must be 1 or 2, got ${String(c.order)}`);
 }
 
+/**
+ * The first parameter holding a non-finite value, described in words ("parameter entity.base has
+ * 12 non-finite values, e.g. NaN"), or null when every value is finite.
+ */
+export function nonFiniteParam(m: { store: ParamStore }): string | null {
+  for (const [name, p] of m.store.entries()) {
+    const a = p.f32();
+    let bad = 0;
+    let first = 0;
+    for (let i = 0; i < a.length; i++) {
+      const v = a[i];
+      if (v - v !== 0) {
+        if (bad === 0) first = v;
+        bad++;
+      }
+    }
+    if (bad > 0) return `parameter ${name} has ${bad} non-finite value${bad === 1 ? '' : 's'}, e.g. ${first}`;
+  }
+  return null;
+}
+
 /** Number of parameters: 2|E|d + 4|R|d + 2|R| (+ k|T|d + k|R| for BoxTE). */
 export function paramCount(c: BoxTEConfig): number {
   const base = 2 * c.numEntities * c.dim + 4 * c.numRelations * c.dim + 2 * c.numRelations;

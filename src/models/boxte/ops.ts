@@ -3,16 +3,62 @@
  * backend is active and the addon has them, else the pure-TypeScript kernels.
  */
 import { backendName } from '../../tensor/index.js';
-import { scoreBatchJs, trainGroupsJs, type ScoreBatchArgs, type TrainGroupsArgs } from './kernel.js';
+import { negativesJs, scoreBatchJs, trainGroupsJs, type NegativesArgs, type ScoreBatchArgs, type TrainGroupsArgs } from './kernel.js';
 import { nativeBoxKernels } from './kernel_native.js';
+
+/** Dense Adam (weight decay 0) of one entity table with its gradient spread over slots (see TrainGroupsArgs.slots). */
+export interface AdamRowsArgs {
+  p: Float32Array;
+  /** gradient accumulated by chunk 0 (zeroed after the update) */
+  g0: Float32Array;
+  /** the other chunks' gradients: slot s of this table at data[s * 2 * n + offset] (zeroed after) */
+  slots: { data: Float32Array; count: number; offset: number } | null;
+  m: Float32Array;
+  v: Float32Array;
+  lr: number;
+  b1: number;
+  b2: number;
+  eps: number;
+  bc1: number;
+  bc2: number;
+}
 
 export interface BoxKernels {
   readonly name: 'js' | 'native';
+  /** instruction set of the kernels: 'avx512', 'avx2', 'generic' (native) or 'js' */
+  readonly isa: string;
+  /** threads the training kernel splits a batch over (1 for the TypeScript kernels) */
+  threads(): number;
   trainGroups(a: TrainGroupsArgs): number;
   scoreBatch(a: ScoreBatchArgs): void;
+  negatives(a: NegativesArgs): void;
+  /** fused gradient sum + dense Adam + zeroing of an entity table (native only) */
+  adamRows: ((a: AdamRowsArgs) => void) | null;
+  /** native twins of small.ts (corners forward/backward, regulariser); null: the TypeScript loops */
+  small: SmallKernels | null;
 }
 
-const jsBoxKernels: BoxKernels = { name: 'js', trainGroups: trainGroupsJs, scoreBatch: scoreBatchJs };
+/** See small.ts (same arguments as the TypeScript loops, arrays preallocated). */
+export interface SmallKernels {
+  corners(R: number, d: number, half: number, tanh: boolean, head: readonly [Float32Array, Float32Array, Float32Array], tail: readonly [Float32Array, Float32Array, Float32Array], stacked: Float32Array, invGeo: Float64Array, sigma: Float64Array): void;
+  cornersBwd(
+    R: number, d: number, half: number, tanh: boolean, hShape: Float32Array, hSize: Float32Array, tShape: Float32Array, tSize: Float32Array,
+    stacked: Float32Array, invGeo: Float64Array, sigma: Float64Array, g: Float32Array, gHead: readonly [Float32Array, Float32Array, Float32Array], gTail: readonly [Float32Array, Float32Array, Float32Array],
+  ): void;
+  /** lambda-scaled regulariser value; writes its gradient into gK */
+  timeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array): number;
+}
+
+const jsBoxKernels: BoxKernels = {
+  name: 'js',
+  isa: 'js',
+  threads: () => 1,
+  trainGroups: trainGroupsJs,
+  scoreBatch: scoreBatchJs,
+  negatives: negativesJs,
+  adamRows: null,
+  small: null,
+};
 
 export function boxKernels(): BoxKernels {
   if (backendName() === 'native') {

@@ -12,14 +12,16 @@
  * Both are written atomically (temp file + rename).
  */
 import { existsSync } from 'node:fs';
-import { Tensor, affine, noGrad } from '../../tensor/index.js';
+import { Tensor, noGrad } from '../../tensor/index.js';
 import { AdamW, ParamStore, Rng, VarBuilder, type AdamWStateMeta, type RngState } from '../../nn/index.js';
 import { openSafetensors, writeSafetensors, type TensorEntries } from '../../io/safetensors.js';
-import { QuadSet, type Quads, type TemporalKG } from '../../io/kg.js';
-import { BoxTE, type BoxTEConfig } from './model.js';
-import { boxTable, cornerGrad } from './kernel.js';
+import { f32ToBf16 } from '../../io/dtype.js';
+import type { Quads, TemporalKG } from '../../io/kg.js';
+import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
+import { boxTable, buildKeyTable, cornerGrad, type KeyTable } from './kernel.js';
 import { boxKernels } from './ops.js';
-import { KnownFacts, evaluateSplit, subsample, type RankMetrics } from './eval.js';
+import { cornersBackward, cornersForward, timeBumpsBackward, timeBumpsForward, timeRegulariserStep } from './small.js';
+import { KnownFacts, NonFiniteModelError, evaluateSplit, subsample, type RankMetrics } from './eval.js';
 
 export interface TrainOptions {
   epochs: number;
@@ -77,34 +79,22 @@ export interface TrainState {
 
 export const FORMAT = 'tfree-boxte-1';
 
-/** Draws the negatives of a batch: entity ids [B*n] and sides [B*n] (1 = tail replaced). */
-export function sampleNegatives(
-  rng: Rng,
-  E: number,
-  h: Int32Array,
-  r: Int32Array,
-  t: Int32Array,
-  tau: Int32Array,
-  n: number,
-  train: QuadSet,
-): { ent: Int32Array; tail: Uint8Array } {
-  const B = h.length;
-  const ent = new Int32Array(B * n);
-  const tail = new Uint8Array(B * n);
-  for (let i = 0; i < B; i++) {
-    for (let j = 0; j < n; j++) {
-      const side = rng.float() < 0.5 ? 1 : 0;
-      let e = rng.int(E);
-      // resample while the corrupted quadruple is a training fact (bounded, for degenerate graphs)
-      for (let tries = 0; tries < 1000; tries++) {
-        const known = side === 1 ? train.has(h[i], r[i], e, tau[i]) : train.has(e, r[i], t[i], tau[i]);
-        if (!known) break;
-        e = rng.int(E);
-      }
-      ent[i * n + j] = e;
-      tail[i * n + j] = side;
-    }
+/** Training produced a non-finite loss or parameter (the CLI turns this into a one-line error, exit 2). */
+export class DivergenceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DivergenceError';
   }
+}
+
+/**
+ * Draws the negatives of a batch: entity ids [B*n] and sides [B*n] (1 = tail replaced), with the
+ * active kernels (native and TypeScript give identical results for the same seed).
+ */
+export function sampleNegatives(seed: number, h: Int32Array, r: Int32Array, t: Int32Array, tau: Int32Array, n: number, known: KeyTable): { ent: Int32Array; tail: Uint8Array } {
+  const ent = new Int32Array(h.length * n);
+  const tail = new Uint8Array(h.length * n);
+  boxKernels().negatives({ seed, h, r, t, tau, n, known, ent, tail });
   return { ent, tail };
 }
 
@@ -126,10 +116,20 @@ export class Trainer {
   sinceBest = 0;
   stopped = false;
   history: TrainState['history'] = [];
-  private readonly trainSet: QuadSet;
+  private readonly trainSet: KeyTable;
+  /** entity-gradient accumulators of the other training-kernel chunks (native), [count, 2, E, d] */
+  private slots: { data: Float32Array; count: number } | null = null;
   private known: KnownFacts | null = null;
   private readonly gBase: Float32Array;
   private readonly gBump: Float32Array;
+  /** wall seconds spent per phase of `step` since construction (profiling; see docs/boxte.md) */
+  readonly phaseSeconds: Record<string, number> = {};
+  private lap = 0;
+  private mark(phase: string): void {
+    const now = performance.now();
+    this.phaseSeconds[phase] = (this.phaseSeconds[phase] ?? 0) + (now - this.lap) / 1000;
+    this.lap = now;
+  }
 
   constructor(kg: TemporalKG, cfg: BoxTEConfig, opts: TrainOptions, source?: (name: string) => Float32Array | undefined) {
     this.kg = kg;
@@ -141,7 +141,7 @@ export class Trainer {
     this.model = new BoxTE(cfg, vb);
     this.opt = new AdamW(this.model.store, { lr: opts.lr, weightDecay: 0 });
     this.rng = new Rng(`boxte-train-${opts.seed}`);
-    this.trainSet = new QuadSet(cfg.numEntities, cfg.numRelations, Math.max(cfg.numTimes, 1)).addAll(kg.train);
+    this.trainSet = buildKeyTable(cfg.numEntities, cfg.numRelations, Math.max(cfg.numTimes, 1), [kg.train]);
     this.gBase = new Float32Array(cfg.numEntities * cfg.dim);
     this.gBump = new Float32Array(cfg.numEntities * cfg.dim);
   }
@@ -152,6 +152,7 @@ export class Trainer {
 
   /** One optimisation step on the training facts at `idx`; returns the loss (CE + lambda reg). */
   step(idx: Int32Array): number {
+    this.lap = performance.now();
     const m = this.model;
     const { dim: d, numRelations: R, numEntities: E } = m.cfg;
     const tr = this.kg.train;
@@ -162,17 +163,27 @@ export class Trainer {
     const t = pick(tr.t);
     const tau = pick(tr.tau);
     const n = this.opts.negatives;
-    const neg = sampleNegatives(this.rng, E, h, r, t, tau, n, this.trainSet);
+    const neg = sampleNegatives(this.rng.nextU32(), h, r, t, tau, n, this.trainSet);
+    this.mark('negatives');
 
+    const k = boxKernels();
+    const fused = k.adamRows !== null;
     this.opt.zeroGrad();
-    const boxesT = m.stackedBoxes();
-    const tbT = m.timeBumps(r, tau);
+    const corners = cornersForward(m);
+    const tb = timeBumpsForward(m, r, tau);
     const gc = new Float32Array(2 * R * d);
     const gw = new Float32Array(2 * R * d);
     const gTb = new Float32Array(B * d);
-    this.gBase.fill(0);
-    this.gBump.fill(0);
-    const lossSum = boxKernels().trainGroups({
+    if (fused) {
+      // gBase/gBump and the slots are zeroed by the fused Adam of the previous step
+      const want = Math.max(0, k.threads() - 1);
+      if (this.slots === null || this.slots.count !== want) this.slots = { data: new Float32Array(want * 2 * E * d), count: want };
+    } else {
+      this.gBase.fill(0);
+      this.gBump.fill(0);
+    }
+    this.mark('boxes+timebumps fwd');
+    const lossSum = k.trainGroups({
       B,
       n,
       d,
@@ -180,8 +191,8 @@ export class Trainer {
       order: m.cfg.order,
       base: m.entityBase.f32(),
       bump: m.entityBump.f32(),
-      boxes: boxTable(boxesT.f32(), R, d),
-      tb: tbT.f32(),
+      boxes: boxTable(corners.stacked, R, d),
+      tb,
       h,
       r,
       t,
@@ -193,18 +204,43 @@ export class Trainer {
       gc,
       gw,
       gTb,
+      slots: fused && this.slots !== null ? this.slots : undefined,
     });
-    m.entityBase.grad = new Tensor(this.gBase, m.entityBase.shape);
-    m.entityBump.grad = new Tensor(this.gBump, m.entityBump.shape);
-    boxesT.backward(cornerGrad(gc, gw, R, d));
-    if (tbT.requiresGrad) tbT.backward(gTb);
-    let loss = lossSum / B;
-    if (this.opts.timeReg > 0 && m.timeBumpTable !== null) {
-      const reg = affine(m.timeRegulariser(), this.opts.timeReg, 0);
-      loss += reg.item();
-      reg.backward();
+    this.mark('kernel');
+    if (!fused) {
+      m.entityBase.grad = new Tensor(this.gBase, m.entityBase.shape);
+      m.entityBump.grad = new Tensor(this.gBump, m.entityBump.shape);
     }
+    cornersBackward(m, corners, cornerGrad(gc, gw, R, d));
+    timeBumpsBackward(m, r, tau, gTb);
+    this.mark('boxes+timebumps bwd');
+    let loss = lossSum / B;
+    if (this.opts.timeReg > 0) loss += timeRegulariserStep(m, this.opts.timeReg);
+    this.mark('regulariser');
     this.opt.step();
+    if (fused && k.adamRows !== null) {
+      // the entity tables (no .grad): gradient sum over the kernel's chunks + dense Adam + zeroing in one pass
+      const [b1, b2] = this.opt.betas;
+      const sl = this.slots;
+      for (const [p, g0, offset] of [[m.entityBase, this.gBase, 0], [m.entityBump, this.gBump, E * d]] as const) {
+        const st = this.opt.momentsOf(p === m.entityBase ? 'entity.base' : 'entity.bump');
+        st.step++;
+        k.adamRows({
+          p: p.f32(),
+          g0,
+          slots: sl === null || sl.count === 0 ? null : { data: sl.data, count: sl.count, offset },
+          m: st.m,
+          v: st.v,
+          lr: this.opt.lr,
+          b1,
+          b2,
+          eps: this.opt.eps,
+          bc1: 1 - Math.pow(b1, st.step),
+          bc2: 1 - Math.pow(b2, st.step),
+        });
+      }
+    }
+    this.mark('adam');
     return loss;
   }
 
@@ -219,9 +255,14 @@ export class Trainer {
     for (let s = 0; s < steps; s++) {
       const idx = perm.subarray(s * bs, Math.min(N, (s + 1) * bs));
       const l = this.step(idx);
+      if (!Number.isFinite(l)) {
+        throw new DivergenceError(`training diverged at epoch ${this.epoch + 1}, step ${s + 1}: the loss is ${l} (lower --lr)`);
+      }
       lossSum += l * idx.length;
       onStep?.(s + 1, steps, l);
     }
+    const bad = nonFiniteParam(this.model);
+    if (bad !== null) throw new DivergenceError(`training diverged in epoch ${this.epoch + 1}: ${bad} (lower --lr)`);
     this.epoch++;
     const seconds = (performance.now() - t0) / 1000;
     const res = { loss: lossSum / N, seconds, facts: N };
@@ -328,6 +369,17 @@ export class Trainer {
   }
 }
 
+/**
+ * Writes a model file (parameters + config + vocabulary, no optimiser state) atomically; `bf16`
+ * stores the parameters as bfloat16 (half the size; loading converts back to f32 exactly).
+ */
+export function saveModelFile(model: BoxTE, vocab: KgVocab, path: string, opts: { bf16?: boolean; extra?: Record<string, string> } = {}): void {
+  const entries: TensorEntries = model.store.entries().map(([name, p]) =>
+    opts.bf16 === true ? ([name, { dtype: 'BF16', shape: p.shape.slice(), data: f32ToBf16(p.f32()) }] as const) : ([name, { dtype: 'F32', shape: p.shape.slice(), data: p.f32() }] as const),
+  );
+  writeSafetensors(path, entries, modelMetadata(model.cfg, vocab, opts.extra ?? {}));
+}
+
 export function modelMetadata(cfg: BoxTEConfig, vocab: KgVocab, extra: Record<string, string> = {}): Record<string, string> {
   return { format: FORMAT, config: JSON.stringify(cfg), vocab: JSON.stringify(vocab), ...extra };
 }
@@ -372,6 +424,8 @@ export function loadModel(path: string): { model: BoxTE; vocab: KgVocab; meta: R
       },
     });
     const model = noGrad(() => new BoxTE(cfg, vb));
+    const bad = nonFiniteParam(model);
+    if (bad !== null) throw new NonFiniteModelError(`${path}: refusing a model with non-finite parameters: ${bad} (a diverged training run)`);
     return { model, vocab, meta: f.metadata };
   } finally {
     f.close();

@@ -1,0 +1,71 @@
+/**
+ * BoxTE speed of two builds side by side (issue 15's before/after): each `--root` is a tfree
+ * checkout with `dist/` and the native addon built (e.g. an older commit unpacked with
+ * `git archive COMMIT | tar -x -C DIR`, then `npx tsc -p tsconfig.json && node scripts/build-native.mjs`
+ * there). For each round and each root, a fresh process trains `--steps` steps on ICEWS14 (d, k=2,
+ * 75 negatives, batch 256) and ranks `--eval-facts` test facts; it prints one JSON line per run with
+ * the epoch and full-test-evaluation times extrapolated from them, wall and CPU (both threads).
+ * Roots alternate within each round, so both see the same machine load.
+ *
+ * Run: npx tsc -p tsconfig.json && node dist/experiments/boxte_speed_ab.js --root OLD --root NEW
+ *      [--data ../shared/data/icews14] [--dim 154] [--steps 40] [--eval-facts 300] [--rounds 2]
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+function args(name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < process.argv.length - 1; i++) if (process.argv[i] === `--${name}`) out.push(process.argv[i + 1]);
+  return out;
+}
+function arg(name: string, def: string): string {
+  return args(name)[0] ?? def;
+}
+
+async function child(): Promise<void> {
+  const root = arg('root', '');
+  const io = (await import(`${root}/dist/src/io/kg.js`)) as typeof import('../src/io/kg.js');
+  const bx = (await import(`${root}/dist/src/models/boxte/index.js`)) as typeof import('../src/models/boxte/index.js');
+  const kg = io.readTemporalKG(arg('data', ''));
+  const d = Number(arg('dim', '154'));
+  const steps = Number(arg('steps', '40'));
+  const cfg = bx.defaultConfig({ numEntities: kg.entities.length, numRelations: kg.relations.length, numTimes: kg.numTimes, dim: d, k: 2 });
+  const tr = new bx.Trainer(kg, cfg, { ...bx.defaultTrainOptions, seed: 1 });
+  const N = kg.train.h.length;
+  const perm = tr.rng.permutation(N);
+  tr.step(perm.subarray(0, 256));
+  let c0 = process.cpuUsage();
+  let t0 = performance.now();
+  for (let s = 1; s <= steps; s++) tr.step(perm.subarray(s * 256, (s + 1) * 256));
+  let w = (performance.now() - t0) / 1000;
+  let cu = process.cpuUsage(c0);
+  const per = Math.ceil(N / 256) / steps;
+  const out: Record<string, number | string> = { root, d, train_epoch_wall_s: w * per, train_epoch_cpu_s: ((cu.user + cu.system) / 1e6) * per };
+  const ef = Number(arg('eval-facts', '300'));
+  if (ef > 0) {
+    const q = bx.subsample(kg.test, ef);
+    c0 = process.cpuUsage();
+    t0 = performance.now();
+    bx.evaluateSplit(tr.model, q, tr.knownFacts());
+    w = (performance.now() - t0) / 1000;
+    cu = process.cpuUsage(c0);
+    const scale = kg.test.h.length / q.h.length;
+    out.eval_full_wall_s = w * scale;
+    out.eval_full_cpu_s = ((cu.user + cu.system) / 1e6) * scale;
+  }
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+if (process.argv.includes('--child')) {
+  await child();
+} else {
+  const roots = args('root');
+  if (roots.length === 0) throw new Error('give --root DIR (twice: old and new)');
+  const data = arg('data', fileURLToPath(new URL('../../../shared/data/icews14', import.meta.url)));
+  for (let r = 0; r < Number(arg('rounds', '2')); r++) {
+    for (const root of roots) {
+      const line = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', '--root', root, '--data', data, '--dim', arg('dim', '154'), '--steps', arg('steps', '40'), '--eval-facts', arg('eval-facts', '300')], { encoding: 'utf8' });
+      process.stdout.write(line);
+    }
+  }
+}
