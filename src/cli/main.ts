@@ -13,6 +13,7 @@ import { chatCommand } from './commands/chat.js';
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
+import { exportCommand } from './commands/export.js';
 import { generateCommand } from './commands/generate.js';
 import { infoCommand } from './commands/info.js';
 import { inspectCommand } from './commands/inspect.js';
@@ -38,6 +39,7 @@ export const commands: CommandSpec[] = [
   pruneCommand,
   llamaCommand,
   convertCommand,
+  exportCommand,
   kgCommand,
   serveCommand,
   synthModelCommand,

@@ -62,3 +62,13 @@ export {
 } from './convert.js';
 export { calibrateCheckpoint, CalibrationError, type CalibrationOptions } from './calibrate.js';
 export { loadHATLazy, checkHATCheckpoint, LOAD_KMEANS_SAMPLES, type LazyLoadOptions, type LazyLoadStats } from './hat_load.js';
+export {
+  OneBitWonderError,
+  ONE_BIT_WONDER_QUANT_FILE,
+  isOneBitWonderDir,
+  readOneBitWonderConfig,
+  loadOneBitWonder,
+  type RelativeScale,
+  type OneBitWonderQuantConfig,
+  type LoadedOneBitWonder,
+} from './onebitwonder.js';

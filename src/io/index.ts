@@ -4,3 +4,4 @@ export * from './text_data.js';
 export * from './words.js';
 export * from './interrupt.js';
 export * from './kg.js';
+export * from './gguf.js';

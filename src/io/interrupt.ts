@@ -30,18 +30,21 @@ export function runToEnd<T>(job: Generator<unknown, T, void>): T {
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** When the event loop last turned inside runYielding (shared by all calls: a job run as many short
+ * runYielding calls, e.g. one per epoch of a fast epoch loop, still lets it turn every `everyMs`). */
+let lastTurn = Date.now();
+
 /**
  * Runs a job generator, letting the event loop turn (signal handlers, timers, I/O) at a safe
  * point whenever `everyMs` passed since the last turn (0: at every safe point).
  */
 export async function runYielding<T>(job: Generator<unknown, T, void>, everyMs = 20): Promise<T> {
-  let last = Date.now();
   for (;;) {
     const r = job.next();
-    if (r.done === true) return r.value;
-    if (Date.now() - last >= everyMs) {
+    if (Date.now() - lastTurn >= everyMs) {
       await turn();
-      last = Date.now();
+      lastTurn = Date.now();
     }
+    if (r.done === true) return r.value;
   }
 }

@@ -804,7 +804,8 @@ function tensorBytes(t: PlannedTensor, file: string): Uint8Array {
   return littleEndianBytes(checkData(file, t.name, t.dtype, t.numel, t.shape, data));
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
+/** Writes all bytes to an open file (in chunks of at most 1 GiB). */
+export function writeAll(fd: number, bytes: Uint8Array): void {
   let done = 0;
   while (done < bytes.length) {
     done += fs.writeSync(fd, bytes, done, Math.min(bytes.length - done, 0x40000000));

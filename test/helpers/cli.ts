@@ -6,8 +6,10 @@ export async function cli(args: string[]): Promise<{ code: number; out: string; 
   let err = '';
   const o = process.stdout.write.bind(process.stdout);
   const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
+  // Only strings are the CLI's output: node's test runner writes its own (binary) messages to the
+  // same stream while an async command awaits, and those must still reach the runner.
+  process.stdout.write = ((s: string | Uint8Array, ...rest: unknown[]) => (typeof s === 'string' ? ((out += s), true) : o(s, ...(rest as [])))) as typeof process.stdout.write;
+  process.stderr.write = ((s: string | Uint8Array, ...rest: unknown[]) => (typeof s === 'string' ? ((err += s), true) : e(s, ...(rest as [])))) as typeof process.stderr.write;
   try {
     return { code: await main(args), out, err };
   } finally {

@@ -7,6 +7,7 @@ import { checkOutputPath } from '../resources.js';
 import { checkFinite } from '../hat_model.js';
 import { SAMPLING_DEFAULTS } from '../../nn/index.js';
 import { SafetensorsError } from '../../io/index.js';
+import { OneBitWonderError, isOneBitWonderDir, loadOneBitWonder } from '../../compress/onebitwonder.js';
 import {
   LlamaCheckpointError,
   LlamaConfigError,
@@ -23,7 +24,7 @@ function userErrors<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof LlamaConfigError || e instanceof LlamaCheckpointError || e instanceof TokenizerError || e instanceof SafetensorsError) throw new UserError(e.message);
+    if (e instanceof LlamaConfigError || e instanceof LlamaCheckpointError || e instanceof OneBitWonderError || e instanceof TokenizerError || e instanceof SafetensorsError) throw new UserError(e.message);
     throw e;
   }
 }
@@ -39,7 +40,8 @@ function runGenerate(a: ParsedArgs): void {
   const prompt = a.options.prompt;
   if (typeof prompt !== 'string') throw new UserError('give the prompt with --prompt TEXT');
   const tokPath = opt(a, 'tokenizer', nodePath.join(dir, 'tokenizer.json'));
-  const { model, store } = userErrors(() => loadLlama(dir));
+  // a 1-Bit-Wonder export (quantization_config.json beside config.json) runs from its packed weights
+  const { model, store } = userErrors(() => (isOneBitWonderDir(dir) ? loadOneBitWonder(dir) : loadLlama(dir)));
   checkFinite(store, dir);
   const tok = userErrors(() => loadTokenizer(tokPath));
   if (tok.vocabSize > model.cfg.vocabSize) throw new UserError(`${tokPath}: the tokenizer has ${tok.vocabSize} ids but the model only ${model.cfg.vocabSize}`);
@@ -114,7 +116,7 @@ export const llamaCommand: CommandSpec = {
     generate: {
       summary: 'continue a prompt with a Llama checkpoint (token-level)',
       usage: 'tfree llama generate --model DIR --prompt TEXT [--max-new-tokens N] [--greedy | --temperature T --top-k K --top-p P] [--seed S] [--json]',
-      details: 'DIR holds config.json and model.safetensors (or shards + model.safetensors.index.json); the tokenizer is\nDIR/tokenizer.json unless --tokenizer is given. Sampling defaults are those of tfree generate; --greedy or --temperature 0 is greedy.',
+      details: 'DIR holds config.json and model.safetensors (or shards + model.safetensors.index.json); a 1-Bit-Wonder\nexport (quantization_config.json, *.weight_packed tensors) runs packed. The tokenizer is\nDIR/tokenizer.json unless --tokenizer is given. Sampling defaults are those of tfree generate; --greedy or --temperature 0 is greedy.',
       run: (a) => runGenerate(a),
     },
     'train-tokenizer': {
