@@ -220,7 +220,7 @@ test('tfree llama generate detects a 1-Bit-Wonder folder and runs it packed', as
   const tok = trainBpe(['the packed layers read the export as it is written. '], { vocabSize: 300, minFrequency: 1 });
   const ex = writeExport(tmpDir('1bw-cli'), { bits: 4, block: 64, rs: 'absmax', seed: 5, vocab: tok.vocab.size, extraConfig: { bos_token_id: null, eos_token_id: null } });
   saveBpeTokenizer(nodePath.join(ex.dir, 'tokenizer.json'), tok);
-  const r = await cli(['llama', 'generate', '--model', ex.dir, '--prompt', 'the packed', '--max-new-tokens', '5', '--json']);
+  const r = await cli(['llama', 'generate', '--model', ex.dir, '--prompt', 'the packed', '--max-new-tokens', '5', '--greedy', '--json']);
   assert.equal(r.code, 0, r.err);
   const got = JSON.parse(r.out) as { tokens: number[]; prompt_tokens: number };
   assert.equal(got.tokens.length, 5);
