@@ -205,19 +205,11 @@ struct Avx512 {
     return s;
   }
 
-  struct ReadCtx {
-    const float* x;
-    long n;
-    int parts;
-    double sums[256];
-  };
-  static void read_task(void* c, long t, int) {
-    ReadCtx* r = static_cast<ReadCtx*>(c);
-    const long chunk = ((r->n + r->parts - 1) / r->parts + 31) & ~31L;
-    const long i0 = t * chunk;
-    const long i1 = i0 + chunk < r->n ? i0 + chunk : r->n;
+  static constexpr long kReadAlign = 32;  // read probe chunks are multiples of this
+  static constexpr double kFmaFlopsPerIter = 16.0 * 32.0;  // flops per thread per iteration
+  // the read probe's loop over x[i0, i1) of one thread (ops_impl.h drives it)
+  static double read_range(const float* x, long i0, long i1) {
     // four concurrent streams per thread, as in ops_avx2.cc
-    const float* x = r->x;
     const long len = i1 > i0 ? i1 - i0 : 0;
     const long q = (len / 4) & ~31L;
     const float* p0 = x + i0;
@@ -240,29 +232,13 @@ struct Avx512 {
     a2 = _mm512_add_ps(_mm512_add_ps(a2, b2), _mm512_add_ps(a3, b3));
     double s = hsum(_mm512_add_ps(a0, a2));
     for (long i = i0 + 4 * q; i < i1; ++i) s += x[i];
-    r->sums[t] = i0 < i1 ? s : 0.0;
-  }
-  static double read_sum(const float* x, long n, int threads) {
-    ReadCtx c;
-    c.x = x;
-    c.n = n;
-    c.parts = threads < 1 ? 1 : (threads > 256 ? 256 : threads);
-    const int pt = pool_threads();
-    if (c.parts > pt) c.parts = pt;
-    pool_run_static(c.parts, read_task, &c);
-    double s = 0;
-    for (int t = 0; t < c.parts; ++t) s += c.sums[t];
     return s;
   }
 
   // FMA probe: 16 independent zmm chains per thread (enough for 2 FMA pipes x 4-cycle latency x
   // 2 halves on CPUs that split 512-bit operations).
-  struct FmaCtx {
-    long iters;
-    float sink[256];
-  };
-  static void fma_task(void* c, long t, int) {
-    FmaCtx* f = static_cast<FmaCtx*>(c);
+  // the FMA probe's chains of thread t (ops_impl.h drives them); returns a sink value
+  static float fma_chains(long iters, long t) {
     const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
     __m512 c0 = _mm512_set1_ps(1.0f + t), c1 = _mm512_set1_ps(1.1f), c2 = _mm512_set1_ps(1.2f),
            c3 = _mm512_set1_ps(1.3f), c4 = _mm512_set1_ps(1.4f), c5 = _mm512_set1_ps(1.5f),
@@ -270,7 +246,7 @@ struct Avx512 {
            c9 = _mm512_set1_ps(1.9f), c10 = _mm512_set1_ps(2.0f), c11 = _mm512_set1_ps(2.1f),
            c12 = _mm512_set1_ps(2.2f), c13 = _mm512_set1_ps(2.3f), c14 = _mm512_set1_ps(2.4f),
            c15 = _mm512_set1_ps(2.5f);
-    for (long i = 0; i < f->iters; ++i) {
+    for (long i = 0; i < iters; ++i) {
       c0 = _mm512_fmadd_ps(c0, m, a);
       c1 = _mm512_fmadd_ps(c1, m, a);
       c2 = _mm512_fmadd_ps(c2, m, a);
@@ -293,19 +269,7 @@ struct Avx512 {
                              _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
     s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)));
     s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c12, c13), _mm512_add_ps(c14, c15)));
-    f->sink[t] = hsum(s);
-  }
-  // Runs the FMA chains; the caller (addon.cc) does the timing.
-  static double fma_peak(long iters, int threads) {
-    FmaCtx c;
-    c.iters = iters < 1 ? 1 : iters;
-    int nt = threads < 1 ? 1 : threads;
-    const int pt = pool_threads();
-    if (nt > pt) nt = pt;
-    pool_run_static(nt, fma_task, &c);
-    volatile float sink = 0;
-    for (int t = 0; t < nt; ++t) sink = sink + c.sink[t];
-    return static_cast<double>(c.iters) * nt * 16.0 * 32.0;  // flops executed
+    return hsum(s);
   }
 };
 

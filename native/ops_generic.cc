@@ -57,66 +57,33 @@ struct Scalar {
     if (i < n) s0 += static_cast<double>(x[i]) * x[i];
     return s0 + s1;
   }
-  struct ReadCtx {
-    const float* x;
-    long n;
-    int parts;
-    double sums[256];
-  };
-  static void read_task(void* c, long t, int) {
-    ReadCtx* r = static_cast<ReadCtx*>(c);
-    const long chunk = (r->n + r->parts - 1) / r->parts;
-    const long i0 = t * chunk, i1 = i0 + chunk < r->n ? i0 + chunk : r->n;
+  static constexpr long kReadAlign = 1;  // read probe chunks are multiples of this
+  static constexpr double kFmaFlopsPerIter = 12.0 * 2.0;  // flops per thread per iteration
+  // the read probe's loop over x[i0, i1) of one thread (ops_impl.h drives it)
+  static double read_range(const float* x, long i0, long i1) {
     float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     long i = i0;
     for (; i + 4 <= i1; i += 4) {
-      a0 += r->x[i];
-      a1 += r->x[i + 1];
-      a2 += r->x[i + 2];
-      a3 += r->x[i + 3];
+      a0 += x[i];
+      a1 += x[i + 1];
+      a2 += x[i + 2];
+      a3 += x[i + 3];
     }
     double s = (a0 + a1) + (a2 + a3);
-    for (; i < i1; ++i) s += r->x[i];
-    r->sums[t] = i0 < i1 ? s : 0.0;
-  }
-  static double read_sum(const float* x, long n, int threads) {
-    ReadCtx c;
-    c.x = x;
-    c.n = n;
-    c.parts = threads < 1 ? 1 : (threads > 256 ? 256 : threads);
-    const int pt = pool_threads();
-    if (c.parts > pt) c.parts = pt;
-    pool_run_static(c.parts, read_task, &c);
-    double s = 0;
-    for (int t = 0; t < c.parts; ++t) s += c.sums[t];
+    for (; i < i1; ++i) s += x[i];
     return s;
   }
-  struct FmaCtx {
-    long iters;
-    float sink[256];
-  };
-  static void fma_task(void* c, long t, int) {
-    FmaCtx* f = static_cast<FmaCtx*>(c);
+  // the FMA probe's chains of thread t (ops_impl.h drives them); returns a sink value. Scalar
+  // chains: 12 "FMA" chains of one lane each; the caller reports 8-lane GFLOP/s units, so on this
+  // path the number is only indicative.
+  static float fma_chains(long iters, long t) {
     float acc[12];
     for (int k = 0; k < 12; ++k) acc[k] = 1.0f + 0.1f * k + t;
-    for (long i = 0; i < f->iters; ++i)
+    for (long i = 0; i < iters; ++i)
       for (int k = 0; k < 12; ++k) acc[k] = acc[k] * 0.999999f + 1e-7f;
     float s = 0;
     for (int k = 0; k < 12; ++k) s += acc[k];
-    f->sink[t] = s;
-  }
-  // Scalar chains: 12 "FMA" chains of one lane each; the caller reports 8-lane GFLOP/s units, so
-  // on this path the number is only indicative.
-  static double fma_peak(long iters, int threads) {
-    FmaCtx c;
-    c.iters = iters < 1 ? 1 : iters;
-    int nt = threads < 1 ? 1 : threads;
-    const int pt = pool_threads();
-    if (nt > pt) nt = pt;
-    pool_run_static(nt, fma_task, &c);
-    volatile float sink = 0;
-    for (int t = 0; t < nt; ++t) sink = sink + c.sink[t];
-    return static_cast<double>(c.iters) * nt * 12.0 * 2.0;  // flops executed
+    return s;
   }
 };
 

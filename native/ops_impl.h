@@ -1046,6 +1046,56 @@ static void adamw_impl(float* p, const float* g, float* m, float* v, long n, flo
 }
 
 // ---------------------------------------------------------------------------------------------
+
+// ---- diagnostics: the read-bandwidth and FMA probes. The driving (thread split, clamping, sums)
+// is the same for every backend; B supplies the per-thread loops (read_range, fma_chains), the
+// chunk alignment of its read loop (kReadAlign) and the flops one fma_chains iteration does.
+struct ReadCtx {
+  const float* x;
+  long n;
+  int parts;
+  double sums[256];
+};
+static void read_task(void* c, long t, int) {
+  ReadCtx* r = static_cast<ReadCtx*>(c);
+  const long chunk = ((r->n + r->parts - 1) / r->parts + (B::kReadAlign - 1)) & ~(B::kReadAlign - 1);
+  const long i0 = t * chunk;
+  const long i1 = i0 + chunk < r->n ? i0 + chunk : r->n;
+  r->sums[t] = i0 < i1 ? B::read_range(r->x, i0, i1) : 0.0;
+}
+static double read_sum(const float* x, long n, int threads) {
+  ReadCtx c;
+  c.x = x;
+  c.n = n;
+  c.parts = threads < 1 ? 1 : (threads > 256 ? 256 : threads);
+  const int pt = pool_threads();
+  if (c.parts > pt) c.parts = pt;
+  pool_run_static(c.parts, read_task, &c);
+  double s = 0;
+  for (int t = 0; t < c.parts; ++t) s += c.sums[t];
+  return s;
+}
+struct FmaCtx {
+  long iters;
+  float sink[256];
+};
+static void fma_task(void* c, long t, int) {
+  FmaCtx* f = static_cast<FmaCtx*>(c);
+  f->sink[t] = B::fma_chains(f->iters, t);
+}
+// Runs the FMA chains on `threads` threads; returns the flops executed (the caller times it).
+static double fma_peak(long iters, int threads) {
+  FmaCtx c;
+  c.iters = iters < 1 ? 1 : iters;
+  int nt = threads < 1 ? 1 : threads;
+  const int pt = pool_threads();
+  if (nt > pt) nt = pt;
+  pool_run_static(nt, fma_task, &c);
+  volatile float sink = 0;
+  for (int t = 0; t < nt; ++t) sink = sink + c.sink[t];
+  return static_cast<double>(c.iters) * nt * B::kFmaFlopsPerIter;
+}
+
 static const OpsTable* make_table(const char* name, void (*gemm)(const GemmArgs&)) {
   static OpsTable t;
   t.name = name;
@@ -1072,7 +1122,7 @@ static const OpsTable* make_table(const char* name, void (*gemm)(const GemmArgs&
   t.crossEntropy = cross_entropy_impl;
   t.crossEntropyBackward = cross_entropy_backward_impl;
   t.adamw = adamw_impl;
-  t.readSum = B::read_sum;
-  t.fmaRun = B::fma_peak;
+  t.readSum = read_sum;
+  t.fmaRun = fma_peak;
   return &t;
 }

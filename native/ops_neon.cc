@@ -209,19 +209,11 @@ struct Neon {
     return s;
   }
 
-  struct ReadCtx {
-    const float* x;
-    long n;
-    int parts;
-    double sums[256];
-  };
-  static void read_task(void* c, long t, int) {
-    ReadCtx* r = static_cast<ReadCtx*>(c);
-    const long chunk = ((r->n + r->parts - 1) / r->parts + 15) & ~15L;
-    const long i0 = t * chunk;
-    const long i1 = i0 + chunk < r->n ? i0 + chunk : r->n;
+  static constexpr long kReadAlign = 16;  // read probe chunks are multiples of this
+  static constexpr double kFmaFlopsPerIter = 12.0 * 8.0;  // flops per thread per iteration
+  // the read probe's loop over x[i0, i1) of one thread (ops_impl.h drives it)
+  static double read_range(const float* x, long i0, long i1) {
     // four concurrent streams per thread, as in ops_avx2.cc
-    const float* x = r->x;
     const long len = i1 > i0 ? i1 - i0 : 0;
     const long q = (len / 4) & ~31L;
     const float* p0 = x + i0;
@@ -243,32 +235,16 @@ struct Neon {
     a2 = vaddq_f32(vaddq_f32(a2, b2), vaddq_f32(a3, b3));
     double s = vaddvq_f32(vaddq_f32(a0, a2));
     for (long i = i0 + 4 * q; i < i1; ++i) s += x[i];
-    r->sums[t] = i0 < i1 ? s : 0.0;
-  }
-  static double read_sum(const float* x, long n, int threads) {
-    ReadCtx c;
-    c.x = x;
-    c.n = n;
-    c.parts = threads < 1 ? 1 : (threads > 256 ? 256 : threads);
-    const int pt = pool_threads();
-    if (c.parts > pt) c.parts = pt;
-    pool_run_static(c.parts, read_task, &c);
-    double s = 0;
-    for (int t = 0; t < c.parts; ++t) s += c.sums[t];
     return s;
   }
 
-  struct FmaCtx {
-    long iters;
-    float sink[256];
-  };
-  static void fma_task(void* c, long t, int) {
-    FmaCtx* f = static_cast<FmaCtx*>(c);
+  // the FMA probe's chains of thread t (ops_impl.h drives them); returns a sink value
+  static float fma_chains(long iters, long t) {
     const float32x4_t m = vdupq_n_f32(0.999999f), a = vdupq_n_f32(1e-7f);
     float32x4_t c0 = vdupq_n_f32(1.0f + t), c1 = vdupq_n_f32(1.1f), c2 = vdupq_n_f32(1.2f), c3 = vdupq_n_f32(1.3f),
                 c4 = vdupq_n_f32(1.4f), c5 = vdupq_n_f32(1.5f), c6 = vdupq_n_f32(1.6f), c7 = vdupq_n_f32(1.7f),
                 c8 = vdupq_n_f32(1.8f), c9 = vdupq_n_f32(1.9f), c10 = vdupq_n_f32(2.0f), c11 = vdupq_n_f32(2.1f);
-    for (long i = 0; i < f->iters; ++i) {
+    for (long i = 0; i < iters; ++i) {
       c0 = vfmaq_f32(a, c0, m);
       c1 = vfmaq_f32(a, c1, m);
       c2 = vfmaq_f32(a, c2, m);
@@ -285,19 +261,7 @@ struct Neon {
     }
     float32x4_t s = vaddq_f32(vaddq_f32(vaddq_f32(c0, c1), vaddq_f32(c2, c3)), vaddq_f32(vaddq_f32(c4, c5), vaddq_f32(c6, c7)));
     s = vaddq_f32(s, vaddq_f32(vaddq_f32(c8, c9), vaddq_f32(c10, c11)));
-    f->sink[t] = vaddvq_f32(s);
-  }
-  // Runs the FMA chains (12 chains of 4 lanes); the caller (addon.cc) does the timing.
-  static double fma_peak(long iters, int threads) {
-    FmaCtx c;
-    c.iters = iters < 1 ? 1 : iters;
-    int nt = threads < 1 ? 1 : threads;
-    const int pt = pool_threads();
-    if (nt > pt) nt = pt;
-    pool_run_static(nt, fma_task, &c);
-    volatile float sink = 0;
-    for (int t = 0; t < nt; ++t) sink = sink + c.sink[t];
-    return static_cast<double>(c.iters) * nt * 12.0 * 8.0;  // flops executed
+    return vaddvq_f32(s);
   }
 };
 
