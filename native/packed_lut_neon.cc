@@ -28,22 +28,7 @@
 namespace tfree {
 namespace {
 
-template <class T>
-struct LBuf {
-  T* p;
-  explicit LBuf(long n) : p(static_cast<T*>(std::malloc(static_cast<size_t>(n > 0 ? n : 1) * sizeof(T)))) {}
-  ~LBuf() { std::free(p); }
-  LBuf(const LBuf&) = delete;
-  LBuf& operator=(const LBuf&) = delete;
-};
-
-struct LutCtx {
-  const PackedLutArgs* a;
-  long nU, nB, rb, nT;
-  float ls;
-  const int8_t* tab;  // M x nU x Q x 16
-  const float* ts;    // M x nU
-};
+#include "packed_lut_driver.h"
 
 // one tile of 32 rows against activation rows m0 .. m0 + MG - 1
 template <int BITS, int MG>
@@ -111,55 +96,18 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
   }
 }
 
-template <int BITS>
-void run(const LutCtx& c) {
-  const PackedLutArgs& a = *c.a;
-  const long M = a.M, nT = c.nT;
-  const int T = pool_threads();
-  long ntasks = (T <= 1 || a.N * a.K * (M < 2 ? M : 2) < 262144) ? 1 : 8L * T;
-  if (ntasks > nT) ntasks = nT;
-  const long chunk = (nT + ntasks - 1) / ntasks;
-  auto body = [&](long t, int) {
-    const long t0 = t * chunk, t1 = (t0 + chunk < nT) ? t0 + chunk : nT;
-    for (long tile = t0; tile < t1; ++tile) {
-      long m0 = 0;
-      for (; m0 + 2 <= M; m0 += 2) tile_kernel<BITS, 2>(c, tile, m0);
-      if (m0 < M) tile_kernel<BITS, 1>(c, tile, m0);
-    }
-  };
-  parallel_tasks(ntasks, 0, body);
-}
+// the ISA parts of the driver (packed_lut_driver.h)
+struct Kern {
+  template <int BITS, int MG>
+  static void tile(const LutCtx& c, long t, long m0) {
+    tile_kernel<BITS, MG>(c, t, m0);
+  }
+  static void tables(const float* x, long K, int bits, const int16_t* L8, int8_t* tab, float* ts) { packed_lut_tables(x, K, bits, L8, tab, ts); }
+};
 
 }  // namespace
 
-void packed_lut_matmul_neon(const PackedLutArgs& a) {
-  LutCtx c;
-  c.a = &a;
-  c.nU = a.K / 64;
-  c.nB = a.K / a.B;
-  c.rb = a.K * a.bits / 8;
-  c.nT = (a.N + 31) / 32;
-  const int Q = 16 * a.bits;
-  int16_t L8[4];
-  packed_levels_i8(a.levels, 1 << a.bits, L8, &c.ls);
-  LBuf<int8_t> tab(a.M * c.nU * Q * 16);
-  LBuf<float> ts(a.M * c.nU);
-  if (!tab.p || !ts.p) {
-    packed_lut_matmul_generic(a);
-    return;
-  }
-  // tables: one task per activation row and chunk of 16 groups (groups are independent)
-  const long gpt = 16, tpr = (c.nU + gpt - 1) / gpt;
-  auto build = [&](long t, int) {
-    const long m = t / tpr, g0 = (t % tpr) * gpt, g1 = (g0 + gpt < c.nU) ? g0 + gpt : c.nU;
-    packed_lut_tables(a.x + m * a.K + g0 * 64, (g1 - g0) * 64, a.bits, L8, tab.p + (m * c.nU + g0) * Q * 16, ts.p + m * c.nU + g0);
-  };
-  parallel_tasks(a.M * tpr, 0, build);
-  c.tab = tab.p;
-  c.ts = ts.p;
-  if (a.bits == 1) run<1>(c);
-  else run<2>(c);
-}
+void packed_lut_matmul_neon(const PackedLutArgs& a) { lut_matmul<Kern>(a); }
 
 }  // namespace tfree
 #endif  // __aarch64__
