@@ -586,6 +586,53 @@ napi_value Bf16Matmul(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+// quantizeBlocks(w, rows, cols, kind, bits, blockSize, scaleMode, scaleBf16, eps, mid, centre, codes,
+// scales) -> index of the first non-finite weight or -1 (QuantArgs in kernels.h)
+napi_value QuantizeBlocks(napi_env env, napi_callback_info info) {
+  Call c(env, info, "quantizeBlocks");
+  QuantArgs a;
+  F32 w;
+  F64n mid;
+  U8n codes;
+  U16 scales;
+  long kind, bits;
+  long scaleMode;
+  TRY(c.args(arg("w", w), arg("rows", a.rows), arg("cols", a.cols), arg("kind", kind), arg("bits", bits, 1), arg("blockSize", a.B, 1),
+             arg("scaleMode", scaleMode), arg("scaleBf16", a.scaleBf16), arg("eps", a.eps), arg("mid", mid), arg("centre", a.centre),
+             arg("codes", codes), arg("scales", scales)));
+  if (kind > 3) return c.range_error("argument 'kind' must be 0..3, got %ld", kind), nullptr;
+  if (bits > 8) return c.range_error("argument 'bits' must be 1..8, got %ld", bits), nullptr;
+  if (scaleMode > 2) return c.range_error("argument 'scaleMode' must be 0..2, got %ld", scaleMode), nullptr;
+  if (a.cols % a.B != 0) return c.range_error("block size %ld must divide cols %ld", a.B, a.cols), nullptr;
+  if ((a.cols * bits) % 8 != 0) return c.range_error("rows of %ld %ld-bit codes do not end on a byte", a.cols, bits), nullptr;
+  if (kind == 1 && codes.p != nullptr && mid.p == nullptr) return c.range_error("k-means codes need the midpoints"), nullptr;
+  TRY(c.need("w", w, double(a.rows) * a.cols) && c.need("scales", scales, double(a.rows) * (a.cols / a.B)));
+  if (codes.p != nullptr) TRY(c.need("codes", codes, double(a.rows) * (a.cols * bits / 8)));
+  if (kind == 1 && mid.p != nullptr) TRY(c.need("mid", mid, double((1L << bits) - 1)));
+  a.kind = static_cast<int>(kind);
+  a.bits = static_cast<int>(bits);
+  a.scaleMode = static_cast<int>(scaleMode);
+  a.w = w.p;
+  a.mid = mid.p;
+  a.codes = codes.p;
+  a.scales = scales.p;
+  return number(env, static_cast<double>(quantize_blocks(a)));
+}
+
+// kmeansLloyd(x, wt, n, c, k, maxIter, tol, assign) -> iterations (kmeans_lloyd in kernels.h)
+napi_value KmeansLloyd(napi_env env, napi_callback_info info) {
+  Call c(env, info, "kmeansLloyd");
+  F64 x, wt, cen;
+  I32 assign;
+  long n, k, maxIter;
+  double tol;
+  TRY(c.args(arg("x", x), arg("wt", wt), arg("n", n), arg("c", cen), arg("k", k, 1), arg("maxIter", maxIter), arg("tol", tol),
+             arg("assign", assign)));
+  TRY(c.need("x", x, double(n)) && c.need("wt", wt, double(n)) && c.need("c", cen, double(k)) && c.need("assign", assign, double(n)));
+  if (n == 0) return number(env, 0);
+  return number(env, static_cast<double>(kmeans_lloyd(x.p, wt.p, n, cen.p, k, maxIter, tol, assign.p)));
+}
+
 // a family name argument of setKernelPath / familyPaths (packed, packedLut or bf16)
 bool family_arg(Call& c, size_t i, Family& out) {
   char buf[32];
@@ -884,6 +931,8 @@ NAPI_MODULE_INIT() {
       {"packedMatmul", PackedMatmul},
       {"packedLutMatmul", PackedLutMatmul},
       {"bf16Matmul", Bf16Matmul},
+      {"quantizeBlocks", QuantizeBlocks},
+      {"kmeansLloyd", KmeansLloyd},
       {"familyPaths", FamilyPaths},
       {"setKernelPath", SetKernelPath},
       {"getThreads", GetThreads},

@@ -12,7 +12,7 @@
   "targets": [
     {
       "target_name": "tfree_native",
-      "sources": ["addon.cc", "cpu.cc", "dispatch.cc", "threadpool.cc", "gemm_generic.cc", "ops_generic.cc", "packed_generic.cc", "packed_lut_generic.cc", "boxte.cc", "bf16_generic.cc"],
+      "sources": ["addon.cc", "cpu.cc", "dispatch.cc", "threadpool.cc", "gemm_generic.cc", "ops_generic.cc", "packed_generic.cc", "packed_lut_generic.cc", "boxte.cc", "bf16_generic.cc", "quant_generic.cc"],
       "libraries": [],
       "conditions": [
         ["target_arch=='x64' or target_arch=='ia32'", {

@@ -206,4 +206,30 @@ void bf16_matmul_avx512(const Bf16Args& a);      // AVX-512F widening
 void bf16_matmul_avx512bf16(const Bf16Args& a);  // vdpbf16ps (xBf16 mode only; else the widening one)
 // x -> bf16 bit patterns (nearest even; NaN -> quiet NaN with its sign) (bf16_generic.cc)
 void bf16_round(const float* x, long n, uint16_t* out);
+// ---- quantizers (quant_generic.cc; the rules of src/compress/quantize.ts and kmeans.ts) --------
+// Block quantizer of one weight matrix (twin: quantizeBlocksJs in src/tensor/kernels/js_quant.ts):
+// scales [rows, cols/B] as bf16/f16 bit patterns of the block statistic (absmax or mean|w|, floored
+// at eps, / (2^(bits-1) - 1) for int kinds unless meanstep; rounded to float32, then to 16 bits,
+// nearest even) and, when codes != nullptr, codes packed per row as an MSB-first bit stream.
+// kind 0 int, 1 kmeans (mid: 2^bits - 1 ascending midpoints), 2 bin (centre, or the block mean when
+// NaN), 3 ternary; scaleMode 0 absmax, 1 absmean, 2 meanstep. float64 arithmetic in the twin's order,
+// rows split across the pool (bit-identical at any thread count). Returns the first non-finite
+// weight's index (nothing written) or -1.
+struct QuantArgs {
+  const float* w;
+  long rows, cols;
+  int kind, bits;
+  long B;
+  int scaleMode;
+  bool scaleBf16;
+  double eps;
+  const double* mid;
+  double centre;
+  uint8_t* codes;  // nullptr: scales only
+  uint16_t* scales;
+};
+long quantize_blocks(const QuantArgs& a);
+// Lloyd iterations of the scalar weighted k-means (twin: kmeansLloydJs); single-threaded, float64,
+// samples in ascending order. Returns the iterations run.
+long kmeans_lloyd(const double* x, const double* wt, long n, double* c, long k, long maxIter, double tol, int32_t* assign);
 }  // namespace tfree

@@ -45,6 +45,8 @@ using I32n = Arr<int32_t, true>;
 using U8 = Arr<uint8_t>;
 using U8n = Arr<uint8_t, true>;
 using U16 = Arr<uint16_t>;
+using F64 = Arr<double>;
+using F64n = Arr<double, true>;
 
 template <class T>
 struct Arg {
@@ -83,6 +85,11 @@ template <>
 struct TypedArrayKind<uint16_t> {
   static constexpr napi_typedarray_type type = napi_uint16_array;
   static constexpr const char* name = "Uint16Array";
+};
+template <>
+struct TypedArrayKind<double> {
+  static constexpr napi_typedarray_type type = napi_float64_array;
+  static constexpr const char* name = "Float64Array";
 };
 
 class Call {

@@ -9,6 +9,8 @@
  * shuffled samples (default 2^20) without the incremental sample doubling.
  */
 import { Rng } from '../nn/index.js';
+import { kernels } from '../tensor/index.js';
+import { bucketize, midpoints } from '../tensor/kernels/js_quant.js';
 
 export interface KMeansOptions {
   /** seed of the shuffle and the k-means++ draws (default 0) */
@@ -29,29 +31,19 @@ export interface KMeansResult {
   iterations: number;
 }
 
-/** Index of the centroid nearest to v given ascending midpoints mid[i] = (c[i] + c[i+1]) / 2. */
-export function bucketize(mid: Float64Array | Float32Array, v: number): number {
-  let lo = 0;
-  let hi = mid.length;
-  while (lo < hi) {
-    const m = (lo + hi) >>> 1;
-    if (v > mid[m]) lo = m + 1;
-    else hi = m;
-  }
-  return lo;
-}
-
-/** Midpoints between consecutive ascending centroids. */
-export function midpoints(c: Float32Array | Float64Array): Float64Array {
-  const mid = new Float64Array(Math.max(c.length - 1, 0));
-  for (let i = 0; i + 1 < c.length; i++) mid[i] = (c[i] + c[i + 1]) / 2;
-  return mid;
-}
+export { bucketize, midpoints };
 
 /** Fits k ascending centroids to the values (k-means++ init, Lloyd iterations). */
 export function kmeans1d(values: Float32Array, k: number, opts: KMeansOptions = {}): KMeansResult {
+  return kmeans1dOf(values.length, (i) => values[i], k, opts);
+}
+
+/**
+ * kmeans1d on n0 values given by `value(i)` (read only at the sampled positions, so a caller
+ * need not materialise them all): the same shuffle, draws and result as kmeans1d on the array.
+ */
+export function kmeans1dOf(n0: number, value: (i: number) => number, k: number, opts: KMeansOptions = {}): KMeansResult {
   if (!Number.isInteger(k) || k < 1) throw new Error(`kmeans1d: k must be a positive integer, got ${k}`);
-  const n0 = values.length;
   if (n0 === 0) throw new Error('kmeans1d: no values');
   const rng = new Rng(opts.seed ?? 0);
   const maxSamples = opts.maxSamples ?? 2 ** 20;
@@ -59,18 +51,11 @@ export function kmeans1d(values: Float32Array, k: number, opts: KMeansOptions = 
   if (w0 !== null && w0.length !== n0) throw new Error(`kmeans1d: ${w0.length} weights for ${n0} values`);
   // seeded subset (a partial Fisher-Yates shuffle of the indices)
   const n = Math.min(n0, maxSamples);
-  const idx = new Int32Array(n0);
-  for (let i = 0; i < n0; i++) idx[i] = i;
-  for (let i = 0; i < n; i++) {
-    const j = i + rng.int(n0 - i);
-    const t = idx[i];
-    idx[i] = idx[j];
-    idx[j] = t;
-  }
+  const idx = partialShuffle(n0, n, rng);
   const x = new Float64Array(n);
   const wt = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const v = values[idx[i]];
+    const v = value(idx[i]);
     if (!Number.isFinite(v)) throw new Error(`kmeans1d: value ${idx[i]} is ${v}`);
     x[i] = v;
     const ww = w0 === null ? 1 : w0[idx[i]];
@@ -81,29 +66,37 @@ export function kmeans1d(values: Float32Array, k: number, opts: KMeansOptions = 
   const maxIter = opts.maxIter ?? 100;
   const tol = opts.tol ?? 1e-4;
   const assign = new Int32Array(n).fill(-1);
-  const sum = new Float64Array(k);
-  const cnt = new Float64Array(k);
-  let it = 0;
-  for (; it < maxIter; it++) {
-    const mid = midpoints(c);
-    sum.fill(0);
-    cnt.fill(0);
-    let changed = 0;
-    for (let i = 0; i < n; i++) {
-      const a = bucketize(mid, x[i]);
-      if (a !== assign[i]) changed++;
-      assign[i] = a;
-      sum[a] += wt[i] * x[i];
-      cnt[a] += wt[i];
-    }
-    for (let j = 0; j < k; j++) if (cnt[j] > 0) c[j] = sum[j] / cnt[j];
-    for (let j = 1; j < k; j++) if (c[j] < c[j - 1]) c[j] = c[j - 1]; // monotone (cumulative max)
-    if (changed / n <= tol) {
-      it++;
-      break;
-    }
-  }
+  const it = kernels().kmeansLloyd(x, wt, n, c, k, maxIter, tol, assign);
   return { centroids: Float32Array.from(c), iterations: it };
+}
+
+/**
+ * The first n positions of a partial Fisher-Yates shuffle of 0..n0-1 (swap i with i + rng.int(n0 - i)
+ * for i < n). Only the displaced positions are stored when n is small against n0.
+ */
+function partialShuffle(n0: number, n: number, rng: Rng): Int32Array {
+  const out = new Int32Array(n);
+  if (4 * n >= n0) {
+    const idx = new Int32Array(n0);
+    for (let i = 0; i < n0; i++) idx[i] = i;
+    for (let i = 0; i < n; i++) {
+      const j = i + rng.int(n0 - i);
+      const t = idx[i];
+      idx[i] = idx[j];
+      idx[j] = t;
+    }
+    out.set(idx.subarray(0, n));
+    return out;
+  }
+  const moved = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const j = i + rng.int(n0 - i);
+    const vi = moved.get(i) ?? i;
+    const vj = moved.get(j) ?? j;
+    out[i] = vj;
+    moved.set(j, vi);
+  }
+  return out;
 }
 
 /** k-means++ seeding on the first m samples; returns k ascending centroids (duplicates when fewer distinct values). */

@@ -22,8 +22,10 @@
  * bits); 3-bit codes run across byte boundaries.
  */
 import { bf16BitsToNumber, f16BitsToNumber, numberToBf16Bits, numberToF16Bits } from '../io/index.js';
-import { SCALE_EPS, checkShape, fixedLevels, intCode, intQmax, type QuantFormat } from './format.js';
-import { bucketize, kmeans1d, midpoints } from './kmeans.js';
+import { kernels } from '../tensor/index.js';
+import { QuantKind, QuantScaleMode, midpoints, roundHalfEven } from '../tensor/kernels/js_quant.js';
+import { SCALE_EPS, checkShape, fixedLevels, type QuantFormat } from './format.js';
+import { kmeans1dOf } from './kmeans.js';
 
 /** A weight matrix [rows, cols] in a packed format. */
 export interface PackedMatrix {
@@ -71,100 +73,64 @@ export interface Codes {
   levels: Float32Array;
 }
 
-/** Rounds to the nearest integer, ties to even (torch.round, numpy.round). */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+export { roundHalfEven };
 
-/** The unrounded scale of one block (before storage rounding). */
-export function blockScale(f: QuantFormat, w: ArrayLike<number>, off: number, B: number): number {
-  let s = 0;
-  if (f.scaleMode === 'absmax') {
-    for (let i = 0; i < B; i++) s = Math.max(s, Math.abs(w[off + i]));
-  } else {
-    for (let i = 0; i < B; i++) s += Math.abs(w[off + i]);
-    s /= B;
+const KIND: Record<QuantFormat['kind'], QuantKind> = { int: QuantKind.Int, kmeans: QuantKind.Kmeans, bin: QuantKind.Bin, ternary: QuantKind.Ternary };
+const MODE: Record<QuantFormat['scaleMode'], QuantScaleMode> = { absmax: QuantScaleMode.Absmax, absmean: QuantScaleMode.Absmean, meanstep: QuantScaleMode.Meanstep };
+
+/**
+ * The block quantizer kernel (kernels().quantizeBlocks: native, threaded over rows, or its TS twin)
+ * on one matrix: scales always, packed codes when `codes` is given.
+ */
+function runQuantizer(w: Float32Array, rows: number, cols: number, f: QuantFormat, name: string, mid: Float64Array | null, codes: Uint8Array | null, scales: Uint16Array): void {
+  let centre = NaN;
+  if (f.kind === 'bin' && f.centre === 'tensor' && codes !== null) {
+    centre = 0;
+    for (let i = 0; i < w.length; i++) centre += w[i];
+    centre /= w.length;
   }
-  s = Math.max(s, SCALE_EPS);
-  return f.kind === 'int' && f.scaleMode !== 'meanstep' ? s / intQmax(f.bits) : s;
+  const bad = kernels().quantizeBlocks(w, rows, cols, KIND[f.kind], f.bits, f.blockSize, MODE[f.scaleMode], f.scaleDtype === 'BF16', SCALE_EPS, mid, centre, codes, scales);
+  if (bad >= 0) throw new Error(`tensor "${name}": value ${bad} is ${w[bad]}; cannot quantize non-finite weights`);
 }
 
-/** Computes scales and one code per weight (no packing). */
-export function quantizeCodes(w: Float32Array, rows: number, cols: number, f: QuantFormat, opts: QuantizeOptions = {}): Codes {
+/** Quantizes a row-major [rows, cols] matrix into a packed matrix (the rules in the file comment). */
+export function quantizeMatrix(w: Float32Array, rows: number, cols: number, f: QuantFormat, opts: QuantizeOptions = {}): PackedMatrix {
   const name = opts.name ?? '<weight>';
   checkShape(f, [rows, cols], name);
   if (w.length !== rows * cols) throw new Error(`tensor "${name}": ${w.length} values for shape [${rows}, ${cols}]`);
-  for (let i = 0; i < w.length; i++) {
-    if (!Number.isFinite(w[i])) throw new Error(`tensor "${name}": value ${i} is ${w[i]}; cannot quantize non-finite weights`);
-  }
-  const B = f.blockSize;
-  const nb = cols / B;
-  const scales = new Uint16Array(rows * nb);
-  const sv = new Float64Array(rows * nb);
-  for (let r = 0; r < rows; r++) {
-    for (let b = 0; b < nb; b++) {
-      const bits = scaleToBits(f, blockScale(f, w, r * cols + b * B, B));
-      scales[r * nb + b] = bits;
-      sv[r * nb + b] = scaleFromBits(f, bits);
-    }
-  }
-  const codes = new Uint8Array(rows * cols);
+  const scales = new Uint16Array((rows * cols) / f.blockSize);
+  const codes = new Uint8Array(rows * rowBytes(cols, f.bits));
   let levels: Float32Array;
+  let mid: Float64Array | null = null;
   if (f.kind === 'kmeans') {
     const k = 2 ** f.bits;
     if (opts.codebook) {
       if (opts.codebook.length !== k) throw new Error(`tensor "${name}": codebook has ${opts.codebook.length} entries, ${f.name} needs ${k}`);
       levels = Float32Array.from(opts.codebook).sort();
     } else {
-      const norm = new Float32Array(rows * cols);
-      for (let i = 0; i < norm.length; i++) {
+      // the codebook is fitted on w / s (as float32) at the sampled positions only
+      runQuantizer(w, rows, cols, f, name, null, null, scales);
+      const B = f.blockSize;
+      const sv = new Float64Array(scales.length);
+      for (let b = 0; b < sv.length; b++) sv[b] = scaleFromBits(f, scales[b]);
+      const norm = new Float32Array(1);
+      const value = (i: number): number => {
         const s = sv[Math.floor(i / B)];
-        norm[i] = s > 0 ? w[i] / s : 0;
-      }
-      levels = kmeans1d(norm, k, { seed: opts.seed ?? name, weights: opts.importance ?? null, maxSamples: opts.maxSamples }).centroids;
+        norm[0] = s > 0 ? w[i] / s : 0;
+        return norm[0];
+      };
+      levels = kmeans1dOf(w.length, value, k, { seed: opts.seed ?? name, weights: opts.importance ?? null, maxSamples: opts.maxSamples }).centroids;
     }
-    const mid = midpoints(levels);
-    // one block at a time (no division per weight); the same arithmetic as per weight
-    for (let blk = 0, i = 0; blk < sv.length; blk++) {
-      const s = sv[blk];
-      for (const end = i + B; i < end; i++) codes[i] = bucketize(mid, s > 0 ? w[i] / s : 0);
-    }
-    return { codes, scales, levels };
-  }
-  levels = fixedLevels(f);
-  if (f.kind === 'int') {
-    const qmax = intQmax(f.bits);
-    for (let blk = 0, i = 0; blk < sv.length; blk++) {
-      const s = sv[blk];
-      for (const end = i + B; i < end; i++) {
-        const q = s > 0 ? roundHalfEven(Math.max(-qmax, Math.min(qmax, w[i] / s))) : 0;
-        codes[i] = intCode(q, f.bits);
-      }
-    }
-  } else if (f.kind === 'ternary') {
-    for (let i = 0; i < codes.length; i++) {
-      const s = sv[Math.floor(i / B)];
-      const q = s > 0 ? roundHalfEven(Math.max(-1, Math.min(1, w[i] / s))) : 0;
-      codes[i] = q + 1;
-    }
-  } else {
-    let tensorMu = 0;
-    if (f.centre === 'tensor') {
-      for (let i = 0; i < w.length; i++) tensorMu += w[i];
-      tensorMu /= w.length;
-    }
-    for (let off = 0; off < w.length; off += B) {
-      let mu = tensorMu;
-      if (f.centre !== 'tensor') {
-        mu = 0;
-        for (let i = 0; i < B; i++) mu += w[off + i];
-        mu /= B;
-      }
-      for (let i = 0; i < B; i++) codes[off + i] = w[off + i] - mu >= 0 ? 1 : 0;
-    }
-  }
-  return { codes, scales, levels };
+    mid = midpoints(levels);
+  } else levels = fixedLevels(f);
+  runQuantizer(w, rows, cols, f, name, mid, codes, scales);
+  return { format: f, rows, cols, codes, scales, levels };
+}
+
+/** Computes scales and one code per weight (no packing). */
+export function quantizeCodes(w: Float32Array, rows: number, cols: number, f: QuantFormat, opts: QuantizeOptions = {}): Codes {
+  const p = quantizeMatrix(w, rows, cols, f, opts);
+  return { codes: unpackCodes(p.codes, rows, cols, f.bits), scales: p.scales, levels: p.levels };
 }
 
 /** Packs one code per weight into the MSB-first row bit stream. */
@@ -214,12 +180,6 @@ export function unpackCodes(packed: Uint8Array, rows: number, cols: number, bits
     }
   }
   return out;
-}
-
-/** Quantizes a row-major [rows, cols] matrix into a packed matrix. */
-export function quantizeMatrix(w: Float32Array, rows: number, cols: number, f: QuantFormat, opts: QuantizeOptions = {}): PackedMatrix {
-  const c = quantizeCodes(w, rows, cols, f, opts);
-  return { format: f, rows, cols, codes: packCodes(c.codes, rows, cols, f.bits), scales: c.scales, levels: c.levels };
 }
 
 /** Reconstructs w^ = s * levels[code] from unpacked codes (float32). */

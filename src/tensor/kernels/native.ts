@@ -64,6 +64,8 @@ const KERNEL_NAMES = [
   'packedMatmul',
   'packedLutMatmul',
   'bf16Matmul',
+  'quantizeBlocks',
+  'kmeansLloyd',
 ] as const satisfies readonly (keyof Kernels)[];
 
 const EXTRA_NAMES = [
@@ -168,6 +170,8 @@ function loadUncached(): NativeLoadResult {
     packedMatmul: addon.packedMatmul,
     packedLutMatmul: addon.packedLutMatmul,
     bf16Matmul: addon.bf16Matmul,
+    quantizeBlocks: addon.quantizeBlocks,
+    kmeansLloyd: addon.kmeansLloyd,
   };
   const extras: NativeExtrasInternal = {
     getThreads: addon.getThreads,

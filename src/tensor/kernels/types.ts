@@ -409,6 +409,46 @@ export interface Kernels {
    * in lanes (within (K + 1) 2^-24 sum |xr w| of the exact sum, as every order).
    */
   bf16Matmul(M: number, N: number, K: number, x: Float32Array, xOff: number, w: Uint16Array, out: Float32Array, outOff: number, xBf16: boolean): void;
+
+  /**
+   * Block quantizer of one weight matrix (the rules of src/compress/quantize.ts; native/kernels.h,
+   * QuantArgs): w [rows, cols] -> scales [rows, cols/blockSize] (bf16 or f16 bit patterns of the
+   * block statistic: absmax, mean|w| (absmean, meanstep), floored at eps, divided by 2^(bits-1) - 1
+   * for int kinds unless meanstep, rounded to float32 then to the 16-bit type, nearest even) and,
+   * when codes is non-null, the codes packed per row as an MSB-first `bits`-bit stream (rows of
+   * cols*bits/8 bytes, which must be whole). kind (QuantKind): 0 int (round half even of
+   * clamp(w/s, +-qmax), two's complement), 1 kmeans (nearest centroid of w/s by the ascending
+   * midpoints `mid`, a tie takes the lower), 2 bin (w - mu >= 0; mu = `centre`, or each block's
+   * mean when centre is NaN), 3 ternary (round half even of clamp(w/s, +-1), plus 1); s is the
+   * stored scale, w/s is 0 when s is 0. All float64, one fixed order: the twin and the native kernel
+   * agree bit for bit at any thread count (rows are split across threads).
+   * Returns the index of the first non-finite weight (nothing written) or -1.
+   */
+  quantizeBlocks(
+    w: Float32Array,
+    rows: number,
+    cols: number,
+    kind: number,
+    bits: number,
+    blockSize: number,
+    scaleMode: number,
+    scaleBf16: boolean,
+    eps: number,
+    mid: Float64Array | null,
+    centre: number,
+    codes: Uint8Array | null,
+    scales: Uint16Array,
+  ): number;
+
+  /**
+   * Lloyd iterations of the scalar weighted k-means of src/compress/kmeans.ts on n samples x with
+   * weights wt, starting from the k ascending centroids c (updated in place): assign each sample to
+   * the nearest centroid (bucketize by midpoints), c[j] = sum(wt x) / sum(wt) over its samples (kept
+   * when it has none), cumulative max; stop after an iteration where at most tol * n assignments
+   * changed, or after maxIter. assign [n] holds the previous assignments (-1 at first). float64, samples
+   * in ascending order (single-threaded: the sums' order is the result). Returns the iterations run.
+   */
+  kmeansLloyd(x: Float64Array, wt: Float64Array, n: number, c: Float64Array, k: number, maxIter: number, tol: number, assign: Int32Array): number;
 }
 
 /** What the native addon found out about the CPU and which kernel path each family uses. */

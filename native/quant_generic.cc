@@ -1,0 +1,190 @@
+// Quantizer kernels, portable C++ (QuantArgs and kmeans_lloyd in kernels.h). The pure-TypeScript
+// twins (src/tensor/kernels/js_quant.ts) perform the same float64 operations in the same order, so
+// the two agree bit for bit; rows are split across the pool, and no result depends on the split.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels.h"
+#include "threadpool.h"
+
+namespace tfree {
+
+namespace {
+
+// float32 bits -> float16 bits, nearest even (the rule of f32BitsToF16 in src/tensor/kernels/half.ts)
+uint16_t f32_bits_to_f16(uint32_t u) {
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t exp = (u >> 23) & 0xffu;
+  const uint32_t mant = u & 0x7fffffu;
+  if (exp == 0xffu) {
+    if (mant == 0) return static_cast<uint16_t>(sign | 0x7c00u);
+    return static_cast<uint16_t>(sign | 0x7c00u | 0x0200u | (mant >> 13));
+  }
+  if (exp > 142) return static_cast<uint16_t>(sign | 0x7c00u);
+  if (exp >= 113) {
+    uint32_t h = ((exp - 112) << 10) | (mant >> 13);
+    const uint32_t rest = mant & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u) != 0)) h++;
+    return static_cast<uint16_t>(sign | h);
+  }
+  const uint32_t shift = 126 - exp;
+  if (shift > 24) return static_cast<uint16_t>(sign);
+  const uint32_t m = mant | 0x800000u;
+  uint32_t q = m >> shift;
+  const uint32_t rest = m & ((1u << shift) - 1);
+  const uint32_t half = 1u << (shift - 1);
+  if (rest > half || (rest == half && (q & 1u) != 0)) q++;
+  return static_cast<uint16_t>(sign | q);
+}
+
+uint16_t scale_bits(double s, bool bf16) {
+  const float f = static_cast<float>(s);  // nearest float32, as Float32Array storage
+  if (bf16) {
+    uint16_t h;
+    bf16_round(&f, 1, &h);
+    return h;
+  }
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return f32_bits_to_f16(u);
+}
+
+inline long bucketize(const double* mid, long nm, double v) {
+  long lo = 0, hi = nm;
+  while (lo < hi) {
+    const long m = static_cast<long>(static_cast<unsigned long>(lo + hi) >> 1);
+    if (v > mid[m]) lo = m + 1;
+    else hi = m;
+  }
+  return lo;
+}
+
+inline double clampd(double v, double lo, double hi) { return std::max(lo, std::min(hi, v)); }
+
+void quantize_rows(const QuantArgs& a, long r0, long r1) {
+  const long B = a.B, cols = a.cols, nb = cols / B;
+  const int bits = a.bits;
+  const double qmax = std::ldexp(1.0, bits - 1) - 1.0;
+  const long rb = cols * bits / 8;
+  const long nm = (1L << bits) - 1;
+  for (long r = r0; r < r1; ++r) {
+    uint32_t acc = 0;
+    int nacc = 0;
+    uint8_t* o = a.codes != nullptr ? a.codes + r * rb : nullptr;
+    for (long b = 0; b < nb; ++b) {
+      const float* w = a.w + r * cols + b * B;
+      double s = 0.0;
+      if (a.scaleMode == 0) {
+        for (long i = 0; i < B; ++i) s = std::max(s, std::fabs(static_cast<double>(w[i])));
+      } else {
+        for (long i = 0; i < B; ++i) s += std::fabs(static_cast<double>(w[i]));
+        s /= static_cast<double>(B);
+      }
+      s = std::max(s, a.eps);
+      if (a.kind == 0 && a.scaleMode != 2) s /= qmax;
+      const uint16_t h = scale_bits(s, a.scaleBf16);
+      a.scales[r * nb + b] = h;
+      if (o == nullptr) continue;
+      float svf;
+      packed_scales_f32(&h, 1, a.scaleBf16, &svf);
+      const double sv = svf;
+      double mu = a.centre;
+      if (a.kind == 2 && std::isnan(a.centre)) {
+        mu = 0.0;
+        for (long i = 0; i < B; ++i) mu += static_cast<double>(w[i]);
+        mu /= static_cast<double>(B);
+      }
+      for (long i = 0; i < B; ++i) {
+        const double v = w[i];
+        uint32_t c;
+        if (a.kind == 0) {
+          const double q = sv > 0 ? std::nearbyint(clampd(v / sv, -qmax, qmax)) : 0.0;
+          c = q < 0 ? static_cast<uint32_t>(static_cast<long>(q) + (1L << bits)) : static_cast<uint32_t>(q);
+        } else if (a.kind == 1) {
+          c = static_cast<uint32_t>(bucketize(a.mid, nm, sv > 0 ? v / sv : 0.0));
+        } else if (a.kind == 3) {
+          c = static_cast<uint32_t>((sv > 0 ? std::nearbyint(clampd(v / sv, -1.0, 1.0)) : 0.0) + 1.0);
+        } else {
+          c = v - mu >= 0 ? 1u : 0u;
+        }
+        acc = ((acc << bits) | c) & 0xffffu;
+        nacc += bits;
+        if (nacc >= 8) {
+          nacc -= 8;
+          *o++ = static_cast<uint8_t>((acc >> nacc) & 0xffu);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+long quantize_blocks(const QuantArgs& a) {
+  const long rows = a.rows, cols = a.cols;
+  const int T = pool_threads();
+  const long work = rows * cols;
+  const long ntasks = (T <= 1 || work < (1L << 16) || rows < 2) ? 1 : std::min(rows, 8L * T);
+  const long chunk = (rows + ntasks - 1) / ntasks;
+  // the first non-finite weight: the smallest index over all rows
+  std::vector<long> bad(static_cast<size_t>(ntasks), -1);
+  auto check = [&](long t, int) {
+    const long r0 = t * chunk, r1 = std::min(rows, r0 + chunk);
+    const float* w = a.w;
+    for (long i = r0 * cols; i < r1 * cols; ++i) {
+      uint32_t u;
+      std::memcpy(&u, w + i, 4);
+      if ((u & 0x7f800000u) == 0x7f800000u) {
+        bad[static_cast<size_t>(t)] = i;
+        return;
+      }
+    }
+  };
+  parallel_tasks(ntasks, 0, check);
+  for (long t = 0; t < ntasks; ++t)
+    if (bad[static_cast<size_t>(t)] >= 0) return bad[static_cast<size_t>(t)];
+  auto body = [&](long t, int) {
+    const long r0 = t * chunk, r1 = std::min(rows, r0 + chunk);
+    if (r0 < r1) quantize_rows(a, r0, r1);
+  };
+  parallel_tasks(ntasks, 0, body);
+  return -1;
+}
+
+long kmeans_lloyd(const double* x, const double* wt, long n, double* c, long k, long maxIter, double tol, int32_t* assign) {
+  std::vector<double> sum(static_cast<size_t>(k)), cnt(static_cast<size_t>(k)), mid(static_cast<size_t>(k > 1 ? k - 1 : 0));
+  long it = 0;
+  for (; it < maxIter; ++it) {
+    for (long i = 0; i + 1 < k; ++i) mid[static_cast<size_t>(i)] = (c[i] + c[i + 1]) / 2;
+    std::fill(sum.begin(), sum.end(), 0.0);
+    std::fill(cnt.begin(), cnt.end(), 0.0);
+    long changed = 0;
+    for (long i = 0; i < n; ++i) {
+      const int32_t j = static_cast<int32_t>(bucketize(mid.data(), k - 1, x[i]));
+      if (j != assign[i]) ++changed;
+      assign[i] = j;
+      sum[static_cast<size_t>(j)] += wt[i] * x[i];
+      cnt[static_cast<size_t>(j)] += wt[i];
+    }
+    for (long j = 0; j < k; ++j)
+      if (cnt[static_cast<size_t>(j)] > 0) c[j] = sum[static_cast<size_t>(j)] / cnt[static_cast<size_t>(j)];
+    for (long j = 1; j < k; ++j)
+      if (c[j] < c[j - 1]) c[j] = c[j - 1];
+    if (static_cast<double>(changed) / static_cast<double>(n) <= tol) {
+      ++it;
+      break;
+    }
+  }
+  return it;
+}
+
+}  // namespace tfree
