@@ -22,7 +22,7 @@ export {
   type FormatOptions,
   type SizeReport,
 } from './format.js';
-export { kmeans1d, type KMeansOptions, type KMeansResult } from './kmeans.js';
+export { kmeans1d, kmeans1dOf, partialShuffle, type KMeansOptions, type KMeansResult } from './kmeans.js';
 export {
   quantizeMatrix,
   quantizeCodes,

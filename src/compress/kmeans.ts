@@ -72,11 +72,12 @@ export function kmeans1dOf(n0: number, value: (i: number) => number, k: number, 
 
 /**
  * The first n positions of a partial Fisher-Yates shuffle of 0..n0-1 (swap i with i + rng.int(n0 - i)
- * for i < n). Only the displaced positions are stored when n is small against n0.
+ * for i < n). Only the displaced positions are stored (a map) when n is small against n0 or `sparse`
+ * is true; both ways give the same positions.
  */
-function partialShuffle(n0: number, n: number, rng: Rng): Int32Array {
+export function partialShuffle(n0: number, n: number, rng: Rng, sparse = 4 * n < n0): Int32Array {
   const out = new Int32Array(n);
-  if (4 * n >= n0) {
+  if (!sparse) {
     const idx = new Int32Array(n0);
     for (let i = 0; i < n0; i++) idx[i] = i;
     for (let i = 0; i < n; i++) {
