@@ -619,6 +619,18 @@ napi_value QuantizeBlocks(napi_env env, napi_callback_info info) {
   return number(env, static_cast<double>(quantize_blocks(a)));
 }
 
+// widenBf16(src, out, n): out[i] = float32 of the bf16 bit pattern src[i]
+napi_value WidenBf16(napi_env env, napi_callback_info info) {
+  Call c(env, info, "widenBf16");
+  U16 src;
+  F32 out;
+  long n;
+  TRY(c.args(arg("src", src), arg("out", out), arg("n", n)));
+  TRY(c.need("src", src, double(n)) && c.need("out", out, double(n)));
+  widen_bf16(src.p, out.p, n);
+  return undef(env);
+}
+
 // kmeansLloyd(x, wt, n, c, k, maxIter, tol, assign) -> iterations (kmeans_lloyd in kernels.h)
 napi_value KmeansLloyd(napi_env env, napi_callback_info info) {
   Call c(env, info, "kmeansLloyd");
@@ -933,6 +945,7 @@ NAPI_MODULE_INIT() {
       {"bf16Matmul", Bf16Matmul},
       {"quantizeBlocks", QuantizeBlocks},
       {"kmeansLloyd", KmeansLloyd},
+      {"widenBf16", WidenBf16},
       {"familyPaths", FamilyPaths},
       {"setKernelPath", SetKernelPath},
       {"getThreads", GetThreads},

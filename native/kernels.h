@@ -229,6 +229,8 @@ struct QuantArgs {
   uint16_t* scales;
 };
 long quantize_blocks(const QuantArgs& a);
+// out[i] = float32(src[i]) for bf16 bit patterns (exact: bits << 16), split across the pool
+void widen_bf16(const uint16_t* src, float* out, long n);
 // Lloyd iterations of the scalar weighted k-means (twin: kmeansLloydJs); single-threaded, float64,
 // samples in ascending order. Returns the iterations run.
 long kmeans_lloyd(const double* x, const double* wt, long n, double* c, long k, long maxIter, double tol, int32_t* assign);

@@ -70,12 +70,29 @@ inline long bucketize(const double* mid, long nm, double v) {
 
 inline double clampd(double v, double lo, double hi) { return std::max(lo, std::min(hi, v)); }
 
+// bucketize for 2^bits - 1 ascending midpoints: the number of midpoints below v, as a branch-free
+// binary search over the complete tree (same result as bucketize: the predicate v > mid[j] is
+// monotone in j)
+inline long count_below(const double* mid, int bits, double v) {
+  long lo = 0;
+  for (long step = 1L << (bits - 1); step > 0; step >>= 1) lo += v > mid[lo + step - 1] ? step : 0;
+  return lo;
+}
+
+// round half to even of |v| < 2^51 (default rounding mode; the clamped values here are within
+// +-127): adding and subtracting 1.5 * 2^52 rounds to an integer in the current mode. Unlike
+// std::nearbyint (a libm call without SSE4.1) it is inlined. -0.5 .. -0 gives +0, not -0:
+// the same code either way.
+inline double round_even(double v) {
+  const double big = 6755399441055744.0;  // 1.5 * 2^52
+  return (v + big) - big;  // two roundings: no -ffast-math here (fp-contract off above)
+}
+
 void quantize_rows(const QuantArgs& a, long r0, long r1) {
   const long B = a.B, cols = a.cols, nb = cols / B;
   const int bits = a.bits;
   const double qmax = std::ldexp(1.0, bits - 1) - 1.0;
   const long rb = cols * bits / 8;
-  const long nm = (1L << bits) - 1;
   for (long r = r0; r < r1; ++r) {
     uint32_t acc = 0;
     int nacc = 0;
@@ -107,12 +124,12 @@ void quantize_rows(const QuantArgs& a, long r0, long r1) {
         const double v = w[i];
         uint32_t c;
         if (a.kind == 0) {
-          const double q = sv > 0 ? std::nearbyint(clampd(v / sv, -qmax, qmax)) : 0.0;
+          const double q = sv > 0 ? round_even(clampd(v / sv, -qmax, qmax)) : 0.0;
           c = q < 0 ? static_cast<uint32_t>(static_cast<long>(q) + (1L << bits)) : static_cast<uint32_t>(q);
         } else if (a.kind == 1) {
-          c = static_cast<uint32_t>(bucketize(a.mid, nm, sv > 0 ? v / sv : 0.0));
+          c = static_cast<uint32_t>(count_below(a.mid, bits, sv > 0 ? v / sv : 0.0));
         } else if (a.kind == 3) {
-          c = static_cast<uint32_t>((sv > 0 ? std::nearbyint(clampd(v / sv, -1.0, 1.0)) : 0.0) + 1.0);
+          c = static_cast<uint32_t>((sv > 0 ? round_even(clampd(v / sv, -1.0, 1.0)) : 0.0) + 1.0);
         } else {
           c = v - mu >= 0 ? 1u : 0u;
         }
@@ -158,6 +175,20 @@ long quantize_blocks(const QuantArgs& a) {
   };
   parallel_tasks(ntasks, 0, body);
   return -1;
+}
+
+void widen_bf16(const uint16_t* src, float* out, long n) {
+  const int T = pool_threads();
+  const long ntasks = (T <= 1 || n < (1L << 18)) ? 1 : 4L * T;
+  const long chunk = ((n + ntasks - 1) / ntasks + 15) / 16 * 16;
+  auto body = [&](long t, int) {
+    const long i0 = t * chunk, i1 = std::min(n, i0 + chunk);
+    for (long i = i0; i < i1; ++i) {
+      const uint32_t b = static_cast<uint32_t>(src[i]) << 16;
+      std::memcpy(out + i, &b, 4);
+    }
+  };
+  parallel_tasks(ntasks, 0, body);
 }
 
 long kmeans_lloyd(const double* x, const double* wt, long n, double* c, long k, long maxIter, double tol, int32_t* assign) {

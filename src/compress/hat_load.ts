@@ -16,7 +16,7 @@
  */
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
-import { Tensor } from '../tensor/index.js';
+import { Tensor, kernels } from '../tensor/index.js';
 import { Bf16Linear, ParamStore } from '../nn/index.js';
 import { openCheckpoint, SafetensorsError, type Checkpoint } from '../io/index.js';
 import { HATCheckpointError, HATModel, readHATConfig, type HATConfig } from '../models/hat/index.js';
@@ -24,7 +24,7 @@ import { checkLayerCounts } from '../models/hat/checkpoint.js';
 import { placeholderModel } from '../models/hat/synth.js';
 import { findLinears, nameFilter, replaceAt, type NameFilter } from './modules.js';
 import { PackedLinear } from './packed_linear.js';
-import { packedBytes, quantizeMatrix } from './quantize.js';
+import { NonFiniteWeightError, packedBytes, quantizeMatrix } from './quantize.js';
 import { FormatError, checkShape, type QuantFormat } from './format.js';
 
 export interface LazyLoadOptions extends NameFilter {
@@ -154,6 +154,29 @@ export function loadHATLazy(dir: string, opts: LazyLoadOptions = {}): { model: H
 function build(ck: Checkpoint, cfg: HATConfig, opts: LazyLoadOptions): { model: HATModel; stats: LazyLoadStats } {
   const { plans, diskBytes } = checkHATCheckpoint(ck, cfg, opts);
   let done = 0;
+  const nonFinite = (name: string, bad: number): HATCheckpointError => {
+    const info = ck.info(name);
+    return new HATCheckpointError(`${info.file}: tensor "${name}" has a non-finite value at element ${bad} (${info.dtype} [${info.shape.join(', ')}])`, name);
+  };
+  // weights to quantize: read into one reused buffer, widened to f32 (native, threaded) into another;
+  // the quantizer reports a non-finite value (the same position in the stored tensor)
+  let raw = new Uint8Array(0);
+  let wide = new Float32Array(0);
+  const readForQuant = (name: string): Float32Array => {
+    const info = ck.info(name);
+    let out: Float32Array;
+    if (info.dtype !== 'BF16') out = ck.readAs(name, 'f32').data;
+    else {
+      const n = info.byteLength / 2;
+      if (raw.length < info.byteLength) raw = new Uint8Array(info.byteLength);
+      if (wide.length < n) wide = new Float32Array(n);
+      out = wide.subarray(0, n);
+      kernels().widenBf16(ck.read(name, { into: raw }).data as Uint16Array, out, n);
+    }
+    done += info.byteLength;
+    opts.onProgress?.(done, diskBytes, name);
+    return out;
+  };
   const read = (name: string): { dtype: string; data: Float32Array | Uint16Array } => {
     const info = ck.info(name);
     const plan = plans.get(name);
@@ -191,11 +214,12 @@ function build(ck: Checkpoint, cfg: HATConfig, opts: LazyLoadOptions): { model: 
       layers.bf16++;
       converted.add(site.weightName);
     } else if (plan === 'quant' && opts.quantize !== undefined) {
-      const w = read(site.weightName).data as Float32Array;
+      const w = readForQuant(site.weightName);
       let p;
       try {
         p = quantizeMatrix(w, out, inp, opts.quantize, { name: site.weightName, seed: opts.seed === undefined ? site.weightName : `${opts.seed}:${site.weightName}`, maxSamples: opts.maxSamples ?? LOAD_KMEANS_SAMPLES });
       } catch (e) {
+        if (e instanceof NonFiniteWeightError) throw nonFinite(site.weightName, e.index);
         throw new HATCheckpointError(`${ck.info(site.weightName).file}: tensor "${site.weightName}": ${(e as Error).message.replace(/^tensor "[^"]*": /, '')}`, site.weightName);
       }
       replaceAt(site, new PackedLinear(p, site.linear.bias, site.name));

@@ -75,6 +75,17 @@ export interface Codes {
 
 export { roundHalfEven };
 
+/** A weight matrix holds a non-finite value (at element `index`), so it cannot be quantized. */
+export class NonFiniteWeightError extends Error {
+  override readonly name = 'NonFiniteWeightError';
+  constructor(
+    message: string,
+    readonly index: number,
+  ) {
+    super(message);
+  }
+}
+
 const KIND: Record<QuantFormat['kind'], QuantKind> = { int: QuantKind.Int, kmeans: QuantKind.Kmeans, bin: QuantKind.Bin, ternary: QuantKind.Ternary };
 const MODE: Record<QuantFormat['scaleMode'], QuantScaleMode> = { absmax: QuantScaleMode.Absmax, absmean: QuantScaleMode.Absmean, meanstep: QuantScaleMode.Meanstep };
 
@@ -90,7 +101,7 @@ function runQuantizer(w: Float32Array, rows: number, cols: number, f: QuantForma
     centre /= w.length;
   }
   const bad = kernels().quantizeBlocks(w, rows, cols, KIND[f.kind], f.bits, f.blockSize, MODE[f.scaleMode], f.scaleDtype === 'BF16', SCALE_EPS, mid, centre, codes, scales);
-  if (bad >= 0) throw new Error(`tensor "${name}": value ${bad} is ${w[bad]}; cannot quantize non-finite weights`);
+  if (bad >= 0) throw new NonFiniteWeightError(`tensor "${name}": value ${bad} is ${w[bad]}; cannot quantize non-finite weights`, bad);
 }
 
 /** Quantizes a row-major [rows, cols] matrix into a packed matrix (the rules in the file comment). */

@@ -7,7 +7,7 @@ import { gemmJs } from './js_gemm.js';
 import { packedMatmulJs } from './js_packed.js';
 import { packedLutMatmulJs } from './js_packed_lut.js';
 import { bf16MatmulJs } from './js_bf16.js';
-import { kmeansLloydJs, quantizeBlocksJs } from './js_quant.js';
+import { kmeansLloydJs, quantizeBlocksJs, widenBf16Js } from './js_quant.js';
 import { BinaryOp, ReduceOp, UnaryOp, type Kernels } from './types.js';
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -186,6 +186,7 @@ export const jsKernels: Kernels = {
   bf16Matmul: bf16MatmulJs,
   quantizeBlocks: quantizeBlocksJs,
   kmeansLloyd: kmeansLloydJs,
+  widenBf16: widenBf16Js,
 
   gemm(batch, transA, transB, M, N, K, alpha, A, aOff, lda, strideA, B, bOff, ldb, strideB, beta, C, cOff, ldc, strideC) {
     for (let b = 0; b < batch; b++) {

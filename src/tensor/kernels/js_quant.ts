@@ -150,3 +150,9 @@ export const kmeansLloydJs: Kernels['kmeansLloyd'] = (x, wt, n, c, k, maxIter, t
   }
   return it;
 };
+
+export const widenBf16Js: Kernels['widenBf16'] = (src, out, n) => {
+  if (src.length < n || out.length < n) throw new RangeError('widenBf16: an array is too short for the given sizes');
+  const ou = new Uint32Array(out.buffer, out.byteOffset, n);
+  for (let i = 0; i < n; i++) ou[i] = src[i] << 16;
+};

@@ -66,6 +66,7 @@ const KERNEL_NAMES = [
   'bf16Matmul',
   'quantizeBlocks',
   'kmeansLloyd',
+  'widenBf16',
 ] as const satisfies readonly (keyof Kernels)[];
 
 const EXTRA_NAMES = [
@@ -172,6 +173,7 @@ function loadUncached(): NativeLoadResult {
     bf16Matmul: addon.bf16Matmul,
     quantizeBlocks: addon.quantizeBlocks,
     kmeansLloyd: addon.kmeansLloyd,
+    widenBf16: addon.widenBf16,
   };
   const extras: NativeExtrasInternal = {
     getThreads: addon.getThreads,

@@ -449,6 +449,9 @@ export interface Kernels {
    * in ascending order (single-threaded: the sums' order is the result). Returns the iterations run.
    */
   kmeansLloyd(x: Float64Array, wt: Float64Array, n: number, c: Float64Array, k: number, maxIter: number, tol: number, assign: Int32Array): number;
+
+  /** out[i] = the float32 value of the bf16 bit pattern src[i] for i < n (exact; NaN payloads kept). */
+  widenBf16(src: Uint16Array, out: Float32Array, n: number): void;
 }
 
 /** What the native addon found out about the CPU and which kernel path each family uses. */
