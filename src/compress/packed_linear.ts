@@ -15,10 +15,12 @@
  * bf16 scales and blocks a multiple of 64 run in int8 mode through `packedLutMatmul` (tables of
  * activation partial sums, weights row-interleaved once on first use). On by default; the
  * environment variable TFREE_PACKED_LUT=0|1 changes the default, `lut = false` forces the decode
- * kernel for one layer.
+ * kernel for one layer. Once the layout is built the layer drops the plain codes and scales, so
+ * it holds one copy of the weight: `packed` rebuilds them from the layout when asked for (saving,
+ * the backward pass, the decode kernel), and keeps them from then on.
  */
 import { Tensor, add, kernels, record, shapeSize } from '../tensor/index.js';
-import { packedLutFits, packedLutLayout } from '../tensor/kernels/js_packed_lut.js';
+import { packedLutFits, packedLutLayout, packedLutUnlayout } from '../tensor/kernels/js_packed_lut.js';
 import { dequantize, packedBytes, type PackedMatrix } from './quantize.js';
 
 /** Activation precision of the packed kernel. */
@@ -41,7 +43,6 @@ export function defaultPackedLut(): boolean {
 }
 
 export class PackedLinear {
-  readonly packed: PackedMatrix;
   readonly bias: Tensor | null;
   readonly inFeatures: number;
   readonly outFeatures: number;
@@ -52,9 +53,14 @@ export class PackedLinear {
   /** use the lookup-table kernel where it fits (see the class comment); may be changed at any time */
   lut: boolean = defaultPackedLut();
   private lutLayout: { codes: Uint8Array; scales: Uint16Array } | null = null;
+  /** the plain packed matrix; null while only the lookup-table layout holds the weight */
+  private plain: PackedMatrix | null;
+  /** format, sizes and levels (what every path needs besides codes and scales) */
+  private readonly meta: Pick<PackedMatrix, 'format' | 'rows' | 'cols' | 'levels'>;
 
   constructor(packed: PackedMatrix, bias: Tensor | null = null, name = '<packed linear>', act: PackedAct = defaultPackedAct()) {
-    this.packed = packed;
+    this.plain = packed;
+    this.meta = { format: packed.format, rows: packed.rows, cols: packed.cols, levels: packed.levels };
     this.act = act;
     this.bias = bias;
     this.inFeatures = packed.cols;
@@ -65,15 +71,35 @@ export class PackedLinear {
     }
   }
 
+  /** The packed weight (codes, scales, levels); rebuilt from the lookup-table layout when that is all the layer holds. */
+  get packed(): PackedMatrix {
+    if (this.plain === null) {
+      const m = this.meta;
+      const l = this.lutLayout as { codes: Uint8Array; scales: Uint16Array };
+      this.plain = { ...m, ...packedLutUnlayout(m.rows, m.cols, m.format.bits, m.format.blockSize, l) };
+    }
+    return this.plain;
+  }
+
+  /** Bytes of weight data the layer holds now (plain codes and scales, the lookup-table layout, levels). */
+  get residentBytes(): number {
+    let b = this.meta.levels.byteLength;
+    if (this.plain !== null) b += this.plain.codes.byteLength + this.plain.scales.byteLength;
+    if (this.lutLayout !== null) b += this.lutLayout.codes.byteLength + this.lutLayout.scales.byteLength;
+    return b;
+  }
+
   /** Whether forward runs the lookup-table kernel (int8 mode, a format and layout it computes, `lut` on). */
   usesLut(): boolean {
-    const f = this.packed.format;
+    const f = this.meta.format;
     return this.lut && this.act === 'int8' && packedLutFits(f.bits, this.inFeatures, f.blockSize, f.scaleDtype === 'BF16');
   }
 
   /** Bytes of the packed weight (codes, scales, codebook). */
   get weightBytes(): number {
-    return packedBytes(this.packed);
+    const m = this.meta;
+    if (this.plain !== null) return packedBytes(this.plain);
+    return (m.rows * m.cols * m.format.bits) / 8 + ((m.rows * m.cols) / m.format.blockSize) * 2 + (m.format.kind === 'kmeans' ? m.levels.byteLength : 0);
   }
 
   /** x [..., in] -> [..., out] */
@@ -87,16 +113,21 @@ export class PackedLinear {
     const xd = x.f32();
     const M = shapeSize(x.shape) / K;
     const out = new Float32Array(M * N);
-    const p = this.packed;
+    const f = this.meta.format;
     if (this.usesLut()) {
-      this.lutLayout ??= packedLutLayout(N, K, p.format.bits, p.format.blockSize, p.codes, p.scales);
-      kernels().packedLutMatmul(M, N, K, xd, 0, this.lutLayout.codes, p.format.bits, p.levels, this.lutLayout.scales, p.format.blockSize, out, 0);
+      if (this.lutLayout === null) {
+        const p = this.packed;
+        this.lutLayout = packedLutLayout(N, K, f.bits, f.blockSize, p.codes, p.scales);
+        this.plain = null; // one copy of the weight: `packed` rebuilds the plain form when asked
+      }
+      kernels().packedLutMatmul(M, N, K, xd, 0, this.lutLayout.codes, f.bits, this.meta.levels, this.lutLayout.scales, f.blockSize, out, 0);
     } else {
-      kernels().packedMatmul(M, N, K, xd, 0, p.codes, p.format.bits, p.levels, p.scales, p.format.scaleDtype === 'BF16', p.format.blockSize, out, 0, this.act === 'int8');
+      const p = this.packed;
+      kernels().packedMatmul(M, N, K, xd, 0, p.codes, f.bits, p.levels, p.scales, f.scaleDtype === 'BF16', f.blockSize, out, 0, this.act === 'int8');
     }
     let y = new Tensor(out, [...x.shape.slice(0, -1), N]);
     y = record(y, 'packed_linear', [x], (g) => {
-      const W = dequantize(p);
+      const W = dequantize(this.packed);
       const gx = new Float32Array(M * K);
       kernels().gemm(1, false, false, M, K, N, 1, g, 0, N, 0, W, 0, K, 0, 0, gx, 0, K, 0);
       return [gx];

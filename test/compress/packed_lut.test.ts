@@ -205,3 +205,44 @@ test('PackedLinear: the lookup-table path serves 1- and 2-bit formats in int8 mo
     assert.ok(!l.usesLut(), `${name} ${JSON.stringify(opts)}`);
   }
 });
+
+test('PackedLinear: after the lookup-table layout is built the layer holds one copy of the weight; `packed` and the gradient rebuild it exactly', () => {
+  const r = new Rng(36);
+  for (const name of ['bin1', 'kmeans2']) {
+    const N = 70;
+    const K = 256;
+    const p = quantizeMatrix(r.fillNormal(new Float32Array(N * K), 0, 0.1), N, K, parseFormat(name), { name: 'w' });
+    const orig = { codes: p.codes.slice(), scales: p.scales.slice(), levels: p.levels.slice() };
+    const layer = new PackedLinear(p, null, 'lut', 'int8');
+    layer.lut = true;
+    const plainBytes = p.codes.byteLength + p.scales.byteLength + p.levels.byteLength;
+    assert.equal(layer.residentBytes, plainBytes, name);
+    const weightBytes = layer.weightBytes;
+    const x = new Tensor(r.fillNormal(new Float32Array(2 * K), 0, 1), [2, K]);
+    const y1 = layer.forward(x).f32().slice();
+    // layout only (32-row tiles: N rounded up to 96 rows), not layout + plain codes
+    const layoutBytes = Math.ceil(N / 32) * 32 * ((K * p.format.bits) / 8 + (K / p.format.blockSize) * 2);
+    assert.equal(layer.residentBytes, layoutBytes + p.levels.byteLength, `${name}: the plain codes were not dropped`);
+    assert.equal(layer.weightBytes, weightBytes, `${name}: weightBytes changed`);
+    assert.deepEqual(layer.forward(x).f32(), y1, `${name}: second forward differs`);
+    // asking for the packed matrix rebuilds it bit for bit
+    const q = layer.packed;
+    assert.deepEqual(q.codes, orig.codes, name);
+    assert.deepEqual(q.scales, orig.scales, name);
+    assert.deepEqual(q.levels, orig.levels, name);
+    assert.deepEqual(layer.forward(x).f32(), y1, `${name}: forward after the rebuild differs`);
+    // the gradient path (dequantize) works from the rebuilt matrix: equal to the plain decode layer's
+    const fresh = new PackedLinear({ ...p, codes: orig.codes.slice(), scales: orig.scales.slice() }, null, 'dec', 'int8');
+    fresh.lut = false;
+    const layer2 = new PackedLinear({ ...p, codes: orig.codes.slice(), scales: orig.scales.slice() }, null, 'lut2', 'int8');
+    layer2.lut = true;
+    layer2.forward(x); // drops the plain codes
+    const xg1 = new Tensor(x.f32().slice(), [2, K], undefined, 0, true);
+    const xg2 = new Tensor(x.f32().slice(), [2, K], undefined, 0, true);
+    const g = r.fillNormal(new Float32Array(2 * N), 0, 1);
+    layer2.forward(xg1).backward(g);
+    fresh.forward(xg2).backward(g);
+    assert.ok(xg1.grad && xg2.grad, name);
+    assert.deepEqual(xg1.grad.f32(), xg2.grad.f32(), `${name}: input gradient`);
+  }
+});

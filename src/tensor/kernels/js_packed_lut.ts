@@ -34,6 +34,21 @@ export function packedLutLayout(N: number, K: number, bits: number, blockSize: n
   return { codes: c, scales: s };
 }
 
+/** Inverse of packedLutLayout: the plain row-major codes [N, K*bits/8] and scales [N, K/blockSize]. */
+export function packedLutUnlayout(N: number, K: number, bits: number, blockSize: number, layout: { codes: Uint8Array; scales: Uint16Array }): { codes: Uint8Array; scales: Uint16Array } {
+  const rb = (K * bits) / 8;
+  const nB = K / blockSize;
+  const codes = new Uint8Array(N * rb);
+  const scales = new Uint16Array(N * nB);
+  for (let n = 0; n < N; n++) {
+    const tile = n >> 5;
+    const r = n & 31;
+    for (let j = 0; j < rb; j++) codes[n * rb + j] = layout.codes[(tile * rb + j) * 32 + r];
+    for (let b = 0; b < nB; b++) scales[n * nB + b] = layout.scales[(tile * nB + b) * 32 + r];
+  }
+  return { codes, scales };
+}
+
 /** The int8 tables of one activation row (tab [K/64][Q][16], ts [K/64]), as packed_lut_tables. */
 function lutTables(x: Float32Array, off: number, K: number, bits: number, L8: Int16Array, tab: Int8Array, tOff: number, ts: Float32Array, sOff: number): void {
   const E = 4 / bits;
