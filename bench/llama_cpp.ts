@@ -6,6 +6,14 @@
  *
  *   node dist/bench/llama_cpp.js synth --out FILE.gguf [--type q4_0] [--seed 1] [--layers 32]
  *   node dist/bench/llama_cpp.js run --gguf FILE.gguf [--threads 1,2] [--prompt 64] [--gen 64] [--reps 1] [--no-mmap] [--json]
+ *        [--hat DIR --hat-weights int4 --hat-prompt-bytes 200 --hat-gen-bytes 48] [--tokenizer PATH]
+ *
+ * Side by side (--hat): llama.cpp at every thread count, then tfree's HAT (experiments/hat8b.js:
+ * load quantized, then prompt and generation at every thread count, one process), then llama.cpp
+ * again, so the HAT run is bracketed by the peer's in the same invocation. bytes/s of llama.cpp =
+ * tokens/s x bytes per token, the bytes per token being those of the English text the HAT reads
+ * and generates (experiments/hat8b_text.ts) under the Llama 3 tokenizer given by --tokenizer (a
+ * tokenizer.json or folder, or Meta's tiktoken tokenizer.model; not part of the repository).
  *
  * With mmap (llama.cpp's default) the CPU backend keeps the mapped file and a repacked copy of the
  * Q4_0 weights (its CPU_REPACK buffer), so the peak RSS is about twice the file; --no-mmap reads
@@ -29,6 +37,8 @@ import { parseLlamaConfig } from '../src/models/llama/index.js';
 import { BYTE_TO_CHAR } from '../src/models/llama/tokenizer/bytes.js';
 import { checkGgufOutput, planLlamaGguf, type GgufExportType, type GgufTokenizer, type LlamaTensorSource } from '../src/convert/llama_gguf.js';
 import { llamaCppGenerate, llamaCppMissing, llamaCppVersion, openLlamaCpp } from './peers/llama_cpp.js';
+import { loadTiktoken, loadTokenizer, type TextTokenizer } from '../src/models/llama/tokenizer/index.js';
+import { HAT8B_TEXT } from '../experiments/hat8b_text.js';
 
 const argv = process.argv.slice(2);
 function flag(name: string, def: string): string {
@@ -161,6 +171,36 @@ async function child(): Promise<void> {
   process.stdout.write(`${JSON.stringify({ threads, mmap, load_s: r.load_s, prompt_tokens: r.prompt_tokens, prompt_s: r.prompt_s, prompt_tok_s: r.prompt_tokens / r.prompt_s, generated_tokens: r.generated_tokens, gen_s: r.gen_s, gen_tok_s: r.generated_tokens / r.gen_s, peak_rss_bytes: peakRssBytes() })}\n`);
 }
 
+/** A tokenizer file: tiktoken (`base64 rank` lines) or tokenizer.json / a folder holding one. */
+function openTokenizer(path: string): TextTokenizer {
+  if (fs.statSync(path).isFile() && !path.endsWith('.json')) {
+    const head = fs.readFileSync(path, { encoding: 'utf8' }).slice(0, 64);
+    if (/^[A-Za-z0-9+/=]+ \d+\n/.test(head)) return loadTiktoken(path);
+  }
+  return loadTokenizer(path);
+}
+
+/** Bytes per token of a text under a tokenizer (no special tokens). */
+function bytesPerToken(tok: TextTokenizer, text: string): { bytes: number; tokens: number; bytes_per_token: number } {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  const tokens = tok.encode(text).length;
+  return { bytes, tokens, bytes_per_token: bytes / tokens };
+}
+
+type Row = Record<string, number> & { mmap?: boolean };
+
+function llamaRows(gguf: string, threads: number[], self: string, promptTokens: string, tag: string): Row[] {
+  const rows: Row[] = [];
+  for (const t of threads) {
+    const res = spawnSync(process.execPath, [self, 'child', '--gguf', gguf, '--threads', String(t), '--prompt', promptTokens, '--gen', flag('gen', '64'), ...(argv.includes('--no-mmap') ? ['--no-mmap'] : [])], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    if (res.status !== 0) throw new Error(`child failed (${res.status}): ${res.stderr.slice(-2000)}`);
+    const line = res.stdout.trim().split('\n').pop() ?? '';
+    rows.push(JSON.parse(line) as Row);
+    process.stderr.write(`llama.cpp threads ${t} ${tag}: ${line}\n`);
+  }
+  return rows;
+}
+
 function run(): void {
   const missing = llamaCppMissing();
   if (missing !== null) {
@@ -172,18 +212,31 @@ function run(): void {
   const threads = flag('threads', '1,2').split(',').map(Number);
   const reps = Number(flag('reps', '1'));
   const self = fileURLToPath(import.meta.url);
-  const rows: (Record<string, number> & { mmap?: boolean })[] = [];
+  const hatDir = flag('hat', '');
+  const tokPath = flag('tokenizer', '');
+  const tok = tokPath === '' ? null : openTokenizer(tokPath);
+  const hatPromptBytes = Number(flag('hat-prompt-bytes', '200'));
+  const hatGenBytes = Number(flag('hat-gen-bytes', '48'));
+  // the HAT's text: bytes per Llama 3 token over the whole paragraph and over the spans it reads / generates
+  const textStats = tok === null ? null : { text: bytesPerToken(tok, HAT8B_TEXT) };
+  const promptTokens = flag('prompt', textStats === null ? '64' : String(Math.round(hatPromptBytes / textStats.text.bytes_per_token)));
+  const rows: Row[] = [];
+  let hat: Record<string, unknown> | null = null;
   for (let rep = 0; rep < reps; rep++) {
-    for (const t of threads) {
-      const res = spawnSync(process.execPath, [self, 'child', '--gguf', gguf, '--threads', String(t), '--prompt', flag('prompt', '64'), '--gen', flag('gen', '64'), ...(argv.includes('--no-mmap') ? ['--no-mmap'] : [])], { encoding: 'utf8', maxBuffer: 1 << 24 });
-      if (res.status !== 0) throw new Error(`child failed (${res.status}): ${res.stderr.slice(-2000)}`);
-      const line = res.stdout.trim().split('\n').pop() ?? '';
-      const r = JSON.parse(line) as Record<string, number> & { mmap?: boolean };
-      rows.push(r);
-      process.stderr.write(`threads ${t} rep ${rep}: ${line}\n`);
+    rows.push(...llamaRows(gguf, threads, self, promptTokens, `rep ${rep}`));
+    if (hatDir !== '' && rep === 0) {
+      const exp = nodePath.join(nodePath.dirname(self), '..', 'experiments', 'hat8b.js');
+      const args = [exp, '--model', hatDir, '--mode', 'load', '--weights', flag('hat-weights', 'int4'), '--threads', threads.join(','), '--prompt-bytes', String(hatPromptBytes), '--gen-bytes', String(hatGenBytes)];
+      process.stderr.write(`HAT: node ${args.join(' ')}\n`);
+      const res = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+      if (res.status !== 0) throw new Error(`HAT run failed (${res.status}): ${res.stderr.slice(-2000)}`);
+      hat = JSON.parse(res.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+      process.stderr.write(`HAT: ${JSON.stringify(hat)}\n`);
+      rows.push(...llamaRows(gguf, threads, self, promptTokens, `rep ${rep}, after the HAT run`));
     }
   }
-  const info = { gguf, gguf_bytes: fs.statSync(gguf).size, node_llama_cpp: llamaCppVersion(), rows, cpu: fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? '' };
+  const bpt = textStats?.text.bytes_per_token ?? NaN;
+  const info = { gguf, gguf_bytes: fs.statSync(gguf).size, node_llama_cpp: llamaCppVersion(), tokenizer: tokPath, text_tokens: textStats, rows, hat, cpu: fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? '' };
   const dir = nodePath.join(nodePath.dirname(self), '..', '..', 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(nodePath.join(dir, 'llama_cpp.json'), JSON.stringify(info, null, 2));
@@ -192,8 +245,14 @@ function run(): void {
     return;
   }
   process.stdout.write(`llama.cpp (node-llama-cpp ${info.node_llama_cpp}, CPU prebuilt) on ${gguf} (${(info.gguf_bytes / 2 ** 30).toFixed(2)} GiB)\n`);
-  process.stdout.write('| threads | mmap | load s | prompt tok/s | generated tok/s | peak RSS GiB |\n|---:|---|---:|---:|---:|---:|\n');
-  for (const r of rows) process.stdout.write(`| ${r.threads} | ${String(r.mmap)} | ${r.load_s.toFixed(2)} | ${r.prompt_tok_s.toFixed(2)} | ${r.gen_tok_s.toFixed(2)} | ${(r.peak_rss_bytes / 2 ** 30).toFixed(2)} |\n`);
+  if (textStats !== null) process.stdout.write(`bytes per Llama 3 token of the HAT's text: ${textStats.text.bytes} bytes / ${textStats.text.tokens} tokens = ${bpt.toFixed(3)}\n`);
+  process.stdout.write('| side | threads | load s | prompt tok/s | generated tok/s | prompt bytes/s | generated bytes/s | peak RSS GiB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n');
+  const f = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '-');
+  for (const r of rows) process.stdout.write(`| llama.cpp Q4_0${r.mmap === false ? ' (no mmap)' : ''} | ${r.threads} | ${f(r.load_s)} | ${f(r.prompt_tok_s)} | ${f(r.gen_tok_s)} | ${f(r.prompt_tok_s * bpt)} | ${f(r.gen_tok_s * bpt)} | ${f(r.peak_rss_bytes / 2 ** 30)} |\n`);
+  if (hat !== null) {
+    const hr = (hat.runs as Record<string, number>[]) ?? [];
+    for (const r of hr) process.stdout.write(`| tfree HAT ${String(hat.weights)} | ${r.threads} | ${f(Number(hat.load_s))} | - | - | ${f(r.prompt_bytes_s)} | ${f(r.gen_bytes_s)} | ${f(Number(hat.peak_rss_gib))} |\n`);
+  }
 }
 
 const mode = argv[0];

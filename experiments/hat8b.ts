@@ -25,6 +25,7 @@ import { openCheckpoint } from '../src/io/index.js';
 import { loadHATLazy, parseFormat } from '../src/compress/index.js';
 import { HATDecodingState } from '../src/models/hat/generate.js';
 import { HatSplitter } from '../src/models/hat/splitter.js';
+import { HAT8B_TEXT as TEXT } from './hat8b_text.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -37,12 +38,6 @@ const THREADS = arg('threads', '1,2').split(',').map(Number);
 const PROMPT_BYTES = Number(arg('prompt-bytes', '200'));
 const GEN_BYTES = Number(arg('gen-bytes', '64'));
 const COLD = process.argv.includes('--cold');
-
-const TEXT =
-  'The committee met on Tuesday to discuss the budget for the coming year. After a long debate about the costs of the new library, ' +
-  'the members agreed to postpone the decision until the city had published its report on the schools. Several residents spoke in ' +
-  'favour of the plan, while others worried that the money would be better spent on roads and public transport. The chairman said ' +
-  'that he would invite the architects to present their designs at the next meeting, which is planned for the first week of March.';
 
 function gib(b: number): number {
   return Math.round((b / 2 ** 30) * 1000) / 1000;
