@@ -88,15 +88,68 @@ inline double round_even(double v) {
   return (v + big) - big;  // two roundings: no -ffast-math here (fp-contract off above)
 }
 
+// codes of one block into cb[0..B): one loop per kind, no branch per weight (vectorisable)
+void block_codes(const QuantArgs& a, const float* w, long B, double sv, double mu, double qmax, uint8_t* cb) {
+  const int bits = a.bits;
+  if (a.kind == 2) {
+    for (long i = 0; i < B; ++i) cb[i] = static_cast<double>(w[i]) - mu >= 0 ? 1 : 0;
+    return;
+  }
+  if (!(sv > 0)) {  // w/s is 0: int 0, ternary 0 + 1, k-means the bucket of 0
+    const uint8_t c = a.kind == 1 ? static_cast<uint8_t>(count_below(a.mid, bits, 0.0)) : a.kind == 3 ? 1 : 0;
+    for (long i = 0; i < B; ++i) cb[i] = c;
+    return;
+  }
+  if (a.kind == 1) {
+    for (long i = 0; i < B; ++i) cb[i] = static_cast<uint8_t>(count_below(a.mid, bits, static_cast<double>(w[i]) / sv));
+    return;
+  }
+  // int: two's complement in `bits` bits of round_even(clamp(w/s)); ternary: that of clamp to +-1, plus 1
+  const double lim = a.kind == 3 ? 1.0 : qmax;
+  const int32_t add = a.kind == 3 ? 1 : 0;
+  const int32_t mask = (1 << bits) - 1;
+  for (long i = 0; i < B; ++i) {
+    const double q = round_even(clampd(static_cast<double>(w[i]) / sv, -lim, lim));
+    cb[i] = static_cast<uint8_t>((static_cast<int32_t>(q) + add) & mask);
+  }
+}
+
+// packs B codes (B * bits a multiple of 8) MSB first into B * bits / 8 bytes
+void pack_block(const uint8_t* cb, long B, int bits, uint8_t* o) {
+  if (bits == 8) {
+    std::memcpy(o, cb, static_cast<size_t>(B));
+  } else if (bits == 4) {
+    for (long j = 0; j < B / 2; ++j) o[j] = static_cast<uint8_t>((cb[2 * j] << 4) | cb[2 * j + 1]);
+  } else if (bits == 2) {
+    for (long j = 0; j < B / 4; ++j)
+      o[j] = static_cast<uint8_t>((cb[4 * j] << 6) | (cb[4 * j + 1] << 4) | (cb[4 * j + 2] << 2) | cb[4 * j + 3]);
+  } else if (bits == 1) {
+    for (long j = 0; j < B / 8; ++j) {
+      uint32_t v = 0;
+      for (int t = 0; t < 8; ++t) v = (v << 1) | cb[8 * j + t];
+      o[j] = static_cast<uint8_t>(v);
+    }
+  } else {
+    uint32_t acc = 0;
+    int nacc = 0;
+    for (long i = 0; i < B; ++i) {
+      acc = ((acc << bits) | cb[i]) & 0xffffu;
+      nacc += bits;
+      if (nacc >= 8) {
+        nacc -= 8;
+        *o++ = static_cast<uint8_t>((acc >> nacc) & 0xffu);
+      }
+    }
+  }
+}
+
 void quantize_rows(const QuantArgs& a, long r0, long r1) {
   const long B = a.B, cols = a.cols, nb = cols / B;
   const int bits = a.bits;
   const double qmax = std::ldexp(1.0, bits - 1) - 1.0;
-  const long rb = cols * bits / 8;
+  const long rb = cols * bits / 8, bb = B * bits / 8;
+  std::vector<uint8_t> cb(static_cast<size_t>(B));
   for (long r = r0; r < r1; ++r) {
-    uint32_t acc = 0;
-    int nacc = 0;
-    uint8_t* o = a.codes != nullptr ? a.codes + r * rb : nullptr;
     for (long b = 0; b < nb; ++b) {
       const float* w = a.w + r * cols + b * B;
       double s = 0.0;
@@ -110,36 +163,17 @@ void quantize_rows(const QuantArgs& a, long r0, long r1) {
       if (a.kind == 0 && a.scaleMode != 2) s /= qmax;
       const uint16_t h = scale_bits(s, a.scaleBf16);
       a.scales[r * nb + b] = h;
-      if (o == nullptr) continue;
+      if (a.codes == nullptr) continue;
       float svf;
       packed_scales_f32(&h, 1, a.scaleBf16, &svf);
-      const double sv = svf;
       double mu = a.centre;
       if (a.kind == 2 && std::isnan(a.centre)) {
         mu = 0.0;
         for (long i = 0; i < B; ++i) mu += static_cast<double>(w[i]);
         mu /= static_cast<double>(B);
       }
-      for (long i = 0; i < B; ++i) {
-        const double v = w[i];
-        uint32_t c;
-        if (a.kind == 0) {
-          const double q = sv > 0 ? round_even(clampd(v / sv, -qmax, qmax)) : 0.0;
-          c = q < 0 ? static_cast<uint32_t>(static_cast<long>(q) + (1L << bits)) : static_cast<uint32_t>(q);
-        } else if (a.kind == 1) {
-          c = static_cast<uint32_t>(count_below(a.mid, bits, sv > 0 ? v / sv : 0.0));
-        } else if (a.kind == 3) {
-          c = static_cast<uint32_t>((sv > 0 ? round_even(clampd(v / sv, -1.0, 1.0)) : 0.0) + 1.0);
-        } else {
-          c = v - mu >= 0 ? 1u : 0u;
-        }
-        acc = ((acc << bits) | c) & 0xffffu;
-        nacc += bits;
-        if (nacc >= 8) {
-          nacc -= 8;
-          *o++ = static_cast<uint8_t>((acc >> nacc) & 0xffu);
-        }
-      }
+      block_codes(a, w, B, static_cast<double>(svf), mu, qmax, cb.data());
+      pack_block(cb.data(), B, bits, a.codes + r * rb + b * bb);
     }
   }
 }
