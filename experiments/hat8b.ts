@@ -106,8 +106,10 @@ function main(): void {
     else if (th !== 1) throw new Error(`threads ${th} needs the native addon: ${nat.error}`);
     const st = new HATDecodingState(model);
     const p0 = performance.now();
+    const pc0 = process.cpuUsage();
     st.prefill(words);
     const prefillS = (performance.now() - p0) / 1000;
+    const pc = process.cpuUsage(pc0);
     let cur = words[words.length - 1];
     let finished = 0;
     const g0 = performance.now();
@@ -128,6 +130,7 @@ function main(): void {
       prompt_bytes: nb,
       prompt_words: words.length,
       prefill_s: prefillS,
+      prefill_cpu_s: (pc.user + pc.system) / 1e6,
       prompt_bytes_s: nb / prefillS,
       gen_bytes: rest.length,
       gen_words: finished,

@@ -107,6 +107,9 @@ export interface GenerationTiming {
   prompt_s: number;
   generated_tokens: number;
   gen_s: number;
+  /** CPU seconds of this process (llama.cpp's threads included) during prompt processing / generation */
+  prompt_cpu_s: number;
+  gen_cpu_s: number;
   tokens: number[];
 }
 
@@ -123,15 +126,25 @@ export async function llamaCppGenerate(llama: NlcLlama, gguf: string, prompt: re
     try {
       const seq = ctx.getSequence();
       const tokens: number[] = [];
+      const cpu = (): number => {
+        const c = process.cpuUsage();
+        return (c.user + c.system) / 1e6;
+      };
       const t1 = performance.now();
+      const c1 = cpu();
       let tFirst = 0;
+      let cFirst = 0;
       for await (const tok of seq.evaluate([...prompt], { temperature: 0 })) {
-        if (tokens.length === 0) tFirst = performance.now();
+        if (tokens.length === 0) {
+          tFirst = performance.now();
+          cFirst = cpu();
+        }
         tokens.push(tok);
         if (tokens.length >= maxNew) break;
       }
       const t2 = performance.now();
-      return { load_s, prompt_tokens: prompt.length, prompt_s: (tFirst - t1) / 1000, generated_tokens: tokens.length - 1, gen_s: (t2 - tFirst) / 1000, tokens };
+      const c2 = cpu();
+      return { load_s, prompt_tokens: prompt.length, prompt_s: (tFirst - t1) / 1000, generated_tokens: tokens.length - 1, gen_s: (t2 - tFirst) / 1000, prompt_cpu_s: cFirst - c1, gen_cpu_s: c2 - cFirst, tokens };
     } finally {
       await ctx.dispose();
     }
