@@ -175,7 +175,7 @@ async function child(): Promise<void> {
 function openTokenizer(path: string): TextTokenizer {
   if (fs.statSync(path).isFile() && !path.endsWith('.json')) {
     const head = fs.readFileSync(path, { encoding: 'utf8' }).slice(0, 64);
-    if (/^[A-Za-z0-9+/=]+ \d+\n/.test(head)) return loadTiktoken(path);
+    if (/^[A-Za-z0-9+/=]+ \d+\r?\n/.test(head)) return loadTiktoken(path);
   }
   return loadTokenizer(path);
 }
