@@ -290,6 +290,93 @@ AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bo
     _mm512_mask_storeu_ps(gTb + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gTb + k), gx));
   }
 }
+
+// The backward of one group's candidates at once (AVX-512). side_bwd_avx512 per candidate and side
+// loads and stores five gradient rows per 16 lanes; here the loop over the candidates runs inside
+// the loop over the 16-lane blocks of d, so the box of each side, the relation's centre/width
+// gradients, the group's time-bump gradient and the accumulators of the true head's and tail's rows
+// stay in registers and only the rows of the other candidates are read and written. Every element
+// receives the same additions in the same order as the per-candidate loop (candidates ascending,
+// head side before tail side; the accumulators of the true head/tail rows added last, base of the
+// head, bump of the head, base of the tail, bump of the tail), so the results are bit-identical.
+// fh[j] / ft[j]: the factor of candidate j's head / tail side (0: skipped); cand[2j], cand[2j+1]:
+// its head and tail; P: its points [G, 2, d]; gCh/gWh (gCt/gWt): the relation's head (tail) box
+// centre/width gradients; gTbi: the group's time-bump gradient.
+AVX512_FN void group_bwd_avx512(long G, long d, const float* P, const Box& bh, const Box& bt, const float* fh,
+                                const float* ft, const int32_t* cand, int32_t h0, int32_t t0, bool useTanh, bool l2,
+                                float* gCh, float* gWh, float* gCt, float* gWt, float* gTbi, float* gB, float* gU) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 mone = _mm512_set1_ps(-1.0f);
+  for (long k = 0; k < d; k += 16) {
+    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    struct SideRegs {
+      __m512 l, u, c, w, iw, kappa, dkappa, gc, gw;
+    };
+    SideRegs sd[2];
+    const Box* boxes[2] = {&bh, &bt};
+    float* gCs[2] = {gCh, gCt};
+    float* gWs[2] = {gWh, gWt};
+    for (int s = 0; s < 2; ++s) {
+      const Box& b = *boxes[s];
+      sd[s].l = _mm512_maskz_loadu_ps(m, b.l + k);
+      sd[s].u = _mm512_maskz_loadu_ps(m, b.u + k);
+      sd[s].c = _mm512_maskz_loadu_ps(m, b.c + k);
+      sd[s].w = _mm512_maskz_loadu_ps(m, b.w + k);
+      sd[s].iw = _mm512_maskz_loadu_ps(m, b.invw + k);
+      sd[s].kappa = _mm512_maskz_loadu_ps(m, b.kappa + k);
+      sd[s].dkappa = _mm512_maskz_loadu_ps(m, b.dkappa + k);
+      sd[s].gc = _mm512_maskz_loadu_ps(m, gCs[s] + k);
+      sd[s].gw = _mm512_maskz_loadu_ps(m, gWs[s] + k);
+    }
+    __m512 gtb = _mm512_maskz_loadu_ps(m, gTbi + k);
+    __m512 aBaseH = zero, aBumpH = zero, aBaseT = zero, aBumpT = zero;
+    for (long j = 0; j < G; ++j) {
+      const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
+      for (int s = 0; s < 2; ++s) {
+        const float f = s == 0 ? fh[j] : ft[j];
+        if (f == 0) continue;
+        SideRegs& b = sd[s];
+        const __m512 p = _mm512_maskz_loadu_ps(m, P + (2 * j + s) * d + k);
+        const __m512 diff = _mm512_sub_ps(p, b.c);
+        const __m512 a = _mm512_abs_ps(diff);
+        const __m512 sg = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(diff, zero, _CMP_GT_OQ),
+                                               _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(diff, zero, _CMP_LT_OQ), mone), one);
+        const __mmask16 in = _mm512_cmp_ps_mask(p, b.l, _CMP_GE_OQ) & _mm512_cmp_ps_mask(p, b.u, _CMP_LE_OQ);
+        const __m512 dist = _mm512_mask_blend_ps(in, _mm512_fmsub_ps(a, b.w, b.kappa), _mm512_mul_ps(a, b.iw));
+        const __m512 dp = _mm512_mul_ps(sg, _mm512_mask_blend_ps(in, b.w, b.iw));
+        const __m512 dw = _mm512_mask_blend_ps(in, _mm512_sub_ps(a, b.dkappa), _mm512_sub_ps(zero, _mm512_mul_ps(_mm512_mul_ps(a, b.iw), b.iw)));
+        const __m512 fv = _mm512_set1_ps(f);
+        const __m512 gd = l2 ? _mm512_mul_ps(fv, dist) : fv;
+        const __m512 gp = _mm512_mul_ps(gd, dp);
+        b.gc = _mm512_sub_ps(b.gc, gp);
+        b.gw = _mm512_fmadd_ps(gd, dw, b.gw);
+        const __m512 gx = useTanh ? _mm512_mul_ps(gp, _mm512_fnmadd_ps(p, p, one)) : gp;
+        // head side: self = base of the head, other = bump of the tail; tail side: base of the tail, bump of the head
+        if (s == 0) {
+          if (hh == h0) aBaseH = _mm512_add_ps(aBaseH, gx);
+          else _mm512_mask_storeu_ps(gB + hh * d + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gB + hh * d + k), gx));
+          if (tt == t0) aBumpT = _mm512_add_ps(aBumpT, gx);
+          else _mm512_mask_storeu_ps(gU + tt * d + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gU + tt * d + k), gx));
+        } else {
+          if (tt == t0) aBaseT = _mm512_add_ps(aBaseT, gx);
+          else _mm512_mask_storeu_ps(gB + tt * d + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gB + tt * d + k), gx));
+          if (hh == h0) aBumpH = _mm512_add_ps(aBumpH, gx);
+          else _mm512_mask_storeu_ps(gU + hh * d + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gU + hh * d + k), gx));
+        }
+        gtb = _mm512_add_ps(gtb, gx);
+      }
+    }
+    for (int s = 0; s < 2; ++s) {
+      _mm512_mask_storeu_ps(gCs[s] + k, m, sd[s].gc);
+      _mm512_mask_storeu_ps(gWs[s] + k, m, sd[s].gw);
+    }
+    _mm512_mask_storeu_ps(gTbi + k, m, gtb);
+    float* rows[4] = {gB + h0 * d + k, gU + h0 * d + k, gB + t0 * d + k, gU + t0 * d + k};
+    const __m512 accs[4] = {aBaseH, aBumpH, aBaseT, aBumpT};
+    for (int q = 0; q < 4; ++q) _mm512_mask_storeu_ps(rows[q], m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, rows[q]), accs[q]));
+  }
+}
 #endif
 
 typedef float (*FwdFn)(const float*, const float*, const float*, const Box&, float*, long, bool, bool);
@@ -495,6 +582,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   const Derived dv(w, 2 * R * d);
   const FwdFn fwd = fwd_fn();
   const BwdFn bwd = bwd_fn();
+  const bool grouped = boxte_isa() == 2;  // group_bwd_avx512
   std::memset(gTb, 0, sizeof(float) * B * d);
   const long G = n + 1;
   // optional: slots [nslots, 2, E, d] (zeroed by the caller): chunk c > 0 accumulates its entity
@@ -539,6 +627,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     std::vector<double> nh(G), nt(G), score(G);
     std::vector<int32_t> cand(2 * G);
     std::vector<float> acc(4 * d);
+    std::vector<float> fhs(G), fts(G);
     const long i0 = chunk * B / nth, i1 = (chunk + 1) * B / nth;
     double loss = 0;
     for (long i = i0; i < i1; ++i) {
@@ -552,6 +641,10 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           const int32_t e = negEnt[i * n + j + 1];
           prefetch_row(base + e * d, d, false);
           prefetch_row(bump + e * d, d, false);
+          if (grouped) {  // the gradient rows the group's backward will update
+            prefetch_row(gB + e * d, d, true);
+            prefetch_row(gU + e * d, d, true);
+          }
         }
         int32_t hh = h[i], tt = t[i];
         if (j > 0) {
@@ -582,6 +675,19 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       float* aBaseT = aBumpH + d;
       float* aBumpT = aBaseT + d;
       const int32_t h0 = h[i], t0 = t[i];
+      if (grouped) {
+        for (long j = 0; j < G; ++j) {
+          const double sm = std::exp(-score[j] - lse);
+          const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
+          fhs[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nh[j] > 0 ? g / nh[j] : 0.0) : g);
+          fts[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nt[j] > 0 ? g / nt[j] : 0.0) : g);
+        }
+#ifdef BOXTE_X86
+        group_bwd_avx512(G, d, P.data(), bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], useTanh, l2, gC + bo,
+                         gW + bo, gC + R * d + bo, gW + R * d + bo, gTb + i * d, gB, gU);
+#endif
+        continue;
+      }
       for (long j = 0; j < G; ++j) {
         const double sm = std::exp(-score[j] - lse);
         const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
@@ -739,15 +845,54 @@ inline void adam_rows_range(float* p, float* g0, float* slots, long nslots, long
   }
 }
 #ifdef BOXTE_X86
+// The vector paths run the same operations in the same order as adam_rows_range<true> (sqrt and
+// division are correctly rounded in both), so they give the same bits as the scalar FMA loop.
 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void adam_rows_avx512(
     float* p, float* g0, float* slots, long nslots, long stride, float* m, float* v, long i0, long i1, float lr, float b1,
     float b2, float eps, float ibc1, float ibc2) {
-  adam_rows_range<true>(p, g0, slots, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+  const __m512 vb1 = _mm512_set1_ps(b1), vb2 = _mm512_set1_ps(b2), vb1c = _mm512_set1_ps(1.0f - b1),
+               vb2c = _mm512_set1_ps(1.0f - b2), vlr = _mm512_set1_ps(lr), veps = _mm512_set1_ps(eps),
+               vi1 = _mm512_set1_ps(ibc1), vi2 = _mm512_set1_ps(ibc2), zero = _mm512_setzero_ps();
+  for (long i = i0; i < i1; i += 16) {
+    const __mmask16 k = i1 - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (i1 - i)) - 1);
+    __m512 g = _mm512_maskz_loadu_ps(k, g0 + i);
+    _mm512_mask_storeu_ps(g0 + i, k, zero);
+    for (long s2 = 0; s2 < nslots; ++s2) {
+      g = _mm512_add_ps(g, _mm512_maskz_loadu_ps(k, slots + s2 * stride + i));
+      _mm512_mask_storeu_ps(slots + s2 * stride + i, k, zero);
+    }
+    const __m512 mo = _mm512_fmadd_ps(vb1, _mm512_maskz_loadu_ps(k, m + i), _mm512_mul_ps(vb1c, g));
+    const __m512 vo = _mm512_fmadd_ps(vb2, _mm512_maskz_loadu_ps(k, v + i), _mm512_mul_ps(vb2c, _mm512_mul_ps(g, g)));
+    _mm512_mask_storeu_ps(m + i, k, mo);
+    _mm512_mask_storeu_ps(v + i, k, vo);
+    const __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_mul_ps(vo, vi2)), veps);
+    const __m512 step = _mm512_mul_ps(vlr, _mm512_div_ps(_mm512_mul_ps(mo, vi1), den));
+    _mm512_mask_storeu_ps(p + i, k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + i), step));
+  }
 }
 __attribute__((target("avx2,fma"))) void adam_rows_avx2(float* p, float* g0, float* slots, long nslots, long stride,
                                                          float* m, float* v, long i0, long i1, float lr, float b1,
                                                          float b2, float eps, float ibc1, float ibc2) {
-  adam_rows_range<true>(p, g0, slots, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+  const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2), vb1c = _mm256_set1_ps(1.0f - b1),
+               vb2c = _mm256_set1_ps(1.0f - b2), vlr = _mm256_set1_ps(lr), veps = _mm256_set1_ps(eps),
+               vi1 = _mm256_set1_ps(ibc1), vi2 = _mm256_set1_ps(ibc2), zero = _mm256_setzero_ps();
+  long i = i0;
+  for (; i + 8 <= i1; i += 8) {
+    __m256 g = _mm256_loadu_ps(g0 + i);
+    _mm256_storeu_ps(g0 + i, zero);
+    for (long s2 = 0; s2 < nslots; ++s2) {
+      g = _mm256_add_ps(g, _mm256_loadu_ps(slots + s2 * stride + i));
+      _mm256_storeu_ps(slots + s2 * stride + i, zero);
+    }
+    const __m256 mo = _mm256_fmadd_ps(vb1, _mm256_loadu_ps(m + i), _mm256_mul_ps(vb1c, g));
+    const __m256 vo = _mm256_fmadd_ps(vb2, _mm256_loadu_ps(v + i), _mm256_mul_ps(vb2c, _mm256_mul_ps(g, g)));
+    _mm256_storeu_ps(m + i, mo);
+    _mm256_storeu_ps(v + i, vo);
+    const __m256 den = _mm256_add_ps(_mm256_sqrt_ps(_mm256_mul_ps(vo, vi2)), veps);
+    const __m256 step = _mm256_mul_ps(vlr, _mm256_div_ps(_mm256_mul_ps(mo, vi1), den));
+    _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_loadu_ps(p + i), step));
+  }
+  adam_rows_range<true>(p, g0, slots, nslots, stride, m, v, i, i1, lr, b1, b2, eps, ibc1, ibc2);
 }
 #endif
 

@@ -247,6 +247,61 @@ test('fused training kernels: loss and every gradient equal autograd of the op-b
   restoreBoxKernels();
 });
 
+test('fused entity Adam (adamRows): the AdamW rule (weight decay 0) on g0 + slots at every native path and thread count; buffers zeroed', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
+  const n = 16 * 70 + 7; // a masked / scalar tail
+  const rng = new Rng(11);
+  const rand = (scale: number): Float32Array => Float32Array.from({ length: n }, () => (rng.float() * 2 - 1) * scale);
+  const p0 = rand(0.5);
+  const g0 = rand(0.1);
+  const slots = new Float32Array(2 * 2 * n); // [count 2][2 tables][n]; this table at offset n
+  for (let i = 0; i < n; i++) {
+    slots[n + i] = (rng.float() * 2 - 1) * 0.1;
+    slots[3 * n + i] = (rng.float() * 2 - 1) * 0.1;
+  }
+  const m0 = rand(0.01);
+  const v0 = rand(1e-4).map(Math.abs);
+  const [lr, b1, b2, eps, step] = [1e-2, 0.9, 0.999, 1e-8, 3];
+  const bc1 = 1 - b1 ** step;
+  const bc2 = 1 - b2 ** step;
+  // float64 reference of the rule
+  const want = { p: new Float64Array(n), m: new Float64Array(n), v: new Float64Array(n) };
+  for (let i = 0; i < n; i++) {
+    const g = Math.fround(Math.fround(g0[i] + slots[n + i]) + slots[3 * n + i]); // summed in f32, slot order
+    // the constants as the kernel holds them (f32; 1 - b2 in f32 differs from 0.001 by 1e-5 relative)
+    const m = Math.fround(b1) * m0[i] + Math.fround(1 - Math.fround(b1)) * g;
+    const v = Math.fround(b2) * v0[i] + Math.fround(1 - Math.fround(b2)) * g * g;
+    want.m[i] = m;
+    want.v[i] = v;
+    want.p[i] = p0[i] - (lr * (m / bc1)) / (Math.sqrt(v / bc2) + eps);
+  }
+  const results = new Map<string, Float32Array>();
+  const k = nativeBoxKernels()!;
+  for (const v of kernelVariants()) {
+    if (v.name === 'js') continue;
+    v.setup();
+    const p = p0.slice();
+    const m = m0.slice();
+    const vv = v0.slice();
+    const g = g0.slice();
+    const sl = slots.slice();
+    k.adamRows!({ p, g0: g, slots: { data: sl, count: 2, offset: n }, m, v: vv, lr, b1, b2, eps, bc1, bc2 });
+    assertClose(m, want.m, { atol: 1e-8, rtol: 1e-5, what: `${v.name} m` });
+    assertClose(vv, want.v, { atol: 1e-10, rtol: 1e-5, what: `${v.name} v` });
+    assertClose(p, want.p, { atol: 1e-7, rtol: 1e-5, what: `${v.name} p` });
+    assert.ok(g.every((x) => x === 0), `${v.name}: g0 zeroed`);
+    assert.ok(sl.subarray(n, 2 * n).every((x) => x === 0) && sl.subarray(3 * n).every((x) => x === 0), `${v.name}: this table's slots zeroed`);
+    assert.deepEqual(sl.subarray(0, n), slots.subarray(0, n), `${v.name}: the other table's slots untouched`);
+    results.set(v.name, Float32Array.from([...p, ...m, ...vv]));
+  }
+  // elementwise: the thread count never matters; the FMA paths (AVX-512 and AVX2) run one rule
+  const same = (a: string, b: string): void => {
+    if (results.has(a) && results.has(b)) assert.deepEqual(results.get(a), results.get(b), `${a} = ${b}`);
+  };
+  for (const isa of ['avx512', 'avx2', 'generic']) same(`native ${isa} 1T`, `native ${isa} 2T`);
+  same('native avx512 1T', 'native avx2 1T');
+  restoreBoxKernels();
+});
+
 test('fused scoring of all entities equals the op-based score, both directions, every kernel variant', () => {
   for (const dim of [13, 37]) {
   const m = tinyModel({ numEntities: 9, dim }, 8, 0.8);
