@@ -259,6 +259,30 @@ AVX512_FN float side_fwd_avx512(const float* x1, const float* x2, const float* x
   return _mm512_reduce_add_ps(acc);
 }
 
+// side_fwd_avx512 without points (P = null) and with the L2 norm, for the ranking: returns the same
+// sum of squared distances, or -1 as soon as a partial sum already proves base + sqrt(sum) >= s
+// (checked every 4 blocks of 16 lanes; the lanes' partial sums only grow, the horizontal sum and
+// the square root are monotone, so the full sum could not give a smaller value).
+AVX512_FN float side_sq_bounded_avx512(const float* x1, const float* x2, const Box& b, long d, bool useTanh, float base,
+                                       float s) {
+  __m512 acc = _mm512_setzero_ps();
+  long blk = 0;
+  for (long k = 0; k < d; k += 16, ++blk) {
+    if (blk > 0 && (blk & 3) == 0 && base + std::sqrt(_mm512_reduce_add_ps(acc)) >= s) return -1.0f;
+    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1 + k), _mm512_maskz_loadu_ps(m, x2 + k));
+    if (useTanh) x = tanh16(x);
+    const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
+    const __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
+                         _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
+    const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
+    const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
+    const __m512 di = _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
+    acc = _mm512_fmadd_ps(di, di, acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
 AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
                                float* gSelf, float* gOther, float* gTb) {
   const __m512 one = _mm512_set1_ps(1.0f);
@@ -546,6 +570,104 @@ napi_value ScoreBatch(napi_env env, napi_callback_info info) {
     }
   };
   parallel_tasks(nb, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// boxteRankBatch(d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel, gold, better,
+//                count, goldScore): the evaluation's comparisons without the score matrix. For query q the
+// gold candidate's score s = goldScore[q] is computed first, exactly as boxteScoreBatch computes it;
+// better[q * E + x] = 1 when candidate x scores strictly below s (0 otherwise, NaN included) and
+// count[q] = the number of such x. With the L2 norm a candidate whose head-side distance alone,
+// sqrt(sh), is already >= s is settled without its tail side: score = sqrt(sh) + sqrt(st) with st
+// >= 0 and float rounding monotone, so the score it would get is >= s as well (the comparisons,
+// counts and ranks are exactly those of the full scores). Candidate blocks of 256 are the tasks.
+napi_value RankBatch(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteRankBatch");
+  const long d = integer(a, 0, "d", 1), E = integer(a, 1, "E", 0), Q = integer(a, 2, "Q", 0);
+  const bool useTanh = flag(a, 3, "tanh");
+  const bool l2 = integer(a, 4, "order", 1) == 2;
+  const long R = integer(a, 13, "R", 1);
+  const float* headTable = arr<float>(a, 5, "headTable", napi_float32_array, E * d);
+  const float* headAdd = arr<float>(a, 6, "headAdd", napi_float32_array, Q * d);
+  const float* tailTable = arr<float>(a, 7, "tailTable", napi_float32_array, E * d);
+  const float* tailAdd = arr<float>(a, 8, "tailAdd", napi_float32_array, Q * d);
+  const float* l = arr<float>(a, 9, "l", napi_float32_array, 2 * R * d);
+  const float* u = arr<float>(a, 10, "u", napi_float32_array, 2 * R * d);
+  const float* c = arr<float>(a, 11, "c", napi_float32_array, 2 * R * d);
+  const float* w = arr<float>(a, 12, "w", napi_float32_array, 2 * R * d);
+  const int32_t* rel = arr<int32_t>(a, 14, "rel", napi_int32_array, Q);
+  const int32_t* gold = arr<int32_t>(a, 15, "gold", napi_int32_array, Q);
+  uint8_t* better = arr<uint8_t>(a, 16, "better", napi_uint8_array, Q * E);
+  int32_t* count = arr<int32_t>(a, 17, "count", napi_int32_array, Q);
+  float* goldScore = arr<float>(a, 18, "goldScore", napi_float32_array, Q);
+  if (!ids_ok(a, rel, Q, R, "rel") || !ids_ok(a, gold, Q, E, "gold")) return nullptr;
+  const Derived dv(w, 2 * R * d);
+  const FwdFn fwd = fwd_fn();
+  auto score = [&](long q, long x) -> float {
+    const Box bh = box_at(l, u, c, w, dv, rel[q] * d);
+    const Box bt = box_at(l, u, c, w, dv, R * d + rel[q] * d);
+    const float sh = fwd(headTable + x * d, headAdd + q * d, nullptr, bh, nullptr, d, useTanh, l2);
+    const float st = fwd(tailTable + x * d, tailAdd + q * d, nullptr, bt, nullptr, d, useTanh, l2);
+    return l2 ? std::sqrt(sh) + std::sqrt(st) : sh + st;
+  };
+  for (long q = 0; q < Q; ++q) goldScore[q] = score(q, gold[q]);
+  const bool bounded = l2 && boxte_isa() == 2;  // side_sq_bounded_avx512
+  const long BLK = 256;
+  const long nb = (E + BLK - 1) / BLK;
+  std::vector<int32_t> part(nb * Q, 0);
+  auto task = [&](long blk, int) {
+    const long x0 = blk * BLK, x1 = x0 + BLK < E ? x0 + BLK : E;
+    for (long q = 0; q < Q; ++q) {
+      const Box bh = box_at(l, u, c, w, dv, rel[q] * d);
+      const Box bt = box_at(l, u, c, w, dv, R * d + rel[q] * d);
+      const float* ha = headAdd + q * d;
+      const float* ta = tailAdd + q * d;
+      const float s = goldScore[q];
+      uint8_t* b = better + q * E;
+      int32_t cnt = 0;
+      for (long x = x0; x < x1; ++x) {
+#ifdef BOXTE_X86
+        if (bounded) {
+          const float sh = side_sq_bounded_avx512(headTable + x * d, ha, bh, d, useTanh, 0.0f, s);
+          if (sh < 0) {
+            b[x] = 0;
+            continue;
+          }
+          const float rh = std::sqrt(sh);
+          const float st = rh >= s ? -1.0f : side_sq_bounded_avx512(tailTable + x * d, ta, bt, d, useTanh, rh, s);
+          const uint8_t bx = st >= 0 && rh + std::sqrt(st) < s ? 1 : 0;
+          b[x] = bx;
+          cnt += bx;
+          continue;
+        }
+#endif
+        const float sh = fwd(headTable + x * d, ha, nullptr, bh, nullptr, d, useTanh, l2);
+        float sc;
+        if (l2) {
+          const float rh = std::sqrt(sh);
+          if (rh >= s) {
+            b[x] = 0;
+            continue;
+          }
+          sc = rh + std::sqrt(fwd(tailTable + x * d, ta, nullptr, bt, nullptr, d, useTanh, l2));
+        } else {
+          sc = sh + fwd(tailTable + x * d, ta, nullptr, bt, nullptr, d, useTanh, l2);
+        }
+        const uint8_t bx = sc < s ? 1 : 0;
+        b[x] = bx;
+        cnt += bx;
+      }
+      part[blk * Q + q] = cnt;
+    }
+  };
+  parallel_tasks(nb, 0, task);
+  for (long q = 0; q < Q; ++q) {
+    int32_t cnt = 0;
+    for (long blk = 0; blk < nb; ++blk) cnt += part[blk * Q + q];
+    count[q] = cnt;
+  }
   napi_value undef;
   napi_get_undefined(env, &undef);
   return undef;
@@ -1107,6 +1229,8 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
   napi_value fv;
   if (napi_create_function(env, "boxteScoreBatch", NAPI_AUTO_LENGTH, ScoreBatch, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteScoreBatch", fv);
+  if (napi_create_function(env, "boxteRankBatch", NAPI_AUTO_LENGTH, RankBatch, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteRankBatch", fv);
   if (napi_create_function(env, "boxteTrainGroups", NAPI_AUTO_LENGTH, TrainGroups, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteTrainGroups", fv);
   if (napi_create_function(env, "boxteNegatives", NAPI_AUTO_LENGTH, Negatives, nullptr, &fv) == napi_ok)

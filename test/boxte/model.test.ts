@@ -17,6 +17,8 @@ import {
   jsBoxKernels,
   nativeBoxKernels,
   paramCount,
+  filteredRank,
+  rankFromComparisons,
   scoreBatchJs,
   type BoxKernels,
   type BoxTEConfig,
@@ -345,6 +347,54 @@ test('fused scoring of all entities equals the op-based score, both directions, 
   }
   restoreBoxKernels();
   assert.equal(typeof scoreBatchJs, 'function');
+});
+
+test('native rankBatch: the same comparisons, counts and filtered ranks as scoreBatch + filteredRank (ties, NaN gold, early exit), every path', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
+  for (const dim of [13, 37]) {
+    for (const order of [2, 1] as const) {
+      const m = tinyModel({ numEntities: 23, dim, order }, 8, 0.8);
+      const { dim: d, numRelations: R, numEntities: E } = m.cfg;
+      const base = m.entityBase.f32().slice();
+      const bump = m.entityBump.f32().slice();
+      // entity 5 duplicates entity 4 (exact ties with it)
+      base.copyWithin(5 * d, 4 * d, 5 * d);
+      bump.copyWithin(5 * d, 4 * d, 5 * d);
+      const boxes = boxTable(noGrad(() => m.stackedBoxes()).f32(), R, d);
+      const rng = new Rng(dim + order);
+      const Q = 12;
+      const headAdd = Float32Array.from({ length: Q * d }, () => (rng.float() * 2 - 1) * 0.7);
+      const tailAdd = Float32Array.from({ length: Q * d }, () => (rng.float() * 2 - 1) * 0.7);
+      const rel = Int32Array.from({ length: Q }, () => rng.int(R));
+      const gold = Int32Array.from({ length: Q }, (_, q) => (q === 0 ? 4 : rng.int(E)));
+      const args = { d, tanh: true, order, E, Q, headTable: base, headAdd, tailTable: bump, tailAdd, boxes, rel };
+      for (const [kname, k, setup] of kernelsUnderTest()) {
+        if (k.rankBatch === null) continue;
+        setup();
+        const out = new Float32Array(Q * E).fill(Number.NaN);
+        k.scoreBatch({ ...args, out });
+        const better = new Uint8Array(Q * E).fill(7);
+        const count = new Int32Array(Q).fill(-1);
+        const goldScore = new Float32Array(Q).fill(Number.NaN);
+        k.rankBatch({ ...args, gold, better, count, goldScore });
+        for (let q = 0; q < Q; q++) {
+          const sc = out.subarray(q * E, (q + 1) * E);
+          const what = `${kname} d=${dim} order ${order} query ${q}`;
+          assert.ok(Object.is(goldScore[q], sc[gold[q]]), `${what}: gold score`);
+          const want = Uint8Array.from(sc, (v) => (v < sc[gold[q]] ? 1 : 0));
+          assert.deepEqual(better.subarray(q * E, (q + 1) * E), want, `${what}: comparisons`);
+          assert.equal(count[q], want.reduce((a, b) => a + b, 0), `${what}: count`);
+          const known = [gold[q], (gold[q] + 3) % E, 5];
+          assert.equal(rankFromComparisons(goldScore[q], count[q], better.subarray(q * E, (q + 1) * E), gold[q], known), filteredRank(sc, gold[q], known), `${what}: rank`);
+        }
+        assert.equal(better[0 * E + 5], 0, 'an exact tie with the gold is not better');
+        // a non-finite gold score ranks last, as in filteredRank
+        const sc = out.slice(0, E);
+        sc[gold[0]] = Number.NaN;
+        assert.equal(rankFromComparisons(Number.NaN, count[0], better.subarray(0, E), gold[0], [gold[0], 1, 2]), filteredRank(sc, gold[0], [gold[0], 1, 2]));
+      }
+    }
+  }
+  restoreBoxKernels();
 });
 
 test('parameter count: formula equals the store, and ICEWS14 at d=1000, k=2 has 15,906,920 (spec §1.2)', () => {

@@ -6,13 +6,19 @@ import { createRequire } from 'node:module';
 import { nativeBackend } from '../../tensor/index.js';
 import { nativeAddonPath } from '../../tensor/kernels/native.js';
 import type { NegativesArgs, ScoreBatchArgs, TrainGroupsArgs } from './kernel.js';
-import type { AdamRowsArgs, BoxKernels } from './ops.js';
+import type { AdamRowsArgs, BoxKernels, RankBatchArgs } from './ops.js';
 
 interface BoxteAddon {
   boxteScoreBatch(
     d: number, E: number, Q: number, tanh: boolean, order: number,
     headTable: Float32Array, headAdd: Float32Array, tailTable: Float32Array, tailAdd: Float32Array,
     l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array, R: number, rel: Int32Array, out: Float32Array,
+  ): void;
+  boxteRankBatch(
+    d: number, E: number, Q: number, tanh: boolean, order: number,
+    headTable: Float32Array, headAdd: Float32Array, tailTable: Float32Array, tailAdd: Float32Array,
+    l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array, R: number, rel: Int32Array,
+    gold: Int32Array, better: Uint8Array, count: Int32Array, goldScore: Float32Array,
   ): void;
   boxteTrainGroups(
     B: number, n: number, d: number, tanh: boolean, order: number, base: Float32Array, bump: Float32Array, E: number,
@@ -51,6 +57,7 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
     return null;
   }
   const score = addon.boxteScoreBatch;
+  const rank = addon.boxteRankBatch;
   const train = addon.boxteTrainGroups;
   const negatives = addon.boxteNegatives;
   const adam = addon.boxteAdamRows;
@@ -84,6 +91,13 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
       const b = a.boxes;
       score(a.d, a.E, a.Q, a.tanh, a.order, a.headTable, a.headAdd, a.tailTable, a.tailAdd, b.l, b.u, b.c, b.w, b.R, a.rel, a.out);
     },
+    rankBatch:
+      typeof rank === 'function'
+        ? (a: RankBatchArgs): void => {
+            const b = a.boxes;
+            rank(a.d, a.E, a.Q, a.tanh, a.order, a.headTable, a.headAdd, a.tailTable, a.tailAdd, b.l, b.u, b.c, b.w, b.R, a.rel, a.gold, a.better, a.count, a.goldScore);
+          }
+        : null,
     trainGroups(a: TrainGroupsArgs): number {
       const b = a.boxes;
       const E = a.base.length / a.d;

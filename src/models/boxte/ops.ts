@@ -23,6 +23,18 @@ export interface AdamRowsArgs {
   bc2: number;
 }
 
+/**
+ * scoreBatch's inputs plus the gold candidate of each query: goldScore[q] = its score (as
+ * scoreBatch computes it), better[q * E + x] = 1 when candidate x scores strictly below it (else 0),
+ * count[q] = the number of such candidates. All three are written.
+ */
+export interface RankBatchArgs extends Omit<ScoreBatchArgs, 'out'> {
+  gold: Int32Array;
+  better: Uint8Array;
+  count: Int32Array;
+  goldScore: Float32Array;
+}
+
 export interface BoxKernels {
   readonly name: 'js' | 'native';
   /** instruction set of the kernels: 'avx512', 'avx2', 'generic' (native) or 'js' */
@@ -31,6 +43,8 @@ export interface BoxKernels {
   threads(): number;
   trainGroups(a: TrainGroupsArgs): number;
   scoreBatch(a: ScoreBatchArgs): void;
+  /** the comparisons of the filtered ranking without the score matrix (native only; see RankBatchArgs) */
+  rankBatch: ((a: RankBatchArgs) => void) | null;
   negatives(a: NegativesArgs): void;
   /** fused gradient sum + dense Adam + zeroing of an entity table (native only) */
   adamRows: ((a: AdamRowsArgs) => void) | null;
@@ -55,6 +69,7 @@ const jsBoxKernels: BoxKernels = {
   threads: () => 1,
   trainGroups: trainGroupsJs,
   scoreBatch: scoreBatchJs,
+  rankBatch: null,
   negatives: negativesJs,
   adamRows: null,
   small: null,
