@@ -1128,6 +1128,55 @@ napi_value Corners(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+// One relation's row of boxteCornersBwd in AVX-512 (8 doubles): the same double operations per
+// element as the scalar loop (no fused multiply-adds), the two sums over the row (gSigma, S) taken
+// in element order from per-element products, so the results are bit-identical to it. The scalar
+// loop branches on the sign of each shape element (unpredictable: about half are negative).
+#ifdef BOXTE_X86
+AVX512_FN void corners_bwd_row_avx512(long d, double half, bool useTanh, const float* shape, double ig, double sg,
+                                      const float* gLo, const float* gHi, const float* sLo, const float* sHi,
+                                      float* gBaseRow, float* gShapeRow, double* gShat, double* t1, double* t2,
+                                      double* gSigmaOut, double* SOut) {
+  const __m512d one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd(), vig = _mm512_set1_pd(ig), vsg = _mm512_set1_pd(sg),
+                vhalf = _mm512_set1_pd(half);
+  for (long i = 0; i < d; i += 8) {
+    const __mmask8 m = d - i >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << (d - i)) - 1);
+    __m512d gl = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, gLo + i)), gu = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, gHi + i));
+    if (useTanh) {
+      const __m512d l = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, sLo + i)), u = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, sHi + i));
+      gl = _mm512_mul_pd(gl, _mm512_sub_pd(one, _mm512_mul_pd(l, l)));
+      gu = _mm512_mul_pd(gu, _mm512_sub_pd(one, _mm512_mul_pd(u, u)));
+    }
+    const __m512d shat = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, shape + i)), vig);
+    const __mmask8 neg = _mm512_cmp_pd_mask(_mm512_mul_pd(_mm512_mul_pd(shat, vsg), vhalf), zero, _CMP_LT_OQ);
+    const __m512d g1 = _mm512_mask_blend_pd(neg, gl, gu), g2 = _mm512_mask_blend_pd(neg, gu, gl);
+    _mm256_mask_storeu_ps(gBaseRow + i, m, _mm512_cvtpd_ps(_mm512_add_pd(g1, g2)));
+    const __m512d gDelta = _mm512_mul_pd(_mm512_sub_pd(g2, g1), vhalf);
+    const __m512d gs = _mm512_mul_pd(gDelta, vsg);
+    _mm512_mask_storeu_pd(gShat + i, m, gs);
+    _mm512_mask_storeu_pd(t1 + i, m, _mm512_mul_pd(gDelta, shat));
+    _mm512_mask_storeu_pd(t2 + i, m, _mm512_mul_pd(gs, shat));
+  }
+  double gSigma = 0, S = 0;
+  for (long i = 0; i < d; ++i) {
+    gSigma += t1[i];
+    S += t2[i];
+  }
+  const __m512d sd = _mm512_set1_pd(S / static_cast<double>(d)), eps = _mm512_set1_pd(1e-8), mone = _mm512_set1_pd(-1.0);
+  for (long i = 0; i < d; i += 8) {
+    const __mmask8 m = d - i >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << (d - i)) - 1);
+    const __m512d x = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, shape + i));
+    const __m512d sgn = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, zero, _CMP_GT_OQ),
+                                             _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, zero, _CMP_LT_OQ), mone), one);
+    const __m512d q = _mm512_div_pd(_mm512_mul_pd(sd, sgn), _mm512_add_pd(_mm512_abs_pd(x), eps));
+    const __m512d v = _mm512_sub_pd(_mm512_mul_pd(_mm512_maskz_loadu_pd(m, gShat + i), vig), q);
+    _mm256_mask_storeu_ps(gShapeRow + i, m, _mm512_cvtpd_ps(v));
+  }
+  *gSigmaOut = gSigma;
+  *SOut = S;
+}
+#endif
+
 // boxteCornersBwd(R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g[4Rd],
 //                 gHBase, gHShape, gHSize, gTBase, gTShape, gTSize)   (gradients written, not added)
 napi_value CornersBwd(napi_env env, napi_callback_info info) {
@@ -1145,6 +1194,7 @@ napi_value CornersBwd(napi_env env, napi_callback_info info) {
   float* gShape[2] = {arr<float>(a, 13, "gHShape", napi_float32_array, R * d), arr<float>(a, 16, "gTShape", napi_float32_array, R * d)};
   float* gSize[2] = {arr<float>(a, 14, "gHSize", napi_float32_array, R), arr<float>(a, 17, "gTSize", napi_float32_array, R)};
   if (!a.ok) return nullptr;
+  const int isa = boxte_isa();
   auto task = [&](long sr, int) {
     const long s = sr / R, r = sr % R, o = r * d;
     const float* shape = shapes[s];
@@ -1152,6 +1202,16 @@ napi_value CornersBwd(napi_env env, napi_callback_info info) {
     const long lo = 2 * s * R * d + o, hi = (2 * s + 1) * R * d + o;
     std::vector<double> gShat(d);
     double gSigma = 0, S = 0;
+#ifdef BOXTE_X86
+    if (isa == 2) {
+      std::vector<double> t(2 * d);
+      corners_bwd_row_avx512(d, half, useTanh, shape + o, ig, sg, g + lo, g + hi, stacked + lo, stacked + hi, gBase[s] + o,
+                             gShape[s] + o, gShat.data(), t.data(), t.data() + d, &gSigma, &S);
+      const double z = sizes[s][r];
+      gSize[s][r] = static_cast<float>(gSigma * (z > 0 ? 1.0 : std::exp(z)));
+      return;
+    }
+#endif
     for (long i = 0; i < d; ++i) {
       double gl = g[lo + i], gu = g[hi + i];
       if (useTanh) {
