@@ -259,6 +259,38 @@ AVX512_FN float side_fwd_avx512(const float* x1, const float* x2, const float* x
   return _mm512_reduce_add_ps(acc);
 }
 
+// Both sides of one training candidate in one loop (AVX-512): per side exactly the operations of
+// side_fwd_avx512 with x3 = the time bump and points stored (same bits); one loop over the blocks
+// of d with the flags fixed at compile time, two independent chains for the core to overlap.
+template <bool TANH, bool L2>
+AVX512_FN void pair_fwd_avx512(const float* hx1, const float* hx2, const float* tx1, const float* tx2, const float* x3,
+                               const Box& bh, const Box& bt, float* P, long d, float* sh, float* st) {
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  const float* x1s[2] = {hx1, tx1};
+  const float* x2s[2] = {hx2, tx2};
+  const Box* bs[2] = {&bh, &bt};
+  for (long k = 0; k < d; k += 16) {
+    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    const __m512 t3 = _mm512_maskz_loadu_ps(m, x3 + k);
+    for (int s = 0; s < 2; ++s) {
+      const Box& b = *bs[s];
+      __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1s[s] + k), _mm512_maskz_loadu_ps(m, x2s[s] + k));
+      x = _mm512_add_ps(x, t3);
+      if (TANH) x = tanh16(x);
+      _mm512_mask_storeu_ps(P + s * d + k, m, x);
+      const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
+      const __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
+                           _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
+      const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
+      const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
+      const __m512 di = _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
+      acc[s] = L2 ? _mm512_fmadd_ps(di, di, acc[s]) : _mm512_add_ps(acc[s], di);
+    }
+  }
+  *sh = _mm512_reduce_add_ps(acc[0]);
+  *st = _mm512_reduce_add_ps(acc[1]);
+}
+
 // side_fwd_avx512 without points (P = null) and with the L2 norm, for the ranking: returns the same
 // sum of squared distances, or -1 as soon as a partial sum already proves base + sqrt(sum) >= s
 // (checked every 4 blocks of 16 lanes; the lanes' partial sums only grow, the horizontal sum and
@@ -777,8 +809,23 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         cand[2 * j] = hh;
         cand[2 * j + 1] = tt;
         float* pj = P.data() + j * 2 * d;
-        const double sh = fwd(base + hh * d, bump + tt * d, tbi, bh, pj, d, useTanh, l2);
-        const double st = fwd(base + tt * d, bump + hh * d, tbi, bt, pj + d, d, useTanh, l2);
+        double sh, st;
+#ifdef BOXTE_X86
+        if (grouped) {
+          float fsh, fst;
+          const float *hx1 = base + hh * d, *hx2 = bump + tt * d, *tx1 = base + tt * d, *tx2 = bump + hh * d;
+          if (useTanh && l2) pair_fwd_avx512<true, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+          else if (useTanh) pair_fwd_avx512<true, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+          else if (l2) pair_fwd_avx512<false, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+          else pair_fwd_avx512<false, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+          sh = fsh;
+          st = fst;
+        } else
+#endif
+        {
+          sh = fwd(base + hh * d, bump + tt * d, tbi, bh, pj, d, useTanh, l2);
+          st = fwd(base + tt * d, bump + hh * d, tbi, bt, pj + d, d, useTanh, l2);
+        }
         nh[j] = l2 ? std::sqrt(sh) : sh;
         nt[j] = l2 ? std::sqrt(st) : st;
         score[j] = nh[j] + nt[j];
@@ -1276,6 +1323,105 @@ napi_value TimeReg(napi_env env, napi_callback_info info) {
   return res;
 }
 
+// boxteTimeBumps(B, d, k, useAlpha, noBumpDay0, K, alpha, r, tau, out[B*d]): twin of timeBumpsForward
+// (small.ts): out row i = sum_j alpha[r_i, j] K[tau_i, j] summed in double in j order (zeros for
+// day 0 when noBumpDay0); rows in tasks of 16. Same bits as the TypeScript loop.
+napi_value TimeBumps(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteTimeBumps");
+  const long B = integer(a, 0, "B", 0), d = integer(a, 1, "d", 1), k = integer(a, 2, "k", 1);
+  const bool useAlpha = flag(a, 3, "useAlpha"), noDay0 = flag(a, 4, "noBumpDay0");
+  napi_typedarray_type tp;
+  size_t klen = 0, alen = 0;
+  if (a.ok && napi_get_typedarray_info(env, a.v[5], &tp, &klen, nullptr, nullptr, nullptr) != napi_ok) klen = 0;
+  if (a.ok && napi_get_typedarray_info(env, a.v[6], &tp, &alen, nullptr, nullptr, nullptr) != napi_ok) alen = 0;
+  const float* K = arr<float>(a, 5, "K", napi_float32_array, k * d);
+  const float* alpha = arr<float>(a, 6, "alpha", napi_float32_array, k);
+  const int32_t* r = arr<int32_t>(a, 7, "r", napi_int32_array, B);
+  const int32_t* tau = arr<int32_t>(a, 8, "tau", napi_int32_array, B);
+  float* out = arr<float>(a, 9, "out", napi_float32_array, B * d);
+  if (!ids_ok(a, r, B, static_cast<long>(alen) / k, "r") || !ids_ok(a, tau, B, static_cast<long>(klen) / (k * d), "tau")) return nullptr;
+  const long CH = 16;
+  auto task = [&](long c, int) {
+    std::vector<double> acc(d);
+    for (long i = c * CH; i < (c + 1) * CH && i < B; ++i) {
+      float* o = out + i * d;
+      if (noDay0 && tau[i] == 0) {
+        std::fill(o, o + d, 0.0f);
+        continue;
+      }
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (long j = 0; j < k; ++j) {
+        const double al = useAlpha ? static_cast<double>(alpha[r[i] * k + j]) : 1.0;
+        const float* Kr = K + (tau[i] * k + j) * d;
+        for (long cc = 0; cc < d; ++cc) acc[cc] += al * static_cast<double>(Kr[cc]);
+      }
+      for (long cc = 0; cc < d; ++cc) o[cc] = static_cast<float>(acc[cc]);
+    }
+  };
+  parallel_tasks((B + CH - 1) / CH, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// boxteTimeBumpsBwd(B, d, k, useAlpha, noBumpDay0, K, alpha, r, tau, gTb, gK, gA): twin of the loop of
+// timeBumpsBackward, adding into gK and gA: gK[tau_i, j] += alpha gTb_i (f32 += double product), gA[r_i, j]
+// += K[tau_i, j] . gTb_i (dot in double). Columns of gK are the parallel tasks (every element gets its
+// additions in row order); the dots are computed per row in parallel and added in row order.
+napi_value TimeBumpsBwd(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteTimeBumpsBwd");
+  const long B = integer(a, 0, "B", 0), d = integer(a, 1, "d", 1), k = integer(a, 2, "k", 1);
+  const bool useAlpha = flag(a, 3, "useAlpha"), noDay0 = flag(a, 4, "noBumpDay0");
+  napi_typedarray_type tp;
+  size_t klen = 0, alen = 0;
+  if (a.ok && napi_get_typedarray_info(env, a.v[5], &tp, &klen, nullptr, nullptr, nullptr) != napi_ok) klen = 0;
+  if (a.ok && napi_get_typedarray_info(env, a.v[6], &tp, &alen, nullptr, nullptr, nullptr) != napi_ok) alen = 0;
+  const float* K = arr<float>(a, 5, "K", napi_float32_array, k * d);
+  const float* alpha = arr<float>(a, 6, "alpha", napi_float32_array, k);
+  const int32_t* r = arr<int32_t>(a, 7, "r", napi_int32_array, B);
+  const int32_t* tau = arr<int32_t>(a, 8, "tau", napi_int32_array, B);
+  const float* gTb = arr<float>(a, 9, "gTb", napi_float32_array, B * d);
+  float* gK = arr<float>(a, 10, "gK", napi_float32_array, static_cast<long>(klen));
+  float* gA = arr<float>(a, 11, "gA", napi_float32_array, static_cast<long>(alen));
+  if (!ids_ok(a, r, B, static_cast<long>(alen) / k, "r") || !ids_ok(a, tau, B, static_cast<long>(klen) / (k * d), "tau")) return nullptr;
+  const long CW = 32;
+  auto colTask = [&](long c, int) {
+    const long c0 = c * CW, c1 = std::min(d, c0 + CW);
+    for (long i = 0; i < B; ++i) {
+      if (noDay0 && tau[i] == 0) continue;
+      for (long j = 0; j < k; ++j) {
+        const double al = useAlpha ? static_cast<double>(alpha[r[i] * k + j]) : 1.0;
+        float* g = gK + (tau[i] * k + j) * d;
+        const float* gv = gTb + i * d;
+        for (long cc = c0; cc < c1; ++cc) g[cc] = static_cast<float>(static_cast<double>(g[cc]) + al * static_cast<double>(gv[cc]));
+      }
+    }
+  };
+  parallel_tasks((d + CW - 1) / CW, 0, colTask);
+  std::vector<double> dots(B * k, 0.0);
+  const long CH = 16;
+  auto dotTask = [&](long c, int) {
+    for (long i = c * CH; i < (c + 1) * CH && i < B; ++i) {
+      if (noDay0 && tau[i] == 0) continue;
+      for (long j = 0; j < k; ++j) {
+        const float* Kr = K + (tau[i] * k + j) * d;
+        const float* gv = gTb + i * d;
+        double dot = 0;
+        for (long cc = 0; cc < d; ++cc) dot += static_cast<double>(Kr[cc]) * static_cast<double>(gv[cc]);
+        dots[i * k + j] = dot;
+      }
+    }
+  };
+  parallel_tasks((B + CH - 1) / CH, 0, dotTask);
+  for (long i = 0; i < B; ++i) {
+    if (noDay0 && tau[i] == 0) continue;
+    for (long j = 0; j < k; ++j) gA[r[i] * k + j] = static_cast<float>(static_cast<double>(gA[r[i] * k + j]) + dots[i * k + j]);
+  }
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
 napi_value IsaName(napi_env env, napi_callback_info) {
   napi_value res;
   napi_create_string_utf8(env, boxte_isa_name(), NAPI_AUTO_LENGTH, &res);
@@ -1303,6 +1449,10 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteCornersBwd", fv);
   if (napi_create_function(env, "boxteTimeReg", NAPI_AUTO_LENGTH, TimeReg, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteTimeReg", fv);
+  if (napi_create_function(env, "boxteTimeBumps", NAPI_AUTO_LENGTH, TimeBumps, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteTimeBumps", fv);
+  if (napi_create_function(env, "boxteTimeBumpsBwd", NAPI_AUTO_LENGTH, TimeBumpsBwd, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteTimeBumpsBwd", fv);
   if (napi_create_function(env, "boxteIsa", NAPI_AUTO_LENGTH, IsaName, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteIsa", fv);
 }

@@ -39,6 +39,11 @@ interface BoxteAddon {
   boxteCorners(...args: unknown[]): void;
   boxteCornersBwd(...args: unknown[]): void;
   boxteTimeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array): number;
+  boxteTimeBumps(B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array, out: Float32Array): void;
+  boxteTimeBumpsBwd(
+    B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array,
+    gTb: Float32Array, gK: Float32Array, gA: Float32Array,
+  ): void;
 }
 
 /** The native BoxTE kernels (their path follows the addon's dispatch: TFREE_ISA / extras.setIsa). */
@@ -65,6 +70,8 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
   const corners = addon.boxteCorners;
   const cornersBwd = addon.boxteCornersBwd;
   const timeReg = addon.boxteTimeReg;
+  const tbF = addon.boxteTimeBumps;
+  const tbB = addon.boxteTimeBumpsBwd;
   if (typeof corners !== 'function' || typeof cornersBwd !== 'function' || typeof timeReg !== 'function') return null;
   if (typeof score !== 'function' || typeof train !== 'function' || typeof negatives !== 'function' || typeof adam !== 'function' || typeof isa !== 'function') return null;
   const n = nativeBackend();
@@ -78,6 +85,8 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
       cornersBwd: (R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g, gh, gt) =>
         cornersBwd(R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g, ...gh, ...gt),
       timeReg: (T, row, K, scale, gK) => timeReg(T, row, K, scale, gK),
+      timeBumps: typeof tbF === 'function' ? tbF : null,
+      timeBumpsBwd: typeof tbB === 'function' ? tbB : null,
     },
     threads: () => ('kernels' in n ? n.extras.getThreads() : 1),
     negatives(a: NegativesArgs): void {

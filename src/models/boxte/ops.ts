@@ -61,6 +61,11 @@ export interface SmallKernels {
   ): void;
   /** lambda-scaled regulariser value; writes its gradient into gK */
   timeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array): number;
+  /** time bumps of a batch [B, d] (written) and their backward (adds into gK, gA); null when the addon predates them */
+  timeBumps: ((B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array, out: Float32Array) => void) | null;
+  timeBumpsBwd:
+    | ((B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array, gTb: Float32Array, gK: Float32Array, gA: Float32Array) => void)
+    | null;
 }
 
 const jsBoxKernels: BoxKernels = {

@@ -176,10 +176,18 @@ export function cornersBackward(m: BoxTE, cache: CornerCache, g: Float32Array, s
 export function timeBumpsForward(m: BoxTE, r: Int32Array, tau: Int32Array, scratch?: StepScratch): Float32Array {
   const { dim: d, k, useAlpha, noBumpDay0 } = m.cfg;
   const B = r.length;
-  const out = f32(scratch, 'timeBumps', B * d, true);
-  if (m.timeBumpTable === null || m.alpha === null) return out;
+  const nat = boxKernels().small?.timeBumps ?? null;
+  const out = f32(scratch, 'timeBumps', B * d, nat === null);
+  if (m.timeBumpTable === null || m.alpha === null) {
+    if (nat !== null) out.fill(0);
+    return out;
+  }
   const K = m.timeBumpTable.f32();
   const alpha = m.alpha.f32();
+  if (nat !== null) {
+    nat(B, d, k, useAlpha, noBumpDay0, K, alpha, r, tau, out);
+    return out;
+  }
   const acc = new Float64Array(d);
   for (let i = 0; i < B; i++) {
     if (noBumpDay0 && tau[i] === 0) continue;
@@ -202,6 +210,13 @@ export function timeBumpsBackward(m: BoxTE, r: Int32Array, tau: Int32Array, gTb:
   const alpha = m.alpha.f32();
   const gK = f32(scratch, 'gTimeBumps', K.length, true);
   const gA = f32(scratch, 'gAlpha', alpha.length, true);
+  const nat = boxKernels().small?.timeBumpsBwd ?? null;
+  if (nat !== null) {
+    nat(r.length, d, k, useAlpha, noBumpDay0, K, alpha, r, tau, gTb, gK, gA);
+    addGrad(m.timeBumpTable, gK);
+    if (useAlpha) addGrad(m.alpha, gA);
+    return;
+  }
   for (let i = 0; i < r.length; i++) {
     if (noBumpDay0 && tau[i] === 0) continue;
     for (let j = 0; j < k; j++) {
