@@ -1422,6 +1422,57 @@ napi_value TimeBumpsBwd(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+// boxteBoxTable(n, stacked[4n], l, u, c, w [2n]): twin of boxTable (kernel.ts) with n = R * d: l = (lh, lt),
+// u = (uh, ut), c = (l + u) / 2 and w = u - l + 1 in double, rounded to float (the same bits).
+// boxteCornerGrad(n, gc, gw [2n], g [4n]): twin of cornerGrad: g_l = gc / 2 - gw, g_u = gc / 2 + gw.
+napi_value BoxTableN(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteBoxTable");
+  const long n = integer(a, 0, "n", 0);
+  const float* st = arr<float>(a, 1, "stacked", napi_float32_array, 4 * n);
+  float* l = arr<float>(a, 2, "l", napi_float32_array, 2 * n);
+  float* u = arr<float>(a, 3, "u", napi_float32_array, 2 * n);
+  float* c = arr<float>(a, 4, "c", napi_float32_array, 2 * n);
+  float* w = arr<float>(a, 5, "w", napi_float32_array, 2 * n);
+  if (!a.ok) return nullptr;
+  const long CH = 8192;
+  auto task = [&](long t, int) {
+    for (long i = t * CH; i < (t + 1) * CH && i < 2 * n; ++i) {
+      const long s = i / n, o = i % n;
+      const float li = st[2 * s * n + o], ui = st[(2 * s + 1) * n + o];
+      l[i] = li;
+      u[i] = ui;
+      c[i] = static_cast<float>((static_cast<double>(li) + static_cast<double>(ui)) * 0.5);
+      w[i] = static_cast<float>(static_cast<double>(ui) - static_cast<double>(li) + 1.0);
+    }
+  };
+  parallel_tasks((2 * n + CH - 1) / CH, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+napi_value CornerGradN(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteCornerGrad");
+  const long n = integer(a, 0, "n", 0);
+  const float* gc = arr<float>(a, 1, "gc", napi_float32_array, 2 * n);
+  const float* gw = arr<float>(a, 2, "gw", napi_float32_array, 2 * n);
+  float* g = arr<float>(a, 3, "g", napi_float32_array, 4 * n);
+  if (!a.ok) return nullptr;
+  const long CH = 8192;
+  auto task = [&](long t, int) {
+    for (long i = t * CH; i < (t + 1) * CH && i < 2 * n; ++i) {
+      const long s = i / n, o = i % n;
+      const double h = 0.5 * static_cast<double>(gc[i]), b = gw[i];
+      g[2 * s * n + o] = static_cast<float>(h - b);
+      g[(2 * s + 1) * n + o] = static_cast<float>(h + b);
+    }
+  };
+  parallel_tasks((2 * n + CH - 1) / CH, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
 napi_value IsaName(napi_env env, napi_callback_info) {
   napi_value res;
   napi_create_string_utf8(env, boxte_isa_name(), NAPI_AUTO_LENGTH, &res);
@@ -1453,6 +1504,10 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteTimeBumps", fv);
   if (napi_create_function(env, "boxteTimeBumpsBwd", NAPI_AUTO_LENGTH, TimeBumpsBwd, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteTimeBumpsBwd", fv);
+  if (napi_create_function(env, "boxteBoxTable", NAPI_AUTO_LENGTH, BoxTableN, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteBoxTable", fv);
+  if (napi_create_function(env, "boxteCornerGrad", NAPI_AUTO_LENGTH, CornerGradN, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteCornerGrad", fv);
   if (napi_create_function(env, "boxteIsa", NAPI_AUTO_LENGTH, IsaName, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteIsa", fv);
 }

@@ -4,6 +4,8 @@ import { Tensor, noGrad, sum, mul, withBackend } from '../../src/tensor/index.js
 import { kernelVariants, restoreNative } from '../helpers/kernel_variants.js';
 import { ParamStore, Rng, VarBuilder } from '../../src/nn/index.js';
 import {
+  boxTableStep,
+  cornerGradStep,
   cornersBackward,
   cornersForward,
   timeBumpsBackward,
@@ -461,6 +463,11 @@ test('plain-loop small parts (corners, time bumps, regulariser) and their native
     assertClose(tbv, tbT.f32(), { atol: 1e-6, rtol: 1e-5, what: 'time bumps' });
     // the native time bumps run the TypeScript loop's double arithmetic: the same bits
     if (be === 'native') assert.deepEqual(tbv, withBackend('js', () => timeBumpsForward(m, r, tau)), `${label}: time bumps = the TypeScript loop`);
+    // box table and corner gradient of the training step: native twins with the same bits
+    assert.deepEqual(boxTableStep(c.stacked, R, d), boxTable(c.stacked, R, d), `${label}: box table`);
+    const gcw = gCorners.subarray(0, 2 * R * d);
+    const gww = gCorners.subarray(2 * R * d);
+    assert.deepEqual(cornerGradStep(gcw, gww, R, d), cornerGrad(gcw, gww, R, d), `${label}: corner gradient`);
     cornersBackward(m, c, gCorners);
     timeBumpsBackward(m, r, tau, gTb);
     const reg = timeRegulariserStep(m, lambda);

@@ -39,6 +39,8 @@ interface BoxteAddon {
   boxteCorners(...args: unknown[]): void;
   boxteCornersBwd(...args: unknown[]): void;
   boxteTimeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array): number;
+  boxteBoxTable(n: number, stacked: Float32Array, l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array): void;
+  boxteCornerGrad(n: number, gc: Float32Array, gw: Float32Array, g: Float32Array): void;
   boxteTimeBumps(B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array, out: Float32Array): void;
   boxteTimeBumpsBwd(
     B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array,
@@ -72,6 +74,8 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
   const timeReg = addon.boxteTimeReg;
   const tbF = addon.boxteTimeBumps;
   const tbB = addon.boxteTimeBumpsBwd;
+  const bt = addon.boxteBoxTable;
+  const cg = addon.boxteCornerGrad;
   if (typeof corners !== 'function' || typeof cornersBwd !== 'function' || typeof timeReg !== 'function') return null;
   if (typeof score !== 'function' || typeof train !== 'function' || typeof negatives !== 'function' || typeof adam !== 'function' || typeof isa !== 'function') return null;
   const n = nativeBackend();
@@ -87,6 +91,8 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
       timeReg: (T, row, K, scale, gK) => timeReg(T, row, K, scale, gK),
       timeBumps: typeof tbF === 'function' ? tbF : null,
       timeBumpsBwd: typeof tbB === 'function' ? tbB : null,
+      boxTable: typeof bt === 'function' ? bt : null,
+      cornerGrad: typeof cg === 'function' ? cg : null,
     },
     threads: () => ('kernels' in n ? n.extras.getThreads() : 1),
     negatives(a: NegativesArgs): void {

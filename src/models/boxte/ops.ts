@@ -63,6 +63,9 @@ export interface SmallKernels {
   timeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array): number;
   /** time bumps of a batch [B, d] (written) and their backward (adds into gK, gA); null when the addon predates them */
   timeBumps: ((B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array, out: Float32Array) => void) | null;
+  /** twins of boxTable / cornerGrad (kernel.ts) with n = R * d; null when the addon predates them */
+  boxTable: ((n: number, stacked: Float32Array, l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array) => void) | null;
+  cornerGrad: ((n: number, gc: Float32Array, gw: Float32Array, g: Float32Array) => void) | null;
   timeBumpsBwd:
     | ((B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array, gTb: Float32Array, gK: Float32Array, gA: Float32Array) => void)
     | null;

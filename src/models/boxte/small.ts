@@ -9,6 +9,7 @@
 import { Tensor } from '../../tensor/index.js';
 import type { BoxTE } from './model.js';
 import { boxKernels } from './ops.js';
+import { boxTable, cornerGrad, type BoxTable } from './kernel.js';
 
 /**
  * Reusable buffers of a training step (Trainer keeps one): the functions below take their output
@@ -44,6 +45,26 @@ export class StepScratch {
 /** A fresh zeroed Float32Array, or the scratch buffer `name` (zeroed when asked). */
 function f32(scratch: StepScratch | undefined, name: string, n: number, zero: boolean): Float32Array {
   return scratch === undefined ? new Float32Array(n) : scratch.f32(name, n, zero);
+}
+
+/** boxTable (kernel.ts), through its native twin when there is one (same bits), into scratch buffers. */
+export function boxTableStep(stacked: Float32Array, R: number, d: number, scratch?: StepScratch): BoxTable {
+  const nat = boxKernels().small?.boxTable ?? null;
+  if (nat === null) return boxTable(stacked, R, d, scratch);
+  const n = R * d;
+  const buf = (name: string): Float32Array => f32(scratch, name, 2 * n, false);
+  const t = { R, d, l: buf('box.l'), u: buf('box.u'), c: buf('box.c'), w: buf('box.w') };
+  nat(n, stacked, t.l, t.u, t.c, t.w);
+  return t;
+}
+
+/** cornerGrad (kernel.ts), through its native twin when there is one (same bits). */
+export function cornerGradStep(gc: Float32Array, gw: Float32Array, R: number, d: number, scratch?: StepScratch): Float32Array {
+  const nat = boxKernels().small?.cornerGrad ?? null;
+  if (nat === null) return cornerGrad(gc, gw, R, d, scratch);
+  const g = f32(scratch, 'cornerGrad', 4 * R * d, false);
+  nat(R * d, gc, gw, g);
+  return g;
 }
 
 /** What the backward of the box corners needs from the forward. */

@@ -19,9 +19,9 @@ import { f32ToBf16 } from '../../io/dtype.js';
 import type { Quads, TemporalKG } from '../../io/kg.js';
 import { runToEnd } from '../../io/interrupt.js';
 import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
-import { boxTable, buildKeyTable, cornerGrad, type KeyTable } from './kernel.js';
+import { buildKeyTable, type KeyTable } from './kernel.js';
 import { boxKernels } from './ops.js';
-import { StepScratch, cornersBackward, cornersForward, timeBumpsBackward, timeBumpsForward, timeRegulariserStep } from './small.js';
+import { StepScratch, boxTableStep, cornerGradStep, cornersBackward, cornersForward, timeBumpsBackward, timeBumpsForward, timeRegulariserStep } from './small.js';
 import { KnownFacts, NonFiniteModelError, evaluateSplit, subsample, type RankMetrics } from './eval.js';
 
 export interface TrainOptions {
@@ -196,7 +196,7 @@ export class Trainer {
       order: m.cfg.order,
       base: m.entityBase.f32(),
       bump: m.entityBump.f32(),
-      boxes: boxTable(corners.stacked, R, d, sc),
+      boxes: boxTableStep(corners.stacked, R, d, sc),
       tb,
       h,
       r,
@@ -216,7 +216,7 @@ export class Trainer {
       m.entityBase.grad = new Tensor(this.gBase, m.entityBase.shape);
       m.entityBump.grad = new Tensor(this.gBump, m.entityBump.shape);
     }
-    cornersBackward(m, corners, cornerGrad(gc, gw, R, d, sc), sc);
+    cornersBackward(m, corners, cornerGradStep(gc, gw, R, d, sc), sc);
     timeBumpsBackward(m, r, tau, gTb, sc);
     this.mark('boxes+timebumps bwd');
     let loss = lossSum / B;
