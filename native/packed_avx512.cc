@@ -92,14 +92,15 @@ struct Z512 {
 
 namespace tfree {
 
-// int8 codes on AMD CPUs (Zen 4 runs a 512-bit operation as two 256-bit halves) take the 256-bit
+// int8 codes on AMD CPUs (Zen 4 runs a 512-bit operation as two 256-bit halves) take the AVX2
 // kernel: batch-1 GEMV measured on a Zen 4 VM, 4096x4096 and 4096x11008, 1 and 2 threads (every
-// run interleaved with the read probe): the 512-bit int8 kernel trailed the 256-bit ones (VNNI and
-// AVX2) by 10-30% at 4096x4096, while for the decoded formats (int4, k-means, ...) it is ahead.
+// run interleaved with the read probe): the 512-bit and the 256-bit VNNI int8 kernels trailed the
+// AVX2 one (vpmaddubsw, sign form) by 10-30% in most runs, while for the decoded formats (int4,
+// k-means, ...) the 512-bit kernel is ahead.
 void packed_matmul_avx512(const PackedArgs& a) {
   static const bool amd = std::strcmp(cpu_features().vendor, "AuthenticAMD") == 0;
   if (a.bits == 8 && amd) {
-    packed_matmul_avx512_ymm(a);
+    packed_matmul_avx2(a);
     return;
   }
   if (!vnni_matmul<Z512>(a)) packed_matmul_avx2(a);

@@ -23,7 +23,7 @@ export interface NativeExtrasInternal extends NativeExtras {
   /**
    * Implementations of a kernel family this CPU and build run, best first: packed ('avx512-vnni',
    * 'avx512-ymm' = the AVX-VNNI kernel's code with EVEX encoding, a test path; 'avx512-zmm' = the
-   * 512-bit kernel for int8 codes too (avx512-vnni takes the 256-bit one for those on AMD), a test path; 'avxvnni', 'avx2',
+   * 512-bit kernel for int8 codes too (avx512-vnni gives those to the AVX2 kernel on AMD), a test path; 'avxvnni', 'avx2',
    * 'generic'), packedLut ('avx512', 'avx2', 'generic'), bf16 ('avx512-bf16' = vdpbf16ps,
    * 'avx512', 'avx2', 'generic').
    */
