@@ -7,8 +7,11 @@
  * the epoch and full-test-evaluation times extrapolated from them, wall and CPU (both threads).
  * Roots alternate within each round, so both see the same machine load.
  *
+ * `--model FILE` ranks with that trained model instead of the fresh one (the ranking's early exit
+ * only pays off on a trained model; the file must match --data).
+ *
  * Run: npx tsc -p tsconfig.json && node dist/experiments/boxte_speed_ab.js --root OLD --root NEW
- *      [--data ../shared/data/icews14] [--dim 154] [--steps 40] [--eval-facts 300] [--rounds 2]
+ *      [--data ../shared/data/icews14] [--dim 154] [--steps 40] [--eval-facts 300] [--rounds 2] [--model FILE]
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -44,9 +47,10 @@ async function child(): Promise<void> {
   const ef = Number(arg('eval-facts', '300'));
   if (ef > 0) {
     const q = bx.subsample(kg.test, ef);
+    const model = arg('model', '') === '' ? tr.model : bx.loadModel(arg('model', '')).model;
     c0 = process.cpuUsage();
     t0 = performance.now();
-    bx.evaluateSplit(tr.model, q, tr.knownFacts());
+    out.eval_mrr = bx.evaluateSplit(model, q, tr.knownFacts()).mrr;
     w = (performance.now() - t0) / 1000;
     cu = process.cpuUsage(c0);
     const scale = kg.test.h.length / q.h.length;
@@ -64,7 +68,7 @@ if (process.argv.includes('--child')) {
   const data = arg('data', fileURLToPath(new URL('../../../shared/data/icews14', import.meta.url)));
   for (let r = 0; r < Number(arg('rounds', '2')); r++) {
     for (const root of roots) {
-      const line = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', '--root', root, '--data', data, '--dim', arg('dim', '154'), '--steps', arg('steps', '40'), '--eval-facts', arg('eval-facts', '300')], { encoding: 'utf8' });
+      const line = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', '--root', root, '--data', data, '--dim', arg('dim', '154'), '--steps', arg('steps', '40'), '--eval-facts', arg('eval-facts', '300'), '--model', arg('model', '')], { encoding: 'utf8' });
       process.stdout.write(line);
     }
   }

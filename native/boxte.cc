@@ -259,6 +259,62 @@ AVX512_FN float side_fwd_avx512(const float* x1, const float* x2, const float* x
   return _mm512_reduce_add_ps(acc);
 }
 
+// Both sides of one training candidate in one loop (AVX-512): per side exactly the operations of
+// side_fwd_avx512 with x3 = the time bump and points stored (same bits); one loop over the blocks
+// of d with the flags fixed at compile time, two independent chains for the core to overlap.
+template <bool TANH, bool L2>
+AVX512_FN void pair_fwd_avx512(const float* hx1, const float* hx2, const float* tx1, const float* tx2, const float* x3,
+                               const Box& bh, const Box& bt, float* P, long d, float* sh, float* st) {
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  const float* x1s[2] = {hx1, tx1};
+  const float* x2s[2] = {hx2, tx2};
+  const Box* bs[2] = {&bh, &bt};
+  for (long k = 0; k < d; k += 16) {
+    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    const __m512 t3 = _mm512_maskz_loadu_ps(m, x3 + k);
+    for (int s = 0; s < 2; ++s) {
+      const Box& b = *bs[s];
+      __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1s[s] + k), _mm512_maskz_loadu_ps(m, x2s[s] + k));
+      x = _mm512_add_ps(x, t3);
+      if (TANH) x = tanh16(x);
+      _mm512_mask_storeu_ps(P + s * d + k, m, x);
+      const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
+      const __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
+                           _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
+      const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
+      const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
+      const __m512 di = _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
+      acc[s] = L2 ? _mm512_fmadd_ps(di, di, acc[s]) : _mm512_add_ps(acc[s], di);
+    }
+  }
+  *sh = _mm512_reduce_add_ps(acc[0]);
+  *st = _mm512_reduce_add_ps(acc[1]);
+}
+
+// side_fwd_avx512 without points (P = null) and with the L2 norm, for the ranking: returns the same
+// sum of squared distances, or -1 as soon as a partial sum already proves base + sqrt(sum) >= s
+// (checked every 4 blocks of 16 lanes; the lanes' partial sums only grow, the horizontal sum and
+// the square root are monotone, so the full sum could not give a smaller value).
+AVX512_FN float side_sq_bounded_avx512(const float* x1, const float* x2, const Box& b, long d, bool useTanh, float base,
+                                       float s) {
+  __m512 acc = _mm512_setzero_ps();
+  long blk = 0;
+  for (long k = 0; k < d; k += 16, ++blk) {
+    if (blk > 0 && (blk & 3) == 0 && base + std::sqrt(_mm512_reduce_add_ps(acc)) >= s) return -1.0f;
+    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1 + k), _mm512_maskz_loadu_ps(m, x2 + k));
+    if (useTanh) x = tanh16(x);
+    const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
+    const __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
+                         _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
+    const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
+    const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
+    const __m512 di = _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
+    acc = _mm512_fmadd_ps(di, di, acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
 AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
                                float* gSelf, float* gOther, float* gTb) {
   const __m512 one = _mm512_set1_ps(1.0f);
@@ -288,6 +344,93 @@ AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bo
     _mm512_mask_storeu_ps(gSelf + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gSelf + k), gx));
     _mm512_mask_storeu_ps(gOther + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gOther + k), gx));
     _mm512_mask_storeu_ps(gTb + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gTb + k), gx));
+  }
+}
+
+// The backward of one group's candidates at once (AVX-512). side_bwd_avx512 per candidate and side
+// loads and stores five gradient rows per 16 lanes; here the loop over the candidates runs inside
+// the loop over the 16-lane blocks of d, so the box of each side, the relation's centre/width
+// gradients, the group's time-bump gradient and the accumulators of the true head's and tail's rows
+// stay in registers and only the rows of the other candidates are read and written. Every element
+// receives the same additions in the same order as the per-candidate loop (candidates ascending,
+// head side before tail side; the accumulators of the true head/tail rows added last, base of the
+// head, bump of the head, base of the tail, bump of the tail), so the results are bit-identical.
+// fh[j] / ft[j]: the factor of candidate j's head / tail side (0: skipped); cand[2j], cand[2j+1]:
+// its head and tail; P: its points [G, 2, d]; gCh/gWh (gCt/gWt): the relation's head (tail) box
+// centre/width gradients; gTbi: the group's time-bump gradient.
+AVX512_FN void group_bwd_avx512(long G, long d, const float* P, const Box& bh, const Box& bt, const float* fh,
+                                const float* ft, const int32_t* cand, int32_t h0, int32_t t0, bool useTanh, bool l2,
+                                float* gCh, float* gWh, float* gCt, float* gWt, float* gTbi, float* gB, float* gU) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 mone = _mm512_set1_ps(-1.0f);
+  for (long k = 0; k < d; k += 16) {
+    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    struct SideRegs {
+      __m512 l, u, c, w, iw, kappa, dkappa, gc, gw;
+    };
+    SideRegs sd[2];
+    const Box* boxes[2] = {&bh, &bt};
+    float* gCs[2] = {gCh, gCt};
+    float* gWs[2] = {gWh, gWt};
+    for (int s = 0; s < 2; ++s) {
+      const Box& b = *boxes[s];
+      sd[s].l = _mm512_maskz_loadu_ps(m, b.l + k);
+      sd[s].u = _mm512_maskz_loadu_ps(m, b.u + k);
+      sd[s].c = _mm512_maskz_loadu_ps(m, b.c + k);
+      sd[s].w = _mm512_maskz_loadu_ps(m, b.w + k);
+      sd[s].iw = _mm512_maskz_loadu_ps(m, b.invw + k);
+      sd[s].kappa = _mm512_maskz_loadu_ps(m, b.kappa + k);
+      sd[s].dkappa = _mm512_maskz_loadu_ps(m, b.dkappa + k);
+      sd[s].gc = _mm512_maskz_loadu_ps(m, gCs[s] + k);
+      sd[s].gw = _mm512_maskz_loadu_ps(m, gWs[s] + k);
+    }
+    __m512 gtb = _mm512_maskz_loadu_ps(m, gTbi + k);
+    __m512 aBaseH = zero, aBumpH = zero, aBaseT = zero, aBumpT = zero;
+    for (long j = 0; j < G; ++j) {
+      const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
+      for (int s = 0; s < 2; ++s) {
+        const float f = s == 0 ? fh[j] : ft[j];
+        if (f == 0) continue;
+        SideRegs& b = sd[s];
+        const __m512 p = _mm512_maskz_loadu_ps(m, P + (2 * j + s) * d + k);
+        const __m512 diff = _mm512_sub_ps(p, b.c);
+        const __m512 a = _mm512_abs_ps(diff);
+        const __m512 sg = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(diff, zero, _CMP_GT_OQ),
+                                               _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(diff, zero, _CMP_LT_OQ), mone), one);
+        const __mmask16 in = _mm512_cmp_ps_mask(p, b.l, _CMP_GE_OQ) & _mm512_cmp_ps_mask(p, b.u, _CMP_LE_OQ);
+        const __m512 dist = _mm512_mask_blend_ps(in, _mm512_fmsub_ps(a, b.w, b.kappa), _mm512_mul_ps(a, b.iw));
+        const __m512 dp = _mm512_mul_ps(sg, _mm512_mask_blend_ps(in, b.w, b.iw));
+        const __m512 dw = _mm512_mask_blend_ps(in, _mm512_sub_ps(a, b.dkappa), _mm512_sub_ps(zero, _mm512_mul_ps(_mm512_mul_ps(a, b.iw), b.iw)));
+        const __m512 fv = _mm512_set1_ps(f);
+        const __m512 gd = l2 ? _mm512_mul_ps(fv, dist) : fv;
+        const __m512 gp = _mm512_mul_ps(gd, dp);
+        b.gc = _mm512_sub_ps(b.gc, gp);
+        b.gw = _mm512_fmadd_ps(gd, dw, b.gw);
+        const __m512 gx = useTanh ? _mm512_mul_ps(gp, _mm512_fnmadd_ps(p, p, one)) : gp;
+        // head side: self = base of the head, other = bump of the tail; tail side: base of the tail, bump of the head
+        if (s == 0) {
+          if (hh == h0) aBaseH = _mm512_add_ps(aBaseH, gx);
+          else _mm512_mask_storeu_ps(gB + hh * d + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gB + hh * d + k), gx));
+          if (tt == t0) aBumpT = _mm512_add_ps(aBumpT, gx);
+          else _mm512_mask_storeu_ps(gU + tt * d + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gU + tt * d + k), gx));
+        } else {
+          if (tt == t0) aBaseT = _mm512_add_ps(aBaseT, gx);
+          else _mm512_mask_storeu_ps(gB + tt * d + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gB + tt * d + k), gx));
+          if (hh == h0) aBumpH = _mm512_add_ps(aBumpH, gx);
+          else _mm512_mask_storeu_ps(gU + hh * d + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gU + hh * d + k), gx));
+        }
+        gtb = _mm512_add_ps(gtb, gx);
+      }
+    }
+    for (int s = 0; s < 2; ++s) {
+      _mm512_mask_storeu_ps(gCs[s] + k, m, sd[s].gc);
+      _mm512_mask_storeu_ps(gWs[s] + k, m, sd[s].gw);
+    }
+    _mm512_mask_storeu_ps(gTbi + k, m, gtb);
+    float* rows[4] = {gB + h0 * d + k, gU + h0 * d + k, gB + t0 * d + k, gU + t0 * d + k};
+    const __m512 accs[4] = {aBaseH, aBumpH, aBaseT, aBumpT};
+    for (int q = 0; q < 4; ++q) _mm512_mask_storeu_ps(rows[q], m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, rows[q]), accs[q]));
   }
 }
 #endif
@@ -464,6 +607,104 @@ napi_value ScoreBatch(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+// boxteRankBatch(d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel, gold, better,
+//                count, goldScore): the evaluation's comparisons without the score matrix. For query q the
+// gold candidate's score s = goldScore[q] is computed first, exactly as boxteScoreBatch computes it;
+// better[q * E + x] = 1 when candidate x scores strictly below s (0 otherwise, NaN included) and
+// count[q] = the number of such x. With the L2 norm a candidate whose head-side distance alone,
+// sqrt(sh), is already >= s is settled without its tail side: score = sqrt(sh) + sqrt(st) with st
+// >= 0 and float rounding monotone, so the score it would get is >= s as well (the comparisons,
+// counts and ranks are exactly those of the full scores). Candidate blocks of 256 are the tasks.
+napi_value RankBatch(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteRankBatch");
+  const long d = integer(a, 0, "d", 1), E = integer(a, 1, "E", 0), Q = integer(a, 2, "Q", 0);
+  const bool useTanh = flag(a, 3, "tanh");
+  const bool l2 = integer(a, 4, "order", 1) == 2;
+  const long R = integer(a, 13, "R", 1);
+  const float* headTable = arr<float>(a, 5, "headTable", napi_float32_array, E * d);
+  const float* headAdd = arr<float>(a, 6, "headAdd", napi_float32_array, Q * d);
+  const float* tailTable = arr<float>(a, 7, "tailTable", napi_float32_array, E * d);
+  const float* tailAdd = arr<float>(a, 8, "tailAdd", napi_float32_array, Q * d);
+  const float* l = arr<float>(a, 9, "l", napi_float32_array, 2 * R * d);
+  const float* u = arr<float>(a, 10, "u", napi_float32_array, 2 * R * d);
+  const float* c = arr<float>(a, 11, "c", napi_float32_array, 2 * R * d);
+  const float* w = arr<float>(a, 12, "w", napi_float32_array, 2 * R * d);
+  const int32_t* rel = arr<int32_t>(a, 14, "rel", napi_int32_array, Q);
+  const int32_t* gold = arr<int32_t>(a, 15, "gold", napi_int32_array, Q);
+  uint8_t* better = arr<uint8_t>(a, 16, "better", napi_uint8_array, Q * E);
+  int32_t* count = arr<int32_t>(a, 17, "count", napi_int32_array, Q);
+  float* goldScore = arr<float>(a, 18, "goldScore", napi_float32_array, Q);
+  if (!ids_ok(a, rel, Q, R, "rel") || !ids_ok(a, gold, Q, E, "gold")) return nullptr;
+  const Derived dv(w, 2 * R * d);
+  const FwdFn fwd = fwd_fn();
+  auto score = [&](long q, long x) -> float {
+    const Box bh = box_at(l, u, c, w, dv, rel[q] * d);
+    const Box bt = box_at(l, u, c, w, dv, R * d + rel[q] * d);
+    const float sh = fwd(headTable + x * d, headAdd + q * d, nullptr, bh, nullptr, d, useTanh, l2);
+    const float st = fwd(tailTable + x * d, tailAdd + q * d, nullptr, bt, nullptr, d, useTanh, l2);
+    return l2 ? std::sqrt(sh) + std::sqrt(st) : sh + st;
+  };
+  for (long q = 0; q < Q; ++q) goldScore[q] = score(q, gold[q]);
+  const bool bounded = l2 && boxte_isa() == 2;  // side_sq_bounded_avx512
+  const long BLK = 256;
+  const long nb = (E + BLK - 1) / BLK;
+  std::vector<int32_t> part(nb * Q, 0);
+  auto task = [&](long blk, int) {
+    const long x0 = blk * BLK, x1 = x0 + BLK < E ? x0 + BLK : E;
+    for (long q = 0; q < Q; ++q) {
+      const Box bh = box_at(l, u, c, w, dv, rel[q] * d);
+      const Box bt = box_at(l, u, c, w, dv, R * d + rel[q] * d);
+      const float* ha = headAdd + q * d;
+      const float* ta = tailAdd + q * d;
+      const float s = goldScore[q];
+      uint8_t* b = better + q * E;
+      int32_t cnt = 0;
+      for (long x = x0; x < x1; ++x) {
+#ifdef BOXTE_X86
+        if (bounded) {
+          const float sh = side_sq_bounded_avx512(headTable + x * d, ha, bh, d, useTanh, 0.0f, s);
+          if (sh < 0) {
+            b[x] = 0;
+            continue;
+          }
+          const float rh = std::sqrt(sh);
+          const float st = rh >= s ? -1.0f : side_sq_bounded_avx512(tailTable + x * d, ta, bt, d, useTanh, rh, s);
+          const uint8_t bx = st >= 0 && rh + std::sqrt(st) < s ? 1 : 0;
+          b[x] = bx;
+          cnt += bx;
+          continue;
+        }
+#endif
+        const float sh = fwd(headTable + x * d, ha, nullptr, bh, nullptr, d, useTanh, l2);
+        float sc;
+        if (l2) {
+          const float rh = std::sqrt(sh);
+          if (rh >= s) {
+            b[x] = 0;
+            continue;
+          }
+          sc = rh + std::sqrt(fwd(tailTable + x * d, ta, nullptr, bt, nullptr, d, useTanh, l2));
+        } else {
+          sc = sh + fwd(tailTable + x * d, ta, nullptr, bt, nullptr, d, useTanh, l2);
+        }
+        const uint8_t bx = sc < s ? 1 : 0;
+        b[x] = bx;
+        cnt += bx;
+      }
+      part[blk * Q + q] = cnt;
+    }
+  };
+  parallel_tasks(nb, 0, task);
+  for (long q = 0; q < Q; ++q) {
+    int32_t cnt = 0;
+    for (long blk = 0; blk < nb; ++blk) cnt += part[blk * Q + q];
+    count[q] = cnt;
+  }
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
 // boxteTrainGroups(B, n, d, tanh, order, base, bump, E, l, u, c, w, R, tb, h, r, t, negEnt, negTail, gradScale,
 //                  gBase, gBump, gc, gw, gTb) -> loss summed over groups
 napi_value TrainGroups(napi_env env, napi_callback_info info) {
@@ -495,6 +736,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   const Derived dv(w, 2 * R * d);
   const FwdFn fwd = fwd_fn();
   const BwdFn bwd = bwd_fn();
+  const bool grouped = boxte_isa() == 2;  // group_bwd_avx512
   std::memset(gTb, 0, sizeof(float) * B * d);
   const long G = n + 1;
   // optional: slots [nslots, 2, E, d] (zeroed by the caller): chunk c > 0 accumulates its entity
@@ -539,6 +781,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     std::vector<double> nh(G), nt(G), score(G);
     std::vector<int32_t> cand(2 * G);
     std::vector<float> acc(4 * d);
+    std::vector<float> fhs(G), fts(G);
     const long i0 = chunk * B / nth, i1 = (chunk + 1) * B / nth;
     double loss = 0;
     for (long i = i0; i < i1; ++i) {
@@ -552,6 +795,10 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           const int32_t e = negEnt[i * n + j + 1];
           prefetch_row(base + e * d, d, false);
           prefetch_row(bump + e * d, d, false);
+          if (grouped) {  // the gradient rows the group's backward will update
+            prefetch_row(gB + e * d, d, true);
+            prefetch_row(gU + e * d, d, true);
+          }
         }
         int32_t hh = h[i], tt = t[i];
         if (j > 0) {
@@ -562,8 +809,23 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         cand[2 * j] = hh;
         cand[2 * j + 1] = tt;
         float* pj = P.data() + j * 2 * d;
-        const double sh = fwd(base + hh * d, bump + tt * d, tbi, bh, pj, d, useTanh, l2);
-        const double st = fwd(base + tt * d, bump + hh * d, tbi, bt, pj + d, d, useTanh, l2);
+        double sh, st;
+#ifdef BOXTE_X86
+        if (grouped) {
+          float fsh, fst;
+          const float *hx1 = base + hh * d, *hx2 = bump + tt * d, *tx1 = base + tt * d, *tx2 = bump + hh * d;
+          if (useTanh && l2) pair_fwd_avx512<true, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+          else if (useTanh) pair_fwd_avx512<true, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+          else if (l2) pair_fwd_avx512<false, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+          else pair_fwd_avx512<false, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+          sh = fsh;
+          st = fst;
+        } else
+#endif
+        {
+          sh = fwd(base + hh * d, bump + tt * d, tbi, bh, pj, d, useTanh, l2);
+          st = fwd(base + tt * d, bump + hh * d, tbi, bt, pj + d, d, useTanh, l2);
+        }
         nh[j] = l2 ? std::sqrt(sh) : sh;
         nt[j] = l2 ? std::sqrt(st) : st;
         score[j] = nh[j] + nt[j];
@@ -582,6 +844,19 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       float* aBaseT = aBumpH + d;
       float* aBumpT = aBaseT + d;
       const int32_t h0 = h[i], t0 = t[i];
+      if (grouped) {
+        for (long j = 0; j < G; ++j) {
+          const double sm = std::exp(-score[j] - lse);
+          const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
+          fhs[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nh[j] > 0 ? g / nh[j] : 0.0) : g);
+          fts[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nt[j] > 0 ? g / nt[j] : 0.0) : g);
+        }
+#ifdef BOXTE_X86
+        group_bwd_avx512(G, d, P.data(), bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], useTanh, l2, gC + bo,
+                         gW + bo, gC + R * d + bo, gW + R * d + bo, gTb + i * d, gB, gU);
+#endif
+        continue;
+      }
       for (long j = 0; j < G; ++j) {
         const double sm = std::exp(-score[j] - lse);
         const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
@@ -739,15 +1014,54 @@ inline void adam_rows_range(float* p, float* g0, float* slots, long nslots, long
   }
 }
 #ifdef BOXTE_X86
+// The vector paths run the same operations in the same order as adam_rows_range<true> (sqrt and
+// division are correctly rounded in both), so they give the same bits as the scalar FMA loop.
 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void adam_rows_avx512(
     float* p, float* g0, float* slots, long nslots, long stride, float* m, float* v, long i0, long i1, float lr, float b1,
     float b2, float eps, float ibc1, float ibc2) {
-  adam_rows_range<true>(p, g0, slots, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+  const __m512 vb1 = _mm512_set1_ps(b1), vb2 = _mm512_set1_ps(b2), vb1c = _mm512_set1_ps(1.0f - b1),
+               vb2c = _mm512_set1_ps(1.0f - b2), vlr = _mm512_set1_ps(lr), veps = _mm512_set1_ps(eps),
+               vi1 = _mm512_set1_ps(ibc1), vi2 = _mm512_set1_ps(ibc2), zero = _mm512_setzero_ps();
+  for (long i = i0; i < i1; i += 16) {
+    const __mmask16 k = i1 - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (i1 - i)) - 1);
+    __m512 g = _mm512_maskz_loadu_ps(k, g0 + i);
+    _mm512_mask_storeu_ps(g0 + i, k, zero);
+    for (long s2 = 0; s2 < nslots; ++s2) {
+      g = _mm512_add_ps(g, _mm512_maskz_loadu_ps(k, slots + s2 * stride + i));
+      _mm512_mask_storeu_ps(slots + s2 * stride + i, k, zero);
+    }
+    const __m512 mo = _mm512_fmadd_ps(vb1, _mm512_maskz_loadu_ps(k, m + i), _mm512_mul_ps(vb1c, g));
+    const __m512 vo = _mm512_fmadd_ps(vb2, _mm512_maskz_loadu_ps(k, v + i), _mm512_mul_ps(vb2c, _mm512_mul_ps(g, g)));
+    _mm512_mask_storeu_ps(m + i, k, mo);
+    _mm512_mask_storeu_ps(v + i, k, vo);
+    const __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_mul_ps(vo, vi2)), veps);
+    const __m512 step = _mm512_mul_ps(vlr, _mm512_div_ps(_mm512_mul_ps(mo, vi1), den));
+    _mm512_mask_storeu_ps(p + i, k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + i), step));
+  }
 }
 __attribute__((target("avx2,fma"))) void adam_rows_avx2(float* p, float* g0, float* slots, long nslots, long stride,
                                                          float* m, float* v, long i0, long i1, float lr, float b1,
                                                          float b2, float eps, float ibc1, float ibc2) {
-  adam_rows_range<true>(p, g0, slots, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+  const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2), vb1c = _mm256_set1_ps(1.0f - b1),
+               vb2c = _mm256_set1_ps(1.0f - b2), vlr = _mm256_set1_ps(lr), veps = _mm256_set1_ps(eps),
+               vi1 = _mm256_set1_ps(ibc1), vi2 = _mm256_set1_ps(ibc2), zero = _mm256_setzero_ps();
+  long i = i0;
+  for (; i + 8 <= i1; i += 8) {
+    __m256 g = _mm256_loadu_ps(g0 + i);
+    _mm256_storeu_ps(g0 + i, zero);
+    for (long s2 = 0; s2 < nslots; ++s2) {
+      g = _mm256_add_ps(g, _mm256_loadu_ps(slots + s2 * stride + i));
+      _mm256_storeu_ps(slots + s2 * stride + i, zero);
+    }
+    const __m256 mo = _mm256_fmadd_ps(vb1, _mm256_loadu_ps(m + i), _mm256_mul_ps(vb1c, g));
+    const __m256 vo = _mm256_fmadd_ps(vb2, _mm256_loadu_ps(v + i), _mm256_mul_ps(vb2c, _mm256_mul_ps(g, g)));
+    _mm256_storeu_ps(m + i, mo);
+    _mm256_storeu_ps(v + i, vo);
+    const __m256 den = _mm256_add_ps(_mm256_sqrt_ps(_mm256_mul_ps(vo, vi2)), veps);
+    const __m256 step = _mm256_mul_ps(vlr, _mm256_div_ps(_mm256_mul_ps(mo, vi1), den));
+    _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_loadu_ps(p + i), step));
+  }
+  adam_rows_range<true>(p, g0, slots, nslots, stride, m, v, i, i1, lr, b1, b2, eps, ibc1, ibc2);
 }
 #endif
 
@@ -861,6 +1175,55 @@ napi_value Corners(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+// One relation's row of boxteCornersBwd in AVX-512 (8 doubles): the same double operations per
+// element as the scalar loop (no fused multiply-adds), the two sums over the row (gSigma, S) taken
+// in element order from per-element products, so the results are bit-identical to it. The scalar
+// loop branches on the sign of each shape element (unpredictable: about half are negative).
+#ifdef BOXTE_X86
+AVX512_FN void corners_bwd_row_avx512(long d, double half, bool useTanh, const float* shape, double ig, double sg,
+                                      const float* gLo, const float* gHi, const float* sLo, const float* sHi,
+                                      float* gBaseRow, float* gShapeRow, double* gShat, double* t1, double* t2,
+                                      double* gSigmaOut, double* SOut) {
+  const __m512d one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd(), vig = _mm512_set1_pd(ig), vsg = _mm512_set1_pd(sg),
+                vhalf = _mm512_set1_pd(half);
+  for (long i = 0; i < d; i += 8) {
+    const __mmask8 m = d - i >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << (d - i)) - 1);
+    __m512d gl = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, gLo + i)), gu = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, gHi + i));
+    if (useTanh) {
+      const __m512d l = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, sLo + i)), u = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, sHi + i));
+      gl = _mm512_mul_pd(gl, _mm512_sub_pd(one, _mm512_mul_pd(l, l)));
+      gu = _mm512_mul_pd(gu, _mm512_sub_pd(one, _mm512_mul_pd(u, u)));
+    }
+    const __m512d shat = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, shape + i)), vig);
+    const __mmask8 neg = _mm512_cmp_pd_mask(_mm512_mul_pd(_mm512_mul_pd(shat, vsg), vhalf), zero, _CMP_LT_OQ);
+    const __m512d g1 = _mm512_mask_blend_pd(neg, gl, gu), g2 = _mm512_mask_blend_pd(neg, gu, gl);
+    _mm256_mask_storeu_ps(gBaseRow + i, m, _mm512_cvtpd_ps(_mm512_add_pd(g1, g2)));
+    const __m512d gDelta = _mm512_mul_pd(_mm512_sub_pd(g2, g1), vhalf);
+    const __m512d gs = _mm512_mul_pd(gDelta, vsg);
+    _mm512_mask_storeu_pd(gShat + i, m, gs);
+    _mm512_mask_storeu_pd(t1 + i, m, _mm512_mul_pd(gDelta, shat));
+    _mm512_mask_storeu_pd(t2 + i, m, _mm512_mul_pd(gs, shat));
+  }
+  double gSigma = 0, S = 0;
+  for (long i = 0; i < d; ++i) {
+    gSigma += t1[i];
+    S += t2[i];
+  }
+  const __m512d sd = _mm512_set1_pd(S / static_cast<double>(d)), eps = _mm512_set1_pd(1e-8), mone = _mm512_set1_pd(-1.0);
+  for (long i = 0; i < d; i += 8) {
+    const __mmask8 m = d - i >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << (d - i)) - 1);
+    const __m512d x = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, shape + i));
+    const __m512d sgn = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, zero, _CMP_GT_OQ),
+                                             _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(x, zero, _CMP_LT_OQ), mone), one);
+    const __m512d q = _mm512_div_pd(_mm512_mul_pd(sd, sgn), _mm512_add_pd(_mm512_abs_pd(x), eps));
+    const __m512d v = _mm512_sub_pd(_mm512_mul_pd(_mm512_maskz_loadu_pd(m, gShat + i), vig), q);
+    _mm256_mask_storeu_ps(gShapeRow + i, m, _mm512_cvtpd_ps(v));
+  }
+  *gSigmaOut = gSigma;
+  *SOut = S;
+}
+#endif
+
 // boxteCornersBwd(R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g[4Rd],
 //                 gHBase, gHShape, gHSize, gTBase, gTShape, gTSize)   (gradients written, not added)
 napi_value CornersBwd(napi_env env, napi_callback_info info) {
@@ -878,6 +1241,7 @@ napi_value CornersBwd(napi_env env, napi_callback_info info) {
   float* gShape[2] = {arr<float>(a, 13, "gHShape", napi_float32_array, R * d), arr<float>(a, 16, "gTShape", napi_float32_array, R * d)};
   float* gSize[2] = {arr<float>(a, 14, "gHSize", napi_float32_array, R), arr<float>(a, 17, "gTSize", napi_float32_array, R)};
   if (!a.ok) return nullptr;
+  const int isa = boxte_isa();
   auto task = [&](long sr, int) {
     const long s = sr / R, r = sr % R, o = r * d;
     const float* shape = shapes[s];
@@ -885,6 +1249,16 @@ napi_value CornersBwd(napi_env env, napi_callback_info info) {
     const long lo = 2 * s * R * d + o, hi = (2 * s + 1) * R * d + o;
     std::vector<double> gShat(d);
     double gSigma = 0, S = 0;
+#ifdef BOXTE_X86
+    if (isa == 2) {
+      std::vector<double> t(2 * d);
+      corners_bwd_row_avx512(d, half, useTanh, shape + o, ig, sg, g + lo, g + hi, stacked + lo, stacked + hi, gBase[s] + o,
+                             gShape[s] + o, gShat.data(), t.data(), t.data() + d, &gSigma, &S);
+      const double z = sizes[s][r];
+      gSize[s][r] = static_cast<float>(gSigma * (z > 0 ? 1.0 : std::exp(z)));
+      return;
+    }
+#endif
     for (long i = 0; i < d; ++i) {
       double gl = g[lo + i], gu = g[hi + i];
       if (useTanh) {
@@ -949,6 +1323,156 @@ napi_value TimeReg(napi_env env, napi_callback_info info) {
   return res;
 }
 
+// boxteTimeBumps(B, d, k, useAlpha, noBumpDay0, K, alpha, r, tau, out[B*d]): twin of timeBumpsForward
+// (small.ts): out row i = sum_j alpha[r_i, j] K[tau_i, j] summed in double in j order (zeros for
+// day 0 when noBumpDay0); rows in tasks of 16. Same bits as the TypeScript loop.
+napi_value TimeBumps(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteTimeBumps");
+  const long B = integer(a, 0, "B", 0), d = integer(a, 1, "d", 1), k = integer(a, 2, "k", 1);
+  const bool useAlpha = flag(a, 3, "useAlpha"), noDay0 = flag(a, 4, "noBumpDay0");
+  napi_typedarray_type tp;
+  size_t klen = 0, alen = 0;
+  if (a.ok && napi_get_typedarray_info(env, a.v[5], &tp, &klen, nullptr, nullptr, nullptr) != napi_ok) klen = 0;
+  if (a.ok && napi_get_typedarray_info(env, a.v[6], &tp, &alen, nullptr, nullptr, nullptr) != napi_ok) alen = 0;
+  const float* K = arr<float>(a, 5, "K", napi_float32_array, k * d);
+  const float* alpha = arr<float>(a, 6, "alpha", napi_float32_array, k);
+  const int32_t* r = arr<int32_t>(a, 7, "r", napi_int32_array, B);
+  const int32_t* tau = arr<int32_t>(a, 8, "tau", napi_int32_array, B);
+  float* out = arr<float>(a, 9, "out", napi_float32_array, B * d);
+  if (!ids_ok(a, r, B, static_cast<long>(alen) / k, "r") || !ids_ok(a, tau, B, static_cast<long>(klen) / (k * d), "tau")) return nullptr;
+  const long CH = 16;
+  auto task = [&](long c, int) {
+    std::vector<double> acc(d);
+    for (long i = c * CH; i < (c + 1) * CH && i < B; ++i) {
+      float* o = out + i * d;
+      if (noDay0 && tau[i] == 0) {
+        std::fill(o, o + d, 0.0f);
+        continue;
+      }
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (long j = 0; j < k; ++j) {
+        const double al = useAlpha ? static_cast<double>(alpha[r[i] * k + j]) : 1.0;
+        const float* Kr = K + (tau[i] * k + j) * d;
+        for (long cc = 0; cc < d; ++cc) acc[cc] += al * static_cast<double>(Kr[cc]);
+      }
+      for (long cc = 0; cc < d; ++cc) o[cc] = static_cast<float>(acc[cc]);
+    }
+  };
+  parallel_tasks((B + CH - 1) / CH, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// boxteTimeBumpsBwd(B, d, k, useAlpha, noBumpDay0, K, alpha, r, tau, gTb, gK, gA): twin of the loop of
+// timeBumpsBackward, adding into gK and gA: gK[tau_i, j] += alpha gTb_i (f32 += double product), gA[r_i, j]
+// += K[tau_i, j] . gTb_i (dot in double). Columns of gK are the parallel tasks (every element gets its
+// additions in row order); the dots are computed per row in parallel and added in row order.
+napi_value TimeBumpsBwd(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteTimeBumpsBwd");
+  const long B = integer(a, 0, "B", 0), d = integer(a, 1, "d", 1), k = integer(a, 2, "k", 1);
+  const bool useAlpha = flag(a, 3, "useAlpha"), noDay0 = flag(a, 4, "noBumpDay0");
+  napi_typedarray_type tp;
+  size_t klen = 0, alen = 0;
+  if (a.ok && napi_get_typedarray_info(env, a.v[5], &tp, &klen, nullptr, nullptr, nullptr) != napi_ok) klen = 0;
+  if (a.ok && napi_get_typedarray_info(env, a.v[6], &tp, &alen, nullptr, nullptr, nullptr) != napi_ok) alen = 0;
+  const float* K = arr<float>(a, 5, "K", napi_float32_array, k * d);
+  const float* alpha = arr<float>(a, 6, "alpha", napi_float32_array, k);
+  const int32_t* r = arr<int32_t>(a, 7, "r", napi_int32_array, B);
+  const int32_t* tau = arr<int32_t>(a, 8, "tau", napi_int32_array, B);
+  const float* gTb = arr<float>(a, 9, "gTb", napi_float32_array, B * d);
+  float* gK = arr<float>(a, 10, "gK", napi_float32_array, static_cast<long>(klen));
+  float* gA = arr<float>(a, 11, "gA", napi_float32_array, static_cast<long>(alen));
+  if (!ids_ok(a, r, B, static_cast<long>(alen) / k, "r") || !ids_ok(a, tau, B, static_cast<long>(klen) / (k * d), "tau")) return nullptr;
+  const long CW = 32;
+  auto colTask = [&](long c, int) {
+    const long c0 = c * CW, c1 = std::min(d, c0 + CW);
+    for (long i = 0; i < B; ++i) {
+      if (noDay0 && tau[i] == 0) continue;
+      for (long j = 0; j < k; ++j) {
+        const double al = useAlpha ? static_cast<double>(alpha[r[i] * k + j]) : 1.0;
+        float* g = gK + (tau[i] * k + j) * d;
+        const float* gv = gTb + i * d;
+        for (long cc = c0; cc < c1; ++cc) g[cc] = static_cast<float>(static_cast<double>(g[cc]) + al * static_cast<double>(gv[cc]));
+      }
+    }
+  };
+  parallel_tasks((d + CW - 1) / CW, 0, colTask);
+  std::vector<double> dots(B * k, 0.0);
+  const long CH = 16;
+  auto dotTask = [&](long c, int) {
+    for (long i = c * CH; i < (c + 1) * CH && i < B; ++i) {
+      if (noDay0 && tau[i] == 0) continue;
+      for (long j = 0; j < k; ++j) {
+        const float* Kr = K + (tau[i] * k + j) * d;
+        const float* gv = gTb + i * d;
+        double dot = 0;
+        for (long cc = 0; cc < d; ++cc) dot += static_cast<double>(Kr[cc]) * static_cast<double>(gv[cc]);
+        dots[i * k + j] = dot;
+      }
+    }
+  };
+  parallel_tasks((B + CH - 1) / CH, 0, dotTask);
+  for (long i = 0; i < B; ++i) {
+    if (noDay0 && tau[i] == 0) continue;
+    for (long j = 0; j < k; ++j) gA[r[i] * k + j] = static_cast<float>(static_cast<double>(gA[r[i] * k + j]) + dots[i * k + j]);
+  }
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// boxteBoxTable(n, stacked[4n], l, u, c, w [2n]): twin of boxTable (kernel.ts) with n = R * d: l = (lh, lt),
+// u = (uh, ut), c = (l + u) / 2 and w = u - l + 1 in double, rounded to float (the same bits).
+// boxteCornerGrad(n, gc, gw [2n], g [4n]): twin of cornerGrad: g_l = gc / 2 - gw, g_u = gc / 2 + gw.
+napi_value BoxTableN(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteBoxTable");
+  const long n = integer(a, 0, "n", 0);
+  const float* st = arr<float>(a, 1, "stacked", napi_float32_array, 4 * n);
+  float* l = arr<float>(a, 2, "l", napi_float32_array, 2 * n);
+  float* u = arr<float>(a, 3, "u", napi_float32_array, 2 * n);
+  float* c = arr<float>(a, 4, "c", napi_float32_array, 2 * n);
+  float* w = arr<float>(a, 5, "w", napi_float32_array, 2 * n);
+  if (!a.ok) return nullptr;
+  const long CH = 8192;
+  auto task = [&](long t, int) {
+    for (long i = t * CH; i < (t + 1) * CH && i < 2 * n; ++i) {
+      const long s = i / n, o = i % n;
+      const float li = st[2 * s * n + o], ui = st[(2 * s + 1) * n + o];
+      l[i] = li;
+      u[i] = ui;
+      c[i] = static_cast<float>((static_cast<double>(li) + static_cast<double>(ui)) * 0.5);
+      w[i] = static_cast<float>(static_cast<double>(ui) - static_cast<double>(li) + 1.0);
+    }
+  };
+  parallel_tasks((2 * n + CH - 1) / CH, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+napi_value CornerGradN(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteCornerGrad");
+  const long n = integer(a, 0, "n", 0);
+  const float* gc = arr<float>(a, 1, "gc", napi_float32_array, 2 * n);
+  const float* gw = arr<float>(a, 2, "gw", napi_float32_array, 2 * n);
+  float* g = arr<float>(a, 3, "g", napi_float32_array, 4 * n);
+  if (!a.ok) return nullptr;
+  const long CH = 8192;
+  auto task = [&](long t, int) {
+    for (long i = t * CH; i < (t + 1) * CH && i < 2 * n; ++i) {
+      const long s = i / n, o = i % n;
+      const double h = 0.5 * static_cast<double>(gc[i]), b = gw[i];
+      g[2 * s * n + o] = static_cast<float>(h - b);
+      g[(2 * s + 1) * n + o] = static_cast<float>(h + b);
+    }
+  };
+  parallel_tasks((2 * n + CH - 1) / CH, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
 napi_value IsaName(napi_env env, napi_callback_info) {
   napi_value res;
   napi_create_string_utf8(env, boxte_isa_name(), NAPI_AUTO_LENGTH, &res);
@@ -962,6 +1486,8 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
   napi_value fv;
   if (napi_create_function(env, "boxteScoreBatch", NAPI_AUTO_LENGTH, ScoreBatch, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteScoreBatch", fv);
+  if (napi_create_function(env, "boxteRankBatch", NAPI_AUTO_LENGTH, RankBatch, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteRankBatch", fv);
   if (napi_create_function(env, "boxteTrainGroups", NAPI_AUTO_LENGTH, TrainGroups, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteTrainGroups", fv);
   if (napi_create_function(env, "boxteNegatives", NAPI_AUTO_LENGTH, Negatives, nullptr, &fv) == napi_ok)
@@ -974,6 +1500,14 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteCornersBwd", fv);
   if (napi_create_function(env, "boxteTimeReg", NAPI_AUTO_LENGTH, TimeReg, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteTimeReg", fv);
+  if (napi_create_function(env, "boxteTimeBumps", NAPI_AUTO_LENGTH, TimeBumps, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteTimeBumps", fv);
+  if (napi_create_function(env, "boxteTimeBumpsBwd", NAPI_AUTO_LENGTH, TimeBumpsBwd, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteTimeBumpsBwd", fv);
+  if (napi_create_function(env, "boxteBoxTable", NAPI_AUTO_LENGTH, BoxTableN, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteBoxTable", fv);
+  if (napi_create_function(env, "boxteCornerGrad", NAPI_AUTO_LENGTH, CornerGradN, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteCornerGrad", fv);
   if (napi_create_function(env, "boxteIsa", NAPI_AUTO_LENGTH, IsaName, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteIsa", fv);
 }

@@ -43,3 +43,4 @@ export { compareQuantized, compareTable, quantizeAllInMemory, DEMO_PROMPTS, DEMO
 export { hatFlopsPerByte, llamaFlopsPerByte, type FlopsBreakdown } from './flops.js';
 export { perturb, PERTURBATIONS, TextEditor, type Perturbation } from './perturb.js';
 export { writeDtmReport, writeSweepReport, writePlanReport, sweepMarkdown, planTable } from './report.js';
+export { parseKgTrainLog, kgCurvesSvg, writeKgCurves, KgLogError, type KgTrainLog, type KgEpochRecord, type KgValidRecord, type KgCurveOptions } from './kg_curves.js';

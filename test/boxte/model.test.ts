@@ -4,6 +4,8 @@ import { Tensor, noGrad, sum, mul, withBackend } from '../../src/tensor/index.js
 import { kernelVariants, restoreNative } from '../helpers/kernel_variants.js';
 import { ParamStore, Rng, VarBuilder } from '../../src/nn/index.js';
 import {
+  boxTableStep,
+  cornerGradStep,
   cornersBackward,
   cornersForward,
   timeBumpsBackward,
@@ -17,6 +19,8 @@ import {
   jsBoxKernels,
   nativeBoxKernels,
   paramCount,
+  filteredRank,
+  rankFromComparisons,
   scoreBatchJs,
   type BoxKernels,
   type BoxTEConfig,
@@ -247,6 +251,61 @@ test('fused training kernels: loss and every gradient equal autograd of the op-b
   restoreBoxKernels();
 });
 
+test('fused entity Adam (adamRows): the AdamW rule (weight decay 0) on g0 + slots at every native path and thread count; buffers zeroed', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
+  const n = 16 * 70 + 7; // a masked / scalar tail
+  const rng = new Rng(11);
+  const rand = (scale: number): Float32Array => Float32Array.from({ length: n }, () => (rng.float() * 2 - 1) * scale);
+  const p0 = rand(0.5);
+  const g0 = rand(0.1);
+  const slots = new Float32Array(2 * 2 * n); // [count 2][2 tables][n]; this table at offset n
+  for (let i = 0; i < n; i++) {
+    slots[n + i] = (rng.float() * 2 - 1) * 0.1;
+    slots[3 * n + i] = (rng.float() * 2 - 1) * 0.1;
+  }
+  const m0 = rand(0.01);
+  const v0 = rand(1e-4).map(Math.abs);
+  const [lr, b1, b2, eps, step] = [1e-2, 0.9, 0.999, 1e-8, 3];
+  const bc1 = 1 - b1 ** step;
+  const bc2 = 1 - b2 ** step;
+  // float64 reference of the rule
+  const want = { p: new Float64Array(n), m: new Float64Array(n), v: new Float64Array(n) };
+  for (let i = 0; i < n; i++) {
+    const g = Math.fround(Math.fround(g0[i] + slots[n + i]) + slots[3 * n + i]); // summed in f32, slot order
+    // the constants as the kernel holds them (f32; 1 - b2 in f32 differs from 0.001 by 1e-5 relative)
+    const m = Math.fround(b1) * m0[i] + Math.fround(1 - Math.fround(b1)) * g;
+    const v = Math.fround(b2) * v0[i] + Math.fround(1 - Math.fround(b2)) * g * g;
+    want.m[i] = m;
+    want.v[i] = v;
+    want.p[i] = p0[i] - (lr * (m / bc1)) / (Math.sqrt(v / bc2) + eps);
+  }
+  const results = new Map<string, Float32Array>();
+  const k = nativeBoxKernels()!;
+  for (const v of kernelVariants()) {
+    if (v.name === 'js') continue;
+    v.setup();
+    const p = p0.slice();
+    const m = m0.slice();
+    const vv = v0.slice();
+    const g = g0.slice();
+    const sl = slots.slice();
+    k.adamRows!({ p, g0: g, slots: { data: sl, count: 2, offset: n }, m, v: vv, lr, b1, b2, eps, bc1, bc2 });
+    assertClose(m, want.m, { atol: 1e-8, rtol: 1e-5, what: `${v.name} m` });
+    assertClose(vv, want.v, { atol: 1e-10, rtol: 1e-5, what: `${v.name} v` });
+    assertClose(p, want.p, { atol: 1e-7, rtol: 1e-5, what: `${v.name} p` });
+    assert.ok(g.every((x) => x === 0), `${v.name}: g0 zeroed`);
+    assert.ok(sl.subarray(n, 2 * n).every((x) => x === 0) && sl.subarray(3 * n).every((x) => x === 0), `${v.name}: this table's slots zeroed`);
+    assert.deepEqual(sl.subarray(0, n), slots.subarray(0, n), `${v.name}: the other table's slots untouched`);
+    results.set(v.name, Float32Array.from([...p, ...m, ...vv]));
+  }
+  // elementwise: the thread count never matters; the FMA paths (AVX-512 and AVX2) run one rule
+  const same = (a: string, b: string): void => {
+    if (results.has(a) && results.has(b)) assert.deepEqual(results.get(a), results.get(b), `${a} = ${b}`);
+  };
+  for (const isa of ['avx512', 'avx2', 'generic']) same(`native ${isa} 1T`, `native ${isa} 2T`);
+  same('native avx512 1T', 'native avx2 1T');
+  restoreBoxKernels();
+});
+
 test('fused scoring of all entities equals the op-based score, both directions, every kernel variant', () => {
   for (const dim of [13, 37]) {
   const m = tinyModel({ numEntities: 9, dim }, 8, 0.8);
@@ -292,6 +351,54 @@ test('fused scoring of all entities equals the op-based score, both directions, 
   assert.equal(typeof scoreBatchJs, 'function');
 });
 
+test('native rankBatch: the same comparisons, counts and filtered ranks as scoreBatch + filteredRank (ties, NaN gold, early exit), every path', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
+  for (const dim of [13, 37]) {
+    for (const order of [2, 1] as const) {
+      const m = tinyModel({ numEntities: 23, dim, order }, 8, 0.8);
+      const { dim: d, numRelations: R, numEntities: E } = m.cfg;
+      const base = m.entityBase.f32().slice();
+      const bump = m.entityBump.f32().slice();
+      // entity 5 duplicates entity 4 (exact ties with it)
+      base.copyWithin(5 * d, 4 * d, 5 * d);
+      bump.copyWithin(5 * d, 4 * d, 5 * d);
+      const boxes = boxTable(noGrad(() => m.stackedBoxes()).f32(), R, d);
+      const rng = new Rng(dim + order);
+      const Q = 12;
+      const headAdd = Float32Array.from({ length: Q * d }, () => (rng.float() * 2 - 1) * 0.7);
+      const tailAdd = Float32Array.from({ length: Q * d }, () => (rng.float() * 2 - 1) * 0.7);
+      const rel = Int32Array.from({ length: Q }, () => rng.int(R));
+      const gold = Int32Array.from({ length: Q }, (_, q) => (q === 0 ? 4 : rng.int(E)));
+      const args = { d, tanh: true, order, E, Q, headTable: base, headAdd, tailTable: bump, tailAdd, boxes, rel };
+      for (const [kname, k, setup] of kernelsUnderTest()) {
+        if (k.rankBatch === null) continue;
+        setup();
+        const out = new Float32Array(Q * E).fill(Number.NaN);
+        k.scoreBatch({ ...args, out });
+        const better = new Uint8Array(Q * E).fill(7);
+        const count = new Int32Array(Q).fill(-1);
+        const goldScore = new Float32Array(Q).fill(Number.NaN);
+        k.rankBatch({ ...args, gold, better, count, goldScore });
+        for (let q = 0; q < Q; q++) {
+          const sc = out.subarray(q * E, (q + 1) * E);
+          const what = `${kname} d=${dim} order ${order} query ${q}`;
+          assert.ok(Object.is(goldScore[q], sc[gold[q]]), `${what}: gold score`);
+          const want = Uint8Array.from(sc, (v) => (v < sc[gold[q]] ? 1 : 0));
+          assert.deepEqual(better.subarray(q * E, (q + 1) * E), want, `${what}: comparisons`);
+          assert.equal(count[q], want.reduce((a, b) => a + b, 0), `${what}: count`);
+          const known = [gold[q], (gold[q] + 3) % E, 5];
+          assert.equal(rankFromComparisons(goldScore[q], count[q], better.subarray(q * E, (q + 1) * E), gold[q], known), filteredRank(sc, gold[q], known), `${what}: rank`);
+        }
+        assert.equal(better[0 * E + 5], 0, 'an exact tie with the gold is not better');
+        // a non-finite gold score ranks last, as in filteredRank
+        const sc = out.slice(0, E);
+        sc[gold[0]] = Number.NaN;
+        assert.equal(rankFromComparisons(Number.NaN, count[0], better.subarray(0, E), gold[0], [gold[0], 1, 2]), filteredRank(sc, gold[0], [gold[0], 1, 2]));
+      }
+    }
+  }
+  restoreBoxKernels();
+});
+
 test('parameter count: formula equals the store, and ICEWS14 at d=1000, k=2 has 15,906,920 (spec §1.2)', () => {
   for (const v of [{}, { model: 'boxe', k: 0 } as const]) {
     const m = tinyModel(v);
@@ -323,7 +430,7 @@ test('initialisation follows the reference ranges (seeded, reproducible)', () =>
   assert.ok(Math.abs(mean - 1) < 0.06 && al.some((x) => x !== 1), `alpha ~ N(1, 0.1), mean ${mean}`);
 });
 
-test('plain-loop small parts (corners, time bumps, regulariser) equal the op-based ones, forward and backward', () => {
+test('plain-loop small parts (corners, time bumps, regulariser) and their native twins at every path equal the op-based ones, forward and backward', () => {
   const variants: Partial<BoxTEConfig>[] = [{}, { model: 'boxe', k: 0 }, { tanh: false }, { useAlpha: false }, { noBumpDay0: false }, { dim: 37, k: 3 }];
   for (const v of variants) {
     const m = tinyModel({ numEntities: 6, numRelations: 3, numTimes: 4, dim: 9, ...v }, 5, 0.9);
@@ -343,13 +450,24 @@ test('plain-loop small parts (corners, time bumps, regulariser) equal the op-bas
     const regT = m.timeRegulariser();
     if (regT.requiresGrad) mul(regT, Tensor.scalar(lambda)).backward();
     const want = new Map(m.store.entries().map(([n, p]) => [n, p.grad === null ? null : Float32Array.from(p.grad.f32())]));
-    for (const be of hasNative() ? (['js', 'native'] as const) : (['js'] as const)) {
+    // the TypeScript loops, and their native twins at every path the CPU has, 1 and 2 threads
+    const runs: [string, 'js' | 'native', () => void][] = [['js', 'js', () => undefined]];
+    if (hasNative()) for (const kv of kernelVariants()) if (kv.name !== 'js') runs.push([kv.name, 'native', kv.setup]);
+    for (const [label, be, setup] of runs) {
+    setup();
     withBackend(be, () => {
-    // plain loops (TypeScript) or their native twins
     m.store.zeroGrad();
     const c = cornersForward(m);
     assertClose(c.stacked, boxesT.f32(), { atol: 1e-6, rtol: 1e-5, what: `corners ${JSON.stringify(v)}` });
-    assertClose(timeBumpsForward(m, r, tau), tbT.f32(), { atol: 1e-6, rtol: 1e-5, what: 'time bumps' });
+    const tbv = timeBumpsForward(m, r, tau);
+    assertClose(tbv, tbT.f32(), { atol: 1e-6, rtol: 1e-5, what: 'time bumps' });
+    // the native time bumps run the TypeScript loop's double arithmetic: the same bits
+    if (be === 'native') assert.deepEqual(tbv, withBackend('js', () => timeBumpsForward(m, r, tau)), `${label}: time bumps = the TypeScript loop`);
+    // box table and corner gradient of the training step: native twins with the same bits
+    assert.deepEqual(boxTableStep(c.stacked, R, d), boxTable(c.stacked, R, d), `${label}: box table`);
+    const gcw = gCorners.subarray(0, 2 * R * d);
+    const gww = gCorners.subarray(2 * R * d);
+    assert.deepEqual(cornerGradStep(gcw, gww, R, d), cornerGrad(gcw, gww, R, d), `${label}: corner gradient`);
     cornersBackward(m, c, gCorners);
     timeBumpsBackward(m, r, tau, gTb);
     const reg = timeRegulariserStep(m, lambda);
@@ -361,9 +479,10 @@ test('plain-loop small parts (corners, time bumps, regulariser) equal the op-bas
         continue;
       }
       assert.ok(p.grad !== null, `${n} has a gradient`);
-      assertClose(p.grad, w, { atol: 1e-6, rtol: 1e-4, what: `${be} ${JSON.stringify(v)} grad ${n}` });
+      assertClose(p.grad, w, { atol: 1e-6, rtol: 1e-4, what: `${label} ${JSON.stringify(v)} grad ${n}` });
     }
     });
     }
   }
+  restoreBoxKernels();
 });

@@ -106,7 +106,7 @@ test('TFREE_BACKEND and TFREE_THREADS are checked like TFREE_PACKED_ACT: one lin
 });
 
 test('subcommands: unknown -> one line naming them; --help of a subcommand shows only its options', () => {
-  oneLine(['kg', 'bogus'], /^tfree kg: unknown subcommand "bogus"; subcommands: train, eval, export, stats, synth, query, pack \(see tfree kg --help\)$/);
+  oneLine(['kg', 'bogus'], /^tfree kg: unknown subcommand "bogus"; subcommands: train, eval, export, stats, synth, query, pack, curves \(see tfree kg --help\)$/);
   oneLine(['kg'], /^tfree kg: give a subcommand: train, eval, export, stats, synth, query, pack/);
   const h = tfree(['kg', 'train', '--help']);
   assert.equal(h.code, 0);

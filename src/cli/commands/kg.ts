@@ -7,8 +7,9 @@
  *   tfree kg synth  --out DIR [--seed N]                write a small synthetic dataset (demo)
  *   tfree kg query  [--model CKPT] --head NAME|--tail NAME --relation NAME --date D [--top 10] [--json]
  *                                                       top-k tails (or heads) of one temporal question
+ *   tfree kg curves --log FILE --out DIR [--ref-mrr X]  learning curves (SVG) of a `kg train --json` log
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandSpec, ParsedArgs } from '../args.js';
@@ -20,6 +21,7 @@ import { Progress, formatDuration } from '../progress.js';
 import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type Quads, type TemporalKG } from '../../io/kg.js';
 import { writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
 import { noGrad } from '../../tensor/index.js';
+import { KgLogError, parseKgTrainLog, writeKgCurves } from '../../eval/kg_curves.js';
 import {
   DivergenceError,
   KgQueryError,
@@ -380,12 +382,37 @@ function runSynth(a: ParsedArgs): number {
   return 0;
 }
 
+// ---- curves --------------------------------------------------------------------------------------
+
+function runCurves(a: ParsedArgs): number {
+  const path = need(a, 'log');
+  const dir = need(a, 'out');
+  if (!existsSync(path) || !statSync(path).isFile()) throw new UserError(`--log ${path}: no such file`);
+  checkOutputPath(dir, '--out', 'dir');
+  const ref = a.options['ref-mrr'];
+  let log;
+  try {
+    log = parseKgTrainLog(readFileSync(path, 'utf8'), path);
+  } catch (e) {
+    if (e instanceof KgLogError) throw new UserError(e.message);
+    throw e;
+  }
+  if (log.epochs.length === 0 && log.valid.length === 0) throw new UserError(`--log ${path}: no epoch or valid records (is it the output of 'tfree kg train --json'?)`);
+  mkdirSync(dir, { recursive: true });
+  const files = writeKgCurves(log, dir, typeof ref === 'number' ? { refMrr: { value: ref, label: `MRR ${ref}` } } : {});
+  const last = log.valid[log.valid.length - 1];
+  process.stdout.write(
+    `wrote ${files.join(', ')}: ${log.epochs.length} epochs${last !== undefined ? `, ${log.valid.length} validations (last: epoch ${last.epoch}, MRR ${last.mrr.toFixed(4)})` : ', no validations'}\n`,
+  );
+  return 0;
+}
+
 const TRAIN = ['train'] as const;
 
 export const kgCommand: CommandSpec = {
   name: 'kg',
-  summary: 'temporal knowledge-graph completion with BoxTE / BoxE (train, eval, export, stats, synth, query, pack)',
-  usage: 'tfree kg train|eval|export|stats|synth|query|pack [options]',
+  summary: 'temporal knowledge-graph completion with BoxTE / BoxE (train, eval, export, stats, synth, query, pack, curves)',
+  usage: 'tfree kg train|eval|export|stats|synth|query|pack|curves [options]',
   details: [
     'DIR holds train.txt, valid.txt, test.txt: head<TAB>relation<TAB>tail<TAB>YYYY-MM-DD (or integer time ids).',
     'Paper configurations (ICEWS14): bounded --dim 154 --k 2; full --dim 1000 --k 2; both --epochs 1200 --valid-every 100.',
@@ -408,10 +435,17 @@ export const kgCommand: CommandSpec = {
       run: (a) => runQuery(a),
     },
     pack: { summary: 'a model file without optimiser state (optionally bf16)', usage: 'tfree kg pack --model CKPT|CKPT.last --out FILE [--bf16] [--note TEXT]', run: (a) => runPack(a) },
+    curves: {
+      summary: 'learning curves (SVG) of a kg train --json log',
+      usage: 'tfree kg curves --log FILE --out DIR [--ref-mrr X]   (DIR/loss.svg; DIR/valid.svg when the log has validations)',
+      run: (a) => runCurves(a),
+    },
   },
   options: {
     data: { type: 'string', help: 'dataset folder (train.txt, valid.txt, test.txt)', meta: 'DIR', subs: ['train', 'eval', 'stats'] },
-    out: { type: 'string', help: 'train: the model checkpoint file to write; export/synth: output folder', meta: 'PATH', subs: ['train', 'export', 'synth', 'pack'] },
+    out: { type: 'string', help: 'train: the model checkpoint file to write; export/synth/curves: output folder', meta: 'PATH', subs: ['train', 'export', 'synth', 'pack', 'curves'] },
+    log: { type: 'string', help: 'the JSON-lines log of kg train --json', meta: 'FILE', subs: ['curves'] },
+    'ref-mrr': { type: 'number', help: 'draw this MRR as a reference line (e.g. the paper\'s 0.58)', min: 0, max: 1, subs: ['curves'] },
     arch: { type: 'string', help: 'boxte or boxe', default: 'boxte', meta: 'NAME', subs: TRAIN, aliases: ['model'] },
     model: { type: 'string', help: 'the checkpoint to read (written by kg train)', meta: 'CKPT', subs: ['eval', 'export', 'query', 'pack'] },
     dim: { type: 'int', help: 'embedding dimension d', default: 154, min: 1, max: 1 << 16, subs: TRAIN },

@@ -96,6 +96,21 @@ export function filteredRank(scores: Float32Array, gold: number, known: readonly
   return 1 + better;
 }
 
+/**
+ * filteredRank from the comparisons alone (the native rankBatch): `count` candidates score strictly
+ * below the gold score, better[x] says which. Same result as filteredRank on the scores.
+ */
+export function rankFromComparisons(goldScore: number, count: number, better: Uint8Array, gold: number, known: readonly number[]): number {
+  if (!Number.isFinite(goldScore)) {
+    let filtered = 0;
+    for (const x of known) if (x !== gold) filtered++;
+    return better.length - filtered;
+  }
+  let b = count;
+  for (const x of known) if (x !== gold && better[x] === 1) b--;
+  return 1 + b;
+}
+
 export function metricsFromRanks(ranks: ArrayLike<number>): RankMetrics {
   const n = ranks.length;
   let mr = 0;
@@ -140,7 +155,12 @@ export function filteredRanks(model: BoxTE, q: Quads, known: KnownFacts, opts: R
   const headAdd = new Float32Array(Q * d);
   const tailAdd = new Float32Array(Q * d);
   const rel = new Int32Array(Q);
-  const out = new Float32Array(Q * E);
+  const fast = k.rankBatch !== null;
+  const out = new Float32Array(fast ? 0 : Q * E);
+  const gold = new Int32Array(Q);
+  const better = new Uint8Array(fast ? Q * E : 0);
+  const count = new Int32Array(Q);
+  const goldScore = new Float32Array(Q);
   for (let start = 0; start < N; start += Q) {
     const m = Math.min(Q, N - start);
     for (const dir of [0, 1] as const) {
@@ -157,7 +177,7 @@ export function filteredRanks(model: BoxTE, q: Quads, known: KnownFacts, opts: R
           tailAdd[j * d + c] = (dir === 0 ? base : bump)[fixed * d + c] + tb;
         }
       }
-      k.scoreBatch({
+      const args = {
         d,
         tanh: model.cfg.tanh,
         order: model.cfg.order,
@@ -169,14 +189,19 @@ export function filteredRanks(model: BoxTE, q: Quads, known: KnownFacts, opts: R
         tailAdd,
         boxes,
         rel,
-        out,
-      });
+      };
+      if (k.rankBatch !== null) {
+        for (let j = 0; j < m; j++) gold[j] = dir === 0 ? q.h[start + j] : q.t[start + j];
+        k.rankBatch({ ...args, Q: m, gold, better, count, goldScore });
+      } else {
+        k.scoreBatch({ ...args, out });
+      }
       for (let j = 0; j < m; j++) {
         const i = start + j;
-        const scores = out.subarray(j * E, (j + 1) * E);
-        const gold = dir === 0 ? q.h[i] : q.t[i];
+        const g = dir === 0 ? q.h[i] : q.t[i];
         const filter = dir === 0 ? known.headsOf(q.r[i], q.t[i], q.tau[i]) : known.tailsOf(q.h[i], q.r[i], q.tau[i]);
-        ranks[2 * i + dir] = filteredRank(scores, gold, filter);
+        ranks[2 * i + dir] =
+          k.rankBatch !== null ? rankFromComparisons(goldScore[j], count[j], better.subarray(j * E, (j + 1) * E), g, filter) : filteredRank(out.subarray(j * E, (j + 1) * E), g, filter);
       }
     }
     opts.onProgress?.(start + m, N);

@@ -23,16 +23,18 @@ export interface BoxTable {
 }
 
 /** Builds a BoxTable from stacked corners [4, R, d] = (lh, uh, lt, ut). */
-export function boxTable(stacked: Float32Array, R: number, d: number): BoxTable {
+export function boxTable(stacked: Float32Array, R: number, d: number, scratch?: { f32(name: string, n: number): Float32Array }): BoxTable {
   const n = R * d;
-  const l = new Float32Array(2 * n);
-  const u = new Float32Array(2 * n);
+  // every entry is written below
+  const buf = (name: string): Float32Array => (scratch === undefined ? new Float32Array(2 * n) : scratch.f32(name, 2 * n));
+  const l = buf('box.l');
+  const u = buf('box.u');
   l.set(stacked.subarray(0, n), 0);
   u.set(stacked.subarray(n, 2 * n), 0);
   l.set(stacked.subarray(2 * n, 3 * n), n);
   u.set(stacked.subarray(3 * n, 4 * n), n);
-  const c = new Float32Array(2 * n);
-  const w = new Float32Array(2 * n);
+  const c = buf('box.c');
+  const w = buf('box.w');
   for (let i = 0; i < 2 * n; i++) {
     c[i] = (l[i] + u[i]) * 0.5;
     w[i] = u[i] - l[i] + 1;
@@ -41,9 +43,9 @@ export function boxTable(stacked: Float32Array, R: number, d: number): BoxTable 
 }
 
 /** Gradient w.r.t. the stacked corners [4, R, d] from gradients w.r.t. centre and width ([2, R, d]). */
-export function cornerGrad(gc: Float32Array, gw: Float32Array, R: number, d: number): Float32Array {
+export function cornerGrad(gc: Float32Array, gw: Float32Array, R: number, d: number, scratch?: { f32(name: string, n: number): Float32Array }): Float32Array {
   const n = R * d;
-  const g = new Float32Array(4 * n);
+  const g = scratch === undefined ? new Float32Array(4 * n) : scratch.f32('cornerGrad', 4 * n); // every entry is written
   for (let s = 0; s < 2; s++) {
     for (let i = 0; i < n; i++) {
       const a = 0.5 * gc[s * n + i];

@@ -6,13 +6,19 @@ import { createRequire } from 'node:module';
 import { nativeBackend } from '../../tensor/index.js';
 import { nativeAddonPath } from '../../tensor/kernels/native.js';
 import type { NegativesArgs, ScoreBatchArgs, TrainGroupsArgs } from './kernel.js';
-import type { AdamRowsArgs, BoxKernels } from './ops.js';
+import type { AdamRowsArgs, BoxKernels, RankBatchArgs } from './ops.js';
 
 interface BoxteAddon {
   boxteScoreBatch(
     d: number, E: number, Q: number, tanh: boolean, order: number,
     headTable: Float32Array, headAdd: Float32Array, tailTable: Float32Array, tailAdd: Float32Array,
     l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array, R: number, rel: Int32Array, out: Float32Array,
+  ): void;
+  boxteRankBatch(
+    d: number, E: number, Q: number, tanh: boolean, order: number,
+    headTable: Float32Array, headAdd: Float32Array, tailTable: Float32Array, tailAdd: Float32Array,
+    l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array, R: number, rel: Int32Array,
+    gold: Int32Array, better: Uint8Array, count: Int32Array, goldScore: Float32Array,
   ): void;
   boxteTrainGroups(
     B: number, n: number, d: number, tanh: boolean, order: number, base: Float32Array, bump: Float32Array, E: number,
@@ -33,6 +39,13 @@ interface BoxteAddon {
   boxteCorners(...args: unknown[]): void;
   boxteCornersBwd(...args: unknown[]): void;
   boxteTimeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array): number;
+  boxteBoxTable(n: number, stacked: Float32Array, l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array): void;
+  boxteCornerGrad(n: number, gc: Float32Array, gw: Float32Array, g: Float32Array): void;
+  boxteTimeBumps(B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array, out: Float32Array): void;
+  boxteTimeBumpsBwd(
+    B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array,
+    gTb: Float32Array, gK: Float32Array, gA: Float32Array,
+  ): void;
 }
 
 /** The native BoxTE kernels (their path follows the addon's dispatch: TFREE_ISA / extras.setIsa). */
@@ -51,6 +64,7 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
     return null;
   }
   const score = addon.boxteScoreBatch;
+  const rank = addon.boxteRankBatch;
   const train = addon.boxteTrainGroups;
   const negatives = addon.boxteNegatives;
   const adam = addon.boxteAdamRows;
@@ -58,6 +72,10 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
   const corners = addon.boxteCorners;
   const cornersBwd = addon.boxteCornersBwd;
   const timeReg = addon.boxteTimeReg;
+  const tbF = addon.boxteTimeBumps;
+  const tbB = addon.boxteTimeBumpsBwd;
+  const bt = addon.boxteBoxTable;
+  const cg = addon.boxteCornerGrad;
   if (typeof corners !== 'function' || typeof cornersBwd !== 'function' || typeof timeReg !== 'function') return null;
   if (typeof score !== 'function' || typeof train !== 'function' || typeof negatives !== 'function' || typeof adam !== 'function' || typeof isa !== 'function') return null;
   const n = nativeBackend();
@@ -71,6 +89,10 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
       cornersBwd: (R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g, gh, gt) =>
         cornersBwd(R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g, ...gh, ...gt),
       timeReg: (T, row, K, scale, gK) => timeReg(T, row, K, scale, gK),
+      timeBumps: typeof tbF === 'function' ? tbF : null,
+      timeBumpsBwd: typeof tbB === 'function' ? tbB : null,
+      boxTable: typeof bt === 'function' ? bt : null,
+      cornerGrad: typeof cg === 'function' ? cg : null,
     },
     threads: () => ('kernels' in n ? n.extras.getThreads() : 1),
     negatives(a: NegativesArgs): void {
@@ -84,6 +106,13 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
       const b = a.boxes;
       score(a.d, a.E, a.Q, a.tanh, a.order, a.headTable, a.headAdd, a.tailTable, a.tailAdd, b.l, b.u, b.c, b.w, b.R, a.rel, a.out);
     },
+    rankBatch:
+      typeof rank === 'function'
+        ? (a: RankBatchArgs): void => {
+            const b = a.boxes;
+            rank(a.d, a.E, a.Q, a.tanh, a.order, a.headTable, a.headAdd, a.tailTable, a.tailAdd, b.l, b.u, b.c, b.w, b.R, a.rel, a.gold, a.better, a.count, a.goldScore);
+          }
+        : null,
     trainGroups(a: TrainGroupsArgs): number {
       const b = a.boxes;
       const E = a.base.length / a.d;

@@ -23,6 +23,18 @@ export interface AdamRowsArgs {
   bc2: number;
 }
 
+/**
+ * scoreBatch's inputs plus the gold candidate of each query: goldScore[q] = its score (as
+ * scoreBatch computes it), better[q * E + x] = 1 when candidate x scores strictly below it (else 0),
+ * count[q] = the number of such candidates. All three are written.
+ */
+export interface RankBatchArgs extends Omit<ScoreBatchArgs, 'out'> {
+  gold: Int32Array;
+  better: Uint8Array;
+  count: Int32Array;
+  goldScore: Float32Array;
+}
+
 export interface BoxKernels {
   readonly name: 'js' | 'native';
   /** instruction set of the kernels: 'avx512', 'avx2', 'generic' (native) or 'js' */
@@ -31,6 +43,8 @@ export interface BoxKernels {
   threads(): number;
   trainGroups(a: TrainGroupsArgs): number;
   scoreBatch(a: ScoreBatchArgs): void;
+  /** the comparisons of the filtered ranking without the score matrix (native only; see RankBatchArgs) */
+  rankBatch: ((a: RankBatchArgs) => void) | null;
   negatives(a: NegativesArgs): void;
   /** fused gradient sum + dense Adam + zeroing of an entity table (native only) */
   adamRows: ((a: AdamRowsArgs) => void) | null;
@@ -47,6 +61,14 @@ export interface SmallKernels {
   ): void;
   /** lambda-scaled regulariser value; writes its gradient into gK */
   timeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array): number;
+  /** time bumps of a batch [B, d] (written) and their backward (adds into gK, gA); null when the addon predates them */
+  timeBumps: ((B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array, out: Float32Array) => void) | null;
+  /** twins of boxTable / cornerGrad (kernel.ts) with n = R * d; null when the addon predates them */
+  boxTable: ((n: number, stacked: Float32Array, l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array) => void) | null;
+  cornerGrad: ((n: number, gc: Float32Array, gw: Float32Array, g: Float32Array) => void) | null;
+  timeBumpsBwd:
+    | ((B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array, gTb: Float32Array, gK: Float32Array, gA: Float32Array) => void)
+    | null;
 }
 
 const jsBoxKernels: BoxKernels = {
@@ -55,6 +77,7 @@ const jsBoxKernels: BoxKernels = {
   threads: () => 1,
   trainGroups: trainGroupsJs,
   scoreBatch: scoreBatchJs,
+  rankBatch: null,
   negatives: negativesJs,
   adamRows: null,
   small: null,

@@ -9,6 +9,63 @@
 import { Tensor } from '../../tensor/index.js';
 import type { BoxTE } from './model.js';
 import { boxKernels } from './ops.js';
+import { boxTable, cornerGrad, type BoxTable } from './kernel.js';
+
+/**
+ * Reusable buffers of a training step (Trainer keeps one): the functions below take their output
+ * and scratch arrays from it instead of allocating them every step. Without one they allocate.
+ * An array handed out is valid until the same name is asked for again (the next step).
+ */
+export class StepScratch {
+  private readonly arrays = new Map<string, Float32Array | Float64Array | Int32Array | Uint8Array>();
+  private get<T extends Float32Array | Float64Array | Int32Array | Uint8Array>(name: string, n: number, make: (n: number) => T, zero: boolean): T {
+    let a = this.arrays.get(name) as T | undefined;
+    if (a === undefined || a.length !== n || a.constructor !== make(0).constructor) {
+      a = make(n);
+      this.arrays.set(name, a);
+    } else if (zero) {
+      a.fill(0);
+    }
+    return a;
+  }
+  f32(name: string, n: number, zero = false): Float32Array {
+    return this.get(name, n, (k) => new Float32Array(k), zero);
+  }
+  f64(name: string, n: number, zero = false): Float64Array {
+    return this.get(name, n, (k) => new Float64Array(k), zero);
+  }
+  i32(name: string, n: number): Int32Array {
+    return this.get(name, n, (k) => new Int32Array(k), false);
+  }
+  u8(name: string, n: number): Uint8Array {
+    return this.get(name, n, (k) => new Uint8Array(k), false);
+  }
+}
+
+/** A fresh zeroed Float32Array, or the scratch buffer `name` (zeroed when asked). */
+function f32(scratch: StepScratch | undefined, name: string, n: number, zero: boolean): Float32Array {
+  return scratch === undefined ? new Float32Array(n) : scratch.f32(name, n, zero);
+}
+
+/** boxTable (kernel.ts), through its native twin when there is one (same bits), into scratch buffers. */
+export function boxTableStep(stacked: Float32Array, R: number, d: number, scratch?: StepScratch): BoxTable {
+  const nat = boxKernels().small?.boxTable ?? null;
+  if (nat === null) return boxTable(stacked, R, d, scratch);
+  const n = R * d;
+  const buf = (name: string): Float32Array => f32(scratch, name, 2 * n, false);
+  const t = { R, d, l: buf('box.l'), u: buf('box.u'), c: buf('box.c'), w: buf('box.w') };
+  nat(n, stacked, t.l, t.u, t.c, t.w);
+  return t;
+}
+
+/** cornerGrad (kernel.ts), through its native twin when there is one (same bits). */
+export function cornerGradStep(gc: Float32Array, gw: Float32Array, R: number, d: number, scratch?: StepScratch): Float32Array {
+  const nat = boxKernels().small?.cornerGrad ?? null;
+  if (nat === null) return cornerGrad(gc, gw, R, d, scratch);
+  const g = f32(scratch, 'cornerGrad', 4 * R * d, false);
+  nat(R * d, gc, gw, g);
+  return g;
+}
 
 /** What the backward of the box corners needs from the forward. */
 export interface CornerCache {
@@ -20,12 +77,13 @@ export interface CornerCache {
 }
 
 /** Box corners of every relation (twin of BoxTE.stackedBoxes). */
-export function cornersForward(m: BoxTE): CornerCache {
+export function cornersForward(m: BoxTE, scratch?: StepScratch): CornerCache {
   const { numRelations: R, dim: d, tanh, model } = m.cfg;
   const half = model === 'boxe' ? 0.5 : 1;
-  const stacked = new Float32Array(4 * R * d);
-  const invGeo = new Float64Array(2 * R);
-  const sigma = new Float64Array(2 * R);
+  // every entry is written below
+  const stacked = f32(scratch, 'corners', 4 * R * d, false);
+  const invGeo = scratch === undefined ? new Float64Array(2 * R) : scratch.f64('invGeo', 2 * R);
+  const sigma = scratch === undefined ? new Float64Array(2 * R) : scratch.f64('sigma', 2 * R);
   const nat = boxKernels().small;
   if (nat !== null) {
     nat.corners(R, d, half, tanh, [m.headBase.f32(), m.headShape.f32(), m.headSize.f32()], [m.tailBase.f32(), m.tailShape.f32(), m.tailSize.f32()], stacked, invGeo, sigma);
@@ -66,14 +124,15 @@ export function cornersForward(m: BoxTE): CornerCache {
 }
 
 /** Gradients of the box parameters from the gradient of the corners [4, R, d], set as their .grad. */
-export function cornersBackward(m: BoxTE, cache: CornerCache, g: Float32Array): void {
+export function cornersBackward(m: BoxTE, cache: CornerCache, g: Float32Array, scratch?: StepScratch): void {
   const { numRelations: R, dim: d, tanh, model } = m.cfg;
   const half = model === 'boxe' ? 0.5 : 1;
   const { stacked, invGeo, sigma } = cache;
   const nat = boxKernels().small;
   if (nat !== null) {
-    const gh = [new Float32Array(R * d), new Float32Array(R * d), new Float32Array(R)] as const;
-    const gt = [new Float32Array(R * d), new Float32Array(R * d), new Float32Array(R)] as const;
+    // written (not added) by the kernel
+    const gh = [f32(scratch, 'gHBase', R * d, false), f32(scratch, 'gHShape', R * d, false), f32(scratch, 'gHSize', R, false)] as const;
+    const gt = [f32(scratch, 'gTBase', R * d, false), f32(scratch, 'gTShape', R * d, false), f32(scratch, 'gTSize', R, false)] as const;
     nat.cornersBwd(R, d, half, tanh, m.headShape.f32(), m.headSize.f32(), m.tailShape.f32(), m.tailSize.f32(), stacked, invGeo, sigma, g, gh, gt);
     [m.headBase, m.headShape, m.headSize].forEach((p, i) => addGrad(p, gh[i]));
     [m.tailBase, m.tailShape, m.tailSize].forEach((p, i) => addGrad(p, gt[i]));
@@ -135,13 +194,21 @@ export function cornersBackward(m: BoxTE, cache: CornerCache, g: Float32Array): 
 }
 
 /** Relation-specific time bumps of a batch, [B, d] (twin of BoxTE.timeBumps; zeros for BoxE). */
-export function timeBumpsForward(m: BoxTE, r: Int32Array, tau: Int32Array): Float32Array {
+export function timeBumpsForward(m: BoxTE, r: Int32Array, tau: Int32Array, scratch?: StepScratch): Float32Array {
   const { dim: d, k, useAlpha, noBumpDay0 } = m.cfg;
   const B = r.length;
-  const out = new Float32Array(B * d);
-  if (m.timeBumpTable === null || m.alpha === null) return out;
+  const nat = boxKernels().small?.timeBumps ?? null;
+  const out = f32(scratch, 'timeBumps', B * d, nat === null);
+  if (m.timeBumpTable === null || m.alpha === null) {
+    if (nat !== null) out.fill(0);
+    return out;
+  }
   const K = m.timeBumpTable.f32();
   const alpha = m.alpha.f32();
+  if (nat !== null) {
+    nat(B, d, k, useAlpha, noBumpDay0, K, alpha, r, tau, out);
+    return out;
+  }
   const acc = new Float64Array(d);
   for (let i = 0; i < B; i++) {
     if (noBumpDay0 && tau[i] === 0) continue;
@@ -157,13 +224,20 @@ export function timeBumpsForward(m: BoxTE, r: Int32Array, tau: Int32Array): Floa
 }
 
 /** Backward of timeBumpsForward: adds to the .grad of the time bumps and of alpha. */
-export function timeBumpsBackward(m: BoxTE, r: Int32Array, tau: Int32Array, gTb: Float32Array): void {
+export function timeBumpsBackward(m: BoxTE, r: Int32Array, tau: Int32Array, gTb: Float32Array, scratch?: StepScratch): void {
   const { dim: d, k, useAlpha, noBumpDay0 } = m.cfg;
   if (m.timeBumpTable === null || m.alpha === null) return;
   const K = m.timeBumpTable.f32();
   const alpha = m.alpha.f32();
-  const gK = new Float32Array(K.length);
-  const gA = new Float32Array(alpha.length);
+  const gK = f32(scratch, 'gTimeBumps', K.length, true);
+  const gA = f32(scratch, 'gAlpha', alpha.length, true);
+  const nat = boxKernels().small?.timeBumpsBwd ?? null;
+  if (nat !== null) {
+    nat(r.length, d, k, useAlpha, noBumpDay0, K, alpha, r, tau, gTb, gK, gA);
+    addGrad(m.timeBumpTable, gK);
+    if (useAlpha) addGrad(m.alpha, gA);
+    return;
+  }
   for (let i = 0; i < r.length; i++) {
     if (noBumpDay0 && tau[i] === 0) continue;
     for (let j = 0; j < k; j++) {
@@ -186,15 +260,16 @@ export function timeBumpsBackward(m: BoxTE, r: Int32Array, tau: Int32Array, gTb:
  * lambda times the temporal smoothness regulariser (twin of BoxTE.timeRegulariser: the mean over
  * (j, i) of ||K[i+1, j] - K[i, j]||_4^4); adds its gradient to the time bumps' .grad.
  */
-export function timeRegulariserStep(m: BoxTE, lambda: number): number {
+export function timeRegulariserStep(m: BoxTE, lambda: number, scratch?: StepScratch): number {
   const K = m.timeBumpTable;
   const { numTimes: T, k, dim: d } = m.cfg;
   if (K === null || T < 2 || lambda === 0) return 0;
   const x = K.f32();
-  const g = new Float32Array(x.length);
+  const nat = boxKernels().small;
+  // the native kernel writes every entry, the loop below adds
+  const g = f32(scratch, 'gTimeReg', x.length, nat === null);
   const scale = lambda / (k * (T - 1));
   const row = k * d;
-  const nat = boxKernels().small;
   if (nat !== null) {
     const v = nat.timeReg(T, row, x, scale, g);
     addGrad(K, g);

@@ -19,9 +19,9 @@ import { f32ToBf16 } from '../../io/dtype.js';
 import type { Quads, TemporalKG } from '../../io/kg.js';
 import { runToEnd } from '../../io/interrupt.js';
 import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
-import { boxTable, buildKeyTable, cornerGrad, type KeyTable } from './kernel.js';
+import { buildKeyTable, type KeyTable } from './kernel.js';
 import { boxKernels } from './ops.js';
-import { cornersBackward, cornersForward, timeBumpsBackward, timeBumpsForward, timeRegulariserStep } from './small.js';
+import { StepScratch, boxTableStep, cornerGradStep, cornersBackward, cornersForward, timeBumpsBackward, timeBumpsForward, timeRegulariserStep } from './small.js';
 import { KnownFacts, NonFiniteModelError, evaluateSplit, subsample, type RankMetrics } from './eval.js';
 
 export interface TrainOptions {
@@ -92,9 +92,10 @@ export class DivergenceError extends Error {
  * Draws the negatives of a batch: entity ids [B*n] and sides [B*n] (1 = tail replaced), with the
  * active kernels (native and TypeScript give identical results for the same seed).
  */
-export function sampleNegatives(seed: number, h: Int32Array, r: Int32Array, t: Int32Array, tau: Int32Array, n: number, known: KeyTable): { ent: Int32Array; tail: Uint8Array } {
-  const ent = new Int32Array(h.length * n);
-  const tail = new Uint8Array(h.length * n);
+export function sampleNegatives(seed: number, h: Int32Array, r: Int32Array, t: Int32Array, tau: Int32Array, n: number, known: KeyTable, scratch?: StepScratch): { ent: Int32Array; tail: Uint8Array } {
+  // every entry is written by the kernels
+  const ent = scratch === undefined ? new Int32Array(h.length * n) : scratch.i32('negEnt', h.length * n);
+  const tail = scratch === undefined ? new Uint8Array(h.length * n) : scratch.u8('negTail', h.length * n);
   boxKernels().negatives({ seed, h, r, t, tau, n, known, ent, tail });
   return { ent, tail };
 }
@@ -123,6 +124,8 @@ export class Trainer {
   private known: KnownFacts | null = null;
   private readonly gBase: Float32Array;
   private readonly gBump: Float32Array;
+  /** per-step buffers reused across steps */
+  private readonly scratch = new StepScratch();
   /** wall seconds spent per phase of `step` since construction (profiling; see docs/boxte.md) */
   readonly phaseSeconds: Record<string, number> = {};
   private lap = 0;
@@ -164,17 +167,18 @@ export class Trainer {
     const t = pick(tr.t);
     const tau = pick(tr.tau);
     const n = this.opts.negatives;
-    const neg = sampleNegatives(this.rng.nextU32(), h, r, t, tau, n, this.trainSet);
+    const sc = this.scratch;
+    const neg = sampleNegatives(this.rng.nextU32(), h, r, t, tau, n, this.trainSet, sc);
     this.mark('negatives');
 
     const k = boxKernels();
     const fused = k.adamRows !== null;
     this.opt.zeroGrad();
-    const corners = cornersForward(m);
-    const tb = timeBumpsForward(m, r, tau);
-    const gc = new Float32Array(2 * R * d);
-    const gw = new Float32Array(2 * R * d);
-    const gTb = new Float32Array(B * d);
+    const corners = cornersForward(m, sc);
+    const tb = timeBumpsForward(m, r, tau, sc);
+    const gc = sc.f32('gc', 2 * R * d, true); // the kernel adds
+    const gw = sc.f32('gw', 2 * R * d, true);
+    const gTb = sc.f32('gTb', B * d); // written by the kernel
     if (fused) {
       // gBase/gBump and the slots are zeroed by the fused Adam of the previous step
       const want = Math.max(0, k.threads() - 1);
@@ -192,7 +196,7 @@ export class Trainer {
       order: m.cfg.order,
       base: m.entityBase.f32(),
       bump: m.entityBump.f32(),
-      boxes: boxTable(corners.stacked, R, d),
+      boxes: boxTableStep(corners.stacked, R, d, sc),
       tb,
       h,
       r,
@@ -212,11 +216,11 @@ export class Trainer {
       m.entityBase.grad = new Tensor(this.gBase, m.entityBase.shape);
       m.entityBump.grad = new Tensor(this.gBump, m.entityBump.shape);
     }
-    cornersBackward(m, corners, cornerGrad(gc, gw, R, d));
-    timeBumpsBackward(m, r, tau, gTb);
+    cornersBackward(m, corners, cornerGradStep(gc, gw, R, d, sc), sc);
+    timeBumpsBackward(m, r, tau, gTb, sc);
     this.mark('boxes+timebumps bwd');
     let loss = lossSum / B;
-    if (this.opts.timeReg > 0) loss += timeRegulariserStep(m, this.opts.timeReg);
+    if (this.opts.timeReg > 0) loss += timeRegulariserStep(m, this.opts.timeReg, sc);
     this.mark('regulariser');
     this.opt.step();
     if (fused && k.adamRows !== null) {

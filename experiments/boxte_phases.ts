@@ -1,0 +1,61 @@
+/**
+ * Where a BoxTE training step goes, per phase (docs/boxte.md, Speed): for each `--root` (a tfree
+ * checkout with dist/ and the native addon built, as for boxte_speed_ab.ts), a fresh process builds
+ * the ICEWS14 trainer (d, k=2, 75 negatives, batch 256), runs 3 warm-up steps, then repeats one
+ * batch `--reps` times and prints the minimum wall milliseconds of each phase of `Trainer.step`
+ * (`phaseSeconds`; the minimum filters out time the process was not running, so it approaches the
+ * quiet-machine figure) and the mean CPU milliseconds of a step (both threads).
+ *
+ * Run: npx tsc -p tsconfig.json && node dist/experiments/boxte_phases.js --root OLD --root NEW
+ *      [--data ../shared/data/icews14] [--dim 154] [--reps 60] [--rounds 2]
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+function args(name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < process.argv.length - 1; i++) if (process.argv[i] === `--${name}`) out.push(process.argv[i + 1]);
+  return out;
+}
+function arg(name: string, def: string): string {
+  return args(name)[0] ?? def;
+}
+
+async function child(): Promise<void> {
+  const root = arg('root', '');
+  const io = (await import(`${root}/dist/src/io/kg.js`)) as typeof import('../src/io/kg.js');
+  const bx = (await import(`${root}/dist/src/models/boxte/index.js`)) as typeof import('../src/models/boxte/index.js');
+  const kg = io.readTemporalKG(arg('data', ''));
+  const d = Number(arg('dim', '154'));
+  const reps = Number(arg('reps', '60'));
+  const cfg = bx.defaultConfig({ numEntities: kg.entities.length, numRelations: kg.relations.length, numTimes: kg.numTimes, dim: d, k: 2 });
+  const tr = new bx.Trainer(kg, cfg, { ...bx.defaultTrainOptions, seed: 1 });
+  const perm = tr.rng.permutation(kg.train.h.length);
+  for (let i = 0; i < 3; i++) tr.step(perm.subarray(256 * i, 256 * (i + 1)));
+  const idx = perm.subarray(0, 256);
+  const mins: Record<string, number> = {};
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < reps; i++) {
+    for (const k of Object.keys(tr.phaseSeconds)) tr.phaseSeconds[k] = 0;
+    tr.step(idx);
+    for (const [k, v] of Object.entries(tr.phaseSeconds)) mins[k] = Math.min(mins[k] ?? Infinity, v * 1000);
+  }
+  const cu = process.cpuUsage(c0);
+  const round = (x: number): number => Math.round(x * 100) / 100;
+  const out = { root, d, phase_min_ms: Object.fromEntries(Object.entries(mins).map(([k, v]) => [k, round(v)])), step_cpu_ms: round((cu.user + cu.system) / 1000 / reps) };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+if (process.argv.includes('--child')) {
+  await child();
+} else {
+  const roots = args('root');
+  if (roots.length === 0) throw new Error('give --root DIR (once or more)');
+  const data = arg('data', fileURLToPath(new URL('../../../shared/data/icews14', import.meta.url)));
+  for (let r = 0; r < Number(arg('rounds', '2')); r++) {
+    for (const root of roots) {
+      const line = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', '--root', root, '--data', data, '--dim', arg('dim', '154'), '--reps', arg('reps', '60')], { encoding: 'utf8' });
+      process.stdout.write(line);
+    }
+  }
+}
