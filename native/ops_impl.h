@@ -797,9 +797,10 @@ struct AttnVis {
   }
 };
 
-static void attention_impl(const AttnArgs& a) {
+// One query row at a time (dot product and axpy per key): the path for few query rows (decoding),
+// where transposing the keys for the tiled path would cost as much as the attention itself.
+static void attention_rows(const AttnArgs& a) {
   const long B_ = a.B, Hq = a.Hq, Hkv = a.Hkv, Tq = a.Tq, Tk = a.Tk, D = a.D;
-  if (B_ <= 0 || Hq <= 0 || Tq <= 0 || D <= 0) return;
   const long G = Hq / Hkv;
   const long QB = 8;   // query rows per task
   const long KB = 64;  // keys per online-softmax block
@@ -865,13 +866,307 @@ static void attention_impl(const AttnArgs& a) {
   parallel_tasks(ntasks, work < 32768 ? 1 : T, task);
 }
 
+// ---- tiled attention: blocks of query rows against blocks of kAttnKB keys, as small GEMMs ----
+constexpr long kAttnQB = 32;  // query rows per block
+constexpr long kAttnKB = 64;  // keys per block (a multiple of every backend's W)
+constexpr long kAttnNV = 4;   // vectors per register tile row
+
+// S[r * lds + j] = sum_d A[r * lda + d] * Bt[d * ldb + j] for r < R, j < ncols (ncols a multiple of W)
+template <int R>
+static inline void attn_tile_dot(const float* A, long lda, const float* Bt, long ldb, long D, float* S, long lds,
+                                 long ncols) {
+  typedef typename B::V V;
+  constexpr long NV = kAttnNV;
+  long j = 0;
+  for (; j + NV * B::W <= ncols; j += NV * B::W) {
+    V acc[R][NV];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (long v = 0; v < NV; ++v) acc[r][v] = B::zero();
+    for (long d = 0; d < D; ++d) {
+      const float* bp = Bt + d * ldb + j;
+      V bv[NV];
+#pragma GCC unroll 4
+      for (long v = 0; v < NV; ++v) bv[v] = B::load(bp + v * B::W);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const V av = B::set1(A[r * lda + d]);
+#pragma GCC unroll 4
+        for (long v = 0; v < NV; ++v) acc[r][v] = B::fma(av, bv[v], acc[r][v]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (long v = 0; v < NV; ++v) B::store(S + r * lds + j + v * B::W, acc[r][v]);
+  }
+  for (; j < ncols; j += B::W) {
+    V acc[R];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) acc[r] = B::zero();
+    for (long d = 0; d < D; ++d) {
+      const V bv = B::load(Bt + d * ldb + j);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) acc[r] = B::fma(B::set1(A[r * lda + d]), bv, acc[r]);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) B::store(S + r * lds + j, acc[r]);
+  }
+}
+
+static void attn_dot(const float* A, long lda, long nr, const float* Bt, long ldb, long D, float* S, long lds,
+                     long ncols) {
+  long r = 0;
+  for (; r + 4 <= nr; r += 4) attn_tile_dot<4>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols);
+  switch (nr - r) {
+    case 3: attn_tile_dot<3>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); break;
+    case 2: attn_tile_dot<2>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); break;
+    case 1: attn_tile_dot<1>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); break;
+    default: break;
+  }
+}
+
+// C[r * ldc + d] += sum_{c < nc} coef[r * crs + c * ccs] * X[c * ldx + d] for r < R, d < D
+template <int R>
+static inline void attn_tile_axpy(const float* coef, long crs, long ccs, long nc, const float* X, long ldx, float* C,
+                                  long ldc, long D) {
+  typedef typename B::V V;
+  constexpr long NV = kAttnNV;
+  long d = 0;
+  for (; d + NV * B::W <= D; d += NV * B::W) {
+    V acc[R][NV];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (long v = 0; v < NV; ++v) acc[r][v] = B::load(C + r * ldc + d + v * B::W);
+    for (long c = 0; c < nc; ++c) {
+      const float* xp = X + c * ldx + d;
+      V xv[NV];
+#pragma GCC unroll 4
+      for (long v = 0; v < NV; ++v) xv[v] = B::load(xp + v * B::W);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const V cv = B::set1(coef[r * crs + c * ccs]);
+#pragma GCC unroll 4
+        for (long v = 0; v < NV; ++v) acc[r][v] = B::fma(cv, xv[v], acc[r][v]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (long v = 0; v < NV; ++v) B::store(C + r * ldc + d + v * B::W, acc[r][v]);
+  }
+  for (; d < D; d += B::W) {
+    const long m = lmin_(B::W, D - d);
+    V acc[R];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) acc[r] = m == B::W ? B::load(C + r * ldc + d) : B::loadn(C + r * ldc + d, m);
+    for (long c = 0; c < nc; ++c) {
+      const V xv = m == B::W ? B::load(X + c * ldx + d) : B::loadn(X + c * ldx + d, m);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) acc[r] = B::fma(B::set1(coef[r * crs + c * ccs]), xv, acc[r]);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      if (m == B::W) B::store(C + r * ldc + d, acc[r]);
+      else B::storen(C + r * ldc + d, acc[r], m);
+    }
+  }
+}
+
+static void attn_axpy(const float* coef, long crs, long ccs, long nr, long nc, const float* X, long ldx, float* C,
+                      long ldc, long D) {
+  long r = 0;
+  for (; r + 4 <= nr; r += 4) attn_tile_axpy<4>(coef + r * crs, crs, ccs, nc, X, ldx, C + r * ldc, ldc, D);
+  switch (nr - r) {
+    case 3: attn_tile_axpy<3>(coef + r * crs, crs, ccs, nc, X, ldx, C + r * ldc, ldc, D); break;
+    case 2: attn_tile_axpy<2>(coef + r * crs, crs, ccs, nc, X, ldx, C + r * ldc, ldc, D); break;
+    case 1: attn_tile_axpy<1>(coef + r * crs, crs, ccs, nc, X, ldx, C + r * ldc, ldc, D); break;
+    default: break;
+  }
+}
+
+// Keys (or values) of every (batch, kv head) transposed to [D][Tk + kAttnKB] (zero padded), so
+// that a block of scores is a row of broadcasts times contiguous key vectors.
+static float* attn_transpose(const float* x, long groups, long Tk, long D, long& ldt) {
+  ldt = Tk + kAttnKB;
+  float* t = static_cast<float*>(std::malloc(sizeof(float) * static_cast<size_t>(groups * D * ldt)));
+  if (!t) return nullptr;
+  auto body = [&](long g, int) {
+    const float* src = x + g * Tk * D;
+    float* dst = t + g * D * ldt;
+    for (long d = 0; d < D; ++d) {
+      float* o = dst + d * ldt;
+      for (long j = 0; j < Tk; ++j) o[j] = src[j * D + d];
+      for (long j = Tk; j < ldt; ++j) o[j] = 0.0f;
+    }
+  };
+  parallel_tasks(groups, static_cast<double>(groups) * Tk * D < 65536 ? 1 : pool_threads(), body);
+  return t;
+}
+
+// The visible keys of a block of query rows: the union of the rows' key ranges, and whether the
+// rows' segment ids are all one value (-1 if not, or without segments).
+struct AttnRows {
+  long qp[kAttnQB];
+  long j0[kAttnQB], j1[kAttnQB];
+  long J0, J1;
+  bool oneSeg;
+  int32_t seg;
+  void init(const AttnVis& vis, long i0, long nr) {
+    J0 = vis.a->Tk;
+    J1 = 0;
+    for (long r = 0; r < nr; ++r) {
+      qp[r] = vis.qpos(i0 + r);
+      vis.range(qp[r], j0[r], j1[r]);
+      if (j0[r] < j1[r]) {
+        J0 = lmin_(J0, j0[r]);
+        J1 = lmax_(J1, j1[r]);
+      }
+    }
+    oneSeg = false;
+    seg = 0;
+    if (vis.a->qSeg && vis.a->kSeg) {
+      const int32_t* qs = vis.a->qSeg + vis.b * vis.a->Tq + i0;
+      oneSeg = true;
+      seg = qs[0];
+      for (long r = 1; r < nr; ++r) oneSeg = oneSeg && qs[r] == seg;
+    }
+  }
+};
+
+// Scales the raw scores S[nr][kAttnKB] of keys jb.. jb+nk by `scale` and sets those a query
+// cannot see (and the columns from nk on) to -inf.
+static void attn_mask_block(const AttnVis& vis, const AttnRows& rows, long i0, long nr, long jb, long nk, float* S,
+                            float scale) {
+  const AttnArgs& a = *vis.a;
+  bool exact = a.kPos == nullptr && a.mask == nullptr;  // the rows' key ranges say it all
+  if (exact && a.qSeg && a.kSeg) {
+    exact = rows.oneSeg;
+    const int32_t* ks = a.kSeg + vis.b * a.Tk + jb;
+    for (long j = 0; exact && j < nk; ++j) exact = ks[j] == rows.seg;
+  }
+  const typename B::V vs = B::set1(scale);
+  for (long r = 0; r < nr; ++r) {
+    float* s = S + r * kAttnKB;
+    for (long j = 0; j < kAttnKB; j += B::W) B::store(s + j, B::mul(vs, B::load(s + j)));
+    if (exact) {
+      const long lo = lmin_(nk, lmax_(0, rows.j0[r] - jb)), hi = lmax_(lo, lmin_(nk, rows.j1[r] - jb));
+      for (long j = 0; j < lo; ++j) s[j] = -__builtin_inff();
+      for (long j = hi; j < kAttnKB; ++j) s[j] = -__builtin_inff();
+    } else {
+      for (long j = 0; j < nk; ++j)
+        if (!vis.visible(i0 + r, rows.qp[r], jb + j)) s[j] = -__builtin_inff();
+      for (long j = nk; j < kAttnKB; ++j) s[j] = -__builtin_inff();
+    }
+  }
+}
+
+static void attention_impl(const AttnArgs& a) {
+  typedef typename B::V V;
+  const long B_ = a.B, Hq = a.Hq, Hkv = a.Hkv, Tq = a.Tq, Tk = a.Tk, D = a.D;
+  if (B_ <= 0 || Hq <= 0 || Tq <= 0 || D <= 0) return;
+  if (Tq < 8 || Tk <= 0) {
+    attention_rows(a);
+    return;
+  }
+  const long G = Hq / Hkv;
+  long ldt = 0;
+  float* kt = attn_transpose(a.k, B_ * Hkv, Tk, D, ldt);
+  if (!kt) {
+    attention_rows(a);
+    return;
+  }
+  const long nqb = (Tq + kAttnQB - 1) / kAttnQB;
+  const long ntasks = B_ * Hq * nqb;
+  const V ninf = B::set1(-__builtin_inff());
+  auto task = [&](long t, int) {
+    const long qb = t % nqb, bh = t / nqb;
+    const long b = bh / Hq, hq = bh % Hq, hk = hq / G;
+    const AttnVis vis{&a, b};
+    const long i0 = qb * kAttnQB, nr = lmin_(Tq, i0 + kAttnQB) - i0;
+    const float* ktb = kt + (b * Hkv + hk) * D * ldt;
+    const float* vb = a.v + (b * Hkv + hk) * Tk * D;
+    const float* qb0 = a.q + ((b * Hq + hq) * Tq + i0) * D;
+    float* acc = static_cast<float*>(std::calloc(static_cast<size_t>(nr * D), sizeof(float)));
+    if (!acc) std::abort();
+    alignas(64) float S[kAttnQB * kAttnKB];
+    float m[kAttnQB], l[kAttnQB];
+    AttnRows rows;
+    rows.init(vis, i0, nr);
+    for (long r = 0; r < nr; ++r) {
+      m[r] = -__builtin_inff();
+      l[r] = 0.0f;
+    }
+    for (long jb = rows.J0; jb < rows.J1; jb += kAttnKB) {
+      const long nk = lmin_(rows.J1, jb + kAttnKB) - jb;
+      attn_dot(qb0, D, nr, ktb + jb, ldt, D, S, kAttnKB, kAttnKB);
+      attn_mask_block(vis, rows, i0, nr, jb, nk, S, a.scale);
+      for (long r = 0; r < nr; ++r) {
+        float* s = S + r * kAttnKB;
+        V mv = ninf;
+        for (long j = 0; j < kAttnKB; j += B::W) mv = B::maxf(mv, B::load(s + j));
+        const float bm = B::hmax(mv);
+        if (bm == -__builtin_inff()) {
+          for (long j = 0; j < kAttnKB; j += B::W) B::store(s + j, B::zero());
+          continue;
+        }
+        const float mn = bm > m[r] ? bm : m[r];
+        if (mn != m[r] && l[r] > 0.0f) {
+          const float f = std::exp(m[r] - mn);
+          l[r] *= f;
+          const V fv = B::set1(f);
+          float* ar = acc + r * D;
+          long d = 0;
+          for (; d + B::W <= D; d += B::W) B::store(ar + d, B::mul(fv, B::load(ar + d)));
+          if (d < D) B::storen(ar + d, B::mul(fv, B::loadn(ar + d, D - d)), D - d);
+        }
+        m[r] = mn;
+        const V mvv = B::set1(mn);
+        V sum = B::zero();
+        for (long j = 0; j < kAttnKB; j += B::W) {
+          const V x = B::load(s + j);
+          const V p = B::sel(B::gt(x, ninf), B::exp(B::sub(x, mvv)), B::zero());
+          B::store(s + j, p);
+          sum = B::add(sum, p);
+        }
+        l[r] += B::hsum(sum);
+      }
+      attn_axpy(S, kAttnKB, 1, nr, nk, vb + jb * D, D, acc, D, D);
+    }
+    for (long r = 0; r < nr; ++r) {
+      const long row = (b * Hq + hq) * Tq + i0 + r;
+      float* o = a.outW + row * D;
+      const float* ar = acc + r * D;
+      if (l[r] > 0.0f) {
+        const float inv = 1.0f / l[r];
+        for (long d = 0; d < D; ++d) o[d] = ar[d] * inv;
+        a.lseW[row] = m[r] + std::log(l[r]);
+      } else {
+        for (long d = 0; d < D; ++d) o[d] = 0.0f;
+        a.lseW[row] = -__builtin_inff();
+      }
+    }
+    std::free(acc);
+  };
+  const int T = pool_threads();
+  const double work = static_cast<double>(B_) * Hq * Tq * Tk * D;
+  parallel_tasks(ntasks, work < 32768 ? 1 : T, task);
+  std::free(kt);
+}
+
 static void attention_backward_impl(const AttnArgs& a) {
+  typedef typename B::V V;
   const long B_ = a.B, Hq = a.Hq, Hkv = a.Hkv, Tq = a.Tq, Tk = a.Tk, D = a.D;
   if (B_ <= 0 || Hq <= 0 || Tq <= 0 || Tk <= 0 || D <= 0) return;
   const long G = Hq / Hkv;
   const int T = pool_threads();
   const double work = static_cast<double>(B_) * Hq * Tq * Tk * D;
   const int useT = work < 32768 ? 1 : T;
+  long ldt = 0;
+  float* kt = attn_transpose(a.k, B_ * Hkv, Tk, D, ldt);
+  float* vt = kt ? attn_transpose(a.v, B_ * Hkv, Tk, D, ldt) : nullptr;
   // Split the keys into chunks (partial gq sums) when there are few (batch, kv head) groups; the
   // split depends on the shape only, never on the thread count, so gq is the same for any T.
   constexpr long kAttnUnits = 8;
@@ -885,50 +1180,79 @@ static void attention_backward_impl(const AttnArgs& a) {
     if (!gqPart) nchunks = 1;
   }
   const long ntasks = B_ * Hkv * nchunks;
+  if (!kt || !vt) std::abort();  // out of memory: never return gradients that were not computed
+  const V ninf = B::set1(-__builtin_inff());
   auto task = [&](long t, int) {
     const long ch = t % nchunks, bk = t / nchunks;
     const long b = bk / Hkv, hk = bk % Hkv;
     const long c0 = ch * kchunk, c1 = lmin_(Tk, c0 + kchunk);
     const AttnVis vis{&a, b};
     const float* kb = a.k + (b * Hkv + hk) * Tk * D;
-    const float* vb = a.v + (b * Hkv + hk) * Tk * D;
+    const float* ktb = kt + (b * Hkv + hk) * D * ldt;
+    const float* vtb = vt + (b * Hkv + hk) * D * ldt;
     float* gkb = a.gk + (b * Hkv + hk) * Tk * D;
     float* gvb = a.gv + (b * Hkv + hk) * Tk * D;
-    float gqBuf[512];
-    float* gql = D <= 512 ? gqBuf : static_cast<float*>(std::malloc(sizeof(float) * D));
+    float* gqa = static_cast<float*>(std::malloc(sizeof(float) * static_cast<size_t>(kAttnQB * D)));
+    if (!gqa) std::abort();
+    alignas(64) float P[kAttnQB * kAttnKB];
+    alignas(64) float dS[kAttnQB * kAttnKB];
+    float Di[kAttnQB], lse[kAttnQB];
+    AttnRows rows;
     for (long g = 0; g < G; ++g) {
       const long hq = hk * G + g;
-      for (long i = 0; i < Tq; ++i) {
-        const long row = (b * Hq + hq) * Tq + i;
-        const float lse = a.lse[row];
-        if (!(lse > -__builtin_inff())) continue;  // fully masked row: zero gradients
-        const float* qr = a.q + row * D;
-        const float* gor = a.gOut + row * D;
-        const float Di = row_dot(gor, a.out + row * D, D);
-        const long qp = vis.qpos(i);
-        long j0, j1;
-        vis.range(qp, j0, j1);
-        j0 = lmax_(j0, c0);
-        j1 = lmin_(j1, c1);
+      for (long i0 = 0; i0 < Tq; i0 += kAttnQB) {
+        const long nr = lmin_(Tq, i0 + kAttnQB) - i0;
+        const long row0 = (b * Hq + hq) * Tq + i0;
+        const float* qr = a.q + row0 * D;
+        const float* gor = a.gOut + row0 * D;
+        rows.init(vis, i0, nr);
+        const long J0 = lmax_(rows.J0, c0), J1 = lmin_(rows.J1, c1);
+        if (J0 >= J1) continue;
         bool any = false;
-        for (long d = 0; d < D; ++d) gql[d] = 0.0f;
-        for (long j = j0; j < j1; ++j) {
-          if (!vis.visible(i, qp, j)) continue;
-          const float s = a.scale * row_dot(qr, kb + j * D, D);
-          const float p = B::exp1(s - lse);
-          const float dp = row_dot(gor, vb + j * D, D);
-          const float ds = p * (dp - Di) * a.scale;
-          row_axpy(p, gor, gvb + j * D, D);
-          row_axpy(ds, kb + j * D, gql, D);
-          row_axpy(ds, qr, gkb + j * D, D);
-          any = true;
+        for (long r = 0; r < nr; ++r) {
+          lse[r] = a.lse[row0 + r];
+          any = any || lse[r] > -__builtin_inff();
+          Di[r] = row_dot(gor + r * D, a.out + (row0 + r) * D, D);
         }
         if (!any) continue;
-        float* dst = nchunks > 1 ? gqPart + (bk * nchunks + ch) * groupQ + (g * Tq + i) * D : a.gq + row * D;
-        row_axpy(1.0f, gql, dst, D);
+        for (long i = 0; i < nr * D; ++i) gqa[i] = 0.0f;
+        for (long jb = J0; jb < J1; jb += kAttnKB) {
+          const long nk = lmin_(J1, jb + kAttnKB) - jb;
+          attn_dot(qr, D, nr, ktb + jb, ldt, D, P, kAttnKB, kAttnKB);
+          attn_mask_block(vis, rows, i0, nr, jb, nk, P, a.scale);
+          attn_dot(gor, D, nr, vtb + jb, ldt, D, dS, kAttnKB, kAttnKB);
+          const V sc = B::set1(a.scale);
+          for (long r = 0; r < nr; ++r) {
+            float* p = P + r * kAttnKB;
+            float* ds = dS + r * kAttnKB;
+            if (!(lse[r] > -__builtin_inff())) {  // fully masked row: zero gradients
+              for (long j = 0; j < kAttnKB; j += B::W) {
+                B::store(p + j, B::zero());
+                B::store(ds + j, B::zero());
+              }
+              continue;
+            }
+            const V lv = B::set1(lse[r]), dv = B::set1(Di[r]);
+            for (long j = 0; j < kAttnKB; j += B::W) {
+              const V x = B::load(p + j);
+              const V pv = B::sel(B::gt(x, ninf), B::exp(B::sub(x, lv)), B::zero());
+              B::store(p + j, pv);
+              B::store(ds + j, B::mul(B::mul(pv, B::sub(B::load(ds + j), dv)), sc));
+            }
+          }
+          // gv[j] += sum_r P[r][j] dO[r]; gk[j] += sum_r dS[r][j] q[r]; gq[r] += sum_j dS[r][j] k[j]
+          attn_axpy(P, 1, kAttnKB, nk, nr, gor, D, gvb + jb * D, D, D);
+          attn_axpy(dS, 1, kAttnKB, nk, nr, qr, D, gkb + jb * D, D, D);
+          attn_axpy(dS, kAttnKB, 1, nr, nk, kb + jb * D, D, gqa, D, D);
+        }
+        for (long r = 0; r < nr; ++r) {
+          if (!(lse[r] > -__builtin_inff())) continue;
+          float* dst = nchunks > 1 ? gqPart + (bk * nchunks + ch) * groupQ + (g * Tq + i0 + r) * D : a.gq + (row0 + r) * D;
+          row_axpy(1.0f, gqa + r * D, dst, D);
+        }
       }
     }
-    if (gql != gqBuf) std::free(gql);
+    std::free(gqa);
   };
   parallel_tasks(ntasks, useT, task);
   if (nchunks > 1) {
@@ -939,6 +1263,8 @@ static void attention_backward_impl(const AttnArgs& a) {
     }
     std::free(gqPart);
   }
+  std::free(kt);
+  std::free(vt);
 }
 
 // ---------------------------------------------------------------------------------------------

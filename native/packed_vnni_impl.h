@@ -10,7 +10,7 @@
 //     u = L8 - min(L8) in [0, 255], and the exact integer correction min(L8) * sum(x) of each group
 //     is added to the group's sum. int8 weights: u = code ^ 0x80 (min = -128).
 //   - weights are decoded in registers, per "super-chunk" of two level vectors (128 weights in
-//     zmm, 64 in ymm) by T::decode; each 128-bit lane of the decoded vectors covers weights of one
+//     zmm, 64 in ymm; int8 codes: one vector, see vnni_nv) by T::decode; each 128-bit lane of the decoded vectors covers weights of one
 //     group of 32 (the decoders are written so; checked at start-up from the decode order);
 //   - activations are rounded per group (packed_quantize_x), stored per super-chunk in the decode
 //     order (measured once by decoding one-hot codes), zero-padded to whole quads;
@@ -32,7 +32,8 @@
 
 namespace {
 
-// software prefetch distance of the codes (bytes ahead)
+// software prefetch distance of the codes (bytes ahead); int8 codes go without (no gain measured
+// on Zen 4, where the prefetches were the hottest instructions of the int8 loop)
 constexpr int kPrefetch = 4096;
 
 // A heap buffer (no standard containers in ISA-specific objects: weak symbols, see threadpool.h)
@@ -56,6 +57,7 @@ struct VnniCtx {
   const int8_t* x8;     // M x Kp, per super-chunk in decode order
   const int32_t* corr;  // M x nQ x T::VL, lane order of the reduced sums
   const float* xs;      // M x nXs (activation group scales, zero-padded)
+  const long* qOff;     // per quad: first block scale, first activation scale (no division in the loop)
   alignas(64) int32_t idxS[16];  // lane -> block scale index within the quad
   alignas(64) int32_t idxX[16];  // lane -> activation group index within the quad
 };
@@ -94,6 +96,14 @@ inline void vnni_quantize_x(const float* x, long K, long U, int16_t* xq, float* 
   }
 }
 
+// Level vectors per super-chunk: two for the decoded formats; one for int8 codes, which need no
+// decoding beyond the offset (a pair would have to be regrouped with cross-lane shuffles so that
+// each 128-bit lane stays inside one group of 32, and those cost more than the extra reductions).
+template <int BITS>
+constexpr int vnni_nv() {
+  return BITS == 8 ? 1 : 2;
+}
+
 template <class T>
 inline typename T::vi reduce4(const typename T::vi s[4]) {
   const typename T::vi t0 = T::add(T::unpacklo32(s[0], s[1]), T::unpackhi32(s[0], s[1]));
@@ -106,19 +116,26 @@ template <class T, int BITS, bool X, int MG>
 void vnni_rows(const VnniCtx<T>& c, long n0, long n1, long m0, uint16_t* sbuf) {
   using vi = typename T::vi;
   using vf = typename T::vf;
-  constexpr int NV = 2, SCW = NV * T::VB, CB = SCW * BITS / 8;
+  constexpr int NV = vnni_nv<BITS>(), SCW = NV * T::VB, CB = SCW * BITS / 8;
   const tfree::PackedArgs& a = *c.a;
   const long K = a.K, N = a.N, B = a.B, nB = K / B, rb = K * BITS / 8, nQ = c.nQ, QW = c.QW;
   const vi idxS = T::load(c.idxS), idxX = T::load(c.idxX);
   const vf vls = T::set1f(c.ls);
   for (long n = n0; n < n1; ++n) {
     const uint8_t* row = a.codes + n * rb;
-    std::memcpy(sbuf, a.scales + n * nB, static_cast<size_t>(nB) * 2);
+    // a quad's scale load reads up to 16 values from its first: in place unless that could pass the
+    // end of the array (the last rows)
+    const uint16_t* srow = a.scales + n * nB;
+    if ((N - 1 - n) * nB < 16) {
+      std::memcpy(sbuf, srow, static_cast<size_t>(nB) * 2);
+      srow = sbuf;
+    }
     vf acc[MG];
     for (int j = 0; j < MG; ++j) acc[j] = T::zerof();
     for (long qd = 0; qd < nQ; ++qd) {
       const uint8_t* p = row + qd * 4 * CB;
-      for (int l = 0; l < 4 * CB; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch + l), _MM_HINT_T0);
+      if (kPrefetch > 0 && BITS < 8)
+        for (int l = 0; l < 4 * CB; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch + l), _MM_HINT_T0);
       alignas(64) uint8_t tail[4 * CB];
       if ((qd + 1) * 4 * CB > rb) {  // the last, partial quad: codes zero-padded (activations are 0 there)
         std::memset(tail, 0, sizeof tail);
@@ -136,10 +153,10 @@ void vnni_rows(const VnniCtx<T>& c, long n0, long n1, long m0, uint16_t* sbuf) {
           s[j][q] = t;
         }
       }
-      const vf sc = T::permf(T::mulf(T::scales(sbuf + qd * QW / B, a.scaleBf16), vls), idxS);
+      const vf sc = T::permf(T::mulf(T::scales(srow + c.qOff[2 * qd], a.scaleBf16), vls), idxS);
       for (int j = 0; j < MG; ++j) {
         const vi r = T::add(reduce4<T>(s[j]), T::load(c.corr + ((m0 + j) * nQ + qd) * T::VL));
-        const vf f = T::mulf(sc, T::permf(T::loadf(c.xs + (m0 + j) * c.nXs + qd * QW / c.U), idxX));
+        const vf f = T::mulf(sc, T::permf(T::loadf(c.xs + (m0 + j) * c.nXs + c.qOff[2 * qd + 1]), idxX));
         acc[j] = T::fma(T::cvt(r), f, acc[j]);
       }
     }
@@ -178,7 +195,7 @@ void vnni_run(const VnniCtx<T>& c) {
 // from one-hot code chunks, as the AVX2 kernel measures its own.
 template <class T, int BITS>
 void vnni_perm(uint8_t* perm) {
-  constexpr int NV = 2, SCW = NV * T::VB, CB = SCW * BITS / 8;
+  constexpr int NV = vnni_nv<BITS>(), SCW = NV * T::VB, CB = SCW * BITS / 8;
   uint8_t u[16] = {0};
   u[1] = 1;
   const typename T::Tabs tabs = T::tabs(u, BITS);
@@ -210,7 +227,7 @@ inline bool vnni_int8_identity(const float* levels) {
 // Runs the kernel; false when this layout has no fast path here (the caller falls back).
 template <class T, int BITS>
 bool vnni_matmul_bits(const tfree::PackedArgs& a) {
-  constexpr int NV = 2, SCW = NV * T::VB;
+  constexpr int NV = vnni_nv<BITS>(), SCW = NV * T::VB;
   constexpr int NL = T::VB / 16;  // 128-bit lanes per vector
   const long K = a.K, M = a.M, B = a.B;
   const long QW = 4 * SCW;
@@ -294,9 +311,16 @@ bool vnni_matmul_bits(const tfree::PackedArgs& a) {
         }
       }
   }
+  VBuf<long> qOff(2 * c.nQ);
+  if (!qOff.p) return false;
+  for (long qd = 0; qd < c.nQ; ++qd) {
+    qOff.p[2 * qd] = qd * QW / B;
+    qOff.p[2 * qd + 1] = qd * QW / c.U;
+  }
   c.x8 = x8.p;
   c.corr = corr.p;
   c.xs = xs.p;
+  c.qOff = qOff.p;
   // "xor" form: u = code ^ 2^(bits-1) (int4, int2: two's complement integer levels), decoded
   // without the table lookup
   bool xorForm = BITS == 4 || BITS == 2;
@@ -337,12 +361,8 @@ struct Y256 {
   }
   template <int BITS, bool X>
   static inline void decode(const uint8_t* p, const Tabs& t, vi* lv) {
-    if (BITS == 8) {  // 64 codes; lane L of both vectors: elements 32L..32L+31
-      const __m256i k = _mm256_set1_epi8(static_cast<char>(0x80));
-      const __m256i a = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), k);
-      const __m256i b = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)), k);
-      lv[0] = _mm256_permute2x128_si256(a, b, 0x20);
-      lv[1] = _mm256_permute2x128_si256(a, b, 0x31);
+    if (BITS == 8) {  // 32 codes, one vector (vnni_nv): lane L = elements 16L..16L+15
+      lv[0] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_set1_epi8(static_cast<char>(0x80)));
     } else if (BITS == 4 && X) {  // u = code ^ 8
       const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_set1_epi8(static_cast<char>(0x88)));
       const __m256i m = _mm256_set1_epi8(0x0F);

@@ -763,6 +763,8 @@ interface AttnCase {
   mask?: boolean;
   /** make some query rows fully masked */
   dead?: boolean;
+  /** segment length (default 7) */
+  segLen?: number;
 }
 
 const attnCases: AttnCase[] = [
@@ -779,6 +781,11 @@ const attnCases: AttnCase[] = [
   { name: 'fully masked rows (kPos in the future)', B: 1, Hq: 2, Hkv: 1, Tq: 6, Tk: 6, D: 8, causal: true, window: 0, qPos: true, kPos: true, dead: true },
   { name: 'long rows, one kv head (key-chunked backward)', B: 1, Hq: 2, Hkv: 1, Tq: 130, Tk: 200, D: 64, causal: true, window: 0 },
   { name: 'large D', B: 1, Hq: 1, Hkv: 1, Tq: 5, Tk: 6, D: 600, causal: false, window: 0 },
+  // the tiled path (8+ query rows): partial row and key blocks, segments spanning whole blocks
+  { name: 'tiled: long segments + causal + window, GQA, D 20', B: 2, Hq: 4, Hkv: 2, Tq: 150, Tk: 150, D: 20, causal: true, window: 70, seg: true, segLen: 100 },
+  { name: 'tiled: cross positions + mask, D 64', B: 1, Hq: 2, Hkv: 2, Tq: 40, Tk: 130, D: 64, causal: true, window: 0, qPos: true, kPos: true, mask: true },
+  { name: 'tiled: full attention, Tq < Tk, D 33', B: 2, Hq: 3, Hkv: 1, Tq: 70, Tk: 90, D: 33, causal: false, window: 0 },
+  { name: 'tiled: causal decode-style Tq 9 < Tk 77, D 64', B: 1, Hq: 2, Hkv: 2, Tq: 9, Tk: 77, D: 64, causal: true, window: 0 },
 ];
 
 function attnInputs(c: AttnCase, rng: Rand) {
@@ -798,8 +805,9 @@ function attnInputs(c: AttnCase, rng: Rand) {
   let qSeg: Int32Array | null = null;
   let kSeg: Int32Array | null = null;
   if (c.seg) {
-    qSeg = new Int32Array(c.B * c.Tq).map((_, i) => Math.floor((i % c.Tq) / 7));
-    kSeg = new Int32Array(c.B * c.Tk).map((_, i) => Math.floor((i % c.Tk) / 7));
+    const len = c.segLen ?? 7;
+    qSeg = new Int32Array(c.B * c.Tq).map((_, i) => Math.floor((i % c.Tq) / len));
+    kSeg = new Int32Array(c.B * c.Tk).map((_, i) => Math.floor((i % c.Tk) / len));
   }
   let mask: Uint8Array | null = null;
   if (c.mask) {
@@ -992,6 +1000,20 @@ function threadedOutputs(kern: Kernels, seed: number): Float32Array[] {
   const [gq, gk, gv] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
   kern.attentionBackward(q, k, v, o, l, gOut, gq, gk, gv, Bt, H, H, T, T, D, 1 / Math.sqrt(D), true, 0, null, null, null, null, null);
   outs.push(o, l, gq, gk, gv);
+  // one (batch, kv head) group: the backward splits the keys into chunks
+  {
+    const [Hq1, T1, D1] = [2, 150, 64];
+    const nq = Hq1 * T1 * D1;
+    const nk = T1 * D1;
+    const [q1, gO1] = [rng.f32(nq), rng.f32(nq)];
+    const [k1, v1] = [rng.f32(nk), rng.f32(nk)];
+    const o1 = poison(nq);
+    const l1 = poison(Hq1 * T1);
+    kern.attention(q1, k1, v1, o1, l1, 1, Hq1, 1, T1, T1, D1, 0.125, true, 0, null, null, null, null, null);
+    const [gq1, gk1, gv1] = [new Float32Array(nq), new Float32Array(nk), new Float32Array(nk)];
+    kern.attentionBackward(q1, k1, v1, o1, l1, gO1, gq1, gk1, gv1, 1, Hq1, 1, T1, T1, D1, 0.125, true, 0, null, null, null, null, null);
+    outs.push(o1, l1, gq1, gk1, gv1);
+  }
   const np = 100003;
   const [pp, g, m, vv] = [rng.f32(np), rng.f32(np), rng.f32(np, 0, 0.1), rng.f32(np, 0, 0.1)];
   kern.adamw(pp, g, m, vv, np, 1e-3, 0.9, 0.999, 1e-8, 0.01, 0.1, 0.001);
