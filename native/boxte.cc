@@ -564,33 +564,51 @@ bool ids_ok(Args& a, const int32_t* ids, long n, long rows, const char* name) {
   return true;
 }
 
+// Arguments 0-14 of boxteScoreBatch and boxteRankBatch (read in this order, so the first bad one is
+// the one reported): d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel.
+struct EvalInputs {
+  long d, E, Q, R;
+  bool useTanh, l2;
+  const float *headTable, *headAdd, *tailTable, *tailAdd, *l, *u, *c, *w;
+  const int32_t* rel;
+  explicit EvalInputs(Args& a) {
+    d = integer(a, 0, "d", 1), E = integer(a, 1, "E", 0), Q = integer(a, 2, "Q", 0);
+    useTanh = flag(a, 3, "tanh");
+    l2 = integer(a, 4, "order", 1) == 2;
+    R = integer(a, 13, "R", 1);
+    headTable = arr<float>(a, 5, "headTable", napi_float32_array, E * d);
+    headAdd = arr<float>(a, 6, "headAdd", napi_float32_array, Q * d);
+    tailTable = arr<float>(a, 7, "tailTable", napi_float32_array, E * d);
+    tailAdd = arr<float>(a, 8, "tailAdd", napi_float32_array, Q * d);
+    l = arr<float>(a, 9, "l", napi_float32_array, 2 * R * d);
+    u = arr<float>(a, 10, "u", napi_float32_array, 2 * R * d);
+    c = arr<float>(a, 11, "c", napi_float32_array, 2 * R * d);
+    w = arr<float>(a, 12, "w", napi_float32_array, 2 * R * d);
+    rel = arr<int32_t>(a, 14, "rel", napi_int32_array, Q);
+  }
+  Box head_box(const Derived& dv, long q) const { return box_at(l, u, c, w, dv, rel[q] * d); }
+  Box tail_box(const Derived& dv, long q) const { return box_at(l, u, c, w, dv, R * d + rel[q] * d); }
+};
+
 // boxteScoreBatch(d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel, out)
 napi_value ScoreBatch(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteScoreBatch");
-  const long d = integer(a, 0, "d", 1), E = integer(a, 1, "E", 0), Q = integer(a, 2, "Q", 0);
-  const bool useTanh = flag(a, 3, "tanh");
-  const bool l2 = integer(a, 4, "order", 1) == 2;
-  const long R = integer(a, 13, "R", 1);
-  const float* headTable = arr<float>(a, 5, "headTable", napi_float32_array, E * d);
-  const float* headAdd = arr<float>(a, 6, "headAdd", napi_float32_array, Q * d);
-  const float* tailTable = arr<float>(a, 7, "tailTable", napi_float32_array, E * d);
-  const float* tailAdd = arr<float>(a, 8, "tailAdd", napi_float32_array, Q * d);
-  const float* l = arr<float>(a, 9, "l", napi_float32_array, 2 * R * d);
-  const float* u = arr<float>(a, 10, "u", napi_float32_array, 2 * R * d);
-  const float* c = arr<float>(a, 11, "c", napi_float32_array, 2 * R * d);
-  const float* w = arr<float>(a, 12, "w", napi_float32_array, 2 * R * d);
-  const int32_t* rel = arr<int32_t>(a, 14, "rel", napi_int32_array, Q);
+  const EvalInputs in(a);
+  const long d = in.d, E = in.E, Q = in.Q, R = in.R;
+  const bool useTanh = in.useTanh, l2 = in.l2;
+  const float *headTable = in.headTable, *headAdd = in.headAdd, *tailTable = in.tailTable, *tailAdd = in.tailAdd;
+  const int32_t* rel = in.rel;
   float* out = arr<float>(a, 15, "out", napi_float32_array, Q * E);
   if (!ids_ok(a, rel, Q, R, "rel")) return nullptr;
-  const Derived dv(w, 2 * R * d);
+  const Derived dv(in.w, 2 * R * d);
   const FwdFn fwd = fwd_fn();
   const long BLK = 256;
   const long nb = (E + BLK - 1) / BLK;
   auto task = [&](long blk, int) {
     const long x0 = blk * BLK, x1 = x0 + BLK < E ? x0 + BLK : E;
     for (long q = 0; q < Q; ++q) {
-      const Box bh = box_at(l, u, c, w, dv, rel[q] * d);
-      const Box bt = box_at(l, u, c, w, dv, R * d + rel[q] * d);
+      const Box bh = in.head_box(dv, q);
+      const Box bt = in.tail_box(dv, q);
       const float* ha = headAdd + q * d;
       const float* ta = tailAdd + q * d;
       float* o = out + q * E;
@@ -617,29 +635,21 @@ napi_value ScoreBatch(napi_env env, napi_callback_info info) {
 // counts and ranks are exactly those of the full scores). Candidate blocks of 256 are the tasks.
 napi_value RankBatch(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteRankBatch");
-  const long d = integer(a, 0, "d", 1), E = integer(a, 1, "E", 0), Q = integer(a, 2, "Q", 0);
-  const bool useTanh = flag(a, 3, "tanh");
-  const bool l2 = integer(a, 4, "order", 1) == 2;
-  const long R = integer(a, 13, "R", 1);
-  const float* headTable = arr<float>(a, 5, "headTable", napi_float32_array, E * d);
-  const float* headAdd = arr<float>(a, 6, "headAdd", napi_float32_array, Q * d);
-  const float* tailTable = arr<float>(a, 7, "tailTable", napi_float32_array, E * d);
-  const float* tailAdd = arr<float>(a, 8, "tailAdd", napi_float32_array, Q * d);
-  const float* l = arr<float>(a, 9, "l", napi_float32_array, 2 * R * d);
-  const float* u = arr<float>(a, 10, "u", napi_float32_array, 2 * R * d);
-  const float* c = arr<float>(a, 11, "c", napi_float32_array, 2 * R * d);
-  const float* w = arr<float>(a, 12, "w", napi_float32_array, 2 * R * d);
-  const int32_t* rel = arr<int32_t>(a, 14, "rel", napi_int32_array, Q);
+  const EvalInputs in(a);
+  const long d = in.d, E = in.E, Q = in.Q, R = in.R;
+  const bool useTanh = in.useTanh, l2 = in.l2;
+  const float *headTable = in.headTable, *headAdd = in.headAdd, *tailTable = in.tailTable, *tailAdd = in.tailAdd;
+  const int32_t* rel = in.rel;
   const int32_t* gold = arr<int32_t>(a, 15, "gold", napi_int32_array, Q);
   uint8_t* better = arr<uint8_t>(a, 16, "better", napi_uint8_array, Q * E);
   int32_t* count = arr<int32_t>(a, 17, "count", napi_int32_array, Q);
   float* goldScore = arr<float>(a, 18, "goldScore", napi_float32_array, Q);
   if (!ids_ok(a, rel, Q, R, "rel") || !ids_ok(a, gold, Q, E, "gold")) return nullptr;
-  const Derived dv(w, 2 * R * d);
+  const Derived dv(in.w, 2 * R * d);
   const FwdFn fwd = fwd_fn();
   auto score = [&](long q, long x) -> float {
-    const Box bh = box_at(l, u, c, w, dv, rel[q] * d);
-    const Box bt = box_at(l, u, c, w, dv, R * d + rel[q] * d);
+    const Box bh = in.head_box(dv, q);
+    const Box bt = in.tail_box(dv, q);
     const float sh = fwd(headTable + x * d, headAdd + q * d, nullptr, bh, nullptr, d, useTanh, l2);
     const float st = fwd(tailTable + x * d, tailAdd + q * d, nullptr, bt, nullptr, d, useTanh, l2);
     return l2 ? std::sqrt(sh) + std::sqrt(st) : sh + st;
@@ -652,8 +662,8 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
   auto task = [&](long blk, int) {
     const long x0 = blk * BLK, x1 = x0 + BLK < E ? x0 + BLK : E;
     for (long q = 0; q < Q; ++q) {
-      const Box bh = box_at(l, u, c, w, dv, rel[q] * d);
-      const Box bt = box_at(l, u, c, w, dv, R * d + rel[q] * d);
+      const Box bh = in.head_box(dv, q);
+      const Box bt = in.tail_box(dv, q);
       const float* ha = headAdd + q * d;
       const float* ta = tailAdd + q * d;
       const float s = goldScore[q];
