@@ -172,3 +172,30 @@ test('kg synth prints a train command that reaches the documented test MRR (docs
   assert.equal(done.event, 'done');
   assert.equal(done.best_valid_mrr, null);
 });
+
+test('kg train --lr-schedule cosine --warmup-epochs: the epochs log their lr; bad schedule flags are one-line errors', () => {
+  const data = join(dir, 'syn-sched');
+  assert.equal(tfree('kg', 'synth', '--out', data, '--seed', '2').code, 0);
+  const ckpt = join(dir, 'sched.safetensors');
+  const common = ['kg', 'train', '--data', data, '--dim', '8', '--epochs', '4', '--batch', '64', '--negatives', '10', '--lr', '0.02', '--valid-every', '0'];
+  const tr = tfree(...common, '--out', ckpt, '--lr-schedule', 'cosine', '--warmup-epochs', '1', '--min-lr-ratio', '0.5', '--json');
+  assert.equal(tr.code, 0, tr.err);
+  const lrs = tr.out.trim().split('\n').map((l) => JSON.parse(l) as { event: string; lr?: number }).filter((e) => e.event === 'epoch').map((e) => e.lr as number);
+  assert.equal(lrs.length, 4);
+  assert.ok(Math.abs(lrs[0] - 0.02) < 1e-15, `peak at the end of the warmup epoch: ${lrs[0]}`);
+  assert.ok(lrs[1] < lrs[0] && lrs[2] < lrs[1] && lrs[3] < lrs[2] && lrs[3] > 0.01, lrs.join(' '));
+  const plain = tfree(...common, '--out', join(dir, 'plain.safetensors'), '--json');
+  assert.ok(plain.out.trim().split('\n').map((l) => JSON.parse(l) as { event: string; lr?: number }).filter((e) => e.event === 'epoch').every((e) => e.lr === 0.02), 'constant by default');
+  for (const [args, msg] of [
+    [['--lr-schedule', 'step'], /--lr-schedule must be constant, cosine, linear; got "step"/],
+    [['--lr-schedule', 'cosine', '--min-lr-ratio', '2'], /--min-lr-ratio/],
+    [['--lr-schedule', 'cosine', '--warmup-epochs', '9'], /warmup \(9 epochs\) is longer than the schedule \(4 epochs\)/],
+    [['--min-lr-ratio', '0.1'], /need --lr-schedule cosine or linear/],
+    [['--warmup-epochs', '-1'], /--warmup-epochs/],
+  ] as const) {
+    const r = tfree(...common, '--out', join(dir, 'bad-sched.safetensors'), ...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, msg);
+    assert.equal(r.err.trim().split('\n').length, 1, r.err);
+  }
+});

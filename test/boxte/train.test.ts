@@ -7,6 +7,7 @@ import { QuadSet, syntheticKG } from '../../src/io/kg.js';
 import {
   KnownFacts,
   Trainer,
+  boxteLrSchedule,
   buildKeyTable,
   defaultConfig,
   defaultTrainOptions,
@@ -155,6 +156,69 @@ test('best model file round-trips; patience stops early', () => {
     assert.equal(tr.noteValidation(0.45), false);
     assert.equal(tr.stopped, true);
     assert.equal(tr.bestMrr, 0.5);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('lr schedule: constant by default (the paper), cosine / linear with warmup per step, floor, horizon; bad options throw', () => {
+  const spe = 10;
+  const near = (a: number, b: number, what: string): void => assert.ok(Math.abs(a - b) <= 1e-15, `${what}: ${a} vs ${b}`);
+  const c = boxteLrSchedule({ ...defaultTrainOptions, lr: 0.002 }, spe);
+  for (const s of [0, 1, 999, 12345]) assert.equal(c(s), 0.002);
+  const o: TrainOptions = { ...defaultTrainOptions, lr: 0.01, epochs: 20, lrSchedule: 'cosine', warmupEpochs: 2, minLrRatio: 0.1 };
+  const f = boxteLrSchedule(o, spe);
+  near(f(0), 0.01 / 20, 'step 0'); // warmup: 20 steps, the first already non-zero
+  near(f(19), 0.01, 'step 19');
+  near(f(20), 0.01, 'step 20'); // decay starts at the peak
+  near(f(20 + 90), 0.001 + 0.009 * 0.5, 'half-way: the mean of peak and floor');
+  near(f(200), 0.001, 'step 200'); // floor at epoch 20 (step 200) and after
+  near(f(5000), 0.001, 'step 5000');
+  for (let s = 21; s < 200; s++) assert.ok(f(s) < f(s - 1), `cosine decreases at step ${s}`);
+  // the horizon is scheduleEpochs, not epochs (a resumed run may change --epochs)
+  const g = boxteLrSchedule({ ...o, epochs: 40, scheduleEpochs: 20 }, spe);
+  for (const s of [0, 19, 50, 110, 199, 200, 399]) assert.equal(g(s), f(s));
+  const lin = boxteLrSchedule({ ...o, lrSchedule: 'linear', warmupEpochs: 0, minLrRatio: 0 }, spe);
+  near(lin(0), 0.01, 'linear 0');
+  near(lin(100), 0.005, 'linear 100');
+  near(lin(200), 0, 'linear 200');
+  assert.throws(() => boxteLrSchedule({ ...o, warmupEpochs: 30 }, spe), /warmup \(30 epochs\) is longer than the schedule \(20 epochs\)/);
+  assert.throws(() => boxteLrSchedule({ ...o, minLrRatio: 1.5 }, spe), /\[0, 1\]/);
+  assert.throws(() => boxteLrSchedule({ ...o, lrSchedule: 'step' as unknown as 'cosine' }, spe), /unknown learning-rate schedule "step"/);
+});
+
+test('lr schedule in training: the optimizer follows the schedule step by step; same seed, same bits; constant equals the default path; resume is exact', () => {
+  const dir = tmp();
+  try {
+    const base = { ...opts, epochs: 4, validEvery: 0 };
+    const sched: TrainOptions = { ...base, lr: 0.03, lrSchedule: 'cosine', warmupEpochs: 1, minLrRatio: 0, scheduleEpochs: 4 };
+    const a = new Trainer(kg, cfg(8), sched);
+    const seen: number[] = [];
+    a.trainEpoch(() => seen.push(a.opt.lr));
+    assert.deepEqual(seen, Array.from({ length: a.stepsPerEpoch }, (_, s) => a.lrAt(s)));
+    assert.ok(Math.abs(seen[seen.length - 1] - 0.03) < 1e-15, 'the warmup reaches the peak at the end of epoch 1');
+    for (let e = 1; e < 4; e++) a.trainEpoch();
+    assert.ok(a.opt.lr < 0.03 * 0.01, `last step's lr ${a.opt.lr} is near the floor 0`);
+    const b = new Trainer(kg, cfg(8), sched);
+    for (let e = 0; e < 4; e++) b.trainEpoch();
+    for (const [name, p] of a.model.store.entries()) assert.deepEqual(b.model.store.get(name).f32(), p.f32(), `same seed: ${name} identical`);
+    const plain = new Trainer(kg, cfg(8), base);
+    const explicit = new Trainer(kg, cfg(8), { ...base, lrSchedule: 'constant', warmupEpochs: 0 });
+    plain.trainEpoch();
+    explicit.trainEpoch();
+    for (const [name, p] of plain.model.store.entries()) assert.deepEqual(explicit.model.store.get(name).f32(), p.f32(), `constant = default: ${name}`);
+    const differs = a.model.store.entries().some(([name, p]) => !p.f32().every((v, i) => v === plain.model.store.get(name).f32()[i]));
+    assert.ok(differs, 'the schedule changes the result');
+    // resume in the middle of the schedule, with --epochs raised: the horizon stays at 4
+    const c = new Trainer(kg, cfg(8), sched);
+    c.trainEpoch();
+    c.trainEpoch();
+    const state = join(dir, 's.last');
+    c.saveState(state);
+    const r = Trainer.resume(state, kg, { epochs: 6 });
+    r.trainEpoch();
+    r.trainEpoch();
+    for (const [name, p] of a.model.store.entries()) assert.deepEqual(r.model.store.get(name).f32(), p.f32(), `resumed: ${name} identical`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

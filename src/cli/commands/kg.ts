@@ -31,6 +31,8 @@ import {
   NonFiniteModelError,
   Trainer,
   boxKernels,
+  boxteLrSchedule,
+  lrScheduleKinds,
   checkVocab,
   defaultConfig,
   evaluateSplit,
@@ -40,6 +42,7 @@ import {
   subsample,
   type BoxTEConfig,
   type EpochResult,
+  type LrScheduleKind,
   type TrainOptions,
 } from '../../models/boxte/index.js';
 
@@ -149,6 +152,21 @@ async function runTrain(a: ParsedArgs): Promise<number> {
       validLimit: a.options['valid-limit'] === undefined ? 0 : posInt(a, 'valid-limit', 0),
       patience: a.options.patience === undefined ? 0 : posInt(a, 'patience', 0),
     };
+    const sched = opt<string>(a, 'lr-schedule');
+    if (!(lrScheduleKinds as readonly string[]).includes(sched)) throw new UserError(`--lr-schedule must be ${lrScheduleKinds.join(', ')}; got "${sched}"`);
+    if (sched !== 'constant' || a.options['warmup-epochs'] !== undefined) {
+      opts.lrSchedule = sched as LrScheduleKind;
+      opts.warmupEpochs = opt<number>(a, 'warmup-epochs');
+      opts.minLrRatio = opt<number>(a, 'min-lr-ratio');
+      opts.scheduleEpochs = a.options['schedule-epochs'] === undefined ? opts.epochs : posInt(a, 'schedule-epochs');
+      try {
+        boxteLrSchedule(opts, Math.ceil(kg.train.h.length / opts.batchSize));
+      } catch (e) {
+        throw new UserError(`--lr-schedule: ${(e as Error).message}`);
+      }
+    } else if (a.options['min-lr-ratio'] !== undefined || a.options['schedule-epochs'] !== undefined) {
+      throw new UserError('--min-lr-ratio and --schedule-epochs need --lr-schedule cosine or linear');
+    }
     const perStep = opts.batchSize * (1 + opts.negatives) * cfg.dim;
     checkMemory(16 * paramCount(cfg) + 4 * 8 * perStep, `kg train with d=${cfg.dim}, --batch ${opts.batchSize}, --negatives ${opts.negatives} and ${kg.entities.length} entities would`, Math.max(perStep, paramCount(cfg)));
     tr = new Trainer(kg, cfg, opts);
@@ -191,7 +209,7 @@ async function runTrain(a: ParsedArgs): Promise<number> {
         throw e;
       }
       bar.finish(`loss ${r.loss.toFixed(4)} | ${Math.round(r.facts / r.seconds)} facts/s`);
-      if (json) process.stdout.write(`${JSON.stringify({ event: 'epoch', epoch: tr.epoch, loss: r.loss, seconds: r.seconds, facts_per_s: r.facts / r.seconds })}\n`);
+      if (json) process.stdout.write(`${JSON.stringify({ event: 'epoch', epoch: tr.epoch, loss: r.loss, seconds: r.seconds, facts_per_s: r.facts / r.seconds, lr: r.lr })}\n`);
       else log(`epoch ${tr.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s, ${Math.round(r.facts / r.seconds)} facts/s`);
       const outOfTime = maxMinutes > 0 && (Date.now() - t0) / 60000 >= maxMinutes;
       if (tr.validationDue() || (outOfTime && o.validEvery > 0 && tr.bestEpoch !== tr.epoch)) validateNow();
@@ -455,6 +473,10 @@ export const kgCommand: CommandSpec = {
     negatives: { type: 'int', help: 'negatives per positive', default: 75, min: 1, max: 1 << 16, subs: TRAIN },
     lr: { type: 'number', help: 'Adam learning rate (a diverging run stops with an error)', default: 0.001, above: 0, subs: TRAIN },
     'time-reg': { type: 'number', help: 'weight of the temporal smoothness regulariser', default: 0.1, min: 0, subs: TRAIN },
+    'lr-schedule': { type: 'string', help: 'constant (the paper), cosine or linear decay from --lr to --lr x --min-lr-ratio at --schedule-epochs (docs/boxte.md)', default: 'constant', meta: 'KIND', subs: TRAIN },
+    'warmup-epochs': { type: 'number', help: 'linear lr warmup over N epochs (fractions allowed)', default: 0, min: 0, subs: TRAIN },
+    'min-lr-ratio': { type: 'number', help: 'floor of the cosine / linear decay as a fraction of --lr', default: 0, min: 0, max: 1, subs: TRAIN },
+    'schedule-epochs': { type: 'int', help: 'epoch where the decay reaches its floor (default: --epochs; kept on --resume)', min: 1, subs: TRAIN },
     seed: { type: 'int', help: 'random seed (train: init, shuffling, negatives; synth: dataset seed)', default: 0, min: 0, max: 2 ** 31 - 1, subs: ['train', 'synth'] },
     'valid-every': { type: 'int', help: 'validate every N epochs, 0: never (default: 100)', min: 0, subs: TRAIN },
     'valid-limit': { type: 'int', help: 'validate on N valid facts spread evenly, 0: all (default: 0)', min: 0, subs: TRAIN },

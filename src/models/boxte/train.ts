@@ -13,7 +13,7 @@
  */
 import { existsSync } from 'node:fs';
 import { Tensor, noGrad } from '../../tensor/index.js';
-import { AdamW, ParamStore, Rng, VarBuilder, type AdamWStateMeta, type RngState } from '../../nn/index.js';
+import { AdamW, ParamStore, Rng, VarBuilder, makeSchedule, type AdamWStateMeta, type RngState, type Schedule } from '../../nn/index.js';
 import { openSafetensors, writeSafetensors, type TensorEntries } from '../../io/safetensors.js';
 import { f32ToBf16 } from '../../io/dtype.js';
 import type { Quads, TemporalKG } from '../../io/kg.js';
@@ -38,6 +38,42 @@ export interface TrainOptions {
   validLimit: number;
   /** stop after this many validations without improvement (0 = never) */
   patience: number;
+  /**
+   * Beyond the paper (docs/boxte.md, "Faster than the paper"): the learning-rate schedule over the
+   * run's steps. 'constant' (the paper's; default) keeps `lr`; 'cosine' / 'linear' decay it from `lr`
+   * after the warmup to `lr * minLrRatio` at the end of epoch `scheduleEpochs`. Absent in state files
+   * of older runs (read as the defaults).
+   */
+  lrSchedule?: LrScheduleKind;
+  /** epochs of linear warmup from lr / warmupSteps to lr (0 = none; fractions allowed) */
+  warmupEpochs?: number;
+  /** floor of the decay as a fraction of lr (cosine / linear; default 0) */
+  minLrRatio?: number;
+  /** epoch at which the decay reaches its floor (default: `epochs` of the first sitting; kept on resume) */
+  scheduleEpochs?: number;
+}
+
+export type LrScheduleKind = 'constant' | 'cosine' | 'linear';
+export const lrScheduleKinds: readonly LrScheduleKind[] = ['constant', 'cosine', 'linear'];
+
+/**
+ * The schedule of a run as a function of the optimizer step (0-based, counted over all epochs):
+ * the shared schedules of src/nn/schedule.ts with the warmup and horizon converted from epochs to
+ * steps. The default options give `lr` at every step.
+ */
+export function boxteLrSchedule(o: TrainOptions, stepsPerEpoch: number): Schedule {
+  const kind = o.lrSchedule ?? 'constant';
+  if (!lrScheduleKinds.includes(kind)) throw new Error(`unknown learning-rate schedule "${String(kind)}" (constant, cosine or linear)`);
+  const warm = o.warmupEpochs ?? 0;
+  const ratio = o.minLrRatio ?? 0;
+  const horizon = o.scheduleEpochs ?? o.epochs;
+  if (!(warm >= 0 && Number.isFinite(warm))) throw new Error(`warmup epochs must be >= 0, got ${warm}`);
+  if (!(ratio >= 0 && ratio <= 1)) throw new Error(`the lr floor ratio must lie in [0, 1], got ${ratio}`);
+  if (!(Number.isInteger(horizon) && horizon >= 1)) throw new Error(`schedule epochs must be an integer >= 1, got ${horizon}`);
+  if (kind !== 'constant' && warm > horizon) throw new Error(`warmup (${warm} epochs) is longer than the schedule (${horizon} epochs)`);
+  const warmupSteps = Math.round(warm * stepsPerEpoch);
+  if (kind === 'constant') return makeSchedule({ kind, lr: o.lr, warmupSteps });
+  return makeSchedule({ kind, lr: o.lr, warmupSteps, totalSteps: horizon * stepsPerEpoch, minLrRatio: ratio });
 }
 
 export const defaultTrainOptions: TrainOptions = {
@@ -104,6 +140,8 @@ export interface EpochResult {
   loss: number;
   seconds: number;
   facts: number;
+  /** learning rate of the epoch's last step */
+  lr: number;
 }
 
 export class Trainer {
@@ -119,6 +157,8 @@ export class Trainer {
   stopped = false;
   history: TrainState['history'] = [];
   private readonly trainSet: KeyTable;
+  /** learning rate of each optimizer step (constant `lr` by default) */
+  readonly lrAt: Schedule;
   /** entity-gradient accumulators of the other training-kernel chunks (native), [count, 2, E, d] */
   private slots: { data: Float32Array; count: number } | null = null;
   private known: KnownFacts | null = null;
@@ -148,6 +188,7 @@ export class Trainer {
     this.trainSet = buildKeyTable(cfg.numEntities, cfg.numRelations, Math.max(cfg.numTimes, 1), [kg.train]);
     this.gBase = new Float32Array(cfg.numEntities * cfg.dim);
     this.gBump = new Float32Array(cfg.numEntities * cfg.dim);
+    this.lrAt = boxteLrSchedule(opts, this.stepsPerEpoch);
   }
 
   get stepsPerEpoch(): number {
@@ -264,6 +305,7 @@ export class Trainer {
     const steps = this.stepsPerEpoch;
     for (let s = 0; s < steps; s++) {
       const idx = perm.subarray(s * bs, Math.min(N, (s + 1) * bs));
+      this.opt.lr = this.lrAt(this.epoch * steps + s);
       const l = this.step(idx);
       if (!Number.isFinite(l)) {
         throw new DivergenceError(`training diverged at epoch ${this.epoch + 1}, step ${s + 1}: the loss is ${l} (lower --lr)`);
@@ -276,7 +318,7 @@ export class Trainer {
     if (bad !== null) throw new DivergenceError(`training diverged in epoch ${this.epoch + 1}: ${bad} (lower --lr)`);
     this.epoch++;
     const seconds = (performance.now() - t0) / 1000;
-    const res = { loss: lossSum / N, seconds, facts: N };
+    const res = { loss: lossSum / N, seconds, facts: N, lr: this.opt.lr };
     this.history.push({ epoch: this.epoch, loss: res.loss, seconds });
     return res;
   }
