@@ -154,7 +154,7 @@ async function runTrain(a: ParsedArgs): Promise<number> {
     };
     const sched = opt<string>(a, 'lr-schedule');
     if (!(lrScheduleKinds as readonly string[]).includes(sched)) throw new UserError(`--lr-schedule must be ${lrScheduleKinds.join(', ')}; got "${sched}"`);
-    if (sched !== 'constant' || a.options['warmup-epochs'] !== undefined) {
+    if (sched !== 'constant' || a.given?.has('warmup-epochs') === true) {
       opts.lrSchedule = sched as LrScheduleKind;
       opts.warmupEpochs = opt<number>(a, 'warmup-epochs');
       opts.minLrRatio = opt<number>(a, 'min-lr-ratio');
@@ -164,7 +164,7 @@ async function runTrain(a: ParsedArgs): Promise<number> {
       } catch (e) {
         throw new UserError(`--lr-schedule: ${(e as Error).message}`);
       }
-    } else if (a.options['min-lr-ratio'] !== undefined || a.options['schedule-epochs'] !== undefined) {
+    } else if (a.given?.has('min-lr-ratio') === true || a.given?.has('schedule-epochs') === true) {
       throw new UserError('--min-lr-ratio and --schedule-epochs need --lr-schedule cosine or linear');
     }
     const perStep = opts.batchSize * (1 + opts.negatives) * cfg.dim;
