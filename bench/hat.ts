@@ -44,8 +44,12 @@ function torchAvailable(): string | null {
   return r.status === 0 ? null : 'python3 cannot import torch (install the peer with `apt-get install -y python3-torch`)';
 }
 
-function runPeer(job: Record<string, unknown>): Record<string, unknown> {
-  const r = spawnSync(PYTHON, [peerScript], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 26 });
+function runPeer(job: Record<string, unknown> & { threads: number }): Record<string, unknown> {
+  // torch.set_num_threads does not reach the OpenBLAS that Debian's torch calls for its matrix
+  // products (its own pool, one thread per core): cap every pool at the same count
+  const n = String(job.threads);
+  const env = { ...process.env, OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n };
+  const r = spawnSync(PYTHON, [peerScript], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 26, env });
   if (r.status !== 0) throw new Error(`PyTorch peer failed: ${r.stderr.slice(-2000)}`);
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
@@ -108,6 +112,7 @@ export function benchHat(ctx: BenchContext): void {
         const cu = batch.cuSeqlens.map((c) => Array.from(c));
         const r = runPeer({ mode: 'train', config: hatConfigToJSON(cfg), threads, B: sh.B, T: sh.T, bytes: Array.from(batch.bytes), cu, steps: sh.steps + 1 });
         peer = (sh.B * sh.T) / best((r.step_s as number[]).slice(1));
+        if (typeof r.blas_threads === 'number' && r.blas_threads !== threads) ctx.note(`hat: the PyTorch peer's OpenBLAS ran ${r.blas_threads} threads, not ${threads}`);
       }
       const words = batch.cuSeqlens.reduce((a, c) => a + c.length - 1, 0);
       ctx.emit({

@@ -339,12 +339,29 @@ def generate(job):
     return {"gen_s": gen, "bytes": fed, "words": len(job["words"]) - 1}
 
 
+def blas_threads(n):
+    """Debian's torch calls the system BLAS (OpenBLAS, pthread build), whose own thread pool
+    ignores torch.set_num_threads and starts one thread per core: without this, a "1 thread" peer
+    ran its matrix products on every core. Sets OpenBLAS to n threads; returns its count (None
+    when no OpenBLAS is loaded). The bench also sets OPENBLAS_NUM_THREADS / OMP_NUM_THREADS."""
+    import ctypes
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_set_num_threads(int(n))
+        return int(lib.openblas_get_num_threads())
+    except (OSError, AttributeError):
+        return None
+
+
 def main():
     job = json.load(sys.stdin)
-    torch.set_num_threads(int(job.get("threads", 1)))
+    n = int(job.get("threads", 1))
+    torch.set_num_threads(n)
+    blas = blas_threads(n)
     out = train(job) if job["mode"] == "train" else generate(job)
     out["torch"] = torch.__version__
     out["threads"] = torch.get_num_threads()
+    out["blas_threads"] = blas
     json.dump(out, sys.stdout)
 
 
