@@ -352,7 +352,7 @@ test('fused scoring of all entities equals the op-based score, both directions, 
 });
 
 test('native rankBatch: the same comparisons, counts and filtered ranks as scoreBatch + filteredRank (ties, NaN gold, early exit), every path', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
-  for (const dim of [13, 37]) {
+  for (const dim of [13, 37, 154]) {
     for (const order of [2, 1] as const) {
       const m = tinyModel({ numEntities: 23, dim, order }, 8, 0.8);
       const { dim: d, numRelations: R, numEntities: E } = m.cfg;
