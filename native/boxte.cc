@@ -98,7 +98,8 @@ AVX2_FN inline __m256 exp_neg8(__m256 x) {
   const __m256 log2e = _mm256_set1_ps(1.44269504088896341f);
   const __m256 ln2hi = _mm256_set1_ps(0.693359375f);
   const __m256 ln2lo = _mm256_set1_ps(-2.12194440e-4f);
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  // -87 first: max returns its second operand when either is NaN, so a NaN stays NaN
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
   __m256 n = _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, ln2hi, x);
   r = _mm256_fnmadd_ps(n, ln2lo, r);
@@ -208,7 +209,8 @@ AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool u
 
 // exp(x) for x in [-88, 0] (same polynomial as exp_neg8)
 AVX512_FN inline __m512 exp_neg16(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  // -87 first: max returns its second operand when either is NaN, so a NaN stays NaN (tanh16(NaN) = NaN)
+  x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
