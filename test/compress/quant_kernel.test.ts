@@ -60,6 +60,8 @@ const FORMATS: [string, { blockSize?: number; scaleDtype?: 'BF16' | 'F16' }][] =
   ['kmeans4', {}],
   ['kmeans3', { blockSize: 32, scaleDtype: 'F16' }],
   ['kmeans2', {}],
+  ['kmeans1', {}],
+  ['kmeans8', { blockSize: 32 }],
   ['bin1', {}],
   ['bin1:tensormean', { blockSize: 128 }],
   ['ternary', { scaleDtype: 'F16' }],
