@@ -13,6 +13,10 @@
  * every byte is one encoder + one decoder step, an argmax over the logits and the splitter's
  * word-end test; every finished word is the connector and one backbone step. The peer replays
  * exactly this byte and word schedule, so both do the same work.
+ *
+ * Training rows also give the process CPU time per step (best step) of both sides and their
+ * ratio: on a machine shared with other jobs it moves less than wall time; with more than one
+ * thread it sums the threads, so there it compares CPU cost, not speed.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -44,8 +48,12 @@ function torchAvailable(): string | null {
   return r.status === 0 ? null : 'python3 cannot import torch (install the peer with `apt-get install -y python3-torch`)';
 }
 
-function runPeer(job: Record<string, unknown>): Record<string, unknown> {
-  const r = spawnSync(PYTHON, [peerScript], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 26 });
+function runPeer(job: Record<string, unknown> & { threads: number }): Record<string, unknown> {
+  // torch.set_num_threads does not reach the OpenBLAS that Debian's torch calls for its matrix
+  // products (its own pool, one thread per core): cap every pool at the same count
+  const n = String(job.threads);
+  const env = { ...process.env, OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n };
+  const r = spawnSync(PYTHON, [peerScript], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 26, env });
   if (r.status !== 0) throw new Error(`PyTorch peer failed: ${r.stderr.slice(-2000)}`);
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
@@ -93,21 +101,30 @@ export function benchHat(ctx: BenchContext): void {
       const batch = hatBatch(packed);
       const opt = new AdamW(model.store, { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0.1, noDecay: isNoDecayParam });
       const times: number[] = [];
+      const cpuTimes: number[] = []; // process CPU seconds per step: less moved by other jobs than wall time
       for (let s = 0; s <= sh.steps; s++) {
         const t = performance.now();
+        const c0 = process.cpuUsage();
         model.store.zeroGrad();
         const { loss } = model.loss(batch);
         loss.backward();
         clipGradNorm(model.store, 1);
         opt.step();
-        if (s > 0) times.push((performance.now() - t) / 1e3); // step 0 warms up
+        const cu = process.cpuUsage(c0);
+        if (s > 0) {
+          times.push((performance.now() - t) / 1e3); // step 0 warms up
+          cpuTimes.push((cu.user + cu.system) / 1e6);
+        }
       }
       const ours = (sh.B * sh.T) / best(times);
       let peer: number | null = null;
+      let peerCpu: number | null = null;
       if (peerMissing === null) {
         const cu = batch.cuSeqlens.map((c) => Array.from(c));
         const r = runPeer({ mode: 'train', config: hatConfigToJSON(cfg), threads, B: sh.B, T: sh.T, bytes: Array.from(batch.bytes), cu, steps: sh.steps + 1 });
         peer = (sh.B * sh.T) / best((r.step_s as number[]).slice(1));
+        if (Array.isArray(r.step_cpu_s)) peerCpu = best((r.step_cpu_s as number[]).slice(1));
+        if (typeof r.blas_threads === 'number' && r.blas_threads !== threads) ctx.note(`hat: the PyTorch peer's OpenBLAS ran ${r.blas_threads} threads, not ${threads}`);
       }
       const words = batch.cuSeqlens.reduce((a, c) => a + c.length - 1, 0);
       ctx.emit({
@@ -119,11 +136,14 @@ export function benchHat(ctx: BenchContext): void {
         ratio_vs_peer: peer !== null ? ours / peer : null,
         peer_value: peer,
         step_ms: best(times) * 1e3,
+        step_cpu_ms: best(cpuTimes) * 1e3,
+        peer_step_cpu_ms: peerCpu !== null ? peerCpu * 1e3 : null,
         params: model.numParams(),
         words,
         threads,
       });
-      rowsTrain.push([preset, threads, `${sh.B}x${sh.T}`, model.numParams(), best(times) * 1e3, ours, peer ?? NaN, peer !== null ? `${(ours / peer).toFixed(2)}x` : '-']);
+      const cpuRatio = peerCpu !== null ? `${(peerCpu / best(cpuTimes)).toFixed(2)}x` : '-';
+      rowsTrain.push([preset, threads, `${sh.B}x${sh.T}`, model.numParams(), best(times) * 1e3, ours, peer ?? NaN, peer !== null ? `${(ours / peer).toFixed(2)}x` : '-', best(cpuTimes) * 1e3, cpuRatio]);
 
       // ---- cached generation, forced along a natural text (the word schedule of real text)
       const splitter = new HatSplitter({ maxWordSize: cfg.max_word_size, specialTokens: cfg.special_token_dict });
@@ -183,6 +203,6 @@ export function benchHat(ctx: BenchContext): void {
     }
   }
   if ('kernels' in nb) nb.extras.setThreads(maxThreads);
-  ctx.table('HAT training step (AdamW, full forward/backward); PyTorch with the same threads', ['preset', 'threads', 'batch', 'params', 'step ms', 'tfree bytes/s', 'PyTorch bytes/s', 'tfree/PyTorch'], rowsTrain);
+  ctx.table('HAT training step (AdamW, full forward/backward); PyTorch with the same threads', ['preset', 'threads', 'batch', 'params', 'step ms', 'tfree bytes/s', 'PyTorch bytes/s', 'tfree/PyTorch', 'step CPU ms', 'tfree/PyTorch (CPU s)'], rowsTrain);
   ctx.table('HAT cached generation (greedy decoding work along a fixed text)', ['preset', 'threads', 'bytes', 'words', 'tfree bytes/s', 'tfree words/s', 'PyTorch bytes/s', 'tfree/PyTorch'], rowsGen);
 }

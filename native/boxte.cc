@@ -98,7 +98,8 @@ AVX2_FN inline __m256 exp_neg8(__m256 x) {
   const __m256 log2e = _mm256_set1_ps(1.44269504088896341f);
   const __m256 ln2hi = _mm256_set1_ps(0.693359375f);
   const __m256 ln2lo = _mm256_set1_ps(-2.12194440e-4f);
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  // -87 first: max returns its second operand when either is NaN, so a NaN stays NaN
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
   __m256 n = _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, ln2hi, x);
   r = _mm256_fnmadd_ps(n, ln2lo, r);
@@ -208,7 +209,8 @@ AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool u
 
 // exp(x) for x in [-88, 0] (same polynomial as exp_neg8)
 AVX512_FN inline __m512 exp_neg16(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  // -87 first: max returns its second operand when either is NaN, so a NaN stays NaN (tanh16(NaN) = NaN)
+  x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
@@ -291,28 +293,90 @@ AVX512_FN void pair_fwd_avx512(const float* hx1, const float* hx2, const float* 
   *st = _mm512_reduce_add_ps(acc[1]);
 }
 
-// side_fwd_avx512 without points (P = null) and with the L2 norm, for the ranking: returns the same
-// sum of squared distances, or -1 as soon as a partial sum already proves base + sqrt(sum) >= s
-// (checked every 4 blocks of 16 lanes; the lanes' partial sums only grow, the horizontal sum and
-// the square root are monotone, so the full sum could not give a smaller value).
-AVX512_FN float side_sq_bounded_avx512(const float* x1, const float* x2, const Box& b, long d, bool useTanh, float base,
-                                       float s) {
-  __m512 acc = _mm512_setzero_ps();
+// One side's block of side_fwd_avx512 (x3 = null, no points): acc + dist^2 of lanes k..k+15 (mask m).
+template <bool TANH>
+AVX512_FN inline __m512 side_block_sq_avx512(const float* x1, const float* x2, const Box& b, long k, __mmask16 m, __m512 acc) {
+  __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1 + k), _mm512_maskz_loadu_ps(m, x2 + k));
+  if (TANH) x = tanh16(x);
+  const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
+  const __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
+                       _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
+  const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
+  const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
+  const __m512 di = _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
+  return _mm512_fmadd_ps(di, di, acc);
+}
+
+AVX512_FN inline __mmask16 lane_mask(long d, long k) {
+  return d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+}
+
+// The ranking's bound: sqrt(partial head sum) + sqrt(partial tail sum) >= s. Each lane's partial
+// sum only grows (fma of a square onto it; rounding is monotone) and so do the horizontal sums,
+// the square roots and their sum, so once it holds the full score cannot fall below s.
+AVX512_FN inline bool settled(__m512 accH, __m512 accT, float s) {
+  return std::sqrt(_mm512_reduce_add_ps(accH)) + std::sqrt(_mm512_reduce_add_ps(accT)) >= s;
+}
+
+// Candidate x of one ranking query (AVX-512, L2 norm), from block `blk` on with the sums so far:
+// both sides' sums of squared distances exactly as side_fwd_avx512 computes them (same operations
+// per lane, same reduction), the sides interleaved block by block. Returns 1 when sqrt(sh) +
+// sqrt(st) < s (the comparison of boxteScoreBatch's score with the gold score s), else 0; after
+// every block it stops with 0 once `settled` (exact: the result equals the full comparison's).
+template <bool TANH>
+AVX512_FN int cand_better_avx512(const float* hx1, const float* hx2, const Box& bh, const float* tx1, const float* tx2,
+                                 const Box& bt, long d, float s, long blk, __m512 accH, __m512 accT) {
+  for (long k = blk * 16; k < d; k += 16, ++blk) {
+    if (blk >= 1 && settled(accH, accT, s)) return 0;
+    const __mmask16 m = lane_mask(d, k);
+    accH = side_block_sq_avx512<TANH>(hx1, hx2, bh, k, m, accH);
+    accT = side_block_sq_avx512<TANH>(tx1, tx2, bt, k, m, accT);
+  }
+  return std::sqrt(_mm512_reduce_add_ps(accH)) + std::sqrt(_mm512_reduce_add_ps(accT)) < s ? 1 : 0;
+}
+
+// Two candidates x, y of the same query at once (four independent chains for the core to overlap);
+// once one of them is settled the other continues alone. Same results as two cand_better_avx512 calls.
+template <bool TANH>
+AVX512_FN void cand2_better_avx512(const float* hx, const float* hy, const float* ha, const Box& bh, const float* tx,
+                                   const float* ty, const float* ta, const Box& bt, long d, float s, uint8_t* out) {
+  __m512 aHx = _mm512_setzero_ps(), aTx = aHx, aHy = aHx, aTy = aHx;
   long blk = 0;
   for (long k = 0; k < d; k += 16, ++blk) {
-    if (blk > 0 && (blk & 3) == 0 && base + std::sqrt(_mm512_reduce_add_ps(acc)) >= s) return -1.0f;
-    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
-    __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1 + k), _mm512_maskz_loadu_ps(m, x2 + k));
-    if (useTanh) x = tanh16(x);
-    const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
-    const __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
-                         _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
-    const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
-    const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
-    const __m512 di = _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
-    acc = _mm512_fmadd_ps(di, di, acc);
+    if (blk >= 1) {
+      const bool sx = settled(aHx, aTx, s), sy = settled(aHy, aTy, s);
+      if (sx || sy) {
+        out[0] = sx ? 0 : static_cast<uint8_t>(cand_better_avx512<TANH>(hx, ha, bh, tx, ta, bt, d, s, blk, aHx, aTx));
+        out[1] = sy ? 0 : static_cast<uint8_t>(cand_better_avx512<TANH>(hy, ha, bh, ty, ta, bt, d, s, blk, aHy, aTy));
+        return;
+      }
+    }
+    const __mmask16 m = lane_mask(d, k);
+    aHx = side_block_sq_avx512<TANH>(hx, ha, bh, k, m, aHx);
+    aTx = side_block_sq_avx512<TANH>(tx, ta, bt, k, m, aTx);
+    aHy = side_block_sq_avx512<TANH>(hy, ha, bh, k, m, aHy);
+    aTy = side_block_sq_avx512<TANH>(ty, ta, bt, k, m, aTy);
   }
-  return _mm512_reduce_add_ps(acc);
+  out[0] = std::sqrt(_mm512_reduce_add_ps(aHx)) + std::sqrt(_mm512_reduce_add_ps(aTx)) < s ? 1 : 0;
+  out[1] = std::sqrt(_mm512_reduce_add_ps(aHy)) + std::sqrt(_mm512_reduce_add_ps(aTy)) < s ? 1 : 0;
+}
+
+// better[x] for the candidates x0..x1-1 of one query (pairs through cand2_better_avx512); returns their count.
+template <bool TANH>
+AVX512_FN int32_t rank_block_avx512(const float* headTable, const float* ha, const Box& bh, const float* tailTable,
+                                    const float* ta, const Box& bt, long d, float s, long x0, long x1, uint8_t* better) {
+  int32_t cnt = 0;
+  long x = x0;
+  for (; x + 1 < x1; x += 2) {
+    cand2_better_avx512<TANH>(headTable + x * d, headTable + (x + 1) * d, ha, bh, tailTable + x * d, tailTable + (x + 1) * d, ta, bt, d, s, better + x);
+    cnt += better[x] + better[x + 1];
+  }
+  if (x < x1) {
+    const __m512 z = _mm512_setzero_ps();
+    better[x] = static_cast<uint8_t>(cand_better_avx512<TANH>(headTable + x * d, ha, bh, tailTable + x * d, ta, bt, d, s, 0, z, z));
+    cnt += better[x];
+  }
+  return cnt;
 }
 
 AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
@@ -655,7 +719,7 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
     return l2 ? std::sqrt(sh) + std::sqrt(st) : sh + st;
   };
   for (long q = 0; q < Q; ++q) goldScore[q] = score(q, gold[q]);
-  const bool bounded = l2 && boxte_isa() == 2;  // side_sq_bounded_avx512
+  const bool bounded = l2 && boxte_isa() == 2;  // cand2_better_avx512 / cand_better_avx512
   const long BLK = 256;
   const long nb = (E + BLK - 1) / BLK;
   std::vector<int32_t> part(nb * Q, 0);
@@ -669,22 +733,14 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
       const float s = goldScore[q];
       uint8_t* b = better + q * E;
       int32_t cnt = 0;
-      for (long x = x0; x < x1; ++x) {
 #ifdef BOXTE_X86
-        if (bounded) {
-          const float sh = side_sq_bounded_avx512(headTable + x * d, ha, bh, d, useTanh, 0.0f, s);
-          if (sh < 0) {
-            b[x] = 0;
-            continue;
-          }
-          const float rh = std::sqrt(sh);
-          const float st = rh >= s ? -1.0f : side_sq_bounded_avx512(tailTable + x * d, ta, bt, d, useTanh, rh, s);
-          const uint8_t bx = st >= 0 && rh + std::sqrt(st) < s ? 1 : 0;
-          b[x] = bx;
-          cnt += bx;
-          continue;
-        }
+      if (bounded) {
+        part[blk * Q + q] = useTanh ? rank_block_avx512<true>(headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b)
+                                    : rank_block_avx512<false>(headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b);
+        continue;
+      }
 #endif
+      for (long x = x0; x < x1; ++x) {
         const float sh = fwd(headTable + x * d, ha, nullptr, bh, nullptr, d, useTanh, l2);
         float sc;
         if (l2) {

@@ -35,23 +35,6 @@ constexpr long NC = 768;      // 256 x 768 x 4 B = 768 KiB of packed B, in L2 (1
 
 TF_AI long lmin(long a, long b) { return a < b ? a : b; }
 
-// Per-thread scratch (packing buffers), grown on demand and never freed.
-struct Scratch {
-  float* p;
-  size_t cap;
-};
-thread_local Scratch tl_pack = {nullptr, 0};
-
-float* scratch(Scratch& s, size_t nfloats) {
-  if (s.cap < nfloats) {
-    if (s.p) std::free(s.p);
-    size_t bytes = ((nfloats * sizeof(float) + 63) / 64) * 64;
-    s.p = static_cast<float*>(std::aligned_alloc(64, bytes));
-    s.cap = s.p ? nfloats : 0;
-  }
-  return s.p;
-}
-
 // In-register 16x16 transpose: r[j] becomes column j of the input rows.
 TF_AI void transpose16(__m512 r[16]) {
   __m512 t[16], u[16], v[16];
@@ -204,52 +187,6 @@ extern "C" __attribute__((noinline)) void tfree_sgemm_ukernel_avx512_14x32(long 
 namespace tfree {
 namespace {
 
-// One single-threaded blocked GEMM on the sub-block rows [m0, m1) x cols [n0, n1) of one batch item.
-void gemm_block(const GemmArgs& g, const float* A, const float* B, float* C, long m0, long m1, long n0, long n1) {
-  const long K = g.K;
-  float* buf = scratch(tl_pack, MC * KC + KC * (NC + NR) + 64);
-  if (!buf) return;
-  float* Ap = buf;
-  float* Bp = buf + MC * KC + 16;
-  alignas(64) float tmp[MR * NR];
-  for (long jc = n0; jc < n1; jc += NC) {
-    const long nc = lmin(NC, n1 - jc);
-    for (long pc = 0; pc < K; pc += KC) {
-      const long kc = lmin(KC, K - pc);
-      const float beta = pc == 0 ? g.beta : 1.0f;
-      pack_b(B, g.ldb, g.transB, pc, kc, jc, nc, Bp);
-      for (long ic = m0; ic < m1; ic += MC) {
-        const long mc = lmin(MC, m1 - ic);
-        pack_a(A, g.lda, g.transA, ic, mc, pc, kc, Ap);
-        // A micro-panel (14 x kc, 14 KiB) stays in L1 while the packed B block (in L2) streams
-        // past it: at 2048^3 this order measured 0.97-1.02x OpenBLAS per CPU second, the other
-        // (B micro-panel outer, NC 3072) 0.88-0.92x (1 thread, same loaded VM).
-        for (long ir = 0; ir < mc; ir += MR) {
-          const long mr = lmin(MR, mc - ir);
-          for (long jr = 0; jr < nc; jr += NR) {
-            const long nr = lmin(NR, nc - jr);
-            float* cp = C + (ic + ir) * g.ldc + jc + jr;
-            if (mr == MR && nr == NR) {
-              tfree_sgemm_ukernel_avx512_14x32(kc, Ap + ir * kc, Bp + jr * kc, cp, g.ldc, g.alpha, beta);
-            } else {
-              tfree_sgemm_ukernel_avx512_14x32(kc, Ap + ir * kc, Bp + jr * kc, tmp, NR, g.alpha, 0.0f);
-              for (long i = 0; i < mr; ++i) {
-                float* cr = cp + i * g.ldc;
-                const float* tr = tmp + i * NR;
-                if (beta == 0.0f) {
-                  for (long j = 0; j < nr; ++j) cr[j] = tr[j];
-                } else {
-                  for (long j = 0; j < nr; ++j) cr[j] = tr[j] + beta * cr[j];
-                }
-              }
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
 TF_AI float hsum(__m512 v) {
   __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
@@ -363,6 +300,13 @@ void gemv_axpy_rows(long k0, long k1, long N, const float* W, long ldw, const fl
 }
 
 constexpr long kLanes = 16;
+// A micro-panel (14 x kc, 14 KiB) stays in L1 while the packed B block (in L2) streams past it:
+// at 2048^3 this order measured 0.97-1.02x OpenBLAS per CPU second, the other (B micro-panel
+// outer, NC 3072) 0.88-0.92x (1 thread, same loaded VM).
+constexpr bool kAPanelOuter = true;
+TF_AI void ukernel(long kc, const float* a, const float* b, float* c, long ldc, float alpha, float beta) {
+  tfree_sgemm_ukernel_avx512_14x32(kc, a, b, c, ldc, alpha, beta);
+}
 #include "gemm_driver.h"
 
 }  // namespace

@@ -1,14 +1,82 @@
-// The shared SGEMM driver of the SIMD gemm files (gemm_avx2.cc, gemm_avx512.cc, gemm_neon.cc): the C = beta C
+// The shared SGEMM driver of the SIMD gemm files (gemm_avx2.cc, gemm_avx512.cc, gemm_neon.cc): the
+// blocked one-thread GEMM (packing buffers, loops over the cache blocks, edge tiles), the C = beta C
 // case, the GEMV routes (M == 1 or N == 1) with their threading, and the split of a GEMM across
 // threads. #included INSIDE each file's anonymous namespace (like ops_impl.h), after it defined:
 //   constexpr long MR, NR;      microkernel tile
+//   constexpr long KC, MC, NC;  cache blocks (k, rows of packed A, columns of packed B)
+//   constexpr bool kAPanelOuter; loop order inside a block: true = each A micro-panel against every
+//                               B micro-panel of the block, false = each B micro-panel against every A one
 //   constexpr long kLanes;      floats per vector (GEMV partial sums are padded to it)
-//   gemm_block(g, A, B, C, m0, m1, n0, n1)        one-thread blocked GEMM on a sub-block of C
+//   pack_a(A, lda, transA, i0, mc, p0, kc, Ap)    op(A) block -> MR-row panels (zero padded)
+//   pack_b(B, ldb, transB, p0, kc, j0, nc, Bp)    op(B) block -> NR-column panels (zero padded)
+//   ukernel(kc, a, b, c, ldc, alpha, beta)        C[MR x NR] = alpha a.b + beta C (C not read when beta == 0)
 //   gemv_dot_range(r0, r1, K, W, ldw, x, y, incy, alpha, beta)
 //   gemv_axpy_rows(k0, k1, N, W, ldw, x, acc)     acc padded to kLanes
 //   lmin(a, b)
 // It must not be included anywhere else. The result of each C element depends only on the shape,
 // never on the thread count: threads split rows or columns of C, never K.
+
+// Per-thread packing buffer (of the including file), grown on demand and never freed.
+thread_local float* tl_pack = nullptr;
+thread_local size_t tl_pack_cap = 0;
+
+float* pack_scratch(size_t nfloats) {
+  if (tl_pack_cap < nfloats) {
+    if (tl_pack) std::free(tl_pack);
+    const size_t bytes = ((nfloats * sizeof(float) + 63) / 64) * 64;
+    tl_pack = static_cast<float*>(std::aligned_alloc(64, bytes));
+    tl_pack_cap = tl_pack ? nfloats : 0;
+  }
+  return tl_pack;
+}
+
+// One single-threaded blocked GEMM on the sub-block rows [m0, m1) x cols [n0, n1) of one batch
+// item. An edge tile (fewer than MR rows or NR columns) is computed whole into a scratch tile and
+// its valid part written back, so every element gets the same operations as in a full tile.
+void gemm_block(const GemmArgs& g, const float* A, const float* B, float* C, long m0, long m1, long n0, long n1) {
+  const long K = g.K;
+  float* buf = pack_scratch(MC * KC + KC * (NC + NR) + 64);
+  if (!buf) return;
+  float* Ap = buf;
+  float* Bp = buf + MC * KC + 16;
+  alignas(64) float tmp[MR * NR];
+  auto tile = [&](long ic, long ir, long mr, long jc, long jr, long nr, long kc, float beta) {
+    float* cp = C + (ic + ir) * g.ldc + jc + jr;
+    if (mr == MR && nr == NR) {
+      ukernel(kc, Ap + ir * kc, Bp + jr * kc, cp, g.ldc, g.alpha, beta);
+      return;
+    }
+    ukernel(kc, Ap + ir * kc, Bp + jr * kc, tmp, NR, g.alpha, 0.0f);
+    for (long i = 0; i < mr; ++i) {
+      float* cr = cp + i * g.ldc;
+      const float* tr = tmp + i * NR;
+      if (beta == 0.0f) {
+        for (long j = 0; j < nr; ++j) cr[j] = tr[j];
+      } else {
+        for (long j = 0; j < nr; ++j) cr[j] = tr[j] + beta * cr[j];
+      }
+    }
+  };
+  for (long jc = n0; jc < n1; jc += NC) {
+    const long nc = lmin(NC, n1 - jc);
+    for (long pc = 0; pc < K; pc += KC) {
+      const long kc = lmin(KC, K - pc);
+      const float beta = pc == 0 ? g.beta : 1.0f;
+      pack_b(B, g.ldb, g.transB, pc, kc, jc, nc, Bp);
+      for (long ic = m0; ic < m1; ic += MC) {
+        const long mc = lmin(MC, m1 - ic);
+        pack_a(A, g.lda, g.transA, ic, mc, pc, kc, Ap);
+        if (kAPanelOuter) {
+          for (long ir = 0; ir < mc; ir += MR)
+            for (long jr = 0; jr < nc; jr += NR) tile(ic, ir, lmin(MR, mc - ir), jc, jr, lmin(NR, nc - jr), kc, beta);
+        } else {
+          for (long jr = 0; jr < nc; jr += NR)
+            for (long ir = 0; ir < mc; ir += MR) tile(ic, ir, lmin(MR, mc - ir), jc, jr, lmin(NR, nc - jr), kc, beta);
+        }
+      }
+    }
+  }
+}
 
 constexpr long kGemvParallelMin = 1L << 16;  // multiply-adds below which one thread is used
 

@@ -26,23 +26,6 @@ constexpr long NC = 3072;  // 256 x 3072 x 4 B = 3 MiB of packed B
 
 TF_AI long lmin(long a, long b) { return a < b ? a : b; }
 
-// Per-thread packing scratch, grown on demand and never freed.
-struct Scratch {
-  float* p;
-  size_t cap;
-};
-thread_local Scratch tl_pack = {nullptr, 0};
-
-float* scratch(Scratch& s, size_t nfloats) {
-  if (s.cap < nfloats) {
-    std::free(s.p);
-    const size_t bytes = ((nfloats * sizeof(float) + 63) / 64) * 64;
-    s.p = static_cast<float*>(std::aligned_alloc(64, bytes));
-    s.cap = s.p ? nfloats : 0;
-  }
-  return s.p;
-}
-
 // op(A)[i0:i0+mc, p0:p0+kc] -> MR-row panels (per p: MR values, zero-padded rows)
 void pack_a(const float* A, long lda, bool transA, long i0, long mc, long p0, long kc, float* Ap) {
   for (long ir = 0; ir < mc; ir += MR) {
@@ -159,48 +142,6 @@ __attribute__((noinline)) void ukernel_8x12(long kc, const float* __restrict a, 
 #undef TF_ST
 }
 
-// One single-threaded blocked GEMM on rows [m0, m1) x cols [n0, n1) of one batch item.
-void gemm_block(const GemmArgs& g, const float* A, const float* B, float* C, long m0, long m1, long n0, long n1) {
-  float* buf = scratch(tl_pack, MC * KC + KC * (NC + NR) + 16);
-  if (!buf) return;
-  float* Ap = buf;
-  float* Bp = buf + MC * KC + 16;
-  alignas(16) float tmp[MR * NR];
-  for (long jc = n0; jc < n1; jc += NC) {
-    const long nc = lmin(NC, n1 - jc);
-    for (long pc = 0; pc < g.K; pc += KC) {
-      const long kc = lmin(KC, g.K - pc);
-      const float beta = pc == 0 ? g.beta : 1.0f;
-      pack_b(B, g.ldb, g.transB, pc, kc, jc, nc, Bp);
-      for (long ic = m0; ic < m1; ic += MC) {
-        const long mc = lmin(MC, m1 - ic);
-        pack_a(A, g.lda, g.transA, ic, mc, pc, kc, Ap);
-        for (long jr = 0; jr < nc; jr += NR) {
-          const long nr = lmin(NR, nc - jr);
-          for (long ir = 0; ir < mc; ir += MR) {
-            const long mr = lmin(MR, mc - ir);
-            float* cp = C + (ic + ir) * g.ldc + jc + jr;
-            if (mr == MR && nr == NR) {
-              ukernel_8x12(kc, Ap + ir * kc, Bp + jr * kc, cp, g.ldc, g.alpha, beta);
-            } else {
-              ukernel_8x12(kc, Ap + ir * kc, Bp + jr * kc, tmp, NR, g.alpha, 0.0f);
-              for (long i = 0; i < mr; ++i) {
-                float* cr = cp + i * g.ldc;
-                const float* tr = tmp + i * NR;
-                if (beta == 0.0f) {
-                  for (long j = 0; j < nr; ++j) cr[j] = tr[j];
-                } else {
-                  for (long j = 0; j < nr; ++j) cr[j] = tr[j] + beta * cr[j];
-                }
-              }
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
 // y[i*incy] = alpha * dot(W row i, x) + beta * y[i*incy], rows [r0, r1); 4 rows at a time
 void gemv_dot_range(long r0, long r1, long K, const float* W, long ldw, const float* x, float* y, long incy,
                     float alpha, float beta) {
@@ -303,6 +244,10 @@ void gemv_axpy_rows(long k0, long k1, long N, const float* W, long ldw, const fl
 }
 
 constexpr long kLanes = 4;
+constexpr bool kAPanelOuter = false;
+TF_AI void ukernel(long kc, const float* a, const float* b, float* c, long ldc, float alpha, float beta) {
+  ukernel_8x12(kc, a, b, c, ldc, alpha, beta);
+}
 #include "gemm_driver.h"
 
 }  // namespace

@@ -871,14 +871,14 @@ constexpr long kAttnQB = 32;  // query rows per block
 constexpr long kAttnKB = 64;  // keys per block (a multiple of every backend's W)
 constexpr long kAttnNV = 4;   // vectors per register tile row
 
-// S[r * lds + j] = sum_d A[r * lda + d] * Bt[d * ldb + j] for r < R, j < ncols (ncols a multiple of W)
+// S[r * lds + j] = sum_d A[r * lda + d] * Bt[d * ldb + j] for r < R, j < kAttnKB (every score
+// block is kAttnKB wide: the keys past the range are zero padding, masked later)
 template <int R>
-static inline void attn_tile_dot(const float* A, long lda, const float* Bt, long ldb, long D, float* S, long lds,
-                                 long ncols) {
+static inline void attn_tile_dot(const float* A, long lda, const float* Bt, long ldb, long D, float* S, long lds) {
   typedef typename B::V V;
   constexpr long NV = kAttnNV;
-  long j = 0;
-  for (; j + NV * B::W <= ncols; j += NV * B::W) {
+  static_assert(kAttnKB % (NV * B::W) == 0, "a score block is a whole number of register tiles");
+  for (long j = 0; j < kAttnKB; j += NV * B::W) {
     V acc[R][NV];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r)
@@ -901,28 +901,15 @@ static inline void attn_tile_dot(const float* A, long lda, const float* Bt, long
 #pragma GCC unroll 4
       for (long v = 0; v < NV; ++v) B::store(S + r * lds + j + v * B::W, acc[r][v]);
   }
-  for (; j < ncols; j += B::W) {
-    V acc[R];
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) acc[r] = B::zero();
-    for (long d = 0; d < D; ++d) {
-      const V bv = B::load(Bt + d * ldb + j);
-#pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) acc[r] = B::fma(B::set1(A[r * lda + d]), bv, acc[r]);
-    }
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) B::store(S + r * lds + j, acc[r]);
-  }
 }
 
-static void attn_dot(const float* A, long lda, long nr, const float* Bt, long ldb, long D, float* S, long lds,
-                     long ncols) {
+static void attn_dot(const float* A, long lda, long nr, const float* Bt, long ldb, long D, float* S, long lds) {
   long r = 0;
-  for (; r + 4 <= nr; r += 4) attn_tile_dot<4>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols);
+  for (; r + 4 <= nr; r += 4) attn_tile_dot<4>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds);
   switch (nr - r) {
-    case 3: attn_tile_dot<3>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); break;
-    case 2: attn_tile_dot<2>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); break;
-    case 1: attn_tile_dot<1>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); break;
+    case 3: attn_tile_dot<3>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds); break;
+    case 2: attn_tile_dot<2>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds); break;
+    case 1: attn_tile_dot<1>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds); break;
     default: break;
   }
 }
@@ -1101,7 +1088,7 @@ static void attention_impl(const AttnArgs& a) {
     }
     for (long jb = rows.J0; jb < rows.J1; jb += kAttnKB) {
       const long nk = lmin_(rows.J1, jb + kAttnKB) - jb;
-      attn_dot(qb0, D, nr, ktb + jb, ldt, D, S, kAttnKB, kAttnKB);
+      attn_dot(qb0, D, nr, ktb + jb, ldt, D, S, kAttnKB);
       attn_mask_block(vis, rows, i0, nr, jb, nk, S, a.scale);
       for (long r = 0; r < nr; ++r) {
         float* s = S + r * kAttnKB;
@@ -1218,9 +1205,9 @@ static void attention_backward_impl(const AttnArgs& a) {
         for (long i = 0; i < nr * D; ++i) gqa[i] = 0.0f;
         for (long jb = J0; jb < J1; jb += kAttnKB) {
           const long nk = lmin_(J1, jb + kAttnKB) - jb;
-          attn_dot(qr, D, nr, ktb + jb, ldt, D, P, kAttnKB, kAttnKB);
+          attn_dot(qr, D, nr, ktb + jb, ldt, D, P, kAttnKB);
           attn_mask_block(vis, rows, i0, nr, jb, nk, P, a.scale);
-          attn_dot(gor, D, nr, vtb + jb, ldt, D, dS, kAttnKB, kAttnKB);
+          attn_dot(gor, D, nr, vtb + jb, ldt, D, dS, kAttnKB);
           const V sc = B::set1(a.scale);
           for (long r = 0; r < nr; ++r) {
             float* p = P + r * kAttnKB;

@@ -12,7 +12,8 @@ CPU port would do.
 Reads one JSON job on stdin, prints one JSON result on stdout:
   {"mode": "train", "config": <HAT config.json>, "threads": N, "B": B, "T": T, "bytes": [...],
    "cu": [[0, ...], ...], "steps": S, "lr": 1e-3}
-    -> {"step_s": [...]}: seconds per full AdamW step (zero_grad, forward, backward, clip, step)
+    -> {"step_s": [...], "step_cpu_s": [...]}: seconds per full AdamW step (zero_grad, forward,
+       backward, clip, step), wall clock and process CPU time
   {"mode": "generate", "config": ..., "threads": N, "prompt_words": [[b, ...], ...],
    "words": [[b, ...], ...], "reps": R}
     -> {"gen_s": [...], "bytes": n, "words": w}: cached generation replaying tfree's byte and
@@ -260,9 +261,9 @@ def train(job):
     m = HAT(job["config"])
     L = layout(job["B"], job["T"], job["bytes"], job["cu"], m.window)
     opt = torch.optim.AdamW(m.parameters(), lr=job.get("lr", 1e-3), betas=(0.9, 0.95), weight_decay=0.1)
-    times = []
+    times, cpu = [], []
     for _ in range(job["steps"]):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         logits = m(L)
         loss = F.cross_entropy(logits.view(-1, 256), L["targets"], ignore_index=-100)
@@ -270,7 +271,8 @@ def train(job):
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
         times.append(time.perf_counter() - t)
-    return {"step_s": times, "loss": float(loss)}
+        cpu.append(time.process_time() - c)
+    return {"step_s": times, "step_cpu_s": cpu, "loss": float(loss)}
 
 
 class Gen:
@@ -339,12 +341,29 @@ def generate(job):
     return {"gen_s": gen, "bytes": fed, "words": len(job["words"]) - 1}
 
 
+def blas_threads(n):
+    """Debian's torch calls the system BLAS (OpenBLAS, pthread build), whose own thread pool
+    ignores torch.set_num_threads and starts one thread per core: without this, a "1 thread" peer
+    ran its matrix products on every core. Sets OpenBLAS to n threads; returns its count (None
+    when no OpenBLAS is loaded). The bench also sets OPENBLAS_NUM_THREADS / OMP_NUM_THREADS."""
+    import ctypes
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_set_num_threads(int(n))
+        return int(lib.openblas_get_num_threads())
+    except (OSError, AttributeError):
+        return None
+
+
 def main():
     job = json.load(sys.stdin)
-    torch.set_num_threads(int(job.get("threads", 1)))
+    n = int(job.get("threads", 1))
+    torch.set_num_threads(n)
+    blas = blas_threads(n)
     out = train(job) if job["mode"] == "train" else generate(job)
     out["torch"] = torch.__version__
     out["threads"] = torch.get_num_threads()
+    out["blas_threads"] = blas
     json.dump(out, sys.stdout)
 
 

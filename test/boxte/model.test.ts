@@ -351,8 +351,48 @@ test('fused scoring of all entities equals the op-based score, both directions, 
   assert.equal(typeof scoreBatchJs, 'function');
 });
 
-test('native rankBatch: the same comparisons, counts and filtered ranks as scoreBatch + filteredRank (ties, NaN gold, early exit), every path', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
+test('NaN in, NaN out: a NaN coordinate gives a NaN score and NaN box corners on every path (the vector tanh keeps NaN)', () => {
   for (const dim of [13, 37]) {
+    const m = tinyModel({ numEntities: 9, dim }, 8, 0.8);
+    const { dim: d, numRelations: R, numEntities: E } = m.cfg;
+    const base = m.entityBase.f32().slice();
+    const bump = m.entityBump.f32();
+    // entity 3: NaN in its last coordinate (the masked tail lanes of the vector paths), entity 6: in its first
+    base[3 * d + d - 1] = Number.NaN;
+    base[6 * d] = Number.NaN;
+    const Q = 2;
+    const headAdd = Float32Array.from({ length: Q * d }, (_, i) => 0.3 * Math.sin(i + 1));
+    const tailAdd = Float32Array.from({ length: Q * d }, (_, i) => 0.2 * Math.cos(i));
+    const rel = Int32Array.from({ length: Q }, (_, q) => q % R);
+    const boxes = boxTable(noGrad(() => m.stackedBoxes()).f32(), R, d);
+    for (const [kname, k, setup] of kernelsUnderTest()) {
+      setup();
+      const out = new Float32Array(Q * E).fill(7);
+      k.scoreBatch({ d, tanh: true, order: 2, E, Q, headTable: base, headAdd, tailTable: bump, tailAdd, boxes, rel, out });
+      for (let q = 0; q < Q; q++)
+        for (let x = 0; x < E; x++) {
+          const v = out[q * E + x];
+          if (x === 3 || x === 6) assert.ok(Number.isNaN(v), `${kname} d=${dim}: entity ${x} scores ${v}, want NaN`);
+          else assert.ok(Number.isFinite(v), `${kname} d=${dim}: entity ${x} scores ${v}`);
+        }
+      // box corners through the kernels' tanh: a NaN centre coordinate gives NaN corners there only
+      if (k.small !== null) {
+        const hb = m.headBase.f32().slice();
+        hb[d - 1] = Number.NaN;
+        const stacked = new Float32Array(4 * R * d).fill(7);
+        k.small.corners(R, d, 1, true, [hb, m.headShape.f32(), m.headSize.f32()], [m.tailBase.f32(), m.tailShape.f32(), m.tailSize.f32()], stacked, new Float64Array(2 * R), new Float64Array(2 * R));
+        for (let i = 0; i < 4 * R * d; i++) {
+          const atNaN = (i === d - 1 || i === R * d + d - 1);
+          assert.equal(Number.isNaN(stacked[i]), atNaN, `${kname} d=${dim}: corner ${i} = ${stacked[i]}`);
+        }
+      }
+    }
+  }
+  restoreBoxKernels();
+});
+
+test('native rankBatch: the same comparisons, counts and filtered ranks as scoreBatch + filteredRank (ties, NaN gold, early exit), every path', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
+  for (const dim of [13, 37, 154]) {
     for (const order of [2, 1] as const) {
       const m = tinyModel({ numEntities: 23, dim, order }, 8, 0.8);
       const { dim: d, numRelations: R, numEntities: E } = m.cfg;
