@@ -41,7 +41,10 @@ function runPeer(data: string, threads: number, quick: boolean, note: (s: string
     return null;
   }
   const script = join(repo, 'bench', 'boxte_torch.py');
-  const r = spawnSync(py, [script, '--data', data, '--threads', String(threads), '--steps', quick ? '8' : '30', '--eval-facts', quick ? '16' : '48'], { encoding: 'utf8', timeout: 1_200_000 });
+  // torch.set_num_threads does not reach the OpenBLAS pool of Debian's torch: cap it too (bench/hat.ts)
+  const n = String(threads);
+  const env = { ...process.env, OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n };
+  const r = spawnSync(py, [script, '--data', data, '--threads', n, '--steps', quick ? '8' : '30', '--eval-facts', quick ? '16' : '48'], { encoding: 'utf8', timeout: 1_200_000, env });
   if (r.status !== 0) {
     note(`kg: PyTorch peer failed or unavailable (${(r.stderr || r.error?.message || '').trim().split('\n').pop() ?? ''}); skipped`);
     return null;

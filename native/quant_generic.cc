@@ -227,18 +227,34 @@ void widen_bf16(const uint16_t* src, float* out, long n) {
 
 long kmeans_lloyd(const double* x, const double* wt, long n, double* c, long k, long maxIter, double tol, int32_t* assign) {
   std::vector<double> sum(static_cast<size_t>(k)), cnt(static_cast<size_t>(k)), mid(static_cast<size_t>(k > 1 ? k - 1 : 0));
+  // k a power of two (2..2^16): the assignment by count_below over the complete tree of k - 1 midpoints
+  int bits = 0;
+  if (k >= 2 && k <= 65536 && (k & (k - 1)) == 0)
+    while ((1L << bits) < k) ++bits;
   long it = 0;
   for (; it < maxIter; ++it) {
     for (long i = 0; i + 1 < k; ++i) mid[static_cast<size_t>(i)] = (c[i] + c[i + 1]) / 2;
     std::fill(sum.begin(), sum.end(), 0.0);
     std::fill(cnt.begin(), cnt.end(), 0.0);
     long changed = 0;
-    for (long i = 0; i < n; ++i) {
-      const int32_t j = static_cast<int32_t>(bucketize(mid.data(), k - 1, x[i]));
-      if (j != assign[i]) ++changed;
-      assign[i] = j;
-      sum[static_cast<size_t>(j)] += wt[i] * x[i];
-      cnt[static_cast<size_t>(j)] += wt[i];
+    if (bits > 0) {  // k = 2^bits: the branch-free search (same assignments: the midpoints ascend)
+      double* sp = sum.data();
+      double* cp = cnt.data();
+      for (long i = 0; i < n; ++i) {
+        const int32_t j = static_cast<int32_t>(count_below(mid.data(), bits, x[i]));
+        changed += j != assign[i];
+        assign[i] = j;
+        sp[j] += wt[i] * x[i];
+        cp[j] += wt[i];
+      }
+    } else {
+      for (long i = 0; i < n; ++i) {
+        const int32_t j = static_cast<int32_t>(bucketize(mid.data(), k - 1, x[i]));
+        if (j != assign[i]) ++changed;
+        assign[i] = j;
+        sum[static_cast<size_t>(j)] += wt[i] * x[i];
+        cnt[static_cast<size_t>(j)] += wt[i];
+      }
     }
     for (long j = 0; j < k; ++j)
       if (cnt[static_cast<size_t>(j)] > 0) c[j] = sum[static_cast<size_t>(j)] / cnt[static_cast<size_t>(j)];

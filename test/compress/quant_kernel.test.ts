@@ -60,6 +60,8 @@ const FORMATS: [string, { blockSize?: number; scaleDtype?: 'BF16' | 'F16' }][] =
   ['kmeans4', {}],
   ['kmeans3', { blockSize: 32, scaleDtype: 'F16' }],
   ['kmeans2', {}],
+  ['kmeans1', {}],
+  ['kmeans8', { blockSize: 32 }],
   ['bin1', {}],
   ['bin1:tensormean', { blockSize: 128 }],
   ['ternary', { scaleDtype: 'F16' }],
@@ -163,13 +165,18 @@ test('kmeansLloyd: the TS twin and the native kernel give the same centroids, as
       [5000, 16, false],
       [20000, 8, true],
       [3000, 4, true],
+      [4000, 2, false], // k = 2^bits: the native kernel's branch-free search, 1 bit
+      [4000, 3, true], // k not a power of two: the binary search
+      [6000, 5, false],
+      [2000, 16, false], // few distinct values and tied starting centroids (equal midpoints)
     ] as const) {
+      const tied = n === 2000;
       const x = new Float64Array(n);
-      for (let i = 0; i < n; i++) x[i] = i % 97 === 0 ? 0.5 : Math.fround(r.normal() * (i % 3 === 0 ? 2 : 0.3));
+      for (let i = 0; i < n; i++) x[i] = tied ? [-1, 0, 0.25, 2][i % 4] : i % 97 === 0 ? 0.5 : Math.fround(r.normal() * (i % 3 === 0 ? 2 : 0.3));
       const wt = new Float64Array(n).fill(1);
       if (weighted) for (let i = 0; i < n; i++) wt[i] = i % 13 === 0 ? 0 : Math.abs(r.normal());
       const c0 = new Float64Array(k);
-      for (let j = 0; j < k; j++) c0[j] = -1.5 + (3 * j) / k;
+      for (let j = 0; j < k; j++) c0[j] = tied ? [-1, -1, 0, 0][j % 4] + Math.floor(j / 4) : -1.5 + (3 * j) / k;
       const cj = c0.slice();
       const aj = new Int32Array(n).fill(-1);
       const itj = jsKernels.kmeansLloyd(x, wt, n, cj, k, 100, 1e-4, aj);

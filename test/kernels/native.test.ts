@@ -1108,7 +1108,7 @@ test('TFREE_SIMD=generic and TFREE_THREADS are honoured at load time (child proc
     r.kernels.unary(1, x, o, 3);
     console.log(JSON.stringify({ simd: r.extras.simd(), threads: r.extras.getThreads(), e: Array.from(o) }));`;
   const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, TFREE_SIMD: 'generic', TFREE_THREADS: '1' },
+    env: { ...process.env, TFREE_ISA: undefined, TFREE_SIMD: 'generic', TFREE_THREADS: '1' },
     encoding: 'utf8',
   });
   assert.equal(res.status, 0, res.stderr + res.stdout);

@@ -195,6 +195,32 @@ describe('attention forward vs float64 reference', () => {
   });
 });
 
+describe('attention on KV-cache views (head blocks contiguous, not adjacent)', () => {
+  forEachBackend('every case: the same outputs, bit for bit, as on contiguous copies (inference)', () => {
+    for (const c of cases) {
+      for (const [cap, off] of [
+        [c.Tk + 3, 0],
+        [c.Tk + 1, 5],
+      ]) {
+        const rng = new Rng(3000 + cases.indexOf(c));
+        const q = randTensor([c.B, c.Hq, c.Tq, c.D], rng, -1.5, 1.5);
+        // k and v as a cache holds them: [B, Hkv, cap, D] buffers (after `off` unused values), viewed as [B, Hkv, Tk, D]
+        const view = (): Tensor => {
+          const buf = randTensor([off + c.B * c.Hkv * cap * c.D], rng, -1.5, 1.5).f32();
+          return new Tensor(buf, [c.B, c.Hkv, c.Tk, c.D], [c.Hkv * cap * c.D, cap * c.D, c.D, 1], off);
+        };
+        const k = view();
+        const v = view();
+        const opts = c.opts(rng);
+        const y = T.noGrad(() => T.attention(q, k, v, opts));
+        const want = T.noGrad(() => T.attention(q, T.contiguous(k), T.contiguous(v), opts));
+        assert.deepEqual(y.toArray(), want.toArray(), `${c.name}, capacity ${cap}, offset ${off}`);
+        assertClose(y, refAttention(fromTensor(q), fromTensor(k), fromTensor(v), opts), { ...tol, what: `attention on a cache view: ${c.name}` });
+      }
+    }
+  });
+});
+
 describe('attention gradients vs finite differences', () => {
   forEachBackend('q, k, v gradients for every case (strided inputs on alternate cases)', () => {
     for (const c of cases) {

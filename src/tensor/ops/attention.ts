@@ -3,7 +3,7 @@
  * explicit masks and grouped-query heads, as one fused kernel call forward and backward.
  */
 import { kernels } from '../kernels/index.js';
-import { Tensor, record, shapeStr } from '../tensor.js';
+import { Tensor, isGradEnabled, record, shapeStr } from '../tensor.js';
 import { contiguousData } from './shape.js';
 
 export interface AttentionOptions {
@@ -55,6 +55,9 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const qSeg = opts.qSeg ?? null;
   const kSeg = opts.kSeg ?? null;
   const mask = opts.mask ?? null;
+  if (!(isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad)) && !(k.isContiguous() && v.isContiguous()) && headBlocks(k) && headBlocks(v)) {
+    return attentionPerHead(q, k, v, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask);
+  }
   const qd = contiguousData(q);
   const kd = contiguousData(k);
   const vd = contiguousData(v);
@@ -68,4 +71,79 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     kernels().attentionBackward(qd, kd, vd, out, lse, g, gq, gk, gv, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask);
     return [gq, gk, gv];
   });
+}
+
+/** Whether each [T, D] block (b, h) of a [B, H, T, D] f32 tensor is contiguous (a KV cache's view). */
+function headBlocks(t: Tensor): boolean {
+  const [, , T, D] = t.shape;
+  return t.dtype === 'f32' && t.strides[3] === 1 && (t.strides[2] === D || T <= 1);
+}
+
+/**
+ * Inference with keys/values whose head blocks are contiguous but not adjacent (a KV cache's
+ * [B, Hkv, len, D] view of its [B, Hkv, capacity, D] buffers): one kernel call per batch row and
+ * key/value head on views of the blocks, instead of copying the whole cache on every step. Each
+ * query row's computation is the same as in the one-call form (the kernel treats heads and batch
+ * rows independently), so the outputs are identical.
+ */
+function attentionPerHead(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  B: number,
+  Hq: number,
+  Hkv: number,
+  Tq: number,
+  Tk: number,
+  D: number,
+  scale: number,
+  causal: boolean,
+  window: number,
+  qPos: Int32Array | null,
+  kPos: Int32Array | null,
+  qSeg: Int32Array | null,
+  kSeg: Int32Array | null,
+  mask: Uint8Array | null,
+): Tensor {
+  const qd = contiguousData(q);
+  const kd = k.data as Float32Array;
+  const vd = v.data as Float32Array;
+  const out = new Float32Array(B * Hq * Tq * D);
+  const lse = new Float32Array(B * Hq * Tq);
+  const rep = Hq / Hkv;
+  const sub = <A extends Int32Array | Uint8Array>(a: A | null, b: number, n: number): A | null => (a === null || B === 1 ? a : (a.subarray(b * n, (b + 1) * n) as A));
+  for (let b = 0; b < B; b++) {
+    const qp = sub(qPos, b, Tq);
+    const kp = sub(kPos, b, Tk);
+    const qs = sub(qSeg, b, Tq);
+    const ks = sub(kSeg, b, Tk);
+    const m = sub(mask, b, Tq * Tk);
+    for (let g = 0; g < Hkv; g++) {
+      const h0 = b * Hq + g * rep;
+      const ko = k.offset + b * k.strides[0] + g * k.strides[1];
+      const vo = v.offset + b * v.strides[0] + g * v.strides[1];
+      kernels().attention(
+        qd.subarray(h0 * Tq * D, (h0 + rep) * Tq * D),
+        kd.subarray(ko, ko + Tk * D),
+        vd.subarray(vo, vo + Tk * D),
+        out.subarray(h0 * Tq * D, (h0 + rep) * Tq * D),
+        lse.subarray(h0 * Tq, (h0 + rep) * Tq),
+        1,
+        rep,
+        1,
+        Tq,
+        Tk,
+        D,
+        scale,
+        causal,
+        window,
+        qp,
+        kp,
+        qs,
+        ks,
+        m,
+      );
+    }
+  }
+  return new Tensor(out, [B, Hq, Tq, D]);
 }
