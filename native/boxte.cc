@@ -241,21 +241,32 @@ AVX512_FN inline __m512 tanh16(__m512 x) {
   return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(res), _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))));
 }
 
+// Lanes k..k+15 of a d-vector that exist (mask of the last, partial block).
+AVX512_FN inline __mmask16 lane_mask(long d, long k) {
+  return d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+}
+
+// BoxE's distance of points x (lanes k..k+15, mask m) to box b: |x - c| / w inside the box,
+// |x - c| * w - kappa outside; masked-off lanes are 0.
+AVX512_FN inline __m512 box_dist16(__m512 x, const Box& b, long k, __mmask16 m) {
+  const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
+  const __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
+                       _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
+  const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
+  const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
+  return _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
+}
+
 AVX512_FN float side_fwd_avx512(const float* x1, const float* x2, const float* x3, const Box& b, float* P, long d,
                                 bool useTanh, bool l2) {
   __m512 acc = _mm512_setzero_ps();
   for (long k = 0; k < d; k += 16) {
-    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    const __mmask16 m = lane_mask(d, k);
     __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1 + k), _mm512_maskz_loadu_ps(m, x2 + k));
     if (x3) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, x3 + k));
     if (useTanh) x = tanh16(x);
     if (P) _mm512_mask_storeu_ps(P + k, m, x);
-    const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
-    const __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
-                         _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
-    const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
-    const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
-    const __m512 di = _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
+    const __m512 di = box_dist16(x, b, k, m);
     acc = l2 ? _mm512_fmadd_ps(di, di, acc) : _mm512_add_ps(acc, di);
   }
   return _mm512_reduce_add_ps(acc);
@@ -272,20 +283,14 @@ AVX512_FN void pair_fwd_avx512(const float* hx1, const float* hx2, const float* 
   const float* x2s[2] = {hx2, tx2};
   const Box* bs[2] = {&bh, &bt};
   for (long k = 0; k < d; k += 16) {
-    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    const __mmask16 m = lane_mask(d, k);
     const __m512 t3 = _mm512_maskz_loadu_ps(m, x3 + k);
     for (int s = 0; s < 2; ++s) {
-      const Box& b = *bs[s];
       __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1s[s] + k), _mm512_maskz_loadu_ps(m, x2s[s] + k));
       x = _mm512_add_ps(x, t3);
       if (TANH) x = tanh16(x);
       _mm512_mask_storeu_ps(P + s * d + k, m, x);
-      const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
-      const __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
-                           _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
-      const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
-      const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
-      const __m512 di = _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
+      const __m512 di = box_dist16(x, *bs[s], k, m);
       acc[s] = L2 ? _mm512_fmadd_ps(di, di, acc[s]) : _mm512_add_ps(acc[s], di);
     }
   }
@@ -298,17 +303,8 @@ template <bool TANH>
 AVX512_FN inline __m512 side_block_sq_avx512(const float* x1, const float* x2, const Box& b, long k, __mmask16 m, __m512 acc) {
   __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1 + k), _mm512_maskz_loadu_ps(m, x2 + k));
   if (TANH) x = tanh16(x);
-  const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
-  const __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
-                       _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
-  const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
-  const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
-  const __m512 di = _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
+  const __m512 di = box_dist16(x, b, k, m);
   return _mm512_fmadd_ps(di, di, acc);
-}
-
-AVX512_FN inline __mmask16 lane_mask(long d, long k) {
-  return d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
 }
 
 // The ranking's bound: sqrt(partial head sum) + sqrt(partial tail sum) >= s. Each lane's partial
@@ -385,7 +381,7 @@ AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bo
   const __m512 zero = _mm512_setzero_ps();
   const __m512 fv = _mm512_set1_ps(f);
   for (long k = 0; k < d; k += 16) {
-    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    const __mmask16 m = lane_mask(d, k);
     const __m512 p = _mm512_maskz_loadu_ps(m, P + k);
     const __m512 diff = _mm512_sub_ps(p, _mm512_maskz_loadu_ps(m, b.c + k));
     const __m512 a = _mm512_abs_ps(diff);
@@ -429,7 +425,7 @@ AVX512_FN void group_bwd_avx512(long G, long d, const float* P, const Box& bh, c
   const __m512 zero = _mm512_setzero_ps();
   const __m512 mone = _mm512_set1_ps(-1.0f);
   for (long k = 0; k < d; k += 16) {
-    const __mmask16 m = d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
+    const __mmask16 m = lane_mask(d, k);
     struct SideRegs {
       __m512 l, u, c, w, iw, kappa, dkappa, gc, gw;
     };
