@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import { bytesToSymbols } from './bytes.js';
 import { HFTokenizer, TokenizerError } from './hf.js';
+import { hfBpeModel, hfSpecialToken } from './train.js';
 
 /** The pre-tokenizer pattern of Llama 3's tokenizer (tiktoken `pat_str`). */
 export const LLAMA3_SPLIT_PATTERN = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
@@ -73,7 +74,7 @@ export function tiktokenToTokenizerJson(tokens: readonly Uint8Array[], opts: Tik
   const specials = opts.specialTokens ?? llama3SpecialTokens();
   return {
     version: '1.0',
-    added_tokens: specials.map((content, i) => ({ id: sym.length + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: specials.map((content, i) => hfSpecialToken(sym.length + i, content)),
     normalizer: null,
     pre_tokenizer: {
       type: 'Sequence',
@@ -84,18 +85,11 @@ export function tiktokenToTokenizerJson(tokens: readonly Uint8Array[], opts: Tik
     },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: true,
+    model: hfBpeModel(
       vocab,
-      merges: merges.map((m) => `${m[0]} ${m[1]}`),
-    },
+      merges.map((m) => `${m[0]} ${m[1]}`),
+      true,
+    ),
   };
 }
 

@@ -222,23 +222,33 @@ export function bpeTokenizerJson(r: Pick<BpeTrainResult, 'vocab' | 'merges' | 's
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: r.specialTokens.map((s) => ({ id: s.id, content: s.content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: r.specialTokens.map((s) => hfSpecialToken(s.id, s.content)),
     normalizer: null,
     pre_tokenizer: byteLevel,
     post_processor: { ...byteLevel, trim_offsets: false },
     decoder: byteLevel,
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges: r.merges,
-    },
+    model: hfBpeModel(vocab, r.merges, false),
+  };
+}
+
+/** An added special token of tokenizer.json (`added_tokens` entry). */
+export function hfSpecialToken(id: number, content: string): Record<string, unknown> {
+  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+}
+
+/** The `model` object of a byte-level BPE tokenizer.json; merges as pairs or as "a b" strings. */
+export function hfBpeModel(vocab: Record<string, number>, merges: ReadonlyArray<string | [string, string]>, ignoreMerges: boolean): Record<string, unknown> {
+  return {
+    type: 'BPE',
+    dropout: null,
+    unk_token: null,
+    continuing_subword_prefix: null,
+    end_of_word_suffix: null,
+    fuse_unk: false,
+    byte_fallback: false,
+    ignore_merges: ignoreMerges,
+    vocab,
+    merges,
   };
 }
 
