@@ -58,7 +58,7 @@ function runPeer(job: Record<string, unknown> & { threads: number }): Record<str
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
-function syntheticText(bytes: number, seed: number): Uint8Array {
+export function syntheticText(bytes: number, seed: number): Uint8Array {
   const rng = new Rng(seed);
   const vocab = 'the of and to a in that is was he for it with as his on be at by had are but from or have an they which one you were all we her she there would their will when who him been has more if no out do so can what up said about other into than its time only could new them man some these then two first may any like now my such make over our even most me state after also made many before must through back years much where your way well down should because each just those people how too little good very long being under never day same another know while last might us great old year off come since against go came right used take three'.split(' ');
   const parts: string[] = [];
