@@ -5,7 +5,8 @@
  * scripts/build-native.mjs` there). For each round and each root (the order alternates every
  * round), a fresh process loads that root's library (dist/src/...) with `--isa` forced
  * (TFREE_ISA for builds with dispatch, TFREE_SIMD for the older ones; the child checks which path
- * is in force and fails when it is not the one asked for) and times the same workloads on the same
+ * is in force and fails when it is not the one asked for) and times one group of workloads (the
+ * roots alternate per group too, so old and new runs of a group are seconds apart) on the same
  * inputs (made here, from fixed seeds):
  *
  *  - sgemm N (1 and 2 threads): C = A B, square f32, `kernels.gemm`;
@@ -19,7 +20,8 @@
  *    ICEWS14 and the filtered ranking of test facts, as experiments/boxte_speed_ab.ts (fresh model).
  *
  * Each child prints one JSON line: per workload the best wall time of its repetitions and the CPU
- * time of that same repetition. The parent prints per workload and root the best and median over
+ * time of that same repetition (all threads of the process; on a loaded machine the CPU time moves
+ * far less than the wall time, so it is the figure to read for the 1-thread rows). The parent prints per workload and root the best and median over
  * rounds, and the ratios new/old (the last root over the first) of wall and CPU time: the ratio of the
  * best times and the median of the per-round ratios (below 1: the new build is faster).
  *
@@ -195,20 +197,23 @@ if (process.argv.includes('--child')) {
   // per root: workload -> per-round timings
   const res = roots.map(() => new Map<string, Timing[]>());
   const loads: number[] = [];
+  const groups = only.split(',');
   for (let r = 0; r < rounds; r++) {
-    const order = r % 2 === 0 ? [0, 1] : [1, 0];
-    for (const i of order) {
-      const env = { ...process.env, TFREE_ISA: isa, TFREE_SIMD: isa };
-      const line = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', '--root', roots[i], '--isa', isa, '--data', data, '--only', only], { encoding: 'utf8', env });
-      const j = JSON.parse(line) as { paths: Record<string, string>; times: Record<string, Timing> };
-      if (r === 0) process.stderr.write(`${roots[i]}: paths ${JSON.stringify(j.paths)}\n`);
-      for (const [name, t] of Object.entries(j.times)) {
-        const m = res[i].get(name) ?? [];
-        m.push(t);
-        res[i].set(name, m);
+    for (let g = 0; g < groups.length; g++) {
+      const order = (r + g) % 2 === 0 ? [0, 1] : [1, 0];
+      for (const i of order) {
+        const env = { ...process.env, TFREE_ISA: isa, TFREE_SIMD: isa };
+        const line = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', '--root', roots[i], '--isa', isa, '--data', data, '--only', groups[g]], { encoding: 'utf8', env });
+        const j = JSON.parse(line) as { paths: Record<string, string>; times: Record<string, Timing> };
+        if (r === 0 && g === 0) process.stderr.write(`${roots[i]}: paths ${JSON.stringify(j.paths)}\n`);
+        for (const [name, t] of Object.entries(j.times)) {
+          const m = res[i].get(name) ?? [];
+          m.push(t);
+          res[i].set(name, m);
+        }
+        loads.push(os.loadavg()[0]);
+        process.stderr.write(`round ${r + 1}/${rounds} ${groups[g]} ${roots[i]} done (load ${os.loadavg()[0].toFixed(2)})\n`);
       }
-      loads.push(os.loadavg()[0]);
-      process.stderr.write(`round ${r + 1}/${rounds} ${roots[i]} done (load ${os.loadavg()[0].toFixed(2)})\n`);
     }
   }
   const rows: string[] = [
