@@ -564,7 +564,7 @@ inline void prefetch_row(const float* p, long d, bool write) {
 // misses); once per address range, best effort (ignored where unsupported).
 inline void advise_huge(const void* p, long bytes) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (bytes < (4L << 20) || std::getenv("BOXTE_NOHUGE")) return;
+  if (bytes < (4L << 20)) return;
   static std::mutex mu;
   static std::vector<std::pair<uintptr_t, long>> done;
   const uintptr_t H = 2u << 20;
