@@ -27,6 +27,7 @@
  *
  * Run: npx tsc -p tsconfig.json && nice -n 5 node dist/experiments/isa_ab.js --root OLD --root NEW
  *      [--isa avx2] [--rounds 3] [--only sgemm,gemv,hat,boxte] [--data ../shared/data/icews14] [--json FILE]
+ *      (`--only hatgen`: the HAT generation rows without the training steps)
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -125,7 +126,8 @@ async function child(): Promise<void> {
     }
   }
 
-  if (only.includes('hat')) {
+  if (only.includes('hat') || only.includes('hatgen')) {
+    const train = only.includes('hat');
     const nn = (await import(`${root}/dist/src/nn/index.js`)) as typeof import('../src/nn/index.js');
     const io = (await import(`${root}/dist/src/io/index.js`)) as typeof import('../src/io/index.js');
     const hc = (await import(`${root}/dist/src/models/hat/config.js`)) as typeof import('../src/models/hat/config.js');
@@ -143,12 +145,14 @@ async function child(): Promise<void> {
       const packer = new io.BytePacker([{ source: 'synthetic', bytes: text }], { seqBytes: 512, split: (b) => sp.splitBytes(b, { maxWordSize: cfg.max_word_size }).map((w) => w.length), eos: null, shuffle: false });
       const batch = tr.hatBatch(packer.next(sh.B));
       const opt = new nn.AdamW(model.store, { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0.1, noDecay: nn.isNoDecayParam });
-      out[`hat train ${preset} B${sh.B} T512, 1 thread`] = timeBest(() => {
-        model.store.zeroGrad();
-        model.loss(batch).loss.backward();
-        nn.clipGradNorm(model.store, 1);
-        opt.step();
-      }, sh.steps);
+      if (train) {
+        out[`hat train ${preset} B${sh.B} T512, 1 thread`] = timeBest(() => {
+          model.store.zeroGrad();
+          model.loss(batch).loss.backward();
+          nn.clipGradNorm(model.store, 1);
+          opt.step();
+        }, sh.steps);
+      }
       const splitter = new sp.HatSplitter({ maxWordSize: cfg.max_word_size, specialTokens: cfg.special_token_dict });
       const pw = splitter.encode('The jury said');
       const cont = syntheticText(sh.genBytes, 7).subarray(0, sh.genBytes);
