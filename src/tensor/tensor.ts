@@ -10,6 +10,8 @@
  * saved activations of a step become garbage as soon as their gradients are computed.
  */
 
+import { allocF32, claimF32, releaseF32 } from './pool.js';
+
 export type DType = 'f32' | 'i32' | 'i8' | 'u8';
 export type Storage = Float32Array | Int32Array | Int8Array | Uint8Array;
 export type Shape = readonly number[];
@@ -355,6 +357,8 @@ function runBackward(root: Tensor, g0: Float32Array, retainGraph: boolean): void
     }
     const gin = node.backward(slot.arr);
     if (!retainGraph) t.node = null;
+    // slot.arr goes back to the pool after this node unless a gradient handed on shares its memory
+    let handedOn = false;
     for (let k = 0; k < node.inputs.length; k++) {
       const inp = node.inputs[k];
       const gi = gin[k];
@@ -362,17 +366,26 @@ function runBackward(root: Tensor, g0: Float32Array, retainGraph: boolean): void
       if (gi.length !== inp.size) {
         throw new Error(`internal: ${node.op} backward gave ${gi.length} gradient values for input ${k} of shape ${shapeStr(inp.shape)}`);
       }
+      const shared = gi.buffer === slot.arr.buffer;
+      if (shared) handedOn = true;
+      // an array given for two inputs (add's [g, g]) is owned by neither
+      let dup = false;
+      for (let j = 0; j < gin.length; j++) if (j !== k && gin[j] === gi) dup = true;
       const prev = grads.get(inp.id);
       if (prev === undefined) {
-        grads.set(inp.id, { arr: gi, owned: gi !== slot.arr && gi !== g0 });
+        grads.set(inp.id, { arr: gi, owned: !dup && (gi === slot.arr ? slot.owned : !shared && gi !== g0) });
       } else {
         if (!prev.owned) {
-          prev.arr = prev.arr.slice();
+          const copy = allocF32(prev.arr.length, false);
+          copy.set(prev.arr);
+          prev.arr = copy;
           prev.owned = true;
         }
         addInto(prev.arr, gi);
+        if (!dup && !shared && gi !== g0) releaseF32(gi);
       }
     }
+    if (slot.owned && !handedOn) releaseF32(slot.arr);
   }
 }
 
@@ -382,8 +395,12 @@ function addInto(acc: Float32Array, g: Float32Array): void {
 
 function accumulateLeaf(t: Tensor, slot: GradSlot): void {
   if (t.grad === null) {
-    t.grad = new Tensor(slot.owned ? slot.arr : slot.arr.slice(), t.shape);
+    let arr = slot.arr;
+    if (!slot.owned) arr = arr.slice();
+    else claimF32(arr); // now the leaf's .grad: never recycled
+    t.grad = new Tensor(arr, t.shape);
   } else {
     addInto(t.grad.data as Float32Array, slot.arr);
+    if (slot.owned) releaseF32(slot.arr);
   }
 }
