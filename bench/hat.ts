@@ -107,7 +107,7 @@ export function benchHat(ctx: BenchContext): void {
         const c0 = process.cpuUsage();
         model.store.zeroGrad();
         const { loss } = model.loss(batch);
-        loss.backward();
+        loss.backward(undefined, false, { freeActivations: true }); // as the trainer does for HAT
         clipGradNorm(model.store, 1);
         opt.step();
         const cu = process.cpuUsage(c0);

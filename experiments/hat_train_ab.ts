@@ -100,7 +100,8 @@ async function worker(root: string, preset: string, threads: number, steps: numb
     const c0 = process.cpuUsage();
     model.store.zeroGrad();
     const { loss } = model.loss(batch);
-    loss.backward();
+    const lossValue = loss.item();
+    loss.backward(undefined, false, { freeActivations: true });
     nn.clipGradNorm(model.store, 1);
     opt.step();
     const cu = process.cpuUsage(c0);
@@ -110,7 +111,7 @@ async function worker(root: string, preset: string, threads: number, steps: numb
       res.cpu.push((cu.user + cu.system) / 1e6);
       total += w;
     }
-    res.loss = loss.item();
+    res.loss = lossValue;
   }
   if (profile) {
     let inK = 0;

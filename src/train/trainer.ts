@@ -40,6 +40,11 @@ export interface TrainableModel {
   saveState?(): unknown;
   /** restores what saveState returned (called on resume, after the weights are loaded) */
   loadState?(state: unknown): void;
+  /**
+   * The loss's graph keeps nothing the model reads after backward (no cached intermediate):
+   * the trainer then recycles the forward's buffers during backward (BackwardOptions.freeActivations).
+   */
+  readonly freeActivations?: boolean;
 }
 
 /** Per-call context of a training loss (a hook for stochastic models; HAT uses none). */
@@ -284,7 +289,7 @@ export class Trainer {
       if (b.targetCount === 0) continue;
       const { loss, bytes } = this.model.loss(b, { step: this.step, training: true, rng: this.rng });
       nats += loss.item() * bytes;
-      scale(loss, bytes / total).backward();
+      scale(loss, bytes / total).backward(undefined, false, { freeActivations: this.model.freeActivations === true });
     }
     const gradNorm = s.clip > 0 ? clipGradNorm(this.model.store, s.clip) : globalGradNorm(this.model.store);
     if (!Number.isFinite(gradNorm)) throw new Error(`step ${this.step + 1}: the gradient norm is ${gradNorm} (training diverged; lower --lr)`);

@@ -21,7 +21,7 @@ export function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor, name: string): Ten
   requireF32(a, name);
   requireF32(b, name);
   const shape = broadcastShapes(a.shape, b.shape, name);
-  const out = new Float32Array(shapeSize(shape));
+  const out = allocF32(shapeSize(shape), false);
   kernels().binary(
     op,
     i32(shape),
@@ -153,7 +153,7 @@ export function eq(a: Operand, b: Operand): Tensor {
 export function affine(x: Tensor, alpha: number, beta: number): Tensor {
   requireF32(x, 'affine');
   const xd = contiguousData(x);
-  const out = new Float32Array(x.size);
+  const out = allocF32(x.size);
   if (alpha === 0) out.fill(beta);
   else kernels().affine(xd, out, x.size, alpha, beta);
   return record(new Tensor(out, x.shape), 'affine', [x], (g) => {
@@ -171,7 +171,7 @@ function unary(op: UnaryOp, name: string) {
   return (x: Tensor): Tensor => {
     requireF32(x, name);
     const xd = contiguousData(x);
-    const out = new Float32Array(x.size);
+    const out = allocF32(x.size, false);
     kernels().unary(op, xd, out, x.size);
     return record(new Tensor(out, x.shape), name, [x], (g) => {
       const gx = allocF32(g.length);
@@ -209,7 +209,7 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   const c = cond.dtype === 'f32' ? expandedData(cond, shape) : expandedData(castF32(cond), shape);
   const ad = expandedData(ta, shape);
   const bd = expandedData(tb, shape);
-  const out = new Float32Array(n);
+  const out = allocF32(n);
   for (let i = 0; i < n; i++) out[i] = c[i] !== 0 ? ad[i] : bd[i];
   return record(new Tensor(out, shape), 'where', [ta, tb], (g) => {
     const ga = allocF32(n);
@@ -232,7 +232,7 @@ export function castF32(t: Tensor): Tensor {
 export function pow(x: Tensor, p: number): Tensor {
   requireF32(x, 'pow');
   const xd = contiguousData(x);
-  const out = new Float32Array(x.size);
+  const out = allocF32(x.size);
   for (let i = 0; i < out.length; i++) out[i] = Math.pow(xd[i], p);
   return record(new Tensor(out, x.shape), 'pow', [x], (g) => {
     const gx = allocF32(g.length);

@@ -30,7 +30,7 @@ function softmaxImpl(x: Tensor, log: boolean): Tensor {
   const name = log ? 'logSoftmax' : 'softmax';
   const { rows, cols } = lastAxisRows(x, name);
   const xd = contiguousData(x);
-  const out = new Float32Array(x.size);
+  const out = allocF32(x.size);
   kernels().softmax(xd, out, rows, cols, log);
   return record(new Tensor(out, x.shape), name, [x], (g) => {
     const gx = allocF32(g.length);
@@ -55,7 +55,7 @@ export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-6): Tensor {
   if (w.rank !== 1 || w.shape[0] !== cols) throw new Error(`rmsNorm: weight ${shapeStr(w.shape)} does not match last dim ${cols} of ${shapeStr(x.shape)}`);
   const xd = contiguousData(x);
   const wd = w.f32();
-  const out = new Float32Array(x.size);
+  const out = allocF32(x.size, false);
   const rstd = new Float32Array(rows);
   kernels().rmsnorm(xd, wd, out, rstd, rows, cols, eps);
   return record(new Tensor(out, x.shape), 'rmsNorm', [x, w], (g) => {
@@ -75,7 +75,7 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps = 1
   const xd = contiguousData(x);
   const wd = w ? w.f32() : null;
   const bd = b ? b.f32() : null;
-  const out = new Float32Array(x.size);
+  const out = allocF32(x.size);
   const mean = new Float32Array(rows);
   const rstd = new Float32Array(rows);
   kernels().layernorm(xd, wd, bd, out, mean, rstd, rows, cols, eps);
@@ -107,7 +107,7 @@ export function embedding(ids: Tensor | Int32Array, table: Tensor): Tensor {
   const [n, dim] = table.shape;
   checkIds(id, n, `embedding ${table.name ?? ''}`.trim());
   const td = table.f32();
-  const out = new Float32Array(id.length * dim);
+  const out = allocF32(id.length * dim);
   kernels().gather(td, id, out, id.length, dim);
   return record(new Tensor(out, [...idsT.shape, dim]), 'embedding', [table], (g) => {
     const gt = allocF32(n * dim);
@@ -126,7 +126,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor | Int32Array)
   const inner = shapeSize(x.shape.slice(a + 1));
   const xd = contiguousData(x);
   const m = idx.length;
-  const out = new Float32Array(outer * m * inner);
+  const out = allocF32(outer * m * inner);
   const k = kernels();
   for (let o = 0; o < outer; o++) {
     k.gather(xd.subarray(o * n * inner, (o + 1) * n * inner), idx, out.subarray(o * m * inner, (o + 1) * m * inner), m, inner);
@@ -233,7 +233,7 @@ export function rope(x: Tensor, pos: Int32Array | Tensor, opts: RopeOptions = {}
   }
   const tab = ropeTables(rot, opts.theta ?? 10000, maxPos + 1, opts.invFreq);
   const xd = contiguousData(x);
-  const out = new Float32Array(x.size);
+  const out = allocF32(x.size, false);
   kernels().rope(xd, out, p, tab.cos, tab.sin, rows, H, D, rot, false);
   return record(new Tensor(out, x.shape), 'rope', [x], (g) => {
     const gx = allocF32(g.length);

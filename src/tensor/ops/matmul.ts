@@ -86,7 +86,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const k = kernels();
   const A = matArg(a, batchShape);
   const B = matArg(b, batchShape);
-  const out = new Float32Array(nb * M * N);
+  const out = allocF32(nb * M * N, !(K > 0));
   if (K > 0 && M > 0 && N > 0) {
     k.gemm(nb, A.trans, B.trans, M, N, K, 1, A.data, A.off, A.ld, A.stride, B.data, B.off, B.ld, B.stride, 0, out, 0, N, M * N);
   }
@@ -120,7 +120,7 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
   const xc = contiguous(x);
   const xd = xc.f32();
   const W = matArg(w, []);
-  const out = new Float32Array(rows * outF);
+  const out = allocF32(rows * outF, false);
   const k = kernels();
   if (bias) {
     const bd = bias.f32();

@@ -22,7 +22,7 @@ export function i32(values: readonly number[]): Int32Array {
 /** Contiguous f32 data of a (possibly strided) tensor, materialised with the copy kernel. */
 export function contiguousData(t: Tensor): Float32Array {
   if (t.isContiguous()) return t.f32();
-  const out = new Float32Array(t.size);
+  const out = allocF32(t.size, false);
   kernels().copyStrided(i32(t.shape), t.data as Float32Array, t.offset, i32(t.strides), out);
   return out;
 }
@@ -215,7 +215,7 @@ export function concat(ts: readonly Tensor[], axis: number): Tensor {
   shape[ax] = ts.reduce((s, t) => s + t.shape[ax], 0);
   const outer = shapeSize(shape.slice(0, ax));
   const inner = shapeSize(shape.slice(ax + 1));
-  const out = new Float32Array(shapeSize(shape));
+  const out = allocF32(shapeSize(shape));
   const total = shape[ax];
   let at = 0;
   const starts: number[] = [];
