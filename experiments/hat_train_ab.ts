@@ -98,7 +98,7 @@ async function worker(root: string, preset: string, threads: number, steps: numb
     }
     const t = performance.now();
     const c0 = process.cpuUsage();
-    model.store.zeroGrad();
+    model.store.zeroGrad({ recycle: true });
     const { loss } = model.loss(batch);
     const lossValue = loss.item();
     loss.backward(undefined, false, { freeActivations: true });

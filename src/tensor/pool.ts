@@ -43,6 +43,16 @@ export function claimF32(a: Float32Array): void {
   pooled.delete(a);
 }
 
+/**
+ * Gives a tensor's storage that nothing will read again (a gradient dropped by
+ * `ParamStore.zeroGrad({ recycle: true })`) to the pool; views and foreign storage are ignored.
+ */
+export function recycleF32(a: Float32Array): void {
+  if (a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength) return;
+  pooled.add(a);
+  releaseF32(a);
+}
+
 /** Gives a back for reuse. Only for arrays from allocF32 that nothing references any more. */
 export function releaseF32(a: Float32Array): void {
   if (!pooled.has(a) || waiting.has(a) || a.length === 0 || pooledFloats + a.length > limitFloats) return;

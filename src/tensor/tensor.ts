@@ -10,6 +10,7 @@
  * saved activations of a step become garbage as soon as their gradients are computed.
  */
 
+import { kernels } from './kernels/index.js';
 import { allocF32, claimF32, isPooled, releaseF32 } from './pool.js';
 
 export type DType = 'f32' | 'i32' | 'i8' | 'u8';
@@ -415,7 +416,8 @@ function runBackward(root: Tensor, g0: Float32Array, retainGraph: boolean, freeA
 }
 
 function addInto(acc: Float32Array, g: Float32Array): void {
-  for (let i = 0; i < acc.length; i++) acc[i] += g[i];
+  // acc + 1 * g rounds once, as acc[i] += g[i] does: the same bits on every backend
+  kernels().axpy(acc.length, 1, g, acc);
 }
 
 function accumulateLeaf(t: Tensor, slot: GradSlot): void {

@@ -41,8 +41,10 @@ export interface TrainableModel {
   /** restores what saveState returned (called on resume, after the weights are loaded) */
   loadState?(state: unknown): void;
   /**
-   * The loss's graph keeps nothing the model reads after backward (no cached intermediate):
-   * the trainer then recycles the forward's buffers during backward (BackwardOptions.freeActivations).
+   * The loss's graph keeps nothing the model reads after backward (no cached intermediate) and
+   * its parameters' `.grad` storage is the engine's (no buffers of its own): the trainer then
+   * recycles the forward's buffers during backward (BackwardOptions.freeActivations) and the
+   * gradients at each step's zeroGrad (`zeroGrad({ recycle: true })`).
    */
   readonly freeActivations?: boolean;
 }
@@ -283,7 +285,7 @@ export class Trainer {
     for (let k = 0; k < s.accum; k++) micro.push(this.train.next(s.batchRows));
     const total = micro.reduce((a, b) => a + b.targetCount, 0);
     const textBytes = micro.reduce((a, b) => a + b.textBytes, 0);
-    this.model.store.zeroGrad();
+    this.model.store.zeroGrad({ recycle: this.model.freeActivations === true });
     let nats = 0;
     for (const b of micro) {
       if (b.targetCount === 0) continue;

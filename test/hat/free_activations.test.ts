@@ -1,5 +1,5 @@
 /**
- * BackwardOptions.freeActivations (the trainer's HAT setting) on a whole HAT: three training
+ * BackwardOptions.freeActivations and zeroGrad({ recycle }) (the trainer's HAT settings) on a whole HAT: three training
  * steps of gradients with recycled forward/backward buffers equal, bit for bit, those of steps
  * without recycling (every op of the model's graph, every backend), and memory is reused.
  */
@@ -15,7 +15,7 @@ forEachBackend('HAT gradients with freeActivations equal those without, step aft
   const run = (free: boolean): number[][] => {
     const out: number[][] = [];
     for (const t of texts) {
-      m.store.zeroGrad();
+      m.store.zeroGrad({ recycle: free });
       const { loss } = m.loss(batchFromWords([{ words: spaceWords(t) }, { words: spaceWords(t.toUpperCase()) }]));
       loss.backward(undefined, false, { freeActivations: free });
       for (const [, p] of m.store.entries()) out.push(p.grad === null ? [] : p.grad.toArray());
