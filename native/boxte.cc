@@ -204,6 +204,61 @@ AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool u
                              d - k, useTanh, l2, gc + k, gw + k, gSelf + k, gOther + k, gTb + k);
 }
 
+// One side's block of side_fwd_avx2 (x3 = null, no points, L2): acc + dist^2 of lanes k..k+7.
+template <bool TANH>
+AVX2_FN inline __m256 side_block_sq_avx2(const float* x1, const float* x2, const Box& b, long k, __m256 acc) {
+  __m256 x = _mm256_add_ps(_mm256_loadu_ps(x1 + k), _mm256_loadu_ps(x2 + k));
+  if (TANH) x = tanh8(x);
+  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(x, _mm256_loadu_ps(b.c + k)));
+  const __m256 in = _mm256_and_ps(_mm256_cmp_ps(x, _mm256_loadu_ps(b.l + k), _CMP_GE_OQ),
+                                  _mm256_cmp_ps(x, _mm256_loadu_ps(b.u + k), _CMP_LE_OQ));
+  const __m256 di = _mm256_blendv_ps(_mm256_fmsub_ps(a, _mm256_loadu_ps(b.w + k), _mm256_loadu_ps(b.kappa + k)),
+                                     _mm256_mul_ps(a, _mm256_loadu_ps(b.invw + k)), in);
+  return _mm256_fmadd_ps(di, di, acc);
+}
+
+// side_fwd_avx2's scalar remainder (dimensions k..d-1) added to s, x3 = null, L2
+AVX2_FN inline float side_rest_sq_avx2(float s, const float* x1, const float* x2, const Box& b, long k, long d, bool useTanh) {
+  for (; k < d; ++k) {
+    float x = x1[k] + x2[k] + 0.0f;
+    if (useTanh) x = std::tanh(x);
+    const float di = dist1(x, b, k);
+    s += di * di;
+  }
+  return s;
+}
+
+// Candidate x of one ranking query (AVX2, L2 norm): both sides' sums of squared distances exactly as
+// side_fwd_avx2 computes them, the sides interleaved 8 dimensions at a time; 1 when sqrt(sh) +
+// sqrt(st) < s, else 0, and 0 as soon as sqrt(partial sh) + sqrt(partial st) >= s (the partial sums,
+// their horizontal sums and the scalar remainder only add non-negative terms: exact, as settled()).
+template <bool TANH>
+AVX2_FN int cand_better_avx2(const float* hx1, const float* hx2, const Box& bh, const float* tx1, const float* tx2,
+                             const Box& bt, long d, float s) {
+  __m256 accH = _mm256_setzero_ps(), accT = accH;
+  long k = 0;
+  for (; k + 8 <= d; k += 8) {
+    if (k >= 8 && std::sqrt(hsum8(accH)) + std::sqrt(hsum8(accT)) >= s) return 0;
+    accH = side_block_sq_avx2<TANH>(hx1, hx2, bh, k, accH);
+    accT = side_block_sq_avx2<TANH>(tx1, tx2, bt, k, accT);
+  }
+  const float sh = side_rest_sq_avx2(hsum8(accH), hx1, hx2, bh, k, d, TANH);
+  const float st = side_rest_sq_avx2(hsum8(accT), tx1, tx2, bt, k, d, TANH);
+  return std::sqrt(sh) + std::sqrt(st) < s ? 1 : 0;
+}
+
+// better[x] for the candidates x0..x1-1 of one query (cand_better_avx2); returns their count.
+template <bool TANH>
+AVX2_FN int32_t rank_block_avx2(const float* headTable, const float* ha, const Box& bh, const float* tailTable,
+                                const float* ta, const Box& bt, long d, float s, long x0, long x1, uint8_t* better) {
+  int32_t cnt = 0;
+  for (long x = x0; x < x1; ++x) {
+    better[x] = static_cast<uint8_t>(cand_better_avx2<TANH>(headTable + x * d, ha, bh, tailTable + x * d, ta, bt, d, s));
+    cnt += better[x];
+  }
+  return cnt;
+}
+
 // ---- AVX-512 inner loops (16 lanes; the tail of d is a masked vector, no scalar remainder) --------
 #define AVX512_FN __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
 
@@ -298,12 +353,46 @@ AVX512_FN void pair_fwd_avx512(const float* hx1, const float* hx2, const float* 
   *st = _mm512_reduce_add_ps(acc[1]);
 }
 
-// One side's block of side_fwd_avx512 (x3 = null, no points): acc + dist^2 of lanes k..k+15 (mask m).
-template <bool TANH>
+// The evaluation's tanh through precomputed exponentials (AVX-512 scoring and ranking, tanh on,
+// rows and query parts inside the exp range, see ExpTab): a point is tanh(a + b) with a from the
+// candidate's entity row and b from the query; with ea = exp(2a) and eb = exp(2b) (both in
+// [e^-80, e^80], so neither is 0 or infinite) tanh(a + b) = 1 - 2 / (1 + ea eb). 1 + ea eb is one
+// fma (it may overflow to +inf: 2 / inf = 0, tanh = 1; or be 1: tanh = -1), a NaN stays NaN.
+// Against tanh of the float sum the absolute error is within ~2 ulp(1) (the exponentials are
+// correctly rounded, the product, division and subtraction round once each), the order of the
+// float rounding of the sum a + b itself.
+AVX512_FN inline __m512 tanh_exp16(__m512 ea, __m512 eb) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_fmadd_ps(ea, eb, one)));
+}
+
+// The point of lanes k..k+15 (mask m) of one side: MODE 0 x1 + x2, 1 tanh16(x1 + x2) (as
+// side_fwd_avx512 with x3 = null), 2 tanh_exp16(x1, x2) (x1, x2 the exponentials of ExpTab).
+template <int MODE>
+AVX512_FN inline __m512 side_point16(const float* x1, const float* x2, long k, __mmask16 m) {
+  const __m512 a = _mm512_maskz_loadu_ps(m, x1 + k), b = _mm512_maskz_loadu_ps(m, x2 + k);
+  if (MODE == 2) return tanh_exp16(a, b);
+  const __m512 x = _mm512_add_ps(a, b);
+  return MODE == 1 ? tanh16(x) : x;
+}
+
+// One side's sum of distances (L2: of squared distances) over d, points by side_point16<MODE>;
+// MODE 0 / 1 are exactly side_fwd_avx512's operations (x3 = null, no points stored).
+template <int MODE>
+AVX512_FN float side_sum_avx512(const float* x1, const float* x2, const Box& b, long d, bool l2) {
+  __m512 acc = _mm512_setzero_ps();
+  for (long k = 0; k < d; k += 16) {
+    const __mmask16 m = lane_mask(d, k);
+    const __m512 di = box_dist16(side_point16<MODE>(x1, x2, k, m), b, k, m);
+    acc = l2 ? _mm512_fmadd_ps(di, di, acc) : _mm512_add_ps(acc, di);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+// One side's block of side_sum_avx512 (L2): acc + dist^2 of lanes k..k+15 (mask m).
+template <int MODE>
 AVX512_FN inline __m512 side_block_sq_avx512(const float* x1, const float* x2, const Box& b, long k, __mmask16 m, __m512 acc) {
-  __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1 + k), _mm512_maskz_loadu_ps(m, x2 + k));
-  if (TANH) x = tanh16(x);
-  const __m512 di = box_dist16(x, b, k, m);
+  const __m512 di = box_dist16(side_point16<MODE>(x1, x2, k, m), b, k, m);
   return _mm512_fmadd_ps(di, di, acc);
 }
 
@@ -315,25 +404,25 @@ AVX512_FN inline bool settled(__m512 accH, __m512 accT, float s) {
 }
 
 // Candidate x of one ranking query (AVX-512, L2 norm), from block `blk` on with the sums so far:
-// both sides' sums of squared distances exactly as side_fwd_avx512 computes them (same operations
-// per lane, same reduction), the sides interleaved block by block. Returns 1 when sqrt(sh) +
-// sqrt(st) < s (the comparison of boxteScoreBatch's score with the gold score s), else 0; after
-// every block it stops with 0 once `settled` (exact: the result equals the full comparison's).
-template <bool TANH>
+// both sides' sums of squared distances exactly as side_sum_avx512<MODE> computes them (same
+// operations per lane, same reduction), the sides interleaved block by block. Returns 1 when
+// sqrt(sh) + sqrt(st) < s (the comparison of boxteScoreBatch's score with the gold score s), else 0;
+// after every block it stops with 0 once `settled` (exact: the result equals the full comparison's).
+template <int MODE>
 AVX512_FN int cand_better_avx512(const float* hx1, const float* hx2, const Box& bh, const float* tx1, const float* tx2,
                                  const Box& bt, long d, float s, long blk, __m512 accH, __m512 accT) {
   for (long k = blk * 16; k < d; k += 16, ++blk) {
     if (blk >= 1 && settled(accH, accT, s)) return 0;
     const __mmask16 m = lane_mask(d, k);
-    accH = side_block_sq_avx512<TANH>(hx1, hx2, bh, k, m, accH);
-    accT = side_block_sq_avx512<TANH>(tx1, tx2, bt, k, m, accT);
+    accH = side_block_sq_avx512<MODE>(hx1, hx2, bh, k, m, accH);
+    accT = side_block_sq_avx512<MODE>(tx1, tx2, bt, k, m, accT);
   }
   return std::sqrt(_mm512_reduce_add_ps(accH)) + std::sqrt(_mm512_reduce_add_ps(accT)) < s ? 1 : 0;
 }
 
 // Two candidates x, y of the same query at once (four independent chains for the core to overlap);
 // once one of them is settled the other continues alone. Same results as two cand_better_avx512 calls.
-template <bool TANH>
+template <int MODE>
 AVX512_FN void cand2_better_avx512(const float* hx, const float* hy, const float* ha, const Box& bh, const float* tx,
                                    const float* ty, const float* ta, const Box& bt, long d, float s, uint8_t* out) {
   __m512 aHx = _mm512_setzero_ps(), aTx = aHx, aHy = aHx, aTy = aHx;
@@ -342,37 +431,19 @@ AVX512_FN void cand2_better_avx512(const float* hx, const float* hy, const float
     if (blk >= 1) {
       const bool sx = settled(aHx, aTx, s), sy = settled(aHy, aTy, s);
       if (sx || sy) {
-        out[0] = sx ? 0 : static_cast<uint8_t>(cand_better_avx512<TANH>(hx, ha, bh, tx, ta, bt, d, s, blk, aHx, aTx));
-        out[1] = sy ? 0 : static_cast<uint8_t>(cand_better_avx512<TANH>(hy, ha, bh, ty, ta, bt, d, s, blk, aHy, aTy));
+        out[0] = sx ? 0 : static_cast<uint8_t>(cand_better_avx512<MODE>(hx, ha, bh, tx, ta, bt, d, s, blk, aHx, aTx));
+        out[1] = sy ? 0 : static_cast<uint8_t>(cand_better_avx512<MODE>(hy, ha, bh, ty, ta, bt, d, s, blk, aHy, aTy));
         return;
       }
     }
     const __mmask16 m = lane_mask(d, k);
-    aHx = side_block_sq_avx512<TANH>(hx, ha, bh, k, m, aHx);
-    aTx = side_block_sq_avx512<TANH>(tx, ta, bt, k, m, aTx);
-    aHy = side_block_sq_avx512<TANH>(hy, ha, bh, k, m, aHy);
-    aTy = side_block_sq_avx512<TANH>(ty, ta, bt, k, m, aTy);
+    aHx = side_block_sq_avx512<MODE>(hx, ha, bh, k, m, aHx);
+    aTx = side_block_sq_avx512<MODE>(tx, ta, bt, k, m, aTx);
+    aHy = side_block_sq_avx512<MODE>(hy, ha, bh, k, m, aHy);
+    aTy = side_block_sq_avx512<MODE>(ty, ta, bt, k, m, aTy);
   }
   out[0] = std::sqrt(_mm512_reduce_add_ps(aHx)) + std::sqrt(_mm512_reduce_add_ps(aTx)) < s ? 1 : 0;
   out[1] = std::sqrt(_mm512_reduce_add_ps(aHy)) + std::sqrt(_mm512_reduce_add_ps(aTy)) < s ? 1 : 0;
-}
-
-// better[x] for the candidates x0..x1-1 of one query (pairs through cand2_better_avx512); returns their count.
-template <bool TANH>
-AVX512_FN int32_t rank_block_avx512(const float* headTable, const float* ha, const Box& bh, const float* tailTable,
-                                    const float* ta, const Box& bt, long d, float s, long x0, long x1, uint8_t* better) {
-  int32_t cnt = 0;
-  long x = x0;
-  for (; x + 1 < x1; x += 2) {
-    cand2_better_avx512<TANH>(headTable + x * d, headTable + (x + 1) * d, ha, bh, tailTable + x * d, tailTable + (x + 1) * d, ta, bt, d, s, better + x);
-    cnt += better[x] + better[x + 1];
-  }
-  if (x < x1) {
-    const __m512 z = _mm512_setzero_ps();
-    better[x] = static_cast<uint8_t>(cand_better_avx512<TANH>(headTable + x * d, ha, bh, tailTable + x * d, ta, bt, d, s, 0, z, z));
-    cnt += better[x];
-  }
-  return cnt;
 }
 
 AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
@@ -624,6 +695,31 @@ bool ids_ok(Args& a, const int32_t* ids, long n, long rows, const char* name) {
   return true;
 }
 
+// ---- evaluation: scoring and ranking ---------------------------------------------------------------
+// The exponentials of tanh_exp16: e[i] = exp(2 x[i]) (computed in double, rounded once) for the rows
+// x0..x1-1 of a [rows, d] table; ok[r] = 1 when every |x| of row r is <= kExpLim (a NaN fails), else
+// 0 and the row's points are tanh16 of the float sum instead (its e values are not used).
+constexpr float kExpLim = 40.0f;
+
+void exp_rows(const float* x, long d, long x0, long x1, float* e, uint8_t* ok) {
+  for (long r = x0; r < x1; ++r) {
+    bool good = true;
+    for (long k = r * d; k < (r + 1) * d; ++k) {
+      const float v = x[k];
+      good = good && std::fabs(v) <= kExpLim;
+      e[k] = std::fabs(v) <= kExpLim ? static_cast<float>(std::exp(2.0 * static_cast<double>(v))) : 0.0f;
+    }
+    ok[r] = good ? 1 : 0;
+  }
+}
+
+// exp_rows of a whole table, row blocks in parallel (elementwise: the thread count does not matter)
+void exp_table(const float* x, long rows, long d, float* e, uint8_t* ok) {
+  const long BLK = 256;
+  auto task = [&](long blk, int) { exp_rows(x, d, blk * BLK, std::min(rows, (blk + 1) * BLK), e, ok); };
+  parallel_tasks((rows + BLK - 1) / BLK, 0, task);
+}
+
 // Arguments 0-14 of boxteScoreBatch and boxteRankBatch (read in this order, so the first bad one is
 // the one reported): d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel.
 struct EvalInputs {
@@ -650,32 +746,106 @@ struct EvalInputs {
   Box tail_box(const Derived& dv, long q) const { return box_at(l, u, c, w, dv, R * d + rel[q] * d); }
 };
 
-// boxteScoreBatch(d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel, out)
+bool absent(Args& a, size_t i) {
+  napi_valuetype t = napi_undefined;
+  return i >= a.n || (napi_typeof(a.env, a.v[i], &t) == napi_ok && (t == napi_undefined || t == napi_null));
+}
+
+// The scoring function of boxteScoreBatch / boxteRankBatch for one (query, candidate, side): the sum
+// over d of the distances (L2: squared) of the points to the query relation's box of that side. The
+// points are tanh(table[x] + add[q]) (tanh on) or the sum: on AVX-512 with tanh through tanh_exp16
+// from the exponentials of both tables (arguments i0..i0+3: headExp, headOk, tailExp, tailOk of
+// boxteExpRows, computed here when absent) and of the query parts, where the row and the query part
+// are within kExpLim (else tanh16 of the float sum); on the other paths the ISA's side_fwd.
+struct EvalSides {
+  const EvalInputs& in;
+  const Derived dv;
+  const FwdFn fwd = fwd_fn();
+  const bool useExp;
+  std::vector<float> ownE;  // the tables' exponentials when not given
+  std::vector<uint8_t> ownOk;
+  const float* ex[2] = {nullptr, nullptr};  // [E, d] exponentials of headTable / tailTable
+  const uint8_t* ok[2] = {nullptr, nullptr};
+  std::vector<float> eq;  // [2, Q, d] exponentials of headAdd / tailAdd
+  std::vector<uint8_t> qok;  // [2, Q]
+  EvalSides(Args& a, const EvalInputs& inputs, size_t i0)
+      : in(inputs), dv(inputs.w, 2 * inputs.R * inputs.d), useExp(inputs.useTanh && boxte_isa() == 2) {
+    const long d = in.d, E = in.E, Q = in.Q;
+    if (!a.ok || !useExp) return;
+    const char* names[4] = {"headExp", "headOk", "tailExp", "tailOk"};
+    const float* tabs[2] = {in.headTable, in.tailTable};
+    for (int s = 0; s < 2; ++s) {
+      if (absent(a, i0 + 2 * s) && absent(a, i0 + 2 * s + 1)) {
+        if (ownE.empty()) {
+          ownE.resize(2 * E * d);
+          ownOk.resize(2 * E);
+        }
+        exp_table(tabs[s], E, d, ownE.data() + s * E * d, ownOk.data() + s * E);
+        ex[s] = ownE.data() + s * E * d;
+        ok[s] = ownOk.data() + s * E;
+      } else {
+        ex[s] = arr<float>(a, i0 + 2 * s, names[2 * s], napi_float32_array, E * d);
+        ok[s] = arr<uint8_t>(a, i0 + 2 * s + 1, names[2 * s + 1], napi_uint8_array, E);
+      }
+    }
+    eq.resize(2 * Q * d);
+    qok.resize(2 * Q);
+    exp_rows(in.headAdd, d, 0, Q, eq.data(), qok.data());
+    exp_rows(in.tailAdd, d, 0, Q, eq.data() + Q * d, qok.data() + Q);
+  }
+  // side s (0 head, 1 tail) uses tanh_exp16 for candidate x of query q
+  bool exp_side(int s, long q, long x) const { return useExp && qok[s * in.Q + q] && ok[s][x]; }
+  float side(int s, long q, long x, const Box& b) const {
+    const long d = in.d;
+    const float* tab = s == 0 ? in.headTable : in.tailTable;
+    const float* add = s == 0 ? in.headAdd : in.tailAdd;
+#ifdef BOXTE_X86
+    if (exp_side(s, q, x)) return side_sum_avx512<2>(ex[s] + x * d, eq.data() + (s * in.Q + q) * d, b, d, in.l2);
+#endif
+    return fwd(tab + x * d, add + q * d, nullptr, b, nullptr, d, in.useTanh, in.l2);
+  }
+  float score(long q, long x) const {
+    const float sh = side(0, q, x, in.head_box(dv, q)), st = side(1, q, x, in.tail_box(dv, q));
+    return in.l2 ? std::sqrt(sh) + std::sqrt(st) : sh + st;
+  }
+};
+
+// boxteExpRows(rows, d, x, outExp, outOk): the exponentials of a [rows, d] table for boxteScoreBatch /
+// boxteRankBatch (exp_rows; pass them when one table is scored by many calls).
+napi_value ExpRows(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteExpRows");
+  const long rows = integer(a, 0, "rows", 0), d = integer(a, 1, "d", 1);
+  const float* x = arr<float>(a, 2, "x", napi_float32_array, rows * d);
+  float* e = arr<float>(a, 3, "outExp", napi_float32_array, rows * d);
+  uint8_t* ok = arr<uint8_t>(a, 4, "outOk", napi_uint8_array, rows);
+  if (!a.ok) return nullptr;
+  exp_table(x, rows, d, e, ok);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// boxteScoreBatch(d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel, out
+//                 [, headExp, headOk, tailExp, tailOk]): scores [Q, E] (EvalSides::score)
 napi_value ScoreBatch(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteScoreBatch");
   const EvalInputs in(a);
-  const long d = in.d, E = in.E, Q = in.Q, R = in.R;
-  const bool useTanh = in.useTanh, l2 = in.l2;
-  const float *headTable = in.headTable, *headAdd = in.headAdd, *tailTable = in.tailTable, *tailAdd = in.tailAdd;
-  const int32_t* rel = in.rel;
+  const long E = in.E, Q = in.Q, R = in.R;
   float* out = arr<float>(a, 15, "out", napi_float32_array, Q * E);
-  if (!ids_ok(a, rel, Q, R, "rel")) return nullptr;
-  const Derived dv(in.w, 2 * R * d);
-  const FwdFn fwd = fwd_fn();
+  if (!ids_ok(a, in.rel, Q, R, "rel")) return nullptr;
+  const EvalSides ev(a, in, 16);
+  if (!a.ok) return nullptr;
   const long BLK = 256;
   const long nb = (E + BLK - 1) / BLK;
   auto task = [&](long blk, int) {
     const long x0 = blk * BLK, x1 = x0 + BLK < E ? x0 + BLK : E;
     for (long q = 0; q < Q; ++q) {
-      const Box bh = in.head_box(dv, q);
-      const Box bt = in.tail_box(dv, q);
-      const float* ha = headAdd + q * d;
-      const float* ta = tailAdd + q * d;
+      const Box bh = in.head_box(ev.dv, q);
+      const Box bt = in.tail_box(ev.dv, q);
       float* o = out + q * E;
       for (long x = x0; x < x1; ++x) {
-        const float sh = fwd(headTable + x * d, ha, nullptr, bh, nullptr, d, useTanh, l2);
-        const float st = fwd(tailTable + x * d, ta, nullptr, bt, nullptr, d, useTanh, l2);
-        o[x] = l2 ? std::sqrt(sh) + std::sqrt(st) : sh + st;
+        const float sh = ev.side(0, q, x, bh), st = ev.side(1, q, x, bt);
+        o[x] = in.l2 ? std::sqrt(sh) + std::sqrt(st) : sh + st;
       }
     }
   };
@@ -685,59 +855,111 @@ napi_value ScoreBatch(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+#ifdef BOXTE_X86
+// One candidate of the AVX-512 L2 ranking with each side's mode (1 tanh16 of the sum, 2 tanh_exp16)
+// chosen at run time: cand_better_avx512 on the sides' own pointers.
+template <int MH, int MT>
+AVX512_FN int cand_mixed_avx512(const float* hx1, const float* hx2, const Box& bh, const float* tx1, const float* tx2,
+                                const Box& bt, long d, float s) {
+  __m512 accH = _mm512_setzero_ps(), accT = accH;
+  for (long k = 0, blk = 0; k < d; k += 16, ++blk) {
+    if (blk >= 1 && settled(accH, accT, s)) return 0;
+    const __mmask16 m = lane_mask(d, k);
+    accH = side_block_sq_avx512<MH>(hx1, hx2, bh, k, m, accH);
+    accT = side_block_sq_avx512<MT>(tx1, tx2, bt, k, m, accT);
+  }
+  return std::sqrt(_mm512_reduce_add_ps(accH)) + std::sqrt(_mm512_reduce_add_ps(accT)) < s ? 1 : 0;
+}
+
+// better[x] for the candidates x0..x1-1 of query q (AVX-512, L2; pairs through cand2_better_avx512 where
+// both candidates' sides run one mode); returns their count.
+AVX512_FN int32_t rank_block_avx512(const EvalSides& ev, long q, const Box& bh, const Box& bt, float s, long x0, long x1,
+                                    uint8_t* better) {
+  const EvalInputs& in = ev.in;
+  const long d = in.d;
+  const float *hT = in.headTable, *tT = in.tailTable, *ha = in.headAdd + q * d, *ta = in.tailAdd + q * d;
+  const float *hE = ev.ex[0], *tE = ev.ex[1];
+  const float *hq = ev.useExp ? ev.eq.data() + q * d : nullptr, *tq = ev.useExp ? ev.eq.data() + (in.Q + q) * d : nullptr;
+  auto both = [&](long x) { return ev.exp_side(0, q, x) && ev.exp_side(1, q, x); };
+  int32_t cnt = 0;
+  long x = x0;
+  while (x < x1) {
+    if (!in.useTanh && x + 1 < x1) {
+      cand2_better_avx512<0>(hT + x * d, hT + (x + 1) * d, ha, bh, tT + x * d, tT + (x + 1) * d, ta, bt, d, s, better + x);
+    } else if (in.useTanh && x + 1 < x1 && ev.useExp && both(x) && both(x + 1)) {
+      cand2_better_avx512<2>(hE + x * d, hE + (x + 1) * d, hq, bh, tE + x * d, tE + (x + 1) * d, tq, bt, d, s, better + x);
+    } else {
+      int b;
+      if (!in.useTanh) b = cand_mixed_avx512<0, 0>(hT + x * d, ha, bh, tT + x * d, ta, bt, d, s);
+      else {
+        const bool eh = ev.exp_side(0, q, x), et = ev.exp_side(1, q, x);
+        const float *h1 = eh ? hE + x * d : hT + x * d, *h2 = eh ? hq : ha;
+        const float *t1 = et ? tE + x * d : tT + x * d, *t2 = et ? tq : ta;
+        b = eh ? (et ? cand_mixed_avx512<2, 2>(h1, h2, bh, t1, t2, bt, d, s) : cand_mixed_avx512<2, 1>(h1, h2, bh, t1, t2, bt, d, s))
+               : (et ? cand_mixed_avx512<1, 2>(h1, h2, bh, t1, t2, bt, d, s) : cand_mixed_avx512<1, 1>(h1, h2, bh, t1, t2, bt, d, s));
+      }
+      better[x] = static_cast<uint8_t>(b);
+      cnt += b;
+      ++x;
+      continue;
+    }
+    cnt += better[x] + better[x + 1];
+    x += 2;
+  }
+  return cnt;
+}
+#endif
+
 // boxteRankBatch(d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel, gold, better,
-//                count, goldScore): the evaluation's comparisons without the score matrix. For query q the
-// gold candidate's score s = goldScore[q] is computed first, exactly as boxteScoreBatch computes it;
-// better[q * E + x] = 1 when candidate x scores strictly below s (0 otherwise, NaN included) and
-// count[q] = the number of such x. With the L2 norm a candidate whose head-side distance alone,
-// sqrt(sh), is already >= s is settled without its tail side: score = sqrt(sh) + sqrt(st) with st
-// >= 0 and float rounding monotone, so the score it would get is >= s as well (the comparisons,
-// counts and ranks are exactly those of the full scores). Candidate blocks of 256 are the tasks.
+//                count, goldScore [, headExp, headOk, tailExp, tailOk]): the evaluation's comparisons without
+// the score matrix. For query q the gold candidate's score s = goldScore[q] is computed first, exactly as
+// boxteScoreBatch computes it; better[q * E + x] = 1 when candidate x scores strictly below s (0
+// otherwise, NaN included) and count[q] = the number of such x. With the L2 norm a candidate is
+// settled (0) once the square roots of its partial sums of squared distances, added, reach s: the sums
+// only grow and float rounding is monotone, so its full score would be >= s as well (the comparisons,
+// counts and ranks are exactly those of the full scores). AVX-512 checks after every 16 dimensions of
+// both sides, AVX2 after every 8, the generic path after the head side. Candidate blocks of 256 are the tasks.
 napi_value RankBatch(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteRankBatch");
   const EvalInputs in(a);
   const long d = in.d, E = in.E, Q = in.Q, R = in.R;
   const bool useTanh = in.useTanh, l2 = in.l2;
   const float *headTable = in.headTable, *headAdd = in.headAdd, *tailTable = in.tailTable, *tailAdd = in.tailAdd;
-  const int32_t* rel = in.rel;
   const int32_t* gold = arr<int32_t>(a, 15, "gold", napi_int32_array, Q);
   uint8_t* better = arr<uint8_t>(a, 16, "better", napi_uint8_array, Q * E);
   int32_t* count = arr<int32_t>(a, 17, "count", napi_int32_array, Q);
   float* goldScore = arr<float>(a, 18, "goldScore", napi_float32_array, Q);
-  if (!ids_ok(a, rel, Q, R, "rel") || !ids_ok(a, gold, Q, E, "gold")) return nullptr;
-  const Derived dv(in.w, 2 * R * d);
-  const FwdFn fwd = fwd_fn();
-  auto score = [&](long q, long x) -> float {
-    const Box bh = in.head_box(dv, q);
-    const Box bt = in.tail_box(dv, q);
-    const float sh = fwd(headTable + x * d, headAdd + q * d, nullptr, bh, nullptr, d, useTanh, l2);
-    const float st = fwd(tailTable + x * d, tailAdd + q * d, nullptr, bt, nullptr, d, useTanh, l2);
-    return l2 ? std::sqrt(sh) + std::sqrt(st) : sh + st;
-  };
-  for (long q = 0; q < Q; ++q) goldScore[q] = score(q, gold[q]);
-  const bool bounded = l2 && boxte_isa() == 2;  // cand2_better_avx512 / cand_better_avx512
+  if (!ids_ok(a, in.rel, Q, R, "rel") || !ids_ok(a, gold, Q, E, "gold")) return nullptr;
+  const EvalSides ev(a, in, 19);
+  if (!a.ok) return nullptr;
+  for (long q = 0; q < Q; ++q) goldScore[q] = ev.score(q, gold[q]);
+  const int isa = boxte_isa();
   const long BLK = 256;
   const long nb = (E + BLK - 1) / BLK;
   std::vector<int32_t> part(nb * Q, 0);
   auto task = [&](long blk, int) {
     const long x0 = blk * BLK, x1 = x0 + BLK < E ? x0 + BLK : E;
     for (long q = 0; q < Q; ++q) {
-      const Box bh = in.head_box(dv, q);
-      const Box bt = in.tail_box(dv, q);
+      const Box bh = in.head_box(ev.dv, q);
+      const Box bt = in.tail_box(ev.dv, q);
       const float* ha = headAdd + q * d;
       const float* ta = tailAdd + q * d;
       const float s = goldScore[q];
       uint8_t* b = better + q * E;
       int32_t cnt = 0;
 #ifdef BOXTE_X86
-      if (bounded) {
-        part[blk * Q + q] = useTanh ? rank_block_avx512<true>(headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b)
-                                    : rank_block_avx512<false>(headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b);
+      if (l2 && isa == 2) {
+        part[blk * Q + q] = rank_block_avx512(ev, q, bh, bt, s, x0, x1, b);
+        continue;
+      }
+      if (l2 && isa == 1) {
+        part[blk * Q + q] = useTanh ? rank_block_avx2<true>(headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b)
+                                    : rank_block_avx2<false>(headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b);
         continue;
       }
 #endif
       for (long x = x0; x < x1; ++x) {
-        const float sh = fwd(headTable + x * d, ha, nullptr, bh, nullptr, d, useTanh, l2);
+        const float sh = ev.side(0, q, x, bh);
         float sc;
         if (l2) {
           const float rh = std::sqrt(sh);
@@ -745,9 +967,9 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
             b[x] = 0;
             continue;
           }
-          sc = rh + std::sqrt(fwd(tailTable + x * d, ta, nullptr, bt, nullptr, d, useTanh, l2));
+          sc = rh + std::sqrt(ev.side(1, q, x, bt));
         } else {
-          sc = sh + fwd(tailTable + x * d, ta, nullptr, bt, nullptr, d, useTanh, l2);
+          sc = sh + ev.side(1, q, x, bt);
         }
         const uint8_t bx = sc < s ? 1 : 0;
         b[x] = bx;
@@ -1570,6 +1792,8 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteBoxTable", fv);
   if (napi_create_function(env, "boxteCornerGrad", NAPI_AUTO_LENGTH, CornerGradN, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteCornerGrad", fv);
+  if (napi_create_function(env, "boxteExpRows", NAPI_AUTO_LENGTH, ExpRows, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteExpRows", fv);
   if (napi_create_function(env, "boxteIsa", NAPI_AUTO_LENGTH, IsaName, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteIsa", fv);
 }
