@@ -376,8 +376,29 @@ AVX512_FN inline __m512 side_point16(const float* x1, const float* x2, long k, _
   return MODE == 1 ? tanh16(x) : x;
 }
 
-// One side's sum of distances (L2: of squared distances) over d, points by side_point16<MODE>;
-// MODE 0 / 1 are exactly side_fwd_avx512's operations (x3 = null, no points stored).
+// The sum of the 16 lanes of v by one fixed tree: lane i + lane i+8, then j + j+4, then m + m+2, then
+// 0 + 1 (the evaluation's scores use it, and hsum16x4 reduces four vectors by the same tree at once).
+AVX512_FN inline float hsum16(__m512 v) {
+  const __m256 t = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  __m128 u = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+  u = _mm_add_ps(u, _mm_movehl_ps(u, u));
+  return _mm_cvtss_f32(_mm_add_ss(u, _mm_movehdup_ps(u)));
+}
+
+// hsum16 of a, b, c, e (same bits) in lanes 0, 4, 8, 12.
+AVX512_FN inline __m512 hsum16x4(__m512 a, __m512 b, __m512 c, __m512 e) {
+  // lanes i + i+8: [a' | b'] and [c' | e'] (8 lanes each)
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 ce = _mm512_add_ps(_mm512_shuffle_f32x4(c, e, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_f32x4(c, e, _MM_SHUFFLE(3, 2, 3, 2)));
+  // j + j+4: one 128-bit chunk per vector
+  const __m512 w = _mm512_add_ps(_mm512_shuffle_f32x4(ab, ce, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_f32x4(ab, ce, _MM_SHUFFLE(3, 1, 3, 1)));
+  // m + m+2, then 0 + 1 within each chunk
+  const __m512 x = _mm512_add_ps(w, _mm512_permute_ps(w, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm512_add_ps(x, _mm512_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+
+// One side's sum of distances (L2: of squared distances) over d, points by side_point16<MODE>, lanes
+// summed by hsum16.
 template <int MODE>
 AVX512_FN float side_sum_avx512(const float* x1, const float* x2, const Box& b, long d, bool l2) {
   __m512 acc = _mm512_setzero_ps();
@@ -386,7 +407,7 @@ AVX512_FN float side_sum_avx512(const float* x1, const float* x2, const Box& b, 
     const __m512 di = box_dist16(side_point16<MODE>(x1, x2, k, m), b, k, m);
     acc = l2 ? _mm512_fmadd_ps(di, di, acc) : _mm512_add_ps(acc, di);
   }
-  return _mm512_reduce_add_ps(acc);
+  return hsum16(acc);
 }
 
 // One side's block of side_sum_avx512 (L2): acc + dist^2 of lanes k..k+15 (mask m).
@@ -396,28 +417,36 @@ AVX512_FN inline __m512 side_block_sq_avx512(const float* x1, const float* x2, c
   return _mm512_fmadd_ps(di, di, acc);
 }
 
-// The ranking's bound: sqrt(partial head sum) + sqrt(partial tail sum) >= s. Each lane's partial
-// sum only grows (fma of a square onto it; rounding is monotone) and so do the horizontal sums,
-// the square roots and their sum, so once it holds the full score cannot fall below s.
-AVX512_FN inline bool settled(__m512 accH, __m512 accT, float s) {
-  return std::sqrt(_mm512_reduce_add_ps(accH)) + std::sqrt(_mm512_reduce_add_ps(accT)) >= s;
+// The ranking's comparisons of two candidates x, y with the gold score s from their (partial) sums of
+// squared distances: bit 0 of the result: sqrt(hsum16(hx)) + sqrt(hsum16(tx)) >= s, bit 8: the same
+// for y (sqrt correctly rounded as std::sqrt; NaN compares false). Each lane's partial sum only grows
+// (fma of a square onto it; rounding is monotone) and so do the lane sums, the square roots and their
+// sum: once a bit holds on partial sums, the full score of that candidate cannot fall below s.
+AVX512_FN inline __mmask16 not_below2(__m512 hx, __m512 tx, __m512 hy, __m512 ty, float s) {
+  const __m512 r = _mm512_sqrt_ps(hsum16x4(hx, tx, hy, ty));  // sqrt of x's head, tail sums in lanes 0, 4; y's in 8, 12
+  const __m512 sc = _mm512_add_ps(r, _mm512_shuffle_f32x4(r, r, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_cmp_ps_mask(sc, _mm512_set1_ps(s), _CMP_GE_OQ) & static_cast<__mmask16>(0x0101);
 }
+
+// The first block after which the ranking checks whether a candidate is settled (checking after
+// the first 16 dimensions settles few: it does not pay).
+constexpr long kFirstCheck = 2;
 
 // Candidate x of one ranking query (AVX-512, L2 norm), from block `blk` on with the sums so far:
 // both sides' sums of squared distances exactly as side_sum_avx512<MODE> computes them (same
 // operations per lane, same reduction), the sides interleaved block by block. Returns 1 when
 // sqrt(sh) + sqrt(st) < s (the comparison of boxteScoreBatch's score with the gold score s), else 0;
-// after every block it stops with 0 once `settled` (exact: the result equals the full comparison's).
-template <int MODE>
+// from block kFirstCheck on it stops with 0 once not_below2 (exact: the result equals the full comparison's).
+template <int MH, int MT>
 AVX512_FN int cand_better_avx512(const float* hx1, const float* hx2, const Box& bh, const float* tx1, const float* tx2,
                                  const Box& bt, long d, float s, long blk, __m512 accH, __m512 accT) {
   for (long k = blk * 16; k < d; k += 16, ++blk) {
-    if (blk >= 1 && settled(accH, accT, s)) return 0;
+    if (blk >= kFirstCheck && not_below2(accH, accT, accH, accT, s) != 0) return 0;
     const __mmask16 m = lane_mask(d, k);
-    accH = side_block_sq_avx512<MODE>(hx1, hx2, bh, k, m, accH);
-    accT = side_block_sq_avx512<MODE>(tx1, tx2, bt, k, m, accT);
+    accH = side_block_sq_avx512<MH>(hx1, hx2, bh, k, m, accH);
+    accT = side_block_sq_avx512<MT>(tx1, tx2, bt, k, m, accT);
   }
-  return std::sqrt(_mm512_reduce_add_ps(accH)) + std::sqrt(_mm512_reduce_add_ps(accT)) < s ? 1 : 0;
+  return not_below2(accH, accT, accH, accT, s) != 0 ? 0 : 1;
 }
 
 // Two candidates x, y of the same query at once (four independent chains for the core to overlap);
@@ -428,11 +457,11 @@ AVX512_FN void cand2_better_avx512(const float* hx, const float* hy, const float
   __m512 aHx = _mm512_setzero_ps(), aTx = aHx, aHy = aHx, aTy = aHx;
   long blk = 0;
   for (long k = 0; k < d; k += 16, ++blk) {
-    if (blk >= 1) {
-      const bool sx = settled(aHx, aTx, s), sy = settled(aHy, aTy, s);
-      if (sx || sy) {
-        out[0] = sx ? 0 : static_cast<uint8_t>(cand_better_avx512<MODE>(hx, ha, bh, tx, ta, bt, d, s, blk, aHx, aTx));
-        out[1] = sy ? 0 : static_cast<uint8_t>(cand_better_avx512<MODE>(hy, ha, bh, ty, ta, bt, d, s, blk, aHy, aTy));
+    if (blk >= kFirstCheck) {
+      const __mmask16 nb = not_below2(aHx, aTx, aHy, aTy, s);
+      if (nb != 0) {
+        out[0] = (nb & 1) ? 0 : static_cast<uint8_t>(cand_better_avx512<MODE, MODE>(hx, ha, bh, tx, ta, bt, d, s, blk, aHx, aTx));
+        out[1] = (nb & 0x100) ? 0 : static_cast<uint8_t>(cand_better_avx512<MODE, MODE>(hy, ha, bh, ty, ta, bt, d, s, blk, aHy, aTy));
         return;
       }
     }
@@ -442,8 +471,9 @@ AVX512_FN void cand2_better_avx512(const float* hx, const float* hy, const float
     aHy = side_block_sq_avx512<MODE>(hy, ha, bh, k, m, aHy);
     aTy = side_block_sq_avx512<MODE>(ty, ta, bt, k, m, aTy);
   }
-  out[0] = std::sqrt(_mm512_reduce_add_ps(aHx)) + std::sqrt(_mm512_reduce_add_ps(aTx)) < s ? 1 : 0;
-  out[1] = std::sqrt(_mm512_reduce_add_ps(aHy)) + std::sqrt(_mm512_reduce_add_ps(aTy)) < s ? 1 : 0;
+  const __mmask16 nb = not_below2(aHx, aTx, aHy, aTy, s);
+  out[0] = (nb & 1) ? 0 : 1;
+  out[1] = (nb & 0x100) ? 0 : 1;
 }
 
 AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
@@ -756,11 +786,13 @@ bool absent(Args& a, size_t i) {
 // points are tanh(table[x] + add[q]) (tanh on) or the sum: on AVX-512 with tanh through tanh_exp16
 // from the exponentials of both tables (arguments i0..i0+3: headExp, headOk, tailExp, tailOk of
 // boxteExpRows, computed here when absent) and of the query parts, where the row and the query part
-// are within kExpLim (else tanh16 of the float sum); on the other paths the ISA's side_fwd.
+// are within kExpLim (else tanh16 of the float sum), lanes summed by hsum16 (side_sum_avx512); on the
+// other paths the ISA's side_fwd.
 struct EvalSides {
   const EvalInputs& in;
   const Derived dv;
   const FwdFn fwd = fwd_fn();
+  const int isa = boxte_isa();
   const bool useExp;
   std::vector<float> ownE;  // the tables' exponentials when not given
   std::vector<uint8_t> ownOk;
@@ -801,6 +833,7 @@ struct EvalSides {
     const float* add = s == 0 ? in.headAdd : in.tailAdd;
 #ifdef BOXTE_X86
     if (exp_side(s, q, x)) return side_sum_avx512<2>(ex[s] + x * d, eq.data() + (s * in.Q + q) * d, b, d, in.l2);
+    if (isa == 2) return in.useTanh ? side_sum_avx512<1>(tab + x * d, add + q * d, b, d, in.l2) : side_sum_avx512<0>(tab + x * d, add + q * d, b, d, in.l2);
 #endif
     return fwd(tab + x * d, add + q * d, nullptr, b, nullptr, d, in.useTanh, in.l2);
   }
@@ -856,21 +889,6 @@ napi_value ScoreBatch(napi_env env, napi_callback_info info) {
 }
 
 #ifdef BOXTE_X86
-// One candidate of the AVX-512 L2 ranking with each side's mode (1 tanh16 of the sum, 2 tanh_exp16)
-// chosen at run time: cand_better_avx512 on the sides' own pointers.
-template <int MH, int MT>
-AVX512_FN int cand_mixed_avx512(const float* hx1, const float* hx2, const Box& bh, const float* tx1, const float* tx2,
-                                const Box& bt, long d, float s) {
-  __m512 accH = _mm512_setzero_ps(), accT = accH;
-  for (long k = 0, blk = 0; k < d; k += 16, ++blk) {
-    if (blk >= 1 && settled(accH, accT, s)) return 0;
-    const __mmask16 m = lane_mask(d, k);
-    accH = side_block_sq_avx512<MH>(hx1, hx2, bh, k, m, accH);
-    accT = side_block_sq_avx512<MT>(tx1, tx2, bt, k, m, accT);
-  }
-  return std::sqrt(_mm512_reduce_add_ps(accH)) + std::sqrt(_mm512_reduce_add_ps(accT)) < s ? 1 : 0;
-}
-
 // better[x] for the candidates x0..x1-1 of query q (AVX-512, L2; pairs through cand2_better_avx512 where
 // both candidates' sides run one mode); returns their count.
 AVX512_FN int32_t rank_block_avx512(const EvalSides& ev, long q, const Box& bh, const Box& bt, float s, long x0, long x1,
@@ -881,6 +899,7 @@ AVX512_FN int32_t rank_block_avx512(const EvalSides& ev, long q, const Box& bh, 
   const float *hE = ev.ex[0], *tE = ev.ex[1];
   const float *hq = ev.useExp ? ev.eq.data() + q * d : nullptr, *tq = ev.useExp ? ev.eq.data() + (in.Q + q) * d : nullptr;
   auto both = [&](long x) { return ev.exp_side(0, q, x) && ev.exp_side(1, q, x); };
+  const __m512 z = _mm512_setzero_ps();
   int32_t cnt = 0;
   long x = x0;
   while (x < x1) {
@@ -890,13 +909,13 @@ AVX512_FN int32_t rank_block_avx512(const EvalSides& ev, long q, const Box& bh, 
       cand2_better_avx512<2>(hE + x * d, hE + (x + 1) * d, hq, bh, tE + x * d, tE + (x + 1) * d, tq, bt, d, s, better + x);
     } else {
       int b;
-      if (!in.useTanh) b = cand_mixed_avx512<0, 0>(hT + x * d, ha, bh, tT + x * d, ta, bt, d, s);
+      if (!in.useTanh) b = cand_better_avx512<0, 0>(hT + x * d, ha, bh, tT + x * d, ta, bt, d, s, 0, z, z);
       else {
         const bool eh = ev.exp_side(0, q, x), et = ev.exp_side(1, q, x);
         const float *h1 = eh ? hE + x * d : hT + x * d, *h2 = eh ? hq : ha;
         const float *t1 = et ? tE + x * d : tT + x * d, *t2 = et ? tq : ta;
-        b = eh ? (et ? cand_mixed_avx512<2, 2>(h1, h2, bh, t1, t2, bt, d, s) : cand_mixed_avx512<2, 1>(h1, h2, bh, t1, t2, bt, d, s))
-               : (et ? cand_mixed_avx512<1, 2>(h1, h2, bh, t1, t2, bt, d, s) : cand_mixed_avx512<1, 1>(h1, h2, bh, t1, t2, bt, d, s));
+        b = eh ? (et ? cand_better_avx512<2, 2>(h1, h2, bh, t1, t2, bt, d, s, 0, z, z) : cand_better_avx512<2, 1>(h1, h2, bh, t1, t2, bt, d, s, 0, z, z))
+               : (et ? cand_better_avx512<1, 2>(h1, h2, bh, t1, t2, bt, d, s, 0, z, z) : cand_better_avx512<1, 1>(h1, h2, bh, t1, t2, bt, d, s, 0, z, z));
       }
       better[x] = static_cast<uint8_t>(b);
       cnt += b;
