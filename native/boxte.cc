@@ -39,6 +39,9 @@ struct Box {
   const float *invw, *kappa, *dkappa;  // 1/w, (w-1)(w-1/w)/2, d kappa / d w
 };
 
+// one side's forward (side_fwd_scalar / _avx2 / _avx512)
+typedef float (*FwdFn)(const float*, const float*, const float*, const Box&, float*, long, bool, bool);
+
 // ---- scalar (portable) inner loops ----------------------------------------------------------------
 
 inline float dist1(float p, const Box& b, long k) {
@@ -217,23 +220,15 @@ AVX2_FN inline __m256 side_block_sq_avx2(const float* x1, const float* x2, const
   return _mm256_fmadd_ps(di, di, acc);
 }
 
-// side_fwd_avx2's scalar remainder (dimensions k..d-1) added to s, x3 = null, L2
-AVX2_FN inline float side_rest_sq_avx2(float s, const float* x1, const float* x2, const Box& b, long k, long d, bool useTanh) {
-  for (; k < d; ++k) {
-    float x = x1[k] + x2[k] + 0.0f;
-    if (useTanh) x = std::tanh(x);
-    const float di = dist1(x, b, k);
-    s += di * di;
-  }
-  return s;
-}
-
-// Candidate x of one ranking query (AVX2, L2 norm): both sides' sums of squared distances exactly as
-// side_fwd_avx2 computes them, the sides interleaved 8 dimensions at a time; 1 when sqrt(sh) +
-// sqrt(st) < s, else 0, and 0 as soon as sqrt(partial sh) + sqrt(partial st) >= s (the partial sums,
-// their horizontal sums and the scalar remainder only add non-negative terms: exact, as settled()).
+// Candidate x of one ranking query (AVX2, L2 norm): both sides' sums of squared distances over the
+// blocks of 8 dimensions exactly as side_fwd_avx2's vector loop computes them, the sides interleaved;
+// 0 as soon as sqrt(partial sh) + sqrt(partial st) >= s (the lanes, their horizontal sums and
+// side_fwd_avx2's scalar remainder only add non-negative terms: exact, as settled()), else the
+// comparison of the full scores, taken from side_fwd_avx2 itself through the pointer `fwd` the
+// scoring calls (its scalar remainder may be contracted into fmas or not depending on the constants
+// the compiler sees: a call it cannot specialise gives the scoring's bits by construction).
 template <bool TANH>
-AVX2_FN int cand_better_avx2(const float* hx1, const float* hx2, const Box& bh, const float* tx1, const float* tx2,
+AVX2_FN int cand_better_avx2(FwdFn fwd, const float* hx1, const float* hx2, const Box& bh, const float* tx1, const float* tx2,
                              const Box& bt, long d, float s) {
   __m256 accH = _mm256_setzero_ps(), accT = accH;
   long k = 0;
@@ -242,18 +237,19 @@ AVX2_FN int cand_better_avx2(const float* hx1, const float* hx2, const Box& bh, 
     accH = side_block_sq_avx2<TANH>(hx1, hx2, bh, k, accH);
     accT = side_block_sq_avx2<TANH>(tx1, tx2, bt, k, accT);
   }
-  const float sh = side_rest_sq_avx2(hsum8(accH), hx1, hx2, bh, k, d, TANH);
-  const float st = side_rest_sq_avx2(hsum8(accT), tx1, tx2, bt, k, d, TANH);
+  if (std::sqrt(hsum8(accH)) + std::sqrt(hsum8(accT)) >= s) return 0;
+  const float sh = fwd(hx1, hx2, nullptr, bh, nullptr, d, TANH, true);
+  const float st = fwd(tx1, tx2, nullptr, bt, nullptr, d, TANH, true);
   return std::sqrt(sh) + std::sqrt(st) < s ? 1 : 0;
 }
 
 // better[x] for the candidates x0..x1-1 of one query (cand_better_avx2); returns their count.
 template <bool TANH>
-AVX2_FN int32_t rank_block_avx2(const float* headTable, const float* ha, const Box& bh, const float* tailTable,
+AVX2_FN int32_t rank_block_avx2(FwdFn fwd, const float* headTable, const float* ha, const Box& bh, const float* tailTable,
                                 const float* ta, const Box& bt, long d, float s, long x0, long x1, uint8_t* better) {
   int32_t cnt = 0;
   for (long x = x0; x < x1; ++x) {
-    better[x] = static_cast<uint8_t>(cand_better_avx2<TANH>(headTable + x * d, ha, bh, tailTable + x * d, ta, bt, d, s));
+    better[x] = static_cast<uint8_t>(cand_better_avx2<TANH>(fwd, headTable + x * d, ha, bh, tailTable + x * d, ta, bt, d, s));
     cnt += better[x];
   }
   return cnt;
@@ -596,7 +592,6 @@ AVX512_FN void group_bwd_avx512(long G, long d, const float* P, const Box& bh, c
 }
 #endif
 
-typedef float (*FwdFn)(const float*, const float*, const float*, const Box&, float*, long, bool, bool);
 typedef void (*BwdFn)(const float*, const Box&, float, long, bool, bool, float*, float*, float*, float*, float*);
 
 // The path of this family comes from dispatch.cc (TFREE_ISA / setIsa from JS, CPU features):
@@ -972,8 +967,8 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
         continue;
       }
       if (l2 && isa == 1) {
-        part[blk * Q + q] = useTanh ? rank_block_avx2<true>(headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b)
-                                    : rank_block_avx2<false>(headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b);
+        part[blk * Q + q] = useTanh ? rank_block_avx2<true>(ev.fwd, headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b)
+                                    : rank_block_avx2<false>(ev.fwd, headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b);
         continue;
       }
 #endif
