@@ -948,9 +948,8 @@ AVX512_FN int32_t rank_block_avx512(const EvalSides& ev, long q, const Box& bh, 
 napi_value RankBatch(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteRankBatch");
   const EvalInputs in(a);
-  const long d = in.d, E = in.E, Q = in.Q, R = in.R;
-  const bool useTanh = in.useTanh, l2 = in.l2;
-  const float *headTable = in.headTable, *headAdd = in.headAdd, *tailTable = in.tailTable, *tailAdd = in.tailAdd;
+  const long E = in.E, Q = in.Q, R = in.R;
+  const bool l2 = in.l2;
   const int32_t* gold = arr<int32_t>(a, 15, "gold", napi_int32_array, Q);
   uint8_t* better = arr<uint8_t>(a, 16, "better", napi_uint8_array, Q * E);
   int32_t* count = arr<int32_t>(a, 17, "count", napi_int32_array, Q);
@@ -959,7 +958,6 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
   const EvalSides ev(a, in, 19);
   if (!a.ok) return nullptr;
   for (long q = 0; q < Q; ++q) goldScore[q] = ev.score(q, gold[q]);
-  const int isa = boxte_isa();
   const long BLK = 256;
   const long nb = (E + BLK - 1) / BLK;
   std::vector<int32_t> part(nb * Q, 0);
@@ -968,19 +966,19 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
     for (long q = 0; q < Q; ++q) {
       const Box bh = in.head_box(ev.dv, q);
       const Box bt = in.tail_box(ev.dv, q);
-      const float* ha = headAdd + q * d;
-      const float* ta = tailAdd + q * d;
       const float s = goldScore[q];
       uint8_t* b = better + q * E;
       int32_t cnt = 0;
 #ifdef BOXTE_X86
-      if (l2 && isa == 2) {
+      if (l2 && ev.isa == 2) {
         part[blk * Q + q] = rank_block_avx512(ev, q, bh, bt, s, x0, x1, b);
         continue;
       }
-      if (l2 && isa == 1) {
-        part[blk * Q + q] = useTanh ? rank_block_avx2<true>(ev.fwd, headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b)
-                                    : rank_block_avx2<false>(ev.fwd, headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b);
+      if (l2 && ev.isa == 1) {
+        const long d = in.d;
+        const float *ha = in.headAdd + q * d, *ta = in.tailAdd + q * d;
+        part[blk * Q + q] = in.useTanh ? rank_block_avx2<true>(ev.fwd, in.headTable, ha, bh, in.tailTable, ta, bt, d, s, x0, x1, b)
+                                       : rank_block_avx2<false>(ev.fwd, in.headTable, ha, bh, in.tailTable, ta, bt, d, s, x0, x1, b);
         continue;
       }
 #endif
