@@ -20,6 +20,10 @@
 #include <cstring>
 #include <algorithm>
 #include <vector>
+#if defined(__linux__)
+#include <mutex>
+#include <sys/mman.h>
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -652,13 +656,43 @@ Box box_at(const float* l, const float* u, const float* c, const float* w, const
   return Box{l + off, u + off, c + off, w + off, dv.invw.data() + off, dv.kappa.data() + off, dv.dkappa.data() + off};
 }
 
+// Software prefetch of a row into L2 (prefetcht1): the training kernel asks for the rows of several
+// candidates ahead (tens of cache lines in flight, more than L1 can track); the loads then hit L2.
 inline void prefetch_row(const float* p, long d, bool write) {
   const char* c = reinterpret_cast<const char*>(p);
   const long bytes = d * static_cast<long>(sizeof(float));
   for (long o = 0; o < bytes; o += 64) {
-    if (write) __builtin_prefetch(c + o, 1, 3);
-    else __builtin_prefetch(c + o, 0, 3);
+    if (write) __builtin_prefetch(c + o, 1, 2);
+    else __builtin_prefetch(c + o, 0, 2);
   }
+}
+
+// Large tables touched at random rows every step (the entity tables, their gradients and Adam
+// moments): ask Linux for transparent huge pages over their 2 MiB-aligned interior (fewer TLB
+// misses); once per address range, best effort (ignored where unsupported).
+inline void advise_huge(const void* p, long bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (bytes < (4L << 20)) return;
+  static std::mutex mu;
+  static std::vector<std::pair<uintptr_t, long>> done;
+  const uintptr_t H = 2u << 20;
+  const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + H - 1) & ~(H - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(bytes)) & ~(H - 1);
+  if (e <= a) return;
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& x : done)
+    if (x.first == a && x.second == static_cast<long>(e - a)) return;
+  if (done.size() > 64) done.clear();
+  done.emplace_back(a, static_cast<long>(e - a));
+  madvise(reinterpret_cast<void*>(a), e - a, MADV_HUGEPAGE);
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+  madvise(reinterpret_cast<void*>(a), e - a, MADV_COLLAPSE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
 }
 
 // ---- N-API helpers --------------------------------------------------------------------------------
@@ -1044,6 +1078,8 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   const Derived dv(w, 2 * R * d);
   const FwdFn fwd = fwd_fn();
   const BwdFn bwd = bwd_fn();
+  for (const float* tbl : {base, bump, static_cast<const float*>(gBase), static_cast<const float*>(gBump)})
+    advise_huge(tbl, E * d * static_cast<long>(sizeof(float)));
   const bool grouped = boxte_isa() == 2;  // group_bwd_avx512
   std::memset(gTb, 0, sizeof(float) * B * d);
   const long G = n + 1;
@@ -1061,6 +1097,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       if (!a.ok) return nullptr;
     }
   }
+  if (slots) advise_huge(slots, nslots * 2 * E * d * static_cast<long>(sizeof(float)));
   int nth = pool_threads();
   if (nth > B) nth = B > 0 ? static_cast<int>(B) : 1;
   if (slots && nth > nslots + 1) nth = static_cast<int>(nslots + 1);
@@ -1086,7 +1123,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       gW = gC + RD;
     }
     std::vector<float> P(G * 2 * d);
-    std::vector<double> nh(G), nt(G), score(G);
+    std::vector<double> nh(G), nt(G), score(G), ex(G);
     std::vector<int32_t> cand(2 * G);
     std::vector<float> acc(4 * d);
     std::vector<float> fhs(G), fts(G);
@@ -1098,14 +1135,27 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       const Box bt = box_at(l, u, c, w, dv, R * d + bo);
       const float* tbi = tb + i * d;
       for (long j = 0; j < G; ++j) {
-        // the rows of the entity two candidates ahead (random rows of large tables: hide the latency)
-        if (j + 2 < G) {
-          const int32_t e = negEnt[i * n + j + 1];
+        // the rows of the entity four candidates ahead (random rows of large tables: hide the
+        // latency), running on into the chunk's next group, whose true head and tail come with
+        // its first negative
+        const long q2 = i * n + j + 3;
+        if (q2 < i1 * n) {
+          const int32_t e = negEnt[q2];
           prefetch_row(base + e * d, d, false);
           prefetch_row(bump + e * d, d, false);
           if (grouped) {  // the gradient rows the group's backward will update
             prefetch_row(gB + e * d, d, true);
             prefetch_row(gU + e * d, d, true);
+          }
+          if (q2 % n == 0) {
+            for (const int32_t x : {h[q2 / n], t[q2 / n]}) {
+              prefetch_row(base + x * d, d, false);
+              prefetch_row(bump + x * d, d, false);
+              if (grouped) {
+                prefetch_row(gB + x * d, d, true);
+                prefetch_row(gU + x * d, d, true);
+              }
+            }
           }
         }
         int32_t hh = h[i], tt = t[i];
@@ -1140,9 +1190,11 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       }
       double mx = -INFINITY;
       for (long j = 0; j < G; ++j) mx = -score[j] > mx ? -score[j] : mx;
+      // softmax: ex[j] = exp(-score[j] - max), probabilities ex[j] / sum
       double se = 0;
-      for (long j = 0; j < G; ++j) se += std::exp(-score[j] - mx);
+      for (long j = 0; j < G; ++j) se += (ex[j] = std::exp(-score[j] - mx));
       const double lse = mx + std::log(se);
+      const double ise = 1.0 / se;
       loss += lse + score[0];
       // the rows of the true head and tail get most updates (every candidate shares one of them):
       // accumulate those in local buffers, scatter once per group
@@ -1154,7 +1206,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       const int32_t h0 = h[i], t0 = t[i];
       if (grouped) {
         for (long j = 0; j < G; ++j) {
-          const double sm = std::exp(-score[j] - lse);
+          const double sm = ex[j] * ise;
           const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
           fhs[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nh[j] > 0 ? g / nh[j] : 0.0) : g);
           fts[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nt[j] > 0 ? g / nt[j] : 0.0) : g);
@@ -1166,7 +1218,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         continue;
       }
       for (long j = 0; j < G; ++j) {
-        const double sm = std::exp(-score[j] - lse);
+        const double sm = ex[j] * ise;
         const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
         if (j + 2 < G) {
           const int32_t e = negEnt[i * n + j + 1];
@@ -1396,6 +1448,8 @@ napi_value AdamRows(napi_env env, napi_callback_info info) {
     fail(a, "is out of range", "slotOffset");
     return nullptr;
   }
+  for (const float* tbl : {static_cast<const float*>(p), static_cast<const float*>(g0), static_cast<const float*>(m), static_cast<const float*>(v)})
+    advise_huge(tbl, n * static_cast<long>(sizeof(float)));
   float* sl = slots ? slots + off : nullptr;
   const long stride = 2 * n;
   const float ibc1 = 1.0f / bc1, ibc2 = 1.0f / bc2;

@@ -1,0 +1,57 @@
+/**
+ * One full BoxTE training epoch on ICEWS14 per `--root` (a tfree checkout with dist/ and the
+ * native addon built, as for boxte_speed_ab.ts), seed 0, the paper's settings (d, k=2, 75
+ * negatives, batch 256): prints the epoch's mean loss, its wall and CPU seconds (both threads) and
+ * the SHA-1 of all parameters afterwards (first 12 hex digits), so two builds can be compared for
+ * speed and for identical training (same loss and SHA-1 = the same bits). Roots alternate within
+ * each round. The thread count and path come from TFREE_THREADS / TFREE_ISA.
+ *
+ * Run: npx tsc -p tsconfig.json && node dist/experiments/boxte_epoch_check.js --root OLD --root NEW
+ *      [--data ../shared/data/icews14] [--dim 154] [--rounds 1]
+ */
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+function args(name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < process.argv.length - 1; i++) if (process.argv[i] === `--${name}`) out.push(process.argv[i + 1]);
+  return out;
+}
+function arg(name: string, def: string): string {
+  return args(name)[0] ?? def;
+}
+
+async function child(): Promise<void> {
+  const root = arg('root', '');
+  const io = (await import(`${root}/dist/src/io/kg.js`)) as typeof import('../src/io/kg.js');
+  const bx = (await import(`${root}/dist/src/models/boxte/index.js`)) as typeof import('../src/models/boxte/index.js');
+  const kg = io.readTemporalKG(arg('data', ''));
+  const d = Number(arg('dim', '154'));
+  const cfg = bx.defaultConfig({ numEntities: kg.entities.length, numRelations: kg.relations.length, numTimes: kg.numTimes, dim: d, k: 2 });
+  const tr = new bx.Trainer(kg, cfg, { ...bx.defaultTrainOptions, seed: 0 });
+  const c0 = process.cpuUsage();
+  const res = tr.trainEpoch();
+  const cu = process.cpuUsage(c0);
+  const h = createHash('sha1');
+  for (const [, p] of tr.model.store.entries()) {
+    const a = p.f32();
+    h.update(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+  }
+  const out = { root, d, loss: res.loss, epoch_wall_s: Math.round(res.seconds * 100) / 100, epoch_cpu_s: Math.round((cu.user + cu.system) / 1e4) / 100, sha1: h.digest('hex').slice(0, 12) };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+if (process.argv.includes('--child')) {
+  await child();
+} else {
+  const roots = args('root');
+  if (roots.length === 0) throw new Error('give --root DIR (once or more)');
+  const data = arg('data', fileURLToPath(new URL('../../../shared/data/icews14', import.meta.url)));
+  for (let r = 0; r < Number(arg('rounds', '1')); r++) {
+    for (const root of roots) {
+      const line = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', '--root', root, '--data', data, '--dim', arg('dim', '154')], { encoding: 'utf8' });
+      process.stdout.write(line);
+    }
+  }
+}
