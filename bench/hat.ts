@@ -105,9 +105,9 @@ export function benchHat(ctx: BenchContext): void {
       for (let s = 0; s <= sh.steps; s++) {
         const t = performance.now();
         const c0 = process.cpuUsage();
-        model.store.zeroGrad();
+        model.store.zeroGrad({ recycle: true });
         const { loss } = model.loss(batch);
-        loss.backward();
+        loss.backward(undefined, false, { freeActivations: true }); // as the trainer does for HAT
         clipGradNorm(model.store, 1);
         opt.step();
         const cu = process.cpuUsage(c0);

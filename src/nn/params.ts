@@ -8,7 +8,7 @@
  * Hugging Face checkpoint names by construction (`model.layers.0.self_attn.q_proj.weight`), and
  * loading a checkpoint is a name lookup, not a mapping table.
  */
-import { Tensor, shapeSize, shapeStr, type Shape } from '../tensor/index.js';
+import { Tensor, recycleF32, shapeSize, shapeStr, type Shape } from '../tensor/index.js';
 import type { Init } from './init.js';
 import { Rng } from './rng.js';
 
@@ -193,8 +193,16 @@ export class ParamStore {
     return undefined;
   }
 
-  zeroGrad(): void {
-    for (const t of this.params.values()) t.grad = null;
+  /**
+   * Drops every gradient (`.grad = null`). With `recycle`, their storage goes back to the buffer
+   * pool for the next backward to reuse (no fresh allocation per step): only when nothing still
+   * holds a previous `.grad` tensor (the trainer's loop; a kept one would be overwritten).
+   */
+  zeroGrad(opts: { recycle?: boolean } = {}): void {
+    for (const t of this.params.values()) {
+      if (opts.recycle === true && t.grad !== null && t.grad.data instanceof Float32Array) recycleF32(t.grad.data);
+      t.grad = null;
+    }
   }
 
   /**

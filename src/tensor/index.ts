@@ -24,3 +24,4 @@ export {
   type BackendName,
 } from './kernels/index.js';
 export { toBf16, bf16ToF32, bf16Bits } from './kernels/js_bf16.js';
+export * from './pool.js';

@@ -10,6 +10,9 @@
  * saved activations of a step become garbage as soon as their gradients are computed.
  */
 
+import { kernels } from './kernels/index.js';
+import { allocF32, claimF32, isPooled, releaseF32 } from './pool.js';
+
 export type DType = 'f32' | 'i32' | 'i8' | 'u8';
 export type Storage = Float32Array | Int32Array | Int8Array | Uint8Array;
 export type Shape = readonly number[];
@@ -245,6 +248,8 @@ export class Tensor {
 
   /** The same storage without graph history (gradients do not flow through). */
   detach(): Tensor {
+    // the storage now outlives the graph: backward must not recycle it
+    if (this.data instanceof Float32Array) producer.delete(this.data);
     return new Tensor(this.data, this.shape, this.strides, this.offset);
   }
 
@@ -254,8 +259,9 @@ export class Tensor {
    * Back-propagates from this tensor. Without an explicit gradient the tensor must hold one
    * element (a loss) and its gradient is 1. Leaf gradients accumulate across calls until
    * `zeroGrad`. The graph is released as it is processed unless retainGraph is set.
+   * `opts.freeActivations`: see BackwardOptions.
    */
-  backward(grad?: Tensor | Float32Array, retainGraph = false): void {
+  backward(grad?: Tensor | Float32Array, retainGraph = false, opts: BackwardOptions = {}): void {
     let g0: Float32Array;
     if (grad === undefined) {
       if (this.size !== 1) throw new Error(`backward() without a gradient needs a scalar, got ${shapeStr(this.shape)}`);
@@ -264,7 +270,7 @@ export class Tensor {
       g0 = grad instanceof Tensor ? grad.f32() : grad;
       if (g0.length !== this.size) throw new Error(`backward: gradient has ${g0.length} elements, tensor ${shapeStr(this.shape)} has ${this.size}`);
     }
-    runBackward(this, g0, retainGraph);
+    runBackward(this, g0, retainGraph, opts.freeActivations === true && !retainGraph);
   }
 }
 
@@ -301,6 +307,22 @@ function materialize(t: Tensor): Storage {
   return out;
 }
 
+/** Options of `Tensor.backward`. */
+export interface BackwardOptions {
+  /**
+   * Give the storage of every intermediate tensor of the graph (not the root, not leaves) back
+   * to the buffer pool (src/tensor/pool.ts) as soon as the backward pass has gone past the op
+   * that produced it, so the next forward reuses warm memory instead of allocating fresh.
+   * Only for a caller that reads nothing of the graph after backward but the leaves' gradients
+   * (a training step that took the loss value before): any other tensor of the forward, or a
+   * view of one, may then hold another step's numbers. Ignored with retainGraph.
+   */
+  freeActivations?: boolean;
+}
+
+/** storage -> id of the recorded op output that allocated it from the pool (views share storage) */
+const producer = new WeakMap<Float32Array, number>();
+
 /** Attaches a grad node to `out` when recording is on and any input requires grad. */
 export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: (g: Float32Array) => (Float32Array | null)[]): Tensor {
   if (!gradEnabled) return out;
@@ -309,6 +331,7 @@ export function record(out: Tensor, op: string, inputs: readonly Tensor[], backw
   if (!any) return out;
   out.requiresGrad = true;
   out.node = { op, inputs, backward };
+  if (out.data instanceof Float32Array && isPooled(out.data) && !producer.has(out.data)) producer.set(out.data, out.id);
   return out;
 }
 
@@ -317,7 +340,7 @@ interface GradSlot {
   owned: boolean;
 }
 
-function runBackward(root: Tensor, g0: Float32Array, retainGraph: boolean): void {
+function runBackward(root: Tensor, g0: Float32Array, retainGraph: boolean, freeActivations: boolean): void {
   if (!root.requiresGrad) throw new Error('backward: this tensor does not require grad (no parameter with requiresGrad contributed to it)');
   // reverse topological order via iterative DFS
   const order: Tensor[] = [];
@@ -355,6 +378,8 @@ function runBackward(root: Tensor, g0: Float32Array, retainGraph: boolean): void
     }
     const gin = node.backward(slot.arr);
     if (!retainGraph) t.node = null;
+    // slot.arr goes back to the pool after this node unless a gradient handed on shares its memory
+    let handedOn = false;
     for (let k = 0; k < node.inputs.length; k++) {
       const inp = node.inputs[k];
       const gi = gin[k];
@@ -362,28 +387,47 @@ function runBackward(root: Tensor, g0: Float32Array, retainGraph: boolean): void
       if (gi.length !== inp.size) {
         throw new Error(`internal: ${node.op} backward gave ${gi.length} gradient values for input ${k} of shape ${shapeStr(inp.shape)}`);
       }
+      const shared = gi.buffer === slot.arr.buffer;
+      if (shared) handedOn = true;
+      // an array given for two inputs (add's [g, g]) is owned by neither
+      let dup = false;
+      for (let j = 0; j < gin.length; j++) if (j !== k && gin[j] === gi) dup = true;
       const prev = grads.get(inp.id);
       if (prev === undefined) {
-        grads.set(inp.id, { arr: gi, owned: gi !== slot.arr && gi !== g0 });
+        grads.set(inp.id, { arr: gi, owned: !dup && (gi === slot.arr ? slot.owned : !shared && gi !== g0) });
       } else {
         if (!prev.owned) {
-          prev.arr = prev.arr.slice();
+          const copy = allocF32(prev.arr.length, false);
+          copy.set(prev.arr);
+          prev.arr = copy;
           prev.owned = true;
         }
         addInto(prev.arr, gi);
+        if (!dup && !shared && gi !== g0) releaseF32(gi);
       }
+    }
+    if (slot.owned && !handedOn) releaseF32(slot.arr);
+    // every consumer of t ran before t (reverse topological order): its storage is free now
+    if (freeActivations && t !== root && t.data instanceof Float32Array && producer.get(t.data) === t.id) {
+      producer.delete(t.data);
+      releaseF32(t.data);
     }
   }
 }
 
 function addInto(acc: Float32Array, g: Float32Array): void {
-  for (let i = 0; i < acc.length; i++) acc[i] += g[i];
+  // acc + 1 * g rounds once, as acc[i] += g[i] does: the same bits on every backend
+  kernels().axpy(acc.length, 1, g, acc);
 }
 
 function accumulateLeaf(t: Tensor, slot: GradSlot): void {
   if (t.grad === null) {
-    t.grad = new Tensor(slot.owned ? slot.arr : slot.arr.slice(), t.shape);
+    let arr = slot.arr;
+    if (!slot.owned) arr = arr.slice();
+    else claimF32(arr); // now the leaf's .grad: never recycled
+    t.grad = new Tensor(arr, t.shape);
   } else {
     addInto(t.grad.data as Float32Array, slot.arr);
+    if (slot.owned) releaseF32(slot.arr);
   }
 }

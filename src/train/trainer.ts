@@ -40,6 +40,13 @@ export interface TrainableModel {
   saveState?(): unknown;
   /** restores what saveState returned (called on resume, after the weights are loaded) */
   loadState?(state: unknown): void;
+  /**
+   * The loss's graph keeps nothing the model reads after backward (no cached intermediate) and
+   * its parameters' `.grad` storage is the engine's (no buffers of its own): the trainer then
+   * recycles the forward's buffers during backward (BackwardOptions.freeActivations) and the
+   * gradients at each step's zeroGrad (`zeroGrad({ recycle: true })`).
+   */
+  readonly freeActivations?: boolean;
 }
 
 /** Per-call context of a training loss (a hook for stochastic models; HAT uses none). */
@@ -278,13 +285,13 @@ export class Trainer {
     for (let k = 0; k < s.accum; k++) micro.push(this.train.next(s.batchRows));
     const total = micro.reduce((a, b) => a + b.targetCount, 0);
     const textBytes = micro.reduce((a, b) => a + b.textBytes, 0);
-    this.model.store.zeroGrad();
+    this.model.store.zeroGrad({ recycle: this.model.freeActivations === true });
     let nats = 0;
     for (const b of micro) {
       if (b.targetCount === 0) continue;
       const { loss, bytes } = this.model.loss(b, { step: this.step, training: true, rng: this.rng });
       nats += loss.item() * bytes;
-      scale(loss, bytes / total).backward();
+      scale(loss, bytes / total).backward(undefined, false, { freeActivations: this.model.freeActivations === true });
     }
     const gradNorm = s.clip > 0 ? clipGradNorm(this.model.store, s.clip) : globalGradNorm(this.model.store);
     if (!Number.isFinite(gradNorm)) throw new Error(`step ${this.step + 1}: the gradient norm is ${gradNorm} (training diverged; lower --lr)`);

@@ -49,6 +49,7 @@ export function hatTrainable(model: HATModel, exportDtype: 'F32' | 'BF16'): Trai
   return {
     store: model.store,
     config: hatConfigToJSON(model.config),
+    freeActivations: true,
     loss(b) {
       const r = model.loss(hatBatch(b));
       return { loss: r.loss, bytes: r.count };

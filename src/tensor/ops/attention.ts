@@ -4,6 +4,7 @@
  */
 import { kernels } from '../kernels/index.js';
 import { Tensor, isGradEnabled, record, shapeStr } from '../tensor.js';
+import { allocF32 } from '../pool.js';
 import { contiguousData } from './shape.js';
 
 export interface AttentionOptions {
@@ -61,13 +62,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const qd = contiguousData(q);
   const kd = contiguousData(k);
   const vd = contiguousData(v);
-  const out = new Float32Array(B * Hq * Tq * D);
+  const out = allocF32(B * Hq * Tq * D);
   const lse = new Float32Array(B * Hq * Tq);
   kernels().attention(qd, kd, vd, out, lse, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask);
   return record(new Tensor(out, [B, Hq, Tq, D]), 'attention', [q, k, v], (g) => {
-    const gq = new Float32Array(qd.length);
-    const gk = new Float32Array(kd.length);
-    const gv = new Float32Array(vd.length);
+    const gq = allocF32(qd.length);
+    const gk = allocF32(kd.length);
+    const gv = allocF32(vd.length);
     kernels().attentionBackward(qd, kd, vd, out, lse, g, gq, gk, gv, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask);
     return [gq, gk, gv];
   });

@@ -3,6 +3,7 @@
  */
 import { BinaryOp, UnaryOp, kernels } from '../kernels/index.js';
 import { Tensor, record, shapeSize, type Shape } from '../tensor.js';
+import { allocF32 } from '../pool.js';
 import { broadcastShapes, broadcastStrides, contiguousData, i32, sumToShape } from './shape.js';
 
 export type Operand = Tensor | number;
@@ -20,7 +21,7 @@ export function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor, name: string): Ten
   requireF32(a, name);
   requireF32(b, name);
   const shape = broadcastShapes(a.shape, b.shape, name);
-  const out = new Float32Array(shapeSize(shape));
+  const out = allocF32(shapeSize(shape), false);
   kernels().binary(
     op,
     i32(shape),
@@ -44,7 +45,7 @@ function expandedData(t: Tensor, shape: Shape): Float32Array {
 }
 
 function mulRaw(x: Float32Array, y: Float32Array): Float32Array {
-  const out = new Float32Array(x.length);
+  const out = allocF32(x.length);
   const s = i32([x.length]);
   const one = i32([1]);
   kernels().binary(BinaryOp.Mul, s, x, 0, one, y, 0, one, out);
@@ -68,7 +69,7 @@ export function sub(a: Operand, b: Operand): Tensor {
   return record(out, 'sub', [ta, tb], (g) => {
     let gb: Float32Array | null = null;
     if (tb.requiresGrad) {
-      const neg = new Float32Array(g.length);
+      const neg = allocF32(g.length);
       kernels().affine(g, neg, g.length, -1, 0);
       gb = sumToShape(neg, out.shape, tb.shape);
     }
@@ -95,13 +96,13 @@ export function div(a: Operand, b: Operand): Tensor {
     let ga: Float32Array | null = null;
     let gb: Float32Array | null = null;
     if (ta.requiresGrad) {
-      const x = new Float32Array(g.length);
+      const x = allocF32(g.length);
       for (let i = 0; i < g.length; i++) x[i] = g[i] / bd[i];
       ga = sumToShape(x, out.shape, ta.shape);
     }
     if (tb.requiresGrad) {
       const y = out.data as Float32Array;
-      const x = new Float32Array(g.length);
+      const x = allocF32(g.length);
       for (let i = 0; i < g.length; i++) x[i] = (-g[i] * y[i]) / bd[i];
       gb = sumToShape(x, out.shape, tb.shape);
     }
@@ -117,8 +118,8 @@ function minmax(a: Operand, b: Operand, op: BinaryOp.Max | BinaryOp.Min, name: s
   return record(out, name, [ta, tb], (g) => {
     const ad = expandedData(ta, out.shape);
     const y = out.data as Float32Array;
-    const gaFull = new Float32Array(g.length);
-    const gbFull = new Float32Array(g.length);
+    const gaFull = allocF32(g.length);
+    const gbFull = allocF32(g.length);
     for (let i = 0; i < g.length; i++) {
       if (ad[i] === y[i]) gaFull[i] = g[i];
       else gbFull[i] = g[i];
@@ -152,11 +153,11 @@ export function eq(a: Operand, b: Operand): Tensor {
 export function affine(x: Tensor, alpha: number, beta: number): Tensor {
   requireF32(x, 'affine');
   const xd = contiguousData(x);
-  const out = new Float32Array(x.size);
+  const out = allocF32(x.size);
   if (alpha === 0) out.fill(beta);
   else kernels().affine(xd, out, x.size, alpha, beta);
   return record(new Tensor(out, x.shape), 'affine', [x], (g) => {
-    const gx = new Float32Array(g.length);
+    const gx = allocF32(g.length);
     kernels().affine(g, gx, g.length, alpha, 0);
     return [gx];
   });
@@ -170,10 +171,10 @@ function unary(op: UnaryOp, name: string) {
   return (x: Tensor): Tensor => {
     requireF32(x, name);
     const xd = contiguousData(x);
-    const out = new Float32Array(x.size);
+    const out = allocF32(x.size, false);
     kernels().unary(op, xd, out, x.size);
     return record(new Tensor(out, x.shape), name, [x], (g) => {
-      const gx = new Float32Array(g.length);
+      const gx = allocF32(g.length);
       kernels().unaryBackward(op, xd, out, g, gx, g.length, false);
       return [gx];
     });
@@ -208,11 +209,11 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   const c = cond.dtype === 'f32' ? expandedData(cond, shape) : expandedData(castF32(cond), shape);
   const ad = expandedData(ta, shape);
   const bd = expandedData(tb, shape);
-  const out = new Float32Array(n);
+  const out = allocF32(n);
   for (let i = 0; i < n; i++) out[i] = c[i] !== 0 ? ad[i] : bd[i];
   return record(new Tensor(out, shape), 'where', [ta, tb], (g) => {
-    const ga = new Float32Array(n);
-    const gb = new Float32Array(n);
+    const ga = allocF32(n);
+    const gb = allocF32(n);
     for (let i = 0; i < n; i++) {
       if (c[i] !== 0) ga[i] = g[i];
       else gb[i] = g[i];
@@ -231,10 +232,10 @@ export function castF32(t: Tensor): Tensor {
 export function pow(x: Tensor, p: number): Tensor {
   requireF32(x, 'pow');
   const xd = contiguousData(x);
-  const out = new Float32Array(x.size);
+  const out = allocF32(x.size);
   for (let i = 0; i < out.length; i++) out[i] = Math.pow(xd[i], p);
   return record(new Tensor(out, x.shape), 'pow', [x], (g) => {
-    const gx = new Float32Array(g.length);
+    const gx = allocF32(g.length);
     if (p !== 0) for (let i = 0; i < g.length; i++) gx[i] = g[i] * p * Math.pow(xd[i], p - 1);
     return [gx];
   });

@@ -4,6 +4,7 @@
  */
 import { kernels } from '../kernels/index.js';
 import { Tensor, normAxis, record, shapeSize, shapeStr } from '../tensor.js';
+import { allocF32 } from '../pool.js';
 import { contiguousData, permute } from './shape.js';
 
 function lastAxisRows(x: Tensor, op: string): { rows: number; cols: number } {
@@ -29,10 +30,10 @@ function softmaxImpl(x: Tensor, log: boolean): Tensor {
   const name = log ? 'logSoftmax' : 'softmax';
   const { rows, cols } = lastAxisRows(x, name);
   const xd = contiguousData(x);
-  const out = new Float32Array(x.size);
+  const out = allocF32(x.size);
   kernels().softmax(xd, out, rows, cols, log);
   return record(new Tensor(out, x.shape), name, [x], (g) => {
-    const gx = new Float32Array(g.length);
+    const gx = allocF32(g.length);
     kernels().softmaxBackward(out, g, gx, rows, cols, log, false);
     return [gx];
   });
@@ -54,12 +55,12 @@ export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-6): Tensor {
   if (w.rank !== 1 || w.shape[0] !== cols) throw new Error(`rmsNorm: weight ${shapeStr(w.shape)} does not match last dim ${cols} of ${shapeStr(x.shape)}`);
   const xd = contiguousData(x);
   const wd = w.f32();
-  const out = new Float32Array(x.size);
+  const out = allocF32(x.size, false);
   const rstd = new Float32Array(rows);
   kernels().rmsnorm(xd, wd, out, rstd, rows, cols, eps);
   return record(new Tensor(out, x.shape), 'rmsNorm', [x, w], (g) => {
-    const gx = new Float32Array(g.length);
-    const gw = w.requiresGrad ? new Float32Array(cols) : null;
+    const gx = allocF32(g.length);
+    const gw = w.requiresGrad ? allocF32(cols) : null;
     kernels().rmsnormBackward(xd, wd, rstd, g, gx, gw, rows, cols, false);
     return [x.requiresGrad ? gx : null, gw];
   });
@@ -74,15 +75,15 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps = 1
   const xd = contiguousData(x);
   const wd = w ? w.f32() : null;
   const bd = b ? b.f32() : null;
-  const out = new Float32Array(x.size);
+  const out = allocF32(x.size);
   const mean = new Float32Array(rows);
   const rstd = new Float32Array(rows);
   kernels().layernorm(xd, wd, bd, out, mean, rstd, rows, cols, eps);
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
   return record(new Tensor(out, x.shape), 'layerNorm', inputs, (g) => {
-    const gx = new Float32Array(g.length);
-    const gw = w && w.requiresGrad ? new Float32Array(cols) : null;
-    const gb = b && b.requiresGrad ? new Float32Array(cols) : null;
+    const gx = allocF32(g.length);
+    const gw = w && w.requiresGrad ? allocF32(cols) : null;
+    const gb = b && b.requiresGrad ? allocF32(cols) : null;
     kernels().layernormBackward(xd, wd, mean, rstd, g, gx, gw, gb, rows, cols, false);
     const res: (Float32Array | null)[] = [x.requiresGrad ? gx : null];
     if (w) res.push(gw);
@@ -106,10 +107,10 @@ export function embedding(ids: Tensor | Int32Array, table: Tensor): Tensor {
   const [n, dim] = table.shape;
   checkIds(id, n, `embedding ${table.name ?? ''}`.trim());
   const td = table.f32();
-  const out = new Float32Array(id.length * dim);
+  const out = allocF32(id.length * dim);
   kernels().gather(td, id, out, id.length, dim);
   return record(new Tensor(out, [...idsT.shape, dim]), 'embedding', [table], (g) => {
-    const gt = new Float32Array(n * dim);
+    const gt = allocF32(n * dim);
     kernels().scatterAdd(g, id, gt, id.length, dim);
     return [gt];
   });
@@ -125,7 +126,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor | Int32Array)
   const inner = shapeSize(x.shape.slice(a + 1));
   const xd = contiguousData(x);
   const m = idx.length;
-  const out = new Float32Array(outer * m * inner);
+  const out = allocF32(outer * m * inner);
   const k = kernels();
   for (let o = 0; o < outer; o++) {
     k.gather(xd.subarray(o * n * inner, (o + 1) * n * inner), idx, out.subarray(o * m * inner, (o + 1) * m * inner), m, inner);
@@ -133,7 +134,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor | Int32Array)
   const shape = x.shape.slice();
   shape[a] = m;
   return record(new Tensor(out, shape), 'indexSelect', [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = allocF32(x.size);
     for (let o = 0; o < outer; o++) {
       k.scatterAdd(g.subarray(o * m * inner, (o + 1) * m * inner), idx, gx.subarray(o * n * inner, (o + 1) * n * inner), m, inner);
     }
@@ -175,7 +176,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor | Int32Array, opts:
     gRows = (g) => new Float32Array(rows).fill(g[0] / div);
   }
   return record(out, 'crossEntropy', [logits], (g) => {
-    const gx = new Float32Array(rows * cols);
+    const gx = allocF32(rows * cols);
     kernels().crossEntropyBackward(xd, t, lse, gRows(g), gx, rows, cols, ignore, false);
     return [gx];
   });
@@ -232,10 +233,10 @@ export function rope(x: Tensor, pos: Int32Array | Tensor, opts: RopeOptions = {}
   }
   const tab = ropeTables(rot, opts.theta ?? 10000, maxPos + 1, opts.invFreq);
   const xd = contiguousData(x);
-  const out = new Float32Array(x.size);
+  const out = allocF32(x.size, false);
   kernels().rope(xd, out, p, tab.cos, tab.sin, rows, H, D, rot, false);
   return record(new Tensor(out, x.shape), 'rope', [x], (g) => {
-    const gx = new Float32Array(g.length);
+    const gx = allocF32(g.length);
     kernels().rope(g, gx, p, tab.cos, tab.sin, rows, H, D, rot, true);
     return [gx];
   });

@@ -4,6 +4,7 @@
  */
 import { kernels } from '../kernels/index.js';
 import { Tensor, record, shapeSize, shapeStr, type Shape } from '../tensor.js';
+import { allocF32 } from '../pool.js';
 import { broadcastShapes, contiguous, contiguousData, reshape, squeeze, sumToShape } from './shape.js';
 
 /** How one operand's last two dims are stored, for the GEMM kernel. */
@@ -85,7 +86,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const k = kernels();
   const A = matArg(a, batchShape);
   const B = matArg(b, batchShape);
-  const out = new Float32Array(nb * M * N);
+  const out = allocF32(nb * M * N, !(K > 0));
   if (K > 0 && M > 0 && N > 0) {
     k.gemm(nb, A.trans, B.trans, M, N, K, 1, A.data, A.off, A.ld, A.stride, B.data, B.off, B.ld, B.stride, 0, out, 0, N, M * N);
   }
@@ -94,13 +95,13 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     let gb: Float32Array | null = null;
     if (a.requiresGrad) {
       // ga[i] = g[i] (M x N) @ op(B[i])^T (N x K)
-      const full = new Float32Array(nb * M * K);
+      const full = allocF32(nb * M * K, N === 0);
       if (N > 0) k.gemm(nb, false, !B.trans, M, K, N, 1, g, 0, Math.max(N, 1), M * N, B.data, B.off, B.ld, B.stride, 0, full, 0, Math.max(K, 1), M * K);
       ga = sumToShape(full, [...batchShape, M, K], a.shape);
     }
     if (b.requiresGrad) {
       // gb[i] = op(A[i])^T (K x M) @ g[i] (M x N)
-      const full = new Float32Array(nb * K * N);
+      const full = allocF32(nb * K * N, M === 0);
       if (M > 0) k.gemm(nb, !A.trans, false, K, N, M, 1, A.data, A.off, A.ld, A.stride, g, 0, Math.max(N, 1), M * N, 0, full, 0, Math.max(N, 1), K * N);
       gb = sumToShape(full, [...batchShape, K, N], b.shape);
     }
@@ -119,7 +120,7 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
   const xc = contiguous(x);
   const xd = xc.f32();
   const W = matArg(w, []);
-  const out = new Float32Array(rows * outF);
+  const out = allocF32(rows * outF, false);
   const k = kernels();
   if (bias) {
     const bd = bias.f32();
@@ -136,12 +137,12 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
     const Wb = matArg(w, []);
     if (xc.requiresGrad) {
       // gx = g (rows x out) @ W (out x in)
-      gx = new Float32Array(rows * inF);
+      gx = allocF32(rows * inF, false);
       k.gemm(1, false, Wb.trans, rows, inF, outF, 1, g, 0, outF, 0, Wb.data, Wb.off, Wb.ld, 0, 0, gx, 0, inF, 0);
     }
     if (w.requiresGrad) {
       // gw = g^T (out x rows) @ x (rows x in)
-      gw = new Float32Array(outF * inF);
+      gw = allocF32(outF * inF, false);
       k.gemm(1, true, false, outF, inF, rows, 1, g, 0, outF, 0, xd, 0, inF, 0, 0, gw, 0, inF, 0);
     }
     if (bias && bias.requiresGrad) gbias = sumToShape(g, [rows, outF], [outF]);

@@ -3,6 +3,7 @@
  */
 import { ReduceOp, kernels } from '../kernels/index.js';
 import { Tensor, normAxis, record, shapeSize, type Shape } from '../tensor.js';
+import { allocF32 } from '../pool.js';
 import { contiguousData, i32 } from './shape.js';
 
 function normAxes(axes: number | readonly number[] | undefined, rank: number): number[] {
@@ -51,7 +52,7 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepdim = fals
       strides[i] = keptShape[i] === 1 && inShape[i] !== 1 ? 0 : acc;
       acc *= keptShape[i];
     }
-    const gx = new Float32Array(shapeSize(inShape));
+    const gx = allocF32(shapeSize(inShape));
     kernels().copyStrided(i32(inShape), g, 0, i32(strides), gx);
     return [gx];
   });
@@ -67,7 +68,7 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepdim = fal
   const sd = s.f32();
   for (let i = 0; i < out.length; i++) out[i] = sd[i] / n;
   return record(new Tensor(out, s.shape), 'mean', [s], (g) => {
-    const gs = new Float32Array(g.length);
+    const gs = allocF32(g.length);
     for (let i = 0; i < g.length; i++) gs[i] = g[i] / n;
     return [gs];
   });
@@ -91,7 +92,7 @@ export function maxWithIndex(x: Tensor, axis: number, keepdim = false): { values
   kernels().reduce(ReduceOp.Max, contiguousData(x), out, outer, len, inner, idx);
   const outShape = reducedShape(x.shape, [a], keepdim);
   const values = record(new Tensor(out, outShape), 'max', [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = allocF32(x.size);
     for (let o = 0; o < outer; o++) {
       for (let j = 0; j < inner; j++) gx[(o * len + idx[o * inner + j]) * inner + j] = g[o * inner + j];
     }

@@ -4,6 +4,7 @@
  */
 import { kernels } from '../kernels/index.js';
 import { Tensor, contiguousStrides, normAxis, record, shapeSize, shapeStr, type Shape } from '../tensor.js';
+import { allocF32 } from '../pool.js';
 
 const i32cache = new Map<string, Int32Array>();
 /** Small Int32Array for shape/stride arguments (cached per content: kernels only read it). */
@@ -21,7 +22,7 @@ export function i32(values: readonly number[]): Int32Array {
 /** Contiguous f32 data of a (possibly strided) tensor, materialised with the copy kernel. */
 export function contiguousData(t: Tensor): Float32Array {
   if (t.isContiguous()) return t.f32();
-  const out = new Float32Array(t.size);
+  const out = allocF32(t.size, false);
   kernels().copyStrided(i32(t.shape), t.data as Float32Array, t.offset, i32(t.strides), out);
   return out;
 }
@@ -70,7 +71,7 @@ export function permute(t: Tensor, dims: readonly number[]): Tensor {
   return record(out, 'permute', [t], (g) => {
     // g is contiguous in out's shape; view it with permuted strides back to t's shape
     const gs = contiguousStrides(outShape);
-    const gx = new Float32Array(t.size);
+    const gx = allocF32(t.size);
     kernels().copyStrided(
       i32(t.shape),
       g,
@@ -105,7 +106,7 @@ export function slice(t: Tensor, axis: number, start: number, end: number): Tens
   const out = new Tensor(t.data, shape, t.strides, t.offset + start * t.strides[ax]);
   const inShape = t.shape;
   return record(out, 'slice', [t], (g) => {
-    const gx = new Float32Array(shapeSize(inShape));
+    const gx = allocF32(shapeSize(inShape));
     // write g into the [start, end) window of gx
     const outer = shapeSize(inShape.slice(0, ax));
     const inner = shapeSize(inShape.slice(ax + 1));
@@ -171,7 +172,7 @@ export function sumToShape(g: Float32Array, from: Shape, to: Shape): Float32Arra
   if (lead > 0) {
     const len = shapeSize(shape.slice(0, lead));
     const inner = shapeSize(shape.slice(lead));
-    const out = new Float32Array(inner);
+    const out = allocF32(inner);
     k.reduce(0, cur, out, 1, len, inner, null);
     cur = out;
     shape = shape.slice(lead);
@@ -180,7 +181,7 @@ export function sumToShape(g: Float32Array, from: Shape, to: Shape): Float32Arra
     if (to[d] === 1 && shape[d] !== 1) {
       const outer = shapeSize(shape.slice(0, d));
       const inner = shapeSize(shape.slice(d + 1));
-      const out = new Float32Array(outer * inner);
+      const out = allocF32(outer * inner);
       k.reduce(0, cur, out, outer, shape[d], inner, null);
       cur = out;
       shape[d] = 1;
@@ -214,7 +215,7 @@ export function concat(ts: readonly Tensor[], axis: number): Tensor {
   shape[ax] = ts.reduce((s, t) => s + t.shape[ax], 0);
   const outer = shapeSize(shape.slice(0, ax));
   const inner = shapeSize(shape.slice(ax + 1));
-  const out = new Float32Array(shapeSize(shape));
+  const out = allocF32(shapeSize(shape));
   const total = shape[ax];
   let at = 0;
   const starts: number[] = [];
@@ -229,7 +230,7 @@ export function concat(ts: readonly Tensor[], axis: number): Tensor {
     ts.map((t, i) => {
       if (!t.requiresGrad) return null;
       const w = t.shape[ax] * inner;
-      const gx = new Float32Array(t.size);
+      const gx = allocF32(t.size);
       for (let o = 0; o < outer; o++) gx.set(g.subarray((o * total + starts[i]) * inner, (o * total + starts[i]) * inner + w), o * w);
       return gx;
     }),

@@ -1,0 +1,83 @@
+/**
+ * A recycling pool of Float32Array gradient buffers for the autograd engine.
+ *
+ * A training step allocates hundreds of MB of gradient temporaries, the same sizes every step.
+ * Fresh typed arrays cost page faults and zero-filling of memory the OS hands back (a fresh output
+ * slowed a 2048x256x256 GEMM by 25 %), so backward closures allocate with `allocF32`, and
+ * `runBackward` gives back (`releaseF32`) each gradient it has finished with when it owns it
+ * alone. Only arrays that came from `allocF32` are ever recycled, and only by the engine.
+ * `allocF32` returns zeroed memory unless asked not to, so results do not depend on reuse.
+ */
+
+const free = new Map<number, Float32Array[]>();
+/** arrays handed out by allocF32 and not claimed by a tensor (.grad) since */
+const pooled = new WeakSet<Float32Array>();
+/** arrays waiting in `free` (a second release of one is ignored) */
+const waiting = new WeakSet<Float32Array>();
+let pooledFloats = 0;
+/** at most this many floats wait in the pool (beyond it released arrays go to the GC) */
+let limitFloats = 256 * 1024 * 1024; // 1 GiB
+
+/** A Float32Array of n elements, from the pool when one of that length waits (zeroed unless zero = false). */
+export function allocF32(n: number, zero = true): Float32Array {
+  const list = free.get(n);
+  const a = list !== undefined ? list.pop() : undefined;
+  if (a === undefined) {
+    const fresh = new Float32Array(n);
+    pooled.add(fresh);
+    return fresh;
+  }
+  pooledFloats -= n;
+  waiting.delete(a);
+  if (zero) a.fill(0);
+  return a;
+}
+
+/** Whether a is a recyclable array from allocF32 (not a view, not claimed). */
+export function isPooled(a: Float32Array): boolean {
+  return pooled.has(a);
+}
+
+/** Takes a out of recycling for good (it became a tensor's storage that outlives the step). */
+export function claimF32(a: Float32Array): void {
+  pooled.delete(a);
+}
+
+/**
+ * Gives a tensor's storage that nothing will read again (a gradient dropped by
+ * `ParamStore.zeroGrad({ recycle: true })`) to the pool; views and foreign storage are ignored.
+ */
+export function recycleF32(a: Float32Array): void {
+  if (a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength) return;
+  pooled.add(a);
+  releaseF32(a);
+}
+
+/** Gives a back for reuse. Only for arrays from allocF32 that nothing references any more. */
+export function releaseF32(a: Float32Array): void {
+  if (!pooled.has(a) || waiting.has(a) || a.length === 0 || pooledFloats + a.length > limitFloats) return;
+  waiting.add(a);
+  let list = free.get(a.length);
+  if (list === undefined) {
+    list = [];
+    free.set(a.length, list);
+  }
+  list.push(a);
+  pooledFloats += a.length;
+}
+
+/** Drops every waiting array (their memory goes to the GC) and optionally sets the pool's limit in floats. */
+export function clearPool(limit?: number): void {
+  for (const list of free.values()) for (const a of list) waiting.delete(a);
+  free.clear();
+  pooledFloats = 0;
+  if (limit !== undefined) {
+    if (!Number.isInteger(limit) || limit < 0) throw new Error(`clearPool: limit must be a non-negative integer, got ${limit}`);
+    limitFloats = limit;
+  }
+}
+
+/** Floats waiting in the pool (for tests and diagnostics). */
+export function pooledSize(): number {
+  return pooledFloats;
+}
