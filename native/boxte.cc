@@ -43,6 +43,9 @@ struct Box {
   const float *invw, *kappa, *dkappa;  // 1/w, (w-1)(w-1/w)/2, d kappa / d w
 };
 
+// one side's forward (side_fwd_scalar / _avx2 / _avx512)
+typedef float (*FwdFn)(const float*, const float*, const float*, const Box&, float*, long, bool, bool);
+
 // ---- scalar (portable) inner loops ----------------------------------------------------------------
 
 inline float dist1(float p, const Box& b, long k) {
@@ -208,6 +211,54 @@ AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool u
                              d - k, useTanh, l2, gc + k, gw + k, gSelf + k, gOther + k, gTb + k);
 }
 
+// One side's block of side_fwd_avx2 (x3 = null, no points, L2): acc + dist^2 of lanes k..k+7.
+template <bool TANH>
+AVX2_FN inline __m256 side_block_sq_avx2(const float* x1, const float* x2, const Box& b, long k, __m256 acc) {
+  __m256 x = _mm256_add_ps(_mm256_loadu_ps(x1 + k), _mm256_loadu_ps(x2 + k));
+  if (TANH) x = tanh8(x);
+  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(x, _mm256_loadu_ps(b.c + k)));
+  const __m256 in = _mm256_and_ps(_mm256_cmp_ps(x, _mm256_loadu_ps(b.l + k), _CMP_GE_OQ),
+                                  _mm256_cmp_ps(x, _mm256_loadu_ps(b.u + k), _CMP_LE_OQ));
+  const __m256 di = _mm256_blendv_ps(_mm256_fmsub_ps(a, _mm256_loadu_ps(b.w + k), _mm256_loadu_ps(b.kappa + k)),
+                                     _mm256_mul_ps(a, _mm256_loadu_ps(b.invw + k)), in);
+  return _mm256_fmadd_ps(di, di, acc);
+}
+
+// Candidate x of one ranking query (AVX2, L2 norm): both sides' sums of squared distances over the
+// blocks of 8 dimensions exactly as side_fwd_avx2's vector loop computes them, the sides interleaved;
+// 0 as soon as sqrt(partial sh) + sqrt(partial st) >= s (the lanes, their horizontal sums and
+// side_fwd_avx2's scalar remainder only add non-negative terms: exact, as settled()), else the
+// comparison of the full scores, taken from side_fwd_avx2 itself through the pointer `fwd` the
+// scoring calls (its scalar remainder may be contracted into fmas or not depending on the constants
+// the compiler sees: a call it cannot specialise gives the scoring's bits by construction).
+template <bool TANH>
+AVX2_FN int cand_better_avx2(FwdFn fwd, const float* hx1, const float* hx2, const Box& bh, const float* tx1, const float* tx2,
+                             const Box& bt, long d, float s) {
+  __m256 accH = _mm256_setzero_ps(), accT = accH;
+  long k = 0;
+  for (; k + 8 <= d; k += 8) {
+    if (k >= 8 && std::sqrt(hsum8(accH)) + std::sqrt(hsum8(accT)) >= s) return 0;
+    accH = side_block_sq_avx2<TANH>(hx1, hx2, bh, k, accH);
+    accT = side_block_sq_avx2<TANH>(tx1, tx2, bt, k, accT);
+  }
+  if (std::sqrt(hsum8(accH)) + std::sqrt(hsum8(accT)) >= s) return 0;
+  const float sh = fwd(hx1, hx2, nullptr, bh, nullptr, d, TANH, true);
+  const float st = fwd(tx1, tx2, nullptr, bt, nullptr, d, TANH, true);
+  return std::sqrt(sh) + std::sqrt(st) < s ? 1 : 0;
+}
+
+// better[x] for the candidates x0..x1-1 of one query (cand_better_avx2); returns their count.
+template <bool TANH>
+AVX2_FN int32_t rank_block_avx2(FwdFn fwd, const float* headTable, const float* ha, const Box& bh, const float* tailTable,
+                                const float* ta, const Box& bt, long d, float s, long x0, long x1, uint8_t* better) {
+  int32_t cnt = 0;
+  for (long x = x0; x < x1; ++x) {
+    better[x] = static_cast<uint8_t>(cand_better_avx2<TANH>(fwd, headTable + x * d, ha, bh, tailTable + x * d, ta, bt, d, s));
+    cnt += better[x];
+  }
+  return cnt;
+}
+
 // ---- AVX-512 inner loops (16 lanes; the tail of d is a masked vector, no scalar remainder) --------
 #define AVX512_FN __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
 
@@ -302,81 +353,139 @@ AVX512_FN void pair_fwd_avx512(const float* hx1, const float* hx2, const float* 
   *st = _mm512_reduce_add_ps(acc[1]);
 }
 
-// One side's block of side_fwd_avx512 (x3 = null, no points): acc + dist^2 of lanes k..k+15 (mask m).
-template <bool TANH>
+// The evaluation's tanh through precomputed exponentials (AVX-512 scoring and ranking, tanh on,
+// rows and query parts inside the exp range, see ExpTab): a point is tanh(a + b) with a from the
+// candidate's entity row and b from the query; with ea = exp(2a) and eb = exp(2b) (both in
+// [e^-80, e^80], so neither is 0 or infinite) tanh(a + b) = 1 - 2 / (1 + ea eb). 1 + ea eb is one
+// fma (it may overflow to +inf: 2 / inf = 0, tanh = 1; or be 1: tanh = -1), a NaN stays NaN.
+// Against tanh of the float sum the absolute error is within ~2 ulp(1) (the exponentials are
+// correctly rounded, the product, division and subtraction round once each), the order of the
+// float rounding of the sum a + b itself.
+AVX512_FN inline __m512 tanh_exp16(__m512 ea, __m512 eb) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_fmadd_ps(ea, eb, one)));
+}
+
+// The point of lanes k..k+15 (mask m) of one side: MODE 0 x1 + x2, 1 tanh16(x1 + x2) (as
+// side_fwd_avx512 with x3 = null), 2 tanh_exp16(x1, x2) (x1, x2 the exponentials of ExpTab).
+template <int MODE>
+AVX512_FN inline __m512 side_point16(const float* x1, const float* x2, long k, __mmask16 m) {
+  const __m512 a = _mm512_maskz_loadu_ps(m, x1 + k), b = _mm512_maskz_loadu_ps(m, x2 + k);
+  if (MODE == 2) return tanh_exp16(a, b);
+  const __m512 x = _mm512_add_ps(a, b);
+  return MODE == 1 ? tanh16(x) : x;
+}
+
+// The sum of the 16 lanes of v by one fixed tree: lane i + lane i+8, then j + j+4, then m + m+2, then
+// 0 + 1 (the evaluation's scores use it, and hsum16x4 reduces four vectors by the same tree at once).
+AVX512_FN inline float hsum16(__m512 v) {
+  const __m256 t = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  __m128 u = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+  u = _mm_add_ps(u, _mm_movehl_ps(u, u));
+  return _mm_cvtss_f32(_mm_add_ss(u, _mm_movehdup_ps(u)));
+}
+
+// hsum16 of a, b, c, e (same bits) in lanes 0, 4, 8, 12.
+AVX512_FN inline __m512 hsum16x4(__m512 a, __m512 b, __m512 c, __m512 e) {
+  // lanes i + i+8: [a' | b'] and [c' | e'] (8 lanes each)
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 ce = _mm512_add_ps(_mm512_shuffle_f32x4(c, e, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_f32x4(c, e, _MM_SHUFFLE(3, 2, 3, 2)));
+  // j + j+4: one 128-bit chunk per vector
+  const __m512 w = _mm512_add_ps(_mm512_shuffle_f32x4(ab, ce, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_f32x4(ab, ce, _MM_SHUFFLE(3, 1, 3, 1)));
+  // m + m+2, then 0 + 1 within each chunk
+  const __m512 x = _mm512_add_ps(w, _mm512_permute_ps(w, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm512_add_ps(x, _mm512_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+
+// The evaluation's BoxE distance of points x (lanes k..k+15, mask m) to box b: max(|x - c| / w,
+// |x - c| w - kappa). With w = u - l + 1 >= 1 (the corners are ordered) and kappa = (w - 1)(w - 1/w)/2
+// the two lines meet at |x - c| = (w - 1)/2, the box's half-width: the maximum is |x - c| / w inside
+// the box and |x - c| w - kappa outside, box_dist16's distance (up to rounding where a point lies
+// within a few ulp of a corner), in fewer operations. Masked-off lanes are 0 (a = |x| <= 1 there, all
+// of b's loads 0); a NaN point gives NaN (max returns its second operand, NaN, when either is NaN).
+AVX512_FN inline __m512 eval_dist16(__m512 x, const Box& b, long k, __mmask16 m) {
+  const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
+  const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
+  return _mm512_max_ps(din, _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k)));
+}
+
+// One side's sum of distances (L2: of squared distances) over d, points by side_point16<MODE>, lanes
+// summed by hsum16.
+template <int MODE>
+AVX512_FN float side_sum_avx512(const float* x1, const float* x2, const Box& b, long d, bool l2) {
+  __m512 acc = _mm512_setzero_ps();
+  for (long k = 0; k < d; k += 16) {
+    const __mmask16 m = lane_mask(d, k);
+    const __m512 di = eval_dist16(side_point16<MODE>(x1, x2, k, m), b, k, m);
+    acc = l2 ? _mm512_fmadd_ps(di, di, acc) : _mm512_add_ps(acc, di);
+  }
+  return hsum16(acc);
+}
+
+// One side's block of side_sum_avx512 (L2): acc + dist^2 of lanes k..k+15 (mask m).
+template <int MODE>
 AVX512_FN inline __m512 side_block_sq_avx512(const float* x1, const float* x2, const Box& b, long k, __mmask16 m, __m512 acc) {
-  __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1 + k), _mm512_maskz_loadu_ps(m, x2 + k));
-  if (TANH) x = tanh16(x);
-  const __m512 di = box_dist16(x, b, k, m);
+  const __m512 di = eval_dist16(side_point16<MODE>(x1, x2, k, m), b, k, m);
   return _mm512_fmadd_ps(di, di, acc);
 }
 
-// The ranking's bound: sqrt(partial head sum) + sqrt(partial tail sum) >= s. Each lane's partial
-// sum only grows (fma of a square onto it; rounding is monotone) and so do the horizontal sums,
-// the square roots and their sum, so once it holds the full score cannot fall below s.
-AVX512_FN inline bool settled(__m512 accH, __m512 accT, float s) {
-  return std::sqrt(_mm512_reduce_add_ps(accH)) + std::sqrt(_mm512_reduce_add_ps(accT)) >= s;
+// The ranking's comparisons of two candidates x, y with the gold score s from their (partial) sums of
+// squared distances: bit 0 of the result: sqrt(hsum16(hx)) + sqrt(hsum16(tx)) >= s, bit 8: the same
+// for y (sqrt correctly rounded as std::sqrt; NaN compares false). Each lane's partial sum only grows
+// (fma of a square onto it; rounding is monotone) and so do the lane sums, the square roots and their
+// sum: once a bit holds on partial sums, the full score of that candidate cannot fall below s.
+AVX512_FN inline __mmask16 not_below2(__m512 hx, __m512 tx, __m512 hy, __m512 ty, float s) {
+  const __m512 r = _mm512_sqrt_ps(hsum16x4(hx, tx, hy, ty));  // sqrt of x's head, tail sums in lanes 0, 4; y's in 8, 12
+  const __m512 sc = _mm512_add_ps(r, _mm512_shuffle_f32x4(r, r, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_cmp_ps_mask(sc, _mm512_set1_ps(s), _CMP_GE_OQ) & static_cast<__mmask16>(0x0101);
 }
 
+// The first block after which the ranking checks whether a candidate is settled (checking after
+// the first 16 dimensions settles few: it does not pay).
+constexpr long kFirstCheck = 2;
+
 // Candidate x of one ranking query (AVX-512, L2 norm), from block `blk` on with the sums so far:
-// both sides' sums of squared distances exactly as side_fwd_avx512 computes them (same operations
-// per lane, same reduction), the sides interleaved block by block. Returns 1 when sqrt(sh) +
-// sqrt(st) < s (the comparison of boxteScoreBatch's score with the gold score s), else 0; after
-// every block it stops with 0 once `settled` (exact: the result equals the full comparison's).
-template <bool TANH>
+// both sides' sums of squared distances exactly as side_sum_avx512<MODE> computes them (same
+// operations per lane, same reduction), the sides interleaved block by block. Returns 1 when
+// sqrt(sh) + sqrt(st) < s (the comparison of boxteScoreBatch's score with the gold score s), else 0;
+// from block kFirstCheck on it stops with 0 once not_below2 (exact: the result equals the full comparison's).
+template <int MH, int MT>
 AVX512_FN int cand_better_avx512(const float* hx1, const float* hx2, const Box& bh, const float* tx1, const float* tx2,
                                  const Box& bt, long d, float s, long blk, __m512 accH, __m512 accT) {
   for (long k = blk * 16; k < d; k += 16, ++blk) {
-    if (blk >= 1 && settled(accH, accT, s)) return 0;
+    if (blk >= kFirstCheck && not_below2(accH, accT, accH, accT, s) != 0) return 0;
     const __mmask16 m = lane_mask(d, k);
-    accH = side_block_sq_avx512<TANH>(hx1, hx2, bh, k, m, accH);
-    accT = side_block_sq_avx512<TANH>(tx1, tx2, bt, k, m, accT);
+    accH = side_block_sq_avx512<MH>(hx1, hx2, bh, k, m, accH);
+    accT = side_block_sq_avx512<MT>(tx1, tx2, bt, k, m, accT);
   }
-  return std::sqrt(_mm512_reduce_add_ps(accH)) + std::sqrt(_mm512_reduce_add_ps(accT)) < s ? 1 : 0;
+  return not_below2(accH, accT, accH, accT, s) != 0 ? 0 : 1;
 }
 
 // Two candidates x, y of the same query at once (four independent chains for the core to overlap);
 // once one of them is settled the other continues alone. Same results as two cand_better_avx512 calls.
-template <bool TANH>
+template <int MODE>
 AVX512_FN void cand2_better_avx512(const float* hx, const float* hy, const float* ha, const Box& bh, const float* tx,
                                    const float* ty, const float* ta, const Box& bt, long d, float s, uint8_t* out) {
   __m512 aHx = _mm512_setzero_ps(), aTx = aHx, aHy = aHx, aTy = aHx;
   long blk = 0;
   for (long k = 0; k < d; k += 16, ++blk) {
-    if (blk >= 1) {
-      const bool sx = settled(aHx, aTx, s), sy = settled(aHy, aTy, s);
-      if (sx || sy) {
-        out[0] = sx ? 0 : static_cast<uint8_t>(cand_better_avx512<TANH>(hx, ha, bh, tx, ta, bt, d, s, blk, aHx, aTx));
-        out[1] = sy ? 0 : static_cast<uint8_t>(cand_better_avx512<TANH>(hy, ha, bh, ty, ta, bt, d, s, blk, aHy, aTy));
+    if (blk >= kFirstCheck) {
+      const __mmask16 nb = not_below2(aHx, aTx, aHy, aTy, s);
+      if (nb != 0) {
+        out[0] = (nb & 1) ? 0 : static_cast<uint8_t>(cand_better_avx512<MODE, MODE>(hx, ha, bh, tx, ta, bt, d, s, blk, aHx, aTx));
+        out[1] = (nb & 0x100) ? 0 : static_cast<uint8_t>(cand_better_avx512<MODE, MODE>(hy, ha, bh, ty, ta, bt, d, s, blk, aHy, aTy));
         return;
       }
     }
     const __mmask16 m = lane_mask(d, k);
-    aHx = side_block_sq_avx512<TANH>(hx, ha, bh, k, m, aHx);
-    aTx = side_block_sq_avx512<TANH>(tx, ta, bt, k, m, aTx);
-    aHy = side_block_sq_avx512<TANH>(hy, ha, bh, k, m, aHy);
-    aTy = side_block_sq_avx512<TANH>(ty, ta, bt, k, m, aTy);
+    aHx = side_block_sq_avx512<MODE>(hx, ha, bh, k, m, aHx);
+    aTx = side_block_sq_avx512<MODE>(tx, ta, bt, k, m, aTx);
+    aHy = side_block_sq_avx512<MODE>(hy, ha, bh, k, m, aHy);
+    aTy = side_block_sq_avx512<MODE>(ty, ta, bt, k, m, aTy);
   }
-  out[0] = std::sqrt(_mm512_reduce_add_ps(aHx)) + std::sqrt(_mm512_reduce_add_ps(aTx)) < s ? 1 : 0;
-  out[1] = std::sqrt(_mm512_reduce_add_ps(aHy)) + std::sqrt(_mm512_reduce_add_ps(aTy)) < s ? 1 : 0;
-}
-
-// better[x] for the candidates x0..x1-1 of one query (pairs through cand2_better_avx512); returns their count.
-template <bool TANH>
-AVX512_FN int32_t rank_block_avx512(const float* headTable, const float* ha, const Box& bh, const float* tailTable,
-                                    const float* ta, const Box& bt, long d, float s, long x0, long x1, uint8_t* better) {
-  int32_t cnt = 0;
-  long x = x0;
-  for (; x + 1 < x1; x += 2) {
-    cand2_better_avx512<TANH>(headTable + x * d, headTable + (x + 1) * d, ha, bh, tailTable + x * d, tailTable + (x + 1) * d, ta, bt, d, s, better + x);
-    cnt += better[x] + better[x + 1];
-  }
-  if (x < x1) {
-    const __m512 z = _mm512_setzero_ps();
-    better[x] = static_cast<uint8_t>(cand_better_avx512<TANH>(headTable + x * d, ha, bh, tailTable + x * d, ta, bt, d, s, 0, z, z));
-    cnt += better[x];
-  }
-  return cnt;
+  const __mmask16 nb = not_below2(aHx, aTx, aHy, aTy, s);
+  out[0] = (nb & 1) ? 0 : 1;
+  out[1] = (nb & 0x100) ? 0 : 1;
 }
 
 AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
@@ -499,7 +608,6 @@ AVX512_FN void group_bwd_avx512(long G, long d, const float* P, const Box& bh, c
 }
 #endif
 
-typedef float (*FwdFn)(const float*, const float*, const float*, const Box&, float*, long, bool, bool);
 typedef void (*BwdFn)(const float*, const Box&, float, long, bool, bool, float*, float*, float*, float*, float*);
 
 // The path of this family comes from dispatch.cc (TFREE_ISA / setIsa from JS, CPU features):
@@ -658,6 +766,31 @@ bool ids_ok(Args& a, const int32_t* ids, long n, long rows, const char* name) {
   return true;
 }
 
+// ---- evaluation: scoring and ranking ---------------------------------------------------------------
+// The exponentials of tanh_exp16: e[i] = exp(2 x[i]) (computed in double, rounded once) for the rows
+// x0..x1-1 of a [rows, d] table; ok[r] = 1 when every |x| of row r is <= kExpLim (a NaN fails), else
+// 0 and the row's points are tanh16 of the float sum instead (its e values are not used).
+constexpr float kExpLim = 40.0f;
+
+void exp_rows(const float* x, long d, long x0, long x1, float* e, uint8_t* ok) {
+  for (long r = x0; r < x1; ++r) {
+    bool good = true;
+    for (long k = r * d; k < (r + 1) * d; ++k) {
+      const float v = x[k];
+      good = good && std::fabs(v) <= kExpLim;
+      e[k] = std::fabs(v) <= kExpLim ? static_cast<float>(std::exp(2.0 * static_cast<double>(v))) : 0.0f;
+    }
+    ok[r] = good ? 1 : 0;
+  }
+}
+
+// exp_rows of a whole table, row blocks in parallel (elementwise: the thread count does not matter)
+void exp_table(const float* x, long rows, long d, float* e, uint8_t* ok) {
+  const long BLK = 256;
+  auto task = [&](long blk, int) { exp_rows(x, d, blk * BLK, std::min(rows, (blk + 1) * BLK), e, ok); };
+  parallel_tasks((rows + BLK - 1) / BLK, 0, task);
+}
+
 // Arguments 0-14 of boxteScoreBatch and boxteRankBatch (read in this order, so the first bad one is
 // the one reported): d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel.
 struct EvalInputs {
@@ -684,32 +817,109 @@ struct EvalInputs {
   Box tail_box(const Derived& dv, long q) const { return box_at(l, u, c, w, dv, R * d + rel[q] * d); }
 };
 
-// boxteScoreBatch(d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel, out)
+bool absent(Args& a, size_t i) {
+  napi_valuetype t = napi_undefined;
+  return i >= a.n || (napi_typeof(a.env, a.v[i], &t) == napi_ok && (t == napi_undefined || t == napi_null));
+}
+
+// The scoring function of boxteScoreBatch / boxteRankBatch for one (query, candidate, side): the sum
+// over d of the distances (L2: squared) of the points to the query relation's box of that side. The
+// points are tanh(table[x] + add[q]) (tanh on) or the sum: on AVX-512 with tanh through tanh_exp16
+// from the exponentials of both tables (arguments i0..i0+3: headExp, headOk, tailExp, tailOk of
+// boxteExpRows, computed here when absent) and of the query parts, where the row and the query part
+// are within kExpLim (else tanh16 of the float sum), lanes summed by hsum16 (side_sum_avx512); on the
+// other paths the ISA's side_fwd.
+struct EvalSides {
+  const EvalInputs& in;
+  const Derived dv;
+  const FwdFn fwd = fwd_fn();
+  const int isa = boxte_isa();
+  const bool useExp;
+  std::vector<float> ownE;  // the tables' exponentials when not given
+  std::vector<uint8_t> ownOk;
+  const float* ex[2] = {nullptr, nullptr};  // [E, d] exponentials of headTable / tailTable
+  const uint8_t* ok[2] = {nullptr, nullptr};
+  std::vector<float> eq;  // [2, Q, d] exponentials of headAdd / tailAdd
+  std::vector<uint8_t> qok;  // [2, Q]
+  EvalSides(Args& a, const EvalInputs& inputs, size_t i0)
+      : in(inputs), dv(inputs.w, 2 * inputs.R * inputs.d), useExp(inputs.useTanh && boxte_isa() == 2) {
+    const long d = in.d, E = in.E, Q = in.Q;
+    if (!a.ok || !useExp) return;
+    const char* names[4] = {"headExp", "headOk", "tailExp", "tailOk"};
+    const float* tabs[2] = {in.headTable, in.tailTable};
+    for (int s = 0; s < 2; ++s) {
+      if (absent(a, i0 + 2 * s) && absent(a, i0 + 2 * s + 1)) {
+        if (ownE.empty()) {
+          ownE.resize(2 * E * d);
+          ownOk.resize(2 * E);
+        }
+        exp_table(tabs[s], E, d, ownE.data() + s * E * d, ownOk.data() + s * E);
+        ex[s] = ownE.data() + s * E * d;
+        ok[s] = ownOk.data() + s * E;
+      } else {
+        ex[s] = arr<float>(a, i0 + 2 * s, names[2 * s], napi_float32_array, E * d);
+        ok[s] = arr<uint8_t>(a, i0 + 2 * s + 1, names[2 * s + 1], napi_uint8_array, E);
+      }
+    }
+    eq.resize(2 * Q * d);
+    qok.resize(2 * Q);
+    exp_rows(in.headAdd, d, 0, Q, eq.data(), qok.data());
+    exp_rows(in.tailAdd, d, 0, Q, eq.data() + Q * d, qok.data() + Q);
+  }
+  // side s (0 head, 1 tail) uses tanh_exp16 for candidate x of query q
+  bool exp_side(int s, long q, long x) const { return useExp && qok[s * in.Q + q] && ok[s][x]; }
+  float side(int s, long q, long x, const Box& b) const {
+    const long d = in.d;
+    const float* tab = s == 0 ? in.headTable : in.tailTable;
+    const float* add = s == 0 ? in.headAdd : in.tailAdd;
+#ifdef BOXTE_X86
+    if (exp_side(s, q, x)) return side_sum_avx512<2>(ex[s] + x * d, eq.data() + (s * in.Q + q) * d, b, d, in.l2);
+    if (isa == 2) return in.useTanh ? side_sum_avx512<1>(tab + x * d, add + q * d, b, d, in.l2) : side_sum_avx512<0>(tab + x * d, add + q * d, b, d, in.l2);
+#endif
+    return fwd(tab + x * d, add + q * d, nullptr, b, nullptr, d, in.useTanh, in.l2);
+  }
+  float score(long q, long x) const {
+    const float sh = side(0, q, x, in.head_box(dv, q)), st = side(1, q, x, in.tail_box(dv, q));
+    return in.l2 ? std::sqrt(sh) + std::sqrt(st) : sh + st;
+  }
+};
+
+// boxteExpRows(rows, d, x, outExp, outOk): the exponentials of a [rows, d] table for boxteScoreBatch /
+// boxteRankBatch (exp_rows; pass them when one table is scored by many calls).
+napi_value ExpRows(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteExpRows");
+  const long rows = integer(a, 0, "rows", 0), d = integer(a, 1, "d", 1);
+  const float* x = arr<float>(a, 2, "x", napi_float32_array, rows * d);
+  float* e = arr<float>(a, 3, "outExp", napi_float32_array, rows * d);
+  uint8_t* ok = arr<uint8_t>(a, 4, "outOk", napi_uint8_array, rows);
+  if (!a.ok) return nullptr;
+  exp_table(x, rows, d, e, ok);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// boxteScoreBatch(d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel, out
+//                 [, headExp, headOk, tailExp, tailOk]): scores [Q, E] (EvalSides::score)
 napi_value ScoreBatch(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteScoreBatch");
   const EvalInputs in(a);
-  const long d = in.d, E = in.E, Q = in.Q, R = in.R;
-  const bool useTanh = in.useTanh, l2 = in.l2;
-  const float *headTable = in.headTable, *headAdd = in.headAdd, *tailTable = in.tailTable, *tailAdd = in.tailAdd;
-  const int32_t* rel = in.rel;
+  const long E = in.E, Q = in.Q, R = in.R;
   float* out = arr<float>(a, 15, "out", napi_float32_array, Q * E);
-  if (!ids_ok(a, rel, Q, R, "rel")) return nullptr;
-  const Derived dv(in.w, 2 * R * d);
-  const FwdFn fwd = fwd_fn();
+  if (!ids_ok(a, in.rel, Q, R, "rel")) return nullptr;
+  const EvalSides ev(a, in, 16);
+  if (!a.ok) return nullptr;
   const long BLK = 256;
   const long nb = (E + BLK - 1) / BLK;
   auto task = [&](long blk, int) {
     const long x0 = blk * BLK, x1 = x0 + BLK < E ? x0 + BLK : E;
     for (long q = 0; q < Q; ++q) {
-      const Box bh = in.head_box(dv, q);
-      const Box bt = in.tail_box(dv, q);
-      const float* ha = headAdd + q * d;
-      const float* ta = tailAdd + q * d;
+      const Box bh = in.head_box(ev.dv, q);
+      const Box bt = in.tail_box(ev.dv, q);
       float* o = out + q * E;
       for (long x = x0; x < x1; ++x) {
-        const float sh = fwd(headTable + x * d, ha, nullptr, bh, nullptr, d, useTanh, l2);
-        const float st = fwd(tailTable + x * d, ta, nullptr, bt, nullptr, d, useTanh, l2);
-        o[x] = l2 ? std::sqrt(sh) + std::sqrt(st) : sh + st;
+        const float sh = ev.side(0, q, x, bh), st = ev.side(1, q, x, bt);
+        o[x] = in.l2 ? std::sqrt(sh) + std::sqrt(st) : sh + st;
       }
     }
   };
@@ -719,59 +929,95 @@ napi_value ScoreBatch(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+#ifdef BOXTE_X86
+// better[x] for the candidates x0..x1-1 of query q (AVX-512, L2; pairs through cand2_better_avx512 where
+// both candidates' sides run one mode); returns their count.
+AVX512_FN int32_t rank_block_avx512(const EvalSides& ev, long q, const Box& bh, const Box& bt, float s, long x0, long x1,
+                                    uint8_t* better) {
+  const EvalInputs& in = ev.in;
+  const long d = in.d;
+  const float *hT = in.headTable, *tT = in.tailTable, *ha = in.headAdd + q * d, *ta = in.tailAdd + q * d;
+  const float *hE = ev.ex[0], *tE = ev.ex[1];
+  const float *hq = ev.useExp ? ev.eq.data() + q * d : nullptr, *tq = ev.useExp ? ev.eq.data() + (in.Q + q) * d : nullptr;
+  auto both = [&](long x) { return ev.exp_side(0, q, x) && ev.exp_side(1, q, x); };
+  const __m512 z = _mm512_setzero_ps();
+  int32_t cnt = 0;
+  long x = x0;
+  while (x < x1) {
+    if (!in.useTanh && x + 1 < x1) {
+      cand2_better_avx512<0>(hT + x * d, hT + (x + 1) * d, ha, bh, tT + x * d, tT + (x + 1) * d, ta, bt, d, s, better + x);
+    } else if (in.useTanh && x + 1 < x1 && ev.useExp && both(x) && both(x + 1)) {
+      cand2_better_avx512<2>(hE + x * d, hE + (x + 1) * d, hq, bh, tE + x * d, tE + (x + 1) * d, tq, bt, d, s, better + x);
+    } else {
+      int b;
+      if (!in.useTanh) b = cand_better_avx512<0, 0>(hT + x * d, ha, bh, tT + x * d, ta, bt, d, s, 0, z, z);
+      else {
+        const bool eh = ev.exp_side(0, q, x), et = ev.exp_side(1, q, x);
+        const float *h1 = eh ? hE + x * d : hT + x * d, *h2 = eh ? hq : ha;
+        const float *t1 = et ? tE + x * d : tT + x * d, *t2 = et ? tq : ta;
+        b = eh ? (et ? cand_better_avx512<2, 2>(h1, h2, bh, t1, t2, bt, d, s, 0, z, z) : cand_better_avx512<2, 1>(h1, h2, bh, t1, t2, bt, d, s, 0, z, z))
+               : (et ? cand_better_avx512<1, 2>(h1, h2, bh, t1, t2, bt, d, s, 0, z, z) : cand_better_avx512<1, 1>(h1, h2, bh, t1, t2, bt, d, s, 0, z, z));
+      }
+      better[x] = static_cast<uint8_t>(b);
+      cnt += b;
+      ++x;
+      continue;
+    }
+    cnt += better[x] + better[x + 1];
+    x += 2;
+  }
+  return cnt;
+}
+#endif
+
 // boxteRankBatch(d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel, gold, better,
-//                count, goldScore): the evaluation's comparisons without the score matrix. For query q the
-// gold candidate's score s = goldScore[q] is computed first, exactly as boxteScoreBatch computes it;
-// better[q * E + x] = 1 when candidate x scores strictly below s (0 otherwise, NaN included) and
-// count[q] = the number of such x. With the L2 norm a candidate whose head-side distance alone,
-// sqrt(sh), is already >= s is settled without its tail side: score = sqrt(sh) + sqrt(st) with st
-// >= 0 and float rounding monotone, so the score it would get is >= s as well (the comparisons,
-// counts and ranks are exactly those of the full scores). Candidate blocks of 256 are the tasks.
+//                count, goldScore [, headExp, headOk, tailExp, tailOk]): the evaluation's comparisons without
+// the score matrix. For query q the gold candidate's score s = goldScore[q] is computed first, exactly as
+// boxteScoreBatch computes it; better[q * E + x] = 1 when candidate x scores strictly below s (0
+// otherwise, NaN included) and count[q] = the number of such x. With the L2 norm a candidate is
+// settled (0) once the square roots of its partial sums of squared distances, added, reach s: the sums
+// only grow and float rounding is monotone, so its full score would be >= s as well (the comparisons,
+// counts and ranks are exactly those of the full scores). AVX-512 checks after every 16 dimensions of
+// both sides, AVX2 after every 8, the generic path after the head side. Candidate blocks of 256 are the tasks.
 napi_value RankBatch(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteRankBatch");
   const EvalInputs in(a);
-  const long d = in.d, E = in.E, Q = in.Q, R = in.R;
-  const bool useTanh = in.useTanh, l2 = in.l2;
-  const float *headTable = in.headTable, *headAdd = in.headAdd, *tailTable = in.tailTable, *tailAdd = in.tailAdd;
-  const int32_t* rel = in.rel;
+  const long E = in.E, Q = in.Q, R = in.R;
+  const bool l2 = in.l2;
   const int32_t* gold = arr<int32_t>(a, 15, "gold", napi_int32_array, Q);
   uint8_t* better = arr<uint8_t>(a, 16, "better", napi_uint8_array, Q * E);
   int32_t* count = arr<int32_t>(a, 17, "count", napi_int32_array, Q);
   float* goldScore = arr<float>(a, 18, "goldScore", napi_float32_array, Q);
-  if (!ids_ok(a, rel, Q, R, "rel") || !ids_ok(a, gold, Q, E, "gold")) return nullptr;
-  const Derived dv(in.w, 2 * R * d);
-  const FwdFn fwd = fwd_fn();
-  auto score = [&](long q, long x) -> float {
-    const Box bh = in.head_box(dv, q);
-    const Box bt = in.tail_box(dv, q);
-    const float sh = fwd(headTable + x * d, headAdd + q * d, nullptr, bh, nullptr, d, useTanh, l2);
-    const float st = fwd(tailTable + x * d, tailAdd + q * d, nullptr, bt, nullptr, d, useTanh, l2);
-    return l2 ? std::sqrt(sh) + std::sqrt(st) : sh + st;
-  };
-  for (long q = 0; q < Q; ++q) goldScore[q] = score(q, gold[q]);
-  const bool bounded = l2 && boxte_isa() == 2;  // cand2_better_avx512 / cand_better_avx512
+  if (!ids_ok(a, in.rel, Q, R, "rel") || !ids_ok(a, gold, Q, E, "gold")) return nullptr;
+  const EvalSides ev(a, in, 19);
+  if (!a.ok) return nullptr;
+  for (long q = 0; q < Q; ++q) goldScore[q] = ev.score(q, gold[q]);
   const long BLK = 256;
   const long nb = (E + BLK - 1) / BLK;
   std::vector<int32_t> part(nb * Q, 0);
   auto task = [&](long blk, int) {
     const long x0 = blk * BLK, x1 = x0 + BLK < E ? x0 + BLK : E;
     for (long q = 0; q < Q; ++q) {
-      const Box bh = in.head_box(dv, q);
-      const Box bt = in.tail_box(dv, q);
-      const float* ha = headAdd + q * d;
-      const float* ta = tailAdd + q * d;
+      const Box bh = in.head_box(ev.dv, q);
+      const Box bt = in.tail_box(ev.dv, q);
       const float s = goldScore[q];
       uint8_t* b = better + q * E;
       int32_t cnt = 0;
 #ifdef BOXTE_X86
-      if (bounded) {
-        part[blk * Q + q] = useTanh ? rank_block_avx512<true>(headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b)
-                                    : rank_block_avx512<false>(headTable, ha, bh, tailTable, ta, bt, d, s, x0, x1, b);
+      if (l2 && ev.isa == 2) {
+        part[blk * Q + q] = rank_block_avx512(ev, q, bh, bt, s, x0, x1, b);
+        continue;
+      }
+      if (l2 && ev.isa == 1) {
+        const long d = in.d;
+        const float *ha = in.headAdd + q * d, *ta = in.tailAdd + q * d;
+        part[blk * Q + q] = in.useTanh ? rank_block_avx2<true>(ev.fwd, in.headTable, ha, bh, in.tailTable, ta, bt, d, s, x0, x1, b)
+                                       : rank_block_avx2<false>(ev.fwd, in.headTable, ha, bh, in.tailTable, ta, bt, d, s, x0, x1, b);
         continue;
       }
 #endif
       for (long x = x0; x < x1; ++x) {
-        const float sh = fwd(headTable + x * d, ha, nullptr, bh, nullptr, d, useTanh, l2);
+        const float sh = ev.side(0, q, x, bh);
         float sc;
         if (l2) {
           const float rh = std::sqrt(sh);
@@ -779,9 +1025,9 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
             b[x] = 0;
             continue;
           }
-          sc = rh + std::sqrt(fwd(tailTable + x * d, ta, nullptr, bt, nullptr, d, useTanh, l2));
+          sc = rh + std::sqrt(ev.side(1, q, x, bt));
         } else {
-          sc = sh + fwd(tailTable + x * d, ta, nullptr, bt, nullptr, d, useTanh, l2);
+          sc = sh + ev.side(1, q, x, bt);
         }
         const uint8_t bx = sc < s ? 1 : 0;
         b[x] = bx;
@@ -1624,6 +1870,8 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteBoxTable", fv);
   if (napi_create_function(env, "boxteCornerGrad", NAPI_AUTO_LENGTH, CornerGradN, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteCornerGrad", fv);
+  if (napi_create_function(env, "boxteExpRows", NAPI_AUTO_LENGTH, ExpRows, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteExpRows", fv);
   if (napi_create_function(env, "boxteIsa", NAPI_AUTO_LENGTH, IsaName, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteIsa", fv);
 }

@@ -407,17 +407,25 @@ test('native rankBatch: the same comparisons, counts and filtered ranks as score
       const headAdd = Float32Array.from({ length: Q * d }, () => (rng.float() * 2 - 1) * 0.7);
       const tailAdd = Float32Array.from({ length: Q * d }, () => (rng.float() * 2 - 1) * 0.7);
       const rel = Int32Array.from({ length: Q }, () => rng.int(R));
-      const gold = Int32Array.from({ length: Q }, (_, q) => (q === 0 ? 4 : rng.int(E)));
+      // beyond the AVX-512 tanh's exponential range (|x| <= 40): entity 7's head-side row, entity 8's
+      // tail-side row and query 2's tail part (they take the fallback; ranked consistently all the same)
+      base[7 * d + 1] = 45;
+      bump[8 * d + d - 1] = -41;
+      tailAdd[2 * d] = 60;
+      const gold = Int32Array.from({ length: Q }, (_, q) => (q === 0 ? 4 : q === 1 ? 7 : q === 2 ? 8 : rng.int(E)));
       const args = { d, tanh: true, order, E, Q, headTable: base, headAdd, tailTable: bump, tailAdd, boxes, rel };
       for (const [kname, k, setup] of kernelsUnderTest()) {
         if (k.rankBatch === null) continue;
         setup();
+        // with and without the tables' exponentials computed beforehand
+        for (const pre of [false, true]) {
+        const exps = pre ? { headExp: k.expRows(E, d, base), tailExp: k.expRows(E, d, bump) } : {};
         const out = new Float32Array(Q * E).fill(Number.NaN);
-        k.scoreBatch({ ...args, out });
+        k.scoreBatch({ ...args, out, ...exps });
         const better = new Uint8Array(Q * E).fill(7);
         const count = new Int32Array(Q).fill(-1);
         const goldScore = new Float32Array(Q).fill(Number.NaN);
-        k.rankBatch({ ...args, gold, better, count, goldScore });
+        k.rankBatch({ ...args, gold, better, count, goldScore, ...exps });
         for (let q = 0; q < Q; q++) {
           const sc = out.subarray(q * E, (q + 1) * E);
           const what = `${kname} d=${dim} order ${order} query ${q}`;
@@ -433,7 +441,55 @@ test('native rankBatch: the same comparisons, counts and filtered ranks as score
         const sc = out.slice(0, E);
         sc[gold[0]] = Number.NaN;
         assert.equal(rankFromComparisons(Number.NaN, count[0], better.subarray(0, E), gold[0], [gold[0], 1, 2]), filteredRank(sc, gold[0], [gold[0], 1, 2]));
+        }
       }
+    }
+  }
+  restoreBoxKernels();
+});
+
+test('native scoring with the tables\' exponentials: the same bits given or computed inside, close to the float64 twin in and beyond the exponential range, NaN kept', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
+  for (const dim of [13, 37, 154]) {
+    const m = tinyModel({ numEntities: 11, dim }, 5, 0.8);
+    const { dim: d, numRelations: R, numEntities: E } = m.cfg;
+    const rng = new Rng(dim);
+    // entries up to +-6 (the points reach +-1 in f32), one row beyond the exponential range each side
+    const base = Float32Array.from({ length: E * d }, () => (rng.float() * 2 - 1) * 6);
+    const bump = Float32Array.from({ length: E * d }, () => (rng.float() * 2 - 1) * 0.8);
+    base[3 * d + 2] = -40.5;
+    bump[9 * d] = 1000;
+    const Q = 5;
+    const headAdd = Float32Array.from({ length: Q * d }, () => (rng.float() * 2 - 1) * 3);
+    const tailAdd = Float32Array.from({ length: Q * d }, () => (rng.float() * 2 - 1) * 0.5);
+    headAdd[4 * d + d - 1] = 39.75; // inside the range: large exponentials whose product overflows to +inf
+    const boxes = boxTable(noGrad(() => m.stackedBoxes()).f32(), R, d);
+    const rel = Int32Array.from({ length: Q }, () => rng.int(R));
+    const args = { d, tanh: true, order: 2 as const, E, Q, headTable: base, headAdd, tailTable: bump, tailAdd, boxes, rel };
+    const want = new Float32Array(Q * E);
+    scoreBatchJs({ ...args, out: want });
+    for (const [kname, k, setup] of kernelsUnderTest()) {
+      if (k.name === 'js') continue;
+      setup();
+      const inside = new Float32Array(Q * E).fill(Number.NaN);
+      k.scoreBatch({ ...args, out: inside });
+      const hx = k.expRows(E, d, base);
+      const tx = k.expRows(E, d, bump);
+      assert.equal(hx !== null, k.isa === 'avx512', `${kname}: exponentials where the kernels use them`);
+      if (hx !== null) {
+        assert.deepEqual([hx.ok[3], hx.ok[0], tx?.ok[9], tx?.ok[0]], [0, 1, 0, 1], `${kname}: rows beyond |x| <= 40 flagged`);
+        const given = new Float32Array(Q * E).fill(Number.NaN);
+        k.scoreBatch({ ...args, out: given, headExp: hx, tailExp: tx });
+        assert.deepEqual(given, inside, `${kname} d=${dim}: the same bits with the exponentials given`);
+      }
+      assertClose(inside, want, { atol: 1e-5, rtol: 1e-6, what: `${kname} d=${dim}` });
+      // a NaN in a row inside the range and in a query part: NaN scores there only
+      const nb = base.slice();
+      nb[5 * d + d - 1] = Number.NaN;
+      const na = headAdd.slice();
+      na[d] = Number.NaN;
+      const out = new Float32Array(Q * E).fill(7);
+      k.scoreBatch({ ...args, headTable: nb, headAdd: na, out, headExp: k.expRows(E, d, nb), tailExp: tx });
+      for (let q = 0; q < Q; q++) for (let x = 0; x < E; x++) assert.equal(Number.isNaN(out[q * E + x]), q === 1 || x === 5, `${kname} d=${dim} q ${q} x ${x}`);
     }
   }
   restoreBoxKernels();

@@ -161,6 +161,9 @@ export function filteredRanks(model: BoxTE, q: Quads, known: KnownFacts, opts: R
   const better = new Uint8Array(fast ? Q * E : 0);
   const count = new Int32Array(Q);
   const goldScore = new Float32Array(Q);
+  // the entity tables' exponentials once for all batches (null where the kernels do not use them)
+  const expBase = model.cfg.tanh ? k.expRows(E, d, base) : null;
+  const expBump = model.cfg.tanh ? k.expRows(E, d, bump) : null;
   for (let start = 0; start < N; start += Q) {
     const m = Math.min(Q, N - start);
     for (const dir of [0, 1] as const) {
@@ -189,6 +192,8 @@ export function filteredRanks(model: BoxTE, q: Quads, known: KnownFacts, opts: R
         tailAdd,
         boxes,
         rel,
+        headExp: dir === 0 ? expBase : expBump,
+        tailExp: dir === 0 ? expBump : expBase,
       };
       if (k.rankBatch !== null) {
         for (let j = 0; j < m; j++) gold[j] = dir === 0 ? q.h[start + j] : q.t[start + j];

@@ -246,6 +246,18 @@ export interface ScoreBatchArgs {
   rel: Int32Array;
   /** scores [Q, E] (written) */
   out: Float32Array;
+  /**
+   * optional: BoxKernels.expRows of headTable / tailTable, for a table scored by many calls (the
+   * native AVX-512 tanh runs on them; the results are the same with or without them)
+   */
+  headExp?: ExpRows | null;
+  tailExp?: ExpRows | null;
+}
+
+/** exp(2 x) of a [rows, d] table and per row whether it is in range (native kernels, see boxte.cc exp_rows). */
+export interface ExpRows {
+  exp: Float32Array;
+  ok: Uint8Array;
 }
 
 /**

@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import { nativeBackend } from '../../tensor/index.js';
 import { nativeAddonPath } from '../../tensor/kernels/native.js';
-import type { NegativesArgs, ScoreBatchArgs, TrainGroupsArgs } from './kernel.js';
+import type { ExpRows, NegativesArgs, ScoreBatchArgs, TrainGroupsArgs } from './kernel.js';
 import type { AdamRowsArgs, BoxKernels, RankBatchArgs } from './ops.js';
 
 interface BoxteAddon {
@@ -13,13 +13,16 @@ interface BoxteAddon {
     d: number, E: number, Q: number, tanh: boolean, order: number,
     headTable: Float32Array, headAdd: Float32Array, tailTable: Float32Array, tailAdd: Float32Array,
     l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array, R: number, rel: Int32Array, out: Float32Array,
+    headExp?: Float32Array | null, headOk?: Uint8Array | null, tailExp?: Float32Array | null, tailOk?: Uint8Array | null,
   ): void;
   boxteRankBatch(
     d: number, E: number, Q: number, tanh: boolean, order: number,
     headTable: Float32Array, headAdd: Float32Array, tailTable: Float32Array, tailAdd: Float32Array,
     l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array, R: number, rel: Int32Array,
     gold: Int32Array, better: Uint8Array, count: Int32Array, goldScore: Float32Array,
+    headExp?: Float32Array | null, headOk?: Uint8Array | null, tailExp?: Float32Array | null, tailOk?: Uint8Array | null,
   ): void;
+  boxteExpRows(rows: number, d: number, x: Float32Array, outExp: Float32Array, outOk: Uint8Array): void;
   boxteTrainGroups(
     B: number, n: number, d: number, tanh: boolean, order: number, base: Float32Array, bump: Float32Array, E: number,
     l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array, R: number, tb: Float32Array,
@@ -48,6 +51,13 @@ interface BoxteAddon {
   ): void;
 }
 
+/** scoreBatch / rankBatch's optional trailing arguments: headExp, headOk, tailExp, tailOk (null: computed there). */
+function exps(a: ScoreBatchArgs | RankBatchArgs): [Float32Array | null, Uint8Array | null, Float32Array | null, Uint8Array | null] {
+  const h = a.headExp ?? null;
+  const t = a.tailExp ?? null;
+  return [h?.exp ?? null, h?.ok ?? null, t?.exp ?? null, t?.ok ?? null];
+}
+
 /** The native BoxTE kernels (their path follows the addon's dispatch: TFREE_ISA / extras.setIsa). */
 export type NativeBoxKernels = BoxKernels;
 
@@ -65,6 +75,7 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
   }
   const score = addon.boxteScoreBatch;
   const rank = addon.boxteRankBatch;
+  const expRows = addon.boxteExpRows;
   const train = addon.boxteTrainGroups;
   const negatives = addon.boxteNegatives;
   const adam = addon.boxteAdamRows;
@@ -104,13 +115,20 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
     },
     scoreBatch(a: ScoreBatchArgs): void {
       const b = a.boxes;
-      score(a.d, a.E, a.Q, a.tanh, a.order, a.headTable, a.headAdd, a.tailTable, a.tailAdd, b.l, b.u, b.c, b.w, b.R, a.rel, a.out);
+      score(a.d, a.E, a.Q, a.tanh, a.order, a.headTable, a.headAdd, a.tailTable, a.tailAdd, b.l, b.u, b.c, b.w, b.R, a.rel, a.out, ...exps(a));
+    },
+    expRows(rows: number, d: number, x: Float32Array): ExpRows | null {
+      // only the AVX-512 kernels run on the exponentials
+      if (typeof expRows !== 'function' || isa() !== 'avx512') return null;
+      const out = { exp: new Float32Array(rows * d), ok: new Uint8Array(rows) };
+      expRows(rows, d, x, out.exp, out.ok);
+      return out;
     },
     rankBatch:
       typeof rank === 'function'
         ? (a: RankBatchArgs): void => {
             const b = a.boxes;
-            rank(a.d, a.E, a.Q, a.tanh, a.order, a.headTable, a.headAdd, a.tailTable, a.tailAdd, b.l, b.u, b.c, b.w, b.R, a.rel, a.gold, a.better, a.count, a.goldScore);
+            rank(a.d, a.E, a.Q, a.tanh, a.order, a.headTable, a.headAdd, a.tailTable, a.tailAdd, b.l, b.u, b.c, b.w, b.R, a.rel, a.gold, a.better, a.count, a.goldScore, ...exps(a));
           }
         : null,
     trainGroups(a: TrainGroupsArgs): number {

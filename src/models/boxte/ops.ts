@@ -3,7 +3,7 @@
  * backend is active and the addon has them, else the pure-TypeScript kernels.
  */
 import { backendName } from '../../tensor/index.js';
-import { negativesJs, scoreBatchJs, trainGroupsJs, type NegativesArgs, type ScoreBatchArgs, type TrainGroupsArgs } from './kernel.js';
+import { negativesJs, scoreBatchJs, trainGroupsJs, type ExpRows, type NegativesArgs, type ScoreBatchArgs, type TrainGroupsArgs } from './kernel.js';
 import { nativeBoxKernels } from './kernel_native.js';
 
 /** Dense Adam (weight decay 0) of one entity table with its gradient spread over slots (see TrainGroupsArgs.slots). */
@@ -45,6 +45,11 @@ export interface BoxKernels {
   scoreBatch(a: ScoreBatchArgs): void;
   /** the comparisons of the filtered ranking without the score matrix (native only; see RankBatchArgs) */
   rankBatch: ((a: RankBatchArgs) => void) | null;
+  /**
+   * the exponentials of a [rows, d] entity table for scoreBatch / rankBatch's headExp / tailExp (computed
+   * once when one table is scored by many calls); null where the kernels do not use them
+   */
+  expRows(rows: number, d: number, x: Float32Array): ExpRows | null;
   negatives(a: NegativesArgs): void;
   /** fused gradient sum + dense Adam + zeroing of an entity table (native only) */
   adamRows: ((a: AdamRowsArgs) => void) | null;
@@ -78,6 +83,7 @@ const jsBoxKernels: BoxKernels = {
   trainGroups: trainGroupsJs,
   scoreBatch: scoreBatchJs,
   rankBatch: null,
+  expRows: () => null,
   negatives: negativesJs,
   adamRows: null,
   small: null,
