@@ -243,6 +243,8 @@ if (process.argv.includes('--child')) {
       cpu_median: perRound((t) => t.cpu),
       old_runs_ms: oldT.map((t) => t.wall * 1e3),
       new_runs_ms: newT.map((t) => t.wall * 1e3),
+      old_runs_cpu_ms: oldT.map((t) => t.cpu * 1e3),
+      new_runs_cpu_ms: newT.map((t) => t.cpu * 1e3),
     };
     json.push(row);
     rows.push(`| ${name} | ${row.old_ms.toFixed(2)} | ${row.new_ms.toFixed(2)} | ${row.wall_best.toFixed(2)} | ${row.wall_median.toFixed(2)} | ${row.cpu_best.toFixed(2)} | ${row.cpu_median.toFixed(2)} |`);
