@@ -13,15 +13,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-
-function args(name: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < process.argv.length - 1; i++) if (process.argv[i] === `--${name}`) out.push(process.argv[i + 1]);
-  return out;
-}
-function arg(name: string, def: string): string {
-  return args(name)[0] ?? def;
-}
+import { args, arg } from './argv.js';
 
 async function child(): Promise<void> {
   const root = arg('root', '');

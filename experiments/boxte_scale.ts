@@ -16,11 +16,7 @@ import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { syntheticKG } from '../src/io/kg.js';
 import { Trainer, boxKernels, defaultConfig, defaultTrainOptions } from '../src/models/boxte/index.js';
-
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
-}
+import { arg } from './argv.js';
 
 interface SizeResult {
   facts_all: number;

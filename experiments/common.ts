@@ -23,15 +23,13 @@ import { HatSplitter, splitBytes } from '../src/models/hat/splitter.js';
 import { LlamaLM, TokenPieces, llamaTrainable, loadLlama, loadTokenizer, saveBpeTokenizer, trainBpe, type HFTokenizer, type LlamaLMConfig } from '../src/models/llama/index.js';
 import { hatFlopsPerByte, llamaFlopsPerByte } from '../src/eval/flops.js';
 import { hatTrainable } from '../src/cli/commands/train.js';
+import { arg } from './argv.js';
+export { arg };
 
 export const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CACHE = process.env.TFREE_EXP_CACHE ?? nodePath.join(ROOT, 'experiments', '.cache');
 export const RESULTS = nodePath.join(ROOT, 'docs', 'results');
 
-export function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
-}
 export const log = (s: string): void => void process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 
 // ---- settings shared by all runs (change them and the cache keys change) ----------------------

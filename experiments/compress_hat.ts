@@ -31,12 +31,9 @@ import { formatSize, parseFormat, quantizeModel } from '../src/compress/index.js
 import { hatTrainable } from '../src/cli/commands/train.js';
 import { setupQat, writeQatPacked } from '../src/cli/commands/train_qat.js';
 import { loadPackedHATModel } from '../src/cli/hat_model.js';
+import { arg } from './argv.js';
 
 const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '..', '..');
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
-}
 const FORMATS = arg('formats', 'int8,int4,kmeans4,int2,kmeans2,bin1,ternary').split(',');
 const QAT_STEPS = Number(arg('qat-steps', '30'));
 const BATCH = Number(arg('batch', '4'));

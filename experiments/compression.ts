@@ -31,13 +31,9 @@ import { Rng } from '../src/nn/index.js';
 import { HatSplitter } from '../src/models/hat/splitter.js';
 import { loadTokenizer, saveBpeTokenizer, trainBpe, type TextTokenizer } from '../src/models/llama/tokenizer/index.js';
 import { lineSvg, type Series } from '../src/eval/svg.js';
+import { arg } from './argv.js';
 
 const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
-}
 
 const CORPORA = arg('corpora', nodePath.join(os.tmpdir(), 'tfree-corpora'));
 const SEED = Number(arg('seed', '0'));

@@ -26,11 +26,8 @@ import { loadHATLazy, parseFormat } from '../src/compress/index.js';
 import { HATDecodingState } from '../src/models/hat/generate.js';
 import { HatSplitter } from '../src/models/hat/splitter.js';
 import { HAT8B_TEXT as TEXT } from './hat8b_text.js';
+import { arg } from './argv.js';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
-}
 const MODEL = arg('model', '');
 const MODE = arg('mode', 'load');
 const WEIGHTS = arg('weights', 'int8');

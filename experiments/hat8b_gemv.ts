@@ -12,11 +12,8 @@
  */
 import { loadNative } from '../src/tensor/kernels/native.js';
 import { fixedLevels, parseFormat } from '../src/compress/index.js';
+import { arg } from './argv.js';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
-}
 const TH = Number(arg('threads', '1'));
 const L = Number(arg('layers', '4'));
 const F = parseFormat(arg('format', 'int4'));

@@ -35,16 +35,8 @@ import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/nn/index.js';
 import { syntheticText } from '../bench/hat.js';
+import { args, arg } from './argv.js';
 
-
-function args(name: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < process.argv.length - 1; i++) if (process.argv[i] === `--${name}`) out.push(process.argv[i + 1]);
-  return out;
-}
-function arg(name: string, def: string): string {
-  return args(name)[0] ?? def;
-}
 const median = (xs: number[]): number => {
   const s = xs.slice().sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

@@ -26,12 +26,9 @@ import { generate } from '../src/models/hat/generate.js';
 import { evaluateText } from '../src/models/hat/score.js';
 import { parseFormat, quantizeModel, setPackedAct, setPackedLut, type PackedAct } from '../src/compress/index.js';
 import { packedLutFits } from '../src/tensor/kernels/js_packed_lut.js';
+import { arg } from './argv.js';
 
 const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '..', '..');
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
-}
 const REPS = Number(arg('reps', '5'));
 const GEN_BYTES = Number(arg('gen-bytes', '300'));
 const FORMATS = arg('formats', 'int8,int4,kmeans4,kmeans2,bin1').split(',');
