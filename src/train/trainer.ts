@@ -19,7 +19,7 @@
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { noGrad, scale, type Tensor } from '../tensor/index.js';
+import { clearPool, noGrad, scale, type Tensor } from '../tensor/index.js';
 import { AdamW, ParamStore, Rng, clipGradNorm, cosineLr, gradNorm as globalGradNorm, isNoDecayParam, type AdamWStateMeta, type RngState } from '../nn/index.js';
 import { BytePacker, runToEnd, runYielding, writeFileAtomic, writeSafetensors, type DataPosition, type PackedBatch } from '../io/index.js';
 import { CheckpointError, loadLatestCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -365,6 +365,15 @@ export class Trainer {
 
   /** The training session as a job: yields after every step (src/io/interrupt.ts). */
   *session(stopAt = Infinity): Generator<number, LogEntry[], void> {
+    try {
+      return yield* this.steps(stopAt);
+    } finally {
+      // the step's recycled buffers (up to the pool's limit) are not needed once the session ends
+      clearPool();
+    }
+  }
+
+  private *steps(stopAt: number): Generator<number, LogEntry[], void> {
     fs.mkdirSync(this.outDir, { recursive: true });
     const s = this.settings;
     const t0 = performance.now();

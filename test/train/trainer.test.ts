@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Rng } from '../../src/nn/index.js';
+import { clearPool, pooledSize } from '../../src/tensor/index.js';
 import { BytePacker, openCheckpoint, type TextDocument } from '../../src/io/index.js';
 import { ResumeMismatchError, Trainer, type LogEntry, type TrainSettings } from '../../src/train/index.js';
 import { ByteLlama, spaceSplit } from './standin.js';
@@ -127,5 +128,19 @@ test('trainer: gradient accumulation over K micro-batches equals one batch K tim
   } finally {
     fs.rmSync(a, { recursive: true, force: true });
     fs.rmSync(b, { recursive: true, force: true });
+  }
+});
+
+test('trainer: the session gives the recycled step buffers back when it ends', () => {
+  const out = fs.mkdtempSync(join(tmpdir(), 'tfree-train-pool-'));
+  try {
+    clearPool();
+    const t = make(out, { steps: 3, evalEvery: 0, saveEvery: 0 });
+    t.trainStep(performance.now());
+    assert.ok(pooledSize() > 0, 'a training step recycled nothing, so this test would prove nothing');
+    t.runAll();
+    assert.equal(pooledSize(), 0);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
   }
 });
