@@ -20,6 +20,7 @@
 #include <cstring>
 #include <algorithm>
 #include <vector>
+#include <memory>
 #if defined(__linux__)
 #include <mutex>
 #include <sys/mman.h>
@@ -262,10 +263,8 @@ AVX2_FN int32_t rank_block_avx2(FwdFn fwd, const float* headTable, const float* 
 // ---- AVX-512 inner loops (16 lanes; the tail of d is a masked vector, no scalar remainder) --------
 #define AVX512_FN __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
 
-// exp(x) for x in [-88, 0] (same polynomial as exp_neg8)
-AVX512_FN inline __m512 exp_neg16(__m512 x) {
-  // -87 first: max returns its second operand when either is NaN, so a NaN stays NaN (tanh16(NaN) = NaN)
-  x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
+// The Cody-Waite reduction and polynomial of exp_neg8: exp(x) = p 2^n (|r| <= ln2/2); NaN stays NaN.
+AVX512_FN inline __m512 exp_poly16(__m512 x, __m512* nOut) {
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
@@ -275,9 +274,25 @@ AVX512_FN inline __m512 exp_neg16(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  *nOut = n;
+  return _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+}
+
+// exp(x) for x in [-88, 0] (same polynomial as exp_neg8)
+AVX512_FN inline __m512 exp_neg16(__m512 x) {
+  // -87 first: max returns its second operand when either is NaN, so a NaN stays NaN (tanh16(NaN) = NaN)
+  x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
+  __m512 n;
+  const __m512 p = exp_poly16(x, &n);
   const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
   return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+// exp(2x) for |x| <= 40 (2x is exact; the result lies in [e^-80, e^80], normal floats); NaN stays NaN.
+AVX512_FN inline __m512 exp2x16(__m512 x) {
+  __m512 n;
+  const __m512 p = exp_poly16(_mm512_add_ps(x, x), &n);
+  return _mm512_scalef_ps(p, n);
 }
 
 // tanh as tanh8: sign(x) (1 - t) / (1 + t), t = exp(-2|x|); Taylor series for |x| < 0.0625
@@ -364,6 +379,43 @@ AVX512_FN void pair_fwd_avx512(const float* hx1, const float* hx2, const float* 
 AVX512_FN inline __m512 tanh_exp16(__m512 ea, __m512 eb) {
   const __m512 one = _mm512_set1_ps(1.0f);
   return _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_fmadd_ps(ea, eb, one)));
+}
+
+// pair_fwd_avx512<true, L2> through tanh_exp16 (the training forward when the candidate's rows and the
+// group's fixed parts are inside the exp range): the head side's points are tanh_exp16(ecH, fxH) with
+// ecH the exponentials of the candidate's row and fxH those of the group's fixed part (the true
+// entity's row + the time bump), likewise the tail side; points stored for the backward.
+template <bool L2>
+AVX512_FN void pair_fwd_exp_avx512(const float* ecH, const float* fxH, const float* ecT, const float* fxT, const Box& bh,
+                                   const Box& bt, float* P, long d, float* sh, float* st) {
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  const float* es[2] = {ecH, ecT};
+  const float* fs[2] = {fxH, fxT};
+  const Box* bs[2] = {&bh, &bt};
+  for (long k = 0; k < d; k += 16) {
+    const __mmask16 m = lane_mask(d, k);
+    for (int s = 0; s < 2; ++s) {
+      const __m512 x = tanh_exp16(_mm512_maskz_loadu_ps(m, es[s] + k), _mm512_maskz_loadu_ps(m, fs[s] + k));
+      _mm512_mask_storeu_ps(P + s * d + k, m, x);
+      const __m512 di = box_dist16(x, *bs[s], k, m);
+      acc[s] = L2 ? _mm512_fmadd_ps(di, di, acc[s]) : _mm512_add_ps(acc[s], di);
+    }
+  }
+  *sh = _mm512_reduce_add_ps(acc[0]);
+  *st = _mm512_reduce_add_ps(acc[1]);
+}
+
+// e = exp2x16(a + b) (b optional) of a d-vector; true when every |a + b| <= 40 (a NaN fails).
+AVX512_FN bool exp_vec_avx512(const float* a, const float* b, long d, float* e) {
+  __mmask16 bad = 0;
+  for (long k = 0; k < d; k += 16) {
+    const __mmask16 m = lane_mask(d, k);
+    __m512 x = _mm512_maskz_loadu_ps(m, a + k);
+    if (b) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, b + k));
+    bad |= static_cast<__mmask16>(m & ~_mm512_cmp_ps_mask(_mm512_abs_ps(x), _mm512_set1_ps(40.0f), _CMP_LE_OQ));
+    _mm512_mask_storeu_ps(e + k, m, exp2x16(x));
+  }
+  return bad == 0;
 }
 
 // The point of lanes k..k+15 (mask m) of one side: MODE 0 x1 + x2, 1 tanh16(x1 + x2) (as
@@ -1082,6 +1134,28 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     advise_huge(tbl, E * d * static_cast<long>(sizeof(float)));
   const bool grouped = boxte_isa() == 2;  // group_bwd_avx512
   std::memset(gTb, 0, sizeof(float) * B * d);
+  // grouped with tanh: the forward's points through tanh_exp16 (pair_fwd_exp_avx512): the
+  // exponentials of every base and bump row ([base E*d | bump E*d], row ok flags [base E | bump E],
+  // row blocks in parallel: elementwise, the thread count does not matter)
+  const bool expFwd = grouped && useTanh;
+  std::unique_ptr<float[]> eTab;
+  std::vector<uint8_t> eOk;
+#ifdef BOXTE_X86
+  if (expFwd) {
+    eTab.reset(new float[2 * E * d]);
+    eOk.resize(2 * E);
+    const long BLK = 256, nbk = (E + BLK - 1) / BLK;
+    auto etask = [&](long blk, int) {
+      const long s = blk / nbk, r0 = (blk % nbk) * BLK, r1 = std::min(E, r0 + BLK);
+      const float* x = s == 0 ? base : bump;
+      for (long r = r0; r < r1; ++r)
+        eOk[s * E + r] = exp_vec_avx512(x + r * d, nullptr, d, eTab.get() + (s * E + r) * d) ? 1 : 0;
+    };
+    parallel_tasks(2 * nbk, 0, etask);
+  }
+#endif
+  const float* eBase = eTab.get();
+  const float* eBump = expFwd ? eTab.get() + E * d : nullptr;
   const long G = n + 1;
   // optional: slots [nslots, 2, E, d] (zeroed by the caller): chunk c > 0 accumulates its entity
   // gradients into slot c - 1 and the caller adds them (boxteAdamRows); without, into scratch
@@ -1127,6 +1201,10 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     std::vector<int32_t> cand(2 * G);
     std::vector<float> acc(4 * d);
     std::vector<float> fhs(G), fts(G);
+    // expFwd: the exponentials of the group's fixed parts: [base[h0] + tb | bump[h0] + tb] (a tail
+    // candidate's head, tail side), [bump[t0] + tb | base[t0] + tb] (a head candidate's), ok flags
+    std::vector<float> fx(expFwd ? 4 * d : 0);
+    bool fxOk[2] = {false, false};
     const long i0 = chunk * B / nth, i1 = (chunk + 1) * B / nth;
     double loss = 0;
     for (long i = i0; i < i1; ++i) {
@@ -1134,6 +1212,12 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       const Box bh = box_at(l, u, c, w, dv, bo);
       const Box bt = box_at(l, u, c, w, dv, R * d + bo);
       const float* tbi = tb + i * d;
+#ifdef BOXTE_X86
+      if (expFwd) {
+        fxOk[0] = exp_vec_avx512(base + h[i] * d, tbi, d, fx.data()) & exp_vec_avx512(bump + h[i] * d, tbi, d, fx.data() + d);
+        fxOk[1] = exp_vec_avx512(bump + t[i] * d, tbi, d, fx.data() + 2 * d) & exp_vec_avx512(base + t[i] * d, tbi, d, fx.data() + 3 * d);
+      }
+#endif
       for (long j = 0; j < G; ++j) {
         // the rows of the entity four candidates ahead (random rows of large tables: hide the
         // latency), running on into the chunk's next group, whose true head and tail come with
@@ -1141,8 +1225,13 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         const long q2 = i * n + j + 3;
         if (q2 < i1 * n) {
           const int32_t e = negEnt[q2];
-          prefetch_row(base + e * d, d, false);
-          prefetch_row(bump + e * d, d, false);
+          if (expFwd) {
+            prefetch_row(eBase + e * d, d, false);
+            prefetch_row(eBump + e * d, d, false);
+          } else {
+            prefetch_row(base + e * d, d, false);
+            prefetch_row(bump + e * d, d, false);
+          }
           if (grouped) {  // the gradient rows the group's backward will update
             prefetch_row(gB + e * d, d, true);
             prefetch_row(gU + e * d, d, true);
@@ -1151,6 +1240,10 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
             for (const int32_t x : {h[q2 / n], t[q2 / n]}) {
               prefetch_row(base + x * d, d, false);
               prefetch_row(bump + x * d, d, false);
+              if (expFwd) {
+                prefetch_row(eBase + x * d, d, false);
+                prefetch_row(eBump + x * d, d, false);
+              }
               if (grouped) {
                 prefetch_row(gB + x * d, d, true);
                 prefetch_row(gU + x * d, d, true);
@@ -1159,10 +1252,14 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           }
         }
         int32_t hh = h[i], tt = t[i];
+        bool tailCand = true;  // the candidate is the tail (the true fact counts as one)
         if (j > 0) {
           const long q = i * n + j - 1;
           if (negTail[q] == 1) tt = negEnt[q];
-          else hh = negEnt[q];
+          else {
+            hh = negEnt[q];
+            tailCand = false;
+          }
         }
         cand[2 * j] = hh;
         cand[2 * j + 1] = tt;
@@ -1172,7 +1269,15 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         if (grouped) {
           float fsh, fst;
           const float *hx1 = base + hh * d, *hx2 = bump + tt * d, *tx1 = base + tt * d, *tx2 = bump + hh * d;
-          if (useTanh && l2) pair_fwd_avx512<true, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+          const int32_t ce = tailCand ? tt : hh;
+          if (expFwd && fxOk[tailCand ? 0 : 1] && eOk[ce] && eOk[E + ce]) {
+            // head side: base[hh] + bump[tt] + tb; tail side: base[tt] + bump[hh] + tb
+            const float* f = fx.data() + (tailCand ? 0 : 2 * d);
+            const float* ecH = tailCand ? eBump + ce * d : eBase + ce * d;
+            const float* ecT = tailCand ? eBase + ce * d : eBump + ce * d;
+            if (l2) pair_fwd_exp_avx512<true>(ecH, f, ecT, f + d, bh, bt, pj, d, &fsh, &fst);
+            else pair_fwd_exp_avx512<false>(ecH, f, ecT, f + d, bh, bt, pj, d, &fsh, &fst);
+          } else if (useTanh && l2) pair_fwd_avx512<true, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
           else if (useTanh) pair_fwd_avx512<true, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
           else if (l2) pair_fwd_avx512<false, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
           else pair_fwd_avx512<false, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
