@@ -20,7 +20,6 @@
 #include <cstring>
 #include <algorithm>
 #include <vector>
-#include <memory>
 #if defined(__linux__)
 #include <mutex>
 #include <sys/mman.h>
@@ -1138,24 +1137,30 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   // exponentials of every base and bump row ([base E*d | bump E*d], row ok flags [base E | bump E],
   // row blocks in parallel: elementwise, the thread count does not matter)
   const bool expFwd = grouped && useTanh;
-  std::unique_ptr<float[]> eTab;
+  // (kept per calling thread between calls: a fresh table each step costs its page faults)
+  thread_local std::vector<float> eTabKeep;
+  float* eTab = nullptr;
   std::vector<uint8_t> eOk;
 #ifdef BOXTE_X86
   if (expFwd) {
-    eTab.reset(new float[2 * E * d]);
+    if (static_cast<long>(eTabKeep.size()) < 2 * E * d) {
+      eTabKeep = std::vector<float>(2 * E * d);
+      advise_huge(eTabKeep.data(), 2 * E * d * static_cast<long>(sizeof(float)));
+    }
+    eTab = eTabKeep.data();
     eOk.resize(2 * E);
     const long BLK = 256, nbk = (E + BLK - 1) / BLK;
     auto etask = [&](long blk, int) {
       const long s = blk / nbk, r0 = (blk % nbk) * BLK, r1 = std::min(E, r0 + BLK);
       const float* x = s == 0 ? base : bump;
       for (long r = r0; r < r1; ++r)
-        eOk[s * E + r] = exp_vec_avx512(x + r * d, nullptr, d, eTab.get() + (s * E + r) * d) ? 1 : 0;
+        eOk[s * E + r] = exp_vec_avx512(x + r * d, nullptr, d, eTab + (s * E + r) * d) ? 1 : 0;
     };
     parallel_tasks(2 * nbk, 0, etask);
   }
 #endif
-  const float* eBase = eTab.get();
-  const float* eBump = expFwd ? eTab.get() + E * d : nullptr;
+  const float* eBase = eTab;
+  const float* eBump = expFwd ? eTab + E * d : nullptr;
   const long G = n + 1;
   // optional: slots [nslots, 2, E, d] (zeroed by the caller): chunk c > 0 accumulates its entity
   // gradients into slot c - 1 and the caller adds them (boxteAdamRows); without, into scratch
