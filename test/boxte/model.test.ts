@@ -251,6 +251,51 @@ test('fused training kernels: loss and every gradient equal autograd of the op-b
   restoreBoxKernels();
 });
 
+test('training forward through the exponentials (AVX-512, tanh): rows beyond |x| = 40 fall back, NaN stays NaN, close to the TypeScript kernels, same bits when run again', () => {
+  const m = tinyModel({ numEntities: 9, dim: 37 }, 5, 0.8);
+  const { dim: d, numRelations: R, numEntities: E } = m.cfg;
+  const base = Float32Array.from(m.entityBase.f32());
+  const bump = Float32Array.from(m.entityBump.f32());
+  base[2 * d + 5] = 45; // candidate row 2 beyond the exp range: tanh16 of the float sum
+  bump[3 * d + 36] = -41; // candidate row 3 (masked tail lane)
+  base[1 * d + 7] = 39.9; // true head 1: base + time bump beyond 40 in some groups (fixed part falls back)
+  const rng = new Rng(8);
+  const B = 6;
+  const n = 8;
+  const h = Int32Array.from({ length: B }, (_, i) => (i % 2 === 0 ? 1 : rng.int(E)));
+  const r = Int32Array.from({ length: B }, () => rng.int(R));
+  const t = Int32Array.from({ length: B }, () => rng.int(E));
+  const tau = Int32Array.from({ length: B }, (_, i) => i % 3);
+  const negEnt = Int32Array.from({ length: B * n }, (_, q) => (q % 4 === 0 ? 2 + (q % 8 === 0 ? 1 : 0) : rng.int(E)));
+  const negTail = Uint8Array.from({ length: B * n }, () => (rng.float() < 0.5 ? 1 : 0));
+  const boxes = boxTable(m.stackedBoxes().f32(), R, d);
+  const tb = m.timeBumps(r, tau).f32();
+  const run = (k: BoxKernels, b: Float32Array): { loss: number; g: Float32Array[] } => {
+    const g = [new Float32Array(E * d), new Float32Array(E * d), new Float32Array(2 * R * d), new Float32Array(2 * R * d), new Float32Array(B * d)];
+    const loss = k.trainGroups({
+      B, n, d, tanh: true, order: m.cfg.order, base: b, bump, boxes, tb, h, r, t, negEnt, negTail, gradScale: 1 / B,
+      gBase: g[0], gBump: g[1], gc: g[2], gw: g[3], gTb: g[4],
+    });
+    return { loss, g };
+  };
+  const want = run(jsBoxKernels, base);
+  assert.ok(Number.isFinite(want.loss) && want.loss > 0);
+  const nanBase = Float32Array.from(base);
+  nanBase[4 * d + 3] = Number.NaN;
+  for (const [kname, k, setup] of kernelsUnderTest()) {
+    if (k.name !== 'native') continue;
+    setup();
+    const res = run(k, base);
+    assertClose([res.loss], [want.loss], { rtol: 2e-6, what: `${kname} loss` });
+    for (let i = 0; i < 5; i++) assertClose(res.g[i], want.g[i], { atol: 2e-6, rtol: 1e-4, what: `${kname} gradient ${i}` });
+    assert.deepEqual(run(k, base), res, `${kname}: same bits when run again`);
+    // a NaN coordinate of a candidate's row (row 4 is a negative of some group) makes the loss NaN
+    assert.ok(negEnt.includes(4) || h.includes(4) || t.includes(4));
+    assert.ok(Number.isNaN(run(k, nanBase).loss), `${kname}: NaN in, NaN loss`);
+  }
+  restoreBoxKernels();
+});
+
 test('fused entity Adam (adamRows): the AdamW rule (weight decay 0) on g0 + slots at every native path and thread count; buffers zeroed', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
   const n = 16 * 70 + 7; // a masked / scalar tail
   const rng = new Rng(11);
