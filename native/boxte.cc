@@ -96,6 +96,9 @@ void side_bwd_scalar(const float* P, const Box& b, float f, long d, bool useTanh
   }
 }
 
+// The range of the exponentials of tanh_exp16 (exp_rows, exp_vec_avx512): |x| <= kExpLim.
+constexpr float kExpLim = 40.0f;
+
 // ---- AVX2 inner loops -----------------------------------------------------------------------------
 #ifdef BOXTE_X86
 #define AVX2_FN __attribute__((target("avx2,fma")))
@@ -404,14 +407,14 @@ AVX512_FN void pair_fwd_exp_avx512(const float* ecH, const float* fxH, const flo
   *st = _mm512_reduce_add_ps(acc[1]);
 }
 
-// e = exp2x16(a + b) (b optional) of a d-vector; true when every |a + b| <= 40 (a NaN fails).
+// e = exp2x16(a + b) (b optional) of a d-vector; true when every |a + b| <= kExpLim (a NaN fails).
 AVX512_FN bool exp_vec_avx512(const float* a, const float* b, long d, float* e) {
   __mmask16 bad = 0;
   for (long k = 0; k < d; k += 16) {
     const __mmask16 m = lane_mask(d, k);
     __m512 x = _mm512_maskz_loadu_ps(m, a + k);
     if (b) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, b + k));
-    bad |= static_cast<__mmask16>(m & ~_mm512_cmp_ps_mask(_mm512_abs_ps(x), _mm512_set1_ps(40.0f), _CMP_LE_OQ));
+    bad |= static_cast<__mmask16>(m & ~_mm512_cmp_ps_mask(_mm512_abs_ps(x), _mm512_set1_ps(kExpLim), _CMP_LE_OQ));
     _mm512_mask_storeu_ps(e + k, m, exp2x16(x));
   }
   return bad == 0;
@@ -821,7 +824,6 @@ bool ids_ok(Args& a, const int32_t* ids, long n, long rows, const char* name) {
 // The exponentials of tanh_exp16: e[i] = exp(2 x[i]) (computed in double, rounded once) for the rows
 // x0..x1-1 of a [rows, d] table; ok[r] = 1 when every |x| of row r is <= kExpLim (a NaN fails), else
 // 0 and the row's points are tanh16 of the float sum instead (its e values are not used).
-constexpr float kExpLim = 40.0f;
 
 void exp_rows(const float* x, long d, long x0, long x1, float* e, uint8_t* ok) {
   for (long r = x0; r < x1; ++r) {
