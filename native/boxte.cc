@@ -1163,6 +1163,9 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
 #endif
   const float* eBase = eTab;
   const float* eBump = expFwd ? eTab + E * d : nullptr;
+  // the rows a candidate's forward reads (prefetched ahead): its exponentials or its base/bump rows
+  const float* candBase = expFwd ? eBase : base;
+  const float* candBump = expFwd ? eBump : bump;
   const long G = n + 1;
   // optional: slots [nslots, 2, E, d] (zeroed by the caller): chunk c > 0 accumulates its entity
   // gradients into slot c - 1 and the caller adds them (boxteAdamRows); without, into scratch
@@ -1232,13 +1235,8 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         const long q2 = i * n + j + 3;
         if (q2 < i1 * n) {
           const int32_t e = negEnt[q2];
-          if (expFwd) {
-            prefetch_row(eBase + e * d, d, false);
-            prefetch_row(eBump + e * d, d, false);
-          } else {
-            prefetch_row(base + e * d, d, false);
-            prefetch_row(bump + e * d, d, false);
-          }
+          prefetch_row(candBase + e * d, d, false);
+          prefetch_row(candBump + e * d, d, false);
           if (grouped) {  // the gradient rows the group's backward will update
             prefetch_row(gB + e * d, d, true);
             prefetch_row(gU + e * d, d, true);
