@@ -31,6 +31,7 @@ import { HATDecodingState } from '../src/models/hat/generate.js';
 import { argmax } from '../src/models/hat/sampling.js';
 import { HatSplitter, splitBytes } from '../src/models/hat/splitter.js';
 import { hatBatch } from '../src/cli/commands/train.js';
+import { syntheticWords } from './synthetic_text.js';
 
 export interface BenchContext {
   quick: boolean;
@@ -58,19 +59,9 @@ function runPeer(job: Record<string, unknown> & { threads: number }): Record<str
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
+/** The bench's synthetic English-like text: `bytes` (or a few more) bytes from seed `seed`. */
 export function syntheticText(bytes: number, seed: number): Uint8Array {
-  const rng = new Rng(seed);
-  const vocab = 'the of and to a in that is was he for it with as his on be at by had are but from or have an they which one you were all we her she there would their will when who him been has more if no out do so can what up said about other into than its time only could new them man some these then two first may any like now my such make over our even most me state after also made many before must through back years much where your way well down should because each just those people how too little good very long being under never day same another know while last might us great old year off come since against go came right used take three'.split(' ');
-  const parts: string[] = [];
-  let n = 0;
-  while (n < bytes) {
-    let w = vocab[rng.int(vocab.length)];
-    if (rng.int(12) === 0) w += rng.int(3) === 0 ? '.' : ',';
-    if (parts.length === 0 || parts[parts.length - 1].endsWith('.')) w = w[0].toUpperCase() + w.slice(1);
-    parts.push(w);
-    n += w.length + 1;
-  }
-  return new TextEncoder().encode(parts.join(' '));
+  return syntheticWords(new Rng(seed), bytes);
 }
 
 const best = (xs: number[]): number => Math.min(...xs);

@@ -1,7 +1,10 @@
 /**
  * Command-line flags of the experiment scripts (`--name value`, repeatable). Dependency-free on
- * purpose: the A/B scripts import it in children that load another checkout's dist/.
+ * purpose (Node built-ins only): the A/B scripts import it in children that load another checkout's
+ * dist/.
  */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 /** Every value given to `--name`, in order. */
 export function args(name: string): string[] {
@@ -13,4 +16,22 @@ export function args(name: string): string[] {
 /** The first value given to `--name`, or `def`. */
 export function arg(name: string, def: string): string {
   return args(name)[0] ?? def;
+}
+
+/**
+ * The parent side of the BoxTE A/B scripts (boxte_speed_ab, boxte_phases, boxte_epoch_check): for
+ * `--rounds` rounds (default `rounds`) and each `--root` in turn, runs `script` (the caller's
+ * `import.meta.url`) again in a fresh process as `--child --root R --data D ...childArgs` and copies
+ * its output line to stdout. `--data` defaults to ICEWS14 in ../shared beside the checkout.
+ */
+export function runRootsInterleaved(script: string, childArgs: string[], rounds: string, rootsHint: string): void {
+  const roots = args('root');
+  if (roots.length === 0) throw new Error(`give --root DIR (${rootsHint})`);
+  const data = arg('data', fileURLToPath(new URL('../../../shared/data/icews14', import.meta.url)));
+  for (let r = 0; r < Number(arg('rounds', rounds)); r++) {
+    for (const root of roots) {
+      const line = execFileSync(process.execPath, [fileURLToPath(script), '--child', '--root', root, '--data', data, ...childArgs], { encoding: 'utf8' });
+      process.stdout.write(line);
+    }
+  }
 }

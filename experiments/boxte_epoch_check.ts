@@ -10,9 +10,7 @@
  *      [--data ../shared/data/icews14] [--dim 154] [--rounds 1]
  */
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { args, arg } from './argv.js';
+import { arg, runRootsInterleaved } from './argv.js';
 
 async function child(): Promise<void> {
   const root = arg('root', '');
@@ -37,13 +35,5 @@ async function child(): Promise<void> {
 if (process.argv.includes('--child')) {
   await child();
 } else {
-  const roots = args('root');
-  if (roots.length === 0) throw new Error('give --root DIR (once or more)');
-  const data = arg('data', fileURLToPath(new URL('../../../shared/data/icews14', import.meta.url)));
-  for (let r = 0; r < Number(arg('rounds', '1')); r++) {
-    for (const root of roots) {
-      const line = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', '--root', root, '--data', data, '--dim', arg('dim', '154')], { encoding: 'utf8' });
-      process.stdout.write(line);
-    }
-  }
+  runRootsInterleaved(import.meta.url, ['--dim', arg('dim', '154')], '1', 'once or more');
 }

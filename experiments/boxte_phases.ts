@@ -11,9 +11,7 @@
  * Run: npx tsc -p tsconfig.json && node dist/experiments/boxte_phases.js --root OLD --root NEW
  *      [--data ../shared/data/icews14] [--dim 154] [--reps 60] [--rounds 2] [--fresh]
  */
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { args, arg } from './argv.js';
+import { arg, runRootsInterleaved } from './argv.js';
 
 async function child(): Promise<void> {
   const root = arg('root', '');
@@ -53,14 +51,5 @@ async function child(): Promise<void> {
 if (process.argv.includes('--child')) {
   await child();
 } else {
-  const roots = args('root');
-  if (roots.length === 0) throw new Error('give --root DIR (once or more)');
-  const data = arg('data', fileURLToPath(new URL('../../../shared/data/icews14', import.meta.url)));
-  for (let r = 0; r < Number(arg('rounds', '2')); r++) {
-    for (const root of roots) {
-      const extra = process.argv.includes('--fresh') ? ['--fresh'] : [];
-      const line = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', '--root', root, '--data', data, '--dim', arg('dim', '154'), '--reps', arg('reps', '60'), ...extra], { encoding: 'utf8' });
-      process.stdout.write(line);
-    }
-  }
+  runRootsInterleaved(import.meta.url, ['--dim', arg('dim', '154'), '--reps', arg('reps', '60'), ...(process.argv.includes('--fresh') ? ['--fresh'] : [])], '2', 'once or more');
 }

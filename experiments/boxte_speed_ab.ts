@@ -13,9 +13,7 @@
  * Run: npx tsc -p tsconfig.json && node dist/experiments/boxte_speed_ab.js --root OLD --root NEW
  *      [--data ../shared/data/icews14] [--dim 154] [--steps 40] [--eval-facts 300] [--rounds 2] [--model FILE]
  */
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { args, arg } from './argv.js';
+import { arg, runRootsInterleaved } from './argv.js';
 
 async function child(): Promise<void> {
   const root = arg('root', '');
@@ -55,13 +53,5 @@ async function child(): Promise<void> {
 if (process.argv.includes('--child')) {
   await child();
 } else {
-  const roots = args('root');
-  if (roots.length === 0) throw new Error('give --root DIR (twice: old and new)');
-  const data = arg('data', fileURLToPath(new URL('../../../shared/data/icews14', import.meta.url)));
-  for (let r = 0; r < Number(arg('rounds', '2')); r++) {
-    for (const root of roots) {
-      const line = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', '--root', root, '--data', data, '--dim', arg('dim', '154'), '--steps', arg('steps', '40'), '--eval-facts', arg('eval-facts', '300'), '--model', arg('model', '')], { encoding: 'utf8' });
-      process.stdout.write(line);
-    }
-  }
+  runRootsInterleaved(import.meta.url, ['--dim', arg('dim', '154'), '--steps', arg('steps', '40'), '--eval-facts', arg('eval-facts', '300'), '--model', arg('model', '')], '2', 'twice: old and new');
 }

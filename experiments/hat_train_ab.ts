@@ -20,6 +20,7 @@ import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { arg } from './argv.js';
+import { syntheticWords } from '../bench/synthetic_text.js';
 
 const HERE = nodePath.dirname(fileURLToPath(import.meta.url));
 const ROOT = nodePath.resolve(HERE, '..', '..');
@@ -81,7 +82,7 @@ async function worker(root: string, preset: string, threads: number, steps: numb
   const sh = shapes[preset];
   const cfg = cfgm.presetConfig(preset);
   const model = new modelm.HATModel(cfg, { seed: 1 });
-  const text = syntheticText(nn, sh.B * sh.T * 2, 3);
+  const text = syntheticWords(new nn.Rng(3), sh.B * sh.T * 2);
   const packer = new io.BytePacker([{ source: 'synthetic', bytes: text }], { seqBytes: sh.T, split: (b) => splitm.splitBytes(b, { maxWordSize: cfg.max_word_size }).map((w) => w.length), eos: null, shuffle: false });
   const batch = trainm.hatBatch(packer.next(sh.B));
   const opt = new nn.AdamW(model.store, { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0.1, noDecay: nn.isNoDecayParam });
@@ -123,22 +124,6 @@ async function worker(root: string, preset: string, threads: number, steps: numb
   return res;
 }
 
-/** The bench's synthetic text (bench/hat.ts), rebuilt from the given build's Rng. */
-function syntheticText(nn: typeof import('../src/nn/index.js'), bytes: number, seed: number): Uint8Array {
-  const rng = new nn.Rng(seed);
-  const vocab = 'the of and to a in that is was he for it with as his on be at by had are but from or have an they which one you were all we her she there would their will when who him been has more if no out do so can what up said about other into than its time only could new them man some these then two first may any like now my such make over our even most me state after also made many before must through back years much where your way well down should because each just those people how too little good very long being under never day same another know while last might us great old year off come since against go came right used take three'.split(' ');
-  const parts: string[] = [];
-  let n = 0;
-  while (n < bytes) {
-    let w = vocab[rng.int(vocab.length)];
-    if (rng.int(12) === 0) w += rng.int(3) === 0 ? '.' : ',';
-    if (parts.length === 0 || parts[parts.length - 1].endsWith('.')) w = w[0].toUpperCase() + w.slice(1);
-    parts.push(w);
-    n += w.length + 1;
-  }
-  return new TextEncoder().encode(parts.join(' '));
-}
-
 async function peerRun(preset: string, threads: number, steps: number): Promise<StepResult> {
   const nn = (await import('../src/nn/index.js')) as typeof import('../src/nn/index.js');
   const io = await import('../src/io/index.js');
@@ -148,7 +133,7 @@ async function peerRun(preset: string, threads: number, steps: number): Promise<
   const shapes: Record<string, { B: number; T: number }> = { tiny: { B: 8, T: 512 }, small: { B: 4, T: 512 } };
   const sh = shapes[preset];
   const cfg = cfgm.presetConfig(preset);
-  const text = syntheticText(nn, sh.B * sh.T * 2, 3);
+  const text = syntheticWords(new nn.Rng(3), sh.B * sh.T * 2);
   const packer = new io.BytePacker([{ source: 'synthetic', bytes: text }], { seqBytes: sh.T, split: (b) => splitm.splitBytes(b, { maxWordSize: cfg.max_word_size }).map((w) => w.length), eos: null, shuffle: false });
   const batch = trainm.hatBatch(packer.next(sh.B));
   const n = String(threads);
