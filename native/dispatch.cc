@@ -168,14 +168,17 @@ KernelTable build_table(Isa cap) {
   KernelTable t = {};
   t.cap = cap;
   {
-    const Impl<const OpsTable*> c[] = {
-        {Isa::avx512, "avx512", nullptr, ops_avx512()},
-        {Isa::avx2, "avx2", nullptr, ops_avx2()},
-        {Isa::neon, "neon", nullptr, ops_neon()},
-        {Isa::generic, "generic", nullptr, ops_generic()},
+    // Getters, called only for the chosen path: each ISA file builds its table in code compiled
+    // with that ISA's flags (the compiler may vectorise the stores with it), so calling
+    // ops_avx512() on a CPU without AVX-512 is an illegal instruction.
+    const Impl<const OpsTable* (*)()> c[] = {
+        {Isa::avx512, "avx512", nullptr, ops_avx512},
+        {Isa::avx2, "avx2", nullptr, ops_avx2},
+        {Isa::neon, "neon", nullptr, ops_neon},
+        {Isa::generic, "generic", nullptr, ops_generic},
     };
     const auto& i = choose(c, cap);
-    t.ops = i.fn;
+    t.ops = i.fn();
     t.path[kOps] = i.name;
   }
   {
