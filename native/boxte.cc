@@ -1404,15 +1404,22 @@ inline uint32_t key_hash(double key) {
   h = (h ^ (h >> 15)) * 0x846ca68bu;
   return h ^ (h >> 16);
 }
-inline bool key_has(const double* table, uint32_t mask, double key) {
-  for (uint32_t i = key_hash(key) & mask;; i = (i + 1) & mask) {
+// filter (optional): the key table's bit set of the keys' hashes (KeyTable.filter, fmask = its bit
+// count - 1): a clear bit proves the key absent without a probe of the table.
+inline bool key_has(const double* table, uint32_t mask, const uint32_t* filter, uint32_t fmask, double key) {
+  const uint32_t hash = key_hash(key);
+  if (filter) {
+    const uint32_t bit = hash & fmask;
+    if (((filter[bit >> 5] >> (bit & 31)) & 1u) == 0) return false;
+  }
+  for (uint32_t i = hash & mask;; i = (i + 1) & mask) {
     const double v = table[i];
     if (v == key) return true;
     if (v < 0) return false;
   }
 }
 
-// boxteNegatives(seed, E, nT, h, r, t, tau, n, table, mask, outEnt, outTail)
+// boxteNegatives(seed, E, nT, h, r, t, tau, n, table, mask, outEnt, outTail[, filter])
 napi_value Negatives(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteNegatives");
   const long seed = integer(a, 0, "seed", 0), E = integer(a, 1, "E", 1), nT = integer(a, 2, "nT", 1);
@@ -1435,6 +1442,20 @@ napi_value Negatives(napi_env env, napi_callback_info info) {
     if (a.ok) fail(a, "is out of range", "seed/mask");
     return nullptr;
   }
+  const uint32_t* filter = nullptr;
+  uint32_t fmask = 0;
+  if (a.n > 12 && !absent(a, 12)) {
+    size_t words = 0;
+    napi_typedarray_type tp0;
+    if (napi_get_typedarray_info(env, a.v[12], &tp0, &words, nullptr, nullptr, nullptr) != napi_ok) words = 0;
+    filter = arr<uint32_t>(a, 12, "filter", napi_uint32_array, 1);
+    if (!a.ok) return nullptr;
+    if ((words & (words - 1)) != 0 || words > (1u << 26)) {
+      fail(a, "length is not a power of two", "filter");
+      return nullptr;
+    }
+    fmask = static_cast<uint32_t>(words * 32 - 1);
+  }
   const double dE = static_cast<double>(E), dT = static_cast<double>(nT);
   const long CH = 16;
   auto task = [&](long c, int) {
@@ -1446,7 +1467,7 @@ napi_value Negatives(napi_env env, napi_callback_info info) {
         uint32_t e = sm32_int(x, static_cast<uint32_t>(E));
         for (int tries = 0; tries < 1000; ++tries) {
           const double key = side ? (g + h[i]) * dE + e : (g + e) * dE + t[i];
-          if (!key_has(table, static_cast<uint32_t>(mask), key)) break;
+          if (!key_has(table, static_cast<uint32_t>(mask), filter, fmask, key)) break;
           e = sm32_int(x, static_cast<uint32_t>(E));
         }
         outEnt[i * n + j] = static_cast<int32_t>(e);
@@ -1906,18 +1927,22 @@ napi_value BoxTableN(napi_env env, napi_callback_info info) {
   float* c = arr<float>(a, 4, "c", napi_float32_array, 2 * n);
   float* w = arr<float>(a, 5, "w", napi_float32_array, 2 * n);
   if (!a.ok) return nullptr;
-  const long CH = 8192;
+  // tasks: blocks of CH elements of one side (no integer division per element)
+  const long CH = 8192, per = (n + CH - 1) / CH;
   auto task = [&](long t, int) {
-    for (long i = t * CH; i < (t + 1) * CH && i < 2 * n; ++i) {
-      const long s = i / n, o = i % n;
-      const float li = st[2 * s * n + o], ui = st[(2 * s + 1) * n + o];
-      l[i] = li;
-      u[i] = ui;
-      c[i] = static_cast<float>((static_cast<double>(li) + static_cast<double>(ui)) * 0.5);
-      w[i] = static_cast<float>(static_cast<double>(ui) - static_cast<double>(li) + 1.0);
+    const long s = t / per, o0 = (t % per) * CH, o1 = std::min(n, o0 + CH);
+    const float* sl = st + 2 * s * n;
+    const float* su = sl + n;
+    float *lo = l + s * n, *uo = u + s * n, *co = c + s * n, *wo = w + s * n;
+    for (long o = o0; o < o1; ++o) {
+      const float li = sl[o], ui = su[o];
+      lo[o] = li;
+      uo[o] = ui;
+      co[o] = static_cast<float>((static_cast<double>(li) + static_cast<double>(ui)) * 0.5);
+      wo[o] = static_cast<float>(static_cast<double>(ui) - static_cast<double>(li) + 1.0);
     }
   };
-  parallel_tasks((2 * n + CH - 1) / CH, 0, task);
+  parallel_tasks(2 * per, 0, task);
   napi_value undef;
   napi_get_undefined(env, &undef);
   return undef;
@@ -1930,16 +1955,19 @@ napi_value CornerGradN(napi_env env, napi_callback_info info) {
   const float* gw = arr<float>(a, 2, "gw", napi_float32_array, 2 * n);
   float* g = arr<float>(a, 3, "g", napi_float32_array, 4 * n);
   if (!a.ok) return nullptr;
-  const long CH = 8192;
+  const long CH = 8192, per = (n + CH - 1) / CH;
   auto task = [&](long t, int) {
-    for (long i = t * CH; i < (t + 1) * CH && i < 2 * n; ++i) {
-      const long s = i / n, o = i % n;
-      const double h = 0.5 * static_cast<double>(gc[i]), b = gw[i];
-      g[2 * s * n + o] = static_cast<float>(h - b);
-      g[(2 * s + 1) * n + o] = static_cast<float>(h + b);
+    const long s = t / per, o0 = (t % per) * CH, o1 = std::min(n, o0 + CH);
+    const float *gcs = gc + s * n, *gws = gw + s * n;
+    float* gl = g + 2 * s * n;
+    float* gu = gl + n;
+    for (long o = o0; o < o1; ++o) {
+      const double h = 0.5 * static_cast<double>(gcs[o]), b = gws[o];
+      gl[o] = static_cast<float>(h - b);
+      gu[o] = static_cast<float>(h + b);
     }
   };
-  parallel_tasks((2 * n + CH - 1) / CH, 0, task);
+  parallel_tasks(2 * per, 0, task);
   napi_value undef;
   napi_get_undefined(env, &undef);
   return undef;

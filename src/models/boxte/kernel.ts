@@ -306,7 +306,11 @@ export function scoreBatchJs(a: ScoreBatchArgs): void {
 /**
  * The quadruples of a split as an open-addressing hash set of integer keys
  * ((r * nT + tau) * E + h) * E + t (exact in a double below 2^53), -1 = empty, linear probing.
- * The native and the TypeScript sampler probe the same table the same way.
+ * The native and the TypeScript sampler probe the same table the same way. `filter` is a bit set
+ * over the keys' hashes (bit hash mod filter.length * 32 set for every key): a clear bit proves a
+ * key absent without touching the table (most corruptions are not facts; the bit set, 16 bits per
+ * key, stays in cache where the table does not), a set bit falls back to probing, so lookups give
+ * the same answers with or without it.
  */
 export interface KeyTable {
   E: number;
@@ -314,6 +318,8 @@ export interface KeyTable {
   table: Float64Array;
   /** table.length - 1 (a power of two minus one) */
   mask: number;
+  /** bit set of the keys' hashes; its length is a power of two */
+  filter: Uint32Array;
 }
 
 function mix32(h: number): number {
@@ -334,8 +340,11 @@ export function quadKey(E: number, nT: number, h: number, r: number, t: number, 
 }
 
 export function keyTableHas(kt: KeyTable, key: number): boolean {
-  const { table, mask } = kt;
-  for (let i = keyHash(key) & mask; ; i = (i + 1) & mask) {
+  const { table, mask, filter } = kt;
+  const hash = keyHash(key);
+  const bit = hash & (filter.length * 32 - 1);
+  if (((filter[bit >>> 5] >>> (bit & 31)) & 1) === 0) return false;
+  for (let i = hash & mask; ; i = (i + 1) & mask) {
     const v = table[i];
     if (v === key) return true;
     if (v < 0) return false;
@@ -350,11 +359,17 @@ export function buildKeyTable(E: number, R: number, nT: number, facts: readonly 
   let size = 16;
   while (size < 2 * n) size *= 2;
   const table = new Float64Array(size).fill(-1);
-  const kt: KeyTable = { E, nT, table, mask: size - 1 };
+  let words = 1;
+  while (words * 32 < 16 * n) words *= 2;
+  const filter = new Uint32Array(words);
+  const kt: KeyTable = { E, nT, table, mask: size - 1, filter };
   for (const q of facts) {
     for (let i = 0; i < q.h.length; i++) {
       const key = quadKey(E, nT, q.h[i], q.r[i], q.t[i], q.tau[i]);
-      let j = keyHash(key) & kt.mask;
+      const hash = keyHash(key);
+      const bit = hash & (words * 32 - 1);
+      filter[bit >>> 5] |= 1 << (bit & 31);
+      let j = hash & kt.mask;
       while (table[j] >= 0 && table[j] !== key) j = (j + 1) & kt.mask;
       table[j] = key;
     }

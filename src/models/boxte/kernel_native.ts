@@ -32,7 +32,7 @@ interface BoxteAddon {
   ): number;
   boxteNegatives(
     seed: number, E: number, nT: number, h: Int32Array, r: Int32Array, t: Int32Array, tau: Int32Array, n: number,
-    table: Float64Array, mask: number, outEnt: Int32Array, outTail: Uint8Array,
+    table: Float64Array, mask: number, outEnt: Int32Array, outTail: Uint8Array, filter?: Uint32Array,
   ): void;
   boxteAdamRows(
     p: Float32Array, g0: Float32Array, slots: Float32Array | null, nslots: number, slotOffset: number, m: Float32Array, v: Float32Array,
@@ -107,7 +107,7 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
     },
     threads: () => ('kernels' in n ? n.extras.getThreads() : 1),
     negatives(a: NegativesArgs): void {
-      negatives(a.seed >>> 0, a.known.E, a.known.nT, a.h, a.r, a.t, a.tau, a.n, a.known.table, a.known.mask, a.ent, a.tail);
+      negatives(a.seed >>> 0, a.known.E, a.known.nT, a.h, a.r, a.t, a.tau, a.n, a.known.table, a.known.mask, a.ent, a.tail, a.known.filter);
     },
     adamRows(a: AdamRowsArgs): void {
       const s = a.slots;
