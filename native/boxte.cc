@@ -46,6 +46,14 @@ struct Box {
 // one side's forward (side_fwd_scalar / _avx2 / _avx512)
 typedef float (*FwdFn)(const float*, const float*, const float*, const Box&, float*, long, bool, bool);
 
+// A function the compiler neither inlines nor clones with its constant arguments (GCC's IPA constant
+// propagation would otherwise specialise it, and the specialised copy may contract other fmas).
+#if defined(__clang__) || !defined(__GNUC__)
+#define BOXTE_NOIPA __attribute__((noinline))
+#else
+#define BOXTE_NOIPA __attribute__((noipa))
+#endif
+
 // ---- scalar (portable) inner loops ----------------------------------------------------------------
 
 inline float dist1(float p, const Box& b, long k) {
@@ -67,8 +75,9 @@ float side_fwd_scalar(const float* x1, const float* x2, const float* x3, const B
   return s;
 }
 
-// backward of f * norm-part for one side: f is g/norm (l2) or g (l1)
-void side_bwd_scalar(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
+// backward of f * norm-part for one side: f is g/norm (l2) or g (l1). Not inlined: the AVX2 paths
+// call it for their scalar remainder and get the portable build's rounding (no fma contraction).
+BOXTE_NOIPA void side_bwd_scalar(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
                      float* gSelf, float* gOther, float* gTb) {
   for (long k = 0; k < d; ++k) {
     const float p = P[k];
@@ -151,6 +160,21 @@ AVX2_FN inline float hsum8(__m256 v) {
   return _mm_cvtss_f32(lo);
 }
 
+// The scalar remainder k..d-1 of side_fwd_avx2 added onto s (the vector blocks' lane sum). Not
+// inlined: side_fwd_avx2 and pair_fwd_avx2 share its code, so their remainders round alike (the
+// compiler's fma contraction of dist1 could otherwise differ between two inlined copies).
+BOXTE_NOIPA AVX2_FN float side_tail_avx2(const float* x1, const float* x2, const float* x3, const Box& b,
+                                                       float* P, long k, long d, bool useTanh, bool l2, float s) {
+  for (; k < d; ++k) {
+    float x = x1[k] + x2[k] + (x3 ? x3[k] : 0.0f);
+    if (useTanh) x = std::tanh(x);
+    if (P) P[k] = x;
+    const float di = dist1(x, b, k);
+    s += l2 ? di * di : di;
+  }
+  return s;
+}
+
 AVX2_FN float side_fwd_avx2(const float* x1, const float* x2, const float* x3, const Box& b, float* P, long d,
                             bool useTanh, bool l2) {
   const __m256 signmask = _mm256_set1_ps(-0.0f);
@@ -169,15 +193,7 @@ AVX2_FN float side_fwd_avx2(const float* x1, const float* x2, const float* x3, c
     const __m256 di = _mm256_blendv_ps(dout, din, in);
     acc = l2 ? _mm256_fmadd_ps(di, di, acc) : _mm256_add_ps(acc, di);
   }
-  float s = hsum8(acc);
-  for (; k < d; ++k) {
-    float x = x1[k] + x2[k] + (x3 ? x3[k] : 0.0f);
-    if (useTanh) x = std::tanh(x);
-    if (P) P[k] = x;
-    const float di = dist1(x, b, k);
-    s += l2 ? di * di : di;
-  }
-  return s;
+  return side_tail_avx2(x1, x2, x3, b, P, k, d, useTanh, l2, hsum8(acc));
 }
 
 AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
@@ -205,13 +221,162 @@ AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool u
     const __m256 gp = _mm256_mul_ps(gd, dp);
     _mm256_storeu_ps(gc + k, _mm256_sub_ps(_mm256_loadu_ps(gc + k), gp));
     _mm256_storeu_ps(gw + k, _mm256_fmadd_ps(gd, dw, _mm256_loadu_ps(gw + k)));
-    const __m256 gx = useTanh ? _mm256_mul_ps(gp, _mm256_fnmadd_ps(p, p, one)) : gp;
-    _mm256_storeu_ps(gSelf + k, _mm256_add_ps(_mm256_loadu_ps(gSelf + k), gx));
-    _mm256_storeu_ps(gOther + k, _mm256_add_ps(_mm256_loadu_ps(gOther + k), gx));
-    _mm256_storeu_ps(gTb + k, _mm256_add_ps(_mm256_loadu_ps(gTb + k), gx));
+    // with tanh: row + gp (1 - p^2) in one fma per row (GCC contracted the product and the three
+    // additions of this loop so; written out, group_bwd_avx2 and this loop give the same bits whatever
+    // the compiler decides)
+    if (useTanh) {
+      const __m256 dt = _mm256_fnmadd_ps(p, p, one);
+      _mm256_storeu_ps(gSelf + k, _mm256_fmadd_ps(gp, dt, _mm256_loadu_ps(gSelf + k)));
+      _mm256_storeu_ps(gOther + k, _mm256_fmadd_ps(gp, dt, _mm256_loadu_ps(gOther + k)));
+      _mm256_storeu_ps(gTb + k, _mm256_fmadd_ps(gp, dt, _mm256_loadu_ps(gTb + k)));
+    } else {
+      _mm256_storeu_ps(gSelf + k, _mm256_add_ps(_mm256_loadu_ps(gSelf + k), gp));
+      _mm256_storeu_ps(gOther + k, _mm256_add_ps(_mm256_loadu_ps(gOther + k), gp));
+      _mm256_storeu_ps(gTb + k, _mm256_add_ps(_mm256_loadu_ps(gTb + k), gp));
+    }
   }
   if (k < d) side_bwd_scalar(P + k, Box{b.l + k, b.u + k, b.c + k, b.w + k, b.invw + k, b.kappa + k, b.dkappa + k}, f,
                              d - k, useTanh, l2, gc + k, gw + k, gSelf + k, gOther + k, gTb + k);
+}
+
+// Both sides of one training candidate in one loop (AVX2): per side exactly the operations of
+// side_fwd_avx2 with x3 = the time bump and the points stored (same bits), the flags fixed at
+// compile time, the time bump's block loaded once, two independent chains for the core to overlap.
+template <bool TANH, bool L2>
+AVX2_FN void pair_fwd_avx2(const float* hx1, const float* hx2, const float* tx1, const float* tx2, const float* x3,
+                           const Box& bh, const Box& bt, float* P, long d, float* sh, float* st) {
+  const __m256 signmask = _mm256_set1_ps(-0.0f);
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  const float* x1s[2] = {hx1, tx1};
+  const float* x2s[2] = {hx2, tx2};
+  const Box* bs[2] = {&bh, &bt};
+  long k = 0;
+  for (; k + 8 <= d; k += 8) {
+    const __m256 t3 = _mm256_loadu_ps(x3 + k);
+    for (int s = 0; s < 2; ++s) {
+      const Box& b = *bs[s];
+      __m256 x = _mm256_add_ps(_mm256_loadu_ps(x1s[s] + k), _mm256_loadu_ps(x2s[s] + k));
+      x = _mm256_add_ps(x, t3);
+      if (TANH) x = tanh8(x);
+      _mm256_storeu_ps(P + s * d + k, x);
+      const __m256 a = _mm256_andnot_ps(signmask, _mm256_sub_ps(x, _mm256_loadu_ps(b.c + k)));
+      const __m256 in = _mm256_and_ps(_mm256_cmp_ps(x, _mm256_loadu_ps(b.l + k), _CMP_GE_OQ),
+                                      _mm256_cmp_ps(x, _mm256_loadu_ps(b.u + k), _CMP_LE_OQ));
+      const __m256 din = _mm256_mul_ps(a, _mm256_loadu_ps(b.invw + k));
+      const __m256 dout = _mm256_fmsub_ps(a, _mm256_loadu_ps(b.w + k), _mm256_loadu_ps(b.kappa + k));
+      const __m256 di = _mm256_blendv_ps(dout, din, in);
+      acc[s] = L2 ? _mm256_fmadd_ps(di, di, acc[s]) : _mm256_add_ps(acc[s], di);
+    }
+  }
+  *sh = side_tail_avx2(hx1, hx2, x3, bh, P, k, d, TANH, L2, hsum8(acc[0]));
+  *st = side_tail_avx2(tx1, tx2, x3, bt, P + d, k, d, TANH, L2, hsum8(acc[1]));
+}
+
+// row + the gradient of a point's pre-tanh sum: fma(gp, 1 - p^2, row) with tanh, else row + gp.
+template <bool TANH>
+AVX2_FN inline __m256 add_gx(__m256 gp, __m256 dt, __m256 row) {
+  return TANH ? _mm256_fmadd_ps(gp, dt, row) : _mm256_add_ps(row, gp);
+}
+
+// The backward of one group's candidates at once (AVX2; group_bwd_avx512's scheme, see there): the
+// loop over the candidates inside the loop over the 8-lane blocks of d, per candidate and side the
+// operations of side_bwd_avx2. The relation's centre/width gradients of both sides, the group's
+// time-bump gradient and the accumulators of the true head's and tail's rows stay in registers (9
+// of the 16; the boxes are read from L1 per candidate); only the other candidates' rows are read and
+// written. Every element receives the same additions in the same order as the per-candidate loop
+// (side_bwd_avx2 per candidate and side, the scalar remainder through side_bwd_scalar, then the
+// accumulators of the true rows: base of the head, bump of the head, base of the tail, bump of the
+// tail), so the results are bit-identical. Arguments as group_bwd_avx512's.
+template <bool TANH, bool L2>
+AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const Box& bt, const float* fh,
+                            const float* ft, const int32_t* cand, int32_t h0, int32_t t0, float* gCh, float* gWh,
+                            float* gCt, float* gWt, float* gTbi, float* gB, float* gU) {
+  const __m256 signmask = _mm256_set1_ps(-0.0f);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 zero = _mm256_setzero_ps();
+  const Box* boxes[2] = {&bh, &bt};
+  float* gCs[2] = {gCh, gCt};
+  float* gWs[2] = {gWh, gWt};
+  long k = 0;
+  for (; k + 8 <= d; k += 8) {
+    __m256 gcv[2] = {_mm256_loadu_ps(gCh + k), _mm256_loadu_ps(gCt + k)};
+    __m256 gwv[2] = {_mm256_loadu_ps(gWh + k), _mm256_loadu_ps(gWt + k)};
+    __m256 gtb = _mm256_loadu_ps(gTbi + k);
+    __m256 aBaseH = zero, aBumpH = zero, aBaseT = zero, aBumpT = zero;
+    for (long j = 0; j < G; ++j) {
+      const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
+      for (int s = 0; s < 2; ++s) {
+        const float f = s == 0 ? fh[j] : ft[j];
+        if (f == 0) continue;
+        const Box& b = *boxes[s];
+        const __m256 p = _mm256_loadu_ps(P + (2 * j + s) * d + k);
+        const __m256 diff = _mm256_sub_ps(p, _mm256_loadu_ps(b.c + k));
+        const __m256 a = _mm256_andnot_ps(signmask, diff);
+        const __m256 sg = _mm256_and_ps(_mm256_or_ps(one, _mm256_and_ps(diff, signmask)), _mm256_cmp_ps(diff, zero, _CMP_NEQ_OQ));
+        const __m256 in = _mm256_and_ps(_mm256_cmp_ps(p, _mm256_loadu_ps(b.l + k), _CMP_GE_OQ),
+                                        _mm256_cmp_ps(p, _mm256_loadu_ps(b.u + k), _CMP_LE_OQ));
+        const __m256 iw = _mm256_loadu_ps(b.invw + k);
+        const __m256 w = _mm256_loadu_ps(b.w + k);
+        const __m256 dist = _mm256_blendv_ps(_mm256_fmsub_ps(a, w, _mm256_loadu_ps(b.kappa + k)), _mm256_mul_ps(a, iw), in);
+        const __m256 dp = _mm256_mul_ps(sg, _mm256_blendv_ps(w, iw, in));
+        const __m256 dw = _mm256_blendv_ps(_mm256_sub_ps(a, _mm256_loadu_ps(b.dkappa + k)),
+                                           _mm256_xor_ps(_mm256_mul_ps(_mm256_mul_ps(a, iw), iw), signmask), in);
+        const __m256 fv = _mm256_set1_ps(f);
+        const __m256 gd = L2 ? _mm256_mul_ps(fv, dist) : fv;
+        const __m256 gp = _mm256_mul_ps(gd, dp);
+        gcv[s] = _mm256_sub_ps(gcv[s], gp);
+        gwv[s] = _mm256_fmadd_ps(gd, dw, gwv[s]);
+        // the gradient of the point's pre-tanh sum, added to three rows: gp (1 - p^2) + row in one fma
+        // each (as side_bwd_avx2)
+        const __m256 dt = _mm256_fnmadd_ps(p, p, one);
+        // head side: self = base of the head, other = bump of the tail; tail side: base of the tail, bump of the head
+        if (s == 0) {
+          if (hh == h0) aBaseH = add_gx<TANH>(gp, dt, aBaseH);
+          else _mm256_storeu_ps(gB + hh * d + k, add_gx<TANH>(gp, dt, _mm256_loadu_ps(gB + hh * d + k)));
+          if (tt == t0) aBumpT = add_gx<TANH>(gp, dt, aBumpT);
+          else _mm256_storeu_ps(gU + tt * d + k, add_gx<TANH>(gp, dt, _mm256_loadu_ps(gU + tt * d + k)));
+        } else {
+          if (tt == t0) aBaseT = add_gx<TANH>(gp, dt, aBaseT);
+          else _mm256_storeu_ps(gB + tt * d + k, add_gx<TANH>(gp, dt, _mm256_loadu_ps(gB + tt * d + k)));
+          if (hh == h0) aBumpH = add_gx<TANH>(gp, dt, aBumpH);
+          else _mm256_storeu_ps(gU + hh * d + k, add_gx<TANH>(gp, dt, _mm256_loadu_ps(gU + hh * d + k)));
+        }
+        gtb = add_gx<TANH>(gp, dt, gtb);
+      }
+    }
+    for (int s = 0; s < 2; ++s) {
+      _mm256_storeu_ps(gCs[s] + k, gcv[s]);
+      _mm256_storeu_ps(gWs[s] + k, gwv[s]);
+    }
+    _mm256_storeu_ps(gTbi + k, gtb);
+    float* rows[4] = {gB + h0 * d + k, gU + h0 * d + k, gB + t0 * d + k, gU + t0 * d + k};
+    const __m256 accs[4] = {aBaseH, aBumpH, aBaseT, aBumpT};
+    for (int q = 0; q < 4; ++q) _mm256_storeu_ps(rows[q], _mm256_add_ps(_mm256_loadu_ps(rows[q]), accs[q]));
+  }
+  if (k == d) return;
+  // the scalar remainder: side_bwd_scalar per candidate and side on lanes k..d-1, as side_bwd_avx2's
+  const long m = d - k;
+  float acc[4 * 8] = {};
+  float *aBaseH = acc, *aBumpH = acc + 8, *aBaseT = acc + 16, *aBumpT = acc + 24;
+  for (long j = 0; j < G; ++j) {
+    const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
+    const float* pj = P + 2 * j * d + k;
+    float* baseH = hh == h0 ? aBaseH : gB + hh * d + k;
+    float* bumpH = hh == h0 ? aBumpH : gU + hh * d + k;
+    float* baseT = tt == t0 ? aBaseT : gB + tt * d + k;
+    float* bumpT = tt == t0 ? aBumpT : gU + tt * d + k;
+    for (int s = 0; s < 2; ++s) {
+      const float f = s == 0 ? fh[j] : ft[j];
+      if (f == 0) continue;
+      const Box& b = *boxes[s];
+      const Box bk{b.l + k, b.u + k, b.c + k, b.w + k, b.invw + k, b.kappa + k, b.dkappa + k};
+      if (s == 0) side_bwd_scalar(pj, bk, f, m, TANH, L2, gCh + k, gWh + k, baseH, bumpT, gTbi + k);
+      else side_bwd_scalar(pj + d, bk, f, m, TANH, L2, gCt + k, gWt + k, baseT, bumpH, gTbi + k);
+    }
+  }
+  float* rows[4] = {gB + h0 * d + k, gU + h0 * d + k, gB + t0 * d + k, gU + t0 * d + k};
+  for (int q = 0; q < 4; ++q)
+    for (long i = 0; i < m; ++i) rows[q][i] += acc[8 * q + i];
 }
 
 // One side's block of side_fwd_avx2 (x3 = null, no points, L2): acc + dist^2 of lanes k..k+7.
@@ -1133,12 +1298,19 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   const BwdFn bwd = bwd_fn();
   for (const float* tbl : {base, bump, static_cast<const float*>(gBase), static_cast<const float*>(gBump)})
     advise_huge(tbl, E * d * static_cast<long>(sizeof(float)));
-  const bool grouped = boxte_isa() == 2;  // group_bwd_avx512
+  // group_bwd_avx512 / group_bwd_avx2 (and pair_fwd_*), else side_fwd / side_bwd per candidate and side
+#ifdef BOXTE_X86
+  const int isa = boxte_isa();
+  const bool grouped = isa >= 1;
+#else
+  const int isa = 0;
+  const bool grouped = false;
+#endif
   std::memset(gTb, 0, sizeof(float) * B * d);
   // grouped with tanh: the forward's points through tanh_exp16 (pair_fwd_exp_avx512): the
   // exponentials of every base and bump row ([base E*d | bump E*d], row ok flags [base E | bump E],
   // row blocks in parallel: elementwise, the thread count does not matter)
-  const bool expFwd = grouped && useTanh;
+  const bool expFwd = isa == 2 && useTanh;
   // (kept per calling thread between calls: a fresh table each step costs its page faults)
   thread_local std::vector<float> eTabKeep;
   float* eTab = nullptr;
@@ -1275,7 +1447,12 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           float fsh, fst;
           const float *hx1 = base + hh * d, *hx2 = bump + tt * d, *tx1 = base + tt * d, *tx2 = bump + hh * d;
           const int32_t ce = tailCand ? tt : hh;
-          if (expFwd && fxOk[tailCand ? 0 : 1] && eOk[ce] && eOk[E + ce]) {
+          if (isa == 1) {
+            if (useTanh && l2) pair_fwd_avx2<true, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+            else if (useTanh) pair_fwd_avx2<true, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+            else if (l2) pair_fwd_avx2<false, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+            else pair_fwd_avx2<false, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+          } else if (expFwd && fxOk[tailCand ? 0 : 1] && eOk[ce] && eOk[E + ce]) {
             // head side: base[hh] + bump[tt] + tb; tail side: base[tt] + bump[hh] + tb
             const float* f = fx.data() + (tailCand ? 0 : 2 * d);
             const float* ecH = tailCand ? eBump + ce * d : eBase + ce * d;
@@ -1322,8 +1499,15 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           fts[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nt[j] > 0 ? g / nt[j] : 0.0) : g);
         }
 #ifdef BOXTE_X86
-        group_bwd_avx512(G, d, P.data(), bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], useTanh, l2, gC + bo,
-                         gW + bo, gC + R * d + bo, gW + R * d + bo, gTb + i * d, gB, gU);
+        if (isa == 1) {
+          auto gb = useTanh ? (l2 ? group_bwd_avx2<true, true> : group_bwd_avx2<true, false>)
+                            : (l2 ? group_bwd_avx2<false, true> : group_bwd_avx2<false, false>);
+          gb(G, d, P.data(), bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], gC + bo, gW + bo, gC + R * d + bo,
+             gW + R * d + bo, gTb + i * d, gB, gU);
+        } else {
+          group_bwd_avx512(G, d, P.data(), bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], useTanh, l2, gC + bo,
+                           gW + bo, gC + R * d + bo, gW + R * d + bo, gTb + i * d, gB, gU);
+        }
 #endif
         continue;
       }
