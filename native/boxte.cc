@@ -1714,19 +1714,26 @@ __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void adam_rows
     _mm512_mask_storeu_ps(p + i, k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + i), step));
   }
 }
+// Zeroes the 8 floats at q, whose value x was just loaded, unless they already are all zero bits
+// (gradient rows no candidate touched this step): such a line stays clean (no write-back).
+__attribute__((target("avx2"))) inline void clear_block_avx2(float* q, __m256 x) {
+  const __m256i b = _mm256_castps_si256(x);
+  if (!_mm256_testz_si256(b, b)) _mm256_storeu_ps(q, _mm256_setzero_ps());
+}
 __attribute__((target("avx2,fma"))) void adam_rows_avx2(float* p, float* g0, float* slots, long nslots, long stride,
                                                          float* m, float* v, long i0, long i1, float lr, float b1,
                                                          float b2, float eps, float ibc1, float ibc2) {
   const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2), vb1c = _mm256_set1_ps(1.0f - b1),
                vb2c = _mm256_set1_ps(1.0f - b2), vlr = _mm256_set1_ps(lr), veps = _mm256_set1_ps(eps),
-               vi1 = _mm256_set1_ps(ibc1), vi2 = _mm256_set1_ps(ibc2), zero = _mm256_setzero_ps();
+               vi1 = _mm256_set1_ps(ibc1), vi2 = _mm256_set1_ps(ibc2);
   long i = i0;
   for (; i + 8 <= i1; i += 8) {
     __m256 g = _mm256_loadu_ps(g0 + i);
-    _mm256_storeu_ps(g0 + i, zero);
+    clear_block_avx2(g0 + i, g);
     for (long s2 = 0; s2 < nslots; ++s2) {
-      g = _mm256_add_ps(g, _mm256_loadu_ps(slots + s2 * stride + i));
-      _mm256_storeu_ps(slots + s2 * stride + i, zero);
+      const __m256 x = _mm256_loadu_ps(slots + s2 * stride + i);
+      g = _mm256_add_ps(g, x);
+      clear_block_avx2(slots + s2 * stride + i, x);
     }
     const __m256 mo = _mm256_fmadd_ps(vb1, _mm256_loadu_ps(m + i), _mm256_mul_ps(vb1c, g));
     const __m256 vo = _mm256_fmadd_ps(vb2, _mm256_loadu_ps(v + i), _mm256_mul_ps(vb2c, _mm256_mul_ps(g, g)));
@@ -1899,6 +1906,72 @@ AVX512_FN void corners_bwd_row_avx512(long d, double half, bool useTanh, const f
   *gSigmaOut = gSigma;
   *SOut = S;
 }
+// The same row in AVX2 (4 doubles; the last d mod 4 elements by the scalar loop's statements).
+// Compiled without FMA (target avx2 only), so no multiply and add can be fused: every operation
+// rounds as in the scalar loop and the results are bit-identical to it.
+__attribute__((target("avx2"))) void corners_bwd_row_avx2(long d, double half, bool useTanh, const float* shape, double ig,
+                                                           double sg, const float* gLo, const float* gHi, const float* sLo,
+                                                           const float* sHi, float* gBaseRow, float* gShapeRow, double* gShat,
+                                                           double* t1, double* t2, double* gSigmaOut, double* SOut) {
+  const __m256d one = _mm256_set1_pd(1.0), zero = _mm256_setzero_pd(), vig = _mm256_set1_pd(ig), vsg = _mm256_set1_pd(sg),
+                vhalf = _mm256_set1_pd(half);
+  const long d4 = d & ~3L;
+  for (long i = 0; i < d4; i += 4) {
+    __m256d gl = _mm256_cvtps_pd(_mm_loadu_ps(gLo + i)), gu = _mm256_cvtps_pd(_mm_loadu_ps(gHi + i));
+    if (useTanh) {
+      const __m256d l = _mm256_cvtps_pd(_mm_loadu_ps(sLo + i)), u = _mm256_cvtps_pd(_mm_loadu_ps(sHi + i));
+      gl = _mm256_mul_pd(gl, _mm256_sub_pd(one, _mm256_mul_pd(l, l)));
+      gu = _mm256_mul_pd(gu, _mm256_sub_pd(one, _mm256_mul_pd(u, u)));
+    }
+    const __m256d shat = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(shape + i)), vig);
+    const __m256d neg = _mm256_cmp_pd(_mm256_mul_pd(_mm256_mul_pd(shat, vsg), vhalf), zero, _CMP_LT_OQ);
+    const __m256d g1 = _mm256_blendv_pd(gl, gu, neg), g2 = _mm256_blendv_pd(gu, gl, neg);
+    _mm_storeu_ps(gBaseRow + i, _mm256_cvtpd_ps(_mm256_add_pd(g1, g2)));
+    const __m256d gDelta = _mm256_mul_pd(_mm256_sub_pd(g2, g1), vhalf);
+    const __m256d gs = _mm256_mul_pd(gDelta, vsg);
+    _mm256_storeu_pd(gShat + i, gs);
+    _mm256_storeu_pd(t1 + i, _mm256_mul_pd(gDelta, shat));
+    _mm256_storeu_pd(t2 + i, _mm256_mul_pd(gs, shat));
+  }
+  for (long i = d4; i < d; ++i) {
+    double gl = gLo[i], gu = gHi[i];
+    if (useTanh) {
+      const double l = sLo[i], u = sHi[i];
+      gl *= 1 - l * l;
+      gu *= 1 - u * u;
+    }
+    const double shat = shape[i] * ig;
+    const bool neg = shat * sg * half < 0;
+    const double g1 = neg ? gu : gl, g2 = neg ? gl : gu;
+    gBaseRow[i] = static_cast<float>(g1 + g2);
+    const double gDelta = (g2 - g1) * half;
+    gShat[i] = gDelta * sg;
+    t1[i] = gDelta * shat;
+    t2[i] = gShat[i] * shat;
+  }
+  double gSigma = 0, S = 0;
+  for (long i = 0; i < d; ++i) {
+    gSigma += t1[i];
+    S += t2[i];
+  }
+  const double sdv = S / static_cast<double>(d);
+  const __m256d sd = _mm256_set1_pd(sdv), eps = _mm256_set1_pd(1e-8), mone = _mm256_set1_pd(-1.0),
+                absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+  for (long i = 0; i < d4; i += 4) {
+    const __m256d x = _mm256_cvtps_pd(_mm_loadu_ps(shape + i));
+    // x > 0: 1, x < 0: -1, else (0, NaN) 0
+    const __m256d sgn = _mm256_or_pd(_mm256_and_pd(_mm256_cmp_pd(x, zero, _CMP_GT_OQ), one), _mm256_and_pd(_mm256_cmp_pd(x, zero, _CMP_LT_OQ), mone));
+    const __m256d q = _mm256_div_pd(_mm256_mul_pd(sd, sgn), _mm256_add_pd(_mm256_and_pd(x, absMask), eps));
+    _mm_storeu_ps(gShapeRow + i, _mm256_cvtpd_ps(_mm256_sub_pd(_mm256_mul_pd(_mm256_loadu_pd(gShat + i), vig), q)));
+  }
+  for (long i = d4; i < d; ++i) {
+    const double x = shape[i];
+    const double sgn = x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0;
+    gShapeRow[i] = static_cast<float>(gShat[i] * ig - (sdv * sgn) / (std::fabs(x) + 1e-8));
+  }
+  *gSigmaOut = gSigma;
+  *SOut = S;
+}
 #endif
 
 // boxteCornersBwd(R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g[4Rd],
@@ -1935,6 +2008,14 @@ napi_value CornersBwd(napi_env env, napi_callback_info info) {
       gSize[s][r] = static_cast<float>(gSigma * (z > 0 ? 1.0 : std::exp(z)));
       return;
     }
+    if (isa == 1) {
+      std::vector<double> t(2 * d);
+      corners_bwd_row_avx2(d, half, useTanh, shape + o, ig, sg, g + lo, g + hi, stacked + lo, stacked + hi, gBase[s] + o,
+                           gShape[s] + o, gShat.data(), t.data(), t.data() + d, &gSigma, &S);
+      const double z = sizes[s][r];
+      gSize[s][r] = static_cast<float>(gSigma * (z > 0 ? 1.0 : std::exp(z)));
+      return;
+    }
 #endif
     for (long i = 0; i < d; ++i) {
       double gl = g[lo + i], gu = g[hi + i];
@@ -1966,28 +2047,42 @@ napi_value CornersBwd(napi_env env, napi_callback_info info) {
   return undef;
 }
 
-// boxteTimeReg(T, row, K, lambdaScale, gK) -> sum of diff^4 times lambdaScale; gK[i] = 4 scale
-// (diff_{i-1}^3 - diff_i^3) written (not added); rows are the parallel tasks, the value is summed
-// per chunk of rows in chunk order (deterministic).
+// boxteTimeReg(T, row, K, lambdaScale, gK[, add]) -> sum of diff^4 times lambdaScale; gK[i] = 4 scale
+// (diff_{i-1}^3 - diff_i^3) written (not added), or with add = true added to gK in float (gK[i] + that
+// value rounded to float: what adding the written array to gK does); rows are the parallel tasks,
+// the value is summed per chunk of rows in chunk order (deterministic). Each row's differences to
+// the next row are computed once and kept for the next row (the same values as recomputing them).
 napi_value TimeReg(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteTimeReg");
   const long T = integer(a, 0, "T", 2), row = integer(a, 1, "row", 1);
   const float* K = arr<float>(a, 2, "K", napi_float32_array, T * row);
   const double scale = number(a, 3, "scale");
   float* gK = arr<float>(a, 4, "gK", napi_float32_array, T * row);
+  const bool add = a.n > 5 && !absent(a, 5) && flag(a, 5, "add");
   if (!a.ok) return nullptr;
   const long CH = 16;
   const long nch = (T + CH - 1) / CH;
   std::vector<double> part(nch, 0.0);
   auto task = [&](long c, int) {
     double sum = 0;
-    for (long i = c * CH; i < (c + 1) * CH && i < T; ++i) {
+    const long i0 = c * CH, i1 = std::min(T, i0 + CH);
+    // prev[k]: the difference of row i to row i - 1 (0 for row 0)
+    std::vector<double> prevBuf(row, 0.0);
+    double* prev = prevBuf.data();
+    if (i0 > 0)
+      for (long k = 0; k < row; ++k) prev[k] = static_cast<double>(static_cast<float>(K[i0 * row + k] - K[(i0 - 1) * row + k]));
+    for (long i = i0; i < i1; ++i) {
+      const float* Ki = K + i * row;
+      float* gi = gK + i * row;
+      const bool last = i + 1 >= T;
       for (long k = 0; k < row; ++k) {
-        const double next = i + 1 < T ? static_cast<double>(static_cast<float>(K[(i + 1) * row + k] - K[i * row + k])) : 0.0;
-        const double prev = i > 0 ? static_cast<double>(static_cast<float>(K[i * row + k] - K[(i - 1) * row + k])) : 0.0;
+        const double next = last ? 0.0 : static_cast<double>(static_cast<float>(Ki[row + k] - Ki[k]));
+        const double p = prev[k];
         const double n2 = next * next;
         sum += n2 * n2;
-        gK[i * row + k] = static_cast<float>(4 * scale * (prev * prev * prev - n2 * next));
+        const float gv = static_cast<float>(4 * scale * (p * p * p - n2 * next));
+        gi[k] = add ? gi[k] + gv : gv;
+        prev[k] = next;
       }
     }
     part[c] = sum;
@@ -2077,17 +2172,38 @@ napi_value TimeBumpsBwd(napi_env env, napi_callback_info info) {
   parallel_tasks((d + CW - 1) / CW, 0, colTask);
   std::vector<double> dots(B * k, 0.0);
   const long CH = 16;
+  // each dot is one chain of double additions in column order; four dots run side by side (their
+  // chains overlap in the core), every one summed in the same order as alone: the same values
   auto dotTask = [&](long c, int) {
+    long ids[4];
+    int nq = 0;
+    const auto flush = [&]() {
+      const float* Kr[4];
+      const float* gv[4];
+      for (int q = 0; q < 4; ++q) {
+        const long x = ids[q < nq ? q : 0], i = x / k, j = x % k;
+        Kr[q] = K + (tau[i] * k + j) * d;
+        gv[q] = gTb + i * d;
+      }
+      double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (long cc = 0; cc < d; ++cc) {
+        s0 += static_cast<double>(Kr[0][cc]) * static_cast<double>(gv[0][cc]);
+        s1 += static_cast<double>(Kr[1][cc]) * static_cast<double>(gv[1][cc]);
+        s2 += static_cast<double>(Kr[2][cc]) * static_cast<double>(gv[2][cc]);
+        s3 += static_cast<double>(Kr[3][cc]) * static_cast<double>(gv[3][cc]);
+      }
+      const double sums[4] = {s0, s1, s2, s3};
+      for (int q = 0; q < nq; ++q) dots[ids[q]] = sums[q];
+      nq = 0;
+    };
     for (long i = c * CH; i < (c + 1) * CH && i < B; ++i) {
       if (noDay0 && tau[i] == 0) continue;
       for (long j = 0; j < k; ++j) {
-        const float* Kr = K + (tau[i] * k + j) * d;
-        const float* gv = gTb + i * d;
-        double dot = 0;
-        for (long cc = 0; cc < d; ++cc) dot += static_cast<double>(Kr[cc]) * static_cast<double>(gv[cc]);
-        dots[i * k + j] = dot;
+        ids[nq++] = i * k + j;
+        if (nq == 4) flush();
       }
     }
+    if (nq > 0) flush();
   };
   parallel_tasks((B + CH - 1) / CH, 0, dotTask);
   for (long i = 0; i < B; ++i) {

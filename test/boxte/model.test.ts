@@ -610,6 +610,18 @@ test('plain-loop small parts (corners, time bumps, regulariser) and their native
     const gww = gCorners.subarray(2 * R * d);
     assert.deepEqual(cornerGradStep(gcw, gww, R, d), cornerGrad(gcw, gww, R, d), `${label}: corner gradient`);
     cornersBackward(m, c, gCorners);
+    if (be === 'native') {
+      // the native corners backward (scalar, AVX2 and AVX-512 rows) runs the TypeScript loop's double arithmetic: the same bits
+      const got = [m.headBase, m.headShape, m.headSize, m.tailBase, m.tailShape, m.tailSize].map((p) => Float32Array.from(p.grad?.f32() ?? []));
+      const ref = withBackend('js', () => {
+        m.store.zeroGrad();
+        cornersBackward(m, c, gCorners);
+        return [m.headBase, m.headShape, m.headSize, m.tailBase, m.tailShape, m.tailSize].map((p) => Float32Array.from(p.grad?.f32() ?? []));
+      });
+      assert.deepEqual(got, ref, `${label} ${JSON.stringify(v)}: corners backward = the TypeScript loop`);
+      m.store.zeroGrad();
+      cornersBackward(m, c, gCorners);
+    }
     timeBumpsBackward(m, r, tau, gTb);
     const reg = timeRegulariserStep(m, lambda);
     assertClose([reg], [lambda * regT.item()], { rtol: 1e-5, what: 'regulariser' });

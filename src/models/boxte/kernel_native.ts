@@ -41,7 +41,7 @@ interface BoxteAddon {
   boxteIsa(): string;
   boxteCorners(...args: unknown[]): void;
   boxteCornersBwd(...args: unknown[]): void;
-  boxteTimeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array): number;
+  boxteTimeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array, add?: boolean): number;
   boxteBoxTable(n: number, stacked: Float32Array, l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array): void;
   boxteCornerGrad(n: number, gc: Float32Array, gw: Float32Array, g: Float32Array): void;
   boxteTimeBumps(B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array, out: Float32Array): void;
@@ -99,7 +99,7 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
       corners: (R, d, half, tanh, hd, tl, stacked, invGeo, sigma) => corners(R, d, half, tanh, ...hd, ...tl, stacked, invGeo, sigma),
       cornersBwd: (R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g, gh, gt) =>
         cornersBwd(R, d, half, tanh, hShape, hSize, tShape, tSize, stacked, invGeo, sigma, g, ...gh, ...gt),
-      timeReg: (T, row, K, scale, gK) => timeReg(T, row, K, scale, gK),
+      timeReg: (T, row, K, scale, gK, add) => timeReg(T, row, K, scale, gK, add === true),
       timeBumps: typeof tbF === 'function' ? tbF : null,
       timeBumpsBwd: typeof tbB === 'function' ? tbB : null,
       boxTable: typeof bt === 'function' ? bt : null,

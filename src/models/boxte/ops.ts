@@ -64,8 +64,8 @@ export interface SmallKernels {
     R: number, d: number, half: number, tanh: boolean, hShape: Float32Array, hSize: Float32Array, tShape: Float32Array, tSize: Float32Array,
     stacked: Float32Array, invGeo: Float64Array, sigma: Float64Array, g: Float32Array, gHead: readonly [Float32Array, Float32Array, Float32Array], gTail: readonly [Float32Array, Float32Array, Float32Array],
   ): void;
-  /** lambda-scaled regulariser value; writes its gradient into gK */
-  timeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array): number;
+  /** lambda-scaled regulariser value; writes its gradient into gK (add: adds it to gK, in float) */
+  timeReg(T: number, row: number, K: Float32Array, scale: number, gK: Float32Array, add?: boolean): number;
   /** time bumps of a batch [B, d] (written) and their backward (adds into gK, gA); null when the addon predates them */
   timeBumps: ((B: number, d: number, k: number, useAlpha: boolean, noBumpDay0: boolean, K: Float32Array, alpha: Float32Array, r: Int32Array, tau: Int32Array, out: Float32Array) => void) | null;
   /** twins of boxTable / cornerGrad (kernel.ts) with n = R * d; null when the addon predates them */

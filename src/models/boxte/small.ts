@@ -266,10 +266,12 @@ export function timeRegulariserStep(m: BoxTE, lambda: number, scratch?: StepScra
   if (K === null || T < 2 || lambda === 0) return 0;
   const x = K.f32();
   const nat = boxKernels().small;
-  // the native kernel writes every entry, the loop below adds
-  const g = f32(scratch, 'gTimeReg', x.length, nat === null);
   const scale = lambda / (k * (T - 1));
   const row = k * d;
+  // the native kernel adds its gradient into K's (in float, as addGrad) when there is one
+  if (nat !== null && K.grad !== null) return nat.timeReg(T, row, x, scale, K.grad.f32(), true);
+  // the native kernel writes every entry, the loop below adds
+  const g = f32(scratch, 'gTimeReg', x.length, nat === null);
   if (nat !== null) {
     const v = nat.timeReg(T, row, x, scale, g);
     addGrad(K, g);
