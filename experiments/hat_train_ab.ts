@@ -189,7 +189,7 @@ async function main(): Promise<void> {
     const p = withPeer ? await peerRun(preset, threads, steps) : null;
     const f = (r: StepResult | null): string => (r ? `${min(r.wall).toFixed(3)}/${min(r.cpu).toFixed(3)}` : '-');
     const ratio = (a: StepResult | null, b: StepResult): string => (a ? `${(min(a.wall) / min(b.wall)).toFixed(2)}x ${(min(a.cpu) / min(b.cpu)).toFixed(2)}x` : '-');
-    console.log(`${String(i + 1).padEnd(6)} ${load.toFixed(1).padEnd(6)} ${f(o).padEnd(16)} ${f(n).padEnd(16)} ${f(p).padEnd(18)} ${ratio(o, n).padEnd(18)} ${ratio(p, n)}   (loss old ${o.loss?.toFixed(5)} new ${n.loss?.toFixed(5)})`);
+    console.log(`${String(i + 1).padEnd(6)} ${load.toFixed(1).padEnd(6)} ${f(o).padEnd(16)} ${f(n).padEnd(16)} ${f(p).padEnd(18)} ${ratio(o, n).padEnd(18)} ${ratio(p, n)}   (loss old ${o.loss} new ${n.loss}${o.loss === n.loss ? ', same bits' : ''})`);
   }
 }
 

@@ -869,55 +869,89 @@ static void attention_rows(const AttnArgs& a) {
 // ---- tiled attention: blocks of query rows against blocks of kAttnKB keys, as small GEMMs ----
 constexpr long kAttnQB = 32;  // query rows per block
 constexpr long kAttnKB = 64;  // keys per block (a multiple of every backend's W)
-constexpr long kAttnNV = 4;   // vectors per register tile row
+// Vectors per register tile row: a backend may set B::kAttnNV (AVX2, 16 registers: 4 rows x 2
+// vectors = 8 accumulators + 2 loads + 1 broadcast, no spills); 4 otherwise (32 registers).
+template <class X, class = void>
+struct AttnNVOf {
+  static constexpr long v = 4;
+};
+template <class X>
+struct AttnNVOf<X, decltype(void(X::kAttnNV))> {
+  static constexpr long v = X::kAttnNV;
+};
+constexpr long kAttnNV = AttnNVOf<B>::v;
+static_assert(kAttnKB % (kAttnNV * B::W) == 0, "a score block is a whole number of register tiles");
 
-// S[r * lds + j] = sum_d A[r * lda + d] * Bt[d * ldb + j] for r < R, j < kAttnKB (every score
-// block is kAttnKB wide: the keys past the range are zero padding, masked later)
-template <int R>
-static inline void attn_tile_dot(const float* A, long lda, const float* Bt, long ldb, long D, float* S, long lds) {
+// S[r * lds + j] = sum_d A[r * lda + d] * Bt[d * ldb + j] for r < R, j < NV * W (one register tile).
+// The register tiles are never inlined, so that scripts/check-spills.sh finds each one as a
+// symbol and checks that its accumulators stay in registers (a call per tile of D FMAs each is noise).
+template <int R, long NV>
+__attribute__((noinline)) static void attn_tile_dot(const float* A, long lda, const float* Bt, long ldb, long D, float* S, long lds) {
   typedef typename B::V V;
-  constexpr long NV = kAttnNV;
-  static_assert(kAttnKB % (NV * B::W) == 0, "a score block is a whole number of register tiles");
-  for (long j = 0; j < kAttnKB; j += NV * B::W) {
-    V acc[R][NV];
+  V acc[R][NV];
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r)
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-      for (long v = 0; v < NV; ++v) acc[r][v] = B::zero();
-    for (long d = 0; d < D; ++d) {
-      const float* bp = Bt + d * ldb + j;
-      V bv[NV];
+    for (long v = 0; v < NV; ++v) acc[r][v] = B::zero();
+  for (long d = 0; d < D; ++d) {
+    const float* bp = Bt + d * ldb;
+    V bv[NV];
 #pragma GCC unroll 4
-      for (long v = 0; v < NV; ++v) bv[v] = B::load(bp + v * B::W);
+    for (long v = 0; v < NV; ++v) bv[v] = B::load(bp + v * B::W);
 #pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) {
-        const V av = B::set1(A[r * lda + d]);
+    for (int r = 0; r < R; ++r) {
+      const V av = B::set1(A[r * lda + d]);
 #pragma GCC unroll 4
-        for (long v = 0; v < NV; ++v) acc[r][v] = B::fma(av, bv[v], acc[r][v]);
-      }
+      for (long v = 0; v < NV; ++v) acc[r][v] = B::fma(av, bv[v], acc[r][v]);
     }
+  }
 #pragma GCC unroll 16
-    for (int r = 0; r < R; ++r)
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-      for (long v = 0; v < NV; ++v) B::store(S + r * lds + j + v * B::W, acc[r][v]);
+    for (long v = 0; v < NV; ++v) B::store(S + r * lds + v * B::W, acc[r][v]);
+}
+
+// R rows of scores over the first ncols (a multiple of W, <= kAttnKB) columns: whole register
+// tiles, then the remaining vectors as narrower tiles. Each score is the same d-ordered FMA
+// chain whatever the tile, so the width never changes a bit of S.
+template <int R>
+static inline void attn_rows_dot(const float* A, long lda, const float* Bt, long ldb, long D, float* S, long lds,
+                                 long ncols) {
+  constexpr long NV = kAttnNV;
+  long j = 0;
+  for (; j + NV * B::W <= ncols; j += NV * B::W) attn_tile_dot<R, NV>(A, lda, Bt + j, ldb, D, S + j, lds);
+  if constexpr (NV > 2) {
+    if (j + 2 * B::W <= ncols) {
+      attn_tile_dot<R, 2>(A, lda, Bt + j, ldb, D, S + j, lds);
+      j += 2 * B::W;
+    }
+  }
+  if constexpr (NV > 1) {
+    if (j < ncols) attn_tile_dot<R, 1>(A, lda, Bt + j, ldb, D, S + j, lds);
   }
 }
 
-static void attn_dot(const float* A, long lda, long nr, const float* Bt, long ldb, long D, float* S, long lds) {
+// S[r * lds + j] = sum_d A[r * lda + d] * Bt[d * ldb + j] for r < nr, j < ncols (ncols: the keys
+// of the block rounded up to whole vectors; the keys past the range are zero padding, masked later)
+static void attn_dot(const float* A, long lda, long nr, const float* Bt, long ldb, long D, float* S, long lds,
+                     long ncols) {
   long r = 0;
-  for (; r + 4 <= nr; r += 4) attn_tile_dot<4>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds);
+  for (; r + 4 <= nr; r += 4) attn_rows_dot<4>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols);
   switch (nr - r) {
-    case 3: attn_tile_dot<3>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds); break;
-    case 2: attn_tile_dot<2>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds); break;
-    case 1: attn_tile_dot<1>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds); break;
+    case 3: attn_rows_dot<3>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); break;
+    case 2: attn_rows_dot<2>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); break;
+    case 1: attn_rows_dot<1>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); break;
     default: break;
   }
 }
 
+// The columns of a block of nk keys that the score tiles cover: nk rounded up to whole vectors.
+static inline long attn_cols(long nk) { return (nk + B::W - 1) / B::W * B::W; }
+
 // C[r * ldc + d] += sum_{c < nc} coef[r * crs + c * ccs] * X[c * ldx + d] for r < R, d < D
 template <int R>
-static inline void attn_tile_axpy(const float* coef, long crs, long ccs, long nc, const float* X, long ldx, float* C,
-                                  long ldc, long D) {
+__attribute__((noinline)) static void attn_tile_axpy(const float* coef, long crs, long ccs, long nc, const float* X,
+                                                     long ldx, float* C, long ldc, long D) {
   typedef typename B::V V;
   constexpr long NV = kAttnNV;
   long d = 0;
@@ -1023,10 +1057,11 @@ struct AttnRows {
   }
 };
 
-// Scales the raw scores S[nr][kAttnKB] of keys jb.. jb+nk by `scale` and sets those a query
-// cannot see (and the columns from nk on) to -inf.
+// Scales the raw scores S[nr][attn_cols(nk)] (row stride kAttnKB) of keys jb.. jb+nk by `scale`
+// and sets those a query cannot see (and the columns from nk on) to -inf.
 static void attn_mask_block(const AttnVis& vis, const AttnRows& rows, long i0, long nr, long jb, long nk, float* S,
                             float scale) {
+  const long nc = attn_cols(nk);
   const AttnArgs& a = *vis.a;
   bool exact = a.kPos == nullptr && a.mask == nullptr;  // the rows' key ranges say it all
   if (exact && a.qSeg && a.kSeg) {
@@ -1037,15 +1072,15 @@ static void attn_mask_block(const AttnVis& vis, const AttnRows& rows, long i0, l
   const typename B::V vs = B::set1(scale);
   for (long r = 0; r < nr; ++r) {
     float* s = S + r * kAttnKB;
-    for (long j = 0; j < kAttnKB; j += B::W) B::store(s + j, B::mul(vs, B::load(s + j)));
+    for (long j = 0; j < nc; j += B::W) B::store(s + j, B::mul(vs, B::load(s + j)));
     if (exact) {
       const long lo = lmin_(nk, lmax_(0, rows.j0[r] - jb)), hi = lmax_(lo, lmin_(nk, rows.j1[r] - jb));
       for (long j = 0; j < lo; ++j) s[j] = -__builtin_inff();
-      for (long j = hi; j < kAttnKB; ++j) s[j] = -__builtin_inff();
+      for (long j = hi; j < nc; ++j) s[j] = -__builtin_inff();
     } else {
       for (long j = 0; j < nk; ++j)
         if (!vis.visible(i0 + r, rows.qp[r], jb + j)) s[j] = -__builtin_inff();
-      for (long j = nk; j < kAttnKB; ++j) s[j] = -__builtin_inff();
+      for (long j = nk; j < nc; ++j) s[j] = -__builtin_inff();
     }
   }
 }
@@ -1087,16 +1122,16 @@ static void attention_impl(const AttnArgs& a) {
       l[r] = 0.0f;
     }
     for (long jb = rows.J0; jb < rows.J1; jb += kAttnKB) {
-      const long nk = lmin_(rows.J1, jb + kAttnKB) - jb;
-      attn_dot(qb0, D, nr, ktb + jb, ldt, D, S, kAttnKB);
+      const long nk = lmin_(rows.J1, jb + kAttnKB) - jb, nc = attn_cols(nk);
+      attn_dot(qb0, D, nr, ktb + jb, ldt, D, S, kAttnKB, nc);
       attn_mask_block(vis, rows, i0, nr, jb, nk, S, a.scale);
       for (long r = 0; r < nr; ++r) {
         float* s = S + r * kAttnKB;
         V mv = ninf;
-        for (long j = 0; j < kAttnKB; j += B::W) mv = B::maxf(mv, B::load(s + j));
+        for (long j = 0; j < nc; j += B::W) mv = B::maxf(mv, B::load(s + j));
         const float bm = B::hmax(mv);
         if (bm == -__builtin_inff()) {
-          for (long j = 0; j < kAttnKB; j += B::W) B::store(s + j, B::zero());
+          for (long j = 0; j < nc; j += B::W) B::store(s + j, B::zero());
           continue;
         }
         const float mn = bm > m[r] ? bm : m[r];
@@ -1112,7 +1147,7 @@ static void attention_impl(const AttnArgs& a) {
         m[r] = mn;
         const V mvv = B::set1(mn);
         V sum = B::zero();
-        for (long j = 0; j < kAttnKB; j += B::W) {
+        for (long j = 0; j < nc; j += B::W) {
           const V x = B::load(s + j);
           const V p = B::sel(B::gt(x, ninf), B::exp(B::sub(x, mvv)), B::zero());
           B::store(s + j, p);
@@ -1204,23 +1239,23 @@ static void attention_backward_impl(const AttnArgs& a) {
         if (!any) continue;
         for (long i = 0; i < nr * D; ++i) gqa[i] = 0.0f;
         for (long jb = J0; jb < J1; jb += kAttnKB) {
-          const long nk = lmin_(J1, jb + kAttnKB) - jb;
-          attn_dot(qr, D, nr, ktb + jb, ldt, D, P, kAttnKB);
+          const long nk = lmin_(J1, jb + kAttnKB) - jb, nc = attn_cols(nk);
+          attn_dot(qr, D, nr, ktb + jb, ldt, D, P, kAttnKB, nc);
           attn_mask_block(vis, rows, i0, nr, jb, nk, P, a.scale);
-          attn_dot(gor, D, nr, vtb + jb, ldt, D, dS, kAttnKB);
+          attn_dot(gor, D, nr, vtb + jb, ldt, D, dS, kAttnKB, nc);
           const V sc = B::set1(a.scale);
           for (long r = 0; r < nr; ++r) {
             float* p = P + r * kAttnKB;
             float* ds = dS + r * kAttnKB;
             if (!(lse[r] > -__builtin_inff())) {  // fully masked row: zero gradients
-              for (long j = 0; j < kAttnKB; j += B::W) {
+              for (long j = 0; j < nc; j += B::W) {
                 B::store(p + j, B::zero());
                 B::store(ds + j, B::zero());
               }
               continue;
             }
             const V lv = B::set1(lse[r]), dv = B::set1(Di[r]);
-            for (long j = 0; j < kAttnKB; j += B::W) {
+            for (long j = 0; j < nc; j += B::W) {
               const V x = B::load(p + j);
               const V pv = B::sel(B::gt(x, ninf), B::exp(B::sub(x, lv)), B::zero());
               B::store(p + j, pv);
