@@ -239,6 +239,22 @@ AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool u
                              d - k, useTanh, l2, gc + k, gw + k, gSelf + k, gOther + k, gTb + k);
 }
 
+// v unchanged, but the compiler cannot see it is a product: it will not contract it with an addition
+// into an fma (where the portable code rounds the product and the sum separately)
+AVX2_FN inline __m256 opaque(__m256 v) {
+  __asm__("" : "+x"(v));
+  return v;
+}
+AVX2_FN inline float opaque1(float v) {
+  __asm__("" : "+x"(v));
+  return v;
+}
+
+// The lanes 0..m-1 (m < 8) of a remainder: mask for _mm256_maskload_ps / _mm256_maskstore_ps.
+AVX2_FN inline __m256i tail_mask(long m) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(m)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 // Both sides of one training candidate in one loop (AVX2): per side exactly the operations of
 // side_fwd_avx2 with x3 = the time bump and the points stored (same bits), the flags fixed at
 // compile time, the time bump's block loaded once, two independent chains for the core to overlap.
@@ -268,8 +284,35 @@ AVX2_FN void pair_fwd_avx2(const float* hx1, const float* hx2, const float* tx1,
       acc[s] = L2 ? _mm256_fmadd_ps(di, di, acc[s]) : _mm256_add_ps(acc[s], di);
     }
   }
-  *sh = side_tail_avx2(hx1, hx2, x3, bh, P, k, d, TANH, L2, hsum8(acc[0]));
-  *st = side_tail_avx2(tx1, tx2, x3, bt, P + d, k, d, TANH, L2, hsum8(acc[1]));
+  float sum[2] = {hsum8(acc[0]), hsum8(acc[1])};
+  if (k < d) {
+    // the remainder lanes k..d-1 as side_tail_avx2 does them: the sums, std::tanh lane by lane, the
+    // distance (fmsub outside the box, as GCC contracted side_tail_avx2's), then the squares added
+    // onto the lane sum one at a time, each rounded on its own
+    const long m = d - k;
+    const __m256i mk = tail_mask(m);
+    const __m256 t3 = _mm256_maskload_ps(x3 + k, mk);
+    for (int s = 0; s < 2; ++s) {
+      const Box& b = *bs[s];
+      __m256 x = _mm256_add_ps(_mm256_add_ps(_mm256_maskload_ps(x1s[s] + k, mk), _mm256_maskload_ps(x2s[s] + k, mk)), t3);
+      alignas(32) float v[8];
+      if (TANH) {
+        _mm256_store_ps(v, x);
+        for (long i = 0; i < m; ++i) v[i] = std::tanh(v[i]);
+        x = _mm256_load_ps(v);
+      }
+      _mm256_maskstore_ps(P + s * d + k, mk, x);
+      const __m256 a = _mm256_andnot_ps(signmask, _mm256_sub_ps(x, _mm256_maskload_ps(b.c + k, mk)));
+      const __m256 in = _mm256_and_ps(_mm256_cmp_ps(x, _mm256_maskload_ps(b.l + k, mk), _CMP_GE_OQ),
+                                      _mm256_cmp_ps(x, _mm256_maskload_ps(b.u + k, mk), _CMP_LE_OQ));
+      const __m256 din = _mm256_mul_ps(a, _mm256_maskload_ps(b.invw + k, mk));
+      const __m256 dout = _mm256_fmsub_ps(a, _mm256_maskload_ps(b.w + k, mk), _mm256_maskload_ps(b.kappa + k, mk));
+      _mm256_store_ps(v, _mm256_blendv_ps(dout, din, in));
+      for (long i = 0; i < m; ++i) sum[s] += L2 ? opaque1(v[i] * v[i]) : v[i];
+    }
+  }
+  *sh = sum[0];
+  *st = sum[1];
 }
 
 // row + the gradient of a point's pre-tanh sum: fma(gp, 1 - p^2, row) with tanh, else row + gp.
@@ -354,29 +397,59 @@ AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const
     for (int q = 0; q < 4; ++q) _mm256_storeu_ps(rows[q], _mm256_add_ps(_mm256_loadu_ps(rows[q]), accs[q]));
   }
   if (k == d) return;
-  // the scalar remainder: side_bwd_scalar per candidate and side on lanes k..d-1, as side_bwd_avx2's
-  const long m = d - k;
-  float acc[4 * 8] = {};
-  float *aBaseH = acc, *aBumpH = acc + 8, *aBaseT = acc + 16, *aBumpT = acc + 24;
+  // the remainder lanes k..d-1 (fewer than 8) as side_bwd_avx2 does them (side_bwd_scalar per
+  // candidate and side) on masked vectors: side_bwd_scalar's operations lane by lane, each product
+  // rounded on its own (opaque(): no fma, as in the portable build), in the same order
+  const __m256i mk = tail_mask(d - k);
+  __m256 gcv[2] = {_mm256_maskload_ps(gCh + k, mk), _mm256_maskload_ps(gCt + k, mk)};
+  __m256 gwv[2] = {_mm256_maskload_ps(gWh + k, mk), _mm256_maskload_ps(gWt + k, mk)};
+  __m256 gtb = _mm256_maskload_ps(gTbi + k, mk);
+  __m256 acc[4] = {zero, zero, zero, zero};  // base of the head, bump of the head, base of the tail, bump of the tail
   for (long j = 0; j < G; ++j) {
     const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
-    const float* pj = P + 2 * j * d + k;
-    float* baseH = hh == h0 ? aBaseH : gB + hh * d + k;
-    float* bumpH = hh == h0 ? aBumpH : gU + hh * d + k;
-    float* baseT = tt == t0 ? aBaseT : gB + tt * d + k;
-    float* bumpT = tt == t0 ? aBumpT : gU + tt * d + k;
     for (int s = 0; s < 2; ++s) {
       const float f = s == 0 ? fh[j] : ft[j];
       if (f == 0) continue;
       const Box& b = *boxes[s];
-      const Box bk{b.l + k, b.u + k, b.c + k, b.w + k, b.invw + k, b.kappa + k, b.dkappa + k};
-      if (s == 0) side_bwd_scalar(pj, bk, f, m, TANH, L2, gCh + k, gWh + k, baseH, bumpT, gTbi + k);
-      else side_bwd_scalar(pj + d, bk, f, m, TANH, L2, gCt + k, gWt + k, baseT, bumpH, gTbi + k);
+      const __m256 p = _mm256_maskload_ps(P + (2 * j + s) * d + k, mk);
+      const __m256 diff = _mm256_sub_ps(p, _mm256_maskload_ps(b.c + k, mk));
+      const __m256 a = _mm256_andnot_ps(signmask, diff);
+      const __m256 sg = _mm256_and_ps(_mm256_or_ps(one, _mm256_and_ps(diff, signmask)), _mm256_cmp_ps(diff, zero, _CMP_NEQ_OQ));
+      const __m256 in = _mm256_and_ps(_mm256_cmp_ps(p, _mm256_maskload_ps(b.l + k, mk), _CMP_GE_OQ),
+                                      _mm256_cmp_ps(p, _mm256_maskload_ps(b.u + k, mk), _CMP_LE_OQ));
+      const __m256 iw = _mm256_maskload_ps(b.invw + k, mk);
+      const __m256 w = _mm256_maskload_ps(b.w + k, mk);
+      const __m256 din = opaque(_mm256_mul_ps(a, iw));
+      const __m256 dist = _mm256_blendv_ps(_mm256_sub_ps(opaque(_mm256_mul_ps(a, w)), _mm256_maskload_ps(b.kappa + k, mk)), din, in);
+      const __m256 dp = _mm256_mul_ps(sg, _mm256_blendv_ps(w, iw, in));
+      // -a / w^2 inside as the scalar ((-a) w^-1) w^-1: rounding is symmetric, so -((a w^-1) w^-1)
+      const __m256 dw = _mm256_blendv_ps(_mm256_sub_ps(a, _mm256_maskload_ps(b.dkappa + k, mk)),
+                                         _mm256_xor_ps(opaque(_mm256_mul_ps(din, iw)), signmask), in);
+      const __m256 fv = _mm256_set1_ps(f);
+      const __m256 gd = L2 ? opaque(_mm256_mul_ps(fv, dist)) : fv;
+      const __m256 gp = opaque(_mm256_mul_ps(gd, dp));
+      gcv[s] = _mm256_sub_ps(gcv[s], gp);
+      gwv[s] = _mm256_add_ps(gwv[s], opaque(_mm256_mul_ps(gd, dw)));
+      const __m256 gx = TANH ? opaque(_mm256_mul_ps(gp, _mm256_sub_ps(one, opaque(_mm256_mul_ps(p, p))))) : gp;
+      // head side: base of the head, bump of the tail; tail side: base of the tail, bump of the head
+      const int32_t self = s == 0 ? hh : tt, other = s == 0 ? tt : hh;
+      const bool selfTrue = s == 0 ? hh == h0 : tt == t0, otherTrue = s == 0 ? tt == t0 : hh == h0;
+      __m256& aSelf = acc[s == 0 ? 0 : 2];
+      __m256& aOther = acc[s == 0 ? 3 : 1];
+      if (selfTrue) aSelf = _mm256_add_ps(aSelf, gx);
+      else _mm256_maskstore_ps(gB + self * d + k, mk, _mm256_add_ps(_mm256_maskload_ps(gB + self * d + k, mk), gx));
+      if (otherTrue) aOther = _mm256_add_ps(aOther, gx);
+      else _mm256_maskstore_ps(gU + other * d + k, mk, _mm256_add_ps(_mm256_maskload_ps(gU + other * d + k, mk), gx));
+      gtb = _mm256_add_ps(gtb, gx);
     }
   }
+  for (int s = 0; s < 2; ++s) {
+    _mm256_maskstore_ps(gCs[s] + k, mk, gcv[s]);
+    _mm256_maskstore_ps(gWs[s] + k, mk, gwv[s]);
+  }
+  _mm256_maskstore_ps(gTbi + k, mk, gtb);
   float* rows[4] = {gB + h0 * d + k, gU + h0 * d + k, gB + t0 * d + k, gU + t0 * d + k};
-  for (int q = 0; q < 4; ++q)
-    for (long i = 0; i < m; ++i) rows[q][i] += acc[8 * q + i];
+  for (int q = 0; q < 4; ++q) _mm256_maskstore_ps(rows[q], mk, _mm256_add_ps(_mm256_maskload_ps(rows[q], mk), acc[q]));
 }
 
 // One side's block of side_fwd_avx2 (x3 = null, no points, L2): acc + dist^2 of lanes k..k+7.
