@@ -17,20 +17,37 @@ const waiting = new WeakSet<Float32Array>();
 let pooledFloats = 0;
 /** at most this many floats wait in the pool (beyond it released arrays go to the GC) */
 let limitFloats = 256 * 1024 * 1024; // 1 GiB
+/** tests: the value every allocF32(n, false) array is filled with (null: left as it is) */
+let poison: number | null = null;
 
-/** A Float32Array of n elements, from the pool when one of that length waits (zeroed unless zero = false). */
+/**
+ * A Float32Array of n elements, from the pool when one of that length waits (zeroed unless
+ * zero = false: then its contents are whatever was there, and the caller must write every element).
+ */
 export function allocF32(n: number, zero = true): Float32Array {
   const list = free.get(n);
-  const a = list !== undefined ? list.pop() : undefined;
+  let a = list !== undefined ? list.pop() : undefined;
   if (a === undefined) {
-    const fresh = new Float32Array(n);
-    pooled.add(fresh);
-    return fresh;
+    a = new Float32Array(n);
+    pooled.add(a);
+  } else {
+    pooledFloats -= n;
+    waiting.delete(a);
+    if (zero) a.fill(0);
   }
-  pooledFloats -= n;
-  waiting.delete(a);
-  if (zero) a.fill(0);
+  if (!zero && poison !== null) a.fill(poison);
   return a;
+}
+
+/**
+ * For tests: from now on every array that allocF32(n, false) hands out (fresh or reused) is
+ * first filled with v (NaN: an element the op fails to overwrite shows in its result); null
+ * turns it off. Returns the previous setting.
+ */
+export function poisonUnzeroedF32(v: number | null): number | null {
+  const prev = poison;
+  poison = v;
+  return prev;
 }
 
 /** Whether a is a recyclable array from allocF32 (not a view, not claimed). */

@@ -1,13 +1,15 @@
 /**
  * The gradient buffer pool (src/tensor/pool.ts) and BackwardOptions.freeActivations: recycled
  * buffers come back zeroed, are handed out once, are recycled at all, and a model's gradients
- * over several steps with recycling equal (bit for bit) those of a run without it.
+ * over several steps with recycling equal (bit for bit) those of a run without it; the ops that
+ * take unzeroed buffers (allocF32(n, false)) write every element of them (NaN-poisoned buffers
+ * change no bit of the results).
  */
 import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.js';
 import { Tensor } from '../../src/tensor/index.js';
-import { allocF32, clearPool, pooledSize, releaseF32 } from '../../src/tensor/pool.js';
+import { allocF32, clearPool, poisonUnzeroedF32, pooledSize, releaseF32 } from '../../src/tensor/pool.js';
 import { Rng, forEachBackend, randTensor } from '../helpers/numeric.js';
 
 /** A small residual MLP with attention-free mixing, every op family of the hot path. */
@@ -64,5 +66,56 @@ describe('buffer pool', () => {
     w1.grad = null;
     run(true);
     assert.deepEqual(keepRef.toArray(), keep);
+  });
+
+  forEachBackend('ops on unzeroed buffers write every element: NaN-poisoned buffers change no bit', () => {
+    const rng = new Rng(11);
+    const x0 = randTensor([2, 6, 8], rng);
+    const w = randTensor([8, 8], rng);
+    const g0 = randTensor([8], rng);
+    const b0 = randTensor([8], rng);
+    const table0 = randTensor([10, 8], rng);
+    const den0 = T.affine(randTensor([2, 6, 8], rng), 0.5, 2); // in [1.5, 2.5]: no division by ~0
+    const ids = new Int32Array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8]);
+    const targets = new Int32Array([1, 7, -100, 0, 2, 2, 5, 6, 3, 3, 4, 1]);
+    const pos = Int32Array.from({ length: 12 }, (_, i) => i % 6);
+    const run = (): number[][] => {
+      const leaves = [x0, w, g0, b0, table0, den0].map((t) => Tensor.from(t.toArray(), t.shape).requireGrad());
+      const [x, wl, g, b, table, den] = leaves;
+      let h = T.rmsNorm(x, g, 1e-6); // rmsNorm gx
+      h = T.add(h, T.reshape(T.embedding(ids, table), [2, 6, 8])); // gather out, scatter gradient
+      h = T.mul(T.silu(T.linear(h, wl)), h); // mul: both gradients (mulRaw), unary gx
+      h = T.sub(T.div(h, den), T.scale(den, 0.25)); // div both sides, sub (negated gradient), affine
+      h = T.layerNorm(h, g, b, 1e-5); // layerNorm out, gx (gw, gb accumulate)
+      h = T.add(h, b); // broadcast: sumToShape of the gradient
+      const q = T.rope(T.reshape(h, [2, 6, 2, 4]), pos); // rope out and gx
+      const qh = T.permute(q, [0, 2, 1, 3]); // permute gradient (copyStrided)
+      const kv = T.contiguous(qh);
+      const att = T.attention(qh, kv, kv, { causal: true, window: 4 }); // attention out
+      const a2 = T.reshape(T.permute(att, [0, 2, 1, 3]), [2, 6, 8]);
+      const c = T.concat([a2, T.pow(a2, 2), T.pow(a2, 0)], 2); // concat out and gradients, pow
+      const sm = T.mul(T.softmax(c), T.logSoftmax(c)); // softmax / logSoftmax out and gx
+      const sel = T.where(T.gt(sm, 0), sm, T.exp(sm)); // where out
+      const logits = T.linear(T.reshape(T.indexSelect(sel, 2, new Int32Array([0, 3, 5, 7, 9, 11, 13, 15])), [12, 8]), wl);
+      const ce = T.crossEntropy(logits, targets); // crossEntropy gx
+      const loss = T.add(T.add(ce, T.mean(T.sum(sel, [0, 2]))), T.sum(T.mul(logits, logits)));
+      loss.backward(undefined, false, { freeActivations: true });
+      return [loss.toArray(), ...leaves.map((l) => (l.grad as Tensor).toArray())];
+    };
+    clearPool();
+    const prev = poisonUnzeroedF32(null);
+    try {
+      const plain = run();
+      poisonUnzeroedF32(Number.NaN);
+      const poisoned = run();
+      run(); // again, on recycled (poisoned) buffers
+      const again = run();
+      for (const r of [poisoned, again]) {
+        for (const a of r) assert.ok(a.every((v) => Number.isFinite(v)), 'a NaN from an unzeroed buffer reached the results');
+        assert.deepEqual(r, plain);
+      }
+    } finally {
+      poisonUnzeroedF32(prev);
+    }
   });
 });

@@ -62,7 +62,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const qd = contiguousData(q);
   const kd = contiguousData(k);
   const vd = contiguousData(v);
-  const out = allocF32(B * Hq * Tq * D);
+  const out = allocF32(B * Hq * Tq * D, false);
   const lse = new Float32Array(B * Hq * Tq);
   kernels().attention(qd, kd, vd, out, lse, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask);
   return record(new Tensor(out, [B, Hq, Tq, D]), 'attention', [q, k, v], (g) => {

@@ -45,7 +45,7 @@ function expandedData(t: Tensor, shape: Shape): Float32Array {
 }
 
 function mulRaw(x: Float32Array, y: Float32Array): Float32Array {
-  const out = allocF32(x.length);
+  const out = allocF32(x.length, false);
   const s = i32([x.length]);
   const one = i32([1]);
   kernels().binary(BinaryOp.Mul, s, x, 0, one, y, 0, one, out);
@@ -69,7 +69,7 @@ export function sub(a: Operand, b: Operand): Tensor {
   return record(out, 'sub', [ta, tb], (g) => {
     let gb: Float32Array | null = null;
     if (tb.requiresGrad) {
-      const neg = allocF32(g.length);
+      const neg = allocF32(g.length, false);
       kernels().affine(g, neg, g.length, -1, 0);
       gb = sumToShape(neg, out.shape, tb.shape);
     }
@@ -96,13 +96,13 @@ export function div(a: Operand, b: Operand): Tensor {
     let ga: Float32Array | null = null;
     let gb: Float32Array | null = null;
     if (ta.requiresGrad) {
-      const x = allocF32(g.length);
+      const x = allocF32(g.length, false);
       for (let i = 0; i < g.length; i++) x[i] = g[i] / bd[i];
       ga = sumToShape(x, out.shape, ta.shape);
     }
     if (tb.requiresGrad) {
       const y = out.data as Float32Array;
-      const x = allocF32(g.length);
+      const x = allocF32(g.length, false);
       for (let i = 0; i < g.length; i++) x[i] = (-g[i] * y[i]) / bd[i];
       gb = sumToShape(x, out.shape, tb.shape);
     }
@@ -153,11 +153,11 @@ export function eq(a: Operand, b: Operand): Tensor {
 export function affine(x: Tensor, alpha: number, beta: number): Tensor {
   requireF32(x, 'affine');
   const xd = contiguousData(x);
-  const out = allocF32(x.size);
+  const out = allocF32(x.size, false);
   if (alpha === 0) out.fill(beta);
   else kernels().affine(xd, out, x.size, alpha, beta);
   return record(new Tensor(out, x.shape), 'affine', [x], (g) => {
-    const gx = allocF32(g.length);
+    const gx = allocF32(g.length, false);
     kernels().affine(g, gx, g.length, alpha, 0);
     return [gx];
   });
@@ -174,7 +174,7 @@ function unary(op: UnaryOp, name: string) {
     const out = allocF32(x.size, false);
     kernels().unary(op, xd, out, x.size);
     return record(new Tensor(out, x.shape), name, [x], (g) => {
-      const gx = allocF32(g.length);
+      const gx = allocF32(g.length, false);
       kernels().unaryBackward(op, xd, out, g, gx, g.length, false);
       return [gx];
     });
@@ -209,7 +209,7 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   const c = cond.dtype === 'f32' ? expandedData(cond, shape) : expandedData(castF32(cond), shape);
   const ad = expandedData(ta, shape);
   const bd = expandedData(tb, shape);
-  const out = allocF32(n);
+  const out = allocF32(n, false);
   for (let i = 0; i < n; i++) out[i] = c[i] !== 0 ? ad[i] : bd[i];
   return record(new Tensor(out, shape), 'where', [ta, tb], (g) => {
     const ga = allocF32(n);
@@ -232,10 +232,10 @@ export function castF32(t: Tensor): Tensor {
 export function pow(x: Tensor, p: number): Tensor {
   requireF32(x, 'pow');
   const xd = contiguousData(x);
-  const out = allocF32(x.size);
+  const out = allocF32(x.size, false);
   for (let i = 0; i < out.length; i++) out[i] = Math.pow(xd[i], p);
   return record(new Tensor(out, x.shape), 'pow', [x], (g) => {
-    const gx = allocF32(g.length);
+    const gx = allocF32(g.length, p === 0);
     if (p !== 0) for (let i = 0; i < g.length; i++) gx[i] = g[i] * p * Math.pow(xd[i], p - 1);
     return [gx];
   });

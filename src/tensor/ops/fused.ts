@@ -30,10 +30,10 @@ function softmaxImpl(x: Tensor, log: boolean): Tensor {
   const name = log ? 'logSoftmax' : 'softmax';
   const { rows, cols } = lastAxisRows(x, name);
   const xd = contiguousData(x);
-  const out = allocF32(x.size);
+  const out = allocF32(x.size, false);
   kernels().softmax(xd, out, rows, cols, log);
   return record(new Tensor(out, x.shape), name, [x], (g) => {
-    const gx = allocF32(g.length);
+    const gx = allocF32(g.length, false);
     kernels().softmaxBackward(out, g, gx, rows, cols, log, false);
     return [gx];
   });
@@ -59,8 +59,8 @@ export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-6): Tensor {
   const rstd = new Float32Array(rows);
   kernels().rmsnorm(xd, wd, out, rstd, rows, cols, eps);
   return record(new Tensor(out, x.shape), 'rmsNorm', [x, w], (g) => {
-    const gx = allocF32(g.length);
-    const gw = w.requiresGrad ? allocF32(cols) : null;
+    const gx = allocF32(g.length, false);
+    const gw = w.requiresGrad ? allocF32(cols) : null; // accumulated over the rows
     kernels().rmsnormBackward(xd, wd, rstd, g, gx, gw, rows, cols, false);
     return [x.requiresGrad ? gx : null, gw];
   });
@@ -75,14 +75,14 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps = 1
   const xd = contiguousData(x);
   const wd = w ? w.f32() : null;
   const bd = b ? b.f32() : null;
-  const out = allocF32(x.size);
+  const out = allocF32(x.size, false);
   const mean = new Float32Array(rows);
   const rstd = new Float32Array(rows);
   kernels().layernorm(xd, wd, bd, out, mean, rstd, rows, cols, eps);
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
   return record(new Tensor(out, x.shape), 'layerNorm', inputs, (g) => {
-    const gx = allocF32(g.length);
-    const gw = w && w.requiresGrad ? allocF32(cols) : null;
+    const gx = allocF32(g.length, false);
+    const gw = w && w.requiresGrad ? allocF32(cols) : null; // gw, gb: accumulated over the rows
     const gb = b && b.requiresGrad ? allocF32(cols) : null;
     kernels().layernormBackward(xd, wd, mean, rstd, g, gx, gw, gb, rows, cols, false);
     const res: (Float32Array | null)[] = [x.requiresGrad ? gx : null];
@@ -107,7 +107,7 @@ export function embedding(ids: Tensor | Int32Array, table: Tensor): Tensor {
   const [n, dim] = table.shape;
   checkIds(id, n, `embedding ${table.name ?? ''}`.trim());
   const td = table.f32();
-  const out = allocF32(id.length * dim);
+  const out = allocF32(id.length * dim, false);
   kernels().gather(td, id, out, id.length, dim);
   return record(new Tensor(out, [...idsT.shape, dim]), 'embedding', [table], (g) => {
     const gt = allocF32(n * dim);
@@ -126,7 +126,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor | Int32Array)
   const inner = shapeSize(x.shape.slice(a + 1));
   const xd = contiguousData(x);
   const m = idx.length;
-  const out = allocF32(outer * m * inner);
+  const out = allocF32(outer * m * inner, false);
   const k = kernels();
   for (let o = 0; o < outer; o++) {
     k.gather(xd.subarray(o * n * inner, (o + 1) * n * inner), idx, out.subarray(o * m * inner, (o + 1) * m * inner), m, inner);
@@ -176,7 +176,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor | Int32Array, opts:
     gRows = (g) => new Float32Array(rows).fill(g[0] / div);
   }
   return record(out, 'crossEntropy', [logits], (g) => {
-    const gx = allocF32(rows * cols);
+    const gx = allocF32(rows * cols, false);
     kernels().crossEntropyBackward(xd, t, lse, gRows(g), gx, rows, cols, ignore, false);
     return [gx];
   });
@@ -236,7 +236,7 @@ export function rope(x: Tensor, pos: Int32Array | Tensor, opts: RopeOptions = {}
   const out = allocF32(x.size, false);
   kernels().rope(xd, out, p, tab.cos, tab.sin, rows, H, D, rot, false);
   return record(new Tensor(out, x.shape), 'rope', [x], (g) => {
-    const gx = allocF32(g.length);
+    const gx = allocF32(g.length, false);
     kernels().rope(g, gx, p, tab.cos, tab.sin, rows, H, D, rot, true);
     return [gx];
   });

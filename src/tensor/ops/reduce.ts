@@ -52,7 +52,7 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepdim = fals
       strides[i] = keptShape[i] === 1 && inShape[i] !== 1 ? 0 : acc;
       acc *= keptShape[i];
     }
-    const gx = allocF32(shapeSize(inShape));
+    const gx = allocF32(shapeSize(inShape), false);
     kernels().copyStrided(i32(inShape), g, 0, i32(strides), gx);
     return [gx];
   });
@@ -68,7 +68,7 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepdim = fal
   const sd = s.f32();
   for (let i = 0; i < out.length; i++) out[i] = sd[i] / n;
   return record(new Tensor(out, s.shape), 'mean', [s], (g) => {
-    const gs = allocF32(g.length);
+    const gs = allocF32(g.length, false);
     for (let i = 0; i < g.length; i++) gs[i] = g[i] / n;
     return [gs];
   });

@@ -71,7 +71,7 @@ export function permute(t: Tensor, dims: readonly number[]): Tensor {
   return record(out, 'permute', [t], (g) => {
     // g is contiguous in out's shape; view it with permuted strides back to t's shape
     const gs = contiguousStrides(outShape);
-    const gx = allocF32(t.size);
+    const gx = allocF32(t.size, false);
     kernels().copyStrided(
       i32(t.shape),
       g,
@@ -172,7 +172,7 @@ export function sumToShape(g: Float32Array, from: Shape, to: Shape): Float32Arra
   if (lead > 0) {
     const len = shapeSize(shape.slice(0, lead));
     const inner = shapeSize(shape.slice(lead));
-    const out = allocF32(inner);
+    const out = allocF32(inner, false);
     k.reduce(0, cur, out, 1, len, inner, null);
     cur = out;
     shape = shape.slice(lead);
@@ -181,7 +181,7 @@ export function sumToShape(g: Float32Array, from: Shape, to: Shape): Float32Arra
     if (to[d] === 1 && shape[d] !== 1) {
       const outer = shapeSize(shape.slice(0, d));
       const inner = shapeSize(shape.slice(d + 1));
-      const out = allocF32(outer * inner);
+      const out = allocF32(outer * inner, false);
       k.reduce(0, cur, out, outer, shape[d], inner, null);
       cur = out;
       shape[d] = 1;
@@ -215,7 +215,7 @@ export function concat(ts: readonly Tensor[], axis: number): Tensor {
   shape[ax] = ts.reduce((s, t) => s + t.shape[ax], 0);
   const outer = shapeSize(shape.slice(0, ax));
   const inner = shapeSize(shape.slice(ax + 1));
-  const out = allocF32(shapeSize(shape));
+  const out = allocF32(shapeSize(shape), false);
   const total = shape[ax];
   let at = 0;
   const starts: number[] = [];
@@ -230,7 +230,7 @@ export function concat(ts: readonly Tensor[], axis: number): Tensor {
     ts.map((t, i) => {
       if (!t.requiresGrad) return null;
       const w = t.shape[ax] * inner;
-      const gx = allocF32(t.size);
+      const gx = allocF32(t.size, false);
       for (let o = 0; o < outer; o++) gx.set(g.subarray((o * total + starts[i]) * inner, (o * total + starts[i]) * inner + w), o * w);
       return gx;
     }),
