@@ -263,10 +263,22 @@ export class Trainer {
     let loss = lossSum / B;
     if (this.opts.timeReg > 0) loss += timeRegulariserStep(m, this.opts.timeReg, sc);
     this.mark('regulariser');
+    const [b1, b2] = this.opt.betas;
+    if (fused && k.adamRows !== null) {
+      // the relation and time parameters through the same fused Adam as the entity tables (the AdamW
+      // rule with weight decay 0, chunks of the table in parallel; AdamW.step runs one thread below
+      // 2^15 values), their .grad dropped so that opt.step below only counts the step
+      for (const [name, p] of m.store.entries()) {
+        if (p.grad === null || !p.requiresGrad) continue;
+        const st = this.opt.momentsOf(name);
+        st.step++;
+        k.adamRows({ p: p.f32(), g0: p.grad.f32(), slots: null, m: st.m, v: st.v, lr: this.opt.lr, b1, b2, eps: this.opt.eps, bc1: 1 - Math.pow(b1, st.step), bc2: 1 - Math.pow(b2, st.step) });
+        p.grad = null;
+      }
+    }
     this.opt.step();
     if (fused && k.adamRows !== null) {
       // the entity tables (no .grad): gradient sum over the kernel's chunks + dense Adam + zeroing in one pass
-      const [b1, b2] = this.opt.betas;
       const sl = this.slots;
       for (const [p, g0, offset] of [[m.entityBase, this.gBase, 0], [m.entityBump, this.gBump, E * d]] as const) {
         const st = this.opt.momentsOf(p === m.entityBase ? 'entity.base' : 'entity.bump');
