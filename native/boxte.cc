@@ -1653,9 +1653,8 @@ inline uint32_t sm32_int(uint32_t& x, uint32_t n) {
     if (v < limit) return v % n;
   }
 }
-inline uint32_t key_hash(double key) {
+inline uint32_t key_hash(uint64_t k) {
   // the key is an integer < 2^53: mix its two 32-bit halves (same as keyHash in kernel.ts)
-  const uint64_t k = static_cast<uint64_t>(key);
   uint32_t h = static_cast<uint32_t>(k) ^ (static_cast<uint32_t>(k >> 32) * 0x85ebca6bu);
   h = (h ^ (h >> 16)) * 0x7feb352du;
   h = (h ^ (h >> 15)) * 0x846ca68bu;
@@ -1663,12 +1662,13 @@ inline uint32_t key_hash(double key) {
 }
 // filter (optional): the key table's bit set of the keys' hashes (KeyTable.filter, fmask = its bit
 // count - 1): a clear bit proves the key absent without a probe of the table.
-inline bool key_has(const double* table, uint32_t mask, const uint32_t* filter, uint32_t fmask, double key) {
-  const uint32_t hash = key_hash(key);
+inline bool key_has(const double* table, uint32_t mask, const uint32_t* filter, uint32_t fmask, uint64_t k) {
+  const uint32_t hash = key_hash(k);
   if (filter) {
     const uint32_t bit = hash & fmask;
     if (((filter[bit >> 5] >> (bit & 31)) & 1u) == 0) return false;
   }
+  const double key = static_cast<double>(k);  // exact below 2^53
   for (uint32_t i = hash & mask;; i = (i + 1) & mask) {
     const double v = table[i];
     if (v == key) return true;
@@ -1713,18 +1713,21 @@ napi_value Negatives(napi_env env, napi_callback_info info) {
     }
     fmask = static_cast<uint32_t>(words * 32 - 1);
   }
-  const double dE = static_cast<double>(E), dT = static_cast<double>(nT);
+  const auto uE64 = [](long v) { return static_cast<uint64_t>(v); };
   const long CH = 16;
   auto task = [&](long c, int) {
     for (long i = c * CH; i < (c + 1) * CH && i < B; ++i) {
       uint32_t x = static_cast<uint32_t>(seed) ^ (static_cast<uint32_t>(i + 1) * 0x9e3779b9u);
-      const double g = (static_cast<double>(r[i]) * dT + tau[i]) * dE;
+      // keys in integers (every key and partial sum is an integer below 2^53: the same values as the
+      // double arithmetic of the TypeScript twin); the side picks the operands, not a branch
+      const uint64_t g = (static_cast<uint64_t>(r[i]) * uE64(nT) + static_cast<uint64_t>(tau[i])) * uE64(E);
+      const uint64_t hi = static_cast<uint64_t>(h[i]), ti = static_cast<uint64_t>(t[i]);
       for (long j = 0; j < n; ++j) {
         const uint32_t side = sm32_next(x) >> 31;
         uint32_t e = sm32_int(x, static_cast<uint32_t>(E));
         for (int tries = 0; tries < 1000; ++tries) {
-          const double key = side ? (g + h[i]) * dE + e : (g + e) * dE + t[i];
-          if (!key_has(table, static_cast<uint32_t>(mask), filter, fmask, key)) break;
+          const uint64_t a1 = side ? hi : e, a2 = side ? e : ti;
+          if (!key_has(table, static_cast<uint32_t>(mask), filter, fmask, (g + a1) * uE64(E) + a2)) break;
           e = sm32_int(x, static_cast<uint32_t>(E));
         }
         outEnt[i * n + j] = static_cast<int32_t>(e);
