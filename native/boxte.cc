@@ -160,21 +160,6 @@ AVX2_FN inline float hsum8(__m256 v) {
   return _mm_cvtss_f32(lo);
 }
 
-// The scalar remainder k..d-1 of side_fwd_avx2 added onto s (the vector blocks' lane sum). Not
-// inlined: side_fwd_avx2 and pair_fwd_avx2 share its code, so their remainders round alike (the
-// compiler's fma contraction of dist1 could otherwise differ between two inlined copies).
-BOXTE_NOIPA AVX2_FN float side_tail_avx2(const float* x1, const float* x2, const float* x3, const Box& b,
-                                                       float* P, long k, long d, bool useTanh, bool l2, float s) {
-  for (; k < d; ++k) {
-    float x = x1[k] + x2[k] + (x3 ? x3[k] : 0.0f);
-    if (useTanh) x = std::tanh(x);
-    if (P) P[k] = x;
-    const float di = dist1(x, b, k);
-    s += l2 ? di * di : di;
-  }
-  return s;
-}
-
 AVX2_FN float side_fwd_avx2(const float* x1, const float* x2, const float* x3, const Box& b, float* P, long d,
                             bool useTanh, bool l2) {
   const __m256 signmask = _mm256_set1_ps(-0.0f);
@@ -193,7 +178,15 @@ AVX2_FN float side_fwd_avx2(const float* x1, const float* x2, const float* x3, c
     const __m256 di = _mm256_blendv_ps(dout, din, in);
     acc = l2 ? _mm256_fmadd_ps(di, di, acc) : _mm256_add_ps(acc, di);
   }
-  return side_tail_avx2(x1, x2, x3, b, P, k, d, useTanh, l2, hsum8(acc));
+  float s = hsum8(acc);
+  for (; k < d; ++k) {
+    float x = x1[k] + x2[k] + (x3 ? x3[k] : 0.0f);
+    if (useTanh) x = std::tanh(x);
+    if (P) P[k] = x;
+    const float di = dist1(x, b, k);
+    s += l2 ? di * di : di;
+  }
+  return s;
 }
 
 AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
@@ -286,8 +279,8 @@ AVX2_FN void pair_fwd_avx2(const float* hx1, const float* hx2, const float* tx1,
   }
   float sum[2] = {hsum8(acc[0]), hsum8(acc[1])};
   if (k < d) {
-    // the remainder lanes k..d-1 as side_tail_avx2 does them: the sums, std::tanh lane by lane, the
-    // distance (fmsub outside the box, as GCC contracted side_tail_avx2's), then the squares added
+    // the remainder lanes k..d-1 as side_fwd_avx2's scalar loop does them: the sums, std::tanh lane by
+    // lane, the distance (fmsub outside the box, as GCC contracts dist1 there), then the squares added
     // onto the lane sum one at a time, each rounded on its own
     const long m = d - k;
     const __m256i mk = tail_mask(m);
@@ -319,6 +312,86 @@ AVX2_FN void pair_fwd_avx2(const float* hx1, const float* hx2, const float* tx1,
 template <bool TANH>
 AVX2_FN inline __m256 add_gx(__m256 gp, __m256 dt, __m256 row) {
   return TANH ? _mm256_fmadd_ps(gp, dt, row) : _mm256_add_ps(row, gp);
+}
+
+// ---- the training forward through exponentials (AVX2; the scheme of tanh_exp16 / pair_fwd_exp_avx512) ----
+// exp(2x) for |x| <= kExpLim: exp_neg8's reduction and polynomial of 2x (exact), times 2^n built in the
+// exponent bits (|n| <= 116: a normal float, so the product is exact, as _mm512_scalef_ps's). NaN stays NaN.
+AVX2_FN inline __m256 exp2x8(__m256 x) {
+  const __m256 y = _mm256_add_ps(x, x);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), y);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  // lanes outside the range (not used: their rows fall back) must not make n overflow the exponent field
+  const __m256i ni = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(n, _mm256_set1_ps(-126.0f)), _mm256_set1_ps(127.0f)));
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23)));
+}
+
+// e = exp2x8(a + b) (b optional) of a d-vector; true when every |a + b| <= kExpLim (a NaN fails).
+AVX2_FN bool exp_vec_avx2(const float* a, const float* b, long d, float* e) {
+  const __m256 lim = _mm256_set1_ps(kExpLim), signmask = _mm256_set1_ps(-0.0f);
+  __m256 good = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  long k = 0;
+  for (; k + 8 <= d; k += 8) {
+    __m256 x = _mm256_loadu_ps(a + k);
+    if (b) x = _mm256_add_ps(x, _mm256_loadu_ps(b + k));
+    good = _mm256_and_ps(good, _mm256_cmp_ps(_mm256_andnot_ps(signmask, x), lim, _CMP_LE_OQ));
+    _mm256_storeu_ps(e + k, exp2x8(x));
+  }
+  if (k < d) {
+    const __m256i mk = tail_mask(d - k);
+    __m256 x = _mm256_maskload_ps(a + k, mk);
+    if (b) x = _mm256_add_ps(x, _mm256_maskload_ps(b + k, mk));
+    good = _mm256_and_ps(good, _mm256_cmp_ps(_mm256_andnot_ps(signmask, x), lim, _CMP_LE_OQ));
+    _mm256_maskstore_ps(e + k, mk, exp2x8(x));
+  }
+  return _mm256_movemask_ps(good) == 0xFF;
+}
+
+// One side's block of pair_fwd_exp_avx2: points tanh(a + b) = 1 - 2 / (1 + e^2a e^2b) from the
+// exponentials (see tanh_exp16), stored; returns acc + dist (L2: dist^2). MASKED: lanes of mk only
+// (the others load 0 and add 0).
+template <bool L2, bool MASKED>
+AVX2_FN inline __m256 side_exp_block_avx2(const float* e1, const float* e2, const Box& b, float* P, long k, __m256i mk, __m256 acc) {
+  auto ld = [mk](const float* q) __attribute__((target("avx2,fma"))) { return MASKED ? _mm256_maskload_ps(q, mk) : _mm256_loadu_ps(q); };
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 x = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_fmadd_ps(ld(e1 + k), ld(e2 + k), one)));
+  if (MASKED) _mm256_maskstore_ps(P + k, mk, x);
+  else _mm256_storeu_ps(P + k, x);
+  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(x, ld(b.c + k)));
+  const __m256 in = _mm256_and_ps(_mm256_cmp_ps(x, ld(b.l + k), _CMP_GE_OQ), _mm256_cmp_ps(x, ld(b.u + k), _CMP_LE_OQ));
+  __m256 di = _mm256_blendv_ps(_mm256_fmsub_ps(a, ld(b.w + k), ld(b.kappa + k)), _mm256_mul_ps(a, ld(b.invw + k)), in);
+  if (MASKED) di = _mm256_and_ps(di, _mm256_castsi256_ps(mk));
+  return L2 ? _mm256_fmadd_ps(di, di, acc) : _mm256_add_ps(acc, di);
+}
+
+// pair_fwd_avx2<true, L2> through the exponentials (the training forward when the candidate's rows and
+// the group's fixed parts are inside the exp range; arguments as pair_fwd_exp_avx512's); the remainder
+// lanes are one masked block, lanes summed by hsum8.
+template <bool L2>
+AVX2_FN void pair_fwd_exp_avx2(const float* ecH, const float* fxH, const float* ecT, const float* fxT, const Box& bh,
+                               const Box& bt, float* P, long d, float* sh, float* st) {
+  __m256 accH = _mm256_setzero_ps(), accT = accH;
+  const __m256i all = _mm256_set1_epi32(-1);
+  long k = 0;
+  for (; k + 8 <= d; k += 8) {
+    accH = side_exp_block_avx2<L2, false>(ecH, fxH, bh, P, k, all, accH);
+    accT = side_exp_block_avx2<L2, false>(ecT, fxT, bt, P + d, k, all, accT);
+  }
+  if (k < d) {
+    const __m256i mk = tail_mask(d - k);
+    accH = side_exp_block_avx2<L2, true>(ecH, fxH, bh, P, k, mk, accH);
+    accT = side_exp_block_avx2<L2, true>(ecT, fxT, bt, P + d, k, mk, accT);
+  }
+  *sh = hsum8(accH);
+  *st = hsum8(accT);
 }
 
 // The backward of one group's candidates at once (AVX2; group_bwd_avx512's scheme, see there): the
@@ -1383,7 +1456,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   // grouped with tanh: the forward's points through tanh_exp16 (pair_fwd_exp_avx512): the
   // exponentials of every base and bump row ([base E*d | bump E*d], row ok flags [base E | bump E],
   // row blocks in parallel: elementwise, the thread count does not matter)
-  const bool expFwd = isa == 2 && useTanh;
+  const bool expFwd = grouped && useTanh;
   // (kept per calling thread between calls: a fresh table each step costs its page faults)
   thread_local std::vector<float> eTabKeep;
   float* eTab = nullptr;
@@ -1401,7 +1474,8 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       const long s = blk / nbk, r0 = (blk % nbk) * BLK, r1 = std::min(E, r0 + BLK);
       const float* x = s == 0 ? base : bump;
       for (long r = r0; r < r1; ++r)
-        eOk[s * E + r] = exp_vec_avx512(x + r * d, nullptr, d, eTab + (s * E + r) * d) ? 1 : 0;
+        eOk[s * E + r] = (isa == 2 ? exp_vec_avx512(x + r * d, nullptr, d, eTab + (s * E + r) * d)
+                                   : exp_vec_avx2(x + r * d, nullptr, d, eTab + (s * E + r) * d)) ? 1 : 0;
     };
     parallel_tasks(2 * nbk, 0, etask);
   }
@@ -1469,8 +1543,9 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       const float* tbi = tb + i * d;
 #ifdef BOXTE_X86
       if (expFwd) {
-        fxOk[0] = exp_vec_avx512(base + h[i] * d, tbi, d, fx.data()) & exp_vec_avx512(bump + h[i] * d, tbi, d, fx.data() + d);
-        fxOk[1] = exp_vec_avx512(bump + t[i] * d, tbi, d, fx.data() + 2 * d) & exp_vec_avx512(base + t[i] * d, tbi, d, fx.data() + 3 * d);
+        auto ev = isa == 2 ? exp_vec_avx512 : exp_vec_avx2;
+        fxOk[0] = ev(base + h[i] * d, tbi, d, fx.data()) & ev(bump + h[i] * d, tbi, d, fx.data() + d);
+        fxOk[1] = ev(bump + t[i] * d, tbi, d, fx.data() + 2 * d) & ev(base + t[i] * d, tbi, d, fx.data() + 3 * d);
       }
 #endif
       for (long j = 0; j < G; ++j) {
@@ -1520,12 +1595,19 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           float fsh, fst;
           const float *hx1 = base + hh * d, *hx2 = bump + tt * d, *tx1 = base + tt * d, *tx2 = bump + hh * d;
           const int32_t ce = tailCand ? tt : hh;
-          if (isa == 1) {
+          const bool viaExp = expFwd && fxOk[tailCand ? 0 : 1] && eOk[ce] && eOk[E + ce];
+          if (isa == 1 && viaExp) {
+            const float* f = fx.data() + (tailCand ? 0 : 2 * d);
+            const float* ecH = tailCand ? eBump + ce * d : eBase + ce * d;
+            const float* ecT = tailCand ? eBase + ce * d : eBump + ce * d;
+            if (l2) pair_fwd_exp_avx2<true>(ecH, f, ecT, f + d, bh, bt, pj, d, &fsh, &fst);
+            else pair_fwd_exp_avx2<false>(ecH, f, ecT, f + d, bh, bt, pj, d, &fsh, &fst);
+          } else if (isa == 1) {
             if (useTanh && l2) pair_fwd_avx2<true, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
             else if (useTanh) pair_fwd_avx2<true, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
             else if (l2) pair_fwd_avx2<false, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
             else pair_fwd_avx2<false, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
-          } else if (expFwd && fxOk[tailCand ? 0 : 1] && eOk[ce] && eOk[E + ce]) {
+          } else if (viaExp) {
             // head side: base[hh] + bump[tt] + tb; tail side: base[tt] + bump[hh] + tb
             const float* f = fx.data() + (tailCand ? 0 : 2 * d);
             const float* ecH = tailCand ? eBump + ce * d : eBase + ce * d;

@@ -251,7 +251,7 @@ test('fused training kernels: loss and every gradient equal autograd of the op-b
   restoreBoxKernels();
 });
 
-test('training forward through the exponentials (AVX-512, tanh): rows beyond |x| = 40 fall back, NaN stays NaN, close to the TypeScript kernels, same bits when run again', () => {
+test('training forward through the exponentials (AVX-512 and AVX2, tanh): rows beyond |x| = 40 fall back, NaN stays NaN, close to the TypeScript kernels, same bits when run again', () => {
   const m = tinyModel({ numEntities: 9, dim: 37 }, 5, 0.8);
   const { dim: d, numRelations: R, numEntities: E } = m.cfg;
   const base = Float32Array.from(m.entityBase.f32());
