@@ -1450,9 +1450,15 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
 #ifdef BOXTE_X86
   const int isa = boxte_isa();
   const bool grouped = isa >= 1;
+  // the group's backward in one pass (group_bwd_*) or per candidate and side (bwd): same bits. On AVX2
+  // the grouped pass reads the points and gradient rows of all 2G candidate sides column by column,
+  // which pays while they stay in L2 (about 12 G d bytes with the prefetched rows: d <= 256) and
+  // costs a third more at d=1000 (kernel 154 -> 206 ms min, boxte_kernel_ab.js, 2 threads)
+  const bool groupBwd = grouped && (isa == 2 || d <= 256);
 #else
   const int isa = 0;
   const bool grouped = false;
+  const bool groupBwd = false;
 #endif
   std::memset(gTb, 0, sizeof(float) * B * d);
   // grouped with tanh: the forward's points through tanh_exp16 (pair_fwd_exp_avx512): the
@@ -1559,7 +1565,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           const int32_t e = negEnt[q2];
           prefetch_row(candBase + e * d, d, false);
           prefetch_row(candBump + e * d, d, false);
-          if (grouped) {  // the gradient rows the group's backward will update
+          if (groupBwd) {  // the gradient rows the group's backward will update
             prefetch_row(gB + e * d, d, true);
             prefetch_row(gU + e * d, d, true);
           }
@@ -1571,7 +1577,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
                 prefetch_row(eBase + x * d, d, false);
                 prefetch_row(eBump + x * d, d, false);
               }
-              if (grouped) {
+              if (groupBwd) {
                 prefetch_row(gB + x * d, d, true);
                 prefetch_row(gU + x * d, d, true);
               }
@@ -1648,7 +1654,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       float* aBaseT = aBumpH + d;
       float* aBumpT = aBaseT + d;
       const int32_t h0 = h[i], t0 = t[i];
-      if (grouped) {
+      if (groupBwd) {
         for (long j = 0; j < G; ++j) {
           const double sm = ex[j] * ise;
           const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
