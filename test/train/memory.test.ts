@@ -1,7 +1,8 @@
 /**
  * Training must not grow memory step over step: a tiny Llama-style LM trains for 1,000 steps in a
- * child process per backend; after a forced GC, RSS, JS heap and array-buffer memory at the end
- * must be within a small margin of their values after the first 200 steps, and the loss must fall.
+ * child process per backend; after a forced GC, JS heap and array-buffer memory at the end must be
+ * within a small margin of their values after the first 200 steps, RSS must not climb from the
+ * middle of the run to its end (a leak grows steadily; see the RSS check), and the loss must fall.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -50,7 +51,18 @@ for (const backend of ['native', 'js'] as const) {
     assert.ok(growth.heap < 2, `JS heap grew ${growth.heap.toFixed(2)} MiB over 800 steps\n${table}`);
     assert.ok(growth.external < 1, `array-buffer memory grew ${growth.external.toFixed(2)} MiB over 800 steps\n${table}`);
     console.log(`[${backend}] growth over 800 steps: rss ${growth.rss.toFixed(2)} MiB, heap ${growth.heap.toFixed(2)} MiB, external ${growth.external.toFixed(2)} MiB`);
-    assert.ok(growth.rss < 8, `RSS grew ${growth.rss.toFixed(2)} MiB over 800 steps\n${table}`);
+    // RSS settles at a plateau once the allocator's arenas and the thread pool's scratch have
+    // grown, usually by step 200 but at times (under load) only by step 300 or 400: a one-time
+    // jump of 6-9 MiB that is not a leak (seen in CI and in repeated local runs, heap and external
+    // flat). A leak grows steadily instead, so the check compares the median of the samples at
+    // 300-500 steps with the median at 800-1000: 4 MiB over 500 steps catches a leak of 8 KiB per
+    // step (the old 8 MiB over 800 steps: 10 KiB), and the whole run's growth stays bounded.
+    const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const mid = med(samples.slice(2, 5).map((s) => s.rss));
+    const late = med(samples.slice(7).map((s) => s.rss));
+    const lateGrowth = (late - mid) / MiB;
+    assert.ok(lateGrowth < 4, `RSS grew ${lateGrowth.toFixed(2)} MiB from steps 300-500 to steps 800-1000 (a leak)\n${table}`);
+    assert.ok(growth.rss < 16, `RSS grew ${growth.rss.toFixed(2)} MiB over 800 steps\n${table}`);
     assert.ok(end.loss < 0.7 * end.first, `loss should fall: ${end.first} -> ${end.loss}`);
   });
 }
