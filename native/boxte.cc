@@ -575,6 +575,108 @@ AVX2_FN int32_t rank_block_avx2(FwdFn fwd, const float* headTable, const float* 
   return cnt;
 }
 
+// ---- the evaluation's tanh through precomputed exponentials on AVX2 (the scheme of tanh_exp16,
+// eval_dist16, side_sum_avx512<2> and cand2_better_avx512 on 8 lanes; tanh on, L2 ranking) ----
+// tanh(a + b) = 1 - 2 / (1 + ea eb) with ea = exp(2a), eb = exp(2b) from ExpTab's tables (see tanh_exp16).
+AVX2_FN inline __m256 tanh_exp8(__m256 ea, __m256 eb) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_fmadd_ps(ea, eb, one)));
+}
+
+// eval_dist16 on 8 lanes: max(|x - c| / w, |x - c| w - kappa) of the point tanh_exp8(e1, e2) (lanes
+// k..k+7; MASKED: the lanes of mk, the others load 0: the point is -1, a = 1, every box load 0: 0).
+// A NaN point gives NaN (max returns its second operand when either is NaN).
+template <bool MASKED>
+AVX2_FN inline __m256 ld8(const float* p, __m256i mk) {
+  return MASKED ? _mm256_maskload_ps(p, mk) : _mm256_loadu_ps(p);
+}
+template <bool MASKED>
+AVX2_FN inline __m256 exp_dist8(const float* e1, const float* e2, const Box& b, long k, __m256i mk) {
+  const __m256 x = tanh_exp8(ld8<MASKED>(e1 + k, mk), ld8<MASKED>(e2 + k, mk));
+  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(x, ld8<MASKED>(b.c + k, mk)));
+  return _mm256_max_ps(_mm256_mul_ps(a, ld8<MASKED>(b.invw + k, mk)), _mm256_fmsub_ps(a, ld8<MASKED>(b.w + k, mk), ld8<MASKED>(b.kappa + k, mk)));
+}
+
+// One side's sum of distances (L2: of squared distances) through the exponentials e1 (the entity's
+// row) and e2 (the query's part): lanes accumulated block by block, the last block masked, hsum8.
+AVX2_FN float side_sum_exp_avx2(const float* e1, const float* e2, const Box& b, long d, bool l2) {
+  __m256 acc = _mm256_setzero_ps();
+  const __m256i none = _mm256_setzero_si256();
+  long k = 0;
+  for (; k + 8 <= d; k += 8) {
+    const __m256 di = exp_dist8<false>(e1, e2, b, k, none);
+    acc = l2 ? _mm256_fmadd_ps(di, di, acc) : _mm256_add_ps(acc, di);
+  }
+  if (k < d) {
+    const __m256 di = exp_dist8<true>(e1, e2, b, k, tail_mask(d - k));
+    acc = l2 ? _mm256_fmadd_ps(di, di, acc) : _mm256_add_ps(acc, di);
+  }
+  return hsum8(acc);
+}
+
+// true when sqrt(hsum8(h)) + sqrt(hsum8(t)) >= s: the partial sums only grow (fmas of squares, monotone
+// rounding), so the full score cannot fall below s either (NaN compares false).
+AVX2_FN inline bool exp_settled(__m256 h, __m256 t, float s) { return std::sqrt(hsum8(h)) + std::sqrt(hsum8(t)) >= s; }
+// the final comparison: the score sqrt(hsum8(h)) + sqrt(hsum8(t)) below s (false for a NaN score or a NaN s)
+AVX2_FN inline bool exp_below(__m256 h, __m256 t, float s) { return std::sqrt(hsum8(h)) + std::sqrt(hsum8(t)) < s; }
+
+// Candidate x of one ranking query through the exponentials from dimension k on (a multiple of 8)
+// with the sums so far: exactly side_sum_exp_avx2's operations per side (L2); 1 when the score is
+// below s, else 0; settled (0) checked after every 32 dimensions.
+AVX2_FN int cand_better_exp_avx2(const float* hx, const float* ha, const Box& bh, const float* tx, const float* ta,
+                                 const Box& bt, long d, float s, long k, __m256 aH, __m256 aT) {
+  const __m256i none = _mm256_setzero_si256();
+  for (; k + 8 <= d; k += 8) {
+    if (k >= 32 && (k & 31) == 0 && exp_settled(aH, aT, s)) return 0;
+    const __m256 dh = exp_dist8<false>(hx, ha, bh, k, none), dt = exp_dist8<false>(tx, ta, bt, k, none);
+    aH = _mm256_fmadd_ps(dh, dh, aH);
+    aT = _mm256_fmadd_ps(dt, dt, aT);
+  }
+  if (k < d) {
+    const __m256i mk = tail_mask(d - k);
+    const __m256 dh = exp_dist8<true>(hx, ha, bh, k, mk), dt = exp_dist8<true>(tx, ta, bt, k, mk);
+    aH = _mm256_fmadd_ps(dh, dh, aH);
+    aT = _mm256_fmadd_ps(dt, dt, aT);
+  }
+  return exp_below(aH, aT, s) ? 1 : 0;
+}
+
+// Two candidates x, y of one query at once (four independent chains); once one is settled the other
+// continues alone. Same results as two cand_better_exp_avx2 calls.
+AVX2_FN void cand2_better_exp_avx2(const float* hx, const float* hy, const float* ha, const Box& bh, const float* tx,
+                                   const float* ty, const float* ta, const Box& bt, long d, float s, uint8_t* out) {
+  __m256 aHx = _mm256_setzero_ps(), aTx = aHx, aHy = aHx, aTy = aHx;
+  const __m256i none = _mm256_setzero_si256();
+  long k = 0;
+  for (; k + 8 <= d; k += 8) {
+    if (k >= 32 && (k & 31) == 0) {
+      const bool sx = exp_settled(aHx, aTx, s), sy = exp_settled(aHy, aTy, s);
+      if (sx || sy) {
+        out[0] = sx ? 0 : static_cast<uint8_t>(cand_better_exp_avx2(hx, ha, bh, tx, ta, bt, d, s, k, aHx, aTx));
+        out[1] = sy ? 0 : static_cast<uint8_t>(cand_better_exp_avx2(hy, ha, bh, ty, ta, bt, d, s, k, aHy, aTy));
+        return;
+      }
+    }
+    const __m256 d0 = exp_dist8<false>(hx, ha, bh, k, none), d1 = exp_dist8<false>(tx, ta, bt, k, none);
+    const __m256 d2 = exp_dist8<false>(hy, ha, bh, k, none), d3 = exp_dist8<false>(ty, ta, bt, k, none);
+    aHx = _mm256_fmadd_ps(d0, d0, aHx);
+    aTx = _mm256_fmadd_ps(d1, d1, aTx);
+    aHy = _mm256_fmadd_ps(d2, d2, aHy);
+    aTy = _mm256_fmadd_ps(d3, d3, aTy);
+  }
+  if (k < d) {
+    const __m256i mk = tail_mask(d - k);
+    const __m256 d0 = exp_dist8<true>(hx, ha, bh, k, mk), d1 = exp_dist8<true>(tx, ta, bt, k, mk);
+    const __m256 d2 = exp_dist8<true>(hy, ha, bh, k, mk), d3 = exp_dist8<true>(ty, ta, bt, k, mk);
+    aHx = _mm256_fmadd_ps(d0, d0, aHx);
+    aTx = _mm256_fmadd_ps(d1, d1, aTx);
+    aHy = _mm256_fmadd_ps(d2, d2, aHy);
+    aTy = _mm256_fmadd_ps(d3, d3, aTy);
+  }
+  out[0] = exp_below(aHx, aTx, s) ? 1 : 0;
+  out[1] = exp_below(aHy, aTy, s) ? 1 : 0;
+}
+
 // ---- AVX-512 inner loops (16 lanes; the tail of d is a masked vector, no scalar remainder) --------
 #define AVX512_FN __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
 
@@ -1208,7 +1310,7 @@ struct EvalSides {
   std::vector<float> eq;  // [2, Q, d] exponentials of headAdd / tailAdd
   std::vector<uint8_t> qok;  // [2, Q]
   EvalSides(Args& a, const EvalInputs& inputs, size_t i0)
-      : in(inputs), dv(inputs.w, 2 * inputs.R * inputs.d), useExp(inputs.useTanh && boxte_isa() == 2) {
+      : in(inputs), dv(inputs.w, 2 * inputs.R * inputs.d), useExp(inputs.useTanh && boxte_isa() >= 1) {
     const long d = in.d, E = in.E, Q = in.Q;
     if (!a.ok || !useExp) return;
     const char* names[4] = {"headExp", "headOk", "tailExp", "tailOk"};
@@ -1239,7 +1341,10 @@ struct EvalSides {
     const float* tab = s == 0 ? in.headTable : in.tailTable;
     const float* add = s == 0 ? in.headAdd : in.tailAdd;
 #ifdef BOXTE_X86
-    if (exp_side(s, q, x)) return side_sum_avx512<2>(ex[s] + x * d, eq.data() + (s * in.Q + q) * d, b, d, in.l2);
+    if (exp_side(s, q, x)) {
+      const float *e1 = ex[s] + x * d, *e2 = eq.data() + (s * in.Q + q) * d;
+      return isa == 2 ? side_sum_avx512<2>(e1, e2, b, d, in.l2) : side_sum_exp_avx2(e1, e2, b, d, in.l2);
+    }
     if (isa == 2) return in.useTanh ? side_sum_avx512<1>(tab + x * d, add + q * d, b, d, in.l2) : side_sum_avx512<0>(tab + x * d, add + q * d, b, d, in.l2);
 #endif
     return fwd(tab + x * d, add + q * d, nullptr, b, nullptr, d, in.useTanh, in.l2);
@@ -1336,6 +1441,34 @@ AVX512_FN int32_t rank_block_avx512(const EvalSides& ev, long q, const Box& bh, 
 }
 #endif
 
+#ifdef BOXTE_X86
+// better[x] for the candidates x0..x1-1 of query q (AVX2, L2, tanh through the exponentials): pairs
+// through cand2_better_exp_avx2 where both candidates' sides are in the exp range, single candidates
+// through cand_better_exp_avx2, the rest (a side outside the range) by their scores; returns the count.
+AVX2_FN int32_t rank_block_exp_avx2(const EvalSides& ev, long q, const Box& bh, const Box& bt, float s, long x0, long x1,
+                                    uint8_t* better) {
+  const long d = ev.in.d;
+  const float *hE = ev.ex[0], *tE = ev.ex[1], *hq = ev.eq.data() + q * d, *tq = ev.eq.data() + (ev.in.Q + q) * d;
+  auto both = [&](long x) { return ev.exp_side(0, q, x) && ev.exp_side(1, q, x); };
+  int32_t cnt = 0;
+  long x = x0;
+  while (x < x1) {
+    if (x + 1 < x1 && both(x) && both(x + 1)) {
+      cand2_better_exp_avx2(hE + x * d, hE + (x + 1) * d, hq, bh, tE + x * d, tE + (x + 1) * d, tq, bt, d, s, better + x);
+      cnt += better[x] + better[x + 1];
+      x += 2;
+      continue;
+    }
+    const int b = both(x) ? cand_better_exp_avx2(hE + x * d, hq, bh, tE + x * d, tq, bt, d, s, 0, _mm256_setzero_ps(), _mm256_setzero_ps())
+                          : (std::sqrt(ev.side(0, q, x, bh)) + std::sqrt(ev.side(1, q, x, bt)) < s ? 1 : 0);
+    better[x] = static_cast<uint8_t>(b);
+    cnt += b;
+    ++x;
+  }
+  return cnt;
+}
+#endif
+
 // boxteRankBatch(d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel, gold, better,
 //                count, goldScore [, headExp, headOk, tailExp, tailOk]): the evaluation's comparisons without
 // the score matrix. For query q the gold candidate's score s = goldScore[q] is computed first, exactly as
@@ -1372,6 +1505,10 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
 #ifdef BOXTE_X86
       if (l2 && ev.isa == 2) {
         part[blk * Q + q] = rank_block_avx512(ev, q, bh, bt, s, x0, x1, b);
+        continue;
+      }
+      if (l2 && ev.isa == 1 && ev.useExp) {
+        part[blk * Q + q] = rank_block_exp_avx2(ev, q, bh, bt, s, x0, x1, b);
         continue;
       }
       if (l2 && ev.isa == 1) {

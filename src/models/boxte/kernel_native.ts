@@ -118,8 +118,8 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
       score(a.d, a.E, a.Q, a.tanh, a.order, a.headTable, a.headAdd, a.tailTable, a.tailAdd, b.l, b.u, b.c, b.w, b.R, a.rel, a.out, ...exps(a));
     },
     expRows(rows: number, d: number, x: Float32Array): ExpRows | null {
-      // only the AVX-512 kernels run on the exponentials
-      if (typeof expRows !== 'function' || isa() !== 'avx512') return null;
+      // only the AVX-512 and AVX2 kernels run on the exponentials
+      if (typeof expRows !== 'function' || (isa() !== 'avx512' && isa() !== 'avx2')) return null;
       const out = { exp: new Float32Array(rows * d), ok: new Uint8Array(rows) };
       expRows(rows, d, x, out.exp, out.ok);
       return out;
