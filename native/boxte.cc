@@ -189,31 +189,41 @@ AVX2_FN float side_fwd_avx2(const float* x1, const float* x2, const float* x3, c
   return s;
 }
 
-AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
-                           float* gSelf, float* gOther, float* gTb) {
+// One point against its box over the 8 dimensions from k (AVX2, full vectors): the distance and its
+// derivatives by the point (dp) and by the box width (dw), with sign(0) = 0. side_bwd_avx2 and
+// group_bwd_avx2 share it (their remainder lanes keep side_bwd_scalar's rounding instead).
+struct PointDerivs8 {
+  __m256 dist, dp, dw;
+};
+AVX2_FN inline PointDerivs8 point_derivs8(__m256 p, const Box& b, long k) {
   const __m256 signmask = _mm256_set1_ps(-0.0f);
   const __m256 one = _mm256_set1_ps(1.0f);
-  const __m256 zero = _mm256_setzero_ps();
+  const __m256 diff = _mm256_sub_ps(p, _mm256_loadu_ps(b.c + k));
+  const __m256 a = _mm256_andnot_ps(signmask, diff);
+  const __m256 sg = _mm256_and_ps(_mm256_or_ps(one, _mm256_and_ps(diff, signmask)),
+                                  _mm256_cmp_ps(diff, _mm256_setzero_ps(), _CMP_NEQ_OQ));
+  const __m256 in = _mm256_and_ps(_mm256_cmp_ps(p, _mm256_loadu_ps(b.l + k), _CMP_GE_OQ),
+                                  _mm256_cmp_ps(p, _mm256_loadu_ps(b.u + k), _CMP_LE_OQ));
+  const __m256 iw = _mm256_loadu_ps(b.invw + k);
+  const __m256 w = _mm256_loadu_ps(b.w + k);
+  return {_mm256_blendv_ps(_mm256_fmsub_ps(a, w, _mm256_loadu_ps(b.kappa + k)), _mm256_mul_ps(a, iw), in),
+          _mm256_mul_ps(sg, _mm256_blendv_ps(w, iw, in)),
+          _mm256_blendv_ps(_mm256_sub_ps(a, _mm256_loadu_ps(b.dkappa + k)),
+                           _mm256_xor_ps(_mm256_mul_ps(_mm256_mul_ps(a, iw), iw), signmask), in)};
+}
+
+AVX2_FN void side_bwd_avx2(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
+                           float* gSelf, float* gOther, float* gTb) {
+  const __m256 one = _mm256_set1_ps(1.0f);
   const __m256 fv = _mm256_set1_ps(f);
   long k = 0;
   for (; k + 8 <= d; k += 8) {
     const __m256 p = _mm256_loadu_ps(P + k);
-    const __m256 diff = _mm256_sub_ps(p, _mm256_loadu_ps(b.c + k));
-    const __m256 a = _mm256_andnot_ps(signmask, diff);
-    // sign(diff) with sign(0) = 0
-    const __m256 sg = _mm256_and_ps(_mm256_or_ps(one, _mm256_and_ps(diff, signmask)), _mm256_cmp_ps(diff, zero, _CMP_NEQ_OQ));
-    const __m256 in = _mm256_and_ps(_mm256_cmp_ps(p, _mm256_loadu_ps(b.l + k), _CMP_GE_OQ),
-                                    _mm256_cmp_ps(p, _mm256_loadu_ps(b.u + k), _CMP_LE_OQ));
-    const __m256 iw = _mm256_loadu_ps(b.invw + k);
-    const __m256 w = _mm256_loadu_ps(b.w + k);
-    const __m256 dist = _mm256_blendv_ps(_mm256_fmsub_ps(a, w, _mm256_loadu_ps(b.kappa + k)), _mm256_mul_ps(a, iw), in);
-    const __m256 dp = _mm256_mul_ps(sg, _mm256_blendv_ps(w, iw, in));
-    const __m256 dw = _mm256_blendv_ps(_mm256_sub_ps(a, _mm256_loadu_ps(b.dkappa + k)),
-                                       _mm256_xor_ps(_mm256_mul_ps(_mm256_mul_ps(a, iw), iw), signmask), in);
-    const __m256 gd = l2 ? _mm256_mul_ps(fv, dist) : fv;
-    const __m256 gp = _mm256_mul_ps(gd, dp);
+    const PointDerivs8 pd = point_derivs8(p, b, k);
+    const __m256 gd = l2 ? _mm256_mul_ps(fv, pd.dist) : fv;
+    const __m256 gp = _mm256_mul_ps(gd, pd.dp);
     _mm256_storeu_ps(gc + k, _mm256_sub_ps(_mm256_loadu_ps(gc + k), gp));
-    _mm256_storeu_ps(gw + k, _mm256_fmadd_ps(gd, dw, _mm256_loadu_ps(gw + k)));
+    _mm256_storeu_ps(gw + k, _mm256_fmadd_ps(gd, pd.dw, _mm256_loadu_ps(gw + k)));
     // with tanh: row + gp (1 - p^2) in one fma per row (GCC contracted the product and the three
     // additions of this loop so; written out, group_bwd_avx2 and this loop give the same bits whatever
     // the compiler decides)
@@ -426,22 +436,12 @@ AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const
         if (f == 0) continue;
         const Box& b = *boxes[s];
         const __m256 p = _mm256_loadu_ps(P + (2 * j + s) * d + k);
-        const __m256 diff = _mm256_sub_ps(p, _mm256_loadu_ps(b.c + k));
-        const __m256 a = _mm256_andnot_ps(signmask, diff);
-        const __m256 sg = _mm256_and_ps(_mm256_or_ps(one, _mm256_and_ps(diff, signmask)), _mm256_cmp_ps(diff, zero, _CMP_NEQ_OQ));
-        const __m256 in = _mm256_and_ps(_mm256_cmp_ps(p, _mm256_loadu_ps(b.l + k), _CMP_GE_OQ),
-                                        _mm256_cmp_ps(p, _mm256_loadu_ps(b.u + k), _CMP_LE_OQ));
-        const __m256 iw = _mm256_loadu_ps(b.invw + k);
-        const __m256 w = _mm256_loadu_ps(b.w + k);
-        const __m256 dist = _mm256_blendv_ps(_mm256_fmsub_ps(a, w, _mm256_loadu_ps(b.kappa + k)), _mm256_mul_ps(a, iw), in);
-        const __m256 dp = _mm256_mul_ps(sg, _mm256_blendv_ps(w, iw, in));
-        const __m256 dw = _mm256_blendv_ps(_mm256_sub_ps(a, _mm256_loadu_ps(b.dkappa + k)),
-                                           _mm256_xor_ps(_mm256_mul_ps(_mm256_mul_ps(a, iw), iw), signmask), in);
+        const PointDerivs8 pd = point_derivs8(p, b, k);
         const __m256 fv = _mm256_set1_ps(f);
-        const __m256 gd = L2 ? _mm256_mul_ps(fv, dist) : fv;
-        const __m256 gp = _mm256_mul_ps(gd, dp);
+        const __m256 gd = L2 ? _mm256_mul_ps(fv, pd.dist) : fv;
+        const __m256 gp = _mm256_mul_ps(gd, pd.dp);
         gcv[s] = _mm256_sub_ps(gcv[s], gp);
-        gwv[s] = _mm256_fmadd_ps(gd, dw, gwv[s]);
+        gwv[s] = _mm256_fmadd_ps(gd, pd.dw, gwv[s]);
         // the gradient of the point's pre-tanh sum, added to three rows: gp (1 - p^2) + row in one fma
         // each (as side_bwd_avx2)
         const __m256 dt = _mm256_fnmadd_ps(p, p, one);
