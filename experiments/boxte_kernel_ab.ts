@@ -13,18 +13,10 @@
  *      [--reps 30] [--mod 7128] [--evict 1]
  */
 import { createRequire } from 'node:module';
+import type { BoxteAddon } from '../src/models/boxte/kernel_native.js';
 import { arg, args } from './argv.js';
 
-interface TrainAddon {
-  boxteIsa(): string;
-  boxteTrainGroups(
-    B: number, n: number, d: number, tanh: boolean, order: number, base: Float32Array, bump: Float32Array, E: number,
-    l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array, R: number, tb: Float32Array,
-    h: Int32Array, r: Int32Array, t: Int32Array, negEnt: Int32Array, negTail: Uint8Array, gradScale: number,
-    gBase: Float32Array, gBump: Float32Array, gc: Float32Array, gw: Float32Array, gTb: Float32Array,
-    slots?: Float32Array | null, nslots?: number,
-  ): number;
-}
+type TrainAddon = Pick<BoxteAddon, 'boxteIsa' | 'boxteTrainGroups'>;
 
 const roots = args('root');
 if (roots.length === 0) throw new Error('give --root DIR (once or more)');

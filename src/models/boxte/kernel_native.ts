@@ -8,7 +8,8 @@ import { nativeAddonPath } from '../../tensor/kernels/native.js';
 import type { ExpRows, NegativesArgs, ScoreBatchArgs, TrainGroupsArgs } from './kernel.js';
 import type { AdamRowsArgs, BoxKernels, RankBatchArgs } from './ops.js';
 
-interface BoxteAddon {
+/** The addon functions of native/boxte.cc as the binding calls them (experiments load several builds' addons with it). */
+export interface BoxteAddon {
   boxteScoreBatch(
     d: number, E: number, Q: number, tanh: boolean, order: number,
     headTable: Float32Array, headAdd: Float32Array, tailTable: Float32Array, tailAdd: Float32Array,
