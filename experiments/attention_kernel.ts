@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { arg, args } from './argv.js';
-import { syntheticWords } from '../bench/synthetic_text.js';
+import { presetBatch } from './hat_batch.js';
 
 const HERE = nodePath.dirname(fileURLToPath(import.meta.url));
 const ROOT = nodePath.resolve(HERE, '..', '..');
@@ -67,13 +67,9 @@ async function child(root: string, preset: string, threads: number, reps: number
       return fn(...a);
     };
   }
-  const shapes: Record<string, { B: number; T: number }> = { tiny: { B: 8, T: 512 }, small: { B: 4, T: 512 } };
-  const sh = shapes[preset];
   const cfg = cfgm.presetConfig(preset);
   const model = new modelm.HATModel(cfg, { seed: 1 });
-  const text = syntheticWords(new nn.Rng(3), sh.B * sh.T * 2);
-  const packer = new io.BytePacker([{ source: 'synthetic', bytes: text }], { seqBytes: sh.T, split: (b) => splitm.splitBytes(b, { maxWordSize: cfg.max_word_size }).map((w) => w.length), eos: null, shuffle: false });
-  const batch = trainm.hatBatch(packer.next(sh.B));
+  const { batch } = presetBatch({ nn, io, splitm, trainm }, cfg, preset);
   const { loss } = model.loss(batch);
   loss.backward(undefined, false, { freeActivations: true });
   const res: ChildResult = { fwd: 0, bwd: 0, calls: captured.length, hash: '', shapes: [] };

@@ -20,7 +20,7 @@ import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { arg } from './argv.js';
-import { syntheticWords } from '../bench/synthetic_text.js';
+import { presetBatch } from './hat_batch.js';
 
 const HERE = nodePath.dirname(fileURLToPath(import.meta.url));
 const ROOT = nodePath.resolve(HERE, '..', '..');
@@ -78,13 +78,9 @@ async function worker(root: string, preset: string, threads: number, steps: numb
       };
     }
   }
-  const shapes: Record<string, { B: number; T: number }> = { tiny: { B: 8, T: 512 }, small: { B: 4, T: 512 } };
-  const sh = shapes[preset];
   const cfg = cfgm.presetConfig(preset);
   const model = new modelm.HATModel(cfg, { seed: 1 });
-  const text = syntheticWords(new nn.Rng(3), sh.B * sh.T * 2);
-  const packer = new io.BytePacker([{ source: 'synthetic', bytes: text }], { seqBytes: sh.T, split: (b) => splitm.splitBytes(b, { maxWordSize: cfg.max_word_size }).map((w) => w.length), eos: null, shuffle: false });
-  const batch = trainm.hatBatch(packer.next(sh.B));
+  const { batch } = presetBatch({ nn, io, splitm, trainm }, cfg, preset);
   const opt = new nn.AdamW(model.store, { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0.1, noDecay: nn.isNoDecayParam });
   const res: StepResult = { wall: [], cpu: [] };
   let total = 0;
@@ -130,15 +126,11 @@ async function peerRun(preset: string, threads: number, steps: number): Promise<
   const cfgm = await import('../src/models/hat/config.js');
   const splitm = await import('../src/models/hat/splitter.js');
   const trainm = await import('../src/cli/commands/train.js');
-  const shapes: Record<string, { B: number; T: number }> = { tiny: { B: 8, T: 512 }, small: { B: 4, T: 512 } };
-  const sh = shapes[preset];
   const cfg = cfgm.presetConfig(preset);
-  const text = syntheticWords(new nn.Rng(3), sh.B * sh.T * 2);
-  const packer = new io.BytePacker([{ source: 'synthetic', bytes: text }], { seqBytes: sh.T, split: (b) => splitm.splitBytes(b, { maxWordSize: cfg.max_word_size }).map((w) => w.length), eos: null, shuffle: false });
-  const batch = trainm.hatBatch(packer.next(sh.B));
+  const { B, T, batch } = presetBatch({ nn, io, splitm, trainm }, cfg, preset);
   const n = String(threads);
   const env = { ...process.env, OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n };
-  const job = { mode: 'train', config: cfgm.hatConfigToJSON(cfg), threads, B: sh.B, T: sh.T, bytes: Array.from(batch.bytes), cu: batch.cuSeqlens.map((c) => Array.from(c)), steps: steps + 1 };
+  const job = { mode: 'train', config: cfgm.hatConfigToJSON(cfg), threads, B, T, bytes: Array.from(batch.bytes), cu: batch.cuSeqlens.map((c) => Array.from(c)), steps: steps + 1 };
   const r = spawnSync('/usr/bin/python3', [nodePath.join(ROOT, 'bench', 'peers', 'hat_torch.py')], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 26, env });
   if (r.status !== 0) throw new Error(`peer failed: ${r.stderr.slice(-1000)}`);
   const o = JSON.parse(r.stdout) as { step_s: number[]; step_cpu_s: number[] };
