@@ -112,25 +112,29 @@ constexpr float kExpLim = 40.0f;
 #ifdef BOXTE_X86
 #define AVX2_FN __attribute__((target("avx2,fma")))
 
-// exp(x) for x in [-88, 0]
-AVX2_FN inline __m256 exp_neg8(__m256 x) {
-  const __m256 log2e = _mm256_set1_ps(1.44269504088896341f);
-  const __m256 ln2hi = _mm256_set1_ps(0.693359375f);
-  const __m256 ln2lo = _mm256_set1_ps(-2.12194440e-4f);
-  // -87 first: max returns its second operand when either is NaN, so a NaN stays NaN
-  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, ln2hi, x);
-  r = _mm256_fnmadd_ps(n, ln2lo, r);
+// The Cody-Waite reduction and polynomial (Cephes expf): exp(x) = p 2^n (|r| <= ln2/2); NaN stays NaN.
+// exp_neg8 and exp2x8 share it (exp_poly16 is the AVX-512 twin).
+AVX2_FN inline __m256 exp_poly8(__m256 x, __m256* nOut) {
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
   __m256 p = _mm256_set1_ps(1.9875691500e-4f);
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  __m256 r2 = _mm256_mul_ps(r, r);
-  p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  *nOut = n;
+  return _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+}
+
+// exp(x) for x in [-88, 0]
+AVX2_FN inline __m256 exp_neg8(__m256 x) {
+  // -87 first: max returns its second operand when either is NaN, so a NaN stays NaN
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
+  __m256 n;
+  const __m256 p = exp_poly8(x, &n);
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
@@ -325,20 +329,11 @@ AVX2_FN inline __m256 add_gx(__m256 gp, __m256 dt, __m256 row) {
 }
 
 // ---- the training forward through exponentials (AVX2; the scheme of tanh_exp16 / pair_fwd_exp_avx512) ----
-// exp(2x) for |x| <= kExpLim: exp_neg8's reduction and polynomial of 2x (exact), times 2^n built in the
+// exp(2x) for |x| <= kExpLim: exp_poly8 of 2x (2x is exact), times 2^n built in the
 // exponent bits (|n| <= 116: a normal float, so the product is exact, as _mm512_scalef_ps's). NaN stays NaN.
 AVX2_FN inline __m256 exp2x8(__m256 x) {
-  const __m256 y = _mm256_add_ps(x, x);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), y);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  __m256 n;
+  const __m256 p = exp_poly8(_mm256_add_ps(x, x), &n);
   // lanes outside the range (not used: their rows fall back) must not make n overflow the exponent field
   const __m256i ni = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(n, _mm256_set1_ps(-126.0f)), _mm256_set1_ps(127.0f)));
   return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23)));
