@@ -401,31 +401,48 @@ AVX2_FN void pair_fwd_exp_avx2(const float* ecH, const float* fxH, const float* 
 
 // The backward of one group's candidates at once (AVX2; group_bwd_avx512's scheme, see there): the
 // loop over the candidates inside the loop over the 8-lane blocks of d, per candidate and side the
-// operations of side_bwd_avx2. The relation's centre/width gradients of both sides, the group's
-// time-bump gradient and the accumulators of the true head's and tail's rows stay in registers (9
-// of the 16; the boxes are read from L1 per candidate); only the other candidates' rows are read and
-// written. Every element receives the same additions in the same order as the per-candidate loop
+// operations of side_bwd_avx2. The relation's centre/width gradients of both sides and the group's
+// time-bump gradient stay in registers (the boxes are read from L1 per candidate). Each side of a
+// candidate adds its point's gradient to two rows, "self" (the base row of the side's entity) and
+// "other" (the bump row of the other side's entity); where that entity is the group's true head
+// (tail) the addition goes to one of four accumulator rows acc (zeroed here: base of the head, bump
+// of the head, base of the tail, bump of the tail), added to the true rows at the end. The
+// destinations are chosen per candidate before the loop over d (rows[4 j + 0..3]: the head side's
+// self and other, the tail side's self and other), so the loop has no branch on them (a branch per
+// candidate and side on a coin flip, mispredicted about half the time, cost ~15 % of the kernel).
+// Every element receives the same additions in the same order as the per-candidate loop
 // (side_bwd_avx2 per candidate and side, the scalar remainder through side_bwd_scalar, then the
-// accumulators of the true rows: base of the head, bump of the head, base of the tail, bump of the
-// tail), so the results are bit-identical. Arguments as group_bwd_avx512's.
+// accumulators), so the results are bit-identical. rows: scratch of 4 G pointers. Other arguments
+// as group_bwd_avx512's.
 template <bool TANH, bool L2>
 AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const Box& bt, const float* fh,
                             const float* ft, const int32_t* cand, int32_t h0, int32_t t0, float* gCh, float* gWh,
-                            float* gCt, float* gWt, float* gTbi, float* gB, float* gU) {
+                            float* gCt, float* gWt, float* gTbi, float* gB, float* gU, float* acc, float** rows) {
   const __m256 signmask = _mm256_set1_ps(-0.0f);
   const __m256 one = _mm256_set1_ps(1.0f);
   const __m256 zero = _mm256_setzero_ps();
   const Box* boxes[2] = {&bh, &bt};
   float* gCs[2] = {gCh, gCt};
   float* gWs[2] = {gWh, gWt};
+  float* aBaseH = acc;
+  float* aBumpH = acc + d;
+  float* aBaseT = acc + 2 * d;
+  float* aBumpT = acc + 3 * d;
+  std::memset(acc, 0, sizeof(float) * 4 * d);
+  for (long j = 0; j < G; ++j) {
+    const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
+    // head side: self = base of the head, other = bump of the tail; tail side: base of the tail, bump of the head
+    rows[4 * j] = hh == h0 ? aBaseH : gB + hh * d;
+    rows[4 * j + 1] = tt == t0 ? aBumpT : gU + tt * d;
+    rows[4 * j + 2] = tt == t0 ? aBaseT : gB + tt * d;
+    rows[4 * j + 3] = hh == h0 ? aBumpH : gU + hh * d;
+  }
   long k = 0;
   for (; k + 8 <= d; k += 8) {
     __m256 gcv[2] = {_mm256_loadu_ps(gCh + k), _mm256_loadu_ps(gCt + k)};
     __m256 gwv[2] = {_mm256_loadu_ps(gWh + k), _mm256_loadu_ps(gWt + k)};
     __m256 gtb = _mm256_loadu_ps(gTbi + k);
-    __m256 aBaseH = zero, aBumpH = zero, aBaseT = zero, aBumpT = zero;
     for (long j = 0; j < G; ++j) {
-      const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
       for (int s = 0; s < 2; ++s) {
         const float f = s == 0 ? fh[j] : ft[j];
         if (f == 0) continue;
@@ -440,18 +457,10 @@ AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const
         // the gradient of the point's pre-tanh sum, added to three rows: gp (1 - p^2) + row in one fma
         // each (as side_bwd_avx2)
         const __m256 dt = _mm256_fnmadd_ps(p, p, one);
-        // head side: self = base of the head, other = bump of the tail; tail side: base of the tail, bump of the head
-        if (s == 0) {
-          if (hh == h0) aBaseH = add_gx<TANH>(gp, dt, aBaseH);
-          else _mm256_storeu_ps(gB + hh * d + k, add_gx<TANH>(gp, dt, _mm256_loadu_ps(gB + hh * d + k)));
-          if (tt == t0) aBumpT = add_gx<TANH>(gp, dt, aBumpT);
-          else _mm256_storeu_ps(gU + tt * d + k, add_gx<TANH>(gp, dt, _mm256_loadu_ps(gU + tt * d + k)));
-        } else {
-          if (tt == t0) aBaseT = add_gx<TANH>(gp, dt, aBaseT);
-          else _mm256_storeu_ps(gB + tt * d + k, add_gx<TANH>(gp, dt, _mm256_loadu_ps(gB + tt * d + k)));
-          if (hh == h0) aBumpH = add_gx<TANH>(gp, dt, aBumpH);
-          else _mm256_storeu_ps(gU + hh * d + k, add_gx<TANH>(gp, dt, _mm256_loadu_ps(gU + hh * d + k)));
-        }
+        float* self = rows[4 * j + 2 * s] + k;
+        float* other = rows[4 * j + 2 * s + 1] + k;
+        _mm256_storeu_ps(self, add_gx<TANH>(gp, dt, _mm256_loadu_ps(self)));
+        _mm256_storeu_ps(other, add_gx<TANH>(gp, dt, _mm256_loadu_ps(other)));
         gtb = add_gx<TANH>(gp, dt, gtb);
       }
     }
@@ -460,64 +469,65 @@ AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const
       _mm256_storeu_ps(gWs[s] + k, gwv[s]);
     }
     _mm256_storeu_ps(gTbi + k, gtb);
-    float* rows[4] = {gB + h0 * d + k, gU + h0 * d + k, gB + t0 * d + k, gU + t0 * d + k};
-    const __m256 accs[4] = {aBaseH, aBumpH, aBaseT, aBumpT};
-    for (int q = 0; q < 4; ++q) _mm256_storeu_ps(rows[q], _mm256_add_ps(_mm256_loadu_ps(rows[q]), accs[q]));
   }
-  if (k == d) return;
-  // the remainder lanes k..d-1 (fewer than 8) as side_bwd_avx2 does them (side_bwd_scalar per
-  // candidate and side) on masked vectors: side_bwd_scalar's operations lane by lane, each product
-  // rounded on its own (opaque(): no fma, as in the portable build), in the same order
-  const __m256i mk = tail_mask(d - k);
-  __m256 gcv[2] = {_mm256_maskload_ps(gCh + k, mk), _mm256_maskload_ps(gCt + k, mk)};
-  __m256 gwv[2] = {_mm256_maskload_ps(gWh + k, mk), _mm256_maskload_ps(gWt + k, mk)};
-  __m256 gtb = _mm256_maskload_ps(gTbi + k, mk);
-  __m256 acc[4] = {zero, zero, zero, zero};  // base of the head, bump of the head, base of the tail, bump of the tail
-  for (long j = 0; j < G; ++j) {
-    const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
+  if (k < d) {
+    // the remainder lanes k..d-1 (fewer than 8) as side_bwd_avx2 does them (side_bwd_scalar per
+    // candidate and side) on masked vectors: side_bwd_scalar's operations lane by lane, each product
+    // rounded on its own (opaque(): no fma, as in the portable build), in the same order
+    const __m256i mk = tail_mask(d - k);
+    __m256 gcv[2] = {_mm256_maskload_ps(gCh + k, mk), _mm256_maskload_ps(gCt + k, mk)};
+    __m256 gwv[2] = {_mm256_maskload_ps(gWh + k, mk), _mm256_maskload_ps(gWt + k, mk)};
+    __m256 gtb = _mm256_maskload_ps(gTbi + k, mk);
+    for (long j = 0; j < G; ++j) {
+      for (int s = 0; s < 2; ++s) {
+        const float f = s == 0 ? fh[j] : ft[j];
+        if (f == 0) continue;
+        const Box& b = *boxes[s];
+        const __m256 p = _mm256_maskload_ps(P + (2 * j + s) * d + k, mk);
+        const __m256 diff = _mm256_sub_ps(p, _mm256_maskload_ps(b.c + k, mk));
+        const __m256 a = _mm256_andnot_ps(signmask, diff);
+        const __m256 sg = _mm256_and_ps(_mm256_or_ps(one, _mm256_and_ps(diff, signmask)), _mm256_cmp_ps(diff, zero, _CMP_NEQ_OQ));
+        const __m256 in = _mm256_and_ps(_mm256_cmp_ps(p, _mm256_maskload_ps(b.l + k, mk), _CMP_GE_OQ),
+                                        _mm256_cmp_ps(p, _mm256_maskload_ps(b.u + k, mk), _CMP_LE_OQ));
+        const __m256 iw = _mm256_maskload_ps(b.invw + k, mk);
+        const __m256 w = _mm256_maskload_ps(b.w + k, mk);
+        const __m256 din = opaque(_mm256_mul_ps(a, iw));
+        const __m256 dist = _mm256_blendv_ps(_mm256_sub_ps(opaque(_mm256_mul_ps(a, w)), _mm256_maskload_ps(b.kappa + k, mk)), din, in);
+        const __m256 dp = _mm256_mul_ps(sg, _mm256_blendv_ps(w, iw, in));
+        // -a / w^2 inside as the scalar ((-a) w^-1) w^-1: rounding is symmetric, so -((a w^-1) w^-1)
+        const __m256 dw = _mm256_blendv_ps(_mm256_sub_ps(a, _mm256_maskload_ps(b.dkappa + k, mk)),
+                                           _mm256_xor_ps(opaque(_mm256_mul_ps(din, iw)), signmask), in);
+        const __m256 fv = _mm256_set1_ps(f);
+        const __m256 gd = L2 ? opaque(_mm256_mul_ps(fv, dist)) : fv;
+        const __m256 gp = opaque(_mm256_mul_ps(gd, dp));
+        gcv[s] = _mm256_sub_ps(gcv[s], gp);
+        gwv[s] = _mm256_add_ps(gwv[s], opaque(_mm256_mul_ps(gd, dw)));
+        const __m256 gx = TANH ? opaque(_mm256_mul_ps(gp, _mm256_sub_ps(one, opaque(_mm256_mul_ps(p, p))))) : gp;
+        float* self = rows[4 * j + 2 * s] + k;
+        float* other = rows[4 * j + 2 * s + 1] + k;
+        _mm256_maskstore_ps(self, mk, _mm256_add_ps(_mm256_maskload_ps(self, mk), gx));
+        _mm256_maskstore_ps(other, mk, _mm256_add_ps(_mm256_maskload_ps(other, mk), gx));
+        gtb = _mm256_add_ps(gtb, gx);
+      }
+    }
     for (int s = 0; s < 2; ++s) {
-      const float f = s == 0 ? fh[j] : ft[j];
-      if (f == 0) continue;
-      const Box& b = *boxes[s];
-      const __m256 p = _mm256_maskload_ps(P + (2 * j + s) * d + k, mk);
-      const __m256 diff = _mm256_sub_ps(p, _mm256_maskload_ps(b.c + k, mk));
-      const __m256 a = _mm256_andnot_ps(signmask, diff);
-      const __m256 sg = _mm256_and_ps(_mm256_or_ps(one, _mm256_and_ps(diff, signmask)), _mm256_cmp_ps(diff, zero, _CMP_NEQ_OQ));
-      const __m256 in = _mm256_and_ps(_mm256_cmp_ps(p, _mm256_maskload_ps(b.l + k, mk), _CMP_GE_OQ),
-                                      _mm256_cmp_ps(p, _mm256_maskload_ps(b.u + k, mk), _CMP_LE_OQ));
-      const __m256 iw = _mm256_maskload_ps(b.invw + k, mk);
-      const __m256 w = _mm256_maskload_ps(b.w + k, mk);
-      const __m256 din = opaque(_mm256_mul_ps(a, iw));
-      const __m256 dist = _mm256_blendv_ps(_mm256_sub_ps(opaque(_mm256_mul_ps(a, w)), _mm256_maskload_ps(b.kappa + k, mk)), din, in);
-      const __m256 dp = _mm256_mul_ps(sg, _mm256_blendv_ps(w, iw, in));
-      // -a / w^2 inside as the scalar ((-a) w^-1) w^-1: rounding is symmetric, so -((a w^-1) w^-1)
-      const __m256 dw = _mm256_blendv_ps(_mm256_sub_ps(a, _mm256_maskload_ps(b.dkappa + k, mk)),
-                                         _mm256_xor_ps(opaque(_mm256_mul_ps(din, iw)), signmask), in);
-      const __m256 fv = _mm256_set1_ps(f);
-      const __m256 gd = L2 ? opaque(_mm256_mul_ps(fv, dist)) : fv;
-      const __m256 gp = opaque(_mm256_mul_ps(gd, dp));
-      gcv[s] = _mm256_sub_ps(gcv[s], gp);
-      gwv[s] = _mm256_add_ps(gwv[s], opaque(_mm256_mul_ps(gd, dw)));
-      const __m256 gx = TANH ? opaque(_mm256_mul_ps(gp, _mm256_sub_ps(one, opaque(_mm256_mul_ps(p, p))))) : gp;
-      // head side: base of the head, bump of the tail; tail side: base of the tail, bump of the head
-      const int32_t self = s == 0 ? hh : tt, other = s == 0 ? tt : hh;
-      const bool selfTrue = s == 0 ? hh == h0 : tt == t0, otherTrue = s == 0 ? tt == t0 : hh == h0;
-      __m256& aSelf = acc[s == 0 ? 0 : 2];
-      __m256& aOther = acc[s == 0 ? 3 : 1];
-      if (selfTrue) aSelf = _mm256_add_ps(aSelf, gx);
-      else _mm256_maskstore_ps(gB + self * d + k, mk, _mm256_add_ps(_mm256_maskload_ps(gB + self * d + k, mk), gx));
-      if (otherTrue) aOther = _mm256_add_ps(aOther, gx);
-      else _mm256_maskstore_ps(gU + other * d + k, mk, _mm256_add_ps(_mm256_maskload_ps(gU + other * d + k, mk), gx));
-      gtb = _mm256_add_ps(gtb, gx);
+      _mm256_maskstore_ps(gCs[s] + k, mk, gcv[s]);
+      _mm256_maskstore_ps(gWs[s] + k, mk, gwv[s]);
+    }
+    _mm256_maskstore_ps(gTbi + k, mk, gtb);
+  }
+  // the true rows: base of the head, bump of the head, base of the tail, bump of the tail
+  float* trueRows[4] = {gB + h0 * d, gU + h0 * d, gB + t0 * d, gU + t0 * d};
+  for (int q = 0; q < 4; ++q) {
+    const float* aq = acc + q * d;
+    float* rq = trueRows[q];
+    long i = 0;
+    for (; i + 8 <= d; i += 8) _mm256_storeu_ps(rq + i, _mm256_add_ps(_mm256_loadu_ps(rq + i), _mm256_loadu_ps(aq + i)));
+    if (i < d) {
+      const __m256i mk = tail_mask(d - i);
+      _mm256_maskstore_ps(rq + i, mk, _mm256_add_ps(_mm256_maskload_ps(rq + i, mk), _mm256_maskload_ps(aq + i, mk)));
     }
   }
-  for (int s = 0; s < 2; ++s) {
-    _mm256_maskstore_ps(gCs[s] + k, mk, gcv[s]);
-    _mm256_maskstore_ps(gWs[s] + k, mk, gwv[s]);
-  }
-  _mm256_maskstore_ps(gTbi + k, mk, gtb);
-  float* rows[4] = {gB + h0 * d + k, gU + h0 * d + k, gB + t0 * d + k, gU + t0 * d + k};
-  for (int q = 0; q < 4; ++q) _mm256_maskstore_ps(rows[q], mk, _mm256_add_ps(_mm256_maskload_ps(rows[q], mk), acc[q]));
 }
 
 // One side's block of side_fwd_avx2 (x3 = null, no points, L2): acc + dist^2 of lanes k..k+7.
@@ -1669,6 +1679,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     std::vector<double> nh(G), nt(G), score(G), ex(G);
     std::vector<int32_t> cand(2 * G);
     std::vector<float> acc(4 * d);
+    std::vector<float*> rowPtrs(4 * G);
     std::vector<float> fhs(G), fts(G);
     // expFwd: the exponentials of the group's fixed parts: [base[h0] + tb | bump[h0] + tb] (a tail
     // candidate's head, tail side), [bump[t0] + tb | base[t0] + tb] (a head candidate's), ok flags
@@ -1798,7 +1809,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           auto gb = useTanh ? (l2 ? group_bwd_avx2<true, true> : group_bwd_avx2<true, false>)
                             : (l2 ? group_bwd_avx2<false, true> : group_bwd_avx2<false, false>);
           gb(G, d, P.data(), bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], gC + bo, gW + bo, gC + R * d + bo,
-             gW + R * d + bo, gTb + i * d, gB, gU);
+             gW + R * d + bo, gTb + i * d, gB, gU, acc.data(), rowPtrs.data());
         } else {
           group_bwd_avx512(G, d, P.data(), bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], useTanh, l2, gC + bo,
                            gW + bo, gC + R * d + bo, gW + R * d + bo, gTb + i * d, gB, gU);
