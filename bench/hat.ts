@@ -30,7 +30,7 @@ import { HATModel } from '../src/models/hat/model.js';
 import { HATDecodingState } from '../src/models/hat/generate.js';
 import { argmax } from '../src/models/hat/sampling.js';
 import { HatSplitter, splitBytes } from '../src/models/hat/splitter.js';
-import { hatBatch } from '../src/cli/commands/train.js';
+import { hatBatch } from '../src/models/hat/train.js';
 import { syntheticWords } from './synthetic_text.js';
 
 export interface BenchContext {

@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { arg, args } from './argv.js';
-import { presetBatch } from './hat_batch.js';
+import { importHatTrain, presetBatch } from './hat_batch.js';
 
 const HERE = nodePath.dirname(fileURLToPath(import.meta.url));
 const ROOT = nodePath.resolve(HERE, '..', '..');
@@ -53,7 +53,7 @@ async function child(root: string, preset: string, threads: number, reps: number
   const cfgm = await imp<typeof import('../src/models/hat/config.js')>('src/models/hat/config.js');
   const modelm = await imp<typeof import('../src/models/hat/model.js')>('src/models/hat/model.js');
   const splitm = await imp<typeof import('../src/models/hat/splitter.js')>('src/models/hat/splitter.js');
-  const trainm = await imp<typeof import('../src/cli/commands/train.js')>('src/cli/commands/train.js');
+  const trainm = await importHatTrain(root);
   const nb = kidx.nativeBackend();
   if (!('kernels' in nb)) throw new Error(`no native kernels in ${root}: ${nb.error}`);
   nb.extras.setThreads(threads);

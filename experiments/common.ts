@@ -22,7 +22,7 @@ import { loadHATModel } from '../src/models/hat/checkpoint.js';
 import { HatSplitter, splitBytes } from '../src/models/hat/splitter.js';
 import { LlamaLM, TokenPieces, llamaTrainable, loadLlama, loadTokenizer, saveBpeTokenizer, trainBpe, type HFTokenizer, type LlamaLMConfig } from '../src/models/llama/index.js';
 import { hatFlopsPerByte, llamaFlopsPerByte } from '../src/eval/flops.js';
-import { hatTrainable } from '../src/cli/commands/train.js';
+import { hatTrainable } from '../src/models/hat/train.js';
 import { arg } from './argv.js';
 export { arg };
 

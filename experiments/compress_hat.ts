@@ -27,10 +27,8 @@ import { loadHATModel } from '../src/models/hat/checkpoint.js';
 import type { HATModel } from '../src/models/hat/model.js';
 import { HatSplitter, splitBytes } from '../src/models/hat/splitter.js';
 import { generate } from '../src/models/hat/generate.js';
-import { formatSize, parseFormat, quantizeModel } from '../src/compress/index.js';
-import { hatTrainable } from '../src/cli/commands/train.js';
-import { setupQat, writeQatPacked } from '../src/cli/commands/train_qat.js';
-import { loadPackedHATModel } from '../src/cli/hat_model.js';
+import { enableQat, formatSize, loadPackedHATModel, parseFormat, quantizeModel, writeQatPacked } from '../src/compress/index.js';
+import { hatTrainable } from '../src/models/hat/train.js';
 import { arg } from './argv.js';
 
 const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -109,11 +107,11 @@ for (const name of FORMATS) {
   }
   const ptq = evalBpb(m1);
   const m2 = loadHATModel(MODEL);
-  const q = setupQat(m2, hatTrainable(m2, 'F32'), name, { refitEvery: 0, block: BLOCK, seed: 0 });
+  const handle = enableQat(m2, f, { refitEvery: 0, seed: 0 });
   const tr = trainerFor(m2, QAT_STEPS, nodePath.join(TMP, `qat-${name}`));
   tr.runAll();
   const dir = nodePath.join(TMP, `packed-${name}`);
-  writeQatPacked(m2, q.handle, dir, 'F32');
+  writeQatPacked(m2, handle, dir, 'F32');
   const m3 = loadPackedHATModel(dir);
   const qat = evalBpb(m3);
   rows.push({ format: name, bpw: bits / n, ptq, qat, sample: sample(m3), packedDir: dir });

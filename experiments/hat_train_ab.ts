@@ -20,7 +20,7 @@ import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { arg } from './argv.js';
-import { presetBatch } from './hat_batch.js';
+import { importHatTrain, presetBatch } from './hat_batch.js';
 
 const HERE = nodePath.dirname(fileURLToPath(import.meta.url));
 const ROOT = nodePath.resolve(HERE, '..', '..');
@@ -41,14 +41,13 @@ async function worker(root: string, preset: string, threads: number, steps: numb
   type Cfg = typeof import('../src/models/hat/config.js');
   type Model = typeof import('../src/models/hat/model.js');
   type Split = typeof import('../src/models/hat/splitter.js');
-  type Train = typeof import('../src/cli/commands/train.js');
   const kidx = await imp<KIndex>('src/tensor/kernels/index.js');
   const nn = await imp<NN>('src/nn/index.js');
   const io = await imp<IO>('src/io/index.js');
   const cfgm = await imp<Cfg>('src/models/hat/config.js');
   const modelm = await imp<Model>('src/models/hat/model.js');
   const splitm = await imp<Split>('src/models/hat/splitter.js');
-  const trainm = await imp<Train>('src/cli/commands/train.js');
+  const trainm = await importHatTrain(root);
   const nb = kidx.nativeBackend();
   if (!('kernels' in nb)) throw new Error(`no native kernels in ${root}: ${nb.error}`);
   nb.extras.setThreads(threads);
@@ -125,7 +124,7 @@ async function peerRun(preset: string, threads: number, steps: number): Promise<
   const io = await import('../src/io/index.js');
   const cfgm = await import('../src/models/hat/config.js');
   const splitm = await import('../src/models/hat/splitter.js');
-  const trainm = await import('../src/cli/commands/train.js');
+  const trainm = await import('../src/models/hat/train.js');
   const cfg = cfgm.presetConfig(preset);
   const { B, T, batch } = presetBatch({ nn, io, splitm, trainm }, cfg, preset);
   const n = String(threads);

@@ -36,6 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/nn/index.js';
 import { syntheticText } from '../bench/hat.js';
 import { args, arg } from './argv.js';
+import { importHatTrain } from './hat_batch.js';
 
 const median = (xs: number[]): number => {
   const s = xs.slice().sort((a, b) => a - b);
@@ -127,7 +128,7 @@ async function child(): Promise<void> {
     const hg = (await import(`${root}/dist/src/models/hat/generate.js`)) as typeof import('../src/models/hat/generate.js');
     const hs = (await import(`${root}/dist/src/models/hat/sampling.js`)) as typeof import('../src/models/hat/sampling.js');
     const sp = (await import(`${root}/dist/src/models/hat/splitter.js`)) as typeof import('../src/models/hat/splitter.js');
-    const tr = (await import(`${root}/dist/src/cli/commands/train.js`)) as typeof import('../src/cli/commands/train.js');
+    const tr = await importHatTrain(root);
     const shapes = { tiny: { B: 8, steps: 4, genBytes: 256 }, small: { B: 4, steps: 3, genBytes: 128 } };
     for (const preset of ['tiny', 'small'] as const) {
       const sh = shapes[preset];

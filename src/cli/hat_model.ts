@@ -8,51 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from './errors.js';
 import { Progress } from './progress.js';
 import { HATConfigError } from '../models/hat/config.js';
-import { HATCheckpointError, checkLayerCounts } from '../models/hat/checkpoint.js';
+import { HATCheckpointError } from '../models/hat/checkpoint.js';
 import { HATModel } from '../models/hat/model.js';
 import type { ParamStore } from '../nn/index.js';
-import { readHATConfig, type HATConfig } from '../models/hat/config.js';
+import type { HATConfig } from '../models/hat/config.js';
 import { HatSplitter, INVALID_UTF8_RULES, type InvalidUtf8Rule } from '../models/hat/splitter.js';
-import { openCheckpoint, SafetensorsError } from '../io/index.js';
-import { FormatError, PackedCheckpointError, loadHATLazy, loadPackedModel, parseFormat, readPackedCheckpoint, type QuantFormat } from '../compress/index.js';
-
-/** True when `<dir>/model.safetensors` is a packed checkpoint (`tfree quantize` / `tfree train --qat`). */
-export function isPackedModelDir(dir: string): boolean {
-  const file = `${dir}/model.safetensors`;
-  if (!fs.existsSync(file)) return false;
-  const ck = openCheckpoint(file);
-  try {
-    return ck.metadata['tfree.packed'] === '1';
-  } finally {
-    ck.close();
-  }
-}
-
-/**
- * Loads a packed HAT checkpoint: the packed Linear weights become PackedLinear layers that run
- * from codes + scales (never dequantized to f32); the other tensors load as f32. The
- * placeholders the model is built with for the packed weights are dropped with its old store.
- */
-export function loadPackedHATModel(dir: string): HATModel {
-  const cfg = readHATConfig(`${dir}/config.json`);
-  const file = `${dir}/model.safetensors`;
-  const ck = openCheckpoint(file);
-  let packedNames: Set<string>;
-  try {
-    const { packed } = readPackedCheckpoint(ck, file);
-    packedNames = new Set(packed.keys());
-    checkLayerCounts(cfg, [...ck.names()], file);
-  } finally {
-    ck.close();
-  }
-  // placeholders (zeros) for every parameter; loadPackedModel fills the plain ones from the file
-  const model = new HATModel(cfg, { source: (_name, shape) => ({ data: new Float32Array(shape.reduce((a, b) => a * b, 1)), shape }) });
-  const { store } = loadPackedModel(model, model.store, file);
-  const missing = [...packedNames].filter((n) => store.has(n));
-  if (missing.length > 0) throw new PackedCheckpointError(`${file}: packed tensor "${missing[0]}" was not placed`);
-  Reflect.set(model, 'store', store);
-  return model;
-}
+import { SafetensorsError } from '../io/index.js';
+import { FormatError, PackedCheckpointError, isPackedModelDir, loadHATLazy, loadPackedHATModel, parseFormat, type QuantFormat } from '../compress/index.js';
 
 /** `models/default/` of the package (this file is dist/src/cli/hat_model.js). */
 export function defaultModelDir(): string {

@@ -14,6 +14,7 @@
  *    excluded from quantization) becomes f32. Every tensor is checked for non-finite values as
  *    it is read.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { Tensor, kernels } from '../tensor/index.js';
@@ -24,6 +25,7 @@ import { checkLayerCounts } from '../models/hat/checkpoint.js';
 import { placeholderModel } from '../models/hat/synth.js';
 import { findLinears, nameFilter, replaceAt, type NameFilter } from './modules.js';
 import { PackedLinear } from './packed_linear.js';
+import { PackedCheckpointError, loadPackedModel, readPackedCheckpoint } from './checkpoint.js';
 import { NonFiniteWeightError, packedBytes, quantizeMatrix } from './quantize.js';
 import { FormatError, checkShape, type QuantFormat } from './format.js';
 
@@ -236,4 +238,42 @@ function build(ck: Checkpoint, cfg: HATConfig, opts: LazyLoadOptions): { model: 
   }
   Reflect.set(model, 'store', rest);
   return { model, stats: { bytesRead: done, modelBytes, layers } };
+}
+
+/** True when `<dir>/model.safetensors` is a packed checkpoint (`tfree quantize` / `tfree train --qat`). */
+export function isPackedModelDir(dir: string): boolean {
+  const file = `${dir}/model.safetensors`;
+  if (!fs.existsSync(file)) return false;
+  const ck = openCheckpoint(file);
+  try {
+    return ck.metadata['tfree.packed'] === '1';
+  } finally {
+    ck.close();
+  }
+}
+
+/**
+ * Loads a packed HAT checkpoint: the packed Linear weights become PackedLinear layers that run
+ * from codes + scales (never dequantized to f32); the other tensors load as f32. The
+ * placeholders the model is built with for the packed weights are dropped with its old store.
+ */
+export function loadPackedHATModel(dir: string): HATModel {
+  const cfg = readHATConfig(`${dir}/config.json`);
+  const file = `${dir}/model.safetensors`;
+  const ck = openCheckpoint(file);
+  let packedNames: Set<string>;
+  try {
+    const { packed } = readPackedCheckpoint(ck, file);
+    packedNames = new Set(packed.keys());
+    checkLayerCounts(cfg, [...ck.names()], file);
+  } finally {
+    ck.close();
+  }
+  // placeholders (zeros) for every parameter; loadPackedModel fills the plain ones from the file
+  const model = new HATModel(cfg, { source: (_name, shape) => ({ data: new Float32Array(shape.reduce((a, b) => a * b, 1)), shape }) });
+  const { store } = loadPackedModel(model, model.store, file);
+  const missing = [...packedNames].filter((n) => store.has(n));
+  if (missing.length > 0) throw new PackedCheckpointError(`${file}: packed tensor "${missing[0]}" was not placed`);
+  Reflect.set(model, 'store', store);
+  return model;
 }

@@ -50,6 +50,7 @@ export {
 } from './checkpoint.js';
 export { magnitudeMask, wandaMask, collectInputNorms, pruneModel, PruneMasks, type PruneOptions } from './prune.js';
 export { enableQat, fakeQuantSTE, QatHandle, type QatOptions, type QatState } from './qat.js';
+export { qatTrainable, writeQatPacked } from './qat_hat.js';
 export {
   quantizeCheckpoint,
   pruneCheckpoint,
@@ -61,7 +62,7 @@ export {
   type QuantizeCheckpointOptions,
 } from './convert.js';
 export { calibrateCheckpoint, CalibrationError, type CalibrationOptions } from './calibrate.js';
-export { loadHATLazy, checkHATCheckpoint, LOAD_KMEANS_SAMPLES, type LazyLoadOptions, type LazyLoadStats } from './hat_load.js';
+export { loadHATLazy, loadPackedHATModel, isPackedModelDir, checkHATCheckpoint, LOAD_KMEANS_SAMPLES, type LazyLoadOptions, type LazyLoadStats } from './hat_load.js';
 export {
   OneBitWonderError,
   ONE_BIT_WONDER_QUANT_FILE,

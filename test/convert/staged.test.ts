@@ -16,7 +16,7 @@ import { loadHATModel, splitBytes } from '../../src/models/hat/index.js';
 import type { TrainSettings } from '../../src/train/index.js';
 import { convertLlamaToHAT, llamaSourceName } from '../../src/convert/llama_to_hat.js';
 import { runStages, stageDir } from '../../src/convert/staged.js';
-import { hatTrainable } from '../../src/cli/commands/train.js';
+import { hatTrainable } from '../../src/models/hat/train.js';
 import { tmpDir, writeFixture } from '../llama/fixture.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));

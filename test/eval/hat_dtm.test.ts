@@ -12,7 +12,7 @@ import { DtmEvaluator, appendWords, greedyContinuation, parsePrompts, wordLength
 import { applyCompression, blockFor, componentLabel, listComponents } from '../../src/eval/components.js';
 import { levelsForTargets, precisionPlan, runSweep, sparsityPlan } from '../../src/eval/sweep.js';
 import { cli } from '../helpers/cli.js';
-import { loadPackedHATModel } from '../../src/cli/hat_model.js';
+import { loadPackedHATModel } from '../../src/compress/index.js';
 import { forEachPackedLinear, setPackedAct } from '../../src/compress/index.js';
 import { randomModel, testConfig } from '../hat/util.js';
 

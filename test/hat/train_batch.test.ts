@@ -10,7 +10,7 @@ import { BytePacker, wordLayout, type TextDocument } from '../../src/io/index.js
 import { makeHATConfig } from '../../src/models/hat/config.js';
 import { HATModel, batchFromWords, prepareLayout, type WordRow } from '../../src/models/hat/model.js';
 import { splitBytes } from '../../src/models/hat/splitter.js';
-import { hatBatch, hatTrainable } from '../../src/cli/commands/train.js';
+import { hatBatch, hatTrainable } from '../../src/models/hat/train.js';
 
 const enc = new TextEncoder();
 

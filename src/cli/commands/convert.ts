@@ -17,7 +17,8 @@ import { saveHATModel } from '../../models/hat/checkpoint.js';
 import { splitBytes } from '../../models/hat/splitter.js';
 import { ConversionError, convertLlamaToHAT, type ByteModuleSizes, type Conversion } from '../../convert/llama_to_hat.js';
 import { stagesJob, stageDir, type Stage } from '../../convert/staged.js';
-import { hatTrainable, loopSettings } from './train.js';
+import { loopSettings } from './train.js';
+import { hatTrainable } from '../../models/hat/train.js';
 
 function opt<T extends string | number | boolean | undefined>(a: ParsedArgs, k: string): T {
   return a.options[k] as T;

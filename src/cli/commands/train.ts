@@ -15,50 +15,15 @@ import { Progress, formatDuration } from '../progress.js';
 import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
 import { OVERWRITE_OPTION, checkMemory, checkOutputPath, refuseModelOverwrite } from '../resources.js';
 import { checkFinite } from '../hat_model.js';
-import { BytePacker, DataError, type StopFlag, fingerprintDocuments, readDocuments, splitTrainVal, type InputFormat, type PackedBatch } from '../../io/index.js';
-import { CheckpointError, ResumeMismatchError, Trainer, type LogEntry, type TrainSettings, type TrainableModel } from '../../train/index.js';
-import { HATConfigError, hatConfigToJSON, presetConfig, readHATConfig, type HATConfig, type TransformerHATModelConfig } from '../../models/hat/config.js';
-import { HATModel, type HATBatch } from '../../models/hat/model.js';
-import { HATCheckpointError, loadHATModel, saveHATModel } from '../../models/hat/checkpoint.js';
-import { setupQat, writeQatPacked, type QatSetup } from './train_qat.js';
+import { BytePacker, DataError, type StopFlag, fingerprintDocuments, readDocuments, splitTrainVal, type InputFormat } from '../../io/index.js';
+import { CheckpointError, ResumeMismatchError, Trainer, type LogEntry, type TrainSettings } from '../../train/index.js';
+import { HATConfigError, presetConfig, readHATConfig, type HATConfig, type TransformerHATModelConfig } from '../../models/hat/config.js';
+import { HATModel } from '../../models/hat/model.js';
+import { hatTrainable } from '../../models/hat/train.js';
+import { HATCheckpointError, loadHATModel } from '../../models/hat/checkpoint.js';
+import { setupQat, type QatSetup } from './train_qat.js';
+import { writeQatPacked } from '../../compress/index.js';
 import { splitBytes } from '../../models/hat/splitter.js';
-
-/** A packed batch in the HAT model's batch format (padding is not a word there). */
-export function hatBatch(b: PackedBatch): HATBatch {
-  const cuSeqlens: Int32Array[] = [];
-  for (let r = 0; r < b.rows; r++) {
-    const w0 = b.rowWords[r];
-    let w1 = b.rowWords[r + 1];
-    // the trailing padding pseudo-word is not a word for the model
-    let end = b.seqBytes;
-    if (w1 > w0 && b.segments[(r + 1) * b.seqBytes - 1] < 0) {
-      w1--;
-      end -= b.wordLens[w1];
-    }
-    const cu = new Int32Array(w1 - w0 + 1);
-    for (let w = w0; w < w1; w++) cu[w - w0 + 1] = cu[w - w0] + b.wordLens[w];
-    if (cu[cu.length - 1] !== end) throw new Error('hatBatch: word lengths do not cover the row');
-    cuSeqlens.push(cu);
-  }
-  const documents = b.segments.map((s) => (s < 0 ? 0 : s));
-  return { B: b.rows, T: b.seqBytes, bytes: b.bytes, cuSeqlens, documents };
-}
-
-/** The HAT model as the trainer sees it. */
-export function hatTrainable(model: HATModel, exportDtype: 'F32' | 'BF16'): TrainableModel {
-  return {
-    store: model.store,
-    config: hatConfigToJSON(model.config),
-    freeActivations: true,
-    loss(b) {
-      const r = model.loss(hatBatch(b));
-      return { loss: r.loss, bytes: r.count };
-    },
-    save(dir) {
-      saveHATModel(dir, model, { dtype: exportDtype });
-    },
-  };
-}
 
 function opt<T extends string | number | boolean | undefined>(a: ParsedArgs, k: string): T {
   return a.options[k] as T;

@@ -9,13 +9,9 @@
  * end the model is packed with the trained centroids into a packed checkpoint folder
  * (`--qat-out DIR`, default `<out>/packed`), loadable by `tfree generate/eval --model DIR`.
  */
-import * as fs from 'node:fs';
-import * as nodePath from 'node:path';
 import { UserError } from '../errors.js';
 import type { TrainableModel } from '../../train/index.js';
-import { FormatError, enableQat, parseFormat, writePackedCheckpoint, type QatHandle, type QatState } from '../../compress/index.js';
-import { fromFloat32, type TensorData } from '../../io/index.js';
-import { writeHATConfig } from '../../models/hat/config.js';
+import { FormatError, enableQat, parseFormat, qatTrainable, type QatHandle } from '../../compress/index.js';
 import type { HATModel } from '../../models/hat/model.js';
 
 export interface QatSetup {
@@ -40,24 +36,7 @@ export function setupQat(model: HATModel, trainable: TrainableModel, format: str
   if (reduced.length > 0) process.stderr.write(`note: --qat-block ${handle.format.blockSize} does not divide every row length: used block ${Math.min(...reduced)} for ${reduced.length} weight${reduced.length === 1 ? '' : 's'}\n`);
   return {
     handle,
-    trainable: { ...trainable, saveState: () => handle.state(), loadState: (s) => handle.loadState(s as QatState) },
+    trainable: qatTrainable(handle, trainable),
     run: { qat: handle.format.name, qatBlock: opts.block, qatRefitEvery: opts.refitEvery },
   };
-}
-
-/**
- * Packs the QAT model (PackedLinear layers with the trained centroids; the f32 forward is gone
- * afterwards) and writes config.json + packed model.safetensors into `dir`. Returns the number
- * of packed weights.
- */
-export function writeQatPacked(model: HATModel, handle: QatHandle, dir: string, dtype: 'F32' | 'BF16'): number {
-  const packed = handle.pack(model);
-  fs.mkdirSync(dir, { recursive: true });
-  const plain: [string, TensorData][] = model.store
-    .entries()
-    .filter(([n]) => !packed.has(n))
-    .map(([n, t]) => [n, { dtype, shape: t.shape.slice(), data: fromFloat32(dtype, t.f32()) } as TensorData]);
-  writePackedCheckpoint(nodePath.join(dir, 'model.safetensors'), packed, plain, { format: 'pt', 'tfree.qat': handle.format.name });
-  writeHATConfig(dir, { ...model.config, torch_dtype: dtype === 'F32' ? 'float32' : 'bfloat16' });
-  return packed.size;
 }

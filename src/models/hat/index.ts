@@ -42,5 +42,6 @@ export {
   type AppendByteOptions,
   type AppendByteResult,
 } from './splitter.js';
+export { hatBatch, hatTrainable } from './train.js';
 export * from './synth.js';
 export * from './chat.js';

@@ -1,0 +1,34 @@
+/**
+ * QAT of a HAT model with src/train's Trainer: the trainable whose checkpoints carry the QAT
+ * state (so a resume is exact), and the packed checkpoint folder written from the trained
+ * centroids at the end. Used by `tfree train --qat` and experiments/compress_hat.ts.
+ */
+import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
+import type { TrainableModel } from '../train/index.js';
+import { fromFloat32, type TensorData } from '../io/index.js';
+import { writeHATConfig, type HATModel } from '../models/hat/index.js';
+import { writePackedCheckpoint } from './checkpoint.js';
+import type { QatHandle, QatState } from './qat.js';
+
+/** `trainable` with the QAT state (centroids, refit counter) saved in and restored from every checkpoint. */
+export function qatTrainable(handle: QatHandle, trainable: TrainableModel): TrainableModel {
+  return { ...trainable, saveState: () => handle.state(), loadState: (s) => handle.loadState(s as QatState) };
+}
+
+/**
+ * Packs the QAT model (PackedLinear layers with the trained centroids; the f32 forward is gone
+ * afterwards) and writes config.json + packed model.safetensors into `dir`. Returns the number
+ * of packed weights.
+ */
+export function writeQatPacked(model: HATModel, handle: QatHandle, dir: string, dtype: 'F32' | 'BF16'): number {
+  const packed = handle.pack(model);
+  fs.mkdirSync(dir, { recursive: true });
+  const plain: [string, TensorData][] = model.store
+    .entries()
+    .filter(([n]) => !packed.has(n))
+    .map(([n, t]) => [n, { dtype, shape: t.shape.slice(), data: fromFloat32(dtype, t.f32()) } as TensorData]);
+  writePackedCheckpoint(nodePath.join(dir, 'model.safetensors'), packed, plain, { format: 'pt', 'tfree.qat': handle.format.name });
+  writeHATConfig(dir, { ...model.config, torch_dtype: dtype === 'F32' ? 'float32' : 'bfloat16' });
+  return packed.size;
+}
