@@ -4,7 +4,16 @@
  * dist/.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+
+// `--help` / `-h`: print the script's leading doc comment (its usage) and exit before it runs.
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  const m = /^\/\*\*([\s\S]*?)\*\//.exec(readFileSync(process.argv[1], 'utf8'));
+  const text = m ? m[1].replace(/^[ \t]*\* ?/gm, '').trim() : 'no usage text in this script';
+  process.stdout.write(`${text}\n`);
+  process.exit(0);
+}
 
 /** Every value given to `--name`, in order. */
 export function args(name: string): string[] {
