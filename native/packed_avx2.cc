@@ -131,6 +131,39 @@ inline void decode8(const uint8_t* p, __m256i tab, __m256i& v0, __m256i& v1) {
   v1 = _mm256_shuffle_epi8(tab, c1);
 }
 
+// int8 offset form when u = code ^ X for every code (int4: X = 8, int2: X = 2, the two's
+// complement levels): the codes of 4 / 2 bits are XORed with X in every field before they are
+// split, which replaces the two table lookups (x = X in every field of a byte, both lanes)
+template <class D>
+inline void decode8x(const uint8_t* p, __m256i x, __m256i& v0, __m256i& v1);
+
+template <>
+inline void decode8x<Dec4>(const uint8_t* p, __m256i x, __m256i& v0, __m256i& v1) {
+  const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), x);
+  const __m256i m = _mm256_set1_epi8(0x0F);
+  v0 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+  v1 = _mm256_and_si256(v, m);
+}
+
+template <>
+inline void decode8x<Dec2>(const uint8_t* p, __m256i x, __m256i& v0, __m256i& v1) {
+  const __m256i v = _mm256_xor_si256(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), x);
+  const __m256i m = _mm256_set1_epi8(0x03);
+  v0 = _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(6, 6, 6, 6, 4, 4, 4, 4)), m);
+  v1 = _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(2, 2, 2, 2, 0, 0, 0, 0)), m);
+}
+
+template <>
+inline void decode8x<Dec1>(const uint8_t* p, __m256i, __m256i& v0, __m256i& v1) {
+  Dec1::codes(p, v0, v1);  // not used (1-bit codes take the blend)
+}
+
+template <>
+inline void decode8x<Dec8>(const uint8_t* p, __m256i, __m256i& v0, __m256i& v1) {
+  v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));  // not used (int8 codes: sign form)
+  v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
+}
+
 // 1-bit: the bit masks select between the table's two entries (vpblendvb) instead of a lookup
 template <>
 inline void decode8<Dec1>(const uint8_t* p, __m256i tab, __m256i& v0, __m256i& v1) {
@@ -199,6 +232,89 @@ const uint8_t* perm_for(int bits, bool act8) {
   return bits == 1 ? p1.v : bits == 2 ? p2.v : p4.v;
 }
 
+// packed_quantize_x (packed_generic.cc) with AVX2, bit for bit: per group of U (a multiple of 8)
+// amax = max |x| (a non-finite value zeroes the group, scale NaN), q = nearbyint(x * (qmax / amax))
+// (vcvtps2dq rounds to nearest even, as nearbyint in the default mode), scale amax / qmax
+void quantize_x(const float* x, long K, long U, float qmax, int16_t* xq, float* xs) {
+  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), big = _mm256_set1_ps(3.4e38f);
+  for (long g = 0; g * U < K; ++g) {
+    const float* xg = x + g * U;
+    __m256 mx = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+    for (long i = 0; i < U; i += 8) {
+      const __m256 v = _mm256_and_ps(_mm256_loadu_ps(xg + i), absMask);
+      bad = _mm256_or_ps(bad, _mm256_cmp_ps(v, big, _CMP_NLE_UQ));
+      mx = _mm256_max_ps(mx, v);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const bool finite = _mm256_movemask_ps(bad) == 0;
+    int16_t* q = xq + g * U;
+    if (!finite || amax == 0.0f) {
+      std::memset(q, 0, static_cast<size_t>(U) * 2);
+      xs[g] = finite ? 0.0f : __builtin_nanf("");
+      continue;
+    }
+    const __m256 inv = _mm256_set1_ps(qmax / amax);
+    for (long i = 0; i < U; i += 16) {
+      const __m256i lo = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + i), inv));
+      const __m256i hi = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + i + 8), inv));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8));
+    }
+    xs[g] = amax / qmax;
+  }
+}
+
+// The int8-mode decode order of a whole chunk as vpshufb controls: output vector j (positions
+// 32 j .. 32 j + 31) = OR over the four 16-element quarters s of the chunk (broadcast to both lanes)
+// of vpshufb(quarter s, idx[j][s]), idx = the element's place in the quarter, or 0x80 (zero) when
+// the element lies in another quarter.
+struct PermIdx {
+  __m256i idx[2][4];
+  bool identity;
+};
+
+PermIdx make_perm_idx(const uint8_t* perm) {
+  PermIdx r;
+  r.identity = true;
+  for (int j = 0; j < 2; ++j)
+    for (int s = 0; s < 4; ++s) {
+      alignas(32) uint8_t b[32];
+      for (int i = 0; i < 32; ++i) {
+        const int e = perm[32 * j + i];
+        b[i] = e / 16 == s ? static_cast<uint8_t>(e % 16) : 0x80;
+      }
+      r.idx[j][s] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
+    }
+  for (int p = 0; p < 64; ++p) r.identity = r.identity && perm[p] == p;
+  return r;
+}
+
+const PermIdx* perm_idx(int bits) {
+  static const PermIdx p1 = make_perm_idx(perm_for(1, true)), p2 = make_perm_idx(perm_for(2, true)), p4 = make_perm_idx(perm_for(4, true)),
+                       p8 = make_perm_idx(perm_for(8, true));
+  return bits == 1 ? &p1 : bits == 2 ? &p2 : bits == 4 ? &p4 : &p8;
+}
+
+// the 64 int16 activations of a chunk (|v| <= 127) as int8 in decode order
+inline void permute64(const int16_t* ns, const PermIdx* pix, int8_t* out) {
+  const __m256i a = _mm256_permute4x64_epi64(_mm256_packs_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ns)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ns + 16))), 0xD8);
+  const __m256i b = _mm256_permute4x64_epi64(_mm256_packs_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ns + 32)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ns + 48))), 0xD8);
+  if (pix->identity) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), a);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32), b);
+    return;
+  }
+  const __m256i q[4] = {_mm256_permute2x128_si256(a, a, 0x00), _mm256_permute2x128_si256(a, a, 0x11), _mm256_permute2x128_si256(b, b, 0x00),
+                        _mm256_permute2x128_si256(b, b, 0x11)};
+  for (int j = 0; j < 2; ++j) {
+    __m256i o = _mm256_shuffle_epi8(q[0], pix->idx[j][0]);
+    for (int s = 1; s < 4; ++s) o = _mm256_or_si256(o, _mm256_shuffle_epi8(q[s], pix->idx[j][s]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * j), o);
+  }
+}
+
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -206,8 +322,13 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// kernel forms: int16 activations; int8 offset form with int16 pre-sum; int8 offset; int8 sign
-enum Form { kI16 = 0, kOff16 = 1, kOff = 2, kSign = 3 };
+// kernel forms: int16 activations; int8 offset form with int16 pre-sum; int8 offset; int8 sign;
+// int8 offset form with int16 pre-sum and the XOR decode (decode8x)
+enum Form { kI16 = 0, kOff16 = 1, kOff = 2, kSign = 3, kOff16X = 4 };
+
+// software prefetch distance of the codes, bytes ahead (rows of a task are contiguous, so this runs
+// into the next rows)
+constexpr long kPrefetch = 4096;
 
 struct Ctx {
   const PackedArgs* a;
@@ -217,9 +338,12 @@ struct Ctx {
   float ls;
   Tables t;                 // int16 mode
   __m256i tab;              // int8 mode
+  __m256i xr;               // int8 mode, kOff16X: the XOR of every code field
   const int16_t* x16;       // M x Kp, permuted per chunk
   const int8_t* x8;         // M x Kp, permuted per chunk
   const int32_t* corr;      // M x nC x 2 x 8: lane 0 = min(L) x sum of the chunk's (first, second) group (offset form)
+  const int32_t* corr4;     // M x (nC / 4) x 8: lane q < 4 = min(L) x sum of chunk 4 i + q (offset form, no block 32)
+  long pd = kPrefetch;
   const float* xs;          // M x nU
   // hiMask[i] marks the int32 lanes of the i-th product vector whose weights lie in the chunk's
   // second half (elements 32..63); int16 mode: 4 vectors, int8 mode: 2
@@ -230,7 +354,8 @@ struct Ctx {
 // vpmaddubsw operands (a: u, or |L|)
 template <class D, int F>
 __attribute__((always_inline)) inline void levels8(const Ctx& c, const uint8_t* p, __m256i& v0, __m256i& v1, __m256i& a0, __m256i& a1) {
-  decode8<D>(p, c.tab, v0, v1);
+  if (F == kOff16X) decode8x<D>(p, c.xr, v0, v1);
+  else decode8<D>(p, c.tab, v0, v1);
   a0 = F == kSign ? _mm256_abs_epi8(v0) : v0;
   a1 = F == kSign ? _mm256_abs_epi8(v1) : v1;
 }
@@ -246,9 +371,9 @@ __attribute__((always_inline)) inline void acts8(const int8_t* xq, __m256i v0, _
   }
 }
 
-// int8 modes, no block 32: the integer sums (8 int32 lanes, offset correction included) of one
-// chunk against activation rows m0..m0+MG-1
-template <class D, int MG, int F>
+// int8 modes, no block 32: the integer sums (8 int32 lanes, offset correction included when CORR)
+// of one chunk against activation rows m0..m0+MG-1
+template <class D, int MG, int F, bool CORR = true>
 __attribute__((always_inline)) inline void chunk_sum8(const Ctx& c, const uint8_t* p, long u, long m0, __m256i s[MG]) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i v0, v1, a0, a1;
@@ -258,12 +383,13 @@ __attribute__((always_inline)) inline void chunk_sum8(const Ctx& c, const uint8_
     __m256i x0, x1;
     acts8<F>(xq, v0, v1, x0, x1);
     const __m256i* cr = reinterpret_cast<const __m256i*>(c.corr) + ((m0 + j) * c.nC + u) * 2;
-    if (F == kOff16) {
+    if (F == kOff16 || F == kOff16X) {
       const __m256i pr = _mm256_add_epi16(_mm256_maddubs_epi16(a0, x0), _mm256_maddubs_epi16(a1, x1));
-      s[j] = _mm256_add_epi32(_mm256_madd_epi16(pr, ones), _mm256_load_si256(cr));
+      s[j] = _mm256_madd_epi16(pr, ones);
+      if (CORR) s[j] = _mm256_add_epi32(s[j], _mm256_load_si256(cr));
     } else {
       s[j] = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(a0, x0), ones), _mm256_madd_epi16(_mm256_maddubs_epi16(a1, x1), ones));
-      if (F == kOff) s[j] = _mm256_add_epi32(s[j], _mm256_load_si256(cr));
+      if (F == kOff && CORR) s[j] = _mm256_add_epi32(s[j], _mm256_load_si256(cr));
     }
   }
 }
@@ -368,20 +494,30 @@ void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
     if (F != kI16 && MG <= 2 && !c.half) {
       // int8 modes: four chunks' sums reduced to one vector (lane q: chunk q's sum over one 128-bit
       // half), so one conversion and one FMA serve 256 weights. Exact: |lane| < 2^24.
+      // the offset corrections of the four chunks come as one vector per quad (corr4), added after
+      // the reduction (integer sums: the same values)
+      constexpr bool kCorr = F == kOff16 || F == kOff || F == kOff16X;
       for (; u + 4 <= full; u += 4) {
+        const uint8_t* pq = row + u * D::kBytes;
+        if (c.pd > 0)
+          for (int l = 0; l < 4 * D::kBytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(pq + c.pd + l), _MM_HINT_T0);
         __m256i sq[4][MG];
-        for (int q = 0; q < 4; ++q) chunk_sum8<D, MG, F>(c, row + (u + q) * D::kBytes, u + q, m0, sq[q]);
+        for (int q = 0; q < 4; ++q) chunk_sum8<D, MG, F, false>(c, pq + q * D::kBytes, u + q, m0, sq[q]);
         const __m128 w4 = _mm_loadu_ps(sc + u);
         for (int j = 0; j < MG; ++j) {
           const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[0][j], sq[1][j]), _mm256_unpackhi_epi32(sq[0][j], sq[1][j]));
           const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[2][j], sq[3][j]), _mm256_unpackhi_epi32(sq[2][j], sq[3][j]));
-          const __m256i r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+          __m256i r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+          if (kCorr) r = _mm256_add_epi32(r, _mm256_load_si256(reinterpret_cast<const __m256i*>(c.corr4) + (m0 + j) * (c.nC / 4) + u / 4));
           const __m128 f4 = _mm_mul_ps(w4, _mm_loadu_ps(c.xs + (m0 + j) * c.nU + u));
           acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r), _mm256_set_m128(f4, f4), acc[j]);
         }
       }
     }
-    for (; u < full; ++u) chunk<D, MG, F>(c, row + u * D::kBytes, u, m0, sc, acc);
+    for (; u < full; ++u) {
+      if (c.pd > 0 && (u * D::kBytes) % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(row + u * D::kBytes + c.pd), _MM_HINT_T0);
+      chunk<D, MG, F>(c, row + u * D::kBytes, u, m0, sc, acc);
+    }
     if (c.tail) {  // the codes of the last 32 weights, zero-padded (their activations are 0)
       alignas(32) uint8_t buf[64] = {0};
       std::memcpy(buf, row + full * D::kBytes, D::kBytes / 2);
@@ -422,6 +558,7 @@ void run_form(const PackedArgs& a, const Ctx& c, int form) {
     case kI16: run<D, kI16>(a, c); break;
     case kOff16: run<D, kOff16>(a, c); break;
     case kOff: run<D, kOff>(a, c); break;
+    case kOff16X: run<D, kOff16X>(a, c); break;
     default: run<D, kSign>(a, c); break;
   }
 }
@@ -484,6 +621,16 @@ void packed_matmul_avx2(const PackedArgs& a) {
       alignas(32) uint8_t tb[32] = {0};
       for (int i = 0; i < nl; ++i) tb[i] = tb[16 + i] = static_cast<uint8_t>(form == kSign ? L[i] : L[i] - lmin);
       c.tab = _mm256_load_si256(reinterpret_cast<const __m256i*>(tb));
+      if (form == kOff16 && (a.bits == 4 || a.bits == 2)) {
+        // u = code ^ X for every code: the XOR decode (two's complement integer levels)
+        bool isXor = true;
+        for (int i = 0; i < nl; ++i) isXor = isXor && tb[i] == (i ^ tb[0]);
+        if (isXor) {
+          form = kOff16X;
+          const int x = tb[0];
+          c.xr = _mm256_set1_epi8(static_cast<char>(a.bits == 4 ? x | x << 4 : x | x << 2 | x << 4 | x << 6));
+        }
+      }
     }
   }
   const uint8_t* perm = perm_for(a.bits, a.act8);
@@ -505,46 +652,61 @@ void packed_matmul_avx2(const PackedArgs& a) {
       c.hiMask[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
     }
   }
-  // activations: rounded per group in natural order, then laid out per chunk in decode order
-  const long M = a.M, K = a.K, Kp = c.Kp;
+  // activations: rounded per group in natural order (quantize_x), then laid out per chunk in decode
+  // order (whole chunks of int8 activations: permute64)
+  const long M = a.M, K = a.K, Kp = c.Kp, nQ = c.nC / 4;
   Buf<int16_t> nat(K);
   Buf<int16_t> x16(a.act8 ? 1 : M * Kp);
   Buf<int8_t> x8(a.act8 ? M * Kp : 1);
   Buf<int32_t> corr(a.act8 ? M * c.nC * 16 + 8 : 1);  // + 8: room to align to 32 bytes
+  Buf<int32_t> corr4(a.act8 ? M * nQ * 8 + 8 : 1);
   Buf<float> xs(M * c.nU);
-  if (!nat.data() || !x16.data() || !x8.data() || !corr.data() || !xs.data()) {
+  if (!nat.data() || !x16.data() || !x8.data() || !corr.data() || !corr4.data() || !xs.data()) {
     packed_matmul_generic(a);
     return;
   }
   int32_t* corr32 = corr.data() + ((8 - (reinterpret_cast<uintptr_t>(corr.data()) / 4) % 8) % 8);
+  int32_t* corr4a = corr4.data() + ((8 - (reinterpret_cast<uintptr_t>(corr4.data()) / 4) % 8) % 8);
+  const PermIdx* pix = a.act8 ? perm_idx(a.bits) : nullptr;
   for (long m = 0; m < M; ++m) {
-    packed_quantize_x(a.x + m * K, K, U, a.act8 ? 127.0f : 32767.0f, nat.data(), xs.data() + m * c.nU);
+    quantize_x(a.x + m * K, K, U, a.act8 ? 127.0f : 32767.0f, nat.data(), xs.data() + m * c.nU);
     for (long ch = 0; ch < c.nC; ++ch) {
-      int32_t sum[2] = {0, 0};
-      for (int p = 0; p < 64; ++p) {
-        const long e = ch * 64 + perm[p];
-        const int16_t v = e < K ? nat.data()[e] : 0;
-        if (a.act8) {
-          x8.data()[m * Kp + ch * 64 + p] = static_cast<int8_t>(v);
-          sum[perm[p] >= 32 ? 1 : 0] += v;
-        } else {
-          x16.data()[m * Kp + ch * 64 + p] = v;
+      const int16_t* ns = nat.data() + ch * 64;
+      if (!a.act8) {
+        int16_t* xo = x16.data() + m * Kp + ch * 64;
+        for (int p = 0; p < 64; ++p) {
+          const long e = ch * 64 + perm[p];
+          xo[p] = e < K ? nat.data()[e] : 0;
         }
+        continue;
       }
-      if (a.act8) {
-        int32_t* cr = corr32 + (m * c.nC + ch) * 16;  // zeroed by calloc but lane 0 of each vector
-        if (c.half) {
-          cr[0] = lmin * sum[0];
-          cr[8] = lmin * sum[1];
-        } else {
-          cr[0] = lmin * (sum[0] + sum[1]);
+      int32_t sum[2] = {0, 0};  // the activations of elements 0..31 and 32..63 of the chunk
+      int8_t* xo = x8.data() + m * Kp + ch * 64;
+      if (ch * 64 + 64 <= K) {
+        permute64(ns, pix, xo);
+        for (int e = 0; e < 32; ++e) sum[0] += ns[e];
+        for (int e = 32; e < 64; ++e) sum[1] += ns[e];
+      } else {
+        for (int p = 0; p < 64; ++p) {
+          const long e = ch * 64 + perm[p];
+          xo[p] = static_cast<int8_t>(e < K ? nat.data()[e] : 0);
         }
+        for (long e = ch * 64; e < K; ++e) sum[e - ch * 64 >= 32 ? 1 : 0] += nat.data()[e];
+      }
+      int32_t* cr = corr32 + (m * c.nC + ch) * 16;  // zeroed by calloc but lane 0 of each vector
+      if (c.half) {
+        cr[0] = lmin * sum[0];
+        cr[8] = lmin * sum[1];
+      } else {
+        cr[0] = lmin * (sum[0] + sum[1]);
+        if (ch < 4 * nQ) corr4a[(m * nQ + ch / 4) * 8 + ch % 4] = cr[0];
       }
     }
   }
   c.x16 = x16.data();
   c.x8 = x8.data();
   c.corr = corr32;
+  c.corr4 = corr4a;
   c.xs = xs.data();
   switch (a.bits) {
     case 1: run_form<Dec1>(a, c, form); break;

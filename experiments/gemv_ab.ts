@@ -1,0 +1,147 @@
+/**
+ * In-process A/B of the batch-1 packed GEMV (issue 13: >= 80 % of the read-bandwidth probe at 2
+ * threads) between two builds: each `--root` is a tfree checkout with dist/ and the native addon
+ * built; both addons are loaded into this one process (each with its own thread pool, set to
+ * `--threads`) and timed on the same packed matrices (quantized once here with the last root's
+ * compress module), alternating per round (the order flips every round) together with the
+ * bandwidth probe (`readSum` over a 64 MiB buffer, the bench's figure). Per call: three back-to-back
+ * calls, the best of the last two; between roots a 2 ms sleep, so that the other pool's workers have
+ * stopped spinning. Workloads: int8 / int4 / kmeans4 with int8 activations (the decode kernel,
+ * `packedMatmul`), kmeans2 and bin1 through the lookup-table kernel (`packedLutMatmul`), at
+ * 4096x4096 and 4096x11008 (`--shapes 4096x11008`, `--formats int4,bin1-lut`; `--act16` adds the
+ * int16-activation rows of the decode formats). Output bits are compared between the roots
+ * (`same bits` column).
+ *
+ * Run: npx tsc -p tsconfig.json && node dist/experiments/gemv_ab.js --root OLD --root NEW
+ *      [--threads 2] [--rounds 15] [--shapes 4096x4096,4096x11008] [--formats ...] [--act16]
+ */
+import * as os from 'node:os';
+import { args, arg } from './argv.js';
+import type { Kernels, NativeExtras } from '../src/tensor/kernels/index.js';
+
+const median = (xs: number[]): number => {
+  const s = xs.slice().sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const sleep = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+interface Native {
+  kernels: Kernels;
+  extras: NativeExtras;
+}
+
+const roots = args('root');
+if (roots.length !== 2) throw new Error('give --root OLD --root NEW');
+const threads = Number(arg('threads', '2'));
+const rounds = Number(arg('rounds', '15'));
+const shapes = arg('shapes', '4096x4096,4096x11008')
+  .split(',')
+  .map((s) => s.split('x').map(Number) as [number, number]);
+const formats = arg('formats', 'int8,int4,kmeans4,kmeans2-lut,bin1-lut').split(',');
+const act16 = process.argv.includes('--act16');
+
+const nat: Native[] = [];
+for (const r of roots) {
+  const km = (await import(`${r}/dist/src/tensor/kernels/index.js`)) as typeof import('../src/tensor/kernels/index.js');
+  const nb = km.nativeBackend();
+  if (!('kernels' in nb)) throw new Error(`${r}: native addon not loaded: ${nb.error}`);
+  nb.extras.setThreads(threads);
+  nat.push(nb);
+}
+const cq = (await import(`${roots[1]}/dist/src/compress/index.js`)) as typeof import('../src/compress/index.js');
+const lutMod = (await import(`${roots[1]}/dist/src/tensor/kernels/js_packed_lut.js`)) as typeof import('../src/tensor/kernels/js_packed_lut.js');
+const { Rng } = (await import(`${roots[1]}/dist/src/nn/index.js`)) as typeof import('../src/nn/index.js');
+const randArray = (n: number, seed: number, scale = 1): Float32Array => {
+  const r = new Rng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = r.normal(0, scale);
+  return a;
+};
+
+interface Case {
+  name: string;
+  bytes: number;
+  run: (n: Native, y: Float32Array) => void;
+  N: number;
+}
+const cases: Case[] = [];
+for (const [K, N] of shapes) {
+  const W = randArray(N * K, 21 + N, 0.05);
+  const x = randArray(K, 22);
+  for (const f of formats) {
+    const lut = f.endsWith('-lut');
+    const fname = lut ? f.slice(0, -4) : f;
+    const p = cq.quantizeMatrix(W, N, K, cq.parseFormat(fname), { name: `ab.${fname}`, maxSamples: 65536 });
+    const bf16 = p.format.scaleDtype === 'BF16';
+    const bytes = cq.formatSize(p.format, N, K).totalBytes;
+    if (lut) {
+      const L = lutMod.packedLutLayout(N, K, p.format.bits, p.format.blockSize, p.codes, p.scales);
+      cases.push({ name: `${K}x${N} ${fname} LUT`, bytes, N, run: (n, y) => n.kernels.packedLutMatmul(1, N, K, x, 0, L.codes, p.format.bits, p.levels, L.scales, p.format.blockSize, y, 0) });
+    } else {
+      for (const act8 of act16 ? [true, false] : [true]) {
+        cases.push({ name: `${K}x${N} ${fname} ${act8 ? 'int8' : 'int16'} act`, bytes, N, run: (n, y) => n.kernels.packedMatmul(1, N, K, x, 0, p.codes, p.format.bits, p.levels, p.scales, bf16, p.format.blockSize, y, 0, act8) });
+      }
+    }
+  }
+}
+const big = randArray(16 * 2 ** 20, 7);
+const probeBytes = big.length * 4;
+
+// times[root][case] per round (seconds); probe per round (seconds, best of 2, the same addon's readSum)
+const times = roots.map(() => cases.map(() => [] as number[]));
+const probe = roots.map(() => [] as number[]);
+const same = cases.map(() => true);
+const ys = roots.map(() => cases.map((c) => new Float32Array(c.N)));
+const loads: number[] = [];
+const timeOne = (fn: () => void): number => {
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    fn();
+    const dt = (performance.now() - t0) / 1e3;
+    if (i > 0) best = Math.min(best, dt);
+  }
+  return best;
+};
+for (let r = 0; r < rounds; r++) {
+  for (let ci = 0; ci <= cases.length; ci++) {
+    const order = (r + ci) % 2 === 0 ? [0, 1] : [1, 0];
+    for (const i of order) {
+      if (ci === cases.length) {
+        probe[i].push(timeOne(() => void nat[i].extras.readSum(big, threads)));
+      } else {
+        ys[i][ci].fill(NaN);
+        times[i][ci].push(timeOne(() => cases[ci].run(nat[i], ys[i][ci])));
+      }
+      sleep(2);
+    }
+    if (ci < cases.length) {
+      const a = ys[0][ci],
+        b = ys[1][ci];
+      for (let k = 0; k < a.length; k++) if (!(a[k] === b[k] || (Number.isNaN(a[k]) && Number.isNaN(b[k])))) same[ci] = false;
+    }
+  }
+  loads.push(os.loadavg()[0]);
+  process.stderr.write(`round ${r + 1}/${rounds} (load ${os.loadavg()[0].toFixed(2)})\n`);
+}
+const pbw = roots.map((_, i) => probeBytes / Math.min(...probe[i]) / 1e9);
+const pbwMed = roots.map((_, i) => probeBytes / median(probe[i]) / 1e9);
+const out: string[] = [
+  `${threads} threads; old = ${roots[0]}, new = ${roots[1]}; ${rounds} rounds, alternating; ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}); 1-minute load ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}.`,
+  `probe (64 MiB readSum): best ${pbw.map((v) => v.toFixed(1)).join(' / ')} GB/s, median ${pbwMed.map((v) => v.toFixed(1)).join(' / ')} GB/s (old / new); % columns: GB/s of the packed bytes over the best probe (median: over the median probe)`,
+  '',
+  '| case | old best ms | new best ms | old median ms | new median ms | old % probe best / median | new % probe best / median | new/old best | new/old median of rounds | same bits |',
+  '|---|--:|--:|--:|--:|--:|--:|--:|--:|---|',
+];
+const pb = Math.max(...pbw),
+  pm = median([...probe[0], ...probe[1]]);
+cases.forEach((c, ci) => {
+  const o = times[0][ci],
+    n = times[1][ci];
+  const pct = (t: number, ref: number): string => ((100 * c.bytes) / t / 1e9 / ref).toFixed(0);
+  const pmGBs = probeBytes / pm / 1e9;
+  out.push(
+    `| ${c.name} | ${(Math.min(...o) * 1e3).toFixed(3)} | ${(Math.min(...n) * 1e3).toFixed(3)} | ${(median(o) * 1e3).toFixed(3)} | ${(median(n) * 1e3).toFixed(3)} | ${pct(Math.min(...o), pb)} / ${pct(median(o), pmGBs)} | ${pct(Math.min(...n), pb)} / ${pct(median(n), pmGBs)} | ${(Math.min(...n) / Math.min(...o)).toFixed(3)} | ${median(o.map((t, k) => n[k] / t)).toFixed(3)} | ${same[ci] ? 'yes' : 'NO'} |`,
+  );
+});
+process.stdout.write(`${out.join('\n')}\n`);
