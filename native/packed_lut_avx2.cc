@@ -10,7 +10,8 @@
 // both lanes). Per 32 bytes of codes (32 rows x 2 nibbles): vpand, vpsrlw + vpand, two vpshufb
 // (two tables), vpunpck{l,h}bw pairs a row's two lookups, vpmaddubsw by ones adds each pair into
 // int16 (|sum| <= 254), two vpaddw. Per group of 64 activations the int16 row sums (exact:
-// <= 32 x 127) are widened to int32, converted and scaled per (row, block) in float32, in the
+// <= 32 x 127) are widened to int32 (vpmaddwd by (1, 0) and (0, 1): even and odd rows, the lanes
+// put back in row order once per tile), converted and scaled per (row, block) in float32, in the
 // portable path's order: (scale x level scale) x table scale, then product, then sum.
 // Tables are built here too, vectorized over the 16 entries with the portable path's operations
 // (mul, add; rounding by vcvtps2dq, round-to-nearest-even like nearbyint), in parallel tasks.
@@ -117,26 +118,46 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
         s16[mm][1] = _mm256_add_epi16(s16[mm][1], _mm256_maddubs_epi16(ones, _mm256_unpackhi_epi8(rh, rl)));
       }
     }
-    // s16[.][0]: rows 0-7 | 16-23, s16[.][1]: rows 8-15 | 24-31 (int16)
+    // s16[.][0]: rows 0-7 | 16-23, s16[.][1]: rows 8-15 | 24-31 (int16). Widened by vpmaddwd with
+    // (1, 0) and (0, 1) (the multiply ports, not the shuffle ports the lookups use): the even and
+    // the odd rows of each, in the order ROWS below, which the block scales take too (the low /
+    // high bf16 of each 32-bit pair, shifted or masked into place); the accumulators are put back
+    // in row order at the end of the tile.
     const uint16_t* sp = tsc + (u * 64 / a.B) * 32;
     if (c.spd > 0) _mm_prefetch(reinterpret_cast<const char*>(sp) + c.spd, _MM_HINT_T0);
     __m256 sc[4];
-    for (int k = 0; k < 4; ++k) {
-      const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sp + 8 * k)));
-      sc[k] = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(h, 16)), vls);
+    {
+      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp));
+      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 16));
+      const __m256i lo = _mm256_permute2x128_si256(v0, v1, 0x20), hi = _mm256_permute2x128_si256(v0, v1, 0x31);
+      const __m256i himask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+      sc[0] = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(lo, 16)), vls);
+      sc[1] = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_and_si256(lo, himask)), vls);
+      sc[2] = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(hi, 16)), vls);
+      sc[3] = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_and_si256(hi, himask)), vls);
     }
+    const __m256i m10 = _mm256_set1_epi32(1), m01 = _mm256_set1_epi32(1 << 16);
     for (int mm = 0; mm < MG; ++mm) {
       const __m256 vts = _mm256_set1_ps(c.ts[(m0 + mm) * nU + u]);
-      __m256i s32[4];
-      s32[0] = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s16[mm][0]));
-      s32[1] = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s16[mm][1]));
-      s32[2] = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s16[mm][0], 1));
-      s32[3] = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s16[mm][1], 1));
+      __m256i s32[4];  // ROWS: 0 2 4 6 16 18 20 22 | 1 3 5 7 17 19 21 23 | 8 10 .. 24 26 .. | 9 11 .. 25 27 ..
+      s32[0] = _mm256_madd_epi16(s16[mm][0], m10);
+      s32[1] = _mm256_madd_epi16(s16[mm][0], m01);
+      s32[2] = _mm256_madd_epi16(s16[mm][1], m10);
+      s32[3] = _mm256_madd_epi16(s16[mm][1], m01);
       for (int k = 0; k < 4; ++k)
         acc[mm][k] = _mm256_add_ps(acc[mm][k], _mm256_mul_ps(_mm256_cvtepi32_ps(s32[k]), _mm256_mul_ps(sc[k], vts)));
     }
   }
   const long N = a.N, n0 = tile * 32;
+  for (int mm = 0; mm < MG; ++mm) {  // back to row order (ROWS above)
+    __m256 r[4];
+    for (int h = 0; h < 2; ++h) {
+      const __m256 lo = _mm256_unpacklo_ps(acc[mm][2 * h], acc[mm][2 * h + 1]), hi = _mm256_unpackhi_ps(acc[mm][2 * h], acc[mm][2 * h + 1]);
+      r[h] = _mm256_permute2f128_ps(lo, hi, 0x20);      // rows 8 h .. 8 h + 7
+      r[h + 2] = _mm256_permute2f128_ps(lo, hi, 0x31);  // rows 16 + 8 h ..
+    }
+    for (int k = 0; k < 4; ++k) acc[mm][k] = r[k];
+  }
   for (int mm = 0; mm < MG; ++mm) {
     float* o = a.out + (m0 + mm) * N + n0;
     if (n0 + 32 <= N) {
