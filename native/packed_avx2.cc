@@ -18,7 +18,9 @@
 //     correction min(L) * sum(x) of each group is added to its integer sum; when the span is <= 64
 //     (int4, int2, ternary, bin1) two products are summed in int16 first;
 //   - "sign" form otherwise (int8 weights): vpmaddubsw(|L|, sign(x, L)).
-// vpmaddwd by ones widens to int32. Activations are rounded per group (64, or 32 for block 32) and
+// vpmaddwd by ones widens to int32 (two's complement int4 / int2 levels, u = code ^ X <= 15: the
+// XOR decode, and a quad's four chunks are summed in int16 before one vpmaddwd).
+// Activations are rounded per group (64, or 32 for block 32) and
 // stored in the order the decode produces (a fixed permutation per bit width and mode, measured once
 // at start-up by decoding one-hot codes), zero-padded to whole chunks (K a multiple of 32 with block
 // 32: the last chunk is half empty). The int32 sums are converted and scaled (block scale x level
@@ -394,6 +396,20 @@ __attribute__((always_inline)) inline void chunk_sum8(const Ctx& c, const uint8_
   }
 }
 
+// kOff16X: the chunk's int16 pair sums (16 lanes, before vpmaddwd; no correction) against
+// activation rows m0..m0+MG-1
+template <class D, int MG>
+__attribute__((always_inline)) inline void chunk_pr16(const Ctx& c, const uint8_t* p, long u, long m0, __m256i s[MG]) {
+  __m256i v0, v1;
+  decode8x<D>(p, c.xr, v0, v1);
+  for (int j = 0; j < MG; ++j) {
+    const int8_t* xq = c.x8 + (m0 + j) * c.Kp + u * 64;
+    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
+    s[j] = _mm256_add_epi16(_mm256_maddubs_epi16(v0, x0), _mm256_maddubs_epi16(v1, x1));
+  }
+}
+
 // one chunk of 64 weights (codes at p) against activation rows m0..m0+MG-1
 template <class D, int MG, int F>
 __attribute__((always_inline)) inline void chunk(const Ctx& c, const uint8_t* p, long u, long m0, const float* sc, __m256 acc[MG]) {
@@ -483,9 +499,14 @@ void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
   const long N = a.N, nB = c.nB;
   const long full = c.tail ? c.nC - 1 : c.nC;
   const long bpu = c.half ? 1 : a.B / 64;  // chunks per scale block
+  // int8 modes with one bf16 scale per chunk and whole quads only (K a multiple of 256, block 64):
+  // each quad converts its own four scales (the same product, scale x level scale), no row pass
+  const bool fused = F != kI16 && MG <= 2 && !c.half && a.B == 64 && a.scaleBf16 && full % 4 == 0 && !c.tail;
+  const __m128 vls = _mm_set1_ps(c.ls);
   for (long n = n0; n < n1; ++n) {
     const uint8_t* row = a.codes + n * c.rb;
-    row_scales(a.scales + n * nB, nB, a.scaleBf16, c.ls, sc);
+    const uint16_t* srow = a.scales + n * nB;
+    if (!fused) row_scales(srow, nB, a.scaleBf16, c.ls, sc);
     if (bpu > 1)  // one scale per chunk (in place, from the end)
       for (long u = c.nC - 1; u >= 0; --u) sc[u] = sc[u / bpu];
     __m256 acc[MG];
@@ -502,12 +523,26 @@ void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
         if (c.pd > 0)
           for (int l = 0; l < 4 * D::kBytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(pq + c.pd + l), _MM_HINT_T0);
         __m256i sq[4][MG];
-        for (int q = 0; q < 4; ++q) chunk_sum8<D, MG, F, false>(c, pq + q * D::kBytes, u + q, m0, sq[q]);
-        const __m128 w4 = _mm_loadu_ps(sc + u);
+        if (F == kOff16X) {
+          // levels u <= 15: each chunk's int16 pair sums (|.| <= 2 x 2 x 15 x 127) reduced over the
+          // four chunks in int16 (sums of four: <= 30480, exact), one vpmaddwd for the quad
+          for (int q = 0; q < 4; ++q) chunk_pr16<D, MG>(c, pq + q * D::kBytes, u + q, m0, sq[q]);
+        } else {
+          for (int q = 0; q < 4; ++q) chunk_sum8<D, MG, F, false>(c, pq + q * D::kBytes, u + q, m0, sq[q]);
+        }
+        const __m128 w4 = fused ? _mm_mul_ps(_mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(srow + u))), 16)), vls)
+                                : _mm_loadu_ps(sc + u);
         for (int j = 0; j < MG; ++j) {
-          const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[0][j], sq[1][j]), _mm256_unpackhi_epi32(sq[0][j], sq[1][j]));
-          const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[2][j], sq[3][j]), _mm256_unpackhi_epi32(sq[2][j], sq[3][j]));
-          __m256i r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+          __m256i r;
+          if (F == kOff16X) {
+            const __m256i t0 = _mm256_add_epi16(_mm256_unpacklo_epi32(sq[0][j], sq[1][j]), _mm256_unpackhi_epi32(sq[0][j], sq[1][j]));
+            const __m256i t1 = _mm256_add_epi16(_mm256_unpacklo_epi32(sq[2][j], sq[3][j]), _mm256_unpackhi_epi32(sq[2][j], sq[3][j]));
+            r = _mm256_madd_epi16(_mm256_add_epi16(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1)), _mm256_set1_epi16(1));
+          } else {
+            const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[0][j], sq[1][j]), _mm256_unpackhi_epi32(sq[0][j], sq[1][j]));
+            const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[2][j], sq[3][j]), _mm256_unpackhi_epi32(sq[2][j], sq[3][j]));
+            r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+          }
           if (kCorr) r = _mm256_add_epi32(r, _mm256_load_si256(reinterpret_cast<const __m256i*>(c.corr4) + (m0 + j) * (c.nC / 4) + u / 4));
           const __m128 f4 = _mm_mul_ps(w4, _mm_loadu_ps(c.xs + (m0 + j) * c.nU + u));
           acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r), _mm256_set_m128(f4, f4), acc[j]);
