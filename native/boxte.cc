@@ -1556,7 +1556,7 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
 }
 
 // boxteTrainGroups(B, n, d, tanh, order, base, bump, E, l, u, c, w, R, tb, h, r, t, negEnt, negTail, gradScale,
-//                  gBase, gBump, gc, gw, gTb) -> loss summed over groups
+//                  gBase, gBump, gc, gw, gTb [, slots, nslots [, stamps, step]]) -> loss summed over groups
 napi_value TrainGroups(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteTrainGroups");
   const long B = integer(a, 0, "B", 0), n = integer(a, 1, "n", 0), d = integer(a, 2, "d", 1);
@@ -1651,9 +1651,26 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     }
   }
   if (slots) advise_huge(slots, nslots * 2 * E * d * static_cast<long>(sizeof(float)));
+  // optional: lazy zeroing of the entity gradients (stamps [nslots + 1, 2, E], step >= 1): chunk c's
+  // row e of table q (base, bump) holds this step's sum only where stamps[(2 c + q) E + e] == step;
+  // any other row is stale and is zeroed (and stamped) before the chunk's first addition to it, so
+  // nobody zeroes the tables between steps (boxteAdamRows with the same stamps reads only the
+  // stamped rows and zeroes nothing). Without slots one chunk runs.
+  int32_t* stamps = nullptr;
+  int32_t step = 0;
+  if (a.n > 27) {
+    napi_valuetype vt;
+    napi_typeof(env, a.v[27], &vt);
+    if (vt != napi_undefined && vt != napi_null) {
+      step = static_cast<int32_t>(integer(a, 28, "step", 1));
+      stamps = arr<int32_t>(a, 27, "stamps", napi_int32_array, (nslots + 1) * 2 * E);
+      if (!a.ok) return nullptr;
+    }
+  }
   int nth = pool_threads();
   if (nth > B) nth = B > 0 ? static_cast<int>(B) : 1;
   if (slots && nth > nslots + 1) nth = static_cast<int>(nslots + 1);
+  if (stamps && !slots) nth = 1;
   const long RD = 2 * R * d;
   // scratch gradients of chunks 1..nth-1: [base E*d | bump E*d] (unless slots) then [gc RD | gw RD]
   std::vector<std::vector<float>> scratch(nth > 1 ? nth - 1 : 0);
@@ -1797,6 +1814,21 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       float* aBaseT = aBumpH + d;
       float* aBumpT = aBaseT + d;
       const int32_t h0 = h[i], t0 = t[i];
+      if (stamps) {
+        // the rows this group's backward adds to: zero the stale ones (first addition of this step)
+        int32_t* st = stamps + chunk * 2 * E;
+        for (long j = 0; j < 2 * G; ++j) {
+          const int32_t e = cand[j];
+          if (st[e] != step) {
+            st[e] = step;
+            std::memset(gB + e * d, 0, sizeof(float) * d);
+          }
+          if (st[E + e] != step) {
+            st[E + e] = step;
+            std::memset(gU + e * d, 0, sizeof(float) * d);
+          }
+        }
+      }
       if (groupBwd) {
         for (long j = 0; j < G; ++j) {
           const double sm = ex[j] * ise;
@@ -2056,8 +2088,92 @@ __attribute__((target("avx2,fma"))) void adam_rows_avx2(float* p, float* g0, flo
 }
 #endif
 
-// boxteAdamRows(p, g0, slots|null, nslots, slotOffset, m, v, lr, b1, b2, eps, bc1, bc2): slot s of
-// this parameter starts at slots[s * 2 * n + slotOffset] (the [2, E, d] slot layout: base then bump)
+// adam_rows_range's update for the rows r0..r1-1 of a [rows, d] table whose gradient is read from
+// the rows of g0 and of each slot that carry this step's stamp (boxteTrainGroups' lazy zeroing: a
+// row without it counts as 0 and is not read); nothing is zeroed. The gradient sum g0 + slot[0] +
+// ... and the update are adam_rows_range's operations in the same order (an unstamped row adds the
+// 0 the zeroed buffer held), so the bits are those of the zeroing path. src: scratch of 1 + nslots.
+struct AdamStamps {
+  const int32_t* st;  // stamps of g0's table ([chunk][2][E] layout, this table's offset applied)
+  long chunkStride;   // 2 E
+  int32_t step;
+  long d;
+  const float* zero;  // d zeros
+};
+template <bool FMA>
+void adam_rows_touched_scalar(float* p, const float* g0, const float* slots, long nslots, long stride, float* m, float* v,
+                              long r0, long r1, const AdamStamps& S, const float** src, float lr, float b1, float b2,
+                              float eps, float ibc1, float ibc2) {
+  const float b1c = 1.0f - b1, b2c = 1.0f - b2;
+  const long d = S.d;
+  for (long r = r0; r < r1; ++r) {
+    src[0] = S.st[r] == S.step ? g0 + r * d : S.zero;
+    for (long s2 = 0; s2 < nslots; ++s2) src[1 + s2] = S.st[(s2 + 1) * S.chunkStride + r] == S.step ? slots + s2 * stride + r * d : S.zero;
+    for (long k = 0; k < d; ++k) {
+      const long i = r * d + k;
+      float g = src[0][k];
+      for (long s2 = 0; s2 < nslots; ++s2) g += src[1 + s2][k];
+      const float mo = FMA ? __builtin_fmaf(b1, m[i], b1c * g) : b1 * m[i] + b1c * g;
+      const float vo = FMA ? __builtin_fmaf(b2, v[i], b2c * (g * g)) : b2 * v[i] + b2c * (g * g);
+      m[i] = mo;
+      v[i] = vo;
+      p[i] = p[i] - lr * ((mo * ibc1) / (std::sqrt(vo * ibc2) + eps));
+    }
+  }
+}
+#ifdef BOXTE_X86
+// adam_rows_touched_scalar<true> in AVX2 (the operations of adam_rows_avx2; the row's last d mod 8
+// elements as one masked vector, lane by lane the same operations)
+__attribute__((target("avx2,fma"))) void adam_rows_touched_avx2(float* p, const float* g0, const float* slots, long nslots,
+                                                                 long stride, float* m, float* v, long r0, long r1,
+                                                                 const AdamStamps& S, const float** src, float lr,
+                                                                 float b1, float b2, float eps, float ibc1, float ibc2) {
+  const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2), vb1c = _mm256_set1_ps(1.0f - b1),
+               vb2c = _mm256_set1_ps(1.0f - b2), vlr = _mm256_set1_ps(lr), veps = _mm256_set1_ps(eps),
+               vi1 = _mm256_set1_ps(ibc1), vi2 = _mm256_set1_ps(ibc2);
+  const long d = S.d;
+  const __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(d % 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  auto upd = [&](long i, __m256 g, bool masked) __attribute__((target("avx2,fma"))) {
+    const __m256 m0 = masked ? _mm256_maskload_ps(m + i, mk) : _mm256_loadu_ps(m + i);
+    const __m256 v0 = masked ? _mm256_maskload_ps(v + i, mk) : _mm256_loadu_ps(v + i);
+    const __m256 p0 = masked ? _mm256_maskload_ps(p + i, mk) : _mm256_loadu_ps(p + i);
+    const __m256 mo = _mm256_fmadd_ps(vb1, m0, _mm256_mul_ps(vb1c, g));
+    const __m256 vo = _mm256_fmadd_ps(vb2, v0, _mm256_mul_ps(vb2c, _mm256_mul_ps(g, g)));
+    const __m256 den = _mm256_add_ps(_mm256_sqrt_ps(_mm256_mul_ps(vo, vi2)), veps);
+    const __m256 pn = _mm256_sub_ps(p0, _mm256_mul_ps(vlr, _mm256_div_ps(_mm256_mul_ps(mo, vi1), den)));
+    if (masked) {
+      _mm256_maskstore_ps(m + i, mk, mo);
+      _mm256_maskstore_ps(v + i, mk, vo);
+      _mm256_maskstore_ps(p + i, mk, pn);
+    } else {
+      _mm256_storeu_ps(m + i, mo);
+      _mm256_storeu_ps(v + i, vo);
+      _mm256_storeu_ps(p + i, pn);
+    }
+  };
+  for (long r = r0; r < r1; ++r) {
+    src[0] = S.st[r] == S.step ? g0 + r * d : S.zero;
+    for (long s2 = 0; s2 < nslots; ++s2) src[1 + s2] = S.st[(s2 + 1) * S.chunkStride + r] == S.step ? slots + s2 * stride + r * d : S.zero;
+    long k = 0;
+    for (; k + 8 <= d; k += 8) {
+      __m256 g = _mm256_loadu_ps(src[0] + k);
+      for (long s2 = 0; s2 < nslots; ++s2) g = _mm256_add_ps(g, _mm256_loadu_ps(src[1 + s2] + k));
+      upd(r * d + k, g, false);
+    }
+    if (k < d) {
+      __m256 g = _mm256_maskload_ps(src[0] + k, mk);
+      for (long s2 = 0; s2 < nslots; ++s2) g = _mm256_add_ps(g, _mm256_maskload_ps(src[1 + s2] + k, mk));
+      upd(r * d + k, g, true);
+    }
+  }
+}
+#endif
+
+// boxteAdamRows(p, g0, slots|null, nslots, slotOffset, m, v, lr, b1, b2, eps, bc1, bc2 [, stamps, step, d, table]):
+// slot s of this parameter starts at slots[s * 2 * n + slotOffset] (the [2, E, d] slot layout: base
+// then bump). With stamps (boxteTrainGroups' [nslots + 1, 2, E], this parameter = table 0 (base) or
+// 1 (bump), rows of d): only the rows stamped with step are read (adam_rows_touched_*), nothing is
+// zeroed.
 napi_value AdamRows(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteAdamRows");
   napi_typedarray_type tp;
@@ -2086,6 +2202,38 @@ napi_value AdamRows(napi_env env, napi_callback_info info) {
   const float ibc1 = 1.0f / bc1, ibc2 = 1.0f / bc2;
   const long CH = 16384;
   const int isa = boxte_isa();
+  if (a.n > 13) {
+    napi_valuetype vt;
+    napi_typeof(env, a.v[13], &vt);
+    if (vt != napi_undefined && vt != napi_null) {
+      const int32_t step = static_cast<int32_t>(integer(a, 14, "step", 1));
+      const long d = integer(a, 15, "d", 1);
+      const long table = integer(a, 16, "table", 0);
+      if (!a.ok) return nullptr;
+      if (n % d != 0 || table > 1) {
+        fail(a, "does not fit (n must be a multiple of d, table 0 or 1)", "d");
+        return nullptr;
+      }
+      const long E = n / d;
+      const int32_t* st = arr<int32_t>(a, 13, "stamps", napi_int32_array, (nslots + 1) * 2 * E);
+      if (!a.ok) return nullptr;
+      std::vector<float> zero(d, 0.0f);
+      const AdamStamps S{st + table * E, 2 * E, step, d, zero.data()};
+      const long RCH = std::max(1L, CH / d);
+      auto rtask = [&](long c, int) {
+        const long r0 = c * RCH, r1 = std::min(E, r0 + RCH);
+        std::vector<const float*> src(1 + nslots);
+#ifdef BOXTE_X86
+        if (isa >= 1) return adam_rows_touched_avx2(p, g0, sl, nslots, stride, m, v, r0, r1, S, src.data(), lr, b1, b2, eps, ibc1, ibc2);
+#endif
+        adam_rows_touched_scalar<false>(p, g0, sl, nslots, stride, m, v, r0, r1, S, src.data(), lr, b1, b2, eps, ibc1, ibc2);
+      };
+      parallel_tasks((E + RCH - 1) / RCH, 0, rtask);
+      napi_value undef;
+      napi_get_undefined(env, &undef);
+      return undef;
+    }
+  }
   auto task = [&](long c, int) {
     const long i0 = c * CH, i1 = i0 + CH < n ? i0 + CH : n;
 #ifdef BOXTE_X86

@@ -100,6 +100,38 @@ export interface TrainGroupsArgs {
    * single-threaded TypeScript kernel ignores them.
    */
   slots?: { data: Float32Array; count: number };
+  /**
+   * Optional lazy zeroing of the entity gradients (the trainer's fused path): `stamps` [count + 1, 2,
+   * E] (chunk c = 0 is gBase/gBump, c > 0 slot c - 1; table 0 base, 1 bump), `step` >= 1. Row e of
+   * chunk c's table q holds this step's sum only where stamps[(2 c + q) E + e] == step; a row without
+   * that stamp is stale and is zeroed (and stamped) before the kernel first adds to it, so the caller
+   * need not zero the tables between steps (`adamRows` with the same `lazy` reads only stamped rows).
+   * Without `slots` the native kernel then runs one chunk.
+   */
+  lazy?: { stamps: Int32Array; step: number };
+}
+
+/** `TrainGroupsArgs.lazy` for a kernel that adds into gBase/gBump only (chunk 0): zero the stale rows of every candidate entity first. */
+function zeroStaleRows(a: TrainGroupsArgs): void {
+  if (a.lazy === undefined) return;
+  const { stamps, step } = a.lazy;
+  const { d, B, n, h, t, negEnt } = a;
+  const E = a.base.length / d;
+  const touch = (e: number): void => {
+    if (stamps[e] !== step) {
+      stamps[e] = step;
+      a.gBase.fill(0, e * d, (e + 1) * d);
+    }
+    if (stamps[E + e] !== step) {
+      stamps[E + e] = step;
+      a.gBump.fill(0, e * d, (e + 1) * d);
+    }
+  };
+  for (let i = 0; i < B; i++) {
+    touch(h[i]);
+    touch(t[i]);
+  }
+  for (let q = 0; q < B * n; q++) touch(negEnt[q]);
 }
 
 /** Loss summed over the B groups (divide by B for the mean); gradients as documented above. */
@@ -116,6 +148,7 @@ export function trainGroupsJs(a: TrainGroupsArgs): number {
   const cand = new Int32Array(2 * G);
   const tailOff = R * d;
   let lossSum = 0;
+  zeroStaleRows(a);
   gTb.fill(0, 0, B * d);
   for (let i = 0; i < B; i++) {
     const rel = r[i];

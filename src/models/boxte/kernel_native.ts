@@ -29,7 +29,7 @@ export interface BoxteAddon {
     l: Float32Array, u: Float32Array, c: Float32Array, w: Float32Array, R: number, tb: Float32Array,
     h: Int32Array, r: Int32Array, t: Int32Array, negEnt: Int32Array, negTail: Uint8Array, gradScale: number,
     gBase: Float32Array, gBump: Float32Array, gc: Float32Array, gw: Float32Array, gTb: Float32Array,
-    slots?: Float32Array | null, nslots?: number,
+    slots?: Float32Array | null, nslots?: number, stamps?: Int32Array | null, step?: number,
   ): number;
   boxteNegatives(
     seed: number, E: number, nT: number, h: Int32Array, r: Int32Array, t: Int32Array, tau: Int32Array, n: number,
@@ -38,6 +38,7 @@ export interface BoxteAddon {
   boxteAdamRows(
     p: Float32Array, g0: Float32Array, slots: Float32Array | null, nslots: number, slotOffset: number, m: Float32Array, v: Float32Array,
     lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number,
+    stamps?: Int32Array | null, step?: number, d?: number, table?: number,
   ): void;
   boxteIsa(): string;
   boxteCorners(...args: unknown[]): void;
@@ -112,7 +113,9 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
     },
     adamRows(a: AdamRowsArgs): void {
       const s = a.slots;
-      adam(a.p, a.g0, s === null ? null : s.data, s === null ? 0 : s.count, s === null ? 0 : s.offset, a.m, a.v, a.lr, a.b1, a.b2, a.eps, a.bc1, a.bc2);
+      const z = a.lazy;
+      if (z === undefined) adam(a.p, a.g0, s === null ? null : s.data, s === null ? 0 : s.count, s === null ? 0 : s.offset, a.m, a.v, a.lr, a.b1, a.b2, a.eps, a.bc1, a.bc2);
+      else adam(a.p, a.g0, s === null ? null : s.data, s === null ? 0 : s.count, s === null ? 0 : s.offset, a.m, a.v, a.lr, a.b1, a.b2, a.eps, a.bc1, a.bc2, z.stamps, z.step, z.d, z.table);
     },
     scoreBatch(a: ScoreBatchArgs): void {
       const b = a.boxes;
@@ -139,6 +142,7 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
         a.B, a.n, a.d, a.tanh, a.order, a.base, a.bump, E, b.l, b.u, b.c, b.w, b.R, a.tb,
         a.h, a.r, a.t, a.negEnt, a.negTail, a.gradScale, a.gBase, a.gBump, a.gc, a.gw, a.gTb,
         a.slots === undefined ? null : a.slots.data, a.slots === undefined ? 0 : a.slots.count,
+        a.lazy === undefined ? null : a.lazy.stamps, a.lazy === undefined ? 0 : a.lazy.step,
       );
     },
   };

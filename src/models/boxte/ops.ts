@@ -13,6 +13,12 @@ export interface AdamRowsArgs {
   g0: Float32Array;
   /** the other chunks' gradients: slot s of this table at data[s * 2 * n + offset] (zeroed after) */
   slots: { data: Float32Array; count: number; offset: number } | null;
+  /**
+   * The training kernel's lazy zeroing (`TrainGroupsArgs.lazy`, same stamps and step; rows of d,
+   * this parameter = table 0 (base) or 1 (bump)): only the rows of g0 and of the slots stamped with
+   * `step` are read (the others count as 0) and nothing is zeroed; same result as with zeroed buffers.
+   */
+  lazy?: { stamps: Int32Array; step: number; d: number; table: 0 | 1 };
   m: Float32Array;
   v: Float32Array;
   lr: number;

@@ -161,6 +161,8 @@ export class Trainer {
   readonly lrAt: Schedule;
   /** entity-gradient accumulators of the other training-kernel chunks (native), [count, 2, E, d] */
   private slots: { data: Float32Array; count: number } | null = null;
+  /** the fused path's lazy zeroing of the entity gradients (TrainGroupsArgs.lazy): stamps [slots + 1, 2, E] and the step counter */
+  private lazy: { stamps: Int32Array; step: number } | null = null;
   private known: KnownFacts | null = null;
   private readonly gBase: Float32Array;
   private readonly gBump: Float32Array;
@@ -221,9 +223,12 @@ export class Trainer {
     const gw = sc.f32('gw', 2 * R * d, true);
     const gTb = sc.f32('gTb', B * d); // written by the kernel
     if (fused) {
-      // gBase/gBump and the slots are zeroed by the fused Adam of the previous step
+      // gBase/gBump and the slots are not zeroed between steps: the kernel zeroes a row before its
+      // first addition of the step and stamps it, the fused Adam reads only the stamped rows (lazy)
       const want = Math.max(0, k.threads() - 1);
       if (this.slots === null || this.slots.count !== want) this.slots = { data: new Float32Array(want * 2 * E * d), count: want };
+      if (this.lazy === null || this.lazy.stamps.length !== (want + 1) * 2 * E) this.lazy = { stamps: new Int32Array((want + 1) * 2 * E), step: 0 };
+      this.lazy.step = (this.lazy.step % 0x7ffffffe) + 1;
     } else {
       this.gBase.fill(0);
       this.gBump.fill(0);
@@ -251,6 +256,7 @@ export class Trainer {
       gw,
       gTb,
       slots: fused && this.slots !== null ? this.slots : undefined,
+      lazy: fused && this.lazy !== null ? this.lazy : undefined,
     });
     this.mark('kernel');
     if (!fused) {
@@ -280,7 +286,8 @@ export class Trainer {
     if (fused && k.adamRows !== null) {
       // the entity tables (no .grad): gradient sum over the kernel's chunks + dense Adam + zeroing in one pass
       const sl = this.slots;
-      for (const [p, g0, offset] of [[m.entityBase, this.gBase, 0], [m.entityBump, this.gBump, E * d]] as const) {
+      const lz = this.lazy;
+      for (const [p, g0, offset, table] of [[m.entityBase, this.gBase, 0, 0], [m.entityBump, this.gBump, E * d, 1]] as const) {
         const st = this.opt.momentsOf(p === m.entityBase ? 'entity.base' : 'entity.bump');
         st.step++;
         k.adamRows({
@@ -295,6 +302,7 @@ export class Trainer {
           eps: this.opt.eps,
           bc1: 1 - Math.pow(b1, st.step),
           bc2: 1 - Math.pow(b2, st.step),
+          lazy: lz === null ? undefined : { stamps: lz.stamps, step: lz.step, d, table },
         });
       }
     }
