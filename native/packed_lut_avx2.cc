@@ -85,8 +85,9 @@ void tables_avx2(const float* x, long K, int bits, const int16_t* L8, int8_t* ta
   }
 }
 
-// one tile of 32 rows against activation rows m0 .. m0 + MG - 1
-template <int BITS, int MG>
+// one tile of 32 rows against activation rows m0 .. m0 + MG - 1. LS1: the level scale is 1 (integer
+// levels: bin1, int2, ternary), and scale x 1 is the scale itself, so that product is left out
+template <int BITS, int MG, bool LS1>
 void tile_kernel(const LutCtx& c, long tile, long m0) {
   constexpr int Q = 16 * BITS, JB = Q / 2;  // tables and code bytes per row per group of 64
   const PackedLutArgs& a = *c.a;
@@ -131,10 +132,12 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
       const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 16));
       const __m256i lo = _mm256_permute2x128_si256(v0, v1, 0x20), hi = _mm256_permute2x128_si256(v0, v1, 0x31);
       const __m256i himask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
-      sc[0] = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(lo, 16)), vls);
-      sc[1] = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_and_si256(lo, himask)), vls);
-      sc[2] = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(hi, 16)), vls);
-      sc[3] = _mm256_mul_ps(_mm256_castsi256_ps(_mm256_and_si256(hi, himask)), vls);
+      sc[0] = _mm256_castsi256_ps(_mm256_slli_epi32(lo, 16));
+      sc[1] = _mm256_castsi256_ps(_mm256_and_si256(lo, himask));
+      sc[2] = _mm256_castsi256_ps(_mm256_slli_epi32(hi, 16));
+      sc[3] = _mm256_castsi256_ps(_mm256_and_si256(hi, himask));
+      if (!LS1)
+        for (int k = 0; k < 4; ++k) sc[k] = _mm256_mul_ps(sc[k], vls);
     }
     const __m256i m10 = _mm256_set1_epi32(1), m01 = _mm256_set1_epi32(1 << 16);
     for (int mm = 0; mm < MG; ++mm) {
@@ -174,7 +177,8 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
 struct Kern {
   template <int BITS, int MG>
   static void tile(const LutCtx& c, long t, long m0) {
-    tile_kernel<BITS, MG>(c, t, m0);
+    if (c.ls == 1.0f) tile_kernel<BITS, MG, true>(c, t, m0);
+    else tile_kernel<BITS, MG, false>(c, t, m0);
   }
   static void tables(const float* x, long K, int bits, const int16_t* L8, int8_t* tab, float* ts) { tables_avx2(x, K, bits, L8, tab, ts); }
 };
