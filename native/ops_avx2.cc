@@ -21,9 +21,11 @@ struct Avx2 {
   typedef __m256 V;
   typedef __m256 M;
   static constexpr long W = 8;
-  // attention register tiles: 4 rows x 2 vectors (8 accumulators + 2 loads + 1 broadcast fit
-  // the 16 ymm registers; 4 x 4 spilled accumulators to the stack)
+  // attention register tiles: 6 rows x 2 vectors (12 accumulators + 2 loads + 1 broadcast fit
+  // the 16 ymm registers, as in the SGEMM microkernel; 4 x 4 spilled accumulators to the stack,
+  // 4 x 2 left the two FMA pipes short of independent chains)
   static constexpr long kAttnNV = 2;
+  static constexpr int kAttnR = 6;
 
   static TF_AI __m256i tmask(long n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));

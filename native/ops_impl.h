@@ -881,6 +881,20 @@ struct AttnNVOf<X, decltype(void(X::kAttnNV))> {
 };
 constexpr long kAttnNV = AttnNVOf<B>::v;
 static_assert(kAttnKB % (kAttnNV * B::W) == 0, "a score block is a whole number of register tiles");
+// Rows per register tile: a backend may set B::kAttnR (AVX2: 6 rows x 2 vectors = 12
+// accumulators + 2 loads + 1 broadcast in its 16 registers, as the SGEMM microkernel's 6 x 16);
+// 4 otherwise. The row tiling never changes a bit: each score is one d-ordered FMA chain and
+// each output row of an axpy one c-ordered chain, whatever tile computes it.
+template <class X, class = void>
+struct AttnROf {
+  static constexpr int v = 4;
+};
+template <class X>
+struct AttnROf<X, decltype(void(X::kAttnR))> {
+  static constexpr int v = X::kAttnR;
+};
+constexpr int kAttnR = AttnROf<B>::v;
+static_assert(kAttnR >= 4 && kAttnR <= 8, "attention tiles of 4 to 8 rows");
 
 // S[r * lds + j] = sum_d A[r * lda + d] * Bt[d * ldb + j] for r < R, j < NV * W (one register tile).
 // The register tiles are never inlined, so that scripts/check-spills.sh finds each one as a
@@ -931,17 +945,40 @@ static inline void attn_rows_dot(const float* A, long lda, const float* Bt, long
   }
 }
 
+// How many rows the next register tile of a run of n rows takes: all n when n <= kAttnR, else
+// kAttnR while that leaves none or at least 4 rows, else 4; so with 6-row tiles 32 rows go as
+// 6+6+6+6+4+4 rather than ending in a 2-row tile whose few accumulators cannot hide the FMA
+// latency (with 4-row tiles: 4s and then the 1-3 left, as before).
+static inline int attn_tile_rows(long n) {
+  if (n <= kAttnR) return static_cast<int>(n);
+  const long rest = n - kAttnR;
+  return rest >= 4 || rest == 0 ? kAttnR : 4;
+}
+
+// Calls f(AttnTileH<R>()) with R = rows (1..kAttnR): the tile height as a compile-time constant.
+template <int R>
+struct AttnTileH {
+  static constexpr int value = R;
+};
+template <int R = kAttnR, class F>
+static inline void attn_with_rows(int rows, F&& f) {
+  if constexpr (R >= 1) {
+    if (rows == R) {
+      f(AttnTileH<R>());
+      return;
+    }
+    attn_with_rows<R - 1>(rows, f);
+  }
+}
+
 // S[r * lds + j] = sum_d A[r * lda + d] * Bt[d * ldb + j] for r < nr, j < ncols (ncols: the keys
 // of the block rounded up to whole vectors; the keys past the range are zero padding, masked later)
 static void attn_dot(const float* A, long lda, long nr, const float* Bt, long ldb, long D, float* S, long lds,
                      long ncols) {
-  long r = 0;
-  for (; r + 4 <= nr; r += 4) attn_rows_dot<4>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols);
-  switch (nr - r) {
-    case 3: attn_rows_dot<3>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); break;
-    case 2: attn_rows_dot<2>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); break;
-    case 1: attn_rows_dot<1>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); break;
-    default: break;
+  for (long r = 0; r < nr;) {
+    const int rows = attn_tile_rows(nr - r);
+    attn_with_rows(rows, [&](auto R) { attn_rows_dot<decltype(R)::value>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); });
+    r += rows;
   }
 }
 
@@ -998,13 +1035,10 @@ __attribute__((noinline)) static void attn_tile_axpy(const float* coef, long crs
 
 static void attn_axpy(const float* coef, long crs, long ccs, long nr, long nc, const float* X, long ldx, float* C,
                       long ldc, long D) {
-  long r = 0;
-  for (; r + 4 <= nr; r += 4) attn_tile_axpy<4>(coef + r * crs, crs, ccs, nc, X, ldx, C + r * ldc, ldc, D);
-  switch (nr - r) {
-    case 3: attn_tile_axpy<3>(coef + r * crs, crs, ccs, nc, X, ldx, C + r * ldc, ldc, D); break;
-    case 2: attn_tile_axpy<2>(coef + r * crs, crs, ccs, nc, X, ldx, C + r * ldc, ldc, D); break;
-    case 1: attn_tile_axpy<1>(coef + r * crs, crs, ccs, nc, X, ldx, C + r * ldc, ldc, D); break;
-    default: break;
+  for (long r = 0; r < nr;) {
+    const int rows = attn_tile_rows(nr - r);
+    attn_with_rows(rows, [&](auto R) { attn_tile_axpy<decltype(R)::value>(coef + r * crs, crs, ccs, nc, X, ldx, C + r * ldc, ldc, D); });
+    r += rows;
   }
 }
 
