@@ -144,6 +144,27 @@ napi_value UnaryBackward(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+napi_value Swiglu(napi_env env, napi_callback_info info) {
+  Call c(env, info, "swiglu");
+  F32 gate, up, out;
+  long n;
+  TRY(c.args(arg("gate", gate), arg("up", up), arg("out", out), arg("n", n)));
+  TRY(c.need("gate", gate, n) && c.need("up", up, n) && c.need("out", out, n));
+  ops().swiglu(gate.p, up.p, out.p, n);
+  return undef(env);
+}
+
+napi_value SwigluBackward(napi_env env, napi_callback_info info) {
+  Call c(env, info, "swigluBackward");
+  F32 gate, up, g, gGate, gUp;
+  long n;
+  TRY(c.args(arg("gate", gate), arg("up", up), arg("g", g), arg("gGate", gGate), arg("gUp", gUp), arg("n", n)));
+  TRY(c.need("gate", gate, n) && c.need("up", up, n) && c.need("g", g, n) && c.need("gGate", gGate, n) &&
+      c.need("gUp", gUp, n));
+  ops().swigluBackward(gate.p, up.p, g.p, gGate.p, gUp.p, n);
+  return undef(env);
+}
+
 napi_value Binary(napi_env env, napi_callback_info info) {
   Call c(env, info, "binary");
   int op;
@@ -920,6 +941,8 @@ NAPI_MODULE_INIT() {
       {"gemm", Gemm},
       {"unary", Unary},
       {"unaryBackward", UnaryBackward},
+      {"swiglu", Swiglu},
+      {"swigluBackward", SwigluBackward},
       {"binary", Binary},
       {"copyStrided", CopyStrided},
       {"affine", Affine},

@@ -43,6 +43,8 @@ struct OpsTable {
   void (*gemm)(const GemmArgs& g);
   void (*unary)(int op, const float* x, float* out, long n);
   void (*unaryBackward)(int op, const float* x, const float* y, const float* gy, float* gx, long n, bool acc);
+  void (*swiglu)(const float* gate, const float* up, float* out, long n);
+  void (*swigluBackward)(const float* gate, const float* up, const float* g, float* gGate, float* gUp, long n);
   // shape/strides already simplified (rank <= 8); pointers already offset.
   void (*binary)(int op, int rank, const long* shape, const float* a, const long* as, const float* b, const long* bs, float* out);
   void (*copyStrided)(int rank, const long* shape, const float* x, const long* xs, float* out);

@@ -1,5 +1,5 @@
 /** The Llama SwiGLU feed-forward block: down_proj(silu(gate_proj(x)) * up_proj(x)). */
-import { mul, silu, type Tensor } from '../tensor/index.js';
+import { swiglu, type Tensor } from '../tensor/index.js';
 import type { Init } from './init.js';
 import { Linear } from './linear.js';
 import type { VarBuilder } from './params.js';
@@ -28,6 +28,7 @@ export class SwiGLU {
 
   /** x [..., hidden] -> [..., hidden] */
   forward(x: Tensor): Tensor {
-    return this.downProj.forward(mul(silu(this.gateProj.forward(x)), this.upProj.forward(x)));
+    // swiglu(a, b) is mul(silu(a), b) fused (same bits)
+    return this.downProj.forward(swiglu(this.gateProj.forward(x), this.upProj.forward(x)));
   }
 }

@@ -397,6 +397,56 @@ ktest('unaryBackward: every op, accumulate false/true', (k) => {
   }
 });
 
+/** bits of two f32 arrays equal (NaN payloads aside) */
+function sameBits(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, `${what}: length`);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < a.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} is ${a[i]}, expected ${b[i]} (same bits)`);
+}
+
+ktest('swiglu / swigluBackward: the same bits as unary Silu + binary Mul (and their backward) of this backend, close to the JS twin', (k) => {
+  const rng = new Rand(61);
+  for (const n of [1, 7, 8, 9, 33, 1000, 70001]) {
+    const gate = rng.f32(n, -12, 12);
+    const up = rng.f32(n, -3, 3);
+    const g = rng.f32(n, -2, 2);
+    if (n > 8) gate.set([0, -0, 20, -20, 1e-30, -88, 88, 100], 0);
+    const one = new Int32Array([1]);
+    const shape = new Int32Array([n]);
+    // composition: s = silu(gate); out = s * up; gUp = g * s; gS = g * up; gGate = silu'(gate) gS
+    const s = poison(n);
+    k.unary(UnaryOp.Silu, gate, s, n);
+    const ref = poison(n);
+    k.binary(BinaryOp.Mul, shape, s, 0, one, up, 0, one, ref);
+    const refUp = poison(n);
+    k.binary(BinaryOp.Mul, shape, g, 0, one, s, 0, one, refUp);
+    const gS = poison(n);
+    k.binary(BinaryOp.Mul, shape, g, 0, one, up, 0, one, gS);
+    const refGate = poison(n);
+    k.unaryBackward(UnaryOp.Silu, gate, s, gS, refGate, n, false);
+    const out = poison(n + 1);
+    k.swiglu(gate, up, out, n);
+    assert.ok(Number.isNaN(out[n]), 'swiglu wrote past n');
+    sameBits(out.subarray(0, n), ref, `swiglu n=${n}`);
+    const gGate = poison(n + 1);
+    const gUp = poison(n + 1);
+    k.swigluBackward(gate, up, g, gGate, gUp, n);
+    assert.ok(Number.isNaN(gGate[n]) && Number.isNaN(gUp[n]), 'swigluBackward wrote past n');
+    sameBits(gGate.subarray(0, n), refGate, `swigluBackward gGate n=${n}`);
+    sameBits(gUp.subarray(0, n), refUp, `swigluBackward gUp n=${n}`);
+    // against the JS twin (exp in float64 there)
+    const jo = poison(n);
+    js.swiglu(gate, up, jo, n);
+    close(out.subarray(0, n), jo, EW, `swiglu vs JS n=${n}`);
+    const jg = poison(n);
+    const ju = poison(n);
+    js.swigluBackward(gate, up, g, jg, ju, n);
+    close(gGate.subarray(0, n), jg, { rtol: 2e-5, atol: 2e-6 }, `swigluBackward gGate vs JS n=${n}`);
+    close(gUp.subarray(0, n), ju, EW, `swigluBackward gUp vs JS n=${n}`);
+  }
+});
+
 const binaryOps = Object.values(BinaryOp).filter((v): v is BinaryOp => typeof v === 'number');
 
 interface View {

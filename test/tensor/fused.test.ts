@@ -69,6 +69,41 @@ describe('softmax / logSoftmax', () => {
   });
 });
 
+describe('swiglu', () => {
+  forEachBackend('swiglu = mul(silu(gate), up) bit for bit (values and gradients), float64 reference, finite differences', () => {
+    const rng = new Rng(83);
+    for (const shape of [[1], [7], [3, 9], [2, 5, 33]] as number[][]) {
+      const gate = randTensor(shape, rng, -6, 6);
+      const up = randTensor(shape, rng, -2, 2);
+      const y = T.swiglu(gate, up);
+      const gd = fromTensor(gate);
+      const ud = fromTensor(up);
+      const ref = { shape: gd.shape, data: gd.data.map((v, i) => (v / (1 + Math.exp(-v))) * ud.data[i]) };
+      assertClose(y, ref, { rtol: 1e-5, atol: 1e-6, what: `swiglu [${shape.join(',')}]` });
+      // same bits as the unfused ops, forward and backward (through a weighted sum)
+      const w = randTensor(shape, rng);
+      const grads = (f: (a: Tensor, b: Tensor) => Tensor): Float32Array[] => {
+        const a = new Tensor(gate.f32().slice(), gate.shape);
+        const b = new Tensor(up.f32().slice(), up.shape);
+        a.requiresGrad = true;
+        b.requiresGrad = true;
+        const out = f(a, b);
+        T.sum(T.mul(out, w)).backward();
+        return [out.f32().slice(), (a.grad as Tensor).f32().slice(), (b.grad as Tensor).f32().slice()];
+      };
+      const fused = grads((a, b) => T.swiglu(a, b));
+      const plain = grads((a, b) => T.mul(T.silu(a), b));
+      for (let j = 0; j < 3; j++) {
+        assert.deepEqual(new Uint32Array(fused[j].buffer), new Uint32Array(plain[j].buffer), `swiglu [${shape.join(',')}] ${['value', 'grad gate', 'grad up'][j]} bits`);
+      }
+    }
+    gradCheck((a, b) => T.swiglu(a, b), [randTensor([3, 4], rng, -3, 3), randTensor([3, 4], rng)], { what: 'swiglu grad' });
+    gradCheck((a, b) => T.swiglu(a, b), [randTensor([5], rng, -3, 3), randTensor([5], rng)], { wrt: [true, false], what: 'swiglu grad frozen up' });
+    gradCheck((a, b) => T.swiglu(T.transpose(a), b), [randTensor([4, 3], rng, -3, 3), randTensor([3, 4], rng)], { what: 'swiglu grad transposed gate' });
+    assert.throws(() => T.swiglu(randTensor([2, 3], rng), randTensor([3, 2], rng)), /differ in shape/);
+  });
+});
+
 describe('rmsNorm / layerNorm', () => {
   forEachBackend('rmsNorm forward (odd widths, strided x, custom eps) and gradients for x and w', () => {
     const rng = new Rng(81);

@@ -215,6 +215,22 @@ export const jsKernels: Kernels = {
     else for (let i = 0; i < n; i++) gx[i] = gy[i] * unaryDerivative(op, x[i], y[i]);
   },
 
+  swiglu(gate, up, out, n) {
+    for (let i = 0; i < n; i++) {
+      const v = gate[i];
+      out[i] = Math.fround(v / (1 + Math.exp(-v))) * up[i]; // silu rounded to f32 first, as unary then binary do
+    }
+  },
+
+  swigluBackward(gate, up, g, gGate, gUp, n) {
+    for (let i = 0; i < n; i++) {
+      const v = gate[i];
+      const s = Math.fround(v / (1 + Math.exp(-v)));
+      gUp[i] = g[i] * s;
+      gGate[i] = Math.fround(g[i] * up[i]) * unaryDerivative(UnaryOp.Silu, v, s);
+    }
+  },
+
   binary(op, shape, a, aOff, aStrides, b, bOff, bStrides, out) {
     const rank = shape.length;
     let total = 1;

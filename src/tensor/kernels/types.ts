@@ -104,6 +104,18 @@ export interface Kernels {
   ): void;
 
   /**
+   * SwiGLU's gate product out[i] = silu(gate[i]) * up[i] for i < n: the same values as unary
+   * Silu into a buffer s and binary Mul (s * up), in one pass.
+   */
+  swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): void;
+
+  /**
+   * Backward of swiglu for i < n: gUp[i] = g[i] * silu(gate[i]) and gGate[i] = (g[i] * up[i]) *
+   * silu'(gate[i]): the same values as Mul's two gradient products and unaryBackward Silu.
+   */
+  swigluBackward(gate: Float32Array, up: Float32Array, g: Float32Array, gGate: Float32Array, gUp: Float32Array, n: number): void;
+
+  /**
    * Strided broadcasting binary op with contiguous output:
    *   out[idx] = a[aOff + sum(idx_d * aStrides[d])] OP b[bOff + sum(idx_d * bStrides[d])]
    * over the full index space of `shape` (rank = shape.length, 0..8). A stride of 0 broadcasts.

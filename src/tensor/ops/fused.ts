@@ -66,6 +66,29 @@ export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-6): Tensor {
   });
 }
 
+/**
+ * SwiGLU's gate product silu(gate) * up of two same-shaped tensors: the same values and
+ * gradients, bit for bit, as mul(silu(gate), up), in one kernel pass each way and without keeping
+ * silu(gate) for the backward.
+ */
+export function swiglu(gate: Tensor, up: Tensor): Tensor {
+  if (gate.dtype !== 'f32' || up.dtype !== 'f32') throw new Error(`swiglu: expected f32 tensors, got ${gate.toString()} and ${up.toString()}`);
+  if (gate.rank !== up.rank || gate.shape.some((d, i) => d !== up.shape[i])) {
+    throw new Error(`swiglu: gate ${shapeStr(gate.shape)} and up ${shapeStr(up.shape)} differ in shape`);
+  }
+  const n = gate.size;
+  const gd = contiguousData(gate);
+  const ud = contiguousData(up);
+  const out = allocF32(n, false);
+  kernels().swiglu(gd, ud, out, n);
+  return record(new Tensor(out, gate.shape), 'swiglu', [gate, up], (g) => {
+    const gGate = allocF32(n, false);
+    const gUp = allocF32(n, false);
+    kernels().swigluBackward(gd, ud, g, gGate, gUp, n);
+    return [gate.requiresGrad ? gGate : null, up.requiresGrad ? gUp : null];
+  });
+}
+
 /** LayerNorm over the last axis; w and b optional ([cols]). */
 export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps = 1e-5): Tensor {
   const { rows, cols } = lastAxisRows(x, 'layerNorm');
