@@ -345,7 +345,6 @@ struct Ctx {
   const int8_t* x8;         // M x Kp, permuted per chunk
   const int32_t* corr;      // M x nC x 2 x 8: lane 0 = min(L) x sum of the chunk's (first, second) group (offset form)
   const int32_t* corr4;     // M x (nC / 4) x 8: lane q < 4 = min(L) x sum of chunk 4 i + q (offset form, no block 32)
-  long pd = kPrefetch;
   const float* xs;          // M x nU
   // hiMask[i] marks the int32 lanes of the i-th product vector whose weights lie in the chunk's
   // second half (elements 32..63); int16 mode: 4 vectors, int8 mode: 2
@@ -373,9 +372,9 @@ __attribute__((always_inline)) inline void acts8(const int8_t* xq, __m256i v0, _
   }
 }
 
-// int8 modes, no block 32: the integer sums (8 int32 lanes, offset correction included when CORR)
-// of one chunk against activation rows m0..m0+MG-1
-template <class D, int MG, int F, bool CORR = true>
+// int8 modes, no block 32: the integer sums (8 int32 lanes, offset correction included) of one
+// chunk against activation rows m0..m0+MG-1
+template <class D, int MG, int F>
 __attribute__((always_inline)) inline void chunk_sum8(const Ctx& c, const uint8_t* p, long u, long m0, __m256i s[MG]) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i v0, v1, a0, a1;
@@ -388,25 +387,11 @@ __attribute__((always_inline)) inline void chunk_sum8(const Ctx& c, const uint8_
     if (F == kOff16 || F == kOff16X) {
       const __m256i pr = _mm256_add_epi16(_mm256_maddubs_epi16(a0, x0), _mm256_maddubs_epi16(a1, x1));
       s[j] = _mm256_madd_epi16(pr, ones);
-      if (CORR) s[j] = _mm256_add_epi32(s[j], _mm256_load_si256(cr));
+      s[j] = _mm256_add_epi32(s[j], _mm256_load_si256(cr));
     } else {
       s[j] = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(a0, x0), ones), _mm256_madd_epi16(_mm256_maddubs_epi16(a1, x1), ones));
-      if (F == kOff && CORR) s[j] = _mm256_add_epi32(s[j], _mm256_load_si256(cr));
+      if (F == kOff) s[j] = _mm256_add_epi32(s[j], _mm256_load_si256(cr));
     }
-  }
-}
-
-// kOff16X: the chunk's int16 pair sums (16 lanes, before vpmaddwd; no correction) against
-// activation rows m0..m0+MG-1
-template <class D, int MG>
-__attribute__((always_inline)) inline void chunk_pr16(const Ctx& c, const uint8_t* p, long u, long m0, __m256i s[MG]) {
-  __m256i v0, v1;
-  decode8x<D>(p, c.xr, v0, v1);
-  for (int j = 0; j < MG; ++j) {
-    const int8_t* xq = c.x8 + (m0 + j) * c.Kp + u * 64;
-    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
-    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
-    s[j] = _mm256_add_epi16(_mm256_maddubs_epi16(v0, x0), _mm256_maddubs_epi16(v1, x1));
   }
 }
 
@@ -497,7 +482,7 @@ template <class D, int MG, int F>
 void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
   const PackedArgs& a = *c.a;
   const long N = a.N, nB = c.nB;
-  const long full = c.tail ? c.nC - 1 : c.nC;
+  const long full = c.tail ? c.nC - 1 : c.nC, nQ = c.nC / 4;
   const long bpu = c.half ? 1 : a.B / 64;  // chunks per scale block
   // int8 modes with one bf16 scale per chunk and whole quads only (K a multiple of 256, block 64):
   // each quad converts its own four scales (the same product, scale x level scale), no row pass
@@ -513,22 +498,39 @@ void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
     for (int j = 0; j < MG; ++j) acc[j] = _mm256_setzero_ps();
     long u = 0;
     if (F != kI16 && MG <= 2 && !c.half) {
+      const __m256i ones16 = _mm256_set1_epi16(1);
       // int8 modes: four chunks' sums reduced to one vector (lane q: chunk q's sum over one 128-bit
       // half), so one conversion and one FMA serve 256 weights. Exact: |lane| < 2^24.
       // the offset corrections of the four chunks come as one vector per quad (corr4), added after
       // the reduction (integer sums: the same values)
       constexpr bool kCorr = F == kOff16 || F == kOff || F == kOff16X;
-      for (; u + 4 <= full; u += 4) {
-        const uint8_t* pq = row + u * D::kBytes;
-        if (c.pd > 0)
-          for (int l = 0; l < 4 * D::kBytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(pq + c.pd + l), _MM_HINT_T0);
+      // running pointers per activation row (no index arithmetic on the context in the loop)
+      const int8_t* xr[MG];
+      const __m256i* cr4[MG];
+      const float* xsr[MG];
+      for (int j = 0; j < MG; ++j) {
+        xr[j] = c.x8 + (m0 + j) * c.Kp;
+        cr4[j] = reinterpret_cast<const __m256i*>(c.corr4) + (m0 + j) * nQ;
+        xsr[j] = c.xs + (m0 + j) * c.nU;
+      }
+      const uint8_t* pq = row;
+      for (; u + 4 <= full; u += 4, pq += 4 * D::kBytes) {
+        for (int l = 0; l < 4 * D::kBytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(pq + kPrefetch + l), _MM_HINT_T0);
         __m256i sq[4][MG];
-        if (F == kOff16X) {
-          // levels u <= 15: each chunk's int16 pair sums (|.| <= 2 x 2 x 15 x 127) reduced over the
-          // four chunks in int16 (sums of four: <= 30480, exact), one vpmaddwd for the quad
-          for (int q = 0; q < 4; ++q) chunk_pr16<D, MG>(c, pq + q * D::kBytes, u + q, m0, sq[q]);
-        } else {
-          for (int q = 0; q < 4; ++q) chunk_sum8<D, MG, F, false>(c, pq + q * D::kBytes, u + q, m0, sq[q]);
+        for (int q = 0; q < 4; ++q) {
+          __m256i v0, v1, a0, a1;
+          levels8<D, F>(c, pq + q * D::kBytes, v0, v1, a0, a1);
+          for (int j = 0; j < MG; ++j) {
+            __m256i x0, x1;
+            acts8<F>(xr[j] + (u + q) * 64, v0, v1, x0, x1);
+            const __m256i p0 = _mm256_maddubs_epi16(a0, x0), p1 = _mm256_maddubs_epi16(a1, x1);
+            // kOff16X: levels u <= 15, the int16 pair sums (|.| <= 2 x 2 x 15 x 127) are reduced over
+            // the quad in int16 below (sums of four: <= 30480, exact), one vpmaddwd for the quad;
+            // kOff16: two products summed in int16 (span <= 64), widened per chunk
+            if (F == kOff16X) sq[q][j] = _mm256_add_epi16(p0, p1);
+            else if (F == kOff16) sq[q][j] = _mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones16);
+            else sq[q][j] = _mm256_add_epi32(_mm256_madd_epi16(p0, ones16), _mm256_madd_epi16(p1, ones16));
+          }
         }
         const __m128 w4 = fused ? _mm_mul_ps(_mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(srow + u))), 16)), vls)
                                 : _mm_loadu_ps(sc + u);
@@ -537,20 +539,20 @@ void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
           if (F == kOff16X) {
             const __m256i t0 = _mm256_add_epi16(_mm256_unpacklo_epi32(sq[0][j], sq[1][j]), _mm256_unpackhi_epi32(sq[0][j], sq[1][j]));
             const __m256i t1 = _mm256_add_epi16(_mm256_unpacklo_epi32(sq[2][j], sq[3][j]), _mm256_unpackhi_epi32(sq[2][j], sq[3][j]));
-            r = _mm256_madd_epi16(_mm256_add_epi16(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1)), _mm256_set1_epi16(1));
+            r = _mm256_madd_epi16(_mm256_add_epi16(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1)), ones16);
           } else {
             const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[0][j], sq[1][j]), _mm256_unpackhi_epi32(sq[0][j], sq[1][j]));
             const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[2][j], sq[3][j]), _mm256_unpackhi_epi32(sq[2][j], sq[3][j]));
             r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
           }
-          if (kCorr) r = _mm256_add_epi32(r, _mm256_load_si256(reinterpret_cast<const __m256i*>(c.corr4) + (m0 + j) * (c.nC / 4) + u / 4));
-          const __m128 f4 = _mm_mul_ps(w4, _mm_loadu_ps(c.xs + (m0 + j) * c.nU + u));
+          if (kCorr) r = _mm256_add_epi32(r, _mm256_load_si256(cr4[j] + static_cast<unsigned long>(u) / 4));
+          const __m128 f4 = _mm_mul_ps(w4, _mm_loadu_ps(xsr[j] + u));
           acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r), _mm256_set_m128(f4, f4), acc[j]);
         }
       }
     }
     for (; u < full; ++u) {
-      if (c.pd > 0 && (u * D::kBytes) % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(row + u * D::kBytes + c.pd), _MM_HINT_T0);
+      if ((u * D::kBytes) % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(row + u * D::kBytes + kPrefetch), _MM_HINT_T0);
       chunk<D, MG, F>(c, row + u * D::kBytes, u, m0, sc, acc);
     }
     if (c.tail) {  // the codes of the last 32 weights, zero-padded (their activations are 0)
