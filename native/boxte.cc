@@ -1115,8 +1115,15 @@ BwdFn bwd_fn() {
 
 // derived box arrays (invw, kappa, dkappa) for all 2*R*d entries
 struct Derived {
-  std::vector<float> invw, kappa, dkappa;
-  explicit Derived(const float* w, long n) : invw(n), kappa(n), dkappa(n) {
+  std::vector<float> own;
+  float *invw, *kappa, *dkappa;
+  // keep: storage reused across calls (the training kernel's, per calling thread), else own
+  explicit Derived(const float* w, long n, std::vector<float>* keep = nullptr) {
+    std::vector<float>& st = keep ? *keep : own;
+    if (static_cast<long>(st.size()) < 3 * n) st.resize(3 * n);
+    invw = st.data();
+    kappa = invw + n;
+    dkappa = kappa + n;
     for (long i = 0; i < n; ++i) {
       const float wi = w[i];
       invw[i] = 1.0f / wi;
@@ -1124,10 +1131,12 @@ struct Derived {
       dkappa[i] = 0.5f * (wi - 1.0f / wi + (wi - 1.0f) * (1.0f + 1.0f / (wi * wi)));
     }
   }
+  Derived(const Derived&) = delete;
+  Derived& operator=(const Derived&) = delete;
 };
 
 Box box_at(const float* l, const float* u, const float* c, const float* w, const Derived& dv, long off) {
-  return Box{l + off, u + off, c + off, w + off, dv.invw.data() + off, dv.kappa.data() + off, dv.dkappa.data() + off};
+  return Box{l + off, u + off, c + off, w + off, dv.invw + off, dv.kappa + off, dv.dkappa + off};
 }
 
 // Software prefetch of a row into L2 (prefetcht1): the training kernel asks for the rows of several
@@ -1583,7 +1592,8 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   float* gTb = arr<float>(a, 24, "gTb", napi_float32_array, B * d);
   if (!ids_ok(a, h, B, E, "h") || !ids_ok(a, t, B, E, "t") || !ids_ok(a, r, B, R, "r") || !ids_ok(a, negEnt, B * n, E, "negEnt"))
     return nullptr;
-  const Derived dv(w, 2 * R * d);
+  thread_local std::vector<float> dvKeep;  // (per calling thread: no fresh pages every step)
+  const Derived dv(w, 2 * R * d, &dvKeep);
   const FwdFn fwd = fwd_fn();
   const BwdFn bwd = bwd_fn();
   for (const float* tbl : {base, bump, static_cast<const float*>(gBase), static_cast<const float*>(gBump)})
@@ -1673,18 +1683,33 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   if (stamps && !slots) nth = 1;
   const long RD = 2 * R * d;
   // scratch gradients of chunks 1..nth-1: [base E*d | bump E*d] (unless slots) then [gc RD | gw RD]
-  std::vector<std::vector<float>> scratch(nth > 1 ? nth - 1 : 0);
+  // with slots, chunk c > 0 keeps its relation gradients [gc RD | gw RD] in a buffer kept between
+  // calls (relScratch) whose relation rows are zeroed at their first use in the call (relUsed) and
+  // only those rows are added into gc / gw at the end (the others would add the 0 they held: gc and
+  // gw are sums started at +0, never -0, so skipping them keeps the bits)
+  static std::mutex relMu;
+  static std::vector<std::vector<float>> relScratch;
+  std::vector<std::vector<uint8_t>> relUsed(slots && nth > 1 ? nth - 1 : 0, std::vector<uint8_t>(R, 0));
+  std::unique_lock<std::mutex> relLock(relMu, std::defer_lock);
+  if (slots && nth > 1) {
+    relLock.lock();  // (two calls at once from different JS threads: one waits)
+    if (static_cast<long>(relScratch.size()) < nth - 1) relScratch.resize(nth - 1);
+    for (int ch = 0; ch < nth - 1; ++ch)
+      if (static_cast<long>(relScratch[ch].size()) < 2 * RD) relScratch[ch].resize(2 * RD);
+  }
+  std::vector<std::vector<float>> scratch(nth > 1 && !slots ? nth - 1 : 0);
   std::vector<double> chunkLoss(nth, 0.0);
   auto task = [&](long chunk, int) {
     float *gB = gBase, *gU = gBump, *gC = gc, *gW = gw;
+    uint8_t* used = nullptr;
     if (chunk > 0) {
-      std::vector<float>& s = scratch[chunk - 1];
       if (slots) {
-        s.assign(2 * RD, 0.0f);
         gB = slots + (chunk - 1) * 2 * E * d;
         gU = gB + E * d;
-        gC = s.data();
+        gC = relScratch[chunk - 1].data();
+        used = relUsed[chunk - 1].data();
       } else {
+        std::vector<float>& s = scratch[chunk - 1];
         s.assign(2 * E * d + 2 * RD, 0.0f);
         gB = s.data();
         gU = gB + E * d;
@@ -1692,7 +1717,9 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       }
       gW = gC + RD;
     }
-    std::vector<float> P(G * 2 * d);
+    thread_local std::vector<float> PKeep;  // (kept per pool thread: no fresh pages every call)
+    if (static_cast<long>(PKeep.size()) < G * 2 * d) PKeep.resize(G * 2 * d);
+    float* const P = PKeep.data();
     std::vector<double> nh(G), nt(G), score(G), ex(G);
     std::vector<int32_t> cand(2 * G);
     std::vector<float> acc(4 * d);
@@ -1706,6 +1733,10 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     double loss = 0;
     for (long i = i0; i < i1; ++i) {
       const long bo = r[i] * d;
+      if (used && !used[r[i]]) {
+        used[r[i]] = 1;
+        for (float* q : {gC + bo, gC + R * d + bo, gW + bo, gW + R * d + bo}) std::memset(q, 0, sizeof(float) * d);
+      }
       const Box bh = box_at(l, u, c, w, dv, bo);
       const Box bt = box_at(l, u, c, w, dv, R * d + bo);
       const float* tbi = tb + i * d;
@@ -1756,7 +1787,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         }
         cand[2 * j] = hh;
         cand[2 * j + 1] = tt;
-        float* pj = P.data() + j * 2 * d;
+        float* pj = P + j * 2 * d;
         double sh, st;
 #ifdef BOXTE_X86
         if (grouped) {
@@ -1840,10 +1871,10 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         if (isa == 1) {
           auto gb = useTanh ? (l2 ? group_bwd_avx2<true, true> : group_bwd_avx2<true, false>)
                             : (l2 ? group_bwd_avx2<false, true> : group_bwd_avx2<false, false>);
-          gb(G, d, P.data(), bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], gC + bo, gW + bo, gC + R * d + bo,
+          gb(G, d, P, bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], gC + bo, gW + bo, gC + R * d + bo,
              gW + R * d + bo, gTb + i * d, gB, gU, acc.data(), rowPtrs.data());
         } else {
-          group_bwd_avx512(G, d, P.data(), bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], useTanh, l2, gC + bo,
+          group_bwd_avx512(G, d, P, bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], useTanh, l2, gC + bo,
                            gW + bo, gC + R * d + bo, gW + R * d + bo, gTb + i * d, gB, gU);
         }
 #endif
@@ -1859,7 +1890,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         }
         if (g == 0) continue;
         const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
-        const float* pj = P.data() + j * 2 * d;
+        const float* pj = P + j * 2 * d;
         const float fh = static_cast<float>(l2 ? (nh[j] > 0 ? g / nh[j] : 0.0) : g);
         const float ft = static_cast<float>(l2 ? (nt[j] > 0 ? g / nt[j] : 0.0) : g);
         float* baseH = hh == h0 ? aBaseH : gB + hh * d;
@@ -1883,12 +1914,24 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   double loss = chunkLoss[0];
   for (int ch = 1; ch < nth; ++ch) {
     loss += chunkLoss[ch];
-    const float* s = scratch[ch - 1].data();
-    if (!slots) {
-      for (long i = 0; i < E * d; ++i) gBase[i] += s[i];
-      for (long i = 0; i < E * d; ++i) gBump[i] += s[E * d + i];
-      s += 2 * E * d;
+    if (slots) {
+      // the relation rows chunk ch used (both sides), in element order as the full loops below
+      const float* s = relScratch[ch - 1].data();
+      const uint8_t* used = relUsed[ch - 1].data();
+      for (long side = 0; side < 2; ++side)
+        for (long rr = 0; rr < R; ++rr)
+          if (used[rr])
+            for (long k = side * R * d + rr * d, e = k + d; k < e; ++k) gc[k] += s[k];
+      for (long side = 0; side < 2; ++side)
+        for (long rr = 0; rr < R; ++rr)
+          if (used[rr])
+            for (long k = side * R * d + rr * d, e = k + d; k < e; ++k) gw[k] += s[RD + k];
+      continue;
     }
+    const float* s = scratch[ch - 1].data();
+    for (long i = 0; i < E * d; ++i) gBase[i] += s[i];
+    for (long i = 0; i < E * d; ++i) gBump[i] += s[E * d + i];
+    s += 2 * E * d;
     for (long i = 0; i < RD; ++i) gc[i] += s[i];
     for (long i = 0; i < RD; ++i) gw[i] += s[RD + i];
   }
