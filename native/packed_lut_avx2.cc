@@ -99,6 +99,9 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
   __m256 acc[MG][4];
   for (int mm = 0; mm < MG; ++mm)
     for (int k = 0; k < 4; ++k) acc[mm][k] = _mm256_setzero_ps();
+  const long bpu = a.B / 64;  // groups per scale block
+  const uint16_t* sp = tsc;     // the block scales of group u (advanced per block: no division in the loop)
+  long ub = 0;                  // group within the scale block
   for (long u = 0; u < nU; ++u) {
     __m256i s16[MG][2];
     for (int mm = 0; mm < MG; ++mm) s16[mm][0] = s16[mm][1] = _mm256_setzero_si256();
@@ -124,7 +127,6 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
     // the odd rows of each, in the order ROWS below, which the block scales take too (the low /
     // high bf16 of each 32-bit pair, shifted or masked into place); the accumulators are put back
     // in row order at the end of the tile.
-    const uint16_t* sp = tsc + (u * 64 / a.B) * 32;
     if (c.spd > 0) _mm_prefetch(reinterpret_cast<const char*>(sp) + c.spd, _MM_HINT_T0);
     __m256 sc[4];
     {
@@ -149,6 +151,10 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
       s32[3] = _mm256_madd_epi16(s16[mm][1], m01);
       for (int k = 0; k < 4; ++k)
         acc[mm][k] = _mm256_add_ps(acc[mm][k], _mm256_mul_ps(_mm256_cvtepi32_ps(s32[k]), _mm256_mul_ps(sc[k], vts)));
+    }
+    if (++ub == bpu) {
+      ub = 0;
+      sp += 32;
     }
   }
   const long N = a.N, n0 = tile * 32;
