@@ -1607,10 +1607,14 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   // which pays while they stay in L2 (about 12 G d bytes with the prefetched rows: d <= 256) and
   // costs a third more at d=1000 (kernel 154 -> 206 ms min, boxte_kernel_ab.js, 2 threads)
   const bool groupBwd = grouped && (isa == 2 || d <= 256);
+  // above that on AVX2: side_bwd_avx2 per candidate and side on tiles of kBwdTile dimensions, the
+  // candidates inside the loop over the tiles (tiledBwd below)
+  const bool tiledBwd = isa == 1 && !groupBwd;
 #else
   const int isa = 0;
   const bool grouped = false;
   const bool groupBwd = false;
+  const bool tiledBwd = false;
 #endif
   std::memset(gTb, 0, sizeof(float) * B * d);
   // grouped with tanh: the forward's points through tanh_exp16 (pair_fwd_exp_avx512): the
@@ -1880,7 +1884,52 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
 #endif
         continue;
       }
-      for (long j = 0; j < G; ++j) {
+#ifdef BOXTE_X86
+      if (tiledBwd) {
+        // The per-candidate backward below in tiles of d: for each tile of kBwdTile dimensions, every
+        // candidate and side in order (side_bwd_avx2 on the tile). Per candidate, the box, the
+        // relation's gradients and the time bump's gradient were 52 KB of rows at d=1000 (more than
+        // L1) streamed again for every candidate and side; a tile's share (14 KB at 128) stays in L1
+        // across the candidates. Every element receives the same operations in the same order
+        // (side_bwd_avx2's vector loop on whole 8-lane blocks, the last tile's d mod 8 lanes through
+        // side_bwd_scalar as in the full call), so the bits are those of the per-candidate loop.
+        for (long j = 0; j < G; ++j) {
+          const double sm = ex[j] * ise;
+          const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
+          fhs[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nh[j] > 0 ? g / nh[j] : 0.0) : g);
+          fts[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nt[j] > 0 ? g / nt[j] : 0.0) : g);
+          const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
+          rowPtrs[4 * j] = hh == h0 ? aBaseH : gB + hh * d;
+          rowPtrs[4 * j + 1] = tt == t0 ? aBumpT : gU + tt * d;
+          rowPtrs[4 * j + 2] = tt == t0 ? aBaseT : gB + tt * d;
+          rowPtrs[4 * j + 3] = hh == h0 ? aBumpH : gU + hh * d;
+        }
+        constexpr long kBwdTile = 128;
+        constexpr long kAhead = 3;
+        for (long k0 = 0; k0 < d; k0 += kBwdTile) {
+          const long len = std::min(kBwdTile, d - k0);
+          const Box bhk{bh.l + k0, bh.u + k0, bh.c + k0, bh.w + k0, bh.invw + k0, bh.kappa + k0, bh.dkappa + k0};
+          const Box btk{bt.l + k0, bt.u + k0, bt.c + k0, bt.w + k0, bt.invw + k0, bt.kappa + k0, bt.dkappa + k0};
+          float* gTbk = gTb + i * d + k0;
+          for (long j = 0; j < G; ++j) {
+            if (j + kAhead < G) {
+              const long ja = j + kAhead;
+              for (int q = 0; q < 4; ++q) prefetch_row(rowPtrs[4 * ja + q] + k0, len, true);
+              prefetch_row(P + ja * 2 * d + k0, len, false);
+              prefetch_row(P + ja * 2 * d + d + k0, len, false);
+            }
+            const float* pj = P + j * 2 * d + k0;
+            if (fhs[j] != 0)
+              side_bwd_avx2(pj, bhk, fhs[j], len, useTanh, l2, gC + bo + k0, gW + bo + k0, rowPtrs[4 * j] + k0,
+                            rowPtrs[4 * j + 1] + k0, gTbk);
+            if (fts[j] != 0)
+              side_bwd_avx2(pj + d, btk, fts[j], len, useTanh, l2, gC + R * d + bo + k0, gW + R * d + bo + k0,
+                            rowPtrs[4 * j + 2] + k0, rowPtrs[4 * j + 3] + k0, gTbk);
+          }
+        }
+      }
+#endif
+      for (long j = 0; j < G && !tiledBwd; ++j) {
         const double sm = ex[j] * ise;
         const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
         if (j + 2 < G) {

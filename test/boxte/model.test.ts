@@ -351,6 +351,40 @@ test('fused entity Adam (adamRows): the AdamW rule (weight decay 0) on g0 + slot
   restoreBoxKernels();
 });
 
+test('training kernel above d = 256 (AVX2: the backward in tiles of 128 dimensions, the last with the d mod 8 remainder): close to the TypeScript kernel, same bits when run again, every native path', () => {
+  const m = tinyModel({ numEntities: 9, dim: 300 }, 5, 0.8);
+  const { dim: d, numRelations: R, numEntities: E } = m.cfg;
+  const rng = new Rng(23);
+  const B = 5;
+  const n = 6;
+  const h = Int32Array.from({ length: B }, () => rng.int(E));
+  const r = Int32Array.from({ length: B }, () => rng.int(R));
+  const t = Int32Array.from({ length: B }, () => rng.int(E));
+  const tau = Int32Array.from({ length: B }, (_, i) => i % 3);
+  const negEnt = Int32Array.from({ length: B * n }, () => rng.int(E));
+  const negTail = Uint8Array.from({ length: B * n }, () => (rng.float() < 0.5 ? 1 : 0));
+  const boxes = boxTable(noGrad(() => m.stackedBoxes()).f32(), R, d);
+  const tb = noGrad(() => m.timeBumps(r, tau)).f32();
+  const run = (k: BoxKernels): { loss: number; g: Float32Array[] } => {
+    const g = [new Float32Array(E * d), new Float32Array(E * d), new Float32Array(2 * R * d), new Float32Array(2 * R * d), new Float32Array(B * d)];
+    const loss = k.trainGroups({
+      B, n, d, tanh: true, order: 2, base: m.entityBase.f32(), bump: m.entityBump.f32(), boxes, tb, h, r, t, negEnt, negTail, gradScale: 1 / B,
+      gBase: g[0], gBump: g[1], gc: g[2], gw: g[3], gTb: g[4],
+    });
+    return { loss, g };
+  };
+  const want = run(jsBoxKernels);
+  for (const [kname, k, setup] of kernelsUnderTest()) {
+    if (k.name !== 'native') continue;
+    setup();
+    const res = run(k);
+    assertClose([res.loss], [want.loss], { rtol: 2e-6, what: `${kname} loss` });
+    for (let i = 0; i < 5; i++) assertClose(res.g[i], want.g[i], { atol: 2e-6, rtol: 1e-4, what: `${kname} gradient ${i}` });
+    assert.deepEqual(run(k), res, `${kname}: same bits when run again`);
+  }
+  restoreBoxKernels();
+});
+
 test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): three steps on stale buffers give the bits of zeroed buffers, every kernel variant, 1 and 2 chunks', () => {
   // d = 13 (a masked tail in every row), repeated entities within groups
   const m = tinyModel({ numEntities: 9, dim: 13 }, 5, 0.8);
