@@ -23,7 +23,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeBackend } from '../src/tensor/kernels/index.js';
-import { AdamW, Rng, clipGradNorm, isNoDecayParam } from '../src/nn/index.js';
+import { AdamW, Rng, clipCoefficient, isNoDecayParam } from '../src/nn/index.js';
 import { BytePacker } from '../src/io/index.js';
 import { hatConfigToJSON, presetConfig } from '../src/models/hat/config.js';
 import { HATModel } from '../src/models/hat/model.js';
@@ -99,8 +99,7 @@ export function benchHat(ctx: BenchContext): void {
         model.store.zeroGrad({ recycle: true });
         const { loss } = model.loss(batch);
         loss.backward(undefined, false, { freeActivations: true }); // as the trainer does for HAT
-        clipGradNorm(model.store, 1);
-        opt.step();
+        opt.step(undefined, { gradScale: clipCoefficient(model.store, 1).coef }); // clipping inside the update, as the trainer does
         const cu = process.cpuUsage(c0);
         if (s > 0) {
           times.push((performance.now() - t) / 1e3); // step 0 warms up

@@ -94,8 +94,13 @@ async function worker(root: string, preset: string, threads: number, steps: numb
     const { loss } = model.loss(batch);
     const lossValue = loss.item();
     loss.backward(undefined, false, { freeActivations: true });
-    nn.clipGradNorm(model.store, 1);
-    opt.step();
+    if ('clipCoefficient' in nn) {
+      // as the trainer does: clipping inside the AdamW update (builds before it: scale pass + step)
+      opt.step(undefined, { gradScale: nn.clipCoefficient(model.store, 1).coef });
+    } else {
+      (nn as Pick<NN, 'clipGradNorm'>).clipGradNorm(model.store, 1);
+      opt.step();
+    }
     const cu = process.cpuUsage(c0);
     const w = (performance.now() - t) / 1e3;
     if (s > 0) {

@@ -493,11 +493,11 @@ napi_value Adamw(napi_env env, napi_callback_info info) {
   Call c(env, info, "adamw");
   F32 p, g, m, v;
   long n;
-  float lr, b1, b2, eps, wd, bc1, bc2;
+  float lr, b1, b2, eps, wd, bc1, bc2, gs = 1.0f;
   TRY(c.args(arg("p", p), arg("g", g), arg("m", m), arg("v", v), arg("n", n), arg("lr", lr), arg("b1", b1),
-             arg("b2", b2), arg("eps", eps), arg("wd", wd), arg("bc1", bc1), arg("bc2", bc2)));
+             arg("b2", b2), arg("eps", eps), arg("wd", wd), arg("bc1", bc1), arg("bc2", bc2), opt("gradScale", gs)));
   TRY(c.need("p", p, n) && c.need("g", g, n) && c.need("m", m, n) && c.need("v", v, n));
-  ops().adamw(p.p, g.p, m.p, v.p, n, lr, b1, b2, eps, wd, bc1, bc2);
+  ops().adamw(p.p, g.p, m.p, v.p, n, lr, b1, b2, eps, wd, bc1, bc2, gs);
   return undef(env);
 }
 

@@ -71,8 +71,9 @@ struct OpsTable {
                        long ignoreIndex);
   void (*crossEntropyBackward)(const float* logits, const int32_t* targets, const float* lse, const float* gLoss,
                                float* glogits, long rows, long cols, long ignoreIndex, bool acc);
+  // gs: gradient scale (1: none), applied as affine(g, g, n, gs, 0) would (clipping fused in)
   void (*adamw)(float* p, const float* g, float* m, float* v, long n, float lr, float b1, float b2, float eps, float wd,
-                float bc1, float bc2);
+                float bc1, float bc2, float gs);
   // diagnostics
   double (*readSum)(const float* x, long n, int threads);
   double (*fmaRun)(long iters, int threads);  // runs 12 FMA chains x iters per thread; returns the flops done (caller times it)

@@ -1440,13 +1440,17 @@ static void cross_entropy_backward_impl(const float* logits, const int32_t* targ
 
 // ---------------------------------------------------------------------------------------------
 // optimiser
+// gs != 1: the gradient is read as fma(g, gs, 0), the value affine(g, g, n, gs, 0) (gradient
+// clipping's scaling pass) would have stored, so clipping fused into the update gives the same bits.
 static void adamw_impl(float* p, const float* g, float* m, float* v, long n, float lr, float b1, float b2, float eps,
-                       float wd, float bc1, float bc2) {
+                       float wd, float bc1, float bc2, float gs) {
   typedef typename B::V V;
   const V vb1 = B::set1(b1), vb1c = B::set1(1.0f - b1), vb2 = B::set1(b2), vb2c = B::set1(1.0f - b2);
   const V ibc1 = B::set1(1.0f / bc1), ibc2 = B::set1(1.0f / bc2), veps = B::set1(eps), vlr = B::set1(lr);
-  const V vdec = B::set1(lr * wd);
+  const V vdec = B::set1(lr * wd), vgs = B::set1(gs), vzero = B::zero();
+  const bool scaled = gs != 1.0f;
   auto step = [&](V pv, V gv, V mv, V vv, V& po, V& mo, V& vo) {
+    if (scaled) gv = B::fma(gv, vgs, vzero);
     mo = B::fma(vb1, mv, B::mul(vb1c, gv));
     vo = B::fma(vb2, vv, B::mul(vb2c, B::mul(gv, gv)));
     const V upd = B::div(B::mul(mo, ibc1), B::add(B::sqrt(B::mul(vo, ibc2)), veps));

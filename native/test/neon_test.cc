@@ -467,7 +467,7 @@ void test_ops(Rng& rng) {
                std::memcpy(o, p0.data(), sizeof(float) * n);
                std::memcpy(o + n, m0.data(), sizeof(float) * n);
                std::memcpy(o + 2 * n, v0.data(), sizeof(float) * n);
-               t->adamw(o, g.data(), o + n, o + 2 * n, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.1f, 0.01f);
+               t->adamw(o, g.data(), o + n, o + 2 * n, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.1f, 0.01f, 1.0f);
              },
              1e-5, 1e-7);
   }

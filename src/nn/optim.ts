@@ -86,17 +86,9 @@ export interface ClipOptions {
  * parameters whose gradients are not finite.
  */
 export function clipGradNorm(params: ParamSource, maxNorm: number, opts: ClipOptions = {}): number {
-  if (!(maxNorm > 0)) throw new Error(`clipGradNorm: maxNorm must be positive, got ${maxNorm}`);
   const list = namedParams(params);
-  const norm = gradNorm(list);
-  if (!Number.isFinite(norm)) {
-    if (opts.errorIfNonfinite) {
-      throw new Error(`clipGradNorm: the total gradient norm is ${norm}; non-finite gradients in: ${nonFiniteGrads(list).join(', ')}`);
-    }
-    return norm;
-  }
-  const coef = maxNorm / (norm + 1e-6);
-  if (coef < 1) {
+  const { norm, coef } = clipCoefficient(list, maxNorm, opts);
+  if (coef !== 1) {
     const k = kernels();
     for (const [, t] of list) {
       if (t.grad === null) continue;
@@ -105,6 +97,35 @@ export function clipGradNorm(params: ParamSource, maxNorm: number, opts: ClipOpt
     }
   }
   return norm;
+}
+
+/**
+ * What clipGradNorm computes without touching the gradients: the global norm and the factor it
+ * would scale them by (maxNorm / (norm + 1e-6) when below 1, else 1; 1 when the norm is not
+ * finite). `adamW.step(lr, { gradScale: coef })` then applies the clipping inside the update,
+ * with the same result as clipGradNorm followed by step() and one pass fewer over the gradients
+ * (which stay unscaled in .grad).
+ */
+export function clipCoefficient(params: ParamSource, maxNorm: number, opts: ClipOptions = {}): { norm: number; coef: number } {
+  if (!(maxNorm > 0)) throw new Error(`clipGradNorm: maxNorm must be positive, got ${maxNorm}`);
+  const list = namedParams(params);
+  const norm = gradNorm(list);
+  if (!Number.isFinite(norm)) {
+    if (opts.errorIfNonfinite) {
+      throw new Error(`clipGradNorm: the total gradient norm is ${norm}; non-finite gradients in: ${nonFiniteGrads(list).join(', ')}`);
+    }
+    return { norm, coef: 1 };
+  }
+  const coef = maxNorm / (norm + 1e-6);
+  return { norm, coef: coef < 1 ? coef : 1 };
+}
+
+export interface AdamWStepOptions {
+  /**
+   * Factor the gradients are read with (default 1): clipCoefficient's coef, to clip inside the
+   * update (the same bits as scaling .grad by it first; .grad is left as it is).
+   */
+  gradScale?: number;
 }
 
 export interface AdamWHyper {
@@ -214,11 +235,14 @@ export class AdamW {
 
   /**
    * One update of every trainable parameter that has a gradient (frozen parameters and ones
-   * without .grad are skipped). `lr` (optional) replaces this.lr first.
+   * without .grad are skipped). `lr` (optional) replaces this.lr first; opts.gradScale scales the
+   * gradients as they are read (clipping fused into the update, see clipCoefficient).
    */
-  step(lr?: number): void {
+  step(lr?: number, opts: AdamWStepOptions = {}): void {
     if (lr !== undefined) this.lr = lr;
     if (!Number.isFinite(this.lr)) throw new Error(`AdamW: learning rate is ${this.lr}`);
+    const gradScale = opts.gradScale ?? 1;
+    if (!(gradScale > 0 && Number.isFinite(gradScale))) throw new Error(`AdamW: gradScale must be a positive finite number, got ${gradScale}`);
     this.stepCount++;
     const k = kernels();
     for (const [name, p] of namedParams(this.params)) {
@@ -237,7 +261,8 @@ export class AdamW {
       const [b1, b2] = h.betas;
       const bc1 = 1 - Math.pow(b1, st.step);
       const bc2 = 1 - Math.pow(b2, st.step);
-      k.adamw(pd, gd, st.m, st.v, p.size, this.lr * h.lrScale, b1, b2, h.eps, h.weightDecay, bc1, bc2);
+      if (gradScale === 1) k.adamw(pd, gd, st.m, st.v, p.size, this.lr * h.lrScale, b1, b2, h.eps, h.weightDecay, bc1, bc2);
+      else k.adamw(pd, gd, st.m, st.v, p.size, this.lr * h.lrScale, b1, b2, h.eps, h.weightDecay, bc1, bc2, gradScale);
     }
   }
 

@@ -20,7 +20,7 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { clearPool, noGrad, scale, type Tensor } from '../tensor/index.js';
-import { AdamW, ParamStore, Rng, clipGradNorm, cosineLr, gradNorm as globalGradNorm, isNoDecayParam, type AdamWStateMeta, type RngState } from '../nn/index.js';
+import { AdamW, ParamStore, Rng, clipCoefficient, cosineLr, gradNorm as globalGradNorm, isNoDecayParam, type AdamWStateMeta, type RngState } from '../nn/index.js';
 import { BytePacker, runToEnd, runYielding, writeFileAtomic, writeSafetensors, type DataPosition, type PackedBatch } from '../io/index.js';
 import { CheckpointError, loadLatestCheckpoint, saveCheckpoint } from './checkpoint.js';
 
@@ -293,10 +293,11 @@ export class Trainer {
       nats += loss.item() * bytes;
       scale(loss, bytes / total).backward(undefined, false, { freeActivations: this.model.freeActivations === true });
     }
-    const gradNorm = s.clip > 0 ? clipGradNorm(this.model.store, s.clip) : globalGradNorm(this.model.store);
+    // clipping (when on) is applied inside the AdamW update: the same result as clipGradNorm then step
+    const { norm: gradNorm, coef } = s.clip > 0 ? clipCoefficient(this.model.store, s.clip) : { norm: globalGradNorm(this.model.store), coef: 1 };
     if (!Number.isFinite(gradNorm)) throw new Error(`step ${this.step + 1}: the gradient norm is ${gradNorm} (training diverged; lower --lr)`);
     const lr = cosineLr(this.step, { lr: s.lr, warmupSteps: s.warmup, totalSteps: s.steps, minLrRatio: s.minLrRatio });
-    this.opt.step(lr);
+    this.opt.step(lr, { gradScale: coef });
     this.step++;
     this.events.afterUpdate?.(this.step);
     const loss = total > 0 ? nats / total : NaN;

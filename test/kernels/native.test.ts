@@ -972,6 +972,24 @@ ktest('adamw step', (k) => {
     close(pn, pr, EW, `adamw p n=${n}`);
     close(mn, mr, EW, `adamw m n=${n}`);
     close(vn, vr, EW, `adamw v n=${n}`);
+    // gradScale: the same bits as affine(g, g, n, scale, 0) then the plain step, on this backend
+    for (const gs of [0.03125, 0.37, 1]) {
+      const gz = g.slice();
+      if (n > 2) gz.set([-0, 0], 0);
+      const gScaled = gz.slice();
+      k.affine(gScaled, gScaled, n, gs, 0);
+      const [pa, ma, va] = [p0.slice(), m0.slice(), v0.slice()];
+      k.adamw(pa, gScaled, ma, va, ...args);
+      const [pb, mb, vb] = [p0.slice(), m0.slice(), v0.slice()];
+      k.adamw(pb, gz, mb, vb, ...args, gs);
+      for (const [x, y, w] of [[pb, pa, 'p'], [mb, ma, 'm'], [vb, va, 'v']] as const) {
+        assert.deepEqual(new Uint32Array(x.buffer), new Uint32Array(y.buffer), `adamw gradScale ${gs} ${w} n=${n} bits`);
+      }
+      const [pj, mj, vj] = [p0.slice(), m0.slice(), v0.slice()];
+      js.adamw(pj, gz, mj, vj, ...args, gs);
+      close(pb, pj, EW, `adamw gradScale ${gs} p vs JS n=${n}`);
+      close(mb, mj, EW, `adamw gradScale ${gs} m vs JS n=${n}`);
+    }
   }
 });
 

@@ -5,6 +5,7 @@ import {
   AdamW,
   ParamStore,
   SGD,
+  clipCoefficient,
   clipGradNorm,
   constantLr,
   cosineLr,
@@ -194,6 +195,47 @@ forEachBackend('clipGradNorm: global norm, scaling, no-op below the limit, non-f
   setGrad(a, [Infinity, 0]);
   assert.throws(() => clipGradNorm(store, 1, { errorIfNonfinite: true }), /non-finite gradients in: a, b/);
   assert.throws(() => clipGradNorm(store, 0), /maxNorm must be positive/);
+});
+
+forEachBackend('clipCoefficient + AdamW.step({ gradScale }): the same bits as clipGradNorm + step(), .grad left unscaled', () => {
+  const make = (): { store: ParamStore; opt: AdamW; ps: Tensor[] } => {
+    const store = new ParamStore();
+    let s = 7;
+    const rnd = (n: number): number[] => Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1);
+    const ps = [param(store, 'w', rnd(37), [37]), param(store, 'm', rnd(6 * 9), [6, 9]), param(store, 'b', rnd(3), [3])];
+    const opt = new AdamW(store, { lr: 1e-2, betas: [0.9, 0.95], weightDecay: 0.1, noDecay: isNoDecayParam });
+    return { store, opt, ps };
+  };
+  const A = make();
+  const B = make();
+  for (let step = 0; step < 4; step++) {
+    // large gradients (clipped: coef < 1) on even steps, small ones (coef 1) on odd steps, a -0 too
+    const mag = step % 2 === 0 ? 50 : 1e-3;
+    for (const [i, t] of A.ps.entries()) {
+      const g = Array.from({ length: t.size }, (_, j) => (j === 0 ? -0 : Math.sin(step * 31 + i * 7 + j) * mag));
+      setGrad(t, g);
+      setGrad(B.ps[i], g);
+    }
+    const nA = clipGradNorm(A.store, 1);
+    A.opt.step();
+    const before = B.ps.map((t) => (t.grad as Tensor).f32().slice());
+    const { norm, coef } = clipCoefficient(B.store, 1);
+    assert.equal(norm, nA);
+    assert.ok(step % 2 === 0 ? coef < 1 : coef === 1, `coef ${coef} at step ${step}`);
+    B.opt.step(undefined, { gradScale: coef });
+    for (const [i, t] of B.ps.entries()) {
+      assert.deepEqual(new Uint32Array(t.f32().buffer), new Uint32Array(A.ps[i].f32().buffer), `param ${i} step ${step} bits`);
+      assert.deepEqual((t.grad as Tensor).f32(), before[i], 'grad left as it was');
+      const [ma, mb] = [A.opt.momentsOf(['w', 'm', 'b'][i]), B.opt.momentsOf(['w', 'm', 'b'][i])];
+      assert.deepEqual(new Uint32Array(mb.m.buffer), new Uint32Array(ma.m.buffer), `m ${i} bits`);
+      assert.deepEqual(new Uint32Array(mb.v.buffer), new Uint32Array(ma.v.buffer), `v ${i} bits`);
+    }
+  }
+  assert.deepEqual(clipCoefficient(A.store, 1e9).coef, 1);
+  assert.throws(() => B.opt.step(undefined, { gradScale: 0 }), /gradScale must be a positive finite number/);
+  assert.throws(() => clipCoefficient(A.store, 0), /maxNorm must be positive/);
+  setGrad(A.ps[0], Array.from({ length: 37 }, () => Number.NaN));
+  assert.ok(Number.isNaN(clipCoefficient(A.store, 1).norm) && clipCoefficient(A.store, 1).coef === 1);
 });
 
 forEachBackend('SGD: momentum and nesterov match a float64 transcription of torch.optim.SGD', () => {

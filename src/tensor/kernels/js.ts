@@ -614,12 +614,13 @@ export const jsKernels: Kernels = {
     }
   },
 
-  adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2) {
+  adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2, gradScale = 1) {
     const ib1 = 1 - b1;
     const ib2 = 1 - b2;
     const decay = 1 - lr * wd;
+    const scaled = gradScale !== 1;
     for (let i = 0; i < n; i++) {
-      const gi = g[i];
+      const gi = scaled ? Math.fround(g[i] * gradScale + 0) : g[i]; // as affine(g, g, n, gradScale, 0) stores it
       const mi = b1 * m[i] + ib1 * gi;
       const vi = b2 * v[i] + ib2 * gi * gi;
       m[i] = mi;

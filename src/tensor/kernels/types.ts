@@ -341,7 +341,9 @@ export interface Kernels {
    * One fused AdamW step on n parameters (decoupled weight decay, bias-corrected):
    *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
    *   p -= lr * (m / bc1) / (sqrt(v / bc2) + eps) + lr * wd * p
-   * bc1 = 1 - b1^step, bc2 = 1 - b2^step are passed in.
+   * bc1 = 1 - b1^step, bc2 = 1 - b2^step are passed in. With gradScale (not 1), g is read as
+   * g * gradScale rounded to f32, the value affine(g, g, n, gradScale, 0) would store: gradient
+   * clipping's scaling fused into the update (one pass fewer over the gradients, same result).
    */
   adamw(
     p: Float32Array,
@@ -356,6 +358,7 @@ export interface Kernels {
     wd: number,
     bc1: number,
     bc2: number,
+    gradScale?: number,
   ): void;
 
   /**
