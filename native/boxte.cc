@@ -380,23 +380,37 @@ AVX2_FN inline __m256 side_exp_block_avx2(const float* e1, const float* e2, cons
 // pair_fwd_avx2<true, L2> through the exponentials (the training forward when the candidate's rows and
 // the group's fixed parts are inside the exp range; arguments as pair_fwd_exp_avx512's); the remainder
 // lanes are one masked block, lanes summed by hsum8.
+// pair_fwd_exp_avx2's blocks over the dimensions k0..k1-1 only (k0 a multiple of 8; the masked
+// remainder where k1 = d is not one), the lane sums carried in accH / accT: tiles of d called in
+// order give pair_fwd_exp_avx2's lane sums exactly.
+template <bool L2>
+AVX2_FN inline void pair_fwd_exp_tile_avx2(const float* ecH, const float* fxH, const float* ecT, const float* fxT,
+                                           const Box& bh, const Box& bt, float* P, long d, long k0, long k1,
+                                           float* accH, float* accT) {
+  __m256 aH = _mm256_loadu_ps(accH), aT = _mm256_loadu_ps(accT);
+  const __m256i all = _mm256_set1_epi32(-1);
+  long k = k0;
+  for (; k + 8 <= k1; k += 8) {
+    aH = side_exp_block_avx2<L2, false>(ecH, fxH, bh, P, k, all, aH);
+    aT = side_exp_block_avx2<L2, false>(ecT, fxT, bt, P + d, k, all, aT);
+  }
+  if (k < k1) {
+    const __m256i mk = tail_mask(k1 - k);
+    aH = side_exp_block_avx2<L2, true>(ecH, fxH, bh, P, k, mk, aH);
+    aT = side_exp_block_avx2<L2, true>(ecT, fxT, bt, P + d, k, mk, aT);
+  }
+  _mm256_storeu_ps(accH, aH);
+  _mm256_storeu_ps(accT, aT);
+}
+// hsum8 of 8 floats in memory (the tiled forward's lane sums)
+AVX2_FN float hsum8_at(const float* a) { return hsum8(_mm256_loadu_ps(a)); }
 template <bool L2>
 AVX2_FN void pair_fwd_exp_avx2(const float* ecH, const float* fxH, const float* ecT, const float* fxT, const Box& bh,
                                const Box& bt, float* P, long d, float* sh, float* st) {
-  __m256 accH = _mm256_setzero_ps(), accT = accH;
-  const __m256i all = _mm256_set1_epi32(-1);
-  long k = 0;
-  for (; k + 8 <= d; k += 8) {
-    accH = side_exp_block_avx2<L2, false>(ecH, fxH, bh, P, k, all, accH);
-    accT = side_exp_block_avx2<L2, false>(ecT, fxT, bt, P + d, k, all, accT);
-  }
-  if (k < d) {
-    const __m256i mk = tail_mask(d - k);
-    accH = side_exp_block_avx2<L2, true>(ecH, fxH, bh, P, k, mk, accH);
-    accT = side_exp_block_avx2<L2, true>(ecT, fxT, bt, P + d, k, mk, accT);
-  }
-  *sh = hsum8(accH);
-  *st = hsum8(accT);
+  alignas(32) float acc[16] = {};
+  pair_fwd_exp_tile_avx2<L2>(ecH, fxH, ecT, fxT, bh, bt, P, d, 0, d, acc, acc + 8);
+  *sh = hsum8(_mm256_load_ps(acc));
+  *st = hsum8(_mm256_load_ps(acc + 8));
 }
 
 // The backward of one group's candidates at once (AVX2; group_bwd_avx512's scheme, see there): the
@@ -1733,6 +1747,12 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     // candidate's head, tail side), [bump[t0] + tb | base[t0] + tb] (a head candidate's), ok flags
     std::vector<float> fx(expFwd ? 4 * d : 0);
     bool fxOk[2] = {false, false};
+#ifdef BOXTE_X86
+    // the tiled forward (tiledBwd && expFwd): per candidate ecH, fxH, ecT, fxT (ecH null: outside the
+    // exp range) and the lane sums of both sides
+    std::vector<const float*> tileSrc(4 * G);
+    std::vector<float> tileAcc(16 * G);
+#endif
     const long i0 = chunk * B / nth, i1 = (chunk + 1) * B / nth;
     double loss = 0;
     for (long i = i0; i < i1; ++i) {
@@ -1751,7 +1771,76 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         fxOk[1] = ev(bump + t[i] * d, tbi, d, fx.data() + 2 * d) & ev(base + t[i] * d, tbi, d, fx.data() + 3 * d);
       }
 #endif
-      for (long j = 0; j < G; ++j) {
+      bool tiledDone = false;
+#ifdef BOXTE_X86
+      if (tiledBwd && expFwd) {
+        // The forward in tiles of kFwdTile dimensions as the backward (tiledBwd): per candidate, the
+        // boxes' six rows of both sides and the group's fixed parts (64 KB at d=1000) were streamed
+        // from L2 again for every candidate; here the candidates run inside the loop over the tiles,
+        // their lane sums carried between tiles (pair_fwd_exp_tile_avx2: the same blocks in the same
+        // order, so the same bits). Candidates outside the exp range take pair_fwd_avx2 in full first.
+        for (long j = 0; j < G; ++j) {
+          int32_t hh = h[i], tt = t[i];
+          bool tailCand = true;
+          if (j > 0) {
+            const long q = i * n + j - 1;
+            if (negTail[q] == 1) tt = negEnt[q];
+            else {
+              hh = negEnt[q];
+              tailCand = false;
+            }
+          }
+          cand[2 * j] = hh;
+          cand[2 * j + 1] = tt;
+          const int32_t ce = tailCand ? tt : hh;
+          tileSrc[4 * j] = nullptr;
+          if (fxOk[tailCand ? 0 : 1] && eOk[ce] && eOk[E + ce]) {
+            tileSrc[4 * j] = tailCand ? eBump + ce * d : eBase + ce * d;      // ecH
+            tileSrc[4 * j + 1] = fx.data() + (tailCand ? 0 : 2 * d);         // fxH
+            tileSrc[4 * j + 2] = tailCand ? eBase + ce * d : eBump + ce * d;  // ecT
+            tileSrc[4 * j + 3] = tileSrc[4 * j + 1] + d;                      // fxT
+            std::fill(tileAcc.begin() + 16 * j, tileAcc.begin() + 16 * (j + 1), 0.0f);
+          } else {
+            float fsh, fst;
+            float* pj = P + j * 2 * d;
+            const float *hx1 = base + hh * d, *hx2 = bump + tt * d, *tx1 = base + tt * d, *tx2 = bump + hh * d;
+            if (l2) pair_fwd_avx2<true, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+            else pair_fwd_avx2<true, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+            nh[j] = l2 ? std::sqrt(static_cast<double>(fsh)) : fsh;
+            nt[j] = l2 ? std::sqrt(static_cast<double>(fst)) : fst;
+            score[j] = nh[j] + nt[j];
+          }
+        }
+        if (i + 1 < i1)  // the next group's true rows (its fixed parts)
+          for (const int32_t x : {h[i + 1], t[i + 1]}) {
+            prefetch_row(base + x * d, d, false);
+            prefetch_row(bump + x * d, d, false);
+          }
+        constexpr long kFwdTile = 128, kAhead = 3;
+        for (long k0 = 0; k0 < d; k0 += kFwdTile) {
+          const long k1 = std::min(d, k0 + kFwdTile);
+          for (long j = 0; j < G; ++j) {
+            if (j + kAhead < G && tileSrc[4 * (j + kAhead)]) {
+              prefetch_row(tileSrc[4 * (j + kAhead)] + k0, k1 - k0, false);
+              prefetch_row(tileSrc[4 * (j + kAhead) + 2] + k0, k1 - k0, false);
+            }
+            const float* const* sj = tileSrc.data() + 4 * j;
+            if (!sj[0]) continue;
+            if (l2) pair_fwd_exp_tile_avx2<true>(sj[0], sj[1], sj[2], sj[3], bh, bt, P + j * 2 * d, d, k0, k1, tileAcc.data() + 16 * j, tileAcc.data() + 16 * j + 8);
+            else pair_fwd_exp_tile_avx2<false>(sj[0], sj[1], sj[2], sj[3], bh, bt, P + j * 2 * d, d, k0, k1, tileAcc.data() + 16 * j, tileAcc.data() + 16 * j + 8);
+          }
+        }
+        for (long j = 0; j < G; ++j) {
+          if (!tileSrc[4 * j]) continue;
+          const double sh = hsum8_at(tileAcc.data() + 16 * j), st = hsum8_at(tileAcc.data() + 16 * j + 8);
+          nh[j] = l2 ? std::sqrt(sh) : sh;
+          nt[j] = l2 ? std::sqrt(st) : st;
+          score[j] = nh[j] + nt[j];
+        }
+        tiledDone = true;
+      }
+#endif
+      for (long j = 0; j < G && !tiledDone; ++j) {
         // the rows of the entity four candidates ahead (random rows of large tables: hide the
         // latency), running on into the chunk's next group, whose true head and tail come with
         // its first negative

@@ -351,7 +351,7 @@ test('fused entity Adam (adamRows): the AdamW rule (weight decay 0) on g0 + slot
   restoreBoxKernels();
 });
 
-test('training kernel above d = 256 (AVX2: the backward in tiles of 128 dimensions, the last with the d mod 8 remainder): close to the TypeScript kernel, same bits when run again, every native path', () => {
+test('training kernel above d = 256 (AVX2: forward and backward in tiles of 128 dimensions, the last with the d mod 8 remainder; rows beyond the exp range fall back): close to the TypeScript kernel, same bits when run again, every native path', () => {
   const m = tinyModel({ numEntities: 9, dim: 300 }, 5, 0.8);
   const { dim: d, numRelations: R, numEntities: E } = m.cfg;
   const rng = new Rng(23);
@@ -365,10 +365,14 @@ test('training kernel above d = 256 (AVX2: the backward in tiles of 128 dimensio
   const negTail = Uint8Array.from({ length: B * n }, () => (rng.float() < 0.5 ? 1 : 0));
   const boxes = boxTable(noGrad(() => m.stackedBoxes()).f32(), R, d);
   const tb = noGrad(() => m.timeBumps(r, tau)).f32();
+  const base = Float32Array.from(m.entityBase.f32());
+  const bump = Float32Array.from(m.entityBump.f32());
+  base[negEnt[1] * d + 200] = 45; // a negative's row beyond the exp range (its candidate falls back)
+  bump[h[0] * d + 299] = -41; // a true head's row (the group's fixed part falls back), remainder lane
   const run = (k: BoxKernels): { loss: number; g: Float32Array[] } => {
     const g = [new Float32Array(E * d), new Float32Array(E * d), new Float32Array(2 * R * d), new Float32Array(2 * R * d), new Float32Array(B * d)];
     const loss = k.trainGroups({
-      B, n, d, tanh: true, order: 2, base: m.entityBase.f32(), bump: m.entityBump.f32(), boxes, tb, h, r, t, negEnt, negTail, gradScale: 1 / B,
+      B, n, d, tanh: true, order: 2, base, bump, boxes, tb, h, r, t, negEnt, negTail, gradScale: 1 / B,
       gBase: g[0], gBump: g[1], gc: g[2], gw: g[3], gTb: g[4],
     });
     return { loss, g };
