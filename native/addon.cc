@@ -366,11 +366,18 @@ napi_value Rope(napi_env env, napi_callback_info info) {
   Call c(env, info, "rope");
   F32 x, out, cs, sn;
   I32 pos;
-  long rows, heads, headDim, rotDim;
-  bool inv;
+  long rows, heads, headDim, rotDim, seqLen = 0;
+  bool inv, toHM = false;
   TRY(c.args(arg("x", x), arg("out", out), arg("pos", pos), arg("cos", cs), arg("sin", sn), arg("rows", rows),
-             arg("heads", heads), arg("headDim", headDim), arg("rotDim", rotDim), arg("inverse", inv)));
+             arg("heads", heads), arg("headDim", headDim), arg("rotDim", rotDim), arg("inverse", inv),
+             opt("seqLen", seqLen), opt("toHeadMajor", toHM)));
   if (rotDim % 2 != 0 || rotDim > headDim) return c.range_error("argument 'rotDim' must be even and <= headDim"), nullptr;
+  if (seqLen < 0 || (seqLen > 0 && rows % seqLen != 0)) {
+    return c.range_error("argument 'seqLen' must be 0 or divide rows"), nullptr;
+  }
+  if (seqLen > 0 && x.p == out.p && rows * heads * headDim > 0) {
+    return c.range_error("out must not alias x when seqLen > 0 (the layouts differ)"), nullptr;
+  }
   const double n = double(rows) * heads * headDim;
   if (n == 0) return undef(env);
   TRY(c.need("x", x, n) && c.need("out", out, n) && c.need("pos", pos, rows));
@@ -380,7 +387,7 @@ napi_value Rope(napi_env env, napi_callback_info info) {
     TRY(c.ids_in_range("pos", pos.p, rows, cs.n / tw));
     TRY(c.need("sin", sn, double(cs.n / tw) * tw));
   }
-  ops().rope(x.p, out.p, pos.p, cs.p, sn.p, rows, heads, headDim, rotDim, inv);
+  ops().rope(x.p, out.p, pos.p, cs.p, sn.p, rows, heads, headDim, rotDim, inv, seqLen, toHM);
   return undef(env);
 }
 

@@ -63,8 +63,9 @@ struct OpsTable {
                             float* gx, float* gw, float* gb, long rows, long cols, bool acc);
   void (*gather)(const float* table, const int32_t* ids, float* out, long n, long dim);
   void (*scatterAdd)(const float* gy, const int32_t* ids, float* gtable, long n, long dim);
+  // T > 0: head-major [B, heads, T, headDim] output (toHM) or input (!toHM), see rope_impl
   void (*rope)(const float* x, float* out, const int32_t* pos, const float* cos, const float* sin, long rows,
-               long heads, long headDim, long rotDim, bool inverse);
+               long heads, long headDim, long rotDim, bool inverse, long T, bool toHM);
   void (*attention)(const AttnArgs& a);
   void (*attentionBackward)(const AttnArgs& a);
   long (*crossEntropy)(const float* logits, const int32_t* targets, float* losses, float* lse, long rows, long cols,

@@ -781,8 +781,11 @@ static void scatter_add_impl(const float* gy, const int32_t* ids, float* gtable,
 
 // ---------------------------------------------------------------------------------------------
 // rotary embedding (neox rotate-half)
+// T > 0: one side is head-major [B, heads, T, headDim] (rows = B * T, row r = b * T + t) instead
+// of token-major [rows, heads, headDim]: the output when toHM (x token-major), else the input. The
+// values are the same as with T = 0 followed (or preceded) by a permute copy.
 static void rope_impl(const float* x, float* out, const int32_t* pos, const float* cosT, const float* sinT, long rows,
-                      long heads, long headDim, long rotDim, bool inverse) {
+                      long heads, long headDim, long rotDim, bool inverse, long T, bool toHM) {
   typedef typename B::V V;
   const long h = rotDim / 2;
   const long tw = h;  // table row width: rotDim / 2 (as built by ropeTables and read by the JS twin)
@@ -790,9 +793,11 @@ static void rope_impl(const float* x, float* out, const int32_t* pos, const floa
     for (long r = r0; r < r1; ++r) {
       const float* c = cosT + static_cast<long>(pos[r]) * tw;
       const float* s = sinT + static_cast<long>(pos[r]) * tw;
+      const long hm = T > 0 ? ((r / T) * heads * T + r % T) * headDim : 0;  // head-major row of head 0
       for (long hd = 0; hd < heads; ++hd) {
-        const float* xr = x + (r * heads + hd) * headDim;
-        float* o = out + (r * heads + hd) * headDim;
+        const long tm = (r * heads + hd) * headDim, hmo = hm + hd * T * headDim;
+        const float* xr = x + (T > 0 && !toHM ? hmo : tm);
+        float* o = out + (T > 0 && toHM ? hmo : tm);
         for (long i = 0; i < h; i += B::W) {
           const long m = lmin_(B::W, h - i);
           const bool full = m == B::W;

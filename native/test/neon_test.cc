@@ -407,7 +407,7 @@ void test_ops(Rng& rng) {
     for (int inv = 0; inv < 2; ++inv)
       check_op(std::string("rope") + (inv ? " inverse" : ""), rows * heads * hd,
                [&](const OpsTable* t, float* o) {
-                 t->rope(X.data(), o, pos.data(), cs.data(), sn.data(), rows, heads, hd, rot, inv != 0);
+                 t->rope(X.data(), o, pos.data(), cs.data(), sn.data(), rows, heads, hd, rot, inv != 0, 0, false);
                },
                1e-6, 1e-6);
   }

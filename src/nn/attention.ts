@@ -343,15 +343,14 @@ export class Attention {
     }
     checkLen(pos, B * T, 'Attention: positions');
     checkLen(opts.segments, B * T, 'Attention: segments');
-    let q = toHeads(this.qProj, x, this.numHeads, this.headDim);
-    let k = toHeads(this.kProj, x, this.numKvHeads, this.headDim);
+    const q = toHeads(this.qProj, x, this.numHeads, this.headDim);
+    const k = toHeads(this.kProj, x, this.numKvHeads, this.headDim);
     const v = toHeads(this.vProj, x, this.numKvHeads, this.headDim);
-    if (this.rope !== null) {
-      q = this.rope.apply(q, pos);
-      k = this.rope.apply(k, pos);
-    }
     const perm = [0, 2, 1, 3];
-    let kh = permute(k, perm);
+    // RoPE writes q and k head-major ([B, H, T, D], what the attention kernel reads): the same
+    // values as permuting rope's output, without the copy
+    const qh = this.rope !== null ? this.rope.applyHeads(q, pos) : permute(q, perm);
+    let kh = this.rope !== null ? this.rope.applyHeads(k, pos) : permute(k, perm);
     let vh = permute(v, perm);
     let kPos = pos;
     let kSeg = opts.segments ?? null;
@@ -381,7 +380,7 @@ export class Attention {
       aopts.kSeg = kSeg;
     }
     if (opts.mask !== undefined) aopts.mask = opts.mask;
-    const o = attention(permute(q, perm), kh, vh, aopts);
+    const o = attention(qh, kh, vh, aopts);
     return this.oProj.forward(mergeHeads(o));
   }
 }
@@ -489,19 +488,18 @@ export class CrossAttention {
     const kPos = opts.kPos ?? defaultPositions(B, Tk);
     checkLen(qPos, B * Tq, 'CrossAttention: qPos');
     checkLen(kPos, B * Tk, 'CrossAttention: kPos');
-    let q = this.heads(this.qProj, xq, this.numHeads, this.normQuery);
-    let k = this.heads(this.kProj, xkv, this.numKvHeads, this.normKey);
+    const q = this.heads(this.qProj, xq, this.numHeads, this.normQuery);
+    const k = this.heads(this.kProj, xkv, this.numKvHeads, this.normKey);
     const v = toHeads(this.vProj, xkv, this.numKvHeads, this.headDim);
-    if (this.rope !== null) {
-      q = this.rope.apply(q, qPos);
-      k = this.rope.apply(k, kPos);
-    }
     const perm = [0, 2, 1, 3];
+    // RoPE (when on) writes q and k head-major, as the attention kernel reads them (no permute copy)
+    const qh = this.rope !== null ? this.rope.applyHeads(q, qPos) : permute(q, perm);
+    const kh = this.rope !== null ? this.rope.applyHeads(k, kPos) : permute(k, perm);
     const aopts: AttentionOptions = { causal: opts.causal ?? false, window: opts.window ?? 0, scale: this.scale, qPos, kPos };
     if (opts.qSeg !== undefined) aopts.qSeg = opts.qSeg;
     if (opts.kSeg !== undefined) aopts.kSeg = opts.kSeg;
     if (opts.mask !== undefined) aopts.mask = opts.mask;
-    const o = attention(permute(q, perm), permute(k, perm), permute(v, perm), aopts);
+    const o = attention(qh, kh, permute(v, perm), aopts);
     return this.oProj.forward(mergeHeads(o));
   }
 }

@@ -3,7 +3,7 @@
  * rotates by, including Llama 3.x frequency scaling exactly as Hugging Face
  * `_compute_llama3_parameters` (every step rounded to float32 as torch computes it).
  */
-import { rope, type Tensor } from '../tensor/index.js';
+import { rope, ropeHeads, type Tensor } from '../tensor/index.js';
 
 /** Llama 3.x `rope_scaling` ("rope_type": "llama3"). */
 export interface Llama3RopeScaling {
@@ -144,5 +144,11 @@ export class RotaryEmbedding {
   apply(x: Tensor, positions: Int32Array): Tensor {
     if (x.shape[x.rank - 1] !== this.headDim) throw new Error(`rotary: input last dim ${x.shape[x.rank - 1]} != head dim ${this.headDim}`);
     return rope(x, positions, { theta: this.theta, rotaryDim: this.rotaryDim, invFreq: this.invFreq });
+  }
+
+  /** apply() of x [B, T, H, headDim], returned head-major [B, H, T, headDim] (no permute copy). */
+  applyHeads(x: Tensor, positions: Int32Array): Tensor {
+    if (x.shape[x.rank - 1] !== this.headDim) throw new Error(`rotary: input last dim ${x.shape[x.rank - 1]} != head dim ${this.headDim}`);
+    return ropeHeads(x, positions, { theta: this.theta, rotaryDim: this.rotaryDim, invFreq: this.invFreq });
   }
 }

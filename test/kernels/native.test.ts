@@ -790,8 +790,44 @@ ktest('rope: full and partial rotary dims, inverse, in place', (k) => {
       const inplace = x.slice();
       k.rope(inplace, inplace, pos, cos, sin, rows, heads, headDim, rotDim, inverse);
       close(inplace, ref, EW, `rope in place ${rows}x${heads}x${headDim}`);
+      // seqLen T: the head-major side [B, heads, T, headDim] is the permute of the token-major one, same bits
+      for (const T of [1, rows].filter((t, i, a) => rows % t === 0 && a.indexOf(t) === i)) {
+        const Bn = rows / T;
+        const tmIdx = (b: number, t: number, hd: number): number => ((b * T + t) * heads + hd) * headDim;
+        const hmIdx = (b: number, t: number, hd: number): number => ((b * heads + hd) * T + t) * headDim;
+        const permuteTo = (src: Float32Array, toHM: boolean): Float32Array => {
+          const dst = new Float32Array(n);
+          for (let b = 0; b < Bn; b++) {
+            for (let t = 0; t < T; t++) {
+              for (let hd = 0; hd < heads; hd++) {
+                const [s0, d0] = toHM ? [tmIdx(b, t, hd), hmIdx(b, t, hd)] : [hmIdx(b, t, hd), tmIdx(b, t, hd)];
+                dst.set(src.subarray(s0, s0 + headDim), d0);
+              }
+            }
+          }
+          return dst;
+        };
+        const refTM = poison(n);
+        k.rope(x, refTM, pos, cos, sin, rows, heads, headDim, rotDim, inverse);
+        const outHM = poison(n);
+        k.rope(x, outHM, pos, cos, sin, rows, heads, headDim, rotDim, inverse, T, true);
+        assert.deepEqual(new Uint32Array(outHM.buffer), new Uint32Array(permuteTo(refTM, true).buffer), `rope toHeadMajor T=${T} bits`);
+        const xHM = permuteTo(x, true);
+        const outTM = poison(n);
+        k.rope(xHM, outTM, pos, cos, sin, rows, heads, headDim, rotDim, inverse, T, false);
+        assert.deepEqual(new Uint32Array(outTM.buffer), new Uint32Array(refTM.buffer), `rope from head-major T=${T} bits`);
+        const jsHM = poison(n);
+        js.rope(x, jsHM, pos, cos, sin, rows, heads, headDim, rotDim, inverse, T, true);
+        close(outHM, jsHM, EW, `rope toHeadMajor T=${T} vs JS`);
+        const jsTM = poison(n);
+        js.rope(xHM, jsTM, pos, cos, sin, rows, heads, headDim, rotDim, inverse, T, false);
+        close(outTM, jsTM, EW, `rope from head-major T=${T} vs JS`);
+      }
     }
   }
+  const x1 = new Float32Array(2 * 3 * 4);
+  assert.throws(() => k.rope(x1, x1, new Int32Array(2), new Float32Array(100), new Float32Array(100), 2, 3, 4, 4, false, 2, true), /must not alias/);
+  assert.throws(() => k.rope(x1, new Float32Array(24), new Int32Array(2), new Float32Array(100), new Float32Array(100), 2, 3, 4, 4, false, 3, true), /seqLen/);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -292,6 +292,34 @@ describe('rope', () => {
     assert.ok(Math.abs(nx - ny) < 1e-4 * nx, 'rope preserves norm');
   });
 
+  forEachBackend('ropeHeads = permute(rope(x), [0, 2, 1, 3]) bit for bit, values and gradients; finite differences', () => {
+    const rng = new Rng(112);
+    for (const [shape, rotaryDim] of [
+      [[2, 3, 2, 8], 8],
+      [[1, 5, 3, 6], 4],
+      [[3, 1, 2, 4], 4],
+    ] as [number[], number][]) {
+      const [Bn, Tn] = shape;
+      const pos = Int32Array.from({ length: Bn * Tn }, (_, i) => (i * 7) % 13);
+      const x0 = randTensor(shape, rng);
+      const w = randTensor([shape[0], shape[2], shape[1], shape[3]], rng);
+      const run = (f: (x: Tensor) => Tensor): Float32Array[] => {
+        const x = new Tensor(x0.f32().slice(), x0.shape);
+        x.requiresGrad = true;
+        const y = f(x);
+        T.sum(T.mul(y, w)).backward();
+        return [T.contiguous(y).f32().slice(), (x.grad as Tensor).f32().slice()];
+      };
+      const a = run((x) => T.ropeHeads(x, pos, { rotaryDim }));
+      const b = run((x) => T.permute(T.rope(x, pos, { rotaryDim }), [0, 2, 1, 3]));
+      assert.deepEqual(new Uint32Array(a[0].buffer), new Uint32Array(b[0].buffer), `ropeHeads [${shape.join(',')}] values`);
+      assert.deepEqual(new Uint32Array(a[1].buffer), new Uint32Array(b[1].buffer), `ropeHeads [${shape.join(',')}] gradient`);
+      assert.deepEqual(T.ropeHeads(x0, pos, { rotaryDim }).shape, [shape[0], shape[2], shape[1], shape[3]]);
+      gradCheck((x) => T.ropeHeads(x, pos, { rotaryDim }), [x0], { what: `ropeHeads grad [${shape.join(',')}]` });
+    }
+    assert.throws(() => T.ropeHeads(randTensor([3, 2, 4], rng), new Int32Array(3)), /expected \[B, T, heads, headDim\]/);
+  });
+
   forEachBackend('ropeTables: cos/sin of p * theta^(-2i/d) in float64, grown on demand, invFreq respected', () => {
     const t1 = T.ropeTables(6, 1234, 10);
     const h = 3;

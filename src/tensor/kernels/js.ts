@@ -471,22 +471,28 @@ export const jsKernels: Kernels = {
     }
   },
 
-  rope(x, out, pos, cos, sin, rows, heads, headDim, rotDim, inverse) {
+  rope(x, out, pos, cos, sin, rows, heads, headDim, rotDim, inverse, seqLen = 0, toHeadMajor = false) {
     const h = rotDim >> 1;
     const sign = inverse ? -1 : 1;
+    const T = seqLen;
+    if (T < 0 || (T > 0 && rows % T !== 0)) throw new RangeError(`rope: seqLen ${T} must be 0 or divide rows ${rows}`);
     for (let r = 0; r < rows; r++) {
       const t = pos[r] * h;
+      const hm = T > 0 ? (Math.floor(r / T) * heads * T + (r % T)) * headDim : 0;
       for (let hd = 0; hd < heads; hd++) {
-        const o = (r * heads + hd) * headDim;
+        const tm = (r * heads + hd) * headDim;
+        const hmo = hm + hd * T * headDim;
+        const xo = T > 0 && !toHeadMajor ? hmo : tm;
+        const o = T > 0 && toHeadMajor ? hmo : tm;
         for (let i = 0; i < h; i++) {
           const c = cos[t + i];
           const s = sign * sin[t + i];
-          const x1 = x[o + i];
-          const x2 = x[o + i + h];
+          const x1 = x[xo + i];
+          const x2 = x[xo + i + h];
           out[o + i] = x1 * c - x2 * s;
           out[o + i + h] = x2 * c + x1 * s;
         }
-        if (out !== x) for (let i = rotDim; i < headDim; i++) out[o + i] = x[o + i];
+        if (out !== x || xo !== o) for (let i = rotDim; i < headDim; i++) out[o + i] = x[xo + i];
       }
     }
   },

@@ -228,6 +228,9 @@ export interface Kernels {
    *   out[i]        = x[i] * c - x[i + h] * s
    *   out[i + h]    = x[i + h] * c + x[i] * s          (h = rotDim / 2, i < h)
    * inverse=true rotates by -angle (the backward pass). out may alias x.
+   * seqLen T > 0 (dividing rows = B * T): one side is head-major [B, heads, T, headDim] instead:
+   * the output when toHeadMajor (x token-major), else the input (out token-major); the values
+   * are those of the token-major call and a permute copy. out must not alias x then.
    */
   rope(
     x: Float32Array,
@@ -240,6 +243,8 @@ export interface Kernels {
     headDim: number,
     rotDim: number,
     inverse: boolean,
+    seqLen?: number,
+    toHeadMajor?: boolean,
   ): void;
 
   /**

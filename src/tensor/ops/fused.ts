@@ -242,6 +242,41 @@ export interface RopeOptions {
  */
 export function rope(x: Tensor, pos: Int32Array | Tensor, opts: RopeOptions = {}): Tensor {
   if (x.rank < 2) throw new Error(`rope: expected [..., heads, headDim], got ${shapeStr(x.shape)}`);
+  const { p, rows, H, D, rot, tab } = ropeSetup(x, pos, opts);
+  const xd = contiguousData(x);
+  const out = allocF32(x.size, false);
+  kernels().rope(xd, out, p, tab.cos, tab.sin, rows, H, D, rot, false);
+  return record(new Tensor(out, x.shape), 'rope', [x], (g) => {
+    const gx = allocF32(g.length, false);
+    kernels().rope(g, gx, p, tab.cos, tab.sin, rows, H, D, rot, true);
+    return [gx];
+  });
+}
+
+/**
+ * rope(x) of x [B, T, H, D] written head-major: [B, H, T, D], the values (and gradients) of
+ * permute(rope(x, pos), [0, 2, 1, 3]) made contiguous, without the copy: the attention kernels
+ * take their q and k in that layout. The backward reads the head-major gradient directly.
+ */
+export function ropeHeads(x: Tensor, pos: Int32Array | Tensor, opts: RopeOptions = {}): Tensor {
+  if (x.rank !== 4) throw new Error(`ropeHeads: expected [B, T, heads, headDim], got ${shapeStr(x.shape)}`);
+  const { p, rows, H, D, rot, tab } = ropeSetup(x, pos, opts);
+  const [B, T] = x.shape;
+  const xd = contiguousData(x);
+  const out = allocF32(x.size, false);
+  if (rows > 0) kernels().rope(xd, out, p, tab.cos, tab.sin, rows, H, D, rot, false, T, true);
+  return record(new Tensor(out, [B, H, T, D]), 'ropeHeads', [x], (g) => {
+    const gx = allocF32(g.length, false);
+    if (rows > 0) kernels().rope(g, gx, p, tab.cos, tab.sin, rows, H, D, rot, true, T, false);
+    return [gx];
+  });
+}
+
+function ropeSetup(
+  x: Tensor,
+  pos: Int32Array | Tensor,
+  opts: RopeOptions,
+): { p: Int32Array; rows: number; H: number; D: number; rot: number; tab: { cos: Float32Array; sin: Float32Array } } {
   const D = x.shape[x.rank - 1];
   const H = x.shape[x.rank - 2];
   const rot = opts.rotaryDim ?? D;
@@ -255,12 +290,5 @@ export function rope(x: Tensor, pos: Int32Array | Tensor, opts: RopeOptions = {}
     if (p[i] > maxPos) maxPos = p[i];
   }
   const tab = ropeTables(rot, opts.theta ?? 10000, maxPos + 1, opts.invFreq);
-  const xd = contiguousData(x);
-  const out = allocF32(x.size, false);
-  kernels().rope(xd, out, p, tab.cos, tab.sin, rows, H, D, rot, false);
-  return record(new Tensor(out, x.shape), 'rope', [x], (g) => {
-    const gx = allocF32(g.length, false);
-    kernels().rope(g, gx, p, tab.cos, tab.sin, rows, H, D, rot, true);
-    return [gx];
-  });
+  return { p, rows, H, D, rot, tab };
 }
