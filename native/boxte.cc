@@ -452,17 +452,27 @@ AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const
     rows[4 * j + 3] = hh == h0 ? aBumpH : gU + hh * d;
   }
   long k = 0;
+  // this block's box values of both sides copied to the stack: the loop over the candidates reads
+  // them at fixed stack offsets (through the Boxes it reloaded the 7 pointers after every store to a
+  // gradient row, which may alias them as far as the compiler knows: 7 more loads per candidate side)
+  alignas(32) float bx[2][7][8];
+  const Box lb[2] = {{bx[0][1], bx[0][2], bx[0][0], bx[0][4], bx[0][3], bx[0][5], bx[0][6]},
+                     {bx[1][1], bx[1][2], bx[1][0], bx[1][4], bx[1][3], bx[1][5], bx[1][6]}};
   for (; k + 8 <= d; k += 8) {
     __m256 gcv[2] = {_mm256_loadu_ps(gCh + k), _mm256_loadu_ps(gCt + k)};
     __m256 gwv[2] = {_mm256_loadu_ps(gWh + k), _mm256_loadu_ps(gWt + k)};
     __m256 gtb = _mm256_loadu_ps(gTbi + k);
+    for (int s = 0; s < 2; ++s) {
+      const Box& b = *boxes[s];
+      const float* src[7] = {b.c, b.l, b.u, b.invw, b.w, b.kappa, b.dkappa};
+      for (int q = 0; q < 7; ++q) _mm256_store_ps(bx[s][q], _mm256_loadu_ps(src[q] + k));
+    }
     for (long j = 0; j < G; ++j) {
       for (int s = 0; s < 2; ++s) {
         const float f = s == 0 ? fh[j] : ft[j];
         if (f == 0) continue;
-        const Box& b = *boxes[s];
         const __m256 p = _mm256_loadu_ps(P + (2 * j + s) * d + k);
-        const PointDerivs8 pd = point_derivs8(p, b, k);
+        const PointDerivs8 pd = point_derivs8(p, lb[s], 0);
         const __m256 fv = _mm256_set1_ps(f);
         const __m256 gd = L2 ? _mm256_mul_ps(fv, pd.dist) : fv;
         const __m256 gp = _mm256_mul_ps(gd, pd.dp);
