@@ -387,17 +387,20 @@ template <bool L2>
 AVX2_FN inline void pair_fwd_exp_tile_avx2(const float* ecH, const float* fxH, const float* ecT, const float* fxT,
                                            const Box& bh, const Box& bt, float* P, long d, long k0, long k1,
                                            float* accH, float* accT) {
+  // the boxes by value: through the references, every store of a point (which may alias the Box
+  // structs as far as the compiler knows: -fno-strict-aliasing) made it reload their pointers
+  const Box bhl = bh, btl = bt;
   __m256 aH = _mm256_loadu_ps(accH), aT = _mm256_loadu_ps(accT);
   const __m256i all = _mm256_set1_epi32(-1);
   long k = k0;
   for (; k + 8 <= k1; k += 8) {
-    aH = side_exp_block_avx2<L2, false>(ecH, fxH, bh, P, k, all, aH);
-    aT = side_exp_block_avx2<L2, false>(ecT, fxT, bt, P + d, k, all, aT);
+    aH = side_exp_block_avx2<L2, false>(ecH, fxH, bhl, P, k, all, aH);
+    aT = side_exp_block_avx2<L2, false>(ecT, fxT, btl, P + d, k, all, aT);
   }
   if (k < k1) {
     const __m256i mk = tail_mask(k1 - k);
-    aH = side_exp_block_avx2<L2, true>(ecH, fxH, bh, P, k, mk, aH);
-    aT = side_exp_block_avx2<L2, true>(ecT, fxT, bt, P + d, k, mk, aT);
+    aH = side_exp_block_avx2<L2, true>(ecH, fxH, bhl, P, k, mk, aH);
+    aT = side_exp_block_avx2<L2, true>(ecT, fxT, btl, P + d, k, mk, aT);
   }
   _mm256_storeu_ps(accH, aH);
   _mm256_storeu_ps(accT, aT);
