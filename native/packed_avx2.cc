@@ -234,39 +234,7 @@ const uint8_t* perm_for(int bits, bool act8) {
   return bits == 1 ? p1.v : bits == 2 ? p2.v : p4.v;
 }
 
-// packed_quantize_x (packed_generic.cc) with AVX2, bit for bit: per group of U (a multiple of 8)
-// amax = max |x| (a non-finite value zeroes the group, scale NaN), q = nearbyint(x * (qmax / amax))
-// (vcvtps2dq rounds to nearest even, as nearbyint in the default mode), scale amax / qmax
-void quantize_x(const float* x, long K, long U, float qmax, int16_t* xq, float* xs) {
-  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), big = _mm256_set1_ps(3.4e38f);
-  for (long g = 0; g * U < K; ++g) {
-    const float* xg = x + g * U;
-    __m256 mx = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
-    for (long i = 0; i < U; i += 8) {
-      const __m256 v = _mm256_and_ps(_mm256_loadu_ps(xg + i), absMask);
-      bad = _mm256_or_ps(bad, _mm256_cmp_ps(v, big, _CMP_NLE_UQ));
-      mx = _mm256_max_ps(mx, v);
-    }
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float amax = _mm_cvtss_f32(m4);
-    const bool finite = _mm256_movemask_ps(bad) == 0;
-    int16_t* q = xq + g * U;
-    if (!finite || amax == 0.0f) {
-      std::memset(q, 0, static_cast<size_t>(U) * 2);
-      xs[g] = finite ? 0.0f : __builtin_nanf("");
-      continue;
-    }
-    const __m256 inv = _mm256_set1_ps(qmax / amax);
-    for (long i = 0; i < U; i += 16) {
-      const __m256i lo = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + i), inv));
-      const __m256i hi = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + i + 8), inv));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8));
-    }
-    xs[g] = amax / qmax;
-  }
-}
+#include "quantize_x_avx2.h"
 
 // The int8-mode decode order of a whole chunk as vpshufb controls: output vector j (positions
 // 32 j .. 32 j + 31) = OR over the four 16-element quarters s of the chunk (broadcast to both lanes)
@@ -688,7 +656,7 @@ void packed_matmul_avx2(const PackedArgs& a) {
       c.hiMask[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
     }
   }
-  // activations: rounded per group in natural order (quantize_x), then laid out per chunk in decode
+  // activations: rounded per group in natural order (quantize_x_avx2), then laid out per chunk in decode
   // order (whole chunks of int8 activations: permute64)
   const long M = a.M, K = a.K, Kp = c.Kp, nQ = c.nC / 4;
   Buf<int16_t> nat(K);
@@ -705,7 +673,7 @@ void packed_matmul_avx2(const PackedArgs& a) {
   int32_t* corr4a = corr4.data() + ((8 - (reinterpret_cast<uintptr_t>(corr4.data()) / 4) % 8) % 8);
   const PermIdx* pix = a.act8 ? perm_idx(a.bits) : nullptr;
   for (long m = 0; m < M; ++m) {
-    quantize_x(a.x + m * K, K, U, a.act8 ? 127.0f : 32767.0f, nat.data(), xs.data() + m * c.nU);
+    quantize_x_avx2(a.x + m * K, K, U, a.act8 ? 127.0f : 32767.0f, nat.data(), xs.data() + m * c.nU);
     for (long ch = 0; ch < c.nC; ++ch) {
       const int16_t* ns = nat.data() + ch * 64;
       if (!a.act8) {

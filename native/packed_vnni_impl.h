@@ -62,39 +62,7 @@ struct VnniCtx {
   alignas(64) int32_t idxX[16];  // lane -> activation group index within the quad
 };
 
-// packed_quantize_x (packed_generic.cc) with AVX2, bit for bit: per group of U (a multiple of 8)
-// amax = max |x| (a non-finite value zeroes the group, scale NaN), q = nearbyint(x * (127 / amax))
-// (vcvtps2dq rounds to nearest even, as nearbyint in the default mode), scale amax / 127
-inline void vnni_quantize_x(const float* x, long K, long U, int16_t* xq, float* xs) {
-  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), big = _mm256_set1_ps(3.4e38f);
-  for (long g = 0; g * U < K; ++g) {
-    const float* xg = x + g * U;
-    __m256 mx = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
-    for (long i = 0; i < U; i += 8) {
-      const __m256 a = _mm256_and_ps(_mm256_loadu_ps(xg + i), absMask);
-      bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ));
-      mx = _mm256_max_ps(mx, a);
-    }
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float amax = _mm_cvtss_f32(m4);
-    const bool finite = _mm256_movemask_ps(bad) == 0;
-    int16_t* q = xq + g * U;
-    if (!finite || amax == 0.0f) {
-      std::memset(q, 0, static_cast<size_t>(U) * 2);
-      xs[g] = finite ? 0.0f : __builtin_nanf("");
-      continue;
-    }
-    const __m256 inv = _mm256_set1_ps(127.0f / amax);
-    for (long i = 0; i < U; i += 16) {
-      const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + i), inv));
-      const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + i + 8), inv));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8));
-    }
-    xs[g] = amax / 127.0f;
-  }
-}
+#include "quantize_x_avx2.h"
 
 // Level vectors per super-chunk: two for the decoded formats; one for int8 codes, which need no
 // decoding beyond the offset (a pair would have to be regrouped with cross-lane shuffles so that
@@ -286,7 +254,7 @@ bool vnni_matmul_bits(const tfree::PackedArgs& a) {
   VBuf<float> xs(M * c.nXs);
   if (!nat.p || !x8.p || !corr.p || !xs.p) return false;
   for (long m = 0; m < M; ++m) {
-    vnni_quantize_x(a.x + m * K, K, c.U, nat.p, xs.p + m * c.nXs);
+    quantize_x_avx2(a.x + m * K, K, c.U, 127.0f, nat.p, xs.p + m * c.nXs);
     int8_t* xm = x8.p + m * c.Kp;
     const long full = K / SCW;  // super-chunks inside the row (the rest is zero-padded)
     for (long sc = 0; sc < full; ++sc) {
