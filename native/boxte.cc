@@ -1943,6 +1943,13 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       const double lse = mx + std::log(se);
       const double ise = 1.0 / se;
       loss += lse + score[0];
+      // each candidate's gradient factor per side: g = -(softmax - [j == 0]) * gradScale, divided by
+      // the side's distance for the L2 norm (0 where g is 0); every backward path below reads these
+      for (long j = 0; j < G; ++j) {
+        const double g = -(ex[j] * ise - (j == 0 ? 1.0 : 0.0)) * gradScale;
+        fhs[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nh[j] > 0 ? g / nh[j] : 0.0) : g);
+        fts[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nt[j] > 0 ? g / nt[j] : 0.0) : g);
+      }
       // the rows of the true head and tail get most updates (every candidate shares one of them):
       // accumulate those in local buffers, scatter once per group
       std::fill(acc.begin(), acc.end(), 0.0f);
@@ -1967,12 +1974,6 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         }
       }
       if (groupBwd) {
-        for (long j = 0; j < G; ++j) {
-          const double sm = ex[j] * ise;
-          const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
-          fhs[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nh[j] > 0 ? g / nh[j] : 0.0) : g);
-          fts[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nt[j] > 0 ? g / nt[j] : 0.0) : g);
-        }
 #ifdef BOXTE_X86
         if (isa == 1) {
           auto gb = useTanh ? (l2 ? group_bwd_avx2<true, true> : group_bwd_avx2<true, false>)
@@ -1996,10 +1997,6 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         // (side_bwd_avx2's vector loop on whole 8-lane blocks, the last tile's d mod 8 lanes through
         // side_bwd_scalar as in the full call), so the bits are those of the per-candidate loop.
         for (long j = 0; j < G; ++j) {
-          const double sm = ex[j] * ise;
-          const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
-          fhs[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nh[j] > 0 ? g / nh[j] : 0.0) : g);
-          fts[j] = g == 0 ? 0.0f : static_cast<float>(l2 ? (nt[j] > 0 ? g / nt[j] : 0.0) : g);
           const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
           rowPtrs[4 * j] = hh == h0 ? aBaseH : gB + hh * d;
           rowPtrs[4 * j + 1] = tt == t0 ? aBumpT : gU + tt * d;
@@ -2032,18 +2029,15 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       }
 #endif
       for (long j = 0; j < G && !tiledBwd; ++j) {
-        const double sm = ex[j] * ise;
-        const double g = -(sm - (j == 0 ? 1.0 : 0.0)) * gradScale;
         if (j + 2 < G) {
           const int32_t e = negEnt[i * n + j + 1];
           prefetch_row(gB + e * d, d, true);
           prefetch_row(gU + e * d, d, true);
         }
-        if (g == 0) continue;
+        const float fh = fhs[j], ft = fts[j];
+        if (fh == 0 && ft == 0) continue;
         const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
         const float* pj = P + j * 2 * d;
-        const float fh = static_cast<float>(l2 ? (nh[j] > 0 ? g / nh[j] : 0.0) : g);
-        const float ft = static_cast<float>(l2 ? (nt[j] > 0 ? g / nt[j] : 0.0) : g);
         float* baseH = hh == h0 ? aBaseH : gB + hh * d;
         float* bumpH = hh == h0 ? aBumpH : gU + hh * d;
         float* baseT = tt == t0 ? aBaseT : gB + tt * d;
