@@ -152,6 +152,17 @@ test('time regulariser matches the float64 reference (the paper form divided by 
   assertClose(m.timeBumpTable!.grad!, numericGrad(P, () => refTimeReg(P, m.cfg), 'time.bumps'), { atol: 1e-4, rtol: 1e-3 });
 });
 
+/** B random training facts (time ids 0, 1, 2, ...) with n random negatives each, both sides mixed. */
+function randomGroups(rng: Rng, B: number, n: number, R: number, E: number): { h: Int32Array; r: Int32Array; t: Int32Array; tau: Int32Array; negEnt: Int32Array; negTail: Uint8Array } {
+  const h = Int32Array.from({ length: B }, () => rng.int(E));
+  const r = Int32Array.from({ length: B }, () => rng.int(R));
+  const t = Int32Array.from({ length: B }, () => rng.int(E));
+  const tau = Int32Array.from({ length: B }, (_, i) => i % 3);
+  const negEnt = Int32Array.from({ length: B * n }, () => rng.int(E));
+  const negTail = Uint8Array.from({ length: B * n }, () => (rng.float() < 0.5 ? 1 : 0));
+  return { h, r, t, tau, negEnt, negTail };
+}
+
 /** The TypeScript kernels, and the native ones at every path the CPU has, 1 and 2 threads. */
 function kernelsUnderTest(): [string, BoxKernels, () => void][] {
   const out: [string, BoxKernels, () => void][] = [['js', jsBoxKernels, () => undefined]];
@@ -176,12 +187,7 @@ test('fused training kernels: loss and every gradient equal autograd of the op-b
     const B = 4;
     const n = 5;
     const G = n + 1;
-    const h = Int32Array.from({ length: B }, () => rng.int(E));
-    const r = Int32Array.from({ length: B }, () => rng.int(R));
-    const t = Int32Array.from({ length: B }, () => rng.int(E));
-    const tau = Int32Array.from({ length: B }, (_, i) => i % 3);
-    const negEnt = Int32Array.from({ length: B * n }, () => rng.int(E));
-    const negTail = Uint8Array.from({ length: B * n }, () => (rng.float() < 0.5 ? 1 : 0));
+    const { h, r, t, tau, negEnt, negTail } = randomGroups(rng, B, n, R, E);
     // expanded candidate lists for the op-based loss
     const H = new Int32Array(B * G);
     const Rr = new Int32Array(B * G);
@@ -357,12 +363,7 @@ test('training kernel above d = 256 (AVX2: forward and backward in tiles of 128 
   const rng = new Rng(23);
   const B = 5;
   const n = 6;
-  const h = Int32Array.from({ length: B }, () => rng.int(E));
-  const r = Int32Array.from({ length: B }, () => rng.int(R));
-  const t = Int32Array.from({ length: B }, () => rng.int(E));
-  const tau = Int32Array.from({ length: B }, (_, i) => i % 3);
-  const negEnt = Int32Array.from({ length: B * n }, () => rng.int(E));
-  const negTail = Uint8Array.from({ length: B * n }, () => (rng.float() < 0.5 ? 1 : 0));
+  const { h, r, t, tau, negEnt, negTail } = randomGroups(rng, B, n, R, E);
   const boxes = boxTable(noGrad(() => m.stackedBoxes()).f32(), R, d);
   const tb = noGrad(() => m.timeBumps(r, tau)).f32();
   const base = Float32Array.from(m.entityBase.f32());
