@@ -11,15 +11,11 @@
  */
 import { createHash } from 'node:crypto';
 import { arg, runRootsInterleaved } from './argv.js';
+import { rootTrainer } from './boxte_root.js';
 
 async function child(): Promise<void> {
-  const root = arg('root', '');
-  const io = (await import(`${root}/dist/src/io/kg.js`)) as typeof import('../src/io/kg.js');
-  const bx = (await import(`${root}/dist/src/models/boxte/index.js`)) as typeof import('../src/models/boxte/index.js');
-  const kg = io.readTemporalKG(arg('data', ''));
-  const d = Number(arg('dim', '154'));
-  const cfg = bx.defaultConfig({ numEntities: kg.entities.length, numRelations: kg.relations.length, numTimes: kg.numTimes, dim: d, k: 2 });
-  const tr = new bx.Trainer(kg, cfg, { ...bx.defaultTrainOptions, seed: 0 });
+  const { root, cfg, tr } = await rootTrainer(0);
+  const d = cfg.dim;
   const c0 = process.cpuUsage();
   const res = tr.trainEpoch();
   const cu = process.cpuUsage(c0);

@@ -12,16 +12,12 @@
  *      [--data ../shared/data/icews14] [--dim 154] [--reps 60] [--rounds 2] [--fresh]
  */
 import { arg, runRootsInterleaved } from './argv.js';
+import { rootTrainer } from './boxte_root.js';
 
 async function child(): Promise<void> {
-  const root = arg('root', '');
-  const io = (await import(`${root}/dist/src/io/kg.js`)) as typeof import('../src/io/kg.js');
-  const bx = (await import(`${root}/dist/src/models/boxte/index.js`)) as typeof import('../src/models/boxte/index.js');
-  const kg = io.readTemporalKG(arg('data', ''));
-  const d = Number(arg('dim', '154'));
+  const { root, kg, cfg, tr } = await rootTrainer(1);
+  const d = cfg.dim;
   const reps = Number(arg('reps', '60'));
-  const cfg = bx.defaultConfig({ numEntities: kg.entities.length, numRelations: kg.relations.length, numTimes: kg.numTimes, dim: d, k: 2 });
-  const tr = new bx.Trainer(kg, cfg, { ...bx.defaultTrainOptions, seed: 1 });
   const perm = tr.rng.permutation(kg.train.h.length);
   for (let i = 0; i < 3; i++) tr.step(perm.subarray(256 * i, 256 * (i + 1)));
   const fresh = process.argv.includes('--fresh');

@@ -19,20 +19,16 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { arg, args } from './argv.js';
+import { rootTrainer } from './boxte_root.js';
 import type { KeyTable } from '../src/models/boxte/kernel.js';
 
 async function child(): Promise<void> {
-  const root = arg('root', '');
-  const io = (await import(`${root}/dist/src/io/kg.js`)) as typeof import('../src/io/kg.js');
-  const bx = (await import(`${root}/dist/src/models/boxte/index.js`)) as typeof import('../src/models/boxte/index.js');
+  const { root, kg, cfg, tr } = await rootTrainer(1);
   const sm = (await import(`${root}/dist/src/models/boxte/small.js`)) as typeof import('../src/models/boxte/small.js');
   const trm = (await import(`${root}/dist/src/models/boxte/train.js`)) as typeof import('../src/models/boxte/train.js');
   const ops = (await import(`${root}/dist/src/models/boxte/ops.js`)) as typeof import('../src/models/boxte/ops.js');
-  const kg = io.readTemporalKG(arg('data', ''));
-  const d = Number(arg('dim', '154'));
+  const d = cfg.dim;
   const reps = Number(arg('reps', '100'));
-  const cfg = bx.defaultConfig({ numEntities: kg.entities.length, numRelations: kg.relations.length, numTimes: kg.numTimes, dim: d, k: 2 });
-  const tr = new bx.Trainer(kg, cfg, { ...bx.defaultTrainOptions, seed: 1 });
   // the trainer's own buffers (private fields of Trainer)
   const priv = tr as unknown as { trainSet: KeyTable; gBase: Float32Array; gBump: Float32Array; slots: { data: Float32Array; count: number } | null };
   const perm = tr.rng.permutation(kg.train.h.length);

@@ -14,16 +14,12 @@
  *      [--data ../shared/data/icews14] [--dim 154] [--steps 40] [--eval-facts 300] [--rounds 2] [--model FILE]
  */
 import { arg, runRootsInterleaved } from './argv.js';
+import { rootTrainer } from './boxte_root.js';
 
 async function child(): Promise<void> {
-  const root = arg('root', '');
-  const io = (await import(`${root}/dist/src/io/kg.js`)) as typeof import('../src/io/kg.js');
-  const bx = (await import(`${root}/dist/src/models/boxte/index.js`)) as typeof import('../src/models/boxte/index.js');
-  const kg = io.readTemporalKG(arg('data', ''));
-  const d = Number(arg('dim', '154'));
+  const { root, bx, kg, cfg, tr } = await rootTrainer(1);
+  const d = cfg.dim;
   const steps = Number(arg('steps', '40'));
-  const cfg = bx.defaultConfig({ numEntities: kg.entities.length, numRelations: kg.relations.length, numTimes: kg.numTimes, dim: d, k: 2 });
-  const tr = new bx.Trainer(kg, cfg, { ...bx.defaultTrainOptions, seed: 1 });
   const N = kg.train.h.length;
   const perm = tr.rng.permutation(N);
   tr.step(perm.subarray(0, 256));
