@@ -22,6 +22,9 @@ struct Avx512 {
   typedef __m512 V;
   typedef __mmask16 M;
   static constexpr long W = 16;
+  // attention register tiles: 4 rows x 4 vectors (16 accumulators of the 32 zmm registers)
+  static constexpr long kAttnNV = 4;
+  static constexpr int kAttnR = 4;
 
   static TF_AI __mmask16 tmask(long n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static TF_AI V load(const float* p) { return _mm512_loadu_ps(p); }

@@ -16,6 +16,9 @@ struct Scalar {
   typedef float V;
   typedef bool M;
   static constexpr long W = 1;
+  // attention register tiles: 4 rows x 4 scalars
+  static constexpr long kAttnNV = 4;
+  static constexpr int kAttnR = 4;
   static inline V load(const float* p) { return *p; }
   static inline V loadn(const float* p, long) { return *p; }  // never called with n < 1
   static inline void store(float* p, V v) { *p = v; }

@@ -920,31 +920,14 @@ static void attention_rows(const AttnArgs& a) {
 // ---- tiled attention: blocks of query rows against blocks of kAttnKB keys, as small GEMMs ----
 constexpr long kAttnQB = 32;  // query rows per block
 constexpr long kAttnKB = 64;  // keys per block (a multiple of every backend's W)
-// Vectors per register tile row: a backend may set B::kAttnNV (AVX2, 16 registers: 4 rows x 2
-// vectors = 8 accumulators + 2 loads + 1 broadcast, no spills); 4 otherwise (32 registers).
-template <class X, class = void>
-struct AttnNVOf {
-  static constexpr long v = 4;
-};
-template <class X>
-struct AttnNVOf<X, decltype(void(X::kAttnNV))> {
-  static constexpr long v = X::kAttnNV;
-};
-constexpr long kAttnNV = AttnNVOf<B>::v;
+// Register tile shape, declared by every backend: B::kAttnNV vectors per row and B::kAttnR rows
+// (AVX2: 6 x 2 = 12 accumulators + 2 loads + 1 broadcast in its 16 registers, as the SGEMM
+// microkernel's 6 x 16; 4 x 4 where there are 32 registers). The row tiling never changes a bit:
+// each score is one d-ordered FMA chain and each output row of an axpy one c-ordered chain,
+// whatever tile computes it.
+constexpr long kAttnNV = B::kAttnNV;
 static_assert(kAttnKB % (kAttnNV * B::W) == 0, "a score block is a whole number of register tiles");
-// Rows per register tile: a backend may set B::kAttnR (AVX2: 6 rows x 2 vectors = 12
-// accumulators + 2 loads + 1 broadcast in its 16 registers, as the SGEMM microkernel's 6 x 16);
-// 4 otherwise. The row tiling never changes a bit: each score is one d-ordered FMA chain and
-// each output row of an axpy one c-ordered chain, whatever tile computes it.
-template <class X, class = void>
-struct AttnROf {
-  static constexpr int v = 4;
-};
-template <class X>
-struct AttnROf<X, decltype(void(X::kAttnR))> {
-  static constexpr int v = X::kAttnR;
-};
-constexpr int kAttnR = AttnROf<B>::v;
+constexpr int kAttnR = B::kAttnR;
 static_assert(kAttnR >= 4 && kAttnR <= 8, "attention tiles of 4 to 8 rows");
 
 // S[r * lds + j] = sum_d A[r * lda + d] * Bt[d * ldb + j] for r < R, j < NV * W (one register tile).

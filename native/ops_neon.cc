@@ -24,6 +24,9 @@ struct Neon {
   typedef float32x4_t V;
   typedef uint32x4_t M;
   static constexpr long W = 4;
+  // attention register tiles: 4 rows x 4 vectors (16 accumulators of the 32 q registers)
+  static constexpr long kAttnNV = 4;
+  static constexpr int kAttnR = 4;
 
   static TF_AI V load(const float* p) { return vld1q_f32(p); }
   static TF_AI V loadn(const float* p, long n) {
