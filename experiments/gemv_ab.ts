@@ -17,18 +17,13 @@
  */
 import * as os from 'node:os';
 import { args, arg } from './argv.js';
-import type { Kernels, NativeExtras } from '../src/tensor/kernels/index.js';
+import { rootNative, rootPacked, type RootNative } from './root_modules.js';
 
 const median = (xs: number[]): number => {
   const s = xs.slice().sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const sleep = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-
-interface Native {
-  kernels: Kernels;
-  extras: NativeExtras;
-}
 
 const roots = args('root');
 if (roots.length !== 2) throw new Error('give --root OLD --root NEW');
@@ -40,16 +35,13 @@ const shapes = arg('shapes', '4096x4096,4096x11008')
 const formats = arg('formats', 'int8,int4,kmeans4,kmeans2-lut,bin1-lut').split(',');
 const act16 = process.argv.includes('--act16');
 
-const nat: Native[] = [];
+const nat: RootNative[] = [];
 for (const r of roots) {
-  const km = (await import(`${r}/dist/src/tensor/kernels/index.js`)) as typeof import('../src/tensor/kernels/index.js');
-  const nb = km.nativeBackend();
-  if (!('kernels' in nb)) throw new Error(`${r}: native addon not loaded: ${nb.error}`);
+  const nb = await rootNative(r);
   nb.extras.setThreads(threads);
   nat.push(nb);
 }
-const cq = (await import(`${roots[1]}/dist/src/compress/index.js`)) as typeof import('../src/compress/index.js');
-const lutMod = (await import(`${roots[1]}/dist/src/tensor/kernels/js_packed_lut.js`)) as typeof import('../src/tensor/kernels/js_packed_lut.js');
+const { cq, lut: lutMod } = await rootPacked(roots[1]);
 const { Rng } = (await import(`${roots[1]}/dist/src/nn/index.js`)) as typeof import('../src/nn/index.js');
 const randArray = (n: number, seed: number, scale = 1): Float32Array => {
   const r = new Rng(seed);
@@ -61,7 +53,7 @@ const randArray = (n: number, seed: number, scale = 1): Float32Array => {
 interface Case {
   name: string;
   bytes: number;
-  run: (n: Native, y: Float32Array) => void;
+  run: (n: RootNative, y: Float32Array) => void;
   N: number;
 }
 const cases: Case[] = [];

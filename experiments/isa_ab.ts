@@ -35,6 +35,7 @@ import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/nn/index.js';
 import { syntheticText } from '../bench/hat.js';
+import { rootNative, rootPacked } from './root_modules.js';
 import { args, arg } from './argv.js';
 import { importHatTrain } from './hat_batch.js';
 
@@ -73,10 +74,7 @@ async function child(): Promise<void> {
   const root = arg('root', '');
   const isa = arg('isa', 'avx2');
   const only = arg('only', 'sgemm,gemv,hat,boxte').split(',');
-  const km = (await import(`${root}/dist/src/tensor/kernels/index.js`)) as typeof import('../src/tensor/kernels/index.js');
-  const nb = km.nativeBackend();
-  if (!('kernels' in nb)) throw new Error(`${root}: native addon not loaded`);
-  const { kernels: k, extras: ex } = nb;
+  const { kernels: k, extras: ex } = await rootNative(root);
   const inForce = ex.simd();
   if (inForce !== isa) throw new Error(`${root}: kernel path in force is ${inForce}, not ${isa}`);
   const paths = 'cpuInfo' in ex && typeof ex.cpuInfo === 'function' ? ex.cpuInfo().paths : { all: inForce };
@@ -96,8 +94,7 @@ async function child(): Promise<void> {
   ex.setThreads(1);
 
   if (only.includes('gemv')) {
-    const cq = (await import(`${root}/dist/src/compress/index.js`)) as typeof import('../src/compress/index.js');
-    const lutMod = (await import(`${root}/dist/src/tensor/kernels/js_packed_lut.js`)) as typeof import('../src/tensor/kernels/js_packed_lut.js');
+    const { cq, lut: lutMod } = await rootPacked(root);
     for (const [K, N] of [
       [4096, 4096],
       [4096, 11008],

@@ -1,0 +1,25 @@
+/**
+ * A build's modules for the A/B scripts (gemv_ab, isa_ab): each `--root` is a tfree checkout with
+ * dist/ and the native addon built; these load that build's code, not this checkout's.
+ */
+import type { Kernels, NativeExtras } from '../src/tensor/kernels/index.js';
+
+export interface RootNative {
+  kernels: Kernels;
+  extras: NativeExtras;
+}
+
+/** The root's native kernel table; throws when its addon does not load. */
+export async function rootNative(root: string): Promise<RootNative> {
+  const km = (await import(`${root}/dist/src/tensor/kernels/index.js`)) as typeof import('../src/tensor/kernels/index.js');
+  const nb = km.nativeBackend();
+  if (!('kernels' in nb)) throw new Error(`${root}: native addon not loaded: ${nb.error}`);
+  return nb;
+}
+
+/** The root's quantizer (tfree/compress) and lookup-table layout (js_packed_lut). */
+export async function rootPacked(root: string): Promise<{ cq: typeof import('../src/compress/index.js'); lut: typeof import('../src/tensor/kernels/js_packed_lut.js') }> {
+  const cq = (await import(`${root}/dist/src/compress/index.js`)) as typeof import('../src/compress/index.js');
+  const lut = (await import(`${root}/dist/src/tensor/kernels/js_packed_lut.js`)) as typeof import('../src/tensor/kernels/js_packed_lut.js');
+  return { cq, lut };
+}
