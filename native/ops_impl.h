@@ -930,11 +930,14 @@ static_assert(kAttnKB % (kAttnNV * B::W) == 0, "a score block is a whole number 
 constexpr int kAttnR = B::kAttnR;
 static_assert(kAttnR >= 4 && kAttnR <= 8, "attention tiles of 4 to 8 rows");
 
-// S[r * lds + j] = sum_d A[r * lda + d] * Bt[d * ldb + j] for r < R, j < NV * W (one register tile).
+// S[r * lds + j] = scale * sum_d A[r * lda + d] * Bt[d * ldb + j] for r < R, j < NV * W (one register
+// tile; scale == 1 stores the sums as they are). Scaling at the store is the same multiplication
+// the masking pass did before (scale * s), so S keeps its bits.
 // The register tiles are never inlined, so that scripts/check-spills.sh finds each one as a
 // symbol and checks that its accumulators stay in registers (a call per tile of D FMAs each is noise).
 template <int R, long NV>
-__attribute__((noinline)) static void attn_tile_dot(const float* A, long lda, const float* Bt, long ldb, long D, float* S, long lds) {
+__attribute__((noinline)) static void attn_tile_dot(const float* A, long lda, const float* Bt, long ldb, long D, float* S, long lds,
+                                                    float scale) {
   typedef typename B::V V;
   V acc[R][NV];
 #pragma GCC unroll 16
@@ -953,6 +956,13 @@ __attribute__((noinline)) static void attn_tile_dot(const float* A, long lda, co
       for (long v = 0; v < NV; ++v) acc[r][v] = B::fma(av, bv[v], acc[r][v]);
     }
   }
+  if (scale != 1.0f) {
+    const V sv = B::set1(scale);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (long v = 0; v < NV; ++v) acc[r][v] = B::mul(sv, acc[r][v]);
+  }
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
@@ -964,18 +974,18 @@ __attribute__((noinline)) static void attn_tile_dot(const float* A, long lda, co
 // chain whatever the tile, so the width never changes a bit of S.
 template <int R>
 static inline void attn_rows_dot(const float* A, long lda, const float* Bt, long ldb, long D, float* S, long lds,
-                                 long ncols) {
+                                 long ncols, float scale) {
   constexpr long NV = kAttnNV;
   long j = 0;
-  for (; j + NV * B::W <= ncols; j += NV * B::W) attn_tile_dot<R, NV>(A, lda, Bt + j, ldb, D, S + j, lds);
+  for (; j + NV * B::W <= ncols; j += NV * B::W) attn_tile_dot<R, NV>(A, lda, Bt + j, ldb, D, S + j, lds, scale);
   if constexpr (NV > 2) {
     if (j + 2 * B::W <= ncols) {
-      attn_tile_dot<R, 2>(A, lda, Bt + j, ldb, D, S + j, lds);
+      attn_tile_dot<R, 2>(A, lda, Bt + j, ldb, D, S + j, lds, scale);
       j += 2 * B::W;
     }
   }
   if constexpr (NV > 1) {
-    if (j < ncols) attn_tile_dot<R, 1>(A, lda, Bt + j, ldb, D, S + j, lds);
+    if (j < ncols) attn_tile_dot<R, 1>(A, lda, Bt + j, ldb, D, S + j, lds, scale);
   }
 }
 
@@ -1005,13 +1015,13 @@ static inline void attn_with_rows(int rows, F&& f) {
   }
 }
 
-// S[r * lds + j] = sum_d A[r * lda + d] * Bt[d * ldb + j] for r < nr, j < ncols (ncols: the keys
-// of the block rounded up to whole vectors; the keys past the range are zero padding, masked later)
+// S[r * lds + j] = scale * sum_d A[r * lda + d] * Bt[d * ldb + j] for r < nr, j < ncols (ncols: the
+// keys of the block rounded up to whole vectors; the keys past the range are zero padding, masked later)
 static void attn_dot(const float* A, long lda, long nr, const float* Bt, long ldb, long D, float* S, long lds,
-                     long ncols) {
+                     long ncols, float scale) {
   for (long r = 0; r < nr;) {
     const int rows = attn_tile_rows(nr - r);
-    attn_with_rows(rows, [&](auto R) { attn_rows_dot<decltype(R)::value>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols); });
+    attn_with_rows(rows, [&](auto R) { attn_rows_dot<decltype(R)::value>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols, scale); });
     r += rows;
   }
 }
@@ -1076,21 +1086,45 @@ static void attn_axpy(const float* coef, long crs, long ccs, long nr, long nc, c
   }
 }
 
+// A backend may give B::transpose8x8(src, lds, dst, ldd) (dst[d * ldd + j] = src[j * lds + d] for
+// j, d < 8); the key transpose then goes 8 x 8 at a time, else element by element.
+template <class X, class = void>
+struct AttnHasT8 {
+  static constexpr bool v = false;
+};
+template <class X>
+struct AttnHasT8<X, decltype(void(&X::transpose8x8))> {
+  static constexpr bool v = true;
+};
+
+// One (batch, kv head) group of attn_transpose: dst[d * ldt + j] = src[j * D + d], zero padded
+// from Tk to ldt (X = B: a template, so that the 8 x 8 branch is compiled only where it exists).
+template <class X = B>
+static void attn_transpose_group(const float* src, long Tk, long D, float* dst, long ldt) {
+  long j0 = 0;
+  if constexpr (AttnHasT8<X>::v) {
+    const long d0 = D & ~7L;
+    for (; j0 + 8 <= Tk; j0 += 8)
+      for (long d = 0; d < d0; d += 8) X::transpose8x8(src + j0 * D + d, D, dst + d * ldt + j0, ldt);
+    for (long d = d0; d < D; ++d) {  // the last D % 8 rows of the transpose
+      float* o = dst + d * ldt;
+      for (long j = 0; j < j0; ++j) o[j] = src[j * D + d];
+    }
+  }
+  for (long d = 0; d < D; ++d) {
+    float* o = dst + d * ldt;
+    for (long j = j0; j < Tk; ++j) o[j] = src[j * D + d];
+    for (long j = Tk; j < ldt; ++j) o[j] = 0.0f;
+  }
+}
+
 // Keys (or values) of every (batch, kv head) transposed to [D][Tk + kAttnKB] (zero padded), so
-// that a block of scores is a row of broadcasts times contiguous key vectors.
+// that a block of scores is a row of broadcasts times contiguous key vectors (a copy: same bits).
 static float* attn_transpose(const float* x, long groups, long Tk, long D, long& ldt) {
   ldt = Tk + kAttnKB;
   float* t = static_cast<float*>(std::malloc(sizeof(float) * static_cast<size_t>(groups * D * ldt)));
   if (!t) return nullptr;
-  auto body = [&](long g, int) {
-    const float* src = x + g * Tk * D;
-    float* dst = t + g * D * ldt;
-    for (long d = 0; d < D; ++d) {
-      float* o = dst + d * ldt;
-      for (long j = 0; j < Tk; ++j) o[j] = src[j * D + d];
-      for (long j = Tk; j < ldt; ++j) o[j] = 0.0f;
-    }
-  };
+  auto body = [&](long g, int) { attn_transpose_group(x + g * Tk * D, Tk, D, t + g * D * ldt, ldt); };
   parallel_tasks(groups, static_cast<double>(groups) * Tk * D < 65536 ? 1 : pool_threads(), body);
   return t;
 }
@@ -1125,10 +1159,9 @@ struct AttnRows {
   }
 };
 
-// Scales the raw scores S[nr][attn_cols(nk)] (row stride kAttnKB) of keys jb.. jb+nk by `scale`
-// and sets those a query cannot see (and the columns from nk on) to -inf.
-static void attn_mask_block(const AttnVis& vis, const AttnRows& rows, long i0, long nr, long jb, long nk, float* S,
-                            float scale) {
+// Sets the scores S[nr][attn_cols(nk)] (row stride kAttnKB, already scaled by attn_dot) of keys
+// jb.. jb+nk that a query cannot see (and the columns from nk on) to -inf.
+static void attn_mask_block(const AttnVis& vis, const AttnRows& rows, long i0, long nr, long jb, long nk, float* S) {
   const long nc = attn_cols(nk);
   const AttnArgs& a = *vis.a;
   bool exact = a.kPos == nullptr && a.mask == nullptr;  // the rows' key ranges say it all
@@ -1137,14 +1170,19 @@ static void attn_mask_block(const AttnVis& vis, const AttnRows& rows, long i0, l
     const int32_t* ks = a.kSeg + vis.b * a.Tk + jb;
     for (long j = 0; exact && j < nk; ++j) exact = ks[j] == rows.seg;
   }
-  const typename B::V vs = B::set1(scale);
+  // segments only (no positions that matter, no mask): a query sees the keys of its segment
+  const bool segOnly = !exact && a.mask == nullptr && !a.causal && a.window <= 0 && a.qSeg && a.kSeg;
   for (long r = 0; r < nr; ++r) {
     float* s = S + r * kAttnKB;
-    for (long j = 0; j < nc; j += B::W) B::store(s + j, B::mul(vs, B::load(s + j)));
     if (exact) {
       const long lo = lmin_(nk, lmax_(0, rows.j0[r] - jb)), hi = lmax_(lo, lmin_(nk, rows.j1[r] - jb));
       for (long j = 0; j < lo; ++j) s[j] = -__builtin_inff();
       for (long j = hi; j < nc; ++j) s[j] = -__builtin_inff();
+    } else if (segOnly) {
+      const int32_t qs = a.qSeg[vis.b * a.Tq + i0 + r];
+      const int32_t* ks = a.kSeg + vis.b * a.Tk + jb;
+      for (long j = 0; j < nk; ++j) s[j] = ks[j] == qs ? s[j] : -__builtin_inff();
+      for (long j = nk; j < nc; ++j) s[j] = -__builtin_inff();
     } else {
       for (long j = 0; j < nk; ++j)
         if (!vis.visible(i0 + r, rows.qp[r], jb + j)) s[j] = -__builtin_inff();
@@ -1191,8 +1229,8 @@ static void attention_impl(const AttnArgs& a) {
     }
     for (long jb = rows.J0; jb < rows.J1; jb += kAttnKB) {
       const long nk = lmin_(rows.J1, jb + kAttnKB) - jb, nc = attn_cols(nk);
-      attn_dot(qb0, D, nr, ktb + jb, ldt, D, S, kAttnKB, nc);
-      attn_mask_block(vis, rows, i0, nr, jb, nk, S, a.scale);
+      attn_dot(qb0, D, nr, ktb + jb, ldt, D, S, kAttnKB, nc, a.scale);
+      attn_mask_block(vis, rows, i0, nr, jb, nk, S);
       for (long r = 0; r < nr; ++r) {
         float* s = S + r * kAttnKB;
         V mv = ninf;
@@ -1308,9 +1346,9 @@ static void attention_backward_impl(const AttnArgs& a) {
         for (long i = 0; i < nr * D; ++i) gqa[i] = 0.0f;
         for (long jb = J0; jb < J1; jb += kAttnKB) {
           const long nk = lmin_(J1, jb + kAttnKB) - jb, nc = attn_cols(nk);
-          attn_dot(qr, D, nr, ktb + jb, ldt, D, P, kAttnKB, nc);
-          attn_mask_block(vis, rows, i0, nr, jb, nk, P, a.scale);
-          attn_dot(gor, D, nr, vtb + jb, ldt, D, dS, kAttnKB, nc);
+          attn_dot(qr, D, nr, ktb + jb, ldt, D, P, kAttnKB, nc, a.scale);
+          attn_mask_block(vis, rows, i0, nr, jb, nk, P);
+          attn_dot(gor, D, nr, vtb + jb, ldt, D, dS, kAttnKB, nc, 1.0f);
           const V sc = B::set1(a.scale);
           for (long r = 0; r < nr; ++r) {
             float* p = P + r * kAttnKB;

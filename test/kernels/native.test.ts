@@ -872,6 +872,8 @@ const attnCases: AttnCase[] = [
   { name: 'tiled: cross positions + mask, D 64', B: 1, Hq: 2, Hkv: 2, Tq: 40, Tk: 130, D: 64, causal: true, window: 0, qPos: true, kPos: true, mask: true },
   { name: 'tiled: full attention, Tq < Tk, D 33', B: 2, Hq: 3, Hkv: 1, Tq: 70, Tk: 90, D: 33, causal: false, window: 0 },
   { name: 'tiled: causal decode-style Tq 9 < Tk 77, D 64', B: 1, Hq: 2, Hkv: 2, Tq: 9, Tk: 77, D: 64, causal: true, window: 0 },
+  // segments only (the HAT encoder connector: word queries, byte keys, positions given but unused)
+  { name: 'tiled: segments only, not causal, Tq 40 < Tk 130, D 64', B: 2, Hq: 2, Hkv: 2, Tq: 40, Tk: 130, D: 64, causal: false, window: 0, qPos: true, kPos: true, seg: true },
 ];
 
 function attnInputs(c: AttnCase, rng: Rand) {
