@@ -10,10 +10,15 @@
  * `packedMatmul`), kmeans2 and bin1 through the lookup-table kernel (`packedLutMatmul`), at
  * 4096x4096 and 4096x11008 (`--shapes 4096x11008`, `--formats int4,bin1-lut`; `--act16` adds the
  * int16-activation rows of the decode formats). Output bits are compared between the roots
- * (`same bits` column).
+ * (`same bits` column). `--cold`: one call per root and round, right after a 48 MiB read
+ * (`readSum`) has evicted the matrix, the tables and the code from the caches, as in the bench's
+ * interleaved loop (where every other workload runs between two calls of one case); without it the
+ * matrix is warm (4096² fits the 32 MiB L3 of the Zen 3 VM). Under load the best and the median can
+ * both mislead: the lines after the table give per case the 10 / 25 / 50th percentiles of each root
+ * and the quartiles of the per-round new/old ratios.
  *
  * Run: npx tsc -p tsconfig.json && node dist/experiments/gemv_ab.js --root OLD --root NEW
- *      [--threads 2] [--rounds 15] [--shapes 4096x4096,4096x11008] [--formats ...] [--act16]
+ *      [--threads 2] [--rounds 15] [--shapes 4096x4096,4096x11008] [--formats ...] [--act16] [--cold]
  */
 import * as os from 'node:os';
 import { args, arg } from './argv.js';
@@ -34,6 +39,7 @@ const shapes = arg('shapes', '4096x4096,4096x11008')
   .map((s) => s.split('x').map(Number) as [number, number]);
 const formats = arg('formats', 'int8,int4,kmeans4,kmeans2-lut,bin1-lut').split(',');
 const act16 = process.argv.includes('--act16');
+const cold = process.argv.includes('--cold');
 
 const nat: RootNative[] = [];
 for (const r of roots) {
@@ -77,6 +83,7 @@ for (const [K, N] of shapes) {
   }
 }
 const big = randArray(16 * 2 ** 20, 7);
+const flush = cold ? new Float32Array(12 * 2 ** 20).fill(1) : new Float32Array(0);
 const probeBytes = big.length * 4;
 
 // times[root][case] per round (seconds); probe per round (seconds, best of 2, the same addon's readSum)
@@ -103,7 +110,14 @@ for (let r = 0; r < rounds; r++) {
         probe[i].push(timeOne(() => void nat[i].extras.readSum(big, threads)));
       } else {
         ys[i][ci].fill(NaN);
-        times[i][ci].push(timeOne(() => cases[ci].run(nat[i], ys[i][ci])));
+        if (cold) {
+          nat[i].extras.readSum(flush, threads);
+          const t0 = performance.now();
+          cases[ci].run(nat[i], ys[i][ci]);
+          times[i][ci].push((performance.now() - t0) / 1e3);
+        } else {
+          times[i][ci].push(timeOne(() => cases[ci].run(nat[i], ys[i][ci])));
+        }
       }
       sleep(2);
     }
@@ -119,7 +133,7 @@ for (let r = 0; r < rounds; r++) {
 const pbw = roots.map((_, i) => probeBytes / Math.min(...probe[i]) / 1e9);
 const pbwMed = roots.map((_, i) => probeBytes / median(probe[i]) / 1e9);
 const out: string[] = [
-  `${threads} threads; old = ${roots[0]}, new = ${roots[1]}; ${rounds} rounds, alternating; ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}); 1-minute load ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}.`,
+  `${threads} threads${cold ? ', cold caches' : ''}; old = ${roots[0]}, new = ${roots[1]}; ${rounds} rounds, alternating; ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}); 1-minute load ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}.`,
   `probe (64 MiB readSum): best ${pbw.map((v) => v.toFixed(1)).join(' / ')} GB/s, median ${pbwMed.map((v) => v.toFixed(1)).join(' / ')} GB/s (old / new); % columns: GB/s of the packed bytes over the best probe (median: over the median probe)`,
   '',
   '| case | old best ms | new best ms | old median ms | new median ms | old % probe best / median | new % probe best / median | new/old best | new/old median of rounds | same bits |',
@@ -134,6 +148,17 @@ cases.forEach((c, ci) => {
   const pmGBs = probeBytes / pm / 1e9;
   out.push(
     `| ${c.name} | ${(Math.min(...o) * 1e3).toFixed(3)} | ${(Math.min(...n) * 1e3).toFixed(3)} | ${(median(o) * 1e3).toFixed(3)} | ${(median(n) * 1e3).toFixed(3)} | ${pct(Math.min(...o), pb)} / ${pct(median(o), pmGBs)} | ${pct(Math.min(...n), pb)} / ${pct(median(n), pmGBs)} | ${(Math.min(...n) / Math.min(...o)).toFixed(3)} | ${median(o.map((t, k) => n[k] / t)).toFixed(3)} | ${same[ci] ? 'yes' : 'NO'} |`,
+  );
+});
+const quantile = (xs: number[], f: number): number => xs.slice().sort((a, b) => a - b)[Math.floor(f * (xs.length - 1))];
+out.push('');
+cases.forEach((c, ci) => {
+  const o = times[0][ci],
+    n = times[1][ci];
+  const r = o.map((t, k) => n[k] / t);
+  const qs = (xs: number[], fs: number[], scale: number, digits: number): string => fs.map((f) => (quantile(xs, f) * scale).toFixed(digits)).join(' / ');
+  out.push(
+    `${c.name}: p10 / p25 / p50 ms old ${qs(o, [0.1, 0.25, 0.5], 1e3, 3)}, new ${qs(n, [0.1, 0.25, 0.5], 1e3, 3)}; new/old per round p25 / p50 / p75 ${qs(r, [0.25, 0.5, 0.75], 1, 3)}`,
   );
 });
 process.stdout.write(`${out.join('\n')}\n`);

@@ -445,6 +445,62 @@ inline void row_scales(const uint16_t* s, long nB, bool bf16, float ls, float* s
   for (; b < nB; ++b) sc[b] *= ls;
 }
 
+// int8 modes, GEMV with one bf16 scale per chunk and whole quads (the "fused" case of rows_kernel):
+// NR rows at once, interleaved per quad of chunks, so that each thread reads NR code streams
+// (rows[r], far apart) at the same time. Each row's operations are those of rows_kernel: same bits.
+template <class D, int F, int NR>
+void rows_nr(const Ctx& c, const long* rows, long m0) {
+  const PackedArgs& a = *c.a;
+  const long full = c.nC, nQ = c.nC / 4;
+  constexpr bool kCorr = F == kOff16 || F == kOff || F == kOff16X;
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const __m128 vls = _mm_set1_ps(c.ls);
+  const int8_t* xr = c.x8 + m0 * c.Kp;
+  const __m256i* cr4 = reinterpret_cast<const __m256i*>(c.corr4) + m0 * nQ;
+  const float* xsr = c.xs + m0 * c.nU;
+  const uint8_t* pq[NR];
+  const uint16_t* sr[NR];
+  __m256 acc[NR];
+  for (int r = 0; r < NR; ++r) {
+    pq[r] = a.codes + rows[r] * c.rb;
+    sr[r] = a.scales + rows[r] * c.nB;
+    acc[r] = _mm256_setzero_ps();
+  }
+  for (long u = 0; u < full; u += 4) {
+    const __m128 xs4 = _mm_loadu_ps(xsr + u);
+    for (int r = 0; r < NR; ++r) {
+      for (int l = 0; l < 4 * D::kBytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(pq[r] + kPrefetch + l), _MM_HINT_T0);
+      __m256i sq[4];
+      for (int q = 0; q < 4; ++q) {
+        __m256i v0, v1, a0, a1;
+        levels8<D, F>(c, pq[r] + q * D::kBytes, v0, v1, a0, a1);
+        __m256i x0, x1;
+        acts8<F>(xr + (u + q) * 64, v0, v1, x0, x1);
+        const __m256i p0 = _mm256_maddubs_epi16(a0, x0), p1 = _mm256_maddubs_epi16(a1, x1);
+        if (F == kOff16X) sq[q] = _mm256_add_epi16(p0, p1);
+        else if (F == kOff16) sq[q] = _mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones16);
+        else sq[q] = _mm256_add_epi32(_mm256_madd_epi16(p0, ones16), _mm256_madd_epi16(p1, ones16));
+      }
+      __m256i s;
+      if (F == kOff16X) {
+        const __m256i t0 = _mm256_add_epi16(_mm256_unpacklo_epi32(sq[0], sq[1]), _mm256_unpackhi_epi32(sq[0], sq[1]));
+        const __m256i t1 = _mm256_add_epi16(_mm256_unpacklo_epi32(sq[2], sq[3]), _mm256_unpackhi_epi32(sq[2], sq[3]));
+        s = _mm256_madd_epi16(_mm256_add_epi16(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1)), ones16);
+      } else {
+        const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[0], sq[1]), _mm256_unpackhi_epi32(sq[0], sq[1]));
+        const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[2], sq[3]), _mm256_unpackhi_epi32(sq[2], sq[3]));
+        s = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+      }
+      if (kCorr) s = _mm256_add_epi32(s, _mm256_load_si256(cr4 + static_cast<unsigned long>(u) / 4));
+      const __m128 w4 = _mm_mul_ps(_mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[r] + u))), 16)), vls);
+      const __m128 f4 = _mm_mul_ps(w4, xs4);
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set_m128(f4, f4), acc[r]);
+      pq[r] += 4 * D::kBytes;
+    }
+  }
+  for (int r = 0; r < NR; ++r) a.out[m0 * a.N + rows[r]] = hsum(acc[r]);
+}
+
 // rows [n0, n1) of W against activation rows [m0, m0 + MG)
 template <class D, int MG, int F>
 void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
@@ -455,6 +511,18 @@ void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
   // int8 modes with one bf16 scale per chunk and whole quads only (K a multiple of 256, block 64):
   // each quad converts its own four scales (the same product, scale x level scale), no row pass
   const bool fused = F != kI16 && MG <= 2 && !c.half && a.B == 64 && a.scaleBf16 && full % 4 == 0 && !c.tail;
+  // int8 codes (memory-bound): two rows at once, from the two halves of the task's rows (two code
+  // streams ~1 MiB apart per thread instead of one). gemv_ab 4096 x 11008, 2 threads: per-round
+  // new/old median 0.80 cold, 0.88 warm (docs/compression.md); two adjacent rows were slower, more
+  // strips no better. The 4-bit formats (compute-bound) showed no clear change: one row at a time.
+  if (D::kBytes == 64 && fused && MG == 1) {
+    const long L = (n1 - n0) / 2;
+    for (long i = 0; i < L; ++i) {
+      const long rows[2] = {n0 + i, n0 + L + i};
+      rows_nr<D, F, 2>(c, rows, m0);
+    }
+    n0 += 2 * L;
+  }
   const __m128 vls = _mm_set1_ps(c.ls);
   for (long n = n0; n < n1; ++n) {
     const uint8_t* row = a.codes + n * c.rb;
