@@ -26,6 +26,7 @@ struct Avx2 {
   // 4 x 2 left the two FMA pipes short of independent chains)
   static constexpr long kAttnNV = 2;
   static constexpr int kAttnR = 6;
+  static constexpr bool kAttnT8 = true;  // transpose8x8 below
   // dst[d * ldd + j] = src[j * lds + d] for j, d < 8 (the attention's key transpose, 8 x 8 at a time)
   static TF_AI void transpose8x8(const float* src, long lds, float* dst, long ldd) {
     __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds);

@@ -25,6 +25,7 @@ struct Avx512 {
   // attention register tiles: 4 rows x 4 vectors (16 accumulators of the 32 zmm registers)
   static constexpr long kAttnNV = 4;
   static constexpr int kAttnR = 4;
+  static constexpr bool kAttnT8 = false;  // no transpose8x8: the key transpose goes element by element
 
   static TF_AI __mmask16 tmask(long n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static TF_AI V load(const float* p) { return _mm512_loadu_ps(p); }

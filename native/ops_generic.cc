@@ -19,6 +19,7 @@ struct Scalar {
   // attention register tiles: 4 rows x 4 scalars
   static constexpr long kAttnNV = 4;
   static constexpr int kAttnR = 4;
+  static constexpr bool kAttnT8 = false;  // no transpose8x8: the key transpose goes element by element
   static inline V load(const float* p) { return *p; }
   static inline V loadn(const float* p, long) { return *p; }  // never called with n < 1
   static inline void store(float* p, V v) { *p = v; }

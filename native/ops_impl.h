@@ -1086,23 +1086,14 @@ static void attn_axpy(const float* coef, long crs, long ccs, long nr, long nc, c
   }
 }
 
-// A backend may give B::transpose8x8(src, lds, dst, ldd) (dst[d * ldd + j] = src[j * lds + d] for
-// j, d < 8); the key transpose then goes 8 x 8 at a time, else element by element.
-template <class X, class = void>
-struct AttnHasT8 {
-  static constexpr bool v = false;
-};
-template <class X>
-struct AttnHasT8<X, decltype(void(&X::transpose8x8))> {
-  static constexpr bool v = true;
-};
-
+// Every backend declares B::kAttnT8: whether it has B::transpose8x8(src, lds, dst, ldd)
+// (dst[d * ldd + j] = src[j * lds + d] for j, d < 8) for the key transpose; else element by element.
 // One (batch, kv head) group of attn_transpose: dst[d * ldt + j] = src[j * D + d], zero padded
 // from Tk to ldt (X = B: a template, so that the 8 x 8 branch is compiled only where it exists).
 template <class X = B>
 static void attn_transpose_group(const float* src, long Tk, long D, float* dst, long ldt) {
   long j0 = 0;
-  if constexpr (AttnHasT8<X>::v) {
+  if constexpr (X::kAttnT8) {
     const long d0 = D & ~7L;
     for (; j0 + 8 <= Tk; j0 += 8)
       for (long d = 0; d < d0; d += 8) X::transpose8x8(src + j0 * D + d, D, dst + d * ldt + j0, ldt);

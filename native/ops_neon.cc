@@ -27,6 +27,7 @@ struct Neon {
   // attention register tiles: 4 rows x 4 vectors (16 accumulators of the 32 q registers)
   static constexpr long kAttnNV = 4;
   static constexpr int kAttnR = 4;
+  static constexpr bool kAttnT8 = false;  // no transpose8x8: the key transpose goes element by element
 
   static TF_AI V load(const float* p) { return vld1q_f32(p); }
   static TF_AI V loadn(const float* p, long n) {
