@@ -511,11 +511,10 @@ void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
   // int8 modes with one bf16 scale per chunk and whole quads only (K a multiple of 256, block 64):
   // each quad converts its own four scales (the same product, scale x level scale), no row pass
   const bool fused = F != kI16 && MG <= 2 && !c.half && a.B == 64 && a.scaleBf16 && full % 4 == 0 && !c.tail;
-  // int8 codes (memory-bound): two rows at once, from the two halves of the task's rows (two code
-  // streams ~1 MiB apart per thread instead of one). gemv_ab 4096 x 11008, 2 threads: per-round
-  // new/old median 0.80 cold, 0.88 warm (docs/compression.md); two adjacent rows were slower, more
-  // strips no better. The 4-bit formats (compute-bound) showed no clear change: one row at a time.
-  if (D::kBytes == 64 && fused && MG == 1) {
+  // GEMV: two rows at once, from the two halves of the task's rows (two code streams per thread
+  // instead of one; docs/compression.md, "Follow-up"); two adjacent rows were slower, more strips
+  // no better
+  if (fused && MG == 1) {
     const long L = (n1 - n0) / 2;
     for (long i = 0; i < L; ++i) {
       const long rows[2] = {n0 + i, n0 + L + i};
