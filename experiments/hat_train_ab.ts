@@ -8,7 +8,8 @@
  *
  * Each round runs, as separate processes one after the other: the old build (its
  * dist/experiments/hat_train_ab.js, or, when it has none, this build's worker importing the old
- * build's modules), this build, and the peer; each does steps+1 steps (the first warms up) on the
+ * build's modules) and this build (in that order in odd rounds, the other way round in even
+ * ones), then the peer; each does steps+1 steps (the first warms up) on the
  * bench's batch (same synthetic text, B x T, word split) and reports the best wall and CPU time of
  * a step. The summary gives per round the ratios new/old and PyTorch/new (wall and CPU s).
  * `--profile` instead runs this build once with timers around every kernel call (one process,
@@ -178,14 +179,38 @@ async function main(): Promise<void> {
   if (!existsSync(nodePath.join(old, 'dist', 'src', 'tensor', 'index.js'))) throw new Error(`${old} has no built dist/`);
   console.log(`HAT ${preset} training step, ${threads} thread(s), best of ${steps} steps per process; old = ${old}, new = ${ROOT}`);
   console.log('round  load   old wall/cpu s   new wall/cpu s   torch wall/cpu s   new/old wall cpu   torch/new wall cpu');
+  // per round: new/old and PyTorch/new, wall and CPU s (for the min / median summary)
+  const ratios: Record<string, number[]> = { 'new/old wall': [], 'new/old cpu': [], 'torch/new wall': [], 'torch/new cpu': [] };
   for (let i = 0; i < rounds; i++) {
     const load = os.loadavg()[0];
-    const o = child(old, preset, threads, steps);
-    const n = child(ROOT, preset, threads, steps);
+    // the builds swap places every round: under load the second process of a pair ran 3-5 %
+    // slower in CPU s (same build in both slots, 2026-12-04), so a fixed order biases the ratio
+    let o: StepResult;
+    let n: StepResult;
+    if (i % 2 === 0) {
+      o = child(old, preset, threads, steps);
+      n = child(ROOT, preset, threads, steps);
+    } else {
+      n = child(ROOT, preset, threads, steps);
+      o = child(old, preset, threads, steps);
+    }
     const p = withPeer ? await peerRun(preset, threads, steps) : null;
     const f = (r: StepResult | null): string => (r ? `${min(r.wall).toFixed(3)}/${min(r.cpu).toFixed(3)}` : '-');
     const ratio = (a: StepResult | null, b: StepResult): string => (a ? `${(min(a.wall) / min(b.wall)).toFixed(2)}x ${(min(a.cpu) / min(b.cpu)).toFixed(2)}x` : '-');
-    console.log(`${String(i + 1).padEnd(6)} ${load.toFixed(1).padEnd(6)} ${f(o).padEnd(16)} ${f(n).padEnd(16)} ${f(p).padEnd(18)} ${ratio(o, n).padEnd(18)} ${ratio(p, n)}   (loss old ${o.loss} new ${n.loss}${o.loss === n.loss ? ', same bits' : ''})`);
+    console.log(`${String(i + 1).padEnd(6)} ${load.toFixed(1).padEnd(6)} ${f(o).padEnd(16)} ${f(n).padEnd(16)} ${f(p).padEnd(18)} ${ratio(o, n).padEnd(18)} ${ratio(p, n)}   (loss old ${o.loss} new ${n.loss}${o.loss === n.loss ? ', same bits' : ''})${i % 2 === 1 ? ' (new ran first)' : ''}`);
+    ratios['new/old wall'].push(min(o.wall) / min(n.wall));
+    ratios['new/old cpu'].push(min(o.cpu) / min(n.cpu));
+    if (p) {
+      ratios['torch/new wall'].push(min(p.wall) / min(n.wall));
+      ratios['torch/new cpu'].push(min(p.cpu) / min(n.cpu));
+    }
+  }
+  const median = (a: number[]): number => {
+    const s = [...a].sort((x, y) => x - y);
+    return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  for (const [k, a] of Object.entries(ratios)) {
+    if (a.length > 0) console.log(`${k.padEnd(15)} min ${min(a).toFixed(2)}x  median ${median(a).toFixed(2)}x  max ${Math.max(...a).toFixed(2)}x  (${a.length} rounds)`);
   }
 }
 
