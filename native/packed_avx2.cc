@@ -340,6 +340,37 @@ __attribute__((always_inline)) inline void acts8(const int8_t* xq, __m256i v0, _
   }
 }
 
+// int8 modes, quad loop: one chunk's products against one activation row, kept for the quad's
+// reduction. kOff16X: levels u <= 15, the int16 pair sums (|.| <= 2 x 2 x 15 x 127) are reduced
+// over the quad in int16 (sums of four: <= 30480, exact), one vpmaddwd for the quad; kOff16: two
+// products summed in int16 (span <= 64), widened per chunk; otherwise each product widened
+template <int F>
+__attribute__((always_inline)) inline __m256i quad_part8(__m256i a0, __m256i a1, __m256i x0, __m256i x1, __m256i ones16) {
+  const __m256i p0 = _mm256_maddubs_epi16(a0, x0), p1 = _mm256_maddubs_epi16(a1, x1);
+  if (F == kOff16X) return _mm256_add_epi16(p0, p1);
+  if (F == kOff16) return _mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones16);
+  return _mm256_add_epi32(_mm256_madd_epi16(p0, ones16), _mm256_madd_epi16(p1, ones16));
+}
+
+// the four chunks' quad_part8 values reduced to one vector (lane q: chunk q's sum over one 128-bit
+// half), so one conversion and one FMA serve 256 weights. Exact: |lane| < 2^24
+template <int F>
+__attribute__((always_inline)) inline __m256i quad_reduce8(__m256i s0, __m256i s1, __m256i s2, __m256i s3, __m256i ones16) {
+  if (F == kOff16X) {
+    const __m256i t0 = _mm256_add_epi16(_mm256_unpacklo_epi32(s0, s1), _mm256_unpackhi_epi32(s0, s1));
+    const __m256i t1 = _mm256_add_epi16(_mm256_unpacklo_epi32(s2, s3), _mm256_unpackhi_epi32(s2, s3));
+    return _mm256_madd_epi16(_mm256_add_epi16(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1)), ones16);
+  }
+  const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(s0, s1), _mm256_unpackhi_epi32(s0, s1));
+  const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(s2, s3), _mm256_unpackhi_epi32(s2, s3));
+  return _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+}
+
+// four bf16 scales (one per chunk of a quad) as floats, times the level scale
+__attribute__((always_inline)) inline __m128 bf16x4_scaled(const uint16_t* s, __m128 vls) {
+  return _mm_mul_ps(_mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s))), 16)), vls);
+}
+
 // int8 modes, no block 32: the integer sums (8 int32 lanes, offset correction included) of one
 // chunk against activation rows m0..m0+MG-1
 template <class D, int MG, int F>
@@ -476,23 +507,11 @@ void rows_nr(const Ctx& c, const long* rows, long m0) {
         levels8<D, F>(c, pq[r] + q * D::kBytes, v0, v1, a0, a1);
         __m256i x0, x1;
         acts8<F>(xr + (u + q) * 64, v0, v1, x0, x1);
-        const __m256i p0 = _mm256_maddubs_epi16(a0, x0), p1 = _mm256_maddubs_epi16(a1, x1);
-        if (F == kOff16X) sq[q] = _mm256_add_epi16(p0, p1);
-        else if (F == kOff16) sq[q] = _mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones16);
-        else sq[q] = _mm256_add_epi32(_mm256_madd_epi16(p0, ones16), _mm256_madd_epi16(p1, ones16));
+        sq[q] = quad_part8<F>(a0, a1, x0, x1, ones16);
       }
-      __m256i s;
-      if (F == kOff16X) {
-        const __m256i t0 = _mm256_add_epi16(_mm256_unpacklo_epi32(sq[0], sq[1]), _mm256_unpackhi_epi32(sq[0], sq[1]));
-        const __m256i t1 = _mm256_add_epi16(_mm256_unpacklo_epi32(sq[2], sq[3]), _mm256_unpackhi_epi32(sq[2], sq[3]));
-        s = _mm256_madd_epi16(_mm256_add_epi16(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1)), ones16);
-      } else {
-        const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[0], sq[1]), _mm256_unpackhi_epi32(sq[0], sq[1]));
-        const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[2], sq[3]), _mm256_unpackhi_epi32(sq[2], sq[3]));
-        s = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
-      }
+      __m256i s = quad_reduce8<F>(sq[0], sq[1], sq[2], sq[3], ones16);
       if (kCorr) s = _mm256_add_epi32(s, _mm256_load_si256(cr4 + static_cast<unsigned long>(u) / 4));
-      const __m128 w4 = _mm_mul_ps(_mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[r] + u))), 16)), vls);
+      const __m128 w4 = bf16x4_scaled(sr[r] + u, vls);
       const __m128 f4 = _mm_mul_ps(w4, xs4);
       acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set_m128(f4, f4), acc[r]);
       pq[r] += 4 * D::kBytes;
@@ -534,8 +553,7 @@ void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
     long u = 0;
     if (F != kI16 && MG <= 2 && !c.half) {
       const __m256i ones16 = _mm256_set1_epi16(1);
-      // int8 modes: four chunks' sums reduced to one vector (lane q: chunk q's sum over one 128-bit
-      // half), so one conversion and one FMA serve 256 weights. Exact: |lane| < 2^24.
+      // int8 modes: four chunks' sums reduced to one vector (quad_part8, quad_reduce8).
       // the offset corrections of the four chunks come as one vector per quad (corr4), added after
       // the reduction (integer sums: the same values)
       constexpr bool kCorr = F == kOff16 || F == kOff || F == kOff16X;
@@ -558,28 +576,12 @@ void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
           for (int j = 0; j < MG; ++j) {
             __m256i x0, x1;
             acts8<F>(xr[j] + (u + q) * 64, v0, v1, x0, x1);
-            const __m256i p0 = _mm256_maddubs_epi16(a0, x0), p1 = _mm256_maddubs_epi16(a1, x1);
-            // kOff16X: levels u <= 15, the int16 pair sums (|.| <= 2 x 2 x 15 x 127) are reduced over
-            // the quad in int16 below (sums of four: <= 30480, exact), one vpmaddwd for the quad;
-            // kOff16: two products summed in int16 (span <= 64), widened per chunk
-            if (F == kOff16X) sq[q][j] = _mm256_add_epi16(p0, p1);
-            else if (F == kOff16) sq[q][j] = _mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones16);
-            else sq[q][j] = _mm256_add_epi32(_mm256_madd_epi16(p0, ones16), _mm256_madd_epi16(p1, ones16));
+            sq[q][j] = quad_part8<F>(a0, a1, x0, x1, ones16);
           }
         }
-        const __m128 w4 = fused ? _mm_mul_ps(_mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(srow + u))), 16)), vls)
-                                : _mm_loadu_ps(sc + u);
+        const __m128 w4 = fused ? bf16x4_scaled(srow + u, vls) : _mm_loadu_ps(sc + u);
         for (int j = 0; j < MG; ++j) {
-          __m256i r;
-          if (F == kOff16X) {
-            const __m256i t0 = _mm256_add_epi16(_mm256_unpacklo_epi32(sq[0][j], sq[1][j]), _mm256_unpackhi_epi32(sq[0][j], sq[1][j]));
-            const __m256i t1 = _mm256_add_epi16(_mm256_unpacklo_epi32(sq[2][j], sq[3][j]), _mm256_unpackhi_epi32(sq[2][j], sq[3][j]));
-            r = _mm256_madd_epi16(_mm256_add_epi16(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1)), ones16);
-          } else {
-            const __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[0][j], sq[1][j]), _mm256_unpackhi_epi32(sq[0][j], sq[1][j]));
-            const __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(sq[2][j], sq[3][j]), _mm256_unpackhi_epi32(sq[2][j], sq[3][j]));
-            r = _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
-          }
+          __m256i r = quad_reduce8<F>(sq[0][j], sq[1][j], sq[2][j], sq[3][j], ones16);
           if (kCorr) r = _mm256_add_epi32(r, _mm256_load_si256(cr4[j] + static_cast<unsigned long>(u) / 4));
           const __m128 f4 = _mm_mul_ps(w4, _mm_loadu_ps(xsr[j] + u));
           acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r), _mm256_set_m128(f4, f4), acc[j]);
