@@ -25,25 +25,7 @@ constexpr long NC = 3072;  // 256 x 3072 x 4 B = 3 MiB of packed B, in L3
 TF_AI long lmin(long a, long b) { return a < b ? a : b; }
 TF_AI long lmax(long a, long b) { return a > b ? a : b; }
 
-TF_AI void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5, __m256& r6,
-                      __m256& r7) {
-  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
-  r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
-  r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
-  r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
-  r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
-  r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
-  r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
-  r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
+#include "transpose8_avx2.h"
 
 // Pack op(A)[i0:i0+mc, p0:p0+kc] into MR-row panels: panel q holds, for each p, MR values.
 void pack_a(const float* A, long lda, bool transA, long i0, long mc, long p0, long kc, float* Ap) {
