@@ -15,6 +15,12 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
   process.exit(0);
 }
 
+/** A missing or bad flag: one line on stderr and exit 2 (no stack trace). */
+export function usageError(msg: string): never {
+  process.stderr.write(`${process.argv[1]?.replace(/^.*\//, '') ?? 'experiment'}: ${msg} (--help for usage)\n`);
+  process.exit(2);
+}
+
 /** Every value given to `--name`, in order. */
 export function args(name: string): string[] {
   const out: string[] = [];
@@ -35,7 +41,7 @@ export function arg(name: string, def: string): string {
  */
 export function runRootsInterleaved(script: string, childArgs: string[], rounds: string, rootsHint: string): void {
   const roots = args('root');
-  if (roots.length === 0) throw new Error(`give --root DIR (${rootsHint})`);
+  if (roots.length === 0) usageError(`give --root DIR (${rootsHint})`);
   const data = arg('data', fileURLToPath(new URL('../../../shared/data/icews14', import.meta.url)));
   for (let r = 0; r < Number(arg('rounds', rounds)); r++) {
     for (const root of roots) {

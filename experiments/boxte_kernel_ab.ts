@@ -14,12 +14,12 @@
  */
 import { createRequire } from 'node:module';
 import type { BoxteAddon } from '../src/models/boxte/kernel_native.js';
-import { arg, args } from './argv.js';
+import { arg, args, usageError } from './argv.js';
 
 type TrainAddon = Pick<BoxteAddon, 'boxteIsa' | 'boxteTrainGroups'>;
 
 const roots = args('root');
-if (roots.length === 0) throw new Error('give --root DIR (once or more)');
+if (roots.length === 0) usageError('give --root DIR (once or more)');
 const d = Number(arg('dim', '154'));
 const reps = Number(arg('reps', '30'));
 const E = 7128;

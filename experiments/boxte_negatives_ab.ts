@@ -14,10 +14,10 @@
 import { createRequire } from 'node:module';
 import type { BoxteAddon } from '../src/models/boxte/kernel_native.js';
 import { buildKeyTable } from '../src/models/boxte/kernel.js';
-import { arg, args } from './argv.js';
+import { arg, args, usageError } from './argv.js';
 
 const roots = args('root');
-if (roots.length !== 2) throw new Error('give --root OLD --root NEW');
+if (roots.length !== 2) usageError('give --root OLD --root NEW');
 const reps = Number(arg('reps', '300'));
 const N = Number(arg('facts', '72826'));
 const [E, R, nT, B, n] = [7128, 230, 365, 256, 75];

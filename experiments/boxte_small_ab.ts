@@ -18,7 +18,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { arg, args } from './argv.js';
+import { arg, args, usageError } from './argv.js';
 import { rootTrainer } from './boxte_root.js';
 import type { KeyTable } from '../src/models/boxte/kernel.js';
 
@@ -125,7 +125,7 @@ async function child(): Promise<void> {
 
 function parent(): void {
   const roots = args('root');
-  if (roots.length === 0) throw new Error('give --root DIR (twice: old and new)');
+  if (roots.length === 0) usageError('give --root DIR (twice: old and new)');
   const data = arg('data', fileURLToPath(new URL('../../../shared/data/icews14', import.meta.url)));
   const res = new Map<string, Record<string, number[]>>();
   for (let round = 0; round < Number(arg('rounds', '3')); round++) {

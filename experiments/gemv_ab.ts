@@ -21,7 +21,7 @@
  *      [--threads 2] [--rounds 15] [--shapes 4096x4096,4096x11008] [--formats ...] [--act16] [--cold]
  */
 import * as os from 'node:os';
-import { args, arg } from './argv.js';
+import { args, arg, usageError } from './argv.js';
 import { rootNative, rootPacked, type RootNative } from './root_modules.js';
 
 const median = (xs: number[]): number => {
@@ -31,7 +31,7 @@ const median = (xs: number[]): number => {
 const sleep = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 const roots = args('root');
-if (roots.length !== 2) throw new Error('give --root OLD --root NEW');
+if (roots.length !== 2) usageError('give --root OLD --root NEW');
 const threads = Number(arg('threads', '2'));
 const rounds = Number(arg('rounds', '15'));
 const shapes = arg('shapes', '4096x4096,4096x11008')
