@@ -4,7 +4,8 @@
  * dist/.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 // `--help` / `-h`: print the script's leading doc comment (its usage) and exit before it runs.
@@ -34,6 +35,36 @@ export function arg(name: string, def: string): string {
 }
 
 /**
+ * `--name` as a number (default `def`) in [min, max]; `int` requires a whole number. A value that is
+ * not a number or lies outside the range is a usage error (one line, exit 2), never NaN in a loop.
+ */
+export function numArg(name: string, def: number, opts: { min?: number; max?: number; int?: boolean; positive?: boolean } = {}): number {
+  const raw = args(name)[0];
+  if (raw === undefined) return def;
+  const v = raw.trim() === '' ? Number.NaN : Number(raw);
+  const { min = -Infinity, max = Infinity, int = false, positive = false } = opts;
+  if (!Number.isFinite(v) || (int && !Number.isInteger(v)) || v < min || v > max || (positive && v <= 0)) {
+    const range = `${positive ? '> 0' : min === -Infinity ? '' : `>= ${min}`}${min !== -Infinity && max !== Infinity ? ' and ' : ''}${max === Infinity ? '' : `<= ${max}`}`;
+    usageError(`--${name} must be ${int ? 'a whole number' : 'a number'}${range ? ` ${range}` : ''}, got "${raw}"`);
+  }
+  return v;
+}
+
+/** `--name` as a whole number >= `min` (default 1): counts of rounds, steps, repetitions, threads. */
+export function intArg(name: string, def: number, min = 1, max = Infinity): number {
+  return numArg(name, def, { min, max, int: true });
+}
+
+/** `--name` as one of `choices` (default `def`), else a usage error. */
+export function choiceArg<T extends string>(name: string, def: T, choices: readonly T[]): T {
+  const raw = args(name)[0];
+  if (raw === undefined) return def;
+  const hit = choices.find((c) => c === raw);
+  if (hit === undefined) usageError(`--${name} must be one of ${choices.join(', ')}, got "${raw}"`);
+  return hit;
+}
+
+/**
  * The parent side of the BoxTE A/B scripts (boxte_speed_ab, boxte_phases, boxte_epoch_check): for
  * `--rounds` rounds (default `rounds`) and each `--root` in turn, runs `script` (the caller's
  * `import.meta.url`) again in a fresh process as `--child --root R --data D ...childArgs` and copies
@@ -43,7 +74,9 @@ export function runRootsInterleaved(script: string, childArgs: string[], rounds:
   const roots = args('root');
   if (roots.length === 0) usageError(`give --root DIR (${rootsHint})`);
   const data = arg('data', fileURLToPath(new URL('../../../shared/data/icews14', import.meta.url)));
-  for (let r = 0; r < Number(arg('rounds', rounds)); r++) {
+  if (!existsSync(join(data, 'train.txt'))) usageError(`--data ${data} has no train.txt (give a dataset folder such as ../shared/data/icews14)`);
+  const n = intArg('rounds', Number(rounds));
+  for (let r = 0; r < n; r++) {
     for (const root of roots) {
       const line = execFileSync(process.execPath, [fileURLToPath(script), '--child', '--root', root, '--data', data, ...childArgs], { encoding: 'utf8' });
       process.stdout.write(line);

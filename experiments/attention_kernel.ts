@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { arg, args } from './argv.js';
+import { arg, args, intArg, choiceArg } from './argv.js';
 import { importHatTrain, presetBatch } from './hat_batch.js';
 
 const HERE = nodePath.dirname(fileURLToPath(import.meta.url));
@@ -106,9 +106,9 @@ const median = (xs: number[]): number => {
 };
 
 async function main(): Promise<void> {
-  const preset = arg('preset', 'small');
-  const threads = Number(arg('threads', '1'));
-  const reps = Number(arg('reps', '3'));
+  const preset = choiceArg('preset', 'small', ['tiny', 'small']);
+  const threads = intArg('threads', 1);
+  const reps = intArg('reps', 3);
   if (process.argv.includes('--child')) {
     const r = await child(arg('child', ROOT), preset, threads, reps);
     process.stdout.write(`${JSON.stringify(r)}\n`);
@@ -116,7 +116,7 @@ async function main(): Promise<void> {
   }
   const roots = args('root').map((r) => nodePath.resolve(r));
   if (roots.length === 0) roots.push(ROOT);
-  const rounds = Number(arg('rounds', '5'));
+  const rounds = intArg('rounds', 5);
   const all = roots.map(() => ({ fwd: [] as number[], bwd: [] as number[], sum: [] as number[] }));
   console.log(`attention kernels of one HAT ${preset} training step (B x T as bench/hat.ts), ${threads} thread(s), best of ${reps} per call`);
   for (let i = 0; i < rounds; i++) {

@@ -12,7 +12,7 @@
  *      [--data ../shared/data/icews14] [--dim 154] [--steps 150] [--rounds 1]
  */
 import { createRequire } from 'node:module';
-import { arg, runRootsInterleaved } from './argv.js';
+import { arg, runRootsInterleaved, intArg } from './argv.js';
 import { rootTrainer } from './boxte_root.js';
 
 async function child(): Promise<void> {
@@ -35,7 +35,7 @@ async function child(): Promise<void> {
     };
   }
   const { kg, tr } = await rootTrainer(1);
-  const steps = Number(arg('steps', '150'));
+  const steps = intArg('steps', 150);
   const perm = tr.rng.permutation(kg.train.h.length);
   const batches = Math.floor(perm.length / 256);
   const batch = (i: number): Int32Array => perm.subarray(256 * (i % batches), 256 * ((i % batches) + 1));
@@ -71,5 +71,5 @@ async function child(): Promise<void> {
 if (process.argv.includes('--child')) {
   await child();
 } else {
-  runRootsInterleaved(import.meta.url, ['--dim', arg('dim', '154'), '--steps', arg('steps', '150')], '1', 'once or more');
+  runRootsInterleaved(import.meta.url, ['--dim', String(intArg('dim', 154)), '--steps', String(intArg('steps', 150))], '1', 'once or more');
 }

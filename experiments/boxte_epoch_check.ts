@@ -10,7 +10,7 @@
  *      [--data ../shared/data/icews14] [--dim 154] [--rounds 1]
  */
 import { createHash } from 'node:crypto';
-import { arg, runRootsInterleaved } from './argv.js';
+import { runRootsInterleaved, intArg } from './argv.js';
 import { rootTrainer } from './boxte_root.js';
 
 async function child(): Promise<void> {
@@ -31,5 +31,5 @@ async function child(): Promise<void> {
 if (process.argv.includes('--child')) {
   await child();
 } else {
-  runRootsInterleaved(import.meta.url, ['--dim', arg('dim', '154')], '1', 'once or more');
+  runRootsInterleaved(import.meta.url, ['--dim', String(intArg('dim', 154))], '1', 'once or more');
 }

@@ -14,19 +14,19 @@
  */
 import { createRequire } from 'node:module';
 import type { BoxteAddon } from '../src/models/boxte/kernel_native.js';
-import { arg, args, usageError } from './argv.js';
+import { arg, args, usageError, intArg } from './argv.js';
 
 type TrainAddon = Pick<BoxteAddon, 'boxteIsa' | 'boxteTrainGroups'>;
 
 const roots = args('root');
 if (roots.length === 0) usageError('give --root DIR (once or more)');
-const d = Number(arg('dim', '154'));
-const reps = Number(arg('reps', '30'));
+const d = intArg('dim', 154);
+const reps = intArg('reps', 30);
 const E = 7128;
 const R = 230;
 const B = 256;
 const n = 75;
-const M = Number(arg('mod', String(E)));
+const M = intArg('mod', E);
 const evict = arg('evict', '1') !== '0';
 const req = createRequire(import.meta.url);
 const addons = roots.map((r) => req(`${r}/native/build/Release/tfree_native.node`) as TrainAddon);

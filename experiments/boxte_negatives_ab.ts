@@ -14,12 +14,12 @@
 import { createRequire } from 'node:module';
 import type { BoxteAddon } from '../src/models/boxte/kernel_native.js';
 import { buildKeyTable } from '../src/models/boxte/kernel.js';
-import { arg, args, usageError } from './argv.js';
+import { args, usageError, intArg } from './argv.js';
 
 const roots = args('root');
 if (roots.length !== 2) usageError('give --root OLD --root NEW');
-const reps = Number(arg('reps', '300'));
-const N = Number(arg('facts', '72826'));
+const reps = intArg('reps', 300);
+const N = intArg('facts', 72826);
 const [E, R, nT, B, n] = [7128, 230, 365, 256, 75];
 const req = createRequire(import.meta.url);
 const addons = roots.map((r) => req(`${r}/native/build/Release/tfree_native.node`) as Pick<BoxteAddon, 'boxteNegatives'>);

@@ -11,13 +11,13 @@
  * Run: npx tsc -p tsconfig.json && node dist/experiments/boxte_phases.js --root OLD --root NEW
  *      [--data ../shared/data/icews14] [--dim 154] [--reps 60] [--rounds 2] [--fresh]
  */
-import { arg, runRootsInterleaved } from './argv.js';
+import { runRootsInterleaved, intArg } from './argv.js';
 import { rootTrainer } from './boxte_root.js';
 
 async function child(): Promise<void> {
   const { root, kg, cfg, tr } = await rootTrainer(1);
   const d = cfg.dim;
-  const reps = Number(arg('reps', '60'));
+  const reps = intArg('reps', 60);
   const perm = tr.rng.permutation(kg.train.h.length);
   for (let i = 0; i < 3; i++) tr.step(perm.subarray(256 * i, 256 * (i + 1)));
   const fresh = process.argv.includes('--fresh');
@@ -47,5 +47,5 @@ async function child(): Promise<void> {
 if (process.argv.includes('--child')) {
   await child();
 } else {
-  runRootsInterleaved(import.meta.url, ['--dim', arg('dim', '154'), '--reps', arg('reps', '60'), ...(process.argv.includes('--fresh') ? ['--fresh'] : [])], '2', 'once or more');
+  runRootsInterleaved(import.meta.url, ['--dim', String(intArg('dim', 154)), '--reps', String(intArg('reps', 60)), ...(process.argv.includes('--fresh') ? ['--fresh'] : [])], '2', 'once or more');
 }

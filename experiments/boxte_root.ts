@@ -3,7 +3,7 @@
  * boxte_epoch_check): the BoxTE modules of the build given by `--root` (its dist/), the KG read
  * from `--data`, and a Trainer with the paper's settings at `--dim` (default 154, k = 2).
  */
-import { arg } from './argv.js';
+import { arg, intArg } from './argv.js';
 
 export interface RootTrainer {
   root: string;
@@ -18,7 +18,7 @@ export async function rootTrainer(seed: number): Promise<RootTrainer> {
   const io = (await import(`${root}/dist/src/io/kg.js`)) as typeof import('../src/io/kg.js');
   const bx = (await import(`${root}/dist/src/models/boxte/index.js`)) as typeof import('../src/models/boxte/index.js');
   const kg = io.readTemporalKG(arg('data', ''));
-  const cfg = bx.defaultConfig({ numEntities: kg.entities.length, numRelations: kg.relations.length, numTimes: kg.numTimes, dim: Number(arg('dim', '154')), k: 2 });
+  const cfg = bx.defaultConfig({ numEntities: kg.entities.length, numRelations: kg.relations.length, numTimes: kg.numTimes, dim: intArg('dim', 154), k: 2 });
   const tr = new bx.Trainer(kg, cfg, { ...bx.defaultTrainOptions, seed });
   return { root, bx, kg, cfg, tr };
 }

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { syntheticKG } from '../src/io/kg.js';
 import { Trainer, boxKernels, defaultConfig, defaultTrainOptions } from '../src/models/boxte/index.js';
-import { arg } from './argv.js';
+import { arg, intArg, usageError } from './argv.js';
 
 interface SizeResult {
   facts_all: number;
@@ -80,14 +80,15 @@ function child(facts: number, entities: number, steps: number, full: boolean): S
 }
 
 if (process.argv.includes('--child')) {
-  const r = child(Number(arg('facts', '500000')), Number(arg('entities', '10000')), Number(arg('steps', '40')), process.argv.includes('--full-epoch'));
+  const r = child(intArg('facts', 500000), intArg('entities', 10000), intArg('steps', 40), process.argv.includes('--full-epoch'));
   process.stdout.write(`${JSON.stringify(r)}\n`);
 } else {
   const sizes = arg('sizes', '500000,1000000,2500000').split(',').map(Number);
+  if (sizes.some((n) => !Number.isInteger(n) || n < 1000)) usageError(`--sizes must be whole numbers >= 1000, comma-separated, got "${arg('sizes', '')}"`);
   const rows: SizeResult[] = [];
   for (const n of sizes) {
     const extra = process.argv.includes('--full-epoch') ? ['--full-epoch'] : [];
-    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', '--facts', String(n), '--entities', arg('entities', '10000'), '--steps', arg('steps', '40'), ...extra], {
+    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', '--facts', String(n), '--entities', String(intArg('entities', 10000)), '--steps', String(intArg('steps', 40)), ...extra], {
       encoding: 'utf8',
       maxBuffer: 1 << 20,
     });

@@ -18,7 +18,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { arg, args, usageError } from './argv.js';
+import { arg, args, usageError, intArg } from './argv.js';
 import { rootTrainer } from './boxte_root.js';
 import type { KeyTable } from '../src/models/boxte/kernel.js';
 
@@ -28,7 +28,7 @@ async function child(): Promise<void> {
   const trm = (await import(`${root}/dist/src/models/boxte/train.js`)) as typeof import('../src/models/boxte/train.js');
   const ops = (await import(`${root}/dist/src/models/boxte/ops.js`)) as typeof import('../src/models/boxte/ops.js');
   const d = cfg.dim;
-  const reps = Number(arg('reps', '100'));
+  const reps = intArg('reps', 100);
   // the trainer's own buffers (private fields of Trainer)
   const priv = tr as unknown as { trainSet: KeyTable; gBase: Float32Array; gBump: Float32Array; slots: { data: Float32Array; count: number } | null };
   const perm = tr.rng.permutation(kg.train.h.length);
@@ -128,7 +128,7 @@ function parent(): void {
   if (roots.length === 0) usageError('give --root DIR (twice: old and new)');
   const data = arg('data', fileURLToPath(new URL('../../../shared/data/icews14', import.meta.url)));
   const res = new Map<string, Record<string, number[]>>();
-  for (let round = 0; round < Number(arg('rounds', '3')); round++) {
+  for (let round = 0; round < intArg('rounds', 3); round++) {
     for (const root of roots) {
       const line = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', '--root', root, '--data', data, '--dim', arg('dim', '154'), '--reps', arg('reps', '100')], { encoding: 'utf8' });
       const o = JSON.parse(line) as Record<string, number>;

@@ -13,13 +13,13 @@
  * Run: npx tsc -p tsconfig.json && node dist/experiments/boxte_speed_ab.js --root OLD --root NEW
  *      [--data ../shared/data/icews14] [--dim 154] [--steps 40] [--eval-facts 300] [--rounds 2] [--model FILE]
  */
-import { arg, runRootsInterleaved } from './argv.js';
+import { arg, runRootsInterleaved, intArg } from './argv.js';
 import { rootTrainer } from './boxte_root.js';
 
 async function child(): Promise<void> {
   const { root, bx, kg, cfg, tr } = await rootTrainer(1);
   const d = cfg.dim;
-  const steps = Number(arg('steps', '40'));
+  const steps = intArg('steps', 40);
   const N = kg.train.h.length;
   const perm = tr.rng.permutation(N);
   tr.step(perm.subarray(0, 256));
@@ -30,7 +30,7 @@ async function child(): Promise<void> {
   let cu = process.cpuUsage(c0);
   const per = Math.ceil(N / 256) / steps;
   const out: Record<string, number | string> = { root, d, train_epoch_wall_s: w * per, train_epoch_cpu_s: ((cu.user + cu.system) / 1e6) * per };
-  const ef = Number(arg('eval-facts', '300'));
+  const ef = intArg('eval-facts', 300, 0);
   if (ef > 0) {
     const q = bx.subsample(kg.test, ef);
     const model = arg('model', '') === '' ? tr.model : bx.loadModel(arg('model', '')).model;
@@ -49,5 +49,5 @@ async function child(): Promise<void> {
 if (process.argv.includes('--child')) {
   await child();
 } else {
-  runRootsInterleaved(import.meta.url, ['--dim', arg('dim', '154'), '--steps', arg('steps', '40'), '--eval-facts', arg('eval-facts', '300'), '--model', arg('model', '')], '2', 'twice: old and new');
+  runRootsInterleaved(import.meta.url, ['--dim', String(intArg('dim', 154)), '--steps', String(intArg('steps', 40)), '--eval-facts', String(intArg('eval-facts', 300, 0)), '--model', arg('model', '')], '2', 'twice: old and new');
 }

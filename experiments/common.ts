@@ -23,8 +23,8 @@ import { HatSplitter, splitBytes } from '../src/models/hat/splitter.js';
 import { LlamaLM, TokenPieces, llamaTrainable, loadLlama, loadTokenizer, saveBpeTokenizer, trainBpe, type HFTokenizer, type LlamaLMConfig } from '../src/models/llama/index.js';
 import { hatFlopsPerByte, llamaFlopsPerByte } from '../src/eval/flops.js';
 import { hatTrainable } from '../src/models/hat/train.js';
-import { arg } from './argv.js';
-export { arg };
+import { arg, intArg, numArg } from './argv.js';
+export { arg, intArg, numArg };
 
 export const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CACHE = process.env.TFREE_EXP_CACHE ?? nodePath.join(ROOT, 'experiments', '.cache');
@@ -93,7 +93,7 @@ export function brown(): Data {
   const val = docs.filter((d) => VAL_IDS.has(d.source));
   if (val.length !== VAL_IDS.size) throw new Error(`${file}: found ${val.length} of the ${VAL_IDS.size} held-out documents`);
   // --val-chars N (smoke tests): score only the first N characters of each held-out document
-  const vc = Number(arg('val-chars', '0'));
+  const vc = intArg('val-chars', 0, 0);
   const valTexts = rows.filter((d) => VAL_IDS.has(d.id)).map((d) => (vc > 0 ? d.text.slice(0, vc) : d.text));
   dataMemo = { train: docs.filter((d) => !VAL_IDS.has(d.source)), val, valTexts };
   return dataMemo;

@@ -31,12 +31,12 @@ import { Rng } from '../src/nn/index.js';
 import { HatSplitter } from '../src/models/hat/splitter.js';
 import { loadTokenizer, saveBpeTokenizer, trainBpe, type TextTokenizer } from '../src/models/llama/tokenizer/index.js';
 import { lineSvg, type Series } from '../src/eval/svg.js';
-import { arg } from './argv.js';
+import { arg, intArg } from './argv.js';
 
 const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const CORPORA = arg('corpora', nodePath.join(os.tmpdir(), 'tfree-corpora'));
-const SEED = Number(arg('seed', '0'));
+const SEED = intArg('seed', 0, 0);
 const VOCABS = arg('vocabs', '1024,4096,16384').split(',').map(Number);
 
 /** Extracts a Debian package into CORPORA/<pkg> (apt-get download + dpkg-deb -x) unless there. */

@@ -21,7 +21,7 @@
  *      [--threads 2] [--rounds 15] [--shapes 4096x4096,4096x11008] [--formats ...] [--act16] [--cold]
  */
 import * as os from 'node:os';
-import { args, arg, usageError } from './argv.js';
+import { args, arg, usageError, intArg } from './argv.js';
 import { rootNative, rootPacked, type RootNative } from './root_modules.js';
 
 const median = (xs: number[]): number => {
@@ -32,8 +32,8 @@ const sleep = (ms: number): void => void Atomics.wait(new Int32Array(new SharedA
 
 const roots = args('root');
 if (roots.length !== 2) usageError('give --root OLD --root NEW');
-const threads = Number(arg('threads', '2'));
-const rounds = Number(arg('rounds', '15'));
+const threads = intArg('threads', 2);
+const rounds = intArg('rounds', 15);
 const shapes = arg('shapes', '4096x4096,4096x11008')
   .split(',')
   .map((s) => s.split('x').map(Number) as [number, number]);

@@ -26,14 +26,14 @@ import { loadHATLazy, parseFormat } from '../src/compress/index.js';
 import { HATDecodingState } from '../src/models/hat/generate.js';
 import { HatSplitter } from '../src/models/hat/splitter.js';
 import { HAT8B_TEXT as TEXT } from './hat8b_text.js';
-import { arg } from './argv.js';
+import { arg, intArg, usageError } from './argv.js';
 
 const MODEL = arg('model', '');
 const MODE = arg('mode', 'load');
 const WEIGHTS = arg('weights', 'int8');
 const THREADS = arg('threads', '1,2').split(',').map(Number);
-const PROMPT_BYTES = Number(arg('prompt-bytes', '200'));
-const GEN_BYTES = Number(arg('gen-bytes', '64'));
+const PROMPT_BYTES = intArg('prompt-bytes', 200);
+const GEN_BYTES = intArg('gen-bytes', 64);
 const COLD = process.argv.includes('--cold');
 
 function gib(b: number): number {
@@ -52,7 +52,7 @@ function diskBytes(dir: string): number {
 }
 
 function main(): void {
-  if (MODEL === '') throw new Error('give --model DIR');
+  if (MODEL === '') usageError('give --model DIR (a HAT checkpoint folder)');
   if (COLD) dropCaches();
   const rss0 = process.memoryUsage().rss;
   const out: Record<string, unknown> = { model: MODEL, mode: MODE, cold: COLD, disk_gib: gib(diskBytes(MODEL)), kernels: kernels().name };

@@ -12,12 +12,12 @@
  */
 import { loadNative } from '../src/tensor/kernels/native.js';
 import { fixedLevels, parseFormat } from '../src/compress/index.js';
-import { arg } from './argv.js';
+import { arg, intArg } from './argv.js';
 
-const TH = Number(arg('threads', '1'));
-const L = Number(arg('layers', '4'));
+const TH = intArg('threads', 1);
+const L = intArg('layers', 4);
 const F = parseFormat(arg('format', 'int4'));
-const REPS = Number(arg('reps', '9'));
+const REPS = intArg('reps', 9);
 
 const nat = loadNative();
 if (!('kernels' in nat)) throw new Error(`needs the native addon: ${nat.error}`);

@@ -20,7 +20,7 @@ import { existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { arg } from './argv.js';
+import { arg, intArg, choiceArg, usageError } from './argv.js';
 import { importHatTrain, presetBatch } from './hat_batch.js';
 
 const HERE = nodePath.dirname(fileURLToPath(import.meta.url));
@@ -155,9 +155,9 @@ function child(root: string, preset: string, threads: number, steps: number): St
 const min = (a: number[]): number => Math.min(...a);
 
 async function main(): Promise<void> {
-  const preset = arg('preset', 'small');
-  const threads = Number(arg('threads', '1'));
-  const steps = Number(arg('steps', '3'));
+  const preset = choiceArg('preset', 'small', ['tiny', 'small']);
+  const threads = intArg('threads', 1);
+  const steps = intArg('steps', 3);
   if (process.argv.includes('--worker')) {
     const root = arg('worker', ROOT);
     const r = await worker(root, preset, threads, steps, process.argv.includes('--profile'));
@@ -174,9 +174,9 @@ async function main(): Promise<void> {
     return;
   }
   const old = arg('old', '/work/main');
-  const rounds = Number(arg('rounds', '3'));
+  const rounds = intArg('rounds', 3);
   const withPeer = arg('peer', '1') === '1';
-  if (!existsSync(nodePath.join(old, 'dist', 'src', 'tensor', 'index.js'))) throw new Error(`${old} has no built dist/`);
+  if (!existsSync(nodePath.join(old, 'dist', 'src', 'tensor', 'index.js'))) usageError(`--old ${old} has no built dist/ (give a built checkout)`);
   console.log(`HAT ${preset} training step, ${threads} thread(s), best of ${steps} steps per process; old = ${old}, new = ${ROOT}`);
   console.log('round  load   old wall/cpu s   new wall/cpu s   torch wall/cpu s   new/old wall cpu   torch/new wall cpu');
   // per round: new/old and PyTorch/new, wall and CPU s (for the min / median summary)

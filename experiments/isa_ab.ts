@@ -36,7 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/nn/index.js';
 import { syntheticText } from '../bench/hat.js';
 import { rootNative, rootPacked } from './root_modules.js';
-import { args, arg, usageError } from './argv.js';
+import { args, arg, usageError, intArg } from './argv.js';
 import { importHatTrain } from './hat_batch.js';
 
 const median = (xs: number[]): number => {
@@ -185,7 +185,7 @@ if (process.argv.includes('--child')) {
   const roots = args('root');
   if (roots.length !== 2) usageError('give --root OLD --root NEW');
   const isa = arg('isa', 'avx2');
-  const rounds = Number(arg('rounds', '3'));
+  const rounds = intArg('rounds', 3);
   const data = arg('data', fileURLToPath(new URL('../../../shared/data/icews14', import.meta.url)));
   const only = arg('only', 'sgemm,gemv,hat,boxte');
   // per root: workload -> per-round timings

@@ -26,13 +26,13 @@ import { generate } from '../src/models/hat/generate.js';
 import { evaluateText } from '../src/models/hat/score.js';
 import { parseFormat, quantizeModel, setPackedAct, setPackedLut, type PackedAct } from '../src/compress/index.js';
 import { packedLutFits } from '../src/tensor/kernels/js_packed_lut.js';
-import { arg } from './argv.js';
+import { arg, intArg } from './argv.js';
 
 const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const REPS = Number(arg('reps', '5'));
-const GEN_BYTES = Number(arg('gen-bytes', '300'));
+const REPS = intArg('reps', 5);
+const GEN_BYTES = intArg('gen-bytes', 300);
 const FORMATS = arg('formats', 'int8,int4,kmeans4,kmeans2,bin1').split(',');
-const EVAL_BYTES = Number(arg('eval-bytes', '16384'));
+const EVAL_BYTES = intArg('eval-bytes', 16384);
 const JSON_OUT = arg('json', '');
 const MODELS = arg('models', 'tiny,small').split(',');
 const BPB = !process.argv.includes('--no-bpb');

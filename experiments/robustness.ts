@@ -13,11 +13,11 @@ import { evaluateText, scoreContinuations } from '../src/models/hat/score.js';
 import { evaluateTokenText, scoreTokenContinuations } from '../src/models/llama/index.js';
 import { PERTURBATIONS, TextEditor, type Perturbation } from '../src/eval/perturb.js';
 import { lineSvg } from '../src/eval/svg.js';
-import { LLAMA_LAYERS, arg, brown, fmt, hatRun, llamaRun, log, mdTable, pct, splitter, writeResult, writeResultKeepingAnalysis } from './common.js';
+import { LLAMA_LAYERS, brown, fmt, hatRun, llamaRun, log, mdTable, pct, splitter, writeResult, writeResultKeepingAnalysis, intArg } from './common.js';
 
-const SEED = Number(arg('seed', '0'));
-const DOC_CHARS = Number(arg('doc-chars', '4096'));
-const ITEMS = Number(arg('items', '200'));
+const SEED = intArg('seed', 0, 0);
+const DOC_CHARS = intArg('doc-chars', 4096);
+const ITEMS = intArg('items', 200);
 const CTX_CHARS = 200;
 const CONT_CHARS = 40;
 

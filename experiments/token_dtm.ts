@@ -17,12 +17,12 @@ import { DtmEvaluator, parsePrompts } from '../src/eval/hat_dtm.js';
 import { TokenDtmEvaluator } from '../src/eval/token_dtm.js';
 import { quantizeAllInMemory } from '../src/eval/compare.js';
 import { lineSvg } from '../src/eval/svg.js';
-import { LLAMA_LAYERS, ROOT, arg, brown, fmt, hatRun, llamaRun, log, mdTable, pct, splitter, writeResult, writeResultKeepingAnalysis } from './common.js';
+import { LLAMA_LAYERS, ROOT, arg, brown, fmt, hatRun, llamaRun, log, mdTable, pct, splitter, writeResult, writeResultKeepingAnalysis, intArg } from './common.js';
 
 const FORMATS = arg('formats', 'int8,int4,kmeans4,kmeans2,bin1').split(',');
-const N_TOK = Number(arg('tokens', '28'));
-const N_BYTES = Number(arg('bytes', '100'));
-const HELD_CHARS = Number(arg('held-chars', '1024'));
+const N_TOK = intArg('tokens', 28);
+const N_BYTES = intArg('bytes', 100);
+const HELD_CHARS = intArg('held-chars', 1024);
 const BLOCK = 32;
 const t0 = performance.now();
 const hat = hatRun();
