@@ -1,7 +1,8 @@
 // The driver of the activation-side lookup-table matmul (kernels.h, PackedLutArgs), shared by the
 // ISA files packed_lut_avx2.cc, packed_lut_avx512.cc and packed_lut_neon.cc: setup, the table
-// build (one task per activation row and chunk of 16 groups), the split of the 32-row tiles over
-// the pool, and the fallback to the portable kernel when a buffer cannot be allocated.
+// build (chunks of 8 groups of one activation row, at the start of the one parallel section), the
+// split of the 32-row tiles over the pool, and the fallback to the portable kernel when the table
+// buffer cannot be allocated.
 //
 // Included inside each file's anonymous namespace (internal linkage: the per-ISA objects must
 // define no weak symbols, see scripts/check-spills.sh). The file then supplies
@@ -17,40 +18,82 @@ struct LutCtx {
   const PackedLutArgs* a;
   long nU, nB, rb, nT;
   float ls;
-  const int8_t* tab;  // M x nU x Q x 16
-  const float* ts;    // M x nU
+  int8_t* tab;  // M x nU x Q x 16
+  float* ts;    // M x nU
   // software prefetch distances in bytes (codes; scales) for the x86 kernels: measured on
   // 4096 x 4096 and 4096 x 11008 with cold caches, 20-25% faster than the hardware prefetchers alone
   long pd = 4096, spd = 1024;
 };
 
-// A 64-byte aligned heap buffer (no standard containers in the per-ISA objects: weak symbols).
-template <class T>
-struct LutBuf {
-  T* p;
-  explicit LutBuf(long n) : p(static_cast<T*>(std::aligned_alloc(64, static_cast<size_t>(((n > 0 ? n : 1) * sizeof(T) + 63) / 64 * 64)))) {}
-  ~LutBuf() { std::free(p); }
-  LutBuf(const LutBuf&) = delete;
-  LutBuf& operator=(const LutBuf&) = delete;
-};
+// The tables of the calling thread (of the including file): one 64-byte aligned buffer, grown on
+// demand and never freed (no allocation and no free per call; a second JS thread gets its own).
+thread_local char* tl_lut_buf = nullptr;
+thread_local size_t tl_lut_cap = 0;
 
+char* lut_scratch(size_t bytes) {
+  if (tl_lut_cap < bytes) {
+    if (tl_lut_buf) std::free(tl_lut_buf);
+    const size_t n = (bytes + 63) / 64 * 64;
+    tl_lut_buf = static_cast<char*>(std::aligned_alloc(64, n > 0 ? n : 64));
+    tl_lut_cap = tl_lut_buf ? bytes : 0;
+  }
+  return tl_lut_buf;
+}
+
+inline void lut_spin_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+// One parallel section per call: the tables are built at its start by the threads that run its
+// first tasks (chunks of 8 groups of one activation row, handed out by an atomic counter; every
+// thread waits until all chunks are done before its first tile), so the pool is woken once and no
+// thread idles at a barrier between the table pass and the tiles. On x86 each task first prefetches
+// the start of its code and scale streams, so the memory reads begin while the tables are built.
 template <class Kern, int BITS>
-void lut_run(const LutCtx& c) {
+void lut_run(const LutCtx& c, const int16_t* L8) {
   const PackedLutArgs& a = *c.a;
-  const long M = a.M, nT = c.nT;
+  const long M = a.M, nT = c.nT, nU = c.nU;
+  const int Q = 16 * a.bits;
   const int T = pool_threads();
   long ntasks = (T <= 1 || a.N * a.K * (M < 2 ? M : 2) < 262144) ? 1 : 8L * T;
   if (ntasks > nT) ntasks = nT;
   const long chunk = (nT + ntasks - 1) / ntasks;
+  const long gpt = 8, tpr = (nU + gpt - 1) / gpt, nchunks = M * tpr;
+  // (a small matmul runs its tiles in one task, but its tables still on every thread)
+  const long nrun = (T > 1 && nchunks > 1 && ntasks < T) ? T : ntasks;
+  long nextChunk = 0, doneChunks = 0;  // (GCC __atomic builtins: no std::atomic in the per-ISA objects)
+  auto build = [&](long t) {
+    const long m = t / tpr, g0 = (t % tpr) * gpt, g1 = (g0 + gpt < nU) ? g0 + gpt : nU;
+    Kern::tables(a.x + m * a.K + g0 * 64, (g1 - g0) * 64, a.bits, L8, c.tab + (m * nU + g0) * Q * 16, c.ts + m * nU + g0);
+  };
   auto body = [&](long t, int) {
-    const long t0 = t * chunk, t1 = (t0 + chunk < nT) ? t0 + chunk : nT;
+    const long t0 = t < ntasks ? t * chunk : nT, t1 = (t0 + chunk < nT) ? t0 + chunk : nT;
+    if (__atomic_load_n(&doneChunks, __ATOMIC_ACQUIRE) < nchunks) {
+#if defined(__x86_64__) || defined(__i386__)
+      if (t0 < nT) {
+        const char* cp = reinterpret_cast<const char*>(a.codes + t0 * c.rb * 32);
+        const char* sp = reinterpret_cast<const char*>(a.scales + t0 * c.nB * 32);
+        for (long l = 0; l < c.pd; l += 64) __builtin_prefetch(cp + l, 0, 3);
+        for (long l = 0; l < c.spd; l += 64) __builtin_prefetch(sp + l, 0, 3);
+      }
+#endif
+      for (long k; (k = __atomic_fetch_add(&nextChunk, 1, __ATOMIC_RELAXED)) < nchunks;) {
+        build(k);
+        __atomic_fetch_add(&doneChunks, 1, __ATOMIC_RELEASE);
+      }
+      while (__atomic_load_n(&doneChunks, __ATOMIC_ACQUIRE) < nchunks) lut_spin_pause();
+    }
     for (long tile = t0; tile < t1; ++tile) {
       long m0 = 0;
       for (; m0 + 2 <= M; m0 += 2) Kern::template tile<BITS, 2>(c, tile, m0);
       if (m0 < M) Kern::template tile<BITS, 1>(c, tile, m0);
     }
   };
-  parallel_tasks(ntasks, 0, body);
+  parallel_tasks(nrun, 0, body);
 }
 
 template <class Kern>
@@ -64,25 +107,14 @@ void lut_matmul(const PackedLutArgs& a) {
   const int Q = 16 * a.bits;
   int16_t L8[4];
   packed_levels_i8(a.levels, 1 << a.bits, L8, &c.ls);
-  LutBuf<int8_t> tab(a.M * c.nU * Q * 16);
-  LutBuf<float> ts(a.M * c.nU);
-  if (!tab.p || !ts.p) {
+  const size_t tabBytes = static_cast<size_t>(a.M * c.nU * Q * 16);  // a multiple of 256
+  char* buf = lut_scratch(tabBytes + static_cast<size_t>(a.M * c.nU) * sizeof(float));
+  if (!buf) {
     packed_lut_matmul_generic(a);
     return;
   }
-  // tables: one task per activation row and chunk of 16 groups (each group's tables are independent)
-  const long gpt = 16, tpr = (c.nU + gpt - 1) / gpt;
-  auto build = [&](long t, int) {
-    const long m = t / tpr, g0 = (t % tpr) * gpt, g1 = (g0 + gpt < c.nU) ? g0 + gpt : c.nU;
-    Kern::tables(a.x + m * a.K + g0 * 64, (g1 - g0) * 64, a.bits, L8, tab.p + (m * c.nU + g0) * Q * 16, ts.p + m * c.nU + g0);
-  };
-  if (pool_threads() > 1 && a.M * tpr > 1) {
-    parallel_tasks(a.M * tpr, 0, build);
-  } else {
-    for (long t = 0; t < a.M * tpr; ++t) build(t, 0);
-  }
-  c.tab = tab.p;
-  c.ts = ts.p;
-  if (a.bits == 1) lut_run<Kern, 1>(c);
-  else lut_run<Kern, 2>(c);
+  c.tab = reinterpret_cast<int8_t*>(buf);
+  c.ts = reinterpret_cast<float*>(buf + tabBytes);
+  if (a.bits == 1) lut_run<Kern, 1>(c, L8);
+  else lut_run<Kern, 2>(c, L8);
 }
