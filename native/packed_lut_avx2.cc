@@ -85,29 +85,38 @@ void tables_avx2(const float* x, long K, int bits, const int16_t* L8, int8_t* ta
   }
 }
 
-// one tile of 32 rows against activation rows m0 .. m0 + MG - 1. LS1: the level scale is 1 (integer
-// levels: bin1, int2, ternary), and scale x 1 is the scale itself, so that product is left out
-template <int BITS, int MG, bool LS1>
+// NT tiles of 32 rows (tile, tile + 1, ..) against activation rows m0 .. m0 + MG - 1 (NT = 2 only
+// with MG = 1: two tiles share each table load). LS1: the level scale is 1 (integer levels: bin1,
+// int2, ternary), and scale x 1 is the scale itself, so that product is left out
+template <int BITS, int MG, int NT, bool LS1>
 void tile_kernel(const LutCtx& c, long tile, long m0) {
   constexpr int Q = 16 * BITS, JB = Q / 2;  // tables and code bytes per row per group of 64
   const PackedLutArgs& a = *c.a;
   const long nU = c.nU;
-  const uint8_t* tc = a.codes + tile * c.rb * 32;
-  const uint16_t* tsc = a.scales + tile * c.nB * 32;
+  const long tstride = c.rb * 32;  // code bytes per tile
+  const uint8_t* tc = a.codes + tile * tstride;
   const __m256i m0f = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi8(1);
+  // the high nibbles: (16-bit word x 2^12) >> 16 = word >> 4, by vpmulhuw on a multiply port
+  // instead of vpsrlw on a shuffle port, which the lookups and unpacks fill
+  const __m256i k16 = _mm256_set1_epi16(1 << 12);
   const __m256 vls = _mm256_set1_ps(c.ls);
-  __m256 acc[MG][4];
-  for (int mm = 0; mm < MG; ++mm)
-    for (int k = 0; k < 4; ++k) acc[mm][k] = _mm256_setzero_ps();
+  __m256 acc[NT][MG][4];
+  for (int nt = 0; nt < NT; ++nt)
+    for (int mm = 0; mm < MG; ++mm)
+      for (int k = 0; k < 4; ++k) acc[nt][mm][k] = _mm256_setzero_ps();
   const long bpu = a.B / 64;  // groups per scale block
-  const uint16_t* sp = tsc;     // the block scales of group u (advanced per block: no division in the loop)
-  long ub = 0;                  // group within the scale block
+  // the block scales of group u, per tile (advanced per block: no division in the loop)
+  const uint16_t* sp = a.scales + tile * c.nB * 32;
+  const long sstride = c.nB * 32;
+  long ub = 0;  // group within the scale block
   for (long u = 0; u < nU; ++u) {
-    __m256i s16[MG][2];
-    for (int mm = 0; mm < MG; ++mm) s16[mm][0] = s16[mm][1] = _mm256_setzero_si256();
+    __m256i s16[NT][MG][2];
+    for (int nt = 0; nt < NT; ++nt)
+      for (int mm = 0; mm < MG; ++mm) s16[nt][mm][0] = s16[nt][mm][1] = _mm256_setzero_si256();
     const uint8_t* p = tc + u * JB * 32;
     if (c.pd > 0)
-      for (int l = 0; l < JB * 32; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + c.pd + l), _MM_HINT_T0);
+      for (int nt = 0; nt < NT; ++nt)
+        for (int l = 0; l < JB * 32; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + nt * tstride + c.pd + l), _MM_HINT_T0);
     const int8_t* tg[MG];
     for (int mm = 0; mm < MG; ++mm) tg[mm] = c.tab + ((m0 + mm) * nU + u) * Q * 16;
     // unrolled by 4 (GCC 12 by itself unrolled bin1's 8 code vectors whole, with 32 ymm stack
@@ -115,15 +124,20 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
     // 0.98 / 0.97 (gemv_ab, 1 thread, 4096 x 1024, best / median of rounds)
 #pragma GCC unroll 4
     for (int j = 0; j < JB; ++j) {
-      const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + j * 32));
-      const __m256i lo = _mm256_and_si256(idx, m0f);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(idx, 4), m0f);
+      __m256i th[MG], tl[MG];
       for (int mm = 0; mm < MG; ++mm) {
-        const __m256i th = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tg[mm] + 32 * j)));
-        const __m256i tl = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tg[mm] + 32 * j + 16)));
-        const __m256i rh = _mm256_shuffle_epi8(th, hi), rl = _mm256_shuffle_epi8(tl, lo);
-        s16[mm][0] = _mm256_add_epi16(s16[mm][0], _mm256_maddubs_epi16(ones, _mm256_unpacklo_epi8(rh, rl)));
-        s16[mm][1] = _mm256_add_epi16(s16[mm][1], _mm256_maddubs_epi16(ones, _mm256_unpackhi_epi8(rh, rl)));
+        th[mm] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tg[mm] + 32 * j)));
+        tl[mm] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tg[mm] + 32 * j + 16)));
+      }
+      for (int nt = 0; nt < NT; ++nt) {
+        const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + nt * tstride + j * 32));
+        const __m256i lo = _mm256_and_si256(idx, m0f);
+        const __m256i hi = _mm256_and_si256(_mm256_mulhi_epu16(idx, k16), m0f);
+        for (int mm = 0; mm < MG; ++mm) {
+          const __m256i rh = _mm256_shuffle_epi8(th[mm], hi), rl = _mm256_shuffle_epi8(tl[mm], lo);
+          s16[nt][mm][0] = _mm256_add_epi16(s16[nt][mm][0], _mm256_maddubs_epi16(ones, _mm256_unpacklo_epi8(rh, rl)));
+          s16[nt][mm][1] = _mm256_add_epi16(s16[nt][mm][1], _mm256_maddubs_epi16(ones, _mm256_unpackhi_epi8(rh, rl)));
+        }
       }
     }
     // s16[.][0]: rows 0-7 | 16-23, s16[.][1]: rows 8-15 | 24-31 (int16). Widened by vpmaddwd with
@@ -131,54 +145,57 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
     // the odd rows of each, in the order ROWS below, which the block scales take too (the low /
     // high bf16 of each 32-bit pair, shifted or masked into place); the accumulators are put back
     // in row order at the end of the tile.
-    if (c.spd > 0) _mm_prefetch(reinterpret_cast<const char*>(sp) + c.spd, _MM_HINT_T0);
-    __m256 sc[4];
-    {
-      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp));
-      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 16));
-      const __m256i lo = _mm256_permute2x128_si256(v0, v1, 0x20), hi = _mm256_permute2x128_si256(v0, v1, 0x31);
-      const __m256i himask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
-      sc[0] = _mm256_castsi256_ps(_mm256_slli_epi32(lo, 16));
-      sc[1] = _mm256_castsi256_ps(_mm256_and_si256(lo, himask));
-      sc[2] = _mm256_castsi256_ps(_mm256_slli_epi32(hi, 16));
-      sc[3] = _mm256_castsi256_ps(_mm256_and_si256(hi, himask));
-      if (!LS1)
-        for (int k = 0; k < 4; ++k) sc[k] = _mm256_mul_ps(sc[k], vls);
-    }
     const __m256i m10 = _mm256_set1_epi32(1), m01 = _mm256_set1_epi32(1 << 16);
-    for (int mm = 0; mm < MG; ++mm) {
-      const __m256 vts = _mm256_set1_ps(c.ts[(m0 + mm) * nU + u]);
-      __m256i s32[4];  // ROWS: 0 2 4 6 16 18 20 22 | 1 3 5 7 17 19 21 23 | 8 10 .. 24 26 .. | 9 11 .. 25 27 ..
-      s32[0] = _mm256_madd_epi16(s16[mm][0], m10);
-      s32[1] = _mm256_madd_epi16(s16[mm][0], m01);
-      s32[2] = _mm256_madd_epi16(s16[mm][1], m10);
-      s32[3] = _mm256_madd_epi16(s16[mm][1], m01);
-      for (int k = 0; k < 4; ++k)
-        acc[mm][k] = _mm256_add_ps(acc[mm][k], _mm256_mul_ps(_mm256_cvtepi32_ps(s32[k]), _mm256_mul_ps(sc[k], vts)));
+    for (int nt = 0; nt < NT; ++nt) {
+      const uint16_t* spt = sp + nt * sstride;
+      if (c.spd > 0) _mm_prefetch(reinterpret_cast<const char*>(spt) + c.spd, _MM_HINT_T0);
+      __m256 sc[4];
+      {
+        const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(spt));
+        const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(spt + 16));
+        const __m256i lo = _mm256_permute2x128_si256(v0, v1, 0x20), hi = _mm256_permute2x128_si256(v0, v1, 0x31);
+        const __m256i himask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+        sc[0] = _mm256_castsi256_ps(_mm256_slli_epi32(lo, 16));
+        sc[1] = _mm256_castsi256_ps(_mm256_and_si256(lo, himask));
+        sc[2] = _mm256_castsi256_ps(_mm256_slli_epi32(hi, 16));
+        sc[3] = _mm256_castsi256_ps(_mm256_and_si256(hi, himask));
+        if (!LS1)
+          for (int k = 0; k < 4; ++k) sc[k] = _mm256_mul_ps(sc[k], vls);
+      }
+      for (int mm = 0; mm < MG; ++mm) {
+        const __m256 vts = _mm256_set1_ps(c.ts[(m0 + mm) * nU + u]);
+        __m256i s32[4];  // ROWS: 0 2 4 6 16 18 20 22 | 1 3 5 7 17 19 21 23 | 8 10 .. 24 26 .. | 9 11 .. 25 27 ..
+        s32[0] = _mm256_madd_epi16(s16[nt][mm][0], m10);
+        s32[1] = _mm256_madd_epi16(s16[nt][mm][0], m01);
+        s32[2] = _mm256_madd_epi16(s16[nt][mm][1], m10);
+        s32[3] = _mm256_madd_epi16(s16[nt][mm][1], m01);
+        for (int k = 0; k < 4; ++k)
+          acc[nt][mm][k] = _mm256_add_ps(acc[nt][mm][k], _mm256_mul_ps(_mm256_cvtepi32_ps(s32[k]), _mm256_mul_ps(sc[k], vts)));
+      }
     }
     if (++ub == bpu) {
       ub = 0;
       sp += 32;
     }
   }
-  const long N = a.N, n0 = tile * 32;
-  for (int mm = 0; mm < MG; ++mm) {  // back to row order (ROWS above)
-    __m256 r[4];
-    for (int h = 0; h < 2; ++h) {
-      const __m256 lo = _mm256_unpacklo_ps(acc[mm][2 * h], acc[mm][2 * h + 1]), hi = _mm256_unpackhi_ps(acc[mm][2 * h], acc[mm][2 * h + 1]);
-      r[h] = _mm256_permute2f128_ps(lo, hi, 0x20);      // rows 8 h .. 8 h + 7
-      r[h + 2] = _mm256_permute2f128_ps(lo, hi, 0x31);  // rows 16 + 8 h ..
-    }
-    for (int k = 0; k < 4; ++k) acc[mm][k] = r[k];
-  }
-  for (int mm = 0; mm < MG; ++mm) {
-    float* o = a.out + (m0 + mm) * N + n0;
-    if (n0 + 32 <= N) {
-      for (int k = 0; k < 4; ++k) _mm256_storeu_ps(o + 8 * k, acc[mm][k]);
-    } else {
-      alignas(32) float buf[32];
-      for (int k = 0; k < 4; ++k) _mm256_store_ps(buf + 8 * k, acc[mm][k]);
-      for (long r = 0; r < N - n0; ++r) o[r] = buf[r];
+  const long N = a.N;
+  for (int nt = 0; nt < NT; ++nt) {
+    const long n0 = (tile + nt) * 32;
+    for (int mm = 0; mm < MG; ++mm) {  // back to row order (ROWS above)
+      __m256 r[4];
+      for (int h = 0; h < 2; ++h) {
+        const __m256 lo = _mm256_unpacklo_ps(acc[nt][mm][2 * h], acc[nt][mm][2 * h + 1]), hi = _mm256_unpackhi_ps(acc[nt][mm][2 * h], acc[nt][mm][2 * h + 1]);
+        r[h] = _mm256_permute2f128_ps(lo, hi, 0x20);      // rows 8 h .. 8 h + 7
+        r[h + 2] = _mm256_permute2f128_ps(lo, hi, 0x31);  // rows 16 + 8 h ..
+      }
+      float* o = a.out + (m0 + mm) * N + n0;
+      if (n0 + 32 <= N) {
+        for (int k = 0; k < 4; ++k) _mm256_storeu_ps(o + 8 * k, r[k]);
+      } else {
+        alignas(32) float buf[32];
+        for (int k = 0; k < 4; ++k) _mm256_store_ps(buf + 8 * k, r[k]);
+        for (long q = 0; q < N - n0; ++q) o[q] = buf[q];
+      }
     }
   }
 }
@@ -187,8 +204,14 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
 struct Kern {
   template <int BITS, int MG>
   static void tile(const LutCtx& c, long t, long m0) {
-    if (c.ls == 1.0f) tile_kernel<BITS, MG, true>(c, t, m0);
-    else tile_kernel<BITS, MG, false>(c, t, m0);
+    if (c.ls == 1.0f) tile_kernel<BITS, MG, 1, true>(c, t, m0);
+    else tile_kernel<BITS, MG, 1, false>(c, t, m0);
+  }
+  // tiles t and t + 1 against one activation row (the driver's optional pair step)
+  template <int BITS>
+  static void tile_pair(const LutCtx& c, long t, long m0) {
+    if (c.ls == 1.0f) tile_kernel<BITS, 1, 2, true>(c, t, m0);
+    else tile_kernel<BITS, 1, 2, false>(c, t, m0);
   }
   static void tables(const float* x, long K, int bits, const int16_t* L8, int8_t* tab, float* ts) { tables_avx2(x, K, bits, L8, tab, ts); }
 };

@@ -48,6 +48,19 @@ inline void lut_spin_pause() {
 #endif
 }
 
+// A single activation row, where the file's Kern has tile_pair<BITS>(c, tile, 0) (two tiles per
+// table load): the pairs of [t0, t1); returns the first tile left. Otherwise (overload by int / long)
+// none.
+template <class Kern, int BITS>
+auto lut_pairs(int, const LutCtx& c, long t0, long t1) -> decltype(Kern::template tile_pair<BITS>(c, t0, 0), long()) {
+  for (; t0 + 2 <= t1; t0 += 2) Kern::template tile_pair<BITS>(c, t0, 0);
+  return t0;
+}
+template <class Kern, int BITS>
+long lut_pairs(long, const LutCtx&, long t0, long) {
+  return t0;
+}
+
 // One parallel section per call: the tables are built at its start by the threads that run its
 // first tasks (chunks of 8 groups of one activation row, handed out by an atomic counter; every
 // thread waits until all chunks are done before its first tile), so the pool is woken once and no
@@ -87,7 +100,9 @@ void lut_run(const LutCtx& c, const int16_t* L8) {
       }
       while (__atomic_load_n(&doneChunks, __ATOMIC_ACQUIRE) < nchunks) lut_spin_pause();
     }
-    for (long tile = t0; tile < t1; ++tile) {
+    long tile = t0;
+    if (M == 1) tile = lut_pairs<Kern, BITS>(0, c, t0, t1);
+    for (; tile < t1; ++tile) {
       long m0 = 0;
       for (; m0 + 2 <= M; m0 += 2) Kern::template tile<BITS, 2>(c, tile, m0);
       if (m0 < M) Kern::template tile<BITS, 1>(c, tile, m0);
