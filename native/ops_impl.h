@@ -1109,11 +1109,36 @@ static void attn_transpose_group(const float* src, long Tk, long D, float* dst, 
   }
 }
 
-// Keys (or values) of every (batch, kv head) transposed to [D][Tk + kAttnKB] (zero padded), so
-// that a block of scores is a row of broadcasts times contiguous key vectors (a copy: same bits).
-static float* attn_transpose(const float* x, long groups, long Tk, long D, long& ldt) {
-  ldt = Tk + kAttnKB;
-  float* t = static_cast<float*>(std::malloc(sizeof(float) * static_cast<size_t>(groups * D * ldt)));
+// Scratch of n floats aligned to 64 bytes (free with std::free), zeroed when zero is true. The
+// attention's register tiles load 2 or 4 vectors per row: from a 16-byte-aligned malloc block
+// (what glibc returns for large sizes) every other 32-byte load crosses a cache line.
+static float* attn_alloc(long n, bool zero) {
+  const size_t bytes = (sizeof(float) * static_cast<size_t>(n) + 63) / 64 * 64;
+  float* p = static_cast<float*>(std::aligned_alloc(64, bytes == 0 ? 64 : bytes));
+  if (p && zero) std::memset(p, 0, bytes);
+  return p;
+}
+
+// Keys (or values) of every (batch, kv head) transposed to [D][ldt] with ldt = Tk rounded up to
+// 16 floats + kAttnKB (zero padded; rows start on 64-byte lines), so that a block of scores is a
+// row of broadcasts times contiguous key vectors (a copy: same bits).
+// The calling thread's buffer for the transposed keys (slot 0) or values (slot 1), grown on demand
+// and kept, as the SGEMM's packing buffer is: a fresh block of a few MB per call came from mmap,
+// with its page faults, on every attention call.
+static float* attn_scratch(int slot, long n) {
+  thread_local float* buf[2] = {nullptr, nullptr};
+  thread_local long cap[2] = {0, 0};
+  if (cap[slot] < n) {
+    std::free(buf[slot]);
+    buf[slot] = attn_alloc(n, false);
+    cap[slot] = buf[slot] ? n : 0;
+  }
+  return buf[slot];
+}
+
+static float* attn_transpose(int slot, const float* x, long groups, long Tk, long D, long& ldt) {
+  ldt = (Tk + 15) / 16 * 16 + kAttnKB;
+  float* t = attn_scratch(slot, groups * D * ldt);
   if (!t) return nullptr;
   auto body = [&](long g, int) { attn_transpose_group(x + g * Tk * D, Tk, D, t + g * D * ldt, ldt); };
   parallel_tasks(groups, static_cast<double>(groups) * Tk * D < 65536 ? 1 : pool_threads(), body);
@@ -1128,6 +1153,7 @@ struct AttnRows {
   long J0, J1;
   bool oneSeg;
   int32_t seg;
+  int32_t segLo, segHi;  // the rows' smallest and largest segment ids (with segments)
   void init(const AttnVis& vis, long i0, long nr) {
     J0 = vis.a->Tk;
     J1 = 0;
@@ -1145,8 +1171,25 @@ struct AttnRows {
       const int32_t* qs = vis.a->qSeg + vis.b * vis.a->Tq + i0;
       oneSeg = true;
       seg = qs[0];
-      for (long r = 1; r < nr; ++r) oneSeg = oneSeg && qs[r] == seg;
+      segLo = segHi = seg;
+      for (long r = 1; r < nr; ++r) {
+        oneSeg = oneSeg && qs[r] == seg;
+        segLo = qs[r] < segLo ? qs[r] : segLo;
+        segHi = qs[r] > segHi ? qs[r] : segHi;
+      }
     }
+  }
+  // Whether no query of the rows can see any of the keys jb .. jb+nk for their segments: every key's
+  // segment id lies outside [segLo, segHi] (the encoder connector's words see only their own bytes,
+  // a few of the 512). Such a block's scores are all -inf: its probabilities and gradients are
+  // zeros, so skipping it leaves every sum as it was.
+  bool segments_miss(const AttnVis& vis, long jb, long nk) const {
+    const AttnArgs& a = *vis.a;
+    if (!a.qSeg || !a.kSeg) return false;
+    const int32_t* ks = a.kSeg + vis.b * a.Tk + jb;
+    for (long j = 0; j < nk; ++j)
+      if (ks[j] >= segLo && ks[j] <= segHi) return false;
+    return true;
   }
 };
 
@@ -1192,7 +1235,7 @@ static void attention_impl(const AttnArgs& a) {
   }
   const long G = Hq / Hkv;
   long ldt = 0;
-  float* kt = attn_transpose(a.k, B_ * Hkv, Tk, D, ldt);
+  float* kt = attn_transpose(0, a.k, B_ * Hkv, Tk, D, ldt);
   if (!kt) {
     attention_rows(a);
     return;
@@ -1208,7 +1251,7 @@ static void attention_impl(const AttnArgs& a) {
     const float* ktb = kt + (b * Hkv + hk) * D * ldt;
     const float* vb = a.v + (b * Hkv + hk) * Tk * D;
     const float* qb0 = a.q + ((b * Hq + hq) * Tq + i0) * D;
-    float* acc = static_cast<float*>(std::calloc(static_cast<size_t>(nr * D), sizeof(float)));
+    float* acc = attn_alloc(nr * D, true);
     if (!acc) std::abort();
     alignas(64) float S[kAttnQB * kAttnKB];
     float m[kAttnQB], l[kAttnQB];
@@ -1220,6 +1263,7 @@ static void attention_impl(const AttnArgs& a) {
     }
     for (long jb = rows.J0; jb < rows.J1; jb += kAttnKB) {
       const long nk = lmin_(rows.J1, jb + kAttnKB) - jb, nc = attn_cols(nk);
+      if (rows.segments_miss(vis, jb, nk)) continue;
       attn_dot(qb0, D, nr, ktb + jb, ldt, D, S, kAttnKB, nc, a.scale);
       attn_mask_block(vis, rows, i0, nr, jb, nk, S);
       for (long r = 0; r < nr; ++r) {
@@ -1272,7 +1316,6 @@ static void attention_impl(const AttnArgs& a) {
   const int T = pool_threads();
   const double work = static_cast<double>(B_) * Hq * Tq * Tk * D;
   parallel_tasks(ntasks, work < 32768 ? 1 : T, task);
-  std::free(kt);
 }
 
 static void attention_backward_impl(const AttnArgs& a) {
@@ -1284,8 +1327,8 @@ static void attention_backward_impl(const AttnArgs& a) {
   const double work = static_cast<double>(B_) * Hq * Tq * Tk * D;
   const int useT = work < 32768 ? 1 : T;
   long ldt = 0;
-  float* kt = attn_transpose(a.k, B_ * Hkv, Tk, D, ldt);
-  float* vt = kt ? attn_transpose(a.v, B_ * Hkv, Tk, D, ldt) : nullptr;
+  float* kt = attn_transpose(0, a.k, B_ * Hkv, Tk, D, ldt);
+  float* vt = kt ? attn_transpose(1, a.v, B_ * Hkv, Tk, D, ldt) : nullptr;
   // Split the keys into chunks (partial gq sums) when there are few (batch, kv head) groups; the
   // split depends on the shape only, never on the thread count, so gq is the same for any T.
   constexpr long kAttnUnits = 8;
@@ -1311,7 +1354,7 @@ static void attention_backward_impl(const AttnArgs& a) {
     const float* vtb = vt + (b * Hkv + hk) * D * ldt;
     float* gkb = a.gk + (b * Hkv + hk) * Tk * D;
     float* gvb = a.gv + (b * Hkv + hk) * Tk * D;
-    float* gqa = static_cast<float*>(std::malloc(sizeof(float) * static_cast<size_t>(kAttnQB * D)));
+    float* gqa = attn_alloc(kAttnQB * D, false);
     if (!gqa) std::abort();
     alignas(64) float P[kAttnQB * kAttnKB];
     alignas(64) float dS[kAttnQB * kAttnKB];
@@ -1337,6 +1380,7 @@ static void attention_backward_impl(const AttnArgs& a) {
         for (long i = 0; i < nr * D; ++i) gqa[i] = 0.0f;
         for (long jb = J0; jb < J1; jb += kAttnKB) {
           const long nk = lmin_(J1, jb + kAttnKB) - jb, nc = attn_cols(nk);
+          if (rows.segments_miss(vis, jb, nk)) continue;
           attn_dot(qr, D, nr, ktb + jb, ldt, D, P, kAttnKB, nc, a.scale);
           attn_mask_block(vis, rows, i0, nr, jb, nk, P);
           attn_dot(gor, D, nr, vtb + jb, ldt, D, dS, kAttnKB, nc, 1.0f);
@@ -1382,8 +1426,6 @@ static void attention_backward_impl(const AttnArgs& a) {
     }
     std::free(gqPart);
   }
-  std::free(kt);
-  std::free(vt);
 }
 
 // ---------------------------------------------------------------------------------------------

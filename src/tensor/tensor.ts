@@ -337,7 +337,10 @@ export function record(out: Tensor, op: string, inputs: readonly Tensor[], backw
 
 interface GradSlot {
   arr: Float32Array;
+  /** the slot alone owns arr (a pool array): it goes back to the pool when the slot is done with it */
   owned: boolean;
+  /** arr is owned jointly by several slots (add's [g, g]): the slot holds one count in `shared` */
+  counted?: boolean;
 }
 
 function runBackward(root: Tensor, g0: Float32Array, retainGraph: boolean, freeActivations: boolean): void {
@@ -363,6 +366,19 @@ function runBackward(root: Tensor, g0: Float32Array, retainGraph: boolean, freeA
       order.push(t);
     }
   }
+  // Pool arrays owned jointly by several slots (a gradient handed to several inputs, as add's
+  // [g, g] along the residual stream) -> the number of slots holding them; the last one to let
+  // go gives the array back to the pool (before, such arrays were never recycled: ~9 M floats of
+  // fresh allocation per small-preset HAT step).
+  const shared = new Map<Float32Array, number>();
+  const drop = (arr: Float32Array): void => {
+    const n = (shared.get(arr) ?? 1) - 1;
+    if (n > 0) shared.set(arr, n);
+    else {
+      shared.delete(arr);
+      releaseF32(arr);
+    }
+  };
   const grads = new Map<number, GradSlot>();
   grads.set(root.id, { arr: g0, owned: false });
   for (let oi = order.length - 1; oi >= 0; oi--) {
@@ -373,7 +389,7 @@ function runBackward(root: Tensor, g0: Float32Array, retainGraph: boolean, freeA
     const node = t.node;
     if (node === null) {
       // a leaf that requires grad: accumulate into .grad
-      accumulateLeaf(t, slot);
+      accumulateLeaf(t, slot, shared, drop);
       continue;
     }
     const gin = node.backward(slot.arr);
@@ -387,26 +403,49 @@ function runBackward(root: Tensor, g0: Float32Array, retainGraph: boolean, freeA
       if (gi.length !== inp.size) {
         throw new Error(`internal: ${node.op} backward gave ${gi.length} gradient values for input ${k} of shape ${shapeStr(inp.shape)}`);
       }
-      const shared = gi.buffer === slot.arr.buffer;
-      if (shared) handedOn = true;
-      // an array given for two inputs (add's [g, g]) is owned by neither
-      let dup = false;
-      for (let j = 0; j < gin.length; j++) if (j !== k && gin[j] === gi) dup = true;
+      const sharesSlot = gi.buffer === slot.arr.buffer;
+      if (sharesSlot) handedOn = true;
+      // the inputs that take this same array (add's [g, g] gives one array to two inputs)
+      let takers = 0;
+      let first = -1;
+      for (let j = 0; j < gin.length; j++) {
+        if (gin[j] === gi && node.inputs[j].requiresGrad) {
+          takers++;
+          if (first < 0) first = j;
+        }
+      }
+      // whether the slots that take gi hold counts in `shared` (gi a pool array that nothing else owns)
+      let counted = false;
+      if (gi === slot.arr) {
+        counted = slot.counted === true || (slot.owned && takers > 1);
+        // the first taker of slot.arr inherits the slot's ownership: one count becomes `takers`
+        if (counted && k === first) shared.set(gi, (slot.counted === true ? (shared.get(gi) ?? 1) : 0) + takers - (slot.counted === true ? 1 : 0));
+      } else if (!sharesSlot && gi !== g0 && takers > 1) {
+        counted = true;
+        if (k === first) shared.set(gi, takers);
+      }
+      const owned = !counted && takers === 1 && (gi === slot.arr ? slot.owned : !sharesSlot && gi !== g0);
       const prev = grads.get(inp.id);
       if (prev === undefined) {
-        grads.set(inp.id, { arr: gi, owned: !dup && (gi === slot.arr ? slot.owned : !shared && gi !== g0) });
+        grads.set(inp.id, counted ? { arr: gi, owned: false, counted: true } : { arr: gi, owned });
       } else {
         if (!prev.owned) {
           const copy = allocF32(prev.arr.length, false);
           copy.set(prev.arr);
+          if (prev.counted === true) drop(prev.arr);
           prev.arr = copy;
           prev.owned = true;
+          prev.counted = false;
         }
         addInto(prev.arr, gi);
-        if (!dup && !shared && gi !== g0) releaseF32(gi);
+        if (counted) drop(gi);
+        else if (owned) releaseF32(gi);
       }
     }
-    if (slot.owned && !handedOn) releaseF32(slot.arr);
+    if (!handedOn) {
+      if (slot.owned) releaseF32(slot.arr);
+      else if (slot.counted === true) drop(slot.arr);
+    }
     // every consumer of t ran before t (reverse topological order): its storage is free now
     if (freeActivations && t !== root && t.data instanceof Float32Array && producer.get(t.data) === t.id) {
       producer.delete(t.data);
@@ -420,14 +459,20 @@ function addInto(acc: Float32Array, g: Float32Array): void {
   kernels().axpy(acc.length, 1, g, acc);
 }
 
-function accumulateLeaf(t: Tensor, slot: GradSlot): void {
+function accumulateLeaf(t: Tensor, slot: GradSlot, shared: Map<Float32Array, number>, drop: (arr: Float32Array) => void): void {
   if (t.grad === null) {
     let arr = slot.arr;
-    if (!slot.owned) arr = arr.slice();
-    else claimF32(arr); // now the leaf's .grad: never recycled
+    if (slot.counted === true && shared.get(arr) === 1) {
+      shared.delete(arr); // the last holder of a jointly owned array: it becomes the leaf's alone
+      claimF32(arr);
+    } else if (!slot.owned) {
+      arr = arr.slice();
+      if (slot.counted === true) drop(slot.arr);
+    } else claimF32(arr); // now the leaf's .grad: never recycled
     t.grad = new Tensor(arr, t.shape);
   } else {
     addInto(t.grad.data as Float32Array, slot.arr);
     if (slot.owned) releaseF32(slot.arr);
+    else if (slot.counted === true) drop(slot.arr);
   }
 }

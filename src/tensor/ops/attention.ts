@@ -5,7 +5,7 @@
 import { kernels } from '../kernels/index.js';
 import { Tensor, isGradEnabled, record, shapeStr } from '../tensor.js';
 import { allocF32 } from '../pool.js';
-import { contiguousData } from './shape.js';
+import { contiguous, contiguousData } from './shape.js';
 
 export interface AttentionOptions {
   /** key j visible to query i only when pos(j) <= pos(i) */
@@ -59,13 +59,19 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (!(isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad)) && !(k.isContiguous() && v.isContiguous()) && headBlocks(k) && headBlocks(v)) {
     return attentionPerHead(q, k, v, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask);
   }
-  const qd = contiguousData(q);
-  const kd = contiguousData(k);
-  const vd = contiguousData(v);
+  // a strided input (v as a permuted view of its projection) is copied by a recorded `contiguous`
+  // op, so that with freeActivations the backward gives the copy back to the pool once this op's
+  // backward has read it (a bare contiguousData copy, held by the closure, was never recycled)
+  const qc = q.isContiguous() ? q : contiguous(q);
+  const kc = k.isContiguous() ? k : contiguous(k);
+  const vc = v.isContiguous() ? v : contiguous(v);
+  const qd = contiguousData(qc);
+  const kd = contiguousData(kc);
+  const vd = contiguousData(vc);
   const out = allocF32(B * Hq * Tq * D, false);
   const lse = new Float32Array(B * Hq * Tq);
   kernels().attention(qd, kd, vd, out, lse, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask);
-  return record(new Tensor(out, [B, Hq, Tq, D]), 'attention', [q, k, v], (g) => {
+  return record(new Tensor(out, [B, Hq, Tq, D]), 'attention', [qc, kc, vc], (g) => {
     const gq = allocF32(qd.length);
     const gk = allocF32(kd.length);
     const gv = allocF32(vd.length);
