@@ -36,50 +36,103 @@ namespace {
 
 #include "packed_lut_driver.h"
 
-// the tables of one activation row (same operations as packed_lut_tables)
-void tables_avx2(const float* x, long K, int bits, const int16_t* L8, int8_t* tab, float* ts) {
-  const int E = 4 / bits, Q = 64 / E;
-  const int mask = (1 << bits) - 1;
-  __m256 Lv[4][2];  // Lv[i][h][j'] = L8[code_i(8h + j')]
-  for (int i = 0; i < E; ++i) {
-    alignas(32) float l[16];
-    for (int j = 0; j < 16; ++j) l[j] = static_cast<float>(L8[(j >> (4 - bits * (i + 1))) & mask]);
-    Lv[i][0] = _mm256_load_ps(l);
-    Lv[i][1] = _mm256_load_ps(l + 8);
-  }
-  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  const __m256 big = _mm256_set1_ps(3.4e38f);
-  alignas(32) float T[32 * 16];
+// The tables of one activation row: the values of packed_lut_tables, vectorized over 8 nibble
+// positions q at a time (lanes: q 0 2 4 6 | 1 3 5 7 of each block of 8) instead of the 16 entries.
+// Per activation i and level c the product P_i[c] = L8[c] x[qE + i] (float32, as in the portable
+// path); an entry is T = ((P_0 + P_1) + P_2) + P_3 for its codes, which differs from the portable
+// ((((0 + P_0) + P_1) + ..) at most in the sign of a zero (|T| and the rounded int8 are the same).
+// Rounding is monotone, so the largest entry of a lane is the sum of the largest products (and the
+// smallest of the smallest): amax without touching the 16 entries. The entries are rounded
+// (vcvtps2dq, round-to-nearest-even like nearbyint), packed to int8 and transposed to the [q][16]
+// layout. A group whose amax is 0 or not finite, or with a NaN entry (it rounds to the int8 -128,
+// which no finite entry reaches: |T x 127 / amax| <= 127), is redone by the portable
+// packed_lut_tables (zero tables, ts 0 or NaN as there).
+template <int BITS>
+void tables_avx2(const float* x, long K, const int16_t* L8, int8_t* tab, float* ts) {
+  constexpr int E = 4 / BITS, NL = 1 << BITS, Q = 64 / E, NBLK = Q / 8;
+  __m256 Lf[NL];
+  for (int c = 0; c < NL; ++c) Lf[c] = _mm256_set1_ps(static_cast<float>(L8[c]));
+  const __m256i tr4 = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m256i perm2 = _mm256_setr_epi32(0, 4, 2, 6, 1, 5, 3, 7);  // E = 2: q 0 1 4 5 | 2 3 6 7 -> 0 2 4 6 | 1 3 5 7
+  __m256 P[NBLK][E][NL];
   for (long u = 0; u * 64 < K; ++u) {
     const float* xg = x + u * 64;
-    __m256 mx = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
-    for (int q = 0; q < Q; ++q) {
-      for (int h = 0; h < 2; ++h) {
-        __m256 t = _mm256_setzero_ps();
-        for (int i = 0; i < E; ++i) t = _mm256_add_ps(t, _mm256_mul_ps(Lv[i][h], _mm256_set1_ps(xg[q * E + i])));
-        _mm256_store_ps(T + q * 16 + 8 * h, t);
-        const __m256 a = _mm256_and_ps(t, absMask);
-        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ));
-        mx = _mm256_max_ps(mx, a);
+    __m256 mxv = _mm256_set1_ps(-__builtin_inff()), mnv = _mm256_set1_ps(__builtin_inff());
+    for (int b = 0; b < NBLK; ++b) {
+      __m256 xi[E];  // xi[i] lane k: x[qE + i] of the block's q in lane order
+      if (E == 2) {
+        const __m256 v0 = _mm256_loadu_ps(xg + 16 * b), v1 = _mm256_loadu_ps(xg + 16 * b + 8);
+        xi[0] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(v0, v1, 0x88), perm2);
+        xi[1] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(v0, v1, 0xDD), perm2);
+      } else {  // rows q 0 | 1, 2 | 3, 4 | 5, 6 | 7 of 4 activations: a 4 x 4 transpose per lane
+        const __m256 v0 = _mm256_loadu_ps(xg + 32 * b), v1 = _mm256_loadu_ps(xg + 32 * b + 8);
+        const __m256 v2 = _mm256_loadu_ps(xg + 32 * b + 16), v3 = _mm256_loadu_ps(xg + 32 * b + 24);
+        const __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1);
+        const __m256 t2 = _mm256_unpacklo_ps(v2, v3), t3 = _mm256_unpackhi_ps(v2, v3);
+        xi[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+        xi[1 % E] = _mm256_shuffle_ps(t0, t2, 0xEE);
+        xi[2 % E] = _mm256_shuffle_ps(t1, t3, 0x44);
+        xi[3 % E] = _mm256_shuffle_ps(t1, t3, 0xEE);
       }
+      __m256 hi = _mm256_setzero_ps(), lo = _mm256_setzero_ps();
+      for (int i = 0; i < E; ++i) {
+        __m256 pmx = _mm256_set1_ps(-__builtin_inff()), pmn = _mm256_set1_ps(__builtin_inff());
+        for (int c = 0; c < NL; ++c) {
+          P[b][i][c] = _mm256_mul_ps(Lf[c], xi[i]);
+          pmx = _mm256_max_ps(pmx, P[b][i][c]);
+          pmn = _mm256_min_ps(pmn, P[b][i][c]);
+        }
+        hi = i == 0 ? pmx : _mm256_add_ps(hi, pmx);
+        lo = i == 0 ? pmn : _mm256_add_ps(lo, pmn);
+      }
+      mxv = _mm256_max_ps(mxv, hi);
+      mnv = _mm256_min_ps(mnv, lo);
     }
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mxv), _mm256_extractf128_ps(mxv, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float amax = _mm_cvtss_f32(m4);
-    const bool finite = _mm256_movemask_ps(bad) == 0;
+    __m128 n4 = _mm_min_ps(_mm256_castps256_ps128(mnv), _mm256_extractf128_ps(mnv, 1));
+    n4 = _mm_min_ps(n4, _mm_movehl_ps(n4, n4));
+    n4 = _mm_min_ss(n4, _mm_movehdup_ps(n4));
+    const float tmax = _mm_cvtss_f32(m4), tmin = _mm_cvtss_f32(n4);
+    const float amax = tmax > -tmin ? tmax : -tmin;
     int8_t* tg = tab + u * Q * 16;
-    if (!finite || amax == 0.0f) {
-      std::memset(tg, 0, static_cast<size_t>(Q) * 16);
-      ts[u] = finite ? 0.0f : __builtin_nanf("");
+    if (!(amax > 0.0f && amax <= 3.4e38f)) {  // (NaN too)
+      packed_lut_tables(xg, 64, BITS, L8, tg, ts + u);
       continue;
     }
     const __m256 inv = _mm256_set1_ps(127.0f / amax);
-    for (int q = 0; q < Q; ++q) {
-      const __m256i v0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_load_ps(T + q * 16), inv));
-      const __m256i v1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_load_ps(T + q * 16 + 8), inv));
-      const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xD8);
-      _mm_store_si128(reinterpret_cast<__m128i*>(tg + q * 16), _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)));
+    __m256i low = _mm256_setzero_si256();  // bytewise minimum: -128 only from a NaN entry
+    for (int b = 0; b < NBLK; ++b) {
+      __m256i B4[4];  // entries j = 4 k .. 4 k + 3 of the block's 8 q, int8
+      for (int k = 0; k < 4; ++k) {
+        __m256i I[4];
+        for (int jj = 0; jj < 4; ++jj) {
+          const int j = 4 * k + jj;
+          __m256 t;
+          if (E == 2) {
+            t = _mm256_add_ps(P[b][0][j >> 2], P[b][1 % E][j & 3]);
+          } else {
+            t = _mm256_add_ps(P[b][0][(j >> 3) & 1], P[b][1 % E][(j >> 2) & 1]);
+            t = _mm256_add_ps(t, P[b][2 % E][(j >> 1) & 1]);
+            t = _mm256_add_ps(t, P[b][3 % E][j & 1]);
+          }
+          I[jj] = _mm256_cvtps_epi32(_mm256_mul_ps(t, inv));
+        }
+        // per lane: j-major 4 x 4 bytes (entry j of the lane's q a b c d), then q-major
+        B4[k] = _mm256_shuffle_epi8(_mm256_packs_epi16(_mm256_packs_epi32(I[0], I[1]), _mm256_packs_epi32(I[2], I[3])), tr4);
+      }
+      const __m256i l01 = _mm256_unpacklo_epi32(B4[0], B4[1]), l23 = _mm256_unpacklo_epi32(B4[2], B4[3]);
+      const __m256i h01 = _mm256_unpackhi_epi32(B4[0], B4[1]), h23 = _mm256_unpackhi_epi32(B4[2], B4[3]);
+      const __m256i R[4] = {_mm256_unpacklo_epi64(l01, l23), _mm256_unpackhi_epi64(l01, l23), _mm256_unpacklo_epi64(h01, h23), _mm256_unpackhi_epi64(h01, h23)};
+      for (int r = 0; r < 4; ++r) {  // R[r] = tables of q 2 r | 2 r + 1 of the block
+        _mm256_store_si256(reinterpret_cast<__m256i*>(tg + (8 * b + 2 * r) * 16), R[r]);
+        low = _mm256_min_epi8(low, R[r]);
+      }
+    }
+    if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(low, _mm256_set1_epi8(-128))) != 0) {
+      packed_lut_tables(xg, 64, BITS, L8, tg, ts + u);
+      continue;
     }
     ts[u] = amax / 127.0f;
   }
@@ -213,7 +266,10 @@ struct Kern {
     if (c.ls == 1.0f) tile_kernel<BITS, 1, 2, true>(c, t, m0);
     else tile_kernel<BITS, 1, 2, false>(c, t, m0);
   }
-  static void tables(const float* x, long K, int bits, const int16_t* L8, int8_t* tab, float* ts) { tables_avx2(x, K, bits, L8, tab, ts); }
+  static void tables(const float* x, long K, int bits, const int16_t* L8, int8_t* tab, float* ts) {
+    if (bits == 1) tables_avx2<1>(x, K, L8, tab, ts);
+    else tables_avx2<2>(x, K, L8, tab, ts);
+  }
 };
 
 }  // namespace

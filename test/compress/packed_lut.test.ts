@@ -150,6 +150,41 @@ test(`packedLutMatmul: TS twin, portable and every native path (${familyPaths('p
   }
 });
 
+test('packedLutMatmul: activation groups with inf, -inf, NaN, all zeros, huge and tiny values: every native path equals the TS twin', { skip: hasNative() ? false : 'native backend unavailable' }, () => {
+  assert.ok('kernels' in nb);
+  const ex = nb.extras as NativeExtrasInternal;
+  const K = 640;
+  const r = new Rng(36);
+  const x = r.fillNormal(new Float32Array(2 * K), 0, 1);
+  x[3] = Infinity; // group 0: an infinite entry
+  x[64 + 5] = -Infinity; // group 1
+  x[128 + 7] = NaN; // group 2
+  x.fill(0, 192, 256); // group 3: all zeros
+  x[260] = -0; // group 4: zeros and -0 but one value
+  x.fill(0, 256, 320);
+  x[300] = -0;
+  x[310] = 2;
+  for (let i = 320; i < 384; i++) x[i] *= 3e38; // group 5: sums overflow to inf
+  for (let i = 384; i < 448; i++) x[i] *= 1e-40; // group 6: subnormal
+  for (let i = 448; i < 512; i += 7) x[i] = i % 2 ? 1e38 : -1e38; // group 7: large, finite sums
+  x[K + 64 * 9 + 1] = Infinity; // second row, last group
+  for (const name of LUT_FORMATS) {
+    const p = quantizeMatrix(r.fillNormal(new Float32Array(70 * K), 0, 0.1), 70, K, parseFormat(name), { name: 'w' });
+    const js = run(jsKernels, p, x, 2);
+    try {
+      for (const path of familyPaths('packedLut')) {
+        usePath('packedLut', path);
+        for (const threads of [1, 2]) {
+          ex.setThreads(threads);
+          assert.deepEqual(run(nb.kernels, p, x, 2), js, `${name}: ${path} ${threads}T != js`);
+        }
+      }
+    } finally {
+      restoreNative();
+    }
+  }
+});
+
 test('packedLutMatmul: NaN in x propagates to its row only; bad arguments throw', () => {
   const p = quantizeMatrix(new Rng(33).fillNormal(new Float32Array(40 * 128), 0, 1), 40, 128, parseFormat('bin1'), { name: 'w' });
   const x = new Rng(34).fillNormal(new Float32Array(2 * 128), 0, 1);
