@@ -134,6 +134,17 @@ void worker_main(int tid, unsigned seen) {
   }
 }
 
+// Waits until done() holds: spins first (the threads waited for are running and normally finish
+// within microseconds), then yields the core: on a loaded machine the thread waited for may itself
+// be waiting for a core, which a spinning waiter would hold.
+template <class Pred>
+void spin_wait(Pred done) {
+  for (int it = 0; !done(); ++it) {
+    if (it < 4096) TFREE_PAUSE();
+    else std::this_thread::yield();
+  }
+}
+
 void open_job() {
   const unsigned id = g_gen.load() + 1;
   g_job.id = id;
@@ -144,7 +155,7 @@ void open_job() {
 
 void close_job() {
   g_state.fetch_or(kClosed, std::memory_order_acq_rel);
-  while ((g_state.load(std::memory_order_acquire) & ~kClosed) != 0) TFREE_PAUSE();
+  spin_wait([] { return (g_state.load(std::memory_order_acquire) & ~kClosed) == 0; });
 }
 
 void start_workers(int n) {
@@ -230,13 +241,9 @@ void pool_run(long ntasks, TaskFn fn, void* ctx, int maxThreads) {
   g_busy.store(false, std::memory_order_release);
 }
 
-void pool_run_static(int nthreads, TaskFn fn, void* ctx) {
-  int nt = pool_threads();
-  if (nthreads > nt) nthreads = nt;
-  if (nthreads <= 1 || !try_lock_busy()) {
-    for (int t = 0; t < (nthreads < 1 ? 1 : nthreads); ++t) fn(ctx, t, 0);
-    return;
-  }
+namespace {
+// Runs fn(ctx, t, t) on threads 0..nthreads-1 (each worker its own tid); the pool is held (g_busy).
+void run_static_held(int nthreads, TaskFn fn, void* ctx) {
   g_job.fn = fn;
   g_job.ctx = ctx;
   g_job.ntasks = nthreads;
@@ -245,9 +252,55 @@ void pool_run_static(int nthreads, TaskFn fn, void* ctx) {
   g_staticDone.store(0);
   open_job();
   fn(ctx, 0, 0);
-  while (g_staticDone.load(std::memory_order_acquire) < nthreads - 1) TFREE_PAUSE();
+  spin_wait([nthreads] { return g_staticDone.load(std::memory_order_acquire) >= nthreads - 1; });
   close_job();
   g_busy.store(false, std::memory_order_release);
+}
+
+struct TeamCall {
+  TeamFn fn;
+  void* ctx;
+  int n;
+};
+void team_trampoline(void* c, long t, int) {
+  const TeamCall* tc = static_cast<const TeamCall*>(c);
+  tc->fn(tc->ctx, static_cast<int>(t), tc->n);
+}
+
+std::atomic<int> g_barCount{0};
+std::atomic<unsigned> g_barGen{0};
+}  // namespace
+
+void pool_run_static(int nthreads, TaskFn fn, void* ctx) {
+  int nt = pool_threads();
+  if (nthreads > nt) nthreads = nt;
+  if (nthreads <= 1 || !try_lock_busy()) {
+    for (int t = 0; t < (nthreads < 1 ? 1 : nthreads); ++t) fn(ctx, t, 0);
+    return;
+  }
+  run_static_held(nthreads, fn, ctx);
+}
+
+void pool_run_team(int nthreads, TeamFn fn, void* ctx) {
+  const int nt = pool_threads();
+  if (nthreads <= 0 || nthreads > nt) nthreads = nt;
+  if (nthreads <= 1 || !try_lock_busy()) {
+    fn(ctx, 0, 1);
+    return;
+  }
+  TeamCall tc{fn, ctx, nthreads};
+  run_static_held(nthreads, &team_trampoline, &tc);
+}
+
+void pool_barrier(int nteam) {
+  if (nteam <= 1) return;
+  const unsigned gen = g_barGen.load(std::memory_order_acquire);
+  if (g_barCount.fetch_add(1, std::memory_order_acq_rel) == nteam - 1) {
+    g_barCount.store(0, std::memory_order_relaxed);
+    g_barGen.fetch_add(1, std::memory_order_release);
+    return;
+  }
+  spin_wait([gen] { return g_barGen.load(std::memory_order_acquire) != gen; });
 }
 
 }  // namespace tfree

@@ -23,6 +23,15 @@ void pool_run(long ntasks, TaskFn fn, void* ctx, int maxThreads);
 // Like pool_run but task t is executed by thread t (t < nthreads <= pool_threads()); waits for
 // every worker. For the bandwidth / FMA probes only.
 void pool_run_static(int nthreads, TaskFn fn, void* ctx);
+// Runs fn(ctx, tid, nteam) once on each of nteam threads AT ONCE (tid 0 is the caller), for kernels
+// whose threads cooperate through pool_barrier; waits for all of them. nteam = min(nthreads,
+// pool_threads()), or 1 when the pool is busy (a call from a second JS thread): then fn(ctx, 0, 1)
+// runs inline, and the callee must not wait for other threads.
+typedef void (*TeamFn)(void* ctx, int tid, int nteam);
+void pool_run_team(int nthreads, TeamFn fn, void* ctx);
+// Inside pool_run_team: returns once all nteam threads of the team have called it (a spinning
+// barrier: the team's threads are all running; reusable any number of times per job).
+void pool_barrier(int nteam);
 int pool_threads();
 void pool_set_threads(int n);
 
@@ -32,6 +41,14 @@ inline void parallel_tasks(long ntasks, int maxThreads, F& f) {
     static void call(void* c, long t, int tid) { (*static_cast<F*>(c))(t, tid); }
   };
   pool_run(ntasks, &T::call, &f, maxThreads);
+}
+
+template <class F>
+inline void parallel_team(int maxThreads, F& f) {
+  struct T {
+    static void call(void* c, int tid, int nteam) { (*static_cast<F*>(c))(tid, nteam); }
+  };
+  pool_run_team(maxThreads, &T::call, &f);
 }
 
 }  // namespace tfree

@@ -142,6 +142,8 @@ void test_gemm(Rng& rng) {
       {1, 1, 70000, 3, false, false, 1, 0, 0},   {1, 600, 1, 301, false, false, 1, 0, 0},
       {1, 4, 6, 0, false, false, 1, 0.5f, 0},    {1, 4, 6, 9, false, false, 0, 2, 0},
       {1, 150, 200, 520, false, false, 1, 0, 0}, {1, 1, 4099, 65, false, false, 1, 0, 0},
+      // at 2 threads a team GEMM (shared packed B blocks: >= 128 rows per thread, >= 2^29 multiply-adds)
+      {1, 262, 3100, 670, false, true, 1, 0.5f, 1},
   };
   double worst = 0;
   long bitsSame = 0;

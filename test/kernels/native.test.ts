@@ -1085,6 +1085,16 @@ function threadedOutputs(kern: Kernels, seed: number): Float32Array[] {
     kern.gemm(1, tA, tB, M, N, K, 1, A, 0, tA ? M : K, 0, B, 0, tB ? K : N, 0, 0, C, 0, N, 0);
     outs.push(C);
   }
+  {
+    // beta != 0, N > NC and several k blocks: at 2 threads the SIMD drivers run this as a team GEMM
+    // (the threads share the packed B blocks; >= 2^29 multiply-adds)
+    const [M, N, K] = [600, 3100, 300];
+    const A = rng.f32(M * K);
+    const B = rng.f32(K * N);
+    const C = rng.f32(M * N);
+    kern.gemm(1, false, false, M, N, K, 0.5, A, 0, K, 0, B, 0, N, 0, 0.25, C, 0, N, 0);
+    outs.push(C);
+  }
   const [rows, cols] = [64, 1030];
   const x = rng.f32(rows * cols, -4, 4);
   const sm = poison(rows * cols);
