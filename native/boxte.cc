@@ -431,6 +431,16 @@ AVX2_FN void pair_fwd_exp_avx2(const float* ecH, const float* fxH, const float* 
 // (side_bwd_avx2 per candidate and side, the scalar remainder through side_bwd_scalar, then the
 // accumulators), so the results are bit-identical. rows: scratch of 4 G pointers. Other arguments
 // as group_bwd_avx512's.
+// row += a over d floats (AVX2; the remainder lanes as one masked block)
+AVX2_FN void add_row_avx2(float* row, const float* a, long d) {
+  long i = 0;
+  for (; i + 8 <= d; i += 8) _mm256_storeu_ps(row + i, _mm256_add_ps(_mm256_loadu_ps(row + i), _mm256_loadu_ps(a + i)));
+  if (i < d) {
+    const __m256i mk = tail_mask(d - i);
+    _mm256_maskstore_ps(row + i, mk, _mm256_add_ps(_mm256_maskload_ps(row + i, mk), _mm256_maskload_ps(a + i, mk)));
+  }
+}
+
 template <bool TANH, bool L2>
 AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const Box& bt, const float* fh,
                             const float* ft, const int32_t* cand, int32_t h0, int32_t t0, float* gCh, float* gWh,
@@ -545,15 +555,72 @@ AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const
   }
   // the true rows: base of the head, bump of the head, base of the tail, bump of the tail
   float* trueRows[4] = {gB + h0 * d, gU + h0 * d, gB + t0 * d, gU + t0 * d};
-  for (int q = 0; q < 4; ++q) {
-    const float* aq = acc + q * d;
-    float* rq = trueRows[q];
-    long i = 0;
-    for (; i + 8 <= d; i += 8) _mm256_storeu_ps(rq + i, _mm256_add_ps(_mm256_loadu_ps(rq + i), _mm256_loadu_ps(aq + i)));
-    if (i < d) {
-      const __m256i mk = tail_mask(d - i);
-      _mm256_maskstore_ps(rq + i, mk, _mm256_add_ps(_mm256_maskload_ps(rq + i, mk), _mm256_maskload_ps(aq + i, mk)));
+  for (int q = 0; q < 4; ++q) add_row_avx2(trueRows[q], acc + q * d, d);
+}
+
+// The tiled backward (d > 256 on AVX2) for NC consecutive candidates j0..j0+NC-1 on the whole 8-lane
+// blocks of dimensions k0..k1-1 (k1 - k0 a multiple of 8): per block the candidates' sides in the
+// order of the per-candidate loop (j0 head, j0 tail, j0 + 1 head, ...), each side exactly
+// side_bwd_avx2's operations (point_derivs8, the same products and additions), so every element
+// receives the same additions in the same order: the same bits. The relation's centre / width
+// gradients of both sides and the time bump's gradient stay in registers across the candidates
+// (they are other arrays than the entity rows), and the box values come from the tile's stack copy
+// bxt ([side][c, l, u, invw, w, kappa, dkappa][tile] from k0, made once per tile by the caller: through
+// the Boxes every store to a row, which may alias them as far as the compiler knows, made
+// side_bwd_avx2 reload their 7 pointers per block). A side whose factor is 0 is skipped, as the
+// per-candidate loop skips it. rows: the 4 G destination rows (TrainGroups' rowPtrs). Two
+// candidates at a time measured best (four: no gain over one).
+template <bool TANH, bool L2, int NC>
+AVX2_FN void cands_bwd_tile_avx2(long j0, long k0, long k1, long d, const float* P, const float* bxt, long tile,
+                                 const float* fh, const float* ft, float* gCh, float* gWh, float* gCt, float* gWt,
+                                 float* gTbi, float* const* rows) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  // the tile's box values of both sides, [side][c, l, u, invw, w, kappa, dkappa][tile] from k0
+  const Box lb[2] = {{bxt + 1 * tile - k0, bxt + 2 * tile - k0, bxt - k0, bxt + 4 * tile - k0, bxt + 3 * tile - k0,
+                      bxt + 5 * tile - k0, bxt + 6 * tile - k0},
+                     {bxt + 8 * tile - k0, bxt + 9 * tile - k0, bxt + 7 * tile - k0, bxt + 11 * tile - k0,
+                      bxt + 10 * tile - k0, bxt + 12 * tile - k0, bxt + 13 * tile - k0}};
+  float f[NC][2];
+  const float* Pc[NC][2];
+  float* rs[NC][4];
+  for (int c = 0; c < NC; ++c) {
+    f[c][0] = fh[j0 + c];
+    f[c][1] = ft[j0 + c];
+    Pc[c][0] = P + (j0 + c) * 2 * d;
+    Pc[c][1] = Pc[c][0] + d;
+    for (int q = 0; q < 4; ++q) rs[c][q] = rows[4 * (j0 + c) + q];
+  }
+  float* gCs[2] = {gCh, gCt};
+  float* gWs[2] = {gWh, gWt};
+  for (long k = k0; k < k1; k += 8) {
+    __m256 gcv[2] = {_mm256_loadu_ps(gCh + k), _mm256_loadu_ps(gCt + k)};
+    __m256 gwv[2] = {_mm256_loadu_ps(gWh + k), _mm256_loadu_ps(gWt + k)};
+    __m256 gtb = _mm256_loadu_ps(gTbi + k);
+    for (int c = 0; c < NC; ++c) {
+      for (int s = 0; s < 2; ++s) {
+        if (f[c][s] == 0) continue;
+        const __m256 p = _mm256_loadu_ps(Pc[c][s] + k);
+        const PointDerivs8 pd = point_derivs8(p, lb[s], k);
+        const __m256 fv = _mm256_set1_ps(f[c][s]);
+        const __m256 gd = L2 ? _mm256_mul_ps(fv, pd.dist) : fv;
+        // (opaque: without tanh every use of gp is an addition, which the compiler could contract
+        // into fmas; side_bwd_avx2's gp also feeds its tanh branch's fmas, so it never does)
+        const __m256 gp = opaque(_mm256_mul_ps(gd, pd.dp));
+        gcv[s] = _mm256_sub_ps(gcv[s], gp);
+        gwv[s] = _mm256_fmadd_ps(gd, pd.dw, gwv[s]);
+        const __m256 dt = _mm256_fnmadd_ps(p, p, one);
+        float* self = rs[c][2 * s] + k;
+        float* other = rs[c][2 * s + 1] + k;
+        _mm256_storeu_ps(self, add_gx<TANH>(gp, dt, _mm256_loadu_ps(self)));
+        _mm256_storeu_ps(other, add_gx<TANH>(gp, dt, _mm256_loadu_ps(other)));
+        gtb = add_gx<TANH>(gp, dt, gtb);
+      }
     }
+    for (int s = 0; s < 2; ++s) {
+      _mm256_storeu_ps(gCs[s] + k, gcv[s]);
+      _mm256_storeu_ps(gWs[s] + k, gwv[s]);
+    }
+    _mm256_storeu_ps(gTbi + k, gtb);
   }
 }
 
@@ -2003,27 +2070,56 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           rowPtrs[4 * j + 2] = tt == t0 ? aBaseT : gB + tt * d;
           rowPtrs[4 * j + 3] = hh == h0 ? aBumpH : gU + hh * d;
         }
+        // The candidates go two at a time through cands_bwd_tile_avx2 (the relation's and the time
+        // bump's gradients in registers across them, the box values read once per block for both);
+        // the last tile's d mod 8 lanes then take side_bwd_scalar per candidate and side, as
+        // side_bwd_avx2 does them.
         constexpr long kBwdTile = 128;
         constexpr long kAhead = 3;
+        constexpr int kNC = 2;
+        using CandsFn = void (*)(long, long, long, long, const float*, const float*, long, const float*, const float*,
+                                 float*, float*, float*, float*, float*, float* const*);
+        const CandsFn cb2 = useTanh ? (l2 ? cands_bwd_tile_avx2<true, true, kNC> : cands_bwd_tile_avx2<true, false, kNC>)
+                                    : (l2 ? cands_bwd_tile_avx2<false, true, kNC> : cands_bwd_tile_avx2<false, false, kNC>);
+        const CandsFn cb1 = useTanh ? (l2 ? cands_bwd_tile_avx2<true, true, 1> : cands_bwd_tile_avx2<true, false, 1>)
+                                    : (l2 ? cands_bwd_tile_avx2<false, true, 1> : cands_bwd_tile_avx2<false, false, 1>);
+        float* gTbi = gTb + i * d;
+        alignas(32) float bxt[2 * 7 * kBwdTile];
         for (long k0 = 0; k0 < d; k0 += kBwdTile) {
           const long len = std::min(kBwdTile, d - k0);
-          const Box bhk{bh.l + k0, bh.u + k0, bh.c + k0, bh.w + k0, bh.invw + k0, bh.kappa + k0, bh.dkappa + k0};
-          const Box btk{bt.l + k0, bt.u + k0, bt.c + k0, bt.w + k0, bt.invw + k0, bt.kappa + k0, bt.dkappa + k0};
-          float* gTbk = gTb + i * d + k0;
-          for (long j = 0; j < G; ++j) {
-            if (j + kAhead < G) {
-              const long ja = j + kAhead;
+          const long k8 = k0 + (len & ~7L);
+          for (int sd = 0; sd < 2; ++sd) {
+            const Box& b = sd == 0 ? bh : bt;
+            const float* src[7] = {b.c, b.l, b.u, b.invw, b.w, b.kappa, b.dkappa};
+            for (int q = 0; q < 7; ++q) std::memcpy(bxt + (7 * sd + q) * kBwdTile, src[q] + k0, sizeof(float) * (k8 - k0));
+          }
+          long j = 0;
+          for (; j < G; j += kNC) {
+            for (long ja = j + kAhead; ja < std::min(G, j + kAhead + kNC); ++ja) {
               for (int q = 0; q < 4; ++q) prefetch_row(rowPtrs[4 * ja + q] + k0, len, true);
               prefetch_row(P + ja * 2 * d + k0, len, false);
               prefetch_row(P + ja * 2 * d + d + k0, len, false);
             }
-            const float* pj = P + j * 2 * d + k0;
-            if (fhs[j] != 0)
-              side_bwd_avx2(pj, bhk, fhs[j], len, useTanh, l2, gC + bo + k0, gW + bo + k0, rowPtrs[4 * j] + k0,
-                            rowPtrs[4 * j + 1] + k0, gTbk);
-            if (fts[j] != 0)
-              side_bwd_avx2(pj + d, btk, fts[j], len, useTanh, l2, gC + R * d + bo + k0, gW + R * d + bo + k0,
-                            rowPtrs[4 * j + 2] + k0, rowPtrs[4 * j + 3] + k0, gTbk);
+            if (j + kNC <= G) cb2(j, k0, k8, d, P, bxt, kBwdTile, fhs.data(), fts.data(), gC + bo, gW + bo, gC + R * d + bo,
+                                  gW + R * d + bo, gTbi, rowPtrs.data());
+            else
+              for (long jj = j; jj < G; ++jj)
+                cb1(jj, k0, k8, d, P, bxt, kBwdTile, fhs.data(), fts.data(), gC + bo, gW + bo, gC + R * d + bo, gW + R * d + bo,
+                    gTbi, rowPtrs.data());
+          }
+          if (k8 < k0 + len) {
+            const Box bhk{bh.l + k8, bh.u + k8, bh.c + k8, bh.w + k8, bh.invw + k8, bh.kappa + k8, bh.dkappa + k8};
+            const Box btk{bt.l + k8, bt.u + k8, bt.c + k8, bt.w + k8, bt.invw + k8, bt.kappa + k8, bt.dkappa + k8};
+            const long m = k0 + len - k8;
+            for (long jj = 0; jj < G; ++jj) {
+              const float* pj = P + jj * 2 * d + k8;
+              if (fhs[jj] != 0)
+                side_bwd_scalar(pj, bhk, fhs[jj], m, useTanh, l2, gC + bo + k8, gW + bo + k8, rowPtrs[4 * jj] + k8,
+                                rowPtrs[4 * jj + 1] + k8, gTbi + k8);
+              if (fts[jj] != 0)
+                side_bwd_scalar(pj + d, btk, fts[jj], m, useTanh, l2, gC + R * d + bo + k8, gW + R * d + bo + k8,
+                                rowPtrs[4 * jj + 2] + k8, rowPtrs[4 * jj + 3] + k8, gTbi + k8);
+            }
           }
         }
       }
@@ -2045,6 +2141,15 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         if (fh != 0) bwd(pj, bh, fh, d, useTanh, l2, gC + bo, gW + bo, baseH, bumpT, gTb + i * d);
         if (ft != 0) bwd(pj + d, bt, ft, d, useTanh, l2, gC + R * d + bo, gW + R * d + bo, baseT, bumpH, gTb + i * d);
       }
+#ifdef BOXTE_X86
+      if (tiledBwd) {
+        // (the four rows one after the other, as group_bwd_avx2 adds them: the same additions per
+        // element in the same order, also where the true head is the true tail)
+        float* trueRows[4] = {gB + h0 * d, gU + h0 * d, gB + t0 * d, gU + t0 * d};
+        for (int q = 0; q < 4; ++q) add_row_avx2(trueRows[q], acc.data() + q * d, d);
+        continue;
+      }
+#endif
       for (long k = 0; k < d; ++k) {
         gB[h0 * d + k] += aBaseH[k];
         gU[h0 * d + k] += aBumpH[k];
