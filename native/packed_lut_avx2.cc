@@ -7,14 +7,15 @@
 // possible partial sums, rounded to int8 per group of 64 activations. The weights, interleaved
 // once at load time by tiles of 32 rows (byte j of rows 0..31 side by side), are then nibble
 // indices into those tables: one vpshufb looks up 32 rows at once (the 16-byte table broadcast to
-// both lanes). Per 32 bytes of codes (32 rows x 2 nibbles): vpand, vpsrlw + vpand, two vpshufb
+// both lanes). Per 32 bytes of codes (32 rows x 2 nibbles): vpand, vpmulhuw + vpand, two vpshufb
 // (two tables), vpunpck{l,h}bw pairs a row's two lookups, vpmaddubsw by ones adds each pair into
-// int16 (|sum| <= 254), two vpaddw. Per group of 64 activations the int16 row sums (exact:
-// <= 32 x 127) are widened to int32 (vpmaddwd by (1, 0) and (0, 1): even and odd rows, the lanes
-// put back in row order once per tile), converted and scaled per (row, block) in float32, in the
-// portable path's order: (scale x level scale) x table scale, then product, then sum.
-// Tables are built here too, vectorized over the 16 entries with the portable path's operations
-// (mul, add; rounding by vcvtps2dq, round-to-nearest-even like nearbyint), in parallel tasks.
+// int16 (|sum| <= 254), two vpaddw; with one activation row two tiles share each table load. Per
+// group of 64 activations the int16 row sums (exact: <= 32 x 127) are widened to int32 (vpmaddwd
+// by (1, 0) and (0, 1): even and odd rows, the lanes put back in row order once per tile),
+// converted and scaled per (row, block) in float32, in the portable path's order: (scale x level
+// scale) x table scale, then product, then sum.
+// Tables are built here too, vectorized over 8 nibble positions (tables_avx2 below), at the start
+// of the one parallel section of a call (packed_lut_driver.h).
 // Codes and scales are prefetched in software a few KiB ahead.
 // No fused multiply-add contraction in this file: every product and sum is rounded as in the portable path.
 #if defined(__clang__)
