@@ -21,6 +21,7 @@ import { benchHat } from './hat.js';
 import { benchPacked, type PackedBenchEnv } from './packed.js';
 import { benchKg } from './kg.js';
 import { benchServe } from './serve.js';
+import { randArray } from './rand.js';
 
 export interface BenchRecord {
   bench: string;
@@ -106,18 +107,6 @@ function timeInterleaved(fns: (() => void)[], opts: { minReps?: number; maxReps?
     const sorted = ts.slice().sort((a, b) => a - b);
     return { best: sorted[0], median: sorted[Math.floor(sorted.length / 2)], cpu: cpu[i] };
   });
-}
-
-function randArray(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    a[i] = ((s >>> 0) / 4294967296) * 2 - 1;
-  }
-  return a;
 }
 
 function native(): { kernels: Kernels; extras: NativeExtras } | undefined {

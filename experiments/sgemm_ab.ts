@@ -21,6 +21,7 @@
 import * as os from 'node:os';
 import { args, arg, usageError } from './argv.js';
 import { rootNative, type RootNative } from './root_modules.js';
+import { randArray } from '../bench/rand.js';
 
 const median = (xs: number[]): number => {
   const s = xs.slice().sort((a, b) => a - b);
@@ -52,17 +53,6 @@ const ex = nat[nat.length - 1].extras;
 const blas = useBlas ? ex.openblasLoad() : null;
 if (useBlas && !blas) process.stderr.write('OpenBLAS not found: running without it\n');
 
-const randArray = (n: number, seed: number): Float32Array => {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    a[i] = ((s >>> 0) / 4294967296) * 2 - 1;
-  }
-  return a;
-};
 
 const peak = new Map<number, number>();
 const measurePeak = (): void => {
