@@ -17,19 +17,10 @@
 // It must not be included anywhere else. The result of each C element depends only on the shape,
 // never on the thread count: threads split rows or columns of C, never K.
 
-// Per-thread packing buffer (of the including file), grown on demand and never freed.
-thread_local float* tl_pack = nullptr;
-thread_local size_t tl_pack_cap = 0;
+#include "scratch.h"
 
-float* pack_scratch(size_t nfloats) {
-  if (tl_pack_cap < nfloats) {
-    if (tl_pack) std::free(tl_pack);
-    const size_t bytes = ((nfloats * sizeof(float) + 63) / 64) * 64;
-    tl_pack = static_cast<float*>(std::aligned_alloc(64, bytes));
-    tl_pack_cap = tl_pack ? nfloats : 0;
-  }
-  return tl_pack;
-}
+// Per-thread packing buffer (of the including file).
+thread_local Scratch tl_pack = {nullptr, 0};
 
 // C[ic : ic+mc, jc : jc+nc] (+)= the packed A block Ap (mc x kc) times the packed B block Bp (kc x
 // nc), tile by tile. An edge tile (fewer than MR rows or NR columns) is computed whole into a
@@ -68,7 +59,7 @@ void compute_block(const GemmArgs& g, float* C, const float* Ap, const float* Bp
 // item.
 void gemm_block(const GemmArgs& g, const float* A, const float* B, float* C, long m0, long m1, long n0, long n1) {
   const long K = g.K;
-  float* buf = pack_scratch(MC * KC + KC * (NC + NR) + 64);
+  float* buf = scratch_floats(tl_pack, MC * KC + KC * (NC + NR) + 64);
   if (!buf) return;
   float* Ap = buf;
   float* Bp = buf + MC * KC + 16;
@@ -87,19 +78,8 @@ void gemm_block(const GemmArgs& g, const float* A, const float* B, float* C, lon
   }
 }
 
-// The shared packed-B buffers of a team GEMM: the calling thread's, grown on demand, never freed.
-thread_local float* tl_team = nullptr;
-thread_local size_t tl_team_cap = 0;
-
-float* team_scratch(size_t nfloats) {
-  if (tl_team_cap < nfloats) {
-    if (tl_team) std::free(tl_team);
-    const size_t bytes = ((nfloats * sizeof(float) + 63) / 64) * 64;
-    tl_team = static_cast<float*>(std::aligned_alloc(64, bytes));
-    tl_team_cap = tl_team ? nfloats : 0;
-  }
-  return tl_team;
-}
+// The shared packed-B buffers of a team GEMM: the calling thread's.
+thread_local Scratch tl_team = {nullptr, 0};
 
 // Thread `tid` of a team of `nteam` (pool_run_team) on one batch item: the team shares each packed
 // B block (kc x nc), which its threads pack together (each a range of the NR-column panels), and
@@ -114,7 +94,7 @@ void gemm_team(const GemmArgs& g, const float* A, const float* B, float* C, floa
   const long M = g.M, N = g.N, K = g.K;
   const long per = ((M + MR - 1) / MR + nteam - 1) / nteam * MR;
   const long m0 = lmin(M, tid * per), m1 = lmin(M, m0 + per);
-  float* Ap = pack_scratch(MC * KC + 64);
+  float* Ap = scratch_floats(tl_pack, MC * KC + 64);
   for (long jc = 0; jc < N; jc += NC) {
     const long nc = lmin(NC, N - jc);
     const long pp = ((nc + NR - 1) / NR + nteam - 1) / nteam * NR;  // columns of B packed per thread
@@ -241,7 +221,7 @@ void gemm_drive(const GemmArgs& g) {
   // Both M and N large: a team shares the packed B blocks and splits the rows (gemm_team).
   if (g.batch < T && M >= kTeamMinRows * T && N >= kTeamMinCols && static_cast<double>(M) * N * K >= kTeamMinWork) {
     const long bstride = KC * (lmin(NC, N) + NR) + 16;
-    float* Bsh = team_scratch(2 * bstride);
+    float* Bsh = scratch_floats(tl_team, 2 * bstride);
     if (Bsh) {
       auto team = [&](int tid, int nteam) {
         long q = 0;

@@ -18,20 +18,8 @@ constexpr long NC = 2048;
 
 inline long lmin(long a, long b) { return a < b ? a : b; }
 
-struct Scratch {
-  float* p;
-  size_t cap;
-};
+#include "scratch.h"
 thread_local Scratch tl_pack = {nullptr, 0};
-
-float* scratch(Scratch& s, size_t nfloats) {
-  if (s.cap < nfloats) {
-    std::free(s.p);
-    s.p = static_cast<float*>(std::malloc(nfloats * sizeof(float)));
-    s.cap = s.p ? nfloats : 0;
-  }
-  return s.p;
-}
 
 void pack_a(const float* A, long lda, bool transA, long i0, long mc, long p0, long kc, float* Ap) {
   for (long ir = 0; ir < mc; ir += MR) {
@@ -77,7 +65,7 @@ void ukernel(long kc, const float* __restrict a, const float* __restrict b, floa
 }
 
 void gemm_block(const GemmArgs& g, const float* A, const float* B, float* C, long m0, long m1, long n0, long n1) {
-  float* buf = scratch(tl_pack, MC * KC + KC * (NC + NR));
+  float* buf = scratch_floats(tl_pack, MC * KC + KC * (NC + NR));
   if (!buf) return;
   float* Ap = buf;
   float* Bp = buf + MC * KC;

@@ -8,6 +8,8 @@
 //   gt eq (-> M), sel(M, a, b) = M ? a : b, hsum hmax; exp log tanh sigmoid expm1 phi (normal CDF).
 //   sumsq_d(const float*, long) -> double
 
+#include "scratch.h"
+
 static inline long lmin_(long a, long b) { return a < b ? a : b; }
 static inline long lmax_(long a, long b) { return a > b ? a : b; }
 
@@ -1126,14 +1128,8 @@ static float* attn_alloc(long n, bool zero) {
 // and kept, as the SGEMM's packing buffer is: a fresh block of a few MB per call came from mmap,
 // with its page faults, on every attention call.
 static float* attn_scratch(int slot, long n) {
-  thread_local float* buf[2] = {nullptr, nullptr};
-  thread_local long cap[2] = {0, 0};
-  if (cap[slot] < n) {
-    std::free(buf[slot]);
-    buf[slot] = attn_alloc(n, false);
-    cap[slot] = buf[slot] ? n : 0;
-  }
-  return buf[slot];
+  thread_local Scratch buf[2] = {{nullptr, 0}, {nullptr, 0}};
+  return scratch_floats(buf[slot], static_cast<size_t>(n));
 }
 
 static float* attn_transpose(int slot, const float* x, long groups, long Tk, long D, long& ldt) {

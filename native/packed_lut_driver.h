@@ -25,20 +25,10 @@ struct LutCtx {
   long pd = 4096, spd = 1024;
 };
 
-// The tables of the calling thread (of the including file): one 64-byte aligned buffer, grown on
-// demand and never freed (no allocation and no free per call; a second JS thread gets its own).
-thread_local char* tl_lut_buf = nullptr;
-thread_local size_t tl_lut_cap = 0;
+#include "scratch.h"
 
-char* lut_scratch(size_t bytes) {
-  if (tl_lut_cap < bytes) {
-    if (tl_lut_buf) std::free(tl_lut_buf);
-    const size_t n = (bytes + 63) / 64 * 64;
-    tl_lut_buf = static_cast<char*>(std::aligned_alloc(64, n > 0 ? n : 64));
-    tl_lut_cap = tl_lut_buf ? bytes : 0;
-  }
-  return tl_lut_buf;
-}
+// The tables of the calling thread (of the including file; a second JS thread gets its own).
+thread_local Scratch tl_lut = {nullptr, 0};
 
 inline void lut_spin_pause() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -123,7 +113,7 @@ void lut_matmul(const PackedLutArgs& a) {
   int16_t L8[4];
   packed_levels_i8(a.levels, 1 << a.bits, L8, &c.ls);
   const size_t tabBytes = static_cast<size_t>(a.M * c.nU * Q * 16);  // a multiple of 256
-  char* buf = lut_scratch(tabBytes + static_cast<size_t>(a.M * c.nU) * sizeof(float));
+  char* buf = static_cast<char*>(scratch_bytes(tl_lut, tabBytes + static_cast<size_t>(a.M * c.nU) * sizeof(float)));
   if (!buf) {
     packed_lut_matmul_generic(a);
     return;
