@@ -118,23 +118,7 @@ void pack_b(const float* B, long ldb, bool transB, long p0, long kc, long j0, lo
       if (nr == NR) {
         long p = 0;
         for (; p + 8 <= kc; p += 8) {
-          for (int h = 0; h < 2; ++h) {
-            const float* s = src + (h * 8) * ldb + p;
-            __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ldb);
-            __m256 r2 = _mm256_loadu_ps(s + 2 * ldb), r3 = _mm256_loadu_ps(s + 3 * ldb);
-            __m256 r4 = _mm256_loadu_ps(s + 4 * ldb), r5 = _mm256_loadu_ps(s + 5 * ldb);
-            __m256 r6 = _mm256_loadu_ps(s + 6 * ldb), r7 = _mm256_loadu_ps(s + 7 * ldb);
-            transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
-            float* d = dst + p * NR + h * 8;
-            _mm256_store_ps(d + 0 * NR, r0);
-            _mm256_store_ps(d + 1 * NR, r1);
-            _mm256_store_ps(d + 2 * NR, r2);
-            _mm256_store_ps(d + 3 * NR, r3);
-            _mm256_store_ps(d + 4 * NR, r4);
-            _mm256_store_ps(d + 5 * NR, r5);
-            _mm256_store_ps(d + 6 * NR, r6);
-            _mm256_store_ps(d + 7 * NR, r7);
-          }
+          for (int h = 0; h < 2; ++h) transpose8x8(src + (h * 8) * ldb + p, ldb, dst + p * NR + h * 8, NR);
         }
         for (; p < kc; ++p)
           for (long c = 0; c < NR; ++c) dst[p * NR + c] = src[c * ldb + p];

@@ -21,3 +21,21 @@ __attribute__((always_inline)) inline void transpose8(__m256& r0, __m256& r1, __
   r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
   r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
+
+// dst[d * ldd + j] = src[j * lds + d] for j, d < 8: one 8 x 8 block through transpose8 (unaligned
+// loads and stores).
+__attribute__((always_inline)) inline void transpose8x8(const float* src, long lds, float* dst, long ldd) {
+  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds);
+  __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
+  __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
+  __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+  transpose8(r0, r1, r2, r3, r4, r5, r6, r7);
+  _mm256_storeu_ps(dst, r0);
+  _mm256_storeu_ps(dst + ldd, r1);
+  _mm256_storeu_ps(dst + 2 * ldd, r2);
+  _mm256_storeu_ps(dst + 3 * ldd, r3);
+  _mm256_storeu_ps(dst + 4 * ldd, r4);
+  _mm256_storeu_ps(dst + 5 * ldd, r5);
+  _mm256_storeu_ps(dst + 6 * ldd, r6);
+  _mm256_storeu_ps(dst + 7 * ldd, r7);
+}
