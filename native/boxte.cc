@@ -328,6 +328,28 @@ AVX2_FN inline __m256 add_gx(__m256 gp, __m256 dt, __m256 row) {
   return TANH ? _mm256_fmadd_ps(gp, dt, row) : _mm256_add_ps(row, gp);
 }
 
+// One candidate side (factor f != 0, point p: the 8 lanes at the block) on one 8-lane block,
+// side_bwd_avx2's operations: the relation's centre / width gradients gc / gw and the time bump's
+// gradient gtb in registers, the gradient of the point's pre-tanh sum added to the rows self and
+// other (already at the block). b at the block offset bk (as point_derivs8). The body of
+// group_bwd_avx2's and cands_bwd_tile_avx2's loops over candidates.
+template <bool TANH, bool L2>
+__attribute__((always_inline)) AVX2_FN inline void side_bwd_block8(__m256 p, const Box& b, long bk, float f, __m256& gc,
+                                                                   __m256& gw, __m256& gtb, float* self, float* other) {
+  const PointDerivs8 pd = point_derivs8(p, b, bk);
+  const __m256 fv = _mm256_set1_ps(f);
+  const __m256 gd = L2 ? _mm256_mul_ps(fv, pd.dist) : fv;
+  // (opaque: without tanh every use of gp is an addition, which the compiler could contract into
+  // fmas; side_bwd_avx2's gp also feeds its tanh branch's fmas, so it never does)
+  const __m256 gp = opaque(_mm256_mul_ps(gd, pd.dp));
+  gc = _mm256_sub_ps(gc, gp);
+  gw = _mm256_fmadd_ps(gd, pd.dw, gw);
+  const __m256 dt = _mm256_fnmadd_ps(p, p, _mm256_set1_ps(1.0f));
+  _mm256_storeu_ps(self, add_gx<TANH>(gp, dt, _mm256_loadu_ps(self)));
+  _mm256_storeu_ps(other, add_gx<TANH>(gp, dt, _mm256_loadu_ps(other)));
+  gtb = add_gx<TANH>(gp, dt, gtb);
+}
+
 // ---- the training forward through exponentials (AVX2; the scheme of tanh_exp16 / pair_fwd_exp_avx512) ----
 // exp(2x) for |x| <= kExpLim: exp_poly8 of 2x (2x is exact), times 2^n built in the
 // exponent bits (|n| <= 116: a normal float, so the product is exact, as _mm512_scalef_ps's). NaN stays NaN.
@@ -517,21 +539,8 @@ AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const
       for (int s = 0; s < 2; ++s) {
         const float f = s == 0 ? fh[j] : ft[j];
         if (f == 0) continue;
-        const __m256 p = _mm256_loadu_ps(P + (2 * j + s) * d + k);
-        const PointDerivs8 pd = point_derivs8(p, lb[s], 0);
-        const __m256 fv = _mm256_set1_ps(f);
-        const __m256 gd = L2 ? _mm256_mul_ps(fv, pd.dist) : fv;
-        const __m256 gp = _mm256_mul_ps(gd, pd.dp);
-        gcv[s] = _mm256_sub_ps(gcv[s], gp);
-        gwv[s] = _mm256_fmadd_ps(gd, pd.dw, gwv[s]);
-        // the gradient of the point's pre-tanh sum, added to three rows: gp (1 - p^2) + row in one fma
-        // each (as side_bwd_avx2)
-        const __m256 dt = _mm256_fnmadd_ps(p, p, one);
-        float* self = rows[4 * j + 2 * s] + k;
-        float* other = rows[4 * j + 2 * s + 1] + k;
-        _mm256_storeu_ps(self, add_gx<TANH>(gp, dt, _mm256_loadu_ps(self)));
-        _mm256_storeu_ps(other, add_gx<TANH>(gp, dt, _mm256_loadu_ps(other)));
-        gtb = add_gx<TANH>(gp, dt, gtb);
+        side_bwd_block8<TANH, L2>(_mm256_loadu_ps(P + (2 * j + s) * d + k), lb[s], 0, f, gcv[s], gwv[s], gtb,
+                                  rows[4 * j + 2 * s] + k, rows[4 * j + 2 * s + 1] + k);
       }
     }
     for (int s = 0; s < 2; ++s) {
@@ -607,7 +616,6 @@ template <bool TANH, bool L2, int NC>
 AVX2_FN void cands_bwd_tile_avx2(long j0, long k0, long k1, long d, const float* P, const float* bxt, long tile,
                                  const float* fh, const float* ft, float* gCh, float* gWh, float* gCt, float* gWt,
                                  float* gTbi, float* const* rows) {
-  const __m256 one = _mm256_set1_ps(1.0f);
   // the tile's box values of both sides, [side][c, l, u, invw, w, kappa, dkappa][tile] from k0
   const Box lb[2] = {{bxt + 1 * tile - k0, bxt + 2 * tile - k0, bxt - k0, bxt + 4 * tile - k0, bxt + 3 * tile - k0,
                       bxt + 5 * tile - k0, bxt + 6 * tile - k0},
@@ -632,21 +640,8 @@ AVX2_FN void cands_bwd_tile_avx2(long j0, long k0, long k1, long d, const float*
     for (int c = 0; c < NC; ++c) {
       for (int s = 0; s < 2; ++s) {
         if (f[c][s] == 0) continue;
-        const __m256 p = _mm256_loadu_ps(Pc[c][s] + k);
-        const PointDerivs8 pd = point_derivs8(p, lb[s], k);
-        const __m256 fv = _mm256_set1_ps(f[c][s]);
-        const __m256 gd = L2 ? _mm256_mul_ps(fv, pd.dist) : fv;
-        // (opaque: without tanh every use of gp is an addition, which the compiler could contract
-        // into fmas; side_bwd_avx2's gp also feeds its tanh branch's fmas, so it never does)
-        const __m256 gp = opaque(_mm256_mul_ps(gd, pd.dp));
-        gcv[s] = _mm256_sub_ps(gcv[s], gp);
-        gwv[s] = _mm256_fmadd_ps(gd, pd.dw, gwv[s]);
-        const __m256 dt = _mm256_fnmadd_ps(p, p, one);
-        float* self = rs[c][2 * s] + k;
-        float* other = rs[c][2 * s + 1] + k;
-        _mm256_storeu_ps(self, add_gx<TANH>(gp, dt, _mm256_loadu_ps(self)));
-        _mm256_storeu_ps(other, add_gx<TANH>(gp, dt, _mm256_loadu_ps(other)));
-        gtb = add_gx<TANH>(gp, dt, gtb);
+        side_bwd_block8<TANH, L2>(_mm256_loadu_ps(Pc[c][s] + k), lb[s], k, f[c][s], gcv[s], gwv[s], gtb,
+                                  rs[c][2 * s] + k, rs[c][2 * s + 1] + k);
       }
     }
     for (int s = 0; s < 2; ++s) {
