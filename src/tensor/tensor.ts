@@ -418,8 +418,9 @@ function runBackward(root: Tensor, g0: Float32Array, retainGraph: boolean, freeA
       let counted = false;
       if (gi === slot.arr) {
         counted = slot.counted === true || (slot.owned && takers > 1);
-        // the first taker of slot.arr inherits the slot's ownership: one count becomes `takers`
-        if (counted && k === first) shared.set(gi, (slot.counted === true ? (shared.get(gi) ?? 1) : 0) + takers - (slot.counted === true ? 1 : 0));
+        // the first taker of slot.arr inherits the slot's ownership: the slot's count (if it held
+        // one) becomes `takers` counts
+        if (counted && k === first) shared.set(gi, (slot.counted === true ? (shared.get(gi) ?? 1) - 1 : 0) + takers);
       } else if (!sharesSlot && gi !== g0 && takers > 1) {
         counted = true;
         if (k === first) shared.set(gi, takers);
