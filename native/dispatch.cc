@@ -251,4 +251,10 @@ const char* isa_env_error() {
   return g_envError;
 }
 
+void out_of_memory(const char* what, double bytes) {
+  std::fprintf(stderr, "tfree: out of memory: the native %s kernel could not allocate %.0f bytes of working memory\n", what, bytes);
+  std::fflush(stderr);
+  std::abort();
+}
+
 }  // namespace tfree

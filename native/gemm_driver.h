@@ -60,7 +60,7 @@ void compute_block(const GemmArgs& g, float* C, const float* Ap, const float* Bp
 void gemm_block(const GemmArgs& g, const float* A, const float* B, float* C, long m0, long m1, long n0, long n1) {
   const long K = g.K;
   float* buf = scratch_floats(tl_pack, MC * KC + KC * (NC + NR) + 64);
-  if (!buf) return;
+  if (!buf) tfree::out_of_memory("SGEMM", 4.0 * (MC * KC + KC * (NC + NR) + 64));
   float* Ap = buf;
   float* Bp = buf + MC * KC + 16;
   for (long jc = n0; jc < n1; jc += NC) {
@@ -95,6 +95,7 @@ void gemm_team(const GemmArgs& g, const float* A, const float* B, float* C, floa
   const long per = ((M + MR - 1) / MR + nteam - 1) / nteam * MR;
   const long m0 = lmin(M, tid * per), m1 = lmin(M, m0 + per);
   float* Ap = scratch_floats(tl_pack, MC * KC + 64);
+  if (!Ap) tfree::out_of_memory("SGEMM", 4.0 * (MC * KC + 64));
   for (long jc = 0; jc < N; jc += NC) {
     const long nc = lmin(NC, N - jc);
     const long pp = ((nc + NR - 1) / NR + nteam - 1) / nteam * NR;  // columns of B packed per thread
@@ -105,7 +106,6 @@ void gemm_team(const GemmArgs& g, const float* A, const float* B, float* C, floa
       float* Bp = Bsh + (q & 1) * bstride;
       if (js < je) pack_b(B, g.ldb, g.transB, pc, kc, jc + js, je - js, Bp + js * kc);
       pool_barrier(nteam);
-      if (!Ap) continue;
       for (long ic = m0; ic < m1; ic += MC) {
         const long mc = lmin(MC, m1 - ic);
         pack_a(A, g.lda, g.transA, ic, mc, pc, kc, Ap);
@@ -145,7 +145,7 @@ void gemv_axpy(long K, long N, const float* W, long ldw, const float* x, float* 
   const long ntasks = (T <= 1 || K * N < kGemvParallelMin || N < 8 * kLanes) ? 1 : T;
   // C11 aligned_alloc wants a size that is a multiple of the alignment (macOS returns null otherwise)
   float* part = static_cast<float*>(std::aligned_alloc(64, (sizeof(float) * Np + 64 + 63) / 64 * 64));
-  if (!part) return;
+  if (!part) tfree::out_of_memory("GEMV", 4.0 * (Np + 64));
   const long chunk = ((N + ntasks - 1) / ntasks + kLanes - 1) / kLanes * kLanes;
   auto body = [&](long t, int) {
     const long c0 = t * chunk, c1 = lmin(N, c0 + chunk);
@@ -190,7 +190,7 @@ void gemm_drive(const GemmArgs& g) {
         const float* x = A;
         if (g.transA && g.lda != 1 && K > 1) {
           if (!xbuf) xbuf = static_cast<float*>(std::malloc(sizeof(float) * K));
-          if (!xbuf) return;
+          if (!xbuf) tfree::out_of_memory("GEMV", 4.0 * K);
           for (long k = 0; k < K; ++k) xbuf[k] = A[k * g.lda];
           x = xbuf;
         }
@@ -200,7 +200,7 @@ void gemm_drive(const GemmArgs& g) {
         const float* x = B;
         if (!g.transB && g.ldb != 1 && K > 1) {
           if (!xbuf) xbuf = static_cast<float*>(std::malloc(sizeof(float) * K));
-          if (!xbuf) return;
+          if (!xbuf) tfree::out_of_memory("GEMV", 4.0 * K);
           for (long k = 0; k < K; ++k) xbuf[k] = B[k * g.ldb];
           x = xbuf;
         }

@@ -157,7 +157,7 @@ void gemm_generic(const GemmArgs& g) {
   }
   if (M == 1 || N == 1) {
     float* xbuf = static_cast<float*>(std::malloc(sizeof(float) * K));
-    if (!xbuf) return;
+    if (!xbuf) tfree::out_of_memory("GEMV", 4.0 * K);
     for (long bi = 0; bi < g.batch; ++bi) {
       const float* A = g.A + bi * g.strideA;
       const float* B = g.B + bi * g.strideB;

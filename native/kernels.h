@@ -239,4 +239,9 @@ void widen_bf16(const uint16_t* src, float* out, long n);
 // Lloyd iterations of the scalar weighted k-means (twin: kmeansLloydJs); single-threaded, float64,
 // samples in ascending order. Returns the iterations run.
 long kmeans_lloyd(const double* x, const double* wt, long n, double* c, long k, long maxIter, double tol, int32_t* assign);
+// A kernel whose working memory cannot be allocated stops the process with one line on stderr
+// (what and how many bytes) instead of returning a result it did not compute. Defined in
+// dispatch.cc (compiled without ISA flags).
+[[noreturn]] void out_of_memory(const char* what, double bytes);
+
 }  // namespace tfree

@@ -868,6 +868,7 @@ static void attention_rows(const AttnArgs& a) {
     float sc[KB];
     float accBuf[512];
     float* accp = D <= 512 ? accBuf : static_cast<float*>(std::malloc(sizeof(float) * D));
+    if (!accp) tfree::out_of_memory("attention", 4.0 * D);
     for (long i = qb * QB; i < lmin_(Tq, (qb + 1) * QB); ++i) {
       const long row = (b * Hq + hq) * Tq + i;
       const float* qr = a.q + row * D;
@@ -1248,7 +1249,7 @@ static void attention_impl(const AttnArgs& a) {
     const float* vb = a.v + (b * Hkv + hk) * Tk * D;
     const float* qb0 = a.q + ((b * Hq + hq) * Tq + i0) * D;
     float* acc = attn_alloc(nr * D, true);
-    if (!acc) std::abort();
+    if (!acc) tfree::out_of_memory("attention", 4.0 * nr * D);
     alignas(64) float S[kAttnQB * kAttnKB];
     float m[kAttnQB], l[kAttnQB];
     AttnRows rows;
@@ -1338,7 +1339,7 @@ static void attention_backward_impl(const AttnArgs& a) {
     if (!gqPart) nchunks = 1;
   }
   const long ntasks = B_ * Hkv * nchunks;
-  if (!kt || !vt) std::abort();  // out of memory: never return gradients that were not computed
+  if (!kt || !vt) tfree::out_of_memory("attention backward", 8.0 * B_ * Hkv * D * ldt);
   const V ninf = B::set1(-__builtin_inff());
   auto task = [&](long t, int) {
     const long ch = t % nchunks, bk = t / nchunks;
@@ -1351,7 +1352,7 @@ static void attention_backward_impl(const AttnArgs& a) {
     float* gkb = a.gk + (b * Hkv + hk) * Tk * D;
     float* gvb = a.gv + (b * Hkv + hk) * Tk * D;
     float* gqa = attn_alloc(kAttnQB * D, false);
-    if (!gqa) std::abort();
+    if (!gqa) tfree::out_of_memory("attention backward", 4.0 * kAttnQB * D);
     alignas(64) float P[kAttnQB * kAttnKB];
     alignas(64) float dS[kAttnQB * kAttnKB];
     float Di[kAttnQB], lse[kAttnQB];

@@ -40,7 +40,9 @@ namespace {
 template <class T>
 struct Buf {
   T* p;
-  explicit Buf(long n) : p(static_cast<T*>(std::malloc(static_cast<size_t>(n > 0 ? n : 1) * sizeof(T) + 64))) {}
+  explicit Buf(long n) : p(static_cast<T*>(std::malloc(static_cast<size_t>(n > 0 ? n : 1) * sizeof(T) + 64))) {
+    if (!p) tfree::out_of_memory("packed matmul", static_cast<double>(n) * sizeof(T) + 64);
+  }
   ~Buf() { std::free(p); }
   Buf(const Buf&) = delete;
   Buf& operator=(const Buf&) = delete;

@@ -146,7 +146,7 @@ void vnni_run(const VnniCtx<T>& c) {
     const long n0 = t * chunkN, n1 = (n0 + chunkN < N) ? n0 + chunkN : N;
     if (n0 >= n1) return;
     VBuf<uint16_t> sbuf(nB + 64);
-    if (!sbuf.p) return;
+    if (!sbuf.p) tfree::out_of_memory("packed matmul", 2.0 * (nB + 64));
     for (long m0 = 0; m0 < M; m0 += T::kRows) {
       switch (M - m0 >= T::kRows ? T::kRows : M - m0) {
         case 1: vnni_rows<T, BITS, X, 1>(c, n0, n1, m0, sbuf.p); break;
