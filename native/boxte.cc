@@ -1304,13 +1304,16 @@ inline void advise_huge(const void* p, long bytes) {
 struct Args {
   napi_env env;
   const char* fn;
-  napi_value v[32];
-  size_t n = 32;
+  napi_value v[40];
+  size_t n = 40;
   bool ok = true;
   Args(napi_env e, napi_callback_info info, const char* name) : env(e), fn(name) {
     napi_get_cb_info(e, info, &n, v, nullptr, nullptr);
   }
 };
+
+// finishes a background boxteAdamRowsStart job, if any (every call that reads or writes entity tables)
+void adam_bg_finish(napi_env env);
 
 void fail(Args& a, const char* what, const char* name) {
   if (!a.ok) return;
@@ -1495,6 +1498,7 @@ struct EvalSides {
 // boxteRankBatch (exp_rows; pass them when one table is scored by many calls).
 napi_value ExpRows(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteExpRows");
+  adam_bg_finish(env);
   const long rows = integer(a, 0, "rows", 0), d = integer(a, 1, "d", 1);
   const float* x = arr<float>(a, 2, "x", napi_float32_array, rows * d);
   float* e = arr<float>(a, 3, "outExp", napi_float32_array, rows * d);
@@ -1510,6 +1514,7 @@ napi_value ExpRows(napi_env env, napi_callback_info info) {
 //                 [, headExp, headOk, tailExp, tailOk]): scores [Q, E] (EvalSides::score)
 napi_value ScoreBatch(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteScoreBatch");
+  adam_bg_finish(env);
   const EvalInputs in(a);
   const long E = in.E, Q = in.Q, R = in.R;
   float* out = arr<float>(a, 15, "out", napi_float32_array, Q * E);
@@ -1616,6 +1621,7 @@ AVX2_FN int32_t rank_block_exp_avx2(const EvalSides& ev, long q, const Box& bh, 
 // both sides, AVX2 after every 32, the generic path after the head side. Candidate blocks of 256 are the tasks.
 napi_value RankBatch(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteRankBatch");
+  adam_bg_finish(env);
   const EvalInputs in(a);
   const long E = in.E, Q = in.Q, R = in.R;
   const bool l2 = in.l2;
@@ -1690,6 +1696,7 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
 //                  gBase, gBump, gc, gw, gTb [, slots, nslots [, stamps, step]]) -> loss summed over groups
 napi_value TrainGroups(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteTrainGroups");
+  adam_bg_finish(env);
   const long B = integer(a, 0, "B", 0), n = integer(a, 1, "n", 0), d = integer(a, 2, "d", 1);
   const bool useTanh = flag(a, 3, "tanh");
   const bool l2 = integer(a, 4, "order", 1) == 2;
@@ -2523,6 +2530,96 @@ __attribute__((target("avx2,fma"))) void adam_rows_touched_avx2(float* p, const 
 }
 #endif
 
+// One boxteAdamRows call's work as tasks: chunks of CH values (adam_rows_*), or with stamps chunks of
+// RCH rows (adam_rows_touched_*). Elementwise: which thread runs which task does not matter.
+struct AdamJob {
+  float *p = nullptr, *g0 = nullptr, *sl = nullptr, *m = nullptr, *v = nullptr;
+  long n = 0, nslots = 0, stride = 0;
+  float lr = 0, b1 = 0, b2 = 0, eps = 0, ibc1 = 0, ibc2 = 0;
+  const int32_t* st = nullptr;  // stamps (this table's offset applied), or null: the zeroing path
+  int32_t step = 0;
+  long d = 1, E = 0, rch = 1, ntasks = 0;
+  std::vector<float> zero;  // d zeros (stamps)
+  int isa = 0;
+  void run(long c) const {
+    if (st) {
+      const long r0 = c * rch, r1 = std::min(E, r0 + rch);
+      const AdamStamps S{st, 2 * E, step, d, zero.data()};
+      const float* srcBuf[8];
+      std::vector<const float*> srcVec(nslots + 1 > 8 ? nslots + 1 : 0);
+      const float** src = nslots + 1 > 8 ? srcVec.data() : srcBuf;
+#ifdef BOXTE_X86
+      if (isa >= 1) return adam_rows_touched_avx2(p, g0, sl, nslots, stride, m, v, r0, r1, S, src, lr, b1, b2, eps, ibc1, ibc2);
+#endif
+      return adam_rows_touched_scalar<false>(p, g0, sl, nslots, stride, m, v, r0, r1, S, src, lr, b1, b2, eps, ibc1, ibc2);
+    }
+    const long CH = 16384, i0 = c * CH, i1 = i0 + CH < n ? i0 + CH : n;
+#ifdef BOXTE_X86
+    if (isa == 2) return adam_rows_avx512(p, g0, sl, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+    if (isa == 1) return adam_rows_avx2(p, g0, sl, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+#endif
+    adam_rows_range<false>(p, g0, sl, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
+  }
+};
+
+// The 13 (or with stamps 17) arguments of one boxteAdamRows call from a.v[o]: see AdamRows.
+bool parse_adam(Args& a, size_t o, AdamJob& j) {
+  napi_typedarray_type tp;
+  size_t len = 0;
+  if (o >= a.n || napi_get_typedarray_info(a.env, a.v[o], &tp, &len, nullptr, nullptr, nullptr) != napi_ok) len = 0;
+  const long n = static_cast<long>(len);
+  j.n = n;
+  j.p = arr<float>(a, o + 0, "p", napi_float32_array, n);
+  j.g0 = arr<float>(a, o + 1, "g0", napi_float32_array, n);
+  j.nslots = integer(a, o + 3, "nslots", 0);
+  const long off = integer(a, o + 4, "slotOffset", 0);
+  float* slots = j.nslots > 0 ? arr<float>(a, o + 2, "slots", napi_float32_array, j.nslots * 2 * n) : nullptr;
+  j.m = arr<float>(a, o + 5, "m", napi_float32_array, n);
+  j.v = arr<float>(a, o + 6, "v", napi_float32_array, n);
+  j.lr = static_cast<float>(number(a, o + 7, "lr"));
+  j.b1 = static_cast<float>(number(a, o + 8, "b1"));
+  j.b2 = static_cast<float>(number(a, o + 9, "b2"));
+  j.eps = static_cast<float>(number(a, o + 10, "eps"));
+  const float bc1 = static_cast<float>(number(a, o + 11, "bc1")), bc2 = static_cast<float>(number(a, o + 12, "bc2"));
+  if (!a.ok) return false;
+  if (off + n > 2 * n) {
+    fail(a, "is out of range", "slotOffset");
+    return false;
+  }
+  for (const float* tbl : {static_cast<const float*>(j.p), static_cast<const float*>(j.g0), static_cast<const float*>(j.m), static_cast<const float*>(j.v)})
+    advise_huge(tbl, n * static_cast<long>(sizeof(float)));
+  j.sl = slots ? slots + off : nullptr;
+  j.stride = 2 * n;
+  j.ibc1 = 1.0f / bc1;
+  j.ibc2 = 1.0f / bc2;
+  j.isa = boxte_isa();
+  j.st = nullptr;
+  const long CH = 16384;
+  j.ntasks = (n + CH - 1) / CH;
+  if (a.n > o + 13) {
+    napi_valuetype vt;
+    napi_typeof(a.env, a.v[o + 13], &vt);
+    if (vt != napi_undefined && vt != napi_null) {
+      j.step = static_cast<int32_t>(integer(a, o + 14, "step", 1));
+      j.d = integer(a, o + 15, "d", 1);
+      const long table = integer(a, o + 16, "table", 0);
+      if (!a.ok) return false;
+      if (n % j.d != 0 || table > 1) {
+        fail(a, "does not fit (n must be a multiple of d, table 0 or 1)", "d");
+        return false;
+      }
+      j.E = n / j.d;
+      const int32_t* st = arr<int32_t>(a, o + 13, "stamps", napi_int32_array, (j.nslots + 1) * 2 * j.E);
+      if (!a.ok) return false;
+      j.st = st + table * j.E;
+      j.zero.assign(j.d, 0.0f);
+      j.rch = std::max(1L, CH / j.d);
+      j.ntasks = (j.E + j.rch - 1) / j.rch;
+    }
+  }
+  return true;
+}
+
 // boxteAdamRows(p, g0, slots|null, nslots, slotOffset, m, v, lr, b1, b2, eps, bc1, bc2 [, stamps, step, d, table]):
 // slot s of this parameter starts at slots[s * 2 * n + slotOffset] (the [2, E, d] slot layout: base
 // then bump). With stamps (boxteTrainGroups' [nslots + 1, 2, E], this parameter = table 0 (base) or
@@ -2530,73 +2627,99 @@ __attribute__((target("avx2,fma"))) void adam_rows_touched_avx2(float* p, const 
 // zeroed.
 napi_value AdamRows(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteAdamRows");
-  napi_typedarray_type tp;
-  size_t len = 0;
-  if (napi_get_typedarray_info(env, a.v[0], &tp, &len, nullptr, nullptr, nullptr) != napi_ok) len = 0;
-  const long n = static_cast<long>(len);
-  float* p = arr<float>(a, 0, "p", napi_float32_array, n);
-  float* g0 = arr<float>(a, 1, "g0", napi_float32_array, n);
-  const long nslots = integer(a, 3, "nslots", 0);
-  const long off = integer(a, 4, "slotOffset", 0);
-  float* slots = nslots > 0 ? arr<float>(a, 2, "slots", napi_float32_array, nslots * 2 * n) : nullptr;
-  float* m = arr<float>(a, 5, "m", napi_float32_array, n);
-  float* v = arr<float>(a, 6, "v", napi_float32_array, n);
-  const float lr = static_cast<float>(number(a, 7, "lr")), b1 = static_cast<float>(number(a, 8, "b1"));
-  const float b2 = static_cast<float>(number(a, 9, "b2")), eps = static_cast<float>(number(a, 10, "eps"));
-  const float bc1 = static_cast<float>(number(a, 11, "bc1")), bc2 = static_cast<float>(number(a, 12, "bc2"));
+  adam_bg_finish(env);
+  AdamJob j;
+  if (!parse_adam(a, 0, j)) return nullptr;
+  auto task = [&](long c, int) { j.run(c); };
+  parallel_tasks(j.ntasks, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// boxteAdamRowsStart(count, ...the arguments of count boxteAdamRows calls, 17 each (stamps etc. null
+// or undefined where not used)): the same updates in the background: the pool's workers take the
+// jobs' tasks and the call returns at once; boxteAdamRowsWait() then runs the tasks left on the
+// calling thread and waits for the rest. Meanwhile the pool is held, so the other kernels the
+// caller runs take one thread (same results: every boxte kernel is independent of the thread
+// count except boxteTrainGroups, which finishes the background job first, as do the other calls
+// that read entity tables). The arrays are referenced until the wait; the caller must not use
+// them meanwhile. With one thread (or the pool busy) the updates run before the call returns.
+struct AdamBg {
+  std::vector<AdamJob> jobs;
+  std::vector<long> first;  // first task of each job, then the total
+  std::vector<napi_ref> refs;
+  napi_env env = nullptr;
+  bool open = false;
+};
+AdamBg g_adamBg;
+std::mutex g_adamBgMu;
+
+void adam_bg_task(void* ctx, long t, int) {
+  const AdamBg& bg = *static_cast<const AdamBg*>(ctx);
+  size_t q = 0;
+  while (t >= bg.first[q + 1]) ++q;
+  bg.jobs[q].run(t - bg.first[q]);
+}
+
+void adam_bg_release(napi_env env) {
+  if (env == g_adamBg.env)
+    for (napi_ref r : g_adamBg.refs) napi_delete_reference(env, r);
+  g_adamBg.refs.clear();
+  g_adamBg.jobs.clear();
+  g_adamBg.env = nullptr;
+}
+
+void adam_bg_finish(napi_env env) {
+  std::lock_guard<std::mutex> lk(g_adamBgMu);
+  if (!g_adamBg.open) return;
+  pool_finish();
+  g_adamBg.open = false;
+  adam_bg_release(env);
+}
+
+napi_value AdamRowsStart(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteAdamRowsStart");
+  adam_bg_finish(env);
+  const long count = integer(a, 0, "count", 0);
   if (!a.ok) return nullptr;
-  if (off + n > 2 * n) {
-    fail(a, "is out of range", "slotOffset");
+  if (1 + 17 * count > static_cast<long>(sizeof a.v / sizeof a.v[0])) {
+    fail(a, "is too large", "count");
     return nullptr;
   }
-  for (const float* tbl : {static_cast<const float*>(p), static_cast<const float*>(g0), static_cast<const float*>(m), static_cast<const float*>(v)})
-    advise_huge(tbl, n * static_cast<long>(sizeof(float)));
-  float* sl = slots ? slots + off : nullptr;
-  const long stride = 2 * n;
-  const float ibc1 = 1.0f / bc1, ibc2 = 1.0f / bc2;
-  const long CH = 16384;
-  const int isa = boxte_isa();
-  if (a.n > 13) {
-    napi_valuetype vt;
-    napi_typeof(env, a.v[13], &vt);
-    if (vt != napi_undefined && vt != napi_null) {
-      const int32_t step = static_cast<int32_t>(integer(a, 14, "step", 1));
-      const long d = integer(a, 15, "d", 1);
-      const long table = integer(a, 16, "table", 0);
-      if (!a.ok) return nullptr;
-      if (n % d != 0 || table > 1) {
-        fail(a, "does not fit (n must be a multiple of d, table 0 or 1)", "d");
-        return nullptr;
+  std::vector<AdamJob> jobs(count);
+  for (long q = 0; q < count; ++q)
+    if (!parse_adam(a, 1 + 17 * q, jobs[q])) return nullptr;
+  std::lock_guard<std::mutex> lk(g_adamBgMu);
+  AdamBg& bg = g_adamBg;
+  bg.jobs = std::move(jobs);
+  bg.first.assign(1, 0);
+  for (const AdamJob& j : bg.jobs) bg.first.push_back(bg.first.back() + j.ntasks);
+  if (pool_start(bg.first.back(), adam_bg_task, &bg)) {
+    bg.open = true;
+    bg.env = env;
+    for (long q = 0; q < count; ++q)
+      for (size_t i : {0, 1, 2, 5, 6, 13}) {
+        const size_t x = 1 + 17 * q + i;
+        napi_valuetype vt;
+        if (x >= a.n || napi_typeof(env, a.v[x], &vt) != napi_ok || vt != napi_object) continue;
+        napi_ref r;
+        if (napi_create_reference(env, a.v[x], 1, &r) == napi_ok) bg.refs.push_back(r);
       }
-      const long E = n / d;
-      const int32_t* st = arr<int32_t>(a, 13, "stamps", napi_int32_array, (nslots + 1) * 2 * E);
-      if (!a.ok) return nullptr;
-      std::vector<float> zero(d, 0.0f);
-      const AdamStamps S{st + table * E, 2 * E, step, d, zero.data()};
-      const long RCH = std::max(1L, CH / d);
-      auto rtask = [&](long c, int) {
-        const long r0 = c * RCH, r1 = std::min(E, r0 + RCH);
-        std::vector<const float*> src(1 + nslots);
-#ifdef BOXTE_X86
-        if (isa >= 1) return adam_rows_touched_avx2(p, g0, sl, nslots, stride, m, v, r0, r1, S, src.data(), lr, b1, b2, eps, ibc1, ibc2);
-#endif
-        adam_rows_touched_scalar<false>(p, g0, sl, nslots, stride, m, v, r0, r1, S, src.data(), lr, b1, b2, eps, ibc1, ibc2);
-      };
-      parallel_tasks((E + RCH - 1) / RCH, 0, rtask);
-      napi_value undef;
-      napi_get_undefined(env, &undef);
-      return undef;
+  } else {
+    for (const AdamJob& j : bg.jobs) {
+      auto task = [&](long c, int) { j.run(c); };
+      parallel_tasks(j.ntasks, 0, task);
     }
+    bg.jobs.clear();
   }
-  auto task = [&](long c, int) {
-    const long i0 = c * CH, i1 = i0 + CH < n ? i0 + CH : n;
-#ifdef BOXTE_X86
-    if (isa == 2) return adam_rows_avx512(p, g0, sl, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
-    if (isa == 1) return adam_rows_avx2(p, g0, sl, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
-#endif
-    adam_rows_range<false>(p, g0, sl, nslots, stride, m, v, i0, i1, lr, b1, b2, eps, ibc1, ibc2);
-  };
-  parallel_tasks((n + CH - 1) / CH, 0, task);
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  return undef;
+}
+
+napi_value AdamRowsWait(napi_env env, napi_callback_info) {
+  adam_bg_finish(env);
   napi_value undef;
   napi_get_undefined(env, &undef);
   return undef;
@@ -3105,6 +3228,10 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteNegatives", fv);
   if (napi_create_function(env, "boxteAdamRows", NAPI_AUTO_LENGTH, AdamRows, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteAdamRows", fv);
+  if (napi_create_function(env, "boxteAdamRowsStart", NAPI_AUTO_LENGTH, AdamRowsStart, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteAdamRowsStart", fv);
+  if (napi_create_function(env, "boxteAdamRowsWait", NAPI_AUTO_LENGTH, AdamRowsWait, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteAdamRowsWait", fv);
   if (napi_create_function(env, "boxteCorners", NAPI_AUTO_LENGTH, Corners, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteCorners", fv);
   if (napi_create_function(env, "boxteCornersBwd", NAPI_AUTO_LENGTH, CornersBwd, nullptr, &fv) == napi_ok)

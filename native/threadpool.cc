@@ -241,6 +241,29 @@ void pool_run(long ntasks, TaskFn fn, void* ctx, int maxThreads) {
   g_busy.store(false, std::memory_order_release);
 }
 
+bool pool_start(long ntasks, TaskFn fn, void* ctx) {
+  if (ntasks <= 0 || pool_threads() <= 1 || !try_lock_busy()) return false;
+  g_job.fn = fn;
+  g_job.ctx = ctx;
+  g_job.ntasks = ntasks;
+  g_job.maxThreads = pool_threads();
+  g_job.isStatic = false;
+  g_next.store(0, std::memory_order_relaxed);
+  open_job();
+  return true;
+}
+
+void pool_finish() {
+  const long ntasks = g_job.ntasks;
+  for (;;) {
+    long t = g_next.fetch_add(1, std::memory_order_relaxed);
+    if (t >= ntasks) break;
+    g_job.fn(g_job.ctx, t, 0);
+  }
+  close_job();
+  g_busy.store(false, std::memory_order_release);
+}
+
 namespace {
 // Runs fn(ctx, t, t) on threads 0..nthreads-1 (each worker its own tid); the pool is held (g_busy).
 void run_static_held(int nthreads, TaskFn fn, void* ctx) {

@@ -32,6 +32,15 @@ void pool_run_team(int nthreads, TeamFn fn, void* ctx);
 // Inside pool_run_team: returns once all nteam threads of the team have called it (a spinning
 // barrier: the team's threads are all running; reusable any number of times per job).
 void pool_barrier(int nteam);
+// Starts fn(ctx, t, tid) for t in [0, ntasks) on the pool's workers only and returns at once (true);
+// the caller joins with pool_finish(), which takes the tasks left, waits for the workers' and
+// releases the pool. Until then the pool is held: every pool_run / pool_run_team / pool_start of any
+// thread runs inline on its caller (or, for pool_start, returns false), so the caller can run other
+// kernels single-threaded meanwhile. Returns false and runs nothing when the pool has one thread or
+// is busy: the caller then runs the tasks itself. fn and ctx must live until pool_finish().
+bool pool_start(long ntasks, TaskFn fn, void* ctx);
+// Finishes the job of the last successful pool_start (called once per such start, by any thread).
+void pool_finish();
 int pool_threads();
 void pool_set_threads(int n);
 

@@ -390,7 +390,7 @@ test('training kernel above d = 256 (AVX2: forward and backward in tiles of 128 
   restoreBoxKernels();
 });
 
-test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): three steps on stale buffers give the bits of zeroed buffers, every kernel variant, 1 and 2 chunks', () => {
+test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): three steps on stale buffers give the bits of zeroed buffers, every kernel variant, 1 and 2 chunks; the same through adamRowsStart / adamRowsWait (both tables in the background, another kernel run meanwhile)', () => {
   // d = 13 (a masked tail in every row), repeated entities within groups
   const m = tinyModel({ numEntities: 9, dim: 13 }, 5, 0.8);
   const { dim: d, numRelations: R, numEntities: E } = m.cfg;
@@ -407,7 +407,14 @@ test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): thre
     tb: Float32Array.from({ length: B * d }, () => (rng.float() * 2 - 1) * 0.1),
   }));
   const [lr, b1, b2, eps] = [1e-2, 0.9, 0.999, 1e-8];
-  const run = (k: BoxKernels, lazy: boolean, count: number): Float32Array => {
+  // a kernel run while the pool is held by the background Adam (on one thread then): same value and gradient
+  const K = Float32Array.from({ length: 40 * 16 }, () => rng.float() - 0.5);
+  const regOf = (k: BoxKernels): Float32Array => {
+    const gK = new Float32Array(K.length);
+    const v = k.small === null ? 0 : k.small.timeReg(40, 16, K, 0.3, gK);
+    return Float32Array.from([v, ...gK]);
+  };
+  const run = (k: BoxKernels, lazy: boolean, count: number, background = false): Float32Array => {
     const base = m.entityBase.f32().slice();
     const bump = m.entityBump.f32().slice();
     const mom = [0, 1, 2, 3].map(() => new Float32Array(E * d));
@@ -434,12 +441,17 @@ test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): thre
       }
       const bc1 = 1 - b1 ** step;
       const bc2 = 1 - b2 ** step;
-      for (const [p, g0, offset, table] of [[base, gBase, 0, 0], [bump, gBump, E * d, 1]] as const) {
-        k.adamRows({
-          p, g0, slots: count === 0 ? null : { data: slots.data, count, offset }, m: mom[2 * table], v: mom[2 * table + 1], lr, b1, b2, eps, bc1, bc2,
-          lazy: lazy ? { stamps, step, d, table } : undefined,
-        });
-      }
+      const args = ([[base, gBase, 0, 0], [bump, gBump, E * d, 1]] as const).map(([p, g0, offset, table]) => ({
+        p, g0, slots: count === 0 ? null : { data: slots.data, count, offset }, m: mom[2 * table], v: mom[2 * table + 1], lr, b1, b2, eps, bc1, bc2,
+        lazy: lazy ? { stamps, step, d, table } : undefined,
+      }));
+      if (background && k.adamRowsStart !== null) {
+        const reg = regOf(k);
+        k.adamRowsStart(args);
+        assert.deepEqual(regOf(k), reg, 'a kernel run during the background Adam');
+        k.adamRowsWait();
+        k.adamRowsWait(); // (nothing left to wait for)
+      } else for (const a of args) k.adamRows(a);
     });
     if (k.adamRows === null) {
       const rows = (g: Float32Array, q: number): Float32Array => Float32Array.from(g, (x, i) => (!lazy || stamps[q * E + Math.floor(i / d)] === steps.length ? x : 0));
@@ -472,6 +484,9 @@ test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): thre
         const want = run(nk, false, count);
         assert.ok(want.every(Number.isFinite));
         assert.deepEqual(run(nk, true, count), want, `${v.name}, ${count} slot(s): lazy = zeroed, bit for bit`);
+        assert.ok(nk.adamRowsStart !== null, 'the addon has adamRowsStart');
+        assert.deepEqual(run(nk, true, count, true), want, `${v.name}, ${count} slot(s): background = zeroed, bit for bit`);
+        assert.deepEqual(run(nk, false, count, true), want, `${v.name}, ${count} slot(s): background without stamps = zeroed, bit for bit`);
       }
     }
   }

@@ -40,6 +40,9 @@ export interface BoxteAddon {
     lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number,
     stamps?: Int32Array | null, step?: number, d?: number, table?: number,
   ): void;
+  /** count, then count x the 17 arguments of boxteAdamRows (count <= 2) */
+  boxteAdamRowsStart(count: number, ...args: unknown[]): void;
+  boxteAdamRowsWait(): void;
   boxteIsa(): string;
   boxteCorners(...args: unknown[]): void;
   boxteCornersBwd(...args: unknown[]): void;
@@ -58,6 +61,16 @@ function exps(a: ScoreBatchArgs | RankBatchArgs): [Float32Array | null, Uint8Arr
   const h = a.headExp ?? null;
   const t = a.tailExp ?? null;
   return [h?.exp ?? null, h?.ok ?? null, t?.exp ?? null, t?.ok ?? null];
+}
+
+/** boxteAdamRows' 17 arguments for one table (the stamps' four null / 0 without `lazy`) */
+function adamArgs(a: AdamRowsArgs): Parameters<BoxteAddon['boxteAdamRows']> {
+  const s = a.slots;
+  const z = a.lazy;
+  return [
+    a.p, a.g0, s === null ? null : s.data, s === null ? 0 : s.count, s === null ? 0 : s.offset, a.m, a.v, a.lr, a.b1, a.b2, a.eps, a.bc1, a.bc2,
+    z === undefined ? null : z.stamps, z === undefined ? 0 : z.step, z === undefined ? 1 : z.d, z === undefined ? 0 : z.table,
+  ];
 }
 
 /** The native BoxTE kernels (their path follows the addon's dispatch: TFREE_ISA / extras.setIsa). */
@@ -81,6 +94,8 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
   const train = addon.boxteTrainGroups;
   const negatives = addon.boxteNegatives;
   const adam = addon.boxteAdamRows;
+  const adamStart = addon.boxteAdamRowsStart;
+  const adamWait = addon.boxteAdamRowsWait;
   const isa = addon.boxteIsa;
   const corners = addon.boxteCorners;
   const cornersBwd = addon.boxteCornersBwd;
@@ -112,11 +127,16 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
       negatives(a.seed >>> 0, a.known.E, a.known.nT, a.h, a.r, a.t, a.tau, a.n, a.known.table, a.known.mask, a.ent, a.tail, a.known.filter);
     },
     adamRows(a: AdamRowsArgs): void {
-      const s = a.slots;
-      const z = a.lazy;
-      if (z === undefined) adam(a.p, a.g0, s === null ? null : s.data, s === null ? 0 : s.count, s === null ? 0 : s.offset, a.m, a.v, a.lr, a.b1, a.b2, a.eps, a.bc1, a.bc2);
-      else adam(a.p, a.g0, s === null ? null : s.data, s === null ? 0 : s.count, s === null ? 0 : s.offset, a.m, a.v, a.lr, a.b1, a.b2, a.eps, a.bc1, a.bc2, z.stamps, z.step, z.d, z.table);
+      adam(...adamArgs(a));
     },
+    adamRowsStart:
+      typeof adamStart === 'function' && typeof adamWait === 'function'
+        ? (list: readonly AdamRowsArgs[]): void => {
+            if (list.length > 2) throw new Error(`adamRowsStart: at most 2 tables, got ${list.length}`);
+            adamStart(list.length, ...list.flatMap(adamArgs));
+          }
+        : null,
+    adamRowsWait: typeof adamWait === 'function' ? (): void => adamWait() : (): void => {},
     scoreBatch(a: ScoreBatchArgs): void {
       const b = a.boxes;
       score(a.d, a.E, a.Q, a.tanh, a.order, a.headTable, a.headAdd, a.tailTable, a.tailAdd, b.l, b.u, b.c, b.w, b.R, a.rel, a.out, ...exps(a));

@@ -59,6 +59,16 @@ export interface BoxKernels {
   negatives(a: NegativesArgs): void;
   /** fused gradient sum + dense Adam + zeroing of an entity table (native only) */
   adamRows: ((a: AdamRowsArgs) => void) | null;
+  /**
+   * adamRows of one or two tables in the background (native, when the addon has it; else null): the
+   * pool's workers run the updates and the call returns at once; until `adamRowsWait()` the caller
+   * runs its other kernels on one thread (the pool is held; every boxte kernel but trainGroups gives
+   * the same bits at any thread count, and trainGroups, scoreBatch, rankBatch, expRows and adamRows
+   * wait first) and must not touch the arrays given. With one thread the updates run at once.
+   */
+  adamRowsStart: ((list: readonly AdamRowsArgs[]) => void) | null;
+  /** waits for the updates of the last adamRowsStart (the calling thread takes the ones not begun) */
+  adamRowsWait: () => void;
   /** native twins of small.ts (corners forward/backward, regulariser); null: the TypeScript loops */
   small: SmallKernels | null;
 }
@@ -92,6 +102,8 @@ const jsBoxKernels: BoxKernels = {
   expRows: () => null,
   negatives: negativesJs,
   adamRows: null,
+  adamRowsStart: null,
+  adamRowsWait: () => {},
   small: null,
 };
 

@@ -20,7 +20,7 @@ import type { Quads, TemporalKG } from '../../io/kg.js';
 import { runToEnd } from '../../io/interrupt.js';
 import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
 import { buildKeyTable, type KeyTable } from './kernel.js';
-import { boxKernels } from './ops.js';
+import { boxKernels, type AdamRowsArgs } from './ops.js';
 import { StepScratch, boxTableStep, cornerGradStep, cornersBackward, cornersForward, timeBumpsBackward, timeBumpsForward, timeRegulariserStep } from './small.js';
 import { KnownFacts, NonFiniteModelError, evaluateSplit, subsample, type RankMetrics } from './eval.js';
 
@@ -164,6 +164,8 @@ export class Trainer {
   /** the fused path's lazy zeroing of the entity gradients (TrainGroupsArgs.lazy): stamps [slots + 1, 2, E] and the step counter */
   private lazy: { stamps: Int32Array; step: number } | null = null;
   private known: KnownFacts | null = null;
+  /** the optimizer holds the entity tables' moments (made by this Trainer's first fused step, after the others') */
+  private entityMomentsMade = false;
   private readonly gBase: Float32Array;
   private readonly gBump: Float32Array;
   /** per-step buffers reused across steps */
@@ -259,38 +261,20 @@ export class Trainer {
       lazy: fused && this.lazy !== null ? this.lazy : undefined,
     });
     this.mark('kernel');
-    if (!fused) {
-      m.entityBase.grad = new Tensor(this.gBase, m.entityBase.shape);
-      m.entityBump.grad = new Tensor(this.gBump, m.entityBump.shape);
-    }
-    cornersBackward(m, corners, cornerGradStep(gc, gw, R, d, sc), sc);
-    timeBumpsBackward(m, r, tau, gTb, sc);
-    this.mark('boxes+timebumps bwd');
-    let loss = lossSum / B;
-    if (this.opts.timeReg > 0) loss += timeRegulariserStep(m, this.opts.timeReg, sc);
-    this.mark('regulariser');
     const [b1, b2] = this.opt.betas;
-    if (fused && k.adamRows !== null) {
-      // the relation and time parameters through the same fused Adam as the entity tables (the AdamW
-      // rule with weight decay 0, chunks of the table in parallel; AdamW.step runs one thread below
-      // 2^15 values), their .grad dropped so that opt.step below only counts the step
-      for (const [name, p] of m.store.entries()) {
-        if (p.grad === null || !p.requiresGrad) continue;
-        const st = this.opt.momentsOf(name);
-        st.step++;
-        k.adamRows({ p: p.f32(), g0: p.grad.f32(), slots: null, m: st.m, v: st.v, lr: this.opt.lr, b1, b2, eps: this.opt.eps, bc1: 1 - Math.pow(b1, st.step), bc2: 1 - Math.pow(b2, st.step) });
-        p.grad = null;
-      }
-    }
-    this.opt.step();
-    if (fused && k.adamRows !== null) {
-      // the entity tables (no .grad): gradient sum over the kernel's chunks + dense Adam + zeroing in one pass
+    // the entity tables (no .grad): gradient sum over the kernel's chunks + dense Adam in one pass per
+    // table, in the background where the kernels can (adamRowsStart: the pool's workers update them,
+    // memory-bound, while this thread runs the small backward calls and the other parameters' Adam on
+    // one thread; adamRowsWait at the end of the step). Not in a Trainer's first step, where the
+    // optimizer creates the moments: they are created after the other parameters' as before (the
+    // order of the state file's tensors)
+    const entityAdam = (): AdamRowsArgs[] => {
       const sl = this.slots;
       const lz = this.lazy;
-      for (const [p, g0, offset, table] of [[m.entityBase, this.gBase, 0, 0], [m.entityBump, this.gBump, E * d, 1]] as const) {
+      return ([[m.entityBase, this.gBase, 0, 0], [m.entityBump, this.gBump, E * d, 1]] as const).map(([p, g0, offset, table]) => {
         const st = this.opt.momentsOf(p === m.entityBase ? 'entity.base' : 'entity.bump');
         st.step++;
-        k.adamRows({
+        return {
           p: p.f32(),
           g0,
           slots: sl === null || sl.count === 0 ? null : { data: sl.data, count: sl.count, offset },
@@ -303,8 +287,41 @@ export class Trainer {
           bc1: 1 - Math.pow(b1, st.step),
           bc2: 1 - Math.pow(b2, st.step),
           lazy: lz === null ? undefined : { stamps: lz.stamps, step: lz.step, d, table },
-        });
+        };
+      });
+    };
+    const background = fused && this.entityMomentsMade && k.adamRowsStart !== null;
+    if (background) k.adamRowsStart?.(entityAdam());
+    let loss = lossSum / B;
+    try {
+      if (!fused) {
+        m.entityBase.grad = new Tensor(this.gBase, m.entityBase.shape);
+        m.entityBump.grad = new Tensor(this.gBump, m.entityBump.shape);
       }
+      cornersBackward(m, corners, cornerGradStep(gc, gw, R, d, sc), sc);
+      timeBumpsBackward(m, r, tau, gTb, sc);
+      this.mark('boxes+timebumps bwd');
+      if (this.opts.timeReg > 0) loss += timeRegulariserStep(m, this.opts.timeReg, sc);
+      this.mark('regulariser');
+      if (fused && k.adamRows !== null) {
+        // the relation and time parameters through the same fused Adam as the entity tables (the AdamW
+        // rule with weight decay 0, chunks of the table in parallel; AdamW.step runs one thread below
+        // 2^15 values), their .grad dropped so that opt.step below only counts the step
+        for (const [name, p] of m.store.entries()) {
+          if (p.grad === null || !p.requiresGrad) continue;
+          const st = this.opt.momentsOf(name);
+          st.step++;
+          k.adamRows({ p: p.f32(), g0: p.grad.f32(), slots: null, m: st.m, v: st.v, lr: this.opt.lr, b1, b2, eps: this.opt.eps, bc1: 1 - Math.pow(b1, st.step), bc2: 1 - Math.pow(b2, st.step) });
+          p.grad = null;
+        }
+      }
+      this.opt.step();
+      if (fused && !background && k.adamRows !== null) {
+        for (const a of entityAdam()) k.adamRows(a);
+        this.entityMomentsMade = true;
+      }
+    } finally {
+      if (background) k.adamRowsWait();
     }
     this.mark('adam');
     return loss;
