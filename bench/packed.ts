@@ -166,7 +166,7 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
         n.kernels.packedMatmul(1, N, K, x, 0, p.codes, p.format.bits, p.levels, p.scales, true, p.format.blockSize, y, 0, act8);
     const lutLayouts = LUT_FORMATS.map((f) => {
       const p = packed.get(f)!;
-      return packedLutLayout(N, K, p.format.bits, p.format.blockSize, p.codes, p.scales);
+      return packedLutLayout(N, K, p.format.bits, p.format.blockSize, p.codes, p.scales, (bytes) => n.kernels.weightBuffer(bytes)); // as PackedLinear does
     });
     const callLut = (i: number) => {
       const p = packed.get(LUT_FORMATS[i])!;

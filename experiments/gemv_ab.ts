@@ -10,7 +10,8 @@
  * `packedMatmul`), kmeans2 and bin1 through the lookup-table kernel (`packedLutMatmul`), at
  * 4096x4096 and 4096x11008 (`--shapes 4096x11008`, `--formats int4,bin1-lut`; `--act16` adds the
  * int16-activation rows of the decode formats). Output bits are compared between the roots
- * (`same bits` column). `--cold`: one call per root and round, right after a 48 MiB read
+ * (`same bits` column). The LUT cases give each root its own layout, from its `weightBuffer` where the
+ * root has one (huge pages), else a plain one. `--cold`: one call per root and round, right after a 48 MiB read
  * (`readSum`) has evicted the matrix, the tables and the code from the caches, as in the bench's
  * interleaved loop (where every other workload runs between two calls of one case); without it the
  * matrix is warm (4096² fits the 32 MiB L3 of the Zen 3 VM). Under load the best and the median can
@@ -73,8 +74,22 @@ for (const [K, N] of shapes) {
     const bf16 = p.format.scaleDtype === 'BF16';
     const bytes = cq.formatSize(p.format, N, K).totalBytes;
     if (lut) {
-      const L = lutMod.packedLutLayout(N, K, p.format.bits, p.format.blockSize, p.codes, p.scales);
-      cases.push({ name: `${K}x${N} ${fname} LUT`, bytes, N, run: (n, y) => n.kernels.packedLutMatmul(1, N, K, x, 0, L.codes, p.format.bits, p.levels, L.scales, p.format.blockSize, y, 0) });
+      // each root's own layout buffer, from its weightBuffer where it has one (2 MiB pages), as its PackedLinear
+      const Ls = new Map(
+        nat.map((nb) => {
+          const wb = (nb.kernels as Partial<RootNative['kernels']>).weightBuffer;
+          return [nb, lutMod.packedLutLayout(N, K, p.format.bits, p.format.blockSize, p.codes, p.scales, typeof wb === 'function' ? (b: number) => wb(b) : undefined)] as const;
+        }),
+      );
+      cases.push({
+        name: `${K}x${N} ${fname} LUT`,
+        bytes,
+        N,
+        run: (n, y) => {
+          const L = Ls.get(n)!;
+          n.kernels.packedLutMatmul(1, N, K, x, 0, L.codes, p.format.bits, p.levels, L.scales, p.format.blockSize, y, 0);
+        },
+      });
     } else {
       for (const act8 of act16 ? [true, false] : [true]) {
         cases.push({ name: `${K}x${N} ${fname} ${act8 ? 'int8' : 'int16'} act`, bytes, N, run: (n, y) => n.kernels.packedMatmul(1, N, K, x, 0, p.codes, p.format.bits, p.levels, p.scales, bf16, p.format.blockSize, y, 0, act8) });

@@ -19,6 +19,9 @@
 #include <dlfcn.h>
 #define TFREE_HAVE_DLOPEN 1
 #endif
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "cpu.h"
 #include "dispatch.h"
@@ -837,6 +840,65 @@ napi_value ReadSum(napi_env env, napi_callback_info info) {
   return number(env, ops().readSum(x.p, x.n, static_cast<int>(threads > 256 ? 256 : threads)));
 }
 
+// weightBuffer(bytes): a zeroed Uint8Array for a long-lived weight layout that a kernel streams on
+// every call (the LUT kernel's interleaved codes and scales). On Linux, from 1 MiB on: its own
+// anonymous mapping, started on a 2 MiB boundary, with its whole 2 MiB pages marked MADV_HUGEPAGE,
+// so that transparent huge pages back them where the system allows it ("madvise" or "always"):
+// one TLB entry per 2 MiB instead of 512, where a cold call otherwise takes a page walk every 4 KiB
+// of the code stream (cold 4096 x 4096 LUT calls 8-14 % faster in a C++ A/B; docs/results/engine.md).
+// The tail beyond the last whole 2 MiB stays on 4 KiB pages: no memory is added to the buffer.
+// Elsewhere, or when the mapping fails, a plain ArrayBuffer (zeroed too).
+#if defined(__linux__)
+void unmap_weights(napi_env env, void* data, void* hint) {
+  const size_t len = reinterpret_cast<size_t>(hint);
+  munmap(data, len);
+  int64_t left;
+  napi_adjust_external_memory(env, -static_cast<int64_t>(len), &left);
+}
+#endif
+
+napi_value WeightBuffer(napi_env env, napi_callback_info info) {
+  Call c(env, info, "weightBuffer");
+  long bytes;
+  TRY(c.args(arg("bytes", bytes)));
+  napi_value ab = nullptr, out;
+  const size_t n = static_cast<size_t>(bytes);
+#if defined(__linux__)
+  constexpr size_t kHuge = size_t(2) << 20, kPage = 4096;
+  if (n >= (size_t(1) << 20)) {
+    const size_t len = (n + kPage - 1) / kPage * kPage;
+    void* m = mmap(nullptr, len + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m != MAP_FAILED) {
+      char* base = static_cast<char*>(m);
+      char* p = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~(kHuge - 1));
+      if (p > base) munmap(base, static_cast<size_t>(p - base));                        // the gap before
+      munmap(p + len, static_cast<size_t>(base + len + kHuge - (p + len)));             // and after (> 0)
+      if (len >= kHuge) madvise(p, len / kHuge * kHuge, MADV_HUGEPAGE);  // a hint: failure leaves 4 KiB pages
+      if (napi_create_external_arraybuffer(env, p, n, unmap_weights, reinterpret_cast<void*>(len), &ab) != napi_ok) {
+        munmap(p, len);
+        ab = nullptr;
+        bool pending = false;
+        napi_is_exception_pending(env, &pending);
+        if (pending) {
+          napi_value e;
+          napi_get_and_clear_last_exception(env, &e);
+        }
+      } else {
+        int64_t total;  // (V8 counts this memory towards its GC heuristics)
+        napi_adjust_external_memory(env, static_cast<int64_t>(len), &total);
+      }
+    }
+  }
+#endif
+  if (!ab) {
+    void* data;
+    if (napi_create_arraybuffer(env, n, &data, &ab) != napi_ok) return nullptr;
+    if (n) std::memset(data, 0, n);
+  }
+  if (napi_create_typedarray(env, napi_uint8_array, n, ab, 0, &out) != napi_ok) return nullptr;
+  return out;
+}
+
 napi_value Noop(napi_env env, napi_callback_info info) {
   Call c(env, info, "noop");
   F32 x;
@@ -972,6 +1034,7 @@ NAPI_MODULE_INIT() {
       {"adamw", Adamw},
       {"packedMatmul", PackedMatmul},
       {"packedLutMatmul", PackedLutMatmul},
+      {"weightBuffer", WeightBuffer},
       {"bf16Matmul", Bf16Matmul},
       {"quantizeBlocks", QuantizeBlocks},
       {"kmeansLloyd", KmeansLloyd},

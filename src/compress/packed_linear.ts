@@ -117,7 +117,8 @@ export class PackedLinear {
     if (this.usesLut()) {
       if (this.lutLayout === null) {
         const p = this.packed;
-        this.lutLayout = packedLutLayout(N, K, f.bits, f.blockSize, p.codes, p.scales);
+        const k = kernels();
+        this.lutLayout = packedLutLayout(N, K, f.bits, f.blockSize, p.codes, p.scales, (bytes) => k.weightBuffer(bytes));
         this.plain = null; // one copy of the weight: `packed` rebuilds the plain form when asked
       }
       kernels().packedLutMatmul(M, N, K, xd, 0, this.lutLayout.codes, f.bits, this.meta.levels, this.lutLayout.scales, f.blockSize, out, 0);

@@ -21,7 +21,7 @@ const nb = nativeBackend();
 const LUT_FORMATS = FORMAT_NAMES.filter((f) => parseFormat(f).bits <= 2);
 
 function run(k: Kernels, p: PackedMatrix, x: Float32Array, M: number, xOff = 0, outOff = 0): Float32Array {
-  const L = packedLutLayout(p.rows, p.cols, p.format.bits, p.format.blockSize, p.codes, p.scales);
+  const L = packedLutLayout(p.rows, p.cols, p.format.bits, p.format.blockSize, p.codes, p.scales, (bytes) => k.weightBuffer(bytes));
   const out = new Float32Array(outOff + M * p.rows).fill(NaN);
   k.packedLutMatmul(M, p.rows, p.cols, x, xOff, L.codes, p.format.bits, p.levels, L.scales, p.format.blockSize, out, outOff);
   return out.subarray(outOff);
@@ -82,7 +82,9 @@ const shapes: [number, number, number, number][] = [
   [1, 37, 128, 64],
   [3, 19, 192, 64],
   [2, 9, 128, 128],
-  [1, 300, 512, 64], // large enough for the thread pool
+  [1, 300, 512, 64], // tables on every thread, tiles in one range
+  [1, 999, 512, 64], // one range of tiles per thread (32 tiles, the last one of 7 rows)
+  [2, 530, 384, 128], // 17 tiles: an odd count, ranges of single tiles at the end
   [5, 33, 64, 64],
   [4, 64, 320, 64],
 ];
@@ -139,7 +141,7 @@ test(`packedLutMatmul: TS twin, portable and every native path (${familyPaths('p
       const js = run(jsKernels, c.p, c.x, c.M, c.xOff);
       for (const path of familyPaths('packedLut')) {
         usePath('packedLut', path);
-        for (const threads of [1, 2]) {
+        for (const threads of [1, 2, 3]) {
           ex.setThreads(threads);
           assert.deepEqual(run(nb.kernels, c.p, c.x, c.M, c.xOff), js, `${c.label}: ${path} ${threads}T != js`);
         }
@@ -182,6 +184,24 @@ test('packedLutMatmul: activation groups with inf, -inf, NaN, all zeros, huge an
     } finally {
       restoreNative();
     }
+  }
+});
+
+test('weightBuffer: zeroed bytes of the asked length on every backend; packedLutLayout in it equals the plain layout', () => {
+  const r = new Rng(7);
+  const p = quantizeMatrix(r.fillNormal(new Float32Array(70 * 256), 0, 0.1), 70, 256, parseFormat('kmeans2'), { name: 'w', maxSamples: 4096 });
+  const plain = packedLutLayout(70, 256, p.format.bits, p.format.blockSize, p.codes, p.scales);
+  for (const k of [jsKernels, ...('kernels' in nb ? [nb.kernels] : [])]) {
+    for (const n of [0, 100, (3 << 20) + 123]) {
+      const b = k.weightBuffer(n);
+      assert.ok(b instanceof Uint8Array && b.length === n, `${k.name} ${n}`);
+      assert.ok(b.every((v) => v === 0), `${k.name} ${n}: not zeroed`);
+      b.fill(7);
+      assert.equal(b[n - 1], n ? 7 : undefined);
+    }
+    const L = packedLutLayout(70, 256, p.format.bits, p.format.blockSize, p.codes, p.scales, (bytes) => k.weightBuffer(bytes));
+    assert.deepEqual(L.codes, plain.codes, k.name);
+    assert.deepEqual(L.scales, plain.scales, k.name);
   }
 });
 

@@ -183,6 +183,7 @@ export const jsKernels: Kernels = {
 
   packedMatmul: packedMatmulJs,
   packedLutMatmul: packedLutMatmulJs,
+  weightBuffer: (bytes) => new Uint8Array(bytes),
   bf16Matmul: bf16MatmulJs,
   quantizeBlocks: quantizeBlocksJs,
   kmeansLloyd: kmeansLloydJs,

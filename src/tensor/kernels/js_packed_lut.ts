@@ -17,14 +17,27 @@ export function packedLutFits(bits: number, K: number, blockSize: number, scaleB
 /**
  * Row-interleaved layout of packed codes (N rows of K*bits/8 bytes, MSB-first) and their bf16 block
  * scales [N, K/B]: tiles of 32 rows, the last zero-padded; codes[(tile*rb + j)*32 + r] = byte j of
- * row 32*tile + r; scales[(tile*nB + b)*32 + r] = scale of block b of that row.
+ * row 32*tile + r; scales[(tile*nB + b)*32 + r] = scale of block b of that row. Both are views of
+ * one zeroed buffer from `alloc` (codes, then the scales 64 bytes aligned): pass
+ * `kernels().weightBuffer`, whose native form puts the buffer on huge pages; default a plain one.
  */
-export function packedLutLayout(N: number, K: number, bits: number, blockSize: number, codes: Uint8Array, scales: Uint16Array): { codes: Uint8Array; scales: Uint16Array } {
+export function packedLutLayout(
+  N: number,
+  K: number,
+  bits: number,
+  blockSize: number,
+  codes: Uint8Array,
+  scales: Uint16Array,
+  alloc: (bytes: number) => Uint8Array = (bytes) => new Uint8Array(bytes),
+): { codes: Uint8Array; scales: Uint16Array } {
   const rb = (K * bits) / 8;
   const nB = K / blockSize;
   const nT = Math.ceil(N / 32);
-  const c = new Uint8Array(nT * 32 * rb);
-  const s = new Uint16Array(nT * 32 * nB);
+  const cBytes = nT * 32 * rb;
+  const sOff = Math.ceil(cBytes / 64) * 64;
+  const buf = alloc(sOff + nT * 32 * nB * 2);
+  const c = buf.subarray(0, cBytes);
+  const s = new Uint16Array(buf.buffer, buf.byteOffset + sOff, nT * 32 * nB);
   for (let n = 0; n < N; n++) {
     const tile = n >> 5;
     const r = n & 31;

@@ -420,6 +420,15 @@ export interface Kernels {
   ): void;
 
   /**
+   * A zeroed byte buffer for a long-lived weight layout that a kernel streams on every call (the
+   * codes and scales of `packedLutLayout`). Native backend on Linux, from 1 MiB on: its own
+   * mapping, started on a 2 MiB boundary, its whole 2 MiB pages marked for transparent huge pages
+   * (madvise MADV_HUGEPAGE: fewer TLB misses on the cold code stream; same contents and results);
+   * otherwise, and in the TS backend, a plain Uint8Array.
+   */
+  weightBuffer(bytes: number): Uint8Array;
+
+  /**
    * bf16-weight matmul (native/kernels.h, Bf16Args): for m < M, n < N
    *   out[outOff + m*N + n] = sum_k xr[m*K + k] * f32(w[n*K + k])
    * w: [N, K] bf16 bit patterns (widened exactly). xBf16 false: xr = x[xOff ..] (float32
