@@ -161,6 +161,7 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
   const long bpu = a.B / 64;  // groups per scale block
   // the block scales of group u, per tile (advanced per block: no division in the loop)
   const uint16_t* sp = a.scales + tile * c.nB * 32;
+  const uint16_t* const sp0 = sp;
   const long sstride = c.nB * 32;
   long ub = 0;  // group within the scale block
   for (long u = 0; u < nU; ++u) {
@@ -168,9 +169,12 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
     for (int nt = 0; nt < NT; ++nt)
       for (int mm = 0; mm < MG; ++mm) s16[nt][mm][0] = s16[nt][mm][1] = _mm256_setzero_si256();
     const uint8_t* p = tc + u * JB * 32;
-    if (c.pd > 0)
+    if (c.pd > 0) {
+      // past the end of its tile, stream nt runs on in tile + NT + nt (the next pair's), not in tile + nt + 1
+      const long skip = (NT > 1 && u * JB * 32 + c.pd >= tstride) ? (NT - 1) * tstride : 0;
       for (int nt = 0; nt < NT; ++nt)
-        for (int l = 0; l < JB * 32; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + nt * tstride + c.pd + l), _MM_HINT_T0);
+        for (int l = 0; l < JB * 32; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + nt * tstride + c.pd + skip + l), _MM_HINT_T0);
+    }
     const int8_t* tg[MG];
     for (int mm = 0; mm < MG; ++mm) tg[mm] = c.tab + ((m0 + mm) * nU + u) * Q * 16;
     // unrolled by 4 (GCC 12 by itself unrolled bin1's 8 code vectors whole, with 32 ymm stack
@@ -200,9 +204,11 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
     // high bf16 of each 32-bit pair, shifted or masked into place); the accumulators are put back
     // in row order at the end of the tile.
     const __m256i m10 = _mm256_set1_epi32(1), m01 = _mm256_set1_epi32(1 << 16);
+    // (the scale streams likewise)
+    const long sskip = (NT > 1 && (sp - sp0) * 2 + c.spd >= sstride * 2) ? (NT - 1) * sstride * 2 : 0;
     for (int nt = 0; nt < NT; ++nt) {
       const uint16_t* spt = sp + nt * sstride;
-      if (c.spd > 0) _mm_prefetch(reinterpret_cast<const char*>(spt) + c.spd, _MM_HINT_T0);
+      if (c.spd > 0) _mm_prefetch(reinterpret_cast<const char*>(spt) + c.spd + sskip, _MM_HINT_T0);
       __m256 sc[4];
       {
         const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(spt));
