@@ -4,6 +4,7 @@
 // AVX2-compiled inline function can leak into the generic path through the linker.
 #include <immintrin.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>

@@ -15,6 +15,7 @@
 // GEMM is compute-bound the packing costs a few percent of the call.
 #include <immintrin.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>

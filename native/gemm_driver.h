@@ -81,35 +81,115 @@ void gemm_block(const GemmArgs& g, const float* A, const float* B, float* C, lon
 // The shared packed-B buffers of a team GEMM: the calling thread's.
 thread_local Scratch tl_team = {nullptr, 0};
 
+// The shared state of a team GEMM call (gemm_team), on the calling thread's stack. Every counter
+// is tagged with the block it counts (tag = block index + 1, in the high bits): block q uses slot
+// q & 1, so a thread that finds the tag of block q - 2 in a slot counts from 0 (the first to add
+// rewrites the tag), and one that finds a later tag knows that block q is over.
+constexpr int kTeamMax = 64;
+struct TeamSync {
+  std::atomic<uint64_t> packClaim[2], packDone[2], compDone[2];  // tag << 32 | count
+  std::atomic<uint64_t> rows[2][kTeamMax];  // per thread: tag (16 bits) << 48 | front << 24 | back, in MR-row panels
+};
+constexpr uint64_t kOver = ~0ULL >> 1;
+// The count of block `tag` that v holds: 0 while v holds an earlier block, kOver once a later one.
+inline uint64_t team_count(uint64_t v, uint32_t tag) {
+  const uint32_t wt = static_cast<uint32_t>(v >> 32);
+  if (wt == tag) return v & 0xffffffffULL;
+  return static_cast<int32_t>(wt - tag) > 0 ? kOver : 0;
+}
+// Adds n to block tag's count in w and returns the count before (kOver, adding nothing, once a later block is there).
+inline uint64_t team_add(std::atomic<uint64_t>& w, uint32_t tag, uint64_t n) {
+  uint64_t v = w.load(std::memory_order_relaxed);
+  for (;;) {
+    const uint64_t c = team_count(v, tag);
+    if (c == kOver) return kOver;
+    if (w.compare_exchange_weak(v, (static_cast<uint64_t>(tag) << 32) | (c + n), std::memory_order_acq_rel,
+                                std::memory_order_relaxed))
+      return c;
+  }
+}
+inline void team_wait(std::atomic<uint64_t>& w, uint32_t tag, uint64_t target) {
+  for (long it = 0; team_count(w.load(std::memory_order_acquire), tag) < target; ++it) pool_relax(it);
+}
+// Claims a run [p0, p1) of the row panels [f0, b0) that thread v owns in block tag: from the front
+// (v itself: MC rows at a time, halving towards the end) or from the back (a thread that finished
+// its own, kStealPanels at a time). False when none are left.
+constexpr uint64_t kOwnPanels = MC / MR, kStealPanels = 4;
+inline bool team_claim_rows(std::atomic<uint64_t>& w, uint32_t tag, uint64_t f0, uint64_t b0, bool own, long& p0,
+                            long& p1) {
+  const uint64_t t16 = tag & 0xffff;
+  uint64_t v = w.load(std::memory_order_relaxed);
+  for (;;) {
+    const uint64_t wt = v >> 48;
+    uint64_t f = f0, b = b0;
+    if (wt == t16) {
+      f = (v >> 24) & 0xffffff;
+      b = v & 0xffffff;
+    } else if (static_cast<int16_t>(static_cast<uint16_t>(wt - t16)) > 0) {
+      return false;
+    }
+    if (f >= b) return false;
+    const uint64_t left = b - f;
+    uint64_t take = own ? (left >= 2 * kOwnPanels ? kOwnPanels : (left + 1) / 2) : kStealPanels;
+    if (take < kStealPanels) take = kStealPanels;
+    if (take > left) take = left;
+    const uint64_t nf = own ? f + take : f, nb = own ? b : b - take;
+    if (w.compare_exchange_weak(v, (t16 << 48) | (nf << 24) | nb, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      p0 = static_cast<long>(own ? f : nb);
+      p1 = static_cast<long>(own ? nf : b);
+      return true;
+    }
+  }
+}
+
 // Thread `tid` of a team of `nteam` (pool_run_team) on one batch item: the team shares each packed
-// B block (kc x nc), which its threads pack together (each a range of the NR-column panels), and
-// each thread computes its own MR-aligned slice of the rows against it, packing its own A blocks.
-// So nothing is packed twice (the split GEMM of gemm_drive packs the whole of the operand it does
-// not split in every thread). B blocks alternate between two buffers (Bsh, Bsh + bstride): one
-// barrier per block (after packing) is enough, since a thread packing block q + 2 has passed the
-// barrier of q + 1, which every thread reaches only after computing on block q. q counts the blocks
-// of the whole call (it runs on across the batch items).
+// B block (kc x nc), which its threads pack together (groups of 64 columns, taken from a shared
+// counter), and computes the rows against it, each thread packing the A blocks of its rows. So
+// nothing is packed twice (the split GEMM of gemm_drive packs the whole of the operand it does not
+// split in every thread). Each thread owns an MR-aligned slice of the rows; once done with it, it
+// takes row panels from the end of the others' slices, so a thread that the OS holds back (a loaded
+// machine) delays the others only by the run it holds. B blocks alternate between two buffers
+// (Bsh, Bsh + bstride): a block is packed into its buffer once every row of the block two before
+// is computed, and computed once all of its groups are packed and every row of the block before is
+// computed (a C element gets its k blocks in order, never two at once). q counts the blocks of the whole call
+// (it runs on across the batch items). Which thread computes a tile does not change its bits.
 void gemm_team(const GemmArgs& g, const float* A, const float* B, float* C, float* Bsh, long bstride, int tid,
-               int nteam, long& q) {
+               int nteam, long& q, TeamSync& ts) {
   const long M = g.M, N = g.N, K = g.K;
-  const long per = ((M + MR - 1) / MR + nteam - 1) / nteam * MR;
-  const long m0 = lmin(M, tid * per), m1 = lmin(M, m0 + per);
+  const long P = (M + MR - 1) / MR, per = (P + nteam - 1) / nteam;  // row panels, per thread
+  constexpr long kGroup = 4 * NR;  // columns of B packed at a time (pack_b's four panels)
   float* Ap = scratch_floats(tl_pack, MC * KC + 64);
   if (!Ap) tfree::out_of_memory("SGEMM", 4.0 * (MC * KC + 64));
   for (long jc = 0; jc < N; jc += NC) {
     const long nc = lmin(NC, N - jc);
-    const long pp = ((nc + NR - 1) / NR + nteam - 1) / nteam * NR;  // columns of B packed per thread
-    const long js = lmin(nc, tid * pp), je = lmin(nc, js + pp);
+    const uint64_t G = static_cast<uint64_t>((nc + kGroup - 1) / kGroup);
     for (long pc = 0; pc < K; pc += KC, ++q) {
       const long kc = lmin(KC, K - pc);
       const float beta = pc == 0 ? g.beta : 1.0f;
-      float* Bp = Bsh + (q & 1) * bstride;
-      if (js < je) pack_b(B, g.ldb, g.transB, pc, kc, jc + js, je - js, Bp + js * kc);
-      pool_barrier(nteam);
-      for (long ic = m0; ic < m1; ic += MC) {
-        const long mc = lmin(MC, m1 - ic);
-        pack_a(A, g.lda, g.transA, ic, mc, pc, kc, Ap);
-        compute_block(g, C, Ap, Bp, ic, mc, jc, nc, kc, beta);
+      const int s = static_cast<int>(q & 1);
+      const uint32_t tag = static_cast<uint32_t>(q + 1);
+      float* Bp = Bsh + s * bstride;
+      if (q >= 2) team_wait(ts.compDone[s], tag - 2, static_cast<uint64_t>(P));  // buffer free
+      for (;;) {
+        const uint64_t c = team_add(ts.packClaim[s], tag, 1);
+        if (c >= G) break;
+        const long j0 = static_cast<long>(c) * kGroup;
+        pack_b(B, g.ldb, g.transB, pc, kc, jc + j0, lmin(kGroup, nc - j0), Bp + j0 * kc);
+        team_add(ts.packDone[s], tag, 1);
+      }
+      team_wait(ts.packDone[s], tag, G);
+      // every row of the block before done: each C element gets its blocks in order, one at a time
+      if (q >= 1) team_wait(ts.compDone[s ^ 1], tag - 1, static_cast<uint64_t>(P));
+      for (int k = 0; k < nteam; ++k) {
+        const int v = (tid + k) % nteam;
+        const uint64_t f0 = static_cast<uint64_t>(lmin(P, v * per)), b0 = static_cast<uint64_t>(lmin(P, (v + 1) * per));
+        long p0, p1;
+        while (team_claim_rows(ts.rows[s][v], tag, f0, b0, k == 0, p0, p1)) {
+          const long ic = p0 * MR, mc = lmin(M, p1 * MR) - ic;
+          pack_a(A, g.lda, g.transA, ic, mc, pc, kc, Ap);
+          compute_block(g, C, Ap, Bp, ic, mc, jc, nc, kc, beta);
+          team_add(ts.compDone[s], tag, static_cast<uint64_t>(p1 - p0));
+        }
       }
     }
   }
@@ -219,10 +299,12 @@ void gemm_drive(const GemmArgs& g) {
     return;
   }
   // Both M and N large: a team shares the packed B blocks and splits the rows (gemm_team).
-  if (g.batch < T && M >= kTeamMinRows * T && N >= kTeamMinCols && static_cast<double>(M) * N * K >= kTeamMinWork) {
+  if (g.batch < T && M >= kTeamMinRows * T && M < MR * (1L << 24) && N >= kTeamMinCols &&
+      static_cast<double>(M) * N * K >= kTeamMinWork) {
     const long bstride = KC * (lmin(NC, N) + NR) + 16;
     float* Bsh = scratch_floats(tl_team, 2 * bstride);
     if (Bsh) {
+      TeamSync ts{};
       auto team = [&](int tid, int nteam) {
         long q = 0;
         for (long bi = 0; bi < g.batch; ++bi) {
@@ -230,10 +312,10 @@ void gemm_drive(const GemmArgs& g) {
           const float* B = g.B + bi * g.strideB;
           float* C = g.C + bi * g.strideC;
           if (nteam <= 1) gemm_block(g, A, B, C, 0, M, 0, N);
-          else gemm_team(g, A, B, C, Bsh, bstride, tid, nteam, q);
+          else gemm_team(g, A, B, C, Bsh, bstride, tid, nteam, q, ts);
         }
       };
-      parallel_team(T, team);
+      parallel_team(T < kTeamMax ? T : kTeamMax, team);
       return;
     }
   }

@@ -315,6 +315,11 @@ void pool_run_team(int nthreads, TeamFn fn, void* ctx) {
   run_static_held(nthreads, &team_trampoline, &tc);
 }
 
+void pool_relax(long it) {
+  if (it < 4096) TFREE_PAUSE();
+  else std::this_thread::yield();
+}
+
 void pool_barrier(int nteam) {
   if (nteam <= 1) return;
   const unsigned gen = g_barGen.load(std::memory_order_acquire);

@@ -41,6 +41,9 @@ void pool_barrier(int nteam);
 bool pool_start(long ntasks, TaskFn fn, void* ctx);
 // Finishes the job of the last successful pool_start (called once per such start, by any thread).
 void pool_finish();
+// One step of a wait loop inside a team (it = steps so far): a pause, and after a few thousand a
+// yield of the core, like the pool's own waits.
+void pool_relax(long it);
 int pool_threads();
 void pool_set_threads(int n);
 
