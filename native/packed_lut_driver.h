@@ -136,7 +136,12 @@ void lut_run(const LutCtx& c, const int16_t* L8) {
     }
     long n;
     if (t < nr)
-      for (long t0; (t0 = claim(t, true, &n)) >= 0;) run(t0, n);
+      for (long t0; (t0 = claim(t, true, &n)) >= 0;) {
+        run(t0, n);
+#ifdef LUT_TRACE
+        LUT_TRACE(3, t0, tid);
+#endif
+      }
     for (long i = 1; i < nr; ++i) {  // then the others' ranges, from their back
       const long r = (t + i) % nr;
       for (long t0; (t0 = claim(r, false, &n)) >= 0;) run(t0, n);

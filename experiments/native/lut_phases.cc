@@ -1,8 +1,9 @@
 // C++ probe of the LUT kernel's phases (issue 13): per cold call of packed_lut_matmul_avx2, the
 // time (from the call) at which each thread starts its task, has the tables, and ends its tiles,
 // with rdtsc timestamps from the LUT_TRACE hooks of native/packed_lut_driver.h (compiled in only
-// here); codes and scales on MADV_HUGEPAGE memory as weightBuffer gives them; a 128 MiB read
-// between calls (cold), and a 64 MiB 2-thread read probe every 4 calls. Prints the 5 fastest calls.
+// here), and the time of each thread's first tile pair vs its later ones; codes and scales on
+// MADV_HUGEPAGE memory as weightBuffer gives them; a 128 MiB read between calls (cold), and a
+// 64 MiB 2-thread read probe every 4 calls. Prints the 5 fastest calls.
 //
 // Build and run (from the repo root; args: bits N K calls cold):
 //   echo 'void lut_trace_hook(int ev, long task, int tid);' > /tmp/lut_trace.h
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
   float* big = (float*)aligned_alloc(64, pn * 4); for (long i = 0; i < pn; ++i) big[i] = 1;
   // tsc freq
   uint64_t c0 = __rdtsc(); double w0 = now(); while (now() - w0 < 0.05) {} double tscGHz = (__rdtsc() - c0) / (now() - w0) / 1e9;
+  std::vector<double> firstPair[2], laterPair[2];
   std::vector<double> tot, startA, startB, tabA, tabB, endA, endB, lastEnd, probe;
   packed_lut_matmul_avx2(a);
   for (int it = 0; it < iters; ++it) {
@@ -88,6 +90,15 @@ int main(int argc, char** argv) {
       if (v.ev == 0) st[th] = std::min(st[th], u);
       if (v.ev == 1) tb[th] = std::max(tb[th], u);
       if (v.ev == 2) en[th] = std::max(en[th], u);
+    }
+    {
+      double prev[2] = {tb[0], tb[1]}; int cnt[2] = {0, 0}; double sumLater[2] = {0, 0}; int nl[2] = {0, 0};
+      for (int i = 0; i < std::min(g_nev, 4096); ++i) {
+        Ev& v = g_ev[i]; if (v.ev != 3) continue; int th = v.tid ? 1 : 0; double u = us(v.ts);
+        if (cnt[th] == 0) firstPair[th].push_back(u - prev[th]); else { sumLater[th] += u - prev[th]; nl[th]++; }
+        cnt[th]++; prev[th] = u;
+      }
+      for (int th = 0; th < 2; ++th) if (nl[th]) laterPair[th].push_back(sumLater[th] / nl[th]);
     }
     startA.push_back(st[0]); startB.push_back(st[1]); tabA.push_back(tb[0]); tabB.push_back(tb[1]); endA.push_back(en[0]); endB.push_back(en[1]);
     if (it % 4 == 0) { double t0 = now(); readsum(big, pn); probe.push_back(now() - t0); }
@@ -106,6 +117,8 @@ int main(int argc, char** argv) {
     int both = 0; for (size_t i = 0; i < tot.size(); ++i) both += startB[i] < 1e8;
     printf("calls where the worker joined: %d / %zu\n", both, tot.size());
   }
+  for (int th = 0; th < 2; ++th) if (!firstPair[th].empty() && !laterPair[th].empty())
+    printf("thread %d: first pair min %.2f med %.2f us, later pairs (mean per call) min %.2f med %.2f us\n", th, mn(firstPair[th]), med(firstPair[th]), mn(laterPair[th]), med(laterPair[th]));
   std::vector<double> imb; for (size_t i = 0; i < tot.size(); ++i) imb.push_back(std::abs(endA[i] - endB[i]));
   std::vector<double> after; for (size_t i = 0; i < tot.size(); ++i) after.push_back(tot[i] - std::max(endA[i], endB[i]));
   printf("median |end0-end1| %.1f us, after last end %.1f us\n", med(imb), med(after));
