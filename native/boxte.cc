@@ -1694,6 +1694,39 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
 
 // boxteTrainGroups(B, n, d, tanh, order, base, bump, E, l, u, c, w, R, tb, h, r, t, negEnt, negTail, gradScale,
 //                  gBase, gBump, gc, gw, gTb [, slots, nslots [, stamps, step]]) -> loss summed over groups
+// The training kernel's exponentials of every base and bump row ([base E*d | bump E*d], row ok flags
+// [base E | bump E]) in blocks of 256 rows: task blk of 2 * exp_blocks(E) (elementwise, so the
+// thread count and order do not matter)
+long exp_blocks(long E) { return (E + 255) / 256; }
+void exp_rows_block(const float* base, const float* bump, long E, long d, int isa, long blk, float* eTab, uint8_t* eOk) {
+#ifdef BOXTE_X86
+  const long nbk = exp_blocks(E), s = blk / nbk, r0 = (blk % nbk) * 256, r1 = std::min(E, r0 + 256);
+  const float* x = s == 0 ? base : bump;
+  for (long r = r0; r < r1; ++r)
+    eOk[s * E + r] = (isa == 2 ? exp_vec_avx512(x + r * d, nullptr, d, eTab + (s * E + r) * d)
+                               : exp_vec_avx2(x + r * d, nullptr, d, eTab + (s * E + r) * d)) ? 1 : 0;
+#else
+  (void)base, (void)bump, (void)E, (void)d, (void)isa, (void)blk, (void)eTab, (void)eOk;
+#endif
+}
+
+// boxteExpTableStart's table (see there): valid for one boxteTrainGroups call on the same base / bump
+struct ExpPre {
+  std::vector<float> tab;
+  std::vector<uint8_t> ok;
+  const float* base = nullptr;
+  const float* bump = nullptr;
+  long E = 0, d = 0;
+  int isa = 0;
+  bool ready = false;
+};
+ExpPre g_expPre;
+std::mutex g_expUseMu;  // held by a boxteTrainGroups reading g_expPre and by a start writing it
+void exp_pre_task(void* ctx, long blk, int) {
+  ExpPre& p = *static_cast<ExpPre*>(ctx);
+  exp_rows_block(p.base, p.bump, p.E, p.d, p.isa, blk, p.tab.data(), p.ok.data());
+}
+
 napi_value TrainGroups(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteTrainGroups");
   adam_bg_finish(env);
@@ -1753,24 +1786,32 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   // (kept per calling thread between calls: a fresh table each step costs its page faults)
   thread_local std::vector<float> eTabKeep;
   float* eTab = nullptr;
-  std::vector<uint8_t> eOk;
+  std::vector<uint8_t> eOkKeep;
+  const uint8_t* eOk = nullptr;
+  // the table of boxteExpTableStart for these base / bump rows (computed in the background while the
+  // caller ran the step's small calls; finished above), used once; held against a new start meanwhile
+  std::unique_lock<std::mutex> expUse(g_expUseMu, std::defer_lock);
 #ifdef BOXTE_X86
   if (expFwd) {
-    if (static_cast<long>(eTabKeep.size()) < 2 * E * d) {
-      eTabKeep = std::vector<float>(2 * E * d);
-      advise_huge(eTabKeep.data(), 2 * E * d * static_cast<long>(sizeof(float)));
+    expUse.lock();
+    ExpPre& pre = g_expPre;
+    const bool fresh = pre.ready && pre.base == base && pre.bump == bump && pre.E == E && pre.d == d && pre.isa == isa;
+    pre.ready = false;
+    if (fresh) {
+      eTab = pre.tab.data();
+      eOk = pre.ok.data();
+    } else {
+      expUse.unlock();
+      if (static_cast<long>(eTabKeep.size()) < 2 * E * d) {
+        eTabKeep = std::vector<float>(2 * E * d);
+        advise_huge(eTabKeep.data(), 2 * E * d * static_cast<long>(sizeof(float)));
+      }
+      eTab = eTabKeep.data();
+      eOkKeep.resize(2 * E);
+      eOk = eOkKeep.data();
+      auto etask = [&](long blk, int) { exp_rows_block(base, bump, E, d, isa, blk, eTab, eOkKeep.data()); };
+      parallel_tasks(2 * exp_blocks(E), 0, etask);
     }
-    eTab = eTabKeep.data();
-    eOk.resize(2 * E);
-    const long BLK = 256, nbk = (E + BLK - 1) / BLK;
-    auto etask = [&](long blk, int) {
-      const long s = blk / nbk, r0 = (blk % nbk) * BLK, r1 = std::min(E, r0 + BLK);
-      const float* x = s == 0 ? base : bump;
-      for (long r = r0; r < r1; ++r)
-        eOk[s * E + r] = (isa == 2 ? exp_vec_avx512(x + r * d, nullptr, d, eTab + (s * E + r) * d)
-                                   : exp_vec_avx2(x + r * d, nullptr, d, eTab + (s * E + r) * d)) ? 1 : 0;
-    };
-    parallel_tasks(2 * nbk, 0, etask);
   }
 #endif
   const float* eBase = eTab;
@@ -2628,6 +2669,10 @@ bool parse_adam(Args& a, size_t o, AdamJob& j) {
 napi_value AdamRows(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteAdamRows");
   adam_bg_finish(env);
+  {
+    std::lock_guard<std::mutex> use(g_expUseMu);
+    g_expPre.ready = false;  // (the tables may change)
+  }
   AdamJob j;
   if (!parse_adam(a, 0, j)) return nullptr;
   auto task = [&](long c, int) { j.run(c); };
@@ -2637,6 +2682,8 @@ napi_value AdamRows(napi_env env, napi_callback_info info) {
   return undef;
 }
 
+// The pool's background job (pool_start), one at a time: the entity Adam of boxteAdamRowsStart or the
+// exp table of boxteExpTableStart; every boxte call that reads or writes entity tables finishes it.
 // boxteAdamRowsStart(count, ...the arguments of count boxteAdamRows calls, 17 each (stamps etc. null
 // or undefined where not used)): the same updates in the background: the pool's workers take the
 // jobs' tasks and the call returns at once; boxteAdamRowsWait() then runs the tasks left on the
@@ -2681,6 +2728,10 @@ void adam_bg_finish(napi_env env) {
 napi_value AdamRowsStart(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteAdamRowsStart");
   adam_bg_finish(env);
+  {
+    std::lock_guard<std::mutex> use(g_expUseMu);
+    g_expPre.ready = false;  // (the tables may change)
+  }
   const long count = integer(a, 0, "count", 0);
   if (!a.ok) return nullptr;
   if (1 + 17 * count > static_cast<long>(sizeof a.v / sizeof a.v[0])) {
@@ -2722,6 +2773,61 @@ napi_value AdamRowsWait(napi_env env, napi_callback_info) {
   adam_bg_finish(env);
   napi_value undef;
   napi_get_undefined(env, &undef);
+  return undef;
+}
+
+// boxteExpTableStart(base, bump, d): the exponentials of every base and bump row that the next
+// boxteTrainGroups on these tables reads (tanh on AVX2 / AVX-512), computed by the pool's workers in
+// the background (pool_start) while the caller runs the step's other calls on one thread; that
+// boxteTrainGroups finishes the job (taking the blocks not begun) and uses the table once. The caller
+// must not change base or bump in between; a boxteTrainGroups on other tables, or one after
+// boxteAdamRows / boxteAdamRowsStart, computes its own. Nothing to do on the generic path.
+napi_value ExpTableStart(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteExpTableStart");
+  adam_bg_finish(env);
+  napi_typedarray_type tp;
+  size_t len = 0;
+  if (napi_get_typedarray_info(env, a.v[0], &tp, &len, nullptr, nullptr, nullptr) != napi_ok) len = 0;
+  const long n = static_cast<long>(len);
+  const float* base = arr<float>(a, 0, "base", napi_float32_array, n);
+  const float* bump = arr<float>(a, 1, "bump", napi_float32_array, n);
+  const long d = integer(a, 2, "d", 1);
+  if (!a.ok) return nullptr;
+  if (n % d != 0) {
+    fail(a, "does not divide the tables' length", "d");
+    return nullptr;
+  }
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  const long E = n / d;
+  const int isa = boxte_isa();
+  if (isa < 1 || E == 0) return undef;
+  std::lock_guard<std::mutex> use(g_expUseMu);
+  ExpPre& pre = g_expPre;
+  if (static_cast<long>(pre.tab.size()) < 2 * E * d) {
+    pre.tab = std::vector<float>(2 * E * d);
+    advise_huge(pre.tab.data(), 2 * E * d * static_cast<long>(sizeof(float)));
+  }
+  pre.ok.resize(2 * E);
+  pre.base = base;
+  pre.bump = bump;
+  pre.E = E;
+  pre.d = d;
+  pre.isa = isa;
+  pre.ready = true;
+  std::lock_guard<std::mutex> lk(g_adamBgMu);
+  AdamBg& bg = g_adamBg;
+  if (pool_start(2 * exp_blocks(E), exp_pre_task, &pre)) {
+    bg.open = true;
+    bg.env = env;
+    for (size_t x : {0, 1}) {
+      napi_ref r;
+      if (napi_create_reference(env, a.v[x], 1, &r) == napi_ok) bg.refs.push_back(r);
+    }
+  } else {
+    auto task = [&](long blk, int) { exp_pre_task(&pre, blk, 0); };
+    parallel_tasks(2 * exp_blocks(E), 0, task);
+  }
   return undef;
 }
 
@@ -3232,6 +3338,8 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteAdamRowsStart", fv);
   if (napi_create_function(env, "boxteAdamRowsWait", NAPI_AUTO_LENGTH, AdamRowsWait, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteAdamRowsWait", fv);
+  if (napi_create_function(env, "boxteExpTableStart", NAPI_AUTO_LENGTH, ExpTableStart, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteExpTableStart", fv);
   if (napi_create_function(env, "boxteCorners", NAPI_AUTO_LENGTH, Corners, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteCorners", fv);
   if (napi_create_function(env, "boxteCornersBwd", NAPI_AUTO_LENGTH, CornersBwd, nullptr, &fv) == napi_ok)

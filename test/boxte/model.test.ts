@@ -493,6 +493,54 @@ test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): thre
   restoreBoxKernels();
 });
 
+test('expTableStart: trainGroups after it gives the bits of trainGroups alone (d = 13 and 300), another call in between equal to its value outside; a start on other tables or before adamRows is not used', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
+  const k = nativeBoxKernels()!;
+  for (const dim of [13, 300]) {
+    const m = tinyModel({ numEntities: 9, dim }, 5, 0.8);
+    const { dim: d, numRelations: R, numEntities: E } = m.cfg;
+    const rng = new Rng(29);
+    const B = 5;
+    const n = 6;
+    const { h, r, t, negEnt, negTail } = randomGroups(rng, B, n, R, E);
+    const boxes = boxTable(noGrad(() => m.stackedBoxes()).f32(), R, d);
+    const tb = Float32Array.from({ length: B * d }, () => (rng.float() * 2 - 1) * 0.1);
+    const base = Float32Array.from(m.entityBase.f32());
+    const bump = Float32Array.from(m.entityBump.f32());
+    const run = (): Float32Array => {
+      const g = [new Float32Array(E * d), new Float32Array(E * d), new Float32Array(2 * R * d), new Float32Array(2 * R * d), new Float32Array(B * d)];
+      const loss = k.trainGroups({ B, n, d, tanh: true, order: 2, base, bump, boxes, tb, h, r, t, negEnt, negTail, gradScale: 1 / B, gBase: g[0], gBump: g[1], gc: g[2], gw: g[3], gTb: g[4] });
+      return Float32Array.from([loss, ...g.flatMap((x) => [...x])]);
+    };
+    const K = Float32Array.from({ length: 40 * 16 }, () => rng.float() - 0.5);
+    const reg = (): number => k.small!.timeReg(40, 16, K, 0.3, new Float32Array(K.length));
+    for (const v of kernelVariants()) {
+      if (v.name === 'js') continue;
+      v.setup();
+      const want = run();
+      const regWant = reg();
+      assert.ok(k.expTableStart !== null, 'the addon has expTableStart');
+      k.expTableStart(base, bump, d);
+      assert.equal(reg(), regWant, `${v.name} d=${d}: a kernel run while the table is computed`);
+      assert.deepEqual(run(), want, `${v.name} d=${d}: with the table started before`);
+      // started on copies (other tables): not used, the kernel computes its own
+      const other = base.map((x) => x + 0.5);
+      k.expTableStart(other, bump, d);
+      assert.deepEqual(run(), want, `${v.name} d=${d}: a start on other tables`);
+      // started, then adamRows changes base: the kernel must not use the stale table
+      k.expTableStart(base, bump, d);
+      const saved = base.slice();
+      const z = new Float32Array(base.length);
+      k.adamRows!({ p: base, g0: Float32Array.from(base, () => 0.3), slots: null, m: z.slice(), v: z.slice(), lr: 0.5, b1: 0.9, b2: 0.999, eps: 1e-8, bc1: 0.1, bc2: 0.001 });
+      assert.notDeepEqual(base, saved);
+      const moved = run();
+      k.expTableStart(base, bump, d);
+      assert.deepEqual(moved, run(), `${v.name} d=${d}: a start before adamRows is not used`);
+      base.set(saved);
+    }
+  }
+  restoreBoxKernels();
+});
+
 test('fused scoring of all entities equals the op-based score, both directions, every kernel variant', () => {
   for (const dim of [13, 37]) {
   const m = tinyModel({ numEntities: 9, dim }, 8, 0.8);

@@ -43,6 +43,7 @@ export interface BoxteAddon {
   /** count, then count x the 17 arguments of boxteAdamRows (count <= 2) */
   boxteAdamRowsStart(count: number, ...args: unknown[]): void;
   boxteAdamRowsWait(): void;
+  boxteExpTableStart(base: Float32Array, bump: Float32Array, d: number): void;
   boxteIsa(): string;
   boxteCorners(...args: unknown[]): void;
   boxteCornersBwd(...args: unknown[]): void;
@@ -96,6 +97,7 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
   const adam = addon.boxteAdamRows;
   const adamStart = addon.boxteAdamRowsStart;
   const adamWait = addon.boxteAdamRowsWait;
+  const expStart = addon.boxteExpTableStart;
   const isa = addon.boxteIsa;
   const corners = addon.boxteCorners;
   const cornersBwd = addon.boxteCornersBwd;
@@ -137,6 +139,7 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
           }
         : null,
     adamRowsWait: typeof adamWait === 'function' ? (): void => adamWait() : (): void => {},
+    expTableStart: typeof expStart === 'function' ? expStart : null,
     scoreBatch(a: ScoreBatchArgs): void {
       const b = a.boxes;
       score(a.d, a.E, a.Q, a.tanh, a.order, a.headTable, a.headAdd, a.tailTable, a.tailAdd, b.l, b.u, b.c, b.w, b.R, a.rel, a.out, ...exps(a));

@@ -69,6 +69,12 @@ export interface BoxKernels {
   adamRowsStart: ((list: readonly AdamRowsArgs[]) => void) | null;
   /** waits for the updates of the last adamRowsStart (the calling thread takes the ones not begun) */
   adamRowsWait: () => void;
+  /**
+   * the exponentials of the entity tables for the next trainGroups on them, computed in the background
+   * (native AVX2 / AVX-512, tanh; else a no-op or null) while the caller runs its other kernels on one
+   * thread; that trainGroups waits for them and uses them once. base and bump must not change in between.
+   */
+  expTableStart: ((base: Float32Array, bump: Float32Array, d: number) => void) | null;
   /** native twins of small.ts (corners forward/backward, regulariser); null: the TypeScript loops */
   small: SmallKernels | null;
 }
@@ -104,6 +110,7 @@ const jsBoxKernels: BoxKernels = {
   adamRows: null,
   adamRowsStart: null,
   adamRowsWait: () => {},
+  expTableStart: null,
   small: null,
 };
 

@@ -20,7 +20,7 @@ import type { Quads, TemporalKG } from '../../io/kg.js';
 import { runToEnd } from '../../io/interrupt.js';
 import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
 import { buildKeyTable, type KeyTable } from './kernel.js';
-import { boxKernels, type AdamRowsArgs } from './ops.js';
+import { boxKernels, type AdamRowsArgs, type BoxKernels } from './ops.js';
 import { StepScratch, boxTableStep, cornerGradStep, cornersBackward, cornersForward, timeBumpsBackward, timeBumpsForward, timeRegulariserStep } from './small.js';
 import { KnownFacts, NonFiniteModelError, evaluateSplit, subsample, type RankMetrics } from './eval.js';
 
@@ -203,6 +203,23 @@ export class Trainer {
   step(idx: Int32Array): number {
     this.lap = performance.now();
     const m = this.model;
+    const d = m.cfg.dim;
+    const k = boxKernels();
+    const fused = k.adamRows !== null;
+    // the kernel's exponentials of the entity tables in the background while this thread picks the
+    // batch and runs the negatives, corners and time bumps (trainGroups waits for them; a throw before
+    // it waits here, releasing the pool)
+    if (fused && m.cfg.tanh) k.expTableStart?.(m.entityBase.f32(), m.entityBump.f32(), d);
+    try {
+      return this.stepAfterStart(idx, k, fused);
+    } catch (e) {
+      k.adamRowsWait();
+      throw e;
+    }
+  }
+
+  private stepAfterStart(idx: Int32Array, k: BoxKernels, fused: boolean): number {
+    const m = this.model;
     const { dim: d, numRelations: R, numEntities: E } = m.cfg;
     const tr = this.kg.train;
     const B = idx.length;
@@ -216,8 +233,6 @@ export class Trainer {
     const neg = sampleNegatives(this.rng.nextU32(), h, r, t, tau, n, this.trainSet, sc);
     this.mark('negatives');
 
-    const k = boxKernels();
-    const fused = k.adamRows !== null;
     this.opt.zeroGrad();
     const corners = cornersForward(m, sc);
     const tb = timeBumpsForward(m, r, tau, sc);
