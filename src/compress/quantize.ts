@@ -109,8 +109,13 @@ export function quantizeMatrix(w: Float32Array, rows: number, cols: number, f: Q
   const name = opts.name ?? '<weight>';
   checkShape(f, [rows, cols], name);
   if (w.length !== rows * cols) throw new Error(`tensor "${name}": ${w.length} values for shape [${rows}, ${cols}]`);
-  const scales = new Uint16Array((rows * cols) / f.blockSize);
-  const codes = new Uint8Array(rows * rowBytes(cols, f.bits));
+  // codes and scales from weightBuffer: on the native backend 2 MiB transparent huge pages from
+  // 1 MiB on (the decode kernel streams them on every call: fewer TLB misses), else plain arrays
+  const k = kernels();
+  const nScales = (rows * cols) / f.blockSize;
+  const sBuf = k.weightBuffer(nScales * 2);
+  const scales = new Uint16Array(sBuf.buffer, sBuf.byteOffset, nScales);
+  const codes = k.weightBuffer(rows * rowBytes(cols, f.bits));
   let levels: Float32Array;
   let mid: Float64Array | null = null;
   if (f.kind === 'kmeans') {
