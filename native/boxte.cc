@@ -2709,6 +2709,8 @@ void adam_bg_task(void* ctx, long t, int) {
   bg.jobs[q].run(t - bg.first[q]);
 }
 
+// (a job finished by a call from another JS thread's env leaves its references to the arrays in place:
+// they can only be deleted in the env that made them, which may be gone by then; a leak, not a fault)
 void adam_bg_release(napi_env env) {
   if (env == g_adamBg.env)
     for (napi_ref r : g_adamBg.refs) napi_delete_reference(env, r);
