@@ -16,7 +16,7 @@ import { ParamStore } from '../nn/index.js';
 import { FORMAT_RULES, FormatError, checkShape, fitBlock, fixedLevels, formatNameForRules, parseFormat, type QuantFormat } from './format.js';
 import { findLinears, nameFilter, replaceAt, type NameFilter } from './modules.js';
 import { PackedLinear } from './packed_linear.js';
-import { dequantize, quantizeMatrix, rowBytes, type PackedMatrix, type QuantizeOptions } from './quantize.js';
+import { dequantize, quantizeMatrix, readWeightBuffer, rowBytes, type PackedMatrix, type QuantizeOptions } from './quantize.js';
 
 export const QUANT_META_PREFIX = 'tfree.quant.';
 
@@ -116,7 +116,7 @@ export function readPackedCheckpoint(reader: TensorReader, file = 'checkpoint'):
         fail(file, t, `expected ${dtype} [${shape.join(', ')}] for ${f.name} [${rows}, ${cols}], found ${info.dtype} [${info.shape.join(', ')}]`);
       }
       owned.add(t);
-      return reader.read(t);
+      return suffix === 'codebook' ? reader.read(t) : readWeightBuffer(reader, t);
     };
     const codes = want('codes', 'U8', [rows, rowBytes(cols, f.bits)]).data as Uint8Array;
     const scales = want('scales', f.scaleDtype, [rows, cols / f.blockSize]).data as Uint16Array;

@@ -25,6 +25,7 @@ export {
 export { kmeans1d, kmeans1dOf, partialShuffle, type KMeansOptions, type KMeansResult } from './kmeans.js';
 export {
   quantizeMatrix,
+  readWeightBuffer,
   quantizeCodes,
   dequantize,
   dequantizeCodes,

@@ -32,7 +32,7 @@ import { LlamaLM, lmConfigFromHF, readLlamaConfig, type LlamaConfig } from '../m
 import { FormatError, parseFormat, type QuantFormat } from './format.js';
 import { findLinears, replaceAt } from './modules.js';
 import { PackedLinear } from './packed_linear.js';
-import type { PackedMatrix } from './quantize.js';
+import { readWeightBuffer, type PackedMatrix } from './quantize.js';
 
 /** A 1-Bit-Wonder export that does not load (names the file and the field or tensor). */
 export class OneBitWonderError extends Error {
@@ -182,8 +182,8 @@ export function loadOneBitWonder(dir: string): LoadedOneBitWonder {
 
     const packed = new Map<string, PackedMatrix>();
     for (const { site, base, scaleDtype } of plan) {
-      const codes = ck.read(`${base}.weight_packed`).data as Uint8Array;
-      const scales = ck.read(`${base}.scales`).data as Uint16Array;
+      const codes = readWeightBuffer(ck, `${base}.weight_packed`).data as Uint8Array;
+      const scales = readWeightBuffer(ck, `${base}.scales`).data as Uint16Array;
       const levels = Float32Array.from(ck.read(`${base}.centroids`).data as Float32Array);
       for (let i = 0; i < levels.length; i++) if (!Number.isFinite(levels[i])) throw new OneBitWonderError(`${dir}: tensor "${base}.centroids": entry ${i} is ${levels[i]}`);
       const expMax = scaleDtype === 'BF16' ? 0xff : 0x1f;

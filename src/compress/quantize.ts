@@ -21,7 +21,7 @@
  * and 8 bits this is the study's layout (E = 8/bits codes per byte, first element in the high
  * bits); 3-bit codes run across byte boundaries.
  */
-import { bf16BitsToNumber, f16BitsToNumber, numberToBf16Bits, numberToF16Bits } from '../io/index.js';
+import { bf16BitsToNumber, f16BitsToNumber, numberToBf16Bits, numberToF16Bits, type TensorData, type TensorReader } from '../io/index.js';
 import { kernels } from '../tensor/index.js';
 import { QuantKind, QuantScaleMode, midpoints, roundHalfEven } from '../tensor/kernels/js_quant.js';
 import { SCALE_EPS, checkShape, fixedLevels, type QuantFormat } from './format.js';
@@ -105,6 +105,15 @@ function runQuantizer(w: Float32Array, rows: number, cols: number, f: QuantForma
 }
 
 /** Quantizes a row-major [rows, cols] matrix into a packed matrix (the rules in the file comment). */
+/**
+ * Reads one tensor of a checkpoint into `kernels().weightBuffer` (on the native backend 2 MiB
+ * transparent huge pages from 1 MiB on, as quantizeMatrix's codes and scales): for packed codes and
+ * scales, which the decode kernels stream on every call.
+ */
+export function readWeightBuffer(reader: TensorReader, name: string): TensorData {
+  return reader.read(name, { into: kernels().weightBuffer(reader.info(name).byteLength) });
+}
+
 export function quantizeMatrix(w: Float32Array, rows: number, cols: number, f: QuantFormat, opts: QuantizeOptions = {}): PackedMatrix {
   const name = opts.name ?? '<weight>';
   checkShape(f, [rows, cols], name);

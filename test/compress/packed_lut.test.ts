@@ -11,7 +11,11 @@ import { packedLutLayout } from '../../src/tensor/kernels/js_packed_lut.js';
 import type { NativeExtrasInternal } from '../../src/tensor/kernels/native.js';
 import { Rng } from '../../src/nn/index.js';
 import { Tensor } from '../../src/tensor/index.js';
-import { FORMAT_NAMES, PackedLinear, dequantize, parseFormat, quantizeMatrix, type PackedMatrix } from '../../src/compress/index.js';
+import { FORMAT_NAMES, PackedLinear, dequantize, parseFormat, quantizeMatrix, readWeightBuffer, type PackedMatrix } from '../../src/compress/index.js';
+import { openCheckpoint, writeSafetensors } from '../../src/io/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { hasNative } from '../helpers/numeric.js';
 import { familyPaths, kernelVariants, restoreNative, skippedPaths, usePath } from '../helpers/kernel_variants.js';
 
@@ -202,6 +206,30 @@ test('weightBuffer: zeroed bytes of the asked length on every backend; packedLut
     const L = packedLutLayout(70, 256, p.format.bits, p.format.blockSize, p.codes, p.scales, (bytes) => k.weightBuffer(bytes));
     assert.deepEqual(L.codes, plain.codes, k.name);
     assert.deepEqual(L.scales, plain.scales, k.name);
+  }
+});
+
+test('readWeightBuffer: packed tensors of a checkpoint read into weightBuffer (3 MiB + 123 bytes: huge pages on native) equal the file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tfree-wb-'));
+  try {
+    const n = (3 << 20) + 123;
+    const codes = new Uint8Array(n);
+    for (let i = 0; i < n; i++) codes[i] = Math.imul(i + 1, 2654435761) >>> 24;
+    const scales = new Uint16Array(70001);
+    for (let i = 0; i < scales.length; i++) scales[i] = Math.imul(i + 3, 40503) & 0x7bff;
+    writeSafetensors(join(dir, 'w.safetensors'), { 'w.codes': { dtype: 'U8', shape: [n], data: codes }, 'w.scales': { dtype: 'F16', shape: [scales.length], data: scales } });
+    const ck = openCheckpoint(join(dir, 'w.safetensors'));
+    try {
+      const c = readWeightBuffer(ck, 'w.codes');
+      const sc = readWeightBuffer(ck, 'w.scales');
+      assert.ok(c.data instanceof Uint8Array && sc.data instanceof Uint16Array);
+      assert.deepEqual(c.data, codes);
+      assert.deepEqual(sc.data, scales);
+    } finally {
+      ck.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
