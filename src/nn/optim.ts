@@ -14,7 +14,7 @@
  * `m.<param>` / `v.<param>` as F32 records a safetensors writer can store, `loadState` restores
  * both.
  */
-import { kernels, Tensor, shapeStr } from '../tensor/index.js';
+import { freshF32, kernels, Tensor, shapeStr } from '../tensor/index.js';
 import { ParamStore, type F32Record, type ParamSelector } from './params.js';
 
 /** Parameters to optimise: a store (its trainable set is re-read every step) or named tensors. */
@@ -251,7 +251,7 @@ export class AdamW {
       const gd = gradData(name, p);
       let st = this.moments.get(name);
       if (st === undefined) {
-        st = { m: new Float32Array(p.size), v: new Float32Array(p.size), step: 0, shape: p.shape.slice() };
+        st = { m: freshF32(p.size), v: freshF32(p.size), step: 0, shape: p.shape.slice() };
         this.moments.set(name, st);
       } else if (st.m.length !== p.size) {
         throw new Error(`AdamW: moments of "${name}" have ${st.m.length} values, parameter ${shapeStr(p.shape)} has ${p.size}`);
@@ -276,7 +276,7 @@ export class AdamW {
     if (st === undefined) {
       const p = namedParams(this.params).find(([n]) => n === name)?.[1];
       if (p === undefined) throw new Error(`AdamW.momentsOf: "${name}" is not a parameter of this optimizer`);
-      st = { m: new Float32Array(p.size), v: new Float32Array(p.size), step: 0, shape: p.shape.slice() };
+      st = { m: freshF32(p.size), v: freshF32(p.size), step: 0, shape: p.shape.slice() };
       this.moments.set(name, st);
     }
     return st;

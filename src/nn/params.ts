@@ -8,7 +8,7 @@
  * Hugging Face checkpoint names by construction (`model.layers.0.self_attn.q_proj.weight`), and
  * loading a checkpoint is a name lookup, not a mapping table.
  */
-import { Tensor, recycleF32, shapeSize, shapeStr, type Shape } from '../tensor/index.js';
+import { Tensor, freshF32, recycleF32, shapeSize, shapeStr, type Shape } from '../tensor/index.js';
 import type { Init } from './init.js';
 import { Rng } from './rng.js';
 
@@ -343,7 +343,7 @@ export class VarBuilder {
       // read each checkpoint tensor straight into its final buffer)
       return this.store.add(full, v);
     }
-    const data = new Float32Array(shapeSize(shape));
+    const data = freshF32(shapeSize(shape));
     if (v !== undefined) {
       const u = unpack(v);
       if (u.shape !== null && !sameShape(u.shape, shape)) {

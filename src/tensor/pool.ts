@@ -9,6 +9,8 @@
  * `allocF32` returns zeroed memory unless asked not to, so results do not depend on reuse.
  */
 
+import { kernels } from './kernels/index.js';
+
 const free = new Map<number, Float32Array[]>();
 /** arrays handed out by allocF32 and not claimed by a tensor (.grad) since */
 const pooled = new WeakSet<Float32Array>();
@@ -28,7 +30,7 @@ export function allocF32(n: number, zero = true): Float32Array {
   const list = free.get(n);
   let a = list !== undefined ? list.pop() : undefined;
   if (a === undefined) {
-    a = new Float32Array(n);
+    a = freshF32(n);
     pooled.add(a);
   } else {
     pooledFloats -= n;
@@ -97,4 +99,29 @@ export function clearPool(limit?: number): void {
 /** Floats waiting in the pool (for tests and diagnostics). */
 export function pooledSize(): number {
   return pooledFloats;
+}
+
+/** Arrays of at least this many floats (2 MiB: one whole huge page) come from freshF32's mapping. */
+export const HUGE_MIN_FLOATS = 1 << 19;
+
+/**
+ * A zeroed Float32Array of n elements. From HUGE_MIN_FLOATS on, its memory is the backend's
+ * `weightBuffer` (native, Linux: a mapping of its own started on a 2 MiB boundary, its whole 2 MiB
+ * pages advised for transparent huge pages, the tail on 4 KiB pages: no memory added; V8's own
+ * arrays are never advised, and THP's common "madvise" mode leaves them on 4 KiB pages): the GEMM
+ * packing's strided reads and the kernels' streams then walk far fewer TLB entries (the small-preset
+ * HAT step about 2 % less CPU time, docs/results/engine.md). `TFREE_HUGE=0`: ordinary arrays. For
+ * arrays the process keeps or recycles (the pool's, parameters, optimizer moments), not short-lived ones.
+ */
+export function freshF32(n: number): Float32Array {
+  if (n >= HUGE_MIN_FLOATS && process.env.TFREE_HUGE !== '0') {
+    let b: Uint8Array | null = null;
+    try {
+      b = kernels().weightBuffer(4 * n);
+    } catch {
+      b = null; // no usable backend: the op that needs one says why
+    }
+    if (b !== null && b.byteOffset === 0 && b.byteLength === 4 * n) return new Float32Array(b.buffer, 0, n);
+  }
+  return new Float32Array(n);
 }

@@ -9,7 +9,7 @@ import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.js';
 import { Tensor } from '../../src/tensor/index.js';
-import { allocF32, clearPool, poisonUnzeroedF32, pooledSize, releaseF32 } from '../../src/tensor/pool.js';
+import { HUGE_MIN_FLOATS, allocF32, clearPool, freshF32, poisonUnzeroedF32, pooledSize, releaseF32 } from '../../src/tensor/pool.js';
 import { Rng, forEachBackend, randTensor } from '../helpers/numeric.js';
 
 /** A small residual MLP with attention-free mixing, every op family of the hot path. */
@@ -154,5 +154,29 @@ describe('buffer pool', () => {
     } finally {
       poisonUnzeroedF32(prev);
     }
+  });
+});
+
+describe('huge-page arrays (freshF32)', () => {
+  forEachBackend('large fresh arrays are zeroed, writable, recyclable; small ones plain', () => {
+    const n = 3 * HUGE_MIN_FLOATS + 12345; // whole 2 MiB pages and a 4 KiB-page tail
+    const a = freshF32(n);
+    assert.equal(a.length, n);
+    assert.equal(a.byteOffset, 0);
+    assert.equal(a.buffer.byteLength, 4 * n);
+    assert.ok(a.every((v) => v === 0));
+    a.fill(3);
+    a[n - 1] = 5;
+    assert.equal(a[0] + a[n - 1], 8);
+    assert.equal(freshF32(1000).length, 1000);
+    // allocF32 takes its fresh arrays from freshF32; a released one comes back zeroed
+    clearPool();
+    const b = allocF32(n);
+    b.fill(2);
+    releaseF32(b);
+    const c = allocF32(n);
+    assert.equal(c, b);
+    assert.ok(c.every((v) => v === 0));
+    clearPool();
   });
 });
