@@ -146,8 +146,11 @@ extern "C" __attribute__((noinline)) void tfree_sgemm_ukernel_avx2_6x16(long kc,
   __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  for (long r = 0; r < 6; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
-  for (long r = 0; r < 6; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 15), _MM_HINT_T0);
+  // both cache lines of each of the C tile's 6 rows (16 floats from c + r ldc)
+#define TF_PREFETCH_C()                                                                                \
+  for (long r = 0; r < 6; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0); \
+  for (long r = 0; r < 6; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 15), _MM_HINT_T0)
+  TF_PREFETCH_C();
   // The k-loop is written in inline asm: GCC's register allocator, given the same loop in
   // intrinsics, picked FMA forms that needed a 17th register and spilled one accumulator to the
   // stack on every iteration. Here the 12 accumulators are asm operands ("+x"), ymm12/13 hold the
@@ -190,47 +193,32 @@ extern "C" __attribute__((noinline)) void tfree_sgemm_ukernel_avx2_6x16(long kc,
   [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11), [c20] "+x"(c20), [c21] "+x"(c21),          \
       [c30] "+x"(c30), [c31] "+x"(c31), [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51),      \
       [a] "+r"(a), [b] "+r"(b)
+  // K iterations of the loop unrolled by 4 (K is decremented to 0)
+#define TF_K4_LOOP(K)                               \
+  __asm__ __volatile__(                             \
+      ".p2align 5\n\t"                              \
+      "1:\n\t"                                      \
+      "prefetcht0 512(%[b])\n\t"                    \
+      "prefetcht0 576(%[b])\n\t"                    \
+      TF_K1(0, 0)                                   \
+      "prefetcht0 640(%[b])\n\t"                    \
+      "prefetcht0 704(%[b])\n\t"                    \
+      TF_K1(24, 64)                                 \
+      TF_K1(48, 128)                                \
+      TF_K1(72, 192)                                \
+      "add $96, %[a]\n\t"                           \
+      "add $256, %[b]\n\t"                          \
+      "dec %[k]\n\t"                                \
+      "jnz 1b\n\t"                                  \
+      : TF_ACC_OPERANDS, [k] "+r"(K)                \
+      :                                             \
+      : "xmm12", "xmm13", "xmm14", "cc", "memory")
   if (k4 > 0) {
-    __asm__ __volatile__(
-        ".p2align 5\n\t"
-        "1:\n\t"
-        "prefetcht0 512(%[b])\n\t"
-        "prefetcht0 576(%[b])\n\t"
-        TF_K1(0, 0)
-        "prefetcht0 640(%[b])\n\t"
-        "prefetcht0 704(%[b])\n\t"
-        TF_K1(24, 64)
-        TF_K1(48, 128)
-        TF_K1(72, 192)
-        "add $96, %[a]\n\t"
-        "add $256, %[b]\n\t"
-        "dec %[k]\n\t"
-        "jnz 1b\n\t"
-        : TF_ACC_OPERANDS, [k] "+r"(k4)
-        :
-        : "xmm12", "xmm13", "xmm14", "cc", "memory");
+    TF_K4_LOOP(k4);
   }
   if (kl > 0) {
-    for (long r = 0; r < 6; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
-    for (long r = 0; r < 6; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 15), _MM_HINT_T0);
-    __asm__ __volatile__(
-        ".p2align 5\n\t"
-        "1:\n\t"
-        "prefetcht0 512(%[b])\n\t"
-        "prefetcht0 576(%[b])\n\t"
-        TF_K1(0, 0)
-        "prefetcht0 640(%[b])\n\t"
-        "prefetcht0 704(%[b])\n\t"
-        TF_K1(24, 64)
-        TF_K1(48, 128)
-        TF_K1(72, 192)
-        "add $96, %[a]\n\t"
-        "add $256, %[b]\n\t"
-        "dec %[k]\n\t"
-        "jnz 1b\n\t"
-        : TF_ACC_OPERANDS, [k] "+r"(kl)
-        :
-        : "xmm12", "xmm13", "xmm14", "cc", "memory");
+    TF_PREFETCH_C();
+    TF_K4_LOOP(kl);
   }
   if (k1 > 0) {
     __asm__ __volatile__(
@@ -244,6 +232,8 @@ extern "C" __attribute__((noinline)) void tfree_sgemm_ukernel_avx2_6x16(long kc,
         :
         : "xmm12", "xmm13", "xmm14", "cc", "memory");
   }
+#undef TF_K4_LOOP
+#undef TF_PREFETCH_C
 #undef TF_ACC_OPERANDS
 #undef TF_K1
   const __m256 va = _mm256_set1_ps(alpha);
