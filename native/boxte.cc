@@ -31,6 +31,7 @@
 #endif
 
 #include "dispatch.h"
+#include "napi_args.h"
 #include "threadpool.h"
 
 using namespace tfree;
@@ -1505,9 +1506,7 @@ napi_value ExpRows(napi_env env, napi_callback_info info) {
   uint8_t* ok = arr<uint8_t>(a, 4, "outOk", napi_uint8_array, rows);
   if (!a.ok) return nullptr;
   exp_table(x, rows, d, e, ok);
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  return undef;
+  return napi::undef(env);
 }
 
 // boxteScoreBatch(d, E, Q, tanh, order, headTable, headAdd, tailTable, tailAdd, l, u, c, w, R, rel, out
@@ -1536,9 +1535,7 @@ napi_value ScoreBatch(napi_env env, napi_callback_info info) {
     }
   };
   parallel_tasks(nb, 0, task);
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  return undef;
+  return napi::undef(env);
 }
 
 #ifdef BOXTE_X86
@@ -1687,9 +1684,7 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
     for (long blk = 0; blk < nb; ++blk) cnt += part[blk * Q + q];
     count[q] = cnt;
   }
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  return undef;
+  return napi::undef(env);
 }
 
 // boxteTrainGroups(B, n, d, tanh, order, base, bump, E, l, u, c, w, R, tb, h, r, t, negEnt, negTail, gradScale,
@@ -2403,9 +2398,7 @@ napi_value Negatives(napi_env env, napi_callback_info info) {
     }
   };
   parallel_tasks((B + CH - 1) / CH, 0, task);
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  return undef;
+  return napi::undef(env);
 }
 
 // ---- dense Adam of the entity tables with the gradient spread over slots ---------------------------
@@ -2677,9 +2670,7 @@ napi_value AdamRows(napi_env env, napi_callback_info info) {
   if (!parse_adam(a, 0, j)) return nullptr;
   auto task = [&](long c, int) { j.run(c); };
   parallel_tasks(j.ntasks, 0, task);
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  return undef;
+  return napi::undef(env);
 }
 
 // The pool's background job (pool_start), one at a time: the entity Adam of boxteAdamRowsStart or the
@@ -2766,16 +2757,12 @@ napi_value AdamRowsStart(napi_env env, napi_callback_info info) {
     }
     bg.jobs.clear();
   }
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  return undef;
+  return napi::undef(env);
 }
 
 napi_value AdamRowsWait(napi_env env, napi_callback_info) {
   adam_bg_finish(env);
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  return undef;
+  return napi::undef(env);
 }
 
 // boxteExpTableStart(base, bump, d): the exponentials of every base and bump row that the next
@@ -2799,11 +2786,9 @@ napi_value ExpTableStart(napi_env env, napi_callback_info info) {
     fail(a, "does not divide the tables' length", "d");
     return nullptr;
   }
-  napi_value undef;
-  napi_get_undefined(env, &undef);
   const long E = n / d;
   const int isa = boxte_isa();
-  if (isa < 1 || E == 0) return undef;
+  if (isa < 1 || E == 0) return napi::undef(env);
   std::lock_guard<std::mutex> use(g_expUseMu);
   ExpPre& pre = g_expPre;
   if (static_cast<long>(pre.tab.size()) < 2 * E * d) {
@@ -2830,7 +2815,7 @@ napi_value ExpTableStart(napi_env env, napi_callback_info info) {
     auto task = [&](long blk, int) { exp_pre_task(&pre, blk, 0); };
     parallel_tasks(2 * exp_blocks(E), 0, task);
   }
-  return undef;
+  return napi::undef(env);
 }
 
 
@@ -2896,9 +2881,7 @@ napi_value Corners(napi_env env, napi_callback_info info) {
     }
   };
   parallel_tasks(2 * R, 0, task);
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  return undef;
+  return napi::undef(env);
 }
 
 // One relation's row of boxteCornersBwd in AVX-512 (8 doubles): the same double operations per
@@ -3084,9 +3067,7 @@ napi_value CornersBwd(napi_env env, napi_callback_info info) {
     gSize[s][r] = static_cast<float>(gSigma * (z > 0 ? 1.0 : std::exp(z)));
   };
   parallel_tasks(2 * R, 0, task);
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  return undef;
+  return napi::undef(env);
 }
 
 // boxteTimeReg(T, row, K, lambdaScale, gK[, add]) -> sum of diff^4 times lambdaScale; gK[i] = 4 scale
@@ -3173,9 +3154,7 @@ napi_value TimeBumps(napi_env env, napi_callback_info info) {
     }
   };
   parallel_tasks((B + CH - 1) / CH, 0, task);
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  return undef;
+  return napi::undef(env);
 }
 
 // boxteTimeBumpsBwd(B, d, k, useAlpha, noBumpDay0, K, alpha, r, tau, gTb, gK, gA): twin of the loop of
@@ -3252,9 +3231,7 @@ napi_value TimeBumpsBwd(napi_env env, napi_callback_info info) {
     if (noDay0 && tau[i] == 0) continue;
     for (long j = 0; j < k; ++j) gA[r[i] * k + j] = static_cast<float>(static_cast<double>(gA[r[i] * k + j]) + dots[i * k + j]);
   }
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  return undef;
+  return napi::undef(env);
 }
 
 // boxteBoxTable(n, stacked[4n], l, u, c, w [2n]): twin of boxTable (kernel.ts) with n = R * d: l = (lh, lt),
@@ -3285,9 +3262,7 @@ napi_value BoxTableN(napi_env env, napi_callback_info info) {
     }
   };
   parallel_tasks(2 * per, 0, task);
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  return undef;
+  return napi::undef(env);
 }
 
 napi_value CornerGradN(napi_env env, napi_callback_info info) {
@@ -3310,9 +3285,7 @@ napi_value CornerGradN(napi_env env, napi_callback_info info) {
     }
   };
   parallel_tasks(2 * per, 0, task);
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  return undef;
+  return napi::undef(env);
 }
 
 napi_value IsaName(napi_env env, napi_callback_info) {
