@@ -64,6 +64,12 @@ export function choiceArg<T extends string>(name: string, def: T, choices: reado
   return hit;
 }
 
+
+/** The median of xs (the mean of the two middle values for an even count); NaN when empty. */
+export function median(xs: number[]): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
 /**
  * The parent side of the BoxTE A/B scripts (boxte_speed_ab, boxte_phases, boxte_epoch_check): for
  * `--rounds` rounds (default `rounds`) and each `--root` in turn, runs `script` (the caller's

@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { arg, args, intArg, choiceArg } from './argv.js';
+import { arg, args, intArg, choiceArg, median } from './argv.js';
 import { importHatTrain, presetBatch } from './hat_batch.js';
 
 const HERE = nodePath.dirname(fileURLToPath(import.meta.url));
@@ -100,10 +100,6 @@ async function child(root: string, preset: string, threads: number, reps: number
   return res;
 }
 
-const median = (xs: number[]): number => {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 async function main(): Promise<void> {
   const preset = choiceArg('preset', 'small', ['tiny', 'small']);

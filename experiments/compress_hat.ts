@@ -29,7 +29,7 @@ import { HatSplitter, splitBytes } from '../src/models/hat/splitter.js';
 import { generate } from '../src/models/hat/generate.js';
 import { enableQat, formatSize, loadPackedHATModel, parseFormat, quantizeModel, writeQatPacked } from '../src/compress/index.js';
 import { hatTrainable } from '../src/models/hat/train.js';
-import { arg, intArg, numArg } from './argv.js';
+import { arg, intArg, numArg, median } from './argv.js';
 
 const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FORMATS = arg('formats', 'int8,int4,kmeans4,int2,kmeans2,bin1,ternary').split(',');
@@ -136,10 +136,6 @@ for (let rep = 0; rep < REPS; rep++) {
     speeds.get(n)?.push(res.bytes.length / sec);
   }
 }
-const median = (xs: number[]): number => {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const total = (performance.now() - t0) / 1e3;
 
 const cmd = `npx tsc -p tsconfig.json && ${process.env.TFREE_THREADS !== undefined ? `TFREE_THREADS=${process.env.TFREE_THREADS} ` : ''}node dist/experiments/compress_hat.js ${process.argv.slice(2).join(' ')}`.trim();

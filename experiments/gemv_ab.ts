@@ -22,13 +22,9 @@
  *      [--threads 2] [--rounds 15] [--shapes 4096x4096,4096x11008] [--formats ...] [--act16] [--cold]
  */
 import * as os from 'node:os';
-import { args, arg, usageError, intArg } from './argv.js';
+import { args, arg, usageError, intArg, median } from './argv.js';
 import { rootNative, rootPacked, type RootNative } from './root_modules.js';
 
-const median = (xs: number[]): number => {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const sleep = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 const roots = args('root');

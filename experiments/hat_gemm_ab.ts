@@ -13,14 +13,10 @@
  *        --root OLD --root NEW [--rounds 8] [--threads 1] [--isa avx2] [--preset small|tiny]
  */
 import * as os from 'node:os';
-import { args, arg, intArg, choiceArg, usageError } from './argv.js';
+import { args, arg, intArg, choiceArg, usageError, median } from './argv.js';
 import { rootNative, type RootNative } from './root_modules.js';
 import { randArray } from '../bench/rand.js';
 
-const median = (xs: number[]): number => {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 // [transA, transB, M, N, K, calls per step] of the small preset (hat_train_ab --profile --shapes, 2026-12-04)
 const SMALL: [string, number, number, number, number][] = [

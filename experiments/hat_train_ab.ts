@@ -20,7 +20,7 @@ import { existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { arg, intArg, choiceArg, usageError } from './argv.js';
+import { arg, intArg, choiceArg, usageError, median } from './argv.js';
 import { importHatTrain, presetBatch } from './hat_batch.js';
 
 const HERE = nodePath.dirname(fileURLToPath(import.meta.url));
@@ -205,10 +205,6 @@ async function main(): Promise<void> {
       ratios['torch/new cpu'].push(min(p.cpu) / min(n.cpu));
     }
   }
-  const median = (a: number[]): number => {
-    const s = [...a].sort((x, y) => x - y);
-    return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  };
   for (const [k, a] of Object.entries(ratios)) {
     if (a.length > 0) console.log(`${k.padEnd(15)} min ${min(a).toFixed(2)}x  median ${median(a).toFixed(2)}x  max ${Math.max(...a).toFixed(2)}x  (${a.length} rounds)`);
   }

@@ -36,13 +36,9 @@ import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/nn/index.js';
 import { syntheticText } from '../bench/hat.js';
 import { rootNative, rootPacked } from './root_modules.js';
-import { args, arg, usageError, intArg } from './argv.js';
+import { args, arg, usageError, intArg, median } from './argv.js';
 import { importHatTrain } from './hat_batch.js';
 
-const median = (xs: number[]): number => {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 function randArray(n: number, seed: number, scale = 1): Float32Array {
   const r = new Rng(seed);

@@ -26,7 +26,7 @@ import { generate } from '../src/models/hat/generate.js';
 import { evaluateText } from '../src/models/hat/score.js';
 import { parseFormat, quantizeModel, setPackedAct, setPackedLut, type PackedAct } from '../src/compress/index.js';
 import { packedLutFits } from '../src/tensor/kernels/js_packed_lut.js';
-import { arg, intArg } from './argv.js';
+import { arg, intArg, median } from './argv.js';
 
 const ROOT = nodePath.resolve(nodePath.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const REPS = intArg('reps', 5);
@@ -40,10 +40,6 @@ const ACTS: PackedAct[] = ['int16', 'int8'];
 const PROMPT = 'The jury said that the city';
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 const splitterOf = (m: HATModel): HatSplitter => new HatSplitter({ maxWordSize: m.config.max_word_size, specialTokens: m.config.special_token_dict });
-const median = (xs: number[]): number => {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 // ---- held-out text: two of the bundled model's validation documents (models/README.md) ----
 const TMP = fs.mkdtempSync(nodePath.join(os.tmpdir(), 'packed-speed-'));

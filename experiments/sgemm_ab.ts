@@ -19,14 +19,10 @@
  *        [--calls 3] [--sleep 2] [--blas-sleep 2] [--no-blas] [--isa avx2]
  */
 import * as os from 'node:os';
-import { args, arg, usageError } from './argv.js';
+import { args, arg, usageError, median } from './argv.js';
 import { rootNative, type RootNative } from './root_modules.js';
 import { randArray } from '../bench/rand.js';
 
-const median = (xs: number[]): number => {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const sleep = (ms: number): void => {
   if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 };
