@@ -139,10 +139,7 @@ void worker_main(int tid, unsigned seen) {
 // be waiting for a core, which a spinning waiter would hold.
 template <class Pred>
 void spin_wait(Pred done) {
-  for (int it = 0; !done(); ++it) {
-    if (it < 4096) TFREE_PAUSE();
-    else std::this_thread::yield();
-  }
+  for (long it = 0; !done(); ++it) pool_relax(it);
 }
 
 void open_job() {
@@ -289,9 +286,6 @@ void team_trampoline(void* c, long t, int) {
   const TeamCall* tc = static_cast<const TeamCall*>(c);
   tc->fn(tc->ctx, static_cast<int>(t), tc->n);
 }
-
-std::atomic<int> g_barCount{0};
-std::atomic<unsigned> g_barGen{0};
 }  // namespace
 
 void pool_run_static(int nthreads, TaskFn fn, void* ctx) {
@@ -318,17 +312,6 @@ void pool_run_team(int nthreads, TeamFn fn, void* ctx) {
 void pool_relax(long it) {
   if (it < 4096) TFREE_PAUSE();
   else std::this_thread::yield();
-}
-
-void pool_barrier(int nteam) {
-  if (nteam <= 1) return;
-  const unsigned gen = g_barGen.load(std::memory_order_acquire);
-  if (g_barCount.fetch_add(1, std::memory_order_acq_rel) == nteam - 1) {
-    g_barCount.store(0, std::memory_order_relaxed);
-    g_barGen.fetch_add(1, std::memory_order_release);
-    return;
-  }
-  spin_wait([gen] { return g_barGen.load(std::memory_order_acquire) != gen; });
 }
 
 }  // namespace tfree

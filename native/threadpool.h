@@ -24,14 +24,11 @@ void pool_run(long ntasks, TaskFn fn, void* ctx, int maxThreads);
 // every worker. For the bandwidth / FMA probes only.
 void pool_run_static(int nthreads, TaskFn fn, void* ctx);
 // Runs fn(ctx, tid, nteam) once on each of nteam threads AT ONCE (tid 0 is the caller), for kernels
-// whose threads cooperate through pool_barrier; waits for all of them. nteam = min(nthreads,
+// whose threads cooperate (the SGEMM team waits on shared counters with pool_relax); waits for all of them. nteam = min(nthreads,
 // pool_threads()), or 1 when the pool is busy (a call from a second JS thread): then fn(ctx, 0, 1)
 // runs inline, and the callee must not wait for other threads.
 typedef void (*TeamFn)(void* ctx, int tid, int nteam);
 void pool_run_team(int nthreads, TeamFn fn, void* ctx);
-// Inside pool_run_team: returns once all nteam threads of the team have called it (a spinning
-// barrier: the team's threads are all running; reusable any number of times per job).
-void pool_barrier(int nteam);
 // Starts fn(ctx, t, tid) for t in [0, ntasks) on the pool's workers only and returns at once (true);
 // the caller joins with pool_finish(), which takes the tasks left, waits for the workers' and
 // releases the pool. Until then the pool is held: every pool_run / pool_run_team / pool_start of any
@@ -41,8 +38,8 @@ void pool_barrier(int nteam);
 bool pool_start(long ntasks, TaskFn fn, void* ctx);
 // Finishes the job of the last successful pool_start (called once per such start, by any thread).
 void pool_finish();
-// One step of a wait loop inside a team (it = steps so far): a pause, and after a few thousand a
-// yield of the core, like the pool's own waits.
+// One step of a wait loop (it = steps so far): a pause, and after 4096 of them a yield of the core
+// (the pool's own waits use it too).
 void pool_relax(long it);
 int pool_threads();
 void pool_set_threads(int n);
