@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { formatHelp, parseArgs, type CommandSpec } from './args.js';
 import { UserError } from './errors.js';
 import { defaultPackedAct, defaultPackedLut } from '../compress/packed_linear.js';
-import { isaEnvError, nativeBackend } from '../tensor/index.js';
+import { hugePagesEnabled, isaEnvError, nativeBackend } from '../tensor/index.js';
 import { chatCommand } from './commands/chat.js';
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
@@ -169,6 +169,7 @@ export const ENVIRONMENT: { name: string; values: string; help: string; check(v:
   },
   { name: 'TFREE_PACKED_ACT', values: 'int8|int16', help: 'activation precision of packed layers (default int8)', check: () => libraryCheck(defaultPackedAct) },
   { name: 'TFREE_PACKED_LUT', values: '0|1', help: 'lookup-table path of packed layers (default 1)', check: () => libraryCheck(defaultPackedLut) },
+  { name: 'TFREE_HUGE', values: '0|1', help: 'large tensors on transparent huge pages (default 1; native backend, Linux)', check: () => libraryCheck(hugePagesEnabled) },
 ];
 
 /** Runs a library reader of an environment variable; its error message or undefined. */

@@ -104,7 +104,6 @@ function runQuantizer(w: Float32Array, rows: number, cols: number, f: QuantForma
   if (bad >= 0) throw new NonFiniteWeightError(`tensor "${name}": value ${bad} is ${w[bad]}; cannot quantize non-finite weights`, bad);
 }
 
-/** Quantizes a row-major [rows, cols] matrix into a packed matrix (the rules in the file comment). */
 /**
  * Reads one tensor of a checkpoint into `kernels().weightBuffer` (on the native backend 2 MiB
  * transparent huge pages from 1 MiB on, as quantizeMatrix's codes and scales): for packed codes and
@@ -114,6 +113,7 @@ export function readWeightBuffer(reader: TensorReader, name: string): TensorData
   return reader.read(name, { into: kernels().weightBuffer(reader.info(name).byteLength) });
 }
 
+/** Quantizes a row-major [rows, cols] matrix into a packed matrix (the rules in the file comment). */
 export function quantizeMatrix(w: Float32Array, rows: number, cols: number, f: QuantFormat, opts: QuantizeOptions = {}): PackedMatrix {
   const name = opts.name ?? '<weight>';
   checkShape(f, [rows, cols], name);

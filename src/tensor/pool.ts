@@ -105,16 +105,27 @@ export function pooledSize(): number {
 export const HUGE_MIN_FLOATS = 1 << 19;
 
 /**
+ * Whether freshF32 puts large arrays on huge pages: TFREE_HUGE (0 | 1) when set, else on. Any other
+ * value throws (the CLI checks it before a command runs: one line, exit 2).
+ */
+export function hugePagesEnabled(): boolean {
+  const v = process.env.TFREE_HUGE;
+  if (v === undefined || v === '') return true;
+  if (v !== '0' && v !== '1') throw new Error(`TFREE_HUGE must be 0 or 1, got "${v}"`);
+  return v === '1';
+}
+
+/**
  * A zeroed Float32Array of n elements. From HUGE_MIN_FLOATS on, its memory is the backend's
  * `weightBuffer` (native, Linux: a mapping of its own started on a 2 MiB boundary, its whole 2 MiB
  * pages advised for transparent huge pages, the tail on 4 KiB pages: no memory added; V8's own
  * arrays are never advised, and THP's common "madvise" mode leaves them on 4 KiB pages): the GEMM
  * packing's strided reads and the kernels' streams then walk far fewer TLB entries (the small-preset
- * HAT step about 2 % less CPU time, docs/results/engine.md). `TFREE_HUGE=0`: ordinary arrays. For
+ * HAT step about 2 % less CPU time, docs/results/engine.md). `TFREE_HUGE=0`: ordinary arrays (hugePagesEnabled). For
  * arrays the process keeps or recycles (the pool's, parameters, optimizer moments), not short-lived ones.
  */
 export function freshF32(n: number): Float32Array {
-  if (n >= HUGE_MIN_FLOATS && process.env.TFREE_HUGE !== '0') {
+  if (n >= HUGE_MIN_FLOATS && hugePagesEnabled()) {
     let b: Uint8Array | null = null;
     try {
       b = kernels().weightBuffer(4 * n);

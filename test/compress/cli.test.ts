@@ -132,10 +132,11 @@ test('README: tfree quantize --format kmeans4 --in models/default works (block 3
   }
 });
 
-test('a bad TFREE_PACKED_ACT / TFREE_PACKED_LUT is a one-line user error, exit 2', async () => {
+test('a bad TFREE_PACKED_ACT / TFREE_PACKED_LUT / TFREE_HUGE is a one-line user error, exit 2', async () => {
   for (const [name, value, msg] of [
     ['TFREE_PACKED_ACT', 'bogus', /^tfree info: TFREE_PACKED_ACT must be int8 or int16, got "bogus"\n$/],
     ['TFREE_PACKED_LUT', 'yes', /^tfree info: TFREE_PACKED_LUT must be 0 or 1, got "yes"\n$/],
+    ['TFREE_HUGE', 'off', /^tfree info: TFREE_HUGE must be 0 or 1, got "off"\n$/],
   ] as const) {
     const old = process.env[name];
     process.env[name] = value;
