@@ -8,7 +8,7 @@
  *
  * Run: npx tsc -p tsconfig.json && node dist/experiments/weight_pages_ab.js [--rounds 40]
  */
-import { intArg } from './argv.js';
+import { intArg, median } from './argv.js';
 import { nativeBackend } from '../src/tensor/kernels/index.js';
 import { parseFormat, quantizeMatrix } from '../src/compress/index.js';
 import { packedLutLayout } from '../src/tensor/kernels/js_packed_lut.js';
@@ -25,7 +25,6 @@ const rnd = (n: number, seed: number, s = 1): Float32Array => {
   for (let i = 0; i < n; i++) a[i] = r.normal(0, s);
   return a;
 };
-const median = (a: number[]): number => a.slice().sort((u, v) => u - v)[a.length >> 1];
 const flush = new Float32Array(32 * 2 ** 20).fill(1);
 const plainAlloc = (bytes: number): Uint8Array => new Uint8Array(bytes);
 const hugeAlloc = (bytes: number): Uint8Array => k.weightBuffer(bytes);
