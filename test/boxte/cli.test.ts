@@ -129,6 +129,7 @@ test('kg query: top-k tails / heads of one question equal the ranking of the eva
     const e = tfree('kg', 'query', '--model', ckpt, ...args);
     assert.equal(e.code, 2, `${args.join(' ')}: ${e.err}`);
     assert.match(e.err, re);
+    assert.match(e.err, /^tfree kg query: (?!kg query)/, 'the command name once');
     assert.equal(e.err.trim().split('\n').length, 1);
   }
 });
@@ -153,7 +154,7 @@ test('kg pack: a bf16 model file from a training state (parameters rounded to bf
   }
   const again = tfree('kg', 'pack', '--model', `${ckpt}.last`, '--out', out);
   assert.equal(again.code, 2);
-  assert.match(again.err, /exists; remove it first/);
+  assert.match(again.err, /^tfree kg pack: \S+ exists; remove it first/);
 });
 
 test('kg synth prints a train command that reaches the documented test MRR (docs/boxte.md: 0.80); best_valid_mrr is null without validation', () => {

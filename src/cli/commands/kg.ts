@@ -273,19 +273,19 @@ function runEval(a: ParsedArgs): number {
 function runQuery(a: ParsedArgs): number {
   const given = a.options.model;
   const path = typeof given === 'string' && given !== '' ? given : defaultKgModel();
-  if (!existsSync(path)) throw new UserError(given === undefined ? `kg query: no --model given and the bundled BoxTE model is missing (${path})` : `cannot open ${path}: no such file`);
+  if (!existsSync(path)) throw new UserError(given === undefined ? `no --model given and the bundled BoxTE model is missing (${path})` : `cannot open ${path}: no such file`);
   const head = a.options.head;
   const tail = a.options.tail;
   const relation = need(a, 'relation');
   const date = need(a, 'date');
-  if ((typeof head === 'string') === (typeof tail === 'string')) throw new UserError('kg query: give exactly one of --head NAME (ranks tails) and --tail NAME (ranks heads)');
+  if ((typeof head === 'string') === (typeof tail === 'string')) throw new UserError('give exactly one of --head NAME (ranks tails) and --tail NAME (ranks heads)');
   const k = posInt(a, 'top');
   const { model, vocab } = userErrors(() => loadModel(path));
   let res: ReturnType<typeof answerQuestion>;
   try {
     res = answerQuestion(model, vocab, { head: typeof head === 'string' ? head : undefined, tail: typeof tail === 'string' ? tail : undefined, relation, date, k });
   } catch (e) {
-    if (e instanceof KgQueryError) throw new UserError(`kg query: --${e.field === 'k' ? 'top' : e.field}: ${e.message}`);
+    if (e instanceof KgQueryError) throw new UserError(`--${e.field === 'k' ? 'top' : e.field}: ${e.message}`);
     throw e;
   }
   if (opt<boolean>(a, 'json') === true) {
@@ -305,7 +305,7 @@ function runQuery(a: ParsedArgs): number {
 function runPack(a: ParsedArgs): number {
   const path = need(a, 'model');
   const out = need(a, 'out');
-  if (existsSync(out)) throw new UserError(`kg pack: ${out} exists; remove it first (a model is never overwritten unasked)`);
+  if (existsSync(out)) throw new UserError(`${out} exists; remove it first (a model is never overwritten unasked)`);
   const { model, vocab, meta } = userErrors(() => loadModel(path));
   const extra: Record<string, string> = {};
   for (const key of ['best_epoch', 'valid_mrr', 'note']) if (meta[key] !== undefined) extra[key] = meta[key];
