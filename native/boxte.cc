@@ -78,8 +78,11 @@ float side_fwd_scalar(const float* x1, const float* x2, const float* x3, const B
 
 // backward of f * norm-part for one side: f is g/norm (l2) or g (l1). Not inlined: the AVX2 paths
 // call it for their scalar remainder and get the portable build's rounding (no fma contraction).
-BOXTE_NOIPA void side_bwd_scalar(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
-                     float* gSelf, float* gOther, float* gTb) {
+// side_bwd_src_scalar reads the rows' old values at sSelf / sOther (gSelf / gOther themselves, or a
+// row of zeros for a row's first addition of the step under lazy zeroing: see TrainGroups).
+BOXTE_NOIPA void side_bwd_src_scalar(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc,
+                                     float* gw, float* gSelf, float* gOther, float* gTb, const float* sSelf,
+                                     const float* sOther) {
   for (long k = 0; k < d; ++k) {
     const float p = P[k];
     const float diff = p - b.c[k];
@@ -100,10 +103,14 @@ BOXTE_NOIPA void side_bwd_scalar(const float* P, const Box& b, float f, long d, 
     gc[k] -= gp;
     gw[k] += gd * dw;
     const float gx = useTanh ? gp * (1 - p * p) : gp;
-    gSelf[k] += gx;
-    gOther[k] += gx;
+    gSelf[k] = sSelf[k] + gx;
+    gOther[k] = sOther[k] + gx;
     gTb[k] += gx;
   }
+}
+BOXTE_NOIPA void side_bwd_scalar(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
+                                 float* gSelf, float* gOther, float* gTb) {
+  side_bwd_src_scalar(P, b, f, d, useTanh, l2, gc, gw, gSelf, gOther, gTb, gSelf, gOther);
 }
 
 // The range of the exponentials of tanh_exp16 (exp_rows, exp_vec_avx512): |x| <= kExpLim.
@@ -332,11 +339,14 @@ AVX2_FN inline __m256 add_gx(__m256 gp, __m256 dt, __m256 row) {
 // One candidate side (factor f != 0, point p: the 8 lanes at the block) on one 8-lane block,
 // side_bwd_avx2's operations: the relation's centre / width gradients gc / gw and the time bump's
 // gradient gtb in registers, the gradient of the point's pre-tanh sum added to the rows self and
-// other (already at the block). b at the block offset bk (as point_derivs8). The body of
-// group_bwd_avx2's and cands_bwd_tile_avx2's loops over candidates.
+// other (already at the block), whose old values are read at sSelf / sOther (the rows themselves, or
+// a row of zeros for a row's first addition of the step: see TrainGroups' lazy zeroing). b at the
+// block offset bk (as point_derivs8). The body of group_bwd_avx2's and cands_bwd_tile_avx2's loops
+// over candidates.
 template <bool TANH, bool L2>
 __attribute__((always_inline)) AVX2_FN inline void side_bwd_block8(__m256 p, const Box& b, long bk, float f, __m256& gc,
-                                                                   __m256& gw, __m256& gtb, float* self, float* other) {
+                                                                   __m256& gw, __m256& gtb, float* self, float* other,
+                                                                   const float* sSelf, const float* sOther) {
   const PointDerivs8 pd = point_derivs8(p, b, bk);
   const __m256 fv = _mm256_set1_ps(f);
   const __m256 gd = L2 ? _mm256_mul_ps(fv, pd.dist) : fv;
@@ -346,8 +356,8 @@ __attribute__((always_inline)) AVX2_FN inline void side_bwd_block8(__m256 p, con
   gc = _mm256_sub_ps(gc, gp);
   gw = _mm256_fmadd_ps(gd, pd.dw, gw);
   const __m256 dt = _mm256_fnmadd_ps(p, p, _mm256_set1_ps(1.0f));
-  _mm256_storeu_ps(self, add_gx<TANH>(gp, dt, _mm256_loadu_ps(self)));
-  _mm256_storeu_ps(other, add_gx<TANH>(gp, dt, _mm256_loadu_ps(other)));
+  _mm256_storeu_ps(self, add_gx<TANH>(gp, dt, _mm256_loadu_ps(sSelf)));
+  _mm256_storeu_ps(other, add_gx<TANH>(gp, dt, _mm256_loadu_ps(sOther)));
   gtb = add_gx<TANH>(gp, dt, gtb);
 }
 
@@ -478,48 +488,38 @@ AVX2_FN void pair_fwd_exp_avx2(const float* ecH, const float* fxH, const float* 
 // time-bump gradient stay in registers (the boxes are read from L1 per candidate). Each side of a
 // candidate adds its point's gradient to two rows, "self" (the base row of the side's entity) and
 // "other" (the bump row of the other side's entity); where that entity is the group's true head
-// (tail) the addition goes to one of four accumulator rows acc (zeroed here: base of the head, bump
-// of the head, base of the tail, bump of the tail), added to the true rows at the end. The
-// destinations are chosen per candidate before the loop over d (rows[4 j + 0..3]: the head side's
-// self and other, the tail side's self and other), so the loop has no branch on them (a branch per
-// candidate and side on a coin flip, mispredicted about half the time, cost ~15 % of the kernel).
-// Every element receives the same additions in the same order as the per-candidate loop
-// (side_bwd_avx2 per candidate and side, the scalar remainder through side_bwd_scalar, then the
-// accumulators), so the results are bit-identical. rows: scratch of 4 G pointers. Other arguments
-// as group_bwd_avx512's.
-// row += a over d floats (AVX2; the remainder lanes as one masked block)
-AVX2_FN void add_row_avx2(float* row, const float* a, long d) {
+// (tail) the addition goes to one of four accumulator rows (zeroed by the caller: base of the head,
+// bump of the head, base of the tail, bump of the tail), which the caller adds to the true rows
+// afterwards. The destinations are chosen per candidate before the loop over d (rows[4 j + 0..3]:
+// the head side's self and other, the tail side's self and other, made by TrainGroups), so the loop
+// has no branch on them (a branch per candidate and side on a coin flip, mispredicted about half the
+// time, cost ~15 % of the kernel); srcs[4 j + 0..3]: where each destination's old values are read
+// (the row itself, or a row of zeros for its first addition of the step: lazy zeroing). Every
+// element receives the same additions in the same order as the per-candidate loop (side_bwd_avx2
+// per candidate and side, the scalar remainder through side_bwd_scalar, then the accumulators), so
+// the results are bit-identical. Other arguments as group_bwd_avx512's.
+// row = src + a over d floats (AVX2; the remainder lanes as one masked block); src is row itself or
+// a row of zeros (a row's first addition of the step under lazy zeroing: 0 + a, the bits of a
+// zeroed row plus a)
+AVX2_FN void add_row_avx2(float* row, const float* src, const float* a, long d) {
   long i = 0;
-  for (; i + 8 <= d; i += 8) _mm256_storeu_ps(row + i, _mm256_add_ps(_mm256_loadu_ps(row + i), _mm256_loadu_ps(a + i)));
+  for (; i + 8 <= d; i += 8) _mm256_storeu_ps(row + i, _mm256_add_ps(_mm256_loadu_ps(src + i), _mm256_loadu_ps(a + i)));
   if (i < d) {
     const __m256i mk = tail_mask(d - i);
-    _mm256_maskstore_ps(row + i, mk, _mm256_add_ps(_mm256_maskload_ps(row + i, mk), _mm256_maskload_ps(a + i, mk)));
+    _mm256_maskstore_ps(row + i, mk, _mm256_add_ps(_mm256_maskload_ps(src + i, mk), _mm256_maskload_ps(a + i, mk)));
   }
 }
 
 template <bool TANH, bool L2>
 AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const Box& bt, const float* fh,
-                            const float* ft, const int32_t* cand, int32_t h0, int32_t t0, float* gCh, float* gWh,
-                            float* gCt, float* gWt, float* gTbi, float* gB, float* gU, float* acc, float** rows) {
+                            const float* ft, float* gCh, float* gWh, float* gCt, float* gWt, float* gTbi,
+                            float* const* rows) {
   const __m256 signmask = _mm256_set1_ps(-0.0f);
   const __m256 one = _mm256_set1_ps(1.0f);
   const __m256 zero = _mm256_setzero_ps();
   const Box* boxes[2] = {&bh, &bt};
   float* gCs[2] = {gCh, gCt};
   float* gWs[2] = {gWh, gWt};
-  float* aBaseH = acc;
-  float* aBumpH = acc + d;
-  float* aBaseT = acc + 2 * d;
-  float* aBumpT = acc + 3 * d;
-  std::memset(acc, 0, sizeof(float) * 4 * d);
-  for (long j = 0; j < G; ++j) {
-    const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
-    // head side: self = base of the head, other = bump of the tail; tail side: base of the tail, bump of the head
-    rows[4 * j] = hh == h0 ? aBaseH : gB + hh * d;
-    rows[4 * j + 1] = tt == t0 ? aBumpT : gU + tt * d;
-    rows[4 * j + 2] = tt == t0 ? aBaseT : gB + tt * d;
-    rows[4 * j + 3] = hh == h0 ? aBumpH : gU + hh * d;
-  }
   long k = 0;
   // this block's box values of both sides copied to the stack: the loop over the candidates reads
   // them at fixed stack offsets (through the Boxes it reloaded the 7 pointers after every store to a
@@ -541,7 +541,8 @@ AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const
         const float f = s == 0 ? fh[j] : ft[j];
         if (f == 0) continue;
         side_bwd_block8<TANH, L2>(_mm256_loadu_ps(P + (2 * j + s) * d + k), lb[s], 0, f, gcv[s], gwv[s], gtb,
-                                  rows[4 * j + 2 * s] + k, rows[4 * j + 2 * s + 1] + k);
+                                  rows[4 * j + 2 * s] + k, rows[4 * j + 2 * s + 1] + k, rows[4 * j + 2 * s] + k,
+                                  rows[4 * j + 2 * s + 1] + k);
       }
     }
     for (int s = 0; s < 2; ++s) {
@@ -596,9 +597,6 @@ AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const
     }
     _mm256_maskstore_ps(gTbi + k, mk, gtb);
   }
-  // the true rows: base of the head, bump of the head, base of the tail, bump of the tail
-  float* trueRows[4] = {gB + h0 * d, gU + h0 * d, gB + t0 * d, gU + t0 * d};
-  for (int q = 0; q < 4; ++q) add_row_avx2(trueRows[q], acc + q * d, d);
 }
 
 // The tiled backward (d > 256 on AVX2) for NC consecutive candidates j0..j0+NC-1 on the whole 8-lane
@@ -616,7 +614,7 @@ AVX2_FN void group_bwd_avx2(long G, long d, const float* P, const Box& bh, const
 template <bool TANH, bool L2, int NC>
 AVX2_FN void cands_bwd_tile_avx2(long j0, long k0, long k1, long d, const float* P, const float* bxt, long tile,
                                  const float* fh, const float* ft, float* gCh, float* gWh, float* gCt, float* gWt,
-                                 float* gTbi, float* const* rows) {
+                                 float* gTbi, float* const* rows, const float* const* srcs) {
   // the tile's box values of both sides, [side][c, l, u, invw, w, kappa, dkappa][tile] from k0
   const Box lb[2] = {{bxt + 1 * tile - k0, bxt + 2 * tile - k0, bxt - k0, bxt + 4 * tile - k0, bxt + 3 * tile - k0,
                       bxt + 5 * tile - k0, bxt + 6 * tile - k0},
@@ -625,12 +623,16 @@ AVX2_FN void cands_bwd_tile_avx2(long j0, long k0, long k1, long d, const float*
   float f[NC][2];
   const float* Pc[NC][2];
   float* rs[NC][4];
+  const float* ss[NC][4];
   for (int c = 0; c < NC; ++c) {
     f[c][0] = fh[j0 + c];
     f[c][1] = ft[j0 + c];
     Pc[c][0] = P + (j0 + c) * 2 * d;
     Pc[c][1] = Pc[c][0] + d;
-    for (int q = 0; q < 4; ++q) rs[c][q] = rows[4 * (j0 + c) + q];
+    for (int q = 0; q < 4; ++q) {
+      rs[c][q] = rows[4 * (j0 + c) + q];
+      ss[c][q] = srcs[4 * (j0 + c) + q];
+    }
   }
   float* gCs[2] = {gCh, gCt};
   float* gWs[2] = {gWh, gWt};
@@ -642,7 +644,7 @@ AVX2_FN void cands_bwd_tile_avx2(long j0, long k0, long k1, long d, const float*
       for (int s = 0; s < 2; ++s) {
         if (f[c][s] == 0) continue;
         side_bwd_block8<TANH, L2>(_mm256_loadu_ps(Pc[c][s] + k), lb[s], k, f[c][s], gcv[s], gwv[s], gtb,
-                                  rs[c][2 * s] + k, rs[c][2 * s + 1] + k);
+                                  rs[c][2 * s] + k, rs[c][2 * s + 1] + k, ss[c][2 * s] + k, ss[c][2 * s + 1] + k);
       }
     }
     for (int s = 0; s < 2; ++s) {
@@ -1893,6 +1895,11 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     std::vector<int32_t> cand(2 * G);
     std::vector<float> acc(4 * d);
     std::vector<float*> rowPtrs(4 * G);
+    // AVX2 backward: where each destination row's old values are read (rowSrc: the row, or zrow at its
+    // first addition of the step under lazy zeroing) and its stamp index (rowStamp; -1: an accumulator)
+    std::vector<const float*> rowSrc(4 * G);
+    std::vector<int32_t> rowStamp(4 * G);
+    std::vector<float> zrow(isa == 1 ? d : 0, 0.0f);
     std::vector<float> fhs(G), fts(G);
     // expFwd: the exponentials of the group's fixed parts: [base[h0] + tb | bump[h0] + tb] (a tail
     // candidate's head, tail side), [bump[t0] + tb | base[t0] + tb] (a head candidate's), ok flags
@@ -2117,7 +2124,49 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       float* aBaseT = aBumpH + d;
       float* aBumpT = aBaseT + d;
       const int32_t h0 = h[i], t0 = t[i];
-      if (stamps) {
+      // AVX2 (grouped or tiled backward): the destination rows of every candidate and side, chosen
+      // before the loops over d (rowPtrs[4 j + 0..3]: the head side's self and other, the tail side's
+      // self and other; the true head's / tail's rows go to the accumulators instead)
+      const bool avx2Bwd = isa == 1 && (groupBwd || tiledBwd);
+      if (avx2Bwd) {
+        for (long j = 0; j < G; ++j) {
+          const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
+          rowPtrs[4 * j] = hh == h0 ? aBaseH : gB + hh * d;
+          rowPtrs[4 * j + 1] = tt == t0 ? aBumpT : gU + tt * d;
+          rowPtrs[4 * j + 2] = tt == t0 ? aBaseT : gB + tt * d;
+          rowPtrs[4 * j + 3] = hh == h0 ? aBumpH : gU + hh * d;
+          rowStamp[4 * j] = hh == h0 ? -1 : hh;
+          rowStamp[4 * j + 1] = tt == t0 ? -1 : static_cast<int32_t>(E) + tt;
+          rowStamp[4 * j + 2] = tt == t0 ? -1 : tt;
+          rowStamp[4 * j + 3] = hh == h0 ? -1 : static_cast<int32_t>(E) + hh;
+        }
+        std::copy(rowPtrs.begin(), rowPtrs.end(), rowSrc.begin());
+      }
+      if (stamps && tiledBwd) {
+        // Lazy zeroing without a pass of its own (the tiled AVX2 backward, d > 256; at d <= 256 the
+        // same scheme was 2-6 % slower than the memsets below, which bring each row in just before
+        // group_bwd_avx2 reads it, so there they stay): a stale row's first addition of the step
+        // reads its old values from zrow (0 + x: the bits of the zeroed row plus x) and stamps it; the
+        // destinations in the order of their additions (candidates in order, per candidate the head
+        // side's self and other, then the tail side's; a side whose factor is 0 adds nothing), so
+        // every later addition reads the row. The memset of each stale row (a pass over up to 2 x 152
+        // rows per group, each brought into the cache once for the zeros and again for the additions:
+        // at d=1000 a fifth of the kernel) is gone; the true rows are stamped where the accumulators
+        // are added. A stale row named only by sides whose factor is 0 is zeroed as before.
+        int32_t* st = stamps + chunk * 2 * E;
+        for (long q = 0; q < 4 * G; ++q) {
+          const int32_t x = rowStamp[q];
+          if (x < 0 || ((q & 3) < 2 ? fhs[q >> 2] : fts[q >> 2]) == 0 || st[x] == step) continue;
+          st[x] = step;
+          rowSrc[q] = zrow.data();
+        }
+        for (long q = 0; q < 4 * G; ++q) {
+          const int32_t x = rowStamp[q];
+          if (x < 0 || st[x] == step) continue;
+          st[x] = step;
+          std::memset(rowPtrs[q], 0, sizeof(float) * d);
+        }
+      } else if (stamps) {
         // the rows this group's backward adds to: zero the stale ones (first addition of this step)
         int32_t* st = stamps + chunk * 2 * E;
         for (long j = 0; j < 2 * G; ++j) {
@@ -2137,14 +2186,14 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         if (isa == 1) {
           auto gb = useTanh ? (l2 ? group_bwd_avx2<true, true> : group_bwd_avx2<true, false>)
                             : (l2 ? group_bwd_avx2<false, true> : group_bwd_avx2<false, false>);
-          gb(G, d, P, bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], gC + bo, gW + bo, gC + R * d + bo,
-             gW + R * d + bo, gTb + i * d, gB, gU, acc.data(), rowPtrs.data());
+          gb(G, d, P, bh, bt, fhs.data(), fts.data(), gC + bo, gW + bo, gC + R * d + bo, gW + R * d + bo, gTb + i * d,
+             rowPtrs.data());
         } else {
           group_bwd_avx512(G, d, P, bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], useTanh, l2, gC + bo,
                            gW + bo, gC + R * d + bo, gW + R * d + bo, gTb + i * d, gB, gU);
         }
 #endif
-        continue;
+        if (isa != 1) continue;
       }
 #ifdef BOXTE_X86
       if (tiledBwd) {
@@ -2155,13 +2204,6 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         // across the candidates. Every element receives the same operations in the same order
         // (side_bwd_avx2's vector loop on whole 8-lane blocks, the last tile's d mod 8 lanes through
         // side_bwd_scalar as in the full call), so the bits are those of the per-candidate loop.
-        for (long j = 0; j < G; ++j) {
-          const int32_t hh = cand[2 * j], tt = cand[2 * j + 1];
-          rowPtrs[4 * j] = hh == h0 ? aBaseH : gB + hh * d;
-          rowPtrs[4 * j + 1] = tt == t0 ? aBumpT : gU + tt * d;
-          rowPtrs[4 * j + 2] = tt == t0 ? aBaseT : gB + tt * d;
-          rowPtrs[4 * j + 3] = hh == h0 ? aBumpH : gU + hh * d;
-        }
         // The candidates go two at a time through cands_bwd_tile_avx2 (the relation's and the time
         // bump's gradients in registers across them, the box values read once per block for both);
         // the last tile's d mod 8 lanes then take side_bwd_scalar per candidate and side, as
@@ -2170,7 +2212,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         constexpr long kAhead = 3;
         constexpr int kNC = 2;
         using CandsFn = void (*)(long, long, long, long, const float*, const float*, long, const float*, const float*,
-                                 float*, float*, float*, float*, float*, float* const*);
+                                 float*, float*, float*, float*, float*, float* const*, const float* const*);
         const CandsFn cb2 = useTanh ? (l2 ? cands_bwd_tile_avx2<true, true, kNC> : cands_bwd_tile_avx2<true, false, kNC>)
                                     : (l2 ? cands_bwd_tile_avx2<false, true, kNC> : cands_bwd_tile_avx2<false, false, kNC>);
         const CandsFn cb1 = useTanh ? (l2 ? cands_bwd_tile_avx2<true, true, 1> : cands_bwd_tile_avx2<true, false, 1>)
@@ -2193,11 +2235,11 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
               prefetch_row(P + ja * 2 * d + d + k0, len, false);
             }
             if (j + kNC <= G) cb2(j, k0, k8, d, P, bxt, kBwdTile, fhs.data(), fts.data(), gC + bo, gW + bo, gC + R * d + bo,
-                                  gW + R * d + bo, gTbi, rowPtrs.data());
+                                  gW + R * d + bo, gTbi, rowPtrs.data(), rowSrc.data());
             else
               for (long jj = j; jj < G; ++jj)
                 cb1(jj, k0, k8, d, P, bxt, kBwdTile, fhs.data(), fts.data(), gC + bo, gW + bo, gC + R * d + bo, gW + R * d + bo,
-                    gTbi, rowPtrs.data());
+                    gTbi, rowPtrs.data(), rowSrc.data());
           }
           if (k8 < k0 + len) {
             const Box bhk{bh.l + k8, bh.u + k8, bh.c + k8, bh.w + k8, bh.invw + k8, bh.kappa + k8, bh.dkappa + k8};
@@ -2206,17 +2248,18 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
             for (long jj = 0; jj < G; ++jj) {
               const float* pj = P + jj * 2 * d + k8;
               if (fhs[jj] != 0)
-                side_bwd_scalar(pj, bhk, fhs[jj], m, useTanh, l2, gC + bo + k8, gW + bo + k8, rowPtrs[4 * jj] + k8,
-                                rowPtrs[4 * jj + 1] + k8, gTbi + k8);
+                side_bwd_src_scalar(pj, bhk, fhs[jj], m, useTanh, l2, gC + bo + k8, gW + bo + k8, rowPtrs[4 * jj] + k8,
+                                    rowPtrs[4 * jj + 1] + k8, gTbi + k8, rowSrc[4 * jj] + k8, rowSrc[4 * jj + 1] + k8);
               if (fts[jj] != 0)
-                side_bwd_scalar(pj + d, btk, fts[jj], m, useTanh, l2, gC + R * d + bo + k8, gW + R * d + bo + k8,
-                                rowPtrs[4 * jj + 2] + k8, rowPtrs[4 * jj + 3] + k8, gTbi + k8);
+                side_bwd_src_scalar(pj + d, btk, fts[jj], m, useTanh, l2, gC + R * d + bo + k8, gW + R * d + bo + k8,
+                                    rowPtrs[4 * jj + 2] + k8, rowPtrs[4 * jj + 3] + k8, gTbi + k8, rowSrc[4 * jj + 2] + k8,
+                                    rowSrc[4 * jj + 3] + k8);
             }
           }
         }
       }
 #endif
-      for (long j = 0; j < G && !tiledBwd; ++j) {
+      for (long j = 0; j < G && !avx2Bwd; ++j) {
         if (j + 2 < G) {
           const int32_t e = negEnt[i * n + j + 1];
           prefetch_row(gB + e * d, d, true);
@@ -2234,11 +2277,24 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         if (ft != 0) bwd(pj + d, bt, ft, d, useTanh, l2, gC + R * d + bo, gW + R * d + bo, baseT, bumpH, gTb + i * d);
       }
 #ifdef BOXTE_X86
-      if (tiledBwd) {
-        // (the four rows one after the other, as group_bwd_avx2 adds them: the same additions per
-        // element in the same order, also where the true head is the true tail)
+      if (avx2Bwd) {
+        // the accumulators into the true rows (base of the head, bump of the head, base of the tail,
+        // bump of the tail), one after the other: the same additions per element in the same order as
+        // the per-candidate loop, also where the true head is the true tail; a stale true row (lazy
+        // zeroing) reads zrow and is stamped
         float* trueRows[4] = {gB + h0 * d, gU + h0 * d, gB + t0 * d, gU + t0 * d};
-        for (int q = 0; q < 4; ++q) add_row_avx2(trueRows[q], acc.data() + q * d, d);
+        const int32_t trueStamp[4] = {h0, static_cast<int32_t>(E) + h0, t0, static_cast<int32_t>(E) + t0};
+        for (int q = 0; q < 4; ++q) {
+          const float* src = trueRows[q];
+          if (stamps) {
+            int32_t* st = stamps + chunk * 2 * E;
+            if (st[trueStamp[q]] != step) {
+              st[trueStamp[q]] = step;
+              src = zrow.data();
+            }
+          }
+          add_row_avx2(trueRows[q], src, acc.data() + q * d, d);
+        }
         continue;
       }
 #endif
