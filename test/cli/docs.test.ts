@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { optionsFor } from '../../src/cli/args.js';
 import { commands } from '../../src/cli/main.js';
 import { checkCommand, extractCommands, type DocCommand } from './doc_commands.js';
 
@@ -128,4 +129,89 @@ test('the checker refuses what the CLI refuses: unknown commands, subcommands an
   }
   // a placeholder command is skipped, not checked
   assert.equal(checkCommand(extractCommands('t.md', '`tfree CMD --help`\n')[0]).skipped, true);
+});
+
+/**
+ * The (command, subcommand) pairs a cell of docs/cli.md's tables names for the option --name (of
+ * that name, or an old name when `alias`): `generate, eval (all; ...), kg eval/export, folder:
+ * train, ...`; a command named without a subcommand stands for its subcommands that take the option
+ * (at least one). Parenthesised notes go, except that `serve (`temperature`)` names a request
+ * field, not a flag.
+ */
+function namedPairs(cell: string, name: string, alias: boolean): { pairs: string[]; fields: string[] } {
+  const pairs: string[] = [];
+  const fields: string[] = [];
+  for (const raw of cell.replace(/^(folder|file):\s*/, '').replace(/;\s*(folder|file):\s*/g, ', ').split(',')) {
+    const item = raw.trim();
+    const field = /^([\w-]+) \(`\w+`\)$/.exec(item);
+    if (field !== null) {
+      fields.push(field[1]);
+      continue;
+    }
+    const [cmd, subs] = item.replace(/\(.*\)/, '').trim().split(/\s+/);
+    const spec = commands.find((c) => c.name === cmd);
+    assert.ok(spec !== undefined, `docs/cli.md names "${cmd}" (in "${cell}"), no such command`);
+    if (subs === undefined && spec.subcommands !== undefined) {
+      const taking = pairsWith(name, alias).filter((p) => p.startsWith(`${cmd} `));
+      assert.ok(taking.length > 0, `docs/cli.md names "${cmd}" for --${name}, and none of its subcommands takes it`);
+      pairs.push(...taking);
+    } else if (subs === undefined) pairs.push(cmd);
+    else for (const s of subs.split('/')) pairs.push(`${cmd} ${s}`);
+  }
+  return { pairs, fields };
+}
+
+/** The (command, subcommand) pairs whose parser knows --name (as itself, or as an old name when `alias`). */
+function pairsWith(name: string, alias: boolean): string[] {
+  const out: string[] = [];
+  for (const c of commands) {
+    for (const s of c.subcommands !== undefined ? Object.keys(c.subcommands) : [undefined]) {
+      const opts = optionsFor(c, s);
+      const has = alias ? Object.values(opts).some((o) => (o.aliases ?? []).includes(name)) : opts[name] !== undefined;
+      if (has) out.push(s === undefined ? c.name : `${c.name} ${s}`);
+    }
+  }
+  return out;
+}
+
+function tableRows(md: string, heading: string): string[][] {
+  const section = md.slice(md.indexOf(`\n## ${heading}\n`));
+  assert.ok(section.length < md.length, `docs/cli.md has a "## ${heading}" section`);
+  const rows: string[][] = [];
+  for (const line of section.split('\n').slice(2)) {
+    if (line.startsWith('## ')) break;
+    if (!line.startsWith('| `')) continue;
+    rows.push(line.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim()));
+  }
+  return rows;
+}
+
+test("docs/cli.md's tables name exactly the commands that take each shared flag and each old name", () => {
+  const md = fs.readFileSync(join(root, 'docs/cli.md'), 'utf8');
+  const shared = tableRows(md, 'Flags that mean the same everywhere');
+  assert.ok(shared.length >= 10, 'the shared-flags table');
+  for (const [flag, , cell] of shared) {
+    const name = /^`--([\w-]+)/.exec(flag)?.[1];
+    assert.ok(name !== undefined, flag);
+    if (/^(most|all)\b/.test(cell)) continue;
+    const { pairs, fields } = namedPairs(cell, name, false);
+    assert.deepEqual([...new Set(pairs)].sort(), pairsWith(name, false).sort(), `docs/cli.md: the commands of --${name}`);
+    for (const f of fields) assert.ok(pairsWith(name, false).every((p) => !p.startsWith(`${f}`)), `--${name}: ${f} is named as a request field, yet takes the flag`);
+  }
+  const old = tableRows(md, 'Old names');
+  const seen = new Set<string>();
+  for (const [from, to, cell] of old) {
+    const name = /^`--([\w-]+)/.exec(from)?.[1];
+    const target = /^`--([\w-]+)/.exec(to)?.[1];
+    assert.ok(name !== undefined && target !== undefined, `${from} | ${to}`);
+    const { pairs } = namedPairs(cell.replace(/\(.*\)/, ''), name, true);
+    const where = pairsWith(name, true).filter((p) => {
+      const [c, s] = p.split(' ');
+      return commands.some((x) => x.name === c && optionsFor(x, s)[target]?.aliases?.includes(name) === true);
+    });
+    assert.deepEqual([...new Set(pairs)].sort(), where.sort(), `docs/cli.md: the commands where --${name} is an old name of --${target}`);
+    seen.add(`${name}>${target}`);
+  }
+  // every old name of the CLI has its row
+  for (const c of commands) for (const [k, o] of Object.entries(c.options)) for (const a of o.aliases ?? []) assert.ok(seen.has(`${a}>${k}`), `docs/cli.md's old names table lacks --${a} (tfree ${c.name} --${k})`);
 });
