@@ -180,11 +180,13 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec, sub?: stri
   return { options, positionals, given };
 }
 
+const HELP_LINE = { left: '  --help', help: 'show this help' };
+
+/** The options table of a help text, `--help` last, in one column. */
 function optionLines(opts: Record<string, OptionSpec>): string[] {
   const entries = Object.entries(opts);
-  if (entries.length === 0) return [];
   const left = entries.map(([k, s]) => `  --${k}${s.type === 'boolean' ? '' : ` ${s.meta ?? s.type.toUpperCase()}`}`);
-  const w = Math.max(...left.map((l) => l.length)) + 2;
+  const w = Math.max(HELP_LINE.left.length, ...left.map((l) => l.length)) + 2;
   return [
     '',
     'options:',
@@ -193,6 +195,7 @@ function optionLines(opts: Record<string, OptionSpec>): string[] {
       const al = s.aliases !== undefined && s.aliases.length > 0 ? ` [old name: ${s.aliases.map((x) => `--${x}`).join(', ')}]` : '';
       return `${left[i].padEnd(w)}${s.help}${def}${al}`;
     }),
+    `${HELP_LINE.left.padEnd(w)}${HELP_LINE.help}`,
   ];
 }
 
@@ -200,7 +203,7 @@ function optionLines(opts: Record<string, OptionSpec>): string[] {
 export function formatHelp(spec: CommandSpec, sub?: string): string {
   if (sub !== undefined && spec.subcommands?.[sub] !== undefined) {
     const s = spec.subcommands[sub];
-    const lines = [`tfree ${spec.name} ${sub}: ${s.summary}`, '', `usage: ${s.usage}`, ...optionLines(optionsFor(spec, sub)), '  --help  show this help'];
+    const lines = [`tfree ${spec.name} ${sub}: ${s.summary}`, '', `usage: ${s.usage}`, ...optionLines(optionsFor(spec, sub))];
     if (s.details) lines.push('', s.details);
     return lines.join('\n');
   }
@@ -210,8 +213,8 @@ export function formatHelp(spec: CommandSpec, sub?: string): string {
     const w = Math.max(...names.map((n) => n.length)) + 2;
     lines.push('', 'subcommands (tfree ' + spec.name + ' SUB --help for the options of one):');
     for (const [n, s] of Object.entries(spec.subcommands)) lines.push(`  ${n.padEnd(w)}${s.summary}`, `  ${''.padEnd(w)}${s.usage}`);
+    lines.push('', `options:`, `${HELP_LINE.left}  ${HELP_LINE.help}`);
   } else lines.push(...optionLines(spec.options));
-  lines.push('  --help  show this help');
   if (spec.details) lines.push('', spec.details);
   return lines.join('\n');
 }

@@ -60,5 +60,5 @@ export async function runHatDemo(o: HatDemoOptions): Promise<void> {
   const rows = compareQuantized(() => loadHATModel(dir), splitter, { prompts: DEMO_PROMPTS.slice(0, 4), formats: ['kmeans4', 'bin1'], heldOut: [DEMO_TEXT], length: 64, speedBytes: 100, maxSamples: 1 << 14 });
   out(compareTable(rows));
   out('  bpb: bits per byte on a held-out paragraph; FDT/SDT: first divergent byte / share of divergent bytes against the f32 model\'s greedy continuations of 4 prompts (64 bytes each); bytes/s: greedy generation');
-  out('more: tfree eval compare | tfree eval dtm | tfree generate --prompt "..." | tfree train --help | tfree demo engine (the tensor engine tour)');
+  out('more: tfree eval compare | tfree eval dtm --help | tfree generate --prompt "..." | tfree train --help | tfree demo engine (the tensor engine tour)');
 }
