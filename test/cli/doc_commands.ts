@@ -27,7 +27,7 @@ export interface DocCommand {
 }
 
 export interface CheckResult {
-  /** the command position is a placeholder (`tfree CMD --help`): nothing to check */
+  /** the command position is a placeholder (`tfree CMD --help`, `tfree ...`): nothing to check */
   skipped: boolean;
   problems: string[];
 }
@@ -265,7 +265,7 @@ export function checkCommand(doc: DocCommand, table: readonly CommandSpec[] = co
   const first = words[i];
   if (first === undefined) return { skipped: false, problems };
   if (['--help', '-h', 'help', '--version', '-v'].includes(first)) return { skipped: false, problems: words.length > 1 && first !== 'help' ? [`nothing may follow ${first}`] : [] };
-  if (PLACEHOLDER_WORD.test(first)) return { skipped: true, problems };
+  if (PLACEHOLDER_WORD.test(first) || ELLIPSIS.test(first)) return { skipped: true, problems };
   i++;
   const cmds: CommandSpec[] = [];
   for (const name of alternatives(first)) {

@@ -129,6 +129,7 @@ test('the checker refuses what the CLI refuses: unknown commands, subcommands an
   }
   // a placeholder command is skipped, not checked
   assert.equal(checkCommand(extractCommands('t.md', '`tfree CMD --help`\n')[0]).skipped, true);
+  assert.equal(checkCommand(extractCommands('t.md', '`tfree ...`\n')[0]).skipped, true);
 });
 
 /**
