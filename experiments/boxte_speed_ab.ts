@@ -10,10 +10,15 @@
  * `--model FILE` ranks with that trained model instead of the fresh one (the ranking's early exit
  * only pays off on a trained model; the file must match --data).
  *
+ * `--epochs E` (E >= 1) trains E whole epochs through `Trainer.epochJob` instead (the path of `kg
+ * train` and trainEpoch, whose steps may overlap: the entity Adam of one step runs beside the next
+ * step's small calls) after one warm-up step, and prints each epoch's wall seconds and the minimum /
+ * median milliseconds between the job's yields (one step each) over all its steps; no evaluation.
+ *
  * Run: npx tsc -p tsconfig.json && node dist/experiments/boxte_speed_ab.js --root OLD --root NEW
- *      [--data ../shared/data/icews14] [--dim 154] [--steps 40] [--eval-facts 300] [--rounds 2] [--model FILE]
+ *      [--data ../shared/data/icews14] [--dim 154] [--steps 40] [--eval-facts 300] [--rounds 2] [--model FILE] [--epochs E]
  */
-import { arg, runRootsInterleaved, intArg } from './argv.js';
+import { arg, median, runRootsInterleaved, intArg } from './argv.js';
 import { rootTrainer } from './boxte_root.js';
 
 async function child(): Promise<void> {
@@ -23,6 +28,28 @@ async function child(): Promise<void> {
   const N = kg.train.h.length;
   const perm = tr.rng.permutation(N);
   tr.step(perm.subarray(0, 256));
+  const epochs = intArg('epochs', 0, 0);
+  if (epochs > 0) {
+    const walls: number[] = [];
+    const gaps: number[] = [];
+    for (let e = 0; e < epochs; e++) {
+      const job = tr.epochJob();
+      const e0 = performance.now();
+      let t = e0;
+      for (;;) {
+        const r = job.next();
+        const now = performance.now();
+        if (r.done === true) break;
+        gaps.push(now - t);
+        t = now;
+      }
+      walls.push(Math.round(performance.now() - e0) / 1000);
+    }
+    gaps.sort((x, y) => x - y);
+    const ms = (x: number): number => Math.round(x * 1000) / 1000;
+    process.stdout.write(`${JSON.stringify({ root, d, epoch_wall_s: walls, step_ms_min: ms(gaps[0]), step_ms_median: ms(median(gaps)) })}\n`);
+    return;
+  }
   let c0 = process.cpuUsage();
   let t0 = performance.now();
   for (let s = 1; s <= steps; s++) tr.step(perm.subarray(s * 256, (s + 1) * 256));
@@ -49,5 +76,5 @@ async function child(): Promise<void> {
 if (process.argv.includes('--child')) {
   await child();
 } else {
-  runRootsInterleaved(import.meta.url, ['--dim', String(intArg('dim', 154)), '--steps', String(intArg('steps', 40)), '--eval-facts', String(intArg('eval-facts', 300, 0)), '--model', arg('model', '')], '2', 'twice: old and new');
+  runRootsInterleaved(import.meta.url, ['--dim', String(intArg('dim', 154)), '--steps', String(intArg('steps', 40)), '--eval-facts', String(intArg('eval-facts', 300, 0)), '--model', arg('model', ''), '--epochs', String(intArg('epochs', 0, 0))], '2', 'twice: old and new');
 }

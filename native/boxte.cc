@@ -1317,6 +1317,8 @@ struct Args {
 
 // finishes a background boxteAdamRowsStart job, if any (every call that reads or writes entity tables)
 void adam_bg_finish(napi_env env);
+// true when the open background job uses bytes of one of the ranges [first, second)
+bool adam_bg_overlaps(const std::vector<std::pair<const char*, const char*>>& spans);
 
 void fail(Args& a, const char* what, const char* name) {
   if (!a.ok) return;
@@ -1695,19 +1697,24 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
 // [base E | bump E]) in blocks of 256 rows: task blk of 2 * exp_blocks(E) (elementwise, so the
 // thread count and order do not matter)
 long exp_blocks(long E) { return (E + 255) / 256; }
-void exp_rows_block(const float* base, const float* bump, long E, long d, int isa, long blk, float* eTab, uint8_t* eOk) {
+// rows r0..r1-1 of table s (x: base for s = 0, bump for s = 1) into the table (the fused Adam's tasks call it too)
+void exp_rows_range(const float* x, long s, long E, long d, int isa, long r0, long r1, float* eTab, uint8_t* eOk) {
 #ifdef BOXTE_X86
-  const long nbk = exp_blocks(E), s = blk / nbk, r0 = (blk % nbk) * 256, r1 = std::min(E, r0 + 256);
-  const float* x = s == 0 ? base : bump;
   for (long r = r0; r < r1; ++r)
     eOk[s * E + r] = (isa == 2 ? exp_vec_avx512(x + r * d, nullptr, d, eTab + (s * E + r) * d)
                                : exp_vec_avx2(x + r * d, nullptr, d, eTab + (s * E + r) * d)) ? 1 : 0;
 #else
-  (void)base, (void)bump, (void)E, (void)d, (void)isa, (void)blk, (void)eTab, (void)eOk;
+  (void)x, (void)s, (void)E, (void)d, (void)isa, (void)r0, (void)r1, (void)eTab, (void)eOk;
 #endif
 }
+void exp_rows_block(const float* base, const float* bump, long E, long d, int isa, long blk, float* eTab, uint8_t* eOk) {
+  const long nbk = exp_blocks(E), s = blk / nbk, r0 = (blk % nbk) * 256, r1 = std::min(E, r0 + 256);
+  exp_rows_range(s == 0 ? base : bump, s, E, d, isa, r0, r1, eTab, eOk);
+}
 
-// boxteExpTableStart's table (see there): valid for one boxteTrainGroups call on the same base / bump
+// boxteExpTableStart's table (see there): valid for one boxteTrainGroups call on the same base / bump.
+// fused: made by a boxteAdamRowsStart with expD (its tasks write it as they update the rows), not yet
+// taken by the boxteExpTableStart on these tables that the trainGroups must come after
 struct ExpPre {
   std::vector<float> tab;
   std::vector<uint8_t> ok;
@@ -1716,6 +1723,13 @@ struct ExpPre {
   long E = 0, d = 0;
   int isa = 0;
   bool ready = false;
+  bool fused = false;
+  // the table is no longer valid when rows of [p, p + n) change
+  void invalidate_if(const float* p, long n) {
+    if (!ready) return;
+    const float* e = p + n;
+    if ((p < base + E * d && base < e) || (p < bump + E * d && bump < e)) ready = fused = false;
+  }
 };
 ExpPre g_expPre;
 std::mutex g_expUseMu;  // held by a boxteTrainGroups reading g_expPre and by a start writing it
@@ -1792,8 +1806,8 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   if (expFwd) {
     expUse.lock();
     ExpPre& pre = g_expPre;
-    const bool fresh = pre.ready && pre.base == base && pre.bump == bump && pre.E == E && pre.d == d && pre.isa == isa;
-    pre.ready = false;
+    const bool fresh = pre.ready && !pre.fused && pre.base == base && pre.bump == bump && pre.E == E && pre.d == d && pre.isa == isa;
+    pre.ready = pre.fused = false;
     if (fresh) {
       eTab = pre.tab.data();
       eOk = pre.ok.data();
@@ -2631,6 +2645,17 @@ struct AdamJob {
   long d = 1, E = 0, rch = 1, ntasks = 0;
   std::vector<float> zero;  // d zeros (stamps)
   int isa = 0;
+  const int32_t* st0 = nullptr;  // all the stamps ([nslots + 1, 2, E]; null without)
+  // the byte ranges this job reads or writes, appended to out
+  void spans(std::vector<std::pair<const char*, const char*>>& out) const {
+    const auto add = [&](const void* q, long bytes) {
+      if (q) out.emplace_back(static_cast<const char*>(q), static_cast<const char*>(q) + bytes);
+    };
+    const long f = static_cast<long>(sizeof(float));
+    for (const float* q : {p, g0, m, v}) add(q, n * f);
+    if (sl && nslots > 0) add(sl, ((nslots - 1) * stride + n) * f);
+    if (st0) add(st0, (nslots + 1) * 2 * E * static_cast<long>(sizeof(int32_t)));
+  }
   void run(long c) const {
     if (st) {
       const long r0 = c * rch, r1 = std::min(E, r0 + rch);
@@ -2702,6 +2727,7 @@ bool parse_adam(Args& a, size_t o, AdamJob& j) {
       const int32_t* st = arr<int32_t>(a, o + 13, "stamps", napi_int32_array, (j.nslots + 1) * 2 * j.E);
       if (!a.ok) return false;
       j.st = st + table * j.E;
+      j.st0 = st;
       j.zero.assign(j.d, 0.0f);
       j.rch = std::max(1L, CH / j.d);
       j.ntasks = (j.E + j.rch - 1) / j.rch;
@@ -2715,15 +2741,20 @@ bool parse_adam(Args& a, size_t o, AdamJob& j) {
 // then bump). With stamps (boxteTrainGroups' [nslots + 1, 2, E], this parameter = table 0 (base) or
 // 1 (bump), rows of d): only the rows stamped with step are read (adam_rows_touched_*), nothing is
 // zeroed.
+// A background job (boxteAdamRowsStart / boxteExpTableStart) that uses none of this call's arrays keeps
+// running: the update then runs on the calling thread (the pool is held; elementwise, same bits).
 napi_value AdamRows(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteAdamRows");
-  adam_bg_finish(env);
+  AdamJob j;
+  const bool parsed = parse_adam(a, 0, j);
+  std::vector<std::pair<const char*, const char*>> spans;
+  if (parsed) j.spans(spans);
+  if (!parsed || adam_bg_overlaps(spans)) adam_bg_finish(env);
+  if (!parsed) return nullptr;
   {
     std::lock_guard<std::mutex> use(g_expUseMu);
-    g_expPre.ready = false;  // (the tables may change)
+    g_expPre.invalidate_if(j.p, j.n);  // (the table of these rows)
   }
-  AdamJob j;
-  if (!parse_adam(a, 0, j)) return nullptr;
   auto task = [&](long c, int) { j.run(c); };
   parallel_tasks(j.ntasks, 0, task);
   return napi::undef(env);
@@ -2739,12 +2770,24 @@ napi_value AdamRows(napi_env env, napi_callback_info info) {
 // count except boxteTrainGroups, which finishes the background job first, as do the other calls
 // that read entity tables). The arrays are referenced until the wait; the caller must not use
 // them meanwhile. With one thread (or the pool busy) the updates run before the call returns.
+// A trailing expD (boxteAdamRowsStart(2, ...base's 17, ...bump's 17, expD), both with stamps and rows of
+// expD): each task also computes the exponentials of the rows it updated, so the job leaves the table
+// of boxteExpTableStart for the updated base / bump (AVX2 / AVX-512; elsewhere, or where the arguments
+// do not fit, expD is ignored); the next boxteExpTableStart on these tables takes it instead of
+// starting its own job (the caller must not change base or bump in between).
 struct AdamBg {
   std::vector<AdamJob> jobs;
   std::vector<long> first;  // first task of each job, then the total
   std::vector<napi_ref> refs;
   napi_env env = nullptr;
   bool open = false;
+  // the byte ranges the open job reads or writes (a boxteAdamRows on other arrays need not finish it)
+  std::vector<std::pair<const char*, const char*>> spans;
+  // expD given (see AdamRowsStart): task t of job q (0 base, 1 bump) also writes the exponentials of
+  // the rows it updated into g_expPre's table (eTab / eOk, its isa)
+  float* eTab = nullptr;
+  uint8_t* eOk = nullptr;
+  int eIsa = 0;
 };
 AdamBg g_adamBg;
 std::mutex g_adamBgMu;
@@ -2753,7 +2796,20 @@ void adam_bg_task(void* ctx, long t, int) {
   const AdamBg& bg = *static_cast<const AdamBg*>(ctx);
   size_t q = 0;
   while (t >= bg.first[q + 1]) ++q;
-  bg.jobs[q].run(t - bg.first[q]);
+  const AdamJob& j = bg.jobs[q];
+  const long c = t - bg.first[q];
+  j.run(c);
+  // (the rows' new values, still in this core's cache; exp_rows_block's operations per row)
+  if (bg.eTab) exp_rows_range(j.p, static_cast<long>(q), j.E, j.d, bg.eIsa, c * j.rch, std::min(j.E, (c + 1) * j.rch), bg.eTab, bg.eOk);
+}
+
+bool adam_bg_overlaps(const std::vector<std::pair<const char*, const char*>>& spans) {
+  std::lock_guard<std::mutex> lk(g_adamBgMu);
+  if (!g_adamBg.open) return false;
+  for (const auto& x : spans)
+    for (const auto& y : g_adamBg.spans)
+      if (x.first < y.second && y.first < x.second) return true;
+  return false;
 }
 
 // (a job finished by a call from another JS thread's env leaves its references to the arrays in place:
@@ -2763,6 +2819,9 @@ void adam_bg_release(napi_env env) {
     for (napi_ref r : g_adamBg.refs) napi_delete_reference(env, r);
   g_adamBg.refs.clear();
   g_adamBg.jobs.clear();
+  g_adamBg.spans.clear();
+  g_adamBg.eTab = nullptr;
+  g_adamBg.eOk = nullptr;
   g_adamBg.env = nullptr;
 }
 
@@ -2779,7 +2838,7 @@ napi_value AdamRowsStart(napi_env env, napi_callback_info info) {
   adam_bg_finish(env);
   {
     std::lock_guard<std::mutex> use(g_expUseMu);
-    g_expPre.ready = false;  // (the tables may change)
+    g_expPre.ready = g_expPre.fused = false;  // (the tables may change)
   }
   const long count = integer(a, 0, "count", 0);
   if (!a.ok) return nullptr;
@@ -2790,11 +2849,40 @@ napi_value AdamRowsStart(napi_env env, napi_callback_info info) {
   std::vector<AdamJob> jobs(count);
   for (long q = 0; q < count; ++q)
     if (!parse_adam(a, 1 + 17 * q, jobs[q])) return nullptr;
+  const size_t xd = static_cast<size_t>(1 + 17 * count);
+  const long expD = a.n > xd && !absent(a, xd) ? integer(a, xd, "expD", 1) : 0;
+  if (!a.ok) return nullptr;
+  const int isa = boxte_isa();
+  // the exponentials with the update: base then bump, both lazy with rows of expD (AdamJob.rch rows a task)
+  const bool withExp = expD > 0 && isa >= 1 && count == 2 && jobs[0].st && jobs[1].st && jobs[0].d == expD && jobs[1].d == expD &&
+                       jobs[0].E == jobs[1].E && jobs[0].E > 0;
+  std::unique_lock<std::mutex> use(g_expUseMu, std::defer_lock);
+  if (withExp) {
+    use.lock();
+    ExpPre& pre = g_expPre;
+    const long E = jobs[0].E;
+    if (static_cast<long>(pre.tab.size()) < 2 * E * expD) {
+      pre.tab = std::vector<float>(2 * E * expD);
+      advise_huge(pre.tab.data(), 2 * E * expD * static_cast<long>(sizeof(float)));
+    }
+    pre.ok.resize(2 * E);
+    pre.base = jobs[0].p;
+    pre.bump = jobs[1].p;
+    pre.E = E;
+    pre.d = expD;
+    pre.isa = isa;
+    pre.ready = pre.fused = true;
+  }
   std::lock_guard<std::mutex> lk(g_adamBgMu);
   AdamBg& bg = g_adamBg;
   bg.jobs = std::move(jobs);
   bg.first.assign(1, 0);
   for (const AdamJob& j : bg.jobs) bg.first.push_back(bg.first.back() + j.ntasks);
+  bg.spans.clear();
+  for (const AdamJob& j : bg.jobs) j.spans(bg.spans);
+  bg.eTab = withExp ? g_expPre.tab.data() : nullptr;
+  bg.eOk = withExp ? g_expPre.ok.data() : nullptr;
+  bg.eIsa = isa;
   if (pool_start(bg.first.back(), adam_bg_task, &bg)) {
     bg.open = true;
     bg.env = env;
@@ -2807,11 +2895,12 @@ napi_value AdamRowsStart(napi_env env, napi_callback_info info) {
         if (napi_create_reference(env, a.v[x], 1, &r) == napi_ok) bg.refs.push_back(r);
       }
   } else {
-    for (const AdamJob& j : bg.jobs) {
-      auto task = [&](long c, int) { j.run(c); };
-      parallel_tasks(j.ntasks, 0, task);
-    }
+    auto task = [&](long t, int) { adam_bg_task(&bg, t, 0); };
+    parallel_tasks(bg.first.back(), 0, task);
     bg.jobs.clear();
+    bg.spans.clear();
+    bg.eTab = nullptr;
+    bg.eOk = nullptr;
   }
   return napi::undef(env);
 }
@@ -2826,10 +2915,11 @@ napi_value AdamRowsWait(napi_env env, napi_callback_info) {
 // the background (pool_start) while the caller runs the step's other calls on one thread; that
 // boxteTrainGroups finishes the job (taking the blocks not begun) and uses the table once. The caller
 // must not change base or bump in between; a boxteTrainGroups on other tables, or one after
-// boxteAdamRows / boxteAdamRowsStart, computes its own. Nothing to do on the generic path.
+// boxteAdamRows / boxteAdamRowsStart, computes its own. Nothing to do on the generic path. Where the
+// last boxteAdamRowsStart was given expD for these tables, its job makes the table (see there): this
+// call takes it and returns, leaving that job running (the boxteTrainGroups finishes it).
 napi_value ExpTableStart(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteExpTableStart");
-  adam_bg_finish(env);
   napi_typedarray_type tp;
   size_t len = 0;
   if (napi_get_typedarray_info(env, a.v[0], &tp, &len, nullptr, nullptr, nullptr) != napi_ok) len = 0;
@@ -2845,8 +2935,18 @@ napi_value ExpTableStart(napi_env env, napi_callback_info info) {
   const long E = n / d;
   const int isa = boxte_isa();
   if (isa < 1 || E == 0) return napi::undef(env);
+  {
+    std::lock_guard<std::mutex> use(g_expUseMu);
+    ExpPre& pre = g_expPre;
+    if (pre.ready && pre.fused && pre.base == base && pre.bump == bump && pre.E == E && pre.d == d && pre.isa == isa) {
+      pre.fused = false;
+      return napi::undef(env);
+    }
+  }
+  adam_bg_finish(env);
   std::lock_guard<std::mutex> use(g_expUseMu);
   ExpPre& pre = g_expPre;
+  pre.fused = false;
   if (static_cast<long>(pre.tab.size()) < 2 * E * d) {
     pre.tab = std::vector<float>(2 * E * d);
     advise_huge(pre.tab.data(), 2 * E * d * static_cast<long>(sizeof(float)));
@@ -2863,6 +2963,8 @@ napi_value ExpTableStart(napi_env env, napi_callback_info info) {
   if (pool_start(2 * exp_blocks(E), exp_pre_task, &pre)) {
     bg.open = true;
     bg.env = env;
+    bg.spans.clear();
+    for (const float* x : {base, bump}) bg.spans.emplace_back(reinterpret_cast<const char*>(x), reinterpret_cast<const char*>(x + n));
     for (size_t x : {0, 1}) {
       napi_ref r;
       if (napi_create_reference(env, a.v[x], 1, &r) == napi_ok) bg.refs.push_back(r);

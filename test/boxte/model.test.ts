@@ -22,6 +22,7 @@ import {
   filteredRank,
   rankFromComparisons,
   scoreBatchJs,
+  type AdamRowsArgs,
   type BoxKernels,
   type BoxTEConfig,
 } from '../../src/models/boxte/index.js';
@@ -390,7 +391,7 @@ test('training kernel above d = 256 (AVX2: forward and backward in tiles of 128 
   restoreBoxKernels();
 });
 
-test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): three steps on stale buffers give the bits of zeroed buffers, every kernel variant, 1 and 2 chunks; the same through adamRowsStart / adamRowsWait (both tables in the background, another kernel run meanwhile)', () => {
+test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): three steps on stale buffers give the bits of zeroed buffers, every kernel variant, 1 and 2 chunks; the same through adamRowsStart / adamRowsWait (both tables in the background, another kernel and an adamRows on other arrays run meanwhile), and pipelined (adamRowsStart with expD left running, the next step\'s expTableStart takes its table, trainGroups waits)', () => {
   // d = 13 (a masked tail in every row), repeated entities within groups
   const m = tinyModel({ numEntities: 9, dim: 13 }, 5, 0.8);
   const { dim: d, numRelations: R, numEntities: E } = m.cfg;
@@ -414,7 +415,14 @@ test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): thre
     const v = k.small === null ? 0 : k.small.timeReg(40, 16, K, 0.3, gK);
     return Float32Array.from([v, ...gK]);
   };
-  const run = (k: BoxKernels, lazy: boolean, count: number, background = false): Float32Array => {
+  // an adamRows on other arrays while the pool is held: same bits as alone
+  const small = (k: BoxKernels): Float32Array => {
+    const p = Float32Array.from({ length: 3 * d }, (_, i) => Math.sin(i));
+    const g = Float32Array.from(p, (x) => x * 0.5 - 0.1);
+    k.adamRows?.({ p, g0: g, slots: null, m: new Float32Array(p.length), v: new Float32Array(p.length), lr: 1e-2, b1: 0.9, b2: 0.999, eps: 1e-8, bc1: 0.1, bc2: 0.001 });
+    return p;
+  };
+  const run = (k: BoxKernels, lazy: boolean, count: number, background = false, pipelined = false): Float32Array => {
     const base = m.entityBase.f32().slice();
     const bump = m.entityBump.f32().slice();
     const mom = [0, 1, 2, 3].map(() => new Float32Array(E * d));
@@ -429,6 +437,8 @@ test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): thre
     const losses: number[] = [];
     steps.forEach((st, si) => {
       const step = si + 1;
+      // pipelined: the last step's Adam may still run; this takes the table it makes (trainGroups waits)
+      if (pipelined) k.expTableStart?.(base, bump, d);
       const loss = k.trainGroups({
         B, n, d, tanh: true, order: 2, base, bump, boxes, tb: st.tb, h: st.h, r: st.r, t: st.t, negEnt: st.negEnt, negTail: st.negTail,
         gradScale: 1 / B, gBase, gBump, gc: new Float32Array(2 * R * d), gw: new Float32Array(2 * R * d), gTb: new Float32Array(B * d),
@@ -447,10 +457,15 @@ test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): thre
       }));
       if (background && k.adamRowsStart !== null) {
         const reg = regOf(k);
-        k.adamRowsStart(args);
+        const sm = small(k);
+        const last = si + 1 === steps.length;
+        k.adamRowsStart(args, pipelined && !last ? d : undefined);
         assert.deepEqual(regOf(k), reg, 'a kernel run during the background Adam');
-        k.adamRowsWait();
-        k.adamRowsWait(); // (nothing left to wait for)
+        assert.deepEqual(small(k), sm, 'an adamRows on other arrays during the background Adam');
+        if (!pipelined || last) {
+          k.adamRowsWait();
+          k.adamRowsWait(); // (nothing left to wait for)
+        }
       } else for (const a of args) k.adamRows(a);
     });
     if (k.adamRows === null) {
@@ -487,6 +502,7 @@ test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): thre
         assert.ok(nk.adamRowsStart !== null, 'the addon has adamRowsStart');
         assert.deepEqual(run(nk, true, count, true), want, `${v.name}, ${count} slot(s): background = zeroed, bit for bit`);
         assert.deepEqual(run(nk, false, count, true), want, `${v.name}, ${count} slot(s): background without stamps = zeroed, bit for bit`);
+        assert.deepEqual(run(nk, true, count, true, true), want, `${v.name}, ${count} slot(s): pipelined = zeroed, bit for bit`);
       }
     }
   }
@@ -536,6 +552,27 @@ test('expTableStart: trainGroups after it gives the bits of trainGroups alone (d
       k.expTableStart(base, bump, d);
       assert.deepEqual(moved, run(), `${v.name} d=${d}: a start before adamRows is not used`);
       base.set(saved);
+      // adamRowsStart with expD (its job makes the table of the updated tables), then adamRows changes
+      // base again: the next expTableStart must not take the stale table; unchanged, it takes it
+      const stamps = new Int32Array(2 * E);
+      const lazyArgs = (p: Float32Array, table: 0 | 1): AdamRowsArgs => ({
+        p, g0: new Float32Array(E * d), slots: null, m: Float32Array.from(p, () => 0.01), v: Float32Array.from(p, () => 1e-4), lr: 0.05, b1: 0.9, b2: 0.999, eps: 1e-8, bc1: 0.1, bc2: 0.001,
+        lazy: { stamps, step: 1, d, table },
+      });
+      const savedBump = bump.slice();
+      for (const change of [true, false]) {
+        k.adamRowsStart!([lazyArgs(base, 0), lazyArgs(bump, 1)], d);
+        if (change) k.adamRows!({ p: base, g0: Float32Array.from(base, () => 0.3), slots: null, m: z.slice(), v: z.slice(), lr: 0.5, b1: 0.9, b2: 0.999, eps: 1e-8, bc1: 0.1, bc2: 0.001 });
+        k.expTableStart(base, bump, d);
+        const got = run();
+        k.adamRowsWait();
+        assert.notDeepEqual(base, saved);
+        k.expTableStart(other, bump, d); // (computes its own table for other tables: the reference below starts fresh)
+        k.adamRowsWait();
+        assert.deepEqual(got, run(), `${v.name} d=${d}: after adamRowsStart with expD${change ? ' and an adamRows on base' : ''}`);
+        base.set(saved);
+        bump.set(savedBump);
+      }
     }
   }
   restoreBoxKernels();

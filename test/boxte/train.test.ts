@@ -231,3 +231,40 @@ test('lr schedule in training: the optimizer follows the schedule step by step; 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('pipelined epochs (epochJob leaves the entity Adam and the next exponentials running between steps) equal step() one at a time, bit for bit, 1 and 2 threads; a throw inside the job settles it', () => {
+  const o = { ...opts, epochs: 2 };
+  for (const threads of [1, 2]) {
+    withThreads(threads, () => {
+      const a = new Trainer(kg, cfg(16), o);
+      const losses = [a.trainEpoch().loss, a.trainEpoch().loss];
+      const b = new Trainer(kg, cfg(16), o);
+      const stepLosses: number[] = [];
+      for (let e = 0; e < 2; e++) {
+        const N = kg.train.h.length;
+        const perm = b.rng.permutation(N);
+        const steps = b.stepsPerEpoch;
+        let sum = 0;
+        for (let s = 0; s < steps; s++) {
+          const idx = perm.subarray(s * o.batchSize, Math.min(N, (s + 1) * o.batchSize));
+          b.opt.lr = b.lrAt(e * steps + s);
+          sum += b.step(idx) * idx.length;
+        }
+        stepLosses.push(sum / N);
+      }
+      assert.deepEqual(losses, stepLosses, `${threads} thread(s): same epoch losses`);
+      for (const [name, p] of a.model.store.entries()) assert.deepEqual(b.model.store.get(name).f32(), p.f32(), `${threads} thread(s): parameter ${name}`);
+      // a throw from onStep in the middle of an epoch: the job settles (the entity tables are final and
+      // the pool free), training goes on
+      const c = new Trainer(kg, cfg(16), o);
+      assert.throws(() => c.trainEpoch((s) => {
+        if (s === 3) throw new Error('stop here');
+      }), /stop here/);
+      const ref = new Trainer(kg, cfg(16), o);
+      const perm = ref.rng.permutation(kg.train.h.length);
+      for (let s = 0; s < 3; s++) ref.step(perm.subarray(s * o.batchSize, (s + 1) * o.batchSize));
+      for (const [name, p] of ref.model.store.entries()) assert.deepEqual(c.model.store.get(name).f32(), p.f32(), `${threads} thread(s): parameter ${name} after the throw`);
+      assert.ok(Number.isFinite(c.trainEpoch().loss));
+    });
+  }
+});

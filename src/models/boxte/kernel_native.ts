@@ -40,7 +40,7 @@ export interface BoxteAddon {
     lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number,
     stamps?: Int32Array | null, step?: number, d?: number, table?: number,
   ): void;
-  /** count, then count x the 17 arguments of boxteAdamRows (count <= 2) */
+  /** count, then count x the 17 arguments of boxteAdamRows (count <= 2), then expD (optional) */
   boxteAdamRowsStart(count: number, ...args: unknown[]): void;
   boxteAdamRowsWait(): void;
   boxteExpTableStart(base: Float32Array, bump: Float32Array, d: number): void;
@@ -133,9 +133,9 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
     },
     adamRowsStart:
       typeof adamStart === 'function' && typeof adamWait === 'function'
-        ? (list: readonly AdamRowsArgs[]): void => {
+        ? (list: readonly AdamRowsArgs[], expD?: number): void => {
             if (list.length > 2) throw new Error(`adamRowsStart: at most 2 tables, got ${list.length}`);
-            adamStart(list.length, ...list.flatMap(adamArgs));
+            adamStart(list.length, ...list.flatMap(adamArgs), expD);
           }
         : null,
     adamRowsWait: typeof adamWait === 'function' ? (): void => adamWait() : (): void => {},

@@ -65,8 +65,12 @@ export interface BoxKernels {
    * runs its other kernels on one thread (the pool is held; every boxte kernel but trainGroups gives
    * the same bits at any thread count, and trainGroups, scoreBatch, rankBatch, expRows and adamRows
    * wait first) and must not touch the arrays given. With one thread the updates run at once.
+   * adamRows on other arrays does not wait (it runs on the calling thread meanwhile). `expD`: list is
+   * [base, bump], both `lazy` with rows of expD; the job also computes the exponentials of the updated
+   * tables, which the next expTableStart on them takes instead of starting its own job (AVX2 /
+   * AVX-512; ignored elsewhere). base and bump must not change in between.
    */
-  adamRowsStart: ((list: readonly AdamRowsArgs[]) => void) | null;
+  adamRowsStart: ((list: readonly AdamRowsArgs[], expD?: number) => void) | null;
   /** waits for the updates of the last adamRowsStart (the calling thread takes the ones not begun) */
   adamRowsWait: () => void;
   /**

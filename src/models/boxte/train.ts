@@ -170,6 +170,8 @@ export class Trainer {
   private readonly gBump: Float32Array;
   /** per-step buffers reused across steps */
   private readonly scratch = new StepScratch();
+  /** the kernels whose background entity Adam a pipelined step (epochJob) left running, or null (see settle) */
+  private pending: BoxKernels | null = null;
   /** wall seconds spent per phase of `step` since construction (profiling; see docs/boxte.md) */
   readonly phaseSeconds: Record<string, number> = {};
   private lap = 0;
@@ -201,24 +203,47 @@ export class Trainer {
 
   /** One optimisation step on the training facts at `idx`; returns the loss (CE + lambda reg). */
   step(idx: Int32Array): number {
+    return this.stepKeep(idx, false);
+  }
+
+  /**
+   * Waits for the entity tables' update that a pipelined step left running in the background (see
+   * stepKeep); every method that reads the parameters or the optimizer state calls it first.
+   */
+  settle(): void {
+    const k = this.pending;
+    this.pending = null;
+    k?.adamRowsWait();
+  }
+
+  /**
+   * `step`; with `keep` (epochJob, all but an epoch's last step) the entity tables' Adam may still be
+   * running in the background when it returns, together with the exponentials of the updated tables
+   * for the next step (adamRowsStart with expD): the next step's small calls and batch run beside it
+   * and its trainGroups waits for it. Until then (or settle()) nothing may read or write the entity
+   * tables, their gradients or moments.
+   */
+  private stepKeep(idx: Int32Array, keep: boolean): number {
     this.lap = performance.now();
     const m = this.model;
     const d = m.cfg.dim;
     const k = boxKernels();
+    if (this.pending !== null && this.pending !== k) this.settle();
     const fused = k.adamRows !== null;
     // the kernel's exponentials of the entity tables in the background while this thread picks the
     // batch and runs the negatives, corners and time bumps (trainGroups waits for them; a throw before
-    // it waits here, releasing the pool)
+    // it waits here, releasing the pool); after a kept step its job makes them (the call only takes them)
     if (fused && m.cfg.tanh) k.expTableStart?.(m.entityBase.f32(), m.entityBump.f32(), d);
     try {
-      return this.stepAfterStart(idx, k, fused);
+      return this.stepAfterStart(idx, k, fused, keep);
     } catch (e) {
+      this.pending = null;
       k.adamRowsWait();
       throw e;
     }
   }
 
-  private stepAfterStart(idx: Int32Array, k: BoxKernels, fused: boolean): number {
+  private stepAfterStart(idx: Int32Array, k: BoxKernels, fused: boolean, keep: boolean): number {
     const m = this.model;
     const { dim: d, numRelations: R, numEntities: E } = m.cfg;
     const tr = this.kg.train;
@@ -306,8 +331,10 @@ export class Trainer {
       });
     };
     const background = fused && this.entityMomentsMade && k.adamRowsStart !== null;
-    if (background) k.adamRowsStart?.(entityAdam());
+    // kept: the job also makes the next step's exponentials of the updated tables (with tanh)
+    if (background) k.adamRowsStart?.(entityAdam(), keep && m.cfg.tanh ? d : undefined);
     let loss = lossSum / B;
+    let kept = false;
     try {
       if (!fused) {
         m.entityBase.grad = new Tensor(this.gBase, m.entityBase.shape);
@@ -335,9 +362,12 @@ export class Trainer {
         for (const a of entityAdam()) k.adamRows(a);
         this.entityMomentsMade = true;
       }
+      kept = background && keep;
     } finally {
-      if (background) k.adamRowsWait();
+      // (a throw waits: the pool is released)
+      if (background && !kept) k.adamRowsWait();
     }
+    if (kept) this.pending = k;
     this.mark('adam');
     return loss;
   }
@@ -347,7 +377,12 @@ export class Trainer {
     return runToEnd(this.epochJob(onStep));
   }
 
-  /** `trainEpoch` as a job that yields after every step (run it with runYielding so Ctrl-C handlers run). */
+  /**
+   * `trainEpoch` as a job that yields after every step (run it with runYielding so Ctrl-C handlers run).
+   * Its steps are pipelined (stepKeep): at a yield (and in onStep) the entity tables may still be
+   * updated in the background, so read the model only after the job has ended (it settles at its
+   * end, also on a throw or return).
+   */
   *epochJob(onStep?: (step: number, steps: number, loss: number) => void): Generator<number, EpochResult, void> {
     const t0 = performance.now();
     const N = this.kg.train.h.length;
@@ -355,16 +390,20 @@ export class Trainer {
     const bs = this.opts.batchSize;
     let lossSum = 0;
     const steps = this.stepsPerEpoch;
-    for (let s = 0; s < steps; s++) {
-      const idx = perm.subarray(s * bs, Math.min(N, (s + 1) * bs));
-      this.opt.lr = this.lrAt(this.epoch * steps + s);
-      const l = this.step(idx);
-      if (!Number.isFinite(l)) {
-        throw new DivergenceError(`training diverged at epoch ${this.epoch + 1}, step ${s + 1}: the loss is ${l} (lower --lr)`);
+    try {
+      for (let s = 0; s < steps; s++) {
+        const idx = perm.subarray(s * bs, Math.min(N, (s + 1) * bs));
+        this.opt.lr = this.lrAt(this.epoch * steps + s);
+        const l = this.stepKeep(idx, s + 1 < steps);
+        if (!Number.isFinite(l)) {
+          throw new DivergenceError(`training diverged at epoch ${this.epoch + 1}, step ${s + 1}: the loss is ${l} (lower --lr)`);
+        }
+        lossSum += l * idx.length;
+        onStep?.(s + 1, steps, l);
+        yield s + 1;
       }
-      lossSum += l * idx.length;
-      onStep?.(s + 1, steps, l);
-      yield s + 1;
+    } finally {
+      this.settle();
     }
     const bad = nonFiniteParam(this.model);
     if (bad !== null) throw new DivergenceError(`training diverged in epoch ${this.epoch + 1}: ${bad} (lower --lr)`);
@@ -385,6 +424,7 @@ export class Trainer {
 
   /** Filtered metrics on the valid split (or its subsample). */
   validate(onProgress?: (done: number, total: number) => void): RankMetrics {
+    this.settle();
     const q: Quads = subsample(this.kg.valid, this.opts.validLimit);
     return evaluateSplit(this.model, q, this.knownFacts(), { onProgress });
   }
@@ -417,6 +457,7 @@ export class Trainer {
   // ---- checkpoints ------------------------------------------------------------------------------
 
   private paramEntries(): [string, { dtype: 'F32'; shape: number[]; data: Float32Array }][] {
+    this.settle();
     return this.model.store.entries().map(([name, p]) => [name, { dtype: 'F32', shape: p.shape.slice(), data: p.f32() }]);
   }
 
@@ -426,6 +467,7 @@ export class Trainer {
   }
 
   state(): TrainState {
+    this.settle();
     return {
       epoch: this.epoch,
       rng: this.rng.state(),
