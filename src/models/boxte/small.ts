@@ -18,10 +18,11 @@ import { boxTable, cornerGrad, type BoxTable } from './kernel.js';
  */
 export class StepScratch {
   private readonly arrays = new Map<string, Float32Array | Float64Array | Int32Array | Uint8Array>();
-  private get<T extends Float32Array | Float64Array | Int32Array | Uint8Array>(name: string, n: number, make: (n: number) => T, zero: boolean): T {
+  // (the constructor compared directly: a closure and a probe array per call cost ~0.1 ms a training step)
+  private get<T extends Float32Array | Float64Array | Int32Array | Uint8Array>(name: string, n: number, make: new (n: number) => T, zero: boolean): T {
     let a = this.arrays.get(name) as T | undefined;
-    if (a === undefined || a.length !== n || a.constructor !== make(0).constructor) {
-      a = make(n);
+    if (a === undefined || a.length !== n || a.constructor !== make) {
+      a = new make(n);
       this.arrays.set(name, a);
     } else if (zero) {
       a.fill(0);
@@ -29,16 +30,16 @@ export class StepScratch {
     return a;
   }
   f32(name: string, n: number, zero = false): Float32Array {
-    return this.get(name, n, (k) => new Float32Array(k), zero);
+    return this.get(name, n, Float32Array, zero);
   }
   f64(name: string, n: number, zero = false): Float64Array {
-    return this.get(name, n, (k) => new Float64Array(k), zero);
+    return this.get(name, n, Float64Array, zero);
   }
   i32(name: string, n: number): Int32Array {
-    return this.get(name, n, (k) => new Int32Array(k), false);
+    return this.get(name, n, Int32Array, false);
   }
   u8(name: string, n: number): Uint8Array {
-    return this.get(name, n, (k) => new Uint8Array(k), false);
+    return this.get(name, n, Uint8Array, false);
   }
 }
 

@@ -157,6 +157,8 @@ export class Trainer {
   stopped = false;
   history: TrainState['history'] = [];
   private readonly trainSet: KeyTable;
+  /** the training facts interleaved [h, r, t, tau] per fact: a batch's picks read one cache line per fact, not four */
+  private readonly trainQuads: Int32Array;
   /** learning rate of each optimizer step (constant `lr` by default) */
   readonly lrAt: Schedule;
   /** entity-gradient accumulators of the other training-kernel chunks (native), [count, 2, E, d] */
@@ -192,6 +194,14 @@ export class Trainer {
     this.opt = new AdamW(this.model.store, { lr: opts.lr, weightDecay: 0 });
     this.rng = new Rng(`boxte-train-${opts.seed}`);
     this.trainSet = buildKeyTable(cfg.numEntities, cfg.numRelations, Math.max(cfg.numTimes, 1), [kg.train]);
+    const tr = kg.train;
+    this.trainQuads = new Int32Array(4 * tr.h.length);
+    for (let i = 0; i < tr.h.length; i++) {
+      this.trainQuads[4 * i] = tr.h[i];
+      this.trainQuads[4 * i + 1] = tr.r[i];
+      this.trainQuads[4 * i + 2] = tr.t[i];
+      this.trainQuads[4 * i + 3] = tr.tau[i];
+    }
     this.gBase = new Float32Array(cfg.numEntities * cfg.dim);
     this.gBump = new Float32Array(cfg.numEntities * cfg.dim);
     this.lrAt = boxteLrSchedule(opts, this.stepsPerEpoch);
@@ -246,15 +256,23 @@ export class Trainer {
   private stepAfterStart(idx: Int32Array, k: BoxKernels, fused: boolean, keep: boolean): number {
     const m = this.model;
     const { dim: d, numRelations: R, numEntities: E } = m.cfg;
-    const tr = this.kg.train;
     const B = idx.length;
-    const pick = (a: Int32Array): Int32Array => idx.map((i) => a[i]);
-    const h = pick(tr.h);
-    const r = pick(tr.r);
-    const t = pick(tr.t);
-    const tau = pick(tr.tau);
-    const n = this.opts.negatives;
     const sc = this.scratch;
+    // the batch's columns into scratch arrays, from the interleaved facts (idx.map per column cost ~0.15
+    // ms a step: four cache misses per fact, the table evicted by the kernel, and TypedArray map)
+    const h = sc.i32('batch.h', B);
+    const r = sc.i32('batch.r', B);
+    const t = sc.i32('batch.t', B);
+    const tau = sc.i32('batch.tau', B);
+    const q = this.trainQuads;
+    for (let i = 0; i < B; i++) {
+      const o = 4 * idx[i];
+      h[i] = q[o];
+      r[i] = q[o + 1];
+      t[i] = q[o + 2];
+      tau[i] = q[o + 3];
+    }
+    const n = this.opts.negatives;
     const neg = sampleNegatives(this.rng.nextU32(), h, r, t, tau, n, this.trainSet, sc);
     this.mark('negatives');
 
