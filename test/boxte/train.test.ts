@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { QuadSet, syntheticKG } from '../../src/io/kg.js';
 import {
@@ -267,4 +269,25 @@ test('pipelined epochs (epochJob leaves the entity Adam and the next exponential
       assert.ok(Number.isFinite(c.trainEpoch().loss));
     });
   }
+});
+
+test('a process that exits while a pipelined step still updates the entity tables in the background exits cleanly with its own code', { skip: hasNative() ? false : 'native kernels unavailable' }, () => {
+  // epochJob leaves the entity Adam running between steps (pool_start); process.exit must wait for it
+  // (kernel_native's exit hook) instead of tearing the heap down under the pool's workers. d=1000 and
+  // 3000 entities: the background job (~190 MB of rows and moments) is surely still running at the exit
+  const dist = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src');
+  const script = `
+    const bx = await import(${JSON.stringify(join(dist, 'models', 'boxte', 'index.js'))});
+    const { syntheticKG } = await import(${JSON.stringify(join(dist, 'io', 'kg.js'))});
+    const kg = syntheticKG({ entities: 3000, relations: 50, times: 100, groups: 6, facts: 20000, seed: 1 });
+    const cfg = bx.defaultConfig({ numEntities: 3000, numRelations: kg.relations.length, numTimes: kg.numTimes, dim: 1000, k: 2 });
+    const tr = new bx.Trainer(kg, cfg, { ...bx.defaultTrainOptions, seed: 1 });
+    tr.step(tr.rng.permutation(kg.train.h.length).subarray(0, 256));
+    const job = tr.epochJob();
+    job.next();
+    job.next();
+    process.exit(7);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, TFREE_THREADS: '2' }, timeout: 60_000 });
+  assert.equal(r.status, 7, `exit status ${r.status} (signal ${r.signal}); stderr: ${r.stderr}`);
+  assert.equal(r.stderr, '');
 });

@@ -77,6 +77,19 @@ function adamArgs(a: AdamRowsArgs): Parameters<BoxteAddon['boxteAdamRows']> {
 /** The native BoxTE kernels (their path follows the addon's dispatch: TFREE_ISA / extras.setIsa). */
 export type NativeBoxKernels = BoxKernels;
 
+/**
+ * A background job (adamRowsStart, expTableStart; a pipelined epoch leaves one running between JS
+ * turns) writes into the caller's arrays from the pool's threads: a process that exits meanwhile
+ * (process.exit, e.g. a second Ctrl-C) must wait for it first, or the teardown frees what the
+ * workers still write. Registered once, on the first job.
+ */
+let exitHookSet = false;
+function settleAtExit(wait: () => void): void {
+  if (exitHookSet) return;
+  exitHookSet = true;
+  process.once('exit', () => wait());
+}
+
 let cached: NativeBoxKernels | null | undefined;
 
 export function nativeBoxKernels(): NativeBoxKernels | null {
@@ -135,11 +148,18 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
       typeof adamStart === 'function' && typeof adamWait === 'function'
         ? (list: readonly AdamRowsArgs[], expD?: number): void => {
             if (list.length > 2) throw new Error(`adamRowsStart: at most 2 tables, got ${list.length}`);
+            settleAtExit(adamWait);
             adamStart(list.length, ...list.flatMap(adamArgs), expD);
           }
         : null,
     adamRowsWait: typeof adamWait === 'function' ? (): void => adamWait() : (): void => {},
-    expTableStart: typeof expStart === 'function' ? expStart : null,
+    expTableStart:
+      typeof expStart === 'function'
+        ? (base: Float32Array, bump: Float32Array, d: number): void => {
+            if (typeof adamWait === 'function') settleAtExit(adamWait);
+            expStart(base, bump, d);
+          }
+        : null,
     scoreBatch(a: ScoreBatchArgs): void {
       const b = a.boxes;
       score(a.d, a.E, a.Q, a.tanh, a.order, a.headTable, a.headAdd, a.tailTable, a.tailAdd, b.l, b.u, b.c, b.w, b.R, a.rel, a.out, ...exps(a));
