@@ -52,16 +52,18 @@ for (const backend of ['native', 'js'] as const) {
     assert.ok(growth.external < 1, `array-buffer memory grew ${growth.external.toFixed(2)} MiB over 800 steps\n${table}`);
     console.log(`[${backend}] growth over 800 steps: rss ${growth.rss.toFixed(2)} MiB, heap ${growth.heap.toFixed(2)} MiB, external ${growth.external.toFixed(2)} MiB`);
     // RSS settles at a plateau once the allocator's arenas and the thread pool's scratch have
-    // grown, usually by step 200 but at times (under load) only by step 300 or 400: a one-time
-    // jump of 6-9 MiB that is not a leak (seen in CI and in repeated local runs, heap and external
-    // flat). A leak grows steadily instead, so the check compares the median of the samples at
-    // 300-500 steps with the median at 800-1000: 4 MiB over 500 steps catches a leak of 8 KiB per
-    // step (the old 8 MiB over 800 steps: 10 KiB), and the whole run's growth stays bounded.
-    const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    const mid = med(samples.slice(2, 5).map((s) => s.rss));
-    const late = med(samples.slice(7).map((s) => s.rss));
-    const lateGrowth = (late - mid) / MiB;
-    assert.ok(lateGrowth < 4, `RSS grew ${lateGrowth.toFixed(2)} MiB from steps 300-500 to steps 800-1000 (a leak)\n${table}`);
+    // grown, usually by step 200 but at times (under load) only by step 300-600: a one-time jump of
+    // 6-9 MiB between two samples that is not a leak (seen in CI and in repeated local runs, heap and
+    // external flat; in CI on 2026-12-05 at steps 500-600, then flat). A leak grows steadily
+    // instead, so the check takes the RSS growth from step 300 to step 1000 less the largest rise
+    // between two neighbouring samples (the one-time step): a leak of 8 KiB per step gives 0.8 MiB per
+    // 100 steps, 4.7 MiB over the seven intervals without the largest, and fails the 4 MiB bound;
+    // the whole run's growth stays bounded below.
+    const tail = samples.slice(2).map((s) => s.rss);
+    let largestRise = 0;
+    for (let i = 1; i < tail.length; i++) largestRise = Math.max(largestRise, tail[i] - tail[i - 1]);
+    const lateGrowth = (tail[tail.length - 1] - tail[0] - largestRise) / MiB;
+    assert.ok(lateGrowth < 4, `RSS grew ${lateGrowth.toFixed(2)} MiB from step 300 to step 1000 besides its largest single rise of ${(largestRise / MiB).toFixed(2)} MiB (a leak)\n${table}`);
     assert.ok(growth.rss < 16, `RSS grew ${growth.rss.toFixed(2)} MiB over 800 steps\n${table}`);
     assert.ok(end.loss < 0.7 * end.first, `loss should fall: ${end.first} -> ${end.loss}`);
   });
