@@ -27,6 +27,8 @@ export interface OptionSpec {
   max?: number;
   /** the value must be greater than this (number), e.g. a learning rate above 0 */
   above?: number;
+  /** the values a string option takes (matched without regard to case; the listed spelling is kept) */
+  choices?: readonly string[];
   /** the subcommands that use this option (all when absent) */
   subs?: readonly string[];
   /** old names still accepted; each use prints a one-line deprecation note */
@@ -37,6 +39,8 @@ export interface SubcommandSpec {
   summary: string;
   usage: string;
   details?: string;
+  /** what its positional arguments are (e.g. 'FILE...'); absent: it takes none, and one is refused */
+  positionals?: string;
   run(args: ParsedArgs): Promise<number | void> | number | void;
 }
 
@@ -46,6 +50,8 @@ export interface CommandSpec {
   usage: string;
   /** extra help text after the options */
   details?: string;
+  /** what its positional arguments are (e.g. 'FILE'); absent: it takes none, and one is refused */
+  positionals?: string;
   options: Record<string, OptionSpec>;
   /** subcommands (`tfree kg train`): the first argument picks one, which then runs instead of `run` */
   subcommands?: Record<string, SubcommandSpec>;
@@ -83,8 +89,12 @@ export function checkRange(name: string, spec: OptionSpec, v: number): number {
 
 function convert(name: string, spec: OptionSpec, raw: string): string | number | boolean {
   switch (spec.type) {
-    case 'string':
-      return raw;
+    case 'string': {
+      if (spec.choices === undefined) return raw;
+      const c = spec.choices.find((x) => x.toLowerCase() === raw.toLowerCase());
+      if (c === undefined) throw new UserError(`--${name} must be one of ${spec.choices.join(', ')}; got "${raw}"`);
+      return c;
+    }
     case 'boolean':
       if (raw === 'true' || raw === '1') return true;
       if (raw === 'false' || raw === '0') return false;
@@ -176,6 +186,13 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec, sub?: stri
     }
     s = opts[name];
     options[name] = convert(name, s, value);
+  }
+  const takes = sub !== undefined ? spec.subcommands?.[sub]?.positionals : spec.positionals;
+  if (takes === undefined && positionals.length > 0) {
+    // a stray word (`--overwrite false`, a path without its flag) would otherwise be dropped silently
+    const flagBefore = argv[argv.indexOf(positionals[0]) - 1];
+    const hint = flagBefore?.startsWith('--') && opts[flagBefore.slice(2)]?.type === 'boolean' ? ` (${flagBefore} is a switch and takes no value; use --no-${flagBefore.slice(2)} to turn it off)` : '';
+    throw new UserError(`unexpected argument "${positionals[0]}"${hint}; see tfree ${label} --help`);
   }
   return { options, positionals, given };
 }

@@ -188,7 +188,7 @@ test('kg train --lr-schedule cosine --warmup-epochs: the epochs log their lr; ba
   const plain = tfree(...common, '--out', join(dir, 'plain.safetensors'), '--json');
   assert.ok(plain.out.trim().split('\n').map((l) => JSON.parse(l) as { event: string; lr?: number }).filter((e) => e.event === 'epoch').every((e) => e.lr === 0.02), 'constant by default');
   for (const [args, msg] of [
-    [['--lr-schedule', 'step'], /--lr-schedule must be constant, cosine, linear; got "step"/],
+    [['--lr-schedule', 'step'], /--lr-schedule must be one of constant, cosine, linear; got "step"/],
     [['--lr-schedule', 'cosine', '--min-lr-ratio', '2'], /--min-lr-ratio/],
     [['--lr-schedule', 'cosine', '--warmup-epochs', '9'], /warmup \(9 epochs\) is longer than the schedule \(4 epochs\)/],
     [['--min-lr-ratio', '0.1'], /need --lr-schedule cosine or linear/],

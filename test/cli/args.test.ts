@@ -51,3 +51,22 @@ test('help of one subcommand lists only its options', () => {
   assert.doesNotMatch(h, /--model/);
   assert.match(formatHelp(spec), /subcommands/);
 });
+
+test('a stray argument is refused unless the command takes positionals; a value after a switch gets a hint', () => {
+  fails(['extra'], /^unexpected argument "extra"; see tfree x a --help$/, 'a');
+  fails(['--flag', 'false'], /unexpected argument "false" \(--flag is a switch and takes no value; use --no-flag to turn it off\)/, 'b');
+  fails(['--', 'p'], /unexpected argument "p"/, 'b');
+  const withFiles: CommandSpec = { ...spec, subcommands: { ...spec.subcommands, a: { summary: 'A', usage: 'x a FILE...', positionals: 'FILE...', run: () => 0 } } };
+  assert.deepEqual(parseArgs(['f1', '--n', '4', 'f2'], withFiles, 'a').positionals, ['f1', 'f2']);
+  fails(['f1'], /unexpected argument "f1"/, 'b');
+  const top: CommandSpec = { name: 'y', summary: 's', usage: 'u', options: { json: { type: 'boolean', help: 'j' } } };
+  assert.throws(() => parseArgs(['--json', 'yes'], top, undefined, () => {}), /unexpected argument "yes" \(--json is a switch/);
+  assert.deepEqual(parseArgs(['a', 'b'], { ...top, positionals: 'WORD...' }).positionals, ['a', 'b']);
+});
+
+test('a string option with choices takes one of them, in any case, and keeps the listed spelling', () => {
+  const c: CommandSpec = { name: 'z', summary: 's', usage: 'u', options: { kind: { type: 'string', help: 'k', default: 'bf16', choices: ['bf16', 'f16'] } } };
+  assert.equal(parseArgs(['--kind', 'F16'], c).options.kind, 'f16');
+  assert.equal(parseArgs([], c).options.kind, 'bf16');
+  assert.throws(() => parseArgs(['--kind=f32'], c), /^UserError: --kind must be one of bf16, f16; got "f32"$|--kind must be one of bf16, f16; got "f32"/);
+});

@@ -226,11 +226,11 @@ function unbracket(word: string): string {
 
 /** Checks a value given to --name (of type number/int/boolean) with the CLI's own parser. */
 function valueProblem(name: string, spec: OptionSpec, cmd: CommandSpec, sub: string | undefined, value: string): string | undefined {
-  if (spec.type === 'string') return undefined;
+  if (spec.type === 'string' && spec.choices === undefined) return undefined;
   const values = value.split('|');
   for (const v of values) {
     if (isPlaceholder(v)) continue;
-    if (spec.type !== 'boolean' && !(spec.type === 'int' ? INT_VALUE : NUM_VALUE).test(v)) return `--${name} takes ${spec.type === 'int' ? 'an integer' : 'a number'}, got "${v}"`;
+    if (spec.type !== 'boolean' && spec.type !== 'string' && !(spec.type === 'int' ? INT_VALUE : NUM_VALUE).test(v)) return `--${name} takes ${spec.type === 'int' ? 'an integer' : 'a number'}, got "${v}"`;
     try {
       parseArgs([`--${name}=${v}`], cmd, sub, () => undefined);
     } catch (e) {

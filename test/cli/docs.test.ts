@@ -216,3 +216,15 @@ test("docs/cli.md's tables name exactly the commands that take each shared flag 
   // every old name of the CLI has its row
   for (const c of commands) for (const [k, o] of Object.entries(c.options)) for (const a of o.aliases ?? []) assert.ok(seen.has(`${a}>${k}`), `docs/cli.md's old names table lacks --${a} (tfree ${c.name} --${k})`);
 });
+
+test('every option with choices has its default among them', () => {
+  let n = 0;
+  for (const c of commands)
+    for (const [k, s] of Object.entries(c.options)) {
+      if (s.choices === undefined) continue;
+      n++;
+      assert.equal(s.type, 'string', `tfree ${c.name} --${k}: choices on a ${s.type} option`);
+      if (s.default !== undefined) assert.ok(s.choices.includes(String(s.default)), `tfree ${c.name} --${k}: default "${String(s.default)}" not among ${s.choices.join(', ')}`);
+    }
+  assert.ok(n >= 10, `only ${n} options with choices`);
+});

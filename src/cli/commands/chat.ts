@@ -34,7 +34,6 @@ export const chatCommand: CommandSpec = {
   },
   async run(args) {
     const o = args.options;
-    if (args.positionals.length > 0) throw new UserError(`unexpected argument "${args.positionals[0]}" (type the messages on stdin)`);
     const maxBytes = Number(o['max-bytes']);
     if (maxBytes < 1) throw new UserError(`--max-bytes must be >= 1, got ${maxBytes}`);
     const temperature = Number(o.temperature);

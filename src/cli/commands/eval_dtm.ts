@@ -127,7 +127,7 @@ const dtm: EvalSubcommand = {
   usage: 'tfree eval dtm [--model BASE_DIR] --compressed DIR --prompts FILE [--units bytes|words] [--max-bytes N] [--data FILE] [--free-running] [--report DIR] [--json]',
   options: {
     compressed: { type: 'string', help: 'dtm: the compressed model folder (plain, pruned or packed checkpoint)', meta: 'DIR' },
-    units: { type: 'string', help: 'dtm: units of the top-level FDT/SDT keys: bytes or words', default: 'bytes', meta: 'U' },
+    units: { type: 'string', help: 'dtm: units of the top-level FDT/SDT keys: bytes or words', default: 'bytes', meta: 'U', choices: ['bytes', 'words'] },
     'free-running': { type: 'boolean', help: 'dtm: also generate with the compressed model (free-running and text-level FDT/SDT)' },
     ...evalOpts,
   },
@@ -253,7 +253,7 @@ const plan: EvalSubcommand = {
     ...sweepOpts,
     sweep: { type: 'string', help: 'plan: reuse a sweep JSON (from eval sweep --out) instead of sweeping', meta: 'FILE' },
     budgets: { type: 'string', help: 'plan: bits-per-weight budgets for mixed precision (default 4.25,2.25)', meta: 'B,..' },
-    guide: { type: 'string', help: `plan: score of the water-filling: ${GUIDES.join(', ')}`, default: 'fdt_p25', meta: 'G' },
+    guide: { type: 'string', help: `plan: score of the water-filling: ${GUIDES.join(', ')}`, default: 'fdt_p25', meta: 'G', choices: GUIDES },
   },
   async run(a) {
     const o = a.options;

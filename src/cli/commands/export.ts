@@ -53,28 +53,33 @@ async function runGguf(a: ParsedArgs): Promise<number> {
   return 0;
 }
 
+const GGUF_DETAILS = [
+  'DIR is a HF Llama folder (config.json, model.safetensors or shards, tokenizer.json); the file',
+  'follows ggml\'s GGUF v3 spec with llama.cpp\'s "llama" tensor names (docs/gguf.md). Norms stay F32;',
+  'with q8_0/q4_0 a weight whose rows are not a multiple of 32 is written as F16. An existing',
+  'output file is replaced only with --overwrite. Ctrl-C stops after the current tensor, removes the',
+  'partial file and exits 130.',
+].join('\n');
+
 export const exportCommand: CommandSpec = {
   name: 'export',
   summary: 'export a Llama checkpoint folder to GGUF (f32, f16, q8_0, q4_0) for llama.cpp',
   usage: 'tfree export gguf --model DIR --out FILE.gguf [--type f32|f16|q8_0|q4_0] [--tokenizer PATH] [--overwrite] [--json]',
-  details: [
-    'gguf: DIR is a HF Llama folder (config.json, model.safetensors or shards, tokenizer.json); the file',
-    '  follows ggml\'s GGUF v3 spec with llama.cpp\'s "llama" tensor names (docs/gguf.md). Norms stay F32;',
-    '  with q8_0/q4_0 a weight whose rows are not a multiple of 32 is written as F16. An existing',
-    '  output file is replaced only with --overwrite. Ctrl-C stops after the current tensor, removes the',
-    '  partial file and exits 130.',
-  ].join('\n'),
+  details: `gguf: ${GGUF_DETAILS.split('\n').join('\n  ')}`,
   options: {
     model: { type: 'string', help: 'Llama checkpoint folder', meta: 'DIR' },
     out: { type: 'string', help: 'GGUF file to write', meta: 'FILE' },
-    type: { type: 'string', help: 'weight type: f32, f16, q8_0, q4_0', default: 'f16' },
+    type: { type: 'string', help: 'weight type: f32, f16, q8_0, q4_0', default: 'f16', choices: GGUF_EXPORT_TYPES },
     tokenizer: { type: 'string', help: 'tokenizer.json or its folder (default DIR/tokenizer.json)', meta: 'PATH' },
     overwrite: { type: 'boolean', help: 'replace an existing output file' },
     json: { type: 'boolean', help: 'print one JSON object, no progress bar' },
   },
-  run(args) {
-    const [sub] = args.positionals;
-    if (sub === 'gguf' && args.positionals.length === 1) return runGguf(args);
-    throw new UserError(`unknown export ${sub === undefined ? '(none)' : `"${args.positionals.join(' ')}"`}; use: tfree export gguf --model DIR --out FILE.gguf`);
+  subcommands: {
+    gguf: {
+      summary: 'a Llama checkpoint folder as one GGUF file (f32, f16, q8_0, q4_0) for llama.cpp',
+      usage: 'tfree export gguf --model DIR --out FILE.gguf [--type f32|f16|q8_0|q4_0] [--tokenizer PATH] [--overwrite] [--json]',
+      details: GGUF_DETAILS,
+      run: (a) => runGguf(a),
+    },
   },
 };

@@ -11,6 +11,7 @@ function showWord(text: string): string {
 
 export const generateCommand: CommandSpec = {
   name: 'generate',
+  positionals: 'PROMPT...',
   summary: 'continue a prompt with a HAT model, streaming the text',
   usage: 'tfree generate [--model DIR] [--quantize FORMAT] [--invalid-utf8 reference|resplit] --prompt TEXT [--max-bytes N] [--seed S] [--greedy] [--temperature T] [--top-k K] [--top-p P] [--stop TEXT] [--show-words] [--json]',
   details: [

@@ -5,6 +5,7 @@ import { SafetensorsError, openCheckpoint } from '../../io/index.js';
 
 export const inspectCommand: CommandSpec = {
   name: 'inspect',
+  positionals: 'FILE.safetensors|DIR',
   summary: 'list the tensors (name, dtype, shape, size) of a safetensors file or checkpoint folder',
   usage: 'tfree inspect FILE.safetensors|DIR [--json] [--filter TEXT]',
   options: {

@@ -122,6 +122,7 @@ export const llamaCommand: CommandSpec = {
     'train-tokenizer': {
       summary: 'GPT-2-style byte-level BPE over text files (UTF-8), written as a HF tokenizer.json',
       usage: 'tfree llama train-tokenizer FILE... --out tokenizer.json [--vocab-size N] [--min-frequency N] [--special A,B] [--json]',
+      positionals: 'FILE...',
       run: (a) => runTrainTokenizer(a, a.positionals),
     },
   },

@@ -15,7 +15,7 @@ export const pruneCommand: CommandSpec = {
   usage: 'tfree prune --sparsity S | --plan FILE --method magnitude|wanda --model DIR --out DIR [--calib FILE] [--include P,..] [--exclude P,..] [--json]',
   options: {
     sparsity: { type: 'number', help: 'fraction of each selected matrix to zero, in [0, 1]', meta: 'S', min: 0, max: 1 },
-    method: { type: 'string', help: 'magnitude (|w| per matrix) or wanda (|w| x input norm, per output row)', default: 'magnitude', meta: 'M' },
+    method: { type: 'string', help: 'magnitude (|w| per matrix) or wanda (|w| x input norm, per output row)', default: 'magnitude', meta: 'M', choices: ['magnitude', 'wanda'] },
     model: { aliases: ['in'], type: 'string', help: 'input checkpoint folder (config.json + safetensors)', meta: 'DIR' },
     out: { type: 'string', help: 'output folder', meta: 'DIR' },
     calib: { type: 'string', help: 'wanda: calibration text file (a HAT splits it into words; a Llama takes bytes as token ids)', meta: 'FILE' },

@@ -39,7 +39,7 @@ export const quantizeCommand: CommandSpec = {
     model: { aliases: ['in'], type: 'string', help: 'input checkpoint (folder with config.json + safetensors, or a .safetensors file)', meta: 'DIR' },
     out: { type: 'string', help: 'output folder (model.safetensors + copied config/tokenizer files)', meta: 'DIR' },
     block: { type: 'int', help: 'weights per scale block along the input dimension', default: 64, meta: 'N', min: 1, max: 1 << 16 },
-    scale: { type: 'string', help: 'scale storage: bf16 or f16', default: 'bf16', meta: 'DTYPE' },
+    scale: { type: 'string', help: 'scale storage: bf16 or f16', default: 'bf16', meta: 'DTYPE', choices: ['bf16', 'f16'] },
     include: { type: 'string', help: 'only 2-D weights matching these comma-separated globs (* = any run) or /regex/', meta: 'P,..' },
     exclude: { type: 'string', help: 'skip weights matching these (default: *embed*,*lm_head*,output.weight,*.output.weight,*wte*,*wpe*)', meta: 'P,..' },
     seed: { type: 'string', help: 'k-means seed prefix (default: the weight name)', meta: 'S' },

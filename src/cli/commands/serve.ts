@@ -79,7 +79,6 @@ export const serveCommand: CommandSpec = {
     'chunk-bytes': { type: 'int', help: 'bytes a request generates per turn of the fair queue', default: 8, min: 1 },
   },
   async run(args) {
-    if (args.positionals.length > 0) throw new UserError(`unexpected argument "${args.positionals[0]}"`);
     const limits: Limits = {
       maxPromptBytes: positive(args, 'max-prompt-bytes'),
       maxTokensLimit: positive(args, 'max-tokens-limit'),

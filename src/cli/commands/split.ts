@@ -25,7 +25,6 @@ export const splitCommand: CommandSpec = {
     bytes: { type: 'boolean', help: 'print each word as an array of byte values' },
   },
   async run(args) {
-    if (args.positionals.length > 0) throw new UserError(`unexpected argument "${args.positionals[0]}" (input is read from stdin)`);
     const max = args.options['max-word-size'];
     if (typeof max !== 'number' || max < 1) throw new UserError(`--max-word-size must be a positive integer, got ${String(max)}`);
     const words = splitBytes(await readStdin(), { maxWordSize: max });

@@ -23,7 +23,7 @@ export const synthModelCommand: CommandSpec = {
   options: {
     like: { type: 'string', help: `preset (${Object.keys(LIKE_PRESETS).join(', ')}) or a config.json file/folder`, meta: 'NAME' },
     out: { type: 'string', help: 'output folder (must not exist unless --overwrite)', meta: 'DIR' },
-    dtype: { type: 'string', help: 'tensor dtype: bf16, f32 or f16', default: 'bf16' },
+    dtype: { type: 'string', help: 'tensor dtype: bf16, f32 or f16', default: 'bf16', choices: ['bf16', 'f32', 'f16'] },
     seed: { type: 'int', help: 'seed of the random values', default: 0, min: 0, max: 2 ** 31 - 1 },
     'shard-gb': { type: 'number', help: 'largest shard in GB (1e9 bytes)', default: 5, above: 0 },
     overwrite: { type: 'boolean', help: 'write into an existing --out folder' },

@@ -78,6 +78,7 @@ function kb(x: number): string {
 
 export const trainCommand: CommandSpec = {
   name: 'train',
+  positionals: 'PATH...',
   summary: 'train a HAT model on text files, folders or JSONL (resumable checkpoints)',
   usage: 'tfree train --data PATH [PATH...] --out DIR [--preset tiny|small | --config FILE] [--steps N] [--batch B] [--seq-bytes N] [--resume] [--json]',
   options: {
@@ -98,7 +99,7 @@ export const trainCommand: CommandSpec = {
     'eval-bytes': { type: 'int', help: 'validation text per evaluation, bytes (0: all)', default: 262144, min: 0 },
     'save-every': { type: 'int', help: 'checkpoint every N steps (0: only at the end)', default: 100, min: 0 },
     'val-fraction': { type: 'number', help: 'share of documents held out for validation', default: 0.05, min: 0, max: 0.5 },
-    format: { type: 'string', help: 'input format: auto (by extension), text or jsonl', default: 'auto', meta: 'FMT' },
+    format: { type: 'string', help: 'input format: auto (by extension), text or jsonl', default: 'auto', meta: 'FMT', choices: ['auto', 'text', 'jsonl'] },
     seed: { type: 'int', help: 'seed of the initialisation, data order and split', default: 0, min: 0, max: 2 ** 31 - 1 },
     bf16: { type: 'boolean', help: 'write the final weights as bf16 (checkpoints stay f32)' },
     model: { type: 'string', help: 'start from the weights (and config) of this model folder instead of a fresh initialisation', meta: 'DIR', aliases: ['init'] },
