@@ -396,8 +396,7 @@ napi_value Rope(napi_env env, napi_callback_info info) {
 
 // The 14 arguments shared by attention and attentionBackward, from position `first`; q,k,v,out,lse
 // are checked against the sizes they give.
-bool attn_common(Call& c, size_t first, AttnArgs& a, const F32& q, const F32& k, const F32& v, const F32& out,
-                 const F32& lse) {
+bool attn_params(Call& c, size_t first, AttnArgs& a) {
   double w;
   I32n qPos, kPos, qSeg, kSeg;
   U8n mask;
@@ -407,10 +406,6 @@ bool attn_common(Call& c, size_t first, AttnArgs& a, const F32& q, const F32& k,
     return false;
   a.window = w > 0 ? (w > 1e15 ? static_cast<long>(1e15) : static_cast<long>(std::ceil(w))) : 0;
   if (a.Hq % a.Hkv != 0) return c.range_error("Hq must be a multiple of Hkv");
-  const double nq = double(a.B) * a.Hq * a.Tq * a.D, nk = double(a.B) * a.Hkv * a.Tk * a.D;
-  if (!(c.need("q", q, nq) && c.need("k", k, nk) && c.need("v", v, nk) && c.need("out", out, nq) &&
-        c.need("lse", lse, double(a.B) * a.Hq * a.Tq)))
-    return false;
   if (qPos.p && !c.need("qPos", qPos, double(a.B) * a.Tq)) return false;
   if (kPos.p && !c.need("kPos", kPos, double(a.B) * a.Tk)) return false;
   if (qSeg.p && !c.need("qSeg", qSeg, double(a.B) * a.Tq)) return false;
@@ -424,6 +419,36 @@ bool attn_common(Call& c, size_t first, AttnArgs& a, const F32& q, const F32& k,
   return true;
 }
 
+bool attn_common(Call& c, size_t first, AttnArgs& a, const F32& q, const F32& k, const F32& v, const F32& out,
+                 const F32& lse) {
+  if (!attn_params(c, first, a)) return false;
+  const double nq = double(a.B) * a.Hq * a.Tq * a.D, nk = double(a.B) * a.Hkv * a.Tk * a.D;
+  return c.need("q", q, nq) && c.need("k", k, nk) && c.need("v", v, nk) && c.need("out", out, nq) &&
+         c.need("lse", lse, double(a.B) * a.Hq * a.Tq);
+}
+
+// The optional stored scores at position i: used when this call keeps any (attentionScores > 0),
+// then at least that long; ignored otherwise.
+bool attn_scores(Call& c, size_t i, AttnArgs& a) {
+  F32n scores;
+  if (!c.args_from(i, arg("scores", scores))) return false;
+  a.scores = nullptr;
+  if (!scores.p) return true;
+  const long n = ops().attentionScores(a);
+  if (n <= 0) return true;
+  if (!c.need("scores", scores, double(n))) return false;
+  a.scores = scores.p;
+  return true;
+}
+
+napi_value AttentionScores(napi_env env, napi_callback_info info) {
+  Call c(env, info, "attentionScoresSize");
+  AttnArgs a = {};
+  TRY(c.arity(14));
+  TRY(attn_params(c, 0, a));
+  return number(env, static_cast<double>(ops().attentionScores(a)));
+}
+
 napi_value Attention(napi_env env, napi_callback_info info) {
   Call c(env, info, "attention");
   F32 q, k, v, out, lse;
@@ -431,6 +456,7 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   TRY(c.arity(19));
   TRY(c.args_from(0, arg("q", q), arg("k", k), arg("v", v), arg("out", out), arg("lse", lse)));
   TRY(attn_common(c, 5, a, q, k, v, out, lse));
+  TRY(attn_scores(c, 19, a));
   a.q = q.p;
   a.k = k.p;
   a.v = v.p;
@@ -450,6 +476,7 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   TRY(attn_common(c, 9, a, q, k, v, out, lse));
   const double nq = double(a.B) * a.Hq * a.Tq * a.D, nk = double(a.B) * a.Hkv * a.Tk * a.D;
   TRY(c.need("gOut", go, nq) && c.need("gq", gq, nq) && c.need("gk", gk, nk) && c.need("gv", gv, nk));
+  TRY(attn_scores(c, 23, a));
   a.q = q.p;
   a.k = k.p;
   a.v = v.p;
@@ -1029,6 +1056,7 @@ NAPI_MODULE_INIT() {
       {"rope", Rope},
       {"attention", Attention},
       {"attentionBackward", AttentionBackward},
+      {"attentionScoresSize", AttentionScores},
       {"crossEntropy", CrossEntropy},
       {"crossEntropyBackward", CrossEntropyBackward},
       {"adamw", Adamw},

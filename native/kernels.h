@@ -36,6 +36,10 @@ struct AttnArgs {
   long window;
   const int32_t *qPos, *kPos, *qSeg, *kSeg;
   const uint8_t* mask;
+  // stored scores (training; null = none): the forward writes the scaled, masked scores of every
+  // block it computes, the backward reads them instead of computing them again; attentionScores
+  // gives the floats they take (0 where the backend keeps none for this call)
+  float* scores;
 };
 
 struct OpsTable {
@@ -68,6 +72,7 @@ struct OpsTable {
                long heads, long headDim, long rotDim, bool inverse, long T, bool toHM);
   void (*attention)(const AttnArgs& a);
   void (*attentionBackward)(const AttnArgs& a);
+  long (*attentionScores)(const AttnArgs& a);
   long (*crossEntropy)(const float* logits, const int32_t* targets, float* losses, float* lse, long rows, long cols,
                        long ignoreIndex);
   void (*crossEntropyBackward)(const float* logits, const int32_t* targets, const float* lse, const float* gLoss,

@@ -1222,6 +1222,46 @@ static void attn_mask_block(const AttnVis& vis, const AttnRows& rows, long i0, l
   }
 }
 
+// Stored scores (training): the forward keeps the scaled, masked scores of every block it
+// computes (rows at stride kAttnKB, the block's attn_cols(nk) columns, -inf where masked) and the
+// backward reads them instead of its first score product, its mask pass and its key transpose:
+// the same bits, since both sides computed them with the same calls. Layout: per (batch, query
+// block) a run of Hq x nblk blocks of kAttnQB x kAttnKB floats (nblk: the key blocks from J0 to
+// J1), head by head; offs[b * nqb + qb] is where the run starts (B * nqb + 1 entries). Only where
+// the tiled path runs both ways with the same key blocks (no key-chunked backward) and the scores
+// take at most 4 MiB or kAttnScoresMax times the floats of q (causal: sequences up to about 16 D).
+constexpr double kAttnScoresMax = 8.0;
+static long attn_scores_layout(const AttnArgs& a, long* offs) {
+  const long B_ = a.B, Hq = a.Hq, Hkv = a.Hkv, Tq = a.Tq, Tk = a.Tk, D = a.D;
+  if (B_ <= 0 || Hq <= 0 || Hkv <= 0 || Tq < 8 || Tk <= 0 || D <= 0) return 0;
+  const double work = static_cast<double>(B_) * Hq * Tq * Tk * D;
+  if (work >= 32768 && B_ * Hkv < 8) return 0;  // attention_backward_impl splits the keys into chunks
+  const long nqb = (Tq + kAttnQB - 1) / kAttnQB;
+  long total = 0;
+  AttnRows rows;
+  for (long b = 0; b < B_; ++b) {
+    const AttnVis vis{&a, b};
+    for (long qb = 0; qb < nqb; ++qb) {
+      const long i0 = qb * kAttnQB, nr = lmin_(Tq, i0 + kAttnQB) - i0;
+      rows.init(vis, i0, nr);
+      const long nblk = rows.J1 > rows.J0 ? (rows.J1 - rows.J0 + kAttnKB - 1) / kAttnKB : 0;
+      if (offs) offs[b * nqb + qb] = total;
+      total += Hq * nblk * kAttnQB * kAttnKB;
+    }
+  }
+  if (offs) offs[B_ * nqb] = total;
+  if (total > (1L << 20) && static_cast<double>(total) > kAttnScoresMax * static_cast<double>(B_) * Hq * Tq * D) return 0;
+  return total;
+}
+static long attention_scores_impl(const AttnArgs& a) { return attn_scores_layout(a, nullptr); }
+
+// The stored scores of (batch b, query head hq, query block qb) with nblk key blocks, or null.
+static float* attn_scores_run(const AttnArgs& a, const long* offs, long b, long hq, long qb, long nblk) {
+  if (!a.scores) return nullptr;
+  const long nqb = (a.Tq + kAttnQB - 1) / kAttnQB;
+  return a.scores + offs[b * nqb + qb] + hq * nblk * kAttnQB * kAttnKB;
+}
+
 static void attention_impl(const AttnArgs& a) {
   typedef typename B::V V;
   const long B_ = a.B, Hq = a.Hq, Hkv = a.Hkv, Tq = a.Tq, Tk = a.Tk, D = a.D;
@@ -1233,6 +1273,13 @@ static void attention_impl(const AttnArgs& a) {
   const long G = Hq / Hkv;
   long ldt = 0;
   float* kt = attn_transpose(0, a.k, B_ * Hkv, Tk, D, ldt);
+  // stored scores: the backward relies on every computed block being written
+  long* offs = nullptr;
+  if (a.scores) {
+    offs = static_cast<long*>(std::malloc(sizeof(long) * static_cast<size_t>(B_ * ((Tq + kAttnQB - 1) / kAttnQB) + 1)));
+    if (!kt || !offs) tfree::out_of_memory("attention", 8.0 * B_ * Hkv * D * Tk);
+    attn_scores_layout(a, offs);
+  }
   if (!kt) {
     attention_rows(a);
     return;
@@ -1245,7 +1292,7 @@ static void attention_impl(const AttnArgs& a) {
     const long b = bh / Hq, hq = bh % Hq, hk = hq / G;
     const AttnVis vis{&a, b};
     const long i0 = qb * kAttnQB, nr = lmin_(Tq, i0 + kAttnQB) - i0;
-    const float* ktb = kt + (b * Hkv + hk) * D * ldt;
+    const float* ktb = kt ? kt + (b * Hkv + hk) * D * ldt : nullptr;
     const float* vb = a.v + (b * Hkv + hk) * Tk * D;
     const float* qb0 = a.q + ((b * Hq + hq) * Tq + i0) * D;
     float* acc = attn_alloc(nr * D, true);
@@ -1258,15 +1305,27 @@ static void attention_impl(const AttnArgs& a) {
       m[r] = -__builtin_inff();
       l[r] = 0.0f;
     }
+    const long nblk = rows.J1 > rows.J0 ? (rows.J1 - rows.J0 + kAttnKB - 1) / kAttnKB : 0;
+    float* sv = attn_scores_run(a, offs, b, hq, qb, nblk);
     for (long jb = rows.J0; jb < rows.J1; jb += kAttnKB) {
       const long nk = lmin_(rows.J1, jb + kAttnKB) - jb, nc = attn_cols(nk);
       if (rows.segments_miss(vis, jb, nk)) continue;
       attn_dot(qb0, D, nr, ktb + jb, ldt, D, S, kAttnKB, nc, a.scale);
       attn_mask_block(vis, rows, i0, nr, jb, nk, S);
+      float* svb = sv ? sv + (jb - rows.J0) / kAttnKB * (kAttnQB * kAttnKB) : nullptr;
       for (long r = 0; r < nr; ++r) {
         float* s = S + r * kAttnKB;
         V mv = ninf;
-        for (long j = 0; j < nc; j += B::W) mv = B::maxf(mv, B::load(s + j));
+        if (svb) {
+          float* o = svb + r * kAttnKB;
+          for (long j = 0; j < nc; j += B::W) {
+            const V x = B::load(s + j);
+            B::store(o + j, x);
+            mv = B::maxf(mv, x);
+          }
+        } else {
+          for (long j = 0; j < nc; j += B::W) mv = B::maxf(mv, B::load(s + j));
+        }
         const float bm = B::hmax(mv);
         if (bm == -__builtin_inff()) {
           for (long j = 0; j < nc; j += B::W) B::store(s + j, B::zero());
@@ -1313,6 +1372,7 @@ static void attention_impl(const AttnArgs& a) {
   const int T = pool_threads();
   const double work = static_cast<double>(B_) * Hq * Tq * Tk * D;
   parallel_tasks(ntasks, work < 32768 ? 1 : T, task);
+  std::free(offs);
 }
 
 static void attention_backward_impl(const AttnArgs& a) {
@@ -1323,9 +1383,16 @@ static void attention_backward_impl(const AttnArgs& a) {
   const int T = pool_threads();
   const double work = static_cast<double>(B_) * Hq * Tq * Tk * D;
   const int useT = work < 32768 ? 1 : T;
+  // with the forward's scores (the caller sized them with attentionScores) no key transpose
+  long* offs = nullptr;
+  if (a.scores) {
+    offs = static_cast<long*>(std::malloc(sizeof(long) * static_cast<size_t>(B_ * ((Tq + kAttnQB - 1) / kAttnQB) + 1)));
+    if (!offs) tfree::out_of_memory("attention backward", 8.0 * B_ * ((Tq + kAttnQB - 1) / kAttnQB) + 8);
+    attn_scores_layout(a, offs);
+  }
   long ldt = 0;
-  float* kt = attn_transpose(0, a.k, B_ * Hkv, Tk, D, ldt);
-  float* vt = kt ? attn_transpose(1, a.v, B_ * Hkv, Tk, D, ldt) : nullptr;
+  float* kt = a.scores ? nullptr : attn_transpose(0, a.k, B_ * Hkv, Tk, D, ldt);
+  float* vt = kt || a.scores ? attn_transpose(1, a.v, B_ * Hkv, Tk, D, ldt) : nullptr;
   // Split the keys into chunks (partial gq sums) when there are few (batch, kv head) groups; the
   // split depends on the shape only, never on the thread count, so gq is the same for any T.
   constexpr long kAttnUnits = 8;
@@ -1339,7 +1406,7 @@ static void attention_backward_impl(const AttnArgs& a) {
     if (!gqPart) nchunks = 1;
   }
   const long ntasks = B_ * Hkv * nchunks;
-  if (!kt || !vt) tfree::out_of_memory("attention backward", 8.0 * B_ * Hkv * D * ldt);
+  if ((!kt && !a.scores) || !vt) tfree::out_of_memory("attention backward", 8.0 * B_ * Hkv * D * ldt);
   const V ninf = B::set1(-__builtin_inff());
   auto task = [&](long t, int) {
     const long ch = t % nchunks, bk = t / nchunks;
@@ -1375,15 +1442,22 @@ static void attention_backward_impl(const AttnArgs& a) {
         }
         if (!any) continue;
         for (long i = 0; i < nr * D; ++i) gqa[i] = 0.0f;
+        // nchunks == 1 wherever there are stored scores, so J0 / J1 are the forward's
+        const long nblk = rows.J1 > rows.J0 ? (rows.J1 - rows.J0 + kAttnKB - 1) / kAttnKB : 0;
+        const float* sv = attn_scores_run(a, offs, b, hq, i0 / kAttnQB, nblk);
         for (long jb = J0; jb < J1; jb += kAttnKB) {
           const long nk = lmin_(J1, jb + kAttnKB) - jb, nc = attn_cols(nk);
           if (rows.segments_miss(vis, jb, nk)) continue;
-          attn_dot(qr, D, nr, ktb + jb, ldt, D, P, kAttnKB, nc, a.scale);
-          attn_mask_block(vis, rows, i0, nr, jb, nk, P);
+          const float* svb = sv ? sv + (jb - rows.J0) / kAttnKB * (kAttnQB * kAttnKB) : nullptr;
+          if (!svb) {
+            attn_dot(qr, D, nr, ktb + jb, ldt, D, P, kAttnKB, nc, a.scale);
+            attn_mask_block(vis, rows, i0, nr, jb, nk, P);
+          }
           attn_dot(gor, D, nr, vtb + jb, ldt, D, dS, kAttnKB, nc, 1.0f);
           const V sc = B::set1(a.scale);
           for (long r = 0; r < nr; ++r) {
             float* p = P + r * kAttnKB;
+            const float* ps = svb ? svb + r * kAttnKB : p;  // the scores: stored, or just computed in P
             float* ds = dS + r * kAttnKB;
             if (!(lse[r] > -__builtin_inff())) {  // fully masked row: zero gradients
               for (long j = 0; j < nc; j += B::W) {
@@ -1394,7 +1468,7 @@ static void attention_backward_impl(const AttnArgs& a) {
             }
             const V lv = B::set1(lse[r]), dv = B::set1(Di[r]);
             for (long j = 0; j < nc; j += B::W) {
-              const V x = B::load(p + j);
+              const V x = B::load(ps + j);
               const V pv = B::sel(B::gt(x, ninf), B::exp(B::sub(x, lv)), B::zero());
               B::store(p + j, pv);
               B::store(ds + j, B::mul(B::mul(pv, B::sub(B::load(ds + j), dv)), sc));
@@ -1423,6 +1497,7 @@ static void attention_backward_impl(const AttnArgs& a) {
     }
     std::free(gqPart);
   }
+  std::free(offs);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1609,6 +1684,7 @@ static const OpsTable* make_table(const char* name, void (*gemm)(const GemmArgs&
   t.rope = rope_impl;
   t.attention = attention_impl;
   t.attentionBackward = attention_backward_impl;
+  t.attentionScores = attention_scores_impl;
   t.crossEntropy = cross_entropy_impl;
   t.crossEntropyBackward = cross_entropy_backward_impl;
   t.adamw = adamw_impl;

@@ -964,6 +964,71 @@ ktest('attention backward: same variants, accumulates into gq/gk/gv, zero grads 
   }
 });
 
+// Stored scores (attentionScoresSize > 0: the tiled path, no key-chunked backward): the forward
+// writes the scores it computes into a NaN-poisoned array, the backward reads them instead of
+// computing them again; out, lse, gq, gk, gv must be bit-identical to the calls without (an element
+// the backward reads that the forward did not write would turn NaN), and close to the TS twin.
+const scoreCases: AttnCase[] = [
+  { name: 'small (one thread), causal, Tq 9', B: 1, Hq: 2, Hkv: 1, Tq: 9, Tk: 9, D: 8, causal: true, window: 0 },
+  { name: 'causal, 4 key blocks, D 64 (a HAT byte layer)', B: 2, Hq: 4, Hkv: 4, Tq: 200, Tk: 200, D: 64, causal: true, window: 0 },
+  { name: 'long segments + causal + window, GQA, D 20', B: 2, Hq: 8, Hkv: 4, Tq: 150, Tk: 150, D: 20, causal: true, window: 70, seg: true, segLen: 100 },
+  { name: 'cross positions + mask, D 64', B: 4, Hq: 2, Hkv: 2, Tq: 40, Tk: 130, D: 64, causal: true, window: 0, qPos: true, kPos: true, mask: true },
+  { name: 'full attention, Tq < Tk, D 33', B: 2, Hq: 8, Hkv: 4, Tq: 70, Tk: 90, D: 33, causal: false, window: 0 },
+  { name: 'segments only, not causal (skipped key blocks)', B: 4, Hq: 2, Hkv: 2, Tq: 40, Tk: 130, D: 64, causal: false, window: 0, qPos: true, kPos: true, seg: true },
+  { name: 'fully masked rows (mask)', B: 4, Hq: 2, Hkv: 2, Tq: 20, Tk: 20, D: 4, causal: false, window: 0, mask: true, dead: true },
+];
+
+ktest('attention stored scores: forward and backward bit-identical with and without, NaN-poisoned scores', (kern) => {
+  const rng = new Rand(23);
+  for (const c of scoreCases) {
+    const { q, k, v, qPos, kPos, qSeg, kSeg, mask } = attnInputs(c, rng);
+    const nq = c.B * c.Hq * c.Tq * c.D;
+    const nk = c.B * c.Hkv * c.Tk * c.D;
+    const nl = c.B * c.Hq * c.Tq;
+    const scale = 1 / Math.sqrt(c.D);
+    const n = kern.attentionScoresSize(c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask);
+    assert.ok(n > 0, `stored scores expected for ${c.name}`);
+    assert.equal(js.attentionScoresSize(c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask), 0);
+    const scores = poison(n);
+    const [out0, lse0, out1, lse1] = [poison(nq), poison(nl), poison(nq), poison(nl)];
+    kern.attention(q, k, v, out0, lse0, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask);
+    kern.attention(q, k, v, out1, lse1, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask, scores);
+    sameBits(out1, out0, `attention out with scores (${c.name})`);
+    sameBits(lse1, lse0, `attention lse with scores (${c.name})`);
+    const gOut = rng.f32(nq);
+    const g0 = [rng.f32(nq), rng.f32(nk), rng.f32(nk)];
+    const [gqA, gkA, gvA] = g0.map((a) => a.slice());
+    const [gqB, gkB, gvB] = g0.map((a) => a.slice());
+    const [gqR, gkR, gvR] = g0.map((a) => a.slice());
+    kern.attentionBackward(q, k, v, out0, lse0, gOut, gqA, gkA, gvA, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask);
+    kern.attentionBackward(q, k, v, out0, lse0, gOut, gqB, gkB, gvB, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask, scores);
+    js.attentionBackward(q, k, v, out0, lse0, gOut, gqR, gkR, gvR, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask);
+    sameBits(gqB, gqA, `attention gq with scores (${c.name})`);
+    sameBits(gkB, gkA, `attention gk with scores (${c.name})`);
+    sameBits(gvB, gvA, `attention gv with scores (${c.name})`);
+    close(gqB, gqR, scaled(ACC, gqR), `attention gq with scores vs TS (${c.name})`);
+    close(gkB, gkR, scaled(ACC, gkR), `attention gk with scores vs TS (${c.name})`);
+    close(gvB, gvR, scaled(ACC, gvR), `attention gv with scores vs TS (${c.name})`);
+  }
+  // where none are kept (few kv groups, enough work: the key-chunked backward) a scores array is ignored
+  const c = attnCases.find((x) => x.name.startsWith('long rows, one kv head'));
+  assert.ok(c);
+  const { q, k, v } = attnInputs(c, rng);
+  const scale = 1 / Math.sqrt(c.D);
+  assert.equal(kern.attentionScoresSize(c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, true, 0, null, null, null, null, null), 0);
+  const [o0, l0, o1, l1] = [poison(c.B * c.Hq * c.Tq * c.D), poison(c.B * c.Hq * c.Tq), poison(c.B * c.Hq * c.Tq * c.D), poison(c.B * c.Hq * c.Tq)];
+  kern.attention(q, k, v, o0, l0, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, true, 0, null, null, null, null, null);
+  kern.attention(q, k, v, o1, l1, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, true, 0, null, null, null, null, null, poison(4));
+  sameBits(o1, o0, 'attention out, scores ignored');
+  // too short an array is an error
+  const d = scoreCases[1];
+  const inp = attnInputs(d, rng);
+  const n = kern.attentionScoresSize(d.B, d.Hq, d.Hkv, d.Tq, d.Tk, d.D, 0.125, true, 0, null, null, null, null, null);
+  const o = new Float32Array(d.B * d.Hq * d.Tq * d.D);
+  const l = new Float32Array(d.B * d.Hq * d.Tq);
+  assert.throws(() => kern.attention(inp.q, inp.k, inp.v, o, l, d.B, d.Hq, d.Hkv, d.Tq, d.Tk, d.D, 0.125, true, 0, null, null, null, null, null, new Float32Array(n - 1)), RangeError);
+});
+
 // ---------------------------------------------------------------------------------------------
 // cross-entropy, optimiser
 

@@ -543,6 +543,11 @@ export const jsKernels: Kernels = {
     }
   },
 
+  // the JS backend keeps no stored scores: its backward computes them again (same results)
+  attentionScoresSize() {
+    return 0;
+  },
+
   attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask) {
     const a: AttnArgs = { B, Hq, Hkv, Tq, Tk, causal, window, qPos, kPos, qSeg, kSeg, mask };
     const group = Hq / Hkv;

@@ -279,11 +279,37 @@ export interface Kernels {
     qSeg: Int32Array | null,
     kSeg: Int32Array | null,
     mask: Uint8Array | null,
+    scores?: Float32Array | null,
   ): void;
 
   /**
+   * Floats of the stored scores of an attention call with these arguments (0: none kept). A
+   * training caller may pass an array of at least this length as `scores` to `attention` and the
+   * same array, unchanged, to `attentionBackward`: the forward writes the scaled, masked scores it
+   * computes there and the backward reads them instead of computing them again. The results are
+   * the same with and without; the layout is the backend's own (the JS backend keeps none).
+   */
+  attentionScoresSize(
+    B: number,
+    Hq: number,
+    Hkv: number,
+    Tq: number,
+    Tk: number,
+    D: number,
+    scale: number,
+    causal: boolean,
+    window: number,
+    qPos: Int32Array | null,
+    kPos: Int32Array | null,
+    qSeg: Int32Array | null,
+    kSeg: Int32Array | null,
+    mask: Uint8Array | null,
+  ): number;
+
+  /**
    * Attention backward (same masking arguments as forward). Given out, lse and gOut, accumulates
-   * (+=) into gq, gk, gv (callers zero them first when they want plain gradients).
+   * (+=) into gq, gk, gv (callers zero them first when they want plain gradients). `scores`: the
+   * array the forward filled (see attentionScoresSize), or null.
    */
   attentionBackward(
     q: Float32Array,
@@ -309,6 +335,7 @@ export interface Kernels {
     qSeg: Int32Array | null,
     kSeg: Int32Array | null,
     mask: Uint8Array | null,
+    scores?: Float32Array | null,
   ): void;
 
   /**

@@ -4,7 +4,7 @@
  */
 import { kernels } from '../kernels/index.js';
 import { Tensor, isGradEnabled, record, shapeStr } from '../tensor.js';
-import { allocF32 } from '../pool.js';
+import { allocF32, releaseF32 } from '../pool.js';
 import { contiguous, contiguousData } from './shape.js';
 
 export interface AttentionOptions {
@@ -70,12 +70,22 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const vd = contiguousData(vc);
   const out = allocF32(B * Hq * Tq * D, false);
   const lse = new Float32Array(B * Hq * Tq);
-  kernels().attention(qd, kd, vd, out, lse, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask);
+  const kern = kernels();
+  // for the backward: the scores the forward computes (where the backend keeps them), so that the
+  // backward does not compute them again; given back to the pool once the backward has read them
+  const training = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
+  const nScores = training ? kern.attentionScoresSize(B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask) : 0;
+  let scores: Float32Array | null = nScores > 0 ? allocF32(nScores, false) : null;
+  kern.attention(qd, kd, vd, out, lse, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask, scores);
   return record(new Tensor(out, [B, Hq, Tq, D]), 'attention', [qc, kc, vc], (g) => {
     const gq = allocF32(qd.length);
     const gk = allocF32(kd.length);
     const gv = allocF32(vd.length);
-    kernels().attentionBackward(qd, kd, vd, out, lse, g, gq, gk, gv, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask);
+    kernels().attentionBackward(qd, kd, vd, out, lse, g, gq, gk, gv, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask, scores);
+    if (scores !== null) {
+      releaseF32(scores);
+      scores = null;
+    }
     return [gq, gk, gv];
   });
 }
