@@ -8,12 +8,19 @@
 // once at load time by tiles of 32 rows (byte j of rows 0..31 side by side), are then nibble
 // indices into those tables: one vpshufb looks up 32 rows at once (the 16-byte table broadcast to
 // both lanes). Per 32 bytes of codes (32 rows x 2 nibbles): vpand, vpmulhuw + vpand, two vpshufb
-// (two tables), vpunpck{l,h}bw pairs a row's two lookups, vpmaddubsw by ones adds each pair into
-// int16 (|sum| <= 254), two vpaddw; with one activation row two tiles share each table load. Per
-// group of 64 activations the int16 row sums (exact: <= 32 x 127) are widened to int32 (vpmaddwd
-// by (1, 0) and (0, 1): even and odd rows, the lanes put back in row order once per tile),
-// converted and scaled per (row, block) in float32, in the portable path's order: (scale x level
-// scale) x table scale, then product, then sum.
+// (two tables), and the lookups (biased tables, t + 128 as uint8) are summed as 16-bit words
+// without widening them first: a word holds an even row's lookup + 256 x the next odd row's, so
+// one vpaddw adds the two lookups of 16 row pairs (the word sum is the even rows' sum + 256 x the
+// odd rows', mod 2^16), and a second sum of the words shifted right by 8 (vpsrlw) keeps the odd
+// rows' sums alone; per group of 64 activations the even rows' sum is the difference (exact: the
+// row sums are <= 32 x 255, and the bias 128 per lookup cancels against the accumulators' start
+// value -128 Q). 11 vector instructions per 32 code bytes as before (vpunpck{l,h}bw + vpmaddubsw by
+// ones + vpaddw until 2026-12-05), but only the vpmulhuw needs the vector integer multiplier, of
+// which Zen 2 has one pipe (the pairing with vpmaddubsw put 3 of the 11 on it): warm, 1 thread,
+// 7 % (kmeans2) and 2 % (bin1) less time (docs/results/engine.md). Per group the int16 row sums are
+// widened to int32 in row order per half tile (vpmovsxwd), converted and scaled per (row, block)
+// in float32, in the portable path's order: (scale x level scale) x table scale, then product,
+// then sum.
 // Tables are built here too, vectorized over 8 nibble positions (tables_avx2 below), at the start
 // of the one parallel section of a call (packed_lut_driver.h).
 // Codes and scales are prefetched in software a few KiB ahead.
@@ -37,6 +44,17 @@ namespace {
 
 #include "packed_lut_driver.h"
 
+// One group's tables by the portable builder, then biased as tables_avx2 stores them (t + 128, as
+// uint8: t ^ 0x80), the form tile_kernel reads.
+inline void portable_tables_biased(const float* xg, int bits, const int16_t* L8, int8_t* tg, float* ts) {
+  packed_lut_tables(xg, 64, bits, L8, tg, ts);
+  const __m256i sgn = _mm256_set1_epi8(-128);
+  for (int k = 0; k < 16 * bits * 16; k += 32) {
+    __m256i* q = reinterpret_cast<__m256i*>(tg + k);
+    _mm256_store_si256(q, _mm256_xor_si256(_mm256_load_si256(q), sgn));
+  }
+}
+
 // The tables of one activation row: the values of packed_lut_tables, vectorized over 8 nibble
 // positions q at a time (lanes: q 0 2 4 6 | 1 3 5 7 of each block of 8) instead of the 16 entries.
 // Per activation i and level c the product P_i[c] = L8[c] x[qE + i] (float32, as in the portable
@@ -55,6 +73,7 @@ void tables_avx2(const float* x, long K, const int16_t* L8, int8_t* tab, float* 
   for (int c = 0; c < NL; ++c) Lf[c] = _mm256_set1_ps(static_cast<float>(L8[c]));
   const __m256i tr4 = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const __m256i perm2 = _mm256_setr_epi32(0, 4, 2, 6, 1, 5, 3, 7);  // E = 2: q 0 1 4 5 | 2 3 6 7 -> 0 2 4 6 | 1 3 5 7
+  const __m256i sgn = _mm256_set1_epi8(-128);  // the tables are stored biased: t ^ 0x80 = t + 128 as uint8
   __m256 P[NBLK][E][NL];
   for (long u = 0; u * 64 < K; ++u) {
     const float* xg = x + u * 64;
@@ -99,7 +118,7 @@ void tables_avx2(const float* x, long K, const int16_t* L8, int8_t* tab, float* 
     const float amax = tmax > -tmin ? tmax : -tmin;
     int8_t* tg = tab + u * Q * 16;
     if (!(amax > 0.0f && amax <= 3.4e38f)) {  // (NaN too)
-      packed_lut_tables(xg, 64, BITS, L8, tg, ts + u);
+      portable_tables_biased(xg, BITS, L8, tg, ts + u);
       continue;
     }
     const __m256 inv = _mm256_set1_ps(127.0f / amax);
@@ -126,13 +145,13 @@ void tables_avx2(const float* x, long K, const int16_t* L8, int8_t* tab, float* 
       const __m256i l01 = _mm256_unpacklo_epi32(B4[0], B4[1]), l23 = _mm256_unpacklo_epi32(B4[2], B4[3]);
       const __m256i h01 = _mm256_unpackhi_epi32(B4[0], B4[1]), h23 = _mm256_unpackhi_epi32(B4[2], B4[3]);
       const __m256i R[4] = {_mm256_unpacklo_epi64(l01, l23), _mm256_unpackhi_epi64(l01, l23), _mm256_unpacklo_epi64(h01, h23), _mm256_unpackhi_epi64(h01, h23)};
-      for (int r = 0; r < 4; ++r) {  // R[r] = tables of q 2 r | 2 r + 1 of the block
-        _mm256_store_si256(reinterpret_cast<__m256i*>(tg + (8 * b + 2 * r) * 16), R[r]);
+      for (int r = 0; r < 4; ++r) {  // R[r] = tables of q 2 r | 2 r + 1 of the block, stored biased
+        _mm256_store_si256(reinterpret_cast<__m256i*>(tg + (8 * b + 2 * r) * 16), _mm256_xor_si256(R[r], sgn));
         low = _mm256_min_epi8(low, R[r]);
       }
     }
     if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(low, _mm256_set1_epi8(-128))) != 0) {
-      packed_lut_tables(xg, 64, BITS, L8, tg, ts + u);
+      portable_tables_biased(xg, BITS, L8, tg, ts + u);
       continue;
     }
     ts[u] = amax / 127.0f;
@@ -149,9 +168,11 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
   const long nU = c.nU;
   const long tstride = c.rb * 32;  // code bytes per tile
   const uint8_t* tc = a.codes + tile * tstride;
-  const __m256i m0f = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi8(1);
-  // the high nibbles: (16-bit word x 2^12) >> 16 = word >> 4, by vpmulhuw on a multiply port
-  // instead of vpsrlw on a shuffle port, which the lookups and unpacks fill
+  const __m256i m0f = _mm256_set1_epi8(0x0F);
+  const __m256i bias = _mm256_set1_epi16(static_cast<short>(-128 * Q));
+  // the high nibbles: (16-bit word x 2^12) >> 16 = word >> 4, by vpmulhuw on the multiply pipe
+  // instead of vpsrlw (the shift pipe takes the two vpsrlw of the odd rows' sums; vpsrlw here:
+  // 1.014x the time for kmeans2, 0.985-1.002x for bin1, warm, 1 thread; cold 1.00)
   const __m256i k16 = _mm256_set1_epi16(1 << 12);
   const __m256 vls = _mm256_set1_ps(c.ls);
   __m256 acc[NT][MG][4];
@@ -165,9 +186,9 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
   const long sstride = c.nB * 32;
   long ub = 0;  // group within the scale block
   for (long u = 0; u < nU; ++u) {
-    __m256i s16[NT][MG][2];
+    __m256i aw[NT][MG], ao[NT][MG];
     for (int nt = 0; nt < NT; ++nt)
-      for (int mm = 0; mm < MG; ++mm) s16[nt][mm][0] = s16[nt][mm][1] = _mm256_setzero_si256();
+      for (int mm = 0; mm < MG; ++mm) aw[nt][mm] = ao[nt][mm] = bias;
     const uint8_t* p = tc + u * JB * 32;
     if (c.pd > 0) {
       // past the end of its tile, stream nt runs on in tile + NT + nt (the next pair's), not in tile + nt + 1
@@ -179,7 +200,8 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
     for (int mm = 0; mm < MG; ++mm) tg[mm] = c.tab + ((m0 + mm) * nU + u) * Q * 16;
     // unrolled by 4 (GCC 12 by itself unrolled bin1's 8 code vectors whole, with 32 ymm stack
     // accesses per group, and left kmeans2's 16 rolled): new/old kmeans2 0.90 / 0.82, bin1
-    // 0.98 / 0.97 (gemv_ab, 1 thread, 4096 x 1024, best / median of rounds)
+    // 0.98 / 0.97 (gemv_ab, 1 thread, 4096 x 1024, best / median of rounds; 2026-12-04, before the
+    // word sums below)
 #pragma GCC unroll 4
     for (int j = 0; j < JB; ++j) {
       __m256i th[MG], tl[MG];
@@ -192,18 +214,17 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
         const __m256i lo = _mm256_and_si256(idx, m0f);
         const __m256i hi = _mm256_and_si256(_mm256_mulhi_epu16(idx, k16), m0f);
         for (int mm = 0; mm < MG; ++mm) {
+          // biased lookups u = t + 128 (bytes = rows); words: even row + 256 x odd row
           const __m256i rh = _mm256_shuffle_epi8(th[mm], hi), rl = _mm256_shuffle_epi8(tl[mm], lo);
-          s16[nt][mm][0] = _mm256_add_epi16(s16[nt][mm][0], _mm256_maddubs_epi16(ones, _mm256_unpacklo_epi8(rh, rl)));
-          s16[nt][mm][1] = _mm256_add_epi16(s16[nt][mm][1], _mm256_maddubs_epi16(ones, _mm256_unpackhi_epi8(rh, rl)));
+          aw[nt][mm] = _mm256_add_epi16(aw[nt][mm], _mm256_add_epi16(rh, rl));
+          ao[nt][mm] = _mm256_add_epi16(ao[nt][mm], _mm256_add_epi16(_mm256_srli_epi16(rh, 8), _mm256_srli_epi16(rl, 8)));
         }
       }
     }
-    // s16[.][0]: rows 0-7 | 16-23, s16[.][1]: rows 8-15 | 24-31 (int16). Widened by vpmaddwd with
-    // (1, 0) and (0, 1) (the multiply ports, not the shuffle ports the lookups use): the even and
-    // the odd rows of each, in the order ROWS below, which the block scales take too (the low /
-    // high bf16 of each 32-bit pair, shifted or masked into place); the accumulators are put back
-    // in row order at the end of the tile.
-    const __m256i m10 = _mm256_set1_epi32(1), m01 = _mm256_set1_epi32(1 << 16);
+    // per (tile, row of x): ao = the odd rows' sums S (the bias -128 Q it started from cancels the
+    // 128 per lookup), aw - 256 ao = the even rows' (mod 2^16; both exact: |S| <= 32 x 127).
+    // Widened to int32 in row order per half tile (vpmovsxwd), which is the order of the bf16
+    // block scales' even / odd halves (shifted or masked into place): ROWS below.
     // (the scale streams likewise)
     const long sskip = (NT > 1 && (sp - sp0) * 2 + c.spd >= sstride * 2) ? (NT - 1) * sstride * 2 : 0;
     for (int nt = 0; nt < NT; ++nt) {
@@ -213,22 +234,22 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
       {
         const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(spt));
         const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(spt + 16));
-        const __m256i lo = _mm256_permute2x128_si256(v0, v1, 0x20), hi = _mm256_permute2x128_si256(v0, v1, 0x31);
         const __m256i himask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
-        sc[0] = _mm256_castsi256_ps(_mm256_slli_epi32(lo, 16));
-        sc[1] = _mm256_castsi256_ps(_mm256_and_si256(lo, himask));
-        sc[2] = _mm256_castsi256_ps(_mm256_slli_epi32(hi, 16));
-        sc[3] = _mm256_castsi256_ps(_mm256_and_si256(hi, himask));
+        sc[0] = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16));
+        sc[1] = _mm256_castsi256_ps(_mm256_and_si256(v0, himask));
+        sc[2] = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16));
+        sc[3] = _mm256_castsi256_ps(_mm256_and_si256(v1, himask));
         if (!LS1)
           for (int k = 0; k < 4; ++k) sc[k] = _mm256_mul_ps(sc[k], vls);
       }
       for (int mm = 0; mm < MG; ++mm) {
         const __m256 vts = _mm256_set1_ps(c.ts[(m0 + mm) * nU + u]);
-        __m256i s32[4];  // ROWS: 0 2 4 6 16 18 20 22 | 1 3 5 7 17 19 21 23 | 8 10 .. 24 26 .. | 9 11 .. 25 27 ..
-        s32[0] = _mm256_madd_epi16(s16[nt][mm][0], m10);
-        s32[1] = _mm256_madd_epi16(s16[nt][mm][0], m01);
-        s32[2] = _mm256_madd_epi16(s16[nt][mm][1], m10);
-        s32[3] = _mm256_madd_epi16(s16[nt][mm][1], m01);
+        const __m256i ev = _mm256_sub_epi16(aw[nt][mm], _mm256_slli_epi16(ao[nt][mm], 8)), od = ao[nt][mm];
+        __m256i s32[4];  // ROWS: 0 2 4 .. 14 | 1 3 .. 15 | 16 18 .. 30 | 17 19 .. 31
+        s32[0] = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(ev));
+        s32[1] = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(od));
+        s32[2] = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(ev, 1));
+        s32[3] = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(od, 1));
         for (int k = 0; k < 4; ++k)
           acc[nt][mm][k] = _mm256_add_ps(acc[nt][mm][k], _mm256_mul_ps(_mm256_cvtepi32_ps(s32[k]), _mm256_mul_ps(sc[k], vts)));
       }
@@ -245,8 +266,8 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
       __m256 r[4];
       for (int h = 0; h < 2; ++h) {
         const __m256 lo = _mm256_unpacklo_ps(acc[nt][mm][2 * h], acc[nt][mm][2 * h + 1]), hi = _mm256_unpackhi_ps(acc[nt][mm][2 * h], acc[nt][mm][2 * h + 1]);
-        r[h] = _mm256_permute2f128_ps(lo, hi, 0x20);      // rows 8 h .. 8 h + 7
-        r[h + 2] = _mm256_permute2f128_ps(lo, hi, 0x31);  // rows 16 + 8 h ..
+        r[2 * h] = _mm256_permute2f128_ps(lo, hi, 0x20);      // rows 16 h .. 16 h + 7
+        r[2 * h + 1] = _mm256_permute2f128_ps(lo, hi, 0x31);  // rows 16 h + 8 ..
       }
       float* o = a.out + (m0 + mm) * N + n0;
       if (n0 + 32 <= N) {
