@@ -1018,19 +1018,33 @@ static inline void attn_with_rows(int rows, F&& f) {
   }
 }
 
+// The columns of a block of nk keys that the score tiles cover: nk rounded up to whole vectors.
+static inline long attn_cols(long nk) { return (nk + B::W - 1) / B::W * B::W; }
+
+// The largest hi[r .. r + rows) (hi: per row of a block, how many of its keys the row can see at
+// most, from the row's key range; null: every key of the block, n).
+static inline long attn_tile_hi(const long* hi, long r, int rows, long n) {
+  if (!hi) return n;
+  long m = 0;
+  for (int i = 0; i < rows; ++i) m = hi[r + i] > m ? hi[r + i] : m;
+  return lmin_(n, m);
+}
+
 // S[r * lds + j] = scale * sum_d A[r * lda + d] * Bt[d * ldb + j] for r < nr, j < ncols (ncols: the
-// keys of the block rounded up to whole vectors; the keys past the range are zero padding, masked later)
+// keys of the block rounded up to whole vectors; the keys past the range are zero padding, masked
+// later). With hi, each register tile of rows stops at the vector holding its rows' last visible
+// key (the causal diagonal): the columns it leaves are past every one of its rows' ranges, which
+// the mask pass sets to -inf whatever they hold.
 static void attn_dot(const float* A, long lda, long nr, const float* Bt, long ldb, long D, float* S, long lds,
-                     long ncols, float scale) {
+                     long ncols, float scale, const long* hi) {
   for (long r = 0; r < nr;) {
     const int rows = attn_tile_rows(nr - r);
-    attn_with_rows(rows, [&](auto R) { attn_rows_dot<decltype(R)::value>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, ncols, scale); });
+    const long nct = lmin_(ncols, attn_cols(attn_tile_hi(hi, r, rows, ncols)));
+    if (nct > 0)
+      attn_with_rows(rows, [&](auto R) { attn_rows_dot<decltype(R)::value>(A + r * lda, lda, Bt, ldb, D, S + r * lds, lds, nct, scale); });
     r += rows;
   }
 }
-
-// The columns of a block of nk keys that the score tiles cover: nk rounded up to whole vectors.
-static inline long attn_cols(long nk) { return (nk + B::W - 1) / B::W * B::W; }
 
 // C[r * ldc + d] += sum_{c < nc} coef[r * crs + c * ccs] * X[c * ldx + d] for r < R, d < D
 template <int R>
@@ -1080,12 +1094,38 @@ __attribute__((noinline)) static void attn_tile_axpy(const float* coef, long crs
   }
 }
 
+// With hi (per row r: its coefficients from hi[r] on are zeros), each register tile stops at its
+// rows' largest hi: the terms it leaves are 0 * x, which add nothing to a sum (x finite).
 static void attn_axpy(const float* coef, long crs, long ccs, long nr, long nc, const float* X, long ldx, float* C,
-                      long ldc, long D) {
+                      long ldc, long D, const long* hi) {
   for (long r = 0; r < nr;) {
     const int rows = attn_tile_rows(nr - r);
-    attn_with_rows(rows, [&](auto R) { attn_tile_axpy<decltype(R)::value>(coef + r * crs, crs, ccs, nc, X, ldx, C + r * ldc, ldc, D); });
+    const long nct = attn_tile_hi(hi, r, rows, nc);
+    if (nct > 0)
+      attn_with_rows(rows, [&](auto R) { attn_tile_axpy<decltype(R)::value>(coef + r * crs, crs, ccs, nct, X, ldx, C + r * ldc, ldc, D); });
     r += rows;
+  }
+}
+
+// The key-side sums of the backward: C[j * ldc + d] += sum_{c < nq} coef[c * ccs + j] * X[c * ldx + d]
+// for the nk keys j of a block (rows of C) over its nq query rows c. With hi (per query row c: the
+// row sees none of the keys from hi[c] on, its coefficients there are zeros), a register tile of
+// keys j0 .. starts at the first query row that sees key j0 or a later one: the rows before add
+// only 0 * x.
+static void attn_axpy_keys(const float* coef, long ccs, long nk, long nq, const float* X, long ldx, float* C, long ldc,
+                           long D, const long* hi) {
+  long c0 = 0;
+  for (long j = 0; j < nk;) {
+    const int rows = attn_tile_rows(nk - j);
+    if (hi)
+      while (c0 < nq && hi[c0] <= j) ++c0;
+    // rows c0.. may still hold a smaller hi (ranges that are not monotone): their zeros are summed
+    const long cs = hi ? c0 : 0;
+    if (cs < nq)
+      attn_with_rows(rows, [&](auto R) {
+        attn_tile_axpy<decltype(R)::value>(coef + cs * ccs + j, 1, ccs, nq - cs, X + cs * ldx, ldx, C + j * ldc, ldc, D);
+      });
+    j += rows;
   }
 }
 
@@ -1310,7 +1350,9 @@ static void attention_impl(const AttnArgs& a) {
     for (long jb = rows.J0; jb < rows.J1; jb += kAttnKB) {
       const long nk = lmin_(rows.J1, jb + kAttnKB) - jb, nc = attn_cols(nk);
       if (rows.segments_miss(vis, jb, nk)) continue;
-      attn_dot(qb0, D, nr, ktb + jb, ldt, D, S, kAttnKB, nc, a.scale);
+      long hi[kAttnQB];  // per row: the keys of the block past its range (causal) are never visible
+      for (long r = 0; r < nr; ++r) hi[r] = lmax_(0, lmin_(nk, rows.j1[r] - jb));
+      attn_dot(qb0, D, nr, ktb + jb, ldt, D, S, kAttnKB, nc, a.scale, hi);
       attn_mask_block(vis, rows, i0, nr, jb, nk, S);
       float* svb = sv ? sv + (jb - rows.J0) / kAttnKB * (kAttnQB * kAttnKB) : nullptr;
       for (long r = 0; r < nr; ++r) {
@@ -1352,7 +1394,7 @@ static void attention_impl(const AttnArgs& a) {
         }
         l[r] += B::hsum(sum);
       }
-      attn_axpy(S, kAttnKB, 1, nr, nk, vb + jb * D, D, acc, D, D);
+      attn_axpy(S, kAttnKB, 1, nr, nk, vb + jb * D, D, acc, D, D, hi);
     }
     for (long r = 0; r < nr; ++r) {
       const long row = (b * Hq + hq) * Tq + i0 + r;
@@ -1449,11 +1491,14 @@ static void attention_backward_impl(const AttnArgs& a) {
           const long nk = lmin_(J1, jb + kAttnKB) - jb, nc = attn_cols(nk);
           if (rows.segments_miss(vis, jb, nk)) continue;
           const float* svb = sv ? sv + (jb - rows.J0) / kAttnKB * (kAttnQB * kAttnKB) : nullptr;
+          long hi[kAttnQB];  // as in the forward
+          for (long r = 0; r < nr; ++r) hi[r] = lmax_(0, lmin_(nk, rows.j1[r] - jb));
           if (!svb) {
-            attn_dot(qr, D, nr, ktb + jb, ldt, D, P, kAttnKB, nc, a.scale);
+            attn_dot(qr, D, nr, ktb + jb, ldt, D, P, kAttnKB, nc, a.scale, hi);
             attn_mask_block(vis, rows, i0, nr, jb, nk, P);
           }
-          attn_dot(gor, D, nr, vtb + jb, ldt, D, dS, kAttnKB, nc, 1.0f);
+          // columns past a row tile's keys are not computed: the pass below zeroes their dS
+          attn_dot(gor, D, nr, vtb + jb, ldt, D, dS, kAttnKB, nc, 1.0f, hi);
           const V sc = B::set1(a.scale);
           for (long r = 0; r < nr; ++r) {
             float* p = P + r * kAttnKB;
@@ -1469,15 +1514,16 @@ static void attention_backward_impl(const AttnArgs& a) {
             const V lv = B::set1(lse[r]), dv = B::set1(Di[r]);
             for (long j = 0; j < nc; j += B::W) {
               const V x = B::load(ps + j);
-              const V pv = B::sel(B::gt(x, ninf), B::exp(B::sub(x, lv)), B::zero());
+              const auto seen = B::gt(x, ninf);
+              const V pv = B::sel(seen, B::exp(B::sub(x, lv)), B::zero());
               B::store(p + j, pv);
-              B::store(ds + j, B::mul(B::mul(pv, B::sub(B::load(ds + j), dv)), sc));
+              B::store(ds + j, B::sel(seen, B::mul(B::mul(pv, B::sub(B::load(ds + j), dv)), sc), B::zero()));
             }
           }
           // gv[j] += sum_r P[r][j] dO[r]; gk[j] += sum_r dS[r][j] q[r]; gq[r] += sum_j dS[r][j] k[j]
-          attn_axpy(P, 1, kAttnKB, nk, nr, gor, D, gvb + jb * D, D, D);
-          attn_axpy(dS, 1, kAttnKB, nk, nr, qr, D, gkb + jb * D, D, D);
-          attn_axpy(dS, kAttnKB, 1, nr, nk, kb + jb * D, D, gqa, D, D);
+          attn_axpy_keys(P, kAttnKB, nk, nr, gor, D, gvb + jb * D, D, D, hi);
+          attn_axpy_keys(dS, kAttnKB, nk, nr, qr, D, gkb + jb * D, D, D, hi);
+          attn_axpy(dS, kAttnKB, 1, nr, nk, kb + jb * D, D, gqa, D, D, hi);
         }
         for (long r = 0; r < nr; ++r) {
           if (!(lse[r] > -__builtin_inff())) continue;
