@@ -1317,6 +1317,11 @@ struct Args {
 
 // finishes a background boxteAdamRowsStart job, if any (every call that reads or writes entity tables)
 void adam_bg_finish(napi_env env);
+// boxteAdamRowsArm's launch (see there), taken by boxteTrainGroups
+struct AdamLaunch;
+AdamLaunch* adam_armed_take(napi_env env);
+void adam_armed_start(napi_env env, AdamLaunch* L);
+void adam_armed_drop(napi_env env, AdamLaunch* L);
 // true when the open background job uses bytes of one of the ranges [first, second)
 bool adam_bg_overlaps(const std::vector<std::pair<const char*, const char*>>& spans);
 
@@ -1741,6 +1746,12 @@ void exp_pre_task(void* ctx, long blk, int) {
 napi_value TrainGroups(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteTrainGroups");
   adam_bg_finish(env);
+  // boxteAdamRowsArm's updates: started after the parallel part below; dropped on any early return
+  struct Armed {
+    napi_env env;
+    AdamLaunch* L;
+    ~Armed() { adam_armed_drop(env, L); }
+  } armed{env, adam_armed_take(env)};
   const long B = integer(a, 0, "B", 0), n = integer(a, 1, "n", 0), d = integer(a, 2, "d", 1);
   const bool useTanh = flag(a, 3, "tanh");
   const bool l2 = integer(a, 4, "order", 1) == 2;
@@ -2323,6 +2334,15 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   };
   if (nth == 1) task(0, 0);
   else parallel_tasks(nth, nth, task);
+  // the armed updates (boxteAdamRowsArm) on the worker(s) while this thread adds up the chunks'
+  // relation gradients (with slots, the entity gradients are complete here; without, after the sums)
+  const auto startArmed = [&]() {
+    if (!armed.L) return;
+    if (expUse.owns_lock()) expUse.unlock();  // (the kernel is done with the table; the updates may write it)
+    adam_armed_start(env, armed.L);
+    armed.L = nullptr;
+  };
+  if (slots || nth == 1) startArmed();
   double loss = chunkLoss[0];
   for (int ch = 1; ch < nth; ++ch) {
     loss += chunkLoss[ch];
@@ -2347,6 +2367,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     for (long i = 0; i < RD; ++i) gc[i] += s[i];
     for (long i = 0; i < RD; ++i) gw[i] += s[RD + i];
   }
+  startArmed();
   napi_value res;
   napi_create_double(env, loss, &res);
   return res;
@@ -2833,26 +2854,63 @@ void adam_bg_finish(napi_env env) {
   adam_bg_release(env);
 }
 
-napi_value AdamRowsStart(napi_env env, napi_callback_info info) {
-  Args a(env, info, "boxteAdamRowsStart");
-  adam_bg_finish(env);
+// A parsed boxteAdamRowsStart / boxteAdamRowsArm: its jobs, expD and references to its arrays.
+struct AdamLaunch {
+  std::vector<AdamJob> jobs;
+  long expD = 0;
+  std::vector<napi_ref> refs;
+  napi_env env = nullptr;
+};
+
+// The arguments of boxteAdamRowsStart / boxteAdamRowsArm: count, count x 17, expD (optional)
+bool parse_adam_launch(Args& a, AdamLaunch& L) {
+  const long count = integer(a, 0, "count", 0);
+  if (!a.ok) return false;
+  if (1 + 17 * count > static_cast<long>(sizeof a.v / sizeof a.v[0])) {
+    fail(a, "is too large", "count");
+    return false;
+  }
+  L.jobs.assign(count, AdamJob());
+  for (long q = 0; q < count; ++q)
+    if (!parse_adam(a, 1 + 17 * q, L.jobs[q])) return false;
+  const size_t xd = static_cast<size_t>(1 + 17 * count);
+  L.expD = a.n > xd && !absent(a, xd) ? integer(a, xd, "expD", 1) : 0;
+  return a.ok;
+}
+
+// references to the launch's arrays (held until the job is finished or dropped)
+void adam_launch_refs(Args& a, AdamLaunch& L) {
+  L.env = a.env;
+  for (size_t q = 0; q < L.jobs.size(); ++q)
+    for (size_t i : {0, 1, 2, 5, 6, 13}) {
+      const size_t x = 1 + 17 * q + i;
+      napi_valuetype vt;
+      if (x >= a.n || napi_typeof(a.env, a.v[x], &vt) != napi_ok || vt != napi_object) continue;
+      napi_ref r;
+      if (napi_create_reference(a.env, a.v[x], 1, &r) == napi_ok) L.refs.push_back(r);
+    }
+}
+
+// drops a launch that will not run (its references, where env is the one that made them)
+void adam_launch_drop(napi_env env, AdamLaunch& L) {
+  if (env == L.env)
+    for (napi_ref r : L.refs) napi_delete_reference(env, r);
+  L.refs.clear();
+  L.jobs.clear();
+  L.env = nullptr;
+}
+
+// Starts a parsed launch as the pool's background job (the previous one must be finished and the
+// caller must not hold g_expUseMu); runs it inline where the pool cannot start it (one thread, busy).
+void adam_launch(napi_env env, AdamLaunch& L) {
   {
     std::lock_guard<std::mutex> use(g_expUseMu);
     g_expPre.ready = g_expPre.fused = false;  // (the tables may change)
   }
-  const long count = integer(a, 0, "count", 0);
-  if (!a.ok) return nullptr;
-  if (1 + 17 * count > static_cast<long>(sizeof a.v / sizeof a.v[0])) {
-    fail(a, "is too large", "count");
-    return nullptr;
-  }
-  std::vector<AdamJob> jobs(count);
-  for (long q = 0; q < count; ++q)
-    if (!parse_adam(a, 1 + 17 * q, jobs[q])) return nullptr;
-  const size_t xd = static_cast<size_t>(1 + 17 * count);
-  const long expD = a.n > xd && !absent(a, xd) ? integer(a, xd, "expD", 1) : 0;
-  if (!a.ok) return nullptr;
+  const long count = static_cast<long>(L.jobs.size());
+  const long expD = L.expD;
   const int isa = boxte_isa();
+  std::vector<AdamJob>& jobs = L.jobs;
   // the exponentials with the update: base then bump, both lazy with rows of expD (AdamJob.rch rows a task)
   const bool withExp = expD > 0 && isa >= 1 && count == 2 && jobs[0].st && jobs[1].st && jobs[0].d == expD && jobs[1].d == expD &&
                        jobs[0].E == jobs[1].E && jobs[0].E > 0;
@@ -2885,15 +2943,9 @@ napi_value AdamRowsStart(napi_env env, napi_callback_info info) {
   bg.eIsa = isa;
   if (pool_start(bg.first.back(), adam_bg_task, &bg)) {
     bg.open = true;
-    bg.env = env;
-    for (long q = 0; q < count; ++q)
-      for (size_t i : {0, 1, 2, 5, 6, 13}) {
-        const size_t x = 1 + 17 * q + i;
-        napi_valuetype vt;
-        if (x >= a.n || napi_typeof(env, a.v[x], &vt) != napi_ok || vt != napi_object) continue;
-        napi_ref r;
-        if (napi_create_reference(env, a.v[x], 1, &r) == napi_ok) bg.refs.push_back(r);
-      }
+    bg.env = L.env;
+    bg.refs = std::move(L.refs);
+    L.refs.clear();
   } else {
     auto task = [&](long t, int) { adam_bg_task(&bg, t, 0); };
     parallel_tasks(bg.first.back(), 0, task);
@@ -2901,7 +2953,60 @@ napi_value AdamRowsStart(napi_env env, napi_callback_info info) {
     bg.spans.clear();
     bg.eTab = nullptr;
     bg.eOk = nullptr;
+    adam_launch_drop(env, L);
   }
+  L.jobs.clear();
+  L.env = nullptr;
+}
+
+napi_value AdamRowsStart(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteAdamRowsStart");
+  adam_bg_finish(env);
+  AdamLaunch L;
+  if (!parse_adam_launch(a, L)) return nullptr;
+  adam_launch_refs(a, L);
+  adam_launch(env, L);
+  return napi::undef(env);
+}
+
+// boxteAdamRowsArm(count, ...as boxteAdamRowsStart): the same updates, started by the next
+// boxteTrainGroups right after its parallel part, before it adds up the chunks' relation gradients and
+// returns (the pool's worker goes from its kernel chunk to the updates without waiting for the
+// caller's return and its boxteAdamRowsStart); wait with boxteAdamRowsWait as after a start. Its
+// arrays must be that call's entity tables, gradients, slots and stamps, whose values at the end of
+// its parallel part are the ones the updates read (as a start after it would). A boxteTrainGroups
+// that throws (or a second arm) drops it. Nothing else starts or drops it.
+AdamLaunch g_adamArmed;
+std::mutex g_adamArmedMu;
+
+AdamLaunch* adam_armed_take(napi_env env) {
+  std::lock_guard<std::mutex> lk(g_adamArmedMu);
+  if (g_adamArmed.jobs.empty()) {
+    adam_launch_drop(env, g_adamArmed);
+    return nullptr;
+  }
+  AdamLaunch* L = new AdamLaunch(std::move(g_adamArmed));
+  g_adamArmed = AdamLaunch();
+  return L;
+}
+void adam_armed_start(napi_env env, AdamLaunch* L) {
+  adam_launch(env, *L);
+  delete L;
+}
+void adam_armed_drop(napi_env env, AdamLaunch* L) {
+  if (!L) return;
+  adam_launch_drop(env, *L);
+  delete L;
+}
+
+napi_value AdamRowsArm(napi_env env, napi_callback_info info) {
+  Args a(env, info, "boxteAdamRowsArm");
+  AdamLaunch L;
+  if (!parse_adam_launch(a, L)) return nullptr;
+  adam_launch_refs(a, L);
+  std::lock_guard<std::mutex> lk(g_adamArmedMu);
+  adam_launch_drop(env, g_adamArmed);
+  g_adamArmed = std::move(L);
   return napi::undef(env);
 }
 
@@ -3000,6 +3105,7 @@ void tanh_inplace(float* x, long n) {
 #endif
   for (long k = 0; k < n; ++k) x[k] = std::tanh(x[k]);
 }
+
 
 // boxteCorners(R, d, half, tanh, hBase, hShape, hSize, tBase, tShape, tSize, stacked[4Rd], invGeo[2R], sigma[2R])
 napi_value Corners(napi_env env, napi_callback_info info) {
@@ -3469,6 +3575,8 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteAdamRows", fv);
   if (napi_create_function(env, "boxteAdamRowsStart", NAPI_AUTO_LENGTH, AdamRowsStart, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteAdamRowsStart", fv);
+  if (napi_create_function(env, "boxteAdamRowsArm", NAPI_AUTO_LENGTH, AdamRowsArm, nullptr, &fv) == napi_ok)
+    napi_set_named_property(env, exports, "boxteAdamRowsArm", fv);
   if (napi_create_function(env, "boxteAdamRowsWait", NAPI_AUTO_LENGTH, AdamRowsWait, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteAdamRowsWait", fv);
   if (napi_create_function(env, "boxteExpTableStart", NAPI_AUTO_LENGTH, ExpTableStart, nullptr, &fv) == napi_ok)

@@ -422,7 +422,7 @@ test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): thre
     k.adamRows?.({ p, g0: g, slots: null, m: new Float32Array(p.length), v: new Float32Array(p.length), lr: 1e-2, b1: 0.9, b2: 0.999, eps: 1e-8, bc1: 0.1, bc2: 0.001 });
     return p;
   };
-  const run = (k: BoxKernels, lazy: boolean, count: number, background = false, pipelined = false): Float32Array => {
+  const run = (k: BoxKernels, lazy: boolean, count: number, background = false, pipelined = false, armed = false): Float32Array => {
     const base = m.entityBase.f32().slice();
     const bump = m.entityBump.f32().slice();
     const mom = [0, 1, 2, 3].map(() => new Float32Array(E * d));
@@ -439,6 +439,17 @@ test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): thre
       const step = si + 1;
       // pipelined: the last step's Adam may still run; this takes the table it makes (trainGroups waits)
       if (pipelined) k.expTableStart?.(base, bump, d);
+      const bc1 = 1 - b1 ** step;
+      const bc2 = 1 - b2 ** step;
+      const args = ([[base, gBase, 0, 0], [bump, gBump, E * d, 1]] as const).map(([p, g0, offset, table]) => ({
+        p, g0, slots: count === 0 ? null : { data: slots.data, count, offset }, m: mom[2 * table], v: mom[2 * table + 1], lr, b1, b2, eps, bc1, bc2,
+        lazy: lazy ? { stamps, step, d, table } : undefined,
+      }));
+      const last = si + 1 === steps.length;
+      // armed: trainGroups starts the updates after its parallel part (as adamRowsStart right after it)
+      const armReg = armed ? regOf(k) : null;
+      const armSmall = armed ? small(k) : null;
+      if (armed && k.adamRowsArm !== null) k.adamRowsArm(args, pipelined && !last ? d : undefined);
       const loss = k.trainGroups({
         B, n, d, tanh: true, order: 2, base, bump, boxes, tb: st.tb, h: st.h, r: st.r, t: st.t, negEnt: st.negEnt, negTail: st.negTail,
         gradScale: 1 / B, gBase, gBump, gc: new Float32Array(2 * R * d), gw: new Float32Array(2 * R * d), gTb: new Float32Array(B * d),
@@ -449,16 +460,13 @@ test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): thre
         // the TypeScript kernel: the stamped rows hold the sums, every row the kernel added to is stamped
         return;
       }
-      const bc1 = 1 - b1 ** step;
-      const bc2 = 1 - b2 ** step;
-      const args = ([[base, gBase, 0, 0], [bump, gBump, E * d, 1]] as const).map(([p, g0, offset, table]) => ({
-        p, g0, slots: count === 0 ? null : { data: slots.data, count, offset }, m: mom[2 * table], v: mom[2 * table + 1], lr, b1, b2, eps, bc1, bc2,
-        lazy: lazy ? { stamps, step, d, table } : undefined,
-      }));
-      if (background && k.adamRowsStart !== null) {
+      if (armed && k.adamRowsArm !== null) {
+        assert.deepEqual(regOf(k), armReg, 'a kernel run during the armed Adam');
+        assert.deepEqual(small(k), armSmall, 'an adamRows on other arrays during the armed Adam');
+        if (!pipelined || last) k.adamRowsWait();
+      } else if (background && k.adamRowsStart !== null) {
         const reg = regOf(k);
         const sm = small(k);
-        const last = si + 1 === steps.length;
         k.adamRowsStart(args, pipelined && !last ? d : undefined);
         assert.deepEqual(regOf(k), reg, 'a kernel run during the background Adam');
         assert.deepEqual(small(k), sm, 'an adamRows on other arrays during the background Adam');
@@ -503,6 +511,10 @@ test('lazy zeroing of the entity gradients (trainGroups + adamRows `lazy`): thre
         assert.deepEqual(run(nk, true, count, true), want, `${v.name}, ${count} slot(s): background = zeroed, bit for bit`);
         assert.deepEqual(run(nk, false, count, true), want, `${v.name}, ${count} slot(s): background without stamps = zeroed, bit for bit`);
         assert.deepEqual(run(nk, true, count, true, true), want, `${v.name}, ${count} slot(s): pipelined = zeroed, bit for bit`);
+        assert.ok(nk.adamRowsArm !== null, 'the addon has adamRowsArm');
+        assert.deepEqual(run(nk, true, count, true, false, true), want, `${v.name}, ${count} slot(s): armed (started by trainGroups) = zeroed, bit for bit`);
+        assert.deepEqual(run(nk, true, count, true, true, true), want, `${v.name}, ${count} slot(s): armed and pipelined = zeroed, bit for bit`);
+        assert.deepEqual(run(nk, false, count, true, false, true), want, `${v.name}, ${count} slot(s): armed without stamps = zeroed, bit for bit`);
       }
     }
   }
@@ -574,6 +586,51 @@ test('expTableStart: trainGroups after it gives the bits of trainGroups alone (d
         bump.set(savedBump);
       }
     }
+  }
+  restoreBoxKernels();
+});
+
+test('adamRowsArm: a trainGroups that throws drops the armed updates (the tables stay as they were, a later trainGroups starts nothing); a second arm replaces the first', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
+  const k = nativeBoxKernels()!;
+  assert.ok(k.adamRowsArm !== null, 'the addon has adamRowsArm');
+  const m = tinyModel({ numEntities: 9, dim: 13 }, 5, 0.8);
+  const { dim: d, numRelations: R, numEntities: E } = m.cfg;
+  const rng = new Rng(31);
+  const B = 4;
+  const n = 3;
+  const { h, r, t, negEnt, negTail } = randomGroups(rng, B, n, R, E);
+  const boxes = boxTable(noGrad(() => m.stackedBoxes()).f32(), R, d);
+  const tb = Float32Array.from({ length: B * d }, () => (rng.float() * 2 - 1) * 0.1);
+  const base = Float32Array.from(m.entityBase.f32());
+  const bump = Float32Array.from(m.entityBump.f32());
+  const saved = [base.slice(), bump.slice()];
+  const g = [new Float32Array(E * d), new Float32Array(E * d)];
+  const adamOf = (p: Float32Array, g0: Float32Array, lr: number): AdamRowsArgs => ({
+    p, g0, slots: null, m: new Float32Array(E * d), v: new Float32Array(E * d), lr, b1: 0.9, b2: 0.999, eps: 1e-8, bc1: 0.1, bc2: 0.001,
+  });
+  const groups = (hh: Int32Array): Parameters<BoxKernels['trainGroups']>[0] => ({
+    B, n, d, tanh: true, order: 2, base, bump, boxes, tb, h: hh, r, t, negEnt, negTail, gradScale: 1 / B, gBase: g[0], gBump: g[1],
+    gc: new Float32Array(2 * R * d), gw: new Float32Array(2 * R * d), gTb: new Float32Array(B * d),
+  });
+  for (const v of kernelVariants()) {
+    if (v.name === 'js') continue;
+    v.setup();
+    base.set(saved[0]);
+    bump.set(saved[1]);
+    k.adamRowsArm([adamOf(base, g[0], 0.5), adamOf(bump, g[1], 0.5)]);
+    assert.throws(() => k.trainGroups(groups(Int32Array.from(h, () => E + 3))), /out of range/, `${v.name}: ids out of range`);
+    k.adamRowsWait();
+    assert.deepEqual([base, bump], saved, `${v.name}: nothing updated after the throw`);
+    k.trainGroups(groups(h));
+    k.adamRowsWait();
+    assert.deepEqual([base, bump], saved, `${v.name}: the dropped updates do not start later`);
+    // armed twice: only the second runs (it updates bump alone)
+    k.adamRowsArm([adamOf(base, g[0], 0.5)]);
+    k.adamRowsArm([adamOf(bump, g[1], 0.5)]);
+    k.trainGroups(groups(h));
+    k.adamRowsWait();
+    assert.deepEqual(base, saved[0], `${v.name}: the first arm was replaced`);
+    assert.notDeepEqual(bump, saved[1], `${v.name}: the second arm ran`);
   }
   restoreBoxKernels();
 });

@@ -42,6 +42,8 @@ export interface BoxteAddon {
   ): void;
   /** count, then count x the 17 arguments of boxteAdamRows (count <= 2), then expD (optional) */
   boxteAdamRowsStart(count: number, ...args: unknown[]): void;
+  /** as boxteAdamRowsStart, started by the next boxteTrainGroups after its parallel part */
+  boxteAdamRowsArm(count: number, ...args: unknown[]): void;
   boxteAdamRowsWait(): void;
   boxteExpTableStart(base: Float32Array, bump: Float32Array, d: number): void;
   boxteIsa(): string;
@@ -110,6 +112,7 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
   const adam = addon.boxteAdamRows;
   const adamStart = addon.boxteAdamRowsStart;
   const adamWait = addon.boxteAdamRowsWait;
+  const adamArm = addon.boxteAdamRowsArm;
   const expStart = addon.boxteExpTableStart;
   const isa = addon.boxteIsa;
   const corners = addon.boxteCorners;
@@ -150,6 +153,14 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
             if (list.length > 2) throw new Error(`adamRowsStart: at most 2 tables, got ${list.length}`);
             settleAtExit(adamWait);
             adamStart(list.length, ...list.flatMap(adamArgs), expD);
+          }
+        : null,
+    adamRowsArm:
+      typeof adamArm === 'function' && typeof adamWait === 'function'
+        ? (list: readonly AdamRowsArgs[], expD?: number): void => {
+            if (list.length > 2) throw new Error(`adamRowsArm: at most 2 tables, got ${list.length}`);
+            settleAtExit(adamWait);
+            adamArm(list.length, ...list.flatMap(adamArgs), expD);
           }
         : null,
     adamRowsWait: typeof adamWait === 'function' ? (): void => adamWait() : (): void => {},

@@ -71,6 +71,14 @@ export interface BoxKernels {
    * AVX-512; ignored elsewhere). base and bump must not change in between.
    */
   adamRowsStart: ((list: readonly AdamRowsArgs[], expD?: number) => void) | null;
+  /**
+   * adamRowsStart(list, expD) deferred into the next trainGroups (native, when the addon has it; else
+   * null): that call starts the updates right after its parallel part, before it returns, so the pool's
+   * worker goes from its kernel chunk to them. list must name that call's entity tables, gradients,
+   * slots and stamps (the updates read their values at the end of its parallel part, as a start after
+   * it would); wait with adamRowsWait. A trainGroups that throws, or another arm, drops them.
+   */
+  adamRowsArm: ((list: readonly AdamRowsArgs[], expD?: number) => void) | null;
   /** waits for the updates of the last adamRowsStart (the calling thread takes the ones not begun) */
   adamRowsWait: () => void;
   /**
@@ -113,6 +121,7 @@ const jsBoxKernels: BoxKernels = {
   negatives: negativesJs,
   adamRows: null,
   adamRowsStart: null,
+  adamRowsArm: null,
   adamRowsWait: () => {},
   expTableStart: null,
   small: null,

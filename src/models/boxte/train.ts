@@ -19,7 +19,7 @@ import { f32ToBf16 } from '../../io/dtype.js';
 import type { Quads, TemporalKG } from '../../io/kg.js';
 import { runToEnd } from '../../io/interrupt.js';
 import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
-import { buildKeyTable, type KeyTable } from './kernel.js';
+import { buildKeyTable, type KeyTable, type TrainGroupsArgs } from './kernel.js';
 import { boxKernels, type AdamRowsArgs, type BoxKernels } from './ops.js';
 import { StepScratch, boxTableStep, cornerGradStep, cornersBackward, cornersForward, timeBumpsBackward, timeBumpsForward, timeRegulariserStep } from './small.js';
 import { KnownFacts, NonFiniteModelError, evaluateSplit, subsample, type RankMetrics } from './eval.js';
@@ -294,7 +294,47 @@ export class Trainer {
       this.gBump.fill(0);
     }
     this.mark('boxes+timebumps fwd');
-    const lossSum = k.trainGroups({
+    const [b1, b2] = this.opt.betas;
+    // the entity tables (no .grad): gradient sum over the kernel's chunks + dense Adam in one pass per
+    // table, in the background where the kernels can (adamRowsStart: the pool's workers update them,
+    // memory-bound, while this thread runs the small backward calls and the other parameters' Adam on
+    // one thread; adamRowsWait at the end of the step). Not in a Trainer's first step, where the
+    // optimizer creates the moments: they are created after the other parameters' as before (the
+    // order of the state file's tensors). The arguments are those of the step about to be counted
+    // (st.step + 1); countEntityStep counts it once the kernel has run
+    const entityAdam = (): AdamRowsArgs[] => {
+      const sl = this.slots;
+      const lz = this.lazy;
+      return ([[m.entityBase, this.gBase, 0, 0], [m.entityBump, this.gBump, E * d, 1]] as const).map(([p, g0, offset, table]) => {
+        const st = this.opt.momentsOf(p === m.entityBase ? 'entity.base' : 'entity.bump');
+        const step = st.step + 1;
+        return {
+          p: p.f32(),
+          g0,
+          slots: sl === null || sl.count === 0 ? null : { data: sl.data, count: sl.count, offset },
+          m: st.m,
+          v: st.v,
+          lr: this.opt.lr,
+          b1,
+          b2,
+          eps: this.opt.eps,
+          bc1: 1 - Math.pow(b1, step),
+          bc2: 1 - Math.pow(b2, step),
+          lazy: lz === null ? undefined : { stamps: lz.stamps, step: lz.step, d, table },
+        };
+      });
+    };
+    const countEntityStep = (): void => {
+      this.opt.momentsOf('entity.base').step++;
+      this.opt.momentsOf('entity.bump').step++;
+    };
+    const background = fused && this.entityMomentsMade && k.adamRowsStart !== null;
+    // kept: the job also makes the next step's exponentials of the updated tables (with tanh)
+    const expD = keep && m.cfg.tanh ? d : undefined;
+    // armed: trainGroups starts the entity Adam itself right after its parallel part (the worker goes
+    // from its kernel chunk to the updates; no wait for this thread's return and start call)
+    const armed = background && k.adamRowsArm !== null;
+    const groups: TrainGroupsArgs = {
       B,
       n,
       d,
@@ -317,40 +357,16 @@ export class Trainer {
       gTb,
       slots: fused && this.slots !== null ? this.slots : undefined,
       lazy: fused && this.lazy !== null ? this.lazy : undefined,
-    });
-    this.mark('kernel');
-    const [b1, b2] = this.opt.betas;
-    // the entity tables (no .grad): gradient sum over the kernel's chunks + dense Adam in one pass per
-    // table, in the background where the kernels can (adamRowsStart: the pool's workers update them,
-    // memory-bound, while this thread runs the small backward calls and the other parameters' Adam on
-    // one thread; adamRowsWait at the end of the step). Not in a Trainer's first step, where the
-    // optimizer creates the moments: they are created after the other parameters' as before (the
-    // order of the state file's tensors)
-    const entityAdam = (): AdamRowsArgs[] => {
-      const sl = this.slots;
-      const lz = this.lazy;
-      return ([[m.entityBase, this.gBase, 0, 0], [m.entityBump, this.gBump, E * d, 1]] as const).map(([p, g0, offset, table]) => {
-        const st = this.opt.momentsOf(p === m.entityBase ? 'entity.base' : 'entity.bump');
-        st.step++;
-        return {
-          p: p.f32(),
-          g0,
-          slots: sl === null || sl.count === 0 ? null : { data: sl.data, count: sl.count, offset },
-          m: st.m,
-          v: st.v,
-          lr: this.opt.lr,
-          b1,
-          b2,
-          eps: this.opt.eps,
-          bc1: 1 - Math.pow(b1, st.step),
-          bc2: 1 - Math.pow(b2, st.step),
-          lazy: lz === null ? undefined : { stamps: lz.stamps, step: lz.step, d, table },
-        };
-      });
     };
-    const background = fused && this.entityMomentsMade && k.adamRowsStart !== null;
-    // kept: the job also makes the next step's exponentials of the updated tables (with tanh)
-    if (background) k.adamRowsStart?.(entityAdam(), keep && m.cfg.tanh ? d : undefined);
+    // (armed right before the call: nothing between them can throw and leave it armed)
+    if (armed) k.adamRowsArm?.(entityAdam(), expD);
+    const lossSum = k.trainGroups(groups);
+    this.mark('kernel');
+    if (armed) countEntityStep();
+    else if (background) {
+      k.adamRowsStart?.(entityAdam(), expD);
+      countEntityStep();
+    }
     let loss = lossSum / B;
     let kept = false;
     try {
@@ -378,6 +394,7 @@ export class Trainer {
       this.opt.step();
       if (fused && !background && k.adamRows !== null) {
         for (const a of entityAdam()) k.adamRows(a);
+        countEntityStep();
         this.entityMomentsMade = true;
       }
       kept = background && keep;
