@@ -1,6 +1,6 @@
 // The driver of the activation-side lookup-table matmul (kernels.h, PackedLutArgs), shared by the
 // ISA files packed_lut_avx2.cc, packed_lut_avx512.cc and packed_lut_neon.cc: setup, the table
-// build (chunks of 8 groups of one activation row, at the start of the one parallel section), the
+// build (chunks of 16 groups of one activation row, at the start of the one parallel section), the
 // split of the 32-row tiles over the pool, and the fallback to the portable kernel when the table
 // buffer cannot be allocated.
 //
@@ -52,7 +52,7 @@ bool lut_pair(long, const LutCtx&, long) {
 }
 
 // One parallel section per call: the tables are built at its start by the threads that run its
-// first tasks (chunks of 8 groups of one activation row, handed out by an atomic counter; every
+// first tasks (chunks of 16 groups of one activation row, handed out by an atomic counter; every
 // thread waits until all chunks are done before its first tile), so the pool is woken once and no
 // thread idles at a barrier between the table pass and the tiles. On x86 each task first prefetches
 // the start of its code and scale streams, so the memory reads begin while the tables are built.
@@ -70,7 +70,12 @@ void lut_run(const LutCtx& c, const int16_t* L8) {
   const int T = pool_threads();
   long nr = (T <= 1 || a.N * a.K * (M < 2 ? M : 2) < 262144) ? 1 : T;  // ranges
   if (nr > (nT + 1) / 2) nr = (nT + 1) / 2;
-  const long gpt = 8, tpr = (nU + gpt - 1) / gpt, nchunks = M * tpr;
+  // 16 groups per chunk: a chunk's 16 table scales fill one 64-byte line of ts (aligned when nU is a
+  // multiple of 16). With 8, two threads building neighbouring chunks wrote the two halves of a line
+  // of ts one float at a time, and the line went back and forth between the cores: 1.9 us per chunk
+  // of kmeans2 instead of 0.56 (experiments/native/lut_phases.cc), tables done 9 us into a 4096²
+  // call instead of ~3
+  const long gpt = 16, tpr = (nU + gpt - 1) / gpt, nchunks = M * tpr;
   // (a small matmul runs its tiles in one range, but its tables still on every thread)
   const long nrun = (T > 1 && nchunks > 1 && nr < T) ? T : nr;
   long nextChunk = 0, doneChunks = 0;  // (GCC __atomic builtins: no std::atomic in the per-ISA objects)
