@@ -2537,7 +2537,12 @@ inline void adam_rows_range(float* p, float* g0, float* slots, long nslots, long
 }
 #ifdef BOXTE_X86
 // The vector paths run the same operations in the same order as adam_rows_range<true> (sqrt and
-// division are correctly rounded in both), so they give the same bits as the scalar FMA loop.
+// division are correctly rounded in both), with one difference: GCC contracts p - lr * step into
+// one vfnmadd (x86 builds keep its default -ffp-contract=fast), in the vector loop and in the
+// inlined scalar tail alike (objdump of boxte.o), while adam_rows_range<true> compiled for the
+// portable path rounds the product and the difference apart. So a path gives the same bits for
+// any thread count and split, but the AVX2 / AVX-512 parameters are not those of the generic path
+// (one reason boxte_epoch_check's generic SHA-1 differs from the AVX2 one).
 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void adam_rows_avx512(
     float* p, float* g0, float* slots, long nslots, long stride, float* m, float* v, long i0, long i1, float lr, float b1,
     float b2, float eps, float ibc1, float ibc2) {
