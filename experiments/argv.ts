@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 // `--help` / `-h`: print the script's leading doc comment (its usage) and exit before it runs.
@@ -22,11 +22,14 @@ export function usageError(msg: string): never {
   process.exit(2);
 }
 
-/** Every value given to `--name`, in order. */
+/** Flags that name a checkout whose dist/ a script imports: made absolute (a relative one would resolve against the script's folder). */
+const CHECKOUT_FLAGS = new Set(['root', 'old']);
+
+/** Every value given to `--name`, in order (`--root` / `--old`: as absolute paths). */
 export function args(name: string): string[] {
   const out: string[] = [];
   for (let i = 0; i < process.argv.length - 1; i++) if (process.argv[i] === `--${name}`) out.push(process.argv[i + 1]);
-  return out;
+  return CHECKOUT_FLAGS.has(name) ? out.map((p) => (p === '' ? p : resolve(p))) : out;
 }
 
 /** The first value given to `--name`, or `def`. */
