@@ -3131,171 +3131,6 @@ void tanh_inplace(float* x, long n) {
   for (long k = 0; k < n; ++k) x[k] = std::tanh(x[k]);
 }
 
-// ---- log(|shape| + 1e-8) of the corners, four at a time, with the bits of glibc's log ----------------
-// boxteCorners sums d logarithms per relation and side in double (70,840 a step at d=154 on ICEWS14:
-// ~0.5 ms of std::log calls). log_pd4_avx2 computes them four at a time with glibc's own algorithm
-// (glibc >= 2.28 takes its log from Arm's optimized-routines: a 128-entry table of 1/c and log c, a
-// degree-5 polynomial of r = z/c - 1, and a degree-11 one near 1), its constants (read from this
-// machine's libm, glibc 2.36: __log_data), and the fused multiply-adds where glibc's x86-64 FMA build
-// (the variant its ifunc picks on a CPU with AVX2 + FMA, the one every AVX2 path here requires) has
-// them: every other product feeds only a multiplicand, so no further contraction is possible. The
-// lanes' results equal std::log's bit for bit: checked for every float input (x = |f| + 1e-8 for all
-// 2^31 non-negative f, boxteLogCheck; experiments/boxte_log_check.ts), so the corners and everything
-// after them keep their bits. Lanes outside the positive normal range (inf, NaN) are flagged for
-// std::log. Another libm (glibc < 2.28, musl) may round some logs differently from this path.
-namespace logpd {
-constexpr double kLogLn2Hi = 0x1.62e42fefa3800p-1, kLogLn2Lo = 0x1.ef35793c76730p-45;
-constexpr double kLogA[5] = {-0x1.0000000000001p-1, 0x1.555555551305bp-2, -0x1.fffffffeb4590p-3, 0x1.999b324f10111p-3, -0x1.55575e506c89fp-3};
-constexpr double kLogB[11] = {-0x1.0000000000000p-1, 0x1.5555555555577p-2, -0x1.ffffffffffdcbp-3, 0x1.999999995dd0cp-3, -0x1.55555556745a7p-3, 0x1.24924a344de30p-3, -0x1.fffffa4423d65p-4, 0x1.c7184282ad6cap-4, -0x1.999eb43b068ffp-4, 0x1.78182f7afd085p-4, -0x1.5521375d145cdp-4};
-alignas(64) constexpr double kLogInvc[128] = {
-    0x1.734f0c3e0de9fp+0, 0x1.713786a2ce91fp+0, 0x1.6f26008fab5a0p+0, 0x1.6d1a61f138c7dp+0,
-    0x1.6b1490bc5b4d1p+0, 0x1.69147332f0cbap+0, 0x1.6719f18224223p+0, 0x1.6524f99a51ed9p+0,
-    0x1.63356aa8f24c4p+0, 0x1.614b36b9ddc14p+0, 0x1.5f66452c65c4cp+0, 0x1.5d867b5912c4fp+0,
-    0x1.5babccb5b90dep+0, 0x1.59d61f2d91a78p+0, 0x1.5805612465687p+0, 0x1.56397cee76bd3p+0,
-    0x1.54725e2a77f93p+0, 0x1.52aff42064583p+0, 0x1.50f22dbb2bddfp+0, 0x1.4f38f4734ded7p+0,
-    0x1.4d843cfde2840p+0, 0x1.4bd3ec078a3c8p+0, 0x1.4a27fc3e0258ap+0, 0x1.4880524d48434p+0,
-    0x1.46dce1b192d0bp+0, 0x1.453d9d3391854p+0, 0x1.43a2744b4845ap+0, 0x1.420b54115f8fbp+0,
-    0x1.40782da3ef4b1p+0, 0x1.3ee8f5d57fe8fp+0, 0x1.3d5d9a00b4ce9p+0, 0x1.3bd60c010c12bp+0,
-    0x1.3a5242b75dab8p+0, 0x1.38d22cd9fd002p+0, 0x1.3755bc5847a1cp+0, 0x1.35dce49ad36e2p+0,
-    0x1.34679984dd440p+0, 0x1.32f5cceffcb24p+0, 0x1.3187775a10d49p+0, 0x1.301c8373e3990p+0,
-    0x1.2eb4ebb95f841p+0, 0x1.2d50a0219a9d1p+0, 0x1.2bef9a8b7fd2ap+0, 0x1.2a91c7a0c1babp+0,
-    0x1.293726014b530p+0, 0x1.27dfa5757a1f5p+0, 0x1.268b39b1d3bbfp+0, 0x1.2539d838ff5bdp+0,
-    0x1.23eb7aac9083bp+0, 0x1.22a012ba940b6p+0, 0x1.2157996cc4132p+0, 0x1.201201dd2fc9bp+0,
-    0x1.1ecf4494d480bp+0, 0x1.1d8f5528f6569p+0, 0x1.1c52311577e7cp+0, 0x1.1b17c74cb26e9p+0,
-    0x1.19e010c2c1ab6p+0, 0x1.18ab07bb670bdp+0, 0x1.1778a25efbcb6p+0, 0x1.1648d354c31dap+0,
-    0x1.151b990275fddp+0, 0x1.13f0ea432d24cp+0, 0x1.12c8b7210f9dap+0, 0x1.11a3028ecb531p+0,
-    0x1.107fbda8434afp+0, 0x1.0f5ee0f4e6bb3p+0, 0x1.0e4065d2a9fcep+0, 0x1.0d244632ca521p+0,
-    0x1.0c0a77ce2981ap+0, 0x1.0af2f83c636d1p+0, 0x1.09ddb98a01339p+0, 0x1.08cabaf52e7dfp+0,
-    0x1.07b9f2f4e28fbp+0, 0x1.06ab58c358f19p+0, 0x1.059eea5ecf92cp+0, 0x1.04949cdd12c90p+0,
-    0x1.038c6c6f0ada9p+0, 0x1.02865137932a9p+0, 0x1.0182427ea7348p+0, 0x1.008040614b195p+0,
-    0x1.fe01ff726fa1ap-1, 0x1.fa11cc261ea74p-1, 0x1.f6310b081992ep-1, 0x1.f25f63ceeadcdp-1,
-    0x1.ee9c8039113e7p-1, 0x1.eae8078cbb1abp-1, 0x1.e741aa29d0c9bp-1, 0x1.e3a91830a99b5p-1,
-    0x1.e01e009609a56p-1, 0x1.dca01e577bb98p-1, 0x1.d92f20b7c9103p-1, 0x1.d5cac66fb5ccep-1,
-    0x1.d272caa5ede9dp-1, 0x1.cf26e3e6b2ccdp-1, 0x1.cbe6da2a77902p-1, 0x1.c8b266d37086dp-1,
-    0x1.c5894bd5d5804p-1, 0x1.c26b533bb9f8cp-1, 0x1.bf583eeece73fp-1, 0x1.bc4fd75db96c1p-1,
-    0x1.b951e0c864a28p-1, 0x1.b65e2c5ef3e2cp-1, 0x1.b374867c9888bp-1, 0x1.b094b211d304ap-1,
-    0x1.adbe885f2ef7ep-1, 0x1.aaf1d31603da2p-1, 0x1.a82e63fd358a7p-1, 0x1.a5740ef09738bp-1,
-    0x1.a2c2a90ab4b27p-1, 0x1.a01a01393f2d1p-1, 0x1.9d79f24db3c1bp-1, 0x1.9ae2505c7b190p-1,
-    0x1.9852ef297ce2fp-1, 0x1.95cbaeea44b75p-1, 0x1.934c69de74838p-1, 0x1.90d4f2f6752e6p-1,
-    0x1.8e6528effd79dp-1, 0x1.8bfce9fcc007cp-1, 0x1.899c0dabec30ep-1, 0x1.87427aa2317fbp-1,
-    0x1.84f00acb39a08p-1, 0x1.82a49e8653e55p-1, 0x1.8060195f40260p-1, 0x1.7e22563e0a329p-1,
-    0x1.7beb377dcb5adp-1, 0x1.79baa679725c2p-1, 0x1.77907f2170657p-1, 0x1.756cadbd6130cp-1,
-};
-alignas(64) constexpr double kLogLogc[128] = {
-    -0x1.7cc7f79e69000p-2, -0x1.76feec20d0000p-2, -0x1.713e31351e000p-2, -0x1.6b85b38287800p-2,
-    -0x1.65d5590807800p-2, -0x1.602d076180000p-2, -0x1.5a8ca86909000p-2, -0x1.54f4356035000p-2,
-    -0x1.4f637c36b4000p-2, -0x1.49da7fda85000p-2, -0x1.445923989a800p-2, -0x1.3edf439b0b800p-2,
-    -0x1.396ce448f7000p-2, -0x1.3401e17bda000p-2, -0x1.2e9e2ef468000p-2, -0x1.2941b3830e000p-2,
-    -0x1.23ec58cda8800p-2, -0x1.1e9e129279000p-2, -0x1.1956d2b48f800p-2, -0x1.141679ab9f800p-2,
-    -0x1.0edd094ef9800p-2, -0x1.09aa518db1000p-2, -0x1.047e65263b800p-2, -0x1.feb224586f000p-3,
-    -0x1.f474a7517b000p-3, -0x1.ea4443d103000p-3, -0x1.e020d44e9b000p-3, -0x1.d60a22977f000p-3,
-    -0x1.cc00104959000p-3, -0x1.c202956891000p-3, -0x1.b81178d811000p-3, -0x1.ae2c9ccd3d000p-3,
-    -0x1.a45402e129000p-3, -0x1.9a877681df000p-3, -0x1.90c6d69483000p-3, -0x1.87120a645c000p-3,
-    -0x1.7d68fb4143000p-3, -0x1.73cb83c627000p-3, -0x1.6a39a9b376000p-3, -0x1.60b3154b7a000p-3,
-    -0x1.5737d76243000p-3, -0x1.4dc7b8fc23000p-3, -0x1.4462c51d20000p-3, -0x1.3b08abc830000p-3,
-    -0x1.31b996b490000p-3, -0x1.2875490a44000p-3, -0x1.1f3b9f879a000p-3, -0x1.160c8252ca000p-3,
-    -0x1.0ce7f57f72000p-3, -0x1.03cdc49fea000p-3, -0x1.f57bdbc4b8000p-4, -0x1.e370896404000p-4,
-    -0x1.d17983ef94000p-4, -0x1.bf9674ed8a000p-4, -0x1.adc79202f6000p-4, -0x1.9c0c3e7288000p-4,
-    -0x1.8a646b372c000p-4, -0x1.78d01b3ac0000p-4, -0x1.674f145380000p-4, -0x1.55e0e6d878000p-4,
-    -0x1.4485cdea1e000p-4, -0x1.333d94d6aa000p-4, -0x1.22079f8c56000p-4, -0x1.10e4698622000p-4,
-    -0x1.ffa6c6ad20000p-5, -0x1.dda8d4a774000p-5, -0x1.bbcece4850000p-5, -0x1.9a1894012c000p-5,
-    -0x1.788583302c000p-5, -0x1.5715e67d68000p-5, -0x1.35c8a49658000p-5, -0x1.149e364154000p-5,
-    -0x1.e72c082eb8000p-6, -0x1.a55f152528000p-6, -0x1.63d62cf818000p-6, -0x1.228fb8caa0000p-6,
-    -0x1.c317b20f90000p-7, -0x1.419355daa0000p-7, -0x1.81203c2ec0000p-8, -0x1.0040979240000p-9,
-    0x1.feff384900000p-9, 0x1.7dc41353d0000p-7, 0x1.3cea3c4c28000p-6, 0x1.b9fc114890000p-6,
-    0x1.1b0d8ce110000p-5, 0x1.58a5bd001c000p-5, 0x1.95c8340d88000p-5, 0x1.d276aef578000p-5,
-    0x1.07598e598c000p-4, 0x1.253f5e30d2000p-4, 0x1.42edd8b380000p-4, 0x1.606598757c000p-4,
-    0x1.7da76356a0000p-4, 0x1.9ab434e1c6000p-4, 0x1.b78c7bb0d6000p-4, 0x1.d431332e72000p-4,
-    0x1.f0a3171de6000p-4, 0x1.067152b914000p-3, 0x1.147858292b000p-3, 0x1.2266ecdca3000p-3,
-    0x1.303d7a6c55000p-3, 0x1.3dfc33c331000p-3, 0x1.4ba366b7a8000p-3, 0x1.5933928d1f000p-3,
-    0x1.66acd2418f000p-3, 0x1.740f8ec669000p-3, 0x1.815c0f51af000p-3, 0x1.8e92954f68000p-3,
-    0x1.9bb3602f84000p-3, 0x1.a8bed1c2c0000p-3, 0x1.b5b515c01d000p-3, 0x1.c2967ccbcc000p-3,
-    0x1.cf635d5486000p-3, 0x1.dc1bd3446c000p-3, 0x1.e8c01b8cfe000p-3, 0x1.f5509c0179000p-3,
-    0x1.00e6c121fb800p-2, 0x1.071b80e93d000p-2, 0x1.0d46b9e867000p-2, 0x1.13687334bd000p-2,
-    0x1.1980d67234800p-2, 0x1.1f8ffe0cc8000p-2, 0x1.2595fd7636800p-2, 0x1.2b9300914a800p-2,
-    0x1.3187210436000p-2, 0x1.377266dec1800p-2, 0x1.3d54ffbaf3000p-2, 0x1.432eee32fe000p-2,
-};
-}  // namespace logpd
-
-#ifdef BOXTE_X86
-AVX2_FN inline __m256d log_a(int q) { return _mm256_set1_pd(logpd::kLogA[q]); }
-AVX2_FN inline __m256d log_b(int q) { return _mm256_set1_pd(logpd::kLogB[q]); }
-// log of the 4 lanes of x (positive normal: bad gets a bit per lane that is not, to be redone by std::log)
-AVX2_FN inline __m256d log_pd4_avx2(__m256d x, int* bad) {
-  using namespace logpd;
-  const __m256d good = _mm256_and_pd(_mm256_cmp_pd(x, _mm256_set1_pd(0x1p-1022), _CMP_GE_OQ),
-                                     _mm256_cmp_pd(x, _mm256_set1_pd(INFINITY), _CMP_LT_OQ));
-  *bad = _mm256_movemask_pd(good) ^ 0xF;
-  // glibc's separate polynomial for x in [1 - 2^-4, 1 + 0x1.09p-4)
-  const __m256d near1 = _mm256_and_pd(_mm256_cmp_pd(x, _mm256_set1_pd(1.0 - 0x1p-4), _CMP_GE_OQ),
-                                      _mm256_cmp_pd(x, _mm256_set1_pd(1.0 + 0x1.09p-4), _CMP_LT_OQ));
-  const int nearMask = _mm256_movemask_pd(near1);
-  __m256d res = _mm256_setzero_pd();
-  if (nearMask != 0xF) {
-    // x = 2^k z, z in [0x1.6p-1, 0x1.6p0): table entry i from z's top mantissa bits; r = z / c - 1
-    const __m256i ix = _mm256_castpd_si256(x);
-    const __m256i tmp = _mm256_sub_epi64(ix, _mm256_set1_epi64x(0x3fe6000000000000LL));
-    const __m256i i = _mm256_and_si256(_mm256_srli_epi64(tmp, 52 - 7), _mm256_set1_epi64x(127));
-    // k = tmp >> 52 (arithmetic): each lane's upper 32 bits >> 20 (AVX2 has no 64-bit arithmetic shift)
-    const __m256i up = _mm256_permutevar8x32_epi32(tmp, _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7));
-    const __m256d kd = _mm256_cvtepi32_pd(_mm_srai_epi32(_mm256_castsi256_si128(up), 20));
-    const __m256d z = _mm256_castsi256_pd(_mm256_sub_epi64(ix, _mm256_and_si256(tmp, _mm256_set1_epi64x(static_cast<long long>(0xfffULL << 52)))));
-    // (four scalar loads per table: 0.153 against 0.177 ms with vgatherqpd for 70,840 logs, Zen 3)
-    alignas(32) long long ii[4];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(ii), i);
-    const __m256d invc = _mm256_setr_pd(kLogInvc[ii[0]], kLogInvc[ii[1]], kLogInvc[ii[2]], kLogInvc[ii[3]]);
-    const __m256d logc = _mm256_setr_pd(kLogLogc[ii[0]], kLogLogc[ii[1]], kLogLogc[ii[2]], kLogLogc[ii[3]]);
-    const __m256d r = _mm256_fmadd_pd(z, invc, _mm256_set1_pd(-1.0));
-    // hi + lo = r + log c + k ln2
-    const __m256d w = _mm256_fmadd_pd(_mm256_set1_pd(kLogLn2Hi), kd, logc);
-    const __m256d hi = _mm256_add_pd(w, r);
-    const __m256d lo = _mm256_fmadd_pd(_mm256_set1_pd(kLogLn2Lo), kd, _mm256_add_pd(_mm256_sub_pd(w, hi), r));
-    // lo + A0 r^2 + r^3 (A1 + A2 r + r^2 (A3 + A4 r)) + hi
-    const __m256d r2 = _mm256_mul_pd(r, r);
-    const __m256d poly = _mm256_fmadd_pd(_mm256_fmadd_pd(log_a(4), r, log_a(3)), r2, _mm256_fmadd_pd(log_a(2), r, log_a(1)));
-    const __m256d y = _mm256_fmadd_pd(_mm256_mul_pd(r, r2), poly, _mm256_fmadd_pd(log_a(0), r2, lo));
-    res = _mm256_add_pd(y, hi);
-  }
-  if (nearMask != 0) {
-    const __m256d r = _mm256_sub_pd(x, _mm256_set1_pd(1.0));
-    const __m256d r2 = _mm256_mul_pd(r, r);
-    const __m256d r3 = _mm256_mul_pd(r, r2);
-    const __m256d c1 = _mm256_fmadd_pd(log_b(3), r2, _mm256_fmadd_pd(log_b(2), r, log_b(1)));
-    const __m256d c2 = _mm256_fmadd_pd(log_b(6), r2, _mm256_fmadd_pd(log_b(5), r, log_b(4)));
-    const __m256d c3 = _mm256_fmadd_pd(log_b(10), r3, _mm256_fmadd_pd(log_b(9), r2, _mm256_fmadd_pd(log_b(8), r, log_b(7))));
-    const __m256d c = _mm256_fmadd_pd(_mm256_fmadd_pd(c3, r3, c2), r3, c1);
-    // r split into rhi (its top 26 bits) + rlo; hi + lo = r - r^2 / 2 (B0 = -1/2)
-    const __m256d t27 = _mm256_set1_pd(0x1p27);
-    const __m256d rhi = _mm256_fnmadd_pd(r, t27, _mm256_fmadd_pd(r, t27, r));
-    const __m256d rlo = _mm256_sub_pd(r, rhi);
-    const __m256d rhi2 = _mm256_mul_pd(rhi, rhi);
-    const __m256d hi = _mm256_fmadd_pd(rhi2, log_b(0), r);
-    __m256d lo = _mm256_fmadd_pd(rhi2, log_b(0), _mm256_sub_pd(r, hi));
-    lo = _mm256_fmadd_pd(_mm256_mul_pd(log_b(0), rlo), _mm256_add_pd(r, rhi), lo);
-    const __m256d y = _mm256_fmadd_pd(c, r3, lo);
-    // (log 1 = +0, as glibc returns it)
-    const __m256d v = _mm256_andnot_pd(_mm256_cmp_pd(x, _mm256_set1_pd(1.0), _CMP_EQ_OQ), _mm256_add_pd(hi, y));
-    res = _mm256_blendv_pd(res, v, near1);
-  }
-  return res;
-}
-
-// out[i] = log(|shape[i]| + 1e-8) in double for i < d: log_pd4_avx2 on 4 at a time, std::log for the
-// lanes it flags and the last d mod 4 (the same bits as std::log on each)
-AVX2_FN void log_abs_eps_avx2(const float* shape, long d, double* out) {
-  const __m256d eps = _mm256_set1_pd(1e-8), absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
-  long i = 0;
-  for (; i + 4 <= d; i += 4) {
-    const __m256d x = _mm256_add_pd(_mm256_and_pd(_mm256_cvtps_pd(_mm_loadu_ps(shape + i)), absMask), eps);
-    int bad;
-    _mm256_storeu_pd(out + i, log_pd4_avx2(x, &bad));
-    for (int q = 0; q < 4; ++q)
-      if (bad >> q & 1) out[i + q] = std::log(std::fabs(static_cast<double>(shape[i + q])) + 1e-8);
-  }
-  for (; i < d; ++i) out[i] = std::log(std::fabs(static_cast<double>(shape[i])) + 1e-8);
-}
-#endif
-
 #ifdef BOXTE_X86
 // The corners of one relation's row, 4 at a time (the scalar loop's statements for the last d mod 4,
 // from the returned index): delta = shape ig sg half, lo = min(b - delta, b + delta), hi = max(...).
@@ -3318,46 +3153,6 @@ __attribute__((target("avx2"))) long corners_row_avx2(long d, const float* base,
 }
 #endif
 
-// boxteLogCheck(lo, hi, step) -> the number of float bit patterns f = lo, lo + step, ... < hi (non-negative
-// floats, hi <= 0x7f800001) where log_abs_eps_avx2's value differs from std::log(|f| + 1e-8) in any bit;
-// -1 without the AVX2 path (x86 with AVX2 + FMA). Row blocks in parallel.
-napi_value LogCheck(napi_env env, napi_callback_info info) {
-  Args a(env, info, "boxteLogCheck");
-  const long lo = integer(a, 0, "lo", 0), hi = integer(a, 1, "hi", 0), step = integer(a, 2, "step", 1);
-  if (!a.ok) return nullptr;
-  napi_value res;
-#ifdef BOXTE_X86
-  if (boxte_isa() >= 1 && hi <= 0x7f800001L) {
-    const long count = hi > lo ? (hi - lo + step - 1) / step : 0;
-    const long BLK = 1 << 16, nb = (count + BLK - 1) / BLK;
-    std::vector<long> bad(nb, 0);
-    auto task = [&](long b, int) {
-      float f[256];
-      double y[256];
-      for (long j0 = b * BLK; j0 < std::min(count, (b + 1) * BLK); j0 += 256) {
-        const long m = std::min(256L, std::min(count, (b + 1) * BLK) - j0);
-        for (long q = 0; q < m; ++q) {
-          const uint32_t u = static_cast<uint32_t>(lo + (j0 + q) * step);
-          std::memcpy(f + q, &u, 4);
-        }
-        log_abs_eps_avx2(f, m, y);
-        for (long q = 0; q < m; ++q) {
-          const double e = std::log(std::fabs(static_cast<double>(f[q])) + 1e-8);
-          if (std::memcmp(&e, y + q, 8) != 0) ++bad[b];
-        }
-      }
-    };
-    parallel_tasks(nb, 0, task);
-    long total = 0;
-    for (long x : bad) total += x;
-    napi_create_double(env, static_cast<double>(total), &res);
-    return res;
-  }
-#endif
-  (void)lo, (void)hi, (void)step;
-  napi_create_double(env, -1, &res);
-  return res;
-}
 
 // boxteCorners(R, d, half, tanh, hBase, hShape, hSize, tBase, tShape, tSize, stacked[4Rd], invGeo[2R], sigma[2R])
 napi_value Corners(napi_env env, napi_callback_info info) {
@@ -3377,16 +3172,7 @@ napi_value Corners(napi_env env, napi_callback_info info) {
     const float* base = P[3 * s];
     const float* shape = P[3 * s + 1];
     double lg = 0;
-#ifdef BOXTE_X86
-    if (boxte_isa() >= 1) {
-      // the logs four at a time (log_abs_eps_avx2: std::log's bits), summed in the same order
-      thread_local std::vector<double> lgs;
-      if (static_cast<long>(lgs.size()) < d) lgs.resize(d);
-      log_abs_eps_avx2(shape + o, d, lgs.data());
-      for (long i = 0; i < d; ++i) lg += lgs[i];
-    } else
-#endif
-      for (long i = 0; i < d; ++i) lg += std::log(std::fabs(static_cast<double>(shape[o + i])) + 1e-8);
+    for (long i = 0; i < d; ++i) lg += std::log(std::fabs(static_cast<double>(shape[o + i])) + 1e-8);
     const double ig = 1.0 / std::exp(lg / static_cast<double>(d));
     const double z = P[3 * s + 2][r];
     const double sg = z > 0 ? z + 1 : std::exp(z);
@@ -3840,8 +3626,6 @@ void tfree_boxte_register(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, "boxteAdamRows", fv);
   if (napi_create_function(env, "boxteAdamRowsStart", NAPI_AUTO_LENGTH, AdamRowsStart, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteAdamRowsStart", fv);
-  if (napi_create_function(env, "boxteLogCheck", NAPI_AUTO_LENGTH, LogCheck, nullptr, &fv) == napi_ok)
-    napi_set_named_property(env, exports, "boxteLogCheck", fv);
   if (napi_create_function(env, "boxteAdamRowsArm", NAPI_AUTO_LENGTH, AdamRowsArm, nullptr, &fv) == napi_ok)
     napi_set_named_property(env, exports, "boxteAdamRowsArm", fv);
   if (napi_create_function(env, "boxteAdamRowsWait", NAPI_AUTO_LENGTH, AdamRowsWait, nullptr, &fv) == napi_ok)

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createRequire } from 'node:module';
-import { nativeAddonPath } from '../../src/tensor/kernels/native.js';
 import { Tensor, noGrad, sum, mul, withBackend } from '../../src/tensor/index.js';
 import { kernelVariants, restoreNative } from '../helpers/kernel_variants.js';
 import { ParamStore, Rng, VarBuilder } from '../../src/nn/index.js';
@@ -633,20 +631,6 @@ test('adamRowsArm: a trainGroups that throws drops the armed updates (the tables
     k.adamRowsWait();
     assert.deepEqual(base, saved[0], `${v.name}: the first arm was replaced`);
     assert.notDeepEqual(bump, saved[1], `${v.name}: the second arm ran`);
-  }
-  restoreBoxKernels();
-});
-
-test('the corners\' vector log (AVX2 + FMA: log_abs_eps_avx2) equals std::log(|f| + 1e-8) bit for bit: every 997th non-negative float, and every float in [0.89, 1.11] (glibc\'s separate polynomial near 1); experiments/boxte_log_check.ts checks all 2^31', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
-  const addon = createRequire(import.meta.url)(nativeAddonPath()) as { boxteLogCheck?: (lo: number, hi: number, step: number) => number };
-  assert.equal(typeof addon.boxteLogCheck, 'function');
-  for (const v of kernelVariants()) {
-    if (v.name === 'js') continue;
-    v.setup();
-    const a = addon.boxteLogCheck!(0, 0x7f800001, 997);
-    const b = addon.boxteLogCheck!(0x3f63d70a, 0x3f8e147b, 1);
-    if (nativeBoxKernels()!.isa === 'generic') assert.deepEqual([a, b], [-1, -1], `${v.name}: no vector path: -1`);
-    else assert.deepEqual([a, b], [0, 0], `${v.name}: mismatching logs`);
   }
   restoreBoxKernels();
 });
