@@ -113,6 +113,16 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
   const adamStart = addon.boxteAdamRowsStart;
   const adamWait = addon.boxteAdamRowsWait;
   const adamArm = addon.boxteAdamRowsArm;
+  // adamRowsStart / adamRowsArm: the background Adam of up to two tables, started now or by the next
+  // trainGroups; either way the process waits for it at exit
+  const adamJob = (name: string, fn: ((count: number, ...args: unknown[]) => void) | undefined) =>
+    typeof fn === 'function' && typeof adamWait === 'function'
+      ? (list: readonly AdamRowsArgs[], expD?: number): void => {
+          if (list.length > 2) throw new Error(`${name}: at most 2 tables, got ${list.length}`);
+          settleAtExit(adamWait);
+          fn(list.length, ...list.flatMap(adamArgs), expD);
+        }
+      : null;
   const expStart = addon.boxteExpTableStart;
   const isa = addon.boxteIsa;
   const corners = addon.boxteCorners;
@@ -147,22 +157,8 @@ export function nativeBoxKernels(): NativeBoxKernels | null {
     adamRows(a: AdamRowsArgs): void {
       adam(...adamArgs(a));
     },
-    adamRowsStart:
-      typeof adamStart === 'function' && typeof adamWait === 'function'
-        ? (list: readonly AdamRowsArgs[], expD?: number): void => {
-            if (list.length > 2) throw new Error(`adamRowsStart: at most 2 tables, got ${list.length}`);
-            settleAtExit(adamWait);
-            adamStart(list.length, ...list.flatMap(adamArgs), expD);
-          }
-        : null,
-    adamRowsArm:
-      typeof adamArm === 'function' && typeof adamWait === 'function'
-        ? (list: readonly AdamRowsArgs[], expD?: number): void => {
-            if (list.length > 2) throw new Error(`adamRowsArm: at most 2 tables, got ${list.length}`);
-            settleAtExit(adamWait);
-            adamArm(list.length, ...list.flatMap(adamArgs), expD);
-          }
-        : null,
+    adamRowsStart: adamJob('adamRowsStart', adamStart),
+    adamRowsArm: adamJob('adamRowsArm', adamArm),
     adamRowsWait: typeof adamWait === 'function' ? (): void => adamWait() : (): void => {},
     expTableStart:
       typeof expStart === 'function'
