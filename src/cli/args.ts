@@ -132,6 +132,7 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec, sub?: stri
   const options: ParsedArgs['options'] = {};
   const given = new Set<string>();
   const positionals: string[] = [];
+  let firstAt = -1; // argv index of the first positional
   for (const [k, s] of Object.entries(opts)) options[k] = s.default;
   const resolve = (n: string): string => {
     const to = alias.get(n);
@@ -142,10 +143,12 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec, sub?: stri
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--') {
+      if (firstAt < 0 && i + 1 < argv.length) firstAt = i + 1;
       positionals.push(...argv.slice(i + 1));
       break;
     }
     if (!a.startsWith('--')) {
+      if (firstAt < 0) firstAt = i;
       positionals.push(a);
       continue;
     }
@@ -190,7 +193,7 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec, sub?: stri
   const takes = sub !== undefined ? spec.subcommands?.[sub]?.positionals : spec.positionals;
   if (takes === undefined && positionals.length > 0) {
     // a stray word (`--overwrite false`, a path without its flag) would otherwise be dropped silently
-    const flagBefore = argv[argv.indexOf(positionals[0]) - 1];
+    const flagBefore = argv[firstAt - 1];
     const hint = flagBefore?.startsWith('--') && opts[flagBefore.slice(2)]?.type === 'boolean' ? ` (${flagBefore} is a switch and takes no value; use --no-${flagBefore.slice(2)} to turn it off)` : '';
     throw new UserError(`unexpected argument "${positionals[0]}"${hint}; see tfree ${label} --help`);
   }

@@ -56,6 +56,8 @@ test('a stray argument is refused unless the command takes positionals; a value 
   fails(['extra'], /^unexpected argument "extra"; see tfree x a --help$/, 'a');
   fails(['--flag', 'false'], /unexpected argument "false" \(--flag is a switch and takes no value; use --no-flag to turn it off\)/, 'b');
   fails(['--', 'p'], /unexpected argument "p"/, 'b');
+  // the hint names the switch before the stray word, not an earlier option whose value reads the same
+  fails(['--n', '4', '--flag', '4'], /unexpected argument "4" \(--flag is a switch/, 'b');
   const withFiles: CommandSpec = { ...spec, subcommands: { ...spec.subcommands, a: { summary: 'A', usage: 'x a FILE...', positionals: 'FILE...', run: () => 0 } } };
   assert.deepEqual(parseArgs(['f1', '--n', '4', 'f2'], withFiles, 'a').positionals, ['f1', 'f2']);
   fails(['f1'], /unexpected argument "f1"/, 'b');
