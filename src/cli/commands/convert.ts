@@ -131,7 +131,6 @@ async function runLlamaToHat(args: ParsedArgs): Promise<number> {
   }
 
   const format = opt<string>(args, 'format');
-  if (!['auto', 'text', 'jsonl'].includes(format)) throw new UserError(`--format must be auto, text or jsonl, got "${format}"`);
   const seqBytes = opt<number>(args, 'seq-bytes');
   if (!Number.isInteger(seqBytes) || seqBytes < 2) throw new UserError(`--seq-bytes must be an integer >= 2, got ${seqBytes}`);
   let split;

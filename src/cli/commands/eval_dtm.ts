@@ -135,7 +135,6 @@ const dtm: EvalSubcommand = {
     const o = a.options;
     checkOutputs(a, null);
     const units = String(o.units);
-    if (units !== 'bytes' && units !== 'words') throw new UserError(`--units must be bytes or words, got "${units}"`);
     if (typeof o.compressed !== 'string' || o.compressed === '') throw new UserError('missing required option --compressed DIR');
     const json = o.json === true;
     const base = loadHATForCli(o.model);
@@ -260,7 +259,6 @@ const plan: EvalSubcommand = {
     const json = o.json === true;
     checkOutputs(a, 'dir');
     const guide = String(o.guide) as Guide;
-    if (!GUIDES.includes(guide)) throw new UserError(`--guide must be one of ${GUIDES.join(', ')}, got "${String(o.guide)}"`);
     const targets = o.targets === undefined ? [0.5, 0.7] : numberList(a, 'targets', 0, 1);
     const budgets = o.budgets === undefined ? [4.25, 2.25] : numberList(a, 'budgets', 0, 32);
     const t0 = Date.now();

@@ -11,7 +11,6 @@ async function runGguf(a: ParsedArgs): Promise<number> {
   const out = a.options.out;
   if (typeof out !== 'string') throw new UserError('give the output file with --out FILE.gguf');
   const type = String(a.options.type) as GgufExportType;
-  if (!GGUF_EXPORT_TYPES.includes(type)) throw new UserError(`--type must be one of ${GGUF_EXPORT_TYPES.join(', ')}, got "${type}"`);
   const json = a.options.json === true;
   const tokenizer = typeof a.options.tokenizer === 'string' ? a.options.tokenizer : undefined;
   let bar: Progress | undefined;

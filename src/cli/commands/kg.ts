@@ -121,8 +121,7 @@ async function runTrain(a: ParsedArgs): Promise<number> {
     tr = userErrors(() => Trainer.resume(lastPath, kg, over));
     log(`resumed ${lastPath} at epoch ${tr.epoch} (${tr.bestEpoch > 0 ? `best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}` : 'no validation yet'})`);
   } else {
-    const model = opt<string>(a, 'arch');
-    if (model !== 'boxte' && model !== 'boxe') throw new UserError(`--arch must be boxte or boxe, got "${model}"`);
+    const model = opt<'boxte' | 'boxe'>(a, 'arch'); // one of its choices (the parser checks)
     const order = opt<number>(a, 'order');
     if (order !== 1 && order !== 2) throw new UserError(`--order must be 1 or 2, got ${order}`);
     const cfg: BoxTEConfig = defaultConfig({
@@ -153,7 +152,6 @@ async function runTrain(a: ParsedArgs): Promise<number> {
       patience: a.options.patience === undefined ? 0 : posInt(a, 'patience', 0),
     };
     const sched = opt<string>(a, 'lr-schedule');
-    if (!(lrScheduleKinds as readonly string[]).includes(sched)) throw new UserError(`--lr-schedule must be ${lrScheduleKinds.join(', ')}; got "${sched}"`);
     if (sched !== 'constant' || a.given?.has('warmup-epochs') === true) {
       opts.lrSchedule = sched as LrScheduleKind;
       opts.warmupEpochs = opt<number>(a, 'warmup-epochs');

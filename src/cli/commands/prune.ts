@@ -38,8 +38,7 @@ export const pruneCommand: CommandSpec = {
     const sparsityFor = plan ? (n: string): number | undefined => plan.components.get(n)?.sparsity : undefined;
     const sparsity = plan ? 0 : num(args, 'sparsity');
     if (!(sparsity >= 0 && sparsity <= 1)) throw new UserError(`--sparsity must be in [0, 1], got ${sparsity}`);
-    const method = String(args.options.method);
-    if (method !== 'magnitude' && method !== 'wanda') throw new UserError(`--method must be magnitude or wanda, got "${method}"`);
+    const method = String(args.options.method) as 'magnitude' | 'wanda'; // one of its choices (the parser checks)
     const inPath = str(args, 'model');
     const filter = { include: patternList(args, 'include'), exclude: patternList(args, 'exclude') };
     let inputNorms: Map<string, Float32Array> | undefined;

@@ -126,7 +126,6 @@ export const trainCommand: CommandSpec = {
     const out = opt<string | undefined>(args, 'out');
     if (out === undefined || out === '') throw new UserError('missing --out DIR (see tfree train --help)');
     const format = opt<string>(args, 'format');
-    if (!['auto', 'text', 'jsonl'].includes(format)) throw new UserError(`--format must be auto, text or jsonl, got "${format}"`);
     const json = opt<boolean | undefined>(args, 'json') === true;
     const resume = opt<boolean | undefined>(args, 'resume') === true;
     const steps = opt<number>(args, 'steps');
