@@ -299,6 +299,11 @@ enum Form { kI16 = 0, kOff16 = 1, kOff = 2, kSign = 3, kOff16X = 4 };
 // software prefetch distance of the codes, bytes ahead (rows of a task are contiguous, so this runs
 // into the next rows)
 constexpr long kPrefetch = 4096;
+// the GEMV's four-stream loop (rows_nr with NR = 4) prefetches 512 bytes ahead: its four code streams
+// and the hardware prefetchers keep the memory busy, a longer distance only fills L1 (int8, cold,
+// 1 thread, vs 512: 0 bytes 1.05x the time, 256 1.00-1.04x, 1024 1.07-1.10x, 2048 1.1-1.2x, 4096
+// 1.1-1.25x; warm 2048 and 4096 were 2-12 % slower than the two-stream loop, 512 the same)
+constexpr long kPrefetch4 = 512;
 
 struct Ctx {
   const PackedArgs* a;
@@ -499,8 +504,9 @@ void rows_nr(const Ctx& c, const long* rows, long m0) {
   }
   for (long u = 0; u < full; u += 4) {
     const __m128 xs4 = _mm_loadu_ps(xsr + u);
+#pragma GCC unroll 4
     for (int r = 0; r < NR; ++r) {
-      for (int l = 0; l < 4 * D::kBytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(pq[r] + kPrefetch + l), _MM_HINT_T0);
+      for (int l = 0; l < 4 * D::kBytes; l += 64) _mm_prefetch(reinterpret_cast<const char*>(pq[r] + (NR > 2 ? kPrefetch4 : kPrefetch) + l), _MM_HINT_T0);
       __m256i sq[4];
       for (int q = 0; q < 4; ++q) {
         __m256i v0, v1, a0, a1;
@@ -530,16 +536,21 @@ void rows_kernel(const Ctx& c, long n0, long n1, long m0, float* sc) {
   // int8 modes with one bf16 scale per chunk and whole quads only (K a multiple of 256, block 64):
   // each quad converts its own four scales (the same product, scale x level scale), no row pass
   const bool fused = F != kI16 && MG <= 2 && !c.half && a.B == 64 && a.scaleBf16 && full % 4 == 0 && !c.tail;
-  // GEMV: two rows at once, from the two halves of the task's rows (two code streams per thread
-  // instead of one; docs/compression.md, "Follow-up"); two adjacent rows were slower, more strips
-  // no better
+  // GEMV: NR rows at once, from NR strips of the task's rows (NR code streams per thread instead of
+  // one; docs/compression.md, "Follow-up"); two adjacent rows were slower. NR = 4 for int8 (Dec8):
+  // a thread's reads keep pace with the memory only with several streams in flight (the read probe
+  // reads four per thread): new/old 0.74-0.77 cold at 2 threads, 0.72-0.76 at 1 thread, warm
+  // 0.99-1.01 (gemv_ab, 2026-12-05, docs/results/engine.md). NR = 2 for the other formats, whose
+  // decode is the bound (4 strips: int4 0.97-1.0 cold and 1.02-1.025 warm, kmeans4 1.04 cold)
   if (fused && MG == 1) {
-    const long L = (n1 - n0) / 2;
+    constexpr int NR = D::kBytes == 64 ? 4 : 2;
+    const long L = (n1 - n0) / NR;
     for (long i = 0; i < L; ++i) {
-      const long rows[2] = {n0 + i, n0 + L + i};
-      rows_nr<D, F, 2>(c, rows, m0);
+      long rows[NR];
+      for (int r = 0; r < NR; ++r) rows[r] = n0 + r * L + i;
+      rows_nr<D, F, NR>(c, rows, m0);
     }
-    n0 += 2 * L;
+    n0 += NR * L;
   }
   const __m128 vls = _mm_set1_ps(c.ls);
   for (long n = n0; n < n1; ++n) {

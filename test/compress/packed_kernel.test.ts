@@ -67,7 +67,7 @@ function reference(p: PackedMatrix, x: Float32Array, M: number, xOff: number, ac
 const shapes: [number, number, number, number][] = [
   // M, N, K, block
   [1, 37, 128, 64],
-  [1, 37, 512, 64], // GEMV, whole quads of chunks: the AVX2 int8-activation kernel's two-row path (N odd: one row alone)
+  [1, 37, 512, 64], // GEMV, whole quads of chunks: the AVX2 int8-activation kernel's multi-row path (int8: 4 strips of 9 rows and one row alone; other formats 2 strips of 18 and one)
   [5, 9, 512, 64], // the same path for the fifth activation row (after a group of four)
   [3, 19, 192, 64],
   [5, 7, 96, 32],
