@@ -10,8 +10,9 @@
  * `packedMatmul`), kmeans2 and bin1 through the lookup-table kernel (`packedLutMatmul`), at
  * 4096x4096 and 4096x11008 (`--shapes 4096x11008`, `--formats int4,bin1-lut`; `--act16` adds the
  * int16-activation rows of the decode formats). Output bits are compared between the roots
- * (`same bits` column). The LUT cases give each root its own layout, from its `weightBuffer` where the
- * root has one (huge pages), else a plain one. `--cold`: one call per root and round, right after a 48 MiB read
+ * (`same bits` column). The LUT cases give each root its own layout, built by that root's `packedLutLayout`
+ * (the in-memory layout may differ between builds), in its `weightBuffer` where the root has one
+ * (huge pages), else a plain one. `--cold`: one call per root and round, right after a 48 MiB read
  * (`readSum`) has evicted the matrix, the tables and the code from the caches, as in the bench's
  * interleaved loop (where every other workload runs between two calls of one case); without it the
  * matrix is warm (4096² fits the 32 MiB L3 of the Zen 3 VM). Under load the best and the median can
@@ -44,7 +45,9 @@ for (const r of roots) {
   nb.extras.setThreads(threads);
   nat.push(nb);
 }
-const { cq, lut: lutMod } = await rootPacked(roots[1]);
+const { cq } = await rootPacked(roots[1]);
+// each root's own LUT layout function (the layout is an in-memory form that may differ between builds)
+const lutMods = await Promise.all(roots.map(async (r) => (await rootPacked(r)).lut));
 const { Rng } = (await import(`${roots[1]}/dist/src/nn/index.js`)) as typeof import('../src/nn/index.js');
 const randArray = (n: number, seed: number, scale = 1): Float32Array => {
   const r = new Rng(seed);
@@ -72,9 +75,9 @@ for (const [K, N] of shapes) {
     if (lut) {
       // each root's own layout buffer, from its weightBuffer where it has one (2 MiB pages), as its PackedLinear
       const Ls = new Map(
-        nat.map((nb) => {
+        nat.map((nb, ri) => {
           const wb = (nb.kernels as Partial<RootNative['kernels']>).weightBuffer;
-          return [nb, lutMod.packedLutLayout(N, K, p.format.bits, p.format.blockSize, p.codes, p.scales, typeof wb === 'function' ? (b: number) => wb(b) : undefined)] as const;
+          return [nb, lutMods[ri].packedLutLayout(N, K, p.format.bits, p.format.blockSize, p.codes, p.scales, typeof wb === 'function' ? (b: number) => wb(b) : undefined)] as const;
         }),
       );
       cases.push({

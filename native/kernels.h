@@ -159,8 +159,11 @@ void packed_scales_f32(const uint16_t* s, long n, bool bf16, float* out);
 // scale, zero tables). out[m, n] = float32 sum over u (ascending) of
 //   float(S[n, u]) * ((sc[n, u*64/B] * ls) * ts[u]),  S[n, u] = sum_q t[q][nibble(n, q)] (exact).
 // Weights in the row-interleaved layout (packedLutLayout in src/tensor/kernels/js_packed_lut.ts):
-// tiles of 32 rows (the last zero-padded), codes[(tile * rb + j) * 32 + r] = byte j of row
-// 32 tile + r (rb = K bits / 8), scales[(tile * nB + b) * 32 + r] = bf16 scale of block b of that row.
+// tiles of 32 rows (the last zero-padded) of rb * 32 code bytes (rb = K bits / 8), each `bits`
+// streams of ss = rb * 32 / bits bytes: byte j = u * 8 bits + 8 h + jj (group u of 64 weights,
+// jj < 8) of row 32 tile + r at codes[tile * rb * 32 + h * ss + (u * 8 + jj) * 32 + r] (1-bit: one
+// stream, codes[(tile * rb + j) * 32 + r]; 2-bit: two, so that a pair of tiles is four streams);
+// scales[(tile * nB + b) * 32 + r] = bf16 scale of block b of that row.
 struct PackedLutArgs {
   long M, N, K;
   const float* x;

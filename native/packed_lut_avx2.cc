@@ -5,7 +5,8 @@
 // Design (docs/compression.md, "Lookup-table kernel"): instead of decoding every weight, the
 // activations are turned into tables: per 4 activations (1-bit) or 2 activations (2-bit) the 16
 // possible partial sums, rounded to int8 per group of 64 activations. The weights, interleaved
-// once at load time by tiles of 32 rows (byte j of rows 0..31 side by side), are then nibble
+// once at load time by tiles of 32 rows (byte j of rows 0..31 side by side; 2-bit tiles in two
+// streams of 8 bytes per row and group, so a pair of tiles is four code streams), are then nibble
 // indices into those tables: one vpshufb looks up 32 rows at once (the 16-byte table broadcast to
 // both lanes). Per 32 bytes of codes (32 rows x 2 nibbles): vpand, vpmulhuw + vpand, two vpshufb
 // (two tables), and the lookups (biased tables, t + 128 as uint8) are summed as 16-bit words
@@ -163,7 +164,7 @@ void tables_avx2(const float* x, long K, const int16_t* L8, int8_t* tab, float* 
 // int2, ternary), and scale x 1 is the scale itself, so that product is left out
 template <int BITS, int MG, int NT, bool LS1>
 void tile_kernel(const LutCtx& c, long tile, long m0) {
-  constexpr int Q = 16 * BITS, JB = Q / 2;  // tables and code bytes per row per group of 64
+  constexpr int Q = 16 * BITS;  // tables per group of 64 (code bytes per row and group: Q / 2 = 8 BITS)
   const PackedLutArgs& a = *c.a;
   const long nU = c.nU;
   const long tstride = c.rb * 32;  // code bytes per tile
@@ -189,38 +190,55 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
     __m256i aw[NT][MG], ao[NT][MG];
     for (int nt = 0; nt < NT; ++nt)
       for (int mm = 0; mm < MG; ++mm) aw[nt][mm] = ao[nt][mm] = bias;
-    const uint8_t* p = tc + u * JB * 32;
+    // BITS streams per tile (PackedLutArgs): bytes 8 h .. 8 h + 7 of the group in stream h
+    const uint8_t* p = tc + u * 8 * 32;
     if (c.pd > 0) {
-      // past the end of its tile, stream nt runs on in tile + NT + nt (the next pair's), not in tile + nt + 1
-      const long skip = (NT > 1 && u * JB * 32 + c.pd >= tstride) ? (NT - 1) * tstride : 0;
+      // pd / BITS ahead per stream; past the end of its stream, stream (nt, h) runs on in the same
+      // stream of tile + NT + nt (the next pair's), not in the next stream or tile
+      const long pdS = c.pd / BITS;
+      const long skip = (u * 8 * 32 + pdS >= c.ss) ? NT * tstride - c.ss : 0;
       for (int nt = 0; nt < NT; ++nt)
-        for (int l = 0; l < JB * 32; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + nt * tstride + c.pd + skip + l), _MM_HINT_T0);
+        for (int h = 0; h < BITS; ++h)
+          for (int l = 0; l < 8 * 32; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + nt * tstride + h * c.ss + pdS + skip + l), _MM_HINT_T0);
     }
     const int8_t* tg[MG];
     for (int mm = 0; mm < MG; ++mm) tg[mm] = c.tab + ((m0 + mm) * nU + u) * Q * 16;
-    // unrolled by 4 (GCC 12 by itself unrolled bin1's 8 code vectors whole, with 32 ymm stack
-    // accesses per group, and left kmeans2's 16 rolled): new/old kmeans2 0.90 / 0.82, bin1
-    // 0.98 / 0.97 (gemv_ab, 1 thread, 4096 x 1024, best / median of rounds; 2026-12-04, before the
-    // word sums below)
+    // one step: code bytes j (stream pointer ph, byte jj < 8 of the group in it) of the NT tiles
+#define LUT_STEP(ph, jj, j)                                                                                                    \
+  {                                                                                                                            \
+    __m256i th[MG], tl[MG];                                                                                                    \
+    for (int mm = 0; mm < MG; ++mm) {                                                                                          \
+      th[mm] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tg[mm] + 32 * (j))));              \
+      tl[mm] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tg[mm] + 32 * (j) + 16)));         \
+    }                                                                                                                          \
+    for (int nt = 0; nt < NT; ++nt) {                                                                                          \
+      const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>((ph) + nt * tstride + (jj) * 32));               \
+      const __m256i lo = _mm256_and_si256(idx, m0f);                                                                           \
+      const __m256i hi = _mm256_and_si256(_mm256_mulhi_epu16(idx, k16), m0f);                                                  \
+      for (int mm = 0; mm < MG; ++mm) {                                                                                        \
+        /* biased lookups u = t + 128 (bytes = rows); words: even row + 256 x odd row */                                       \
+        const __m256i rh = _mm256_shuffle_epi8(th[mm], hi), rl = _mm256_shuffle_epi8(tl[mm], lo);                              \
+        aw[nt][mm] = _mm256_add_epi16(aw[nt][mm], _mm256_add_epi16(rh, rl));                                                   \
+        ao[nt][mm] = _mm256_add_epi16(ao[nt][mm], _mm256_add_epi16(_mm256_srli_epi16(rh, 8), _mm256_srli_epi16(rl, 8)));       \
+      }                                                                                                                        \
+    }                                                                                                                          \
+  }
+    if (BITS == 1) {
+      // one stream, the group's 8 bytes unrolled by 4 (GCC 12 by itself unrolled them whole, with 32
+      // ymm stack accesses per group: new/old 0.98 / 0.97, 2026-12-04; unrolled by 2, 1.04x the time)
 #pragma GCC unroll 4
-    for (int j = 0; j < JB; ++j) {
-      __m256i th[MG], tl[MG];
-      for (int mm = 0; mm < MG; ++mm) {
-        th[mm] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tg[mm] + 32 * j)));
-        tl[mm] = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tg[mm] + 32 * j + 16)));
-      }
-      for (int nt = 0; nt < NT; ++nt) {
-        const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + nt * tstride + j * 32));
-        const __m256i lo = _mm256_and_si256(idx, m0f);
-        const __m256i hi = _mm256_and_si256(_mm256_mulhi_epu16(idx, k16), m0f);
-        for (int mm = 0; mm < MG; ++mm) {
-          // biased lookups u = t + 128 (bytes = rows); words: even row + 256 x odd row
-          const __m256i rh = _mm256_shuffle_epi8(th[mm], hi), rl = _mm256_shuffle_epi8(tl[mm], lo);
-          aw[nt][mm] = _mm256_add_epi16(aw[nt][mm], _mm256_add_epi16(rh, rl));
-          ao[nt][mm] = _mm256_add_epi16(ao[nt][mm], _mm256_add_epi16(_mm256_srli_epi16(rh, 8), _mm256_srli_epi16(rl, 8)));
-        }
+      for (int jj = 0; jj < 8; ++jj) LUT_STEP(p, jj, jj)
+    } else {
+      // per stream 8 code bytes, unrolled by 2 (the streams' loop unrolled too: the lookups parked
+      // on the stack, 1.14x the time warm, 2026-12-05)
+#pragma GCC unroll 1
+      for (int h = 0; h < BITS; ++h) {
+        const uint8_t* ph = p + h * c.ss;
+#pragma GCC unroll 2
+        for (int jj = 0; jj < 8; ++jj) LUT_STEP(ph, jj, 8 * h + jj)
       }
     }
+#undef LUT_STEP
     // per (tile, row of x): ao = the odd rows' sums S (the bias -128 Q it started from cancels the
     // 128 per lookup), aw - 256 ao = the even rows' (mod 2^16; both exact: |S| <= 32 x 127).
     // Widened to int32 in row order per half tile (vpmovsxwd), which is the order of the bf16

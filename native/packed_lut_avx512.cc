@@ -3,8 +3,9 @@
 // packed_lut_matmul_generic (PackedLutArgs in kernels.h), the same float32 operations in the same
 // order: bit-identical to the portable path, the AVX2 kernel and the TS twin.
 //
-// Same weight layout as the AVX2 kernel (tiles of 32 rows, byte j of the 32 rows side by side), so
-// one 64-byte load holds code bytes j and j + 1 of all 32 rows ("2 x 32"): 128-bit lanes 0-1 are
+// Same weight layout as the AVX2 kernel (tiles of 32 rows, byte j of the 32 rows side by side, in
+// `bits` streams of 8 bytes per row and group: PackedLutArgs), so one 64-byte load holds code bytes
+// j and j + 1 (j even: one stream) of all 32 rows ("2 x 32"): 128-bit lanes 0-1 are
 // byte j, lanes 2-3 byte j + 1. The four tables of the two bytes (16 contiguous bytes each: T[2j]
 // high nibble of byte j, T[2j+1] low nibble, T[2j+2], T[2j+3]) are one 64-byte load, spread over the
 // lanes by two vshufi64x2; per 64 code bytes: vpand, vpsrlw + vpand, two vpshufb, vpunpck{l,h}bw,
@@ -85,13 +86,14 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
   for (long u = 0; u < nU; ++u) {
     __m512i s16[MG][2];
     for (int mm = 0; mm < MG; ++mm) s16[mm][0] = s16[mm][1] = _mm512_setzero_si512();
-    const uint8_t* p = tc + u * JB * 32;
+    const uint8_t* p = tc + u * 8 * 32;  // stream h: bytes 8 h .. 8 h + 7 of the group (PackedLutArgs)
     if (c.pd > 0)
-      for (int l = 0; l < JB * 32; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + c.pd + l), _MM_HINT_T0);
+      for (int h = 0; h < BITS; ++h)
+        for (int l = 0; l < 8 * 32; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + h * c.ss + c.pd / BITS + l), _MM_HINT_T0);
     const int8_t* tg[MG];
     for (int mm = 0; mm < MG; ++mm) tg[mm] = c.tab + ((m0 + mm) * nU + u) * Q * 16;
     for (int j = 0; j < JB; j += 2) {
-      const __m512i idx = _mm512_loadu_si512(p + j * 32);
+      const __m512i idx = _mm512_loadu_si512(p + (j / 8) * c.ss + (j % 8) * 32);  // bytes j, j + 1 (one stream)
       const __m512i lo = _mm512_and_si512(idx, m0f);
       const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(idx, 4), m0f);
       for (int mm = 0; mm < MG; ++mm) {

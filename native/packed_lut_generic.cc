@@ -44,7 +44,7 @@ void packed_lut_tables(const float* x, long K, int bits, const int16_t* L8, int8
 
 void packed_lut_matmul_generic(const PackedLutArgs& a) {
   const long M = a.M, N = a.N, K = a.K, B = a.B;
-  const long nU = K / 64, nB = K / B, rb = K * a.bits / 8;
+  const long nU = K / 64, nB = K / B, rb = K * a.bits / 8, ss = rb * 32 / a.bits;  // bytes per code stream
   const int Q = 16 * a.bits;  // tables per group of 64 activations (64 / (4 / bits))
   int16_t L8[4];
   float ls;
@@ -66,7 +66,8 @@ void packed_lut_matmul_generic(const PackedLutArgs& a) {
           const int8_t* tg = tab.data() + (m * nU + u) * Q * 16;
           int32_t s = 0;
           for (int q = 0; q < Q; ++q) {
-            const uint8_t byte = col[(u * Q / 2 + q / 2) * 32];
+            // code byte q / 2 of the group: stream q / 16, byte u * 8 + q / 2 % 8 of it
+            const uint8_t byte = col[(q / 16) * ss + (u * 8 + q / 2 % 8) * 32];
             s += tg[q * 16 + ((q & 1) ? (byte & 15) : (byte >> 4))];
           }
           float sc;

@@ -4,7 +4,8 @@
 //
 // The int8 tables come from the shared packed_lut_tables (built in parallel tasks, one per
 // activation row and chunk of 16 groups). Per group of 64 activations and tile of 32 weight rows,
-// each code byte j of the 32 rows (two 16-byte vectors in the interleaved layout) is split into
+// each code byte j of the 32 rows (two 16-byte vectors in the interleaved layout, stream j / 8 of
+// the tile: PackedLutArgs) is split into
 // its nibbles (ushr, and); tbl looks up 16 rows at once in table 2j (high nibbles) and 2j + 1 (low
 // nibbles), saddl/saddl2 add the two lookups of a row into int16, and the int16 row sums (exact:
 // |sum| <= 32 x 127) are widened, converted and scaled per (row, block) in float32 in the portable
@@ -47,12 +48,13 @@ void tile_kernel(const LutCtx& c, long tile, long m0) {
     int16x8_t s16[MG][4];  // rows 0-7, 8-15, 16-23, 24-31
     for (int mm = 0; mm < MG; ++mm)
       for (int k = 0; k < 4; ++k) s16[mm][k] = vdupq_n_s16(0);
-    const uint8_t* p = tc + u * JB * 32;
-    __builtin_prefetch(p + 2048);
+    const uint8_t* p = tc + u * 8 * 32;  // stream h: bytes 8 h .. 8 h + 7 of the group (PackedLutArgs)
+    for (int h = 0; h < BITS; ++h) __builtin_prefetch(p + h * c.ss + 2048 / BITS);
     const int8_t* tg[MG];
     for (int mm = 0; mm < MG; ++mm) tg[mm] = c.tab + ((m0 + mm) * nU + u) * Q * 16;
     for (int j = 0; j < JB; ++j) {
-      const uint8x16_t i0 = vld1q_u8(p + j * 32), i1 = vld1q_u8(p + j * 32 + 16);
+      const uint8_t* pj = p + (j / 8) * c.ss + (j % 8) * 32;
+      const uint8x16_t i0 = vld1q_u8(pj), i1 = vld1q_u8(pj + 16);
       const uint8x16_t h0 = vshrq_n_u8(i0, 4), l0 = vandq_u8(i0, m0f);
       const uint8x16_t h1 = vshrq_n_u8(i1, 4), l1 = vandq_u8(i1, m0f);
       for (int mm = 0; mm < MG; ++mm) {

@@ -4,7 +4,8 @@
 // after a call of its own, warm), on one copy of random codes and scales (MADV_HUGEPAGE unless
 // huge 0); prints min / p25 / median per build, new/old of min, median and the median per-round
 // ratio, and whether the outputs are the same bits. Args: bits N K rounds [huge 1] [cold 1] [M 1]
-// [threads 2].
+// [threads 2]. Both builds read the same codes: across a change of the in-memory layout (2-bit
+// codes in two streams per tile since 2026-12-05) the outputs differ unless NEW's copy is converted.
 //
 // Build (OLD, NEW: checkouts; extra -D flags per side allowed):
 //   echo 'void lut_trace_hook(int ev, long task, int tid);' > /tmp/lut_trace.h

@@ -15,11 +15,27 @@ export function packedLutFits(bits: number, K: number, blockSize: number, scaleB
 }
 
 /**
+ * Position in the row-interleaved code layout of byte j of row r (< 32) of a tile (relative to the
+ * tile's start, tile * rb * 32): the tile's codes are `bits` streams of rb * 32 / bits bytes, stream h
+ * holding code bytes 8h .. 8h + 7 of each group of 64 weights (8 * bits bytes per row and group),
+ * 32 rows side by side: ((u * 8 + jj) * 32 + r) in stream h for byte j = u * 8 * bits + 8h + jj.
+ * (One stream for 1-bit codes; two for 2-bit codes, so that a kernel reading a pair of tiles has
+ * four code streams in flight: docs/results/engine.md.)
+ */
+function lutCodePos(j: number, r: number, rb: number, bits: number): number {
+  const jb = j % (8 * bits);
+  const u = (j - jb) / (8 * bits);
+  return (jb >> 3) * ((rb * 32) / bits) + (u * 8 + (jb & 7)) * 32 + r;
+}
+
+/**
  * Row-interleaved layout of packed codes (N rows of K*bits/8 bytes, MSB-first) and their bf16 block
- * scales [N, K/B]: tiles of 32 rows, the last zero-padded; codes[(tile*rb + j)*32 + r] = byte j of
- * row 32*tile + r; scales[(tile*nB + b)*32 + r] = scale of block b of that row. Both are views of
- * one zeroed buffer from `alloc` (codes, then the scales 64 bytes aligned): pass
- * `kernels().weightBuffer`, whose native form puts the buffer on huge pages; default a plain one.
+ * scales [N, K/B]: tiles of 32 rows, the last zero-padded; the codes of a tile at tile*rb*32, each
+ * byte where `lutCodePos` puts it (bits streams per tile, 32 rows side by side); scales[(tile*nB +
+ * b)*32 + r] = scale of block b of row 32*tile + r. Both are views of one zeroed buffer from `alloc`
+ * (codes, then the scales 64 bytes aligned): pass `kernels().weightBuffer`, whose native form puts
+ * the buffer on huge pages; default a plain one. An in-memory layout only (built at load from the
+ * plain row-major codes; files keep the plain form).
  */
 export function packedLutLayout(
   N: number,
@@ -41,7 +57,7 @@ export function packedLutLayout(
   for (let n = 0; n < N; n++) {
     const tile = n >> 5;
     const r = n & 31;
-    for (let j = 0; j < rb; j++) c[(tile * rb + j) * 32 + r] = codes[n * rb + j];
+    for (let j = 0; j < rb; j++) c[tile * rb * 32 + lutCodePos(j, r, rb, bits)] = codes[n * rb + j];
     for (let b = 0; b < nB; b++) s[(tile * nB + b) * 32 + r] = scales[n * nB + b];
   }
   return { codes: c, scales: s };
@@ -56,7 +72,7 @@ export function packedLutUnlayout(N: number, K: number, bits: number, blockSize:
   for (let n = 0; n < N; n++) {
     const tile = n >> 5;
     const r = n & 31;
-    for (let j = 0; j < rb; j++) codes[n * rb + j] = layout.codes[(tile * rb + j) * 32 + r];
+    for (let j = 0; j < rb; j++) codes[n * rb + j] = layout.codes[tile * rb * 32 + lutCodePos(j, r, rb, bits)];
     for (let b = 0; b < nB; b++) scales[n * nB + b] = layout.scales[(tile * nB + b) * 32 + r];
   }
   return { codes, scales };
@@ -118,13 +134,14 @@ export const packedLutMatmulJs: Kernels['packedLutMatmul'] = (M, N, K, x, xOff, 
     const tile = n >> 5;
     const r = n & 31;
     const col = tile * rb * 32 + r;
+    const ss = (rb * 32) / bits; // bytes per code stream (lutCodePos)
     for (let m = 0; m < M; m++) {
       let acc = 0;
       for (let u = 0; u < nU; u++) {
         const tg = (m * nU + u) * Q * 16;
         let s = 0;
         for (let q = 0; q < Q; q++) {
-          const byte = codes[col + (u * (Q / 2) + (q >> 1)) * 32];
+          const byte = codes[col + (q >> 4) * ss + (u * 8 + ((q >> 1) & 7)) * 32];
           s += tab[tg + q * 16 + (q & 1 ? byte & 15 : byte >> 4)];
         }
         const sc = scaleValue(scales[(tile * nB + Math.floor((u * 64) / blockSize)) * 32 + r], true);
