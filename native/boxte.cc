@@ -20,6 +20,7 @@
 #include <cstring>
 #include <algorithm>
 #include <vector>
+#include <memory>
 #if defined(__linux__)
 #include <mutex>
 #include <sys/mman.h>
@@ -389,6 +390,25 @@ AVX2_FN bool exp_vec_avx2(const float* a, const float* b, long d, float* e) {
     if (b) x = _mm256_add_ps(x, _mm256_maskload_ps(b + k, mk));
     good = _mm256_and_ps(good, _mm256_cmp_ps(_mm256_andnot_ps(signmask, x), lim, _CMP_LE_OQ));
     _mm256_maskstore_ps(e + k, mk, exp2x8(x));
+  }
+  return _mm256_movemask_ps(good) == 0xFF;
+}
+// exp_vec_avx2 (b null) into a row of the exp table (e on a 64-byte boundary, room for d rounded up to
+// 8): non-temporal stores, the last block whole (its lanes past d hold exp(0), never read)
+AVX2_FN bool exp_row_nt_avx2(const float* a, long d, float* e) {
+  const __m256 lim = _mm256_set1_ps(kExpLim), signmask = _mm256_set1_ps(-0.0f);
+  __m256 good = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  long k = 0;
+  for (; k + 8 <= d; k += 8) {
+    const __m256 x = _mm256_loadu_ps(a + k);
+    good = _mm256_and_ps(good, _mm256_cmp_ps(_mm256_andnot_ps(signmask, x), lim, _CMP_LE_OQ));
+    _mm256_stream_ps(e + k, exp2x8(x));
+  }
+  if (k < d) {
+    const __m256i mk = tail_mask(d - k);
+    const __m256 x = _mm256_maskload_ps(a + k, mk);
+    good = _mm256_and_ps(good, _mm256_cmp_ps(_mm256_andnot_ps(signmask, x), lim, _CMP_LE_OQ));
+    _mm256_stream_ps(e + k, exp2x8(x));
   }
   return _mm256_movemask_ps(good) == 0xFF;
 }
@@ -1702,12 +1722,41 @@ napi_value RankBatch(napi_env env, napi_callback_info info) {
 // [base E | bump E]) in blocks of 256 rows: task blk of 2 * exp_blocks(E) (elementwise, so the
 // thread count and order do not matter)
 long exp_blocks(long E) { return (E + 255) / 256; }
+// The table's row stride: d rounded up to whole 64-byte lines (16 floats), the table itself on a line
+// boundary (ExpTab), so every row starts on a cache line (d=154: 160 floats, 640 bytes; a 616-byte
+// row at an arbitrary offset touches 10 or 11 lines and 3/8 of its 32-byte loads cross one). The pad
+// lanes are never written or read.
+inline long exp_ld(long d) { return (d + 15) & ~15L; }
+// p rounded up to a 64-byte boundary (buffers allocated 16 floats longer)
+inline float* align64(float* p) { return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63}); }
+// A float buffer kept between calls (grown, never shrunk) on a 64-byte boundary; from 4 MiB on on a
+// 2 MiB boundary, so that advise_huge covers all of it but the last partial huge page (the kernel reads
+// its rows at random: on 4 KiB pages each row costs a TLB miss).
+struct ExpTab {
+  std::unique_ptr<float[]> raw;  // (not value-initialised: its pages are first touched after the advice)
+  float* p = nullptr;
+  long n = 0;
+  float* ensure(long want) {
+    if (want > n) {
+      const long align = want * static_cast<long>(sizeof(float)) >= (4L << 20) ? (2L << 20) : 64;
+      raw.reset();
+      raw.reset(new float[want + align / static_cast<long>(sizeof(float))]);
+      const uintptr_t a = (reinterpret_cast<uintptr_t>(raw.get()) + align - 1) & ~static_cast<uintptr_t>(align - 1);
+      p = reinterpret_cast<float*>(a);
+      n = want;
+      advise_huge(p, want * static_cast<long>(sizeof(float)));
+    }
+    return p;
+  }
+};
 // rows r0..r1-1 of table s (x: base for s = 0, bump for s = 1) into the table (the fused Adam's tasks call it too)
 void exp_rows_range(const float* x, long s, long E, long d, int isa, long r0, long r1, float* eTab, uint8_t* eOk) {
 #ifdef BOXTE_X86
+  const long ld = exp_ld(d);
   for (long r = r0; r < r1; ++r)
-    eOk[s * E + r] = (isa == 2 ? exp_vec_avx512(x + r * d, nullptr, d, eTab + (s * E + r) * d)
-                               : exp_vec_avx2(x + r * d, nullptr, d, eTab + (s * E + r) * d)) ? 1 : 0;
+    eOk[s * E + r] = (isa == 2 ? exp_vec_avx512(x + r * d, nullptr, d, eTab + (s * E + r) * ld)
+                               : exp_row_nt_avx2(x + r * d, d, eTab + (s * E + r) * ld)) ? 1 : 0;
+  if (isa == 1) _mm_sfence();
 #else
   (void)x, (void)s, (void)E, (void)d, (void)isa, (void)r0, (void)r1, (void)eTab, (void)eOk;
 #endif
@@ -1721,7 +1770,7 @@ void exp_rows_block(const float* base, const float* bump, long E, long d, int is
 // fused: made by a boxteAdamRowsStart with expD (its tasks write it as they update the rows), not yet
 // taken by the boxteExpTableStart on these tables that the trainGroups must come after
 struct ExpPre {
-  std::vector<float> tab;
+  ExpTab tab;  // [base E | bump E] rows of exp_ld(d)
   std::vector<uint8_t> ok;
   const float* base = nullptr;
   const float* bump = nullptr;
@@ -1740,7 +1789,7 @@ ExpPre g_expPre;
 std::mutex g_expUseMu;  // held by a boxteTrainGroups reading g_expPre and by a start writing it
 void exp_pre_task(void* ctx, long blk, int) {
   ExpPre& p = *static_cast<ExpPre*>(ctx);
-  exp_rows_block(p.base, p.bump, p.E, p.d, p.isa, blk, p.tab.data(), p.ok.data());
+  exp_rows_block(p.base, p.bump, p.E, p.d, p.isa, blk, p.tab.p, p.ok.data());
 }
 
 napi_value TrainGroups(napi_env env, napi_callback_info info) {
@@ -1806,7 +1855,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   // row blocks in parallel: elementwise, the thread count does not matter)
   const bool expFwd = grouped && useTanh;
   // (kept per calling thread between calls: a fresh table each step costs its page faults)
-  thread_local std::vector<float> eTabKeep;
+  thread_local ExpTab eTabKeep;
   float* eTab = nullptr;
   std::vector<uint8_t> eOkKeep;
   const uint8_t* eOk = nullptr;
@@ -1820,15 +1869,11 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     const bool fresh = pre.ready && !pre.fused && pre.base == base && pre.bump == bump && pre.E == E && pre.d == d && pre.isa == isa;
     pre.ready = pre.fused = false;
     if (fresh) {
-      eTab = pre.tab.data();
+      eTab = pre.tab.p;
       eOk = pre.ok.data();
     } else {
       expUse.unlock();
-      if (static_cast<long>(eTabKeep.size()) < 2 * E * d) {
-        eTabKeep = std::vector<float>(2 * E * d);
-        advise_huge(eTabKeep.data(), 2 * E * d * static_cast<long>(sizeof(float)));
-      }
-      eTab = eTabKeep.data();
+      eTab = eTabKeep.ensure(2 * E * exp_ld(d));
       eOkKeep.resize(2 * E);
       eOk = eOkKeep.data();
       auto etask = [&](long blk, int) { exp_rows_block(base, bump, E, d, isa, blk, eTab, eOkKeep.data()); };
@@ -1836,11 +1881,14 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     }
   }
 #endif
+  // (rows of eLd floats: see exp_ld)
+  const long eLd = exp_ld(d);
   const float* eBase = eTab;
-  const float* eBump = expFwd ? eTab + E * d : nullptr;
+  const float* eBump = expFwd ? eTab + E * eLd : nullptr;
   // the rows a candidate's forward reads (prefetched ahead): its exponentials or its base/bump rows
   const float* candBase = expFwd ? eBase : base;
   const float* candBump = expFwd ? eBump : bump;
+  const long candLd = expFwd ? eLd : d;
   const long G = n + 1;
   // optional: slots [nslots, 2, E, d] (zeroed by the caller): chunk c > 0 accumulates its entity
   // gradients into slot c - 1 and the caller adds them (boxteAdamRows); without, into scratch
@@ -1928,8 +1976,19 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
     std::vector<float> fhs(G), fts(G);
     // expFwd: the exponentials of the group's fixed parts: [base[h0] + tb | bump[h0] + tb] (a tail
     // candidate's head, tail side), [bump[t0] + tb | base[t0] + tb] (a head candidate's), ok flags
-    std::vector<float> fx(expFwd ? 4 * d : 0);
+    // (rows of fxLd floats on 64-byte boundaries, as the exp table's: see exp_ld; the forward reads
+    // them for every candidate)
+    const long fxLd = exp_ld(d);
+    std::vector<float> fxBuf(expFwd ? 4 * fxLd + 16 : 0);
+    float* const fx = expFwd ? align64(fxBuf.data()) : nullptr;
     bool fxOk[2] = {false, false};
+    // the grouped forward / backward (d <= 256 on AVX2, AVX-512): the group's boxes (7 rows a side)
+    // copied to rows of fxLd floats on 64-byte boundaries, read from there by every candidate (the
+    // relation tables' rows of 616 bytes at d=154 start anywhere in a line: 3/8 of the 32-byte loads
+    // crossed one); the same values, so the same bits
+    const bool boxCopy = grouped && !tiledBwd;
+    std::vector<float> boxBuf(boxCopy ? 14 * fxLd + 16 : 0);
+    float* const boxA = boxCopy ? align64(boxBuf.data()) : nullptr;
 #ifdef BOXTE_X86
     // the tiled forward (tiledBwd && expFwd): per candidate ecH, fxH, ecT, fxT (ecH null: outside the
     // exp range) and the lane sums of both sides
@@ -1944,14 +2003,24 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         used[r[i]] = 1;
         for (float* q : {gC + bo, gC + R * d + bo, gW + bo, gW + R * d + bo}) std::memset(q, 0, sizeof(float) * d);
       }
-      const Box bh = box_at(l, u, c, w, dv, bo);
-      const Box bt = box_at(l, u, c, w, dv, R * d + bo);
+      Box bh = box_at(l, u, c, w, dv, bo);
+      Box bt = box_at(l, u, c, w, dv, R * d + bo);
+      if (boxCopy) {
+        Box* sides[2] = {&bh, &bt};
+        for (int sd = 0; sd < 2; ++sd) {
+          Box& b = *sides[sd];
+          const float* src[7] = {b.l, b.u, b.c, b.w, b.invw, b.kappa, b.dkappa};
+          float* dst = boxA + 7 * sd * fxLd;
+          for (int q = 0; q < 7; ++q) std::memcpy(dst + q * fxLd, src[q], sizeof(float) * d);
+          b = Box{dst, dst + fxLd, dst + 2 * fxLd, dst + 3 * fxLd, dst + 4 * fxLd, dst + 5 * fxLd, dst + 6 * fxLd};
+        }
+      }
       const float* tbi = tb + i * d;
 #ifdef BOXTE_X86
       if (expFwd) {
         auto ev = isa == 2 ? exp_vec_avx512 : exp_vec_avx2;
-        fxOk[0] = ev(base + h[i] * d, tbi, d, fx.data()) & ev(bump + h[i] * d, tbi, d, fx.data() + d);
-        fxOk[1] = ev(bump + t[i] * d, tbi, d, fx.data() + 2 * d) & ev(base + t[i] * d, tbi, d, fx.data() + 3 * d);
+        fxOk[0] = ev(base + h[i] * d, tbi, d, fx) & ev(bump + h[i] * d, tbi, d, fx + fxLd);
+        fxOk[1] = ev(bump + t[i] * d, tbi, d, fx + 2 * fxLd) & ev(base + t[i] * d, tbi, d, fx + 3 * fxLd);
       }
 #endif
       bool tiledDone = false;
@@ -1978,10 +2047,10 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           const int32_t ce = tailCand ? tt : hh;
           tileSrc[4 * j] = nullptr;
           if (fxOk[tailCand ? 0 : 1] && eOk[ce] && eOk[E + ce]) {
-            tileSrc[4 * j] = tailCand ? eBump + ce * d : eBase + ce * d;      // ecH
-            tileSrc[4 * j + 1] = fx.data() + (tailCand ? 0 : 2 * d);         // fxH
-            tileSrc[4 * j + 2] = tailCand ? eBase + ce * d : eBump + ce * d;  // ecT
-            tileSrc[4 * j + 3] = tileSrc[4 * j + 1] + d;                      // fxT
+            tileSrc[4 * j] = tailCand ? eBump + ce * eLd : eBase + ce * eLd;      // ecH
+            tileSrc[4 * j + 1] = fx + (tailCand ? 0 : 2 * fxLd);             // fxH
+            tileSrc[4 * j + 2] = tailCand ? eBase + ce * eLd : eBump + ce * eLd;  // ecT
+            tileSrc[4 * j + 3] = tileSrc[4 * j + 1] + fxLd;                     // fxT
             std::fill(tileAcc.begin() + 16 * j, tileAcc.begin() + 16 * (j + 1), 0.0f);
           } else {
             float fsh, fst;
@@ -2051,8 +2120,8 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         const long q2 = i * n + j + 3;
         if (q2 < i1 * n) {
           const int32_t e = negEnt[q2];
-          prefetch_row(candBase + e * d, d, false);
-          prefetch_row(candBump + e * d, d, false);
+          prefetch_row(candBase + e * candLd, d, false);
+          prefetch_row(candBump + e * candLd, d, false);
           if (groupBwd) {  // the gradient rows the group's backward will update
             prefetch_row(gB + e * d, d, true);
             prefetch_row(gU + e * d, d, true);
@@ -2062,8 +2131,8 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
               prefetch_row(base + x * d, d, false);
               prefetch_row(bump + x * d, d, false);
               if (expFwd) {
-                prefetch_row(eBase + x * d, d, false);
-                prefetch_row(eBump + x * d, d, false);
+                prefetch_row(eBase + x * eLd, d, false);
+                prefetch_row(eBump + x * eLd, d, false);
               }
               if (groupBwd) {
                 prefetch_row(gB + x * d, d, true);
@@ -2093,11 +2162,11 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           const int32_t ce = tailCand ? tt : hh;
           const bool viaExp = expFwd && fxOk[tailCand ? 0 : 1] && eOk[ce] && eOk[E + ce];
           if (isa == 1 && viaExp) {
-            const float* f = fx.data() + (tailCand ? 0 : 2 * d);
-            const float* ecH = tailCand ? eBump + ce * d : eBase + ce * d;
-            const float* ecT = tailCand ? eBase + ce * d : eBump + ce * d;
-            if (l2) pair_fwd_exp_avx2<true>(ecH, f, ecT, f + d, bh, bt, pj, d, &fsh, &fst);
-            else pair_fwd_exp_avx2<false>(ecH, f, ecT, f + d, bh, bt, pj, d, &fsh, &fst);
+            const float* f = fx + (tailCand ? 0 : 2 * fxLd);
+            const float* ecH = tailCand ? eBump + ce * eLd : eBase + ce * eLd;
+            const float* ecT = tailCand ? eBase + ce * eLd : eBump + ce * eLd;
+            if (l2) pair_fwd_exp_avx2<true>(ecH, f, ecT, f + fxLd, bh, bt, pj, d, &fsh, &fst);
+            else pair_fwd_exp_avx2<false>(ecH, f, ecT, f + fxLd, bh, bt, pj, d, &fsh, &fst);
           } else if (isa == 1) {
             if (useTanh && l2) pair_fwd_avx2<true, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
             else if (useTanh) pair_fwd_avx2<true, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
@@ -2105,11 +2174,11 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
             else pair_fwd_avx2<false, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
           } else if (viaExp) {
             // head side: base[hh] + bump[tt] + tb; tail side: base[tt] + bump[hh] + tb
-            const float* f = fx.data() + (tailCand ? 0 : 2 * d);
-            const float* ecH = tailCand ? eBump + ce * d : eBase + ce * d;
-            const float* ecT = tailCand ? eBase + ce * d : eBump + ce * d;
-            if (l2) pair_fwd_exp_avx512<true>(ecH, f, ecT, f + d, bh, bt, pj, d, &fsh, &fst);
-            else pair_fwd_exp_avx512<false>(ecH, f, ecT, f + d, bh, bt, pj, d, &fsh, &fst);
+            const float* f = fx + (tailCand ? 0 : 2 * fxLd);
+            const float* ecH = tailCand ? eBump + ce * eLd : eBase + ce * eLd;
+            const float* ecT = tailCand ? eBase + ce * eLd : eBump + ce * eLd;
+            if (l2) pair_fwd_exp_avx512<true>(ecH, f, ecT, f + fxLd, bh, bt, pj, d, &fsh, &fst);
+            else pair_fwd_exp_avx512<false>(ecH, f, ecT, f + fxLd, bh, bt, pj, d, &fsh, &fst);
           } else if (useTanh && l2) pair_fwd_avx512<true, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
           else if (useTanh) pair_fwd_avx512<true, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
           else if (l2) pair_fwd_avx512<false, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
@@ -2944,10 +3013,7 @@ void adam_launch(napi_env env, AdamLaunch& L) {
     use.lock();
     ExpPre& pre = g_expPre;
     const long E = jobs[0].E;
-    if (static_cast<long>(pre.tab.size()) < 2 * E * expD) {
-      pre.tab = std::vector<float>(2 * E * expD);
-      advise_huge(pre.tab.data(), 2 * E * expD * static_cast<long>(sizeof(float)));
-    }
+    pre.tab.ensure(2 * E * exp_ld(expD));
     pre.ok.resize(2 * E);
     pre.base = jobs[0].p;
     pre.bump = jobs[1].p;
@@ -2963,7 +3029,7 @@ void adam_launch(napi_env env, AdamLaunch& L) {
   for (const AdamJob& j : bg.jobs) bg.first.push_back(bg.first.back() + j.ntasks);
   bg.spans.clear();
   for (const AdamJob& j : bg.jobs) j.spans(bg.spans);
-  bg.eTab = withExp ? g_expPre.tab.data() : nullptr;
+  bg.eTab = withExp ? g_expPre.tab.p : nullptr;
   bg.eOk = withExp ? g_expPre.ok.data() : nullptr;
   bg.eIsa = isa;
   if (pool_start(bg.first.back(), adam_bg_task, &bg)) {
@@ -3077,10 +3143,7 @@ napi_value ExpTableStart(napi_env env, napi_callback_info info) {
   std::lock_guard<std::mutex> use(g_expUseMu);
   ExpPre& pre = g_expPre;
   pre.fused = false;
-  if (static_cast<long>(pre.tab.size()) < 2 * E * d) {
-    pre.tab = std::vector<float>(2 * E * d);
-    advise_huge(pre.tab.data(), 2 * E * d * static_cast<long>(sizeof(float)));
-  }
+  pre.tab.ensure(2 * E * exp_ld(d));
   pre.ok.resize(2 * E);
   pre.base = base;
   pre.bump = bump;

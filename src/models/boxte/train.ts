@@ -12,7 +12,7 @@
  * Both are written atomically (temp file + rename).
  */
 import { existsSync } from 'node:fs';
-import { Tensor, noGrad } from '../../tensor/index.js';
+import { Tensor, freshF32, noGrad } from '../../tensor/index.js';
 import { AdamW, ParamStore, Rng, VarBuilder, makeSchedule, type AdamWStateMeta, type RngState, type Schedule } from '../../nn/index.js';
 import { openSafetensors, writeSafetensors, type TensorEntries } from '../../io/safetensors.js';
 import { f32ToBf16 } from '../../io/dtype.js';
@@ -202,8 +202,10 @@ export class Trainer {
       this.trainQuads[4 * i + 2] = tr.t[i];
       this.trainQuads[4 * i + 3] = tr.tau[i];
     }
-    this.gBase = new Float32Array(cfg.numEntities * cfg.dim);
-    this.gBump = new Float32Array(cfg.numEntities * cfg.dim);
+    // (freshF32: on huge pages from 2 MiB on, like the parameters and moments: the kernel adds to random
+    // rows of these tables and the slots; on V8's own 4 KiB pages their TLB misses cost ~1.5 % of a step)
+    this.gBase = freshF32(cfg.numEntities * cfg.dim);
+    this.gBump = freshF32(cfg.numEntities * cfg.dim);
     this.lrAt = boxteLrSchedule(opts, this.stepsPerEpoch);
   }
 
@@ -286,7 +288,7 @@ export class Trainer {
       // gBase/gBump and the slots are not zeroed between steps: the kernel zeroes a row before its
       // first addition of the step and stamps it, the fused Adam reads only the stamped rows (lazy)
       const want = Math.max(0, k.threads() - 1);
-      if (this.slots === null || this.slots.count !== want) this.slots = { data: new Float32Array(want * 2 * E * d), count: want };
+      if (this.slots === null || this.slots.count !== want) this.slots = { data: freshF32(want * 2 * E * d), count: want };
       if (this.lazy === null || this.lazy.stamps.length !== (want + 1) * 2 * E) this.lazy = { stamps: new Int32Array((want + 1) * 2 * E), step: 0 };
       this.lazy.step = (this.lazy.step % 0x7ffffffe) + 1;
     } else {
