@@ -43,7 +43,9 @@ function fnv(arrays: ArrayBufferView[]): string {
 }
 
 type Arg = unknown;
-const copyArg = (a: Arg): Arg => (a instanceof Float32Array || a instanceof Int32Array || a instanceof Uint8Array ? a.slice() : a);
+const isArgsObject = (a: Arg): boolean => typeof a === 'object' && a !== null && !ArrayBuffer.isView(a);
+const copyArg = (a: Arg): Arg => (a instanceof Float32Array || a instanceof Int32Array || a instanceof Uint8Array ? a.slice() : isArgsObject(a) ? { ...(a as object) } : a);
+const ATTN_FIELDS = ['B', 'Hq', 'Hkv', 'Tq', 'Tk', 'D', 'scale', 'causal', 'window', 'qPos', 'kPos', 'qSeg', 'kSeg', 'mask'] as const;
 
 async function child(root: string, preset: string, threads: number, reps: number): Promise<ChildResult> {
   const imp = async <T>(p: string): Promise<T> => (await import(pathToFileURL(nodePath.join(root, 'dist', p)).href)) as T;
@@ -76,11 +78,14 @@ async function child(root: string, preset: string, threads: number, reps: number
   const outs: ArrayBufferView[] = [];
   for (const c of captured) {
     const a = c.args.map(copyArg);
-    // attention(q, k, v, out, lse, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask)
-    // attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, B, Hq, Hkv, Tq, Tk, D, ...)
+    // attention(q, k, v, out, lse, <14 args>, scores?), attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, <14 args>, scores?);
+    // <14 args> = B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask: positional
+    // in builds before the AttentionArgs object (which this reads back into that order)
     const o = c.name === 'attention' ? [3, 4] : [6, 7, 8];
-    const dims = (c.name === 'attention' ? a.slice(5, 14) : a.slice(9, 18)) as (number | boolean)[];
-    const masks = (c.name === 'attention' ? a.slice(14) : a.slice(18)).map((x) => (x === null ? '-' : '+')).join('');
+    const first = c.name === 'attention' ? 5 : 9;
+    const rest = isArgsObject(a[first]) ? ATTN_FIELDS.map((f) => (a[first] as Record<string, unknown>)[f]) : a.slice(first, first + 14);
+    const dims = rest.slice(0, 9) as (number | boolean)[];
+    const masks = rest.slice(9).map((x) => (x === null ? '-' : '+')).join('');
     res.shapes.push(`${c.name} B${dims[0]} Hq${dims[1]} Hkv${dims[2]} Tq${dims[3]} Tk${dims[4]} D${dims[5]} causal ${dims[7]} window ${dims[8]} pos/seg/mask ${masks}`);
     let best = Infinity;
     for (let r = 0; r < reps; r++) {

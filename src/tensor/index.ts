@@ -18,6 +18,7 @@ export {
   UnaryOp,
   BinaryOp,
   ReduceOp,
+  type AttentionArgs,
   type Kernels,
   type NativeExtras,
   type NativeCpuInfo,

@@ -18,6 +18,7 @@ import {
   noGrad,
   shapeSize,
   withBackend,
+  type AttentionArgs,
   type BackendName,
 } from '../../src/tensor/index.js';
 
@@ -320,4 +321,12 @@ export function forEachBackend(name: string, fn: (backend: BackendName) => void)
       withBackend(b, () => fn(b));
     });
   }
+}
+
+/**
+ * The kernels' attention arguments from the shape and scale, masking off unless given
+ * (not causal, no window, no positions, segments or mask).
+ */
+export function attnArgs(a: Pick<AttentionArgs, 'B' | 'Hq' | 'Hkv' | 'Tq' | 'Tk' | 'D' | 'scale'> & Partial<AttentionArgs>): AttentionArgs {
+  return { causal: false, window: 0, qPos: null, kPos: null, qSeg: null, kSeg: null, mask: null, ...a };
 }

@@ -22,8 +22,9 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadNative, type NativeExtrasInternal } from '../../src/tensor/kernels/native.js';
 import { NATIVE_ISAS } from '../../src/tensor/kernels/index.js';
+import { attnArgs } from '../helpers/numeric.js';
 import { jsKernels } from '../../src/tensor/kernels/js.js';
-import { BinaryOp, ReduceOp, UnaryOp, type Kernels } from '../../src/tensor/kernels/types.js';
+import { BinaryOp, ReduceOp, UnaryOp, type AttentionArgs, type Kernels } from '../../src/tensor/kernels/types.js';
 
 const loaded = loadNative();
 const skipReason: string | false = 'error' in loaded ? `native addon unavailable: ${loaded.error}` : false;
@@ -908,6 +909,11 @@ function attnInputs(c: AttnCase, rng: Rand) {
   return { q, k, v, qPos, kPos, qSeg, kSeg, mask };
 }
 
+/** The kernels' attention arguments of case c with the masking arrays attnInputs made. */
+function caseArgs(c: AttnCase, scale: number, m: Pick<AttentionArgs, 'qPos' | 'kPos' | 'qSeg' | 'kSeg' | 'mask'>): AttentionArgs {
+  return { B: c.B, Hq: c.Hq, Hkv: c.Hkv, Tq: c.Tq, Tk: c.Tk, D: c.D, scale, causal: c.causal, window: c.window, ...m };
+}
+
 ktest('attention forward: causal / window / positions / segments / mask / GQA / fully-masked rows', (kern) => {
   const rng = new Rand(18);
   for (const c of attnCases) {
@@ -915,12 +921,13 @@ ktest('attention forward: causal / window / positions / segments / mask / GQA / 
     const nq = c.B * c.Hq * c.Tq * c.D;
     const nl = c.B * c.Hq * c.Tq;
     const scale = 1 / Math.sqrt(c.D);
+    const a = caseArgs(c, scale, { qPos, kPos, qSeg, kSeg, mask });
     const outRef = poison(nq);
     const lseRef = poison(nl);
-    js.attention(q, k, v, outRef, lseRef, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask);
+    js.attention(q, k, v, outRef, lseRef, a);
     const out = poison(nq);
     const lse = poison(nl);
-    kern.attention(q, k, v, out, lse, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask);
+    kern.attention(q, k, v, out, lse, a);
     close(out, outRef, scaled(ACC, outRef), `attention out (${c.name})`);
     close(lse, lseRef, scaled(ACC, lseRef), `attention lse (${c.name})`);
     if (c.dead) {
@@ -943,17 +950,18 @@ ktest('attention backward: same variants, accumulates into gq/gk/gv, zero grads 
     const nk = c.B * c.Hkv * c.Tk * c.D;
     const nl = c.B * c.Hq * c.Tq;
     const scale = 1 / Math.sqrt(c.D);
+    const a = caseArgs(c, scale, { qPos, kPos, qSeg, kSeg, mask });
     const out = poison(nq);
     const lse = poison(nl);
-    js.attention(q, k, v, out, lse, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask);
+    js.attention(q, k, v, out, lse, a);
     const gOut = rng.f32(nq);
     const gq0 = rng.f32(nq);
     const gk0 = rng.f32(nk);
     const gv0 = rng.f32(nk);
     const [gqR, gkR, gvR] = [gq0.slice(), gk0.slice(), gv0.slice()];
-    js.attentionBackward(q, k, v, out, lse, gOut, gqR, gkR, gvR, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask);
+    js.attentionBackward(q, k, v, out, lse, gOut, gqR, gkR, gvR, a);
     const [gq, gk, gv] = [gq0.slice(), gk0.slice(), gv0.slice()];
-    kern.attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask);
+    kern.attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, a);
     close(gq, gqR, scaled(ACC, gqR), `attention gq (${c.name})`);
     close(gk, gkR, scaled(ACC, gkR), `attention gk (${c.name})`);
     close(gv, gvR, scaled(ACC, gvR), `attention gv (${c.name})`);
@@ -986,13 +994,14 @@ ktest('attention stored scores: forward and backward bit-identical with and with
     const nk = c.B * c.Hkv * c.Tk * c.D;
     const nl = c.B * c.Hq * c.Tq;
     const scale = 1 / Math.sqrt(c.D);
-    const n = kern.attentionScoresSize(c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask);
+    const a = caseArgs(c, scale, { qPos, kPos, qSeg, kSeg, mask });
+    const n = kern.attentionScoresSize(a);
     assert.ok(n > 0, `stored scores expected for ${c.name}`);
-    assert.equal(js.attentionScoresSize(c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask), 0);
+    assert.equal(js.attentionScoresSize(a), 0);
     const scores = poison(n);
     const [out0, lse0, out1, lse1] = [poison(nq), poison(nl), poison(nq), poison(nl)];
-    kern.attention(q, k, v, out0, lse0, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask);
-    kern.attention(q, k, v, out1, lse1, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask, scores);
+    kern.attention(q, k, v, out0, lse0, a);
+    kern.attention(q, k, v, out1, lse1, a, scores);
     sameBits(out1, out0, `attention out with scores (${c.name})`);
     sameBits(lse1, lse0, `attention lse with scores (${c.name})`);
     const gOut = rng.f32(nq);
@@ -1000,9 +1009,9 @@ ktest('attention stored scores: forward and backward bit-identical with and with
     const [gqA, gkA, gvA] = g0.map((a) => a.slice());
     const [gqB, gkB, gvB] = g0.map((a) => a.slice());
     const [gqR, gkR, gvR] = g0.map((a) => a.slice());
-    kern.attentionBackward(q, k, v, out0, lse0, gOut, gqA, gkA, gvA, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask);
-    kern.attentionBackward(q, k, v, out0, lse0, gOut, gqB, gkB, gvB, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask, scores);
-    js.attentionBackward(q, k, v, out0, lse0, gOut, gqR, gkR, gvR, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, c.causal, c.window, qPos, kPos, qSeg, kSeg, mask);
+    kern.attentionBackward(q, k, v, out0, lse0, gOut, gqA, gkA, gvA, a);
+    kern.attentionBackward(q, k, v, out0, lse0, gOut, gqB, gkB, gvB, a, scores);
+    js.attentionBackward(q, k, v, out0, lse0, gOut, gqR, gkR, gvR, a);
     sameBits(gqB, gqA, `attention gq with scores (${c.name})`);
     sameBits(gkB, gkA, `attention gk with scores (${c.name})`);
     sameBits(gvB, gvA, `attention gv with scores (${c.name})`);
@@ -1014,19 +1023,20 @@ ktest('attention stored scores: forward and backward bit-identical with and with
   const c = attnCases.find((x) => x.name.startsWith('long rows, one kv head'));
   assert.ok(c);
   const { q, k, v } = attnInputs(c, rng);
-  const scale = 1 / Math.sqrt(c.D);
-  assert.equal(kern.attentionScoresSize(c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, true, 0, null, null, null, null, null), 0);
+  const ac = caseArgs(c, 1 / Math.sqrt(c.D), { qPos: null, kPos: null, qSeg: null, kSeg: null, mask: null });
+  assert.equal(kern.attentionScoresSize(ac), 0);
   const [o0, l0, o1, l1] = [poison(c.B * c.Hq * c.Tq * c.D), poison(c.B * c.Hq * c.Tq), poison(c.B * c.Hq * c.Tq * c.D), poison(c.B * c.Hq * c.Tq)];
-  kern.attention(q, k, v, o0, l0, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, true, 0, null, null, null, null, null);
-  kern.attention(q, k, v, o1, l1, c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, scale, true, 0, null, null, null, null, null, poison(4));
+  kern.attention(q, k, v, o0, l0, ac);
+  kern.attention(q, k, v, o1, l1, ac, poison(4));
   sameBits(o1, o0, 'attention out, scores ignored');
   // too short an array is an error
   const d = scoreCases[1];
   const inp = attnInputs(d, rng);
-  const n = kern.attentionScoresSize(d.B, d.Hq, d.Hkv, d.Tq, d.Tk, d.D, 0.125, true, 0, null, null, null, null, null);
+  const ad = caseArgs(d, 0.125, { qPos: null, kPos: null, qSeg: null, kSeg: null, mask: null });
+  const n = kern.attentionScoresSize(ad);
   const o = new Float32Array(d.B * d.Hq * d.Tq * d.D);
   const l = new Float32Array(d.B * d.Hq * d.Tq);
-  assert.throws(() => kern.attention(inp.q, inp.k, inp.v, o, l, d.B, d.Hq, d.Hkv, d.Tq, d.Tk, d.D, 0.125, true, 0, null, null, null, null, null, new Float32Array(n - 1)), RangeError);
+  assert.throws(() => kern.attention(inp.q, inp.k, inp.v, o, l, ad, new Float32Array(n - 1)), RangeError);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -1108,7 +1118,7 @@ test('bad arguments throw TypeError / RangeError naming the argument', { skip: s
   call(() => k.unary(UnaryOp.Exp, new Float64Array(4) as unknown as Float32Array, f, 4), TypeError, /'x'.*Float32Array/);
   call(() => k.gemm(1, 0 as unknown as boolean, false, 2, 2, 2, 1, f, 0, 2, 0, f, 0, 2, 0, 0, f, 0, 2, 0), TypeError, /'transA'/);
   call(() => k.gather(f, new Float32Array(2) as unknown as Int32Array, f, 2, 2), TypeError, /'ids'.*Int32Array/);
-  call(() => k.attention(f, f, f, f, f, 1, 1, 1, 1, 1, 1, 1, false, 0, null, null, null, null, new Int8Array(1) as unknown as Uint8Array), TypeError, /'mask'/);
+  call(() => k.attention(f, f, f, f, f, attnArgs({ B: 1, Hq: 1, Hkv: 1, Tq: 1, Tk: 1, D: 1, scale: 1, mask: new Int8Array(1) as unknown as Uint8Array })), TypeError, /'mask'/);
   // too short
   call(() => k.unary(UnaryOp.Exp, f, f, 17), RangeError, /'x' is too short/);
   call(() => k.gemm(1, false, false, 4, 4, 4, 1, f, 0, 4, 0, f, 0, 4, 0, 0, f, 1, 4, 0), RangeError, /'C' is too short/);
@@ -1122,8 +1132,8 @@ test('bad arguments throw TypeError / RangeError naming the argument', { skip: s
   call(() => k.scatterAdd(f, Int32Array.from([-1]), f, 1, 2), RangeError, /'ids'\[0\]/);
   call(() => k.crossEntropy(f, Int32Array.from([4, 0]), f, f, 2, 4, -100), RangeError, /'targets'\[0\]/);
   call(() => k.rope(f, f, Int32Array.from([9]), f, f, 1, 1, 4, 4, false), RangeError, /'pos'\[0\]/);
-  call(() => k.attention(f, f, f, f, f, 1, 3, 2, 1, 1, 1, 1, false, 0, null, null, null, null, null), RangeError, /multiple of Hkv/);
-  call(() => k.attention(f, f, f, f, f, 1, 1, 1, 4, 4, 2, 1, false, 0, null, null, null, null, new Uint8Array(15)), RangeError, /'mask' is too short/);
+  call(() => k.attention(f, f, f, f, f, attnArgs({ B: 1, Hq: 3, Hkv: 2, Tq: 1, Tk: 1, D: 1, scale: 1 })), RangeError, /multiple of Hkv/);
+  call(() => k.attention(f, f, f, f, f, attnArgs({ B: 1, Hq: 1, Hkv: 1, Tq: 4, Tk: 4, D: 2, scale: 1, mask: new Uint8Array(15) })), RangeError, /'mask' is too short/);
   call(() => k.unary(99 as UnaryOp, f, f, 4), RangeError, /op code/);
   call(() => k.unary(UnaryOp.Exp, f, f, 1.5), RangeError, /'n' must be an integer/);
   call(() => k.unary(UnaryOp.Exp, f, f, -1), RangeError, /'n' must be an integer/);
@@ -1177,9 +1187,9 @@ function threadedOutputs(kern: Kernels, seed: number): Float32Array[] {
   const [q, k, v, gOut] = [rng.f32(n), rng.f32(n), rng.f32(n), rng.f32(n)];
   const o = poison(n);
   const l = poison(Bt * H * T);
-  kern.attention(q, k, v, o, l, Bt, H, H, T, T, D, 1 / Math.sqrt(D), true, 0, null, null, null, null, null);
+  kern.attention(q, k, v, o, l, attnArgs({ B: Bt, Hq: H, Hkv: H, Tq: T, Tk: T, D, scale: 1 / Math.sqrt(D), causal: true }));
   const [gq, gk, gv] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
-  kern.attentionBackward(q, k, v, o, l, gOut, gq, gk, gv, Bt, H, H, T, T, D, 1 / Math.sqrt(D), true, 0, null, null, null, null, null);
+  kern.attentionBackward(q, k, v, o, l, gOut, gq, gk, gv, attnArgs({ B: Bt, Hq: H, Hkv: H, Tq: T, Tk: T, D, scale: 1 / Math.sqrt(D), causal: true }));
   outs.push(o, l, gq, gk, gv);
   // one (batch, kv head) group: the backward splits the keys into chunks
   {
@@ -1190,9 +1200,9 @@ function threadedOutputs(kern: Kernels, seed: number): Float32Array[] {
     const [k1, v1] = [rng.f32(nk), rng.f32(nk)];
     const o1 = poison(nq);
     const l1 = poison(Hq1 * T1);
-    kern.attention(q1, k1, v1, o1, l1, 1, Hq1, 1, T1, T1, D1, 0.125, true, 0, null, null, null, null, null);
+    kern.attention(q1, k1, v1, o1, l1, attnArgs({ B: 1, Hq: Hq1, Hkv: 1, Tq: T1, Tk: T1, D: D1, scale: 0.125, causal: true }));
     const [gq1, gk1, gv1] = [new Float32Array(nq), new Float32Array(nk), new Float32Array(nk)];
-    kern.attentionBackward(q1, k1, v1, o1, l1, gO1, gq1, gk1, gv1, 1, Hq1, 1, T1, T1, D1, 0.125, true, 0, null, null, null, null, null);
+    kern.attentionBackward(q1, k1, v1, o1, l1, gO1, gq1, gk1, gv1, attnArgs({ B: 1, Hq: Hq1, Hkv: 1, Tq: T1, Tk: T1, D: D1, scale: 0.125, causal: true }));
     outs.push(o1, l1, gq1, gk1, gv1);
   }
   const np = 100003;

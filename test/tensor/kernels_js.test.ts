@@ -11,7 +11,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BinaryOp, ReduceOp, UnaryOp, jsKernels, type Kernels } from '../../src/tensor/index.js';
-import { Rng, assertClose, hasNative, nativeUnavailableReason } from '../helpers/numeric.js';
+import { Rng, assertClose, attnArgs, hasNative, nativeUnavailableReason } from '../helpers/numeric.js';
 import { nativeBackend } from '../../src/tensor/index.js';
 import { arr, refLayerNorm, refRmsNorm, refSoftmax, unaryDerivRef, unaryRef } from '../helpers/reference.js';
 
@@ -605,7 +605,7 @@ describe('gather / rope / attention / cross-entropy / adamw kernels', () => {
     const qPos = Int32Array.from([2, 3, 4, 2, 3, 4]);
     const out = nanArray(q.length);
     const lse = nanArray(B * Hq * Tq);
-    k.attention(q, kk, v, out, lse, B, Hq, Hkv, Tq, Tk, D, scale, true, 0, qPos, null, null, null, mask);
+    k.attention(q, kk, v, out, lse, attnArgs({ B, Hq, Hkv, Tq, Tk, D, scale, causal: true, qPos, mask }));
     assertWritten(out, 'attention out');
     assertWritten(lse, 'attention lse');
     const refOut = new Float64Array(q.length);
@@ -643,11 +643,11 @@ describe('gather / rope / attention / cross-entropy / adamw kernels', () => {
     // backward accumulates onto what is already in gq / gk / gv
     const gOut = rand(q.length, rng);
     const fresh = [new Float32Array(q.length), new Float32Array(kk.length), new Float32Array(v.length)];
-    k.attentionBackward(q, kk, v, out, lse, gOut, fresh[0], fresh[1], fresh[2], B, Hq, Hkv, Tq, Tk, D, scale, true, 0, qPos, null, null, null, mask);
+    k.attentionBackward(q, kk, v, out, lse, gOut, fresh[0], fresh[1], fresh[2], attnArgs({ B, Hq, Hkv, Tq, Tk, D, scale, causal: true, qPos, mask }));
     for (const g of fresh) assertWritten(g, 'attentionBackward');
     const pre = [rand(q.length, rng), rand(kk.length, rng), rand(v.length, rng)];
     const acc = pre.map((a) => a.slice());
-    k.attentionBackward(q, kk, v, out, lse, gOut, acc[0], acc[1], acc[2], B, Hq, Hkv, Tq, Tk, D, scale, true, 0, qPos, null, null, null, mask);
+    k.attentionBackward(q, kk, v, out, lse, gOut, acc[0], acc[1], acc[2], attnArgs({ B, Hq, Hkv, Tq, Tk, D, scale, causal: true, qPos, mask }));
     for (let t = 0; t < 3; t++) assertClose(acc[t], Array.from(fresh[t], (x, i) => x + pre[t][i]), { ...red, what: `attentionBackward accumulates (input ${t})` });
     // the fully masked row's q gets no gradient
     for (let hh = 0; hh < Hq; hh++) for (let e = 0; e < D; e++) assert.equal(fresh[0][(((1 * Hq + hh) * Tq + 1) * D) + e], 0);

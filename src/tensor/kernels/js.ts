@@ -8,7 +8,7 @@ import { packedMatmulJs } from './js_packed.js';
 import { packedLutMatmulJs } from './js_packed_lut.js';
 import { bf16MatmulJs } from './js_bf16.js';
 import { kmeansLloydJs, quantizeBlocksJs, widenBf16Js } from './js_quant.js';
-import { BinaryOp, ReduceOp, UnaryOp, type Kernels } from './types.js';
+import { BinaryOp, ReduceOp, UnaryOp, type AttentionArgs, type Kernels } from './types.js';
 
 const SQRT1_2 = Math.SQRT1_2;
 const GELU_C = Math.sqrt(2 / Math.PI);
@@ -149,23 +149,8 @@ function visible(
   return m !== 0;
 }
 
-interface AttnArgs {
-  B: number;
-  Hq: number;
-  Hkv: number;
-  Tq: number;
-  Tk: number;
-  causal: boolean;
-  window: number;
-  qPos: Int32Array | null;
-  kPos: Int32Array | null;
-  qSeg: Int32Array | null;
-  kSeg: Int32Array | null;
-  mask: Uint8Array | null;
-}
-
 /** Fills vis[j] (1/0) for query row i of batch b. */
-function visibility(a: AttnArgs, b: number, i: number, vis: Uint8Array): void {
+function visibility(a: AttentionArgs, b: number, i: number, vis: Uint8Array): void {
   const qp = a.qPos ? a.qPos[b * a.Tq + i] : i + (a.Tk - a.Tq);
   const qs = a.qSeg && a.kSeg ? a.qSeg[b * a.Tq + i] : 0;
   for (let j = 0; j < a.Tk; j++) {
@@ -498,8 +483,8 @@ export const jsKernels: Kernels = {
     }
   },
 
-  attention(q, k, v, out, lse, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask) {
-    const a: AttnArgs = { B, Hq, Hkv, Tq, Tk, causal, window, qPos, kPos, qSeg, kSeg, mask };
+  attention(q, k, v, out, lse, a) {
+    const { B, Hq, Hkv, Tq, Tk, D, scale } = a;
     const group = Hq / Hkv;
     const vis = new Uint8Array(Tk);
     const p = new Float64Array(Tk);
@@ -548,8 +533,8 @@ export const jsKernels: Kernels = {
     return 0;
   },
 
-  attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask) {
-    const a: AttnArgs = { B, Hq, Hkv, Tq, Tk, causal, window, qPos, kPos, qSeg, kSeg, mask };
+  attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, a) {
+    const { B, Hq, Hkv, Tq, Tk, D, scale } = a;
     const group = Hq / Hkv;
     const vis = new Uint8Array(Tk);
     for (let b = 0; b < B; b++) {

@@ -5,14 +5,16 @@
  * `native/build/BUILD_FAILED.txt` when the install-time build failed) so the caller can fall back
  * to the pure-TypeScript kernels and say why, once.
  *
- * The addon's functions already have the exact positional signatures of the `Kernels` interface
- * (nullable arguments accept `null`), so they are assigned directly: no wrapper closure per call.
+ * The addon's functions have the exact positional signatures of the `Kernels` interface (nullable
+ * arguments accept `null`), so they are assigned directly: no wrapper closure per call. The
+ * exception is attention, whose 14 shape and mask arguments the interface takes as one
+ * `AttentionArgs` object and the addon positionally (`attnTuple`, a few calls per layer).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import type { Kernels, NativeExtras } from './types.js';
+import type { AttentionArgs, Kernels, NativeExtras } from './types.js';
 
 /** Diagnostics beyond `NativeExtras` (kept out of the `Kernels` interface). */
 export interface NativeExtrasInternal extends NativeExtras {
@@ -92,7 +94,38 @@ const EXTRA_NAMES = [
   'setKernelPath',
 ] as const satisfies readonly (keyof NativeExtrasInternal)[];
 
-type Addon = Omit<Kernels, 'name'> & NativeExtrasInternal;
+/** The addon's attention arguments in its positional order (those of `AttentionArgs`). */
+type AttnTuple = [
+  B: number,
+  Hq: number,
+  Hkv: number,
+  Tq: number,
+  Tk: number,
+  D: number,
+  scale: number,
+  causal: boolean,
+  window: number,
+  qPos: Int32Array | null,
+  kPos: Int32Array | null,
+  qSeg: Int32Array | null,
+  kSeg: Int32Array | null,
+  mask: Uint8Array | null,
+];
+
+function attnTuple(a: AttentionArgs): AttnTuple {
+  return [a.B, a.Hq, a.Hkv, a.Tq, a.Tk, a.D, a.scale, a.causal, a.window, a.qPos, a.kPos, a.qSeg, a.kSeg, a.mask];
+}
+
+type F32 = Float32Array;
+
+/** The addon's attention functions (native/addon.cc: Attention, AttentionBackward, AttentionScores). */
+interface AddonAttention {
+  attention(q: F32, k: F32, v: F32, out: F32, lse: F32, ...rest: [...AttnTuple, F32 | null]): void;
+  attentionBackward(q: F32, k: F32, v: F32, out: F32, lse: F32, gOut: F32, gq: F32, gk: F32, gv: F32, ...rest: [...AttnTuple, F32 | null]): void;
+  attentionScoresSize(...a: AttnTuple): number;
+}
+
+type Addon = Omit<Kernels, 'name' | keyof AddonAttention> & AddonAttention & NativeExtrasInternal;
 
 /** Package root: this file is dist/src/tensor/kernels/native.js, four levels below it. */
 export function packageRoot(): string {
@@ -170,9 +203,9 @@ function loadUncached(): NativeLoadResult {
     gather: addon.gather,
     scatterAdd: addon.scatterAdd,
     rope: addon.rope,
-    attention: addon.attention,
-    attentionBackward: addon.attentionBackward,
-    attentionScoresSize: addon.attentionScoresSize,
+    attention: (q, k, v, out, lse, a, scores) => addon.attention(q, k, v, out, lse, ...attnTuple(a), scores ?? null),
+    attentionBackward: (q, k, v, out, lse, gOut, gq, gk, gv, a, scores) => addon.attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, ...attnTuple(a), scores ?? null),
+    attentionScoresSize: (a) => addon.attentionScoresSize(...attnTuple(a)),
     crossEntropy: addon.crossEntropy,
     crossEntropyBackward: addon.crossEntropyBackward,
     adamw: addon.adamw,

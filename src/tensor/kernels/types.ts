@@ -52,6 +52,38 @@ export enum ReduceOp {
   Max = 1,
 }
 
+/**
+ * Shape and masking of one attention call (the kernels' `attention`, `attentionScoresSize` and
+ * `attentionBackward` take the same one):
+ *   q [B, Hq, Tq, D], k/v [B, Hkv, Tk, D], out [B, Hq, Tq, D], lse [B, Hq, Tq] (log-sum-exp of
+ *   the scaled, masked scores; -Infinity for a fully masked row, whose output is 0).
+ * Grouped-query: Hq % Hkv == 0, query head h uses kv head floor(h / (Hq / Hkv)).
+ * Position of query row i is qPos ? qPos[b*Tq + i] : i + (Tk - Tq); of key j: kPos ? kPos[b*Tk + j] : j.
+ * Key j is visible to query i when all hold:
+ *   causal:      kp <= qp
+ *   window > 0:  qp - kp < window          (sliding window; combined with causal)
+ *   segments:    qSeg[b*Tq + i] == kSeg[b*Tk + j]   (when both non-null; document reset)
+ *   mask:        mask[(b*Tq + i)*Tk + j] != 0      (when non-null; arbitrary extra mask)
+ */
+export interface AttentionArgs {
+  B: number;
+  Hq: number;
+  Hkv: number;
+  Tq: number;
+  Tk: number;
+  D: number;
+  /** multiplies q.k before the softmax */
+  scale: number;
+  causal: boolean;
+  /** sliding window (0 = unlimited) */
+  window: number;
+  qPos: Int32Array | null;
+  kPos: Int32Array | null;
+  qSeg: Int32Array | null;
+  kSeg: Int32Array | null;
+  mask: Uint8Array | null;
+}
+
 export interface Kernels {
   readonly name: 'js' | 'native';
 
@@ -248,39 +280,10 @@ export interface Kernels {
   ): void;
 
   /**
-   * Scaled-dot-product attention forward.
-   *   q [B, Hq, Tq, D], k/v [B, Hkv, Tk, D], out [B, Hq, Tq, D], lse [B, Hq, Tq] (log-sum-exp of
-   *   the scaled, masked scores; -Infinity for a fully masked row, whose output is 0).
-   * Grouped-query: Hq % Hkv == 0, query head h uses kv head floor(h / (Hq / Hkv)).
-   * Position of query row i is qPos ? qPos[b*Tq + i] : i + (Tk - Tq); of key j: kPos ? kPos[b*Tk + j] : j.
-   * Key j is visible to query i when all hold:
-   *   causal:      kp <= qp
-   *   window > 0:  qp - kp < window          (sliding window; combined with causal)
-   *   segments:    qSeg[b*Tq + i] == kSeg[b*Tk + j]   (when both non-null; document reset)
-   *   mask:        mask[(b*Tq + i)*Tk + j] != 0      (when non-null; arbitrary extra mask)
+   * Scaled-dot-product attention forward: q, k, v, out and lse laid out as `a` describes
+   * (see AttentionArgs), `out` and `lse` written. `scores`: see attentionScoresSize.
    */
-  attention(
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    out: Float32Array,
-    lse: Float32Array,
-    B: number,
-    Hq: number,
-    Hkv: number,
-    Tq: number,
-    Tk: number,
-    D: number,
-    scale: number,
-    causal: boolean,
-    window: number,
-    qPos: Int32Array | null,
-    kPos: Int32Array | null,
-    qSeg: Int32Array | null,
-    kSeg: Int32Array | null,
-    mask: Uint8Array | null,
-    scores?: Float32Array | null,
-  ): void;
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, a: AttentionArgs, scores?: Float32Array | null): void;
 
   /**
    * Floats of the stored scores of an attention call with these arguments (0: none kept). A
@@ -289,25 +292,10 @@ export interface Kernels {
    * computes there and the backward reads them instead of computing them again. The results are
    * the same with and without; the layout is the backend's own (the JS backend keeps none).
    */
-  attentionScoresSize(
-    B: number,
-    Hq: number,
-    Hkv: number,
-    Tq: number,
-    Tk: number,
-    D: number,
-    scale: number,
-    causal: boolean,
-    window: number,
-    qPos: Int32Array | null,
-    kPos: Int32Array | null,
-    qSeg: Int32Array | null,
-    kSeg: Int32Array | null,
-    mask: Uint8Array | null,
-  ): number;
+  attentionScoresSize(a: AttentionArgs): number;
 
   /**
-   * Attention backward (same masking arguments as forward). Given out, lse and gOut, accumulates
+   * Attention backward (same arguments as the forward). Given out, lse and gOut, accumulates
    * (+=) into gq, gk, gv (callers zero them first when they want plain gradients). `scores`: the
    * array the forward filled (see attentionScoresSize), or null.
    */
@@ -321,20 +309,7 @@ export interface Kernels {
     gq: Float32Array,
     gk: Float32Array,
     gv: Float32Array,
-    B: number,
-    Hq: number,
-    Hkv: number,
-    Tq: number,
-    Tk: number,
-    D: number,
-    scale: number,
-    causal: boolean,
-    window: number,
-    qPos: Int32Array | null,
-    kPos: Int32Array | null,
-    qSeg: Int32Array | null,
-    kSeg: Int32Array | null,
-    mask: Uint8Array | null,
+    a: AttentionArgs,
     scores?: Float32Array | null,
   ): void;
 

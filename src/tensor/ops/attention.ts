@@ -2,7 +2,7 @@
  * Scaled-dot-product attention with causal, sliding-window, segment (document reset) and
  * explicit masks and grouped-query heads, as one fused kernel call forward and backward.
  */
-import { kernels } from '../kernels/index.js';
+import { kernels, type AttentionArgs } from '../kernels/index.js';
 import { Tensor, isGradEnabled, record, shapeStr } from '../tensor.js';
 import { allocF32, releaseF32 } from '../pool.js';
 import { contiguous, contiguousData } from './shape.js';
@@ -48,16 +48,24 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   check(opts.kSeg, B * Tk, 'kSeg');
   check(opts.mask, B * Tq * Tk, 'mask');
   if ((opts.qSeg === undefined) !== (opts.kSeg === undefined)) throw new Error('attention: give both qSeg and kSeg, or neither');
-  const scale = opts.scale ?? 1 / Math.sqrt(D);
-  const causal = opts.causal ?? false;
-  const window = opts.window ?? 0;
-  const qPos = opts.qPos ?? null;
-  const kPos = opts.kPos ?? null;
-  const qSeg = opts.qSeg ?? null;
-  const kSeg = opts.kSeg ?? null;
-  const mask = opts.mask ?? null;
+  const a: AttentionArgs = {
+    B,
+    Hq,
+    Hkv,
+    Tq,
+    Tk,
+    D,
+    scale: opts.scale ?? 1 / Math.sqrt(D),
+    causal: opts.causal ?? false,
+    window: opts.window ?? 0,
+    qPos: opts.qPos ?? null,
+    kPos: opts.kPos ?? null,
+    qSeg: opts.qSeg ?? null,
+    kSeg: opts.kSeg ?? null,
+    mask: opts.mask ?? null,
+  };
   if (!(isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad)) && !(k.isContiguous() && v.isContiguous()) && headBlocks(k) && headBlocks(v)) {
-    return attentionPerHead(q, k, v, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask);
+    return attentionPerHead(q, k, v, a);
   }
   // a strided input (v as a permuted view of its projection) is copied by a recorded `contiguous`
   // op, so that with freeActivations the backward gives the copy back to the pool once this op's
@@ -74,14 +82,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   // for the backward: the scores the forward computes (where the backend keeps them), so that the
   // backward does not compute them again; given back to the pool once the backward has read them
   const training = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
-  const nScores = training ? kern.attentionScoresSize(B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask) : 0;
+  const nScores = training ? kern.attentionScoresSize(a) : 0;
   let scores: Float32Array | null = nScores > 0 ? allocF32(nScores, false) : null;
-  kern.attention(qd, kd, vd, out, lse, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask, scores);
+  kern.attention(qd, kd, vd, out, lse, a, scores);
   return record(new Tensor(out, [B, Hq, Tq, D]), 'attention', [qc, kc, vc], (g) => {
     const gq = allocF32(qd.length);
     const gk = allocF32(kd.length);
     const gv = allocF32(vd.length);
-    kernels().attentionBackward(qd, kd, vd, out, lse, g, gq, gk, gv, B, Hq, Hkv, Tq, Tk, D, scale, causal, window, qPos, kPos, qSeg, kSeg, mask, scores);
+    kernels().attentionBackward(qd, kd, vd, out, lse, g, gq, gk, gv, a, scores);
     if (scores !== null) {
       releaseF32(scores);
       scores = null;
@@ -103,25 +111,8 @@ function headBlocks(t: Tensor): boolean {
  * query row's computation is the same as in the one-call form (the kernel treats heads and batch
  * rows independently), so the outputs are identical.
  */
-function attentionPerHead(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  B: number,
-  Hq: number,
-  Hkv: number,
-  Tq: number,
-  Tk: number,
-  D: number,
-  scale: number,
-  causal: boolean,
-  window: number,
-  qPos: Int32Array | null,
-  kPos: Int32Array | null,
-  qSeg: Int32Array | null,
-  kSeg: Int32Array | null,
-  mask: Uint8Array | null,
-): Tensor {
+function attentionPerHead(q: Tensor, k: Tensor, v: Tensor, a: AttentionArgs): Tensor {
+  const { B, Hq, Hkv, Tq, Tk, D } = a;
   const qd = contiguousData(q);
   const kd = k.data as Float32Array;
   const vd = v.data as Float32Array;
@@ -130,11 +121,18 @@ function attentionPerHead(
   const rep = Hq / Hkv;
   const sub = <A extends Int32Array | Uint8Array>(a: A | null, b: number, n: number): A | null => (a === null || B === 1 ? a : (a.subarray(b * n, (b + 1) * n) as A));
   for (let b = 0; b < B; b++) {
-    const qp = sub(qPos, b, Tq);
-    const kp = sub(kPos, b, Tk);
-    const qs = sub(qSeg, b, Tq);
-    const ks = sub(kSeg, b, Tk);
-    const m = sub(mask, b, Tq * Tk);
+    // batch row b's view: one batch row, `rep` query heads over one key/value head
+    const ab: AttentionArgs = {
+      ...a,
+      B: 1,
+      Hq: rep,
+      Hkv: 1,
+      qPos: sub(a.qPos, b, Tq),
+      kPos: sub(a.kPos, b, Tk),
+      qSeg: sub(a.qSeg, b, Tq),
+      kSeg: sub(a.kSeg, b, Tk),
+      mask: sub(a.mask, b, Tq * Tk),
+    };
     for (let g = 0; g < Hkv; g++) {
       const h0 = b * Hq + g * rep;
       const ko = k.offset + b * k.strides[0] + g * k.strides[1];
@@ -145,20 +143,7 @@ function attentionPerHead(
         vd.subarray(vo, vo + Tk * D),
         out.subarray(h0 * Tq * D, (h0 + rep) * Tq * D),
         lse.subarray(h0 * Tq, (h0 + rep) * Tq),
-        1,
-        rep,
-        1,
-        Tq,
-        Tk,
-        D,
-        scale,
-        causal,
-        window,
-        qp,
-        kp,
-        qs,
-        ks,
-        m,
+        ab,
       );
     }
   }
