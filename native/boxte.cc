@@ -1794,7 +1794,6 @@ void exp_pre_task(void* ctx, long blk, int) {
 
 napi_value TrainGroups(napi_env env, napi_callback_info info) {
   Args a(env, info, "boxteTrainGroups");
-  adam_bg_finish(env);
   // boxteAdamRowsArm's updates: started after the parallel part below; dropped on any early return
   struct Armed {
     napi_env env;
@@ -1823,14 +1822,18 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   float* gc = arr<float>(a, 22, "gc", napi_float32_array, 2 * R * d);
   float* gw = arr<float>(a, 23, "gw", napi_float32_array, 2 * R * d);
   float* gTb = arr<float>(a, 24, "gTb", napi_float32_array, B * d);
-  if (!ids_ok(a, h, B, E, "h") || !ids_ok(a, t, B, E, "t") || !ids_ok(a, r, B, R, "r") || !ids_ok(a, negEnt, B * n, E, "negEnt"))
+  // The work on arrays a background job (boxteAdamRowsStart / Arm, boxteExpTableStart: the entity
+  // tables, their gradients, moments and exponentials) does not touch runs before this call finishes
+  // it, beside its last tasks: the checks, the boxes' derived rows, zeroing gTb (~0.1 ms a d=154 step
+  // that the worker otherwise spent waiting)
+  if (!ids_ok(a, h, B, E, "h") || !ids_ok(a, t, B, E, "t") || !ids_ok(a, r, B, R, "r") || !ids_ok(a, negEnt, B * n, E, "negEnt")) {
+    adam_bg_finish(env);
     return nullptr;
+  }
   thread_local std::vector<float> dvKeep;  // (per calling thread: no fresh pages every step)
   const Derived dv(w, 2 * R * d, &dvKeep);
   const FwdFn fwd = fwd_fn();
   const BwdFn bwd = bwd_fn();
-  for (const float* tbl : {base, bump, static_cast<const float*>(gBase), static_cast<const float*>(gBump)})
-    advise_huge(tbl, E * d * static_cast<long>(sizeof(float)));
   // group_bwd_avx512 / group_bwd_avx2 (and pair_fwd_*), else side_fwd / side_bwd per candidate and side
 #ifdef BOXTE_X86
   const int isa = boxte_isa();
@@ -1850,6 +1853,9 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
   const bool tiledBwd = false;
 #endif
   std::memset(gTb, 0, sizeof(float) * B * d);
+  adam_bg_finish(env);
+  for (const float* tbl : {base, bump, static_cast<const float*>(gBase), static_cast<const float*>(gBump)})
+    advise_huge(tbl, E * d * static_cast<long>(sizeof(float)));
   // grouped with tanh: the forward's points through tanh_exp16 (pair_fwd_exp_avx512): the
   // exponentials of every base and bump row ([base E*d | bump E*d], row ok flags [base E | bump E],
   // row blocks in parallel: elementwise, the thread count does not matter)
