@@ -1,5 +1,5 @@
 /**
- * Where a BoxTE training step goes, per phase (docs/boxte.md, Speed): for each `--root` (a tfree
+ * Where a BoxTE training step goes, per phase (docs/results/boxte_speed.md): for each `--root` (a tfree
  * checkout with dist/ and the native addon built, as for boxte_speed_ab.ts), a fresh process builds
  * the ICEWS14 trainer (d, k=2, 75 negatives, batch 256), runs 3 warm-up steps, then repeats one
  * batch `--reps` times and prints the minimum wall milliseconds of each phase of `Trainer.step`

@@ -1,6 +1,6 @@
 /**
  * The parts of a BoxTE training step outside the training kernel, call by call, for two or more
- * builds (docs/boxte.md, "Outside the kernel"): each `--root` is a tfree checkout with dist/ and
+ * builds (docs/results/boxte_speed.md, "Outside the kernel"): each `--root` is a tfree checkout with dist/ and
  * the native addon built (as for boxte_speed_ab.ts). Per round and root a fresh process builds the
  * ICEWS14 trainer (d, k=2, 75 negatives, batch 256), runs 3 steps, then times each call `--reps`
  * times on one batch and keeps the minimum: the negatives, the corners forward (with zeroGrad), the

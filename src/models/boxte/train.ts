@@ -174,7 +174,7 @@ export class Trainer {
   private readonly scratch = new StepScratch();
   /** the kernels whose background entity Adam a pipelined step (epochJob) left running, or null (see settle) */
   private pending: BoxKernels | null = null;
-  /** wall seconds spent per phase of `step` since construction (profiling; see docs/boxte.md) */
+  /** wall seconds spent per phase of `step` since construction (profiling; see docs/results/boxte_speed.md) */
   readonly phaseSeconds: Record<string, number> = {};
   private lap = 0;
   private mark(phase: string): void {
