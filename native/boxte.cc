@@ -828,7 +828,13 @@ AVX2_FN void cand2_better_exp_avx2(const float* hx, const float* hy, const float
 }
 
 // ---- AVX-512 inner loops (16 lanes; the tail of d is a masked vector, no scalar remainder) --------
+#ifdef TFREE_EMU_AVX512
+// the AVX-512 emulation build (scripts/test-avx512-emu.sh): these loops run on AVX2 with the
+// intrinsics of native/emu/avx512_emu.h (which are compiled for this target)
+#define AVX512_FN __attribute__((target("avx2,fma,f16c")))
+#else
 #define AVX512_FN __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+#endif
 
 // The Cody-Waite reduction and polynomial of exp_neg8: exp(x) = p 2^n (|r| <= ln2/2); NaN stays NaN.
 AVX512_FN inline __m512 exp_poly16(__m512 x, __m512* nOut) {
@@ -2618,7 +2624,7 @@ inline void adam_rows_range(float* p, float* g0, float* slots, long nslots, long
 // portable path rounds the product and the difference apart. So a path gives the same bits for
 // any thread count and split, but the AVX2 / AVX-512 parameters are not those of the generic path
 // (one reason boxte_epoch_check's generic SHA-1 differs from the AVX2 one).
-__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"))) void adam_rows_avx512(
+AVX512_FN void adam_rows_avx512(
     float* p, float* g0, float* slots, long nslots, long stride, float* m, float* v, long i0, long i1, float lr, float b1,
     float b2, float eps, float ibc1, float ibc2) {
   const __m512 vb1 = _mm512_set1_ps(b1), vb2 = _mm512_set1_ps(b2), vb1c = _mm512_set1_ps(1.0f - b1),

@@ -89,6 +89,15 @@ void detect_x86(CpuFeatures& f) {
     f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512cd = f.avx512vnni = f.avx512bf16 = f.avx512fp16 =
         f.avx512vbmi = f.avx512ifma = false;
   if (!f.osAmx) f.amxTile = f.amxBf16 = f.amxInt8 = false;
+#ifdef TFREE_EMU_AVX512
+  // the AVX-512 emulation build (scripts/test-avx512-emu.sh), never the production addon: the
+  // AVX-512 F/BW/VL/DQ, VNNI, BF16 and AVX-VNNI paths run through the portable intrinsics of
+  // native/emu/avx512_emu.h, on any CPU with AVX2, FMA and F16C
+  if (f.avx2 && f.fma && f.f16c) {
+    f.osZmm = true;
+    f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512vnni = f.avx512bf16 = f.avxvnni = true;
+  }
+#endif
 #if defined(__linux__) && defined(__x86_64__)
   if (f.amxTile) {
     // Linux >= 5.16 hands out the 8 KiB tile state only on request (ARCH_REQ_XCOMP_PERM = 0x1023,
@@ -171,6 +180,9 @@ void cpu_feature_list(const CpuFeatures& f, char* out, unsigned long n) {
       {f.asimddp, "asimddp"},
       {f.i8mm, "i8mm"},
       {f.bf16, "bf16"},
+#ifdef TFREE_EMU_AVX512
+      {f.avx512f, "emulated:avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512bf16,avxvnni"},
+#endif
   };
   if (n == 0) return;
   out[0] = 0;

@@ -4,6 +4,14 @@
 // mask registers for compares, blends and tails.
 #include <immintrin.h>
 
+// keeps the probe's chains in vector registers; the AVX-512 emulation build (no zmm registers,
+// native/emu/avx512_emu.h) keeps them in memory instead
+#ifdef TFREE_EMU_AVX512
+#define TF_VREG "+m"
+#else
+#define TF_VREG "+v"
+#endif
+
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -267,7 +275,7 @@ struct Avx512 {
       c13 = _mm512_fmadd_ps(c13, m, a);
       c14 = _mm512_fmadd_ps(c14, m, a);
       c15 = _mm512_fmadd_ps(c15, m, a);
-      __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7));
+      __asm__ volatile("" : TF_VREG(c0), TF_VREG(c1), TF_VREG(c2), TF_VREG(c3), TF_VREG(c4), TF_VREG(c5), TF_VREG(c6), TF_VREG(c7));
     }
     __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
                              _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));

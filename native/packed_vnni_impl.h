@@ -86,7 +86,7 @@ void vnni_rows(const VnniCtx<T>& c, long n0, long n1, long m0, uint16_t* sbuf) {
   using vf = typename T::vf;
   constexpr int NV = vnni_nv<BITS>(), SCW = NV * T::VB, CB = SCW * BITS / 8;
   const tfree::PackedArgs& a = *c.a;
-  const long K = a.K, N = a.N, B = a.B, nB = K / B, rb = K * BITS / 8, nQ = c.nQ, QW = c.QW;
+  const long K = a.K, N = a.N, B = a.B, nB = K / B, rb = K * BITS / 8, nQ = c.nQ;
   const vi idxS = T::load(c.idxS), idxX = T::load(c.idxX);
   const vf vls = T::set1f(c.ls);
   for (long n = n0; n < n1; ++n) {

@@ -4,6 +4,14 @@
 // feature. Each vpdpbusd does 4 multiply-adds per 32-bit lane = 8 integer ops per lane.
 #include <immintrin.h>
 
+// keeps the probe's chains in vector registers; the AVX-512 emulation build (no zmm registers,
+// native/emu/avx512_emu.h) keeps them in memory instead
+#ifdef TFREE_EMU_AVX512
+#define TF_VREG "+m"
+#else
+#define TF_VREG "+v"
+#endif
+
 #include "kernels.h"
 #include "threadpool.h"
 
@@ -35,7 +43,7 @@ struct Ctx {
     c13 = DP(c13, a, b);                                                                            \
     c14 = DP(c14, a, b);                                                                            \
     c15 = DP(c15, a, b);                                                                            \
-    __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7)); \
+    __asm__ volatile("" : TF_VREG(c0), TF_VREG(c1), TF_VREG(c2), TF_VREG(c3), TF_VREG(c4), TF_VREG(c5), TF_VREG(c6), TF_VREG(c7)); \
   }                                                                                                 \
   X
 
