@@ -1055,14 +1055,21 @@ AVX512_FN inline __m512 side_block_sq_avx512(const float* x1, const float* x2, c
 }
 
 // The ranking's comparisons of two candidates x, y with the gold score s from their (partial) sums of
-// squared distances: bit 0 of the result: sqrt(hsum16(hx)) + sqrt(hsum16(tx)) >= s, bit 8: the same
-// for y (sqrt correctly rounded as std::sqrt; NaN compares false). Each lane's partial sum only grows
-// (fma of a square onto it; rounding is monotone) and so do the lane sums, the square roots and their
-// sum: once a bit holds on partial sums, the full score of that candidate cannot fall below s.
-AVX512_FN inline __mmask16 not_below2(__m512 hx, __m512 tx, __m512 hy, __m512 ty, float s) {
+// squared distances, both from score2's lanes 0 (x) and 8 (y): sqrt(hsum16(h)) + sqrt(hsum16(t))
+// (sqrt correctly rounded as std::sqrt). not_below2: bit 0 when x's >= s, bit 8 the same for y (NaN
+// compares false): each lane's partial sum only grows (fma of a square onto it; rounding is
+// monotone) and so do the lane sums, the square roots and their sum: once a bit holds on partial
+// sums, the full score of that candidate cannot fall below s. below2, on the full sums: bit 0 when
+// x's score < s (the portable path's sc < s: false for a NaN score or a NaN s), bit 8 for y.
+AVX512_FN inline __m512 score2(__m512 hx, __m512 tx, __m512 hy, __m512 ty) {
   const __m512 r = _mm512_sqrt_ps(hsum16x4(hx, tx, hy, ty));  // sqrt of x's head, tail sums in lanes 0, 4; y's in 8, 12
-  const __m512 sc = _mm512_add_ps(r, _mm512_shuffle_f32x4(r, r, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm512_cmp_ps_mask(sc, _mm512_set1_ps(s), _CMP_GE_OQ) & static_cast<__mmask16>(0x0101);
+  return _mm512_add_ps(r, _mm512_shuffle_f32x4(r, r, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+AVX512_FN inline __mmask16 not_below2(__m512 hx, __m512 tx, __m512 hy, __m512 ty, float s) {
+  return _mm512_cmp_ps_mask(score2(hx, tx, hy, ty), _mm512_set1_ps(s), _CMP_GE_OQ) & static_cast<__mmask16>(0x0101);
+}
+AVX512_FN inline __mmask16 below2(__m512 hx, __m512 tx, __m512 hy, __m512 ty, float s) {
+  return _mm512_cmp_ps_mask(score2(hx, tx, hy, ty), _mm512_set1_ps(s), _CMP_LT_OQ) & static_cast<__mmask16>(0x0101);
 }
 
 // The first block after which the ranking checks whether a candidate is settled (checking after
@@ -1072,8 +1079,8 @@ constexpr long kFirstCheck = 2;
 // Candidate x of one ranking query (AVX-512, L2 norm), from block `blk` on with the sums so far:
 // both sides' sums of squared distances exactly as side_sum_avx512<MODE> computes them (same
 // operations per lane, same reduction), the sides interleaved block by block. Returns 1 when
-// sqrt(sh) + sqrt(st) < s (the comparison of boxteScoreBatch's score with the gold score s), else 0;
-// from block kFirstCheck on it stops with 0 once not_below2 (exact: the result equals the full comparison's).
+// sqrt(sh) + sqrt(st) < s (the comparison of boxteScoreBatch's score with the gold score s; below2), else
+// 0; from block kFirstCheck on it stops with 0 once not_below2 (exact: the result equals the full comparison's).
 template <int MH, int MT>
 AVX512_FN int cand_better_avx512(const float* hx1, const float* hx2, const Box& bh, const float* tx1, const float* tx2,
                                  const Box& bt, long d, float s, long blk, __m512 accH, __m512 accT) {
@@ -1083,7 +1090,7 @@ AVX512_FN int cand_better_avx512(const float* hx1, const float* hx2, const Box& 
     accH = side_block_sq_avx512<MH>(hx1, hx2, bh, k, m, accH);
     accT = side_block_sq_avx512<MT>(tx1, tx2, bt, k, m, accT);
   }
-  return not_below2(accH, accT, accH, accT, s) != 0 ? 0 : 1;
+  return below2(accH, accT, accH, accT, s) != 0 ? 1 : 0;
 }
 
 // Two candidates x, y of the same query at once (four independent chains for the core to overlap);
@@ -1108,9 +1115,9 @@ AVX512_FN void cand2_better_avx512(const float* hx, const float* hy, const float
     aHy = side_block_sq_avx512<MODE>(hy, ha, bh, k, m, aHy);
     aTy = side_block_sq_avx512<MODE>(ty, ta, bt, k, m, aTy);
   }
-  const __mmask16 nb = not_below2(aHx, aTx, aHy, aTy, s);
-  out[0] = (nb & 1) ? 0 : 1;
-  out[1] = (nb & 0x100) ? 0 : 1;
+  const __mmask16 b = below2(aHx, aTx, aHy, aTy, s);
+  out[0] = (b & 1) ? 1 : 0;
+  out[1] = (b & 0x100) ? 1 : 0;
 }
 
 AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
