@@ -4,6 +4,8 @@
 # file compiled for AVX2 + FMA + F16C and force-included native/emu/avx512_emu.h, which emulates
 # their intrinsics with portable code; -DTFREE_EMU_AVX512 makes cpu.cc report those features and
 # turns BoxTE's AVX-512 loops (boxte.cc, AVX512_FN) into AVX2-target code with the same intrinsics.
+# Runs native/emu/emu_selftest.cc first (each emulated intrinsic against the scalar reference of
+# native/emu/avx512_ref.h, special values, every immediate, masked accesses at a page end).
 # Then runs the kernel test suites with that addon (TFREE_NATIVE_PATH) and TFREE_ISA=avx512: they
 # run every path of each family that the addon reports (packed avx512-vnni / avx512-ymm /
 # avx512-zmm / avxvnni, packedLut avx512, bf16 avx512-bf16 / avx512, ops and BoxTE at avx512) against
@@ -13,6 +15,8 @@
 # CPU that is not x86_64 or lacks AVX2 / FMA / F16C, or without g++ / Node headers / the TS build.
 #   TFREE_EMU_ONLY=build    build the addon only
 #   TFREE_EMU_TESTS="..."   run-tests.mjs filters instead of the default set (below)
+#   TFREE_EMU_COVERAGE=1    build with --coverage (native/build/emu512cov) and print which functions
+#                           of the emulated files and of boxte.cc's AVX-512 loops never ran (gcov)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -37,6 +41,11 @@ if [ ! -f "$prefix/include/node/node_api.h" ]; then
   exit 0
 fi
 out=native/build/emu512
+COV=()
+if [ "${TFREE_EMU_COVERAGE:-}" = 1 ]; then  # gcov of the emulated files and boxte.cc (slower)
+  out=native/build/emu512cov
+  COV=(--coverage)
+fi
 mkdir -p "$out"
 EMU=native/emu/avx512_emu.h
 # binding.gyp's flags (node-gyp's Release defaults included); -Wno-psabi: 64-byte vectors passed
@@ -68,13 +77,13 @@ compile() {  # src obj extra-flags...: skipped when the object is newer than the
 for s in addon cpu dispatch threadpool gemm_generic ops_generic packed_generic packed_lut_generic bf16_generic quant_generic neon_stub; do
   compile "native/$s.cc" "$out/$s.o"
 done
-compile native/boxte.cc "$out/boxte.o" -include "$EMU"  # AVX512_FN: target("avx2,fma") in this build
+compile native/boxte.cc "$out/boxte.o" -include "$EMU" ${COV[@]+"${COV[@]}"}  # AVX512_FN: target("avx2,fma") in this build
 for s in gemm_avx2 ops_avx2 packed_avx2 packed_lut_avx2 bf16_avx2; do
   compile "native/$s.cc" "$out/$s.o" -mavx2 -mfma
 done
 # AVX-512 F/BW/VL/DQ, AVX-512 VNNI, AVX-512 BF16, AVX-VNNI files: emulated
 for s in gemm_avx512 ops_avx512 packed_lut_avx512 bf16_avx512 packed_avx512 bf16_avx512bf16 packed_avxvnni probe_vnni; do
-  compile "native/$s.cc" "$out/$s.o" "${EMUFLAGS[@]}"
+  compile "native/$s.cc" "$out/$s.o" "${EMUFLAGS[@]}" ${COV[@]+"${COV[@]}"}
 done
 for p in "${pids[@]}"; do wait "$p" || ok=0; done
 if [ "$ok" = 0 ]; then
@@ -87,13 +96,20 @@ relink=0
 [ -f "$addon" ] || relink=1
 for o in "${objs[@]}"; do [ "$o" -nt "$addon" ] && relink=1; done
 if [ "$relink" = 1 ]; then
-  "$CXX" -shared -pthread -rdynamic -m64 -o "$addon" "${objs[@]}" -ldl
+  "$CXX" -shared -pthread -rdynamic -m64 ${COV[@]+"${COV[@]}"} -o "$addon" "${objs[@]}" -ldl
 fi
 build_s=$(( $(date +%s) - start ))
 nw=$(cat "$out"/*.o.log 2>/dev/null | grep -c 'warning:' || true)
 echo "avx512-emu: built $addon in ${build_s} s ($nw compiler warnings: $out/*.o.log)"
 [ "${TFREE_EMU_ONLY:-}" = build ] && exit 0
 fail=0
+# the emulation itself: every emulated intrinsic against a scalar reference written apart from it
+st="$out/emu_selftest"
+if [ ! -f "$st" ] || [ native/emu/emu_selftest.cc -nt "$st" ] || [ native/emu/avx512_ref.h -nt "$st" ] || [ "$EMU" -nt "$st" ]; then
+  "$CXX" -O2 -std=c++17 -mavx2 -mfma -mf16c -ffp-contract=off -Wall -Wextra -Wno-psabi -include "$EMU" -I native/emu \
+    native/emu/emu_selftest.cc -o "$st"
+fi
+"$st" || fail=1
 # the build is what it claims: no AVX-512 / VNNI / BF16 instruction in any object (so nothing ran on
 # real hardware by accident, and the process cannot SIGILL here)
 if command -v objdump >/dev/null 2>&1; then
@@ -127,6 +143,7 @@ fi
 # on the paths in force (TFREE_ISA=avx512).
 logs="$out/logs"
 mkdir -p "$logs"
+rm -f "$logs"/*.log
 read -r -a groups <<<"${TFREE_EMU_TESTS:-kernels/ compress/ tensor/ boxte hat/}"
 for g in "${groups[@]}"; do
   log="$logs/$(printf '%s' "$g" | tr -c 'A-Za-z0-9_-' _).log"
@@ -153,6 +170,16 @@ echo "avx512-emu: passed per path: ops/gemm avx512 $(count '\[avx512, [12]T\]');
   "packedLut avx512 $(count 'native packedLut avx512 ');" \
   "bf16 avx512-bf16 $(count 'native bf16 avx512-bf16 '), avx512 $(count 'native bf16 avx512 ')" \
   "(+ the tests that loop over every path inside, e.g. BoxTE's)"
+if [ "${#COV[@]}" -gt 0 ] && command -v gcov >/dev/null 2>&1; then
+  # functions with no executed line, per emulated file (boxte.cc: its AVX-512 functions only)
+  for s in gemm_avx512 ops_avx512 packed_lut_avx512 bf16_avx512 packed_avx512 bf16_avx512bf16 packed_avxvnni boxte; do
+    never=$(gcov -f -n -m -o "$out" "$out/$s.o" 2>/dev/null |
+      awk '/^Function /{f=$0; next} /^Lines executed:0.00%/{if (f != "") print f} {f=""}' |
+      sed -e "s/^Function '//" -e "s/'\$//" -e 's/(anonymous namespace):://g' -e 's/(.*//' -e 's/.* //' |
+      awk -v s="$s" '!/^(tfemu_|tfe_|std::|__gnu)/ && (s != "boxte" || /avx512|16|2$/)' | sort -u | tr '\n' ' ' || true)
+    echo "avx512-emu: coverage $s.cc: functions never run: ${never:-none}"
+  done
+fi
 total_s=$(( $(date +%s) - start ))
 if [ "$fail" = 0 ]; then
   echo "avx512-emu: PASS in ${total_s} s (build ${build_s} s)"

@@ -720,7 +720,7 @@ test('NaN in, NaN out: a NaN coordinate gives a NaN score and NaN box corners on
   restoreBoxKernels();
 });
 
-test('native rankBatch: the same comparisons, counts and filtered ranks as scoreBatch + filteredRank (ties, NaN gold, early exit), every path', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
+test('native rankBatch: the same comparisons, counts and filtered ranks as scoreBatch + filteredRank (ties, NaN gold, early exit; tanh on and off), every path', { skip: nativeBoxKernels() === null ? 'native kernels unavailable' : false }, () => {
   // d = 13, 37, 154: none a multiple of 8 or 16 (the AVX2 / AVX-512 paths' masked last block); k = 1 and 2
   for (const dim of [13, 37, 154]) {
     for (const order of [2, 1] as const) {
@@ -746,7 +746,8 @@ test('native rankBatch: the same comparisons, counts and filtered ranks as score
       base[6 * d + d - 1] = Number.NaN;
       // (never entity 6: the gold scores stay finite)
       const gold = Int32Array.from({ length: Q }, (_, q) => (q === 0 ? 4 : q === 1 ? 7 : q === 2 ? 8 : 9 + rng.int(E - 9)));
-      const args = { d, tanh: true, order, E, Q, headTable: base, headAdd, tailTable: bump, tailAdd, boxes, rel };
+      for (const tanh of [true, false]) {
+      const args = { d, tanh, order, E, Q, headTable: base, headAdd, tailTable: bump, tailAdd, boxes, rel };
       for (const [kname, k, setup] of kernelsUnderTest()) {
         if (k.rankBatch === null) continue;
         setup();
@@ -761,7 +762,7 @@ test('native rankBatch: the same comparisons, counts and filtered ranks as score
         k.rankBatch({ ...args, gold, better, count, goldScore, ...exps });
         for (let q = 0; q < Q; q++) {
           const sc = out.subarray(q * E, (q + 1) * E);
-          const what = `${kname} d=${dim} order ${order} query ${q}`;
+          const what = `${kname} d=${dim} order ${order} tanh ${tanh} query ${q}`;
           assert.ok(Object.is(goldScore[q], sc[gold[q]]), `${what}: gold score`);
           const want = Uint8Array.from(sc, (v) => (v < sc[gold[q]] ? 1 : 0));
           assert.deepEqual(better.subarray(q * E, (q + 1) * E), want, `${what}: comparisons`);
@@ -776,6 +777,7 @@ test('native rankBatch: the same comparisons, counts and filtered ranks as score
         sc[gold[0]] = Number.NaN;
         assert.equal(rankFromComparisons(Number.NaN, count[0], better.subarray(0, E), gold[0], [gold[0], 1, 2]), filteredRank(sc, gold[0], [gold[0], 1, 2]));
         }
+      }
       }
     }
   }
