@@ -747,37 +747,37 @@ test('native rankBatch: the same comparisons, counts and filtered ranks as score
       // (never entity 6: the gold scores stay finite)
       const gold = Int32Array.from({ length: Q }, (_, q) => (q === 0 ? 4 : q === 1 ? 7 : q === 2 ? 8 : 9 + rng.int(E - 9)));
       for (const tanh of [true, false]) {
-      const args = { d, tanh, order, E, Q, headTable: base, headAdd, tailTable: bump, tailAdd, boxes, rel };
-      for (const [kname, k, setup] of kernelsUnderTest()) {
-        if (k.rankBatch === null) continue;
-        setup();
-        // with and without the tables' exponentials computed beforehand
-        for (const pre of [false, true]) {
-        const exps = pre ? { headExp: k.expRows(E, d, base), tailExp: k.expRows(E, d, bump) } : {};
-        const out = new Float32Array(Q * E).fill(Number.NaN);
-        k.scoreBatch({ ...args, out, ...exps });
-        const better = new Uint8Array(Q * E).fill(7);
-        const count = new Int32Array(Q).fill(-1);
-        const goldScore = new Float32Array(Q).fill(Number.NaN);
-        k.rankBatch({ ...args, gold, better, count, goldScore, ...exps });
-        for (let q = 0; q < Q; q++) {
-          const sc = out.subarray(q * E, (q + 1) * E);
-          const what = `${kname} d=${dim} order ${order} tanh ${tanh} query ${q}`;
-          assert.ok(Object.is(goldScore[q], sc[gold[q]]), `${what}: gold score`);
-          const want = Uint8Array.from(sc, (v) => (v < sc[gold[q]] ? 1 : 0));
-          assert.deepEqual(better.subarray(q * E, (q + 1) * E), want, `${what}: comparisons`);
-          assert.equal(count[q], want.reduce((a, b) => a + b, 0), `${what}: count`);
-          const known = [gold[q], (gold[q] + 3) % E, 5];
-          assert.equal(rankFromComparisons(goldScore[q], count[q], better.subarray(q * E, (q + 1) * E), gold[q], known), filteredRank(sc, gold[q], known), `${what}: rank`);
+        const args = { d, tanh, order, E, Q, headTable: base, headAdd, tailTable: bump, tailAdd, boxes, rel };
+        for (const [kname, k, setup] of kernelsUnderTest()) {
+          if (k.rankBatch === null) continue;
+          setup();
+          // with and without the tables' exponentials computed beforehand
+          for (const pre of [false, true]) {
+            const exps = pre ? { headExp: k.expRows(E, d, base), tailExp: k.expRows(E, d, bump) } : {};
+            const out = new Float32Array(Q * E).fill(Number.NaN);
+            k.scoreBatch({ ...args, out, ...exps });
+            const better = new Uint8Array(Q * E).fill(7);
+            const count = new Int32Array(Q).fill(-1);
+            const goldScore = new Float32Array(Q).fill(Number.NaN);
+            k.rankBatch({ ...args, gold, better, count, goldScore, ...exps });
+            for (let q = 0; q < Q; q++) {
+              const sc = out.subarray(q * E, (q + 1) * E);
+              const what = `${kname} d=${dim} order ${order} tanh ${tanh} query ${q}`;
+              assert.ok(Object.is(goldScore[q], sc[gold[q]]), `${what}: gold score`);
+              const want = Uint8Array.from(sc, (v) => (v < sc[gold[q]] ? 1 : 0));
+              assert.deepEqual(better.subarray(q * E, (q + 1) * E), want, `${what}: comparisons`);
+              assert.equal(count[q], want.reduce((a, b) => a + b, 0), `${what}: count`);
+              const known = [gold[q], (gold[q] + 3) % E, 5];
+              assert.equal(rankFromComparisons(goldScore[q], count[q], better.subarray(q * E, (q + 1) * E), gold[q], known), filteredRank(sc, gold[q], known), `${what}: rank`);
+            }
+            assert.equal(better[0 * E + 5], 0, 'an exact tie with the gold is not better');
+            for (let q = 0; q < Q; q++) assert.equal(better[q * E + 6], 0, `${kname}: a NaN score is not better`);
+            // a non-finite gold score ranks last, as in filteredRank
+            const sc = out.slice(0, E);
+            sc[gold[0]] = Number.NaN;
+            assert.equal(rankFromComparisons(Number.NaN, count[0], better.subarray(0, E), gold[0], [gold[0], 1, 2]), filteredRank(sc, gold[0], [gold[0], 1, 2]));
+          }
         }
-        assert.equal(better[0 * E + 5], 0, 'an exact tie with the gold is not better');
-        for (let q = 0; q < Q; q++) assert.equal(better[q * E + 6], 0, `${kname}: a NaN score is not better`);
-        // a non-finite gold score ranks last, as in filteredRank
-        const sc = out.slice(0, E);
-        sc[gold[0]] = Number.NaN;
-        assert.equal(rankFromComparisons(Number.NaN, count[0], better.subarray(0, E), gold[0], [gold[0], 1, 2]), filteredRank(sc, gold[0], [gold[0], 1, 2]));
-        }
-      }
       }
     }
   }
