@@ -77,12 +77,13 @@ compile() {  # src obj extra-flags...: skipped when the object is newer than the
 for s in addon cpu dispatch threadpool gemm_generic ops_generic packed_generic packed_lut_generic bf16_generic quant_generic neon_stub; do
   compile "native/$s.cc" "$out/$s.o"
 done
-compile native/boxte.cc "$out/boxte.o" -include "$EMU" ${COV[@]+"${COV[@]}"}  # AVX512_FN: target("avx2,fma") in this build
+compile native/boxte.cc "$out/boxte.o" -include "$EMU" ${COV[@]+"${COV[@]}"}  # AVX512_FN: target("avx2,fma,f16c") in this build
 for s in gemm_avx2 ops_avx2 packed_avx2 packed_lut_avx2 bf16_avx2; do
   compile "native/$s.cc" "$out/$s.o" -mavx2 -mfma
 done
-# AVX-512 F/BW/VL/DQ, AVX-512 VNNI, AVX-512 BF16, AVX-VNNI files: emulated
-for s in gemm_avx512 ops_avx512 packed_lut_avx512 bf16_avx512 packed_avx512 bf16_avx512bf16 packed_avxvnni probe_vnni; do
+# AVX-512 F/BW/VL/DQ, AVX-512 VNNI, AVX-512 BF16, AVX-VNNI kernel files (emulated; also the coverage list below)
+emulated=(gemm_avx512 ops_avx512 packed_lut_avx512 bf16_avx512 packed_avx512 bf16_avx512bf16 packed_avxvnni)
+for s in "${emulated[@]}" probe_vnni; do
   compile "native/$s.cc" "$out/$s.o" "${EMUFLAGS[@]}" ${COV[@]+"${COV[@]}"}
 done
 for p in "${pids[@]}"; do wait "$p" || ok=0; done
@@ -172,7 +173,7 @@ echo "avx512-emu: passed per path: ops/gemm avx512 $(count '\[avx512, [12]T\]');
   "(+ the tests that loop over every path inside, e.g. BoxTE's)"
 if [ "${#COV[@]}" -gt 0 ] && command -v gcov >/dev/null 2>&1; then
   # functions with no executed line, per emulated file (boxte.cc: its AVX-512 functions only)
-  for s in gemm_avx512 ops_avx512 packed_lut_avx512 bf16_avx512 packed_avx512 bf16_avx512bf16 packed_avxvnni boxte; do
+  for s in "${emulated[@]}" boxte; do
     never=$(gcov -f -n -m -o "$out" "$out/$s.o" 2>/dev/null |
       awk '/^Function /{f=$0; next} /^Lines executed:0.00%/{if (f != "") print f} {f=""}' |
       sed -e "s/^Function '//" -e "s/'\$//" -e 's/(anonymous namespace):://g' -e 's/(.*//' -e 's/.* //' |
