@@ -900,24 +900,11 @@ AVX512_FN inline __m512 box_dist16(__m512 x, const Box& b, long k, __mmask16 m) 
   return _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
 }
 
-AVX512_FN float side_fwd_avx512(const float* x1, const float* x2, const float* x3, const Box& b, float* P, long d,
-                                bool useTanh, bool l2) {
-  __m512 acc = _mm512_setzero_ps();
-  for (long k = 0; k < d; k += 16) {
-    const __mmask16 m = lane_mask(d, k);
-    __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1 + k), _mm512_maskz_loadu_ps(m, x2 + k));
-    if (x3) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, x3 + k));
-    if (useTanh) x = tanh16(x);
-    if (P) _mm512_mask_storeu_ps(P + k, m, x);
-    const __m512 di = box_dist16(x, b, k, m);
-    acc = l2 ? _mm512_fmadd_ps(di, di, acc) : _mm512_add_ps(acc, di);
-  }
-  return _mm512_reduce_add_ps(acc);
-}
-
-// Both sides of one training candidate in one loop (AVX-512): per side exactly the operations of
-// side_fwd_avx512 with x3 = the time bump and points stored (same bits); one loop over the blocks
-// of d with the flags fixed at compile time, two independent chains for the core to overlap.
+// Both sides of one training candidate in one loop (AVX-512): per side and 16-lane block the point
+// x1 + x2 + x3 (x3 = the time bump; tanh16 when on), stored to P, its box_dist16 added (L2: its
+// square through an fma) into one accumulator, reduced once at the end; the flags fixed at compile
+// time, two independent chains for the core to overlap. (The AVX-512 level has no per-side forward:
+// every training and evaluation caller there takes this, side_sum_avx512 or the exp kernels.)
 template <bool TANH, bool L2>
 AVX512_FN void pair_fwd_avx512(const float* hx1, const float* hx2, const float* tx1, const float* tx2, const float* x3,
                                const Box& bh, const Box& bt, float* P, long d, float* sh, float* st) {
@@ -992,7 +979,7 @@ AVX512_FN bool exp_vec_avx512(const float* a, const float* b, long d, float* e) 
 }
 
 // The point of lanes k..k+15 (mask m) of one side: MODE 0 x1 + x2, 1 tanh16(x1 + x2) (as
-// side_fwd_avx512 with x3 = null), 2 tanh_exp16(x1, x2) (x1, x2 the exponentials of ExpTab).
+// pair_fwd_avx512 without a time bump), 2 tanh_exp16(x1, x2) (x1, x2 the exponentials of ExpTab).
 template <int MODE>
 AVX512_FN inline __m512 side_point16(const float* x1, const float* x2, long k, __mmask16 m) {
   const __m512 a = _mm512_maskz_loadu_ps(m, x1 + k), b = _mm512_maskz_loadu_ps(m, x2 + k);
@@ -1120,40 +1107,8 @@ AVX512_FN void cand2_better_avx512(const float* hx, const float* hy, const float
   out[1] = (b & 0x100) ? 1 : 0;
 }
 
-AVX512_FN void side_bwd_avx512(const float* P, const Box& b, float f, long d, bool useTanh, bool l2, float* gc, float* gw,
-                               float* gSelf, float* gOther, float* gTb) {
-  const __m512 one = _mm512_set1_ps(1.0f);
-  const __m512 zero = _mm512_setzero_ps();
-  const __m512 fv = _mm512_set1_ps(f);
-  for (long k = 0; k < d; k += 16) {
-    const __mmask16 m = lane_mask(d, k);
-    const __m512 p = _mm512_maskz_loadu_ps(m, P + k);
-    const __m512 diff = _mm512_sub_ps(p, _mm512_maskz_loadu_ps(m, b.c + k));
-    const __m512 a = _mm512_abs_ps(diff);
-    // sign(diff) with sign(0) = 0
-    const __m512 sg = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(diff, zero, _CMP_GT_OQ),
-                                           _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(diff, zero, _CMP_LT_OQ), _mm512_set1_ps(-1.0f)), one);
-    const __mmask16 in = _mm512_cmp_ps_mask(p, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
-                         _mm512_cmp_ps_mask(p, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
-    const __m512 iw = _mm512_maskz_loadu_ps(m, b.invw + k);
-    const __m512 w = _mm512_maskz_loadu_ps(m, b.w + k);
-    const __m512 dist = _mm512_mask_blend_ps(in, _mm512_fmsub_ps(a, w, _mm512_maskz_loadu_ps(m, b.kappa + k)), _mm512_mul_ps(a, iw));
-    const __m512 dp = _mm512_mul_ps(sg, _mm512_mask_blend_ps(in, w, iw));
-    const __m512 dw = _mm512_mask_blend_ps(in, _mm512_sub_ps(a, _mm512_maskz_loadu_ps(m, b.dkappa + k)),
-                                           _mm512_sub_ps(zero, _mm512_mul_ps(_mm512_mul_ps(a, iw), iw)));
-    const __m512 gd = l2 ? _mm512_mul_ps(fv, dist) : fv;
-    const __m512 gp = _mm512_mul_ps(gd, dp);
-    _mm512_mask_storeu_ps(gc + k, m, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, gc + k), gp));
-    _mm512_mask_storeu_ps(gw + k, m, _mm512_fmadd_ps(gd, dw, _mm512_maskz_loadu_ps(m, gw + k)));
-    const __m512 gx = useTanh ? _mm512_mul_ps(gp, _mm512_fnmadd_ps(p, p, one)) : gp;
-    _mm512_mask_storeu_ps(gSelf + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gSelf + k), gx));
-    _mm512_mask_storeu_ps(gOther + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gOther + k), gx));
-    _mm512_mask_storeu_ps(gTb + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, gTb + k), gx));
-  }
-}
-
-// The backward of one group's candidates at once (AVX-512). side_bwd_avx512 per candidate and side
-// loads and stores five gradient rows per 16 lanes; here the loop over the candidates runs inside
+// The backward of one group's candidates at once (AVX-512). A backward per candidate and side (as
+// side_bwd_avx2 / side_bwd_scalar) loads and stores five gradient rows per block; here the loop over the candidates runs inside
 // the loop over the 16-lane blocks of d, so the box of each side, the relation's centre/width
 // gradients, the group's time-bump gradient and the accumulators of the true head's and tail's rows
 // stay in registers and only the rows of the other candidates are read and written. Every element
@@ -1254,17 +1209,19 @@ const char* boxte_isa_name() {
   return i == 2 ? "avx512" : i == 1 ? "avx2" : "generic";
 }
 
+// The per-side forward / backward for the paths that score or differentiate one side at a time. At
+// the AVX-512 level no caller does (training: pair_fwd_avx512 and group_bwd_avx512; evaluation:
+// side_sum_avx512 and the exp kernels), so it has no per-side functions of its own and these
+// return AVX2's.
 FwdFn fwd_fn() {
 #ifdef BOXTE_X86
-  if (boxte_isa() == 2) return side_fwd_avx512;
-  if (boxte_isa() == 1) return side_fwd_avx2;
+  if (boxte_isa() >= 1) return side_fwd_avx2;
 #endif
   return side_fwd_scalar;
 }
 BwdFn bwd_fn() {
 #ifdef BOXTE_X86
-  if (boxte_isa() == 2) return side_bwd_avx512;
-  if (boxte_isa() == 1) return side_bwd_avx2;
+  if (boxte_isa() >= 1) return side_bwd_avx2;
 #endif
   return side_bwd_scalar;
 }

@@ -4,13 +4,7 @@
 // feature. Each vpdpbusd does 4 multiply-adds per 32-bit lane = 8 integer ops per lane.
 #include <immintrin.h>
 
-// keeps the probe's chains in vector registers; the AVX-512 emulation build (no zmm registers,
-// native/emu/avx512_emu.h) keeps them in memory instead
-#ifdef TFREE_EMU_AVX512
-#define TF_VREG "+m"
-#else
-#define TF_VREG "+v"
-#endif
+#include "vreg.h"  // TF_VREG: the probes' chains kept in vector registers
 
 #include "kernels.h"
 #include "threadpool.h"
