@@ -50,6 +50,28 @@ test('kg synth -> train -> eval --json -> export -> stats; resume continues', ()
   assert.equal((JSON.parse(st.out) as { entities: number }).entities, 60);
 });
 
+test('kg train --save-every: the state is written at the end, and resuming it continues as one run', () => {
+  const data = join(dir, 'syn-save');
+  assert.equal(tfree('kg', 'synth', '--out', data, '--seed', '3').code, 0);
+  const common = ['--data', data, '--dim', '8', '--batch', '64', '--negatives', '10', '--lr', '0.01', '--valid-every', '0', '--json'];
+  const losses = (out: string): number[] =>
+    out.trim().split('\n').map((l) => JSON.parse(l) as { event: string; loss?: number }).filter((e) => e.event === 'epoch').map((e) => e.loss ?? NaN);
+  const straight = tfree('kg', 'train', ...common, '--out', join(dir, 'straight.safetensors'), '--epochs', '6');
+  assert.equal(straight.code, 0, straight.err);
+  const ckpt = join(dir, 'every3.safetensors');
+  // 4 epochs with the state every 3: written after epoch 3 and at the end (epoch 4)
+  const first = tfree('kg', 'train', ...common, '--out', ckpt, '--epochs', '4', '--save-every', '3');
+  assert.equal(first.code, 0, first.err);
+  const meta = openSafetensors(`${ckpt}.last`).metadata;
+  assert.equal(JSON.parse(meta.train_state ?? '{}').epoch, 4, meta.train_state);
+  const rest = tfree('kg', 'train', '--data', data, '--out', ckpt, '--resume', '--epochs', '6', '--save-every', '5', '--json');
+  assert.equal(rest.code, 0, rest.err);
+  assert.deepEqual([...losses(first.out), ...losses(rest.out)], losses(straight.out));
+  const bad = tfree('kg', 'train', ...common, '--out', join(dir, 'bad.safetensors'), '--save-every', '0');
+  assert.equal(bad.code, 2);
+  assert.equal(bad.err.trim().split('\n').length, 1, bad.err);
+});
+
 test('kg: bad input gives a one-line error with file:line and exit code 2, no stack trace', () => {
   const bad = join(dir, 'bad');
   tfree('kg', 'synth', '--out', bad);

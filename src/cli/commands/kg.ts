@@ -176,9 +176,13 @@ async function runTrain(a: ParsedArgs): Promise<number> {
     );
   }
   const maxMinutes = opt<number>(a, 'max-minutes');
+  const saveEvery = posInt(a, 'save-every');
+  let savedEpoch = resume ? tr.epoch : -1; // the epoch whose state lastPath holds (-1: none written by this run)
   const t0 = Date.now();
   const o = tr.opts;
+  let validated = false;
   const validateNow = (): void => {
+    validated = true;
     const bar = new Progress({ total: o.validLimit > 0 ? Math.min(o.validLimit, kg.valid.h.length) : kg.valid.h.length, label: `valid @${tr.epoch}`, enabled: !json });
     const m = tr.validate((done) => bar.update(done));
     const best = tr.noteValidation(m.mrr);
@@ -203,16 +207,22 @@ async function runTrain(a: ParsedArgs): Promise<number> {
       }));
       } catch (e) {
         if (!json && process.stderr.isTTY) process.stderr.write('\r\x1b[K'); // drop the partial progress bar
-        if (e instanceof DivergenceError) throw new UserError(`${e.message}; nothing of this epoch was saved${existsSync(lastPath) ? ` (${lastPath} holds the state after epoch ${tr.epoch})` : ''}`);
+        if (e instanceof DivergenceError) throw new UserError(`${e.message}; nothing of this epoch was saved${savedEpoch >= 0 && existsSync(lastPath) ? ` (${lastPath} holds the state after epoch ${savedEpoch})` : ''}`);
         throw e;
       }
       bar.finish(`loss ${r.loss.toFixed(4)} | ${Math.round(r.facts / r.seconds)} facts/s`);
       if (json) process.stdout.write(`${JSON.stringify({ event: 'epoch', epoch: tr.epoch, loss: r.loss, seconds: r.seconds, facts_per_s: r.facts / r.seconds, lr: r.lr })}\n`);
       else log(`epoch ${tr.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s, ${Math.round(r.facts / r.seconds)} facts/s`);
       const outOfTime = maxMinutes > 0 && (Date.now() - t0) / 60000 >= maxMinutes;
+      validated = false;
       if (tr.validationDue() || (outOfTime && o.validEvery > 0 && tr.bestEpoch !== tr.epoch)) validateNow();
       else if (o.validEvery === 0 && (tr.epoch >= o.epochs || outOfTime)) tr.saveModel(out, { best_epoch: String(tr.epoch) });
-      tr.saveState(lastPath);
+      // the state after every --save-every epochs, and always after a validation, at the end, and
+      // before stopping (time out or Ctrl-C), so that --resume continues exactly where this run ends
+      if (tr.epoch % saveEvery === 0 || validated || outOfTime || stop.requested || tr.done()) {
+        tr.saveState(lastPath);
+        savedEpoch = tr.epoch;
+      }
       if (outOfTime && !tr.done()) {
         log(`stopping after ${formatDuration((Date.now() - t0) / 1000)} (--max-minutes ${maxMinutes}); resume with --resume`);
         break;
@@ -437,7 +447,7 @@ export const kgCommand: CommandSpec = {
     train: {
       summary: 'train BoxTE / BoxE (resumable); keeps the best-validation model',
       usage: 'tfree kg train --data DIR --out CKPT [--arch boxte|boxe] [model and training options] [--resume] [--json]',
-      details: 'Writes CKPT (the best model) and CKPT.last (the resumable state, after every epoch). Ctrl-C stops after the current epoch\nwith its state saved (exit 130; continue with --resume); a second Ctrl-C stops at once (CKPT.last keeps the previous epoch).',
+      details: 'Writes CKPT (the best model) and CKPT.last (the resumable state, after every epoch; --save-every N: every N epochs, and\nalways after a validation and at the end). Ctrl-C stops after the current epoch with its state saved (exit 130; continue with\n--resume); a second Ctrl-C stops at once (CKPT.last keeps the last saved epoch).',
       run: (a) => runTrain(a),
     },
     eval: { summary: 'time-aware filtered MR, MRR, Hits@1/3/10 of a checkpoint', usage: 'tfree kg eval --model CKPT --data DIR [--split test] [--limit N] [--json]', run: (a) => runEval(a) },
@@ -480,6 +490,7 @@ export const kgCommand: CommandSpec = {
     'valid-limit': { type: 'int', help: 'validate on N valid facts spread evenly, 0: all (default: 0)', min: 0, subs: TRAIN },
     patience: { type: 'int', help: 'early stop after N validations without improvement, 0: off (default: 0)', min: 0, subs: TRAIN },
     'max-minutes': { type: 'number', help: 'stop (resumably) after the epoch that exceeds this wall time (0: off)', default: 0, min: 0, subs: TRAIN },
+    'save-every': { type: 'int', help: 'write CKPT.last every N epochs (and after each validation, at the end, on Ctrl-C / --max-minutes); large models: e.g. 10', default: 1, min: 1, max: 1 << 20, subs: TRAIN },
     resume: { type: 'boolean', help: 'continue from CKPT.last (--epochs/--valid-every/--valid-limit/--patience may change)', subs: TRAIN },
     overwrite: { type: 'boolean', help: 'replace an existing CKPT / CKPT.last instead of refusing', subs: TRAIN },
     tanh: { type: 'boolean', help: 'tanh on points and box corners (--no-tanh to disable)', default: true, subs: TRAIN },
