@@ -13,7 +13,8 @@
  * decode kernel / 512-bit LUT kernel; avxvnni where the CPU has it); int8-activation and LUT rows run
  * once per path this CPU has, int16-activation rows on avx2 (the only path with an int16 kernel).
  * bf16 rows: the bf16-weight GEMV (bf16Matmul) with f32 and bf16 activations per path (avx512 =
- * vdpbf16ps for bf16 activations when the CPU has AVX512_BF16, widening otherwise).
+ * vdpbf16ps for bf16 activations when the CPU has AVX512_BF16, widening otherwise; amx-bf16, an
+ * opt-in path, only for bf16 activations, where at batch 1 it hands the call to vdpbf16ps).
  */
 import type { Kernels, NativeExtras } from '../src/tensor/kernels/index.js';
 import type { KernelFamily, NativeExtrasInternal } from '../src/tensor/kernels/native.js';
@@ -130,7 +131,7 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
       fn();
     };
   const restore = (): void => void ex.setIsa(ex.cpuInfo().best);
-  env.note(`packed bench paths: packed ${isas.join(', ')}; packedLut ${lutIsas.join(', ')}; bf16 ${bf16Isas.join(', ')} (avx512-bf16 = vdpbf16ps)`);
+  env.note(`packed bench paths: packed ${isas.join(', ')}; packedLut ${lutIsas.join(', ')}; bf16 ${bf16Isas.join(', ')} (avx512-bf16 = vdpbf16ps; amx-bf16 = AMX tiles from 16 rows, so at batch 1 the vdpbf16ps kernel)`);
   const peak = env.measurePeak(n);
   const dram = threads === 1 ? peak.dramGBs1 : peak.dramGBs2;
   const ort = await loadOrt(env.note);
@@ -192,7 +193,7 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
     const lutVariants = LUT_FORMATS.flatMap((f, li) => lutIsas.map((isa) => ({ f, li, isa })));
     // bf16-weight GEMV, f32 and bf16 activations, per path
     const w16 = toBf16(W);
-    const bf16Variants = [false, true].flatMap((xBf16) => bf16Isas.filter((i) => xBf16 || i !== 'avx512-bf16').map((isa) => ({ xBf16, isa })));
+    const bf16Variants = [false, true].flatMap((xBf16) => bf16Isas.filter((i) => xBf16 || (i !== 'avx512-bf16' && i !== 'amx-bf16')).map((isa) => ({ xBf16, isa })));
     // streaming reads timed in the same loop: a 64 MiB buffer and one of each packed matrix's size
     const big = env.randArray(16 * 2 ** 20, 7);
     const own = FORMATS.map((f) => new Float32Array(Math.ceil(formatSize(packed.get(f)!.format, N, K).totalBytes / 4)).fill(1));
@@ -220,7 +221,8 @@ export async function benchPacked(env: PackedBenchEnv): Promise<void> {
       const gbs = bytes / sec / 1e9;
       const an = v.xBf16 ? 'bf16 act' : 'f32 act';
       env.emit({ bench: 'packed', case: `1x${K} . ${K}x${N} bf16 ${an} ${v.isa}`, isa: v.isa, value: gbs, unit: 'GB/s', peer: null, ratio_vs_peer: null, ms: sec * 1e3, median_ms: t[iBf16 + i].median * 1e3, bytes, speedup_vs_f32: tF32 / sec, pct_of_read_64MiB: (100 * gbs) / bw, pct_of_read_dram: (100 * gbs) / dram, threads });
-      const isaLabel = v.isa === 'avx512-bf16' ? 'avx512-bf16 (vdpbf16ps)' : v.isa;
+      // amx-bf16 hands fewer than 16 rows to the avx512-bf16 kernel: this GEMV row times that hand-off
+      const isaLabel = v.isa === 'avx512-bf16' ? 'avx512-bf16 (vdpbf16ps)' : v.isa === 'amx-bf16' ? 'amx-bf16 (M=1: vdpbf16ps)' : v.isa;
       rows.push([`${K}x${N} bf16 ${an}`, isaLabel, 16, sec * 1e3, gbs, `${env.fmt((100 * gbs) / bw)}%`, `${env.fmt((100 * gbs) / dram)}%`, '-', `${(tF32 / sec).toFixed(2)}x`, '-', '-']);
     });
     // ORT peer, interleaved with our int4 in one async loop

@@ -18,4 +18,5 @@ void packed_lut_matmul_avx512(const PackedLutArgs& a) { packed_lut_matmul_generi
 void bf16_matmul_avx2(const Bf16Args& a) { bf16_matmul_generic(a); }
 void bf16_matmul_avx512(const Bf16Args& a) { bf16_matmul_generic(a); }
 void bf16_matmul_avx512bf16(const Bf16Args& a) { bf16_matmul_generic(a); }
+void bf16_matmul_amx(const Bf16Args& a) { bf16_matmul_generic(a); }
 }  // namespace tfree

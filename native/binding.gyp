@@ -16,7 +16,7 @@
       "libraries": [],
       "conditions": [
         ["target_arch=='x64' or target_arch=='ia32'", {
-          "dependencies": ["tfree_avx2", "tfree_avx512", "tfree_avx512vnni", "tfree_avx512bf16", "tfree_avxvnni", "tfree_probe_vnni"]
+          "dependencies": ["tfree_avx2", "tfree_avx512", "tfree_avx512vnni", "tfree_avx512bf16", "tfree_amxbf16", "tfree_avxvnni", "tfree_probe_vnni"]
         }, {
           "sources": ["avx2_stub.cc"]
         }],
@@ -88,6 +88,15 @@
           "cflags_cc": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16"],
           "xcode_settings": {
             "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16"]
+          }
+        },
+        {
+          "target_name": "tfree_amxbf16",
+          "type": "static_library",
+          "sources": ["bf16_amx.cc"],
+          "cflags_cc": ["-mamx-tile", "-mamx-bf16"],
+          "xcode_settings": {
+            "OTHER_CPLUSPLUSFLAGS": ["-mamx-tile", "-mamx-bf16"]
           }
         },
         {

@@ -96,9 +96,12 @@ void detect_x86(CpuFeatures& f) {
   if (f.avx2 && f.fma && f.f16c) {
     f.osZmm = true;
     f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512vnni = f.avx512bf16 = f.avxvnni = true;
+    // and AMX-TILE / AMX-BF16 (bf16_amx.cc through native/emu/amx_emu.h: a per-thread tile state in
+    // memory, nothing for the OS to grant)
+    f.osAmx = f.amxTile = f.amxBf16 = f.amxPermitted = true;
   }
 #endif
-#if defined(__linux__) && defined(__x86_64__)
+#if defined(__linux__) && defined(__x86_64__) && !defined(TFREE_EMU_AVX512)
   if (f.amxTile) {
     // Linux >= 5.16 hands out the 8 KiB tile state only on request (ARCH_REQ_XCOMP_PERM = 0x1023,
     // XFEATURE_XTILEDATA = 18); without it the first tile instruction faults.
@@ -181,7 +184,7 @@ void cpu_feature_list(const CpuFeatures& f, char* out, unsigned long n) {
       {f.i8mm, "i8mm"},
       {f.bf16, "bf16"},
 #ifdef TFREE_EMU_AVX512
-      {f.avx512f, "emulated:avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512bf16,avxvnni"},
+      {f.avx512f, "emulated:avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512bf16,avxvnni,amx-tile,amx-bf16"},
 #endif
   };
   if (n == 0) return;

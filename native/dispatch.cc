@@ -42,13 +42,16 @@ struct Impl {
   const char* name;
   bool (*extra)(const CpuFeatures&);  // more than the level's base features; nullptr = none
   Fn fn;                              // nullptr = not compiled in
+  // listed (familyPaths) and forced (setKernelPath) when runnable, but never chosen by select_isa:
+  // a path whose speed against the default has not been measured yet (amx-bf16)
+  bool optIn = false;
 };
 
 template <class Fn, unsigned long N>
 const Impl<Fn>& choose(const Impl<Fn> (&c)[N], Isa cap) {
   const CpuFeatures& f = cpu_features();
   for (const Impl<Fn>& i : c)
-    if (i.fn && rank(i.isa) <= rank(cap) && isa_supported(i.isa) && (!i.extra || i.extra(f))) return i;
+    if (i.fn && !i.optIn && rank(i.isa) <= rank(cap) && isa_supported(i.isa) && (!i.extra || i.extra(f))) return i;
   return c[N - 1];  // the generic one, last in every list
 }
 
@@ -84,6 +87,18 @@ const Impl<void (*)(const PackedLutArgs&)> kPackedLutImpls[] = {
     {Isa::generic, "generic", nullptr, packed_lut_matmul_generic},
 };
 const Impl<void (*)(const Bf16Args&)> kBf16Impls[] = {
+    // AMX-BF16 tiles (TDPBF16PS) for bf16 activations and M >= 16 (fewer rows and f32 activations:
+    // the avx512-bf16 kernel). optIn: listed and forced (setKernelPath, tests, the bench), NOT the
+    // default, because issue 13 wants AMX only where it measurably beats AVX-512 and its speed has not
+    // been measured (tested under emulation only, docs/design.md "AMX under emulation"). To make it
+    // the default, on a CPU with AMX (tfree info lists amx-tile amx-bf16 amx-permitted): run the bf16
+    // tests (node scripts/run-tests.mjs test/kernels/bf16_matmul.test.ts: they run amx-bf16 against
+    // the float64 bound on real tiles), then time bf16Matmul with bf16 activations at batch sizes
+    // 16..512 (prefill) and K, N of 4096 / 11008 on amx-bf16 vs avx512-bf16 in one interleaved run
+    // (setKernelPath per call, as bench/packed.ts does); if amx-bf16 wins, set optIn false below and
+    // write the figures (min, median, ratio, machine) in docs/design.md.
+    {Isa::avx512, "amx-bf16", [](const CpuFeatures& f) { return f.amxTile && f.amxBf16 && f.amxPermitted && f.avx512bf16; },
+     kX86 ? bf16_matmul_amx : nullptr, true},
     // vdpbf16ps for bf16 activations (f32 activations: the AVX-512F widening kernel)
     {Isa::avx512, "avx512-bf16", [](const CpuFeatures& f) { return f.avx512bf16; }, kX86 ? bf16_matmul_avx512bf16 : nullptr},
     {Isa::avx512, "avx512", nullptr, kX86 ? bf16_matmul_avx512 : nullptr},

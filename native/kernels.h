@@ -195,7 +195,7 @@ void packed_matmul_avxvnni(const PackedArgs& a);
 // packed_lut_avx512.cc (-mavx512f/bw/vl): 512-bit lookup-table kernel, bit-identical to the others
 void packed_lut_matmul_avx512(const PackedLutArgs& a);
 
-// ---- bf16-weight matmul (bf16_generic.cc, bf16_avx2.cc, bf16_avx512.cc, bf16_avx512bf16.cc) ----
+// ---- bf16-weight matmul (bf16_generic.cc, bf16_avx2.cc, bf16_avx512.cc, bf16_avx512bf16.cc, bf16_amx.cc)
 // out[m*N + n] = sum_k xr[m*K + k] * f32(W[n*K + k]) for m < M, n < N, W [N, K] bf16 bit patterns
 // (widened exactly: bits << 16), float32 accumulation. Two modes:
 //   xBf16 false: xr = x (f32 activations, the widening kernels: W widened to f32 in registers)
@@ -217,6 +217,10 @@ void bf16_matmul_generic(const Bf16Args& a);
 void bf16_matmul_avx2(const Bf16Args& a);
 void bf16_matmul_avx512(const Bf16Args& a);      // AVX-512F widening
 void bf16_matmul_avx512bf16(const Bf16Args& a);  // vdpbf16ps (xBf16 mode only; else the widening one)
+// AMX-BF16 tiles (bf16_amx.cc, -mamx-tile -mamx-bf16): the xBf16 mode for M >= 16 (TDPBF16PS, two
+// sums per element per 32 k, see the file); M < 16 and f32 activations: bf16_matmul_avx512bf16.
+// Call only when the CPU has AMX-TILE, AMX-BF16 and AVX512_BF16 and Linux granted the tile state.
+void bf16_matmul_amx(const Bf16Args& a);
 // x -> bf16 bit patterns (nearest even; NaN -> quiet NaN with its sign) (bf16_generic.cc)
 void bf16_round(const float* x, long n, uint16_t* out);
 // ---- quantizers (quant_generic.cc; the rules of src/compress/quantize.ts and kmeans.ts) --------

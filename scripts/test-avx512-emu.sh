@@ -4,11 +4,14 @@
 # file compiled for AVX2 + FMA + F16C and force-included native/emu/avx512_emu.h, which emulates
 # their intrinsics with portable code; -DTFREE_EMU_AVX512 makes cpu.cc report those features and
 # turns BoxTE's AVX-512 loops (boxte.cc, AVX512_FN) into AVX2-target code with the same intrinsics.
+# The AMX-BF16 kernel (bf16_amx.cc) likewise, with native/emu/amx_emu.h (a per-thread tile state);
+# cpu.cc then reports amx-tile / amx-bf16 / amx-permitted too, and bf16's opt-in amx-bf16 is listed.
 # Runs native/emu/emu_selftest.cc first (each emulated intrinsic against the scalar reference of
-# native/emu/avx512_ref.h, special values, every immediate, masked accesses at a page end).
+# native/emu/avx512_ref.h, special values, every immediate, masked accesses at a page end), and
+# native/emu/amx_selftest.cc (the tile instructions against native/emu/amx_ref.h).
 # Then runs the kernel test suites with that addon (TFREE_NATIVE_PATH) and TFREE_ISA=avx512: they
 # run every path of each family that the addon reports (packed avx512-vnni / avx512-ymm /
-# avx512-zmm / avxvnni, packedLut avx512, bf16 avx512-bf16 / avx512, ops and BoxTE at avx512) against
+# avx512-zmm / avxvnni, packedLut avx512, bf16 amx-bf16 / avx512-bf16 / avx512, ops and BoxTE at avx512) against
 # the TS twins and float64 references, with the bit-identity the tests require on real hardware.
 # What this proves and what not: docs/design.md ("AVX-512 under emulation").
 # Prints "avx512-emu: ..." lines and a summary; exit 1 on a failure. Skips (one line, exit 0) on a
@@ -54,7 +57,8 @@ FLAGS=(-O3 -std=c++17 -fno-exceptions -fno-rtti -fPIC -pthread -m64 -fno-omit-fr
   -Wno-unused-parameter -Wno-psabi -DNODE_GYP_MODULE_NAME=tfree_native -DBUILDING_NODE_EXTENSION
   -DTFREE_EMU_AVX512 -I "$prefix/include/node")
 EMUFLAGS=(-mavx2 -mfma -mf16c -include "$EMU")
-headers=(native/*.h "$EMU")
+AMXEMU=native/emu/amx_emu.h
+headers=(native/*.h "$EMU" "$AMXEMU")
 objs=()
 pids=()
 ok=1
@@ -86,6 +90,8 @@ emulated=(gemm_avx512 ops_avx512 packed_lut_avx512 bf16_avx512 packed_avx512 bf1
 for s in "${emulated[@]}" probe_vnni; do
   compile "native/$s.cc" "$out/$s.o" "${EMUFLAGS[@]}" ${COV[@]+"${COV[@]}"}
 done
+# AMX-TILE / AMX-BF16 (emulated: the tile intrinsics of native/emu/amx_emu.h, a per-thread tile state)
+compile native/bf16_amx.cc "$out/bf16_amx.o" -mavx2 -mfma -mf16c -include "$AMXEMU" ${COV[@]+"${COV[@]}"}
 for p in "${pids[@]}"; do wait "$p" || ok=0; done
 if [ "$ok" = 0 ]; then
   for o in "${objs[@]}"; do [ -s "$o.log" ] && grep -m5 -B2 -A3 'error' "$o.log"; done
@@ -111,14 +117,21 @@ if [ ! -f "$st" ] || [ native/emu/emu_selftest.cc -nt "$st" ] || [ native/emu/av
     native/emu/emu_selftest.cc -o "$st"
 fi
 "$st" || fail=1
+# and the tile instructions against theirs (native/emu/amx_ref.h)
+ast="$out/amx_selftest"
+if [ ! -f "$ast" ] || [ native/emu/amx_selftest.cc -nt "$ast" ] || [ native/emu/amx_ref.h -nt "$ast" ] || [ "$AMXEMU" -nt "$ast" ]; then
+  "$CXX" -O2 -std=c++17 -mavx2 -mfma -mf16c -ffp-contract=off -Wall -Wextra -include "$AMXEMU" -I native/emu \
+    native/emu/amx_selftest.cc -o "$ast"
+fi
+"$ast" || fail=1
 # the build is what it claims: no AVX-512 / VNNI / BF16 instruction in any object (so nothing ran on
 # real hardware by accident, and the process cannot SIGILL here)
 if command -v objdump >/dev/null 2>&1; then
-  bad=$(for o in "${objs[@]}"; do objdump -d --no-show-raw-insn "$o" | grep -qE '%zmm|%k[0-7]|vpdpbusd|vdpbf16|vcvtne2ps2bf16' && echo "$o"; done || true)
+  bad=$(for o in "${objs[@]}"; do objdump -d --no-show-raw-insn "$o" | grep -qE '%zmm|%k[0-7]|vpdpbusd|vdpbf16|vcvtne2ps2bf16|%tmm|tilecfg|tilerelease' && echo "$o"; done || true)
   if [ -z "$bad" ]; then
-    echo "avx512-emu: no AVX-512 / VNNI / BF16 instruction in the build's objects (objdump)"
+    echo "avx512-emu: no AVX-512 / VNNI / BF16 / AMX instruction in the build's objects (objdump)"
   else
-    echo "avx512-emu: FAIL objects with AVX-512 instructions: $bad"
+    echo "avx512-emu: FAIL objects with AVX-512 / AMX instructions: $bad"
     fail=1
   fi
 fi
@@ -135,6 +148,14 @@ if printf '%s\n' "$info" | grep -q "kernel path per family: $want"; then
 else
   printf '%s\n' "$info"
   echo "avx512-emu: FAIL tfree info does not show the emulated paths in force ($want)"
+  fail=1
+fi
+# amx-bf16 is listed (opt-in: not the default until measured on a real AMX CPU, dispatch.cc)
+bf16paths=$(node --input-type=module -e "const m = await import('./dist/src/tensor/kernels/native.js'); const r = m.loadNative(); console.log('error' in r ? r.error : r.extras.familyPaths('bf16').join(' '))")
+if [ "${bf16paths%% *}" = amx-bf16 ]; then
+  echo "avx512-emu: bf16 paths: $bf16paths"
+else
+  echo "avx512-emu: FAIL bf16 paths do not start with amx-bf16: $bf16paths"
   fail=1
 fi
 # The suites that run native kernels. Each kernel test runs every path of its family that the addon
@@ -169,11 +190,11 @@ count() { printf '%s\n' "$all" | grep -cE "^✔ .*$1" || true; }
 echo "avx512-emu: passed per path: ops/gemm avx512 $(count '\[avx512, [12]T\]');" \
   "packed avx512-vnni $(count 'native packed avx512-vnni '), avx512-ymm $(count 'native packed avx512-ymm '), avx512-zmm $(count 'native packed avx512-zmm '), avxvnni $(count 'native packed avxvnni ');" \
   "packedLut avx512 $(count 'native packedLut avx512 ');" \
-  "bf16 avx512-bf16 $(count 'native bf16 avx512-bf16 '), avx512 $(count 'native bf16 avx512 ')" \
+  "bf16 amx-bf16 $(count 'native bf16 amx-bf16 '), avx512-bf16 $(count 'native bf16 avx512-bf16 '), avx512 $(count 'native bf16 avx512 ')" \
   "(+ the tests that loop over every path inside, e.g. BoxTE's)"
 if [ "${#COV[@]}" -gt 0 ] && command -v gcov >/dev/null 2>&1; then
   # functions with no executed line, per emulated file (boxte.cc: its AVX-512 functions only)
-  for s in "${emulated[@]}" boxte; do
+  for s in "${emulated[@]}" bf16_amx boxte; do
     never=$(gcov -f -n -m -o "$out" "$out/$s.o" 2>/dev/null |
       awk '/^Function /{f=$0; next} /^Lines executed:0.00%/{if (f != "") print f} {f=""}' |
       sed -e "s/^Function '//" -e "s/'\$//" -e 's/(anonymous namespace):://g' -e 's/(.*//' -e 's/.* //' |

@@ -1,7 +1,9 @@
 /**
  * The bf16-weight matmul (bf16Matmul, native/kernels.h Bf16Args) on every backend (pure TS; native
- * AVX-512 (vdpbf16ps for the bf16-activation mode when the CPU has AVX512_BF16, AVX-512F widening
- * otherwise), AVX2 widening and portable, at 1 and 2 threads, the paths this CPU has), in both
+ * AMX-BF16 tiles (amx-bf16, bf16 activations, 16 rows or more; an opt-in path, also run under the
+ * emulation of scripts/test-avx512-emu.sh), AVX-512 (vdpbf16ps for the bf16-activation mode when
+ * the CPU has AVX512_BF16, AVX-512F widening otherwise), AVX2 widening and portable, at 1 and 2
+ * threads, the paths this CPU has), in both
  * activation modes, against a float64 reference with the derived bound of float32 summation in any
  * order, (K + 1) 2^-24 sum |xr w| (plus 2^-126 per term for vdpbf16ps' flushing of denormals);
  * the bf16 mode also against the f32-activation function (activation rounding <= 2^-9 relative);
@@ -123,7 +125,7 @@ for (const be of backends) {
 test('bf16Matmul: the TS twin equals the portable native kernel bit for bit; each path gives the same bits at 1 and 2 threads and on repeated calls', { skip: hasNative() ? false : 'native backend unavailable' }, (t) => {
   assert.ok('kernels' in nb);
   for (const m of skippedPaths('bf16')) t.diagnostic(`path skipped: ${m}`);
-  t.diagnostic(`paths run: ${familyPaths('bf16').join(', ')} (avx512-bf16 = vdpbf16ps for bf16 activations)`);
+  t.diagnostic(`paths run: ${familyPaths('bf16').join(', ')} (amx-bf16 = AMX tiles, avx512-bf16 = vdpbf16ps for bf16 activations)`);
   try {
     for (const c of cases()) {
       const js = run(jsKernels, c.M, c.N, c.K, c.x, c.xOff, c.w, c.xBf16);
@@ -142,6 +144,89 @@ test('bf16Matmul: the TS twin equals the portable native kernel bit for bit; eac
   } finally {
     restoreNative();
   }
+});
+
+// amx-bf16 (native/bf16_amx.cc): AMX-BF16 tiles for bf16 activations and M >= 16 (fewer rows and
+// f32 activations go to the avx512-bf16 kernel). Its own shapes: tile tails in M (16-row tiles,
+// 2 x 2 tiles per block), N (16-column tiles, 32-column blocks per task) and K (32 per TDPBF16PS,
+// odd K), M below and above the 16-row threshold. How close it is to avx512-bf16 (both against the
+// same float64 reference and bound), measured under the emulation (scripts/test-avx512-emu.sh,
+// 2026-12-05, these shapes): max |amx-bf16 - avx512-bf16| = 1.91e-6 = 0.031 x bound (amx-bf16 from
+// the float64 reference: 0.019 x bound), printed as a diagnostic on every run; the two differ only in
+// the order of the float32 sums (and where TDPBF16PS flushes a tiny result). The assertion keeps the
+// derived limit: both lie within the bound of the same reference, so at most 2 x bound apart.
+const AMX_VS_AVX512_MAX = 2;
+const amxSkip = familyPaths('bf16').includes('amx-bf16')
+  ? false
+  : 'bf16 amx-bf16: not supported by this CPU or build (needs amx-tile, amx-bf16, amx-permitted and avx512bf16: tfree info; or the emulation build of scripts/test-avx512-emu.sh)';
+const amxShapes: [number, number, number][] = [
+  // M, N, K
+  [16, 16, 32], // one tile of each, one TDPBF16PS
+  [15, 17, 31], // M below the threshold: the avx512-bf16 kernel, bit for bit
+  [17, 33, 33], // one row / column / k past a tile
+  [33, 47, 65], // 2 x 2 tiles and tails; K odd
+  [48, 16, 1], // K = 1: one pair, its odd half zero
+  [16, 5, 7], // N < 16, K < 32
+  [20, 70, 100],
+  [64, 64, 512], // whole tiles only
+  [40, 300, 1024], // 10 column blocks: both threads busy
+  [100, 3, 200],
+];
+test('bf16Matmul amx-bf16: tile tails within the float64 bound, NaN-poisoned outputs, 1 and 2 threads bit-identical; distance to avx512-bf16', { skip: amxSkip }, (t) => {
+  const rng = new Rng(44);
+  const amx = backends.filter((b) => b.path === 'amx-bf16');
+  const avx = backends.find((b) => b.path === 'avx512-bf16');
+  assert.equal(amx.length, 2);
+  assert.ok(avx, 'amx-bf16 without avx512-bf16');
+  let worstRef = 0;
+  let worstAvx = 0;
+  let maxDiff = 0;
+  try {
+    for (const [M, N, K] of amxShapes) {
+      const label = `M${M} N${N} K${K}`;
+      const w = toBf16(rng.fillNormal(new Float32Array(N * K), 0, 0.05));
+      const xOff = 5;
+      const x = rng.fillNormal(new Float32Array(xOff + M * K), 0, 1);
+      const r = reference(M, N, K, x, xOff, w, true);
+      const outs = amx.map((v) => {
+        v.setup();
+        return run(v.k, M, N, K, x, xOff, w, true, 3).slice();
+      });
+      assert.deepEqual(outs[1], outs[0], `${label}: 1 and 2 threads differ`);
+      avx.setup();
+      const ref2 = run(avx.k, M, N, K, x, xOff, w, true, 1).slice();
+      if (M < 16) assert.deepEqual(outs[0], ref2, `${label}: below 16 rows amx-bf16 is the avx512-bf16 kernel`);
+      for (let i = 0; i < M * N; i++) {
+        const o = outs[0][i];
+        assert.ok(Math.abs(o - r.ref[i]) <= r.bound[i], `${label} [${i}]: ${o} vs ${r.ref[i]} (bound ${r.bound[i]})`);
+        worstRef = Math.max(worstRef, Math.abs(o - r.ref[i]) / r.bound[i]);
+        worstAvx = Math.max(worstAvx, Math.abs(o - ref2[i]) / r.bound[i]);
+        maxDiff = Math.max(maxDiff, Math.abs(o - ref2[i]));
+      }
+    }
+    // NaN and infinity in the second row tile and the second column tile
+    const [M, N, K] = [35, 40, 70];
+    const w = toBf16(rng.fillNormal(new Float32Array(N * K), 0, 0.1));
+    w[20 * K + 33] = 0x7fc0; // NaN weight: column 20
+    w[37 * K + 3] = 0x7f80; // +inf weight: column 37 (inf or NaN: x changes sign along K)
+    const x = rng.fillNormal(new Float32Array(M * K), 0, 1);
+    x[17 * K + 69] = NaN; // activation row 17, the last k
+    for (const v of amx) {
+      v.setup();
+      const out = run(v.k, M, N, K, x, 0, w, true);
+      for (let m = 0; m < M; m++)
+        for (let n = 0; n < N; n++) {
+          const o = out[m * N + n];
+          if (m === 17 || n === 20) assert.ok(Number.isNaN(o), `${v.name} [${m}, ${n}]: ${o}, want NaN`);
+          else if (n === 37) assert.ok(!Number.isFinite(o), `${v.name} [${m}, ${n}]: ${o}, want inf or NaN`);
+          else assert.ok(Number.isFinite(o), `${v.name} [${m}, ${n}]: ${o}`);
+        }
+    }
+  } finally {
+    restoreNative();
+  }
+  t.diagnostic(`amx-bf16: max |out - float64 ref| / bound = ${worstRef.toPrecision(3)}; max |amx-bf16 - avx512-bf16| = ${maxDiff.toPrecision(3)} = ${worstAvx.toPrecision(3)} x bound`);
+  assert.ok(worstAvx <= AMX_VS_AVX512_MAX, `amx-bf16 vs avx512-bf16: ${worstAvx} x bound`);
 });
 
 test('bf16Matmul: NaN in x or W propagates to its row / column only; bf16 rounding; bad sizes throw', () => {
