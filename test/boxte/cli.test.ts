@@ -67,6 +67,14 @@ test('kg train --save-every: the state is written at the end, and resuming it co
   const rest = tfree('kg', 'train', '--data', data, '--out', ckpt, '--resume', '--epochs', '6', '--save-every', '5', '--json');
   assert.equal(rest.code, 0, rest.err);
   assert.deepEqual([...losses(first.out), ...losses(rest.out)], losses(straight.out));
+  // --max-minutes pauses after the first epoch: the state is written although --save-every says 5,
+  // and the summary says the run is not complete
+  const paused = join(dir, 'paused.safetensors');
+  const p1 = tfree('kg', 'train', ...common, '--out', paused, '--epochs', '3', '--save-every', '5', '--max-minutes', '0.00001');
+  assert.equal(p1.code, 0, p1.err);
+  const sum = JSON.parse(p1.out.trim().split('\n').pop() as string) as { event: string; complete: boolean; epochs: number };
+  assert.deepEqual([sum.event, sum.complete, sum.epochs], ['done', false, 1]);
+  assert.equal(JSON.parse(openSafetensors(`${paused}.last`).metadata.train_state ?? '{}').epoch, 1);
   const bad = tfree('kg', 'train', ...common, '--out', join(dir, 'bad.safetensors'), '--save-every', '0');
   assert.equal(bad.code, 2);
   assert.equal(bad.err.trim().split('\n').length, 1, bad.err);
@@ -193,6 +201,7 @@ test('kg synth prints a train command that reaches the documented test MRR (docs
   assert.equal(nv.code, 0, nv.err);
   const done = JSON.parse(nv.out.trim().split('\n').pop() as string) as Record<string, unknown>;
   assert.equal(done.event, 'done');
+  assert.equal(done.complete, true);
   assert.equal(done.best_valid_mrr, null);
 });
 

@@ -239,9 +239,10 @@ async function runTrain(a: ParsedArgs): Promise<number> {
     return EXIT_INTERRUPTED;
   }
   if (tr.stopped) log(`early stop: no improvement in ${o.patience} validations`);
-  const summary = { event: 'done', epochs: tr.epoch, best_epoch: tr.bestEpoch, best_valid_mrr: tr.bestEpoch > 0 ? tr.bestMrr : null, seconds: (Date.now() - t0) / 1000, model: out, state: lastPath };
+  // complete: false when --max-minutes paused the run before its last epoch (continue with --resume)
+  const summary = { event: 'done', complete: tr.done(), epochs: tr.epoch, best_epoch: tr.bestEpoch, best_valid_mrr: tr.bestEpoch > 0 ? tr.bestMrr : null, seconds: (Date.now() - t0) / 1000, model: out, state: lastPath };
   if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  else log(`done: ${tr.epoch} epochs in ${formatDuration(summary.seconds)}; ${tr.bestEpoch > 0 ? `best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}` : 'no validation'}; model ${out}`);
+  else log(`${tr.done() ? 'done' : 'paused'}: ${tr.epoch} epochs in ${formatDuration(summary.seconds)}; ${tr.bestEpoch > 0 ? `best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}` : 'no validation'}; model ${out}`);
   return 0;
 }
 
