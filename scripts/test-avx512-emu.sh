@@ -112,14 +112,14 @@ echo "avx512-emu: built $addon in ${build_s} s ($nw compiler warnings: $out/*.o.
 fail=0
 # the emulation itself: every emulated intrinsic against a scalar reference written apart from it
 st="$out/emu_selftest"
-if [ ! -f "$st" ] || [ native/emu/emu_selftest.cc -nt "$st" ] || [ native/emu/avx512_ref.h -nt "$st" ] || [ "$EMU" -nt "$st" ]; then
+if [ ! -f "$st" ] || [ native/emu/emu_selftest.cc -nt "$st" ] || [ native/emu/selftest_rng.h -nt "$st" ] || [ native/emu/avx512_ref.h -nt "$st" ] || [ "$EMU" -nt "$st" ]; then
   "$CXX" -O2 -std=c++17 -mavx2 -mfma -mf16c -ffp-contract=off -Wall -Wextra -Wno-psabi -include "$EMU" -I native/emu \
     native/emu/emu_selftest.cc -o "$st"
 fi
 "$st" || fail=1
 # and the tile instructions against theirs (native/emu/amx_ref.h)
 ast="$out/amx_selftest"
-if [ ! -f "$ast" ] || [ native/emu/amx_selftest.cc -nt "$ast" ] || [ native/emu/amx_ref.h -nt "$ast" ] || [ "$AMXEMU" -nt "$ast" ]; then
+if [ ! -f "$ast" ] || [ native/emu/amx_selftest.cc -nt "$ast" ] || [ native/emu/selftest_rng.h -nt "$ast" ] || [ native/emu/amx_ref.h -nt "$ast" ] || [ "$AMXEMU" -nt "$ast" ]; then
   "$CXX" -O2 -std=c++17 -mavx2 -mfma -mf16c -ffp-contract=off -Wall -Wextra -include "$AMXEMU" -I native/emu \
     native/emu/amx_selftest.cc -o "$ast"
 fi

@@ -18,16 +18,12 @@
 #include <cstring>
 
 #include "amx_ref.h"
+#include "selftest_rng.h"
 
 namespace {
 
 uint64_t g_state = 0x243F6A8885A308D3ull;
-uint64_t rnd() {  // splitmix64
-  uint64_t z = (g_state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+uint64_t rnd() { return tfree_emu::splitmix64(g_state); }
 
 int g_tinyBias = 0;  // exponent centre of the "small" values (varies per round)
 
