@@ -80,6 +80,37 @@ test('kg train --save-every: the state is written at the end, and resuming it co
   assert.equal(bad.err.trim().split('\n').length, 1, bad.err);
 });
 
+test('kg train: a run paused by --max-minutes and resumed validates and selects as one straight run', () => {
+  const data = join(dir, 'syn-pause');
+  assert.equal(tfree('kg', 'synth', '--out', data, '--seed', '4').code, 0);
+  const common = ['--data', data, '--dim', '8', '--batch', '64', '--negatives', '10', '--lr', '0.01', '--valid-every', '2', '--json'];
+  type Ev = { event: string; epoch?: number; mrr?: number; best?: boolean; model?: string | null; complete?: boolean };
+  const events = (out: string): Ev[] => out.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+  const straightPath = join(dir, 'pause-straight.safetensors');
+  const straight = tfree('kg', 'train', ...common, '--out', straightPath, '--epochs', '5');
+  assert.equal(straight.code, 0, straight.err);
+  // the same run paused after every epoch: 5 sittings
+  const pausedPath = join(dir, 'pause-sittings.safetensors');
+  const all: Ev[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = i === 0 ? tfree('kg', 'train', ...common, '--out', pausedPath, '--epochs', '5', '--max-minutes', '0.00001') : tfree('kg', 'train', '--data', data, '--out', pausedPath, '--resume', '--max-minutes', '0.00001', '--json');
+    assert.equal(r.code, 0, r.err);
+    const ev = events(r.out);
+    const done = ev[ev.length - 1];
+    assert.equal(done.complete, i === 4);
+    // paused after epoch 1, before the first validation: no model file yet, and the summary says so
+    if (i === 0) assert.ok(done.model === null && !existsSync(pausedPath), JSON.stringify(done));
+    all.push(...ev.filter((e) => e.event !== 'done'));
+  }
+  const valid = (ev: Ev[]): [number | undefined, number | undefined, boolean | undefined][] => ev.filter((e) => e.event === 'valid').map((e) => [e.epoch, e.mrr, e.best]);
+  const sv = valid(events(straight.out));
+  assert.deepEqual(sv.map((v) => v[0]), [2, 4, 5]);
+  assert.deepEqual(valid(all), sv);
+  assert.deepEqual(all.filter((e) => e.event === 'epoch').map((e) => e.epoch), [1, 2, 3, 4, 5]);
+  // the chosen model is the same file, byte for byte
+  assert.ok(readFileSync(pausedPath).equals(readFileSync(straightPath)));
+});
+
 test('kg: bad input gives a one-line error with file:line and exit code 2, no stack trace', () => {
   const bad = join(dir, 'bad');
   tfree('kg', 'synth', '--out', bad);

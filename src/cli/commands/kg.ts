@@ -215,7 +215,10 @@ async function runTrain(a: ParsedArgs): Promise<number> {
       else log(`epoch ${tr.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(1)} s, ${Math.round(r.facts / r.seconds)} facts/s`);
       const outOfTime = maxMinutes > 0 && (Date.now() - t0) / 60000 >= maxMinutes;
       validated = false;
-      if (tr.validationDue() || (outOfTime && o.validEvery > 0 && tr.bestEpoch !== tr.epoch)) validateNow();
+      // validation only on the schedule (every --valid-every epochs and the last): a pause
+      // (--max-minutes, Ctrl-C) never validates, so where a run was paused cannot change which
+      // epoch is chosen as best (a paused and resumed run selects as one straight run does)
+      if (tr.validationDue()) validateNow();
       else if (o.validEvery === 0 && (tr.epoch >= o.epochs || outOfTime)) tr.saveModel(out, { best_epoch: String(tr.epoch) });
       // the state after every --save-every epochs, and always after a validation, at the end, and
       // before stopping (time out or Ctrl-C), so that --resume continues exactly where this run ends
@@ -240,9 +243,13 @@ async function runTrain(a: ParsedArgs): Promise<number> {
   }
   if (tr.stopped) log(`early stop: no improvement in ${o.patience} validations`);
   // complete: false when --max-minutes paused the run before its last epoch (continue with --resume)
-  const summary = { event: 'done', complete: tr.done(), epochs: tr.epoch, best_epoch: tr.bestEpoch, best_valid_mrr: tr.bestEpoch > 0 ? tr.bestMrr : null, seconds: (Date.now() - t0) / 1000, model: out, state: lastPath };
+  // model: null while no model file exists yet (paused before the first validation)
+  const summary = { event: 'done', complete: tr.done(), epochs: tr.epoch, best_epoch: tr.bestEpoch, best_valid_mrr: tr.bestEpoch > 0 ? tr.bestMrr : null, seconds: (Date.now() - t0) / 1000, model: existsSync(out) ? out : null, state: lastPath };
   if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  else log(`${tr.done() ? 'done' : 'paused'}: ${tr.epoch} epochs in ${formatDuration(summary.seconds)}; ${tr.bestEpoch > 0 ? `best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}` : 'no validation'}; model ${out}`);
+  else {
+    const best = tr.bestEpoch > 0 ? `best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}` : o.validEvery > 0 ? 'no validation yet' : 'no validation';
+    log(`${tr.done() ? 'done' : 'paused'}: ${tr.epoch} epochs in ${formatDuration(summary.seconds)}; ${best}; ${summary.model !== null ? `model ${out}` : `no model file until the first validation (state in ${lastPath})`}`);
+  }
   return 0;
 }
 
