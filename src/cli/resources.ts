@@ -69,6 +69,23 @@ export function checkOutputPath(path: string, flag: string, kind: 'dir' | 'file'
   }
 }
 
+/**
+ * Checks an input path before the work: it exists and is of the `kind` the command reads
+ * ('dir': a folder, 'file': a file, 'any': either). One UserError line otherwise.
+ */
+export function checkInputPath(path: string, flag: string, kind: 'dir' | 'file' | 'any'): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    const what = kind === 'dir' ? 'folder' : kind === 'file' ? 'file' : 'file or folder';
+    throw new UserError(`${flag} ${path}: ${code === 'ENOENT' || code === 'ENOTDIR' ? `no such ${what}` : `cannot read (${code || (e as Error).message})`}`);
+  }
+  if (kind === 'dir' && !st.isDirectory()) throw new UserError(`${flag} ${path}: is a file; give a folder`);
+  if (kind === 'file' && st.isDirectory()) throw new UserError(`${flag} ${path}: is a folder; give a file`);
+}
+
 /** Files that make a folder a model folder. */
 const MODEL_FILES = ['config.json', 'model.safetensors', 'model.safetensors.index.json'];
 

@@ -167,3 +167,21 @@ test('train --resume on a damaged checkpoint: one line naming the file', () => {
     assert.match(lines[0], re, what);
   }
 });
+
+test('a missing or wrong-kind input (--model, --data) is one line naming the flag, for every command that reads one', () => {
+  const none = join(root, 'none');
+  const out = join(root, 'in-out');
+  const cases: [string[], RegExp][] = [
+    [['quantize', '--format', 'int8', '--model', none, '--out', out], /^tfree quantize: --model .*none: no such file or folder$/],
+    [['prune', '--sparsity', '0.5', '--model', none, '--out', out], /^tfree prune: --model .*none: no such folder$/],
+    [['prune', '--sparsity', '0.5', '--model', aFile, '--out', out], /^tfree prune: --model .*a-file: is a file; give a folder$/],
+    [['convert', 'llama-to-hat', '--model', none, '--out', out], /--model .*none: no such folder$/],
+    [['export', 'gguf', '--model', none, '--out', join(root, 'x.gguf')], /--model .*none: no such folder$/],
+    [['llama', 'generate', '--model', none, '--prompt', 'x'], /--model .*none: no such folder$/],
+    [['train', '--data', none, '--out', out], /^tfree train: --data .*none: no such file or folder$/],
+    [['kg', 'stats', '--data', none], /^tfree kg stats: --data .*none: no such folder$/],
+    [['kg', 'stats', '--data', aFile], /^tfree kg stats: --data .*a-file: is a file; give a folder$/],
+  ];
+  for (const [args, re] of cases) oneLine(args, re);
+  assert.equal(fs.existsSync(out), false, 'nothing written');
+});

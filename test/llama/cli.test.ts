@@ -38,7 +38,12 @@ test('tfree llama train-tokenizer and generate', () => {
 
   const missing = tfree('llama', 'generate', '--model', nodePath.join(dir, 'nope'), '--prompt', 'x');
   assert.equal(missing.code, 2);
-  assert.match(missing.err, /^tfree llama generate: .*nope.*config\.json: cannot read: ENOENT\n$/);
+  assert.match(missing.err, /^tfree llama generate: --model .*nope: no such folder\n$/);
+  const emptyDir = nodePath.join(dir, 'empty');
+  fs.mkdirSync(emptyDir, { recursive: true });
+  const noConfig = tfree('llama', 'generate', '--model', emptyDir, '--prompt', 'x');
+  assert.equal(noConfig.code, 2);
+  assert.match(noConfig.err, /^tfree llama generate: .*empty.*config\.json: cannot read: ENOENT\n$/);
   const badP = tfree('llama', 'generate', '--model', dir, '--prompt', 'x', '--top-p', '0', '--temperature', '1');
   assert.equal(badP.code, 2);
   assert.match(badP.err, /--top-p must be a number in \(0, 1\], got 0/);

@@ -12,7 +12,7 @@ import { Progress, formatDuration } from '../progress.js';
 import { BytePacker, DataError, fingerprintDocuments, readDocuments, splitTrainVal, runYielding, writeFileAtomic, type InputFormat, type StopFlag } from '../../io/index.js';
 import { CheckpointError, ResumeMismatchError, type LogEntry } from '../../train/index.js';
 import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
-import { OVERWRITE_OPTION, checkOutputPath, refuseModelOverwrite } from '../resources.js';
+import { OVERWRITE_OPTION, checkInputPath, checkOutputPath, refuseModelOverwrite } from '../resources.js';
 import { saveHATModel } from '../../models/hat/checkpoint.js';
 import { splitBytes } from '../../models/hat/splitter.js';
 import { ConversionError, convertLlamaToHAT, type ByteModuleSizes, type Conversion } from '../../convert/llama_to_hat.js';
@@ -57,6 +57,7 @@ const BYTE_OPTIONS: [string, keyof ByteModuleSizes][] = [
 async function runLlamaToHat(args: ParsedArgs): Promise<number> {
   const input = opt<string | undefined>(args, 'model');
   if (input === undefined || input === '') throw new UserError('missing --model DIR (a Hugging Face Llama checkpoint folder; see tfree convert llama-to-hat --help)');
+  checkInputPath(input, '--model', 'dir');
   const out = opt<string | undefined>(args, 'out');
   if (out === undefined || out === '') throw new UserError('missing --out DIR (see tfree convert llama-to-hat --help)');
   checkOutputPath(out, '--out', 'dir');

@@ -1,6 +1,7 @@
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress } from '../progress.js';
+import { checkInputPath } from '../resources.js';
 import { GgufError, GgufInterrupted, SafetensorsError } from '../../io/index.js';
 import { LlamaConfigError } from '../../models/llama/index.js';
 import { GGUF_EXPORT_TYPES, GgufExportError, exportLlamaGguf, type GgufExportType } from '../../convert/llama_gguf.js';
@@ -8,6 +9,7 @@ import { GGUF_EXPORT_TYPES, GgufExportError, exportLlamaGguf, type GgufExportTyp
 async function runGguf(a: ParsedArgs): Promise<number> {
   const dir = a.options.model;
   if (typeof dir !== 'string') throw new UserError('give the Llama checkpoint folder with --model DIR');
+  checkInputPath(dir, '--model', 'dir');
   const out = a.options.out;
   if (typeof out !== 'string') throw new UserError('give the output file with --out FILE.gguf');
   const type = String(a.options.type) as GgufExportType;

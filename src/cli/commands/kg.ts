@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
-import { checkMemory, checkOutputPath } from '../resources.js';
+import { checkInputPath, checkMemory, checkOutputPath } from '../resources.js';
 import { runYielding } from '../../io/interrupt.js';
 import { Progress, formatDuration } from '../progress.js';
 import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type Quads, type TemporalKG } from '../../io/kg.js';
@@ -68,6 +68,7 @@ function posInt(a: ParsedArgs, name: string, min = 1): number {
 }
 
 function readData(dir: string): TemporalKG {
+  checkInputPath(dir, '--data', 'dir');
   try {
     return readTemporalKG(dir);
   } catch (e) {

@@ -3,7 +3,7 @@ import * as nodePath from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress } from '../progress.js';
-import { checkOutputPath } from '../resources.js';
+import { checkInputPath, checkOutputPath } from '../resources.js';
 import { checkFinite } from '../hat_model.js';
 import { SAMPLING_DEFAULTS } from '../../nn/index.js';
 import { SafetensorsError } from '../../io/index.js';
@@ -37,6 +37,7 @@ function opt<T extends string | number | boolean>(a: ParsedArgs, name: string, d
 function runGenerate(a: ParsedArgs): void {
   const dir = a.options.model;
   if (typeof dir !== 'string') throw new UserError('give the checkpoint folder with --model DIR');
+  checkInputPath(dir, '--model', 'dir');
   const prompt = a.options.prompt;
   if (typeof prompt !== 'string') throw new UserError('give the prompt with --prompt TEXT');
   const tokPath = opt(a, 'tokenizer', nodePath.join(dir, 'tokenizer.json'));

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { CommandSpec } from '../args.js';
 import { num, str } from '../args.js';
 import { UserError } from '../errors.js';
-import { OVERWRITE_OPTION, checkOutputPath, refuseModelOverwrite } from '../resources.js';
+import { OVERWRITE_OPTION, checkInputPath, checkOutputPath, refuseModelOverwrite } from '../resources.js';
 import { Progress } from '../progress.js';
 import { calibrateCheckpoint, pruneCheckpoint } from '../../compress/index.js';
 import { asUserErrors, patternList } from './quantize.js';
@@ -28,6 +28,7 @@ export const pruneCommand: CommandSpec = {
   },
   details: 'Wanda needs a model forward: it builds the model from config.json (a HAT, or model_type "llama") and runs --calib text through it.',
   run(args) {
+    checkInputPath(str(args, 'model'), '--model', 'dir');
     checkOutputPath(str(args, 'out'), '--out', 'dir');
     // (the same folder as --model is refused by the conversion itself)
     if (resolve(str(args, 'out')) !== resolve(str(args, 'model'))) refuseModelOverwrite(str(args, 'out'), args.options.overwrite === true);

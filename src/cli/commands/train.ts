@@ -13,7 +13,7 @@ import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress, formatDuration } from '../progress.js';
 import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
-import { OVERWRITE_OPTION, checkMemory, checkOutputPath, refuseModelOverwrite } from '../resources.js';
+import { OVERWRITE_OPTION, checkInputPath, checkMemory, checkOutputPath, refuseModelOverwrite } from '../resources.js';
 import { checkFinite } from '../hat_model.js';
 import { BytePacker, DataError, type StopFlag, fingerprintDocuments, readDocuments, splitTrainVal, type InputFormat } from '../../io/index.js';
 import { CheckpointError, ResumeMismatchError, Trainer, type LogEntry, type TrainSettings } from '../../train/index.js';
@@ -123,6 +123,7 @@ export const trainCommand: CommandSpec = {
   async run(args) {
     const dataPaths = [opt<string | undefined>(args, 'data'), ...args.positionals].filter((p): p is string => p !== undefined && p !== '');
     if (dataPaths.length === 0) throw new UserError('missing --data PATH (see tfree train --help)');
+    for (const p of dataPaths) checkInputPath(p, '--data', 'any');
     const out = opt<string | undefined>(args, 'out');
     if (out === undefined || out === '') throw new UserError('missing --out DIR (see tfree train --help)');
     const format = opt<string>(args, 'format');
