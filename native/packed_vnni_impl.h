@@ -79,7 +79,41 @@ inline typename T::vi reduce4(const typename T::vi s[4]) {
   return T::add(T::unpacklo64(t0, t1), T::unpackhi64(t0, t1));
 }
 
+// One quad (four super-chunks, codes at p) of a row against activation rows m0 .. m0 + MG - 1, added
+// into acc. Every operand comes by value or as a running pointer: the loop below keeps them in
+// registers.
+template <class T, int BITS, bool X, int MG>
+__attribute__((always_inline)) inline void vnni_quad(const uint8_t* p, const typename T::Tabs& tabs, const int8_t* const* xq, const long* qo,
+                                                     const int32_t* const* cq, const float* const* xsq, const uint16_t* srow, bool bf16,
+                                                     typename T::vf vls, typename T::vi idxS, typename T::vi idxX, typename T::vf* acc) {
+  using vi = typename T::vi;
+  using vf = typename T::vf;
+  constexpr int NV = vnni_nv<BITS>(), SCW = NV * T::VB, CB = SCW * BITS / 8;
+  vi s[MG][4];
+  for (int q = 0; q < 4; ++q) {
+    vi lv[NV];
+    T::template decode<BITS, X>(p + q * CB, tabs, lv);
+    for (int j = 0; j < MG; ++j) {
+      const int8_t* x = xq[j] + q * SCW;
+      vi t = T::dp(T::zero(), lv[0], T::load(x));
+      if (NV == 2) t = T::dp(t, lv[NV - 1], T::load(x + T::VB));
+      s[j][q] = t;
+    }
+  }
+  const vf sc = T::permf(T::mulf(T::scales(srow + qo[0], bf16), vls), idxS);
+  for (int j = 0; j < MG; ++j) {
+    const vi r = T::add(reduce4<T>(s[j]), T::load(cq[j]));
+    const vf f = T::mulf(sc, T::permf(T::loadf(xsq[j] + qo[1]), idxX));
+    acc[j] = T::fma(T::cvt(r), f, acc[j]);
+  }
+}
+
 // rows [n0, n1) of W against activation rows [m0, m0 + MG)
+// (The context's fields are copied into locals and the partial last quad, whose zero-padded copy
+// of the codes is a memcpy call, runs after the loop: with that call inside it, GCC reloaded
+// c.x8, c.Kp, c.corr, c.xs, c.nXs, c.qOff, the code table and a.scaleBf16 from memory in every quad
+// and spilled the accumulators around the call's path, as the AdamW loop of the HAT eighth pass
+// did: docs/results/engine.md, "GEMV: context reloads".)
 template <class T, int BITS, bool X, int MG>
 void vnni_rows(const VnniCtx<T>& c, long n0, long n1, long m0, uint16_t* sbuf) {
   using vi = typename T::vi;
@@ -87,48 +121,57 @@ void vnni_rows(const VnniCtx<T>& c, long n0, long n1, long m0, uint16_t* sbuf) {
   constexpr int NV = vnni_nv<BITS>(), SCW = NV * T::VB, CB = SCW * BITS / 8;
   const tfree::PackedArgs& a = *c.a;
   const long K = a.K, N = a.N, B = a.B, nB = K / B, rb = K * BITS / 8, nQ = c.nQ;
+  const uint8_t* const codes = a.codes;
+  const uint16_t* const scales = a.scales;
+  float* const out = a.out;
+  const bool bf16 = a.scaleBf16;
+  const typename T::Tabs tabs = c.tabs;
+  const long* const qOff = c.qOff;
   const vi idxS = T::load(c.idxS), idxX = T::load(c.idxX);
   const vf vls = T::set1f(c.ls);
+  const long nFull = rb / (4 * CB) < nQ ? rb / (4 * CB) : nQ;  // quads whose codes lie inside the row
+  const int8_t* x0[MG];
+  const int32_t* c0[MG];
+  const float* xs0[MG];
+  for (int j = 0; j < MG; ++j) {
+    x0[j] = c.x8 + (m0 + j) * c.Kp;
+    c0[j] = c.corr + (m0 + j) * nQ * T::VL;
+    xs0[j] = c.xs + (m0 + j) * c.nXs;
+  }
   for (long n = n0; n < n1; ++n) {
-    const uint8_t* row = a.codes + n * rb;
+    const uint8_t* row = codes + n * rb;
     // a quad's scale load reads up to 16 values from its first: in place unless that could pass the
     // end of the array (the last rows)
-    const uint16_t* srow = a.scales + n * nB;
+    const uint16_t* srow = scales + n * nB;
     if ((N - 1 - n) * nB < 16) {
       std::memcpy(sbuf, srow, static_cast<size_t>(nB) * 2);
       srow = sbuf;
     }
     vf acc[MG];
     for (int j = 0; j < MG; ++j) acc[j] = T::zerof();
-    for (long qd = 0; qd < nQ; ++qd) {
-      const uint8_t* p = row + qd * 4 * CB;
+    const int8_t* xq[MG];
+    const int32_t* cq[MG];
+    for (int j = 0; j < MG; ++j) xq[j] = x0[j], cq[j] = c0[j];
+    const uint8_t* p = row;
+    const long* qo = qOff;
+    for (long qd = 0; qd < nFull; ++qd) {
       if (kPrefetch > 0 && BITS < 8)
         for (int l = 0; l < 4 * CB; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch + l), _MM_HINT_T0);
-      alignas(64) uint8_t tail[4 * CB];
-      if ((qd + 1) * 4 * CB > rb) {  // the last, partial quad: codes zero-padded (activations are 0 there)
-        std::memset(tail, 0, sizeof tail);
-        std::memcpy(tail, p, static_cast<size_t>(rb - qd * 4 * CB));
-        p = tail;
-      }
-      vi s[MG][4];
-      for (int q = 0; q < 4; ++q) {
-        vi lv[NV];
-        T::template decode<BITS, X>(p + q * CB, c.tabs, lv);
-        for (int j = 0; j < MG; ++j) {
-          const int8_t* xq = c.x8 + (m0 + j) * c.Kp + (qd * 4 + q) * SCW;
-          vi t = T::dp(T::zero(), lv[0], T::load(xq));
-          if (NV == 2) t = T::dp(t, lv[NV - 1], T::load(xq + T::VB));
-          s[j][q] = t;
-        }
-      }
-      const vf sc = T::permf(T::mulf(T::scales(srow + c.qOff[2 * qd], a.scaleBf16), vls), idxS);
-      for (int j = 0; j < MG; ++j) {
-        const vi r = T::add(reduce4<T>(s[j]), T::load(c.corr + ((m0 + j) * nQ + qd) * T::VL));
-        const vf f = T::mulf(sc, T::permf(T::loadf(c.xs + (m0 + j) * c.nXs + c.qOff[2 * qd + 1]), idxX));
-        acc[j] = T::fma(T::cvt(r), f, acc[j]);
-      }
+      vnni_quad<T, BITS, X, MG>(p, tabs, xq, qo, cq, xs0, srow, bf16, vls, idxS, idxX, acc);
+      p += 4 * CB;
+      qo += 2;
+      for (int j = 0; j < MG; ++j) xq[j] += 4 * SCW, cq[j] += T::VL;
     }
-    for (int j = 0; j < MG; ++j) a.out[(m0 + j) * N + n] = T::hsum(acc[j]);
+    for (long qd = nFull; qd < nQ; ++qd) {  // the last, partial quad: codes zero-padded (activations are 0 there)
+      alignas(64) uint8_t tail[4 * CB];
+      std::memset(tail, 0, sizeof tail);
+      std::memcpy(tail, p, static_cast<size_t>(rb - qd * 4 * CB));
+      vnni_quad<T, BITS, X, MG>(tail, tabs, xq, qo, cq, xs0, srow, bf16, vls, idxS, idxX, acc);
+      p += 4 * CB;
+      qo += 2;
+      for (int j = 0; j < MG; ++j) xq[j] += 4 * SCW, cq[j] += T::VL;
+    }
+    for (int j = 0; j < MG; ++j) out[(m0 + j) * N + n] = T::hsum(acc[j]);
   }
 }
 
