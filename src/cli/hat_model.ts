@@ -35,7 +35,7 @@ export const QUANTIZE_OPTION = {
 } as const;
 
 /** The `--quantize-block` option (weights per scale block of `--quantize`). */
-export const QUANTIZE_BLOCK_OPTION = { type: 'int', help: 'weights per scale block of --quantize (must divide every quantized row length)', default: 64, meta: 'N', min: 1, max: 1 << 16 } as const;
+export const QUANTIZE_BLOCK_OPTION = { type: 'int', help: 'weights per scale block of --quantize (where it does not divide a row length, that weight gets the largest power-of-two block below it that does)', default: 64, meta: 'N', min: 1, max: 1 << 16 } as const;
 
 /** The quantization format of a `--quantize` value (undefined when not given) with its `--quantize-block`. */
 export function quantizeOption(v: string | number | boolean | undefined, block: string | number | boolean | undefined = 64): QuantFormat | undefined {
@@ -100,8 +100,11 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined, opt
         bar ??= new Progress({ total: Math.ceil(total / 1e6), label: `loading ${dir}${opts.quantize !== undefined ? ` as ${opts.quantize.name}` : ''} (MB)` });
         bar.update(Math.floor(done / 1e6));
       });
-      model = loadHATLazy(dir, { quantize: opts.quantize, onProgress }).model;
+      const loaded = loadHATLazy(dir, { quantize: opts.quantize, onProgress });
+      model = loaded.model;
       bar?.finish();
+      const note = reducedBlockNote(opts.quantize, loaded.stats.reducedBlocks);
+      if (note !== null) process.stderr.write(`${note}\n`);
     }
   } catch (e) {
     if (e instanceof HATConfigError || e instanceof HATCheckpointError || e instanceof PackedCheckpointError || e instanceof SafetensorsError) throw new UserError(e.message);
@@ -109,6 +112,17 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined, opt
   }
   const splitter = new HatSplitter({ maxWordSize: model.config.max_word_size, specialTokens: model.config.special_token_dict, invalidUtf8: opts.invalidUtf8 });
   return { dir, model, splitter };
+}
+
+/** One line naming the weights whose quantization block was reduced to fit their row length, or null when none was. */
+function reducedBlockNote(f: QuantFormat | undefined, reduced: { cols: number; blockSize: number }[]): string | null {
+  if (f === undefined || reduced.length === 0) return null;
+  const groups = new Map<string, number>();
+  for (const r of reduced) {
+    const key = `block ${f.blockSize} does not divide the row length ${r.cols}: used block ${r.blockSize}`;
+    groups.set(key, (groups.get(key) ?? 0) + 1);
+  }
+  return `note: --quantize ${f.name}: ${[...groups].map(([k, n]) => `${k} for ${n} weight${n === 1 ? '' : 's'}`).join('; ')}`;
 }
 
 /** Refuses a model with a NaN or infinite weight (one line naming the tensor): its results would be NaN. */

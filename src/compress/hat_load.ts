@@ -27,7 +27,7 @@ import { findLinears, nameFilter, replaceAt, type NameFilter } from './modules.j
 import { PackedLinear } from './packed_linear.js';
 import { PackedCheckpointError, loadPackedModel, readPackedCheckpoint } from './checkpoint.js';
 import { NonFiniteWeightError, packedBytes, quantizeMatrix } from './quantize.js';
-import { FormatError, checkShape, type QuantFormat } from './format.js';
+import { FormatError, checkShape, fitBlock, type QuantFormat } from './format.js';
 
 export interface LazyLoadOptions extends NameFilter {
   /** quantize the selected Linear weights on load (default: none) */
@@ -51,6 +51,8 @@ export interface LazyLoadStats {
   modelBytes: number;
   /** Linear layers by how they are held */
   layers: { f32: number; bf16: number; packed: number };
+  /** quantized weights whose row length the asked block does not divide: the block used instead (the largest power of two below it that divides) */
+  reducedBlocks: { name: string; cols: number; blockSize: number }[];
 }
 
 function ignorable(name: string): boolean {
@@ -82,7 +84,13 @@ export const LOAD_KMEANS_SAMPLES = 65536;
  * Checks a checkpoint against a config from the headers alone; returns the tensors' plans
  * (how each Linear weight will be held) and the estimated bytes in memory.
  */
-export function checkHATCheckpoint(ck: Checkpoint, cfg: HATConfig, opts: LazyLoadOptions = {}): { plans: Map<string, Plan>; modelBytes: number; diskBytes: number } {
+/**
+ * Checks a checkpoint against its config before any tensor is read: tensor names, shapes and
+ * dtypes, the memory the load needs, and (with `quantize`) the format of each weight to quantize:
+ * where the asked block size does not divide a weight's row length, the largest power-of-two block
+ * below it that does (as `tfree quantize` does); an error when none does.
+ */
+export function checkHATCheckpoint(ck: Checkpoint, cfg: HATConfig, opts: LazyLoadOptions = {}): { plans: Map<string, Plan>; formats: Map<string, QuantFormat>; modelBytes: number; diskBytes: number } {
   const where = ck.indexFile ?? ck.path;
   checkLayerCounts(cfg, ck.names(), where); // before a config's 10^8 claimed layers are built
   const ph = placeholderModel(cfg);
@@ -95,6 +103,7 @@ export function checkHATCheckpoint(ck: Checkpoint, cfg: HATConfig, opts: LazyLoa
   const linear = new Set(findLinears(ph).map((s) => s.weightName));
   const keep = nameFilter(opts);
   const plans = new Map<string, Plan>();
+  const formats = new Map<string, QuantFormat>();
   let modelBytes = 0;
   let diskBytes = 0;
   for (const [name, t] of expected) {
@@ -111,7 +120,9 @@ export function checkHATCheckpoint(ck: Checkpoint, cfg: HATConfig, opts: LazyLoa
     if (linear.has(name)) {
       if (opts.quantize !== undefined && keep(name)) {
         try {
-          checkShape(opts.quantize, t.shape, name);
+          const f = fitBlock(opts.quantize, t.shape[1]);
+          checkShape(f, t.shape, name);
+          formats.set(name, f);
         } catch (e) {
           if (e instanceof FormatError) throw new HATCheckpointError(`${info.file}: ${e.message}`, name);
           throw e;
@@ -127,7 +138,7 @@ export function checkHATCheckpoint(ck: Checkpoint, cfg: HATConfig, opts: LazyLoa
   if (modelBytes > limit) {
     throw new HATCheckpointError(`${where}: the model needs about ${(modelBytes / 2 ** 30).toFixed(1)} GiB in memory, more than the ${(limit / 2 ** 30).toFixed(1)} GiB available; load it quantized (--quantize int8, kmeans4, int4 or bin1)`);
   }
-  return { plans, modelBytes, diskBytes };
+  return { plans, formats, modelBytes, diskBytes };
 }
 
 function wrap<T>(f: () => T): T {
@@ -154,7 +165,7 @@ export function loadHATLazy(dir: string, opts: LazyLoadOptions = {}): { model: H
 }
 
 function build(ck: Checkpoint, cfg: HATConfig, opts: LazyLoadOptions): { model: HATModel; stats: LazyLoadStats } {
-  const { plans, diskBytes } = checkHATCheckpoint(ck, cfg, opts);
+  const { plans, formats, diskBytes } = checkHATCheckpoint(ck, cfg, opts);
   let done = 0;
   const nonFinite = (name: string, bad: number): HATCheckpointError => {
     const info = ck.info(name);
@@ -203,6 +214,7 @@ function build(ck: Checkpoint, cfg: HATConfig, opts: LazyLoadOptions): { model: 
     },
   });
   const layers = { f32: 0, bf16: 0, packed: 0 };
+  const reducedBlocks: LazyLoadStats['reducedBlocks'] = [];
   let modelBytes = 0;
   const converted = new Set<string>();
   for (const site of findLinears(model)) {
@@ -217,9 +229,11 @@ function build(ck: Checkpoint, cfg: HATConfig, opts: LazyLoadOptions): { model: 
       converted.add(site.weightName);
     } else if (plan === 'quant' && opts.quantize !== undefined) {
       const w = readForQuant(site.weightName);
+      const f = formats.get(site.weightName) ?? opts.quantize;
+      if (f.blockSize !== opts.quantize.blockSize) reducedBlocks.push({ name: site.weightName, cols: inp, blockSize: f.blockSize });
       let p;
       try {
-        p = quantizeMatrix(w, out, inp, opts.quantize, { name: site.weightName, seed: opts.seed === undefined ? site.weightName : `${opts.seed}:${site.weightName}`, maxSamples: opts.maxSamples ?? LOAD_KMEANS_SAMPLES });
+        p = quantizeMatrix(w, out, inp, f, { name: site.weightName, seed: opts.seed === undefined ? site.weightName : `${opts.seed}:${site.weightName}`, maxSamples: opts.maxSamples ?? LOAD_KMEANS_SAMPLES });
       } catch (e) {
         if (e instanceof NonFiniteWeightError) throw nonFinite(site.weightName, e.index);
         throw new HATCheckpointError(`${ck.info(site.weightName).file}: tensor "${site.weightName}": ${(e as Error).message.replace(/^tensor "[^"]*": /, '')}`, site.weightName);
@@ -237,7 +251,7 @@ function build(ck: Checkpoint, cfg: HATConfig, opts: LazyLoadOptions): { model: 
     modelBytes += t.size * 4;
   }
   Reflect.set(model, 'store', rest);
-  return { model, stats: { bytesRead: done, modelBytes, layers } };
+  return { model, stats: { bytesRead: done, modelBytes, layers, reducedBlocks } };
 }
 
 /** True when `<dir>/model.safetensors` is a packed checkpoint (`tfree quantize` / `tfree train --qat`). */

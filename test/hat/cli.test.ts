@@ -81,3 +81,14 @@ test('tfree eval bpb: the library numbers, from text and .jsonl files', () => {
   fs.writeFileSync(txt, Buffer.from([0x61, 0x62, 0xc3, 0x28]));
   assert.match(tfree('eval', 'bpb', '--model', dir, '--data', txt).err, /d\.txt: invalid UTF-8 at byte offset 2/);
 });
+
+test('tfree generate --quantize on the bundled model (the README\'s chat / generate --quantize): every load-time format runs', () => {
+  // the bundled model's MLP rows (352 wide) are not a multiple of the default block 64: the load
+  // reduces the block there (as tfree quantize does) instead of refusing the model
+  for (const q of ['int8', 'int4', 'kmeans4', 'bin1']) {
+    const r = tfree('generate', '--quantize', q, '--prompt', 'The city council', '--max-bytes', '8', '--greedy', '--json');
+    assert.equal(r.code, 0, `${q}: ${r.err}`);
+    assert.equal((JSON.parse(r.out) as { bytes: number }).bytes, 8, q);
+    for (const line of r.err.split('\n').filter((l) => l !== '')) assert.match(line, /^note: --quantize \w+: block 64 does not divide the row length \d+: used block \d+ for \d+ weights?/, q);
+  }
+});

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Tensor, noGrad } from '../../src/tensor/index.js';
 import { Bf16Linear } from '../../src/nn/index.js';
 import { bf16ToF32, f32ToBf16, openCheckpoint, writeSafetensors } from '../../src/io/index.js';
-import { parseFormat, quantizeModel, PackedLinear, loadHATLazy, findLinears } from '../../src/compress/index.js';
+import { blockFor, fitBlock, parseFormat, quantizeMatrix, quantizeModel, PackedLinear, loadHATLazy, findLinears } from '../../src/compress/index.js';
 import { parseHATConfig, hatConfigToJSON } from '../../src/models/hat/config.js';
 import { HATCheckpointError, loadHATModel, saveHATModel } from '../../src/models/hat/checkpoint.js';
 import { HATModel, batchFromWords } from '../../src/models/hat/model.js';
@@ -196,8 +196,46 @@ test('lazy load: bad checkpoints give one-line errors naming file and tensor, be
   let reads = 0;
   assert.throws(() => loadHATLazy(dir, { memoryLimit: 1000, onProgress: () => reads++ }), (e: Error) => e instanceof HATCheckpointError && /needs about .* GiB in memory.*--quantize/.test(e.message));
   assert.equal(reads, 0);
-  // a quantization block that does not divide a row: named before reading
-  assert.throws(() => loadHATLazy(synthDir(), { quantize: parseFormat('int4', { blockSize: 48 }) }), /tensor "encoder\.layers\.0\.self_attn\.q_proj\.weight": block size 48 does not divide/);
+});
+
+/** Every PackedLinear reachable from `root` (the loaded model's quantized layers). */
+function packedLayers(root: object): PackedLinear[] {
+  const out: PackedLinear[] = [];
+  const seen = new Set<object>();
+  const walk = (o: object): void => {
+    if (seen.has(o)) return;
+    seen.add(o);
+    if (o instanceof PackedLinear) {
+      out.push(o);
+      return;
+    }
+    for (const v of Array.isArray(o) ? o : Object.values(o)) if (v !== null && typeof v === 'object' && !ArrayBuffer.isView(v) && !(v instanceof Map)) walk(v as object);
+  };
+  walk(root);
+  return out;
+}
+
+test('lazy load: a --quantize block that does not divide a row length is reduced per weight as tfree quantize does (the largest power of two below it that divides)', () => {
+  const dir = synthDir('BF16', 7);
+  const fmt = parseFormat('int4', { blockSize: 48 });
+  const { model, stats } = loadHATLazy(dir, { quantize: fmt });
+  const ref = loadHATModel(dir);
+  const sites = findLinears(ref).filter((s) => s.weightName !== 'lm_head.weight');
+  const expected = sites
+    .map((s) => ({ name: s.weightName, cols: s.linear.inFeatures, blockSize: blockFor(s.linear.inFeatures, 48) }))
+    .filter((r) => r.blockSize !== 48);
+  assert.ok(expected.length > 0, 'some row length here is not a multiple of 48');
+  assert.deepEqual(stats.reducedBlocks, expected);
+  const layers = packedLayers(model);
+  assert.equal(layers.length, sites.length);
+  for (const l of layers) assert.equal(l.packed.format.blockSize, blockFor(l.inFeatures, 48));
+  // the same packed weights as quantizing the f32 load with that weight's block
+  const q = model.backboneLayers[1].selfAttn.qProj;
+  assert.ok(q instanceof PackedLinear);
+  const w = ref.store.get('backbone.layers.1.self_attn.q_proj.weight');
+  const want = quantizeMatrix(w.data as Float32Array, w.shape[0], w.shape[1], fitBlock(fmt, w.shape[1]), { name: 'backbone.layers.1.self_attn.q_proj.weight', seed: 'backbone.layers.1.self_attn.q_proj.weight' });
+  assert.deepEqual(q.packed.codes, want.codes);
+  assert.deepEqual(q.packed.scales, want.scales);
 });
 
 test('Bf16Linear (the loader\'s bf16 layer): matches a float64 reference (M = 1 and M > 1), input gradient', () => {
@@ -375,6 +413,11 @@ test('tfree synth-model and --quantize: one-line user errors; writes a loadable 
   g = run(['generate', '--model', out, '--quantize', 'kmeans4', '--prompt', 'Hi there', '--max-bytes', '12', '--greedy', '--json']);
   assert.equal(g.code, 0, g.err);
   assert.equal((JSON.parse(g.out) as { bytes: number }).bytes, 12);
+  // a block that does not divide some row lengths: the load reduces it there and says so in one note
+  g = run(['generate', '--model', out, '--quantize', 'int4', '--quantize-block', '48', '--prompt', 'Hi there', '--max-bytes', '12', '--greedy', '--json']);
+  assert.equal(g.code, 0, g.err);
+  assert.equal((JSON.parse(g.out) as { bytes: number }).bytes, 12);
+  assert.match(g.err, /^note: --quantize int4: block 48 does not divide the row length \d+: used block \d+ for \d+ weights?(; .*)?\n$/);
   g = run(['generate', '--model', out, '--invalid-utf8', 'bogus', '--prompt', 'a']);
   assert.equal(g.code, 2);
   assert.match(g.err, /--invalid-utf8 must be reference or resplit/);
