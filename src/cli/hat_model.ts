@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UserError } from './errors.js';
 import { Progress } from './progress.js';
+import { checkInputPath } from './resources.js';
 import { HATConfigError } from '../models/hat/config.js';
 import { HATCheckpointError } from '../models/hat/checkpoint.js';
 import { HATModel } from '../models/hat/model.js';
@@ -14,7 +15,7 @@ import type { ParamStore } from '../nn/index.js';
 import type { HATConfig } from '../models/hat/config.js';
 import { HatSplitter, INVALID_UTF8_RULES, type InvalidUtf8Rule } from '../models/hat/splitter.js';
 import { SafetensorsError } from '../io/index.js';
-import { FormatError, PackedCheckpointError, isPackedModelDir, loadHATLazy, loadPackedHATModel, parseFormat, type QuantFormat } from '../compress/index.js';
+import { FormatError, PackedCheckpointError, describeReducedBlocks, isPackedModelDir, loadHATLazy, loadPackedHATModel, parseFormat, type QuantFormat } from '../compress/index.js';
 
 /** `models/default/` of the package (this file is dist/src/cli/hat_model.js). */
 export function defaultModelDir(): string {
@@ -85,7 +86,7 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined, opt
       throw new UserError(`no --model given and the bundled default model is missing (${dir}); pass --model DIR (a folder with config.json and model.safetensors)`);
     }
   } else dir = dirOpt;
-  if (!fs.existsSync(dir)) throw new UserError(`--model ${dir}: no such folder`);
+  checkInputPath(dir, '--model', 'dir');
   let model: HATModel;
   try {
     if (isPackedModelDir(dir)) {
@@ -103,8 +104,9 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined, opt
       const loaded = loadHATLazy(dir, { quantize: opts.quantize, onProgress });
       model = loaded.model;
       bar?.finish();
-      const note = reducedBlockNote(opts.quantize, loaded.stats.reducedBlocks);
-      if (note !== null) process.stderr.write(`${note}\n`);
+      const q = opts.quantize;
+      const reduced = q === undefined ? null : describeReducedBlocks(loaded.stats.reducedBlocks.map((r) => ({ asked: q.blockSize, cols: r.cols, used: r.blockSize })), 'weight');
+      if (q !== undefined && reduced !== null) process.stderr.write(`note: --quantize ${q.name}: ${reduced}\n`);
     }
   } catch (e) {
     if (e instanceof HATConfigError || e instanceof HATCheckpointError || e instanceof PackedCheckpointError || e instanceof SafetensorsError) throw new UserError(e.message);
@@ -112,17 +114,6 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined, opt
   }
   const splitter = new HatSplitter({ maxWordSize: model.config.max_word_size, specialTokens: model.config.special_token_dict, invalidUtf8: opts.invalidUtf8 });
   return { dir, model, splitter };
-}
-
-/** One line naming the weights whose quantization block was reduced to fit their row length, or null when none was. */
-function reducedBlockNote(f: QuantFormat | undefined, reduced: { cols: number; blockSize: number }[]): string | null {
-  if (f === undefined || reduced.length === 0) return null;
-  const groups = new Map<string, number>();
-  for (const r of reduced) {
-    const key = `block ${f.blockSize} does not divide the row length ${r.cols}: used block ${r.blockSize}`;
-    groups.set(key, (groups.get(key) ?? 0) + 1);
-  }
-  return `note: --quantize ${f.name}: ${[...groups].map(([k, n]) => `${k} for ${n} weight${n === 1 ? '' : 's'}`).join('; ')}`;
 }
 
 /** Refuses a model with a NaN or infinite weight (one line naming the tensor): its results would be NaN. */

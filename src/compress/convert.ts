@@ -127,19 +127,33 @@ export function quantizeCheckpoint(inPath: string, outDir: string, f: QuantForma
 }
 
 /**
+ * The weights whose quantization block was reduced to fit their row length, grouped: "block 64
+ * does not divide the row length 352: used block 32 for 3 tensors; ..." (`noun` counts them), or
+ * null when there are none.
+ */
+export function describeReducedBlocks(items: { asked: number; cols: number; used: number }[], noun: string): string | null {
+  const groups = new Map<string, number>();
+  for (const { asked, cols, used } of items) {
+    const key = `block ${asked} does not divide the row length ${cols}: used block ${used}`;
+    groups.set(key, (groups.get(key) ?? 0) + 1);
+  }
+  if (groups.size === 0) return null;
+  return [...groups].map(([k, n]) => `${k} for ${n} ${noun}${n === 1 ? '' : 's'}`).join('; ');
+}
+
+/**
  * One line describing the tensors of a quantize report whose block was reduced to fit their row
  * length (`block 64 does not divide ...`), or null when every tensor got the block asked for.
  */
 export function blockNote(r: ConvertReport, f: QuantFormat | ((name: string) => QuantFormat | null)): string | null {
-  const moved = new Map<string, string[]>();
+  const items: { asked: number; cols: number; used: number }[] = [];
   for (const t of r.changed) {
     const asked = typeof f === 'function' ? f(t.name) : f;
     if (t.format === undefined || asked === null || t.format.blockSize === asked.blockSize) continue;
-    const key = `block ${asked.blockSize} does not divide the row length ${t.shape[1]}: used block ${t.format.blockSize}`;
-    moved.set(key, [...(moved.get(key) ?? []), t.name]);
+    items.push({ asked: asked.blockSize, cols: t.shape[1], used: t.format.blockSize });
   }
-  if (moved.size === 0) return null;
-  return `note: ${[...moved].map(([k, names]) => `${k} for ${names.length} tensor${names.length === 1 ? '' : 's'}`).join('; ')}`;
+  const d = describeReducedBlocks(items, 'tensor');
+  return d === null ? null : `note: ${d}`;
 }
 
 /** Prunes every selected 2-D `*.weight` of a checkpoint (dtype kept) into a new checkpoint folder. */

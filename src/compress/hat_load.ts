@@ -81,14 +81,11 @@ type Plan = 'f32' | 'bf16' | 'quant';
 export const LOAD_KMEANS_SAMPLES = 65536;
 
 /**
- * Checks a checkpoint against a config from the headers alone; returns the tensors' plans
- * (how each Linear weight will be held) and the estimated bytes in memory.
- */
-/**
- * Checks a checkpoint against its config before any tensor is read: tensor names, shapes and
- * dtypes, the memory the load needs, and (with `quantize`) the format of each weight to quantize:
- * where the asked block size does not divide a weight's row length, the largest power-of-two block
- * below it that does (as `tfree quantize` does); an error when none does.
+ * Checks a checkpoint against a config from the headers alone (tensor names, shapes, dtypes, the
+ * memory the load needs); returns the tensors' plans (how each Linear weight will be held), with
+ * `quantize` each quantized weight's format (where the asked block does not divide its row length,
+ * the largest power-of-two block below it that does, as `tfree quantize` does; an error when none
+ * does), and the estimated bytes in memory.
  */
 export function checkHATCheckpoint(ck: Checkpoint, cfg: HATConfig, opts: LazyLoadOptions = {}): { plans: Map<string, Plan>; formats: Map<string, QuantFormat>; modelBytes: number; diskBytes: number } {
   const where = ck.indexFile ?? ck.path;

@@ -57,6 +57,7 @@ export {
   pruneCheckpoint,
   reportBitsPerWeight,
   blockNote,
+  describeReducedBlocks,
   type ConvertReport,
   type TensorReport,
   type ConvertOptions,

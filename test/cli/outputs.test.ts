@@ -181,6 +181,10 @@ test('a missing or wrong-kind input (--model, --data) is one line naming the fla
     [['train', '--data', none, '--out', out], /^tfree train: --data .*none: no such file or folder$/],
     [['kg', 'stats', '--data', none], /^tfree kg stats: --data .*none: no such folder$/],
     [['kg', 'stats', '--data', aFile], /^tfree kg stats: --data .*a-file: is a file; give a folder$/],
+    [['generate', '--model', aFile, '--prompt', 'x'], /^tfree generate: --model .*a-file: is a file; give a folder$/],
+    [['serve', '--quantized', none], /^tfree serve: --quantized .*none: no such folder$/],
+    [['serve', '--kg', none], /^tfree serve: --kg .*none: no such file or folder$/],
+    [['kg', 'curves', '--log', root, '--out', out], /^tfree kg curves: --log .*: is a folder; give a file$/],
   ];
   for (const [args, re] of cases) oneLine(args, re);
   assert.equal(fs.existsSync(out), false, 'nothing written');

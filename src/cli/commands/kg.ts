@@ -9,7 +9,7 @@
  *                                                       top-k tails (or heads) of one temporal question
  *   tfree kg curves --log FILE --out DIR [--ref-mrr X]  learning curves (SVG) of a `kg train --json` log
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandSpec, ParsedArgs } from '../args.js';
@@ -422,7 +422,7 @@ function runSynth(a: ParsedArgs): number {
 function runCurves(a: ParsedArgs): number {
   const path = need(a, 'log');
   const dir = need(a, 'out');
-  if (!existsSync(path) || !statSync(path).isFile()) throw new UserError(`--log ${path}: no such file`);
+  checkInputPath(path, '--log', 'file');
   checkOutputPath(dir, '--out', 'dir');
   const ref = a.options['ref-mrr'];
   let log;

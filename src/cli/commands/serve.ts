@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
+import { checkInputPath } from '../resources.js';
 import { QUANTIZE_BLOCK_OPTION, QUANTIZE_OPTION, configDifferences, loadHATForCli, quantizeOption } from '../hat_model.js';
 import { loadModel } from '../../models/boxte/train.js';
 import { DEFAULT_LIMITS, type Limits } from '../../serve/openai.js';
@@ -19,7 +20,7 @@ function folder(a: ParsedArgs, name: string): string | undefined {
   const v = a.options[name];
   if (v === undefined || v === '') return undefined;
   const dir = String(v);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`--${name} ${dir}: no such folder`);
+  checkInputPath(dir, `--${name}`, 'dir');
   return dir;
 }
 
@@ -31,7 +32,7 @@ function positive(a: ParsedArgs, name: string, min = 1, max = Number.MAX_SAFE_IN
 
 /** A BoxTE checkpoint: the file itself, or the one checkpoint (*.safetensors) in a folder. */
 function loadKg(path: string): KgModel {
-  if (!existsSync(path)) throw new UserError(`--kg ${path}: no such file or folder`);
+  checkInputPath(path, '--kg', 'any');
   let file = path;
   if (statSync(path).isDirectory()) {
     const found = readdirSync(path).filter((f) => f.endsWith('.safetensors')).sort();
@@ -90,9 +91,9 @@ export const serveCommand: CommandSpec = {
     const reportDir = folder(args, 'report');
     let webDir = folder(args, 'web');
     if (webDir === undefined && existsSync(join(defaultWebDir(), 'index.html'))) webDir = defaultWebDir();
+    const qDir = folder(args, 'quantized');
     const base = loadHATForCli(args.options.model, { quantize: quantizeOption(args.options.quantize, args.options['quantize-block']) });
-    const qDir = args.options.quantized;
-    const quantized = typeof qDir === 'string' && qDir !== '' ? loadHATForCli(qDir) : undefined;
+    const quantized = qDir !== undefined ? loadHATForCli(qDir) : undefined;
     if (quantized) {
       const diff = configDifferences(base.model.config, quantized.model.config);
       if (diff.splitter.length > 0) throw new UserError(`--quantized ${String(qDir)}: its ${diff.splitter.join(', ')} differ${diff.splitter.length === 1 ? 's' : ''} from the base model's; the server splits text once for both`);
