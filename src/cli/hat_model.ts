@@ -71,6 +71,11 @@ export interface LoadHATCliOptions {
   quantize?: QuantFormat;
   /** progress of the tensor reads */
   onProgress?: (done: number, total: number, name: string) => void;
+  /**
+   * every Linear weight as an f32 `Linear` (BF16 ones widened), for the commands that compress
+   * the weights in memory (`eval sweep`, `eval plan`); a packed checkpoint is then refused
+   */
+  f32?: boolean;
 }
 
 /**
@@ -91,6 +96,7 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined, opt
   try {
     if (isPackedModelDir(dir)) {
       if (opts.quantize !== undefined) throw new UserError(`--quantize: ${dir} is already a packed (quantized) checkpoint`);
+      if (opts.f32 === true) throw new UserError(`--model ${dir}: a packed (quantized) checkpoint; this command compresses the f32 weights of a plain checkpoint`);
       model = loadPackedHATModel(dir);
       checkFinite(model.store, dir); // the plain tensors of a packed checkpoint (the lazy loader checks the others as it reads)
     } else {
@@ -101,7 +107,7 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined, opt
         bar ??= new Progress({ total: Math.ceil(total / 1e6), label: `loading ${dir}${opts.quantize !== undefined ? ` as ${opts.quantize.name}` : ''} (MB)` });
         bar.update(Math.floor(done / 1e6));
       });
-      const loaded = loadHATLazy(dir, { quantize: opts.quantize, onProgress });
+      const loaded = loadHATLazy(dir, { quantize: opts.quantize, keepBf16: opts.f32 !== true, onProgress });
       model = loaded.model;
       bar?.finish();
       const q = opts.quantize;

@@ -13,6 +13,17 @@
  * (step 0) finds the largest such f exactly by bisection.
  */
 
+/**
+ * A plan that cannot be made from what was measured (a sweep without the levels a target needs,
+ * a budget below the fewest-bit formats): the caller's input, not a bug.
+ */
+export class PlanError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlanError';
+  }
+}
+
 export interface SparsityPoint {
   /** added sparsity in [0, 1] */
   x: number;
@@ -165,7 +176,7 @@ export function fdtPrecisionPlan(components: readonly PrecisionComponent[], budg
     if (p.bits <= budgetBits) return fillBudget(components, p.format, f, budgetBits);
   }
   const lowest = pickFormats(components, -Infinity);
-  throw new Error(`plan: even the fewest-bit formats average ${lowest.bits.toFixed(3)} bits/weight, above the budget ${budgetBits}`);
+  throw new PlanError(`plan: even the fewest-bit formats average ${lowest.bits.toFixed(3)} bits/weight, above the budget ${budgetBits}`);
 }
 
 /**

@@ -16,7 +16,7 @@
  */
 import { applyCompression, blockFor, componentBits, type Component, type ComponentCompression } from './components.js';
 import type { DtmEvaluator, DtmOptions, DtmReport } from './hat_dtm.js';
-import { fdtPrecisionPlan, fdtSparsityPlan, uniformSparsityPlan, type PrecisionComponent, type SparsityComponent } from './plan.js';
+import { PlanError, fdtPrecisionPlan, fdtSparsityPlan, uniformSparsityPlan, type PrecisionComponent, type SparsityComponent } from './plan.js';
 import { runToEnd } from '../io/interrupt.js';
 
 /** A level label: `s<fraction>` (magnitude sparsity) or a format name. */
@@ -27,7 +27,7 @@ export function parseLevel(label: string): LevelSpec {
   const m = /^s(\d*\.?\d+)$/.exec(s);
   if (m) {
     const v = Number(m[1]);
-    if (!(v >= 0 && v <= 1)) throw new RangeError(`level "${label}": sparsity must be in [0, 1]`);
+    if (!(v >= 0 && v <= 1)) throw new PlanError(`level "${label}": sparsity must be in [0, 1]`);
     return { label: `s${v}`, sparsity: v };
   }
   return { label: s, format: s };
@@ -226,7 +226,7 @@ function rowsOf(sweep: SweepResult): Map<string, Map<string, SweepRow>> {
 
 function need(rows: Map<string, SweepRow> | undefined, level: string, comp: string): SweepRow {
   const r = rows?.get(level);
-  if (r === undefined) throw new Error(`the sweep has no level ${level} for ${comp} (run the sweep with it)`);
+  if (r === undefined) throw new PlanError(`the sweep has no level ${level} for ${comp} (run the sweep with it)`);
   return r;
 }
 
@@ -246,23 +246,55 @@ export function sparsityPlan(sweep: SweepResult, target: number, method: Guide |
   return { tfree_plan: 1, kind: 'sparsity', method, target, achieved: p.achieved, threshold: Number.isFinite(p.threshold) ? p.threshold : undefined, components };
 }
 
+/** The format levels (not `s<fraction>`) of a list of sweep levels. */
+function formatLevels(levels: readonly string[]): string[] {
+  return levels.filter((l) => parseLevel(l).format !== undefined);
+}
+
+/** Parameter-weighted bits per weight of the components with every one in format `f`, per format. */
+function uniformBits(components: readonly Pick<SweepComponent, 'rows' | 'cols' | 'params'>[], formats: readonly string[], block: number): { f: string; bits: number }[] {
+  const total = components.reduce((s, c) => s + c.params, 0);
+  return formats.map((f) => ({ f, bits: components.reduce((s, c) => s + componentBits(c, f, block) * c.params, 0) / total }));
+}
+
+/**
+ * Why the plans for `targets` (sparsity) and `budgets` (bits per weight) cannot be made from a
+ * sweep of these components at these levels (undefined when they can): a sparsity level Algorithm
+ * 1 needs is missing, there is no format level for a budget, or a budget is below what the
+ * fewest-bit single format averages (the uniform baseline needs one that fits). Checked before a
+ * sweep starts, so that a plan does not fail after it.
+ */
+export function planInputsProblem(components: readonly Pick<SweepComponent, 'rows' | 'cols' | 'params'>[], levels: readonly string[], block: number, targets: readonly number[], budgets: readonly number[]): string | undefined {
+  if (components.length === 0) return 'no components to plan';
+  const have = new Set(levels.map((l) => parseLevel(l).label));
+  for (const t of targets) {
+    const missing = levelsForTargets([t]).find((l) => !have.has(l));
+    if (missing !== undefined) return `sparsity target ${t} needs the sweep level ${missing} (levels ${levelsForTargets([t]).join(', ')}), which the sweep lacks`;
+  }
+  if (budgets.length === 0) return undefined;
+  const formats = formatLevels(levels);
+  if (formats.length === 0) return `bits budgets need format levels (e.g. int8, kmeans4, bin1); the levels are ${levels.join(', ')} (--budgets '' makes sparsity plans only)`;
+  const lowest = uniformBits(components, formats, block).sort((a, b) => a.bits - b.bits)[0];
+  const low = budgets.find((b) => b < lowest.bits - 1e-9);
+  if (low !== undefined) return `bits budget ${low} is below ${lowest.bits.toFixed(3)} bits per weight, the fewest of the format levels (${lowest.f}); give budgets of at least that, or add a format with fewer bits`;
+  return undefined;
+}
+
 /** Mixed precision (or a baseline) under a bits-per-weight budget, from a sweep's format levels. */
 export function precisionPlan(sweep: SweepResult, budget: number, method: Guide | 'uniform'): PlanFile {
   const byComp = rowsOf(sweep);
-  const formats = sweep.levels.filter((l) => !/^s[\d.]+$/.test(l));
-  if (formats.length === 0) throw new Error('the sweep has no format levels');
+  const formats = formatLevels(sweep.levels);
+  if (formats.length === 0) throw new PlanError('the sweep has no format levels');
   const bitsOf = (c: SweepComponent, f: string): number => componentBits(c, f, sweep.block);
   const components: Record<string, ComponentCompression> = {};
   let achieved = 0;
   let threshold: number | undefined;
-  const total = sweep.components.reduce((s, c) => s + c.params, 0);
   if (method === 'uniform') {
     // the single format with the most bits within the budget (over all components)
-    const fit = formats
-      .map((f) => ({ f, bits: sweep.components.reduce((s, c) => s + bitsOf(c, f) * c.params, 0) / total }))
+    const fit = uniformBits(sweep.components, formats, sweep.block)
       .filter((x) => x.bits <= budget + 1e-9)
       .sort((a, b) => b.bits - a.bits)[0];
-    if (fit === undefined) throw new Error(`no single format of the sweep fits ${budget} bits per weight`);
+    if (fit === undefined) throw new PlanError(`no single format of the sweep fits ${budget} bits per weight`);
     for (const c of sweep.components) components[c.name] = { format: fit.f, block: blockFor(c.cols, sweep.block) };
     achieved = fit.bits;
   } else {

@@ -270,3 +270,50 @@ test('every DTM / bpb result records the activation precision it ran with (int8 
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('tfree eval sweep / eval plan on a BF16 checkpoint (as the bundled model is) compress its Linear weights in f32', async () => {
+  // the CLI loader keeps BF16 Linear weights in bf16 for generation; sweep and plan compress the
+  // weights in memory, and found no component in such a model ("no components match"), or (plan
+  // --sweep FILE) applied none of the plan and scored the base model as every plan
+  const root = mkdtempSync(join(tmpdir(), 'tfree-sweep-bf16-'));
+  try {
+    const src = join(root, 'base');
+    saveHATModel(src, model(7), { dtype: 'BF16' });
+    const prompts = join(root, 'prompts.txt');
+    writeFileSync(prompts, PROMPTS.slice(0, 2).join('\n'));
+    const sweepFile = join(root, 'sweep.json');
+    const s = await cli(['eval', 'sweep', '--model', src, '--prompts', prompts, '--max-bytes', '8', '--levels', 'int8', '--targets', '1', '--out', sweepFile, '--json']);
+    assert.equal(s.code, 0, s.err);
+    const sweep = JSON.parse(readFileSync(sweepFile, 'utf8')) as { rows: unknown[] };
+    assert.equal(sweep.rows.length, 3 * listComponents(loadHATModel(src)).length); // int8, s0.5, s1
+    const p = await cli(['eval', 'plan', '--model', src, '--sweep', sweepFile, '--prompts', prompts, '--max-bytes', '8', '--targets', '1', '--budgets', '32', '--json']);
+    assert.equal(p.code, 0, p.err);
+    const plans = JSON.parse(p.out) as { plans: { kind: string; method: string; kl_bits: number }[] };
+    // every weight pruned to zero (uniform at target 1): the model is not the base model any more
+    const all = plans.plans.find((x) => x.kind === 'sparsity' && x.method === 'uniform');
+    assert.ok(all !== undefined && all.kl_bits > 0, p.out.slice(0, 400));
+    // plans the sweep cannot give: one line, exit 2 (was an internal error with a stack trace,
+    // after the sweep when there was one to run)
+    const lines = (err: string): string[] => err.trim().split('\n').filter((l) => l.startsWith('tfree'));
+    for (const [args, msg] of [
+      [['--sweep', sweepFile, '--targets', '0.3', '--budgets', '32'], /needs the sweep level s0\.15/],
+      [['--sweep', sweepFile, '--targets', '1', '--budgets', '4'], /bits budget 4 is below \d+\.\d+ bits per weight.*\(int8\)/],
+      [['--levels', 's1', '--targets', '1', '--budgets', '4'], /bits budgets need format levels/],
+      [['--levels', 'bin1', '--targets', '1', '--budgets', '1'], /bits budget 1 is below \d+\.\d+ bits per weight.*\(bin1\)/],
+      [['--levels', 's2'], /level "s2": sparsity must be in \[0, 1\]/],
+    ] as [string[], RegExp][]) {
+      const bad = await cli(['eval', 'plan', '--model', src, '--prompts', prompts, '--max-bytes', '8', ...args]);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.err}`);
+      assert.match(bad.err, msg);
+      assert.equal(lines(bad.err).length, 1, bad.err);
+      assert.doesNotMatch(bad.err, /base continuations|sweep \[/, 'refused before any work');
+    }
+    const packed = join(root, 'q');
+    assert.equal((await cli(['quantize', '--format', 'int8', '--model', src, '--out', packed])).code, 0);
+    const r = await cli(['eval', 'sweep', '--model', packed, '--prompts', prompts, '--levels', 's1']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /packed \(quantized\) checkpoint/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

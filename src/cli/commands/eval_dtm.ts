@@ -16,10 +16,11 @@ import { runYielding, writeFileAtomic } from '../../io/index.js';
 import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
 import { checkOutputPath } from '../resources.js';
 import { DtmEvaluator, parsePrompts, type DtmReport } from '../../eval/hat_dtm.js';
-import { listComponents } from '../../eval/components.js';
+import { listComponents, type Component } from '../../eval/components.js';
+import { parseFormat } from '../../compress/index.js';
 import { DEMO_PROMPTS, DEMO_TEXT, compareQuantized, compareTable } from '../../eval/compare.js';
 import { loadHATModel } from '../../models/hat/index.js';
-import { GUIDES, levelsForTargets, precisionPlan, sweepJob, scoreCompressed, scoreOf, sparsityPlan, type Guide, type PlanFile, type SweepResult } from '../../eval/sweep.js';
+import { GUIDES, levelsForTargets, parseLevel, planInputsProblem, precisionPlan, sweepJob, scoreCompressed, scoreOf, sparsityPlan, type Guide, type PlanFile, type SweepResult } from '../../eval/sweep.js';
 import { planTable, sweepMarkdown, writeDtmReport, writePlanReport, writeSweepReport, type PlanOutcome } from '../../eval/report.js';
 
 /**
@@ -187,14 +188,35 @@ function checkOutputs(a: ParsedArgs, outKind: 'file' | 'dir' | null): void {
   if (typeof o.report === 'string') checkOutputPath(o.report, '--report', 'dir');
 }
 
-async function doSweep(a: ParsedArgs, levels: string[]): Promise<{ sweep: SweepResult; ev: DtmEvaluator; base: LoadedHAT; held: string[] | undefined }> {
+/**
+ * The levels of a sweep, each checked (one line for a bad one, before any work): `--levels`
+ * (else `defaults`) and the levels Algorithm 1 needs for `targets`.
+ */
+function sweepLevels(a: ParsedArgs, defaults: readonly string[], targets: readonly number[]): string[] {
+  const given = patternList(a, 'levels');
+  if (given !== undefined && given.length === 0) throw new UserError('--levels: give at least one level (sN or a format name)');
+  const label = (l: string): string => {
+    const spec = parseLevel(l);
+    if (spec.format !== undefined) parseFormat(spec.format);
+    return spec.label;
+  };
+  return asUserErrors(() => [...new Set([...(given ?? defaults).map(label), ...levelsForTargets(targets)])]);
+}
+
+/**
+ * Runs the sweep of `levels` over the components of --model; `check(components)` (one line on a
+ * problem) runs after the model is loaded and before any evaluation.
+ */
+async function doSweep(a: ParsedArgs, levels: string[], check?: (comps: readonly Component[]) => string | undefined): Promise<{ sweep: SweepResult; ev: DtmEvaluator; base: LoadedHAT; held: string[] | undefined }> {
   const o = a.options;
   const json = o.json === true;
-  const base = loadHATForCli(o.model);
-  const held = heldOut(o.data, positiveInt(a, 'data-bytes'));
-  const ev = evaluator(base, a, json);
+  const base = loadHATForCli(o.model, { f32: true }); // compressed in memory: f32 Linear weights
   const comps = listComponents(base.model, { include: patternList(a, 'include'), exclude: patternList(a, 'exclude') });
   if (comps.length === 0) throw new UserError('no components match --include/--exclude');
+  const problem = check?.(comps);
+  if (problem !== undefined) throw new UserError(problem);
+  const held = heldOut(o.data, positiveInt(a, 'data-bytes'));
+  const ev = evaluator(base, a, json);
   let bar: Progress | undefined;
   let sweep: SweepResult;
   try {
@@ -228,8 +250,7 @@ const sweep: EvalSubcommand = {
     const o = a.options;
     const json = o.json === true;
     checkOutputs(a, 'file');
-    const levels = [...new Set([...(patternList(a, 'levels') ?? DEFAULT_LEVELS.split(',')), ...levelsForTargets(numberList(a, 'targets', 0, 1))])];
-    const { sweep: s } = await doSweep(a, levels);
+    const { sweep: s } = await doSweep(a, sweepLevels(a, DEFAULT_LEVELS.split(','), numberList(a, 'targets', 0, 1)));
     if (typeof o.out === 'string') writeFileAtomic(o.out, `${JSON.stringify(s, null, 1)}\n`);
     if (s.interrupted === true) {
       process.stderr.write(`tfree eval sweep: stopped after ${s.rows.length} of ${s.components.length * s.levels.length} cells${typeof o.out === 'string' ? `; the rows so far are in ${o.out} ("interrupted": true)` : ''}\n`);
@@ -273,12 +294,14 @@ const plan: EvalSubcommand = {
         throw new UserError(`--sweep ${o.sweep}: ${(e as Error).message}`);
       }
       if (s.tfree_sweep !== 1) throw new UserError(`--sweep ${o.sweep}: not a sweep file of tfree eval sweep`);
-      base = loadHATForCli(o.model);
+      const problem = planInputsProblem(s.components, s.levels, s.block, targets, budgets);
+      if (problem !== undefined) throw new UserError(`--sweep ${o.sweep}: ${problem}`);
+      base = loadHATForCli(o.model, { f32: true });
       held = heldOut(o.data, positiveInt(a, 'data-bytes'));
       ev = evaluator(base, a, json);
     } else {
-      const levels = [...new Set([...(patternList(a, 'levels') ?? ['int8', 'kmeans4', 'kmeans2', 'bin1']), ...levelsForTargets(targets)])];
-      ({ sweep: s, ev, base, held } = await doSweep(a, levels));
+      const levels = sweepLevels(a, ['int8', 'kmeans4', 'kmeans2', 'bin1'], targets);
+      ({ sweep: s, ev, base, held } = await doSweep(a, levels, (comps) => planInputsProblem(comps, levels, positiveInt(a, 'block'), targets, budgets)));
       if (typeof o.out === 'string') {
         fs.mkdirSync(o.out, { recursive: true });
         writeFileAtomic(nodePath.join(o.out, 'sweep.json'), `${JSON.stringify(s, null, 1)}\n`);
