@@ -33,6 +33,8 @@ export class Progress {
   private lastDraw = 0;
   private done = 0;
   private readonly initial: number;
+  /** the full bar is drawn (a finish() after the last update() draws it once, not twice) */
+  private closed = false;
 
   constructor(opts: ProgressOptions) {
     this.initial = opts.initial ?? 0;
@@ -52,10 +54,12 @@ export class Progress {
     const now = Date.now();
     const final = done >= this.total;
     if (!final && now - this.lastDraw < (this.tty ? 100 : this.plainInterval)) return;
+    if (final && this.closed) return; // the full bar is drawn already (and ended by a newline)
     this.lastDraw = now;
     const line = this.render(extra);
     if (this.tty) this.stream.write(`\r\x1b[K${line}${final ? '\n' : ''}`);
     else this.stream.write(`${line}\n`);
+    if (final) this.closed = true;
   }
 
   render(extra = ''): string {
@@ -68,6 +72,13 @@ export class Progress {
     const bar = `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}]`;
     const pct = `${(frac * 100).toFixed(0).padStart(3)}%`;
     return `${this.label ? `${this.label} ` : ''}${bar} ${pct} ${this.done}/${this.total} ${formatDuration(elapsed)} ETA ${formatDuration(eta)}${extra ? ` | ${extra}` : ''}`;
+  }
+
+  /** Draws the bar where the job stopped short of its total (Ctrl-C): the count done, not 100%. */
+  stop(extra = ''): void {
+    if (!this.enabled) return;
+    const line = this.render(extra);
+    this.stream.write(this.tty ? `\r\x1b[K${line}\n` : `${line}\n`);
   }
 
   finish(extra = ''): void {

@@ -239,6 +239,7 @@ async function doSweep(a: ParsedArgs, levels: string[], check?: (comps: readonly
     });
   }
   if (sweep.interrupted !== true) bar?.finish();
+  else bar?.stop();
   return { sweep, ev, base, held };
 }
 

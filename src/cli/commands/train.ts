@@ -266,7 +266,9 @@ export const trainCommand: CommandSpec = {
     };
     if (json) emit(summary);
     else {
-      bar?.finish(`loss ${fmt(last?.loss)} bpb ${fmt(last?.bpb)} val ${fmt(summary.valBpb)}`);
+      const line = `loss ${fmt(last?.loss)} bpb ${fmt(last?.bpb)} val ${fmt(summary.valBpb)}`;
+      if (finished) bar?.finish(line);
+      else bar?.stop(line);
       process.stderr.write(
         finished
           ? `done in ${formatDuration(summary.seconds)}: train bpb ${fmt(summary.bpb)}, validation bpb ${fmt(summary.valBpb)}${valBpbAll !== undefined ? ` (all ${summary.valBytes} held-out bytes: ${fmt(valBpbAll)})` : ''}; model in ${out}${packedWeights !== undefined ? `; packed ${qat?.handle.format.name} model (${packedWeights} weights) in ${qatOut}` : ''}\n`
