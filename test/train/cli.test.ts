@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const bundled = fileURLToPath(new URL('../../../models/default', import.meta.url));
 
 test('tfree train: bad inputs give a one-line error naming the file and offset, exit 2, no output folder', () => {
   const d = fs.mkdtempSync(join(tmpdir(), 'tfree-traincli-'));
@@ -22,6 +23,9 @@ test('tfree train: bad inputs give a one-line error naming the file and offset, 
       [['--data', join(d, 'missing.txt')], /--data .*missing\.txt: no such file or folder$/],
       [['--data', join(d, 'latin1.txt'), '--preset', 'huge'], /unknown preset "huge"/],
       [['--data', join(d, 'bad.jsonl'), '--resume'], /--resume: no checkpoint in/],
+      // one source of the model's shape (--preset / --config were ignored beside --model)
+      [['--data', join(d, 'latin1.txt'), '--model', bundled, '--preset', 'small'], /--model and --preset both give the model's shape; give one/],
+      [['--data', join(d, 'latin1.txt'), '--config', join(bundled, 'config.json'), '--preset', 'small'], /--config and --preset both give/],
     ];
     for (const [extra, re] of cases) {
       const out = join(d, 'out');
@@ -32,6 +36,18 @@ test('tfree train: bad inputs give a one-line error naming the file and offset, 
       assert.match(lines[0], re);
       assert.equal(fs.existsSync(join(out, 'checkpoints')), false);
     }
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('tfree train --model DIR: the first line names the model started from, not the --preset default', () => {
+  const d = fs.mkdtempSync(join(tmpdir(), 'tfree-traincli-'));
+  try {
+    fs.writeFileSync(join(d, 'a.txt'), 'The cat sat on the mat. '.repeat(20));
+    const r = spawnSync(process.execPath, [cli, 'train', '--data', join(d, 'a.txt'), '--model', bundled, '--out', join(d, 'out'), '--steps', '1', '--batch', '1', '--seq-bytes', '64'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(r.stderr.startsWith(`HAT ${bundled}: 2,571,392 parameters;`), r.stderr);
   } finally {
     fs.rmSync(d, { recursive: true, force: true });
   }

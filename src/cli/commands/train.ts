@@ -48,6 +48,9 @@ export function loopSettings(args: ParsedArgs, seed: number): Omit<TrainSettings
 
 function modelConfig(a: ParsedArgs): HATConfig {
   const init = opt<string | undefined>(a, 'model');
+  // one source of the model's shape: a preset, a config file, or the model started from
+  const given = ['model', 'config', 'preset'].filter((k) => a.given?.has(k) === true);
+  if (given.length > 1) throw new UserError(`${given.map((k) => `--${k}`).join(' and ')} both give the model's shape; give one (${init !== undefined ? '--model starts from that folder\'s config and weights' : '--config is a config.json, --preset a named size'})`);
   const file = init !== undefined ? nodePath.join(init, 'config.json') : opt<string | undefined>(a, 'config');
   try {
     return file !== undefined ? readHATConfig(file) : presetConfig(opt<string>(a, 'preset'));
@@ -234,7 +237,7 @@ export const trainCommand: CommandSpec = {
     if (!json) {
       const p = model.numParams();
       process.stderr.write(
-        `HAT ${opt<string | undefined>(args, 'config') ?? opt<string>(args, 'preset')}: ${p.toLocaleString('en-US')} parameters; ` +
+        `HAT ${init ?? opt<string | undefined>(args, 'config') ?? opt<string>(args, 'preset')}: ${p.toLocaleString('en-US')} parameters; ` +
           `${split.train.length} training / ${split.val.length} validation documents (${split.rule}); ` +
           `${settings.batchRows * settings.accum} x ${seqBytes} bytes per step${resume ? `; resuming at step ${trainer.step}` : ''}\n`,
       );
