@@ -66,16 +66,43 @@ export interface ConvertOptions extends NameFilter {
   onTensor?: (index: number, total: number, name: string) => void;
 }
 
+/** A conversion the user's input rules out (the output folder is the input, no weight selected); nothing is written. */
+export class ConvertError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConvertError';
+  }
+}
+
 function isCandidate(ckpt: Checkpoint, name: string, keep: (n: string) => boolean): boolean {
   const info = ckpt.info(name);
   return info.shape.length === 2 && FLOAT_DTYPES.has(info.dtype) && name.endsWith('.weight') && keep(name);
 }
 
+function noneSelected(inPath: string, filter: NameFilter): ConvertError {
+  const pats = [...(filter.include !== undefined ? [`include ${filter.include.join(',')}`] : []), ...(filter.exclude !== undefined ? [`exclude ${filter.exclude.join(',')}`] : [])];
+  return new ConvertError(`no weight of ${inPath} is selected (2-D float *.weight tensors${pats.length > 0 ? ` matching ${pats.join(', ')}` : ', embeddings and output head excluded'}); nothing to do`);
+}
+
+/**
+ * Throws a ConvertError when the include/exclude patterns select no weight of the checkpoint
+ * (what quantizeCheckpoint and pruneCheckpoint would transform), so that a caller can refuse
+ * before slower preparation (e.g. Wanda calibration).
+ */
+export function checkSelection(inPath: string, filter: NameFilter): void {
+  const ckpt = openCheckpoint(inPath);
+  try {
+    const keep = nameFilter(filter);
+    if (!ckpt.names().some((n) => isCandidate(ckpt, n, keep))) throw noneSelected(inPath, filter);
+  } finally {
+    ckpt.close();
+  }
+}
+
 function prepareOut(inPath: string, outDir: string): { ckpt: Checkpoint; inDir: string; outFile: string } {
   const inDir = resolve(checkpointDir(inPath));
-  if (resolve(outDir) === inDir) throw new Error(`the output folder must differ from the input folder (${outDir})`);
+  if (resolve(outDir) === inDir) throw new ConvertError(`the output folder must differ from the input folder (${outDir})`);
   const ckpt = openCheckpoint(inPath);
-  mkdirSync(outDir, { recursive: true });
   return { ckpt, inDir, outFile: join(outDir, 'model.safetensors') };
 }
 
@@ -100,10 +127,12 @@ export function quantizeCheckpoint(inPath: string, outDir: string, f: QuantForma
     const names = ckpt.names();
     const want = (n: string): QuantFormat | null => (opts.formatFor ? opts.formatFor(n) : f);
     const selected = names.filter((n) => isCandidate(ckpt, n, keep) && want(n) !== null);
+    if (selected.length === 0 && opts.formatFor === undefined) throw noneSelected(inPath, opts);
     // the block is reduced per tensor where it does not divide the row length (fails before any work when nothing fits)
     const formats = new Map<string, QuantFormat>();
     for (const n of selected) formats.set(n, fitBlockFor(want(n) as QuantFormat, ckpt.info(n).shape[1], n));
     const fmt = (n: string): QuantFormat => formats.get(n) as QuantFormat;
+    mkdirSync(outDir, { recursive: true });
     const packed = new Map<string, PackedMatrix>();
     const changed: TensorReport[] = [];
     selected.forEach((n, i) => {
@@ -164,6 +193,8 @@ export function pruneCheckpoint(inPath: string, outDir: string, opts: PruneOptio
     const names = ckpt.names();
     const sparsityOf = (n: string): number | undefined => (opts.sparsityFor ? opts.sparsityFor(n) : opts.sparsity);
     const selected = new Set(names.filter((n) => isCandidate(ckpt, n, keep) && sparsityOf(n) !== undefined));
+    if (selected.size === 0 && opts.sparsityFor === undefined) throw noneSelected(inPath, opts);
+    mkdirSync(outDir, { recursive: true });
     const changed: TensorReport[] = [];
     const entries: [string, TensorData | LazyTensorData][] = [];
     let i = 0;

@@ -55,6 +55,8 @@ export { qatTrainable, writeQatPacked } from './qat_hat.js';
 export {
   quantizeCheckpoint,
   pruneCheckpoint,
+  checkSelection,
+  ConvertError,
   reportBitsPerWeight,
   blockNote,
   describeReducedBlocks,

@@ -80,6 +80,11 @@ test('tfree quantize / prune: packed folder loads and runs; pruned folder has th
     assert.ok(existsSync(join(root, 'x2', 'model.safetensors')));
     await bad(['quantize', '--format', 'int4', '--model', join(root, 'nope'), '--out', join(root, 'x3')], /nope/);
     await bad(['quantize', '--format', 'int4', '--model', src, '--out', src], /must differ/);
+    // patterns that select no weight: refused, nothing written (was 'quantized 0 of 8 tensors at 0.000 bits/weight', exit 0, a copy written)
+    await bad(['quantize', '--format', 'int4', '--model', src, '--out', join(root, 'x7'), '--include', 'nomatch*'], /no weight of .* is selected .*matching include nomatch\*/);
+    await bad(['prune', '--sparsity', '0.5', '--model', src, '--out', join(root, 'x8'), '--exclude', '*'], /no weight of .* is selected .*matching exclude \*/);
+    await bad(['prune', '--sparsity', '0.5', '--method', 'wanda', '--calib', calib, '--model', src, '--out', join(root, 'x9'), '--include', 'nomatch*'], /no weight of .* is selected/);
+    for (const x of ['x7', 'x8', 'x9']) assert.equal(existsSync(join(root, x)), false, x);
     await bad(['prune', '--sparsity', '1.5', '--model', src, '--out', join(root, 'x4')], /--sparsity must be a number in \[0, 1\], got 1.5/);
     await bad(['prune', '--sparsity', '0.5', '--method', 'wanda', '--model', src, '--out', join(root, 'x5')], /needs --calib/);
     writeFileSync(join(src, 'config.json'), JSON.stringify({ ...hfConfig, model_type: 'gpt2' }));

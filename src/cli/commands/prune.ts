@@ -5,7 +5,7 @@ import { num, str } from '../args.js';
 import { UserError } from '../errors.js';
 import { OVERWRITE_OPTION, checkInputPath, checkOutputPath, refuseModelOverwrite } from '../resources.js';
 import { Progress } from '../progress.js';
-import { calibrateCheckpoint, pruneCheckpoint } from '../../compress/index.js';
+import { calibrateCheckpoint, checkSelection, pruneCheckpoint } from '../../compress/index.js';
 import { asUserErrors, patternList } from './quantize.js';
 import { checkPlanNames, readPlanFile } from './plan_file.js';
 
@@ -44,6 +44,7 @@ export const pruneCommand: CommandSpec = {
     const filter = { include: patternList(args, 'include'), exclude: patternList(args, 'exclude') };
     let inputNorms: Map<string, Float32Array> | undefined;
     if (method === 'wanda') {
+      if (plan === undefined) asUserErrors(() => checkSelection(inPath, filter)); // before the calibration
       const calib = args.options.calib;
       if (typeof calib !== 'string') throw new UserError('--method wanda needs --calib FILE (calibration text)');
       let text: Uint8Array;

@@ -24,7 +24,7 @@ export function asUserErrors<T>(fn: () => T): T {
     return fn();
   } catch (e) {
     if (e instanceof SafetensorsError || e instanceof FormatError) throw new UserError(e.message);
-    if (e instanceof Error && (e.name === 'PackedCheckpointError' || e.name === 'CalibrationError' || e.name === 'PlanError' || /^(the output folder|sparsity must|wanda:)/.test(e.message))) throw new UserError(e.message);
+    if (e instanceof Error && (['PackedCheckpointError', 'CalibrationError', 'PlanError', 'ConvertError'].includes(e.name) || /^(sparsity must|wanda:)/.test(e.message))) throw new UserError(e.message);
     if (e instanceof Error && 'code' in e && typeof e.code === 'string' && /^E(NOENT|ACCES|ISDIR|NOTDIR|EXIST)$/.test(e.code)) throw new UserError(e.message);
     throw e;
   }
