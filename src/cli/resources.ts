@@ -86,6 +86,36 @@ export function checkInputPath(path: string, flag: string, kind: 'dir' | 'file' 
   if (kind === 'file' && st.isDirectory()) throw new UserError(`${flag} ${path}: is a folder; give a file`);
 }
 
+/** Files of a model folder that an output must never replace: weights, config, tokenizer. */
+const MODEL_FILE = /(\.safetensors|\.safetensors\.index\.json|^config\.json|^tokenizer(_config)?\.json)$/;
+
+function statOrUndefined(p: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Refuses an output path that is one of the command's inputs, however spelled (symlinks, `./`,
+ * hard links: compared by device and inode), or a model file (weights, config, tokenizer) inside
+ * an input folder. `inputs` may hold undefined (an input not given). One UserError line.
+ */
+export function refuseInputAsOutput(out: string, flag: string, inputs: readonly (string | undefined)[]): void {
+  const st = statOrUndefined(out);
+  const parent = statOrUndefined(nodePath.dirname(nodePath.resolve(out)));
+  for (const input of inputs) {
+    if (input === undefined) continue;
+    const ist = statOrUndefined(input);
+    if (ist === undefined) continue;
+    if (st !== undefined && st.dev === ist.dev && st.ino === ist.ino) throw new UserError(`${flag} ${out}: is the input ${input}; writing there would destroy it: choose another ${flag}`);
+    if (st !== undefined && !st.isDirectory() && ist.isDirectory() && parent !== undefined && parent.dev === ist.dev && parent.ino === ist.ino && MODEL_FILE.test(nodePath.basename(out))) {
+      throw new UserError(`${flag} ${out}: is a file of the input model ${input}; writing there would destroy it: choose another ${flag}`);
+    }
+  }
+}
+
 /** Files that make a folder a model folder. */
 const MODEL_FILES = ['config.json', 'model.safetensors', 'model.safetensors.index.json'];
 

@@ -4,7 +4,7 @@
  * selected 2-D weights, write `<out>/model.safetensors` atomically and copy the other files
  * (config.json, tokenizer files...) atomically beside it.
  */
-import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fromFloat32, lazyTensorFrom, openCheckpoint, writeSafetensors, type Checkpoint, type FloatDType, type LazyTensorData, type TensorData } from '../io/index.js';
 import { formatSize, type QuantFormat } from './format.js';
@@ -101,7 +101,7 @@ export function checkSelection(inPath: string, filter: NameFilter): void {
 
 function prepareOut(inPath: string, outDir: string): { ckpt: Checkpoint; inDir: string; outFile: string } {
   const inDir = resolve(checkpointDir(inPath));
-  if (resolve(outDir) === inDir) throw new ConvertError(`the output folder must differ from the input folder (${outDir})`);
+  if (resolve(outDir) === inDir || (existsSync(outDir) && realpathSync(outDir) === realpathSync(inDir))) throw new ConvertError(`the output folder must differ from the input folder (${outDir})`);
   const ckpt = openCheckpoint(inPath);
   return { ckpt, inDir, outFile: join(outDir, 'model.safetensors') };
 }

@@ -22,6 +22,7 @@ import {
   toFloat64,
 } from './dtype.js';
 import type { DType, DTypeArray, DTypeArrayMap } from './dtype.js';
+import { runToEnd, type StopFlag } from './interrupt.js';
 
 // ---------------------------------------------------------------------------
 // Types
@@ -825,15 +826,34 @@ function fsyncDir(dir: string): void {
 }
 
 /**
- * Writes a file atomically: `body` writes to `path.tmp-<pid>-<random>` in the same folder,
- * which is fsynced and renamed over `path`. On any error the temp file is removed and
- * `path` is left as it was.
+ * Writes a file atomically: `body` writes to `path.tmp-<pid>-<random>` in the same folder
+ * (created with its parents when missing), which is fsynced and renamed over `path`. On any
+ * error the temp file is removed and `path` is left as it was.
  */
 function atomicWrite(path: string, body: (fd: number) => void): void {
+  runToEnd(
+    atomicWriteJob(path, (fd) => {
+      body(fd);
+      return [].values(); // no safe point inside
+    }),
+  );
+}
+
+/**
+ * Thrown by a yielding write (`shardedWriteJob`) whose StopFlag was set: the temp
+ * file is removed, and so are the files this call had completed; what was there before stays.
+ */
+export class WriteInterrupted extends Error {
+  override readonly name = 'WriteInterrupted';
+}
+
+/** `atomicWrite` as a job: `body` yields at its safe points (after a tensor); there `stop` ends it. */
+function* atomicWriteJob(path: string, body: (fd: number) => Iterator<unknown>, stop?: StopFlag): Generator<void, void, void> {
   const dir = nodePath.dirname(path);
   let tmp = '';
   let fd: number | undefined;
   try {
+    fs.mkdirSync(dir, { recursive: true });
     let opened: number | undefined;
     for (let attempt = 0; opened === undefined; attempt++) {
       const candidate = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
@@ -845,7 +865,10 @@ function atomicWrite(path: string, body: (fd: number) => void): void {
       }
     }
     fd = opened;
-    body(opened);
+    for (const step = body(opened); step.next().done !== true; ) {
+      yield;
+      if (stop?.requested === true) throw new WriteInterrupted(`${path}: stopped (${stop.reason ?? 'stop requested'}); not written`);
+    }
     fs.fsyncSync(opened);
     fs.closeSync(opened);
     fd = undefined;
@@ -867,7 +890,7 @@ function atomicWrite(path: string, body: (fd: number) => void): void {
         // keep the original error
       }
     }
-    if (e instanceof SafetensorsError) throw e;
+    if (e instanceof SafetensorsError || e instanceof WriteInterrupted) throw e;
     throw new SafetensorsError('IO', path, undefined, `write failed: ${errorText(e)}`, { cause: e });
   }
 }
@@ -884,11 +907,23 @@ export function syncFolder(dir: string): void {
 }
 
 function writePlanned(path: string, planned: readonly PlannedTensor[], metadata: ReadonlyArray<[string, string]>): number {
+  return runToEnd(writePlannedJob(path, planned, metadata));
+}
+
+/** `writePlanned` as a job that yields after each tensor (`stop`: see atomicWriteJob). */
+function* writePlannedJob(path: string, planned: readonly PlannedTensor[], metadata: ReadonlyArray<[string, string]>, stop?: StopFlag): Generator<void, number, void> {
   const head = buildHeader(planned, metadata, path);
-  atomicWrite(path, (fd) => {
-    writeAll(fd, head);
-    for (const t of planned) writeAll(fd, tensorBytes(t, path)); // lazy tensors are loaded one at a time here
-  });
+  yield* atomicWriteJob(
+    path,
+    function* (fd) {
+      writeAll(fd, head);
+      for (const t of planned) {
+        writeAll(fd, tensorBytes(t, path)); // lazy tensors are loaded one at a time here
+        yield;
+      }
+    },
+    stop,
+  );
   return head.length + planned.reduce((s, t) => s + t.byteLength, 0);
 }
 
@@ -982,6 +1017,16 @@ function removeIfExists(path: string): void {
  * sharding are not removed.
  */
 export function writeShardedSafetensors(dir: string, tensors: TensorEntries, options: ShardedWriteOptions): ShardedWriteResult {
+  return runToEnd(shardedWriteJob(dir, tensors, options));
+}
+
+/**
+ * `writeShardedSafetensors` as a job that yields after each tensor. Run with `runYielding`, a
+ * SIGINT handler can set `stop`: then the write ends with WriteInterrupted, removing its temp file
+ * and the shards it had completed (files of an earlier checkpoint in `dir` that it had not
+ * replaced stay).
+ */
+export function* shardedWriteJob(dir: string, tensors: TensorEntries, options: ShardedWriteOptions, stop?: StopFlag): Generator<void, ShardedWriteResult, void> {
   const baseName = options?.baseName ?? 'model';
   checkBaseName(baseName, dir);
   const max = options?.maxShardBytes;
@@ -1012,19 +1057,24 @@ export function writeShardedSafetensors(dir: string, tensors: TensorEntries, opt
   const singlePath = nodePath.join(dir, `${baseName}.safetensors`);
   const indexPath = nodePath.join(dir, `${baseName}.safetensors.index.json`);
   if (shards.length === 1) {
-    writePlanned(singlePath, shards[0], meta);
+    yield* writePlannedJob(singlePath, shards[0], meta, stop);
     removeIfExists(indexPath);
     return { files: [singlePath], indexFile: undefined, totalSize };
   }
   const files: string[] = [];
   const weightMap: string[] = [];
-  shards.forEach((shard, i) => {
-    const name = shardFileName(baseName, i + 1, shards.length);
-    const p = nodePath.join(dir, name);
-    writePlanned(p, shard, meta);
-    files.push(p);
-    for (const t of shard) weightMap.push(`    ${JSON.stringify(t.name)}: ${JSON.stringify(name)}`);
-  });
+  try {
+    for (const [i, shard] of shards.entries()) {
+      const name = shardFileName(baseName, i + 1, shards.length);
+      const p = nodePath.join(dir, name);
+      yield* writePlannedJob(p, shard, meta, stop);
+      files.push(p);
+      for (const t of shard) weightMap.push(`    ${JSON.stringify(t.name)}: ${JSON.stringify(name)}`);
+    }
+  } catch (e) {
+    if (e instanceof WriteInterrupted) for (const f of files) fs.rmSync(f, { force: true });
+    throw e;
+  }
   const index = `{\n  "metadata": {\n    "total_size": ${totalSize}\n  },\n  "weight_map": {\n${weightMap.join(',\n')}\n  }\n}\n`;
   atomicWrite(indexPath, (fd) => writeAll(fd, Buffer.from(index, 'utf8')));
   removeIfExists(singlePath);

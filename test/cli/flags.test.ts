@@ -120,3 +120,11 @@ test('subcommands: unknown -> one line naming them; --help of a subcommand shows
   assert.match(dtm, /--compressed/);
   assert.doesNotMatch(dtm, /--levels|--budgets/);
 });
+
+test('demo engine with fewer --steps than its 20 warmup steps runs (it was an internal error with a stack trace, exit 70)', () => {
+  for (const steps of ['1', '3']) {
+    const r = tfree(['demo', 'engine', '--steps', steps]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, new RegExp(`in ${steps} steps`));
+  }
+});

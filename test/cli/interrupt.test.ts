@@ -113,3 +113,23 @@ test('tfree convert llama-to-hat: SIGINT during stage 1 saves a stage checkpoint
   assert.equal(r2.code, 130, r2.err);
   assert.equal(events(r2.out).find((e) => e.event === 'step')?.step, latest.step + 1);
 });
+
+test('tfree synth-model: SIGINT mid-write removes its temp file and the shards it wrote (and the folder it created), exit 130', async (t) => {
+  if (fs.statfsSync(root).bavail * fs.statfsSync(root).bsize < 16e9) {
+    t.skip('needs 16 GB free for the hat-8b disk check (it writes only ~0.1 GB before the SIGINT)');
+    return;
+  }
+  for (const existed of [false, true]) {
+    const out = join(root, `synth-${existed}`);
+    if (existed) fs.mkdirSync(out);
+    const p = new Running(['synth-model', '--like', 'hat-8b', '--out', out, '--shard-gb', '0.05', '--quiet']);
+    // shard 1 is complete once shard 2's temp file appears
+    await p.until(() => fs.existsSync(out) && fs.readdirSync(out).some((n) => n.startsWith('model-00002-') && n.includes('.tmp-')), 120_000);
+    p.child.kill('SIGINT');
+    const r = await p.done;
+    assert.equal(r.code, 130, r.err);
+    assert.match(r.err, /tfree synth-model: interrupted; the partial files were removed/);
+    if (existed) assert.deepEqual(fs.readdirSync(out), [], 'no temp file, no shard, no config.json left');
+    else assert.equal(fs.existsSync(out), false, 'the folder it created is gone');
+  }
+});

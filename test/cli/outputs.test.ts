@@ -11,6 +11,7 @@ import { after, test } from 'node:test';
 import { writeHATConfig } from '../../src/models/hat/config.js';
 import { saveHATModel } from '../../src/models/hat/checkpoint.js';
 import { saveCheckpoint } from '../../src/train/index.js';
+import { writeGgufFixture } from '../convert/gguf_fixture.js';
 import { randomModel, testConfig } from '../hat/util.js';
 import { errLines, tfree } from './run.js';
 
@@ -188,4 +189,52 @@ test('a missing or wrong-kind input (--model, --data) is one line naming the fla
   ];
   for (const [args, re] of cases) oneLine(args, re);
   assert.equal(fs.existsSync(out), false, 'nothing written');
+});
+
+test('an output that is one of the inputs (any spelling: symlink, ./, a file of the input model) is refused before the work, even with --overwrite', () => {
+  const kg = join(root, 'kg-in');
+  assert.equal(tfree(['kg', 'synth', '--out', kg]).code, 0);
+  const llama = writeGgufFixture(join(root, 'llama-in'), { seed: 3, tied: false }).dir;
+  const copy = join(root, 'model-in');
+  fs.cpSync(model, copy, { recursive: true });
+  const link = join(root, 'model-link');
+  fs.symlinkSync(copy, link);
+  const prompts = join(root, 'prompts-in.txt');
+  fs.writeFileSync(prompts, 'The cat\n');
+  const textCopy = join(root, 'text-in.txt');
+  fs.copyFileSync(text, textCopy);
+  const inputs = [join(copy, 'model.safetensors'), join(llama, 'model.safetensors'), join(llama, 'tokenizer.json'), join(kg, 'train.txt'), prompts, textCopy];
+  const before = inputs.map((f) => fs.readFileSync(f));
+  const cases: [string[], RegExp][] = [
+    // each replaced its input (quantize / prune through a symlink, the others directly)
+    [['quantize', '--format', 'int8', '--model', copy, '--out', link, '--overwrite'], /--out .*model-link: is the input .*model-in; writing there would destroy it: choose another --out$/],
+    [['prune', '--sparsity', '0.5', '--model', link, '--out', `${copy}/`, '--overwrite'], /--out .*model-in\/: is the input .*model-link;/],
+    [['export', 'gguf', '--model', llama, '--out', join(llama, 'model.safetensors'), '--overwrite'], /--out .*model\.safetensors: is a file of the input model .*llama-in;/],
+    [['export', 'gguf', '--model', llama, '--out', join(llama, '.', 'tokenizer.json'), '--overwrite'], /is a file of the input model/],
+    [['kg', 'train', '--data', kg, '--out', join(kg, 'train.txt'), '--overwrite', '--dim', '8', '--epochs', '1'], /--out .*train\.txt: is the input .*train\.txt;/],
+    [['llama', 'train-tokenizer', textCopy, '--out', textCopy], /--out .*text-in\.txt: is the input/],
+    [['eval', 'sweep', '--model', copy, '--prompts', prompts, '--levels', 'int8', '--max-bytes', '4', '--out', join(link, 'model.safetensors')], /is a file of the input model .*model-in;/],
+    [['eval', 'sweep', '--model', copy, '--prompts', prompts, '--levels', 'int8', '--max-bytes', '4', '--out', prompts], /--out .*prompts-in\.txt: is the input/],
+  ];
+  for (const [args, re] of cases) oneLine(args, re);
+  inputs.forEach((f, i) => assert.deepEqual(fs.readFileSync(f), before[i], `${f} is untouched`));
+});
+
+test('a file output in a missing folder is written there (the folder is created), not lost after the work; export gguf and kg pack check --out first', () => {
+  const ck = join(root, 'kg-ck.safetensors');
+  const kg = join(root, 'kg-pack');
+  assert.equal(tfree(['kg', 'synth', '--out', kg]).code, 0);
+  let r = tfree(['kg', 'train', '--data', kg, '--out', join(root, 'new1', 'deep', 'm.safetensors'), '--dim', '8', '--epochs', '1', '--json']);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(fs.existsSync(join(root, 'new1', 'deep', 'm.safetensors')));
+  fs.copyFileSync(join(root, 'new1', 'deep', 'm.safetensors'), ck);
+  r = tfree(['kg', 'pack', '--model', ck, '--out', join(root, 'new2', 'p.safetensors')]);
+  assert.equal(r.code, 0, r.err);
+  r = tfree(['llama', 'train-tokenizer', text, '--out', join(root, 'new3', 'd', 'tokenizer.json'), '--vocab-size', '280', '--json']);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(fs.existsSync(join(root, 'new3', 'd', 'tokenizer.json')));
+  oneLine(['kg', 'pack', '--model', ck, '--out', '/proc/tfree.safetensors'], /^tfree kg pack: --out \/proc\/tfree\.safetensors: cannot write under \/proc$/);
+  oneLine(['kg', 'pack', '--model', ck, '--out', join(aFile, 'p.safetensors')], /^tfree kg pack: --out .*a-file\/p\.safetensors: .*a-file is a file, not a folder$/);
+  oneLine(['export', 'gguf', '--model', model, '--out', '/proc/x.gguf'], /^tfree export gguf: --out \/proc\/x\.gguf: cannot write under \/proc$/);
+  oneLine(['export', 'gguf', '--model', model, '--out', join(aFile, 'x.gguf')], /^tfree export gguf: --out .*a-file is a file, not a folder$/);
 });

@@ -7,14 +7,14 @@ import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import type { OptionSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
-import { configDifferences, loadHATForCli, type LoadedHAT } from '../hat_model.js';
+import { configDifferences, defaultModelDir, loadHATForCli, type LoadedHAT } from '../hat_model.js';
 import { Progress } from '../progress.js';
 import type { EvalSubcommand } from './eval.js';
 import { readDocuments } from './eval.js';
 import { asUserErrors, patternList } from './quantize.js';
 import { runYielding, writeFileAtomic } from '../../io/index.js';
 import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
-import { checkOutputPath } from '../resources.js';
+import { checkOutputPath, refuseInputAsOutput } from '../resources.js';
 import { DtmEvaluator, parsePrompts, type DtmReport } from '../../eval/hat_dtm.js';
 import { listComponents, type Component } from '../../eval/components.js';
 import { parseFormat } from '../../compress/index.js';
@@ -185,6 +185,7 @@ const sweepOpts: Record<string, OptionSpec> = {
 function checkOutputs(a: ParsedArgs, outKind: 'file' | 'dir' | null): void {
   const o = a.options;
   if (outKind !== null && typeof o.out === 'string') checkOutputPath(o.out, '--out', outKind);
+  if (outKind === 'file' && typeof o.out === 'string') refuseInputAsOutput(o.out, '--out', [typeof o.model === 'string' ? o.model : defaultModelDir(), ...[o.prompts, o.data].map((v) => (typeof v === 'string' ? v : undefined))]);
   if (typeof o.report === 'string') checkOutputPath(o.report, '--report', 'dir');
 }
 

@@ -1,7 +1,7 @@
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress } from '../progress.js';
-import { checkInputPath } from '../resources.js';
+import { checkInputPath, checkOutputPath, refuseInputAsOutput } from '../resources.js';
 import { GgufError, GgufInterrupted, SafetensorsError } from '../../io/index.js';
 import { LlamaConfigError } from '../../models/llama/index.js';
 import { GGUF_EXPORT_TYPES, GgufExportError, exportLlamaGguf, type GgufExportType } from '../../convert/llama_gguf.js';
@@ -15,6 +15,8 @@ async function runGguf(a: ParsedArgs): Promise<number> {
   const type = String(a.options.type) as GgufExportType;
   const json = a.options.json === true;
   const tokenizer = typeof a.options.tokenizer === 'string' ? a.options.tokenizer : undefined;
+  checkOutputPath(out, '--out', 'file');
+  refuseInputAsOutput(out, '--out', [dir, tokenizer]);
   let bar: Progress | undefined;
   let res;
   let stop = false;

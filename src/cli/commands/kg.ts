@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
-import { checkInputPath, checkMemory, checkOutputPath } from '../resources.js';
+import { checkInputPath, checkMemory, checkOutputPath, refuseInputAsOutput } from '../resources.js';
 import { runYielding } from '../../io/interrupt.js';
 import { Progress, formatDuration } from '../progress.js';
 import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type Quads, type TemporalKG } from '../../io/kg.js';
@@ -100,6 +100,7 @@ async function runTrain(a: ParsedArgs): Promise<number> {
   const data = need(a, 'data');
   const out = need(a, 'out');
   checkOutputPath(out, '--out', 'file');
+  for (const f of [out, `${out}.last`]) refuseInputAsOutput(f, '--out', ['train', 'valid', 'test'].map((s) => join(data, `${s}.txt`)));
   const json = opt<boolean>(a, 'json') === true;
   const lastPath = `${out}.last`;
   const resume = opt<boolean>(a, 'resume') === true;
@@ -322,6 +323,7 @@ function runQuery(a: ParsedArgs): number {
 function runPack(a: ParsedArgs): number {
   const path = need(a, 'model');
   const out = need(a, 'out');
+  checkOutputPath(out, '--out', 'file');
   if (existsSync(out)) throw new UserError(`${out} exists; remove it first (a model is never overwritten unasked)`);
   const { model, vocab, meta } = userErrors(() => loadModel(path));
   const extra: Record<string, string> = {};

@@ -3,7 +3,7 @@ import * as nodePath from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress } from '../progress.js';
-import { checkInputPath, checkOutputPath } from '../resources.js';
+import { checkInputPath, checkOutputPath, refuseInputAsOutput } from '../resources.js';
 import { checkFinite } from '../hat_model.js';
 import { SAMPLING_DEFAULTS } from '../../nn/index.js';
 import { SafetensorsError } from '../../io/index.js';
@@ -82,6 +82,7 @@ function runTrainTokenizer(a: ParsedArgs, files: string[]): void {
   const out = a.options.out;
   if (typeof out !== 'string') throw new UserError('give the output file with --out tokenizer.json');
   checkOutputPath(out, '--out', 'file');
+  refuseInputAsOutput(out, '--out', files);
   const texts = files.map((f) => {
     try {
       return fs.readFileSync(f, 'utf8');

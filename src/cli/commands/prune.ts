@@ -1,9 +1,8 @@
-import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { CommandSpec } from '../args.js';
 import { num, str } from '../args.js';
 import { UserError } from '../errors.js';
-import { OVERWRITE_OPTION, checkInputPath, checkOutputPath, refuseModelOverwrite } from '../resources.js';
+import { OVERWRITE_OPTION, checkInputPath, checkOutputPath, refuseInputAsOutput, refuseModelOverwrite } from '../resources.js';
 import { Progress } from '../progress.js';
 import { calibrateCheckpoint, checkSelection, pruneCheckpoint } from '../../compress/index.js';
 import { asUserErrors, patternList } from './quantize.js';
@@ -30,8 +29,8 @@ export const pruneCommand: CommandSpec = {
   run(args) {
     checkInputPath(str(args, 'model'), '--model', 'dir');
     checkOutputPath(str(args, 'out'), '--out', 'dir');
-    // (the same folder as --model is refused by the conversion itself)
-    if (resolve(str(args, 'out')) !== resolve(str(args, 'model'))) refuseModelOverwrite(str(args, 'out'), args.options.overwrite === true);
+    refuseInputAsOutput(str(args, 'out'), '--out', [str(args, 'model')]);
+    refuseModelOverwrite(str(args, 'out'), args.options.overwrite === true);
     const planPath = typeof args.options.plan === 'string' ? args.options.plan : undefined;
     if (planPath !== undefined && args.options.sparsity !== undefined) throw new UserError('give --sparsity or --plan, not both');
     const plan = planPath !== undefined ? readPlanFile(planPath, 'sparsity') : undefined;

@@ -1,8 +1,7 @@
-import { resolve } from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { str } from '../args.js';
 import { UserError } from '../errors.js';
-import { OVERWRITE_OPTION, checkInputPath, checkOutputPath, refuseModelOverwrite } from '../resources.js';
+import { OVERWRITE_OPTION, checkInputPath, checkOutputPath, refuseInputAsOutput, refuseModelOverwrite } from '../resources.js';
 import { Progress } from '../progress.js';
 import { SafetensorsError } from '../../io/index.js';
 import { FORMAT_NAMES, FormatError, blockNote, parseFormat, quantizeCheckpoint, reportBitsPerWeight, type ScaleDtype } from '../../compress/index.js';
@@ -53,8 +52,8 @@ export const quantizeCommand: CommandSpec = {
     if (sc !== 'BF16' && sc !== 'F16') throw new UserError(`--scale must be bf16 or f16, got "${String(args.options.scale)}"`);
     checkInputPath(str(args, 'model'), '--model', 'any');
     checkOutputPath(str(args, 'out'), '--out', 'dir');
-    // (the same folder as --model is refused by the conversion itself)
-    if (resolve(str(args, 'out')) !== resolve(str(args, 'model'))) refuseModelOverwrite(str(args, 'out'), args.options.overwrite === true);
+    refuseInputAsOutput(str(args, 'out'), '--out', [str(args, 'model')]);
+    refuseModelOverwrite(str(args, 'out'), args.options.overwrite === true);
     const planPath = args.options.plan;
     if (typeof planPath === 'string') {
       if (args.options.format !== undefined) throw new UserError('give --format or --plan, not both');

@@ -1,9 +1,12 @@
 import * as fs from 'node:fs';
 import type { CommandSpec } from '../args.js';
 import { UserError } from '../errors.js';
+import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
 import { Progress } from '../progress.js';
+import { checkOutputPath } from '../resources.js';
+import { WriteInterrupted, runYielding } from '../../io/index.js';
 import { HATConfigError } from '../../models/hat/config.js';
-import { LIKE_PRESETS, freeBytes, hatParamCount, likeConfig, writeSynthCheckpoint, type SynthDType } from '../../models/hat/synth.js';
+import { LIKE_PRESETS, freeBytes, hatParamCount, likeConfig, synthCheckpointJob, type SynthDType, type SynthResult } from '../../models/hat/synth.js';
 
 const DTYPES: Record<string, SynthDType> = { bf16: 'BF16', f32: 'F32', f16: 'F16' };
 
@@ -18,7 +21,8 @@ export const synthModelCommand: CommandSpec = {
     'config.json path. hat-8b: the Llama-3.1-8B-TFree-HAT shape (Llama 3.1 8B backbone); its',
     'encoder/decoder sizes are assumptions (docs/hat.md, "Release-size stand-ins"). Tensors are',
     'produced and written one at a time (the model is never in memory); the free disk space is',
-    'checked first. Values are seeded: the same --seed gives the same files.',
+    'checked first. Values are seeded: the same --seed gives the same files. Ctrl-C stops after the',
+    'current tensor, removes the partial files and exits 130.',
   ].join('\n'),
   options: {
     like: { type: 'string', help: `preset (${Object.keys(LIKE_PRESETS).join(', ')}) or a config.json file/folder`, meta: 'NAME' },
@@ -29,7 +33,7 @@ export const synthModelCommand: CommandSpec = {
     overwrite: { type: 'boolean', help: 'write into an existing --out folder' },
     quiet: { type: 'boolean', help: 'no progress bar' },
   },
-  run(args) {
+  async run(args) {
     const o = args.options;
     if (typeof o.like !== 'string' || o.like === '') throw new UserError(`give --like NAME (${Object.keys(LIKE_PRESETS).join(', ')}) or --like CONFIG.json`);
     if (typeof o.out !== 'string' || o.out === '') throw new UserError('give --out DIR (the checkpoint folder to write)');
@@ -40,7 +44,9 @@ export const synthModelCommand: CommandSpec = {
     const shardGb = Number(o['shard-gb']);
     if (!(shardGb >= 0.00001 && shardGb <= 1000)) throw new UserError(`--shard-gb must be in [0.00001, 1000], got ${shardGb}`);
     const out = o.out;
-    if (fs.existsSync(out)) {
+    checkOutputPath(out, '--out', 'dir');
+    const existed = fs.existsSync(out);
+    if (existed) {
       if (!fs.statSync(out).isDirectory()) throw new UserError(`--out ${out} exists and is not a folder`);
       if (o.overwrite !== true && fs.readdirSync(out).length > 0) throw new UserError(`--out ${out} exists and is not empty; pass --overwrite to write into it`);
     }
@@ -60,12 +66,17 @@ export const synthModelCommand: CommandSpec = {
     const totalMB = Math.ceil(bytes / 1e6);
     const bar = new Progress({ total: totalMB, label: `synth ${o.like} ${String(o.dtype)}`, enabled: o.quiet !== true });
     const t0 = Date.now();
-    const res = writeSynthCheckpoint(out, cfg, {
-      dtype,
-      seed,
-      maxShardBytes: Math.round(shardGb * 1e9),
-      onProgress: (done) => bar.update(Math.floor(done / 1e6), 'MB'),
-    });
+    let res: SynthResult;
+    try {
+      res = await withInterrupt('synth-model', 'after this tensor (the partial files are removed)', (stop) =>
+        runYielding(synthCheckpointJob(out, cfg, { dtype, seed, maxShardBytes: Math.round(shardGb * 1e9), onProgress: (done) => bar.update(Math.floor(done / 1e6), 'MB') }, stop)),
+      );
+    } catch (e) {
+      if (!(e instanceof WriteInterrupted)) throw e;
+      if (!existed) fs.rmSync(out, { recursive: true, force: true }); // the folder this run created (nothing else is in it)
+      process.stderr.write(`tfree synth-model: interrupted; the partial files were removed${existed ? '' : ` (and ${out})`}\n`);
+      return EXIT_INTERRUPTED;
+    }
     bar.finish('MB');
     const secs = (Date.now() - t0) / 1000;
     process.stdout.write(

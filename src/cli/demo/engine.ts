@@ -54,7 +54,7 @@ export function runEngineDemo(opts: { steps: number; seed: number }): void {
     }
     return { ids, targets };
   };
-  const sched = { lr: 1e-2, warmupSteps: 20, totalSteps: opts.steps, minLrRatio: 0.1 };
+  const sched = { lr: 1e-2, warmupSteps: Math.min(20, opts.steps), totalSteps: opts.steps, minLrRatio: 0.1 }; // fewer steps than the warmup: all warmup
   const opt = new AdamW(store, { lr: sched.lr, betas: [0.9, 0.98], weightDecay: 0.01, noDecay: isNoDecayParam });
   const bar = new Progress({ total: opts.steps, label: 'train' });
   const t0 = performance.now();

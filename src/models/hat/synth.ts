@@ -17,7 +17,7 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { Tensor } from '../../tensor/index.js';
-import { f32ToBf16, f32ToF16, writeShardedSafetensors, type LazyTensorData, type TensorEntries } from '../../io/index.js';
+import { f32ToBf16, f32ToF16, runToEnd, shardedWriteJob, type LazyTensorData, type StopFlag, type TensorEntries } from '../../io/index.js';
 import { HATConfigError, makeHATConfig, parseHATConfig, readHATConfig, writeHATConfig, PRESETS, type HATConfig } from './config.js';
 import { HATModel } from './model.js';
 
@@ -164,11 +164,26 @@ export function synthBytes(cfg: HATConfig, dtype: SynthDType): number {
   return hatParamCount(cfg) * (dtype === 'F32' ? 4 : 2);
 }
 
+export interface SynthResult {
+  files: string[];
+  indexFile: string | undefined;
+  bytes: number;
+  params: number;
+}
+
 /**
  * Writes `<dir>/config.json` and random weights in the released layout, one tensor in memory
  * at a time. Returns the files written.
  */
-export function writeSynthCheckpoint(dir: string, cfg: HATConfig, opts: SynthOptions = {}): { files: string[]; indexFile: string | undefined; bytes: number; params: number } {
+export function writeSynthCheckpoint(dir: string, cfg: HATConfig, opts: SynthOptions = {}): SynthResult {
+  return runToEnd(synthCheckpointJob(dir, cfg, opts));
+}
+
+/**
+ * `writeSynthCheckpoint` as a job that yields after each tensor: run with `runYielding`, a set
+ * `stop` ends it with WriteInterrupted (no temp file, no shard of this run and no config.json left).
+ */
+export function* synthCheckpointJob(dir: string, cfg: HATConfig, opts: SynthOptions = {}, stop?: StopFlag): Generator<void, SynthResult, void> {
   const dtype = opts.dtype ?? 'BF16';
   const seed = opts.seed ?? 0;
   const size = dtype === 'F32' ? 4 : 2;
@@ -185,7 +200,7 @@ export function writeSynthCheckpoint(dir: string, cfg: HATConfig, opts: SynthOpt
     };
     return [name, { dtype, shape, load } as LazyTensorData] as const;
   }) as TensorEntries;
-  const res = writeShardedSafetensors(dir, entries, { maxShardBytes: opts.maxShardBytes ?? 5_000_000_000, metadata: { format: 'pt', 'tfree.synthetic': `seed=${seed}` } });
+  const res = yield* shardedWriteJob(dir, entries, { maxShardBytes: opts.maxShardBytes ?? 5_000_000_000, metadata: { format: 'pt', 'tfree.synthetic': `seed=${seed}` } }, stop);
   writeHATConfig(dir, { ...cfg, torch_dtype: dtype === 'F32' ? 'float32' : dtype === 'BF16' ? 'bfloat16' : 'float16' });
   return { files: res.files, indexFile: res.indexFile, bytes: total, params: total / size };
 }
