@@ -132,7 +132,6 @@ export function quantizeCheckpoint(inPath: string, outDir: string, f: QuantForma
     const formats = new Map<string, QuantFormat>();
     for (const n of selected) formats.set(n, fitBlockFor(want(n) as QuantFormat, ckpt.info(n).shape[1], n));
     const fmt = (n: string): QuantFormat => formats.get(n) as QuantFormat;
-    mkdirSync(outDir, { recursive: true });
     const packed = new Map<string, PackedMatrix>();
     const changed: TensorReport[] = [];
     selected.forEach((n, i) => {
@@ -145,6 +144,7 @@ export function quantizeCheckpoint(inPath: string, outDir: string, f: QuantForma
     });
     const plain: [string, LazyTensorData][] = names.filter((n) => !packed.has(n)).map((n) => [n, lazyTensorFrom(ckpt, n)]);
     const bytesPlain = names.filter((n) => !packed.has(n)).reduce((s, n) => s + ckpt.info(n).byteLength, 0);
+    mkdirSync(outDir, { recursive: true }); // only now: a run stopped while quantizing leaves no folder
     writePackedCheckpoint(outFile, packed, plain, { 'tfree.source': basename(inDir) });
     const copied = copySideFiles(inDir, outDir);
     const bytesIn = names.reduce((s, n) => s + ckpt.info(n).byteLength, 0);
@@ -194,7 +194,6 @@ export function pruneCheckpoint(inPath: string, outDir: string, opts: PruneOptio
     const sparsityOf = (n: string): number | undefined => (opts.sparsityFor ? opts.sparsityFor(n) : opts.sparsity);
     const selected = new Set(names.filter((n) => isCandidate(ckpt, n, keep) && sparsityOf(n) !== undefined));
     if (selected.size === 0 && opts.sparsityFor === undefined) throw noneSelected(inPath, opts);
-    mkdirSync(outDir, { recursive: true });
     const changed: TensorReport[] = [];
     const entries: [string, TensorData | LazyTensorData][] = [];
     let i = 0;
@@ -214,6 +213,7 @@ export function pruneCheckpoint(inPath: string, outDir: string, opts: PruneOptio
       const dtype = info.dtype as FloatDType;
       entries.push([n, { dtype, shape: info.shape, data: fromFloat32(dtype, pruned) } as TensorData]);
     }
+    mkdirSync(outDir, { recursive: true }); // only now: a run stopped while pruning leaves no folder
     writeCheckpointFile(outFile, entries, { 'tfree.pruned': JSON.stringify({ method: opts.method, sparsity: opts.sparsityFor ? 'plan' : opts.sparsity }) });
     const copied = copySideFiles(inDir, outDir);
     const bytes = names.reduce((s, n) => s + ckpt.info(n).byteLength, 0);

@@ -133,3 +133,17 @@ test('tfree synth-model: SIGINT mid-write removes its temp file and the shards i
     else assert.equal(fs.existsSync(out), false, 'the folder it created is gone');
   }
 });
+
+test('tfree quantize / prune: Ctrl-C while transforming leaves no --out folder (it is created only to write)', async () => {
+  const src = join(root, 'synth-small');
+  assert.equal(tfree(['synth-model', '--like', 'hat-small', '--out', src, '--quiet']).code, 0);
+  for (const [cmd, ...rest] of [['quantize', '--format', 'kmeans4'], ['prune', '--sparsity', '0.5']]) {
+    const out = join(root, `${cmd}-stopped`);
+    const p = new Running([cmd, ...rest, '--model', src, '--out', out]);
+    await p.until((_o, e) => new RegExp(`${cmd} \\[`).test(e));
+    p.child.kill('SIGINT');
+    const r = await p.done;
+    assert.ok(r.code === 130 || r.signal === 'SIGINT', `${cmd}: ${r.code} ${r.signal} ${r.err}`);
+    assert.equal(fs.existsSync(out), false, `${cmd}: no ${out}`);
+  }
+});
