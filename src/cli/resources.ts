@@ -116,6 +116,13 @@ export function refuseInputAsOutput(out: string, flag: string, inputs: readonly 
   }
 }
 
+/** Refuses to replace the files a command writes into folder `dir` (a dataset, an export) unless `overwrite`. */
+export function refuseFileOverwrite(dir: string, files: readonly string[], overwrite: boolean, flag = '--out'): void {
+  if (overwrite) return;
+  const held = files.filter((f) => fs.existsSync(nodePath.join(dir, f)));
+  if (held.length > 0) throw new UserError(`${flag} ${dir} already holds ${held.join(', ')}; pass --overwrite to replace ${held.length === 1 ? 'it' : 'them'}, or choose another ${flag}`);
+}
+
 /** Files that make a folder a model folder. */
 const MODEL_FILES = ['config.json', 'model.safetensors', 'model.safetensors.index.json'];
 

@@ -262,3 +262,28 @@ test('kg train --lr-schedule cosine --warmup-epochs: the epochs log their lr; ba
     assert.equal(r.err.trim().split('\n').length, 1, r.err);
   }
 });
+
+test('kg synth / export never replace existing files unasked (--overwrite replaces them)', () => {
+  const data = join(dir, 'ow');
+  assert.equal(tfree('kg', 'synth', '--out', data, '--seed', '5').code, 0);
+  // a dataset of the user's own in the folder: synth must not replace it
+  writeFileSync(join(data, 'train.txt'), 'a\tr\tb\t2014-01-01\n');
+  const s = tfree('kg', 'synth', '--out', data);
+  assert.equal(s.code, 2);
+  assert.equal(s.err, `tfree kg synth: --out ${data} already holds train.txt, valid.txt, test.txt; pass --overwrite to replace them, or choose another --out\n`);
+  assert.equal(readFileSync(join(data, 'train.txt'), 'utf8'), 'a\tr\tb\t2014-01-01\n');
+  assert.equal(tfree('kg', 'synth', '--out', data, '--seed', '5', '--overwrite').code, 0);
+  assert.notEqual(readFileSync(join(data, 'train.txt'), 'utf8'), 'a\tr\tb\t2014-01-01\n');
+
+  const ckpt = join(dir, 'ow.safetensors');
+  assert.equal(tfree('kg', 'train', '--data', data, '--out', ckpt, '--dim', '4', '--epochs', '1', '--batch', '64', '--negatives', '2', '--valid-every', '0').code, 0);
+  const out = join(dir, 'ow-export');
+  assert.equal(tfree('kg', 'export', '--model', ckpt, '--out', out).code, 0);
+  writeFileSync(join(out, 'entities.tsv'), 'mine\n');
+  const ex = tfree('kg', 'export', '--model', ckpt, '--out', out);
+  assert.equal(ex.code, 2);
+  assert.equal(ex.err, `tfree kg export: --out ${out} already holds embeddings.safetensors, entities.tsv, relations.tsv, times.tsv; pass --overwrite to replace them, or choose another --out\n`);
+  assert.equal(readFileSync(join(out, 'entities.tsv'), 'utf8'), 'mine\n');
+  assert.equal(tfree('kg', 'export', '--model', ckpt, '--out', out, '--overwrite').code, 0);
+  assert.equal(readFileSync(join(out, 'entities.tsv'), 'utf8').split('\n').length, 62);
+});

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
-import { checkInputPath, checkMemory, checkOutputPath, refuseInputAsOutput } from '../resources.js';
+import { checkInputPath, checkMemory, checkOutputPath, refuseFileOverwrite, refuseInputAsOutput } from '../resources.js';
 import { runYielding } from '../../io/interrupt.js';
 import { Progress, formatDuration } from '../progress.js';
 import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type Quads, type TemporalKG } from '../../io/kg.js';
@@ -349,6 +349,7 @@ function runExport(a: ParsedArgs): number {
   const path = need(a, 'model');
   const dir = need(a, 'out');
   checkOutputPath(dir, '--out', 'dir');
+  refuseFileOverwrite(dir, ['embeddings.safetensors', 'entities.tsv', 'relations.tsv', 'times.tsv'], opt<boolean>(a, 'overwrite') === true);
   const { model, vocab } = userErrors(() => loadModel(path));
   mkdirSync(dir, { recursive: true });
   const c = model.cfg;
@@ -409,6 +410,7 @@ function runStats(a: ParsedArgs): number {
 function runSynth(a: ParsedArgs): number {
   const dir = need(a, 'out');
   checkOutputPath(dir, '--out', 'dir');
+  refuseFileOverwrite(dir, ['train.txt', 'valid.txt', 'test.txt'], opt<boolean>(a, 'overwrite') === true);
   const kg = syntheticKG({ seed: posInt(a, 'seed', 0) || 1 });
   mkdirSync(dir, { recursive: true });
   for (const sp of ['train', 'valid', 'test'] as const) writeFileAtomic(join(dir, `${sp}.txt`), formatQuads(kg, kg[sp]));
@@ -462,9 +464,9 @@ export const kgCommand: CommandSpec = {
       run: (a) => runTrain(a),
     },
     eval: { summary: 'time-aware filtered MR, MRR, Hits@1/3/10 of a checkpoint', usage: 'tfree kg eval --model CKPT --data DIR [--split test] [--limit N] [--json]', run: (a) => runEval(a) },
-    export: { summary: 'parameters as safetensors + TSV', usage: 'tfree kg export --model CKPT --out DIR   (embeddings.safetensors, entities.tsv, relations.tsv, times.tsv)', run: (a) => runExport(a) },
+    export: { summary: 'parameters as safetensors + TSV', usage: 'tfree kg export --model CKPT --out DIR [--overwrite]   (embeddings.safetensors, entities.tsv, relations.tsv, times.tsv)', run: (a) => runExport(a) },
     stats: { summary: 'counts of a dataset folder', usage: 'tfree kg stats --data DIR [--json]', run: (a) => runStats(a) },
-    synth: { summary: 'write a small synthetic dataset with known structure (demo)', usage: 'tfree kg synth --out DIR [--seed N]', run: (a) => runSynth(a) },
+    synth: { summary: 'write a small synthetic dataset with known structure (demo)', usage: 'tfree kg synth --out DIR [--seed N] [--overwrite]', run: (a) => runSynth(a) },
     query: {
       summary: 'top-k tails (or heads) of one temporal question',
       usage: 'tfree kg query [--model CKPT] --head NAME|--tail NAME --relation NAME --date YYYY-MM-DD [--top 10] [--json]',
@@ -503,7 +505,7 @@ export const kgCommand: CommandSpec = {
     'max-minutes': { type: 'number', help: 'stop (resumably) after the epoch that exceeds this wall time (0: off)', default: 0, min: 0, subs: TRAIN },
     'save-every': { type: 'int', help: 'write CKPT.last every N epochs (and after each validation, at the end, on Ctrl-C / --max-minutes); large models: e.g. 10', default: 1, min: 1, max: 1 << 20, subs: TRAIN },
     resume: { type: 'boolean', help: 'continue from CKPT.last (--epochs/--valid-every/--valid-limit/--patience may change)', subs: TRAIN },
-    overwrite: { type: 'boolean', help: 'replace an existing CKPT / CKPT.last instead of refusing', subs: TRAIN },
+    overwrite: { type: 'boolean', help: 'train: replace an existing CKPT / CKPT.last; synth, export: replace the files they write in --out (refused otherwise)', subs: ['train', 'synth', 'export'] },
     tanh: { type: 'boolean', help: 'tanh on points and box corners (--no-tanh to disable)', default: true, subs: TRAIN },
     order: { type: 'int', help: 'norm of the distance vector (1 or 2)', default: 2, min: 1, max: 2, subs: TRAIN },
     alpha: { type: 'boolean', help: 'relation factors alpha on the time bumps (--no-alpha: plain sum)', default: true, subs: TRAIN },
