@@ -38,7 +38,7 @@ async function runGguf(a: ParsedArgs): Promise<number> {
     });
   } catch (e) {
     if (e instanceof GgufInterrupted) {
-      bar?.finish();
+      bar?.stop();
       process.stderr.write(`tfree export: interrupted; ${out} was not written\n`);
       return 130;
     }

@@ -73,6 +73,7 @@ export const synthModelCommand: CommandSpec = {
       );
     } catch (e) {
       if (!(e instanceof WriteInterrupted)) throw e;
+      bar.stop('MB');
       if (!existed) fs.rmSync(out, { recursive: true, force: true }); // the folder this run created (nothing else is in it)
       process.stderr.write(`tfree synth-model: interrupted; the partial files were removed${existed ? '' : ` (and ${out})`}\n`);
       return EXIT_INTERRUPTED;
