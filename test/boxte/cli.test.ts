@@ -287,3 +287,23 @@ test('kg synth / export never replace existing files unasked (--overwrite replac
   assert.equal(tfree('kg', 'export', '--model', ckpt, '--out', out, '--overwrite').code, 0);
   assert.equal(readFileSync(join(out, 'entities.tsv'), 'utf8').split('\n').length, 62);
 });
+
+test('kg train --resume refuses model / optimisation flags that differ from the run (they were silently ignored)', () => {
+  const data = join(dir, 'rs');
+  assert.equal(tfree('kg', 'synth', '--out', data, '--seed', '6').code, 0);
+  const ckpt = join(dir, 'rs.safetensors');
+  const first = ['--data', data, '--out', ckpt, '--dim', '8', '--batch', '64', '--negatives', '5', '--lr', '0.02', '--valid-every', '0'];
+  assert.equal(tfree('kg', 'train', ...first, '--epochs', '1').code, 0);
+  const state = readFileSync(`${ckpt}.last`);
+  const r = tfree('kg', 'train', '--data', data, '--out', ckpt, '--resume', '--epochs', '2', '--lr', '0.5', '--dim', '16', '--no-alpha');
+  assert.equal(r.code, 2);
+  assert.equal(
+    r.err,
+    `tfree kg train: --resume continues the run in ${ckpt}.last with its own settings, but --dim 16 (the run's: 8), --no-alpha (the run: --alpha), --lr 0.5 (the run's: 0.02); only --epochs, --valid-every, --valid-limit, --patience, --max-minutes and --save-every may change on resume: drop the others, or start a new run (--overwrite or another --out)\n`,
+  );
+  assert.deepEqual(readFileSync(`${ckpt}.last`), state, 'the state is untouched');
+  // the first command line again plus --resume (the same values) continues
+  const ok = tfree('kg', 'train', ...first, '--resume', '--epochs', '2', '--json');
+  assert.equal(ok.code, 0, ok.err);
+  assert.deepEqual(ok.out.trim().split('\n').map((l) => JSON.parse(l) as { event: string; epoch?: number }).filter((e) => e.event === 'epoch').map((e) => e.epoch), [2]);
+});

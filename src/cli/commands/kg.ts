@@ -96,6 +96,45 @@ function splitOf(kg: TemporalKG, name: string): Quads {
 
 // ---- train ---------------------------------------------------------------------------------------
 
+/**
+ * The model and optimisation settings of a run are fixed: `--resume` continues with the state's own.
+ * A flag given with another value than the run's was silently ignored before (a user lowering --lr
+ * for the rest of a run trained on with the old one); it is refused, naming each difference.
+ */
+function refuseChangedSettings(a: ParsedArgs, tr: Trainer, lastPath: string): void {
+  const c = tr.model.cfg;
+  const o = tr.opts;
+  const fixed: [string, string | number | boolean | undefined][] = [
+    ['arch', c.model],
+    ['dim', c.dim],
+    ['k', c.model === 'boxe' ? undefined : c.k],
+    ['tanh', c.tanh],
+    ['order', c.order],
+    ['alpha', c.useAlpha],
+    ['bump-day0', !c.noBumpDay0],
+    ['batch', o.batchSize],
+    ['negatives', o.negatives],
+    ['lr', o.lr],
+    ['time-reg', o.timeReg],
+    ['seed', o.seed],
+    ['lr-schedule', o.lrSchedule ?? 'constant'],
+    ['warmup-epochs', o.warmupEpochs ?? 0],
+    ['min-lr-ratio', o.minLrRatio ?? 0],
+    ['schedule-epochs', o.scheduleEpochs],
+  ];
+  const differ: string[] = [];
+  for (const [flag, run] of fixed) {
+    const v = a.options[flag];
+    if (a.given?.has(flag) !== true || run === undefined || v === run) continue;
+    differ.push(typeof v === 'boolean' ? `--${v ? '' : 'no-'}${flag} (the run: --${run === true ? '' : 'no-'}${flag})` : `--${flag} ${String(v)} (the run's: ${String(run)})`);
+  }
+  if (differ.length > 0) {
+    throw new UserError(
+      `--resume continues the run in ${lastPath} with its own settings, but ${differ.join(', ')}; only --epochs, --valid-every, --valid-limit, --patience, --max-minutes and --save-every may change on resume: drop the others, or start a new run (--overwrite or another --out)`,
+    );
+  }
+}
+
 async function runTrain(a: ParsedArgs): Promise<number> {
   const data = need(a, 'data');
   const out = need(a, 'out');
@@ -121,6 +160,7 @@ async function runTrain(a: ParsedArgs): Promise<number> {
       if (a.options[flag] !== undefined) over[key] = posInt(a, flag, flag === 'epochs' ? 1 : 0);
     }
     tr = userErrors(() => Trainer.resume(lastPath, kg, over));
+    refuseChangedSettings(a, tr, lastPath);
     log(`resumed ${lastPath} at epoch ${tr.epoch} (${tr.bestEpoch > 0 ? `best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}` : 'no validation yet'})`);
   } else {
     const model = opt<'boxte' | 'boxe'>(a, 'arch'); // one of its choices (the parser checks)
@@ -504,7 +544,7 @@ export const kgCommand: CommandSpec = {
     patience: { type: 'int', help: 'early stop after N validations without improvement, 0: off (default: 0)', min: 0, subs: TRAIN },
     'max-minutes': { type: 'number', help: 'stop (resumably) after the epoch that exceeds this wall time (0: off)', default: 0, min: 0, subs: TRAIN },
     'save-every': { type: 'int', help: 'write CKPT.last every N epochs (and after each validation, at the end, on Ctrl-C / --max-minutes); large models: e.g. 10', default: 1, min: 1, max: 1 << 20, subs: TRAIN },
-    resume: { type: 'boolean', help: 'continue from CKPT.last (--epochs/--valid-every/--valid-limit/--patience may change)', subs: TRAIN },
+    resume: { type: 'boolean', help: 'continue from CKPT.last (--epochs/--valid-every/--valid-limit/--patience may change; other settings are the run\'s)', subs: TRAIN },
     overwrite: { type: 'boolean', help: 'train: replace an existing CKPT / CKPT.last; synth, export: replace the files they write in --out (refused otherwise)', subs: ['train', 'synth', 'export'] },
     tanh: { type: 'boolean', help: 'tanh on points and box corners (--no-tanh to disable)', default: true, subs: TRAIN },
     order: { type: 'int', help: 'norm of the distance vector (1 or 2)', default: 2, min: 1, max: 2, subs: TRAIN },
