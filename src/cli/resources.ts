@@ -135,3 +135,17 @@ export function refuseModelOverwrite(out: string, overwrite: boolean): void {
 
 /** The `--overwrite` option of commands that write a model folder. */
 export const OVERWRITE_OPTION = { type: 'boolean', help: 'replace the model already in --out (a model is never replaced unasked)' } as const;
+
+/**
+ * Refuses a folder as stdin (`tfree split < DIR`): Node's stdin stream ends quietly on EISDIR,
+ * so the command would read nothing and answer as if the input were empty.
+ */
+export function checkStdinNotFolder(): void {
+  let st: fs.Stats;
+  try {
+    st = fs.fstatSync(0);
+  } catch {
+    return; // no stdin at all: reading it gives nothing, as for an empty input
+  }
+  if (st.isDirectory()) throw new UserError('stdin is a folder; give a file (< FILE) or a pipe');
+}

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../../src/nn/rng.js';
@@ -545,4 +547,20 @@ test('tfree split prints one JSON array of words', () => {
   assert.equal(e.code, 2);
   assert.match(e.err, /^tfree split: --max-word-size must be an integer in \[1, 65536\], got 0/);
   assert.equal(e.err.trim().split('\n').length, 1);
+});
+
+test('tfree split / chat with a folder as stdin: one line, exit 2 (was an empty answer, exit 0)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tfree-split-stdin-'));
+  const fd = openSync(dir, 'r');
+  try {
+    for (const cmd of ['split', 'chat']) {
+      const r = spawnSync(process.execPath, [MAIN, cmd], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8' });
+      assert.equal(r.status, 2, `${cmd}: ${r.stdout} ${r.stderr}`);
+      assert.equal(r.stderr, `tfree ${cmd}: stdin is a folder; give a file (< FILE) or a pipe\n`);
+      assert.equal(r.stdout, '');
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

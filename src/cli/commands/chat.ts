@@ -1,6 +1,7 @@
 import * as readline from 'node:readline';
 import type { CommandSpec } from '../args.js';
 import { UserError } from '../errors.js';
+import { checkStdinNotFolder } from '../resources.js';
 import { INVALID_UTF8_OPTION, QUANTIZE_BLOCK_OPTION, QUANTIZE_OPTION, invalidUtf8Option, loadHATForCli, quantizeOption } from '../hat_model.js';
 import { generateStream } from '../../models/hat/generate.js';
 import { SAMPLING_DEFAULTS } from '../../nn/index.js';
@@ -43,6 +44,7 @@ export const chatCommand: CommandSpec = {
     const topP = Number(o['top-p']);
     if (!(topP > 0 && topP <= 1)) throw new UserError(`--top-p must be in (0, 1], got ${topP}`);
     const system = typeof o.system === 'string' ? o.system : DEFAULT_SYSTEM;
+    checkStdinNotFolder();
     const { model, splitter } = loadHATForCli(o.model, { quantize: quantizeOption(o.quantize, o['quantize-block']), invalidUtf8: invalidUtf8Option(o['invalid-utf8']) });
     const eot = endOfTurnByte(model.config);
     const tty = process.stdin.isTTY === true && process.stdout.isTTY === true;

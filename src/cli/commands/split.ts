@@ -1,5 +1,6 @@
 import type { CommandSpec } from '../args.js';
 import { UserError } from '../errors.js';
+import { checkStdinNotFolder } from '../resources.js';
 import { DEFAULT_MAX_WORD_SIZE, splitBytes } from '../../models/hat/splitter.js';
 
 async function readStdin(): Promise<Uint8Array> {
@@ -27,6 +28,7 @@ export const splitCommand: CommandSpec = {
   async run(args) {
     const max = args.options['max-word-size'];
     if (typeof max !== 'number' || max < 1) throw new UserError(`--max-word-size must be a positive integer, got ${String(max)}`);
+    checkStdinNotFolder();
     const words = splitBytes(await readStdin(), { maxWordSize: max });
     const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
     const out = args.options.bytes ? words.map((w) => Array.from(w)) : words.map((w) => decoder.decode(w));
