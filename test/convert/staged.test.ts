@@ -174,3 +174,28 @@ test('tfree convert llama-to-hat: converts, trains two stages on a text file, th
   assert.match(noSub.err, /give a subcommand: llama-to-hat/);
   assert.ok(!notLlama.err.includes('    at '), 'no stack trace');
 });
+
+test('tfree convert llama-to-hat: --data missing, --dtype f16 with training, --resume without stages are one line before the conversion; the trained model is kept', () => {
+  const src = writeFixture(nodePath.join(root, 'llama-walk'), { tied: false, seed: 29 });
+  const text = nodePath.join(root, 'walk-text.txt');
+  fs.writeFileSync(text, Array.from({ length: 40 }, (_, i) => TEXT[i % TEXT.length]).join('\n'));
+  const fresh = nodePath.join(root, 'walk-fresh');
+  // a missing --data path: checked before the conversion (it was converted first, then 'cannot read (ENOENT ...)')
+  const nd = tfree('convert', 'llama-to-hat', '--model', src.dir, '--out', fresh, '--data', nodePath.join(root, 'nope.txt'));
+  assert.equal(nd.code, 2);
+  assert.equal(nd.err, `tfree convert llama-to-hat: --data ${nodePath.join(root, 'nope.txt')}: no such file or folder\n`);
+  // --dtype f16 with training: the help says f16 only without training; it trained and wrote F32
+  const f16 = tfree('convert', 'llama-to-hat', '--model', src.dir, '--out', fresh, '--data', text, '--stage1-steps', '1', '--stage2-steps', '1', '--dtype', 'f16');
+  assert.equal(f16.code, 2);
+  assert.match(f16.err, /^tfree convert llama-to-hat: --dtype f16 is only for a conversion without training .*\n$/);
+  assert.equal(fs.existsSync(fresh), false, 'nothing written');
+  // a finished two-stage run, then --resume without --data: it converted again and replaced the trained model
+  const out = nodePath.join(root, 'walk-run');
+  const train = ['convert', 'llama-to-hat', '--model', src.dir, '--out', out, '--data', text, '--stage1-steps', '1', '--stage2-steps', '1', '--batch', '2', '--seq-bytes', '64'];
+  assert.equal(tfree(...train).code, 0);
+  const trained = fs.readFileSync(nodePath.join(out, 'model.safetensors'));
+  const rs = tfree('convert', 'llama-to-hat', '--model', src.dir, '--out', out, '--resume');
+  assert.equal(rs.code, 2);
+  assert.equal(rs.err, `tfree convert llama-to-hat: --resume continues the training stages of ${out}: give the run's --data (and its stage options) again\n`);
+  assert.deepEqual(fs.readFileSync(nodePath.join(out, 'model.safetensors')), trained, 'the trained model is untouched');
+});

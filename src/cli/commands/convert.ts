@@ -62,6 +62,8 @@ async function runLlamaToHat(args: ParsedArgs): Promise<number> {
   if (out === undefined || out === '') throw new UserError('missing --out DIR (see tfree convert llama-to-hat --help)');
   checkOutputPath(out, '--out', 'dir');
   const dataPaths = [opt<string | undefined>(args, 'data'), ...args.positionals].filter((p): p is string => p !== undefined && p !== '');
+  // before the conversion (minutes for a large Llama), as tfree train does
+  for (const p of dataPaths) checkInputPath(p, '--data', 'any');
   const json = opt<boolean | undefined>(args, 'json') === true;
   const resume = opt<boolean | undefined>(args, 'resume') === true;
   const seed = opt<number>(args, 'seed');
@@ -81,8 +83,14 @@ async function runLlamaToHat(args: ParsedArgs): Promise<number> {
       throw new UserError(`--stage${i + 1}-warmup must be an integer in [0, ${st.steps}], got ${st.warmup}`);
     }
   }
+  const training = stages.some((st) => st.steps > 0);
+  if (opt<string>(args, 'dtype') === 'f16' && training) {
+    throw new UserError('--dtype f16 is only for a conversion without training (the stages train and write f32 or bf16 weights): give --dtype f32 or bf16, or no --data');
+  }
   const hasRun = [0, 1].some((k) => fs.existsSync(nodePath.join(stageDir(out, k), 'checkpoints', 'latest.json')));
   if (resume && !hasRun) throw new UserError(`--resume: no stage checkpoint in ${out}`);
+  // without stages, --resume would convert again and write the untrained model over the trained one
+  if (resume && !training) throw new UserError(`--resume continues the training stages of ${out}: give the run's --data (and its stage options) again`);
   if (!resume && hasRun) throw new UserError(`${out} already holds a conversion run; pass --resume to continue it, or choose another --out`);
   if (!resume) refuseModelOverwrite(out, opt<boolean | undefined>(args, 'overwrite') === true);
 
