@@ -211,6 +211,7 @@ test('an output that is one of the inputs (any spelling: symlink, ./, a file of 
     [['prune', '--sparsity', '0.5', '--model', link, '--out', `${copy}/`, '--overwrite'], /--out .*model-in\/: is the input .*model-link;/],
     [['export', 'gguf', '--model', llama, '--out', join(llama, 'model.safetensors'), '--overwrite'], /--out .*model\.safetensors: is a file of the input model .*llama-in;/],
     [['export', 'gguf', '--model', llama, '--out', join(llama, '.', 'tokenizer.json'), '--overwrite'], /is a file of the input model/],
+    [['convert', 'llama-to-hat', '--model', llama, '--out', `${llama}/.`, '--overwrite'], /--out .*llama-in\/\.: is the input .*llama-in;/],
     [['kg', 'train', '--data', kg, '--out', join(kg, 'train.txt'), '--overwrite', '--dim', '8', '--epochs', '1'], /--out .*train\.txt: is the input .*train\.txt;/],
     [['llama', 'train-tokenizer', textCopy, '--out', textCopy], /--out .*text-in\.txt: is the input/],
     [['eval', 'sweep', '--model', copy, '--prompts', prompts, '--levels', 'int8', '--max-bytes', '4', '--out', join(link, 'model.safetensors')], /is a file of the input model .*model-in;/],

@@ -12,7 +12,7 @@ import { Progress, formatDuration } from '../progress.js';
 import { BytePacker, DataError, fingerprintDocuments, readDocuments, splitTrainVal, runYielding, writeFileAtomic, type InputFormat, type StopFlag } from '../../io/index.js';
 import { CheckpointError, ResumeMismatchError, type LogEntry } from '../../train/index.js';
 import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
-import { OVERWRITE_OPTION, checkInputPath, checkOutputPath, refuseModelOverwrite } from '../resources.js';
+import { OVERWRITE_OPTION, checkInputPath, checkOutputPath, refuseInputAsOutput, refuseModelOverwrite } from '../resources.js';
 import { saveHATModel } from '../../models/hat/checkpoint.js';
 import { splitBytes } from '../../models/hat/splitter.js';
 import { ConversionError, convertLlamaToHAT, type ByteModuleSizes, type Conversion } from '../../convert/llama_to_hat.js';
@@ -61,6 +61,7 @@ async function runLlamaToHat(args: ParsedArgs): Promise<number> {
   const out = opt<string | undefined>(args, 'out');
   if (out === undefined || out === '') throw new UserError('missing --out DIR (see tfree convert llama-to-hat --help)');
   checkOutputPath(out, '--out', 'dir');
+  refuseInputAsOutput(out, '--out', [input]);
   const dataPaths = [opt<string | undefined>(args, 'data'), ...args.positionals].filter((p): p is string => p !== undefined && p !== '');
   // before the conversion (minutes for a large Llama), as tfree train does
   for (const p of dataPaths) checkInputPath(p, '--data', 'any');
