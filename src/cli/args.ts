@@ -80,10 +80,14 @@ export function rangeText(spec: OptionSpec): string {
   return kind;
 }
 
-/** Checks a number against the option's declared range (also used for values computed from several flags). */
-export function checkRange(name: string, spec: OptionSpec, v: number): number {
+/**
+ * Checks a number against the option's declared range (also used for values computed from several
+ * flags); `raw` is the text the user typed, shown in the message (a double would print
+ * 99999999999999999999 as 100000000000000000000).
+ */
+export function checkRange(name: string, spec: OptionSpec, v: number, raw?: string): number {
   const bad = (spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max) || (spec.above !== undefined && !(v > spec.above));
-  if (bad || (spec.type === 'int' && !Number.isSafeInteger(v)) || !Number.isFinite(v)) throw new UserError(`--${name} must be ${rangeText(spec)}, got ${v}`);
+  if (bad || (spec.type === 'int' && !Number.isSafeInteger(v)) || !Number.isFinite(v)) throw new UserError(`--${name} must be ${rangeText(spec)}, got ${raw ?? v}`);
   return v;
 }
 
@@ -102,12 +106,12 @@ function convert(name: string, spec: OptionSpec, raw: string): string | number |
     case 'number': {
       const t = raw.trim();
       if (!NUM.test(t)) throw new UserError(`--${name} expects ${rangeText(spec)}, got "${raw}"`);
-      return checkRange(name, spec, Number(t));
+      return checkRange(name, spec, Number(t), t);
     }
     case 'int': {
       const t = raw.trim();
       if (!INT.test(t)) throw new UserError(`--${name} expects ${rangeText(spec)}, got "${raw}"`);
-      return checkRange(name, spec, Number(t));
+      return checkRange(name, spec, Number(t), t);
     }
   }
 }

@@ -25,6 +25,10 @@ test('integers are decimal integers inside their range; numbers are finite decim
   for (const bad of ['0x10', '1.5', '1e1', 'abc', '', ' ', '0b1', 'Infinity']) fails(['--n', bad], /--n expects an integer in \[1, 10\]/, 'a');
   fails(['--n', '0'], /--n must be an integer in \[1, 10\], got 0/, 'a');
   fails(['--n', '11'], /got 11/, 'a');
+  // the value as typed, not as a double prints it (was 'got 100000000000000000000', 'got 9007199254740992', 'got Infinity')
+  fails(['--n', '99999999999999999999'], /got 99999999999999999999$/, 'a');
+  fails(['--n', '9007199254740993'], /got 9007199254740993$/, 'a');
+  fails(['--lr', '1e400'], /got 1e400$/, 'a');
   assert.equal(parseArgs(['--lr', '1e-3'], spec, 'a').options.lr, 0.001);
   assert.equal(parseArgs(['--lr', '.5'], spec, 'a').options.lr, 0.5);
   fails(['--lr', '0'], /--lr must be a number in \(0, 1\], got 0/, 'a');
