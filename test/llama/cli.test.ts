@@ -49,3 +49,19 @@ test('tfree llama train-tokenizer and generate', () => {
   assert.match(badP.err, /--top-p must be a number in \(0, 1\], got 0/);
   assert.equal(tfree('llama', 'frobnicate').code, 2);
 });
+
+test('tfree llama train-tokenizer never replaces an existing --out unasked (a model folder\'s tokenizer.json)', () => {
+  const dir = tmpDir('cli-ow');
+  const corpus = nodePath.join(dir, 'corpus.txt');
+  fs.writeFileSync(corpus, 'the cat sat on the mat. the dog sat on the log. '.repeat(20));
+  const out = nodePath.join(dir, 'tokenizer.json');
+  fs.writeFileSync(out, '{"the model\'s own": true}\n');
+  const r = tfree('llama', 'train-tokenizer', corpus, '--out', out, '--vocab-size', '300');
+  assert.equal(r.code, 2);
+  assert.equal(r.err, `tfree llama train-tokenizer: --out ${out} exists; pass --overwrite to replace it, or choose another --out\n`);
+  assert.equal(fs.readFileSync(out, 'utf8'), '{"the model\'s own": true}\n');
+  const ow = tfree('llama', 'train-tokenizer', corpus, '--out', out, '--vocab-size', '300', '--overwrite', '--json');
+  assert.equal(ow.code, 0, ow.err);
+  assert.equal(loadTokenizer(out).vocabSize, (JSON.parse(ow.out) as { vocab: number }).vocab);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -83,6 +83,8 @@ function runTrainTokenizer(a: ParsedArgs, files: string[]): void {
   if (typeof out !== 'string') throw new UserError('give the output file with --out tokenizer.json');
   checkOutputPath(out, '--out', 'file');
   refuseInputAsOutput(out, '--out', files);
+  // a model folder's tokenizer.json is part of the model: never replaced unasked
+  if (fs.existsSync(out) && a.options.overwrite !== true) throw new UserError(`--out ${out} exists; pass --overwrite to replace it, or choose another --out`);
   const texts = files.map((f) => {
     try {
       return fs.readFileSync(f, 'utf8');
@@ -123,7 +125,7 @@ export const llamaCommand: CommandSpec = {
     },
     'train-tokenizer': {
       summary: 'GPT-2-style byte-level BPE over text files (UTF-8), written as a HF tokenizer.json',
-      usage: 'tfree llama train-tokenizer FILE... --out tokenizer.json [--vocab-size N] [--min-frequency N] [--special A,B] [--json]',
+      usage: 'tfree llama train-tokenizer FILE... --out tokenizer.json [--vocab-size N] [--min-frequency N] [--special A,B] [--overwrite] [--json]',
       positionals: 'FILE...',
       run: (a) => runTrainTokenizer(a, a.positionals),
     },
@@ -143,6 +145,7 @@ export const llamaCommand: CommandSpec = {
     'vocab-size': { type: 'int', help: 'ids in all: 256 bytes + merges + special tokens', default: 4096, min: 257, max: 1 << 20, subs: TOK },
     'min-frequency': { type: 'int', help: 'stop when the best pair occurs fewer times', default: 2, min: 1, subs: TOK },
     special: { type: 'string', help: 'comma-separated special tokens', default: '<|endoftext|>', subs: TOK },
+    overwrite: { type: 'boolean', help: 'replace an existing --out file (refused otherwise)', subs: TOK },
     json: { type: 'boolean', help: 'print one JSON object, no progress bar' },
   },
 };
