@@ -206,6 +206,7 @@ export function pruneCheckpoint(inPath: string, outDir: string, opts: PruneOptio
       const info = ckpt.info(n);
       const t = ckpt.readAs(n, 'f32');
       const [rows, cols] = t.shape;
+      for (let j = 0; j < t.data.length; j++) if (!Number.isFinite(t.data[j])) throw new ConvertError(`${inPath}: tensor "${n}": value ${j} is ${t.data[j]}; cannot prune non-finite weights (the model is damaged)`);
       const mask = pruneMask(n, t.data, rows, cols, { ...opts, sparsity: sparsityOf(n) as number });
       const pruned = Float32Array.from(t.data);
       for (let j = 0; j < mask.length; j++) if (mask[j] === 0) pruned[j] = 0;

@@ -43,6 +43,19 @@ test('a NaN weight (lm_head or a layer) is refused at load with one line naming 
   }
 });
 
+test('quantize / prune of a model with a NaN weight: one line naming the tensor, nothing written (quantize was an internal error, prune wrote a NaN model)', () => {
+  const name = 'backbone.layers.1.mlp.down_proj.weight';
+  const m = randomModel(testConfig({ window: 16 }), 7, 0.3);
+  m.store.get(name).f32()[3] = Number.NaN;
+  const dir = join(root, 'nan-convert');
+  saveHATModel(dir, m);
+  const out = join(root, 'nan-convert-out');
+  const re = new RegExp(`tensor "${name.replace(/\./g, '\\.')}": value 3 is NaN; cannot (quantize|prune) non-finite weights`);
+  for (const format of ['int4', 'kmeans4']) oneLine(['quantize', '--format', format, '--block', '16', '--model', dir, '--out', out, '--json'], re);
+  oneLine(['prune', '--sparsity', '0.5', '--model', dir, '--out', out, '--json'], re);
+  assert.equal(fs.existsSync(out), false);
+});
+
 test('a packed model with a NaN scale is refused at load naming the tensor (already so before; kept as a check)', () => {
   const q = join(root, 'q8');
   const r = tfree(['quantize', '--format', 'int8', '--block', '8', '--model', model, '--out', q]);

@@ -23,7 +23,7 @@ export function asUserErrors<T>(fn: () => T): T {
     return fn();
   } catch (e) {
     if (e instanceof SafetensorsError || e instanceof FormatError) throw new UserError(e.message);
-    if (e instanceof Error && (['PackedCheckpointError', 'CalibrationError', 'PlanError', 'ConvertError'].includes(e.name) || /^(sparsity must|wanda:)/.test(e.message))) throw new UserError(e.message);
+    if (e instanceof Error && (['PackedCheckpointError', 'CalibrationError', 'PlanError', 'ConvertError', 'NonFiniteWeightError'].includes(e.name) || /^(sparsity must|wanda:)/.test(e.message))) throw new UserError(e.message);
     if (e instanceof Error && 'code' in e && typeof e.code === 'string' && /^E(NOENT|ACCES|ISDIR|NOTDIR|EXIST)$/.test(e.code)) throw new UserError(e.message);
     throw e;
   }
