@@ -109,7 +109,8 @@ export class Fields {
   number(name: string, lo: number, hi: number): number | undefined {
     const v = this.body[name];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(name, 'a number', v);
+    // a JSON number too large for a double (1e999) parses as Infinity: "a finite number", not "a number, got number Infinity"
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(name, typeof v === 'number' ? 'a finite number' : 'a number', v);
     if (v < lo || v > hi) throw new HttpError(400, `"${name}" must be in [${lo}, ${hi}], got ${v}`, name, 'out_of_range');
     return v;
   }

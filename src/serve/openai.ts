@@ -106,7 +106,12 @@ export function parseGenRequest(body: Record<string, unknown>, chat: boolean, li
   if (chat) stop.push(...CHAT_STOP_STRINGS);
   const opts = body.stream_options;
   if (opts !== undefined && opts !== null && (typeof opts !== 'object' || Array.isArray(opts))) throw new HttpError(400, '"stream_options" must be an object', 'stream_options', 'invalid_type');
-  const includeUsage = opts !== undefined && opts !== null && (opts as Record<string, unknown>).include_usage === true;
+  const usage = opts === undefined || opts === null ? undefined : (opts as Record<string, unknown>).include_usage;
+  // a string such as "yes" was read as false without a word; OpenAI's API refuses it
+  if (usage !== undefined && usage !== null && typeof usage !== 'boolean') {
+    throw new HttpError(400, `"stream_options.include_usage" must be true or false, got ${usage === null ? 'null' : Array.isArray(usage) ? 'array' : typeof usage}`, 'stream_options.include_usage', 'invalid_type');
+  }
+  const includeUsage = usage === true;
   return {
     model,
     prompt,

@@ -183,6 +183,16 @@ test('serve: bad requests surface in the client as APIError with the right statu
     assert.equal(err.param, param);
     assert.ok(typeof err.message === 'string' && err.message.length > 10);
   }
+  // found walking docs/serve.md: include_usage "yes" was read as false (200), 1e999 said "must be a number, got number Infinity"
+  for (const [body, param, message] of [
+    [{ prompt: 'x', max_tokens: 2, stream: true, stream_options: { include_usage: 'yes' } }, 'stream_options.include_usage', '"stream_options.include_usage" must be true or false, got string'],
+    ['{"prompt": "x", "temperature": 1e999}', 'temperature', '"temperature" must be a finite number, got number Infinity'],
+  ] as const) {
+    const r = await post('/v1/completions', body);
+    assert.equal(r.status, 400, JSON.stringify(body));
+    const err = r.json.error as Record<string, unknown>;
+    assert.deepEqual([err.param, err.code, err.message], [param, 'invalid_type', message]);
+  }
   const big = await post('/v1/completions', { prompt: 'x', pad: 'y'.repeat(70000) });
   assert.equal(big.status, 413);
   assert.equal((await post('/v1/nothing', {})).status, 404);
