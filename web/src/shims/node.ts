@@ -25,6 +25,7 @@ export const realpathSync = unavailable('fs.realpathSync');
 export const renameSync = unavailable('fs.renameSync');
 export const rmSync = unavailable('fs.rmSync');
 export const statSync = unavailable('fs.statSync');
+export const statfsSync = unavailable('fs.statfsSync');
 export const unlinkSync = unavailable('fs.unlinkSync');
 export const writeSync = unavailable('fs.writeSync');
 export class Stats {}
