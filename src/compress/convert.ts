@@ -5,6 +5,7 @@
  * (config.json, tokenizer files...) atomically beside it.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fromFloat32, lazyTensorFrom, openCheckpoint, writeSafetensors, type Checkpoint, type FloatDType, type LazyTensorData, type TensorData } from '../io/index.js';
 import { formatSize, type QuantFormat } from './format.js';
@@ -64,6 +65,19 @@ export interface ConvertReport {
 export interface ConvertOptions extends NameFilter {
   /** called before each tensor (progress) */
   onTensor?: (index: number, total: number, name: string) => void;
+  /** memory the conversion may use (default: os.totalmem()); a larger estimate is a ConvertError before any work */
+  memoryLimit?: number;
+}
+
+/**
+ * Refuses a conversion whose memory estimate exceeds `limit` before any work: `held` bytes of
+ * converted weights are kept until the write, plus f32 working copies of the largest weight
+ * (`largest` values: read, converted, compared).
+ */
+function checkConvertMemory(inPath: string, what: string, held: number, largest: number, limit = totalmem()): void {
+  const need = held + 3 * 4 * largest;
+  const gib = (b: number): string => (b / 2 ** 30).toFixed(1);
+  if (need > limit) throw new ConvertError(`${what} ${inPath} needs about ${gib(need)} GiB in memory (the ${what === 'quantizing' ? 'packed' : 'pruned'} weights are held until the write), more than the ${gib(limit)} GiB available`);
 }
 
 /** A conversion the user's input rules out (the output folder is the input, no weight selected); nothing is written. */
@@ -132,6 +146,8 @@ export function quantizeCheckpoint(inPath: string, outDir: string, f: QuantForma
     const formats = new Map<string, QuantFormat>();
     for (const n of selected) formats.set(n, fitBlockFor(want(n) as QuantFormat, ckpt.info(n).shape[1], n));
     const fmt = (n: string): QuantFormat => formats.get(n) as QuantFormat;
+    const numel = (n: string): number => ckpt.info(n).shape.reduce((a, b) => a * b, 1);
+    checkConvertMemory(inPath, 'quantizing', selected.reduce((s, n) => s + Math.ceil((numel(n) * fmt(n).bits) / 8) + (2 * numel(n)) / fmt(n).blockSize, 0), Math.max(0, ...selected.map(numel)), opts.memoryLimit);
     const packed = new Map<string, PackedMatrix>();
     const changed: TensorReport[] = [];
     selected.forEach((n, i) => {
@@ -194,6 +210,7 @@ export function pruneCheckpoint(inPath: string, outDir: string, opts: PruneOptio
     const sparsityOf = (n: string): number | undefined => (opts.sparsityFor ? opts.sparsityFor(n) : opts.sparsity);
     const selected = new Set(names.filter((n) => isCandidate(ckpt, n, keep) && sparsityOf(n) !== undefined));
     if (selected.size === 0 && opts.sparsityFor === undefined) throw noneSelected(inPath, opts);
+    checkConvertMemory(inPath, 'pruning', [...selected].reduce((s, n) => s + ckpt.info(n).byteLength, 0), Math.max(0, ...[...selected].map((n) => ckpt.info(n).shape.reduce((a, b) => a * b, 1))), opts.memoryLimit);
     const changed: TensorReport[] = [];
     const entries: [string, TensorData | LazyTensorData][] = [];
     let i = 0;

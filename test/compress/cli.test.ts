@@ -4,14 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { noGrad } from '../../src/tensor/index.js';
 import { ParamStore, Rng, VarBuilder, init } from '../../src/nn/index.js';
 import { openCheckpoint, writeSafetensors } from '../../src/io/index.js';
 import { LlamaLM, type LlamaLMConfig } from '../../src/models/llama/model.js';
-import { loadPackedModel } from '../../src/compress/index.js';
+import { loadPackedModel, parseFormat, pruneCheckpoint, quantizeCheckpoint } from '../../src/compress/index.js';
 import { cli } from '../helpers/cli.js';
 
 const cfg: LlamaLMConfig = { vocabSize: 64, hiddenSize: 64, intermediateSize: 128, numLayers: 1, numHeads: 4, numKvHeads: 2 };
@@ -153,5 +153,39 @@ test('a bad TFREE_PACKED_ACT / TFREE_PACKED_LUT / TFREE_HUGE is a one-line user 
       if (old === undefined) delete process.env[name];
       else process.env[name] = old;
     }
+  }
+});
+
+test('quantize / prune: a memory need above the machine (or memoryLimit) is refused before any work; the CLI says so in one line', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'tfree-cli-mem-'));
+  try {
+    const src = join(root, 'model');
+    mkdirSync(src);
+    writeSafetensors(join(src, 'model.safetensors'), build(1).store.toRecord());
+    writeFileSync(join(src, 'config.json'), JSON.stringify(hfConfig));
+    const out = join(root, 'out');
+    // the library: a limit below the estimate (pruned weights held until the write + f32 copies of the largest)
+    assert.throws(() => pruneCheckpoint(src, out, { sparsity: 0.5, method: 'magnitude', memoryLimit: 1000 }), /pruning .*model needs about 0\.0 GiB in memory \(the pruned weights are held until the write\), more than the 0\.0 GiB available/);
+    assert.throws(() => quantizeCheckpoint(src, out, parseFormat('int4', { blockSize: 32 }), { memoryLimit: 1000 }), /quantizing .*model needs about .* GiB in memory \(the packed weights/);
+    assert.equal(existsSync(out), false);
+    // the CLI on a model larger than this machine's memory: a sparse file (no data written) with one f32 weight of rows x 4096
+    const big = join(root, 'big');
+    mkdirSync(big);
+    const rows = Math.ceil((1.1 * totalmem()) / (4 * 4096));
+    const header = Buffer.from(JSON.stringify({ 'layers.0.mlp.weight': { dtype: 'F32', shape: [rows, 4096], data_offsets: [0, rows * 4096 * 4] } }).padEnd(256, ' '));
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigUInt64LE(BigInt(header.length));
+    const file = join(big, 'model.safetensors');
+    writeFileSync(file, Buffer.concat([prefix, header]));
+    truncateSync(file, 8 + header.length + rows * 4096 * 4);
+    writeFileSync(join(big, 'config.json'), JSON.stringify(hfConfig));
+    for (const args of [['prune', '--sparsity', '0.5'], ['quantize', '--format', 'int8']]) {
+      const r = await cli([...args, '--model', big, '--out', out, '--json']);
+      assert.equal(r.code, 2, r.err);
+      assert.match(r.err.trim(), /^tfree (prune|quantize): (pruning|quantizing) .*big needs about \d+\.\d GiB in memory .*, more than the \d+\.\d GiB available$/);
+    }
+    assert.equal(existsSync(out), false);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });
