@@ -92,3 +92,21 @@ test('tfree generate --quantize on the bundled model (the README\'s chat / gener
     for (const line of r.err.split('\n').filter((l) => l !== '')) assert.match(line, /^note: --quantize \w+: block 64 does not divide the row length \d+: used block \d+ for \d+ weights?/, q);
   }
 });
+
+test('tfree demo: the parameter count of the bundled (bf16) model and of a packed copy; demo / eval compare on a packed model', () => {
+  // the lazy loader keeps bf16 / packed Linear weights outside the store: the demo said '35,968 parameters' for the
+  // bundled 2,571,392-parameter model; on a packed --model its comparison table ended in an internal error
+  const count = (out: string): string | undefined => /: ([\d,]+) parameters, loaded in/.exec(out)?.[1];
+  const d = tfree('demo', '--max-bytes', '4');
+  assert.equal(d.code, 0, d.err);
+  assert.equal(count(d.out), '2,571,392');
+  const packed = path.join(root, 'demo-q8');
+  assert.equal(tfree('quantize', '--format', 'int8', '--model', 'models/default', '--out', packed).code, 0);
+  const p = tfree('demo', '--model', packed, '--max-bytes', '4');
+  assert.equal(p.code, 0, p.err);
+  assert.equal(count(p.out), '2,571,392');
+  assert.match(p.out, /the comparison with in-memory quantized copies needs a plain checkpoint; this one is packed/);
+  const c = tfree('eval', 'compare', '--model', packed);
+  assert.equal(c.code, 2);
+  assert.equal(c.err, `tfree eval compare: --model ${packed}: a packed (quantized) checkpoint; eval compare quantizes the weights of a plain checkpoint\n`);
+});

@@ -17,7 +17,7 @@ import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
 import { checkOutputPath, refuseInputAsOutput } from '../resources.js';
 import { DtmEvaluator, parsePrompts, type DtmReport } from '../../eval/hat_dtm.js';
 import { listComponents, type Component } from '../../eval/components.js';
-import { parseFormat } from '../../compress/index.js';
+import { isPackedModelDir, parseFormat } from '../../compress/index.js';
 import { DEMO_PROMPTS, DEMO_TEXT, compareQuantized, compareTable } from '../../eval/compare.js';
 import { loadHATModel } from '../../models/hat/index.js';
 import { GUIDES, levelsForTargets, parseLevel, planInputsProblem, precisionPlan, sweepJob, scoreCompressed, scoreOf, sparsityPlan, type Guide, type PlanFile, type SweepResult } from '../../eval/sweep.js';
@@ -354,6 +354,7 @@ const compare: EvalSubcommand = {
   run(a) {
     const o = a.options;
     const json = o.json === true;
+    if (typeof o.model === 'string' && fs.existsSync(o.model) && isPackedModelDir(o.model)) throw new UserError(`--model ${o.model}: a packed (quantized) checkpoint; eval compare quantizes the weights of a plain checkpoint`);
     const { dir, splitter } = loadHATForCli(o.model);
     const prompts = o.prompts === undefined ? [...DEMO_PROMPTS] : readPrompts(o.prompts);
     const held = heldOut(o.data, positiveInt(a, 'data-bytes')) ?? [DEMO_TEXT];

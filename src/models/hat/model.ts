@@ -302,6 +302,8 @@ export class HATDecoderBlock {
 export class HATModel {
   readonly config: HATConfig;
   readonly store: ParamStore;
+  /** parameters of the architecture (numParams), counted in the constructor */
+  private readonly paramCount: number;
   // encoder
   readonly embeddingLayer: Embedding;
   readonly encoderLayers: DecoderLayer[];
@@ -357,6 +359,7 @@ export class HATModel {
     }
     this.layerNorm = new RMSNorm(vb.pp('layer_norm'), dec.hidden_size, { eps: dec.rms_norm_eps });
     this.lmHead = new Linear(vb.pp('lm_head'), dec.hidden_size, dec.vocab_size);
+    this.paramCount = this.store.numParams();
   }
 
   // ---- the four stages (also used one step at a time by generation) --------------------------
@@ -470,8 +473,12 @@ export class HATModel {
     return { loss, bpb: loss.item() / Math.LN2, count, logits };
   }
 
-  /** Number of parameters. */
+  /**
+   * Number of parameters of the architecture, counted when the model is built: a model whose
+   * Linear weights were loaded as bf16 or packed layers (loadHATLazy, loadPackedHATModel), which
+   * hold them outside `store`, has the same count as its f32 twin.
+   */
   numParams(): number {
-    return this.store.numParams();
+    return this.paramCount;
   }
 }
