@@ -30,23 +30,59 @@ export function dateLabel(vocab: KgVocab, tau: number): string {
 
 /** The time index of a date (YYYY-MM-DD for dated models) or time id; KgQueryError outside the model's axis. */
 export function timeIndex(vocab: KgVocab, date: string | number): number {
+  const range = `the model's timestamps are ${dateLabel(vocab, 0)} .. ${dateLabel(vocab, vocab.numTimes - 1)}`;
+  if (vocab.timeKind === 'date' && typeof date === 'string' && !/^\d+$/.test(date)) {
+    // say what is wrong with the text, not that an in-range day such as 2014-6-1 is outside the axis
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new KgQueryError(`date ${JSON.stringify(date)} is neither YYYY-MM-DD nor a time id (${range})`, 'date');
+    const ms = Date.parse(`${date}T00:00:00Z`);
+    if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== date) throw new KgQueryError(`date ${JSON.stringify(date)} is not a calendar day (${range})`, 'date');
+  }
   let tau: number;
   if (vocab.timeKind === 'date' && vocab.origin !== null && typeof date === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(date)) {
     const ms = Date.parse(`${date}T00:00:00Z`);
     tau = Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== date ? Number.NaN : (ms - Date.parse(`${vocab.origin}T00:00:00Z`)) / DAY_MS;
   } else tau = typeof date === 'number' ? date : /^\d+$/.test(date) ? Number(date) : Number.NaN;
   if (!Number.isInteger(tau) || tau < 0 || tau >= vocab.numTimes) {
-    throw new KgQueryError(`unknown date ${JSON.stringify(date)}: the model's timestamps are ${dateLabel(vocab, 0)} .. ${dateLabel(vocab, vocab.numTimes - 1)}`, 'date');
+    throw new KgQueryError(`unknown date ${JSON.stringify(date)}: ${range}`, 'date');
   }
   return tau;
 }
 
-/** The id of a name, or KgQueryError with up to 3 close names (case-insensitive substring matches). */
+/** Levenshtein distance of a and b, or `cap + 1` as soon as it exceeds `cap`. */
+function editDistance(a: string, b: string, cap: number): number {
+  if (Math.abs(a.length - b.length) > cap) return cap + 1;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    let best = i;
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      best = Math.min(best, cur[j]);
+    }
+    if (best > cap) return cap + 1;
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/**
+ * The id of a name, or KgQueryError with up to 3 close names: case-insensitive substring matches,
+ * else names within a few typing mistakes (edit distance <= max(1, length / 5); "Barak Obama").
+ */
 export function nameId(names: readonly string[], name: string, what: 'entity' | 'relation', field: string): number {
   const i = names.indexOf(name);
   if (i >= 0) return i;
   const low = name.toLowerCase();
-  const close = low === '' ? [] : names.filter((n) => n.toLowerCase().includes(low) || (n.length > 3 && low.includes(n.toLowerCase()))).slice(0, 3);
+  let close = low === '' ? [] : names.filter((n) => n.toLowerCase().includes(low) || (n.length > 3 && low.includes(n.toLowerCase()))).slice(0, 3);
+  if (close.length === 0 && low !== '') {
+    const cap = Math.max(1, Math.floor(low.length / 5));
+    close = names
+      .map((n) => ({ n, d: editDistance(low, n.toLowerCase(), cap) }))
+      .filter((x) => x.d <= cap)
+      .sort((x, y) => x.d - y.d)
+      .slice(0, 3)
+      .map((x) => x.n);
+  }
   throw new KgQueryError(`unknown ${what} ${JSON.stringify(name)} (not among the model's ${names.length} ${what === 'entity' ? 'entities' : 'relations'})${close.length > 0 ? `; did you mean ${close.map((c) => JSON.stringify(c)).join(', ')}?` : ''}`, field);
 }
 
