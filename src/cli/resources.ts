@@ -127,10 +127,10 @@ export function refuseFileOverwrite(dir: string, files: readonly string[], overw
 const MODEL_FILES = ['config.json', 'model.safetensors', 'model.safetensors.index.json'];
 
 /** Refuses to write a model into a folder that already holds one, unless `overwrite` (never replace a model unasked). */
-export function refuseModelOverwrite(out: string, overwrite: boolean): void {
+export function refuseModelOverwrite(out: string, overwrite: boolean, flag = '--out'): void {
   if (overwrite) return;
   const held = MODEL_FILES.find((f) => fs.existsSync(nodePath.join(out, f)));
-  if (held !== undefined) throw new UserError(`${out} already holds a model (${held}); choose another --out, or pass --overwrite to replace it`);
+  if (held !== undefined) throw new UserError(`${out} already holds a model (${held}); choose another ${flag}, or pass --overwrite to replace it`);
 }
 
 /** The `--overwrite` option of commands that write a model folder. */

@@ -26,6 +26,10 @@ test('tfree train: bad inputs give a one-line error naming the file and offset, 
       // one source of the model's shape (--preset / --config were ignored beside --model)
       [['--data', join(d, 'latin1.txt'), '--model', bundled, '--preset', 'small'], /--model and --preset both give the model's shape; give one/],
       [['--data', join(d, 'latin1.txt'), '--config', join(bundled, 'config.json'), '--preset', 'small'], /--config and --preset both give/],
+      // the packed QAT model over the f32 one in --out, or over the model it starts from (both were written, exit 0)
+      [['--data', join(d, 'latin1.txt'), '--model', bundled, '--qat', 'int8', '--qat-out', join(d, 'out')], /--qat-out .*out: is --out, where the f32 model goes/],
+      [['--data', join(d, 'latin1.txt'), '--model', bundled, '--qat', 'int8', '--qat-out', bundled], /--qat-out .*: is the input .*; writing there would destroy it/],
+      [['--data', join(d, 'latin1.txt'), '--qat-block', '32', '--qat-out', join(d, 'q')], /--qat-out, --qat-block need --qat FORMAT/],
     ];
     for (const [extra, re] of cases) {
       const out = join(d, 'out');

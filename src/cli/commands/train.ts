@@ -13,7 +13,7 @@ import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress, formatDuration } from '../progress.js';
 import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
-import { OVERWRITE_OPTION, checkInputPath, checkMemory, checkOutputPath, refuseModelOverwrite } from '../resources.js';
+import { OVERWRITE_OPTION, checkInputPath, checkMemory, checkOutputPath, refuseInputAsOutput, refuseModelOverwrite } from '../resources.js';
 import { checkFinite } from '../hat_model.js';
 import { BytePacker, DataError, type StopFlag, fingerprintDocuments, readDocuments, splitTrainVal, type InputFormat } from '../../io/index.js';
 import { CheckpointError, ResumeMismatchError, Trainer, type LogEntry, type TrainSettings } from '../../train/index.js';
@@ -71,6 +71,32 @@ export function trainMemory(cfg: HATConfig, batch: number, seqBytes: number): nu
   const params = m(cfg.encoder_config) + m(cfg.backbone_config) + m(cfg.decoder_config);
   const perByte = 4 * 4 * (cfg.encoder_config.hidden_size * cfg.encoder_config.num_hidden_layers + cfg.decoder_config.hidden_size * cfg.decoder_config.num_hidden_layers);
   return 16 * params + batch * seqBytes * perByte;
+}
+
+/**
+ * The QAT options need --qat, and --qat-out must not be --out (the packed model would replace the
+ * f32 one there), nor the --model folder, nor a folder holding a model (unless --resume or
+ * --overwrite: a resumed run writes its packed model again). Checked before any work.
+ */
+function checkQatOut(a: ParsedArgs, out: string, init: string | undefined, replaceOk: boolean): void {
+  const qatOnly = ['qat-out', 'qat-block', 'qat-refit-every'].filter((k) => a.given?.has(k) === true);
+  if (opt<string | undefined>(a, 'qat') === undefined) {
+    if (qatOnly.length > 0) throw new UserError(`${qatOnly.map((k) => `--${k}`).join(', ')} ${qatOnly.length === 1 ? 'needs' : 'need'} --qat FORMAT`);
+    return;
+  }
+  const qatOut = opt<string | undefined>(a, 'qat-out');
+  if (qatOut === undefined) return;
+  checkOutputPath(qatOut, '--qat-out', 'dir');
+  const same = (p: string, q: string): boolean => {
+    try {
+      return fs.realpathSync(p) === fs.realpathSync(q);
+    } catch {
+      return nodePath.resolve(p) === nodePath.resolve(q);
+    }
+  };
+  if (same(qatOut, out)) throw new UserError(`--qat-out ${qatOut}: is --out, where the f32 model goes; the packed model would replace it: choose another folder (default: ${nodePath.join(out, 'packed')})`);
+  refuseInputAsOutput(qatOut, '--qat-out', [init]);
+  if (!replaceOk) refuseModelOverwrite(qatOut, false, '--qat-out');
 }
 
 const fmt = (x: number | undefined, d = 3): string => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
@@ -153,6 +179,7 @@ export const trainCommand: CommandSpec = {
       if (init !== undefined && nodePath.resolve(init) === nodePath.resolve(out)) throw new UserError(`--model and --out are the same folder (${out}); the trained model would replace the one it starts from: choose another --out, or pass --overwrite`);
       refuseModelOverwrite(out, false);
     }
+    checkQatOut(args, out, init, resume || overwrite);
     if (settings.warmup > steps) throw new UserError(`--warmup must be at most --steps (${steps}), got ${settings.warmup}`);
 
     const cfg = modelConfig(args);
