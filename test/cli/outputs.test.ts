@@ -239,3 +239,15 @@ test('a file output in a missing folder is written there (the folder is created)
   oneLine(['export', 'gguf', '--model', model, '--out', '/proc/x.gguf'], /^tfree export gguf: --out \/proc\/x\.gguf: cannot write under \/proc$/);
   oneLine(['export', 'gguf', '--model', model, '--out', join(aFile, 'x.gguf')], /^tfree export gguf: --out .*a-file is a file, not a folder$/);
 });
+
+test('a --data file too large to read (3 GB, sparse) is one line for eval bpb (it was an internal error) as for train', () => {
+  const big = join(root, 'big.txt');
+  fs.writeFileSync(big, '');
+  fs.truncateSync(big, 3 * 2 ** 30);
+  try {
+    oneLine(['eval', 'bpb', '--model', model, '--data', big], /^tfree eval bpb: .*big\.txt: cannot read \(ERR_FS_FILE_TOO_LARGE: .*greater than 2 GiB\)$/);
+    oneLine(['train', ...trainArgs, '--data', big, '--out', join(root, 'big-run')], /^tfree train: .*big\.txt: cannot read \(ERR_FS_FILE_TOO_LARGE/);
+  } finally {
+    fs.rmSync(big);
+  }
+});

@@ -6,6 +6,7 @@
 import { activationPrecision } from '../../compress/index.js';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
+import { constants as bufferConstants } from 'node:buffer';
 import type { CommandSpec, OptionSpec, SubcommandSpec } from '../args.js';
 import { UserError } from '../errors.js';
 import { QUANTIZE_BLOCK_OPTION, QUANTIZE_OPTION, loadHATForCli, quantizeOption } from '../hat_model.js';
@@ -24,7 +25,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 function decodeStrict(bytes: Uint8Array, file: string, base = 0): string {
   try {
     return utf8.decode(bytes);
-  } catch {
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_STRING_TOO_LONG') throw new UserError(`${file}: ${bytes.length} bytes of text, more than one string may hold (${bufferConstants.MAX_STRING_LENGTH} characters); split it into smaller files`);
     // find the first offset that does not decode
     let lo = 0;
     let hi = bytes.length;
@@ -62,7 +64,13 @@ export function readDocuments(path: string): string[] {
     }
     return out;
   }
-  const bytes = fs.readFileSync(path);
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(path);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new UserError(`${path}: cannot read (${err.code ?? ''}${err.code !== undefined ? ': ' : ''}${err.message.replace(/^[A-Z_]+: /, '')})`);
+  }
   if (!path.endsWith('.jsonl')) return [decodeStrict(bytes, path)];
   const docs: string[] = [];
   let start = 0;
