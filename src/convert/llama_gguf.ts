@@ -313,10 +313,15 @@ function readJson(file: string): unknown {
   }
 }
 
-/** Checks an output file path before any work: its folder exists, it is not a folder, and it exists only with overwrite. */
+/**
+ * Checks an output file path before any work: it is not a folder, it exists only with overwrite,
+ * and its folder (or, when that is missing, the nearest existing folder above it, where the write
+ * creates it, as every tfree output does) is a writable folder.
+ */
 export function checkGgufOutput(out: string, overwrite: boolean): void {
-  const dir = nodePath.dirname(nodePath.resolve(out));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new GgufExportError(`${out}: the folder ${dir} does not exist`);
+  let dir = nodePath.dirname(nodePath.resolve(out));
+  while (!fs.existsSync(dir) && nodePath.dirname(dir) !== dir) dir = nodePath.dirname(dir);
+  if (!fs.statSync(dir).isDirectory()) throw new GgufExportError(`${out}: ${dir} is a file, not a folder`);
   if (fs.existsSync(out)) {
     if (fs.statSync(out).isDirectory()) throw new GgufExportError(`${out}: is a folder; give a file name (e.g. model.gguf)`);
     if (!overwrite) throw new GgufExportError(`${out}: exists; pass --overwrite to replace it`);

@@ -288,6 +288,7 @@ export async function writeGgufAsync(path: string, metadata: ReadonlyArray<[stri
   const plan = planGguf(metadata, tensors, alignment);
   const pad = new Uint8Array(alignment);
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  fs.mkdirSync(nodePath.dirname(nodePath.resolve(path)), { recursive: true }); // a missing folder is created, as atomicWrite does
   const fd = fs.openSync(tmp, 'wx');
   let open = true;
   try {
