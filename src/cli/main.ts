@@ -125,13 +125,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     return typeof code === 'number' ? code : 0;
   } catch (e) {
     if (e instanceof UserError) {
-      process.stderr.write(`tfree ${label}: ${e.message}\n`);
+      // one line, also when the message quotes a file (JSON.parse's messages show the text with its newlines)
+      process.stderr.write(`tfree ${label}: ${e.message.replace(/\r?\n/g, '\\n')}\n`);
       return e.exitCode;
     }
     const code = errCode(e);
     if (code === 'EPIPE') return 0;
     if (code !== undefined && FS_CODES.test(code)) {
-      process.stderr.write(`tfree ${label}: ${(e as Error).message}\n`);
+      process.stderr.write(`tfree ${label}: ${(e as Error).message.replace(/\r?\n/g, '\\n')}\n`);
       return 2;
     }
     throw e;

@@ -65,3 +65,24 @@ test('tfree llama train-tokenizer never replaces an existing --out unasked (a mo
   assert.equal(loadTokenizer(out).vocabSize, (JSON.parse(ow.out) as { vocab: number }).vocab);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('tfree llama generate: a missing tokenizer.json and a --tokenizer that is not JSON are one line each', () => {
+  const dir = tmpDir('cli-tok');
+  const store = new ParamStore();
+  const model = new LlamaLM(new VarBuilder(store, { rng: 1, defaultInit: init.normal(0.3) }), {
+    vocabSize: 300, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 1, tieWordEmbeddings: true,
+  });
+  saveLlama(model, dir);
+  // it said 'DIR/tokenizer.json: cannot read: ENOENT'
+  const none = tfree('llama', 'generate', '--model', dir, '--prompt', 'x');
+  assert.equal(none.code, 2);
+  assert.equal(none.err, `tfree llama generate: --model ${dir} has no tokenizer.json; give one with --tokenizer PATH (tfree llama train-tokenizer makes one)\n`);
+  // JSON.parse quotes the start of the file with its newlines: the message spanned three lines
+  const text = nodePath.join(dir, 'notes.txt');
+  fs.writeFileSync(text, '# notes\n\nnot a tokenizer\n');
+  const bad = tfree('llama', 'generate', '--model', dir, '--prompt', 'x', '--tokenizer', text);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.err.split('\n').length, 2, bad.err);
+  assert.match(bad.err, /^tfree llama generate: .*notes\.txt: not valid JSON: .*"# notes\\n\\n/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

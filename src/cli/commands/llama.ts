@@ -44,6 +44,10 @@ function runGenerate(a: ParsedArgs): void {
   // a 1-Bit-Wonder export (quantization_config.json beside config.json) runs from its packed weights
   const { model, store } = userErrors(() => (isOneBitWonderDir(dir) ? loadOneBitWonder(dir) : loadLlama(dir)));
   checkFinite(store, dir);
+  if (a.options.tokenizer === undefined && !fs.existsSync(tokPath)) {
+    throw new UserError(`--model ${dir} has no tokenizer.json; give one with --tokenizer PATH (tfree llama train-tokenizer makes one)`);
+  }
+  if (a.options.tokenizer !== undefined) checkInputPath(tokPath, '--tokenizer', 'any');
   const tok = userErrors(() => loadTokenizer(tokPath));
   if (tok.vocabSize > model.cfg.vocabSize) throw new UserError(`${tokPath}: the tokenizer has ${tok.vocabSize} ids but the model only ${model.cfg.vocabSize}`);
   let ids = Array.from(tok.encode(prompt, { addSpecialTokens: true }));
