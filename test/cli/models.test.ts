@@ -141,3 +141,16 @@ test('a closed pipe (| head -c 5) ends generate, split and inspect quietly', asy
     assert.equal(r.code, 0, `${args[0]}: exit ${r.code}`);
   }
 });
+
+test('tfree inspect: a GGUF file is named as one (was "header length 14064895815 ... not a safetensors file?"); --json summary counts the tensors (it had none)', () => {
+  const gguf = join(root, 'm.gguf');
+  fs.writeFileSync(gguf, Buffer.concat([Buffer.from('GGUF'), Buffer.from(Uint32Array.of(3).buffer), Buffer.alloc(64)]));
+  oneLine(['inspect', gguf], /m\.gguf: a GGUF file \(llama\.cpp's format, as tfree export gguf writes it\); tfree inspect lists safetensors files and checkpoint folders$/);
+  const r = tfree(['inspect', model, '--json']);
+  assert.equal(r.code, 0, r.err);
+  const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as { name?: string; tensors?: number });
+  const summary = lines[lines.length - 1];
+  assert.equal(summary.tensors, lines.length - 1);
+  const f = tfree(['inspect', model, '--json', '--filter', 'lm_head']);
+  assert.equal((JSON.parse(f.out.trim().split('\n').pop() as string) as { tensors: number }).tensors, 1);
+});

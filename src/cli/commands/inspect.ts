@@ -1,7 +1,22 @@
+import * as fs from 'node:fs';
 import { basename } from 'node:path';
 import type { CommandSpec } from '../args.js';
 import { UserError } from '../errors.js';
 import { SafetensorsError, openCheckpoint } from '../../io/index.js';
+
+/** Whether `path` is a file that starts with the GGUF magic. */
+function isGguf(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(path, 'r');
+    const head = Buffer.alloc(4);
+    return fs.readSync(fd, head, 0, 4, 0) === 4 && head.toString('latin1') === 'GGUF';
+  } catch {
+    return false; // a folder, or unreadable: openCheckpoint says what is wrong
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
 
 export const inspectCommand: CommandSpec = {
   name: 'inspect',
@@ -15,6 +30,7 @@ export const inspectCommand: CommandSpec = {
   run(args) {
     const path = args.positionals[0];
     if (path === undefined) throw new UserError('give a safetensors file or a checkpoint folder (see tfree inspect --help)');
+    if (isGguf(path)) throw new UserError(`${path}: a GGUF file (llama.cpp's format, as tfree export gguf writes it); tfree inspect lists safetensors files and checkpoint folders`);
     let ckpt;
     try {
       ckpt = openCheckpoint(path);
@@ -27,6 +43,7 @@ export const inspectCommand: CommandSpec = {
       const filter = typeof args.options.filter === 'string' ? args.options.filter : '';
       let params = 0;
       let bytes = 0;
+      let tensors = 0;
       const rows: string[][] = [];
       for (const name of ckpt.names()) {
         if (filter && !name.includes(filter)) continue;
@@ -34,12 +51,13 @@ export const inspectCommand: CommandSpec = {
         const n = info.shape.reduce((a, b) => a * b, 1);
         params += n;
         bytes += info.byteLength;
+        tensors++;
         if (args.options.json) {
           process.stdout.write(`${JSON.stringify({ name, dtype: info.dtype, shape: info.shape, bytes: info.byteLength, file: basename(info.file) })}\n`);
         } else rows.push([name, info.dtype, `[${info.shape.join(', ')}]`, String(n)]);
       }
       if (args.options.json) {
-        process.stdout.write(`${JSON.stringify({ files: ckpt.files.length, tensors: rows.length || undefined, params, bytes, metadata: ckpt.metadata })}\n`);
+        process.stdout.write(`${JSON.stringify({ files: ckpt.files.length, tensors, params, bytes, metadata: ckpt.metadata })}\n`);
         return;
       }
       const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), 4));
