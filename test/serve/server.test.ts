@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -489,6 +489,17 @@ test('serve CLI: one URL line, requests answered, graceful exit on SIGTERM; bad 
     assert.equal(res.code, 2, args.join(' '));
     assert.equal(res.err.trim().split('\n').length, 1, res.err);
     assert.match(res.err, /^tfree serve: /);
+  }
+  // a port in use names the flag and the way out (it was 'cannot listen on 127.0.0.1:P: listen EADDRINUSE: address already in use 127.0.0.1:P')
+  const busy = createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  const port = (busy.address() as { port: number }).port;
+  try {
+    const res = await run(['serve', '--port', String(port)]);
+    assert.equal(res.code, 2);
+    assert.equal(res.err, `tfree serve: --port ${port}: already in use on 127.0.0.1 (another server?); choose another --port, or --port 0 for any free one\n`);
+  } finally {
+    await new Promise((r) => busy.close(r));
   }
 });
 

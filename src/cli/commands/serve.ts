@@ -108,6 +108,8 @@ export const serveCommand: CommandSpec = {
     try {
       url = await server.listen(port, String(args.options.host));
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE') throw new UserError(`--port ${port}: already in use on ${String(args.options.host)} (another server?); choose another --port, or --port 0 for any free one`);
       throw new UserError(`cannot listen on ${String(args.options.host)}:${port}: ${e instanceof Error ? e.message : String(e)}`);
     }
     const extras = [quantized ? 'quantized' : '', kg ? 'kg' : '', webDir ? 'web' : '', reportDir ? 'report' : ''].filter((s) => s !== '');
