@@ -30,6 +30,9 @@ test('tfree train: bad inputs give a one-line error naming the file and offset, 
       [['--data', join(d, 'latin1.txt'), '--model', bundled, '--qat', 'int8', '--qat-out', join(d, 'out')], /--qat-out .*out: is --out, where the f32 model goes/],
       [['--data', join(d, 'latin1.txt'), '--model', bundled, '--qat', 'int8', '--qat-out', bundled], /--qat-out .*: is the input .*; writing there would destroy it/],
       [['--data', join(d, 'latin1.txt'), '--qat-block', '32', '--qat-out', join(d, 'q')], /--qat-out, --qat-block need --qat FORMAT/],
+      // the flag is named (was 'missing.json: no such file or folder', 'latin1.txt/config.json: no such file or folder')
+      [['--data', join(d, 'latin1.txt'), '--config', join(d, 'missing.json')], /^tfree train: --config .*missing\.json: no such file or folder$/],
+      [['--data', join(d, 'latin1.txt'), '--model', join(d, 'latin1.txt')], /^tfree train: --model .*latin1\.txt: is a file; give a folder$/],
     ];
     for (const [extra, re] of cases) {
       const out = join(d, 'out');

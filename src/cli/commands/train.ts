@@ -51,7 +51,10 @@ function modelConfig(a: ParsedArgs): HATConfig {
   // one source of the model's shape: a preset, a config file, or the model started from
   const given = ['model', 'config', 'preset'].filter((k) => a.given?.has(k) === true);
   if (given.length > 1) throw new UserError(`${given.map((k) => `--${k}`).join(' and ')} both give the model's shape; give one (${init !== undefined ? '--model starts from that folder\'s config and weights' : '--config is a config.json, --preset a named size'})`);
-  const file = init !== undefined ? nodePath.join(init, 'config.json') : opt<string | undefined>(a, 'config');
+  const config = opt<string | undefined>(a, 'config');
+  if (init !== undefined) checkInputPath(init, '--model', 'dir');
+  else if (config !== undefined) checkInputPath(config, '--config', 'any'); // a config.json, or a folder holding one
+  const file = init !== undefined ? nodePath.join(init, 'config.json') : config;
   try {
     return file !== undefined ? readHATConfig(file) : presetConfig(opt<string>(a, 'preset'));
   } catch (e) {
