@@ -199,3 +199,21 @@ test('tfree convert llama-to-hat: --data missing, --dtype f16 with training, --r
   assert.equal(rs.err, `tfree convert llama-to-hat: --resume continues the training stages of ${out}: give the run's --data (and its stage options) again\n`);
   assert.deepEqual(fs.readFileSync(nodePath.join(out, 'model.safetensors')), trained, 'the trained model is untouched');
 });
+
+test('tfree convert llama-to-hat --resume refused for other settings leaves conversion.json as the run wrote it', () => {
+  const src = writeFixture(nodePath.join(root, 'llama-walk2'), { tied: false, seed: 31 });
+  const text = nodePath.join(root, 'walk2-text.txt');
+  fs.writeFileSync(text, Array.from({ length: 40 }, (_, i) => TEXT[i % TEXT.length]).join('\n'));
+  const out = nodePath.join(root, 'walk2-run');
+  const train = ['convert', 'llama-to-hat', '--model', src.dir, '--out', out, '--data', text, '--stage1-steps', '1', '--stage2-steps', '1', '--batch', '2', '--seq-bytes', '64'];
+  assert.equal(tfree(...train).code, 0);
+  const report = fs.readFileSync(nodePath.join(out, 'conversion.json'), 'utf8');
+  // another --seed: the stages refuse it, but conversion.json said "seed": 5 afterwards
+  const r = tfree(...train, '--resume', '--seed', '5');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--resume: settings differ from the checkpoint .*seed: checkpoint 0, now 5/);
+  assert.equal(fs.readFileSync(nodePath.join(out, 'conversion.json'), 'utf8'), report);
+  // the same settings resume (nothing left to train) and keep it too
+  assert.equal(tfree(...train, '--resume').code, 0);
+  assert.equal(fs.readFileSync(nodePath.join(out, 'conversion.json'), 'utf8'), report);
+});

@@ -131,7 +131,10 @@ async function runLlamaToHat(args: ParsedArgs): Promise<number> {
     );
   }
   fs.mkdirSync(out, { recursive: true });
-  writeFileAtomic(nodePath.join(out, 'conversion.json'), `${JSON.stringify({ ...report, stages }, null, 2)}\n`);
+  const writeReport = (): void => writeFileAtomic(nodePath.join(out, 'conversion.json'), `${JSON.stringify({ ...report, stages }, null, 2)}\n`);
+  // a resumed run's settings are checked against its checkpoints by the stages: a refused --resume
+  // (another --seed, --batch, ...) must leave the run's record as it was
+  if (!resume) writeReport();
   const active = stages.map((s, k) => ({ s, k })).filter(({ s }) => s.steps > 0);
   if (active.length === 0) {
     saveHATModel(out, model, { dtype });
@@ -201,6 +204,7 @@ async function runLlamaToHat(args: ParsedArgs): Promise<number> {
     if (e instanceof ResumeMismatchError || e instanceof CheckpointError) throw new UserError(`--resume: ${e.message}`);
     throw e;
   }
+  if (resume) writeReport();
   const finished = results.length === active.length && results.every((r) => r.finished);
   const summary = {
     event: finished ? 'done' : 'stopped',
