@@ -211,6 +211,12 @@ test('tfree eval dtm on plain, pruned and packed folders; prune/quantize --plan'
     const typo = await cli(['prune', '--plan', join(root, 'typo.json'), '--model', src, '--out', join(root, 'x')]);
     assert.equal(typo.code, 2);
     assert.match(typo.err, /component "no\.such\.weight" is not a tensor/);
+    // the flag is named (was '/…/nope: no such folder'; a file was '…/config.json: no such file or folder')
+    const missing = await cli(['eval', 'dtm', '--model', src, '--compressed', join(root, 'nope'), '--prompts', prompts]);
+    assert.equal(missing.code, 2);
+    assert.equal(missing.err, `tfree eval dtm: --compressed ${join(root, 'nope')}: no such folder\n`);
+    const file = await cli(['eval', 'dtm', '--model', src, '--compressed', prompts, '--prompts', prompts]);
+    assert.equal(file.err, `tfree eval dtm: --compressed ${prompts}: is a file; give a folder\n`);
     const noPrompts = await cli(['eval', 'dtm', '--model', src, '--compressed', src]);
     assert.equal(noPrompts.code, 2);
     assert.match(noPrompts.err, /--prompts/);

@@ -14,7 +14,7 @@ import { readDocuments } from './eval.js';
 import { asUserErrors, patternList } from './quantize.js';
 import { runYielding, writeFileAtomic } from '../../io/index.js';
 import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
-import { checkOutputPath, refuseInputAsOutput } from '../resources.js';
+import { checkInputPath, checkOutputPath, refuseInputAsOutput } from '../resources.js';
 import { DtmEvaluator, parsePrompts, type DtmReport } from '../../eval/hat_dtm.js';
 import { listComponents, type Component } from '../../eval/components.js';
 import { isPackedModelDir, parseFormat } from '../../compress/index.js';
@@ -23,14 +23,6 @@ import { loadHATModel } from '../../models/hat/index.js';
 import { GUIDES, levelsForTargets, parseLevel, planInputsProblem, precisionPlan, sweepJob, scoreCompressed, scoreOf, sparsityPlan, type Guide, type PlanFile, type SweepResult } from '../../eval/sweep.js';
 import { planTable, sweepMarkdown, writeDtmReport, writePlanReport, writeSweepReport, type PlanOutcome } from '../../eval/report.js';
 
-/**
- * A HAT checkpoint folder of any kind `tfree` writes: plain (trained, or pruned by `tfree prune`)
- * or packed (`tfree quantize`: the quantized Linear layers run from packed weights).
- */
-export function loadAnyHAT(dir: string): LoadedHAT {
-  if (!fs.existsSync(dir)) throw new UserError(`${dir}: no such folder`);
-  return loadHATForCli(dir);
-}
 
 function readPrompts(path: unknown): string[] {
   if (typeof path !== 'string' || path === '') throw new UserError('missing required option --prompts FILE');
@@ -138,8 +130,10 @@ const dtm: EvalSubcommand = {
     const units = String(o.units);
     if (typeof o.compressed !== 'string' || o.compressed === '') throw new UserError('missing required option --compressed DIR');
     const json = o.json === true;
+    checkInputPath(o.compressed, '--compressed', 'dir'); // before the base model loads
     const base = loadHATForCli(o.model);
-    const comp = loadAnyHAT(o.compressed);
+    // any kind of checkpoint tfree writes: plain (trained, or pruned by tfree prune) or packed (tfree quantize)
+    const comp = loadHATForCli(o.compressed);
     const diff = configDifferences(base.model.config, comp.model.config);
     if (diff.splitter.length > 0) throw new UserError(`--compressed ${comp.dir}: its ${diff.splitter.join(', ')} differ${diff.splitter.length === 1 ? 's' : ''} from the base model's (${base.dir}); a compressed model must split text as its base`);
     if (diff.other.length > 0) process.stderr.write(`tfree eval dtm: warning: --compressed ${comp.dir} does not look like a compressed copy of the base model ${base.dir} (config differs in ${diff.other.slice(0, 4).join(', ')}${diff.other.length > 4 ? ', ...' : ''})\n`);
