@@ -15,6 +15,7 @@ test('tfree train: bad inputs give a one-line error naming the file and offset, 
   try {
     fs.writeFileSync(join(d, 'bad.jsonl'), '{"text": "fine"}\n{"text": "fine"}\n{"text" "oops"}\n');
     fs.writeFileSync(join(d, 'notext.jsonl'), '{"body": "x"}\n');
+    fs.writeFileSync(join(d, 'tiny.jsonl'), '{"text": "hello there"}\n{"text": "more"}\n');
     fs.writeFileSync(join(d, 'latin1.txt'), Buffer.from([0x48, 0x69, 0x20, 0xe9, 0x74, 0xe9]));
     const cases: [string[], RegExp][] = [
       [['--data', join(d, 'bad.jsonl')], /bad\.jsonl:3: invalid JSON/],
@@ -31,6 +32,7 @@ test('tfree train: bad inputs give a one-line error naming the file and offset, 
       [['--data', join(d, 'latin1.txt'), '--model', bundled, '--qat', 'int8', '--qat-out', bundled], /--qat-out .*: is the input .*; writing there would destroy it/],
       [['--data', join(d, 'latin1.txt'), '--qat-block', '32', '--qat-out', join(d, 'q')], /--qat-out, --qat-block need --qat FORMAT/],
       // the flag is named (was 'missing.json: no such file or folder', 'latin1.txt/config.json: no such file or folder')
+      [['--data', join(d, 'tiny.jsonl')], /too little text to hold out 5\.0% for validation; --val-fraction 0 trains on all of it without validation$/],
       [['--data', join(d, 'latin1.txt'), '--config', join(d, 'missing.json')], /^tfree train: --config .*missing\.json: no such file or folder$/],
       [['--data', join(d, 'latin1.txt'), '--model', join(d, 'latin1.txt')], /^tfree train: --model .*latin1\.txt: is a file; give a folder$/],
     ];

@@ -188,11 +188,19 @@ export const trainCommand: CommandSpec = {
     const cfg = modelConfig(args);
     checkMemory(trainMemory(cfg, settings.batchRows, seqBytes), `training with --batch ${settings.batchRows} x --seq-bytes ${seqBytes} would`, settings.batchRows * seqBytes * cfg.encoder_config.hidden_size);
     let split;
+    const docs = (() => {
+      try {
+        return readDocuments(dataPaths, { format: format as InputFormat });
+      } catch (e) {
+        if (e instanceof DataError) throw new UserError(e.message);
+        throw e;
+      }
+    })();
     try {
-      const docs = readDocuments(dataPaths, { format: format as InputFormat });
       split = splitTrainVal(docs, { valFraction: opt<number>(args, 'val-fraction'), seed });
     } catch (e) {
-      if (e instanceof DataError) throw new UserError(e.message);
+      // the split fails only when the text is too short to give both sides some of it
+      if (e instanceof DataError) throw new UserError(`${e.message}; --val-fraction 0 trains on all of it without validation`);
       throw e;
     }
     const maxWordSize = cfg.max_word_size;
