@@ -74,8 +74,12 @@ export class Progress {
     return `${this.label ? `${this.label} ` : ''}${bar} ${pct} ${this.done}/${this.total} ${formatDuration(elapsed)} ETA ${formatDuration(eta)}${extra ? ` | ${extra}` : ''}`;
   }
 
-  /** Draws the bar where the job stopped short of its total (Ctrl-C): the count done, not 100%. */
-  stop(extra = ''): void {
+  /**
+   * Draws the bar where the job stopped short of its total (Ctrl-C): the count done (`done`, else
+   * the last update's), not 100%.
+   */
+  stop(extra = '', done?: number): void {
+    if (done !== undefined) this.done = done;
     if (!this.enabled) return;
     const line = this.render(extra);
     this.stream.write(this.tty ? `\r\x1b[K${line}\n` : `${line}\n`);

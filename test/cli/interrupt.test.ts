@@ -94,6 +94,25 @@ test('tfree eval sweep: SIGINT stops after the current cell, writes the rows so 
   assert.ok(s.rows.length >= 1 && s.rows.length < s.components.length * s.levels.length, `${s.rows.length} rows`);
 });
 
+test('tfree eval plan: SIGINT during its sweep names eval plan, writes the rows so far, and its bar shows the cells done', async () => {
+  const model = join(root, 'model-plan');
+  saveHATModel(model, randomModel(testConfig({ window: 16 }), 4, 0.3));
+  const prompts = join(root, 'prompts-plan.txt');
+  fs.writeFileSync(prompts, 'The cat sat\nA dog ran\nOnce upon a time\n');
+  const out = join(root, 'plan-out');
+  const p = new Running(['eval', 'plan', '--model', model, '--prompts', prompts, '--max-bytes', '24', '--levels', 'int8,int4,int3,int2,kmeans4,kmeans2,bin1', '--targets', '0.1,0.2,0.3,0.4,0.5,0.6', '--budgets', '16', '--out', out]);
+  await p.until((_o, e) => /sweep \[/.test(e));
+  p.child.kill('SIGINT');
+  const r = await p.done;
+  assert.equal(r.code, 130, r.err);
+  // was 'tfree eval sweep: SIGINT: ...' (the sweep's label) and a bar one cell behind the count below
+  assert.match(r.err, /^tfree eval plan: SIGINT: stopping after this cell/m);
+  const rows = (JSON.parse(fs.readFileSync(join(out, 'sweep.json'), 'utf8')) as { rows: unknown[] }).rows.length;
+  assert.match(r.err, new RegExp(`stopped during the sweep \\(${rows} cells done\\)`));
+  const bars = r.err.split('\n').filter((l) => l.startsWith('sweep ['));
+  assert.match(bars[bars.length - 1], new RegExp(` ${rows}/\\d+ `));
+});
+
 test('tfree convert llama-to-hat: SIGINT during stage 1 saves a stage checkpoint, exit 130; --resume continues', async () => {
   const src = writeFixture(join(root, 'llama'), { tied: true, seed: 5 });
   const out = join(root, 'conv');

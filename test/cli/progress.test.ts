@@ -28,6 +28,8 @@ for (const tty of [false, true]) {
     const last = (a.text().trimEnd().split(/[\r\n]/).pop() ?? '').replace('\u001b[K', '');
     assert.match(last, /^train \[#{3}\.{21}\] +\d+% 29\/200 .* \| loss 3\.2$/);
     assert.doesNotMatch(a.text(), /100%/);
+    p.stop('', 30); // the count done when it is known only at the stop
+    assert.match(a.text().trimEnd().split(/[\r\n]/).pop() ?? '', / 30\/200 /);
 
     const b = capture(tty);
     const q = new Progress({ total: 4, label: 'sweep', stream: b.stream, plainIntervalMs: 0 });

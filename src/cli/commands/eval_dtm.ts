@@ -202,7 +202,7 @@ function sweepLevels(a: ParsedArgs, defaults: readonly string[], targets: readon
  * Runs the sweep of `levels` over the components of --model; `check(components)` (one line on a
  * problem) runs after the model is loaded and before any evaluation.
  */
-async function doSweep(a: ParsedArgs, levels: string[], check?: (comps: readonly Component[]) => string | undefined): Promise<{ sweep: SweepResult; ev: DtmEvaluator; base: LoadedHAT; held: string[] | undefined }> {
+async function doSweep(a: ParsedArgs, levels: string[], label: 'eval sweep' | 'eval plan', check?: (comps: readonly Component[]) => string | undefined): Promise<{ sweep: SweepResult; ev: DtmEvaluator; base: LoadedHAT; held: string[] | undefined }> {
   const o = a.options;
   const json = o.json === true;
   const base = loadHATForCli(o.model, { f32: true }); // compressed in memory: f32 Linear weights
@@ -215,7 +215,7 @@ async function doSweep(a: ParsedArgs, levels: string[], check?: (comps: readonly
   let bar: Progress | undefined;
   let sweep: SweepResult;
   try {
-    sweep = await withInterrupt('eval sweep', 'after this cell (the rows so far are kept)', (stop) =>
+    sweep = await withInterrupt(label, 'after this cell (the rows so far are kept)', (stop) =>
       runYielding(
         sweepJob(ev, comps, levels, base.dir, {
           block: positiveInt(a, 'block'),
@@ -234,7 +234,7 @@ async function doSweep(a: ParsedArgs, levels: string[], check?: (comps: readonly
     });
   }
   if (sweep.interrupted !== true) bar?.finish();
-  else bar?.stop();
+  else bar?.stop('', sweep.rows.length); // the cell that was running when the signal came is done too
   return { sweep, ev, base, held };
 }
 
@@ -246,7 +246,7 @@ const sweep: EvalSubcommand = {
     const o = a.options;
     const json = o.json === true;
     checkOutputs(a, 'file');
-    const { sweep: s } = await doSweep(a, sweepLevels(a, DEFAULT_LEVELS.split(','), numberList(a, 'targets', 0, 1)));
+    const { sweep: s } = await doSweep(a, sweepLevels(a, DEFAULT_LEVELS.split(','), numberList(a, 'targets', 0, 1)), 'eval sweep');
     if (typeof o.out === 'string') writeFileAtomic(o.out, `${JSON.stringify(s, null, 1)}\n`);
     if (s.interrupted === true) {
       process.stderr.write(`tfree eval sweep: stopped after ${s.rows.length} of ${s.components.length * s.levels.length} cells${typeof o.out === 'string' ? `; the rows so far are in ${o.out} ("interrupted": true)` : ''}\n`);
@@ -297,7 +297,7 @@ const plan: EvalSubcommand = {
       ev = evaluator(base, a, json);
     } else {
       const levels = sweepLevels(a, ['int8', 'kmeans4', 'kmeans2', 'bin1'], targets);
-      ({ sweep: s, ev, base, held } = await doSweep(a, levels, (comps) => planInputsProblem(comps, levels, positiveInt(a, 'block'), targets, budgets)));
+      ({ sweep: s, ev, base, held } = await doSweep(a, levels, 'eval plan', (comps) => planInputsProblem(comps, levels, positiveInt(a, 'block'), targets, budgets)));
       if (typeof o.out === 'string') {
         fs.mkdirSync(o.out, { recursive: true });
         writeFileAtomic(nodePath.join(o.out, 'sweep.json'), `${JSON.stringify(s, null, 1)}\n`);
