@@ -20,7 +20,7 @@
  */
 import * as fs from 'node:fs';
 import { f16ToF32, f32ToF16, numberToF16Bits, f16BitsToNumber } from './dtype.js';
-import { syncFolder, writeAll } from './safetensors.js';
+import { removeStaleTemps, syncFolder, writeAll } from './safetensors.js';
 import * as nodePath from 'node:path';
 
 /** A malformed GGUF file or an invalid value to write; the message names the file (and key or tensor). */
@@ -287,6 +287,7 @@ export async function writeGgufAsync(path: string, metadata: ReadonlyArray<[stri
   const alignment = opts.alignment ?? 32;
   const plan = planGguf(metadata, tensors, alignment);
   const pad = new Uint8Array(alignment);
+  removeStaleTemps(path);
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
   fs.mkdirSync(nodePath.dirname(nodePath.resolve(path)), { recursive: true }); // a missing folder is created, as atomicWrite does
   const fd = fs.openSync(tmp, 'wx');

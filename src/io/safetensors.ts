@@ -847,6 +847,38 @@ export class WriteInterrupted extends Error {
   override readonly name = 'WriteInterrupted';
 }
 
+/** Whether process `pid` is running (a process of another user counts as running). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files `<path>.tmp-<pid>-*` that an earlier write of `path` left behind when its
+ * process was killed mid-write (Ctrl-C in a synchronous write, SIGKILL, a crash): those whose
+ * process is no longer running. Called before each atomic write of `path`.
+ */
+export function removeStaleTemps(path: string): void {
+  const dir = nodePath.dirname(path);
+  const prefix = `${nodePath.basename(path)}.tmp-`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(/^(\d+)-/.exec(name.slice(prefix.length))?.[1]);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
+    fs.rmSync(nodePath.join(dir, name), { force: true });
+  }
+}
+
 /** `atomicWrite` as a job: `body` yields at its safe points (after a tensor); there `stop` ends it. */
 function* atomicWriteJob(path: string, body: (fd: number) => Iterator<unknown>, stop?: StopFlag): Generator<void, void, void> {
   const dir = nodePath.dirname(path);
@@ -854,6 +886,7 @@ function* atomicWriteJob(path: string, body: (fd: number) => Iterator<unknown>, 
   let fd: number | undefined;
   try {
     fs.mkdirSync(dir, { recursive: true });
+    removeStaleTemps(path);
     let opened: number | undefined;
     for (let attempt = 0; opened === undefined; attempt++) {
       const candidate = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;

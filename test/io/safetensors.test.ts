@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { syncBuiltinESMExports } from 'node:module';
+import { spawnSync } from 'node:child_process';
 import {
   DTYPES,
   SafetensorsError,
@@ -1011,4 +1012,20 @@ test('fuzz: truncations, byte flips, random bytes and random headers only ever r
     }
     console.log(`fuzz: ${count} real-file cases in ${Date.now() - t1} ms`);
   });
+});
+
+test('a temp file left by a killed write of the same target is removed by its next write; those of running processes and other targets stay', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfree-stale-'));
+  try {
+    const target = path.join(dir, 'model.safetensors');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid; // a process that has ended
+    const stale = `model.safetensors.tmp-${dead}-abcdefgh`;
+    const live = `model.safetensors.tmp-${process.ppid}-abcdefgh`;
+    const other = `other.safetensors.tmp-${dead}-abcdefgh`;
+    for (const n of [stale, live, other]) fs.writeFileSync(path.join(dir, n), 'partial');
+    writeSafetensors(target, { w: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } });
+    assert.deepEqual(fs.readdirSync(dir).sort(), [live, 'model.safetensors', other].sort());
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
