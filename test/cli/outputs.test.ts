@@ -174,8 +174,9 @@ test('a missing or wrong-kind input (--model, --data) is one line naming the fla
   const out = join(root, 'in-out');
   const cases: [string[], RegExp][] = [
     [['quantize', '--format', 'int8', '--model', none, '--out', out], /^tfree quantize: --model .*none: no such file or folder$/],
-    [['prune', '--sparsity', '0.5', '--model', none, '--out', out], /^tfree prune: --model .*none: no such folder$/],
-    [['prune', '--sparsity', '0.5', '--model', aFile, '--out', out], /^tfree prune: --model .*a-file: is a file; give a folder$/],
+    [['prune', '--sparsity', '0.5', '--model', none, '--out', out], /^tfree prune: --model .*none: no such file or folder$/],
+    // magnitude pruning reads a single .safetensors file too (as quantize); Wanda needs the folder's config.json
+    [['prune', '--sparsity', '0.5', '--method', 'wanda', '--calib', aFile, '--model', aFile, '--out', out], /^tfree prune: --model .*a-file: is a file; give a folder$/],
     [['convert', 'llama-to-hat', '--model', none, '--out', out], /--model .*none: no such folder$/],
     [['export', 'gguf', '--model', none, '--out', join(root, 'x.gguf')], /--model .*none: no such folder$/],
     [['llama', 'generate', '--model', none, '--prompt', 'x'], /--model .*none: no such folder$/],

@@ -56,6 +56,13 @@ test('tfree quantize / prune: packed folder loads and runs; pruned folder has th
     assert.equal(ck.readAs('model.embed_tokens.weight', 'f32').data.reduce((z, v) => z + (v === 0 ? 1 : 0), 0), 0, 'embeddings untouched');
     ck.close();
 
+    // a single .safetensors file, as docs/compression.md says of both commands (prune refused it: 'is a file; give a folder')
+    const pf = await cli(['prune', '--sparsity', '0.5', '--model', join(src, 'model.safetensors'), '--out', join(root, 'p50f')]);
+    assert.equal(pf.code, 0, pf.err);
+    const ckf = openCheckpoint(join(root, 'p50f'));
+    assert.deepEqual(ckf.readAs('model.layers.0.mlp.up_proj.weight', 'f32').data, w);
+    ckf.close();
+
     const calib = join(root, 'calib.txt');
     writeFileSync(calib, Array.from({ length: 300 }, () => String.fromCharCode(97 + new Rng(3).int(26))).join(''));
     const wd = await cli(['prune', '--sparsity', '0.25', '--method', 'wanda', '--calib', calib, '--model', src, '--out', join(root, 'wanda')]);

@@ -15,7 +15,7 @@ export const pruneCommand: CommandSpec = {
   options: {
     sparsity: { type: 'number', help: 'fraction of each selected matrix to zero, in [0, 1]', meta: 'S', min: 0, max: 1 },
     method: { type: 'string', help: 'magnitude (|w| per matrix) or wanda (|w| x input norm, per output row)', default: 'magnitude', meta: 'M', choices: ['magnitude', 'wanda'] },
-    model: { aliases: ['in'], type: 'string', help: 'input checkpoint folder (config.json + safetensors)', meta: 'DIR' },
+    model: { aliases: ['in'], type: 'string', help: 'input checkpoint (folder with config.json + safetensors, or a .safetensors file; wanda: a folder)', meta: 'DIR' },
     out: { type: 'string', help: 'output folder', meta: 'DIR' },
     calib: { type: 'string', help: 'wanda: calibration text file (a HAT splits it into words; a Llama takes bytes as token ids)', meta: 'FILE' },
     'calib-tokens': { type: 'int', help: 'wanda: calibration tokens to run', default: 2048, meta: 'N', min: 1, max: 1 << 24 },
@@ -27,7 +27,8 @@ export const pruneCommand: CommandSpec = {
   },
   details: 'Wanda needs a model forward: it builds the model from config.json (a HAT, or model_type "llama") and runs --calib text through it.',
   run(args) {
-    checkInputPath(str(args, 'model'), '--model', 'dir');
+    // a folder or a single .safetensors file, as tfree quantize (wanda builds the model from the folder's config.json)
+    checkInputPath(str(args, 'model'), '--model', args.options.method === 'wanda' ? 'dir' : 'any');
     checkOutputPath(str(args, 'out'), '--out', 'dir');
     refuseInputAsOutput(str(args, 'out'), '--out', [str(args, 'model')]);
     refuseModelOverwrite(str(args, 'out'), args.options.overwrite === true);
