@@ -66,6 +66,20 @@ test('tfree llama train-tokenizer never replaces an existing --out unasked (a mo
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('tfree llama train-tokenizer: a missing or folder input text is one line, exit 2, nothing written', () => {
+  const dir = tmpDir('cli-in');
+  const out = nodePath.join(dir, 'tok.json');
+  const missing = nodePath.join(dir, 'nope.txt');
+  const r = tfree('llama', 'train-tokenizer', missing, '--out', out, '--vocab-size', '300');
+  assert.equal(r.code, 2);
+  assert.equal(r.err, `tfree llama train-tokenizer: text file ${missing}: no such file\n`);
+  const d = tfree('llama', 'train-tokenizer', dir, '--out', out, '--vocab-size', '300');
+  assert.equal(d.code, 2);
+  assert.equal(d.err, `tfree llama train-tokenizer: text file ${dir}: is a folder; give a file\n`);
+  assert.equal(fs.existsSync(out), false);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('tfree llama generate: a missing tokenizer.json and a --tokenizer that is not JSON are one line each', () => {
   const dir = tmpDir('cli-tok');
   const store = new ParamStore();

@@ -89,6 +89,7 @@ function runTrainTokenizer(a: ParsedArgs, files: string[]): void {
   refuseInputAsOutput(out, '--out', files);
   // a model folder's tokenizer.json is part of the model: never replaced unasked
   if (fs.existsSync(out) && a.options.overwrite !== true) throw new UserError(`--out ${out} exists; pass --overwrite to replace it, or choose another --out`);
+  for (const f of files) checkInputPath(f, 'text file', 'file');
   const texts = files.map((f) => {
     try {
       return fs.readFileSync(f, 'utf8');

@@ -64,21 +64,21 @@ export const synthModelCommand: CommandSpec = {
     const need = bytes + 64 * 2 ** 20;
     if (free < need) throw new UserError(`--out ${out}: the checkpoint needs ${(need / 1e9).toFixed(2)} GB, the disk has ${(free / 1e9).toFixed(2)} GB free`);
     const totalMB = Math.ceil(bytes / 1e6);
-    const bar = new Progress({ total: totalMB, label: `synth ${o.like} ${String(o.dtype)}`, enabled: o.quiet !== true });
+    const bar = new Progress({ total: totalMB, label: `synth ${o.like} ${String(o.dtype)} (MB)`, enabled: o.quiet !== true });
     const t0 = Date.now();
     let res: SynthResult;
     try {
       res = await withInterrupt('synth-model', 'after this tensor (the partial files are removed)', (stop) =>
-        runYielding(synthCheckpointJob(out, cfg, { dtype, seed, maxShardBytes: Math.round(shardGb * 1e9), onProgress: (done) => bar.update(Math.floor(done / 1e6), 'MB') }, stop)),
+        runYielding(synthCheckpointJob(out, cfg, { dtype, seed, maxShardBytes: Math.round(shardGb * 1e9), onProgress: (done) => bar.update(Math.floor(done / 1e6)) }, stop)),
       );
     } catch (e) {
       if (!(e instanceof WriteInterrupted)) throw e;
-      bar.stop('MB');
+      bar.stop();
       if (!existed) fs.rmSync(out, { recursive: true, force: true }); // the folder this run created (nothing else is in it)
       process.stderr.write(`tfree synth-model: interrupted; the partial files were removed${existed ? '' : ` (and ${out})`}\n`);
       return EXIT_INTERRUPTED;
     }
-    bar.finish('MB');
+    bar.finish();
     const secs = (Date.now() - t0) / 1000;
     process.stdout.write(
       `wrote ${out}: ${params.toLocaleString('en-US')} parameters, ${(bytes / 1e9).toFixed(2)} GB ${dtype} in ${res.files.length} file${res.files.length > 1 ? 's' : ''}${res.indexFile !== undefined ? ' + model.safetensors.index.json' : ''}, ${secs.toFixed(1)} s (${(bytes / 1e6 / Math.max(secs, 1e-3)).toFixed(0)} MB/s)\n`,
