@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from './errors.js';
 import { Progress } from './progress.js';
 import { checkInputPath } from './resources.js';
+import type { ParsedArgs } from './args.js';
 import { HATConfigError } from '../models/hat/config.js';
 import { HATCheckpointError } from '../models/hat/checkpoint.js';
 import { HATModel } from '../models/hat/model.js';
@@ -38,11 +39,18 @@ export const QUANTIZE_OPTION = {
 /** The `--quantize-block` option (weights per scale block of `--quantize`). */
 export const QUANTIZE_BLOCK_OPTION = { type: 'int', help: 'weights per scale block of --quantize (where it does not divide a row length, that weight gets the largest power-of-two block below it that does)', default: 64, meta: 'N', min: 1, max: 1 << 16 } as const;
 
-/** The quantization format of a `--quantize` value (undefined when not given) with its `--quantize-block`. */
-export function quantizeOption(v: string | number | boolean | undefined, block: string | number | boolean | undefined = 64): QuantFormat | undefined {
-  if (v === undefined || v === '' || v === false) return undefined;
+/**
+ * The quantization format of the `--quantize` flag (undefined when not given) with its
+ * `--quantize-block`; a `--quantize-block` without `--quantize` is refused (it would be ignored).
+ */
+export function quantizeOption(a: ParsedArgs): QuantFormat | undefined {
+  const v = a.options.quantize;
+  if (v === undefined || v === '' || v === false) {
+    if (a.given?.has('quantize-block') === true) throw new UserError('--quantize-block is the block of --quantize; give --quantize FORMAT too, or leave --quantize-block out');
+    return undefined;
+  }
   try {
-    return parseFormat(String(v), { blockSize: Number(block) });
+    return parseFormat(String(v), { blockSize: Number(a.options['quantize-block'] ?? 64) });
   } catch (e) {
     if (e instanceof FormatError) throw new UserError(`--quantize: ${e.message}`);
     throw e;

@@ -49,6 +49,11 @@ test('tfree generate / eval: user errors are one line with exit code 2', () => {
     [['eval', 'bpb', '--model', dir], /missing required option --data/],
     [['eval', 'nope'], /unknown subcommand "nope"/],
     [['eval', 'bpb', '--model', dir, '--data', path.join(root, 'missing.txt')], /missing\.txt: no such file or folder/],
+    // a --quantize-block without --quantize was silently ignored
+    [['generate', '--model', dir, '--prompt', 'x', '--quantize-block', '32'], /--quantize-block is the block of --quantize; give --quantize FORMAT too/],
+    [['eval', 'bpb', '--model', dir, '--data', path.join(root, 'missing.txt'), '--quantize-block', '32'], /--quantize-block is the block of --quantize/],
+    // a folder without config.json as --like printed Node's raw ENOENT text
+    [['synth-model', '--like', root, '--out', path.join(root, 'synth-out')], /: a folder without config\.json \(not a HAT checkpoint\)$/m],
   ];
   for (const [args, re] of cases) {
     const r = tfree(...args);

@@ -45,7 +45,7 @@ export const chatCommand: CommandSpec = {
     if (!(topP > 0 && topP <= 1)) throw new UserError(`--top-p must be in (0, 1], got ${topP}`);
     const system = typeof o.system === 'string' ? o.system : DEFAULT_SYSTEM;
     checkStdinNotFolder();
-    const { model, splitter } = loadHATForCli(o.model, { quantize: quantizeOption(o.quantize, o['quantize-block']), invalidUtf8: invalidUtf8Option(o['invalid-utf8']) });
+    const { model, splitter } = loadHATForCli(o.model, { quantize: quantizeOption(args), invalidUtf8: invalidUtf8Option(o['invalid-utf8']) });
     const eot = endOfTurnByte(model.config);
     const tty = process.stdin.isTTY === true && process.stdout.isTTY === true;
     const rl = readline.createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty });

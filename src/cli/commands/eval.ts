@@ -109,7 +109,7 @@ const bpb: EvalSubcommand = {
   run(args) {
     const o = args.options;
     if (typeof o.data !== 'string' || o.data === '') throw new UserError('missing required option --data FILE');
-    const { model, splitter } = loadHATForCli(o.model, { quantize: quantizeOption(o.quantize, o['quantize-block']) });
+    const { model, splitter } = loadHATForCli(o.model, { quantize: quantizeOption(args) });
     const ctx = Number(o.context);
     if (ctx < model.config.max_word_size) throw new UserError(`--context must be at least max_word_size = ${model.config.max_word_size} bytes, got ${ctx}`);
     const batch = Number(o.batch);

@@ -49,7 +49,7 @@ export const generateCommand: CommandSpec = {
     if (topK < 0) throw new UserError(`--top-k must be >= 0, got ${topK}`);
     const topP = Number(o['top-p']);
     if (!(topP > 0 && topP <= 1)) throw new UserError(`--top-p must be in (0, 1], got ${topP}`);
-    const { model, splitter } = loadHATForCli(o.model, { quantize: quantizeOption(o.quantize, o['quantize-block']), invalidUtf8: invalidUtf8Option(o['invalid-utf8']) });
+    const { model, splitter } = loadHATForCli(o.model, { quantize: quantizeOption(args), invalidUtf8: invalidUtf8Option(o['invalid-utf8']) });
     const showWords = o['show-words'] === true;
     const json = o.json === true;
     const words: string[] = [];

@@ -92,7 +92,7 @@ export const serveCommand: CommandSpec = {
     let webDir = folder(args, 'web');
     if (webDir === undefined && existsSync(join(defaultWebDir(), 'index.html'))) webDir = defaultWebDir();
     const qDir = folder(args, 'quantized');
-    const base = loadHATForCli(args.options.model, { quantize: quantizeOption(args.options.quantize, args.options['quantize-block']) });
+    const base = loadHATForCli(args.options.model, { quantize: quantizeOption(args) });
     const quantized = qDir !== undefined ? loadHATForCli(qDir) : undefined;
     if (quantized) {
       const diff = configDifferences(base.model.config, quantized.model.config);
@@ -112,7 +112,7 @@ export const serveCommand: CommandSpec = {
       if (code === 'EADDRINUSE') throw new UserError(`--port ${port}: already in use on ${String(args.options.host)} (another server?); choose another --port, or --port 0 for any free one`);
       throw new UserError(`cannot listen on ${String(args.options.host)}:${port}: ${e instanceof Error ? e.message : String(e)}`);
     }
-    const extras = [quantized ? 'quantized' : '', kg ? 'kg' : '', webDir ? 'web' : '', reportDir ? 'report' : ''].filter((s) => s !== '');
+    const extras = [kg ? 'BoxTE queries' : '', webDir ? 'web playground' : '', reportDir ? 'DTM report' : ''].filter((s) => s !== '');
     process.stdout.write(`tfree serve: listening on ${url} (models: ${server.modelIds().join(', ')}${extras.length > 0 ? `; ${extras.join(', ')}` : ''}; Ctrl-C to stop)\n`);
     await new Promise<void>((resolve) => {
       const stop = (sig: string): void => {

@@ -521,7 +521,9 @@ export function readHATConfig(dirOrFile: string): HATConfig {
   try {
     text = fs.readFileSync(path, 'utf8');
   } catch (e) {
-    throw new HATConfigError('', `cannot read: ${(e as Error).message}`, path);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && path !== dirOrFile) throw new HATConfigError('', 'a folder without config.json (not a HAT checkpoint)', dirOrFile);
+    throw new HATConfigError('', `cannot read: ${code ?? (e as Error).message}`, path);
   }
   let json: unknown;
   try {
