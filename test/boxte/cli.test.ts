@@ -307,3 +307,19 @@ test('kg train --resume refuses model / optimisation flags that differ from the 
   assert.equal(ok.code, 0, ok.err);
   assert.deepEqual(ok.out.trim().split('\n').map((l) => JSON.parse(l) as { event: string; epoch?: number }).filter((e) => e.event === 'epoch').map((e) => e.epoch), [2]);
 });
+
+test('kg query: the distance column stays one width when distances reach 10 (bundled model; the names shifted by one before)', (t) => {
+  const bundled = join(process.cwd(), 'models', 'boxte-icews14', 'boxte-icews14-d154.safetensors');
+  if (!existsSync(bundled)) {
+    t.skip('the bundled ICEWS14 model is not in this tree');
+    return;
+  }
+  const r = tfree('kg', 'query', '--head', 'Barack Obama', '--relation', 'Make statement', '--date', '2014-06-01', '--top', '6');
+  assert.equal(r.code, 0, r.err);
+  const rows = r.out.trim().split('\n').slice(1);
+  assert.equal(rows.length, 6);
+  const scores = rows.map((l) => Number(l.trim().split(/\s+/)[1]));
+  assert.ok(scores.some((s) => s < 10) && scores.some((s) => s >= 10), `the test needs distances on both sides of 10: ${scores.join(', ')}`);
+  const starts = rows.map((l) => /^\s*\d+\s+\d+\.\d{4}\s{2}/.exec(l)?.[0].length);
+  assert.ok(starts.every((s) => s !== undefined && s === starts[0]), rows.join('\n'));
+});

@@ -352,7 +352,8 @@ function runQuery(a: ParsedArgs): number {
   }
   const q = res.missing === 'tail' ? `(${String(head)}, ${relation}, ?, ${dateLabel(vocab, res.tau)})` : `(?, ${relation}, ${String(tail)}, ${dateLabel(vocab, res.tau)})`;
   const lines = [`${q}: top ${res.answers.length} ${res.missing}s by BoxTE distance (lower = more plausible)`];
-  for (const x of res.answers) lines.push(`${String(x.rank).padStart(4)}  ${x.score.toFixed(4)}  ${x.entity}`);
+  const w = Math.max(0, ...res.answers.map((x) => x.score.toFixed(4).length)); // one column for every distance
+  for (const x of res.answers) lines.push(`${String(x.rank).padStart(4)}  ${x.score.toFixed(4).padStart(w)}  ${x.entity}`);
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }
