@@ -79,7 +79,9 @@ test('tfree eval bpb: the library numbers, from text and .jsonl files', () => {
   const w2 = evaluateText(model, splitter, ['first doc', 'second doc here'], { contextBytes: 100 });
   const r2 = tfree('eval', 'bpb', '--model', dir, '--data', jsonl, '--context', '100');
   assert.equal(r2.code, 0, r2.err);
-  assert.match(r2.out, new RegExp(`^bits per byte: ${w2.bitsPerByte.toFixed(4)} \\(${w2.predictedBytes} bytes predicted in 2 chunks`));
+  assert.match(r2.out, new RegExp(`^bits per byte: ${w2.bitsPerByte.toFixed(4)} \\(${w2.predictedBytes} bytes predicted in 2 chunks of <= 100 bytes, 2 documents;`));
+  const one = tfree('eval', 'bpb', '--model', dir, '--data', txt, '--context', '100');
+  assert.match(one.out, /bytes predicted in 1 chunk of <= 100 bytes, 1 document;/); // it said '1 chunks', '1 documents'
   fs.writeFileSync(jsonl, '{"text": "ok"}\n{"text": 5}\n');
   const bad = tfree('eval', 'bpb', '--model', dir, '--data', jsonl);
   assert.match(bad.err, /d\.jsonl:2: expected an object with a string "text" field/);

@@ -143,7 +143,7 @@ const bpb: EvalSubcommand = {
     }
     process.stdout.write(
       [
-        `bits per byte: ${r.bitsPerByte.toFixed(4)} (${r.predictedBytes} bytes predicted in ${r.chunks} chunks of <= ${ctx} bytes, ${docs.length} documents; activations ${activationPrecision(model)})`,
+        `bits per byte: ${r.bitsPerByte.toFixed(4)} (${r.predictedBytes} bytes predicted in ${r.chunks} chunk${r.chunks === 1 ? '' : 's'} of <= ${ctx} bytes, ${docs.length} document${docs.length === 1 ? '' : 's'}; activations ${activationPrecision(model)})`,
         `word accuracy: ${(100 * r.wordAccuracy).toFixed(2)}% (${r.correctWords} of ${r.words} words whole)`,
         `byte accuracy: ${(100 * r.byteAccuracy).toFixed(2)}%`,
       ].join('\n') + '\n',

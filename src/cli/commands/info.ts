@@ -35,7 +35,7 @@ export const infoCommand: CommandSpec = {
       lines.push(
         `cpu: ${cpu.brand || cpu.arch}${cpu.vendor ? ` (${cpu.vendor}, ${cpu.arch})` : ''}`,
         `cpu features: ${cpu.features.length > 0 ? cpu.features.join(' ') : '(none detected)'}`,
-        `native paths on this CPU: ${cpu.isas.join(', ')}; in force: ${cpu.isa}${cpu.isa === cpu.best ? '' : ` (capped by TFREE_ISA; best ${cpu.best})`}`,
+        `native paths on this CPU: ${cpu.isas.join(', ')}; in force: ${cpu.isa}${cpu.isa === cpu.best ? '' : ` (capped by ${process.env.TFREE_ISA !== undefined && process.env.TFREE_ISA !== '' ? 'TFREE_ISA' : 'TFREE_SIMD'}; best ${cpu.best})`}`,
         `kernel path per family: ${Object.entries(cpu.paths)
           .map(([f, p]) => `${f}=${p}`)
           .join(', ')}`,
