@@ -11,7 +11,7 @@
  * rules 1 is `int4:meanstep`). Every other tensor is stored as it was (dtype kept). Loading
  * validates everything and names the tensor on any mismatch.
  */
-import { openCheckpoint, writeSafetensors, type LazyTensorData, type TensorData, type TensorReader } from '../io/index.js';
+import { openCheckpoint, runToEnd, writeSafetensorsJob, type LazyTensorData, type StopFlag, type TensorData, type TensorReader } from '../io/index.js';
 import { ParamStore } from '../nn/index.js';
 import { FORMAT_RULES, FormatError, checkShape, fitBlock, fixedLevels, formatNameForRules, parseFormat, type QuantFormat } from './format.js';
 import { findLinears, nameFilter, replaceAt, type NameFilter } from './modules.js';
@@ -57,6 +57,17 @@ export function writePackedCheckpoint(
   plain: Iterable<[string, TensorData | LazyTensorData]>,
   metadata: Record<string, string> = {},
 ): { fileSize: number } {
+  return runToEnd(packedCheckpointJob(path, packed, plain, metadata));
+}
+
+/** `writePackedCheckpoint` as a job that yields after each tensor (`stop`: see writeSafetensorsJob). */
+export function* packedCheckpointJob(
+  path: string,
+  packed: ReadonlyMap<string, PackedMatrix>,
+  plain: Iterable<[string, TensorData | LazyTensorData]>,
+  metadata: Record<string, string> = {},
+  stop?: StopFlag,
+): Generator<void, { fileSize: number }, void> {
   const entries: [string, TensorData | LazyTensorData][] = [];
   const meta: Record<string, string> = { ...metadata, 'tfree.packed': '1' };
   for (const [name, p] of packed) {
@@ -67,7 +78,7 @@ export function writePackedCheckpoint(
     if (packed.has(e[0])) throw new PackedCheckpointError(`tensor "${e[0]}" is given both packed and plain`);
     entries.push(e);
   }
-  return writeSafetensors(path, entries, meta);
+  return yield* writeSafetensorsJob(path, entries, meta, stop);
 }
 
 function fail(file: string, tensor: string, msg: string): never {

@@ -7,9 +7,9 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fromFloat32, lazyTensorFrom, openCheckpoint, writeSafetensors, type Checkpoint, type FloatDType, type LazyTensorData, type TensorData } from '../io/index.js';
+import { fromFloat32, lazyTensorFrom, openCheckpoint, runToEnd, writeSafetensorsJob, type Checkpoint, type StopFlag, type FloatDType, type LazyTensorData, type TensorData } from '../io/index.js';
 import { formatSize, type QuantFormat } from './format.js';
-import { fitBlockFor, writePackedCheckpoint } from './checkpoint.js';
+import { fitBlockFor, packedCheckpointJob } from './checkpoint.js';
 import { nameFilter, type NameFilter } from './modules.js';
 import { pruneMask, type PruneOptions } from './prune.js';
 import { dequantize, packedBytes, quantizeMatrix, type PackedMatrix } from './quantize.js';
@@ -23,23 +23,60 @@ export function checkpointDir(path: string): string {
 
 /** Copies every regular file of inDir that is not a safetensors file or index into outDir (temp + rename each). */
 export function copySideFiles(inDir: string, outDir: string): string[] {
-  const copied: string[] = [];
-  for (const name of readdirSync(inDir)) {
-    if (name.endsWith('.safetensors') || name.endsWith('.safetensors.index.json') || name.startsWith('.')) continue;
-    const src = join(inDir, name);
-    if (!statSync(src).isFile()) continue;
-    const dst = join(outDir, name);
-    const tmp = `${dst}.tmp-${process.pid}`;
-    try {
+  return stageSideFiles(inDir, outDir).commit();
+}
+
+/**
+ * Copies the side files of inDir (see copySideFiles) into outDir under temp names
+ * (`NAME.tmp-PID-side`, created with outDir when missing); `commit` renames them into place and
+ * returns their names, `discard` removes them. A failed copy removes the temps made so far.
+ */
+function stageSideFiles(inDir: string, outDir: string): { commit: () => string[]; discard: () => void } {
+  const staged: { name: string; tmp: string; dst: string }[] = [];
+  const discard = (): void => {
+    for (const f of staged) rmSync(f.tmp, { force: true });
+  };
+  try {
+    mkdirSync(outDir, { recursive: true });
+    for (const name of readdirSync(inDir)) {
+      if (name.endsWith('.safetensors') || name.endsWith('.safetensors.index.json') || name.startsWith('.')) continue;
+      const src = join(inDir, name);
+      if (!statSync(src).isFile()) continue;
+      const dst = join(outDir, name);
+      const tmp = `${dst}.tmp-${process.pid}-side`;
+      staged.push({ name, tmp, dst });
       copyFileSync(src, tmp);
-      renameSync(tmp, dst);
+    }
+  } catch (e) {
+    discard();
+    throw e;
+  }
+  const commit = (): string[] => {
+    try {
+      for (const f of staged) renameSync(f.tmp, f.dst);
     } catch (e) {
-      rmSync(tmp, { force: true });
+      discard();
       throw e;
     }
-    copied.push(name);
+    return staged.map((f) => f.name);
+  };
+  return { commit, discard };
+}
+
+/**
+ * The write phase of a conversion: the side files are copied to temp names first, then the
+ * weights job writes (atomically, yielding after each tensor), then the side files are renamed.
+ * A failure or a stop (WriteInterrupted) before the end leaves no file of this run in outDir.
+ */
+function* writeWithSideFiles(inDir: string, outDir: string, weights: Generator<void, unknown, void>): Generator<void, string[], void> {
+  const side = stageSideFiles(inDir, outDir);
+  try {
+    yield* weights;
+  } catch (e) {
+    side.discard();
+    throw e;
   }
-  return copied;
+  return side.commit();
 }
 
 export interface TensorReport {
@@ -135,6 +172,15 @@ export interface QuantizeCheckpointOptions extends ConvertOptions {
 
 /** Quantizes every selected 2-D `*.weight` of a checkpoint into a packed checkpoint folder. */
 export function quantizeCheckpoint(inPath: string, outDir: string, f: QuantFormat, opts: QuantizeCheckpointOptions = {}): ConvertReport {
+  return runToEnd(quantizeCheckpointJob(inPath, outDir, f, opts));
+}
+
+/**
+ * `quantizeCheckpoint` as a job: the quantization runs before its first yield (nothing is written
+ * before it); the write follows, yielding after each tensor. Run with `runYielding`, a set `stop`
+ * ends the write with WriteInterrupted: no file of this run is left in outDir.
+ */
+export function* quantizeCheckpointJob(inPath: string, outDir: string, f: QuantFormat, opts: QuantizeCheckpointOptions = {}, stop?: StopFlag): Generator<void, ConvertReport, void> {
   const { ckpt, inDir, outFile } = prepareOut(inPath, outDir);
   try {
     const keep = nameFilter(opts);
@@ -160,9 +206,8 @@ export function quantizeCheckpoint(inPath: string, outDir: string, f: QuantForma
     });
     const plain: [string, LazyTensorData][] = names.filter((n) => !packed.has(n)).map((n) => [n, lazyTensorFrom(ckpt, n)]);
     const bytesPlain = names.filter((n) => !packed.has(n)).reduce((s, n) => s + ckpt.info(n).byteLength, 0);
-    mkdirSync(outDir, { recursive: true }); // only now: a run stopped while quantizing leaves no folder
-    writePackedCheckpoint(outFile, packed, plain, { 'tfree.source': basename(inDir) });
-    const copied = copySideFiles(inDir, outDir);
+    yield; // the write starts here (outDir is created only now: a run stopped while quantizing leaves no folder)
+    const copied = yield* writeWithSideFiles(inDir, outDir, packedCheckpointJob(outFile, packed, plain, { 'tfree.source': basename(inDir) }, stop));
     const bytesIn = names.reduce((s, n) => s + ckpt.info(n).byteLength, 0);
     const bytesOut = bytesPlain + changed.reduce((s, r) => s + r.bytesOut, 0);
     return { outFile, tensors: names.length, changed, bytesIn, bytesOut, copied };
@@ -202,7 +247,14 @@ export function blockNote(r: ConvertReport, f: QuantFormat | ((name: string) => 
 }
 
 /** Prunes every selected 2-D `*.weight` of a checkpoint (dtype kept) into a new checkpoint folder. */
-export function pruneCheckpoint(inPath: string, outDir: string, opts: PruneOptions & ConvertOptions & { sparsityFor?: (name: string) => number | undefined }): ConvertReport {
+export function pruneCheckpoint(inPath: string, outDir: string, opts: PruneCheckpointOptions): ConvertReport {
+  return runToEnd(pruneCheckpointJob(inPath, outDir, opts));
+}
+
+export type PruneCheckpointOptions = PruneOptions & ConvertOptions & { sparsityFor?: (name: string) => number | undefined };
+
+/** `pruneCheckpoint` as a job: the pruning runs before its first yield; then the write (see quantizeCheckpointJob). */
+export function* pruneCheckpointJob(inPath: string, outDir: string, opts: PruneCheckpointOptions, stop?: StopFlag): Generator<void, ConvertReport, void> {
   const { ckpt, inDir, outFile } = prepareOut(inPath, outDir);
   try {
     const keep = nameFilter(opts);
@@ -231,18 +283,13 @@ export function pruneCheckpoint(inPath: string, outDir: string, opts: PruneOptio
       const dtype = info.dtype as FloatDType;
       entries.push([n, { dtype, shape: info.shape, data: fromFloat32(dtype, pruned) } as TensorData]);
     }
-    mkdirSync(outDir, { recursive: true }); // only now: a run stopped while pruning leaves no folder
-    writeCheckpointFile(outFile, entries, { 'tfree.pruned': JSON.stringify({ method: opts.method, sparsity: opts.sparsityFor ? 'plan' : opts.sparsity }) });
-    const copied = copySideFiles(inDir, outDir);
+    yield; // the write starts here (outDir is created only now: a run stopped while pruning leaves no folder)
+    const copied = yield* writeWithSideFiles(inDir, outDir, writeSafetensorsJob(outFile, entries, { 'tfree.pruned': JSON.stringify({ method: opts.method, sparsity: opts.sparsityFor ? 'plan' : opts.sparsity }) }, stop));
     const bytes = names.reduce((s, n) => s + ckpt.info(n).byteLength, 0);
     return { outFile, tensors: names.length, changed, bytesIn: bytes, bytesOut: bytes, copied };
   } finally {
     ckpt.close();
   }
-}
-
-function writeCheckpointFile(path: string, entries: [string, TensorData | LazyTensorData][], meta: Record<string, string>): void {
-  writeSafetensors(path, entries, meta);
 }
 
 /** Effective bits per weight of the quantized tensors in a report (each in the format it was stored in, else `f`). */

@@ -54,6 +54,8 @@ export { enableQat, fakeQuantSTE, QatHandle, type QatOptions, type QatState } fr
 export { qatTrainable, writeQatPacked } from './qat_hat.js';
 export {
   quantizeCheckpoint,
+  quantizeCheckpointJob,
+  pruneCheckpointJob,
   pruneCheckpoint,
   checkSelection,
   ConvertError,

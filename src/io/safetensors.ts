@@ -939,11 +939,7 @@ export function syncFolder(dir: string): void {
   fsyncDir(dir);
 }
 
-function writePlanned(path: string, planned: readonly PlannedTensor[], metadata: ReadonlyArray<[string, string]>): number {
-  return runToEnd(writePlannedJob(path, planned, metadata));
-}
-
-/** `writePlanned` as a job that yields after each tensor (`stop`: see atomicWriteJob). */
+/** Writes planned tensors atomically as one safetensors file; a job that yields after each tensor (`stop`: see atomicWriteJob). */
 function* writePlannedJob(path: string, planned: readonly PlannedTensor[], metadata: ReadonlyArray<[string, string]>, stop?: StopFlag): Generator<void, number, void> {
   const head = buildHeader(planned, metadata, path);
   yield* atomicWriteJob(
@@ -977,9 +973,17 @@ export interface WriteResult {
  * whole file is built); `LazyTensorData.load()` is called only when its turn comes.
  */
 export function writeSafetensors(path: string, tensors: TensorEntries, metadata?: Record<string, string>): WriteResult {
+  return runToEnd(writeSafetensorsJob(path, tensors, metadata));
+}
+
+/**
+ * `writeSafetensors` as a job that yields after each tensor: run with `runYielding`, a set `stop`
+ * ends it with WriteInterrupted (the temp file removed, `path` as it was).
+ */
+export function* writeSafetensorsJob(path: string, tensors: TensorEntries, metadata?: Record<string, string>, stop?: StopFlag): Generator<void, WriteResult, void> {
   const planned = planTensors(tensors, path);
   const meta = checkMetadata(metadata, path);
-  const fileSize = writePlanned(path, planned, meta);
+  const fileSize = yield* writePlannedJob(path, planned, meta, stop);
   return { fileSize, dataBytes: planned.reduce((s, t) => s + t.byteLength, 0) };
 }
 

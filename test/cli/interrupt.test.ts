@@ -166,3 +166,34 @@ test('tfree quantize / prune: Ctrl-C while transforming leaves no --out folder (
     assert.equal(fs.existsSync(out), false, `${cmd}: no ${out}`);
   }
 });
+
+test('tfree quantize / prune: SIGINT during the write stops after the tensor, removes the files of this run (and the --out it created), exit 130; an old --out stays byte for byte', async () => {
+  const src = join(root, 'model-write');
+  saveHATModel(src, randomModel(testConfig({ window: 16 }), 3, 0.3));
+  fs.writeFileSync(join(src, 'tokenizer.json'), '{}');
+  // the same commands run to the end: their output, kept as the "old" --out below
+  const runs: [string, string[]][] = [
+    ['quantize', ['--format', 'int8']],
+    ['prune', ['--sparsity', '0.5']],
+  ];
+  for (const [cmd, rest] of runs) {
+    const old = join(root, `${cmd}-old`);
+    const full = tfree([cmd, ...rest, '--model', src, '--out', old]);
+    assert.equal(full.code, 0, full.err);
+    const before = new Map(fs.readdirSync(old).map((n) => [n, fs.readFileSync(join(old, n))]));
+    for (const existed of [false, true]) {
+      const out = existed ? old : join(root, `${cmd}-new`);
+      // a slow disk (a pause at each tensor of the write) so the signal lands mid-write on any machine
+      const p = new Running([cmd, ...rest, '--model', src, '--out', out, ...(existed ? ['--overwrite'] : [])], { TFREE_TEST_WRITE_PAUSE_MS: '150' });
+      await p.until(() => fs.existsSync(out) && fs.readdirSync(out).some((n) => n.startsWith('model.safetensors.tmp-')), 120_000);
+      p.child.kill('SIGINT');
+      const r = await p.done;
+      assert.equal(r.code, 130, `${cmd}: ${r.err}`);
+      assert.match(r.err, new RegExp(`tfree ${cmd}: interrupted; the partial files were removed`));
+      if (existed) {
+        assert.deepEqual(fs.readdirSync(old).sort(), [...before.keys()].sort(), `${cmd}: no temp file left`);
+        for (const [n, b] of before) assert.ok(fs.readFileSync(join(old, n)).equals(b), `${cmd}: ${n} unchanged`);
+      } else assert.equal(fs.existsSync(out), false, `${cmd}: the folder it created is gone`);
+    }
+  }
+});

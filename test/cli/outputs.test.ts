@@ -13,6 +13,7 @@ import { saveHATModel } from '../../src/models/hat/checkpoint.js';
 import { saveCheckpoint } from '../../src/train/index.js';
 import { writeGgufFixture } from '../convert/gguf_fixture.js';
 import { randomModel, testConfig } from '../hat/util.js';
+import { parseFormat, quantizeCheckpoint } from '../../src/compress/index.js';
 import { errLines, tfree } from './run.js';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'tfree-outputs-'));
@@ -250,5 +251,36 @@ test('a --data file too large to read (3 GB, sparse) is one line for eval bpb (i
     oneLine(['train', ...trainArgs, '--data', big, '--out', join(root, 'big-run')], /^tfree train: .*big\.txt: cannot read \(ERR_FS_FILE_TOO_LARGE/);
   } finally {
     fs.rmSync(big);
+  }
+});
+
+test('quantize / prune: a side file that cannot be copied fails the run before the weights are written (no half output, an old --out stays); a completed write equals the library one byte for byte', () => {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'tfree-side-'));
+  try {
+    const src = join(dir, 'model');
+    saveHATModel(src, randomModel(testConfig({ window: 16 }), 3, 0.3));
+    // the CLI's write (a job under runWriteJob) gives the bytes of the library's synchronous write
+    const lib = join(dir, 'lib');
+    quantizeCheckpoint(src, lib, parseFormat('int8'));
+    const cli = join(dir, 'cli');
+    const ok = tfree(['quantize', '--format', 'int8', '--model', src, '--out', cli]);
+    assert.equal(ok.code, 0, ok.err);
+    assert.deepEqual(fs.readdirSync(cli).sort(), fs.readdirSync(lib).sort());
+    for (const n of fs.readdirSync(lib)) assert.ok(fs.readFileSync(join(cli, n)).equals(fs.readFileSync(join(lib, n))), n);
+    // a dangling symlink beside the weights: copying it fails (old code: after model.safetensors was written)
+    fs.symlinkSync(join(dir, 'nowhere'), join(src, 'generation_config.json'));
+    const before = new Map(fs.readdirSync(cli).map((n) => [n, fs.readFileSync(join(cli, n))]));
+    for (const [cmd, ...rest] of [['quantize', '--format', 'int8'], ['prune', '--sparsity', '0.5']]) {
+      const out = join(dir, `${cmd}-new`);
+      const r = tfree([cmd, ...rest, '--model', src, '--out', out]);
+      assert.notEqual(r.code, 0, `${cmd}: ${r.err}`);
+      assert.equal(fs.existsSync(out), false, `${cmd}: nothing of the failed run stays (${fs.existsSync(out) ? fs.readdirSync(out).join(', ') : ''})`);
+      const o = tfree([cmd, ...rest, '--model', src, '--out', cli, '--overwrite']);
+      assert.notEqual(o.code, 0, `${cmd}: ${o.err}`);
+      assert.deepEqual(fs.readdirSync(cli).sort(), [...before.keys()].sort(), `${cmd}: no file of the failed run in the old --out`);
+      for (const [n, b] of before) assert.ok(fs.readFileSync(join(cli, n)).equals(b), `${cmd}: ${n} unchanged`);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -4,8 +4,9 @@ import { num, str } from '../args.js';
 import { UserError } from '../errors.js';
 import { OVERWRITE_OPTION, checkInputPath, checkOutputPath, refuseInputAsOutput, refuseModelOverwrite } from '../resources.js';
 import { Progress } from '../progress.js';
-import { calibrateCheckpoint, checkSelection, pruneCheckpoint } from '../../compress/index.js';
-import { asUserErrors, patternList } from './quantize.js';
+import { calibrateCheckpoint, checkSelection, pruneCheckpointJob } from '../../compress/index.js';
+import { asUserErrors, patternList, runConversion } from './quantize.js';
+import { EXIT_INTERRUPTED } from '../interrupt.js';
 import { checkPlanNames, readPlanFile } from './plan_file.js';
 
 export const pruneCommand: CommandSpec = {
@@ -26,7 +27,7 @@ export const pruneCommand: CommandSpec = {
     overwrite: OVERWRITE_OPTION,
   },
   details: 'Wanda needs a model forward: it builds the model from config.json (a HAT, or model_type "llama") and runs --calib text through it.',
-  run(args) {
+  async run(args) {
     // a folder or a single .safetensors file, as tfree quantize (wanda builds the model from the folder's config.json)
     checkInputPath(str(args, 'model'), '--model', args.options.method === 'wanda' ? 'dir' : 'any');
     checkOutputPath(str(args, 'out'), '--out', 'dir');
@@ -57,8 +58,8 @@ export const pruneCommand: CommandSpec = {
     }
     const json = args.options.json === true;
     let bar: Progress | undefined;
-    const rep = asUserErrors(() =>
-      pruneCheckpoint(inPath, str(args, 'out'), {
+    const rep = await runConversion('prune', str(args, 'out'), (stop) =>
+      pruneCheckpointJob(inPath, str(args, 'out'), {
         sparsity,
         sparsityFor,
         method,
@@ -69,8 +70,10 @@ export const pruneCommand: CommandSpec = {
           bar ??= new Progress({ total: n, label: 'prune', enabled: !json });
           bar.update(i, name);
         },
-      }),
+      }, stop),
+      () => bar?.stop(),
     );
+    if (rep === undefined) return EXIT_INTERRUPTED;
     bar?.finish();
     if (json) {
       for (const t of rep.changed) process.stdout.write(`${JSON.stringify({ tensor: t.name, shape: t.shape, method, sparsity: sparsityFor ? sparsityFor(t.name) : sparsity, mse: t.mse })}\n`);

@@ -3,8 +3,9 @@ import { str } from '../args.js';
 import { UserError } from '../errors.js';
 import { OVERWRITE_OPTION, checkInputPath, checkOutputPath, refuseInputAsOutput, refuseModelOverwrite } from '../resources.js';
 import { Progress } from '../progress.js';
-import { SafetensorsError } from '../../io/index.js';
-import { FORMAT_NAMES, FormatError, blockNote, parseFormat, quantizeCheckpoint, reportBitsPerWeight, type ScaleDtype } from '../../compress/index.js';
+import { EXIT_INTERRUPTED, INTERRUPTED, runWriteJob } from '../interrupt.js';
+import { SafetensorsError, type StopFlag } from '../../io/index.js';
+import { FORMAT_NAMES, FormatError, blockNote, parseFormat, quantizeCheckpointJob, reportBitsPerWeight, type ConvertReport, type ScaleDtype } from '../../compress/index.js';
 import { checkPlanNames, planFormats, readPlanFile } from './plan_file.js';
 
 /** Comma-separated pattern list option (undefined when not given). */
@@ -22,10 +23,28 @@ export function asUserErrors<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof SafetensorsError || e instanceof FormatError) throw new UserError(e.message);
-    if (e instanceof Error && (['PackedCheckpointError', 'CalibrationError', 'PlanError', 'ConvertError', 'NonFiniteWeightError'].includes(e.name) || /^(sparsity must|wanda:)/.test(e.message))) throw new UserError(e.message);
-    if (e instanceof Error && 'code' in e && typeof e.code === 'string' && /^E(NOENT|ACCES|ISDIR|NOTDIR|EXIST)$/.test(e.code)) throw new UserError(e.message);
-    throw e;
+    throw toUserError(e);
+  }
+}
+
+/** The UserError for a library error a user can act on (else `e` itself). */
+function toUserError(e: unknown): unknown {
+  if (e instanceof SafetensorsError || e instanceof FormatError) return new UserError(e.message);
+  if (e instanceof Error && (['PackedCheckpointError', 'CalibrationError', 'PlanError', 'ConvertError', 'NonFiniteWeightError'].includes(e.name) || /^(sparsity must|wanda:)/.test(e.message))) return new UserError(e.message);
+  if (e instanceof Error && 'code' in e && typeof e.code === 'string' && /^E(NOENT|ACCES|ISDIR|NOTDIR|EXIST)$/.test(e.code)) return new UserError(e.message);
+  return e;
+}
+
+/**
+ * Runs the job of quantize / prune (transform, then write) with runWriteJob: Ctrl-C during the
+ * write stops after the tensor and removes this run's files (undefined: exit 130).
+ */
+export async function runConversion(label: string, out: string, makeJob: (stop: StopFlag) => Generator<void, ConvertReport, void>, onStopped?: () => void): Promise<ConvertReport | undefined> {
+  try {
+    const r = await runWriteJob(label, out, makeJob, onStopped);
+    return r === INTERRUPTED ? undefined : r;
+  } catch (e) {
+    throw toUserError(e);
   }
 }
 
@@ -47,7 +66,7 @@ export const quantizeCommand: CommandSpec = {
     overwrite: OVERWRITE_OPTION,
   },
   details: 'Every 2-D float tensor named *.weight that matches the patterns is quantized; other tensors are copied unchanged.\nWhere the block size does not divide a row length, that tensor gets the largest power-of-two block below it that does (a note says so).',
-  run(args) {
+  async run(args) {
     const sc = String(args.options.scale).toUpperCase();
     if (sc !== 'BF16' && sc !== 'F16') throw new UserError(`--scale must be bf16 or f16, got "${String(args.options.scale)}"`);
     checkInputPath(str(args, 'model'), '--model', 'any');
@@ -62,8 +81,8 @@ export const quantizeCommand: CommandSpec = {
       const formatFor = planFormats(plan, planPath, { blockSize: Number(args.options.block), scaleDtype: sc as ScaleDtype });
       const json = args.options.json === true;
       let bar: Progress | undefined;
-      const rep = asUserErrors(() =>
-        quantizeCheckpoint(str(args, 'model'), str(args, 'out'), parseFormat('int8'), {
+      const rep = await runConversion('quantize', str(args, 'out'), (stop) =>
+        quantizeCheckpointJob(str(args, 'model'), str(args, 'out'), parseFormat('int8'), {
           include: patternList(args, 'include'),
           exclude: patternList(args, 'exclude') ?? [],
           seed: typeof args.options.seed === 'string' ? args.options.seed : undefined,
@@ -72,8 +91,10 @@ export const quantizeCommand: CommandSpec = {
             bar ??= new Progress({ total: n, label: 'quantize', enabled: !json });
             bar.update(i, name);
           },
-        }),
+        }, stop),
+        () => bar?.stop(),
       );
+      if (rep === undefined) return EXIT_INTERRUPTED;
       bar?.finish();
       const planNote = blockNote(rep, formatFor);
       if (planNote !== null) process.stderr.write(`${planNote}\n`);
@@ -90,8 +111,8 @@ export const quantizeCommand: CommandSpec = {
     const format = asUserErrors(() => parseFormat(str(args, 'format'), { blockSize: Number(args.options.block), scaleDtype: sc as ScaleDtype }));
     const json = args.options.json === true;
     let bar: Progress | undefined;
-    const rep = asUserErrors(() =>
-      quantizeCheckpoint(str(args, 'model'), str(args, 'out'), format, {
+    const rep = await runConversion('quantize', str(args, 'out'), (stop) =>
+      quantizeCheckpointJob(str(args, 'model'), str(args, 'out'), format, {
         include: patternList(args, 'include'),
         exclude: patternList(args, 'exclude'),
         seed: typeof args.options.seed === 'string' ? args.options.seed : undefined,
@@ -99,8 +120,10 @@ export const quantizeCommand: CommandSpec = {
           bar ??= new Progress({ total: n, label: 'quantize', enabled: !json });
           bar.update(i, name);
         },
-      }),
+      }, stop),
+      () => bar?.stop(),
     );
+    if (rep === undefined) return EXIT_INTERRUPTED;
     bar?.finish();
     const note = blockNote(rep, format);
     if (note !== null) process.stderr.write(`${note}\n`);

@@ -1,12 +1,11 @@
 import * as fs from 'node:fs';
 import type { CommandSpec } from '../args.js';
 import { UserError } from '../errors.js';
-import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
+import { EXIT_INTERRUPTED, INTERRUPTED, runWriteJob } from '../interrupt.js';
 import { Progress } from '../progress.js';
 import { checkOutputPath } from '../resources.js';
-import { WriteInterrupted, runYielding } from '../../io/index.js';
 import { HATConfigError } from '../../models/hat/config.js';
-import { LIKE_PRESETS, freeBytes, hatParamCount, likeConfig, synthCheckpointJob, type SynthDType, type SynthResult } from '../../models/hat/synth.js';
+import { LIKE_PRESETS, freeBytes, hatParamCount, likeConfig, synthCheckpointJob, type SynthDType } from '../../models/hat/synth.js';
 
 const DTYPES: Record<string, SynthDType> = { bf16: 'BF16', f32: 'F32', f16: 'F16' };
 
@@ -66,18 +65,13 @@ export const synthModelCommand: CommandSpec = {
     const totalMB = Math.ceil(bytes / 1e6);
     const bar = new Progress({ total: totalMB, label: `synth ${o.like} ${String(o.dtype)} (MB)`, enabled: o.quiet !== true });
     const t0 = Date.now();
-    let res: SynthResult;
-    try {
-      res = await withInterrupt('synth-model', 'after this tensor (the partial files are removed)', (stop) =>
-        runYielding(synthCheckpointJob(out, cfg, { dtype, seed, maxShardBytes: Math.round(shardGb * 1e9), onProgress: (done) => bar.update(Math.floor(done / 1e6)) }, stop)),
-      );
-    } catch (e) {
-      if (!(e instanceof WriteInterrupted)) throw e;
-      bar.stop();
-      if (!existed) fs.rmSync(out, { recursive: true, force: true }); // the folder this run created (nothing else is in it)
-      process.stderr.write(`tfree synth-model: interrupted; the partial files were removed${existed ? '' : ` (and ${out})`}\n`);
-      return EXIT_INTERRUPTED;
-    }
+    const res = await runWriteJob(
+      'synth-model',
+      out,
+      (stop) => synthCheckpointJob(out, cfg, { dtype, seed, maxShardBytes: Math.round(shardGb * 1e9), onProgress: (done) => bar.update(Math.floor(done / 1e6)) }, stop),
+      () => bar.stop(),
+    );
+    if (res === INTERRUPTED) return EXIT_INTERRUPTED;
     bar.finish();
     const secs = (Date.now() - t0) / 1000;
     process.stdout.write(

@@ -200,6 +200,7 @@ export function* synthCheckpointJob(dir: string, cfg: HATConfig, opts: SynthOpti
     };
     return [name, { dtype, shape, load } as LazyTensorData] as const;
   }) as TensorEntries;
+  yield; // nothing is written before this point (runWriteJob installs its Ctrl-C handler here)
   const res = yield* shardedWriteJob(dir, entries, { maxShardBytes: opts.maxShardBytes ?? 5_000_000_000, metadata: { format: 'pt', 'tfree.synthetic': `seed=${seed}` } }, stop);
   writeHATConfig(dir, { ...cfg, torch_dtype: dtype === 'F32' ? 'float32' : dtype === 'BF16' ? 'bfloat16' : 'float16' });
   return { files: res.files, indexFile: res.indexFile, bytes: total, params: total / size };
