@@ -291,6 +291,72 @@ describe('served playground (tfree serve --web)', () => {
     );
     await page.close();
   });
+
+  test('what users get wrong: form values, a lost server, a phone-width screen', async (t) => {
+    const why = skipServed();
+    if (why !== null) return t.skip(why);
+    const { page, errors } = await openPage(url);
+    const completions: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/v1/completions')) completions.push(r.url());
+    });
+    const status = async (): Promise<string> => (await page.textContent('#status')) ?? '';
+    // out-of-range or empty fields are refused by name, before any request (they were clamped to 1 byte or sent as 0)
+    for (const [id, value, said] of [
+      ['max-bytes', '0', /^Max bytes: 0 is out of range \(1 to 2048\)/],
+      ['max-bytes', '', /^Max bytes: give a number/],
+      ['max-bytes', '2.5', /^Max bytes: give a whole number/],
+      ['temperature', '', /^Temperature: give a number \(0 to 2\)/],
+      ['temperature', '3', /^Temperature: 3 is out of range \(0 to 2\)/],
+      ['top-p', '', /^Top p: give a number/],
+    ] as const) {
+      await setInput(page, 'max-bytes', '8');
+      await setInput(page, 'temperature', '0');
+      await setInput(page, 'top-p', '0.95');
+      await setInput(page, id, value);
+      await page.click('#generate');
+      await page.waitForFunction("document.querySelector('#status').classList.contains('error')", null, { timeout: 10_000 });
+      assert.match(await status(), said, `${id} = ${JSON.stringify(value)}`);
+    }
+    await setInput(page, 'compare-bytes', '-3');
+    await page.click('#compare');
+    assert.match(await status(), /^Bytes to compare: -3 is out of range/);
+    assert.deepEqual(completions, [], 'no request for a refused form');
+    // a good generation clears the error line
+    await setInput(page, 'top-p', '0.95');
+    await page.click('#generate');
+    await page.waitForFunction("document.querySelector('#gen-info').textContent.includes('bytes in')", null, { timeout: 30_000 });
+    await page.waitForSelector('#generate:not([disabled])', { timeout: 30_000 });
+    assert.match(await status(), /^ready/);
+    // the KG form: an empty or out-of-range answer count is said in the form (it asked for 1 answer, or the browser blocked it silently)
+    for (const [k, said] of [
+      ['', /^Answers: give a number/],
+      ['0', /^Answers: 0 is out of range \(1 to 100\)/],
+    ] as const) {
+      await setInput(page, 'kg-k', k);
+      await page.click('#kg-query');
+      await page.waitForSelector('#kg-error:not([hidden])', { timeout: 10_000 });
+      assert.match((await page.textContent('#kg-error')) ?? '', said);
+      await page.evaluate("document.querySelector('#kg-error').hidden = true");
+    }
+    // the server going away mid-request: said as such
+    await page.route('**/v1/completions', (r) => r.abort('connectionreset'));
+    await page.click('#generate');
+    await page.waitForFunction("document.querySelector('#status').classList.contains('error')", null, { timeout: 10_000 });
+    assert.match(await status(), /^generate: lost the connection to tfree serve .*is it still running\?/);
+    await page.unroute('**/v1/completions');
+    await page.waitForSelector('#generate:not([disabled])', { timeout: 10_000 });
+    // phone width: nothing wider than the screen (the compare panel was 32 px too wide)
+    await setInput(page, 'compare-bytes', '80');
+    await page.click('#compare');
+    await page.waitForSelector('#compare-result:not([hidden])', { timeout: 30_000 });
+    await page.setViewportSize({ width: 360, height: 740 });
+    const [scroll, client] = (await page.evaluate('[document.documentElement.scrollWidth, document.documentElement.clientWidth]')) as [number, number];
+    assert.ok(scroll <= client, `no sideways scrolling at 360 px (${scroll} > ${client})`);
+    await page.screenshot({ path: join(artifacts, 'served-narrow.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
 });
 
 // ---- static ---------------------------------------------------------------------------------
@@ -345,6 +411,11 @@ describe('static playground (model in a Web Worker)', () => {
     await stopOnPage(page);
     await page.screenshot({ path: join(artifacts, 'static.png'), fullPage: true });
     await page.screenshot({ path: join(artifacts, 'static-top.png'), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1000 } });
+    // the served limits hold here too: a prompt over tfree serve's --max-prompt-bytes default is refused (the worker fed it through the model, unstoppable)
+    await page.fill('#prompt', 'a'.repeat(9000));
+    await page.click('#generate');
+    await page.waitForFunction("document.querySelector('#status').textContent.startsWith('generate:')", null, { timeout: 10_000 });
+    assert.match((await page.textContent('#status')) ?? '', /^generate: the prompt is 9000 bytes, over the limit of 8192/);
     assert.deepEqual(errors, []);
     await page.close();
   });

@@ -80,14 +80,31 @@ async function failure(res: Response): Promise<ApiError> {
   return new ApiError(message, res.status);
 }
 
+/**
+ * fetch, with a failure to reach the server (it stopped, the network went away: a TypeError such
+ * as "Failed to fetch") said as such; an abort passes through.
+ */
+async function request(path: string, init?: RequestInit): Promise<Response> {
+  try {
+    return await fetch(path, init);
+  } catch (e) {
+    throw lost(e, init?.signal);
+  }
+}
+
+function lost(e: unknown, signal?: AbortSignal | null): unknown {
+  if (signal?.aborted === true || !(e instanceof TypeError)) return e;
+  return new ApiError(`lost the connection to tfree serve (${e.message}); is it still running?`, 0);
+}
+
 async function getJson<T>(path: string): Promise<T> {
-  const res = await fetch(path);
+  const res = await request(path);
   if (!res.ok) throw await failure(res);
   return (await res.json()) as T;
 }
 
 async function postJson<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
-  const res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+  const res = await request(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
   if (!res.ok) throw await failure(res);
   return (await res.json()) as T;
 }
@@ -151,7 +168,7 @@ export class HttpBackend implements Backend {
       }
     } catch (e) {
       if (signal.aborted) return { text, finishReason: 'aborted' };
-      throw e;
+      throw lost(e, signal);
     }
     return { text, finishReason };
   }
@@ -169,7 +186,7 @@ export class HttpBackend implements Backend {
   }
 
   async report(): Promise<ReportFile[]> {
-    const res = await fetch('./tfree/report');
+    const res = await request('./tfree/report');
     if (res.status === 404) return [];
     if (!res.ok) throw await failure(res);
     const { files } = (await res.json()) as { files: string[] };
@@ -177,7 +194,7 @@ export class HttpBackend implements Backend {
   }
 
   async kgMeta(): Promise<KgMeta | null> {
-    const res = await fetch('./tfree/kg/meta');
+    const res = await request('./tfree/kg/meta');
     if (res.status === 404) return null;
     if (!res.ok) throw await failure(res);
     return (await res.json()) as KgMeta;

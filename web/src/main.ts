@@ -2,7 +2,7 @@
  * The playground page: wires the controls of index.html to a backend, the API of `tfree serve`
  * (served build) or the model in a Web Worker (static build, `__TFREE_STATIC__`).
  */
-import { HttpBackend, type Backend, type BackendInfo, type CompareResult, type KgMeta } from './api.js';
+import { HttpBackend, type Backend, type BackendInfo, type CompareResult, type GenerateParams, type KgMeta } from './api.js';
 import { drawChips, drawDivergence, drawHeat, drawOwnText } from './view.js';
 
 declare const __TFREE_STATIC__: boolean;
@@ -24,9 +24,26 @@ const output = $('gen-output');
 const promptEcho = output.querySelector('.prompt-echo') as HTMLElement;
 const continuation = output.querySelector('.continuation') as HTMLElement;
 
-function num(id: string, fallback: number): number {
-  const v = Number($<HTMLInputElement>(id).value);
-  return Number.isFinite(v) ? v : fallback;
+/** A form value the page refuses (shown in the status line or the KG error), before any request. */
+class FieldError extends Error {}
+
+/**
+ * The number in input #id, checked against its min and max attributes (and whole when `int`):
+ * an empty, non-numeric or out-of-range field is an error naming the field, never silently
+ * replaced by a default or clamped.
+ */
+function field(id: string, int = false): number {
+  const input = $<HTMLInputElement>(id);
+  const name = input.closest('label')?.firstChild?.textContent?.trim() ?? id;
+  const raw = input.value.trim();
+  const v = Number(raw);
+  const min = input.min === '' ? -Infinity : Number(input.min);
+  const max = input.max === '' ? Infinity : Number(input.max);
+  const range = input.min !== '' && input.max !== '' ? ` (${input.min} to ${input.max})` : '';
+  if (raw === '' || !Number.isFinite(v)) throw new FieldError(`${name}: give a number${range}`);
+  if (int && !Number.isInteger(v)) throw new FieldError(`${name}: give a whole number${range}, not ${raw}`);
+  if (v < min || v > max) throw new FieldError(`${name}: ${raw} is out of range${range}`);
+  return v;
 }
 
 function say(text: string, error = false): void {
@@ -36,6 +53,11 @@ function say(text: string, error = false): void {
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** The status line of a failed action: the form's own message, or the action's name and the error. */
+function fail(action: string, e: unknown): void {
+  say(e instanceof FieldError ? e.message : `${action}: ${message(e)}`, true);
 }
 
 async function makeBackend(): Promise<Backend> {
@@ -67,8 +89,9 @@ async function splitPrompt(): Promise<void> {
   try {
     const words = await backend.split(prompt.value);
     if (seq === splitSeq) drawChips($('chips'), words);
+    if (status.textContent?.startsWith('split:') === true) say(statusLine()); // the prompt that failed is gone
   } catch (e) {
-    say(`split: ${message(e)}`, true);
+    fail('split', e);
   }
 }
 
@@ -88,6 +111,14 @@ let abort: AbortController | null = null;
 
 async function generate(): Promise<void> {
   if (busy) return;
+  let params: GenerateParams;
+  try {
+    params = { prompt: prompt.value, model: genModel.value, maxTokens: field('max-bytes', true), temperature: field('temperature'), topP: field('top-p'), seed: field('seed', true) };
+  } catch (e) {
+    fail('generate', e);
+    return;
+  }
+  say(statusLine());
   setBusy(true);
   stopBtn.disabled = false;
   abort = new AbortController();
@@ -98,7 +129,7 @@ async function generate(): Promise<void> {
   const t0 = performance.now();
   try {
     const res = await backend.generate(
-      { prompt: p, model: genModel.value, maxTokens: Math.max(1, Math.round(num('max-bytes', 120))), temperature: num('temperature', 0.8), topP: num('top-p', 0.95), seed: Math.round(num('seed', 0)) },
+      params,
       (t) => {
         continuation.textContent += t;
       },
@@ -111,7 +142,7 @@ async function generate(): Promise<void> {
     await scoreText(p + res.text, promptBytes);
   } catch (e) {
     $('gen-info').textContent = '';
-    say(`generate: ${message(e)}`, true);
+    fail('generate', e);
   } finally {
     stopBtn.disabled = true;
     abort = null;
@@ -138,14 +169,22 @@ function showCompare(r: CompareResult, prompt: string): void {
 
 async function compare(): Promise<void> {
   if (busy) return;
+  let bytes: number;
+  try {
+    bytes = field('compare-bytes', true);
+  } catch (e) {
+    fail('compare', e);
+    return;
+  }
   setBusy(true);
   say('comparing…');
   try {
     const p = prompt.value;
-    showCompare(await backend.compare(p, Math.max(1, Math.round(num('compare-bytes', 80)))), p);
+    showCompare(await backend.compare(p, bytes), p);
     say(statusLine());
   } catch (e) {
-    say(`compare: ${message(e)}`, true);
+    $('compare-result').hidden = true; // no stale result beside the error
+    fail('compare', e);
   } finally {
     setBusy(false);
   }
@@ -215,7 +254,7 @@ async function kgQuery(): Promise<void> {
       head: $<HTMLInputElement>('kg-head').value,
       relation: $<HTMLInputElement>('kg-relation').value,
       date: $<HTMLInputElement>('kg-date').value,
-      k: Math.max(1, Math.round(num('kg-k', 10))),
+      k: field('kg-k', true),
     });
     $('kg-answers').replaceChildren(
       ...answers.map((a) => {
@@ -259,9 +298,10 @@ async function start(): Promise<void> {
   stopBtn.addEventListener('click', () => abort?.abort());
   scoreBtn.addEventListener('click', () => {
     if (busy) return;
+    say(statusLine());
     setBusy(true);
     scoreText(prompt.value, Infinity)
-      .catch((e: unknown) => say(`score: ${message(e)}`, true))
+      .catch((e: unknown) => fail('score', e))
       .finally(() => setBusy(false));
   });
   compareBtn.addEventListener('click', () => void compare());

@@ -19,6 +19,24 @@ const QUANT_BLOCK = 32;
 /** k-means fit on at most this many weights per tensor (the CLI default is 2^20; 4096 fits 16 centroids well and takes ~1 s) */
 const QUANT_SAMPLES = 4096;
 
+/**
+ * The limits of `tfree serve`'s defaults (DEFAULT_LIMITS of src/serve/openai.ts, --max-prompt-bytes
+ * and --max-tokens-limit), so that the static page refuses what the served one refuses instead of
+ * running a 100 kB prompt or a million bytes on the pure-TS kernels (a running request cannot be
+ * stopped while it feeds its prompt).
+ */
+const MAX_PROMPT_BYTES = 8192;
+const MAX_TOKENS_LIMIT = 2048;
+
+function checkText(name: string, text: string): void {
+  const n = new TextEncoder().encode(text).length;
+  if (n > MAX_PROMPT_BYTES) throw new Error(`the ${name} is ${n} bytes, over the limit of ${MAX_PROMPT_BYTES} (as tfree serve's --max-prompt-bytes)`);
+}
+
+function checkRange(name: string, v: number, lo: number, hi: number, loOpen = false): void {
+  if (!Number.isFinite(v) || (loOpen ? v <= lo : v < lo) || v > hi) throw new Error(`${name} must be in ${loOpen ? '(' : '['}${lo}, ${hi}], got ${v}`);
+}
+
 interface Loaded {
   base: HATModel;
   quantized: HATModel;
@@ -89,11 +107,17 @@ async function run(req: Request): Promise<unknown> {
     case 'init':
       return init(req.baseUrl);
     case 'split':
+      checkText('text', req.text);
       return split(need().splitter, req.text);
     case 'score':
+      checkText('text', req.text);
       return score(modelOf(req.model), need().splitter, req.text);
     case 'generate': {
       const p = req.params;
+      checkText('prompt', p.prompt);
+      checkRange('max bytes', p.maxTokens, 1, MAX_TOKENS_LIMIT);
+      checkRange('temperature', p.temperature, 0, 2);
+      checkRange('top p', p.topP, 0, 1, true);
       const g = new Generation(modelOf(p.model), need().splitter, p.prompt, {
         maxBytes: p.maxTokens,
         temperature: p.temperature,
@@ -116,6 +140,8 @@ async function run(req: Request): Promise<unknown> {
     }
     case 'compare': {
       const l = need();
+      checkText('prompt', req.prompt);
+      checkRange('bytes to compare', req.maxTokens, 1, MAX_TOKENS_LIMIT);
       const it = compareSteps(l.base, l.quantized, l.splitter, req.prompt, req.maxTokens);
       for (let n = 0; ; n++) {
         const r = it.next();
