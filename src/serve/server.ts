@@ -187,7 +187,7 @@ export class TfreeServer {
     switch (path) {
       case '/health':
         route('GET');
-        return sendJson(res, 200, { status: 'ok', models: this.modelIds(), queue: this.scheduler.size, backend: backendName() });
+        return sendJson(res, 200, { status: 'ok', models: this.modelIds(), queue: this.scheduler.size, backend: backendName(), kg: this.opts.models.kg !== undefined, report: this.opts.reportDir !== undefined });
       case '/v1/models':
         route('GET');
         return sendJson(res, 200, { object: 'list', data: this.modelIds().map((id) => ({ id, object: 'model', created: 0, owned_by: 'tfree' })) });

@@ -305,6 +305,10 @@ test('serve: --quantized: models, completions from the quantized model, /tfree/c
     assert.deepEqual(((await s.client.models.list()).data ?? []).map((m) => m.id), ['base']);
     assert.equal((await post('/tfree/kg/query', { head: 'ann', relation: 'meets', date: 0 }, s.url)).status, 404);
     assert.equal((await fetch(`${s.url}/tfree/report`)).status, 404);
+    // /health says what is there, so the playground does not probe (a 404 is a console error in the browser)
+    const h = (await (await fetch(`${s.url}/health`)).json()) as Record<string, unknown>;
+    assert.equal(h.kg, false);
+    assert.equal(h.report, false);
   } finally {
     await s.server.close(100);
   }
@@ -335,6 +339,7 @@ test('serve: /tfree/split, /tfree/score, /tfree/kg/*, /health', async () => {
   const h = (await (await fetch(`${url}/health`)).json()) as Record<string, unknown>;
   assert.deepEqual(h.models, ['base', 'quantized']);
   assert.ok(h.backend === 'native' || h.backend === 'js');
+  assert.equal(h.kg, true);
 });
 
 /** A raw request with any Host and Content-Type (fetch cannot set Host). */

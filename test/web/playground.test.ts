@@ -292,6 +292,33 @@ describe('served playground (tfree serve --web)', () => {
     await page.close();
   });
 
+  test('a plain tfree serve (no --report, no --quantized): no failed requests on load', async (t) => {
+    const why = skipServed();
+    if (why !== null) return t.skip(why);
+    const port = await freePort();
+    const plainUrl = `http://127.0.0.1:${port}/`;
+    let out = '';
+    const plain = spawn(process.execPath, [cli, 'serve', '--model', modelDir, '--web', servedDir, '--host', '127.0.0.1', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    plain.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    plain.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await waitHealthy(plainUrl, plain, () => out);
+      const { page, errors } = await openPage(plainUrl);
+      const failed: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') failed.push(m.text());
+      });
+      await page.reload();
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 45_000 });
+      assert.equal(await page.locator('#report-panel').isVisible(), false, 'no report panel without --report');
+      assert.equal(await page.locator('#compare-unavailable').isVisible(), true, 'compare says what it needs');
+      assert.deepEqual([...errors, ...failed], [], 'the page asks only for what /health says is there (a 404 probe of /tfree/report was a console error)');
+      await page.close();
+    } finally {
+      plain.kill();
+    }
+  });
+
   test('what users get wrong: form values, a lost server, a phone-width screen', async (t) => {
     const why = skipServed();
     if (why !== null) return t.skip(why);

@@ -16,6 +16,9 @@ export interface BackendInfo {
   models: string[];
   /** a line describing the quantized model, when known */
   quantizedLabel?: string;
+  /** false when the backend is known to have no KG model / no DTM report (the page then does not ask) */
+  kg?: boolean;
+  report?: boolean;
 }
 
 export interface GenerateParams {
@@ -145,8 +148,8 @@ export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerat
 /** The API of `tfree serve` on this origin. */
 export class HttpBackend implements Backend {
   async info(): Promise<BackendInfo> {
-    const h = await getJson<{ status: string; models: string[]; backend: string }>('./health');
-    return { mode: 'served', backend: h.backend, models: h.models };
+    const h = await getJson<{ status: string; models: string[]; backend: string; kg?: boolean; report?: boolean }>('./health');
+    return { mode: 'served', backend: h.backend, models: h.models, kg: h.kg, report: h.report };
   }
 
   async generate(p: GenerateParams, onText: (text: string) => void, signal: AbortSignal): Promise<GenerateOutcome> {

@@ -193,6 +193,7 @@ async function compare(): Promise<void> {
 // ---- report and KG ----
 
 async function loadReport(): Promise<void> {
+  if (info.report === false) return;
   const files = await backend.report();
   const svgs = files.filter((f) => f.name.endsWith('.svg'));
   const docs = files.filter((f) => f.name.endsWith('.md'));
@@ -231,6 +232,7 @@ function fillList(id: string, values: readonly string[]): void {
 }
 
 async function loadKg(): Promise<void> {
+  if (info.kg === false) return;
   const meta: KgMeta | null = await backend.kgMeta();
   if (meta === null) return;
   fillList('kg-entities', meta.entities);
