@@ -49,10 +49,11 @@ export async function runWriteJob<T>(label: string, out: string, makeJob: (stop:
     if (first.done === true) return first.value;
     return await withInterrupt(label, 'after this tensor (the partial files are removed)', () => runYielding(job), stop);
   } catch (e) {
-    if (!existed) fs.rmSync(out, { recursive: true, force: true }); // the folder (or file) this run created: nothing else is in it
+    const created = !existed && fs.existsSync(out);
+    if (created) fs.rmSync(out, { recursive: true, force: true }); // the folder (or file) this run created: nothing else is in it
     if (!(e instanceof WriteInterrupted)) throw e;
     onStopped?.(); // e.g. end a progress bar's line
-    process.stderr.write(`tfree ${label}: interrupted; the partial files were removed${existed ? '' : ` (and ${out})`}\n`);
+    process.stderr.write(`tfree ${label}: interrupted; the partial files were removed${created ? ` (and ${out})` : ''}\n`);
     return INTERRUPTED;
   }
 }

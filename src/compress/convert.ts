@@ -4,10 +4,10 @@
  * selected 2-D weights, write `<out>/model.safetensors` atomically and copy the other files
  * (config.json, tokenizer files...) atomically beside it.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fromFloat32, lazyTensorFrom, openCheckpoint, runToEnd, writeSafetensorsJob, type Checkpoint, type StopFlag, type FloatDType, type LazyTensorData, type TensorData } from '../io/index.js';
+import { commitParts, discardParts, fromFloat32, lazyTensorFrom, openCheckpoint, partPath, runToEnd, writeSafetensorsJob, type Checkpoint, type StopFlag, type FloatDType, type LazyTensorData, type TensorData } from '../io/index.js';
 import { formatSize, type QuantFormat } from './format.js';
 import { fitBlockFor, packedCheckpointJob } from './checkpoint.js';
 import { nameFilter, type NameFilter } from './modules.js';
@@ -28,39 +28,32 @@ export function copySideFiles(inDir: string, outDir: string): string[] {
 
 /**
  * Copies the side files of inDir (see copySideFiles) into outDir under temp names
- * (`NAME.tmp-PID-side`, created with outDir when missing); `commit` renames them into place and
+ * (`partPath`: `NAME.tmp-PID-part`, created with outDir when missing); `commit` renames them into place and
  * returns their names, `discard` removes them. A failed copy removes the temps made so far.
  */
 function stageSideFiles(inDir: string, outDir: string): { commit: () => string[]; discard: () => void } {
-  const staged: { name: string; tmp: string; dst: string }[] = [];
-  const discard = (): void => {
-    for (const f of staged) rmSync(f.tmp, { force: true });
-  };
+  const names: string[] = [];
+  const dsts = (): string[] => names.map((n) => join(outDir, n));
   try {
     mkdirSync(outDir, { recursive: true });
     for (const name of readdirSync(inDir)) {
       if (name.endsWith('.safetensors') || name.endsWith('.safetensors.index.json') || name.startsWith('.')) continue;
       const src = join(inDir, name);
       if (!statSync(src).isFile()) continue;
-      const dst = join(outDir, name);
-      const tmp = `${dst}.tmp-${process.pid}-side`;
-      staged.push({ name, tmp, dst });
-      copyFileSync(src, tmp);
+      names.push(name);
+      copyFileSync(src, partPath(join(outDir, name)));
     }
   } catch (e) {
-    discard();
+    discardParts(dsts());
     throw e;
   }
-  const commit = (): string[] => {
-    try {
-      for (const f of staged) renameSync(f.tmp, f.dst);
-    } catch (e) {
-      discard();
-      throw e;
-    }
-    return staged.map((f) => f.name);
+  return {
+    commit: () => {
+      commitParts(dsts());
+      return names;
+    },
+    discard: () => discardParts(dsts()),
   };
-  return { commit, discard };
 }
 
 /**

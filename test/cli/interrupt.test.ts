@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { writeHATConfig } from '../../src/models/hat/config.js';
 import { saveHATModel } from '../../src/models/hat/checkpoint.js';
 import { testConfig, randomModel } from '../hat/util.js';
-import { Running, tfree } from './run.js';
+import { Running, smallKgModel, tfree } from './run.js';
 import { writeFixture } from '../llama/fixture.js';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'tfree-sigint-'));
@@ -196,4 +196,19 @@ test('tfree quantize / prune: SIGINT during the write stops after the tensor, re
       } else assert.equal(fs.existsSync(out), false, `${cmd}: the folder it created is gone`);
     }
   }
+});
+
+test('tfree kg pack: SIGINT during the write stops after the tensor and leaves no file (no temp), exit 130', async () => {
+  fs.mkdirSync(join(root, 'kg-pack'));
+  const ckpt = smallKgModel(join(root, 'kg-pack'));
+  const dir = join(root, 'kg-pack-out');
+  fs.mkdirSync(dir);
+  const out = join(dir, 'packed.safetensors');
+  const p = new Running(['kg', 'pack', '--model', ckpt, '--out', out], { TFREE_TEST_WRITE_PAUSE_MS: '300' });
+  await p.until(() => fs.readdirSync(dir).some((n) => n.startsWith('packed.safetensors.tmp-')), 120_000);
+  p.child.kill('SIGINT');
+  const r = await p.done;
+  assert.equal(r.code, 130, r.err);
+  assert.match(r.err, /tfree kg pack: interrupted; the partial files were removed\n/);
+  assert.deepEqual(fs.readdirSync(dir), [], 'no file, no temp file');
 });

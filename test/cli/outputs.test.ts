@@ -14,7 +14,7 @@ import { saveCheckpoint } from '../../src/train/index.js';
 import { writeGgufFixture } from '../convert/gguf_fixture.js';
 import { randomModel, testConfig } from '../hat/util.js';
 import { parseFormat, quantizeCheckpoint } from '../../src/compress/index.js';
-import { errLines, tfree } from './run.js';
+import { errLines, smallKgModel, tfree } from './run.js';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'tfree-outputs-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -280,6 +280,30 @@ test('quantize / prune: a side file that cannot be copied fails the run before t
       assert.deepEqual(fs.readdirSync(cli).sort(), [...before.keys()].sort(), `${cmd}: no file of the failed run in the old --out`);
       for (const [n, b] of before) assert.ok(fs.readFileSync(join(cli, n)).equals(b), `${cmd}: ${n} unchanged`);
     }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('kg export: a part that cannot be written leaves the old files byte for byte (the parts go to temp names, renamed together), and no new folder', () => {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'tfree-kgx-'));
+  try {
+    const ckpt = smallKgModel(dir);
+    const out = join(dir, 'export');
+    fs.mkdirSync(join(out, 'entities.tsv'), { recursive: true }); // a folder where the second part goes
+    fs.writeFileSync(join(out, 'embeddings.safetensors'), 'old');
+    fs.writeFileSync(join(out, 'relations.tsv'), 'old');
+    const r = tfree(['kg', 'export', '--model', ckpt, '--out', out, '--overwrite']);
+    assert.notEqual(r.code, 0, r.err);
+    assert.equal(fs.readFileSync(join(out, 'embeddings.safetensors'), 'utf8'), 'old', 'the old embeddings stay (the old code had replaced them)');
+    assert.equal(fs.readFileSync(join(out, 'relations.tsv'), 'utf8'), 'old');
+    assert.deepEqual(fs.readdirSync(out).sort(), ['embeddings.safetensors', 'entities.tsv', 'relations.tsv'], 'no temp file left');
+    // an export that completes still writes all four files
+    const fresh = join(dir, 'fresh');
+    const ok = tfree(['kg', 'export', '--model', ckpt, '--out', fresh]);
+    assert.equal(ok.code, 0, ok.err);
+    assert.ok(['embeddings.safetensors', 'entities.tsv', 'relations.tsv'].every((n) => fs.existsSync(join(fresh, n))));
+    assert.ok(!fs.readdirSync(fresh).some((n) => n.includes('.tmp-')));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -1,5 +1,7 @@
 /** Helpers of the CLI process tests: the real binary (dist/src/cli/main.js), spawned. */
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -47,4 +49,14 @@ export class Running {
       await new Promise((r) => setTimeout(r, 20));
     }
   }
+}
+
+/** A small trained BoxTE model file under `dir` (kg synth, then one epoch of kg train at d=8); returns its path. */
+export function smallKgModel(dir: string): string {
+  const data = join(dir, 'kg-data');
+  assert.equal(tfree(['kg', 'synth', '--out', data]).code, 0);
+  const ckpt = join(dir, 'kg-model.safetensors');
+  const t = tfree(['kg', 'train', '--data', data, '--out', ckpt, '--dim', '8', '--epochs', '1', '--batch', '16', '--negatives', '4', '--valid-every', '0', '--json']);
+  assert.equal(t.code, 0, t.err);
+  return ckpt;
 }

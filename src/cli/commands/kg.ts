@@ -14,12 +14,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
-import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
+import { EXIT_INTERRUPTED, INTERRUPTED, runWriteJob, withInterrupt } from '../interrupt.js';
 import { checkInputPath, checkMemory, checkOutputPath, refuseFileOverwrite, refuseInputAsOutput } from '../resources.js';
 import { runYielding } from '../../io/interrupt.js';
 import { Progress, formatDuration } from '../progress.js';
 import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type Quads, type TemporalKG } from '../../io/kg.js';
-import { writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
+import { commitParts, discardParts, partPath, writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
 import { noGrad } from '../../tensor/index.js';
 import { KgLogError, parseKgTrainLog, writeKgCurves } from '../../eval/kg_curves.js';
 import {
@@ -38,7 +38,7 @@ import {
   evaluateSplit,
   loadModel,
   paramCount,
-  saveModelFile,
+  saveModelFileJob,
   subsample,
   type BoxTEConfig,
   type EpochResult,
@@ -361,7 +361,7 @@ function runQuery(a: ParsedArgs): number {
 // ---- pack ----------------------------------------------------------------------------------------
 
 /** A model file (optionally bf16) from a model or a training-state file (CKPT.last). */
-function runPack(a: ParsedArgs): number {
+async function runPack(a: ParsedArgs): Promise<number> {
   const path = need(a, 'model');
   const out = need(a, 'out');
   checkOutputPath(out, '--out', 'file');
@@ -373,7 +373,7 @@ function runPack(a: ParsedArgs): number {
   const note = a.options.note;
   if (typeof note === 'string' && note !== '') extra.note = note;
   const bf16 = opt<boolean>(a, 'bf16') === true;
-  saveModelFile(model, vocab, out, { bf16, extra });
+  if ((await runWriteJob('kg pack', out, (stop) => saveModelFileJob(model, vocab, out, { bf16, extra }, stop))) === INTERRUPTED) return EXIT_INTERRUPTED;
   process.stdout.write(`wrote ${out} (${bf16 ? 'bf16' : 'f32'}, ${paramCount(model.cfg).toLocaleString('en-US')} parameters${extra.epoch ? `, epoch ${extra.epoch}` : ''})\n`);
   return 0;
 }
@@ -392,7 +392,14 @@ function runExport(a: ParsedArgs): number {
   checkOutputPath(dir, '--out', 'dir');
   refuseFileOverwrite(dir, ['embeddings.safetensors', 'entities.tsv', 'relations.tsv', 'times.tsv'], opt<boolean>(a, 'overwrite') === true);
   const { model, vocab } = userErrors(() => loadModel(path));
+  const existed = existsSync(dir);
   mkdirSync(dir, { recursive: true });
+  // every part goes to a temp name first; all are renamed at the end (a failure leaves the old files or none)
+  const written: string[] = [];
+  const part = (name: string): string => {
+    written.push(join(dir, name));
+    return partPath(join(dir, name));
+  };
   const c = model.cfg;
   const d = c.dim;
   const R = c.numRelations;
@@ -403,36 +410,43 @@ function runExport(a: ParsedArgs): number {
   for (const [n, t] of [['relation.head.lower', boxes.lh], ['relation.head.upper', boxes.uh], ['relation.tail.lower', boxes.lt], ['relation.tail.upper', boxes.ut]] as const) {
     tensors.push([n, { dtype: 'F32', shape: t.shape.slice(), data: t.f32() }]);
   }
-  writeSafetensors(join(dir, 'embeddings.safetensors'), tensors, { config: JSON.stringify(c), entities: JSON.stringify(vocab.entities), relations: JSON.stringify(vocab.relations) });
-  const base = model.entityBase.f32();
-  const bump = model.entityBump.f32();
-  const hdr = (p: string): string => Array.from({ length: d }, (_, i) => `${p}${i}`).join('\t');
-  const ent = [`entity\t${hdr('base_')}\t${hdr('bump_')}`];
-  vocab.entities.forEach((name, i) => ent.push(`${name}\t${row(base, i * d, d)}\t${row(bump, i * d, d)}`));
-  writeFileAtomic(join(dir, 'entities.tsv'), `${ent.join('\n')}\n`);
-  const lh = boxes.lh.f32();
-  const uh = boxes.uh.f32();
-  const lt = boxes.lt.f32();
-  const ut = boxes.ut.f32();
-  const alpha = model.alpha?.f32() ?? null;
-  const rel = [`relation\tside\t${hdr('lower_')}\t${hdr('upper_')}${alpha ? `\t${Array.from({ length: c.k }, (_, j) => `alpha_${j}`).join('\t')}` : ''}`];
-  vocab.relations.forEach((name, r) => {
-    const al = alpha ? `\t${row(alpha, r * c.k, c.k)}` : '';
-    rel.push(`${name}\thead\t${row(lh, r * d, d)}\t${row(uh, r * d, d)}${al}`);
-    rel.push(`${name}\ttail\t${row(lt, r * d, d)}\t${row(ut, r * d, d)}${al}`);
-  });
-  writeFileAtomic(join(dir, 'relations.tsv'), `${rel.join('\n')}\n`);
   const files = ['embeddings.safetensors', 'entities.tsv', 'relations.tsv'];
-  if (model.timeBumpTable !== null) {
-    const K = model.timeBumpTable.f32();
-    const origin = vocab.origin === null ? null : Date.parse(`${vocab.origin}T00:00:00Z`);
-    const lines = [`time\tbump\t${hdr('v_')}`];
-    for (let tau = 0; tau < c.numTimes; tau++) {
-      const label = origin === null ? String(tau) : new Date(origin + tau * 86_400_000).toISOString().slice(0, 10);
-      for (let j = 0; j < c.k; j++) lines.push(`${label}\t${j}\t${row(K, (tau * c.k + j) * d, d)}`);
+  try {
+    writeSafetensors(part('embeddings.safetensors'), tensors, { config: JSON.stringify(c), entities: JSON.stringify(vocab.entities), relations: JSON.stringify(vocab.relations) });
+    const base = model.entityBase.f32();
+    const bump = model.entityBump.f32();
+    const hdr = (p: string): string => Array.from({ length: d }, (_, i) => `${p}${i}`).join('\t');
+    const ent = [`entity\t${hdr('base_')}\t${hdr('bump_')}`];
+    vocab.entities.forEach((name, i) => ent.push(`${name}\t${row(base, i * d, d)}\t${row(bump, i * d, d)}`));
+    writeFileAtomic(part('entities.tsv'), `${ent.join('\n')}\n`);
+    const lh = boxes.lh.f32();
+    const uh = boxes.uh.f32();
+    const lt = boxes.lt.f32();
+    const ut = boxes.ut.f32();
+    const alpha = model.alpha?.f32() ?? null;
+    const rel = [`relation\tside\t${hdr('lower_')}\t${hdr('upper_')}${alpha ? `\t${Array.from({ length: c.k }, (_, j) => `alpha_${j}`).join('\t')}` : ''}`];
+    vocab.relations.forEach((name, r) => {
+      const al = alpha ? `\t${row(alpha, r * c.k, c.k)}` : '';
+      rel.push(`${name}\thead\t${row(lh, r * d, d)}\t${row(uh, r * d, d)}${al}`);
+      rel.push(`${name}\ttail\t${row(lt, r * d, d)}\t${row(ut, r * d, d)}${al}`);
+    });
+    writeFileAtomic(part('relations.tsv'), `${rel.join('\n')}\n`);
+    if (model.timeBumpTable !== null) {
+      const K = model.timeBumpTable.f32();
+      const origin = vocab.origin === null ? null : Date.parse(`${vocab.origin}T00:00:00Z`);
+      const lines = [`time\tbump\t${hdr('v_')}`];
+      for (let tau = 0; tau < c.numTimes; tau++) {
+        const label = origin === null ? String(tau) : new Date(origin + tau * 86_400_000).toISOString().slice(0, 10);
+        for (let j = 0; j < c.k; j++) lines.push(`${label}\t${j}\t${row(K, (tau * c.k + j) * d, d)}`);
+      }
+      writeFileAtomic(part('times.tsv'), `${lines.join('\n')}\n`);
+      files.push('times.tsv');
     }
-    writeFileAtomic(join(dir, 'times.tsv'), `${lines.join('\n')}\n`);
-    files.push('times.tsv');
+    commitParts(written);
+  } catch (e) {
+    discardParts(written);
+    if (!existed) rmSync(dir, { recursive: true, force: true }); // the folder this run created
+    throw e;
   }
   process.stdout.write(`wrote ${files.map((f) => join(dir, f)).join(', ')} (${vocab.entities.length} entities, ${R} relations, d=${d})\n`);
   return 0;

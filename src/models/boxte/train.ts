@@ -14,10 +14,10 @@
 import { existsSync } from 'node:fs';
 import { Tensor, freshF32, noGrad } from '../../tensor/index.js';
 import { AdamW, ParamStore, Rng, VarBuilder, makeSchedule, type AdamWStateMeta, type RngState, type Schedule } from '../../nn/index.js';
-import { openSafetensors, writeSafetensors, type TensorEntries } from '../../io/safetensors.js';
+import { openSafetensors, writeSafetensors, writeSafetensorsJob, type TensorEntries } from '../../io/safetensors.js';
+import { runToEnd, type StopFlag } from '../../io/interrupt.js';
 import { f32ToBf16 } from '../../io/dtype.js';
 import type { Quads, TemporalKG } from '../../io/kg.js';
-import { runToEnd } from '../../io/interrupt.js';
 import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
 import { buildKeyTable, type KeyTable, type TrainGroupsArgs } from './kernel.js';
 import { boxKernels, type AdamRowsArgs, type BoxKernels } from './ops.js';
@@ -558,10 +558,19 @@ export class Trainer {
  * stores the parameters as bfloat16 (half the size; loading converts back to f32 exactly).
  */
 export function saveModelFile(model: BoxTE, vocab: KgVocab, path: string, opts: { bf16?: boolean; extra?: Record<string, string> } = {}): void {
+  runToEnd(saveModelFileJob(model, vocab, path, opts));
+}
+
+/**
+ * `saveModelFile` as a job: nothing is written before its first yield; then the write yields
+ * after each tensor, and a set `stop` ends it with WriteInterrupted (no file left, `path` as it was).
+ */
+export function* saveModelFileJob(model: BoxTE, vocab: KgVocab, path: string, opts: { bf16?: boolean; extra?: Record<string, string> } = {}, stop?: StopFlag): Generator<void, void, void> {
   const entries: TensorEntries = model.store.entries().map(([name, p]) =>
     opts.bf16 === true ? ([name, { dtype: 'BF16', shape: p.shape.slice(), data: f32ToBf16(p.f32()) }] as const) : ([name, { dtype: 'F32', shape: p.shape.slice(), data: p.f32() }] as const),
   );
-  writeSafetensors(path, entries, modelMetadata(model.cfg, vocab, opts.extra ?? {}));
+  yield;
+  yield* writeSafetensorsJob(path, entries, modelMetadata(model.cfg, vocab, opts.extra ?? {}), stop);
 }
 
 export function modelMetadata(cfg: BoxTEConfig, vocab: KgVocab, extra: Record<string, string> = {}): Record<string, string> {
