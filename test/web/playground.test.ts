@@ -366,6 +366,22 @@ describe('served playground (tfree serve --web)', () => {
       assert.match((await page.textContent('#kg-error')) ?? '', said);
       await page.evaluate("document.querySelector('#kg-error').hidden = true");
     }
+    await setInput(page, 'kg-k', '10');
+    await setInput(page, 'kg-head', ' ');
+    await page.click('#kg-query');
+    await page.waitForSelector('#kg-error:not([hidden])', { timeout: 10_000 });
+    assert.match((await page.textContent('#kg-error')) ?? '', /^Head: give one/, 'an empty head is said in the form (the server answered: unknown entity "")');
+    // a special-token string in the prompt is one byte to the model: the generated words are still the ones after the prompt (they were counted from the prompt's UTF-8 length)
+    const special = 'Hi<|eot_id|>The';
+    await page.fill('#prompt', special);
+    await setInput(page, 'max-bytes', '24');
+    await page.click('#generate');
+    await page.waitForFunction("document.querySelector('#gen-info').textContent.startsWith('24 bytes in')", null, { timeout: 30_000 });
+    await page.waitForSelector('#generate:not([disabled])', { timeout: 30_000 });
+    const chips = await page.locator('#chips .chip').evaluateAll((els) => els.map((e) => e.classList.contains('generated')));
+    assert.equal(chips.filter((g) => !g).length, new HatSplitter().encode(special).length, `only the prompt's words are styled as prompt (${JSON.stringify(chips)})`);
+    assert.ok(chips.slice(new HatSplitter().encode(special).length).every((g) => g), 'every word after them as generated');
+    await page.fill('#prompt', PROMPT);
     // the server going away mid-request: said as such
     await page.route('**/v1/completions', (r) => r.abort('connectionreset'));
     await page.click('#generate');

@@ -138,7 +138,8 @@ async function generate(): Promise<void> {
     const s = (performance.now() - t0) / 1000;
     const n = new TextEncoder().encode(res.text).length;
     $('gen-info').textContent = `${n} bytes in ${s.toFixed(2)} s (${(n / s).toFixed(0)} bytes/s), finish: ${res.finishReason}`;
-    const promptBytes = new TextEncoder().encode(p).length;
+    // the prompt's length in the model's bytes (a special-token string such as <|eot_id|> is one byte), where the generated words start
+    const promptBytes = (await backend.split(p)).at(-1)?.end ?? 0;
     await scoreText(p + res.text, promptBytes);
   } catch (e) {
     $('gen-info').textContent = '';
@@ -252,10 +253,15 @@ async function kgQuery(): Promise<void> {
   const err = $('kg-error');
   err.hidden = true;
   try {
+    const text = (id: string, what: string): string => {
+      const v = $<HTMLInputElement>(id).value;
+      if (v.trim() === '') throw new FieldError(`${what}: give one (the list under the field has the model's)`);
+      return v;
+    };
     const answers = await backend.kgQuery({
-      head: $<HTMLInputElement>('kg-head').value,
-      relation: $<HTMLInputElement>('kg-relation').value,
-      date: $<HTMLInputElement>('kg-date').value,
+      head: text('kg-head', 'Head'),
+      relation: text('kg-relation', 'Relation'),
+      date: text('kg-date', 'Date'),
       k: field('kg-k', true),
     });
     $('kg-answers').replaceChildren(
