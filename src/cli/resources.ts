@@ -149,3 +149,20 @@ export function checkStdinNotFolder(): void {
   }
   if (st.isDirectory()) throw new UserError('stdin is a folder; give a file (< FILE) or a pipe');
 }
+
+/**
+ * For an output folder this run creates (`dir` does not exist yet): when the process ends, also by
+ * process.exit (a closed stdout pipe, a second Ctrl-C), with no file saved anywhere under `dir`,
+ * `dir` is removed, so a run that saved nothing leaves no empty folder behind.
+ */
+export function removeIfLeftEmpty(dir: string): void {
+  if (fs.existsSync(dir)) return;
+  const holdsFile = (d: string): boolean => fs.readdirSync(d, { withFileTypes: true }).some((e) => !e.isDirectory() || holdsFile(nodePath.join(d, e.name)));
+  process.once('exit', () => {
+    try {
+      if (fs.statSync(dir).isDirectory() && !holdsFile(dir)) fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // gone already, or unreadable: leave it
+    }
+  });
+}

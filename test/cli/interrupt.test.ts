@@ -212,3 +212,14 @@ test('tfree kg pack: SIGINT during the write stops after the tensor and leaves n
   assert.match(r.err, /tfree kg pack: interrupted; the partial files were removed\n/);
   assert.deepEqual(fs.readdirSync(dir), [], 'no file, no temp file');
 });
+
+test('tfree train --json | head -1: the closed pipe ends the run quietly (exit 0) and leaves no empty --out folder', async () => {
+  const out = join(root, 'run-piped');
+  const p = new Running(['train', '--data', text, '--out', out, '--config', join(cfgDir, 'config.json'), '--steps', '100000', '--batch', '1', '--seq-bytes', '64', '--eval-every', '0', '--save-every', '0', '--json']);
+  await p.until((o) => events(o).some((e) => e.event === 'step'));
+  assert.ok(fs.existsSync(out), 'the run made its folder');
+  p.child.stdout?.destroy(); // as head -1 does after its line
+  const r = await p.done;
+  assert.equal(r.code, 0, r.err);
+  assert.equal(fs.existsSync(out), false, 'nothing was saved: the folder it created is gone');
+});

@@ -13,7 +13,7 @@ import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress, formatDuration } from '../progress.js';
 import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
-import { OVERWRITE_OPTION, checkInputPath, checkMemory, checkOutputPath, refuseInputAsOutput, refuseModelOverwrite } from '../resources.js';
+import { OVERWRITE_OPTION, checkInputPath, checkMemory, checkOutputPath, refuseInputAsOutput, refuseModelOverwrite, removeIfLeftEmpty } from '../resources.js';
 import { checkFinite } from '../hat_model.js';
 import { BytePacker, DataError, type StopFlag, fingerprintDocuments, readDocuments, splitTrainVal, type InputFormat } from '../../io/index.js';
 import { CheckpointError, ResumeMismatchError, Trainer, type LogEntry, type TrainSettings } from '../../train/index.js';
@@ -183,6 +183,7 @@ export const trainCommand: CommandSpec = {
       refuseModelOverwrite(out, false);
     }
     checkQatOut(args, out, init, resume || overwrite);
+    removeIfLeftEmpty(out); // a run that ends before it saved anything (a closed stdout pipe at step 1) leaves no empty --out
     if (settings.warmup > steps) throw new UserError(`--warmup must be at most --steps (${steps}), got ${settings.warmup}`);
 
     const cfg = modelConfig(args);
