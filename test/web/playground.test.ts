@@ -389,6 +389,15 @@ describe('served playground (tfree serve --web)', () => {
     assert.match(await status(), /^generate: lost the connection to tfree serve .*is it still running\?/);
     await page.unroute('**/v1/completions');
     await page.waitForSelector('#generate:not([disabled])', { timeout: 10_000 });
+    // a stream closed without its [DONE] is said to be cut, not shown as a finished text
+    await page.route('**/v1/completions', (r) =>
+      r.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: `data: ${JSON.stringify({ choices: [{ text: ' cut', finish_reason: null }] })}\n\n` }),
+    );
+    await page.click('#generate');
+    await page.waitForFunction("document.querySelector('#status').classList.contains('error')", null, { timeout: 10_000 });
+    assert.match(await status(), /^generate: the server closed the stream before it ended/);
+    await page.unroute('**/v1/completions');
+    await page.waitForSelector('#generate:not([disabled])', { timeout: 10_000 });
     // phone width: nothing wider than the screen (the compare panel was 32 px too wide)
     await setInput(page, 'compare-bytes', '80');
     await page.click('#compare');

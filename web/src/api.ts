@@ -117,7 +117,10 @@ interface CompletionChunk {
   error?: { message?: string };
 }
 
-/** Reads `data: {...}` events of a server-sent event stream until `data: [DONE]`. */
+/**
+ * Reads `data: {...}` events of a server-sent event stream until `data: [DONE]`; a stream that
+ * ends without it (the server or a proxy closed it early) is an error, not a finished text.
+ */
 export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   const reader = body.getReader();
   const dec = new TextDecoder();
@@ -140,6 +143,7 @@ export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerat
         if (data !== '') yield data;
       }
     }
+    throw new ApiError('the server closed the stream before it ended (no [DONE]); the text may be cut short', 0);
   } finally {
     reader.releaseLock();
   }
