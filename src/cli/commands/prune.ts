@@ -3,7 +3,6 @@ import type { CommandSpec } from '../args.js';
 import { num, str } from '../args.js';
 import { UserError } from '../errors.js';
 import { OVERWRITE_OPTION, checkInputPath, checkOutputPath, refuseInputAsOutput, refuseModelOverwrite } from '../resources.js';
-import { Progress } from '../progress.js';
 import { calibrateCheckpoint, checkSelection, pruneCheckpointJob } from '../../compress/index.js';
 import { asUserErrors, patternList, runConversion } from './quantize.js';
 import { EXIT_INTERRUPTED } from '../interrupt.js';
@@ -57,8 +56,7 @@ export const pruneCommand: CommandSpec = {
       inputNorms = asUserErrors(() => calibrateCheckpoint(inPath, text, { ...filter, tokens: Number(args.options['calib-tokens']) }));
     }
     const json = args.options.json === true;
-    let bar: Progress | undefined;
-    const rep = await runConversion('prune', str(args, 'out'), (stop) =>
+    const rep = await runConversion('prune', str(args, 'out'), json, (stop, onTensor) =>
       pruneCheckpointJob(inPath, str(args, 'out'), {
         sparsity,
         sparsityFor,
@@ -66,15 +64,10 @@ export const pruneCommand: CommandSpec = {
         inputNorms,
         ...filter,
         ...(plan ? { exclude: filter.exclude ?? [] } : {}),
-        onTensor: (i, n, name) => {
-          bar ??= new Progress({ total: n, label: 'prune', enabled: !json });
-          bar.update(i, name);
-        },
+        onTensor,
       }, stop),
-      () => bar?.stop(),
     );
     if (rep === undefined) return EXIT_INTERRUPTED;
-    bar?.finish();
     if (json) {
       for (const t of rep.changed) process.stdout.write(`${JSON.stringify({ tensor: t.name, shape: t.shape, method, sparsity: sparsityFor ? sparsityFor(t.name) : sparsity, mse: t.mse })}\n`);
       process.stdout.write(`${JSON.stringify({ out: rep.outFile, method, sparsity, pruned: rep.changed.length, tensors: rep.tensors, copied: rep.copied })}\n`);

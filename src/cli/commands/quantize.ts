@@ -5,7 +5,7 @@ import { OVERWRITE_OPTION, checkInputPath, checkOutputPath, refuseInputAsOutput,
 import { Progress } from '../progress.js';
 import { EXIT_INTERRUPTED, INTERRUPTED, runWriteJob } from '../interrupt.js';
 import { SafetensorsError, type StopFlag } from '../../io/index.js';
-import { FORMAT_NAMES, FormatError, blockNote, parseFormat, quantizeCheckpointJob, reportBitsPerWeight, type ConvertReport, type ScaleDtype } from '../../compress/index.js';
+import { FORMAT_NAMES, FormatError, blockNote, parseFormat, quantizeCheckpointJob, reportBitsPerWeight, type ConvertOptions, type ConvertReport, type ScaleDtype } from '../../compress/index.js';
 import { checkPlanNames, planFormats, readPlanFile } from './plan_file.js';
 
 /** Comma-separated pattern list option (undefined when not given). */
@@ -36,13 +36,26 @@ function toUserError(e: unknown): unknown {
 }
 
 /**
- * Runs the job of quantize / prune (transform, then write) with runWriteJob: Ctrl-C during the
- * write stops after the tensor and removes this run's files (undefined: exit 130).
+ * Runs the job of quantize / prune (transform, then write) with runWriteJob and its progress bar
+ * (one per tensor, on stderr; off with --json): Ctrl-C during the write stops after the tensor and
+ * removes this run's files (undefined: exit 130). `makeJob` passes `onTensor` to the job's options.
  */
-export async function runConversion(label: string, out: string, makeJob: (stop: StopFlag) => Generator<void, ConvertReport, void>, onStopped?: () => void): Promise<ConvertReport | undefined> {
+export async function runConversion(
+  label: string,
+  out: string,
+  json: boolean,
+  makeJob: (stop: StopFlag, onTensor: NonNullable<ConvertOptions['onTensor']>) => Generator<void, ConvertReport, void>,
+): Promise<ConvertReport | undefined> {
+  let bar: Progress | undefined;
+  const onTensor = (i: number, n: number, name: string): void => {
+    bar ??= new Progress({ total: n, label, enabled: !json });
+    bar.update(i, name);
+  };
   try {
-    const r = await runWriteJob(label, out, makeJob, onStopped);
-    return r === INTERRUPTED ? undefined : r;
+    const r = await runWriteJob(label, out, (stop) => makeJob(stop, onTensor), () => bar?.stop());
+    if (r === INTERRUPTED) return undefined;
+    bar?.finish();
+    return r;
   } catch (e) {
     throw toUserError(e);
   }
@@ -80,22 +93,16 @@ export const quantizeCommand: CommandSpec = {
       checkPlanNames(plan, str(args, 'model'), planPath);
       const formatFor = planFormats(plan, planPath, { blockSize: Number(args.options.block), scaleDtype: sc as ScaleDtype });
       const json = args.options.json === true;
-      let bar: Progress | undefined;
-      const rep = await runConversion('quantize', str(args, 'out'), (stop) =>
+      const rep = await runConversion('quantize', str(args, 'out'), json, (stop, onTensor) =>
         quantizeCheckpointJob(str(args, 'model'), str(args, 'out'), parseFormat('int8'), {
           include: patternList(args, 'include'),
           exclude: patternList(args, 'exclude') ?? [],
           seed: typeof args.options.seed === 'string' ? args.options.seed : undefined,
           formatFor,
-          onTensor: (i, n, name) => {
-            bar ??= new Progress({ total: n, label: 'quantize', enabled: !json });
-            bar.update(i, name);
-          },
+          onTensor,
         }, stop),
-        () => bar?.stop(),
       );
       if (rep === undefined) return EXIT_INTERRUPTED;
-      bar?.finish();
       const planNote = blockNote(rep, formatFor);
       if (planNote !== null) process.stderr.write(`${planNote}\n`);
       const numel = rep.changed.reduce((s, t) => s + t.shape[0] * t.shape[1], 0);
@@ -110,21 +117,15 @@ export const quantizeCommand: CommandSpec = {
     }
     const format = asUserErrors(() => parseFormat(str(args, 'format'), { blockSize: Number(args.options.block), scaleDtype: sc as ScaleDtype }));
     const json = args.options.json === true;
-    let bar: Progress | undefined;
-    const rep = await runConversion('quantize', str(args, 'out'), (stop) =>
+    const rep = await runConversion('quantize', str(args, 'out'), json, (stop, onTensor) =>
       quantizeCheckpointJob(str(args, 'model'), str(args, 'out'), format, {
         include: patternList(args, 'include'),
         exclude: patternList(args, 'exclude'),
         seed: typeof args.options.seed === 'string' ? args.options.seed : undefined,
-        onTensor: (i, n, name) => {
-          bar ??= new Progress({ total: n, label: 'quantize', enabled: !json });
-          bar.update(i, name);
-        },
+        onTensor,
       }, stop),
-      () => bar?.stop(),
     );
     if (rep === undefined) return EXIT_INTERRUPTED;
-    bar?.finish();
     const note = blockNote(rep, format);
     if (note !== null) process.stderr.write(`${note}\n`);
     const bpw = reportBitsPerWeight(rep, format);
