@@ -8,7 +8,8 @@
  * id (used as is). A dataset folder holds `train.txt`, `valid.txt` and `test.txt`.
  *
  * Entity and relation vocabularies are built from all three splits, in order of first appearance
- * (train, then valid, then test), like the reference code. Entities that occur in valid/test but
+ * (train, then valid, then test), like the reference code. valid.txt and test.txt may be empty
+ * (evaluating an empty split is refused where it is asked for). Entities that occur in valid/test but
  * never in train are counted and reported (`unseenEntities`), never dropped.
  */
 import { readFileSync } from 'node:fs';
@@ -230,7 +231,9 @@ export function readTemporalKG(dir: string): TemporalKG {
       throw new KgFormatError(`cannot read ${file}${code ? ` (${code})` : ''}: a dataset folder needs train.txt, valid.txt and test.txt`);
     }
     raw[sp] = parseQuadText(text, file);
-    if (raw[sp].h.length === 0) throw new KgFormatError(`${file}: no facts`);
+    // valid.txt / test.txt may be empty (training without validation: --valid-every 0); what
+    // would evaluate an empty split refuses it there
+    if (sp === 'train' && raw[sp].h.length === 0) throw new KgFormatError(`${file}: no facts (train.txt needs at least one; valid.txt and test.txt may be empty)`);
   }
   return buildKG(raw);
 }

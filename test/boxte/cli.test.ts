@@ -323,3 +323,32 @@ test('kg query: the distance column stays one width when distances reach 10 (bun
   const starts = rows.map((l) => /^\s*\d+\s+\d+\.\d{4}\s{2}/.exec(l)?.[0].length);
   assert.ok(starts.every((s) => s !== undefined && s === starts[0]), rows.join('\n'));
 });
+
+test('kg train / eval: an empty valid.txt trains with --valid-every 0 and is refused in one line where it would be evaluated', () => {
+  const data = join(dir, 'novalid');
+  assert.equal(tfree('kg', 'synth', '--out', data, '--seed', '4').code, 0);
+  writeFileSync(join(data, 'valid.txt'), '');
+  const ckpt = join(dir, 'novalid.safetensors');
+  const common = ['kg', 'train', '--data', data, '--out', ckpt, '--dim', '8', '--batch', '64', '--negatives', '5', '--lr', '0.02'];
+  // validation asked for (the default --valid-every 100): refused before any work, no files
+  const r1 = tfree(...common, '--epochs', '2');
+  assert.equal(r1.code, 2, r1.err);
+  assert.match(r1.err, /valid\.txt has no facts: validation needs some \(train without it: --valid-every 0\)/);
+  assert.equal(r1.err.trim().split('\n').length, 1, r1.err);
+  assert.ok(!existsSync(ckpt) && !existsSync(`${ckpt}.last`));
+  // without validation it trains and saves the last model
+  const r2 = tfree(...common, '--epochs', '2', '--valid-every', '0', '--json');
+  assert.equal(r2.code, 0, r2.err);
+  assert.ok(existsSync(ckpt));
+  // resuming with validation switched on is refused the same way
+  const r3 = tfree('kg', 'train', '--data', data, '--out', ckpt, '--resume', '--epochs', '3', '--valid-every', '1');
+  assert.equal(r3.code, 2, r3.err);
+  assert.match(r3.err, /valid\.txt has no facts/);
+  // eval of the empty split: one line naming the file; the test split still evaluates
+  const e1 = tfree('kg', 'eval', '--model', ckpt, '--data', data, '--split', 'valid');
+  assert.equal(e1.code, 2, e1.err);
+  assert.match(e1.err, /--split valid: .*valid\.txt has no facts/);
+  const e2 = tfree('kg', 'eval', '--model', ckpt, '--data', data, '--json');
+  assert.equal(e2.code, 0, e2.err);
+  assert.ok(Number.isFinite((JSON.parse(e2.out) as { mrr: number }).mrr));
+});

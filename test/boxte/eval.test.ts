@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { withBackend } from '../../src/tensor/index.js';
-import { KnownFacts, filteredRank, filteredRanks, metricsFromRanks, subsample } from '../../src/models/boxte/index.js';
+import { EmptySplitError, KnownFacts, evaluateSplit, filteredRank, filteredRanks, metricsFromRanks, subsample } from '../../src/models/boxte/index.js';
 import type { Quads } from '../../src/io/kg.js';
 import { hasNative } from '../helpers/numeric.js';
 import { paramsOf, refScore } from './reference.js';
@@ -40,6 +40,14 @@ test('a model with a non-finite parameter is refused by evaluation', () => {
   m.entityBump.f32()[4] = 0.1;
   m.timeBumpTable!.f32()[2] = -Infinity;
   assert.throws(() => filteredRanks(m, q, known), /time\.bumps has 1 non-finite value, e\.g\. -Infinity/);
+});
+
+test('evaluating an empty split is refused (its metrics would be 0 / 0 = NaN)', () => {
+  const m = tinyModel();
+  const q = quads([[0, 1, 2, 1]]);
+  const known = new KnownFacts(5, 2, 3, [q]);
+  assert.ok(Number.isFinite(evaluateSplit(m, q, known).mrr));
+  assert.throws(() => evaluateSplit(m, quads([]), known), (e: unknown) => e instanceof EmptySplitError && /no facts to evaluate/.test(e.message));
 });
 
 test('metrics from known ranks', () => {

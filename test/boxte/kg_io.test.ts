@@ -125,8 +125,15 @@ test('reader: malformed input gives one clear error naming file and line', () =>
   withDir({ 'train.txt': ok['train.txt'], 'valid.txt': ok['valid.txt'] }, (dir) => {
     assert.throws(() => readTemporalKG(dir), /cannot read .*test\.txt \(ENOENT\)/);
   });
-  withDir({ ...ok, 'valid.txt': '' }, (dir) => {
-    assert.throws(() => readTemporalKG(dir), /valid\.txt: no facts/);
+  withDir({ ...ok, 'train.txt': '' }, (dir) => {
+    assert.throws(() => readTemporalKG(dir), /train\.txt: no facts/);
+  });
+  // valid.txt / test.txt may be empty (training without validation); evaluating them is refused there
+  withDir({ ...ok, 'valid.txt': '', 'test.txt': '' }, (dir) => {
+    const kg = readTemporalKG(dir);
+    assert.equal(kg.valid.h.length, 0);
+    assert.equal(kg.test.h.length, 0);
+    assert.ok(kg.train.h.length > 0);
   });
 });
 

@@ -28,6 +28,7 @@ import {
   KnownFacts,
   answerQuestion,
   dateLabel,
+  EmptySplitError,
   NonFiniteModelError,
   Trainer,
   boxKernels,
@@ -82,7 +83,7 @@ function userErrors<T>(fn: () => T): T {
     return fn();
   } catch (e) {
     if (e instanceof UserError) throw e;
-    if (e instanceof DivergenceError || e instanceof NonFiniteModelError) throw new UserError(e.message);
+    if (e instanceof DivergenceError || e instanceof NonFiniteModelError || e instanceof EmptySplitError) throw new UserError(e.message);
     if (e instanceof Error && /^(cannot open|.*: not a tfree BoxTE|.*: the data's|.*: no training state|.*: malformed|.*safetensors)/i.test(e.message)) throw new UserError(e.message);
     if (e instanceof Error && e.name === 'SafetensorsError') throw new UserError(e.message);
     throw e;
@@ -95,6 +96,10 @@ function splitOf(kg: TemporalKG, name: string): Quads {
 }
 
 // ---- train ---------------------------------------------------------------------------------------
+
+function noValidFacts(data: string): UserError {
+  return new UserError(`${join(data, 'valid.txt')} has no facts: validation needs some (train without it: --valid-every 0)`);
+}
 
 /**
  * The model and optimisation settings of a run are fixed: `--resume` continues with the state's own.
@@ -159,7 +164,13 @@ async function runTrain(a: ParsedArgs): Promise<number> {
     for (const [flag, key] of [['epochs', 'epochs'], ['valid-every', 'validEvery'], ['valid-limit', 'validLimit'], ['patience', 'patience']] as const) {
       if (a.options[flag] !== undefined) over[key] = posInt(a, flag, flag === 'epochs' ? 1 : 0);
     }
-    tr = userErrors(() => Trainer.resume(lastPath, kg, over));
+    tr = userErrors(() => {
+      try {
+        return Trainer.resume(lastPath, kg, over);
+      } catch (e) {
+        throw e instanceof EmptySplitError ? noValidFacts(data) : e;
+      }
+    });
     refuseChangedSettings(a, tr, lastPath);
     log(`resumed ${lastPath} at epoch ${tr.epoch} (${tr.bestEpoch > 0 ? `best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}` : 'no validation yet'})`);
   } else {
@@ -209,7 +220,8 @@ async function runTrain(a: ParsedArgs): Promise<number> {
     }
     const perStep = opts.batchSize * (1 + opts.negatives) * cfg.dim;
     checkMemory(16 * paramCount(cfg) + 4 * 8 * perStep, `kg train with d=${cfg.dim}, --batch ${opts.batchSize}, --negatives ${opts.negatives} and ${kg.entities.length} entities would`, Math.max(perStep, paramCount(cfg)));
-    tr = new Trainer(kg, cfg, opts);
+    if (opts.validEvery > 0 && kg.valid.h.length === 0) throw noValidFacts(data);
+    tr = userErrors(() => new Trainer(kg, cfg, opts));
     log(
       `kg train: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length} training facts; ` +
         `${cfg.model} d=${cfg.dim} k=${cfg.k}, ${paramCount(cfg).toLocaleString('en-US')} parameters; kernels: ${boxKernels().name}` +
@@ -305,6 +317,7 @@ function runEval(a: ParsedArgs): number {
   const kg = readData(data);
   userErrors(() => checkVocab(vocab, kg, path));
   const split = splitOf(kg, opt<string>(a, 'split'));
+  if (split.h.length === 0) throw new UserError(`--split ${opt<string>(a, 'split')}: ${join(data, `${opt<string>(a, 'split')}.txt`)} has no facts`);
   const limit = posInt(a, 'limit', 0);
   const q = subsample(split, limit);
   const c = model.cfg;

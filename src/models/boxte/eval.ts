@@ -19,6 +19,14 @@ export class NonFiniteModelError extends Error {
   }
 }
 
+/** Evaluation of a split with no facts (its metrics would be 0 / 0). */
+export class EmptySplitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EmptySplitError';
+  }
+}
+
 export interface RankMetrics {
   mr: number;
   mrr: number;
@@ -216,6 +224,7 @@ export function filteredRanks(model: BoxTE, q: Quads, known: KnownFacts, opts: R
 
 /** Filtered ranking metrics of a split. */
 export function evaluateSplit(model: BoxTE, q: Quads, known: KnownFacts, opts: RankOptions = {}): RankMetrics {
+  if (q.h.length === 0) throw new EmptySplitError('no facts to evaluate: the split is empty');
   return metricsFromRanks(filteredRanks(model, q, known, opts));
 }
 

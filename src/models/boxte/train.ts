@@ -22,7 +22,7 @@ import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
 import { buildKeyTable, type KeyTable, type TrainGroupsArgs } from './kernel.js';
 import { boxKernels, type AdamRowsArgs, type BoxKernels } from './ops.js';
 import { StepScratch, boxTableStep, cornerGradStep, cornersBackward, cornersForward, timeBumpsBackward, timeBumpsForward, timeRegulariserStep } from './small.js';
-import { KnownFacts, NonFiniteModelError, evaluateSplit, subsample, type RankMetrics } from './eval.js';
+import { EmptySplitError, KnownFacts, NonFiniteModelError, evaluateSplit, subsample, type RankMetrics } from './eval.js';
 
 export interface TrainOptions {
   epochs: number;
@@ -189,6 +189,7 @@ export class Trainer {
     if (cfg.numEntities !== kg.entities.length || cfg.numRelations !== kg.relations.length) {
       throw new Error(`model has ${cfg.numEntities} entities / ${cfg.numRelations} relations, data has ${kg.entities.length} / ${kg.relations.length}`);
     }
+    if (opts.validEvery > 0 && kg.valid.h.length === 0) throw new EmptySplitError('the valid split has no facts: validation needs some (validEvery 0 trains without it)');
     const vb = new VarBuilder(new ParamStore(), { rng: opts.seed, source });
     this.model = new BoxTE(cfg, vb);
     this.opt = new AdamW(this.model.store, { lr: opts.lr, weightDecay: 0 });
