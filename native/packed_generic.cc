@@ -106,6 +106,7 @@ void packed_matmul_generic(const PackedArgs& a) {
   const long M = a.M, N = a.N, K = a.K, B = a.B;
   const long U = (B % 64 == 0) ? 64 : B;
   const long nU = K / U, nB = K / B;
+  const long gpb = B / U;  // activation groups per scale block
   const int nl = 1 << a.bits;
   int16_t L16[256];
   float ls;
@@ -130,11 +131,14 @@ void packed_matmul_generic(const PackedArgs& a) {
       for (long m = 0; m < M; ++m) {
         const int16_t* xq = x16.data() + m * K;
         float acc = 0.0f;
-        for (long u = 0; u < nU; ++u) {
-          int64_t s = 0;
-          for (long i = u * U; i < (u + 1) * U; ++i) s += static_cast<int32_t>(wrow[i]) * xq[i];
-          const float comb = sc[(u * U) / B] * ls * xs[m * nU + u];
-          acc += static_cast<float>(s) * comb;
+        // groups of U nest in blocks of B (U = 64 or B): block b holds groups b * gpb .. (b + 1) * gpb - 1
+        for (long b = 0, u = 0; b < nB; ++b) {
+          for (long j = 0; j < gpb; ++j, ++u) {
+            int64_t s = 0;
+            for (long i = u * U; i < (u + 1) * U; ++i) s += static_cast<int32_t>(wrow[i]) * xq[i];
+            const float comb = sc[b] * ls * xs[m * nU + u];
+            acc += static_cast<float>(s) * comb;
+          }
         }
         a.out[m * N + n] = acc;
       }

@@ -184,6 +184,7 @@ void packed_neon(const PackedArgs& a, bool sdot) {
   const long M = a.M, N = a.N, K = a.K, B = a.B;
   const long U = (B % 64 == 0) ? 64 : B;
   const long nU = K / U, nB = K / B;
+  const long gpb = B / U;  // activation groups per scale block
   const int nl = 1 << a.bits;
   int16_t L[256];
   float ls;
@@ -245,15 +246,20 @@ void packed_neon(const PackedArgs& a, bool sdot) {
         if (fitsI8) {
           if (useDot) packed_neon_dot_groups_sdot(wrow8, x8.p + m * K, U, nU, s32);
           else dot_groups_i8_plain(wrow8, x8.p + m * K, U, nU, s32);
-          for (long u = 0; u < nU; ++u) {
-            const float comb = sc[(u * U) / B] * ls * xs.p[m * nU + u];
-            acc += static_cast<float>(s32[u]) * comb;
+          // groups of U nest in blocks of B (U = 64 or B): block index u / gpb without a division
+          for (long b = 0, u = 0; b < nB; ++b) {
+            for (long j = 0; j < gpb; ++j, ++u) {
+              const float comb = sc[b] * ls * xs.p[m * nU + u];
+              acc += static_cast<float>(s32[u]) * comb;
+            }
           }
         } else {
           dot_groups_i16(w16, x16.p + m * K, U, nU, s64);
-          for (long u = 0; u < nU; ++u) {
-            const float comb = sc[(u * U) / B] * ls * xs.p[m * nU + u];
-            acc += static_cast<float>(s64[u]) * comb;
+          for (long b = 0, u = 0; b < nB; ++b) {
+            for (long j = 0; j < gpb; ++j, ++u) {
+              const float comb = sc[b] * ls * xs.p[m * nU + u];
+              acc += static_cast<float>(s64[u]) * comb;
+            }
           }
         }
         a.out[m * N + n] = acc;
