@@ -102,9 +102,14 @@ async function generateOnPage(page: Page, bytes: number): Promise<string> {
   await page.evaluate(
     "window.__pieces = 0; new MutationObserver(() => window.__pieces++).observe(document.querySelector('#gen-output .continuation'), { childList: true, characterData: true, subtree: true })",
   );
+  // whether Stop was still enabled when the summary appeared (the finished text is scored next: nothing to stop)
+  await page.evaluate(
+    "window.__stopAtSummary = null; new MutationObserver(() => { if (window.__stopAtSummary === null && document.querySelector('#gen-info').textContent.includes('bytes in')) window.__stopAtSummary = !document.querySelector('#stop').disabled; }).observe(document.querySelector('#gen-info'), { childList: true, characterData: true, subtree: true })",
+  );
   await page.click('#generate');
   await page.waitForFunction("document.querySelector('#gen-info').textContent.includes('bytes in')", null, { timeout: 30_000 });
   await page.waitForSelector('#heat .heat-byte', { timeout: 30_000 });
+  assert.equal(await page.evaluate('window.__stopAtSummary'), false, 'Stop is disabled once the text is complete (it stayed enabled, with no effect, while the text was scored)');
   const pieces = (await page.evaluate('window.__pieces')) as number;
   assert.ok(pieces > 1, `the text arrives in pieces while it is generated (${pieces} updates)`);
   return (await page.textContent('#gen-output .continuation')) ?? '';
@@ -355,6 +360,13 @@ describe('served playground (tfree serve --web)', () => {
     await page.waitForFunction("document.querySelector('#gen-info').textContent.includes('bytes in')", null, { timeout: 30_000 });
     await page.waitForSelector('#generate:not([disabled])', { timeout: 30_000 });
     assert.match(await status(), /^ready/);
+    // a refused form after that generation: its summary line does not stay beside the error
+    assert.match((await page.textContent('#gen-info')) ?? '', /bytes in/);
+    await setInput(page, 'max-bytes', '0');
+    await page.click('#generate');
+    await page.waitForFunction("document.querySelector('#status').classList.contains('error')", null, { timeout: 10_000 });
+    assert.equal(await page.textContent('#gen-info'), '', 'the summary of the earlier generation is cleared');
+    await setInput(page, 'max-bytes', '8');
     // the KG form: an empty or out-of-range answer count is said in the form (it asked for 1 answer, or the browser blocked it silently)
     for (const [k, said] of [
       ['', /^Answers: give a number/],

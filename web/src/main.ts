@@ -115,6 +115,7 @@ async function generate(): Promise<void> {
   try {
     params = { prompt: prompt.value, model: genModel.value, maxTokens: field('max-bytes', true), temperature: field('temperature'), topP: field('top-p'), seed: field('seed', true) };
   } catch (e) {
+    $('gen-info').textContent = ''; // an earlier generation's summary does not stand beside the refused request
     fail('generate', e);
     return;
   }
@@ -135,6 +136,7 @@ async function generate(): Promise<void> {
       },
       abort.signal,
     );
+    stopBtn.disabled = true; // the text is complete: scoring it next cannot be stopped
     const s = (performance.now() - t0) / 1000;
     const n = new TextEncoder().encode(res.text).length;
     $('gen-info').textContent = `${n} bytes in ${s.toFixed(2)} s (${(n / s).toFixed(0)} bytes/s), finish: ${res.finishReason}`;
