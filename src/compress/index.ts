@@ -51,7 +51,7 @@ export {
 } from './checkpoint.js';
 export { magnitudeMask, wandaMask, collectInputNorms, pruneModel, PruneMasks, type PruneOptions } from './prune.js';
 export { enableQat, fakeQuantSTE, QatHandle, type QatOptions, type QatState } from './qat.js';
-export { qatTrainable, writeQatPacked } from './qat_hat.js';
+export { qatTrainable, writeQatPacked, writeQatPackedJob } from './qat_hat.js';
 export {
   quantizeCheckpoint,
   quantizeCheckpointJob,

@@ -6,9 +6,9 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import type { TrainableModel } from '../train/index.js';
-import { fromFloat32, type TensorData } from '../io/index.js';
+import { fromFloat32, runToEnd, type StopFlag, type TensorData } from '../io/index.js';
 import { writeHATConfig, type HATModel } from '../models/hat/index.js';
-import { writePackedCheckpoint } from './checkpoint.js';
+import { packedCheckpointJob } from './checkpoint.js';
 import type { QatHandle, QatState } from './qat.js';
 
 /** `trainable` with the QAT state (centroids, refit counter) saved in and restored from every checkpoint. */
@@ -22,13 +22,23 @@ export function qatTrainable(handle: QatHandle, trainable: TrainableModel): Trai
  * of packed weights.
  */
 export function writeQatPacked(model: HATModel, handle: QatHandle, dir: string, dtype: 'F32' | 'BF16'): number {
+  return runToEnd(writeQatPackedJob(model, handle, dir, dtype));
+}
+
+/**
+ * `writeQatPacked` as a job: the packing runs before its first yield (nothing is written before
+ * it, `dir` is not created yet); the write follows, yielding after each tensor. Run with
+ * `runYielding`, a set `stop` ends the write with WriteInterrupted (its temp file removed).
+ */
+export function* writeQatPackedJob(model: HATModel, handle: QatHandle, dir: string, dtype: 'F32' | 'BF16', stop?: StopFlag): Generator<void, number, void> {
   const packed = handle.pack(model);
-  fs.mkdirSync(dir, { recursive: true });
   const plain: [string, TensorData][] = model.store
     .entries()
     .filter(([n]) => !packed.has(n))
     .map(([n, t]) => [n, { dtype, shape: t.shape.slice(), data: fromFloat32(dtype, t.f32()) } as TensorData]);
-  writePackedCheckpoint(nodePath.join(dir, 'model.safetensors'), packed, plain, { format: 'pt', 'tfree.qat': handle.format.name });
+  yield; // the write starts here
+  fs.mkdirSync(dir, { recursive: true });
+  yield* packedCheckpointJob(nodePath.join(dir, 'model.safetensors'), packed, plain, { format: 'pt', 'tfree.qat': handle.format.name }, stop);
   writeHATConfig(dir, { ...model.config, torch_dtype: dtype === 'F32' ? 'float32' : 'bfloat16' });
   return packed.size;
 }

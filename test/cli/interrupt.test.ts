@@ -223,3 +223,23 @@ test('tfree train --json | head -1: the closed pipe ends the run quietly (exit 0
   assert.equal(r.code, 0, r.err);
   assert.equal(fs.existsSync(out), false, 'nothing was saved: the folder it created is gone');
 });
+
+test('tfree train --qat: SIGINT while it writes the packed model stops after the tensor, removes the --qat-out it created, exit 130; the f32 model stays and --resume writes the packed one', async () => {
+  const out = join(root, 'run-qat');
+  const qatOut = join(root, 'run-qat-packed');
+  const args = ['train', '--data', text, '--out', out, '--config', join(cfgDir, 'config.json'), '--steps', '2', '--batch', '1', '--seq-bytes', '64', '--eval-every', '0', '--qat', 'int8', '--qat-block', '16', '--qat-out', qatOut];
+  // a slow disk (a pause at each tensor of the write) so the signal lands mid-write on any machine
+  const p = new Running(args, { TFREE_TEST_WRITE_PAUSE_MS: '150' });
+  await p.until(() => fs.existsSync(qatOut) && fs.readdirSync(qatOut).some((n) => n.startsWith('model.safetensors.tmp-')), 120_000);
+  p.child.kill('SIGINT');
+  const r = await p.done;
+  assert.equal(r.code, 130, r.err);
+  assert.match(r.err, /^tfree train: SIGINT: stopping after this tensor/m);
+  assert.ok(r.err.includes(`tfree train: interrupted; the partial files were removed (and ${qatOut})\n`), r.err);
+  assert.match(r.err, /stopped while writing the packed model; the f32 model is in .*; --resume writes the packed model to /);
+  assert.equal(fs.existsSync(qatOut), false, 'the --qat-out folder it created is gone');
+  for (const f of ['config.json', 'model.safetensors']) assert.ok(fs.existsSync(join(out, f)), `--out keeps ${f}`);
+  const re = tfree([...args, '--resume']);
+  assert.equal(re.code, 0, re.err);
+  assert.deepEqual(fs.readdirSync(qatOut).sort(), ['config.json', 'model.safetensors']);
+});

@@ -12,7 +12,7 @@ import * as nodePath from 'node:path';
 import type { CommandSpec, ParsedArgs } from '../args.js';
 import { UserError } from '../errors.js';
 import { Progress, formatDuration } from '../progress.js';
-import { EXIT_INTERRUPTED, withInterrupt } from '../interrupt.js';
+import { EXIT_INTERRUPTED, INTERRUPTED, runWriteJob, withInterrupt } from '../interrupt.js';
 import { OVERWRITE_OPTION, checkInputPath, checkMemory, checkOutputPath, refuseInputAsOutput, refuseModelOverwrite, removeIfLeftEmpty } from '../resources.js';
 import { checkFinite } from '../hat_model.js';
 import { BytePacker, DataError, type StopFlag, fingerprintDocuments, readDocuments, splitTrainVal, type InputFormat } from '../../io/index.js';
@@ -22,7 +22,7 @@ import { HATModel } from '../../models/hat/model.js';
 import { hatTrainable } from '../../models/hat/train.js';
 import { HATCheckpointError, loadHATModel } from '../../models/hat/checkpoint.js';
 import { setupQat, type QatSetup } from './train_qat.js';
-import { writeQatPacked } from '../../compress/index.js';
+import { writeQatPackedJob } from '../../compress/index.js';
 import { splitBytes } from '../../models/hat/splitter.js';
 
 function opt<T extends string | number | boolean | undefined>(a: ParsedArgs, k: string): T {
@@ -293,12 +293,23 @@ export const trainCommand: CommandSpec = {
     // the finished model on all of the held-out text (the periodic evaluations read --eval-bytes of it)
     const valBpbAll = finished && settings.evalBytes > 0 ? trainer.evaluate(0) : undefined;
     const qatOut = opt<string | undefined>(args, 'qat-out') ?? nodePath.join(out, 'packed');
-    const packedWeights = finished && qat !== null ? writeQatPacked(model, qat.handle, qatOut, exportDtype) : undefined;
+    const valBpb = [...trainer.log].reverse().find((e) => e.valBpb !== undefined)?.valBpb;
+    const line = `loss ${fmt(last?.loss)} bpb ${fmt(last?.bpb)} val ${fmt(valBpb)}`;
+    // the packed model, under Ctrl-C as the other writes: stopped after a tensor, this run's files of it are removed (the f32 model in --out stays)
+    let packedWeights: number | undefined;
+    let packStopped = false;
+    if (finished && qat !== null) {
+      const handle = qat.handle;
+      const r = await runWriteJob('train', qatOut, (flag) => writeQatPackedJob(model, handle, qatOut, exportDtype, flag), () => bar?.stop(line));
+      if (r === INTERRUPTED) packStopped = true;
+      else packedWeights = r;
+    }
+    const complete = finished && !packStopped;
     const summary = {
-      event: finished ? 'done' : 'stopped',
+      event: complete ? 'done' : 'stopped',
       step: trainer.step,
       bpb: last?.bpb,
-      valBpb: [...trainer.log].reverse().find((e) => e.valBpb !== undefined)?.valBpb,
+      valBpb,
       valBpbAll,
       valBytes: split.val.reduce((a, d) => a + d.bytes.length, 0),
       seconds: (performance.now() - t0) / 1e3,
@@ -308,15 +319,16 @@ export const trainCommand: CommandSpec = {
     };
     if (json) emit(summary);
     else {
-      const line = `loss ${fmt(last?.loss)} bpb ${fmt(last?.bpb)} val ${fmt(summary.valBpb)}`;
-      if (finished) bar?.finish(line);
-      else bar?.stop(line);
+      if (complete) bar?.finish(line);
+      else if (!packStopped) bar?.stop(line);
       process.stderr.write(
-        finished
+        packStopped
+          ? `stopped while writing the packed model; the f32 model is in ${out}; --resume writes the packed model to ${qatOut}\n`
+          : complete
           ? `done in ${formatDuration(summary.seconds)}: train bpb ${fmt(summary.bpb)}, validation bpb ${fmt(summary.valBpb)}${valBpbAll !== undefined ? ` (all ${summary.valBytes} held-out bytes: ${fmt(valBpbAll)})` : ''}; model in ${out}${packedWeights !== undefined ? `; packed ${qat?.handle.format.name} model (${packedWeights} weights) in ${qatOut}` : ''}\n`
           : `stopped at step ${trainer.step}; continue with --resume\n`,
       );
     }
-    return finished ? 0 : EXIT_INTERRUPTED;
+    return complete ? 0 : EXIT_INTERRUPTED;
   },
 };
