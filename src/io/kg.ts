@@ -40,6 +40,8 @@ export interface TemporalKG {
   timeKind: 'date' | 'index';
   /** the day of time index 0 (YYYY-MM-DD) when timeKind is 'date' */
   origin: string | null;
+  /** how dates became time ids ('calendar' for integer times) */
+  dateIds: DateIds;
   train: Quads;
   valid: Quads;
   test: Quads;
@@ -51,6 +53,21 @@ export interface TemporalKG {
   unseenRelations: { valid: number; test: number };
   /** facts of valid/test whose relation never occurs in train */
   unseenRelationFacts: { valid: number; test: number };
+}
+
+/**
+ * How dates become time ids. 'calendar' (the default): days since the origin, one id per calendar
+ * day. 'reference': the BoxTE reference code's conversion (data_utils.py `dates_to_days`), which
+ * adds the days of months 1..m including the date's own month, so a month longer than the next
+ * overlaps it (on ICEWS14 7 ids are shared by two dates and 7 are unused); for reproducing the
+ * reference's (and the paper's) numbers and for models comparable with its checkpoints.
+ */
+export type DateIds = 'calendar' | 'reference';
+export const DATE_IDS: readonly DateIds[] = ['calendar', 'reference'];
+
+export interface ReadKgOptions {
+  /** how dates become time ids (default 'calendar'); integer times are used as given either way */
+  dateIds?: DateIds;
 }
 
 export type SplitName = 'train' | 'valid' | 'test';
@@ -96,6 +113,53 @@ function dateString(day: number): string {
   return new Date(day * 86_400_000).toISOString().slice(0, 10);
 }
 
+const leapYear = (y: number): boolean => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+const MONTH_DAYS = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * The reference code's day number of a valid YYYY-MM-DD date (up to a constant): the days of the
+ * years before, plus the days of months 1..m **including the date's own month**, plus the day.
+ */
+export function referenceDayNumber(date: string): number {
+  const y = Number(date.slice(0, 4));
+  const m = Number(date.slice(5, 7));
+  const d = Number(date.slice(8, 10));
+  const py = y - 1;
+  let n = 365 * py + Math.floor(py / 4) - Math.floor(py / 100) + Math.floor(py / 400);
+  for (let k = 1; k <= m; k++) n += k === 2 && leapYear(y) ? 29 : MONTH_DAYS[k];
+  return n + d;
+}
+
+/** The day number of a date under a date-id rule (differences of these are time ids). */
+function idDay(date: string, dateIds: DateIds): number {
+  return dateIds === 'reference' ? referenceDayNumber(date) : (dayNumber(date) as number);
+}
+
+/**
+ * The time id of a calendar date (YYYY-MM-DD) on an axis that starts at `origin`, or null when the
+ * text is not a calendar date. May be negative or past the axis: the caller checks the range.
+ */
+export function dateTimeIndex(date: string, origin: string, dateIds: DateIds): number | null {
+  if (dayNumber(date) === null) return null;
+  return idDay(date, dateIds) - idDay(origin, dateIds);
+}
+
+/**
+ * The calendar dates that map to time id `tau` on an axis starting at `origin`: one date under
+ * 'calendar'; under 'reference' none, one or two (an unused or a shared id).
+ */
+export function timeIndexDates(tau: number, origin: string, dateIds: DateIds): string[] {
+  const o = dayNumber(origin) as number;
+  if (dateIds === 'calendar') return [dateString(o + tau)];
+  const out: string[] = [];
+  // a reference id lies within a few days of the calendar offset (months differ by <= 3 days)
+  for (let c = tau - 4; c <= tau + 4; c++) {
+    const date = dateString(o + c);
+    if (dateTimeIndex(date, origin, 'reference') === tau) out.push(date);
+  }
+  return out;
+}
+
 /** Parses the text of one split (no id mapping yet). `file` names it in errors. */
 export function parseQuadText(text: string, file: string): RawSplit {
   const out: RawSplit = { file, h: [], r: [], t: [], time: [], line: [] };
@@ -129,7 +193,9 @@ export function parseQuadText(text: string, file: string): RawSplit {
 }
 
 /** Builds the id maps and time indices of three parsed splits. */
-export function buildKG(raw: Record<SplitName, RawSplit>): TemporalKG {
+export function buildKG(raw: Record<SplitName, RawSplit>, opts: ReadKgOptions = {}): TemporalKG {
+  const dateIds: DateIds = opts.dateIds ?? 'calendar';
+  if (!DATE_IDS.includes(dateIds)) throw new KgFormatError(`unknown date-id rule "${String(dateIds)}" (calendar or reference)`);
   const ents = new Map<string, number>();
   const rels = new Map<string, number>();
   const id = (m: Map<string, number>, s: string): number => {
@@ -141,8 +207,11 @@ export function buildKG(raw: Record<SplitName, RawSplit>): TemporalKG {
     return v;
   };
   // time kind: all dates or all integers (mixing is an error naming the first offender)
+  // the origin: the date with the smallest day number under the rule (the earliest date for
+  // 'calendar'; under 'reference' a month-end date can number after the next month's first days)
   let kind: 'date' | 'index' | null = null;
   let minDay = Infinity;
+  let origin: string | null = null;
   for (const sp of SPLITS) {
     const r = raw[sp];
     for (let i = 0; i < r.time.length; i++) {
@@ -152,7 +221,13 @@ export function buildKG(raw: Record<SplitName, RawSplit>): TemporalKG {
       else if (k !== kind) {
         throw new KgFormatError(`${r.file}:${r.line[i]}: time "${r.time[i]}" is ${k === 'date' ? 'a date' : 'an integer id'}, but earlier lines use ${kind === 'date' ? 'dates' : 'integer ids'}`);
       }
-      if (dn !== null && dn < minDay) minDay = dn;
+      if (dn !== null) {
+        const n = idDay(r.time[i], dateIds);
+        if (n < minDay || (n === minDay && origin !== null && dn < (dayNumber(origin) as number))) {
+          minDay = n;
+          origin = r.time[i];
+        }
+      }
     }
   }
   const splits = {} as Record<SplitName, Quads>;
@@ -173,7 +248,7 @@ export function buildKG(raw: Record<SplitName, RawSplit>): TemporalKG {
       q.h[i] = id(ents, r.h[i]);
       q.r[i] = id(rels, r.r[i]);
       q.t[i] = id(ents, r.t[i]);
-      const tau = kind === 'date' ? (dayNumber(r.time[i]) as number) - minDay : Number(r.time[i]);
+      const tau = kind === 'date' ? idDay(r.time[i], dateIds) - minDay : Number(r.time[i]);
       if (!Number.isSafeInteger(tau) || tau > 10_000_000) throw new KgFormatError(`${r.file}:${r.line[i]}: time id ${r.time[i]} is too large`);
       q.tau[i] = tau;
       if (tau + 1 > numTimes) numTimes = tau + 1;
@@ -207,7 +282,8 @@ export function buildKG(raw: Record<SplitName, RawSplit>): TemporalKG {
     relations: [...rels.keys()],
     numTimes,
     timeKind: kind ?? 'index',
-    origin: kind === 'date' ? dateString(minDay) : null,
+    origin: kind === 'date' ? origin : null,
+    dateIds: kind === 'date' ? dateIds : 'calendar',
     train: splits.train,
     valid: splits.valid,
     test: splits.test,
@@ -219,7 +295,7 @@ export function buildKG(raw: Record<SplitName, RawSplit>): TemporalKG {
 }
 
 /** Reads `train.txt`, `valid.txt`, `test.txt` of a dataset folder. */
-export function readTemporalKG(dir: string): TemporalKG {
+export function readTemporalKG(dir: string, opts: ReadKgOptions = {}): TemporalKG {
   const raw = {} as Record<SplitName, RawSplit>;
   for (const sp of SPLITS) {
     const file = join(dir, `${sp}.txt`);
@@ -235,7 +311,7 @@ export function readTemporalKG(dir: string): TemporalKG {
     // would evaluate an empty split refuses it there
     if (sp === 'train' && raw[sp].h.length === 0) throw new KgFormatError(`${file}: no facts (train.txt needs at least one; valid.txt and test.txt may be empty)`);
   }
-  return buildKG(raw);
+  return buildKG(raw, opts);
 }
 
 export function numFacts(q: Quads): number {
@@ -243,7 +319,8 @@ export function numFacts(q: Quads): number {
 }
 
 /** Writes a split in the canonical text format (time as integer ids unless an origin is given). */
-export function formatQuads(kg: Pick<TemporalKG, 'entities' | 'relations' | 'origin'>, q: Quads): string {
+export function formatQuads(kg: Pick<TemporalKG, 'entities' | 'relations' | 'origin'> & { dateIds?: DateIds }, q: Quads): string {
+  if (kg.dateIds === 'reference' && kg.origin !== null) throw new KgFormatError("formatQuads: time ids under the reference's date rule do not map back to one date each");
   const origin = kg.origin === null ? null : (dayNumber(kg.origin) as number);
   const lines: string[] = [];
   for (let i = 0; i < q.h.length; i++) {
@@ -251,6 +328,12 @@ export function formatQuads(kg: Pick<TemporalKG, 'entities' | 'relations' | 'ori
     lines.push(`${kg.entities[q.h[i]]}\t${kg.relations[q.r[i]]}\t${kg.entities[q.t[i]]}\t${time}\n`);
   }
   return lines.join('');
+}
+
+function unusedTimes(kg: TemporalKG): number {
+  const used = new Uint8Array(kg.numTimes);
+  for (const sp of SPLITS) for (const t of kg[sp].tau) used[t] = 1;
+  return used.reduce((n, u) => n + (u === 0 ? 1 : 0), 0);
 }
 
 /** Counts for `tfree kg stats`. */
@@ -261,6 +344,9 @@ export function kgStats(kg: TemporalKG): Record<string, number | string | null> 
     timestamps: kg.numTimes,
     time_kind: kg.timeKind,
     origin: kg.origin,
+    date_ids: kg.dateIds,
+    /** time ids that no fact uses (under the reference's date rule: the overlapped month ends) */
+    unused_timestamps: unusedTimes(kg),
     train: kg.train.h.length,
     valid: kg.valid.h.length,
     test: kg.test.h.length,

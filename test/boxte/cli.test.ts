@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -351,4 +351,59 @@ test('kg train / eval: an empty valid.txt trains with --valid-every 0 and is ref
   const e2 = tfree('kg', 'eval', '--model', ckpt, '--data', data, '--json');
   assert.equal(e2.code, 0, e2.err);
   assert.ok(Number.isFinite((JSON.parse(e2.out) as { mrr: number }).mrr));
+});
+
+test("kg train --date-ids reference: the reference's time ids (shared month ends), kept by the model for eval / query / resume", () => {
+  // 12 entities, 2 relations, facts on every day of January 20 - February 10, 2014
+  const days: string[] = [];
+  for (let i = 0; i < 22; i++) days.push(new Date(Date.UTC(2014, 0, 20 + i)).toISOString().slice(0, 10));
+  const line = (i: number, d: string): string => `e${i % 12}\tr${i % 2}\te${(i * 5 + 3) % 12}\t${d}\n`;
+  const data = join(dir, 'refdates');
+  const ids = join(dir, 'refids');
+  rmSync(data, { recursive: true, force: true });
+  rmSync(ids, { recursive: true, force: true });
+  mkdirSync(data);
+  mkdirSync(ids);
+  // the same facts with the reference's integer ids (January d -> d - 20, February d -> d + 8: 01-29 = 02-01 = 9)
+  const refId = (d: string): number => (d.slice(5, 7) === '01' ? Number(d.slice(8)) - 20 : Number(d.slice(8)) + 8);
+  for (const [sp, n] of [['train.txt', 300], ['valid.txt', 20], ['test.txt', 20]] as const) {
+    const rows = Array.from({ length: n }, (_, i) => [i + n, days[(i * 7) % days.length]] as const);
+    writeFileSync(join(data, sp), rows.map(([i, d]) => line(i, d)).join(''));
+    writeFileSync(join(ids, sp), rows.map(([i, d]) => line(i, String(refId(d)))).join(''));
+  }
+  const st = JSON.parse(tfree('kg', 'stats', '--data', data, '--date-ids', 'reference', '--json').out) as Record<string, unknown>;
+  assert.equal(st.date_ids, 'reference');
+  assert.deepEqual([st.timestamps, st.unused_timestamps], [19, 0], '22 days on 19 ids: 02-01..02-03 share the ids of 01-29..01-31');
+  const m1 = join(dir, 'refdates.safetensors');
+  const m2 = join(dir, 'refids.safetensors');
+  const common = ['--dim', '8', '--epochs', '2', '--batch', '32', '--negatives', '5', '--lr', '0.02', '--valid-every', '1', '--seed', '3'];
+  const t1 = tfree('kg', 'train', '--data', data, '--out', m1, '--date-ids', 'reference', ...common);
+  assert.equal(t1.code, 0, t1.err);
+  assert.equal(tfree('kg', 'train', '--data', ids, '--out', m2, ...common).code, 0);
+  // the same training as on the reference's integer ids, bit for bit
+  const a = openSafetensors(m1);
+  const b = openSafetensors(m2);
+  try {
+    assert.deepEqual(a.names().sort(), b.names().sort());
+    for (const n of a.names()) assert.deepEqual(a.readAs(n, 'f32').data, b.readAs(n, 'f32').data, n);
+    assert.equal((JSON.parse(a.metadata.vocab) as { dateIds?: string }).dateIds, 'reference');
+  } finally {
+    a.close();
+    b.close();
+  }
+  // eval reads the data with the model's rule; the same metrics as the integer-id model
+  const e1 = tfree('kg', 'eval', '--model', m1, '--data', data, '--json');
+  assert.equal(e1.code, 0, e1.err);
+  assert.equal(e1.out, tfree('kg', 'eval', '--model', m2, '--data', ids, '--json').out);
+  // query: both dates of a shared id give the same answers, labelled with both
+  const q = (date: string): { question: { date: string }; answers: unknown } =>
+    JSON.parse(tfree('kg', 'query', '--model', m1, '--head', 'e1', '--relation', 'r1', '--date', date, '--json').out) as { question: { date: string }; answers: unknown };
+  assert.deepEqual(q('2014-01-29').answers, q('2014-02-01').answers);
+  assert.equal(q('2014-01-29').question.date, '2014-01-29 = 2014-02-01');
+  // resume keeps the run's rule; another is refused
+  const r1 = tfree('kg', 'train', '--data', data, '--out', m1, '--resume', '--epochs', '3', '--date-ids', 'calendar');
+  assert.equal(r1.code, 2, r1.err);
+  assert.match(r1.err, /--date-ids calendar \(the run's: reference\)/);
+  const r2 = tfree('kg', 'train', '--data', data, '--out', m1, '--resume', '--epochs', '3');
+  assert.equal(r2.code, 0, r2.err);
 });

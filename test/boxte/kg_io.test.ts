@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { KgFormatError, QuadSet, buildKG, convertIdMapped, formatQuads, kgStats, parseIdMap, parseQuadText, readTemporalKG, syntheticKG } from '../../src/io/kg.js';
+import { KgFormatError, QuadSet, buildKG, convertIdMapped, dateTimeIndex, formatQuads, kgStats, parseIdMap, parseQuadText, readTemporalKG, referenceDayNumber, syntheticKG, timeIndexDates } from '../../src/io/kg.js';
 
 const ICEWS = join(process.cwd(), '..', 'shared', 'data', 'icews14');
 
@@ -96,6 +96,42 @@ test('dates map to true calendar days (no shared ids), unlike the reference code
   assert.equal(shared.length, 7);
   assert.ok(shared.includes('2014-01-29=2014-02-01') && shared.includes('2014-10-31=2014-11-01'), shared.join(', '));
   assert.equal(byId.size, 358);
+  // --date-ids reference reads the same dates with exactly that rule: ids = refDay - min refDay
+  withDir({ 'train.txt': days.map((d) => `A\tr\tB\t${d}\n`).join(''), 'valid.txt': 'A\tr\tB\t2014-06-01\n', 'test.txt': 'A\tr\tB\t2014-01-30\n' }, (dir) => {
+    const kg = readTemporalKG(dir, { dateIds: 'reference' });
+    const base = Math.min(...days.map(refDay));
+    assert.deepEqual(Array.from(kg.train.tau), days.map((d) => refDay(d) - base));
+    assert.equal(kg.test.tau[0], kg.train.tau[days.indexOf('2014-02-02')], '01-30 and 02-02 share an id');
+    assert.equal(kg.numTimes, 365);
+    assert.equal(kg.origin, '2014-01-01');
+    assert.equal(kg.dateIds, 'reference');
+    const st = kgStats(kg);
+    assert.equal(st.date_ids, 'reference');
+    assert.equal(st.unused_timestamps, 7);
+    assert.equal(kgStats(readTemporalKG(dir)).unused_timestamps, 0);
+    // every id maps back to its dates: shared ids to two, the 7 unused to none
+    let two = 0;
+    let none = 0;
+    for (let tau = 0; tau < kg.numTimes; tau++) {
+      const ds = timeIndexDates(tau, '2014-01-01', 'reference');
+      for (const d of ds) assert.equal(dateTimeIndex(d, '2014-01-01', 'reference'), tau);
+      two += ds.length === 2 ? 1 : 0;
+      none += ds.length === 0 ? 1 : 0;
+    }
+    assert.deepEqual([two, none], [7, 7]);
+    assert.deepEqual(timeIndexDates(28, '2014-01-01', 'reference'), ['2014-01-29', '2014-02-01']);
+    assert.throws(() => formatQuads(kg, kg.train), /do not map back/);
+  });
+  // the closed form equals the reference's year-by-year sum (up to its constant) over leap-year rules
+  for (const d of ['1600-02-29', '1900-03-01', '2000-12-31', '2004-02-29', '2100-03-01', '2014-07-04']) {
+    assert.equal(referenceDayNumber(d) - referenceDayNumber('1500-01-01'), refDay(d) - refDay('1500-01-01'), d);
+  }
+  // a data set that starts on a month's last day: the origin is the date with the smallest id (as the reference's min)
+  withDir({ 'train.txt': 'A\tr\tB\t2014-01-31\nA\tr\tB\t2014-02-01\n', 'valid.txt': '', 'test.txt': 'A\tr\tB\t2014-02-04\n' }, (dir) => {
+    const kg = readTemporalKG(dir, { dateIds: 'reference' });
+    assert.equal(kg.origin, '2014-02-01');
+    assert.deepEqual([...kg.train.tau, ...kg.test.tau], [2, 0, 3]);
+  });
 });
 
 test('reader: integer time ids are used as given; CRLF and a missing final newline are accepted', () => {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { KgQueryError, nameId, timeIndex, type KgVocab } from '../../src/models/boxte/index.js';
+import { KgQueryError, dateLabel, nameId, timeIndex, type KgVocab } from '../../src/models/boxte/index.js';
 
 const names = ['Barack Obama', 'China', 'Chinese Communist Party', 'Iran', 'Make statement', 'Make an appeal or request'];
 const dated: KgVocab = { entities: names, relations: [], numTimes: 365, timeKind: 'date', origin: '2014-01-01' };
@@ -39,4 +39,17 @@ test('kg query: a date that is not YYYY-MM-DD or not a calendar day says so (it 
   assert.equal(message(() => timeIndex(dated, '400')), `unknown date "400": ${range}`);
   const ids: KgVocab = { ...dated, timeKind: 'index', origin: null, numTimes: 12 };
   assert.equal(message(() => timeIndex(ids, '2014-06-01')), 'unknown date "2014-06-01": the model\'s timestamps are 0 .. 11');
+});
+
+test("kg query: under the reference's date ids (--date-ids reference) dates map to its ids and every label maps back", () => {
+  const ref: KgVocab = { ...dated, dateIds: 'reference' };
+  assert.equal(timeIndex(ref, '2014-01-29'), 28);
+  assert.equal(timeIndex(ref, '2014-02-01'), 28, 'the two dates of a shared id');
+  assert.equal(timeIndex(ref, '2014-06-01'), timeIndex(ref, '2014-05-31'));
+  assert.equal(timeIndex(dated, '2014-02-01'), 31, 'calendar ids unchanged');
+  assert.equal(dateLabel(ref, 28), '2014-01-29 = 2014-02-01');
+  assert.equal(dateLabel(ref, 56), '56', 'an unused id is labelled by its index');
+  assert.equal(dateLabel(ref, 364), '2014-12-31');
+  for (let tau = 0; tau < 365; tau++) assert.equal(timeIndex(ref, dateLabel(ref, tau)), tau, dateLabel(ref, tau));
+  assert.equal(message(() => timeIndex(ref, '2015-01-01')), 'unknown date "2015-01-01": the model\'s timestamps are 2014-01-01 .. 2014-12-31');
 });

@@ -18,7 +18,7 @@ import { EXIT_INTERRUPTED, INTERRUPTED, runWriteJob, withInterrupt } from '../in
 import { checkInputPath, checkMemory, checkOutputPath, refuseFileOverwrite, refuseInputAsOutput } from '../resources.js';
 import { runYielding } from '../../io/interrupt.js';
 import { Progress, formatDuration } from '../progress.js';
-import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type Quads, type TemporalKG } from '../../io/kg.js';
+import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type DateIds, type Quads, type TemporalKG } from '../../io/kg.js';
 import { commitParts, discardParts, partPath, writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
 import { noGrad } from '../../tensor/index.js';
 import { KgLogError, parseKgTrainLog, writeKgCurves } from '../../eval/kg_curves.js';
@@ -39,6 +39,8 @@ import {
   evaluateSplit,
   loadModel,
   paramCount,
+  readModelVocab,
+  vocabDateIds,
   saveModelFileJob,
   subsample,
   type BoxTEConfig,
@@ -68,10 +70,10 @@ function posInt(a: ParsedArgs, name: string, min = 1): number {
   return v;
 }
 
-function readData(dir: string): TemporalKG {
+function readData(dir: string, dateIds: DateIds = 'calendar'): TemporalKG {
   checkInputPath(dir, '--data', 'dir');
   try {
-    return readTemporalKG(dir);
+    return readTemporalKG(dir, { dateIds });
   } catch (e) {
     if (e instanceof KgFormatError) throw new UserError(e.message);
     throw e;
@@ -117,6 +119,7 @@ function refuseChangedSettings(a: ParsedArgs, tr: Trainer, lastPath: string): vo
     ['order', c.order],
     ['alpha', c.useAlpha],
     ['bump-day0', !c.noBumpDay0],
+    ['date-ids', tr.kg.dateIds],
     ['batch', o.batchSize],
     ['negatives', o.negatives],
     ['lr', o.lr],
@@ -153,7 +156,9 @@ async function runTrain(a: ParsedArgs): Promise<number> {
     if (existsSync(lastPath)) throw new UserError(`${lastPath} exists (an earlier run): continue it with --resume, or pass --overwrite to start over`);
     if (existsSync(out)) throw new UserError(`${out} exists: pass --overwrite to replace it, or choose another --out`);
   }
-  const kg = readData(data);
+  // the date-id rule: the run's own on --resume (a different --date-ids is refused below)
+  const dateIds = resume && existsSync(lastPath) ? vocabDateIds(userErrors(() => readModelVocab(lastPath))) : (opt<string>(a, 'date-ids') as DateIds);
+  const kg = readData(data, dateIds);
   const log = (s: string): void => {
     if (!json) process.stderr.write(`${s}\n`);
   };
@@ -314,7 +319,7 @@ function runEval(a: ParsedArgs): number {
   const data = need(a, 'data');
   const json = opt<boolean>(a, 'json') === true;
   const { model, vocab } = userErrors(() => loadModel(path));
-  const kg = readData(data);
+  const kg = readData(data, vocabDateIds(vocab));
   userErrors(() => checkVocab(vocab, kg, path));
   const split = splitOf(kg, opt<string>(a, 'split'));
   if (split.h.length === 0) throw new UserError(`--split ${opt<string>(a, 'split')}: ${join(data, `${opt<string>(a, 'split')}.txt`)} has no facts`);
@@ -446,10 +451,9 @@ function runExport(a: ParsedArgs): number {
     writeFileAtomic(part('relations.tsv'), `${rel.join('\n')}\n`);
     if (model.timeBumpTable !== null) {
       const K = model.timeBumpTable.f32();
-      const origin = vocab.origin === null ? null : Date.parse(`${vocab.origin}T00:00:00Z`);
       const lines = [`time\tbump\t${hdr('v_')}`];
       for (let tau = 0; tau < c.numTimes; tau++) {
-        const label = origin === null ? String(tau) : new Date(origin + tau * 86_400_000).toISOString().slice(0, 10);
+        const label = dateLabel(vocab, tau);
         for (let j = 0; j < c.k; j++) lines.push(`${label}\t${j}\t${row(K, (tau * c.k + j) * d, d)}`);
       }
       writeFileAtomic(part('times.tsv'), `${lines.join('\n')}\n`);
@@ -468,7 +472,7 @@ function runExport(a: ParsedArgs): number {
 // ---- stats / synth -------------------------------------------------------------------------------
 
 function runStats(a: ParsedArgs): number {
-  const kg = readData(need(a, 'data'));
+  const kg = readData(need(a, 'data'), opt<string>(a, 'date-ids') as DateIds);
   const s = kgStats(kg);
   if (opt<boolean>(a, 'json') === true) process.stdout.write(`${JSON.stringify(s)}\n`);
   else for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(30)}${String(v)}\n`);
@@ -578,6 +582,13 @@ export const kgCommand: CommandSpec = {
     order: { type: 'int', help: 'norm of the distance vector (1 or 2)', default: 2, min: 1, max: 2, subs: TRAIN },
     alpha: { type: 'boolean', help: 'relation factors alpha on the time bumps (--no-alpha: plain sum)', default: true, subs: TRAIN },
     'bump-day0': { type: 'boolean', help: 'give day 0 a time bump too (the reference code gives it none)', subs: TRAIN },
+    'date-ids': {
+      type: 'string',
+      help: "how dates become time ids: calendar (one id per day) or reference (the BoxTE reference code's rule: 7 of ICEWS14's ids are shared by two dates; for reproducing its numbers)",
+      default: 'calendar',
+      choices: ['calendar', 'reference'],
+      subs: ['train', 'stats'],
+    },
     split: { type: 'string', help: 'train, valid or test', default: 'test', choices: ['train', 'valid', 'test'], subs: ['eval'] },
     limit: { type: 'int', help: 'only N facts spread evenly over the split (0: all)', default: 0, min: 0, subs: ['eval'] },
     json: { type: 'boolean', help: 'machine-readable output', subs: ['train', 'eval', 'stats', 'query'] },

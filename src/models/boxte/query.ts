@@ -8,7 +8,8 @@ import { noGrad } from '../../tensor/index.js';
 import { boxTable } from './kernel.js';
 import type { BoxTE } from './model.js';
 import { boxKernels } from './ops.js';
-import type { KgVocab } from './train.js';
+import { dateTimeIndex, timeIndexDates } from '../../io/kg.js';
+import { vocabDateIds, type KgVocab } from './train.js';
 
 /** A question the model cannot answer as asked (unknown name or date, bad k); `field` names the input. */
 export class KgQueryError extends Error {
@@ -20,17 +21,23 @@ export class KgQueryError extends Error {
   }
 }
 
-const DAY_MS = 86_400_000;
 
-/** The label of timestamp tau: YYYY-MM-DD for dated data, else the index. */
+/**
+ * The label of timestamp tau: YYYY-MM-DD for dated data, else the index. Under the reference's
+ * date ids (`vocab.dateIds`) an id shared by two dates is labelled `D1 = D2`, an unused one by its
+ * index; `timeIndex` accepts every label.
+ */
 export function dateLabel(vocab: KgVocab, tau: number): string {
   if (vocab.timeKind !== 'date' || vocab.origin === null) return String(tau);
-  return new Date(Date.parse(`${vocab.origin}T00:00:00Z`) + tau * DAY_MS).toISOString().slice(0, 10);
+  const dates = timeIndexDates(tau, vocab.origin, vocabDateIds(vocab));
+  return dates.length === 0 ? String(tau) : dates.join(' = ');
 }
 
 /** The time index of a date (YYYY-MM-DD for dated models) or time id; KgQueryError outside the model's axis. */
 export function timeIndex(vocab: KgVocab, date: string | number): number {
   const range = `the model's timestamps are ${dateLabel(vocab, 0)} .. ${dateLabel(vocab, vocab.numTimes - 1)}`;
+  // a shared id's label 'D1 = D2' (dateLabel): both dates have that id
+  if (typeof date === 'string' && / = /.test(date)) date = date.split(' = ')[0];
   if (vocab.timeKind === 'date' && typeof date === 'string' && !/^\d+$/.test(date)) {
     // say what is wrong with the text, not that an in-range day such as 2014-6-1 is outside the axis
     if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new KgQueryError(`date ${JSON.stringify(date)} is neither YYYY-MM-DD nor a time id (${range})`, 'date');
@@ -39,8 +46,7 @@ export function timeIndex(vocab: KgVocab, date: string | number): number {
   }
   let tau: number;
   if (vocab.timeKind === 'date' && vocab.origin !== null && typeof date === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(date)) {
-    const ms = Date.parse(`${date}T00:00:00Z`);
-    tau = Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== date ? Number.NaN : (ms - Date.parse(`${vocab.origin}T00:00:00Z`)) / DAY_MS;
+    tau = dateTimeIndex(date, vocab.origin, vocabDateIds(vocab)) ?? Number.NaN;
   } else tau = typeof date === 'number' ? date : /^\d+$/.test(date) ? Number(date) : Number.NaN;
   if (!Number.isInteger(tau) || tau < 0 || tau >= vocab.numTimes) {
     throw new KgQueryError(`unknown date ${JSON.stringify(date)}: ${range}`, 'date');

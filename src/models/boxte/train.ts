@@ -17,7 +17,7 @@ import { AdamW, ParamStore, Rng, VarBuilder, makeSchedule, type AdamWStateMeta, 
 import { openSafetensors, writeSafetensors, writeSafetensorsJob, type TensorEntries } from '../../io/safetensors.js';
 import { runToEnd, type StopFlag } from '../../io/interrupt.js';
 import { f32ToBf16 } from '../../io/dtype.js';
-import type { Quads, TemporalKG } from '../../io/kg.js';
+import type { DateIds, Quads, TemporalKG } from '../../io/kg.js';
 import { BoxTE, nonFiniteParam, type BoxTEConfig } from './model.js';
 import { buildKeyTable, type KeyTable, type TrainGroupsArgs } from './kernel.js';
 import { boxKernels, type AdamRowsArgs, type BoxKernels } from './ops.js';
@@ -95,10 +95,19 @@ export interface KgVocab {
   numTimes: number;
   timeKind: 'date' | 'index';
   origin: string | null;
+  /** how dates became time ids; absent: 'calendar' (every model before the option, and the default) */
+  dateIds?: 'reference';
+}
+
+/** The date-id rule of a model's vocabulary. */
+export function vocabDateIds(vocab: KgVocab): DateIds {
+  return vocab.dateIds === 'reference' ? 'reference' : 'calendar';
 }
 
 export function vocabOf(kg: TemporalKG): KgVocab {
-  return { entities: kg.entities, relations: kg.relations, numTimes: kg.numTimes, timeKind: kg.timeKind, origin: kg.origin };
+  const v: KgVocab = { entities: kg.entities, relations: kg.relations, numTimes: kg.numTimes, timeKind: kg.timeKind, origin: kg.origin };
+  if (kg.dateIds === 'reference') v.dateIds = 'reference'; // calendar models keep their metadata as before
+  return v;
 }
 
 export interface TrainState {
@@ -587,6 +596,17 @@ export function parseModelMetadata(meta: Record<string, string>, path: string): 
   }
 }
 
+/** The vocabulary and time axis stored in a model or state file (reads the header only). */
+export function readModelVocab(path: string): KgVocab {
+  if (!existsSync(path)) throw new Error(`cannot open ${path}: no such file`);
+  const f = openSafetensors(path);
+  try {
+    return parseModelMetadata(f.metadata, path).vocab;
+  } finally {
+    f.close();
+  }
+}
+
 /** Checks that a dataset uses the vocabulary a model was trained with (same names, same ids). */
 export function checkVocab(vocab: KgVocab, kg: TemporalKG, path: string): void {
   const diff = (a: string[], b: string[], what: string): void => {
@@ -600,6 +620,9 @@ export function checkVocab(vocab: KgVocab, kg: TemporalKG, path: string): void {
   };
   diff(vocab.entities, kg.entities, 'entities');
   diff(vocab.relations, kg.relations, 'relations');
+  if (kg.timeKind === 'date' && vocabDateIds(vocab) !== kg.dateIds) {
+    throw new Error(`${path}: the data's dates were read as ${kg.dateIds} time ids, the model's are ${vocabDateIds(vocab)} ones (read the data with the model's rule)`);
+  }
   if (vocab.timeKind !== kg.timeKind || vocab.origin !== kg.origin || kg.numTimes > vocab.numTimes) {
     throw new Error(`${path}: the data's time axis (${kg.timeKind}, origin ${kg.origin}, ${kg.numTimes} steps) differs from the model's (${vocab.timeKind}, origin ${vocab.origin}, ${vocab.numTimes} steps)`);
   }
