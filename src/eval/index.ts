@@ -39,7 +39,7 @@ export {
   type Guide,
   type PlanFile,
 } from './sweep.js';
-export { PlanError, fdtSparsityPlan, fdtPrecisionPlan, uniformSparsityPlan, type SparsityPlan, type PrecisionPlan, type SparsityComponent, type PrecisionComponent, type SparsityPoint, type FormatOption } from './plan.js';
+export { PlanError, fdtSparsityPlan, fdtPrecisionPlan, uniformSparsityPlan, type SparsityPlan, type SparsityPlanOptions, type PrecisionPlan, type SparsityComponent, type PrecisionComponent, type SparsityPoint, type FormatOption } from './plan.js';
 export { compareQuantized, compareTable, quantizeAllInMemory, DEMO_PROMPTS, DEMO_TEXT, type CompareRow, type CompareOptions } from './compare.js';
 export { hatFlopsPerByte, llamaFlopsPerByte, type FlopsBreakdown } from './flops.js';
 export { perturb, PERTURBATIONS, TextEditor, type Perturbation } from './perturb.js';

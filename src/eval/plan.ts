@@ -10,7 +10,9 @@
  * f, c gets the largest x whose interpolated score is >= f; the plan is the largest f whose
  * parameter-weighted mean x reaches the target. The paper lowers f in steps of 1 from the maximum
  * and stops at the first f that reaches the target; `step` reproduces that grid, the default
- * (step 0) finds the largest such f exactly by bisection.
+ * (step 0) finds the largest such f exactly by bisection. Where components tie at that f (their
+ * scores are flat there, e.g. FDT at its maximum with few prompts), they all jump at once and the
+ * mean overshoots the target, as with the paper's rule; `ties: 'share'` meets it instead.
  */
 
 /**
@@ -89,7 +91,20 @@ function weightedLevel(components: readonly SparsityComponent[], f: number): { l
   return { levels, mean: den > 0 ? num / den : 0 };
 }
 
-export function fdtSparsityPlan(components: readonly SparsityComponent[], target: number, opts: { step?: number } = {}): SparsityPlan {
+export interface SparsityPlanOptions {
+  /** > 0: the paper's grid (lower f from the maximum in steps of `step`); 0 (default): exact bisection */
+  step?: number;
+  /**
+   * Components whose scores are flat at the chosen threshold f (a plateau: coarse scores, FDT at its
+   * maximum with few prompts) all jump to their largest level at f at once, so the mean can overshoot
+   * the target by a lot. `'paper'` (default) keeps that (the paper's stopping rule); `'share'` gives
+   * each component the same share of its jump (from its level just above f to its level at f), which
+   * meets the target exactly and keeps every score >= f. Exact mode only (`step` 0).
+   */
+  ties?: 'paper' | 'share';
+}
+
+export function fdtSparsityPlan(components: readonly SparsityComponent[], target: number, opts: SparsityPlanOptions = {}): SparsityPlan {
   if (components.length === 0) throw new Error('plan: no components');
   if (!(target >= 0 && target <= 1)) throw new Error(`plan: target sparsity must be in [0, 1], got ${target}`);
   const names = new Set<string>();
@@ -102,14 +117,19 @@ export function fdtSparsityPlan(components: readonly SparsityComponent[], target
   const hi = Math.max(...scores);
   const lo = Math.min(...scores);
   const step = opts.step ?? 0;
-  let f: number;
   if (step > 0) {
-    f = hi;
+    let f = hi;
     while (f >= lo && weightedLevel(components, f).mean < target) f -= step;
-  } else if (weightedLevel(components, hi).mean >= target) {
+    const { levels, mean } = weightedLevel(components, f);
+    return { sparsity: levels, threshold: f, achieved: mean, target };
+  }
+  // s(f) is non-increasing in f: the largest f with s(f) >= target, and a value just above it
+  let f: number;
+  let above: number;
+  if (weightedLevel(components, hi).mean >= target) {
     f = hi;
+    above = Infinity; // no score is above the highest: every level is 0 there
   } else {
-    // s(f) is non-increasing in f: bisect for the largest f with s(f) >= target
     let a = lo; // s(lo) = max level
     let b = hi;
     for (let i = 0; i < 64; i++) {
@@ -118,9 +138,22 @@ export function fdtSparsityPlan(components: readonly SparsityComponent[], target
       else b = m;
     }
     f = a;
+    above = b;
   }
-  const { levels, mean } = weightedLevel(components, f);
-  return { sparsity: levels, threshold: f, achieved: mean, target };
+  const at = weightedLevel(components, f);
+  if (opts.ties !== 'share' || at.mean <= target) return { sparsity: at.levels, threshold: f, achieved: at.mean, target };
+  const up = weightedLevel(components, above);
+  const share = (target - up.mean) / (at.mean - up.mean);
+  const sparsity: Record<string, number> = {};
+  let num = 0;
+  let den = 0;
+  for (const c of components) {
+    const x = up.levels[c.name] + share * (at.levels[c.name] - up.levels[c.name]);
+    sparsity[c.name] = x;
+    num += x * c.params;
+    den += c.params;
+  }
+  return { sparsity, threshold: f, achieved: num / den, target };
 }
 
 // ---------------------------------------------------------------------------------------------

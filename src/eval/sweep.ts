@@ -230,8 +230,12 @@ function need(rows: Map<string, SweepRow> | undefined, level: string, comp: stri
   return r;
 }
 
-/** Algorithm 1 (or the bpb-guided or uniform baseline) for a sparsity target, from a sweep. */
-export function sparsityPlan(sweep: SweepResult, target: number, method: Guide | 'uniform'): PlanFile {
+/**
+ * Algorithm 1 (or the bpb-guided or uniform baseline) for a sparsity target, from a sweep.
+ * `ties` as in fdtSparsityPlan: 'paper' (default) can overshoot the target where scores tie at the
+ * threshold, 'share' meets it.
+ */
+export function sparsityPlan(sweep: SweepResult, target: number, method: Guide | 'uniform', opts: { ties?: 'paper' | 'share' } = {}): PlanFile {
   const byComp = rowsOf(sweep);
   const comps: SparsityComponent[] = sweep.components.map((c) => {
     if (method === 'uniform') return { name: c.name, params: c.params, points: [{ x: 0, score: 0 }] };
@@ -240,7 +244,7 @@ export function sparsityPlan(sweep: SweepResult, target: number, method: Guide |
     const points = [{ x: 0, score: guideScore(sweep.base, method) }, ...xs.map((x) => ({ x, score: guideScore(need(rows, `s${x}`, c.name), method) }))];
     return { name: c.name, params: c.params, points };
   });
-  const p = method === 'uniform' ? uniformSparsityPlan(comps, target) : fdtSparsityPlan(comps, target);
+  const p = method === 'uniform' ? uniformSparsityPlan(comps, target) : fdtSparsityPlan(comps, target, { ties: opts.ties });
   const components: Record<string, ComponentCompression> = {};
   for (const [n, s] of Object.entries(p.sparsity)) components[n] = { sparsity: round6(s) };
   return { tfree_plan: 1, kind: 'sparsity', method, target, achieved: p.achieved, threshold: Number.isFinite(p.threshold) ? p.threshold : undefined, components };

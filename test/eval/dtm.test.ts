@@ -131,6 +131,42 @@ test('Algorithm 1: interpolation inverse, water-filling reaches the target with 
   assert.throws(() => fdtSparsityPlan([components[0], components[0]], 0.5), /appears twice/);
 });
 
+test('Algorithm 1 with tied scores (FDT saturated at its maximum, few prompts): the paper\'s rule overshoots, ties: share meets the target', () => {
+  // as with 2 prompts on the bundled model: a free component keeps the maximum (32) up to 100%,
+  // a robust one up to 75%, a fragile one up to 25%; at f = 32 the mean jumps from 0 to 0.6875
+  const pts = (x: number, after: number): { x: number; score: number }[] => [{ x: 0, score: 32 }, { x: 0.25, score: 32 }, { x: 0.75, score: x >= 0.75 ? 32 : after }, { x: 1, score: x >= 1 ? 32 : after }];
+  const components = [
+    { name: 'free', params: 100, points: pts(1, 0) },
+    { name: 'robust', params: 200, points: pts(0.75, 27.5) },
+    { name: 'fragile', params: 100, points: pts(0.25, 11) },
+  ];
+  // the paper's stopping rule (the default, and its integer grid): the first threshold that reaches the target
+  for (const opts of [{}, { ties: 'paper' as const }, { step: 1 }]) {
+    const p = fdtSparsityPlan(components, 0.5, opts);
+    assert.equal(p.threshold, 32);
+    assert.ok(Math.abs(p.achieved - 0.6875) < 1e-12, `${JSON.stringify(opts)}: ${p.achieved}`);
+  }
+  const plan = fdtSparsityPlan(components, 0.5, { ties: 'share' });
+  assert.equal(plan.threshold, 32);
+  assert.ok(Math.abs(plan.achieved - 0.5) < 1e-12, `achieved ${plan.achieved} for a 0.5 target`);
+  const share = 0.5 / 0.6875;
+  assert.ok(Math.abs(plan.sparsity.free - share) < 1e-12 && Math.abs(plan.sparsity.robust - 0.75 * share) < 1e-12 && Math.abs(plan.sparsity.fragile - 0.25 * share) < 1e-12, JSON.stringify(plan));
+  for (const c of components) assert.ok(maxLevelAtScore(c.points, plan.threshold) >= plan.sparsity[c.name], c.name);
+  // a tie below the top: the bisection's threshold lands on one component's plateau (score 20
+  // from 0.25 to 0.75) while the other changes continuously; sharing still meets the target
+  const mid = [
+    { name: 'plateau', params: 300, points: [{ x: 0, score: 40 }, { x: 0.25, score: 20 }, { x: 0.75, score: 20 }, { x: 1, score: 0 }] },
+    { name: 'smooth', params: 100, points: [{ x: 0, score: 40 }, { x: 1, score: 0 }] },
+  ];
+  assert.ok(fdtSparsityPlan(mid, 0.5).achieved > 0.6);
+  const m = fdtSparsityPlan(mid, 0.5, { ties: 'share' });
+  assert.ok(Math.abs(m.threshold - 20) < 1e-9, `threshold ${m.threshold}`);
+  assert.ok(Math.abs(m.achieved - 0.5) < 1e-9, `achieved ${m.achieved}`);
+  // no tie: both rules give the same plan
+  const smooth = [{ name: 'a', params: 1, points: [{ x: 0, score: 10 }, { x: 1, score: 0 }] }, { name: 'b', params: 3, points: [{ x: 0, score: 10 }, { x: 0.5, score: 2 }, { x: 1, score: 0 }] }];
+  assert.deepEqual(fdtSparsityPlan(smooth, 0.4, { ties: 'share' }), fdtSparsityPlan(smooth, 0.4));
+});
+
 test('mixed precision plan: fewest bits per component within the shared threshold, budget met', () => {
   const opts = (s8: number, s4: number, s1: number): { format: string; bits: number; score: number }[] => [
     { format: 'int8', bits: 8.25, score: s8 },

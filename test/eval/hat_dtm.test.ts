@@ -277,6 +277,42 @@ test('every DTM / bpb result records the activation precision it ran with (int8 
   }
 });
 
+test('tfree eval plan: a sparsity plan above its target says so in a note; --share-ties meets the target', async () => {
+  // scores that tie at the maximum (as FDT does with few prompts): every component keeps the
+  // maximum up to s0.75 alone, so the paper's rule gives each 0.75 for a 0.5 target
+  const root = mkdtempSync(join(tmpdir(), 'tfree-plan-ties-'));
+  try {
+    const src = join(root, 'base');
+    saveHATModel(src, model(8));
+    const prompts = join(root, 'prompts.txt');
+    writeFileSync(prompts, PROMPTS.slice(0, 2).join('\n'));
+    const comps = listComponents(loadHATModel(src));
+    const score = (fdt: number): Record<string, number> => ({ fdt_mean: fdt, fdt_median: fdt, fdt_p25: fdt, fdt_p75: fdt, sdt_mean: 0, sdt_share: 0, word_fdt_mean: 0, word_fdt_p25: 0, word_fdt_p75: 0, word_sdt_share: 0, bpb: 1, kl_bits: 0 });
+    const levels = ['s0.25', 's0.75', 's1'];
+    const sweep = {
+      tfree_sweep: 1, model: src, prompts: 2, length: 8, block: 64, levels, base: score(8), seconds: 0,
+      components: comps.map((c) => ({ name: c.name, group: c.group, kind: c.kind, rows: c.rows, cols: c.cols, params: c.params })),
+      rows: comps.flatMap((c) => levels.map((l) => ({ component: c.name, level: l, sparsity: Number(l.slice(1)), ...score(l === 's1' ? 2 : 8) }))),
+    };
+    const sweepFile = join(root, 'sweep.json');
+    writeFileSync(sweepFile, JSON.stringify(sweep));
+    const run = async (...extra: string[]): Promise<{ err: string; achieved: number }> => {
+      const r = await cli(['eval', 'plan', '--model', src, '--sweep', sweepFile, '--prompts', prompts, '--max-bytes', '8', '--targets', '0.5', '--budgets', '', '--guide', 'fdt_p25', '--json', ...extra]);
+      assert.equal(r.code, 0, r.err);
+      const plans = (JSON.parse(r.out) as { plans: { kind: string; method: string; achieved: number }[] }).plans;
+      return { err: r.err, achieved: (plans.find((p) => p.method === 'fdt_p25') as { achieved: number }).achieved };
+    };
+    const paper = await run();
+    assert.ok(Math.abs(paper.achieved - 0.75) < 1e-9, String(paper.achieved));
+    assert.match(paper.err, /note: the fdt_p25 sparsity plan for target 0\.5 reaches 0\.750: components whose scores tie at its threshold \(8\).*2 prompts of 8 bytes.*--share-ties meets the target/);
+    const shared = await run('--share-ties');
+    assert.ok(Math.abs(shared.achieved - 0.5) < 1e-9, String(shared.achieved));
+    assert.doesNotMatch(shared.err, /note:/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('tfree eval sweep / eval plan on a BF16 checkpoint (as the bundled model is) compress its Linear weights in f32', async () => {
   // the CLI loader keeps BF16 Linear weights in bf16 for generation; sweep and plan compress the
   // weights in memory, and found no component in such a model ("no components match"), or (plan

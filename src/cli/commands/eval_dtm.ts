@@ -261,15 +261,26 @@ const sweep: EvalSubcommand = {
   },
 };
 
+/**
+ * A line when a sparsity plan's parameter-weighted sparsity is above its target by more than 0.005:
+ * components tied at the threshold all took their largest level at once (the paper's stopping rule
+ * on coarse scores).
+ */
+export function overshootNote(p: PlanFile, s: Pick<SweepResult, 'prompts' | 'length'>): string | undefined {
+  if (p.kind !== 'sparsity' || !(p.achieved > p.target + 0.005)) return undefined;
+  return `the ${p.method} sparsity plan for target ${p.target} reaches ${p.achieved.toFixed(3)}: components whose scores tie at its threshold${p.threshold !== undefined ? ` (${+p.threshold.toFixed(4)})` : ''} all take their largest level at once (the paper's rule; scores are coarse with ${s.prompts} prompt${s.prompts === 1 ? '' : 's'} of ${s.length} bytes); more prompts make them finer, --share-ties meets the target`;
+}
+
 const plan: EvalSubcommand = {
   summary: 'FDT-guided sparsity and mixed-precision plans vs uniform and bpb-guided, evaluated; plan JSON for tfree prune/quantize --plan',
-  usage: 'tfree eval plan [--model DIR] --prompts FILE [--sweep FILE] [--targets 0.5,0.7] [--budgets 4.25,2.25] [--guide fdt_p25] [--data FILE] [--out DIR] [--report DIR] [--json]',
+  usage: 'tfree eval plan [--model DIR] --prompts FILE [--sweep FILE] [--targets 0.5,0.7] [--budgets 4.25,2.25] [--guide fdt_p25] [--share-ties] [--data FILE] [--out DIR] [--report DIR] [--json]',
   options: {
     ...evalOpts,
     ...sweepOpts,
     sweep: { type: 'string', help: 'plan: reuse a sweep JSON (from eval sweep --out) instead of sweeping', meta: 'FILE' },
     budgets: { type: 'string', help: 'plan: bits-per-weight budgets for mixed precision (default 4.25,2.25)', meta: 'B,..' },
     guide: { type: 'string', help: `plan: score of the water-filling: ${GUIDES.join(', ')}`, default: 'fdt_p25', meta: 'G', choices: GUIDES },
+    'share-ties': { type: 'boolean', help: 'plan: sparsity plans meet the target exactly where components tie at the threshold (each takes the same share of its jump); default: the paper\'s rule, which can overshoot with coarse scores' },
   },
   async run(a) {
     const o = a.options;
@@ -311,7 +322,7 @@ const plan: EvalSubcommand = {
     const methods: (Guide | 'uniform')[] = [guide, ...(guide === 'bpb' ? [] : ['bpb' as const]), 'uniform'];
     const plans: PlanFile[] = [];
     asUserErrors(() => {
-      for (const t of targets) for (const m of methods) plans.push(sparsityPlan(s, t, m));
+      for (const t of targets) for (const m of methods) plans.push(sparsityPlan(s, t, m, { ties: o['share-ties'] === true ? 'share' : 'paper' }));
       for (const b of budgets) for (const m of methods) plans.push(precisionPlan(s, b, m));
     });
     const bar = new Progress({ total: plans.length, label: 'evaluate plans', enabled: !json });
@@ -329,11 +340,12 @@ const plan: EvalSubcommand = {
     const seconds = (Date.now() - t0) / 1000;
     const summary = { base: baseScore, plans: outcomes.map((oc) => ({ kind: oc.plan.kind, method: oc.plan.method, target: oc.plan.target, achieved: oc.plan.achieved, threshold: oc.plan.threshold, ...oc.score })), sweep_seconds: s.seconds, seconds };
     if (typeof o.out === 'string') writeFileAtomic(nodePath.join(o.out, 'plans.json'), `${JSON.stringify(summary, null, 1)}\n`);
-    if (json) {
-      process.stdout.write(`${JSON.stringify(summary)}\n`);
-      return;
+    if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+    else process.stdout.write(`${planTable(outcomes, baseScore)}\n\n${seconds.toFixed(1)} s${typeof o.out === 'string' ? `; plans written to ${o.out}` : ''}${reportFile ? `\nreport: ${reportFile}` : ''}\n`);
+    for (const p of plans) {
+      const note = overshootNote(p, s);
+      if (note !== undefined) process.stderr.write(`tfree eval plan: note: ${note}\n`);
     }
-    process.stdout.write(`${planTable(outcomes, baseScore)}\n\n${seconds.toFixed(1)} s${typeof o.out === 'string' ? `; plans written to ${o.out}` : ''}${reportFile ? `\nreport: ${reportFile}` : ''}\n`);
   },
 };
 
