@@ -84,6 +84,24 @@ export interface LoadHATCliOptions {
    * the weights in memory (`eval sweep`, `eval plan`); a packed checkpoint is then refused
    */
   f32?: boolean;
+  /**
+   * the end of the refusal of a model too large for memory: what this command can do instead
+   * (default: F32_MEMORY_HINT with `f32`, else load it quantized with --quantize)
+   */
+  memoryHint?: string;
+}
+
+/** The memory refusal's advice for `eval sweep` / `eval plan` (`f32`), which take no --quantize. */
+export const F32_MEMORY_HINT =
+  'eval sweep and eval plan widen every Linear weight to f32 (4 bytes per weight, twice bf16) to compress it in memory, and take no --quantize; run them on a machine with that much memory, or compress with tfree quantize / tfree prune --out DIR and score each result against its base with tfree eval dtm --compressed DIR (the base loads as stored: bf16 stays bf16)';
+
+/**
+ * TFREE_TEST_MEMORY_LIMIT=BYTES (tests only): the memory the lazy loader checks a model against,
+ * instead of the machine's, so a test can see a command's refusal of a model too large for memory.
+ */
+function testMemoryLimit(): number | undefined {
+  const v = Number(process.env.TFREE_TEST_MEMORY_LIMIT ?? 0);
+  return v > 0 ? v : undefined;
 }
 
 /**
@@ -115,7 +133,7 @@ export function loadHATForCli(dirOpt: string | number | boolean | undefined, opt
         bar ??= new Progress({ total: Math.ceil(total / 1e6), label: `loading ${dir}${opts.quantize !== undefined ? ` as ${opts.quantize.name}` : ''} (MB)` });
         bar.update(Math.floor(done / 1e6));
       });
-      const loaded = loadHATLazy(dir, { quantize: opts.quantize, keepBf16: opts.f32 !== true, onProgress });
+      const loaded = loadHATLazy(dir, { quantize: opts.quantize, keepBf16: opts.f32 !== true, onProgress, memoryLimit: testMemoryLimit(), memoryHint: opts.memoryHint ?? (opts.f32 === true ? F32_MEMORY_HINT : undefined) });
       model = loaded.model;
       bar?.finish();
       const q = opts.quantize;

@@ -42,7 +42,12 @@ export interface LazyLoadOptions extends NameFilter {
   onProgress?: (done: number, total: number, name: string) => void;
   /** memory the process may use (default: os.totalmem()); larger estimates are an error */
   memoryLimit?: number;
+  /** what the refusal of a load too large for memory suggests (default: LOAD_QUANTIZED_HINT) */
+  memoryHint?: string;
 }
+
+/** The default end of the refusal of a load too large for memory: for the commands that take --quantize. */
+export const LOAD_QUANTIZED_HINT = 'load it quantized (--quantize int8, kmeans4, int4 or bin1)';
 
 export interface LazyLoadStats {
   /** bytes of tensor data read from disk */
@@ -133,9 +138,13 @@ export function checkHATCheckpoint(ck: Checkpoint, cfg: HATConfig, opts: LazyLoa
   }
   const limit = opts.memoryLimit ?? os.totalmem();
   if (modelBytes > limit) {
-    throw new HATCheckpointError(`${where}: the model needs about ${(modelBytes / 2 ** 30).toFixed(1)} GiB in memory, more than the ${(limit / 2 ** 30).toFixed(1)} GiB available; load it quantized (--quantize int8, kmeans4, int4 or bin1)`);
+    throw new HATCheckpointError(`${where}: the model needs about ${gib(modelBytes)} in memory, more than the ${gib(limit)} available; ${opts.memoryHint ?? LOAD_QUANTIZED_HINT}`);
   }
   return { plans, formats, modelBytes, diskBytes };
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 3 : 1)} GiB`;
 }
 
 function wrap<T>(f: () => T): T {

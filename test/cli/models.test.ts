@@ -13,6 +13,8 @@ import { saveHATModel } from '../../src/models/hat/checkpoint.js';
 import { randomModel, testConfig } from '../hat/util.js';
 import { MAIN, errLines, tfree } from './run.js';
 import { writeFixture } from '../llama/fixture.js';
+import { checkHATCheckpoint } from '../../src/compress/index.js';
+import { openCheckpoint } from '../../src/io/index.js';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'tfree-models-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -21,8 +23,8 @@ saveHATModel(model, randomModel(testConfig({ window: 16 }), 7, 0.3));
 const prompts = join(root, 'prompts.txt');
 fs.writeFileSync(prompts, 'The cat\nA dog\n');
 
-function oneLine(args: string[], re: RegExp): void {
-  const r = tfree(args, { timeoutMs: 30_000 });
+function oneLine(args: string[], re: RegExp, env?: Record<string, string>): void {
+  const r = tfree(args, { env, timeoutMs: 30_000 });
   assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code} ${r.signal ?? ''}: ${r.err}`);
   const lines = errLines(r.err);
   assert.equal(lines.length, 1, `${args.join(' ')}: ${r.err}`);
@@ -153,4 +155,34 @@ test('tfree inspect: a GGUF file is named as one (was "header length 14064895815
   assert.equal(summary.tensors, lines.length - 1);
   const f = tfree(['inspect', model, '--json', '--filter', 'lm_head']);
   assert.equal((JSON.parse(f.out.trim().split('\n').pop() as string) as { tensors: number }).tensors, 1);
+});
+
+test('a model too large for memory: each command\'s refusal suggests what that command can do (eval sweep / plan take no --quantize)', () => {
+  // a BF16 checkpoint: generate holds its Linear weights in bf16, eval sweep / plan widen them to f32
+  const bf16 = join(root, 'bf16');
+  saveHATModel(bf16, randomModel(testConfig({ window: 16 }), 9, 0.3), { dtype: 'BF16' });
+  const ck = openCheckpoint(bf16);
+  const cfg = readHATConfig(join(bf16, 'config.json'));
+  const asStored = checkHATCheckpoint(ck, cfg).modelBytes;
+  const widened = checkHATCheckpoint(ck, cfg, { keepBf16: false }).modelBytes;
+  ck.close();
+  assert.ok(widened > asStored);
+  const limit = { TFREE_TEST_MEMORY_LIMIT: String(Math.floor((asStored + widened) / 2)) };
+  const sweepArgs = ['--model', bf16, '--prompts', prompts, '--max-bytes', '4'];
+  for (const sub of ['sweep', 'plan']) {
+    const r = tfree(['eval', sub, ...sweepArgs], { env: limit });
+    assert.equal(r.code, 2, r.err);
+    const lines = errLines(r.err);
+    assert.equal(lines.length, 1, r.err);
+    assert.match(lines[0], new RegExp(`^tfree eval ${sub}: .*model\\.safetensors: the model needs about 0\\.\\d{3} GiB in memory, more than the 0\\.\\d{3} GiB available; eval sweep and eval plan widen every Linear weight to f32 .* take no --quantize; .*tfree eval dtm --compressed DIR`));
+    assert.doesNotMatch(lines[0], /load it quantized|--quantize int8/);
+  }
+  // the same limit holds the model as stored: generate runs
+  const g = tfree(['generate', '--model', bf16, '--prompt', 'The', '--max-bytes', '4', '--seed', '1'], { env: limit });
+  assert.equal(g.code, 0, g.err);
+  // below it: generate suggests --quantize (it takes it), eval dtm and demo do not
+  const tiny = { TFREE_TEST_MEMORY_LIMIT: '1000' };
+  oneLine(['generate', '--model', bf16, '--prompt', 'The'], /more than the 0\.000 GiB available; load it quantized \(--quantize int8, kmeans4, int4 or bin1\)$/, tiny);
+  oneLine(['eval', 'dtm', '--model', bf16, '--compressed', bf16, '--prompts', prompts], /; eval dtm holds the base and the compressed model in memory as stored \(the base is the reference: it takes no --quantize\); run it on a machine with that much memory$/, tiny);
+  oneLine(['demo', '--model', bf16], /; tfree demo takes no --quantize; tfree generate --model DIR --quantize int4/, tiny);
 });

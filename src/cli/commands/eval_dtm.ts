@@ -115,6 +115,9 @@ function dtmJson(r: DtmReport, units: string, extra: Record<string, unknown>): R
   };
 }
 
+/** The memory refusal's advice for eval dtm, which takes no --quantize (the base model is the reference). */
+const DTM_MEMORY_HINT = 'eval dtm holds the base and the compressed model in memory as stored (the base is the reference: it takes no --quantize); run it on a machine with that much memory';
+
 const dtm: EvalSubcommand = {
   summary: 'divergent token metrics (FDT/SDT, bytes and words) of a compressed model vs its base',
   usage: 'tfree eval dtm [--model BASE_DIR] --compressed DIR --prompts FILE [--units bytes|words] [--max-bytes N] [--data FILE] [--free-running] [--report DIR] [--json]',
@@ -131,9 +134,9 @@ const dtm: EvalSubcommand = {
     if (typeof o.compressed !== 'string' || o.compressed === '') throw new UserError('missing required option --compressed DIR');
     const json = o.json === true;
     checkInputPath(o.compressed, '--compressed', 'dir'); // before the base model loads
-    const base = loadHATForCli(o.model);
+    const base = loadHATForCli(o.model, { memoryHint: DTM_MEMORY_HINT });
     // any kind of checkpoint tfree writes: plain (trained, or pruned by tfree prune) or packed (tfree quantize)
-    const comp = loadHATForCli(o.compressed);
+    const comp = loadHATForCli(o.compressed, { memoryHint: DTM_MEMORY_HINT });
     const diff = configDifferences(base.model.config, comp.model.config);
     if (diff.splitter.length > 0) throw new UserError(`--compressed ${comp.dir}: its ${diff.splitter.join(', ')} differ${diff.splitter.length === 1 ? 's' : ''} from the base model's (${base.dir}); a compressed model must split text as its base`);
     if (diff.other.length > 0) process.stderr.write(`tfree eval dtm: warning: --compressed ${comp.dir} does not look like a compressed copy of the base model ${base.dir} (config differs in ${diff.other.slice(0, 4).join(', ')}${diff.other.length > 4 ? ', ...' : ''})\n`);
@@ -361,7 +364,7 @@ const compare: EvalSubcommand = {
     const o = a.options;
     const json = o.json === true;
     if (typeof o.model === 'string' && fs.existsSync(o.model) && isPackedModelDir(o.model)) throw new UserError(`--model ${o.model}: a packed (quantized) checkpoint; eval compare quantizes the weights of a plain checkpoint`);
-    const { dir, splitter } = loadHATForCli(o.model);
+    const { dir, splitter } = loadHATForCli(o.model, { memoryHint: 'eval compare holds the model and its quantized copies in memory and takes no --quantize; tfree generate --model DIR --quantize FORMAT runs one quantized copy' });
     const prompts = o.prompts === undefined ? [...DEMO_PROMPTS] : readPrompts(o.prompts);
     const held = heldOut(o.data, positiveInt(a, 'data-bytes')) ?? [DEMO_TEXT];
     const formats = patternList(a, 'formats') ?? ['kmeans4', 'bin1'];

@@ -28,7 +28,7 @@ export interface HatDemoOptions {
 
 export async function runHatDemo(o: HatDemoOptions): Promise<void> {
   const t0 = performance.now();
-  const { dir, model, splitter } = loadHATForCli(o.model);
+  const { dir, model, splitter } = loadHATForCli(o.model, { memoryHint: 'tfree demo takes no --quantize; tfree generate --model DIR --quantize int4 (or int8, kmeans4, bin1) continues a prompt with the weights packed on load' });
   const cfg = model.config;
   const e = cfg.encoder_config;
   const b = cfg.backbone_config;
