@@ -4,10 +4,10 @@
  * selected 2-D weights, write `<out>/model.safetensors` atomically and copy the other files
  * (config.json, tokenizer files...) atomically beside it.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { commitParts, discardParts, fromFloat32, lazyTensorFrom, openCheckpoint, partPath, runToEnd, writeSafetensorsJob, type Checkpoint, type StopFlag, type FloatDType, type LazyTensorData, type TensorData } from '../io/index.js';
+import { fromFloat32, lazyTensorFrom, openCheckpoint, runToEnd, writeSafetensorsJob, writeStagedJob, type StagedOutput, type Checkpoint, type StopFlag, type FloatDType, type LazyTensorData, type TensorData } from '../io/index.js';
 import { formatSize, type QuantFormat } from './format.js';
 import { fitBlockFor, packedCheckpointJob } from './checkpoint.js';
 import { nameFilter, type NameFilter } from './modules.js';
@@ -21,55 +21,34 @@ export function checkpointDir(path: string): string {
   return statSync(path).isDirectory() ? path : dirname(path);
 }
 
-/** Copies every regular file of inDir that is not a safetensors file or index into outDir (temp + rename each). */
-export function copySideFiles(inDir: string, outDir: string): string[] {
-  return stageSideFiles(inDir, outDir).commit();
-}
-
 /**
- * Copies the side files of inDir (see copySideFiles) into outDir under temp names
- * (`partPath`: `NAME.tmp-PID-part`, created with outDir when missing); `commit` renames them into place and
- * returns their names, `discard` removes them. A failed copy removes the temps made so far.
+ * Copies the side files of inDir (every regular file that is not a safetensors file or index:
+ * config.json, tokenizer files...) into `out` as parts (temp names until the commit); returns their names.
  */
-function stageSideFiles(inDir: string, outDir: string): { commit: () => string[]; discard: () => void } {
+function stageSideFiles(inDir: string, out: StagedOutput): string[] {
   const names: string[] = [];
-  const dsts = (): string[] => names.map((n) => join(outDir, n));
-  try {
-    mkdirSync(outDir, { recursive: true });
-    for (const name of readdirSync(inDir)) {
-      if (name.endsWith('.safetensors') || name.endsWith('.safetensors.index.json') || name.startsWith('.')) continue;
-      const src = join(inDir, name);
-      if (!statSync(src).isFile()) continue;
-      names.push(name);
-      copyFileSync(src, partPath(join(outDir, name)));
-    }
-  } catch (e) {
-    discardParts(dsts());
-    throw e;
+  for (const name of readdirSync(inDir)) {
+    if (name.endsWith('.safetensors') || name.endsWith('.safetensors.index.json') || name.startsWith('.')) continue;
+    const src = join(inDir, name);
+    if (!statSync(src).isFile()) continue;
+    copyFileSync(src, out.part(name));
+    names.push(name);
   }
-  return {
-    commit: () => {
-      commitParts(dsts());
-      return names;
-    },
-    discard: () => discardParts(dsts()),
-  };
+  return names;
 }
 
 /**
- * The write phase of a conversion: the side files are copied to temp names first, then the
- * weights job writes (atomically, yielding after each tensor), then the side files are renamed.
- * A failure or a stop (WriteInterrupted) before the end leaves no file of this run in outDir.
+ * The write phase of a conversion, one multi-file output (src/io/staged.ts): the side files are
+ * copied to temp names, `weights(path)` writes model.safetensors to its temp name (yielding after
+ * each tensor), then all are renamed into place together. A failure or a stop (WriteInterrupted)
+ * before the end leaves no file of this run in outDir; a failed rename leaves the old output.
  */
-function* writeWithSideFiles(inDir: string, outDir: string, weights: Generator<void, unknown, void>): Generator<void, string[], void> {
-  const side = stageSideFiles(inDir, outDir);
-  try {
-    yield* weights;
-  } catch (e) {
-    side.discard();
-    throw e;
-  }
-  return side.commit();
+function* writeWithSideFiles(inDir: string, outDir: string, weights: (path: string) => Generator<void, unknown, void>): Generator<void, string[], void> {
+  return yield* writeStagedJob(outDir, function* (out) {
+    const copied = stageSideFiles(inDir, out);
+    yield* weights(out.part('model.safetensors'));
+    return copied;
+  });
 }
 
 export interface TensorReport {
@@ -200,7 +179,7 @@ export function* quantizeCheckpointJob(inPath: string, outDir: string, f: QuantF
     const plain: [string, LazyTensorData][] = names.filter((n) => !packed.has(n)).map((n) => [n, lazyTensorFrom(ckpt, n)]);
     const bytesPlain = names.filter((n) => !packed.has(n)).reduce((s, n) => s + ckpt.info(n).byteLength, 0);
     yield; // the write starts here (outDir is created only now: a run stopped while quantizing leaves no folder)
-    const copied = yield* writeWithSideFiles(inDir, outDir, packedCheckpointJob(outFile, packed, plain, { 'tfree.source': basename(inDir) }, stop));
+    const copied = yield* writeWithSideFiles(inDir, outDir, (path) => packedCheckpointJob(path, packed, plain, { 'tfree.source': basename(inDir) }, stop));
     const bytesIn = names.reduce((s, n) => s + ckpt.info(n).byteLength, 0);
     const bytesOut = bytesPlain + changed.reduce((s, r) => s + r.bytesOut, 0);
     return { outFile, tensors: names.length, changed, bytesIn, bytesOut, copied };
@@ -277,7 +256,7 @@ export function* pruneCheckpointJob(inPath: string, outDir: string, opts: PruneC
       entries.push([n, { dtype, shape: info.shape, data: fromFloat32(dtype, pruned) } as TensorData]);
     }
     yield; // the write starts here (outDir is created only now: a run stopped while pruning leaves no folder)
-    const copied = yield* writeWithSideFiles(inDir, outDir, writeSafetensorsJob(outFile, entries, { 'tfree.pruned': JSON.stringify({ method: opts.method, sparsity: opts.sparsityFor ? 'plan' : opts.sparsity }) }, stop));
+    const copied = yield* writeWithSideFiles(inDir, outDir, (path) => writeSafetensorsJob(path, entries, { 'tfree.pruned': JSON.stringify({ method: opts.method, sparsity: opts.sparsityFor ? 'plan' : opts.sparsity }) }, stop));
     const bytes = names.reduce((s, n) => s + ckpt.info(n).byteLength, 0);
     return { outFile, tensors: names.length, changed, bytesIn: bytes, bytesOut: bytes, copied };
   } finally {

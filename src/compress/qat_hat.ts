@@ -3,11 +3,9 @@
  * state (so a resume is exact), and the packed checkpoint folder written from the trained
  * centroids at the end. Used by `tfree train --qat` and experiments/compress_hat.ts.
  */
-import * as fs from 'node:fs';
-import * as nodePath from 'node:path';
 import type { TrainableModel } from '../train/index.js';
-import { fromFloat32, runToEnd, type StopFlag, type TensorData } from '../io/index.js';
-import { writeHATConfig, type HATModel } from '../models/hat/index.js';
+import { fromFloat32, runToEnd, writeStagedJob, type StopFlag, type TensorData } from '../io/index.js';
+import { writeHATConfigFile, type HATModel } from '../models/hat/index.js';
 import { packedCheckpointJob } from './checkpoint.js';
 import type { QatHandle, QatState } from './qat.js';
 
@@ -36,9 +34,10 @@ export function* writeQatPackedJob(model: HATModel, handle: QatHandle, dir: stri
     .entries()
     .filter(([n]) => !packed.has(n))
     .map(([n, t]) => [n, { dtype, shape: t.shape.slice(), data: fromFloat32(dtype, t.f32()) } as TensorData]);
-  yield; // the write starts here
-  fs.mkdirSync(dir, { recursive: true });
-  yield* packedCheckpointJob(nodePath.join(dir, 'model.safetensors'), packed, plain, { format: 'pt', 'tfree.qat': handle.format.name }, stop);
-  writeHATConfig(dir, { ...model.config, torch_dtype: dtype === 'F32' ? 'float32' : 'bfloat16' });
+  yield; // the write starts here: weights and config.json as one output (src/io/staged.ts), renamed into place together
+  yield* writeStagedJob(dir, function* (out) {
+    yield* packedCheckpointJob(out.part('model.safetensors'), packed, plain, { format: 'pt', 'tfree.qat': handle.format.name }, stop);
+    writeHATConfigFile(out.part('config.json'), { ...model.config, torch_dtype: dtype === 'F32' ? 'float32' : 'bfloat16' });
+  });
   return packed.size;
 }

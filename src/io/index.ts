@@ -1,5 +1,6 @@
 export * from './dtype.js';
 export * from './safetensors.js';
+export * from './staged.js';
 export * from './text_data.js';
 export * from './words.js';
 export * from './interrupt.js';

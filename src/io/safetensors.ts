@@ -934,34 +934,6 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   atomicWrite(path, (fd) => writeAll(fd, bytes));
 }
 
-/** The temp name a part of a multi-file output is written to before `commitParts` renames it. */
-export function partPath(path: string): string {
-  return `${path}.tmp-${process.pid}-part`;
-}
-
-/**
- * Renames the parts of a multi-file output (written to `partPath(dst)`) into place, all of them or
- * none: a destination that is a folder fails before any rename; a failure removes every part not
- * yet renamed. `discardParts` removes the parts (a failure before the commit).
- */
-export function commitParts(dsts: readonly string[]): void {
-  try {
-    for (const dst of dsts) {
-      if (fs.statSync(dst, { throwIfNoEntry: false })?.isDirectory() === true) throw new SafetensorsError('IO', dst, undefined, 'write failed: it is a folder');
-    }
-    for (const dst of dsts) fs.renameSync(partPath(dst), dst);
-  } catch (e) {
-    discardParts(dsts);
-    throw e;
-  }
-  if (dsts.length > 0) fsyncDir(nodePath.dirname(dsts[0]));
-}
-
-/** Removes the parts `partPath(dst)` of a multi-file output that were written (see commitParts). */
-export function discardParts(dsts: readonly string[]): void {
-  for (const dst of dsts) fs.rmSync(partPath(dst), { force: true });
-}
-
 /** fsyncs a folder (after renames inside it); a no-op where folders cannot be opened. */
 export function syncFolder(dir: string): void {
   fsyncDir(dir);

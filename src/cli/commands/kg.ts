@@ -19,7 +19,8 @@ import { checkInputPath, checkMemory, checkOutputPath, refuseFileOverwrite, refu
 import { runYielding } from '../../io/interrupt.js';
 import { Progress, formatDuration } from '../progress.js';
 import { KgFormatError, formatQuads, kgStats, readTemporalKG, syntheticKG, type DateIds, type Quads, type TemporalKG } from '../../io/kg.js';
-import { commitParts, discardParts, partPath, writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
+import { writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
+import { writeStaged, type StagedOutput } from '../../io/staged.js';
 import { noGrad } from '../../tensor/index.js';
 import { KgLogError, parseKgTrainLog, writeKgCurves } from '../../eval/kg_curves.js';
 import {
@@ -411,13 +412,6 @@ function runExport(a: ParsedArgs): number {
   refuseFileOverwrite(dir, ['embeddings.safetensors', 'entities.tsv', 'relations.tsv', 'times.tsv'], opt<boolean>(a, 'overwrite') === true);
   const { model, vocab } = userErrors(() => loadModel(path));
   const existed = existsSync(dir);
-  mkdirSync(dir, { recursive: true });
-  // every part goes to a temp name first; all are renamed at the end (a failure leaves the old files or none)
-  const written: string[] = [];
-  const part = (name: string): string => {
-    written.push(join(dir, name));
-    return partPath(join(dir, name));
-  };
   const c = model.cfg;
   const d = c.dim;
   const R = c.numRelations;
@@ -428,15 +422,15 @@ function runExport(a: ParsedArgs): number {
   for (const [n, t] of [['relation.head.lower', boxes.lh], ['relation.head.upper', boxes.uh], ['relation.tail.lower', boxes.lt], ['relation.tail.upper', boxes.ut]] as const) {
     tensors.push([n, { dtype: 'F32', shape: t.shape.slice(), data: t.f32() }]);
   }
-  const files = ['embeddings.safetensors', 'entities.tsv', 'relations.tsv'];
-  try {
-    writeSafetensors(part('embeddings.safetensors'), tensors, { config: JSON.stringify(c), entities: JSON.stringify(vocab.entities), relations: JSON.stringify(vocab.relations) });
+  // every part goes to a temp name first; all are renamed together at the end (src/io/staged.ts: a failure leaves the old files or none)
+  const write = (out: StagedOutput): string[] => {
+    writeSafetensors(out.part('embeddings.safetensors'), tensors, { config: JSON.stringify(c), entities: JSON.stringify(vocab.entities), relations: JSON.stringify(vocab.relations) });
     const base = model.entityBase.f32();
     const bump = model.entityBump.f32();
     const hdr = (p: string): string => Array.from({ length: d }, (_, i) => `${p}${i}`).join('\t');
     const ent = [`entity\t${hdr('base_')}\t${hdr('bump_')}`];
     vocab.entities.forEach((name, i) => ent.push(`${name}\t${row(base, i * d, d)}\t${row(bump, i * d, d)}`));
-    writeFileAtomic(part('entities.tsv'), `${ent.join('\n')}\n`);
+    writeFileAtomic(out.part('entities.tsv'), `${ent.join('\n')}\n`);
     const lh = boxes.lh.f32();
     const uh = boxes.uh.f32();
     const lt = boxes.lt.f32();
@@ -448,7 +442,7 @@ function runExport(a: ParsedArgs): number {
       rel.push(`${name}\thead\t${row(lh, r * d, d)}\t${row(uh, r * d, d)}${al}`);
       rel.push(`${name}\ttail\t${row(lt, r * d, d)}\t${row(ut, r * d, d)}${al}`);
     });
-    writeFileAtomic(part('relations.tsv'), `${rel.join('\n')}\n`);
+    writeFileAtomic(out.part('relations.tsv'), `${rel.join('\n')}\n`);
     if (model.timeBumpTable !== null) {
       const K = model.timeBumpTable.f32();
       const lines = [`time\tbump\t${hdr('v_')}`];
@@ -456,12 +450,14 @@ function runExport(a: ParsedArgs): number {
         const label = dateLabel(vocab, tau);
         for (let j = 0; j < c.k; j++) lines.push(`${label}\t${j}\t${row(K, (tau * c.k + j) * d, d)}`);
       }
-      writeFileAtomic(part('times.tsv'), `${lines.join('\n')}\n`);
-      files.push('times.tsv');
-    }
-    commitParts(written);
+      writeFileAtomic(out.part('times.tsv'), `${lines.join('\n')}\n`);
+    } else out.remove('times.tsv'); // an earlier export's, of a model with time bumps: not part of this one
+    return out.names;
+  };
+  let files: string[];
+  try {
+    files = userErrors(() => writeStaged(dir, write));
   } catch (e) {
-    discardParts(written);
     if (!existed) rmSync(dir, { recursive: true, force: true }); // the folder this run created
     throw e;
   }

@@ -504,7 +504,11 @@ export function hatConfigToJSON(cfg: HATConfig): Obj {
 /** Writes `<dir>/config.json` atomically (temp file + rename). */
 export function writeHATConfig(dir: string, cfg: HATConfig): string {
   fs.mkdirSync(dir, { recursive: true });
-  const path = nodePath.join(dir, 'config.json');
+  return writeHATConfigFile(nodePath.join(dir, 'config.json'), cfg);
+}
+
+/** Writes a HAT config.json to `path` atomically (e.g. a part of a staged output, src/io/staged.ts). */
+export function writeHATConfigFile(path: string, cfg: HATConfig): string {
   writeFileAtomic(path, `${JSON.stringify(hatConfigToJSON(cfg), null, 2)}\n`);
   return path;
 }

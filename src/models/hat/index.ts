@@ -9,6 +9,7 @@ export {
   parseHATConfig,
   readHATConfig,
   writeHATConfig,
+  writeHATConfigFile,
   hatConfigToJSON,
   makeHATConfig,
   presetConfig,
