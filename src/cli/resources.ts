@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { UserError } from './errors.js';
+import { samePath, statOrUndefined } from '../io/paths.js';
 
 function gib(bytes: number): string {
   return `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 3 : 1)} GiB`;
@@ -89,14 +90,6 @@ export function checkInputPath(path: string, flag: string, kind: 'dir' | 'file' 
 /** Files of a model folder that an output must never replace: weights, config, tokenizer. */
 const MODEL_FILE = /(\.safetensors|\.safetensors\.index\.json|^config\.json|^tokenizer(_config)?\.json)$/;
 
-function statOrUndefined(p: string): fs.Stats | undefined {
-  try {
-    return fs.statSync(p);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Refuses an output path that is one of the command's inputs, however spelled (symlinks, `./`,
  * hard links: compared by device and inode), or a model file (weights, config, tokenizer) inside
@@ -104,13 +97,12 @@ function statOrUndefined(p: string): fs.Stats | undefined {
  */
 export function refuseInputAsOutput(out: string, flag: string, inputs: readonly (string | undefined)[]): void {
   const st = statOrUndefined(out);
-  const parent = statOrUndefined(nodePath.dirname(nodePath.resolve(out)));
   for (const input of inputs) {
     if (input === undefined) continue;
     const ist = statOrUndefined(input);
     if (ist === undefined) continue;
-    if (st !== undefined && st.dev === ist.dev && st.ino === ist.ino) throw new UserError(`${flag} ${out}: is the input ${input}; writing there would destroy it: choose another ${flag}`);
-    if (st !== undefined && !st.isDirectory() && ist.isDirectory() && parent !== undefined && parent.dev === ist.dev && parent.ino === ist.ino && MODEL_FILE.test(nodePath.basename(out))) {
+    if (samePath(out, input)) throw new UserError(`${flag} ${out}: is the input ${input}; writing there would destroy it: choose another ${flag}`);
+    if (st !== undefined && !st.isDirectory() && ist.isDirectory() && MODEL_FILE.test(nodePath.basename(out)) && samePath(nodePath.dirname(nodePath.resolve(out)), input)) {
       throw new UserError(`${flag} ${out}: is a file of the input model ${input}; writing there would destroy it: choose another ${flag}`);
     }
   }

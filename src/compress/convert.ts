@@ -4,10 +4,10 @@
  * selected 2-D weights, write `<out>/model.safetensors` atomically and copy the other files
  * (config.json, tokenizer files...) atomically beside it.
  */
-import { copyFileSync, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { copyFileSync, readdirSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fromFloat32, lazyTensorFrom, openCheckpoint, runToEnd, writeSafetensorsJob, writeStagedJob, type StagedOutput, type Checkpoint, type StopFlag, type FloatDType, type LazyTensorData, type TensorData } from '../io/index.js';
+import { firstNonFinite, fromFloat32, lazyTensorFrom, samePath, openCheckpoint, runToEnd, writeSafetensorsJob, writeStagedJob, type StagedOutput, type Checkpoint, type StopFlag, type FloatDType, type LazyTensorData, type TensorData } from '../io/index.js';
 import { formatSize, type QuantFormat } from './format.js';
 import { fitBlockFor, packedCheckpointJob } from './checkpoint.js';
 import { nameFilter, type NameFilter } from './modules.js';
@@ -124,7 +124,7 @@ export function checkSelection(inPath: string, filter: NameFilter): void {
 
 function prepareOut(inPath: string, outDir: string): { ckpt: Checkpoint; inDir: string; outFile: string } {
   const inDir = resolve(checkpointDir(inPath));
-  if (resolve(outDir) === inDir || (existsSync(outDir) && realpathSync(outDir) === realpathSync(inDir))) throw new ConvertError(`the output folder must differ from the input folder (${outDir})`);
+  if (samePath(outDir, inDir)) throw new ConvertError(`the output folder must differ from the input folder (${outDir})`);
   const ckpt = openCheckpoint(inPath);
   return { ckpt, inDir, outFile: join(outDir, 'model.safetensors') };
 }
@@ -247,7 +247,8 @@ export function* pruneCheckpointJob(inPath: string, outDir: string, opts: PruneC
       const info = ckpt.info(n);
       const t = ckpt.readAs(n, 'f32');
       const [rows, cols] = t.shape;
-      for (let j = 0; j < t.data.length; j++) if (!Number.isFinite(t.data[j])) throw new ConvertError(`${inPath}: tensor "${n}": value ${j} is ${t.data[j]}; cannot prune non-finite weights (the model is damaged)`);
+      const bad = firstNonFinite('F32', t.data);
+      if (bad >= 0) throw new ConvertError(`${inPath}: tensor "${n}": value ${bad} is ${t.data[bad]}; cannot prune non-finite weights (the model is damaged)`);
       const mask = pruneMask(n, t.data, rows, cols, { ...opts, sparsity: sparsityOf(n) as number });
       const pruned = Float32Array.from(t.data);
       for (let j = 0; j < mask.length; j++) if (mask[j] === 0) pruned[j] = 0;

@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import { Tensor, kernels } from '../tensor/index.js';
 import { Bf16Linear, ParamStore } from '../nn/index.js';
-import { openCheckpoint, SafetensorsError, type Checkpoint } from '../io/index.js';
+import { firstNonFinite, openCheckpoint, SafetensorsError, type Checkpoint } from '../io/index.js';
 import { HATCheckpointError, HATModel, readHATConfig, type HATConfig } from '../models/hat/index.js';
 import { checkLayerCounts } from '../models/hat/checkpoint.js';
 import { placeholderModel } from '../models/hat/synth.js';
@@ -66,18 +66,6 @@ function ignorable(name: string): boolean {
 
 function list(xs: string[]): string {
   return xs.slice(0, 4).join(', ') + (xs.length > 4 ? `, ... (${xs.length} in all)` : '');
-}
-
-/** The first non-finite element of a float tensor, or -1. */
-function firstNonFinite(dtype: string, data: ArrayLike<number>): number {
-  if (dtype === 'BF16') {
-    for (let i = 0; i < data.length; i++) if ((data[i] & 0x7f80) === 0x7f80) return i;
-  } else if (dtype === 'F16') {
-    for (let i = 0; i < data.length; i++) if ((data[i] & 0x7c00) === 0x7c00) return i;
-  } else {
-    for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
-  }
-  return -1;
 }
 
 type Plan = 'f32' | 'bf16' | 'quant';

@@ -309,6 +309,21 @@ export function toFloat64(dtype: DType, data: DTypeArray): Float64Array {
   }
 }
 
+/**
+ * The index of the first non-finite element (NaN, +-Infinity) of a float tensor's raw data (F16 /
+ * BF16: the bit patterns, checked without widening), or -1 when all are finite.
+ */
+export function firstNonFinite(dtype: FloatDType, data: ArrayLike<number>): number {
+  if (dtype === 'BF16') {
+    for (let i = 0; i < data.length; i++) if ((data[i] & 0x7f80) === 0x7f80) return i;
+  } else if (dtype === 'F16') {
+    for (let i = 0; i < data.length; i++) if ((data[i] & 0x7c00) === 0x7c00) return i;
+  } else {
+    for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
+  }
+  return -1;
+}
+
 /** A floating-point dtype that `fromFloat32` can produce. */
 export type FloatDType = 'F64' | 'F32' | 'F16' | 'BF16';
 

@@ -1,6 +1,7 @@
 export * from './dtype.js';
 export * from './safetensors.js';
 export * from './staged.js';
+export * from './paths.js';
 export * from './text_data.js';
 export * from './words.js';
 export * from './interrupt.js';

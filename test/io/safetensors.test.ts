@@ -16,6 +16,7 @@ import {
   f16ToF32,
   f32ToBf16,
   f32ToF16,
+  firstNonFinite,
   fromFloat32,
   int64ToNumbers,
   lazyTensorFrom,
@@ -1028,4 +1029,13 @@ test('a temp file left by a killed write of the same target is removed by its ne
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('firstNonFinite: the first NaN or infinity of F32/F64 values and F16/BF16 bit patterns, else -1', () => {
+  assert.equal(firstNonFinite('F32', Float32Array.of(1, -2, 3e38)), -1);
+  assert.equal(firstNonFinite('F32', Float32Array.of(0, Infinity, NaN)), 1);
+  assert.equal(firstNonFinite('F64', Float64Array.of(0, 1, -Infinity)), 2);
+  assert.equal(firstNonFinite('BF16', f32ToBf16(Float32Array.of(1, 3e38, NaN, Infinity))), 2);
+  assert.equal(firstNonFinite('F16', f32ToF16(Float32Array.of(65504, -65504, 1e6))), 2); // 1e6 rounds to infinity in f16
+  assert.equal(firstNonFinite('F16', f32ToF16(Float32Array.of(65504, 1))), -1);
 });

@@ -17,6 +17,7 @@ test('tfree train: bad inputs give a one-line error naming the file and offset, 
     fs.writeFileSync(join(d, 'notext.jsonl'), '{"body": "x"}\n');
     fs.writeFileSync(join(d, 'tiny.jsonl'), '{"text": "hello there"}\n{"text": "more"}\n');
     fs.writeFileSync(join(d, 'latin1.txt'), Buffer.from([0x48, 0x69, 0x20, 0xe9, 0x74, 0xe9]));
+    fs.symlinkSync(d, join(d, 'link'));
     const cases: [string[], RegExp][] = [
       [['--data', join(d, 'bad.jsonl')], /bad\.jsonl:3: invalid JSON/],
       [['--data', join(d, 'notext.jsonl')], /notext\.jsonl:1: missing "text" field/],
@@ -29,6 +30,8 @@ test('tfree train: bad inputs give a one-line error naming the file and offset, 
       [['--data', join(d, 'latin1.txt'), '--config', join(bundled, 'config.json'), '--preset', 'small'], /--config and --preset both give/],
       // the packed QAT model over the f32 one in --out, or over the model it starts from (both were written, exit 0)
       [['--data', join(d, 'latin1.txt'), '--model', bundled, '--qat', 'int8', '--qat-out', join(d, 'out')], /--qat-out .*out: is --out, where the f32 model goes/],
+      // the same folder spelled through a symlink, before it exists (was compared by realpath, which fails for a missing path, then as spelled)
+      [['--data', join(d, 'latin1.txt'), '--model', bundled, '--qat', 'int8', '--qat-out', join(d, 'link', 'out')], /--qat-out .*link\/out: is --out, where the f32 model goes/],
       [['--data', join(d, 'latin1.txt'), '--model', bundled, '--qat', 'int8', '--qat-out', bundled], /--qat-out .*: is the input .*; writing there would destroy it/],
       [['--data', join(d, 'latin1.txt'), '--qat-block', '32', '--qat-out', join(d, 'q')], /--qat-out, --qat-block need --qat FORMAT/],
       // the flag is named (was 'missing.json: no such file or folder', 'latin1.txt/config.json: no such file or folder')

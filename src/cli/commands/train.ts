@@ -15,7 +15,7 @@ import { Progress, formatDuration } from '../progress.js';
 import { EXIT_INTERRUPTED, INTERRUPTED, runWriteJob, withInterrupt } from '../interrupt.js';
 import { OVERWRITE_OPTION, checkInputPath, checkMemory, checkOutputPath, refuseInputAsOutput, refuseModelOverwrite, removeIfLeftEmpty } from '../resources.js';
 import { checkFinite } from '../hat_model.js';
-import { BytePacker, DataError, type StopFlag, fingerprintDocuments, readDocuments, splitTrainVal, type InputFormat } from '../../io/index.js';
+import { BytePacker, DataError, samePath, type StopFlag, fingerprintDocuments, readDocuments, splitTrainVal, type InputFormat } from '../../io/index.js';
 import { CheckpointError, ResumeMismatchError, Trainer, type LogEntry, type TrainSettings } from '../../train/index.js';
 import { HATConfigError, presetConfig, readHATConfig, type HATConfig, type TransformerHATModelConfig } from '../../models/hat/config.js';
 import { HATModel } from '../../models/hat/model.js';
@@ -90,14 +90,7 @@ function checkQatOut(a: ParsedArgs, out: string, init: string | undefined, repla
   const qatOut = opt<string | undefined>(a, 'qat-out');
   if (qatOut === undefined) return;
   checkOutputPath(qatOut, '--qat-out', 'dir');
-  const same = (p: string, q: string): boolean => {
-    try {
-      return fs.realpathSync(p) === fs.realpathSync(q);
-    } catch {
-      return nodePath.resolve(p) === nodePath.resolve(q);
-    }
-  };
-  if (same(qatOut, out)) throw new UserError(`--qat-out ${qatOut}: is --out, where the f32 model goes; the packed model would replace it: choose another folder (default: ${nodePath.join(out, 'packed')})`);
+  if (samePath(qatOut, out)) throw new UserError(`--qat-out ${qatOut}: is --out, where the f32 model goes; the packed model would replace it: choose another folder (default: ${nodePath.join(out, 'packed')})`);
   refuseInputAsOutput(qatOut, '--qat-out', [init]);
   if (!replaceOk) refuseModelOverwrite(qatOut, false, '--qat-out');
 }
@@ -179,7 +172,7 @@ export const trainCommand: CommandSpec = {
     if (resume && !hasRun) throw new UserError(`--resume: no checkpoint in ${ckDir}`);
     if (!resume && hasRun && !overwrite) throw new UserError(`${out} already holds a training run; pass --resume to continue it, --overwrite to start over, or choose another --out`);
     if (!resume && !overwrite) {
-      if (init !== undefined && nodePath.resolve(init) === nodePath.resolve(out)) throw new UserError(`--model and --out are the same folder (${out}); the trained model would replace the one it starts from: choose another --out, or pass --overwrite`);
+      if (init !== undefined && samePath(init, out)) throw new UserError(`--model and --out are the same folder (${out}); the trained model would replace the one it starts from: choose another --out, or pass --overwrite`);
       refuseModelOverwrite(out, false);
     }
     checkQatOut(args, out, init, resume || overwrite);
