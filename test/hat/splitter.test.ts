@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../../src/nn/rng.js';
 import {
+  ChunkedSplitter,
   DEFAULT_MAX_WORD_SIZE,
   HatSplitter,
   UNICODE_VERSION,
@@ -400,6 +401,42 @@ test('property: WordStream on random bytes (invalid UTF-8) equals encodeBytes', 
   }
 });
 
+/** Splits `b` with a ChunkedSplitter fed in random chunks of 1..maxChunk bytes. */
+function chunked(rng: Rng, b: Uint8Array, max: number, maxChunk: number): Uint8Array[] {
+  const sp = new ChunkedSplitter({ maxWordSize: max });
+  const got: Uint8Array[] = [];
+  for (let i = 0; i < b.length; ) {
+    const n = 1 + rng.int(maxChunk);
+    got.push(...sp.push(b.subarray(i, i + n)));
+    i += n;
+  }
+  got.push(...sp.end());
+  return got;
+}
+
+test('property: ChunkedSplitter in random chunks gives exactly splitBytes of the whole input (text, the non-causal cases, random bytes)', () => {
+  const rng = new Rng('splitter-chunked');
+  for (let it = 0; it < 600; it++) {
+    let b: Uint8Array;
+    if (it % 3 === 2) {
+      b = new Uint8Array(rng.int(400));
+      for (let i = 0; i < b.length; i++) b[i] = rng.float() < 0.5 ? 0x20 + rng.int(0x5f) : rng.float() < 0.2 ? 0x0a : rng.int(256);
+    } else {
+      // the documented non-causal cases are included: the final points lie before them
+      let text = '';
+      while (text.length < 200) text += rng.float() < 0.1 ? ['1\u2044', ' \t', ' \u202f', '\u0301\u0301\u0301', '\n', ' ', 'a '][rng.int(7)] : randomText(rng, 12);
+      b = utf8(text);
+    }
+    const max = MAX_SIZES[rng.int(MAX_SIZES.length)];
+    const want = bytesOf(splitBytes(b, { maxWordSize: max }));
+    assert.deepEqual(bytesOf(chunked(rng, b, max, 1 + rng.int(40))), want, `case ${it} max ${max}: ${JSON.stringify(new TextDecoder().decode(b))}`);
+  }
+  // held back without a final point: refused past maxPending, not held forever
+  const sp = new ChunkedSplitter({ maxPending: 10 });
+  assert.deepEqual(sp.push(utf8('你好你')), []);
+  assert.throws(() => sp.push(utf8('好')), /more than 10 bytes without a line break or a space after an ASCII character/);
+});
+
 test('WordStream keeps the context that appendByte (current word only) lacks', () => {
   // a combining mark after punctuation: "a." | "\u0301b" in the whole text
   const text = 'a.\u0301b';
@@ -547,6 +584,39 @@ test('tfree split prints one JSON array of words', () => {
   assert.equal(e.code, 2);
   assert.match(e.err, /^tfree split: --max-word-size must be an integer in \[1, 65536\], got 0/);
   assert.equal(e.err.trim().split('\n').length, 1);
+});
+
+test('tfree split streams: a 2.5 MiB input gives the JSON of splitting it whole, within a 16 MB heap (the old command held every word at once and ran out of memory)', () => {
+  // 40 copies of a 64 KiB block of random text ending in a line break (a line break ends every
+  // word, so the words of the input are the block's words 40 times: the expected JSON is cheap)
+  const rng = new Rng('split-cli-big');
+  let text = '';
+  for (let n = 0; n < 65_000; ) {
+    const piece = (rng.float() < 0.6 ? ' ' : '') + randomText(rng, 6);
+    text += piece;
+    n += utf8(piece).length;
+  }
+  const block = utf8(`${text}\n`);
+  const copies = 40;
+  const input = new Uint8Array(block.length * copies);
+  for (let i = 0; i < copies; i++) input.set(block, i * block.length);
+  const dec = new TextDecoder('utf-8', { ignoreBOM: true });
+  const items = (ws: unknown[]): string => JSON.stringify(ws).slice(1, -1);
+  const words = splitBytes(block);
+  const want = `[${new Array<string>(copies).fill(items(words.map((w) => dec.decode(w)))).join(',')}]\n`;
+  const r = spawnSync(process.execPath, ['--max-old-space-size=16', MAIN, 'split'], { input, encoding: 'utf8', maxBuffer: 1 << 30 });
+  assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''} ${r.stderr.slice(-300)}`);
+  assert.ok(r.stdout === want, `output differs (${r.stdout.length} vs ${want.length} characters)`);
+  // --bytes and a small --max-word-size on two copies
+  const small = splitBytes(block, { maxWordSize: 7 }).map((w) => Array.from(w));
+  const rb = spawnSync(process.execPath, [MAIN, 'split', '--bytes', '--max-word-size', '7'], { input: input.subarray(0, 2 * block.length), encoding: 'utf8', maxBuffer: 1 << 28 });
+  assert.equal(rb.status, 0, rb.stderr);
+  assert.ok(rb.stdout === `[${items(small)},${items(small)}]\n`, 'the --bytes output differs');
+  // a stretch with no final point past the limit: one line, exit 2
+  const e = spawnSync(process.execPath, [MAIN, 'split'], { input: '你好'.repeat(100), encoding: 'utf8', env: { ...process.env, TFREE_TEST_SPLIT_MAX_PENDING: '64' } });
+  assert.equal(e.status, 2, e.stderr);
+  assert.equal(e.stderr.trim().split('\n').length, 1, e.stderr);
+  assert.match(e.stderr, /^tfree split: stdin: more than 64 bytes without a line break or a space after an ASCII character, where split streams its input; add line breaks$/m);
 });
 
 test('tfree split / chat with a folder as stdin: one line, exit 2 (was an empty answer, exit 0)', () => {

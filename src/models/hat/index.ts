@@ -29,6 +29,7 @@ export { scoreContinuation, scoreContinuations, evaluateText, type ContinuationS
 export {
   HatSplitter,
   WordStream,
+  ChunkedSplitter,
   splitText,
   splitBytes,
   splitBytesOffsets,

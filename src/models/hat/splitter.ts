@@ -495,6 +495,92 @@ export function splitBytes(bytes: Uint8Array, opts: SplitOptions = {}): Uint8Arr
   return out;
 }
 
+/**
+ * The end of the longest prefix of `bytes` whose words no later byte can change, and after which
+ * the split starts afresh: just after the last LF, or just before the last space (0x20) that
+ * follows an ASCII byte other than a space, whichever is later; 0 when there is none. Why: LF always
+ * ends a word (UAX #29 WB3a/b) and a whitespace token never joins a group nor takes the next token;
+ * a single space after a character that is not a WSegSpace always starts a piece (WB999) that joins
+ * nothing before it (it is not Word or Punctuation, and the piece before it is not all spaces); the
+ * lookahead of every rule stops at an LF or a space (neither is Extend, Format or ZWJ). So the words
+ * of bytes[0, end) followed by those of bytes[end, ...) are the words of the whole text
+ * (ChunkedSplitter; tested against splitBytes on random text).
+ */
+export function finalWordsEnd(bytes: Uint8Array, from = 0): number {
+  for (let i = bytes.length - 1; i >= from; i--) {
+    const b = bytes[i];
+    if (b === 0x0a) return i + 1;
+    if (b === 0x20 && i > from && bytes[i - 1] < 0x80 && bytes[i - 1] !== 0x20) return i;
+  }
+  return 0;
+}
+
+/**
+ * splitBytes over input that arrives in chunks, in bounded memory: `push` returns the words that
+ * are final so far, `end` the rest; together exactly the words of splitBytes on the whole input.
+ * Text is held back only after the last final point (finalWordsEnd); a stretch of more than
+ * `maxPending` bytes (default 256 MiB) without one (no LF, no space after an ASCII character) is a
+ * RangeError.
+ */
+export class ChunkedSplitter {
+  /** bytes held back (after the last final point), in the chunks they came in */
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
+  private readonly maxWordSize: number;
+  private readonly maxPending: number;
+  constructor(opts: SplitOptions & { maxPending?: number } = {}) {
+    this.maxWordSize = checkMax(opts.maxWordSize);
+    this.maxPending = opts.maxPending ?? 256 * 2 ** 20;
+  }
+
+  /** Adds bytes; returns the words now final (views into a copy of the input). */
+  push(chunk: Uint8Array): Uint8Array[] {
+    if (chunk.length === 0) return [];
+    // the byte before the chunk decides whether a space at its start is a final point
+    const last = this.held.length > 0 ? this.held[this.held.length - 1] : undefined;
+    const withPrev = new Uint8Array(chunk.length + 1);
+    withPrev[0] = last !== undefined ? last[last.length - 1] : 0x20;
+    withPrev.set(chunk, 1);
+    const cut = finalWordsEnd(withPrev) - 1; // in chunk coordinates; -1: none
+    if (cut < 0 && this.heldBytes + chunk.length > this.maxPending) throw new RangeError(`more than ${this.maxPending} bytes without a line break or a space after an ASCII character`);
+    if (cut < 0) {
+      this.held.push(chunk.slice());
+      this.heldBytes += chunk.length;
+      return [];
+    }
+    if (cut > 0) {
+      this.held.push(chunk.subarray(0, cut));
+      this.heldBytes += cut;
+    }
+    const words = this.flushHeld();
+    if (cut < chunk.length) {
+      this.held = [chunk.slice(cut)];
+      this.heldBytes = chunk.length - cut;
+    }
+    return words;
+  }
+
+  /** The words of the bytes held back. */
+  end(): Uint8Array[] {
+    return this.flushHeld();
+  }
+
+  /** Splits the held bytes; nothing is held after. */
+  private flushHeld(): Uint8Array[] {
+    const parts = this.held;
+    const n = this.heldBytes;
+    this.held = [];
+    this.heldBytes = 0;
+    const data = new Uint8Array(n);
+    let o = 0;
+    for (const p of parts) {
+      data.set(p, o);
+      o += p.length;
+    }
+    return splitBytes(data, { maxWordSize: this.maxWordSize });
+  }
+}
+
 /** Byte offsets where the words of `bytes` end, before the maxWordSize chunking (steps 1-6). */
 function groupByteEnds(bytes: Uint8Array): number[] {
   const { n, props, byteOff } = unitsOfBytes(bytes);
