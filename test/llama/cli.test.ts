@@ -50,6 +50,33 @@ test('tfree llama train-tokenizer and generate', () => {
   assert.equal(tfree('llama', 'frobnicate').code, 2);
 });
 
+test('tfree llama train-tokenizer: merges that stop early end the bar at the merges made and the summary says why', () => {
+  const dir = tmpDir('cli-early');
+  const corpus = nodePath.join(dir, 'corpus.txt');
+  // 10 distinct pieces: 17 merges make each one token, far short of the 3839 of --vocab-size 4096
+  fs.writeFileSync(corpus, 'the cat sat on the mat. the dog sat on the log. '.repeat(20));
+  const out = nodePath.join(dir, 'tokenizer.json');
+  const r = tfree('llama', 'train-tokenizer', corpus, '--out', out);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, `wrote ${out}: 274 ids (17 merges, the last seen 20 times; 10 distinct pieces)\nmerges stopped early, at 17 of 3839 (--vocab-size 4096): no pair of tokens left to merge (every piece of the text is one token); more text gives more merges\n`);
+  // the bar (stderr is not a terminal here: one line per draw) ends at 17/3839, never at 3839/3839
+  const bars = r.err.trim().split('\n');
+  assert.match(bars[bars.length - 1], /^merges \[\.+\]\s+0% 17\/3839 .*\| stopped early$/);
+  assert.doesNotMatch(r.err, /3839\/3839|100%/);
+  // --min-frequency: the best pair is seen too rarely
+  const f = tfree('llama', 'train-tokenizer', corpus, '--out', out, '--overwrite', '--min-frequency', '30', '--json');
+  assert.equal(f.code, 0, f.err);
+  const js = JSON.parse(f.out) as { merges: number; target_merges: number; stop: string; last_merge_count: number };
+  assert.deepEqual([js.merges, js.target_merges, js.stop, js.last_merge_count], [9, 3839, 'min_frequency', 40]);
+  const m = tfree('llama', 'train-tokenizer', corpus, '--out', out, '--overwrite', '--min-frequency', '1000');
+  assert.match(m.out, /\(0 merges; 10 distinct pieces\)\nmerges stopped early, at 0 of 3839 \(--vocab-size 4096\): no pair of tokens seen 1000 times or more \(--min-frequency 1000\); more text or a lower --min-frequency gives more merges\n$/);
+  // reached: the bar is full and nothing is said
+  const v = tfree('llama', 'train-tokenizer', corpus, '--out', out, '--overwrite', '--vocab-size', '260', '--special', '');
+  assert.equal(v.code, 0, v.err);
+  assert.equal(v.out, `wrote ${out}: 260 ids (4 merges, the last seen 79 times; 10 distinct pieces)\n`);
+  assert.match(v.err, /100% 4\/4/);
+});
+
 test('tfree llama train-tokenizer never replaces an existing --out unasked (a model folder\'s tokenizer.json)', () => {
   const dir = tmpDir('cli-ow');
   const corpus = nodePath.join(dir, 'corpus.txt');

@@ -100,18 +100,36 @@ function runTrainTokenizer(a: ParsedArgs, files: string[]): void {
   const vocabSize = opt(a, 'vocab-size', 4096);
   const specials = String(opt(a, 'special', '<|endoftext|>')).split(',').filter((s) => s !== '');
   const json = opt(a, 'json', false);
+  const minFrequency = opt(a, 'min-frequency', 2);
   const progress = new Progress({ total: Math.max(vocabSize - 256 - specials.length, 1), label: 'merges', enabled: !json });
   let r;
   try {
-    r = trainBpe(texts, { vocabSize, minFrequency: opt(a, 'min-frequency', 2), specialTokens: specials, onProgress: (m) => progress.update(m) });
+    r = trainBpe(texts, { vocabSize, minFrequency, specialTokens: specials, onProgress: (m) => progress.update(m) });
   } catch (e) {
     throw new UserError((e as Error).message);
   }
-  progress.finish();
+  // the bar ends at the merges made: short of its total when they stopped early
+  const why = r.stop === 'no_pairs' ? 'no pair of tokens left to merge (every piece of the text is one token); more text gives more merges' : `no pair of tokens seen ${minFrequency} times or more (--min-frequency ${minFrequency}); more text or a lower --min-frequency gives more merges`;
+  if (r.stop === 'vocab') progress.finish();
+  else progress.stop('stopped early', r.merges.length);
   saveBpeTokenizer(out, r);
-  const summary = { out, vocab: r.vocab.size + r.specialTokens.length, merges: r.merges.length, last_merge_count: r.lastMergeCount, pieces: r.pieces.size };
-  if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  else process.stdout.write(`wrote ${out}: ${summary.vocab} ids (${summary.merges} merges, the last seen ${summary.last_merge_count} times; ${summary.pieces} distinct pieces)\n`);
+  const summary = {
+    out,
+    vocab: r.vocab.size + r.specialTokens.length,
+    vocab_size: vocabSize,
+    merges: r.merges.length,
+    target_merges: r.targetMerges,
+    stop: r.stop,
+    last_merge_count: r.lastMergeCount,
+    pieces: r.pieces.size,
+  };
+  if (json) {
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    return;
+  }
+  const merges = `${summary.merges} merges${summary.merges > 0 ? `, the last seen ${summary.last_merge_count} times` : ''}`;
+  const early = r.stop === 'vocab' ? '' : `\nmerges stopped early, at ${summary.merges} of ${r.targetMerges} (--vocab-size ${vocabSize}): ${why}`;
+  process.stdout.write(`wrote ${out}: ${summary.vocab} ids (${merges}; ${summary.pieces} distinct pieces)${early}\n`);
 }
 
 const GEN = ['generate'] as const;

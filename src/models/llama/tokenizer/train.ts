@@ -44,6 +44,13 @@ export interface BpeTrainResult {
   pieces: Map<string, Int32Array>;
   /** frequency of the last merge (0 when none) */
   lastMergeCount: number;
+  /**
+   * why the merges ended: `vocab` (vocabSize reached), `no_pairs` (every piece is one token: no
+   * adjacent pair left to merge) or `min_frequency` (the best pair is seen fewer than minFrequency times)
+   */
+  stop: 'vocab' | 'no_pairs' | 'min_frequency';
+  /** the merges vocabSize asks for (vocabSize - 256 - special tokens) */
+  targetMerges: number;
 }
 
 /** Pieces of text as the GPT-2 pre-tokenizer splits it. */
@@ -151,12 +158,19 @@ export function trainBpe(texts: Iterable<string>, opts: BpeTrainOptions): BpeTra
   // 3. merges
   const merges: [string, string][] = [];
   let lastMergeCount = 0;
+  let stop: BpeTrainResult['stop'] = 'vocab';
   while (tokens.length < targetTokens) {
     const top = heap.pop();
-    if (top === undefined) break;
+    if (top === undefined) {
+      stop = 'no_pairs';
+      break;
+    }
     const current = counts.get(top.key) ?? 0;
     if (current !== top.count) continue; // stale: a fresher entry holds the current count
-    if (current < minFreq || current <= 0) break;
+    if (current < minFreq || current <= 0) {
+      stop = 'min_frequency';
+      break;
+    }
     const a = Math.floor(top.key / SHIFT);
     const b = top.key % SHIFT;
     const str = tokens[a] + tokens[b];
@@ -210,7 +224,7 @@ export function trainBpe(texts: Iterable<string>, opts: BpeTrainOptions): BpeTra
   }
   const pieces = new Map<string, Int32Array>();
   pieceNames.forEach((p, i) => pieces.set(p, words[i]));
-  return { vocab, merges, specialTokens, pieces, lastMergeCount };
+  return { vocab, merges, specialTokens, pieces, lastMergeCount, stop, targetMerges: targetTokens - 256 };
 }
 
 /** The HF tokenizer.json object of a trained tokenizer (ByteLevel pre-tokenizer/decoder, BPE model). */
