@@ -4,7 +4,7 @@
  * selected 2-D weights, write `<out>/model.safetensors` atomically and copy the other files
  * (config.json, tokenizer files...) atomically beside it.
  */
-import { copyFileSync, readdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { firstNonFinite, fromFloat32, lazyTensorFrom, samePath, openCheckpoint, runToEnd, writeSafetensorsJob, writeStagedJob, type StagedOutput, type Checkpoint, type StopFlag, type FloatDType, type LazyTensorData, type TensorData } from '../io/index.js';
@@ -47,8 +47,27 @@ function* writeWithSideFiles(inDir: string, outDir: string, weights: (path: stri
   return yield* writeStagedJob(outDir, function* (out) {
     const copied = stageSideFiles(inDir, out);
     yield* weights(out.part('model.safetensors'));
+    for (const name of oldShardedModel(outDir)) out.remove(name);
     return copied;
   });
+}
+
+/**
+ * The files of a sharded model already in outDir (`--overwrite`): its index and the shards it
+ * names (plain file names only). The new model.safetensors replaces them; left beside it, the
+ * folder held both and no loader would take it ('holds both model.safetensors and ...index.json').
+ */
+function oldShardedModel(outDir: string): string[] {
+  const index = 'model.safetensors.index.json';
+  if (!existsSync(join(outDir, index))) return [];
+  let shards: string[] = [];
+  try {
+    const map = (JSON.parse(readFileSync(join(outDir, index), 'utf8')) as { weight_map?: Record<string, unknown> }).weight_map ?? {};
+    shards = [...new Set(Object.values(map))].filter((f): f is string => typeof f === 'string' && f.endsWith('.safetensors') && basename(f) === f);
+  } catch {
+    // an unreadable index: it goes, its shards stay (they are not known)
+  }
+  return [index, ...shards];
 }
 
 export interface TensorReport {

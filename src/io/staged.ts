@@ -6,7 +6,9 @@
  * was. A rename that fails during the commit (after others were done) is undone: the files already
  * replaced get their old version back (kept as a hard link, `NAME.tmp-PID-old`, until the commit
  * ends), the ones this output added are removed, so the folder holds the complete old output, and
- * the error says so (or, should the undo itself fail, which files it could not restore).
+ * the error says so (or, should the undo itself fail, which files it could not restore). A process
+ * killed during the commit itself (SIGKILL, a crash: a few renames) can still leave a mix; the
+ * kept old files are then removed as stale temps by the next write of the same file.
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';

@@ -95,3 +95,20 @@ test('kg export --overwrite: a rename failing at the third file leaves the four 
   assert.equal(r2.code, 0, r2.err);
   assert.deepEqual(fs.readdirSync(out).sort(), ['embeddings.safetensors', 'entities.tsv', 'relations.tsv']);
 });
+
+test('quantize / prune --overwrite of a folder holding a sharded model: its index and shards go with it (the folder held both, and no loader took it)', () => {
+  const src = join(root, 'model-shards-src');
+  saveHATModel(src, randomModel(testConfig({ window: 16 }), 3, 0.3));
+  for (const [cmd, ...rest] of [['quantize', '--format', 'int8'], ['prune', '--sparsity', '0.5']]) {
+    const out = join(root, `${cmd}-over-shards`);
+    const s = tfree(['synth-model', '--like', 'hat-small', '--out', out, '--shard-gb', '0.02', '--quiet']);
+    assert.equal(s.code, 0, s.err);
+    fs.writeFileSync(join(out, 'notes.txt'), 'mine');
+    assert.ok(fs.readdirSync(out).includes('model.safetensors.index.json'));
+    const r = tfree([cmd, ...rest, '--model', src, '--out', out, '--overwrite']);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(fs.readdirSync(out).sort(), ['config.json', 'model.safetensors', 'notes.txt'], `${cmd}: no old index or shard`);
+    const i = tfree(['inspect', out, '--json']);
+    assert.equal(i.code, 0, `${cmd}: ${i.err}`);
+  }
+});
