@@ -586,7 +586,7 @@ test('tfree split prints one JSON array of words', () => {
   assert.equal(e.err.trim().split('\n').length, 1);
 });
 
-test('tfree split streams: a 2.5 MiB input gives the JSON of splitting it whole, within a 16 MB heap (the old command held every word at once and ran out of memory)', () => {
+test('tfree split streams: a 5 MiB input gives the JSON of splitting it whole, within a 48 MB heap (the old command held every word at once and ran out of memory)', () => {
   // 40 copies of a 64 KiB block of random text ending in a line break (a line break ends every
   // word, so the words of the input are the block's words 40 times: the expected JSON is cheap)
   const rng = new Rng('split-cli-big');
@@ -597,14 +597,16 @@ test('tfree split streams: a 2.5 MiB input gives the JSON of splitting it whole,
     n += utf8(piece).length;
   }
   const block = utf8(`${text}\n`);
-  const copies = 40;
+  // 80 copies: 5 MiB; the old command needed well over 48 MB of heap for it, the streaming one a few
+  // MB (a 16 MB heap was tight enough to fail now and then with the TypeScript backend loaded)
+  const copies = 80;
   const input = new Uint8Array(block.length * copies);
   for (let i = 0; i < copies; i++) input.set(block, i * block.length);
   const dec = new TextDecoder('utf-8', { ignoreBOM: true });
   const items = (ws: unknown[]): string => JSON.stringify(ws).slice(1, -1);
   const words = splitBytes(block);
   const want = `[${new Array<string>(copies).fill(items(words.map((w) => dec.decode(w)))).join(',')}]\n`;
-  const r = spawnSync(process.execPath, ['--max-old-space-size=16', MAIN, 'split'], { input, encoding: 'utf8', maxBuffer: 1 << 30 });
+  const r = spawnSync(process.execPath, ['--max-old-space-size=48', MAIN, 'split'], { input, encoding: 'utf8', maxBuffer: 1 << 30 });
   assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''} ${r.stderr.slice(-300)}`);
   assert.ok(r.stdout === want, `output differs (${r.stdout.length} vs ${want.length} characters)`);
   // --bytes and a small --max-word-size on two copies
