@@ -12,6 +12,7 @@
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
+import { runToEnd } from './interrupt.js';
 import { SafetensorsError, removeStaleTemps, syncFolder } from './safetensors.js';
 
 /** The temp name a part of a multi-file output is written to before the commit renames it. */
@@ -149,15 +150,10 @@ function undo(steps: readonly Step[]): string[] {
 
 /** Writes a multi-file output in `dir`: `write` writes each part to `out.part(name)`; then all are committed (see StagedOutput). A failure removes every part. */
 export function writeStaged<T>(dir: string, write: (out: StagedOutput) => T): T {
-  const out = new StagedOutput(dir);
-  try {
-    const r = write(out);
-    out.commit();
-    return r;
-  } catch (e) {
-    out.discard();
-    throw e;
-  }
+  // eslint-disable-next-line require-yield -- a job with no safe point: writeStagedJob run to its end
+  return runToEnd(writeStagedJob(dir, function* (out) {
+    return write(out);
+  }));
 }
 
 /** `writeStaged` as a job (`write` yields at its safe points); a failure or a stop (WriteInterrupted) removes every part. */

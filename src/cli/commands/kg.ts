@@ -100,8 +100,16 @@ function splitOf(kg: TemporalKG, name: string): Quads {
 
 // ---- train ---------------------------------------------------------------------------------------
 
-function noValidFacts(data: string): UserError {
-  return new UserError(`${join(data, 'valid.txt')} has no facts: validation needs some (train without it: --valid-every 0)`);
+/** Builds or resumes the trainer; the library's refusal of validation on an empty valid split names the file and the way out. */
+function makeTrainer(data: string, make: () => Trainer): Trainer {
+  return userErrors(() => {
+    try {
+      return make();
+    } catch (e) {
+      if (e instanceof EmptySplitError) throw new UserError(`${join(data, 'valid.txt')} has no facts: validation needs some (train without it: --valid-every 0)`);
+      throw e;
+    }
+  });
 }
 
 /**
@@ -170,13 +178,7 @@ async function runTrain(a: ParsedArgs): Promise<number> {
     for (const [flag, key] of [['epochs', 'epochs'], ['valid-every', 'validEvery'], ['valid-limit', 'validLimit'], ['patience', 'patience']] as const) {
       if (a.options[flag] !== undefined) over[key] = posInt(a, flag, flag === 'epochs' ? 1 : 0);
     }
-    tr = userErrors(() => {
-      try {
-        return Trainer.resume(lastPath, kg, over);
-      } catch (e) {
-        throw e instanceof EmptySplitError ? noValidFacts(data) : e;
-      }
-    });
+    tr = makeTrainer(data, () => Trainer.resume(lastPath, kg, over));
     refuseChangedSettings(a, tr, lastPath);
     log(`resumed ${lastPath} at epoch ${tr.epoch} (${tr.bestEpoch > 0 ? `best valid MRR ${tr.bestMrr.toFixed(4)} at epoch ${tr.bestEpoch}` : 'no validation yet'})`);
   } else {
@@ -226,8 +228,7 @@ async function runTrain(a: ParsedArgs): Promise<number> {
     }
     const perStep = opts.batchSize * (1 + opts.negatives) * cfg.dim;
     checkMemory(16 * paramCount(cfg) + 4 * 8 * perStep, `kg train with d=${cfg.dim}, --batch ${opts.batchSize}, --negatives ${opts.negatives} and ${kg.entities.length} entities would`, Math.max(perStep, paramCount(cfg)));
-    if (opts.validEvery > 0 && kg.valid.h.length === 0) throw noValidFacts(data);
-    tr = userErrors(() => new Trainer(kg, cfg, opts));
+    tr = makeTrainer(data, () => new Trainer(kg, cfg, opts));
     log(
       `kg train: ${kg.entities.length} entities, ${kg.relations.length} relations, ${kg.numTimes} timestamps, ${kg.train.h.length} training facts; ` +
         `${cfg.model} d=${cfg.dim} k=${cfg.k}, ${paramCount(cfg).toLocaleString('en-US')} parameters; kernels: ${boxKernels().name}` +
