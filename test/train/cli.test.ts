@@ -15,7 +15,9 @@ test('tfree train: bad inputs give a one-line error naming the file and offset, 
   try {
     fs.writeFileSync(join(d, 'bad.jsonl'), '{"text": "fine"}\n{"text": "fine"}\n{"text" "oops"}\n');
     fs.writeFileSync(join(d, 'notext.jsonl'), '{"body": "x"}\n');
-    fs.writeFileSync(join(d, 'tiny.jsonl'), '{"text": "hello there"}\n{"text": "more"}\n');
+    // one document: whichever side its hash picks, the split falls back to tails and finds none (with two,
+    // whether one was held out depended on the hash of the random temp folder's path: a flaky test)
+    fs.writeFileSync(join(d, 'tiny.jsonl'), '{"text": "hello there"}\n');
     fs.writeFileSync(join(d, 'latin1.txt'), Buffer.from([0x48, 0x69, 0x20, 0xe9, 0x74, 0xe9]));
     fs.symlinkSync(d, join(d, 'link'));
     const cases: [string[], RegExp][] = [
