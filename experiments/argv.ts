@@ -78,6 +78,8 @@ export function median(xs: number[]): number {
  * `--rounds` rounds (default `rounds`) and each `--root` in turn, runs `script` (the caller's
  * `import.meta.url`) again in a fresh process as `--child --root R --data D ...childArgs` and copies
  * its output line to stdout. `--data` defaults to ICEWS14 in ../shared beside the checkout.
+ * `--root DIR@ISA` runs that entry's child with TFREE_ISA=ISA (so one build's paths can be compared:
+ * `--root .@avx2 --root .@avx512`); its output lines start with `ISA ` then.
  */
 export function runRootsInterleaved(script: string, childArgs: string[], rounds: string, rootsHint: string): void {
   const roots = args('root');
@@ -86,9 +88,12 @@ export function runRootsInterleaved(script: string, childArgs: string[], rounds:
   if (!existsSync(join(data, 'train.txt'))) usageError(`--data ${data} has no train.txt (give a dataset folder such as ../shared/data/icews14)`);
   const n = intArg('rounds', Number(rounds));
   for (let r = 0; r < n; r++) {
-    for (const root of roots) {
-      const line = execFileSync(process.execPath, [fileURLToPath(script), '--child', '--root', root, '--data', data, ...childArgs], { encoding: 'utf8' });
-      process.stdout.write(line);
+    for (const spec of roots) {
+      const at = spec.lastIndexOf('@');
+      const [root, isa] = at > 0 ? [spec.slice(0, at), spec.slice(at + 1)] : [spec, ''];
+      const env = isa === '' ? process.env : { ...process.env, TFREE_ISA: isa };
+      const line = execFileSync(process.execPath, [fileURLToPath(script), '--child', '--root', root, '--data', data, ...childArgs], { encoding: 'utf8', env });
+      process.stdout.write(isa === '' ? line : line.replace(/^/gm, `${isa} `).replace(new RegExp(`${isa} $`), ''));
     }
   }
 }

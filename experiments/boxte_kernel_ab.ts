@@ -12,10 +12,16 @@
  * size; `--no-tanh`, `--order 1` the other kernel variants). `--lazy` times the trainer's path (lazy
  * zeroing of the entity gradients: stamps, a new step per call). Threads: TFREE_THREADS.
  *
+ * `--root DIR@ISA` caps that entry's addon at ISA (`setIsa`; the same root may appear twice, e.g.
+ * `--root .@avx2 --root .@avx512` compares two paths of one build).
+ *
  * Run: npx tsc -p tsconfig.json && node dist/experiments/boxte_kernel_ab.js --root OLD --root NEW [--dim 154]
  *      [--reps 30] [--mod 7128] [--evict 1] [--check] [--negatives 75] [--no-tanh] [--order 2] [--lazy]
  */
+import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { BoxteAddon } from '../src/models/boxte/kernel_native.js';
 import { arg, args, usageError, intArg, choiceArg } from './argv.js';
 
@@ -34,7 +40,23 @@ const order = choiceArg('order', '2', ['1', '2']) === '1' ? 1 : 2;
 const M = intArg('mod', E);
 const evict = arg('evict', '1') !== '0';
 const req = createRequire(import.meta.url);
-const addons = roots.map((r) => req(`${r}/native/build/Release/tfree_native.node`) as TrainAddon);
+// ROOT@ISA: that root's addon capped at ISA (setIsa); a root named twice is loaded from a copy of
+// its addon file, so each entry has its own instance (own thread pool, own path in force)
+const seenAddons = new Set<string>();
+const addons = roots.map((spec) => {
+  const at = spec.lastIndexOf('@');
+  const [r, isa] = at > 0 ? [spec.slice(0, at), spec.slice(at + 1)] : [spec, ''];
+  let file = `${r}/native/build/Release/tfree_native.node`;
+  if (seenAddons.has(file)) {
+    const copy = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tfree-addon-')), 'tfree_native.node');
+    fs.copyFileSync(file, copy);
+    file = copy;
+  }
+  seenAddons.add(file);
+  const addon = req(file) as TrainAddon & { setIsa(name: string): string };
+  if (isa !== '') addon.setIsa(isa);
+  return addon;
+});
 
 let seed = 12345;
 const rnd = (): number => {

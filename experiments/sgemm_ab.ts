@@ -16,7 +16,7 @@
  *
  * Run: npx tsc -p tsconfig.json && flock /work/bench.lock node dist/experiments/sgemm_ab.js \
  *        --root OLD --root NEW [--root NEW2 ...] [--sizes 1024,2048] [--threads 1,2] [--rounds 6]
- *        [--calls 3] [--sleep 2] [--blas-sleep 2] [--no-blas] [--isa avx2]
+ *        [--calls 3] [--sleep 2] [--blas-sleep 2] [--no-blas] [--isa avx2]   (--root DIR@ISA: that build on path ISA)
  */
 import * as os from 'node:os';
 import { args, arg, usageError, median } from './argv.js';
@@ -39,10 +39,15 @@ const useBlas = !process.argv.includes('--no-blas');
 const isa = arg('isa', 'avx2');
 if (sizes.some((s) => !(s > 0)) || threadList.some((t) => !(t > 0)) || !(rounds > 0) || !(calls > 0)) usageError('bad --sizes / --threads / --rounds / --calls');
 
+// `--root DIR@ISA`: that build runs path ISA instead of --isa (two paths compared in one loop; the
+// builds must differ: one checkout imported twice is one module instance)
 const nat: RootNative[] = [];
-for (const r of roots) {
+for (const spec of roots) {
+  const at = spec.lastIndexOf('@');
+  const [r, path] = at > 0 ? [spec.slice(0, at), spec.slice(at + 1)] : [spec, isa];
   const nb = await rootNative(r);
-  if (nb.extras.setIsa(isa) !== isa) usageError(`${r}: kernel path ${isa} not available`);
+  if (nat.some((o) => o.extras === nb.extras)) usageError(`${r}: named twice (one module instance); give another checkout`);
+  if (nb.extras.setIsa(path) !== path) usageError(`${r}: kernel path ${path} not available`);
   nat.push(nb);
 }
 const ex = nat[nat.length - 1].extras;
