@@ -21,8 +21,10 @@
  *
  * Run: npx tsc -p tsconfig.json && node dist/experiments/gemv_ab.js --root OLD --root NEW
  *      [--threads 2] [--rounds 15] [--shapes 4096x4096,4096x11008] [--formats ...] [--act16] [--cold]
+ *      (`--root DIR@PATH`: that build's packed kernels forced to PATH, e.g. avx512-zmm)
  */
 import * as os from 'node:os';
+import type { NativeExtrasInternal } from '../src/tensor/kernels/native.js';
 import { args, arg, usageError, intArg, median } from './argv.js';
 import { rootNative, rootPacked, type RootNative } from './root_modules.js';
 
@@ -39,10 +41,18 @@ const formats = arg('formats', 'int8,int4,kmeans4,kmeans2-lut,bin1-lut').split('
 const act16 = process.argv.includes('--act16');
 const cold = process.argv.includes('--cold');
 
+// `--root DIR@PATH`: that build's packed family forced to implementation PATH (setKernelPath; e.g.
+// avx512-zmm against avx2 of two checkouts of one commit; one checkout named twice is one module)
 const nat: RootNative[] = [];
-for (const r of roots) {
+for (let i = 0; i < roots.length; i++) {
+  const at = roots[i].lastIndexOf('@');
+  const [r, path] = at > 0 ? [roots[i].slice(0, at), roots[i].slice(at + 1)] : [roots[i], ''];
+  roots[i] = r;
   const nb = await rootNative(r);
+  if (nat.some((o) => o.extras === nb.extras)) usageError(`${r}: named twice (one module instance); give another checkout`);
   nb.extras.setThreads(threads);
+  const ex = nb.extras as NativeExtrasInternal;
+  if (path !== '' && ex.setKernelPath('packed', path) !== path) usageError(`${r}: packed path ${path} not available (${ex.familyPaths('packed').join(', ')})`);
   nat.push(nb);
 }
 const { cq } = await rootPacked(roots[1]);
