@@ -12,7 +12,6 @@ void packed_matmul_avx2(const PackedArgs& a) { packed_matmul_generic(a); }
 void packed_lut_matmul_avx2(const PackedLutArgs& a) { packed_lut_matmul_generic(a); }
 void packed_matmul_avx512(const PackedArgs& a) { packed_matmul_generic(a); }
 void packed_matmul_avx512_ymm(const PackedArgs& a) { packed_matmul_generic(a); }
-void packed_matmul_avx512_zmm(const PackedArgs& a) { packed_matmul_generic(a); }
 void packed_matmul_avxvnni(const PackedArgs& a) { packed_matmul_generic(a); }
 void packed_lut_matmul_avx512(const PackedLutArgs& a) { packed_lut_matmul_generic(a); }
 void bf16_matmul_avx2(const Bf16Args& a) { bf16_matmul_generic(a); }

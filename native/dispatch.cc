@@ -71,8 +71,6 @@ const Impl<void (*)(const PackedArgs&)> kPackedImpls[] = {
     {Isa::avx512, "avx512-vnni", [](const CpuFeatures& f) { return f.avx512vnni && f.f16c; }, kX86 ? packed_matmul_avx512 : nullptr},
     // the AVX-VNNI kernel's 256-bit code with EVEX vpdpbusd: tests it on AVX-512 VNNI CPUs
     {Isa::avx512, "avx512-ymm", test_only, kX86 ? packed_matmul_avx512_ymm : nullptr},
-    // the 512-bit kernel for int8 codes too (avx512-vnni gives those to the AVX2 kernel on AMD)
-    {Isa::avx512, "avx512-zmm", test_only, kX86 ? packed_matmul_avx512_zmm : nullptr},
     {Isa::avx2, "avxvnni", [](const CpuFeatures& f) { return f.avxvnni && f.f16c; }, kX86 ? packed_matmul_avxvnni : nullptr},
     {Isa::avx2, "avx2", nullptr, kX86 ? packed_matmul_avx2 : nullptr},
     // arm64: int8-activation sums with sdot when the CPU has asimddp, else plain ARMv8.0 NEON

@@ -190,7 +190,6 @@ void packed_lut_tables(const float* x, long K, int bits, const int16_t* L8, int8
 // layouts without a fast path fall back to the AVX2 kernel).
 void packed_matmul_avx512(const PackedArgs& a);
 void packed_matmul_avx512_ymm(const PackedArgs& a);
-void packed_matmul_avx512_zmm(const PackedArgs& a);  // test path: the 512-bit kernel for every format
 void packed_matmul_avxvnni(const PackedArgs& a);
 // packed_lut_avx512.cc (-mavx512f/bw/vl): 512-bit lookup-table kernel, bit-identical to the others
 void packed_lut_matmul_avx512(const PackedLutArgs& a);

@@ -92,22 +92,12 @@ struct Z512 {
 
 namespace tfree {
 
-// int8 codes on AMD CPUs (Zen 4 runs a 512-bit operation as two 256-bit halves) take the AVX2
-// kernel: batch-1 GEMV measured on a Zen 4 VM, 4096x4096 and 4096x11008, 1 and 2 threads (every
-// run interleaved with the read probe): the 512-bit and the 256-bit VNNI int8 kernels trailed the
-// AVX2 one (vpmaddubsw, sign form) by 10-30% in most runs, while for the decoded formats (int4,
-// k-means, ...) the 512-bit kernel is ahead.
+// Every format, int8 codes included, on every vendor. (Until 2026-12-06 int8 codes went to the AVX2
+// kernel on AMD CPUs, from a measurement on a loaded Zen 4 VM on 2026-12-03; since the quad loop
+// keeps its context in registers (85941bb) the 512-bit int8 kernel is ahead there: batch-1 GEMV,
+// Zen 4, 4096x4096 and 4096x11008, 1 and 2 threads, both orders, 15 rounds each: 0.66-0.85x the
+// AVX2 kernel's time, docs/results/engine.md.)
 void packed_matmul_avx512(const PackedArgs& a) {
-  static const bool amd = std::strcmp(cpu_features().vendor, "AuthenticAMD") == 0;
-  if (a.bits == 8 && amd) {
-    packed_matmul_avx2(a);
-    return;
-  }
-  if (!vnni_matmul<Z512>(a)) packed_matmul_avx2(a);
-}
-
-// the 512-bit kernel for every format (a test path: the int8 code that AMD CPUs do not dispatch to)
-void packed_matmul_avx512_zmm(const PackedArgs& a) {
   if (!vnni_matmul<Z512>(a)) packed_matmul_avx2(a);
 }
 

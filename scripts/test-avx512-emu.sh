@@ -11,7 +11,7 @@
 # native/emu/amx_selftest.cc (the tile instructions against native/emu/amx_ref.h).
 # Then runs the kernel test suites with that addon (TFREE_NATIVE_PATH) and TFREE_ISA=avx512: they
 # run every path of each family that the addon reports (packed avx512-vnni / avx512-ymm /
-# avx512-zmm / avxvnni, packedLut avx512, bf16 amx-bf16 / avx512-bf16 / avx512, ops and BoxTE at avx512) against
+# avxvnni, packedLut avx512, bf16 amx-bf16 / avx512-bf16 / avx512, ops and BoxTE at avx512) against
 # the TS twins and float64 references, with the bit-identity the tests require on real hardware.
 # What this proves and what not: docs/design.md ("AVX-512 under emulation").
 # Prints "avx512-emu: ..." lines and a summary; exit 1 on a failure. Skips (one line, exit 0) on a
@@ -160,7 +160,7 @@ else
 fi
 # The suites that run native kernels. Each kernel test runs every path of its family that the addon
 # reports (kernels/ and tensor/: ops and GEMM at avx512, avx2, generic; compress/: packed avx512-vnni,
-# avx512-ymm, avx512-zmm, avxvnni and packedLut avx512; kernels/bf16: avx512-bf16, avx512; boxte:
+# avx512-ymm, avxvnni and packedLut avx512; kernels/bf16: avx512-bf16, avx512; boxte:
 # the BoxTE kernels at avx512) against the TS twins and float64 references; hat/ runs whole models
 # on the paths in force (TFREE_ISA=avx512).
 logs="$out/logs"
@@ -188,7 +188,7 @@ done
 all=$(cat "$logs"/*.log)
 count() { printf '%s\n' "$all" | grep -cE "^✔ .*$1" || true; }
 echo "avx512-emu: passed per path: ops/gemm avx512 $(count '\[avx512, [12]T\]');" \
-  "packed avx512-vnni $(count 'native packed avx512-vnni '), avx512-ymm $(count 'native packed avx512-ymm '), avx512-zmm $(count 'native packed avx512-zmm '), avxvnni $(count 'native packed avxvnni ');" \
+  "packed avx512-vnni $(count 'native packed avx512-vnni '), avx512-ymm $(count 'native packed avx512-ymm '), avxvnni $(count 'native packed avxvnni ');" \
   "packedLut avx512 $(count 'native packedLut avx512 ');" \
   "bf16 amx-bf16 $(count 'native bf16 amx-bf16 '), avx512-bf16 $(count 'native bf16 avx512-bf16 '), avx512 $(count 'native bf16 avx512 ')" \
   "(+ the tests that loop over every path inside, e.g. BoxTE's)"

@@ -20,7 +20,7 @@ export interface KernelVariant {
 
 /** Every implementation a family has in some build (for skip messages), best first. */
 const KNOWN: Record<KernelFamily, readonly string[]> = {
-  packed: ['avx512-vnni', 'avx512-ymm', 'avx512-zmm', 'avxvnni', 'avx2', 'generic'],
+  packed: ['avx512-vnni', 'avx512-ymm', 'avxvnni', 'avx2', 'generic'],
   packedLut: ['avx512', 'avx2', 'generic'],
   bf16: ['amx-bf16', 'avx512-bf16', 'avx512', 'avx2', 'generic'],
 };

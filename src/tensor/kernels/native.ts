@@ -24,8 +24,7 @@ export interface NativeExtrasInternal extends NativeExtras {
   readonly cpuAvx2: boolean;
   /**
    * Implementations of a kernel family this CPU and build run, best first: packed ('avx512-vnni',
-   * 'avx512-ymm' = the AVX-VNNI kernel's code with EVEX encoding, a test path; 'avx512-zmm' = the
-   * 512-bit kernel for int8 codes too (avx512-vnni gives those to the AVX2 kernel on AMD), a test path; 'avxvnni', 'avx2',
+   * 'avx512-ymm' = the AVX-VNNI kernel's code with EVEX encoding, a test path; 'avxvnni', 'avx2',
    * 'generic'), packedLut ('avx512', 'avx2', 'generic'), bf16 ('amx-bf16' = AMX tiles for bf16
    * activations and 16 rows or more, listed but not the default until measured; 'avx512-bf16' =
    * vdpbf16ps, 'avx512', 'avx2', 'generic').
