@@ -6,8 +6,9 @@
  * generation vs PyTorch; bench/hat.ts), serve (a load test of `tfree serve`; bench/serve.ts).
  * Every figure is measured in this run; peers (Debian OpenBLAS through the addon's dlopen) run
  * interleaved with ours so that the machine's drift hits both alike. Every row names the native
- * kernel path (ISA) it ran on: the SGEMM rows run every path the CPU has (avx512, avx2, ...) and
- * give % of that path's own FMA peak; other groups use the path in force (TFREE_ISA caps it). Times are the best of the
+ * kernel path (ISA) it ran on: the SGEMM rows run every SIMD implementation of the gemm family the
+ * CPU has (familyPaths('gemm'): avx512, or avx512-zmm on AMD Zen 4 where avx2 is the default; avx2;
+ * neon) and give % of the FMA peak of that implementation's level; other groups use the path in force (TFREE_ISA caps it). Times are the best of the
  * repetitions (the run least disturbed by other load), with the median kept in the JSON too.
  * Results: a table on stdout (or JSON lines with --json) and bench/results/<group>.json.
  */
@@ -19,6 +20,7 @@ import { Tensor, add, attention, rmsNorm, softmax, withBackend } from '../src/te
 import { HatSplitter, WordStream, splitBytes, splitBytesOffsets, splitText } from '../src/models/hat/splitter.js';
 import { benchHat } from './hat.js';
 import { benchPacked, type PackedBenchEnv } from './packed.js';
+import type { NativeExtrasInternal } from '../src/tensor/kernels/native.js';
 import { benchKg } from './kg.js';
 import { benchServe } from './serve.js';
 import { randArray } from './rand.js';
@@ -218,8 +220,12 @@ function benchSgemm(): void {
   if (blas) note(`SGEMM peer: ${blas}`);
   const peak = n ? measurePeak(n) : undefined;
   const info = n?.extras.cpuInfo();
-  // every SIMD path the CPU has, best first; each run interleaved with OpenBLAS in one loop
-  const isas = info ? info.isas.filter((i) => i !== 'generic').reverse() : [];
+  const ex = n ? (n.extras as NativeExtrasInternal) : undefined;
+  // every SIMD GEMM the CPU runs (the gemm family, best first: on AMD Zen 4 avx512-zmm, then avx2,
+  // the default there), each forced per call; all interleaved with OpenBLAS in one loop
+  const gemmPaths = ex ? ex.familyPaths('gemm').filter((p) => p !== 'generic') : [];
+  // the ISA level whose FMA peak a GEMM path is compared with
+  const level = (p: string): string => (p.startsWith('avx512') ? 'avx512' : p);
   const rows: (string | number)[][] = [];
   for (const N of sizes) {
     const A = randArray(N * N, 1);
@@ -227,25 +233,27 @@ function benchSgemm(): void {
     const C = new Float32Array(N * N);
     const flop = 2 * N * N * N;
     for (const threads of [1, 2]) {
-      if (!n || !info || !peak) break;
+      if (!n || !ex || !info || !peak) break;
       n.extras.setThreads(threads);
-      const fns = isas.map((isa) => (): void => {
-        n.extras.setIsa(isa);
+      n.extras.setIsa(info.best);
+      const fns = gemmPaths.map((p) => (): void => {
+        ex.setKernelPath('gemm', p);
         n.kernels.gemm(1, false, false, N, N, N, 1, A, 0, N, 0, B, 0, N, 0, 0, C, 0, N, 0);
       });
       if (blas) fns.push(() => n.extras.openblasSgemm(N, N, N, A, B, C, threads));
       const t = timeInterleaved(fns, { maxReps: N >= 2048 ? 8 : 30, budgetSec: N >= 2048 ? 4 : 1.5 });
       n.extras.setIsa(info.isa);
-      const gb = blas ? flop / t[isas.length].best / 1e9 : NaN;
-      isas.forEach((isa, i) => {
+      const gb = blas ? flop / t[gemmPaths.length].best / 1e9 : NaN;
+      gemmPaths.forEach((gp, i) => {
+        const isa = level(gp);
         const g = flop / t[i].best / 1e9;
         const pk = peak.fmaByIsa[isa][threads === 1 ? 't1' : 't2'];
         // 1 thread: the same per CPU second (OpenBLAS's idle threads may spin, so not at 2)
         const gc = threads === 1 ? flop / t[i].cpu / 1e9 : NaN;
-        const gbc = threads === 1 && blas ? flop / t[isas.length].cpu / 1e9 : NaN;
+        const gbc = threads === 1 && blas ? flop / t[gemmPaths.length].cpu / 1e9 : NaN;
         emit({
           bench: 'sgemm',
-          case: `${N}x${N}x${N} f32, ${threads} thread${threads > 1 ? 's' : ''}, ${isa}`,
+          case: `${N}x${N}x${N} f32, ${threads} thread${threads > 1 ? 's' : ''}, ${gp}`,
           value: g,
           unit: 'GFLOP/s',
           peer: blas ? 'openblas' : null,
@@ -258,12 +266,13 @@ function benchSgemm(): void {
           cpu_ratio_vs_peer: gc / gbc,
           threads,
           backend: 'native',
-          isa,
+          isa: gp,
+          default_gemm: gp === info.paths.gemm ? 1 : 0,
         });
         rows.push([
           `${N}`,
           `${threads}`,
-          isa,
+          gp === info.paths.gemm ? `${gp} (default)` : gp,
           g,
           `${fmt((100 * g) / pk)}%`,
           blas ? gb : NaN,
@@ -281,7 +290,7 @@ function benchSgemm(): void {
       rows.push([`${N} (pure TS)`, '1', 'js', gj, peak ? `${fmt((100 * gj) / peak.fma1)}%` : '-', NaN, '-', '-', '-']);
     }
   }
-  table('SGEMM C = A B (square, f32); % of the FMA peak of the path used; OpenBLAS in the same loop', ['size', 'threads', 'ISA', 'tfree GFLOP/s', '% of its FMA peak', 'OpenBLAS GFLOP/s', 'tfree/OpenBLAS', '% of peak, CPU time', 'tfree/OpenBLAS, CPU time'], rows);
+  table('SGEMM C = A B (square, f32), each gemm path forced; % of the FMA peak of its ISA level; OpenBLAS in the same loop', ['size', 'threads', 'ISA', 'tfree GFLOP/s', '% of its FMA peak', 'OpenBLAS GFLOP/s', 'tfree/OpenBLAS', '% of peak, CPU time', 'tfree/OpenBLAS, CPU time'], rows);
 }
 
 function benchGemv(): void {
@@ -488,7 +497,7 @@ async function main(): Promise<void> {
     note(`kernel paths: ${Object.entries(info.paths).map(([f, p]) => `${f}=${p}`).join(', ')} (paths on this CPU: ${info.isas.join(', ')})`);
   }
   // which kernel family's path labels each group's rows
-  const familyOf: Record<string, string[]> = { packed: ['packed', 'packedLut'], kg: ['boxte'] };
+  const familyOf: Record<string, string[]> = { gemv: ['gemm'], packed: ['packed', 'packedLut'], kg: ['boxte'] };
   for (const [name, fn] of Object.entries(groups)) {
     if (only !== undefined && name !== only) continue;
     groupIsa = info ? (familyOf[name] ?? ['ops']).map((f) => info.paths[f] ?? '?').join('/') : '-';

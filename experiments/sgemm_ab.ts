@@ -16,11 +16,15 @@
  *
  * Run: npx tsc -p tsconfig.json && flock /work/bench.lock node dist/experiments/sgemm_ab.js \
  *        --root OLD --root NEW [--root NEW2 ...] [--sizes 1024,2048] [--threads 1,2] [--rounds 6]
- *        [--calls 3] [--sleep 2] [--blas-sleep 2] [--no-blas] [--isa avx2]   (--root DIR@ISA: that build on path ISA)
+ *        [--calls 3] [--sleep 2] [--blas-sleep 2] [--no-blas] [--isa avx2]   (--root DIR@ISA: that build on path ISA;
+ *        --root DIR@GEMMPATH, e.g. DIR@avx512-zmm: that build's gemm family path GEMMPATH, setKernelPath)
+ * The header names the GEMM path each root ran (cpuInfo().paths.gemm; builds before the gemm family:
+ * paths.ops): since the gemm family, DIR@avx512 on AMD Zen 4 runs the avx2 GEMM (its default there).
  */
 import * as os from 'node:os';
 import { args, arg, usageError, median } from './argv.js';
 import { rootNative, type RootNative } from './root_modules.js';
+import type { NativeExtrasInternal } from '../src/tensor/kernels/native.js';
 import { randArray } from '../bench/rand.js';
 
 const sleep = (ms: number): void => {
@@ -40,14 +44,28 @@ const isa = arg('isa', 'avx2');
 if (sizes.some((s) => !(s > 0)) || threadList.some((t) => !(t > 0)) || !(rounds > 0) || !(calls > 0)) usageError('bad --sizes / --threads / --rounds / --calls');
 
 // `--root DIR@ISA`: that build runs path ISA instead of --isa (two paths compared in one loop; the
-// builds must differ: one checkout imported twice is one module instance)
+// builds must differ: one checkout imported twice is one module instance); `--root DIR@NAME` with a
+// NAME that is no ISA level: that build's gemm family path NAME (e.g. avx512-zmm), at the best ISA
+const isaLevels: readonly string[] = ['generic', 'avx2', 'avx512', 'neon'];
 const nat: RootNative[] = [];
+const gemmPaths: string[] = [];
 for (const spec of roots) {
   const at = spec.lastIndexOf('@');
   const [r, path] = at > 0 ? [spec.slice(0, at), spec.slice(at + 1)] : [spec, isa];
   const nb = await rootNative(r);
   if (nat.some((o) => o.extras === nb.extras)) usageError(`${r}: named twice (one module instance); give another checkout`);
-  if (nb.extras.setIsa(path) !== path) usageError(`${r}: kernel path ${path} not available`);
+  if (isaLevels.includes(path)) {
+    if (nb.extras.setIsa(path) !== path) usageError(`${r}: kernel path ${path} not available`);
+  } else {
+    nb.extras.setIsa(nb.extras.cpuInfo().best);
+    try {
+      (nb.extras as NativeExtrasInternal).setKernelPath('gemm', path);
+    } catch (e) {
+      usageError(`${r}: no gemm path ${path} (${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
+  const p = nb.extras.cpuInfo().paths;
+  gemmPaths.push(p.gemm ?? p.ops);
   nat.push(nb);
 }
 const ex = nat[nat.length - 1].extras;
@@ -120,7 +138,7 @@ measurePeak();
 
 const gf = (N: number, t: number): number => (2 * N * N * N) / t / 1e9;
 const out: string[] = [
-  `${roots.map((r, i) => `${names[i]} = ${r}`).join(', ')}; ${isa}; ${rounds} rounds x ${calls} calls per runner, rotating order, ${pause} ms pause (${blasPause} ms after OpenBLAS); ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}); 1-minute load ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}.`,
+  `${roots.map((r, i) => `${names[i]} = ${r} (gemm ${gemmPaths[i]})`).join(', ')}; ${isa}; ${rounds} rounds x ${calls} calls per runner, rotating order, ${pause} ms pause (${blasPause} ms after OpenBLAS); ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}); 1-minute load ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}.`,
   `FMA peak (${isa} probe, best of 2): ${threadList.map((t) => `${t} thr ${(peak.get(t) ?? NaN).toFixed(1)}`).join(', ')} GFLOP/s. ${blas ? `peer: ${blas}` : 'no OpenBLAS'}`,
   '',
 ];

@@ -119,7 +119,7 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   g.A = A.p + (g.K > 0 ? aOff : 0);
   g.B = Bm.p + (g.K > 0 ? bOff : 0);
   g.C = C.p + cOff;
-  ops().gemm(g);
+  kernels().gemm(g);
   return undef(env);
 }
 
@@ -619,7 +619,6 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
-// simd(): the path of the gemm/ops family ("avx512", "avx2", "generic", ...)
 // bf16Matmul(M, N, K, x, xOff, w, out, outOff, xBf16): out = x W^T, W [N, K] bf16 bit patterns
 // (Bf16Args in kernels.h)
 napi_value Bf16Matmul(napi_env env, napi_callback_info info) {
@@ -703,14 +702,14 @@ napi_value KmeansLloyd(napi_env env, napi_callback_info info) {
   return number(env, static_cast<double>(kmeans_lloyd(x.p, wt.p, n, cen.p, k, maxIter, tol, assign.p)));
 }
 
-// a family name argument of setKernelPath / familyPaths (packed, packedLut or bf16)
+// a family name argument of setKernelPath / familyPaths (gemm, packed, packedLut or bf16)
 bool family_arg(Call& c, size_t i, Family& out) {
   char buf[32];
   size_t len = 0;
   if (napi_get_value_string_utf8(c.env, c.argv[i], buf, sizeof buf, &len) != napi_ok) return c.type_error("family", "a string");
-  for (Family f : {kPacked, kPackedLut, kBf16})
+  for (Family f : {kGemm, kPacked, kPackedLut, kBf16})
     if (std::strcmp(buf, kFamilyNames[f]) == 0) return out = f, true;
-  return c.range_error("argument 'family' must be packed, packedLut or bf16, got \"%s\"", buf);
+  return c.range_error("argument 'family' must be gemm, packed, packedLut or bf16, got \"%s\"", buf);
 }
 
 // familyPaths(family): the implementations of that family this CPU and build run, best first
@@ -726,7 +725,7 @@ napi_value FamilyPaths(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-// setKernelPath(family, name): forces one implementation of the packed, packedLut or bf16 family
+// setKernelPath(family, name): forces one implementation of the gemm, packed, packedLut or bf16 family
 // (tests, bench; the next setIsa undoes it); returns the name
 napi_value SetKernelPath(napi_env env, napi_callback_info info) {
   Call c(env, info, "setKernelPath");
@@ -739,6 +738,8 @@ napi_value SetKernelPath(napi_env env, napi_callback_info info) {
   return string(env, kernels().path[fam]);
 }
 
+// simd(): the path of the ops family ("avx512", "avx2", "generic", "neon"; the ISA level in force
+// when nothing was capped; the GEMM's own path is cpuInfo().paths.gemm)
 napi_value Simd(napi_env env, napi_callback_info) { return string(env, kernels().path[kOps]); }
 
 // Reads an ISA name argument; throws for an unknown name or one this CPU / build lacks.
@@ -770,7 +771,7 @@ napi_value boolean(napi_env env, bool b) {
   return v;
 }
 
-// cpuInfo(): { arch, vendor, brand, features: string[], isas: string[] (the paths this CPU and
+// cpuInfo(): { arch, vendor, brand, family (x86 cpuid family, else 0), features: string[], isas: string[] (the paths this CPU and
 // build can run, lowest first), best, isa (the cap in force), paths: { family: path }, envError }
 napi_value CpuInfo(napi_env env, napi_callback_info) {
   const CpuFeatures& f = cpu_features();
@@ -780,6 +781,7 @@ napi_value CpuInfo(napi_env env, napi_callback_info) {
   set_prop(env, o, "arch", string(env, f.arch));
   set_prop(env, o, "vendor", string(env, f.vendor));
   set_prop(env, o, "brand", string(env, f.brand));
+  set_prop(env, o, "family", number(env, f.family));
   char list[512];
   cpu_feature_list(f, list, sizeof list);
   napi_create_array(env, &feats);

@@ -53,6 +53,8 @@ void detect_x86(CpuFeatures& f) {
     for (long i = static_cast<long>(std::strlen(f.brand)) - 1; i >= 0 && f.brand[i] == ' '; --i) f.brand[i] = 0;
   }
   __cpuid(1, a, b, c, d);
+  const unsigned baseFamily = (a >> 8) & 0xF;
+  f.family = baseFamily == 0xF ? baseFamily + ((a >> 20) & 0xFF) : baseFamily;
   const bool osxsave = bit(c, 27);
   f.avx = bit(c, 28);
   f.fma = bit(c, 12);

@@ -10,6 +10,9 @@ struct CpuFeatures {
   const char* arch;  // "x86_64", "aarch64" or "other"
   char vendor[13];   // x86 cpuid vendor ("GenuineIntel", "AuthenticAMD"), else ""
   char brand[49];    // x86 brand string, else ""
+  // x86 cpuid leaf 1 family (base family, plus the extended family when the base is 0xF), else 0:
+  // e.g. AMD Zen 3 and Zen 4 = 0x19, Zen 5 = 0x1A
+  unsigned family;
   // x86 (all false elsewhere)
   bool osYmm, osZmm, osAmx;  // XCR0: AVX state, AVX-512 state (opmask + ZMM), AMX tile state
   bool avx, avx2, fma, f16c;

@@ -8,7 +8,7 @@
 
 namespace tfree {
 
-const char* const kFamilyNames[kFamilies] = {"ops", "packed", "packedLut", "boxte", "bf16"};
+const char* const kFamilyNames[kFamilies] = {"ops", "gemm", "packed", "packedLut", "boxte", "bf16"};
 
 namespace {
 
@@ -43,7 +43,8 @@ struct Impl {
   bool (*extra)(const CpuFeatures&);  // more than the level's base features; nullptr = none
   Fn fn;                              // nullptr = not compiled in
   // listed (familyPaths) and forced (setKernelPath) when runnable, but never chosen by select_isa:
-  // a path whose speed against the default has not been measured yet (amx-bf16)
+  // a path whose speed against the default has not been measured yet (amx-bf16), or one measured
+  // slower here but kept tested (gemm's avx512-zmm on Zen 4)
   bool optIn = false;
 };
 
@@ -64,8 +65,25 @@ bool runnable(const Impl<Fn>& i) {
   return i.fn && isa_supported(i.isa) && (!i.extra || i.extra == test_only || i.extra(cpu_features()));
 }
 
-// Candidate lists of the packed / bf16 families (best first, generic last), shared by select_isa
-// and select_path.
+// A CPU that executes 512-bit operations as two 256-bit halves: AMD Zen 4 (x86 family 0x19; Zen 3,
+// the same family, has no AVX-512, so only the emulation build can ask about it). Its AVX-512 f32
+// GEMM (14x32 tiles) ran 1.5-3% slower than the AVX2 one (6x16) at 256..2048, 1 and 2 threads, with
+// the same bits (docs/design.md "The gemm family"). Zen 5 (family 0x1A) has full 512-bit units and
+// keeps the AVX-512 GEMM: unmeasured there.
+bool splits_512(const CpuFeatures& f) { return std::strcmp(f.vendor, "AuthenticAMD") == 0 && f.family == 0x19; }
+
+// Candidate lists of the gemm / packed / packedLut / bf16 families (best first, generic last),
+// shared by select_isa and select_path.
+const Impl<void (*)(const GemmArgs&)> kGemmImpls[] = {
+    {Isa::avx512, "avx512", [](const CpuFeatures& f) { return !splits_512(f); }, kX86 ? gemm_avx512 : nullptr},
+    // the same AVX-512 GEMM where "avx512" is not the default (Zen 4): listed and forced, so that the
+    // tests and the bench still run it there, never chosen by select_isa. Exactly one of avx512 and
+    // avx512-zmm is listed on an AVX-512 CPU, so no test runs the kernel twice.
+    {Isa::avx512, "avx512-zmm", splits_512, kX86 ? gemm_avx512 : nullptr, true},
+    {Isa::avx2, "avx2", nullptr, kX86 ? gemm_avx2 : nullptr},
+    {Isa::neon, "neon", nullptr, kArm ? gemm_neon : nullptr},
+    {Isa::generic, "generic", nullptr, gemm_generic},
+};
 const Impl<void (*)(const PackedArgs&)> kPackedImpls[] = {
     // int8-activation (act8) kernels with vpdpbusd; int16 mode and other layouts: the AVX2 kernel
     {Isa::avx512, "avx512-vnni", [](const CpuFeatures& f) { return f.avx512vnni && f.f16c; }, kX86 ? packed_matmul_avx512 : nullptr},
@@ -123,6 +141,7 @@ bool force(const Impl<Fn> (&c)[N], const char* name, Fn& slot, const char*& path
 
 int family_paths(Family fam, const char** out, int n) {
   switch (fam) {
+    case kGemm: return list_paths(kGemmImpls, out, n);
     case kPacked: return list_paths(kPackedImpls, out, n);
     case kPackedLut: return list_paths(kPackedLutImpls, out, n);
     case kBf16: return list_paths(kBf16Impls, out, n);
@@ -133,6 +152,7 @@ int family_paths(Family fam, const char** out, int n) {
 bool select_path(Family fam, const char* name) {
   kernels();
   switch (fam) {
+    case kGemm: return force(kGemmImpls, name, g_table.gemm, g_table.path[kGemm]);
     case kPacked: return force(kPackedImpls, name, g_table.packed, g_table.path[kPacked]);
     case kPackedLut: return force(kPackedLutImpls, name, g_table.packedLut, g_table.path[kPackedLut]);
     case kBf16: return force(kBf16Impls, name, g_table.bf16, g_table.path[kBf16]);
@@ -193,6 +213,11 @@ KernelTable build_table(Isa cap) {
     const auto& i = choose(c, cap);
     t.ops = i.fn();
     t.path[kOps] = i.name;
+  }
+  {
+    const auto& i = choose(kGemmImpls, cap);
+    t.gemm = i.fn;
+    t.path[kGemm] = i.name;
   }
   {
     const auto& i = choose(kPackedImpls, cap);

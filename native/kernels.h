@@ -44,7 +44,6 @@ struct AttnArgs {
 
 struct OpsTable {
   const char* name;
-  void (*gemm)(const GemmArgs& g);
   void (*unary)(int op, const float* x, float* out, long n);
   void (*unaryBackward)(int op, const float* x, const float* y, const float* gy, float* gx, long n, bool acc);
   void (*swiglu)(const float* gate, const float* up, float* out, long n);
@@ -95,7 +94,7 @@ const OpsTable* ops_generic();
 double int8_peak_avx512vnni(long iters, int threads);
 double int8_peak_avxvnni(long iters, int threads);
 
-// gemm entry points of the gemm TUs
+// f32 GEMM / GEMV of the gemm TUs (the gemm family of dispatch.cc; GemmArgs above)
 void gemm_avx512(const GemmArgs& g);
 void gemm_avx2(const GemmArgs& g);
 void gemm_neon(const GemmArgs& g);

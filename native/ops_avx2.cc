@@ -282,7 +282,7 @@ typedef Avx2 B;
 }  // namespace avx2ops
 
 const OpsTable* ops_avx2() {
-  static const OpsTable* t = avx2ops::make_table("avx2", gemm_avx2);
+  static const OpsTable* t = avx2ops::make_table("avx2");
   return t;
 }
 

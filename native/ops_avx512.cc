@@ -286,7 +286,7 @@ typedef Avx512 B;
 }  // namespace avx512ops
 
 const OpsTable* ops_avx512() {
-  static const OpsTable* t = avx512ops::make_table("avx512", gemm_avx512);
+  static const OpsTable* t = avx512ops::make_table("avx512");
   return t;
 }
 

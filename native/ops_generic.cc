@@ -98,7 +98,7 @@ typedef Scalar B;
 }  // namespace genops
 
 const OpsTable* ops_generic() {
-  static const OpsTable* t = genops::make_table("generic", gemm_generic);
+  static const OpsTable* t = genops::make_table("generic");
   return t;
 }
 

@@ -1742,10 +1742,9 @@ static double fma_peak(long iters, int threads) {
   return static_cast<double>(c.iters) * nt * B::kFmaFlopsPerIter;
 }
 
-static const OpsTable* make_table(const char* name, void (*gemm)(const GemmArgs&)) {
+static const OpsTable* make_table(const char* name) {
   static OpsTable t;
   t.name = name;
-  t.gemm = gemm;
   t.unary = unary_impl;
   t.unaryBackward = unary_backward_impl;
   t.swiglu = swiglu_impl;

@@ -276,7 +276,7 @@ typedef Neon B;
 }  // namespace neonops
 
 const OpsTable* ops_neon() {
-  static const OpsTable* t = neonops::make_table("neon", gemm_neon);
+  static const OpsTable* t = neonops::make_table("neon");
   return t;
 }
 

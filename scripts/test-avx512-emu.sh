@@ -10,7 +10,8 @@
 # native/emu/avx512_ref.h, special values, every immediate, masked accesses at a page end), and
 # native/emu/amx_selftest.cc (the tile instructions against native/emu/amx_ref.h).
 # Then runs the kernel test suites with that addon (TFREE_NATIVE_PATH) and TFREE_ISA=avx512: they
-# run every path of each family that the addon reports (packed avx512-vnni / avx512-ymm /
+# run every path of each family that the addon reports (gemm avx512, or avx512-zmm when the host is
+# an AMD family 0x19 CPU, where avx2 is the default GEMM; packed avx512-vnni / avx512-ymm /
 # avxvnni, packedLut avx512, bf16 amx-bf16 / avx512-bf16 / avx512, ops and BoxTE at avx512) against
 # the TS twins and float64 references, with the bit-identity the tests require on real hardware.
 # What this proves and what not: docs/design.md ("AVX-512 under emulation").
@@ -140,9 +141,23 @@ if [ ! -f dist/src/cli/main.js ]; then
   exit 1
 fi
 export TFREE_NATIVE_PATH="$PWD/$addon" TFREE_ISA=avx512
+# the AVX-512 GEMM is listed: as avx512 (the default), or as avx512-zmm (listed, not the default) on a
+# host of AMD family 0x19 (dispatch.cc splits_512: Zen 4 runs its avx2 GEMM; Zen 3 has no AVX-512 but
+# is the same family), and the gemm tests run it under either name
+gemmpaths=$(node --input-type=module -e "const m = await import('./dist/src/tensor/kernels/native.js'); const r = m.loadNative(); console.log('error' in r ? r.error : r.extras.familyPaths('gemm').join(' '))")
+case "${gemmpaths%% *}" in
+  avx512) gemmwant=avx512 ;;
+  avx512-zmm) gemmwant=avx2 ;;
+  *)
+    gemmwant=avx512
+    echo "avx512-emu: FAIL gemm paths do not start with avx512 or avx512-zmm: $gemmpaths"
+    fail=1
+    ;;
+esac
+echo "avx512-emu: gemm paths: $gemmpaths"
 # the emulated paths must be the ones in force
 info=$(node dist/src/cli/main.js info)
-want="ops=avx512, packed=avx512-vnni, packedLut=avx512, boxte=avx512, bf16=avx512-bf16"
+want="ops=avx512, gemm=$gemmwant, packed=avx512-vnni, packedLut=avx512, boxte=avx512, bf16=avx512-bf16"
 if printf '%s\n' "$info" | grep -q "kernel path per family: $want"; then
   echo "avx512-emu: tfree info: $(printf '%s\n' "$info" | grep 'kernel path per family')"
 else
@@ -159,7 +174,7 @@ else
   fail=1
 fi
 # The suites that run native kernels. Each kernel test runs every path of its family that the addon
-# reports (kernels/ and tensor/: ops and GEMM at avx512, avx2, generic; compress/: packed avx512-vnni,
+# reports (kernels/ and tensor/: ops at avx512, avx2, generic, the GEMM on each gemm path; compress/: packed avx512-vnni,
 # avx512-ymm, avxvnni and packedLut avx512; kernels/bf16: avx512-bf16, avx512; boxte:
 # the BoxTE kernels at avx512) against the TS twins and float64 references; hat/ runs whole models
 # on the paths in force (TFREE_ISA=avx512).
@@ -187,7 +202,7 @@ done
 # subtests per emulated path (their names carry the path)
 all=$(cat "$logs"/*.log)
 count() { printf '%s\n' "$all" | grep -cE "^✔ .*$1" || true; }
-echo "avx512-emu: passed per path: ops/gemm avx512 $(count '\[avx512, [12]T\]');" \
+echo "avx512-emu: passed per path: ops avx512 $(count '\[avx512, [12]T\]'); gemm avx512 $(count '\[gemm avx512, [12]T\]'), avx512-zmm $(count '\[gemm avx512-zmm, [12]T\]') (+ $(count '\[gemm avx512(-zmm)?\]') thread checks);" \
   "packed avx512-vnni $(count 'native packed avx512-vnni '), avx512-ymm $(count 'native packed avx512-ymm '), avxvnni $(count 'native packed avxvnni ');" \
   "packedLut avx512 $(count 'native packedLut avx512 ');" \
   "bf16 amx-bf16 $(count 'native bf16 amx-bf16 '), avx512-bf16 $(count 'native bf16 avx512-bf16 '), avx512 $(count 'native bf16 avx512 ')" \

@@ -19,10 +19,10 @@ for pair in Haswell:avx2 Nehalem:generic; do
   cpu="${pair%%:*}"
   want="${pair##*:}"
   out="$(qemu-x86_64 -cpu "$cpu" "$node_bin" dist/src/cli/main.js info 2>&1)" || true
-  if printf '%s\n' "$out" | grep -q "kernel path per family: ops=$want,"; then
-    echo "test-isa-load: $cpu ok (ops=$want)"
+  if printf '%s\n' "$out" | grep -q "kernel path per family: ops=$want, gemm=$want,"; then
+    echo "test-isa-load: $cpu ok (ops=$want, gemm=$want)"
   else
-    echo "test-isa-load: $cpu FAILED (expected ops=$want); tfree info printed:"
+    echo "test-isa-load: $cpu FAILED (expected ops=$want, gemm=$want); tfree info printed:"
     printf '%s\n' "$out" | grep -v 'TCG doesn' | tail -5
     fail=1
   fi

@@ -667,15 +667,17 @@ void test_dispatch() {
   ++g_checks;
   if (!cpu_features().neon || !isa_supported(Isa::neon) || isa_best() != Isa::neon) fail("dispatch: neon not the best path");
   if (k.ops != ops_neon() || std::strcmp(k.path[kOps], "neon") != 0) fail("dispatch: ops family is not neon");
+  if (k.gemm != gemm_neon || std::strcmp(k.path[kGemm], "neon") != 0) fail("dispatch: gemm family is not neon");
   if (k.packed != (dot ? packed_matmul_neon_sdot : packed_matmul_neon) || std::strcmp(k.path[kPacked], dot ? "neon-sdot" : "neon") != 0)
     fail("dispatch: packed family is not " + std::string(dot ? "neon-sdot" : "neon"));
   if (k.packedLut != packed_lut_matmul_neon || std::strcmp(k.path[kPackedLut], "neon") != 0) fail("dispatch: packedLut family is not neon");
   if (isa_supported(Isa::avx2) || isa_supported(Isa::avx512)) fail("dispatch: an x86 path claims support");
-  const std::string chosen = std::string(k.path[kOps]) + "/" + k.path[kPacked] + "/" + k.path[kPackedLut];
-  if (!select_isa(Isa::generic) || kernels().ops != ops_generic() || kernels().packed != packed_matmul_generic)
+  const std::string chosen = std::string(k.path[kOps]) + "/" + k.path[kGemm] + "/" + k.path[kPacked] + "/" + k.path[kPackedLut];
+  if (!select_isa(Isa::generic) || kernels().ops != ops_generic() || kernels().gemm != gemm_generic ||
+      kernels().packed != packed_matmul_generic)
     fail("dispatch: TFREE_ISA=generic does not give the generic kernels");
   select_isa(isa_best());
-  std::printf("neon: dispatch %s (ops/packed/packedLut = %s; cap generic gives the portable kernels)\n", status(f0), chosen.c_str());
+  std::printf("neon: dispatch %s (ops/gemm/packed/packedLut = %s; cap generic gives the portable kernels)\n", status(f0), chosen.c_str());
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 /**
  * The kernel variants a kernel test runs on: the pure-TS kernels, and the native ones on every
  * kernel path the CPU has (cpuInfo().isas: avx512, avx2, neon, generic), each at 1 and 2 threads;
- * or, for one kernel family (packed, packedLut, bf16), on every implementation of that family the
- * CPU runs (e.g. packed: avx512-vnni, avx512-ymm = the AVX-VNNI code with EVEX encoding, avxvnni,
- * avx2, generic). `setup` switches the addon to the variant; `restoreNative` puts back the default
+ * or, for one kernel family (gemm, packed, packedLut, bf16), on every implementation of that family
+ * the CPU runs (e.g. packed: avx512-vnni, avx512-ymm = the AVX-VNNI code with EVEX encoding, avxvnni,
+ * avx2, generic; gemm on AMD Zen 4: avx512-zmm, avx2, generic). `setup` switches the addon to the variant; `restoreNative` puts back the default
  * (the best path, 2 threads); `skippedPaths` names the implementations this CPU lacks.
  */
 import { jsKernels, nativeBackend, type Kernels } from '../../src/tensor/kernels/index.js';
@@ -20,6 +20,7 @@ export interface KernelVariant {
 
 /** Every implementation a family has in some build (for skip messages), best first. */
 const KNOWN: Record<KernelFamily, readonly string[]> = {
+  gemm: ['avx512', 'avx512-zmm', 'avx2', 'neon', 'generic'],
   packed: ['avx512-vnni', 'avx512-ymm', 'avxvnni', 'avx2', 'generic'],
   packedLut: ['avx512', 'avx2', 'generic'],
   bf16: ['amx-bf16', 'avx512-bf16', 'avx512', 'avx2', 'generic'],

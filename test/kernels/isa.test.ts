@@ -61,13 +61,13 @@ test('tfree info reports the CPU features and the path per kernel family', { ski
   const j = JSON.parse(r.out) as { native: { isas: string[]; paths: Record<string, string>; cpu: { features: string[] } } };
   assert.deepEqual(j.native.isas, info.isas);
   assert.deepEqual(j.native.cpu.features, info.features);
-  assert.deepEqual(Object.keys(j.native.paths).sort(), ['bf16', 'boxte', 'ops', 'packed', 'packedLut']);
-  // ops and boxte name an ISA level; packed, packedLut and bf16 an implementation (e.g. avx512-vnni)
+  assert.deepEqual(Object.keys(j.native.paths).sort(), ['bf16', 'boxte', 'gemm', 'ops', 'packed', 'packedLut']);
+  // ops and boxte name an ISA level; gemm, packed, packedLut and bf16 an implementation (e.g. avx512-vnni)
   for (const f of ['ops', 'boxte']) assert.ok(info.isas.includes(j.native.paths[f]), `${f}=${j.native.paths[f]}`);
-  for (const f of ['packed', 'packedLut', 'bf16'] as const) assert.ok(extras.familyPaths(f).includes(j.native.paths[f]), `${f}=${j.native.paths[f]}`);
+  for (const f of ['gemm', 'packed', 'packedLut', 'bf16'] as const) assert.ok(extras.familyPaths(f).includes(j.native.paths[f]), `${f}=${j.native.paths[f]}`);
   const t = await cli(['info']);
   assert.match(t.out, /^cpu features: .*$/m);
-  assert.match(t.out, /^kernel path per family: ops=[a-z0-9]+, packed=[a-z0-9-]+, packedLut=[a-z0-9-]+, boxte=[a-z0-9]+, bf16=[a-z0-9-]+$/m);
+  assert.match(t.out, /^kernel path per family: ops=[a-z0-9]+, gemm=[a-z0-9-]+, packed=[a-z0-9-]+, packedLut=[a-z0-9-]+, boxte=[a-z0-9]+, bf16=[a-z0-9-]+$/m);
   if (info.arch === 'x86_64') {
     // a feature the x86 paths need is listed exactly when its path is offered
     assert.equal(info.isas.includes('avx2'), info.features.includes('avx2') && info.features.includes('fma'));
@@ -120,16 +120,18 @@ test('TFREE_ISA at load time (child process) caps the paths; TFREE_SIMD=none sti
     const info = JSON.parse(res.stdout.trim().split('\n').pop() ?? '{}') as { isa: string; paths: Record<string, string>; envError: string };
     assert.equal(info.isa, want, JSON.stringify(vars));
     if (want !== 'neon') assert.equal(info.paths.ops, want);
+    // the gemm family follows the cap (avx512 and avx2 CPUs alike: a cap of avx2 or generic is that GEMM)
+    if (want === 'generic' || want === 'avx2') assert.equal(info.paths.gemm, want);
     if ('TFREE_ISA' in vars && vars.TFREE_ISA === 'bogus') assert.match(info.envError, /TFREE_ISA=bogus is not a known path/);
     else assert.equal(info.envError, '');
   }
 });
 
-test('setKernelPath forces one implementation of the packed / packedLut / bf16 family; setIsa undoes it; bad names throw', { skip }, () => {
+test('setKernelPath forces one implementation of the gemm / packed / packedLut / bf16 family; setIsa undoes it; bad names throw', { skip }, () => {
   assert.ok(extras);
   const info = extras.cpuInfo();
   try {
-    for (const fam of ['packed', 'packedLut', 'bf16'] as const) {
+    for (const fam of ['gemm', 'packed', 'packedLut', 'bf16'] as const) {
       const paths = extras.familyPaths(fam);
       assert.equal(paths[paths.length - 1], 'generic', fam);
       assert.ok(paths.includes(info.paths[fam]), `${fam}: ${info.paths[fam]} not in ${paths.join(', ')}`);
@@ -146,4 +148,41 @@ test('setKernelPath forces one implementation of the packed / packedLut / bf16 f
   } finally {
     extras.setIsa(info.isa);
   }
+});
+
+test('the gemm family: avx2 is the default GEMM on AMD Zen 4 (AVX-512 as two 256-bit halves) while ops stays avx512; the AVX-512 GEMM stays listed there as avx512-zmm', { skip }, () => {
+  assert.ok(extras);
+  const info = extras.cpuInfo();
+  const gemm = extras.familyPaths('gemm');
+  assert.equal(gemm[gemm.length - 1], 'generic');
+  assert.ok(!(gemm.includes('avx512') && gemm.includes('avx512-zmm')), `the AVX-512 GEMM listed twice: ${gemm.join(', ')}`);
+  const zen4 = info.vendor === 'AuthenticAMD' && info.family === 0x19;
+  const hasAvx512 = info.isas.includes('avx512');
+  if (hasAvx512) {
+    // exactly one name for the AVX-512 GEMM on every AVX-512 CPU
+    assert.deepEqual(gemm.slice(0, 2), [zen4 ? 'avx512-zmm' : 'avx512', 'avx2']);
+  } else {
+    assert.ok(!gemm.some((p) => p.startsWith('avx512')), gemm.join(', '));
+  }
+  try {
+    extras.setIsa(info.best);
+    const now = extras.cpuInfo();
+    if (hasAvx512) {
+      assert.equal(now.paths.ops, 'avx512');
+      assert.equal(now.paths.gemm, zen4 ? 'avx2' : 'avx512', `${info.vendor} family 0x${info.family.toString(16)}`);
+    } else {
+      assert.equal(now.paths.gemm, gemm[0]);
+    }
+    if (info.isas.includes('avx2')) {
+      extras.setIsa('avx2');
+      assert.equal(extras.cpuInfo().paths.gemm, 'avx2');
+      // a forced path above the cap is still forced (tests, bench), until the next setIsa
+      if (hasAvx512) assert.equal(extras.setKernelPath('gemm', gemm[0]), gemm[0]);
+    }
+    extras.setIsa('generic');
+    assert.equal(extras.cpuInfo().paths.gemm, 'generic');
+  } finally {
+    extras.setIsa(info.isa);
+  }
+  if (zen4 && hasAvx512) console.log(`# ${info.brand}: AMD family 0x19 (Zen 4): gemm=avx2, ops=avx512; gemm paths ${gemm.join(', ')}`);
 });

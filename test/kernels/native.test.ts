@@ -3,8 +3,10 @@
  * also vs a float64 reference loop written here. Every kernel runs on random shapes including odd
  * and tail sizes (so the SIMD main loops, masked tails and the thread pool are all exercised) under
  * every kernel path this CPU has (avx512, avx2, neon, generic: cpuInfo().isas) x {1, 2 threads};
- * a path the CPU lacks is registered as a skipped test that names it, and the paths that ran are
- * printed. Outputs are poisoned with NaN before each call: kernels must overwrite every element
+ * the GEMM, a kernel family of its own, under every implementation of the gemm family this CPU runs
+ * (familyPaths('gemm'): avx512, or avx512-zmm on AMD Zen 4 where avx2 is the default; avx2; neon;
+ * generic) x {1, 2 threads}. A path the CPU lacks is registered as a skipped test that names it,
+ * and the paths that ran are printed. Outputs are poisoned with NaN before each call: kernels must overwrite every element
  * they own.
  *
  * Tolerances, |native - ref| <= atol + rtol * |ref|:
@@ -118,8 +120,10 @@ interface Config {
 /** The kernel paths this CPU and build run, best first (cpuInfo().isas is lowest first). */
 const paths: string[] = extras ? [...extras.cpuInfo().isas].reverse() : [];
 const configs: Config[] = paths.flatMap((simd) => [1, 2].map((threads) => ({ simd, threads })));
+/** The GEMM's implementations this CPU and build run, best first (the gemm family). */
+const gemmPaths: string[] = extras ? extras.familyPaths('gemm') : [];
 if (extras) {
-  console.log(`# native kernel paths tested: ${paths.join(', ')} (CPU features: ${extras.cpuInfo().features.join(' ')})`);
+  console.log(`# native kernel paths tested: ${paths.join(', ')}; gemm: ${gemmPaths.join(', ')} (CPU features: ${extras.cpuInfo().features.join(' ')})`);
   for (const isa of NATIVE_ISAS.filter((i) => !paths.includes(i))) {
     test(`native kernels on the ${isa} path`, { skip: `this CPU or build lacks the ${isa} path` }, () => undefined);
   }
@@ -135,6 +139,30 @@ function ktest(name: string, body: (k: Kernels, cfg: Config) => void): void {
       assert.equal(extras.getThreads(), cfg.threads);
       body(native, cfg);
     });
+  }
+}
+
+/**
+ * Registers one test per implementation of the gemm family x {1, 2 threads}; the body gets the
+ * native kernels with that GEMM forced (setKernelPath) at the best ISA cap.
+ */
+function gtest(name: string, body: (k: Kernels, cfg: Config) => void): void {
+  for (const path of gemmPaths) {
+    for (const threads of [1, 2]) {
+      test(`${name} [gemm ${path}, ${threads}T]`, { skip: skipReason }, () => {
+        assert.ok(native && extras);
+        try {
+          extras.setIsa(extras.cpuInfo().best);
+          assert.equal(extras.setKernelPath('gemm', path), path);
+          extras.setThreads(threads);
+          assert.equal(extras.cpuInfo().paths.gemm, path);
+          body(native, { simd: path, threads });
+        } finally {
+          extras.setIsa(extras.cpuInfo().best);
+          extras.setThreads(2);
+        }
+      });
+    }
   }
 }
 
@@ -234,7 +262,7 @@ function runGemmCase(k: Kernels, c: GemmCase, rng: Rand): void {
   }
 }
 
-ktest('gemm: random shapes 1..70, all transposes, alpha/beta, batch broadcast, offsets', (k, cfg) => {
+gtest('gemm: random shapes 1..70, all transposes, alpha/beta, batch broadcast, offsets', (k, cfg) => {
   const rng = new Rand(1234 + cfg.threads);
   const combos: [boolean, boolean][] = [
     [false, false],
@@ -265,7 +293,7 @@ ktest('gemm: random shapes 1..70, all transposes, alpha/beta, batch broadcast, o
   }
 });
 
-ktest('gemm: larger shapes 100..300 (blocking edges, threads), all transposes', (k, cfg) => {
+gtest('gemm: larger shapes 100..300 (blocking edges, threads), all transposes', (k, cfg) => {
   const rng = new Rand(99 + cfg.threads);
   const shapes: [number, number, number][] = [
     [100, 300, 257],
@@ -284,7 +312,7 @@ ktest('gemm: larger shapes 100..300 (blocking edges, threads), all transposes', 
   }
 });
 
-ktest('gemm: GEMV paths (M == 1 and N == 1, both layouts), K == 0, alpha == 0', (k, cfg) => {
+gtest('gemm: GEMV paths (M == 1 and N == 1, both layouts), K == 0, alpha == 0', (k, cfg) => {
   const rng = new Rand(7 + cfg.threads);
   for (const tA of [false, true]) {
     for (const tB of [false, true]) {
@@ -1144,10 +1172,8 @@ test('bad arguments throw TypeError / RangeError naming the argument', { skip: s
 // ---------------------------------------------------------------------------------------------
 // bit-identical results per path and seed, whatever the thread count
 
-/** Runs large-enough (threaded) GEMMs, a GEMV, softmax, rmsnorm, attention fwd/bwd, cross-entropy and AdamW. */
-function threadedOutputs(kern: Kernels, seed: number): Float32Array[] {
-  const rng = new Rand(seed);
-  const outs: Float32Array[] = [];
+/** Large-enough (threaded) GEMMs and GEMVs: the split and the team GEMM of the SIMD drivers. */
+function threadedGemms(kern: Kernels, rng: Rand, outs: Float32Array[]): void {
   for (const [M, N, K, tA, tB] of [
     [300, 257, 333, false, false],
     [129, 700, 515, true, true],
@@ -1170,6 +1196,13 @@ function threadedOutputs(kern: Kernels, seed: number): Float32Array[] {
     kern.gemm(1, false, false, M, N, K, 0.5, A, 0, K, 0, B, 0, N, 0, 0.25, C, 0, N, 0);
     outs.push(C);
   }
+}
+
+/** Runs large-enough (threaded) GEMMs, a GEMV, softmax, rmsnorm, attention fwd/bwd, cross-entropy and AdamW. */
+function threadedOutputs(kern: Kernels, seed: number): Float32Array[] {
+  const rng = new Rand(seed);
+  const outs: Float32Array[] = [];
+  threadedGemms(kern, rng, outs);
   const [rows, cols] = [64, 1030];
   const x = rng.f32(rows * cols, -4, 4);
   const sm = poison(rows * cols);
@@ -1235,6 +1268,108 @@ for (const isa of paths) {
     }
   });
 }
+
+// The same per implementation of the gemm family: on AMD Zen 4 setIsa('avx512') runs the AVX2
+// GEMM, and the AVX-512 one (avx512-zmm there) is tested here.
+for (const path of gemmPaths) {
+  test(`GEMM bit-identical at 1 and 2 threads and on a repeated run, same seed [gemm ${path}]`, { skip: skipReason }, () => {
+    assert.ok(native && extras);
+    const outputs = (): Float32Array[] => {
+      const outs: Float32Array[] = [];
+      threadedGemms(native, new Rand(4343), outs);
+      return outs;
+    };
+    try {
+      extras.setIsa(extras.cpuInfo().best);
+      assert.equal(extras.setKernelPath('gemm', path), path);
+      extras.setThreads(1);
+      const one = outputs();
+      extras.setThreads(2);
+      const two = outputs();
+      const again = outputs();
+      for (let i = 0; i < one.length; i++) {
+        assert.ok(one[i].every((x) => Number.isFinite(x)), `output ${i}: non-finite value`);
+        assert.deepEqual(two[i], one[i], `output ${i}: 2 threads differ from 1 thread on gemm ${path}`);
+        assert.deepEqual(again[i], two[i], `output ${i}: a repeated run differs on gemm ${path}`);
+      }
+    } finally {
+      extras.setIsa(extras.cpuInfo().best);
+      extras.setThreads(2);
+    }
+  });
+}
+
+// The AVX-512 GEMM (14x32 tiles) and the AVX2 one (6x16) sum each C element in the same k order
+// (KC 256 blocks, one FMA per k), so the default may switch between them (AMD Zen 4 takes avx2)
+// without changing a bit of a blocked GEMM. Their GEMV dot products (M == 1 with B transposed,
+// N == 1 with A not) reduce 16 and 8 lanes: those differ in the last bits and are left out here.
+const avx512Gemm = gemmPaths.find((p) => p === 'avx512' || p === 'avx512-zmm');
+test(
+  'gemm: the AVX-512 GEMM (avx512 / avx512-zmm) gives the bits of the AVX2 GEMM: tails of 14x32 and 6x16 tiles, k blocks, transposes, beta != 0, batch, 1 and 2 threads, axpy GEMVs',
+  { skip: skipReason || (avx512Gemm !== undefined && gemmPaths.includes('avx2') ? false : `needs the avx512 (or avx512-zmm) and avx2 gemm paths; this CPU or build runs ${gemmPaths.join(', ') || 'none'}`) },
+  () => {
+    assert.ok(native && extras && avx512Gemm !== undefined);
+    const rng = new Rand(2027);
+    const shapes: [number, number, number][] = [
+      [2, 2, 1],
+      [15, 33, 7],
+      [13, 31, 17],
+      [29, 65, 257],
+      [43, 17, 513],
+      [100, 300, 257],
+      [7, 200, 95],
+      [300, 2, 40],
+      [1, 300, 257], // GEMV, axpy form (B not transposed) only
+      [250, 1, 99], // GEMV, axpy form (A transposed) only
+    ];
+    const run = (path: string, threads: number, c: GemmCase, A: Float32Array, B: Float32Array, C0: Float32Array): Float32Array => {
+      assert.equal(extras.setKernelPath('gemm', path), path);
+      extras.setThreads(threads);
+      const C = c.beta === 0 ? poison(C0.length) : C0.slice();
+      const lda = c.tA ? c.M : c.K;
+      const ldb = c.tB ? c.K : c.N;
+      native.gemm(c.batch, c.tA, c.tB, c.M, c.N, c.K, c.alpha, A, 0, lda, c.M * c.K, B, 0, ldb, c.bcastB ? 0 : c.K * c.N, c.beta, C, 0, c.N, c.M * c.N);
+      return C;
+    };
+    let compared = 0;
+    try {
+      extras.setIsa(extras.cpuInfo().best);
+      for (const [M, N, K] of shapes) {
+        for (const [tA, tB] of [
+          [false, false],
+          [false, true],
+          [true, false],
+          [true, true],
+        ] as const) {
+          if (M === 1 && tB) continue; // GEMV dot form
+          if (N === 1 && !tA) continue;
+          for (const beta of [0, 0.5]) {
+            const c: GemmCase = { batch: 2, tA, tB, M, N, K, alpha: 0.75, beta, bcastA: false, bcastB: beta !== 0, pad: 0, offs: 0 };
+            const A = rng.f32(2 * M * K);
+            const B = rng.f32(2 * K * N);
+            const C0 = rng.f32(2 * M * N);
+            for (const threads of [1, 2]) {
+              const wide = run(avx512Gemm, threads, c, A, B, C0);
+              const narrow = run('avx2', threads, c, A, B, C0);
+              assert.ok(wide.every((x) => Number.isFinite(x)), `${JSON.stringify(c)}: non-finite output`);
+              assert.deepEqual(wide, narrow, `${avx512Gemm} vs avx2, ${threads}T: ${JSON.stringify(c)}`);
+              compared++;
+            }
+          }
+        }
+      }
+      // one GEMM large enough for the team GEMM at 2 threads (threads share packed B blocks)
+      const big: GemmCase = { batch: 1, tA: false, tB: true, M: 600, N: 3100, K: 300, alpha: 0.5, beta: 0.25, bcastA: false, bcastB: false, pad: 0, offs: 0 };
+      const [A, B, C0] = [rng.f32(600 * 300), rng.f32(300 * 3100), rng.f32(600 * 3100)];
+      assert.deepEqual(run(avx512Gemm, 2, big, A, B, C0), run('avx2', 2, big, A, B, C0), `${avx512Gemm} vs avx2: team GEMM 600x3100x300`);
+      compared++;
+    } finally {
+      extras.setIsa(extras.cpuInfo().best);
+      extras.setThreads(2);
+    }
+    assert.equal(compared, 8 * 4 * 2 * 2 + 2 * 2 * 2 * 2 + 1);
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // extras, dispatch

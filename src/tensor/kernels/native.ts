@@ -23,7 +23,10 @@ export interface NativeExtrasInternal extends NativeExtras {
   /** Whether the CPU check found AVX2 and FMA. */
   readonly cpuAvx2: boolean;
   /**
-   * Implementations of a kernel family this CPU and build run, best first: packed ('avx512-vnni',
+   * Implementations of a kernel family this CPU and build run, best first: gemm ('avx512' = the
+   * 14x32 AVX-512 GEMM, the default on AVX-512 CPUs but AMD Zen 4; 'avx512-zmm' = the same kernel on
+   * Zen 4, listed but not the default there (its AVX2 GEMM measured faster), a test path; 'avx2',
+   * 'neon', 'generic'), packed ('avx512-vnni',
    * 'avx512-ymm' = the AVX-VNNI kernel's code with EVEX encoding, a test path; 'avxvnni', 'avx2',
    * 'generic'), packedLut ('avx512', 'avx2', 'generic'), bf16 ('amx-bf16' = AMX tiles for bf16
    * activations and 16 rows or more, listed but not the default until measured; 'avx512-bf16' =
@@ -35,7 +38,7 @@ export interface NativeExtrasInternal extends NativeExtras {
 }
 
 /** Kernel families whose implementation tests and benches can force one by one. */
-export type KernelFamily = 'packed' | 'packedLut' | 'bf16';
+export type KernelFamily = 'gemm' | 'packed' | 'packedLut' | 'bf16';
 
 export type NativeLoadResult = { kernels: Kernels; extras: NativeExtrasInternal; path: string } | { error: string };
 

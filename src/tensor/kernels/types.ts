@@ -493,6 +493,8 @@ export interface NativeCpuInfo {
   vendor: string;
   /** cpuid brand string; "" off x86. */
   brand: string;
+  /** x86 cpuid family (base + extended family, e.g. 0x19 = AMD Zen 3 / Zen 4); 0 off x86. */
+  family: number;
   /** Features present and enabled by the OS (e.g. "avx2", "avx512f", "avx512vnni", "amx-tile", "asimddp"). */
   features: string[];
   /** Kernel paths (ISA levels) this CPU and build can run, lowest first: "generic", "avx2", "avx512", "neon". */
@@ -501,7 +503,10 @@ export interface NativeCpuInfo {
   best: string;
   /** The level in force (TFREE_ISA or setIsa cap it). */
   isa: string;
-  /** Implementation chosen per kernel family, e.g. { ops: "avx512", packed: "avx2", packedLut: "avx2", boxte: "avx2" }. */
+  /**
+   * Implementation chosen per kernel family: ops, gemm, packed, packedLut, boxte, bf16, e.g. { ops:
+   * "avx512", gemm: "avx2" (AMD Zen 4), packed: "avx512-vnni", packedLut: "avx512", boxte: "avx512", bf16: "avx512-bf16" }.
+   */
   paths: Record<string, string>;
   /** Why TFREE_ISA (or TFREE_SIMD) could not be honoured at load, else "". */
   envError: string;
@@ -515,7 +520,7 @@ export interface NativeExtras {
   getThreads(): number;
   /** Change the pool size at run time (1 disables threading). */
   setThreads(n: number): void;
-  /** The path of the gemm/ops family: "avx512", "avx2", "generic", ... */
+  /** The path of the ops family: "avx512", "avx2", "generic", ... (the GEMM's: cpuInfo().paths.gemm) */
   simd(): string;
   /** CPU features and the path chosen per kernel family. */
   cpuInfo(): NativeCpuInfo;
