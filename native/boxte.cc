@@ -897,17 +897,20 @@ AVX512_FN inline __m512 box_dist16(__m512 x, const Box& b, long k, __mmask16 m) 
                        _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
   const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
   const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
-  return _mm512_maskz_mov_ps(m, _mm512_mask_blend_ps(in, dout, din));
+  // (no mask needed: in a masked-off lane every box load is 0, so din = a * 0 and dout = a * 0 - 0
+  // are +0 for the finite points the callers' masked loads make there: 0, tanh(0) = 0, or -1)
+  return _mm512_mask_blend_ps(in, dout, din);
 }
 
 // Both sides of one training candidate in one loop (AVX-512): per side and 16-lane block the point
-// x1 + x2 + x3 (x3 = the time bump; tanh16 when on), stored to P, its box_dist16 added (L2: its
+// x1 + x2 + x3 (x3 = the time bump; tanh16 when on), stored to P (the head side's row, then the
+// tail side's at P + ps: TrainGroups' row stride of the points), its box_dist16 added (L2: its
 // square through an fma) into one accumulator, reduced once at the end; the flags fixed at compile
 // time, two independent chains for the core to overlap. (The AVX-512 level has no per-side forward:
 // every training and evaluation caller there takes this, side_sum_avx512 or the exp kernels.)
 template <bool TANH, bool L2>
 AVX512_FN void pair_fwd_avx512(const float* hx1, const float* hx2, const float* tx1, const float* tx2, const float* x3,
-                               const Box& bh, const Box& bt, float* P, long d, float* sh, float* st) {
+                               const Box& bh, const Box& bt, float* P, long d, long ps, float* sh, float* st) {
   __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
   const float* x1s[2] = {hx1, tx1};
   const float* x2s[2] = {hx2, tx2};
@@ -919,7 +922,7 @@ AVX512_FN void pair_fwd_avx512(const float* hx1, const float* hx2, const float* 
       __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x1s[s] + k), _mm512_maskz_loadu_ps(m, x2s[s] + k));
       x = _mm512_add_ps(x, t3);
       if (TANH) x = tanh16(x);
-      _mm512_mask_storeu_ps(P + s * d + k, m, x);
+      _mm512_mask_storeu_ps(P + s * ps + k, m, x);
       const __m512 di = box_dist16(x, *bs[s], k, m);
       acc[s] = L2 ? _mm512_fmadd_ps(di, di, acc[s]) : _mm512_add_ps(acc[s], di);
     }
@@ -947,7 +950,7 @@ AVX512_FN inline __m512 tanh_exp16(__m512 ea, __m512 eb) {
 // entity's row + the time bump), likewise the tail side; points stored for the backward.
 template <bool L2>
 AVX512_FN void pair_fwd_exp_avx512(const float* ecH, const float* fxH, const float* ecT, const float* fxT, const Box& bh,
-                                   const Box& bt, float* P, long d, float* sh, float* st) {
+                                   const Box& bt, float* P, long d, long ps, float* sh, float* st) {
   __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
   const float* es[2] = {ecH, ecT};
   const float* fs[2] = {fxH, fxT};
@@ -956,13 +959,46 @@ AVX512_FN void pair_fwd_exp_avx512(const float* ecH, const float* fxH, const flo
     const __mmask16 m = lane_mask(d, k);
     for (int s = 0; s < 2; ++s) {
       const __m512 x = tanh_exp16(_mm512_maskz_loadu_ps(m, es[s] + k), _mm512_maskz_loadu_ps(m, fs[s] + k));
-      _mm512_mask_storeu_ps(P + s * d + k, m, x);
+      _mm512_mask_storeu_ps(P + s * ps + k, m, x);
       const __m512 di = box_dist16(x, *bs[s], k, m);
       acc[s] = L2 ? _mm512_fmadd_ps(di, di, acc[s]) : _mm512_add_ps(acc[s], di);
     }
   }
   *sh = _mm512_reduce_add_ps(acc[0]);
   *st = _mm512_reduce_add_ps(acc[1]);
+}
+
+// Two candidates of pair_fwd_exp_avx512 at once (the training forward's common case: both inside
+// the exp range): per 16-lane block the box values loaded once for both, four independent
+// accumulator chains; every point, distance and sum has the operations (and the reduction) of
+// pair_fwd_exp_avx512, so the same bits. src0 / src1: ecH, fxH, ecT, fxT of each candidate;
+// out: head and tail sums of candidate 0, then of candidate 1.
+template <bool L2>
+AVX512_FN void pair2_fwd_exp_avx512(const float* const* src0, const float* const* src1, const Box& bh, const Box& bt,
+                                    float* P0, float* P1, long d, long ps, float* out) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  const float* const* srcs[2] = {src0, src1};
+  float* Ps[2] = {P0, P1};
+  const Box* bs[2] = {&bh, &bt};
+  for (long k = 0; k < d; k += 16) {
+    const __mmask16 m = lane_mask(d, k);
+    for (int s = 0; s < 2; ++s) {
+      const Box& b = *bs[s];
+      const __m512 c = _mm512_maskz_loadu_ps(m, b.c + k), lo = _mm512_maskz_loadu_ps(m, b.l + k), hi = _mm512_maskz_loadu_ps(m, b.u + k);
+      const __m512 iw = _mm512_maskz_loadu_ps(m, b.invw + k), w = _mm512_maskz_loadu_ps(m, b.w + k), ka = _mm512_maskz_loadu_ps(m, b.kappa + k);
+      for (int q = 0; q < 2; ++q) {
+        const float* const* sr = srcs[q];
+        const __m512 x = tanh_exp16(_mm512_maskz_loadu_ps(m, sr[2 * s] + k), _mm512_maskz_loadu_ps(m, sr[2 * s + 1] + k));
+        _mm512_mask_storeu_ps(Ps[q] + s * ps + k, m, x);
+        // box_dist16 on the loaded box values
+        const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, c));
+        const __mmask16 in = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(x, hi, _CMP_LE_OQ);
+        const __m512 di = _mm512_mask_blend_ps(in, _mm512_fmsub_ps(a, w, ka), _mm512_mul_ps(a, iw));
+        acc[2 * q + s] = L2 ? _mm512_fmadd_ps(di, di, acc[2 * q + s]) : _mm512_add_ps(acc[2 * q + s], di);
+      }
+    }
+  }
+  for (int q = 0; q < 4; ++q) out[q] = _mm512_reduce_add_ps(acc[q]);
 }
 
 // e = exp2x16(a + b) (b optional) of a d-vector; true when every |a + b| <= kExpLim (a NaN fails).
@@ -1116,14 +1152,17 @@ AVX512_FN void cand2_better_avx512(const float* hx, const float* hy, const float
 // head side before tail side; the accumulators of the true head/tail rows added last, base of the
 // head, bump of the head, base of the tail, bump of the tail), so the results are bit-identical.
 // fh[j] / ft[j]: the factor of candidate j's head / tail side (0: skipped); cand[2j], cand[2j+1]:
-// its head and tail; P: its points [G, 2, d]; gCh/gWh (gCt/gWt): the relation's head (tail) box
-// centre/width gradients; gTbi: the group's time-bump gradient.
-AVX512_FN void group_bwd_avx512(long G, long d, const float* P, const Box& bh, const Box& bt, const float* fh,
-                                const float* ft, const int32_t* cand, int32_t h0, int32_t t0, bool useTanh, bool l2,
+// its head and tail; P: its points [G, 2] in rows of ps floats (ps >= d); gCh/gWh (gCt/gWt): the
+// relation's head (tail) box centre/width gradients; gTbi: the group's time-bump gradient. The tanh
+// and norm flags are template parameters (fewer live registers in the loop than as run-time flags:
+// no spill left in it).
+template <bool useTanh, bool l2>
+AVX512_FN void group_bwd_avx512(long G, long d, const float* P, long ps, const Box& bh, const Box& bt, const float* fh,
+                                const float* ft, const int32_t* cand, int32_t h0, int32_t t0,
                                 float* gCh, float* gWh, float* gCt, float* gWt, float* gTbi, float* gB, float* gU) {
   const __m512 one = _mm512_set1_ps(1.0f);
   const __m512 zero = _mm512_setzero_ps();
-  const __m512 mone = _mm512_set1_ps(-1.0f);
+  const __m512 smask = _mm512_set1_ps(-0.0f);
   for (long k = 0; k < d; k += 16) {
     const __mmask16 m = lane_mask(d, k);
     struct SideRegs {
@@ -1153,11 +1192,12 @@ AVX512_FN void group_bwd_avx512(long G, long d, const float* P, const Box& bh, c
         const float f = s == 0 ? fh[j] : ft[j];
         if (f == 0) continue;
         SideRegs& b = sd[s];
-        const __m512 p = _mm512_maskz_loadu_ps(m, P + (2 * j + s) * d + k);
+        const __m512 p = _mm512_maskz_loadu_ps(m, P + (2 * j + s) * ps + k);
         const __m512 diff = _mm512_sub_ps(p, b.c);
         const __m512 a = _mm512_abs_ps(diff);
-        const __m512 sg = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(diff, zero, _CMP_GT_OQ),
-                                               _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(diff, zero, _CMP_LT_OQ), mone), one);
+        // sign(diff): +-1 with diff's sign where diff != 0, else (+-0, NaN) +0: the values of
+        // blend(diff > 0, blend(diff < 0, 0, -1), 1) in one compare and a masked or
+        const __m512 sg = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(diff, zero, _CMP_NEQ_OQ), _mm512_or_ps(one, _mm512_and_ps(diff, smask)));
         const __mmask16 in = _mm512_cmp_ps_mask(p, b.l, _CMP_GE_OQ) & _mm512_cmp_ps_mask(p, b.u, _CMP_LE_OQ);
         const __m512 dist = _mm512_mask_blend_ps(in, _mm512_fmsub_ps(a, b.w, b.kappa), _mm512_mul_ps(a, b.iw));
         const __m512 dp = _mm512_mul_ps(sg, _mm512_mask_blend_ps(in, b.w, b.iw));
@@ -1938,8 +1978,11 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
       gW = gC + RD;
     }
     thread_local std::vector<float> PKeep;  // (kept per pool thread: no fresh pages every call)
-    if (static_cast<long>(PKeep.size()) < G * 2 * d) PKeep.resize(G * 2 * d);
-    float* const P = PKeep.data();
+    // P's side rows: of pS floats, on 64-byte boundaries on the AVX-512 path (exp_ld(d): its 16-lane
+    // stores and loads of the points then never cross a cache line), else of d floats
+    const long pS = isa == 2 ? exp_ld(d) : d;
+    if (static_cast<long>(PKeep.size()) < G * 2 * pS + 16) PKeep.resize(G * 2 * pS + 16);
+    float* const P = isa == 2 ? align64(PKeep.data()) : PKeep.data();
     std::vector<double> nh(G), nt(G), score(G), ex(G);
     std::vector<int32_t> cand(2 * G);
     std::vector<float> acc(4 * d);
@@ -2089,6 +2132,21 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         tiledDone = true;
       }
 #endif
+      // the AVX-512 exp forward's candidate waiting for its partner (pair2_fwd_exp_avx512), -1: none
+      long pendJ = -1;
+      const float* pendSrc[4] = {nullptr, nullptr, nullptr, nullptr};
+      const auto set_score = [&](long jj, double sh, double st) {
+        nh[jj] = l2 ? std::sqrt(sh) : sh;
+        nt[jj] = l2 ? std::sqrt(st) : st;
+        score[jj] = nh[jj] + nt[jj];
+      };
+      const auto flush_pend = [&]() {
+        float a0, a1;
+        if (l2) pair_fwd_exp_avx512<true>(pendSrc[0], pendSrc[1], pendSrc[2], pendSrc[3], bh, bt, P + pendJ * 2 * pS, d, pS, &a0, &a1);
+        else pair_fwd_exp_avx512<false>(pendSrc[0], pendSrc[1], pendSrc[2], pendSrc[3], bh, bt, P + pendJ * 2 * pS, d, pS, &a0, &a1);
+        set_score(pendJ, a0, a1);
+        pendJ = -1;
+      };
       for (long j = 0; j < G && !tiledDone; ++j) {
         // the rows of the entity four candidates ahead (random rows of large tables: hide the
         // latency), running on into the chunk's next group, whose true head and tail come with
@@ -2129,7 +2187,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         }
         cand[2 * j] = hh;
         cand[2 * j + 1] = tt;
-        float* pj = P + j * 2 * d;
+        float* pj = P + j * 2 * pS;
         double sh, st;
 #ifdef BOXTE_X86
         if (grouped) {
@@ -2137,6 +2195,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           const float *hx1 = base + hh * d, *hx2 = bump + tt * d, *tx1 = base + tt * d, *tx2 = bump + hh * d;
           const int32_t ce = tailCand ? tt : hh;
           const bool viaExp = expFwd && fxOk[tailCand ? 0 : 1] && eOk[ce] && eOk[E + ce];
+          if (pendJ >= 0 && !viaExp) flush_pend();  // (its partner is not on the exp path)
           if (isa == 1 && viaExp) {
             const float* f = fx + (tailCand ? 0 : 2 * fxLd);
             const float* ecH = tailCand ? eBump + ce * eLd : eBase + ce * eLd;
@@ -2153,12 +2212,27 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
             const float* f = fx + (tailCand ? 0 : 2 * fxLd);
             const float* ecH = tailCand ? eBump + ce * eLd : eBase + ce * eLd;
             const float* ecT = tailCand ? eBase + ce * eLd : eBump + ce * eLd;
-            if (l2) pair_fwd_exp_avx512<true>(ecH, f, ecT, f + fxLd, bh, bt, pj, d, &fsh, &fst);
-            else pair_fwd_exp_avx512<false>(ecH, f, ecT, f + fxLd, bh, bt, pj, d, &fsh, &fst);
-          } else if (useTanh && l2) pair_fwd_avx512<true, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
-          else if (useTanh) pair_fwd_avx512<true, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
-          else if (l2) pair_fwd_avx512<false, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
-          else pair_fwd_avx512<false, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, &fsh, &fst);
+            // two candidates at a time (pair2_fwd_exp_avx512, same bits): the first of two waits
+            // (pend) for the next; one left alone takes pair_fwd_exp_avx512
+            const float* cur[4] = {ecH, f, ecT, f + fxLd};
+            if (pendJ >= 0) {
+              float o[4];
+              if (l2) pair2_fwd_exp_avx512<true>(pendSrc, cur, bh, bt, P + pendJ * 2 * pS, pj, d, pS, o);
+              else pair2_fwd_exp_avx512<false>(pendSrc, cur, bh, bt, P + pendJ * 2 * pS, pj, d, pS, o);
+              set_score(pendJ, o[0], o[1]);
+              pendJ = -1;
+              fsh = o[2];
+              fst = o[3];
+            } else if (j + 1 < G) {
+              std::copy(cur, cur + 4, pendSrc);
+              pendJ = j;
+              continue;
+            } else if (l2) pair_fwd_exp_avx512<true>(ecH, f, ecT, f + fxLd, bh, bt, pj, d, pS, &fsh, &fst);
+            else pair_fwd_exp_avx512<false>(ecH, f, ecT, f + fxLd, bh, bt, pj, d, pS, &fsh, &fst);
+          } else if (useTanh && l2) pair_fwd_avx512<true, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, pS, &fsh, &fst);
+          else if (useTanh) pair_fwd_avx512<true, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, pS, &fsh, &fst);
+          else if (l2) pair_fwd_avx512<false, true>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, pS, &fsh, &fst);
+          else pair_fwd_avx512<false, false>(hx1, hx2, tx1, tx2, tbi, bh, bt, pj, d, pS, &fsh, &fst);
           sh = fsh;
           st = fst;
         } else
@@ -2171,6 +2245,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         nt[j] = l2 ? std::sqrt(st) : st;
         score[j] = nh[j] + nt[j];
       }
+      if (pendJ >= 0) flush_pend();
       double mx = -INFINITY;
       for (long j = 0; j < G; ++j) mx = -score[j] > mx ? -score[j] : mx;
       // softmax: ex[j] = exp(-score[j] - max), probabilities ex[j] / sum
@@ -2259,8 +2334,10 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           gb(G, d, P, bh, bt, fhs.data(), fts.data(), gC + bo, gW + bo, gC + R * d + bo, gW + R * d + bo, gTb + i * d,
              rowPtrs.data());
         } else {
-          group_bwd_avx512(G, d, P, bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], useTanh, l2, gC + bo,
-                           gW + bo, gC + R * d + bo, gW + R * d + bo, gTb + i * d, gB, gU);
+          auto gb = useTanh ? (l2 ? group_bwd_avx512<true, true> : group_bwd_avx512<true, false>)
+                            : (l2 ? group_bwd_avx512<false, true> : group_bwd_avx512<false, false>);
+          gb(G, d, P, pS, bh, bt, fhs.data(), fts.data(), cand.data(), h[i], t[i], gC + bo, gW + bo, gC + R * d + bo,
+             gW + R * d + bo, gTb + i * d, gB, gU);
         }
 #endif
         if (isa != 1) continue;
