@@ -2141,10 +2141,15 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         score[jj] = nh[jj] + nt[jj];
       };
       const auto flush_pend = [&]() {
+#ifdef BOXTE_X86
         float a0, a1;
         if (l2) pair_fwd_exp_avx512<true>(pendSrc[0], pendSrc[1], pendSrc[2], pendSrc[3], bh, bt, P + pendJ * 2 * pS, d, pS, &a0, &a1);
         else pair_fwd_exp_avx512<false>(pendSrc[0], pendSrc[1], pendSrc[2], pendSrc[3], bh, bt, P + pendJ * 2 * pS, d, pS, &a0, &a1);
         set_score(pendJ, a0, a1);
+#else
+        (void)set_score;  // (x86 only: pendJ stays -1 elsewhere)
+        (void)pendSrc;
+#endif
         pendJ = -1;
       };
       for (long j = 0; j < G && !tiledDone; ++j) {
