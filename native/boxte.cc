@@ -889,17 +889,20 @@ AVX512_FN inline __mmask16 lane_mask(long d, long k) {
   return d - k >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (d - k)) - 1);
 }
 
-// BoxE's distance of points x (lanes k..k+15, mask m) to box b: |x - c| / w inside the box,
-// |x - c| * w - kappa outside; masked-off lanes are 0.
+// BoxE's distance of points x to a box given by its loaded rows (centre c, corners lo / hi, 1 / w,
+// w, kappa): |x - c| / w inside the box, |x - c| * w - kappa outside.
+AVX512_FN inline __m512 box_dist16_of(__m512 x, __m512 c, __m512 lo, __m512 hi, __m512 iw, __m512 w, __m512 ka) {
+  const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, c));
+  const __mmask16 in = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(x, hi, _CMP_LE_OQ);
+  return _mm512_mask_blend_ps(in, _mm512_fmsub_ps(a, w, ka), _mm512_mul_ps(a, iw));
+}
+
+// box_dist16_of for points x (lanes k..k+15, mask m) and box b; masked-off lanes are 0. (No mask
+// needed on the result: in a masked-off lane every box load is 0, so both distances are a * 0 (- 0)
+// = +0 for the finite points the callers' masked loads make there: 0, tanh(0) = 0, or -1.)
 AVX512_FN inline __m512 box_dist16(__m512 x, const Box& b, long k, __mmask16 m) {
-  const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, _mm512_maskz_loadu_ps(m, b.c + k)));
-  const __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.l + k), _CMP_GE_OQ) &
-                       _mm512_cmp_ps_mask(x, _mm512_maskz_loadu_ps(m, b.u + k), _CMP_LE_OQ);
-  const __m512 din = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m, b.invw + k));
-  const __m512 dout = _mm512_fmsub_ps(a, _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
-  // (no mask needed: in a masked-off lane every box load is 0, so din = a * 0 and dout = a * 0 - 0
-  // are +0 for the finite points the callers' masked loads make there: 0, tanh(0) = 0, or -1)
-  return _mm512_mask_blend_ps(in, dout, din);
+  return box_dist16_of(x, _mm512_maskz_loadu_ps(m, b.c + k), _mm512_maskz_loadu_ps(m, b.l + k), _mm512_maskz_loadu_ps(m, b.u + k),
+                       _mm512_maskz_loadu_ps(m, b.invw + k), _mm512_maskz_loadu_ps(m, b.w + k), _mm512_maskz_loadu_ps(m, b.kappa + k));
 }
 
 // Both sides of one training candidate in one loop (AVX-512): per side and 16-lane block the point
@@ -990,10 +993,7 @@ AVX512_FN void pair2_fwd_exp_avx512(const float* const* src0, const float* const
         const float* const* sr = srcs[q];
         const __m512 x = tanh_exp16(_mm512_maskz_loadu_ps(m, sr[2 * s] + k), _mm512_maskz_loadu_ps(m, sr[2 * s + 1] + k));
         _mm512_mask_storeu_ps(Ps[q] + s * ps + k, m, x);
-        // box_dist16 on the loaded box values
-        const __m512 a = _mm512_abs_ps(_mm512_sub_ps(x, c));
-        const __mmask16 in = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ) & _mm512_cmp_ps_mask(x, hi, _CMP_LE_OQ);
-        const __m512 di = _mm512_mask_blend_ps(in, _mm512_fmsub_ps(a, w, ka), _mm512_mul_ps(a, iw));
+        const __m512 di = box_dist16_of(x, c, lo, hi, iw, w, ka);
         acc[2 * q + s] = L2 ? _mm512_fmadd_ps(di, di, acc[2 * q + s]) : _mm512_add_ps(acc[2 * q + s], di);
       }
     }
@@ -2147,8 +2147,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
         else pair_fwd_exp_avx512<false>(pendSrc[0], pendSrc[1], pendSrc[2], pendSrc[3], bh, bt, P + pendJ * 2 * pS, d, pS, &a0, &a1);
         set_score(pendJ, a0, a1);
 #else
-        (void)set_score;  // (x86 only: pendJ stays -1 elsewhere)
-        (void)pendSrc;
+        (void)pendSrc;  // (x86 only: pendJ stays -1 elsewhere)
 #endif
         pendJ = -1;
       };
@@ -2246,9 +2245,7 @@ napi_value TrainGroups(napi_env env, napi_callback_info info) {
           sh = fwd(base + hh * d, bump + tt * d, tbi, bh, pj, d, useTanh, l2);
           st = fwd(base + tt * d, bump + hh * d, tbi, bt, pj + d, d, useTanh, l2);
         }
-        nh[j] = l2 ? std::sqrt(sh) : sh;
-        nt[j] = l2 ? std::sqrt(st) : st;
-        score[j] = nh[j] + nt[j];
+        set_score(j, sh, st);
       }
       if (pendJ >= 0) flush_pend();
       double mx = -INFINITY;
