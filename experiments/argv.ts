@@ -73,6 +73,12 @@ export function median(xs: number[]): number {
   const s = xs.slice().sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
+/** A `--root` value `DIR` or `DIR@NAME` (a kernel path or ISA to run that build on): `{ root, at }`, `at` '' when none. */
+export function rootSpec(spec: string): { root: string; at: string } {
+  const i = spec.lastIndexOf('@');
+  return i > 0 ? { root: spec.slice(0, i), at: spec.slice(i + 1) } : { root: spec, at: '' };
+}
+
 /**
  * The parent side of the BoxTE A/B scripts (boxte_speed_ab, boxte_phases, boxte_epoch_check): for
  * `--rounds` rounds (default `rounds`) and each `--root` in turn, runs `script` (the caller's
@@ -89,11 +95,10 @@ export function runRootsInterleaved(script: string, childArgs: string[], rounds:
   const n = intArg('rounds', Number(rounds));
   for (let r = 0; r < n; r++) {
     for (const spec of roots) {
-      const at = spec.lastIndexOf('@');
-      const [root, isa] = at > 0 ? [spec.slice(0, at), spec.slice(at + 1)] : [spec, ''];
+      const { root, at: isa } = rootSpec(spec);
       const env = isa === '' ? process.env : { ...process.env, TFREE_ISA: isa };
-      const line = execFileSync(process.execPath, [fileURLToPath(script), '--child', '--root', root, '--data', data, ...childArgs], { encoding: 'utf8', env });
-      process.stdout.write(isa === '' ? line : line.replace(/^/gm, `${isa} `).replace(new RegExp(`${isa} $`), ''));
+      const out = execFileSync(process.execPath, [fileURLToPath(script), '--child', '--root', root, '--data', data, ...childArgs], { encoding: 'utf8', env });
+      process.stdout.write(isa === '' ? out : out.replace(/^(?=.)/gm, `${isa} `));
     }
   }
 }

@@ -23,7 +23,7 @@ import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BoxteAddon } from '../src/models/boxte/kernel_native.js';
-import { arg, args, usageError, intArg, choiceArg } from './argv.js';
+import { arg, args, usageError, intArg, choiceArg, rootSpec } from './argv.js';
 
 type TrainAddon = Pick<BoxteAddon, 'boxteIsa' | 'boxteTrainGroups'>;
 
@@ -44,9 +44,9 @@ const req = createRequire(import.meta.url);
 // its addon file, so each entry has its own instance (own thread pool, own path in force)
 const seenAddons = new Set<string>();
 const addons = roots.map((spec) => {
-  const at = spec.lastIndexOf('@');
-  const [r, isa] = at > 0 ? [spec.slice(0, at), spec.slice(at + 1)] : [spec, ''];
-  let file = `${r}/native/build/Release/tfree_native.node`;
+  const { root: r, at: isa } = rootSpec(spec);
+  // (by real path: `--root .` and `--root ./@avx2` name one file, which require would load once)
+  let file = fs.realpathSync(`${r}/native/build/Release/tfree_native.node`);
   if (seenAddons.has(file)) {
     const copy = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tfree-addon-')), 'tfree_native.node');
     fs.copyFileSync(file, copy);

@@ -24,9 +24,8 @@
  *      (`--root DIR@PATH`: that build's packed kernels forced to PATH, e.g. avx512-zmm)
  */
 import * as os from 'node:os';
-import type { NativeExtrasInternal } from '../src/tensor/kernels/native.js';
-import { args, arg, usageError, intArg, median } from './argv.js';
-import { rootNative, rootPacked, type RootNative } from './root_modules.js';
+import { args, arg, usageError, intArg, median, rootSpec } from './argv.js';
+import { forceKernelPath, rootNative, rootPacked, type RootNative } from './root_modules.js';
 
 const sleep = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
@@ -45,14 +44,12 @@ const cold = process.argv.includes('--cold');
 // avx512-zmm against avx2 of two checkouts of one commit; one checkout named twice is one module)
 const nat: RootNative[] = [];
 for (let i = 0; i < roots.length; i++) {
-  const at = roots[i].lastIndexOf('@');
-  const [r, path] = at > 0 ? [roots[i].slice(0, at), roots[i].slice(at + 1)] : [roots[i], ''];
+  const { root: r, at: path } = rootSpec(roots[i]);
   roots[i] = r;
   const nb = await rootNative(r);
   if (nat.some((o) => o.extras === nb.extras)) usageError(`${r}: named twice (one module instance); give another checkout`);
   nb.extras.setThreads(threads);
-  const ex = nb.extras as NativeExtrasInternal;
-  if (path !== '' && ex.setKernelPath('packed', path) !== path) usageError(`${r}: packed path ${path} not available (${ex.familyPaths('packed').join(', ')})`);
+  if (path !== '') forceKernelPath(nb, r, 'packed', path);
   nat.push(nb);
 }
 const { cq } = await rootPacked(roots[1]);

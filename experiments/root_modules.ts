@@ -3,6 +3,8 @@
  * dist/ and the native addon built; these load that build's code, not this checkout's.
  */
 import type { Kernels, NativeExtras } from '../src/tensor/kernels/index.js';
+import type { KernelFamily, NativeExtrasInternal } from '../src/tensor/kernels/native.js';
+import { usageError } from './argv.js';
 
 export interface RootNative {
   kernels: Kernels;
@@ -15,6 +17,16 @@ export async function rootNative(root: string): Promise<RootNative> {
   const nb = km.nativeBackend();
   if (!('kernels' in nb)) throw new Error(`${root}: native addon not loaded: ${nb.error}`);
   return nb;
+}
+
+/** Forces the root's `family` to implementation `path` (setKernelPath); a usage error naming the root when it has none such. */
+export function forceKernelPath(nb: RootNative, root: string, family: KernelFamily, path: string): void {
+  const ex = nb.extras as NativeExtrasInternal;
+  try {
+    ex.setKernelPath(family, path);
+  } catch (e) {
+    usageError(`${root}: no ${family} path ${path} (${e instanceof Error ? e.message : String(e)}; this build runs ${ex.familyPaths(family).join(', ')})`);
+  }
 }
 
 /** The root's quantizer (tfree/compress) and lookup-table layout (js_packed_lut). */

@@ -22,9 +22,8 @@
  * paths.ops): since the gemm family, DIR@avx512 on AMD Zen 4 runs the avx2 GEMM (its default there).
  */
 import * as os from 'node:os';
-import { args, arg, usageError, median } from './argv.js';
-import { rootNative, type RootNative } from './root_modules.js';
-import type { NativeExtrasInternal } from '../src/tensor/kernels/native.js';
+import { args, arg, usageError, median, rootSpec } from './argv.js';
+import { forceKernelPath, rootNative, type RootNative } from './root_modules.js';
 import { randArray } from '../bench/rand.js';
 
 const sleep = (ms: number): void => {
@@ -50,19 +49,15 @@ const isaLevels: readonly string[] = ['generic', 'avx2', 'avx512', 'neon'];
 const nat: RootNative[] = [];
 const gemmPaths: string[] = [];
 for (const spec of roots) {
-  const at = spec.lastIndexOf('@');
-  const [r, path] = at > 0 ? [spec.slice(0, at), spec.slice(at + 1)] : [spec, isa];
+  const { root: r, at } = rootSpec(spec);
+  const path = at === '' ? isa : at;
   const nb = await rootNative(r);
   if (nat.some((o) => o.extras === nb.extras)) usageError(`${r}: named twice (one module instance); give another checkout`);
   if (isaLevels.includes(path)) {
     if (nb.extras.setIsa(path) !== path) usageError(`${r}: kernel path ${path} not available`);
   } else {
     nb.extras.setIsa(nb.extras.cpuInfo().best);
-    try {
-      (nb.extras as NativeExtrasInternal).setKernelPath('gemm', path);
-    } catch (e) {
-      usageError(`${r}: no gemm path ${path} (${e instanceof Error ? e.message : String(e)})`);
-    }
+    forceKernelPath(nb, r, 'gemm', path);
   }
   const p = nb.extras.cpuInfo().paths;
   gemmPaths.push(p.gemm ?? p.ops);
