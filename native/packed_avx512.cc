@@ -95,7 +95,7 @@ namespace tfree {
 // Every format, int8 codes included, on every vendor. (Until 2026-12-06 int8 codes went to the AVX2
 // kernel on AMD CPUs, from a measurement on a loaded Zen 4 VM on 2026-12-03; since the quad loop
 // keeps its context in registers (85941bb) the 512-bit int8 kernel is ahead there: batch-1 GEMV,
-// Zen 4, 4096x4096 and 4096x11008, 1 and 2 threads, both orders, 15 rounds each: 0.66-0.85x the
+// Zen 4, 4096x4096 and 4096x11008, 1 and 2 threads, both orders, 15 rounds each: 0.50-0.89x the
 // AVX2 kernel's time, docs/results/engine.md.)
 void packed_matmul_avx512(const PackedArgs& a) {
   if (!vnni_matmul<Z512>(a)) packed_matmul_avx2(a);
