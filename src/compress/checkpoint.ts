@@ -11,7 +11,7 @@
  * rules 1 is `int4:meanstep`). Every other tensor is stored as it was (dtype kept). Loading
  * validates everything and names the tensor on any mismatch.
  */
-import { openCheckpoint, runToEnd, writeSafetensorsJob, type LazyTensorData, type StopFlag, type TensorData, type TensorReader } from '../io/index.js';
+import { firstNonFinite, openCheckpoint, runToEnd, writeSafetensorsJob, type LazyTensorData, type StopFlag, type TensorData, type TensorReader } from '../io/index.js';
 import { ParamStore } from '../nn/index.js';
 import { FORMAT_RULES, FormatError, checkShape, fitBlock, fixedLevels, formatNameForRules, parseFormat, type QuantFormat } from './format.js';
 import { findLinears, nameFilter, replaceAt, type NameFilter } from './modules.js';
@@ -134,7 +134,8 @@ export function readPackedCheckpoint(reader: TensorReader, file = 'checkpoint'):
     let levels: Float32Array;
     if (f.kind === 'kmeans') {
       levels = want('codebook', 'F32', [2 ** f.bits]).data as Float32Array;
-      for (let i = 0; i < levels.length; i++) if (!Number.isFinite(levels[i])) fail(file, `${name}.codebook`, `entry ${i} is ${levels[i]}`);
+      const bad = firstNonFinite('F32', levels);
+      if (bad >= 0) fail(file, `${name}.codebook`, `entry ${bad} is ${levels[bad]}`);
     } else {
       levels = fixedLevels(f);
       if (reader.has(`${name}.codebook`)) fail(file, `${name}.codebook`, `unexpected: format ${f.name} has no codebook`);

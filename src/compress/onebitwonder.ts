@@ -26,7 +26,7 @@
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { openCheckpoint } from '../io/index.js';
+import { firstNonFinite, openCheckpoint } from '../io/index.js';
 import { ParamStore, VarBuilder, type Init } from '../nn/index.js';
 import { LlamaLM, lmConfigFromHF, readLlamaConfig, type LlamaConfig } from '../models/llama/index.js';
 import { FormatError, parseFormat, type QuantFormat } from './format.js';
@@ -185,12 +185,10 @@ export function loadOneBitWonder(dir: string): LoadedOneBitWonder {
       const codes = readWeightBuffer(ck, `${base}.weight_packed`).data as Uint8Array;
       const scales = readWeightBuffer(ck, `${base}.scales`).data as Uint16Array;
       const levels = Float32Array.from(ck.read(`${base}.centroids`).data as Float32Array);
-      for (let i = 0; i < levels.length; i++) if (!Number.isFinite(levels[i])) throw new OneBitWonderError(`${dir}: tensor "${base}.centroids": entry ${i} is ${levels[i]}`);
-      const expMax = scaleDtype === 'BF16' ? 0xff : 0x1f;
-      for (let i = 0; i < scales.length; i++) {
-        const e = scaleDtype === 'BF16' ? (scales[i] >> 7) & 0xff : (scales[i] >> 10) & 0x1f;
-        if (e === expMax) throw new OneBitWonderError(`${dir}: tensor "${base}.scales": scale ${i} is not finite`);
-      }
+      const badLevel = firstNonFinite('F32', levels);
+      if (badLevel >= 0) throw new OneBitWonderError(`${dir}: tensor "${base}.centroids": entry ${badLevel} is ${levels[badLevel]}`);
+      const badScale = firstNonFinite(scaleDtype, scales);
+      if (badScale >= 0) throw new OneBitWonderError(`${dir}: tensor "${base}.scales": scale ${badScale} is not finite`);
       const f: QuantFormat = scaleDtype === format.scaleDtype ? format : { ...format, scaleDtype };
       const p: PackedMatrix = { format: f, rows: site.linear.outFeatures, cols: site.linear.inFeatures, codes, scales, levels };
       packed.set(site.weightName, p);
@@ -200,7 +198,8 @@ export function loadOneBitWonder(dir: string): LoadedOneBitWonder {
     for (const [name, t] of store.entries()) {
       if (packedWeights.has(name)) continue;
       const v = ck.readAs(name, 'f32').data;
-      for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) throw new OneBitWonderError(`${dir}: tensor "${name}": value ${i} is ${v[i]}`);
+      const bad = firstNonFinite('F32', v);
+      if (bad >= 0) throw new OneBitWonderError(`${dir}: tensor "${name}": value ${bad} is ${v[bad]}`);
       (t.data as Float32Array).set(v);
       rest.add(name, t);
     }

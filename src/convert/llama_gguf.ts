@@ -29,7 +29,7 @@
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { GgufError, encodeGgml, gv, openCheckpoint, writeGgufAsync, type GgmlType, type GgufTensorSpec, type GgufValue } from '../io/index.js';
+import { GgufError, encodeGgml, firstNonFinite, gv, openCheckpoint, writeGgufAsync, type GgmlType, type GgufTensorSpec, type GgufValue } from '../io/index.js';
 import { defaultInvFreq, llama3InvFreq, ropeScalingFromHF } from '../nn/index.js';
 import { readLlamaConfig, type LlamaConfig } from '../models/llama/index.js';
 
@@ -228,7 +228,8 @@ export function planLlamaGguf(c: LlamaConfig, src: LlamaTensorSource, tok: GgufT
       type,
       data: () => {
         let w = src.read(t.hf);
-        for (let i = 0; i < w.length; i++) if (!Number.isFinite(w[i])) throw new GgufExportError(`${where}: tensor "${t.hf}": value ${i} is ${w[i]}; a GGUF export needs finite weights`);
+        const bad = firstNonFinite('F32', w);
+        if (bad >= 0) throw new GgufExportError(`${where}: tensor "${t.hf}": value ${bad} is ${w[bad]}; a GGUF export needs finite weights`);
         if (heads > 0) w = permuteQkForGguf(w, t.shape[0], t.shape[1], heads);
         try {
           return encodeGgml(type, w, `${where}: tensor "${t.hf}"`);

@@ -19,7 +19,7 @@
  * tensors so that an interrupt can stop it cleanly (temp file removed, target untouched).
  */
 import * as fs from 'node:fs';
-import { f16ToF32, f32ToF16, numberToF16Bits, f16BitsToNumber } from './dtype.js';
+import { f16ToF32, firstNonFinite, f32ToF16, numberToF16Bits, f16BitsToNumber } from './dtype.js';
 import { removeStaleTemps, syncFolder, writeAll } from './safetensors.js';
 import * as nodePath from 'node:path';
 
@@ -327,7 +327,8 @@ export async function writeGgufAsync(path: string, metadata: ReadonlyArray<[stri
 const fr = Math.fround;
 
 function checkFinite(x: Float32Array, what: string): void {
-  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) throw new GgufError(`${what}: value ${i} is ${x[i]}; cannot quantize non-finite weights`);
+  const bad = firstNonFinite('F32', x);
+  if (bad >= 0) throw new GgufError(`${what}: value ${bad} is ${x[bad]}; cannot quantize non-finite weights`);
 }
 
 /** roundf: round half away from zero. */
