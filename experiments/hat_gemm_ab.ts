@@ -11,10 +11,12 @@
  *
  * Run: npx tsc -p tsconfig.json && flock /work/bench.lock node dist/experiments/hat_gemm_ab.js \
  *        --root OLD --root NEW [--rounds 8] [--threads 1] [--isa avx2] [--preset small|tiny]
+ * `--root DIR@ISA` / `--root DIR@GEMMPATH` (e.g. `--root ../b@avx512-zmm`) runs that build on another
+ * ISA level / gemm family path.
  */
 import * as os from 'node:os';
-import { args, arg, intArg, choiceArg, usageError, median } from './argv.js';
-import { rootNative, type RootNative } from './root_modules.js';
+import { args, arg, intArg, choiceArg, usageError, median, rootSpec } from './argv.js';
+import { forceKernelPath, rootNative, type RootNative } from './root_modules.js';
 import { randArray } from '../bench/rand.js';
 
 
@@ -48,10 +50,25 @@ const isa = arg('isa', 'avx2');
 const preset = choiceArg('preset', 'small', ['small', 'tiny']);
 const shapes = preset === 'small' ? SMALL : TINY;
 
+// `--root DIR@ISA`: that build runs ISA level ISA instead of --isa; `--root DIR@NAME` with a NAME
+// that is no ISA level: that build's gemm family path NAME (e.g. avx512-zmm), at the best ISA (as in
+// sgemm_ab; the builds must differ: one checkout imported twice is one module instance)
+const isaLevels: readonly string[] = ['generic', 'avx2', 'avx512', 'neon'];
 const nat: RootNative[] = [];
-for (const r of roots) {
+const pathNames: string[] = [];
+for (const spec of roots) {
+  const { root: r, at } = rootSpec(spec);
+  const path = at === '' ? isa : at;
   const nb = await rootNative(r);
-  if (nb.extras.setIsa(isa) !== isa) usageError(`${r}: kernel path ${isa} not available`);
+  if (nat.some((o) => o.extras === nb.extras)) usageError(`${r}: named twice (one module instance); give another checkout`);
+  if (isaLevels.includes(path)) {
+    if (nb.extras.setIsa(path) !== path) usageError(`${r}: kernel path ${path} not available`);
+  } else {
+    nb.extras.setIsa(nb.extras.cpuInfo().best);
+    forceKernelPath(nb, r, 'gemm', path);
+  }
+  const p = nb.extras.cpuInfo().paths;
+  pathNames.push(p.gemm ?? p.ops);
   nb.extras.setThreads(threads);
   nat.push(nb);
 }
@@ -125,7 +142,7 @@ for (let r = 0; r < rounds; r++) {
 
 const out: string[] = [
   `HAT ${preset} step's GEMMs (${list.length} shapes, ${(flop / 1e9).toFixed(1)} GFLOP), ${threads} thread(s), ${isa}; ${rounds} rounds, rotating order; load ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`,
-  `${roots.map((r, i) => `${names[i]} = ${r}`).join(', ')}`,
+  `${roots.map((r, i) => `${names[i]} = ${r} (gemm path ${pathNames[i]})`).join(', ')}`,
 ];
 for (let i = 0; i < R; i++) {
   const per = (xs: number[], ys: number[]): string =>

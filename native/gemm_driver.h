@@ -22,14 +22,60 @@
 // Per-thread packing buffer (of the including file).
 thread_local Scratch tl_pack = {nullptr, 0};
 
+// The source of the block that the next pack_a / pack_b of a gemm_block reads: `rows` rows of
+// `row_bytes` bytes, ld_bytes apart. compute_block prefetches it into L2, a few lines before each
+// tile, so that the next pack reads L2 rather than L3 or DRAM: the HAT step's GEMMs (K, M, N of
+// 256..2048) pack (M + N) K floats, many per multiply-add, and packing from L3 ran at half the
+// speed of packing from L2 (docs/results/engine.md, 2026-12-06). Spread over the tiles, the
+// prefetches cost little; a burst of them before a block stalls on the miss buffers.
+struct PrefetchRegion {
+  const char* base = nullptr;
+  long ld_bytes = 0, rows = 0, row_bytes = 0;
+};
+// The op(A) block [i0, i0 + mc) x [p0, p0 + kc) (transA: stored as rows p, columns i) and the op(B)
+// block [p0, p0 + kc) x [j0, j0 + nc) (transB: rows j, columns p), as PrefetchRegions.
+inline PrefetchRegion region_a(const GemmArgs& g, const float* A, long i0, long mc, long p0, long kc) {
+  if (g.transA) return {reinterpret_cast<const char*>(A + p0 * g.lda + i0), 4 * g.lda, kc, 4 * mc};
+  return {reinterpret_cast<const char*>(A + i0 * g.lda + p0), 4 * g.lda, mc, 4 * kc};
+}
+inline PrefetchRegion region_b(const GemmArgs& g, const float* B, long p0, long kc, long j0, long nc) {
+  if (g.transB) return {reinterpret_cast<const char*>(B + j0 * g.ldb + p0), 4 * g.ldb, nc, 4 * kc};
+  return {reinterpret_cast<const char*>(B + p0 * g.ldb + j0), 4 * g.ldb, kc, 4 * nc};
+}
+// Walks a PrefetchRegion line by line (a row's lines from its first byte to one line past its
+// last: the row need not start on a line), `per` lines per step(), so that `steps` steps cover it.
+// A prefetch never faults, so the line past a row's end may be outside the array.
+struct Prefetcher {
+  PrefetchRegion r;
+  long row = 0, off = 0, per = 0;
+  void start(const PrefetchRegion& reg, long steps) {
+    r = reg;
+    row = 0;
+    off = 0;
+    const long lines = r.rows * ((r.row_bytes + 63) / 64 + 1);
+    per = steps > 0 ? (lines + steps - 1) / steps : 0;
+  }
+  TF_AI void step() {
+    for (long k = 0; k < per && row < r.rows; ++k) {
+      __builtin_prefetch(r.base + row * r.ld_bytes + off, 0, 2);  // x86: prefetcht1 (to L2)
+      off += 64;
+      if (off >= r.row_bytes + 63) {
+        off = 0;
+        ++row;
+      }
+    }
+  }
+};
+
 // C[ic : ic+mc, jc : jc+nc] (+)= the packed A block Ap (mc x kc) times the packed B block Bp (kc x
 // nc), tile by tile. An edge tile (fewer than MR rows or NR columns) is computed whole into a
 // scratch tile and its valid part written back, so every element gets the same operations as in a
-// full tile.
+// full tile. pf (if any) takes a step before each tile.
 void compute_block(const GemmArgs& g, float* C, const float* Ap, const float* Bp, long ic, long mc, long jc, long nc,
-                   long kc, float beta) {
+                   long kc, float beta, Prefetcher* pf = nullptr) {
   alignas(64) float tmp[MR * NR];
   auto tile = [&](long ir, long mr, long jr, long nr) {
+    if (pf) pf->step();
     float* cp = C + (ic + ir) * g.ldc + jc + jr;
     if (mr == MR && nr == NR) {
       ukernel(kc, Ap + ir * kc, Bp + jr * kc, cp, g.ldc, g.alpha, beta);
@@ -63,6 +109,7 @@ void gemm_block(const GemmArgs& g, const float* A, const float* B, float* C, lon
   if (!buf) tfree::out_of_memory("SGEMM", 4.0 * (MC * KC + KC * (NC + NR) + 64));
   float* Ap = buf;
   float* Bp = buf + MC * KC + 16;
+  Prefetcher pf;
   for (long jc = n0; jc < n1; jc += NC) {
     const long nc = lmin(NC, n1 - jc);
     for (long pc = 0; pc < K; pc += KC) {
@@ -72,7 +119,19 @@ void gemm_block(const GemmArgs& g, const float* A, const float* B, float* C, lon
       for (long ic = m0; ic < m1; ic += MC) {
         const long mc = lmin(MC, m1 - ic);
         pack_a(A, g.lda, g.transA, ic, mc, pc, kc, Ap);
-        compute_block(g, C, Ap, Bp, ic, mc, jc, nc, kc, beta);
+        // prefetch what the next pack reads: the next A block, else the next B block (the next
+        // k block, else the next column block), else nothing
+        const long tiles = ((mc + MR - 1) / MR) * ((nc + NR - 1) / NR);
+        if (ic + MC < m1) {
+          pf.start(region_a(g, A, ic + MC, lmin(MC, m1 - ic - MC), pc, kc), tiles);
+        } else if (pc + KC < K) {
+          pf.start(region_b(g, B, pc + KC, lmin(KC, K - pc - KC), jc, nc), tiles);
+        } else if (jc + NC < n1) {
+          pf.start(region_b(g, B, 0, lmin(KC, K), jc + NC, lmin(NC, n1 - jc - NC)), tiles);
+        } else {
+          pf.start(PrefetchRegion{}, 0);
+        }
+        compute_block(g, C, Ap, Bp, ic, mc, jc, nc, kc, beta, &pf);
       }
     }
   }
