@@ -3,7 +3,7 @@
  * timed for two or more builds of tfree, interleaved so that machine load hits all alike.
  *
  *   node dist/experiments/attention_kernel.js [--preset small] [--threads 1] [--rounds 5] [--reps 3]
- *        [--root /work/main --root .]   (default: this build only)
+ *        [--root /work/main --root .]   (default: this build only) [--per-shape]
  *
  * Each round runs, per root and one after the other, a fresh process (that root's own native
  * addon and modules) that does one forward + backward of the bench's HAT batch (bench/hat.ts
@@ -12,7 +12,8 @@
  * output arrays (the backward's gq/gk/gv zeroed, as the op does) and reports the best time of
  * each call summed over the step's calls, and an FNV-1a hash of every output's bits (same hash =
  * same bits). The parent prints per round the seconds per step of each root and the ratios
- * against the first root, then min and median over the rounds.
+ * against the first root, then min and median over the rounds; `--per-shape` also prints each
+ * child's seconds per call shape (the best time of each call, summed over that shape's calls).
  */
 import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -30,6 +31,8 @@ interface ChildResult {
   calls: number;
   hash: string;
   shapes: string[];
+  /** per call shape: the best times of its calls summed (s) */
+  perShape: Record<string, number>;
 }
 
 /** FNV-1a (32-bit) over the bytes of the arrays, as hex. */
@@ -74,7 +77,7 @@ async function child(root: string, preset: string, threads: number, reps: number
   const { batch } = presetBatch({ nn, io, splitm, trainm }, cfg, preset);
   const { loss } = model.loss(batch);
   loss.backward(undefined, false, { freeActivations: true });
-  const res: ChildResult = { fwd: 0, bwd: 0, calls: captured.length, hash: '', shapes: [] };
+  const res: ChildResult = { fwd: 0, bwd: 0, calls: captured.length, hash: '', shapes: [], perShape: {} };
   const outs: ArrayBufferView[] = [];
   for (const c of captured) {
     const a = c.args.map(copyArg);
@@ -97,6 +100,8 @@ async function child(root: string, preset: string, threads: number, reps: number
       orig[c.name](...a);
       best = Math.min(best, (performance.now() - t) / 1e3);
     }
+    const key = res.shapes[res.shapes.length - 1];
+    res.perShape[key] = (res.perShape[key] ?? 0) + best;
     if (c.name === 'attention') res.fwd += best;
     else res.bwd += best;
     for (const i of o) outs.push(a[i] as Float32Array);
@@ -135,6 +140,7 @@ async function main(): Promise<void> {
       all[j].bwd.push(r.bwd);
       all[j].sum.push(r.fwd + r.bwd);
       line.push(`${root}: fwd ${r.fwd.toFixed(4)} bwd ${r.bwd.toFixed(4)} s (hash ${r.hash})`);
+      if (process.argv.includes('--per-shape')) for (const [sh, t] of Object.entries(r.perShape)) console.log(`    ${root}: ${t.toFixed(4)} s  ${sh}`);
     });
     console.log(line.join(' | '));
   }

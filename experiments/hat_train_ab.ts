@@ -4,7 +4,7 @@
  *
  *   node dist/experiments/hat_train_ab.js [--preset small] [--threads 1] [--rounds 3] [--steps 3]
  *        [--old /work/main] [--peer 1|0]
- *   node dist/experiments/hat_train_ab.js --profile [--preset small] [--threads 1] [--steps 3]
+ *   node dist/experiments/hat_train_ab.js --profile [--preset small] [--threads 1] [--steps 3] [--shapes] [--sites]
  *
  * Each round runs, as separate processes one after the other: the old build (its
  * dist/experiments/hat_train_ab.js, or, when it has none, this build's worker importing the old
@@ -13,7 +13,9 @@
  * bench's batch (same synthetic text, B x T, word split) and reports the best wall and CPU time of
  * a step. The summary gives per round the ratios new/old and PyTorch/new (wall and CPU s).
  * `--profile` instead runs this build once with timers around every kernel call (one process,
- * steps after the warm-up summed) and prints seconds per kernel and the rest of the step.
+ * steps after the warm-up summed) and prints seconds per kernel and the rest of the step;
+ * `--shapes` adds seconds per GEMM shape and per attention call shape, `--sites` seconds per
+ * other kernel and calling op (the first three stack frames outside the kernel layer; slow).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -73,6 +75,24 @@ async function worker(root: string, preset: string, threads: number, steps: numb
           e.n++;
           e.s += dt;
           e.flop += 2 * nb * M * N * K;
+        }
+        if (name !== 'gemm' && name !== 'attention' && name !== 'attentionBackward' && process.argv.includes('--sites')) {
+          // the op that called the kernel: the first stack frame in src/tensor/ops or src/nn after the kernel layers
+          const st = (new Error().stack ?? '').split('\n').slice(2);
+          const fr = st.filter((l) => !l.includes('/kernels/') && !l.includes('hat_train_ab')).slice(0, 3).map((l) => l.trim().replace(/^at /, '').replace(/\(?file:\/\/[^ ]*\/dist\//, '').replace(/\)$/, ''));
+          const key = `${name} <- ${fr.join(' <- ')}`;
+          const e = (gemmShapes[key] ??= { n: 0, s: 0, flop: 0 });
+          e.n++;
+          e.s += dt;
+        }
+        if ((name === 'attention' || name === 'attentionBackward') && process.argv.includes('--shapes')) {
+          // attention(q, k, v, out, lse, a, scores) / attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, a, scores)
+          const at = a[name === 'attention' ? 5 : 9] as { B: number; Hq: number; Hkv: number; Tq: number; Tk: number; D: number; causal: boolean; window: number; qSeg: unknown; mask: unknown };
+          const key = `${name === 'attention' ? 'attn fwd' : 'attn bwd'} B${at.B} H${at.Hq}/${at.Hkv} Tq${at.Tq} Tk${at.Tk} D${at.D}${at.causal ? ' causal' : ''}${at.window > 0 ? ` w${at.window}` : ''}${at.qSeg !== null ? ' seg' : ''}${at.mask !== null ? ' mask' : ''}`;
+          const e = (gemmShapes[key] ??= { n: 0, s: 0, flop: 0 });
+          e.n++;
+          e.s += dt;
+          e.flop += 0;
         }
         return r;
       };

@@ -20,6 +20,8 @@ namespace tfree {
 namespace avx512ops {
 namespace {
 
+#include "transpose8_avx2.h"  // the attention's key transpose (this file is built with -mavx2 too)
+
 struct Avx512 {
   typedef __m512 V;
   typedef __mmask16 M;
@@ -27,7 +29,13 @@ struct Avx512 {
   // attention register tiles: 4 rows x 4 vectors (16 accumulators of the 32 zmm registers)
   static constexpr long kAttnNV = 4;
   static constexpr int kAttnR = 4;
-  static constexpr bool kAttnT8 = false;  // no transpose8x8: the key transpose goes element by element
+  // transpose8x8 below: the AVX2 8 x 8 block transpose (element by element the transposes of keys
+  // and values took 0.7 % of a small-preset HAT training step; docs/results/engine.md)
+  static constexpr bool kAttnT8 = true;
+  // dst[d * ldd + j] = src[j * lds + d] for j, d < 8 (a copy: the same bits as element by element)
+  static TF_AI void transpose8x8(const float* src, long lds, float* dst, long ldd) {
+    tfree::avx512ops::transpose8x8(src, lds, dst, ldd);
+  }
 
   static TF_AI __mmask16 tmask(long n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static TF_AI V load(const float* p) { return _mm512_loadu_ps(p); }
