@@ -10,9 +10,10 @@
  * first root's bits on every shape.
  *
  * Run: npx tsc -p tsconfig.json && flock /work/bench.lock node dist/experiments/hat_gemm_ab.js \
- *        --root OLD --root NEW [--rounds 8] [--threads 1] [--isa avx2] [--preset small|tiny]
+ *        --root OLD --root NEW [--rounds 8] [--threads 1] [--isa avx2] [--preset small|tiny] [--flush 64]
  * `--root DIR@ISA` / `--root DIR@GEMMPATH` (e.g. `--root ../b@avx512-zmm`) runs that build on another
- * ISA level / gemm family path.
+ * ISA level / gemm family path. `--flush MIB` writes a MIB MiB buffer before every call (untimed), so
+ * that the operands come from DRAM as in a training step, not from the caches of the previous call.
  */
 import * as os from 'node:os';
 import { args, arg, intArg, choiceArg, usageError, median, rootSpec } from './argv.js';
@@ -48,6 +49,12 @@ const rounds = intArg('rounds', 8);
 const threads = intArg('threads', 1);
 const isa = arg('isa', 'avx2');
 const preset = choiceArg('preset', 'small', ['small', 'tiny']);
+// --flush MIB: before every call, write one float per cache line of a MIB MiB buffer, so that A, B
+// and C come from DRAM rather than from the caches of the previous call (as between the kernels of
+// a training step); the flush is not timed (subtracted from the wall and CPU seconds)
+const flushMiB = intArg('flush', 0);
+if (!(flushMiB >= 0)) usageError('bad --flush');
+const junk = new Float32Array(flushMiB * 262144);
 const shapes = preset === 'small' ? SMALL : TINY;
 
 // `--root DIR@ISA`: that build runs ISA level ISA instead of --isa; `--root DIR@NAME` with a NAME
@@ -115,20 +122,26 @@ for (let r = 0; r < rounds; r++) {
     const g = nat[i].kernels;
     const c0 = process.cpuUsage();
     const t0 = performance.now();
+    let flushS = 0;
     for (const s of list) {
       const lda = s.ta ? s.M : s.K;
       const ldb = s.tb ? s.K : s.N;
       const C = s.C[i];
       for (let c = 0; c < s.calls; c++) {
+        if (junk.length > 0) {
+          const f0 = performance.now();
+          for (let j = 0; j < junk.length; j += 16) junk[j] += 1;
+          flushS += (performance.now() - f0) / 1e3;
+        }
         C.fill(NaN);
         const t = performance.now();
         g.gemm(1, s.ta, s.tb, s.M, s.N, s.K, 1, s.A, 0, lda, 0, s.B, 0, ldb, 0, 0, C, 0, s.N, 0);
         s.best[i] = Math.min(s.best[i], (performance.now() - t) / 1e3);
       }
     }
-    wall[i].push((performance.now() - t0) / 1e3);
+    wall[i].push((performance.now() - t0) / 1e3 - flushS);
     const cu = process.cpuUsage(c0);
-    cpu[i].push((cu.user + cu.system) / 1e6);
+    cpu[i].push((cu.user + cu.system) / 1e6 - flushS);
   }
   for (const s of list)
     for (let i = 1; i < R; i++) {
@@ -141,17 +154,21 @@ for (let r = 0; r < rounds; r++) {
 }
 
 const out: string[] = [
-  `HAT ${preset} step's GEMMs (${list.length} shapes, ${(flop / 1e9).toFixed(1)} GFLOP), ${threads} thread(s), ${isa}; ${rounds} rounds, rotating order; load ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`,
+  `HAT ${preset} step's GEMMs (${list.length} shapes, ${(flop / 1e9).toFixed(1)} GFLOP), ${threads} thread(s), ${isa}; ${rounds} rounds, rotating order${flushMiB > 0 ? `; caches flushed (${flushMiB} MiB written) before every call, untimed` : ''}; load ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}`,
   `${roots.map((r, i) => `${names[i]} = ${r} (gemm path ${pathNames[i]})`).join(', ')}`,
 ];
 for (let i = 0; i < R; i++) {
   const per = (xs: number[], ys: number[]): string =>
     i === 0 ? '' : `; ${names[i]}/old speed best ${(Math.min(...ys) / Math.min(...xs)).toFixed(3)}, median of rounds ${median(xs.map((t, k) => ys[k] / t)).toFixed(3)}`;
+  if (i > 0) out.push(`${names[i]}/old speed per round (wall): ${wall[0].map((t, k) => (t / wall[i][k]).toFixed(3)).join(' ')}`);
   out.push(
     `${names[i]}: wall s best ${Math.min(...wall[i]).toFixed(4)} median ${median(wall[i]).toFixed(4)} (${(flop / Math.min(...wall[i]) / 1e9).toFixed(1)} GFLOP/s)${per(wall[i], wall[0])}`,
     `${' '.repeat(names[i].length)}  CPU s best ${Math.min(...cpu[i]).toFixed(4)} median ${median(cpu[i]).toFixed(4)}${per(cpu[i], cpu[0])}`,
   );
 }
+// the least noisy figure on a shared machine: each shape's best call, times its calls per step
+const sumBest = roots.map((_, i) => list.reduce((t, x) => t + x.best[i] * x.calls, 0));
+out.push(`sum over shapes of calls x best call: ${sumBest.map((t, i) => `${names[i]} ${t.toFixed(4)} s (${(flop / t / 1e9).toFixed(1)} GFLOP/s)`).join(', ')}${R > 1 ? `; ${sumBest.slice(1).map((t, i) => `${names[i + 1]}/old ${(sumBest[0] / t).toFixed(3)}`).join(', ')}` : ''}`);
 out.push('', `| shape | ${names.map((n) => `${n} GFLOP/s (best call)`).join(' | ')} | same bits |`, `|---|${names.map(() => '--:|').join('')}---|`);
 for (const s of list) {
   const gf = (t: number): string => ((2 * s.M * s.N * s.K) / t / 1e9).toFixed(1);
