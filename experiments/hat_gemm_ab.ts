@@ -16,8 +16,8 @@
  * that the operands come from DRAM as in a training step, not from the caches of the previous call.
  */
 import * as os from 'node:os';
-import { args, arg, intArg, choiceArg, usageError, median, rootSpec } from './argv.js';
-import { forceKernelPath, rootNative, type RootNative } from './root_modules.js';
+import { args, arg, intArg, choiceArg, usageError, median } from './argv.js';
+import { gemmRoots } from './root_modules.js';
 import { randArray } from '../bench/rand.js';
 
 
@@ -57,28 +57,8 @@ if (!(flushMiB >= 0)) usageError('bad --flush');
 const junk = new Float32Array(flushMiB * 262144);
 const shapes = preset === 'small' ? SMALL : TINY;
 
-// `--root DIR@ISA`: that build runs ISA level ISA instead of --isa; `--root DIR@NAME` with a NAME
-// that is no ISA level: that build's gemm family path NAME (e.g. avx512-zmm), at the best ISA (as in
-// sgemm_ab; the builds must differ: one checkout imported twice is one module instance)
-const isaLevels: readonly string[] = ['generic', 'avx2', 'avx512', 'neon'];
-const nat: RootNative[] = [];
-const pathNames: string[] = [];
-for (const spec of roots) {
-  const { root: r, at } = rootSpec(spec);
-  const path = at === '' ? isa : at;
-  const nb = await rootNative(r);
-  if (nat.some((o) => o.extras === nb.extras)) usageError(`${r}: named twice (one module instance); give another checkout`);
-  if (isaLevels.includes(path)) {
-    if (nb.extras.setIsa(path) !== path) usageError(`${r}: kernel path ${path} not available`);
-  } else {
-    nb.extras.setIsa(nb.extras.cpuInfo().best);
-    forceKernelPath(nb, r, 'gemm', path);
-  }
-  const p = nb.extras.cpuInfo().paths;
-  pathNames.push(p.gemm ?? p.ops);
-  nb.extras.setThreads(threads);
-  nat.push(nb);
-}
+const { nat, paths: pathNames } = await gemmRoots(roots, isa); // --root DIR@ISA / DIR@GEMMPATH: see gemmRoots
+for (const nb of nat) nb.extras.setThreads(threads);
 const R = roots.length;
 const names = roots.map((_, i) => (i === 0 ? 'old' : R === 2 ? 'new' : `new${i}`));
 

@@ -4,7 +4,7 @@
  */
 import type { Kernels, NativeExtras } from '../src/tensor/kernels/index.js';
 import type { KernelFamily, NativeExtrasInternal } from '../src/tensor/kernels/native.js';
-import { usageError } from './argv.js';
+import { rootSpec, usageError } from './argv.js';
 
 export interface RootNative {
   kernels: Kernels;
@@ -27,6 +27,35 @@ export function forceKernelPath(nb: RootNative, root: string, family: KernelFami
   } catch (e) {
     usageError(`${root}: no ${family} path ${path} (${e instanceof Error ? e.message : String(e)}; this build runs ${ex.familyPaths(family).join(', ')})`);
   }
+}
+
+/**
+ * The GEMM A/B scripts' roots (sgemm_ab, hat_gemm_ab): each `--root DIR[@NAME]` loaded and set to
+ * its path. `DIR@ISA` runs ISA level ISA instead of `isa`; `DIR@NAME` with a NAME that is no ISA
+ * level runs that build's gemm family path NAME (e.g. avx512-zmm) at the best ISA. The builds must
+ * differ: one checkout imported twice is one module instance. Returns the tables and the gemm path
+ * each root runs (cpuInfo().paths.gemm; builds before the gemm family: paths.ops).
+ */
+export async function gemmRoots(specs: string[], isa: string): Promise<{ nat: RootNative[]; paths: string[] }> {
+  const isaLevels: readonly string[] = ['generic', 'avx2', 'avx512', 'neon'];
+  const nat: RootNative[] = [];
+  const paths: string[] = [];
+  for (const spec of specs) {
+    const { root: r, at } = rootSpec(spec);
+    const path = at === '' ? isa : at;
+    const nb = await rootNative(r);
+    if (nat.some((o) => o.extras === nb.extras)) usageError(`${r}: named twice (one module instance); give another checkout`);
+    if (isaLevels.includes(path)) {
+      if (nb.extras.setIsa(path) !== path) usageError(`${r}: kernel path ${path} not available`);
+    } else {
+      nb.extras.setIsa(nb.extras.cpuInfo().best);
+      forceKernelPath(nb, r, 'gemm', path);
+    }
+    const p = nb.extras.cpuInfo().paths;
+    paths.push(p.gemm ?? p.ops);
+    nat.push(nb);
+  }
+  return { nat, paths };
 }
 
 /** The root's quantizer (tfree/compress) and lookup-table layout (js_packed_lut). */

@@ -22,8 +22,8 @@
  * paths.ops): since the gemm family, DIR@avx512 on AMD Zen 4 runs the avx2 GEMM (its default there).
  */
 import * as os from 'node:os';
-import { args, arg, usageError, median, rootSpec } from './argv.js';
-import { forceKernelPath, rootNative, type RootNative } from './root_modules.js';
+import { args, arg, usageError, median } from './argv.js';
+import { gemmRoots } from './root_modules.js';
 import { randArray } from '../bench/rand.js';
 
 const sleep = (ms: number): void => {
@@ -42,27 +42,7 @@ const useBlas = !process.argv.includes('--no-blas');
 const isa = arg('isa', 'avx2');
 if (sizes.some((s) => !(s > 0)) || threadList.some((t) => !(t > 0)) || !(rounds > 0) || !(calls > 0)) usageError('bad --sizes / --threads / --rounds / --calls');
 
-// `--root DIR@ISA`: that build runs path ISA instead of --isa (two paths compared in one loop; the
-// builds must differ: one checkout imported twice is one module instance); `--root DIR@NAME` with a
-// NAME that is no ISA level: that build's gemm family path NAME (e.g. avx512-zmm), at the best ISA
-const isaLevels: readonly string[] = ['generic', 'avx2', 'avx512', 'neon'];
-const nat: RootNative[] = [];
-const gemmPaths: string[] = [];
-for (const spec of roots) {
-  const { root: r, at } = rootSpec(spec);
-  const path = at === '' ? isa : at;
-  const nb = await rootNative(r);
-  if (nat.some((o) => o.extras === nb.extras)) usageError(`${r}: named twice (one module instance); give another checkout`);
-  if (isaLevels.includes(path)) {
-    if (nb.extras.setIsa(path) !== path) usageError(`${r}: kernel path ${path} not available`);
-  } else {
-    nb.extras.setIsa(nb.extras.cpuInfo().best);
-    forceKernelPath(nb, r, 'gemm', path);
-  }
-  const p = nb.extras.cpuInfo().paths;
-  gemmPaths.push(p.gemm ?? p.ops);
-  nat.push(nb);
-}
+const { nat, paths: gemmPaths } = await gemmRoots(roots, isa); // --root DIR@ISA / DIR@GEMMPATH: see gemmRoots
 const ex = nat[nat.length - 1].extras;
 const blas = useBlas ? ex.openblasLoad() : null;
 if (useBlas && !blas) process.stderr.write('OpenBLAS not found: running without it\n');
