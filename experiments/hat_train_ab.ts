@@ -55,7 +55,16 @@ async function worker(root: string, preset: string, threads: number, steps: numb
   if (!('kernels' in nb)) throw new Error(`no native kernels in ${root}: ${nb.error}`);
   nb.extras.setThreads(threads);
   const prof: Record<string, number> = {};
-  const gemmShapes: Record<string, { n: number; s: number; flop: number }> = {};
+  // --shapes / --sites: seconds (and for GEMMs flops) per call shape or calling op
+  const wantShapes = process.argv.includes('--shapes');
+  const wantSites = process.argv.includes('--sites');
+  const byKey: Record<string, { n: number; s: number; flop: number }> = {};
+  const tally = (key: string, dt: number, flop: number): void => {
+    const e = (byKey[key] ??= { n: 0, s: 0, flop: 0 });
+    e.n++;
+    e.s += dt;
+    e.flop += flop;
+  };
   if (profile) {
     const k = nb.kernels as unknown as Record<string, unknown>;
     for (const name of Object.keys(k)) {
@@ -67,32 +76,23 @@ async function worker(root: string, preset: string, threads: number, steps: numb
         const r = fn(...a);
         const dt = (performance.now() - t) / 1e3;
         prof[name] = (prof[name] ?? 0) + dt;
-        if (name === 'gemm' && process.argv.includes('--shapes')) {
-          // gemm(batch, transA, transB, M, N, K, ...)
-          const [nb, ta, tb, M, N, K, alpha, , , , , , , , , beta] = a as number[];
-          const key = `${nb}x ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} M${M} N${N} K${K}${beta !== 0 ? ' beta' : ''}${alpha !== 1 ? ' alpha' : ''}`;
-          const e = (gemmShapes[key] ??= { n: 0, s: 0, flop: 0 });
-          e.n++;
-          e.s += dt;
-          e.flop += 2 * nb * M * N * K;
-        }
-        if (name !== 'gemm' && name !== 'attention' && name !== 'attentionBackward' && process.argv.includes('--sites')) {
-          // the op that called the kernel: the first stack frame in src/tensor/ops or src/nn after the kernel layers
+        if (name === 'gemm') {
+          if (wantShapes) {
+            // gemm(batch, transA, transB, M, N, K, ...)
+            const [nb, ta, tb, M, N, K, alpha, , , , , , , , , beta] = a as number[];
+            tally(`${nb}x ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'} M${M} N${N} K${K}${beta !== 0 ? ' beta' : ''}${alpha !== 1 ? ' alpha' : ''}`, dt, 2 * nb * M * N * K);
+          }
+        } else if (name === 'attention' || name === 'attentionBackward') {
+          if (wantShapes) {
+            // attention(q, k, v, out, lse, a, scores) / attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, a, scores)
+            const at = a[name === 'attention' ? 5 : 9] as { B: number; Hq: number; Hkv: number; Tq: number; Tk: number; D: number; causal: boolean; window: number; qSeg: unknown; mask: unknown };
+            tally(`${name === 'attention' ? 'attn fwd' : 'attn bwd'} B${at.B} H${at.Hq}/${at.Hkv} Tq${at.Tq} Tk${at.Tk} D${at.D}${at.causal ? ' causal' : ''}${at.window > 0 ? ` w${at.window}` : ''}${at.qSeg !== null ? ' seg' : ''}${at.mask !== null ? ' mask' : ''}`, dt, 0);
+          }
+        } else if (wantSites) {
+          // the op that called the kernel: the first stack frames outside the kernel layers
           const st = (new Error().stack ?? '').split('\n').slice(2);
           const fr = st.filter((l) => !l.includes('/kernels/') && !l.includes('hat_train_ab')).slice(0, 3).map((l) => l.trim().replace(/^at /, '').replace(/\(?file:\/\/[^ ]*\/dist\//, '').replace(/\)$/, ''));
-          const key = `${name} <- ${fr.join(' <- ')}`;
-          const e = (gemmShapes[key] ??= { n: 0, s: 0, flop: 0 });
-          e.n++;
-          e.s += dt;
-        }
-        if ((name === 'attention' || name === 'attentionBackward') && process.argv.includes('--shapes')) {
-          // attention(q, k, v, out, lse, a, scores) / attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, a, scores)
-          const at = a[name === 'attention' ? 5 : 9] as { B: number; Hq: number; Hkv: number; Tq: number; Tk: number; D: number; causal: boolean; window: number; qSeg: unknown; mask: unknown };
-          const key = `${name === 'attention' ? 'attn fwd' : 'attn bwd'} B${at.B} H${at.Hq}/${at.Hkv} Tq${at.Tq} Tk${at.Tk} D${at.D}${at.causal ? ' causal' : ''}${at.window > 0 ? ` w${at.window}` : ''}${at.qSeg !== null ? ' seg' : ''}${at.mask !== null ? ' mask' : ''}`;
-          const e = (gemmShapes[key] ??= { n: 0, s: 0, flop: 0 });
-          e.n++;
-          e.s += dt;
-          e.flop += 0;
+          tally(`${name} <- ${fr.join(' <- ')}`, dt, 0);
         }
         return r;
       };
@@ -107,7 +107,7 @@ async function worker(root: string, preset: string, threads: number, steps: numb
   for (let s = 0; s <= steps; s++) {
     if (s === 1) {
       for (const key of Object.keys(prof)) prof[key] = 0;
-      for (const key of Object.keys(gemmShapes)) delete gemmShapes[key];
+      for (const key of Object.keys(byKey)) delete byKey[key];
     }
     const t = performance.now();
     const c0 = process.cpuUsage();
@@ -137,9 +137,10 @@ async function worker(root: string, preset: string, threads: number, steps: numb
     prof['(outside kernels)'] = total - inK;
     prof['(step total)'] = total;
     res.profile = prof;
-    if (process.argv.includes('--shapes')) {
-      const rows = Object.entries(gemmShapes).sort((x, y) => y[1].s - x[1].s);
-      for (const [k, e] of rows) process.stderr.write(`${k.padEnd(34)} calls/step ${(e.n / steps).toFixed(0).padStart(4)}  ${(e.s / steps).toFixed(3)} s/step  ${(e.flop / e.s / 1e9).toFixed(1)} GFLOP/s\n`);
+    if (wantShapes || wantSites) {
+      // GFLOP/s only where the flops are counted (GEMM shapes)
+      const rows = Object.entries(byKey).sort((x, y) => y[1].s - x[1].s);
+      for (const [k, e] of rows) process.stderr.write(`${k.padEnd(34)} calls/step ${(e.n / steps).toFixed(0).padStart(4)}  ${(e.s / steps).toFixed(3)} s/step${e.flop > 0 ? `  ${(e.flop / e.s / 1e9).toFixed(1)} GFLOP/s` : ''}\n`);
     }
   }
   return res;

@@ -2,7 +2,7 @@
  * A build's modules for the A/B scripts (gemv_ab, isa_ab): each `--root` is a tfree checkout with
  * dist/ and the native addon built; these load that build's code, not this checkout's.
  */
-import type { Kernels, NativeExtras } from '../src/tensor/kernels/index.js';
+import { NATIVE_ISAS, type Kernels, type NativeExtras } from '../src/tensor/kernels/index.js';
 import type { KernelFamily, NativeExtrasInternal } from '../src/tensor/kernels/native.js';
 import { rootSpec, usageError } from './argv.js';
 
@@ -37,7 +37,7 @@ export function forceKernelPath(nb: RootNative, root: string, family: KernelFami
  * each root runs (cpuInfo().paths.gemm; builds before the gemm family: paths.ops).
  */
 export async function gemmRoots(specs: string[], isa: string): Promise<{ nat: RootNative[]; paths: string[] }> {
-  const isaLevels: readonly string[] = ['generic', 'avx2', 'avx512', 'neon'];
+  const isaLevels: readonly string[] = NATIVE_ISAS;
   const nat: RootNative[] = [];
   const paths: string[] = [];
   for (const spec of specs) {
